@@ -1,0 +1,5 @@
+import sys
+
+from ccapi.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Thin HTTP route handlers: parse the request, call the sessions layer, render."""

@@ -1,0 +1,46 @@
+"""One error envelope for everything, including Sanic's own 404/405/413 and crashes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from sanic import HTTPResponse, Request
+from sanic.exceptions import SanicException
+from sanic.handlers import ErrorHandler
+from sanic.response import json
+
+from ccapi.errors import ApiError
+
+log = structlog.get_logger(__name__)
+
+_SANIC_TYPES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "invalid_request",
+                408: "invalid_request", 413: "payload_too_large"}
+
+
+def error_response(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return json({"error": {"type": type_, "message": message}}, status=status, headers=headers,
+                dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class EnvelopeErrorHandler(ErrorHandler):
+    """Renders every exception as the SPEC envelope; never a traceback, never HTML."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, ApiError):
+            return json(exception.envelope(), status=exception.status, headers=exception.headers, dumps=_dumps)
+        if isinstance(exception, SanicException):
+            status = exception.status_code
+            if status >= 500:
+                log.error("sanic_error", status=status, path=getattr(request, "path", None), error=str(exception))
+                return error_response(status, "internal", "internal error")
+            message = str(exception) if status != 404 else f"no route for {request.method} {request.path}"
+            return error_response(status, _SANIC_TYPES.get(status, "invalid_request"), message,
+                                  headers=getattr(exception, "headers", None))
+        log.exception("unhandled_error", path=getattr(request, "path", None))
+        return error_response(500, "internal", "internal error; the gateway log has the details")

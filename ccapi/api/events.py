@@ -1,0 +1,53 @@
+"""The durable event log, as pages of JSON or as a live SSE stream."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from ccapi.api.request import int_arg
+from ccapi.api.sse import send_events
+from ccapi.errors import InvalidRequest
+from ccapi.sessions import SessionService
+
+bp = Blueprint("events", url_prefix="/api/sessions")
+
+_MAX_SEQ = 2**62
+
+
+@bp.get("/<session_id:str>/events")
+async def list_events(request: Request, session_id: str) -> HTTPResponse:
+    service: SessionService = request.app.ctx.service
+    after = int_arg(request, "after", 0, 0, _MAX_SEQ)
+    limit = int_arg(request, "limit", 100, 1, 1000)
+    types = [t for t in request.args.get("types", "").split(",") if t] or None
+    events = await service.events_page(session_id, after, limit + 1, types)
+    page = events[:limit]
+    return json({
+        "object": "list",
+        "data": [event.to_dict() for event in page],
+        "has_more": len(events) > limit,
+        "last_seq": page[-1].seq if page else after,
+    })
+
+
+@bp.get("/<session_id:str>/events/stream")
+async def stream_events(request: Request, session_id: str) -> None:
+    """Replays from ``Last-Event-ID`` (or ``after``), then follows live with keep-alives."""
+    service: SessionService = request.app.ctx.service
+    await service.get(session_id)
+    after = _resume_point(request)
+    await send_events(request, service.events.follow(session_id, after, service.settings.keepalive_seconds))
+
+
+def _resume_point(request: Request) -> int:
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id is None:
+        return int_arg(request, "after", 0, 0, _MAX_SEQ)
+    try:
+        value = int(last_event_id)
+    except ValueError:
+        raise InvalidRequest("Last-Event-ID must be an event seq (an integer)") from None
+    if value < 0:
+        raise InvalidRequest("Last-Event-ID must not be negative")
+    return value

@@ -1,0 +1,46 @@
+"""``GET /`` and ``GET /healthz``: what is running, and whether it can serve."""
+
+from __future__ import annotations
+
+import claude_agent_sdk
+from claude_agent_sdk._cli_version import __cli_version__
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from ccapi import __version__
+
+bp = Blueprint("info")
+
+
+@bp.get("/")
+async def service_info(request: Request) -> HTTPResponse:
+    """Service name, versions and links; no session data, so it needs no key."""
+    settings = request.app.ctx.settings
+    return json({
+        "name": "cc-api",
+        "version": __version__,
+        "sdk_version": claude_agent_sdk.__version__,
+        "cli_version": __cli_version__,
+        "mock_model": settings.mock_model,
+        "links": {
+            "health": "/healthz", "models": "/api/models", "sessions": "/api/sessions",
+            "docs": "/docs", "openapi": "/docs/openapi.json",
+        },
+    })
+
+
+@bp.get("/healthz")
+async def healthz(request: Request) -> HTTPResponse:
+    """Liveness and readiness; open without a key so supervisors can probe it."""
+    ctx = request.app.ctx
+    database_ok = await ctx.store.ping()
+    credentials = ctx.credentials
+    return json({
+        "status": "ok" if database_ok else "unavailable",
+        "database": "ok" if database_ok else "unreachable",
+        "live_engines": ctx.pool.live_count,
+        "max_live": ctx.pool.max_live,
+        "mock_model": ctx.settings.mock_model,
+        "claude_credentials": {"found": credentials.found, "source": credentials.source,
+                               "message": credentials.message},
+    }, status=200 if database_ok else 503)

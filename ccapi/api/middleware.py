@@ -1,0 +1,50 @@
+"""Request middleware: API-key auth, request ids, one JSON log line per request."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+
+import structlog
+from sanic import HTTPResponse, Request
+
+from ccapi.errors import Unauthorized
+
+log = structlog.get_logger("ccapi.http")
+
+OPEN_PATHS = frozenset({"/", "/healthz"})
+
+
+def presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip()
+    return request.headers.get("x-api-key")
+
+
+async def authenticate(request: Request) -> None:
+    """Every route except ``/`` and ``/healthz`` needs the key when ``CC_API_KEY`` is set —
+    including ones added later and the OpenAPI docs, so nothing slips through."""
+    expected = request.app.ctx.settings.api_key
+    if not expected or request.path in OPEN_PATHS or request.method == "OPTIONS":
+        return
+    given = presented_key(request)
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <CC_API_KEY>' or 'x-api-key'")
+
+
+async def start_request(request: Request) -> None:
+    request.ctx.started = time.perf_counter()
+    request.ctx.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+
+
+async def finish_request(request: Request, response: HTTPResponse) -> None:
+    request_id = getattr(request.ctx, "request_id", None)
+    if request_id:
+        response.headers["x-request-id"] = request_id
+    started = getattr(request.ctx, "started", None)
+    log.info("request", request_id=request_id, method=request.method, path=request.path,
+             status=response.status,
+             duration_ms=round((time.perf_counter() - started) * 1000, 1) if started else None)

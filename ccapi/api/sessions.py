@@ -1,0 +1,53 @@
+"""Session routes: create, list, read, delete."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from ccapi.api.render import session_view
+from ccapi.api.request import int_arg, json_body
+from ccapi.sessions import NewSession, SessionService
+from ccapi.store import SessionRecord
+
+bp = Blueprint("sessions", url_prefix="/api/sessions")
+
+
+def _view(service: SessionService, record: SessionRecord) -> dict:
+    run = service.running(record.id)
+    return session_view(record, live=service.pool.get(record.id) is not None,
+                        running_turn_id=run.turn.id if run else None)
+
+
+@bp.post("")
+async def create_session(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    params = NewSession.from_json(json_body(request), ctx.catalog, ctx.settings.model)
+    record = await ctx.service.create(params)
+    return json(_view(ctx.service, record), status=201)
+
+
+@bp.get("")
+async def list_sessions(request: Request) -> HTTPResponse:
+    service: SessionService = request.app.ctx.service
+    limit = int_arg(request, "limit", 20, 1, 100)
+    records = await service.list(limit + 1, request.args.get("after"))
+    page = records[:limit]
+    return json({
+        "object": "list",
+        "data": [_view(service, record) for record in page],
+        "has_more": len(records) > limit,
+        "next_after": page[-1].id if len(records) > limit else None,
+    })
+
+
+@bp.get("/<session_id:str>")
+async def get_session(request: Request, session_id: str) -> HTTPResponse:
+    service: SessionService = request.app.ctx.service
+    return json(_view(service, await service.get(session_id)))
+
+
+@bp.delete("/<session_id:str>")
+async def delete_session(request: Request, session_id: str) -> HTTPResponse:
+    await request.app.ctx.service.delete(session_id)
+    return json({"id": session_id, "object": "session.deleted", "deleted": True})

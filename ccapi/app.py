@@ -1,0 +1,77 @@
+"""Builds the Sanic app: blueprints, middleware, error envelope, and the per-process
+state (store, event log, engine pool) created in a server-start listener."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from sanic import Sanic
+
+from ccapi import __version__
+from ccapi.api import events, info, models, sessions, turns
+from ccapi.api.errors import EnvelopeErrorHandler
+from ccapi.api.middleware import authenticate, finish_request, start_request
+from ccapi.catalog import ModelCatalog
+from ccapi.config import Settings
+from ccapi.engine import EnginePool
+from ccapi.engine.credentials import find_credentials
+from ccapi.sessions import EventLog, SessionService
+from ccapi.sessions.recovery import close_orphaned_turns
+from ccapi.store import open_store
+
+log = structlog.get_logger(__name__)
+
+
+def _dumps(value: Any, **_: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
+    app = Sanic(name, dumps=_dumps, loads=orjson.loads, configure_logging=False,
+                error_handler=EnvelopeErrorHandler(), env_prefix="CC_API_SANIC_")
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.RESPONSE_TIMEOUT = 24 * 3600  # a default-mode turn reply waits for the whole turn
+    app.config.OAS_TITLE = "CC API"
+    app.config.OAS_VERSION = __version__
+    app.config.OAS_DESCRIPTION = "Session-oriented HTTP gateway over the Claude Agent SDK"
+    app.config.CORS = False
+    app.ctx.settings = settings
+    app.ctx.catalog = ModelCatalog.from_setting(settings.models)
+    app.ctx.credentials = find_credentials(settings)
+
+    for module in (info, models, sessions, turns, events):
+        app.blueprint(module.bp)
+    app.on_request(start_request, priority=100)
+    app.on_request(authenticate, priority=90)
+    app.on_response(finish_request)
+
+    app.before_server_start(_start_state)
+    app.before_server_stop(_stop_state)
+    return app
+
+
+async def _start_state(app: Sanic) -> None:
+    settings: Settings = app.ctx.settings
+    app.ctx.store = store = await open_store(settings)
+    app.ctx.events = events_log = EventLog(store)
+    events_log.start()
+    app.ctx.pool = pool = EnginePool(settings.max_live, settings.idle_timeout)
+    pool.start()
+    app.ctx.service = SessionService(settings, store, events_log, pool)
+    await close_orphaned_turns(store, events_log)
+    credentials = app.ctx.credentials
+    log.info("started", host=settings.host, port=settings.port, database=str(settings.database_path),
+             mock_model=settings.mock_model, credentials_found=credentials.found,
+             credentials=credentials.message)
+    if not credentials.found:
+        log.warning("no_claude_credentials", message=credentials.message)
+
+
+async def _stop_state(app: Sanic) -> None:
+    await app.ctx.service.shutdown()
+    await app.ctx.pool.close()
+    await app.ctx.events.stop()
+    await app.ctx.store.close()
+    log.info("stopped")

@@ -1,0 +1,148 @@
+"""One typed settings object, read once from the environment.
+
+Every ``CC_API_*`` variable is parsed here and nowhere else, so a bad value fails
+at start-up with a message that names the variable instead of deep in a turn.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class ConfigError(ValueError):
+    """A setting from the environment is unusable; the message names it."""
+
+
+def default_home() -> Path:
+    """``~/.cc-api``: process state, logs and the default database unless ``CC_API_HOME`` says otherwise."""
+    return Path.home() / ".cc-api"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    home: Path = field(default_factory=default_home)
+    api_key: str | None = None
+    model: str = "claude-sonnet-4-5"
+    models: str | None = None
+    permission_mode: str = "bypassPermissions"
+    tool_permission_mode: str = "bypassPermissions"
+    max_turns: int = 8
+    tool_max_turns: int = 4
+    cwd: Path | None = None
+    session_db: Path | None = None
+    session_dir: Path | None = None
+    database_url: str | None = None
+    max_live: int = 8
+    idle_timeout: float = 600.0
+    tool_timeout: float = 300.0
+    upstream_url: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    keepalive_seconds: float = 15.0
+    mock_model: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        settings = cls(
+            host=reader.text("CC_API_HOST", cls.host),
+            port=reader.integer("CC_API_PORT", cls.port, minimum=0, maximum=65535),
+            home=reader.path("CC_API_HOME") or default_home(),
+            api_key=reader.optional("CC_API_KEY"),
+            model=reader.text("CC_API_MODEL", cls.model),
+            models=reader.optional("CC_API_MODELS"),
+            permission_mode=reader.choice("CC_API_PERMISSION_MODE", cls.permission_mode, PERMISSION_MODES),
+            tool_permission_mode=reader.choice(
+                "CC_API_TOOL_PERMISSION_MODE", cls.tool_permission_mode, PERMISSION_MODES
+            ),
+            max_turns=reader.integer("CC_API_MAX_TURNS", cls.max_turns, minimum=1),
+            tool_max_turns=reader.integer("CC_API_TOOL_MAX_TURNS", cls.tool_max_turns, minimum=1),
+            cwd=reader.path("CC_API_CWD"),
+            session_db=reader.path("CC_API_SESSION_DB"),
+            session_dir=reader.path("CC_API_SESSION_DIR"),
+            database_url=reader.optional("CC_API_DATABASE_URL"),
+            max_live=reader.integer("CC_API_MAX_LIVE", cls.max_live, minimum=1),
+            idle_timeout=reader.number("CC_API_IDLE_TIMEOUT", cls.idle_timeout),
+            tool_timeout=reader.number("CC_API_TOOL_TIMEOUT", cls.tool_timeout),
+            upstream_url=reader.optional("CC_API_UPSTREAM_URL"),
+            max_body_bytes=reader.integer("CC_API_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
+        )
+        settings.check()
+        return settings
+
+    def with_overrides(self, **changes: object) -> Settings:
+        updated = replace(self, **changes)
+        updated.check()
+        return updated
+
+    def check(self) -> None:
+        """Refuse combinations that would be unsafe rather than merely odd."""
+        if self.host not in LOOPBACK_HOSTS and not self.api_key:
+            raise ConfigError(
+                f"refusing to listen on non-loopback host {self.host!r} without CC_API_KEY: "
+                "anyone who can reach it could run tools on this machine. Set CC_API_KEY "
+                "or bind 127.0.0.1."
+            )
+
+    @property
+    def database_path(self) -> Path:
+        return self.session_db or self.home / "sessions.db"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+
+@dataclass(frozen=True)
+class _Reader:
+    env: Mapping[str, str]
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def path(self, name: str) -> Path | None:
+        value = self.optional(name)
+        return Path(value).expanduser() if value else None
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name, default)
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not an integer") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise ConfigError(f"{name}={value} is out of range")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if value <= 0:
+            raise ConfigError(f"{name}={value} must be positive")
+        return value

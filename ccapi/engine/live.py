@@ -1,0 +1,71 @@
+"""One live Claude Code process for one session, behind a small async API."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
+from claude_agent_sdk.types import Message
+
+from ccapi.engine.errors import EngineError, explain_process_failure
+from ccapi.engine.spec import EngineSpec, build_options
+
+
+class LiveEngine:
+    """Wraps a connected ``ClaudeSDKClient``. ``busy`` is set while a turn runs so the
+    pool never evicts an engine mid-turn."""
+
+    def __init__(self, spec: EngineSpec) -> None:
+        self.spec = spec
+        self.busy = False
+        self.last_used = time.monotonic()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self._client = ClaudeSDKClient(build_options(spec, self._stderr.append))
+        self._connected = False
+
+    @property
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr)
+
+    async def start(self) -> None:
+        try:
+            await self._client.connect()
+        except ClaudeSDKError as exc:
+            await self.close()
+            raise explain_process_failure(self.stderr_tail, str(exc)) from exc
+        self._connected = True
+
+    async def run(self, content: list[dict[str, Any]]) -> AsyncIterator[Message]:
+        """Send one user message and yield the SDK messages up to its result."""
+        self.last_used = time.monotonic()
+        message = {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
+        try:
+            await self._client.query(_single(message))
+            async for item in self._client.receive_response():
+                yield item
+        except ClaudeSDKError as exc:
+            raise explain_process_failure(self.stderr_tail, str(exc)) from exc
+        finally:
+            self.last_used = time.monotonic()
+
+    async def interrupt(self) -> None:
+        if self._connected:
+            try:
+                await self._client.interrupt()
+            except ClaudeSDKError as exc:
+                raise EngineError("engine_error", f"interrupt failed: {exc}") from exc
+
+    async def close(self) -> None:
+        """Stop the CLI process; safe to call twice."""
+        self._connected = False
+        try:
+            await self._client.disconnect()
+        except Exception:  # noqa: BLE001 - a dying process must not block shutdown
+            pass
+
+
+async def _single(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    yield message

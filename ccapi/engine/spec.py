@@ -1,0 +1,54 @@
+"""What the engine needs to know to run one session, and how that becomes SDK options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from claude_agent_sdk import ClaudeAgentOptions
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything a live engine is built from; the sessions layer fills it in."""
+
+    session_id: str
+    model: str
+    system_prompt: str | None
+    cwd: str | None
+    permission_mode: str
+    max_turns: int
+    resume: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgentOptions:
+    """``include_partial_messages`` gives token-level ``message.delta`` events; ``stderr``
+    lets failures name their cause (e.g. the root/bypassPermissions refusal)."""
+    return ClaudeAgentOptions(
+        model=spec.model,
+        system_prompt=spec.system_prompt,
+        cwd=spec.cwd,
+        permission_mode=spec.permission_mode,  # type: ignore[arg-type]
+        max_turns=spec.max_turns,
+        resume=spec.resume,
+        include_partial_messages=True,
+        env=dict(spec.env),
+        stderr=stderr,
+        setting_sources=[],
+    )
+
+
+MOCK_API_KEY = "cc-api-mock-model"
+
+
+def engine_environment(upstream_url: str | None, mock_model: bool = False) -> dict[str, str]:
+    """Environment for every Claude Code child: no telemetry or update checks from a
+    daemon, the configured upstream when there is one, and a dummy key for the mock so
+    a real key is never sent to it."""
+    env = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    if upstream_url:
+        env["ANTHROPIC_BASE_URL"] = upstream_url
+    if mock_model:
+        env["ANTHROPIC_API_KEY"] = MOCK_API_KEY
+    return env

@@ -1,0 +1,182 @@
+"""SDK messages → the SPEC's event vocabulary, plus the turn's outcome.
+
+One ``TurnTranslator`` per turn: it remembers which tool uses belong to Claude Code's
+own tools (so their results become ``agent_tool.completed``) and what the result said.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_agent_sdk.types import (
+    AssistantMessage,
+    Message,
+    ResultMessage,
+    StreamEvent,
+    SystemMessage,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+
+from ccapi.events import EventType
+
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+_AUTH_HINT = (
+    "Claude rejected the credentials (or found none). Set ANTHROPIC_API_KEY in the gateway's "
+    "environment, log in once with `claude login`, or point CC_API_UPSTREAM_URL at a compatible API; "
+    "`cc-api run --mock-model` tries the API without an account."
+)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    type: EventType
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    status: str
+    output: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+    duration_ms: int | None = None
+    stop_reason: str | None = None
+    error: dict[str, str] | None = None
+
+
+def content_block(block: Any) -> dict[str, Any] | None:
+    """An SDK content block as the Anthropic-shaped dict clients already know."""
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ThinkingBlock):
+        return {"type": "thinking", "thinking": block.thinking}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    if isinstance(block, ToolResultBlock):
+        return {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": block.content,
+                "is_error": bool(block.is_error)}
+    return None
+
+
+def normalise_usage(usage: dict[str, Any] | None) -> dict[str, int]:
+    usage = usage or {}
+    return {key: int(usage.get(key) or 0) for key in USAGE_KEYS}
+
+
+class TurnTranslator:
+    def __init__(self, client_tool_prefix: str | None = None) -> None:
+        self._client_tool_prefix = client_tool_prefix
+        self._agent_tools: set[str] = set()
+        self._output: list[dict[str, Any]] = []
+        self._assistant_error: tuple[str, str] | None = None
+        self.sdk_session_id: str | None = None
+        self.result: ResultMessage | None = None
+
+    def feed(self, message: Message) -> list[EngineEvent]:
+        if isinstance(message, StreamEvent):
+            return self._stream_event(message)
+        if isinstance(message, AssistantMessage):
+            return self._assistant(message)
+        if isinstance(message, UserMessage):
+            return self._user(message)
+        if isinstance(message, SystemMessage):
+            return self._system(message)
+        if isinstance(message, ResultMessage):
+            self.result = message
+            self.sdk_session_id = message.session_id or self.sdk_session_id
+        return []
+
+    def _stream_event(self, message: StreamEvent) -> list[EngineEvent]:
+        event = message.event
+        if event.get("type") != "content_block_delta" or message.parent_tool_use_id:
+            return []
+        delta = event.get("delta") or {}
+        if delta.get("type") == "text_delta":
+            return [EngineEvent(EventType.MESSAGE_DELTA, {"index": event.get("index", 0), "text": delta["text"]})]
+        if delta.get("type") == "thinking_delta":
+            return [EngineEvent(EventType.THINKING_DELTA, {"index": event.get("index", 0),
+                                                           "thinking": delta["thinking"]})]
+        return []
+
+    def _assistant(self, message: AssistantMessage) -> list[EngineEvent]:
+        if message.error:
+            text = " ".join(b.text for b in message.content if isinstance(b, TextBlock))
+            self._assistant_error = (message.error, text)
+            return []
+        events: list[EngineEvent] = []
+        blocks = [b for b in (content_block(block) for block in message.content) if b is not None]
+        if message.parent_tool_use_id is None:
+            self._output.extend(b for b in blocks if b["type"] in ("text", "thinking"))
+        events.append(EngineEvent(EventType.MESSAGE_COMPLETED, {
+            "message_id": message.message_id, "model": message.model, "content": blocks,
+            "parent_tool_use_id": message.parent_tool_use_id,
+        }))
+        for block in message.content:
+            if isinstance(block, ToolUseBlock) and not self._is_client_tool(block.name):
+                self._agent_tools.add(block.id)
+                events.append(EngineEvent(EventType.AGENT_TOOL_STARTED, {
+                    "tool_use_id": block.id, "name": block.name, "input": block.input,
+                }))
+        return events
+
+    def _user(self, message: UserMessage) -> list[EngineEvent]:
+        if isinstance(message.content, str):
+            return []
+        return [
+            EngineEvent(EventType.AGENT_TOOL_COMPLETED, {
+                "tool_use_id": block.tool_use_id, "content": block.content, "is_error": bool(block.is_error),
+            })
+            for block in message.content
+            if isinstance(block, ToolResultBlock) and block.tool_use_id in self._agent_tools
+        ]
+
+    def _system(self, message: SystemMessage) -> list[EngineEvent]:
+        if message.subtype == "init":
+            self.sdk_session_id = message.data.get("session_id") or self.sdk_session_id
+        elif message.subtype == "compact_boundary":
+            meta = message.data.get("compact_metadata") or {}
+            return [EngineEvent(EventType.SESSION_COMPACTED, {
+                "trigger": meta.get("trigger"), "pre_tokens": meta.get("pre_tokens"),
+                "post_tokens": meta.get("post_tokens"),
+            })]
+        return []
+
+    def _is_client_tool(self, name: str) -> bool:
+        return bool(self._client_tool_prefix) and name.startswith(self._client_tool_prefix)  # type: ignore[arg-type]
+
+    def outcome(self) -> TurnOutcome:
+        result = self.result
+        if result is None:
+            return TurnOutcome("failed", list(self._output),
+                               error={"type": "engine_error", "message": "Claude Code ended the turn without a result"})
+        common = {
+            "output": list(self._output),
+            "usage": normalise_usage(result.usage),
+            "cost_usd": result.total_cost_usd,
+            "duration_ms": result.duration_ms,
+            "stop_reason": result.stop_reason,
+        }
+        if result.terminal_reason in ("aborted_streaming", "aborted_tools"):
+            return TurnOutcome("interrupted", **common)
+        if not result.is_error and self._assistant_error is None:
+            return TurnOutcome("completed", **common)
+        return TurnOutcome("failed", **common, error=self._error(result))
+
+    def _error(self, result: ResultMessage) -> dict[str, str]:
+        if self._assistant_error is not None:
+            kind, text = self._assistant_error
+            message = _AUTH_HINT + f" (Claude Code said: {text})" if kind == "authentication_failed" else text
+            return {"type": "upstream_error", "message": message or kind, "reason": kind}
+        if result.subtype == "error_max_turns":
+            return {"type": "max_turns", "message": f"the turn stopped after {result.num_turns} model turns "
+                    "(max_turns); send another turn to continue"}
+        if result.api_error_status:
+            return {"type": "upstream_error", "message": result.result or f"upstream HTTP {result.api_error_status}"}
+        detail = "; ".join(result.errors or []) or result.result or result.subtype
+        return {"type": "engine_error", "message": detail}

@@ -1,0 +1,61 @@
+"""The event vocabulary: every observable thing a session does is one of these.
+
+Events are the contract with clients (SPEC "Events"): the log, the SSE stream and
+the turn replies are all built from them, so names live in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class EventType(enum.StrEnum):
+    SESSION_CREATED = "session.created"
+    SESSION_COMPACTED = "session.compacted"
+    TURN_STARTED = "turn.started"
+    TURN_REQUIRES_ACTION = "turn.requires_action"
+    TURN_COMPLETED = "turn.completed"
+    TURN_INTERRUPTED = "turn.interrupted"
+    TURN_FAILED = "turn.failed"
+    MESSAGE_DELTA = "message.delta"
+    MESSAGE_COMPLETED = "message.completed"
+    THINKING_DELTA = "thinking.delta"
+    AGENT_TOOL_STARTED = "agent_tool.started"
+    AGENT_TOOL_COMPLETED = "agent_tool.completed"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+
+
+TERMINAL_TURN_EVENTS = frozenset(
+    {EventType.TURN_COMPLETED, EventType.TURN_INTERRUPTED, EventType.TURN_FAILED}
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a session's durable log; ``seq`` is gap-free per session."""
+
+    seq: int
+    type: str
+    session_id: str
+    turn_id: str | None
+    created_at: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "seq": self.seq,
+            "type": self.type,
+            "session_id": self.session_id,
+            "created_at": self.created_at,
+            "data": self.data,
+        }
+        if self.turn_id is not None:
+            body["turn_id"] = self.turn_id
+        return body
+
+    @property
+    def ends_turn(self) -> bool:
+        return self.type in TERMINAL_TURN_EVENTS or self.type == EventType.TURN_REQUIRES_ACTION

@@ -1,0 +1,23 @@
+"""Identifiers and timestamps. Ids are validated before they touch a query or a path."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def is_safe_id(value: str) -> bool:
+    """True for ids made only of ``[A-Za-z0-9_-]``: no dots, slashes or NULs can reach a path."""
+    return bool(_SAFE_ID.match(value))
+
+
+def utcnow() -> str:
+    """ISO-8601 UTC with milliseconds; sorts lexically in time order."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

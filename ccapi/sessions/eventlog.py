@@ -1,0 +1,166 @@
+"""The one event sink: allocates gap-free ``seq`` numbers, batches writes, and
+publishes to live subscribers only what the store has committed.
+
+Publishing after the commit is what makes "acknowledged" mean "durable": a client
+can never have seen an event that a crash then loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import structlog
+
+from ccapi.events import Event
+from ccapi.ids import utcnow
+from ccapi.store import SqlStore
+
+log = structlog.get_logger(__name__)
+
+#: ``follow`` yields this when nothing happened for a keep-alive interval.
+KEEPALIVE = None
+
+
+class Subscription:
+    """A bounded live queue for one session. A subscriber that falls behind is marked
+    ``lagged`` instead of growing memory; it then catches up from the store."""
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.lagged = False
+
+    def offer(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.lagged = True
+
+
+class EventLog:
+    def __init__(self, store: SqlStore, batch_size: int = 256, batch_window: float = 0.01) -> None:
+        self._store = store
+        self._batch_size = batch_size
+        self._batch_window = batch_window
+        self._next_seq: dict[str, int] = {}
+        self._seq_lock = asyncio.Lock()
+        self._pending: list[Event] = []
+        self._emitted = 0
+        self._committed = 0
+        self._wakeup = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_forever(), name="ccapi-event-flusher")
+
+    async def stop(self) -> None:
+        await self.flush()
+        if self._flusher:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    # -- writing ---------------------------------------------------------------
+    async def emit(self, session_id: str, turn_id: str | None, type_: str, data: dict[str, Any]) -> Event:
+        """Queue one event; it is durable (and visible to subscribers) after the next batch commits."""
+        seq = await self._allocate(session_id)
+        event = Event(seq, str(type_), session_id, turn_id, utcnow(), data)
+        self._pending.append(event)
+        self._emitted += 1
+        self._wakeup.set()
+        return event
+
+    async def flush(self) -> None:
+        """Wait until every event emitted so far is committed and published."""
+        target = self._emitted
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._committed >= target)
+
+    async def _allocate(self, session_id: str) -> int:
+        if session_id not in self._next_seq:
+            async with self._seq_lock:
+                if session_id not in self._next_seq:
+                    self._next_seq[session_id] = await self._store.max_seq(session_id) + 1
+        seq = self._next_seq[session_id]
+        self._next_seq[session_id] = seq + 1
+        return seq
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            if len(self._pending) < self._batch_size:
+                await asyncio.sleep(self._batch_window)
+            self._wakeup.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                await self._store.append_events(batch)
+            except Exception:
+                log.exception("event_batch_write_failed", events=len(batch))
+                self._pending = batch + self._pending
+                self._wakeup.set()
+                await asyncio.sleep(0.5)
+                continue
+            self._publish(batch)
+            async with self._progress:
+                self._committed += len(batch)
+                self._progress.notify_all()
+
+    # -- reading ---------------------------------------------------------------
+    def _publish(self, events: Iterable[Event]) -> None:
+        for event in events:
+            for subscription in self._subscribers.get(event.session_id, ()):
+                subscription.offer(event)
+
+    @contextlib.contextmanager
+    def subscribe(self, session_id: str):  # type: ignore[no-untyped-def]
+        subscription = Subscription()
+        self._subscribers.setdefault(session_id, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribers = self._subscribers.get(session_id)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._subscribers[session_id]
+
+    async def follow(self, session_id: str, after: int, keepalive: float) -> AsyncIterator[Event | None]:
+        """Every event after ``after`` exactly once and in order: the stored log first,
+        then the live tail. Yields ``KEEPALIVE`` after ``keepalive`` seconds of quiet.
+
+        Subscribing before reading the store closes the gap between replay and live; any
+        hole in the live feed (a lagged queue) is refilled from the store.
+        """
+        last = after
+        with self.subscribe(session_id) as subscription:
+            while True:
+                subscription.lagged = False
+                replay = await self._store.list_events(session_id, after=last, limit=500)
+                for event in replay:
+                    yield event
+                    last = event.seq
+                if len(replay) == 500:
+                    continue
+                while True:
+                    try:
+                        event = await asyncio.wait_for(subscription.queue.get(), keepalive)
+                    except TimeoutError:
+                        yield KEEPALIVE
+                        continue
+                    if event.seq <= last:
+                        continue
+                    if subscription.lagged or event.seq != last + 1:
+                        break
+                    yield event
+                    last = event.seq
+
+    def forget(self, session_id: str) -> None:
+        """Drop a deleted session's counter so a reused id could never continue old numbering."""
+        self._next_seq.pop(session_id, None)

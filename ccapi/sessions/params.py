@@ -1,0 +1,113 @@
+"""Typed, validated request parameters for the sessions layer.
+
+The API hands raw JSON in; what comes out is checked, normalised and frozen, so the
+rest of the code never re-validates a field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ccapi.catalog import ModelCatalog
+from ccapi.config import PERMISSION_MODES
+from ccapi.errors import InvalidRequest
+from ccapi.sessions.inputs import parse_input
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode"}
+_TURN_FIELDS = {"input", "stream", "background"}
+
+
+@dataclass(frozen=True)
+class NewSession:
+    model: str
+    system_prompt: str | None
+    tools: tuple[dict[str, Any], ...]
+    metadata: dict[str, Any]
+    max_turns: int | None
+    cwd: str | None
+    permission_mode: str | None
+
+    @classmethod
+    def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str) -> NewSession:
+        body = _object(body, _SESSION_FIELDS)
+        requested = body.get("model") or default_model
+        if not isinstance(requested, str):
+            raise InvalidRequest("model must be a string")
+        model = catalog.resolve(requested)
+        if model is None:
+            raise InvalidRequest(f"unknown model {requested!r}; GET /api/models lists the known ones",
+                                 {"model": requested})
+        system_prompt = body.get("system_prompt")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise InvalidRequest("system_prompt must be a string")
+        metadata = body.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise InvalidRequest("metadata must be an object")
+        max_turns = body.get("max_turns")
+        if max_turns is not None and (not isinstance(max_turns, int) or isinstance(max_turns, bool)
+                                      or not 1 <= max_turns <= 1000):
+            raise InvalidRequest("max_turns must be an integer between 1 and 1000")
+        permission_mode = body.get("permission_mode")
+        if permission_mode is not None and permission_mode not in PERMISSION_MODES:
+            raise InvalidRequest(f"permission_mode must be one of {', '.join(PERMISSION_MODES)}")
+        cwd = body.get("cwd")
+        if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not Path(cwd).is_dir()):
+            raise InvalidRequest("cwd must be the absolute path of an existing directory")
+        return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode)
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    content: tuple[dict[str, Any], ...]
+    stream: bool
+    background: bool
+
+    @classmethod
+    def from_json(cls, body: Any, wants_sse: bool = False) -> TurnRequest:
+        body = _object(body, _TURN_FIELDS)
+        if "input" not in body:
+            raise InvalidRequest("input is required")
+        stream, background = body.get("stream", wants_sse), body.get("background", False)
+        if not isinstance(stream, bool) or not isinstance(background, bool):
+            raise InvalidRequest("stream and background must be booleans")
+        if stream and background:
+            raise InvalidRequest("choose one of stream and background")
+        return cls(tuple(parse_input(body["input"])), stream, background)
+
+
+def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", {"allowed": sorted(allowed)})
+    return body
+
+
+def _tools(value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        raise InvalidRequest("tools must be a list of {name, description, input_schema}")
+    seen: set[str] = set()
+    tools = []
+    for index, tool in enumerate(value):
+        where = f"tools[{index}]"
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"{where} must be an object")
+        name, description, schema = tool.get("name"), tool.get("description", ""), tool.get("input_schema")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise InvalidRequest(f"{where}.name must match [A-Za-z0-9_-]{{1,64}}")
+        if name in seen:
+            raise InvalidRequest(f"{where}.name {name!r} is declared twice")
+        if not isinstance(description, str):
+            raise InvalidRequest(f"{where}.description must be a string")
+        if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+            raise InvalidRequest(f"{where}.input_schema must be a JSON schema object with type 'object'")
+        seen.add(name)
+        tools.append({"name": name, "description": description, "input_schema": schema})
+    return tuple(tools)

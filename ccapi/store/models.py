@@ -1,0 +1,84 @@
+"""peewee models. Bound at run time through ``database_proxy`` so one set of models
+serves SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import peewee
+
+database_proxy = peewee.DatabaseProxy()
+
+
+class JSONField(peewee.TextField):
+    """JSON stored as text: portable across SQLite and PostgreSQL, encoded with orjson."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else orjson.dumps(value).decode()
+
+    def python_value(self, value: str | None) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+
+
+class SessionRow(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=64)
+    created_at = peewee.CharField(index=True)
+    updated_at = peewee.CharField()
+    model = peewee.CharField()
+    system_prompt = peewee.TextField(null=True)
+    tools = JSONField(default=list)
+    metadata = JSONField(default=dict)
+    max_turns = peewee.IntegerField(null=True)
+    cwd = peewee.TextField(null=True)
+    permission_mode = peewee.CharField(null=True)
+    status = peewee.CharField(default="idle")
+    sdk_session_id = peewee.CharField(null=True)
+    turn_count = peewee.IntegerField(default=0)
+    last_seq = peewee.IntegerField(default=0)
+    usage = JSONField(default=dict)
+
+    class Meta:
+        table_name = "sessions"
+
+
+class TurnRow(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=64)
+    session_id = peewee.CharField(index=True, max_length=64)
+    number = peewee.IntegerField()
+    status = peewee.CharField()
+    input = JSONField()
+    created_at = peewee.CharField()
+    completed_at = peewee.CharField(null=True)
+    output = JSONField(default=list)
+    tool_calls = JSONField(default=list)
+    usage = JSONField(default=dict)
+    cost_usd = peewee.FloatField(null=True)
+    duration_ms = peewee.IntegerField(null=True)
+    stop_reason = peewee.CharField(null=True)
+    error = JSONField(null=True)
+    last_event_seq = peewee.IntegerField(null=True)
+
+    class Meta:
+        table_name = "turns"
+
+
+class EventRow(BaseModel):
+    session_id = peewee.CharField(max_length=64)
+    seq = peewee.IntegerField()
+    type = peewee.CharField()
+    turn_id = peewee.CharField(null=True, max_length=64)
+    created_at = peewee.CharField()
+    data = JSONField()
+
+    class Meta:
+        table_name = "events"
+        primary_key = peewee.CompositeKey("session_id", "seq")
+
+
+ALL_MODELS = (SessionRow, TurnRow, EventRow)

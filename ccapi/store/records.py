@@ -1,0 +1,44 @@
+"""Plain frozen records that cross the store boundary, so no peewee row leaks upward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    created_at: str
+    updated_at: str
+    model: str
+    system_prompt: str | None
+    tools: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    max_turns: int | None
+    cwd: str | None
+    permission_mode: str | None
+    status: str
+    sdk_session_id: str | None
+    turn_count: int
+    last_seq: int
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    id: str
+    session_id: str
+    number: int
+    status: str
+    input: Any
+    created_at: str
+    completed_at: str | None = None
+    output: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    cost_usd: float | None = None
+    duration_ms: int | None = None
+    stop_reason: str | None = None
+    error: dict[str, Any] | None = None
+    last_event_seq: int | None = None
