@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccapi.testing import MockModel
+from tests.gateway import Gateway
+
+
+@pytest.fixture(scope="session")
+def mock_model() -> Iterator[MockModel]:
+    """The bundled mock Anthropic API on a free loopback port, shared by the whole run."""
+    with MockModel() as mock:
+        yield mock
+
+
+@pytest.fixture(autouse=True)
+def _fresh_mock(request: pytest.FixtureRequest) -> None:
+    if "mock_model" in request.fixturenames:
+        mock = request.getfixturevalue("mock_model")
+        mock.clear()
+        mock.clear_script()
+
+
+@pytest.fixture(scope="module")
+def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One real gateway per test module, on the mock model."""
+    gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url).start()
+    yield gw
+    gw.stop()
+    assert gw.leftover_processes() == [], "a Claude CLI process outlived the gateway"
+
+
+@pytest.fixture
+def make_gateway(mock_model: MockModel, tmp_path: Path) -> Iterator:
+    """Factory for gateways with their own settings; all are stopped after the test."""
+    started: list[Gateway] = []
+
+    def make(mock: bool = True, **env: str) -> Gateway:
+        gw = Gateway(tmp_path / f"gw{len(started)}", mock_model.url if mock else None, **env)
+        started.append(gw)
+        return gw.start()
+
+    yield make
+    for gw in started:
+        gw.stop()
+        assert gw.leftover_processes() == [], "a Claude CLI process outlived the gateway"

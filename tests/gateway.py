@@ -1,0 +1,151 @@
+"""Run the real gateway (``python -m ccapi run``) as a subprocess for integration tests.
+
+Each gateway gets its own ``CC_API_HOME`` and a private ``HOME``/``CLAUDE_CONFIG_DIR`` so
+the Claude Code CLI never touches a real login, and runs in its own process group so a
+test can prove that nothing (no Claude CLI child) outlives it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
+    """The offline Claude environment every test gateway runs in (SPEC "Testing without Claude")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CC_API_", "ANTHROPIC_", "CLAUDE"))}
+    env.update({
+        "HOME": str(home / "user"),
+        "CLAUDE_CONFIG_DIR": str(home / "user" / ".claude"),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "IS_SANDBOX": "1",
+        "CC_API_HOME": str(home / "cc-api"),
+        "ANTHROPIC_API_KEY": "test-dummy-key",
+    })
+    if mock_url:
+        env["CC_API_UPSTREAM_URL"] = mock_url
+    return env
+
+
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Live processes whose environment has ``name=value``: how a test finds leaked CLI children."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if state != "Z" and needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+class Gateway:
+    def __init__(self, home: Path, mock_url: str | None, **env: str) -> None:
+        self.home = home
+        self.port = free_port()
+        self.env = test_environment(home, mock_url)
+        self.env["CC_API_PORT"] = str(self.port)
+        self.env.update(env)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = home / f"gateway-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.base_url, timeout=60)
+
+    def start(self) -> Gateway:
+        (self.home / "user").mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ccapi", "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=self.home,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway did not become healthy:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        """Stop the gateway and everything it started; a kill of the group is the backstop."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(5)
+        self.process = None
+
+    def restart(self) -> Gateway:
+        self.stop()
+        return self.start()
+
+    def leftover_processes(self) -> list[int]:
+        return pids_with_env("CC_API_HOME", self.env["CC_API_HOME"])
+
+    # -- HTTP helpers ------------------------------------------------------------
+    def create_session(self, **body: Any) -> dict[str, Any]:
+        response = self.client.post("/api/sessions", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def turn(self, session_id: str, text: Any, **body: Any) -> dict[str, Any]:
+        response = self.client.post(f"/api/sessions/{session_id}/turns", json={"input": text, **body})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def events(self, session_id: str, after: int = 0) -> list[dict[str, Any]]:
+        response = self.client.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": 1000})
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Parse an SSE line stream into ``{"id", "event", "data"}`` dicts; comments are yielded as
+    ``{"comment": text}`` so tests can see keep-alives."""
+    current: dict[str, Any] = {}
+    for line in lines:
+        if line == "":
+            if current:
+                if "data" in current:
+                    current["data"] = orjson.loads(current["data"])
+                yield current
+                current = {}
+            continue
+        if line.startswith(":"):
+            yield {"comment": line[1:].strip()}
+            continue
+        field, _, value = line.partition(":")
+        current[field] = value.removeprefix(" ")

@@ -1,0 +1,107 @@
+"""SSE: streamed turns, reconnect with Last-Event-ID, background turns, keep-alives."""
+
+from __future__ import annotations
+
+import httpx
+
+from ccapi.testing import MockModel, Reply
+from tests.gateway import Gateway, sse_events
+
+LONG_TEXT = " ".join(f"word{n}" for n in range(60))
+
+
+def test_stream_delivers_deltas_before_completion(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(text=LONG_TEXT, chunk_delay=0.01))
+    session = gateway.create_session()
+    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/turns",
+                               json={"input": "stream please", "stream": True}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        frames = [f for f in sse_events(response.iter_lines()) if "event" in f]
+
+    types = [f["event"] for f in frames]
+    assert types[0] == "turn.started" and types[-1] == "turn.completed"
+    deltas = [f for f in frames if f["event"] == "message.delta"]
+    assert len(deltas) > 5
+    assert types.index("message.delta") < types.index("turn.completed")
+    assert "".join(f["data"]["data"]["text"] for f in deltas) == LONG_TEXT
+    assert [int(f["id"]) for f in frames] == [f["data"]["seq"] for f in frames]
+    # the stream and the durable log agree
+    logged = [e for e in gateway.events(session["id"]) if e.get("turn_id") == frames[0]["data"]["turn_id"]]
+    assert [e["seq"] for e in logged] == [f["data"]["seq"] for f in frames]
+
+
+def test_reconnect_with_last_event_id_gets_every_later_event_once(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(text=LONG_TEXT, chunk_delay=0.03))
+    session = gateway.create_session()
+    seen: list[dict] = []
+    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/turns",
+                               json={"input": "stream then drop", "stream": True}) as response:
+        for frame in sse_events(response.iter_lines()):
+            if "event" in frame:
+                seen.append(frame["data"])
+            if sum(e["type"] == "message.delta" for e in seen) == 3:
+                break  # the client goes away mid-turn
+    assert seen[-1]["type"] == "message.delta"
+    last_id = seen[-1]["seq"]
+
+    with gateway.client.stream("GET", f"/api/sessions/{session['id']}/events/stream",
+                               headers={"Last-Event-ID": str(last_id)}) as response:
+        assert response.status_code == 200
+        rest = []
+        for frame in sse_events(response.iter_lines()):
+            if "event" in frame:
+                rest.append(frame["data"])
+                if frame["event"] == "turn.completed":
+                    break
+
+    assert [e["seq"] for e in rest] == list(range(last_id + 1, last_id + 1 + len(rest)))
+    whole = gateway.events(session["id"])
+    assert seen + rest == [e for e in whole if e["seq"] > seen[0]["seq"] - 1]
+    text = "".join(e["data"]["text"] for e in seen + rest if e["type"] == "message.delta")
+    assert text == LONG_TEXT
+
+
+def test_background_turn_answers_202_and_is_followed_on_the_stream(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(text="done in the background", first_byte_delay=0.5))
+    session = gateway.create_session()
+    started = gateway.client.post(f"/api/sessions/{session['id']}/turns",
+                                  json={"input": "go", "background": True})
+    assert started.status_code == 202
+    body = started.json()
+    assert body["status"] == "running" and body["turn_id"].startswith("turn_")
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["running_turn_id"] == body["turn_id"]
+
+    with gateway.client.stream("GET", body["events_url"]) as response:
+        frames = []
+        for frame in sse_events(response.iter_lines()):
+            if "event" in frame:
+                frames.append(frame)
+                if frame["event"] == "turn.completed":
+                    break
+    assert frames[0]["event"] == "turn.started" and frames[0]["data"]["turn_id"] == body["turn_id"]
+    completed = gateway.client.get(f"/api/sessions/{session['id']}/turns/{body['turn_id']}").json()
+    assert completed["status"] == "completed"
+    assert completed["output"][-1]["text"] == "done in the background"
+
+
+def test_accept_header_selects_sse(gateway: Gateway) -> None:
+    session = gateway.create_session()
+    response = gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "sse by header"},
+                                   headers={"Accept": "text/event-stream"})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert "event: turn.completed" in response.text
+
+
+def test_idle_stream_sends_keepalive_comments(make_gateway) -> None:
+    gw = make_gateway(CC_API_KEEPALIVE_SECONDS="0.2")
+    session = gw.create_session()
+    comments = []
+    with httpx.stream("GET", f"{gw.base_url}/api/sessions/{session['id']}/events/stream",
+                      params={"after": 1}, timeout=10) as response:
+        for frame in sse_events(response.iter_lines()):
+            assert "event" not in frame, "nothing happened after seq 1, so only comments may arrive"
+            comments.append(frame["comment"])
+            if comments.count("keep-alive") == 2:
+                break
+    assert comments.count("keep-alive") == 2

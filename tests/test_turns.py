@@ -1,0 +1,109 @@
+"""Sessions and incremental turns on the real SDK + CLI + mock model."""
+
+from __future__ import annotations
+
+import orjson
+
+from ccapi.testing import MockModel, Reply
+from tests.gateway import Gateway
+
+
+def _user_texts(body: dict) -> list[str]:
+    texts = []
+    for message in body["messages"]:
+        if message["role"] != "user":
+            continue
+        content = message["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        texts.extend(b["text"] for b in blocks if b.get("type") == "text")
+    return texts
+
+
+def test_three_turns_keep_context_server_side(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session(system_prompt="You are the CC API test persona.")
+    inputs = ["first question alpha", "second question beta", "third question gamma"]
+    replies = [gateway.turn(session["id"], text) for text in inputs]
+
+    assert [r["status"] for r in replies] == ["completed"] * 3
+    assert [r["output"][-1]["text"] for r in replies] == [f"mock reply: {t}" for t in inputs]
+    assert [r["number"] for r in replies] == [1, 2, 3]
+
+    main = mock_model.message_requests(include_side=False)
+    assert len(main) == 3
+    first, third = main[0].body, main[2].body
+    first_texts = " ".join(_user_texts(first))
+    assert inputs[0] in first_texts and inputs[1] not in first_texts
+    third_texts = " ".join(_user_texts(third))
+    assert all(text in third_texts for text in inputs), third_texts
+    assert "You are the CC API test persona." in orjson.dumps(third["system"]).decode()
+    # the earlier answers travelled back to the model too, from the server's own state
+    assistant = orjson.dumps([m for m in third["messages"] if m["role"] == "assistant"]).decode()
+    assert "mock reply: first question alpha" in assistant
+
+
+def test_turn_reply_reports_usage_cost_and_log_position(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session()
+    reply = gateway.turn(session["id"], "how much did this cost")
+    assert reply["usage"]["input_tokens"] > 0 and reply["usage"]["output_tokens"] > 0
+    assert reply["cost_usd"] is not None and reply["duration_ms"] >= 0
+    events = gateway.events(session["id"])
+    assert events[-1]["seq"] == reply["last_event_seq"]
+    assert events[-1]["type"] == "turn.completed"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    types = [e["type"] for e in events]
+    assert types[0] == "session.created" and types[1] == "turn.started"
+    assert "message.delta" in types and "message.completed" in types
+
+    fetched = gateway.client.get(f"/api/sessions/{session['id']}").json()
+    assert fetched["turn_count"] == 1 and fetched["status"] == "idle"
+    assert fetched["usage"]["output_tokens"] == reply["usage"]["output_tokens"]
+    turn = gateway.client.get(f"/api/sessions/{session['id']}/turns/{reply['turn_id']}").json()
+    assert turn == reply
+
+
+def test_thinking_streams_as_thinking_delta(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(thinking="Let me consider the options carefully.", text="Decided."))
+    session = gateway.create_session()
+    reply = gateway.turn(session["id"], "think first")
+    assert reply["output"][-1] == {"type": "text", "text": "Decided."}
+    thinking = [e for e in gateway.events(session["id"]) if e["type"] == "thinking.delta"]
+    assert "".join(e["data"]["thinking"] for e in thinking) == "Let me consider the options carefully."
+
+
+def test_upstream_error_fails_the_turn_and_the_session_stays_usable(gateway: Gateway, mock_model: MockModel) -> None:
+    from ccapi.testing import MockError
+
+    # Claude Code retries 400s with other request shapes; a 403 it reports straight away.
+    mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
+    session = gateway.create_session()
+    failed = gateway.turn(session["id"], "this one fails")
+    assert failed["status"] == "failed"
+    assert failed["error"]["type"] == "upstream_error"
+    assert "this key may not use that model" in failed["error"]["message"]
+    assert "ANTHROPIC_API_KEY" in failed["error"]["message"]  # says what to do about it
+    assert gateway.events(session["id"])[-1]["type"] == "turn.failed"
+
+    again = gateway.turn(session["id"], "and this one works")
+    assert again["status"] == "completed"
+    assert again["output"][-1]["text"] == "mock reply: and this one works"
+
+
+def test_sessions_list_newest_first_with_cursor(gateway: Gateway) -> None:
+    ids = [gateway.create_session(metadata={"n": n})["id"] for n in range(3)]
+    first = gateway.client.get("/api/sessions", params={"limit": 2}).json()
+    assert [s["id"] for s in first["data"]] == ids[::-1][:2]
+    assert first["has_more"] is True
+    second = gateway.client.get("/api/sessions", params={"limit": 2, "after": first["next_after"]}).json()
+    assert second["data"][0]["id"] == ids[0]
+
+
+def test_delete_removes_session_and_its_engine(gateway: Gateway) -> None:
+    session = gateway.create_session()
+    gateway.turn(session["id"], "hello")
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["live"] is True
+    live_before = gateway.client.get("/healthz").json()["live_engines"]
+    deleted = gateway.client.delete(f"/api/sessions/{session['id']}")
+    assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+    assert gateway.client.get(f"/api/sessions/{session['id']}").status_code == 404
+    assert gateway.client.get(f"/api/sessions/{session['id']}/events").status_code == 404
+    assert gateway.client.get("/healthz").json()["live_engines"] == live_before - 1
