@@ -38,7 +38,7 @@ def make_gateway(mock_model: MockModel, tmp_path: Path) -> Iterator:
     """Factory for gateways with their own settings; all are stopped after the test."""
     started: list[Gateway] = []
 
-    def make(mock: bool = True, **env: str) -> Gateway:
+    def make(mock: bool = True, **env: str | None) -> Gateway:
         gw = Gateway(tmp_path / f"gw{len(started)}", mock_model.url if mock else None, **env)
         started.append(gw)
         return gw.start()

@@ -61,12 +61,17 @@ def pids_with_env(name: str, value: str) -> list[int]:
 
 
 class Gateway:
-    def __init__(self, home: Path, mock_url: str | None, **env: str) -> None:
+    def __init__(self, home: Path, mock_url: str | None, **env: str | None) -> None:
+        """``env`` overrides the test environment; a ``None`` value removes the variable."""
         self.home = home
         self.port = free_port()
         self.env = test_environment(home, mock_url)
         self.env["CC_API_PORT"] = str(self.port)
-        self.env.update(env)
+        for name, value in env.items():
+            if value is None:
+                self.env.pop(name, None)
+            else:
+                self.env[name] = value
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = home / f"gateway-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None

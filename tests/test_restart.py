@@ -1,0 +1,31 @@
+"""The log and the sessions survive a gateway restart on the same database."""
+
+from __future__ import annotations
+
+import orjson
+
+from ccapi.testing import MockModel
+
+
+def test_restart_keeps_sessions_events_and_context(make_gateway, mock_model: MockModel) -> None:
+    gw = make_gateway()
+    session = gw.create_session(system_prompt="Remember the code word.", metadata={"owner": "tests"})
+    gw.turn(session["id"], "the code word is pelican")
+    gw.turn(session["id"], "and the colour is teal")
+    before = gw.client.get(f"/api/sessions/{session['id']}").json()
+    events_before = gw.events(session["id"])
+
+    gw.restart()
+    after = gw.client.get(f"/api/sessions/{session['id']}").json()
+    assert {k: v for k, v in after.items() if k != "live"} == {k: v for k, v in before.items() if k != "live"}
+    assert after["live"] is False  # the engine went with the old process
+    assert gw.events(session["id"]) == events_before
+    listed = gw.client.get("/api/sessions").json()["data"]
+    assert [s["id"] for s in listed] == [session["id"]]
+
+    mock_model.clear()
+    reply = gw.turn(session["id"], "what was the code word?")
+    assert reply["status"] == "completed"
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body).decode()
+    assert "the code word is pelican" in sent and "and the colour is teal" in sent
+    assert [e["seq"] for e in gw.events(session["id"])] == list(range(1, reply["last_event_seq"] + 1))
