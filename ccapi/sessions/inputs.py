@@ -91,7 +91,7 @@ def summarise(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for block in blocks:
         source = block.get("source")
         if source and source.get("type") == "base64":
-            size = len(source["data"]) * 3 // 4
+            size = len(source["data"]) * 3 // 4 - source["data"][-2:].count("=")
             block = {**block, "source": {"type": "base64", "media_type": source["media_type"], "bytes": size}}
         summary.append(block)
     return summary

@@ -1,0 +1,96 @@
+"""Pure units: settings, model names, input blocks."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from ccapi.catalog import ModelCatalog
+from ccapi.config import ConfigError, Settings
+from ccapi.errors import InvalidRequest, PayloadTooLarge
+from ccapi.sessions.inputs import parse_input, summarise
+
+
+def test_settings_read_every_variable(tmp_path) -> None:
+    settings = Settings.from_env({
+        "CC_API_HOST": "127.0.0.1", "CC_API_PORT": "9001", "CC_API_HOME": str(tmp_path),
+        "CC_API_MAX_TURNS": "3", "CC_API_TOOL_MAX_TURNS": "2", "CC_API_MAX_LIVE": "4",
+        "CC_API_IDLE_TIMEOUT": "30", "CC_API_PERMISSION_MODE": "acceptEdits",
+        "CC_API_UPSTREAM_URL": "http://127.0.0.1:9/", "CC_API_SESSION_DB": str(tmp_path / "x.db"),
+    })
+    assert (settings.port, settings.max_turns, settings.tool_max_turns, settings.max_live) == (9001, 3, 2, 4)
+    assert settings.idle_timeout == 30.0 and settings.permission_mode == "acceptEdits"
+    assert settings.database_path == tmp_path / "x.db"
+    assert Settings.from_env({"CC_API_HOME": str(tmp_path)}).database_path == tmp_path / "sessions.db"
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"CC_API_PORT": "eighty"}, "CC_API_PORT"),
+    ({"CC_API_PERMISSION_MODE": "yolo"}, "CC_API_PERMISSION_MODE"),
+    ({"CC_API_MAX_LIVE": "0"}, "CC_API_MAX_LIVE"),
+    ({"CC_API_HOST": "0.0.0.0"}, "CC_API_KEY"),
+])
+def test_bad_settings_name_the_variable(env: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        Settings.from_env(env)
+
+
+def test_public_host_is_allowed_with_a_key() -> None:
+    assert Settings.from_env({"CC_API_HOST": "0.0.0.0", "CC_API_KEY": "k"}).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("claude-sonnet-4-5", "claude-sonnet-4-5"),
+    ("sonnet", "claude-sonnet-4-5"),
+    ("opus", "claude-opus-4-6"),
+    ("anthropic/claude-opus-4.6", "claude-opus-4-6"),
+    ("Anthropic/Claude-Haiku-4.5", "claude-haiku-4-5"),
+    ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929"),
+    ("gpt-4o", None),
+    ("claude-sonnet-9", None),
+])
+def test_model_names_normalise(name: str, expected: str | None) -> None:
+    assert ModelCatalog.from_setting(None).resolve(name) == expected
+
+
+def test_models_setting_adds_models() -> None:
+    catalog = ModelCatalog.from_setting('[{"id": "claude-next", "context_window": 1000000, "aliases": ["next"]}]')
+    assert catalog.resolve("next") == "claude-next"
+    assert next(m for m in catalog.models if m.id == "claude-next").context_window == 1_000_000
+    assert ModelCatalog.from_setting("claude-a, claude-b").resolve("claude-b") == "claude-b"
+    with pytest.raises(ConfigError):
+        ModelCatalog.from_setting("[{oops")
+
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
+
+
+def test_input_blocks_validate_and_summarise() -> None:
+    blocks = parse_input([
+        {"type": "text", "text": "look"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.invalid/a.pdf"}, "title": "A"},
+    ])
+    assert [b["type"] for b in blocks] == ["text", "image", "document"]
+    assert summarise(blocks)[1]["source"] == {"type": "base64", "media_type": "image/png", "bytes": 40}
+
+
+@pytest.mark.parametrize("value", [
+    [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "!!notbase64!!"}}],
+    [{"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": PNG}}],
+    [{"type": "document", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}],
+    [{"type": "image", "source": {"type": "url", "url": "file:///etc/passwd"}}],
+    [{"type": "text", "text": ""}],
+    [42],
+    "   ",
+])
+def test_bad_input_blocks_are_invalid(value) -> None:
+    with pytest.raises(InvalidRequest):
+        parse_input(value)
+
+
+def test_oversized_image_is_too_large() -> None:
+    big = base64.b64encode(b"\0" * (5 * 1024 * 1024 + 1)).decode()
+    with pytest.raises(PayloadTooLarge):
+        parse_input([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": big}}])
