@@ -126,7 +126,7 @@ def test_tool_name_resolution_rules() -> None:
 
 
 def test_deferred_mcp_tools_named_in_the_conversation_resolve() -> None:
-    reminder = "<system-reminder>\nThe following deferred tools are now available via ToolSearch:\nmcp__client__lookup\n"
+    reminder = "<system-reminder>\nThe following deferred tools are available via ToolSearch:\nmcp__client__lookup\n"
     body = {"tools": MAIN_TOOLS, "messages": [{"role": "user", "content": [{"type": "text", "text": reminder}]}]}
     assert resolve_tool_name("lookup", body) == "mcp__client__lookup"
 
