@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from ccapi.testing import MockModel, Reply
 from tests.gateway import Gateway
@@ -27,6 +28,11 @@ def test_three_turns_keep_context_server_side(gateway: Gateway, mock_model: Mock
     assert [r["status"] for r in replies] == ["completed"] * 3
     assert [r["output"][-1]["text"] for r in replies] == [f"mock reply: {t}" for t in inputs]
     assert [r["number"] for r in replies] == [1, 2, 3]
+    # cost is per turn (Claude Code reports a running total), and the session sums the turns
+    assert 0 < replies[2]["cost_usd"] < 1.5 * replies[0]["cost_usd"]
+    totals = gateway.client.get(f"/api/sessions/{session['id']}").json()["usage"]
+    assert totals["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in replies))
+    assert totals["output_tokens"] == sum(r["usage"]["output_tokens"] for r in replies)
 
     main = mock_model.message_requests(include_side=False)
     assert len(main) == 3

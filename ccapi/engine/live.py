@@ -22,6 +22,9 @@ class LiveEngine:
         self.spec = spec
         self.busy = False
         self.last_used = time.monotonic()
+        #: Claude Code reports ``total_cost_usd`` summed over the process's life; turns
+        #: need their own share, so the engine remembers what it had already reported.
+        self.reported_cost = 0.0
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._client = ClaudeSDKClient(build_options(spec, self._stderr.append))
         self._connected = False

@@ -70,8 +70,9 @@ def normalise_usage(usage: dict[str, Any] | None) -> dict[str, int]:
 
 
 class TurnTranslator:
-    def __init__(self, client_tool_prefix: str | None = None) -> None:
+    def __init__(self, client_tool_prefix: str | None = None, prior_cost_usd: float = 0.0) -> None:
         self._client_tool_prefix = client_tool_prefix
+        self._prior_cost_usd = prior_cost_usd
         self._agent_tools: set[str] = set()
         self._output: list[dict[str, Any]] = []
         self._assistant_error: tuple[str, str] | None = None
@@ -158,7 +159,7 @@ class TurnTranslator:
         common = {
             "output": list(self._output),
             "usage": normalise_usage(result.usage),
-            "cost_usd": result.total_cost_usd,
+            "cost_usd": self.turn_cost_usd,
             "duration_ms": result.duration_ms,
             "stop_reason": result.stop_reason,
         }
@@ -167,6 +168,13 @@ class TurnTranslator:
         if not result.is_error and self._assistant_error is None:
             return TurnOutcome("completed", **common)
         return TurnOutcome("failed", **common, error=self._error(result))
+
+    @property
+    def turn_cost_usd(self) -> float | None:
+        """This turn's cost: the process-wide running total minus what earlier turns reported."""
+        if self.result is None or self.result.total_cost_usd is None:
+            return None
+        return round(max(self.result.total_cost_usd - self._prior_cost_usd, 0.0), 8)
 
     def _error(self, result: ResultMessage) -> dict[str, str]:
         if self._assistant_error is not None:

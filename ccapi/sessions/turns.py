@@ -50,6 +50,7 @@ class TurnRun:
         self.content = content
         self.started_seq = 0
         self._interrupt_reason: str | None = None
+        self._translator = TurnTranslator()
         self.task: asyncio.Task[TurnRecord] | None = None
 
     async def begin(self) -> None:
@@ -76,9 +77,8 @@ class TurnRun:
 
     async def _run(self) -> TurnRecord:
         began = time.monotonic()
-        translator = TurnTranslator()
         try:
-            outcome = await self._drive(translator)
+            outcome = await self._drive()
         except asyncio.CancelledError:
             outcome = TurnOutcome("interrupted", error={"type": "interrupted",
                                                         "message": self._interrupt_reason or "cancelled"})
@@ -87,15 +87,16 @@ class TurnRun:
             outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
         if outcome.status == "interrupted" and self._interrupt_reason:
             outcome = replace(outcome, error={"type": "interrupted", "message": self._interrupt_reason})
-        return await self._finish(outcome, translator.sdk_session_id)
+        return await self._finish(outcome, self._translator.sdk_session_id)
 
-    async def _drive(self, translator: TurnTranslator) -> TurnOutcome:
+    async def _drive(self) -> TurnOutcome:
         try:
             engine = await self.ctx.pool.acquire(self.spec)
         except PoolExhausted as exc:
             return TurnOutcome("failed", error={"type": "unavailable", "message": str(exc)})
         except EngineError as exc:
             return TurnOutcome("failed", error={"type": exc.kind, "message": exc.message})
+        translator = self._translator = TurnTranslator(prior_cost_usd=engine.reported_cost)
         try:
             async for message in engine.run(self.content):
                 for event in translator.feed(message):
@@ -105,6 +106,8 @@ class TurnRun:
             return TurnOutcome("failed", error={"type": exc.kind, "message": exc.message})
         finally:
             self.ctx.pool.release(self.session.id)
+        if translator.result is not None and translator.result.total_cost_usd is not None:
+            engine.reported_cost = translator.result.total_cost_usd
         return translator.outcome()
 
     async def _finish(self, outcome: TurnOutcome, sdk_session_id: str | None) -> TurnRecord:
