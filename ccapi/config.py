@@ -11,17 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ccapi.paths import StatePaths, default_home, home_from_env
+
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(ValueError):
     """A setting from the environment is unusable; the message names it."""
-
-
-def default_home() -> Path:
-    """``~/.cc-api``: process state, logs and the default database unless ``CC_API_HOME`` says otherwise."""
-    return Path.home() / ".cc-api"
 
 
 @dataclass(frozen=True)
@@ -55,7 +52,7 @@ class Settings:
         settings = cls(
             host=reader.text("CC_API_HOST", cls.host),
             port=reader.integer("CC_API_PORT", cls.port, minimum=0, maximum=65535),
-            home=reader.path("CC_API_HOME") or default_home(),
+            home=home_from_env(env),
             api_key=reader.optional("CC_API_KEY"),
             model=reader.text("CC_API_MODEL", cls.model),
             models=reader.optional("CC_API_MODELS"),
@@ -94,12 +91,22 @@ class Settings:
             )
 
     @property
+    def paths(self) -> StatePaths:
+        return StatePaths(self.home)
+
+    @property
     def database_path(self) -> Path:
-        return self.session_db or self.home / "sessions.db"
+        return self.session_db or self.paths.database
 
     @property
     def log_dir(self) -> Path:
-        return self.home / "logs"
+        return self.paths.log_dir
+
+    @property
+    def base_url(self) -> str:
+        """Where a local client reaches this gateway (a wildcard bind is reached on loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,88 @@
-"""structlog JSON lines to stderr and to ``$CC_API_HOME/logs/cc-api.log``."""
+"""structlog JSON lines to ``$CC_API_HOME/logs/cc-api.log`` (rotated) and, in the foreground, stderr.
+
+Every line is JSON — including what Sanic and the SDK log through the standard library — so
+``cc-api logs`` and log shippers can parse the whole file. Secret values and secret-looking
+keys are redacted before rendering, as defence in depth: no code path should log them anyway.
+"""
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
 import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import structlog
 
-LOG_FILE_NAME = "cc-api.log"
+from ccapi.paths import LOG_FILE_NAME
+
+REDACTED = "[redacted]"
+SECRET_VARIABLES = ("CC_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+SECRET_KEYS = frozenset({"authorization", "x-api-key", "api_key", "cookie", "password", "secret", "token",
+                         *(name.lower() for name in SECRET_VARIABLES)})
+_MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words; such keys are not secret anyway
+_JSON_NATIVE = (str, int, float, bool, type(None))
 
 
-def configure_logging(log_dir: Path | None, level: int = logging.INFO) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
+    values = {env.get(name, "").strip() for name in SECRET_VARIABLES}
+    return tuple(sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True))
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """A structlog processor: replaces known secret values anywhere in an event, and the values
+    of secret-looking keys, with ``[redacted]``."""
+
+    secrets: tuple[str, ...]
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        return {key: self._clean(key, value) for key, value in event.items()}
+
+    def _clean(self, key: object, value: Any) -> Any:
+        if isinstance(key, str) and key.lower() in SECRET_KEYS and value is not None:
+            return REDACTED
+        if isinstance(value, dict):
+            return {k: self._clean(k, v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._clean(None, v) for v in value]
+        if not isinstance(value, _JSON_NATIVE):
+            value = str(value)  # what the JSON renderer would print, so redact it first
+        if isinstance(value, str):
+            for secret in self.secrets:
+                value = value.replace(secret, REDACTED)
+        return value
+
+
+def configure_logging(log_dir: Path | None, level: int = logging.INFO, *, console: bool = True,
+                      secrets: Iterable[str] = ()) -> None:
+    """``console=False`` when stderr already goes to the log file (``cc-api start``, launchd)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)] if console else []
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.handlers.RotatingFileHandler(
             log_dir / LOG_FILE_NAME, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"))
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            Redactor(tuple(secrets)),
+            structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj, default=str).decode()),
+        ],
+    )
     root = logging.getLogger()
     root.handlers[:] = []
     for handler in handlers:
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(level)
     structlog.configure(
@@ -30,8 +90,7 @@ def configure_logging(log_dir: Path | None, level: int = logging.INFO) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj, default=str).decode()),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(level),

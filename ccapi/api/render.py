@@ -35,6 +35,7 @@ def turn_view(record: TurnRecord) -> dict[str, Any]:
         "object": "turn",
         "session_id": record.session_id,
         "number": record.number,
+        "kind": record.kind,
         "status": record.status,
         "output": record.output,
         "tool_calls": record.tool_calls,

@@ -44,7 +44,8 @@ async def list_sessions(request: Request) -> HTTPResponse:
 @bp.get("/<session_id:str>")
 async def get_session(request: Request, session_id: str) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
-    return json(_view(service, await service.get(session_id)))
+    record = await service.get(session_id)
+    return json({**_view(service, record), "context": await service.context_usage(record)})
 
 
 @bp.delete("/<session_id:str>")

@@ -1,6 +1,12 @@
-"""``POST /api/sessions/{id}/turns``: send new input; reply as JSON, SSE, or 202."""
+"""Turn routes: send input, continue with tool results, interrupt, compact.
+
+Input and tool results answer the same way: the turn as JSON once it settles (ends or
+pauses on client tool calls), as SSE with ``stream``, or 202 at once with ``background``.
+"""
 
 from __future__ import annotations
+
+import hashlib
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
@@ -8,8 +14,12 @@ from sanic.response import HTTPResponse, json
 from ccapi.api.render import turn_view
 from ccapi.api.request import json_body, wants_event_stream
 from ccapi.api.sse import send_events
+from ccapi.errors import InvalidRequest
 from ccapi.events import Event
-from ccapi.sessions import SessionService, TurnRequest
+from ccapi.sessions import SessionService, TurnRun
+from ccapi.sessions.params import CompactRequest, ToolResultsRequest, TurnRequest
+from ccapi.sessions.service import Idempotency
+from ccapi.store import TurnRecord
 
 bp = Blueprint("turns", url_prefix="/api/sessions")
 
@@ -17,26 +27,73 @@ bp = Blueprint("turns", url_prefix="/api/sessions")
 @bp.post("/<session_id:str>/turns")
 async def create_turn(request: Request, session_id: str) -> HTTPResponse | None:
     service: SessionService = request.app.ctx.service
-    turn_request = TurnRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
-    run = await service.start_turn(session_id, turn_request)
-    if turn_request.background:
-        return json({
-            "turn_id": run.turn.id, "object": "turn", "session_id": session_id, "status": "running",
-            "first_event_seq": run.started_seq,
-            "events_url": f"/api/sessions/{session_id}/events/stream?after={run.started_seq - 1}",
-        }, status=202)
-    if turn_request.stream:
-        turn_id = run.turn.id
-        events = service.events.follow(session_id, run.started_seq - 1, service.settings.keepalive_seconds)
-        await send_events(request, events, stop=lambda e: _ends_turn(e, turn_id))
-        return None
-    return json(turn_view(await run.wait()))
+    body = TurnRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
+    result = await service.start_turn(session_id, body, _idempotency(request))
+    if isinstance(result, TurnRecord):
+        return json(turn_view(result))
+    return await _reply(request, service, result, body.stream, body.background, result.started_seq)
 
 
-def _ends_turn(event: Event, turn_id: str) -> bool:
-    return event.turn_id == turn_id and event.ends_turn
+@bp.post("/<session_id:str>/tool-results")
+async def submit_tool_results(request: Request, session_id: str) -> HTTPResponse | None:
+    service: SessionService = request.app.ctx.service
+    body = ToolResultsRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
+    result, first_seq = await service.submit_tool_results(session_id, list(body.results), _idempotency(request))
+    if isinstance(result, TurnRecord):
+        return json(turn_view(result))
+    return await _reply(request, service, result, body.stream, body.background, first_seq or result.started_seq)
+
+
+@bp.post("/<session_id:str>/interrupt")
+async def interrupt_turn(request: Request, session_id: str) -> HTTPResponse:
+    return json(turn_view(await request.app.ctx.service.interrupt(session_id)))
+
+
+@bp.post("/<session_id:str>/compact")
+async def compact_session(request: Request, session_id: str) -> HTTPResponse:
+    """Claude Code's own compaction; reports the tokens before and after."""
+    service: SessionService = request.app.ctx.service
+    body = CompactRequest.from_json(json_body(request))
+    run = await service.compact(session_id, body.instructions)
+    record = await run.wait()
+    compaction = run.compaction or {}
+    return json({
+        "object": "compaction", "session_id": session_id, "turn_id": record.id, "status": record.status,
+        "trigger": compaction.get("trigger"), "pre_tokens": compaction.get("pre_tokens"),
+        "post_tokens": compaction.get("post_tokens"), "last_event_seq": record.last_event_seq,
+        **({"error": record.error} if record.error else {}),
+    })
 
 
 @bp.get("/<session_id:str>/turns/<turn_id:str>")
 async def get_turn(request: Request, session_id: str, turn_id: str) -> HTTPResponse:
     return json(turn_view(await request.app.ctx.service.get_turn(session_id, turn_id)))
+
+
+async def _reply(request: Request, service: SessionService, run: TurnRun, stream: bool, background: bool,
+                 from_seq: int) -> HTTPResponse | None:
+    session_id, turn_id = run.session.id, run.turn.id
+    if background:
+        return json({
+            "turn_id": turn_id, "object": "turn", "session_id": session_id, "status": "running",
+            "first_event_seq": from_seq,
+            "events_url": f"/api/sessions/{session_id}/events/stream?after={from_seq - 1}",
+        }, status=202)
+    if stream:
+        events = service.events.follow(session_id, from_seq - 1, service.settings.keepalive_seconds)
+        await send_events(request, events, stop=lambda e: _settles(e, turn_id))
+        return None
+    return json(turn_view(await run.wait()))
+
+
+def _settles(event: Event, turn_id: str) -> bool:
+    return event.turn_id == turn_id and event.ends_turn
+
+
+def _idempotency(request: Request) -> Idempotency | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+    return Idempotency(key, hashlib.sha256(request.body or b"").hexdigest())

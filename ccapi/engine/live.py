@@ -61,6 +61,16 @@ class LiveEngine:
             except ClaudeSDKError as exc:
                 raise EngineError("engine_error", f"interrupt failed: {exc}") from exc
 
+    async def context_usage(self) -> dict[str, Any] | None:
+        """The context window as Claude Code counts it, trimmed to what clients need."""
+        try:
+            usage = await self._client.get_context_usage()
+        except Exception:  # noqa: BLE001 - best effort: a session read must not fail on it
+            return None
+        return {"total_tokens": usage.get("totalTokens"), "max_tokens": usage.get("maxTokens"),
+                "raw_max_tokens": usage.get("rawMaxTokens"), "percentage": usage.get("percentage"),
+                "auto_compact": usage.get("isAutoCompactEnabled")}
+
     async def close(self) -> None:
         """Stop the CLI process; safe to call twice."""
         self._connected = False

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions
+
+from ccapi.engine.bridge import CLIENT_SERVER, ToolResolver, client_tool_names, client_tool_server
 
 
 @dataclass(frozen=True)
@@ -20,11 +23,17 @@ class EngineSpec:
     max_turns: int
     resume: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    tools: tuple[dict[str, Any], ...] = ()
+    resolve_tool: ToolResolver | None = None
 
 
 def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgentOptions:
     """``include_partial_messages`` gives token-level ``message.delta`` events; ``stderr``
-    lets failures name their cause (e.g. the root/bypassPermissions refusal)."""
+    lets failures name their cause (e.g. the root/bypassPermissions refusal). Client tools
+    are always allowed: the client, not a permission prompt, decides what they do."""
+    mcp_servers: dict[str, Any] = {}
+    if spec.tools and spec.resolve_tool is not None:
+        mcp_servers[CLIENT_SERVER] = client_tool_server(list(spec.tools), spec.resolve_tool)
     return ClaudeAgentOptions(
         model=spec.model,
         system_prompt=spec.system_prompt,
@@ -36,17 +45,25 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgen
         env=dict(spec.env),
         stderr=stderr,
         setting_sources=[],
+        mcp_servers=mcp_servers,
+        allowed_tools=client_tool_names(list(spec.tools)),
     )
 
 
 MOCK_API_KEY = "cc-api-mock-model"
 
 
-def engine_environment(upstream_url: str | None, mock_model: bool = False) -> dict[str, str]:
+def engine_environment(upstream_url: str | None, tool_timeout: float, mock_model: bool = False) -> dict[str, str]:
     """Environment for every Claude Code child: no telemetry or update checks from a
-    daemon, the configured upstream when there is one, and a dummy key for the mock so
-    a real key is never sent to it."""
-    env = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    daemon; client tools offered to the model directly (not deferred behind tool search)
+    and allowed to wait for the client longer than the gateway's own tool timeout; the
+    configured upstream when there is one, and a dummy key for the mock so a real key is
+    never sent to it."""
+    env = {
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "ENABLE_TOOL_SEARCH": "false",
+        "MCP_TOOL_TIMEOUT": str(int((tool_timeout + 60) * 1000)),
+    }
     if upstream_url:
         env["ANTHROPIC_BASE_URL"] = upstream_url
     if mock_model:

@@ -22,6 +22,7 @@ from claude_agent_sdk.types import (
     UserMessage,
 )
 
+from ccapi.engine.bridge import plain_tool_name
 from ccapi.events import EventType
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
@@ -70,10 +71,10 @@ def normalise_usage(usage: dict[str, Any] | None) -> dict[str, int]:
 
 
 class TurnTranslator:
-    def __init__(self, client_tool_prefix: str | None = None, prior_cost_usd: float = 0.0) -> None:
-        self._client_tool_prefix = client_tool_prefix
+    def __init__(self, prior_cost_usd: float = 0.0) -> None:
         self._prior_cost_usd = prior_cost_usd
         self._agent_tools: set[str] = set()
+        self._client_calls: list[dict[str, Any]] = []
         self._output: list[dict[str, Any]] = []
         self._assistant_error: tuple[str, str] | None = None
         self.sdk_session_id: str | None = None
@@ -95,7 +96,13 @@ class TurnTranslator:
 
     def _stream_event(self, message: StreamEvent) -> list[EngineEvent]:
         event = message.event
-        if event.get("type") != "content_block_delta" or message.parent_tool_use_id:
+        if message.parent_tool_use_id:
+            return []
+        if event.get("type") == "message_stop" and self._client_calls:
+            # every tool_use block of the message has been seen: the client owes results
+            calls, self._client_calls = self._client_calls, []
+            return [EngineEvent(EventType.TURN_REQUIRES_ACTION, {"tool_calls": calls})]
+        if event.get("type") != "content_block_delta":
             return []
         delta = event.get("delta") or {}
         if delta.get("type") == "text_delta":
@@ -110,16 +117,25 @@ class TurnTranslator:
             text = " ".join(b.text for b in message.content if isinstance(b, TextBlock))
             self._assistant_error = (message.error, text)
             return []
-        events: list[EngineEvent] = []
         blocks = [b for b in (content_block(block) for block in message.content) if b is not None]
+        for block in blocks:
+            if block["type"] == "tool_use":
+                block["name"] = plain_tool_name(block["name"]) or block["name"]
         if message.parent_tool_use_id is None:
             self._output.extend(b for b in blocks if b["type"] in ("text", "thinking"))
-        events.append(EngineEvent(EventType.MESSAGE_COMPLETED, {
+        events = [EngineEvent(EventType.MESSAGE_COMPLETED, {
             "message_id": message.message_id, "model": message.model, "content": blocks,
             "parent_tool_use_id": message.parent_tool_use_id,
-        }))
+        })]
         for block in message.content:
-            if isinstance(block, ToolUseBlock) and not self._is_client_tool(block.name):
+            if not isinstance(block, ToolUseBlock):
+                continue
+            client_name = plain_tool_name(block.name)
+            if client_name is not None and message.parent_tool_use_id is None:
+                call = {"tool_call_id": block.id, "name": client_name, "input": block.input}
+                self._client_calls.append(call)
+                events.append(EngineEvent(EventType.TOOL_CALL, call))
+            else:
                 self._agent_tools.add(block.id)
                 events.append(EngineEvent(EventType.AGENT_TOOL_STARTED, {
                     "tool_use_id": block.id, "name": block.name, "input": block.input,
@@ -147,9 +163,6 @@ class TurnTranslator:
                 "post_tokens": meta.get("post_tokens"),
             })]
         return []
-
-    def _is_client_tool(self, name: str) -> bool:
-        return bool(self._client_tool_prefix) and name.startswith(self._client_tool_prefix)  # type: ignore[arg-type]
 
     def outcome(self) -> TurnOutcome:
         result = self.result

@@ -15,10 +15,14 @@ from ccapi.catalog import ModelCatalog
 from ccapi.config import PERMISSION_MODES
 from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.toolcalls import ToolResult
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode"}
 _TURN_FIELDS = {"input", "stream", "background"}
+_RESULTS_FIELDS = {"results", "stream", "background"}
+_RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
+MAX_RESULTS = 128
 
 
 @dataclass(frozen=True)
@@ -71,15 +75,83 @@ class TurnRequest:
         body = _object(body, _TURN_FIELDS)
         if "input" not in body:
             raise InvalidRequest("input is required")
-        stream, background = body.get("stream", wants_sse), body.get("background", False)
-        if not isinstance(stream, bool) or not isinstance(background, bool):
-            raise InvalidRequest("stream and background must be booleans")
-        if stream and background:
-            raise InvalidRequest("choose one of stream and background")
+        stream, background = _reply_mode(body, wants_sse)
         return cls(tuple(parse_input(body["input"])), stream, background)
 
 
+@dataclass(frozen=True)
+class ToolResultsRequest:
+    results: tuple[ToolResult, ...]
+    stream: bool
+    background: bool
+
+    @classmethod
+    def from_json(cls, body: Any, wants_sse: bool = False) -> ToolResultsRequest:
+        body = _object(body, _RESULTS_FIELDS)
+        results = body.get("results")
+        if not isinstance(results, list) or not results:
+            raise InvalidRequest("results must be a non-empty list of {tool_call_id, content, is_error?}")
+        if len(results) > MAX_RESULTS:
+            raise InvalidRequest(f"at most {MAX_RESULTS} results per request", {"got": len(results)})
+        stream, background = _reply_mode(body, wants_sse)
+        return cls(tuple(_result(index, item) for index, item in enumerate(results)), stream, background)
+
+
+@dataclass(frozen=True)
+class CompactRequest:
+    instructions: str | None
+
+    @classmethod
+    def from_json(cls, body: Any) -> CompactRequest:
+        body = _object(body, {"instructions"})
+        instructions = body.get("instructions")
+        if instructions is not None and (not isinstance(instructions, str) or len(instructions) > 10_000):
+            raise InvalidRequest("instructions must be a string of at most 10,000 characters")
+        return cls(instructions.strip() or None if instructions else None)
+
+
+def _reply_mode(body: dict[str, Any], wants_sse: bool) -> tuple[bool, bool]:
+    stream, background = body.get("stream", wants_sse), body.get("background", False)
+    if not isinstance(stream, bool) or not isinstance(background, bool):
+        raise InvalidRequest("stream and background must be booleans")
+    if stream and background:
+        raise InvalidRequest("choose one of stream and background")
+    return stream, background
+
+
+def _result(index: int, item: Any) -> ToolResult:
+    where = f"results[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"{where} must be an object")
+    unknown = sorted(set(item) - _RESULT_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"{where} has unknown field(s): {', '.join(unknown)}")
+    call_id, content, is_error = item.get("tool_call_id"), item.get("content"), item.get("is_error", False)
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequest(f"{where}.tool_call_id must be a string")
+    if not isinstance(is_error, bool):
+        raise InvalidRequest(f"{where}.is_error must be a boolean")
+    if isinstance(content, list):
+        content = [_result_block(f"{where}.content[{n}]", block) for n, block in enumerate(content)]
+    elif not isinstance(content, str):
+        raise InvalidRequest(f"{where}.content must be a string or a list of text/image blocks")
+    return ToolResult(call_id, content, is_error)
+
+
+def _result_block(where: str, block: Any) -> dict[str, Any]:
+    if not isinstance(block, dict) or block.get("type") not in ("text", "image"):
+        raise InvalidRequest(f"{where} must be a text block or a base64 image block")
+    try:
+        parsed = parse_input([block])[0]
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{where}: {exc.message}") from None
+    if parsed["type"] == "image" and parsed["source"]["type"] != "base64":
+        raise InvalidRequest(f"{where}: tool results carry images as base64, not URLs")
+    return parsed
+
+
 def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
+    """The body as a dict with only ``allowed`` keys; a missing body is ``{}``."""
     if body is None:
         body = {}
     if not isinstance(body, dict):

@@ -1,29 +1,43 @@
 """Session and turn logic: the one place that decides what a request does.
 
 Routes call this; this calls the store, the event log and the engine pool. It owns the
-rule "one turn per session at a time" and the set of turns running in this process.
+rule "one turn per session at a time", the turns running in this process, and the
+routing of Claude Code's client-tool calls to the turn that is waiting for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, EngineSpec
+from ccapi.engine.bridge import ToolOutcome
 from ccapi.engine.spec import engine_environment
 from ccapi.errors import Conflict, InvalidRequest, NotFound
-from ccapi.events import EventType
+from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import NewSession, TurnRequest
+from ccapi.sessions.toolcalls import ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, SqlStore, TurnRecord
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An ``Idempotency-Key`` and the fingerprint of the request body it came with."""
+
+    key: str
+    fingerprint: str
 
 
 class SessionService:
@@ -32,9 +46,11 @@ class SessionService:
         self.store = store
         self.events = events
         self.pool = pool
-        self._ctx = TurnContext(store, events, pool)
+        self._ctx = TurnContext(store, events, pool, settings.tool_timeout)
         self._running: dict[str, TurnRun] = {}
-        self._env: Mapping[str, str] = engine_environment(settings.upstream_url, settings.mock_model)
+        self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._env: Mapping[str, str] = engine_environment(settings.upstream_url, settings.tool_timeout,
+                                                          settings.mock_model)
 
     # -- sessions --------------------------------------------------------------
     async def create(self, params: NewSession) -> SessionRecord:
@@ -68,26 +84,108 @@ class SessionService:
         run = self._running.get(session_id)
         if run is not None:
             await run.interrupt("session deleted")
-            await asyncio.wait({run.task}, timeout=10) if run.task else None
         await self.pool.discard(session_id)
         await self.events.flush()
         await self.store.delete_session(session_id)
         self.events.forget(session_id)
+        self._locks.pop(session_id, None)
+
+    async def context_usage(self, session: SessionRecord) -> dict[str, Any] | None:
+        """Context-window usage as of turn ``as_of_turn``. Measured by the live engine at
+        most once per turn (it costs Claude Code a round of token counting) and stored,
+        so an evicted or restarted session still reports its last measurement."""
+        stored = session.context
+        if stored and stored.get("as_of_turn") == session.turn_count:
+            return stored
+        engine = self.pool.get(session.id)
+        if engine is None or engine.busy or session.id in self._running:
+            return stored
+        usage = await engine.context_usage()
+        if usage is None:
+            return stored
+        usage["as_of_turn"] = session.turn_count
+        await self.store.update_session(session.id, context=usage)
+        return usage
 
     # -- turns -----------------------------------------------------------------
     def running(self, session_id: str) -> TurnRun | None:
         return self._running.get(session_id)
 
-    async def start_turn(self, session_id: str, request: TurnRequest) -> TurnRun:
+    async def start_turn(self, session_id: str, request: TurnRequest,
+                         idempotency: Idempotency | None = None) -> TurnRun | TurnRecord:
+        """Start a turn, or — for a retried ``Idempotency-Key`` — return the turn the
+        first request started (the live run while it still runs), never running twice."""
+        async with self._locks[session_id]:
+            if idempotency is not None:
+                earlier = await self._replay(session_id, idempotency)
+                if earlier is not None:
+                    return earlier
+            run = await self._start(session_id, list(request.content), kind="input")
+            if idempotency is not None:
+                await self.store.save_idempotency_key(session_id, idempotency.key, idempotency.fingerprint,
+                                                      run.turn.id, utcnow())
+            return run
+
+    async def compact(self, session_id: str, instructions: str | None) -> TurnRun:
+        session = await self.get(session_id)
+        if session.sdk_session_id is None and self.pool.get(session_id) is None:
+            raise Conflict("nothing to compact yet: the session has no conversation")
+        command = "/compact" + (f" {instructions}" if instructions else "")
+        async with self._locks[session_id]:
+            return await self._start(session_id, [{"type": "text", "text": command}], kind="compact")
+
+    async def submit_tool_results(self, session_id: str, results: list[ToolResult],
+                                  idempotency: Idempotency | None = None) -> tuple[TurnRun | TurnRecord, int]:
+        """Continue the paused turn; returns it and the seq of its first ``tool_result``."""
+        await self.get(session_id)
+        async with self._locks[session_id]:
+            if idempotency is not None:
+                earlier = await self._replay(session_id, idempotency)
+                if earlier is not None:
+                    return earlier, 0
+            run = self._running.get(session_id)
+            if run is None:
+                raise Conflict("this session is not waiting for tool results")
+            first_seq = await run.submit(results)
+            if idempotency is not None:
+                await self.store.save_idempotency_key(session_id, idempotency.key, idempotency.fingerprint,
+                                                      run.turn.id, utcnow())
+            return run, first_seq
+
+    async def interrupt(self, session_id: str) -> TurnRecord:
+        await self.get(session_id)
+        run = self._running.get(session_id)
+        if run is None:
+            raise Conflict("no turn is running in this session")
+        return await run.interrupt("interrupted by the client")
+
+    async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
+        turn = await self.store.get_turn(turn_id) if is_safe_id(turn_id) else None
+        if turn is None or turn.session_id != session_id:
+            raise NotFound(f"no turn {turn_id!r} in session {session_id!r}")
+        return turn
+
+    async def _replay(self, session_id: str, idempotency: Idempotency) -> TurnRun | TurnRecord | None:
+        found = await self.store.find_idempotency_key(session_id, idempotency.key)
+        if found is None:
+            return None
+        fingerprint, turn_id = found
+        if fingerprint != idempotency.fingerprint:
+            raise InvalidRequest("this Idempotency-Key was already used with a different request body",
+                                 {"idempotency_key": idempotency.key})
+        run = self._running.get(session_id)
+        if run is not None and run.turn.id == turn_id:
+            return run
+        return await self.get_turn(session_id, turn_id)
+
+    async def _start(self, session_id: str, content: list[dict[str, Any]], kind: str) -> TurnRun:
         session = await self.get(session_id)
         if session_id in self._running:
             raise Conflict("a turn is already running in this session; wait for it, or interrupt it",
                            {"turn_id": self._running[session_id].turn.id})
-        turn = TurnRecord(
-            id=new_id("turn"), session_id=session_id, number=session.turn_count + 1, status="running",
-            input=list(request.content), created_at=utcnow(),
-        )
-        run = TurnRun(self._ctx, session, turn, self._spec(session), list(request.content))
+        turn = TurnRecord(id=new_id("turn"), session_id=session_id, number=session.turn_count + 1,
+                          status="running", input=content, created_at=utcnow(), kind=kind)
+        run = TurnRun(self._ctx, session, turn, self._spec(session), content)
         self._running[session_id] = run
         try:
             await self.store.create_turn(turn)
@@ -97,14 +195,18 @@ class SessionService:
             self._running.pop(session_id, None)
             raise
         assert run.task is not None
-        run.task.add_done_callback(lambda _: self._running.pop(session_id, None))
+        run.task.add_done_callback(lambda _: self._forget_run(run))
         return run
 
-    async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
-        turn = await self.store.get_turn(turn_id) if is_safe_id(turn_id) else None
-        if turn is None or turn.session_id != session_id:
-            raise NotFound(f"no turn {turn_id!r} in session {session_id!r}")
-        return turn
+    def _forget_run(self, run: TurnRun) -> None:
+        if self._running.get(run.session.id) is run:
+            del self._running[run.session.id]
+
+    async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        run = self._running.get(session_id)
+        if run is None:
+            return ToolOutcome("no turn is waiting for this tool call", is_error=True)
+        return await run.desk.resolve(name, arguments)
 
     def _spec(self, session: SessionRecord) -> EngineSpec:
         has_tools = bool(session.tools)
@@ -119,24 +221,18 @@ class SessionService:
             max_turns=session.max_turns or (settings.tool_max_turns if has_tools else settings.max_turns),
             resume=session.sdk_session_id,
             env=self._env,
+            tools=tuple(session.tools),
+            resolve_tool=functools.partial(self._resolve_tool, session.id),
         )
 
     # -- events ----------------------------------------------------------------
-    async def events_page(self, session_id: str, after: int, limit: int, types: list[str] | None) -> list[Any]:
+    async def events_page(self, session_id: str, after: int, limit: int, types: list[str] | None) -> list[Event]:
         await self.get(session_id)
         return await self.store.list_events(session_id, after=after, limit=limit, types=types)
 
     # -- shutdown --------------------------------------------------------------
-    async def shutdown(self, grace: float = 8.0) -> None:
+    async def shutdown(self) -> None:
         """Interrupt running turns and record them, so a restart finds no turn left running."""
         runs = list(self._running.values())
-        for run in runs:
-            await run.interrupt("gateway shutting down")
-        tasks = {run.task for run in runs if run.task}
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=2)
+        await asyncio.gather(*(run.interrupt("gateway shutting down") for run in runs), return_exceptions=True)
         await self.events.flush()

@@ -2,6 +2,8 @@
 
 A turn runs as its own task, detached from the HTTP request that started it, so a
 client that disconnects (or asked for ``background``) never cancels Claude mid-turn.
+A turn *settles* when it ends or pauses on client tool calls; each HTTP request that
+acts on the turn waits for the next settle.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import Any
 import structlog
 
 from ccapi.engine import EngineError, EnginePool, EngineSpec, PoolExhausted, TurnOutcome, TurnTranslator
-from ccapi.events import EventType
+from ccapi.engine.bridge import ToolOutcome
+from ccapi.engine.translate import USAGE_KEYS
+from ccapi.events import Event, EventType
 from ccapi.ids import utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
+from ccapi.sessions.toolcalls import PendingCall, ToolDesk, ToolResult
 from ccapi.store import SqlStore, TurnRecord
 from ccapi.store.records import SessionRecord
-from ccapi.engine.translate import USAGE_KEYS
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +33,7 @@ _TERMINAL_EVENT = {
     "failed": EventType.TURN_FAILED,
     "interrupted": EventType.TURN_INTERRUPTED,
 }
+INTERRUPT_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class TurnContext:
     store: SqlStore
     events: EventLog
     pool: EnginePool
+    tool_timeout: float
 
 
 class TurnRun:
@@ -49,44 +55,76 @@ class TurnRun:
         self.spec = spec
         self.content = content
         self.started_seq = 0
+        self.compaction: dict[str, Any] | None = None
+        self.desk = ToolDesk(ctx.tool_timeout, self._report_timeout)
+        self.task: asyncio.Task[TurnRecord] | None = None
         self._interrupt_reason: str | None = None
         self._translator = TurnTranslator()
-        self.task: asyncio.Task[TurnRecord] | None = None
+        self._settled: asyncio.Future[TurnRecord] = asyncio.get_running_loop().create_future()
+        self._submit_lock = asyncio.Lock()
 
+    # -- lifecycle seen from the sessions layer ----------------------------------
     async def begin(self) -> None:
         """Record ``turn.started`` (so the turn's first seq is known), then run in the background."""
-        started = await self.ctx.events.emit(self.session.id, self.turn.id, EventType.TURN_STARTED, {
-            "number": self.turn.number, "input": summarise(self.content), "model": self.spec.model,
+        started = await self._emit(EventType.TURN_STARTED, {
+            "number": self.turn.number, "kind": self.turn.kind, "input": summarise(self.content),
+            "model": self.spec.model,
         })
         self.started_seq = started.seq
         self.task = asyncio.create_task(self._run(), name=f"turn-{self.turn.id}")
 
     async def wait(self) -> TurnRecord:
-        assert self.task is not None
-        return await asyncio.shield(self.task)
+        """The turn as of its next settle: finished, or paused on client tool calls."""
+        return await asyncio.shield(self._settled)
 
-    async def interrupt(self, reason: str) -> None:
-        """Ask Claude Code to stop; the turn then ends as ``turn.interrupted``."""
+    async def submit(self, results: list[ToolResult]) -> int:
+        """Hand client tool results to the waiting calls; returns the seq of the first
+        ``tool_result`` event. Nothing is applied unless the whole submission is valid."""
+        async with self._submit_lock:
+            calls = self.desk.check(results)
+            self._rearm()
+            first = 0
+            for call, result in zip(calls, results, strict=True):
+                event = await self._emit(EventType.TOOL_RESULT, {
+                    "tool_call_id": call.tool_call_id, "name": call.name, "content": result.content,
+                    "is_error": result.is_error,
+                })
+                first = first or event.seq
+            self.desk.answer(calls, results)
+            if not self.desk.waiting():
+                await self._set_status("running", tool_calls=[])
+            return first
+
+    async def interrupt(self, reason: str) -> TurnRecord:
+        """Stop the turn (also one waiting on tool results); it ends as ``turn.interrupted``."""
         self._interrupt_reason = reason
         engine = self.ctx.pool.get(self.session.id)
         if engine is not None and engine.busy:
             try:
-                await engine.interrupt()
-            except EngineError:
+                await asyncio.wait_for(engine.interrupt(), INTERRUPT_GRACE)
+            except (EngineError, TimeoutError):
                 log.warning("interrupt_failed", session_id=self.session.id, turn_id=self.turn.id)
+        self.desk.cancel_all(f"the turn was interrupted: {reason}")
+        assert self.task is not None
+        done, _ = await asyncio.wait({self.task}, timeout=INTERRUPT_GRACE)
+        if not done:
+            self.task.cancel()
+        return await asyncio.shield(self.task)
 
+    # -- the turn itself ---------------------------------------------------------
     async def _run(self) -> TurnRecord:
         began = time.monotonic()
         try:
             outcome = await self._drive()
         except asyncio.CancelledError:
-            outcome = TurnOutcome("interrupted", error={"type": "interrupted",
-                                                        "message": self._interrupt_reason or "cancelled"})
+            outcome = TurnOutcome("interrupted")
             await self.ctx.pool.discard(self.session.id)
         if outcome.duration_ms is None:
             outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
-        if outcome.status == "interrupted" and self._interrupt_reason:
-            outcome = replace(outcome, error={"type": "interrupted", "message": self._interrupt_reason})
+        if self._interrupt_reason and outcome.status in ("interrupted", "failed"):
+            outcome = replace(outcome, status="interrupted",
+                              error={"type": "interrupted", "message": self._interrupt_reason})
+        self.desk.cancel_all("the turn ended")
         return await self._finish(outcome, self._translator.sdk_session_id)
 
     async def _drive(self) -> TurnOutcome:
@@ -99,8 +137,8 @@ class TurnRun:
         translator = self._translator = TurnTranslator(prior_cost_usd=engine.reported_cost)
         try:
             async for message in engine.run(self.content):
-                for event in translator.feed(message):
-                    await self.ctx.events.emit(self.session.id, self.turn.id, event.type, event.data)
+                for item in translator.feed(message):
+                    await self._handle(item.type, item.data)
         except EngineError as exc:
             await self.ctx.pool.discard(self.session.id)
             return TurnOutcome("failed", error={"type": exc.kind, "message": exc.message})
@@ -110,6 +148,44 @@ class TurnRun:
             engine.reported_cost = translator.result.total_cost_usd
         return translator.outcome()
 
+    async def _handle(self, type_: EventType, data: dict[str, Any]) -> None:
+        if type_ == EventType.TOOL_CALL:
+            await self.desk.announce(data["tool_call_id"], data["name"], data["input"])
+        event = await self._emit(type_, data)
+        if type_ == EventType.TURN_REQUIRES_ACTION and self.desk.waiting():
+            await self._pause(event)
+        elif type_ == EventType.SESSION_COMPACTED:
+            self.compaction = data
+
+    async def _pause(self, event: Event) -> None:
+        calls = [call.view() for call in self.desk.waiting()]
+        await self.ctx.events.flush()
+        await self._set_status("requires_action", tool_calls=calls)
+        if not self._settled.done():
+            self._settled.set_result(replace(self.turn, status="requires_action", tool_calls=calls,
+                                             last_event_seq=event.seq))
+
+    async def _report_timeout(self, call: PendingCall, outcome: ToolOutcome) -> None:
+        await self._emit(EventType.TOOL_RESULT, {
+            "tool_call_id": call.tool_call_id, "name": call.name, "content": outcome.content,
+            "is_error": True, "timed_out": True,
+        })
+        if not self.desk.waiting():
+            self._rearm()
+            await self._set_status("running", tool_calls=[])
+
+    def _rearm(self) -> None:
+        """Start a new settle cycle once the previous one has been delivered."""
+        if self._settled.done():
+            self._settled = asyncio.get_running_loop().create_future()
+
+    async def _emit(self, type_: str, data: dict[str, Any]) -> Event:
+        return await self.ctx.events.emit(self.session.id, self.turn.id, type_, data)
+
+    async def _set_status(self, status: str, tool_calls: list[dict[str, Any]]) -> None:
+        await self.ctx.store.update_turn(self.turn.id, status=status, tool_calls=tool_calls)
+        await self.ctx.store.update_session(self.session.id, status=status, updated_at=utcnow())
+
     async def _finish(self, outcome: TurnOutcome, sdk_session_id: str | None) -> TurnRecord:
         data: dict[str, Any] = {
             "status": outcome.status, "stop_reason": outcome.stop_reason, "usage": outcome.usage,
@@ -117,16 +193,16 @@ class TurnRun:
         }
         if outcome.error:
             data["error"] = outcome.error
-        final = await self.ctx.events.emit(self.session.id, self.turn.id, _TERMINAL_EVENT[outcome.status], data)
+        final = await self._emit(_TERMINAL_EVENT[outcome.status], data)
         await self.ctx.events.flush()
         record = replace(
-            self.turn, status=outcome.status, completed_at=utcnow(), output=outcome.output,
+            self.turn, status=outcome.status, completed_at=utcnow(), output=outcome.output, tool_calls=[],
             usage=outcome.usage, cost_usd=outcome.cost_usd, duration_ms=outcome.duration_ms,
             stop_reason=outcome.stop_reason, error=outcome.error, last_event_seq=final.seq,
         )
         await self.ctx.store.update_turn(
             record.id, status=record.status, completed_at=record.completed_at, output=record.output,
-            usage=record.usage, cost_usd=record.cost_usd, duration_ms=record.duration_ms,
+            tool_calls=[], usage=record.usage, cost_usd=record.cost_usd, duration_ms=record.duration_ms,
             stop_reason=record.stop_reason, error=record.error, last_event_seq=record.last_event_seq,
         )
         session = await self.ctx.store.get_session(self.session.id)
@@ -139,6 +215,8 @@ class TurnRun:
         log.info("turn", session_id=self.session.id, turn_id=record.id, model=self.spec.model,
                  status=record.status, stop_reason=record.stop_reason, duration_ms=record.duration_ms,
                  cost_usd=record.cost_usd, **record.usage)
+        self._rearm()
+        self._settled.set_result(record)
         return record
 
 

@@ -42,6 +42,7 @@ class SessionRow(BaseModel):
     turn_count = peewee.IntegerField(default=0)
     last_seq = peewee.IntegerField(default=0)
     usage = JSONField(default=dict)
+    context = JSONField(null=True)
 
     class Meta:
         table_name = "sessions"
@@ -54,6 +55,7 @@ class TurnRow(BaseModel):
     status = peewee.CharField()
     input = JSONField()
     created_at = peewee.CharField()
+    kind = peewee.CharField(default="input")
     completed_at = peewee.CharField(null=True)
     output = JSONField(default=list)
     tool_calls = JSONField(default=list)
@@ -81,4 +83,18 @@ class EventRow(BaseModel):
         primary_key = peewee.CompositeKey("session_id", "seq")
 
 
-ALL_MODELS = (SessionRow, TurnRow, EventRow)
+class IdempotencyRow(BaseModel):
+    """A client's ``Idempotency-Key`` and the turn its first request acted on."""
+
+    session_id = peewee.CharField(max_length=64)
+    key = peewee.CharField(max_length=255)
+    fingerprint = peewee.CharField(max_length=64)
+    turn_id = peewee.CharField(max_length=64)
+    created_at = peewee.CharField()
+
+    class Meta:
+        table_name = "idempotency_keys"
+        primary_key = peewee.CompositeKey("session_id", "key")
+
+
+ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow)

@@ -23,6 +23,7 @@ class SessionRecord:
     turn_count: int
     last_seq: int
     usage: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class TurnRecord:
     status: str
     input: Any
     created_at: str
+    kind: str = "input"
     completed_at: str | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)

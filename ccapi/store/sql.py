@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import peewee
 
 from ccapi.events import Event
-from ccapi.store.models import ALL_MODELS, EventRow, SessionRow, TurnRow, database_proxy
+from ccapi.store.models import ALL_MODELS, EventRow, IdempotencyRow, SessionRow, TurnRow, database_proxy
 from ccapi.store.records import SessionRecord, TurnRecord
 
 T = TypeVar("T")
@@ -105,6 +105,7 @@ class SqlStore:
     def _delete_session(self, session_id: str) -> bool:
         with self._db.atomic():
             EventRow.delete().where(EventRow.session_id == session_id).execute()
+            IdempotencyRow.delete().where(IdempotencyRow.session_id == session_id).execute()
             TurnRow.delete().where(TurnRow.session_id == session_id).execute()
             return SessionRow.delete().where(SessionRow.id == session_id).execute() > 0
 
@@ -142,6 +143,18 @@ class SqlStore:
         return await self._run(
             lambda: [_turn_record(row) for row in TurnRow.select().where(TurnRow.status.in_(("running", "requires_action")))]
         )
+
+    # -- idempotency keys --------------------------------------------------------
+    async def find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None:
+        """``(fingerprint, turn_id)`` recorded for the key, if any."""
+        row = await self._run(lambda: IdempotencyRow.get_or_none(
+            (IdempotencyRow.session_id == session_id) & (IdempotencyRow.key == key)))
+        return (row.fingerprint, row.turn_id) if row else None
+
+    async def save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
+                                   created_at: str) -> None:
+        await self._run(lambda: IdempotencyRow.create(session_id=session_id, key=key, fingerprint=fingerprint,
+                                                      turn_id=turn_id, created_at=created_at))
 
     # -- events ----------------------------------------------------------------
     async def append_events(self, events: list[Event]) -> None:

@@ -1,0 +1,72 @@
+"""The client-tool bridge: tools declared by the API client, served to Claude through an
+in-process SDK MCP server owned by the gateway.
+
+Claude Code calls the tool; the handler does not run anything itself. It asks the
+``ToolResolver`` (the sessions layer) for the result, which pauses the turn until the
+client posts it. Claude Code names the tools ``mcp__client__<name>``; clients only ever
+see ``<name>``.
+
+The MCP call carries the arguments but not the model's ``tool_use`` id, so the resolver
+matches a call to the ``tool_use`` block by name and input, oldest first; identical
+calls are interchangeable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from claude_agent_sdk import SdkMcpTool, create_sdk_mcp_server
+from claude_agent_sdk.types import McpSdkServerConfig
+
+CLIENT_SERVER = "client"
+CLIENT_TOOL_PREFIX = f"mcp__{CLIENT_SERVER}__"
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What a client tool returned: text or Anthropic content blocks, and whether it failed."""
+
+    content: str | list[dict[str, Any]]
+    is_error: bool = False
+
+
+ToolResolver = Callable[[str, dict[str, Any]], Awaitable[ToolOutcome]]
+
+
+def plain_tool_name(name: str) -> str | None:
+    """``mcp__client__get_weather`` → ``get_weather``; None for any other tool."""
+    return name[len(CLIENT_TOOL_PREFIX):] if name.startswith(CLIENT_TOOL_PREFIX) else None
+
+
+def client_tool_server(tools: list[dict[str, Any]], resolve: ToolResolver) -> McpSdkServerConfig:
+    return create_sdk_mcp_server(CLIENT_SERVER, tools=[_tool(spec, resolve) for spec in tools])
+
+
+def client_tool_names(tools: list[dict[str, Any]]) -> list[str]:
+    return [CLIENT_TOOL_PREFIX + tool["name"] for tool in tools]
+
+
+def _tool(spec: dict[str, Any], resolve: ToolResolver) -> SdkMcpTool[Any]:
+    name = spec["name"]
+
+    async def handler(arguments: dict[str, Any]) -> dict[str, Any]:
+        outcome = await resolve(name, arguments)
+        return {"content": _mcp_content(outcome.content), "is_error": outcome.is_error}
+
+    return SdkMcpTool(name=name, description=spec.get("description", ""), input_schema=spec["input_schema"],
+                      handler=handler)
+
+
+def _mcp_content(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Anthropic-shaped result blocks (what clients send) as MCP content (what the SDK takes)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [_mcp_block(block) for block in content]
+
+
+def _mcp_block(block: dict[str, Any]) -> dict[str, Any]:
+    if block["type"] == "image":
+        return {"type": "image", "data": block["source"]["data"], "mimeType": block["source"]["media_type"]}
+    return {"type": "text", "text": block["text"]}

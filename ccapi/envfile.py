@@ -1,0 +1,80 @@
+"""``$CC_API_HOME/cc-api.env``: settings shared by ``cc-api run``/``start``/``status`` and the service units.
+
+systemd reads it through ``EnvironmentFile=``; launchd has no such thing, so ``cc-api run`` reads it
+itself. Values already in the process environment win, as they would over a default. The syntax is
+the common subset of systemd's ``EnvironmentFile`` and shell: ``KEY=VALUE``, optional quotes,
+whole-line ``#`` comments.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from ccapi.config import ConfigError
+from ccapi.paths import HOME_VARIABLE, StatePaths
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+EXAMPLE_ENV_FILE = """\
+# CC API settings: read by `cc-api run`, `cc-api start`, `cc-api status` and the installed service.
+# One KEY=VALUE per line; whole-line comments only. The process environment wins over this file.
+# Keep it private (mode 0600): it may hold keys. CC_API_HOME cannot be set here.
+#
+# A key clients must send (Authorization: Bearer ...); required for a non-loopback CC_API_HOST:
+# CC_API_KEY=
+# CC_API_HOST=127.0.0.1
+# CC_API_PORT=8000
+#
+# Where Claude Code's built-in tools (Read, Edit, Bash) act; the service default is your home directory:
+# CC_API_CWD=
+# CC_API_MODEL=claude-sonnet-4-5
+#
+# Claude credentials, unless this user has run `claude login`:
+# ANTHROPIC_API_KEY=
+"""
+
+
+def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not _NAME.fullmatch(name):
+            raise ConfigError(f"{source}, line {number}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[name] = value
+    values.pop(HOME_VARIABLE, None)
+    return values
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    try:
+        return parse_env_file(path.read_text(encoding="utf-8"), source=str(path))
+    except FileNotFoundError:
+        return {}
+
+
+def with_env_file(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) on top of the values from its home's env file."""
+    env = os.environ if env is None else env
+    return {**read_env_file(StatePaths.from_env(env).env_file), **env}
+
+
+def write_example_env_file(path: Path) -> bool:
+    """Create the commented example with mode 0600; an existing file is never touched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(EXAMPLE_ENV_FILE)
+    return True

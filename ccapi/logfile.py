@@ -1,0 +1,100 @@
+"""Reading the gateway's log file: the last lines, the lines since an offset, and following it
+across rotation (``RotatingFileHandler`` renames the file and starts a new one)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+_BLOCK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class LogTail:
+    lines: tuple[str, ...]
+    end: int
+    """Byte offset just after the last line read: where ``follow`` continues without a gap."""
+
+
+def tail(path: Path, count: int) -> LogTail:
+    """The last ``count`` lines, read backwards so a large log costs only what is shown."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return LogTail((), 0)
+    with file:
+        end = file.seek(0, os.SEEK_END)
+        data = b""
+        position = end
+        while position > 0 and data.count(b"\n") <= count:
+            step = min(_BLOCK, position)
+            position -= step
+            file.seek(position)
+            data = file.read(step) + data
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return LogTail(tuple(lines[-count:]) if count > 0 else (), end)
+
+
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def lines_since(path: Path, offset: int, limit: int) -> tuple[str, ...]:
+    """At most the last ``limit`` lines written after ``offset`` (all of the file if it was rotated)."""
+    try:
+        with path.open("rb") as file:
+            if file.seek(0, os.SEEK_END) >= offset:
+                file.seek(offset)
+            else:
+                file.seek(0)
+            lines = file.read().decode("utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return ()
+    return tuple(lines[-limit:])
+
+
+def follow(path: Path, offset: int = 0, poll: float = 0.25) -> Iterator[str]:
+    """Complete lines appended after ``offset``, forever; reopens the file when it is rotated
+    or truncated, and waits for it to exist."""
+    file = None
+    partial = b""
+    try:
+        while True:
+            if file is None:
+                try:
+                    file = path.open("rb")
+                except FileNotFoundError:
+                    time.sleep(poll)
+                    continue
+                file.seek(min(offset, file.seek(0, os.SEEK_END)))
+            chunk = file.read(_BLOCK)
+            if chunk:
+                partial += chunk
+                *complete, partial = partial.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", errors="replace")
+                continue
+            if _replaced(path, file):
+                file.close()
+                file, offset = None, 0
+                continue
+            time.sleep(poll)
+    finally:
+        if file is not None:
+            file.close()
+
+
+def _replaced(path: Path, file: BinaryIO) -> bool:
+    try:
+        current = path.stat()
+    except FileNotFoundError:
+        return False  # mid-rotation: keep the old handle until the new file appears
+    opened = os.fstat(file.fileno())
+    return current.st_ino != opened.st_ino or current.st_size < file.tell()
