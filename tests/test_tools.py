@@ -1,0 +1,189 @@
+"""Client tools: declared once, called by Claude, answered by the client, continued."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.gateway import Gateway, sse_events
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+TIME = {
+    "name": "get_time",
+    "description": "Local time in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def _tool_results_sent(mock: MockModel) -> list[dict]:
+    blocks = []
+    for request in mock.message_requests(include_side=False):
+        for message in request.body["messages"]:
+            if message["role"] == "user" and isinstance(message["content"], list):
+                blocks.extend(b for b in message["content"] if b.get("type") == "tool_result")
+    return blocks
+
+
+def _text(content) -> str:
+    """The tool's own text: Claude Code may append a <system-reminder> block or line after it."""
+    text = content if isinstance(content, str) else content[0]["text"]
+    return text.split("<system-reminder>")[0]
+
+
+def test_tool_call_pauses_the_turn_and_the_result_continues_it(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Vancouver"}),)),
+                      Reply(text="It is 12C in Vancouver."))
+    session = gateway.create_session(tools=[WEATHER])
+    paused = gateway.turn(session["id"], "What's the weather in Vancouver?")
+
+    assert paused["status"] == "requires_action"
+    assert len(paused["tool_calls"]) == 1
+    call = paused["tool_calls"][0]
+    assert call["name"] == "get_weather" and call["input"] == {"city": "Vancouver"}
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["status"] == "requires_action"
+
+    response = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
+                                   json={"results": [{"tool_call_id": call["tool_call_id"],
+                                                      "content": "Vancouver is 12C."}]})
+    assert response.status_code == 200, response.text
+    done = response.json()
+    assert done["status"] == "completed" and done["turn_id"] == paused["turn_id"]
+    assert done["output"][-1]["text"] == "It is 12C in Vancouver."
+
+    results = _tool_results_sent(mock_model)
+    assert [(r["tool_use_id"], _text(r["content"]).strip()) for r in results] == \
+        [(call["tool_call_id"], "Vancouver is 12C.")]
+    # the client declared the tool once; the model got it on every request, from the server
+    main = mock_model.message_requests(include_side=False)
+    assert len(main) == 2
+    assert all(any(t["name"].endswith("get_weather") for t in r.body["tools"]) for r in main)
+    types = [e["type"] for e in gateway.events(session["id"])]
+    assert types.index("tool_call") < types.index("turn.requires_action") < types.index("tool_result")
+    assert types[-1] == "turn.completed"
+    tool_call = next(e for e in gateway.events(session["id"]) if e["type"] == "tool_call")
+    assert tool_call["data"]["name"] == "get_weather"  # the client's own name, not mcp__…
+
+
+def test_parallel_calls_answered_in_one_post(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}), ToolUse("get_time", {"city": "Rome"}))),
+                      Reply(text="Oslo is cold and Rome is late."))
+    session = gateway.create_session(tools=[WEATHER, TIME])
+    paused = gateway.turn(session["id"], "weather in Oslo and time in Rome")
+    assert paused["status"] == "requires_action"
+    calls = {c["name"]: c for c in paused["tool_calls"]}
+    assert set(calls) == {"get_weather", "get_time"}
+
+    done = gateway.client.post(f"/api/sessions/{session['id']}/tool-results", json={"results": [
+        {"tool_call_id": calls["get_weather"]["tool_call_id"], "content": "Oslo: -3C"},
+        {"tool_call_id": calls["get_time"]["tool_call_id"], "content": [{"type": "text", "text": "Rome: 23:10"}]},
+    ]}).json()
+    assert done["status"] == "completed"
+    sent = {r["tool_use_id"]: _text(r["content"]).strip() for r in _tool_results_sent(mock_model)}
+    assert sent == {calls["get_weather"]["tool_call_id"]: "Oslo: -3C", calls["get_time"]["tool_call_id"]: "Rome: 23:10"}
+    last = mock_model.message_requests(include_side=False)[-1].body["messages"][-1]
+    assert {b["tool_use_id"] for b in last["content"] if b.get("type") == "tool_result"} == set(sent)
+
+
+def test_streamed_tool_turn_and_streamed_continuation(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Sunny in Lima."))
+    session = gateway.create_session(tools=[WEATHER])
+    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/turns",
+                               json={"input": "Lima?", "stream": True}) as response:
+        frames = [f for f in sse_events(response.iter_lines()) if "event" in f]
+    assert frames[-1]["event"] == "turn.requires_action"
+    call = frames[-1]["data"]["data"]["tool_calls"][0]
+    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/tool-results",
+                               json={"results": [{"tool_call_id": call["tool_call_id"], "content": "sunny"}],
+                                     "stream": True}) as response:
+        rest = [f for f in sse_events(response.iter_lines()) if "event" in f]
+    assert rest[0]["event"] == "tool_result" and rest[-1]["event"] == "turn.completed"
+    assert int(rest[0]["id"]) == int(frames[-1]["id"]) + 1
+
+
+BAD_RESULTS = [
+    ({"results": [{"tool_call_id": "toolu_unknown", "content": "x"}]}, 400, "invalid_request"),
+    ({"results": []}, 400, "invalid_request"),
+    ({"results": [{"tool_call_id": "a", "content": 5}]}, 400, "invalid_request"),
+    ({"results": [{"tool_call_id": f"id{n}", "content": "x"} for n in range(1000)]}, 400, "invalid_request"),
+]
+
+
+def test_bad_tool_results_are_rejected_and_change_nothing(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session(tools=[WEATHER])
+    nothing = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
+                                  json={"results": [{"tool_call_id": "toolu_x", "content": "x"}]})
+    assert nothing.status_code == 409 and nothing.json()["error"]["type"] == "conflict"
+
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Bern"}),)), Reply(text="ok"))
+    paused = gateway.turn(session["id"], "Bern?")
+    call_id = paused["tool_calls"][0]["tool_call_id"]
+    events_before = gateway.events(session["id"])
+    for body, status, kind in BAD_RESULTS + [
+        ({"results": [{"tool_call_id": call_id, "content": "a"}, {"tool_call_id": call_id, "content": "b"}]},
+         400, "invalid_request"),
+    ]:
+        response = gateway.client.post(f"/api/sessions/{session['id']}/tool-results", json=body)
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["type"] == kind
+    assert gateway.events(session["id"]) == events_before
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["status"] == "requires_action"
+
+    done = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
+                               json={"results": [{"tool_call_id": call_id, "content": "rainy"}]})
+    assert done.json()["status"] == "completed"
+    again = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
+                                json={"results": [{"tool_call_id": call_id, "content": "rainy"}]})
+    assert again.status_code == 409
+
+
+def test_unanswered_call_times_out_with_an_error_claude_sees(make_gateway, mock_model: MockModel) -> None:
+    gw = make_gateway(CC_API_TOOL_TIMEOUT="1")
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Quito"}),)), Reply(text="I could not check."))
+    session = gw.create_session(tools=[WEATHER])
+    paused = gw.turn(session["id"], "Quito?")
+    assert paused["status"] == "requires_action"
+    with gw.client.stream("GET", f"/api/sessions/{session['id']}/events/stream",
+                          params={"after": paused["last_event_seq"]}) as response:
+        frames = []
+        for frame in sse_events(response.iter_lines()):
+            if "event" in frame:
+                frames.append(frame["data"])
+                if frame["event"] == "turn.completed":
+                    break
+    timed_out = frames[0]
+    assert timed_out["type"] == "tool_result" and timed_out["data"]["timed_out"] is True
+    assert timed_out["data"]["is_error"] is True
+    sent = _tool_results_sent(mock_model)
+    assert sent[-1]["is_error"] is True and "did not return a result" in _text(sent[-1]["content"])
+    late = gw.client.post(f"/api/sessions/{session['id']}/tool-results",
+                          json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"],
+                                             "content": "too late"}]})
+    assert late.status_code == 409
+
+
+@pytest.mark.parametrize("tools", [
+    [{"name": "get_weather", "input_schema": {"type": "array"}}],
+    [WEATHER, WEATHER],
+    "get_weather",
+])
+def test_bad_tool_declarations_are_400(gateway: Gateway, tools) -> None:
+    response = gateway.client.post("/api/sessions", json={"tools": tools})
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request"
+
+
+def test_tool_sessions_use_the_tool_turn_limits(make_gateway, mock_model: MockModel) -> None:
+    """CC_API_TOOL_MAX_TURNS bounds a tool session's model round-trips; CC_API_MAX_TURNS does not."""
+    gw = make_gateway(CC_API_TOOL_MAX_TURNS="1", CC_API_MAX_TURNS="8")
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Bonn"}),)), Reply(text="never reached"))
+    session = gw.create_session(tools=[WEATHER])
+    paused = gw.turn(session["id"], "Bonn?")
+    done = gw.client.post(f"/api/sessions/{session['id']}/tool-results",
+                          json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"],
+                                             "content": "mild"}]}).json()
+    assert done["status"] == "failed" and done["error"]["type"] == "max_turns"
+    assert orjson.dumps(done).decode().count("never reached") == 0
