@@ -1,0 +1,163 @@
+"""Interrupt, compaction, idempotency, multimodal input and models on the real stack."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import orjson
+
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.gateway import Gateway, sse_events
+from tests.test_tools import WEATHER
+
+PNG = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002"
+    "00015e2d2a5f0000000049454e44ae426082")).decode()
+PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
+
+
+def test_interrupt_a_slow_streamed_reply_then_continue(gateway: Gateway, mock_model: MockModel) -> None:
+    slow = " ".join(f"w{n}" for n in range(400))
+    mock_model.script(Reply(text=slow, chunk_delay=0.05))
+    session = gateway.create_session()
+    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/turns",
+                               json={"input": "talk slowly", "stream": True}) as response:
+        frames: list[dict] = []
+        stopped = None
+        for frame in sse_events(response.iter_lines()):
+            if "event" not in frame:
+                continue
+            frames.append(frame)
+            if stopped is None and sum(f["event"] == "message.delta" for f in frames) == 2:
+                began = time.monotonic()
+                stopped = gateway.client.post(f"/api/sessions/{session['id']}/interrupt")
+            if frame["event"] in ("turn.interrupted", "turn.completed", "turn.failed"):
+                break
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["status"] == "interrupted"
+    assert time.monotonic() - began < 10
+    assert frames[-1]["event"] == "turn.interrupted"
+
+    after = gateway.turn(session["id"], "are you still there")
+    assert after["status"] == "completed"
+    assert after["output"][-1]["text"] == "mock reply: are you still there"
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+    assert "talk slowly" in sent  # the interrupted turn stays in the context
+
+
+def test_interrupt_while_waiting_for_tool_results(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Nice"}),)))
+    session = gateway.create_session(tools=[WEATHER])
+    paused = gateway.turn(session["id"], "Nice?")
+    assert paused["status"] == "requires_action"
+    stopped = gateway.client.post(f"/api/sessions/{session['id']}/interrupt").json()
+    assert stopped["status"] == "interrupted" and stopped["turn_id"] == paused["turn_id"]
+    types = [e["type"] for e in gateway.events(session["id"])]
+    assert types[-1] == "turn.interrupted"
+    late = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
+                               json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"],
+                                                  "content": "late"}]})
+    assert late.status_code == 409
+    again = gateway.turn(session["id"], "never mind, hello")
+    assert again["status"] == "completed" and again["output"][-1]["text"] == "mock reply: never mind, hello"
+
+
+def test_interrupt_with_nothing_running_is_409(gateway: Gateway) -> None:
+    session = gateway.create_session()
+    response = gateway.client.post(f"/api/sessions/{session['id']}/interrupt")
+    assert response.status_code == 409 and response.json()["error"]["type"] == "conflict"
+
+
+def test_compact_reports_tokens_and_the_session_goes_on(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session()
+    gateway.turn(session["id"], "remember that the answer is 42")
+    mock_model.script(Reply(text="<analysis>short</analysis>\n<summary>Summary: the user said the answer is 42.</summary>"))
+    response = gateway.client.post(f"/api/sessions/{session['id']}/compact", json={"instructions": "keep numbers"})
+    assert response.status_code == 200, response.text
+    compacted = response.json()
+    assert compacted["status"] == "completed" and compacted["trigger"] == "manual"
+    assert isinstance(compacted["pre_tokens"], int) and compacted["pre_tokens"] > 0
+    assert isinstance(compacted["post_tokens"], int) and compacted["post_tokens"] < compacted["pre_tokens"]
+    event = next(e for e in gateway.events(session["id"]) if e["type"] == "session.compacted")
+    assert event["data"]["pre_tokens"] == compacted["pre_tokens"]
+
+    after = gateway.turn(session["id"], "what was the answer")
+    assert after["status"] == "completed"
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+    assert "Summary: the user said the answer is 42." in sent
+    context = gateway.client.get(f"/api/sessions/{session['id']}").json()["context"]
+    assert context["total_tokens"] > 0 and context["max_tokens"] > 0
+
+
+def test_compact_before_any_turn_is_409(gateway: Gateway) -> None:
+    session = gateway.create_session()
+    assert gateway.client.post(f"/api/sessions/{session['id']}/compact").status_code == 409
+
+
+def test_idempotency_key_runs_the_input_once(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session()
+    url = f"/api/sessions/{session['id']}/turns"
+    body = {"input": "charge the card once"}
+    first = gateway.client.post(url, json=body, headers={"Idempotency-Key": "k-123"})
+    second = gateway.client.post(url, json=body, headers={"Idempotency-Key": "k-123"})
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    seen = [r for r in mock_model.message_requests(include_side=False)
+            if "charge the card once" in orjson.dumps(r.body["messages"][-1]).decode()]
+    assert len(seen) == 1
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["turn_count"] == 1
+    reused = gateway.client.post(url, json={"input": "something else"}, headers={"Idempotency-Key": "k-123"})
+    assert reused.status_code == 400 and reused.json()["error"]["type"] == "invalid_request"
+
+
+def test_idempotent_tool_results(gateway: Gateway, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Riga"}),)), Reply(text="Riga noted."))
+    session = gateway.create_session(tools=[WEATHER])
+    paused = gateway.turn(session["id"], "Riga?")
+    body = {"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"], "content": "windy"}]}
+    url = f"/api/sessions/{session['id']}/tool-results"
+    first = gateway.client.post(url, json=body, headers={"Idempotency-Key": "tr-1"})
+    second = gateway.client.post(url, json=body, headers={"Idempotency-Key": "tr-1"})
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json() and first.json()["status"] == "completed"
+    assert sum(e["type"] == "tool_result" for e in gateway.events(session["id"])) == 1
+
+
+def test_image_and_pdf_reach_the_model_as_content_blocks(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session()
+    reply = gateway.turn(session["id"], [
+        {"type": "text", "text": "describe these"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
+    ])
+    assert reply["status"] == "completed"
+    last_user = mock_model.message_requests(include_side=False)[-1].body["messages"][-1]["content"]
+    image = next(b for b in last_user if b["type"] == "image")
+    document = next(b for b in last_user if b["type"] == "document")
+    assert image["source"] == {"type": "base64", "media_type": "image/png", "data": PNG}
+    assert document["source"]["media_type"] == "application/pdf" and document["source"]["data"] == PDF
+    started = next(e for e in gateway.events(session["id"]) if e["type"] == "turn.started")
+    assert started["data"]["input"][1]["source"]["bytes"] == len(base64.b64decode(PNG))  # the log keeps sizes, not bytes
+
+
+def test_bad_base64_image_is_400_and_never_reaches_the_model(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session()
+    response = gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "not*base64"}}]})
+    assert response.status_code == 400 and "base64" in response.json()["error"]["message"]
+    assert mock_model.message_requests() == []
+
+
+def test_models_and_name_normalisation(make_gateway) -> None:
+    gw = make_gateway(CC_API_MODELS='[{"id": "claude-test-1", "context_window": 500000, "aliases": ["tester"]}]')
+    models = gw.client.get("/api/models").json()["data"]
+    by_id = {m["id"]: m for m in models}
+    assert by_id["claude-opus-4-6"]["aliases"] == ["opus"]
+    assert by_id["claude-test-1"]["context_window"] == 500000
+    assert all({"id", "display_name", "context_window", "max_output_tokens", "aliases"} <= set(m) for m in models)
+    assert gw.create_session(model="anthropic/claude-opus-4.6")["model"] == "claude-opus-4-6"
+    assert gw.create_session(model="sonnet")["model"] == "claude-sonnet-4-5"
+    assert gw.create_session(model="tester")["model"] == "claude-test-1"
+    unknown = gw.client.post("/api/sessions", json={"model": "gpt-5"})
+    assert unknown.status_code == 400 and "gpt-5" in unknown.json()["error"]["message"]
