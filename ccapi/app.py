@@ -57,7 +57,8 @@ async def _start_state(app: Sanic) -> None:
     app.ctx.store = store = await open_store(settings)
     app.ctx.events = events_log = EventLog(store)
     events_log.start()
-    app.ctx.pool = pool = EnginePool(settings.max_live, settings.idle_timeout)
+    app.ctx.pool = pool = EnginePool(settings.max_live, settings.idle_timeout, settings.queue_timeout,
+                                     settings.max_queued)
     pool.start()
     app.ctx.service = SessionService(settings, store, events_log, pool)
     await close_orphaned_turns(store, events_log)

@@ -38,6 +38,8 @@ class Settings:
     session_dir: Path | None = None
     database_url: str | None = None
     max_live: int = 8
+    queue_timeout: float = 30.0
+    max_queued: int = 64
     idle_timeout: float = 600.0
     tool_timeout: float = 300.0
     upstream_url: str | None = None
@@ -67,6 +69,8 @@ class Settings:
             session_dir=reader.path("CC_API_SESSION_DIR"),
             database_url=reader.optional("CC_API_DATABASE_URL"),
             max_live=reader.integer("CC_API_MAX_LIVE", cls.max_live, minimum=1),
+            queue_timeout=reader.number("CC_API_QUEUE_TIMEOUT", cls.queue_timeout),
+            max_queued=reader.integer("CC_API_MAX_QUEUED", cls.max_queued, minimum=0),
             idle_timeout=reader.number("CC_API_IDLE_TIMEOUT", cls.idle_timeout),
             tool_timeout=reader.number("CC_API_TOOL_TIMEOUT", cls.tool_timeout),
             upstream_url=reader.optional("CC_API_UPSTREAM_URL"),

@@ -40,6 +40,7 @@ async def healthz(request: Request) -> HTTPResponse:
         "database": "ok" if database_ok else "unreachable",
         "live_engines": ctx.pool.live_count,
         "max_live": ctx.pool.max_live,
+        "queued_turns": ctx.pool.queued,
         "mock_model": ctx.settings.mock_model,
         "claude_credentials": {"found": credentials.found, "source": credentials.source,
                                "message": credentials.message},

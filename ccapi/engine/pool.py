@@ -1,8 +1,11 @@
 """A bounded pool of live engines, one per session, with LRU and idle eviction.
 
 A Claude Code process holds ~200 MB, so the number of live processes is bounded by
-``CC_API_MAX_LIVE`` no matter how many sessions exist; an evicted session resumes
-through the SDK on its next turn.
+``CC_API_MAX_LIVE`` no matter how many sessions exist. A turn first *reserves* a slot
+(waiting in a fair FIFO queue when every slot is running a turn), then gets its
+session's engine, started — after evicting the least recently used idle engine — if it
+is not live. An evicted session resumes through the SDK on its next turn. Engines that
+run a turn (including one waiting for client tool results) are never evicted.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import structlog
 
@@ -21,44 +24,108 @@ log = structlog.get_logger(__name__)
 
 
 class PoolExhausted(Exception):
-    """Every live slot is running a turn; the caller should retry later."""
+    """Every live slot ran a turn for longer than the caller could wait."""
+
+
+class FairSlots:
+    """A counting semaphore that hands freed slots to waiters strictly in arrival order,
+    with a bounded queue, so a burst can neither starve early callers nor grow without limit."""
+
+    def __init__(self, size: int, max_waiting: int) -> None:
+        self._free = size
+        self._max_waiting = max_waiting
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self, timeout: float) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        if len(self._waiters) >= self._max_waiting:
+            raise PoolExhausted(f"{len(self._waiters)} turns are already queued for a live Claude session")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted at the last moment: pass it on
+            else:
+                self._waiters.remove(waiter)
+                waiter.cancel()
+            raise PoolExhausted(f"no live Claude session slot became free within {timeout:g} s") from None
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes straight to the next waiter
+                return
+        self._free += 1
 
 
 class EnginePool:
-    def __init__(self, max_live: int, idle_timeout: float) -> None:
+    def __init__(self, max_live: int, idle_timeout: float, queue_timeout: float = 30.0,
+                 max_queued: int = 64) -> None:
         self.max_live = max_live
         self.idle_timeout = idle_timeout
+        self.queue_timeout = queue_timeout
+        self._slots = FairSlots(max_live, max_queued)
         self._engines: OrderedDict[str, LiveEngine] = OrderedDict()
-        self._lock = asyncio.Lock()
+        self._reserved: set[str] = set()
         self._reaper: asyncio.Task[None] | None = None
 
     @property
     def live_count(self) -> int:
         return len(self._engines)
 
+    @property
+    def queued(self) -> int:
+        return self._slots.waiting
+
     def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap_idle(), name="ccapi-engine-reaper")
 
-    async def acquire(self, spec: EngineSpec) -> LiveEngine:
-        """The session's live engine (started if needed), marked busy."""
-        async with self._lock:
-            engine = self._engines.get(spec.session_id)
-            if engine is None:
-                await self._make_room()
-                engine = LiveEngine(spec)
-                await engine.start()
-                self._engines[spec.session_id] = engine
-                log.info("engine_started", session_id=spec.session_id, live=len(self._engines),
-                         resume=bool(spec.resume))
-            self._engines.move_to_end(spec.session_id)
-            engine.busy = True
-            return engine
+    async def reserve(self, session_id: str) -> None:
+        """Hold one of ``max_live`` turn slots for the session until ``release``."""
+        await self._slots.acquire(self.queue_timeout)
+        self._reserved.add(session_id)
 
     def release(self, session_id: str) -> None:
+        """End the session's turn: its engine stays live but idle, and the slot is freed."""
+        if session_id not in self._reserved:
+            return
+        self._reserved.discard(session_id)
         engine = self._engines.get(session_id)
         if engine is not None:
             engine.busy = False
             engine.last_used = time.monotonic()
+        self._slots.release()
+
+    async def acquire(self, spec: EngineSpec) -> LiveEngine:
+        """The reserved session's live engine, started (after an eviction) when needed."""
+        assert spec.session_id in self._reserved, "reserve() a slot before acquiring an engine"
+        engine = self._engines.get(spec.session_id)
+        if engine is None:
+            victim = self._evictable() if len(self._engines) >= self.max_live else None
+            engine = LiveEngine(spec)
+            self._engines[spec.session_id] = engine  # counts against the bound while it starts
+            engine.busy = True
+            if victim is not None:
+                await self.discard(victim)
+            try:
+                await engine.start()
+            except BaseException:
+                self._engines.pop(spec.session_id, None)
+                raise
+            log.info("engine_started", session_id=spec.session_id, live=len(self._engines),
+                     resume=bool(spec.resume))
+        self._engines.move_to_end(spec.session_id)
+        engine.busy = True
+        return engine
 
     def get(self, session_id: str) -> LiveEngine | None:
         return self._engines.get(session_id)
@@ -69,21 +136,19 @@ class EnginePool:
             await engine.close()
             log.info("engine_stopped", session_id=session_id, live=len(self._engines))
 
-    async def _make_room(self) -> None:
-        if len(self._engines) < self.max_live:
-            return
-        for session_id, engine in self._engines.items():  # least recently used first
-            if not engine.busy:
-                await self.discard(session_id)
-                return
-        raise PoolExhausted(f"all {self.max_live} live Claude sessions are running turns")
+    def _evictable(self) -> str:
+        """The least recently used engine without a turn; one exists whenever a slot is reserved."""
+        for session_id, engine in self._engines.items():
+            if not engine.busy and session_id not in self._reserved:
+                return session_id
+        raise AssertionError("a reserved slot guarantees an idle engine to evict")
 
     async def _reap_idle(self) -> None:
         while True:
             await asyncio.sleep(min(self.idle_timeout / 4, 30.0))
             cutoff = time.monotonic() - self.idle_timeout
             for session_id, engine in list(self._engines.items()):
-                if not engine.busy and engine.last_used < cutoff:
+                if not engine.busy and session_id not in self._reserved and engine.last_used < cutoff:
                     await self.discard(session_id)
 
     async def close(self) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 import structlog
 
 from ccapi.config import Settings
-from ccapi.engine import EnginePool, EngineSpec
+from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
 from ccapi.engine.bridge import ToolOutcome
 from ccapi.engine.spec import engine_environment
-from ccapi.errors import Conflict, InvalidRequest, NotFound
+from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.sessions.eventlog import EventLog
@@ -30,6 +30,9 @@ from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, SqlStore, TurnRecord
 
 log = structlog.get_logger(__name__)
+
+#: What a 503 asks a client to wait: about one turn on the mock, a fraction of one on Claude.
+RETRY_AFTER_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,11 @@ class SessionService:
         if session_id in self._running:
             raise Conflict("a turn is already running in this session; wait for it, or interrupt it",
                            {"turn_id": self._running[session_id].turn.id})
+        try:
+            await self.pool.reserve(session_id)
+        except PoolExhausted as exc:
+            raise Unavailable(f"{exc}; retry shortly", {"max_live": self.pool.max_live},
+                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         turn = TurnRecord(id=new_id("turn"), session_id=session_id, number=session.turn_count + 1,
                           status="running", input=content, created_at=utcnow(), kind=kind)
         run = TurnRun(self._ctx, session, turn, self._spec(session), content)
@@ -193,6 +201,7 @@ class SessionService:
             await run.begin()
         except BaseException:
             self._running.pop(session_id, None)
+            self.pool.release(session_id)
             raise
         assert run.task is not None
         run.task.add_done_callback(lambda _: self._forget_run(run))

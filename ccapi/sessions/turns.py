@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from ccapi.engine import EngineError, EnginePool, EngineSpec, PoolExhausted, TurnOutcome, TurnTranslator
+from ccapi.engine import EngineError, EnginePool, EngineSpec, TurnOutcome, TurnTranslator
 from ccapi.engine.bridge import ToolOutcome
 from ccapi.engine.translate import USAGE_KEYS
 from ccapi.events import Event, EventType
@@ -128,11 +128,11 @@ class TurnRun:
         return await self._finish(outcome, self._translator.sdk_session_id)
 
     async def _drive(self) -> TurnOutcome:
+        """Runs with the slot the service reserved; gives it back however the turn ends."""
         try:
             engine = await self.ctx.pool.acquire(self.spec)
-        except PoolExhausted as exc:
-            return TurnOutcome("failed", error={"type": "unavailable", "message": str(exc)})
         except EngineError as exc:
+            self.ctx.pool.release(self.session.id)
             return TurnOutcome("failed", error={"type": exc.kind, "message": exc.message})
         translator = self._translator = TurnTranslator(prior_cost_usd=engine.reported_cost)
         try:
