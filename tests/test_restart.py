@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+
 import orjson
 
 from ccapi.testing import MockModel
@@ -29,3 +32,37 @@ def test_restart_keeps_sessions_events_and_context(make_gateway, mock_model: Moc
     sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body).decode()
     assert "the code word is pelican" in sent and "and the colour is teal" in sent
     assert [e["seq"] for e in gw.events(session["id"])] == list(range(1, reply["last_event_seq"] + 1))
+
+
+def test_resume_comes_from_the_gateway_database_not_the_cli_files(make_gateway, mock_model: MockModel) -> None:
+    gw = make_gateway()
+    session = gw.create_session()
+    gw.turn(session["id"], "my locker number is 7734")
+    gw.stop()
+    projects = gw.home / "user" / ".claude" / "projects"
+    assert any(projects.rglob("*.jsonl")), "Claude Code should have written its local transcript"
+    shutil.rmtree(projects)  # only CC API's database still knows the conversation
+
+    gw.start()
+    mock_model.clear()
+    reply = gw.turn(session["id"], "what is my locker number?")
+    assert reply["status"] == "completed"
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+    assert "my locker number is 7734" in sent
+
+    database = gw.home / "cc-api" / "sessions.db"
+    sdk_id = _sdk_session_id(database, session["id"])
+    assert _transcript_rows(database, sdk_id) > 0
+    assert gw.client.delete(f"/api/sessions/{session['id']}").status_code == 200
+    assert _transcript_rows(database, sdk_id) == 0
+
+
+def _sdk_session_id(database, session_id: str) -> str:
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT sdk_session_id FROM sessions WHERE id = ?", (session_id,)).fetchone()[0]
+
+
+def _transcript_rows(database, sdk_session_id: str) -> int:
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT COUNT(*) FROM transcript_entries WHERE session_id = ?",
+                          (sdk_session_id,)).fetchone()[0]

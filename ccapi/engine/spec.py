@@ -25,6 +25,9 @@ class EngineSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     tools: tuple[dict[str, Any], ...] = ()
     resolve_tool: ToolResolver | None = None
+    transcripts: Any = None
+    """A ``SessionStore`` (duck-typed) that mirrors Claude Code's transcript, so ``resume``
+    works from the gateway's database rather than the CLI's local files."""
 
 
 def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgentOptions:
@@ -47,6 +50,8 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgen
         setting_sources=[],
         mcp_servers=mcp_servers,
         allowed_tools=client_tool_names(list(spec.tools)),
+        session_store=spec.transcripts,
+        session_store_flush="eager",
     )
 
 

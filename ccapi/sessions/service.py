@@ -28,6 +28,7 @@ from ccapi.sessions.params import NewSession, TurnRequest
 from ccapi.sessions.toolcalls import ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, SqlStore, TurnRecord
+from ccapi.store.transcripts import TranscriptMirror
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +51,7 @@ class SessionService:
         self.events = events
         self.pool = pool
         self._ctx = TurnContext(store, events, pool, settings.tool_timeout)
+        self._transcripts = TranscriptMirror(store)
         self._running: dict[str, TurnRun] = {}
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._env: Mapping[str, str] = engine_environment(settings.upstream_url, settings.tool_timeout,
@@ -83,13 +85,15 @@ class SessionService:
         return await self.store.list_sessions(limit, after)
 
     async def delete(self, session_id: str) -> None:
-        await self.get(session_id)
+        session = await self.get(session_id)
         run = self._running.get(session_id)
         if run is not None:
             await run.interrupt("session deleted")
         await self.pool.discard(session_id)
         await self.events.flush()
         await self.store.delete_session(session_id)
+        if session.sdk_session_id:
+            await self.store.delete_transcript(None, session.sdk_session_id, None)
         self.events.forget(session_id)
         self._locks.pop(session_id, None)
 
@@ -232,6 +236,7 @@ class SessionService:
             env=self._env,
             tools=tuple(session.tools),
             resolve_tool=functools.partial(self._resolve_tool, session.id),
+            transcripts=self._transcripts,
         )
 
     # -- events ----------------------------------------------------------------

@@ -97,4 +97,24 @@ class IdempotencyRow(BaseModel):
         primary_key = peewee.CompositeKey("session_id", "key")
 
 
-ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow)
+class TranscriptRow(BaseModel):
+    """One line of Claude Code's own transcript, mirrored through the SDK's ``SessionStore``
+    so a session resumes from CC API's database even when the CLI's local files are gone."""
+
+    id = peewee.AutoField()
+    project_key = peewee.CharField(max_length=255)
+    session_id = peewee.CharField(max_length=64)
+    subpath = peewee.CharField(max_length=255, default="")
+    uuid = peewee.CharField(null=True, max_length=64)
+    entry = JSONField()
+    mtime = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "transcript_entries"
+        indexes = (
+            (("session_id", "project_key", "subpath", "id"), False),
+            (("project_key", "session_id", "subpath", "uuid"), True),
+        )
+
+
+ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +18,15 @@ from typing import Any, TypeVar
 import peewee
 
 from ccapi.events import Event
-from ccapi.store.models import ALL_MODELS, EventRow, IdempotencyRow, SessionRow, TurnRow, database_proxy
+from ccapi.store.models import (
+    ALL_MODELS,
+    EventRow,
+    IdempotencyRow,
+    SessionRow,
+    TranscriptRow,
+    TurnRow,
+    database_proxy,
+)
 from ccapi.store.records import SessionRecord, TurnRecord
 
 T = TypeVar("T")
@@ -156,6 +165,51 @@ class SqlStore:
         await self._run(lambda: IdempotencyRow.create(session_id=session_id, key=key, fingerprint=fingerprint,
                                                       turn_id=turn_id, created_at=created_at))
 
+    # -- Claude Code transcripts (the SDK SessionStore mirror) -------------------
+    async def append_transcript(self, project_key: str, session_id: str, subpath: str,
+                                entries: list[dict[str, Any]]) -> None:
+        """Append in call order; an entry whose ``uuid`` is already stored is skipped (the SDK retries)."""
+        await self._run(self._append_transcript, project_key, session_id, subpath, entries)
+
+    def _append_transcript(self, project_key: str, session_id: str, subpath: str,
+                           entries: list[dict[str, Any]]) -> None:
+        mtime = int(time.time() * 1000)
+        rows = [{"project_key": project_key, "session_id": session_id, "subpath": subpath,
+                 "uuid": entry.get("uuid") if isinstance(entry.get("uuid"), str) else None,
+                 "entry": entry, "mtime": mtime} for entry in entries]
+        with self._db.atomic():
+            for chunk in peewee.chunked(rows, 200):
+                TranscriptRow.insert_many(chunk).on_conflict_ignore().execute()
+
+    async def load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
+        rows = await self._run(lambda: list(
+            TranscriptRow.select(TranscriptRow.entry).where(_transcript_key(project_key, session_id, subpath))
+            .order_by(TranscriptRow.id).tuples()))
+        return [entry for (entry,) in rows] or None
+
+    async def list_transcripts(self, project_key: str) -> list[tuple[str, int]]:
+        """``(session_id, mtime_ms)`` of every main transcript in a project."""
+        return await self._run(lambda: list(
+            TranscriptRow.select(TranscriptRow.session_id, peewee.fn.MAX(TranscriptRow.mtime))
+            .where((TranscriptRow.project_key == project_key) & (TranscriptRow.subpath == ""))
+            .group_by(TranscriptRow.session_id).tuples()))
+
+    async def list_transcript_subpaths(self, project_key: str, session_id: str) -> list[str]:
+        return await self._run(lambda: [subpath for (subpath,) in
+            TranscriptRow.select(TranscriptRow.subpath).distinct()
+            .where((TranscriptRow.project_key == project_key) & (TranscriptRow.session_id == session_id)
+                   & (TranscriptRow.subpath != "")).tuples()])
+
+    async def delete_transcript(self, project_key: str | None, session_id: str, subpath: str | None) -> None:
+        """Delete one transcript, or with ``subpath=None`` the session's main transcript and all
+        its subpaths; ``project_key=None`` matches every project (a CC API session delete)."""
+        condition = TranscriptRow.session_id == session_id
+        if project_key is not None:
+            condition &= TranscriptRow.project_key == project_key
+        if subpath is not None:
+            condition &= TranscriptRow.subpath == subpath
+        await self._run(lambda: TranscriptRow.delete().where(condition).execute())
+
     # -- events ----------------------------------------------------------------
     async def append_events(self, events: list[Event]) -> None:
         """Write a batch in one transaction: a whole streamed reply costs a handful of commits."""
@@ -191,6 +245,11 @@ class SqlStore:
             lambda: EventRow.select(peewee.fn.MAX(EventRow.seq)).where(EventRow.session_id == session_id).scalar()
             or 0
         )
+
+
+def _transcript_key(project_key: str, session_id: str, subpath: str) -> peewee.Expression:
+    return ((TranscriptRow.session_id == session_id) & (TranscriptRow.project_key == project_key)
+            & (TranscriptRow.subpath == subpath))
 
 
 def _session_record(row: SessionRow) -> SessionRecord:

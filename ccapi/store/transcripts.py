@@ -1,0 +1,37 @@
+"""The Claude Agent SDK's ``SessionStore`` protocol over CC API's own store.
+
+Claude Code keeps its transcript in local JSONL files; through this mirror every line
+also lands in CC API's database, and a resume materialises the transcript from there.
+So an evicted session, a restarted gateway or a wiped ``CLAUDE_CONFIG_DIR`` loses no
+context. Duck-typed, as the SDK expects: it probes for the optional methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccapi.store.sql import SqlStore
+
+
+class TranscriptMirror:
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    async def append(self, key: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+        if entries:
+            await self._store.append_transcript(key["project_key"], key["session_id"], key.get("subpath", ""),
+                                                entries)
+
+    async def load(self, key: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return await self._store.load_transcript(key["project_key"], key["session_id"], key.get("subpath", ""))
+
+    async def list_sessions(self, project_key: str) -> list[dict[str, Any]]:
+        return [{"session_id": session_id, "mtime": mtime}
+                for session_id, mtime in await self._store.list_transcripts(project_key)]
+
+    async def list_subkeys(self, key: dict[str, Any]) -> list[str]:
+        return await self._store.list_transcript_subpaths(key["project_key"], key["session_id"])
+
+    async def delete(self, key: dict[str, Any]) -> None:
+        """Deleting a main transcript takes its subagent transcripts with it."""
+        await self._store.delete_transcript(key["project_key"], key["session_id"], key.get("subpath"))
