@@ -1,0 +1,54 @@
+"""kill -9 in the middle of a streamed turn: nothing acknowledged is lost, the session goes on."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import orjson
+
+from ccapi.testing import MockModel, Reply
+from tests.gateway import sse_events
+
+
+def test_kill_9_mid_turn_then_restart(make_gateway, mock_model: MockModel) -> None:
+    gw = make_gateway()
+    session = gw.create_session()
+    gw.turn(session["id"], "the launch code is tangerine")
+
+    mock_model.script(Reply(text=" ".join(f"tok{n}" for n in range(300)), chunk_delay=0.05))
+    acknowledged: list[dict] = []
+    with gw.client.stream("POST", f"/api/sessions/{session['id']}/turns",
+                          json={"input": "recite slowly", "stream": True}) as response:
+        for frame in sse_events(response.iter_lines()):
+            if "event" in frame:
+                acknowledged.append(frame["data"])
+            if sum(e["type"] == "message.delta" for e in acknowledged) == 5:
+                gw.process.send_signal(signal.SIGKILL)  # the gateway only, not its children
+                break
+    killed_turn = acknowledged[0]["turn_id"]
+    gw.process.wait(10)
+
+    deadline = time.monotonic() + 10  # orphaned Claude CLIs notice their parent is gone and exit
+    while gw.leftover_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert gw.leftover_processes() == [], "a Claude CLI outlived its killed gateway"
+
+    gw.start()
+    after = gw.client.get(f"/api/sessions/{session['id']}").json()
+    assert after["status"] == "idle" and after["running_turn_id"] is None
+    turn = gw.client.get(f"/api/sessions/{session['id']}/turns/{killed_turn}").json()
+    assert turn["status"] == "failed" and turn["error"]["type"] == "gateway_restarted"
+
+    events = gw.events(session["id"])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    by_seq = {e["seq"]: e for e in events}
+    for seen in acknowledged:
+        assert by_seq[seen["seq"]] == seen, "an acknowledged event was lost or changed"
+    assert events[-1]["type"] == "turn.failed" and events[-1]["turn_id"] == killed_turn
+
+    mock_model.clear()
+    reply = gw.turn(session["id"], "what is the launch code?")
+    assert reply["status"] == "completed"
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+    assert "the launch code is tangerine" in sent
