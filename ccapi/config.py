@@ -86,7 +86,10 @@ class Settings:
         return updated
 
     def check(self) -> None:
-        """Refuse combinations that would be unsafe rather than merely odd."""
+        """Refuse combinations that would be unsafe, or that this version cannot serve."""
+        if self.database_url:
+            raise ConfigError("CC_API_DATABASE_URL (PostgreSQL) is not supported yet; use CC_API_SESSION_DB "
+                              "or CC_API_SESSION_DIR")
         if self.host not in LOOPBACK_HOSTS and not self.api_key:
             raise ConfigError(
                 f"refusing to listen on non-loopback host {self.host!r} without CC_API_KEY: "

@@ -24,22 +24,32 @@ def _fresh_mock(request: pytest.FixtureRequest) -> None:
         mock.clear_script()
 
 
+BACKENDS = ("sqlite", "jsondir")
+
+
 @pytest.fixture(scope="module")
-def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """One real gateway per test module, on the mock model."""
-    gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url).start()
+def backend() -> str:
+    """The store backend of this module's gateways; a module overrides this fixture
+    (parametrized over ``BACKENDS``) to run its whole suite on every backend."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="module")
+def gateway(mock_model: MockModel, backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One real gateway per test module (and backend), on the mock model."""
+    gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url, backend).start()
     yield gw
     gw.stop()
     assert gw.leftover_processes() == [], "a Claude CLI process outlived the gateway"
 
 
 @pytest.fixture
-def make_gateway(mock_model: MockModel, tmp_path: Path) -> Iterator:
+def make_gateway(mock_model: MockModel, backend: str, tmp_path: Path) -> Iterator:
     """Factory for gateways with their own settings; all are stopped after the test."""
     started: list[Gateway] = []
 
     def make(mock: bool = True, **env: str | None) -> Gateway:
-        gw = Gateway(tmp_path / f"gw{len(started)}", mock_model.url if mock else None, **env)
+        gw = Gateway(tmp_path / f"gw{len(started)}", mock_model.url if mock else None, backend, **env)
         started.append(gw)
         return gw.start()
 

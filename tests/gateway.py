@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -61,12 +62,16 @@ def pids_with_env(name: str, value: str) -> list[int]:
 
 
 class Gateway:
-    def __init__(self, home: Path, mock_url: str | None, **env: str | None) -> None:
-        """``env`` overrides the test environment; a ``None`` value removes the variable."""
+    def __init__(self, home: Path, mock_url: str | None, backend: str = "sqlite", **env: str | None) -> None:
+        """``backend`` is ``sqlite`` or ``jsondir``; ``env`` overrides the test environment, and a
+        ``None`` value removes the variable."""
         self.home = home
+        self.backend = backend
         self.port = free_port()
         self.env = test_environment(home, mock_url)
         self.env["CC_API_PORT"] = str(self.port)
+        if backend == "jsondir":
+            self.env["CC_API_SESSION_DIR"] = str(home / "cc-api" / "sessions-json")
         for name, value in env.items():
             if value is None:
                 self.env.pop(name, None)
@@ -116,6 +121,15 @@ class Gateway:
     def restart(self) -> Gateway:
         self.stop()
         return self.start()
+
+    def transcript_entries(self, sdk_session_id: str) -> int:
+        """How many lines of Claude Code's transcript the gateway's own store holds."""
+        if self.backend == "jsondir":
+            root = Path(self.env["CC_API_SESSION_DIR"]) / "transcripts"
+            return sum(len(p.read_bytes().splitlines()) for p in root.glob(f"*/{sdk_session_id}/*/*.jsonl"))
+        with sqlite3.connect(self.home / "cc-api" / "sessions.db") as db:
+            return db.execute("SELECT COUNT(*) FROM transcript_entries WHERE session_id = ?",
+                              (sdk_session_id,)).fetchone()[0]
 
     def leftover_processes(self) -> list[int]:
         return pids_with_env("CC_API_HOME", self.env["CC_API_HOME"])

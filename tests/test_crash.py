@@ -6,9 +6,17 @@ import signal
 import time
 
 import orjson
+import pytest
 
 from ccapi.testing import MockModel, Reply
+from tests.conftest import BACKENDS
 from tests.gateway import sse_events
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """This suite runs on every store backend."""
+    return request.param
 
 
 def test_kill_9_mid_turn_then_restart(make_gateway, mock_model: MockModel) -> None:

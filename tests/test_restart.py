@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 
 import orjson
+import pytest
 
 from ccapi.testing import MockModel
+from tests.conftest import BACKENDS
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """This suite runs on every store backend."""
+    return request.param
 
 
 def test_restart_keeps_sessions_events_and_context(make_gateway, mock_model: MockModel) -> None:
@@ -40,7 +47,9 @@ def test_resume_comes_from_the_gateway_database_not_the_cli_files(make_gateway, 
     gw.turn(session["id"], "my locker number is 7734")
     gw.stop()
     projects = gw.home / "user" / ".claude" / "projects"
-    assert any(projects.rglob("*.jsonl")), "Claude Code should have written its local transcript"
+    local = list(projects.rglob("*.jsonl"))
+    assert local, "Claude Code should have written its local transcript"
+    sdk_id = local[0].stem  # Claude Code's id for the conversation
     shutil.rmtree(projects)  # only CC API's database still knows the conversation
 
     gw.start()
@@ -50,19 +59,6 @@ def test_resume_comes_from_the_gateway_database_not_the_cli_files(make_gateway, 
     sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
     assert "my locker number is 7734" in sent
 
-    database = gw.home / "cc-api" / "sessions.db"
-    sdk_id = _sdk_session_id(database, session["id"])
-    assert _transcript_rows(database, sdk_id) > 0
+    assert gw.transcript_entries(sdk_id) > 0
     assert gw.client.delete(f"/api/sessions/{session['id']}").status_code == 200
-    assert _transcript_rows(database, sdk_id) == 0
-
-
-def _sdk_session_id(database, session_id: str) -> str:
-    with sqlite3.connect(database) as db:
-        return db.execute("SELECT sdk_session_id FROM sessions WHERE id = ?", (session_id,)).fetchone()[0]
-
-
-def _transcript_rows(database, sdk_session_id: str) -> int:
-    with sqlite3.connect(database) as db:
-        return db.execute("SELECT COUNT(*) FROM transcript_entries WHERE session_id = ?",
-                          (sdk_session_id,)).fetchone()[0]
+    assert gw.transcript_entries(sdk_id) == 0

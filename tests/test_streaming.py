@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from ccapi.testing import MockModel, Reply
+from tests.conftest import BACKENDS
 from tests.gateway import Gateway, sse_events
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """This suite runs on every store backend."""
+    return request.param
 
 LONG_TEXT = " ".join(f"word{n}" for n in range(60))
 

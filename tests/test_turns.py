@@ -6,7 +6,14 @@ import orjson
 import pytest
 
 from ccapi.testing import MockModel, Reply
+from tests.conftest import BACKENDS
 from tests.gateway import Gateway
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """This suite runs on every store backend."""
+    return request.param
 
 
 def _user_texts(body: dict) -> list[str]:

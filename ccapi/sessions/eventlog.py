@@ -16,7 +16,7 @@ import structlog
 
 from ccapi.events import Event
 from ccapi.ids import utcnow
-from ccapi.store import SqlStore
+from ccapi.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +40,7 @@ class Subscription:
 
 
 class EventLog:
-    def __init__(self, store: SqlStore, batch_size: int = 256, batch_window: float = 0.01) -> None:
+    def __init__(self, store: Store, batch_size: int = 256, batch_window: float = 0.01) -> None:
         self._store = store
         self._batch_size = batch_size
         self._batch_window = batch_window

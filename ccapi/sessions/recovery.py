@@ -7,7 +7,7 @@ import structlog
 from ccapi.events import EventType
 from ccapi.ids import utcnow
 from ccapi.sessions.eventlog import EventLog
-from ccapi.store import SqlStore
+from ccapi.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -15,8 +15,8 @@ RESTART_ERROR = {"type": "gateway_restarted",
                  "message": "the gateway stopped while this turn was running; send the input again"}
 
 
-async def close_orphaned_turns(store: SqlStore, events: EventLog) -> None:
-    for turn in await store.running_turns():
+async def close_orphaned_turns(store: Store, events: EventLog) -> None:
+    for turn in await store.open_turns():
         final = await events.emit(turn.session_id, turn.id, EventType.TURN_FAILED,
                                   {"status": "failed", "error": RESTART_ERROR})
         await events.flush()

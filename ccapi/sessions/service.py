@@ -27,7 +27,7 @@ from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import NewSession, TurnRequest
 from ccapi.sessions.toolcalls import ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
-from ccapi.store import SessionRecord, SqlStore, TurnRecord
+from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.transcripts import TranscriptMirror
 
 log = structlog.get_logger(__name__)
@@ -45,7 +45,7 @@ class Idempotency:
 
 
 class SessionService:
-    def __init__(self, settings: Settings, store: SqlStore, events: EventLog, pool: EnginePool) -> None:
+    def __init__(self, settings: Settings, store: Store, events: EventLog, pool: EnginePool) -> None:
         self.settings = settings
         self.store = store
         self.events = events

@@ -23,7 +23,7 @@ from ccapi.ids import utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
 from ccapi.sessions.toolcalls import PendingCall, ToolDesk, ToolResult
-from ccapi.store import SqlStore, TurnRecord
+from ccapi.store import Store, TurnRecord
 from ccapi.store.records import SessionRecord
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,7 @@ INTERRUPT_GRACE = 10.0
 class TurnContext:
     """The collaborators a turn needs; shared by every turn of the process."""
 
-    store: SqlStore
+    store: Store
     events: EventLog
     pool: EnginePool
     tool_timeout: float

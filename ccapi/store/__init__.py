@@ -1,16 +1,25 @@
-"""Persistence: sessions, turns and the event log."""
+"""Persistence: sessions, turns, the event log, idempotency keys and Claude Code's
+transcripts, behind one ``Store`` contract with SQLite and JSON-directory backends."""
 
 from __future__ import annotations
 
 from ccapi.config import Settings
+from ccapi.store.base import Store
+from ccapi.store.jsondir import JsonDirStore
 from ccapi.store.records import SessionRecord, TurnRecord
 from ccapi.store.sql import SqlStore, sqlite_database
 
-__all__ = ["SessionRecord", "SqlStore", "TurnRecord", "open_store"]
+__all__ = ["JsonDirStore", "SessionRecord", "SqlStore", "Store", "TurnRecord", "make_store", "open_store"]
 
 
-async def open_store(settings: Settings) -> SqlStore:
-    """The configured backend, opened and migrated."""
-    store = SqlStore(sqlite_database(settings.database_path))
+def make_store(settings: Settings) -> Store:
+    """The configured backend: ``CC_API_SESSION_DIR``, else SQLite at ``CC_API_SESSION_DB``."""
+    if settings.session_dir:
+        return JsonDirStore(settings.session_dir)
+    return SqlStore(sqlite_database(settings.database_path))
+
+
+async def open_store(settings: Settings) -> Store:
+    store = make_store(settings)
     await store.open()
     return store

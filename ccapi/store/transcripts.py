@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccapi.store.sql import SqlStore
+from ccapi.store.base import Store
 
 
 class TranscriptMirror:
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
 
     async def append(self, key: dict[str, Any], entries: list[dict[str, Any]]) -> None:

@@ -1,0 +1,169 @@
+"""The store contract shared by every backend.
+
+Backends implement plain synchronous methods; this base class runs each of them on one
+dedicated thread, so a slow disk or a remote database never stalls the event loop that
+streams to clients, and no backend ever sees two of its own calls at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ccapi.events import Event
+from ccapi.store.records import SessionRecord, TurnRecord
+
+T = TypeVar("T")
+
+#: Turn states a crash can leave behind with nobody running them.
+OPEN_TURN_STATES = ("running", "requires_action")
+
+
+class Store(ABC):
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccapi-store")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- lifecycle -------------------------------------------------------------
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        await self._run(self._close)
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> bool:
+        try:
+            return await self._run(self._ping)
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+
+    # -- sessions --------------------------------------------------------------
+    async def create_session(self, record: SessionRecord) -> None:
+        await self._run(self._create_session, record)
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        return await self._run(self._get_session, session_id)
+
+    async def list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
+        """Newest first; ``after`` is the id of the last session of the previous page."""
+        return await self._run(self._list_sessions, limit, after)
+
+    async def update_session(self, session_id: str, **fields: Any) -> None:
+        await self._run(self._update_session, session_id, fields)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Remove the session with its turns, events and idempotency keys."""
+        return await self._run(self._delete_session, session_id)
+
+    # -- turns -----------------------------------------------------------------
+    async def create_turn(self, record: TurnRecord) -> None:
+        """Record the turn and count it on its session, atomically."""
+        await self._run(self._create_turn, record)
+
+    async def update_turn(self, turn_id: str, **fields: Any) -> None:
+        await self._run(self._update_turn, turn_id, fields)
+
+    async def get_turn(self, turn_id: str) -> TurnRecord | None:
+        return await self._run(self._get_turn, turn_id)
+
+    async def open_turns(self) -> list[TurnRecord]:
+        """Turns still marked running or waiting for tool results."""
+        return await self._run(self._open_turns)
+
+    # -- idempotency keys ------------------------------------------------------
+    async def find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None:
+        """``(fingerprint, turn_id)`` recorded for the key, if any."""
+        return await self._run(self._find_idempotency_key, session_id, key)
+
+    async def save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
+                                   created_at: str) -> None:
+        await self._run(self._save_idempotency_key, session_id, key, fingerprint, turn_id, created_at)
+
+    # -- events ----------------------------------------------------------------
+    async def append_events(self, events: list[Event]) -> None:
+        """Write a batch atomically: a whole streamed reply costs a handful of commits."""
+        await self._run(self._append_events, events)
+
+    async def list_events(self, session_id: str, after: int = 0, limit: int = 1000,
+                          types: Iterable[str] | None = None) -> list[Event]:
+        return await self._run(self._list_events, session_id, after, limit, tuple(types) if types else None)
+
+    async def max_seq(self, session_id: str) -> int:
+        return await self._run(self._max_seq, session_id)
+
+    # -- Claude Code transcripts (the SDK SessionStore mirror) -------------------
+    async def append_transcript(self, project_key: str, session_id: str, subpath: str,
+                                entries: list[dict[str, Any]]) -> None:
+        """Append in call order; an entry whose ``uuid`` is already stored is skipped (the SDK retries)."""
+        await self._run(self._append_transcript, project_key, session_id, subpath, entries)
+
+    async def load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
+        return await self._run(self._load_transcript, project_key, session_id, subpath)
+
+    async def list_transcripts(self, project_key: str) -> list[tuple[str, int]]:
+        """``(session_id, mtime_ms)`` of every main transcript in a project."""
+        return await self._run(self._list_transcripts, project_key)
+
+    async def list_transcript_subpaths(self, project_key: str, session_id: str) -> list[str]:
+        return await self._run(self._list_transcript_subpaths, project_key, session_id)
+
+    async def delete_transcript(self, project_key: str | None, session_id: str, subpath: str | None) -> None:
+        """Delete one transcript, or with ``subpath=None`` the session's main transcript and all
+        its subpaths; ``project_key=None`` matches every project (a CC API session delete)."""
+        await self._run(self._delete_transcript, project_key, session_id, subpath)
+
+    # -- what a backend implements (called on the store thread) ------------------
+    @abstractmethod
+    def _open(self) -> None: ...
+    @abstractmethod
+    def _close(self) -> None: ...
+    @abstractmethod
+    def _ping(self) -> bool: ...
+    @abstractmethod
+    def _create_session(self, record: SessionRecord) -> None: ...
+    @abstractmethod
+    def _get_session(self, session_id: str) -> SessionRecord | None: ...
+    @abstractmethod
+    def _list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]: ...
+    @abstractmethod
+    def _update_session(self, session_id: str, fields: dict[str, Any]) -> None: ...
+    @abstractmethod
+    def _delete_session(self, session_id: str) -> bool: ...
+    @abstractmethod
+    def _create_turn(self, record: TurnRecord) -> None: ...
+    @abstractmethod
+    def _update_turn(self, turn_id: str, fields: dict[str, Any]) -> None: ...
+    @abstractmethod
+    def _get_turn(self, turn_id: str) -> TurnRecord | None: ...
+    @abstractmethod
+    def _open_turns(self) -> list[TurnRecord]: ...
+    @abstractmethod
+    def _find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None: ...
+    @abstractmethod
+    def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
+                              created_at: str) -> None: ...
+    @abstractmethod
+    def _append_events(self, events: list[Event]) -> None: ...
+    @abstractmethod
+    def _list_events(self, session_id: str, after: int, limit: int,
+                     types: tuple[str, ...] | None) -> list[Event]: ...
+    @abstractmethod
+    def _max_seq(self, session_id: str) -> int: ...
+    @abstractmethod
+    def _append_transcript(self, project_key: str, session_id: str, subpath: str,
+                           entries: list[dict[str, Any]]) -> None: ...
+    @abstractmethod
+    def _load_transcript(self, project_key: str, session_id: str,
+                         subpath: str) -> list[dict[str, Any]] | None: ...
+    @abstractmethod
+    def _list_transcripts(self, project_key: str) -> list[tuple[str, int]]: ...
+    @abstractmethod
+    def _list_transcript_subpaths(self, project_key: str, session_id: str) -> list[str]: ...
+    @abstractmethod
+    def _delete_transcript(self, project_key: str | None, session_id: str, subpath: str | None) -> None: ...

@@ -1,0 +1,264 @@
+"""The JSON-directory backend (``CC_API_SESSION_DIR``): one folder per session.
+
+Every write is atomic — a temporary file, fsync, rename, fsync of the folder — so a
+crash leaves either the old file or the new one, never half of one. Session ids are
+validated before any path is built, and keys that come from elsewhere (project keys,
+subpaths, idempotency keys) are hashed into file names, so no input can reach outside
+the directory.
+
+    <root>/sessions/<session id>/session.json
+    <root>/sessions/<session id>/turns/<turn id>.json
+    <root>/sessions/<session id>/events/<first seq>-<last seq>.jsonl   (one file per batch)
+    <root>/sessions/<session id>/idempotency/<sha256 of key>.json
+    <root>/transcripts/<sha256 of project key>/<sdk session id>/<sha256 of subpath>/<n>.jsonl
+
+Session and turn records are also kept in memory (loaded at open), so reads never scan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ccapi.events import Event
+from ccapi.ids import is_safe_id
+from ccapi.store.base import OPEN_TURN_STATES, Store
+from ccapi.store.records import SessionRecord, TurnRecord
+
+_MAIN = "main"
+
+
+class UnsafeId(ValueError):
+    """An id that must not become part of a path."""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _safe(value: str) -> str:
+    if not is_safe_id(value):
+        raise UnsafeId(f"unsafe id {value!r}")
+    return value
+
+
+def _jsonl(items: list[Any]) -> bytes:
+    return b"".join(orjson.dumps(item) + b"\n" for item in items)
+
+
+def _read_jsonl(path: Path) -> list[Any]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+
+
+class JsonDirStore(Store):
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self._root = root
+        self._sessions: dict[str, SessionRecord] = {}
+        self._turns: dict[str, TurnRecord] = {}
+
+    # -- paths -----------------------------------------------------------------
+    def _session_dir(self, session_id: str) -> Path:
+        return self._root / "sessions" / _safe(session_id)
+
+    def _transcript_dir(self, project_key: str, session_id: str, subpath: str) -> Path:
+        return (self._root / "transcripts" / _digest(project_key) / _safe(session_id)
+                / (_digest(subpath) if subpath else _MAIN))
+
+    # -- lifecycle -------------------------------------------------------------
+    def _open(self) -> None:
+        (self._root / "sessions").mkdir(parents=True, exist_ok=True)
+        for folder in (self._root / "sessions").iterdir():
+            record_file = folder / "session.json"
+            if not record_file.is_file():
+                continue
+            self._sessions[folder.name] = SessionRecord(**orjson.loads(record_file.read_bytes()))
+            for turn_file in (folder / "turns").glob("*.json"):
+                turn = TurnRecord(**orjson.loads(turn_file.read_bytes()))
+                self._turns[turn.id] = turn
+
+    def _close(self) -> None:
+        self._sessions.clear()
+        self._turns.clear()
+
+    def _ping(self) -> bool:
+        return (self._root / "sessions").is_dir() and os.access(self._root / "sessions", os.W_OK)
+
+    # -- sessions --------------------------------------------------------------
+    def _write_session(self, record: SessionRecord) -> None:
+        atomic_write(self._session_dir(record.id) / "session.json", orjson.dumps(dataclasses.asdict(record)))
+        self._sessions[record.id] = record
+
+    def _create_session(self, record: SessionRecord) -> None:
+        self._write_session(record)
+
+    def _get_session(self, session_id: str) -> SessionRecord | None:
+        return self._sessions.get(session_id)
+
+    def _list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
+        ordered = sorted(self._sessions.values(), key=lambda s: (s.created_at, s.id), reverse=True)
+        if after is not None:
+            cursor = self._sessions.get(after)
+            if cursor is None:
+                return []
+            ordered = [s for s in ordered if (s.created_at, s.id) < (cursor.created_at, cursor.id)]
+        return ordered[:limit]
+
+    def _update_session(self, session_id: str, fields: dict[str, Any]) -> None:
+        record = self._sessions.get(session_id)
+        if record is not None:
+            self._write_session(dataclasses.replace(record, **fields))
+
+    def _delete_session(self, session_id: str) -> bool:
+        folder = self._session_dir(session_id)
+        existed = self._sessions.pop(session_id, None) is not None
+        for turn_id in [t.id for t in self._turns.values() if t.session_id == session_id]:
+            del self._turns[turn_id]
+        if folder.exists():
+            # rename first so a crash mid-delete never leaves a half-session that loads
+            doomed = folder.with_name(f".deleted-{session_id}-{os.getpid()}")
+            os.replace(folder, doomed)
+            shutil.rmtree(doomed)
+        return existed
+
+    # -- turns -----------------------------------------------------------------
+    def _write_turn(self, record: TurnRecord) -> None:
+        atomic_write(self._session_dir(record.session_id) / "turns" / f"{_safe(record.id)}.json",
+                     orjson.dumps(dataclasses.asdict(record)))
+        self._turns[record.id] = record
+
+    def _create_turn(self, record: TurnRecord) -> None:
+        self._write_turn(record)
+        session = self._sessions[record.session_id]
+        self._write_session(dataclasses.replace(session, turn_count=session.turn_count + 1,
+                                                updated_at=record.created_at))
+
+    def _update_turn(self, turn_id: str, fields: dict[str, Any]) -> None:
+        record = self._turns.get(turn_id)
+        if record is not None:
+            self._write_turn(dataclasses.replace(record, **fields))
+
+    def _get_turn(self, turn_id: str) -> TurnRecord | None:
+        return self._turns.get(turn_id)
+
+    def _open_turns(self) -> list[TurnRecord]:
+        return [turn for turn in self._turns.values() if turn.status in OPEN_TURN_STATES]
+
+    # -- idempotency keys --------------------------------------------------------
+    def _idempotency_file(self, session_id: str, key: str) -> Path:
+        return self._session_dir(session_id) / "idempotency" / f"{_digest(key)}.json"
+
+    def _find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None:
+        path = self._idempotency_file(session_id, key)
+        if not path.is_file():
+            return None
+        found = orjson.loads(path.read_bytes())
+        return found["fingerprint"], found["turn_id"]
+
+    def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
+                              created_at: str) -> None:
+        atomic_write(self._idempotency_file(session_id, key), orjson.dumps(
+            {"key": key, "fingerprint": fingerprint, "turn_id": turn_id, "created_at": created_at}))
+
+    # -- events ----------------------------------------------------------------
+    def _append_events(self, events: list[Event]) -> None:
+        by_session: dict[str, list[Event]] = {}
+        for event in events:
+            by_session.setdefault(event.session_id, []).append(event)
+        for session_id, batch in by_session.items():
+            if session_id not in self._sessions:
+                continue  # deleted while its last events were in flight
+            name = f"{batch[0].seq:012d}-{batch[-1].seq:012d}.jsonl"
+            atomic_write(self._session_dir(session_id) / "events" / name,
+                         _jsonl([dataclasses.asdict(event) for event in batch]))
+            self._update_session(session_id, {"last_seq": batch[-1].seq})
+
+    def _event_files(self, session_id: str, after: int) -> list[Path]:
+        folder = self._session_dir(session_id) / "events"
+        if not folder.is_dir():
+            return []
+        files = sorted(p for p in folder.iterdir() if p.suffix == ".jsonl")
+        return [p for p in files if int(p.stem.split("-")[1]) > after]
+
+    def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
+        found: list[Event] = []
+        for path in self._event_files(session_id, after):
+            for item in _read_jsonl(path):
+                if item["seq"] > after and (not types or item["type"] in types):
+                    found.append(Event(**item))
+                    if len(found) == limit:
+                        return found
+        return found
+
+    def _max_seq(self, session_id: str) -> int:
+        files = self._event_files(session_id, 0)
+        return int(files[-1].stem.split("-")[1]) if files else 0
+
+    # -- transcripts -----------------------------------------------------------
+    def _transcript_files(self, folder: Path) -> list[Path]:
+        return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+
+    def _append_transcript(self, project_key: str, session_id: str, subpath: str,
+                           entries: list[dict[str, Any]]) -> None:
+        folder = self._transcript_dir(project_key, session_id, subpath)
+        files = self._transcript_files(folder)
+        known = {e.get("uuid") for path in files for e in _read_jsonl(path)} - {None}
+        fresh = [e for e in entries if not isinstance(e.get("uuid"), str) or e["uuid"] not in known]
+        if not fresh:
+            return
+        if not (folder / "key.json").is_file():
+            atomic_write(folder / "key.json", orjson.dumps({"project_key": project_key, "session_id": session_id,
+                                                            "subpath": subpath}))
+        atomic_write(folder / f"{len(files) + 1:09d}.jsonl", _jsonl(fresh))
+
+    def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
+        files = self._transcript_files(self._transcript_dir(project_key, session_id, subpath))
+        return [entry for path in files for entry in _read_jsonl(path)] or None
+
+    def _list_transcripts(self, project_key: str) -> list[tuple[str, int]]:
+        project = self._root / "transcripts" / _digest(project_key)
+        listed = []
+        for session in (project.iterdir() if project.is_dir() else ()):
+            files = self._transcript_files(session / _MAIN)
+            if files:
+                listed.append((session.name, max(int(p.stat().st_mtime * 1000) for p in files)))
+        return listed
+
+    def _list_transcript_subpaths(self, project_key: str, session_id: str) -> list[str]:
+        session = self._root / "transcripts" / _digest(project_key) / _safe(session_id)
+        subpaths = []
+        for folder in (session.iterdir() if session.is_dir() else ()):
+            if folder.name != _MAIN and (folder / "key.json").is_file():
+                subpaths.append(orjson.loads((folder / "key.json").read_bytes())["subpath"])
+        return subpaths
+
+    def _delete_transcript(self, project_key: str | None, session_id: str, subpath: str | None) -> None:
+        projects = ([self._root / "transcripts" / _digest(project_key)] if project_key is not None
+                    else list((self._root / "transcripts").glob("*")))
+        for project in projects:
+            target = project / _safe(session_id)
+            if subpath is not None:
+                target = target / (_digest(subpath) if subpath else _MAIN)
+            if target.exists():
+                shutil.rmtree(target)
