@@ -43,6 +43,8 @@ class Settings:
     idle_timeout: float = 600.0
     tool_timeout: float = 300.0
     upstream_url: str | None = None
+    upstream_retries: int | None = None
+    upstream_timeout: float | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     keepalive_seconds: float = 15.0
     mock_model: bool = False
@@ -74,6 +76,8 @@ class Settings:
             idle_timeout=reader.number("CC_API_IDLE_TIMEOUT", cls.idle_timeout),
             tool_timeout=reader.number("CC_API_TOOL_TIMEOUT", cls.tool_timeout),
             upstream_url=reader.optional("CC_API_UPSTREAM_URL"),
+            upstream_retries=reader.optional_integer("CC_API_UPSTREAM_RETRIES", minimum=0, maximum=20),
+            upstream_timeout=reader.optional_number("CC_API_UPSTREAM_TIMEOUT"),
             max_body_bytes=reader.integer("CC_API_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
         )
@@ -148,6 +152,12 @@ class _Reader:
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise ConfigError(f"{name}={value} is out of range")
         return value
+
+    def optional_integer(self, name: str, minimum: int, maximum: int) -> int | None:
+        return self.integer(name, 0, minimum, maximum) if self.optional(name) is not None else None
+
+    def optional_number(self, name: str) -> float | None:
+        return self.number(name, 0.0) if self.optional(name) is not None else None
 
     def number(self, name: str, default: float) -> float:
         raw = self.optional(name)

@@ -16,6 +16,7 @@ class EventType(enum.StrEnum):
     SESSION_COMPACTED = "session.compacted"
     TURN_STARTED = "turn.started"
     TURN_REQUIRES_ACTION = "turn.requires_action"
+    TURN_RETRYING = "turn.retrying"
     TURN_COMPLETED = "turn.completed"
     TURN_INTERRUPTED = "turn.interrupted"
     TURN_FAILED = "turn.failed"

@@ -18,7 +18,10 @@ def test_settings_read_every_variable(tmp_path) -> None:
         "CC_API_MAX_TURNS": "3", "CC_API_TOOL_MAX_TURNS": "2", "CC_API_MAX_LIVE": "4",
         "CC_API_IDLE_TIMEOUT": "30", "CC_API_PERMISSION_MODE": "acceptEdits",
         "CC_API_UPSTREAM_URL": "http://127.0.0.1:9/", "CC_API_SESSION_DB": str(tmp_path / "x.db"),
+        "CC_API_UPSTREAM_RETRIES": "2", "CC_API_UPSTREAM_TIMEOUT": "45",
     })
+    assert (settings.upstream_retries, settings.upstream_timeout) == (2, 45.0)
+    assert Settings.from_env({}).upstream_retries is None
     assert (settings.port, settings.max_turns, settings.tool_max_turns, settings.max_live) == (9001, 3, 2, 4)
     assert settings.idle_timeout == 30.0 and settings.permission_mode == "acceptEdits"
     assert settings.database_path == tmp_path / "x.db"
@@ -30,6 +33,8 @@ def test_settings_read_every_variable(tmp_path) -> None:
     ({"CC_API_PERMISSION_MODE": "yolo"}, "CC_API_PERMISSION_MODE"),
     ({"CC_API_MAX_LIVE": "0"}, "CC_API_MAX_LIVE"),
     ({"CC_API_HOST": "0.0.0.0"}, "CC_API_KEY"),
+    ({"CC_API_UPSTREAM_RETRIES": "-1"}, "CC_API_UPSTREAM_RETRIES"),
+    ({"CC_API_DATABASE_URL": "postgresql://localhost/x"}, "CC_API_DATABASE_URL"),
 ])
 def test_bad_settings_name_the_variable(env: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):

@@ -58,12 +58,14 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgen
 MOCK_API_KEY = "cc-api-mock-model"
 
 
-def engine_environment(upstream_url: str | None, tool_timeout: float, mock_model: bool = False) -> dict[str, str]:
+def engine_environment(upstream_url: str | None, tool_timeout: float, *, mock_model: bool = False,
+                       retries: int | None = None, timeout: float | None = None) -> dict[str, str]:
     """Environment for every Claude Code child: no telemetry or update checks from a
     daemon; client tools offered to the model directly (not deferred behind tool search)
     and allowed to wait for the client longer than the gateway's own tool timeout; the
-    configured upstream when there is one, and a dummy key for the mock so a real key is
-    never sent to it."""
+    configured upstream, retry budget and request timeout when set (Claude Code's own
+    defaults otherwise: 10 retries, 10 minutes); and a dummy key for the mock so a real
+    key is never sent to it."""
     env = {
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "ENABLE_TOOL_SEARCH": "false",
@@ -71,6 +73,10 @@ def engine_environment(upstream_url: str | None, tool_timeout: float, mock_model
     }
     if upstream_url:
         env["ANTHROPIC_BASE_URL"] = upstream_url
+    if retries is not None:
+        env["CLAUDE_CODE_MAX_RETRIES"] = str(retries)
+    if timeout is not None:
+        env["API_TIMEOUT_MS"] = str(int(timeout * 1000))
     if mock_model:
         env["ANTHROPIC_API_KEY"] = MOCK_API_KEY
     return env

@@ -156,6 +156,13 @@ class TurnTranslator:
     def _system(self, message: SystemMessage) -> list[EngineEvent]:
         if message.subtype == "init":
             self.sdk_session_id = message.data.get("session_id") or self.sdk_session_id
+        elif message.subtype == "api_retry":
+            data = message.data
+            return [EngineEvent(EventType.TURN_RETRYING, {
+                "attempt": data.get("attempt"), "max_retries": data.get("max_retries"),
+                "retry_delay_ms": data.get("retry_delay_ms"), "error_status": data.get("error_status"),
+                "error": data.get("error"),
+            })]
         elif message.subtype == "compact_boundary":
             meta = message.data.get("compact_metadata") or {}
             return [EngineEvent(EventType.SESSION_COMPACTED, {
@@ -193,7 +200,10 @@ class TurnTranslator:
         if self._assistant_error is not None:
             kind, text = self._assistant_error
             message = _AUTH_HINT + f" (Claude Code said: {text})" if kind == "authentication_failed" else text
-            return {"type": "upstream_error", "message": message or kind, "reason": kind}
+            error = {"type": "upstream_error", "message": message or kind, "reason": kind}
+            if result.api_error_status:
+                error["status"] = result.api_error_status
+            return error
         if result.subtype == "error_max_turns":
             return {"type": "max_turns", "message": f"the turn stopped after {result.num_turns} model turns "
                     "(max_turns); send another turn to continue"}

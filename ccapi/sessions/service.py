@@ -54,8 +54,9 @@ class SessionService:
         self._transcripts = TranscriptMirror(store)
         self._running: dict[str, TurnRun] = {}
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
-        self._env: Mapping[str, str] = engine_environment(settings.upstream_url, settings.tool_timeout,
-                                                          settings.mock_model)
+        self._env: Mapping[str, str] = engine_environment(
+            settings.upstream_url, settings.tool_timeout, mock_model=settings.mock_model,
+            retries=settings.upstream_retries, timeout=settings.upstream_timeout)
 
     # -- sessions --------------------------------------------------------------
     async def create(self, params: NewSession) -> SessionRecord:

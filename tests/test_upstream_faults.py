@@ -1,0 +1,83 @@
+"""Upstream faults scripted in the mock: each ends as a completed turn (after Claude Code's
+own retries) or a clear ``turn.failed`` within a bounded time, and the session goes on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ccapi.testing import MockError, MockModel, Reply
+from tests.gateway import Gateway
+
+SERVER_ERROR = Reply(error=MockError(500, "api_error", "internal server error"))
+OVERLOADED = Reply(error=MockError(529, "overloaded_error", "Overloaded"))
+
+
+@pytest.fixture(scope="module")
+def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """One retry, and a 3 s request timeout, so every fault resolves in seconds."""
+    gw = Gateway(tmp_path_factory.mktemp("faults"), mock_model.url,
+                 CC_API_UPSTREAM_RETRIES="1", CC_API_UPSTREAM_TIMEOUT="3").start()
+    yield gw
+    gw.stop()
+    assert gw.leftover_processes() == []
+
+
+def _turn(gw: Gateway, text: str) -> tuple[dict, float]:
+    session = gw.create_session()
+    began = time.monotonic()
+    reply = gw.turn(session["id"], text)
+    return reply | {"session_id": session["id"]}, time.monotonic() - began
+
+
+def _still_usable(gw: Gateway, session_id: str) -> None:
+    after = gw.turn(session_id, "still there?")
+    assert after["status"] == "completed" and after["output"][-1]["text"] == "mock reply: still there?"
+
+
+@pytest.mark.parametrize(("faults", "reason", "status"), [
+    ((SERVER_ERROR, SERVER_ERROR), "server_error", 500),
+    ((OVERLOADED, OVERLOADED), "server_error", 529),
+    ((Reply(error=MockError(429, "rate_limit_error", "slow down", retry_after=1)),) * 2, "rate_limit", 429),
+])
+def test_persistent_upstream_errors_fail_the_turn_clearly(gateway: Gateway, mock_model: MockModel,
+                                                          faults: tuple[Reply, ...], reason: str, status: int) -> None:
+    mock_model.script(*faults)
+    reply, took = _turn(gateway, "this will fail")
+    assert reply["status"] == "failed", reply
+    assert reply["error"]["type"] == "upstream_error"
+    assert reply["error"]["reason"] == reason and reply["error"]["status"] == status
+    assert reply["error"]["message"]
+    assert took < 30
+    types = [e["type"] for e in gateway.events(reply["session_id"])]
+    assert "turn.retrying" in types and types[-1] == "turn.failed"
+    _still_usable(gateway, reply["session_id"])
+
+
+@pytest.mark.parametrize("fault", [
+    SERVER_ERROR,
+    OVERLOADED,
+    Reply(error=MockError(429, "rate_limit_error", "slow down", retry_after=1)),
+    Reply(text="this stream will be cut " * 20, drop_after_chunks=4),
+    Reply(malformed=True),
+], ids=["500", "529", "429", "dropped-stream", "malformed-sse"])
+def test_a_transient_fault_is_retried_and_the_turn_completes(gateway: Gateway, mock_model: MockModel,
+                                                            fault: Reply) -> None:
+    mock_model.script(fault)  # the retry gets the mock's normal answer
+    reply, took = _turn(gateway, "recover please")
+    assert reply["status"] == "completed", reply
+    assert reply["output"][-1]["text"] == "mock reply: recover please"
+    assert took < 30
+    _still_usable(gateway, reply["session_id"])
+
+
+def test_a_first_byte_that_never_comes_times_out(gateway: Gateway, mock_model: MockModel) -> None:
+    never = Reply(text="too late", first_byte_delay=20)
+    mock_model.script(never, never)
+    reply, took = _turn(gateway, "hello?")
+    assert reply["status"] == "failed", reply
+    assert reply["error"]["type"] == "upstream_error"
+    assert "timed out" in reply["error"]["message"].lower()
+    assert took < 20
+    _still_usable(gateway, reply["session_id"])
