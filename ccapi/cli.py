@@ -1,27 +1,54 @@
-"""The ``cc-api`` command."""
+"""The ``cc-api`` command: argument parsing and rendering over ``ccapi.launcher`` and ``ccapi.service``.
+
+Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 3 not running (``status``, as LSB
+init scripts and ``systemctl status`` do).
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ccapi import __version__
 from ccapi.config import ConfigError, Settings
+from ccapi.console import render_log_line, render_service_plan, render_status, status_json, to_json
+from ccapi.envfile import with_env_file
+from ccapi.launcher import Launcher
+from ccapi.logfile import follow, tail
+from ccapi.paths import StatePaths
+from ccapi.service import ServiceError, current_platform, gateway_command, install, plan_service, uninstall
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+_BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"cc-api: {message}", file=sys.stderr)
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ccapi.app import create_app
-    from ccapi.logs import configure_logging
+    import structlog
+
+    from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
+    from ccapi.logs import configure_logging, secret_values
 
     try:
-        settings = Settings.from_env()
+        os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        settings = settings.with_overrides(**overrides)
+        settings = Settings.from_env().with_overrides(**overrides)
     except ConfigError as exc:
-        print(f"cc-api: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_dir)
+        return _fail(str(exc), EXIT_USAGE)
+    configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
+    log = structlog.get_logger("ccapi.cli")
+    launcher = Launcher(settings, os.environ)
+    running = launcher.running_state()
+    if running is not None:
+        log.error("already_running", url=running.url, pid=running.pid, home=str(settings.home))
+        return EXIT_FAILED
     mock = None
     if args.mock_model:
         from ccapi.testing import MockModel
@@ -32,38 +59,149 @@ def _run(args: argparse.Namespace) -> int:
         print(f"cc-api: MOCK MODEL at {mock.url} — replies are scripted, not from Claude", file=sys.stderr)
     app = create_app(settings)
     try:
-        app.run(host=settings.host, port=settings.port, single_process=True, motd=False, access_log=False)
+        with launcher.recorded():
+            app.run(host=settings.host, port=settings.port, single_process=True, motd=False, access_log=False)
+    except OSError as exc:
+        if exc.errno not in _BIND_ERRORS:
+            raise
+        log.error("cannot_listen", host=settings.host, port=settings.port, error=exc.strerror)
+        return EXIT_FAILED
     finally:
         if mock is not None:
             mock.stop()
-    return 0
+    return EXIT_OK
+
+
+def _start(args: argparse.Namespace) -> int:
+    result = Launcher.from_environment().start(host=args.host, port=args.port, mock_model=args.mock_model,
+                                               timeout=args.timeout)
+    if args.json:
+        print(to_json(result))
+    elif result.outcome == "failed":
+        print(f"cc-api: start failed: {result.message}", file=sys.stderr)
+        if result.log_tail:
+            print("--- last lines of the log ---", *map(render_log_line, result.log_tail), sep="\n",
+                  file=sys.stderr)
+    else:
+        print(f"cc-api: {result.message}")
+    return EXIT_OK if result.outcome == "started" else EXIT_FAILED
+
+
+def _stop(args: argparse.Namespace) -> int:
+    result = Launcher.from_environment().stop(timeout=args.timeout)
+    print(to_json(result) if args.json else f"cc-api: {result.message}")
+    return EXIT_FAILED if result.outcome == "failed" else EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    launcher = Launcher.from_environment()
+    status = launcher.status()
+    print(status_json(status, launcher.paths) if args.json else render_status(status, launcher.paths))
+    return EXIT_OK if status.running else EXIT_NOT_RUNNING
+
+
+def _logs(args: argparse.Namespace) -> int:
+    log_file = StatePaths.from_env().log_file
+    if not log_file.exists() and not args.follow:
+        return _fail(f"no log yet at {log_file}")
+    show: Callable[[str], str] = (lambda line: line) if args.json else render_log_line
+    last = tail(log_file, args.lines)
+    for line in last.lines:
+        print(show(line))
+    if args.follow:
+        sys.stdout.flush()
+        try:
+            for line in follow(log_file, last.end):
+                print(show(line), flush=True)
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
+
+
+def _service(args: argparse.Namespace) -> int:
+    try:
+        platform = args.platform or current_platform()
+        plan = plan_service(platform, StatePaths.from_env(), gateway_command(), os.environ.get("PATH", ""))
+        if args.dry_run:
+            installing = args.command == "install-service"
+            print(to_json(plan) if args.json else render_service_plan(plan, install=installing))
+            return EXIT_OK
+        result = (install if args.command == "install-service" else uninstall)(plan)
+    except ServiceError as exc:
+        return _fail(str(exc))
+    print(to_json(result) if args.json else f"cc-api: {result.message}")
+    return EXIT_OK
 
 
 def _version(args: argparse.Namespace) -> int:
     import claude_agent_sdk
     from claude_agent_sdk._cli_version import __cli_version__
 
-    print(f"cc-api {__version__} (claude-agent-sdk {claude_agent_sdk.__version__}, Claude Code {__cli_version__})")
-    return 0
+    if args.json:
+        print(to_json({"version": __version__, "sdk_version": claude_agent_sdk.__version__,
+                       "cli_version": __cli_version__}))
+    else:
+        print(f"cc-api {__version__} (claude-agent-sdk {claude_agent_sdk.__version__}, Claude Code {__cli_version__})")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cc-api", description="Session-oriented HTTP gateway for Claude.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the gateway in the foreground")
-    run.add_argument("--host", help="listen address (default CC_API_HOST or 127.0.0.1)")
-    run.add_argument("--port", type=int, help="listen port (default CC_API_PORT or 8000)")
-    run.add_argument("--mock-model", action="store_true",
-                     help="serve from the bundled mock model instead of Claude (no account needed)")
-    run.set_defaults(handler=_run)
-    version = commands.add_parser("version", help="print versions")
-    version.set_defaults(handler=_version)
+    parser = argparse.ArgumentParser(
+        prog="cc-api", description="Session-oriented HTTP gateway for Claude.",
+        epilog="State lives in $CC_API_HOME (default ~/.cc-api); settings come from the environment and "
+               "$CC_API_HOME/cc-api.env. Exit codes: 0 ok, 1 failed, 2 usage, 3 not running.")
+    parser.add_argument("-V", "--version", action="version", version=f"cc-api {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], summary: str,
+                parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                                  parents=list(parents))
+        sub.set_defaults(handler=handler)
+        return sub
+
+    listen = argparse.ArgumentParser(add_help=False)
+    listen.add_argument("--host", help="listen address (default CC_API_HOST or 127.0.0.1)")
+    listen.add_argument("--port", type=int, help="listen port (default CC_API_PORT or 8000)")
+    listen.add_argument("--mock-model", action="store_true",
+                        help="serve from the bundled mock model instead of Claude (no account needed)")
+
+    run = command("run", _run, "run the gateway in the foreground", [listen])
+    run.add_argument("--no-console-log", action="store_true",
+                     help="log only to the log file (for `start` and launchd, whose stderr is that file)")
+    start = command("start", _start, "start the gateway in the background and wait until it is healthy",
+                    [listen, as_json])
+    start.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for /healthz (default 30)")
+    stop = command("stop", _stop, "stop the background gateway (SIGTERM, then SIGKILL after --timeout)",
+                   [as_json])
+    stop.add_argument("--timeout", type=float, default=15.0, help="seconds to wait before SIGKILL (default 15)")
+    command("status", _status, "show whether the gateway runs, where, and its sessions (exit 3: not running)",
+            [as_json])
+    logs = command("logs", _logs, "show the gateway's log, rendered for reading")
+    logs.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    for name, verb in (("install-service", "install and start"), ("uninstall-service", "stop and remove")):
+        service = command(name, _service, f"{verb} the per-user service (systemd --user or launchd)", [as_json])
+        service.add_argument("--dry-run", action="store_true", help="print the file, its destination and the "
+                                                                     "commands instead of doing anything")
+        service.add_argument("--platform", choices=("linux", "macos"),
+                             help="render for this platform (default: this machine's)")
+    command("version", _version, "print versions", [as_json])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except BrokenPipeError:  # `cc-api logs | head`: exit quietly, and keep Python from flushing into the pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,100 @@
+"""Human and JSON renderings of launcher results, service plans and log lines, for ``cc-api``."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ccapi.launcher import GatewayStatus
+from ccapi.paths import StatePaths
+from ccapi.service import ServicePlan
+
+_LOG_HEAD = ("timestamp", "level", "event", "logger", "exception")
+
+
+def to_json(value: Any) -> str:
+    """Dataclasses (nested too) and paths as indented JSON."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2).decode()
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h {minutes:02d}m"
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s"
+
+
+def status_json(status: GatewayStatus, paths: StatePaths) -> str:
+    return to_json({**dataclasses.asdict(status), "home": paths.home, "log_file": paths.log_file})
+
+
+def render_status(status: GatewayStatus, paths: StatePaths) -> str:
+    state = status.state
+    if not status.running or state is None:
+        return f"cc-api is not running (home {paths.home})"
+    started = datetime.fromtimestamp(state.started_at, UTC).astimezone()
+    rows = [
+        ("url", state.url),
+        ("pid", str(state.pid)),
+        ("version", state.version),
+        ("uptime", f"{duration(status.uptime_seconds or 0)} (since {started:%Y-%m-%d %H:%M:%S %Z})"),
+        ("sessions", _sessions(status)),
+        ("home", str(paths.home)),
+        ("log", str(paths.log_file)),
+    ]
+    if status.problem:
+        rows.append(("problem", status.problem))
+    health = "healthy" if status.healthy else "NOT healthy"
+    return "\n".join([f"cc-api is running ({health})", *(f"  {name:<9} {value}" for name, value in rows)])
+
+
+def _sessions(status: GatewayStatus) -> str:
+    live = "?" if status.live_sessions is None else str(status.live_sessions)
+    stored = "?" if status.persisted_sessions is None else str(status.persisted_sessions)
+    return f"{live} live, {stored}{'+' if status.persisted_sessions_more else ''} stored"
+
+
+def render_service_plan(plan: ServicePlan, install: bool) -> str:
+    """What ``--dry-run`` would do, as comments around the file and the commands."""
+    if install:
+        steps = plan.install_steps
+        head = [f"# would write {plan.destination}:", plan.content.rstrip(),
+                f"# would create {plan.env_file} (mode 0600) if missing"]
+    else:
+        steps = (*plan.stop_steps, *plan.reload_steps)
+        head = [f"# would remove {plan.destination} (and keep {plan.env_file})"]
+    return "\n".join([*head, "# would run:", *(str(step) for step in steps)])
+
+
+def render_log_line(line: str) -> str:
+    """``time LEVEL event key=value ...`` for a JSON log line; anything else unchanged."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    if not isinstance(event, dict):
+        return line
+    timestamp = str(event.get("timestamp", "")).replace("T", " ")[:19]
+    level = str(event.get("level", "")).upper()
+    name = event.get("event", "")
+    if event.get("logger") and not str(event["logger"]).startswith("ccapi"):
+        name = f"[{event['logger']}] {name}"
+    fields = " ".join(f"{key}={_field(value)}" for key, value in event.items()
+                      if key not in _LOG_HEAD and value is not None)
+    text = " ".join(part for part in (timestamp, f"{level:<7}", str(name), fields) if part)
+    return f"{text}\n{event['exception']}" if event.get("exception") else text
+
+
+def _field(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value and " " not in value else orjson.dumps(value).decode()
+    return orjson.dumps(value).decode()

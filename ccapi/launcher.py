@@ -1,0 +1,280 @@
+"""Start, stop and inspect the background gateway: one implementation behind ``cc-api`` and the menu app.
+
+A running gateway — however it was started: ``cc-api start``, systemd, launchd or a terminal —
+records itself in ``$CC_API_HOME/cc-api.json`` (pid, process start time, URL). Every other command
+trusts that file only after checking that the pid is still that very process, so a stale file
+(crash, reboot, pid reused) never blocks a start and never gets an unrelated process killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from ccapi import __version__
+from ccapi.config import ConfigError, Settings
+from ccapi.envfile import with_env_file
+from ccapi.logfile import lines_since, size
+from ccapi.process import current_process, inspect_process
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+_POLL = 0.1
+_SESSION_PAGES = 10  # status counts up to 1000 sessions, then says "1000+"
+_LOG_LINES = 20
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    """What the running gateway wrote about itself."""
+
+    pid: int
+    pgid: int
+    process_started: str
+    url: str
+    host: str
+    port: int
+    started_at: float
+    version: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> GatewayState | None:
+        try:
+            return cls(**orjson.loads(data))
+        except (orjson.JSONDecodeError, TypeError):
+            return None
+
+
+@dataclass(frozen=True)
+class StartResult:
+    outcome: Literal["started", "already_running", "failed"]
+    message: str
+    state: GatewayState | None = None
+    log_tail: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StopResult:
+    outcome: Literal["stopped", "killed", "not_running", "failed"]
+    message: str
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class GatewayStatus:
+    running: bool
+    state: GatewayState | None = None
+    healthy: bool = False
+    uptime_seconds: float | None = None
+    live_sessions: int | None = None
+    persisted_sessions: int | None = None
+    persisted_sessions_more: bool = False
+    problem: str | None = None
+
+
+class Launcher:
+    """Process control for the gateway of one ``CC_API_HOME``."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str], python: str = sys.executable) -> None:
+        self.settings = settings
+        self.paths = settings.paths
+        self.env = env
+        self.python = python
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> Launcher:
+        """Settings from ``env`` (default: this process's) over the home's env file; raises ``ConfigError``."""
+        merged = with_env_file(env)
+        return cls(Settings.from_env(merged), merged)
+
+    # -- the state file ------------------------------------------------------------------
+    def read_state(self) -> GatewayState | None:
+        try:
+            return GatewayState.from_json(self.paths.state_file.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def running_state(self) -> GatewayState | None:
+        """The recorded gateway if it is still that process; a stale record is removed."""
+        state = self.read_state()
+        if state is not None and _is_alive(state):
+            return state
+        if self.paths.state_file.exists():
+            self._forget(state)
+        return None
+
+    @contextmanager
+    def recorded(self) -> Iterator[GatewayState]:
+        """Record this process as the running gateway for as long as the block runs."""
+        me = current_process()
+        state = GatewayState(
+            pid=me.pid, pgid=os.getpgrp(), process_started=me.started, url=self.settings.base_url,
+            host=self.settings.host, port=self.settings.port, started_at=time.time(), version=__version__,
+        )
+        self.paths.home.mkdir(parents=True, exist_ok=True)
+        temporary = self.paths.state_file.with_suffix(".tmp")
+        temporary.write_bytes(state.to_json())
+        temporary.replace(self.paths.state_file)
+        try:
+            yield state
+        finally:
+            self._forget(state)
+
+    def _forget(self, state: GatewayState | None) -> None:
+        """Remove the state file if it still describes ``state`` (a newer gateway may own it)."""
+        if self.read_state() == state:
+            self.paths.state_file.unlink(missing_ok=True)
+
+    # -- start / stop / status -------------------------------------------------------------
+    def start(self, host: str | None = None, port: int | None = None, mock_model: bool = False,
+              timeout: float = START_TIMEOUT, cwd: Path | None = None) -> StartResult:
+        """Run ``cc-api run`` detached (own session, stdin from /dev/null, output to the log file)
+        and wait until it answers ``/healthz``. ``cwd`` (default: ours) is where Claude Code's tools
+        act unless ``CC_API_CWD`` says otherwise."""
+        running = self.running_state()
+        if running is not None:
+            return StartResult("already_running", f"already running at {running.url} (pid {running.pid})", running)
+        overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+        settings = self.settings.with_overrides(**overrides)
+        if settings.port == 0:
+            raise ConfigError("cc-api start needs a fixed port: set CC_API_PORT or pass --port")
+        command = [self.python, "-m", "ccapi", "run", "--host", settings.host, "--port", str(settings.port),
+                   "--no-console-log", *(["--mock-model"] if mock_model else [])]
+        self.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        offset = size(self.paths.log_file)
+        with self.paths.log_file.open("ab") as log:
+            child = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env={**self.env, "CC_API_HOME": str(self.paths.home)}, cwd=cwd,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            code = child.poll()
+            if code is not None:
+                return self._start_failed(f"the gateway exited with code {code} before it was healthy", offset)
+            state = self.read_state()
+            if state is not None and state.pid == child.pid and _get(f"{state.url}/healthz")[0] == 200:
+                return StartResult("started", f"started at {state.url} (pid {state.pid})", state)
+            if time.monotonic() > deadline:
+                _kill_group(child.pid)
+                child.wait()
+                return self._start_failed(f"the gateway did not answer {settings.base_url}/healthz "
+                                          f"within {timeout:g} s", offset)
+            time.sleep(_POLL)
+
+    def _start_failed(self, message: str, offset: int) -> StartResult:
+        return StartResult("failed", f"{message}; see {self.paths.log_file}",
+                           log_tail=lines_since(self.paths.log_file, offset, _LOG_LINES))
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> StopResult:
+        """SIGTERM (the gateway interrupts turns, flushes events, closes Claude Code), then
+        SIGKILL of its process group as the backstop for anything left."""
+        state = self.running_state()
+        if state is None:
+            return StopResult("not_running", "not running")
+        try:
+            os.kill(state.pid, signal.SIGTERM)
+        except PermissionError:
+            return StopResult("failed", f"not allowed to signal pid {state.pid}", state.pid)
+        except ProcessLookupError:
+            pass
+        exited = _wait_for_exit(state, timeout)
+        if state.pgid == state.pid:
+            _kill_group(state.pid)
+        elif not exited:
+            _kill(state.pid)
+        if not exited and not _wait_for_exit(state, 5):
+            return StopResult("failed", f"pid {state.pid} survived SIGKILL", state.pid)
+        self._forget(state)
+        if exited:
+            return StopResult("stopped", f"stopped (pid {state.pid})", state.pid)
+        return StopResult("killed", f"pid {state.pid} did not exit within {timeout:g} s and was killed", state.pid)
+
+    def status(self) -> GatewayStatus:
+        state = self.running_state()
+        if state is None:
+            return GatewayStatus(running=False)
+        uptime = max(0.0, time.time() - state.started_at)
+        code, health = _get(f"{state.url}/healthz")
+        if code == 0:
+            return GatewayStatus(True, state, uptime_seconds=uptime, problem=f"{state.url} does not answer")
+        live = health.get("live_engines") if isinstance(health, dict) else None
+        persisted, more, problem = self._count_sessions(state.url)
+        return GatewayStatus(True, state, healthy=code == 200, uptime_seconds=uptime, live_sessions=live,
+                             persisted_sessions=persisted, persisted_sessions_more=more,
+                             problem=problem if code == 200 else f"/healthz answered {code}")
+
+    def _count_sessions(self, url: str) -> tuple[int | None, bool, str | None]:
+        count, cursor = 0, ""
+        for _ in range(_SESSION_PAGES):
+            code, page = _get(f"{url}/api/sessions?limit=100{cursor}", self.settings.api_key)
+            if code == 401:
+                return None, False, "/api/sessions needs CC_API_KEY (missing or different here)"
+            if code != 200 or not isinstance(page, dict):
+                return None, False, f"/api/sessions answered {code}"
+            count += len(page.get("data", []))
+            if not page.get("has_more"):
+                return count, False, None
+            cursor = f"&after={page.get('next_after')}"
+        return count, True, None
+
+
+def _is_alive(state: GatewayState) -> bool:
+    info = inspect_process(state.pid)
+    return info is not None and info.started == state.process_started and _looks_like_gateway(info.argv)
+
+
+def _looks_like_gateway(argv: tuple[str, ...]) -> bool:
+    """``cc-api run …`` (the script, seen as ``python …/cc-api run``) or ``python -m ccapi run …``."""
+    return "run" in argv and any(Path(arg).name in ("cc-api", "ccapi") for arg in argv)
+
+
+def _wait_for_exit(state: GatewayState, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _is_alive(state):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _get(url: str, api_key: str | None = None, timeout: float = 2.0) -> tuple[int, Any]:
+    """``(status, JSON body)``; status 0 when nothing answered."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with _direct.open(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except (OSError, ValueError):
+        return 0, None

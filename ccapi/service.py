@@ -1,0 +1,203 @@
+"""``cc-api install-service`` / ``uninstall-service``: the templates in ``service/`` rendered for this
+user and handed to systemd (``--user``) or launchd.
+
+Rendering is pure (a ``ServicePlan``), so ``--dry-run`` and the tests see exactly what would be
+written and run, for either platform, on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+from xml.sax.saxutils import escape
+
+from ccapi.envfile import write_example_env_file
+from ccapi.paths import StatePaths, launch_agents_dir, systemd_user_unit_dir
+
+Platform = Literal["linux", "macos"]
+PLATFORMS: tuple[Platform, ...] = ("linux", "macos")
+UNIT_NAME = "cc-api.service"
+LABEL = "com.cc-api.gateway"
+_TEMPLATES = {"linux": UNIT_NAME, "macos": f"{LABEL}.plist"}
+
+Runner = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
+
+
+class ServiceError(Exception):
+    """Installing or removing the service failed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Step:
+    argv: tuple[str, ...]
+    may_fail: bool = False
+    """``True`` for steps that clear a previous install and fail harmlessly when there is none."""
+
+    def __str__(self) -> str:
+        return " ".join(self.argv)
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    platform: Platform
+    destination: Path
+    content: str
+    env_file: Path
+    log_dir: Path
+    install_steps: tuple[Step, ...]
+    stop_steps: tuple[Step, ...]
+    """Run by uninstall before the file is removed; ``reload_steps`` run after."""
+    reload_steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class ServiceResult:
+    message: str
+    ran: tuple[str, ...]
+
+
+def current_platform() -> Platform:
+    if sys.platform == "darwin":
+        return "macos"
+    if sys.platform.startswith("linux"):
+        return "linux"
+    raise ServiceError(f"no user service support on {sys.platform}: run `cc-api start` instead")
+
+
+def gateway_command() -> tuple[str, ...]:
+    """How the service should start this installation of CC API, as absolute paths."""
+    beside_python = Path(sys.executable).parent / "cc-api"
+    invoked = Path(sys.argv[0])
+    for candidate in (beside_python, invoked if invoked.name == "cc-api" else None, shutil.which("cc-api")):
+        if candidate and os.access(candidate, os.X_OK):
+            return (str(Path(candidate).absolute()),)
+    return (sys.executable, "-m", "ccapi")
+
+
+def load_template(platform: Platform) -> str:
+    """From the wheel (``ccapi/service_templates``), or the repo's ``service/`` in an editable install."""
+    name = _TEMPLATES[platform]
+    packaged = resources.files("ccapi") / "service_templates" / name
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "service" / name).read_text(encoding="utf-8")
+
+
+def plan_service(platform: Platform, paths: StatePaths, command: Sequence[str], path_env: str) -> ServicePlan:
+    if platform == "linux":
+        return _systemd_plan(paths, command, path_env)
+    return _launchd_plan(paths, command, path_env)
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        template = template.replace("{{" + name + "}}", value)
+    return template
+
+
+def _systemd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> ServicePlan:
+    content = _fill(load_template("linux"), {
+        "EXEC_START": " ".join(_systemd_word(arg) for arg in command),
+        "CC_API_HOME": _systemd_value(str(paths.home)),
+        "PATH": _systemd_value(path_env),
+        "ENV_FILE": _systemd_value(str(paths.env_file)),
+    })
+    systemctl = ("systemctl", "--user")
+    return ServicePlan(
+        platform="linux", destination=systemd_user_unit_dir() / UNIT_NAME, content=content,
+        env_file=paths.env_file, log_dir=paths.log_dir,
+        install_steps=(Step((*systemctl, "daemon-reload")), Step((*systemctl, "enable", UNIT_NAME)),
+                       Step((*systemctl, "restart", UNIT_NAME))),
+        stop_steps=(Step((*systemctl, "disable", "--now", UNIT_NAME), may_fail=True),),
+        reload_steps=(Step((*systemctl, "daemon-reload")),),
+    )
+
+
+def _launchd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> ServicePlan:
+    destination = launch_agents_dir() / f"{LABEL}.plist"
+    content = _fill(load_template("macos"), {
+        "PROGRAM_ARGUMENTS": "\n".join(f"\t\t<string>{escape(arg)}</string>" for arg in command),
+        "USER_HOME": escape(str(Path.home())),
+        "CC_API_HOME": escape(str(paths.home)),
+        "PATH": escape(path_env),
+        "ENV_FILE": escape(str(paths.env_file)),
+        "LOG_FILE": escape(str(paths.log_file)),
+    })
+    domain = f"gui/{os.getuid()}"
+    bootout = Step(("launchctl", "bootout", f"{domain}/{LABEL}"), may_fail=True)
+    return ServicePlan(
+        platform="macos", destination=destination, content=content, env_file=paths.env_file,
+        log_dir=paths.log_dir,
+        install_steps=(bootout, Step(("launchctl", "bootstrap", domain, str(destination)))),
+        stop_steps=(bootout,), reload_steps=(),
+    )
+
+
+def _systemd_value(value: str) -> str:
+    """Escape specifiers (``%``) and quotes inside a double-quoted systemd setting."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+
+
+def _systemd_word(arg: str) -> str:
+    """One ``ExecStart=`` argument: ``$`` would expand a variable, whitespace would split it."""
+    value = _systemd_value(arg).replace("$", "$$")
+    return f'"{value}"' if any(c.isspace() for c in arg) or value != arg else value
+
+
+def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+
+
+def _preflight(plan: ServicePlan, run: Runner) -> None:
+    """Fail before touching any file if the service manager cannot be used."""
+    tool = "systemctl" if plan.platform == "linux" else "launchctl"
+    if shutil.which(tool) is None:
+        raise ServiceError(f"{tool} not found: install-service needs "
+                           f"{'systemd' if plan.platform == 'linux' else 'launchd'}. "
+                           "Run the gateway with `cc-api start` instead, or see the file with --dry-run.")
+    if plan.platform == "linux":
+        probe = run(("systemctl", "--user", "show-environment"))
+        if probe.returncode != 0:
+            reason = (probe.stderr or probe.stdout).strip() or f"exit code {probe.returncode}"
+            raise ServiceError(f"systemctl cannot reach your user service manager ({reason}). "
+                               "Is a systemd user session running? On a headless machine, "
+                               "`loginctl enable-linger $USER` starts one. Or use `cc-api start`.")
+
+
+def _run_steps(steps: Sequence[Step], run: Runner) -> list[str]:
+    ran = []
+    for step in steps:
+        result = run(step.argv)
+        ran.append(str(step))
+        if result.returncode != 0 and not step.may_fail:
+            reason = (result.stderr or result.stdout).strip() or f"exit code {result.returncode}"
+            raise ServiceError(f"`{step}` failed: {reason}")
+    return ran
+
+
+def install(plan: ServicePlan, run: Runner = _run) -> ServiceResult:
+    _preflight(plan, run)
+    plan.destination.parent.mkdir(parents=True, exist_ok=True)
+    plan.destination.write_text(plan.content, encoding="utf-8")
+    plan.log_dir.mkdir(parents=True, exist_ok=True)
+    created = write_example_env_file(plan.env_file)
+    ran = _run_steps(plan.install_steps, run)
+    env_note = f"created {plan.env_file} (mode 0600)" if created else f"kept {plan.env_file}"
+    return ServiceResult(f"installed {plan.destination} and started it; {env_note}", tuple(ran))
+
+
+def uninstall(plan: ServicePlan, run: Runner = _run) -> ServiceResult:
+    _preflight(plan, run)
+    ran = _run_steps(plan.stop_steps, run)
+    existed = plan.destination.exists()
+    plan.destination.unlink(missing_ok=True)
+    ran += _run_steps(plan.reload_steps, run)
+    removed = f"removed {plan.destination}" if existed else f"{plan.destination} was not installed"
+    return ServiceResult(f"stopped the service; {removed}; kept {plan.env_file} and the logs", tuple(ran))

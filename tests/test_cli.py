@@ -1,0 +1,147 @@
+"""The real ``cc-api`` command driving a real background gateway on the mock model."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ccapi.cli import EXIT_NOT_RUNNING, build_parser, main
+from ccapi.paths import StatePaths
+from ccapi.process import inspect_process
+from ccapi.testing import MockModel
+from tests.daemon import CC_API, Cli
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _write_state(paths: StatePaths, pid: int, started: str = "1") -> None:
+    paths.home.mkdir(parents=True, exist_ok=True)
+    paths.state_file.write_text(json.dumps({
+        "pid": pid, "pgid": pid, "process_started": started, "url": "http://127.0.0.1:9", "host": "127.0.0.1",
+        "port": 9, "started_at": 0.0, "version": "0.0.0"}))
+
+
+def _read_until(process: subprocess.Popen[bytes], wanted: str, timeout: float = 15) -> list[str]:
+    """Lines from a running process's stdout until one contains ``wanted`` (unbuffered, so
+    ``select`` sees every byte)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.2)
+        if ready:
+            data += os.read(process.stdout.fileno(), 65536)
+            lines = data.decode().splitlines()
+            if any(wanted in line for line in lines):
+                return lines
+    raise AssertionError(f"{wanted!r} never appeared in: {data!r}")
+
+
+def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path) -> None:
+    cli = Cli(tmp_path, mock_model.url)
+    _write_state(cli.paths, _dead_pid())  # a crash left a pid file behind
+    assert cli("status").returncode == EXIT_NOT_RUNNING
+    assert not cli.paths.state_file.exists()
+    me = inspect_process(os.getpid())
+    _write_state(cli.paths, me.pid, me.started)  # the pid now belongs to something that is not a gateway
+
+    started = cli("start")
+    assert started.returncode == 0, started.stderr
+    assert f"started at {cli.url}" in started.stdout
+    again = cli("start")
+    assert again.returncode == 1 and "already running" in again.stdout
+
+    status = cli("status")
+    assert status.returncode == 0
+    state = json.loads(cli.paths.state_file.read_text())
+    for expected in (cli.url, str(state["pid"]), "0.1.0", "healthy"):
+        assert expected in status.stdout
+
+    follower = cli.popen("logs", "-f", "-n", "0", "--json")
+    try:
+        with httpx.Client(base_url=cli.url, timeout=60) as client:
+            session = client.post("/api/sessions", json={}).json()
+            reply = client.post(f"/api/sessions/{session['id']}/turns", json={"input": "hello"}).json()
+        assert reply["status"] == "completed"
+        followed = [json.loads(line) for line in _read_until(follower, '"event":"turn"')]
+        assert [e["turn_id"] for e in followed if e["event"] == "turn"] == [reply["turn_id"]]
+    finally:
+        follower.terminate()
+        follower.wait(5)
+
+    report = json.loads(cli("status", "--json").stdout)
+    assert report["running"] and report["healthy"]
+    assert report["state"]["url"] == cli.url and report["state"]["pid"] == state["pid"]
+    assert (report["live_sessions"], report["persisted_sessions"]) == (1, 1)
+
+    stopped = cli("stop", "--json")
+    assert stopped.returncode == 0, stopped.stdout
+    assert json.loads(stopped.stdout)["outcome"] == "stopped"
+    assert not cli.paths.state_file.exists()
+    assert cli.leftovers() == [], "a gateway or Claude Code process outlived `cc-api stop`"
+    assert cli("status").returncode == EXIT_NOT_RUNNING
+    assert cli("stop").returncode == 0  # stopping a stopped gateway is not an error
+
+    rendered = cli("logs", "-n", "200").stdout
+    assert f"path=/api/sessions/{session['id']}/turns status=200" in rendered
+    assert f"turn session_id={session['id']} turn_id={reply['turn_id']}" in rendered
+
+    # the turn and its events survived the stop
+    assert cli("start").returncode == 0
+    try:
+        with httpx.Client(base_url=cli.url, timeout=60) as client:
+            events = client.get(f"/api/sessions/{session['id']}/events").json()["data"]
+            turn = client.get(f"/api/sessions/{session['id']}/turns/{reply['turn_id']}").json()
+    finally:
+        assert cli("stop").returncode == 0
+    assert [e["seq"] for e in events] == list(range(1, reply["last_event_seq"] + 1))
+    assert events[-1]["type"] == "turn.completed" and turn["output"] == reply["output"]
+    assert cli.leftovers() == []
+
+
+def test_start_fails_loudly_when_the_port_is_taken(mock_model: MockModel, tmp_path: Path) -> None:
+    cli = Cli(tmp_path, mock_model.url)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", int(cli.env["CC_API_PORT"])))
+        holder.listen()
+        result = cli("start", "--json")
+        human = cli("start")
+    assert result.returncode == 1 and human.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "failed"
+    assert any("Address already in use" in line for line in report["log_tail"])
+    assert "start failed" in human.stderr and "last lines of the log" in human.stderr
+    assert "cannot_listen" in human.stderr and "Address already in use" in human.stderr
+    assert "Traceback" not in human.stderr
+    assert not cli.paths.state_file.exists()
+    assert cli.leftovers() == []
+
+
+def test_usage_errors_and_help(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CC_API_HOME", str(tmp_path))
+    assert main(["logs"]) == 1
+    assert "no log yet" in capsys.readouterr().err
+    monkeypatch.setenv("CC_API_PORT", "not-a-port")
+    assert main(["status"]) == 2
+    assert "CC_API_PORT" in capsys.readouterr().err
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(commands) == {"run", "start", "stop", "status", "logs", "install-service",
+                             "uninstall-service", "version"}
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+    version = json.loads(subprocess.run([*CC_API, "version", "--json"], capture_output=True, text=True).stdout)
+    assert version["version"] == "0.1.0" and version["sdk_version"]

@@ -1,0 +1,148 @@
+"""Launcher building blocks without a gateway: state-file trust, the env file, log reading, rendering."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ccapi.config import ConfigError, Settings
+from ccapi.console import render_log_line
+from ccapi.envfile import EXAMPLE_ENV_FILE, parse_env_file, with_env_file, write_example_env_file
+from ccapi.launcher import Launcher
+from ccapi.logfile import follow, lines_since, tail
+from ccapi.process import ProcessInfo, _from_ps, inspect_process
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Launcher:
+    return Launcher(Settings(home=tmp_path, port=8123), {})
+
+
+def test_recorded_state_names_this_process_until_the_block_ends(launcher: Launcher) -> None:
+    with launcher.recorded() as state:
+        assert launcher.read_state() == state
+        assert (state.pid, state.url) == (os.getpid(), "http://127.0.0.1:8123")
+        # the test runner is alive but is not a gateway: the record is not trusted, and is removed
+        assert launcher.running_state() is None
+        assert not launcher.paths.state_file.exists()
+    assert not launcher.paths.state_file.exists()
+
+
+def test_a_newer_record_is_not_removed_by_an_older_gateway(launcher: Launcher) -> None:
+    with launcher.recorded() as state:
+        newer = replace(state, pid=state.pid + 1)
+        launcher.paths.state_file.write_bytes(newer.to_json())
+    assert launcher.read_state() == newer
+
+
+def _wait_for_exec(pid: int, argv: tuple[str, ...]) -> ProcessInfo:
+    for _ in range(100):
+        info = inspect_process(pid)
+        if info is not None and info.argv == argv:
+            return info
+        time.sleep(0.01)
+    raise AssertionError(f"pid {pid} never showed {argv}")
+
+
+def test_a_record_is_trusted_only_for_the_same_gateway_process(launcher: Launcher, tmp_path: Path) -> None:
+    argv = (sys.executable, "-c", "import time; time.sleep(30)", "ccapi", "run")  # looks like a gateway
+    lookalike = subprocess.Popen(argv, cwd=tmp_path)
+    try:
+        info = _wait_for_exec(lookalike.pid, argv)
+        assert inspect_process(lookalike.pid) == info  # the start-time token is stable
+        with launcher.recorded() as mine:
+            pass
+        record = replace(mine, pid=info.pid, pgid=info.pid, process_started=info.started)
+        launcher.paths.state_file.write_bytes(record.to_json())
+        assert launcher.running_state() == record
+        reused = replace(record, process_started="1")  # same pid, another process: a reused pid
+        launcher.paths.state_file.write_bytes(reused.to_json())
+        assert launcher.running_state() is None and not launcher.paths.state_file.exists()
+    finally:
+        lookalike.kill()
+        lookalike.wait()
+    assert inspect_process(lookalike.pid) is None
+    launcher.paths.state_file.write_bytes(record.to_json())
+    assert launcher.running_state() is None  # the process is gone
+    launcher.paths.state_file.write_text("not json")
+    assert launcher.running_state() is None and not launcher.paths.state_file.exists()
+
+
+def test_start_refuses_port_zero(launcher: Launcher) -> None:
+    with pytest.raises(ConfigError, match="fixed port"):
+        launcher.start(port=0)
+
+
+def test_env_file_syntax_and_precedence(tmp_path: Path) -> None:
+    values = parse_env_file('# comment\n; also\n\nA=1\nexport_ok = "two words"\nC=\'x=y\'\nCC_API_HOME=/elsewhere\n')
+    assert values == {"A": "1", "export_ok": "two words", "C": "x=y"}
+    with pytest.raises(ConfigError, match="line 1"):
+        parse_env_file("export A=1")
+    assert parse_env_file(EXAMPLE_ENV_FILE) == {}  # every example is commented out
+
+    env_file = tmp_path / "cc-api.env"
+    assert write_example_env_file(env_file) is True
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    env_file.write_text("CC_API_PORT=9000\nCC_API_MODEL=opus\n")
+    assert write_example_env_file(env_file) is False and "9000" in env_file.read_text()
+    merged = with_env_file({"CC_API_HOME": str(tmp_path), "CC_API_PORT": "9100"})
+    assert (merged["CC_API_PORT"], merged["CC_API_MODEL"]) == ("9100", "opus")  # the environment wins
+
+
+def test_tail_lines_since_and_follow_across_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "cc-api.log"
+    assert tail(log, 5).lines == ()
+    log.write_text("".join(f"line {n}\n" for n in range(1, 5001)))
+    last = tail(log, 3)
+    assert last.lines == ("line 4998", "line 4999", "line 5000") and last.end == log.stat().st_size
+    assert tail(log, 0).lines == ()
+
+    lines = follow(log, last.end, poll=0.01)
+    with log.open("a") as file:
+        file.write("line 5001\nhalf")
+    assert next(lines) == "line 5001"
+    with log.open("a") as file:
+        file.write(" done\n")
+    assert next(lines) == "half done"
+    log.rename(tmp_path / "cc-api.log.1")  # what RotatingFileHandler does
+    log.write_text("fresh 1\nfresh 2\n")
+    assert [next(lines), next(lines)] == ["fresh 1", "fresh 2"]
+    lines.close()
+    assert lines_since(log, 8, 10) == ("fresh 2",)
+    assert lines_since(log, 10_000, 10) == ("fresh 1", "fresh 2")  # rotated since: all of it
+
+
+def test_log_lines_render_for_humans() -> None:
+    line = ('{"request_id":"r1","method":"GET","path":"/healthz","status":200,"duration_ms":0.7,'
+            '"event":"request","level":"info","timestamp":"2026-01-02T03:04:05.678Z"}')
+    assert render_log_line(line) == (
+        "2026-01-02 03:04:05 INFO    request request_id=r1 method=GET path=/healthz status=200 duration_ms=0.7")
+    foreign = ('{"event":"Starting worker [7]","logger":"sanic.server","level":"info",'
+               '"timestamp":"2026-01-02T03:04:05Z"}')
+    assert render_log_line(foreign) == "2026-01-02 03:04:05 INFO    [sanic.server] Starting worker [7]"
+    failed = '{"event":"unhandled_error","level":"error","exception":"Traceback ...\\nValueError: x","path":"/a b"}'
+    assert render_log_line(failed) == 'ERROR   unhandled_error path="/a b"\nTraceback ...\nValueError: x'
+    assert render_log_line("cc-api: MOCK MODEL at ...") == "cc-api: MOCK MODEL at ..."
+
+
+@pytest.mark.skipif(shutil.which("ps") is None, reason="no ps")
+def test_ps_fallback_agrees_with_proc(tmp_path: Path) -> None:
+    """macOS has no /proc; its path (``ps``) is checked here against Linux's."""
+    sleeper = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
+    try:
+        info = _wait_for_exec(sleeper.pid, ("sleep", "30"))
+        from_ps = _from_ps(sleeper.pid)
+        assert from_ps is not None and from_ps.argv == info.argv and from_ps.started
+        assert _from_ps(sleeper.pid) == from_ps
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert _from_ps(sleeper.pid) is None
