@@ -9,9 +9,9 @@ import orjson
 import structlog
 from sanic import Sanic
 
-from ccapi import __version__
 from ccapi.api import events, info, models, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
+from ccapi.api.openapi import DOCUMENT
 from ccapi.api.middleware import authenticate, finish_request, start_request
 from ccapi.catalog import ModelCatalog
 from ccapi.config import Settings
@@ -33,9 +33,6 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
                 error_handler=EnvelopeErrorHandler(), env_prefix="CC_API_SANIC_")
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.RESPONSE_TIMEOUT = 24 * 3600  # a default-mode turn reply waits for the whole turn
-    app.config.OAS_TITLE = "CC API"
-    app.config.OAS_VERSION = __version__
-    app.config.OAS_DESCRIPTION = "Session-oriented HTTP gateway over the Claude Agent SDK"
     app.config.CORS = False
     app.ctx.settings = settings
     app.ctx.catalog = ModelCatalog.from_setting(settings.models)
@@ -47,9 +44,15 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.on_request(authenticate, priority=90)
     app.on_response(finish_request)
 
+    app.after_server_start(_document)
     app.before_server_start(_start_state)
     app.before_server_stop(_stop_state)
     return app
+
+
+async def _document(app: Sanic) -> None:
+    """Replace the inferred OpenAPI paths with the written document (after sanic-ext built its own)."""
+    app.ext.openapi.raw(DOCUMENT)
 
 
 async def _start_state(app: Sanic) -> None:

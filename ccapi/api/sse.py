@@ -26,7 +26,6 @@ async def send_events(request: Request, events: AsyncIterator[Event | None],
     """
     response = await request.respond(content_type="text/event-stream", headers=SSE_HEADERS)
     assert response is not None
-    await response.send(b": connected\n\n")
     async for event in events:
         if event is None:
             await response.send(KEEPALIVE_FRAME)
