@@ -12,7 +12,7 @@ from sanic import Sanic
 from ccapi.api import events, info, models, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
 from ccapi.api.openapi import DOCUMENT
-from ccapi.api.middleware import authenticate, finish_request, start_request
+from ccapi.api.middleware import DeadlineRequest, authenticate, finish_request, start_request
 from ccapi.catalog import ModelCatalog
 from ccapi.config import Settings
 from ccapi.engine import EnginePool
@@ -30,8 +30,9 @@ def _dumps(value: Any, **_: Any) -> str:
 
 def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app = Sanic(name, dumps=_dumps, loads=orjson.loads, configure_logging=False,
-                error_handler=EnvelopeErrorHandler(), env_prefix="CC_API_SANIC_")
+                error_handler=EnvelopeErrorHandler(), env_prefix="CC_API_SANIC_", request_class=DeadlineRequest)
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.REQUEST_TIMEOUT = settings.request_timeout  # the body as a whole; see DeadlineRequest
     app.config.RESPONSE_TIMEOUT = 24 * 3600  # a default-mode turn reply waits for the whole turn
     app.config.CORS = False
     app.ctx.settings = settings

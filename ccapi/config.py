@@ -46,6 +46,7 @@ class Settings:
     upstream_retries: int | None = None
     upstream_timeout: float | None = None
     max_body_bytes: int = 10 * 1024 * 1024
+    request_timeout: float = 30.0
     keepalive_seconds: float = 15.0
     mock_model: bool = False
 
@@ -79,6 +80,7 @@ class Settings:
             upstream_retries=reader.optional_integer("CC_API_UPSTREAM_RETRIES", minimum=0, maximum=20),
             upstream_timeout=reader.optional_number("CC_API_UPSTREAM_TIMEOUT"),
             max_body_bytes=reader.integer("CC_API_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            request_timeout=reader.number("CC_API_REQUEST_TIMEOUT", cls.request_timeout),
             keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
         )
         settings.check()

@@ -1,19 +1,44 @@
-"""Request middleware: API-key auth, request ids, one JSON log line per request."""
+"""Request middleware: API-key auth, request ids, one JSON log line per request, and a
+deadline on receiving the request body."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
 
 import structlog
 from sanic import HTTPResponse, Request
+from sanic.exceptions import RequestTimeout
 
 from ccapi.errors import Unauthorized
 
 log = structlog.get_logger("ccapi.http")
 
 OPEN_PATHS = frozenset({"/", "/healthz"})
+#: ``NONE`` is Sanic's stand-in for a request whose head never fully arrived (timed out or
+#: malformed): it has no route and no headers, and only carries that error's answer.
+_UNGUARDED_METHODS = frozenset({"OPTIONS", "NONE"})
+
+
+class DeadlineRequest(Request):
+    """A request whose whole body must arrive within ``REQUEST_TIMEOUT`` seconds.
+
+    Sanic reads the body after routing, under the (day-long) response timeout, and its own
+    ``REQUEST_TIMEOUT`` only bounds the quiet gap between two packets of the head; so a client
+    trickling a body a few bytes per second would hold a connection for as long as it liked.
+    """
+
+    async def receive_body(self) -> None:
+        timeout = self.app.config.REQUEST_TIMEOUT
+        try:
+            await asyncio.wait_for(super().receive_body(), timeout)
+        except TimeoutError:
+            if self.stream is not None:  # answer, then close: never drain the rest of a trickle
+                self.stream.keep_alive = False
+                self.stream.request_body = None
+            raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
 
 
 def presented_key(request: Request) -> str | None:
@@ -28,7 +53,7 @@ async def authenticate(request: Request) -> None:
     """Every route except ``/`` and ``/healthz`` needs the key when ``CC_API_KEY`` is set —
     including ones added later and the OpenAPI docs, so nothing slips through."""
     expected = request.app.ctx.settings.api_key
-    if not expected or request.path in OPEN_PATHS or request.method == "OPTIONS":
+    if not expected or request.path in OPEN_PATHS or request.method in _UNGUARDED_METHODS:
         return
     given = presented_key(request)
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):

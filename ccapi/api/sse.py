@@ -33,4 +33,7 @@ async def send_events(request: Request, events: AsyncIterator[Event | None],
         await response.send(frame(event))
         if stop(event):
             break
+    else:  # the log ended the stream: the gateway is stopping, so do not keep the connection
+        if request.stream is not None:
+            request.stream.keep_alive = False
     await response.eof()

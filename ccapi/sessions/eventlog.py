@@ -29,14 +29,25 @@ class Subscription:
     ``lagged`` instead of growing memory; it then catches up from the store."""
 
     def __init__(self, maxsize: int = 1024) -> None:
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)  # None: the log closed
         self.lagged = False
+        self.closed = False
 
     def offer(self, event: Event) -> None:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.lagged = True
+
+    def close(self) -> None:
+        """End the follower once it has taken what is already queued."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self.lagged = True  # the follower leaves the full queue and then sees ``closed``
 
 
 class EventLog:
@@ -52,13 +63,23 @@ class EventLog:
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Condition()
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._closed = False
         self._flusher: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_forever(), name="ccapi-event-flusher")
 
+    def end_follows(self) -> None:
+        """End every live ``follow`` (and any started later), so SSE streams finish and the
+        server can stop without waiting out its drain timeout for clients that never leave."""
+        self._closed = True
+        for subscriptions in self._subscribers.values():
+            for subscription in subscriptions:
+                subscription.close()
+
     async def stop(self) -> None:
+        self.end_follows()
         await self.flush()
         if self._flusher:
             self._flusher.cancel()
@@ -121,6 +142,8 @@ class EventLog:
     @contextlib.contextmanager
     def subscribe(self, session_id: str):  # type: ignore[no-untyped-def]
         subscription = Subscription()
+        if self._closed:
+            subscription.close()
         self._subscribers.setdefault(session_id, set()).add(subscription)
         try:
             yield subscription
@@ -133,14 +156,15 @@ class EventLog:
 
     async def follow(self, session_id: str, after: int, keepalive: float) -> AsyncIterator[Event | None]:
         """Every event after ``after`` exactly once and in order: the stored log first,
-        then the live tail. Yields ``KEEPALIVE`` after ``keepalive`` seconds of quiet.
+        then the live tail. Yields ``KEEPALIVE`` after ``keepalive`` seconds of quiet, and
+        ends after ``end_follows``.
 
         Subscribing before reading the store closes the gap between replay and live; any
         hole in the live feed (a lagged queue) is refilled from the store.
         """
         last = after
         with self.subscribe(session_id) as subscription:
-            while True:
+            while not subscription.closed:
                 subscription.lagged = False
                 replay = await self._store.list_events(session_id, after=last, limit=500)
                 for event in replay:
@@ -154,6 +178,8 @@ class EventLog:
                     except TimeoutError:
                         yield KEEPALIVE
                         continue
+                    if event is None:
+                        return
                     if event.seq <= last:
                         continue
                     if subscription.lagged or event.seq != last + 1:

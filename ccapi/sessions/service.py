@@ -43,6 +43,11 @@ class Idempotency:
     key: str
     fingerprint: str
 
+    def __post_init__(self) -> None:
+        """Sanic hands undecodable header bytes on as surrogates, which no store can write."""
+        if not (self.key.isascii() and self.key.isprintable()):
+            raise InvalidRequest("Idempotency-Key must be printable ASCII")
+
 
 class SessionService:
     def __init__(self, settings: Settings, store: Store, events: EventLog, pool: EnginePool) -> None:
@@ -247,7 +252,9 @@ class SessionService:
 
     # -- shutdown --------------------------------------------------------------
     async def shutdown(self) -> None:
-        """Interrupt running turns and record them, so a restart finds no turn left running."""
+        """Interrupt running turns and record them, so a restart finds no turn left running;
+        then end the SSE streams, once they have been sent those last events."""
         runs = list(self._running.values())
         await asyncio.gather(*(run.interrupt("gateway shutting down") for run in runs), return_exceptions=True)
         await self.events.flush()
+        self.events.end_follows()

@@ -1,0 +1,91 @@
+"""API-key auth over the app's WHOLE route table, and the refusal to expose an open gateway.
+
+The route list is read from the app itself (``create_app`` plus the sanic-ext routes it gets
+at start-up), never typed in here: a route added later without auth fails this test.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sanic.application.ext import setup_ext
+
+from ccapi.api.middleware import OPEN_PATHS
+from ccapi.app import create_app
+from ccapi.config import Settings
+from ccapi.paths import StatePaths
+from tests.gateway import Gateway
+from tests.gateway import test_environment as offline_environment
+from tests.test_errors import _assert_error
+
+API_KEY = "route-walk-key-8c41f2"
+WRONG_CREDENTIALS = [
+    {},
+    {"Authorization": "Bearer wrong-key"},
+    {"x-api-key": "wrong-key"},
+    {"Authorization": API_KEY},  # no scheme
+    {"Authorization": f"Bearer {API_KEY}x"},  # near misses that contain the key
+    {"x-api-key": API_KEY[:-1]},
+]
+_PARAM = re.compile(r"<(\w+)(?::[^>]*)?>")
+
+
+@pytest.fixture(scope="module")
+def route_table(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    """Every (method, path) the gateway serves, path parameters filled with dummies; GET
+    routes also answer HEAD. Built in this process only to read ``app.router.routes``."""
+    home = tmp_path_factory.mktemp("route-walk")
+    app = create_app(Settings(home=home, api_key=API_KEY), name="ccapi_route_walk")
+    setup_ext(app)  # what ``app.run`` does before serving: adds the OpenAPI /docs routes
+    table = set()
+    for route in app.router.routes:
+        path = "/" + _PARAM.sub(lambda m: f"{m.group(1)}-dummy", route.path)
+        for method in route.methods | ({"HEAD"} if "GET" in route.methods else set()):
+            table.add((method, path))
+    return sorted(table)
+
+
+def test_the_route_walk_sees_every_kind_of_route(route_table: list[tuple[str, str]]) -> None:
+    """Guards the walk itself: if it found nothing, the auth test below would prove nothing."""
+    paths = {path for _, path in route_table}
+    assert {"/", "/healthz", "/docs", "/docs/openapi.json", "/api/models", "/api/sessions",
+            "/api/sessions/session_id-dummy/turns", "/api/sessions/session_id-dummy/events/stream",
+            "/api/sessions/session_id-dummy/turns/turn_id-dummy"} <= paths
+    assert len(paths) >= 15
+
+
+def test_every_route_but_health_and_info_needs_the_key(make_gateway, route_table: list[tuple[str, str]]) -> None:
+    gw: Gateway = make_gateway(CC_API_KEY=API_KEY, CC_API_HOST="0.0.0.0")  # a key makes a public bind legal
+    guarded = [(m, p) for m, p in route_table if p not in OPEN_PATHS]
+    assert len(guarded) >= 15
+    for method, path in guarded:
+        body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+        for headers in WRONG_CREDENTIALS:
+            response = gw.client.request(method, path, headers=headers, **body)
+            if method == "HEAD":
+                assert response.status_code == 401, (method, path, headers)
+                continue
+            error = _assert_error(response, 401, "unauthorized")
+            assert API_KEY not in response.text, (method, path)
+            assert "Bearer" in error["message"]
+        allowed = gw.client.request(method, path, headers={"Authorization": f"Bearer {API_KEY}"}, **body)
+        assert allowed.status_code != 401, (method, path)  # the key, and only the key, was missing
+
+    for path in OPEN_PATHS:
+        assert gw.client.get(path).status_code == 200
+    logs = gw.log_path.read_text() + StatePaths(Path(gw.env["CC_API_HOME"])).log_file.read_text()
+    assert API_KEY not in logs and API_KEY[:-1] not in logs
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
+def test_a_public_bind_without_a_key_is_refused_at_start_up(tmp_path: Path, host: str) -> None:
+    env = {**offline_environment(tmp_path, None), "CC_API_HOST": host}
+    result = subprocess.run([sys.executable, "-m", "ccapi", "run"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"refusing to listen on non-loopback host {host!r} without CC_API_KEY" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
