@@ -9,7 +9,7 @@ import orjson
 import structlog
 from sanic import Sanic
 
-from ccapi.api import events, info, models, sessions, turns
+from ccapi.api import compat, events, info, models, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
 from ccapi.api.openapi import DOCUMENT
 from ccapi.api.middleware import DeadlineRequest, authenticate, finish_request, start_request
@@ -39,7 +39,7 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.ctx.catalog = ModelCatalog.from_setting(settings.models)
     app.ctx.credentials = find_credentials(settings)
 
-    for module in (info, models, sessions, turns, events):
+    for module in (info, models, sessions, turns, events, compat):
         app.blueprint(module.bp)
     app.on_request(start_request, priority=100)
     app.on_request(authenticate, priority=90)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ccapi import __version__
+from ccapi.api.openapi_compat import COMPAT_PATHS, COMPAT_SCHEMAS
 from ccapi.config import PERMISSION_MODES
 from ccapi.events import EventType
 
@@ -213,6 +214,8 @@ PATHS: dict[str, Any] = {
 }
 SCHEMAS["CompactRequest"] = {"type": "object", "additionalProperties": False,
                              "properties": {"instructions": {"type": "string", "maxLength": 10000}}}
+SCHEMAS.update(COMPAT_SCHEMAS)
+PATHS.update(COMPAT_PATHS)
 
 DOCUMENT: dict[str, Any] = {
     "info": {"title": "CC API", "version": __version__,

@@ -1,0 +1,116 @@
+"""Compat routes: OpenAI Chat, OpenAI Responses, Anthropic Messages and OpenAI-style models.
+
+Thin: parse with the format's module, route through ``CompatRouter`` onto a native session,
+render in the format (JSON, or the format's own SSE). Errors are rendered by the global
+handler first, then re-spelled in the route's format, so both agree on status and message.
+"""
+
+from __future__ import annotations
+
+import orjson
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.response import json
+
+from ccapi.api.request import json_body
+from ccapi.api.sse import KEEPALIVE_FRAME, SSE_HEADERS
+from ccapi.compat import anthropic_messages, openai_chat, openai_responses
+from ccapi.compat.errors import anthropic_error, failure, openai_error
+from ccapi.compat.reply import Reply, ReplyStream
+from ccapi.compat.router import CompatRouter, Exchange
+from ccapi.errors import ApiError
+
+bp = Blueprint("compat", url_prefix="/v1")
+
+SESSION_HEADER = "x-cc-session-id"
+
+
+def _router(request: Request) -> CompatRouter:
+    """One router (and affinity index) per process, made on first use."""
+    ctx = request.app.ctx
+    if not hasattr(ctx, "compat_router"):
+        ctx.compat_router = CompatRouter(ctx.service, ctx.catalog)
+    return ctx.compat_router
+
+
+@bp.get("/models")
+async def list_models(request: Request) -> HTTPResponse:
+    """OpenAI's list shape, with the fields Anthropic's ``models.list`` reads as well."""
+    models = [{"id": m.id, "object": "model", "type": "model", "created": 0, "created_at": "1970-01-01T00:00:00Z",
+               "owned_by": "anthropic", "display_name": m.display_name} for m in request.app.ctx.catalog.models]
+    return json({"object": "list", "data": models, "has_more": False,
+                 "first_id": models[0]["id"] if models else None, "last_id": models[-1]["id"] if models else None})
+
+
+@bp.post("/chat/completions")
+async def chat_completions(request: Request) -> HTTPResponse | None:
+    ctx = request.app.ctx
+    parsed = openai_chat.parse(json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER))
+    exchange = await _router(request).send(parsed.request)
+    if parsed.stream:
+        return await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
+    return json(openai_chat.completion(await _settled(exchange), exchange.model), headers=_headers(exchange))
+
+
+@bp.post("/responses")
+async def responses(request: Request) -> HTTPResponse | None:
+    ctx = request.app.ctx
+    parsed = openai_responses.parse(json_body(request), ctx.catalog, ctx.settings.model,
+                                    request.headers.get(SESSION_HEADER))
+    exchange = await _router(request).send(parsed.request)
+    response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq)
+    if parsed.stream:
+        return await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
+    return json(openai_responses.response(await _settled(exchange), exchange.model, response_id),
+                headers=_headers(exchange))
+
+
+@bp.post("/messages")
+async def messages(request: Request) -> HTTPResponse | None:
+    ctx = request.app.ctx
+    parsed = anthropic_messages.parse(json_body(request), ctx.catalog, ctx.settings.model,
+                                      request.headers.get(SESSION_HEADER))
+    exchange = await _router(request).send(parsed.request)
+    if parsed.stream:
+        return await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
+    return json(anthropic_messages.message(await _settled(exchange), exchange.model), headers=_headers(exchange))
+
+
+@bp.exception(Exception)
+async def compat_error(request: Request, exception: Exception) -> HTTPResponse:
+    native = request.app.error_handler.default(request, exception)
+    error = orjson.loads(native.body)["error"]
+    render = anthropic_error if request.path.startswith("/v1/messages") else openai_error
+    return json(render(error["type"], error["message"]), status=native.status, headers=native.headers)
+
+
+async def _settled(exchange: Exchange) -> Reply:
+    reply = await exchange.reply()
+    if reply.failed:
+        raise failure(reply.error)
+    return reply
+
+
+def _headers(exchange: Exchange) -> dict[str, str]:
+    return {SESSION_HEADER: exchange.session_id}
+
+
+async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> None:
+    """The format's SSE frames as the reply grows; a failure mid-stream ends it with the
+    format's error frame (the status line has already gone out)."""
+    response = await request.respond(content_type="text/event-stream", headers={**SSE_HEADERS, **_headers(exchange)})
+    assert response is not None
+    frames: list[bytes] = stream.start()
+    try:
+        async for delta in exchange.deltas():
+            if delta is None:
+                frames.append(KEEPALIVE_FRAME)
+            elif isinstance(delta, Reply):
+                frames.extend(stream.error(failure(delta.error)) if delta.failed else stream.end(delta))
+            else:
+                frames.extend(stream.delta(delta))
+            await response.send(b"".join(frames))
+            frames = []
+    except ApiError as exc:
+        await response.send(b"".join([*frames, *stream.error(exc)]))
+    await response.eof()
+

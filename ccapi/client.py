@@ -1,0 +1,386 @@
+"""A small typed Python client for CC API's native API, sync (``Client``) and async
+(``AsyncClient``), on httpx.
+
+Sessions, turns, tool results and the event log, plus the two things every client
+otherwise writes itself: an event stream that reconnects with ``Last-Event-ID`` after a
+dropped connection (no event lost, none repeated), and a tool loop that answers client
+tool calls with Python callables until the turn completes::
+
+    from ccapi.client import Client
+
+    with Client("http://127.0.0.1:8000", api_key="...") as cc:
+        session = cc.create_session(tools=[{"name": "add", "input_schema": {"type": "object"}}])
+        turn = cc.run_tools(session.id, "What is 2 + 3?", {"add": lambda a, b: a + b})
+        print(turn.text)
+
+The request building and response parsing are shared; only the I/O differs between the
+two clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+__all__ = ["AsyncClient", "CCAPIError", "Client", "Event", "Session", "ToolCall", "ToolResult", "Turn"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: Reconnection attempts for one event stream before the error is raised.
+STREAM_RETRIES = 5
+RETRY_DELAY = 0.2
+SETTLE_EVENTS = frozenset({"turn.completed", "turn.failed", "turn.interrupted", "turn.requires_action"})
+
+Tool = Callable[..., Any]
+
+
+class CCAPIError(Exception):
+    """An error answer of the gateway: its status and the envelope's type, message and details."""
+
+    def __init__(self, status: int, type_: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {type_}: {message}")
+        self.status, self.type, self.message, self.details = status, type_, message, details or {}
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    status: str
+    model: str
+    tools: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    turn_count: int
+    last_event_seq: int
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Session:
+        return cls(body["id"], body["status"], body["model"], body.get("tools", []), body.get("metadata") or {},
+                   body.get("turn_count", 0), body.get("last_event_seq", 0), body)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    tool_call_id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    tool_call_id: str
+    content: str | list[dict[str, Any]]
+    is_error: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tool_call_id": self.tool_call_id, "content": self.content, "is_error": self.is_error}
+
+
+@dataclass(frozen=True)
+class Turn:
+    turn_id: str
+    session_id: str
+    status: str
+    output: list[dict[str, Any]]
+    tool_calls: list[ToolCall]
+    usage: dict[str, Any]
+    last_event_seq: int | None
+    error: dict[str, Any] | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Turn:
+        calls = [ToolCall(c["tool_call_id"], c["name"], c["input"]) for c in body.get("tool_calls") or []]
+        return cls(body["turn_id"], body["session_id"], body["status"], body.get("output") or [], calls,
+                   body.get("usage") or {}, body.get("last_event_seq"), body.get("error"), body)
+
+    @property
+    def text(self) -> str:
+        return "".join(block.get("text", "") for block in self.output if block.get("type") == "text")
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    type: str
+    session_id: str
+    turn_id: str | None
+    created_at: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Event:
+        return cls(body["seq"], body["type"], body["session_id"], body.get("turn_id"), body["created_at"],
+                   body.get("data") or {})
+
+    @property
+    def settles(self) -> bool:
+        """The turn ended or paused for client tool results."""
+        return self.type in SETTLE_EVENTS
+
+
+# -- shared: requests, responses, SSE, tools ------------------------------------------------
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _session_body(model: str | None, system_prompt: str | None, tools: Iterable[Mapping[str, Any]] | None,
+                  metadata: Mapping[str, Any] | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+    body = {"model": model, "system_prompt": system_prompt, "tools": list(tools) if tools is not None else None,
+            "metadata": dict(metadata) if metadata is not None else None, **extra}
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def _results_body(results: Iterable[ToolResult]) -> dict[str, Any]:
+    return {"results": [result.to_json() for result in results]}
+
+
+def _idempotency(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key} if key else {}
+
+
+def _checked(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            raise CCAPIError(response.status_code, "http_error", response.text[:500]) from None
+        raise CCAPIError(response.status_code, error.get("type", "error"), error.get("message", ""),
+                         error.get("details"))
+    return response.json()
+
+
+class _SSEParser:
+    """Server-Sent Events lines → native events (comments and keep-alives skipped)."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> Event | None:
+        if line == "":
+            data, self._data = self._data, []
+            return Event.from_json(orjson.loads("\n".join(data))) if data else None
+        if line.startswith("data:"):
+            self._data.append(line[5:].removeprefix(" "))
+        return None
+
+
+def _stream_headers(last_seq: int) -> dict[str, str]:
+    return {"Accept": "text/event-stream", "Last-Event-ID": str(last_seq)}
+
+
+def _tool_result(call: ToolCall, outcome: Any, error: BaseException | None) -> ToolResult:
+    """A callable's return value as a tool result: strings as they are, anything else as
+    JSON; an exception becomes an error result Claude can read."""
+    if error is not None:
+        return ToolResult(call.tool_call_id, f"{type(error).__name__}: {error}", is_error=True)
+    content = outcome if isinstance(outcome, str) else orjson.dumps(outcome, default=str).decode()
+    return ToolResult(call.tool_call_id, content)
+
+
+def _unknown_tool(call: ToolCall) -> ToolResult:
+    return ToolResult(call.tool_call_id, f"no tool named {call.name!r} is available", is_error=True)
+
+
+_RESUMABLE = (httpx.TransportError,)
+
+
+# -- sync ---------------------------------------------------------------------------------
+class Client:
+    def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None, *, timeout: float = 600,
+                 http: httpx.Client | None = None) -> None:
+        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        self._http.headers.update(_headers(api_key))
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def create_session(self, *, model: str | None = None, system_prompt: str | None = None,
+                       tools: Iterable[Mapping[str, Any]] | None = None, metadata: Mapping[str, Any] | None = None,
+                       **extra: Any) -> Session:
+        body = _session_body(model, system_prompt, tools, metadata, extra)
+        return Session.from_json(_checked(self._http.post("/api/sessions", json=body)))
+
+    def get_session(self, session_id: str) -> Session:
+        return Session.from_json(_checked(self._http.get(f"/api/sessions/{session_id}")))
+
+    def delete_session(self, session_id: str) -> None:
+        _checked(self._http.delete(f"/api/sessions/{session_id}"))
+
+    def send(self, session_id: str, input: str | list[dict[str, Any]], *,  # noqa: A002 - the API's own name
+             idempotency_key: str | None = None) -> Turn:
+        """Send new input; returns the turn once it completes or pauses on tool calls."""
+        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/turns", json={"input": input},
+                                                       headers=_idempotency(idempotency_key))))
+
+    def submit_tool_results(self, session_id: str, results: Iterable[ToolResult], *,
+                            idempotency_key: str | None = None) -> Turn:
+        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/tool-results",
+                                                       json=_results_body(results),
+                                                       headers=_idempotency(idempotency_key))))
+
+    def interrupt(self, session_id: str) -> Turn:
+        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/interrupt")))
+
+    def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
+        body = _checked(self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit}))
+        return [Event.from_json(event) for event in body["data"]]
+
+    def stream_events(self, session_id: str, *, after: int = 0,
+                      until: Callable[[Event], bool] | None = None) -> Iterator[Event]:
+        """The session's events after ``after``, live, until ``until`` says an event was the
+        last. A dropped connection is resumed from the last event seen (``Last-Event-ID``)."""
+        last, failures = after, 0
+        while True:
+            parser = _SSEParser()
+            try:
+                with self._http.stream("GET", f"/api/sessions/{session_id}/events/stream",
+                                       headers=_stream_headers(last)) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        _checked(response)
+                    for line in response.iter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        last, failures = event.seq, 0
+                        yield event
+                        if until is not None and until(event):
+                            return
+                return  # the gateway ended the stream (it is stopping)
+            except _RESUMABLE:
+                failures += 1
+                if failures > STREAM_RETRIES:
+                    raise
+                time.sleep(RETRY_DELAY * failures)
+
+    def run_tools(self, session_id: str, input: str | list[dict[str, Any]],  # noqa: A002
+                  tools: Mapping[str, Tool], *, max_rounds: int = 32) -> Turn:
+        """Send ``input`` and answer every client tool call with ``tools[name](**input)``
+        until the turn is no longer waiting; returns the final turn."""
+        turn = self.send(session_id, input)
+        for _ in range(max_rounds):
+            if turn.status != "requires_action":
+                return turn
+            turn = self.submit_tool_results(session_id, [self._call(tools, call) for call in turn.tool_calls])
+        raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
+
+    @staticmethod
+    def _call(tools: Mapping[str, Tool], call: ToolCall) -> ToolResult:
+        tool = tools.get(call.name)
+        if tool is None:
+            return _unknown_tool(call)
+        try:
+            return _tool_result(call, tool(**call.input), None)
+        except Exception as exc:  # the tool's failure is Claude's to read, not the loop's to raise
+            return _tool_result(call, None, exc)
+
+
+# -- async --------------------------------------------------------------------------------
+class AsyncClient:
+    def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None, *, timeout: float = 600,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._http.headers.update(_headers(api_key))
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def create_session(self, *, model: str | None = None, system_prompt: str | None = None,
+                             tools: Iterable[Mapping[str, Any]] | None = None,
+                             metadata: Mapping[str, Any] | None = None, **extra: Any) -> Session:
+        body = _session_body(model, system_prompt, tools, metadata, extra)
+        return Session.from_json(_checked(await self._http.post("/api/sessions", json=body)))
+
+    async def get_session(self, session_id: str) -> Session:
+        return Session.from_json(_checked(await self._http.get(f"/api/sessions/{session_id}")))
+
+    async def delete_session(self, session_id: str) -> None:
+        _checked(await self._http.delete(f"/api/sessions/{session_id}"))
+
+    async def send(self, session_id: str, input: str | list[dict[str, Any]], *,  # noqa: A002
+                   idempotency_key: str | None = None) -> Turn:
+        response = await self._http.post(f"/api/sessions/{session_id}/turns", json={"input": input},
+                                         headers=_idempotency(idempotency_key))
+        return Turn.from_json(_checked(response))
+
+    async def submit_tool_results(self, session_id: str, results: Iterable[ToolResult], *,
+                                  idempotency_key: str | None = None) -> Turn:
+        response = await self._http.post(f"/api/sessions/{session_id}/tool-results", json=_results_body(results),
+                                         headers=_idempotency(idempotency_key))
+        return Turn.from_json(_checked(response))
+
+    async def interrupt(self, session_id: str) -> Turn:
+        return Turn.from_json(_checked(await self._http.post(f"/api/sessions/{session_id}/interrupt")))
+
+    async def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
+        response = await self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})
+        return [Event.from_json(event) for event in _checked(response)["data"]]
+
+    async def stream_events(self, session_id: str, *, after: int = 0,
+                            until: Callable[[Event], bool] | None = None) -> AsyncIterator[Event]:
+        """As ``Client.stream_events``."""
+        last, failures = after, 0
+        while True:
+            parser = _SSEParser()
+            try:
+                async with self._http.stream("GET", f"/api/sessions/{session_id}/events/stream",
+                                             headers=_stream_headers(last)) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        _checked(response)
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        last, failures = event.seq, 0
+                        yield event
+                        if until is not None and until(event):
+                            return
+                return
+            except _RESUMABLE:
+                failures += 1
+                if failures > STREAM_RETRIES:
+                    raise
+                await asyncio.sleep(RETRY_DELAY * failures)
+
+    async def run_tools(self, session_id: str, input: str | list[dict[str, Any]],  # noqa: A002
+                        tools: Mapping[str, Tool | Callable[..., Awaitable[Any]]], *, max_rounds: int = 32) -> Turn:
+        """As ``Client.run_tools``; a tool may be a coroutine function."""
+        turn = await self.send(session_id, input)
+        for _ in range(max_rounds):
+            if turn.status != "requires_action":
+                return turn
+            turn = await self.submit_tool_results(session_id, [await self._call(tools, c) for c in turn.tool_calls])
+        raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
+
+    @staticmethod
+    async def _call(tools: Mapping[str, Callable[..., Any]], call: ToolCall) -> ToolResult:
+        tool = tools.get(call.name)
+        if tool is None:
+            return _unknown_tool(call)
+        try:
+            outcome = tool(**call.input)
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+            return _tool_result(call, outcome, None)
+        except Exception as exc:  # as in Client._call
+            return _tool_result(call, None, exc)

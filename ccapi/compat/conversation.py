@@ -1,0 +1,119 @@
+"""One canonical conversation shape for the three wire formats.
+
+OpenAI Chat, OpenAI Responses and Anthropic Messages each spell a transcript their own
+way; each format module parses its request into a :class:`Conversation`, so session
+affinity, fingerprints and seeding are written once. The canonical form keeps only what
+decides the conversation (roles, text, content blocks, tool calls and results) and
+normalises what clients re-encode freely (JSON key order of tool arguments, whitespace
+around assistant text, runs of same-role messages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import orjson
+
+Role = Literal["user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A client tool call the assistant made: the native ``tool_call_id``, name and input."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolAnswer:
+    """A client's answer to one tool call; ``content`` is a string or native text/image blocks."""
+
+    tool_call_id: str
+    content: str | list[dict[str, Any]]
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class Message:
+    """One canonical message. ``user`` carries native input blocks (text/image/document),
+    ``assistant`` text and tool calls, ``tool`` the answers to earlier calls."""
+
+    role: Role
+    content: tuple[dict[str, Any], ...] = ()
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    answers: tuple[ToolAnswer, ...] = ()
+
+    def canonical(self) -> bytes:
+        if self.role == "user":
+            body: Any = {"role": "user", "content": list(self.content)}
+        elif self.role == "assistant":
+            body = {"role": "assistant", "text": self.text.strip(),
+                    "tool_calls": [[c.id, c.name, c.input] for c in self.tool_calls]}
+        else:
+            body = {"role": "tool", "answers": [[a.tool_call_id, a.content, a.is_error] for a in self.answers]}
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a compat request says: the session-level header (model, system prompt, client
+    tools) and the full message list, normalised."""
+
+    model: str
+    system: str | None
+    tools: tuple[dict[str, Any], ...]
+    messages: tuple[Message, ...]
+
+    def header(self) -> bytes:
+        return orjson.dumps({"model": self.model, "system": self.system, "tools": list(self.tools)},
+                            option=orjson.OPT_SORT_KEYS)
+
+    def prefix_hashes(self, extra: tuple[Message, ...] = ()) -> list[str]:
+        """``hashes[i]`` fingerprints the header plus the first ``i`` messages (of
+        ``messages + extra``): a rolling hash, so every prefix costs one step."""
+        digest = hashlib.sha256(self.header()).hexdigest()
+        hashes = [digest]
+        for message in (*self.messages, *extra):
+            digest = hashlib.sha256(digest.encode() + message.canonical()).hexdigest()
+            hashes.append(digest)
+        return hashes
+
+
+def normalise(messages: list[Message]) -> tuple[Message, ...]:
+    """Merge runs that the formats split differently: adjacent user messages, adjacent
+    tool messages, and user text right after tool results (Anthropic puts both in one
+    user turn; it reaches Claude appended to the last result, as in one native turn)."""
+    merged: list[Message] = []
+    for message in messages:
+        previous = merged[-1] if merged else None
+        if previous is not None and previous.role == message.role == "user":
+            merged[-1] = replace(previous, content=previous.content + message.content)
+        elif previous is not None and previous.role == message.role == "tool":
+            merged[-1] = replace(previous, answers=previous.answers + message.answers)
+        elif previous is not None and previous.role == "tool" and message.role == "user":
+            merged[-1] = replace(previous, answers=(*previous.answers[:-1],
+                                                    _append(previous.answers[-1], message.content)))
+        else:
+            merged.append(message)
+    return tuple(merged)
+
+
+def _append(answer: ToolAnswer, blocks: tuple[dict[str, Any], ...]) -> ToolAnswer:
+    content = answer.content
+    base = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    extra = [block if block["type"] in ("text", "image") else {"type": "text", "text": "[document]"}
+             for block in blocks]
+    return replace(answer, content=base + extra)
+
+
+def answer_text(content: str | list[dict[str, Any]]) -> str:
+    """A tool answer as plain text (images become ``[image]``), for transcripts."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(block.get("text", "") if block["type"] == "text" else f"[{block['type']}]"
+                     for block in content)

@@ -1,0 +1,44 @@
+"""Each wire format's own error envelope, from the gateway's one error vocabulary.
+
+Compat clients (the ``openai`` and ``anthropic`` SDKs, Hermes, OpenClaw) parse errors in
+their provider's shape; the native envelope would reach their users as an unreadable
+blob. The HTTP status stays the native one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccapi.errors import ApiError
+
+_OPENAI_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
+                 "not_found": "not_found_error", "conflict": "invalid_request_error",
+                 "payload_too_large": "invalid_request_error", "unavailable": "server_error",
+                 "upstream_error": "server_error", "internal": "server_error"}
+_ANTHROPIC_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
+                    "not_found": "not_found_error", "conflict": "invalid_request_error",
+                    "payload_too_large": "request_too_large", "unavailable": "overloaded_error",
+                    "upstream_error": "api_error", "internal": "api_error"}
+
+
+class TurnFailed(ApiError):
+    """The session's turn failed upstream: natively a ``failed`` turn, for a compat
+    client an error response, as its provider would answer."""
+
+    status, type = 502, "upstream_error"
+
+
+def openai_error(type_: str, message: str) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``; ``code`` is the native type."""
+    return {"error": {"message": message, "type": _OPENAI_TYPES.get(type_, "server_error"), "param": None,
+                      "code": type_}}
+
+
+def anthropic_error(type_: str, message: str) -> dict[str, Any]:
+    """``{"type": "error", "error": {"type", "message"}}``."""
+    return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(type_, "api_error"), "message": message}}
+
+
+def failure(error: dict[str, Any] | None) -> TurnFailed:
+    error = error or {}
+    return TurnFailed(str(error.get("message") or "the turn failed"), {"reason": error.get("type")})

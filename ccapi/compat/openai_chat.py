@@ -1,0 +1,177 @@
+"""OpenAI Chat Completions (``POST /v1/chat/completions``) ⇄ the canonical conversation.
+
+Requests: ``system``/``developer`` messages become the session's system prompt,
+``tools`` of type ``function`` its client tools; ``user``, ``assistant`` (with
+``tool_calls``) and ``tool`` messages the conversation. Replies: a ``chat.completion``,
+or ``chat.completion.chunk`` SSE frames ending in ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccapi.catalog import ModelCatalog
+from ccapi.compat.conversation import Conversation, Message, ToolAnswer, ToolCall, normalise
+from ccapi.compat.errors import openai_error
+from ccapi.compat.openai_shared import (
+    arguments, dump, finish_reason, function_tool, image_block, prompt_tokens, text_of,
+)
+from ccapi.compat.parsing import body_object, expect, flag, pinned_session
+from ccapi.compat.reply import Reply, TextDelta
+from ccapi.compat.router import CompatRequest, model_of
+from ccapi.errors import ApiError, InvalidRequest
+from ccapi.sessions.inputs import parse_input
+
+FORMAT = "openai.chat"
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    request: CompatRequest
+    stream: bool
+    include_usage: bool
+
+
+def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str | None) -> ChatRequest:
+    body = body_object(body)
+    messages = expect(body.get("messages"), list, "messages", "a non-empty array")
+    if not messages:
+        raise InvalidRequest("messages must be a non-empty array")
+    system: list[str] = []
+    parsed: list[Message] = []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        message = expect(message, dict, where, "an object")
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.append(text_of(message.get("content"), f"{where}.content", ("text",)))
+        elif role == "user":
+            parsed.append(Message("user", content=tuple(_user_content(message.get("content"), f"{where}.content"))))
+        elif role == "assistant":
+            parsed.append(_assistant(message, where))
+        elif role == "tool":
+            call_id = expect(message.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
+            content = text_of(message.get("content"), f"{where}.content", ("text",))
+            parsed.append(Message("tool", answers=(ToolAnswer(call_id, content),)))
+        else:
+            raise InvalidRequest(f"{where}.role must be system, developer, user, assistant or tool")
+    options = expect(body.get("stream_options") or {}, dict, "stream_options", "an object")
+    conversation = Conversation(
+        model=model_of(catalog, body.get("model"), default_model),
+        system="\n\n".join(system) if system else None,
+        tools=_tools(body.get("tools")),
+        messages=normalise(parsed),
+    )
+    request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, body.get("metadata")))
+    return ChatRequest(request, flag(body, "stream"), bool(options.get("include_usage")))
+
+
+def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return parse_input(content)
+    parts = expect(content, list, where, "a string or an array of content parts")
+    blocks = []
+    for index, part in enumerate(parts):
+        part = expect(part, dict, f"{where}[{index}]", "an object")
+        if part.get("type") == "text":
+            blocks.extend(parse_input([{"type": "text", "text": part.get("text")}]))
+        elif part.get("type") == "image_url":
+            image = expect(part.get("image_url"), dict, f"{where}[{index}].image_url", "an object")
+            blocks.append(image_block(image.get("url"), f"{where}[{index}].image_url.url"))
+        else:
+            raise InvalidRequest(f"{where}[{index}].type must be text or image_url")
+    if not blocks:
+        raise InvalidRequest(f"{where} must not be empty")
+    return blocks
+
+
+def _assistant(message: dict[str, Any], where: str) -> Message:
+    calls = []
+    for index, call in enumerate(expect(message.get("tool_calls") or [], list, f"{where}.tool_calls", "an array")):
+        at = f"{where}.tool_calls[{index}]"
+        call = expect(call, dict, at, "an object")
+        function = expect(call.get("function"), dict, f"{at}.function", "an object")
+        calls.append(ToolCall(expect(call.get("id"), str, f"{at}.id", "a string"),
+                              expect(function.get("name"), str, f"{at}.function.name", "a string"),
+                              arguments(function.get("arguments"), f"{at}.function.arguments")))
+    text = text_of(message.get("content"), f"{where}.content", ("text", "refusal"))
+    return Message("assistant", text=text, tool_calls=tuple(calls))
+
+
+def _tools(tools: Any) -> tuple[dict[str, Any], ...]:
+    declared = []
+    for index, tool in enumerate(expect(tools or [], list, "tools", "an array")):
+        where = f"tools[{index}]"
+        tool = expect(tool, dict, where, "an object")
+        if tool.get("type", "function") != "function":
+            raise InvalidRequest(f"{where}.type must be function")
+        function = expect(tool.get("function"), dict, f"{where}.function", "an object")
+        declared.append(function_tool(function.get("name"), function.get("description"),
+                                      function.get("parameters"), f"{where}.function"))
+    return tuple(declared)
+
+
+# -- replies ------------------------------------------------------------------------
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": dump(call.input)}}
+
+
+def _usage(usage: dict[str, int]) -> dict[str, Any]:
+    prompt, completion = prompt_tokens(usage), int(usage.get("output_tokens") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": int(usage.get("cache_read_input_tokens") or 0)}}
+
+
+def completion(reply: Reply, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text or (None if reply.tool_calls else ""),
+                               "refusal": None}
+    if reply.tool_calls:
+        message["tool_calls"] = [_tool_call(call) for call in reply.tool_calls]
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "system_fingerprint": None,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(reply), "logprobs": None}],
+            "usage": _usage(reply.usage)}
+
+
+@dataclass
+class ChatStream:
+    """``chat.completion.chunk`` frames for one streamed reply."""
+
+    model: str
+    include_usage: bool
+    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    created: int = field(default_factory=lambda: int(time.time()))
+    _calls: int = 0
+
+    def start(self) -> list[bytes]:
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def delta(self, delta: TextDelta | ToolCall) -> list[bytes]:
+        if isinstance(delta, TextDelta):
+            return [self._chunk({"content": delta.text})]
+        index, self._calls = self._calls, self._calls + 1
+        return [self._chunk({"tool_calls": [{"index": index, **_tool_call(delta)}]})]
+
+    def end(self, reply: Reply) -> list[bytes]:
+        frames = [self._chunk({}, finish_reason(reply))]
+        if self.include_usage:
+            frames.append(self._frame({**self._head(), "choices": [], "usage": _usage(reply.usage)}))
+        return [*frames, b"data: [DONE]\n\n"]
+
+    def error(self, exc: ApiError) -> list[bytes]:
+        return [self._frame(openai_error(exc.type, exc.message))]
+
+    def _head(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "system_fingerprint": None}
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return self._frame({**self._head(), "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                                         "logprobs": None}]})
+
+    @staticmethod
+    def _frame(payload: dict[str, Any]) -> bytes:
+        return f"data: {dump(payload)}\n\n".encode()

@@ -1,0 +1,241 @@
+"""OpenAI Responses (``POST /v1/responses``) ⇄ the canonical conversation.
+
+Requests: ``instructions`` (and system/developer input messages) become the session's
+system prompt, ``function`` tools its client tools; ``input`` is a string or a list of
+message, ``function_call`` and ``function_call_output`` items. With
+``previous_response_id`` the input is only what is new and goes straight to that
+response's session. Replies: a ``response`` object, or the Responses SSE events
+(``response.created`` … ``response.completed``).
+
+Response ids name their session and the seq the response started at
+(``resp_<session>_<seq>``), so ``previous_response_id`` survives a gateway restart.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccapi.catalog import ModelCatalog
+from ccapi.compat.conversation import Conversation, Message, ToolAnswer, ToolCall, normalise
+from ccapi.compat.errors import openai_error
+from ccapi.compat.openai_shared import (
+    arguments, dump, finish_reason, function_tool, image_block, prompt_tokens, text_of,
+)
+from ccapi.compat.parsing import body_object, expect, flag, pinned_session
+from ccapi.compat.reply import Reply, TextDelta
+from ccapi.compat.router import CompatRequest, ResponseRef, model_of
+from ccapi.errors import ApiError, InvalidRequest, NotFound
+from ccapi.sessions.inputs import parse_input
+
+FORMAT = "openai.responses"
+_RESPONSE_ID = re.compile(r"^resp_(?P<session>[0-9a-f]{32})_(?P<seq>[1-9][0-9]{0,17})$")
+
+
+@dataclass(frozen=True)
+class ResponsesRequest:
+    request: CompatRequest
+    stream: bool
+
+
+def response_id(session_id: str, first_seq: int) -> str:
+    return f"resp_{session_id.removeprefix('sess_')}_{first_seq}"
+
+
+def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str | None) -> ResponsesRequest:
+    body = body_object(body)
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    items = expect(items, list, "input", "a string or a non-empty array of items")
+    system = [expect(body.get("instructions"), str, "instructions", "a string")] if body.get("instructions") else []
+    messages: list[Message] = []
+    for index, item in enumerate(items):
+        message = _item(expect(item, dict, f"input[{index}]", "an object"), f"input[{index}]", system)
+        if message is not None:
+            messages.append(message)
+    previous = body.get("previous_response_id")
+    conversation = Conversation(
+        model=model_of(catalog, body.get("model"), default_model),
+        system="\n\n".join(system) if system else None,
+        tools=_tools(body.get("tools")),
+        messages=normalise(messages),
+    )
+    request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, body.get("metadata")),
+                            _reference(previous) if previous is not None else None)
+    return ResponsesRequest(request, flag(body, "stream"))
+
+
+def _reference(previous: Any) -> ResponseRef:
+    match = _RESPONSE_ID.match(expect(previous, str, "previous_response_id", "a string"))
+    if match is None:
+        raise NotFound(f"no response {previous!r}")
+    return ResponseRef(f"sess_{match['session']}", int(match["seq"]))
+
+
+def _item(item: dict[str, Any], where: str, system: list[str]) -> Message | None:
+    kind = item.get("type", "message")
+    if kind == "message":
+        role, content = item.get("role"), item.get("content")
+        if role in ("system", "developer"):
+            system.append(text_of(content, f"{where}.content", ("input_text",)))
+            return None
+        if role == "user":
+            return Message("user", content=tuple(_user_content(content, f"{where}.content")))
+        if role == "assistant":
+            return Message("assistant", text=text_of(content, f"{where}.content", ("output_text", "refusal")))
+        raise InvalidRequest(f"{where}.role must be user, assistant, system or developer")
+    if kind == "function_call":
+        return Message("assistant", tool_calls=(ToolCall(
+            expect(item.get("call_id"), str, f"{where}.call_id", "a string"),
+            expect(item.get("name"), str, f"{where}.name", "a string"),
+            arguments(item.get("arguments"), f"{where}.arguments")),))
+    if kind == "function_call_output":
+        output = text_of(item.get("output"), f"{where}.output", ("input_text", "output_text"))
+        return Message("tool", answers=(ToolAnswer(expect(item.get("call_id"), str, f"{where}.call_id", "a string"),
+                                                   output),))
+    if kind == "reasoning":
+        return None  # the session keeps Claude's own thinking
+    raise InvalidRequest(f"{where}.type must be message, function_call, function_call_output or reasoning")
+
+
+def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return parse_input(content)
+    blocks = []
+    for index, part in enumerate(expect(content, list, where, "a string or an array of content parts")):
+        part = expect(part, dict, f"{where}[{index}]", "an object")
+        if part.get("type") == "input_text":
+            blocks.extend(parse_input([{"type": "text", "text": part.get("text")}]))
+        elif part.get("type") == "input_image":
+            blocks.append(image_block(part.get("image_url"), f"{where}[{index}].image_url"))
+        else:
+            raise InvalidRequest(f"{where}[{index}].type must be input_text or input_image")
+    if not blocks:
+        raise InvalidRequest(f"{where} must not be empty")
+    return blocks
+
+
+def _tools(tools: Any) -> tuple[dict[str, Any], ...]:
+    declared = []
+    for index, tool in enumerate(expect(tools or [], list, "tools", "an array")):
+        where = f"tools[{index}]"
+        tool = expect(tool, dict, where, "an object")
+        if tool.get("type") != "function":
+            raise InvalidRequest(f"{where}.type must be function: hosted tools are not available through CC API")
+        declared.append(function_tool(tool.get("name"), tool.get("description"), tool.get("parameters"), where))
+    return tuple(declared)
+
+
+# -- replies ------------------------------------------------------------------------
+def _message_item(response: str, text: str, status: str = "completed") -> dict[str, Any]:
+    return {"type": "message", "id": f"msg_{response.removeprefix('resp_')}", "status": status,
+            "role": "assistant", "content": [_text_part(text)] if status == "completed" else []}
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
+    return {"type": "function_call", "id": f"fc_{call.id}", "call_id": call.id, "name": call.name,
+            "arguments": dump(call.input) if status == "completed" else "", "status": status}
+
+
+def _usage(usage: dict[str, int]) -> dict[str, Any]:
+    prompt, output = prompt_tokens(usage), int(usage.get("output_tokens") or 0)
+    return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output,
+            "input_tokens_details": {"cached_tokens": int(usage.get("cache_read_input_tokens") or 0)},
+            "output_tokens_details": {"reasoning_tokens": 0}}
+
+
+def _envelope(id_: str, model: str, created: int, status: str, output: list[dict[str, Any]],
+              usage: dict[str, Any] | None, incomplete: bool = False) -> dict[str, Any]:
+    return {"id": id_, "object": "response", "created_at": created, "status": status, "model": model,
+            "output": output, "usage": usage, "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "instructions": None, "metadata": {}, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+            "temperature": None, "top_p": None, "text": {"format": {"type": "text"}}, "truncation": "disabled"}
+
+
+def response(reply: Reply, model: str, id_: str, created: int | None = None) -> dict[str, Any]:
+    output = ([_message_item(id_, reply.text)] if reply.text else []) + [_call_item(c) for c in reply.tool_calls]
+    truncated = finish_reason(reply) == "length"
+    return _envelope(id_, model, created or int(time.time()), "incomplete" if truncated else "completed", output,
+                     _usage(reply.usage), incomplete=truncated)
+
+
+@dataclass
+class ResponseStream:
+    """The Responses API's SSE events for one streamed reply."""
+
+    model: str
+    id: str
+    created: int = field(default_factory=lambda: int(time.time()))
+    _sequence: int = 0
+    _outputs: int = 0
+    _text: list[str] | None = None
+
+    def start(self) -> list[bytes]:
+        return [self._event("response.created", {"response": self._snapshot("in_progress")}),
+                self._event("response.in_progress", {"response": self._snapshot("in_progress")})]
+
+    def delta(self, delta: TextDelta | ToolCall) -> list[bytes]:
+        if isinstance(delta, TextDelta):
+            frames = self._open_text() if self._text is None else []
+            assert self._text is not None
+            self._text.append(delta.text)
+            return [*frames, self._event("response.output_text.delta", {
+                **self._text_at(), "delta": delta.text, "logprobs": []})]
+        frames = self._close_text()
+        index = self._outputs
+        self._outputs += 1
+        done = _call_item(delta)
+        return [*frames,
+                self._event("response.output_item.added", {"output_index": index,
+                                                           "item": _call_item(delta, "in_progress")}),
+                self._event("response.function_call_arguments.delta", {
+                    "item_id": done["id"], "output_index": index, "delta": done["arguments"]}),
+                self._event("response.function_call_arguments.done", {
+                    "item_id": done["id"], "output_index": index, "name": delta.name,
+                    "arguments": done["arguments"]}),
+                self._event("response.output_item.done", {"output_index": index, "item": done})]
+
+    def end(self, reply: Reply) -> list[bytes]:
+        final = response(reply, self.model, self.id, self.created)
+        kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
+        return [*self._close_text(), self._event(kind, {"response": final})]
+
+    def error(self, exc: ApiError) -> list[bytes]:
+        error = openai_error(exc.type, exc.message)["error"]
+        return [self._event("error", {"code": error["code"], "message": error["message"], "param": None})]
+
+    def _snapshot(self, status: str) -> dict[str, Any]:
+        return _envelope(self.id, self.model, self.created, status, [], None)
+
+    def _text_at(self) -> dict[str, Any]:
+        return {"item_id": f"msg_{self.id.removeprefix('resp_')}", "output_index": self._outputs - 1,
+                "content_index": 0}
+
+    def _open_text(self) -> list[bytes]:
+        self._text = []
+        self._outputs += 1
+        return [self._event("response.output_item.added", {"output_index": self._outputs - 1,
+                                                           "item": _message_item(self.id, "", "in_progress")}),
+                self._event("response.content_part.added", {**self._text_at(), "part": _text_part("")})]
+
+    def _close_text(self) -> list[bytes]:
+        if self._text is None:
+            return []
+        text, self._text = "".join(self._text), None
+        return [self._event("response.output_text.done", {**self._text_at(), "text": text, "logprobs": []}),
+                self._event("response.content_part.done", {**self._text_at(), "part": _text_part(text)}),
+                self._event("response.output_item.done", {"output_index": self._outputs - 1,
+                                                          "item": _message_item(self.id, text)})]
+
+    def _event(self, kind: str, data: dict[str, Any]) -> bytes:
+        self._sequence += 1
+        payload = {"type": kind, "sequence_number": self._sequence, **data}
+        return f"event: {kind}\ndata: {dump(payload)}\n\n".encode()

@@ -1,0 +1,75 @@
+"""What OpenAI Chat and OpenAI Responses spell the same way: function tools, image URLs,
+function-call arguments, text parts, usage and finish reasons."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from ccapi.compat.reply import Reply
+from ccapi.compat.parsing import expect
+from ccapi.errors import InvalidRequest
+from ccapi.sessions.inputs import parse_input
+
+_DATA_URL = re.compile(r"^data:(?P<media>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
+
+
+def image_block(url: Any, where: str) -> dict[str, Any]:
+    """An OpenAI image URL (``data:`` base64 or http[s]) as a validated native image block."""
+    expect(url, str, where, "a string")
+    match = _DATA_URL.match(url)
+    source = ({"type": "base64", "media_type": match["media"], "data": match["data"]} if match
+              else {"type": "url", "url": url})
+    return parse_input([{"type": "image", "source": source}])[0]
+
+
+def function_tool(name: Any, description: Any, parameters: Any, where: str) -> dict[str, Any]:
+    """An OpenAI function definition as a native client tool (validated when the session is made)."""
+    tool = {"name": name, "description": description or "",
+            "input_schema": parameters if parameters is not None else {"type": "object", "properties": {}}}
+    if not isinstance(tool["description"], str):
+        raise InvalidRequest(f"{where}.description must be a string")
+    return tool
+
+
+def arguments(raw: Any, where: str) -> dict[str, Any]:
+    """Function-call arguments: a JSON object, sent as a string."""
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = orjson.loads(expect(raw, str, where, "a JSON string") or "{}")
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(f"{where} must be a JSON object encoded as a string") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where} must encode a JSON object")
+    return value
+
+
+def text_of(content: Any, where: str, part_types: tuple[str, ...]) -> str:
+    """A string, or an array of text parts (``part_types`` name the text part types)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts = expect(content, list, where, "a string or an array of text parts")
+    texts = []
+    for index, part in enumerate(parts):
+        if not isinstance(part, dict) or part.get("type") not in part_types:
+            raise InvalidRequest(f"{where}[{index}] must be a text part ({', '.join(part_types)})")
+        texts.append(expect(part.get("text", part.get("refusal")), str, f"{where}[{index}].text", "a string"))
+    return "".join(texts)
+
+
+def finish_reason(reply: Reply) -> str:
+    if reply.tool_calls and reply.status == "requires_action":
+        return "tool_calls"
+    return "length" if reply.truncated else "stop"
+
+
+def prompt_tokens(usage: dict[str, int]) -> int:
+    return sum(int(usage.get(key) or 0) for key in
+               ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+
+
+def dump(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -1,0 +1,117 @@
+"""Native events → what a compat client sees: text deltas, tool calls, and the settled reply.
+
+A compat reply is the slice of a session's event log between the request's first event and
+the turn's next settle (completed, failed, interrupted, or paused on client tool calls).
+Streaming and non-streaming replies are built from the same deltas, so a streamed reply
+always adds up to the non-streamed one. Claude Code's own tools (``agent_tool.*``) stay
+on the server: a compat client sees only text and calls to its own tools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ccapi.compat.conversation import Message, ToolCall
+from ccapi.errors import ApiError
+from ccapi.events import Event, EventType
+
+#: Between the texts of two assistant messages of one turn (e.g. around a Claude Code tool use).
+MESSAGE_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A settled compat reply. ``status`` is the native turn status at the settle."""
+
+    session_id: str
+    turn_id: str
+    status: str
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    usage: dict[str, int] = field(default_factory=dict)
+    stop_reason: str | None = None
+    error: dict[str, Any] | None = None
+    last_event_seq: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        """Claude stopped for length: the model's max_tokens or the turn's max_turns."""
+        return self.stop_reason == "max_tokens" or (self.error or {}).get("type") == "max_turns"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed" and not self.truncated
+
+    def message(self) -> Message:
+        """The reply as the canonical assistant message a client will echo back."""
+        return Message("assistant", text=self.text, tool_calls=self.tool_calls)
+
+
+Delta = TextDelta | ToolCall | Reply
+
+
+class ReplyStream(Protocol):
+    """How a wire format spells a streamed reply: SSE frames for each step."""
+
+    def start(self) -> list[bytes]: ...
+
+    def delta(self, delta: TextDelta | ToolCall) -> list[bytes]: ...
+
+    def end(self, reply: Reply) -> list[bytes]: ...
+
+    def error(self, exc: ApiError) -> list[bytes]: ...
+
+
+class ReplyBuilder:
+    """Feeds on one session's events, in order; ``feed`` returns the deltas they make."""
+
+    def __init__(self, session_id: str) -> None:
+        self._session_id = session_id
+        self._text: list[str] = []
+        self._calls: list[ToolCall] = []
+        self._streamed_since_message = False
+        self._at_message_boundary = False
+
+    def feed(self, event: Event) -> list[Delta]:
+        data = event.data
+        if event.type == EventType.MESSAGE_DELTA:
+            self._streamed_since_message = True
+            return self._add_text(data["text"])
+        if event.type == EventType.MESSAGE_COMPLETED and data.get("parent_tool_use_id") is None:
+            return self._message_completed(data)
+        if event.type == EventType.TOOL_CALL:
+            call = ToolCall(data["tool_call_id"], data["name"], data["input"])
+            self._calls.append(call)
+            return [call]
+        if event.type == EventType.TURN_REQUIRES_ACTION:
+            return [self._settle(event, "requires_action", {})]
+        if event.ends_turn:
+            return [self._settle(event, event.type.removeprefix("turn."), data)]
+        return []
+
+    def _message_completed(self, data: dict[str, Any]) -> list[Delta]:
+        """Text that was not streamed as deltas is sent now, whole."""
+        text = "".join(block["text"] for block in data.get("content", []) if block.get("type") == "text")
+        deltas = [] if self._streamed_since_message or not text else self._add_text(text)
+        self._streamed_since_message = False
+        if text:
+            self._at_message_boundary = True
+        return deltas
+
+    def _add_text(self, text: str) -> list[Delta]:
+        if self._at_message_boundary and self._text:
+            text = MESSAGE_SEPARATOR + text
+        self._at_message_boundary = False
+        self._text.append(text)
+        return [TextDelta(text)]
+
+    def _settle(self, event: Event, status: str, data: dict[str, Any]) -> Reply:
+        return Reply(session_id=self._session_id, turn_id=event.turn_id or "", status=status,
+                     text="".join(self._text), tool_calls=tuple(self._calls), usage=data.get("usage") or {},
+                     stop_reason=data.get("stop_reason"), error=data.get("error"), last_event_seq=event.seq)

@@ -1,0 +1,252 @@
+"""Compat requests onto native sessions: pick the session, feed it only what is new.
+
+A request is routed, in order of precedence, to:
+
+1. the session of ``previous_response_id`` (Responses): its input items are all new;
+2. a pinned session (``x-cc-session-id`` or ``metadata.cc_session_id``): the messages
+   after its head, or — when the index does not know the history — the messages after
+   the last assistant message;
+3. the session whose head is the longest prefix of the conversation (see ``affinity``);
+4. a fresh session, created with the request's model, system prompt and tools, whose
+   first turn is seeded with the history (see ``seed``).
+
+What is new must be one user message (a new turn) or the answers to every tool call the
+session waits for (the paused turn continues). Anything else — an assistant message the
+session never wrote, results for calls it is not waiting for — means the client's history
+is not the session's: an unpinned request then starts a fresh session, an explicit one is
+a 409. Everything runs through ``SessionService``, so the native event log records it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccapi.catalog import ModelCatalog
+from ccapi.compat.affinity import AffinityIndex, Head
+from ccapi.compat.conversation import Conversation, Message
+from ccapi.compat.reply import Delta, Reply, ReplyBuilder
+from ccapi.compat.seed import seed_input
+from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
+from ccapi.events import TERMINAL_TURN_EVENTS, EventType
+from ccapi.sessions import NewSession, SessionService, TurnRequest, TurnRun
+from ccapi.sessions.toolcalls import ToolResult
+
+
+#: The events a compat reply ends at.
+_SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
+
+
+@dataclass(frozen=True)
+class ResponseRef:
+    """Where a previous response began: its session and its first seq. It is the latest
+    response when the first settle after that seq is the session's last event."""
+
+    session_id: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class CompatRequest:
+    conversation: Conversation
+    format: str
+    pinned_session: str | None = None
+    previous: ResponseRef | None = None
+
+
+@dataclass(frozen=True)
+class _Target:
+    session_id: str
+    suffix: tuple[Message, ...]
+    explicit: bool
+    claimed: Head | None = None
+
+
+@dataclass
+class Exchange:
+    """One compat request being answered: its deltas as they come, and the settled reply.
+
+    Collected by a task of its own, so a client that disconnects mid-stream does not stop
+    the session from recording the reply as its new head."""
+
+    session_id: str
+    model: str
+    first_seq: int
+    fresh: bool
+    _queue: asyncio.Queue[Delta | None] = field(default_factory=asyncio.Queue)
+    _reply: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    async def deltas(self) -> AsyncIterator[Delta | None]:
+        """Text deltas and tool calls, ``None`` for a keep-alive, ending with the ``Reply``."""
+        while True:
+            delta = await self._queue.get()
+            yield delta
+            if isinstance(delta, Reply):
+                return
+            if self._reply.done() and self._queue.empty():
+                await self._reply  # raises why the reply will never come
+                return
+
+    async def reply(self) -> Reply:
+        return await asyncio.shield(self._reply)
+
+
+class CompatRouter:
+    def __init__(self, service: SessionService, catalog: ModelCatalog) -> None:
+        self._service = service
+        self._catalog = catalog
+        self.index = AffinityIndex()
+        self._collectors: set[asyncio.Task[None]] = set()
+
+    async def send(self, request: CompatRequest) -> Exchange:
+        conversation = request.conversation
+        if not conversation.messages or conversation.messages[-1].role == "assistant":
+            raise InvalidRequest("the conversation must end with a user message or tool results")
+        target = await self._target(request)
+        try:
+            session_id, from_seq = await self._feed(request, target)
+        except BaseException:
+            if target is not None and target.claimed is not None:
+                self.index.restore(target.claimed)
+            raise
+        exchange = Exchange(session_id, conversation.model, from_seq,
+                            fresh=target is None or target.session_id != session_id)
+        task = asyncio.create_task(self._collect(request, exchange, from_seq), name=f"compat-{session_id}")
+        self._collectors.add(task)
+        task.add_done_callback(self._collectors.discard)
+        return exchange
+
+    async def _target(self, request: CompatRequest) -> _Target | None:
+        messages = request.conversation.messages
+        if request.previous is not None:
+            session = await self._service.get(request.previous.session_id)
+            settles = await self._service.events_page(session.id, request.previous.seq - 1, 1, _SETTLES)
+            if not settles or settles[0].seq != session.last_seq:
+                raise Conflict("previous_response_id is not the latest response of its conversation; "
+                               "a CC API session is linear, so continue from its latest response")
+            return _Target(session.id, messages, explicit=True)
+        if request.pinned_session is not None:
+            await self._service.get(request.pinned_session)
+            head = self.index.head_of(request.pinned_session)
+            hashes = request.conversation.prefix_hashes()
+            if head is not None and head.consumed < len(messages) and hashes[head.consumed] == head.key:
+                return _Target(head.session_id, messages[head.consumed:], explicit=True)
+            return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True)
+        head = self.index.match(request.conversation.prefix_hashes())
+        if head is None:
+            return None
+        self.index.claim(head)
+        return _Target(head.session_id, messages[head.consumed:], explicit=False, claimed=head)
+
+    async def _feed(self, request: CompatRequest, target: _Target | None) -> tuple[str, int]:
+        """Start the turn (or continue the paused one); returns the session and the first seq."""
+        if target is not None:
+            fed = await self._feed_session(target)
+            if fed is not None:
+                return target.session_id, fed
+        return await self._fresh(request)
+
+    async def _feed_session(self, target: _Target) -> int | None:
+        service, suffix = self._service, target.suffix
+        run = service.running(target.session_id)
+        try:
+            if len(suffix) == 1 and suffix[0].role == "user" and run is None:
+                started = await service.start_turn(target.session_id, TurnRequest(suffix[0].content, False, False))
+                assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
+                return started.started_seq
+            waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
+            if len(suffix) == 1 and suffix[0].role == "tool" and waiting == {a.tool_call_id for a in
+                                                                             suffix[0].answers}:
+                results = [ToolResult(a.tool_call_id, a.content, a.is_error) for a in suffix[0].answers]
+                _, first_seq = await service.submit_tool_results(target.session_id, results)
+                return first_seq
+        except NotFound:
+            if target.explicit:
+                raise
+            return None
+        if target.explicit:
+            raise Conflict(_mismatch(suffix, waiting), {"session_id": target.session_id,
+                                                        "waiting_for": sorted(waiting)})
+        return None
+
+    async def _fresh(self, request: CompatRequest) -> tuple[str, int]:
+        conversation = request.conversation
+        params = NewSession.from_json({
+            "model": conversation.model, "system_prompt": conversation.system, "tools": list(conversation.tools),
+            "metadata": {"compat": request.format},
+        }, self._catalog, conversation.model)
+        session = await self._service.create(params)
+        run = await self._service.start_turn(session.id, TurnRequest(tuple(seed_input(conversation.messages)),
+                                                                     False, False))
+        assert isinstance(run, TurnRun)
+        return session.id, run.started_seq
+
+    async def _collect(self, request: CompatRequest, exchange: Exchange, from_seq: int) -> None:
+        service = self._service
+        builder = ReplyBuilder(exchange.session_id)
+        try:
+            async for event in service.events.follow(exchange.session_id, from_seq - 1,
+                                                     service.settings.keepalive_seconds):
+                if event is None:
+                    exchange._queue.put_nowait(None)
+                    continue
+                for delta in builder.feed(event):
+                    if isinstance(delta, Reply):
+                        await self._turn_released(delta)
+                        self._record(request, delta)
+                        exchange._reply.set_result(delta)
+                    exchange._queue.put_nowait(delta)
+                    if isinstance(delta, Reply):
+                        return
+            exchange._reply.set_exception(Unavailable("the gateway is shutting down; retry shortly"))
+        except Exception as exc:  # the reply must always settle, or a client would wait forever
+            error = exc if isinstance(exc, ApiError) else Unavailable(f"the reply could not be read: {exc}")
+            exchange._reply.set_exception(error)
+        exchange._queue.put_nowait(None)
+
+    async def _turn_released(self, reply: Reply) -> None:
+        """A turn's last event comes out just before the session lets go of the turn; the
+        client's next request must find the session free, so the reply waits for that."""
+        run = self._service.running(reply.session_id)
+        if reply.status != "requires_action" and run is not None and run.turn.id == reply.turn_id and run.task:
+            await asyncio.wait({run.task})
+
+    def _record(self, request: CompatRequest, reply: Reply) -> None:
+        """The session's new head: the request's conversation plus this reply. A failed
+        reply leaves none, so the client's retry starts clean rather than repeating input."""
+        if reply.failed or request.previous is not None:
+            self.index.forget(reply.session_id)
+            return
+        conversation = request.conversation
+        key = conversation.prefix_hashes((reply.message(),))[-1]
+        self.index.advance(reply.session_id, key, len(conversation.messages) + 1)
+
+
+def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+    return messages[last + 1:]
+
+
+def _mismatch(suffix: tuple[Message, ...], waiting: set[str]) -> str:
+    if not suffix:
+        return "nothing new to send: the conversation must end with a user message or tool results"
+    if waiting:
+        return "the session waits for the results of its pending tool calls; send exactly those"
+    if any(m.role == "assistant" for m in suffix):
+        return "the new messages include assistant turns this session never produced"
+    if len(suffix) == 1 and suffix[0].role == "tool":
+        return "the session is not waiting for these tool results"
+    return "the session is busy with a turn; wait for it to finish"
+
+
+def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
+    """The canonical model id a compat request names (its default when it names none)."""
+    name = requested or default
+    if not isinstance(name, str):
+        raise InvalidRequest("model must be a string")
+    model = catalog.resolve(name)
+    if model is None:
+        raise NotFound(f"unknown model {name!r}; GET /v1/models lists the known ones", {"model": name})
+    return model

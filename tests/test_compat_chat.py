@@ -1,0 +1,134 @@
+"""OpenAI Chat Completions on native sessions, driven by the ``openai`` package itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.compat_support import (
+    WEATHER_SCHEMA, assert_one_warm_session, main_requests, result_text, tool_results_sent, user_texts,
+)
+from tests.gateway import Gateway
+
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                                 "parameters": WEATHER_SCHEMA}}
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+def test_growing_transcript_rides_one_warm_session(client: openai.OpenAI, mock_model: MockModel) -> None:
+    messages: list[dict] = [{"role": "system", "content": "You are terse."}]
+    sessions = set()
+    for turn in range(6):
+        messages.append({"role": "user", "content": f"question {turn}"})
+        raw = client.chat.completions.with_raw_response.create(model="claude-sonnet-4-5", messages=messages)
+        completion = raw.parse()
+        sessions.add(raw.headers["x-cc-session-id"])
+        assert completion.object == "chat.completion"
+        assert completion.model == "claude-sonnet-4-5"
+        choice = completion.choices[0]
+        assert choice.finish_reason == "stop" and choice.message.role == "assistant"
+        assert choice.message.content == f"mock reply: question {turn}"
+        assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
+        assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+        messages.append({"role": "assistant", "content": choice.message.content})
+
+    assert len(sessions) == 1
+    assert_one_warm_session(mock_model, 6)
+    bodies = main_requests(mock_model)
+    assert [user_texts(b["messages"][-1])[-1] for b in bodies] == [f"question {n}" for n in range(6)]
+    assert all(b["system"] and "You are terse." in str(b["system"]) for b in bodies)
+
+
+def test_streamed_reply_is_valid_chunks_and_continues_the_session(client: openai.OpenAI,
+                                                                  mock_model: MockModel) -> None:
+    mock_model.script(Reply(text="one two three four five six seven"))
+    messages = [{"role": "user", "content": "count"}]
+    first = client.chat.completions.with_raw_response.create(model="sonnet", messages=messages)
+    session = first.headers["x-cc-session-id"]
+    messages += [{"role": "assistant", "content": first.parse().choices[0].message.content},
+                 {"role": "user", "content": "again"}]
+    mock_model.script(Reply(text="eight nine ten eleven twelve thirteen"))
+    with client.chat.completions.with_streaming_response.create(
+            model="sonnet", messages=messages, stream=True, stream_options={"include_usage": True}) as response:
+        assert response.headers["x-cc-session-id"] == session
+        chunks = list(response.parse())
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+    text_chunks = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(text_chunks) > 1  # streamed in pieces, not one block
+    assert "".join(text_chunks) == "eight nine ten eleven twelve thirteen"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+    assert_one_warm_session(mock_model, 2)
+
+
+def test_function_calling_round_trip(client: openai.OpenAI, mock_model: MockModel) -> None:
+    mock_model.script(Reply(text="Let me check.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+                      Reply(text="Oslo is at -3C."))
+    messages: list = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = client.chat.completions.with_raw_response.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL])
+    paused = first.parse().choices[0]
+    assert paused.finish_reason == "tool_calls"
+    assert paused.message.content == "Let me check."
+    call = paused.message.tool_calls[0]
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert call.function.arguments == '{"city":"Oslo"}'
+
+    messages += [paused.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "-3C and snowing"}]
+    second = client.chat.completions.with_raw_response.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL])
+    assert second.headers["x-cc-session-id"] == first.headers["x-cc-session-id"]
+    done = second.parse().choices[0]
+    assert done.finish_reason == "stop" and done.message.content == "Oslo is at -3C."
+    assert done.message.tool_calls is None
+    sent = tool_results_sent(mock_model)
+    assert [(b["tool_use_id"], result_text(b)) for b in sent] == [(call.id, "-3C and snowing")]
+    assert len(main_requests(mock_model)) == 2  # the paused turn continued: no new turn, no re-seeding
+
+
+def test_streamed_tool_call_arrives_as_tool_call_deltas(client: openai.OpenAI, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Sunny."))
+    messages: list = [{"role": "user", "content": "Lima?"}]
+    chunks = list(client.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL],
+                                                 stream=True))
+    calls = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
+    assert len(calls) == 1 and calls[0].function.name == "get_weather"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    messages += [{"role": "assistant", "content": None, "tool_calls": [
+                     {"id": calls[0].id, "type": "function",
+                      "function": {"name": "get_weather", "arguments": calls[0].function.arguments}}]},
+                 {"role": "tool", "tool_call_id": calls[0].id, "content": "sunny"}]
+    done = client.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL])
+    assert done.choices[0].message.content == "Sunny."
+
+
+def test_errors_use_the_openai_envelope(client: openai.OpenAI, gateway: Gateway) -> None:
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert "unknown model" in unknown.value.message
+    assert unknown.value.body["type"] == "not_found_error"
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="sonnet", messages=[{"role": "wizard", "content": "hi"}])
+    assert bad.value.body["type"] == "invalid_request_error" and "role" in bad.value.body["message"]
+    raw = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=b"{not json")
+    assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_api_key_is_checked_with_the_openai_envelope(make_gateway) -> None:
+    gw = make_gateway(CC_API_KEY="sekrit")
+    with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="wrong", max_retries=0) as wrong:
+        with pytest.raises(openai.AuthenticationError) as denied:
+            wrong.models.list()
+    assert denied.value.body["type"] == "authentication_error"
+    with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="sekrit", max_retries=0) as right:
+        ids = [model.id for model in right.models.list()]
+    assert "claude-sonnet-4-5" in ids and "claude-opus-4-6" in ids

@@ -1,0 +1,89 @@
+"""OpenAI Responses on native sessions: ``previous_response_id`` continues the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.compat_support import (
+    WEATHER_SCHEMA, assert_one_warm_session, main_requests, result_text, tool_results_sent, user_texts,
+)
+from tests.gateway import Gateway
+
+WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a city",
+                "parameters": WEATHER_SCHEMA}
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+def test_previous_response_id_continues_one_warm_session(client: openai.OpenAI, mock_model: MockModel) -> None:
+    previous = None
+    sessions = set()
+    for turn in range(5):
+        raw = client.responses.with_raw_response.create(model="sonnet", instructions="You are terse.",
+                                                        input=f"question {turn}", previous_response_id=previous)
+        response = raw.parse()
+        sessions.add(raw.headers["x-cc-session-id"])
+        assert response.object == "response" and response.status == "completed"
+        assert response.output_text == f"mock reply: question {turn}"
+        assert response.usage.input_tokens > 0 and response.usage.output_tokens > 0
+        previous = response.id
+
+    mock_model.script(Reply(text="a streamed sixth answer in pieces"))
+    stream = client.responses.create(model="sonnet", input="question 5", previous_response_id=previous, stream=True)
+    events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert len(deltas) > 1 and "".join(deltas) == "a streamed sixth answer in pieces"
+    assert events[-1].response.output_text == "a streamed sixth answer in pieces"
+    assert [e.sequence_number for e in events] == list(range(1, len(events) + 1))
+
+    assert len(sessions) == 1
+    assert_one_warm_session(mock_model, 6)
+    assert [user_texts(b["messages"][-1])[-1] for b in main_requests(mock_model)] == \
+        [f"question {n}" for n in range(6)]
+
+
+def test_full_history_without_previous_response_id_also_rides_one_session(client: openai.OpenAI,
+                                                                          mock_model: MockModel) -> None:
+    items: list = []
+    sessions = set()
+    for turn in range(3):
+        items.append({"role": "user", "content": f"q{turn}"})
+        raw = client.responses.with_raw_response.create(model="sonnet", input=items)
+        sessions.add(raw.headers["x-cc-session-id"])
+        items += [item.model_dump(exclude_none=True) for item in raw.parse().output]
+    assert len(sessions) == 1
+    assert_one_warm_session(mock_model, 3)
+
+
+def test_function_call_round_trip(client: openai.OpenAI, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Quito"}),)), Reply(text="Quito: 15C."))
+    paused = client.responses.create(model="sonnet", input="Weather in Quito?", tools=[WEATHER_TOOL])
+    calls = [item for item in paused.output if item.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather" and calls[0].arguments == '{"city":"Quito"}'
+    done = client.responses.create(model="sonnet", previous_response_id=paused.id, tools=[WEATHER_TOOL], input=[
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "15C"}])
+    assert done.output_text == "Quito: 15C."
+    assert [(b["tool_use_id"], result_text(b)) for b in tool_results_sent(mock_model)] == [(calls[0].call_id, "15C")]
+    assert len(main_requests(mock_model)) == 2
+
+
+def test_stale_or_unknown_previous_response_id(client: openai.OpenAI) -> None:
+    first = client.responses.create(model="sonnet", input="one")
+    client.responses.create(model="sonnet", input="two", previous_response_id=first.id)
+    with pytest.raises(openai.ConflictError) as stale:
+        client.responses.create(model="sonnet", input="fork", previous_response_id=first.id)
+    assert "latest response" in stale.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="sonnet", input="x", previous_response_id="resp_nope")
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="sonnet", input="x", previous_response_id="resp_" + "0" * 32 + "_3")
