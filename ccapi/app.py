@@ -3,6 +3,7 @@ state (store, event log, engine pool) created in a server-start listener."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -18,7 +19,6 @@ from ccapi.config import Settings
 from ccapi.engine import EnginePool
 from ccapi.engine.credentials import find_credentials
 from ccapi.sessions import EventLog, SessionService
-from ccapi.sessions.recovery import close_orphaned_turns
 from ccapi.store import open_store
 
 log = structlog.get_logger(__name__)
@@ -61,11 +61,13 @@ async def _start_state(app: Sanic) -> None:
     app.ctx.store = store = await open_store(settings)
     app.ctx.events = events_log = EventLog(store)
     events_log.start()
+    loop = asyncio.get_running_loop()
+    store.watch(lambda session_id: loop.call_soon_threadsafe(events_log.nudge, session_id))
     app.ctx.pool = pool = EnginePool(settings.max_live, settings.idle_timeout, settings.queue_timeout,
                                      settings.max_queued)
     pool.start()
-    app.ctx.service = SessionService(settings, store, events_log, pool)
-    await close_orphaned_turns(store, events_log)
+    app.ctx.service = service = SessionService(settings, store, events_log, pool)
+    await service.start()
     credentials = app.ctx.credentials
     log.info("started", host=settings.host, port=settings.port, database=str(settings.database_path),
              mock_model=settings.mock_model, credentials_found=credentials.found,

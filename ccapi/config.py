@@ -7,6 +7,7 @@ at start-up with a message that names the variable instead of deep in a turn.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +39,8 @@ class Settings:
     session_dir: Path | None = None
     database_url: str | None = None
     max_live: int = 8
+    lease_ttl: float = 30.0
+    host_id: str | None = None
     queue_timeout: float = 30.0
     max_queued: int = 64
     idle_timeout: float = 600.0
@@ -72,6 +75,8 @@ class Settings:
             session_dir=reader.path("CC_API_SESSION_DIR"),
             database_url=reader.optional("CC_API_DATABASE_URL"),
             max_live=reader.integer("CC_API_MAX_LIVE", cls.max_live, minimum=1),
+            lease_ttl=reader.number("CC_API_LEASE_TTL", cls.lease_ttl),
+            host_id=reader.optional("CC_API_HOST_ID"),
             queue_timeout=reader.number("CC_API_QUEUE_TIMEOUT", cls.queue_timeout),
             max_queued=reader.integer("CC_API_MAX_QUEUED", cls.max_queued, minimum=0),
             idle_timeout=reader.number("CC_API_IDLE_TIMEOUT", cls.idle_timeout),
@@ -93,9 +98,10 @@ class Settings:
 
     def check(self) -> None:
         """Refuse combinations that would be unsafe, or that this version cannot serve."""
-        if self.database_url:
-            raise ConfigError("CC_API_DATABASE_URL (PostgreSQL) is not supported yet; use CC_API_SESSION_DB "
-                              "or CC_API_SESSION_DIR")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("CC_API_DATABASE_URL must be a postgresql://user:password@host:port/database URL")
+        if self.database_url and self.session_dir:
+            raise ConfigError("set one of CC_API_DATABASE_URL and CC_API_SESSION_DIR, not both")
         if self.host not in LOOPBACK_HOSTS and not self.api_key:
             raise ConfigError(
                 f"refusing to listen on non-loopback host {self.host!r} without CC_API_KEY: "
@@ -110,6 +116,12 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.session_db or self.paths.database
+
+    @property
+    def owner_id(self) -> str:
+        """This gateway's identity in session leases: stable across its restarts (so a restart
+        reclaims its own sessions at once) and distinct between hosts and ports."""
+        return self.host_id or f"{socket.gethostname()}:{self.port}"
 
     @property
     def log_dir(self) -> Path:

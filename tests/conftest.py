@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ccapi.testing import MockModel
+from tests import postgres
 from tests.gateway import Gateway
 
 
@@ -14,6 +15,17 @@ def mock_model() -> Iterator[MockModel]:
     """The bundled mock Anthropic API on a free loopback port, shared by the whole run."""
     with MockModel() as mock:
         yield mock
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    """One real PostgreSQL server for the run, on a free loopback port."""
+    bin_dir, why_not = postgres.find_or_install()
+    if bin_dir is None:
+        pytest.skip(why_not)
+    server, process = postgres.start(bin_dir)
+    yield server
+    postgres.stop(server, process)
 
 
 @pytest.fixture(autouse=True)

@@ -14,19 +14,20 @@ from claude_agent_sdk.testing import run_session_store_conformance
 from ccapi.events import Event
 from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
 from ccapi.store.jsondir import UnsafeId
-from ccapi.store.sql import sqlite_database
+from ccapi.store.sql import postgres_database, sqlite_database
 from ccapi.store.transcripts import TranscriptMirror
 
-BACKENDS: dict[str, Callable[[Path], Store]] = {
-    "sqlite": lambda root: SqlStore(sqlite_database(root / "sessions.db")),
-    "jsondir": lambda root: JsonDirStore(root / "sessions"),
-}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=["sqlite", "jsondir", "postgres"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Store]:
-    """Opens the backend on ``tmp_path`` (again, for persistence checks) or on a given root."""
-    return lambda root=tmp_path: BACKENDS[request.param](root)
+    """Opens the backend on ``tmp_path`` (again, for persistence checks) or on a given root;
+    for PostgreSQL each root is its own database on the test server."""
+    if request.param == "sqlite":
+        return lambda root=tmp_path: SqlStore(sqlite_database(root / "sessions.db"))
+    if request.param == "jsondir":
+        return lambda root=tmp_path: JsonDirStore(root / "sessions")
+    server = request.getfixturevalue("postgres_server")
+    databases: dict[Path, str] = {}
+    return lambda root=tmp_path: SqlStore(postgres_database(databases.setdefault(root, server.create_database())))
 
 
 def _session(session_id: str, created_at: str) -> SessionRecord:
@@ -56,11 +57,23 @@ def test_sessions_turns_events_and_keys_round_trip(make: Callable[..., Store]) -
                           "2026-01-01T00:01:00.000Z")
         await store.create_turn(turn)
         assert (await store.get_session("sess_1")).turn_count == 1
-        assert [t.id for t in await store.open_turns()] == ["turn_1"]
+        assert [t.id for t in await store.orphaned_turns("host-a")] == ["turn_1"]  # nobody holds it
+        assert await store.acquire_lease("sess_1", "host-b", ttl=60) is None
+        assert await store.orphaned_turns("host-a") == []  # host-b drives it now
+        assert await store.acquire_lease("sess_1", "host-a", ttl=60) == "host-b"
+        assert await store.acquire_lease("sess_1", "host-b", ttl=60) is None  # renewing is fine
+        await store.release_lease("sess_1", "host-a")  # not the holder: no effect
+        assert await store.acquire_lease("sess_1", "host-a", ttl=60) == "host-b"
+        await store.release_lease("sess_1", "host-b")
+        assert await store.acquire_lease("sess_1", "host-a", ttl=0.01) is None
+        await asyncio.sleep(0.05)
+        assert [t.id for t in await store.orphaned_turns("host-c")] == ["turn_1"]  # host-a's lease expired
+        assert await store.acquire_lease("sess_1", "host-c", ttl=60) is None  # an expired lease is taken over
+        await store.renew_leases("host-c", ["sess_1"], ttl=60)
         await store.update_turn("turn_1", status="completed", output=[{"type": "text", "text": "yo"}])
         assert await store.get_turn("turn_1") == replace(turn, status="completed",
                                                           output=[{"type": "text", "text": "yo"}])
-        assert await store.open_turns() == []
+        assert await store.orphaned_turns("host-c") == []
 
         await store.append_events([_event("sess_1", n) for n in range(1, 4)] + [_event("sess_2", 1)])
         await store.append_events([_event("sess_1", 4, "turn.completed")])

@@ -34,7 +34,7 @@ def test_settings_read_every_variable(tmp_path) -> None:
     ({"CC_API_MAX_LIVE": "0"}, "CC_API_MAX_LIVE"),
     ({"CC_API_HOST": "0.0.0.0"}, "CC_API_KEY"),
     ({"CC_API_UPSTREAM_RETRIES": "-1"}, "CC_API_UPSTREAM_RETRIES"),
-    ({"CC_API_DATABASE_URL": "postgresql://localhost/x"}, "CC_API_DATABASE_URL"),
+    ({"CC_API_DATABASE_URL": "mysql://localhost/x"}, "CC_API_DATABASE_URL"),
 ])
 def test_bad_settings_name_the_variable(env: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):

@@ -25,6 +25,8 @@ class LiveEngine:
         #: Claude Code reports ``total_cost_usd`` summed over the process's life; turns
         #: need their own share, so the engine remembers what it had already reported.
         self.reported_cost = 0.0
+        #: Turns of the session this process has in its context (see ``EngineSpec.generation``).
+        self.generation = spec.generation
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._client = ClaudeSDKClient(build_options(spec, self._stderr.append))
         self._connected = False

@@ -22,6 +22,9 @@ class EngineSpec:
     permission_mode: str
     max_turns: int
     resume: str | None = None
+    generation: int = 0
+    """How many turns the session had when this spec was made. A live engine that has seen
+    fewer (another host ran turns meanwhile) is stale and is replaced by a resumed one."""
     env: Mapping[str, str] = field(default_factory=dict)
     tools: tuple[dict[str, Any], ...] = ()
     resolve_tool: ToolResolver | None = None

@@ -29,7 +29,8 @@ class Subscription:
     ``lagged`` instead of growing memory; it then catches up from the store."""
 
     def __init__(self, maxsize: int = 1024) -> None:
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)  # None: the log closed
+        #: ``None`` wakes the follower to look at ``closed`` and ``lagged``.
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self.lagged = False
         self.closed = False
 
@@ -38,6 +39,12 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.lagged = True
+
+    def nudge(self) -> None:
+        """Events were written elsewhere (another host): catch up from the store."""
+        self.lagged = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
 
     def close(self) -> None:
         """End the follower once it has taken what is already queued."""
@@ -160,7 +167,8 @@ class EventLog:
         ends after ``end_follows``.
 
         Subscribing before reading the store closes the gap between replay and live; any
-        hole in the live feed (a lagged queue) is refilled from the store.
+        hole in the live feed (a lagged queue, a nudge from another host) is refilled from
+        the store, which each keep-alive also re-reads in case a nudge was missed.
         """
         last = after
         with self.subscribe(session_id) as subscription:
@@ -177,15 +185,22 @@ class EventLog:
                         event = await asyncio.wait_for(subscription.queue.get(), keepalive)
                     except TimeoutError:
                         yield KEEPALIVE
-                        continue
+                        break
                     if event is None:
-                        return
+                        if subscription.closed:
+                            return
+                        break
                     if event.seq <= last:
                         continue
                     if subscription.lagged or event.seq != last + 1:
                         break
                     yield event
                     last = event.seq
+
+    def nudge(self, session_id: str) -> None:
+        """Another gateway host appended to this session's log: wake its followers here."""
+        for subscription in self._subscribers.get(session_id, ()):
+            subscription.nudge()
 
     def forget(self, session_id: str) -> None:
         """Drop a deleted session's counter so a reused id could never continue old numbering."""

@@ -25,6 +25,7 @@ from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import NewSession, TurnRequest
+from ccapi.sessions.recovery import close_orphaned_turn
 from ccapi.sessions.toolcalls import ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
@@ -58,10 +59,37 @@ class SessionService:
         self._ctx = TurnContext(store, events, pool, settings.tool_timeout)
         self._transcripts = TranscriptMirror(store)
         self._running: dict[str, TurnRun] = {}
+        self._owner = settings.owner_id
+        self._caretaker: asyncio.Task[None] | None = None
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._env: Mapping[str, str] = engine_environment(
             settings.upstream_url, settings.tool_timeout, mock_model=settings.mock_model,
             retries=settings.upstream_retries, timeout=settings.upstream_timeout)
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        """Close what a crash left open, then keep this host's leases alive and watch for
+        turns orphaned by hosts that died."""
+        await self.sweep_orphans()
+        self._caretaker = asyncio.create_task(self._care(), name="ccapi-lease-caretaker")
+
+    async def _care(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_ttl / 3)
+            try:
+                await self.store.renew_leases(self._owner, list(self._running), self.settings.lease_ttl)
+                await self.sweep_orphans()
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the caretaker
+                log.exception("lease_care_failed")
+
+    async def sweep_orphans(self) -> None:
+        for turn in await self.store.orphaned_turns(self._owner):
+            if turn.session_id in self._running:
+                continue
+            async with self._locks[turn.session_id]:
+                if await self.store.acquire_lease(turn.session_id, self._owner, self.settings.lease_ttl) is None:
+                    await close_orphaned_turn(self.store, self.events, turn)
+                    await self.store.release_lease(turn.session_id, self._owner)
 
     # -- sessions --------------------------------------------------------------
     async def create(self, params: NewSession) -> SessionRecord:
@@ -192,13 +220,15 @@ class SessionService:
         return await self.get_turn(session_id, turn_id)
 
     async def _start(self, session_id: str, content: list[dict[str, Any]], kind: str) -> TurnRun:
-        session = await self.get(session_id)
         if session_id in self._running:
             raise Conflict("a turn is already running in this session; wait for it, or interrupt it",
                            {"turn_id": self._running[session_id].turn.id})
+        await self._take_lease(session_id)
+        session = await self.get(session_id)
         try:
             await self.pool.reserve(session_id)
         except PoolExhausted as exc:
+            await self.store.release_lease(session_id, self._owner)
             raise Unavailable(f"{exc}; retry shortly", {"max_live": self.pool.max_live},
                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         turn = TurnRecord(id=new_id("turn"), session_id=session_id, number=session.turn_count + 1,
@@ -212,14 +242,36 @@ class SessionService:
         except BaseException:
             self._running.pop(session_id, None)
             self.pool.release(session_id)
+            await self.store.release_lease(session_id, self._owner)
             raise
         assert run.task is not None
         run.task.add_done_callback(lambda _: self._forget_run(run))
         return run
 
+    async def _take_lease(self, session_id: str) -> None:
+        """Only one host drives a session at a time. Another host's live lease is a 409 that
+        names it (its turn is in flight there); an expired one is taken over, and whatever
+        turn the lost host left open is closed first."""
+        holder = await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl)
+        if holder is not None:
+            raise Conflict(f"gateway host {holder!r} is running a turn in this session; retry when it ends",
+                           {"owner": holder}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        for turn in await self.store.orphaned_turns(self._owner):
+            if turn.session_id == session_id:
+                await close_orphaned_turn(self.store, self.events, turn)
+        await self.events.flush()
+        self.events.forget(session_id)  # another host may have written since: renumber from the store
+
     def _forget_run(self, run: TurnRun) -> None:
         if self._running.get(run.session.id) is run:
             del self._running[run.session.id]
+        asyncio.get_running_loop().create_task(self._release_if_idle(run.session.id))
+
+    async def _release_if_idle(self, session_id: str) -> None:
+        """Let other hosts drive the session between turns — unless a new turn already started here."""
+        async with self._locks[session_id]:
+            if session_id not in self._running:
+                await self.store.release_lease(session_id, self._owner)
 
     async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         run = self._running.get(session_id)
@@ -239,6 +291,7 @@ class SessionService:
             or (settings.tool_permission_mode if has_tools else settings.permission_mode),
             max_turns=session.max_turns or (settings.tool_max_turns if has_tools else settings.max_turns),
             resume=session.sdk_session_id,
+            generation=session.turn_count,
             env=self._env,
             tools=tuple(session.tools),
             resolve_tool=functools.partial(self._resolve_tool, session.id),
@@ -252,6 +305,8 @@ class SessionService:
 
     # -- shutdown --------------------------------------------------------------
     async def shutdown(self) -> None:
+        if self._caretaker is not None:
+            self._caretaker.cancel()
         """Interrupt running turns and record them, so a restart finds no turn left running;
         then end the SSE streams, once they have been sent those last events."""
         runs = list(self._running.values())

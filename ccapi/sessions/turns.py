@@ -143,6 +143,7 @@ class TurnRun:
             await self.ctx.pool.discard(self.session.id)
             return TurnOutcome("failed", error={"type": exc.kind, "message": exc.message})
         finally:
+            engine.generation = self.spec.generation + 1
             self.ctx.pool.release(self.session.id)
         if translator.result is not None and translator.result.total_cost_usd is not None:
             engine.reported_cost = translator.result.total_cost_usd

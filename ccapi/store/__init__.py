@@ -7,13 +7,16 @@ from ccapi.config import Settings
 from ccapi.store.base import Store
 from ccapi.store.jsondir import JsonDirStore
 from ccapi.store.records import SessionRecord, TurnRecord
-from ccapi.store.sql import SqlStore, sqlite_database
+from ccapi.store.sql import SqlStore, postgres_database, sqlite_database
 
 __all__ = ["JsonDirStore", "SessionRecord", "SqlStore", "Store", "TurnRecord", "make_store", "open_store"]
 
 
 def make_store(settings: Settings) -> Store:
-    """The configured backend: ``CC_API_SESSION_DIR``, else SQLite at ``CC_API_SESSION_DB``."""
+    """The configured backend: PostgreSQL at ``CC_API_DATABASE_URL``, a JSON directory at
+    ``CC_API_SESSION_DIR``, else SQLite at ``CC_API_SESSION_DB`` (default ``$CC_API_HOME/sessions.db``)."""
+    if settings.database_url:
+        return SqlStore(postgres_database(settings.database_url))
     if settings.session_dir:
         return JsonDirStore(settings.session_dir)
     return SqlStore(sqlite_database(settings.database_path))

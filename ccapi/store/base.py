@@ -43,6 +43,10 @@ class Store(ABC):
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return False
 
+    def watch(self, on_append: Callable[[str], None]) -> None:
+        """Call ``on_append(session_id)`` (from any thread) when *another* process appends
+        to a session's log. Only a store shared between hosts has anything to report."""
+
     # -- sessions --------------------------------------------------------------
     async def create_session(self, record: SessionRecord) -> None:
         await self._run(self._create_session, record)
@@ -72,9 +76,23 @@ class Store(ABC):
     async def get_turn(self, turn_id: str) -> TurnRecord | None:
         return await self._run(self._get_turn, turn_id)
 
-    async def open_turns(self) -> list[TurnRecord]:
-        """Turns still marked running or waiting for tool results."""
-        return await self._run(self._open_turns)
+    async def orphaned_turns(self, owner: str) -> list[TurnRecord]:
+        """Turns still marked running (or waiting for tool results) that nobody drives any
+        more: their session's lease is gone, expired, or ``owner``'s own (a previous run of
+        this very host)."""
+        return await self._run(self._orphaned_turns, owner)
+
+    # -- leases: which host drives a session -------------------------------------
+    async def acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
+        """Take (or extend) the session's lease for ``ttl`` seconds. Returns None when
+        ``owner`` holds it now, else the identity of the host that does."""
+        return await self._run(self._acquire_lease, session_id, owner, ttl)
+
+    async def renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None:
+        await self._run(self._renew_leases, owner, session_ids, ttl)
+
+    async def release_lease(self, session_id: str, owner: str) -> None:
+        await self._run(self._release_lease, session_id, owner)
 
     # -- idempotency keys ------------------------------------------------------
     async def find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None:
@@ -142,7 +160,13 @@ class Store(ABC):
     @abstractmethod
     def _get_turn(self, turn_id: str) -> TurnRecord | None: ...
     @abstractmethod
-    def _open_turns(self) -> list[TurnRecord]: ...
+    def _orphaned_turns(self, owner: str) -> list[TurnRecord]: ...
+    @abstractmethod
+    def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None: ...
+    @abstractmethod
+    def _renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None: ...
+    @abstractmethod
+    def _release_lease(self, session_id: str, owner: str) -> None: ...
     @abstractmethod
     def _find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None: ...
     @abstractmethod

@@ -13,6 +13,7 @@ the directory.
     <root>/transcripts/<sha256 of project key>/<sdk session id>/<sha256 of subpath>/<n>.jsonl
 
 Session and turn records are also kept in memory (loaded at open), so reads never scan.
+A JSON directory serves one gateway process, so session leases live in memory.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,7 @@ class JsonDirStore(Store):
         self._root = root
         self._sessions: dict[str, SessionRecord] = {}
         self._turns: dict[str, TurnRecord] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
 
     # -- paths -----------------------------------------------------------------
     def _session_dir(self, session_id: str) -> Path:
@@ -133,6 +136,7 @@ class JsonDirStore(Store):
     def _delete_session(self, session_id: str) -> bool:
         folder = self._session_dir(session_id)
         existed = self._sessions.pop(session_id, None) is not None
+        self._leases.pop(session_id, None)
         for turn_id in [t.id for t in self._turns.values() if t.session_id == session_id]:
             del self._turns[turn_id]
         if folder.exists():
@@ -162,8 +166,32 @@ class JsonDirStore(Store):
     def _get_turn(self, turn_id: str) -> TurnRecord | None:
         return self._turns.get(turn_id)
 
-    def _open_turns(self) -> list[TurnRecord]:
-        return [turn for turn in self._turns.values() if turn.status in OPEN_TURN_STATES]
+    def _orphaned_turns(self, owner: str) -> list[TurnRecord]:
+        now = time.time()
+
+        def orphaned(session_id: str) -> bool:
+            holder, expires_at = self._leases.get(session_id, (owner, 0.0))
+            return holder == owner or expires_at < now
+
+        return [t for t in self._turns.values() if t.status in OPEN_TURN_STATES and orphaned(t.session_id)]
+
+    # -- leases ------------------------------------------------------------------
+    def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
+        now = time.time()
+        holder, expires_at = self._leases.get(session_id, (owner, 0.0))
+        if holder != owner and expires_at >= now:
+            return holder
+        self._leases[session_id] = (owner, now + ttl)
+        return None
+
+    def _renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None:
+        for session_id in session_ids:
+            if self._leases.get(session_id, ("", 0.0))[0] == owner:
+                self._leases[session_id] = (owner, time.time() + ttl)
+
+    def _release_lease(self, session_id: str, owner: str) -> None:
+        if self._leases.get(session_id, ("", 0.0))[0] == owner:
+            del self._leases[session_id]
 
     # -- idempotency keys --------------------------------------------------------
     def _idempotency_file(self, session_id: str, key: str) -> Path:

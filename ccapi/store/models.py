@@ -117,4 +117,25 @@ class TranscriptRow(BaseModel):
         )
 
 
-ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow)
+class LeaseRow(BaseModel):
+    """Which gateway host drives a session's engine, until when. With several hosts on one
+    database, at most one runs a session's turns at a time."""
+
+    session_id = peewee.CharField(primary_key=True, max_length=64)
+    owner = peewee.CharField(max_length=255)
+    expires_at = peewee.DoubleField()
+
+    class Meta:
+        table_name = "session_leases"
+
+
+class SchemaVersionRow(BaseModel):
+    version = peewee.IntegerField(primary_key=True)
+    description = peewee.CharField()
+    applied_at = peewee.CharField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow, LeaseRow)

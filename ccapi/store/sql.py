@@ -6,24 +6,34 @@ The models are bound through one ``DatabaseProxy``, so a process has one SQL sto
 from __future__ import annotations
 
 import dataclasses
+import select
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import peewee
+import structlog
+from playhouse.pool import PooledPostgresqlDatabase
 
 from ccapi.events import Event
 from ccapi.store.base import OPEN_TURN_STATES, Store
 from ccapi.store.models import (
-    ALL_MODELS,
     EventRow,
     IdempotencyRow,
+    LeaseRow,
     SessionRow,
     TranscriptRow,
     TurnRow,
     database_proxy,
 )
+from ccapi.store.migrations import migrate
 from ccapi.store.records import SessionRecord, TurnRecord
+
+log = structlog.get_logger(__name__)
 
 _SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(SessionRecord))
 _TURN_FIELDS = tuple(f.name for f in dataclasses.fields(TurnRecord))
@@ -40,17 +50,42 @@ def sqlite_database(path: Path) -> peewee.SqliteDatabase:
     )
 
 
+def postgres_database(url: str) -> PooledPostgresqlDatabase:
+    """PostgreSQL from ``postgresql://user:password@host:port/database``, with a small
+    connection pool (the store thread holds one; LISTEN holds another)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
+        raise ValueError("CC_API_DATABASE_URL must look like postgresql://user@host:port/database")
+    return PooledPostgresqlDatabase(
+        parts.path.strip("/"), user=unquote(parts.username or "") or None,
+        password=unquote(parts.password or "") or None, host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432, max_connections=8, stale_timeout=300,
+    )
+
+
 class SqlStore(Store):
     def __init__(self, database: peewee.Database) -> None:
         super().__init__()
         self._db = database
+        self._listener: AppendListener | None = None
+
+    @property
+    def _shared(self) -> bool:
+        return isinstance(self._db, peewee.PostgresqlDatabase)
+
+    def watch(self, on_append: Callable[[str], None]) -> None:
+        if self._shared and self._listener is None:
+            self._listener = AppendListener(self._db, on_append)
+            self._listener.start()
 
     def _open(self) -> None:
         database_proxy.initialize(self._db)
         self._db.connect(reuse_if_open=True)
-        self._db.create_tables(ALL_MODELS, safe=True)
+        migrate(self._db)
 
     def _close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         self._db.close()
 
     def _ping(self) -> bool:
@@ -85,6 +120,7 @@ class SqlStore(Store):
             EventRow.delete().where(EventRow.session_id == session_id).execute()
             IdempotencyRow.delete().where(IdempotencyRow.session_id == session_id).execute()
             TurnRow.delete().where(TurnRow.session_id == session_id).execute()
+            LeaseRow.delete().where(LeaseRow.session_id == session_id).execute()
             return SessionRow.delete().where(SessionRow.id == session_id).execute() > 0
 
     # -- turns -----------------------------------------------------------------
@@ -102,9 +138,6 @@ class SqlStore(Store):
         row = TurnRow.get_or_none(TurnRow.id == turn_id)
         return _turn_record(row) if row else None
 
-    def _open_turns(self) -> list[TurnRecord]:
-        return [_turn_record(row) for row in TurnRow.select().where(TurnRow.status.in_(OPEN_TURN_STATES))]
-
     # -- idempotency keys --------------------------------------------------------
     def _find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None:
         row = IdempotencyRow.get_or_none((IdempotencyRow.session_id == session_id) & (IdempotencyRow.key == key))
@@ -114,6 +147,34 @@ class SqlStore(Store):
                               created_at: str) -> None:
         IdempotencyRow.create(session_id=session_id, key=key, fingerprint=fingerprint, turn_id=turn_id,
                               created_at=created_at)
+
+    # -- leases ----------------------------------------------------------------
+    def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
+        now = time.time()
+        with self._db.atomic():
+            taken = LeaseRow.update(owner=owner, expires_at=now + ttl).where(
+                (LeaseRow.session_id == session_id) & ((LeaseRow.owner == owner) | (LeaseRow.expires_at < now))
+            ).execute()
+            if taken:
+                return None
+            LeaseRow.insert(session_id=session_id, owner=owner, expires_at=now + ttl).on_conflict_ignore().execute()
+            holder = LeaseRow.get(LeaseRow.session_id == session_id)
+            return None if holder.owner == owner else holder.owner
+
+    def _renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None:
+        if session_ids:
+            LeaseRow.update(expires_at=time.time() + ttl).where(
+                (LeaseRow.owner == owner) & LeaseRow.session_id.in_(session_ids)).execute()
+
+    def _release_lease(self, session_id: str, owner: str) -> None:
+        LeaseRow.delete().where((LeaseRow.session_id == session_id) & (LeaseRow.owner == owner)).execute()
+
+    def _orphaned_turns(self, owner: str) -> list[TurnRecord]:
+        lease = LeaseRow.alias()
+        query = (TurnRow.select().join(lease, peewee.JOIN.LEFT_OUTER, on=(lease.session_id == TurnRow.session_id))
+                 .where(TurnRow.status.in_(OPEN_TURN_STATES)
+                        & (lease.session_id.is_null() | (lease.expires_at < time.time()) | (lease.owner == owner))))
+        return [_turn_record(row) for row in query]
 
     # -- events ----------------------------------------------------------------
     def _append_events(self, events: list[Event]) -> None:
@@ -125,6 +186,8 @@ class SqlStore(Store):
                 EventRow.insert_many(chunk).execute()
             for session_id, seq in last_seq.items():
                 SessionRow.update(last_seq=seq).where(SessionRow.id == session_id).execute()
+                if self._shared:  # delivered at commit, to every host's AppendListener
+                    self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, f"{_PROCESS}:{session_id}"))
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
         query = EventRow.select().where((EventRow.session_id == session_id) & (EventRow.seq > after))
@@ -172,6 +235,50 @@ class SqlStore(Store):
         if subpath is not None:
             condition &= TranscriptRow.subpath == subpath
         TranscriptRow.delete().where(condition).execute()
+
+
+EVENTS_CHANNEL = "ccapi_events"
+_PROCESS = uuid.uuid4().hex[:12]  # tells this process's own notifications apart
+
+
+class AppendListener(threading.Thread):
+    """LISTENs on a dedicated PostgreSQL connection and reports sessions that other gateway
+    processes appended events to; the events table stays the source of truth."""
+
+    def __init__(self, database: peewee.PostgresqlDatabase, on_append: Callable[[str], None]) -> None:
+        super().__init__(name="ccapi-pg-listen", daemon=True)
+        self._params = {"dbname": database.database, **database.connect_params}
+        self._on_append = on_append
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        import psycopg2  # the [postgres] extra; only a PostgreSQL store gets here
+
+        while not self._stopping.is_set():
+            try:
+                self._listen(psycopg2)
+            except psycopg2.Error:
+                log.warning("pg_listen_reconnecting", exc_info=True)
+                self._stopping.wait(1.0)
+
+    def _listen(self, psycopg2: Any) -> None:
+        connection = psycopg2.connect(**self._params)
+        try:
+            connection.autocommit = True
+            connection.cursor().execute(f"LISTEN {EVENTS_CHANNEL}")
+            while not self._stopping.is_set():
+                if select.select([connection], [], [], 0.5)[0]:
+                    connection.poll()
+                    while connection.notifies:
+                        process, _, session_id = connection.notifies.pop(0).payload.partition(":")
+                        if process != _PROCESS:
+                            self._on_append(session_id)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(5)
 
 
 def _transcript_key(project_key: str, session_id: str, subpath: str) -> peewee.Expression:

@@ -1,0 +1,42 @@
+"""Schema migrations with a recorded version, one path for SQLite and PostgreSQL.
+
+Each migration runs once, in order, inside a transaction, and is recorded in
+``schema_version``; on PostgreSQL an advisory lock keeps two hosts starting at the same
+moment from migrating twice. Add a migration by appending to ``MIGRATIONS`` (use
+``playhouse.migrate`` for column changes); never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee
+
+from ccapi.ids import utcnow
+from ccapi.store.models import ALL_MODELS, SchemaVersionRow
+
+_MIGRATION_LOCK = 7_311_742  # any constant shared by every CC API host
+
+
+def _initial_schema(db: peewee.Database) -> None:
+    db.create_tables(ALL_MODELS, safe=True)
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database], None]], ...] = (
+    (1, "sessions, turns, events, idempotency keys, transcripts, leases", _initial_schema),
+)
+
+
+def migrate(db: peewee.Database) -> int:
+    """Bring the schema up to date; returns the version now in force."""
+    with db.atomic():
+        if isinstance(db, peewee.PostgresqlDatabase):
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        db.create_tables([SchemaVersionRow], safe=True)
+        current = SchemaVersionRow.select(peewee.fn.MAX(SchemaVersionRow.version)).scalar() or 0
+        for version, description, apply in MIGRATIONS:
+            if version > current:
+                apply(db)
+                SchemaVersionRow.create(version=version, description=description, applied_at=utcnow())
+                current = version
+    return current

@@ -1,0 +1,110 @@
+"""Several gateway hosts on one PostgreSQL: sessions move between them with their
+context, live events cross hosts, and a dead host's turn is closed after its lease expires."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import orjson
+import pytest
+
+from ccapi.testing import MockModel, Reply
+from tests.gateway import Gateway, sse_events
+
+LEASE_TTL = "3"
+
+
+@pytest.fixture
+def hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:  # noqa: ANN001
+    """Two gateways on one database; like real hosts they share CC_API_CWD, the working
+    directory that Claude Code files a conversation's transcript under."""
+    url = postgres_server.create_database()
+    workdir = tmp_path / "agent-workdir"
+    workdir.mkdir()
+    return tuple(make_gateway(CC_API_DATABASE_URL=url, CC_API_HOST_ID=name, CC_API_LEASE_TTL=LEASE_TTL,
+                              CC_API_CWD=str(workdir)) for name in ("host-a", "host-b"))
+
+
+def _last_request(mock: MockModel) -> str:
+    return orjson.dumps(mock.message_requests(include_side=False)[-1].body["messages"]).decode()
+
+
+def test_a_session_moves_between_hosts_with_its_context(hosts, mock_model: MockModel) -> None:
+    a, b = hosts
+    session = a.create_session(system_prompt="You guard passwords.")
+    a.turn(session["id"], "the password is swordfish")
+
+    on_b = b.turn(session["id"], "what is the password?")
+    assert on_b["status"] == "completed"
+    assert "the password is swordfish" in _last_request(mock_model)  # B resumed A's conversation
+
+    back_on_a = a.turn(session["id"], "say it once more")
+    assert back_on_a["status"] == "completed"
+    sent = _last_request(mock_model)
+    assert "what is the password?" in sent, "A's warm engine must not miss the turn B ran"
+    events = b.events(session["id"])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert a.events(session["id"]) == events
+    assert b.client.get(f"/api/sessions/{session['id']}").json()["turn_count"] == 3
+
+
+def test_a_subscriber_on_one_host_follows_a_turn_on_the_other(hosts, mock_model: MockModel) -> None:
+    a, b = hosts
+    session = a.create_session()
+    received: list[dict] = []
+
+    def follow_on_a() -> None:
+        with a.client.stream("GET", f"/api/sessions/{session['id']}/events/stream",
+                             headers={"Last-Event-ID": "1"}) as response:
+            for frame in sse_events(response.iter_lines()):
+                if "event" in frame:
+                    received.append(frame["data"])
+                    if frame["event"] == "turn.completed":
+                        return
+
+    follower = threading.Thread(target=follow_on_a, daemon=True)
+    follower.start()
+    time.sleep(0.5)
+    mock_model.script(Reply(text=" ".join(f"part{n}" for n in range(40)), chunk_delay=0.02))
+    assert b.turn(session["id"], "stream on b")["status"] == "completed"
+    follower.join(15)
+    assert not follower.is_alive(), "host A never saw host B's turn end"
+    assert received == b.events(session["id"], after=1)  # every event, in order, once
+
+
+def test_the_owner_dies_mid_turn_and_the_other_host_takes_over(hosts, mock_model: MockModel) -> None:
+    a, b = hosts
+    session = a.create_session()
+    a.turn(session["id"], "the vault code is 0451")
+    mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.05))
+    with a.client.stream("POST", f"/api/sessions/{session['id']}/turns",
+                         json={"input": "recite", "stream": True}) as response:
+        frames = []
+        for frame in sse_events(response.iter_lines()):
+            if "event" in frame:
+                frames.append(frame["data"])
+            if len(frames) == 4:
+                a.process.send_signal(signal.SIGKILL)
+                break
+    dead_turn = frames[0]["turn_id"]
+
+    busy = b.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "too early"})
+    assert busy.status_code == 409 and busy.json()["error"]["details"]["owner"] == "host-a"
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        turn = b.client.get(f"/api/sessions/{session['id']}/turns/{dead_turn}").json()
+        if turn["status"] != "running":
+            break
+        time.sleep(0.3)
+    assert turn["status"] == "failed" and turn["error"]["type"] == "gateway_restarted"
+
+    mock_model.clear()
+    after = b.turn(session["id"], "what is the vault code?")
+    assert after["status"] == "completed"
+    assert "the vault code is 0451" in _last_request(mock_model)
+    events = b.events(session["id"])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert any(e["type"] == "turn.failed" and e["turn_id"] == dead_turn for e in events)
