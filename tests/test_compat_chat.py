@@ -132,3 +132,4 @@ def test_api_key_is_checked_with_the_openai_envelope(make_gateway) -> None:
     with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="sekrit", max_retries=0) as right:
         ids = [model.id for model in right.models.list()]
     assert "claude-sonnet-4-5" in ids and "claude-opus-4-6" in ids
+

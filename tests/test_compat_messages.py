@@ -103,3 +103,4 @@ def test_errors_use_the_anthropic_envelope(client: anthropic.Anthropic, gateway:
     assert bad.value.body["error"]["type"] == "invalid_request_error"
     raw = httpx.post(f"{gateway.base_url}/v1/messages", content=b"[]")
     assert raw.status_code == 400 and raw.json()["type"] == "error"
+

@@ -99,18 +99,17 @@ async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> 
     format's error frame (the status line has already gone out)."""
     response = await request.respond(content_type="text/event-stream", headers={**SSE_HEADERS, **_headers(exchange)})
     assert response is not None
-    frames: list[bytes] = stream.start()
+    await response.send(b"".join(stream.start()))
     try:
         async for delta in exchange.deltas():
             if delta is None:
-                frames.append(KEEPALIVE_FRAME)
+                frames = [KEEPALIVE_FRAME]
             elif isinstance(delta, Reply):
-                frames.extend(stream.error(failure(delta.error)) if delta.failed else stream.end(delta))
+                frames = stream.error(failure(delta.error)) if delta.failed else stream.end(delta)
             else:
-                frames.extend(stream.delta(delta))
+                frames = stream.delta(delta)
             await response.send(b"".join(frames))
-            frames = []
     except ApiError as exc:
-        await response.send(b"".join([*frames, *stream.error(exc)]))
+        await response.send(b"".join(stream.error(exc)))
     await response.eof()
 

@@ -74,7 +74,6 @@ class Exchange:
     session_id: str
     model: str
     first_seq: int
-    fresh: bool
     _queue: asyncio.Queue[Delta | None] = field(default_factory=asyncio.Queue)
     _reply: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -91,6 +90,16 @@ class Exchange:
 
     async def reply(self) -> Reply:
         return await asyncio.shield(self._reply)
+
+    def push(self, delta: Delta | None) -> None:
+        if isinstance(delta, Reply):
+            self._reply.set_result(delta)
+        self._queue.put_nowait(delta)
+
+    def fail(self, error: ApiError) -> None:
+        """The reply will never come: ``reply`` raises ``error``, and ``deltas`` ends with it."""
+        self._reply.set_exception(error)
+        self._queue.put_nowait(None)
 
 
 class CompatRouter:
@@ -111,8 +120,7 @@ class CompatRouter:
             if target is not None and target.claimed is not None:
                 self.index.restore(target.claimed)
             raise
-        exchange = Exchange(session_id, conversation.model, from_seq,
-                            fresh=target is None or target.session_id != session_id)
+        exchange = Exchange(session_id, conversation.model, from_seq)
         task = asyncio.create_task(self._collect(request, exchange, from_seq), name=f"compat-{session_id}")
         self._collectors.add(task)
         task.add_done_callback(self._collectors.discard)
@@ -190,21 +198,18 @@ class CompatRouter:
             async for event in service.events.follow(exchange.session_id, from_seq - 1,
                                                      service.settings.keepalive_seconds):
                 if event is None:
-                    exchange._queue.put_nowait(None)
+                    exchange.push(None)
                     continue
                 for delta in builder.feed(event):
                     if isinstance(delta, Reply):
                         await self._turn_released(delta)
                         self._record(request, delta)
-                        exchange._reply.set_result(delta)
-                    exchange._queue.put_nowait(delta)
+                    exchange.push(delta)
                     if isinstance(delta, Reply):
                         return
-            exchange._reply.set_exception(Unavailable("the gateway is shutting down; retry shortly"))
+            exchange.fail(Unavailable("the gateway is shutting down; retry shortly"))
         except Exception as exc:  # the reply must always settle, or a client would wait forever
-            error = exc if isinstance(exc, ApiError) else Unavailable(f"the reply could not be read: {exc}")
-            exchange._reply.set_exception(error)
-        exchange._queue.put_nowait(None)
+            exchange.fail(exc if isinstance(exc, ApiError) else Unavailable(f"the reply could not be read: {exc}"))
 
     async def _turn_released(self, reply: Reply) -> None:
         """A turn's last event comes out just before the session lets go of the turn; the
