@@ -35,10 +35,6 @@ class NotFound(ApiError):
     status, type = 404, "not_found"
 
 
-class MethodNotAllowed(ApiError):
-    status, type = 405, "invalid_request"
-
-
 class Conflict(ApiError):
     status, type = 409, "conflict"
 
@@ -49,7 +45,3 @@ class PayloadTooLarge(ApiError):
 
 class Unavailable(ApiError):
     status, type = 503, "unavailable"
-
-
-class Internal(ApiError):
-    status, type = 500, "internal"

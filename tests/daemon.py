@@ -3,6 +3,9 @@ environment, as a user would from a shell."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +37,10 @@ class Cli:
 
     def leftovers(self) -> list[int]:
         return pids_with_env("CC_API_HOME", self.env["CC_API_HOME"])
+
+    def cleanup(self) -> None:
+        """Finalizer: whatever a failed test left running is stopped, then killed."""
+        self("stop")
+        for pid in self.leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

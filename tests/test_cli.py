@@ -48,8 +48,10 @@ def _read_until(process: subprocess.Popen[bytes], wanted: str, timeout: float = 
     raise AssertionError(f"{wanted!r} never appeared in: {data!r}")
 
 
-def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path) -> None:
+def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
     cli = Cli(tmp_path, mock_model.url)
+    request.addfinalizer(cli.cleanup)
     _write_state(cli.paths, _dead_pid())  # a crash left a pid file behind
     assert cli("status").returncode == EXIT_NOT_RUNNING
     assert not cli.paths.state_file.exists()
@@ -110,8 +112,10 @@ def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path) -> None:
     assert cli.leftovers() == []
 
 
-def test_start_fails_loudly_when_the_port_is_taken(mock_model: MockModel, tmp_path: Path) -> None:
+def test_start_fails_loudly_when_the_port_is_taken(mock_model: MockModel, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
     cli = Cli(tmp_path, mock_model.url)
+    request.addfinalizer(cli.cleanup)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", int(cli.env["CC_API_PORT"])))
         holder.listen()

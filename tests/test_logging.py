@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ccapi.logs import REDACTED, Redactor, secret_values
 from ccapi.testing import MockModel
@@ -15,8 +16,10 @@ API_KEY = "cc-test-key-5f1e0c9b7a"
 WRONG_KEY = "wrong-key-3d9c1a7e22"
 
 
-def test_one_json_line_per_request_and_turn_and_no_secrets(mock_model: MockModel, tmp_path: Path) -> None:
+def test_one_json_line_per_request_and_turn_and_no_secrets(mock_model: MockModel, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
     cli = Cli(tmp_path, mock_model.url)
+    request.addfinalizer(cli.cleanup)
     cli.paths.home.mkdir(parents=True)
     cli.paths.env_file.write_text(f'# from the env file, not the environment\nCC_API_KEY="{API_KEY}"\n')
     assert cli("start").returncode == 0

@@ -119,10 +119,11 @@ class SessionService:
         return await self.store.list_sessions(limit, after)
 
     async def delete(self, session_id: str) -> None:
-        session = await self.get(session_id)
+        await self.get(session_id)
         run = self._running.get(session_id)
         if run is not None:
             await run.interrupt("session deleted")
+        session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
         await self.pool.discard(session_id)
         await self.events.flush()
         await self.store.delete_session(session_id)
