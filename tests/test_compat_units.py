@@ -106,3 +106,19 @@ def test_seed_input_carries_history_as_a_transcript_and_the_new_input_as_blocks(
         assert part in transcript["text"]
     ends_in_results = seed_input(history[:3])
     assert len(ends_in_results) == 1 and "Continue from the tool results" in ends_in_results[0]["text"]
+
+
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def test_openai_image_parts_become_native_image_blocks() -> None:
+    conversation = _chat([{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+    ]}])
+    assert conversation.messages[0].content == (
+        {"type": "text", "text": "what is this?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+    )

@@ -23,7 +23,9 @@ def body_object(body: Any) -> dict[str, Any]:
 
 
 def flag(body: dict[str, Any], name: str) -> bool:
-    return bool(expect(body.get(name, False), bool, name, "a boolean"))
+    """A boolean option; ``null`` (which some clients send for "unset") is false."""
+    value = body.get(name)
+    return False if value is None else bool(expect(value, bool, name, "a boolean"))
 
 
 def pinned_session(header: str | None, metadata: Any) -> str | None:
