@@ -10,7 +10,12 @@ import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import (
-    WEATHER_SCHEMA, assert_one_warm_session, main_requests, result_text, tool_results_sent, user_texts,
+    WEATHER_SCHEMA,
+    assert_one_warm_session,
+    main_requests,
+    result_text,
+    tool_results_sent,
+    user_texts,
 )
 from tests.gateway import Gateway
 
@@ -125,9 +130,9 @@ def test_errors_use_the_openai_envelope(client: openai.OpenAI, gateway: Gateway)
 
 def test_api_key_is_checked_with_the_openai_envelope(make_gateway) -> None:
     gw = make_gateway(CC_API_KEY="sekrit")
-    with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="wrong", max_retries=0) as wrong:
-        with pytest.raises(openai.AuthenticationError) as denied:
-            wrong.models.list()
+    with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="wrong", max_retries=0) as wrong, \
+            pytest.raises(openai.AuthenticationError) as denied:
+        wrong.models.list()
     assert denied.value.body["type"] == "authentication_error"
     with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="sekrit", max_retries=0) as right:
         ids = [model.id for model in right.models.list()]

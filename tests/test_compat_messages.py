@@ -10,7 +10,12 @@ import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import (
-    WEATHER_SCHEMA, assert_one_warm_session, main_requests, result_text, tool_results_sent, user_texts,
+    WEATHER_SCHEMA,
+    assert_one_warm_session,
+    main_requests,
+    result_text,
+    tool_results_sent,
+    user_texts,
 )
 from tests.gateway import Gateway
 

@@ -3,13 +3,13 @@ index, reply assembly and seeding."""
 
 from __future__ import annotations
 
+from ccapi.catalog import ModelCatalog
 from ccapi.compat.affinity import AffinityIndex
 from ccapi.compat.anthropic_messages import parse as parse_messages
 from ccapi.compat.conversation import Conversation, Message, ToolAnswer, ToolCall, normalise
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
 from ccapi.compat.seed import seed_input
-from ccapi.catalog import ModelCatalog
 from ccapi.events import Event
 
 CATALOG = ModelCatalog.from_setting(None)
@@ -44,8 +44,8 @@ def test_the_same_conversation_in_openai_and_anthropic_spelling_is_one_fingerpri
 def test_normalise_merges_runs_and_folds_text_after_results_into_the_last_result() -> None:
     text = {"type": "text", "text": "note"}
     merged = normalise([Message("user", content=(text,)), Message("user", content=(text,)),
-                        Message("tool", answers=(ToolAnswer("a", "1"),)), Message("tool", answers=(ToolAnswer("b", "2"),)),
-                        Message("user", content=(text,))])
+                        Message("tool", answers=(ToolAnswer("a", "1"),)),
+                        Message("tool", answers=(ToolAnswer("b", "2"),)), Message("user", content=(text,))])
     assert [m.role for m in merged] == ["user", "tool"]
     assert len(merged[0].content) == 2
     assert merged[1].answers[0] == ToolAnswer("a", "1")

@@ -118,7 +118,8 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "stream": {"type": "boolean"}, "metadata": _METADATA}},
     "Message": {"type": "object", "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
                 "properties": {
-        "id": _STRING, "type": {"type": "string", "enum": ["message"]}, "role": {"type": "string", "enum": ["assistant"]},
+        "id": _STRING, "type": {"type": "string", "enum": ["message"]},
+        "role": {"type": "string", "enum": ["assistant"]},
         "model": _STRING, "content": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
             "type": {"type": "string", "enum": ["text", "tool_use"]}}}},
         "stop_reason": {"type": "string", "enum": ["end_turn", "tool_use", "max_tokens"]},

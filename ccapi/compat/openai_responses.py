@@ -22,7 +22,13 @@ from ccapi.catalog import ModelCatalog
 from ccapi.compat.conversation import Conversation, Message, ToolAnswer, ToolCall, normalise
 from ccapi.compat.errors import openai_error
 from ccapi.compat.openai_shared import (
-    arguments, dump, finish_reason, function_tool, image_block, prompt_tokens, text_of,
+    arguments,
+    dump,
+    finish_reason,
+    function_tool,
+    image_block,
+    prompt_tokens,
+    text_of,
 )
 from ccapi.compat.parsing import body_object, expect, flag, pinned_session
 from ccapi.compat.reply import Reply, TextDelta

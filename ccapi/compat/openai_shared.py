@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from ccapi.compat.reply import Reply
 from ccapi.compat.parsing import expect
+from ccapi.compat.reply import Reply
 from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
 

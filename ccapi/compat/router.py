@@ -34,7 +34,6 @@ from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.sessions import NewSession, SessionService, TurnRequest, TurnRun
 from ccapi.sessions.toolcalls import ToolResult
 
-
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
 
