@@ -25,3 +25,10 @@ test: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Offline benchmarks on the mock model: each prints its tables and writes bench/results/<name>.{json,md}.
+.PHONY: bench
+bench: $(VENV)/.installed-dev
+	@start=$$(date +%s); \
+	for name in token_burn overhead stream scale; do $(BIN)/python -m bench.$$name || exit 1; done; \
+	echo "make bench: all benchmarks in $$(( $$(date +%s) - start )) s"

@@ -1,0 +1,1 @@
+"""Offline benchmarks of CC API against the bundled mock model (see README, "Performance")."""
