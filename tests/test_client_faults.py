@@ -116,6 +116,23 @@ def test_client_leaving_the_event_stream_does_not_stop_the_turn(gateway: Gateway
     assert _log_problems(gateway) == []
 
 
+def test_client_giving_up_on_a_json_reply_is_not_a_server_error(gateway: Gateway, mock_model: MockModel) -> None:
+    """Clients time out; the log must not cry "500" with a traceback each time one does."""
+    session_id = gateway.create_session()["id"]
+    mock_model.script(Reply(text="worth the wait", first_byte_delay=1.5))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{gateway.base_url}/api/sessions/{session_id}/turns", json={"input": "hurry"}, timeout=0.5)
+    _wait_idle(gateway, session_id)
+    last = gateway.events(session_id)[-1]
+    assert last["type"] == "turn.completed"
+    turn = gateway.client.get(f"/api/sessions/{session_id}/turns/{last['turn_id']}").json()
+    assert turn["status"] == "completed" and turn["output"][-1]["text"] == "worth the wait"
+    requests = [orjson.loads(line) for line in gateway.log_path.read_text().splitlines()
+                if '"event":"request"' in line and f"/{session_id}/turns" in line]
+    assert [r["status"] for r in requests if r["method"] == "POST"] == [499]
+    assert _log_problems(gateway) == []
+
+
 # -- slow clients ----------------------------------------------------------------------
 
 def _raw_exchange(port: int, head: bytes, body: bytes, step: int, delay: float, give_up: float) -> tuple[float, bytes]:

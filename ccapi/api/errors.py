@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import structlog
 from sanic import HTTPResponse, Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import RequestCancelled, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import json
 
@@ -15,6 +15,7 @@ from ccapi.errors import ApiError
 
 log = structlog.get_logger(__name__)
 
+CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"; only ever logged
 _SANIC_TYPES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "invalid_request",
                 408: "invalid_request", 413: "payload_too_large"}
 
@@ -32,6 +33,9 @@ class EnvelopeErrorHandler(ErrorHandler):
     """Renders every exception as the SPEC envelope; never a traceback, never HTML."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, RequestCancelled):  # the client hung up; its turn runs on, nothing failed
+            log.info("client_disconnected", path=getattr(request, "path", None))
+            return error_response(CLIENT_CLOSED, "invalid_request", "the client closed the connection")
         if isinstance(exception, ApiError):
             return json(exception.envelope(), status=exception.status, headers=exception.headers, dumps=_dumps)
         if isinstance(exception, SanicException):
