@@ -92,3 +92,19 @@ def test_stale_or_unknown_previous_response_id(client: openai.OpenAI) -> None:
         client.responses.create(model="sonnet", input="x", previous_response_id="resp_nope")
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="sonnet", input="x", previous_response_id="resp_" + "0" * 32 + "_3")
+
+
+def test_streamed_function_call(client: openai.OpenAI, mock_model: MockModel) -> None:
+    mock_model.script(Reply(text="Checking.", tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)),
+                      Reply(text="Lima: 20C."))
+    events = list(client.responses.create(model="sonnet", input="Lima?", tools=[WEATHER_TOOL], stream=True))
+    done = next(e for e in events if e.type == "response.function_call_arguments.done")
+    assert done.arguments == '{"city":"Lima"}'
+    final = events[-1].response
+    assert events[-1].type == "response.completed"
+    assert [item.type for item in final.output] == ["message", "function_call"]
+    assert final.output_text == "Checking."
+    call = final.output[1]
+    resumed = client.responses.create(model="sonnet", previous_response_id=final.id, stream=True, input=[
+        {"type": "function_call_output", "call_id": call.call_id, "output": "20C"}])
+    assert list(resumed)[-1].response.output_text == "Lima: 20C."
