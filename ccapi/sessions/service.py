@@ -306,10 +306,10 @@ class SessionService:
 
     # -- shutdown --------------------------------------------------------------
     async def shutdown(self) -> None:
-        if self._caretaker is not None:
-            self._caretaker.cancel()
         """Interrupt running turns and record them, so a restart finds no turn left running;
         then end the SSE streams, once they have been sent those last events."""
+        if self._caretaker is not None:
+            self._caretaker.cancel()
         runs = list(self._running.values())
         await asyncio.gather(*(run.interrupt("gateway shutting down") for run in runs), return_exceptions=True)
         await self.events.flush()
