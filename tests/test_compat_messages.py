@@ -109,3 +109,9 @@ def test_errors_use_the_anthropic_envelope(client: anthropic.Anthropic, gateway:
     raw = httpx.post(f"{gateway.base_url}/v1/messages", content=b"[]")
     assert raw.status_code == 400 and raw.json()["type"] == "error"
 
+
+
+def test_models_list_reads_the_catalog(client: anthropic.Anthropic) -> None:
+    models = list(client.models.list())
+    assert "claude-sonnet-4-5" in [m.id for m in models]
+    assert all(m.type == "model" and m.display_name for m in models)
