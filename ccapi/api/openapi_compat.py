@@ -13,7 +13,10 @@ _STRING = {"type": "string"}
 _INT = {"type": "integer"}
 _OBJECT = {"type": "object", "additionalProperties": True}
 _NULLABLE_STRING = {"type": "string", "nullable": True}
-_STREAM_FRAME = {"type": "string", "description": "one Server-Sent Event in the format's own event shapes"}
+#: One Server-Sent Event in the format's own shapes: ``data`` is the event's JSON (or ``[DONE]``).
+_STREAM_FRAME = {"type": "object", "required": ["data"], "properties": {
+    "event": _STRING, "data": {"type": "string", "description": "the format's event object as JSON"},
+    "id": _STRING}}
 _MODELS = ["claude-sonnet-4-5", "sonnet", "opus", "haiku", "anthropic/claude-opus-4.6"]
 _MODEL = {"type": "string", "description": "an Anthropic id, Claude Code alias or router-style name",
           "example": "claude-sonnet-4-5", "enum": _MODELS}
