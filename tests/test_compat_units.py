@@ -89,7 +89,7 @@ def test_reply_builder_sends_unstreamed_text_whole_and_separates_messages() -> N
     assert deltas[:3] == [TextDelta("Let me "), TextDelta("look."), TextDelta(MESSAGE_SEPARATOR + "Found it.")]
     assert deltas[3] == ToolCall("t", "f", {"x": 1})
     reply = deltas[4]
-    assert isinstance(reply, Reply) and reply.status == "requires_action" and reply.last_event_seq == 8
+    assert isinstance(reply, Reply) and reply.status == "requires_action" and reply.turn_id == "turn_1"
     assert reply.text == "Let me look.\n\nFound it." and reply.message().tool_calls == (deltas[3],)
 
 

@@ -37,7 +37,6 @@ class Reply:
     usage: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     error: dict[str, Any] | None = None
-    last_event_seq: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -114,4 +113,4 @@ class ReplyBuilder:
     def _settle(self, event: Event, status: str, data: dict[str, Any]) -> Reply:
         return Reply(session_id=self._session_id, turn_id=event.turn_id or "", status=status,
                      text="".join(self._text), tool_calls=tuple(self._calls), usage=data.get("usage") or {},
-                     stop_reason=data.get("stop_reason"), error=data.get("error"), last_event_seq=event.seq)
+                     stop_reason=data.get("stop_reason"), error=data.get("error"))

@@ -105,7 +105,7 @@ class CompatRouter:
     def __init__(self, service: SessionService, catalog: ModelCatalog) -> None:
         self._service = service
         self._catalog = catalog
-        self.index = AffinityIndex()
+        self._index = AffinityIndex()
         self._collectors: set[asyncio.Task[None]] = set()
 
     async def send(self, request: CompatRequest) -> Exchange:
@@ -117,7 +117,7 @@ class CompatRouter:
             session_id, from_seq = await self._feed(request, target)
         except BaseException:
             if target is not None and target.claimed is not None:
-                self.index.restore(target.claimed)
+                self._index.restore(target.claimed)
             raise
         exchange = Exchange(session_id, conversation.model, from_seq)
         task = asyncio.create_task(self._collect(request, exchange, from_seq), name=f"compat-{session_id}")
@@ -136,15 +136,15 @@ class CompatRouter:
             return _Target(session.id, messages, explicit=True)
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
-            head = self.index.head_of(request.pinned_session)
+            head = self._index.head_of(request.pinned_session)
             hashes = request.conversation.prefix_hashes()
             if head is not None and head.consumed < len(messages) and hashes[head.consumed] == head.key:
                 return _Target(head.session_id, messages[head.consumed:], explicit=True)
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True)
-        head = self.index.match(request.conversation.prefix_hashes())
+        head = self._index.match(request.conversation.prefix_hashes())
         if head is None:
             return None
-        self.index.claim(head)
+        self._index.claim(head)
         return _Target(head.session_id, messages[head.consumed:], explicit=False, claimed=head)
 
     async def _feed(self, request: CompatRequest, target: _Target | None) -> tuple[str, int]:
@@ -221,11 +221,11 @@ class CompatRouter:
         """The session's new head: the request's conversation plus this reply. A failed
         reply leaves none, so the client's retry starts clean rather than repeating input."""
         if reply.failed or request.previous is not None:
-            self.index.forget(reply.session_id)
+            self._index.forget(reply.session_id)
             return
         conversation = request.conversation
         key = conversation.prefix_hashes((reply.message(),))[-1]
-        self.index.advance(reply.session_id, key, len(conversation.messages) + 1)
+        self._index.advance(reply.session_id, key, len(conversation.messages) + 1)
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:
