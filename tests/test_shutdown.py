@@ -101,3 +101,35 @@ def _assert_recorded_as_interrupted(gw: Gateway, session_id: str, streamed: list
     assert turn["status"] == "interrupted"
     session = gw.client.get(f"/api/sessions/{session_id}").json()
     assert session["status"] == "idle" and session["running_turn_id"] is None
+
+
+def test_sigterm_answers_a_turn_queued_for_a_slot_with_503_and_starts_nothing(make_gateway,
+                                                                              mock_model: MockModel) -> None:
+    """A queued turn must not grab the slot that shutdown's interrupt frees, nor hold the exit up."""
+    gw = make_gateway(CC_API_MAX_LIVE="1", CC_API_QUEUE_TIMEOUT="60")
+    busy, queued = gw.create_session()["id"], gw.create_session()["id"]
+    mock_model.script(Reply(text=SLOW_TEXT, chunk_delay=0.05))
+    stream = StreamClient(gw, "POST", f"/api/sessions/{busy}/turns", json={"input": "recite", "stream": True})
+    stream.start()
+    _wait(lambda: stream.deltas() >= 3, 60, "the busy turn to stream")
+    answer: dict[str, httpx.Response] = {}
+    waiter = threading.Thread(target=lambda: answer.update(r=httpx.post(
+        f"{gw.base_url}/api/sessions/{queued}/turns", json={"input": "me next"}, timeout=60)))
+    waiter.start()
+    _wait(lambda: gw.client.get("/healthz").json()["queued_turns"] == 1, 10, "the second turn to queue")
+
+    signalled = time.monotonic()
+    gw.process.send_signal(signal.SIGTERM)
+    gw.process.wait(EXIT_WITHIN)
+    waiter.join(5)
+    assert time.monotonic() - signalled < EXIT_WITHIN
+    assert "r" in answer, "the queued client got no answer before the gateway exited"
+    refused = answer["r"]
+    assert refused.status_code == 503 and refused.json()["error"]["type"] == "unavailable"
+    assert int(refused.headers["retry-after"]) > 0
+
+    gw.stop()
+    gw.start()
+    assert [e["type"] for e in gw.events(queued)] == ["session.created"]  # it never started
+    assert gw.client.get(f"/api/sessions/{queued}").json()["turn_count"] == 0
+    _assert_recorded_as_interrupted(gw, busy, stream.events)

@@ -59,6 +59,7 @@ class SessionService:
         self._ctx = TurnContext(store, events, pool, settings.tool_timeout)
         self._transcripts = TranscriptMirror(store)
         self._running: dict[str, TurnRun] = {}
+        self._closing = False
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
@@ -221,6 +222,7 @@ class SessionService:
         return await self.get_turn(session_id, turn_id)
 
     async def _start(self, session_id: str, content: list[dict[str, Any]], kind: str) -> TurnRun:
+        self._refuse_if_closing()
         if session_id in self._running:
             raise Conflict("a turn is already running in this session; wait for it, or interrupt it",
                            {"turn_id": self._running[session_id].turn.id})
@@ -232,6 +234,10 @@ class SessionService:
             await self.store.release_lease(session_id, self._owner)
             raise Unavailable(f"{exc}; retry shortly", {"max_live": self.pool.max_live},
                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        if self._closing:  # the slot came free because shutdown interrupted its turn: not for a new one
+            self.pool.release(session_id)
+            await self.store.release_lease(session_id, self._owner)
+            self._refuse_if_closing()
         turn = TurnRecord(id=new_id("turn"), session_id=session_id, number=session.turn_count + 1,
                           status="running", input=content, created_at=utcnow(), kind=kind)
         run = TurnRun(self._ctx, session, turn, self._spec(session), content)
@@ -262,6 +268,11 @@ class SessionService:
                 await close_orphaned_turn(self.store, self.events, turn)
         await self.events.flush()
         self.events.forget(session_id)  # another host may have written since: renumber from the store
+
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            raise Unavailable("the gateway is shutting down; retry in a moment",
+                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     def _forget_run(self, run: TurnRun) -> None:
         if self._running.get(run.session.id) is run:
@@ -307,7 +318,9 @@ class SessionService:
     # -- shutdown --------------------------------------------------------------
     async def shutdown(self) -> None:
         """Interrupt running turns and record them, so a restart finds no turn left running;
-        then end the SSE streams, once they have been sent those last events."""
+        then end the SSE streams, once they have been sent those last events. Turns still
+        queued for a slot are answered 503 instead of starting."""
+        self._closing = True
         if self._caretaker is not None:
             self._caretaker.cancel()
         runs = list(self._running.values())
