@@ -29,13 +29,14 @@ from typing import Any
 import httpx
 import orjson
 
+from ccapi.events import Event
+
 __all__ = ["AsyncClient", "CCAPIError", "Client", "Event", "Session", "ToolCall", "ToolResult", "Turn"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Reconnection attempts for one event stream before the error is raised.
 STREAM_RETRIES = 5
 RETRY_DELAY = 0.2
-SETTLE_EVENTS = frozenset({"turn.completed", "turn.failed", "turn.interrupted", "turn.requires_action"})
 
 Tool = Callable[..., Any]
 
@@ -105,26 +106,6 @@ class Turn:
         return "".join(block.get("text", "") for block in self.output if block.get("type") == "text")
 
 
-@dataclass(frozen=True)
-class Event:
-    seq: int
-    type: str
-    session_id: str
-    turn_id: str | None
-    created_at: str
-    data: dict[str, Any]
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Event:
-        return cls(body["seq"], body["type"], body["session_id"], body.get("turn_id"), body["created_at"],
-                   body.get("data") or {})
-
-    @property
-    def settles(self) -> bool:
-        """The turn ended or paused for client tool results."""
-        return self.type in SETTLE_EVENTS
-
-
 # -- shared: requests, responses, SSE, tools ------------------------------------------------
 def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -165,7 +146,7 @@ class _SSEParser:
     def feed(self, line: str) -> Event | None:
         if line == "":
             data, self._data = self._data, []
-            return Event.from_json(orjson.loads("\n".join(data))) if data else None
+            return Event.from_dict(orjson.loads("\n".join(data))) if data else None
         if line.startswith("data:"):
             self._data.append(line[5:].removeprefix(" "))
         return None
@@ -236,7 +217,7 @@ class Client:
 
     def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
         body = _checked(self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit}))
-        return [Event.from_json(event) for event in body["data"]]
+        return [Event.from_dict(event) for event in body["data"]]
 
     def stream_events(self, session_id: str, *, after: int = 0,
                       until: Callable[[Event], bool] | None = None) -> Iterator[Event]:
@@ -333,7 +314,7 @@ class AsyncClient:
 
     async def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
         response = await self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})
-        return [Event.from_json(event) for event in _checked(response)["data"]]
+        return [Event.from_dict(event) for event in _checked(response)["data"]]
 
     async def stream_events(self, session_id: str, *, after: int = 0,
                             until: Callable[[Event], bool] | None = None) -> AsyncIterator[Event]:

@@ -45,6 +45,12 @@ class Event:
     created_at: str
     data: dict[str, Any]
 
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Event:
+        """The inverse of ``to_dict``: an event as the API serves it."""
+        return cls(body["seq"], body["type"], body["session_id"], body.get("turn_id"), body["created_at"],
+                   body.get("data") or {})
+
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "seq": self.seq,

@@ -114,8 +114,8 @@ def test_async_stream_resumes_from_an_event_id(gateway: Gateway, mock_model: Moc
         async with AsyncClient(gateway.base_url) as cc:
             session = await cc.create_session()
             await cc.send(session.id, "hello")
-            everything = [e.seq async for e in cc.stream_events(session.id, until=lambda e: e.settles)]
-            rest = [e.seq async for e in cc.stream_events(session.id, after=3, until=lambda e: e.settles)]
+            everything = [e.seq async for e in cc.stream_events(session.id, until=lambda e: e.ends_turn)]
+            rest = [e.seq async for e in cc.stream_events(session.id, after=3, until=lambda e: e.ends_turn)]
             return everything, rest
 
     everything, rest = asyncio.run(scenario())
