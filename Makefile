@@ -30,5 +30,8 @@ clean:
 .PHONY: bench
 bench: $(VENV)/.installed-dev
 	@start=$$(date +%s); \
-	for name in token_burn overhead stream scale; do $(BIN)/python -m bench.$$name || exit 1; done; \
+	for name in token_burn overhead stream scale; do \
+		began=$$(date +%s); $(BIN)/python -m bench.$$name || exit 1; \
+		echo "bench.$$name: $$(( $$(date +%s) - began )) s"; \
+	done; \
 	echo "make bench: all benchmarks in $$(( $$(date +%s) - start )) s"

@@ -180,8 +180,8 @@ def tables(args: argparse.Namespace, r: dict[str, Any]) -> list[Table]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=250)
-    parser.add_argument("--resume", type=int, default=50)
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--resume", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=MAX_LIVE)
     args = parser.parse_args()
     with MockModel() as mock, running_gateway(mock.url, CC_API_MAX_LIVE=str(MAX_LIVE)) as gateway:
