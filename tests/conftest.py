@@ -52,7 +52,7 @@ def gateway(mock_model: MockModel, backend: str, tmp_path_factory: pytest.TempPa
     gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url, backend).start()
     yield gw
     gw.stop()
-    assert gw.leftover_processes() == [], "a Claude CLI process outlived the gateway"
+    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
 
 
 @pytest.fixture
@@ -68,4 +68,4 @@ def make_gateway(mock_model: MockModel, backend: str, tmp_path: Path) -> Iterato
     yield make
     for gw in started:
         gw.stop()
-        assert gw.leftover_processes() == [], "a Claude CLI process outlived the gateway"
+        assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"

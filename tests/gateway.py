@@ -131,6 +131,14 @@ class Gateway:
             return db.execute("SELECT COUNT(*) FROM transcript_entries WHERE session_id = ?",
                               (sdk_session_id,)).fetchone()[0]
 
+    def lingering_processes(self, grace: float = 10) -> list[int]:
+        """After ``stop``: processes of this gateway still alive once ``grace`` seconds have
+        passed (a killed process can take a moment to go, more so on a loaded machine)."""
+        deadline = time.monotonic() + grace
+        while (left := self.leftover_processes()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return left
+
     def leftover_processes(self) -> list[int]:
         return pids_with_env("CC_API_HOME", self.env["CC_API_HOME"])
 

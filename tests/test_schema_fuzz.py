@@ -28,7 +28,7 @@ def fuzz_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory
     gw = Gateway(tmp_path_factory.mktemp("fuzz"), mock_model.url, CC_API_KEY=KEY, CC_API_KEEPALIVE_SECONDS="1").start()
     yield gw
     gw.stop()
-    assert gw.leftover_processes() == []
+    assert gw.lingering_processes() == []
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory):  #
                  CC_API_UPSTREAM_RETRIES="1", CC_API_UPSTREAM_TIMEOUT="3").start()
     yield gw
     gw.stop()
-    assert gw.leftover_processes() == []
+    assert gw.lingering_processes() == []
 
 
 def _turn(gw: Gateway, text: str) -> tuple[dict, float]:

@@ -68,6 +68,7 @@ class EventLog:
         self._emitted = 0
         self._committed = 0
         self._wakeup = asyncio.Event()
+        self._urgent = asyncio.Event()  # someone waits in flush(): commit without the batch window
         self._progress = asyncio.Condition()
         self._subscribers: dict[str, set[Subscription]] = {}
         self._closed = False
@@ -106,6 +107,8 @@ class EventLog:
     async def flush(self) -> None:
         """Wait until every event emitted so far is committed and published."""
         target = self._emitted
+        if self._committed < target:
+            self._urgent.set()
         async with self._progress:
             await self._progress.wait_for(lambda: self._committed >= target)
 
@@ -121,9 +124,11 @@ class EventLog:
     async def _flush_forever(self) -> None:
         while True:
             await self._wakeup.wait()
-            if len(self._pending) < self._batch_size:
-                await asyncio.sleep(self._batch_window)
+            if len(self._pending) < self._batch_size and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):  # gather a batch, unless a flush() is waiting
+                    await asyncio.wait_for(self._urgent.wait(), self._batch_window)
             self._wakeup.clear()
+            self._urgent.clear()
             batch, self._pending = self._pending, []
             if not batch:
                 continue
@@ -201,6 +206,11 @@ class EventLog:
         """Another gateway host appended to this session's log: wake its followers here."""
         for subscription in self._subscribers.get(session_id, ()):
             subscription.nudge()
+
+    def adopt(self, session_id: str, last_seq: int) -> None:
+        """Continue numbering after ``last_seq``, the session's last committed event (which another
+        host may have written); call with nothing of the session's pending."""
+        self._next_seq[session_id] = last_seq + 1
 
     def forget(self, session_id: str) -> None:
         """Drop a deleted session's counter so a reused id could never continue old numbering."""

@@ -226,8 +226,7 @@ class SessionService:
         if session_id in self._running:
             raise Conflict("a turn is already running in this session; wait for it, or interrupt it",
                            {"turn_id": self._running[session_id].turn.id})
-        await self._take_lease(session_id)
-        session = await self.get(session_id)
+        session = await self._take_lease(session_id)
         try:
             await self.pool.reserve(session_id)
         except PoolExhausted as exc:
@@ -244,7 +243,6 @@ class SessionService:
         self._running[session_id] = run
         try:
             await self.store.create_turn(turn)
-            await self.store.update_session(session_id, status="running", updated_at=turn.created_at)
             await run.begin()
         except BaseException:
             self._running.pop(session_id, None)
@@ -255,19 +253,27 @@ class SessionService:
         run.task.add_done_callback(lambda _: self._forget_run(run))
         return run
 
-    async def _take_lease(self, session_id: str) -> None:
+    async def _take_lease(self, session_id: str) -> SessionRecord:
         """Only one host drives a session at a time. Another host's live lease is a 409 that
         names it (its turn is in flight there); an expired one is taken over, and whatever
-        turn the lost host left open is closed first."""
+        turn the lost host left open is closed first. Returns the session as the lease found it."""
         holder = await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl)
         if holder is not None:
             raise Conflict(f"gateway host {holder!r} is running a turn in this session; retry when it ends",
                            {"owner": holder}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        for turn in await self.store.orphaned_turns(self._owner):
-            if turn.session_id == session_id:
-                await close_orphaned_turn(self.store, self.events, turn)
+        try:
+            session = await self.get(session_id)
+        except NotFound:
+            await self.store.release_lease(session_id, self._owner)
+            raise
+        if session.status != "idle":  # a turn left open by a lost host, or by this one before a crash
+            for turn in await self.store.orphaned_turns(self._owner):
+                if turn.session_id == session_id:
+                    await close_orphaned_turn(self.store, self.events, turn)
+            session = await self.get(session_id)
         await self.events.flush()
-        self.events.forget(session_id)  # another host may have written since: renumber from the store
+        self.events.adopt(session_id, session.last_seq)  # another host may have written since
+        return session
 
     def _refuse_if_closing(self) -> None:
         if self._closing:

@@ -67,7 +67,7 @@ class Store(ABC):
 
     # -- turns -----------------------------------------------------------------
     async def create_turn(self, record: TurnRecord) -> None:
-        """Record the turn and count it on its session, atomically."""
+        """Record the turn, count it on its session and mark the session running, atomically."""
         await self._run(self._create_turn, record)
 
     async def update_turn(self, turn_id: str, **fields: Any) -> None:

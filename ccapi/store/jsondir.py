@@ -156,7 +156,7 @@ class JsonDirStore(Store):
         self._write_turn(record)
         session = self._sessions[record.session_id]
         self._write_session(dataclasses.replace(session, turn_count=session.turn_count + 1,
-                                                updated_at=record.created_at))
+                                                updated_at=record.created_at, status=record.status))
 
     def _update_turn(self, turn_id: str, fields: dict[str, Any]) -> None:
         record = self._turns.get(turn_id)

@@ -127,7 +127,8 @@ class SqlStore(Store):
     def _create_turn(self, record: TurnRecord) -> None:
         with self._db.atomic():
             TurnRow.create(**dataclasses.asdict(record))
-            SessionRow.update(turn_count=SessionRow.turn_count + 1, updated_at=record.created_at).where(
+            SessionRow.update(turn_count=SessionRow.turn_count + 1, updated_at=record.created_at,
+                              status=record.status).where(
                 SessionRow.id == record.session_id
             ).execute()
 
