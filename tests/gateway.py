@@ -92,6 +92,7 @@ class Gateway:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"gateway exited early:\n{self.log_path.read_text()[-3000:]}")
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
@@ -99,6 +100,7 @@ class Gateway:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop()  # never leave a half-started gateway behind
         raise RuntimeError(f"gateway did not become healthy:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:

@@ -115,10 +115,10 @@ def test_openai_image_parts_become_native_image_blocks() -> None:
     conversation = _chat([{"role": "user", "content": [
         {"type": "text", "text": "what is this?"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
-        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        {"type": "image_url", "image_url": {"url": "https://images.example.invalid/cat.png"}},
     ]}])
     assert conversation.messages[0].content == (
         {"type": "text", "text": "what is this?"},
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
-        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+        {"type": "image", "source": {"type": "url", "url": "https://images.example.invalid/cat.png"}},
     )
