@@ -6,11 +6,12 @@ from __future__ import annotations
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.affinity import AffinityIndex
 from ccapi.compat.anthropic_messages import parse as parse_messages
-from ccapi.compat.conversation import Conversation, Message, ToolAnswer, ToolCall, normalise
+from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
 from ccapi.compat.seed import seed_input
 from ccapi.events import Event
+from ccapi.sessions.toolcalls import ToolResult
 
 CATALOG = ModelCatalog.from_setting(None)
 
@@ -44,11 +45,11 @@ def test_the_same_conversation_in_openai_and_anthropic_spelling_is_one_fingerpri
 def test_normalise_merges_runs_and_folds_text_after_results_into_the_last_result() -> None:
     text = {"type": "text", "text": "note"}
     merged = normalise([Message("user", content=(text,)), Message("user", content=(text,)),
-                        Message("tool", answers=(ToolAnswer("a", "1"),)),
-                        Message("tool", answers=(ToolAnswer("b", "2"),)), Message("user", content=(text,))])
+                        Message("tool", answers=(ToolResult("a", "1"),)),
+                        Message("tool", answers=(ToolResult("b", "2"),)), Message("user", content=(text,))])
     assert [m.role for m in merged] == ["user", "tool"]
     assert len(merged[0].content) == 2
-    assert merged[1].answers[0] == ToolAnswer("a", "1")
+    assert merged[1].answers[0] == ToolResult("a", "1")
     assert merged[1].answers[1].content == [{"type": "text", "text": "2"}, text]
 
 
@@ -97,7 +98,7 @@ def test_seed_input_carries_history_as_a_transcript_and_the_new_input_as_blocks(
     hello = Message("user", content=({"type": "text", "text": "hello"},))
     assert seed_input((hello,)) == [{"type": "text", "text": "hello"}]
     history = (hello, Message("assistant", text="hi", tool_calls=(ToolCall("t1", "f", {"a": 1}),)),
-               Message("tool", answers=(ToolAnswer("t1", "42"),)), Message("assistant", text="It is 42."),
+               Message("tool", answers=(ToolResult("t1", "42"),)), Message("assistant", text="It is 42."),
                Message("user", content=({"type": "text", "text": "thanks"},)))
     transcript, latest = seed_input(history)
     assert latest == {"type": "text", "text": "thanks"}

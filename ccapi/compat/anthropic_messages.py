@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.conversation import Conversation, Message, ToolAnswer, ToolCall, normalise
+from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import anthropic_error
 from ccapi.compat.parsing import body_object, expect, flag, pinned_session
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.compat.router import CompatRequest, model_of
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.toolcalls import ToolResult
 
 FORMAT = "anthropic.messages"
 _IGNORED_BLOCKS = ("thinking", "redacted_thinking")
@@ -94,7 +95,7 @@ def _input_block(block: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in block.items() if key in ("type", "text", "source", "title", "context")}
 
 
-def _answer(block: dict[str, Any], where: str) -> ToolAnswer:
+def _answer(block: dict[str, Any], where: str) -> ToolResult:
     call_id = expect(block.get("tool_use_id"), str, f"{where}.tool_use_id", "a string")
     is_error = expect(block.get("is_error", False), bool, f"{where}.is_error", "a boolean")
     content = block.get("content", "")
@@ -105,7 +106,7 @@ def _answer(block: dict[str, Any], where: str) -> ToolAnswer:
             if not isinstance(item, dict) or item.get("type") not in ("text", "image"):
                 raise InvalidRequest(f"{where}.content[{n}] must be a text or image block")
             content.extend(parse_input([_input_block(item)]))
-    return ToolAnswer(call_id, content, is_error)
+    return ToolResult(call_id, content, is_error)
 
 
 def _assistant(blocks: list[Any], where: str) -> Message:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import orjson
 
+from ccapi.sessions.toolcalls import ToolResult
+
 Role = Literal["user", "assistant", "tool"]
 
 
@@ -28,14 +30,6 @@ class ToolCall:
     input: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class ToolAnswer:
-    """A client's answer to one tool call; ``content`` is a string or native text/image blocks."""
-
-    tool_call_id: str
-    content: str | list[dict[str, Any]]
-    is_error: bool = False
-
 
 @dataclass(frozen=True)
 class Message:
@@ -46,7 +40,7 @@ class Message:
     content: tuple[dict[str, Any], ...] = ()
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
-    answers: tuple[ToolAnswer, ...] = ()
+    answers: tuple[ToolResult, ...] = ()
 
     def canonical(self) -> bytes:
         if self.role == "user":
@@ -103,7 +97,7 @@ def normalise(messages: list[Message]) -> tuple[Message, ...]:
     return tuple(merged)
 
 
-def _append(answer: ToolAnswer, blocks: tuple[dict[str, Any], ...]) -> ToolAnswer:
+def _append(answer: ToolResult, blocks: tuple[dict[str, Any], ...]) -> ToolResult:
     content = answer.content
     base = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
     extra = [block if block["type"] in ("text", "image") else {"type": "text", "text": "[document]"}

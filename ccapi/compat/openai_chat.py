@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.conversation import Conversation, Message, ToolAnswer, ToolCall, normalise
+from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import openai_error
 from ccapi.compat.openai_shared import (
     arguments,
@@ -30,6 +30,7 @@ from ccapi.compat.reply import Reply, TextDelta
 from ccapi.compat.router import CompatRequest, model_of
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.toolcalls import ToolResult
 
 FORMAT = "openai.chat"
 
@@ -61,7 +62,7 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         elif role == "tool":
             call_id = expect(message.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
             content = text_of(message.get("content"), f"{where}.content", ("text",))
-            parsed.append(Message("tool", answers=(ToolAnswer(call_id, content),)))
+            parsed.append(Message("tool", answers=(ToolResult(call_id, content),)))
         else:
             raise InvalidRequest(f"{where}.role must be system, developer, user, assistant or tool")
     options = expect(body.get("stream_options") or {}, dict, "stream_options", "an object")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.conversation import Conversation, Message, ToolAnswer, ToolCall, normalise
+from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import openai_error
 from ccapi.compat.openai_shared import (
     arguments,
@@ -35,6 +35,7 @@ from ccapi.compat.reply import Reply, TextDelta
 from ccapi.compat.router import CompatRequest, ResponseRef, model_of
 from ccapi.errors import ApiError, InvalidRequest, NotFound
 from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.toolcalls import ToolResult
 
 FORMAT = "openai.responses"
 _RESPONSE_ID = re.compile(r"^resp_(?P<session>[0-9a-f]{32})_(?P<seq>[1-9][0-9]{0,17})$")
@@ -100,7 +101,7 @@ def _item(item: dict[str, Any], where: str, system: list[str]) -> Message | None
             arguments(item.get("arguments"), f"{where}.arguments")),))
     if kind == "function_call_output":
         output = text_of(item.get("output"), f"{where}.output", ("input_text", "output_text"))
-        return Message("tool", answers=(ToolAnswer(expect(item.get("call_id"), str, f"{where}.call_id", "a string"),
+        return Message("tool", answers=(ToolResult(expect(item.get("call_id"), str, f"{where}.call_id", "a string"),
                                                    output),))
     if kind == "reasoning":
         return None  # the session keeps Claude's own thinking

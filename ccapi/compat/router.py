@@ -32,7 +32,6 @@ from ccapi.compat.seed import seed_input
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.sessions import NewSession, SessionService, TurnRequest, TurnRun
-from ccapi.sessions.toolcalls import ToolResult
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
@@ -166,8 +165,7 @@ class CompatRouter:
             waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
             if len(suffix) == 1 and suffix[0].role == "tool" and waiting == {a.tool_call_id for a in
                                                                              suffix[0].answers}:
-                results = [ToolResult(a.tool_call_id, a.content, a.is_error) for a in suffix[0].answers]
-                _, first_seq = await service.submit_tool_results(target.session_id, results)
+                _, first_seq = await service.submit_tool_results(target.session_id, list(suffix[0].answers))
                 return first_seq
         except NotFound:
             if target.explicit:
