@@ -62,6 +62,7 @@ class SessionService:
         self._closing = False
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._env: Mapping[str, str] = engine_environment(
             settings.upstream_url, settings.tool_timeout, mock_model=settings.mock_model,
@@ -283,7 +284,9 @@ class SessionService:
     def _forget_run(self, run: TurnRun) -> None:
         if self._running.get(run.session.id) is run:
             del self._running[run.session.id]
-        asyncio.get_running_loop().create_task(self._release_if_idle(run.session.id))
+        release = asyncio.get_running_loop().create_task(self._release_if_idle(run.session.id))
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
 
     async def _release_if_idle(self, session_id: str) -> None:
         """Let other hosts drive the session between turns — unless a new turn already started here."""
