@@ -12,6 +12,7 @@ from sanic import Sanic
 
 from ccapi.api import compat, events, info, models, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
+from ccapi.api.guard import HostPolicy, guard_browser_requests
 from ccapi.api.openapi import DOCUMENT
 from ccapi.api.middleware import DeadlineRequest, authenticate, finish_request, start_request
 from ccapi.catalog import ModelCatalog
@@ -38,10 +39,12 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.ctx.settings = settings
     app.ctx.catalog = ModelCatalog.from_setting(settings.models)
     app.ctx.credentials = find_credentials(settings)
+    app.ctx.host_policy = HostPolicy.from_settings(settings)
 
     for module in (info, models, sessions, turns, events, compat):
         app.blueprint(module.bp)
     app.on_request(start_request, priority=100)
+    app.on_request(guard_browser_requests, priority=95)
     app.on_request(authenticate, priority=90)
     app.on_response(finish_request)
 

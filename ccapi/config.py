@@ -28,6 +28,7 @@ class Settings:
     port: int = 8000
     home: Path = field(default_factory=default_home)
     api_key: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
     model: str = "claude-sonnet-4-5"
     models: str | None = None
     permission_mode: str = "bypassPermissions"
@@ -62,6 +63,7 @@ class Settings:
             port=reader.integer("CC_API_PORT", cls.port, minimum=0, maximum=65535),
             home=home_from_env(env),
             api_key=reader.optional("CC_API_KEY"),
+            allowed_hosts=reader.names("CC_API_ALLOWED_HOSTS"),
             model=reader.text("CC_API_MODEL", cls.model),
             models=reader.optional("CC_API_MODELS"),
             permission_mode=reader.choice("CC_API_PERMISSION_MODE", cls.permission_mode, PERMISSION_MODES),
@@ -144,6 +146,10 @@ class _Reader:
 
     def text(self, name: str, default: str) -> str:
         return self.optional(name) or default
+
+    def names(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list; blanks between commas are ignored."""
+        return tuple(part.strip() for part in (self.optional(name) or "").split(",") if part.strip())
 
     def path(self, name: str) -> Path | None:
         value = self.optional(name)

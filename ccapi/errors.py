@@ -31,6 +31,10 @@ class Unauthorized(ApiError):
     status, type = 401, "unauthorized"
 
 
+class Forbidden(ApiError):
+    status, type = 403, "forbidden"
+
+
 class NotFound(ApiError):
     status, type = 404, "not_found"
 
@@ -41,6 +45,10 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status, type = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, type = 415, "invalid_request"
 
 
 class Unavailable(ApiError):

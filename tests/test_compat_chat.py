@@ -124,7 +124,8 @@ def test_errors_use_the_openai_envelope(client: openai.OpenAI, gateway: Gateway)
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model="sonnet", messages=[{"role": "wizard", "content": "hi"}])
     assert bad.value.body["type"] == "invalid_request_error" and "role" in bad.value.body["message"]
-    raw = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=b"{not json")
+    raw = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=b"{not json",
+                     headers={"content-type": "application/json"})
     assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
 
 

@@ -106,7 +106,7 @@ def test_errors_use_the_anthropic_envelope(client: anthropic.Anthropic, gateway:
     with pytest.raises(anthropic.BadRequestError) as bad:
         client.messages.create(model="sonnet", max_tokens=10, messages=[{"role": "assistant", "content": "hi"}])
     assert bad.value.body["error"]["type"] == "invalid_request_error"
-    raw = httpx.post(f"{gateway.base_url}/v1/messages", content=b"[]")
+    raw = httpx.post(f"{gateway.base_url}/v1/messages", content=b"[]", headers={"content-type": "application/json"})
     assert raw.status_code == 400 and raw.json()["type"] == "error"
 
 

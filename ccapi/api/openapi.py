@@ -27,10 +27,12 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    described = {400: "Invalid request", 401: "Missing or wrong API key", 404: "Not found",
-                 409: "Conflict with the session's state", 413: "Body too large",
+    described = {400: "Invalid request", 401: "Missing or wrong API key",
+                 403: "Refused: a Host that does not name the gateway, or a cross-origin browser request",
+                 404: "Not found", 409: "Conflict with the session's state", 413: "Body too large",
+                 415: "A request body that is not application/json",
                  503: "Every live Claude session is busy; see Retry-After"}
-    common = (401, 413) if 401 not in statuses else ()
+    common = (401, 403, 413, 415) if 401 not in statuses else ()
     return {str(s): _json(ref("Error"), described[s]) for s in sorted({*statuses, *common})}
 
 
@@ -53,7 +55,7 @@ _TOOL_CALL = {"type": "object", "required": ["tool_call_id", "name", "input"], "
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
         "error": {"type": "object", "required": ["type", "message"], "additionalProperties": False, "properties": {
-            "type": {"type": "string", "enum": ["invalid_request", "unauthorized", "not_found", "conflict",
+            "type": {"type": "string", "enum": ["invalid_request", "unauthorized", "forbidden", "not_found", "conflict",
                                                 "payload_too_large", "upstream_error", "unavailable",
                                                 "internal"]},
             "message": _STRING, "details": _OBJECT}}}},

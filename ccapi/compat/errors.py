@@ -12,10 +12,12 @@ from typing import Any
 from ccapi.errors import ApiError
 
 _OPENAI_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
+                 "forbidden": "permission_error",
                  "not_found": "not_found_error", "conflict": "invalid_request_error",
                  "payload_too_large": "invalid_request_error", "unavailable": "server_error",
                  "upstream_error": "server_error", "internal": "server_error"}
 _ANTHROPIC_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
+                    "forbidden": "permission_error",
                     "not_found": "not_found_error", "conflict": "invalid_request_error",
                     "payload_too_large": "request_too_large", "unavailable": "overloaded_error",
                     "upstream_error": "api_error", "internal": "api_error"}
