@@ -35,3 +35,9 @@ bench: $(VENV)/.installed-dev
 		echo "bench.$$name: $$(( $$(date +%s) - began )) s"; \
 	done; \
 	echo "make bench: all benchmarks in $$(( $$(date +%s) - start )) s"
+
+# The real Hermes Agent and OpenClaw through the compat endpoints, on the mock model (installs them into .clients/;
+# takes minutes; not part of make test): bench/results/clients.{json,md}.
+.PHONY: clients
+clients: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.clients $(ARGS)
