@@ -54,7 +54,8 @@ def test_the_same_conversation_in_openai_and_anthropic_spelling_is_one_conversat
 
 
 def test_a_replayed_message_matches_when_it_is_what_the_client_keeps_of_the_stored_one() -> None:
-    context = {"type": "text", "text": "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>> now 10:00 <<<END_OPENCLAW_INTERNAL_CONTEXT>>>"}
+    context = {"type": "text",
+               "text": "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>> now 10:00 <<<END_OPENCLAW_INTERNAL_CONTEXT>>>"}
     hello = {"type": "text", "text": "hello"}
     assert mismatch(Message("user", content=(hello, context)), Message("user", content=(hello,))) is None
     assert mismatch(Message("user", content=(hello,)), Message("user", content=(hello, context))) is not None
@@ -81,7 +82,8 @@ def test_tool_ids_come_back_stripped_or_wrapped_and_map_to_the_issued_ones() -> 
 def test_normalise_merges_runs_and_folds_text_after_results_into_the_last_result() -> None:
     text = {"type": "text", "text": "note"}
     merged = normalise([Message("user", content=(text,)), Message("user", content=(text,)),
-                        Message("assistant", text="Checking."), Message("assistant", tool_calls=(ToolCall("a", "f", {}),)),
+                        Message("assistant", text="Checking."),
+                        Message("assistant", tool_calls=(ToolCall("a", "f", {}),)),
                         Message("assistant", tool_calls=(ToolCall("b", "f", {}),)),
                         Message("tool", answers=(ToolResult("a", "1"),)),
                         Message("tool", answers=(ToolResult("b", "2"),)), Message("user", content=(text,))])
