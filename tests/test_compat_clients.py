@@ -166,3 +166,38 @@ def test_a_full_pool_is_freed_by_released_sessions_and_a_503_leaves_no_empty_ses
 
         again, choice = _chat(http, request, tools=[CHAT_TOOL])  # the paused session gives its slot up
         assert again != paused and choice["message"]["content"] == "mock reply: Rome?"
+
+
+def test_a_ten_call_tool_loop_in_one_user_turn_stays_on_one_session(http: httpx.Client,
+                                                                    mock_model: MockModel) -> None:
+    """The client's own loop is not cut by CC_API_TOOL_MAX_TURNS (4 here): its calls are not Claude Code turns."""
+    cities = [f"city{n}" for n in range(10)]
+    mock_model.script(*(Reply(tool_uses=(ToolUse("get_weather", {"city": c}),)) for c in cities),
+                      Reply(text="All ten are mild."))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "weather everywhere?"}]
+    sessions = set()
+    for city in cities:
+        session, choice = _chat(http, messages, tools=[CHAT_TOOL])
+        sessions.add(session)
+        assert choice["finish_reason"] == "tool_calls"
+        call = choice["message"]["tool_calls"][0]
+        assert call["function"]["arguments"] == f'{{"city":"{city}"}}'
+        messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
+                     {"role": "tool", "tool_call_id": call["id"], "content": f"{city}: mild"}]
+    session, choice = _chat(http, messages, tools=[CHAT_TOOL])
+    sessions.add(session)
+    assert choice["finish_reason"] == "stop" and choice["message"]["content"] == "All ten are mild."
+    assert len(sessions) == 1 and len(main_requests(mock_model)) == 11
+    _no_reseed(mock_model)
+
+
+def test_a_turn_limit_is_reported_as_a_limit_not_as_truncated_output(make_gateway, mock_model: MockModel) -> None:
+    gateway = make_gateway(CC_API_TOOL_MAX_TURNS="1")
+    bash = Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),))
+    mock_model.script(bash, bash, Reply(text="never reached"))
+    with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as http:
+        response = http.post("/chat/completions", json={"model": "sonnet", "tools": [CHAT_TOOL], "messages": [
+            {"role": "user", "content": "loop on your own tools"}]})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "turn_limit" and "CC_API_TOOL_MAX_TURNS" in error["message"]

@@ -263,7 +263,9 @@ class SessionService:
             self._refuse_if_closing()
         turn = TurnRecord(id=new_id("turn"), session_id=session_id, number=session.turn_count + 1,
                           status="running", input=content, created_at=utcnow(), kind=kind)
-        run = TurnRun(self._ctx, session, turn, self._spec(session), content)
+        spec = self._spec(session)
+        run = TurnRun(self._ctx, session, turn, spec, content,
+                      own_tool_rounds=self.settings.tool_max_turns if spec.max_turns is None else None)
         self._running[session_id] = run
         try:
             await self.store.create_turn(turn)
@@ -333,7 +335,8 @@ class SessionService:
             cwd=session.cwd or (str(settings.cwd) if settings.cwd else None),
             permission_mode=session.permission_mode
             or (settings.tool_permission_mode if has_tools else settings.permission_mode),
-            max_turns=session.max_turns or (settings.tool_max_turns if has_tools else settings.max_turns),
+            # with client tools the turn counts only Claude Code's own tool rounds (see TurnRun)
+            max_turns=session.max_turns or (None if has_tools else settings.max_turns),
             resume=session.sdk_session_id,
             generation=session.turn_count,
             env=self._env,
