@@ -201,3 +201,19 @@ def test_a_turn_limit_is_reported_as_a_limit_not_as_truncated_output(make_gatewa
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "turn_limit" and "CC_API_TOOL_MAX_TURNS" in error["message"]
+
+
+def test_models_carry_context_window_and_output_limit(http: httpx.Client) -> None:
+    listed = {m["id"]: m for m in http.get("/models").json()["data"]}
+    opus = listed["claude-opus-4-6"]
+    assert (opus["context_length"], opus["max_completion_tokens"]) == (200_000, 128_000)
+    assert (opus["context_window"], opus["max_output_tokens"], opus["max_input_tokens"], opus["max_tokens"]) == \
+        (200_000, 128_000, 200_000, 128_000)
+    assert opus["top_provider"] == {"context_length": 200_000, "max_completion_tokens": 128_000}
+    for name in ("claude-opus-4-6", "opus", "anthropic/claude-opus-4.6"):
+        one = http.get(f"/models/{name}")
+        assert one.status_code == 200 and one.json() == opus
+    dated = http.get("/models/claude-sonnet-4-5-20250929").json()
+    assert dated["id"] == "claude-sonnet-4-5-20250929" and dated["max_completion_tokens"] == 64_000
+    unknown = http.get("/models/gpt-4o")
+    assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
