@@ -3,10 +3,13 @@ index, reply assembly and seeding."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import AffinityIndex
+from ccapi.compat.affinity import AffinityIndex, header_key
 from ccapi.compat.anthropic_messages import parse as parse_messages
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
+from ccapi.compat.matching import mismatch, native_answers, same_call
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
 from ccapi.compat.seed import seed_input
@@ -20,16 +23,24 @@ def _chat(messages: list[dict], **body) -> Conversation:
     return parse_chat({"model": "sonnet", "messages": messages, **body}, CATALOG, "sonnet", None).request.conversation
 
 
-def test_tool_arguments_and_assistant_whitespace_do_not_change_the_fingerprint() -> None:
+def _covers(stored: Conversation, replayed: Conversation) -> bool:
+    index = AffinityIndex()
+    index.advance("s1", header_key(stored), stored.messages)
+    grown = replace(replayed, messages=(*replayed.messages, Message("user", content=({"type": "text", "text": "?"},))))
+    return index.lookup(grown).head is not None
+
+
+def test_tool_arguments_and_assistant_whitespace_do_not_change_the_conversation() -> None:
     call = {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1, "b": 2}'}}
     one = _chat([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok ", "tool_calls": [call]}])
     call["function"]["arguments"] = '{"b":2,"a":1}'
     two = _chat([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok", "tool_calls": [call]}])
-    assert one.prefix_hashes() == two.prefix_hashes()
-    assert _chat([{"role": "user", "content": "hi!"}]).prefix_hashes()[1] != one.prefix_hashes()[1]
+    assert _covers(one, two)
+    assert not _covers(one, replace(two, messages=(Message("user", content=({"type": "text", "text": "hi!"},)),
+                                                   two.messages[1])))
 
 
-def test_the_same_conversation_in_openai_and_anthropic_spelling_is_one_fingerprint() -> None:
+def test_the_same_conversation_in_openai_and_anthropic_spelling_is_one_conversation() -> None:
     chat = _chat([{"role": "system", "content": "S"}, {"role": "user", "content": "hi"},
                   {"role": "assistant", "content": None, "tool_calls": [
                       {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
@@ -39,34 +50,77 @@ def test_the_same_conversation_in_openai_and_anthropic_spelling_is_one_fingerpri
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "done"}]},
     ]}, CATALOG, "sonnet", None).request.conversation
-    assert chat.prefix_hashes() == messages.prefix_hashes()
+    assert header_key(chat) == header_key(messages) and chat.messages == messages.messages
+
+
+def test_a_replayed_message_matches_when_it_is_what_the_client_keeps_of_the_stored_one() -> None:
+    context = {"type": "text",
+               "text": "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>> now 10:00 <<<END_OPENCLAW_INTERNAL_CONTEXT>>>"}
+    hello = {"type": "text", "text": "hello"}
+    assert mismatch(Message("user", content=(hello, context)), Message("user", content=(hello,))) is None
+    assert mismatch(Message("user", content=(hello,)), Message("user", content=(hello, context))) is not None
+    stored = Message("tool", answers=(ToolResult("toolu_01AbCdEf", [{"type": "text", "text": "42"}, context]),))
+    assert mismatch(stored, Message("tool", answers=(ToolResult("toolu01AbCdEf", "42"),))) is None
+    assert mismatch(stored, Message("tool", answers=(ToolResult("toolu01AbCdEf", "43"),))) is not None
+    call = ToolCall("toolu_01AbCdEf", "f", {})
+    assert mismatch(Message("assistant", text="a\n\nb", tool_calls=(call,)),
+                    Message("assistant", text="a b", tool_calls=(replace(call, id="call_toolu_01AbCdEf_fc_9"),))) \
+        is None
+    assert mismatch(Message("assistant", tool_calls=(call,)),
+                    Message("assistant", tool_calls=(replace(call, id="toolu_01AbCdEg"),))) is not None
+
+
+def test_tool_ids_come_back_stripped_or_wrapped_and_map_to_the_issued_ones() -> None:
+    assert same_call("toolu_mock_a5db", "toolumocka5db") and same_call("toolu_mock_a5db", "call_toolu_mock_a5db_fc_1")
+    assert not same_call("t1", "xt1y") and not same_call("toolu_mock_a5db", "toolu_mock_a5dc")
+    waiting = {"toolu_mock_aaaa", "toolu_mock_bbbb"}
+    answers = (ToolResult("toolumockbbbb", "b"), ToolResult("toolumockaaaa", "a"))
+    assert [a.tool_call_id for a in native_answers(answers, waiting)] == ["toolu_mock_bbbb", "toolu_mock_aaaa"]
+    assert native_answers(answers[:1], waiting) is None
 
 
 def test_normalise_merges_runs_and_folds_text_after_results_into_the_last_result() -> None:
     text = {"type": "text", "text": "note"}
     merged = normalise([Message("user", content=(text,)), Message("user", content=(text,)),
+                        Message("assistant", text="Checking."),
+                        Message("assistant", tool_calls=(ToolCall("a", "f", {}),)),
+                        Message("assistant", tool_calls=(ToolCall("b", "f", {}),)),
                         Message("tool", answers=(ToolResult("a", "1"),)),
                         Message("tool", answers=(ToolResult("b", "2"),)), Message("user", content=(text,))])
-    assert [m.role for m in merged] == ["user", "tool"]
+    assert [m.role for m in merged] == ["user", "assistant", "tool"]
     assert len(merged[0].content) == 2
-    assert merged[1].answers[0] == ToolResult("a", "1")
-    assert merged[1].answers[1].content == [{"type": "text", "text": "2"}, text]
+    assert merged[1].text == "Checking." and [c.id for c in merged[1].tool_calls] == ["a", "b"]
+    assert merged[2].answers[0] == ToolResult("a", "1")
+    assert merged[2].answers[1].content == [{"type": "text", "text": "2"}, text]
 
 
-def test_the_index_matches_only_current_heads() -> None:
+def _says(*texts: str) -> tuple[Message, ...]:
+    return tuple(Message("user" if n % 2 == 0 else "assistant", content=({"type": "text", "text": t},) if n % 2 == 0
+                         else (), text="" if n % 2 == 0 else t) for n, t in enumerate(texts))
+
+
+def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
+    conversation = _chat([{"role": "user", "content": "x"}])
+    header = header_key(conversation)
     index = AffinityIndex(capacity=2)
-    index.advance("s1", "h2", 2)
-    assert index.match(["h0", "h1", "h2", "h3"]).session_id == "s1"
-    assert index.match(["h0", "h1", "h2"]) is None  # nothing new after the head
-    index.advance("s1", "h4", 4)  # the session moved on: its old head is gone
-    assert index.match(["h0", "h1", "h2", "h3"]) is None
-    head = index.match(["h0", "h1", "h2", "h3", "h4", "h5"])
+    index.advance("s1", header, _says("a", "b"))
+    assert index.lookup(replace(conversation, messages=_says("a", "b", "c"))).head.session_id == "s1"
+    repeat = index.lookup(replace(conversation, messages=_says("a", "b")))  # nothing new after the head
+    assert repeat.head is None and "without a new message" in repeat.miss
+    index.advance("s1", header, _says("a", "b", "c", "d"))  # the session moved on: its old head is gone
+    miss = index.lookup(replace(conversation, messages=_says("a", "B", "c")))
+    assert miss.head is None and "message 1" in miss.miss
+    assert miss.passed == ()
+    retried = index.lookup(replace(conversation, messages=_says("a", "b", "c")))  # the last request, again
+    assert retried.head is None and retried.passed == ("s1",)
+    head = index.lookup(replace(conversation, messages=_says("a", "b", "c", "d", "e"))).head
     index.claim(head)
     assert index.head_of("s1") is None
     index.restore(head)
     assert index.head_of("s1") == head
-    index.advance("s2", "x", 1)
-    index.advance("s3", "y", 1)  # over capacity: the least recent head goes
+    assert "no session" in index.lookup(replace(conversation, system="other")).miss
+    index.advance("s2", header, _says("x"))
+    index.advance("s3", header, _says("y"))  # over capacity: the least recent head goes
     assert index.head_of("s1") is None and index.head_of("s3") is not None
 
 

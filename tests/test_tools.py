@@ -176,14 +176,20 @@ def test_bad_tool_declarations_are_400(gateway: Gateway, tools) -> None:
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request"
 
 
-def test_tool_sessions_use_the_tool_turn_limits(make_gateway, mock_model: MockModel) -> None:
-    """CC_API_TOOL_MAX_TURNS bounds a tool session's model round-trips; CC_API_MAX_TURNS does not."""
+def test_client_tool_calls_do_not_count_against_the_tool_turn_limit(make_gateway, mock_model: MockModel) -> None:
+    """CC_API_TOOL_MAX_TURNS bounds a tool session's rounds of Claude Code's own tools; the
+    client's own tool loop is not cut by it, and the limit is reported by name."""
     gw = make_gateway(CC_API_TOOL_MAX_TURNS="1", CC_API_MAX_TURNS="8")
-    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Bonn"}),)), Reply(text="never reached"))
+    weather = Reply(tool_uses=(ToolUse("get_weather", {"city": "Bonn"}),))
+    bash = Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),))
+    mock_model.script(weather, weather, weather, bash, bash, Reply(text="never reached"))
     session = gw.create_session(tools=[WEATHER])
-    paused = gw.turn(session["id"], "Bonn?")
-    done = gw.client.post(f"/api/sessions/{session['id']}/tool-results",
-                          json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"],
-                                             "content": "mild"}]}).json()
-    assert done["status"] == "failed" and done["error"]["type"] == "max_turns"
-    assert orjson.dumps(done).decode().count("never reached") == 0
+    turn = gw.turn(session["id"], "Bonn?")
+    for _ in range(3):  # three client calls in one turn, over a limit of one
+        assert turn["status"] == "requires_action", turn
+        turn = gw.client.post(f"/api/sessions/{session['id']}/tool-results",
+                              json={"results": [{"tool_call_id": turn["tool_calls"][0]["tool_call_id"],
+                                                 "content": "mild"}]}).json()
+    assert turn["status"] == "failed" and turn["error"]["type"] == "max_turns"
+    assert "CC_API_TOOL_MAX_TURNS" in turn["error"]["message"]
+    assert orjson.dumps(turn).decode().count("never reached") == 0

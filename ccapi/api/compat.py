@@ -7,17 +7,20 @@ handler first, then re-spelled in the route's format, so both agree on status an
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
 
 from ccapi.api.request import json_body
 from ccapi.api.sse import KEEPALIVE_FRAME, SSE_HEADERS
+from ccapi.catalog import ModelInfo
 from ccapi.compat import anthropic_messages, openai_chat, openai_responses
 from ccapi.compat.errors import anthropic_error, failure, openai_error
 from ccapi.compat.reply import Reply, ReplyStream
 from ccapi.compat.router import CompatRouter, Exchange
-from ccapi.errors import ApiError
+from ccapi.errors import ApiError, NotFound
 
 bp = Blueprint("compat", url_prefix="/v1")
 
@@ -32,13 +35,37 @@ def _router(request: Request) -> CompatRouter:
     return ctx.compat_router
 
 
+def _model(model: ModelInfo) -> dict[str, Any]:
+    """OpenAI's model shape, with the fields Anthropic's ``models.list`` reads, and the
+    context window and output limit under the names agent clients look for (OpenRouter's
+    ``context_length`` / ``top_provider.max_completion_tokens``, Anthropic's
+    ``max_input_tokens`` / ``max_tokens``, ``context_window`` / ``max_output_tokens``),
+    so they need not probe other URLs or guess."""
+    window, output = model.context_window, model.max_output_tokens
+    return {"id": model.id, "object": "model", "type": "model", "created": 0, "created_at": "1970-01-01T00:00:00Z",
+            "owned_by": "anthropic", "display_name": model.display_name,
+            "context_length": window, "context_window": window, "max_input_tokens": window,
+            "max_completion_tokens": output, "max_output_tokens": output, "max_tokens": output,
+            "top_provider": {"context_length": window, "max_completion_tokens": output}}
+
+
 @bp.get("/models")
 async def list_models(request: Request) -> HTTPResponse:
-    """OpenAI's list shape, with the fields Anthropic's ``models.list`` reads as well."""
-    models = [{"id": m.id, "object": "model", "type": "model", "created": 0, "created_at": "1970-01-01T00:00:00Z",
-               "owned_by": "anthropic", "display_name": m.display_name} for m in request.app.ctx.catalog.models]
+    models = [_model(m) for m in request.app.ctx.catalog.models]
     return json({"object": "list", "data": models, "has_more": False,
                  "first_id": models[0]["id"] if models else None, "last_id": models[-1]["id"] if models else None})
+
+
+@bp.get("/models/<model_id:path>")
+async def get_model(request: Request, model_id: str) -> HTTPResponse:
+    """One model by any name the compat endpoints accept (id, alias, ``anthropic/…``)."""
+    catalog = request.app.ctx.catalog
+    canonical = catalog.resolve(model_id) or ""
+    found = max((m for m in catalog.models if canonical == m.id or canonical.startswith(f"{m.id}-")),
+                key=lambda m: len(m.id), default=None)  # a dated snapshot is its base model
+    if found is None:
+        raise NotFound(f"unknown model {model_id!r}; GET /v1/models lists the known ones", {"model": model_id})
+    return json({**_model(found), "id": canonical})
 
 
 @bp.post("/chat/completions")

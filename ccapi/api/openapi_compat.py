@@ -29,6 +29,7 @@ def _ref(name: str) -> dict[str, str]:
 def _errors(schema: str, *statuses: int) -> dict[str, Any]:
     described = {400: "Invalid request", 401: "Missing or wrong API key", 404: "Unknown model, session or response",
                  409: "The session is in another state than the request assumes", 413: "Body too large",
+                 422: "The turn reached a round limit (max_turns); the message names it",
                  502: "The turn failed upstream", 503: "Every live Claude session is busy; see Retry-After"}
     return {str(s): {"description": described[s], "content": {JSON: {"schema": _ref(schema)}}}
             for s in sorted({*statuses, 401, 413})}
@@ -45,7 +46,7 @@ def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any
                             "description": "pin the request to this native session"}],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
             "responses": {**_reply(reply, "The reply (JSON, or SSE with stream: true)"),
-                          **_errors(error, 400, 404, 409, 502, 503)}}
+                          **_errors(error, 400, 404, 409, 422, 502, 503)}}
 
 
 _USER_TEXT = {"type": "string", "minLength": 1}
@@ -65,12 +66,15 @@ COMPAT_SCHEMAS: dict[str, Any] = {
     "AnthropicError": {"type": "object", "required": ["type", "error"], "properties": {
         "type": {"type": "string", "enum": ["error"]}, "error": {
             "type": "object", "required": ["type", "message"], "properties": {"type": _STRING, "message": _STRING}}}},
+    "CompatModel": {"type": "object", "required": ["id", "object", "created", "owned_by", "context_length"],
+                    "properties": {
+        "id": _STRING, "object": _STRING, "type": _STRING, "created": _INT, "created_at": _STRING,
+        "owned_by": _STRING, "display_name": _STRING, "context_length": _INT, "context_window": _INT,
+        "max_input_tokens": _INT, "max_completion_tokens": _INT, "max_output_tokens": _INT, "max_tokens": _INT,
+        "top_provider": {"type": "object", "properties": {"context_length": _INT, "max_completion_tokens": _INT}}}},
     "CompatModelList": {"type": "object", "required": ["object", "data"], "properties": {
         "object": _STRING, "has_more": {"type": "boolean"}, "first_id": _NULLABLE_STRING,
-        "last_id": _NULLABLE_STRING, "data": {"type": "array", "items": {
-            "type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
-                "id": _STRING, "object": _STRING, "type": _STRING, "created": _INT, "created_at": _STRING,
-                "owned_by": _STRING, "display_name": _STRING}}}}},
+        "last_id": _NULLABLE_STRING, "data": {"type": "array", "items": _ref("CompatModel")}}},
     "ChatCompletionRequest": {"type": "object", "required": ["messages"], "additionalProperties": True,
                               "properties": {
         "model": _MODEL, "messages": {"type": "array", "minItems": 1, "items": _CHAT_MESSAGE},
@@ -135,6 +139,11 @@ COMPAT_PATHS: dict[str, Any] = {
     "/v1/models": {"get": {"summary": "Models, in OpenAI's list shape (Anthropic's fields too)", "tags": ["compat"],
                            "responses": {"200": {"description": "Models", "content": {
                                JSON: {"schema": _ref("CompatModelList")}}}, **_errors("OpenAIError")}}},
+    "/v1/models/{model_id}": {"get": {
+        "summary": "One model, by id or alias, with its context window and output limit", "tags": ["compat"],
+        "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": _STRING}],
+        "responses": {"200": {"description": "The model", "content": {JSON: {"schema": _ref("CompatModel")}}},
+                      **_errors("OpenAIError", 404)}}},
     "/v1/chat/completions": {"post": _operation("OpenAI Chat Completions on a native session",
                                                 "ChatCompletionRequest", "ChatCompletion", "OpenAIError")},
     "/v1/responses": {"post": _operation("OpenAI Responses on a native session", "ResponseRequest", "Response",

@@ -4,13 +4,12 @@ OpenAI Chat, OpenAI Responses and Anthropic Messages each spell a transcript the
 way; each format module parses its request into a :class:`Conversation`, so session
 affinity, fingerprints and seeding are written once. The canonical form keeps only what
 decides the conversation (roles, text, content blocks, tool calls and results) and
-normalises what clients re-encode freely (JSON key order of tool arguments, whitespace
-around assistant text, runs of same-role messages).
+normalises what clients re-encode freely (JSON key order of tool arguments, runs of
+same-role messages); ``matching`` decides when a replayed message is a stored one.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -30,7 +29,6 @@ class ToolCall:
     input: dict[str, Any]
 
 
-
 @dataclass(frozen=True)
 class Message:
     """One canonical message. ``user`` carries native input blocks (text/image/document),
@@ -41,16 +39,6 @@ class Message:
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     answers: tuple[ToolResult, ...] = ()
-
-    def canonical(self) -> bytes:
-        if self.role == "user":
-            body: Any = {"role": "user", "content": list(self.content)}
-        elif self.role == "assistant":
-            body = {"role": "assistant", "text": self.text.strip(),
-                    "tool_calls": [[c.id, c.name, c.input] for c in self.tool_calls]}
-        else:
-            body = {"role": "tool", "answers": [[a.tool_call_id, a.content, a.is_error] for a in self.answers]}
-        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True)
@@ -67,26 +55,21 @@ class Conversation:
         return orjson.dumps({"model": self.model, "system": self.system, "tools": list(self.tools)},
                             option=orjson.OPT_SORT_KEYS)
 
-    def prefix_hashes(self, extra: tuple[Message, ...] = ()) -> list[str]:
-        """``hashes[i]`` fingerprints the header plus the first ``i`` messages (of
-        ``messages + extra``): a rolling hash, so every prefix costs one step."""
-        digest = hashlib.sha256(self.header()).hexdigest()
-        hashes = [digest]
-        for message in (*self.messages, *extra):
-            digest = hashlib.sha256(digest.encode() + message.canonical()).hexdigest()
-            hashes.append(digest)
-        return hashes
-
 
 def normalise(messages: list[Message]) -> tuple[Message, ...]:
     """Merge runs that the formats split differently: adjacent user messages, adjacent
-    tool messages, and user text right after tool results (Anthropic puts both in one
-    user turn; it reaches Claude appended to the last result, as in one native turn)."""
+    tool messages, adjacent assistant messages (Responses echoes a reply's text and each of
+    its function calls as separate items), and user text right after tool results
+    (Anthropic puts both in one user turn; it reaches Claude appended to the last result,
+    as in one native turn)."""
     merged: list[Message] = []
     for message in messages:
         previous = merged[-1] if merged else None
         if previous is not None and previous.role == message.role == "user":
             merged[-1] = replace(previous, content=previous.content + message.content)
+        elif previous is not None and previous.role == message.role == "assistant":
+            merged[-1] = replace(previous, text="\n\n".join(t for t in (previous.text, message.text) if t),
+                                 tool_calls=previous.tool_calls + message.tool_calls)
         elif previous is not None and previous.role == message.role == "tool":
             merged[-1] = replace(previous, answers=previous.answers + message.answers)
         elif previous is not None and previous.role == "tool" and message.role == "user":

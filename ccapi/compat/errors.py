@@ -15,12 +15,14 @@ _OPENAI_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "au
                  "forbidden": "permission_error",
                  "not_found": "not_found_error", "conflict": "invalid_request_error",
                  "payload_too_large": "invalid_request_error", "unavailable": "server_error",
-                 "upstream_error": "server_error", "internal": "server_error"}
+                 "upstream_error": "server_error", "turn_limit": "invalid_request_error",
+                 "internal": "server_error"}
 _ANTHROPIC_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
                     "forbidden": "permission_error",
                     "not_found": "not_found_error", "conflict": "invalid_request_error",
                     "payload_too_large": "request_too_large", "unavailable": "overloaded_error",
-                    "upstream_error": "api_error", "internal": "api_error"}
+                    "upstream_error": "api_error", "turn_limit": "invalid_request_error",
+                    "internal": "api_error"}
 
 
 class TurnFailed(ApiError):
@@ -41,6 +43,16 @@ def anthropic_error(type_: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(type_, "api_error"), "message": message}}
 
 
-def failure(error: dict[str, Any] | None) -> TurnFailed:
+class TurnLimit(ApiError):
+    """The turn reached a round limit of the gateway's (``max_turns``): not an upstream fault
+    to retry, nor truncated output, but a limit the client is told about by name."""
+
+    status, type = 422, "turn_limit"
+
+
+def failure(error: dict[str, Any] | None) -> ApiError:
     error = error or {}
-    return TurnFailed(str(error.get("message") or "the turn failed"), {"reason": error.get("type")})
+    message = str(error.get("message") or "the turn failed")
+    if error.get("type") == "max_turns":
+        return TurnLimit(message, {"reason": "max_turns"})
+    return TurnFailed(message, {"reason": error.get("type")})

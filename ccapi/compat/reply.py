@@ -40,8 +40,9 @@ class Reply:
 
     @property
     def truncated(self) -> bool:
-        """Claude stopped for length: the model's max_tokens or the turn's max_turns."""
-        return self.stop_reason == "max_tokens" or (self.error or {}).get("type") == "max_turns"
+        """Claude stopped for length (the model's max_tokens). A turn stopped by a round
+        limit is not truncated output: it fails, and the client is told which limit."""
+        return self.stop_reason == "max_tokens"
 
     @property
     def failed(self) -> bool:

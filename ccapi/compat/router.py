@@ -11,10 +11,14 @@ A request is routed, in order of precedence, to:
    first turn is seeded with the history (see ``seed``).
 
 What is new must be one user message (a new turn) or the answers to every tool call the
-session waits for (the paused turn continues). Anything else — an assistant message the
-session never wrote, results for calls it is not waiting for — means the client's history
-is not the session's: an unpinned request then starts a fresh session, an explicit one is
-a 409. Everything runs through ``SessionService``, so the native event log records it all.
+session waits for (the paused turn continues; the answers may name the calls by ids the
+client rewrote). Anything else — an assistant message the session never wrote, results for
+calls it is not waiting for — means the client's history is not the session's: an unpinned
+request then starts a fresh session (the log says why at info level), an explicit one is
+a 409. A session paused on tool calls that the request shows the client has gone past (or
+retried from before) will never get its answers: it is interrupted at once, freeing its
+live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``. Everything runs through
+``SessionService``, so the native event log records it all.
 """
 
 from __future__ import annotations
@@ -24,14 +28,19 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import AffinityIndex, Head
+from ccapi.compat.affinity import AffinityIndex, Head, header_key
 from ccapi.compat.conversation import Conversation, Message
+from ccapi.compat.matching import native_answers
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
 from ccapi.compat.seed import seed_input
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.sessions import NewSession, SessionService, TurnRequest, TurnRun
+
+log = structlog.get_logger(__name__)
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
@@ -111,7 +120,8 @@ class CompatRouter:
         conversation = request.conversation
         if not conversation.messages or conversation.messages[-1].role == "assistant":
             raise InvalidRequest("the conversation must end with a user message or tool results")
-        target = await self._target(request)
+        target, passed = await self._target(request)
+        await self._release(passed)
         try:
             session_id, from_seq = await self._feed(request, target)
         except BaseException:
@@ -124,7 +134,8 @@ class CompatRouter:
         task.add_done_callback(self._collectors.discard)
         return exchange
 
-    async def _target(self, request: CompatRequest) -> _Target | None:
+    async def _target(self, request: CompatRequest) -> tuple[_Target | None, tuple[str, ...]]:
+        """The session to feed (``None``: a fresh one), and the sessions the request left behind."""
         messages = request.conversation.messages
         if request.previous is not None:
             session = await self._service.get(request.previous.session_id)
@@ -132,19 +143,35 @@ class CompatRouter:
             if not settles or settles[0].seq != session.last_seq:
                 raise Conflict("previous_response_id is not the latest response of its conversation; "
                                "a CC API session is linear, so continue from its latest response")
-            return _Target(session.id, messages, explicit=True)
+            return _Target(session.id, messages, explicit=True), ()
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
-            hashes = request.conversation.prefix_hashes()
-            if head is not None and head.consumed < len(messages) and hashes[head.consumed] == head.key:
-                return _Target(head.session_id, messages[head.consumed:], explicit=True)
-            return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True)
-        head = self._index.match(request.conversation.prefix_hashes())
-        if head is None:
-            return None
-        self._index.claim(head)
-        return _Target(head.session_id, messages[head.consumed:], explicit=False, claimed=head)
+            if head is not None and head.shared(messages)[0] == head.consumed < len(messages):
+                return _Target(head.session_id, messages[head.consumed:], explicit=True), ()
+            return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), ()
+        lookup = self._index.lookup(request.conversation)
+        if lookup.head is None:
+            log.info("compat_affinity_miss", format=request.format, messages=len(messages), reason=lookup.miss)
+            return None, lookup.passed
+        self._index.claim(lookup.head)
+        return _Target(lookup.head.session_id, messages[lookup.head.consumed:], explicit=False,
+                       claimed=lookup.head), lookup.passed
+
+    async def _release(self, session_ids: tuple[str, ...]) -> None:
+        """Interrupt sessions paused on tool calls whose answers will never come: the client
+        has gone on without them. Their live slots come free before this request needs one."""
+        for session_id in session_ids:
+            run = self._service.running(session_id)
+            if run is None or not run.desk.waiting():
+                continue
+            self._index.forget(session_id)
+            log.info("compat_paused_session_released", session_id=session_id)
+            try:
+                await self._service.interrupt(session_id, "the client's conversation went on without this "
+                                                          "session's pending tool calls")
+            except (Conflict, NotFound):
+                pass  # it ended meanwhile
 
     async def _feed(self, request: CompatRequest, target: _Target | None) -> tuple[str, int]:
         """Start the turn (or continue the paused one); returns the session and the first seq."""
@@ -152,28 +179,31 @@ class CompatRouter:
             fed = await self._feed_session(target)
             if fed is not None:
                 return target.session_id, fed
+            await self._release((target.session_id,))
         return await self._fresh(request)
 
     async def _feed_session(self, target: _Target) -> int | None:
         service, suffix = self._service, target.suffix
         run = service.running(target.session_id)
+        new = suffix[0] if len(suffix) == 1 else None
         try:
-            if len(suffix) == 1 and suffix[0].role == "user" and run is None:
-                started = await service.start_turn(target.session_id, TurnRequest(suffix[0].content, False, False))
+            if new is not None and new.role == "user" and run is None:
+                started = await service.start_turn(target.session_id, TurnRequest(new.content, False, False))
                 assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
                 return started.started_seq
             waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
-            if len(suffix) == 1 and suffix[0].role == "tool" and waiting == {a.tool_call_id for a in
-                                                                             suffix[0].answers}:
-                _, first_seq = await service.submit_tool_results(target.session_id, list(suffix[0].answers))
+            answers = native_answers(new.answers, waiting) if new is not None and new.role == "tool" else None
+            if answers is not None:
+                _, first_seq = await service.submit_tool_results(target.session_id, answers)
                 return first_seq
         except NotFound:
             if target.explicit:
                 raise
             return None
+        why = _mismatch(suffix, waiting)
         if target.explicit:
-            raise Conflict(_mismatch(suffix, waiting), {"session_id": target.session_id,
-                                                        "waiting_for": sorted(waiting)})
+            raise Conflict(why, {"session_id": target.session_id, "waiting_for": sorted(waiting)})
+        log.info("compat_affinity_miss", session_id=target.session_id, reason=f"the history matches, but {why}")
         return None
 
     async def _fresh(self, request: CompatRequest) -> tuple[str, int]:
@@ -182,11 +212,9 @@ class CompatRouter:
             "model": conversation.model, "system_prompt": conversation.system, "tools": list(conversation.tools),
             "metadata": {"compat": request.format},
         }, self._catalog, conversation.model)
-        session = await self._service.create(params)
-        run = await self._service.start_turn(session.id, TurnRequest(tuple(seed_input(conversation.messages)),
-                                                                     False, False))
-        assert isinstance(run, TurnRun)
-        return session.id, run.started_seq
+        run = await self._service.create_and_start(params, TurnRequest(tuple(seed_input(conversation.messages)),
+                                                                       False, False))
+        return run.session.id, run.started_seq
 
     async def _collect(self, request: CompatRequest, exchange: Exchange, from_seq: int) -> None:
         service = self._service
@@ -222,8 +250,7 @@ class CompatRouter:
             self._index.forget(reply.session_id)
             return
         conversation = request.conversation
-        key = conversation.prefix_hashes((reply.message(),))[-1]
-        self._index.advance(reply.session_id, key, len(conversation.messages) + 1)
+        self._index.advance(reply.session_id, header_key(conversation), (*conversation.messages, reply.message()))
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:

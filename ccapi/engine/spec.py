@@ -20,7 +20,8 @@ class EngineSpec:
     system_prompt: str | None
     cwd: str | None
     permission_mode: str
-    max_turns: int
+    max_turns: int | None
+    """``None``: Claude Code does not bound the turn's model rounds (the sessions layer does)."""
     resume: str | None = None
     generation: int = 0
     """How many turns the session had when this spec was made. A live engine that has seen

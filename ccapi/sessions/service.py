@@ -94,10 +94,10 @@ class SessionService:
                     await self.store.release_lease(turn.session_id, self._owner)
 
     # -- sessions --------------------------------------------------------------
-    async def create(self, params: NewSession) -> SessionRecord:
+    async def create(self, params: NewSession, session_id: str | None = None) -> SessionRecord:
         now = utcnow()
         record = SessionRecord(
-            id=new_id("sess"), created_at=now, updated_at=now, model=params.model,
+            id=session_id or new_id("sess"), created_at=now, updated_at=now, model=params.model,
             system_prompt=params.system_prompt, tools=list(params.tools), metadata=params.metadata,
             max_turns=params.max_turns, cwd=params.cwd, permission_mode=params.permission_mode,
             status="idle", sdk_session_id=None, turn_count=0, last_seq=0, usage={},
@@ -170,6 +170,20 @@ class SessionService:
                                                       run.turn.id, utcnow())
             return run
 
+    async def create_and_start(self, params: NewSession, request: TurnRequest) -> TurnRun:
+        """A new session and its first turn. The session is created only once a live slot
+        is free, so a request answered 503 leaves no empty session behind."""
+        self._refuse_if_closing()
+        session_id = new_id("sess")
+        await self._reserve(session_id)
+        try:
+            await self.create(params, session_id)
+            async with self._locks[session_id]:
+                return await self._start(session_id, list(request.content), kind="input", reserved=True)
+        except BaseException:
+            self.pool.release(session_id)  # a no-op once the turn has taken the slot over
+            raise
+
     async def compact(self, session_id: str, instructions: str | None) -> TurnRun:
         session = await self.get(session_id)
         if session.sdk_session_id is None and self.pool.get(session_id) is None:
@@ -196,12 +210,12 @@ class SessionService:
                                                       run.turn.id, utcnow())
             return run, first_seq
 
-    async def interrupt(self, session_id: str) -> TurnRecord:
+    async def interrupt(self, session_id: str, reason: str = "interrupted by the client") -> TurnRecord:
         await self.get(session_id)
         run = self._running.get(session_id)
         if run is None:
             raise Conflict("no turn is running in this session")
-        return await run.interrupt("interrupted by the client")
+        return await run.interrupt(reason)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
         turn = await self.store.get_turn(turn_id) if is_safe_id(turn_id) else None
@@ -222,25 +236,36 @@ class SessionService:
             return run
         return await self.get_turn(session_id, turn_id)
 
-    async def _start(self, session_id: str, content: list[dict[str, Any]], kind: str) -> TurnRun:
+    async def _reserve(self, session_id: str) -> None:
+        try:
+            await self.pool.reserve(session_id)
+        except PoolExhausted as exc:
+            raise Unavailable(f"{exc}; retry shortly", {"max_live": self.pool.max_live},
+                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+
+    async def _start(self, session_id: str, content: list[dict[str, Any]], kind: str,
+                     reserved: bool = False) -> TurnRun:
+        """Start a turn; ``reserved`` when the caller already holds the session's live slot."""
         self._refuse_if_closing()
         if session_id in self._running:
             raise Conflict("a turn is already running in this session; wait for it, or interrupt it",
                            {"turn_id": self._running[session_id].turn.id})
         session = await self._take_lease(session_id)
-        try:
-            await self.pool.reserve(session_id)
-        except PoolExhausted as exc:
-            await self.store.release_lease(session_id, self._owner)
-            raise Unavailable(f"{exc}; retry shortly", {"max_live": self.pool.max_live},
-                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        if not reserved:
+            try:
+                await self._reserve(session_id)
+            except Unavailable:
+                await self.store.release_lease(session_id, self._owner)
+                raise
         if self._closing:  # the slot came free because shutdown interrupted its turn: not for a new one
             self.pool.release(session_id)
             await self.store.release_lease(session_id, self._owner)
             self._refuse_if_closing()
         turn = TurnRecord(id=new_id("turn"), session_id=session_id, number=session.turn_count + 1,
                           status="running", input=content, created_at=utcnow(), kind=kind)
-        run = TurnRun(self._ctx, session, turn, self._spec(session), content)
+        spec = self._spec(session)
+        run = TurnRun(self._ctx, session, turn, spec, content,
+                      own_tool_rounds=self.settings.tool_max_turns if spec.max_turns is None else None)
         self._running[session_id] = run
         try:
             await self.store.create_turn(turn)
@@ -310,7 +335,8 @@ class SessionService:
             cwd=session.cwd or (str(settings.cwd) if settings.cwd else None),
             permission_mode=session.permission_mode
             or (settings.tool_permission_mode if has_tools else settings.permission_mode),
-            max_turns=session.max_turns or (settings.tool_max_turns if has_tools else settings.max_turns),
+            # with client tools the turn counts only Claude Code's own tool rounds (see TurnRun)
+            max_turns=session.max_turns or (None if has_tools else settings.max_turns),
             resume=session.sdk_session_id,
             generation=session.turn_count,
             env=self._env,

@@ -48,7 +48,11 @@ class TurnContext:
 
 class TurnRun:
     def __init__(self, ctx: TurnContext, session: SessionRecord, turn: TurnRecord, spec: EngineSpec,
-                 content: list[dict[str, Any]]) -> None:
+                 content: list[dict[str, Any]], own_tool_rounds: int | None = None) -> None:
+        """``own_tool_rounds``: for a session with client tools, how many model rounds that use
+        Claude Code's own tools the turn may take. Client tool calls are the client's own
+        loop, not Claude Code turns, so they are not counted (Claude Code's ``max_turns``
+        would count them, and cut the client's loop short)."""
         self.ctx = ctx
         self.session = session
         self.turn = turn
@@ -59,6 +63,11 @@ class TurnRun:
         self.desk = ToolDesk(ctx.tool_timeout, self._report_timeout)
         self.task: asyncio.Task[TurnRecord] | None = None
         self._interrupt_reason: str | None = None
+        self._own_tool_rounds = own_tool_rounds
+        self._client_tools = {tool["name"] for tool in spec.tools}
+        self._rounds = 0
+        self._limit: dict[str, str] | None = None
+        self._stopping: asyncio.Task[None] | None = None
         self._translator = TurnTranslator()
         self._settled: asyncio.Future[TurnRecord] = asyncio.get_running_loop().create_future()
         self._submit_lock = asyncio.Lock()
@@ -121,7 +130,9 @@ class TurnRun:
             await self.ctx.pool.discard(self.session.id)
         if outcome.duration_ms is None:
             outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
-        if self._interrupt_reason and outcome.status in ("interrupted", "failed"):
+        if self._limit is not None and outcome.status != "completed":
+            outcome = replace(outcome, status="failed", error=self._limit)
+        elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
             outcome = replace(outcome, status="interrupted",
                               error={"type": "interrupted", "message": self._interrupt_reason})
         self.desk.cancel_all("the turn ended")
@@ -157,6 +168,29 @@ class TurnRun:
             await self._pause(event)
         elif type_ == EventType.SESSION_COMPACTED:
             self.compaction = data
+        elif type_ == EventType.MESSAGE_COMPLETED and self._over_budget(data):
+            self._stopping = asyncio.create_task(self._stop_at_limit())
+
+    def _over_budget(self, message: dict[str, Any]) -> bool:
+        """Counts the model rounds that call Claude Code's own tools; true once one too many ran."""
+        if self._own_tool_rounds is None or message.get("parent_tool_use_id") is not None:
+            return False
+        if not any(block["type"] == "tool_use" and block["name"] not in self._client_tools
+                   for block in message.get("content", [])):
+            return False
+        self._rounds += 1
+        return self._rounds > self._own_tool_rounds and self._limit is None
+
+    async def _stop_at_limit(self) -> None:
+        self._limit = {"type": "max_turns", "message": (
+            f"the turn stopped after {self._own_tool_rounds} rounds of Claude Code's own tools "
+            "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue")}
+        engine = self.ctx.pool.get(self.session.id)
+        if engine is not None and engine.busy:
+            try:
+                await asyncio.wait_for(engine.interrupt(), INTERRUPT_GRACE)
+            except (EngineError, TimeoutError):
+                log.warning("interrupt_failed", session_id=self.session.id, turn_id=self.turn.id)
 
     async def _pause(self, event: Event) -> None:
         calls = [call.view() for call in self.desk.waiting()]

@@ -1,0 +1,219 @@
+"""Request sequences as Hermes Agent and OpenClaw really send them stay on one warm session.
+
+OpenClaw ends each request with a context message it drops from the next one (or moves
+after a tool result), strips non-alphanumerics from tool-call ids on custom providers and
+sends ``call_<id>_fc_<n>`` on Responses; both clients echo a Responses reply's text and
+each function call as separate items. None of that may start a new, re-seeded session,
+and a paused session the client has gone past must not keep its live slot.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.compat_support import WEATHER_SCHEMA, main_requests, result_text, tool_results_sent, user_texts
+from tests.gateway import Gateway
+
+CHAT_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                              "parameters": WEATHER_SCHEMA}}
+RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a city",
+                  "parameters": WEATHER_SCHEMA}
+
+
+@pytest.fixture
+def http(gateway: Gateway) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as client:
+        yield client
+
+
+def _context(n: int) -> dict[str, str]:
+    """OpenClaw's per-request context message: sent once, never kept in its history."""
+    return {"role": "user", "content": f"<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\nrequest {n}, "
+                                       f"time 10:0{n}\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"}
+
+
+def _chat(http: httpx.Client, messages: list[dict[str, Any]], **extra: Any) -> tuple[str, dict[str, Any]]:
+    response = http.post("/chat/completions", json={"model": "sonnet", "messages": messages, **extra})
+    assert response.status_code == 200, response.text
+    return response.headers["x-cc-session-id"], response.json()["choices"][0]
+
+
+def _no_reseed(mock: MockModel) -> None:
+    assert all("<conversation_history>" not in str(body["messages"]) for body in main_requests(mock))
+
+
+def test_openclaw_chat_with_context_messages_and_stripped_tool_ids_stays_on_one_session(
+        http: httpx.Client, mock_model: MockModel) -> None:
+    history: list[dict[str, Any]] = [{"role": "system", "content": "You are a personal assistant."}]
+    sessions = set()
+
+    session, choice = _chat(http, [*history, {"role": "user", "content": "hello"}, _context(0)], tools=[CHAT_TOOL])
+    sessions.add(session)
+    history += [{"role": "user", "content": "hello"}, {"role": "assistant", "content": choice["message"]["content"]}]
+
+    mock_model.script(Reply(text="Let me check.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+                      Reply(text="Oslo: -3C."))
+    session, choice = _chat(http, [*history, {"role": "user", "content": "weather in Oslo?"}, _context(1)],
+                            tools=[CHAT_TOOL])
+    sessions.add(session)
+    assert choice["finish_reason"] == "tool_calls"
+    issued = choice["message"]["tool_calls"][0]["id"]
+    stripped = re.sub("[^A-Za-z0-9]", "", issued)
+    assert stripped != issued
+    history += [{"role": "user", "content": "weather in Oslo?"},
+                {"role": "assistant", "content": "Let me check.", "tool_calls": [
+                    {"id": stripped, "type": "function",
+                     "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+                {"role": "tool", "tool_call_id": stripped, "content": "-3C and snowing"}]
+    session, choice = _chat(http, [*history, _context(2)], tools=[CHAT_TOOL])  # context after the result
+    sessions.add(session)
+    assert choice["message"]["content"] == "Oslo: -3C."
+    history.append({"role": "assistant", "content": "Oslo: -3C."})
+
+    session, choice = _chat(http, [*history, {"role": "user", "content": "thanks"}, _context(3)], tools=[CHAT_TOOL])
+    sessions.add(session)
+
+    assert len(sessions) == 1
+    bodies = main_requests(mock_model)
+    assert len(bodies) == 4  # hello, the tool call, its continuation, thanks: no re-seeded turn
+    assert [len(b["messages"]) for b in bodies] == [1, 3, 5, 7]
+    _no_reseed(mock_model)
+    [sent] = tool_results_sent(mock_model)  # under the id Claude issued, this request's context with it
+    assert sent["tool_use_id"] == issued and result_text(sent).startswith("-3C and snowing")
+    assert "request 2" in result_text(sent)
+    assert any("request 3" in text for text in user_texts(bodies[-1]["messages"][-1]))  # this turn's context
+
+
+def test_responses_items_split_and_wrapped_call_ids_stay_on_one_session(http: httpx.Client,
+                                                                       mock_model: MockModel) -> None:
+    mock_model.script(Reply(text="Checking both.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),
+                                                              ToolUse("get_weather", {"city": "Lima"}))),
+                      Reply(text="Oslo is cold, Lima is warm."))
+    items: list[dict[str, Any]] = [{"role": "user", "content": "Oslo and Lima?"}]
+    sessions = set()
+    first = http.post("/responses", json={"model": "sonnet", "input": items, "tools": [RESPONSES_TOOL]})
+    sessions.add(first.headers["x-cc-session-id"])
+    output = first.json()["output"]
+    assert [item["type"] for item in output] == ["message", "function_call", "function_call"]
+    for n, item in enumerate(output):
+        if item["type"] == "message":  # echoed as an input message, the way Hermes and OpenClaw do
+            items.append({"type": "message", "role": "assistant", "content": item["content"]})
+            continue
+        wrapped = f"call_{item['call_id']}_fc_{n}"
+        items.append({"type": "function_call", "call_id": wrapped, "name": item["name"],
+                      "arguments": item["arguments"]})
+    items += [{"type": "function_call_output", "call_id": items[2]["call_id"], "output": "-3C"},
+              {"type": "function_call_output", "call_id": items[3]["call_id"], "output": "25C"}]
+    second = http.post("/responses", json={"model": "sonnet", "input": items, "tools": [RESPONSES_TOOL]})
+    sessions.add(second.headers["x-cc-session-id"])
+    assert second.json()["output"][0]["content"][0]["text"] == "Oslo is cold, Lima is warm."
+    items += [{"type": "message", "role": "assistant", "content": second.json()["output"][0]["content"]},
+              {"role": "user", "content": "thanks"}]
+    third = http.post("/responses", json={"model": "sonnet", "input": items, "tools": [RESPONSES_TOOL]})
+    sessions.add(third.headers["x-cc-session-id"])
+
+    assert len(sessions) == 1
+    assert len(main_requests(mock_model)) == 3
+    _no_reseed(mock_model)
+    assert [result_text(b) for b in tool_results_sent(mock_model)] == ["-3C", "25C"]
+
+
+def _wait_idle(gateway: Gateway, session_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while (session := gateway.client.get(f"/api/sessions/{session_id}").json())["status"] != "idle":
+        assert time.monotonic() < deadline, session
+        time.sleep(0.05)
+    return session
+
+
+def test_a_retried_request_releases_the_session_paused_on_its_tool_call(http: httpx.Client, gateway: Gateway,
+                                                                         mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Rome"}),)))
+    request = [{"role": "user", "content": "Rome?"}]
+    paused, choice = _chat(http, request, tools=[CHAT_TOOL])
+    assert choice["finish_reason"] == "tool_calls"
+
+    again, choice = _chat(http, request, tools=[CHAT_TOOL])  # Hermes gives up on the call and re-sends
+    assert again != paused and choice["message"]["content"] == "mock reply: Rome?"
+    _wait_idle(gateway, paused)
+    ended = [e for e in gateway.events(paused) if e["type"].startswith("turn.") and e["type"] != "turn.started"]
+    assert [e["type"] for e in ended] == ["turn.requires_action", "turn.interrupted"]
+    assert "went on without" in ended[-1]["data"]["error"]["message"]
+    time.sleep(0.3)
+    assert len(main_requests(mock_model)) == 2  # the released session made no further model call
+
+
+def test_a_full_pool_is_freed_by_released_sessions_and_a_503_leaves_no_empty_session(make_gateway,
+                                                                                        mock_model: MockModel) -> None:
+    gateway = make_gateway(CC_API_MAX_LIVE="1", CC_API_QUEUE_TIMEOUT="1")
+    with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as http:
+        mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Rome"}),)))
+        request = [{"role": "user", "content": "Rome?"}]
+        paused, _ = _chat(http, request, tools=[CHAT_TOOL])  # holds the only live slot
+
+        busy = http.post("/chat/completions", json={"model": "sonnet", "messages": [
+            {"role": "system", "content": "another agent"}, {"role": "user", "content": "hi"}]})
+        assert busy.status_code == 503 and busy.headers["retry-after"]
+        listed = gateway.client.get("/api/sessions").json()["data"]
+        assert [s["id"] for s in listed] == [paused]  # the 503 created nothing
+
+        again, choice = _chat(http, request, tools=[CHAT_TOOL])  # the paused session gives its slot up
+        assert again != paused and choice["message"]["content"] == "mock reply: Rome?"
+
+
+def test_a_ten_call_tool_loop_in_one_user_turn_stays_on_one_session(http: httpx.Client,
+                                                                    mock_model: MockModel) -> None:
+    """The client's own loop is not cut by CC_API_TOOL_MAX_TURNS (4 here): its calls are not Claude Code turns."""
+    cities = [f"city{n}" for n in range(10)]
+    mock_model.script(*(Reply(tool_uses=(ToolUse("get_weather", {"city": c}),)) for c in cities),
+                      Reply(text="All ten are mild."))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "weather everywhere?"}]
+    sessions = set()
+    for city in cities:
+        session, choice = _chat(http, messages, tools=[CHAT_TOOL])
+        sessions.add(session)
+        assert choice["finish_reason"] == "tool_calls"
+        call = choice["message"]["tool_calls"][0]
+        assert call["function"]["arguments"] == f'{{"city":"{city}"}}'
+        messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
+                     {"role": "tool", "tool_call_id": call["id"], "content": f"{city}: mild"}]
+    session, choice = _chat(http, messages, tools=[CHAT_TOOL])
+    sessions.add(session)
+    assert choice["finish_reason"] == "stop" and choice["message"]["content"] == "All ten are mild."
+    assert len(sessions) == 1 and len(main_requests(mock_model)) == 11
+    _no_reseed(mock_model)
+
+
+def test_a_turn_limit_is_reported_as_a_limit_not_as_truncated_output(make_gateway, mock_model: MockModel) -> None:
+    gateway = make_gateway(CC_API_TOOL_MAX_TURNS="1")
+    bash = Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),))
+    mock_model.script(bash, bash, Reply(text="never reached"))
+    with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as http:
+        response = http.post("/chat/completions", json={"model": "sonnet", "tools": [CHAT_TOOL], "messages": [
+            {"role": "user", "content": "loop on your own tools"}]})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "turn_limit" and "CC_API_TOOL_MAX_TURNS" in error["message"]
+
+
+def test_models_carry_context_window_and_output_limit(http: httpx.Client) -> None:
+    listed = {m["id"]: m for m in http.get("/models").json()["data"]}
+    opus = listed["claude-opus-4-6"]
+    assert (opus["context_length"], opus["max_completion_tokens"]) == (200_000, 128_000)
+    assert (opus["context_window"], opus["max_output_tokens"], opus["max_input_tokens"], opus["max_tokens"]) == \
+        (200_000, 128_000, 200_000, 128_000)
+    assert opus["top_provider"] == {"context_length": 200_000, "max_completion_tokens": 128_000}
+    for name in ("claude-opus-4-6", "opus", "anthropic/claude-opus-4.6"):
+        one = http.get(f"/models/{name}")
+        assert one.status_code == 200 and one.json() == opus
+    dated = http.get("/models/claude-sonnet-4-5-20250929").json()
+    assert dated["id"] == "claude-sonnet-4-5-20250929" and dated["max_completion_tokens"] == 64_000
+    unknown = http.get("/models/gpt-4o")
+    assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
