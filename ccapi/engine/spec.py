@@ -38,10 +38,10 @@ class EngineSpec:
 def message_limit(max_body_bytes: int) -> int:
     """The SDK's per-message read buffer for a gateway that accepts bodies of ``max_body_bytes``.
 
-    Claude Code echoes a message (a tool result twice over: as content and as ``tool_use_result``)
-    on one JSON line, so anything a body could carry must fit with room to spare; the SDK's own
-    default, 1 MiB, would fail turns that the 10 MiB body limit lets in. Only a message that
-    large ever fills the buffer."""
+    Claude Code sends each message (an input it echoes, a reply) as one JSON line, escaped and
+    wrapped, so anything a body could carry must fit with room to spare; the SDK's own default,
+    1 MiB, failed turns that the 10 MiB body limit let in. The buffer only grows as large as
+    the longest line actually sent."""
     return max(1024 * 1024, 4 * max_body_bytes)
 
 
