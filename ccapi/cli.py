@@ -33,6 +33,7 @@ def _fail(message: str, code: int = EXIT_FAILED) -> int:
 def _run(args: argparse.Namespace) -> int:
     import structlog
 
+    from ccapi.api.protocol import HeadDeadlineProtocol
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
     from ccapi.logs import configure_logging, secret_values
 
@@ -60,7 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     try:
         with launcher.recorded():
-            app.run(host=settings.host, port=settings.port, single_process=True, motd=False, access_log=False)
+            app.run(host=settings.host, port=settings.port, single_process=True, motd=False, access_log=False,
+                    protocol=HeadDeadlineProtocol)
     except OSError as exc:
         if exc.errno not in _BIND_ERRORS:
             raise

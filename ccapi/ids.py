@@ -6,7 +6,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def new_id(prefix: str) -> str:
@@ -15,7 +15,7 @@ def new_id(prefix: str) -> str:
 
 def is_safe_id(value: str) -> bool:
     """True for ids made only of ``[A-Za-z0-9_-]``: no dots, slashes or NULs can reach a path."""
-    return bool(_SAFE_ID.match(value))
+    return _SAFE_ID.fullmatch(value) is not None  # not ``$``, which lets a trailing newline through
 
 
 def utcnow() -> str:

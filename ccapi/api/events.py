@@ -48,6 +48,6 @@ def _resume_point(request: Request) -> int:
         value = int(last_event_id)
     except ValueError:
         raise InvalidRequest("Last-Event-ID must be an event seq (an integer)") from None
-    if value < 0:
-        raise InvalidRequest("Last-Event-ID must not be negative")
+    if not 0 <= value <= _MAX_SEQ:
+        raise InvalidRequest(f"Last-Event-ID must be between 0 and {_MAX_SEQ}")
     return value

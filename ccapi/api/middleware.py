@@ -20,6 +20,7 @@ OPEN_PATHS = frozenset({"/", "/healthz"})
 #: ``NONE`` is Sanic's stand-in for a request whose head never fully arrived (timed out or
 #: malformed): it has no route and no headers, and only carries that error's answer.
 _UNGUARDED_METHODS = frozenset({"OPTIONS", "NONE"})
+_MAX_REQUEST_ID = 200
 
 
 class DeadlineRequest(Request):
@@ -41,12 +42,13 @@ class DeadlineRequest(Request):
             raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
 
 
-def presented_key(request: Request) -> str | None:
+def presented_key(request: Request) -> bytes | None:
+    """The key as bytes: both headers stripped alike, and undecodable header bytes (which Sanic
+    hands on as surrogates) kept comparable instead of failing to encode."""
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return token.strip()
-    return request.headers.get("x-api-key")
+    key = token if scheme.lower() == "bearer" and token else request.headers.get("x-api-key")
+    return key.strip().encode(errors="surrogateescape") if key is not None else None
 
 
 async def authenticate(request: Request) -> None:
@@ -56,13 +58,21 @@ async def authenticate(request: Request) -> None:
     if not expected or request.path in OPEN_PATHS or request.method in _UNGUARDED_METHODS:
         return
     given = presented_key(request)
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+    if given is None or not hmac.compare_digest(given, expected.encode()):
         raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <CC_API_KEY>' or 'x-api-key'")
 
 
 async def start_request(request: Request) -> None:
     request.ctx.started = time.perf_counter()
-    request.ctx.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request.ctx.request_id = _request_id(request.headers.get("x-request-id"))
+
+
+def _request_id(given: str | None) -> str:
+    """The client's ``x-request-id`` when it is a sane token; otherwise (undecodable bytes,
+    control characters, a novel) a fresh one, so the request is still logged and echoed."""
+    if given and len(given) <= _MAX_REQUEST_ID and given.isascii() and given.isprintable():
+        return given
+    return uuid.uuid4().hex
 
 
 async def finish_request(request: Request, response: HTTPResponse) -> None:

@@ -40,6 +40,7 @@ _STRING = {"type": "string"}
 _INT = {"type": "integer"}
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 _OBJECT = {"type": "object", "additionalProperties": True}
+_SEQ = {"type": "integer", "minimum": 0, "maximum": 2**62}
 _USAGE = {"type": "object", "additionalProperties": True,
           "properties": {k: _INT for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                                             "cache_read_input_tokens")}}
@@ -73,9 +74,11 @@ SCHEMAS: dict[str, Any] = {
         "object": _STRING, "default": _STRING, "data": {"type": "array", "items": ref("Model")}}},
     "ToolDefinition": {"type": "object", "required": ["name", "input_schema"], "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "description": _STRING,
-        "input_schema": _OBJECT}},
+        "input_schema": {**_OBJECT, "description": "a valid JSON Schema of type object (draft 2020-12 unless "
+                                                   "its $schema names another); an invalid one is a 400"}}},
     "NewSession": {"type": "object", "additionalProperties": False, "properties": {
-        "model": _STRING, "system_prompt": _STRING, "tools": {"type": "array", "items": ref("ToolDefinition")},
+        "model": _STRING, "system_prompt": {"type": "string", "description": "any length; no NUL characters"},
+        "tools": {"type": "array", "items": ref("ToolDefinition")},
         "metadata": _OBJECT, "max_turns": {"type": "integer", "minimum": 1, "maximum": 1000},
         "cwd": {"type": "string", "description": "absolute path of an existing directory"},
         "permission_mode": {"type": "string", "enum": list(PERMISSION_MODES)}}},
@@ -202,7 +205,7 @@ PATHS: dict[str, Any] = {
         "get": _op("The durable event log", {"200": _json(ref("EventList"), "A page of events"),
                                              **_errors(400, 404)},
                    parameters=[_SESSION_ID,
-                               {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                               {"name": "after", "in": "query", "schema": _SEQ},
                                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                            "maximum": 1000}},
                                {"name": "types", "in": "query", "schema": _STRING,
@@ -211,8 +214,8 @@ PATHS: dict[str, Any] = {
         "get": _op("The event log as Server-Sent Events, then live", {
             "200": {"description": "Replay, then the live tail", "content": _SSE_RESPONSE}, **_errors(400, 404)},
             parameters=[_SESSION_ID,
-                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0}}])},
+                        {"name": "after", "in": "query", "schema": _SEQ},
+                        {"name": "Last-Event-ID", "in": "header", "schema": _SEQ}])},
 }
 SCHEMAS["CompactRequest"] = {"type": "object", "additionalProperties": False,
                              "properties": {"instructions": {"type": "string", "maxLength": 10000}}}

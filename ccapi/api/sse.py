@@ -26,6 +26,7 @@ async def send_events(request: Request, events: AsyncIterator[Event | None],
     """
     response = await request.respond(content_type="text/event-stream", headers=SSE_HEADERS)
     assert response is not None
+    await response.send(KEEPALIVE_FRAME)  # the status line at once, not with the first event or keep-alive
     async for event in events:
         if event is None:
             await response.send(KEEPALIVE_FRAME)
@@ -33,7 +34,7 @@ async def send_events(request: Request, events: AsyncIterator[Event | None],
         await response.send(frame(event))
         if stop(event):
             break
-    else:  # the log ended the stream: the gateway is stopping, so do not keep the connection
+    else:  # the log ended the stream (the gateway is stopping, or the session was deleted): close
         if request.stream is not None:
             request.stream.keep_alive = False
     await response.eof()

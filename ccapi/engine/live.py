@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import collections
+import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
@@ -28,7 +31,9 @@ class LiveEngine:
         #: Turns of the session this process has in its context (see ``EngineSpec.generation``).
         self.generation = spec.generation
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
-        self._client = ClaudeSDKClient(build_options(spec, self._stderr.append))
+        self._prompt_file = _private_file(spec.system_prompt) if spec.system_prompt else None
+        self._client = ClaudeSDKClient(build_options(spec, self._stderr.append,
+                                                     str(self._prompt_file) if self._prompt_file else None))
         self._connected = False
 
     @property
@@ -41,6 +46,8 @@ class LiveEngine:
         except ClaudeSDKError as exc:
             await self.close()
             raise explain_process_failure(self.stderr_tail, str(exc)) from exc
+        finally:
+            self._remove_prompt_file()  # Claude Code has read it by now (or never will)
         self._connected = True
 
     async def run(self, content: list[dict[str, Any]]) -> AsyncIterator[Message]:
@@ -73,13 +80,27 @@ class LiveEngine:
                 "raw_max_tokens": usage.get("rawMaxTokens"), "percentage": usage.get("percentage"),
                 "auto_compact": usage.get("isAutoCompactEnabled")}
 
+    def _remove_prompt_file(self) -> None:
+        if self._prompt_file is not None:
+            self._prompt_file.unlink(missing_ok=True)
+            self._prompt_file = None
+
     async def close(self) -> None:
         """Stop the CLI process; safe to call twice."""
+        self._remove_prompt_file()
         self._connected = False
         try:
             await self._client.disconnect()
         except Exception:  # noqa: BLE001 - a dying process must not block shutdown
             pass
+
+
+def _private_file(text: str) -> Path:
+    """``text`` in a new file only this user can read (``mkstemp`` creates it 0600)."""
+    handle, name = tempfile.mkstemp(prefix="ccapi-system-prompt-", suffix=".txt")
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(text)
+    return Path(name)
 
 
 async def _single(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

@@ -32,18 +32,35 @@ class EngineSpec:
     transcripts: Any = None
     """A ``SessionStore`` (duck-typed) that mirrors Claude Code's transcript, so ``resume``
     works from the gateway's database rather than the CLI's local files."""
+    max_message_bytes: int = 1024 * 1024
+    """The largest single message Claude Code may send back (see ``message_limit``)."""
 
 
-def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgentOptions:
+def message_limit(max_body_bytes: int) -> int:
+    """The SDK's per-message read buffer for a gateway that accepts bodies of ``max_body_bytes``.
+
+    Claude Code sends each message (an input it echoes, a reply) as one JSON line, escaped and
+    wrapped, so anything a body could carry must fit with room to spare; the SDK's own default,
+    1 MiB, failed turns that the 10 MiB body limit let in. The buffer only grows as large as
+    the longest line actually sent."""
+    return max(1024 * 1024, 4 * max_body_bytes)
+
+
+def build_options(spec: EngineSpec, stderr: Callable[[str], None],
+                  system_prompt_file: str | None = None) -> ClaudeAgentOptions:
     """``include_partial_messages`` gives token-level ``message.delta`` events; ``stderr``
     lets failures name their cause (e.g. the root/bypassPermissions refusal). Client tools
-    are always allowed: the client, not a permission prompt, decides what they do."""
+    are always allowed: the client, not a permission prompt, decides what they do.
+
+    The system prompt goes in a private file when there is one: as an argument it would
+    fail every turn past Linux's 128 KiB per-argument limit, and be readable by every local
+    user in the process list."""
     mcp_servers: dict[str, Any] = {}
     if spec.tools and spec.resolve_tool is not None:
         mcp_servers[CLIENT_SERVER] = client_tool_server(list(spec.tools), spec.resolve_tool)
     return ClaudeAgentOptions(
         model=spec.model,
-        system_prompt=spec.system_prompt,
+        system_prompt={"type": "file", "path": system_prompt_file} if system_prompt_file else spec.system_prompt,
         cwd=spec.cwd,
         permission_mode=spec.permission_mode,  # type: ignore[arg-type]
         max_turns=spec.max_turns,
@@ -56,6 +73,7 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgen
         allowed_tools=client_tool_names(list(spec.tools)),
         session_store=spec.transcripts,
         session_store_flush="eager",
+        max_buffer_size=spec.max_message_bytes,
     )
 
 

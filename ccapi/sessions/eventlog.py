@@ -78,13 +78,16 @@ class EventLog:
     def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_forever(), name="ccapi-event-flusher")
 
-    def end_follows(self) -> None:
-        """End every live ``follow`` (and any started later), so SSE streams finish and the
-        server can stop without waiting out its drain timeout for clients that never leave."""
-        self._closed = True
-        for subscriptions in self._subscribers.values():
-            for subscription in subscriptions:
-                subscription.close()
+    def end_follows(self, session_id: str | None = None) -> None:
+        """End the live ``follow``s of a deleted session; or, without one, every ``follow`` (and
+        any started later), so SSE streams finish and the server can stop without waiting out
+        its drain timeout for clients that never leave."""
+        if session_id is None:
+            self._closed = True
+        for subscribed, subscriptions in self._subscribers.items():
+            if session_id in (None, subscribed):
+                for subscription in subscriptions:
+                    subscription.close()
 
     async def stop(self) -> None:
         self.end_follows()
@@ -169,7 +172,7 @@ class EventLog:
     async def follow(self, session_id: str, after: int, keepalive: float) -> AsyncIterator[Event | None]:
         """Every event after ``after`` exactly once and in order: the stored log first,
         then the live tail. Yields ``KEEPALIVE`` after ``keepalive`` seconds of quiet, and
-        ends after ``end_follows``.
+        ends after ``end_follows`` or once the session is gone (deleted, maybe by another host).
 
         Subscribing before reading the store closes the gap between replay and live; any
         hole in the live feed (a lagged queue, a nudge from another host) is refilled from
@@ -189,6 +192,8 @@ class EventLog:
                     try:
                         event = await asyncio.wait_for(subscription.queue.get(), keepalive)
                     except TimeoutError:
+                        if await self._store.get_session(session_id) is None:
+                            return
                         yield KEEPALIVE
                         break
                     if event is None:

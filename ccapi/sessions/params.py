@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+
 from ccapi.catalog import ModelCatalog
 from ccapi.config import PERMISSION_MODES
 from ccapi.errors import InvalidRequest
@@ -48,6 +52,8 @@ class NewSession:
         system_prompt = body.get("system_prompt")
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise InvalidRequest("system_prompt must be a string")
+        if system_prompt and "\x00" in system_prompt:  # no database text column or CLI argument holds one
+            raise InvalidRequest("system_prompt must not contain NUL (\\u0000) characters")
         metadata = body.get("metadata", {})
         if not isinstance(metadata, dict):
             raise InvalidRequest("metadata must be an object")
@@ -180,6 +186,21 @@ def _tools(value: Any) -> tuple[dict[str, Any], ...]:
             raise InvalidRequest(f"{where}.description must be a string")
         if not isinstance(schema, dict) or schema.get("type", "object") != "object":
             raise InvalidRequest(f"{where}.input_schema must be a JSON schema object with type 'object'")
+        _check_schema(where, name, schema)
         seen.add(name)
         tools.append({"name": name, "description": description, "input_schema": schema})
     return tuple(tools)
+
+
+def _check_schema(where: str, name: str, schema: dict[str, Any]) -> None:
+    """Claude Code drops the whole tool list, silently, over one invalid schema: refuse it here.
+    Checked against the draft the schema names in ``$schema``, else 2020-12 (the Messages API's)."""
+    validator = validator_for(schema, default=Draft202012Validator)
+    try:
+        validator.check_schema(schema)
+    except SchemaError as exc:
+        at = "".join(f".{part}" if isinstance(part, str) else f"[{part}]" for part in exc.path)
+        raise InvalidRequest(f"{where}.input_schema{at} of tool {name!r} is not a valid JSON Schema: "
+                             f"{exc.message[:300]}", {"tool": name}) from None
+    except RecursionError:
+        raise InvalidRequest(f"{where}.input_schema of tool {name!r} is nested too deeply", {"tool": name}) from None

@@ -8,8 +8,8 @@ routing of Claude Code's client-tool calls to the turn that is waiting for them.
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +19,7 @@ import structlog
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
 from ccapi.engine.bridge import ToolOutcome
-from ccapi.engine.spec import engine_environment
+from ccapi.engine.spec import engine_environment, message_limit
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
@@ -63,10 +63,17 @@ class SessionService:
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
-        self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._env: Mapping[str, str] = engine_environment(
             settings.upstream_url, settings.tool_timeout, mock_model=settings.mock_model,
             retries=settings.upstream_retries, timeout=settings.upstream_timeout)
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        return lock
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
@@ -88,7 +95,7 @@ class SessionService:
         for turn in await self.store.orphaned_turns(self._owner):
             if turn.session_id in self._running:
                 continue
-            async with self._locks[turn.session_id]:
+            async with self._lock(turn.session_id):
                 if await self.store.acquire_lease(turn.session_id, self._owner, self.settings.lease_ttl) is None:
                     await close_orphaned_turn(self.store, self.events, turn)
                     await self.store.release_lease(turn.session_id, self._owner)
@@ -110,7 +117,8 @@ class SessionService:
         return await self.get(record.id)
 
     async def get(self, session_id: str) -> SessionRecord:
-        record = await self.store.get_session(session_id) if is_safe_id(session_id) else None
+        _check_id(session_id)
+        record = await self.store.get_session(session_id)
         if record is None:
             raise NotFound(f"no session {session_id!r}")
         return record
@@ -132,7 +140,7 @@ class SessionService:
         if session.sdk_session_id:
             await self.store.delete_transcript(None, session.sdk_session_id, None)
         self.events.forget(session_id)
-        self._locks.pop(session_id, None)
+        self.events.end_follows(session_id)
 
     async def context_usage(self, session: SessionRecord) -> dict[str, Any] | None:
         """Context-window usage as of turn ``as_of_turn``. Measured by the live engine at
@@ -159,7 +167,8 @@ class SessionService:
                          idempotency: Idempotency | None = None) -> TurnRun | TurnRecord:
         """Start a turn, or — for a retried ``Idempotency-Key`` — return the turn the
         first request started (the live run while it still runs), never running twice."""
-        async with self._locks[session_id]:
+        _check_id(session_id)  # before any store sees it: a key lookup builds a path or a bounded column
+        async with self._lock(session_id):
             if idempotency is not None:
                 earlier = await self._replay(session_id, idempotency)
                 if earlier is not None:
@@ -189,14 +198,14 @@ class SessionService:
         if session.sdk_session_id is None and self.pool.get(session_id) is None:
             raise Conflict("nothing to compact yet: the session has no conversation")
         command = "/compact" + (f" {instructions}" if instructions else "")
-        async with self._locks[session_id]:
+        async with self._lock(session_id):
             return await self._start(session_id, [{"type": "text", "text": command}], kind="compact")
 
     async def submit_tool_results(self, session_id: str, results: list[ToolResult],
                                   idempotency: Idempotency | None = None) -> tuple[TurnRun | TurnRecord, int]:
         """Continue the paused turn; returns it and the seq of its first ``tool_result``."""
         await self.get(session_id)
-        async with self._locks[session_id]:
+        async with self._lock(session_id):
             if idempotency is not None:
                 earlier = await self._replay(session_id, idempotency)
                 if earlier is not None:
@@ -315,7 +324,7 @@ class SessionService:
 
     async def _release_if_idle(self, session_id: str) -> None:
         """Let other hosts drive the session between turns — unless a new turn already started here."""
-        async with self._locks[session_id]:
+        async with self._lock(session_id):
             if session_id not in self._running:
                 await self.store.release_lease(session_id, self._owner)
 
@@ -343,6 +352,7 @@ class SessionService:
             tools=tuple(session.tools),
             resolve_tool=functools.partial(self._resolve_tool, session.id),
             transcripts=self._transcripts,
+            max_message_bytes=message_limit(settings.max_body_bytes),
         )
 
     # -- events ----------------------------------------------------------------
@@ -362,3 +372,8 @@ class SessionService:
         await asyncio.gather(*(run.interrupt("gateway shutting down") for run in runs), return_exceptions=True)
         await self.events.flush()
         self.events.end_follows()
+
+
+def _check_id(session_id: str) -> None:
+    if not is_safe_id(session_id):
+        raise NotFound(f"no session {session_id!r}")

@@ -34,6 +34,7 @@ from ccapi.store.base import OPEN_TURN_STATES, Store
 from ccapi.store.records import SessionRecord, TurnRecord
 
 _MAIN = "main"
+_DOOMED = ".deleted-"
 
 
 class UnsafeId(ValueError):
@@ -93,8 +94,11 @@ class JsonDirStore(Store):
     def _open(self) -> None:
         (self._root / "sessions").mkdir(parents=True, exist_ok=True)
         for folder in (self._root / "sessions").iterdir():
+            if folder.name.startswith(_DOOMED):  # a delete that a crash interrupted: finish it
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
             record_file = folder / "session.json"
-            if not record_file.is_file():
+            if not is_safe_id(folder.name) or not record_file.is_file():
                 continue
             self._sessions[folder.name] = SessionRecord(**orjson.loads(record_file.read_bytes()))
             for turn_file in (folder / "turns").glob("*.json"):
@@ -141,7 +145,7 @@ class JsonDirStore(Store):
             del self._turns[turn_id]
         if folder.exists():
             # rename first so a crash mid-delete never leaves a half-session that loads
-            doomed = folder.with_name(f".deleted-{session_id}-{os.getpid()}")
+            doomed = folder.with_name(f"{_DOOMED}{session_id}-{os.getpid()}")
             os.replace(folder, doomed)
             shutil.rmtree(doomed)
         return existed

@@ -1,0 +1,286 @@
+"""Security round two, the smaller probes: each test performs the attack or the fault on the
+real gateway — trickled heads, hostile headers, schemas and ids, inputs too large for Claude
+Code's plumbing, leaks and loose ends — and checks the answer is a clear 4xx (or that it
+simply works) and that the gateway serves everyone else meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from ccapi.config import Settings
+from ccapi.engine import EnginePool
+from ccapi.errors import NotFound
+from ccapi.sessions import EventLog, SessionService
+from ccapi.sessions.params import TurnRequest
+from ccapi.store import open_store
+from ccapi.testing import MockModel
+from tests.gateway import Gateway, pids_with_env, sse_events
+from tests.test_errors import _assert_error, _snapshot
+
+API_KEY = "hardening-test-key-0c4e"
+BROKEN_TOOL = {"name": "broken", "description": "a schema Claude Code cannot load",
+               "input_schema": {"type": "object", "properties": "bogus"}}
+WEATHER = {"name": "get_weather", "description": "Weather for a city",
+           "input_schema": {"type": "object", "properties": {"city": {"$ref": "#/$defs/city"}},
+                            "$defs": {"city": {"type": "string"}}}}
+LONG_ID = "sess_" + "a" * 70
+
+
+@pytest.fixture(scope="module")
+def gw(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A keyed gateway with a short request deadline, so trickling clients are cut off quickly."""
+    gateway = Gateway(tmp_path_factory.mktemp("hardening"), mock_model.url, CC_API_KEY=API_KEY,
+                      CC_API_REQUEST_TIMEOUT="2").start()
+    gateway.client.headers["Authorization"] = f"Bearer {API_KEY}"
+    yield gateway
+    gateway.stop()
+    assert gateway.lingering_processes() == []
+
+
+# -- 5. request heads trickled one byte at a time ------------------------------------------
+
+def _trickle(port: int, data: bytes, delay: float, give_up: float) -> tuple[float, bytes]:
+    """Send ``data`` one byte every ``delay`` s; returns how long until the server closed the
+    connection, and what it answered."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(delay)
+        started = time.monotonic()
+        for byte in data:
+            if time.monotonic() - started > give_up:
+                break
+            try:
+                sock.sendall(bytes([byte]))
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        return time.monotonic() - started, received
+
+
+def test_a_head_trickled_byte_by_byte_is_cut_off_at_the_deadline(gw: Gateway) -> None:
+    """Each byte comes well within the packet gap Sanic allows; the head as a whole does not."""
+    head = (f"GET /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
+            f"X-Padding: {'p' * 100}\r\n\r\n").encode()  # ~190 bytes at 10/s: 19 s if never cut off
+    results: list[tuple[float, bytes]] = []
+    tricklers = [threading.Thread(target=lambda: results.append(_trickle(gw.port, head, 0.1, give_up=15)))
+                 for _ in range(5)]
+    for thread in tricklers:
+        thread.start()
+    time.sleep(0.5)
+    assert gw.client.get("/api/sessions").status_code == 200  # others are served meanwhile
+    for thread in tricklers:
+        thread.join()
+
+    for elapsed, answer in results:
+        assert elapsed < 4.5, f"the connection stayed open {elapsed:.1f} s"
+        assert answer.startswith(b"HTTP/1.1 408 ") or answer == b"", answer[:200]
+    assert gw.client.get("/healthz").json()["status"] == "ok"
+
+
+# -- 7, 10. headers: keys and ids ------------------------------------------------------------
+
+def _raw_get_status(port: int, header: bytes) -> int:
+    """``GET /api/sessions`` with one header sent byte for byte (httpx refuses padded values)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + header + b"\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_an_undecodable_api_key_is_401_and_a_padded_one_is_accepted(gw: Gateway) -> None:
+    for headers in ({"x-api-key": b"\xff\xfe" + API_KEY.encode()}, {"Authorization": b"Bearer \xc3\x28"},
+                    {"x-api-key": API_KEY.encode() + b"\x80"}):
+        error = _assert_error(httpx.get(f"{gw.base_url}/api/sessions", headers=headers), 401, "unauthorized")
+        assert API_KEY not in error["message"]
+    key = API_KEY.encode()
+    for header in (b"x-api-key: " + key + b" ", b"x-api-key: " + key + b"\t", b"Authorization: Bearer " + key + b" "):
+        assert _raw_get_status(gw.port, header) == 200, header
+    assert _raw_get_status(gw.port, b"x-api-key: " + key[:-1]) == 401
+
+
+def test_an_undecodable_request_id_is_still_logged(gw: Gateway) -> None:
+    response = gw.client.get("/api/sessions", headers={"x-request-id": b"evade-\xff\xfe"})
+    assert response.status_code == 200
+    replaced = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced)
+    logged = [orjson.loads(line) for line in gw.log_path.read_text().splitlines() if replaced in line]
+    assert [(line["event"], line["path"], line["status"]) for line in logged] == [("request", "/api/sessions", 200)]
+    assert gw.client.get("/api/sessions", headers={"x-request-id": "mine-1"}).headers["x-request-id"] == "mine-1"
+
+
+def test_a_huge_last_event_id_is_400(gw: Gateway) -> None:
+    session_id = gw.create_session()["id"]
+    for value in ("9" * 20, "-1", "1" * 5000):
+        response = gw.client.get(f"/api/sessions/{session_id}/events/stream", headers={"Last-Event-ID": value})
+        assert "Last-Event-ID" in _assert_error(response, 400, "invalid_request")["message"]
+    assert gw.client.get("/healthz").json()["status"] == "ok"
+
+
+def test_ids_no_store_could_hold_are_404(gw: Gateway, mock_model: MockModel) -> None:
+    before, requests_before = _snapshot(gw), len(mock_model.requests)
+    for session_id in (LONG_ID, "bad.id", "sess_x%0A"):
+        for headers in ({}, {"Idempotency-Key": "retry-1"}):
+            response = gw.client.post(f"/api/sessions/{session_id}/turns", json={"input": "hi"}, headers=headers)
+            _assert_error(response, 404, "not_found")
+    assert _snapshot(gw) == before and len(mock_model.requests) == requests_before
+
+
+# -- 6, 7, 9. session parameters that could never run --------------------------------------
+
+def test_a_malformed_tool_schema_is_400_naming_the_tool(gw: Gateway, mock_model: MockModel) -> None:
+    before = _snapshot(gw)
+    response = gw.client.post("/api/sessions", json={"tools": [WEATHER, BROKEN_TOOL]})
+    error = _assert_error(response, 400, "invalid_request")
+    assert "tools[1].input_schema.properties" in error["message"] and "'broken'" in error["message"]
+    assert error["details"] == {"tool": "broken"}
+    compat = gw.client.post("/v1/chat/completions", json={
+        "model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "broken", "parameters": {"required": "city"}}}]})
+    assert compat.status_code == 400 and "'broken'" in compat.text
+    assert _snapshot(gw) == before
+    assert len(mock_model.requests) == 0
+
+    # a valid schema (with $defs and $ref) still reaches the model as a tool
+    session_id = gw.create_session(tools=[WEATHER])["id"]
+    assert gw.turn(session_id, "hello")["status"] == "completed"
+    offered = [tool["name"] for tool in mock_model.message_requests(include_side=False)[-1].body["tools"]]
+    assert any(name.endswith("get_weather") for name in offered)
+
+
+def test_a_system_prompt_with_nul_is_400(gw: Gateway) -> None:
+    before = _snapshot(gw)
+    response = gw.client.post("/api/sessions", json={"system_prompt": "be brief\u0000then verbose"})
+    assert "NUL" in _assert_error(response, 400, "invalid_request")["message"]
+    assert _snapshot(gw) == before
+
+
+def test_a_system_prompt_over_128_kib_runs_and_stays_off_the_command_line(gw: Gateway, mock_model: MockModel) -> None:
+    """Linux caps one argument at 128 KiB; the prompt travels in a private file, removed once read."""
+    marker = "PROMPT-MARKER-7f3a"
+    prompt = marker + " " + "Always answer in French. " * 9000  # ~220 KiB
+    session_id = gw.create_session(system_prompt=prompt)["id"]
+    assert gw.turn(session_id, "first")["status"] == "completed"
+    for pid in pids_with_env("CC_API_HOME", gw.env["CC_API_HOME"]):
+        assert marker.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert gw.turn(session_id, "second")["output"][-1]["text"] == "mock reply: second"
+    sent = mock_model.message_requests(include_side=False)
+    assert len(sent) == 2 and all(prompt in orjson.dumps(r.body["system"]).decode() for r in sent)
+    assert list(Path(tempfile.gettempdir()).glob("ccapi-system-prompt-*")) == []
+
+
+def test_a_megabyte_input_and_reply_fit_through_claude_code(gw: Gateway, mock_model: MockModel) -> None:
+    """The SDK's 1 MiB message buffer used to fail turns the 10 MiB body limit let in."""
+    text = "x" * (3 * 1024 * 1024 // 2)
+    session_id = gw.create_session()["id"]
+    reply = gw.turn(session_id, text)
+    assert reply["status"] == "completed", reply.get("error")
+    assert reply["output"][-1]["text"] == f"mock reply: {text}"  # the mock echoes it: a 1.5 MiB reply
+    assert text in orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+
+
+# -- 10. streams -----------------------------------------------------------------------------
+
+def test_an_idle_stream_answers_at_once_and_ends_when_its_session_is_deleted(gw: Gateway) -> None:
+    session_id = gw.create_session()["id"]
+    ended = threading.Event()
+    with httpx.Client(base_url=gw.base_url, headers=gw.client.headers, timeout=3) as client, \
+            client.stream("GET", f"/api/sessions/{session_id}/events/stream", params={"after": 1}) as response:
+        assert response.status_code == 200  # within 3 s, not at the first 15 s keep-alive
+        lines = response.iter_lines()
+        assert next(sse_events(lines)) == {"comment": "keep-alive"}
+        threading.Timer(0.3, lambda: gw.client.delete(f"/api/sessions/{session_id}")).start()
+        started = time.monotonic()
+        assert [frame for frame in sse_events(lines) if "event" in frame] == []
+        ended.set()
+    assert ended.is_set() and time.monotonic() - started < 3
+    _assert_error(gw.client.get(f"/api/sessions/{session_id}"), 404, "not_found")
+
+
+# -- 10. no state kept for ids that name no session ------------------------------------------
+
+def test_bogus_session_ids_leave_no_state_behind(tmp_path: Path) -> None:
+    """30,000 bogus ids used to leave 30,000 locks behind (+6 MiB) in the session layer."""
+    async def probe() -> int:
+        settings = Settings(home=tmp_path / "home", mock_model=True)
+        store = await open_store(settings)
+        events = EventLog(store)
+        events.start()
+        service = SessionService(settings, store, events, EnginePool(1, 60, 1, 1))
+        gc.collect()
+        before = sum(isinstance(o, asyncio.Lock) for o in gc.get_objects())
+        for n in range(500):
+            with pytest.raises(NotFound):
+                await service.start_turn(f"sess_bogus{n}", TurnRequest(({"type": "text", "text": "x"},), False, False))
+        gc.collect()
+        after = sum(isinstance(o, asyncio.Lock) for o in gc.get_objects())
+        await events.stop()
+        await store.close()
+        return after - before
+
+    assert asyncio.run(probe()) == 0
+
+
+# -- 7, 10. the JSON-directory backend -------------------------------------------------------
+
+def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel, tmp_path: Path) -> None:
+    gateway = Gateway(tmp_path, mock_model.url, backend="jsondir").start()
+    try:
+        for session_id in ("bad.id", LONG_ID):
+            response = gateway.client.post(f"/api/sessions/{session_id}/turns", json={"input": "hi"},
+                                           headers={"Idempotency-Key": "retry-1"})
+            _assert_error(response, 404, "not_found")
+        kept, doomed = gateway.create_session()["id"], gateway.create_session()["id"]
+        gateway.stop()
+        # a crash between the rename and the removal of a delete
+        root = Path(gateway.env["CC_API_SESSION_DIR"]) / "sessions"
+        (root / doomed).rename(root / f".deleted-{doomed}-4242")
+        gateway.start()
+        listed = gateway.client.get("/api/sessions").json()["data"]
+        assert [s["id"] for s in listed] == [kept]
+        _assert_error(gateway.client.get(f"/api/sessions/{doomed}"), 404, "not_found")
+        assert sorted(p.name for p in root.iterdir()) == [kept]
+    finally:
+        gateway.stop()
+
+
+# -- 7, 10. PostgreSQL -------------------------------------------------------------------------
+
+def test_postgres_refuses_what_it_cannot_store_and_ends_streams_of_sessions_deleted_elsewhere(
+        make_gateway, postgres_server) -> None:  # noqa: ANN001
+    url = postgres_server.create_database()
+    a, b = (make_gateway(CC_API_DATABASE_URL=url, CC_API_HOST_ID=name, CC_API_KEEPALIVE_SECONDS="0.5")
+            for name in ("host-a", "host-b"))
+    for headers in ({}, {"Idempotency-Key": "retry-1"}):
+        response = a.client.post(f"/api/sessions/{LONG_ID}/turns", json={"input": "hi"}, headers=headers)
+        _assert_error(response, 404, "not_found")
+    response = a.client.post("/api/sessions", json={"system_prompt": "a\u0000b"})
+    assert "NUL" in _assert_error(response, 400, "invalid_request")["message"]
+
+    session_id = a.create_session()["id"]
+    with httpx.Client(base_url=a.base_url, timeout=10) as client, \
+            client.stream("GET", f"/api/sessions/{session_id}/events/stream", params={"after": 1}) as stream:
+        assert stream.status_code == 200
+        assert b.client.delete(f"/api/sessions/{session_id}").status_code == 200
+        started = time.monotonic()
+        assert [frame for frame in sse_events(stream.iter_lines()) if "event" in frame] == []
+    assert time.monotonic() - started < 5
+    assert a.client.get("/healthz").json()["status"] == "ok"
