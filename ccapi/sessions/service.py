@@ -187,7 +187,7 @@ class SessionService:
         await self._reserve(session_id)
         try:
             await self.create(params, session_id)
-            async with self._locks[session_id]:
+            async with self._lock(session_id):
                 return await self._start(session_id, list(request.content), kind="input", reserved=True)
         except BaseException:
             self.pool.release(session_id)  # a no-op once the turn has taken the slot over
