@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from ccapi import __version__
 from tests.gateway import Gateway
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,8 +76,7 @@ def test_a_plain_install_runs_the_documented_commands(dist: Path, tmp_path: Path
                              capture_output=True, text=True, env={k: v for k, v in os.environ.items()
                                                                   if k != "PYTHONPATH"})
     assert version.returncode == 0, version.stderr
-    import ccapi
-    assert orjson.loads(version.stdout)["version"] == ccapi.__version__
+    assert orjson.loads(version.stdout)["version"] == __version__
 
     gw = Gateway(tmp_path / "home", None, command=[str(venv / "bin" / "cc-api"), "run", "--mock-model"],
                  PYTHONPATH=None).start()
