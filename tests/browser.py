@@ -62,6 +62,7 @@ class Browser:
                                         stdout=subprocess.DEVNULL, stderr=(self.profile / "chromium.log").open("wb"),
                                         start_new_session=True)
         self._ids = itertools.count(1)
+        self.events: list[dict[str, Any]] = []  # every DevTools event seen so far (``Network.*`` once enabled)
         self._closing = ExitStack()
         try:
             self.socket = self._connect_to_page()
@@ -88,10 +89,18 @@ class Browser:
         self.socket.send(orjson.dumps({"id": ident, "method": method, "params": params}).decode())
         while True:
             message = orjson.loads(self.socket.recv(timeout=60))
-            if message.get("id") == ident:
+            if "method" in message:
+                self.events.append(message)
+            elif message.get("id") == ident:
                 if "error" in message:
                     raise CdpError(f"{method}: {message['error']}")
                 return message["result"]
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The requests the page has sent since ``Network.enable``: ``url``, ``method``, ``headers``
+        (names in lower case)."""
+        sent = [e["params"]["request"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
+        return [{**r, "headers": {k.lower(): v for k, v in r["headers"].items()}} for r in sent]
 
     def goto(self, url: str) -> None:
         self.call("Page.enable")
