@@ -115,6 +115,17 @@ def test_console_in_a_real_browser(keyed_gateway: Gateway, chromium: browser.Bro
     streams = [r for r in page.requests() if r["url"].endswith(f"/api/sessions/{made}/events/stream")]
     assert "last-event-id" not in streams[0]["headers"] and streams[-1]["headers"]["last-event-id"] == str(seen)
 
+    # Sessions page newest first, twenty at a time, with "More" for the rest.
+    newer = [gw.create_session()["id"] for _ in range(20)]
+    listed = "[...document.querySelectorAll('#sessions li')].map(li => li.dataset.id)"
+    page.evaluate("document.querySelector('#refresh-sessions').click()")
+    page.wait_for(f"{listed}[0] === '{newer[-1]}'")
+    assert page.evaluate(listed) == newer[::-1] and not page.evaluate("document.querySelector('#more-sessions').hidden")
+    page.evaluate("document.querySelector('#more-sessions').click()")
+    page.wait_for(f"{listed}.length === 21")
+    assert page.evaluate(listed) == [*newer[::-1], made]
+    assert page.evaluate("document.querySelector('#more-sessions').hidden")
+
     # What the gateway's guards expect of a browser: the key only ever as a header, JSON on every write.
     sent = page.requests()
     assert all(KEY not in r["url"] for r in sent) and any(r["headers"].get("authorization") for r in sent)
