@@ -75,11 +75,11 @@ class MenuController:
         return result.message[0].upper() + result.message[1:]
 
     def open_in_browser(self) -> bool:
-        """The interactive API docs of the running gateway; ``False`` if none runs."""
+        """The console page of the running gateway; ``False`` if none runs."""
         state = self.launcher.running_state()
         if state is None:
             return False
-        self.open_url(f"{state.url}/docs")
+        self.open_url(f"{state.url}/")
         return True
 
     def open_log(self) -> None:

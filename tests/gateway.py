@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,13 @@ def pids_with_env(name: str, value: str) -> list[int]:
 
 
 class Gateway:
-    def __init__(self, home: Path, mock_url: str | None, backend: str = "sqlite", **env: str | None) -> None:
-        """``backend`` is ``sqlite`` or ``jsondir``; ``env`` overrides the test environment, and a
-        ``None`` value removes the variable."""
+    def __init__(self, home: Path, mock_url: str | None, backend: str = "sqlite", *,
+                 command: Sequence[str] | None = None, **env: str | None) -> None:
+        """``backend`` is ``sqlite`` or ``jsondir``; ``command`` replaces ``python -m ccapi run`` (an
+        installed ``cc-api``, say); ``env`` overrides the test environment, and a ``None`` value
+        removes the variable."""
         self.home = home
+        self.command = list(command or [sys.executable, "-m", "ccapi", "run"])
         self.backend = backend
         self.port = free_port()
         self.env = test_environment(home, mock_url)
@@ -86,7 +89,7 @@ class Gateway:
         (self.home / "user").mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ccapi", "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=self.home,
         )
         deadline = time.monotonic() + 30

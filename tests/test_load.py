@@ -18,6 +18,8 @@ import pytest
 from tests.gateway import Gateway
 from tests.test_pool import ProcessSampler
 
+pytestmark = pytest.mark.slow
+
 SESSIONS, TURNS, MAX_LIVE = 50, 10, 8
 
 

@@ -74,7 +74,7 @@ def test_running_gateway_shows_url_sessions_uptime(controller: MenuController, l
     assert state.detail == "http://127.0.0.1:8000 · 2 live · up 1h 02m 05s"
     assert (state.can_start, state.can_stop, state.can_open) == (False, True, True)
     assert controller.open_in_browser() is True
-    assert opened == ["http://127.0.0.1:8000/docs"]
+    assert opened == ["http://127.0.0.1:8000/"]
 
 
 def test_unhealthy_gateway_says_why(controller: MenuController, launcher: FakeLauncher) -> None:

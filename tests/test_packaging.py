@@ -1,24 +1,53 @@
-"""The wheel a packager builds carries the service templates, and ``install-service`` finds them there."""
+"""The wheel a packager builds carries the service templates, and ``install-service`` finds them there;
+installed into a fresh venv with no extras, as a user installs it, every documented command and
+import works."""
 
 from __future__ import annotations
 
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 
+from ccapi import __version__
+from tests.gateway import Gateway
+
 REPO = Path(__file__).resolve().parent.parent
+#: Run in the installed venv: import every public module, then one turn through the documented client.
+CLIENT_PROBE = """
+import importlib, json, pkgutil, sys
+import ccapi
+from ccapi.client import Client
+
+modules = sorted(m.name for m in pkgutil.walk_packages(ccapi.__path__, "ccapi.") if "._" not in m.name)
+for name in modules:
+    importlib.import_module(name)
+with Client(sys.argv[1]) as cc:
+    session = cc.create_session()
+    turn = cc.send(session.id, "hello from a plain install")
+print(json.dumps({"file": ccapi.__file__, "modules": modules, "status": turn.status, "text": turn.text}))
+"""
 
 
-@pytest.mark.timeout(120)
-def test_build_script_checks_the_wheel_and_templates_load_from_it(tmp_path: Path) -> None:
-    dist, site = tmp_path / "dist", tmp_path / "site"
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``packaging/build.sh`` run once for the module: the checked sdist and wheel."""
+    dist = tmp_path_factory.mktemp("dist")
     env = {**os.environ, "PYTHON": sys.executable, "DIST": str(dist), "BUILD_ARGS": "--no-isolation"}
     built = subprocess.run([str(REPO / "packaging" / "build.sh")], env=env, capture_output=True, text=True)
     assert built.returncode == 0, built.stdout + built.stderr
     assert "service templates and entry points present" in built.stdout
+    return dist
+
+
+@pytest.mark.timeout(120)
+def test_build_script_checks_the_wheel_and_templates_load_from_it(dist: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
     wheel, = dist.glob("*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
                     str(site), str(wheel)], check=True, capture_output=True)
@@ -28,3 +57,40 @@ def test_build_script_checks_the_wheel_and_templates_load_from_it(tmp_path: Path
     location, _, template = shown.partition("\n")
     assert location.startswith(str(site))  # the installed wheel, not this checkout
     assert template == (REPO / "service" / "cc-api.service").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_plain_install_runs_the_documented_commands(dist: Path, tmp_path: Path) -> None:
+    """``pip install cc-api`` with no extras: a runtime dependency missing from ``pyproject.toml``
+    (one only the dev extra brings, say) fails here."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    wheel, = dist.glob("*.whl")
+    # This pip installs into the new venv: no pip bootstrap there; --no-compile only skips writing .pyc files.
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                                "--quiet", "--no-compile", str(wheel)], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+
+    version = subprocess.run([str(venv / "bin" / "cc-api"), "version", "--json"], cwd=tmp_path,
+                             capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                                  if k != "PYTHONPATH"})
+    assert version.returncode == 0, version.stderr
+    assert orjson.loads(version.stdout)["version"] == __version__
+
+    gw = Gateway(tmp_path / "home", None, command=[str(venv / "bin" / "cc-api"), "run", "--mock-model"],
+                 PYTHONPATH=None).start()
+    try:
+        page = httpx.get(f"{gw.base_url}/", headers={"accept": "text/html"})
+        assert "<title>CC API</title>" in page.text  # the console ships in the wheel
+        probe = subprocess.run([str(venv / "bin" / "python"), "-c", CLIENT_PROBE, gw.base_url], cwd=tmp_path,
+                               env=gw.env, capture_output=True, text=True, timeout=120)
+        assert probe.returncode == 0, probe.stderr[-3000:] + gw.log_path.read_text()[-3000:]
+    finally:
+        gw.stop()
+    assert gw.lingering_processes() == [], "a process of the installed gateway outlived it"
+    shown = orjson.loads(probe.stdout)
+    assert shown["file"].startswith(str(venv))  # the installed wheel, not this checkout
+    source = sorted(m.name for m in pkgutil.walk_packages([str(REPO / "ccapi")], "ccapi.") if "._" not in m.name)
+    assert shown["modules"] == source and "ccapi.client" in source
+    assert (shown["status"], shown["text"]) == ("completed", "mock reply: hello from a plain install")

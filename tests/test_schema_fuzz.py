@@ -19,6 +19,8 @@ from schemathesis.checks import (
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
 
+pytestmark = pytest.mark.slow
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 KEY = "fuzz-key"
 

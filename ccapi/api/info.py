@@ -5,16 +5,21 @@ from __future__ import annotations
 import claude_agent_sdk
 from claude_agent_sdk._cli_version import __cli_version__
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, html, json
 
 from ccapi import __version__
+from ccapi.api.console import ConsolePage
 
 bp = Blueprint("info")
+_CONSOLE = ConsolePage.load()
 
 
 @bp.get("/")
 async def service_info(request: Request) -> HTTPResponse:
-    """Service name, versions and links; no session data, so it needs no key."""
+    """Service name, versions and links; no session data, so it needs no key. A browser (whose
+    ``Accept`` prefers ``text/html``) gets the console page instead, which asks for the key itself."""
+    if request.accept.match("application/json", "text/html") == "text/html":
+        return html(_CONSOLE.body, headers=_CONSOLE.headers)
     settings = request.app.ctx.settings
     return json({
         "name": "cc-api",
@@ -26,7 +31,7 @@ async def service_info(request: Request) -> HTTPResponse:
             "health": "/healthz", "models": "/api/models", "sessions": "/api/sessions",
             "docs": "/docs", "openapi": "/docs/openapi.json",
         },
-    })
+    }, headers={"Vary": "Accept"})
 
 
 @bp.get("/healthz")

@@ -165,7 +165,10 @@ def _op(summary: str, responses: dict[str, Any], *, parameters: list[Any] | None
 
 
 PATHS: dict[str, Any] = {
-    "/": {"get": _op("Service info", {"200": _json(ref("Info"), "Versions and links")}, tags=("info",))},
+    "/": {"get": _op("Service info; a browser (Accept: text/html) gets the console page", {"200": {
+        "description": "Versions and links, or the console page",
+        "content": {JSON: {"schema": ref("Info")}, "text/html": {"schema": {"type": "string"}}}}},
+        tags=("info",))},
     "/healthz": {"get": _op("Liveness and readiness", {
         "200": _json(ref("Health"), "Ready"), "503": _json(ref("Health"), "Database unreachable")}, tags=("info",))},
     "/api/models": {"get": _op("Known models", {"200": _json(ref("ModelList"), "Models"), **_errors(401)},

@@ -1,0 +1,133 @@
+"""The console at ``GET /``: a browser gets the page, JSON clients keep the service info, and
+in a real headless Chromium the page asks for the key, lists sessions made through the API,
+streams a turn's text as it arrives and resumes its event log after the gateway restarts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ccapi.testing import MockModel
+from ccapi.testing.mock_model import Reply
+from tests import browser
+from tests.gateway import Gateway
+
+KEY = "console-key-5d20b7"
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+STREAMED = " ".join(f"word{n}" for n in range(1, 25))
+
+
+@pytest.fixture(scope="module")
+def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path_factory.mktemp("console"), mock_model.url, CC_API_KEY=KEY).start()
+    gw.client.headers["authorization"] = f"Bearer {KEY}"
+    yield gw
+    gw.stop()
+    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[browser.Browser]:
+    binary, why_not = browser.find_or_install()
+    if binary is None:
+        pytest.skip(why_not)
+    page = browser.Browser(binary)
+    yield page
+    page.stop()
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/json, text/html;q=0.5"])
+def test_json_clients_keep_the_service_info(keyed_gateway: Gateway, accept: str | None) -> None:
+    headers = {"accept": accept} if accept else {}
+    response = httpx.get(f"{keyed_gateway.base_url}/", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["name"] == "cc-api"
+    assert response.headers["vary"] == "Accept"
+
+
+def test_a_browser_gets_the_console_without_the_key(keyed_gateway: Gateway) -> None:
+    response = httpx.get(f"{keyed_gateway.base_url}/", headers={"accept": BROWSER_ACCEPT})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<title>CC API</title>" in response.text
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "http" not in policy  # only its own hashed code, no CDN
+    assert not re.search(r"<(script|link)[^>]+(src|href)=\"(?!data:)", response.text)  # nothing loaded from elsewhere
+    assert KEY not in response.text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_console_in_a_real_browser(keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel,
+                                   tmp_path: Path) -> None:
+    gw, page = keyed_gateway, chromium
+    made = gw.create_session(metadata={"from": "api"})["id"]
+    page.call("Network.enable")
+    page.goto(f"{gw.base_url}/")
+
+    # The key: asked for, kept in this tab's sessionStorage, sent as a header, never in a URL.
+    page.wait_for("!document.querySelector('#key-panel').hidden")
+    page.evaluate(f"document.querySelector('#key-input').value = '{KEY}';"
+                  "document.querySelector('#key-form').requestSubmit()")
+    page.wait_for(f"!!document.querySelector('#sessions li[data-id=\"{made}\"]')")
+    assert page.evaluate("sessionStorage.getItem('cc-api-key')") == KEY
+    assert page.evaluate("document.querySelector('#health').textContent").startswith("ok")
+    assert "cc-api" in page.evaluate("document.querySelector('#versions').textContent")
+
+    # Open the session and send a turn from the box; the reply streams in before the turn ends.
+    page.evaluate(f"document.querySelector('#sessions li[data-id=\"{made}\"]').click()")
+    page.wait_for("document.querySelector('#link').textContent === 'live'")
+    mock_model.script(Reply(text=STREAMED, chunk_delay=0.15))
+    page.evaluate("document.querySelector('#turn-input').value = 'typed in the console';"
+                  "document.querySelector('#send').requestSubmit()")
+    reply, status = "#turns .turn:last-child .reply", "#turns .turn:last-child .badge"
+    partial = page.wait_for(f"""(() => {{
+        const text = document.querySelector('{reply}')?.textContent || '';
+        return text && document.querySelector('{status}').textContent === 'running' ? text : '';
+    }})()""")
+    assert STREAMED.startswith(partial) and partial != STREAMED
+    page.wait_for(f"document.querySelector('{status}').textContent === 'completed'")
+    assert page.evaluate(f"document.querySelector('{reply}').textContent") == STREAMED
+    assert page.evaluate("document.querySelector('#turns .turn:last-child .input').textContent") == \
+        "typed in the console"
+    assert any("typed in the console" in str(r.body) for r in mock_model.message_requests(include_side=False))
+    page.wait_for("document.querySelector('#session-meta').textContent.includes('1 turn ')")  # read again
+    assert page.evaluate("document.querySelector('#session-status').textContent") == "idle"
+    page.screenshot(tmp_path / "console.png")
+
+    # A dropped stream (the gateway restarts) resumes with Last-Event-ID: every event once, in order.
+    seen = gw.events(made)[-1]["seq"]
+    gw.restart()
+    gw.turn(made, "after the restart")
+    page.wait_for("document.querySelector('#turns .turn:last-child .reply').textContent"
+                  " === 'mock reply: after the restart'", timeout=40)
+    page.wait_for(f"document.querySelector('{status}').textContent === 'completed'")
+    page.wait_for("document.querySelector('#link').textContent === 'live'")
+    shown = page.evaluate("[...document.querySelectorAll('#events tbody tr td:first-child')]"
+                          ".map(td => Number(td.textContent))")
+    assert shown == [event["seq"] for event in gw.events(made)]
+    streams = [r for r in page.requests() if r["url"].endswith(f"/api/sessions/{made}/events/stream")]
+    assert "last-event-id" not in streams[0]["headers"] and streams[-1]["headers"]["last-event-id"] == str(seen)
+
+    # Sessions page newest first, twenty at a time, with "More" for the rest.
+    newer = [gw.create_session()["id"] for _ in range(20)]
+    listed = "[...document.querySelectorAll('#sessions li')].map(li => li.dataset.id)"
+    page.evaluate("document.querySelector('#refresh-sessions').click()")
+    page.wait_for(f"{listed}[0] === '{newer[-1]}'")
+    assert page.evaluate(listed) == newer[::-1] and not page.evaluate("document.querySelector('#more-sessions').hidden")
+    page.evaluate("document.querySelector('#more-sessions').click()")
+    page.wait_for(f"{listed}.length === 21")
+    assert page.evaluate(listed) == [*newer[::-1], made]
+    assert page.evaluate("document.querySelector('#more-sessions').hidden")
+
+    # What the gateway's guards expect of a browser: the key only ever as a header, JSON on every write.
+    sent = page.requests()
+    assert all(KEY not in r["url"] for r in sent) and any(r["headers"].get("authorization") for r in sent)
+    writes = [r for r in sent if r["method"] not in ("GET", "HEAD")]
+    assert writes and all(r["headers"].get("content-type") == "application/json" for r in writes)
