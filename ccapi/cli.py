@@ -48,8 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
     log = structlog.get_logger("ccapi.cli")
-    for path, change in tighten(settings).items():
-        log.warning("private_state", path=path, permissions=change)
+    if changes := tighten(settings):
+        log.warning("state_made_private", count=len(changes), changes=dict(list(changes.items())[:20]))
     launcher = Launcher(settings, os.environ)
     running = launcher.running_state()
     if running is not None:

@@ -30,29 +30,38 @@ def private_umask() -> Iterator[None]:
 
 
 def state_paths(settings: Settings) -> list[Path]:
-    """Everything of the gateway's that may exist on disk; a folder's mode guards what is in it."""
-    paths = settings.paths
-    found = [paths.home, paths.log_dir, paths.run_dir, paths.state_file, paths.env_file,
-             *sorted(paths.log_dir.glob(f"{paths.log_file.name}*"))]
+    """The gateway's state: ``$CC_API_HOME`` and, where they are set elsewhere, the JSON-dir folder
+    or the SQLite database with its companion files."""
+    found = [settings.paths.home]
     if settings.session_dir is not None:
         found.append(settings.session_dir)
     elif not settings.database_url:
         database = settings.database_path
-        found += [database, *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+        found += [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
     return found
 
 
 def tighten(settings: Settings) -> dict[str, str]:
-    """Take group and other permissions off the gateway's state; says what changed (or why not) by path."""
-    changes = {}
-    for path in state_paths(settings):
-        try:
-            mode = stat.S_IMODE(path.lstat().st_mode)
-            if mode & 0o077 and not path.is_symlink():
-                path.chmod(mode & 0o700)
-                changes[str(path)] = f"{mode:04o} -> {mode & 0o700:04o}"
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            changes[str(path)] = f"not changed: {exc.strerror}"
+    """Take group and other permissions off the gateway's state, folders walked through (symbolic
+    links are not followed); says what changed, or why not, by path."""
+    changes: dict[str, str] = {}
+    for root in state_paths(settings):
+        if root.is_dir() and not root.is_symlink():
+            for folder, dirs, files in os.walk(root):
+                for name in (".", *files):  # each folder is "." once walked into
+                    _tighten(Path(folder, name), changes)
+        else:
+            _tighten(root, changes)
     return changes
+
+
+def _tighten(path: Path, changes: dict[str, str]) -> None:
+    try:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if mode & 0o077 and not path.is_symlink():
+            path.chmod(mode & 0o700)
+            changes[str(path)] = f"{mode:04o} -> {mode & 0o700:04o}"
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        changes[str(path)] = f"not changed: {exc.strerror}"

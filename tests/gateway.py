@@ -72,6 +72,16 @@ def gateway_processes(home: str, seen: set[int]) -> list[int]:
     return sorted(set(gateways) | set(pids_with_env(GATEWAY_PID, *map(str, seen))))
 
 
+def readable_by_others(root: Path) -> dict[str, str]:
+    """Everything under ``root`` (itself included) that group or other users may access, with its mode."""
+    found = {}
+    for path in (root, *root.rglob("*")):
+        mode = path.lstat().st_mode & 0o777
+        if mode & 0o077 and not path.is_symlink():
+            found[str(path.relative_to(root))] = f"{mode:04o}"
+    return found
+
+
 class Gateway:
     def __init__(self, home: Path, mock_url: str | None, backend: str = "sqlite", **env: str | None) -> None:
         """``backend`` is ``sqlite`` or ``jsondir``; ``env`` overrides the test environment, and a
