@@ -43,14 +43,16 @@ def child_environment(env: Mapping[str, str], extra: Collection[str] = ()) -> di
     (``CC_API_PASS_ENV``); never another ``CC_API_*`` variable or anything else of the gateway's."""
     prefixes = _KEEP_PREFIXES + tuple(p for flag, cloud in _CLOUD_PREFIXES.items() if env.get(flag) for p in cloud)
     return {name: value for name, value in env.items()
-            if name in _KEEP_NAMES or name in extra or (name.startswith(prefixes) and not name.startswith("CC_API_"))}
+            if (name == GATEWAY_PID or not name.startswith("CC_API_"))
+            and (name in _KEEP_NAMES or name in extra or name.startswith(prefixes))}
 
 
 def launcher_script(cli: str, umask: int, extra: Collection[str]) -> str:
-    """A shell script that runs this module with the real CLI; ``-I`` keeps the session's working
-    directory and ``PYTHON*`` variables out of the import path."""
-    command = [sys.executable, "-I", "-m", __name__, "--umask", f"{umask:04o}", "--keep", ",".join(sorted(extra)),
-               "--", cli]
+    """A shell script that runs this file with the real CLI: by its path, in isolated mode and without
+    site-packages (it needs none), so neither the session's working directory nor ``PYTHON*``
+    variables can change what runs, and it starts in milliseconds."""
+    command = [sys.executable, "-I", "-S", str(Path(__file__).resolve()), "--umask", f"{umask:04o}",
+               "--keep", ",".join(sorted(extra)), "--", cli]
     return f"#!/bin/sh\nexec {shlex.join(command)} \"$@\"\n"
 
 
