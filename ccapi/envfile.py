@@ -31,6 +31,9 @@ EXAMPLE_ENV_FILE = """\
 #
 # Claude credentials, unless this user has run `claude login`:
 # ANTHROPIC_API_KEY=
+#
+# Claude Code sees only its own variables, never CC_API_* ones; more names it may see (e.g. GH_TOKEN,JAVA_HOME):
+# CC_API_PASS_ENV=
 """
 
 

@@ -47,7 +47,7 @@ def tighten(settings: Settings) -> dict[str, str]:
     changes: dict[str, str] = {}
     for root in state_paths(settings):
         if root.is_dir() and not root.is_symlink():
-            for folder, dirs, files in os.walk(root):
+            for folder, _, files in os.walk(root):
                 for name in (".", *files):  # each folder is "." once walked into
                     _tighten(Path(folder, name), changes)
         else:

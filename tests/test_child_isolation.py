@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -79,8 +81,14 @@ def _open_sockets(pid: int) -> set[str]:
     return found
 
 
-def _wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:  # gone meanwhile
+        return ""
+
+
+def _wait_until(condition, deadline: float) -> bool:
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
     return condition()
@@ -90,7 +98,8 @@ def test_a_gateway_killed_alone_restarts_on_its_port_at_once(make_gateway, mock_
     gw: Gateway = make_gateway()
     session = gw.create_session()
     marker = f"cc-api-crash-probe-{gw.port}"
-    command = f"python3 -c 'import time; time.sleep(120)' {marker}"  # Claude Code refuses a plain long sleep
+    # a process that outlives the test unless something stops it (Claude Code refuses a plain long `sleep`)
+    command = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(120)' {marker}"
     mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": command, "description": "wait",
                                                         "timeout": 600000}),)),
                       Reply(text="slept"))
@@ -103,16 +112,17 @@ def test_a_gateway_killed_alone_restarts_on_its_port_at_once(make_gateway, mock_
     try:
         with gw.client.stream("POST", f"/api/sessions/{session['id']}/turns",
                               json={"input": "sleep a while", "stream": True}):
-            assert _wait_for(lambda: any(marker in Path(f"/proc/{p}/cmdline").read_text() for p in children()), 20)
+            assert _wait_until(lambda: any(marker in _cmdline(p) for p in children()), time.monotonic() + 20)
             assert len(children()) >= 2, "Claude Code and the process running its tool are live"
             for child in children():
                 assert listener not in _open_sockets(child), "a child holds the gateway's listening socket"
             killed.send_signal(signal.SIGKILL)  # the gateway only, as the OOM killer would
             killed.wait(10)
+            killed_at = time.monotonic()
 
         gw.start()  # at once, on the same port; raises if it cannot bind
         assert httpx.get(f"{gw.base_url}/healthz", timeout=5).status_code == 200
-        assert _wait_for(lambda: not children(), 5), "Claude Code (or its tool) outlived the killed gateway"
+        assert _wait_until(lambda: not children(), killed_at + 10), "Claude Code or its tool outlived the gateway"
         assert gw.client.get(f"/api/sessions/{session['id']}").json()["status"] == "idle"
     finally:
         for pid in children():  # the tool runs in a session of its own, out of the gateway's group

@@ -76,12 +76,11 @@ def engine_environment(upstream_url: str | None, tool_timeout: float, *, mock_mo
                        retries: int | None = None, timeout: float | None = None) -> dict[str, str]:
     """Environment the gateway sets for every Claude Code child, on top of what
     ``ccapi.childproc.child_environment`` lets through from its own: this gateway's pid as the
-    owner mark; no telemetry or update checks from a
-    daemon; client tools offered to the model directly (not deferred behind tool search)
-    and allowed to wait for the client longer than the gateway's own tool timeout; the
-    configured upstream, retry budget and request timeout when set (Claude Code's own
-    defaults otherwise: 10 retries, 10 minutes); and a dummy key for the mock so a real
-    key is never sent to it."""
+    owner mark; no telemetry or update checks from a daemon; client tools offered to the model
+    directly (not deferred behind tool search) and allowed to wait for the client longer than
+    the gateway's own tool timeout; the configured upstream, retry budget and request timeout
+    when set (Claude Code's own defaults otherwise: 10 retries, 10 minutes); and a dummy key for
+    the mock so a real key is never sent to it."""
     env = {
         GATEWAY_PID: str(os.getpid()),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
