@@ -19,6 +19,7 @@ from ccapi.envfile import with_env_file
 from ccapi.launcher import Launcher
 from ccapi.logfile import follow, tail
 from ccapi.paths import StatePaths
+from ccapi.privacy import PRIVATE_UMASK, tighten
 from ccapi.service import ServiceError, current_platform, gateway_command, install, plan_service, uninstall
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
@@ -34,17 +35,22 @@ def _run(args: argparse.Namespace) -> int:
     import structlog
 
     from ccapi.api.protocol import HeadDeadlineProtocol
+    from sanic.server.socket import bind_socket
+
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
     from ccapi.logs import configure_logging, secret_values
 
+    user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
     try:
         os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        settings = Settings.from_env().with_overrides(**overrides)
+        settings = Settings.from_env().with_overrides(child_umask=user_umask, **overrides)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
     configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
     log = structlog.get_logger("ccapi.cli")
+    if changes := tighten(settings):
+        log.warning("state_made_private", count=len(changes), changes=dict(list(changes.items())[:20]))
     launcher = Launcher(settings, os.environ)
     running = launcher.running_state()
     if running is not None:
@@ -60,8 +66,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"cc-api: MOCK MODEL at {mock.url} — replies are scripted, not from Claude", file=sys.stderr)
     app = create_app(settings)
     try:
+        # Bound here rather than by Sanic, which makes the socket inheritable: a Claude Code child
+        # holding it would keep the port after a crash of the gateway alone.
+        sock = bind_socket(settings.host, settings.port)
+        sock.set_inheritable(False)
         with launcher.recorded():
-            app.run(host=settings.host, port=settings.port, single_process=True, motd=False, access_log=False,
+            app.run(sock=sock, single_process=True, motd=False, access_log=False,
                     protocol=HeadDeadlineProtocol)
     except OSError as exc:
         if exc.errno not in _BIND_ERRORS:

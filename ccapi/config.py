@@ -7,6 +7,7 @@ at start-up with a message that names the variable instead of deep in a turn.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from ccapi.paths import StatePaths, default_home, home_from_env
 
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class ConfigError(ValueError):
@@ -52,7 +54,11 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     request_timeout: float = 30.0
     keepalive_seconds: float = 15.0
+    pass_env: tuple[str, ...] = ()
+    """Variables of the gateway's environment that Claude Code children get besides their own."""
     mock_model: bool = False
+    child_umask: int = 0o022
+    """The umask the gateway was started with: it runs with 077, its Claude Code children with this."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +95,7 @@ class Settings:
             max_body_bytes=reader.integer("CC_API_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             request_timeout=reader.number("CC_API_REQUEST_TIMEOUT", cls.request_timeout),
             keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
+            pass_env=reader.names("CC_API_PASS_ENV"),
         )
         settings.check()
         return settings
@@ -172,6 +179,14 @@ class _Reader:
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise ConfigError(f"{name}={value} is out of range")
         return value
+
+    def names(self, name: str) -> tuple[str, ...]:
+        """Comma- or space-separated variable names; ``CC_API_*`` ones are the gateway's own and never pass."""
+        names = tuple(self.text(name, "").replace(",", " ").split())
+        for item in names:
+            if not VARIABLE_NAME.fullmatch(item) or item.startswith("CC_API_"):
+                raise ConfigError(f"{name}: {item!r} is not a variable name Claude Code may be given")
+        return names
 
     def optional_integer(self, name: str, minimum: int, maximum: int) -> int | None:
         return self.integer(name, 0, minimum, maximum) if self.optional(name) is not None else None

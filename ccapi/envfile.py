@@ -9,14 +9,11 @@ whole-line ``#`` comments.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from ccapi.config import ConfigError
+from ccapi.config import VARIABLE_NAME, ConfigError
 from ccapi.paths import HOME_VARIABLE, StatePaths
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 EXAMPLE_ENV_FILE = """\
 # CC API settings: read by `cc-api run`, `cc-api start`, `cc-api status` and the installed service.
@@ -34,6 +31,9 @@ EXAMPLE_ENV_FILE = """\
 #
 # Claude credentials, unless this user has run `claude login`:
 # ANTHROPIC_API_KEY=
+#
+# Claude Code sees only its own variables, never CC_API_* ones; more names it may see (e.g. GH_TOKEN,JAVA_HOME):
+# CC_API_PASS_ENV=
 """
 
 
@@ -45,7 +45,7 @@ def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
             continue
         name, sep, value = line.partition("=")
         name = name.strip()
-        if not sep or not _NAME.fullmatch(name):
+        if not sep or not VARIABLE_NAME.fullmatch(name):
             raise ConfigError(f"{source}, line {number}: expected KEY=VALUE, got {raw!r}")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":

@@ -28,6 +28,7 @@ from ccapi.config import ConfigError, Settings
 from ccapi.envfile import with_env_file
 from ccapi.logfile import lines_since, size
 from ccapi.process import current_process, inspect_process
+from ccapi.privacy import private_umask
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -156,9 +157,11 @@ class Launcher:
             raise ConfigError("cc-api start needs a fixed port: set CC_API_PORT or pass --port")
         command = [self.python, "-m", "ccapi", "run", "--host", settings.host, "--port", str(settings.port),
                    "--no-console-log", *(["--mock-model"] if mock_model else [])]
-        self.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        with private_umask():  # the gateway tightens older state itself once it runs
+            self.paths.log_dir.mkdir(parents=True, exist_ok=True)
+            log = self.paths.log_file.open("ab")
         offset = size(self.paths.log_file)
-        with self.paths.log_file.open("ab") as log:
+        with log:
             child = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env={**self.env, "CC_API_HOME": str(self.paths.home)}, cwd=cwd,

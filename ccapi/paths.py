@@ -52,6 +52,11 @@ class StatePaths:
         return self.log_dir / LOG_FILE_NAME
 
     @property
+    def run_dir(self) -> Path:
+        """Files the running gateway needs, such as the launcher of its Claude Code children."""
+        return self.home / "run"
+
+    @property
     def database(self) -> Path:
         return self.home / "sessions.db"
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,14 @@ def _fresh_mock(request: pytest.FixtureRequest) -> None:
         mock = request.getfixturevalue("mock_model")
         mock.clear()
         mock.clear_script()
+
+
+@pytest.fixture
+def user_umask() -> Iterator[int]:
+    """The common default umask (022) for what this test starts, whatever the runner's is."""
+    previous = os.umask(0o022)
+    yield 0o022
+    os.umask(previous)
 
 
 BACKENDS = ("sqlite", "jsondir")

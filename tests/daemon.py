@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ccapi.paths import StatePaths
-from tests.gateway import free_port, pids_with_env
+from tests.gateway import free_port, gateway_processes
 from tests.gateway import test_environment as offline_environment  # aliased: pytest would collect test_*
 
 _SCRIPT = Path(sys.executable).parent / "cc-api"
@@ -27,16 +27,19 @@ class Cli:
         self.env = {**offline_environment(tmp_path, mock_url), "CC_API_PORT": str(free_port()), **env}
         self.paths = StatePaths(Path(self.env["CC_API_HOME"]))
         self.url = f"http://127.0.0.1:{self.env['CC_API_PORT']}"
+        self.gateway_pids: set[int] = set()
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CC_API, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True,
-                              timeout=60)
+        result = subprocess.run([*CC_API, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True,
+                                timeout=60)
+        self.leftovers()  # notes the gateway's pid while it runs, to find its children once it is gone
+        return result
 
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([*CC_API, *args], env=self.env, cwd=self.cwd, stdout=subprocess.PIPE)
 
     def leftovers(self) -> list[int]:
-        return pids_with_env("CC_API_HOME", self.env["CC_API_HOME"])
+        return gateway_processes(self.env["CC_API_HOME"], self.gateway_pids)
 
     def cleanup(self) -> None:
         """Finalizer: whatever a failed test left running is stopped, then killed."""

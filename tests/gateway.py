@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import orjson
 
+from ccapi.childproc import GATEWAY_PID
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -44,9 +46,9 @@ def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
     return env
 
 
-def pids_with_env(name: str, value: str) -> list[int]:
-    """Live processes whose environment has ``name=value``: how a test finds leaked CLI children."""
-    needle = f"{name}={value}".encode()
+def pids_with_env(name: str, *values: str) -> list[int]:
+    """Live processes whose environment has ``name`` set to one of ``values``."""
+    needles = {f"{name}={value}".encode() for value in values}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -56,8 +58,27 @@ def pids_with_env(name: str, value: str) -> list[int]:
             state = (entry / "stat").read_text().split()[2]
         except OSError:
             continue
-        if state != "Z" and needle in environ.split(b"\0"):
+        if state != "Z" and needles.intersection(environ.split(b"\0")):
             found.append(int(entry.name))
+    return found
+
+
+def gateway_processes(home: str, seen: set[int]) -> list[int]:
+    """The gateways running with this ``CC_API_HOME`` and the Claude Code children of any of them or
+    of the gateways in ``seen`` (updated): how a test finds leaked children. A child carries only
+    its gateway's pid (``CC_API_GATEWAY_PID``), which outlives the gateway itself."""
+    gateways = pids_with_env("CC_API_HOME", home)
+    seen.update(gateways)
+    return sorted(set(gateways) | set(pids_with_env(GATEWAY_PID, *map(str, seen))))
+
+
+def readable_by_others(root: Path) -> dict[str, str]:
+    """Everything under ``root`` (itself included) that group or other users may access, with its mode."""
+    found = {}
+    for path in (root, *root.rglob("*")):
+        mode = path.lstat().st_mode & 0o777
+        if mode & 0o077 and not path.is_symlink():
+            found[str(path.relative_to(root))] = f"{mode:04o}"
     return found
 
 
@@ -83,6 +104,8 @@ class Gateway:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = home / f"gateway-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.pids: set[int] = set()
+        """Every gateway process this object started: their orphans carry one of these pids."""
         self.client = httpx.Client(base_url=self.base_url, timeout=60)
 
     def start(self) -> Gateway:
@@ -92,6 +115,7 @@ class Gateway:
             self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=self.home,
         )
+        self.pids.add(self.process.pid)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -145,7 +169,7 @@ class Gateway:
         return left
 
     def leftover_processes(self) -> list[int]:
-        return pids_with_env("CC_API_HOME", self.env["CC_API_HOME"])
+        return gateway_processes(self.env["CC_API_HOME"], self.pids)
 
     # -- HTTP helpers ------------------------------------------------------------
     def create_session(self, **body: Any) -> dict[str, Any]:

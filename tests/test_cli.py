@@ -18,6 +18,7 @@ from ccapi.paths import StatePaths
 from ccapi.process import inspect_process
 from ccapi.testing import MockModel
 from tests.daemon import CC_API, Cli
+from tests.gateway import readable_by_others
 
 
 def _dead_pid() -> int:
@@ -48,8 +49,8 @@ def _read_until(process: subprocess.Popen[bytes], wanted: str, timeout: float = 
     raise AssertionError(f"{wanted!r} never appeared in: {data!r}")
 
 
-def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path,
-        request: pytest.FixtureRequest) -> None:
+def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest,
+                                user_umask: int) -> None:
     cli = Cli(tmp_path, mock_model.url)
     request.addfinalizer(cli.cleanup)
     _write_state(cli.paths, _dead_pid())  # a crash left a pid file behind
@@ -86,6 +87,7 @@ def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path,
     assert report["running"] and report["healthy"]
     assert report["state"]["url"] == cli.url and report["state"]["pid"] == state["pid"]
     assert (report["live_sessions"], report["persisted_sessions"]) == (1, 1)
+    assert readable_by_others(cli.paths.home) == {}, "state other users could read (umask 022)"
 
     stopped = cli("stop", "--json")
     assert stopped.returncode == 0, stopped.stdout

@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from ccapi.catalog import ModelCatalog
+from ccapi.childproc import child_environment
 from ccapi.config import ConfigError, Settings
 from ccapi.errors import InvalidRequest, PayloadTooLarge
 from ccapi.sessions.inputs import parse_input, summarise
@@ -18,8 +19,9 @@ def test_settings_read_every_variable(tmp_path) -> None:
         "CC_API_MAX_TURNS": "3", "CC_API_TOOL_MAX_TURNS": "2", "CC_API_MAX_LIVE": "4",
         "CC_API_IDLE_TIMEOUT": "30", "CC_API_PERMISSION_MODE": "acceptEdits",
         "CC_API_UPSTREAM_URL": "http://127.0.0.1:9/", "CC_API_SESSION_DB": str(tmp_path / "x.db"),
-        "CC_API_UPSTREAM_RETRIES": "2", "CC_API_UPSTREAM_TIMEOUT": "45",
+        "CC_API_UPSTREAM_RETRIES": "2", "CC_API_UPSTREAM_TIMEOUT": "45", "CC_API_PASS_ENV": "GH_TOKEN, JAVA_HOME",
     })
+    assert settings.pass_env == ("GH_TOKEN", "JAVA_HOME")
     assert (settings.upstream_retries, settings.upstream_timeout) == (2, 45.0)
     assert Settings.from_env({}).upstream_retries is None
     assert (settings.port, settings.max_turns, settings.tool_max_turns, settings.max_live) == (9001, 3, 2, 4)
@@ -35,10 +37,23 @@ def test_settings_read_every_variable(tmp_path) -> None:
     ({"CC_API_HOST": "0.0.0.0"}, "CC_API_KEY"),
     ({"CC_API_UPSTREAM_RETRIES": "-1"}, "CC_API_UPSTREAM_RETRIES"),
     ({"CC_API_DATABASE_URL": "mysql://localhost/x"}, "CC_API_DATABASE_URL"),
+    ({"CC_API_PASS_ENV": "CC_API_KEY"}, "CC_API_PASS_ENV"),
+    ({"CC_API_PASS_ENV": "A=B"}, "CC_API_PASS_ENV"),
 ])
 def test_bad_settings_name_the_variable(env: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         Settings.from_env(env)
+
+
+def test_claude_code_gets_its_own_variables_and_no_gateway_secret() -> None:
+    env = {"PATH": "/bin", "HOME": "/h", "LC_ALL": "C", "ANTHROPIC_API_KEY": "a", "CLAUDE_CONFIG_DIR": "/c",
+           "CC_API_KEY": "k", "CC_API_DATABASE_URL": "postgresql://u:p@h/d", "CC_API_GATEWAY_PID": "7",
+           "PGPASSWORD": "p", "AWS_SECRET_ACCESS_KEY": "s", "GH_TOKEN": "g", "CLAUDECODE": "1"}
+    assert child_environment(env, ["GH_TOKEN"]) == {
+        "PATH": "/bin", "HOME": "/h", "LC_ALL": "C", "ANTHROPIC_API_KEY": "a", "CLAUDE_CONFIG_DIR": "/c",
+        "CC_API_GATEWAY_PID": "7", "GH_TOKEN": "g"}
+    bedrock = child_environment({**env, "CLAUDE_CODE_USE_BEDROCK": "1"})
+    assert bedrock["AWS_SECRET_ACCESS_KEY"] == "s" and "CC_API_KEY" not in bedrock
 
 
 def test_public_host_is_allowed_with_a_key() -> None:

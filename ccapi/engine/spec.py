@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions
+from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
+from ccapi.childproc import GATEWAY_PID
 from ccapi.engine.bridge import CLIENT_SERVER, ToolResolver, client_tool_names, client_tool_server
 
 
@@ -34,6 +37,8 @@ class EngineSpec:
     works from the gateway's database rather than the CLI's local files."""
     max_message_bytes: int = 1024 * 1024
     """The largest single message Claude Code may send back (see ``message_limit``)."""
+    cli_path: str | None = None
+    """The launcher that starts Claude Code clean (``ccapi.childproc``); the SDK's own CLI when unset."""
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -74,7 +79,13 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None],
         session_store=spec.transcripts,
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
+        cli_path=spec.cli_path,
     )
+
+
+def find_cli() -> str:
+    """The Claude Code CLI the SDK would start by itself (its bundled one, else ``claude`` on PATH)."""
+    return SubprocessCLITransport(prompt="", options=ClaudeAgentOptions())._find_cli()
 
 
 MOCK_API_KEY = "cc-api-mock-model"
@@ -82,13 +93,15 @@ MOCK_API_KEY = "cc-api-mock-model"
 
 def engine_environment(upstream_url: str | None, tool_timeout: float, *, mock_model: bool = False,
                        retries: int | None = None, timeout: float | None = None) -> dict[str, str]:
-    """Environment for every Claude Code child: no telemetry or update checks from a
-    daemon; client tools offered to the model directly (not deferred behind tool search)
-    and allowed to wait for the client longer than the gateway's own tool timeout; the
-    configured upstream, retry budget and request timeout when set (Claude Code's own
-    defaults otherwise: 10 retries, 10 minutes); and a dummy key for the mock so a real
-    key is never sent to it."""
+    """Environment the gateway sets for every Claude Code child, on top of what
+    ``ccapi.childproc.child_environment`` lets through from its own: this gateway's pid as the
+    owner mark; no telemetry or update checks from a daemon; client tools offered to the model
+    directly (not deferred behind tool search) and allowed to wait for the client longer than
+    the gateway's own tool timeout; the configured upstream, retry budget and request timeout
+    when set (Claude Code's own defaults otherwise: 10 retries, 10 minutes); and a dummy key for
+    the mock so a real key is never sent to it."""
     env = {
+        GATEWAY_PID: str(os.getpid()),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "ENABLE_TOOL_SEARCH": "false",
         "MCP_TOOL_TIMEOUT": str(int((tool_timeout + 60) * 1000)),

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from claude_agent_sdk import ClaudeSDKError
 
+from ccapi.childproc import install_launcher
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
 from ccapi.engine.bridge import ToolOutcome
-from ccapi.engine.spec import engine_environment, message_limit
+from ccapi.engine.spec import engine_environment, find_cli, message_limit
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
@@ -68,6 +70,7 @@ class SessionService:
         self._env: Mapping[str, str] = engine_environment(
             settings.upstream_url, settings.tool_timeout, mock_model=settings.mock_model,
             retries=settings.upstream_retries, timeout=settings.upstream_timeout)
+        self._cli: str | None = None
 
     def _lock(self, session_id: str) -> asyncio.Lock:
         lock = self._locks.get(session_id)
@@ -77,8 +80,15 @@ class SessionService:
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
-        """Close what a crash left open, then keep this host's leases alive and watch for
-        turns orphaned by hosts that died."""
+        """Install the launcher that starts Claude Code clean, close what a crash left open, then
+        keep this host's leases alive and watch for turns orphaned by hosts that died."""
+        settings = self.settings
+        try:
+            cli = find_cli()
+        except ClaudeSDKError:  # no Claude Code at all: no child can start, and turns say why
+            pass
+        else:
+            self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
         await self.sweep_orphans()
         self._caretaker = asyncio.create_task(self._care(), name="ccapi-lease-caretaker")
 
@@ -353,6 +363,7 @@ class SessionService:
             resolve_tool=functools.partial(self._resolve_tool, session.id),
             transcripts=self._transcripts,
             max_message_bytes=message_limit(settings.max_body_bytes),
+            cli_path=self._cli,
         )
 
     # -- events ----------------------------------------------------------------

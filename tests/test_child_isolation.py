@@ -1,0 +1,130 @@
+"""Claude Code children hold nothing of the gateway's: no secret in their environment (the model
+can run ``printenv``), no listening socket (a gateway killed alone restarts on its port at once),
+and they do not outlive a dead gateway for long."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ccapi.childproc import GATEWAY_PID
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.gateway import Gateway, pids_with_env
+
+API_KEY = "gateway-key-0f3b9c2e"
+DB_PASSWORD = "pg-password-77d1a4"
+PASSED = "project-token-5e21"
+
+
+def _bash_outputs(mock: MockModel) -> list[str]:
+    """What Claude Code's Bash tool returned to the model, in the order it was sent."""
+    outputs = []
+    for request in mock.message_requests(include_side=False):
+        for message in request.body["messages"]:
+            if message["role"] == "user" and isinstance(message["content"], list):
+                for block in message["content"]:
+                    if block.get("type") == "tool_result":
+                        content = block["content"]
+                        outputs.append(content if isinstance(content, str) else content[0]["text"])
+    return outputs
+
+
+def test_printenv_by_the_model_shows_no_gateway_secret(make_gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    env_file = tmp_path / "gw0" / "cc-api" / "cc-api.env"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text(f"PGPASSWORD={DB_PASSWORD}\nCC_API_PASS_ENV=PROJECT_TOKEN\n")
+    gw = make_gateway(CC_API_KEY=API_KEY, PROJECT_TOKEN=PASSED)
+    gw.client.headers["Authorization"] = f"Bearer {API_KEY}"
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "printenv", "description": "env"}),)),
+                      Reply(text="seen"))
+    session = gw.create_session()
+    reply = gw.turn(session["id"], "print your environment")
+    assert reply["status"] == "completed", reply
+
+    [printed] = _bash_outputs(mock_model)
+    names = {line.partition("=")[0]: line.partition("=")[2] for line in printed.splitlines() if "=" in line}
+    assert "PATH" in names and names["HOME"] == gw.env["HOME"], printed  # Bash really ran and printed
+    assert names[GATEWAY_PID] == str(gw.process.pid)
+    assert names["PROJECT_TOKEN"] == PASSED, "a variable named in CC_API_PASS_ENV reaches Claude Code"
+    for secret in (API_KEY, DB_PASSWORD):
+        assert secret not in printed
+    assert [name for name in names if name.startswith("CC_API_")] == [GATEWAY_PID]
+    for request in mock_model.requests:
+        assert API_KEY not in str(request.body) and DB_PASSWORD not in str(request.body)
+
+
+def _listening_inode(port: int) -> str:
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
+                return fields[9]
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def _open_sockets(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[len("socket:["):-1])
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:  # gone meanwhile
+        return ""
+
+
+def _wait_until(condition, deadline: float) -> bool:
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_gateway_killed_alone_restarts_on_its_port_at_once(make_gateway, mock_model: MockModel) -> None:
+    gw: Gateway = make_gateway()
+    session = gw.create_session()
+    marker = f"cc-api-crash-probe-{gw.port}"
+    # a process that outlives the test unless something stops it (Claude Code refuses a plain long `sleep`)
+    command = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(120)' {marker}"
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": command, "description": "wait",
+                                                        "timeout": 600000}),)),
+                      Reply(text="slept"))
+    listener = _listening_inode(gw.port)
+    killed = gw.process
+
+    def children() -> list[int]:
+        return pids_with_env(GATEWAY_PID, str(killed.pid))
+
+    try:
+        with gw.client.stream("POST", f"/api/sessions/{session['id']}/turns",
+                              json={"input": "sleep a while", "stream": True}):
+            assert _wait_until(lambda: any(marker in _cmdline(p) for p in children()), time.monotonic() + 20)
+            assert len(children()) >= 2, "Claude Code and the process running its tool are live"
+            for child in children():
+                assert listener not in _open_sockets(child), "a child holds the gateway's listening socket"
+            killed.send_signal(signal.SIGKILL)  # the gateway only, as the OOM killer would
+            killed.wait(10)
+            killed_at = time.monotonic()
+
+        gw.start()  # at once, on the same port; raises if it cannot bind
+        assert httpx.get(f"{gw.base_url}/healthz", timeout=5).status_code == 200
+        assert _wait_until(lambda: not children(), killed_at + 10), "Claude Code or its tool outlived the gateway"
+        assert gw.client.get(f"/api/sessions/{session['id']}").json()["status"] == "idle"
+    finally:
+        for pid in children():  # the tool runs in a session of its own, out of the gateway's group
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
