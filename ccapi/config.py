@@ -69,7 +69,7 @@ class Settings:
             port=reader.integer("CC_API_PORT", cls.port, minimum=0, maximum=65535),
             home=home_from_env(env),
             api_key=reader.optional("CC_API_KEY"),
-            allowed_hosts=reader.names("CC_API_ALLOWED_HOSTS"),
+            allowed_hosts=reader.items("CC_API_ALLOWED_HOSTS"),
             model=reader.text("CC_API_MODEL", cls.model),
             models=reader.optional("CC_API_MODELS"),
             permission_mode=reader.choice("CC_API_PERMISSION_MODE", cls.permission_mode, PERMISSION_MODES),
@@ -95,7 +95,7 @@ class Settings:
             max_body_bytes=reader.integer("CC_API_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             request_timeout=reader.number("CC_API_REQUEST_TIMEOUT", cls.request_timeout),
             keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
-            pass_env=reader.names("CC_API_PASS_ENV"),
+            pass_env=reader.variable_names("CC_API_PASS_ENV"),
         )
         settings.check()
         return settings
@@ -154,9 +154,9 @@ class _Reader:
     def text(self, name: str, default: str) -> str:
         return self.optional(name) or default
 
-    def names(self, name: str) -> tuple[str, ...]:
-        """A comma-separated list; blanks between commas are ignored."""
-        return tuple(part.strip() for part in (self.optional(name) or "").split(",") if part.strip())
+    def items(self, name: str) -> tuple[str, ...]:
+        """A comma- or space-separated list."""
+        return tuple(self.text(name, "").replace(",", " ").split())
 
     def path(self, name: str) -> Path | None:
         value = self.optional(name)
@@ -180,9 +180,9 @@ class _Reader:
             raise ConfigError(f"{name}={value} is out of range")
         return value
 
-    def names(self, name: str) -> tuple[str, ...]:
-        """Comma- or space-separated variable names; ``CC_API_*`` ones are the gateway's own and never pass."""
-        names = tuple(self.text(name, "").replace(",", " ").split())
+    def variable_names(self, name: str) -> tuple[str, ...]:
+        """Environment variable names; ``CC_API_*`` ones are the gateway's own and never pass."""
+        names = self.items(name)
         for item in names:
             if not VARIABLE_NAME.fullmatch(item) or item.startswith("CC_API_"):
                 raise ConfigError(f"{name}: {item!r} is not a variable name Claude Code may be given")
