@@ -8,7 +8,15 @@ from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions
 
-from ccapi.engine.bridge import CLIENT_SERVER, ToolResolver, client_tool_names, client_tool_server
+from ccapi.engine.bridge import (
+    CLIENT_SERVER,
+    PermissionAsker,
+    ToolResolver,
+    client_tool_names,
+    client_tool_server,
+    permission_callback,
+)
+from ccapi.toolpolicy import BuiltinTools, sdk_tools
 
 
 @dataclass(frozen=True)
@@ -31,12 +39,23 @@ class EngineSpec:
     transcripts: Any = None
     """A ``SessionStore`` (duck-typed) that mirrors Claude Code's transcript, so ``resume``
     works from the gateway's database rather than the CLI's local files."""
+    builtin_tools: BuiltinTools = "all"
+    max_budget_usd: float | None = None
+    ask_permission: PermissionAsker | None = None
+
+    @property
+    def process_key(self) -> tuple[Any, ...]:
+        """What a live process was started with that a session may change between turns; a
+        live engine started with another key is replaced by a resumed one."""
+        return (self.max_budget_usd,)
 
 
 def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgentOptions:
     """``include_partial_messages`` gives token-level ``message.delta`` events; ``stderr``
     lets failures name their cause (e.g. the root/bypassPermissions refusal). Client tools
-    are always allowed: the client, not a permission prompt, decides what they do."""
+    are always allowed: the client, not a permission prompt, decides what they do. Built-in
+    tools are limited to the session's policy, and their permission checks (in a mode that
+    asks) go to ``ask_permission``."""
     mcp_servers: dict[str, Any] = {}
     if spec.tools and spec.resolve_tool is not None:
         mcp_servers[CLIENT_SERVER] = client_tool_server(list(spec.tools), spec.resolve_tool)
@@ -53,6 +72,10 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgen
         setting_sources=[],
         mcp_servers=mcp_servers,
         allowed_tools=client_tool_names(list(spec.tools)),
+        tools=sdk_tools(spec.builtin_tools),
+        max_budget_usd=spec.max_budget_usd,
+        can_use_tool=permission_callback(spec.ask_permission)
+        if spec.ask_permission is not None and spec.builtin_tools != "none" else None,
         session_store=spec.transcripts,
         session_store_flush="eager",
     )

@@ -16,9 +16,11 @@ from ccapi.config import PERMISSION_MODES
 from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.toolcalls import ToolResult
+from ccapi.toolpolicy import BUILTIN_TOOL_NAMES, BuiltinTools, parse_builtin_tools
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode"}
+_SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode",
+                   "builtin_tools", "max_budget_usd"}
 _TURN_FIELDS = {"input", "stream", "background"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
@@ -34,9 +36,12 @@ class NewSession:
     max_turns: int | None
     cwd: str | None
     permission_mode: str | None
+    builtin_tools: BuiltinTools = "all"
+    max_budget_usd: float | None = None
 
     @classmethod
-    def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str) -> NewSession:
+    def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str,
+                  default_builtin_tools: BuiltinTools = "all", default_budget: float | None = None) -> NewSession:
         body = _object(body, _SESSION_FIELDS)
         requested = body.get("model") or default_model
         if not isinstance(requested, str):
@@ -61,7 +66,35 @@ class NewSession:
         cwd = body.get("cwd")
         if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not Path(cwd).is_dir()):
             raise InvalidRequest("cwd must be the absolute path of an existing directory")
-        return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode)
+        try:
+            builtin_tools = parse_builtin_tools(body.get("builtin_tools", default_builtin_tools))
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), {"known": list(BUILTIN_TOOL_NAMES)}) from None
+        budget = budget_usd(body.get("max_budget_usd", default_budget))
+        return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode,
+                   builtin_tools, budget)
+
+
+@dataclass(frozen=True)
+class SessionChanges:
+    """``PATCH /api/sessions/{id}``: what may change between turns (for now the spending cap)."""
+
+    max_budget_usd: float | None
+
+    @classmethod
+    def from_json(cls, body: Any) -> SessionChanges:
+        body = _object(body, {"max_budget_usd"})
+        if "max_budget_usd" not in body:
+            raise InvalidRequest("nothing to change: send max_budget_usd (a number, or null for no cap)")
+        return cls(budget_usd(body["max_budget_usd"]))
+
+
+def budget_usd(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1_000_000:
+        raise InvalidRequest("max_budget_usd must be a positive number of US dollars (or null for no cap)")
+    return float(value)
 
 
 @dataclass(frozen=True)

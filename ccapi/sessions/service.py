@@ -30,6 +30,7 @@ from ccapi.sessions.toolcalls import ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.transcripts import TranscriptMirror
+from ccapi.toolpolicy import PermissionPolicy, as_json, parse_builtin_tools
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +65,7 @@ class SessionService:
         self._caretaker: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self.permissions = PermissionPolicy.detect()
         self._env: Mapping[str, str] = engine_environment(
             settings.upstream_url, settings.tool_timeout, mock_model=settings.mock_model,
             retries=settings.upstream_retries, timeout=settings.upstream_timeout)
@@ -101,13 +103,21 @@ class SessionService:
             system_prompt=params.system_prompt, tools=list(params.tools), metadata=params.metadata,
             max_turns=params.max_turns, cwd=params.cwd, permission_mode=params.permission_mode,
             status="idle", sdk_session_id=None, turn_count=0, last_seq=0, usage={},
+            builtin_tools=as_json(params.builtin_tools), max_budget_usd=params.max_budget_usd,
         )
         await self.store.create_session(record)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, {
             "model": record.model, "tools": [tool["name"] for tool in record.tools], "metadata": record.metadata,
+            "builtin_tools": record.builtin_tools,
         })
         await self.events.flush()
         return await self.get(record.id)
+
+    async def set_budget(self, session_id: str, max_budget_usd: float | None) -> SessionRecord:
+        """Change the spending cap; the next turn runs under it (a live engine restarts for it)."""
+        await self.get(session_id)
+        await self.store.update_session(session_id, max_budget_usd=max_budget_usd, updated_at=utcnow())
+        return await self.get(session_id)
 
     async def get(self, session_id: str) -> SessionRecord:
         record = await self.store.get_session(session_id) if is_safe_id(session_id) else None
@@ -303,13 +313,15 @@ class SessionService:
     def _spec(self, session: SessionRecord) -> EngineSpec:
         has_tools = bool(session.tools)
         settings = self.settings
+        builtin_tools = parse_builtin_tools(session.builtin_tools)
+        requested_mode = session.permission_mode or (
+            settings.tool_permission_mode if has_tools else settings.permission_mode)
         return EngineSpec(
             session_id=session.id,
             model=session.model,
             system_prompt=session.system_prompt,
             cwd=session.cwd or (str(settings.cwd) if settings.cwd else None),
-            permission_mode=session.permission_mode
-            or (settings.tool_permission_mode if has_tools else settings.permission_mode),
+            permission_mode=self.permissions.mode_for(requested_mode, builtin_tools),
             max_turns=session.max_turns or (settings.tool_max_turns if has_tools else settings.max_turns),
             resume=session.sdk_session_id,
             generation=session.turn_count,
@@ -317,6 +329,8 @@ class SessionService:
             tools=tuple(session.tools),
             resolve_tool=functools.partial(self._resolve_tool, session.id),
             transcripts=self._transcripts,
+            builtin_tools=builtin_tools,
+            max_budget_usd=session.max_budget_usd,
         )
 
     # -- events ----------------------------------------------------------------
