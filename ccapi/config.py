@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ccapi.paths import StatePaths, default_home, home_from_env
-from ccapi.toolpolicy import BuiltinTools, parse_builtin_tools
+from ccapi.toolpolicy import BuiltinTools, parse_builtin_tools_text
 
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -169,8 +169,7 @@ class _Reader:
         if raw is None:
             return default
         try:
-            return parse_builtin_tools(raw if raw in ("all", "none") else
-                                       [name.strip() for name in raw.split(",") if name.strip()])
+            return parse_builtin_tools_text(raw)
         except ValueError as exc:
             raise ConfigError(f"{name}: {exc}") from None
 

@@ -43,6 +43,12 @@ def parse_builtin_tools(value: Any) -> BuiltinTools:
     return tuple(dict.fromkeys(value))
 
 
+def parse_builtin_tools_text(raw: str) -> BuiltinTools:
+    """The same from text (an environment variable, a header): ``all``, ``none`` or ``Read,Grep``."""
+    raw = raw.strip()
+    return parse_builtin_tools(raw if raw in ("all", "none") else [n.strip() for n in raw.split(",") if n.strip()])
+
+
 def sdk_tools(policy: BuiltinTools) -> list[str] | None:
     """``ClaudeAgentOptions.tools``: None keeps Claude Code's default set."""
     if policy == "all":

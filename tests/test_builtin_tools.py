@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from ccapi.testing import MockModel
@@ -46,6 +47,9 @@ def test_none_without_client_tools_is_a_bare_model(gateway: Gateway, mock_model:
     assert reply["status"] == "completed" and reply["output"][-1]["text"] == "mock reply: just talk"
     requests = mock_model.message_requests(include_side=False)
     assert len(requests) == 1 and requests[0].body["tools"] == []
+    body = orjson.dumps(requests[0].body)
+    assert len(body) < 4_000, len(body)  # ~100 KB with Claude Code's agent
+    assert b"total_tokens" not in body  # attachments are off for a model-only session
 
 
 def test_a_list_declares_exactly_those(gateway: Gateway, mock_model: MockModel) -> None:

@@ -83,6 +83,12 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgen
 
 MOCK_API_KEY = "cc-api-mock-model"
 
+MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
+"""Extra environment of a session without built-in tools: Claude Code's per-request attachments
+(the ``<system-reminder>`` with the remaining token budget, file and task reminders) serve its
+agent, not a model-only session. Its environment, model and date reminders are not governed by
+this and stay (about 1 KB on a first request)."""
+
 
 def engine_environment(upstream_url: str | None, tool_timeout: float, *, mock_model: bool = False,
                        retries: int | None = None, timeout: float | None = None) -> dict[str, str]:

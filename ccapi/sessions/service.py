@@ -19,7 +19,7 @@ import structlog
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
 from ccapi.engine.bridge import ToolOutcome
-from ccapi.engine.spec import engine_environment
+from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
@@ -325,7 +325,7 @@ class SessionService:
             max_turns=session.max_turns or (settings.tool_max_turns if has_tools else settings.max_turns),
             resume=session.sdk_session_id,
             generation=session.turn_count,
-            env=self._env,
+            env=self._env if builtin_tools != "none" else {**self._env, **MODEL_ONLY_ENV},
             tools=tuple(session.tools),
             resolve_tool=functools.partial(self._resolve_tool, session.id),
             transcripts=self._transcripts,
