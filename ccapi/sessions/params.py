@@ -15,7 +15,7 @@ from ccapi.catalog import ModelCatalog
 from ccapi.config import PERMISSION_MODES
 from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
-from ccapi.sessions.toolcalls import ToolResult
+from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.toolpolicy import BUILTIN_TOOL_NAMES, BuiltinTools, parse_builtin_tools
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -24,6 +24,8 @@ _SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "
 _TURN_FIELDS = {"input", "stream", "background"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
+_DECISIONS_FIELDS = {"decisions", "stream", "background"}
+_DECISION_FIELDS = {"request_id", "behavior", "message", "updated_input"}
 MAX_RESULTS = 128
 
 
@@ -131,6 +133,27 @@ class ToolResultsRequest:
 
 
 @dataclass(frozen=True)
+class DecisionsRequest:
+    """``POST /permissions``: the client's answers to the turn's permission requests."""
+
+    decisions: tuple[Decision, ...]
+    stream: bool
+    background: bool
+
+    @classmethod
+    def from_json(cls, body: Any, wants_sse: bool = False) -> DecisionsRequest:
+        body = _object(body, _DECISIONS_FIELDS)
+        decisions = body.get("decisions")
+        if not isinstance(decisions, list) or not decisions:
+            raise InvalidRequest('decisions must be a non-empty list of {request_id, behavior: "allow" | "deny", '
+                                 "message?, updated_input?}")
+        if len(decisions) > MAX_RESULTS:
+            raise InvalidRequest(f"at most {MAX_RESULTS} decisions per request", {"got": len(decisions)})
+        stream, background = _reply_mode(body, wants_sse)
+        return cls(tuple(_decision(index, item) for index, item in enumerate(decisions)), stream, background)
+
+
+@dataclass(frozen=True)
 class CompactRequest:
     instructions: str | None
 
@@ -169,6 +192,28 @@ def _result(index: int, item: Any) -> ToolResult:
     elif not isinstance(content, str):
         raise InvalidRequest(f"{where}.content must be a string or a list of text/image blocks")
     return ToolResult(call_id, content, is_error)
+
+
+def _decision(index: int, item: Any) -> Decision:
+    where = f"decisions[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"{where} must be an object")
+    unknown = sorted(set(item) - _DECISION_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"{where} has unknown field(s): {', '.join(unknown)}")
+    request_id, behavior = item.get("request_id"), item.get("behavior")
+    message, updated_input = item.get("message", ""), item.get("updated_input")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidRequest(f"{where}.request_id must be a string")
+    if behavior not in ("allow", "deny"):
+        raise InvalidRequest(f'{where}.behavior must be "allow" or "deny"')
+    if not isinstance(message, str) or len(message) > 10_000:
+        raise InvalidRequest(f"{where}.message must be a string of at most 10,000 characters")
+    if updated_input is not None and (behavior != "allow" or not isinstance(updated_input, dict)):
+        raise InvalidRequest(f"{where}.updated_input must be an object, and only with behavior allow")
+    if behavior == "deny" and not message:
+        message = "the user denied this tool call"
+    return Decision(request_id, behavior == "allow", message, updated_input)
 
 
 def _result_block(where: str, block: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import structlog
 
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
-from ccapi.engine.bridge import ToolOutcome
+from ccapi.engine.bridge import PermissionDecision, ToolOutcome
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
@@ -26,7 +26,7 @@ from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import NewSession, TurnRequest
 from ccapi.sessions.recovery import close_orphaned_turn
-from ccapi.sessions.toolcalls import ToolResult
+from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.transcripts import TranscriptMirror
@@ -57,7 +57,7 @@ class SessionService:
         self.store = store
         self.events = events
         self.pool = pool
-        self._ctx = TurnContext(store, events, pool, settings.tool_timeout)
+        self._ctx = TurnContext(store, events, pool, settings.tool_timeout, settings.approval_timeout)
         self._transcripts = TranscriptMirror(store)
         self._running: dict[str, TurnRun] = {}
         self._closing = False
@@ -191,6 +191,16 @@ class SessionService:
     async def submit_tool_results(self, session_id: str, results: list[ToolResult],
                                   idempotency: Idempotency | None = None) -> tuple[TurnRun | TurnRecord, int]:
         """Continue the paused turn; returns it and the seq of its first ``tool_result``."""
+        return await self._continue(session_id, idempotency, "tool results", lambda run: run.submit(results))
+
+    async def submit_decisions(self, session_id: str, decisions: list[Decision],
+                               idempotency: Idempotency | None = None) -> tuple[TurnRun | TurnRecord, int]:
+        """Answer the turn's permission requests; returns it and the seq of its first ``permission.resolved``."""
+        return await self._continue(session_id, idempotency, "permission decisions",
+                                    lambda run: run.decide(decisions))
+
+    async def _continue(self, session_id: str, idempotency: Idempotency | None, what: str,
+                        apply: Callable[[TurnRun], Awaitable[int]]) -> tuple[TurnRun | TurnRecord, int]:
         await self.get(session_id)
         async with self._locks[session_id]:
             if idempotency is not None:
@@ -199,8 +209,8 @@ class SessionService:
                     return earlier, 0
             run = self._running.get(session_id)
             if run is None:
-                raise Conflict("this session is not waiting for tool results")
-            first_seq = await run.submit(results)
+                raise Conflict(f"this session is not waiting for {what}")
+            first_seq = await apply(run)
             if idempotency is not None:
                 await self.store.save_idempotency_key(session_id, idempotency.key, idempotency.fingerprint,
                                                       run.turn.id, utcnow())
@@ -310,6 +320,13 @@ class SessionService:
             return ToolOutcome("no turn is waiting for this tool call", is_error=True)
         return await run.desk.resolve(name, arguments)
 
+    async def _ask_permission(self, session_id: str, tool_name: str, input_: dict[str, Any],
+                              tool_use_id: str | None) -> PermissionDecision:
+        run = self._running.get(session_id)
+        if run is None:
+            return PermissionDecision(False, "no turn of this session is running")
+        return await run.ask_permission(tool_name, input_, tool_use_id)
+
     def _spec(self, session: SessionRecord) -> EngineSpec:
         has_tools = bool(session.tools)
         settings = self.settings
@@ -331,6 +348,7 @@ class SessionService:
             transcripts=self._transcripts,
             builtin_tools=builtin_tools,
             max_budget_usd=session.max_budget_usd,
+            ask_permission=functools.partial(self._ask_permission, session.id),
         )
 
     # -- events ----------------------------------------------------------------
