@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from ccapi.client import Client, PermissionRequest
 from ccapi.testing import MockModel, Reply, ToolUse
+from tests.compat_support import WEATHER_SCHEMA
 from tests.gateway import Gateway, sse_events
 
 APPROVAL_TIMEOUT = 3
+WEATHER = {"name": "get_weather", "description": "Weather for a city", "input_schema": WEATHER_SCHEMA}
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +173,23 @@ def test_a_background_turn_reports_the_request_on_its_stream(gateway: Gateway, m
             and time.monotonic() < deadline:
         time.sleep(0.1)
     assert (tmp_path / "out.txt").exists()
+
+
+def test_python_client_answers_tools_and_approvals_in_one_loop(gateway: Gateway, mock_model: MockModel,
+                                                               tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+                      Reply(tool_uses=(ToolUse("Bash", {"command": f"echo approved > {target}"}),)),
+                      Reply(text="written"))
+    asked: list[PermissionRequest] = []
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session(tools=[WEATHER], builtin_tools=["Bash"], permission_mode="default",
+                                    cwd=str(tmp_path))
+        turn = cc.run_tools(session.id, "weather, then write it down", {"get_weather": lambda city: f"{city}: 3C"},
+                            approve=lambda request: asked.append(request) or True)
+    assert turn.status == "completed" and turn.text == "written"
+    assert [(r.tool_name, r.input["command"]) for r in asked] == [("Bash", f"echo approved > {target}")]
+    assert target.exists()
 
 
 def test_a_restart_while_an_approval_waits_closes_the_turn(gateway: Gateway, mock_model: MockModel,
