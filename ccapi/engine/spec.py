@@ -41,7 +41,14 @@ class EngineSpec:
     works from the gateway's database rather than the CLI's local files."""
     builtin_tools: BuiltinTools = "all"
     max_budget_usd: float | None = None
+    """The session's spending cap; Claude Code enforces it on the process's cumulative cost."""
+    spent_usd: float = 0.0
+    """What the session had cost before this spec's turn: a process started now gets the rest."""
     ask_permission: PermissionAsker | None = None
+
+    @property
+    def budget_left(self) -> float | None:
+        return None if self.max_budget_usd is None else round(self.max_budget_usd - self.spent_usd, 8)
 
     @property
     def process_key(self) -> tuple[Any, ...]:
@@ -73,7 +80,7 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None]) -> ClaudeAgen
         mcp_servers=mcp_servers,
         allowed_tools=client_tool_names(list(spec.tools)),
         tools=sdk_tools(spec.builtin_tools),
-        max_budget_usd=spec.max_budget_usd,
+        max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
         can_use_tool=permission_callback(spec.ask_permission)
         if spec.ask_permission is not None and spec.builtin_tools != "none" else None,
         session_store=spec.transcripts,

@@ -348,6 +348,7 @@ class SessionService:
             transcripts=self._transcripts,
             builtin_tools=builtin_tools,
             max_budget_usd=session.max_budget_usd,
+            spent_usd=float(session.usage.get("cost_usd", 0.0)),
             ask_permission=functools.partial(self._ask_permission, session.id),
         )
 

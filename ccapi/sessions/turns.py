@@ -17,7 +17,7 @@ import structlog
 
 from ccapi.engine import EngineError, EnginePool, EngineSpec, TurnOutcome, TurnTranslator
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
-from ccapi.engine.translate import USAGE_KEYS
+from ccapi.engine.translate import USAGE_KEYS, budget_exceeded
 from ccapi.events import Event, EventType
 from ccapi.ids import new_id, utcnow
 from ccapi.sessions.eventlog import EventLog
@@ -154,6 +154,9 @@ class TurnRun:
 
     async def _drive(self) -> TurnOutcome:
         """Runs with the slot the service reserved; gives it back however the turn ends."""
+        if self.spec.budget_left is not None and self.spec.budget_left <= 0:
+            self.ctx.pool.release(self.session.id)
+            return TurnOutcome("failed", error=budget_exceeded(self.spec.max_budget_usd))
         try:
             engine = await self.ctx.pool.acquire(self.spec)
         except EngineError as exc:
