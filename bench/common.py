@@ -27,6 +27,7 @@ from claude_agent_sdk._cli_version import __cli_version__
 import ccapi
 from ccapi.engine.bridge import ToolResolver
 from ccapi.engine.spec import EngineSpec, build_options, engine_environment
+from ccapi.toolpolicy import PermissionPolicy
 from tests.gateway import Gateway, test_environment
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,7 +80,8 @@ def sdk_options(mock_url: str, cwd: Path, *, system_prompt: str | None = None,
     """Options built by the gateway's own builder, so a direct-SDK run differs from CC API only in what the
     gateway adds around the SDK (HTTP, events, store), not in how Claude Code is configured."""
     spec = EngineSpec(session_id="bench", model=MODEL, system_prompt=system_prompt, cwd=str(cwd),
-                      permission_mode="bypassPermissions", max_turns=max_turns,
+                      permission_mode=PermissionPolicy.detect().mode_for("bypassPermissions", "all"),
+                      max_turns=max_turns,
                       env=engine_environment(mock_url, TOOL_TIMEOUT), tools=tuple(tools), resolve_tool=resolve_tool)
     return build_options(spec, lambda _line: None)
 

@@ -19,6 +19,7 @@ Per turn it reports the request-body bytes the client sent, the bytes (and ~toke
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -223,18 +224,20 @@ class TurnResult:
 
 
 # -- the clients --------------------------------------------------------------------
-def post(client: httpx.Client, url: str, body: Any) -> tuple[dict[str, Any], int]:
+def post(client: httpx.Client, url: str, body: Any, headers: Mapping[str, str] | None = None) -> \
+        tuple[dict[str, Any], int]:
     """POST compact JSON; returns the reply and the request-body bytes sent."""
     data = orjson.dumps(body)
-    response = client.post(url, content=data, headers={"content-type": "application/json"})
+    response = client.post(url, content=data, headers={"content-type": "application/json", **(headers or {})})
     response.raise_for_status()
     return response.json(), len(data)
 
 
-def run_native(client: httpx.Client, mock: MockModel, plans: list[TurnPlan]) -> tuple[int, list[TurnResult]]:
+def run_native(client: httpx.Client, mock: MockModel, plans: list[TurnPlan],
+               builtin_tools: str = "all") -> tuple[int, list[TurnResult]]:
     """Session created once with the tools; each turn sends only its input, then any tool results."""
-    session, setup_bytes = post(client, "/api/sessions",
-                                {"model": MODEL, "system_prompt": SYSTEM_PROMPT, "tools": TOOLS})
+    session, setup_bytes = post(client, "/api/sessions", {"model": MODEL, "system_prompt": SYSTEM_PROMPT,
+                                                          "tools": TOOLS, "builtin_tools": builtin_tools})
     meter = ModelMeter(mock)
     results = []
     for turn in plans:
@@ -255,7 +258,8 @@ def run_native(client: httpx.Client, mock: MockModel, plans: list[TurnPlan]) -> 
     return setup_bytes, results
 
 
-def run_chat_loop(client: httpx.Client, url: str, mock: MockModel, plans: list[TurnPlan]) -> list[TurnResult]:
+def run_chat_loop(client: httpx.Client, url: str, mock: MockModel, plans: list[TurnPlan],
+                  headers: Mapping[str, str] | None = None) -> list[TurnResult]:
     """OpenAI-chat loop: every call carries the whole transcript and every tool definition."""
     tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
                                                 "parameters": t["input_schema"]}} for t in TOOLS]
@@ -268,7 +272,7 @@ def run_chat_loop(client: httpx.Client, url: str, mock: MockModel, plans: list[T
         began = time.perf_counter()
         sent = requests = 0
         while True:
-            reply, size = post(client, url, {"model": MODEL, "messages": messages, "tools": tools})
+            reply, size = post(client, url, {"model": MODEL, "messages": messages, "tools": tools}, headers)
             sent += size
             requests += 1
             message = reply["choices"][0]["message"]
@@ -375,6 +379,20 @@ def model_table(arms: Arms) -> Table:
     return table
 
 
+def model_only_table(arms: Arms) -> Table:
+    """Model input per request with Claude Code's built-in tools (``all``) and without (``none``)."""
+    table = Table("Model-only sessions: model input per request", [
+        "arm", "model B / request, turn 1", "model B / request, turn 30", "client B / request, turn 30",
+        "model / client, turn 30"])
+    for arm, rows in arms.items():
+        first, last = rows[0], rows[-1]
+        client = ratio(last.client_bytes, last.client_requests) if arm.startswith("compat") else None
+        model = ratio(last.model.body_bytes, last.model.requests)
+        table.rows.append([arm, round(ratio(first.model.body_bytes, first.model.requests)), round(model),
+                           round(client) if client else None, f"{model / client:.2f}x" if client else None])
+    return table
+
+
 def _bytes_and_tokens(size: int) -> str:
     return f"{size:,} (~{size // 4:,})"
 
@@ -403,12 +421,35 @@ NOTES = (
 )
 
 
+def model_only() -> None:
+    """``python -m bench.token_burn --model-only``: the same conversation, native and compat, with
+    ``builtin_tools`` all and none (no stateless arm)."""
+    plans = [plan(n) for n in range(1, TURNS + 1)]
+    with MockModel() as mock, scratch_home() as home, offline_environ(home):
+        with running_gateway(mock.url) as gateway:
+            arms: Arms = {
+                "native, all": run_native(gateway.client, mock, plans, "all")[1],
+                "native, none": run_native(gateway.client, mock, plans, "none")[1],
+                "compat, all": run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans,
+                                             {"x-cc-builtin-tools": "all"}),
+                "compat, none": run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans),
+            }
+    report("token_burn_model_only", [model_only_table(arms)], {
+        "params": {"turns": TURNS, "tools": len(TOOLS)},
+        "turns": {arm: [asdict(r) for r in rows] for arm, rows in arms.items()},
+    }, NOTES[1:3])
+
+
 def main() -> None:
+    if "--model-only" in sys.argv[1:]:
+        model_only()
+        return
     plans = [plan(n) for n in range(1, TURNS + 1)]
     with MockModel() as mock, scratch_home() as home, offline_environ(home):
         with running_gateway(mock.url) as gateway:
             setup_bytes, native = run_native(gateway.client, mock, plans)
-            compat = run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans)
+            compat = run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans,
+                                   {"x-cc-builtin-tools": "all"})  # as before model-only compat sessions
         with StatelessProxy(mock.url, home) as proxy, httpx.Client(timeout=120) as client:
             stateless = run_chat_loop(client, proxy.url, mock, plans)
     arms: Arms = {"native": native, "compat": compat, "stateless": stateless}

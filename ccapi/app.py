@@ -75,6 +75,7 @@ async def _start_state(app: Sanic) -> None:
     log.info("started", host=settings.host, port=settings.port, database=str(settings.database_path),
              mock_model=settings.mock_model, credentials_found=credentials.found,
              credentials=credentials.message)
+    log.info("permissions", **service.permissions.describe(settings.permission_mode))
     if not credentials.found:
         log.warning("no_claude_credentials", message=credentials.message)
 

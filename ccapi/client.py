@@ -31,7 +31,8 @@ import orjson
 
 from ccapi.events import Event
 
-__all__ = ["AsyncClient", "CCAPIError", "Client", "Event", "Session", "ToolCall", "ToolResult", "Turn"]
+__all__ = ["AsyncClient", "CCAPIError", "Client", "Decision", "Event", "PermissionRequest", "Session", "ToolCall",
+           "ToolResult", "Turn"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Reconnection attempts for one event stream before the error is raised.
@@ -84,6 +85,36 @@ class ToolResult:
 
 
 @dataclass(frozen=True)
+class PermissionRequest:
+    """A built-in tool call that waits for approval (turn status ``requires_approval``)."""
+
+    request_id: str
+    tool_name: str
+    input: dict[str, Any]
+    tool_use_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    request_id: str
+    allow: bool
+    message: str | None = None
+    updated_input: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"request_id": self.request_id, "behavior": "allow" if self.allow else "deny"}
+        if self.message:
+            body["message"] = self.message
+        if self.updated_input is not None:
+            body["updated_input"] = self.updated_input
+        return body
+
+
+Approver = Callable[[PermissionRequest], "bool | Decision"]
+"""Answers a permission request: True allows, False denies, a ``Decision`` says more."""
+
+
+@dataclass(frozen=True)
 class Turn:
     turn_id: str
     session_id: str
@@ -94,12 +125,15 @@ class Turn:
     last_event_seq: int | None
     error: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False)
+    permission_requests: list[PermissionRequest] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Turn:
         calls = [ToolCall(c["tool_call_id"], c["name"], c["input"]) for c in body.get("tool_calls") or []]
+        requests = [PermissionRequest(r["request_id"], r["tool_name"], r["input"], r.get("tool_use_id"))
+                    for r in body.get("permission_requests") or []]
         return cls(body["turn_id"], body["session_id"], body["status"], body.get("output") or [], calls,
-                   body.get("usage") or {}, body.get("last_event_seq"), body.get("error"), body)
+                   body.get("usage") or {}, body.get("last_event_seq"), body.get("error"), body, requests)
 
     @property
     def text(self) -> str:
@@ -120,6 +154,20 @@ def _session_body(model: str | None, system_prompt: str | None, tools: Iterable[
 
 def _results_body(results: Iterable[ToolResult]) -> dict[str, Any]:
     return {"results": [result.to_json() for result in results]}
+
+
+def _decisions_body(decisions: Iterable[Decision]) -> dict[str, Any]:
+    return {"decisions": [decision.to_json() for decision in decisions]}
+
+
+def _decide(approve: Approver, request: PermissionRequest) -> Decision:
+    answer = approve(request)
+    if isinstance(answer, Decision):
+        return answer
+    return Decision(request.request_id, bool(answer))
+
+
+WAITING = ("requires_action", "requires_approval")
 
 
 def _idempotency(key: str | None) -> dict[str, str]:
@@ -212,6 +260,12 @@ class Client:
                                                        json=_results_body(results),
                                                        headers=_idempotency(idempotency_key))))
 
+    def decide(self, session_id: str, decisions: Iterable[Decision], *, idempotency_key: str | None = None) -> Turn:
+        """Allow or deny the built-in tool calls the turn waits on; returns the turn as it settles next."""
+        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/permissions",
+                                                       json=_decisions_body(decisions),
+                                                       headers=_idempotency(idempotency_key))))
+
     def interrupt(self, session_id: str) -> Turn:
         return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/interrupt")))
 
@@ -248,13 +302,18 @@ class Client:
                 time.sleep(RETRY_DELAY * failures)
 
     def run_tools(self, session_id: str, input: str | list[dict[str, Any]],  # noqa: A002
-                  tools: Mapping[str, Tool], *, max_rounds: int = 32) -> Turn:
-        """Send ``input`` and answer every client tool call with ``tools[name](**input)``
-        until the turn is no longer waiting; returns the final turn."""
+                  tools: Mapping[str, Tool], *, approve: Approver | None = None, max_rounds: int = 32) -> Turn:
+        """Send ``input`` and answer every client tool call with ``tools[name](**input)``,
+        and every permission request with ``approve`` (without it, a turn waiting for
+        approval is returned as it is), until the turn is no longer waiting."""
         turn = self.send(session_id, input)
         for _ in range(max_rounds):
-            if turn.status != "requires_action":
+            if turn.status not in WAITING or (turn.status == "requires_approval" and approve is None):
                 return turn
+            if turn.status == "requires_approval":
+                assert approve is not None
+                turn = self.decide(session_id, [_decide(approve, r) for r in turn.permission_requests])
+                continue
             turn = self.submit_tool_results(session_id, [self._call(tools, call) for call in turn.tool_calls])
         raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
 
@@ -309,6 +368,12 @@ class AsyncClient:
                                          headers=_idempotency(idempotency_key))
         return Turn.from_json(_checked(response))
 
+    async def decide(self, session_id: str, decisions: Iterable[Decision], *,
+                     idempotency_key: str | None = None) -> Turn:
+        response = await self._http.post(f"/api/sessions/{session_id}/permissions", json=_decisions_body(decisions),
+                                         headers=_idempotency(idempotency_key))
+        return Turn.from_json(_checked(response))
+
     async def interrupt(self, session_id: str) -> Turn:
         return Turn.from_json(_checked(await self._http.post(f"/api/sessions/{session_id}/interrupt")))
 
@@ -344,12 +409,17 @@ class AsyncClient:
                 await asyncio.sleep(RETRY_DELAY * failures)
 
     async def run_tools(self, session_id: str, input: str | list[dict[str, Any]],  # noqa: A002
-                        tools: Mapping[str, Tool | Callable[..., Awaitable[Any]]], *, max_rounds: int = 32) -> Turn:
+                        tools: Mapping[str, Tool | Callable[..., Awaitable[Any]]], *, approve: Approver | None = None,
+                        max_rounds: int = 32) -> Turn:
         """As ``Client.run_tools``; a tool may be a coroutine function."""
         turn = await self.send(session_id, input)
         for _ in range(max_rounds):
-            if turn.status != "requires_action":
+            if turn.status not in WAITING or (turn.status == "requires_approval" and approve is None):
                 return turn
+            if turn.status == "requires_approval":
+                assert approve is not None
+                turn = await self.decide(session_id, [_decide(approve, r) for r in turn.permission_requests])
+                continue
             turn = await self.submit_tool_results(session_id, [await self._call(tools, c) for c in turn.tool_calls])
         raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ccapi.paths import StatePaths, default_home, home_from_env
+from ccapi.toolpolicy import BuiltinTools, parse_builtin_tools_text
 
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -37,6 +38,10 @@ class Settings:
     tool_permission_mode: str = "bypassPermissions"
     max_turns: int = 8
     tool_max_turns: int = 4
+    builtin_tools: BuiltinTools = "all"
+    compat_builtin_tools: BuiltinTools = "none"
+    approval_timeout: float = 300.0
+    max_budget_usd: float | None = None
     cwd: Path | None = None
     session_db: Path | None = None
     session_dir: Path | None = None
@@ -78,6 +83,10 @@ class Settings:
             ),
             max_turns=reader.integer("CC_API_MAX_TURNS", cls.max_turns, minimum=1),
             tool_max_turns=reader.integer("CC_API_TOOL_MAX_TURNS", cls.tool_max_turns, minimum=1),
+            builtin_tools=reader.builtin_tools("CC_API_BUILTIN_TOOLS", cls.builtin_tools),
+            compat_builtin_tools=reader.builtin_tools("CC_API_COMPAT_BUILTIN_TOOLS", cls.compat_builtin_tools),
+            approval_timeout=reader.number("CC_API_APPROVAL_TIMEOUT", cls.approval_timeout),
+            max_budget_usd=reader.optional_number("CC_API_MAX_BUDGET_USD"),
             cwd=reader.path("CC_API_CWD"),
             session_db=reader.path("CC_API_SESSION_DB"),
             session_dir=reader.path("CC_API_SESSION_DIR"),
@@ -167,6 +176,15 @@ class _Reader:
         if value not in allowed:
             raise ConfigError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
         return value
+
+    def builtin_tools(self, name: str, default: BuiltinTools) -> BuiltinTools:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            return parse_builtin_tools_text(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
 
     def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
         raw = self.optional(name)

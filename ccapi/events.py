@@ -16,6 +16,7 @@ class EventType(enum.StrEnum):
     SESSION_COMPACTED = "session.compacted"
     TURN_STARTED = "turn.started"
     TURN_REQUIRES_ACTION = "turn.requires_action"
+    TURN_REQUIRES_APPROVAL = "turn.requires_approval"
     TURN_RETRYING = "turn.retrying"
     TURN_COMPLETED = "turn.completed"
     TURN_INTERRUPTED = "turn.interrupted"
@@ -27,11 +28,15 @@ class EventType(enum.StrEnum):
     AGENT_TOOL_COMPLETED = "agent_tool.completed"
     TOOL_CALL = "tool_call"
     TOOL_RESULT = "tool_result"
+    PERMISSION_REQUESTED = "permission.requested"
+    PERMISSION_RESOLVED = "permission.resolved"
 
 
 TERMINAL_TURN_EVENTS = frozenset(
     {EventType.TURN_COMPLETED, EventType.TURN_INTERRUPTED, EventType.TURN_FAILED}
 )
+#: A turn that waits for its client: tool results, or permission decisions.
+PAUSE_EVENTS = frozenset({EventType.TURN_REQUIRES_ACTION, EventType.TURN_REQUIRES_APPROVAL})
 
 
 @dataclass(frozen=True)
@@ -65,4 +70,4 @@ class Event:
 
     @property
     def ends_turn(self) -> bool:
-        return self.type in TERMINAL_TURN_EVENTS or self.type == EventType.TURN_REQUIRES_ACTION
+        return self.type in TERMINAL_TURN_EVENTS or self.type in PAUSE_EVENTS

@@ -32,12 +32,12 @@ def free_port() -> int:
 
 def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
     """The offline Claude environment every test gateway runs in (SPEC "Testing without Claude")."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CC_API_", "ANTHROPIC_", "CLAUDE"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CC_API_", "ANTHROPIC_", "CLAUDE")) and k != "IS_SANDBOX"}
     env.update({
         "HOME": str(home / "user"),
         "CLAUDE_CONFIG_DIR": str(home / "user" / ".claude"),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "IS_SANDBOX": "1",
         "CC_API_HOME": str(home / "cc-api"),
         "ANTHROPIC_API_KEY": "test-dummy-key",
     })

@@ -139,3 +139,22 @@ def test_api_key_is_checked_with_the_openai_envelope(make_gateway) -> None:
         ids = [model.id for model in right.models.list()]
     assert "claude-sonnet-4-5" in ids and "claude-opus-4-6" in ids
 
+
+
+def test_a_compat_session_is_model_only_the_clients_tool_alone(client: openai.OpenAI, gateway: Gateway,
+                                                               mock_model: MockModel) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "weather?"}], tools=[WEATHER_TOOL])
+    assert raw.parse().choices[0].message.content == "mock reply: weather?"
+    assert [[t["name"] for t in b["tools"]] for b in main_requests(mock_model)] == [["mcp__client__get_weather"]]
+    session = gateway.client.get(f"/api/sessions/{raw.headers['x-cc-session-id']}").json()
+    assert session["builtin_tools"] == "none"
+
+
+def test_a_header_gives_a_new_compat_session_built_in_tools(gateway: Gateway, mock_model: MockModel) -> None:
+    body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "read it"}]}
+    response = gateway.client.post("/v1/chat/completions", json=body, headers={"x-cc-builtin-tools": "Read,Glob"})
+    assert response.status_code == 200, response.text
+    assert [sorted(t["name"] for t in b["tools"]) for b in main_requests(mock_model)] == [["Glob", "Read"]]
+    bad = gateway.client.post("/v1/chat/completions", json=body, headers={"x-cc-builtin-tools": "Shell"})
+    assert bad.status_code == 400 and "Shell" in bad.json()["error"]["message"]

@@ -162,3 +162,61 @@ def test_json_directory_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.Mo
         await reopened.close()
 
     run(main())
+
+
+def test_tool_policy_budget_and_permission_requests_persist(make: Callable[..., Store]) -> None:
+    async def main() -> None:
+        store = make()
+        await store.open()
+        await store.create_session(replace(_session("sess_p", "2026-01-01T00:00:00.000Z"),
+                                           builtin_tools=["Read", "Glob"], max_budget_usd=0.5))
+        await store.create_session(_session("sess_q", "2026-01-01T00:00:01.000Z"))
+        await store.create_turn(TurnRecord("turn_p", "sess_p", 1, "requires_approval", "hi", "2026"))
+        pending = [{"request_id": "perm_1", "tool_name": "Bash", "input": {"command": "ls"}}]
+        await store.update_turn("turn_p", permission_requests=pending)
+        await store.update_session("sess_p", max_budget_usd=2.0)
+        await store.close()
+        reopened = make()
+        await reopened.open()
+        session = await reopened.get_session("sess_p")
+        assert (session.builtin_tools, session.max_budget_usd) == (["Read", "Glob"], 2.0)
+        assert (await reopened.get_session("sess_q")).builtin_tools == "all"
+        assert (await reopened.get_turn("turn_p")).permission_requests == pending
+        assert [t.id for t in await reopened.orphaned_turns("host-a")] == ["turn_p"]  # a restart closes it
+        await reopened.close()
+
+    run(main())
+
+
+def test_a_version_one_sqlite_database_is_migrated(tmp_path: Path) -> None:
+    """Sessions created before the tool policy existed read back as "all" (how they ran)."""
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "sessions.db")
+    db.executescript("""
+        CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR(255), applied_at VARCHAR(255));
+        INSERT INTO schema_version VALUES (1, 'initial', '2026');
+        CREATE TABLE sessions (id VARCHAR(64) PRIMARY KEY, created_at VARCHAR(255), updated_at VARCHAR(255),
+            model VARCHAR(255), system_prompt TEXT, tools TEXT, metadata TEXT, max_turns INTEGER, cwd TEXT,
+            permission_mode VARCHAR(255), status VARCHAR(255), sdk_session_id VARCHAR(255), turn_count INTEGER,
+            last_seq INTEGER, usage TEXT, context TEXT);
+        CREATE TABLE turns (id VARCHAR(64) PRIMARY KEY, session_id VARCHAR(64), number INTEGER,
+            status VARCHAR(255), input TEXT, created_at VARCHAR(255), kind VARCHAR(255), completed_at VARCHAR(255),
+            output TEXT, tool_calls TEXT, usage TEXT, cost_usd REAL, duration_ms INTEGER, stop_reason VARCHAR(255),
+            error TEXT, last_event_seq INTEGER);
+        INSERT INTO sessions VALUES ('sess_old', '2026', '2026', 'claude-sonnet-4-5', NULL, '[]', '{}', NULL, NULL,
+            NULL, 'idle', NULL, 1, 0, '{}', NULL);
+        INSERT INTO turns VALUES ('turn_old', 'sess_old', 1, 'completed', '"hi"', '2026', 'input', '2026', '[]',
+            '[]', '{}', NULL, NULL, NULL, NULL, 3);
+    """)
+    db.close()
+
+    async def main() -> None:
+        store = SqlStore(sqlite_database(tmp_path / "sessions.db"))
+        await store.open()
+        session = await store.get_session("sess_old")
+        assert (session.builtin_tools, session.max_budget_usd) == ("all", None)
+        assert (await store.get_turn("turn_old")).permission_requests == []
+        await store.close()
+
+    run(main())

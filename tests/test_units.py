@@ -114,3 +114,29 @@ def test_oversized_image_is_too_large() -> None:
     big = base64.b64encode(b"\0" * (5 * 1024 * 1024 + 1)).decode()
     with pytest.raises(PayloadTooLarge):
         parse_input([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": big}}])
+
+
+def test_tool_policy_settings() -> None:
+    settings = Settings.from_env({"CC_API_BUILTIN_TOOLS": "Read, Grep", "CC_API_COMPAT_BUILTIN_TOOLS": "all",
+                                  "CC_API_APPROVAL_TIMEOUT": "5", "CC_API_MAX_BUDGET_USD": "0.25"})
+    assert settings.builtin_tools == ("Read", "Grep") and settings.compat_builtin_tools == "all"
+    assert (settings.approval_timeout, settings.max_budget_usd) == (5.0, 0.25)
+    defaults = Settings.from_env({})
+    assert (defaults.builtin_tools, defaults.compat_builtin_tools, defaults.max_budget_usd) == ("all", "none", None)
+    with pytest.raises(ConfigError, match="CC_API_BUILTIN_TOOLS.*Telnet"):
+        Settings.from_env({"CC_API_BUILTIN_TOOLS": "Read,Telnet"})
+
+
+def test_permission_mode_falls_back_where_the_bypass_is_refused() -> None:
+    from ccapi.toolpolicy import PermissionPolicy
+
+    root = PermissionPolicy.detect({}, euid=0)
+    assert not root.bypass_allowed and "IS_SANDBOX" in root.reason
+    assert root.mode_for("bypassPermissions", "all") == "default"
+    assert root.mode_for("acceptEdits", ("Edit",)) == "acceptEdits"
+    sandbox = PermissionPolicy.detect({"IS_SANDBOX": "1"}, euid=0)
+    assert sandbox.mode_for("bypassPermissions", "all") == "bypassPermissions"
+    assert sandbox.mode_for("bypassPermissions", "none") == "default"  # nothing to bypass
+    assert PermissionPolicy.detect({}, euid=1000).describe("bypassPermissions")["approvals"] == "off"
+    assert root.describe("bypassPermissions") == {"default_mode": "default", "approvals": "on",
+                                                 "reason": root.reason}

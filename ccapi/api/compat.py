@@ -7,6 +7,7 @@ handler first, then re-spelled in the route's format, so both agree on status an
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -19,12 +20,14 @@ from ccapi.catalog import ModelInfo
 from ccapi.compat import anthropic_messages, openai_chat, openai_responses
 from ccapi.compat.errors import anthropic_error, failure, openai_error
 from ccapi.compat.reply import Reply, ReplyStream
-from ccapi.compat.router import CompatRouter, Exchange
-from ccapi.errors import ApiError, NotFound
+from ccapi.compat.router import CompatRequest, CompatRouter, Exchange
+from ccapi.errors import ApiError, InvalidRequest, NotFound
+from ccapi.toolpolicy import parse_builtin_tools_text
 
 bp = Blueprint("compat", url_prefix="/v1")
 
 SESSION_HEADER = "x-cc-session-id"
+BUILTIN_TOOLS_HEADER = "x-cc-builtin-tools"
 
 
 def _router(request: Request) -> CompatRouter:
@@ -47,6 +50,17 @@ def _model(model: ModelInfo) -> dict[str, Any]:
             "context_length": window, "context_window": window, "max_input_tokens": window,
             "max_completion_tokens": output, "max_output_tokens": output, "max_tokens": output,
             "top_provider": {"context_length": window, "max_completion_tokens": output}}
+
+
+def _policy(request: Request, compat: CompatRequest) -> CompatRequest:
+    """``x-cc-builtin-tools: all | none | Read,Grep`` gives a new session Claude Code's built-in tools."""
+    raw = request.headers.get(BUILTIN_TOOLS_HEADER)
+    if raw is None:
+        return compat
+    try:
+        return replace(compat, builtin_tools=parse_builtin_tools_text(raw))
+    except ValueError as exc:
+        raise InvalidRequest(f"{BUILTIN_TOOLS_HEADER}: {exc}") from None
 
 
 @bp.get("/models")
@@ -72,7 +86,7 @@ async def get_model(request: Request, model_id: str) -> HTTPResponse:
 async def chat_completions(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
     parsed = openai_chat.parse(json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER))
-    exchange = await _router(request).send(parsed.request)
+    exchange = await _router(request).send(_policy(request, parsed.request))
     if parsed.stream:
         return await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
     return json(openai_chat.completion(await _settled(exchange), exchange.model), headers=_headers(exchange))
@@ -83,7 +97,7 @@ async def responses(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
     parsed = openai_responses.parse(json_body(request), ctx.catalog, ctx.settings.model,
                                     request.headers.get(SESSION_HEADER))
-    exchange = await _router(request).send(parsed.request)
+    exchange = await _router(request).send(_policy(request, parsed.request))
     response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq)
     if parsed.stream:
         return await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
@@ -96,7 +110,7 @@ async def messages(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
     parsed = anthropic_messages.parse(json_body(request), ctx.catalog, ctx.settings.model,
                                       request.headers.get(SESSION_HEADER))
-    exchange = await _router(request).send(parsed.request)
+    exchange = await _router(request).send(_policy(request, parsed.request))
     if parsed.stream:
         return await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
     return json(anthropic_messages.message(await _settled(exchange), exchange.model), headers=_headers(exchange))

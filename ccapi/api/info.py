@@ -47,6 +47,7 @@ async def healthz(request: Request) -> HTTPResponse:
         "max_live": ctx.pool.max_live,
         "queued_turns": ctx.pool.queued,
         "mock_model": ctx.settings.mock_model,
+        "permissions": ctx.service.permissions.describe(ctx.settings.permission_mode),
         "claude_credentials": {"found": credentials.found, "source": credentials.source,
                                "message": credentials.message},
     }, status=200 if database_ok else 503)

@@ -13,6 +13,7 @@ from ccapi import __version__
 from ccapi.api.openapi_compat import COMPAT_PATHS, COMPAT_SCHEMAS
 from ccapi.config import PERMISSION_MODES
 from ccapi.events import EventType
+from ccapi.toolpolicy import BUILTIN_TOOL_NAMES
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -52,6 +53,14 @@ _INPUT_BLOCK = {"type": "object", "required": ["type"], "additionalProperties": 
     "text": {"type": "string", "minLength": 1}, "source": _SOURCE, "title": _STRING, "context": _STRING}}
 _TOOL_CALL = {"type": "object", "required": ["tool_call_id", "name", "input"], "properties": {
     "tool_call_id": _STRING, "name": _STRING, "input": _OBJECT}}
+_PERMISSION_REQUEST = {"type": "object", "required": ["request_id", "tool_name", "input"], "properties": {
+    "request_id": _STRING, "tool_name": _STRING, "input": _OBJECT, "tool_use_id": _NULLABLE_STRING}}
+_BUILTIN_TOOLS = {"oneOf": [{"type": "string", "enum": ["all", "none"]},
+                            {"type": "array", "items": {"type": "string", "enum": list(BUILTIN_TOOL_NAMES)}}],
+                  "description": "Claude Code's built-in tools: all, none (model-only), or these names"}
+_BUDGET = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1000000, "nullable": True,
+           "description": "spending cap in USD; a turn that reaches it fails with budget_exceeded"}
+_WAITING = ["requires_action", "requires_approval"]
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
@@ -66,6 +75,8 @@ SCHEMAS: dict[str, Any] = {
     "Health": {"type": "object", "required": ["status", "database", "live_engines"], "properties": {
         "status": {"type": "string", "enum": ["ok", "unavailable"]}, "database": _STRING,
         "live_engines": _INT, "max_live": _INT, "queued_turns": _INT, "mock_model": {"type": "boolean"},
+        "permissions": {"type": "object", "properties": {
+            "default_mode": _STRING, "approvals": {"type": "string", "enum": ["on", "off"]}, "reason": _STRING}},
         "claude_credentials": _OBJECT}},
     "Model": {"type": "object", "required": ["id", "display_name", "context_window", "max_output_tokens", "aliases"],
               "properties": {"id": _STRING, "display_name": _STRING, "context_window": _INT,
@@ -81,14 +92,18 @@ SCHEMAS: dict[str, Any] = {
         "tools": {"type": "array", "items": ref("ToolDefinition")},
         "metadata": _OBJECT, "max_turns": {"type": "integer", "minimum": 1, "maximum": 1000},
         "cwd": {"type": "string", "description": "absolute path of an existing directory"},
-        "permission_mode": {"type": "string", "enum": list(PERMISSION_MODES)}}},
+        "permission_mode": {"type": "string", "enum": list(PERMISSION_MODES)},
+        "builtin_tools": _BUILTIN_TOOLS, "max_budget_usd": _BUDGET}},
+    "SessionChanges": {"type": "object", "required": ["max_budget_usd"], "additionalProperties": False,
+                       "properties": {"max_budget_usd": _BUDGET}},
     "Session": {"type": "object", "required": ["id", "object", "status", "model", "tools", "turn_count",
                                                "last_event_seq", "created_at", "updated_at"], "properties": {
         "id": _STRING, "object": _STRING,
-        "status": {"type": "string", "enum": ["idle", "running", "requires_action"]},
+        "status": {"type": "string", "enum": ["idle", "running", *_WAITING]},
         "model": _STRING, "system_prompt": _NULLABLE_STRING, "tools": {"type": "array", "items": _OBJECT},
         "metadata": _OBJECT, "max_turns": {"type": "integer", "nullable": True}, "cwd": _NULLABLE_STRING,
-        "permission_mode": _NULLABLE_STRING, "turn_count": _INT, "last_event_seq": _INT, "usage": _OBJECT,
+        "permission_mode": _NULLABLE_STRING, "builtin_tools": _BUILTIN_TOOLS, "max_budget_usd": _BUDGET,
+        "turn_count": _INT, "last_event_seq": _INT, "usage": _OBJECT,
         "live": {"type": "boolean"}, "running_turn_id": _NULLABLE_STRING,
         "context": {"type": "object", "nullable": True, "additionalProperties": True},
         "created_at": _STRING, "updated_at": _STRING}},
@@ -108,12 +123,22 @@ SCHEMAS: dict[str, Any] = {
                            "content": {"oneOf": [_STRING, {"type": "array", "items": _INPUT_BLOCK}]},
                            "is_error": {"type": "boolean"}}}},
         "stream": {"type": "boolean"}, "background": {"type": "boolean"}}},
+    "Decisions": {"type": "object", "required": ["decisions"], "additionalProperties": False, "properties": {
+        "decisions": {"type": "array", "minItems": 1, "maxItems": 128, "items": {
+            "type": "object", "required": ["request_id", "behavior"], "additionalProperties": False,
+            "properties": {"request_id": {"type": "string", "minLength": 1},
+                           "behavior": {"type": "string", "enum": ["allow", "deny"]},
+                           "message": {"type": "string", "maxLength": 10000,
+                                       "description": "with deny: what Claude reads as the tool's error"},
+                           "updated_input": {**_OBJECT, "description": "with allow: run with this input instead"}}}},
+        "stream": {"type": "boolean"}, "background": {"type": "boolean"}}},
     "Turn": {"type": "object", "required": ["turn_id", "object", "session_id", "status", "output", "tool_calls"],
              "properties": {
                  "turn_id": _STRING, "object": _STRING, "session_id": _STRING, "number": _INT, "kind": _STRING,
-                 "status": {"type": "string", "enum": ["running", "completed", "requires_action", "interrupted",
+                 "status": {"type": "string", "enum": ["running", "completed", *_WAITING, "interrupted",
                                                        "failed"]},
                  "output": {"type": "array", "items": _OBJECT}, "tool_calls": {"type": "array", "items": _TOOL_CALL},
+                 "permission_requests": {"type": "array", "items": _PERMISSION_REQUEST},
                  "usage": _USAGE, "cost_usd": {"type": "number", "nullable": True},
                  "duration_ms": {"type": "integer", "nullable": True}, "stop_reason": _NULLABLE_STRING,
                  "last_event_seq": {"type": "integer", "nullable": True}, "created_at": _STRING,
@@ -145,8 +170,8 @@ _SSE_RESPONSE = {SSE: {"schema": {"type": "object", "required": ["id", "event", 
 
 
 def _turn_replies(accepts_background: bool = True) -> dict[str, Any]:
-    replies: dict[str, Any] = {"200": {"description": "The turn once it ends or pauses on client tool calls "
-                                                      "(JSON), or its events (SSE with stream: true)",
+    replies: dict[str, Any] = {"200": {"description": "The turn once it ends or pauses on client tool calls or "
+                                                      "permission requests (JSON), or its events (SSE with stream)",
                                        "content": {JSON: {"schema": ref("Turn")}, **_SSE_RESPONSE}}}
     if accepts_background:
         replies["202"] = _json(ref("TurnAccepted"), "Started in the background")
@@ -184,6 +209,9 @@ PATHS: dict[str, Any] = {
     "/api/sessions/{session_id}": {
         "get": _op("Read a session", {"200": _json(ref("Session"), "The session"), **_errors(404)},
                    parameters=[_SESSION_ID]),
+        "patch": _op("Change the spending cap (for the next turn)",
+                     {"200": _json(ref("Session"), "The session"), **_errors(400, 404)},
+                     parameters=[_SESSION_ID], body="SessionChanges"),
         "delete": _op("Delete a session and everything it owns",
                       {"200": _json(ref("Deleted"), "Deleted"), **_errors(404)}, parameters=[_SESSION_ID]),
     },
@@ -197,6 +225,10 @@ PATHS: dict[str, Any] = {
         "post": _op("Continue the paused turn with client tool results",
                     {**_turn_replies(), **_errors(400, 404, 409)},
                     parameters=[_SESSION_ID, _IDEMPOTENCY], body="ToolResults")},
+    "/api/sessions/{session_id}/permissions": {
+        "post": _op("Allow or deny the built-in tool calls the paused turn waits on",
+                    {**_turn_replies(), **_errors(400, 404, 409)},
+                    parameters=[_SESSION_ID, _IDEMPOTENCY], body="Decisions")},
     "/api/sessions/{session_id}/interrupt": {
         "post": _op("Stop the running turn", {"200": _json(ref("Turn"), "The interrupted turn"),
                                               **_errors(404, 409)}, parameters=[_SESSION_ID])},

@@ -43,7 +43,10 @@ def _reply(schema: str, description: str) -> dict[str, Any]:
 def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any]:
     return {"summary": summary, "tags": ["compat"],
             "parameters": [{"name": "x-cc-session-id", "in": "header", "required": False, "schema": _STRING,
-                            "description": "pin the request to this native session"}],
+                            "description": "pin the request to this native session"},
+                           {"name": "x-cc-builtin-tools", "in": "header", "required": False, "schema": _STRING,
+                            "description": "all, none or Read,Grep: Claude Code's built-in tools for the session "
+                                           "this request creates (default CC_API_COMPAT_BUILTIN_TOOLS, none)"}],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
             "responses": {**_reply(reply, "The reply (JSON, or SSE with stream: true)"),
                           **_errors(error, 400, 404, 409, 422, 502, 503)}}

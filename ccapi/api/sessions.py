@@ -8,6 +8,7 @@ from sanic.response import HTTPResponse, json
 from ccapi.api.render import session_view
 from ccapi.api.request import int_arg, json_body
 from ccapi.sessions import NewSession, SessionService
+from ccapi.sessions.params import SessionChanges
 from ccapi.store import SessionRecord
 
 bp = Blueprint("sessions", url_prefix="/api/sessions")
@@ -22,7 +23,9 @@ def _view(service: SessionService, record: SessionRecord) -> dict:
 @bp.post("")
 async def create_session(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
-    params = NewSession.from_json(json_body(request), ctx.catalog, ctx.settings.model)
+    settings = ctx.settings
+    params = NewSession.from_json(json_body(request), ctx.catalog, settings.model, settings.builtin_tools,
+                                  settings.max_budget_usd)
     record = await ctx.service.create(params)
     return json(_view(ctx.service, record), status=201)
 
@@ -46,6 +49,14 @@ async def get_session(request: Request, session_id: str) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
     record = await service.get(session_id)
     return json({**_view(service, record), "context": await service.context_usage(record)})
+
+
+@bp.patch("/<session_id:str>")
+async def update_session(request: Request, session_id: str) -> HTTPResponse:
+    """Change what may change between turns: the spending cap."""
+    service: SessionService = request.app.ctx.service
+    changes = SessionChanges.from_json(json_body(request))
+    return json(_view(service, await service.set_budget(session_id, changes.max_budget_usd)))
 
 
 @bp.delete("/<session_id:str>")

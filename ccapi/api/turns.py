@@ -1,7 +1,8 @@
 """Turn routes: send input, continue with tool results, interrupt, compact.
 
-Input and tool results answer the same way: the turn as JSON once it settles (ends or
-pauses on client tool calls), as SSE with ``stream``, or 202 at once with ``background``.
+Input, tool results and permission decisions answer the same way: the turn as JSON once
+it settles (ends, or pauses on client tool calls or permission requests), as SSE with
+``stream``, or 202 at once with ``background``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ccapi.api.sse import send_events
 from ccapi.errors import InvalidRequest
 from ccapi.events import Event
 from ccapi.sessions import SessionService, TurnRun
-from ccapi.sessions.params import CompactRequest, ToolResultsRequest, TurnRequest
+from ccapi.sessions.params import CompactRequest, DecisionsRequest, ToolResultsRequest, TurnRequest
 from ccapi.sessions.service import Idempotency
 from ccapi.store import TurnRecord
 
@@ -39,6 +40,17 @@ async def submit_tool_results(request: Request, session_id: str) -> HTTPResponse
     service: SessionService = request.app.ctx.service
     body = ToolResultsRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
     result, first_seq = await service.submit_tool_results(session_id, list(body.results), _idempotency(request))
+    if isinstance(result, TurnRecord):
+        return json(turn_view(result))
+    return await _reply(request, service, result, body.stream, body.background, first_seq or result.started_seq)
+
+
+@bp.post("/<session_id:str>/permissions")
+async def decide_permissions(request: Request, session_id: str) -> HTTPResponse | None:
+    """Allow or deny the built-in tool calls the paused turn waits on; the same turn continues."""
+    service: SessionService = request.app.ctx.service
+    body = DecisionsRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
+    result, first_seq = await service.submit_decisions(session_id, list(body.decisions), _idempotency(request))
     if isinstance(result, TurnRecord):
         return json(turn_view(result))
     return await _reply(request, service, result, body.stream, body.background, first_seq or result.started_seq)

@@ -39,6 +39,7 @@ from ccapi.compat.seed import seed_input
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.sessions import NewSession, SessionService, TurnRequest, TurnRun
+from ccapi.toolpolicy import BuiltinTools
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +62,8 @@ class CompatRequest:
     format: str
     pinned_session: str | None = None
     previous: ResponseRef | None = None
+    builtin_tools: BuiltinTools | None = None
+    """For a fresh session: Claude Code's built-in tools (default ``CC_API_COMPAT_BUILTIN_TOOLS``)."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,9 @@ class CompatRouter:
         params = NewSession.from_json({
             "model": conversation.model, "system_prompt": conversation.system, "tools": list(conversation.tools),
             "metadata": {"compat": request.format},
-        }, self._catalog, conversation.model)
+        }, self._catalog, conversation.model,
+            request.builtin_tools or self._service.settings.compat_builtin_tools,
+            self._service.settings.max_budget_usd)
         run = await self._service.create_and_start(params, TurnRequest(tuple(seed_input(conversation.messages)),
                                                                        False, False))
         return run.session.id, run.started_seq

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from claude_agent_sdk import SdkMcpTool, create_sdk_mcp_server
-from claude_agent_sdk.types import McpSdkServerConfig
+from claude_agent_sdk.types import (
+    McpSdkServerConfig,
+    PermissionResultAllow,
+    PermissionResultDeny,
+    ToolPermissionContext,
+)
 
 CLIENT_SERVER = "client"
 CLIENT_TOOL_PREFIX = f"mcp__{CLIENT_SERVER}__"
@@ -33,6 +38,20 @@ class ToolOutcome:
 
 
 ToolResolver = Callable[[str, dict[str, Any]], Awaitable[ToolOutcome]]
+
+
+@dataclass(frozen=True)
+class PermissionDecision:
+    """The answer to one of Claude Code's permission checks: run the call (maybe with changed
+    input) or refuse it with a message Claude reads as the tool's error."""
+
+    allow: bool
+    message: str = ""
+    updated_input: dict[str, Any] | None = None
+
+
+PermissionAsker = Callable[[str, dict[str, Any], str | None], Awaitable[PermissionDecision]]
+"""``(tool name, input, tool_use id)`` → the decision; the sessions layer waits for the client."""
 
 
 def plain_tool_name(name: str) -> str | None:
@@ -57,6 +76,19 @@ def _tool(spec: dict[str, Any], resolve: ToolResolver) -> SdkMcpTool[Any]:
 
     return SdkMcpTool(name=name, description=spec.get("description", ""), input_schema=spec["input_schema"],
                       handler=handler)
+
+
+def permission_callback(ask: PermissionAsker) -> Any:
+    """An SDK ``can_use_tool`` that hands each check to ``ask``."""
+
+    async def can_use_tool(name: str, input_: dict[str, Any],
+                           context: ToolPermissionContext) -> PermissionResultAllow | PermissionResultDeny:
+        decision = await ask(name, input_, context.tool_use_id)
+        if decision.allow:
+            return PermissionResultAllow(updated_input=decision.updated_input)
+        return PermissionResultDeny(message=decision.message)
+
+    return can_use_tool
 
 
 def _mcp_content(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

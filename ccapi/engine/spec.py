@@ -11,7 +11,15 @@ from claude_agent_sdk import ClaudeAgentOptions
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from ccapi.childproc import GATEWAY_PID
-from ccapi.engine.bridge import CLIENT_SERVER, ToolResolver, client_tool_names, client_tool_server
+from ccapi.engine.bridge import (
+    CLIENT_SERVER,
+    PermissionAsker,
+    ToolResolver,
+    client_tool_names,
+    client_tool_server,
+    permission_callback,
+)
+from ccapi.toolpolicy import BuiltinTools, sdk_tools
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,22 @@ class EngineSpec:
     """The largest single message Claude Code may send back (see ``message_limit``)."""
     cli_path: str | None = None
     """The launcher that starts Claude Code clean (``ccapi.childproc``); the SDK's own CLI when unset."""
+    builtin_tools: BuiltinTools = "all"
+    max_budget_usd: float | None = None
+    """The session's spending cap; Claude Code enforces it on the process's cumulative cost."""
+    spent_usd: float = 0.0
+    """What the session had cost before this spec's turn: a process started now gets the rest."""
+    ask_permission: PermissionAsker | None = None
+
+    @property
+    def budget_left(self) -> float | None:
+        return None if self.max_budget_usd is None else round(self.max_budget_usd - self.spent_usd, 8)
+
+    @property
+    def process_key(self) -> tuple[Any, ...]:
+        """What a live process was started with that a session may change between turns; a
+        live engine started with another key is replaced by a resumed one."""
+        return (self.max_budget_usd,)
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -55,7 +79,9 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None],
                   system_prompt_file: str | None = None) -> ClaudeAgentOptions:
     """``include_partial_messages`` gives token-level ``message.delta`` events; ``stderr``
     lets failures name their cause (e.g. the root/bypassPermissions refusal). Client tools
-    are always allowed: the client, not a permission prompt, decides what they do.
+    are always allowed: the client, not a permission prompt, decides what they do. Built-in
+    tools are limited to the session's policy, and their permission checks (in a mode that
+    asks) go to ``ask_permission``.
 
     The system prompt goes in a private file when there is one: as an argument it would
     fail every turn past Linux's 128 KiB per-argument limit, and be readable by every local
@@ -76,6 +102,10 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None],
         setting_sources=[],
         mcp_servers=mcp_servers,
         allowed_tools=client_tool_names(list(spec.tools)),
+        tools=sdk_tools(spec.builtin_tools),
+        max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
+        can_use_tool=permission_callback(spec.ask_permission)
+        if spec.ask_permission is not None and spec.builtin_tools != "none" else None,
         session_store=spec.transcripts,
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
@@ -89,6 +119,12 @@ def find_cli() -> str:
 
 
 MOCK_API_KEY = "cc-api-mock-model"
+
+MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
+"""Extra environment of a session without built-in tools: Claude Code's per-request attachments
+(the ``<system-reminder>`` with the remaining token budget, file and task reminders) serve its
+agent, not a model-only session. Its environment, model and date reminders are not governed by
+this and stay (about 1 KB on a first request)."""
 
 
 def engine_environment(upstream_url: str | None, tool_timeout: float, *, mock_model: bool = False,

@@ -65,6 +65,14 @@ def content_block(block: Any) -> dict[str, Any] | None:
     return None
 
 
+def budget_exceeded(cap: float | None = None) -> dict[str, str]:
+    """The error of a turn stopped by the session's spending cap, saying how to go on."""
+    reached = f" (${cap:g})" if cap is not None else ""
+    return {"type": "budget_exceeded",
+            "message": f"the session reached its spending cap max_budget_usd{reached}; raise it with "
+                       "PATCH /api/sessions/{id} {\"max_budget_usd\": ...} to continue"}
+
+
 def normalise_usage(usage: dict[str, Any] | None) -> dict[str, int]:
     usage = usage or {}
     return {key: int(usage.get(key) or 0) for key in USAGE_KEYS}
@@ -204,6 +212,8 @@ class TurnTranslator:
             if result.api_error_status:
                 error["status"] = result.api_error_status
             return error
+        if result.subtype == "error_max_budget_usd":
+            return budget_exceeded()
         if result.subtype == "error_max_turns":
             return {"type": "max_turns", "message": f"the turn stopped after {result.num_turns} model turns "
                     "(max_turns); send another turn to continue"}

@@ -19,13 +19,17 @@ from ccapi.catalog import ModelCatalog
 from ccapi.config import PERMISSION_MODES
 from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
-from ccapi.sessions.toolcalls import ToolResult
+from ccapi.sessions.toolcalls import Decision, ToolResult
+from ccapi.toolpolicy import BUILTIN_TOOL_NAMES, BuiltinTools, parse_builtin_tools
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode"}
+_SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode",
+                   "builtin_tools", "max_budget_usd"}
 _TURN_FIELDS = {"input", "stream", "background"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
+_DECISIONS_FIELDS = {"decisions", "stream", "background"}
+_DECISION_FIELDS = {"request_id", "behavior", "message", "updated_input"}
 MAX_RESULTS = 128
 
 
@@ -38,9 +42,12 @@ class NewSession:
     max_turns: int | None
     cwd: str | None
     permission_mode: str | None
+    builtin_tools: BuiltinTools = "all"
+    max_budget_usd: float | None = None
 
     @classmethod
-    def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str) -> NewSession:
+    def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str,
+                  default_builtin_tools: BuiltinTools = "all", default_budget: float | None = None) -> NewSession:
         body = _object(body, _SESSION_FIELDS)
         requested = body.get("model") or default_model
         if not isinstance(requested, str):
@@ -67,7 +74,35 @@ class NewSession:
         cwd = body.get("cwd")
         if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not Path(cwd).is_dir()):
             raise InvalidRequest("cwd must be the absolute path of an existing directory")
-        return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode)
+        try:
+            builtin_tools = parse_builtin_tools(body.get("builtin_tools", default_builtin_tools))
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), {"known": list(BUILTIN_TOOL_NAMES)}) from None
+        budget = budget_usd(body.get("max_budget_usd", default_budget))
+        return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode,
+                   builtin_tools, budget)
+
+
+@dataclass(frozen=True)
+class SessionChanges:
+    """``PATCH /api/sessions/{id}``: what may change between turns (for now the spending cap)."""
+
+    max_budget_usd: float | None
+
+    @classmethod
+    def from_json(cls, body: Any) -> SessionChanges:
+        body = _object(body, {"max_budget_usd"})
+        if "max_budget_usd" not in body:
+            raise InvalidRequest("nothing to change: send max_budget_usd (a number, or null for no cap)")
+        return cls(budget_usd(body["max_budget_usd"]))
+
+
+def budget_usd(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1_000_000:
+        raise InvalidRequest("max_budget_usd must be a positive number of US dollars (or null for no cap)")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -101,6 +136,27 @@ class ToolResultsRequest:
             raise InvalidRequest(f"at most {MAX_RESULTS} results per request", {"got": len(results)})
         stream, background = _reply_mode(body, wants_sse)
         return cls(tuple(_result(index, item) for index, item in enumerate(results)), stream, background)
+
+
+@dataclass(frozen=True)
+class DecisionsRequest:
+    """``POST /permissions``: the client's answers to the turn's permission requests."""
+
+    decisions: tuple[Decision, ...]
+    stream: bool
+    background: bool
+
+    @classmethod
+    def from_json(cls, body: Any, wants_sse: bool = False) -> DecisionsRequest:
+        body = _object(body, _DECISIONS_FIELDS)
+        decisions = body.get("decisions")
+        if not isinstance(decisions, list) or not decisions:
+            raise InvalidRequest('decisions must be a non-empty list of {request_id, behavior: "allow" | "deny", '
+                                 "message?, updated_input?}")
+        if len(decisions) > MAX_RESULTS:
+            raise InvalidRequest(f"at most {MAX_RESULTS} decisions per request", {"got": len(decisions)})
+        stream, background = _reply_mode(body, wants_sse)
+        return cls(tuple(_decision(index, item) for index, item in enumerate(decisions)), stream, background)
 
 
 @dataclass(frozen=True)
@@ -142,6 +198,28 @@ def _result(index: int, item: Any) -> ToolResult:
     elif not isinstance(content, str):
         raise InvalidRequest(f"{where}.content must be a string or a list of text/image blocks")
     return ToolResult(call_id, content, is_error)
+
+
+def _decision(index: int, item: Any) -> Decision:
+    where = f"decisions[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"{where} must be an object")
+    unknown = sorted(set(item) - _DECISION_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"{where} has unknown field(s): {', '.join(unknown)}")
+    request_id, behavior = item.get("request_id"), item.get("behavior")
+    message, updated_input = item.get("message", ""), item.get("updated_input")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidRequest(f"{where}.request_id must be a string")
+    if behavior not in ("allow", "deny"):
+        raise InvalidRequest(f'{where}.behavior must be "allow" or "deny"')
+    if not isinstance(message, str) or len(message) > 10_000:
+        raise InvalidRequest(f"{where}.message must be a string of at most 10,000 characters")
+    if updated_input is not None and (behavior != "allow" or not isinstance(updated_input, dict)):
+        raise InvalidRequest(f"{where}.updated_input must be an object, and only with behavior allow")
+    if behavior == "deny" and not message:
+        message = "the user denied this tool call"
+    return Decision(request_id, behavior == "allow", message, updated_input)
 
 
 def _result_block(where: str, block: Any) -> dict[str, Any]:

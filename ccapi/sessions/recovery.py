@@ -25,6 +25,6 @@ async def close_orphaned_turn(store: Store, events: EventLog, turn: TurnRecord) 
                               {"status": "failed", "error": RESTART_ERROR})
     await events.flush()
     await store.update_turn(turn.id, status="failed", completed_at=utcnow(), error=RESTART_ERROR,
-                            tool_calls=[], last_event_seq=final.seq)
+                            tool_calls=[], permission_requests=[], last_event_seq=final.seq)
     await store.update_session(turn.session_id, status="idle")
     log.warning("orphaned_turn_closed", session_id=turn.session_id, turn_id=turn.id)

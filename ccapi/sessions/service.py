@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,18 +20,19 @@ from claude_agent_sdk import ClaudeSDKError
 from ccapi.childproc import install_launcher
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
-from ccapi.engine.bridge import ToolOutcome
-from ccapi.engine.spec import engine_environment, find_cli, message_limit
+from ccapi.engine.bridge import PermissionDecision, ToolOutcome
+from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import NewSession, TurnRequest
 from ccapi.sessions.recovery import close_orphaned_turn
-from ccapi.sessions.toolcalls import ToolResult
+from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.transcripts import TranscriptMirror
+from ccapi.toolpolicy import PermissionPolicy, as_json, parse_builtin_tools
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +59,7 @@ class SessionService:
         self.store = store
         self.events = events
         self.pool = pool
-        self._ctx = TurnContext(store, events, pool, settings.tool_timeout)
+        self._ctx = TurnContext(store, events, pool, settings.tool_timeout, settings.approval_timeout)
         self._transcripts = TranscriptMirror(store)
         self._running: dict[str, TurnRun] = {}
         self._closing = False
@@ -67,6 +68,7 @@ class SessionService:
         self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
         #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.permissions = PermissionPolicy.detect()
         self._env: Mapping[str, str] = engine_environment(
             settings.upstream_url, settings.tool_timeout, mock_model=settings.mock_model,
             retries=settings.upstream_retries, timeout=settings.upstream_timeout)
@@ -118,13 +120,21 @@ class SessionService:
             system_prompt=params.system_prompt, tools=list(params.tools), metadata=params.metadata,
             max_turns=params.max_turns, cwd=params.cwd, permission_mode=params.permission_mode,
             status="idle", sdk_session_id=None, turn_count=0, last_seq=0, usage={},
+            builtin_tools=as_json(params.builtin_tools), max_budget_usd=params.max_budget_usd,
         )
         await self.store.create_session(record)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, {
             "model": record.model, "tools": [tool["name"] for tool in record.tools], "metadata": record.metadata,
+            "builtin_tools": record.builtin_tools,
         })
         await self.events.flush()
         return await self.get(record.id)
+
+    async def set_budget(self, session_id: str, max_budget_usd: float | None) -> SessionRecord:
+        """Change the spending cap; the next turn runs under it (a live engine restarts for it)."""
+        await self.get(session_id)
+        await self.store.update_session(session_id, max_budget_usd=max_budget_usd, updated_at=utcnow())
+        return await self.get(session_id)
 
     async def get(self, session_id: str) -> SessionRecord:
         _check_id(session_id)
@@ -214,6 +224,16 @@ class SessionService:
     async def submit_tool_results(self, session_id: str, results: list[ToolResult],
                                   idempotency: Idempotency | None = None) -> tuple[TurnRun | TurnRecord, int]:
         """Continue the paused turn; returns it and the seq of its first ``tool_result``."""
+        return await self._continue(session_id, idempotency, "tool results", lambda run: run.submit(results))
+
+    async def submit_decisions(self, session_id: str, decisions: list[Decision],
+                               idempotency: Idempotency | None = None) -> tuple[TurnRun | TurnRecord, int]:
+        """Answer the turn's permission requests; returns it and the seq of its first ``permission.resolved``."""
+        return await self._continue(session_id, idempotency, "permission decisions",
+                                    lambda run: run.decide(decisions))
+
+    async def _continue(self, session_id: str, idempotency: Idempotency | None, what: str,
+                        apply: Callable[[TurnRun], Awaitable[int]]) -> tuple[TurnRun | TurnRecord, int]:
         await self.get(session_id)
         async with self._lock(session_id):
             if idempotency is not None:
@@ -222,8 +242,8 @@ class SessionService:
                     return earlier, 0
             run = self._running.get(session_id)
             if run is None:
-                raise Conflict("this session is not waiting for tool results")
-            first_seq = await run.submit(results)
+                raise Conflict(f"this session is not waiting for {what}")
+            first_seq = await apply(run)
             if idempotency is not None:
                 await self.store.save_idempotency_key(session_id, idempotency.key, idempotency.fingerprint,
                                                       run.turn.id, utcnow())
@@ -344,26 +364,39 @@ class SessionService:
             return ToolOutcome("no turn is waiting for this tool call", is_error=True)
         return await run.desk.resolve(name, arguments)
 
+    async def _ask_permission(self, session_id: str, tool_name: str, input_: dict[str, Any],
+                              tool_use_id: str | None) -> PermissionDecision:
+        run = self._running.get(session_id)
+        if run is None:
+            return PermissionDecision(False, "no turn of this session is running")
+        return await run.ask_permission(tool_name, input_, tool_use_id)
+
     def _spec(self, session: SessionRecord) -> EngineSpec:
         has_tools = bool(session.tools)
         settings = self.settings
+        builtin_tools = parse_builtin_tools(session.builtin_tools)
+        requested_mode = session.permission_mode or (
+            settings.tool_permission_mode if has_tools else settings.permission_mode)
         return EngineSpec(
             session_id=session.id,
             model=session.model,
             system_prompt=session.system_prompt,
             cwd=session.cwd or (str(settings.cwd) if settings.cwd else None),
-            permission_mode=session.permission_mode
-            or (settings.tool_permission_mode if has_tools else settings.permission_mode),
+            permission_mode=self.permissions.mode_for(requested_mode, builtin_tools),
             # with client tools the turn counts only Claude Code's own tool rounds (see TurnRun)
             max_turns=session.max_turns or (None if has_tools else settings.max_turns),
             resume=session.sdk_session_id,
             generation=session.turn_count,
-            env=self._env,
+            env=self._env if builtin_tools != "none" else {**self._env, **MODEL_ONLY_ENV},
             tools=tuple(session.tools),
             resolve_tool=functools.partial(self._resolve_tool, session.id),
             transcripts=self._transcripts,
             max_message_bytes=message_limit(settings.max_body_bytes),
             cli_path=self._cli,
+            builtin_tools=builtin_tools,
+            max_budget_usd=session.max_budget_usd,
+            spent_usd=float(session.usage.get("cost_usd", 0.0)),
+            ask_permission=functools.partial(self._ask_permission, session.id),
         )
 
     # -- events ----------------------------------------------------------------

@@ -16,13 +16,13 @@ from typing import Any
 import structlog
 
 from ccapi.engine import EngineError, EnginePool, EngineSpec, TurnOutcome, TurnTranslator
-from ccapi.engine.bridge import ToolOutcome
-from ccapi.engine.translate import USAGE_KEYS
+from ccapi.engine.bridge import PermissionDecision, ToolOutcome
+from ccapi.engine.translate import USAGE_KEYS, budget_exceeded
 from ccapi.events import Event, EventType
-from ccapi.ids import utcnow
+from ccapi.ids import new_id, utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
-from ccapi.sessions.toolcalls import PendingCall, ToolDesk, ToolResult
+from ccapi.sessions.toolcalls import Decision, PendingCall, PendingPermission, ToolDesk, ToolResult
 from ccapi.store import Store, TurnRecord
 from ccapi.store.records import SessionRecord
 
@@ -44,6 +44,7 @@ class TurnContext:
     events: EventLog
     pool: EnginePool
     tool_timeout: float
+    approval_timeout: float
 
 
 class TurnRun:
@@ -60,7 +61,8 @@ class TurnRun:
         self.content = content
         self.started_seq = 0
         self.compaction: dict[str, Any] | None = None
-        self.desk = ToolDesk(ctx.tool_timeout, self._report_timeout)
+        self.desk = ToolDesk(ctx.tool_timeout, self._report_timeout, ctx.approval_timeout,
+                             self._report_approval_timeout)
         self.task: asyncio.Task[TurnRecord] | None = None
         self._interrupt_reason: str | None = None
         self._own_tool_rounds = own_tool_rounds
@@ -100,9 +102,32 @@ class TurnRun:
                 })
                 first = first or event.seq
             self.desk.answer(calls, results)
-            if not self.desk.waiting():
-                await self._set_status("running", tool_calls=[])
+            await self._record_pending()
             return first
+
+    async def decide(self, decisions: list[Decision]) -> int:
+        """Hand the client's permission decisions to the waiting checks; returns the seq of
+        the first ``permission.resolved`` event. All or nothing, as for tool results."""
+        async with self._submit_lock:
+            requests = self.desk.check_decisions(decisions)
+            self._rearm()
+            first = 0
+            for request, decision in zip(requests, decisions, strict=True):
+                event = await self._emit(EventType.PERMISSION_RESOLVED, _resolution(request, decision))
+                first = first or event.seq
+            self.desk.decide(requests, decisions)
+            await self._record_pending()
+            return first
+
+    async def ask_permission(self, tool_name: str, input_: dict[str, Any], tool_use_id: str | None) -> \
+            PermissionDecision:
+        """Claude Code asks to run a built-in tool: pause the turn until the client decides."""
+        request = self.desk.open_permission(new_id("perm"), tool_name, input_, tool_use_id)
+        await self._emit(EventType.PERMISSION_REQUESTED, request.view())
+        pause = await self._emit(EventType.TURN_REQUIRES_APPROVAL, {
+            "permission_requests": [r.view() for r in self.desk.pending_permissions()]})
+        await self._pause(pause)
+        return await self.desk.decision(request)
 
     async def interrupt(self, reason: str) -> TurnRecord:
         """Stop the turn (also one waiting on tool results); it ends as ``turn.interrupted``."""
@@ -140,6 +165,9 @@ class TurnRun:
 
     async def _drive(self) -> TurnOutcome:
         """Runs with the slot the service reserved; gives it back however the turn ends."""
+        if self.spec.budget_left is not None and self.spec.budget_left <= 0:
+            self.ctx.pool.release(self.session.id)
+            return TurnOutcome("failed", error=budget_exceeded(self.spec.max_budget_usd))
         try:
             engine = await self.ctx.pool.acquire(self.spec)
         except EngineError as exc:
@@ -193,21 +221,39 @@ class TurnRun:
                 log.warning("interrupt_failed", session_id=self.session.id, turn_id=self.turn.id)
 
     async def _pause(self, event: Event) -> None:
-        calls = [call.view() for call in self.desk.waiting()]
+        """Settle on what the turn now waits for (permission decisions before tool results)."""
         await self.ctx.events.flush()
-        await self._set_status("requires_action", tool_calls=calls)
+        status, calls, requests = await self._record_pending()
         if not self._settled.done():
-            self._settled.set_result(replace(self.turn, status="requires_action", tool_calls=calls,
-                                             last_event_seq=event.seq))
+            self._settled.set_result(replace(self.turn, status=status, tool_calls=calls,
+                                             permission_requests=requests, last_event_seq=event.seq))
+
+    async def _record_pending(self) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+        calls = [call.view() for call in self.desk.waiting()]
+        requests = [request.view() for request in self.desk.pending_permissions()]
+        status = "requires_approval" if requests else "requires_action" if calls else "running"
+        await self.ctx.store.update_turn(self.turn.id, status=status, tool_calls=calls, permission_requests=requests)
+        await self.ctx.store.update_session(self.session.id, status=status, updated_at=utcnow())
+        return status, calls, requests
 
     async def _report_timeout(self, call: PendingCall, outcome: ToolOutcome) -> None:
         await self._emit(EventType.TOOL_RESULT, {
             "tool_call_id": call.tool_call_id, "name": call.name, "content": outcome.content,
             "is_error": True, "timed_out": True,
         })
-        if not self.desk.waiting():
+        await self._after_timeout()
+
+    async def _report_approval_timeout(self, request: PendingPermission, decision: PermissionDecision) -> None:
+        await self._emit(EventType.PERMISSION_RESOLVED, {
+            "request_id": request.request_id, "tool_name": request.tool_name, "behavior": "deny",
+            "message": decision.message, "timed_out": True,
+        })
+        await self._after_timeout()
+
+    async def _after_timeout(self) -> None:
+        if not self.desk.waiting() and not self.desk.pending_permissions():
             self._rearm()
-            await self._set_status("running", tool_calls=[])
+            await self._record_pending()
 
     def _rearm(self) -> None:
         """Start a new settle cycle once the previous one has been delivered."""
@@ -216,10 +262,6 @@ class TurnRun:
 
     async def _emit(self, type_: str, data: dict[str, Any]) -> Event:
         return await self.ctx.events.emit(self.session.id, self.turn.id, type_, data)
-
-    async def _set_status(self, status: str, tool_calls: list[dict[str, Any]]) -> None:
-        await self.ctx.store.update_turn(self.turn.id, status=status, tool_calls=tool_calls)
-        await self.ctx.store.update_session(self.session.id, status=status, updated_at=utcnow())
 
     async def _finish(self, outcome: TurnOutcome, sdk_session_id: str | None) -> TurnRecord:
         data: dict[str, Any] = {
@@ -232,12 +274,13 @@ class TurnRun:
         await self.ctx.events.flush()
         record = replace(
             self.turn, status=outcome.status, completed_at=utcnow(), output=outcome.output, tool_calls=[],
+            permission_requests=[],
             usage=outcome.usage, cost_usd=outcome.cost_usd, duration_ms=outcome.duration_ms,
             stop_reason=outcome.stop_reason, error=outcome.error, last_event_seq=final.seq,
         )
         await self.ctx.store.update_turn(
             record.id, status=record.status, completed_at=record.completed_at, output=record.output,
-            tool_calls=[], usage=record.usage, cost_usd=record.cost_usd, duration_ms=record.duration_ms,
+            tool_calls=[], permission_requests=[], usage=record.usage, cost_usd=record.cost_usd, duration_ms=record.duration_ms,
             stop_reason=record.stop_reason, error=record.error, last_event_seq=record.last_event_seq,
         )
         session = await self.ctx.store.get_session(self.session.id)
@@ -253,6 +296,16 @@ class TurnRun:
         self._rearm()
         self._settled.set_result(record)
         return record
+
+
+def _resolution(request: PendingPermission, decision: Decision) -> dict[str, Any]:
+    data: dict[str, Any] = {"request_id": request.request_id, "tool_name": request.tool_name,
+                            "behavior": "allow" if decision.allow else "deny"}
+    if decision.message:
+        data["message"] = decision.message
+    if decision.updated_input is not None:
+        data["updated_input"] = decision.updated_input
+    return data
 
 
 def _add_usage(total: dict[str, Any], outcome: TurnOutcome) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from ccapi.store.records import SessionRecord, TurnRecord
 T = TypeVar("T")
 
 #: Turn states a crash can leave behind with nobody running them.
-OPEN_TURN_STATES = ("running", "requires_action")
+OPEN_TURN_STATES = ("running", "requires_action", "requires_approval")
 
 
 class Store(ABC):

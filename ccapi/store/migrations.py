@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator, migrate as apply_operations
 
 from ccapi.ids import utcnow
-from ccapi.store.models import ALL_MODELS, SchemaVersionRow
+from ccapi.store.models import ALL_MODELS, JSONField, SchemaVersionRow
 
 _MIGRATION_LOCK = 7_311_742  # any constant shared by every CC API host
 
@@ -22,8 +23,26 @@ def _initial_schema(db: peewee.Database) -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
+def _tool_policy(db: peewee.Database) -> None:
+    """Sessions gain a built-in tool policy (``"all"`` for every existing one: that is how they
+    ran) and a spending cap; turns gain their pending permission requests."""
+    migrator: SchemaMigrator = PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) \
+        else SqliteMigrator(db)
+    sessions = {column.name for column in db.get_columns("sessions")}
+    turns = {column.name for column in db.get_columns("turns")}
+    operations = []
+    if "builtin_tools" not in sessions:
+        operations.append(migrator.add_column("sessions", "builtin_tools", JSONField(default="all")))
+    if "max_budget_usd" not in sessions:
+        operations.append(migrator.add_column("sessions", "max_budget_usd", peewee.FloatField(null=True)))
+    if "permission_requests" not in turns:
+        operations.append(migrator.add_column("turns", "permission_requests", JSONField(default=list)))
+    apply_operations(*operations)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database], None]], ...] = (
     (1, "sessions, turns, events, idempotency keys, transcripts, leases", _initial_schema),
+    (2, "built-in tool policy, spending cap, pending permission requests", _tool_policy),
 )
 
 

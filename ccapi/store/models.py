@@ -43,6 +43,8 @@ class SessionRow(BaseModel):
     last_seq = peewee.IntegerField(default=0)
     usage = JSONField(default=dict)
     context = JSONField(null=True)
+    builtin_tools = JSONField(default="all")
+    max_budget_usd = peewee.FloatField(null=True)
 
     class Meta:
         table_name = "sessions"
@@ -59,6 +61,7 @@ class TurnRow(BaseModel):
     completed_at = peewee.CharField(null=True)
     output = JSONField(default=list)
     tool_calls = JSONField(default=list)
+    permission_requests = JSONField(default=list)
     usage = JSONField(default=dict)
     cost_usd = peewee.FloatField(null=True)
     duration_ms = peewee.IntegerField(null=True)

@@ -24,6 +24,9 @@ class SessionRecord:
     last_seq: int
     usage: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] | None = None
+    builtin_tools: str | list[str] = "all"
+    """``"all"``, ``"none"`` or tool names; sessions from before the policy existed ran with all."""
+    max_budget_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class TurnRecord:
     completed_at: str | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    permission_requests: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
     cost_usd: float | None = None
     duration_ms: int | None = None

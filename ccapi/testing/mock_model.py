@@ -13,7 +13,7 @@ Two rules worth knowing:
   a session title when non-essential traffic is allowed). They must not eat the replies a test scripted for the
   conversation. A ``POST /v1/messages`` request is a *main* request exactly when its ``tools`` list is non-empty:
   Claude Code sends its tool definitions with every conversation request (compaction included) and none with a
-  helper request. Side requests get a default answer and never touch the script queue. See
+  helper request; a model-only session's conversation requests, without tools, still ask for thinking. Side requests get a default answer and never touch the script queue. See
   :func:`is_side_request` and :func:`side_reply`.
 * **Tool names.** The CLI exposes SDK MCP tools to the model as ``mcp__<server>__<name>``. A test may script a
   :class:`ToolUse` with the plain ``<name>``: when exactly one tool the request offers ends with ``__<name>``, the
@@ -177,11 +177,17 @@ def is_side_request(body: Mapping[str, Any]) -> bool:
     """Whether a Messages request is a Claude Code helper request rather than a conversation request.
 
     Claude Code sends its tool definitions with every conversation request (about 58 KB with the system prompt),
-    compaction included, while its helper requests carry ``"tools": []`` or none. Checked with Claude Code 2.1.332:
-    its session-title request uses the session's own model, ``max_tokens`` and streaming, so model names and token
-    limits cannot tell it apart; the tools list can.
+    compaction included, while its helper requests carry ``"tools": []`` or none. A model-only session
+    (``ClaudeAgentOptions(tools=[])`` and no client tools) sends ``"tools": []`` on its conversation requests
+    too; those still ask for extended thinking, which helper requests (short, structured answers) do not.
+    Checked with Claude Code 2.1.332: its session-title request uses the session's own model, ``max_tokens``
+    and streaming, so model names and token limits cannot tell it apart; tools, thinking and the structured
+    output format can.
     """
-    return not body.get("tools")
+    if body.get("tools"):
+        return False
+    structured = bool((body.get("output_config") or {}).get("format"))
+    return structured or not body.get("thinking")
 
 
 def offered_tool_names(body: Mapping[str, Any]) -> set[str]:

@@ -1,0 +1,93 @@
+"""Built-in tool policy: which of Claude Code's own tools a session declares to the model,
+and a default that works as root (no IS_SANDBOX anywhere in this module)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from ccapi.testing import MockModel
+from ccapi.toolpolicy import BUILTIN_TOOL_NAMES
+from tests.gateway import Gateway
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url, IS_SANDBOX=None).start()
+    yield gw
+    gw.stop()
+    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+
+
+def _declared(mock: MockModel) -> list[list[str]]:
+    return [sorted(t["name"] for t in r.body.get("tools") or []) for r in mock.message_requests(include_side=False)]
+
+
+def test_none_declares_only_the_clients_tools(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session(tools=[WEATHER], builtin_tools="none")
+    assert session["builtin_tools"] == "none"
+    reply = gateway.turn(session["id"], "hello")
+    assert reply["status"] == "completed", reply
+    assert _declared(mock_model) == [["mcp__client__get_weather"]]
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["builtin_tools"] == "none"
+
+
+def test_none_without_client_tools_is_a_bare_model(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session(builtin_tools="none")
+    reply = gateway.turn(session["id"], "just talk")
+    assert reply["status"] == "completed" and reply["output"][-1]["text"] == "mock reply: just talk"
+    requests = mock_model.message_requests(include_side=False)
+    assert len(requests) == 1 and requests[0].body["tools"] == []
+    body = orjson.dumps(requests[0].body)
+    assert len(body) < 4_000, len(body)  # ~100 KB with Claude Code's agent
+    assert b"total_tokens" not in body  # attachments are off for a model-only session
+
+
+def test_a_list_declares_exactly_those(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session(builtin_tools=["Read", "Grep", "Glob"])
+    assert session["builtin_tools"] == ["Read", "Grep", "Glob"]
+    assert gateway.turn(session["id"], "look around")["status"] == "completed"
+    assert _declared(mock_model) == [["Glob", "Grep", "Read"]]
+
+
+def test_unknown_tool_name_is_a_400_that_lists_the_known_ones(gateway: Gateway) -> None:
+    response = gateway.client.post("/api/sessions", json={"builtin_tools": ["Read", "Telnet"]})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request" and "Telnet" in error["message"]
+    assert error["details"]["known"] == list(BUILTIN_TOOL_NAMES)
+    for bad in ("some", 3, [1]):
+        assert gateway.client.post("/api/sessions", json={"builtin_tools": bad}).status_code == 400
+
+
+def test_default_is_all_and_works_as_root_without_is_sandbox(gateway: Gateway, mock_model: MockModel) -> None:
+    """Default settings (bypassPermissions asked for, built-in tools on): as root the turn still completes."""
+    session = gateway.create_session()
+    assert session["builtin_tools"] == "all"
+    reply = gateway.turn(session["id"], "hello there")
+    assert reply["status"] == "completed", reply
+    declared = _declared(mock_model)[0]
+    assert {"Bash", "Read", "Write", "Edit"} <= set(declared)
+    health = gateway.client.get("/healthz").json()["permissions"]
+    if os.geteuid() == 0:
+        assert health["approvals"] == "on" and health["default_mode"] == "default"
+        assert "root" in health["reason"] and "IS_SANDBOX" in health["reason"]
+    else:
+        assert health["approvals"] == "off" and health["default_mode"] == "bypassPermissions"
+
+
+def test_gateway_default_policy_from_the_environment(make_gateway, mock_model: MockModel) -> None:
+    gw = make_gateway(CC_API_BUILTIN_TOOLS="Read,Glob", IS_SANDBOX=None)
+    session = gw.create_session()
+    assert session["builtin_tools"] == ["Read", "Glob"]
+    assert gw.turn(session["id"], "hi")["status"] == "completed"
+    assert _declared(mock_model) == [["Glob", "Read"]]
