@@ -36,6 +36,8 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.config.REQUEST_TIMEOUT = settings.request_timeout  # the body as a whole; see DeadlineRequest
     app.config.RESPONSE_TIMEOUT = 24 * 3600  # a default-mode turn reply waits for the whole turn
     app.config.CORS = False
+    # Swagger UI's oauth2-redirect route fetches a page from a CDN on the server: a gateway reaches no other host.
+    app.config.OAS_UI_SWAGGER = False
     app.ctx.settings = settings
     app.ctx.catalog = ModelCatalog.from_setting(settings.models)
     app.ctx.credentials = find_credentials(settings)

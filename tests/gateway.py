@@ -182,6 +182,16 @@ class Gateway:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def allow(self, session_id: str, reply: dict[str, Any], **body: Any) -> dict[str, Any]:
+        """Approve every built-in call a paused turn waits for (as root, Claude Code's tools ask
+        first: README "Approvals"); a reply that waits for none is returned as it is."""
+        if reply["status"] != "requires_approval":
+            return reply
+        decisions = [{"request_id": r["request_id"], "behavior": "allow"} for r in reply["permission_requests"]]
+        response = self.client.post(f"/api/sessions/{session_id}/permissions", json={"decisions": decisions, **body})
+        assert response.status_code in (200, 202), response.text
+        return response.json()
+
     def events(self, session_id: str, after: int = 0) -> list[dict[str, Any]]:
         response = self.client.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": 1000})
         assert response.status_code == 200, response.text

@@ -45,7 +45,7 @@ def test_printenv_by_the_model_shows_no_gateway_secret(make_gateway, mock_model:
     mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "printenv", "description": "env"}),)),
                       Reply(text="seen"))
     session = gw.create_session()
-    reply = gw.turn(session["id"], "print your environment")
+    reply = gw.allow(session["id"], gw.turn(session["id"], "print your environment"))
     assert reply["status"] == "completed", reply
 
     [printed] = _bash_outputs(mock_model)
@@ -110,15 +110,23 @@ def test_a_gateway_killed_alone_restarts_on_its_port_at_once(make_gateway, mock_
         return pids_with_env(GATEWAY_PID, str(killed.pid))
 
     try:
-        with gw.client.stream("POST", f"/api/sessions/{session['id']}/turns",
-                              json={"input": "sleep a while", "stream": True}):
-            assert _wait_until(lambda: any(marker in _cmdline(p) for p in children()), time.monotonic() + 20)
-            assert len(children()) >= 2, "Claude Code and the process running its tool are live"
-            for child in children():
-                assert listener not in _open_sockets(child), "a child holds the gateway's listening socket"
-            killed.send_signal(signal.SIGKILL)  # the gateway only, as the OOM killer would
-            killed.wait(10)
-            killed_at = time.monotonic()
+        started = gw.client.post(f"/api/sessions/{session['id']}/turns",
+                                 json={"input": "sleep a while", "background": True}).json()
+        turn_url = f"/api/sessions/{session['id']}/turns/{started['turn_id']}"
+
+        def tool_running() -> bool:
+            turn = gw.client.get(turn_url).json()
+            if turn["status"] == "requires_approval":  # as root Bash asks first
+                gw.allow(session["id"], turn, background=True)
+            return any(marker in _cmdline(p) for p in children())
+
+        assert _wait_until(tool_running, time.monotonic() + 20)
+        assert len(children()) >= 2, "Claude Code and the process running its tool are live"
+        for child in children():
+            assert listener not in _open_sockets(child), "a child holds the gateway's listening socket"
+        killed.send_signal(signal.SIGKILL)  # the gateway only, as the OOM killer would
+        killed.wait(10)
+        killed_at = time.monotonic()
 
         gw.start()  # at once, on the same port; raises if it cannot bind
         assert httpx.get(f"{gw.base_url}/healthz", timeout=5).status_code == 200

@@ -36,7 +36,7 @@ def test_state_is_private_and_claude_code_keeps_the_users_umask(make_gateway, mo
     mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "umask", "description": "umask"}),)),
                       Reply(text="done"))
     session = gw.create_session()
-    assert gw.turn(session["id"], "what is your umask?")["status"] == "completed"
+    assert gw.allow(session["id"], gw.turn(session["id"], "what is your umask?"))["status"] == "completed"
 
     expected = {"cc-api.json", "logs/cc-api.log", "run"}
     expected |= {"sessions.db", "sessions.db-wal", "sessions.db-shm"} if backend == "sqlite" else \

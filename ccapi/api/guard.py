@@ -88,7 +88,8 @@ async def guard_browser_requests(request: Request) -> None:
                         "must be listed in CC_API_ALLOWED_HOSTS")
     _refuse_cross_site(request, host)
     if request.method in _BODY_METHODS and request.body and not _is_json(request.headers.get("content-type", "")):
-        raise UnsupportedMediaType("request bodies must be JSON, sent with 'Content-Type: application/json'")
+        raise UnsupportedMediaType("request bodies must be JSON, sent with 'Content-Type: application/json' "
+                                   "(curl: --json)")
 
 
 def _refuse_cross_site(request: Request, host: tuple[str, int | None] | None) -> None:
