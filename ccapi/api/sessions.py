@@ -5,7 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from ccapi.api.render import session_view
+from ccapi.api.render import session_view, webhook_delivery_view
 from ccapi.api.request import int_arg, json_body
 from ccapi.sessions import NewSession, SessionService
 from ccapi.store import SessionRecord
@@ -22,7 +22,7 @@ def _view(service: SessionService, record: SessionRecord) -> dict:
 @bp.post("")
 async def create_session(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
-    params = NewSession.from_json(json_body(request), ctx.catalog, ctx.settings.model)
+    params = NewSession.from_json(json_body(request), ctx.catalog, ctx.settings.model, ctx.webhook_policy)
     record = await ctx.service.create(params)
     return json(_view(ctx.service, record), status=201)
 
@@ -46,6 +46,22 @@ async def get_session(request: Request, session_id: str) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
     record = await service.get(session_id)
     return json({**_view(service, record), "context": await service.context_usage(record)})
+
+
+@bp.get("/<session_id:str>/webhooks")
+async def list_webhooks(request: Request, session_id: str) -> HTTPResponse:
+    """The session's webhook deliveries in event order: state, attempts, last error."""
+    service: SessionService = request.app.ctx.service
+    after = int_arg(request, "after", 0, 0, 2**62)
+    limit = int_arg(request, "limit", 100, 1, 1000)
+    deliveries = await service.webhooks_page(session_id, after, limit + 1)
+    page = deliveries[:limit]
+    return json({
+        "object": "list",
+        "data": [webhook_delivery_view(delivery) for delivery in page],
+        "has_more": len(deliveries) > limit,
+        "last_seq": page[-1].seq if page else after,
+    })
 
 
 @bp.delete("/<session_id:str>")

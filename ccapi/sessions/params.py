@@ -16,9 +16,10 @@ from ccapi.config import PERMISSION_MODES
 from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.toolcalls import ToolResult
+from ccapi.webhooks.targets import BadTarget, WebhookPolicy
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode"}
+_SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode", "webhook"}
 _TURN_FIELDS = {"input", "stream", "background"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
@@ -34,10 +35,14 @@ class NewSession:
     max_turns: int | None
     cwd: str | None
     permission_mode: str | None
+    webhook: dict[str, Any] | None = None
 
     @classmethod
-    def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str) -> NewSession:
-        body = _object(body, _SESSION_FIELDS)
+    def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str,
+                  webhooks: WebhookPolicy | None = None) -> NewSession:
+        """``webhooks``: the gateway's webhook policy; without one (compat sessions) a session
+        has no subscription and may not ask for one."""
+        body = _object(body, _SESSION_FIELDS if webhooks else _SESSION_FIELDS - {"webhook"})
         requested = body.get("model") or default_model
         if not isinstance(requested, str):
             raise InvalidRequest("model must be a string")
@@ -61,7 +66,12 @@ class NewSession:
         cwd = body.get("cwd")
         if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not Path(cwd).is_dir()):
             raise InvalidRequest("cwd must be the absolute path of an existing directory")
-        return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode)
+        try:
+            webhook = webhooks.subscription(body) if webhooks else None
+        except BadTarget as exc:
+            raise InvalidRequest(str(exc), {"webhook": body.get("webhook")}) from None
+        return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode,
+                   webhook)
 
 
 @dataclass(frozen=True)

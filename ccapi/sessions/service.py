@@ -29,6 +29,7 @@ from ccapi.sessions.recovery import close_orphaned_turn
 from ccapi.sessions.toolcalls import ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
+from ccapi.store.outbox import WebhookDelivery
 from ccapi.store.transcripts import TranscriptMirror
 
 log = structlog.get_logger(__name__)
@@ -100,7 +101,7 @@ class SessionService:
             id=new_id("sess"), created_at=now, updated_at=now, model=params.model,
             system_prompt=params.system_prompt, tools=list(params.tools), metadata=params.metadata,
             max_turns=params.max_turns, cwd=params.cwd, permission_mode=params.permission_mode,
-            status="idle", sdk_session_id=None, turn_count=0, last_seq=0, usage={},
+            status="idle", sdk_session_id=None, turn_count=0, last_seq=0, usage={}, webhook=params.webhook,
         )
         await self.store.create_session(record)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, {
@@ -323,6 +324,10 @@ class SessionService:
     async def events_page(self, session_id: str, after: int, limit: int, types: list[str] | None) -> list[Event]:
         await self.get(session_id)
         return await self.store.list_events(session_id, after=after, limit=limit, types=types)
+
+    async def webhooks_page(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
+        await self.get(session_id)
+        return await self.store.list_webhooks(session_id, after, limit)
 
     # -- shutdown --------------------------------------------------------------
     async def shutdown(self) -> None:

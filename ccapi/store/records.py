@@ -24,6 +24,8 @@ class SessionRecord:
     last_seq: int
     usage: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None
+    """``{"url", "events"}``: where this session's events are delivered, signed."""
 
 
 @dataclass(frozen=True)

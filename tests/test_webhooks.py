@@ -1,0 +1,253 @@
+"""Signed, durable webhooks: a background turn calls its client back, with retries, across a crash."""
+
+from __future__ import annotations
+
+import http.server
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from ccapi.client import WebhookVerificationError, verify_webhook
+from ccapi.testing import MockModel, Reply, ToolUse
+from ccapi.webhooks.signing import new_secret
+from tests.conftest import BACKENDS
+from tests.gateway import Gateway, free_port
+
+SECRET = new_secret()
+WEBHOOK_ENV = {"CC_API_WEBHOOK_SECRET": SECRET, "CC_API_WEBHOOK_BACKOFF": "0.2", "CC_API_WEBHOOK_TIMEOUT": "2"}
+WEATHER = {"name": "get_weather", "description": "Current weather for a city",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    headers: dict[str, str]
+    body: bytes
+    received_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return orjson.loads(self.body)
+
+
+class Receiver:
+    """A webhook receiver on loopback: records every POST and answers with scripted statuses
+    (``(status, headers)``; 200 once the script is used up)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.deliveries: list[Delivery] = []
+        self.answers: list[tuple[int, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver._lock:
+                    receiver.deliveries.append(Delivery(dict(self.headers.items()), body))
+                    status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def wait_for(self, condition: Callable[[list[Delivery]], bool], timeout: float = 30) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                seen = list(self.deliveries)
+            if condition(seen):
+                return seen
+            time.sleep(0.05)
+        raise AssertionError(f"the receiver got {[d.event['type'] for d in seen]} only")
+
+    def of_type(self, type_: str) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self.deliveries if d.event["type"] == type_]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The outbox is written by each backend's own event path: test both."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def hooked(mock_model: MockModel, backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway that signs webhooks with ``SECRET`` and retries quickly."""
+    gw = Gateway(tmp_path_factory.mktemp("hooked"), mock_model.url, backend, **WEBHOOK_ENV).start()
+    yield gw
+    gw.stop()
+    assert gw.lingering_processes() == []
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    started = Receiver().start()
+    yield started
+    started.stop()
+
+
+def _deliveries(gw: Gateway, session_id: str) -> list[dict[str, Any]]:
+    response = gw.client.get(f"/api/sessions/{session_id}/webhooks")
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def _wait_for_state(gw: Gateway, session_id: str, done: Callable[[list[dict[str, Any]]], bool],
+                    timeout: float = 30) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = _deliveries(gw, session_id)
+        if done(listed):
+            return listed
+        time.sleep(0.05)
+    raise AssertionError(f"deliveries stayed {listed}")
+
+
+def test_background_tool_turn_calls_back_and_is_answered_through_tool_results(
+        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
+    session = hooked.create_session(tools=[WEATHER], webhook={"url": receiver.url})
+    assert session["webhook"] == {"url": receiver.url,
+                                  "events": ["turn.completed", "turn.requires_action", "turn.failed"]}
+    started = hooked.client.post(f"/api/sessions/{session['id']}/turns",
+                                 json={"input": "weather in Oslo?", "background": True})
+    assert started.status_code == 202, started.text
+
+    paused = receiver.wait_for(lambda seen: len(seen) >= 1)[0]
+    event = verify_webhook(SECRET, paused.headers, paused.body)
+    assert event["type"] == "turn.requires_action" and event["session_id"] == session["id"]
+    assert event["turn_id"] == started.json()["turn_id"]
+    assert paused.headers["webhook-id"] == f"{session['id']}_{event['seq']}"
+    assert paused.headers["content-type"] == "application/json"
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(new_secret(), paused.headers, paused.body)
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(SECRET, paused.headers, paused.body.replace(b"Oslo", b"Rome"))
+
+    call = event["data"]["tool_calls"][0]
+    assert call["name"] == "get_weather" and call["input"] == {"city": "Oslo"}
+    answered = hooked.client.post(f"/api/sessions/{session['id']}/tool-results", json={
+        "results": [{"tool_call_id": call["tool_call_id"], "content": "-3C"}], "background": True})
+    assert answered.status_code == 202, answered.text
+
+    done = receiver.wait_for(lambda seen: len(seen) >= 2)[1]
+    completed = verify_webhook(SECRET, done.headers, done.body)
+    assert completed["type"] == "turn.completed" and completed["turn_id"] == event["turn_id"]
+    assert done.headers["webhook-id"] != paused.headers["webhook-id"]
+    logged = {e["seq"]: e for e in hooked.events(session["id"])}
+    assert logged[completed["seq"]] == completed  # the event exactly as the log has it
+
+    time.sleep(0.3)
+    assert len(receiver.deliveries) == 2  # only the subscribed events: no turn.started, no deltas
+    listed = _deliveries(hooked, session["id"])
+    assert [(d["event_type"], d["state"], d["attempts"], d["last_status"]) for d in listed] == [
+        ("turn.requires_action", "delivered", 1, 200), ("turn.completed", "delivered", 1, 200)]
+    read = hooked.client.get(f"/api/sessions/{session['id']}")
+    assert read.json()["webhook"]["url"] == receiver.url
+    assert SECRET.removeprefix("whsec_") not in read.text + str(listed)
+
+
+def test_retries_until_the_receiver_answers_with_one_webhook_id(
+        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    receiver.answers = [(500, {}), (500, {}), (200, {})]
+    session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
+    hooked.turn(session["id"], "hello")
+
+    seen = receiver.wait_for(lambda seen: len(seen) >= 3)
+    assert len({d.headers["webhook-id"] for d in seen}) == 1
+    assert all(verify_webhook(SECRET, d.headers, d.body)["type"] == "turn.completed" for d in seen)
+    assert seen[1].received_at - seen[0].received_at >= 0.1 - 0.02  # backed off (0.2 s base, half jittered)
+    listed = _wait_for_state(hooked, session["id"], lambda d: d[0]["state"] == "delivered")
+    assert listed[0]["attempts"] == 3 and listed[0]["last_status"] == 200 and listed[0]["next_attempt_at"] is None
+    time.sleep(0.5)
+    assert len(receiver.deliveries) == 3
+
+
+def test_retry_after_is_honoured_and_a_4xx_is_final(
+        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    receiver.answers = [(429, {"Retry-After": "1"}), (200, {}), (410, {})]
+    session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
+    hooked.turn(session["id"], "hello")
+    first, second = receiver.wait_for(lambda seen: len(seen) >= 2)
+    assert second.received_at - first.received_at >= 0.95
+
+    hooked.turn(session["id"], "hello again")
+    listed = _wait_for_state(hooked, session["id"], lambda d: len(d) == 2 and d[1]["state"] == "failed")
+    assert listed[1]["attempts"] == 1 and listed[1]["last_status"] == 410 and "410" in listed[1]["last_error"]
+    assert listed[1]["completed_at"] is not None and listed[1]["next_attempt_at"] is None
+
+
+BAD_WEBHOOKS = [
+    {"url": "http://example.com/hook"},  # not on the allow-list (loopback only by default)
+    {"url": "http://10.0.0.7/hook"},
+    {"url": "ftp://127.0.0.1/hook"},
+    {"url": "http://user:pw@127.0.0.1/hook"},
+    {"url": "/relative"},
+    {"url": "http://127.0.0.1/hook", "events": ["message.delta"]},
+    {"url": "http://127.0.0.1/hook", "events": []},
+    {"url": "http://127.0.0.1/hook", "secret": "mine"},
+    "http://127.0.0.1/hook",
+]
+
+
+@pytest.mark.parametrize("webhook", BAD_WEBHOOKS)
+def test_a_webhook_outside_the_rules_is_a_400_and_creates_nothing(hooked: Gateway, webhook: Any) -> None:
+    before = hooked.client.get("/api/sessions", params={"limit": 100}).json()["data"]
+    response = hooked.client.post("/api/sessions", json={"webhook": webhook})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request" and "webhook" in response.json()["error"]["message"]
+    assert hooked.client.get("/api/sessions", params={"limit": 100}).json()["data"] == before
+
+
+def test_a_delivery_survives_kill_9_while_the_receiver_is_down(make_gateway, mock_model: MockModel) -> None:
+    down = Receiver()  # its port is chosen; nothing listens there yet
+    gw = make_gateway(**{**WEBHOOK_ENV, "CC_API_WEBHOOK_BACKOFF": "0.5"})
+    session = gw.create_session(webhook={"url": down.url})
+    reply = gw.turn(session["id"], "remember me")
+    assert reply["status"] == "completed"
+    listed = _wait_for_state(gw, session["id"], lambda d: bool(d) and d[0]["attempts"] >= 1)
+    assert listed[0]["state"] == "pending" and "Connect" in listed[0]["last_error"]
+
+    gw.process.send_signal(signal.SIGKILL)
+    gw.process.wait(10)
+    down.start()
+    try:
+        gw.start()
+        seen = down.wait_for(lambda seen: len(seen) >= 1)
+        event = verify_webhook(SECRET, seen[0].headers, seen[0].body)
+        assert event["type"] == "turn.completed" and event["turn_id"] == reply["turn_id"]
+        listed = _wait_for_state(gw, session["id"], lambda d: d[0]["state"] == "delivered")
+        assert listed[0]["attempts"] >= 2
+    finally:
+        down.stop()
