@@ -13,9 +13,14 @@ from typing import Any
 import orjson
 import pytest
 
+from ccapi.catalog import ModelCatalog
 from ccapi.client import WebhookVerificationError, verify_webhook
+from ccapi.config import ConfigError, Settings
+from ccapi.errors import InvalidRequest
+from ccapi.sessions import NewSession
 from ccapi.testing import MockModel, Reply, ToolUse
-from ccapi.webhooks.signing import new_secret
+from ccapi.webhooks.signing import new_secret, sign
+from ccapi.webhooks.targets import LOOPBACK, AllowList
 from tests.conftest import BACKENDS
 from tests.gateway import Gateway, free_port
 
@@ -251,3 +256,58 @@ def test_a_delivery_survives_kill_9_while_the_receiver_is_down(make_gateway, moc
         assert listed[0]["attempts"] >= 2
     finally:
         down.stop()
+
+
+# -- units: the signature scheme, the allow-list, the settings ------------------------------
+def test_signatures_match_the_standard_webhooks_test_vector() -> None:
+    """The specification's published vector: any Standard Webhooks library verifies CC API's deliveries."""
+    secret, body = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}'
+    assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == \
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    headers = {"Webhook-Id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "Webhook-Timestamp": "1614265330",
+               "Webhook-Signature": "v1,bm90IGl0 v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
+    assert verify_webhook(secret, headers, body, now=1614265330 + 60) == {"test": 2432232314}
+    with pytest.raises(WebhookVerificationError, match="tolerance"):
+        verify_webhook(secret, headers, body, now=1614265330 + 301)
+    with pytest.raises(WebhookVerificationError, match="missing"):
+        verify_webhook(secret, {**headers, "Webhook-Signature": ""}, body, now=1614265330)
+
+
+@pytest.mark.parametrize("secret", ["secret", "whsec_" + "A" * 8, "whsec_not base64!", "whsec_" + "A" * 100])
+def test_a_weak_or_malformed_secret_is_refused_at_start_up(secret: str) -> None:
+    with pytest.raises(ConfigError, match="CC_API_WEBHOOK_SECRET"):
+        Settings.from_env({"CC_API_WEBHOOK_SECRET": secret})
+
+
+def test_gateway_default_subscription_is_checked_at_start_up() -> None:
+    with pytest.raises(ConfigError, match="needs CC_API_WEBHOOK_SECRET"):
+        Settings.from_env({"CC_API_WEBHOOK_URL": "http://127.0.0.1:9/h"})
+    with pytest.raises(ConfigError, match="not allowed"):
+        Settings.from_env({"CC_API_WEBHOOK_URL": "https://hooks.example.com/h", "CC_API_WEBHOOK_SECRET": SECRET})
+    settings = Settings.from_env({"CC_API_WEBHOOK_URL": "https://hooks.example.com/h", "CC_API_WEBHOOK_SECRET": SECRET,
+                                  "CC_API_WEBHOOK_ALLOW": ".example.com", "CC_API_WEBHOOK_EVENTS": "turn.failed"})
+    assert settings.default_webhook == {"url": "https://hooks.example.com/h", "events": ["turn.failed"]}
+    assert SECRET not in repr(settings)
+
+
+def test_allow_list_admits_names_suffixes_and_networks_only() -> None:
+    default = AllowList.parse(LOOPBACK)
+    assert all(map(default.allows, ["127.0.0.1", "127.8.9.10", "localhost", "LOCALHOST", "::1"]))
+    assert not any(map(default.allows, ["10.0.0.1", "example.com", "localhost.example.com", "0.0.0.0", "::"]))
+    custom = AllowList.parse(["hooks.example.com", ".corp.internal", "10.1.0.0/16"])
+    assert all(map(custom.allows, ["hooks.example.com", "ci.corp.internal", "10.1.200.3"]))
+    assert not any(map(custom.allows, ["example.com", "corp.internal.evil.com", "10.2.0.1", "127.0.0.1"]))
+    assert AllowList.parse(["*"]).allows("anything.example")
+
+
+def test_without_a_secret_a_session_cannot_subscribe_and_compat_sessions_never_do() -> None:
+    catalog, policy = ModelCatalog.from_setting(None), Settings().webhook_policy
+    with pytest.raises(InvalidRequest, match="CC_API_WEBHOOK_SECRET"):
+        NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet", policy)
+    assert NewSession.from_json({"webhook": None}, catalog, "sonnet", policy).webhook is None
+    defaulted = Settings(webhook_url="http://127.0.0.1:9/h", webhook_secret=SECRET).webhook_policy
+    assert NewSession.from_json({}, catalog, "sonnet", defaulted).webhook["url"] == "http://127.0.0.1:9/h"
+    assert NewSession.from_json({"webhook": None}, catalog, "sonnet", defaulted).webhook is None
+    assert NewSession.from_json({}, catalog, "sonnet").webhook is None  # compat: no policy, no default
+    with pytest.raises(InvalidRequest, match="unknown field"):
+        NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet")
