@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import http.server
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
 
 from ccapi.catalog import ModelCatalog
@@ -22,82 +18,13 @@ from ccapi.testing import MockModel, Reply, ToolUse
 from ccapi.webhooks.signing import new_secret, sign
 from ccapi.webhooks.targets import LOOPBACK, AllowList
 from tests.conftest import BACKENDS
-from tests.gateway import Gateway, free_port
+from tests.gateway import Gateway
+from tests.webhook_receiver import Receiver
 
 SECRET = new_secret()
 WEBHOOK_ENV = {"CC_API_WEBHOOK_SECRET": SECRET, "CC_API_WEBHOOK_BACKOFF": "0.2", "CC_API_WEBHOOK_TIMEOUT": "2"}
 WEATHER = {"name": "get_weather", "description": "Current weather for a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
-
-
-@dataclass(frozen=True)
-class Delivery:
-    headers: dict[str, str]
-    body: bytes
-    received_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def event(self) -> dict[str, Any]:
-        return orjson.loads(self.body)
-
-
-class Receiver:
-    """A webhook receiver on loopback: records every POST and answers with scripted statuses
-    (``(status, headers)``; 200 once the script is used up)."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.deliveries: list[Delivery] = []
-        self.answers: list[tuple[int, dict[str, str]]] = []
-        self._lock = threading.Lock()
-        self._server: http.server.ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                with receiver._lock:
-                    receiver.deliveries.append(Delivery(dict(self.headers.items()), body))
-                    status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def wait_for(self, condition: Callable[[list[Delivery]], bool], timeout: float = 30) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                seen = list(self.deliveries)
-            if condition(seen):
-                return seen
-            time.sleep(0.05)
-        raise AssertionError(f"the receiver got {[d.event['type'] for d in seen]} only")
-
-    def of_type(self, type_: str) -> list[Delivery]:
-        with self._lock:
-            return [d for d in self.deliveries if d.event["type"] == type_]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
