@@ -52,7 +52,8 @@ _INPUT_BLOCK = {"type": "object", "required": ["type"], "additionalProperties": 
 _WEBHOOK_EVENTS = {"type": "array", "minItems": 1, "items": {"type": "string", "enum": sorted(WEBHOOK_EVENT_TYPES)}}
 _WEBHOOK = {"type": "object", "required": ["url"], "additionalProperties": False, "nullable": True,
             "description": "Signed POSTs of this session's events (null: none, even if the gateway has a default)",
-            "properties": {"url": {"type": "string", "description": "http(s); its host must be in CC_API_WEBHOOK_ALLOW"},
+            "properties": {"url": {"type": "string",
+                                   "description": "http(s); its host must be in CC_API_WEBHOOK_ALLOW"},
                            "events": _WEBHOOK_EVENTS}}
 _TOOL_CALL = {"type": "object", "required": ["tool_call_id", "name", "input"], "properties": {
     "tool_call_id": _STRING, "name": _STRING, "input": _OBJECT}}
