@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,6 +16,7 @@ from claude_agent_sdk.testing import run_session_store_conformance
 from ccapi.events import Event
 from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
 from ccapi.store.jsondir import UnsafeId
+from ccapi.store.migrations import MIGRATIONS
 from ccapi.store.sql import postgres_database, sqlite_database
 from ccapi.store.transcripts import TranscriptMirror
 
@@ -179,6 +181,31 @@ def test_postgres_hosts_claiming_at_once_never_share_a_delivery(postgres_server,
         assert not set(a) & set(b) and len(a) + len(b) == 40
         await first.close()
         await second.close()
+
+    run(main())
+
+
+def test_a_database_from_before_webhooks_is_migrated_in_place(tmp_path: Path) -> None:
+    """Schema version 1 (no webhook column, no outbox table) gains both at the next open; its data stays."""
+    async def main() -> None:
+        store = SqlStore(sqlite_database(tmp_path / "sessions.db"))
+        await store.open()
+        await store.create_session(_session("sess_old", "2026-01-01T00:00:00.000Z"))
+        await store.close()
+        with sqlite3.connect(tmp_path / "sessions.db") as db:
+            db.execute("DROP TABLE webhook_deliveries")
+            db.execute("ALTER TABLE sessions DROP COLUMN webhook")
+            db.execute("DELETE FROM schema_version WHERE version > 1")
+
+        store = SqlStore(sqlite_database(tmp_path / "sessions.db"))
+        await store.open()
+        assert (await store.get_session("sess_old")).webhook is None
+        await store.update_session("sess_old", webhook={"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]})
+        await store.append_events([_event("sess_old", 1, "turn.completed")])
+        assert [d.id for d in await store.list_webhooks("sess_old", 0, 10)] == ["sess_old_1"]
+        await store.close()
+        with sqlite3.connect(tmp_path / "sessions.db") as db:
+            assert max(v for (v,) in db.execute("SELECT version FROM schema_version")) == MIGRATIONS[-1][0]
 
     run(main())
 
