@@ -126,9 +126,9 @@ def test_retries_until_the_receiver_answers_with_one_webhook_id(
     assert len(receiver.deliveries) == 3
 
 
-def test_retry_after_is_honoured_and_a_4xx_is_final(
+def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
         hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
-    receiver.answers = [(429, {"Retry-After": "1"}), (200, {}), (410, {})]
+    receiver.answers = [(429, {"Retry-After": "1"}), (200, {}), (410, {}), (307, {"Location": "http://10.0.0.7/"})]
     session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
     hooked.turn(session["id"], "hello")
     first, second = receiver.wait_for(lambda seen: len(seen) >= 2)
@@ -138,6 +138,11 @@ def test_retry_after_is_honoured_and_a_4xx_is_final(
     listed = _wait_for_state(hooked, session["id"], lambda d: len(d) == 2 and d[1]["state"] == "failed")
     assert listed[1]["attempts"] == 1 and listed[1]["last_status"] == 410 and "410" in listed[1]["last_error"]
     assert listed[1]["completed_at"] is not None and listed[1]["next_attempt_at"] is None
+
+    hooked.turn(session["id"], "and again")  # a redirect is never followed (it could lead anywhere)
+    listed = _wait_for_state(hooked, session["id"], lambda d: len(d) == 3 and d[2]["state"] == "failed")
+    assert listed[2]["attempts"] == 1 and "redirects are not followed" in listed[2]["last_error"]
+    assert len(receiver.deliveries) == 4
 
 
 BAD_WEBHOOKS = [
