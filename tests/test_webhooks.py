@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +15,13 @@ from ccapi.catalog import ModelCatalog
 from ccapi.client import WebhookVerificationError, verify_webhook
 from ccapi.config import ConfigError, Settings
 from ccapi.errors import InvalidRequest
+from ccapi.events import Event
+from ccapi.ids import utcnow
 from ccapi.sessions import NewSession
+from ccapi.store import JsonDirStore, SessionRecord
+from ccapi.store.outbox import WebhookDelivery
 from ccapi.testing import MockModel, Reply, ToolUse
+from ccapi.webhooks.sender import WebhookSender
 from ccapi.webhooks.signing import new_secret, sign
 from ccapi.webhooks.targets import LOOPBACK, AllowList
 from tests.conftest import BACKENDS
@@ -243,3 +250,37 @@ def test_without_a_secret_a_session_cannot_subscribe_and_compat_sessions_never_d
     assert NewSession.from_json({}, catalog, "sonnet").webhook is None  # compat: no policy, no default
     with pytest.raises(InvalidRequest, match="unknown field"):
         NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet")
+
+
+def test_a_hanging_receiver_times_out_and_a_large_answer_leaves_a_short_error(tmp_path: Path) -> None:
+    """The sender in-process, on a JSON-directory store: attempt one hangs past the timeout and is
+    retried; attempt two gets a 400 with a megabyte of body, of which ``last_error`` keeps a line."""
+    receiver = Receiver().start()
+    receiver.answers = [(200, {}, b"late", 1.5), (400, {}, b"x" * 1_000_000)]
+    settings = Settings(home=tmp_path, webhook_secret=SECRET, webhook_timeout=0.3, webhook_backoff=0.05)
+
+    async def main() -> list[WebhookDelivery]:
+        store = JsonDirStore(tmp_path / "store")
+        await store.open()
+        await store.create_session(SessionRecord("sess_s", "t", "t", "m", None, [], {}, None, None, None, "idle",
+                                                 None, 0, 0, webhook={"url": receiver.url,
+                                                                      "events": ["turn.failed"]}))
+        await store.append_events([Event(1, "turn.failed", "sess_s", "turn_1", utcnow(), {})])
+        sender = WebhookSender(settings, store)
+        sender.start()
+        deadline = time.monotonic() + 20
+        while (listed := await store.list_webhooks("sess_s", 0, 10))[0].state == "pending":
+            assert time.monotonic() < deadline, listed
+            await asyncio.sleep(0.05)
+        await sender.stop()
+        await store.close()
+        return listed
+
+    try:
+        (delivery,) = asyncio.run(main())
+    finally:
+        receiver.stop()
+    assert (delivery.state, delivery.attempts, delivery.last_status) == ("failed", 2, 400)
+    assert len(delivery.last_error) < 300 and delivery.last_error.startswith("HTTP 400: xxx")
+    assert len(receiver.deliveries) == 2
+    assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1

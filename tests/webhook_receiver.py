@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -25,14 +26,22 @@ class Delivery:
         return orjson.loads(self.body)
 
 
+class Answer(NamedTuple):
+    status: int = 200
+    headers: dict[str, str] = {}
+    body: bytes = b"ok"
+    delay: float = 0.0
+    """Seconds to wait before answering (a receiver that hangs)."""
+
+
 class Receiver:
-    """A webhook receiver on loopback: records every POST and answers with scripted statuses
-    (``(status, headers)``; 200 once the script is used up)."""
+    """A webhook receiver on loopback: records every POST and answers with the scripted
+    ``answers`` (``Answer`` fields, as tuples), then with 200."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.deliveries: list[Delivery] = []
-        self.answers: list[tuple[int, dict[str, str]]] = []
+        self.answers: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
 
@@ -48,13 +57,15 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with receiver._lock:
                     receiver.deliveries.append(Delivery(dict(self.headers.items()), body))
-                    status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
-                self.send_response(status)
-                for name, value in headers.items():
+                    answer = Answer(*receiver.answers.pop(0)) if receiver.answers else Answer()
+                time.sleep(answer.delay)
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-length", "2")
+                self.send_header("content-length", str(len(answer.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                with contextlib.suppress(OSError):  # the sender may have given up and gone
+                    self.wfile.write(answer.body)
 
             def log_message(self, *args: Any) -> None:
                 pass
