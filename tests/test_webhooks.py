@@ -158,6 +158,7 @@ BAD_WEBHOOKS = [
     {"url": "ftp://127.0.0.1/hook"},
     {"url": "http://user:pw@127.0.0.1/hook"},
     {"url": "/relative"},
+    {"url": "http://127.0.0.1/hook\u0000"},
     {"url": "http://127.0.0.1/hook", "events": ["message.delta"]},
     {"url": "http://127.0.0.1/hook", "events": []},
     {"url": "http://127.0.0.1/hook", "secret": "mine"},

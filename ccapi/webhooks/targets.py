@@ -67,6 +67,8 @@ class AllowList:
 def check_url(url: Any, allow: AllowList) -> str:
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         raise BadTarget(f"webhook.url must be an http(s) URL of at most {MAX_URL_LENGTH} characters")
+    if not url.isprintable() or " " in url:  # no store holds NUL, and no URL has control characters or spaces
+        raise BadTarget("webhook.url must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         host, _ = parts.hostname, parts.port
