@@ -21,6 +21,7 @@ from ccapi.engine import EnginePool
 from ccapi.engine.credentials import find_credentials
 from ccapi.sessions import EventLog, SessionService
 from ccapi.store import open_store
+from ccapi.webhooks.sender import WebhookSender
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.ctx.catalog = ModelCatalog.from_setting(settings.models)
     app.ctx.credentials = find_credentials(settings)
     app.ctx.host_policy = HostPolicy.from_settings(settings)
+    app.ctx.webhook_policy = settings.webhook_policy
 
     for module in (info, models, sessions, turns, events, compat):
         app.blueprint(module.bp)
@@ -73,6 +75,11 @@ async def _start_state(app: Sanic) -> None:
     pool.start()
     app.ctx.service = service = SessionService(settings, store, events_log, pool)
     await service.start()
+    app.ctx.webhooks = None
+    if settings.webhook_secret is not None:  # without a secret no session can have subscribed
+        app.ctx.webhooks = webhooks = WebhookSender(settings, store)
+        events_log.on_commit(webhooks.committed)
+        webhooks.start()
     credentials = app.ctx.credentials
     log.info("started", host=settings.host, port=settings.port, database=str(settings.database_path),
              mock_model=settings.mock_model, credentials_found=credentials.found,
@@ -86,5 +93,7 @@ async def _stop_state(app: Sanic) -> None:
     await app.ctx.service.shutdown()
     await app.ctx.pool.close()
     await app.ctx.events.stop()
+    if app.ctx.webhooks is not None:
+        await app.ctx.webhooks.stop()
     await app.ctx.store.close()
     log.info("stopped")

@@ -13,6 +13,9 @@ tool calls with Python callables until the turn completes::
         turn = cc.run_tools(session.id, "What is 2 + 3?", {"add": lambda a, b: a + b})
         print(turn.text)
 
+A webhook receiver checks a delivery with ``verify_webhook(secret, headers, body)``, which
+returns the event or raises ``WebhookVerificationError``.
+
 The request building and response parsing are shared; only the I/O differs between the
 two clients.
 """
@@ -30,9 +33,10 @@ import httpx
 import orjson
 
 from ccapi.events import Event
+from ccapi.webhooks.signing import WebhookVerificationError, verify_webhook
 
 __all__ = ["AsyncClient", "CCAPIError", "Client", "Decision", "Event", "PermissionRequest", "Session", "ToolCall",
-           "ToolResult", "Turn"]
+           "ToolResult", "Turn", "WebhookVerificationError", "verify_webhook"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Reconnection attempts for one event stream before the error is raised.

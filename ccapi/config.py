@@ -12,9 +12,12 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ccapi.paths import StatePaths, default_home, home_from_env
 from ccapi.toolpolicy import BuiltinTools, parse_builtin_tools_text
+from ccapi.webhooks.signing import secret_key
+from ccapi.webhooks.targets import LOOPBACK, AllowList, BadTarget, WebhookPolicy, subscription
 
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -64,6 +67,13 @@ class Settings:
     mock_model: bool = False
     child_umask: int = 0o022
     """The umask the gateway was started with: it runs with 077, its Claude Code children with this."""
+    webhook_url: str | None = None
+    webhook_events: tuple[str, ...] = ()
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_allow: tuple[str, ...] = LOOPBACK
+    webhook_timeout: float = 10.0
+    webhook_backoff: float = 2.0
+    webhook_retry_for: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +115,13 @@ class Settings:
             request_timeout=reader.number("CC_API_REQUEST_TIMEOUT", cls.request_timeout),
             keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
             pass_env=reader.variable_names("CC_API_PASS_ENV"),
+            webhook_url=reader.optional("CC_API_WEBHOOK_URL"),
+            webhook_events=reader.items("CC_API_WEBHOOK_EVENTS"),
+            webhook_secret=reader.optional("CC_API_WEBHOOK_SECRET"),
+            webhook_allow=reader.items("CC_API_WEBHOOK_ALLOW") or LOOPBACK,
+            webhook_timeout=reader.number("CC_API_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            webhook_backoff=reader.number("CC_API_WEBHOOK_BACKOFF", cls.webhook_backoff),
+            webhook_retry_for=reader.number("CC_API_WEBHOOK_RETRY_FOR", cls.webhook_retry_for),
         )
         settings.check()
         return settings
@@ -126,6 +143,37 @@ class Settings:
                 "anyone who can reach it could run tools on this machine. Set CC_API_KEY "
                 "or bind 127.0.0.1."
             )
+        self._check_webhooks()
+
+    def _check_webhooks(self) -> None:
+        if self.webhook_secret is not None:
+            try:
+                secret_key(self.webhook_secret)
+            except ValueError as exc:
+                raise ConfigError(f"CC_API_WEBHOOK_SECRET: {exc} (`cc-api install-service` writes one)") from None
+        if self.webhook_url is None:
+            return
+        if self.webhook_secret is None:
+            raise ConfigError("CC_API_WEBHOOK_URL needs CC_API_WEBHOOK_SECRET to sign the deliveries")
+        try:
+            self.default_webhook
+        except BadTarget as exc:
+            raise ConfigError(f"CC_API_WEBHOOK_URL / CC_API_WEBHOOK_EVENTS: {exc}") from None
+
+    @property
+    def webhook_allow_list(self) -> AllowList:
+        return AllowList.parse(self.webhook_allow)
+
+    @property
+    def webhook_policy(self) -> WebhookPolicy:
+        return WebhookPolicy(self.webhook_allow_list, self.default_webhook, self.webhook_secret is not None)
+
+    @property
+    def default_webhook(self) -> dict[str, Any] | None:
+        """The subscription of sessions created without a ``webhook`` field."""
+        if self.webhook_url is None:
+            return None
+        return subscription(self.webhook_url, list(self.webhook_events) or None, self.webhook_allow_list)
 
     @property
     def paths(self) -> StatePaths:

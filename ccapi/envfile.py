@@ -9,7 +9,8 @@ whole-line ``#`` comments.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ccapi.config import VARIABLE_NAME, ConfigError
@@ -28,6 +29,9 @@ EXAMPLE_ENV_FILE = """\
 # Where Claude Code's built-in tools (Read, Edit, Bash) act; the service default is your home directory:
 # CC_API_CWD=
 # CC_API_MODEL=claude-sonnet-4-5
+#
+# Signs webhook deliveries (whsec_ + base64); `cc-api install-service` adds one when missing:
+# CC_API_WEBHOOK_SECRET=
 #
 # Claude credentials, unless this user has run `claude login`:
 # ANTHROPIC_API_KEY=
@@ -77,4 +81,16 @@ def write_example_env_file(path: Path) -> bool:
         return False
     with os.fdopen(fd, "w", encoding="utf-8") as file:
         file.write(EXAMPLE_ENV_FILE)
+    return True
+
+
+def ensure_env_value(path: Path, name: str, make_value: Callable[[], str]) -> bool:
+    """Append ``name=<make_value()>`` to the env file unless it already sets ``name``; ``True``
+    if it did. Used for generated secrets, so a reinstall keeps the one receivers hold."""
+    if name in read_env_file(path):
+        return False
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as file:
+        file.write(("" if not existing or existing.endswith("\n") else "\n") + f"{name}={make_value()}\n")
     return True

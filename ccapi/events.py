@@ -39,6 +39,13 @@ TERMINAL_TURN_EVENTS = frozenset(
 PAUSE_EVENTS = frozenset({EventType.TURN_REQUIRES_ACTION, EventType.TURN_REQUIRES_APPROVAL})
 
 
+#: Events a webhook may subscribe to: everything but the token-level deltas.
+WEBHOOK_EVENT_TYPES = frozenset(EventType) - {EventType.MESSAGE_DELTA, EventType.THINKING_DELTA}
+#: What a subscription without ``events`` receives: the moments a background client must act on.
+DEFAULT_WEBHOOK_EVENTS = (EventType.TURN_COMPLETED, EventType.TURN_REQUIRES_ACTION, EventType.TURN_REQUIRES_APPROVAL,
+                          EventType.TURN_FAILED)
+
+
 @dataclass(frozen=True)
 class Event:
     """One entry of a session's durable log; ``seq`` is gap-free per session."""

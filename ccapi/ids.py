@@ -20,4 +20,14 @@ def is_safe_id(value: str) -> bool:
 
 def utcnow() -> str:
     """ISO-8601 UTC with milliseconds; sorts lexically in time order."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return isoformat(datetime.now(UTC).timestamp())
+
+
+def isoformat(timestamp: float) -> str:
+    """A Unix time in ``utcnow``'s format."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> float:
+    """The inverse of ``isoformat``."""
+    return datetime.fromisoformat(value).timestamp()

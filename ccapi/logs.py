@@ -21,7 +21,8 @@ import structlog
 from ccapi.paths import LOG_FILE_NAME
 
 REDACTED = "[redacted]"
-SECRET_VARIABLES = ("CC_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+SECRET_VARIABLES = ("CC_API_KEY", "CC_API_WEBHOOK_SECRET", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
+                    "CLAUDE_CODE_OAUTH_TOKEN")
 SECRET_KEYS = frozenset({"authorization", "x-api-key", "api_key", "cookie", "password", "secret", "token",
                          *(name.lower() for name in SECRET_VARIABLES)})
 _MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words; such keys are not secret anyway

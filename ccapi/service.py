@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import escape
 
-from ccapi.envfile import write_example_env_file
+from ccapi.envfile import ensure_env_value, write_example_env_file
 from ccapi.paths import StatePaths, launch_agents_dir, systemd_user_unit_dir
+from ccapi.webhooks.signing import new_secret
 
 Platform = Literal["linux", "macos"]
 PLATFORMS: tuple[Platform, ...] = ("linux", "macos")
@@ -188,8 +189,11 @@ def install(plan: ServicePlan, run: Runner = _run) -> ServiceResult:
     plan.destination.write_text(plan.content, encoding="utf-8")
     plan.log_dir.mkdir(parents=True, exist_ok=True)
     created = write_example_env_file(plan.env_file)
+    secret = ensure_env_value(plan.env_file, "CC_API_WEBHOOK_SECRET", new_secret)
     ran = _run_steps(plan.install_steps, run)
     env_note = f"created {plan.env_file} (mode 0600)" if created else f"kept {plan.env_file}"
+    if secret:
+        env_note += ", with a new CC_API_WEBHOOK_SECRET"
     return ServiceResult(f"installed {plan.destination} and started it; {env_note}", tuple(ran))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ccapi.envfile import read_env_file
 from ccapi.paths import StatePaths
 from ccapi.service import plan_service
 from tests.daemon import CC_API
@@ -151,9 +152,16 @@ def test_install_and_uninstall_with_systemd(user: dict[str, str]) -> None:
         "--user show-environment", "--user daemon-reload", "--user enable cc-api.service",
         "--user restart cc-api.service"]
 
-    state.env_file.write_text("CC_API_KEY=mine\n")
+    secret = read_env_file(state.env_file)["CC_API_WEBHOOK_SECRET"]
+    assert secret.startswith("whsec_") and "webhook" in result.stdout.lower()
+
+    state.env_file.write_text("CC_API_KEY=mine")
     assert cc_api(user, "install-service").returncode == 0
-    assert state.env_file.read_text() == "CC_API_KEY=mine\n"  # a reinstall never overwrites settings
+    written = state.env_file.read_text()  # a reinstall never overwrites settings; it adds a missing secret
+    assert written.startswith("CC_API_KEY=mine\nCC_API_WEBHOOK_SECRET=whsec_")
+    assert read_env_file(state.env_file)["CC_API_WEBHOOK_SECRET"] != secret
+    assert cc_api(user, "install-service").returncode == 0
+    assert state.env_file.read_text() == written  # and keeps the one receivers already hold
 
     calls.unlink()
     result = cc_api(user, "uninstall-service", "--json")

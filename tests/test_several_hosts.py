@@ -10,10 +10,14 @@ import time
 import orjson
 import pytest
 
+from ccapi.client import verify_webhook
 from ccapi.testing import MockModel, Reply
+from ccapi.webhooks.signing import new_secret
 from tests.gateway import Gateway, sse_events
+from tests.webhook_receiver import Receiver
 
 LEASE_TTL = "3"
+WEBHOOK_SECRET = new_secret()
 
 
 @pytest.fixture
@@ -24,7 +28,8 @@ def hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:  
     workdir = tmp_path / "agent-workdir"
     workdir.mkdir()
     return tuple(make_gateway(CC_API_DATABASE_URL=url, CC_API_HOST_ID=name, CC_API_LEASE_TTL=LEASE_TTL,
-                              CC_API_CWD=str(workdir)) for name in ("host-a", "host-b"))
+                              CC_API_CWD=str(workdir), CC_API_WEBHOOK_SECRET=WEBHOOK_SECRET)
+                 for name in ("host-a", "host-b"))
 
 
 def _last_request(mock: MockModel) -> str:
@@ -33,7 +38,9 @@ def _last_request(mock: MockModel) -> str:
 
 def test_a_session_moves_between_hosts_with_its_context(hosts, mock_model: MockModel) -> None:
     a, b = hosts
-    session = a.create_session(system_prompt="You guard passwords.")
+    receiver = Receiver().start()
+    session = a.create_session(system_prompt="You guard passwords.", webhook={
+        "url": receiver.url, "events": ["turn.started", "message.completed", "turn.completed"]})
     a.turn(session["id"], "the password is swordfish")
 
     on_b = b.turn(session["id"], "what is the password?")
@@ -48,6 +55,17 @@ def test_a_session_moves_between_hosts_with_its_context(hosts, mock_model: MockM
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert a.events(session["id"]) == events
     assert b.client.get(f"/api/sessions/{session['id']}").json()["turn_count"] == 3
+
+    # both hosts' webhook workers watch one outbox: every subscribed event is sent once, by one of them
+    subscribed = [e for e in events if e["type"] in ("turn.started", "message.completed", "turn.completed")]
+    try:
+        seen = receiver.wait_for(lambda seen: len(seen) >= len(subscribed))
+        time.sleep(1.5)  # a second sender would have polled by now
+    finally:
+        receiver.stop()
+    assert sorted(d.headers["webhook-id"] for d in receiver.deliveries) == \
+        sorted(f"{session['id']}_{e['seq']}" for e in subscribed)
+    assert verify_webhook(WEBHOOK_SECRET, seen[0].headers, seen[0].body) == seen[0].event
 
 
 def test_a_subscriber_on_one_host_follows_a_turn_on_the_other(hosts, mock_model: MockModel) -> None:

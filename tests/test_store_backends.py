@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +16,7 @@ from claude_agent_sdk.testing import run_session_store_conformance
 from ccapi.events import Event
 from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
 from ccapi.store.jsondir import UnsafeId
+from ccapi.store.migrations import MIGRATIONS
 from ccapi.store.sql import postgres_database, sqlite_database
 from ccapi.store.transcripts import TranscriptMirror
 
@@ -103,6 +106,128 @@ def test_sessions_turns_events_and_keys_round_trip(make: Callable[..., Store]) -
         assert await reopened.delete_session("sess_1") is False
         assert [e.seq for e in await reopened.list_events("sess_2")] == [1]
         assert await reopened.ping() is True
+        await reopened.close()
+
+    run(main())
+
+
+def test_webhook_outbox_is_written_with_its_events_and_claimed_by_one_host_at_a_time(
+        make: Callable[..., Store]) -> None:
+    async def main() -> None:
+        store = make()
+        await store.open()
+        hooked = replace(_session("sess_h", "2026-01-01T00:00:00.000Z"),
+                         webhook={"url": "http://127.0.0.1:9/h", "events": ["turn.completed", "turn.failed"]})
+        await store.create_session(hooked)
+        await store.create_session(_session("sess_q", "2026-01-01T00:00:01.000Z"))  # no subscription
+        await store.append_events([_event("sess_h", 1), _event("sess_h", 2, "turn.started"),
+                                   _event("sess_h", 3, "turn.completed"), _event("sess_q", 1, "turn.completed")])
+        assert await store.list_webhooks("sess_q", 0, 10) == []
+        (owed,) = await store.list_webhooks("sess_h", 0, 10)
+        assert (owed.id, owed.seq, owed.type, owed.url, owed.state, owed.attempts) == \
+            ("sess_h_3", 3, "turn.completed", "http://127.0.0.1:9/h", "pending", 0)
+        assert owed.payload == _event("sess_h", 3, "turn.completed").to_dict()
+
+        (claimed,) = await store.claim_webhooks("host-a", 10, lease=60)
+        assert claimed.id == "sess_h_3" and claimed.lease_owner == "host-a"
+        assert await store.claim_webhooks("host-b", 10, lease=60) == []  # held by host-a
+        await store.finish_webhook_attempt("sess_h_3", "host-b", {"state": "delivered"})  # not its lease
+        retry_at = time.time() + 0.3
+        await store.finish_webhook_attempt("sess_h_3", "host-a", {"attempts": 1, "last_error": "HTTP 500",
+                                                                  "next_attempt_at": retry_at})
+        (listed,) = await store.list_webhooks("sess_h", 0, 10)
+        assert (listed.state, listed.attempts, listed.last_error, listed.lease_owner) == \
+            ("pending", 1, "HTTP 500", None)
+        assert await store.claim_webhooks("host-b", 10, lease=60) == []  # not due yet
+        await asyncio.sleep(0.35)
+        assert [d.id for d in await store.claim_webhooks("host-b", 10, lease=0.05)] == ["sess_h_3"]
+        await asyncio.sleep(0.1)  # host-b died holding it: its lease runs out
+        assert [d.id for d in await store.claim_webhooks("host-a", 10, lease=60)] == ["sess_h_3"]
+        await store.finish_webhook_attempt("sess_h_3", "host-a", {"state": "delivered", "attempts": 2})
+        await store.close()
+
+        reopened = make()
+        await reopened.open()
+        (kept,) = await reopened.list_webhooks("sess_h", 0, 10)
+        assert (kept.state, kept.attempts) == ("delivered", 2)
+        assert await reopened.claim_webhooks("host-a", 10, lease=60) == []
+        await reopened.delete_session("sess_h")
+        assert await reopened.list_webhooks("sess_h", 0, 10) == []
+        await reopened.close()
+
+    run(main())
+
+
+def test_postgres_hosts_claiming_at_once_never_share_a_delivery(postgres_server, tmp_path: Path) -> None:
+    """Two stores on one database, each on its own connection, claim concurrently."""
+    url = postgres_server.create_database()
+    first, second = SqlStore(postgres_database(url)), SqlStore(postgres_database(url))
+
+    async def main() -> None:
+        await first.open()
+        await second.open()
+        webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}
+        for n in range(40):
+            await first.create_session(replace(_session(f"sess_{n}", "2026-01-01T00:00:00.000Z"), webhook=webhook))
+        await first.append_events([_event(f"sess_{n}", 1, "turn.completed") for n in range(40)])
+
+        async def drain(store: Store, owner: str) -> list[str]:
+            taken: list[str] = []
+            while batch := await store.claim_webhooks(owner, 3, lease=60):
+                taken += [d.id for d in batch]
+            return taken
+
+        a, b = await asyncio.gather(drain(first, "host-a"), drain(second, "host-b"))
+        assert not set(a) & set(b) and len(a) + len(b) == 40
+        await first.close()
+        await second.close()
+
+    run(main())
+
+
+def test_a_database_from_before_webhooks_is_migrated_in_place(tmp_path: Path) -> None:
+    """Schema version 1 (no webhook column, no outbox table) gains both at the next open; its data stays."""
+    async def main() -> None:
+        store = SqlStore(sqlite_database(tmp_path / "sessions.db"))
+        await store.open()
+        await store.create_session(_session("sess_old", "2026-01-01T00:00:00.000Z"))
+        await store.close()
+        with sqlite3.connect(tmp_path / "sessions.db") as db:
+            db.execute("DROP TABLE webhook_deliveries")
+            db.execute("ALTER TABLE sessions DROP COLUMN webhook")
+            db.execute("DELETE FROM schema_version WHERE version > 1")
+
+        store = SqlStore(sqlite_database(tmp_path / "sessions.db"))
+        await store.open()
+        assert (await store.get_session("sess_old")).webhook is None
+        await store.update_session("sess_old", webhook={"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]})
+        await store.append_events([_event("sess_old", 1, "turn.completed")])
+        assert [d.id for d in await store.list_webhooks("sess_old", 0, 10)] == ["sess_old_1"]
+        await store.close()
+        with sqlite3.connect(tmp_path / "sessions.db") as db:
+            assert max(v for (v,) in db.execute("SELECT version FROM schema_version")) == MIGRATIONS[-1][0]
+
+    run(main())
+
+
+def test_json_directory_drops_a_delivery_whose_event_never_committed(tmp_path: Path) -> None:
+    """A crash between a batch's delivery files and its event file leaves a delivery for an
+    event that does not exist; the next open must not send it."""
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        await store.create_session(replace(_session("sess_j", "2026-01-01T00:00:00.000Z"),
+                                           webhook={"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}))
+        await store.append_events([_event("sess_j", 1, "turn.completed")])
+        await store.close()
+        webhooks = tmp_path / "sessions" / "sess_j" / "webhooks"
+        orphan = (webhooks / "1.json").read_bytes().replace(b'"seq":1', b'"seq":2').replace(b"sess_j_1", b"sess_j_2")
+        (webhooks / "2.json").write_bytes(orphan)
+
+        reopened = JsonDirStore(tmp_path)
+        await reopened.open()
+        assert [d.id for d in await reopened.list_webhooks("sess_j", 0, 10)] == ["sess_j_1"]
+        assert not (webhooks / "2.json").exists()
         await reopened.close()
 
     run(main())

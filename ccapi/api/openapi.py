@@ -12,7 +12,7 @@ from typing import Any
 from ccapi import __version__
 from ccapi.api.openapi_compat import COMPAT_PATHS, COMPAT_SCHEMAS
 from ccapi.config import PERMISSION_MODES
-from ccapi.events import EventType
+from ccapi.events import WEBHOOK_EVENT_TYPES, EventType
 from ccapi.toolpolicy import BUILTIN_TOOL_NAMES
 
 JSON = "application/json"
@@ -51,6 +51,12 @@ _SOURCE = {"type": "object", "required": ["type"], "additionalProperties": True,
 _INPUT_BLOCK = {"type": "object", "required": ["type"], "additionalProperties": True, "properties": {
     "type": {"type": "string", "enum": ["text", "image", "document"]},
     "text": {"type": "string", "minLength": 1}, "source": _SOURCE, "title": _STRING, "context": _STRING}}
+_WEBHOOK_EVENTS = {"type": "array", "minItems": 1, "items": {"type": "string", "enum": sorted(WEBHOOK_EVENT_TYPES)}}
+_WEBHOOK = {"type": "object", "required": ["url"], "additionalProperties": False, "nullable": True,
+            "description": "Signed POSTs of this session's events (null: none, even if the gateway has a default)",
+            "properties": {"url": {"type": "string",
+                                   "description": "http(s); its host must be in CC_API_WEBHOOK_ALLOW"},
+                           "events": _WEBHOOK_EVENTS}}
 _TOOL_CALL = {"type": "object", "required": ["tool_call_id", "name", "input"], "properties": {
     "tool_call_id": _STRING, "name": _STRING, "input": _OBJECT}}
 _PERMISSION_REQUEST = {"type": "object", "required": ["request_id", "tool_name", "input"], "properties": {
@@ -93,7 +99,7 @@ SCHEMAS: dict[str, Any] = {
         "metadata": _OBJECT, "max_turns": {"type": "integer", "minimum": 1, "maximum": 1000},
         "cwd": {"type": "string", "description": "absolute path of an existing directory"},
         "permission_mode": {"type": "string", "enum": list(PERMISSION_MODES)},
-        "builtin_tools": _BUILTIN_TOOLS, "max_budget_usd": _BUDGET}},
+        "builtin_tools": _BUILTIN_TOOLS, "max_budget_usd": _BUDGET, "webhook": _WEBHOOK}},
     "SessionChanges": {"type": "object", "required": ["max_budget_usd"], "additionalProperties": False,
                        "properties": {"max_budget_usd": _BUDGET}},
     "Session": {"type": "object", "required": ["id", "object", "status", "model", "tools", "turn_count",
@@ -104,6 +110,7 @@ SCHEMAS: dict[str, Any] = {
         "metadata": _OBJECT, "max_turns": {"type": "integer", "nullable": True}, "cwd": _NULLABLE_STRING,
         "permission_mode": _NULLABLE_STRING, "builtin_tools": _BUILTIN_TOOLS, "max_budget_usd": _BUDGET,
         "turn_count": _INT, "last_event_seq": _INT, "usage": _OBJECT,
+        "webhook": {"type": "object", "nullable": True, "properties": {"url": _STRING, "events": _WEBHOOK_EVENTS}},
         "live": {"type": "boolean"}, "running_turn_id": _NULLABLE_STRING,
         "context": {"type": "object", "nullable": True, "additionalProperties": True},
         "created_at": _STRING, "updated_at": _STRING}},
@@ -154,6 +161,17 @@ SCHEMAS: dict[str, Any] = {
     "Event": {"type": "object", "required": ["seq", "type", "session_id", "created_at", "data"], "properties": {
         "seq": {"type": "integer", "minimum": 1}, "type": {"type": "string", "enum": [e.value for e in EventType]},
         "session_id": _STRING, "turn_id": _STRING, "created_at": _STRING, "data": _OBJECT}},
+    "WebhookDelivery": {"type": "object", "required": ["id", "object", "session_id", "event_seq", "event_type",
+                                                       "url", "state", "attempts"], "properties": {
+        "id": {"type": "string", "description": "the webhook-id header: the same on every attempt"},
+        "object": _STRING, "session_id": _STRING, "turn_id": _NULLABLE_STRING, "event_seq": _INT,
+        "event_type": _STRING, "url": _STRING, "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+        "attempts": _INT, "last_status": {"type": "integer", "nullable": True}, "last_error": _NULLABLE_STRING,
+        "last_attempt_at": _NULLABLE_STRING, "next_attempt_at": _NULLABLE_STRING, "created_at": _STRING,
+        "completed_at": _NULLABLE_STRING}},
+    "WebhookDeliveryList": {"type": "object", "required": ["object", "data", "has_more", "last_seq"], "properties": {
+        "object": _STRING, "data": {"type": "array", "items": ref("WebhookDelivery")},
+        "has_more": {"type": "boolean"}, "last_seq": _INT}},
     "EventList": {"type": "object", "required": ["object", "data", "has_more", "last_seq"], "properties": {
         "object": _STRING, "data": {"type": "array", "items": ref("Event")}, "has_more": {"type": "boolean"},
         "last_seq": _INT}},
@@ -215,6 +233,14 @@ PATHS: dict[str, Any] = {
         "delete": _op("Delete a session and everything it owns",
                       {"200": _json(ref("Deleted"), "Deleted"), **_errors(404)}, parameters=[_SESSION_ID]),
     },
+    "/api/sessions/{session_id}/webhooks": {
+        "get": _op("The session's webhook deliveries: state, attempts, last error",
+                   {"200": _json(ref("WebhookDeliveryList"), "A page, in event order"), **_errors(400, 404)},
+                   parameters=[_SESSION_ID,
+                               {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                                "description": "an event seq: deliveries of later events"},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                           "maximum": 1000}}])},
     "/api/sessions/{session_id}/turns": {
         "post": _op("Send new input", {**_turn_replies(), **_errors(400, 404, 409, 503)},
                     parameters=[_SESSION_ID, _IDEMPOTENCY], body="TurnInput")},

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ccapi.store import SessionRecord, TurnRecord
+from ccapi.ids import isoformat
+from ccapi.store.outbox import PENDING, WebhookDelivery
 
 
 def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | None) -> dict[str, Any]:
@@ -24,6 +26,7 @@ def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | No
         "turn_count": record.turn_count,
         "last_event_seq": record.last_seq,
         "usage": record.usage,
+        "webhook": record.webhook,
         "live": live,
         "running_turn_id": running_turn_id,
         "created_at": record.created_at,
@@ -53,3 +56,24 @@ def turn_view(record: TurnRecord) -> dict[str, Any]:
     if record.error:
         body["error"] = record.error
     return body
+
+
+def webhook_delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
+    """A delivery as its session's owner sees it: never the signature or the secret."""
+    return {
+        "id": delivery.id,
+        "object": "webhook.delivery",
+        "session_id": delivery.session_id,
+        "turn_id": delivery.turn_id,
+        "event_seq": delivery.seq,
+        "event_type": delivery.type,
+        "url": delivery.url,
+        "state": delivery.state,
+        "attempts": delivery.attempts,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "last_attempt_at": delivery.last_attempt_at,
+        "next_attempt_at": (isoformat(delivery.next_attempt_at) if delivery.state == PENDING else None),
+        "created_at": delivery.created_at,
+        "completed_at": delivery.completed_at,
+    }

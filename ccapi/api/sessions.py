@@ -5,7 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from ccapi.api.render import session_view
+from ccapi.api.render import session_view, webhook_delivery_view
 from ccapi.api.request import int_arg, json_body
 from ccapi.sessions import NewSession, SessionService
 from ccapi.sessions.params import SessionChanges
@@ -25,7 +25,7 @@ async def create_session(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
     settings = ctx.settings
     params = NewSession.from_json(json_body(request), ctx.catalog, settings.model, settings.builtin_tools,
-                                  settings.max_budget_usd)
+                                  settings.max_budget_usd, ctx.webhook_policy)
     record = await ctx.service.create(params)
     return json(_view(ctx.service, record), status=201)
 
@@ -57,6 +57,22 @@ async def update_session(request: Request, session_id: str) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
     changes = SessionChanges.from_json(json_body(request))
     return json(_view(service, await service.set_budget(session_id, changes.max_budget_usd)))
+
+
+@bp.get("/<session_id:str>/webhooks")
+async def list_webhooks(request: Request, session_id: str) -> HTTPResponse:
+    """The session's webhook deliveries in event order: state, attempts, last error."""
+    service: SessionService = request.app.ctx.service
+    after = int_arg(request, "after", 0, 0, 2**62)
+    limit = int_arg(request, "limit", 100, 1, 1000)
+    deliveries = await service.webhooks_page(session_id, after, limit + 1)
+    page = deliveries[:limit]
+    return json({
+        "object": "list",
+        "data": [webhook_delivery_view(delivery) for delivery in page],
+        "has_more": len(deliveries) > limit,
+        "last_seq": page[-1].seq if page else after,
+    })
 
 
 @bp.delete("/<session_id:str>")

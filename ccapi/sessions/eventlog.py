@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import structlog
@@ -73,6 +73,7 @@ class EventLog:
         self._subscribers: dict[str, set[Subscription]] = {}
         self._closed = False
         self._flusher: asyncio.Task[None] | None = None
+        self._on_commit: list[Callable[[list[Event]], None]] = []
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -96,6 +97,10 @@ class EventLog:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+
+    def on_commit(self, callback: Callable[[list[Event]], None]) -> None:
+        """Call ``callback(batch)`` after each batch commits (the webhook worker wakes on it)."""
+        self._on_commit.append(callback)
 
     # -- writing ---------------------------------------------------------------
     async def emit(self, session_id: str, turn_id: str | None, type_: str, data: dict[str, Any]) -> Event:
@@ -144,6 +149,8 @@ class EventLog:
                 await asyncio.sleep(0.5)
                 continue
             self._publish(batch)
+            for callback in self._on_commit:
+                callback(batch)
             async with self._progress:
                 self._committed += len(batch)
                 self._progress.notify_all()

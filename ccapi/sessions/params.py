@@ -21,10 +21,11 @@ from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.toolpolicy import BUILTIN_TOOL_NAMES, BuiltinTools, parse_builtin_tools
+from ccapi.webhooks.targets import BadTarget, WebhookPolicy
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode",
-                   "builtin_tools", "max_budget_usd"}
+                   "builtin_tools", "max_budget_usd", "webhook"}
 _TURN_FIELDS = {"input", "stream", "background"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
@@ -44,11 +45,15 @@ class NewSession:
     permission_mode: str | None
     builtin_tools: BuiltinTools = "all"
     max_budget_usd: float | None = None
+    webhook: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str,
-                  default_builtin_tools: BuiltinTools = "all", default_budget: float | None = None) -> NewSession:
-        body = _object(body, _SESSION_FIELDS)
+                  default_builtin_tools: BuiltinTools = "all", default_budget: float | None = None,
+                  webhooks: WebhookPolicy | None = None) -> NewSession:
+        """``webhooks``: the gateway's webhook policy; without one (compat sessions) a session
+        has no subscription and may not ask for one."""
+        body = _object(body, _SESSION_FIELDS if webhooks else _SESSION_FIELDS - {"webhook"})
         requested = body.get("model") or default_model
         if not isinstance(requested, str):
             raise InvalidRequest("model must be a string")
@@ -79,8 +84,12 @@ class NewSession:
         except ValueError as exc:
             raise InvalidRequest(str(exc), {"known": list(BUILTIN_TOOL_NAMES)}) from None
         budget = budget_usd(body.get("max_budget_usd", default_budget))
+        try:
+            webhook = webhooks.subscription(body) if webhooks else None
+        except BadTarget as exc:
+            raise InvalidRequest(str(exc), {"webhook": body.get("webhook")}) from None
         return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode,
-                   builtin_tools, budget)
+                   builtin_tools, budget, webhook)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ccapi.sessions.recovery import close_orphaned_turn
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
+from ccapi.store.outbox import WebhookDelivery
 from ccapi.store.transcripts import TranscriptMirror
 from ccapi.toolpolicy import PermissionPolicy, as_json, parse_builtin_tools
 
@@ -120,7 +121,7 @@ class SessionService:
             system_prompt=params.system_prompt, tools=list(params.tools), metadata=params.metadata,
             max_turns=params.max_turns, cwd=params.cwd, permission_mode=params.permission_mode,
             status="idle", sdk_session_id=None, turn_count=0, last_seq=0, usage={},
-            builtin_tools=as_json(params.builtin_tools), max_budget_usd=params.max_budget_usd,
+            builtin_tools=as_json(params.builtin_tools), max_budget_usd=params.max_budget_usd, webhook=params.webhook,
         )
         await self.store.create_session(record)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, {
@@ -403,6 +404,10 @@ class SessionService:
     async def events_page(self, session_id: str, after: int, limit: int, types: list[str] | None) -> list[Event]:
         await self.get(session_id)
         return await self.store.list_events(session_id, after=after, limit=limit, types=types)
+
+    async def webhooks_page(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
+        await self.get(session_id)
+        return await self.store.list_webhooks(session_id, after, limit)
 
     # -- shutdown --------------------------------------------------------------
     async def shutdown(self) -> None:

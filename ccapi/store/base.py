@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ccapi.events import Event
+from ccapi.store.outbox import WebhookDelivery
 from ccapi.store.records import SessionRecord, TurnRecord
 
 T = TypeVar("T")
@@ -105,7 +106,8 @@ class Store(ABC):
 
     # -- events ----------------------------------------------------------------
     async def append_events(self, events: list[Event]) -> None:
-        """Write a batch atomically: a whole streamed reply costs a handful of commits."""
+        """Write a batch atomically: a whole streamed reply costs a handful of commits. The
+        webhook deliveries the events owe (their session's subscription) go in with them."""
         await self._run(self._append_events, events)
 
     async def list_events(self, session_id: str, after: int = 0, limit: int = 1000,
@@ -114,6 +116,20 @@ class Store(ABC):
 
     async def max_seq(self, session_id: str) -> int:
         return await self._run(self._max_seq, session_id)
+
+    # -- the webhook outbox ----------------------------------------------------------
+    async def claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+        """Pending deliveries that are due and that no host holds, now held by ``owner`` for
+        ``lease`` seconds: two hosts never hold (and so never send) one delivery at once."""
+        return await self._run(self._claim_webhooks, owner, limit, lease)
+
+    async def finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None:
+        """Record an attempt's outcome and let go of the delivery, if ``owner`` still holds it."""
+        await self._run(self._finish_webhook_attempt, delivery_id, owner, fields)
+
+    async def list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
+        """A session's deliveries in event order, after the event ``seq`` ``after``."""
+        return await self._run(self._list_webhooks, session_id, after, limit)
 
     # -- Claude Code transcripts (the SDK SessionStore mirror) -------------------
     async def append_transcript(self, project_key: str, session_id: str, subpath: str,
@@ -179,6 +195,12 @@ class Store(ABC):
                      types: tuple[str, ...] | None) -> list[Event]: ...
     @abstractmethod
     def _max_seq(self, session_id: str) -> int: ...
+    @abstractmethod
+    def _claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]: ...
+    @abstractmethod
+    def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None: ...
+    @abstractmethod
+    def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]: ...
     @abstractmethod
     def _append_transcript(self, project_key: str, session_id: str, subpath: str,
                            entries: list[dict[str, Any]]) -> None: ...

@@ -10,9 +10,12 @@ the directory.
     <root>/sessions/<session id>/turns/<turn id>.json
     <root>/sessions/<session id>/events/<first seq>-<last seq>.jsonl   (one file per batch)
     <root>/sessions/<session id>/idempotency/<sha256 of key>.json
+    <root>/sessions/<session id>/webhooks/<seq>.json                   (one webhook delivery)
     <root>/transcripts/<sha256 of project key>/<sdk session id>/<sha256 of subpath>/<n>.jsonl
 
-Session and turn records are also kept in memory (loaded at open), so reads never scan.
+Session and turn records (and webhook deliveries) are also kept in memory (loaded at open),
+so reads never scan. A batch's deliveries are written just before its events: a delivery whose
+event a crash then lost is dropped at the next open.
 A JSON directory serves one gateway process, so session leases live in memory.
 """
 
@@ -31,6 +34,7 @@ import orjson
 from ccapi.events import Event
 from ccapi.ids import is_safe_id
 from ccapi.store.base import OPEN_TURN_STATES, Store
+from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
 from ccapi.store.records import SessionRecord, TurnRecord
 
 _MAIN = "main"
@@ -81,6 +85,7 @@ class JsonDirStore(Store):
         self._sessions: dict[str, SessionRecord] = {}
         self._turns: dict[str, TurnRecord] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._webhooks: dict[str, WebhookDelivery] = {}
 
     # -- paths -----------------------------------------------------------------
     def _session_dir(self, session_id: str) -> Path:
@@ -104,10 +109,22 @@ class JsonDirStore(Store):
             for turn_file in (folder / "turns").glob("*.json"):
                 turn = TurnRecord(**orjson.loads(turn_file.read_bytes()))
                 self._turns[turn.id] = turn
+            if (folder / "webhooks").is_dir():
+                self._load_webhooks(folder)
+
+    def _load_webhooks(self, folder: Path) -> None:
+        last_seq = self._max_seq(folder.name)
+        for delivery_file in (folder / "webhooks").glob("*.json"):
+            delivery = WebhookDelivery(**orjson.loads(delivery_file.read_bytes()))
+            if delivery.seq > last_seq:  # its event never committed
+                delivery_file.unlink()
+            else:
+                self._webhooks[delivery.id] = dataclasses.replace(delivery, lease_owner=None, lease_until=0.0)
 
     def _close(self) -> None:
         self._sessions.clear()
         self._turns.clear()
+        self._webhooks.clear()
 
     def _ping(self) -> bool:
         return (self._root / "sessions").is_dir() and os.access(self._root / "sessions", os.W_OK)
@@ -143,6 +160,8 @@ class JsonDirStore(Store):
         self._leases.pop(session_id, None)
         for turn_id in [t.id for t in self._turns.values() if t.session_id == session_id]:
             del self._turns[turn_id]
+        for delivery_id in [d.id for d in self._webhooks.values() if d.session_id == session_id]:
+            del self._webhooks[delivery_id]
         if folder.exists():
             # rename first so a crash mid-delete never leaves a half-session that loads
             doomed = folder.with_name(f"{_DOOMED}{session_id}-{os.getpid()}")
@@ -218,9 +237,13 @@ class JsonDirStore(Store):
         by_session: dict[str, list[Event]] = {}
         for event in events:
             by_session.setdefault(event.session_id, []).append(event)
+        notifying = might_notify(events)
         for session_id, batch in by_session.items():
             if session_id not in self._sessions:
                 continue  # deleted while its last events were in flight
+            if session_id in notifying:
+                for delivery in deliveries_for(batch, {session_id: self._sessions[session_id].webhook}):
+                    self._write_webhook(delivery)
             name = f"{batch[0].seq:012d}-{batch[-1].seq:012d}.jsonl"
             atomic_write(self._session_dir(session_id) / "events" / name,
                          _jsonl([dataclasses.asdict(event) for event in batch]))
@@ -246,6 +269,31 @@ class JsonDirStore(Store):
     def _max_seq(self, session_id: str) -> int:
         files = self._event_files(session_id, 0)
         return int(files[-1].stem.split("-")[1]) if files else 0
+
+    # -- the webhook outbox ----------------------------------------------------------
+    def _write_webhook(self, delivery: WebhookDelivery) -> None:
+        atomic_write(self._session_dir(delivery.session_id) / "webhooks" / f"{delivery.seq}.json",
+                     orjson.dumps(dataclasses.asdict(delivery)))
+        self._webhooks[delivery.id] = delivery
+
+    def _claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+        now = time.time()
+        due = sorted((d for d in self._webhooks.values()
+                      if d.state == PENDING and d.next_attempt_at <= now and d.lease_until < now),
+                     key=lambda d: d.next_attempt_at)[:limit]
+        claimed = [dataclasses.replace(d, lease_owner=owner, lease_until=now + lease) for d in due]
+        self._webhooks.update((d.id, d) for d in claimed)  # a lease is process state: not written
+        return claimed
+
+    def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None:
+        delivery = self._webhooks.get(delivery_id)
+        if delivery is not None and delivery.lease_owner == owner:
+            self._write_webhook(dataclasses.replace(delivery, **fields, lease_owner=None, lease_until=0.0))
+
+    def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
+        found = sorted((d for d in self._webhooks.values() if d.session_id == session_id and d.seq > after),
+                       key=lambda d: d.seq)
+        return found[:limit]
 
     # -- transcripts -----------------------------------------------------------
     def _transcript_files(self, folder: Path) -> list[Path]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee
-from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator, migrate as apply_operations
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
+from playhouse.migrate import migrate as apply_operations
 
 from ccapi.ids import utcnow
-from ccapi.store.models import ALL_MODELS, JSONField, SchemaVersionRow
+from ccapi.store.models import ALL_MODELS, JSONField, SchemaVersionRow, WebhookRow
 
 _MIGRATION_LOCK = 7_311_742  # any constant shared by every CC API host
 
@@ -40,9 +41,19 @@ def _tool_policy(db: peewee.Database) -> None:
     apply_operations(*operations)
 
 
+def _webhooks(db: peewee.Database) -> None:
+    """Sessions gain a webhook subscription; deliveries get their outbox table."""
+    if "webhook" not in {column.name for column in db.get_columns("sessions")}:
+        migrator: SchemaMigrator = (PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase)
+                                    else SqliteMigrator(db))
+        apply_operations(migrator.add_column("sessions", "webhook", JSONField(null=True)))
+    db.create_tables([WebhookRow], safe=True)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database], None]], ...] = (
     (1, "sessions, turns, events, idempotency keys, transcripts, leases", _initial_schema),
     (2, "built-in tool policy, spending cap, pending permission requests", _tool_policy),
+    (3, "webhook subscriptions and the delivery outbox", _webhooks),
 )
 
 

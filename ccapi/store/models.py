@@ -45,6 +45,7 @@ class SessionRow(BaseModel):
     context = JSONField(null=True)
     builtin_tools = JSONField(default="all")
     max_budget_usd = peewee.FloatField(null=True)
+    webhook = JSONField(null=True)
 
     class Meta:
         table_name = "sessions"
@@ -132,6 +133,36 @@ class LeaseRow(BaseModel):
         table_name = "session_leases"
 
 
+class WebhookRow(BaseModel):
+    """The webhook outbox (see ``ccapi.store.outbox``): written with the event it delivers,
+    claimed by one host at a time through ``lease_owner``/``lease_until``."""
+
+    id = peewee.CharField(primary_key=True, max_length=128)
+    session_id = peewee.CharField(max_length=64)
+    seq = peewee.IntegerField()
+    turn_id = peewee.CharField(null=True, max_length=64)
+    type = peewee.CharField()
+    url = peewee.TextField()
+    payload = JSONField()
+    created_at = peewee.CharField()
+    state = peewee.CharField(default="pending")
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DoubleField(default=0.0)
+    last_attempt_at = peewee.CharField(null=True)
+    last_status = peewee.IntegerField(null=True)
+    last_error = peewee.TextField(null=True)
+    completed_at = peewee.CharField(null=True)
+    lease_owner = peewee.CharField(null=True, max_length=255)
+    lease_until = peewee.DoubleField(default=0.0)
+
+    class Meta:
+        table_name = "webhook_deliveries"
+        indexes = (
+            (("session_id", "seq"), False),
+            (("state", "next_attempt_at"), False),
+        )
+
+
 class SchemaVersionRow(BaseModel):
     version = peewee.IntegerField(primary_key=True)
     description = peewee.CharField()
@@ -141,4 +172,4 @@ class SchemaVersionRow(BaseModel):
         table_name = "schema_version"
 
 
-ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow, LeaseRow)
+ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow, LeaseRow, WebhookRow)

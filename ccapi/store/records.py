@@ -27,6 +27,8 @@ class SessionRecord:
     builtin_tools: str | list[str] = "all"
     """``"all"``, ``"none"`` or tool names; sessions from before the policy existed ran with all."""
     max_budget_usd: float | None = None
+    webhook: dict[str, Any] | None = None
+    """``{"url", "events"}``: where this session's events are delivered, signed."""
 
 
 @dataclass(frozen=True)

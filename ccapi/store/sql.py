@@ -28,15 +28,18 @@ from ccapi.store.models import (
     SessionRow,
     TranscriptRow,
     TurnRow,
+    WebhookRow,
     database_proxy,
 )
 from ccapi.store.migrations import migrate
+from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
 from ccapi.store.records import SessionRecord, TurnRecord
 
 log = structlog.get_logger(__name__)
 
 _SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(SessionRecord))
 _TURN_FIELDS = tuple(f.name for f in dataclasses.fields(TurnRecord))
+_DELIVERY_FIELDS = tuple(f.name for f in dataclasses.fields(WebhookDelivery))
 
 
 def sqlite_database(path: Path) -> peewee.SqliteDatabase:
@@ -121,6 +124,7 @@ class SqlStore(Store):
             IdempotencyRow.delete().where(IdempotencyRow.session_id == session_id).execute()
             TurnRow.delete().where(TurnRow.session_id == session_id).execute()
             LeaseRow.delete().where(LeaseRow.session_id == session_id).execute()
+            WebhookRow.delete().where(WebhookRow.session_id == session_id).execute()
             return SessionRow.delete().where(SessionRow.id == session_id).execute() > 0
 
     # -- turns -----------------------------------------------------------------
@@ -182,9 +186,16 @@ class SqlStore(Store):
         last_seq: dict[str, int] = {}
         for event in events:
             last_seq[event.session_id] = max(event.seq, last_seq.get(event.session_id, 0))
+        notifying = might_notify(events)
         with self._db.atomic():
             for chunk in peewee.chunked([dataclasses.asdict(event) for event in events], 200):
                 EventRow.insert_many(chunk).execute()
+            if notifying:
+                webhooks = dict(SessionRow.select(SessionRow.id, SessionRow.webhook)
+                                .where(SessionRow.id.in_(notifying) & SessionRow.webhook.is_null(False)).tuples())
+                owed = [dataclasses.asdict(delivery) for delivery in deliveries_for(events, webhooks)]
+                for chunk in peewee.chunked(owed, 100):
+                    WebhookRow.insert_many(chunk).execute()
             for session_id, seq in last_seq.items():
                 SessionRow.update(last_seq=seq).where(SessionRow.id == session_id).execute()
                 if self._shared:  # delivered at commit, to every host's AppendListener
@@ -201,6 +212,32 @@ class SqlStore(Store):
 
     def _max_seq(self, session_id: str) -> int:
         return EventRow.select(peewee.fn.MAX(EventRow.seq)).where(EventRow.session_id == session_id).scalar() or 0
+
+    # -- the webhook outbox ----------------------------------------------------------
+    def _claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+        now = time.time()
+        free = (WebhookRow.state == PENDING) & (WebhookRow.next_attempt_at <= now) & (WebhookRow.lease_until < now)
+        with self._db.atomic():
+            due = WebhookRow.select(WebhookRow.id).where(free).order_by(WebhookRow.next_attempt_at).limit(limit)
+            if self._shared:  # hosts claiming at once each skip the rows the other has locked
+                due = due.for_update(skip_locked=True)
+            ids = [row.id for row in due]
+            if not ids:
+                return []
+            until = now + lease
+            WebhookRow.update(lease_owner=owner, lease_until=until).where(WebhookRow.id.in_(ids) & free).execute()
+            claimed = WebhookRow.select().where(WebhookRow.id.in_(ids) & (WebhookRow.lease_owner == owner)
+                                                & (WebhookRow.lease_until == until))
+            return [_delivery(row) for row in claimed.order_by(WebhookRow.next_attempt_at)]
+
+    def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None:
+        WebhookRow.update(**fields, lease_owner=None, lease_until=0.0).where(
+            (WebhookRow.id == delivery_id) & (WebhookRow.lease_owner == owner)).execute()
+
+    def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
+        query = (WebhookRow.select().where((WebhookRow.session_id == session_id) & (WebhookRow.seq > after))
+                 .order_by(WebhookRow.seq).limit(limit))
+        return [_delivery(row) for row in query]
 
     # -- transcripts -----------------------------------------------------------
     def _append_transcript(self, project_key: str, session_id: str, subpath: str,
@@ -293,3 +330,7 @@ def _session_record(row: SessionRow) -> SessionRecord:
 
 def _turn_record(row: TurnRow) -> TurnRecord:
     return TurnRecord(**{name: getattr(row, name) for name in _TURN_FIELDS})
+
+
+def _delivery(row: WebhookRow) -> WebhookDelivery:
+    return WebhookDelivery(**{name: getattr(row, name) for name in _DELIVERY_FIELDS})

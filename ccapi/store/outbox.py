@@ -1,0 +1,60 @@
+"""The webhook outbox: one delivery per subscribed event, written by ``append_events`` in the
+same transaction as the event, so a crash can neither lose a delivery nor leave one for an
+event that was never committed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ccapi.events import WEBHOOK_EVENT_TYPES, Event
+
+#: ``pending`` until a 2xx (``delivered``) or until retries end (``failed``).
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: str
+    """The ``webhook-id``: the event's identity, the same on every attempt."""
+    session_id: str
+    seq: int
+    turn_id: str | None
+    type: str
+    url: str
+    payload: dict[str, Any]
+    created_at: str
+    state: str = PENDING
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_attempt_at: str | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    completed_at: str | None = None
+    lease_owner: str | None = None
+    lease_until: float = 0.0
+
+
+def delivery_id(session_id: str, seq: int) -> str:
+    return f"{session_id}_{seq}"
+
+
+def might_notify(events: Iterable[Event]) -> set[str]:
+    """Sessions whose subscription the batch must be checked against (deltas never notify)."""
+    return {event.session_id for event in events if event.type in WEBHOOK_EVENT_TYPES}
+
+
+def deliveries_for(events: Iterable[Event], webhooks: Mapping[str, dict[str, Any] | None]) -> list[WebhookDelivery]:
+    """The outbox rows a batch of events owes, given each session's subscription."""
+    now = time.time()
+    owed = []
+    for event in events:
+        webhook = webhooks.get(event.session_id)
+        if webhook and event.type in webhook["events"]:
+            owed.append(WebhookDelivery(
+                id=delivery_id(event.session_id, event.seq), session_id=event.session_id, seq=event.seq,
+                turn_id=event.turn_id, type=event.type, url=webhook["url"], payload=event.to_dict(),
+                created_at=event.created_at, next_attempt_at=now))
+    return owed

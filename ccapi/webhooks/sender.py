@@ -1,0 +1,199 @@
+"""The worker that empties the webhook outbox.
+
+It claims due deliveries (a lease in the store, so several hosts on one database never
+send one delivery at once), POSTs each signed, and records the outcome: ``delivered`` on a
+2xx; on a connection error, a timeout, a 5xx or a 429 another attempt after an exponential
+backoff with jitter (or the receiver's ``Retry-After``, if longer) until
+``CC_API_WEBHOOK_RETRY_FOR`` has passed since the event, then ``failed``. Any other answer
+(a redirect, which is never followed, or a 4xx) is final. Delivery is at least once: a
+host that dies mid-attempt leaves a lease that expires, and the delivery is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import httpx
+import orjson
+import structlog
+
+from ccapi import __version__
+from ccapi.config import Settings
+from ccapi.events import WEBHOOK_EVENT_TYPES, Event
+from ccapi.ids import parse_time, utcnow
+from ccapi.store import Store
+from ccapi.store.outbox import DELIVERED, FAILED, WebhookDelivery
+from ccapi.webhooks.signing import sign
+
+log = structlog.get_logger(__name__)
+
+#: Deliveries in flight at once on one host.
+CONCURRENCY = 8
+#: How often the outbox is read when nothing woke the worker (other hosts' rows, expired leases).
+POLL_SECONDS = 1.0
+#: The longest pause between two attempts that backoff alone chooses.
+MAX_BACKOFF = 600.0
+#: Bytes of a receiver's answer read (into ``last_error``) before the connection is dropped.
+MAX_RESPONSE_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt: delivered, worth retrying (after at least ``retry_after`` s), or final."""
+
+    delivered: bool
+    retryable: bool
+    status: int | None = None
+    error: str | None = None
+    retry_after: float = 0.0
+
+
+class WebhookSender:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        assert settings.webhook_secret is not None
+        self._secret = settings.webhook_secret
+        self._settings = settings
+        self._store = store
+        self._owner = settings.owner_id
+        self._allow = settings.webhook_allow_list
+        self._lease = settings.webhook_timeout + 5.0
+        self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False,
+                                       timeout=httpx.Timeout(settings.webhook_timeout),
+                                       headers={"user-agent": f"cc-api-webhooks/{__version__}"})
+        self._wakeup = asyncio.Event()
+        self._next_due = float("inf")  # the earliest retry this host scheduled
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._loop: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.create_task(self._run(), name="ccapi-webhook-sender")
+
+    def committed(self, events: list[Event]) -> None:
+        """The event log committed a batch: deliveries it owes are due now."""
+        if any(event.type in WEBHOOK_EVENT_TYPES for event in events):
+            self._wakeup.set()
+
+    async def stop(self) -> None:
+        """Abandon attempts in flight and hand their deliveries back at once (they are sent
+        again by whichever host claims them next: at least once)."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        abandoned = list(self._inflight)
+        for task in self._inflight.values():
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        for delivery_id in abandoned:
+            await self._store.finish_webhook_attempt(delivery_id, self._owner, {})
+        await self._http.aclose()
+
+    # -- the loop --------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            free = CONCURRENCY - len(self._inflight)
+            claimed: list[WebhookDelivery] = []
+            if free > 0:
+                try:
+                    claimed = await self._store.claim_webhooks(self._owner, free, self._lease)
+                except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
+                    log.exception("webhook_claim_failed")
+            for delivery in claimed:
+                task = asyncio.create_task(self._attempt(delivery), name=f"ccapi-webhook-{delivery.id}")
+                self._inflight[delivery.id] = task
+                task.add_done_callback(lambda _, key=delivery.id: self._done(key))
+            if claimed and len(claimed) == free:
+                continue
+            wait = max(0.0, min(POLL_SECONDS, self._next_due - time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), wait)
+            if time.time() >= self._next_due:
+                self._next_due = float("inf")
+
+    def _done(self, delivery_id: str) -> None:
+        self._inflight.pop(delivery_id, None)
+        self._wakeup.set()  # a slot came free
+
+    async def _attempt(self, delivery: WebhookDelivery) -> None:
+        outcome = await self._post(delivery)
+        now = time.time()
+        attempts = delivery.attempts + 1
+        fields: dict[str, object] = {"attempts": attempts, "last_attempt_at": utcnow(),
+                                     "last_status": outcome.status, "last_error": outcome.error}
+        if outcome.delivered:
+            fields.update(state=DELIVERED, completed_at=utcnow())
+        else:
+            delay = max(self._backoff(attempts), outcome.retry_after)
+            if outcome.retryable and now + delay <= parse_time(delivery.created_at) + self._settings.webhook_retry_for:
+                fields["next_attempt_at"] = now + delay
+                self._next_due = min(self._next_due, now + delay)
+            else:
+                fields.update(state=FAILED, completed_at=utcnow())
+        log.info("webhook_attempt", delivery_id=delivery.id, url=delivery.url, attempt=attempts,
+                 status=outcome.status, error=outcome.error, state=fields.get("state", "pending"))
+        try:
+            await self._store.finish_webhook_attempt(delivery.id, self._owner, fields)
+        except Exception:  # noqa: BLE001 - the lease expires and the delivery is tried again
+            log.exception("webhook_record_failed", delivery_id=delivery.id)
+
+    def _backoff(self, attempts: int) -> float:
+        """Exponential, with "equal jitter": half fixed, half random, so receivers that
+        failed together are not hit again together."""
+        ceiling = min(MAX_BACKOFF, self._settings.webhook_backoff * 2 ** (attempts - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+
+    async def _post(self, delivery: WebhookDelivery) -> Outcome:
+        if not self._allow.allows(httpx.URL(delivery.url).host):
+            return Outcome(False, False, error="the URL's host is no longer allowed by CC_API_WEBHOOK_ALLOW")
+        body = orjson.dumps(delivery.payload)
+        timestamp = int(time.time())
+        headers = {"content-type": "application/json", "webhook-id": delivery.id,
+                   "webhook-timestamp": str(timestamp),
+                   "webhook-signature": sign(self._secret, delivery.id, timestamp, body)}
+        try:
+            async with asyncio.timeout(self._settings.webhook_timeout):
+                async with self._http.stream("POST", delivery.url, content=body, headers=headers) as response:
+                    head = await _read_head(response)
+        except (TimeoutError, httpx.TimeoutException):
+            return Outcome(False, True, error=f"no answer within {self._settings.webhook_timeout:g} s")
+        except httpx.HTTPError as exc:
+            return Outcome(False, True, error=f"{type(exc).__name__}: {exc}"[:300])
+        status = response.status_code
+        if 200 <= status < 300:
+            return Outcome(True, False, status)
+        error = f"HTTP {status}: {head.decode(errors='replace')[:200]}".rstrip(": ")
+        if 300 <= status < 400:
+            error = f"HTTP {status}: redirects are not followed ({response.headers.get('location', '')[:200]})"
+        retryable = status == 429 or status >= 500
+        return Outcome(False, retryable, status, error, _retry_after(response.headers.get("retry-after")))
+
+
+async def _read_head(response: httpx.Response) -> bytes:
+    """The first ``MAX_RESPONSE_BYTES`` of the answer; the rest is never read."""
+    head = b""
+    async for chunk in response.aiter_raw():
+        head += chunk
+        if len(head) >= MAX_RESPONSE_BYTES:
+            break
+    return head[:MAX_RESPONSE_BYTES]
+
+
+def _retry_after(value: str | None) -> float:
+    """``Retry-After`` in seconds (a number or an HTTP date); 0 when absent or unreadable."""
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return 0.0

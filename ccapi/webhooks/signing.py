@@ -1,0 +1,73 @@
+"""Webhook signatures as Standard Webhooks (standardwebhooks.com) define them, so any of
+its receiver libraries verifies CC API's deliveries.
+
+The secret is ``whsec_`` + base64 of 24-64 random bytes; the HMAC key is those bytes. Each
+delivery carries ``webhook-id`` (the same on every retry), ``webhook-timestamp`` (Unix
+seconds of this attempt) and ``webhook-signature``: ``v1,`` + base64 HMAC-SHA256 of
+``{id}.{timestamp}.{body}``. A receiver may hold several signatures separated by spaces
+while a secret is rotated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+SECRET_PREFIX = "whsec_"
+#: How far a ``webhook-timestamp`` may be from the receiver's clock (replay protection).
+TOLERANCE_SECONDS = 300
+
+
+class WebhookVerificationError(ValueError):
+    """The delivery is not signed with this secret, or is too old or too new to trust."""
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_…`` secret (the prefix may be left off)."""
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not 24 <= len(key) <= 64:
+        raise ValueError("a webhook secret is whsec_ followed by the base64 of 24 to 64 random bytes")
+    return key
+
+
+def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value for one attempt."""
+    digest = hmac.new(secret_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes | str,
+                   tolerance: float = TOLERANCE_SECONDS, now: float | None = None) -> Any:
+    """Check a delivery's signature and timestamp; return its JSON body, or raise
+    ``WebhookVerificationError``. ``headers`` is any mapping (names in any case)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    webhook_id, stamp = lowered.get("webhook-id"), lowered.get("webhook-timestamp")
+    signatures = lowered.get("webhook-signature", "").split()
+    if not webhook_id or not stamp or not signatures:
+        raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature")
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        raise WebhookVerificationError("webhook-timestamp is not an integer") from None
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        raise WebhookVerificationError("webhook-timestamp is outside the tolerance")
+    raw = body.encode() if isinstance(body, str) else body
+    expected = sign(secret, webhook_id, timestamp, raw)
+    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        raise WebhookVerificationError("no webhook-signature matches")
+    return orjson.loads(raw)

@@ -1,0 +1,288 @@
+"""Signed, durable webhooks: a background turn calls its client back, with retries, across a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccapi.catalog import ModelCatalog
+from ccapi.client import WebhookVerificationError, verify_webhook
+from ccapi.config import ConfigError, Settings
+from ccapi.errors import InvalidRequest
+from ccapi.events import Event
+from ccapi.ids import utcnow
+from ccapi.sessions import NewSession
+from ccapi.store import JsonDirStore, SessionRecord
+from ccapi.store.outbox import WebhookDelivery
+from ccapi.testing import MockModel, Reply, ToolUse
+from ccapi.webhooks.sender import WebhookSender
+from ccapi.webhooks.signing import new_secret, sign
+from ccapi.webhooks.targets import LOOPBACK, AllowList
+from tests.conftest import BACKENDS
+from tests.gateway import Gateway
+from tests.webhook_receiver import Receiver
+
+SECRET = new_secret()
+WEBHOOK_ENV = {"CC_API_WEBHOOK_SECRET": SECRET, "CC_API_WEBHOOK_BACKOFF": "0.2", "CC_API_WEBHOOK_TIMEOUT": "2"}
+WEATHER = {"name": "get_weather", "description": "Current weather for a city",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The outbox is written by each backend's own event path: test both."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def hooked(mock_model: MockModel, backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway that signs webhooks with ``SECRET`` and retries quickly."""
+    gw = Gateway(tmp_path_factory.mktemp("hooked"), mock_model.url, backend, **WEBHOOK_ENV).start()
+    yield gw
+    gw.stop()
+    assert gw.lingering_processes() == []
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    started = Receiver().start()
+    yield started
+    started.stop()
+
+
+def _deliveries(gw: Gateway, session_id: str) -> list[dict[str, Any]]:
+    response = gw.client.get(f"/api/sessions/{session_id}/webhooks")
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def _wait_for_state(gw: Gateway, session_id: str, done: Callable[[list[dict[str, Any]]], bool],
+                    timeout: float = 30) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = _deliveries(gw, session_id)
+        if done(listed):
+            return listed
+        time.sleep(0.05)
+    raise AssertionError(f"deliveries stayed {listed}")
+
+
+def test_background_tool_turn_calls_back_and_is_answered_through_tool_results(
+        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
+    session = hooked.create_session(tools=[WEATHER], webhook={"url": receiver.url})
+    assert session["webhook"] == {"url": receiver.url,
+                                  "events": ["turn.completed", "turn.requires_action", "turn.requires_approval",
+                                             "turn.failed"]}
+    started = hooked.client.post(f"/api/sessions/{session['id']}/turns",
+                                 json={"input": "weather in Oslo?", "background": True})
+    assert started.status_code == 202, started.text
+
+    paused = receiver.wait_for(lambda seen: len(seen) >= 1)[0]
+    event = verify_webhook(SECRET, paused.headers, paused.body)
+    assert event["type"] == "turn.requires_action" and event["session_id"] == session["id"]
+    assert event["turn_id"] == started.json()["turn_id"]
+    assert paused.headers["webhook-id"] == f"{session['id']}_{event['seq']}"
+    assert paused.headers["content-type"] == "application/json"
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(new_secret(), paused.headers, paused.body)
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(SECRET, paused.headers, paused.body.replace(b"Oslo", b"Rome"))
+
+    call = event["data"]["tool_calls"][0]
+    assert call["name"] == "get_weather" and call["input"] == {"city": "Oslo"}
+    answered = hooked.client.post(f"/api/sessions/{session['id']}/tool-results", json={
+        "results": [{"tool_call_id": call["tool_call_id"], "content": "-3C"}], "background": True})
+    assert answered.status_code == 202, answered.text
+
+    done = receiver.wait_for(lambda seen: len(seen) >= 2)[1]
+    completed = verify_webhook(SECRET, done.headers, done.body)
+    assert completed["type"] == "turn.completed" and completed["turn_id"] == event["turn_id"]
+    assert done.headers["webhook-id"] != paused.headers["webhook-id"]
+    logged = {e["seq"]: e for e in hooked.events(session["id"])}
+    assert logged[completed["seq"]] == completed  # the event exactly as the log has it
+
+    time.sleep(0.3)
+    assert len(receiver.deliveries) == 2  # only the subscribed events: no turn.started, no deltas
+    listed = _deliveries(hooked, session["id"])
+    assert [(d["event_type"], d["state"], d["attempts"], d["last_status"]) for d in listed] == [
+        ("turn.requires_action", "delivered", 1, 200), ("turn.completed", "delivered", 1, 200)]
+    read = hooked.client.get(f"/api/sessions/{session['id']}")
+    assert read.json()["webhook"]["url"] == receiver.url
+    assert SECRET.removeprefix("whsec_") not in read.text + str(listed)
+
+
+def test_retries_until_the_receiver_answers_with_one_webhook_id(
+        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    receiver.answers = [(500, {}), (500, {}), (200, {})]
+    session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
+    hooked.turn(session["id"], "hello")
+
+    seen = receiver.wait_for(lambda seen: len(seen) >= 3)
+    assert len({d.headers["webhook-id"] for d in seen}) == 1
+    assert all(verify_webhook(SECRET, d.headers, d.body)["type"] == "turn.completed" for d in seen)
+    assert seen[1].received_at - seen[0].received_at >= 0.1 - 0.02  # backed off (0.2 s base, half jittered)
+    listed = _wait_for_state(hooked, session["id"], lambda d: d[0]["state"] == "delivered")
+    assert listed[0]["attempts"] == 3 and listed[0]["last_status"] == 200 and listed[0]["next_attempt_at"] is None
+    time.sleep(0.5)
+    assert len(receiver.deliveries) == 3
+
+
+def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
+        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    receiver.answers = [(429, {"Retry-After": "1"}), (200, {}), (410, {}), (307, {"Location": "http://10.0.0.7/"})]
+    session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
+    hooked.turn(session["id"], "hello")
+    first, second = receiver.wait_for(lambda seen: len(seen) >= 2)
+    assert second.received_at - first.received_at >= 0.95
+
+    hooked.turn(session["id"], "hello again")
+    listed = _wait_for_state(hooked, session["id"], lambda d: len(d) == 2 and d[1]["state"] == "failed")
+    assert listed[1]["attempts"] == 1 and listed[1]["last_status"] == 410 and "410" in listed[1]["last_error"]
+    assert listed[1]["completed_at"] is not None and listed[1]["next_attempt_at"] is None
+
+    hooked.turn(session["id"], "and again")  # a redirect is never followed (it could lead anywhere)
+    listed = _wait_for_state(hooked, session["id"], lambda d: len(d) == 3 and d[2]["state"] == "failed")
+    assert listed[2]["attempts"] == 1 and "redirects are not followed" in listed[2]["last_error"]
+    assert len(receiver.deliveries) == 4
+
+
+BAD_WEBHOOKS = [
+    {"url": "http://example.com/hook"},  # not on the allow-list (loopback only by default)
+    {"url": "http://10.0.0.7/hook"},
+    {"url": "ftp://127.0.0.1/hook"},
+    {"url": "http://user:pw@127.0.0.1/hook"},
+    {"url": "/relative"},
+    {"url": "http://127.0.0.1/hook\u0000"},
+    {"url": "http://127.0.0.1/hook", "events": ["message.delta"]},
+    {"url": "http://127.0.0.1/hook", "events": []},
+    {"url": "http://127.0.0.1/hook", "secret": "mine"},
+    "http://127.0.0.1/hook",
+]
+
+
+@pytest.mark.parametrize("webhook", BAD_WEBHOOKS)
+def test_a_webhook_outside_the_rules_is_a_400_and_creates_nothing(hooked: Gateway, webhook: Any) -> None:
+    before = hooked.client.get("/api/sessions", params={"limit": 100}).json()["data"]
+    response = hooked.client.post("/api/sessions", json={"webhook": webhook})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request" and "webhook" in response.json()["error"]["message"]
+    assert hooked.client.get("/api/sessions", params={"limit": 100}).json()["data"] == before
+
+
+def test_a_delivery_survives_kill_9_while_the_receiver_is_down(make_gateway, mock_model: MockModel) -> None:
+    down = Receiver()  # its port is chosen; nothing listens there yet
+    gw = make_gateway(**{**WEBHOOK_ENV, "CC_API_WEBHOOK_BACKOFF": "0.5"})
+    session = gw.create_session(webhook={"url": down.url})
+    reply = gw.turn(session["id"], "remember me")
+    assert reply["status"] == "completed"
+    listed = _wait_for_state(gw, session["id"], lambda d: bool(d) and d[0]["attempts"] >= 1)
+    assert listed[0]["state"] == "pending" and "Connect" in listed[0]["last_error"]
+
+    gw.process.send_signal(signal.SIGKILL)
+    gw.process.wait(10)
+    down.start()
+    try:
+        gw.start()
+        seen = down.wait_for(lambda seen: len(seen) >= 1)
+        event = verify_webhook(SECRET, seen[0].headers, seen[0].body)
+        assert event["type"] == "turn.completed" and event["turn_id"] == reply["turn_id"]
+        listed = _wait_for_state(gw, session["id"], lambda d: d[0]["state"] == "delivered")
+        assert listed[0]["attempts"] >= 2
+    finally:
+        down.stop()
+
+
+# -- units: the signature scheme, the allow-list, the settings ------------------------------
+def test_signatures_match_the_standard_webhooks_test_vector() -> None:
+    """The specification's published vector: any Standard Webhooks library verifies CC API's deliveries."""
+    secret, body = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}'
+    assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == \
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    headers = {"Webhook-Id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "Webhook-Timestamp": "1614265330",
+               "Webhook-Signature": "v1,bm90IGl0 v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
+    assert verify_webhook(secret, headers, body, now=1614265330 + 60) == {"test": 2432232314}
+    with pytest.raises(WebhookVerificationError, match="tolerance"):
+        verify_webhook(secret, headers, body, now=1614265330 + 301)
+    with pytest.raises(WebhookVerificationError, match="missing"):
+        verify_webhook(secret, {**headers, "Webhook-Signature": ""}, body, now=1614265330)
+
+
+@pytest.mark.parametrize("secret", ["secret", "whsec_" + "A" * 8, "whsec_not base64!", "whsec_" + "A" * 100])
+def test_a_weak_or_malformed_secret_is_refused_at_start_up(secret: str) -> None:
+    with pytest.raises(ConfigError, match="CC_API_WEBHOOK_SECRET"):
+        Settings.from_env({"CC_API_WEBHOOK_SECRET": secret})
+
+
+def test_gateway_default_subscription_is_checked_at_start_up() -> None:
+    with pytest.raises(ConfigError, match="needs CC_API_WEBHOOK_SECRET"):
+        Settings.from_env({"CC_API_WEBHOOK_URL": "http://127.0.0.1:9/h"})
+    with pytest.raises(ConfigError, match="not allowed"):
+        Settings.from_env({"CC_API_WEBHOOK_URL": "https://hooks.example.com/h", "CC_API_WEBHOOK_SECRET": SECRET})
+    settings = Settings.from_env({"CC_API_WEBHOOK_URL": "https://hooks.example.com/h", "CC_API_WEBHOOK_SECRET": SECRET,
+                                  "CC_API_WEBHOOK_ALLOW": ".example.com", "CC_API_WEBHOOK_EVENTS": "turn.failed"})
+    assert settings.default_webhook == {"url": "https://hooks.example.com/h", "events": ["turn.failed"]}
+    assert SECRET not in repr(settings)
+
+
+def test_allow_list_admits_names_suffixes_and_networks_only() -> None:
+    default = AllowList.parse(LOOPBACK)
+    assert all(map(default.allows, ["127.0.0.1", "127.8.9.10", "localhost", "LOCALHOST", "::1"]))
+    assert not any(map(default.allows, ["10.0.0.1", "example.com", "localhost.example.com", "0.0.0.0", "::"]))
+    custom = AllowList.parse(["hooks.example.com", ".corp.internal", "10.1.0.0/16"])
+    assert all(map(custom.allows, ["hooks.example.com", "ci.corp.internal", "10.1.200.3"]))
+    assert not any(map(custom.allows, ["example.com", "corp.internal.evil.com", "10.2.0.1", "127.0.0.1"]))
+    assert AllowList.parse(["*"]).allows("anything.example")
+
+
+def test_without_a_secret_a_session_cannot_subscribe_and_compat_sessions_never_do() -> None:
+    catalog, policy = ModelCatalog.from_setting(None), Settings().webhook_policy
+    with pytest.raises(InvalidRequest, match="CC_API_WEBHOOK_SECRET"):
+        NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet", policy)
+    assert NewSession.from_json({"webhook": None}, catalog, "sonnet", policy).webhook is None
+    defaulted = Settings(webhook_url="http://127.0.0.1:9/h", webhook_secret=SECRET).webhook_policy
+    assert NewSession.from_json({}, catalog, "sonnet", defaulted).webhook["url"] == "http://127.0.0.1:9/h"
+    assert NewSession.from_json({"webhook": None}, catalog, "sonnet", defaulted).webhook is None
+    assert NewSession.from_json({}, catalog, "sonnet").webhook is None  # compat: no policy, no default
+    with pytest.raises(InvalidRequest, match="unknown field"):
+        NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet")
+
+
+def test_a_hanging_receiver_times_out_and_a_large_answer_leaves_a_short_error(tmp_path: Path) -> None:
+    """The sender in-process, on a JSON-directory store: attempt one hangs past the timeout and is
+    retried; attempt two gets a 400 with a megabyte of body, of which ``last_error`` keeps a line."""
+    receiver = Receiver().start()
+    receiver.answers = [(200, {}, b"late", 1.5), (400, {}, b"x" * 1_000_000)]
+    settings = Settings(home=tmp_path, webhook_secret=SECRET, webhook_timeout=0.3, webhook_backoff=0.05)
+
+    async def main() -> list[WebhookDelivery]:
+        store = JsonDirStore(tmp_path / "store")
+        await store.open()
+        await store.create_session(SessionRecord("sess_s", "t", "t", "m", None, [], {}, None, None, None, "idle",
+                                                 None, 0, 0, webhook={"url": receiver.url,
+                                                                      "events": ["turn.failed"]}))
+        await store.append_events([Event(1, "turn.failed", "sess_s", "turn_1", utcnow(), {})])
+        sender = WebhookSender(settings, store)
+        sender.start()
+        deadline = time.monotonic() + 20
+        while (listed := await store.list_webhooks("sess_s", 0, 10))[0].state == "pending":
+            assert time.monotonic() < deadline, listed
+            await asyncio.sleep(0.05)
+        await sender.stop()
+        await store.close()
+        return listed
+
+    try:
+        (delivery,) = asyncio.run(main())
+    finally:
+        receiver.stop()
+    assert (delivery.state, delivery.attempts, delivery.last_status) == ("failed", 2, 400)
+    assert len(delivery.last_error) < 300 and delivery.last_error.startswith("HTTP 400: xxx")
+    assert len(receiver.deliveries) == 2
+    assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1
