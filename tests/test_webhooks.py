@@ -244,11 +244,11 @@ def test_allow_list_admits_names_suffixes_and_networks_only() -> None:
 def test_without_a_secret_a_session_cannot_subscribe_and_compat_sessions_never_do() -> None:
     catalog, policy = ModelCatalog.from_setting(None), Settings().webhook_policy
     with pytest.raises(InvalidRequest, match="CC_API_WEBHOOK_SECRET"):
-        NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet", policy)
-    assert NewSession.from_json({"webhook": None}, catalog, "sonnet", policy).webhook is None
+        NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet", webhooks=policy)
+    assert NewSession.from_json({"webhook": None}, catalog, "sonnet", webhooks=policy).webhook is None
     defaulted = Settings(webhook_url="http://127.0.0.1:9/h", webhook_secret=SECRET).webhook_policy
-    assert NewSession.from_json({}, catalog, "sonnet", defaulted).webhook["url"] == "http://127.0.0.1:9/h"
-    assert NewSession.from_json({"webhook": None}, catalog, "sonnet", defaulted).webhook is None
+    assert NewSession.from_json({}, catalog, "sonnet", webhooks=defaulted).webhook["url"] == "http://127.0.0.1:9/h"
+    assert NewSession.from_json({"webhook": None}, catalog, "sonnet", webhooks=defaulted).webhook is None
     assert NewSession.from_json({}, catalog, "sonnet").webhook is None  # compat: no policy, no default
     with pytest.raises(InvalidRequest, match="unknown field"):
         NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet")

@@ -25,7 +25,7 @@ async def create_session(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
     settings = ctx.settings
     params = NewSession.from_json(json_body(request), ctx.catalog, settings.model, settings.builtin_tools,
-                                  settings.max_budget_usd, ctx.webhook_policy)
+                                  settings.max_budget_usd, webhooks=ctx.webhook_policy)
     record = await ctx.service.create(params)
     return json(_view(ctx.service, record), status=201)
 

@@ -50,7 +50,7 @@ class NewSession:
     @classmethod
     def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str,
                   default_builtin_tools: BuiltinTools = "all", default_budget: float | None = None,
-                  webhooks: WebhookPolicy | None = None) -> NewSession:
+                  *, webhooks: WebhookPolicy | None = None) -> NewSession:
         """``webhooks``: the gateway's webhook policy; without one (compat sessions) a session
         has no subscription and may not ask for one."""
         body = _object(body, _SESSION_FIELDS if webhooks else _SESSION_FIELDS - {"webhook"})
