@@ -217,3 +217,33 @@ def test_models_carry_context_window_and_output_limit(http: httpx.Client) -> Non
     assert dated["id"] == "claude-sonnet-4-5-20250929" and dated["max_completion_tokens"] == 64_000
     unknown = http.get("/models/gpt-4o")
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
+
+
+def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(http: httpx.Client, gateway: Gateway,
+                                                                          mock_model: MockModel) -> None:
+    """Turns a, b, c; then a's history with a new d: a branch holding a and d only, no re-seed."""
+    messages: list[dict[str, Any]] = []
+    for text in ("fork a", "fork b", "fork c"):
+        messages.append({"role": "user", "content": text})
+        main, choice = _chat(http, messages)
+        messages.append({"role": "assistant", "content": choice["message"]["content"]})
+    assert len(main_requests(mock_model)[-1]["messages"]) == 5  # one warm session so far
+    mock_model.clear()
+
+    branch, choice = _chat(http, [*messages[:2], {"role": "user", "content": "fork d"}])
+    assert branch != main and choice["message"]["content"] == "mock reply: fork d"
+    [first] = main_requests(mock_model)
+    assert [user_texts(m) for m in first["messages"] if m["role"] == "user"] == [["fork a"], ["fork d"]]
+    assert len(first["messages"]) == 3 and "mock reply: fork a" in str(first["messages"][1])
+    _no_reseed(mock_model)
+    assert gateway.client.get(f"/api/sessions/{main}").json()["turn_count"] == 3  # the old line is untouched
+    created = gateway.events(branch)[0]
+    assert created["type"] == "session.created" and created["data"]["forked_from"] == {"session_id": main}
+
+    mock_model.clear()
+    old_line, _ = _chat(http, [*messages, {"role": "user", "content": "fork e"}])
+    new_line, _ = _chat(http, [*messages[:2], {"role": "user", "content": "fork d"},
+                               {"role": "assistant", "content": choice["message"]["content"]},
+                               {"role": "user", "content": "fork f"}])
+    assert (old_line, new_line) == (main, branch)
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [7, 5]  # both lines warm

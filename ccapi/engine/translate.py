@@ -125,7 +125,7 @@ class TurnTranslator:
             self._output.extend(b for b in blocks if b["type"] in ("text", "thinking"))
         events = [EngineEvent(EventType.MESSAGE_COMPLETED, {
             "message_id": message.message_id, "model": message.model, "content": blocks,
-            "parent_tool_use_id": message.parent_tool_use_id,
+            "parent_tool_use_id": message.parent_tool_use_id, "uuid": message.uuid,
         })]
         for block in message.content:
             if not isinstance(block, ToolUseBlock):

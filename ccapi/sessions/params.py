@@ -26,6 +26,16 @@ MAX_RESULTS = 128
 
 
 @dataclass(frozen=True)
+class ForkPoint:
+    """A point a new session branches from: an assistant message (its SDK ``uuid``) that
+    ends a turn of a session's Claude Code conversation (its SDK session id)."""
+
+    session_id: str
+    sdk_session_id: str
+    uuid: str
+
+
+@dataclass(frozen=True)
 class NewSession:
     model: str
     system_prompt: str | None
