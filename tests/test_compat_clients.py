@@ -247,3 +247,51 @@ def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(http:
                                {"role": "user", "content": "fork f"}])
     assert (old_line, new_line) == (main, branch)
     assert [len(b["messages"]) for b in main_requests(mock_model)] == [7, 5]  # both lines warm
+
+
+STABLE_PROMPT = "\n".join(f"Rule {n}: follow house style number {n} closely." for n in range(30))
+
+
+def test_a_changed_date_line_is_a_note_and_a_side_request_does_not_reseed_the_main_line(
+        http: httpx.Client, mock_model: MockModel) -> None:
+    def system(day: str) -> dict[str, str]:  # Hermes: a date line that simply changes, no marker
+        return {"role": "system", "content": f"{STABLE_PROMPT}\nConversation started: {day}"}
+
+    history: list[dict[str, Any]] = [{"role": "user", "content": "plan my week"}]
+    main, choice = _chat(http, [system("Monday"), *history])
+    history += [{"role": "assistant", "content": choice["message"]["content"]}, {"role": "user", "content": "and?"}]
+    same, choice = _chat(http, [system("Tuesday"), *history])
+    assert same == main
+    sent = main_requests(mock_model)[-1]
+    assert len(sent["messages"]) == 3 and "Conversation started: Monday" in str(sent["system"])
+    note = " ".join(user_texts(sent["messages"][-1]))
+    assert "Conversation started: Tuesday" in note and "Rule 1:" not in note
+    history.append({"role": "assistant", "content": choice["message"]["content"]})
+
+    side, _ = _chat(http, [system("Tuesday"), *history,  # Hermes's side request, never part of the main line
+                           {"role": "user", "content": "Review the conversation above and save what matters."}])
+    mock_model.clear()
+    history.append({"role": "user", "content": "thanks"})
+    branch, _ = _chat(http, [system("Tuesday"), *history])
+    assert side == main and branch != main
+    [first] = main_requests(mock_model)  # the main line goes on from its own last reply, not re-seeded
+    assert len(first["messages"]) == 5 and user_texts(first["messages"][-1]) == ["thanks"]
+    assert "Review the conversation" not in str(first["messages"])
+    _no_reseed(mock_model)
+
+
+def test_a_cleared_tool_result_still_matches_its_session(http: httpx.Client, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Cold."))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Oslo weather, in detail"}]
+    session, choice = _chat(http, messages, tools=[CHAT_TOOL])
+    call = choice["message"]["tool_calls"][0]
+    messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": call["id"], "content": "hourly: -3C\n" * 400}]
+    same, choice = _chat(http, messages, tools=[CHAT_TOOL])
+    messages[-1] = {"role": "tool", "tool_call_id": call["id"],  # OpenClaw clears old results
+                    "content": "[Old tool result content cleared]"}
+    messages += [{"role": "assistant", "content": choice["message"]["content"]}, {"role": "user", "content": "ok"}]
+    again, _ = _chat(http, messages, tools=[CHAT_TOOL])
+    assert session == same == again
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 3, 5]
+    _no_reseed(mock_model)

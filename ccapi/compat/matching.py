@@ -7,7 +7,12 @@ and both clients re-space assistant text. One rule covers these without naming a
 a stored message matches when the replayed one is a *reduction* of it — the same role,
 user blocks and tool-result blocks a non-empty subsequence of the stored ones, the same
 assistant text up to whitespace, and the same tool calls under ids that contain the ids
-the gateway issued. Each check returns why it failed, so a miss can be logged.
+the gateway issued. Clients also shorten what they keep: a tool result replayed shorter
+(a cleared-result placeholder, a persisted-output stub, a head/tail cut) or an image
+replaced by a short bracketed mention still stands for the stored one, since a call id's
+result never changes. A system prompt that differs in a few lines (a date, a runtime line)
+is the same prompt: ``system_change`` returns the new lines instead of a mismatch. Each
+check returns why it failed, so a miss can be logged.
 """
 
 from __future__ import annotations
