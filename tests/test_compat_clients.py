@@ -295,3 +295,42 @@ def test_a_cleared_tool_result_still_matches_its_session(http: httpx.Client, moc
     assert session == same == again
     assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 3, 5]
     _no_reseed(mock_model)
+
+
+@pytest.mark.parametrize("how", ["prompt_cache_key", "x-session-affinity", "session_id"])
+def test_a_client_conversation_key_keeps_two_identical_openings_apart(http: httpx.Client, mock_model: MockModel,
+                                                                     how: str) -> None:
+    def send(key: str, messages: list[dict[str, Any]]) -> str:
+        body: dict[str, Any] = {"model": "sonnet", "messages": messages}
+        headers = {}
+        if how == "prompt_cache_key":
+            body["prompt_cache_key"] = key
+        else:
+            headers[how] = key
+        response = http.post("/chat/completions", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.headers["x-cc-session-id"]
+
+    opening = [{"role": "user", "content": f"same opening {how}"}]
+    first, second = send("conv-1", opening), send("conv-2", opening)
+    grown = [*opening, {"role": "assistant", "content": f"mock reply: same opening {how}"},
+             {"role": "user", "content": "go on"}]
+    assert first != second
+    assert (send("conv-2", grown), send("conv-1", grown)) == (second, first)
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 1, 3, 3]  # each warm on its own session
+    _no_reseed(mock_model)
+
+
+def test_anthropic_metadata_user_id_is_a_conversation_key(http: httpx.Client, mock_model: MockModel) -> None:
+    def send(key: str, messages: list[dict[str, Any]]) -> str:
+        response = http.post("/messages", json={"model": "sonnet", "max_tokens": 100, "messages": messages,
+                                                "metadata": {"user_id": key}})
+        assert response.status_code == 200, response.text
+        return response.headers["x-cc-session-id"]
+
+    opening = [{"role": "user", "content": "same opening, anthropic"}]
+    first, second = send("user-1", opening), send("user-2", opening)
+    grown = [*opening, {"role": "assistant", "content": "mock reply: same opening, anthropic"},
+             {"role": "user", "content": "go on"}]
+    assert (send("user-2", grown), send("user-1", grown)) == (second, first) and first != second
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 1, 3, 3]

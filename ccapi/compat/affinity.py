@@ -40,6 +40,8 @@ class Head:
     system: str | None
     messages: tuple[Message, ...]
     marks: tuple[ForkPoint | None, ...]
+    affinity: str | None = None
+    """The client's own key for the conversation, when it sent one."""
 
     @property
     def consumed(self) -> int:
@@ -105,13 +107,16 @@ class AffinityIndex:
         self._heads: OrderedDict[str, Head] = OrderedDict()
         self._by_key: defaultdict[str, set[str]] = defaultdict(set)
 
-    def lookup(self, conversation: Conversation) -> Lookup:
+    def lookup(self, conversation: Conversation, affinity: str | None = None) -> Lookup:
         """The head whose history is the longest proper prefix of the conversation (at
-        least one new message left); failing that, the head to branch that keeps most."""
+        least one new message left); failing that, the head to branch that keeps most.
+        With a client key, only heads of that key (or of none) qualify, those of the key first."""
         messages = conversation.messages
         candidates: list[tuple[Head, tuple[str, ...]]] = []
         for sid in self._by_key.get(conversation_key(conversation), ()):
             head = self._heads[sid]
+            if affinity is not None and head.affinity not in (None, affinity):
+                continue
             note = system_change(head.system, conversation.system)
             if note is not None:
                 candidates.append((head, note))
@@ -126,7 +131,8 @@ class AffinityIndex:
             if shared >= head.consumed - 1:
                 reached.append(head)
             if shared == head.consumed < len(messages):
-                if best is None or head.consumed > best[0].consumed:
+                if best is None or (head.affinity == affinity, head.consumed) > (best[0].affinity == affinity,
+                                                                                 best[0].consumed):
                     best = (head, note)
                 continue
             keep = head.fork_at(shared, messages)

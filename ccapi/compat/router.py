@@ -6,6 +6,9 @@ A request is routed, in order of precedence, to:
 2. a pinned session (``x-cc-session-id`` or ``metadata.cc_session_id``): the messages
    after its head, or — when the index does not know the history — the messages after
    the last assistant message;
+   (a client's own conversation key — ``prompt_cache_key``, a ``session_id`` /
+   ``x-session-affinity`` header, ``metadata.user_id`` — narrows steps 3 and 4 to the
+   sessions that served that key or none)
 3. the session whose head is the longest prefix of the conversation (see ``affinity``);
    a system prompt changed in a few lines only is told to Claude with the next turn;
 4. a new session branched from the session that shares most of the history, at the last
@@ -64,6 +67,7 @@ class CompatRequest:
     format: str
     pinned_session: str | None = None
     previous: ResponseRef | None = None
+    affinity_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,7 @@ class CompatRouter:
             if head is not None and head.shared(messages)[0] == head.consumed < len(messages):
                 return _Target(head.session_id, messages[head.consumed:], explicit=True, claimed=head), (), None
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
-        lookup = self._index.lookup(request.conversation)
+        lookup = self._index.lookup(request.conversation, request.affinity_key)
         if lookup.head is None:
             log.info("compat_affinity_miss", format=request.format, messages=len(messages), reason=lookup.miss,
                      fork_from=lookup.fork.source.session_id if lookup.fork else None)
@@ -293,7 +297,7 @@ class CompatRouter:
         count = len(conversation.messages)
         marks = (*basis.marks[:count], *[None] * (count - len(basis.marks)), mark)
         self._index.advance(Head(reply.session_id, conversation_key(conversation), basis.system,
-                                 (*conversation.messages, reply.message()), marks))
+                                 (*conversation.messages, reply.message()), marks, request.affinity_key))
 
 
 def _system_note(lines: tuple[str, ...]) -> list[dict[str, Any]]:
