@@ -15,19 +15,24 @@ so every turn end of a head is a point to branch at, not only the newest.
 
 A system prompt that differs from the head's in a few lines only (a date, a runtime line)
 is the same conversation; the router tells Claude the new lines with the next turn.
+
+The router keeps every head in the store too (``head_json``), so a restarted gateway, or
+another host on the same database, continues a conversation warm.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import orjson
 
-from ccapi.compat.conversation import Conversation, Message
+from ccapi.compat.conversation import Conversation, Message, ToolCall
 from ccapi.compat.matching import mismatch, system_change
 from ccapi.sessions import ForkPoint
+from ccapi.sessions.toolcalls import ToolResult
 
 #: Heads kept at most; the least recently used conversation is forgotten first.
 MAX_HEADS = 10_000
@@ -65,6 +70,20 @@ class Head:
             if self.marks[index] is not None and index + 1 < len(messages) and messages[index + 1].role == "user":
                 return index + 1
         return 0
+
+
+def head_json(head: Head) -> dict[str, Any]:
+    return {"session_id": head.session_id, "key": head.key, "system": head.system, "affinity": head.affinity,
+            "messages": [asdict(message) for message in head.messages],
+            "marks": [asdict(mark) if mark else None for mark in head.marks]}
+
+
+def head_from_json(data: dict[str, Any]) -> Head:
+    messages = tuple(Message(m["role"], tuple(m["content"]), m["text"],
+                             tuple(ToolCall(**call) for call in m["tool_calls"]),
+                             tuple(ToolResult(**answer) for answer in m["answers"])) for m in data["messages"])
+    return Head(data["session_id"], data["key"], data["system"], messages,
+                tuple(ForkPoint(**mark) if mark else None for mark in data["marks"]), data["affinity"])
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,14 @@ from typing import Any
 import structlog
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import AffinityIndex, Fork, Head, conversation_key
+from ccapi.compat.affinity import MAX_HEADS, AffinityIndex, Fork, Head, conversation_key, head_from_json, head_json
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.matching import native_answers
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
 from ccapi.compat.seed import seed_input
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
+from ccapi.ids import utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
 
 log = structlog.get_logger(__name__)
@@ -131,12 +132,16 @@ class CompatRouter:
         self._service = service
         self._catalog = catalog
         self._index = AffinityIndex()
+        self._loaded = False
         self._collectors: set[asyncio.Task[None]] = set()
 
     async def send(self, request: CompatRequest) -> Exchange:
         conversation = request.conversation
         if not conversation.messages or conversation.messages[-1].role == "assistant":
             raise InvalidRequest("the conversation must end with a user message or tool results")
+        if not self._loaded:
+            self._loaded = True
+            await self._load(None)
         target, passed, fork = await self._target(request)
         await self._release(passed)
         try:
@@ -169,6 +174,8 @@ class CompatRouter:
                 return _Target(head.session_id, messages[head.consumed:], explicit=True, claimed=head), (), None
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
         lookup = self._index.lookup(request.conversation, request.affinity_key)
+        if lookup.head is None and await self._load(conversation_key(request.conversation)):
+            lookup = self._index.lookup(request.conversation, request.affinity_key)
         if lookup.head is None:
             log.info("compat_affinity_miss", format=request.format, messages=len(messages), reason=lookup.miss,
                      fork_from=lookup.fork.source.session_id if lookup.fork else None)
@@ -177,6 +184,23 @@ class CompatRouter:
         return _Target(lookup.head.session_id, messages[lookup.head.consumed:], explicit=False,
                        claimed=lookup.head, system_note=lookup.system_note), lookup.passed, None
 
+    async def _load(self, key: str | None) -> bool:
+        """Take in the heads the store holds (of one conversation key, or all at start-up)
+        that this process does not: other hosts' and earlier runs'. Sessions running here
+        are this process's own business. Returns whether any head came in."""
+        found = False
+        for data in reversed(await self._service.store.load_compat_heads(key, MAX_HEADS)):
+            head = head_from_json(data)
+            known = self._index.head_of(head.session_id)
+            if self._service.running(head.session_id) is None and (known is None or known.consumed < head.consumed):
+                self._index.advance(head)
+                found = True
+        return found
+
+    async def _forget(self, session_id: str) -> None:
+        self._index.forget(session_id)
+        await self._service.store.delete_compat_head(session_id)
+
     async def _release(self, session_ids: tuple[str, ...]) -> None:
         """Interrupt sessions paused on tool calls whose answers will never come: the client
         has gone on without them. Their live slots come free before this request needs one."""
@@ -184,7 +208,7 @@ class CompatRouter:
             run = self._service.running(session_id)
             if run is None or not run.desk.waiting():
                 continue
-            self._index.forget(session_id)
+            await self._forget(session_id)
             log.info("compat_paused_session_released", session_id=session_id)
             try:
                 await self._service.interrupt(session_id, "the client's conversation went on without this "
@@ -286,7 +310,7 @@ class CompatRouter:
         it can be branched. A failed reply leaves none, so the client's retry starts clean
         rather than repeating input."""
         if reply.failed or request.previous is not None:
-            self._index.forget(reply.session_id)
+            await self._forget(reply.session_id)
             return
         conversation = request.conversation
         mark = None
@@ -296,8 +320,10 @@ class CompatRouter:
                 mark = ForkPoint(session.id, session.sdk_session_id, reply.uuid)
         count = len(conversation.messages)
         marks = (*basis.marks[:count], *[None] * (count - len(basis.marks)), mark)
-        self._index.advance(Head(reply.session_id, conversation_key(conversation), basis.system,
-                                 (*conversation.messages, reply.message()), marks, request.affinity_key))
+        head = Head(reply.session_id, conversation_key(conversation), basis.system,
+                    (*conversation.messages, reply.message()), marks, request.affinity_key)
+        self._index.advance(head)
+        await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
 
 
 def _system_note(lines: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import peewee
 
 from ccapi.ids import utcnow
-from ccapi.store.models import ALL_MODELS, SchemaVersionRow
+from ccapi.store.models import ALL_MODELS, CompatHeadRow, SchemaVersionRow
 
 _MIGRATION_LOCK = 7_311_742  # any constant shared by every CC API host
 
@@ -22,8 +22,13 @@ def _initial_schema(db: peewee.Database) -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
+def _compat_heads(db: peewee.Database) -> None:
+    db.create_tables([CompatHeadRow], safe=True)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database], None]], ...] = (
     (1, "sessions, turns, events, idempotency keys, transcripts, leases", _initial_schema),
+    (2, "compat affinity heads", _compat_heads),
 )
 
 

@@ -129,6 +129,19 @@ class LeaseRow(BaseModel):
         table_name = "session_leases"
 
 
+class CompatHeadRow(BaseModel):
+    """The compat affinity index: the conversation a session holds as a compat client sees
+    it, so a restarted gateway (or another host) continues it warm."""
+
+    session_id = peewee.CharField(primary_key=True, max_length=64)
+    key = peewee.CharField(index=True, max_length=64)
+    data = JSONField()
+    updated_at = peewee.CharField(index=True)
+
+    class Meta:
+        table_name = "compat_heads"
+
+
 class SchemaVersionRow(BaseModel):
     version = peewee.IntegerField(primary_key=True)
     description = peewee.CharField()
@@ -138,4 +151,4 @@ class SchemaVersionRow(BaseModel):
         table_name = "schema_version"
 
 
-ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow, LeaseRow)
+ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow, LeaseRow, CompatHeadRow)
