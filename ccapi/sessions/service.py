@@ -129,12 +129,14 @@ class SessionService:
             after_seq = turn.last_event_seq
         bound = source.last_seq if after_seq is None else after_seq
         message = await self._last_message(session_id, bound)
-        if message is None or source.sdk_session_id is None or not message.data.get("uuid"):
+        if message is None or not message.data.get("uuid"):
             raise Conflict("there is no reply to fork at: the session has no assistant message at or before "
                            "that point", {"after_seq": bound})
         if any(block.get("type") == "tool_use" for block in message.data.get("content", [])):
             raise Conflict("the assistant message at that point waits for tool results; fork at a turn that "
                            "has ended", {"seq": message.seq})
+        if source.sdk_session_id is None:
+            raise Conflict("the session's first turn has not ended yet; fork once it has")
         params = NewSession(source.model, source.system_prompt, tuple(source.tools), source.metadata,
                             source.max_turns, source.cwd, source.permission_mode)
         return await self.create(params, fork=ForkPoint(source.id, source.sdk_session_id, message.data["uuid"]),
