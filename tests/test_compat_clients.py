@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
@@ -334,3 +335,24 @@ def test_anthropic_metadata_user_id_is_a_conversation_key(http: httpx.Client, mo
              {"role": "user", "content": "go on"}]
     assert (send("user-2", grown), send("user-1", grown)) == (second, first) and first != second
     assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 1, 3, 3]
+
+
+def test_usage_is_the_same_measure_whether_a_reply_ends_the_turn_or_calls_a_tool(http: httpx.Client,
+                                                                                  mock_model: MockModel) -> None:
+    """prompt_tokens: the prompt the model read for the reply's last call; completion_tokens: what it wrote."""
+    mock_model.script(Reply(text="Checking.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+                      Reply(text="Oslo is cold today."))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Oslo?"}]
+    response = http.post("/chat/completions", json={"model": "sonnet", "messages": messages, "tools": [CHAT_TOOL]})
+    called = response.json()
+    call = called["choices"][0]["message"]["tool_calls"][0]
+    messages += [{"role": "assistant", "content": "Checking.", "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": call["id"], "content": "-3C"}]
+    ended = http.post("/chat/completions", json={"model": "sonnet", "messages": messages,
+                                                 "tools": [CHAT_TOOL]}).json()
+    sizes = [len(orjson.dumps(body)) // 4 for body in main_requests(mock_model)]  # the mock: 4 bytes a token
+    for reply, size in zip((called, ended), sizes, strict=True):
+        usage = reply["usage"]
+        assert abs(usage["prompt_tokens"] - size) < size * 0.05, (usage, size)
+        assert usage["completion_tokens"] > 0
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

@@ -94,7 +94,7 @@ class ReplyBuilder:
             self._calls.append(call)
             return [call]
         if event.type == EventType.TURN_REQUIRES_ACTION:
-            return [self._settle(event, "requires_action", {})]
+            return [self._settle(event, "requires_action", data)]
         if event.ends_turn:
             return [self._settle(event, event.type.removeprefix("turn."), data)]
         return []
@@ -119,6 +119,7 @@ class ReplyBuilder:
     def _settle(self, event: Event, status: str, data: dict[str, Any]) -> Reply:
         ends_turn = status == "completed" and not any(b.get("type") == "tool_use" for b in self._last.get("content", []))
         return Reply(session_id=self._session_id, turn_id=event.turn_id or "", status=status,
-                     text="".join(self._text), tool_calls=tuple(self._calls), usage=data.get("usage") or {},
+                     text="".join(self._text), tool_calls=tuple(self._calls),
+                     usage=data.get("round_usage") or data.get("usage") or {},
                      stop_reason=data.get("stop_reason"), error=data.get("error"),
                      uuid=self._last.get("uuid") if ends_turn else None)
