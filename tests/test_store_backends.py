@@ -120,6 +120,7 @@ def test_compat_heads_round_trip_newest_first_and_go_with_their_session(make: Ca
         await store.save_compat_head("sess_a", "k1", {"n": 4}, "2026-01-01T00:00:04.000Z")  # replaces its head
         assert await store.load_compat_heads(None, 10) == [{"n": 4}, {"n": 3}, {"n": 2}]
         assert await store.load_compat_heads("k1", 1) == [{"n": 4}]
+        assert await store.load_compat_heads(None, 10, since="2026-01-01T00:00:02.000Z") == [{"n": 4}, {"n": 3}]
         await store.delete_compat_head("sess_c")
         await store.delete_session("sess_a")
         await store.close()

@@ -30,6 +30,7 @@ live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``. Everything runs throu
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,10 @@ from ccapi.ids import utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
 
 log = structlog.get_logger(__name__)
+
+#: How far apart hosts' clocks may be: heads another host saved this long before the last
+#: full load are read again on a miss (the ones already known are skipped).
+_CLOCK_SKEW = 300.0
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
@@ -133,6 +138,7 @@ class CompatRouter:
         self._catalog = catalog
         self._index = AffinityIndex()
         self._loaded = False
+        self._synced: dict[str, str] = {}  # conversation key ("" for all) → when the store was last read
         self._collectors: set[asyncio.Task[None]] = set()
 
     async def send(self, request: CompatRequest) -> Exchange:
@@ -174,7 +180,8 @@ class CompatRouter:
                 return _Target(head.session_id, messages[head.consumed:], explicit=True, claimed=head), (), None
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
         lookup = self._index.lookup(request.conversation, request.affinity_key)
-        if lookup.head is None and await self._load(conversation_key(request.conversation)):
+        stale = lookup.head is None or len(messages) > lookup.head.consumed + 1  # moved on elsewhere?
+        if stale and await self._load(conversation_key(request.conversation)):
             lookup = self._index.lookup(request.conversation, request.affinity_key)
         if lookup.head is None:
             log.info("compat_affinity_miss", format=request.format, messages=len(messages), reason=lookup.miss,
@@ -188,13 +195,18 @@ class CompatRouter:
         """Take in the heads the store holds (of one conversation key, or all at start-up)
         that this process does not: other hosts' and earlier runs'. Sessions running here
         are this process's own business. Returns whether any head came in."""
-        found = False
-        for data in reversed(await self._service.store.load_compat_heads(key, MAX_HEADS)):
+        found, now = False, utcnow()
+        synced = self._synced.get(key or "", self._synced.get(""))
+        since = _earlier(synced, _CLOCK_SKEW) if synced else ""
+        for data in reversed(await self._service.store.load_compat_heads(key, MAX_HEADS, since)):
             head = head_from_json(data)
             known = self._index.head_of(head.session_id)
             if self._service.running(head.session_id) is None and (known is None or known.consumed < head.consumed):
                 self._index.advance(head)
                 found = True
+        if len(self._synced) > MAX_HEADS:
+            self._synced = {"": self._synced[""]}
+        self._synced[key or ""] = now
         return found
 
     async def _forget(self, session_id: str) -> None:
@@ -324,6 +336,11 @@ class CompatRouter:
                     (*conversation.messages, reply.message()), marks, request.affinity_key)
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
+
+
+def _earlier(timestamp: str, seconds: float) -> str:
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _system_note(lines: tuple[str, ...]) -> list[dict[str, Any]]:

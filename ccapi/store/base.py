@@ -108,9 +108,9 @@ class Store(ABC):
         """Record (or replace) the conversation a session holds; ``key`` groups heads a request may match."""
         await self._run(self._save_compat_head, session_id, key, data, updated_at)
 
-    async def load_compat_heads(self, key: str | None, limit: int) -> list[dict[str, Any]]:
-        """The newest heads first (of one ``key``, or of all), as saved."""
-        return await self._run(self._load_compat_heads, key, limit)
+    async def load_compat_heads(self, key: str | None, limit: int, since: str = "") -> list[dict[str, Any]]:
+        """The newest heads first (of one ``key``, or of all; saved after ``since``), as saved."""
+        return await self._run(self._load_compat_heads, key, limit, since)
 
     async def delete_compat_head(self, session_id: str) -> None:
         await self._run(self._delete_compat_head, session_id)
@@ -187,7 +187,7 @@ class Store(ABC):
     @abstractmethod
     def _save_compat_head(self, session_id: str, key: str, data: dict[str, Any], updated_at: str) -> None: ...
     @abstractmethod
-    def _load_compat_heads(self, key: str | None, limit: int) -> list[dict[str, Any]]: ...
+    def _load_compat_heads(self, key: str | None, limit: int, since: str) -> list[dict[str, Any]]: ...
     @abstractmethod
     def _delete_compat_head(self, session_id: str) -> None: ...
     @abstractmethod

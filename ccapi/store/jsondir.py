@@ -153,13 +153,13 @@ class JsonDirStore(Store):
             atomic_write(self._session_dir(session_id) / "compat_head.json",
                          orjson.dumps({"key": key, "data": data, "updated_at": updated_at}))
 
-    def _load_compat_heads(self, key: str | None, limit: int) -> list[dict[str, Any]]:
+    def _load_compat_heads(self, key: str | None, limit: int, since: str) -> list[dict[str, Any]]:
         found = []
         for session_id in self._sessions:
             path = self._session_dir(session_id) / "compat_head.json"
             if path.is_file():
                 saved = orjson.loads(path.read_bytes())
-                if key is None or saved["key"] == key:
+                if (key is None or saved["key"] == key) and saved["updated_at"] > since:
                     found.append(saved)
         found.sort(key=lambda saved: saved["updated_at"], reverse=True)
         return [saved["data"] for saved in found[:limit]]

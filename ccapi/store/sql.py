@@ -158,8 +158,8 @@ class SqlStore(Store):
             update={CompatHeadRow.key: key, CompatHeadRow.data: data, CompatHeadRow.updated_at: updated_at},
         ).execute()
 
-    def _load_compat_heads(self, key: str | None, limit: int) -> list[dict[str, Any]]:
-        query = CompatHeadRow.select(CompatHeadRow.data)
+    def _load_compat_heads(self, key: str | None, limit: int, since: str) -> list[dict[str, Any]]:
+        query = CompatHeadRow.select(CompatHeadRow.data).where(CompatHeadRow.updated_at > since)
         if key is not None:
             query = query.where(CompatHeadRow.key == key)
         return [row.data for row in query.order_by(CompatHeadRow.updated_at.desc()).limit(limit)]
