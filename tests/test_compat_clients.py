@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
@@ -217,3 +218,141 @@ def test_models_carry_context_window_and_output_limit(http: httpx.Client) -> Non
     assert dated["id"] == "claude-sonnet-4-5-20250929" and dated["max_completion_tokens"] == 64_000
     unknown = http.get("/models/gpt-4o")
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
+
+
+def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(http: httpx.Client, gateway: Gateway,
+                                                                          mock_model: MockModel) -> None:
+    """Turns a, b, c; then a's history with a new d: a branch holding a and d only, no re-seed."""
+    messages: list[dict[str, Any]] = []
+    for text in ("fork a", "fork b", "fork c"):
+        messages.append({"role": "user", "content": text})
+        main, choice = _chat(http, messages)
+        messages.append({"role": "assistant", "content": choice["message"]["content"]})
+    assert len(main_requests(mock_model)[-1]["messages"]) == 5  # one warm session so far
+    mock_model.clear()
+
+    branch, choice = _chat(http, [*messages[:2], {"role": "user", "content": "fork d"}])
+    assert branch != main and choice["message"]["content"] == "mock reply: fork d"
+    [first] = main_requests(mock_model)
+    assert [user_texts(m) for m in first["messages"] if m["role"] == "user"] == [["fork a"], ["fork d"]]
+    assert len(first["messages"]) == 3 and "mock reply: fork a" in str(first["messages"][1])
+    _no_reseed(mock_model)
+    assert gateway.client.get(f"/api/sessions/{main}").json()["turn_count"] == 3  # the old line is untouched
+    created = gateway.events(branch)[0]
+    assert created["type"] == "session.created" and created["data"]["forked_from"] == {"session_id": main}
+
+    mock_model.clear()
+    old_line, _ = _chat(http, [*messages, {"role": "user", "content": "fork e"}])
+    new_line, _ = _chat(http, [*messages[:2], {"role": "user", "content": "fork d"},
+                               {"role": "assistant", "content": choice["message"]["content"]},
+                               {"role": "user", "content": "fork f"}])
+    assert (old_line, new_line) == (main, branch)
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [7, 5]  # both lines warm
+
+
+STABLE_PROMPT = "\n".join(f"Rule {n}: follow house style number {n} closely." for n in range(30))
+
+
+def test_a_changed_date_line_is_a_note_and_a_side_request_does_not_reseed_the_main_line(
+        http: httpx.Client, mock_model: MockModel) -> None:
+    def system(day: str) -> dict[str, str]:  # Hermes: a date line that simply changes, no marker
+        return {"role": "system", "content": f"{STABLE_PROMPT}\nConversation started: {day}"}
+
+    history: list[dict[str, Any]] = [{"role": "user", "content": "plan my week"}]
+    main, choice = _chat(http, [system("Monday"), *history])
+    history += [{"role": "assistant", "content": choice["message"]["content"]}, {"role": "user", "content": "and?"}]
+    same, choice = _chat(http, [system("Tuesday"), *history])
+    assert same == main
+    sent = main_requests(mock_model)[-1]
+    assert len(sent["messages"]) == 3 and "Conversation started: Monday" in str(sent["system"])
+    note = " ".join(user_texts(sent["messages"][-1]))
+    assert "Conversation started: Tuesday" in note and "Rule 1:" not in note
+    history.append({"role": "assistant", "content": choice["message"]["content"]})
+
+    side, _ = _chat(http, [system("Tuesday"), *history,  # Hermes's side request, never part of the main line
+                           {"role": "user", "content": "Review the conversation above and save what matters."}])
+    mock_model.clear()
+    history.append({"role": "user", "content": "thanks"})
+    branch, _ = _chat(http, [system("Tuesday"), *history])
+    assert side == main and branch != main
+    [first] = main_requests(mock_model)  # the main line goes on from its own last reply, not re-seeded
+    assert len(first["messages"]) == 5 and user_texts(first["messages"][-1]) == ["thanks"]
+    assert "Review the conversation" not in str(first["messages"])
+    _no_reseed(mock_model)
+
+
+def test_a_cleared_tool_result_still_matches_its_session(http: httpx.Client, mock_model: MockModel) -> None:
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Cold."))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Oslo weather, in detail"}]
+    session, choice = _chat(http, messages, tools=[CHAT_TOOL])
+    call = choice["message"]["tool_calls"][0]
+    messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": call["id"], "content": "hourly: -3C\n" * 400}]
+    same, choice = _chat(http, messages, tools=[CHAT_TOOL])
+    messages[-1] = {"role": "tool", "tool_call_id": call["id"],  # OpenClaw clears old results
+                    "content": "[Old tool result content cleared]"}
+    messages += [{"role": "assistant", "content": choice["message"]["content"]}, {"role": "user", "content": "ok"}]
+    again, _ = _chat(http, messages, tools=[CHAT_TOOL])
+    assert session == same == again
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 3, 5]
+    _no_reseed(mock_model)
+
+
+@pytest.mark.parametrize("how", ["prompt_cache_key", "x-session-affinity", "session_id"])
+def test_a_client_conversation_key_keeps_two_identical_openings_apart(http: httpx.Client, mock_model: MockModel,
+                                                                     how: str) -> None:
+    def send(key: str, messages: list[dict[str, Any]]) -> str:
+        body: dict[str, Any] = {"model": "sonnet", "messages": messages}
+        headers = {}
+        if how == "prompt_cache_key":
+            body["prompt_cache_key"] = key
+        else:
+            headers[how] = key
+        response = http.post("/chat/completions", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.headers["x-cc-session-id"]
+
+    opening = [{"role": "user", "content": f"same opening {how}"}]
+    first, second = send("conv-1", opening), send("conv-2", opening)
+    grown = [*opening, {"role": "assistant", "content": f"mock reply: same opening {how}"},
+             {"role": "user", "content": "go on"}]
+    assert first != second
+    assert (send("conv-2", grown), send("conv-1", grown)) == (second, first)
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 1, 3, 3]  # each warm on its own session
+    _no_reseed(mock_model)
+
+
+def test_anthropic_metadata_user_id_is_a_conversation_key(http: httpx.Client, mock_model: MockModel) -> None:
+    def send(key: str, messages: list[dict[str, Any]]) -> str:
+        response = http.post("/messages", json={"model": "sonnet", "max_tokens": 100, "messages": messages,
+                                                "metadata": {"user_id": key}})
+        assert response.status_code == 200, response.text
+        return response.headers["x-cc-session-id"]
+
+    opening = [{"role": "user", "content": "same opening, anthropic"}]
+    first, second = send("user-1", opening), send("user-2", opening)
+    grown = [*opening, {"role": "assistant", "content": "mock reply: same opening, anthropic"},
+             {"role": "user", "content": "go on"}]
+    assert (send("user-2", grown), send("user-1", grown)) == (second, first) and first != second
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 1, 3, 3]
+
+
+def test_usage_is_the_same_measure_whether_a_reply_ends_the_turn_or_calls_a_tool(http: httpx.Client,
+                                                                                  mock_model: MockModel) -> None:
+    """prompt_tokens: the prompt the model read for the reply's last call; completion_tokens: what it wrote."""
+    mock_model.script(Reply(text="Checking.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+                      Reply(text="Oslo is cold today."))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Oslo?"}]
+    response = http.post("/chat/completions", json={"model": "sonnet", "messages": messages, "tools": [CHAT_TOOL]})
+    called = response.json()
+    call = called["choices"][0]["message"]["tool_calls"][0]
+    messages += [{"role": "assistant", "content": "Checking.", "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": call["id"], "content": "-3C"}]
+    ended = http.post("/chat/completions", json={"model": "sonnet", "messages": messages,
+                                                 "tools": [CHAT_TOOL]}).json()
+    sizes = [len(orjson.dumps(body)) // 4 for body in main_requests(mock_model)]  # the mock: 4 bytes a token
+    for reply, size in zip((called, ended), sizes, strict=True):
+        usage = reply["usage"]
+        assert abs(usage["prompt_tokens"] - size) < size * 0.05, (usage, size)
+        assert usage["completion_tokens"] > 0
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import AffinityIndex, header_key
+from ccapi.compat.affinity import AffinityIndex, Head, conversation_key
 from ccapi.compat.anthropic_messages import parse as parse_messages
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
-from ccapi.compat.matching import mismatch, native_answers, same_call
+from ccapi.compat.matching import mismatch, native_answers, same_call, system_change
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
 from ccapi.compat.seed import seed_input
 from ccapi.events import Event
+from ccapi.sessions import ForkPoint
 from ccapi.sessions.toolcalls import ToolResult
 
 CATALOG = ModelCatalog.from_setting(None)
@@ -23,9 +24,15 @@ def _chat(messages: list[dict], **body) -> Conversation:
     return parse_chat({"model": "sonnet", "messages": messages, **body}, CATALOG, "sonnet", None).request.conversation
 
 
+def _head(session_id: str, conversation: Conversation, messages: tuple[Message, ...],
+          marks: tuple[ForkPoint | None, ...] = ()) -> Head:
+    return Head(session_id, conversation_key(conversation), conversation.system, messages,
+                marks or (None,) * len(messages))
+
+
 def _covers(stored: Conversation, replayed: Conversation) -> bool:
     index = AffinityIndex()
-    index.advance("s1", header_key(stored), stored.messages)
+    index.advance(_head("s1", stored, stored.messages))
     grown = replace(replayed, messages=(*replayed.messages, Message("user", content=({"type": "text", "text": "?"},))))
     return index.lookup(grown).head is not None
 
@@ -50,7 +57,7 @@ def test_the_same_conversation_in_openai_and_anthropic_spelling_is_one_conversat
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "done"}]},
     ]}, CATALOG, "sonnet", None).request.conversation
-    assert header_key(chat) == header_key(messages) and chat.messages == messages.messages
+    assert conversation_key(chat) == conversation_key(messages) and chat.messages == messages.messages
 
 
 def test_a_replayed_message_matches_when_it_is_what_the_client_keeps_of_the_stored_one() -> None:
@@ -101,13 +108,12 @@ def _says(*texts: str) -> tuple[Message, ...]:
 
 def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
     conversation = _chat([{"role": "user", "content": "x"}])
-    header = header_key(conversation)
     index = AffinityIndex(capacity=2)
-    index.advance("s1", header, _says("a", "b"))
+    index.advance(_head("s1", conversation, _says("a", "b")))
     assert index.lookup(replace(conversation, messages=_says("a", "b", "c"))).head.session_id == "s1"
     repeat = index.lookup(replace(conversation, messages=_says("a", "b")))  # nothing new after the head
     assert repeat.head is None and "without a new message" in repeat.miss
-    index.advance("s1", header, _says("a", "b", "c", "d"))  # the session moved on: its old head is gone
+    index.advance(_head("s1", conversation, _says("a", "b", "c", "d")))  # the session moved on: its old head is gone
     miss = index.lookup(replace(conversation, messages=_says("a", "B", "c")))
     assert miss.head is None and "message 1" in miss.miss
     assert miss.passed == ()
@@ -119,9 +125,51 @@ def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
     index.restore(head)
     assert index.head_of("s1") == head
     assert "no session" in index.lookup(replace(conversation, system="other")).miss
-    index.advance("s2", header, _says("x"))
-    index.advance("s3", header, _says("y"))  # over capacity: the least recent head goes
+    index.advance(_head("s2", conversation, _says("x")))
+    index.advance(_head("s3", conversation, _says("y")))  # over capacity: the least recent head goes
     assert index.head_of("s1") is None and index.head_of("s3") is not None
+
+
+def test_a_divergence_branches_the_head_at_the_last_turn_end_both_share() -> None:
+    conversation = _chat([{"role": "user", "content": "x"}])
+    marks = (None, ForkPoint("s1", "sdk1", "u1"), None, ForkPoint("s1", "sdk1", "u2"), None, ForkPoint("s1", "sdk1", "u3"))
+    index = AffinityIndex()
+    index.advance(_head("s1", conversation, _says("a", "A", "b", "B", "c", "C"), marks))
+    edited = index.lookup(replace(conversation, messages=_says("a", "A", "d")))
+    assert edited.head is None and edited.fork.source.session_id == "s1"
+    assert (edited.fork.keep, edited.fork.point) == (2, ForkPoint("s1", "sdk1", "u1"))
+    regenerated = index.lookup(replace(conversation, messages=_says("a", "A", "b", "B", "c")))
+    assert regenerated.fork.keep == 4 and regenerated.fork.point.uuid == "u2"
+    assert index.lookup(replace(conversation, messages=_says("z"))).fork is None
+
+
+def test_a_system_prompt_with_a_few_changed_lines_is_the_same_conversation_told_the_new_lines() -> None:
+    stable = "\n".join(f"Rule {n}: be careful about thing number {n}." for n in range(40))
+    monday, tuesday = f"{stable}\nConversation started: Monday", f"{stable}\nConversation started: Tuesday"
+    assert system_change(monday, monday) == ()
+    assert system_change(monday, tuesday) == ("Conversation started: Tuesday",)
+    assert system_change("You are helpful.", "You are a pirate.") is None
+    assert system_change(monday, "Another agent entirely.\n" * 3) is None
+    conversation = _chat([{"role": "system", "content": monday}, {"role": "user", "content": "x"}])
+    index = AffinityIndex()
+    index.advance(_head("s1", conversation, _says("a", "A")))
+    found = index.lookup(replace(conversation, system=tuesday, messages=_says("a", "A", "b")))
+    assert found.head.session_id == "s1" and found.system_note == ("Conversation started: Tuesday",)
+
+
+def test_trimmed_tool_results_and_replaced_images_match_what_they_stand_for() -> None:
+    long_result = "line of output\n" * 500
+    stored = Message("tool", answers=(ToolResult("toolu_0123456789", long_result),))
+    for trimmed in ("[Old tool result content cleared]", "<persisted-output>saved to /tmp/x</persisted-output>",
+                    long_result[:200] + "\n[... 6000 characters cut ...]\n" + long_result[-200:]):
+        assert mismatch(stored, Message("tool", answers=(ToolResult("toolu_0123456789", trimmed),))) is None
+    assert mismatch(stored, Message("tool", answers=(ToolResult("toolu_other12345", "[cleared]"),))) is not None
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}
+    question = {"type": "text", "text": "what is this?"}
+    with_image = Message("user", content=(image, question))
+    assert mismatch(with_image, Message("user", content=({"type": "text", "text": "[image omitted]"}, question))) \
+        is None
+    assert mismatch(with_image, Message("user", content=({"type": "text", "text": "what is that?"},))) is not None
 
 
 def _event(seq: int, type_: str, data: dict) -> Event:

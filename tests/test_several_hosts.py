@@ -126,3 +126,24 @@ def test_the_owner_dies_mid_turn_and_the_other_host_takes_over(hosts, mock_model
     events = b.events(session["id"])
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert any(e["type"] == "turn.failed" and e["turn_id"] == dead_turn for e in events)
+
+
+def test_a_compat_conversation_continues_warm_on_another_host(hosts, mock_model: MockModel) -> None:
+    """The affinity index is in the database: host B finds the session host A served, and
+    after B has moved it on, A follows (its own index was stale)."""
+    a, b = hosts
+    for gw in (a, b):  # both have read the (empty) index before the conversation starts
+        assert gw.client.post("/v1/chat/completions", json={"model": "sonnet", "messages": [
+            {"role": "user", "content": f"warm-up on {gw.base_url}"}]}).status_code == 200
+    messages = [{"role": "user", "content": "the code word is heron"}]
+    sessions = []
+    for gw in (a, b, a):
+        response = gw.client.post("/v1/chat/completions", json={"model": "sonnet", "messages": messages})
+        assert response.status_code == 200, response.text
+        sessions.append(response.headers["x-cc-session-id"])
+        messages += [{"role": "assistant", "content": response.json()["choices"][0]["message"]["content"]},
+                     {"role": "user", "content": f"and now, turn {len(messages) // 2 + 1}?"}]
+    assert len(set(sessions)) == 1
+    bodies = mock_model.message_requests(include_side=False)[-3:]
+    assert [len(r.body["messages"]) for r in bodies] == [1, 3, 5]  # each host sent only the new message
+    assert "<conversation_history>" not in orjson.dumps([r.body for r in bodies]).decode()

@@ -233,6 +233,30 @@ def test_json_directory_drops_a_delivery_whose_event_never_committed(tmp_path: P
     run(main())
 
 
+def test_compat_heads_round_trip_newest_first_and_go_with_their_session(make: Callable[..., Store]) -> None:
+    async def scenario() -> None:
+        store = make()
+        await store.open()
+        for n, sid in enumerate(("sess_a", "sess_b", "sess_c")):
+            await store.create_session(_session(sid, f"2026-01-0{n + 1}T00:00:00.000Z"))
+        await store.save_compat_head("sess_a", "k1", {"n": 1}, "2026-01-01T00:00:01.000Z")
+        await store.save_compat_head("sess_b", "k2", {"n": 2}, "2026-01-01T00:00:02.000Z")
+        await store.save_compat_head("sess_c", "k1", {"n": 3}, "2026-01-01T00:00:03.000Z")
+        await store.save_compat_head("sess_a", "k1", {"n": 4}, "2026-01-01T00:00:04.000Z")  # replaces its head
+        assert await store.load_compat_heads(None, 10) == [{"n": 4}, {"n": 3}, {"n": 2}]
+        assert await store.load_compat_heads("k1", 1) == [{"n": 4}]
+        assert await store.load_compat_heads(None, 10, since="2026-01-01T00:00:02.000Z") == [{"n": 4}, {"n": 3}]
+        await store.delete_compat_head("sess_c")
+        await store.delete_session("sess_a")
+        await store.close()
+        reopened = make()
+        await reopened.open()
+        assert await reopened.load_compat_heads(None, 10) == [{"n": 2}]
+        await reopened.close()
+
+    run(scenario())
+
+
 def test_transcript_mirror_conformance(make: Callable[..., Store], tmp_path: Path) -> None:
     """The SDK's own SessionStore conformance suite, one fresh store per contract."""
     stores: list[Store] = []

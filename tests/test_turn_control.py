@@ -161,3 +161,55 @@ def test_models_and_name_normalisation(make_gateway) -> None:
     assert gw.create_session(model="tester")["model"] == "claude-test-1"
     unknown = gw.client.post("/api/sessions", json={"model": "gpt-5"})
     assert unknown.status_code == 400 and "gpt-5" in unknown.json()["error"]["message"]
+
+
+def _user_texts(body: dict) -> list[str]:
+    return [b["text"] for m in body["messages"] if m["role"] == "user" and isinstance(m["content"], list)
+            for b in m["content"] if b.get("type") == "text" and not b["text"].lstrip().startswith("<system-")]
+
+
+def test_fork_at_a_turn_branches_without_replaying_anything(gateway: Gateway, mock_model: MockModel) -> None:
+    session = gateway.create_session(system_prompt="fork test")
+    first = gateway.turn(session["id"], "branch a")
+    gateway.turn(session["id"], "branch b")
+    gateway.turn(session["id"], "branch c")
+    mock_model.clear()
+
+    forked = gateway.client.post(f"/api/sessions/{session['id']}/fork", json={"turn_id": first["turn_id"]})
+    assert forked.status_code == 201, forked.text
+    branch = forked.json()
+    assert branch["id"] != session["id"] and branch["turn_count"] == 0
+    assert mock_model.message_requests(include_side=False) == []  # forking runs nothing
+    created = gateway.events(branch["id"])[0]["data"]
+    assert created["forked_from"]["session_id"] == session["id"]
+
+    reply = gateway.turn(branch["id"], "branch d")  # regenerate from after a: the model sees a and d only
+    assert reply["status"] == "completed"
+    [sent] = [r.body for r in mock_model.message_requests(include_side=False)]
+    assert _user_texts(sent) == ["branch a", "branch d"] and len(sent["messages"]) == 3
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["turn_count"] == 3  # the source is untouched
+
+    undo = gateway.client.post(f"/api/sessions/{session['id']}/fork")  # no body: everything so far
+    assert undo.status_code == 201
+    mock_model.clear()
+    gateway.turn(undo.json()["id"], "branch e")
+    [sent] = [r.body for r in mock_model.message_requests(include_side=False)]
+    assert _user_texts(sent) == ["branch a", "branch b", "branch c", "branch e"]
+
+
+def test_fork_refuses_bad_points_with_clear_errors(gateway: Gateway, mock_model: MockModel) -> None:
+    empty = gateway.create_session()
+    nothing = gateway.client.post(f"/api/sessions/{empty['id']}/fork")
+    assert nothing.status_code == 409 and "no assistant message" in nothing.json()["error"]["message"]
+    both = gateway.client.post(f"/api/sessions/{empty['id']}/fork", json={"turn_id": "turn_x", "after_seq": 3})
+    assert both.status_code == 400 and both.json()["error"]["type"] == "invalid_request"
+    unknown = gateway.client.post(f"/api/sessions/{empty['id']}/fork", json={"turn_id": "turn_nope"})
+    assert unknown.status_code == 404
+    assert gateway.client.post("/api/sessions/sess_missing/fork").status_code == 404
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Rome"}),)))
+    paused = gateway.create_session(tools=[WEATHER])
+    response = gateway.client.post(f"/api/sessions/{paused['id']}/turns", json={"input": "Rome?"})
+    assert response.json()["status"] == "requires_action"
+    waiting = gateway.client.post(f"/api/sessions/{paused['id']}/fork")
+    assert waiting.status_code == 409 and "waits for tool results" in waiting.json()["error"]["message"]
+    gateway.client.post(f"/api/sessions/{paused['id']}/interrupt")

@@ -19,6 +19,7 @@ from ccapi.api.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from ccapi.catalog import ModelInfo
 from ccapi.compat import anthropic_messages, openai_chat, openai_responses
 from ccapi.compat.errors import anthropic_error, failure, openai_error
+from ccapi.compat.parsing import affinity_key
 from ccapi.compat.reply import Reply, ReplyStream
 from ccapi.compat.router import CompatRequest, CompatRouter, Exchange
 from ccapi.errors import ApiError, InvalidRequest, NotFound
@@ -86,7 +87,7 @@ async def get_model(request: Request, model_id: str) -> HTTPResponse:
 async def chat_completions(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
     parsed = openai_chat.parse(json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER))
-    exchange = await _router(request).send(_policy(request, parsed.request))
+    exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
         return await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
     return json(openai_chat.completion(await _settled(exchange), exchange.model), headers=_headers(exchange))
@@ -97,7 +98,7 @@ async def responses(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
     parsed = openai_responses.parse(json_body(request), ctx.catalog, ctx.settings.model,
                                     request.headers.get(SESSION_HEADER))
-    exchange = await _router(request).send(_policy(request, parsed.request))
+    exchange = await _send(request, _policy(request, parsed.request))
     response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq)
     if parsed.stream:
         return await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
@@ -110,7 +111,7 @@ async def messages(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
     parsed = anthropic_messages.parse(json_body(request), ctx.catalog, ctx.settings.model,
                                       request.headers.get(SESSION_HEADER))
-    exchange = await _router(request).send(_policy(request, parsed.request))
+    exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
         return await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
     return json(anthropic_messages.message(await _settled(exchange), exchange.model), headers=_headers(exchange))
@@ -122,6 +123,11 @@ async def compat_error(request: Request, exception: Exception) -> HTTPResponse:
     error = orjson.loads(native.body)["error"]
     render = anthropic_error if request.path.startswith("/v1/messages") else openai_error
     return json(render(error["type"], error["message"]), status=native.status, headers=native.headers)
+
+
+async def _send(request: Request, compat: CompatRequest) -> Exchange:
+    keyed = replace(compat, affinity_key=affinity_key(json_body(request), request.headers))
+    return await _router(request).send(keyed)
 
 
 async def _settled(exchange: Exchange) -> Reply:

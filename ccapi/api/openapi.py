@@ -262,6 +262,10 @@ PATHS: dict[str, Any] = {
         "post": _op("Compact the conversation now", {"200": _json(ref("Compaction"), "Tokens before and after"),
                                                      **_errors(400, 404, 409, 503)},
                     parameters=[_SESSION_ID], body="CompactRequest", body_required=False)},
+    "/api/sessions/{session_id}/fork": {
+        "post": _op("Branch the conversation at a turn into a new session (nothing is replayed)",
+                    {"201": _json(ref("Session"), "The new session"), **_errors(400, 404, 409)},
+                    parameters=[_SESSION_ID], body="ForkRequest", body_required=False)},
     "/api/sessions/{session_id}/events": {
         "get": _op("The durable event log", {"200": _json(ref("EventList"), "A page of events"),
                                              **_errors(400, 404)},
@@ -280,6 +284,10 @@ PATHS: dict[str, Any] = {
 }
 SCHEMAS["CompactRequest"] = {"type": "object", "additionalProperties": False,
                              "properties": {"instructions": {"type": "string", "maxLength": 10000}}}
+SCHEMAS["ForkRequest"] = {"type": "object", "additionalProperties": False, "properties": {
+    "turn_id": {"type": "string", "description": "keep the conversation up to the end of this turn"},
+    "after_seq": {"type": "integer", "minimum": 1,
+                  "description": "keep it up to the last assistant message at or before this event seq"}}}
 SCHEMAS.update(COMPAT_SCHEMAS)
 PATHS.update(COMPAT_PATHS)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccapi.compat.parsing import AFFINITY_HEADERS
+
 JSON = "application/json"
 SSE = "text/event-stream"
 
@@ -46,7 +48,10 @@ def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any
                             "description": "pin the request to this native session"},
                            {"name": "x-cc-builtin-tools", "in": "header", "required": False, "schema": _STRING,
                             "description": "all, none or Read,Grep: Claude Code's built-in tools for the session "
-                                           "this request creates (default CC_API_COMPAT_BUILTIN_TOOLS, none)"}],
+                                           "this request creates (default CC_API_COMPAT_BUILTIN_TOOLS, none)"},
+                           *({"name": name, "in": "header", "required": False, "schema": _STRING,
+                              "description": "the client's own conversation key: tried first, verified by history"}
+                             for name in AFFINITY_HEADERS)],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
             "responses": {**_reply(reply, "The reply (JSON, or SSE with stream: true)"),
                           **_errors(error, 400, 404, 409, 422, 502, 503)}}
@@ -60,7 +65,10 @@ _CHAT_MESSAGE = {"type": "object", "required": ["role"], "additionalProperties":
 _FUNCTION = {"type": "object", "required": ["name"], "properties": {
     "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "description": _STRING,
     "parameters": {"type": "object", "properties": {"type": {"type": "string", "enum": ["object"]}}}}}
-_METADATA = {"type": "object", "additionalProperties": _STRING, "properties": {"cc_session_id": _STRING}}
+_METADATA = {"type": "object", "additionalProperties": _STRING, "properties": {
+    "cc_session_id": _STRING, "user_id": {**_STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"}}}
+_CACHE_KEY = {**_STRING, "description": "the client's own conversation key: the session that served it is tried "
+              "first, and the history still decides"}
 
 COMPAT_SCHEMAS: dict[str, Any] = {
     "OpenAIError": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -84,7 +92,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "tools": {"type": "array", "items": {"type": "object", "required": ["type", "function"], "properties": {
             "type": {"type": "string", "enum": ["function"]}, "function": _FUNCTION}}},
         "stream": {"type": "boolean"}, "stream_options": {"type": "object", "properties": {
-            "include_usage": {"type": "boolean"}}}, "metadata": _METADATA}},
+            "include_usage": {"type": "boolean"}}}, "metadata": _METADATA, "prompt_cache_key": _CACHE_KEY}},
     "ChatCompletion": {"type": "object", "required": ["id", "object", "created", "model", "choices", "usage"],
                        "properties": {
         "id": _STRING, "object": {"type": "string", "enum": ["chat.completion"]}, "created": _INT, "model": _STRING,
@@ -106,7 +114,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
                 "call_id": _STRING, "name": _STRING, "arguments": _STRING, "output": _STRING}}}]},
         "tools": {"type": "array", "items": {**_FUNCTION, "required": ["type", "name"], "properties": {
             **_FUNCTION["properties"], "type": {"type": "string", "enum": ["function"]}}}},
-        "stream": {"type": "boolean"}, "metadata": _METADATA}},
+        "stream": {"type": "boolean"}, "metadata": _METADATA, "prompt_cache_key": _CACHE_KEY}},
     "Response": {"type": "object", "required": ["id", "object", "created_at", "status", "model", "output"],
                  "properties": {
         "id": {"type": "string", "pattern": "^resp_"}, "object": {"type": "string", "enum": ["response"]},

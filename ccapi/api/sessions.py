@@ -8,7 +8,7 @@ from sanic.response import HTTPResponse, json
 from ccapi.api.render import session_view, webhook_delivery_view
 from ccapi.api.request import int_arg, json_body
 from ccapi.sessions import NewSession, SessionService
-from ccapi.sessions.params import SessionChanges
+from ccapi.sessions.params import ForkRequest, SessionChanges
 from ccapi.store import SessionRecord
 
 bp = Blueprint("sessions", url_prefix="/api/sessions")
@@ -73,6 +73,15 @@ async def list_webhooks(request: Request, session_id: str) -> HTTPResponse:
         "has_more": len(deliveries) > limit,
         "last_seq": page[-1].seq if page else after,
     })
+
+
+@bp.post("/<session_id:str>/fork")
+async def fork_session(request: Request, session_id: str) -> HTTPResponse:
+    """A new session holding this one's conversation up to a turn: branch, regenerate or undo."""
+    service: SessionService = request.app.ctx.service
+    body = ForkRequest.from_json(json_body(request))
+    record = await service.fork(session_id, body.turn_id, body.after_seq)
+    return json(_view(service, record), status=201)
 
 
 @bp.delete("/<session_id:str>")

@@ -7,11 +7,18 @@ and both clients re-space assistant text. One rule covers these without naming a
 a stored message matches when the replayed one is a *reduction* of it — the same role,
 user blocks and tool-result blocks a non-empty subsequence of the stored ones, the same
 assistant text up to whitespace, and the same tool calls under ids that contain the ids
-the gateway issued. Each check returns why it failed, so a miss can be logged.
+the gateway issued. Clients also shorten what they keep: a tool result replayed shorter
+(a cleared-result placeholder, a persisted-output stub, a head/tail cut) or an image
+replaced by a short bracketed mention still stands for the stored one, since a call id's
+result never changes. A system prompt that differs in a few lines (a date, a runtime line)
+is the same prompt: ``system_change`` returns the new lines instead of a mismatch. Each
+check returns why it failed, so a miss can be logged.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from typing import Any
 
@@ -21,9 +28,43 @@ from ccapi.compat.conversation import Message, ToolCall
 from ccapi.sessions.toolcalls import ToolResult
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+_MEDIA = re.compile(r"image|picture|photo|screenshot|document|file|attachment|media", re.IGNORECASE)
+#: The longest text that can stand for a replaced image or document.
+_PLACEHOLDER = 300
+#: The longest placeholder that stands for a cleared tool result; how much of its ends a cut one keeps.
+_STUB = 2000
+_SHARED_END = 64
 _WHITESPACE = re.compile(r"\s+")
 #: Shorter ids than this are only equal to themselves: a short id inside a rewritten one proves nothing.
 _MIN_ID = 8
+#: A system prompt is the same one with a dynamic part changed when at most this many lines
+#: differ and the lines both share hold at least ``_SYSTEM_KEPT`` of each prompt's text.
+_SYSTEM_LINES = 8
+_SYSTEM_KEPT = 0.8
+
+
+def system_change(stored: str | None, replayed: str | None) -> tuple[str, ...] | None:
+    """The lines of ``replayed`` that are new, when it is ``stored`` with a small dynamic
+    part changed (a date, a runtime line: clients mark it differently, or not at all);
+    ``()`` when equal, ``None`` when it is another system prompt."""
+    if stored == replayed:
+        return ()
+    if stored is None or replayed is None:
+        return None
+    old, new = stored.splitlines(), replayed.splitlines()
+    changed: list[str] = []
+    removed = kept = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            kept += sum(len(line) + 1 for line in old[i1:i2])
+        else:
+            changed.extend(line for line in new[j1:j2] if line.strip())
+            removed += i2 - i1
+    if len(changed) + removed > 2 * _SYSTEM_LINES or len(changed) > _SYSTEM_LINES:
+        return None
+    if kept < _SYSTEM_KEPT * max(len(stored), len(replayed)):
+        return None
+    return tuple(changed) or ("(some lines were removed)",)
 
 
 def same_call(issued: str, replayed: str) -> bool:
@@ -73,18 +114,47 @@ def _call(stored: ToolCall, replayed: ToolCall) -> str | None:
 
 
 def _answer(stored: ToolResult, replayed: ToolResult) -> str | None:
+    """A tool ran once per call id, so a result that is shorter than the stored one is the
+    client's trimmed or placeholder form of it (a cleared result, a persisted-output stub,
+    a head/tail cut, a replaced image), never another result."""
     if not same_call(stored.tool_call_id, replayed.tool_call_id):
         return f"tool result for {replayed.tool_call_id!r} where the session has {stored.tool_call_id!r}"
+    if _cut(_text(stored.content), _text(replayed.content)):
+        return None
     if stored.is_error != replayed.is_error or not _kept(_blocks(stored.content), _blocks(replayed.content)):
         return f"tool result {stored.tool_call_id!r} differs"
     return None
 
 
+def _cut(stored: str, replayed: str) -> bool:
+    """``replayed`` is shorter than ``stored`` and stands for it: a bracketed or tagged
+    placeholder, or the stored text with its middle (or one end) cut out."""
+    replayed = replayed.strip()
+    if len(replayed) >= len(stored):
+        return False
+    if len(replayed) <= _STUB and replayed[:1] in "[<" and replayed[-1:] in "]>":
+        return True
+    head = len(os.path.commonprefix([stored, replayed]))
+    tail = len(os.path.commonprefix([stored[::-1], replayed[::-1]]))
+    return head + tail >= min(_SHARED_END, len(stored) // 2)
+
+
+def _text(content: str | list[dict[str, Any]]) -> str:
+    return "\n".join(block.get("text", f"[{block.get('type')}]") for block in _blocks(content))
+
+
 def _kept(stored: tuple[dict[str, Any], ...], replayed: tuple[dict[str, Any], ...]) -> bool:
-    """``replayed`` is a non-empty subsequence of ``stored`` (blocks compared by content)."""
-    keys = iter([_key(block) for block in stored])
-    wanted = [_key(block) for block in replayed]
-    return bool(wanted) and all(key in keys for key in wanted)
+    """``replayed`` is a non-empty subsequence of ``stored`` (blocks compared by content; a
+    short bracketed text naming an image or document stands for one that was replaced)."""
+    remaining = iter(stored)
+    return bool(replayed) and all(any(_same_block(old, new) for old in remaining) for new in replayed)
+
+
+def _same_block(stored: dict[str, Any], replayed: dict[str, Any]) -> bool:
+    if stored.get("type") in ("image", "document") and replayed.get("type") == "text":
+        text = replayed.get("text", "").strip()
+        return len(text) <= _PLACEHOLDER and text[:1] in "[<(" and _MEDIA.search(text) is not None
+    return _key(stored) == _key(replayed)
 
 
 def _key(block: dict[str, Any]) -> bytes:

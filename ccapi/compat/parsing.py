@@ -7,6 +7,7 @@ a wrong one is a 400 that names it, never a crash deeper in.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ccapi.errors import InvalidRequest
@@ -26,6 +27,21 @@ def flag(body: dict[str, Any], name: str) -> bool:
     """A boolean option; ``null`` (which some clients send for "unset") is false."""
     value = body.get(name)
     return False if value is None else bool(expect(value, bool, name, "a boolean"))
+
+
+#: Headers in which clients name their conversation (OpenClaw sends both).
+AFFINITY_HEADERS = ("x-session-affinity", "session_id", "session-id")
+
+
+def affinity_key(body: Any, headers: Mapping[str, str]) -> str | None:
+    """The client's own stable name for the conversation, if it sends one: ``prompt_cache_key``
+    (OpenAI formats), a session header, or ``metadata.user_id`` (Anthropic). It picks the
+    session to try first; the history still decides."""
+    fields = body if isinstance(body, dict) else {}
+    metadata = fields.get("metadata") if isinstance(fields.get("metadata"), dict) else {}
+    found = [fields.get("prompt_cache_key"), *(headers.get(name) for name in AFFINITY_HEADERS),
+             metadata.get("user_id")]
+    return next((str(value)[:512] for value in found if isinstance(value, str) and value), None)
 
 
 def pinned_session(header: str | None, metadata: Any) -> str | None:

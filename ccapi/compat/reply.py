@@ -37,6 +37,9 @@ class Reply:
     usage: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     error: dict[str, Any] | None = None
+    uuid: str | None = None
+    """The SDK uuid of the turn's last assistant message, when the reply ends the turn
+    with text: the point a later divergence can branch the conversation at."""
 
     @property
     def truncated(self) -> bool:
@@ -77,6 +80,7 @@ class ReplyBuilder:
         self._calls: list[ToolCall] = []
         self._streamed_since_message = False
         self._at_message_boundary = False
+        self._last: dict[str, Any] = {}
 
     def feed(self, event: Event) -> list[Delta]:
         data = event.data
@@ -90,13 +94,14 @@ class ReplyBuilder:
             self._calls.append(call)
             return [call]
         if event.type == EventType.TURN_REQUIRES_ACTION:
-            return [self._settle(event, "requires_action", {})]
+            return [self._settle(event, "requires_action", data)]
         if event.ends_turn:
             return [self._settle(event, event.type.removeprefix("turn."), data)]
         return []
 
     def _message_completed(self, data: dict[str, Any]) -> list[Delta]:
         """Text that was not streamed as deltas is sent now, whole."""
+        self._last = data
         text = "".join(block["text"] for block in data.get("content", []) if block.get("type") == "text")
         deltas = [] if self._streamed_since_message or not text else self._add_text(text)
         self._streamed_since_message = False
@@ -112,6 +117,9 @@ class ReplyBuilder:
         return [TextDelta(text)]
 
     def _settle(self, event: Event, status: str, data: dict[str, Any]) -> Reply:
+        ends_turn = status == "completed" and not any(b.get("type") == "tool_use" for b in self._last.get("content", []))
         return Reply(session_id=self._session_id, turn_id=event.turn_id or "", status=status,
-                     text="".join(self._text), tool_calls=tuple(self._calls), usage=data.get("usage") or {},
-                     stop_reason=data.get("stop_reason"), error=data.get("error"))
+                     text="".join(self._text), tool_calls=tuple(self._calls),
+                     usage=data.get("round_usage") or data.get("usage") or {},
+                     stop_reason=data.get("stop_reason"), error=data.get("error"),
+                     uuid=self._last.get("uuid") if ends_turn else None)

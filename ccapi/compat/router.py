@@ -6,8 +6,14 @@ A request is routed, in order of precedence, to:
 2. a pinned session (``x-cc-session-id`` or ``metadata.cc_session_id``): the messages
    after its head, or — when the index does not know the history — the messages after
    the last assistant message;
+   (a client's own conversation key — ``prompt_cache_key``, a ``session_id`` /
+   ``x-session-affinity`` header, ``metadata.user_id`` — narrows steps 3 and 4 to the
+   sessions that served that key or none)
 3. the session whose head is the longest prefix of the conversation (see ``affinity``);
-4. a fresh session, created with the request's model, system prompt and tools, whose
+   a system prompt changed in a few lines only is told to Claude with the next turn;
+4. a new session branched from the session that shares most of the history, at the last
+   turn end both share: only the messages after that point are sent;
+5. a fresh session, created with the request's model, system prompt and tools, whose
    first turn is seeded with the history (see ``seed``).
 
 What is new must be one user message (a new turn) or the answers to every tool call the
@@ -24,6 +30,7 @@ live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``. Everything runs throu
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,17 +38,22 @@ from typing import Any
 import structlog
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import AffinityIndex, Head, header_key
+from ccapi.compat.affinity import MAX_HEADS, AffinityIndex, Fork, Head, conversation_key, head_from_json, head_json
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.matching import native_answers
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
 from ccapi.compat.seed import seed_input
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
-from ccapi.sessions import NewSession, SessionService, TurnRequest, TurnRun
+from ccapi.ids import utcnow
+from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
 from ccapi.toolpolicy import BuiltinTools
 
 log = structlog.get_logger(__name__)
+
+#: How far apart hosts' clocks may be: heads another host saved this long before the last
+#: full load are read again on a miss (the ones already known are skipped).
+_CLOCK_SKEW = 300.0
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
@@ -64,6 +76,7 @@ class CompatRequest:
     previous: ResponseRef | None = None
     builtin_tools: BuiltinTools | None = None
     """For a fresh session: Claude Code's built-in tools (default ``CC_API_COMPAT_BUILTIN_TOOLS``)."""
+    affinity_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,16 @@ class _Target:
     suffix: tuple[Message, ...]
     explicit: bool
     claimed: Head | None = None
+    system_note: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Basis:
+    """What the fed session knew before this request: the system prompt Claude has been
+    told, and the marks of the request's leading messages (see ``affinity``)."""
+
+    system: str | None
+    marks: tuple[ForkPoint | None, ...] = ()
 
 
 @dataclass
@@ -117,28 +140,34 @@ class CompatRouter:
         self._service = service
         self._catalog = catalog
         self._index = AffinityIndex()
+        self._loaded = False
+        self._synced: dict[str, str] = {}  # conversation key ("" for all) → when the store was last read
         self._collectors: set[asyncio.Task[None]] = set()
 
     async def send(self, request: CompatRequest) -> Exchange:
         conversation = request.conversation
         if not conversation.messages or conversation.messages[-1].role == "assistant":
             raise InvalidRequest("the conversation must end with a user message or tool results")
-        target, passed = await self._target(request)
+        if not self._loaded:
+            self._loaded = True
+            await self._load(None)
+        target, passed, fork = await self._target(request)
         await self._release(passed)
         try:
-            session_id, from_seq = await self._feed(request, target)
+            session_id, from_seq, basis = await self._feed(request, target, fork)
         except BaseException:
             if target is not None and target.claimed is not None:
                 self._index.restore(target.claimed)
             raise
         exchange = Exchange(session_id, conversation.model, from_seq)
-        task = asyncio.create_task(self._collect(request, exchange, from_seq), name=f"compat-{session_id}")
+        task = asyncio.create_task(self._collect(request, exchange, from_seq, basis), name=f"compat-{session_id}")
         self._collectors.add(task)
         task.add_done_callback(self._collectors.discard)
         return exchange
 
-    async def _target(self, request: CompatRequest) -> tuple[_Target | None, tuple[str, ...]]:
-        """The session to feed (``None``: a fresh one), and the sessions the request left behind."""
+    async def _target(self, request: CompatRequest) -> tuple[_Target | None, tuple[str, ...], Fork | None]:
+        """The session to feed (``None``: a new one, branched at the fork if there is one),
+        and the sessions the request left behind."""
         messages = request.conversation.messages
         if request.previous is not None:
             session = await self._service.get(request.previous.session_id)
@@ -146,20 +175,46 @@ class CompatRouter:
             if not settles or settles[0].seq != session.last_seq:
                 raise Conflict("previous_response_id is not the latest response of its conversation; "
                                "a CC API session is linear, so continue from its latest response")
-            return _Target(session.id, messages, explicit=True), ()
+            return _Target(session.id, messages, explicit=True), (), None
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
             if head is not None and head.shared(messages)[0] == head.consumed < len(messages):
-                return _Target(head.session_id, messages[head.consumed:], explicit=True), ()
-            return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), ()
-        lookup = self._index.lookup(request.conversation)
+                return _Target(head.session_id, messages[head.consumed:], explicit=True, claimed=head), (), None
+            return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
+        lookup = self._index.lookup(request.conversation, request.affinity_key)
+        stale = lookup.head is None or len(messages) > lookup.head.consumed + 1  # moved on elsewhere?
+        if stale and await self._load(conversation_key(request.conversation)):
+            lookup = self._index.lookup(request.conversation, request.affinity_key)
         if lookup.head is None:
-            log.info("compat_affinity_miss", format=request.format, messages=len(messages), reason=lookup.miss)
-            return None, lookup.passed
+            log.info("compat_affinity_miss", format=request.format, messages=len(messages), reason=lookup.miss,
+                     fork_from=lookup.fork.source.session_id if lookup.fork else None)
+            return None, lookup.passed, lookup.fork
         self._index.claim(lookup.head)
         return _Target(lookup.head.session_id, messages[lookup.head.consumed:], explicit=False,
-                       claimed=lookup.head), lookup.passed
+                       claimed=lookup.head, system_note=lookup.system_note), lookup.passed, None
+
+    async def _load(self, key: str | None) -> bool:
+        """Take in the heads the store holds (of one conversation key, or all at start-up)
+        that this process does not: other hosts' and earlier runs'. Sessions running here
+        are this process's own business. Returns whether any head came in."""
+        found, now = False, utcnow()
+        synced = self._synced.get(key or "", self._synced.get(""))
+        since = _earlier(synced, _CLOCK_SKEW) if synced else ""
+        for data in reversed(await self._service.store.load_compat_heads(key, MAX_HEADS, since)):
+            head = head_from_json(data)
+            known = self._index.head_of(head.session_id)
+            if self._service.running(head.session_id) is None and (known is None or known.consumed < head.consumed):
+                self._index.advance(head)
+                found = True
+        if len(self._synced) > MAX_HEADS:
+            self._synced = {"": self._synced[""]}
+        self._synced[key or ""] = now
+        return found
+
+    async def _forget(self, session_id: str) -> None:
+        self._index.forget(session_id)
+        await self._service.store.delete_compat_head(session_id)
 
     async def _release(self, session_ids: tuple[str, ...]) -> None:
         """Interrupt sessions paused on tool calls whose answers will never come: the client
@@ -168,7 +223,7 @@ class CompatRouter:
             run = self._service.running(session_id)
             if run is None or not run.desk.waiting():
                 continue
-            self._index.forget(session_id)
+            await self._forget(session_id)
             log.info("compat_paused_session_released", session_id=session_id)
             try:
                 await self._service.interrupt(session_id, "the client's conversation went on without this "
@@ -176,14 +231,27 @@ class CompatRouter:
             except (Conflict, NotFound):
                 pass  # it ended meanwhile
 
-    async def _feed(self, request: CompatRequest, target: _Target | None) -> tuple[str, int]:
-        """Start the turn (or continue the paused one); returns the session and the first seq."""
+    async def _feed(self, request: CompatRequest, target: _Target | None,
+                    fork: Fork | None) -> tuple[str, int, _Basis]:
+        """Start the turn (or continue the paused one); returns the session, the first seq
+        and what the session knew before."""
+        conversation = request.conversation
         if target is not None:
             fed = await self._feed_session(target)
             if fed is not None:
-                return target.session_id, fed
+                claimed = target.claimed
+                told = not target.system_note or target.suffix[0].role == "user"
+                system = conversation.system if told or claimed is None else claimed.system
+                return target.session_id, fed, _Basis(system, claimed.marks if claimed else ())
             await self._release((target.session_id,))
-        return await self._fresh(request)
+        if fork is not None:
+            try:
+                session_id, first_seq = await self._fresh(request, fork)
+                return session_id, first_seq, _Basis(conversation.system, fork.source.marks[:fork.keep])
+            except Conflict as exc:  # the source transcript is gone: seed instead
+                log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
+        session_id, first_seq = await self._fresh(request)
+        return session_id, first_seq, _Basis(conversation.system)
 
     async def _feed_session(self, target: _Target) -> int | None:
         service, suffix = self._service, target.suffix
@@ -191,7 +259,8 @@ class CompatRouter:
         new = suffix[0] if len(suffix) == 1 else None
         try:
             if new is not None and new.role == "user" and run is None:
-                started = await service.start_turn(target.session_id, TurnRequest(new.content, False, False))
+                content = [*_system_note(target.system_note), *new.content]
+                started = await service.start_turn(target.session_id, TurnRequest(tuple(content), False, False))
                 assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
                 return started.started_seq
             waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
@@ -209,7 +278,9 @@ class CompatRouter:
         log.info("compat_affinity_miss", session_id=target.session_id, reason=f"the history matches, but {why}")
         return None
 
-    async def _fresh(self, request: CompatRequest) -> tuple[str, int]:
+    async def _fresh(self, request: CompatRequest, fork: Fork | None = None) -> tuple[str, int]:
+        """A new session: branched at ``fork`` and sent what follows it, or seeded with the
+        whole history."""
         conversation = request.conversation
         params = NewSession.from_json({
             "model": conversation.model, "system_prompt": conversation.system, "tools": list(conversation.tools),
@@ -217,11 +288,14 @@ class CompatRouter:
         }, self._catalog, conversation.model,
             request.builtin_tools or self._service.settings.compat_builtin_tools,
             self._service.settings.max_budget_usd)
-        run = await self._service.create_and_start(params, TurnRequest(tuple(seed_input(conversation.messages)),
-                                                                       False, False))
+        messages = conversation.messages[fork.keep:] if fork else conversation.messages
+        run = await self._service.create_and_start(params, TurnRequest(tuple(seed_input(messages)), False, False),
+                                                   fork.point if fork else None)
+        if fork is not None:
+            log.info("compat_forked", session_id=run.session.id, source=fork.source.session_id, kept=fork.keep)
         return run.session.id, run.started_seq
 
-    async def _collect(self, request: CompatRequest, exchange: Exchange, from_seq: int) -> None:
+    async def _collect(self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: _Basis) -> None:
         service = self._service
         builder = ReplyBuilder(exchange.session_id)
         try:
@@ -233,7 +307,7 @@ class CompatRouter:
                 for delta in builder.feed(event):
                     if isinstance(delta, Reply):
                         await self._turn_released(delta)
-                        self._record(request, delta)
+                        await self._record(request, delta, basis)
                     exchange.push(delta)
                     if isinstance(delta, Reply):
                         return
@@ -248,14 +322,39 @@ class CompatRouter:
         if reply.status != "requires_action" and run is not None and run.turn.id == reply.turn_id and run.task:
             await asyncio.wait({run.task})
 
-    def _record(self, request: CompatRequest, reply: Reply) -> None:
-        """The session's new head: the request's conversation plus this reply. A failed
-        reply leaves none, so the client's retry starts clean rather than repeating input."""
+    async def _record(self, request: CompatRequest, reply: Reply, basis: _Basis) -> None:
+        """The session's new head: the request's conversation plus this reply, marked where
+        it can be branched. A failed reply leaves none, so the client's retry starts clean
+        rather than repeating input."""
         if reply.failed or request.previous is not None:
-            self._index.forget(reply.session_id)
+            await self._forget(reply.session_id)
             return
         conversation = request.conversation
-        self._index.advance(reply.session_id, header_key(conversation), (*conversation.messages, reply.message()))
+        mark = None
+        if reply.uuid is not None:
+            session = await self._service.store.get_session(reply.session_id)
+            if session is not None and session.sdk_session_id:
+                mark = ForkPoint(session.id, session.sdk_session_id, reply.uuid)
+        count = len(conversation.messages)
+        marks = (*basis.marks[:count], *[None] * (count - len(basis.marks)), mark)
+        head = Head(reply.session_id, conversation_key(conversation), basis.system,
+                    (*conversation.messages, reply.message()), marks, request.affinity_key)
+        self._index.advance(head)
+        await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
+
+
+def _earlier(timestamp: str, seconds: float) -> str:
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _system_note(lines: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The system prompt lines that changed, told to Claude with the turn's input: the
+    session keeps the prompt it started with."""
+    if not lines:
+        return []
+    return [{"type": "text", "text": "<system_prompt_update>\nThese lines of the system prompt changed; they now "
+             "read:\n" + "\n".join(lines) + "\n</system_prompt_update>"}]
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:

@@ -49,6 +49,7 @@ class TurnOutcome:
     duration_ms: int | None = None
     stop_reason: str | None = None
     error: dict[str, str] | None = None
+    round_usage: dict[str, int] = field(default_factory=dict)
 
 
 def content_block(block: Any) -> dict[str, Any] | None:
@@ -85,6 +86,7 @@ class TurnTranslator:
         self._client_calls: list[dict[str, Any]] = []
         self._output: list[dict[str, Any]] = []
         self._assistant_error: tuple[str, str] | None = None
+        self._round: list[dict[str, int]] = []
         self.sdk_session_id: str | None = None
         self.result: ResultMessage | None = None
 
@@ -106,10 +108,12 @@ class TurnTranslator:
         event = message.event
         if message.parent_tool_use_id:
             return []
+        self._count(event)
         if event.get("type") == "message_stop" and self._client_calls:
             # every tool_use block of the message has been seen: the client owes results
             calls, self._client_calls = self._client_calls, []
-            return [EngineEvent(EventType.TURN_REQUIRES_ACTION, {"tool_calls": calls})]
+            return [EngineEvent(EventType.TURN_REQUIRES_ACTION, {"tool_calls": calls,
+                                                                 "round_usage": self.round_usage()})]
         if event.get("type") != "content_block_delta":
             return []
         delta = event.get("delta") or {}
@@ -119,6 +123,23 @@ class TurnTranslator:
             return [EngineEvent(EventType.THINKING_DELTA, {"index": event.get("index", 0),
                                                            "thinking": delta["thinking"]})]
         return []
+
+    def _count(self, event: dict[str, Any]) -> None:
+        """Usage per model call, from the stream: ``message_start`` has the prompt's, ``message_delta`` the output's."""
+        if event.get("type") == "message_start":
+            self._round.append(normalise_usage((event.get("message") or {}).get("usage")))
+        elif event.get("type") == "message_delta" and self._round and event.get("usage"):
+            self._round[-1]["output_tokens"] = int(event["usage"].get("output_tokens") or 0)
+
+    def round_usage(self) -> dict[str, int]:
+        """The model calls since the turn began or last paused: the prompt the last one read
+        (its uncached, cache-read and cache-written parts), and all the output they wrote.
+        What a compat client's request cost, reported the same whether the reply ends the
+        turn or calls a tool."""
+        calls, self._round = self._round, []
+        if not calls:
+            return {}
+        return {**calls[-1], "output_tokens": sum(call["output_tokens"] for call in calls)}
 
     def _assistant(self, message: AssistantMessage) -> list[EngineEvent]:
         if message.error:
@@ -133,7 +154,7 @@ class TurnTranslator:
             self._output.extend(b for b in blocks if b["type"] in ("text", "thinking"))
         events = [EngineEvent(EventType.MESSAGE_COMPLETED, {
             "message_id": message.message_id, "model": message.model, "content": blocks,
-            "parent_tool_use_id": message.parent_tool_use_id,
+            "parent_tool_use_id": message.parent_tool_use_id, "uuid": message.uuid,
         })]
         for block in message.content:
             if not isinstance(block, ToolUseBlock):
@@ -187,6 +208,7 @@ class TurnTranslator:
         common = {
             "output": list(self._output),
             "usage": normalise_usage(result.usage),
+            "round_usage": self.round_usage(),
             "cost_usd": self.turn_cost_usd,
             "duration_ms": result.duration_ms,
             "stop_reason": result.stop_reason,

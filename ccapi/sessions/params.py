@@ -35,6 +35,16 @@ MAX_RESULTS = 128
 
 
 @dataclass(frozen=True)
+class ForkPoint:
+    """A point a new session branches from: an assistant message (its SDK ``uuid``) that
+    ends a turn of a session's Claude Code conversation (its SDK session id)."""
+
+    session_id: str
+    sdk_session_id: str
+    uuid: str
+
+
+@dataclass(frozen=True)
 class NewSession:
     model: str
     system_prompt: str | None
@@ -179,6 +189,27 @@ class CompactRequest:
         if instructions is not None and (not isinstance(instructions, str) or len(instructions) > 10_000):
             raise InvalidRequest("instructions must be a string of at most 10,000 characters")
         return cls(instructions.strip() or None if instructions else None)
+
+
+@dataclass(frozen=True)
+class ForkRequest:
+    """Where ``POST /api/sessions/{id}/fork`` branches: after a turn, or after the last
+    assistant message at or before an event seq; neither means after everything."""
+
+    turn_id: str | None
+    after_seq: int | None
+
+    @classmethod
+    def from_json(cls, body: Any) -> ForkRequest:
+        body = _object(body, {"turn_id", "after_seq"})
+        turn_id, after_seq = body.get("turn_id"), body.get("after_seq")
+        if turn_id is not None and after_seq is not None:
+            raise InvalidRequest("give turn_id or after_seq, not both")
+        if turn_id is not None and not isinstance(turn_id, str):
+            raise InvalidRequest("turn_id must be a string")
+        if after_seq is not None and (not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 1):
+            raise InvalidRequest("after_seq must be a positive integer")
+        return cls(turn_id, after_seq)
 
 
 def _reply_mode(body: dict[str, Any], wants_sse: bool) -> tuple[bool, bool]:

@@ -21,12 +21,14 @@ from ccapi.childproc import install_launcher
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
+from ccapi.engine.errors import EngineError
+from ccapi.engine.fork import fork_transcript
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.sessions.eventlog import EventLog
-from ccapi.sessions.params import NewSession, TurnRequest
+from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
 from ccapi.sessions.recovery import close_orphaned_turn
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
@@ -114,20 +116,25 @@ class SessionService:
                     await self.store.release_lease(turn.session_id, self._owner)
 
     # -- sessions --------------------------------------------------------------
-    async def create(self, params: NewSession, session_id: str | None = None) -> SessionRecord:
+    async def create(self, params: NewSession, session_id: str | None = None,
+                     fork: ForkPoint | None = None, forked_from: dict[str, Any] | None = None) -> SessionRecord:
+        """A new session; with ``fork``, one that continues a copy of that conversation up
+        to that point (``forked_from`` says where, in its ``session.created`` event)."""
         now = utcnow()
         record = SessionRecord(
             id=session_id or new_id("sess"), created_at=now, updated_at=now, model=params.model,
             system_prompt=params.system_prompt, tools=list(params.tools), metadata=params.metadata,
             max_turns=params.max_turns, cwd=params.cwd, permission_mode=params.permission_mode,
-            status="idle", sdk_session_id=None, turn_count=0, last_seq=0, usage={},
-            builtin_tools=as_json(params.builtin_tools), max_budget_usd=params.max_budget_usd, webhook=params.webhook,
+            status="idle", sdk_session_id=await self._branch(fork, params.cwd) if fork else None,
+            turn_count=0, last_seq=0, usage={}, builtin_tools=as_json(params.builtin_tools),
+            max_budget_usd=params.max_budget_usd, webhook=params.webhook,
         )
         await self.store.create_session(record)
-        await self.events.emit(record.id, None, EventType.SESSION_CREATED, {
-            "model": record.model, "tools": [tool["name"] for tool in record.tools], "metadata": record.metadata,
-            "builtin_tools": record.builtin_tools,
-        })
+        created: dict[str, Any] = {"model": record.model, "tools": [tool["name"] for tool in record.tools],
+                                   "metadata": record.metadata, "builtin_tools": record.builtin_tools}
+        if fork is not None:
+            created["forked_from"] = forked_from or {"session_id": fork.session_id}
+        await self.events.emit(record.id, None, EventType.SESSION_CREATED, created)
         await self.events.flush()
         return await self.get(record.id)
 
@@ -136,6 +143,53 @@ class SessionService:
         await self.get(session_id)
         await self.store.update_session(session_id, max_budget_usd=max_budget_usd, updated_at=utcnow())
         return await self.get(session_id)
+
+    async def fork(self, session_id: str, turn_id: str | None = None, after_seq: int | None = None) -> SessionRecord:
+        """A new session that holds this one's conversation up to the end of turn ``turn_id``
+        (or of the last assistant message at or before event ``after_seq``; by default all of
+        it) and nothing after: branch, regenerate or undo without replaying anything."""
+        source = await self.get(session_id)
+        if turn_id is not None:
+            turn = await self.get_turn(session_id, turn_id)
+            if turn.last_event_seq is None or turn.status in ("running", "requires_action"):
+                raise Conflict("that turn has not ended yet; fork at a turn that has", {"turn_id": turn_id})
+            after_seq = turn.last_event_seq
+        bound = source.last_seq if after_seq is None else after_seq
+        message = await self._last_message(session_id, bound)
+        if message is None or not message.data.get("uuid"):
+            raise Conflict("there is no reply to fork at: the session has no assistant message at or before "
+                           "that point", {"after_seq": bound})
+        if any(block.get("type") == "tool_use" for block in message.data.get("content", [])):
+            raise Conflict("the assistant message at that point waits for tool results; fork at a turn that "
+                           "has ended", {"seq": message.seq})
+        if source.sdk_session_id is None:
+            raise Conflict("the session's first turn has not ended yet; fork once it has")
+        params = NewSession(source.model, source.system_prompt, tuple(source.tools), source.metadata,
+                            source.max_turns, source.cwd, source.permission_mode,
+                            parse_builtin_tools(source.builtin_tools), source.max_budget_usd, source.webhook)
+        return await self.create(params, fork=ForkPoint(source.id, source.sdk_session_id, message.data["uuid"]),
+                                 forked_from={"session_id": source.id, "seq": message.seq})
+
+    async def _last_message(self, session_id: str, bound: int) -> Event | None:
+        """The last top-level ``message.completed`` event at or before seq ``bound``."""
+        found, after = None, 0
+        while after < bound:
+            page = await self.store.list_events(session_id, after=after, limit=500,
+                                                types=[EventType.MESSAGE_COMPLETED.value])
+            for event in page:
+                if event.seq <= bound and event.data.get("parent_tool_use_id") is None:
+                    found = event
+            if len(page) < 500:
+                break
+            after = page[-1].seq
+        return found
+
+    async def _branch(self, fork: ForkPoint, cwd: str | None) -> str:
+        """The SDK session id of a copy of ``fork``'s conversation up to its message."""
+        try:
+            return await fork_transcript(self._transcripts, fork.sdk_session_id, fork.uuid, self._cwd(cwd))
+        except EngineError as exc:
+            raise Conflict(exc.message, {"sdk_session_id": fork.sdk_session_id}) from None
 
     async def get(self, session_id: str) -> SessionRecord:
         _check_id(session_id)
@@ -200,14 +254,16 @@ class SessionService:
                                                       run.turn.id, utcnow())
             return run
 
-    async def create_and_start(self, params: NewSession, request: TurnRequest) -> TurnRun:
-        """A new session and its first turn. The session is created only once a live slot
-        is free, so a request answered 503 leaves no empty session behind."""
+    async def create_and_start(self, params: NewSession, request: TurnRequest,
+                               fork: ForkPoint | None = None) -> TurnRun:
+        """A new session (branched at ``fork``, if given) and its first turn. The session is
+        created only once a live slot is free, so a request answered 503 leaves no empty
+        session behind."""
         self._refuse_if_closing()
         session_id = new_id("sess")
         await self._reserve(session_id)
         try:
-            await self.create(params, session_id)
+            await self.create(params, session_id, fork)
             async with self._lock(session_id):
                 return await self._start(session_id, list(request.content), kind="input", reserved=True)
         except BaseException:
@@ -372,6 +428,10 @@ class SessionService:
             return PermissionDecision(False, "no turn of this session is running")
         return await run.ask_permission(tool_name, input_, tool_use_id)
 
+    def _cwd(self, cwd: str | None) -> str | None:
+        """A session's working directory: its own, else the gateway's ``CC_API_CWD``."""
+        return cwd or (str(self.settings.cwd) if self.settings.cwd else None)
+
     def _spec(self, session: SessionRecord) -> EngineSpec:
         has_tools = bool(session.tools)
         settings = self.settings
@@ -382,7 +442,7 @@ class SessionService:
             session_id=session.id,
             model=session.model,
             system_prompt=session.system_prompt,
-            cwd=session.cwd or (str(settings.cwd) if settings.cwd else None),
+            cwd=self._cwd(session.cwd),
             permission_mode=self.permissions.mode_for(requested_mode, builtin_tools),
             # with client tools the turn counts only Claude Code's own tool rounds (see TurnRun)
             max_turns=session.max_turns or (None if has_tools else settings.max_turns),

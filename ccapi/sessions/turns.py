@@ -268,6 +268,8 @@ class TurnRun:
             "status": outcome.status, "stop_reason": outcome.stop_reason, "usage": outcome.usage,
             "cost_usd": outcome.cost_usd, "duration_ms": outcome.duration_ms,
         }
+        if outcome.round_usage:
+            data["round_usage"] = outcome.round_usage
         if outcome.error:
             data["error"] = outcome.error
         final = await self._emit(_TERMINAL_EVENT[outcome.status], data)

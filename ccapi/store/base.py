@@ -63,7 +63,7 @@ class Store(ABC):
         await self._run(self._update_session, session_id, fields)
 
     async def delete_session(self, session_id: str) -> bool:
-        """Remove the session with its turns, events and idempotency keys."""
+        """Remove the session with its turns, events, idempotency keys and compat head."""
         return await self._run(self._delete_session, session_id)
 
     # -- turns -----------------------------------------------------------------
@@ -103,6 +103,18 @@ class Store(ABC):
     async def save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
                                    created_at: str) -> None:
         await self._run(self._save_idempotency_key, session_id, key, fingerprint, turn_id, created_at)
+
+    # -- the compat affinity index -----------------------------------------------
+    async def save_compat_head(self, session_id: str, key: str, data: dict[str, Any], updated_at: str) -> None:
+        """Record (or replace) the conversation a session holds; ``key`` groups heads a request may match."""
+        await self._run(self._save_compat_head, session_id, key, data, updated_at)
+
+    async def load_compat_heads(self, key: str | None, limit: int, since: str = "") -> list[dict[str, Any]]:
+        """The newest heads first (of one ``key``, or of all; saved after ``since``), as saved."""
+        return await self._run(self._load_compat_heads, key, limit, since)
+
+    async def delete_compat_head(self, session_id: str) -> None:
+        await self._run(self._delete_compat_head, session_id)
 
     # -- events ----------------------------------------------------------------
     async def append_events(self, events: list[Event]) -> None:
@@ -188,6 +200,12 @@ class Store(ABC):
     @abstractmethod
     def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
                               created_at: str) -> None: ...
+    @abstractmethod
+    def _save_compat_head(self, session_id: str, key: str, data: dict[str, Any], updated_at: str) -> None: ...
+    @abstractmethod
+    def _load_compat_heads(self, key: str | None, limit: int, since: str) -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def _delete_compat_head(self, session_id: str) -> None: ...
     @abstractmethod
     def _append_events(self, events: list[Event]) -> None: ...
     @abstractmethod

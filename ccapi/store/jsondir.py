@@ -11,6 +11,7 @@ the directory.
     <root>/sessions/<session id>/events/<first seq>-<last seq>.jsonl   (one file per batch)
     <root>/sessions/<session id>/idempotency/<sha256 of key>.json
     <root>/sessions/<session id>/webhooks/<seq>.json                   (one webhook delivery)
+    <root>/sessions/<session id>/compat_head.json                      (the compat affinity index)
     <root>/transcripts/<sha256 of project key>/<sdk session id>/<sha256 of subpath>/<n>.jsonl
 
 Session and turn records (and webhook deliveries) are also kept in memory (loaded at open),
@@ -168,6 +169,26 @@ class JsonDirStore(Store):
             os.replace(folder, doomed)
             shutil.rmtree(doomed)
         return existed
+
+    # -- the compat affinity index -----------------------------------------------
+    def _save_compat_head(self, session_id: str, key: str, data: dict[str, Any], updated_at: str) -> None:
+        if session_id in self._sessions:
+            atomic_write(self._session_dir(session_id) / "compat_head.json",
+                         orjson.dumps({"key": key, "data": data, "updated_at": updated_at}))
+
+    def _load_compat_heads(self, key: str | None, limit: int, since: str) -> list[dict[str, Any]]:
+        found = []
+        for session_id in self._sessions:
+            path = self._session_dir(session_id) / "compat_head.json"
+            if path.is_file():
+                saved = orjson.loads(path.read_bytes())
+                if (key is None or saved["key"] == key) and saved["updated_at"] > since:
+                    found.append(saved)
+        found.sort(key=lambda saved: saved["updated_at"], reverse=True)
+        return [saved["data"] for saved in found[:limit]]
+
+    def _delete_compat_head(self, session_id: str) -> None:
+        (self._session_dir(session_id) / "compat_head.json").unlink(missing_ok=True)
 
     # -- turns -----------------------------------------------------------------
     def _write_turn(self, record: TurnRecord) -> None:

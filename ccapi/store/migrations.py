@@ -15,7 +15,7 @@ from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 from playhouse.migrate import migrate as apply_operations
 
 from ccapi.ids import utcnow
-from ccapi.store.models import ALL_MODELS, JSONField, SchemaVersionRow, WebhookRow
+from ccapi.store.models import ALL_MODELS, CompatHeadRow, JSONField, SchemaVersionRow, WebhookRow
 
 _MIGRATION_LOCK = 7_311_742  # any constant shared by every CC API host
 
@@ -50,10 +50,15 @@ def _webhooks(db: peewee.Database) -> None:
     db.create_tables([WebhookRow], safe=True)
 
 
+def _compat_heads(db: peewee.Database) -> None:
+    db.create_tables([CompatHeadRow], safe=True)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database], None]], ...] = (
     (1, "sessions, turns, events, idempotency keys, transcripts, leases", _initial_schema),
     (2, "built-in tool policy, spending cap, pending permission requests", _tool_policy),
     (3, "webhook subscriptions and the delivery outbox", _webhooks),
+    (4, "compat affinity heads", _compat_heads),
 )
 
 

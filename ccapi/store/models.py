@@ -163,6 +163,19 @@ class WebhookRow(BaseModel):
         )
 
 
+class CompatHeadRow(BaseModel):
+    """The compat affinity index: the conversation a session holds as a compat client sees
+    it, so a restarted gateway (or another host) continues it warm."""
+
+    session_id = peewee.CharField(primary_key=True, max_length=64)
+    key = peewee.CharField(index=True, max_length=64)
+    data = JSONField()
+    updated_at = peewee.CharField(index=True)
+
+    class Meta:
+        table_name = "compat_heads"
+
+
 class SchemaVersionRow(BaseModel):
     version = peewee.IntegerField(primary_key=True)
     description = peewee.CharField()
@@ -172,4 +185,4 @@ class SchemaVersionRow(BaseModel):
         table_name = "schema_version"
 
 
-ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow, LeaseRow, WebhookRow)
+ALL_MODELS = (SessionRow, TurnRow, EventRow, IdempotencyRow, TranscriptRow, LeaseRow, WebhookRow, CompatHeadRow)

@@ -22,6 +22,7 @@ from playhouse.pool import PooledPostgresqlDatabase
 from ccapi.events import Event
 from ccapi.store.base import OPEN_TURN_STATES, Store
 from ccapi.store.models import (
+    CompatHeadRow,
     EventRow,
     IdempotencyRow,
     LeaseRow,
@@ -125,6 +126,7 @@ class SqlStore(Store):
             TurnRow.delete().where(TurnRow.session_id == session_id).execute()
             LeaseRow.delete().where(LeaseRow.session_id == session_id).execute()
             WebhookRow.delete().where(WebhookRow.session_id == session_id).execute()
+            CompatHeadRow.delete().where(CompatHeadRow.session_id == session_id).execute()
             return SessionRow.delete().where(SessionRow.id == session_id).execute() > 0
 
     # -- turns -----------------------------------------------------------------
@@ -152,6 +154,22 @@ class SqlStore(Store):
                               created_at: str) -> None:
         IdempotencyRow.create(session_id=session_id, key=key, fingerprint=fingerprint, turn_id=turn_id,
                               created_at=created_at)
+
+    # -- the compat affinity index -----------------------------------------------
+    def _save_compat_head(self, session_id: str, key: str, data: dict[str, Any], updated_at: str) -> None:
+        CompatHeadRow.insert(session_id=session_id, key=key, data=data, updated_at=updated_at).on_conflict(
+            conflict_target=[CompatHeadRow.session_id],
+            update={CompatHeadRow.key: key, CompatHeadRow.data: data, CompatHeadRow.updated_at: updated_at},
+        ).execute()
+
+    def _load_compat_heads(self, key: str | None, limit: int, since: str) -> list[dict[str, Any]]:
+        query = CompatHeadRow.select(CompatHeadRow.data).where(CompatHeadRow.updated_at > since)
+        if key is not None:
+            query = query.where(CompatHeadRow.key == key)
+        return [row.data for row in query.order_by(CompatHeadRow.updated_at.desc()).limit(limit)]
+
+    def _delete_compat_head(self, session_id: str) -> None:
+        CompatHeadRow.delete().where(CompatHeadRow.session_id == session_id).execute()
 
     # -- leases ----------------------------------------------------------------
     def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
