@@ -116,6 +116,10 @@ def test_bad_decisions_are_refused_and_change_nothing(gateway: Gateway, mock_mod
                                             "stream": True}, headers={"Idempotency-Key": "approve-1"})
     events = list(sse_events(stream.text.splitlines()))
     assert [e["event"] for e in events if "event" in e][-1] == "turn.completed"
+    turn_url = f"/api/sessions/{session['id']}/turns/{paused['turn_id']}"
+    deadline = time.monotonic() + 10  # the turn row settles a moment after its last event is published
+    while gateway.client.get(turn_url).json()["status"] != "completed" and time.monotonic() < deadline:
+        time.sleep(0.05)
     retried = gateway.client.post(url, json={"decisions": [{"request_id": request_id, "behavior": "allow"}],
                                              "stream": True}, headers={"Idempotency-Key": "approve-1"})
     assert retried.status_code == 200 and retried.json()["status"] == "completed"  # the first answer, not a re-run
