@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from ccapi.compat.errors import failure
+from ccapi.compat.errors import rate_limit_headers as compat_rate_limit_headers
+from ccapi.limits import UNKNOWN_RESET_SECONDS, LimitBoard, RateLimited, auth_mode
 from ccapi.testing import MockError, MockModel, Reply
 from ccapi.testing.mock_model import rate_limit_headers
 from tests.gateway import Gateway
@@ -132,7 +135,8 @@ def test_a_spent_window_fails_the_turn_then_refuses_every_new_one(gateway: Gatew
         assert HOUR < int(reply.headers["retry-after"]) <= 2 * HOUR, name
     assert replies["chat"].json()["error"]["code"] == "rate_limited"
     assert replies["responses"].json()["error"]["code"] == "rate_limited"
-    assert replies["responses"].headers["x-ratelimit-reset-requests"] == f"{replies['responses'].headers['retry-after']}s"
+    responses = replies["responses"].headers
+    assert responses["x-ratelimit-reset-requests"] == f"{responses['retry-after']}s"
     anthropic_body = replies["messages"].json()
     assert anthropic_body["type"] == "error" and anthropic_body["error"]["type"] == "rate_limit_error"
     assert replies["messages"].headers["anthropic-ratelimit-unified-status"] == "rejected"
@@ -142,3 +146,48 @@ def test_a_spent_window_fails_the_turn_then_refuses_every_new_one(gateway: Gatew
     assert mock_model.requests == []  # no model call
     assert gateway.client.get("/healthz").json()["live_engines"] == live_before  # no Claude Code started
     assert gateway.client.get("/api/sessions", params={"limit": 100}).json()["data"] == sessions_before
+
+
+# -- units: the board's rules, which the stack above cannot reach quickly ------------------------
+
+NOW = 1_800_000_000
+
+
+def _event(status: str, **fields: object) -> dict[str, object]:
+    return {"window": "five_hour", "status": status, "utilization": None, "resets_at": _iso(NOW + HOUR), **fields}
+
+
+def test_overage_lifts_a_rejection_and_an_unknown_reset_holds_briefly() -> None:
+    board = LimitBoard("subscription")
+    board.record(_event("rejected", overage_status="allowed"), now=NOW)
+    assert board.blocking(NOW) is None
+    board.check(NOW)  # overage is paid for: turns go on
+
+    board.record(_event("rejected", resets_at=None), now=NOW)
+    with pytest.raises(RateLimited) as held:
+        board.check(NOW + 1)
+    assert held.value.status == 429 and held.value.headers["Retry-After"] == str(UNKNOWN_RESET_SECONDS - 1)
+    assert board.blocking(NOW + UNKNOWN_RESET_SECONDS + 1) is None  # then Claude is asked again
+
+    board.record(_event("allowed", utilization=0.2), now=NOW + 2)
+    assert board.blocking(NOW + 2) is None and board.warning_headers(NOW + 2) == {}
+
+
+def test_api_key_users_get_their_auth_mode_and_no_invented_windows() -> None:
+    view = LimitBoard(auth_mode("ANTHROPIC_API_KEY")).view(NOW)
+    assert view["auth"] == "api_key" and view["windows"] == [] and view["rate_limited"] is False
+    assert "no subscription windows" in view["note"]
+    assert auth_mode("CLAUDE_CODE_OAUTH_TOKEN") == auth_mode("claude-login") == "subscription"
+    assert auth_mode(None) == "unknown"
+
+
+def test_a_turn_failure_for_the_limit_becomes_a_429_for_compat_clients() -> None:
+    error = {"type": "rate_limited", "message": "You've hit your 5-hour limit", "window": "five_hour",
+             "resets_at": _iso(NOW + 90)}
+    refused = failure(error)
+    assert isinstance(refused, RateLimited)
+    assert refused.status == 429 and refused.type == "rate_limited" and refused.window == "five_hour"
+    assert RateLimited.from_error(error, now=NOW).headers == {"Retry-After": "90"}
+    assert compat_rate_limit_headers(RateLimited.from_error(error, now=NOW), anthropic=True) == {
+        "anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-representative-claim":
+        "five_hour", "anthropic-ratelimit-unified-reset": str(NOW + 90)}

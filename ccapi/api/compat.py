@@ -114,7 +114,8 @@ async def messages(request: Request) -> HTTPResponse | None:
     exchange = await _router(request).send(_policy(request, parsed.request))
     if parsed.stream:
         return await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
-    return json(anthropic_messages.message(await _settled(exchange), exchange.model), headers=_headers(request, exchange))
+    return json(anthropic_messages.message(await _settled(exchange), exchange.model),
+                headers=_headers(request, exchange))
 
 
 @bp.exception(Exception)
@@ -144,7 +145,8 @@ def _headers(request: Request, exchange: Exchange) -> dict[str, str]:
 async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> None:
     """The format's SSE frames as the reply grows; a failure mid-stream ends it with the
     format's error frame (the status line has already gone out)."""
-    response = await request.respond(content_type="text/event-stream", headers={**SSE_HEADERS, **_headers(request, exchange)})
+    response = await request.respond(content_type="text/event-stream",
+                                     headers={**SSE_HEADERS, **_headers(request, exchange)})
     assert response is not None
     await response.send(b"".join(stream.start()))
     try:
