@@ -10,7 +10,7 @@ import orjson
 import structlog
 from sanic import Sanic
 
-from ccapi.api import compat, events, info, models, sessions, turns
+from ccapi.api import compat, events, info, limits, models, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
 from ccapi.api.guard import HostPolicy, guard_browser_requests
 from ccapi.api.openapi import DOCUMENT
@@ -19,6 +19,7 @@ from ccapi.catalog import ModelCatalog
 from ccapi.config import Settings
 from ccapi.engine import EnginePool
 from ccapi.engine.credentials import find_credentials
+from ccapi.limits import LimitBoard, auth_mode
 from ccapi.sessions import EventLog, SessionService
 from ccapi.store import open_store
 from ccapi.webhooks.sender import WebhookSender
@@ -45,7 +46,7 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.ctx.host_policy = HostPolicy.from_settings(settings)
     app.ctx.webhook_policy = settings.webhook_policy
 
-    for module in (info, models, sessions, turns, events, compat):
+    for module in (info, models, limits, sessions, turns, events, compat):
         app.blueprint(module.bp)
     app.on_request(start_request, priority=100)
     app.on_request(guard_browser_requests, priority=95)
@@ -73,7 +74,8 @@ async def _start_state(app: Sanic) -> None:
     app.ctx.pool = pool = EnginePool(settings.max_live, settings.idle_timeout, settings.queue_timeout,
                                      settings.max_queued)
     pool.start()
-    app.ctx.service = service = SessionService(settings, store, events_log, pool)
+    app.ctx.limits = board = LimitBoard(auth_mode(app.ctx.credentials.source))
+    app.ctx.service = service = SessionService(settings, store, events_log, pool, board)
     await service.start()
     app.ctx.webhooks = None
     if settings.webhook_secret is not None:  # without a secret no session can have subscribed

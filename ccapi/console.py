@@ -51,6 +51,8 @@ def render_status(status: GatewayStatus, paths: StatePaths) -> str:
         ("home", str(paths.home)),
         ("log", str(paths.log_file)),
     ]
+    if status.limits:
+        rows.append(("limits", status.limits))
     if status.problem:
         rows.append(("problem", status.problem))
     health = "healthy" if status.healthy else "NOT healthy"

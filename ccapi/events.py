@@ -30,6 +30,7 @@ class EventType(enum.StrEnum):
     TOOL_RESULT = "tool_result"
     PERMISSION_REQUESTED = "permission.requested"
     PERMISSION_RESOLVED = "permission.resolved"
+    RATE_LIMIT = "rate_limit"
 
 
 TERMINAL_TURN_EVENTS = frozenset(

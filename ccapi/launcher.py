@@ -87,6 +87,8 @@ class GatewayStatus:
     persisted_sessions: int | None = None
     persisted_sessions_more: bool = False
     problem: str | None = None
+    #: Subscription windows as ``/healthz`` summarises them (``5-hour window 91% used, resets 09:13 UTC``).
+    limits: str | None = None
 
 
 class Launcher:
@@ -218,10 +220,11 @@ class Launcher:
         if code == 0:
             return GatewayStatus(True, state, uptime_seconds=uptime, problem=f"{state.url} does not answer")
         live = health.get("live_engines") if isinstance(health, dict) else None
+        limits = (health.get("limits") or {}).get("summary") if isinstance(health, dict) else None
         persisted, more, problem = self._count_sessions(state.url)
         return GatewayStatus(True, state, healthy=code == 200, uptime_seconds=uptime, live_sessions=live,
                              persisted_sessions=persisted, persisted_sessions_more=more,
-                             problem=problem if code == 200 else f"/healthz answered {code}")
+                             problem=problem if code == 200 else f"/healthz answered {code}", limits=limits)
 
     def _count_sessions(self, url: str) -> tuple[int | None, bool, str | None]:
         count, cursor = 0, ""

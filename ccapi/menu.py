@@ -54,6 +54,8 @@ class MenuController:
             return MenuState("CC ○", "Stopped", can_start=True, can_stop=False, can_open=False)
         sessions = f"{status.live_sessions if status.live_sessions is not None else '?'} live"
         detail = f"{status.state.url} · {sessions} · up {duration(status.uptime_seconds or 0)}"
+        if status.limits:
+            detail += f" · {status.limits}"
         if not status.healthy:
             return MenuState("CC ◐", f"Not healthy: {status.problem or detail}",
                              can_start=False, can_stop=True, can_open=True)

@@ -143,6 +143,9 @@ def test_api_key_guards_every_api_route(make_gateway) -> None:
         _assert_error(gw.client.post("/api/sessions", json={}, headers=headers), 401, "unauthorized")
     assert gw.client.get("/api/sessions").json().get("error")  # still nothing created
     assert gw.client.get("/api/sessions", headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
+    _assert_error(gw.client.get("/api/limits"), 401, "unauthorized")
+    limits = gw.client.get("/api/limits", headers={"x-api-key": "s3cret-key"}).json()
+    assert limits["auth"] == "api_key" and limits["windows"] == []  # an API key has no subscription windows
     created = gw.client.post("/api/sessions", json={}, headers={"x-api-key": "s3cret-key"})
     assert created.status_code == 201
     assert "s3cret-key" not in gw.log_path.read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ccapi.config import ConfigError
+from ccapi.console import render_status
 from ccapi.launcher import GatewayState, GatewayStatus, StartResult, StopResult
 from ccapi.menu import MenuController, main
 from ccapi.paths import StatePaths
@@ -75,6 +76,14 @@ def test_running_gateway_shows_url_sessions_uptime(controller: MenuController, l
     assert (state.can_start, state.can_stop, state.can_open) == (False, True, True)
     assert controller.open_in_browser() is True
     assert opened == ["http://127.0.0.1:8000/"]
+
+
+def test_subscription_windows_show_in_the_menu_and_status(controller: MenuController, launcher: FakeLauncher) -> None:
+    launcher.current = GatewayStatus(True, STATE, healthy=True, uptime_seconds=60, live_sessions=0,
+                                     limits="5-hour window 91% used (warning), resets 09:13 UTC")
+    assert controller.refresh().detail.endswith(" · 5-hour window 91% used (warning), resets 09:13 UTC")
+    assert "  limits    5-hour window 91% used (warning), resets 09:13 UTC" in render_status(
+        launcher.current, launcher.paths).splitlines()  # what `cc-api status` prints
 
 
 def test_unhealthy_gateway_says_why(controller: MenuController, launcher: FakeLauncher) -> None:

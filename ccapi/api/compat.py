@@ -18,11 +18,12 @@ from ccapi.api.request import json_body
 from ccapi.api.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from ccapi.catalog import ModelInfo
 from ccapi.compat import anthropic_messages, openai_chat, openai_responses
-from ccapi.compat.errors import anthropic_error, failure, openai_error
+from ccapi.compat.errors import anthropic_error, failure, openai_error, rate_limit_headers
 from ccapi.compat.parsing import affinity_key
 from ccapi.compat.reply import Reply, ReplyStream
 from ccapi.compat.router import CompatRequest, CompatRouter, Exchange
 from ccapi.errors import ApiError, InvalidRequest, NotFound
+from ccapi.limits import RateLimited
 from ccapi.toolpolicy import parse_builtin_tools_text
 
 bp = Blueprint("compat", url_prefix="/v1")
@@ -90,7 +91,7 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
         return await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
-    return json(openai_chat.completion(await _settled(exchange), exchange.model), headers=_headers(exchange))
+    return json(openai_chat.completion(await _settled(exchange), exchange.model), headers=_headers(request, exchange))
 
 
 @bp.post("/responses")
@@ -103,7 +104,7 @@ async def responses(request: Request) -> HTTPResponse | None:
     if parsed.stream:
         return await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
     return json(openai_responses.response(await _settled(exchange), exchange.model, response_id),
-                headers=_headers(exchange))
+                headers=_headers(request, exchange))
 
 
 @bp.post("/messages")
@@ -114,15 +115,20 @@ async def messages(request: Request) -> HTTPResponse | None:
     exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
         return await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
-    return json(anthropic_messages.message(await _settled(exchange), exchange.model), headers=_headers(exchange))
+    return json(anthropic_messages.message(await _settled(exchange), exchange.model),
+                headers=_headers(request, exchange))
 
 
 @bp.exception(Exception)
 async def compat_error(request: Request, exception: Exception) -> HTTPResponse:
     native = request.app.error_handler.default(request, exception)
     error = orjson.loads(native.body)["error"]
-    render = anthropic_error if request.path.startswith("/v1/messages") else openai_error
-    return json(render(error["type"], error["message"]), status=native.status, headers=native.headers)
+    anthropic = request.path.startswith("/v1/messages")
+    render = anthropic_error if anthropic else openai_error
+    headers = dict(native.headers)
+    if isinstance(exception, RateLimited):
+        headers.update(rate_limit_headers(exception, anthropic))
+    return json(render(error["type"], error["message"]), status=native.status, headers=headers)
 
 
 async def _send(request: Request, compat: CompatRequest) -> Exchange:
@@ -137,14 +143,16 @@ async def _settled(exchange: Exchange) -> Reply:
     return reply
 
 
-def _headers(exchange: Exchange) -> dict[str, str]:
-    return {SESSION_HEADER: exchange.session_id}
+def _headers(request: Request, exchange: Exchange) -> dict[str, str]:
+    """The session the reply came from, and any usage-window warning for the client to log."""
+    return {SESSION_HEADER: exchange.session_id, **request.app.ctx.limits.warning_headers()}
 
 
 async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> None:
     """The format's SSE frames as the reply grows; a failure mid-stream ends it with the
     format's error frame (the status line has already gone out)."""
-    response = await request.respond(content_type="text/event-stream", headers={**SSE_HEADERS, **_headers(exchange)})
+    response = await request.respond(content_type="text/event-stream",
+                                     headers={**SSE_HEADERS, **_headers(request, exchange)})
     assert response is not None
     await response.send(b"".join(stream.start()))
     try:

@@ -28,7 +28,8 @@ async def service_info(request: Request) -> HTTPResponse:
         "cli_version": __cli_version__,
         "mock_model": settings.mock_model,
         "links": {
-            "health": "/healthz", "models": "/api/models", "sessions": "/api/sessions",
+            "health": "/healthz", "models": "/api/models", "limits": "/api/limits",
+            "sessions": "/api/sessions",
             "docs": "/docs", "openapi": "/docs/openapi.json",
         },
     }, headers={"Vary": "Accept"})
@@ -50,4 +51,5 @@ async def healthz(request: Request) -> HTTPResponse:
         "permissions": ctx.service.permissions.describe(ctx.settings.permission_mode),
         "claude_credentials": {"found": credentials.found, "source": credentials.source,
                                "message": credentials.message},
+        "limits": ctx.limits.health(),
     }, status=200 if database_ok else 503)

@@ -32,6 +32,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
                  403: "Refused: a Host that does not name the gateway, or a cross-origin browser request",
                  404: "Not found", 409: "Conflict with the session's state", 413: "Body too large",
                  415: "A request body that is not application/json",
+                 429: "A Claude subscription usage window is spent (rate_limited): no turn starts until it "
+                      "resets; Retry-After and details.resets_at say when",
                  503: "Every live Claude session is busy; see Retry-After"}
     common = (401, 403, 413, 415) if 401 not in statuses else ()
     return {str(s): _json(ref("Error"), described[s]) for s in sorted({*statuses, *common})}
@@ -67,13 +69,15 @@ _BUILTIN_TOOLS = {"oneOf": [{"type": "string", "enum": ["all", "none"]},
 _BUDGET = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1000000, "nullable": True,
            "description": "spending cap in USD; a turn that reaches it fails with budget_exceeded"}
 _WAITING = ["requires_action", "requires_approval"]
+_AUTH = {"type": "string", "enum": ["subscription", "api_key", "mock", "unknown"],
+         "description": "the kind of Claude account; only a subscription has usage windows"}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
         "error": {"type": "object", "required": ["type", "message"], "additionalProperties": False, "properties": {
             "type": {"type": "string", "enum": ["invalid_request", "unauthorized", "forbidden", "not_found", "conflict",
                                                 "payload_too_large", "upstream_error", "unavailable",
-                                                "internal"]},
+                                                "rate_limited", "internal"]},
             "message": _STRING, "details": _OBJECT}}}},
     "Info": {"type": "object", "required": ["name", "version", "sdk_version", "cli_version", "links"],
              "properties": {"name": _STRING, "version": _STRING, "sdk_version": _STRING, "cli_version": _STRING,
@@ -83,7 +87,19 @@ SCHEMAS: dict[str, Any] = {
         "live_engines": _INT, "max_live": _INT, "queued_turns": _INT, "mock_model": {"type": "boolean"},
         "permissions": {"type": "object", "properties": {
             "default_mode": _STRING, "approvals": {"type": "string", "enum": ["on", "off"]}, "reason": _STRING}},
-        "claude_credentials": _OBJECT}},
+        "claude_credentials": _OBJECT,
+        "limits": {"type": "object", "properties": {
+            "auth": _AUTH, "rate_limited": {"type": "boolean"},
+            "summary": {**_NULLABLE_STRING, "description": "5-hour window 91% used, resets 09:13 UTC; ..."}}}}},
+    "LimitWindow": {"type": "object", "required": ["window", "status"], "properties": {
+        "window": {"type": "string", "description": "five_hour, seven_day, seven_day_opus, seven_day_sonnet, overage"},
+        "status": {"type": "string", "enum": ["allowed", "allowed_warning", "rejected"]},
+        "utilization": {"type": "number", "nullable": True, "description": "fraction used, 0-1"},
+        "resets_at": _NULLABLE_STRING, "blocking": {"type": "boolean"}, "summary": _STRING,
+        "updated_at": _STRING, "overage_status": _NULLABLE_STRING, "overage_resets_at": _NULLABLE_STRING}},
+    "Limits": {"type": "object", "required": ["auth", "windows", "rate_limited"], "properties": {
+        "auth": _AUTH, "note": _STRING, "windows": {"type": "array", "items": ref("LimitWindow")},
+        "rate_limited": {"type": "boolean"}, "retry_after": {"type": "integer", "nullable": True}}},
     "Model": {"type": "object", "required": ["id", "display_name", "context_window", "max_output_tokens", "aliases"],
               "properties": {"id": _STRING, "display_name": _STRING, "context_window": _INT,
                              "max_output_tokens": _INT, "aliases": {"type": "array", "items": _STRING}}},
@@ -214,6 +230,9 @@ PATHS: dict[str, Any] = {
         tags=("info",))},
     "/healthz": {"get": _op("Liveness and readiness", {
         "200": _json(ref("Health"), "Ready"), "503": _json(ref("Health"), "Database unreachable")}, tags=("info",))},
+    "/api/limits": {"get": _op("Subscription usage windows as Claude Code last reported them",
+                               {"200": _json(ref("Limits"), "The auth mode and the latest state per window"),
+                                **_errors()}, tags=("limits",))},
     "/api/models": {"get": _op("Known models", {"200": _json(ref("ModelList"), "Models"), **_errors(401)},
                                tags=("models",))},
     "/api/sessions": {
@@ -242,7 +261,7 @@ PATHS: dict[str, Any] = {
                                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                            "maximum": 1000}}])},
     "/api/sessions/{session_id}/turns": {
-        "post": _op("Send new input", {**_turn_replies(), **_errors(400, 404, 409, 503)},
+        "post": _op("Send new input", {**_turn_replies(), **_errors(400, 404, 409, 429, 503)},
                     parameters=[_SESSION_ID, _IDEMPOTENCY], body="TurnInput")},
     "/api/sessions/{session_id}/turns/{turn_id}": {
         "get": _op("Read a turn", {"200": _json(ref("Turn"), "The turn"), **_errors(404)},
@@ -260,7 +279,7 @@ PATHS: dict[str, Any] = {
                                               **_errors(404, 409)}, parameters=[_SESSION_ID])},
     "/api/sessions/{session_id}/compact": {
         "post": _op("Compact the conversation now", {"200": _json(ref("Compaction"), "Tokens before and after"),
-                                                     **_errors(400, 404, 409, 503)},
+                                                     **_errors(400, 404, 409, 429, 503)},
                     parameters=[_SESSION_ID], body="CompactRequest", body_required=False)},
     "/api/sessions/{session_id}/fork": {
         "post": _op("Branch the conversation at a turn into a new session (nothing is replayed)",

@@ -32,13 +32,22 @@ def _errors(schema: str, *statuses: int) -> dict[str, Any]:
     described = {400: "Invalid request", 401: "Missing or wrong API key", 404: "Unknown model, session or response",
                  409: "The session is in another state than the request assumes", 413: "Body too large",
                  422: "The turn reached a round limit (max_turns); the message names it",
+                 429: "A Claude subscription usage window is spent (rate_limited); Retry-After says when it "
+                      "resets, plus x-ratelimit-* (OpenAI) or anthropic-ratelimit-unified-* (Anthropic) headers",
                  502: "The turn failed upstream", 503: "Every live Claude session is busy; see Retry-After"}
     return {str(s): {"description": described[s], "content": {JSON: {"schema": _ref(schema)}}}
             for s in sorted({*statuses, 401, 413})}
 
 
+#: On a compat reply while a subscription window is in warning, for the client to log.
+_LIMIT_HEADERS = {f"x-cc-ratelimit-{name}": {"schema": _STRING, "description": text} for name, text in (
+    ("status", "allowed_warning (or rejected): only while a usage window is in warning"),
+    ("window", "five_hour, seven_day, ..."), ("utilization", "fraction used, 0-1"),
+    ("reset", "when the window resets (ISO 8601)"))}
+
+
 def _reply(schema: str, description: str) -> dict[str, Any]:
-    return {"200": {"description": description, "headers": {"x-cc-session-id": {"schema": _STRING}},
+    return {"200": {"description": description, "headers": {"x-cc-session-id": {"schema": _STRING}, **_LIMIT_HEADERS},
                     "content": {JSON: {"schema": _ref(schema)}, SSE: {"schema": _STREAM_FRAME}}}}
 
 
@@ -54,7 +63,7 @@ def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any
                              for name in AFFINITY_HEADERS)],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
             "responses": {**_reply(reply, "The reply (JSON, or SSE with stream: true)"),
-                          **_errors(error, 400, 404, 409, 422, 502, 503)}}
+                          **_errors(error, 400, 404, 409, 422, 429, 502, 503)}}
 
 
 _USER_TEXT = {"type": "string", "minLength": 1}

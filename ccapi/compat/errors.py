@@ -10,19 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from ccapi.errors import ApiError
+from ccapi.limits import RateLimited, epoch
 
 _OPENAI_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
                  "forbidden": "permission_error",
                  "not_found": "not_found_error", "conflict": "invalid_request_error",
                  "payload_too_large": "invalid_request_error", "unavailable": "server_error",
                  "upstream_error": "server_error", "turn_limit": "invalid_request_error",
-                 "internal": "server_error"}
+                 "rate_limited": "rate_limit_exceeded", "internal": "server_error"}
 _ANTHROPIC_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
                     "forbidden": "permission_error",
                     "not_found": "not_found_error", "conflict": "invalid_request_error",
                     "payload_too_large": "request_too_large", "unavailable": "overloaded_error",
                     "upstream_error": "api_error", "turn_limit": "invalid_request_error",
-                    "internal": "api_error"}
+                    "rate_limited": "rate_limit_error", "internal": "api_error"}
 
 
 class TurnFailed(ApiError):
@@ -55,4 +56,19 @@ def failure(error: dict[str, Any] | None) -> ApiError:
     message = str(error.get("message") or "the turn failed")
     if error.get("type") == "max_turns":
         return TurnLimit(message, {"reason": "max_turns"})
+    if error.get("type") == "rate_limited":
+        return RateLimited.from_error(error)
     return TurnFailed(message, {"reason": error.get("type")})
+
+
+def rate_limit_headers(exc: RateLimited, anthropic: bool) -> dict[str, str]:
+    """The format's own rate-limit headers on a 429, besides ``Retry-After``: Anthropic's
+    unified subscription headers, or OpenAI's ``x-ratelimit-*`` reset and remaining count."""
+    if anthropic:
+        headers = {"anthropic-ratelimit-unified-status": "rejected"}
+        if exc.window:
+            headers["anthropic-ratelimit-unified-representative-claim"] = exc.window
+        if exc.resets_at:
+            headers["anthropic-ratelimit-unified-reset"] = str(epoch(exc.resets_at))
+        return headers
+    return {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{exc.retry_after}s"}

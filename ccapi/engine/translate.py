@@ -12,6 +12,8 @@ from typing import Any
 from claude_agent_sdk.types import (
     AssistantMessage,
     Message,
+    RateLimitEvent,
+    RateLimitInfo,
     ResultMessage,
     StreamEvent,
     SystemMessage,
@@ -24,6 +26,7 @@ from claude_agent_sdk.types import (
 
 from ccapi.engine.bridge import plain_tool_name
 from ccapi.events import EventType
+from ccapi.limits import iso
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -48,7 +51,7 @@ class TurnOutcome:
     cost_usd: float | None = None
     duration_ms: int | None = None
     stop_reason: str | None = None
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     round_usage: dict[str, int] = field(default_factory=dict)
 
 
@@ -74,6 +77,30 @@ def budget_exceeded(cap: float | None = None) -> dict[str, str]:
                        "PATCH /api/sessions/{id} {\"max_budget_usd\": ...} to continue"}
 
 
+def rate_limit_data(info: RateLimitInfo) -> dict[str, Any]:
+    """A ``rate_limit`` event's data from the SDK's ``RateLimitInfo``: the window it is about,
+    plus what Claude Code said about every other window in the same response."""
+    raw = info.raw or {}
+    windows = {name: {"utilization": w.get("utilization"), "resets_at": iso(w.get("resetsAt")),
+                      **({"status": w["status"]} if w.get("status") else {})}
+               for name, w in (raw.get("unifiedWindows") or {}).items() if isinstance(w, dict)}
+    window = info.rate_limit_type or "unknown"
+    utilization = info.utilization
+    if utilization is None:
+        utilization = (windows.get(window) or {}).get("utilization")
+    data: dict[str, Any] = {"window": window, "status": info.status, "utilization": utilization,
+                            "resets_at": iso(info.resets_at)}
+    if info.overage_status is not None:
+        data["overage_status"] = info.overage_status
+        data["overage_resets_at"] = iso(info.overage_resets_at)
+    if info.overage_disabled_reason:
+        data["overage_disabled_reason"] = info.overage_disabled_reason
+    if windows:
+        data["windows"] = windows
+    return data
+
+
+
 def normalise_usage(usage: dict[str, Any] | None) -> dict[str, int]:
     usage = usage or {}
     return {key: int(usage.get(key) or 0) for key in USAGE_KEYS}
@@ -87,6 +114,7 @@ class TurnTranslator:
         self._output: list[dict[str, Any]] = []
         self._assistant_error: tuple[str, str] | None = None
         self._round: list[dict[str, int]] = []
+        self._rejection: dict[str, Any] | None = None
         self.sdk_session_id: str | None = None
         self.result: ResultMessage | None = None
 
@@ -99,6 +127,11 @@ class TurnTranslator:
             return self._user(message)
         if isinstance(message, SystemMessage):
             return self._system(message)
+        if isinstance(message, RateLimitEvent):
+            data = rate_limit_data(message.rate_limit_info)
+            if data["status"] == "rejected":
+                self._rejection = data
+            return [EngineEvent(EventType.RATE_LIMIT, data)]
         if isinstance(message, ResultMessage):
             self.result = message
             self.sdk_session_id = message.session_id or self.sdk_session_id
@@ -226,7 +259,15 @@ class TurnTranslator:
             return None
         return round(max(self.result.total_cost_usd - self._prior_cost_usd, 0.0), 8)
 
-    def _error(self, result: ResultMessage) -> dict[str, str]:
+    def _rate_limited(self, text: str) -> dict[str, Any]:
+        """Claude refused the turn for a spent usage window: the window and its reset, if reported."""
+        rejection = self._rejection or {}
+        return {"type": "rate_limited", "message": text or "Claude's usage limit was reached",
+                "window": rejection.get("window"), "resets_at": rejection.get("resets_at")}
+
+    def _error(self, result: ResultMessage) -> dict[str, Any]:
+        if self._assistant_error is not None and self._assistant_error[0] == "rate_limit":
+            return self._rate_limited(self._assistant_error[1])
         if self._assistant_error is not None:
             kind, text = self._assistant_error
             message = _AUTH_HINT + f" (Claude Code said: {text})" if kind == "authentication_failed" else text

@@ -27,6 +27,7 @@ from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, mess
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
+from ccapi.limits import LimitBoard
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
 from ccapi.sessions.recovery import close_orphaned_turn
@@ -57,12 +58,15 @@ class Idempotency:
 
 
 class SessionService:
-    def __init__(self, settings: Settings, store: Store, events: EventLog, pool: EnginePool) -> None:
+    def __init__(self, settings: Settings, store: Store, events: EventLog, pool: EnginePool,
+                 limits: LimitBoard | None = None) -> None:
         self.settings = settings
         self.store = store
         self.events = events
         self.pool = pool
-        self._ctx = TurnContext(store, events, pool, settings.tool_timeout, settings.approval_timeout)
+        #: Subscription windows as Claude Code reported them; a rejected one refuses new turns.
+        self.limits = limits or LimitBoard()
+        self._ctx = TurnContext(store, events, pool, settings.tool_timeout, settings.approval_timeout, self.limits)
         self._transcripts = TranscriptMirror(store)
         self._running: dict[str, TurnRun] = {}
         self._closing = False
@@ -257,9 +261,10 @@ class SessionService:
     async def create_and_start(self, params: NewSession, request: TurnRequest,
                                fork: ForkPoint | None = None) -> TurnRun:
         """A new session (branched at ``fork``, if given) and its first turn. The session is
-        created only once a live slot is free, so a request answered 503 leaves no empty
+        created only once a live slot is free, so a request answered 503 (or 429) leaves no empty
         session behind."""
         self._refuse_if_closing()
+        self.limits.check()
         session_id = new_id("sess")
         await self._reserve(session_id)
         try:
@@ -341,8 +346,10 @@ class SessionService:
 
     async def _start(self, session_id: str, content: list[dict[str, Any]], kind: str,
                      reserved: bool = False) -> TurnRun:
-        """Start a turn; ``reserved`` when the caller already holds the session's live slot."""
+        """Start a turn; ``reserved`` when the caller already holds the session's live slot.
+        While a usage window is rejected it is refused at once: Claude would refuse it anyway."""
         self._refuse_if_closing()
+        self.limits.check()
         if session_id in self._running:
             raise Conflict("a turn is already running in this session; wait for it, or interrupt it",
                            {"turn_id": self._running[session_id].turn.id})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from ccapi.engine.bridge import PermissionDecision, ToolOutcome
 from ccapi.engine.translate import USAGE_KEYS, budget_exceeded
 from ccapi.events import Event, EventType
 from ccapi.ids import new_id, utcnow
+from ccapi.limits import LimitBoard
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
 from ccapi.sessions.toolcalls import Decision, PendingCall, PendingPermission, ToolDesk, ToolResult
@@ -45,6 +46,7 @@ class TurnContext:
     pool: EnginePool
     tool_timeout: float
     approval_timeout: float
+    limits: LimitBoard = field(default_factory=LimitBoard)
 
 
 class TurnRun:
@@ -192,7 +194,9 @@ class TurnRun:
         if type_ == EventType.TOOL_CALL:
             await self.desk.announce(data["tool_call_id"], data["name"], data["input"])
         event = await self._emit(type_, data)
-        if type_ == EventType.TURN_REQUIRES_ACTION and self.desk.waiting():
+        if type_ == EventType.RATE_LIMIT:
+            self.ctx.limits.record(data)
+        elif type_ == EventType.TURN_REQUIRES_ACTION and self.desk.waiting():
             await self._pause(event)
         elif type_ == EventType.SESSION_COMPACTED:
             self.compaction = data

@@ -53,6 +53,7 @@ __all__ = [
     "ToolUse",
     "is_side_request",
     "last_user_text",
+    "rate_limit_headers",
     "resolve_tool_name",
 ]
 
@@ -74,6 +75,9 @@ MCP_TOOL_NAME = re.compile(r"\bmcp__[A-Za-z0-9_-]+")
 """An MCP tool name as Claude Code spells it: ``mcp__<server>__<tool>``."""
 
 SYSTEM_REMINDER = "<system-reminder>"
+
+UNIFIED_WINDOWS = {"five_hour": "5h", "seven_day": "7d", "overage": "overage"}
+"""The windows of Anthropic's unified rate-limit headers, and the abbreviation each header name uses."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,9 @@ class Reply:
     stream events; ``drop_after_chunks`` closes the connection after that many stream events (a dropped
     connection mid-stream; a non-streamed request is dropped unanswered); ``malformed`` answers 200 with an
     unparseable event stream (or JSON body).
+
+    ``headers`` are extra response headers, sent with the answer or its error: for example Anthropic's unified
+    rate-limit headers (see :func:`rate_limit_headers`), which Claude Code reads on subscription credentials.
     """
 
     text: str | None = None
@@ -135,6 +142,7 @@ class Reply:
     chunk_delay: float = 0
     drop_after_chunks: int | None = None
     malformed: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:
@@ -171,6 +179,30 @@ class RecordedRequest:
     def to_dict(self) -> dict[str, Any]:
         """JSON shape served by ``GET /_mock/requests``."""
         return asdict(self)
+
+
+def rate_limit_headers(status: str, resets_at: int, *, window: str = "five_hour",
+                       utilization: float | None = None, others: Mapping[str, tuple[float, int]] | None = None
+                       ) -> dict[str, str]:
+    """Anthropic's unified rate-limit headers for a subscription, as Claude Code reads them (checked with
+    Claude Code 2.1.332, which reads them only on subscription credentials such as ``CLAUDE_CODE_OAUTH_TOKEN``).
+
+    ``status`` is ``allowed``, ``allowed_warning`` or ``rejected`` (send ``rejected`` with a 429), ``window``
+    the representative claim, ``resets_at`` Unix seconds. Claude Code reads a plain ``allowed_warning`` status as
+    ``allowed``; it warns when the window's ``-surpassed-threshold`` header is set, which a warning here sends.
+    ``others`` adds other windows' ``(utilization, resets_at)``, reported alongside.
+    """
+    headers = {"anthropic-ratelimit-unified-status": status, "anthropic-ratelimit-unified-reset": str(resets_at),
+               "anthropic-ratelimit-unified-representative-claim": window}
+    windows = {window: (utilization, resets_at), **(others or {})}
+    for name, (used, reset) in windows.items():
+        prefix = f"anthropic-ratelimit-unified-{UNIFIED_WINDOWS[name]}"
+        headers[f"{prefix}-reset"] = str(reset)
+        if used is not None:
+            headers[f"{prefix}-utilization"] = f"{used:g}"
+    if status == "allowed_warning" and utilization is not None:
+        headers[f"anthropic-ratelimit-unified-{UNIFIED_WINDOWS[window]}-surpassed-threshold"] = f"{utilization:g}"
+    return headers
 
 
 def is_side_request(body: Mapping[str, Any]) -> bool:
@@ -444,7 +476,7 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(reply.first_byte_delay)
         streamed = bool(body.get("stream"))
         if reply.error is not None:
-            self._send_error_reply(reply.error)
+            self._send_error_reply(reply.error, reply.headers)
         elif reply.malformed:
             self._send_malformed(streamed)
         elif streamed:
@@ -453,7 +485,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif reply.drop_after_chunks is not None:
             self.close_connection = True  # a non-streamed answer can only be dropped before it starts
         else:
-            self._send_json(200, build_message(reply, body, input_tokens))
+            self._send_json(200, build_message(reply, body, input_tokens), reply.headers)
 
     def _send_malformed(self, streamed: bool) -> None:
         """Answer 200 with a body no client can parse: broken SSE frames, or broken JSON."""
@@ -464,13 +496,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_response(200, "application/json", {"content-length": str(len(data))})
         self.wfile.write(data)
 
-    def _send_error_reply(self, error: MockError) -> None:
+    def _send_error_reply(self, error: MockError, headers: Mapping[str, str]) -> None:
         extra = {} if error.retry_after is None else {"retry-after": f"{error.retry_after:g}"}
-        self._send_json(error.status, error.envelope(), extra)
+        self._send_json(error.status, error.envelope(), {**extra, **headers})
 
     def _stream(self, frames: list[bytes], reply: Reply) -> None:
         """Send SSE frames as HTTP chunks, sleeping between them and dropping the connection when scripted."""
-        self._start_response(200, "text/event-stream; charset=utf-8", {"transfer-encoding": "chunked"})
+        self._start_response(200, "text/event-stream; charset=utf-8", {"transfer-encoding": "chunked", **reply.headers})
         for count, frame in enumerate(frames):
             if reply.drop_after_chunks is not None and count >= reply.drop_after_chunks:
                 self.close_connection = True
