@@ -13,8 +13,8 @@ from sanic import Sanic
 from ccapi.api import compat, events, info, models, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
 from ccapi.api.guard import HostPolicy, guard_browser_requests
-from ccapi.api.openapi import DOCUMENT
 from ccapi.api.middleware import DeadlineRequest, authenticate, finish_request, start_request
+from ccapi.api.openapi import DOCUMENT
 from ccapi.catalog import ModelCatalog
 from ccapi.config import Settings
 from ccapi.engine import EnginePool

@@ -66,7 +66,8 @@ _FUNCTION = {"type": "object", "required": ["name"], "properties": {
     "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "description": _STRING,
     "parameters": {"type": "object", "properties": {"type": {"type": "string", "enum": ["object"]}}}}}
 _METADATA = {"type": "object", "additionalProperties": _STRING, "properties": {
-    "cc_session_id": _STRING, "user_id": {**_STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"}}}
+    "cc_session_id": _STRING,
+    "user_id": {**_STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"}}}
 _CACHE_KEY = {**_STRING, "description": "the client's own conversation key: the session that served it is tried "
               "first, and the history still decides"}
 

@@ -103,7 +103,7 @@ class SessionService:
             try:
                 await self.store.renew_leases(self._owner, list(self._running), self.settings.lease_ttl)
                 await self.sweep_orphans()
-            except Exception:  # noqa: BLE001 - a database hiccup must not end the caretaker
+            except Exception:  # a database hiccup must not end the caretaker
                 log.exception("lease_care_failed")
 
     async def sweep_orphans(self) -> None:

@@ -47,6 +47,7 @@ class Store(ABC):
     def watch(self, on_append: Callable[[str], None]) -> None:
         """Call ``on_append(session_id)`` (from any thread) when *another* process appends
         to a session's log. Only a store shared between hosts has anything to report."""
+        return
 
     # -- sessions --------------------------------------------------------------
     async def create_session(self, record: SessionRecord) -> None:

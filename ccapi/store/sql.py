@@ -21,6 +21,7 @@ from playhouse.pool import PooledPostgresqlDatabase
 
 from ccapi.events import Event
 from ccapi.store.base import OPEN_TURN_STATES, Store
+from ccapi.store.migrations import migrate
 from ccapi.store.models import (
     CompatHeadRow,
     EventRow,
@@ -32,7 +33,6 @@ from ccapi.store.models import (
     WebhookRow,
     database_proxy,
 )
-from ccapi.store.migrations import migrate
 from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
 from ccapi.store.records import SessionRecord, TurnRecord
 

@@ -103,7 +103,7 @@ class WebhookSender:
             if free > 0:
                 try:
                     claimed = await self._store.claim_webhooks(self._owner, free, self._lease)
-                except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
+                except Exception:  # a database hiccup must not end the worker
                     log.exception("webhook_claim_failed")
             for delivery in claimed:
                 task = asyncio.create_task(self._attempt(delivery), name=f"ccapi-webhook-{delivery.id}")
@@ -140,14 +140,14 @@ class WebhookSender:
                  status=outcome.status, error=outcome.error, state=fields.get("state", "pending"))
         try:
             await self._store.finish_webhook_attempt(delivery.id, self._owner, fields)
-        except Exception:  # noqa: BLE001 - the lease expires and the delivery is tried again
+        except Exception:  # the lease expires and the delivery is tried again
             log.exception("webhook_record_failed", delivery_id=delivery.id)
 
     def _backoff(self, attempts: int) -> float:
         """Exponential, with "equal jitter": half fixed, half random, so receivers that
         failed together are not hit again together."""
         ceiling = min(MAX_BACKOFF, self._settings.webhook_backoff * 2 ** (attempts - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not a secret
 
     async def _post(self, delivery: WebhookDelivery) -> Outcome:
         if not self._allow.allows(httpx.URL(delivery.url).host):
