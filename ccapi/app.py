@@ -34,7 +34,8 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app = Sanic(name, dumps=_dumps, loads=orjson.loads, configure_logging=False,
                 error_handler=EnvelopeErrorHandler(), env_prefix="CC_API_SANIC_", request_class=DeadlineRequest)
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
-    app.config.REQUEST_TIMEOUT = settings.request_timeout  # the body as a whole; see DeadlineRequest
+    # the body as a whole; see DeadlineRequest (Sanic annotates it int, but any number of seconds works)
+    app.config["REQUEST_TIMEOUT"] = settings.request_timeout
     app.config.RESPONSE_TIMEOUT = 24 * 3600  # a default-mode turn reply waits for the whole turn
     app.config.CORS = False
     # Swagger UI's oauth2-redirect route fetches a page from a CDN on the server: a gateway reaches no other host.

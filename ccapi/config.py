@@ -126,7 +126,7 @@ class Settings:
         settings.check()
         return settings
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         updated = replace(self, **changes)
         updated.check()
         return updated

@@ -89,7 +89,8 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     parsed = openai_chat.parse(json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER))
     exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
-        return await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
+        await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
+        return None
     return json(openai_chat.completion(await _settled(exchange), exchange.model), headers=_headers(exchange))
 
 
@@ -101,7 +102,8 @@ async def responses(request: Request) -> HTTPResponse | None:
     exchange = await _send(request, _policy(request, parsed.request))
     response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq)
     if parsed.stream:
-        return await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
+        await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
+        return None
     return json(openai_responses.response(await _settled(exchange), exchange.model, response_id),
                 headers=_headers(exchange))
 
@@ -113,13 +115,15 @@ async def messages(request: Request) -> HTTPResponse | None:
                                       request.headers.get(SESSION_HEADER))
     exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
-        return await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
+        await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
+        return None
     return json(anthropic_messages.message(await _settled(exchange), exchange.model), headers=_headers(exchange))
 
 
 @bp.exception(Exception)
 async def compat_error(request: Request, exception: Exception) -> HTTPResponse:
     native = request.app.error_handler.default(request, exception)
+    assert native.body is not None  # the envelope handler always writes a JSON body
     error = orjson.loads(native.body)["error"]
     render = anthropic_error if request.path.startswith("/v1/messages") else openai_error
     return json(render(error["type"], error["message"]), status=native.status, headers=native.headers)

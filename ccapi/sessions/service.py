@@ -198,7 +198,7 @@ class SessionService:
             raise NotFound(f"no session {session_id!r}")
         return record
 
-    async def list(self, limit: int, after: str | None) -> list[SessionRecord]:
+    async def list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
         if after is not None and not is_safe_id(after):
             raise InvalidRequest("after must be a session id")
         return await self.store.list_sessions(limit, after)

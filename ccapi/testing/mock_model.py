@@ -262,7 +262,7 @@ def split_chars(text: str, size: int = JSON_CHARS_PER_DELTA) -> list[str]:
 
 def schema_example(schema: Mapping[str, Any]) -> Any:
     """A minimal value matching a simple JSON schema: required properties only, placeholder leaves."""
-    kind = schema.get("type")
+    kind = schema.get("type", "")
     if kind == "object":
         properties = schema.get("properties") or {}
         return {name: schema_example(properties.get(name) or {}) for name in schema.get("required") or ()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class WebhookSender:
             for delivery in claimed:
                 task = asyncio.create_task(self._attempt(delivery), name=f"ccapi-webhook-{delivery.id}")
                 self._inflight[delivery.id] = task
-                task.add_done_callback(lambda _, key=delivery.id: self._done(key))
+                task.add_done_callback(functools.partial(self._done, delivery.id))
             if claimed and len(claimed) == free:
                 continue
             wait = max(0.0, min(POLL_SECONDS, self._next_due - time.time()))
@@ -117,7 +118,7 @@ class WebhookSender:
             if time.time() >= self._next_due:
                 self._next_due = float("inf")
 
-    def _done(self, delivery_id: str) -> None:
+    def _done(self, delivery_id: str, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(delivery_id, None)
         self._wakeup.set()  # a slot came free
 
