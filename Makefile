@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast clean
+.PHONY: run test test-fast check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(VENV)/.installed-dev
 # Everything but the tests marked slow (load, plain install, browser): for the edit-test loop; CI runs `make test`.
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Lint (ruff, configured in pyproject.toml) and type-check (mypy); CI runs this before the tests.
+check: $(VENV)/.installed-dev
+	$(BIN)/ruff check ccapi tests bench
+	$(BIN)/mypy ccapi
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

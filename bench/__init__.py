@@ -1,1 +1,1 @@
-"""Offline benchmarks of CC API against the bundled mock model (see README, "Performance")."""
+"""Offline benchmarks of CC API against the bundled mock model (see docs/benchmarks.md)."""

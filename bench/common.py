@@ -179,7 +179,7 @@ def _cell(value: Cell) -> str:
 
 def report(name: str, tables: Sequence[Table], data: dict[str, Any], notes: Sequence[str] = ()) -> None:
     """Print the tables and write ``bench/results/<name>.json`` (everything measured) and ``<name>.md``
-    (the printed text, which the README's Performance section quotes)."""
+    (the printed text, which docs/benchmarks.md quotes)."""
     info = machine_info()
     text = "\n\n".join([f"### {name}", machine_line(info), *(t.render() for t in tables), *notes]) + "\n"
     print(text, flush=True)

@@ -7,7 +7,7 @@ process in the gateway's process group (the gateway and its Claude Code children
 
     python -m bench.scale [--sessions N] [--resume N] [--concurrency N]
 
-The defaults are sized for ``make bench`` on 2 cores; the README extrapolates to 1,000 sessions.
+The defaults are sized for ``make bench`` on 2 cores; docs/benchmarks.md extrapolates to 1,000 sessions.
 """
 
 from __future__ import annotations

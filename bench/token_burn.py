@@ -425,15 +425,14 @@ def model_only() -> None:
     """``python -m bench.token_burn --model-only``: the same conversation, native and compat, with
     ``builtin_tools`` all and none (no stateless arm)."""
     plans = [plan(n) for n in range(1, TURNS + 1)]
-    with MockModel() as mock, scratch_home() as home, offline_environ(home):
-        with running_gateway(mock.url) as gateway:
-            arms: Arms = {
-                "native, all": run_native(gateway.client, mock, plans, "all")[1],
-                "native, none": run_native(gateway.client, mock, plans, "none")[1],
-                "compat, all": run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans,
-                                             {"x-cc-builtin-tools": "all"}),
-                "compat, none": run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans),
-            }
+    with MockModel() as mock, scratch_home() as home, offline_environ(home), running_gateway(mock.url) as gateway:
+        arms: Arms = {
+            "native, all": run_native(gateway.client, mock, plans, "all")[1],
+            "native, none": run_native(gateway.client, mock, plans, "none")[1],
+            "compat, all": run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans,
+                                         {"x-cc-builtin-tools": "all"}),
+            "compat, none": run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans),
+        }
     report("token_burn_model_only", [model_only_table(arms)], {
         "params": {"turns": TURNS, "tools": len(TOOLS)},
         "turns": {arm: [asdict(r) for r in rows] for arm, rows in arms.items()},

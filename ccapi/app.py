@@ -13,8 +13,8 @@ from sanic import Sanic
 from ccapi.api import compat, events, info, limits, models, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
 from ccapi.api.guard import HostPolicy, guard_browser_requests
-from ccapi.api.openapi import DOCUMENT
 from ccapi.api.middleware import DeadlineRequest, authenticate, finish_request, start_request
+from ccapi.api.openapi import DOCUMENT
 from ccapi.catalog import ModelCatalog
 from ccapi.config import Settings
 from ccapi.engine import EnginePool
@@ -35,7 +35,8 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app = Sanic(name, dumps=_dumps, loads=orjson.loads, configure_logging=False,
                 error_handler=EnvelopeErrorHandler(), env_prefix="CC_API_SANIC_", request_class=DeadlineRequest)
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
-    app.config.REQUEST_TIMEOUT = settings.request_timeout  # the body as a whole; see DeadlineRequest
+    # the body as a whole; see DeadlineRequest (Sanic annotates it int, but any number of seconds works)
+    app.config["REQUEST_TIMEOUT"] = settings.request_timeout
     app.config.RESPONSE_TIMEOUT = 24 * 3600  # a default-mode turn reply waits for the whole turn
     app.config.CORS = False
     # Swagger UI's oauth2-redirect route fetches a page from a CDN on the server: a gateway reaches no other host.

@@ -33,10 +33,9 @@ def _fail(message: str, code: int = EXIT_FAILED) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import structlog
-
-    from ccapi.api.protocol import HeadDeadlineProtocol
     from sanic.server.socket import bind_socket
 
+    from ccapi.api.protocol import HeadDeadlineProtocol
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
     from ccapi.logs import configure_logging, secret_values
 

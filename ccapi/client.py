@@ -252,7 +252,7 @@ class Client:
     def delete_session(self, session_id: str) -> None:
         _checked(self._http.delete(f"/api/sessions/{session_id}"))
 
-    def send(self, session_id: str, input: str | list[dict[str, Any]], *,  # noqa: A002 - the API's own name
+    def send(self, session_id: str, input: str | list[dict[str, Any]], *,  # the API's own name
              idempotency_key: str | None = None) -> Turn:
         """Send new input; returns the turn once it completes or pauses on tool calls."""
         return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/turns", json={"input": input},
@@ -305,7 +305,7 @@ class Client:
                     raise
                 time.sleep(RETRY_DELAY * failures)
 
-    def run_tools(self, session_id: str, input: str | list[dict[str, Any]],  # noqa: A002
+    def run_tools(self, session_id: str, input: str | list[dict[str, Any]],
                   tools: Mapping[str, Tool], *, approve: Approver | None = None, max_rounds: int = 32) -> Turn:
         """Send ``input`` and answer every client tool call with ``tools[name](**input)``,
         and every permission request with ``approve`` (without it, a turn waiting for
@@ -328,7 +328,7 @@ class Client:
             return _unknown_tool(call)
         try:
             return _tool_result(call, tool(**call.input), None)
-        except Exception as exc:  # the tool's failure is Claude's to read, not the loop's to raise
+        except Exception as exc:  # noqa: BLE001 - the tool's failure is Claude's to read, not the loop's to raise
             return _tool_result(call, None, exc)
 
 
@@ -360,7 +360,7 @@ class AsyncClient:
     async def delete_session(self, session_id: str) -> None:
         _checked(await self._http.delete(f"/api/sessions/{session_id}"))
 
-    async def send(self, session_id: str, input: str | list[dict[str, Any]], *,  # noqa: A002
+    async def send(self, session_id: str, input: str | list[dict[str, Any]], *,
                    idempotency_key: str | None = None) -> Turn:
         response = await self._http.post(f"/api/sessions/{session_id}/turns", json={"input": input},
                                          headers=_idempotency(idempotency_key))
@@ -412,7 +412,7 @@ class AsyncClient:
                     raise
                 await asyncio.sleep(RETRY_DELAY * failures)
 
-    async def run_tools(self, session_id: str, input: str | list[dict[str, Any]],  # noqa: A002
+    async def run_tools(self, session_id: str, input: str | list[dict[str, Any]],
                         tools: Mapping[str, Tool | Callable[..., Awaitable[Any]]], *, approve: Approver | None = None,
                         max_rounds: int = 32) -> Turn:
         """As ``Client.run_tools``; a tool may be a coroutine function."""
@@ -437,5 +437,5 @@ class AsyncClient:
             if inspect.isawaitable(outcome):
                 outcome = await outcome
             return _tool_result(call, outcome, None)
-        except Exception as exc:  # as in Client._call
+        except Exception as exc:  # noqa: BLE001 - as in Client._call
             return _tool_result(call, None, exc)

@@ -126,7 +126,7 @@ class Settings:
         settings.check()
         return settings
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         updated = replace(self, **changes)
         updated.check()
         return updated
@@ -156,7 +156,7 @@ class Settings:
         if self.webhook_secret is None:
             raise ConfigError("CC_API_WEBHOOK_URL needs CC_API_WEBHOOK_SECRET to sign the deliveries")
         try:
-            self.default_webhook
+            _ = self.default_webhook  # parses the URL and events, raising on a bad target
         except BadTarget as exc:
             raise ConfigError(f"CC_API_WEBHOOK_URL / CC_API_WEBHOOK_EVENTS: {exc}") from None
 

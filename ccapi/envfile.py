@@ -9,7 +9,6 @@ whole-line ``#`` comments.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 

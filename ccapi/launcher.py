@@ -27,8 +27,8 @@ from ccapi import __version__
 from ccapi.config import ConfigError, Settings
 from ccapi.envfile import with_env_file
 from ccapi.logfile import lines_since, size
-from ccapi.process import current_process, inspect_process
 from ccapi.privacy import private_umask
+from ccapi.process import current_process, inspect_process
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ class Redactor:
 
     secrets: tuple[str, ...]
 
-    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
         return {key: self._clean(key, value) for key, value in event.items()}
 
     def _clean(self, key: object, value: Any) -> Any:

@@ -102,7 +102,7 @@ def _menu_app(rumps: Any, controller: MenuController) -> Any:
     """The rumps app; start and stop run on a worker thread so the menu never freezes, and their
     outcome is shown by the main-thread timer."""
 
-    class CCAPIMenu(rumps.App):  # type: ignore[misc, name-defined]
+    class CCAPIMenu(rumps.App):
         def __init__(self) -> None:
             super().__init__("CC API", title="CC ○", quit_button="Quit")
             self.detail = rumps.MenuItem("…")

@@ -184,7 +184,7 @@ class Gateway:
 
     def allow(self, session_id: str, reply: dict[str, Any], **body: Any) -> dict[str, Any]:
         """Approve every built-in call a paused turn waits for (as root, Claude Code's tools ask
-        first: README "Approvals"); a reply that waits for none is returned as it is."""
+        first: docs/api.md "Approvals"); a reply that waits for none is returned as it is."""
         if reply["status"] != "requires_approval":
             return reply
         decisions = [{"request_id": r["request_id"], "behavior": "allow"} for r in reply["permission_requests"]]

@@ -50,7 +50,7 @@ def find_or_install() -> tuple[Path | None, str]:
     return _bin_dir(), ""
 
 
-def _as_postgres(command: list[str], **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
+def _as_postgres(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     """PostgreSQL refuses to run as root: run its tools as the ``postgres`` user when we are root."""
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     return subprocess.run(prefix + command, check=True, capture_output=True, text=True, **kwargs)
@@ -69,8 +69,8 @@ def start(bin_dir: Path) -> tuple[PostgresServer, subprocess.Popen]:
     port = free_port()
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     process = subprocess.Popen(
-        prefix + [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1",
-                  "-k", str(socket_dir), "-c", "fsync=off", "-c", "max_connections=200"],
+        [*prefix, str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1",
+         "-k", str(socket_dir), "-c", "fsync=off", "-c", "max_connections=200"],
         stdout=subprocess.DEVNULL, stderr=(root / "postgres.log").open("wb"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -92,7 +92,8 @@ def test_a_denied_call_does_not_run_and_claude_reads_why(gateway: Gateway, mock_
     [result] = _tool_results(mock_model)
     assert result["is_error"] and "not on this machine, please" in _result_text(result)
     resolved = [e for e in gateway.events(session["id"]) if e["type"] == "permission.resolved"]
-    assert [(e["data"]["behavior"], e["data"]["message"]) for e in resolved] == [("deny", "not on this machine, please")]
+    decisions = [(e["data"]["behavior"], e["data"]["message"]) for e in resolved]
+    assert decisions == [("deny", "not on this machine, please")]
 
 
 def test_bad_decisions_are_refused_and_change_nothing(gateway: Gateway, mock_model: MockModel,

@@ -54,7 +54,7 @@ def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(cl
 
     # the original conversation goes on in its own session, untouched by the edit
     mock_model.clear()
-    session, answer = _ask(client, messages + [{"role": "user", "content": "epsilon"}])
+    session, answer = _ask(client, [*messages, {"role": "user", "content": "epsilon"}])
     assert session == original and answer == "mock reply: epsilon"
     request = main_requests(mock_model)[-1]
     assert len(request["messages"]) == 7 and "ALPHA" not in str(request["messages"])
@@ -77,10 +77,10 @@ def test_a_regenerated_reply_does_not_reuse_the_session(client: openai.OpenAI) -
 
 def test_a_changed_tool_set_or_system_prompt_is_another_conversation(client: openai.OpenAI) -> None:
     original, messages = _history(client, ["one"])
-    follow_up = messages + [{"role": "user", "content": "two"}]
+    follow_up = [*messages, {"role": "user", "content": "two"}]
     tool = {"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}}
     assert _ask(client, follow_up, tools=[tool])[0] != original
-    other_system = [{"role": "system", "content": "Be verbose."}] + follow_up[1:]
+    other_system = [{"role": "system", "content": "Be verbose."}, *follow_up[1:]]
     assert _ask(client, other_system)[0] != original
 
 

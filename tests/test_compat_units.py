@@ -132,7 +132,8 @@ def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
 
 def test_a_divergence_branches_the_head_at_the_last_turn_end_both_share() -> None:
     conversation = _chat([{"role": "user", "content": "x"}])
-    marks = (None, ForkPoint("s1", "sdk1", "u1"), None, ForkPoint("s1", "sdk1", "u2"), None, ForkPoint("s1", "sdk1", "u3"))
+    marks = (None, ForkPoint("s1", "sdk1", "u1"), None, ForkPoint("s1", "sdk1", "u2"),
+             None, ForkPoint("s1", "sdk1", "u3"))
     index = AffinityIndex()
     index.advance(_head("s1", conversation, _says("a", "A", "b", "B", "c", "C"), marks))
     edited = index.lookup(replace(conversation, messages=_says("a", "A", "d")))

@@ -265,7 +265,7 @@ def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel,
 # -- 7, 10. PostgreSQL -------------------------------------------------------------------------
 
 def test_postgres_refuses_what_it_cannot_store_and_ends_streams_of_sessions_deleted_elsewhere(
-        make_gateway, postgres_server) -> None:  # noqa: ANN001
+        make_gateway, postgres_server) -> None:
     url = postgres_server.create_database()
     a, b = (make_gateway(CC_API_DATABASE_URL=url, CC_API_HOST_ID=name, CC_API_KEEPALIVE_SECONDS="0.5")
             for name in ("host-a", "host-b"))

@@ -23,7 +23,8 @@ STATE = GatewayState(pid=42, pgid=42, process_started="1", url="http://127.0.0.1
 class FakeLauncher:
     paths: StatePaths
     current: GatewayStatus = field(default_factory=lambda: GatewayStatus(running=False))
-    start_result: StartResult = StartResult("started", "started at http://127.0.0.1:8000 (pid 42)", STATE)
+    start_result: StartResult = field(
+        default_factory=lambda: StartResult("started", "started at http://127.0.0.1:8000 (pid 42)", STATE))
     calls: list[str] = field(default_factory=list)
     start_error: ConfigError | None = None
 

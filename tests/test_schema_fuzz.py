@@ -34,13 +34,13 @@ def fuzz_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="module")
-def api_schema(fuzz_gateway: Gateway):  # noqa: ANN201 - schemathesis' own schema type
+def api_schema(fuzz_gateway: Gateway):  # schemathesis' own schema type
     document = fuzz_gateway.client.get("/docs/openapi.json", headers={"x-api-key": KEY})
     assert document.status_code == 200
     return schemathesis.openapi.from_dict(document.json())
 
 
-def test_every_route_honours_its_documented_contract(api_schema, fuzz_gateway: Gateway) -> None:  # noqa: ANN001
+def test_every_route_honours_its_documented_contract(api_schema, fuzz_gateway: Gateway) -> None:
     """Each documented operation gets a bounded number of generated requests.
 
     (Driven by hand rather than schemathesis' pytest plugin, which does not load on pytest 9.)
@@ -58,7 +58,7 @@ def test_every_route_honours_its_documented_contract(api_schema, fuzz_gateway: G
 
         @given(case=operation.as_strategy())
         @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def fuzz(case) -> None:  # noqa: ANN001
+        def fuzz(case) -> None:
             # every other request targets a real session, so routes are fuzzed past their 404
             if "session_id" in (case.path_parameters or {}) and case.method != "DELETE" and next(calls) % 2:
                 case.path_parameters["session_id"] = real

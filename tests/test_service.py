@@ -117,8 +117,8 @@ def test_awkward_paths_survive_rendering(tmp_path: Path) -> None:
     assert agent["EnvironmentVariables"]["CC_API_HOME"] == str(paths.home)
     exec_start = dict(unit_settings(plan_service("linux", paths, command, "/bin").content)["Service"])["ExecStart"]
     assert exec_start == '"' + command[0].replace("$", "$$") + '" run'
-    home_line = [v for k, v in unit_settings(plan_service("linux", paths, command, "/bin").content)["Service"]
-                 if v.startswith('"CC_API_HOME=')][0]
+    home_line = next(v for k, v in unit_settings(plan_service("linux", paths, command, "/bin").content)["Service"]
+                 if v.startswith('"CC_API_HOME='))
     assert "50%% of & <my> \\\"state\\\"" in home_line
 
 

@@ -21,7 +21,7 @@ WEBHOOK_SECRET = new_secret()
 
 
 @pytest.fixture
-def hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:  # noqa: ANN001
+def hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:
     """Two gateways on one database; like real hosts they share CC_API_CWD, the working
     directory that Claude Code files a conversation's transcript under."""
     url = postgres_server.create_database()

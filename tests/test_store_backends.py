@@ -20,6 +20,7 @@ from ccapi.store.migrations import MIGRATIONS
 from ccapi.store.sql import postgres_database, sqlite_database
 from ccapi.store.transcripts import TranscriptMirror
 
+
 @pytest.fixture(params=["sqlite", "jsondir", "postgres"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Store]:
     """Opens the backend on ``tmp_path`` (again, for persistence checks) or on a given root;
@@ -42,7 +43,7 @@ def _event(session_id: str, seq: int, type_: str = "message.delta") -> Event:
     return Event(seq, type_, session_id, "turn_1", "2026-01-01T00:00:00.000Z", {"n": seq})
 
 
-def run(coro):  # noqa: ANN001, ANN201 - tiny test helper
+def run(coro):  # tiny test helper
     return asyncio.run(coro)
 
 

@@ -70,8 +70,8 @@ def test_tool_call_pauses_the_turn_and_the_result_continues_it(gateway: Gateway,
 
 
 def test_parallel_calls_answered_in_one_post(gateway: Gateway, mock_model: MockModel) -> None:
-    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}), ToolUse("get_time", {"city": "Rome"}))),
-                      Reply(text="Oslo is cold and Rome is late."))
+    both = (ToolUse("get_weather", {"city": "Oslo"}), ToolUse("get_time", {"city": "Rome"}))
+    mock_model.script(Reply(tool_uses=both), Reply(text="Oslo is cold and Rome is late."))
     session = gateway.create_session(tools=[WEATHER, TIME])
     paused = gateway.turn(session["id"], "weather in Oslo and time in Rome")
     assert paused["status"] == "requires_action"
@@ -123,10 +123,8 @@ def test_bad_tool_results_are_rejected_and_change_nothing(gateway: Gateway, mock
     paused = gateway.turn(session["id"], "Bern?")
     call_id = paused["tool_calls"][0]["tool_call_id"]
     events_before = gateway.events(session["id"])
-    for body, status, kind in BAD_RESULTS + [
-        ({"results": [{"tool_call_id": call_id, "content": "a"}, {"tool_call_id": call_id, "content": "b"}]},
-         400, "invalid_request"),
-    ]:
+    twice = {"results": [{"tool_call_id": call_id, "content": "a"}, {"tool_call_id": call_id, "content": "b"}]}
+    for body, status, kind in [*BAD_RESULTS, (twice, 400, "invalid_request")]:
         response = gateway.client.post(f"/api/sessions/{session['id']}/tool-results", json=body)
         assert response.status_code == status, response.text
         assert response.json()["error"]["type"] == kind

@@ -72,7 +72,8 @@ def test_interrupt_with_nothing_running_is_409(gateway: Gateway) -> None:
 def test_compact_reports_tokens_and_the_session_goes_on(gateway: Gateway, mock_model: MockModel) -> None:
     session = gateway.create_session()
     gateway.turn(session["id"], "remember that the answer is 42")
-    mock_model.script(Reply(text="<analysis>short</analysis>\n<summary>Summary: the user said the answer is 42.</summary>"))
+    summary = "<analysis>short</analysis>\n<summary>Summary: the user said the answer is 42.</summary>"
+    mock_model.script(Reply(text=summary))
     response = gateway.client.post(f"/api/sessions/{session['id']}/compact", json={"instructions": "keep numbers"})
     assert response.status_code == 200, response.text
     compacted = response.json()
@@ -138,7 +139,8 @@ def test_image_and_pdf_reach_the_model_as_content_blocks(gateway: Gateway, mock_
     assert image["source"] == {"type": "base64", "media_type": "image/png", "data": PNG}
     assert document["source"]["media_type"] == "application/pdf" and document["source"]["data"] == PDF
     started = next(e for e in gateway.events(session["id"]) if e["type"] == "turn.started")
-    assert started["data"]["input"][1]["source"]["bytes"] == len(base64.b64decode(PNG))  # the log keeps sizes, not bytes
+    # the log keeps sizes, not bytes
+    assert started["data"]["input"][1]["source"]["bytes"] == len(base64.b64decode(PNG))
 
 
 def test_bad_base64_image_is_400_and_never_reaches_the_model(gateway: Gateway, mock_model: MockModel) -> None:

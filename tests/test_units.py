@@ -123,7 +123,7 @@ def test_tool_policy_settings() -> None:
     assert (settings.approval_timeout, settings.max_budget_usd) == (5.0, 0.25)
     defaults = Settings.from_env({})
     assert (defaults.builtin_tools, defaults.compat_builtin_tools, defaults.max_budget_usd) == ("all", "none", None)
-    with pytest.raises(ConfigError, match="CC_API_BUILTIN_TOOLS.*Telnet"):
+    with pytest.raises(ConfigError, match=r"CC_API_BUILTIN_TOOLS.*Telnet"):
         Settings.from_env({"CC_API_BUILTIN_TOOLS": "Read,Telnet"})
 
 

@@ -15,7 +15,7 @@ OVERLOADED = Reply(error=MockError(529, "overloaded_error", "Overloaded"))
 
 
 @pytest.fixture(scope="module")
-def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory):
     """One retry, and a 3 s request timeout, so every fault resolves in seconds."""
     gw = Gateway(tmp_path_factory.mktemp("faults"), mock_model.url,
                  CC_API_UPSTREAM_RETRIES="1", CC_API_UPSTREAM_TIMEOUT="3").start()

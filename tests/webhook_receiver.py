@@ -6,8 +6,9 @@ import contextlib
 import http.server
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -28,7 +29,7 @@ class Delivery:
 
 class Answer(NamedTuple):
     status: int = 200
-    headers: dict[str, str] = {}
+    headers: Mapping[str, str] = MappingProxyType({})
     body: bytes = b"ok"
     delay: float = 0.0
     """Seconds to wait before answering (a receiver that hangs)."""

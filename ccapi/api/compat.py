@@ -90,7 +90,8 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     parsed = openai_chat.parse(json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER))
     exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
-        return await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
+        await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
+        return None
     return json(openai_chat.completion(await _settled(exchange), exchange.model), headers=_headers(request, exchange))
 
 
@@ -102,7 +103,8 @@ async def responses(request: Request) -> HTTPResponse | None:
     exchange = await _send(request, _policy(request, parsed.request))
     response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq)
     if parsed.stream:
-        return await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
+        await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
+        return None
     return json(openai_responses.response(await _settled(exchange), exchange.model, response_id),
                 headers=_headers(request, exchange))
 
@@ -114,7 +116,8 @@ async def messages(request: Request) -> HTTPResponse | None:
                                       request.headers.get(SESSION_HEADER))
     exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
-        return await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
+        await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
+        return None
     return json(anthropic_messages.message(await _settled(exchange), exchange.model),
                 headers=_headers(request, exchange))
 
@@ -122,6 +125,7 @@ async def messages(request: Request) -> HTTPResponse | None:
 @bp.exception(Exception)
 async def compat_error(request: Request, exception: Exception) -> HTTPResponse:
     native = request.app.error_handler.default(request, exception)
+    assert native.body is not None  # the envelope handler always writes a JSON body
     error = orjson.loads(native.body)["error"]
     anthropic = request.path.startswith("/v1/messages")
     render = anthropic_error if anthropic else openai_error

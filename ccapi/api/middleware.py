@@ -11,6 +11,7 @@ import uuid
 import structlog
 from sanic import HTTPResponse, Request
 from sanic.exceptions import RequestTimeout
+from sanic.http import Http
 
 from ccapi.errors import Unauthorized
 
@@ -36,7 +37,7 @@ class DeadlineRequest(Request):
         try:
             await asyncio.wait_for(super().receive_body(), timeout)
         except TimeoutError:
-            if self.stream is not None:  # answer, then close: never drain the rest of a trickle
+            if isinstance(self.stream, Http):  # answer, then close: never drain the rest of a trickle
                 self.stream.keep_alive = False
                 self.stream.request_body = None
             raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None

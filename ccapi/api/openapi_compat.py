@@ -71,11 +71,12 @@ _CHAT_MESSAGE = {"type": "object", "required": ["role"], "additionalProperties":
     "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
     "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}], "nullable": True},
     "tool_calls": {"type": "array", "items": _OBJECT}, "tool_call_id": _STRING}}
-_FUNCTION = {"type": "object", "required": ["name"], "properties": {
+_FUNCTION: dict[str, Any] = {"type": "object", "required": ["name"], "properties": {
     "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "description": _STRING,
     "parameters": {"type": "object", "properties": {"type": {"type": "string", "enum": ["object"]}}}}}
 _METADATA = {"type": "object", "additionalProperties": _STRING, "properties": {
-    "cc_session_id": _STRING, "user_id": {**_STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"}}}
+    "cc_session_id": _STRING,
+    "user_id": {**_STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"}}}
 _CACHE_KEY = {**_STRING, "description": "the client's own conversation key: the session that served it is tried "
               "first, and the history still decides"}
 

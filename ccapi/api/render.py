@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccapi.store import SessionRecord, TurnRecord
 from ccapi.ids import isoformat
+from ccapi.store import SessionRecord, TurnRecord
 from ccapi.store.outbox import PENDING, WebhookDelivery
 
 

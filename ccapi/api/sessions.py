@@ -34,7 +34,7 @@ async def create_session(request: Request) -> HTTPResponse:
 async def list_sessions(request: Request) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
     limit = int_arg(request, "limit", 20, 1, 100)
-    records = await service.list(limit + 1, request.args.get("after"))
+    records = await service.list_sessions(limit + 1, request.args.get("after"))
     page = records[:limit]
     return json({
         "object": "list",

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 from sanic import Request
+from sanic.http import Http
 
 from ccapi.events import Event
 
@@ -35,6 +36,6 @@ async def send_events(request: Request, events: AsyncIterator[Event | None],
         if stop(event):
             break
     else:  # the log ended the stream (the gateway is stopping, or the session was deleted): close
-        if request.stream is not None:
+        if isinstance(request.stream, Http):  # HTTP/1.1: no keep-alive after an ended stream
             request.stream.keep_alive = False
     await response.eof()

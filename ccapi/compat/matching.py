@@ -134,8 +134,8 @@ def _cut(stored: str, replayed: str) -> bool:
         return False
     if len(replayed) <= _STUB and replayed[:1] in "[<" and replayed[-1:] in "]>":
         return True
-    head = len(os.path.commonprefix([stored, replayed]))
-    tail = len(os.path.commonprefix([stored[::-1], replayed[::-1]]))
+    head = len(os.path.commonprefix([stored, replayed]))  # noqa: RUF071 - text, compared character by character
+    tail = len(os.path.commonprefix([stored[::-1], replayed[::-1]]))  # noqa: RUF071 - as above
     return head + tail >= min(_SHARED_END, len(stored) // 2)
 
 

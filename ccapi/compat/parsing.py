@@ -38,7 +38,8 @@ def affinity_key(body: Any, headers: Mapping[str, str]) -> str | None:
     (OpenAI formats), a session header, or ``metadata.user_id`` (Anthropic). It picks the
     session to try first; the history still decides."""
     fields = body if isinstance(body, dict) else {}
-    metadata = fields.get("metadata") if isinstance(fields.get("metadata"), dict) else {}
+    raw_metadata = fields.get("metadata")
+    metadata = raw_metadata if isinstance(raw_metadata, dict) else {}
     found = [fields.get("prompt_cache_key"), *(headers.get(name) for name in AFFINITY_HEADERS),
              metadata.get("user_id")]
     return next((str(value)[:512] for value in found if isinstance(value, str) and value), None)

@@ -117,7 +117,8 @@ class ReplyBuilder:
         return [TextDelta(text)]
 
     def _settle(self, event: Event, status: str, data: dict[str, Any]) -> Reply:
-        ends_turn = status == "completed" and not any(b.get("type") == "tool_use" for b in self._last.get("content", []))
+        asks_for_tools = any(b.get("type") == "tool_use" for b in self._last.get("content", []))
+        ends_turn = status == "completed" and not asks_for_tools
         return Reply(session_id=self._session_id, turn_id=event.turn_id or "", status=status,
                      text="".join(self._text), tool_calls=tuple(self._calls),
                      usage=data.get("round_usage") or data.get("usage") or {},

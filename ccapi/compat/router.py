@@ -30,9 +30,9 @@ live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``. Everything runs throu
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -312,7 +312,7 @@ class CompatRouter:
                     if isinstance(delta, Reply):
                         return
             exchange.fail(Unavailable("the gateway is shutting down; retry shortly"))
-        except Exception as exc:  # the reply must always settle, or a client would wait forever
+        except Exception as exc:  # noqa: BLE001 - the reply must always settle, or a client would wait forever
             exchange.fail(exc if isinstance(exc, ApiError) else Unavailable(f"the reply could not be read: {exc}"))
 
     async def _turn_released(self, reply: Reply) -> None:

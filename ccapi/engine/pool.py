@@ -40,7 +40,7 @@ class FairSlots:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self, timeout: float) -> None:
+    async def acquire(self, wait: float) -> None:
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return
@@ -49,14 +49,14 @@ class FairSlots:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            await asyncio.wait_for(asyncio.shield(waiter), wait)
         except (TimeoutError, asyncio.CancelledError):
             if waiter.done() and not waiter.cancelled():
                 self.release()  # granted at the last moment: pass it on
             else:
                 self._waiters.remove(waiter)
                 waiter.cancel()
-            raise PoolExhausted(f"no live Claude session slot became free within {timeout:g} s") from None
+            raise PoolExhausted(f"no live Claude session slot became free within {wait:g} s") from None
 
     def release(self) -> None:
         while self._waiters:

@@ -6,6 +6,7 @@ own tools (so their results become ``agent_tool.completed``) and what the result
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,7 @@ class TurnOutcome:
     cost_usd: float | None = None
     duration_ms: int | None = None
     stop_reason: str | None = None
-    error: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None  # type, message, and at times reason and the upstream status
     round_usage: dict[str, int] = field(default_factory=dict)
 
 
@@ -189,18 +190,18 @@ class TurnTranslator:
             "message_id": message.message_id, "model": message.model, "content": blocks,
             "parent_tool_use_id": message.parent_tool_use_id, "uuid": message.uuid,
         })]
-        for block in message.content:
-            if not isinstance(block, ToolUseBlock):
+        for use in message.content:
+            if not isinstance(use, ToolUseBlock):
                 continue
-            client_name = plain_tool_name(block.name)
+            client_name = plain_tool_name(use.name)
             if client_name is not None and message.parent_tool_use_id is None:
-                call = {"tool_call_id": block.id, "name": client_name, "input": block.input}
+                call = {"tool_call_id": use.id, "name": client_name, "input": use.input}
                 self._client_calls.append(call)
                 events.append(EngineEvent(EventType.TOOL_CALL, call))
             else:
-                self._agent_tools.add(block.id)
+                self._agent_tools.add(use.id)
                 events.append(EngineEvent(EventType.AGENT_TOOL_STARTED, {
-                    "tool_use_id": block.id, "name": block.name, "input": block.input,
+                    "tool_use_id": use.id, "name": use.name, "input": use.input,
                 }))
         return events
 
@@ -238,19 +239,15 @@ class TurnTranslator:
         if result is None:
             return TurnOutcome("failed", list(self._output),
                                error={"type": "engine_error", "message": "Claude Code ended the turn without a result"})
-        common = {
-            "output": list(self._output),
-            "usage": normalise_usage(result.usage),
-            "round_usage": self.round_usage(),
-            "cost_usd": self.turn_cost_usd,
-            "duration_ms": result.duration_ms,
-            "stop_reason": result.stop_reason,
-        }
+        ended = functools.partial(
+            TurnOutcome, output=list(self._output), usage=normalise_usage(result.usage),
+            round_usage=self.round_usage(), cost_usd=self.turn_cost_usd, duration_ms=result.duration_ms,
+            stop_reason=result.stop_reason)
         if result.terminal_reason in ("aborted_streaming", "aborted_tools"):
-            return TurnOutcome("interrupted", **common)
+            return ended("interrupted")
         if not result.is_error and self._assistant_error is None:
-            return TurnOutcome("completed", **common)
-        return TurnOutcome("failed", **common, error=self._error(result))
+            return ended("completed")
+        return ended("failed", error=self._error(result))
 
     @property
     def turn_cost_usd(self) -> float | None:
@@ -271,7 +268,7 @@ class TurnTranslator:
         if self._assistant_error is not None:
             kind, text = self._assistant_error
             message = _AUTH_HINT + f" (Claude Code said: {text})" if kind == "authentication_failed" else text
-            error = {"type": "upstream_error", "message": message or kind, "reason": kind}
+            error: dict[str, Any] = {"type": "upstream_error", "message": message or kind, "reason": kind}
             if result.api_error_status:
                 error["status"] = result.api_error_status
             return error

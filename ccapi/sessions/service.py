@@ -107,7 +107,7 @@ class SessionService:
             try:
                 await self.store.renew_leases(self._owner, list(self._running), self.settings.lease_ttl)
                 await self.sweep_orphans()
-            except Exception:  # noqa: BLE001 - a database hiccup must not end the caretaker
+            except Exception:  # a database hiccup must not end the caretaker
                 log.exception("lease_care_failed")
 
     async def sweep_orphans(self) -> None:
@@ -202,7 +202,7 @@ class SessionService:
             raise NotFound(f"no session {session_id!r}")
         return record
 
-    async def list(self, limit: int, after: str | None) -> list[SessionRecord]:
+    async def list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
         if after is not None and not is_safe_id(after):
             raise InvalidRequest("after must be a session id")
         return await self.store.list_sessions(limit, after)

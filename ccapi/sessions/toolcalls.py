@@ -105,6 +105,7 @@ class ToolDesk:
                     self._announced.wait_for(lambda: self._match(name, input_)), ANNOUNCE_GRACE)
         except TimeoutError:
             return ToolOutcome(f"the gateway could not match this call to {name!r}", is_error=True)
+        assert call is not None  # Condition.wait_for returns once the predicate found a call
         call.claimed = True
         try:
             return await asyncio.wait_for(asyncio.shield(call.future), self._timeout)

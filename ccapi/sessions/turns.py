@@ -286,7 +286,8 @@ class TurnRun:
         )
         await self.ctx.store.update_turn(
             record.id, status=record.status, completed_at=record.completed_at, output=record.output,
-            tool_calls=[], permission_requests=[], usage=record.usage, cost_usd=record.cost_usd, duration_ms=record.duration_ms,
+            tool_calls=[], permission_requests=[], usage=record.usage, cost_usd=record.cost_usd,
+            duration_ms=record.duration_ms,
             stop_reason=record.stop_reason, error=record.error, last_event_seq=record.last_event_seq,
         )
         session = await self.ctx.store.get_session(self.session.id)

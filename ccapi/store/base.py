@@ -44,9 +44,10 @@ class Store(ABC):
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return False
 
-    def watch(self, on_append: Callable[[str], None]) -> None:
+    def watch(self, on_append: Callable[[str], object]) -> None:
         """Call ``on_append(session_id)`` (from any thread) when *another* process appends
         to a session's log. Only a store shared between hosts has anything to report."""
+        return
 
     # -- sessions --------------------------------------------------------------
     async def create_session(self, record: SessionRecord) -> None:

@@ -10,7 +10,7 @@ import select
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -21,6 +21,7 @@ from playhouse.pool import PooledPostgresqlDatabase
 
 from ccapi.events import Event
 from ccapi.store.base import OPEN_TURN_STATES, Store
+from ccapi.store.migrations import migrate
 from ccapi.store.models import (
     CompatHeadRow,
     EventRow,
@@ -32,7 +33,6 @@ from ccapi.store.models import (
     WebhookRow,
     database_proxy,
 )
-from ccapi.store.migrations import migrate
 from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
 from ccapi.store.records import SessionRecord, TurnRecord
 
@@ -77,8 +77,8 @@ class SqlStore(Store):
     def _shared(self) -> bool:
         return isinstance(self._db, peewee.PostgresqlDatabase)
 
-    def watch(self, on_append: Callable[[str], None]) -> None:
-        if self._shared and self._listener is None:
+    def watch(self, on_append: Callable[[str], object]) -> None:
+        if isinstance(self._db, peewee.PostgresqlDatabase) and self._listener is None:
             self._listener = AppendListener(self._db, on_append)
             self._listener.start()
 
@@ -209,8 +209,9 @@ class SqlStore(Store):
             for chunk in peewee.chunked([dataclasses.asdict(event) for event in events], 200):
                 EventRow.insert_many(chunk).execute()
             if notifying:
-                webhooks = dict(SessionRow.select(SessionRow.id, SessionRow.webhook)
-                                .where(SessionRow.id.in_(notifying) & SessionRow.webhook.is_null(False)).tuples())
+                webhooks: dict[str, dict[str, Any] | None] = dict(_tuples(
+                    SessionRow.select(SessionRow.id, SessionRow.webhook)
+                    .where(SessionRow.id.in_(notifying) & SessionRow.webhook.is_null(False))))
                 owed = [dataclasses.asdict(delivery) for delivery in deliveries_for(events, webhooks)]
                 for chunk in peewee.chunked(owed, 100):
                     WebhookRow.insert_many(chunk).execute()
@@ -269,19 +270,20 @@ class SqlStore(Store):
                 TranscriptRow.insert_many(chunk).on_conflict_ignore().execute()
 
     def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
-        rows = (TranscriptRow.select(TranscriptRow.entry)
-                .where(_transcript_key(project_key, session_id, subpath)).order_by(TranscriptRow.id).tuples())
+        rows = _tuples(TranscriptRow.select(TranscriptRow.entry)
+                       .where(_transcript_key(project_key, session_id, subpath)).order_by(TranscriptRow.id))
         return [entry for (entry,) in rows] or None
 
     def _list_transcripts(self, project_key: str) -> list[tuple[str, int]]:
-        return list(TranscriptRow.select(TranscriptRow.session_id, peewee.fn.MAX(TranscriptRow.mtime))
-                    .where((TranscriptRow.project_key == project_key) & (TranscriptRow.subpath == ""))
-                    .group_by(TranscriptRow.session_id).tuples())
+        return [(session_id, mtime) for session_id, mtime in _tuples(
+            TranscriptRow.select(TranscriptRow.session_id, peewee.fn.MAX(TranscriptRow.mtime))
+            .where((TranscriptRow.project_key == project_key) & (TranscriptRow.subpath == ""))
+            .group_by(TranscriptRow.session_id))]
 
     def _list_transcript_subpaths(self, project_key: str, session_id: str) -> list[str]:
-        query = (TranscriptRow.select(TranscriptRow.subpath).distinct()
-                 .where((TranscriptRow.project_key == project_key) & (TranscriptRow.session_id == session_id)
-                        & (TranscriptRow.subpath != "")).tuples())
+        query = _tuples(TranscriptRow.select(TranscriptRow.subpath).distinct()
+                        .where((TranscriptRow.project_key == project_key) & (TranscriptRow.session_id == session_id)
+                               & (TranscriptRow.subpath != "")))
         return [subpath for (subpath,) in query]
 
     def _delete_transcript(self, project_key: str | None, session_id: str, subpath: str | None) -> None:
@@ -297,11 +299,16 @@ EVENTS_CHANNEL = "ccapi_events"
 _PROCESS = uuid.uuid4().hex[:12]  # tells this process's own notifications apart
 
 
+def _tuples(query: peewee.BaseQuery) -> Iterator[tuple[Any, ...]]:
+    """A query's rows as plain tuples (peewee's stubs type a model query's ``.tuples()`` rows as models)."""
+    return iter(query.tuples())
+
+
 class AppendListener(threading.Thread):
     """LISTENs on a dedicated PostgreSQL connection and reports sessions that other gateway
     processes appended events to; the events table stays the source of truth."""
 
-    def __init__(self, database: peewee.PostgresqlDatabase, on_append: Callable[[str], None]) -> None:
+    def __init__(self, database: peewee.PostgresqlDatabase, on_append: Callable[[str], object]) -> None:
         super().__init__(name="ccapi-pg-listen", daemon=True)
         self._params = {"dbname": database.database, **database.connect_params}
         self._on_append = on_append

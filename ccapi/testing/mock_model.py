@@ -13,7 +13,8 @@ Two rules worth knowing:
   a session title when non-essential traffic is allowed). They must not eat the replies a test scripted for the
   conversation. A ``POST /v1/messages`` request is a *main* request exactly when its ``tools`` list is non-empty:
   Claude Code sends its tool definitions with every conversation request (compaction included) and none with a
-  helper request; a model-only session's conversation requests, without tools, still ask for thinking. Side requests get a default answer and never touch the script queue. See
+  helper request; a model-only session's conversation requests, without tools, still ask for thinking. Side
+  requests get a default answer and never touch the script queue. See
   :func:`is_side_request` and :func:`side_reply`.
 * **Tool names.** The CLI exposes SDK MCP tools to the model as ``mcp__<server>__<name>``. A test may script a
   :class:`ToolUse` with the plain ``<name>``: when exactly one tool the request offers ends with ``__<name>``, the
@@ -293,7 +294,7 @@ def split_chars(text: str, size: int = JSON_CHARS_PER_DELTA) -> list[str]:
 
 def schema_example(schema: Mapping[str, Any]) -> Any:
     """A minimal value matching a simple JSON schema: required properties only, placeholder leaves."""
-    kind = schema.get("type")
+    kind = schema.get("type", "")
     if kind == "object":
         properties = schema.get("properties") or {}
         return {name: schema_example(properties.get(name) or {}) for name in schema.get("required") or ()}

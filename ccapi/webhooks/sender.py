@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -103,12 +104,12 @@ class WebhookSender:
             if free > 0:
                 try:
                     claimed = await self._store.claim_webhooks(self._owner, free, self._lease)
-                except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
+                except Exception:  # a database hiccup must not end the worker
                     log.exception("webhook_claim_failed")
             for delivery in claimed:
                 task = asyncio.create_task(self._attempt(delivery), name=f"ccapi-webhook-{delivery.id}")
                 self._inflight[delivery.id] = task
-                task.add_done_callback(lambda _, key=delivery.id: self._done(key))
+                task.add_done_callback(functools.partial(self._done, delivery.id))
             if claimed and len(claimed) == free:
                 continue
             wait = max(0.0, min(POLL_SECONDS, self._next_due - time.time()))
@@ -117,7 +118,7 @@ class WebhookSender:
             if time.time() >= self._next_due:
                 self._next_due = float("inf")
 
-    def _done(self, delivery_id: str) -> None:
+    def _done(self, delivery_id: str, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(delivery_id, None)
         self._wakeup.set()  # a slot came free
 
@@ -140,14 +141,14 @@ class WebhookSender:
                  status=outcome.status, error=outcome.error, state=fields.get("state", "pending"))
         try:
             await self._store.finish_webhook_attempt(delivery.id, self._owner, fields)
-        except Exception:  # noqa: BLE001 - the lease expires and the delivery is tried again
+        except Exception:  # the lease expires and the delivery is tried again
             log.exception("webhook_record_failed", delivery_id=delivery.id)
 
     def _backoff(self, attempts: int) -> float:
         """Exponential, with "equal jitter": half fixed, half random, so receivers that
         failed together are not hit again together."""
         ceiling = min(MAX_BACKOFF, self._settings.webhook_backoff * 2 ** (attempts - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not a secret
 
     async def _post(self, delivery: WebhookDelivery) -> Outcome:
         if not self._allow.allows(httpx.URL(delivery.url).host):
