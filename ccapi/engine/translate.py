@@ -256,15 +256,15 @@ class TurnTranslator:
             return None
         return round(max(self.result.total_cost_usd - self._prior_cost_usd, 0.0), 8)
 
-    def _rate_limited(self, text: str) -> dict[str, Any]:
-        """Claude refused the turn for a spent usage window: the window and its reset, if reported."""
-        rejection = self._rejection or {}
+    def _rate_limited(self, text: str, rejection: dict[str, Any]) -> dict[str, Any]:
+        """Claude refused the turn for a spent usage window: the window and its reset."""
         return {"type": "rate_limited", "message": text or "Claude's usage limit was reached",
                 "window": rejection.get("window"), "resets_at": rejection.get("resets_at")}
 
     def _error(self, result: ResultMessage) -> dict[str, Any]:
-        if self._assistant_error is not None and self._assistant_error[0] == "rate_limit":
-            return self._rate_limited(self._assistant_error[1])
+        # Only a subscription window reports a rejection; an API key's 429 stays an upstream error.
+        if self._assistant_error is not None and self._assistant_error[0] == "rate_limit" and self._rejection:
+            return self._rate_limited(self._assistant_error[1], self._rejection)
         if self._assistant_error is not None:
             kind, text = self._assistant_error
             message = _AUTH_HINT + f" (Claude Code said: {text})" if kind == "authentication_failed" else text
