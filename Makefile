@@ -17,6 +17,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
 run: $(VENV)/.installed
 	$(BIN)/cc-api run $(ARGS)
 
@@ -35,15 +39,22 @@ check: $(VENV)/.installed-dev
 clean:
 	rm -rf $(VENV) build dist *.egg-info
 
-# Offline benchmarks on the mock model: each prints its tables and writes bench/results/<name>.{json,md}.
-.PHONY: bench
-bench: $(VENV)/.installed-dev
-	@start=$$(date +%s); \
+# Offline benchmarks on the mock model: each prints its tables and writes bench/results/<name>.{json,md}, with
+# progress lines on stderr as it goes; then the charts in docs/images/ are drawn from those files
+# (`python -m bench.charts` redraws them alone). matplotlib comes from the `bench` extra.
+.PHONY: bench charts
+bench: $(VENV)/.installed-bench
+	@start=$$(date +%s); n=0; \
 	for name in token_burn overhead stream scale; do \
+		n=$$((n + 1)); echo "make bench: [$$n/4] bench.$$name, $$(( $$(date +%s) - start )) s so far"; \
 		began=$$(date +%s); $(BIN)/python -m bench.$$name || exit 1; \
-		echo "bench.$$name: $$(( $$(date +%s) - began )) s"; \
+		echo "make bench: [$$n/4] bench.$$name took $$(( $$(date +%s) - began )) s"; \
 	done; \
-	echo "make bench: all benchmarks in $$(( $$(date +%s) - start )) s"
+	$(BIN)/python -m bench.charts || exit 1; \
+	echo "make bench: all benchmarks and charts in $$(( $$(date +%s) - start )) s"
+
+charts: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.charts
 
 # The real Hermes Agent and OpenClaw through the compat endpoints, on the mock model (installs them into .clients/;
 # takes minutes; not part of make test): bench/results/clients.{json,md}.

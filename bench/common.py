@@ -12,7 +12,9 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -108,6 +110,46 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """p50 / p99 / mean in milliseconds."""
     return {"n": len(seconds), "p50_ms": percentile(seconds, 50) * 1000, "p99_ms": percentile(seconds, 99) * 1000,
             "mean_ms": sum(seconds) / len(seconds) * 1000 if seconds else math.nan}
+
+
+# -- progress --------------------------------------------------------------------
+STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    """One progress line on stderr, flushed at once, stamped with the seconds since this benchmark started: the
+    tables go to stdout, so ``python -m bench.x > table.md`` still captures only them."""
+    print(f"[{time.monotonic() - STARTED:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Progress:
+    """Counts the steps of one phase and says so every ``every`` steps (a tenth by default), at least every
+    ``interval`` seconds, and at the end, with the rate and the estimated time left."""
+
+    label: str
+    total: int
+    every: int = 0
+    interval: float = 15.0
+    done: int = 0
+    began: float = field(default_factory=time.monotonic)
+    last_said: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.every = self.every or max(1, self.total // 10)
+        say(f"{self.label}: 0/{self.total}")
+
+    def step(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.done % self.every and self.done != self.total and now - self.last_said < self.interval:
+            return
+        self.last_said = now
+        elapsed = now - self.began
+        rate = self.done / elapsed if elapsed > 0 else math.inf
+        eta = (self.total - self.done) / rate if self.done < self.total else 0.0
+        say(f"{self.label}: {self.done}/{self.total} ({self.done * 100 // max(1, self.total)}%), "
+            f"{rate:.2f}/s, {elapsed:.1f} s elapsed" + (f", ~{eta:.0f} s left" if self.done < self.total else ""))
 
 
 # -- machine ---------------------------------------------------------------------

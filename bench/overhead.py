@@ -20,6 +20,7 @@ import httpx
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage
 
 from bench.common import (
+    Progress,
     Table,
     created_at_epoch,
     latency_summary,
@@ -27,6 +28,7 @@ from bench.common import (
     ratio,
     report,
     running_gateway,
+    say,
     scratch_home,
     sdk_options,
 )
@@ -105,6 +107,7 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
     async with ClaudeSDKClient(sdk_options(mock_url, cwd)) as sdk, \
             httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         session = (await http.post("/api/sessions", json={})).json()["id"]
+        progress = Progress(f"overhead: turn pairs ({WARMUP_TURNS} warm-up, then {turns} timed)", WARMUP_TURNS + turns)
         for n in range(WARMUP_TURNS + turns):
             if n % 2:
                 seconds = await direct_turn(sdk, f"direct turn {n}")
@@ -115,6 +118,8 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
             if n >= WARMUP_TURNS:
                 direct.append(seconds)
                 gateway.append(turn)
+            progress.step()
+        say("overhead: reading the session's events to split each turn's time")
         times = await turn_event_times(http, session)
     return Measurement(direct, [t.seconds for t in gateway], segments(gateway, times))
 
@@ -144,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200, help="timed turns per side (default 200)")
     args = parser.parse_args()
+    say("overhead: starting the gateway and a direct ClaudeSDKClient")
     with MockModel() as mock, scratch_home() as home, offline_environ(home), running_gateway(mock.url) as gw:
         m = asyncio.run(measure(gw.base_url, mock.url, home, args.turns))
     d, g = latency_summary(m.direct), latency_summary(m.gateway)

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import Table, latency_summary, ratio, report, running_gateway
+from bench.common import Progress, Table, latency_summary, ratio, report, running_gateway, say
 from ccapi.testing import MockModel
 from ccapi.testing.mock_model import last_user_text
 from tests.gateway import Gateway
@@ -98,12 +98,14 @@ async def new_sessions(http: httpx.AsyncClient, count: int, concurrency: int,
     ids: list[str] = [""] * count
     latencies: list[float] = []
     gate = asyncio.Semaphore(concurrency)
+    progress = Progress("new sessions", count)
 
     async def one(n: int) -> None:
         async with gate:
             ids[n] = (await http.post("/api/sessions", json={"metadata": {"n": n}})).json()["id"]
             latencies.append(await turn(http, ids[n], f"first turn of session {n}"))
             sampler.phase = PHASES[min(3, len(latencies) * 4 // count)]
+            progress.step()
 
     began = time.perf_counter()
     await asyncio.gather(*(one(n) for n in range(count)))
@@ -113,10 +115,13 @@ async def new_sessions(http: httpx.AsyncClient, count: int, concurrency: int,
 async def resume_sessions(http: httpx.AsyncClient, ids: list[str], concurrency: int) -> tuple[list[float], float]:
     """One more turn in each of ``ids``: sessions evicted long ago, so each resumes its Claude Code session."""
     gate = asyncio.Semaphore(concurrency)
+    progress = Progress("resumed sessions", len(ids))
 
     async def one(n: int, session_id: str) -> float:
         async with gate:
-            return await turn(http, session_id, f"second turn of session {n}")
+            seconds = await turn(http, session_id, f"second turn of session {n}")
+            progress.step()
+            return seconds
 
     began = time.perf_counter()
     latencies = await asyncio.gather(*(one(n, sid) for n, sid in enumerate(ids)))
@@ -184,8 +189,11 @@ def main() -> None:
     parser.add_argument("--resume", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=MAX_LIVE)
     args = parser.parse_args()
+    say(f"scale: {args.sessions} sessions, then {args.resume} resumed, {args.concurrency} at a time; "
+        f"starting the gateway")
     with MockModel() as mock, running_gateway(mock.url, CC_API_MAX_LIVE=str(MAX_LIVE)) as gateway:
         results = asyncio.run(run(gateway, mock, args))
+        say("scale: load done; stopping the gateway")
     per_session = ratio(results["first_seconds"], args.sessions)
     per_resume = ratio(results["resume_seconds"], args.resume)
     notes = [f"{results['resumed_with_context']} of {args.resume} resumed turns reached the model with their "

@@ -32,7 +32,7 @@ import peewee
 from sanic import Sanic
 
 import ccapi.app
-from bench.common import Table, latency_summary, offline_environ, percentile, ratio, report, scratch_home
+from bench.common import Table, latency_summary, offline_environ, percentile, ratio, report, say, scratch_home
 from ccapi.config import Settings
 from ccapi.events import Event
 from ccapi.logs import configure_logging
@@ -153,7 +153,11 @@ async def drive(app: Sanic, bench: Bench) -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.settings.port}",
                                      timeout=RUN_TIMEOUT) as http:
             for count in bench.counts:
-                bench.runs.append(await fan_out(http, app.ctx.store, bench, count))
+                say(f"stream: one long reply to {count} subscriber(s)")
+                run = await fan_out(http, app.ctx.store, bench, count)
+                bench.runs.append(run)
+                say(f"stream: {count} subscriber(s) got {run.events_per_subscriber[0]:,} events each in "
+                    f"{run.deliver_seconds:.1f} s ({run.delivered_per_second:,.0f} events/s in all)")
     except BaseException as exc:  # noqa: BLE001 - re-raised by main once the server is down
         bench.error = exc
     finally:
@@ -211,6 +215,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10, 100])
     args = parser.parse_args()
     text = " ".join(f"w{i % 997}" for i in range(args.deltas * WORDS_PER_DELTA))
+    say(f"stream: starting the gateway in this process; fan-out to {args.subscribers} subscribers")
     with MockModel() as mock, scratch_home() as home, offline_environ(home, mock.url):
         bench = Bench(mock, text, args.subscribers)
         serve(bench)

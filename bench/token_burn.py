@@ -30,11 +30,13 @@ import orjson
 
 from bench.common import (
     MODEL,
+    Progress,
     Table,
     offline_environ,
     ratio,
     report,
     running_gateway,
+    say,
     scratch_home,
 )
 from bench.stateless_proxy import StatelessProxy
@@ -240,6 +242,7 @@ def run_native(client: httpx.Client, mock: MockModel, plans: list[TurnPlan],
                                                           "tools": TOOLS, "builtin_tools": builtin_tools})
     meter = ModelMeter(mock)
     results = []
+    progress = Progress(f"token_burn: native (builtin_tools {builtin_tools}), turns", len(plans))
     for turn in plans:
         mock.script(*turn.replies())
         began = time.perf_counter()
@@ -255,6 +258,7 @@ def run_native(client: httpx.Client, mock: MockModel, plans: list[TurnPlan],
             raise RuntimeError(f"CC API turn {turn.number} ended {reply['status']}: {reply.get('error')}")
         results.append(TurnResult(turn.number, len(turn.calls), requests, sent, time.perf_counter() - began,
                                   meter.take()))
+        progress.step()
     return setup_bytes, results
 
 
@@ -266,6 +270,7 @@ def run_chat_loop(client: httpx.Client, url: str, mock: MockModel, plans: list[T
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
     meter = ModelMeter(mock)
     results = []
+    progress = Progress(f"token_burn: chat loop against {url}, turns", len(plans))
     for turn in plans:
         mock.script(*turn.replies())
         messages.append({"role": "user", "content": turn.user})
@@ -284,6 +289,7 @@ def run_chat_loop(client: httpx.Client, url: str, mock: MockModel, plans: list[T
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
         results.append(TurnResult(turn.number, len(turn.calls), requests, sent, time.perf_counter() - began,
                                   meter.take()))
+        progress.step()
     return results
 
 
@@ -444,11 +450,13 @@ def main() -> None:
         model_only()
         return
     plans = [plan(n) for n in range(1, TURNS + 1)]
+    say(f"token_burn: one {TURNS}-turn conversation, three ways (native, compat, stateless); starting the gateway")
     with MockModel() as mock, scratch_home() as home, offline_environ(home):
         with running_gateway(mock.url) as gateway:
             setup_bytes, native = run_native(gateway.client, mock, plans)
             compat = run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans,
                                    {"x-cc-builtin-tools": "all"})  # as before model-only compat sessions
+        say("token_burn: starting the stateless proxy (a fresh Claude Code per call: the slow arm)")
         with StatelessProxy(mock.url, home) as proxy, httpx.Client(timeout=120) as client:
             stateless = run_chat_loop(client, proxy.url, mock, plans)
     arms: Arms = {"native": native, "compat": compat, "stateless": stateless}
