@@ -226,3 +226,14 @@ def test_openai_image_parts_become_native_image_blocks() -> None:
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
         {"type": "image", "source": {"type": "url", "url": "https://images.example.invalid/cat.png"}},
     )
+
+
+def test_an_assistant_reply_matches_what_the_client_keeps_of_it() -> None:
+    """Clients strip their own markup from replies they keep (OpenClaw's reply directives and
+    context markers); a regenerated or edited reply is still another reply."""
+    stored = Message("assistant",
+                     text="[[reply_to_current]] Hello!\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>> How can I help?")
+    assert mismatch(stored, Message("assistant", text="Hello!  How can I help?")) is None
+    assert mismatch(stored, Message("assistant", text="Hello! How may I help?")) == "the assistant text differs"
+    assert mismatch(stored, Message("assistant", text="How can I help? Hello!")) == "the assistant text differs"
+    assert mismatch(Message("assistant", text="Hi"), Message("assistant", text="Hi there")) is not None

@@ -5,8 +5,9 @@ message it never keeps (``<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>``), rewrites too
 (``toolu_01ab…`` comes back as ``toolu01ab…``, or ``call_toolu_01ab…_fc_…`` on Responses),
 and both clients re-space assistant text. One rule covers these without naming a client:
 a stored message matches when the replayed one is a *reduction* of it — the same role,
-user blocks and tool-result blocks a non-empty subsequence of the stored ones, the same
-assistant text up to whitespace, and the same tool calls under ids that contain the ids
+user blocks and tool-result blocks a non-empty subsequence of the stored ones, assistant
+text whose words are a subsequence of the stored text's (clients strip their own markup from
+replies they keep), and the same tool calls under ids that contain the ids
 the gateway issued. Clients also shorten what they keep: a tool result replayed shorter
 (a cleared-result placeholder, a persisted-output stub, a head/tail cut) or an image
 replaced by a short bracketed mention still stands for the stored one, since a call id's
@@ -94,7 +95,7 @@ def mismatch(stored: Message, replayed: Message) -> str | None:
 
 
 def _assistant(stored: Message, replayed: Message) -> str | None:
-    if _squash(replayed.text) != _squash(stored.text) and (replayed.text.strip() or not stored.tool_calls):
+    if not _reduced(stored.text, replayed.text) and (replayed.text.strip() or not stored.tool_calls):
         return "the assistant text differs"
     if len(stored.tool_calls) != len(replayed.tool_calls):
         return "a different number of tool calls"
@@ -137,6 +138,14 @@ def _cut(stored: str, replayed: str) -> bool:
     head = len(os.path.commonprefix([stored, replayed]))  # noqa: RUF071 - text, compared character by character
     tail = len(os.path.commonprefix([stored[::-1], replayed[::-1]]))  # noqa: RUF071 - as above
     return head + tail >= min(_SHARED_END, len(stored) // 2)
+
+
+def _reduced(stored: str, replayed: str) -> bool:
+    """``replayed`` is ``stored`` with words left out and spacing changed: what a client keeps
+    of a reply once it strips its own markup from it (reply directives, context markers)."""
+    kept, whole = _squash(replayed), _squash(stored)
+    words = iter(whole.split(" "))
+    return kept == whole or (bool(kept) and all(word in words for word in kept.split(" ")))
 
 
 def _text(content: str | list[dict[str, Any]]) -> str:
