@@ -31,8 +31,9 @@ test: $(VENV)/.installed-dev
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Lint (ruff, configured in pyproject.toml) and type-check (mypy); CI runs this before the tests.
+# Format check and lint (ruff) and type-check (mypy), configured in pyproject.toml; CI runs this before the tests.
 check: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check ccapi tests bench
 	$(BIN)/ruff check ccapi tests bench
 	$(BIN)/mypy ccapi
 

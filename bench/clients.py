@@ -37,8 +37,13 @@ from ccapi.testing import MockModel, Reply, ToolUse
 
 TOOLS = REPO / ".clients"
 MODEL = "claude-sonnet-4-5"
-PROMPTS = ("Say hello.", "Name a prime.", "Read notes.txt and tell me what it says.", "Thanks. Another prime?",
-           "Summarise our chat.")
+PROMPTS = (
+    "Say hello.",
+    "Name a prime.",
+    "Read notes.txt and tell me what it says.",
+    "Thanks. Another prime?",
+    "Summarise our chat.",
+)
 NOTE = "The launch code is 4711."
 TOOL_TURN = 2  # index in PROMPTS
 CLIENT_TIMEOUT = 600
@@ -105,7 +110,8 @@ def hermes_turns(binary: Path, home: Path, base_url: str, transport: str, workdi
     api = base_url if transport == "anthropic_messages" else f"{base_url}/v1"
     (hermes_home / "config.yaml").write_text(
         f"providers:\n  cc-api:\n    api: {api}\n    transport: {transport}\n    key_env: CC_API_KEY\n"
-        f"model:\n  provider: custom:cc-api\n  default: {MODEL}\n")
+        f"model:\n  provider: custom:cc-api\n  default: {MODEL}\n"
+    )
     (hermes_home / ".env").write_text("CC_API_KEY=unused\n")
     env = {**_client_env(home), "HERMES_HOME": str(hermes_home)}
     outputs, session = [], None
@@ -118,21 +124,29 @@ def hermes_turns(binary: Path, home: Path, base_url: str, transport: str, workdi
     return outputs
 
 
-def openclaw_turns(binary: Path, node_bin: Path, home: Path, base_url: str, transport: str,
-                   workdir: Path) -> list[str]:
+def openclaw_turns(binary: Path, node_bin: Path, home: Path, base_url: str, transport: str, workdir: Path) -> list[str]:
     config = home / "user" / ".openclaw" / "openclaw.json"
     config.parent.mkdir(parents=True)
     url = base_url if transport == "anthropic-messages" else f"{base_url}/v1"
-    provider = {"baseUrl": url, "apiKey": "unused", "api": transport,
-                "models": [{"id": MODEL, "name": "Claude Sonnet 4.5 (CC API)", "contextWindow": 200000,
-                            "maxTokens": 64000}]}
-    config.write_bytes(orjson.dumps({
-        "models": {"providers": {"cc-api": provider}},
-        "agents": {"defaults": {"model": {"primary": f"cc-api/{MODEL}"}, "workspace": str(workdir)}},
-    }))
+    provider = {
+        "baseUrl": url,
+        "apiKey": "unused",
+        "api": transport,
+        "models": [{"id": MODEL, "name": "Claude Sonnet 4.5 (CC API)", "contextWindow": 200000, "maxTokens": 64000}],
+    }
+    config.write_bytes(
+        orjson.dumps(
+            {
+                "models": {"providers": {"cc-api": provider}},
+                "agents": {"defaults": {"model": {"primary": f"cc-api/{MODEL}"}, "workspace": str(workdir)}},
+            }
+        )
+    )
     env = {**_client_env(home), "PATH": f"{node_bin}:{os.environ['PATH']}"}
-    return [_client(["agent", "--local", "--session-id", "bench-1", "--message", prompt], binary, env, workdir)
-            for prompt in PROMPTS]
+    return [
+        _client(["agent", "--local", "--session-id", "bench-1", "--message", prompt], binary, env, workdir)
+        for prompt in PROMPTS
+    ]
 
 
 def _client_env(home: Path) -> dict[str, str]:
@@ -145,10 +159,19 @@ def _client_env(home: Path) -> dict[str, str]:
 
 def _client(args: list[str], binary: Path, env: dict[str, str], workdir: Path) -> str:
     started = time.monotonic()
-    result = subprocess.run([str(binary), *args], env=env, cwd=workdir, stdin=subprocess.DEVNULL,
-                            capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
-    print(f"  {binary.name} {' '.join(args[:2])}…: exit {result.returncode} in {time.monotonic() - started:.0f} s",
-          flush=True)
+    result = subprocess.run(
+        [str(binary), *args],
+        env=env,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+    )
+    print(
+        f"  {binary.name} {' '.join(args[:2])}…: exit {result.returncode} in {time.monotonic() - started:.0f} s",
+        flush=True,
+    )
     return f"exit={result.returncode}\n{result.stdout}\n{result.stderr}"
 
 
@@ -159,27 +182,36 @@ def run(scenario: Scenario, binaries: dict[str, Any]) -> dict[str, Any]:
         workdir = gateway.home / "work"
         workdir.mkdir()
         (workdir / "notes.txt").write_text(NOTE + "\n")
-        mock.script(*([Reply(text="mock reply: hello")] * TOOL_TURN),
-                    Reply(text="Let me read it.",
-                          tool_uses=(ToolUse(scenario.tool, {"path": str(workdir / "notes.txt")}),)),
-                    Reply(text="mock reply: the note is read"))
+        mock.script(
+            *([Reply(text="mock reply: hello")] * TOOL_TURN),
+            Reply(text="Let me read it.", tool_uses=(ToolUse(scenario.tool, {"path": str(workdir / "notes.txt")}),)),
+            Reply(text="mock reply: the note is read"),
+        )
         if scenario.client == "hermes":
             outputs = hermes_turns(binaries["hermes"], gateway.home, gateway.base_url, scenario.transport, workdir)
         else:
-            outputs = openclaw_turns(binaries["openclaw"], binaries["node"], gateway.home, gateway.base_url,
-                                     scenario.transport, workdir)
+            outputs = openclaw_turns(
+                binaries["openclaw"], binaries["node"], gateway.home, gateway.base_url, scenario.transport, workdir
+            )
         sessions = gateway.client.get("/api/sessions", params={"limit": 100}).json()["data"]
         client_bytes = _compat_request_bytes(StatePaths(Path(gateway.env["CC_API_HOME"])).log_file)
-        main = [r.body for r in mock.requests if r.path.startswith("/v1/messages") and "count_tokens" not in r.path
-                and not r.side]
+        main = [
+            r.body
+            for r in mock.requests
+            if r.path.startswith("/v1/messages") and "count_tokens" not in r.path and not r.side
+        ]
     model_bytes = [len(orjson.dumps(body)) for body in main]
     return {
-        "client": scenario.client, "transport": scenario.transport,
-        "turns_ok": sum(o.startswith("exit=0") and "mock reply" in o for o in outputs), "turns": len(PROMPTS),
+        "client": scenario.client,
+        "transport": scenario.transport,
+        "turns_ok": sum(o.startswith("exit=0") and "mock reply" in o for o in outputs),
+        "turns": len(PROMPTS),
         "sessions": len(sessions),
         "reseeds": sum(b"<conversation_history>" in orjson.dumps(body.get("messages")) for body in main),
-        "compat_requests": len(client_bytes), "model_requests": len(main),
-        "client_bytes_mean": _mean(client_bytes), "model_bytes_mean": _mean(model_bytes),
+        "compat_requests": len(client_bytes),
+        "model_requests": len(main),
+        "client_bytes_mean": _mean(client_bytes),
+        "model_bytes_mean": _mean(model_bytes),
     }
 
 
@@ -190,8 +222,11 @@ def _compat_request_bytes(log_file: Path) -> list[int]:
             entry = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
-        if entry.get("event") == "request" and entry.get("method") == "POST" and entry.get("path", "").startswith(
-                "/v1/"):
+        if (
+            entry.get("event") == "request"
+            and entry.get("method") == "POST"
+            and entry.get("path", "").startswith("/v1/")
+        ):
             sizes.append(int(entry.get("body_bytes") or 0))
     return sizes
 
@@ -213,14 +248,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         binaries["node"] = node_path()
         binaries["openclaw"] = openclaw_binary(binaries["node"])
     rows = [run(s, binaries) for s in SCENARIOS if args.only in (None, s.client)]
-    table = Table("Real clients through the compat endpoints, one conversation of 5 turns each",
-                  ["client, transport", "turns ok", "sessions", "re-seeds", "compat requests", "client B/req",
-                   "model requests", "model B/req", "model / client"])
+    table = Table(
+        "Real clients through the compat endpoints, one conversation of 5 turns each",
+        [
+            "client, transport",
+            "turns ok",
+            "sessions",
+            "re-seeds",
+            "compat requests",
+            "client B/req",
+            "model requests",
+            "model B/req",
+            "model / client",
+        ],
+    )
     for row in rows:
-        table.rows.append([f"{row['client']}, {row['transport']}", f"{row['turns_ok']}/{row['turns']}",
-                           row["sessions"], row["reseeds"], row["compat_requests"], row["client_bytes_mean"],
-                           row["model_requests"], row["model_bytes_mean"],
-                           row["model_bytes_mean"] / row["client_bytes_mean"] if row["client_bytes_mean"] else None])
+        table.rows.append(
+            [
+                f"{row['client']}, {row['transport']}",
+                f"{row['turns_ok']}/{row['turns']}",
+                row["sessions"],
+                row["reseeds"],
+                row["compat_requests"],
+                row["client_bytes_mean"],
+                row["model_requests"],
+                row["model_bytes_mean"],
+                row["model_bytes_mean"] / row["client_bytes_mean"] if row["client_bytes_mean"] else None,
+            ]
+        )
     report("clients", [table], {"rows": rows})
 
 

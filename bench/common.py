@@ -76,15 +76,28 @@ def offline_environ(home: Path, mock_url: str | None = None) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def sdk_options(mock_url: str, cwd: Path, *, system_prompt: str | None = None,
-                tools: Sequence[dict[str, Any]] = (), resolve_tool: ToolResolver | None = None,
-                max_turns: int = 8) -> ClaudeAgentOptions:
+def sdk_options(
+    mock_url: str,
+    cwd: Path,
+    *,
+    system_prompt: str | None = None,
+    tools: Sequence[dict[str, Any]] = (),
+    resolve_tool: ToolResolver | None = None,
+    max_turns: int = 8,
+) -> ClaudeAgentOptions:
     """Options built by the gateway's own builder, so a direct-SDK run differs from CC API only in what the
     gateway adds around the SDK (HTTP, events, store), not in how Claude Code is configured."""
-    spec = EngineSpec(session_id="bench", model=MODEL, system_prompt=system_prompt, cwd=str(cwd),
-                      permission_mode=PermissionPolicy.detect().mode_for("bypassPermissions", "all"),
-                      max_turns=max_turns,
-                      env=engine_environment(mock_url, TOOL_TIMEOUT), tools=tuple(tools), resolve_tool=resolve_tool)
+    spec = EngineSpec(
+        session_id="bench",
+        model=MODEL,
+        system_prompt=system_prompt,
+        cwd=str(cwd),
+        permission_mode=PermissionPolicy.detect().mode_for("bypassPermissions", "all"),
+        max_turns=max_turns,
+        env=engine_environment(mock_url, TOOL_TIMEOUT),
+        tools=tuple(tools),
+        resolve_tool=resolve_tool,
+    )
     return build_options(spec, lambda _line: None)
 
 
@@ -108,8 +121,12 @@ def created_at_epoch(created_at: str) -> float:
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """p50 / p99 / mean in milliseconds."""
-    return {"n": len(seconds), "p50_ms": percentile(seconds, 50) * 1000, "p99_ms": percentile(seconds, 99) * 1000,
-            "mean_ms": sum(seconds) / len(seconds) * 1000 if seconds else math.nan}
+    return {
+        "n": len(seconds),
+        "p50_ms": percentile(seconds, 50) * 1000,
+        "p99_ms": percentile(seconds, 99) * 1000,
+        "mean_ms": sum(seconds) / len(seconds) * 1000 if seconds else math.nan,
+    }
 
 
 # -- progress --------------------------------------------------------------------
@@ -148,8 +165,10 @@ class Progress:
         elapsed = now - self.began
         rate = self.done / elapsed if elapsed > 0 else math.inf
         eta = (self.total - self.done) / rate if self.done < self.total else 0.0
-        say(f"{self.label}: {self.done}/{self.total} ({self.done * 100 // max(1, self.total)}%), "
-            f"{rate:.2f}/s, {elapsed:.1f} s elapsed" + (f", ~{eta:.0f} s left" if self.done < self.total else ""))
+        say(
+            f"{self.label}: {self.done}/{self.total} ({self.done * 100 // max(1, self.total)}%), "
+            f"{rate:.2f}/s, {elapsed:.1f} s elapsed" + (f", ~{eta:.0f} s left" if self.done < self.total else "")
+        )
 
 
 # -- machine ---------------------------------------------------------------------
@@ -157,28 +176,46 @@ def machine_info() -> dict[str, Any]:
     """What every table states, so a number is never quoted without the machine that produced it."""
     meminfo = Path("/proc/meminfo").read_text()
     mem_kb = int(next(line.split()[1] for line in meminfo.splitlines() if line.startswith("MemTotal:")))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
     return {
-        "cores": os.cpu_count(), "ram_gib": round(mem_kb / 2**20, 1), "cpu": cpu,
-        "python": platform.python_version(), "claude_agent_sdk": claude_agent_sdk.__version__,
-        "claude_code_cli": __cli_version__, "cc_api": ccapi.__version__, "git_commit": _git_commit(),
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kb / 2**20, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "claude_agent_sdk": claude_agent_sdk.__version__,
+        "claude_code_cli": __cli_version__,
+        "cc_api": ccapi.__version__,
+        "git_commit": _git_commit(),
     }
 
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip()
 
 
 def machine_line(info: dict[str, Any]) -> str:
-    return (f"Machine: {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['cpu']}; Python {info['python']}; "
-            f"claude-agent-sdk {info['claude_agent_sdk']}, bundled Claude Code {info['claude_code_cli']}; "
-            f"cc-api {info['cc_api']} ({info['git_commit']}); mock model, loopback only.")
+    return (
+        f"Machine: {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['cpu']}; Python {info['python']}; "
+        f"claude-agent-sdk {info['claude_agent_sdk']}, bundled Claude Code {info['claude_code_cli']}; "
+        f"cc-api {info['cc_api']} ({info['git_commit']}); mock model, loopback only."
+    )
 
 
 # -- reporting -------------------------------------------------------------------
@@ -195,10 +232,13 @@ class Table:
         """A Markdown table, padded so it also reads well in a terminal."""
         cells = [list(self.headers)] + [[_cell(value) for value in row] for row in self.rows]
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.headers))]
-        lines = ["| " + " | ".join(_pad(c, w, i) for i, (c, w) in enumerate(zip(row, widths, strict=True))) + " |"
-                 for row in cells]
-        lines.insert(1, "|" + "|".join("-" * (w + 1) + ":" if i else ":" + "-" * (w + 1)
-                                         for i, w in enumerate(widths)) + "|")
+        lines = [
+            "| " + " | ".join(_pad(c, w, i) for i, (c, w) in enumerate(zip(row, widths, strict=True))) + " |"
+            for row in cells
+        ]
+        lines.insert(
+            1, "|" + "|".join("-" * (w + 1) + ":" if i else ":" + "-" * (w + 1) for i, w in enumerate(widths)) + "|"
+        )
         return f"**{self.title}**\n\n" + "\n".join(lines)
 
 
@@ -227,8 +267,10 @@ def report(name: str, tables: Sequence[Table], data: dict[str, Any], notes: Sequ
     print(text, flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(text)
-    payload = {"benchmark": name, "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-               "machine": info, **data}
+    payload = {
+        "benchmark": name,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": info,
+        **data,
+    }
     (RESULTS / f"{name}.json").write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
-
-

@@ -94,8 +94,9 @@ def segments(turns: list[GatewayTurn], times: dict[tuple[str, str], float]) -> d
     split: dict[str, list[float]] = {name: [] for name in SEGMENTS}
     for turn in turns:
         started, completed = times[(turn.turn_id, "turn.started")], times[(turn.turn_id, "turn.completed")]
-        for name, seconds in zip(SEGMENTS, (started - turn.sent_at, completed - started,
-                                            turn.received_at - completed), strict=True):
+        for name, seconds in zip(
+            SEGMENTS, (started - turn.sent_at, completed - started, turn.received_at - completed), strict=True
+        ):
             split[name].append(seconds)
     return split
 
@@ -104,8 +105,10 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
     """Alternating timed turns on both sides."""
     direct: list[float] = []
     gateway: list[GatewayTurn] = []
-    async with ClaudeSDKClient(sdk_options(mock_url, cwd)) as sdk, \
-            httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+    async with (
+        ClaudeSDKClient(sdk_options(mock_url, cwd)) as sdk,
+        httpx.AsyncClient(base_url=base_url, timeout=60) as http,
+    ):
         session = (await http.post("/api/sessions", json={})).json()["id"]
         progress = Progress(f"overhead: turn pairs ({WARMUP_TURNS} warm-up, then {turns} timed)", WARMUP_TURNS + turns)
         for n in range(WARMUP_TURNS + turns):
@@ -127,21 +130,30 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
 def latency_table(turns: int, m: Measurement, summary: dict[str, Any]) -> Table:
     d, g = latency_summary(m.direct), latency_summary(m.gateway)
     table = Table(f"Warm turn latency, {turns} turns per side", ["path", "p50 ms", "p99 ms", "mean ms"])
-    table.rows += [["direct ClaudeSDKClient", d["p50_ms"], d["p99_ms"], d["mean_ms"]],
-                   ["CC API (HTTP + events + store)", g["p50_ms"], g["p99_ms"], g["mean_ms"]],
-                   ["CC API / direct", f"{summary['p50_ratio']:.2f}x", f"{summary['p99_ratio']:.2f}x",
-                    f"{ratio(g['mean_ms'], d['mean_ms']):.2f}x"]]
+    table.rows += [
+        ["direct ClaudeSDKClient", d["p50_ms"], d["p99_ms"], d["mean_ms"]],
+        ["CC API (HTTP + events + store)", g["p50_ms"], g["p99_ms"], g["mean_ms"]],
+        [
+            "CC API / direct",
+            f"{summary['p50_ratio']:.2f}x",
+            f"{summary['p99_ratio']:.2f}x",
+            f"{ratio(g['mean_ms'], d['mean_ms']):.2f}x",
+        ],
+    ]
     return table
 
 
 def segment_table(m: Measurement) -> Table:
-    table = Table("Where a CC API turn's time goes (split at its own events' created_at, 1 ms resolution)",
-                  ["segment", "p50 ms", "p99 ms"])
+    table = Table(
+        "Where a CC API turn's time goes (split at its own events' created_at, 1 ms resolution)",
+        ["segment", "p50 ms", "p99 ms"],
+    )
     for name, seconds in m.segments.items():
         stats = latency_summary(seconds)
         table.rows.append([name, stats["p50_ms"], stats["p99_ms"]])
-    table.rows.append(["direct SDK turn, for comparison", latency_summary(m.direct)["p50_ms"],
-                       latency_summary(m.direct)["p99_ms"]])
+    table.rows.append(
+        ["direct SDK turn, for comparison", latency_summary(m.direct)["p50_ms"], latency_summary(m.direct)["p99_ms"]]
+    )
     return table
 
 
@@ -153,18 +165,32 @@ def main() -> None:
     with MockModel() as mock, scratch_home() as home, offline_environ(home), running_gateway(mock.url) as gw:
         m = asyncio.run(measure(gw.base_url, mock.url, home, args.turns))
     d, g = latency_summary(m.direct), latency_summary(m.gateway)
-    summary = {"p50_ratio": ratio(g["p50_ms"], d["p50_ms"]), "p99_ratio": ratio(g["p99_ms"], d["p99_ms"]),
-               "p50_overhead_ms": g["p50_ms"] - d["p50_ms"], "target_p50_ratio": TARGET,
-               "within_target": ratio(g["p50_ms"], d["p50_ms"]) <= TARGET,
-               "segments_p50_ms": {name: latency_summary(v)["p50_ms"] for name, v in m.segments.items()}}
+    summary = {
+        "p50_ratio": ratio(g["p50_ms"], d["p50_ms"]),
+        "p99_ratio": ratio(g["p99_ms"], d["p99_ms"]),
+        "p50_overhead_ms": g["p50_ms"] - d["p50_ms"],
+        "target_p50_ratio": TARGET,
+        "within_target": ratio(g["p50_ms"], d["p50_ms"]) <= TARGET,
+        "segments_p50_ms": {name: latency_summary(v)["p50_ms"] for name, v in m.segments.items()},
+    }
     verdict = "within" if summary["within_target"] else "NOT within"
-    notes = [f"CC API p50 is {summary['p50_overhead_ms']:.1f} ms above the direct SDK: {verdict} the "
-             f"{TARGET}x target. Both sides: one warm Claude Code process, same options, same mock, alternating "
-             f"turns; {WARMUP_TURNS} warm-up turns per side not counted."]
-    report("overhead", [latency_table(args.turns, m, summary), segment_table(m)], {
-        "params": {"turns": args.turns, "warmup_turns": WARMUP_TURNS}, "summary": summary, "direct": d, "ccapi": g,
-        "samples_ms": {"direct": [s * 1000 for s in m.direct], "ccapi": [s * 1000 for s in m.gateway]},
-    }, notes)
+    notes = [
+        f"CC API p50 is {summary['p50_overhead_ms']:.1f} ms above the direct SDK: {verdict} the "
+        f"{TARGET}x target. Both sides: one warm Claude Code process, same options, same mock, alternating "
+        f"turns; {WARMUP_TURNS} warm-up turns per side not counted."
+    ]
+    report(
+        "overhead",
+        [latency_table(args.turns, m, summary), segment_table(m)],
+        {
+            "params": {"turns": args.turns, "warmup_turns": WARMUP_TURNS},
+            "summary": summary,
+            "direct": d,
+            "ccapi": g,
+            "samples_ms": {"direct": [s * 1000 for s in m.direct], "ccapi": [s * 1000 for s in m.gateway]},
+        },
+        notes,
+    )
 
 
 if __name__ == "__main__":

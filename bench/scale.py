@@ -30,8 +30,13 @@ from tests.gateway import Gateway
 
 MAX_LIVE = 8
 SAMPLE_INTERVAL = 0.2
-PHASES = ("new sessions 1st quarter", "new sessions 2nd quarter", "new sessions 3rd quarter",
-          "new sessions 4th quarter", "resumed sessions")
+PHASES = (
+    "new sessions 1st quarter",
+    "new sessions 2nd quarter",
+    "new sessions 3rd quarter",
+    "new sessions 4th quarter",
+    "resumed sessions",
+)
 
 
 # -- memory ------------------------------------------------------------------------
@@ -92,8 +97,9 @@ async def turn(http: httpx.AsyncClient, session_id: str, text: str) -> float:
     return elapsed
 
 
-async def new_sessions(http: httpx.AsyncClient, count: int, concurrency: int,
-                       sampler: MemorySampler) -> tuple[list[str], list[float], float]:
+async def new_sessions(
+    http: httpx.AsyncClient, count: int, concurrency: int, sampler: MemorySampler
+) -> tuple[list[str], list[float], float]:
     """Create ``count`` sessions with one turn each; the sampler's phase follows the quarters."""
     ids: list[str] = [""] * count
     latencies: list[float] = []
@@ -143,8 +149,10 @@ def disk_usage(gateway: Gateway) -> dict[str, int]:
     """The gateway's database files and Claude Code's own local session files."""
     database = gateway.home / "cc-api"
     claude = gateway.home / "user" / ".claude"
-    return {"database_bytes": sum(p.stat().st_size for p in database.glob("sessions.db*")),
-            "claude_local_bytes": sum(p.stat().st_size for p in claude.rglob("*") if p.is_file())}
+    return {
+        "database_bytes": sum(p.stat().st_size for p in database.glob("sessions.db*")),
+        "claude_local_bytes": sum(p.stat().st_size for p in claude.rglob("*") if p.is_file()),
+    }
 
 
 async def run(gateway: Gateway, mock: MockModel, args: argparse.Namespace) -> dict[str, Any]:
@@ -154,32 +162,65 @@ async def run(gateway: Gateway, mock: MockModel, args: argparse.Namespace) -> di
         with MemorySampler(gateway.process.pid) as sampler:
             ids, first, first_seconds = await new_sessions(http, args.sessions, args.concurrency, sampler)
             sampler.phase = PHASES[4]
-            resumed, resume_seconds = await resume_sessions(http, ids[:args.resume], args.concurrency)
+            resumed, resume_seconds = await resume_sessions(http, ids[: args.resume], args.concurrency)
         health = (await http.get("/healthz")).json()
-    return {"first": first, "first_seconds": first_seconds, "resumed": resumed, "resume_seconds": resume_seconds,
-            "peak_rss": sampler.peak_rss, "peak_processes": sampler.peak_processes, "health_after": health,
-            "resumed_with_context": resumed_with_context(mock, args.resume), **disk_usage(gateway)}
+    return {
+        "first": first,
+        "first_seconds": first_seconds,
+        "resumed": resumed,
+        "resume_seconds": resume_seconds,
+        "peak_rss": sampler.peak_rss,
+        "peak_processes": sampler.peak_processes,
+        "health_after": health,
+        "resumed_with_context": resumed_with_context(mock, args.resume),
+        **disk_usage(gateway),
+    }
 
 
 # -- report -------------------------------------------------------------------------
 def tables(args: argparse.Namespace, r: dict[str, Any]) -> list[Table]:
     first, resumed = latency_summary(r["first"]), latency_summary(r["resumed"])
-    load = Table(f"{args.sessions} sessions × 1 turn, then {args.resume} resumed; CC_API_MAX_LIVE={MAX_LIVE}, "
-                 f"{args.concurrency} concurrent clients", ["phase", "turns", "turns/s", "p50 ms", "p99 ms"])
-    load.rows += [["new session, first turn", len(r["first"]), ratio(len(r["first"]), r["first_seconds"]),
-                   first["p50_ms"], first["p99_ms"]],
-                  ["evicted session, resumed turn", len(r["resumed"]), ratio(len(r["resumed"]), r["resume_seconds"]),
-                   resumed["p50_ms"], resumed["p99_ms"]]]
-    memory = Table("Peak resident memory of the gateway's process group (gateway + Claude Code children)",
-                   ["phase", "sessions so far", "peak RSS MiB", "peak processes"])
+    load = Table(
+        f"{args.sessions} sessions × 1 turn, then {args.resume} resumed; CC_API_MAX_LIVE={MAX_LIVE}, "
+        f"{args.concurrency} concurrent clients",
+        ["phase", "turns", "turns/s", "p50 ms", "p99 ms"],
+    )
+    load.rows += [
+        [
+            "new session, first turn",
+            len(r["first"]),
+            ratio(len(r["first"]), r["first_seconds"]),
+            first["p50_ms"],
+            first["p99_ms"],
+        ],
+        [
+            "evicted session, resumed turn",
+            len(r["resumed"]),
+            ratio(len(r["resumed"]), r["resume_seconds"]),
+            resumed["p50_ms"],
+            resumed["p99_ms"],
+        ],
+    ]
+    memory = Table(
+        "Peak resident memory of the gateway's process group (gateway + Claude Code children)",
+        ["phase", "sessions so far", "peak RSS MiB", "peak processes"],
+    )
     for n, phase in enumerate(PHASES):
         so_far = args.sessions if n == 4 else args.sessions * (n + 1) // 4
         memory.rows.append([phase, so_far, r["peak_rss"].get(phase, 0) / 2**20, r["peak_processes"].get(phase, 0)])
     disk = Table("Disk", ["store", "total MiB", "per session KiB"])
-    disk.rows += [["CC API database (sessions.db, -wal, -shm)", r["database_bytes"] / 2**20,
-                   r["database_bytes"] / args.sessions / 1024],
-                  ["Claude Code's local files (CLAUDE_CONFIG_DIR)", r["claude_local_bytes"] / 2**20,
-                   r["claude_local_bytes"] / args.sessions / 1024]]
+    disk.rows += [
+        [
+            "CC API database (sessions.db, -wal, -shm)",
+            r["database_bytes"] / 2**20,
+            r["database_bytes"] / args.sessions / 1024,
+        ],
+        [
+            "Claude Code's local files (CLAUDE_CONFIG_DIR)",
+            r["claude_local_bytes"] / 2**20,
+            r["claude_local_bytes"] / args.sessions / 1024,
+        ],
+    ]
     return [load, memory, disk]
 
 
@@ -189,26 +230,38 @@ def main() -> None:
     parser.add_argument("--resume", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=MAX_LIVE)
     args = parser.parse_args()
-    say(f"scale: {args.sessions} sessions, then {args.resume} resumed, {args.concurrency} at a time; "
-        f"starting the gateway")
+    say(
+        f"scale: {args.sessions} sessions, then {args.resume} resumed, {args.concurrency} at a time; "
+        f"starting the gateway"
+    )
     with MockModel() as mock, running_gateway(mock.url, CC_API_MAX_LIVE=str(MAX_LIVE)) as gateway:
         results = asyncio.run(run(gateway, mock, args))
         say("scale: load done; stopping the gateway")
     per_session = ratio(results["first_seconds"], args.sessions)
     per_resume = ratio(results["resume_seconds"], args.resume)
-    notes = [f"{results['resumed_with_context']} of {args.resume} resumed turns reached the model with their "
-             f"session's first turn in the conversation. Live engines after the run: "
-             f"{results['health_after'].get('live_engines', results['health_after'])}.",
-             f"Extrapolated at the measured rates: 1,000 sessions ≈ {1000 * per_session / 60:.1f} min, "
-             f"200 resumed ≈ {200 * per_resume / 60:.1f} min."]
-    report("scale", tables(args, results), {
-        "params": vars(args) | {"max_live": MAX_LIVE, "sample_interval_s": SAMPLE_INTERVAL},
-        "new_sessions": latency_summary(results["first"]) | {"seconds": results["first_seconds"]},
-        "resumed": latency_summary(results["resumed"]) | {"seconds": results["resume_seconds"]},
-        "peak_rss_bytes": results["peak_rss"], "peak_processes": results["peak_processes"],
-        "resumed_with_context": results["resumed_with_context"], "database_bytes": results["database_bytes"],
-        "claude_local_bytes": results["claude_local_bytes"], "health_after": results["health_after"],
-    }, notes)
+    notes = [
+        f"{results['resumed_with_context']} of {args.resume} resumed turns reached the model with their "
+        f"session's first turn in the conversation. Live engines after the run: "
+        f"{results['health_after'].get('live_engines', results['health_after'])}.",
+        f"Extrapolated at the measured rates: 1,000 sessions ≈ {1000 * per_session / 60:.1f} min, "
+        f"200 resumed ≈ {200 * per_resume / 60:.1f} min.",
+    ]
+    report(
+        "scale",
+        tables(args, results),
+        {
+            "params": vars(args) | {"max_live": MAX_LIVE, "sample_interval_s": SAMPLE_INTERVAL},
+            "new_sessions": latency_summary(results["first"]) | {"seconds": results["first_seconds"]},
+            "resumed": latency_summary(results["resumed"]) | {"seconds": results["resume_seconds"]},
+            "peak_rss_bytes": results["peak_rss"],
+            "peak_processes": results["peak_processes"],
+            "resumed_with_context": results["resumed_with_context"],
+            "database_bytes": results["database_bytes"],
+            "claude_local_bytes": results["claude_local_bytes"],
+            "health_after": results["health_after"],
+        },
+        notes,
+    )
 
 
 if __name__ == "__main__":

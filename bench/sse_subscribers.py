@@ -51,7 +51,7 @@ async def subscribe(client: httpx.AsyncClient, url: str, after: int, connected: 
                 if frame.startswith(b":"):
                     continue
                 now, wall = time.monotonic(), time.time()
-                event = orjson.loads(frame[frame.index(b"data: ") + 6:])
+                event = orjson.loads(frame[frame.index(b"data: ") + 6 :])
                 if event["seq"] == after:
                     connected.release()
                     continue
@@ -71,10 +71,15 @@ async def main(base_url: str, session_id: str, after: int, count: int) -> None:
             await asyncio.wait_for(connected.acquire(), TIMEOUT)
         print("ready", flush=True)
         results = await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
-    sys.stdout.buffer.write(orjson.dumps({
-        "subscribers": [{"seqs": r.seqs, "monotonic": r.monotonic} for r in results],
-        "created_lag": [lag for r in results for lag in r.created_lag],
-    }) + b"\n")
+    sys.stdout.buffer.write(
+        orjson.dumps(
+            {
+                "subscribers": [{"seqs": r.seqs, "monotonic": r.monotonic} for r in results],
+                "created_lag": [lag for r in results for lag in r.created_lag],
+            }
+        )
+        + b"\n"
+    )
 
 
 if __name__ == "__main__":

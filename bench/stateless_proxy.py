@@ -40,8 +40,11 @@ def flatten(messages: Sequence[Mapping[str, Any]]) -> str:
         elif role == "assistant":
             if message.get("content"):
                 parts.append(f"Assistant: {message['content']}")
-            parts.extend(f"Assistant called tool {call['function']['name']} with {call['function']['arguments']} "
-                         f"(call id {call['id']})" for call in message.get("tool_calls") or ())
+            parts.extend(
+                f"Assistant called tool {call['function']['name']} with {call['function']['arguments']} "
+                f"(call id {call['id']})"
+                for call in message.get("tool_calls") or ()
+            )
         elif role == "tool":
             parts.append(f"Tool result for call {message['tool_call_id']}: {message['content']}")
     return "\n\n".join(parts)
@@ -50,8 +53,11 @@ def flatten(messages: Sequence[Mapping[str, Any]]) -> str:
 def anthropic_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
     """An OpenAI function tool in the shape the gateway's MCP bridge takes."""
     function = tool["function"]
-    return {"name": function["name"], "description": function.get("description", ""),
-            "input_schema": function["parameters"]}
+    return {
+        "name": function["name"],
+        "description": function.get("description", ""),
+        "input_schema": function["parameters"],
+    }
 
 
 async def _deferred(name: str, arguments: dict[str, Any]) -> ToolOutcome:
@@ -64,8 +70,14 @@ async def complete(body: Mapping[str, Any], mock_url: str, cwd: Path) -> dict[st
     """One stateless chat completion: fresh process, flattened transcript, one model round."""
     messages = body["messages"]
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
-    options = sdk_options(mock_url, cwd, system_prompt=system, tools=[anthropic_tool(t) for t in body.get("tools", ())],
-                          resolve_tool=_deferred, max_turns=1)
+    options = sdk_options(
+        mock_url,
+        cwd,
+        system_prompt=system,
+        tools=[anthropic_tool(t) for t in body.get("tools", ())],
+        resolve_tool=_deferred,
+        max_turns=1,
+    )
     texts: list[str] = []
     calls: list[ToolUseBlock] = []
     async with ClaudeSDKClient(options) as client:
@@ -82,11 +94,22 @@ async def complete(body: Mapping[str, Any], mock_url: str, cwd: Path) -> dict[st
 def _completion(model: str, text: str, calls: list[ToolUseBlock]) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
     if calls:
-        message["tool_calls"] = [{"id": call.id, "type": "function", "function": {
-            "name": plain_tool_name(call.name) or call.name, "arguments": orjson.dumps(call.input).decode()}}
-            for call in calls]
-    return {"object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}]}
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": plain_tool_name(call.name) or call.name,
+                    "arguments": orjson.dumps(call.input).decode(),
+                },
+            }
+            for call in calls
+        ]
+    return {
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+    }
 
 
 class StatelessProxy:

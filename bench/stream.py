@@ -103,8 +103,15 @@ async def fan_out(http: httpx.AsyncClient, store: CountingStore, bench: Bench, s
     after = (await http.get(f"/api/sessions/{session}/events")).json()["last_seq"]
     bench.mock.script(Reply(text=bench.text))
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.sse_subscribers", str(http.base_url), session, str(after), str(subscribers),
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bench.sse_subscribers",
+        str(http.base_url),
+        session,
+        str(after),
+        str(subscribers),
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert child.stdout is not None
     try:
         if (await asyncio.wait_for(child.stdout.readline(), RUN_TIMEOUT)).strip() != b"ready":
@@ -142,22 +149,25 @@ def measure(subscribers: int, after: int, batches: list[Batch], received: dict[s
         delivered_per_second=ratio(total, last_receipt - first_commit),
         drain_after_turn_ms=(last_receipt - committed[last_seq]) * 1000,
         commit_lag=latency_summary(commit_lags) | {"max_ms": max(commit_lags) * 1000},
-        created_lag={"p50_ms": percentile(received["created_lag"], 50) * 1000,
-                     "p99_ms": percentile(received["created_lag"], 99) * 1000},
+        created_lag={
+            "p50_ms": percentile(received["created_lag"], 50) * 1000,
+            "p99_ms": percentile(received["created_lag"], 99) * 1000,
+        },
     )
 
 
 async def drive(app: Sanic, bench: Bench) -> None:
     """Every fan-out in turn, then stop the server (which stops the engines)."""
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.settings.port}",
-                                     timeout=RUN_TIMEOUT) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.settings.port}", timeout=RUN_TIMEOUT) as http:
             for count in bench.counts:
                 say(f"stream: one long reply to {count} subscriber(s)")
                 run = await fan_out(http, app.ctx.store, bench, count)
                 bench.runs.append(run)
-                say(f"stream: {count} subscriber(s) got {run.events_per_subscriber[0]:,} events each in "
-                    f"{run.deliver_seconds:.1f} s ({run.delivered_per_second:,.0f} events/s in all)")
+                say(
+                    f"stream: {count} subscriber(s) got {run.events_per_subscriber[0]:,} events each in "
+                    f"{run.deliver_seconds:.1f} s ({run.delivered_per_second:,.0f} events/s in all)"
+                )
     except BaseException as exc:  # noqa: BLE001 - re-raised by main once the server is down
         bench.error = exc
     finally:
@@ -185,16 +195,38 @@ def serve(bench: Bench) -> None:
 
 
 def results_table(runs: list[FanOut], deltas: int) -> Table:
-    table = Table(f"One turn of {deltas:,} deltas, fanned out over /events/stream", [
-        "subscribers", "events each", "exactly once, in order", "delivered events/s", "all delivered in s",
-        "commit→receipt p50 ms", "commit→receipt p99 ms", "created_at→receipt p99 ms", "turn streamed in s",
-        "transactions", "events / transaction"])
+    table = Table(
+        f"One turn of {deltas:,} deltas, fanned out over /events/stream",
+        [
+            "subscribers",
+            "events each",
+            "exactly once, in order",
+            "delivered events/s",
+            "all delivered in s",
+            "commit→receipt p50 ms",
+            "commit→receipt p99 ms",
+            "created_at→receipt p99 ms",
+            "turn streamed in s",
+            "transactions",
+            "events / transaction",
+        ],
+    )
     for run in runs:
-        table.rows.append([run.subscribers, ", ".join(f"{n:,}" for n in run.events_per_subscriber),
-                           "yes" if run.exactly_once_in_order else "NO", run.delivered_per_second,
-                           run.deliver_seconds, run.commit_lag["p50_ms"], run.commit_lag["p99_ms"],
-                           run.created_lag["p99_ms"], run.produce_seconds, run.transactions,
-                           run.events_per_transaction])
+        table.rows.append(
+            [
+                run.subscribers,
+                ", ".join(f"{n:,}" for n in run.events_per_subscriber),
+                "yes" if run.exactly_once_in_order else "NO",
+                run.delivered_per_second,
+                run.deliver_seconds,
+                run.commit_lag["p50_ms"],
+                run.commit_lag["p99_ms"],
+                run.created_lag["p99_ms"],
+                run.produce_seconds,
+                run.transactions,
+                run.events_per_transaction,
+            ]
+        )
     return table
 
 
@@ -219,10 +251,15 @@ def main() -> None:
     with MockModel() as mock, scratch_home() as home, offline_environ(home, mock.url):
         bench = Bench(mock, text, args.subscribers)
         serve(bench)
-    report("stream", [results_table(bench.runs, args.deltas)], {
-        "params": {"deltas": args.deltas, "subscribers": args.subscribers, "words_per_delta": WORDS_PER_DELTA},
-        "runs": [vars(run) for run in bench.runs],
-    }, NOTES)
+    report(
+        "stream",
+        [results_table(bench.runs, args.deltas)],
+        {
+            "params": {"deltas": args.deltas, "subscribers": args.subscribers, "words_per_delta": WORDS_PER_DELTA},
+            "runs": [vars(run) for run in bench.runs],
+        },
+        NOTES,
+    )
 
 
 if __name__ == "__main__":

@@ -44,28 +44,54 @@ from ccapi.testing import MockModel, RecordedRequest, Reply, ToolUse
 
 TURNS = 30
 FLAT_LIMIT = 1.5
-SYSTEM_PROMPT = ("You are the operations assistant of a small online shop. Use the tools when you need facts, "
-                 "keep answers short, and say which tool a fact came from.")
+SYSTEM_PROMPT = (
+    "You are the operations assistant of a small online shop. Use the tools when you need facts, "
+    "keep answers short, and say which tool a fact came from."
+)
 
 
 def _tool(name: str, description: str, properties: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:
-    return {"name": name, "description": description,
-            "input_schema": {"type": "object", "properties": properties, "required": list(required)}}
+    return {
+        "name": name,
+        "description": description,
+        "input_schema": {"type": "object", "properties": properties, "required": list(required)},
+    }
 
 
 TOOLS = [
-    _tool("get_weather", "Current weather and a three-day forecast for a city, used to plan deliveries.",
-          {"city": {"type": "string", "description": "City name"},
-           "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, ["city"]),
-    _tool("search_docs", "Full-text search over the shop's policies, runbooks and product documentation.",
-          {"query": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 20}}, ["query"]),
-    _tool("read_order", "Read one order: items, totals, payment state, shipping address and history.",
-          {"order_id": {"type": "string", "pattern": "^ord_[0-9]+$"}}, ["order_id"]),
-    _tool("run_sql", "Run a read-only SQL query against the analytics replica and return up to 50 rows.",
-          {"query": {"type": "string"}, "timeout_s": {"type": "number"}}, ["query"]),
-    _tool("send_email", "Send a plain-text email to a customer from the support address.",
-          {"to": {"type": "string", "format": "email"}, "subject": {"type": "string"}, "body": {"type": "string"}},
-          ["to", "subject", "body"]),
+    _tool(
+        "get_weather",
+        "Current weather and a three-day forecast for a city, used to plan deliveries.",
+        {
+            "city": {"type": "string", "description": "City name"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        },
+        ["city"],
+    ),
+    _tool(
+        "search_docs",
+        "Full-text search over the shop's policies, runbooks and product documentation.",
+        {"query": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 20}},
+        ["query"],
+    ),
+    _tool(
+        "read_order",
+        "Read one order: items, totals, payment state, shipping address and history.",
+        {"order_id": {"type": "string", "pattern": "^ord_[0-9]+$"}},
+        ["order_id"],
+    ),
+    _tool(
+        "run_sql",
+        "Run a read-only SQL query against the analytics replica and return up to 50 rows.",
+        {"query": {"type": "string"}, "timeout_s": {"type": "number"}},
+        ["query"],
+    ),
+    _tool(
+        "send_email",
+        "Send a plain-text email to a customer from the support address.",
+        {"to": {"type": "string", "format": "email"}, "subject": {"type": "string"}, "body": {"type": "string"}},
+        ["to", "subject", "body"],
+    ),
 ]
 
 #: Every third turn calls a tool, and so does the first, so turn 1 and turn 30 are the same kind of turn and the
@@ -80,17 +106,22 @@ def tool_input(name: str, n: int) -> dict[str, Any]:
         "search_docs": {"query": f"refund policy for damaged parcels, case {n}", "limit": 5},
         "read_order": {"order_id": f"ord_{4100 + n}"},
         "run_sql": {"query": f"SELECT sku, count(*) FROM returns WHERE week = {n} GROUP BY sku"},
-        "send_email": {"to": f"customer{n}@example.com", "subject": f"Your order ord_{4100 + n}",
-                       "body": "Your replacement ships tomorrow. Sorry for the trouble."},
+        "send_email": {
+            "to": f"customer{n}@example.com",
+            "subject": f"Your order ord_{4100 + n}",
+            "body": "Your replacement ships tomorrow. Sorry for the trouble.",
+        },
     }
     return inputs[name]
 
 
 def tool_output(name: str, arguments: Mapping[str, Any]) -> str:
     """A deterministic tool result of a realistic size (~300 bytes)."""
-    return (f"{name} OK for {orjson.dumps(dict(arguments)).decode()}: 3 records matched. The newest entry was "
-            "updated this morning; two older entries are archived. No errors, no warnings, and nothing else "
-            "changed since the previous check.")
+    return (
+        f"{name} OK for {orjson.dumps(dict(arguments)).decode()}: 3 records matched. The newest entry was "
+        "updated this morning; two older entries are archived. No errors, no warnings, and nothing else "
+        "changed since the previous check."
+    )
 
 
 @dataclass(frozen=True)
@@ -110,12 +141,16 @@ def plan(n: int) -> TurnPlan:
     if n in PARALLEL_TURNS:
         names.append(TOOLS[(n + 1) % len(TOOLS)]["name"])
     calls = tuple(ToolUse(name, tool_input(name, n)) for name in names) if n in TOOL_TURNS else ()
-    user = (f"Turn {n}: a customer wrote in again about a late or damaged parcel. Check what you need and tell me "
-            f"in two sentences what we should do next (ticket {7000 + n}).")
-    answer = (f"For ticket {7000 + n}: the parcel left the warehouse two days ago and the carrier marked it delayed "
-              "by weather. I suggest we apologise, offer free express shipping on the replacement, and check again "
-              "tomorrow morning; nothing in the policy blocks a refund if the customer prefers one. "
-              "The tool results above are the source for these facts.")
+    user = (
+        f"Turn {n}: a customer wrote in again about a late or damaged parcel. Check what you need and tell me "
+        f"in two sentences what we should do next (ticket {7000 + n})."
+    )
+    answer = (
+        f"For ticket {7000 + n}: the parcel left the warehouse two days ago and the carrier marked it delayed "
+        "by weather. I suggest we apologise, offer free express shipping on the replacement, and check again "
+        "tomorrow morning; nothing in the policy blocks a refund if the customer prefers one. "
+        "The tool results above are the source for these facts."
+    )
     return TurnPlan(n, user, calls, answer)
 
 
@@ -193,7 +228,7 @@ class ModelMeter:
     def take(self) -> ModelSide:
         """Numbers for the requests recorded since the last call."""
         requests = self._mock.requests
-        fresh: list[RecordedRequest] = requests[self._seen:]
+        fresh: list[RecordedRequest] = requests[self._seen :]
         self._seen = len(requests)
         side = ModelSide()
         for request in fresh:
@@ -226,8 +261,9 @@ class TurnResult:
 
 
 # -- the clients --------------------------------------------------------------------
-def post(client: httpx.Client, url: str, body: Any, headers: Mapping[str, str] | None = None) -> \
-        tuple[dict[str, Any], int]:
+def post(
+    client: httpx.Client, url: str, body: Any, headers: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], int]:
     """POST compact JSON; returns the reply and the request-body bytes sent."""
     data = orjson.dumps(body)
     response = client.post(url, content=data, headers={"content-type": "application/json", **(headers or {})})
@@ -235,11 +271,15 @@ def post(client: httpx.Client, url: str, body: Any, headers: Mapping[str, str] |
     return response.json(), len(data)
 
 
-def run_native(client: httpx.Client, mock: MockModel, plans: list[TurnPlan],
-               builtin_tools: str = "all") -> tuple[int, list[TurnResult]]:
+def run_native(
+    client: httpx.Client, mock: MockModel, plans: list[TurnPlan], builtin_tools: str = "all"
+) -> tuple[int, list[TurnResult]]:
     """Session created once with the tools; each turn sends only its input, then any tool results."""
-    session, setup_bytes = post(client, "/api/sessions", {"model": MODEL, "system_prompt": SYSTEM_PROMPT,
-                                                          "tools": TOOLS, "builtin_tools": builtin_tools})
+    session, setup_bytes = post(
+        client,
+        "/api/sessions",
+        {"model": MODEL, "system_prompt": SYSTEM_PROMPT, "tools": TOOLS, "builtin_tools": builtin_tools},
+    )
     meter = ModelMeter(mock)
     results = []
     progress = Progress(f"token_burn: native (builtin_tools {builtin_tools}), turns", len(plans))
@@ -249,24 +289,33 @@ def run_native(client: httpx.Client, mock: MockModel, plans: list[TurnPlan],
         reply, sent = post(client, f"/api/sessions/{session['id']}/turns", {"input": turn.user})
         requests = 1
         while reply["status"] == "requires_action":
-            answers = [{"tool_call_id": c["tool_call_id"], "content": tool_output(c["name"], c["input"])}
-                       for c in reply["tool_calls"]]
+            answers = [
+                {"tool_call_id": c["tool_call_id"], "content": tool_output(c["name"], c["input"])}
+                for c in reply["tool_calls"]
+            ]
             reply, size = post(client, f"/api/sessions/{session['id']}/tool-results", {"results": answers})
             sent += size
             requests += 1
         if reply["status"] != "completed":
             raise RuntimeError(f"CC API turn {turn.number} ended {reply['status']}: {reply.get('error')}")
-        results.append(TurnResult(turn.number, len(turn.calls), requests, sent, time.perf_counter() - began,
-                                  meter.take()))
+        results.append(
+            TurnResult(turn.number, len(turn.calls), requests, sent, time.perf_counter() - began, meter.take())
+        )
         progress.step()
     return setup_bytes, results
 
 
-def run_chat_loop(client: httpx.Client, url: str, mock: MockModel, plans: list[TurnPlan],
-                  headers: Mapping[str, str] | None = None) -> list[TurnResult]:
+def run_chat_loop(
+    client: httpx.Client, url: str, mock: MockModel, plans: list[TurnPlan], headers: Mapping[str, str] | None = None
+) -> list[TurnResult]:
     """OpenAI-chat loop: every call carries the whole transcript and every tool definition."""
-    tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
-                                                "parameters": t["input_schema"]}} for t in TOOLS]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": t["name"], "description": t["description"], "parameters": t["input_schema"]},
+        }
+        for t in TOOLS
+    ]
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
     meter = ModelMeter(mock)
     results = []
@@ -287,8 +336,9 @@ def run_chat_loop(client: httpx.Client, url: str, mock: MockModel, plans: list[T
             for call in message["tool_calls"]:
                 output = tool_output(call["function"]["name"], orjson.loads(call["function"]["arguments"]))
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
-        results.append(TurnResult(turn.number, len(turn.calls), requests, sent, time.perf_counter() - began,
-                                  meter.take()))
+        results.append(
+            TurnResult(turn.number, len(turn.calls), requests, sent, time.perf_counter() - began, meter.take())
+        )
         progress.step()
     return results
 
@@ -299,16 +349,18 @@ Arms = dict[str, list[TurnResult]]
 
 def summarise(setup_bytes: int, arms: Arms) -> dict[str, Any]:
     native, stateless = arms["native"], arms["stateless"]
-    client_totals = {arm: sum(r.client_bytes for r in rows) + (setup_bytes if arm == "native" else 0)
-                     for arm, rows in arms.items()}
+    client_totals = {
+        arm: sum(r.client_bytes for r in rows) + (setup_bytes if arm == "native" else 0) for arm, rows in arms.items()
+    }
     return {
         "client_bytes_ratio_at_turn_30": ratio(stateless[-1].client_bytes, native[-1].client_bytes),
         "model_input_ratio_at_turn_30": ratio(stateless[-1].model.body_bytes, native[-1].model.body_bytes),
         "client_bytes_ratio_total": ratio(client_totals["stateless"], client_totals["native"]),
         "model_input_ratio_total": ratio(_model_total(stateless), _model_total(native)),
         "wall_time_ratio_total": ratio(_seconds(stateless), _seconds(native)),
-        "turn30_over_turn1_client_bytes": {arm: ratio(rows[-1].client_bytes, rows[0].client_bytes)
-                                           for arm, rows in arms.items()},
+        "turn30_over_turn1_client_bytes": {
+            arm: ratio(rows[-1].client_bytes, rows[0].client_bytes) for arm, rows in arms.items()
+        },
         "native_client_bytes_flat": ratio(native[-1].client_bytes, native[0].client_bytes) <= FLAT_LIMIT,
         "block_prefix_reuse_at_turn_30": {arm: rows[-1].model.block_share() for arm, rows in arms.items()},
         "client_bytes_total": client_totals,
@@ -331,71 +383,145 @@ def headline(summary: dict[str, Any], arms: Arms) -> Table:
     growth = summary["turn30_over_turn1_client_bytes"]
     flat = "flat" if summary["native_client_bytes_flat"] else "NOT flat"
     table.rows += [
-        ["client bytes sent, turn 30", *(r.client_bytes for r in last.values()),
-         f"{summary['client_bytes_ratio_at_turn_30']:.1f}x"],
-        ["client bytes, turn 30 / turn 1", f"{growth['native']:.2f}x ({flat}: limit {FLAT_LIMIT}x)",
-         f"{growth['compat']:.1f}x", f"{growth['stateless']:.1f}x", None],
-        ["model input bytes, turn 30", *(r.model.body_bytes for r in last.values()),
-         f"{summary['model_input_ratio_at_turn_30']:.2f}x"],
+        [
+            "client bytes sent, turn 30",
+            *(r.client_bytes for r in last.values()),
+            f"{summary['client_bytes_ratio_at_turn_30']:.1f}x",
+        ],
+        [
+            "client bytes, turn 30 / turn 1",
+            f"{growth['native']:.2f}x ({flat}: limit {FLAT_LIMIT}x)",
+            f"{growth['compat']:.1f}x",
+            f"{growth['stateless']:.1f}x",
+            None,
+        ],
+        [
+            "model input bytes, turn 30",
+            *(r.model.body_bytes for r in last.values()),
+            f"{summary['model_input_ratio_at_turn_30']:.2f}x",
+        ],
         ["model input ~tokens, turn 30", *(r.model.body_bytes // 4 for r in last.values()), None],
         ["block prefix reuse, turn 30", *(_pct(r.model.block_share()) for r in last.values()), None],
-        ["client bytes, whole conversation", *summary["client_bytes_total"].values(),
-         f"{summary['client_bytes_ratio_total']:.1f}x"],
-        ["model input bytes, whole conversation", *summary["model_bytes_total"].values(),
-         f"{summary['model_input_ratio_total']:.2f}x"],
-        ["client wall time, whole conversation (s)", *summary["seconds_total"].values(),
-         f"{summary['wall_time_ratio_total']:.1f}x"],
+        [
+            "client bytes, whole conversation",
+            *summary["client_bytes_total"].values(),
+            f"{summary['client_bytes_ratio_total']:.1f}x",
+        ],
+        [
+            "model input bytes, whole conversation",
+            *summary["model_bytes_total"].values(),
+            f"{summary['model_input_ratio_total']:.2f}x",
+        ],
+        [
+            "client wall time, whole conversation (s)",
+            *summary["seconds_total"].values(),
+            f"{summary['wall_time_ratio_total']:.1f}x",
+        ],
     ]
     return table
 
 
 def client_table(setup_bytes: int, arms: Arms) -> Table:
     names = list(arms)
-    table = Table("Client side, per turn", ["turn", "tool calls", "requests", *(f"client B: {a}" for a in names),
-                                            "stateless / native", *(f"ms: {a}" for a in names)])
+    table = Table(
+        "Client side, per turn",
+        [
+            "turn",
+            "tool calls",
+            "requests",
+            *(f"client B: {a}" for a in names),
+            "stateless / native",
+            *(f"ms: {a}" for a in names),
+        ],
+    )
     table.rows.append(["setup", None, "1 / 0 / 0", setup_bytes, 0, 0, None, None, None, None])
     for rows in zip(*arms.values(), strict=True):
         by_arm = dict(zip(names, rows, strict=True))
-        table.rows.append([rows[0].turn, rows[0].tool_calls, " / ".join(str(r.client_requests) for r in rows),
-                           *(r.client_bytes for r in rows),
-                           ratio(by_arm["stateless"].client_bytes, by_arm["native"].client_bytes),
-                           *(r.seconds * 1000 for r in rows)])
-    totals = {arm: sum(r.client_bytes for r in rows) + (setup_bytes if arm == "native" else 0)
-              for arm, rows in arms.items()}
+        table.rows.append(
+            [
+                rows[0].turn,
+                rows[0].tool_calls,
+                " / ".join(str(r.client_requests) for r in rows),
+                *(r.client_bytes for r in rows),
+                ratio(by_arm["stateless"].client_bytes, by_arm["native"].client_bytes),
+                *(r.seconds * 1000 for r in rows),
+            ]
+        )
+    totals = {
+        arm: sum(r.client_bytes for r in rows) + (setup_bytes if arm == "native" else 0) for arm, rows in arms.items()
+    }
     requests = [sum(r.client_requests for r in rows) + (arm == "native") for arm, rows in arms.items()]
-    table.rows.append(["total", sum(r.tool_calls for r in arms["native"]), " / ".join(map(str, requests)),
-                       *totals.values(), ratio(totals["stateless"], totals["native"]),
-                       *(_seconds(rows) * 1000 for rows in arms.values())])
+    table.rows.append(
+        [
+            "total",
+            sum(r.tool_calls for r in arms["native"]),
+            " / ".join(map(str, requests)),
+            *totals.values(),
+            ratio(totals["stateless"], totals["native"]),
+            *(_seconds(rows) * 1000 for rows in arms.values()),
+        ]
+    )
     return table
 
 
 def model_table(arms: Arms) -> Table:
     names = list(arms)
-    table = Table("Model side, per turn", ["turn", "requests", *(f"model B (~tok): {a}" for a in names),
-                                           *(f"byte prefix: {a}" for a in names),
-                                           *(f"block prefix: {a}" for a in names)])
+    table = Table(
+        "Model side, per turn",
+        [
+            "turn",
+            "requests",
+            *(f"model B (~tok): {a}" for a in names),
+            *(f"byte prefix: {a}" for a in names),
+            *(f"block prefix: {a}" for a in names),
+        ],
+    )
     for rows in zip(*arms.values(), strict=True):
-        table.rows.append([rows[0].turn, " / ".join(str(r.model.requests) for r in rows),
-                           *(_bytes_and_tokens(r.model.body_bytes) for r in rows),
-                           *(_pct(r.model.prefix_share()) for r in rows),
-                           *(_pct(r.model.block_share()) for r in rows)])
-    table.rows.append(["total", " / ".join(str(sum(r.model.requests for r in rows)) for rows in arms.values()),
-                       *(_bytes_and_tokens(_model_total(rows)) for rows in arms.values()),
-                       *([None] * (2 * len(names)))])
+        table.rows.append(
+            [
+                rows[0].turn,
+                " / ".join(str(r.model.requests) for r in rows),
+                *(_bytes_and_tokens(r.model.body_bytes) for r in rows),
+                *(_pct(r.model.prefix_share()) for r in rows),
+                *(_pct(r.model.block_share()) for r in rows),
+            ]
+        )
+    table.rows.append(
+        [
+            "total",
+            " / ".join(str(sum(r.model.requests for r in rows)) for rows in arms.values()),
+            *(_bytes_and_tokens(_model_total(rows)) for rows in arms.values()),
+            *([None] * (2 * len(names))),
+        ]
+    )
     return table
 
 
 def model_only_table(arms: Arms) -> Table:
     """Model input per request with Claude Code's built-in tools (``all``) and without (``none``)."""
-    table = Table("Model-only sessions: model input per request", [
-        "arm", "model B / request, turn 1", "model B / request, turn 30", "client B / request, turn 30",
-        "model / client, turn 30"])
+    table = Table(
+        "Model-only sessions: model input per request",
+        [
+            "arm",
+            "model B / request, turn 1",
+            "model B / request, turn 30",
+            "client B / request, turn 30",
+            "model / client, turn 30",
+        ],
+    )
     for arm, rows in arms.items():
         first, last = rows[0], rows[-1]
         client = ratio(last.client_bytes, last.client_requests) if arm.startswith("compat") else None
         model = ratio(last.model.body_bytes, last.model.requests)
-        table.rows.append([arm, round(ratio(first.model.body_bytes, first.model.requests)), round(model),
-                           round(client) if client else None, f"{model / client:.2f}x" if client else None])
+        table.rows.append(
+            [
+                arm,
+                round(ratio(first.model.body_bytes, first.model.requests)),
+                round(model),
+                round(client) if client else None,
+                f"{model / client:.2f}x" if client else None,
+            ]
+        )
     return table
 
 
@@ -435,14 +561,20 @@ def model_only() -> None:
         arms: Arms = {
             "native, all": run_native(gateway.client, mock, plans, "all")[1],
             "native, none": run_native(gateway.client, mock, plans, "none")[1],
-            "compat, all": run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans,
-                                         {"x-cc-builtin-tools": "all"}),
+            "compat, all": run_chat_loop(
+                gateway.client, "/v1/chat/completions", mock, plans, {"x-cc-builtin-tools": "all"}
+            ),
             "compat, none": run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans),
         }
-    report("token_burn_model_only", [model_only_table(arms)], {
-        "params": {"turns": TURNS, "tools": len(TOOLS)},
-        "turns": {arm: [asdict(r) for r in rows] for arm, rows in arms.items()},
-    }, NOTES[1:3])
+    report(
+        "token_burn_model_only",
+        [model_only_table(arms)],
+        {
+            "params": {"turns": TURNS, "tools": len(TOOLS)},
+            "turns": {arm: [asdict(r) for r in rows] for arm, rows in arms.items()},
+        },
+        NOTES[1:3],
+    )
 
 
 def main() -> None:
@@ -454,20 +586,30 @@ def main() -> None:
     with MockModel() as mock, scratch_home() as home, offline_environ(home):
         with running_gateway(mock.url) as gateway:
             setup_bytes, native = run_native(gateway.client, mock, plans)
-            compat = run_chat_loop(gateway.client, "/v1/chat/completions", mock, plans,
-                                   {"x-cc-builtin-tools": "all"})  # as before model-only compat sessions
+            compat = run_chat_loop(
+                gateway.client, "/v1/chat/completions", mock, plans, {"x-cc-builtin-tools": "all"}
+            )  # as before model-only compat sessions
         say("token_burn: starting the stateless proxy (a fresh Claude Code per call: the slow arm)")
         with StatelessProxy(mock.url, home) as proxy, httpx.Client(timeout=120) as client:
             stateless = run_chat_loop(client, proxy.url, mock, plans)
     arms: Arms = {"native": native, "compat": compat, "stateless": stateless}
     summary = summarise(setup_bytes, arms)
-    report("token_burn", [headline(summary, arms), client_table(setup_bytes, arms), model_table(arms)], {
-        "params": {"turns": TURNS, "tools": len(TOOLS), "tool_turns": sorted(TOOL_TURNS),
-                   "parallel_tool_turns": sorted(PARALLEL_TURNS)},
-        "summary": summary,
-        "setup_client_bytes": {"native": setup_bytes},
-        "turns": {arm: [asdict(r) for r in rows] for arm, rows in arms.items()},
-    }, NOTES)
+    report(
+        "token_burn",
+        [headline(summary, arms), client_table(setup_bytes, arms), model_table(arms)],
+        {
+            "params": {
+                "turns": TURNS,
+                "tools": len(TOOLS),
+                "tool_turns": sorted(TOOL_TURNS),
+                "parallel_tool_turns": sorted(PARALLEL_TURNS),
+            },
+            "summary": summary,
+            "setup_client_bytes": {"native": setup_bytes},
+            "turns": {arm: [asdict(r) for r in rows] for arm, rows in arms.items()},
+        },
+        NOTES,
+    )
 
 
 if __name__ == "__main__":

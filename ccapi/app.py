@@ -32,8 +32,15 @@ def _dumps(value: Any, **_: Any) -> str:
 
 
 def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
-    app = Sanic(name, dumps=_dumps, loads=orjson.loads, configure_logging=False,
-                error_handler=EnvelopeErrorHandler(), env_prefix="CC_API_SANIC_", request_class=DeadlineRequest)
+    app = Sanic(
+        name,
+        dumps=_dumps,
+        loads=orjson.loads,
+        configure_logging=False,
+        error_handler=EnvelopeErrorHandler(),
+        env_prefix="CC_API_SANIC_",
+        request_class=DeadlineRequest,
+    )
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     # the body as a whole; see DeadlineRequest (Sanic annotates it int, but any number of seconds works)
     app.config["REQUEST_TIMEOUT"] = settings.request_timeout
@@ -72,8 +79,9 @@ async def _start_state(app: Sanic) -> None:
     events_log.start()
     loop = asyncio.get_running_loop()
     store.watch(lambda session_id: loop.call_soon_threadsafe(events_log.nudge, session_id))
-    app.ctx.pool = pool = EnginePool(settings.max_live, settings.idle_timeout, settings.queue_timeout,
-                                     settings.max_queued)
+    app.ctx.pool = pool = EnginePool(
+        settings.max_live, settings.idle_timeout, settings.queue_timeout, settings.max_queued
+    )
     pool.start()
     app.ctx.limits = board = LimitBoard(auth_mode(app.ctx.credentials.source))
     app.ctx.service = service = SessionService(settings, store, events_log, pool, board)
@@ -84,9 +92,15 @@ async def _start_state(app: Sanic) -> None:
         events_log.on_commit(webhooks.committed)
         webhooks.start()
     credentials = app.ctx.credentials
-    log.info("started", host=settings.host, port=settings.port, database=str(settings.database_path),
-             mock_model=settings.mock_model, credentials_found=credentials.found,
-             credentials=credentials.message)
+    log.info(
+        "started",
+        host=settings.host,
+        port=settings.port,
+        database=str(settings.database_path),
+        mock_model=settings.mock_model,
+        credentials_found=credentials.found,
+        credentials=credentials.message,
+    )
     log.info("permissions", **service.permissions.describe(settings.permission_mode))
     if not credentials.found:
         log.warning("no_claude_credentials", message=credentials.message)

@@ -87,8 +87,15 @@ def _parse_models_setting(raw: str) -> tuple[ModelInfo, ...]:
             models.append(ModelInfo(item, item))
         elif isinstance(item, dict) and isinstance(item.get("id"), str):
             try:
-                models.append(ModelInfo(**{**item, "display_name": item.get("display_name", item["id"]),
-                                           "aliases": tuple(item.get("aliases", ()))}))
+                models.append(
+                    ModelInfo(
+                        **{
+                            **item,
+                            "display_name": item.get("display_name", item["id"]),
+                            "aliases": tuple(item.get("aliases", ())),
+                        }
+                    )
+                )
             except TypeError as exc:
                 raise ConfigError(f"CC_API_MODELS entry {item!r}: {exc}") from None
         else:

@@ -22,13 +22,44 @@ GATEWAY_PID = "CC_API_GATEWAY_PID"
 """The one CC API variable a child sees: the pid of the gateway that started it, so ``ps`` and
 ``/proc`` tell whose it is even after that gateway died (tests find leaked children by it)."""
 
-_KEEP_NAMES = frozenset({
-    "HOME", "PATH", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "LANG", "LANGUAGE", "TMPDIR", "PWD",
-    "IS_SANDBOX", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-    "no_proxy", "all_proxy", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "TRACEPARENT", "TRACESTATE",
-    "API_TIMEOUT_MS", "MAX_THINKING_TOKENS", "MAX_MCP_OUTPUT_TOKENS", "ENABLE_TOOL_SEARCH", "USE_BUILTIN_RIPGREP",
-    "BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS", "BASH_MAX_OUTPUT_LENGTH", GATEWAY_PID,
-})
+_KEEP_NAMES = frozenset(
+    {
+        "HOME",
+        "PATH",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "TERM",
+        "TZ",
+        "LANG",
+        "LANGUAGE",
+        "TMPDIR",
+        "PWD",
+        "IS_SANDBOX",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "all_proxy",
+        "NODE_EXTRA_CA_CERTS",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "TRACEPARENT",
+        "TRACESTATE",
+        "API_TIMEOUT_MS",
+        "MAX_THINKING_TOKENS",
+        "MAX_MCP_OUTPUT_TOKENS",
+        "ENABLE_TOOL_SEARCH",
+        "USE_BUILTIN_RIPGREP",
+        "BASH_DEFAULT_TIMEOUT_MS",
+        "BASH_MAX_TIMEOUT_MS",
+        "BASH_MAX_OUTPUT_LENGTH",
+        GATEWAY_PID,
+    }
+)
 _KEEP_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "LC_", "XDG_", "DISABLE_", "MCP_", "OTEL_")
 _CLOUD_PREFIXES = {
     # Bedrock's and Vertex's credentials are Claude Code's own only when it is told to use them.
@@ -42,18 +73,31 @@ def child_environment(env: Mapping[str, str], extra: Collection[str] = ()) -> di
     user session (home, path, locale, temp dir, proxies, CA certificates) and the ``extra`` names
     (``CC_API_PASS_ENV``); never another ``CC_API_*`` variable or anything else of the gateway's."""
     prefixes = _KEEP_PREFIXES + tuple(p for flag, cloud in _CLOUD_PREFIXES.items() if env.get(flag) for p in cloud)
-    return {name: value for name, value in env.items()
-            if (name == GATEWAY_PID or not name.startswith("CC_API_"))
-            and (name in _KEEP_NAMES or name in extra or name.startswith(prefixes))}
+    return {
+        name: value
+        for name, value in env.items()
+        if (name == GATEWAY_PID or not name.startswith("CC_API_"))
+        and (name in _KEEP_NAMES or name in extra or name.startswith(prefixes))
+    }
 
 
 def launcher_script(cli: str, umask: int, extra: Collection[str]) -> str:
     """A shell script that runs this file with the real CLI: by its path, in isolated mode and without
     site-packages (it needs none), so neither the session's working directory nor ``PYTHON*``
     variables can change what runs, and it starts in milliseconds."""
-    command = [sys.executable, "-I", "-S", str(Path(__file__).resolve()), "--umask", f"{umask:04o}",
-               "--keep", ",".join(sorted(extra)), "--", cli]
-    return f"#!/bin/sh\nexec {shlex.join(command)} \"$@\"\n"
+    command = [
+        sys.executable,
+        "-I",
+        "-S",
+        str(Path(__file__).resolve()),
+        "--umask",
+        f"{umask:04o}",
+        "--keep",
+        ",".join(sorted(extra)),
+        "--",
+        cli,
+    ]
+    return f'#!/bin/sh\nexec {shlex.join(command)} "$@"\n'
 
 
 def install_launcher(directory: Path, cli: str, umask: int, extra: Collection[str] = ()) -> Path:
@@ -88,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     split = args.index("--")
     options = dict(zip(args[:split:2], args[1:split:2], strict=True))
-    command = args[split + 1:]
+    command = args[split + 1 :]
     env = child_environment(os.environ, [name for name in options["--keep"].split(",") if name])
     _die_with_parent()
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # uvloop passes every inheritable descriptor on

@@ -70,8 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         sock = bind_socket(settings.host, settings.port)
         sock.set_inheritable(False)
         with launcher.recorded():
-            app.run(sock=sock, single_process=True, motd=False, access_log=False,
-                    protocol=HeadDeadlineProtocol)
+            app.run(sock=sock, single_process=True, motd=False, access_log=False, protocol=HeadDeadlineProtocol)
     except OSError as exc:
         if exc.errno not in _BIND_ERRORS:
             raise
@@ -84,15 +83,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    result = Launcher.from_environment().start(host=args.host, port=args.port, mock_model=args.mock_model,
-                                               timeout=args.timeout)
+    result = Launcher.from_environment().start(
+        host=args.host, port=args.port, mock_model=args.mock_model, timeout=args.timeout
+    )
     if args.json:
         print(to_json(result))
     elif result.outcome == "failed":
         print(f"cc-api: start failed: {result.message}", file=sys.stderr)
         if result.log_tail:
-            print("--- last lines of the log ---", *map(render_log_line, result.log_tail), sep="\n",
-                  file=sys.stderr)
+            print("--- last lines of the log ---", *map(render_log_line, result.log_tail), sep="\n", file=sys.stderr)
     else:
         print(f"cc-api: {result.message}")
     return EXIT_OK if result.outcome == "started" else EXIT_FAILED
@@ -149,8 +148,11 @@ def _version(args: argparse.Namespace) -> int:
     from claude_agent_sdk._cli_version import __cli_version__
 
     if args.json:
-        print(to_json({"version": __version__, "sdk_version": claude_agent_sdk.__version__,
-                       "cli_version": __cli_version__}))
+        print(
+            to_json(
+                {"version": __version__, "sdk_version": claude_agent_sdk.__version__, "cli_version": __cli_version__}
+            )
+        )
     else:
         print(f"cc-api {__version__} (claude-agent-sdk {claude_agent_sdk.__version__}, Claude Code {__cli_version__})")
     return EXIT_OK
@@ -158,48 +160,66 @@ def _version(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cc-api", description="Session-oriented HTTP gateway for Claude.",
+        prog="cc-api",
+        description="Session-oriented HTTP gateway for Claude.",
         epilog="State lives in $CC_API_HOME (default ~/.cc-api); settings come from the environment and "
-               "$CC_API_HOME/cc-api.env. Exit codes: 0 ok, 1 failed, 2 usage, 3 not running.")
+        "$CC_API_HOME/cc-api.env. Exit codes: 0 ok, 1 failed, 2 usage, 3 not running.",
+    )
     parser.add_argument("-V", "--version", action="version", version=f"cc-api {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], summary: str,
-                parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-                                  parents=list(parents))
+    def command(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        summary: str,
+        parents: Sequence[argparse.ArgumentParser] = (),
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".", parents=list(parents)
+        )
         sub.set_defaults(handler=handler)
         return sub
 
     listen = argparse.ArgumentParser(add_help=False)
     listen.add_argument("--host", help="listen address (default CC_API_HOST or 127.0.0.1)")
     listen.add_argument("--port", type=int, help="listen port (default CC_API_PORT or 8000)")
-    listen.add_argument("--mock-model", action="store_true",
-                        help="serve from the bundled mock model instead of Claude (no account needed)")
+    listen.add_argument(
+        "--mock-model",
+        action="store_true",
+        help="serve from the bundled mock model instead of Claude (no account needed)",
+    )
 
     run = command("run", _run, "run the gateway in the foreground", [listen])
-    run.add_argument("--no-console-log", action="store_true",
-                     help="log only to the log file (for `start` and launchd, whose stderr is that file)")
-    start = command("start", _start, "start the gateway in the background and wait until it is healthy",
-                    [listen, as_json])
+    run.add_argument(
+        "--no-console-log",
+        action="store_true",
+        help="log only to the log file (for `start` and launchd, whose stderr is that file)",
+    )
+    start = command(
+        "start", _start, "start the gateway in the background and wait until it is healthy", [listen, as_json]
+    )
     start.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for /healthz (default 30)")
-    stop = command("stop", _stop, "stop the background gateway (SIGTERM, then SIGKILL after --timeout)",
-                   [as_json])
+    stop = command("stop", _stop, "stop the background gateway (SIGTERM, then SIGKILL after --timeout)", [as_json])
     stop.add_argument("--timeout", type=float, default=15.0, help="seconds to wait before SIGKILL (default 15)")
-    command("status", _status, "show whether the gateway runs, where, and its sessions (exit 3: not running)",
-            [as_json])
+    command(
+        "status", _status, "show whether the gateway runs, where, and its sessions (exit 3: not running)", [as_json]
+    )
     logs = command("logs", _logs, "show the gateway's log, rendered for reading")
     logs.add_argument("--json", action="store_true", help="print the raw JSON lines")
     logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     for name, verb in (("install-service", "install and start"), ("uninstall-service", "stop and remove")):
         service = command(name, _service, f"{verb} the per-user service (systemd --user or launchd)", [as_json])
-        service.add_argument("--dry-run", action="store_true", help="print the file, its destination and the "
-                                                                     "commands instead of doing anything")
-        service.add_argument("--platform", choices=("linux", "macos"),
-                             help="render for this platform (default: this machine's)")
+        service.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the file, its destination and the commands instead of doing anything",
+        )
+        service.add_argument(
+            "--platform", choices=("linux", "macos"), help="render for this platform (default: this machine's)"
+        )
     command("version", _version, "print versions", [as_json])
     return parser
 

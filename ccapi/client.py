@@ -35,8 +35,20 @@ import orjson
 from ccapi.events import Event
 from ccapi.webhooks.signing import WebhookVerificationError, verify_webhook
 
-__all__ = ["AsyncClient", "CCAPIError", "Client", "Decision", "Event", "PermissionRequest", "Session", "ToolCall",
-           "ToolResult", "Turn", "WebhookVerificationError", "verify_webhook"]
+__all__ = [
+    "AsyncClient",
+    "CCAPIError",
+    "Client",
+    "Decision",
+    "Event",
+    "PermissionRequest",
+    "Session",
+    "ToolCall",
+    "ToolResult",
+    "Turn",
+    "WebhookVerificationError",
+    "verify_webhook",
+]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Reconnection attempts for one event stream before the error is raised.
@@ -67,8 +79,16 @@ class Session:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Session:
-        return cls(body["id"], body["status"], body["model"], body.get("tools", []), body.get("metadata") or {},
-                   body.get("turn_count", 0), body.get("last_event_seq", 0), body)
+        return cls(
+            body["id"],
+            body["status"],
+            body["model"],
+            body.get("tools", []),
+            body.get("metadata") or {},
+            body.get("turn_count", 0),
+            body.get("last_event_seq", 0),
+            body,
+        )
 
 
 @dataclass(frozen=True)
@@ -134,10 +154,22 @@ class Turn:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Turn:
         calls = [ToolCall(c["tool_call_id"], c["name"], c["input"]) for c in body.get("tool_calls") or []]
-        requests = [PermissionRequest(r["request_id"], r["tool_name"], r["input"], r.get("tool_use_id"))
-                    for r in body.get("permission_requests") or []]
-        return cls(body["turn_id"], body["session_id"], body["status"], body.get("output") or [], calls,
-                   body.get("usage") or {}, body.get("last_event_seq"), body.get("error"), body, requests)
+        requests = [
+            PermissionRequest(r["request_id"], r["tool_name"], r["input"], r.get("tool_use_id"))
+            for r in body.get("permission_requests") or []
+        ]
+        return cls(
+            body["turn_id"],
+            body["session_id"],
+            body["status"],
+            body.get("output") or [],
+            calls,
+            body.get("usage") or {},
+            body.get("last_event_seq"),
+            body.get("error"),
+            body,
+            requests,
+        )
 
     @property
     def text(self) -> str:
@@ -149,10 +181,20 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def _session_body(model: str | None, system_prompt: str | None, tools: Iterable[Mapping[str, Any]] | None,
-                  metadata: Mapping[str, Any] | None, extra: Mapping[str, Any]) -> dict[str, Any]:
-    body = {"model": model, "system_prompt": system_prompt, "tools": list(tools) if tools is not None else None,
-            "metadata": dict(metadata) if metadata is not None else None, **extra}
+def _session_body(
+    model: str | None,
+    system_prompt: str | None,
+    tools: Iterable[Mapping[str, Any]] | None,
+    metadata: Mapping[str, Any] | None,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    body = {
+        "model": model,
+        "system_prompt": system_prompt,
+        "tools": list(tools) if tools is not None else None,
+        "metadata": dict(metadata) if metadata is not None else None,
+        **extra,
+    }
     return {key: value for key, value in body.items() if value is not None}
 
 
@@ -184,8 +226,9 @@ def _checked(response: httpx.Response) -> Any:
             error = response.json()["error"]
         except (ValueError, KeyError, TypeError):
             raise CCAPIError(response.status_code, "http_error", response.text[:500]) from None
-        raise CCAPIError(response.status_code, error.get("type", "error"), error.get("message", ""),
-                         error.get("details"))
+        raise CCAPIError(
+            response.status_code, error.get("type", "error"), error.get("message", ""), error.get("details")
+        )
     return response.json()
 
 
@@ -226,8 +269,14 @@ _RESUMABLE = (httpx.TransportError,)
 
 # -- sync ---------------------------------------------------------------------------------
 class Client:
-    def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None, *, timeout: float = 600,
-                 http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        *,
+        timeout: float = 600,
+        http: httpx.Client | None = None,
+    ) -> None:
         self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
         self._http.headers.update(_headers(api_key))
 
@@ -240,9 +289,15 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def create_session(self, *, model: str | None = None, system_prompt: str | None = None,
-                       tools: Iterable[Mapping[str, Any]] | None = None, metadata: Mapping[str, Any] | None = None,
-                       **extra: Any) -> Session:
+    def create_session(
+        self,
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        tools: Iterable[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> Session:
         body = _session_body(model, system_prompt, tools, metadata, extra)
         return Session.from_json(_checked(self._http.post("/api/sessions", json=body)))
 
@@ -252,23 +307,46 @@ class Client:
     def delete_session(self, session_id: str) -> None:
         _checked(self._http.delete(f"/api/sessions/{session_id}"))
 
-    def send(self, session_id: str, input: str | list[dict[str, Any]], *,  # the API's own name
-             idempotency_key: str | None = None) -> Turn:
+    def send(
+        self,
+        session_id: str,
+        input: str | list[dict[str, Any]],
+        *,  # the API's own name
+        idempotency_key: str | None = None,
+    ) -> Turn:
         """Send new input; returns the turn once it completes or pauses on tool calls."""
-        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/turns", json={"input": input},
-                                                       headers=_idempotency(idempotency_key))))
+        return Turn.from_json(
+            _checked(
+                self._http.post(
+                    f"/api/sessions/{session_id}/turns", json={"input": input}, headers=_idempotency(idempotency_key)
+                )
+            )
+        )
 
-    def submit_tool_results(self, session_id: str, results: Iterable[ToolResult], *,
-                            idempotency_key: str | None = None) -> Turn:
-        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/tool-results",
-                                                       json=_results_body(results),
-                                                       headers=_idempotency(idempotency_key))))
+    def submit_tool_results(
+        self, session_id: str, results: Iterable[ToolResult], *, idempotency_key: str | None = None
+    ) -> Turn:
+        return Turn.from_json(
+            _checked(
+                self._http.post(
+                    f"/api/sessions/{session_id}/tool-results",
+                    json=_results_body(results),
+                    headers=_idempotency(idempotency_key),
+                )
+            )
+        )
 
     def decide(self, session_id: str, decisions: Iterable[Decision], *, idempotency_key: str | None = None) -> Turn:
         """Allow or deny the built-in tool calls the turn waits on; returns the turn as it settles next."""
-        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/permissions",
-                                                       json=_decisions_body(decisions),
-                                                       headers=_idempotency(idempotency_key))))
+        return Turn.from_json(
+            _checked(
+                self._http.post(
+                    f"/api/sessions/{session_id}/permissions",
+                    json=_decisions_body(decisions),
+                    headers=_idempotency(idempotency_key),
+                )
+            )
+        )
 
     def interrupt(self, session_id: str) -> Turn:
         return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/interrupt")))
@@ -277,16 +355,18 @@ class Client:
         body = _checked(self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit}))
         return [Event.from_dict(event) for event in body["data"]]
 
-    def stream_events(self, session_id: str, *, after: int = 0,
-                      until: Callable[[Event], bool] | None = None) -> Iterator[Event]:
+    def stream_events(
+        self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
+    ) -> Iterator[Event]:
         """The session's events after ``after``, live, until ``until`` says an event was the
         last. A dropped connection is resumed from the last event seen (``Last-Event-ID``)."""
         last, failures = after, 0
         while True:
             parser = _SSEParser()
             try:
-                with self._http.stream("GET", f"/api/sessions/{session_id}/events/stream",
-                                       headers=_stream_headers(last)) as response:
+                with self._http.stream(
+                    "GET", f"/api/sessions/{session_id}/events/stream", headers=_stream_headers(last)
+                ) as response:
                     if response.status_code >= 400:
                         response.read()
                         _checked(response)
@@ -305,8 +385,15 @@ class Client:
                     raise
                 time.sleep(RETRY_DELAY * failures)
 
-    def run_tools(self, session_id: str, input: str | list[dict[str, Any]],
-                  tools: Mapping[str, Tool], *, approve: Approver | None = None, max_rounds: int = 32) -> Turn:
+    def run_tools(
+        self,
+        session_id: str,
+        input: str | list[dict[str, Any]],
+        tools: Mapping[str, Tool],
+        *,
+        approve: Approver | None = None,
+        max_rounds: int = 32,
+    ) -> Turn:
         """Send ``input`` and answer every client tool call with ``tools[name](**input)``,
         and every permission request with ``approve`` (without it, a turn waiting for
         approval is returned as it is), until the turn is no longer waiting."""
@@ -334,8 +421,14 @@ class Client:
 
 # -- async --------------------------------------------------------------------------------
 class AsyncClient:
-    def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None, *, timeout: float = 600,
-                 http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        *,
+        timeout: float = 600,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
         self._http.headers.update(_headers(api_key))
 
@@ -348,9 +441,15 @@ class AsyncClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def create_session(self, *, model: str | None = None, system_prompt: str | None = None,
-                             tools: Iterable[Mapping[str, Any]] | None = None,
-                             metadata: Mapping[str, Any] | None = None, **extra: Any) -> Session:
+    async def create_session(
+        self,
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        tools: Iterable[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> Session:
         body = _session_body(model, system_prompt, tools, metadata, extra)
         return Session.from_json(_checked(await self._http.post("/api/sessions", json=body)))
 
@@ -360,22 +459,32 @@ class AsyncClient:
     async def delete_session(self, session_id: str) -> None:
         _checked(await self._http.delete(f"/api/sessions/{session_id}"))
 
-    async def send(self, session_id: str, input: str | list[dict[str, Any]], *,
-                   idempotency_key: str | None = None) -> Turn:
-        response = await self._http.post(f"/api/sessions/{session_id}/turns", json={"input": input},
-                                         headers=_idempotency(idempotency_key))
+    async def send(
+        self, session_id: str, input: str | list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> Turn:
+        response = await self._http.post(
+            f"/api/sessions/{session_id}/turns", json={"input": input}, headers=_idempotency(idempotency_key)
+        )
         return Turn.from_json(_checked(response))
 
-    async def submit_tool_results(self, session_id: str, results: Iterable[ToolResult], *,
-                                  idempotency_key: str | None = None) -> Turn:
-        response = await self._http.post(f"/api/sessions/{session_id}/tool-results", json=_results_body(results),
-                                         headers=_idempotency(idempotency_key))
+    async def submit_tool_results(
+        self, session_id: str, results: Iterable[ToolResult], *, idempotency_key: str | None = None
+    ) -> Turn:
+        response = await self._http.post(
+            f"/api/sessions/{session_id}/tool-results",
+            json=_results_body(results),
+            headers=_idempotency(idempotency_key),
+        )
         return Turn.from_json(_checked(response))
 
-    async def decide(self, session_id: str, decisions: Iterable[Decision], *,
-                     idempotency_key: str | None = None) -> Turn:
-        response = await self._http.post(f"/api/sessions/{session_id}/permissions", json=_decisions_body(decisions),
-                                         headers=_idempotency(idempotency_key))
+    async def decide(
+        self, session_id: str, decisions: Iterable[Decision], *, idempotency_key: str | None = None
+    ) -> Turn:
+        response = await self._http.post(
+            f"/api/sessions/{session_id}/permissions",
+            json=_decisions_body(decisions),
+            headers=_idempotency(idempotency_key),
+        )
         return Turn.from_json(_checked(response))
 
     async def interrupt(self, session_id: str) -> Turn:
@@ -385,15 +494,17 @@ class AsyncClient:
         response = await self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})
         return [Event.from_dict(event) for event in _checked(response)["data"]]
 
-    async def stream_events(self, session_id: str, *, after: int = 0,
-                            until: Callable[[Event], bool] | None = None) -> AsyncIterator[Event]:
+    async def stream_events(
+        self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
+    ) -> AsyncIterator[Event]:
         """As ``Client.stream_events``."""
         last, failures = after, 0
         while True:
             parser = _SSEParser()
             try:
-                async with self._http.stream("GET", f"/api/sessions/{session_id}/events/stream",
-                                             headers=_stream_headers(last)) as response:
+                async with self._http.stream(
+                    "GET", f"/api/sessions/{session_id}/events/stream", headers=_stream_headers(last)
+                ) as response:
                     if response.status_code >= 400:
                         await response.aread()
                         _checked(response)
@@ -412,9 +523,15 @@ class AsyncClient:
                     raise
                 await asyncio.sleep(RETRY_DELAY * failures)
 
-    async def run_tools(self, session_id: str, input: str | list[dict[str, Any]],
-                        tools: Mapping[str, Tool | Callable[..., Awaitable[Any]]], *, approve: Approver | None = None,
-                        max_rounds: int = 32) -> Turn:
+    async def run_tools(
+        self,
+        session_id: str,
+        input: str | list[dict[str, Any]],
+        tools: Mapping[str, Tool | Callable[..., Awaitable[Any]]],
+        *,
+        approve: Approver | None = None,
+        max_rounds: int = 32,
+    ) -> Turn:
         """As ``Client.run_tools``; a tool may be a coroutine function."""
         turn = await self.send(session_id, input)
         for _ in range(max_rounds):

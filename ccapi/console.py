@@ -69,8 +69,11 @@ def render_service_plan(plan: ServicePlan, install: bool) -> str:
     """What ``--dry-run`` would do, as comments around the file and the commands."""
     if install:
         steps = plan.install_steps
-        head = [f"# would write {plan.destination}:", plan.content.rstrip(),
-                f"# would create {plan.env_file} (mode 0600) if missing"]
+        head = [
+            f"# would write {plan.destination}:",
+            plan.content.rstrip(),
+            f"# would create {plan.env_file} (mode 0600) if missing",
+        ]
     else:
         steps = (*plan.stop_steps, *plan.reload_steps)
         head = [f"# would remove {plan.destination} (and keep {plan.env_file})"]
@@ -90,8 +93,9 @@ def render_log_line(line: str) -> str:
     name = event.get("event", "")
     if event.get("logger") and not str(event["logger"]).startswith("ccapi"):
         name = f"[{event['logger']}] {name}"
-    fields = " ".join(f"{key}={_field(value)}" for key, value in event.items()
-                      if key not in _LOG_HEAD and value is not None)
+    fields = " ".join(
+        f"{key}={_field(value)}" for key, value in event.items() if key not in _LOG_HEAD and value is not None
+    )
     text = " ".join(part for part in (timestamp, f"{level:<7}", str(name), fields) if part)
     return f"{text}\n{event['exception']}" if event.get("exception") else text
 

@@ -33,9 +33,7 @@ class EventType(enum.StrEnum):
     RATE_LIMIT = "rate_limit"
 
 
-TERMINAL_TURN_EVENTS = frozenset(
-    {EventType.TURN_COMPLETED, EventType.TURN_INTERRUPTED, EventType.TURN_FAILED}
-)
+TERMINAL_TURN_EVENTS = frozenset({EventType.TURN_COMPLETED, EventType.TURN_INTERRUPTED, EventType.TURN_FAILED})
 #: A turn that waits for its client: tool results, or permission decisions.
 PAUSE_EVENTS = frozenset({EventType.TURN_REQUIRES_ACTION, EventType.TURN_REQUIRES_APPROVAL})
 
@@ -43,8 +41,12 @@ PAUSE_EVENTS = frozenset({EventType.TURN_REQUIRES_ACTION, EventType.TURN_REQUIRE
 #: Events a webhook may subscribe to: everything but the token-level deltas.
 WEBHOOK_EVENT_TYPES = frozenset(EventType) - {EventType.MESSAGE_DELTA, EventType.THINKING_DELTA}
 #: What a subscription without ``events`` receives: the moments a background client must act on.
-DEFAULT_WEBHOOK_EVENTS = (EventType.TURN_COMPLETED, EventType.TURN_REQUIRES_ACTION, EventType.TURN_REQUIRES_APPROVAL,
-                          EventType.TURN_FAILED)
+DEFAULT_WEBHOOK_EVENTS = (
+    EventType.TURN_COMPLETED,
+    EventType.TURN_REQUIRES_ACTION,
+    EventType.TURN_REQUIRES_APPROVAL,
+    EventType.TURN_FAILED,
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,14 @@ class Event:
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Event:
         """The inverse of ``to_dict``: an event as the API serves it."""
-        return cls(body["seq"], body["type"], body["session_id"], body.get("turn_id"), body["created_at"],
-                   body.get("data") or {})
+        return cls(
+            body["seq"],
+            body["type"],
+            body["session_id"],
+            body.get("turn_id"),
+            body["created_at"],
+            body.get("data") or {},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -127,8 +127,14 @@ class Launcher:
         """Record this process as the running gateway for as long as the block runs."""
         me = current_process()
         state = GatewayState(
-            pid=me.pid, pgid=os.getpgrp(), process_started=me.started, url=self.settings.base_url,
-            host=self.settings.host, port=self.settings.port, started_at=time.time(), version=__version__,
+            pid=me.pid,
+            pgid=os.getpgrp(),
+            process_started=me.started,
+            url=self.settings.base_url,
+            host=self.settings.host,
+            port=self.settings.port,
+            started_at=time.time(),
+            version=__version__,
         )
         self.paths.home.mkdir(parents=True, exist_ok=True)
         temporary = self.paths.state_file.with_suffix(".tmp")
@@ -145,8 +151,14 @@ class Launcher:
             self.paths.state_file.unlink(missing_ok=True)
 
     # -- start / stop / status -------------------------------------------------------------
-    def start(self, host: str | None = None, port: int | None = None, mock_model: bool = False,
-              timeout: float = START_TIMEOUT, cwd: Path | None = None) -> StartResult:
+    def start(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        mock_model: bool = False,
+        timeout: float = START_TIMEOUT,
+        cwd: Path | None = None,
+    ) -> StartResult:
         """Run ``cc-api run`` detached (own session, stdin from /dev/null, output to the log file)
         and wait until it answers ``/healthz``. ``cwd`` (default: ours) is where Claude Code's tools
         act unless ``CC_API_CWD`` says otherwise."""
@@ -157,16 +169,31 @@ class Launcher:
         settings = self.settings.with_overrides(**overrides)
         if settings.port == 0:
             raise ConfigError("cc-api start needs a fixed port: set CC_API_PORT or pass --port")
-        command = [self.python, "-m", "ccapi", "run", "--host", settings.host, "--port", str(settings.port),
-                   "--no-console-log", *(["--mock-model"] if mock_model else [])]
+        command = [
+            self.python,
+            "-m",
+            "ccapi",
+            "run",
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.port),
+            "--no-console-log",
+            *(["--mock-model"] if mock_model else []),
+        ]
         with private_umask():  # the gateway tightens older state itself once it runs
             self.paths.log_dir.mkdir(parents=True, exist_ok=True)
             log = self.paths.log_file.open("ab")
         offset = size(self.paths.log_file)
         with log:
             child = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env={**self.env, "CC_API_HOME": str(self.paths.home)}, cwd=cwd,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**self.env, "CC_API_HOME": str(self.paths.home)},
+                cwd=cwd,
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -179,13 +206,17 @@ class Launcher:
             if time.monotonic() > deadline:
                 _kill_group(child.pid)
                 child.wait()
-                return self._start_failed(f"the gateway did not answer {settings.base_url}/healthz "
-                                          f"within {timeout:g} s", offset)
+                return self._start_failed(
+                    f"the gateway did not answer {settings.base_url}/healthz within {timeout:g} s", offset
+                )
             time.sleep(_POLL)
 
     def _start_failed(self, message: str, offset: int) -> StartResult:
-        return StartResult("failed", f"{message}; see {self.paths.log_file}",
-                           log_tail=lines_since(self.paths.log_file, offset, _LOG_LINES))
+        return StartResult(
+            "failed",
+            f"{message}; see {self.paths.log_file}",
+            log_tail=lines_since(self.paths.log_file, offset, _LOG_LINES),
+        )
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> StopResult:
         """SIGTERM (the gateway interrupts turns, flushes events, closes Claude Code), then
@@ -222,9 +253,17 @@ class Launcher:
         live = health.get("live_engines") if isinstance(health, dict) else None
         limits = (health.get("limits") or {}).get("summary") if isinstance(health, dict) else None
         persisted, more, problem = self._count_sessions(state.url)
-        return GatewayStatus(True, state, healthy=code == 200, uptime_seconds=uptime, live_sessions=live,
-                             persisted_sessions=persisted, persisted_sessions_more=more,
-                             problem=problem if code == 200 else f"/healthz answered {code}", limits=limits)
+        return GatewayStatus(
+            True,
+            state,
+            healthy=code == 200,
+            uptime_seconds=uptime,
+            live_sessions=live,
+            persisted_sessions=persisted,
+            persisted_sessions_more=more,
+            problem=problem if code == 200 else f"/healthz answered {code}",
+            limits=limits,
+        )
 
     def _count_sessions(self, url: str) -> tuple[int | None, bool, str | None]:
         count, cursor = 0, ""

@@ -17,13 +17,23 @@ from typing import Any
 
 from ccapi.errors import ApiError
 
-WINDOW_LABELS = {"five_hour": "5-hour", "seven_day": "7-day", "seven_day_opus": "7-day Opus",
-                 "seven_day_sonnet": "7-day Sonnet", "overage": "overage"}
+WINDOW_LABELS = {
+    "five_hour": "5-hour",
+    "seven_day": "7-day",
+    "seven_day_opus": "7-day Opus",
+    "seven_day_sonnet": "7-day Sonnet",
+    "overage": "overage",
+}
 #: How long a rejection without a reset time holds new turns back before Claude Code is asked again.
 UNKNOWN_RESET_SECONDS = 60
 _OVERAGE_OPEN = ("allowed", "allowed_warning")
-_AUTH_MODES = {"CLAUDE_CODE_OAUTH_TOKEN": "subscription", "claude-login": "subscription",
-               "ANTHROPIC_API_KEY": "api_key", "ANTHROPIC_AUTH_TOKEN": "api_key", "mock-model": "mock"}
+_AUTH_MODES = {
+    "CLAUDE_CODE_OAUTH_TOKEN": "subscription",
+    "claude-login": "subscription",
+    "ANTHROPIC_API_KEY": "api_key",
+    "ANTHROPIC_AUTH_TOKEN": "api_key",
+    "mock-model": "mock",
+}
 _AUTH_NOTES = {
     "subscription": "Claude subscription: usage is metered in windows, reported by Claude Code as it talks to Claude",
     "api_key": "API key: billed per token, no subscription windows (see each turn's cost_usd)",
@@ -79,9 +89,15 @@ class WindowState:
         return f"{label} window{used}{state}{when}"
 
     def to_dict(self, now: float) -> dict[str, Any]:
-        body: dict[str, Any] = {"window": self.window, "status": self.status, "utilization": self.utilization,
-                                "resets_at": iso(self.resets_at), "blocking": self.blocks(now),
-                                "summary": self.summary(now), "updated_at": iso(int(self.updated_at))}
+        body: dict[str, Any] = {
+            "window": self.window,
+            "status": self.status,
+            "utilization": self.utilization,
+            "resets_at": iso(self.resets_at),
+            "blocking": self.blocks(now),
+            "summary": self.summary(now),
+            "updated_at": iso(int(self.updated_at)),
+        }
         if self.overage_status is not None:
             body["overage_status"] = self.overage_status
             body["overage_resets_at"] = iso(self.overage_resets_at)
@@ -117,8 +133,12 @@ class RateLimited(ApiError):
         now = time.time() if now is None else now
         reset = epoch(error.get("resets_at"))
         retry_after = max(1, math.ceil(reset - now)) if reset is not None else UNKNOWN_RESET_SECONDS
-        return cls(str(error.get("message") or "the Claude usage limit was reached"), error.get("window"),
-                   error.get("resets_at"), retry_after)
+        return cls(
+            str(error.get("message") or "the Claude usage limit was reached"),
+            error.get("window"),
+            error.get("resets_at"),
+            retry_after,
+        )
 
 
 class LimitBoard:
@@ -136,15 +156,24 @@ class LimitBoard:
                 continue
             known = self._windows.get(name)
             status = other.get("status") or (known.status if known else "allowed")
-            self._windows[name] = WindowState(name, status, other.get("utilization"), epoch(other.get("resets_at")),
-                                              updated_at=now)
+            self._windows[name] = WindowState(
+                name, status, other.get("utilization"), epoch(other.get("resets_at")), updated_at=now
+            )
         self._windows[data["window"]] = WindowState(
-            data["window"], data["status"], data.get("utilization"), epoch(data.get("resets_at")),
-            data.get("overage_status"), epoch(data.get("overage_resets_at")), updated_at=now)
+            data["window"],
+            data["status"],
+            data.get("utilization"),
+            epoch(data.get("resets_at")),
+            data.get("overage_status"),
+            epoch(data.get("overage_resets_at")),
+            updated_at=now,
+        )
 
     def windows(self) -> list[WindowState]:
-        return sorted(self._windows.values(), key=lambda w: list(WINDOW_LABELS).index(w.window)
-                      if w.window in WINDOW_LABELS else len(WINDOW_LABELS))
+        return sorted(
+            self._windows.values(),
+            key=lambda w: list(WINDOW_LABELS).index(w.window) if w.window in WINDOW_LABELS else len(WINDOW_LABELS),
+        )
 
     def blocking(self, now: float | None = None) -> WindowState | None:
         """The rejected window that holds turns back right now (the one that resets last)."""
@@ -157,14 +186,21 @@ class LimitBoard:
         now = time.time() if now is None else now
         window = self.blocking(now)
         if window is not None:
-            raise RateLimited(f"Claude usage limit reached: {window.summary(now)}; retry after the reset",
-                              window.window, iso(window.resets_at), window.retry_after(now))
+            raise RateLimited(
+                f"Claude usage limit reached: {window.summary(now)}; retry after the reset",
+                window.window,
+                iso(window.resets_at),
+                window.retry_after(now),
+            )
 
     def warning(self, now: float | None = None) -> WindowState | None:
         """The most used window that is in warning (or rejected), for reply headers."""
         now = time.time() if now is None else now
-        flagged = [w for w in self._windows.values()
-                   if w.status in ("allowed_warning", "rejected") and (w.resets_at is None or w.resets_at > now)]
+        flagged = [
+            w
+            for w in self._windows.values()
+            if w.status in ("allowed_warning", "rejected") and (w.resets_at is None or w.resets_at > now)
+        ]
         return max(flagged, key=lambda w: w.utilization or 0.0, default=None)
 
     def warning_headers(self, now: float | None = None) -> dict[str, str]:
@@ -183,13 +219,19 @@ class LimitBoard:
         """``GET /api/limits``: the auth mode and what was reported, nothing invented."""
         now = time.time() if now is None else now
         blocking = self.blocking(now)
-        return {"auth": self.auth, "note": _AUTH_NOTES.get(self.auth, _AUTH_NOTES["unknown"]),
-                "windows": [w.to_dict(now) for w in self.windows()],
-                "rate_limited": blocking is not None,
-                "retry_after": blocking.retry_after(now) if blocking is not None else None}
+        return {
+            "auth": self.auth,
+            "note": _AUTH_NOTES.get(self.auth, _AUTH_NOTES["unknown"]),
+            "windows": [w.to_dict(now) for w in self.windows()],
+            "rate_limited": blocking is not None,
+            "retry_after": blocking.retry_after(now) if blocking is not None else None,
+        }
 
     def health(self, now: float | None = None) -> dict[str, Any]:
         """The ``/healthz`` line: one summary string per reported window."""
         now = time.time() if now is None else now
-        return {"auth": self.auth, "rate_limited": self.blocking(now) is not None,
-                "summary": "; ".join(w.summary(now) for w in self.windows()) or None}
+        return {
+            "auth": self.auth,
+            "rate_limited": self.blocking(now) is not None,
+            "summary": "; ".join(w.summary(now) for w in self.windows()) or None,
+        }

@@ -21,10 +21,25 @@ import structlog
 from ccapi.paths import LOG_FILE_NAME
 
 REDACTED = "[redacted]"
-SECRET_VARIABLES = ("CC_API_KEY", "CC_API_WEBHOOK_SECRET", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
-                    "CLAUDE_CODE_OAUTH_TOKEN")
-SECRET_KEYS = frozenset({"authorization", "x-api-key", "api_key", "cookie", "password", "secret", "token",
-                         *(name.lower() for name in SECRET_VARIABLES)})
+SECRET_VARIABLES = (
+    "CC_API_KEY",
+    "CC_API_WEBHOOK_SECRET",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+)
+SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api_key",
+        "cookie",
+        "password",
+        "secret",
+        "token",
+        *(name.lower() for name in SECRET_VARIABLES),
+    }
+)
 _MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words; such keys are not secret anyway
 _JSON_NATIVE = (str, int, float, bool, type(None))
 
@@ -59,14 +74,18 @@ class Redactor:
         return value
 
 
-def configure_logging(log_dir: Path | None, level: int = logging.INFO, *, console: bool = True,
-                      secrets: Iterable[str] = ()) -> None:
+def configure_logging(
+    log_dir: Path | None, level: int = logging.INFO, *, console: bool = True, secrets: Iterable[str] = ()
+) -> None:
     """``console=False`` when stderr already goes to the log file (``cc-api start``, launchd)."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)] if console else []
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.handlers.RotatingFileHandler(
-            log_dir / LOG_FILE_NAME, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"))
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_dir / LOG_FILE_NAME, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
+            )
+        )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.stdlib.add_logger_name,

@@ -57,8 +57,9 @@ class MenuController:
         if status.limits:
             detail += f" · {status.limits}"
         if not status.healthy:
-            return MenuState("CC ◐", f"Not healthy: {status.problem or detail}",
-                             can_start=False, can_stop=True, can_open=True)
+            return MenuState(
+                "CC ◐", f"Not healthy: {status.problem or detail}", can_start=False, can_stop=True, can_open=True
+            )
         return MenuState("CC ●", detail, can_start=False, can_stop=True, can_open=True)
 
     def start(self) -> str:
@@ -109,8 +110,15 @@ def _menu_app(rumps: Any, controller: MenuController) -> Any:
             self.start_item = rumps.MenuItem("Start")
             self.stop_item = rumps.MenuItem("Stop")
             self.open_item = rumps.MenuItem("Open in Browser")
-            self.menu = [self.detail, None, self.start_item, self.stop_item, None, self.open_item,
-                         rumps.MenuItem("Open Log", callback=lambda _: controller.open_log())]
+            self.menu = [
+                self.detail,
+                None,
+                self.start_item,
+                self.stop_item,
+                None,
+                self.open_item,
+                rumps.MenuItem("Open Log", callback=lambda _: controller.open_log()),
+            ]
             self.outcome: str | None = None
             self.busy = False
             rumps.Timer(self.tick, REFRESH_SECONDS).start()

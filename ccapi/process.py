@@ -54,8 +54,13 @@ def _from_proc(pid: int) -> ProcessInfo | None:
 
 def _from_ps(pid: int) -> ProcessInfo | None:
     try:
-        result = subprocess.run(["ps", "-o", "stat=", "-o", "lstart=", "-o", "command=", "-p", str(pid)],
-                                capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}, timeout=5)
+        result = subprocess.run(
+            ["ps", "-o", "stat=", "-o", "lstart=", "-o", "command=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LC_ALL": "C"},
+            timeout=5,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     parts = result.stdout.split(None, 6)

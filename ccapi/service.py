@@ -104,18 +104,27 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _systemd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> ServicePlan:
-    content = _fill(load_template("linux"), {
-        "EXEC_START": " ".join(_systemd_word(arg) for arg in command),
-        "CC_API_HOME": _systemd_value(str(paths.home)),
-        "PATH": _systemd_value(path_env),
-        "ENV_FILE": _systemd_value(str(paths.env_file)),
-    })
+    content = _fill(
+        load_template("linux"),
+        {
+            "EXEC_START": " ".join(_systemd_word(arg) for arg in command),
+            "CC_API_HOME": _systemd_value(str(paths.home)),
+            "PATH": _systemd_value(path_env),
+            "ENV_FILE": _systemd_value(str(paths.env_file)),
+        },
+    )
     systemctl = ("systemctl", "--user")
     return ServicePlan(
-        platform="linux", destination=systemd_user_unit_dir() / UNIT_NAME, content=content,
-        env_file=paths.env_file, log_dir=paths.log_dir,
-        install_steps=(Step((*systemctl, "daemon-reload")), Step((*systemctl, "enable", UNIT_NAME)),
-                       Step((*systemctl, "restart", UNIT_NAME))),
+        platform="linux",
+        destination=systemd_user_unit_dir() / UNIT_NAME,
+        content=content,
+        env_file=paths.env_file,
+        log_dir=paths.log_dir,
+        install_steps=(
+            Step((*systemctl, "daemon-reload")),
+            Step((*systemctl, "enable", UNIT_NAME)),
+            Step((*systemctl, "restart", UNIT_NAME)),
+        ),
         stop_steps=(Step((*systemctl, "disable", "--now", UNIT_NAME), may_fail=True),),
         reload_steps=(Step((*systemctl, "daemon-reload")),),
     )
@@ -123,21 +132,28 @@ def _systemd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> S
 
 def _launchd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> ServicePlan:
     destination = launch_agents_dir() / f"{LABEL}.plist"
-    content = _fill(load_template("macos"), {
-        "PROGRAM_ARGUMENTS": "\n".join(f"\t\t<string>{escape(arg)}</string>" for arg in command),
-        "USER_HOME": escape(str(Path.home())),
-        "CC_API_HOME": escape(str(paths.home)),
-        "PATH": escape(path_env),
-        "ENV_FILE": escape(str(paths.env_file)),
-        "LOG_FILE": escape(str(paths.log_file)),
-    })
+    content = _fill(
+        load_template("macos"),
+        {
+            "PROGRAM_ARGUMENTS": "\n".join(f"\t\t<string>{escape(arg)}</string>" for arg in command),
+            "USER_HOME": escape(str(Path.home())),
+            "CC_API_HOME": escape(str(paths.home)),
+            "PATH": escape(path_env),
+            "ENV_FILE": escape(str(paths.env_file)),
+            "LOG_FILE": escape(str(paths.log_file)),
+        },
+    )
     domain = f"gui/{os.getuid()}"
     bootout = Step(("launchctl", "bootout", f"{domain}/{LABEL}"), may_fail=True)
     return ServicePlan(
-        platform="macos", destination=destination, content=content, env_file=paths.env_file,
+        platform="macos",
+        destination=destination,
+        content=content,
+        env_file=paths.env_file,
         log_dir=paths.log_dir,
         install_steps=(bootout, Step(("launchctl", "bootstrap", domain, str(destination)))),
-        stop_steps=(bootout,), reload_steps=(),
+        stop_steps=(bootout,),
+        reload_steps=(),
     )
 
 
@@ -160,16 +176,20 @@ def _preflight(plan: ServicePlan, run: Runner) -> None:
     """Fail before touching any file if the service manager cannot be used."""
     tool = "systemctl" if plan.platform == "linux" else "launchctl"
     if shutil.which(tool) is None:
-        raise ServiceError(f"{tool} not found: install-service needs "
-                           f"{'systemd' if plan.platform == 'linux' else 'launchd'}. "
-                           "Run the gateway with `cc-api start` instead, or see the file with --dry-run.")
+        raise ServiceError(
+            f"{tool} not found: install-service needs "
+            f"{'systemd' if plan.platform == 'linux' else 'launchd'}. "
+            "Run the gateway with `cc-api start` instead, or see the file with --dry-run."
+        )
     if plan.platform == "linux":
         probe = run(("systemctl", "--user", "show-environment"))
         if probe.returncode != 0:
             reason = (probe.stderr or probe.stdout).strip() or f"exit code {probe.returncode}"
-            raise ServiceError(f"systemctl cannot reach your user service manager ({reason}). "
-                               "Is a systemd user session running? On a headless machine, "
-                               "`loginctl enable-linger $USER` starts one. Or use `cc-api start`.")
+            raise ServiceError(
+                f"systemctl cannot reach your user service manager ({reason}). "
+                "Is a systemd user session running? On a headless machine, "
+                "`loginctl enable-linger $USER` starts one. Or use `cc-api start`."
+            )
 
 
 def _run_steps(steps: Sequence[Step], run: Runner) -> list[str]:

@@ -14,9 +14,32 @@ from typing import Any
 #: (``ClaudeAgentOptions.tools``): its default set plus Glob and Grep. Other names are dropped
 #: silently by the CLI, so the gateway refuses them instead.
 BUILTIN_TOOL_NAMES = (
-    "Agent", "Bash", "CronCreate", "CronDelete", "CronList", "Edit", "EnterWorktree", "ExitWorktree", "Glob",
-    "Grep", "ListAgents", "Monitor", "NotebookEdit", "Read", "ReportFindings", "ScheduleWakeup", "SendMessage",
-    "Skill", "TaskCreate", "TaskGet", "TaskList", "TaskStop", "TaskUpdate", "WebFetch", "WebSearch", "Workflow",
+    "Agent",
+    "Bash",
+    "CronCreate",
+    "CronDelete",
+    "CronList",
+    "Edit",
+    "EnterWorktree",
+    "ExitWorktree",
+    "Glob",
+    "Grep",
+    "ListAgents",
+    "Monitor",
+    "NotebookEdit",
+    "Read",
+    "ReportFindings",
+    "ScheduleWakeup",
+    "SendMessage",
+    "Skill",
+    "TaskCreate",
+    "TaskGet",
+    "TaskList",
+    "TaskStop",
+    "TaskUpdate",
+    "WebFetch",
+    "WebSearch",
+    "Workflow",
     "Write",
 )
 
@@ -80,8 +103,11 @@ class PermissionPolicy:
             return cls(True, "running as a normal user")
         if env.get("IS_SANDBOX", "").strip().lower() in ("1", "true", "yes"):
             return cls(True, "running as root with IS_SANDBOX set")
-        return cls(False, "running as root without IS_SANDBOX: Claude Code refuses bypassPermissions, "
-                          "so built-in tool calls wait for approval (POST /api/sessions/{id}/permissions)")
+        return cls(
+            False,
+            "running as root without IS_SANDBOX: Claude Code refuses bypassPermissions, "
+            "so built-in tool calls wait for approval (POST /api/sessions/{id}/permissions)",
+        )
 
     def mode_for(self, requested: str, policy: BuiltinTools) -> str:
         """The permission mode a session runs under. Without built-in tools nothing needs a
@@ -94,5 +120,4 @@ class PermissionPolicy:
 
     def describe(self, default_mode: str) -> dict[str, str]:
         effective = default_mode if self.bypass_allowed or default_mode != BYPASS else "default"
-        return {"default_mode": effective, "approvals": "on" if effective != BYPASS else "off",
-                "reason": self.reason}
+        return {"default_mode": effective, "approvals": "on" if effective != BYPASS else "off", "reason": self.reason}

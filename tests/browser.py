@@ -25,11 +25,22 @@ from websockets.sync.client import ClientConnection, connect
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--disable-default-apps", "--no-default-browser-check", "--disable-dev-shm-usage",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--no-default-browser-check",
+    "--disable-dev-shm-usage",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # nothing but loopback, whatever a page asks
-    "--window-size=1280,900", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+    "--window-size=1280,900",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
 )
 
 
@@ -58,9 +69,12 @@ class Browser:
 
     def __init__(self, binary: str) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="ccapi-chromium-"))
-        self.process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                        stdout=subprocess.DEVNULL, stderr=(self.profile / "chromium.log").open("wb"),
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.profile / "chromium.log").open("wb"),
+            start_new_session=True,
+        )
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []  # every DevTools event seen so far (``Network.*`` once enabled)
         self._closing = ExitStack()
@@ -80,7 +94,7 @@ class Browser:
             time.sleep(0.1)
         port = int(active.read_text().split()[0])
         targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        page, = (t for t in targets if t["type"] == "page")
+        (page,) = (t for t in targets if t["type"] == "page")
         return self._closing.enter_context(connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:

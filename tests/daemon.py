@@ -30,8 +30,9 @@ class Cli:
         self.gateway_pids: set[int] = set()
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*CC_API, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            [*CC_API, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True, timeout=60
+        )
         self.leftovers()  # notes the gateway's pid while it runs, to find its children once it is gone
         return result
 

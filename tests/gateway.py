@@ -32,15 +32,20 @@ def free_port() -> int:
 
 def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
     """The offline Claude environment every test gateway runs in (SPEC "Testing without Claude")."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CC_API_", "ANTHROPIC_", "CLAUDE")) and k != "IS_SANDBOX"}
-    env.update({
-        "HOME": str(home / "user"),
-        "CLAUDE_CONFIG_DIR": str(home / "user" / ".claude"),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "CC_API_HOME": str(home / "cc-api"),
-        "ANTHROPIC_API_KEY": "test-dummy-key",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CC_API_", "ANTHROPIC_", "CLAUDE")) and k != "IS_SANDBOX"
+    }
+    env.update(
+        {
+            "HOME": str(home / "user"),
+            "CLAUDE_CONFIG_DIR": str(home / "user" / ".claude"),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CC_API_HOME": str(home / "cc-api"),
+            "ANTHROPIC_API_KEY": "test-dummy-key",
+        }
+    )
     if mock_url:
         env["CC_API_UPSTREAM_URL"] = mock_url
     return env
@@ -83,8 +88,15 @@ def readable_by_others(root: Path) -> dict[str, str]:
 
 
 class Gateway:
-    def __init__(self, home: Path, mock_url: str | None, backend: str = "sqlite", *,
-                 command: Sequence[str] | None = None, **env: str | None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        mock_url: str | None,
+        backend: str = "sqlite",
+        *,
+        command: Sequence[str] | None = None,
+        **env: str | None,
+    ) -> None:
         """``backend`` is ``sqlite`` or ``jsondir``; ``command`` replaces ``python -m ccapi run`` (an
         installed ``cc-api``, say); ``env`` overrides the test environment, and a ``None`` value
         removes the variable."""
@@ -112,8 +124,12 @@ class Gateway:
         (self.home / "user").mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=self.home,
+            self.command,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.home,
         )
         self.pids.add(self.process.pid)
         deadline = time.monotonic() + 30
@@ -157,8 +173,9 @@ class Gateway:
             root = Path(self.env["CC_API_SESSION_DIR"]) / "transcripts"
             return sum(len(p.read_bytes().splitlines()) for p in root.glob(f"*/{sdk_session_id}/*/*.jsonl"))
         with sqlite3.connect(self.home / "cc-api" / "sessions.db") as db:
-            return db.execute("SELECT COUNT(*) FROM transcript_entries WHERE session_id = ?",
-                              (sdk_session_id,)).fetchone()[0]
+            return db.execute(
+                "SELECT COUNT(*) FROM transcript_entries WHERE session_id = ?", (sdk_session_id,)
+            ).fetchone()[0]
 
     def lingering_processes(self, grace: float = 10) -> list[int]:
         """After ``stop``: processes of this gateway still alive once ``grace`` seconds have

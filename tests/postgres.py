@@ -27,8 +27,9 @@ class PostgresServer:
 
     def create_database(self) -> str:
         name = f"ccapi_{uuid.uuid4().hex[:12]}"
-        _as_postgres(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-d", "postgres", "-q",
-                      "-c", f"CREATE DATABASE {name}"])
+        _as_postgres(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-d", "postgres", "-q", "-c", f"CREATE DATABASE {name}"]
+        )
         return self.url(name)
 
 
@@ -43,8 +44,12 @@ def find_or_install() -> tuple[Path | None, str]:
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
             return None, "PostgreSQL is not installed and cannot be installed (needs root and apt-get)"
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        installed = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
-                                   env=env, capture_output=True, text=True)
+        installed = subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if installed.returncode != 0:
             return None, f"apt-get install postgresql failed: {installed.stderr[-500:]}"
     return _bin_dir(), ""
@@ -69,13 +74,28 @@ def start(bin_dir: Path) -> tuple[PostgresServer, subprocess.Popen]:
     port = free_port()
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     process = subprocess.Popen(
-        [*prefix, str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(socket_dir), "-c", "fsync=off", "-c", "max_connections=200"],
-        stdout=subprocess.DEVNULL, stderr=(root / "postgres.log").open("wb"))
+        [
+            *prefix,
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data_dir),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(socket_dir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "postgres.log").open("wb"),
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        ready = subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                               capture_output=True)
+        ready = subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True)
         if ready.returncode == 0:
             return PostgresServer(port, data_dir), process
         time.sleep(0.2)

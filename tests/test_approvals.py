@@ -22,17 +22,19 @@ WEATHER = {"name": "get_weather", "description": "Weather for a city", "input_sc
 
 @pytest.fixture(scope="module")
 def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url, IS_SANDBOX=None,
-                 CC_API_APPROVAL_TIMEOUT=str(APPROVAL_TIMEOUT)).start()
+    gw = Gateway(
+        tmp_path_factory.mktemp("gw"), mock_model.url, IS_SANDBOX=None, CC_API_APPROVAL_TIMEOUT=str(APPROVAL_TIMEOUT)
+    ).start()
     yield gw
     gw.stop()
     assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
 
 
 def _bash_writes(mock: MockModel, target: Path, then: str = "done") -> None:
-    mock.script(Reply(tool_uses=(ToolUse("Bash", {"command": f"echo approved > {target}",
-                                                  "description": "write a file"}),)),
-                Reply(text=then))
+    mock.script(
+        Reply(tool_uses=(ToolUse("Bash", {"command": f"echo approved > {target}", "description": "write a file"}),)),
+        Reply(text=then),
+    )
 
 
 def _paused(gateway: Gateway, cwd: Path) -> tuple[dict, dict]:
@@ -43,10 +45,14 @@ def _paused(gateway: Gateway, cwd: Path) -> tuple[dict, dict]:
 
 
 def _tool_results(mock: MockModel) -> list[dict]:
-    return [block for request in mock.message_requests(include_side=False)
-            for message in request.body["messages"] if message["role"] == "user"
-            and isinstance(message["content"], list)
-            for block in message["content"] if block.get("type") == "tool_result"]
+    return [
+        block
+        for request in mock.message_requests(include_side=False)
+        for message in request.body["messages"]
+        if message["role"] == "user" and isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
 
 
 def _result_text(block: dict) -> str:
@@ -54,8 +60,9 @@ def _result_text(block: dict) -> str:
     return content if isinstance(content, str) else " ".join(b.get("text", "") for b in content)
 
 
-def test_an_allowed_call_runs_and_claude_sees_its_output(gateway: Gateway, mock_model: MockModel,
-                                                         tmp_path: Path) -> None:
+def test_an_allowed_call_runs_and_claude_sees_its_output(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
     target = tmp_path / "out.txt"
     _bash_writes(mock_model, target)
     session, paused = _paused(gateway, tmp_path)
@@ -64,8 +71,10 @@ def test_an_allowed_call_runs_and_claude_sees_its_output(gateway: Gateway, mock_
     assert not target.exists()
     assert gateway.client.get(f"/api/sessions/{session['id']}").json()["status"] == "requires_approval"
 
-    response = gateway.client.post(f"/api/sessions/{session['id']}/permissions",
-                                   json={"decisions": [{"request_id": request["request_id"], "behavior": "allow"}]})
+    response = gateway.client.post(
+        f"/api/sessions/{session['id']}/permissions",
+        json={"decisions": [{"request_id": request["request_id"], "behavior": "allow"}]},
+    )
     assert response.status_code == 200, response.text
     done = response.json()
     assert done["status"] == "completed" and done["turn_id"] == paused["turn_id"]
@@ -74,18 +83,26 @@ def test_an_allowed_call_runs_and_claude_sees_its_output(gateway: Gateway, mock_
     [result] = _tool_results(mock_model)
     assert not result.get("is_error")
     types = [e["type"] for e in gateway.events(session["id"])]
-    assert types.index("permission.requested") < types.index("turn.requires_approval") \
-        < types.index("permission.resolved") < types.index("agent_tool.completed") < types.index("turn.completed")
+    assert (
+        types.index("permission.requested")
+        < types.index("turn.requires_approval")
+        < types.index("permission.resolved")
+        < types.index("agent_tool.completed")
+        < types.index("turn.completed")
+    )
 
 
-def test_a_denied_call_does_not_run_and_claude_reads_why(gateway: Gateway, mock_model: MockModel,
-                                                         tmp_path: Path) -> None:
+def test_a_denied_call_does_not_run_and_claude_reads_why(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
     target = tmp_path / "out.txt"
     _bash_writes(mock_model, target, then="understood")
     session, paused = _paused(gateway, tmp_path)
     request_id = paused["permission_requests"][0]["request_id"]
-    response = gateway.client.post(f"/api/sessions/{session['id']}/permissions", json={
-        "decisions": [{"request_id": request_id, "behavior": "deny", "message": "not on this machine, please"}]})
+    response = gateway.client.post(
+        f"/api/sessions/{session['id']}/permissions",
+        json={"decisions": [{"request_id": request_id, "behavior": "deny", "message": "not on this machine, please"}]},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "completed"
     assert not target.exists()
@@ -96,16 +113,18 @@ def test_a_denied_call_does_not_run_and_claude_reads_why(gateway: Gateway, mock_
     assert decisions == [("deny", "not on this machine, please")]
 
 
-def test_bad_decisions_are_refused_and_change_nothing(gateway: Gateway, mock_model: MockModel,
-                                                      tmp_path: Path) -> None:
+def test_bad_decisions_are_refused_and_change_nothing(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     _bash_writes(mock_model, target)
     session, paused = _paused(gateway, tmp_path)
     url = f"/api/sessions/{session['id']}/permissions"
     request_id = paused["permission_requests"][0]["request_id"]
-    for body in ({"decisions": []}, {"decisions": [{"request_id": request_id, "behavior": "maybe"}]},
-                 {"decisions": [{"request_id": request_id, "behavior": "deny", "updated_input": {}}]},
-                 {"decisions": [{"request_id": "perm_nope", "behavior": "allow"}]}):
+    for body in (
+        {"decisions": []},
+        {"decisions": [{"request_id": request_id, "behavior": "maybe"}]},
+        {"decisions": [{"request_id": request_id, "behavior": "deny", "updated_input": {}}]},
+        {"decisions": [{"request_id": "perm_nope", "behavior": "allow"}]},
+    ):
         response = gateway.client.post(url, json=body)
         assert response.status_code == 400, (body, response.text)
         assert response.json()["error"]["type"] == "invalid_request"
@@ -113,30 +132,38 @@ def test_bad_decisions_are_refused_and_change_nothing(gateway: Gateway, mock_mod
     assert unknown.json()["error"]["details"]["waiting_for"] == [request_id]
     assert not target.exists()
 
-    stream = gateway.client.post(url, json={"decisions": [{"request_id": request_id, "behavior": "allow"}],
-                                            "stream": True}, headers={"Idempotency-Key": "approve-1"})
+    stream = gateway.client.post(
+        url,
+        json={"decisions": [{"request_id": request_id, "behavior": "allow"}], "stream": True},
+        headers={"Idempotency-Key": "approve-1"},
+    )
     events = list(sse_events(stream.text.splitlines()))
     assert [e["event"] for e in events if "event" in e][-1] == "turn.completed"
     turn_url = f"/api/sessions/{session['id']}/turns/{paused['turn_id']}"
     deadline = time.monotonic() + 10  # the turn row settles a moment after its last event is published
     while gateway.client.get(turn_url).json()["status"] != "completed" and time.monotonic() < deadline:
         time.sleep(0.05)
-    retried = gateway.client.post(url, json={"decisions": [{"request_id": request_id, "behavior": "allow"}],
-                                             "stream": True}, headers={"Idempotency-Key": "approve-1"})
+    retried = gateway.client.post(
+        url,
+        json={"decisions": [{"request_id": request_id, "behavior": "allow"}], "stream": True},
+        headers={"Idempotency-Key": "approve-1"},
+    )
     assert retried.status_code == 200 and retried.json()["status"] == "completed"  # the first answer, not a re-run
     late = gateway.client.post(url, json={"decisions": [{"request_id": request_id, "behavior": "allow"}]})
     assert late.status_code == 409 and late.json()["error"]["type"] == "conflict"
     assert target.exists()
 
 
-def test_an_unanswered_request_is_denied_after_the_timeout(gateway: Gateway, mock_model: MockModel,
-                                                           tmp_path: Path) -> None:
+def test_an_unanswered_request_is_denied_after_the_timeout(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
     target = tmp_path / "out.txt"
     _bash_writes(mock_model, target, then="ok, I will not")
     session, paused = _paused(gateway, tmp_path)
     deadline = time.monotonic() + APPROVAL_TIMEOUT + 30
     while (turn := gateway.client.get(f"/api/sessions/{session['id']}/turns/{paused['turn_id']}").json())[
-            "status"] not in ("completed", "failed") and time.monotonic() < deadline:
+        "status"
+    ] not in ("completed", "failed") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert turn["status"] == "completed", turn
     assert not target.exists()
@@ -158,47 +185,62 @@ def test_interrupt_while_an_approval_waits(gateway: Gateway, mock_model: MockMod
     assert gateway.turn(session["id"], "still there?")["status"] == "completed"  # the session stays usable
 
 
-def test_a_background_turn_reports_the_request_on_its_stream(gateway: Gateway, mock_model: MockModel,
-                                                             tmp_path: Path) -> None:
+def test_a_background_turn_reports_the_request_on_its_stream(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
     _bash_writes(mock_model, tmp_path / "out.txt")
     session = gateway.create_session(builtin_tools=["Bash"], permission_mode="default", cwd=str(tmp_path))
-    started = gateway.client.post(f"/api/sessions/{session['id']}/turns",
-                                  json={"input": "go", "background": True}).json()
-    with gateway.client.stream("GET", f"/api/sessions/{session['id']}/events/stream",
-                               params={"after": started["first_event_seq"] - 1}) as stream:
+    started = gateway.client.post(
+        f"/api/sessions/{session['id']}/turns", json={"input": "go", "background": True}
+    ).json()
+    with gateway.client.stream(
+        "GET", f"/api/sessions/{session['id']}/events/stream", params={"after": started["first_event_seq"] - 1}
+    ) as stream:
         for event in sse_events(stream.iter_lines()):
             if event.get("event") == "turn.requires_approval":
                 request = event["data"]["data"]["permission_requests"][0]
                 break
-    answer = gateway.client.post(f"/api/sessions/{session['id']}/permissions", json={
-        "decisions": [{"request_id": request["request_id"], "behavior": "allow"}], "background": True})
+    answer = gateway.client.post(
+        f"/api/sessions/{session['id']}/permissions",
+        json={"decisions": [{"request_id": request["request_id"], "behavior": "allow"}], "background": True},
+    )
     assert answer.status_code == 202
     deadline = time.monotonic() + 30
-    while gateway.client.get(f"/api/sessions/{session['id']}").json()["status"] != "idle" \
-            and time.monotonic() < deadline:
+    while (
+        gateway.client.get(f"/api/sessions/{session['id']}").json()["status"] != "idle" and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     assert (tmp_path / "out.txt").exists()
 
 
-def test_python_client_answers_tools_and_approvals_in_one_loop(gateway: Gateway, mock_model: MockModel,
-                                                               tmp_path: Path) -> None:
+def test_python_client_answers_tools_and_approvals_in_one_loop(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
     target = tmp_path / "out.txt"
-    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
-                      Reply(tool_uses=(ToolUse("Bash", {"command": f"echo approved > {target}"}),)),
-                      Reply(text="written"))
+    mock_model.script(
+        Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+        Reply(tool_uses=(ToolUse("Bash", {"command": f"echo approved > {target}"}),)),
+        Reply(text="written"),
+    )
     asked: list[PermissionRequest] = []
     with Client(gateway.base_url) as cc:
-        session = cc.create_session(tools=[WEATHER], builtin_tools=["Bash"], permission_mode="default",
-                                    cwd=str(tmp_path))
-        turn = cc.run_tools(session.id, "weather, then write it down", {"get_weather": lambda city: f"{city}: 3C"},
-                            approve=lambda request: asked.append(request) or True)
+        session = cc.create_session(
+            tools=[WEATHER], builtin_tools=["Bash"], permission_mode="default", cwd=str(tmp_path)
+        )
+        turn = cc.run_tools(
+            session.id,
+            "weather, then write it down",
+            {"get_weather": lambda city: f"{city}: 3C"},
+            approve=lambda request: asked.append(request) or True,
+        )
     assert turn.status == "completed" and turn.text == "written"
     assert [(r.tool_name, r.input["command"]) for r in asked] == [("Bash", f"echo approved > {target}")]
     assert target.exists()
 
 
-def test_a_restart_while_an_approval_waits_closes_the_turn(gateway: Gateway, mock_model: MockModel,
-                                                           tmp_path: Path) -> None:
+def test_a_restart_while_an_approval_waits_closes_the_turn(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
     """Last in the module: it restarts the module's gateway, gracefully (the turn is interrupted)
     and by a crash (the next start closes it as failed), as for a turn waiting on tool results."""
     for stop, status in ((signal.SIGTERM, "interrupted"), (signal.SIGKILL, "failed")):

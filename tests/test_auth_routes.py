@@ -53,9 +53,17 @@ def route_table(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str
 def test_the_route_walk_sees_every_kind_of_route(route_table: list[tuple[str, str]]) -> None:
     """Guards the walk itself: if it found nothing, the auth test below would prove nothing."""
     paths = {path for _, path in route_table}
-    assert {"/", "/healthz", "/docs", "/docs/openapi.json", "/api/models", "/api/sessions",
-            "/api/sessions/session_id-dummy/turns", "/api/sessions/session_id-dummy/events/stream",
-            "/api/sessions/session_id-dummy/turns/turn_id-dummy"} <= paths
+    assert {
+        "/",
+        "/healthz",
+        "/docs",
+        "/docs/openapi.json",
+        "/api/models",
+        "/api/sessions",
+        "/api/sessions/session_id-dummy/turns",
+        "/api/sessions/session_id-dummy/events/stream",
+        "/api/sessions/session_id-dummy/turns/turn_id-dummy",
+    } <= paths
     assert len(paths) >= 15
 
 
@@ -97,8 +105,9 @@ def _compat_error(response: Any) -> dict:
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
 def test_a_public_bind_without_a_key_is_refused_at_start_up(tmp_path: Path, host: str) -> None:
     env = {**offline_environment(tmp_path, None), "CC_API_HOST": host}
-    result = subprocess.run([sys.executable, "-m", "ccapi", "run"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ccapi", "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert f"refusing to listen on non-loopback host {host!r} without CC_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

@@ -38,8 +38,7 @@ def test_progress_speaks_up_after_an_interval_even_between_steps(capsys: pytest.
     assert [s.split(" ", 3)[2] for s in said[1:]] == ["1/1000", "2/1000", "3/1000"]
 
 
-def test_charts_are_drawn_from_the_result_files(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_charts_are_drawn_from_the_result_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib", reason="the charts need the bench extra: pip install -e '.[bench]'")
     from bench.charts import CHARTS, draw
 

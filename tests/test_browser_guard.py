@@ -36,8 +36,9 @@ SIMPLE_POSTS = [  # what a <form> or fetch(..., {mode: "no-cors"}) sends without
 
 
 @pytest.mark.parametrize(("path", "payload", "content_type"), SIMPLE_POSTS)
-def test_a_simple_cross_site_post_runs_nothing(gateway: Gateway, mock_model: MockModel, path: str,
-                                                payload: dict[str, Any], content_type: str) -> None:
+def test_a_simple_cross_site_post_runs_nothing(
+    gateway: Gateway, mock_model: MockModel, path: str, payload: dict[str, Any], content_type: str
+) -> None:
     """The JSON-only rule alone stops a form POST, even one whose Origin a privacy setting stripped."""
     before = _state(gateway, mock_model)
     response = _raw(gateway, "POST", path, {"content-type": content_type}, orjson.dumps(payload))
@@ -73,8 +74,9 @@ def test_a_link_from_another_site_still_opens_the_console(gateway: Gateway) -> N
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8000", "localhost.attacker.example",
-                                  "127.0.0.1.nip.example", "[bad"])
+@pytest.mark.parametrize(
+    "host", ["attacker.example", "attacker.example:8000", "localhost.attacker.example", "127.0.0.1.nip.example", "[bad"]
+)
 def test_dns_rebinding_host_names_are_refused(gateway: Gateway, host: str) -> None:
     gateway.create_session()
     for path in ("/api/sessions", "/healthz", "/"):
@@ -83,8 +85,9 @@ def test_dns_rebinding_host_names_are_refused(gateway: Gateway, host: str) -> No
         assert "CC_API_ALLOWED_HOSTS" in error["message"] and "sess_" not in response.text
 
 
-@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:1234", "127.0.0.1", "[::1]:8000", "app.localhost",
-                                  "10.1.2.3", "[fe80::1]"])
+@pytest.mark.parametrize(
+    "host", ["localhost", "LOCALHOST:1234", "127.0.0.1", "[::1]:8000", "app.localhost", "10.1.2.3", "[fe80::1]"]
+)
 def test_loopback_names_and_ip_literals_are_answered(gateway: Gateway, host: str) -> None:
     assert _raw(gateway, "GET", "/api/sessions", {"host": host}).status_code == 200
 
@@ -95,8 +98,11 @@ def test_same_origin_json_is_served(gateway: Gateway) -> None:
     headers = {"origin": origin, "sec-fetch-site": "same-origin"}
     session = gateway.client.post("/api/sessions", json=SESSION, headers=headers)
     assert session.status_code == 201, session.text
-    turn = gateway.client.post(f"/api/sessions/{session.json()['id']}/turns", json={"input": "hi"},
-                               headers={**headers, "content-type": "application/json; charset=utf-8"})
+    turn = gateway.client.post(
+        f"/api/sessions/{session.json()['id']}/turns",
+        json={"input": "hi"},
+        headers={**headers, "content-type": "application/json; charset=utf-8"},
+    )
     assert turn.status_code == 200 and turn.json()["status"] == "completed"
     empty = gateway.client.post(f"/api/sessions/{session.json()['id']}/interrupt", headers=headers)
     assert empty.status_code != 415  # a body-less POST needs no content type
@@ -112,6 +118,7 @@ def test_allowed_hosts_and_a_key_do_not_lift_the_rules(make_gateway) -> None:
     assert _raw(gw, "POST", "/api/sessions", {**auth, "content-type": "text/plain"}, b"{}").status_code == 415
     cross = gw.client.post("/api/sessions", json={}, headers={**auth, "origin": "https://evil.example"})
     assert cross.status_code == 403
-    same = gw.client.post("/api/sessions", json={}, headers={**auth, "origin": "https://gw.example",
-                                                             "host": "gw.example"})
+    same = gw.client.post(
+        "/api/sessions", json={}, headers={**auth, "origin": "https://gw.example", "host": "gw.example"}
+    )
     assert same.status_code == 201, same.text

@@ -42,8 +42,9 @@ def test_printenv_by_the_model_shows_no_gateway_secret(make_gateway, mock_model:
     env_file.write_text(f"PGPASSWORD={DB_PASSWORD}\nCC_API_PASS_ENV=PROJECT_TOKEN\n")
     gw = make_gateway(CC_API_KEY=API_KEY, PROJECT_TOKEN=PASSED)
     gw.client.headers["Authorization"] = f"Bearer {API_KEY}"
-    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "printenv", "description": "env"}),)),
-                      Reply(text="seen"))
+    mock_model.script(
+        Reply(tool_uses=(ToolUse("Bash", {"command": "printenv", "description": "env"}),)), Reply(text="seen")
+    )
     session = gw.create_session()
     reply = gw.allow(session["id"], gw.turn(session["id"], "print your environment"))
     assert reply["status"] == "completed", reply
@@ -77,7 +78,7 @@ def _open_sockets(pid: int) -> set[str]:
         except OSError:
             continue
         if target.startswith("socket:["):
-            found.add(target[len("socket:["):-1])
+            found.add(target[len("socket:[") : -1])
     return found
 
 
@@ -100,9 +101,10 @@ def test_a_gateway_killed_alone_restarts_on_its_port_at_once(make_gateway, mock_
     marker = f"cc-api-crash-probe-{gw.port}"
     # a process that outlives the test unless something stops it (Claude Code refuses a plain long `sleep`)
     command = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(120)' {marker}"
-    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": command, "description": "wait",
-                                                        "timeout": 600000}),)),
-                      Reply(text="slept"))
+    mock_model.script(
+        Reply(tool_uses=(ToolUse("Bash", {"command": command, "description": "wait", "timeout": 600000}),)),
+        Reply(text="slept"),
+    )
     listener = _listening_inode(gw.port)
     killed = gw.process
 
@@ -110,8 +112,9 @@ def test_a_gateway_killed_alone_restarts_on_its_port_at_once(make_gateway, mock_
         return pids_with_env(GATEWAY_PID, str(killed.pid))
 
     try:
-        started = gw.client.post(f"/api/sessions/{session['id']}/turns",
-                                 json={"input": "sleep a while", "background": True}).json()
+        started = gw.client.post(
+            f"/api/sessions/{session['id']}/turns", json={"input": "sleep a while", "background": True}
+        ).json()
         turn_url = f"/api/sessions/{session['id']}/turns/{started['turn_id']}"
 
         def tool_running() -> bool:

@@ -29,9 +29,20 @@ def _dead_pid() -> int:
 
 def _write_state(paths: StatePaths, pid: int, started: str = "1") -> None:
     paths.home.mkdir(parents=True, exist_ok=True)
-    paths.state_file.write_text(json.dumps({
-        "pid": pid, "pgid": pid, "process_started": started, "url": "http://127.0.0.1:9", "host": "127.0.0.1",
-        "port": 9, "started_at": 0.0, "version": "0.0.0"}))
+    paths.state_file.write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "pgid": pid,
+                "process_started": started,
+                "url": "http://127.0.0.1:9",
+                "host": "127.0.0.1",
+                "port": 9,
+                "started_at": 0.0,
+                "version": "0.0.0",
+            }
+        )
+    )
 
 
 def _read_until(process: subprocess.Popen[bytes], wanted: str, timeout: float = 15) -> list[str]:
@@ -49,8 +60,9 @@ def _read_until(process: subprocess.Popen[bytes], wanted: str, timeout: float = 
     raise AssertionError(f"{wanted!r} never appeared in: {data!r}")
 
 
-def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest,
-                                user_umask: int) -> None:
+def test_start_status_turn_stop(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest, user_umask: int
+) -> None:
     cli = Cli(tmp_path, mock_model.url)
     request.addfinalizer(cli.cleanup)
     _write_state(cli.paths, _dead_pid())  # a crash left a pid file behind
@@ -114,8 +126,9 @@ def test_start_status_turn_stop(mock_model: MockModel, tmp_path: Path, request: 
     assert cli.leftovers() == []
 
 
-def test_start_fails_loudly_when_the_port_is_taken(mock_model: MockModel, tmp_path: Path,
-        request: pytest.FixtureRequest) -> None:
+def test_start_fails_loudly_when_the_port_is_taken(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     cli = Cli(tmp_path, mock_model.url)
     request.addfinalizer(cli.cleanup)
     with socket.socket() as holder:
@@ -134,8 +147,9 @@ def test_start_fails_loudly_when_the_port_is_taken(mock_model: MockModel, tmp_pa
     assert cli.leftovers() == []
 
 
-def test_usage_errors_and_help(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_and_help(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CC_API_HOME", str(tmp_path))
     assert main(["logs"]) == 1
     assert "no log yet" in capsys.readouterr().err
@@ -143,8 +157,16 @@ def test_usage_errors_and_help(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["status"]) == 2
     assert "CC_API_PORT" in capsys.readouterr().err
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(commands) == {"run", "start", "stop", "status", "logs", "install-service",
-                             "uninstall-service", "version"}
+    assert set(commands) == {
+        "run",
+        "start",
+        "stop",
+        "status",
+        "logs",
+        "install-service",
+        "uninstall-service",
+        "version",
+    }
     for name in commands:
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])

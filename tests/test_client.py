@@ -49,9 +49,11 @@ class DroppingTransport(httpx.HTTPTransport):
 
 
 def test_tool_loop_drives_a_client_tool_session_end_to_end(gateway: Gateway, mock_model: MockModel) -> None:
-    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
-                      Reply(tool_uses=(ToolUse("get_weather", {"city": "Nowhere"}),)),
-                      Reply(text="Oslo is cold; Nowhere does not exist."))
+    mock_model.script(
+        Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+        Reply(tool_uses=(ToolUse("get_weather", {"city": "Nowhere"}),)),
+        Reply(text="Oslo is cold; Nowhere does not exist."),
+    )
     asked = []
 
     def get_weather(city: str) -> dict:
@@ -94,11 +96,12 @@ def test_async_tool_loop_with_a_coroutine_tool(gateway: Gateway, mock_model: Moc
 def test_dropped_event_stream_resumes_without_gaps(gateway: Gateway, mock_model: MockModel) -> None:
     mock_model.script(Reply(text=" ".join(f"word{n}" for n in range(60)), chunk_delay=0.02))
     transport = DroppingTransport(drops=3, keep=2)
-    with Client(gateway.base_url) as plain, \
-            Client(http=httpx.Client(base_url=gateway.base_url, transport=transport, timeout=60)) as dropping:
+    with (
+        Client(gateway.base_url) as plain,
+        Client(http=httpx.Client(base_url=gateway.base_url, transport=transport, timeout=60)) as dropping,
+    ):
         session = plain.create_session()
-        accepted = gateway.client.post(f"/api/sessions/{session.id}/turns",
-                                       json={"input": "talk", "background": True})
+        accepted = gateway.client.post(f"/api/sessions/{session.id}/turns", json={"input": "talk", "background": True})
         assert accepted.status_code == 202
         seen: list[Event] = list(dropping.stream_events(session.id, until=lambda e: e.type == "turn.completed"))
         logged = plain.events(session.id, limit=1000)

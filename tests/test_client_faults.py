@@ -24,8 +24,11 @@ API_KEY = "faults-test-key-123"
 
 def _log_problems(gw: Gateway) -> list[str]:
     """Error-level lines and asyncio's own leak warnings in the gateway's output."""
-    return [line for line in gw.log_path.read_text().splitlines()
-            if '"level":"error"' in line or "Task was destroyed" in line or "never retrieved" in line]
+    return [
+        line
+        for line in gw.log_path.read_text().splitlines()
+        if '"level":"error"' in line or "Task was destroyed" in line or "never retrieved" in line
+    ]
 
 
 def _wait_idle(gw: Gateway, session_id: str, timeout: float = 30) -> dict[str, Any]:
@@ -54,8 +57,9 @@ def _assert_turn_ran_to_completion(gw: Gateway, session_id: str, turn_id: str, t
 def _assert_streams_still_work(gw: Gateway, session_id: str) -> None:
     """A fresh streamed turn on the same session runs start to finish."""
     _wait_idle(gw, session_id)
-    with gw.client.stream("POST", f"/api/sessions/{session_id}/turns",
-                          json={"input": "again", "stream": True}) as response:
+    with gw.client.stream(
+        "POST", f"/api/sessions/{session_id}/turns", json={"input": "again", "stream": True}
+    ) as response:
         assert response.status_code == 200
         frames = [f["data"] for f in sse_events(response.iter_lines()) if "event" in f]
     assert frames[0]["type"] == "turn.started" and frames[-1]["type"] == "turn.completed"
@@ -77,12 +81,16 @@ def _read_until_deltas(response: httpx.Response, count: int) -> str:
 
 # -- clients that go away mid-stream ---------------------------------------------------
 
+
 def test_client_leaving_a_streamed_turn_does_not_stop_it(gateway: Gateway, mock_model: MockModel) -> None:
     session_id = gateway.create_session()["id"]
     mock_model.script(Reply(text=SLOW_TEXT, chunk_delay=0.03))
-    with httpx.Client(base_url=gateway.base_url, timeout=30) as client, \
-            client.stream("POST", f"/api/sessions/{session_id}/turns",
-                          json={"input": "talk slowly", "stream": True}) as response:
+    with (
+        httpx.Client(base_url=gateway.base_url, timeout=30) as client,
+        client.stream(
+            "POST", f"/api/sessions/{session_id}/turns", json={"input": "talk slowly", "stream": True}
+        ) as response,
+    ):
         turn_id = _read_until_deltas(response, 3)
     # the socket is closed now, with most of the turn still to come
     assert gateway.client.get(f"/api/sessions/{session_id}").json()["running_turn_id"] == turn_id
@@ -95,10 +103,13 @@ def test_client_leaving_a_streamed_turn_does_not_stop_it(gateway: Gateway, mock_
 def test_client_leaving_the_event_stream_does_not_stop_the_turn(gateway: Gateway, mock_model: MockModel) -> None:
     session_id = gateway.create_session()["id"]
     mock_model.script(Reply(text=SLOW_TEXT, chunk_delay=0.03))
-    with httpx.Client(base_url=gateway.base_url, timeout=30) as client, \
-            client.stream("GET", f"/api/sessions/{session_id}/events/stream") as response:
-        started = gateway.client.post(f"/api/sessions/{session_id}/turns",
-                                      json={"input": "in the background", "background": True})
+    with (
+        httpx.Client(base_url=gateway.base_url, timeout=30) as client,
+        client.stream("GET", f"/api/sessions/{session_id}/events/stream") as response,
+    ):
+        started = gateway.client.post(
+            f"/api/sessions/{session_id}/turns", json={"input": "in the background", "background": True}
+        )
         assert started.status_code == 202
         assert _read_until_deltas(response, 3) == started.json()["turn_id"]
 
@@ -128,13 +139,17 @@ def test_client_giving_up_on_a_json_reply_is_not_a_server_error(gateway: Gateway
     assert last["type"] == "turn.completed"
     turn = gateway.client.get(f"/api/sessions/{session_id}/turns/{last['turn_id']}").json()
     assert turn["status"] == "completed" and turn["output"][-1]["text"] == "worth the wait"
-    requests = [orjson.loads(line) for line in gateway.log_path.read_text().splitlines()
-                if '"event":"request"' in line and f"/{session_id}/turns" in line]
+    requests = [
+        orjson.loads(line)
+        for line in gateway.log_path.read_text().splitlines()
+        if '"event":"request"' in line and f"/{session_id}/turns" in line
+    ]
     assert [r["status"] for r in requests if r["method"] == "POST"] == [499]
     assert _log_problems(gateway) == []
 
 
 # -- slow clients ----------------------------------------------------------------------
+
 
 def _raw_exchange(port: int, head: bytes, body: bytes, step: int, delay: float, give_up: float) -> tuple[float, bytes]:
     """Send ``head``, then ``body`` ``step`` bytes every ``delay`` s, reading whatever the server
@@ -148,7 +163,7 @@ def _raw_exchange(port: int, head: bytes, body: bytes, step: int, delay: float, 
         while time.monotonic() - started < give_up:
             if offset < len(body):
                 try:
-                    sock.sendall(body[offset:offset + step])
+                    sock.sendall(body[offset : offset + step])
                 except OSError:
                     pass  # the server already closed its side; read what it answered
                 offset += step
@@ -172,8 +187,10 @@ def _parse_response(raw: bytes) -> tuple[int, dict[str, str], Any]:
 
 
 def _post_head(path: str, length: int) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {API_KEY}\r\nContent-Length: {length}\r\n\r\n").encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {API_KEY}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def test_a_trickled_body_is_cut_off_with_a_408_envelope(make_gateway) -> None:
@@ -192,8 +209,9 @@ def test_a_trickled_body_is_cut_off_with_a_408_envelope(make_gateway) -> None:
     assert gw.client.get("/healthz").json()["status"] == "ok"
 
     # a slow but punctual body is still served
-    elapsed, raw = _raw_exchange(gw.port, _post_head("/api/sessions", len(body)), body, len(body) // 2 + 1, 0.5,
-                                 give_up=1.5)
+    elapsed, raw = _raw_exchange(
+        gw.port, _post_head("/api/sessions", len(body)), body, len(body) // 2 + 1, 0.5, give_up=1.5
+    )
     assert _parse_response(raw)[0] == 201
 
 
@@ -217,8 +235,12 @@ HOSTILE = [
     pytest.param("/api/sessions", b'{"metadata": {"note": "caf\xc3\x28"}}', "UTF-8", id="utf8-session"),
     pytest.param("TURNS", b'{"input": "\xff\xfe hello"}', "UTF-8", id="utf8-turn"),
     pytest.param("TURNS", b'{"input": "\xed\xa0\x80"}', "UTF-8", id="utf8-surrogate-turn"),
-    pytest.param("TOOL_RESULTS", b'{"results": [{"tool_call_id": "x", "content": "\xc0\xaf"}]}', "UTF-8",
-                 id="utf8-overlong-tool-results"),
+    pytest.param(
+        "TOOL_RESULTS",
+        b'{"results": [{"tool_call_id": "x", "content": "\xc0\xaf"}]}',
+        "UTF-8",
+        id="utf8-overlong-tool-results",
+    ),
     pytest.param("TURNS", b'{"input": ' + DEEP_LISTS + b"}", "depth", id="100k-lists-turn"),
     pytest.param("/api/sessions", b'{"metadata": ' + DEEP_OBJECTS + b"}", "depth", id="100k-objects-session"),
     pytest.param("TOOL_RESULTS", b'{"results": ' + DEEP_LISTS + b"}", "depth", id="100k-lists-tool-results"),
@@ -226,17 +248,19 @@ HOSTILE = [
 
 
 def _url(path: str, session_id: str) -> str:
-    return {"TURNS": f"/api/sessions/{session_id}/turns",
-            "TOOL_RESULTS": f"/api/sessions/{session_id}/tool-results"}.get(path, path)
+    return {
+        "TURNS": f"/api/sessions/{session_id}/turns",
+        "TOOL_RESULTS": f"/api/sessions/{session_id}/tool-results",
+    }.get(path, path)
 
 
 @pytest.mark.parametrize(("path", "body", "needle"), HOSTILE)
-def test_invalid_utf8_and_deep_nesting_are_400_and_change_nothing(gateway: Gateway, mock_model: MockModel,
-                                                                  path: str, body: bytes, needle: str) -> None:
+def test_invalid_utf8_and_deep_nesting_are_400_and_change_nothing(
+    gateway: Gateway, mock_model: MockModel, path: str, body: bytes, needle: str
+) -> None:
     session_id = gateway.create_session()["id"]
     before, requests_before = _snapshot(gateway), len(mock_model.requests)
-    response = gateway.client.post(_url(path, session_id), content=body,
-                                   headers={"content-type": "application/json"})
+    response = gateway.client.post(_url(path, session_id), content=body, headers={"content-type": "application/json"})
     assert needle in _assert_error(response, 400, "invalid_request")["message"]
     assert _snapshot(gateway) == before
     assert len(mock_model.requests) == requests_before
@@ -248,20 +272,23 @@ def test_undecodable_idempotency_key_is_400_and_runs_nothing(gateway: Gateway, m
     before, requests_before = _snapshot(gateway), len(mock_model.requests)
     for path in ("TURNS", "TOOL_RESULTS"):
         body = {"input": "hi"} if path == "TURNS" else {"results": [{"tool_call_id": "x", "content": "y"}]}
-        response = gateway.client.post(_url(path, session_id), json=body,
-                                       headers={"Idempotency-Key": b"key-\xff\xfe"})
+        response = gateway.client.post(_url(path, session_id), json=body, headers={"Idempotency-Key": b"key-\xff\xfe"})
         assert "Idempotency-Key" in _assert_error(response, 400, "invalid_request")["message"]
     assert _snapshot(gateway) == before
     assert len(mock_model.requests) == requests_before
     assert gateway.client.get("/healthz").json()["status"] == "ok"
 
 
-WEATHER = {"name": "get_weather", "description": "Weather for a city",
-           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
-def test_a_thousand_tool_results_are_400_and_the_paused_turn_still_waits(gateway: Gateway,
-                                                                          mock_model: MockModel) -> None:
+def test_a_thousand_tool_results_are_400_and_the_paused_turn_still_waits(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
     session_id = gateway.create_session(tools=[WEATHER])["id"]
     paused = gateway.turn(session_id, "weather in Oslo?")
@@ -278,7 +305,9 @@ def test_a_thousand_tool_results_are_400_and_the_paused_turn_still_waits(gateway
     assert gateway.client.get("/healthz").json()["status"] == "ok"
 
     # nothing of the flood was applied: the real answer still continues the turn
-    done = gateway.client.post(f"/api/sessions/{session_id}/tool-results",
-                               json={"results": [{"tool_call_id": call_id, "content": "Oslo is -3C."}]})
+    done = gateway.client.post(
+        f"/api/sessions/{session_id}/tool-results",
+        json={"results": [{"tool_call_id": call_id, "content": "Oslo is -3C."}]},
+    )
     assert done.status_code == 200 and done.json()["status"] == "completed"
     assert done.json()["output"][-1]["text"] == "Oslo is cold."

@@ -36,9 +36,9 @@ def _history(client: openai.OpenAI, questions: list[str]) -> tuple[str, list[dic
     return sessions.pop(), messages
 
 
-def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(client: openai.OpenAI,
-                                                                            gateway: Gateway,
-                                                                            mock_model: MockModel) -> None:
+def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
+    client: openai.OpenAI, gateway: Gateway, mock_model: MockModel
+) -> None:
     original, messages = _history(client, ["alpha", "beta", "gamma"])
 
     edited = [dict(m) for m in messages] + [{"role": "user", "content": "delta"}]
@@ -65,8 +65,12 @@ def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(cl
     assert _ask(client, edited)[0] == forked
     assert len(main_requests(mock_model)[-1]["messages"]) == 3
     log = gateway.events(original)
-    assert [e["data"]["input"][0]["text"] for e in log if e["type"] == "turn.started"] == \
-        ["alpha", "beta", "gamma", "epsilon"]
+    assert [e["data"]["input"][0]["text"] for e in log if e["type"] == "turn.started"] == [
+        "alpha",
+        "beta",
+        "gamma",
+        "epsilon",
+    ]
 
 
 def test_a_regenerated_reply_does_not_reuse_the_session(client: openai.OpenAI) -> None:
@@ -87,8 +91,7 @@ def test_a_changed_tool_set_or_system_prompt_is_another_conversation(client: ope
 def test_a_pinned_session_takes_only_the_new_input(client: openai.OpenAI, mock_model: MockModel) -> None:
     pinned, _ = _history(client, ["first"])
     mock_model.clear()
-    session, answer = _ask(client, [{"role": "user", "content": "second"}],
-                           extra_headers={"x-cc-session-id": pinned})
+    session, answer = _ask(client, [{"role": "user", "content": "second"}], extra_headers={"x-cc-session-id": pinned})
     assert session == pinned and answer == "mock reply: second"
     assert len(main_requests(mock_model)[-1]["messages"]) == 3
     session, _ = _ask(client, [{"role": "user", "content": "third"}], metadata={"cc_session_id": pinned})

@@ -19,8 +19,10 @@ from tests.compat_support import (
 )
 from tests.gateway import Gateway
 
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                                 "parameters": WEATHER_SCHEMA}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "description": "Weather for a city", "parameters": WEATHER_SCHEMA},
+}
 
 
 @pytest.fixture
@@ -53,17 +55,19 @@ def test_growing_transcript_rides_one_warm_session(client: openai.OpenAI, mock_m
     assert all(b["system"] and "You are terse." in str(b["system"]) for b in bodies)
 
 
-def test_streamed_reply_is_valid_chunks_and_continues_the_session(client: openai.OpenAI,
-                                                                  mock_model: MockModel) -> None:
+def test_streamed_reply_is_valid_chunks_and_continues_the_session(client: openai.OpenAI, mock_model: MockModel) -> None:
     mock_model.script(Reply(text="one two three four five six seven"))
     messages = [{"role": "user", "content": "count"}]
     first = client.chat.completions.with_raw_response.create(model="sonnet", messages=messages)
     session = first.headers["x-cc-session-id"]
-    messages += [{"role": "assistant", "content": first.parse().choices[0].message.content},
-                 {"role": "user", "content": "again"}]
+    messages += [
+        {"role": "assistant", "content": first.parse().choices[0].message.content},
+        {"role": "user", "content": "again"},
+    ]
     mock_model.script(Reply(text="eight nine ten eleven twelve thirteen"))
     with client.chat.completions.with_streaming_response.create(
-            model="sonnet", messages=messages, stream=True, stream_options={"include_usage": True}) as response:
+        model="sonnet", messages=messages, stream=True, stream_options={"include_usage": True}
+    ) as response:
         assert response.headers["x-cc-session-id"] == session
         chunks = list(response.parse())
     assert all(c.object == "chat.completion.chunk" for c in chunks)
@@ -77,8 +81,10 @@ def test_streamed_reply_is_valid_chunks_and_continues_the_session(client: openai
 
 
 def test_function_calling_round_trip(client: openai.OpenAI, mock_model: MockModel) -> None:
-    mock_model.script(Reply(text="Let me check.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
-                      Reply(text="Oslo is at -3C."))
+    mock_model.script(
+        Reply(text="Let me check.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+        Reply(text="Oslo is at -3C."),
+    )
     messages: list = [{"role": "user", "content": "Weather in Oslo?"}]
     first = client.chat.completions.with_raw_response.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL])
     paused = first.parse().choices[0]
@@ -88,8 +94,10 @@ def test_function_calling_round_trip(client: openai.OpenAI, mock_model: MockMode
     assert call.type == "function" and call.function.name == "get_weather"
     assert call.function.arguments == '{"city":"Oslo"}'
 
-    messages += [paused.message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": "-3C and snowing"}]
+    messages += [
+        paused.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "-3C and snowing"},
+    ]
     second = client.chat.completions.with_raw_response.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL])
     assert second.headers["x-cc-session-id"] == first.headers["x-cc-session-id"]
     done = second.parse().choices[0]
@@ -103,15 +111,24 @@ def test_function_calling_round_trip(client: openai.OpenAI, mock_model: MockMode
 def test_streamed_tool_call_arrives_as_tool_call_deltas(client: openai.OpenAI, mock_model: MockModel) -> None:
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Sunny."))
     messages: list = [{"role": "user", "content": "Lima?"}]
-    chunks = list(client.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL],
-                                                 stream=True))
+    chunks = list(client.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL], stream=True))
     calls = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
     assert len(calls) == 1 and calls[0].function.name == "get_weather"
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
-    messages += [{"role": "assistant", "content": None, "tool_calls": [
-                     {"id": calls[0].id, "type": "function",
-                      "function": {"name": "get_weather", "arguments": calls[0].function.arguments}}]},
-                 {"role": "tool", "tool_call_id": calls[0].id, "content": "sunny"}]
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": calls[0].id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": calls[0].function.arguments},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": calls[0].id, "content": "sunny"},
+    ]
     done = client.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER_TOOL])
     assert done.choices[0].message.content == "Sunny."
 
@@ -124,15 +141,18 @@ def test_errors_use_the_openai_envelope(client: openai.OpenAI, gateway: Gateway)
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model="sonnet", messages=[{"role": "wizard", "content": "hi"}])
     assert bad.value.body["type"] == "invalid_request_error" and "role" in bad.value.body["message"]
-    raw = httpx.post(f"{gateway.base_url}/v1/chat/completions", content=b"{not json",
-                     headers={"content-type": "application/json"})
+    raw = httpx.post(
+        f"{gateway.base_url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
 
 
 def test_api_key_is_checked_with_the_openai_envelope(make_gateway) -> None:
     gw = make_gateway(CC_API_KEY="sekrit")
-    with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="wrong", max_retries=0) as wrong, \
-            pytest.raises(openai.AuthenticationError) as denied:
+    with (
+        openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="wrong", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError) as denied,
+    ):
         wrong.models.list()
     assert denied.value.body["type"] == "authentication_error"
     with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="sekrit", max_retries=0) as right:
@@ -140,11 +160,12 @@ def test_api_key_is_checked_with_the_openai_envelope(make_gateway) -> None:
     assert "claude-sonnet-4-5" in ids and "claude-opus-4-6" in ids
 
 
-
-def test_a_compat_session_is_model_only_the_clients_tool_alone(client: openai.OpenAI, gateway: Gateway,
-                                                               mock_model: MockModel) -> None:
+def test_a_compat_session_is_model_only_the_clients_tool_alone(
+    client: openai.OpenAI, gateway: Gateway, mock_model: MockModel
+) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "weather?"}], tools=[WEATHER_TOOL])
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "weather?"}], tools=[WEATHER_TOOL]
+    )
     assert raw.parse().choices[0].message.content == "mock reply: weather?"
     assert [[t["name"] for t in b["tools"]] for b in main_requests(mock_model)] == [["mcp__client__get_weather"]]
     session = gateway.client.get(f"/api/sessions/{raw.headers['x-cc-session-id']}").json()

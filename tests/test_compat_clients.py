@@ -22,10 +22,16 @@ from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, main_requests, result_text, tool_results_sent, user_texts
 from tests.gateway import Gateway
 
-CHAT_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                              "parameters": WEATHER_SCHEMA}}
-RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a city",
-                  "parameters": WEATHER_SCHEMA}
+CHAT_TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "description": "Weather for a city", "parameters": WEATHER_SCHEMA},
+}
+RESPONSES_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": WEATHER_SCHEMA,
+}
 
 
 @pytest.fixture
@@ -36,8 +42,11 @@ def http(gateway: Gateway) -> Iterator[httpx.Client]:
 
 def _context(n: int) -> dict[str, str]:
     """OpenClaw's per-request context message: sent once, never kept in its history."""
-    return {"role": "user", "content": f"<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\nrequest {n}, "
-                                       f"time 10:0{n}\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"}
+    return {
+        "role": "user",
+        "content": f"<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\nrequest {n}, "
+        f"time 10:0{n}\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>",
+    }
 
 
 def _chat(http: httpx.Client, messages: list[dict[str, Any]], **extra: Any) -> tuple[str, dict[str, Any]]:
@@ -51,7 +60,8 @@ def _no_reseed(mock: MockModel) -> None:
 
 
 def test_openclaw_chat_with_context_messages_and_stripped_tool_ids_stays_on_one_session(
-        http: httpx.Client, mock_model: MockModel) -> None:
+    http: httpx.Client, mock_model: MockModel
+) -> None:
     history: list[dict[str, Any]] = [{"role": "system", "content": "You are a personal assistant."}]
     sessions = set()
 
@@ -59,20 +69,32 @@ def test_openclaw_chat_with_context_messages_and_stripped_tool_ids_stays_on_one_
     sessions.add(session)
     history += [{"role": "user", "content": "hello"}, {"role": "assistant", "content": choice["message"]["content"]}]
 
-    mock_model.script(Reply(text="Let me check.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
-                      Reply(text="Oslo: -3C."))
-    session, choice = _chat(http, [*history, {"role": "user", "content": "weather in Oslo?"}, _context(1)],
-                            tools=[CHAT_TOOL])
+    mock_model.script(
+        Reply(text="Let me check.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo: -3C.")
+    )
+    session, choice = _chat(
+        http, [*history, {"role": "user", "content": "weather in Oslo?"}, _context(1)], tools=[CHAT_TOOL]
+    )
     sessions.add(session)
     assert choice["finish_reason"] == "tool_calls"
     issued = choice["message"]["tool_calls"][0]["id"]
     stripped = re.sub("[^A-Za-z0-9]", "", issued)
     assert stripped != issued
-    history += [{"role": "user", "content": "weather in Oslo?"},
-                {"role": "assistant", "content": "Let me check.", "tool_calls": [
-                    {"id": stripped, "type": "function",
-                     "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
-                {"role": "tool", "tool_call_id": stripped, "content": "-3C and snowing"}]
+    history += [
+        {"role": "user", "content": "weather in Oslo?"},
+        {
+            "role": "assistant",
+            "content": "Let me check.",
+            "tool_calls": [
+                {
+                    "id": stripped,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": stripped, "content": "-3C and snowing"},
+    ]
     session, choice = _chat(http, [*history, _context(2)], tools=[CHAT_TOOL])  # context after the result
     sessions.add(session)
     assert choice["message"]["content"] == "Oslo: -3C."
@@ -92,11 +114,16 @@ def test_openclaw_chat_with_context_messages_and_stripped_tool_ids_stays_on_one_
     assert any("request 3" in text for text in user_texts(bodies[-1]["messages"][-1]))  # this turn's context
 
 
-def test_responses_items_split_and_wrapped_call_ids_stay_on_one_session(http: httpx.Client,
-                                                                       mock_model: MockModel) -> None:
-    mock_model.script(Reply(text="Checking both.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),
-                                                              ToolUse("get_weather", {"city": "Lima"}))),
-                      Reply(text="Oslo is cold, Lima is warm."))
+def test_responses_items_split_and_wrapped_call_ids_stay_on_one_session(
+    http: httpx.Client, mock_model: MockModel
+) -> None:
+    mock_model.script(
+        Reply(
+            text="Checking both.",
+            tool_uses=(ToolUse("get_weather", {"city": "Oslo"}), ToolUse("get_weather", {"city": "Lima"})),
+        ),
+        Reply(text="Oslo is cold, Lima is warm."),
+    )
     items: list[dict[str, Any]] = [{"role": "user", "content": "Oslo and Lima?"}]
     sessions = set()
     first = http.post("/responses", json={"model": "sonnet", "input": items, "tools": [RESPONSES_TOOL]})
@@ -108,15 +135,20 @@ def test_responses_items_split_and_wrapped_call_ids_stay_on_one_session(http: ht
             items.append({"type": "message", "role": "assistant", "content": item["content"]})
             continue
         wrapped = f"call_{item['call_id']}_fc_{n}"
-        items.append({"type": "function_call", "call_id": wrapped, "name": item["name"],
-                      "arguments": item["arguments"]})
-    items += [{"type": "function_call_output", "call_id": items[2]["call_id"], "output": "-3C"},
-              {"type": "function_call_output", "call_id": items[3]["call_id"], "output": "25C"}]
+        items.append(
+            {"type": "function_call", "call_id": wrapped, "name": item["name"], "arguments": item["arguments"]}
+        )
+    items += [
+        {"type": "function_call_output", "call_id": items[2]["call_id"], "output": "-3C"},
+        {"type": "function_call_output", "call_id": items[3]["call_id"], "output": "25C"},
+    ]
     second = http.post("/responses", json={"model": "sonnet", "input": items, "tools": [RESPONSES_TOOL]})
     sessions.add(second.headers["x-cc-session-id"])
     assert second.json()["output"][0]["content"][0]["text"] == "Oslo is cold, Lima is warm."
-    items += [{"type": "message", "role": "assistant", "content": second.json()["output"][0]["content"]},
-              {"role": "user", "content": "thanks"}]
+    items += [
+        {"type": "message", "role": "assistant", "content": second.json()["output"][0]["content"]},
+        {"role": "user", "content": "thanks"},
+    ]
     third = http.post("/responses", json={"model": "sonnet", "input": items, "tools": [RESPONSES_TOOL]})
     sessions.add(third.headers["x-cc-session-id"])
 
@@ -134,8 +166,9 @@ def _wait_idle(gateway: Gateway, session_id: str) -> dict[str, Any]:
     return session
 
 
-def test_a_retried_request_releases_the_session_paused_on_its_tool_call(http: httpx.Client, gateway: Gateway,
-                                                                         mock_model: MockModel) -> None:
+def test_a_retried_request_releases_the_session_paused_on_its_tool_call(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Rome"}),)))
     request = [{"role": "user", "content": "Rome?"}]
     paused, choice = _chat(http, request, tools=[CHAT_TOOL])
@@ -151,16 +184,22 @@ def test_a_retried_request_releases_the_session_paused_on_its_tool_call(http: ht
     assert len(main_requests(mock_model)) == 2  # the released session made no further model call
 
 
-def test_a_full_pool_is_freed_by_released_sessions_and_a_503_leaves_no_empty_session(make_gateway,
-                                                                                        mock_model: MockModel) -> None:
+def test_a_full_pool_is_freed_by_released_sessions_and_a_503_leaves_no_empty_session(
+    make_gateway, mock_model: MockModel
+) -> None:
     gateway = make_gateway(CC_API_MAX_LIVE="1", CC_API_QUEUE_TIMEOUT="1")
     with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as http:
         mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Rome"}),)))
         request = [{"role": "user", "content": "Rome?"}]
         paused, _ = _chat(http, request, tools=[CHAT_TOOL])  # holds the only live slot
 
-        busy = http.post("/chat/completions", json={"model": "sonnet", "messages": [
-            {"role": "system", "content": "another agent"}, {"role": "user", "content": "hi"}]})
+        busy = http.post(
+            "/chat/completions",
+            json={
+                "model": "sonnet",
+                "messages": [{"role": "system", "content": "another agent"}, {"role": "user", "content": "hi"}],
+            },
+        )
         assert busy.status_code == 503 and busy.headers["retry-after"]
         listed = gateway.client.get("/api/sessions").json()["data"]
         assert [s["id"] for s in listed] == [paused]  # the 503 created nothing
@@ -169,12 +208,12 @@ def test_a_full_pool_is_freed_by_released_sessions_and_a_503_leaves_no_empty_ses
         assert again != paused and choice["message"]["content"] == "mock reply: Rome?"
 
 
-def test_a_ten_call_tool_loop_in_one_user_turn_stays_on_one_session(http: httpx.Client,
-                                                                    mock_model: MockModel) -> None:
+def test_a_ten_call_tool_loop_in_one_user_turn_stays_on_one_session(http: httpx.Client, mock_model: MockModel) -> None:
     """The client's own loop is not cut by CC_API_TOOL_MAX_TURNS (4 here): its calls are not Claude Code turns."""
     cities = [f"city{n}" for n in range(10)]
-    mock_model.script(*(Reply(tool_uses=(ToolUse("get_weather", {"city": c}),)) for c in cities),
-                      Reply(text="All ten are mild."))
+    mock_model.script(
+        *(Reply(tool_uses=(ToolUse("get_weather", {"city": c}),)) for c in cities), Reply(text="All ten are mild.")
+    )
     messages: list[dict[str, Any]] = [{"role": "user", "content": "weather everywhere?"}]
     sessions = set()
     for city in cities:
@@ -183,8 +222,10 @@ def test_a_ten_call_tool_loop_in_one_user_turn_stays_on_one_session(http: httpx.
         assert choice["finish_reason"] == "tool_calls"
         call = choice["message"]["tool_calls"][0]
         assert call["function"]["arguments"] == f'{{"city":"{city}"}}'
-        messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
-                     {"role": "tool", "tool_call_id": call["id"], "content": f"{city}: mild"}]
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": f"{city}: mild"},
+        ]
     session, choice = _chat(http, messages, tools=[CHAT_TOOL])
     sessions.add(session)
     assert choice["finish_reason"] == "stop" and choice["message"]["content"] == "All ten are mild."
@@ -197,8 +238,14 @@ def test_a_turn_limit_is_reported_as_a_limit_not_as_truncated_output(make_gatewa
     bash = Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),))
     mock_model.script(bash, bash, Reply(text="never reached"))
     with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as http:
-        response = http.post("/chat/completions", json={"model": "sonnet", "tools": [CHAT_TOOL], "messages": [
-            {"role": "user", "content": "loop on your own tools"}]})
+        response = http.post(
+            "/chat/completions",
+            json={
+                "model": "sonnet",
+                "tools": [CHAT_TOOL],
+                "messages": [{"role": "user", "content": "loop on your own tools"}],
+            },
+        )
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "turn_limit" and "CC_API_TOOL_MAX_TURNS" in error["message"]
@@ -208,8 +255,12 @@ def test_models_carry_context_window_and_output_limit(http: httpx.Client) -> Non
     listed = {m["id"]: m for m in http.get("/models").json()["data"]}
     opus = listed["claude-opus-4-6"]
     assert (opus["context_length"], opus["max_completion_tokens"]) == (200_000, 128_000)
-    assert (opus["context_window"], opus["max_output_tokens"], opus["max_input_tokens"], opus["max_tokens"]) == \
-        (200_000, 128_000, 200_000, 128_000)
+    assert (opus["context_window"], opus["max_output_tokens"], opus["max_input_tokens"], opus["max_tokens"]) == (
+        200_000,
+        128_000,
+        200_000,
+        128_000,
+    )
     assert opus["top_provider"] == {"context_length": 200_000, "max_completion_tokens": 128_000}
     for name in ("claude-opus-4-6", "opus", "anthropic/claude-opus-4.6"):
         one = http.get(f"/models/{name}")
@@ -220,8 +271,9 @@ def test_models_carry_context_window_and_output_limit(http: httpx.Client) -> Non
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
 
 
-def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(http: httpx.Client, gateway: Gateway,
-                                                                          mock_model: MockModel) -> None:
+def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
     """Turns a, b, c; then a's history with a new d: a branch holding a and d only, no re-seed."""
     messages: list[dict[str, Any]] = []
     for text in ("fork a", "fork b", "fork c"):
@@ -243,9 +295,15 @@ def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(http:
 
     mock_model.clear()
     old_line, _ = _chat(http, [*messages, {"role": "user", "content": "fork e"}])
-    new_line, _ = _chat(http, [*messages[:2], {"role": "user", "content": "fork d"},
-                               {"role": "assistant", "content": choice["message"]["content"]},
-                               {"role": "user", "content": "fork f"}])
+    new_line, _ = _chat(
+        http,
+        [
+            *messages[:2],
+            {"role": "user", "content": "fork d"},
+            {"role": "assistant", "content": choice["message"]["content"]},
+            {"role": "user", "content": "fork f"},
+        ],
+    )
     assert (old_line, new_line) == (main, branch)
     assert [len(b["messages"]) for b in main_requests(mock_model)] == [7, 5]  # both lines warm
 
@@ -254,7 +312,8 @@ STABLE_PROMPT = "\n".join(f"Rule {n}: follow house style number {n} closely." fo
 
 
 def test_a_changed_date_line_is_a_note_and_a_side_request_does_not_reseed_the_main_line(
-        http: httpx.Client, mock_model: MockModel) -> None:
+    http: httpx.Client, mock_model: MockModel
+) -> None:
     def system(day: str) -> dict[str, str]:  # Hermes: a date line that simply changes, no marker
         return {"role": "system", "content": f"{STABLE_PROMPT}\nConversation started: {day}"}
 
@@ -269,8 +328,14 @@ def test_a_changed_date_line_is_a_note_and_a_side_request_does_not_reseed_the_ma
     assert "Conversation started: Tuesday" in note and "Rule 1:" not in note
     history.append({"role": "assistant", "content": choice["message"]["content"]})
 
-    side, _ = _chat(http, [system("Tuesday"), *history,  # Hermes's side request, never part of the main line
-                           {"role": "user", "content": "Review the conversation above and save what matters."}])
+    side, _ = _chat(
+        http,
+        [
+            system("Tuesday"),
+            *history,  # Hermes's side request, never part of the main line
+            {"role": "user", "content": "Review the conversation above and save what matters."},
+        ],
+    )
     mock_model.clear()
     history.append({"role": "user", "content": "thanks"})
     branch, _ = _chat(http, [system("Tuesday"), *history])
@@ -286,11 +351,16 @@ def test_a_cleared_tool_result_still_matches_its_session(http: httpx.Client, moc
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Oslo weather, in detail"}]
     session, choice = _chat(http, messages, tools=[CHAT_TOOL])
     call = choice["message"]["tool_calls"][0]
-    messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
-                 {"role": "tool", "tool_call_id": call["id"], "content": "hourly: -3C\n" * 400}]
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "hourly: -3C\n" * 400},
+    ]
     same, choice = _chat(http, messages, tools=[CHAT_TOOL])
-    messages[-1] = {"role": "tool", "tool_call_id": call["id"],  # OpenClaw clears old results
-                    "content": "[Old tool result content cleared]"}
+    messages[-1] = {
+        "role": "tool",
+        "tool_call_id": call["id"],  # OpenClaw clears old results
+        "content": "[Old tool result content cleared]",
+    }
     messages += [{"role": "assistant", "content": choice["message"]["content"]}, {"role": "user", "content": "ok"}]
     again, _ = _chat(http, messages, tools=[CHAT_TOOL])
     assert session == same == again
@@ -299,8 +369,9 @@ def test_a_cleared_tool_result_still_matches_its_session(http: httpx.Client, moc
 
 
 @pytest.mark.parametrize("how", ["prompt_cache_key", "x-session-affinity", "session_id"])
-def test_a_client_conversation_key_keeps_two_identical_openings_apart(http: httpx.Client, mock_model: MockModel,
-                                                                     how: str) -> None:
+def test_a_client_conversation_key_keeps_two_identical_openings_apart(
+    http: httpx.Client, mock_model: MockModel, how: str
+) -> None:
     def send(key: str, messages: list[dict[str, Any]]) -> str:
         body: dict[str, Any] = {"model": "sonnet", "messages": messages}
         headers = {}
@@ -314,8 +385,11 @@ def test_a_client_conversation_key_keeps_two_identical_openings_apart(http: http
 
     opening = [{"role": "user", "content": f"same opening {how}"}]
     first, second = send("conv-1", opening), send("conv-2", opening)
-    grown = [*opening, {"role": "assistant", "content": f"mock reply: same opening {how}"},
-             {"role": "user", "content": "go on"}]
+    grown = [
+        *opening,
+        {"role": "assistant", "content": f"mock reply: same opening {how}"},
+        {"role": "user", "content": "go on"},
+    ]
     assert first != second
     assert (send("conv-2", grown), send("conv-1", grown)) == (second, first)
     assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 1, 3, 3]  # each warm on its own session
@@ -324,32 +398,40 @@ def test_a_client_conversation_key_keeps_two_identical_openings_apart(http: http
 
 def test_anthropic_metadata_user_id_is_a_conversation_key(http: httpx.Client, mock_model: MockModel) -> None:
     def send(key: str, messages: list[dict[str, Any]]) -> str:
-        response = http.post("/messages", json={"model": "sonnet", "max_tokens": 100, "messages": messages,
-                                                "metadata": {"user_id": key}})
+        response = http.post(
+            "/messages", json={"model": "sonnet", "max_tokens": 100, "messages": messages, "metadata": {"user_id": key}}
+        )
         assert response.status_code == 200, response.text
         return response.headers["x-cc-session-id"]
 
     opening = [{"role": "user", "content": "same opening, anthropic"}]
     first, second = send("user-1", opening), send("user-2", opening)
-    grown = [*opening, {"role": "assistant", "content": "mock reply: same opening, anthropic"},
-             {"role": "user", "content": "go on"}]
+    grown = [
+        *opening,
+        {"role": "assistant", "content": "mock reply: same opening, anthropic"},
+        {"role": "user", "content": "go on"},
+    ]
     assert (send("user-2", grown), send("user-1", grown)) == (second, first) and first != second
     assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 1, 3, 3]
 
 
-def test_usage_is_the_same_measure_whether_a_reply_ends_the_turn_or_calls_a_tool(http: httpx.Client,
-                                                                                  mock_model: MockModel) -> None:
+def test_usage_is_the_same_measure_whether_a_reply_ends_the_turn_or_calls_a_tool(
+    http: httpx.Client, mock_model: MockModel
+) -> None:
     """prompt_tokens: the prompt the model read for the reply's last call; completion_tokens: what it wrote."""
-    mock_model.script(Reply(text="Checking.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
-                      Reply(text="Oslo is cold today."))
+    mock_model.script(
+        Reply(text="Checking.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+        Reply(text="Oslo is cold today."),
+    )
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Oslo?"}]
     response = http.post("/chat/completions", json={"model": "sonnet", "messages": messages, "tools": [CHAT_TOOL]})
     called = response.json()
     call = called["choices"][0]["message"]["tool_calls"][0]
-    messages += [{"role": "assistant", "content": "Checking.", "tool_calls": [call]},
-                 {"role": "tool", "tool_call_id": call["id"], "content": "-3C"}]
-    ended = http.post("/chat/completions", json={"model": "sonnet", "messages": messages,
-                                                 "tools": [CHAT_TOOL]}).json()
+    messages += [
+        {"role": "assistant", "content": "Checking.", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "-3C"},
+    ]
+    ended = http.post("/chat/completions", json={"model": "sonnet", "messages": messages, "tools": [CHAT_TOOL]}).json()
     sizes = [len(orjson.dumps(body)) // 4 for body in main_requests(mock_model)]  # the mock: 4 bytes a token
     for reply, size in zip((called, ended), sizes, strict=True):
         usage = reply["usage"]

@@ -39,7 +39,8 @@ def test_openai_clients_get_an_openai_error(gateway: Gateway, mock_model: MockMo
 
         # the failed exchange left no head: the retry is a fresh, working conversation
         retry = client.chat.completions.with_raw_response.create(
-            model="sonnet", messages=[{"role": "user", "content": "fail"}])
+            model="sonnet", messages=[{"role": "user", "content": "fail"}]
+        )
         assert retry.parse().choices[0].message.content == "mock reply: fail"
 
 
@@ -52,7 +53,11 @@ def test_anthropic_clients_get_an_anthropic_error(gateway: Gateway, mock_model: 
         assert failed.value.body["type"] == "error" and failed.value.body["error"]["type"] == "api_error"
 
         mock_model.script(SERVER_ERROR, SERVER_ERROR)
-        with pytest.raises(anthropic.APIStatusError) as streamed, client.messages.stream(
-                model="sonnet", max_tokens=10, messages=[{"role": "user", "content": "fail streaming"}]) as stream:
+        with (
+            pytest.raises(anthropic.APIStatusError) as streamed,
+            client.messages.stream(
+                model="sonnet", max_tokens=10, messages=[{"role": "user", "content": "fail streaming"}]
+            ) as stream,
+        ):
             stream.get_final_message()
         assert streamed.value.body["error"]["type"] == "api_error"

@@ -18,8 +18,12 @@ from tests.compat_support import (
 )
 from tests.gateway import Gateway
 
-WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a city",
-                "parameters": WEATHER_SCHEMA}
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": WEATHER_SCHEMA,
+}
 
 
 @pytest.fixture
@@ -32,8 +36,9 @@ def test_previous_response_id_continues_one_warm_session(client: openai.OpenAI, 
     previous = None
     sessions = set()
     for turn in range(5):
-        raw = client.responses.with_raw_response.create(model="sonnet", instructions="You are terse.",
-                                                        input=f"question {turn}", previous_response_id=previous)
+        raw = client.responses.with_raw_response.create(
+            model="sonnet", instructions="You are terse.", input=f"question {turn}", previous_response_id=previous
+        )
         response = raw.parse()
         sessions.add(raw.headers["x-cc-session-id"])
         assert response.object == "response" and response.status == "completed"
@@ -53,12 +58,12 @@ def test_previous_response_id_continues_one_warm_session(client: openai.OpenAI, 
 
     assert len(sessions) == 1
     assert_one_warm_session(mock_model, 6)
-    assert [user_texts(b["messages"][-1])[-1] for b in main_requests(mock_model)] == \
-        [f"question {n}" for n in range(6)]
+    assert [user_texts(b["messages"][-1])[-1] for b in main_requests(mock_model)] == [f"question {n}" for n in range(6)]
 
 
-def test_full_history_without_previous_response_id_also_rides_one_session(client: openai.OpenAI,
-                                                                          mock_model: MockModel) -> None:
+def test_full_history_without_previous_response_id_also_rides_one_session(
+    client: openai.OpenAI, mock_model: MockModel
+) -> None:
     items: list = []
     sessions = set()
     for turn in range(3):
@@ -75,8 +80,12 @@ def test_function_call_round_trip(client: openai.OpenAI, mock_model: MockModel) 
     paused = client.responses.create(model="sonnet", input="Weather in Quito?", tools=[WEATHER_TOOL])
     calls = [item for item in paused.output if item.type == "function_call"]
     assert len(calls) == 1 and calls[0].name == "get_weather" and calls[0].arguments == '{"city":"Quito"}'
-    done = client.responses.create(model="sonnet", previous_response_id=paused.id, tools=[WEATHER_TOOL], input=[
-        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "15C"}])
+    done = client.responses.create(
+        model="sonnet",
+        previous_response_id=paused.id,
+        tools=[WEATHER_TOOL],
+        input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "15C"}],
+    )
     assert done.output_text == "Quito: 15C."
     assert [(b["tool_use_id"], result_text(b)) for b in tool_results_sent(mock_model)] == [(calls[0].call_id, "15C")]
     assert len(main_requests(mock_model)) == 2
@@ -95,8 +104,9 @@ def test_stale_or_unknown_previous_response_id(client: openai.OpenAI) -> None:
 
 
 def test_streamed_function_call(client: openai.OpenAI, mock_model: MockModel) -> None:
-    mock_model.script(Reply(text="Checking.", tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)),
-                      Reply(text="Lima: 20C."))
+    mock_model.script(
+        Reply(text="Checking.", tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Lima: 20C.")
+    )
     events = list(client.responses.create(model="sonnet", input="Lima?", tools=[WEATHER_TOOL], stream=True))
     done = next(e for e in events if e.type == "response.function_call_arguments.done")
     assert done.arguments == '{"city":"Lima"}'
@@ -105,6 +115,10 @@ def test_streamed_function_call(client: openai.OpenAI, mock_model: MockModel) ->
     assert [item.type for item in final.output] == ["message", "function_call"]
     assert final.output_text == "Checking."
     call = final.output[1]
-    resumed = client.responses.create(model="sonnet", previous_response_id=final.id, stream=True, input=[
-        {"type": "function_call_output", "call_id": call.call_id, "output": "20C"}])
+    resumed = client.responses.create(
+        model="sonnet",
+        previous_response_id=final.id,
+        stream=True,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "20C"}],
+    )
     assert list(resumed)[-1].response.output_text == "Lima: 20C."

@@ -24,15 +24,18 @@ def test_restart_keeps_responses_and_continues_chat_warm(make_gateway, mock_mode
         first = client.responses.with_raw_response.create(model="sonnet", input="remember teal")
         chat = [{"role": "user", "content": "remember pelican"}]
         raw = client.chat.completions.with_raw_response.create(model="sonnet", messages=chat)
-        chat += [{"role": "assistant", "content": raw.parse().choices[0].message.content},
-                 {"role": "user", "content": "which bird?"}]
+        chat += [
+            {"role": "assistant", "content": raw.parse().choices[0].message.content},
+            {"role": "user", "content": "which bird?"},
+        ]
     chat_session = raw.headers["x-cc-session-id"]
 
     gw.restart()
     mock_model.clear()
     with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="unused", max_retries=0) as client:
-        resumed = client.responses.with_raw_response.create(model="sonnet", input="which colour?",
-                                                            previous_response_id=first.parse().id)
+        resumed = client.responses.with_raw_response.create(
+            model="sonnet", input="which colour?", previous_response_id=first.parse().id
+        )
         assert resumed.headers["x-cc-session-id"] == first.headers["x-cc-session-id"]
         assert resumed.parse().output_text == "mock reply: which colour?"
         sent = main_requests(mock_model)[-1]["messages"]

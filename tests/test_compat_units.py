@@ -24,10 +24,12 @@ def _chat(messages: list[dict], **body) -> Conversation:
     return parse_chat({"model": "sonnet", "messages": messages, **body}, CATALOG, "sonnet", None).request.conversation
 
 
-def _head(session_id: str, conversation: Conversation, messages: tuple[Message, ...],
-          marks: tuple[ForkPoint | None, ...] = ()) -> Head:
-    return Head(session_id, conversation_key(conversation), conversation.system, messages,
-                marks or (None,) * len(messages))
+def _head(
+    session_id: str, conversation: Conversation, messages: tuple[Message, ...], marks: tuple[ForkPoint | None, ...] = ()
+) -> Head:
+    return Head(
+        session_id, conversation_key(conversation), conversation.system, messages, marks or (None,) * len(messages)
+    )
 
 
 def _covers(stored: Conversation, replayed: Conversation) -> bool:
@@ -43,26 +45,46 @@ def test_tool_arguments_and_assistant_whitespace_do_not_change_the_conversation(
     call["function"]["arguments"] = '{"b":2,"a":1}'
     two = _chat([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok", "tool_calls": [call]}])
     assert _covers(one, two)
-    assert not _covers(one, replace(two, messages=(Message("user", content=({"type": "text", "text": "hi!"},)),
-                                                   two.messages[1])))
+    assert not _covers(
+        one, replace(two, messages=(Message("user", content=({"type": "text", "text": "hi!"},)), two.messages[1]))
+    )
 
 
 def test_the_same_conversation_in_openai_and_anthropic_spelling_is_one_conversation() -> None:
-    chat = _chat([{"role": "system", "content": "S"}, {"role": "user", "content": "hi"},
-                  {"role": "assistant", "content": None, "tool_calls": [
-                      {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-                  {"role": "tool", "tool_call_id": "t1", "content": "done"}])
-    messages = parse_messages({"model": "sonnet", "system": "S", "messages": [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "done"}]},
-    ]}, CATALOG, "sonnet", None).request.conversation
+    chat = _chat(
+        [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            {"role": "tool", "tool_call_id": "t1", "content": "done"},
+        ]
+    )
+    messages = parse_messages(
+        {
+            "model": "sonnet",
+            "system": "S",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "done"}]},
+            ],
+        },
+        CATALOG,
+        "sonnet",
+        None,
+    ).request.conversation
     assert conversation_key(chat) == conversation_key(messages) and chat.messages == messages.messages
 
 
 def test_a_replayed_message_matches_when_it_is_what_the_client_keeps_of_the_stored_one() -> None:
-    context = {"type": "text",
-               "text": "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>> now 10:00 <<<END_OPENCLAW_INTERNAL_CONTEXT>>>"}
+    context = {
+        "type": "text",
+        "text": "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>> now 10:00 <<<END_OPENCLAW_INTERNAL_CONTEXT>>>",
+    }
     hello = {"type": "text", "text": "hello"}
     assert mismatch(Message("user", content=(hello, context)), Message("user", content=(hello,))) is None
     assert mismatch(Message("user", content=(hello,)), Message("user", content=(hello, context))) is not None
@@ -70,11 +92,20 @@ def test_a_replayed_message_matches_when_it_is_what_the_client_keeps_of_the_stor
     assert mismatch(stored, Message("tool", answers=(ToolResult("toolu01AbCdEf", "42"),))) is None
     assert mismatch(stored, Message("tool", answers=(ToolResult("toolu01AbCdEf", "43"),))) is not None
     call = ToolCall("toolu_01AbCdEf", "f", {})
-    assert mismatch(Message("assistant", text="a\n\nb", tool_calls=(call,)),
-                    Message("assistant", text="a b", tool_calls=(replace(call, id="call_toolu_01AbCdEf_fc_9"),))) \
+    assert (
+        mismatch(
+            Message("assistant", text="a\n\nb", tool_calls=(call,)),
+            Message("assistant", text="a b", tool_calls=(replace(call, id="call_toolu_01AbCdEf_fc_9"),)),
+        )
         is None
-    assert mismatch(Message("assistant", tool_calls=(call,)),
-                    Message("assistant", tool_calls=(replace(call, id="toolu_01AbCdEg"),))) is not None
+    )
+    assert (
+        mismatch(
+            Message("assistant", tool_calls=(call,)),
+            Message("assistant", tool_calls=(replace(call, id="toolu_01AbCdEg"),)),
+        )
+        is not None
+    )
 
 
 def test_tool_ids_come_back_stripped_or_wrapped_and_map_to_the_issued_ones() -> None:
@@ -88,12 +119,18 @@ def test_tool_ids_come_back_stripped_or_wrapped_and_map_to_the_issued_ones() -> 
 
 def test_normalise_merges_runs_and_folds_text_after_results_into_the_last_result() -> None:
     text = {"type": "text", "text": "note"}
-    merged = normalise([Message("user", content=(text,)), Message("user", content=(text,)),
-                        Message("assistant", text="Checking."),
-                        Message("assistant", tool_calls=(ToolCall("a", "f", {}),)),
-                        Message("assistant", tool_calls=(ToolCall("b", "f", {}),)),
-                        Message("tool", answers=(ToolResult("a", "1"),)),
-                        Message("tool", answers=(ToolResult("b", "2"),)), Message("user", content=(text,))])
+    merged = normalise(
+        [
+            Message("user", content=(text,)),
+            Message("user", content=(text,)),
+            Message("assistant", text="Checking."),
+            Message("assistant", tool_calls=(ToolCall("a", "f", {}),)),
+            Message("assistant", tool_calls=(ToolCall("b", "f", {}),)),
+            Message("tool", answers=(ToolResult("a", "1"),)),
+            Message("tool", answers=(ToolResult("b", "2"),)),
+            Message("user", content=(text,)),
+        ]
+    )
     assert [m.role for m in merged] == ["user", "assistant", "tool"]
     assert len(merged[0].content) == 2
     assert merged[1].text == "Checking." and [c.id for c in merged[1].tool_calls] == ["a", "b"]
@@ -102,8 +139,14 @@ def test_normalise_merges_runs_and_folds_text_after_results_into_the_last_result
 
 
 def _says(*texts: str) -> tuple[Message, ...]:
-    return tuple(Message("user" if n % 2 == 0 else "assistant", content=({"type": "text", "text": t},) if n % 2 == 0
-                         else (), text="" if n % 2 == 0 else t) for n, t in enumerate(texts))
+    return tuple(
+        Message(
+            "user" if n % 2 == 0 else "assistant",
+            content=({"type": "text", "text": t},) if n % 2 == 0 else (),
+            text="" if n % 2 == 0 else t,
+        )
+        for n, t in enumerate(texts)
+    )
 
 
 def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
@@ -132,8 +175,14 @@ def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
 
 def test_a_divergence_branches_the_head_at_the_last_turn_end_both_share() -> None:
     conversation = _chat([{"role": "user", "content": "x"}])
-    marks = (None, ForkPoint("s1", "sdk1", "u1"), None, ForkPoint("s1", "sdk1", "u2"),
-             None, ForkPoint("s1", "sdk1", "u3"))
+    marks = (
+        None,
+        ForkPoint("s1", "sdk1", "u1"),
+        None,
+        ForkPoint("s1", "sdk1", "u2"),
+        None,
+        ForkPoint("s1", "sdk1", "u3"),
+    )
     index = AffinityIndex()
     index.advance(_head("s1", conversation, _says("a", "A", "b", "B", "c", "C"), marks))
     edited = index.lookup(replace(conversation, messages=_says("a", "A", "d")))
@@ -161,15 +210,19 @@ def test_a_system_prompt_with_a_few_changed_lines_is_the_same_conversation_told_
 def test_trimmed_tool_results_and_replaced_images_match_what_they_stand_for() -> None:
     long_result = "line of output\n" * 500
     stored = Message("tool", answers=(ToolResult("toolu_0123456789", long_result),))
-    for trimmed in ("[Old tool result content cleared]", "<persisted-output>saved to /tmp/x</persisted-output>",
-                    long_result[:200] + "\n[... 6000 characters cut ...]\n" + long_result[-200:]):
+    for trimmed in (
+        "[Old tool result content cleared]",
+        "<persisted-output>saved to /tmp/x</persisted-output>",
+        long_result[:200] + "\n[... 6000 characters cut ...]\n" + long_result[-200:],
+    ):
         assert mismatch(stored, Message("tool", answers=(ToolResult("toolu_0123456789", trimmed),))) is None
     assert mismatch(stored, Message("tool", answers=(ToolResult("toolu_other12345", "[cleared]"),))) is not None
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}
     question = {"type": "text", "text": "what is this?"}
     with_image = Message("user", content=(image, question))
-    assert mismatch(with_image, Message("user", content=({"type": "text", "text": "[image omitted]"}, question))) \
-        is None
+    assert (
+        mismatch(with_image, Message("user", content=({"type": "text", "text": "[image omitted]"}, question))) is None
+    )
     assert mismatch(with_image, Message("user", content=({"type": "text", "text": "what is that?"},))) is not None
 
 
@@ -182,7 +235,8 @@ def test_reply_builder_sends_unstreamed_text_whole_and_separates_messages() -> N
     deltas = []
     for event in [
         _event(1, "turn.started", {}),
-        _event(2, "message.delta", {"text": "Let me "}), _event(3, "message.delta", {"text": "look."}),
+        _event(2, "message.delta", {"text": "Let me "}),
+        _event(3, "message.delta", {"text": "look."}),
         _event(4, "message.completed", {"content": [{"type": "text", "text": "Let me look."}]}),
         _event(5, "agent_tool.started", {}),
         _event(6, "message.completed", {"content": [{"type": "text", "text": "Found it."}]}),
@@ -200,13 +254,22 @@ def test_reply_builder_sends_unstreamed_text_whole_and_separates_messages() -> N
 def test_seed_input_carries_history_as_a_transcript_and_the_new_input_as_blocks() -> None:
     hello = Message("user", content=({"type": "text", "text": "hello"},))
     assert seed_input((hello,)) == [{"type": "text", "text": "hello"}]
-    history = (hello, Message("assistant", text="hi", tool_calls=(ToolCall("t1", "f", {"a": 1}),)),
-               Message("tool", answers=(ToolResult("t1", "42"),)), Message("assistant", text="It is 42."),
-               Message("user", content=({"type": "text", "text": "thanks"},)))
+    history = (
+        hello,
+        Message("assistant", text="hi", tool_calls=(ToolCall("t1", "f", {"a": 1}),)),
+        Message("tool", answers=(ToolResult("t1", "42"),)),
+        Message("assistant", text="It is 42."),
+        Message("user", content=({"type": "text", "text": "thanks"},)),
+    )
     transcript, latest = seed_input(history)
     assert latest == {"type": "text", "text": "thanks"}
-    for part in ("<conversation_history>", "<user>\nhello", '[called tool f with {"a":1} (call id t1)]',
-                 '<tool_result call_id="t1">\n42', "It is 42."):
+    for part in (
+        "<conversation_history>",
+        "<user>\nhello",
+        '[called tool f with {"a":1} (call id t1)]',
+        '<tool_result call_id="t1">\n42',
+        "It is 42.",
+    ):
         assert part in transcript["text"]
     ends_in_results = seed_input(history[:3])
     assert len(ends_in_results) == 1 and "Continue from the tool results" in ends_in_results[0]["text"]
@@ -216,11 +279,18 @@ PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQG
 
 
 def test_openai_image_parts_become_native_image_blocks() -> None:
-    conversation = _chat([{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
-        {"type": "image_url", "image_url": {"url": "https://images.example.invalid/cat.png"}},
-    ]}])
+    conversation = _chat(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+                    {"type": "image_url", "image_url": {"url": "https://images.example.invalid/cat.png"}},
+                ],
+            }
+        ]
+    )
     assert conversation.messages[0].content == (
         {"type": "text", "text": "what is this?"},
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
@@ -231,8 +301,9 @@ def test_openai_image_parts_become_native_image_blocks() -> None:
 def test_an_assistant_reply_matches_what_the_client_keeps_of_it() -> None:
     """Clients strip their own markup from replies they keep (OpenClaw's reply directives and
     context markers); a regenerated or edited reply is still another reply."""
-    stored = Message("assistant",
-                     text="[[reply_to_current]] Hello!\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>> How can I help?")
+    stored = Message(
+        "assistant", text="[[reply_to_current]] Hello!\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>> How can I help?"
+    )
     assert mismatch(stored, Message("assistant", text="Hello!  How can I help?")) is None
     assert mismatch(stored, Message("assistant", text="Hello! How may I help?")) == "the assistant text differs"
     assert mismatch(stored, Message("assistant", text="How can I help? Hello!")) == "the assistant text differs"

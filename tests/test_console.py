@@ -64,8 +64,9 @@ def test_a_browser_gets_the_console_without_the_key(keyed_gateway: Gateway) -> N
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_console_in_a_real_browser(keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel,
-                                   tmp_path: Path) -> None:
+def test_console_in_a_real_browser(
+    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
+) -> None:
     gw, page = keyed_gateway, chromium
     made = gw.create_session(metadata={"from": "api"})["id"]
     page.call("Network.enable")
@@ -73,8 +74,9 @@ def test_console_in_a_real_browser(keyed_gateway: Gateway, chromium: browser.Bro
 
     # The key: asked for, kept in this tab's sessionStorage, sent as a header, never in a URL.
     page.wait_for("!document.querySelector('#key-panel').hidden")
-    page.evaluate(f"document.querySelector('#key-input').value = '{KEY}';"
-                  "document.querySelector('#key-form').requestSubmit()")
+    page.evaluate(
+        f"document.querySelector('#key-input').value = '{KEY}';document.querySelector('#key-form').requestSubmit()"
+    )
     page.wait_for(f"!!document.querySelector('#sessions li[data-id=\"{made}\"]')")
     assert page.evaluate("sessionStorage.getItem('cc-api-key')") == KEY
     assert page.evaluate("document.querySelector('#health').textContent").startswith("ok")
@@ -84,8 +86,10 @@ def test_console_in_a_real_browser(keyed_gateway: Gateway, chromium: browser.Bro
     page.evaluate(f"document.querySelector('#sessions li[data-id=\"{made}\"]').click()")
     page.wait_for("document.querySelector('#link').textContent === 'live'")
     mock_model.script(Reply(text=STREAMED, chunk_delay=0.15))
-    page.evaluate("document.querySelector('#turn-input').value = 'typed in the console';"
-                  "document.querySelector('#send').requestSubmit()")
+    page.evaluate(
+        "document.querySelector('#turn-input').value = 'typed in the console';"
+        "document.querySelector('#send').requestSubmit()"
+    )
     reply, status = "#turns .turn:last-child .reply", "#turns .turn:last-child .badge"
     partial = page.wait_for(f"""(() => {{
         const text = document.querySelector('{reply}')?.textContent || '';
@@ -94,8 +98,9 @@ def test_console_in_a_real_browser(keyed_gateway: Gateway, chromium: browser.Bro
     assert STREAMED.startswith(partial) and partial != STREAMED
     page.wait_for(f"document.querySelector('{status}').textContent === 'completed'")
     assert page.evaluate(f"document.querySelector('{reply}').textContent") == STREAMED
-    assert page.evaluate("document.querySelector('#turns .turn:last-child .input').textContent") == \
-        "typed in the console"
+    assert (
+        page.evaluate("document.querySelector('#turns .turn:last-child .input').textContent") == "typed in the console"
+    )
     assert any("typed in the console" in str(r.body) for r in mock_model.message_requests(include_side=False))
     page.wait_for("document.querySelector('#session-meta').textContent.includes('1 turn ')")  # read again
     assert page.evaluate("document.querySelector('#session-status').textContent") == "idle"
@@ -105,12 +110,15 @@ def test_console_in_a_real_browser(keyed_gateway: Gateway, chromium: browser.Bro
     seen = gw.events(made)[-1]["seq"]
     gw.restart()
     gw.turn(made, "after the restart")
-    page.wait_for("document.querySelector('#turns .turn:last-child .reply').textContent"
-                  " === 'mock reply: after the restart'", timeout=40)
+    page.wait_for(
+        "document.querySelector('#turns .turn:last-child .reply').textContent === 'mock reply: after the restart'",
+        timeout=40,
+    )
     page.wait_for(f"document.querySelector('{status}').textContent === 'completed'")
     page.wait_for("document.querySelector('#link').textContent === 'live'")
-    shown = page.evaluate("[...document.querySelectorAll('#events tbody tr td:first-child')]"
-                          ".map(td => Number(td.textContent))")
+    shown = page.evaluate(
+        "[...document.querySelectorAll('#events tbody tr td:first-child')].map(td => Number(td.textContent))"
+    )
     assert shown == [event["seq"] for event in gw.events(made)]
     streams = [r for r in page.requests() if r["url"].endswith(f"/api/sessions/{made}/events/stream")]
     assert "last-event-id" not in streams[0]["headers"] and streams[-1]["headers"]["last-event-id"] == str(seen)

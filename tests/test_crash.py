@@ -26,8 +26,9 @@ def test_kill_9_mid_turn_then_restart(make_gateway, mock_model: MockModel) -> No
 
     mock_model.script(Reply(text=" ".join(f"tok{n}" for n in range(300)), chunk_delay=0.05))
     acknowledged: list[dict] = []
-    with gw.client.stream("POST", f"/api/sessions/{session['id']}/turns",
-                          json={"input": "recite slowly", "stream": True}) as response:
+    with gw.client.stream(
+        "POST", f"/api/sessions/{session['id']}/turns", json={"input": "recite slowly", "stream": True}
+    ) as response:
         for frame in sse_events(response.iter_lines()):
             if "event" in frame:
                 acknowledged.append(frame["data"])

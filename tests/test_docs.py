@@ -92,9 +92,11 @@ def test_every_route_is_on_the_api_page(routes: list[tuple[str, str]]) -> None:
     assert len(routes) >= 20
     api = (DOCS / "api.md").read_text()
     compat = (DOCS / "compat.md").read_text()
-    missing = [f"{method} {path}" for method, path in routes
-               if not _documented(method, path, api)
-               and not (path.startswith("/v1/") and _documented(method, path, compat))]
+    missing = [
+        f"{method} {path}"
+        for method, path in routes
+        if not _documented(method, path, api) and not (path.startswith("/v1/") and _documented(method, path, compat))
+    ]
     assert not missing, f"add these routes to docs/api.md (or /v1 ones to docs/compat.md): {missing}"
 
 

@@ -77,14 +77,16 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize(("path", "body", "needle"), BAD_REQUESTS)
-def test_bad_bodies_are_400_and_change_nothing(seeded: tuple[Gateway, str], mock_model: MockModel,
-                                               path: str, body: bytes, needle: str) -> None:
+def test_bad_bodies_are_400_and_change_nothing(
+    seeded: tuple[Gateway, str], mock_model: MockModel, path: str, body: bytes, needle: str
+) -> None:
     gw, session_id = seeded
     before = _snapshot(gw)
     requests_before = len(mock_model.requests)
     url = f"/api/sessions/{session_id}/turns" if path == "TURNS" else path
-    error = _assert_error(gw.client.post(url, content=body, headers={"content-type": "application/json"}),
-                          400, "invalid_request")
+    error = _assert_error(
+        gw.client.post(url, content=body, headers={"content-type": "application/json"}), 400, "invalid_request"
+    )
     assert needle in error["message"]
     assert _snapshot(gw) == before
     assert len(mock_model.requests) == requests_before, "a rejected request must never reach the model"
@@ -111,8 +113,9 @@ def test_second_turn_while_one_runs_is_409(gateway: Gateway, mock_model: MockMod
     session = gateway.create_session()
     first = gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "slow", "background": True})
     assert first.status_code == 202
-    error = _assert_error(gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "eager"}),
-                          409, "conflict")
+    error = _assert_error(
+        gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "eager"}), 409, "conflict"
+    )
     assert error["details"]["turn_id"] == first.json()["turn_id"]
     # the rejected input never ran: one turn, and the model never saw "eager"
     with gateway.client.stream("GET", first.json()["events_url"]) as response:
@@ -127,8 +130,11 @@ def test_second_turn_while_one_runs_is_409(gateway: Gateway, mock_model: MockMod
 def test_oversized_body_is_413(make_gateway) -> None:
     gw = make_gateway(CC_API_MAX_BODY_BYTES="4096")
     before = _snapshot(gw)
-    response = gw.client.post("/api/sessions", content=b'{"metadata": {"x": "' + b"a" * 8000 + b'"}}',
-                              headers={"content-type": "application/json"})
+    response = gw.client.post(
+        "/api/sessions",
+        content=b'{"metadata": {"x": "' + b"a" * 8000 + b'"}}',
+        headers={"content-type": "application/json"},
+    )
     _assert_error(response, 413, "payload_too_large")
     assert _snapshot(gw) == before
 

@@ -28,8 +28,9 @@ async def _store(tmp_path: Path, *session_ids: str) -> CountingStore:
     await store.open()
     for session_id in session_ids:
         now = utcnow()
-        await store.create_session(SessionRecord(session_id, now, now, "m", None, [], {}, None, None, None,
-                                                 "idle", None, 0, 0))
+        await store.create_session(
+            SessionRecord(session_id, now, now, "m", None, [], {}, None, None, None, "idle", None, 0, 0)
+        )
     return store
 
 

@@ -30,19 +30,29 @@ from tests.gateway import Gateway, pids_with_env, sse_events
 from tests.test_errors import _assert_error, _snapshot
 
 API_KEY = "hardening-test-key-0c4e"
-BROKEN_TOOL = {"name": "broken", "description": "a schema Claude Code cannot load",
-               "input_schema": {"type": "object", "properties": "bogus"}}
-WEATHER = {"name": "get_weather", "description": "Weather for a city",
-           "input_schema": {"type": "object", "properties": {"city": {"$ref": "#/$defs/city"}},
-                            "$defs": {"city": {"type": "string"}}}}
+BROKEN_TOOL = {
+    "name": "broken",
+    "description": "a schema Claude Code cannot load",
+    "input_schema": {"type": "object", "properties": "bogus"},
+}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"$ref": "#/$defs/city"}},
+        "$defs": {"city": {"type": "string"}},
+    },
+}
 LONG_ID = "sess_" + "a" * 70
 
 
 @pytest.fixture(scope="module")
 def gw(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A keyed gateway with a short request deadline, so trickling clients are cut off quickly."""
-    gateway = Gateway(tmp_path_factory.mktemp("hardening"), mock_model.url, CC_API_KEY=API_KEY,
-                      CC_API_REQUEST_TIMEOUT="2").start()
+    gateway = Gateway(
+        tmp_path_factory.mktemp("hardening"), mock_model.url, CC_API_KEY=API_KEY, CC_API_REQUEST_TIMEOUT="2"
+    ).start()
     gateway.client.headers["Authorization"] = f"Bearer {API_KEY}"
     yield gateway
     gateway.stop()
@@ -50,6 +60,7 @@ def gw(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 # -- 5. request heads trickled one byte at a time ------------------------------------------
+
 
 def _trickle(port: int, data: bytes, delay: float, give_up: float) -> tuple[float, bytes]:
     """Send ``data`` one byte every ``delay`` s; returns how long until the server closed the
@@ -76,11 +87,14 @@ def _trickle(port: int, data: bytes, delay: float, give_up: float) -> tuple[floa
 
 def test_a_head_trickled_byte_by_byte_is_cut_off_at_the_deadline(gw: Gateway) -> None:
     """Each byte comes well within the packet gap Sanic allows; the head as a whole does not."""
-    head = (f"GET /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
-            f"X-Padding: {'p' * 100}\r\n\r\n").encode()  # ~190 bytes at 10/s: 19 s if never cut off
+    head = (
+        f"GET /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"X-Padding: {'p' * 100}\r\n\r\n"
+    ).encode()  # ~190 bytes at 10/s: 19 s if never cut off
     results: list[tuple[float, bytes]] = []
-    tricklers = [threading.Thread(target=lambda: results.append(_trickle(gw.port, head, 0.1, give_up=15)))
-                 for _ in range(5)]
+    tricklers = [
+        threading.Thread(target=lambda: results.append(_trickle(gw.port, head, 0.1, give_up=15))) for _ in range(5)
+    ]
     for thread in tricklers:
         thread.start()
     time.sleep(0.5)
@@ -96,6 +110,7 @@ def test_a_head_trickled_byte_by_byte_is_cut_off_at_the_deadline(gw: Gateway) ->
 
 # -- 7, 10. headers: keys and ids ------------------------------------------------------------
 
+
 def _raw_get_status(port: int, header: bytes) -> int:
     """``GET /api/sessions`` with one header sent byte for byte (httpx refuses padded values)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -107,8 +122,11 @@ def _raw_get_status(port: int, header: bytes) -> int:
 
 
 def test_an_undecodable_api_key_is_401_and_a_padded_one_is_accepted(gw: Gateway) -> None:
-    for headers in ({"x-api-key": b"\xff\xfe" + API_KEY.encode()}, {"Authorization": b"Bearer \xc3\x28"},
-                    {"x-api-key": API_KEY.encode() + b"\x80"}):
+    for headers in (
+        {"x-api-key": b"\xff\xfe" + API_KEY.encode()},
+        {"Authorization": b"Bearer \xc3\x28"},
+        {"x-api-key": API_KEY.encode() + b"\x80"},
+    ):
         error = _assert_error(httpx.get(f"{gw.base_url}/api/sessions", headers=headers), 401, "unauthorized")
         assert API_KEY not in error["message"]
     key = API_KEY.encode()
@@ -146,15 +164,21 @@ def test_ids_no_store_could_hold_are_404(gw: Gateway, mock_model: MockModel) -> 
 
 # -- 6, 7, 9. session parameters that could never run --------------------------------------
 
+
 def test_a_malformed_tool_schema_is_400_naming_the_tool(gw: Gateway, mock_model: MockModel) -> None:
     before = _snapshot(gw)
     response = gw.client.post("/api/sessions", json={"tools": [WEATHER, BROKEN_TOOL]})
     error = _assert_error(response, 400, "invalid_request")
     assert "tools[1].input_schema.properties" in error["message"] and "'broken'" in error["message"]
     assert error["details"] == {"tool": "broken"}
-    compat = gw.client.post("/v1/chat/completions", json={
-        "model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}],
-        "tools": [{"type": "function", "function": {"name": "broken", "parameters": {"required": "city"}}}]})
+    compat = gw.client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "claude-sonnet-4-5",
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "broken", "parameters": {"required": "city"}}}],
+        },
+    )
     assert compat.status_code == 400 and "'broken'" in compat.text
     assert _snapshot(gw) == before
     assert len(mock_model.requests) == 0
@@ -199,11 +223,14 @@ def test_a_megabyte_input_and_reply_fit_through_claude_code(gw: Gateway, mock_mo
 
 # -- 10. streams -----------------------------------------------------------------------------
 
+
 def test_an_idle_stream_answers_at_once_and_ends_when_its_session_is_deleted(gw: Gateway) -> None:
     session_id = gw.create_session()["id"]
     ended = threading.Event()
-    with httpx.Client(base_url=gw.base_url, headers=gw.client.headers, timeout=3) as client, \
-            client.stream("GET", f"/api/sessions/{session_id}/events/stream", params={"after": 1}) as response:
+    with (
+        httpx.Client(base_url=gw.base_url, headers=gw.client.headers, timeout=3) as client,
+        client.stream("GET", f"/api/sessions/{session_id}/events/stream", params={"after": 1}) as response,
+    ):
         assert response.status_code == 200  # within 3 s, not at the first 15 s keep-alive
         lines = response.iter_lines()
         assert next(sse_events(lines)) == {"comment": "keep-alive"}
@@ -217,8 +244,10 @@ def test_an_idle_stream_answers_at_once_and_ends_when_its_session_is_deleted(gw:
 
 # -- 10. no state kept for ids that name no session ------------------------------------------
 
+
 def test_bogus_session_ids_leave_no_state_behind(tmp_path: Path) -> None:
     """30,000 bogus ids used to leave 30,000 locks behind (+6 MiB) in the session layer."""
+
     async def probe() -> int:
         settings = Settings(home=tmp_path / "home", mock_model=True)
         store = await open_store(settings)
@@ -241,12 +270,14 @@ def test_bogus_session_ids_leave_no_state_behind(tmp_path: Path) -> None:
 
 # -- 7, 10. the JSON-directory backend -------------------------------------------------------
 
+
 def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel, tmp_path: Path) -> None:
     gateway = Gateway(tmp_path, mock_model.url, backend="jsondir").start()
     try:
         for session_id in ("bad.id", LONG_ID):
-            response = gateway.client.post(f"/api/sessions/{session_id}/turns", json={"input": "hi"},
-                                           headers={"Idempotency-Key": "retry-1"})
+            response = gateway.client.post(
+                f"/api/sessions/{session_id}/turns", json={"input": "hi"}, headers={"Idempotency-Key": "retry-1"}
+            )
             _assert_error(response, 404, "not_found")
         kept, doomed = gateway.create_session()["id"], gateway.create_session()["id"]
         gateway.stop()
@@ -264,11 +295,15 @@ def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel,
 
 # -- 7, 10. PostgreSQL -------------------------------------------------------------------------
 
+
 def test_postgres_refuses_what_it_cannot_store_and_ends_streams_of_sessions_deleted_elsewhere(
-        make_gateway, postgres_server) -> None:
+    make_gateway, postgres_server
+) -> None:
     url = postgres_server.create_database()
-    a, b = (make_gateway(CC_API_DATABASE_URL=url, CC_API_HOST_ID=name, CC_API_KEEPALIVE_SECONDS="0.5")
-            for name in ("host-a", "host-b"))
+    a, b = (
+        make_gateway(CC_API_DATABASE_URL=url, CC_API_HOST_ID=name, CC_API_KEEPALIVE_SECONDS="0.5")
+        for name in ("host-a", "host-b")
+    )
     for headers in ({}, {"Idempotency-Key": "retry-1"}):
         response = a.client.post(f"/api/sessions/{LONG_ID}/turns", json={"input": "hi"}, headers=headers)
         _assert_error(response, 404, "not_found")
@@ -276,8 +311,10 @@ def test_postgres_refuses_what_it_cannot_store_and_ends_streams_of_sessions_dele
     assert "NUL" in _assert_error(response, 400, "invalid_request")["message"]
 
     session_id = a.create_session()["id"]
-    with httpx.Client(base_url=a.base_url, timeout=10) as client, \
-            client.stream("GET", f"/api/sessions/{session_id}/events/stream", params={"after": 1}) as stream:
+    with (
+        httpx.Client(base_url=a.base_url, timeout=10) as client,
+        client.stream("GET", f"/api/sessions/{session_id}/events/stream", params={"after": 1}) as stream,
+    ):
         assert stream.status_code == 200
         assert b.client.delete(f"/api/sessions/{session_id}").status_code == 200
         started = time.monotonic()

@@ -82,7 +82,7 @@ def test_start_refuses_port_zero(launcher: Launcher) -> None:
 
 
 def test_env_file_syntax_and_precedence(tmp_path: Path) -> None:
-    values = parse_env_file('# comment\n; also\n\nA=1\nexport_ok = "two words"\nC=\'x=y\'\nCC_API_HOME=/elsewhere\n')
+    values = parse_env_file("# comment\n; also\n\nA=1\nexport_ok = \"two words\"\nC='x=y'\nCC_API_HOME=/elsewhere\n")
     assert values == {"A": "1", "export_ok": "two words", "C": "x=y"}
     with pytest.raises(ConfigError, match="line 1"):
         parse_env_file("export A=1")
@@ -121,12 +121,16 @@ def test_tail_lines_since_and_follow_across_rotation(tmp_path: Path) -> None:
 
 
 def test_log_lines_render_for_humans() -> None:
-    line = ('{"request_id":"r1","method":"GET","path":"/healthz","status":200,"duration_ms":0.7,'
-            '"event":"request","level":"info","timestamp":"2026-01-02T03:04:05.678Z"}')
+    line = (
+        '{"request_id":"r1","method":"GET","path":"/healthz","status":200,"duration_ms":0.7,'
+        '"event":"request","level":"info","timestamp":"2026-01-02T03:04:05.678Z"}'
+    )
     assert render_log_line(line) == (
-        "2026-01-02 03:04:05 INFO    request request_id=r1 method=GET path=/healthz status=200 duration_ms=0.7")
-    foreign = ('{"event":"Starting worker [7]","logger":"sanic.server","level":"info",'
-               '"timestamp":"2026-01-02T03:04:05Z"}')
+        "2026-01-02 03:04:05 INFO    request request_id=r1 method=GET path=/healthz status=200 duration_ms=0.7"
+    )
+    foreign = (
+        '{"event":"Starting worker [7]","logger":"sanic.server","level":"info","timestamp":"2026-01-02T03:04:05Z"}'
+    )
     assert render_log_line(foreign) == "2026-01-02 03:04:05 INFO    [sanic.server] Starting worker [7]"
     failed = '{"event":"unhandled_error","level":"error","exception":"Traceback ...\\nValueError: x","path":"/a b"}'
     assert render_log_line(failed) == 'ERROR   unhandled_error path="/a b"\nTraceback ...\nValueError: x'

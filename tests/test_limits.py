@@ -24,8 +24,12 @@ HOUR = 3600
 @pytest.fixture(scope="module")
 def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """Children log in as a subscriber would, with a dummy OAuth token (never a real one)."""
-    gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url, ANTHROPIC_API_KEY=None,
-                 CLAUDE_CODE_OAUTH_TOKEN="dummy-oauth-token").start()
+    gw = Gateway(
+        tmp_path_factory.mktemp("gw"),
+        mock_model.url,
+        ANTHROPIC_API_KEY=None,
+        CLAUDE_CODE_OAUTH_TOKEN="dummy-oauth-token",
+    ).start()
     yield gw
     gw.stop()
     assert gw.lingering_processes() == []
@@ -36,8 +40,10 @@ def _iso(timestamp: int) -> str:
 
 
 def _rejected(resets_at: int) -> Reply:
-    return Reply(error=MockError(429, "rate_limit_error", "usage limit"),
-                 headers=rate_limit_headers("rejected", resets_at, utilization=1.0))
+    return Reply(
+        error=MockError(429, "rate_limit_error", "usage limit"),
+        headers=rate_limit_headers("rejected", resets_at, utilization=1.0),
+    )
 
 
 def _compat_posts(gw: Gateway) -> dict[str, httpx.Response]:
@@ -51,8 +57,14 @@ def _compat_posts(gw: Gateway) -> dict[str, httpx.Response]:
 
 def test_a_warning_is_logged_kept_and_shown(gateway: Gateway, mock_model: MockModel) -> None:
     resets = int(time.time()) + 2 * HOUR
-    mock_model.script(Reply(text="fine for now", headers=rate_limit_headers(
-        "allowed_warning", resets, utilization=0.91, others={"seven_day": (0.3, resets + 24 * HOUR)})))
+    mock_model.script(
+        Reply(
+            text="fine for now",
+            headers=rate_limit_headers(
+                "allowed_warning", resets, utilization=0.91, others={"seven_day": (0.3, resets + 24 * HOUR)}
+            ),
+        )
+    )
     session = gateway.create_session()
     reply = gateway.turn(session["id"], "how much is left?")
     assert reply["status"] == "completed" and reply["output"][0]["text"] == "fine for now"
@@ -61,7 +73,11 @@ def test_a_warning_is_logged_kept_and_shown(gateway: Gateway, mock_model: MockMo
     [event] = [e for e in gateway.events(session["id"]) if e["type"] == "rate_limit"]
     assert event["turn_id"] == reply["turn_id"]
     assert {k: event["data"][k] for k in ("window", "status", "utilization", "resets_at")} == {
-        "window": "five_hour", "status": "allowed_warning", "utilization": 0.91, "resets_at": _iso(resets)}
+        "window": "five_hour",
+        "status": "allowed_warning",
+        "utilization": 0.91,
+        "resets_at": _iso(resets),
+    }
 
     limits = gateway.client.get("/api/limits").json()
     assert limits["auth"] == "subscription" and limits["rate_limited"] is False
@@ -70,11 +86,14 @@ def test_a_warning_is_logged_kept_and_shown(gateway: Gateway, mock_model: MockMo
     assert windows["seven_day"]["utilization"] == 0.3
     assert windows["seven_day"]["resets_at"] == _iso(resets + 24 * HOUR)
     clock = datetime.fromtimestamp(resets, UTC).strftime("%H:%M")
-    assert f"5-hour window 91% used (warning), resets {clock} UTC" in gateway.client.get("/healthz").json()[
-        "limits"]["summary"]
+    assert (
+        f"5-hour window 91% used (warning), resets {clock} UTC"
+        in gateway.client.get("/healthz").json()["limits"]["summary"]
+    )
 
-    chat = gateway.client.post("/v1/chat/completions", json={
-        "model": "sonnet", "messages": [{"role": "user", "content": "and now?"}]})
+    chat = gateway.client.post(
+        "/v1/chat/completions", json={"model": "sonnet", "messages": [{"role": "user", "content": "and now?"}]}
+    )
     assert chat.status_code == 200
     assert chat.headers["x-cc-ratelimit-status"] == "allowed_warning"
     assert chat.headers["x-cc-ratelimit-window"] == "five_hour"
@@ -85,8 +104,9 @@ def test_a_warning_is_logged_kept_and_shown(gateway: Gateway, mock_model: MockMo
 def test_a_rejection_mid_turn_is_a_429_until_the_reset(gateway: Gateway, mock_model: MockModel) -> None:
     resets = int(time.time()) + 4
     mock_model.script(_rejected(resets))
-    refused = gateway.client.post("/v1/chat/completions", json={
-        "model": "sonnet", "messages": [{"role": "user", "content": "one more"}]})
+    refused = gateway.client.post(
+        "/v1/chat/completions", json={"model": "sonnet", "messages": [{"role": "user", "content": "one more"}]}
+    )
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "rate_limited"
     assert refused.json()["error"]["type"] == "rate_limit_exceeded"
@@ -182,12 +202,18 @@ def test_api_key_users_get_their_auth_mode_and_no_invented_windows() -> None:
 
 
 def test_a_turn_failure_for_the_limit_becomes_a_429_for_compat_clients() -> None:
-    error = {"type": "rate_limited", "message": "You've hit your 5-hour limit", "window": "five_hour",
-             "resets_at": _iso(NOW + 90)}
+    error = {
+        "type": "rate_limited",
+        "message": "You've hit your 5-hour limit",
+        "window": "five_hour",
+        "resets_at": _iso(NOW + 90),
+    }
     refused = failure(error)
     assert isinstance(refused, RateLimited)
     assert refused.status == 429 and refused.type == "rate_limited" and refused.window == "five_hour"
     assert RateLimited.from_error(error, now=NOW).headers == {"Retry-After": "90"}
     assert compat_rate_limit_headers(RateLimited.from_error(error, now=NOW), anthropic=True) == {
-        "anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-representative-claim":
-        "five_hour", "anthropic-ratelimit-unified-reset": str(NOW + 90)}
+        "anthropic-ratelimit-unified-status": "rejected",
+        "anthropic-ratelimit-unified-representative-claim": "five_hour",
+        "anthropic-ratelimit-unified-reset": str(NOW + 90),
+    }

@@ -70,8 +70,10 @@ def test_many_sessions_share_few_live_processes_under_concurrent_load(make_gatew
         results = [future.result() for future in futures]
     elapsed = time.monotonic() - started
     cold_starts = gw.log_path.read_text().count('"event":"engine_started"')
-    print(f"\n{SESSIONS}x{TURNS} turns on {MAX_LIVE} live engines: {elapsed:.1f} s, {cold_starts} engine starts, "
-          f"peak {sampler.peak} Claude CLI processes")
+    print(
+        f"\n{SESSIONS}x{TURNS} turns on {MAX_LIVE} live engines: {elapsed:.1f} s, {cold_starts} engine starts, "
+        f"peak {sampler.peak} Claude CLI processes"
+    )
 
     for index, replies in enumerate(results):
         assert [r["status"] for r in replies] == ["completed"] * TURNS, replies

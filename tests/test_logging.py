@@ -16,8 +16,9 @@ API_KEY = "cc-test-key-5f1e0c9b7a"
 WRONG_KEY = "wrong-key-3d9c1a7e22"
 
 
-def test_one_json_line_per_request_and_turn_and_no_secrets(mock_model: MockModel, tmp_path: Path,
-        request: pytest.FixtureRequest) -> None:
+def test_one_json_line_per_request_and_turn_and_no_secrets(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     cli = Cli(tmp_path, mock_model.url)
     request.addfinalizer(cli.cleanup)
     cli.paths.home.mkdir(parents=True)
@@ -26,6 +27,7 @@ def test_one_json_line_per_request_and_turn_and_no_secrets(mock_model: MockModel
     sent: dict[str, int] = {}
     try:
         with httpx.Client(base_url=cli.url, timeout=60) as client:
+
             def call(method: str, path: str, request_id: str, headers: dict[str, str], **kwargs: object) -> dict:
                 response = client.request(method, path, headers={**headers, "x-request-id": request_id}, **kwargs)
                 sent[request_id] = response.status_code
@@ -35,8 +37,13 @@ def test_one_json_line_per_request_and_turn_and_no_secrets(mock_model: MockModel
             call("GET", "/api/sessions", "wrong-bearer", {"Authorization": f"Bearer {WRONG_KEY}"})
             call("GET", "/api/sessions", "wrong-x-api-key", {"x-api-key": WRONG_KEY})
             session = call("POST", "/api/sessions", "create", {"Authorization": f"Bearer {API_KEY}"}, json={})
-            reply = call("POST", f"/api/sessions/{session['id']}/turns", "turn", {"x-api-key": API_KEY},
-                         json={"input": f"my key is {API_KEY}"})
+            reply = call(
+                "POST",
+                f"/api/sessions/{session['id']}/turns",
+                "turn",
+                {"x-api-key": API_KEY},
+                json={"input": f"my key is {API_KEY}"},
+            )
         status = json.loads(cli("status", "--json").stdout)  # the CLI reads the key from the env file too
         assert status["persisted_sessions"] == 1 and status["problem"] is None
     finally:
@@ -51,22 +58,37 @@ def test_one_json_line_per_request_and_turn_and_no_secrets(mock_model: MockModel
     assert all(line["duration_ms"] is not None and line["method"] and line["path"] for line in requests)
     turns = [line for line in lines if line["event"] == "turn"]
     assert [(t["session_id"], t["turn_id"], t["status"]) for t in turns] == [
-        (session["id"], reply["turn_id"], "completed")]
+        (session["id"], reply["turn_id"], "completed")
+    ]
     assert isinstance(turns[0]["duration_ms"], int)
     for secret in (API_KEY, WRONG_KEY, "test-dummy-key", "Bearer"):
         assert secret not in text
 
 
 def test_redactor_removes_secret_values_and_keys() -> None:
-    redact = Redactor(secret_values({"CC_API_KEY": "s3cret-value", "ANTHROPIC_API_KEY": "sk-ant-123456",
-                                     "CLAUDE_CODE_OAUTH_TOKEN": "abc"}))
-    event = redact(None, "info", {
-        "event": "oops s3cret-value", "headers": {"Authorization": "Bearer x", "accept": "*/*"},
-        "argv": ["--key", "sk-ant-123456"], "error": ValueError("bad key s3cret-value"), "count": 3,
-        "api_key": None,
-    })
+    redact = Redactor(
+        secret_values(
+            {"CC_API_KEY": "s3cret-value", "ANTHROPIC_API_KEY": "sk-ant-123456", "CLAUDE_CODE_OAUTH_TOKEN": "abc"}
+        )
+    )
+    event = redact(
+        None,
+        "info",
+        {
+            "event": "oops s3cret-value",
+            "headers": {"Authorization": "Bearer x", "accept": "*/*"},
+            "argv": ["--key", "sk-ant-123456"],
+            "error": ValueError("bad key s3cret-value"),
+            "count": 3,
+            "api_key": None,
+        },
+    )
     assert event == {
-        "event": f"oops {REDACTED}", "headers": {"Authorization": REDACTED, "accept": "*/*"},
-        "argv": ["--key", REDACTED], "error": f"bad key {REDACTED}", "count": 3, "api_key": None,
+        "event": f"oops {REDACTED}",
+        "headers": {"Authorization": REDACTED, "accept": "*/*"},
+        "argv": ["--key", REDACTED],
+        "error": f"bad key {REDACTED}",
+        "count": 3,
+        "api_key": None,
     }
     assert redact(None, "info", {"event": "abc stays: too short to be a secret"})["event"].startswith("abc")

@@ -15,8 +15,16 @@ from ccapi.launcher import GatewayState, GatewayStatus, StartResult, StopResult
 from ccapi.menu import MenuController, main
 from ccapi.paths import StatePaths
 
-STATE = GatewayState(pid=42, pgid=42, process_started="1", url="http://127.0.0.1:8000", host="127.0.0.1",
-                     port=8000, started_at=0.0, version="0.1.0")
+STATE = GatewayState(
+    pid=42,
+    pgid=42,
+    process_started="1",
+    url="http://127.0.0.1:8000",
+    host="127.0.0.1",
+    port=8000,
+    started_at=0.0,
+    version="0.1.0",
+)
 
 
 @dataclass
@@ -24,7 +32,8 @@ class FakeLauncher:
     paths: StatePaths
     current: GatewayStatus = field(default_factory=lambda: GatewayStatus(running=False))
     start_result: StartResult = field(
-        default_factory=lambda: StartResult("started", "started at http://127.0.0.1:8000 (pid 42)", STATE))
+        default_factory=lambda: StartResult("started", "started at http://127.0.0.1:8000 (pid 42)", STATE)
+    )
     calls: list[str] = field(default_factory=list)
     start_error: ConfigError | None = None
 
@@ -67,10 +76,12 @@ def test_stopped_gateway_offers_start_only(controller: MenuController, opened: l
     assert controller.open_in_browser() is False and opened == []
 
 
-def test_running_gateway_shows_url_sessions_uptime(controller: MenuController, launcher: FakeLauncher,
-                                                   opened: list[str]) -> None:
-    launcher.current = GatewayStatus(True, STATE, healthy=True, uptime_seconds=3725, live_sessions=2,
-                                     persisted_sessions=9)
+def test_running_gateway_shows_url_sessions_uptime(
+    controller: MenuController, launcher: FakeLauncher, opened: list[str]
+) -> None:
+    launcher.current = GatewayStatus(
+        True, STATE, healthy=True, uptime_seconds=3725, live_sessions=2, persisted_sessions=9
+    )
     state = controller.refresh()
     assert state.title == "CC ●"
     assert state.detail == "http://127.0.0.1:8000 · 2 live · up 1h 02m 05s"
@@ -80,23 +91,33 @@ def test_running_gateway_shows_url_sessions_uptime(controller: MenuController, l
 
 
 def test_subscription_windows_show_in_the_menu_and_status(controller: MenuController, launcher: FakeLauncher) -> None:
-    launcher.current = GatewayStatus(True, STATE, healthy=True, uptime_seconds=60, live_sessions=0,
-                                     limits="5-hour window 91% used (warning), resets 09:13 UTC")
+    launcher.current = GatewayStatus(
+        True,
+        STATE,
+        healthy=True,
+        uptime_seconds=60,
+        live_sessions=0,
+        limits="5-hour window 91% used (warning), resets 09:13 UTC",
+    )
     assert controller.refresh().detail.endswith(" · 5-hour window 91% used (warning), resets 09:13 UTC")
-    assert "  limits    5-hour window 91% used (warning), resets 09:13 UTC" in render_status(
-        launcher.current, launcher.paths).splitlines()  # what `cc-api status` prints
+    assert (
+        "  limits    5-hour window 91% used (warning), resets 09:13 UTC"
+        in render_status(launcher.current, launcher.paths).splitlines()
+    )  # what `cc-api status` prints
 
 
 def test_unhealthy_gateway_says_why(controller: MenuController, launcher: FakeLauncher) -> None:
-    launcher.current = GatewayStatus(True, STATE, healthy=False, uptime_seconds=1,
-                                     problem="http://127.0.0.1:8000 does not answer")
+    launcher.current = GatewayStatus(
+        True, STATE, healthy=False, uptime_seconds=1, problem="http://127.0.0.1:8000 does not answer"
+    )
     state = controller.refresh()
     assert state.title == "CC ◐" and state.detail == "Not healthy: http://127.0.0.1:8000 does not answer"
     assert state.can_stop and not state.can_start
 
 
-def test_start_stop_and_open_log_use_the_launcher(controller: MenuController, launcher: FakeLauncher,
-                                                  opened: list[str]) -> None:
+def test_start_stop_and_open_log_use_the_launcher(
+    controller: MenuController, launcher: FakeLauncher, opened: list[str]
+) -> None:
     assert controller.start() == "Started at http://127.0.0.1:8000 (pid 42)"
     launcher.start_result = StartResult("failed", "the gateway exited with code 1", log_tail=("boom",))
     assert controller.start() == "Start failed: the gateway exited with code 1"

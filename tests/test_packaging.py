@@ -48,12 +48,32 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.timeout(120)
 def test_build_script_checks_the_wheel_and_templates_load_from_it(dist: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
-    wheel, = dist.glob("*.whl")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
-                    str(site), str(wheel)], check=True, capture_output=True)
-    probe = ("import ccapi, ccapi.service as s; print(ccapi.__file__); print(s.load_template('linux'), end='')")
-    shown = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(site)},
-                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    (wheel,) = dist.glob("*.whl")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    probe = "import ccapi, ccapi.service as s; print(ccapi.__file__); print(s.load_template('linux'), end='')"
+    shown = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     location, _, template = shown.partition("\n")
     assert location.startswith(str(site))  # the installed wheel, not this checkout
     assert template == (REPO / "service" / "cc-api.service").read_text()
@@ -66,25 +86,49 @@ def test_a_plain_install_runs_the_documented_commands(dist: Path, tmp_path: Path
     (one only the dev extra brings, say) fails here."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    wheel, = dist.glob("*.whl")
+    (wheel,) = dist.glob("*.whl")
     # This pip installs into the new venv: no pip bootstrap there; --no-compile only skips writing .pyc files.
-    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                                "--quiet", "--no-compile", str(wheel)], capture_output=True, text=True)
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-compile",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
 
-    version = subprocess.run([str(venv / "bin" / "cc-api"), "version", "--json"], cwd=tmp_path,
-                             capture_output=True, text=True, env={k: v for k, v in os.environ.items()
-                                                                  if k != "PYTHONPATH"})
+    version = subprocess.run(
+        [str(venv / "bin" / "cc-api"), "version", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
     assert version.returncode == 0, version.stderr
     assert orjson.loads(version.stdout)["version"] == __version__
 
-    gw = Gateway(tmp_path / "home", None, command=[str(venv / "bin" / "cc-api"), "run", "--mock-model"],
-                 PYTHONPATH=None).start()
+    gw = Gateway(
+        tmp_path / "home", None, command=[str(venv / "bin" / "cc-api"), "run", "--mock-model"], PYTHONPATH=None
+    ).start()
     try:
         page = httpx.get(f"{gw.base_url}/", headers={"accept": "text/html"})
         assert "<title>CC API</title>" in page.text  # the console ships in the wheel
-        probe = subprocess.run([str(venv / "bin" / "python"), "-c", CLIENT_PROBE, gw.base_url], cwd=tmp_path,
-                               env=gw.env, capture_output=True, text=True, timeout=120)
+        probe = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", CLIENT_PROBE, gw.base_url],
+            cwd=tmp_path,
+            env=gw.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert probe.returncode == 0, probe.stderr[-3000:] + gw.log_path.read_text()[-3000:]
     finally:
         gw.stop()

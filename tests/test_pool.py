@@ -39,8 +39,7 @@ def _user_texts(body: dict) -> str:
     return orjson.dumps([m for m in body["messages"] if m["role"] == "user"]).decode()
 
 
-def test_ten_sessions_share_two_live_processes_and_keep_their_own_context(make_gateway,
-                                                                        mock_model: MockModel) -> None:
+def test_ten_sessions_share_two_live_processes_and_keep_their_own_context(make_gateway, mock_model: MockModel) -> None:
     gw = make_gateway(CC_API_MAX_LIVE="2")
     sessions = [gw.create_session()["id"] for _ in range(10)]
     with ProcessSampler(gw) as sampler:
@@ -53,8 +52,11 @@ def test_ten_sessions_share_two_live_processes_and_keep_their_own_context(make_g
     assert 1 <= sampler.peak <= 2, f"{sampler.peak} Claude CLI processes were alive at once"
 
     for index in range(10):
-        third = [r for r in mock_model.message_requests(include_side=False)
-                 if f"session-{index}-turn-2" in _user_texts(r.body)]
+        third = [
+            r
+            for r in mock_model.message_requests(include_side=False)
+            if f"session-{index}-turn-2" in _user_texts(r.body)
+        ]
         assert len(third) == 1
         sent = _user_texts(third[0].body)
         assert f"session-{index}-turn-0" in sent and f"session-{index}-turn-1" in sent

@@ -19,9 +19,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def test_state_is_private_and_claude_code_keeps_the_users_umask(make_gateway, mock_model: MockModel,
-                                                                tmp_path: Path, backend: str,
-                                                                user_umask: int) -> None:
+def test_state_is_private_and_claude_code_keeps_the_users_umask(
+    make_gateway, mock_model: MockModel, tmp_path: Path, backend: str, user_umask: int
+) -> None:
     paths = StatePaths(tmp_path / "gw0" / "cc-api")
     paths.log_dir.mkdir(parents=True)  # as an older version left them: 0755 folders, 0644 files
     paths.log_file.write_text("")
@@ -33,20 +33,29 @@ def test_state_is_private_and_claude_code_keeps_the_users_umask(make_gateway, mo
     assert readable_by_others(paths.home)
 
     gw = make_gateway()
-    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "umask", "description": "umask"}),)),
-                      Reply(text="done"))
+    mock_model.script(
+        Reply(tool_uses=(ToolUse("Bash", {"command": "umask", "description": "umask"}),)), Reply(text="done")
+    )
     session = gw.create_session()
     assert gw.allow(session["id"], gw.turn(session["id"], "what is your umask?"))["status"] == "completed"
 
     expected = {"cc-api.json", "logs/cc-api.log", "run"}
-    expected |= {"sessions.db", "sessions.db-wal", "sessions.db-shm"} if backend == "sqlite" else \
-        {f"sessions-json/sessions/{session['id']}/session.json", "sessions-json/transcripts"}
+    expected |= (
+        {"sessions.db", "sessions.db-wal", "sessions.db-shm"}
+        if backend == "sqlite"
+        else {f"sessions-json/sessions/{session['id']}/session.json", "sessions-json/transcripts"}
+    )
     present = {str(p.relative_to(paths.home)) for p in paths.home.rglob("*")}
     assert expected <= present, present
     assert readable_by_others(paths.home) == {}
 
-    [result] = [block for request in mock_model.message_requests(include_side=False)
-                for message in request.body["messages"] if isinstance(message["content"], list)
-                for block in message["content"] if block.get("type") == "tool_result"]
+    [result] = [
+        block
+        for request in mock_model.message_requests(include_side=False)
+        for message in request.body["messages"]
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
     text = result["content"] if isinstance(result["content"], str) else result["content"][0]["text"]
     assert text.strip().startswith(f"{user_umask:04o}"), "files the model writes are the user's ordinary files"

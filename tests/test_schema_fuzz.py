@@ -47,8 +47,10 @@ def test_every_route_honours_its_documented_contract(api_schema, fuzz_gateway: G
     """
     headers = {"x-api-key": KEY}
     real = fuzz_gateway.client.post("/api/sessions", json={}, headers=headers).json()["id"]
-    assert fuzz_gateway.client.post(f"/api/sessions/{real}/turns", json={"input": "seed"},
-                                    headers=headers).status_code == 200
+    assert (
+        fuzz_gateway.client.post(f"/api/sessions/{real}/turns", json={"input": "seed"}, headers=headers).status_code
+        == 200
+    )
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 14
     calls = itertools.count()

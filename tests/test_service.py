@@ -27,8 +27,13 @@ def user(tmp_path: Path) -> dict[str, str]:
     """An environment whose home, config dir and CC_API_HOME are all inside ``tmp_path``."""
     (tmp_path / "bin").mkdir()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("CC_API_", "XDG_"))}
-    return {**inherited, "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "CC_API_HOME": str(tmp_path / "state"), "PATH": str(tmp_path / "bin")}
+    return {
+        **inherited,
+        "HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "CC_API_HOME": str(tmp_path / "state"),
+        "PATH": str(tmp_path / "bin"),
+    }
 
 
 def cc_api(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -78,8 +83,10 @@ def test_dry_run_renders_a_valid_systemd_unit(user: dict[str, str], tmp_path: Pa
     assert ("KillMode", "mixed") in service and not any(key == "ProtectHome" for key, _ in service)
     assert sections["Install"] == [("WantedBy", "default.target")]
     assert [s["argv"] for s in plan["install_steps"]] == [
-        ["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", "cc-api.service"],
-        ["systemctl", "--user", "restart", "cc-api.service"]]
+        ["systemctl", "--user", "daemon-reload"],
+        ["systemctl", "--user", "enable", "cc-api.service"],
+        ["systemctl", "--user", "restart", "cc-api.service"],
+    ]
     assert not Path(plan["destination"]).exists() and not state.env_file.exists()  # a dry run writes nothing
 
     human = cc_api(user, "install-service", "--dry-run", "--platform", "linux").stdout
@@ -110,16 +117,19 @@ def test_dry_run_renders_a_valid_launchd_plist(user: dict[str, str]) -> None:
 
 
 def test_awkward_paths_survive_rendering(tmp_path: Path) -> None:
-    paths = StatePaths(tmp_path / "50% of & <my> \"state\"")
+    paths = StatePaths(tmp_path / '50% of & <my> "state"')
     command = (str(tmp_path / "my tools" / "cc-api$x"),)
     agent = plistlib.loads(plan_service("macos", paths, command, "/bin").content.encode())
     assert agent["ProgramArguments"][0] == command[0]
     assert agent["EnvironmentVariables"]["CC_API_HOME"] == str(paths.home)
     exec_start = dict(unit_settings(plan_service("linux", paths, command, "/bin").content)["Service"])["ExecStart"]
     assert exec_start == '"' + command[0].replace("$", "$$") + '" run'
-    home_line = next(v for k, v in unit_settings(plan_service("linux", paths, command, "/bin").content)["Service"]
-                 if v.startswith('"CC_API_HOME='))
-    assert "50%% of & <my> \\\"state\\\"" in home_line
+    home_line = next(
+        v
+        for k, v in unit_settings(plan_service("linux", paths, command, "/bin").content)["Service"]
+        if v.startswith('"CC_API_HOME=')
+    )
+    assert '50%% of & <my> \\"state\\"' in home_line
 
 
 def test_without_systemctl_install_is_a_clear_error(user: dict[str, str]) -> None:
@@ -149,8 +159,11 @@ def test_install_and_uninstall_with_systemd(user: dict[str, str]) -> None:
     assert stat.S_IMODE(state.env_file.stat().st_mode) == 0o600
     assert "# CC_API_KEY=" in state.env_file.read_text() and state.log_dir.is_dir()
     assert calls.read_text().splitlines() == [
-        "--user show-environment", "--user daemon-reload", "--user enable cc-api.service",
-        "--user restart cc-api.service"]
+        "--user show-environment",
+        "--user daemon-reload",
+        "--user enable cc-api.service",
+        "--user restart cc-api.service",
+    ]
 
     secret = read_env_file(state.env_file)["CC_API_WEBHOOK_SECRET"]
     assert secret.startswith("whsec_") and "webhook" in result.stdout.lower()
@@ -167,7 +180,9 @@ def test_install_and_uninstall_with_systemd(user: dict[str, str]) -> None:
     result = cc_api(user, "uninstall-service", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ran"] == [
-        "systemctl --user disable --now cc-api.service", "systemctl --user daemon-reload"]
+        "systemctl --user disable --now cc-api.service",
+        "systemctl --user daemon-reload",
+    ]
     assert not unit.exists() and state.env_file.exists()
 
 

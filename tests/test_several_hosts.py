@@ -27,9 +27,16 @@ def hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:
     url = postgres_server.create_database()
     workdir = tmp_path / "agent-workdir"
     workdir.mkdir()
-    return tuple(make_gateway(CC_API_DATABASE_URL=url, CC_API_HOST_ID=name, CC_API_LEASE_TTL=LEASE_TTL,
-                              CC_API_CWD=str(workdir), CC_API_WEBHOOK_SECRET=WEBHOOK_SECRET)
-                 for name in ("host-a", "host-b"))
+    return tuple(
+        make_gateway(
+            CC_API_DATABASE_URL=url,
+            CC_API_HOST_ID=name,
+            CC_API_LEASE_TTL=LEASE_TTL,
+            CC_API_CWD=str(workdir),
+            CC_API_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        )
+        for name in ("host-a", "host-b")
+    )
 
 
 def _last_request(mock: MockModel) -> str:
@@ -39,8 +46,10 @@ def _last_request(mock: MockModel) -> str:
 def test_a_session_moves_between_hosts_with_its_context(hosts, mock_model: MockModel) -> None:
     a, b = hosts
     receiver = Receiver().start()
-    session = a.create_session(system_prompt="You guard passwords.", webhook={
-        "url": receiver.url, "events": ["turn.started", "message.completed", "turn.completed"]})
+    session = a.create_session(
+        system_prompt="You guard passwords.",
+        webhook={"url": receiver.url, "events": ["turn.started", "message.completed", "turn.completed"]},
+    )
     a.turn(session["id"], "the password is swordfish")
 
     on_b = b.turn(session["id"], "what is the password?")
@@ -63,8 +72,9 @@ def test_a_session_moves_between_hosts_with_its_context(hosts, mock_model: MockM
         time.sleep(1.5)  # a second sender would have polled by now
     finally:
         receiver.stop()
-    assert sorted(d.headers["webhook-id"] for d in receiver.deliveries) == \
-        sorted(f"{session['id']}_{e['seq']}" for e in subscribed)
+    assert sorted(d.headers["webhook-id"] for d in receiver.deliveries) == sorted(
+        f"{session['id']}_{e['seq']}" for e in subscribed
+    )
     assert verify_webhook(WEBHOOK_SECRET, seen[0].headers, seen[0].body) == seen[0].event
 
 
@@ -74,8 +84,9 @@ def test_a_subscriber_on_one_host_follows_a_turn_on_the_other(hosts, mock_model:
     received: list[dict] = []
 
     def follow_on_a() -> None:
-        with a.client.stream("GET", f"/api/sessions/{session['id']}/events/stream",
-                             headers={"Last-Event-ID": "1"}) as response:
+        with a.client.stream(
+            "GET", f"/api/sessions/{session['id']}/events/stream", headers={"Last-Event-ID": "1"}
+        ) as response:
             for frame in sse_events(response.iter_lines()):
                 if "event" in frame:
                     received.append(frame["data"])
@@ -97,8 +108,9 @@ def test_the_owner_dies_mid_turn_and_the_other_host_takes_over(hosts, mock_model
     session = a.create_session()
     a.turn(session["id"], "the vault code is 0451")
     mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.05))
-    with a.client.stream("POST", f"/api/sessions/{session['id']}/turns",
-                         json={"input": "recite", "stream": True}) as response:
+    with a.client.stream(
+        "POST", f"/api/sessions/{session['id']}/turns", json={"input": "recite", "stream": True}
+    ) as response:
         frames = []
         for frame in sse_events(response.iter_lines()):
             if "event" in frame:
@@ -133,16 +145,23 @@ def test_a_compat_conversation_continues_warm_on_another_host(hosts, mock_model:
     after B has moved it on, A follows (its own index was stale)."""
     a, b = hosts
     for gw in (a, b):  # both have read the (empty) index before the conversation starts
-        assert gw.client.post("/v1/chat/completions", json={"model": "sonnet", "messages": [
-            {"role": "user", "content": f"warm-up on {gw.base_url}"}]}).status_code == 200
+        assert (
+            gw.client.post(
+                "/v1/chat/completions",
+                json={"model": "sonnet", "messages": [{"role": "user", "content": f"warm-up on {gw.base_url}"}]},
+            ).status_code
+            == 200
+        )
     messages = [{"role": "user", "content": "the code word is heron"}]
     sessions = []
     for gw in (a, b, a):
         response = gw.client.post("/v1/chat/completions", json={"model": "sonnet", "messages": messages})
         assert response.status_code == 200, response.text
         sessions.append(response.headers["x-cc-session-id"])
-        messages += [{"role": "assistant", "content": response.json()["choices"][0]["message"]["content"]},
-                     {"role": "user", "content": f"and now, turn {len(messages) // 2 + 1}?"}]
+        messages += [
+            {"role": "assistant", "content": response.json()["choices"][0]["message"]["content"]},
+            {"role": "user", "content": f"and now, turn {len(messages) // 2 + 1}?"},
+        ]
     assert len(set(sessions)) == 1
     bodies = mock_model.message_requests(include_side=False)[-3:]
     assert [len(r.body["messages"]) for r in bodies] == [1, 3, 5]  # each host sent only the new message

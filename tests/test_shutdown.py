@@ -37,8 +37,10 @@ class StreamClient(threading.Thread):
 
     def run(self) -> None:
         try:
-            with httpx.Client(base_url=self.gw.base_url, timeout=60) as client, \
-                    client.stream(self.method, self.path, **self.kwargs) as response:
+            with (
+                httpx.Client(base_url=self.gw.base_url, timeout=60) as client,
+                client.stream(self.method, self.path, **self.kwargs) as response,
+            ):
                 for frame in sse_events(response.iter_lines()):
                     if "event" in frame:
                         self.events.append(frame["data"])
@@ -59,13 +61,14 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_sigterm_interrupts_streaming_turns_and_exits_within_ten_seconds(make_gateway,
-                                                                         mock_model: MockModel) -> None:
+def test_sigterm_interrupts_streaming_turns_and_exits_within_ten_seconds(make_gateway, mock_model: MockModel) -> None:
     gw = make_gateway()
     sessions = [gw.create_session()["id"] for _ in range(3)]
     mock_model.script(*[Reply(text=SLOW_TEXT, chunk_delay=0.05) for _ in sessions])
-    turn_streams = [StreamClient(gw, "POST", f"/api/sessions/{sid}/turns", json={"input": "recite", "stream": True})
-                    for sid in sessions]
+    turn_streams = [
+        StreamClient(gw, "POST", f"/api/sessions/{sid}/turns", json={"input": "recite", "stream": True})
+        for sid in sessions
+    ]
     follower = StreamClient(gw, "GET", f"/api/sessions/{sessions[0]}/events/stream")
     for client in (*turn_streams, follower):
         client.start()
@@ -103,8 +106,9 @@ def _assert_recorded_as_interrupted(gw: Gateway, session_id: str, streamed: list
     assert session["status"] == "idle" and session["running_turn_id"] is None
 
 
-def test_sigterm_answers_a_turn_queued_for_a_slot_with_503_and_starts_nothing(make_gateway,
-                                                                              mock_model: MockModel) -> None:
+def test_sigterm_answers_a_turn_queued_for_a_slot_with_503_and_starts_nothing(
+    make_gateway, mock_model: MockModel
+) -> None:
     """A queued turn must not grab the slot that shutdown's interrupt frees, nor hold the exit up."""
     gw = make_gateway(CC_API_MAX_LIVE="1", CC_API_QUEUE_TIMEOUT="60")
     busy, queued = gw.create_session()["id"], gw.create_session()["id"]
@@ -113,8 +117,11 @@ def test_sigterm_answers_a_turn_queued_for_a_slot_with_503_and_starts_nothing(ma
     stream.start()
     _wait(lambda: stream.deltas() >= 3, 60, "the busy turn to stream")
     answer: dict[str, httpx.Response] = {}
-    waiter = threading.Thread(target=lambda: answer.update(r=httpx.post(
-        f"{gw.base_url}/api/sessions/{queued}/turns", json={"input": "me next"}, timeout=60)))
+    waiter = threading.Thread(
+        target=lambda: answer.update(
+            r=httpx.post(f"{gw.base_url}/api/sessions/{queued}/turns", json={"input": "me next"}, timeout=60)
+        )
+    )
     waiter.start()
     _wait(lambda: gw.client.get("/healthz").json()["queued_turns"] == 1, 10, "the second turn to queue")
 

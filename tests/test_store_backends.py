@@ -35,8 +35,22 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Store]
 
 
 def _session(session_id: str, created_at: str) -> SessionRecord:
-    return SessionRecord(session_id, created_at, created_at, "claude-sonnet-4-5", None, [], {"k": 1}, None, None,
-                         None, "idle", None, 0, 0)
+    return SessionRecord(
+        session_id,
+        created_at,
+        created_at,
+        "claude-sonnet-4-5",
+        None,
+        [],
+        {"k": 1},
+        None,
+        None,
+        None,
+        "idle",
+        None,
+        0,
+        0,
+    )
 
 
 def _event(session_id: str, seq: int, type_: str = "message.delta") -> Event:
@@ -57,8 +71,9 @@ def test_sessions_turns_events_and_keys_round_trip(make: Callable[..., Store]) -
         assert [s.id for s in await store.list_sessions(10, "sess_3")] == ["sess_2", "sess_1", "sess_0"]
         assert await store.list_sessions(10, "sess_missing") == []
 
-        turn = TurnRecord("turn_1", "sess_1", 1, "running", [{"type": "text", "text": "hi"}],
-                          "2026-01-01T00:01:00.000Z")
+        turn = TurnRecord(
+            "turn_1", "sess_1", 1, "running", [{"type": "text", "text": "hi"}], "2026-01-01T00:01:00.000Z"
+        )
         await store.create_turn(turn)
         assert (await store.get_session("sess_1")).turn_count == 1
         assert [t.id for t in await store.orphaned_turns("host-a")] == ["turn_1"]  # nobody holds it
@@ -75,8 +90,9 @@ def test_sessions_turns_events_and_keys_round_trip(make: Callable[..., Store]) -
         assert await store.acquire_lease("sess_1", "host-c", ttl=60) is None  # an expired lease is taken over
         await store.renew_leases("host-c", ["sess_1"], ttl=60)
         await store.update_turn("turn_1", status="completed", output=[{"type": "text", "text": "yo"}])
-        assert await store.get_turn("turn_1") == replace(turn, status="completed",
-                                                          output=[{"type": "text", "text": "yo"}])
+        assert await store.get_turn("turn_1") == replace(
+            turn, status="completed", output=[{"type": "text", "text": "yo"}]
+        )
         assert await store.orphaned_turns("host-c") == []
 
         await store.append_events([_event("sess_1", n) for n in range(1, 4)] + [_event("sess_2", 1)])
@@ -113,20 +129,35 @@ def test_sessions_turns_events_and_keys_round_trip(make: Callable[..., Store]) -
 
 
 def test_webhook_outbox_is_written_with_its_events_and_claimed_by_one_host_at_a_time(
-        make: Callable[..., Store]) -> None:
+    make: Callable[..., Store],
+) -> None:
     async def main() -> None:
         store = make()
         await store.open()
-        hooked = replace(_session("sess_h", "2026-01-01T00:00:00.000Z"),
-                         webhook={"url": "http://127.0.0.1:9/h", "events": ["turn.completed", "turn.failed"]})
+        hooked = replace(
+            _session("sess_h", "2026-01-01T00:00:00.000Z"),
+            webhook={"url": "http://127.0.0.1:9/h", "events": ["turn.completed", "turn.failed"]},
+        )
         await store.create_session(hooked)
         await store.create_session(_session("sess_q", "2026-01-01T00:00:01.000Z"))  # no subscription
-        await store.append_events([_event("sess_h", 1), _event("sess_h", 2, "turn.started"),
-                                   _event("sess_h", 3, "turn.completed"), _event("sess_q", 1, "turn.completed")])
+        await store.append_events(
+            [
+                _event("sess_h", 1),
+                _event("sess_h", 2, "turn.started"),
+                _event("sess_h", 3, "turn.completed"),
+                _event("sess_q", 1, "turn.completed"),
+            ]
+        )
         assert await store.list_webhooks("sess_q", 0, 10) == []
         (owed,) = await store.list_webhooks("sess_h", 0, 10)
-        assert (owed.id, owed.seq, owed.type, owed.url, owed.state, owed.attempts) == \
-            ("sess_h_3", 3, "turn.completed", "http://127.0.0.1:9/h", "pending", 0)
+        assert (owed.id, owed.seq, owed.type, owed.url, owed.state, owed.attempts) == (
+            "sess_h_3",
+            3,
+            "turn.completed",
+            "http://127.0.0.1:9/h",
+            "pending",
+            0,
+        )
         assert owed.payload == _event("sess_h", 3, "turn.completed").to_dict()
 
         (claimed,) = await store.claim_webhooks("host-a", 10, lease=60)
@@ -134,11 +165,16 @@ def test_webhook_outbox_is_written_with_its_events_and_claimed_by_one_host_at_a_
         assert await store.claim_webhooks("host-b", 10, lease=60) == []  # held by host-a
         await store.finish_webhook_attempt("sess_h_3", "host-b", {"state": "delivered"})  # not its lease
         retry_at = time.time() + 0.3
-        await store.finish_webhook_attempt("sess_h_3", "host-a", {"attempts": 1, "last_error": "HTTP 500",
-                                                                  "next_attempt_at": retry_at})
+        await store.finish_webhook_attempt(
+            "sess_h_3", "host-a", {"attempts": 1, "last_error": "HTTP 500", "next_attempt_at": retry_at}
+        )
         (listed,) = await store.list_webhooks("sess_h", 0, 10)
-        assert (listed.state, listed.attempts, listed.last_error, listed.lease_owner) == \
-            ("pending", 1, "HTTP 500", None)
+        assert (listed.state, listed.attempts, listed.last_error, listed.lease_owner) == (
+            "pending",
+            1,
+            "HTTP 500",
+            None,
+        )
         assert await store.claim_webhooks("host-b", 10, lease=60) == []  # not due yet
         await asyncio.sleep(0.35)
         assert [d.id for d in await store.claim_webhooks("host-b", 10, lease=0.05)] == ["sess_h_3"]
@@ -188,6 +224,7 @@ def test_postgres_hosts_claiming_at_once_never_share_a_delivery(postgres_server,
 
 def test_a_database_from_before_webhooks_is_migrated_in_place(tmp_path: Path) -> None:
     """Schema version 1 (no webhook column, no outbox table) gains both at the next open; its data stays."""
+
     async def main() -> None:
         store = SqlStore(sqlite_database(tmp_path / "sessions.db"))
         await store.open()
@@ -214,11 +251,16 @@ def test_a_database_from_before_webhooks_is_migrated_in_place(tmp_path: Path) ->
 def test_json_directory_drops_a_delivery_whose_event_never_committed(tmp_path: Path) -> None:
     """A crash between a batch's delivery files and its event file leaves a delivery for an
     event that does not exist; the next open must not send it."""
+
     async def main() -> None:
         store = JsonDirStore(tmp_path)
         await store.open()
-        await store.create_session(replace(_session("sess_j", "2026-01-01T00:00:00.000Z"),
-                                           webhook={"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}))
+        await store.create_session(
+            replace(
+                _session("sess_j", "2026-01-01T00:00:00.000Z"),
+                webhook={"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]},
+            )
+        )
         await store.append_events([_event("sess_j", 1, "turn.completed")])
         await store.close()
         webhooks = tmp_path / "sessions" / "sess_j" / "webhooks"
@@ -293,6 +335,7 @@ def test_json_directory_refuses_unsafe_ids(tmp_path: Path) -> None:
 
 def test_json_directory_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash during a write leaves the previous version, never a torn file."""
+
     async def main() -> None:
         store = JsonDirStore(tmp_path / "root")
         await store.open()
@@ -318,8 +361,9 @@ def test_tool_policy_budget_and_permission_requests_persist(make: Callable[..., 
     async def main() -> None:
         store = make()
         await store.open()
-        await store.create_session(replace(_session("sess_p", "2026-01-01T00:00:00.000Z"),
-                                           builtin_tools=["Read", "Glob"], max_budget_usd=0.5))
+        await store.create_session(
+            replace(_session("sess_p", "2026-01-01T00:00:00.000Z"), builtin_tools=["Read", "Glob"], max_budget_usd=0.5)
+        )
         await store.create_session(_session("sess_q", "2026-01-01T00:00:01.000Z"))
         await store.create_turn(TurnRecord("turn_p", "sess_p", 1, "requires_approval", "hi", "2026"))
         pending = [{"request_id": "perm_1", "tool_name": "Bash", "input": {"command": "ls"}}]

@@ -15,14 +15,16 @@ def backend(request: pytest.FixtureRequest) -> str:
     """This suite runs on every store backend."""
     return request.param
 
+
 LONG_TEXT = " ".join(f"word{n}" for n in range(60))
 
 
 def test_stream_delivers_deltas_before_completion(gateway: Gateway, mock_model: MockModel) -> None:
     mock_model.script(Reply(text=LONG_TEXT, chunk_delay=0.01))
     session = gateway.create_session()
-    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/turns",
-                               json={"input": "stream please", "stream": True}) as response:
+    with gateway.client.stream(
+        "POST", f"/api/sessions/{session['id']}/turns", json={"input": "stream please", "stream": True}
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         frames = [f for f in sse_events(response.iter_lines()) if "event" in f]
@@ -43,8 +45,9 @@ def test_reconnect_with_last_event_id_gets_every_later_event_once(gateway: Gatew
     mock_model.script(Reply(text=LONG_TEXT, chunk_delay=0.03))
     session = gateway.create_session()
     seen: list[dict] = []
-    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/turns",
-                               json={"input": "stream then drop", "stream": True}) as response:
+    with gateway.client.stream(
+        "POST", f"/api/sessions/{session['id']}/turns", json={"input": "stream then drop", "stream": True}
+    ) as response:
         for frame in sse_events(response.iter_lines()):
             if "event" in frame:
                 seen.append(frame["data"])
@@ -53,8 +56,9 @@ def test_reconnect_with_last_event_id_gets_every_later_event_once(gateway: Gatew
     assert seen[-1]["type"] == "message.delta"
     last_id = seen[-1]["seq"]
 
-    with gateway.client.stream("GET", f"/api/sessions/{session['id']}/events/stream",
-                               headers={"Last-Event-ID": str(last_id)}) as response:
+    with gateway.client.stream(
+        "GET", f"/api/sessions/{session['id']}/events/stream", headers={"Last-Event-ID": str(last_id)}
+    ) as response:
         assert response.status_code == 200
         rest = []
         for frame in sse_events(response.iter_lines()):
@@ -73,8 +77,7 @@ def test_reconnect_with_last_event_id_gets_every_later_event_once(gateway: Gatew
 def test_background_turn_answers_202_and_is_followed_on_the_stream(gateway: Gateway, mock_model: MockModel) -> None:
     mock_model.script(Reply(text="done in the background", first_byte_delay=0.5))
     session = gateway.create_session()
-    started = gateway.client.post(f"/api/sessions/{session['id']}/turns",
-                                  json={"input": "go", "background": True})
+    started = gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "go", "background": True})
     assert started.status_code == 202
     body = started.json()
     assert body["status"] == "running" and body["turn_id"].startswith("turn_")
@@ -95,8 +98,9 @@ def test_background_turn_answers_202_and_is_followed_on_the_stream(gateway: Gate
 
 def test_accept_header_selects_sse(gateway: Gateway) -> None:
     session = gateway.create_session()
-    response = gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "sse by header"},
-                                   headers={"Accept": "text/event-stream"})
+    response = gateway.client.post(
+        f"/api/sessions/{session['id']}/turns", json={"input": "sse by header"}, headers={"Accept": "text/event-stream"}
+    )
     assert response.headers["content-type"].startswith("text/event-stream")
     assert "event: turn.completed" in response.text
 
@@ -105,8 +109,9 @@ def test_idle_stream_sends_keepalive_comments(make_gateway) -> None:
     gw = make_gateway(CC_API_KEEPALIVE_SECONDS="0.2")
     session = gw.create_session()
     comments = []
-    with httpx.stream("GET", f"{gw.base_url}/api/sessions/{session['id']}/events/stream",
-                      params={"after": 1}, timeout=10) as response:
+    with httpx.stream(
+        "GET", f"{gw.base_url}/api/sessions/{session['id']}/events/stream", params={"after": 1}, timeout=10
+    ) as response:
         for frame in sse_events(response.iter_lines()):
             assert "event" not in frame, "nothing happened after seq 1, so only comments may arrive"
             comments.append(frame["comment"])

@@ -36,8 +36,9 @@ def _text(content) -> str:
 
 
 def test_tool_call_pauses_the_turn_and_the_result_continues_it(gateway: Gateway, mock_model: MockModel) -> None:
-    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Vancouver"}),)),
-                      Reply(text="It is 12C in Vancouver."))
+    mock_model.script(
+        Reply(tool_uses=(ToolUse("get_weather", {"city": "Vancouver"}),)), Reply(text="It is 12C in Vancouver.")
+    )
     session = gateway.create_session(tools=[WEATHER])
     paused = gateway.turn(session["id"], "What's the weather in Vancouver?")
 
@@ -47,17 +48,19 @@ def test_tool_call_pauses_the_turn_and_the_result_continues_it(gateway: Gateway,
     assert call["name"] == "get_weather" and call["input"] == {"city": "Vancouver"}
     assert gateway.client.get(f"/api/sessions/{session['id']}").json()["status"] == "requires_action"
 
-    response = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
-                                   json={"results": [{"tool_call_id": call["tool_call_id"],
-                                                      "content": "Vancouver is 12C."}]})
+    response = gateway.client.post(
+        f"/api/sessions/{session['id']}/tool-results",
+        json={"results": [{"tool_call_id": call["tool_call_id"], "content": "Vancouver is 12C."}]},
+    )
     assert response.status_code == 200, response.text
     done = response.json()
     assert done["status"] == "completed" and done["turn_id"] == paused["turn_id"]
     assert done["output"][-1]["text"] == "It is 12C in Vancouver."
 
     results = _tool_results_sent(mock_model)
-    assert [(r["tool_use_id"], _text(r["content"]).strip()) for r in results] == \
-        [(call["tool_call_id"], "Vancouver is 12C.")]
+    assert [(r["tool_use_id"], _text(r["content"]).strip()) for r in results] == [
+        (call["tool_call_id"], "Vancouver is 12C.")
+    ]
     # the client declared the tool once; the model got it on every request, from the server
     main = mock_model.message_requests(include_side=False)
     assert len(main) == 2
@@ -78,10 +81,18 @@ def test_parallel_calls_answered_in_one_post(gateway: Gateway, mock_model: MockM
     calls = {c["name"]: c for c in paused["tool_calls"]}
     assert set(calls) == {"get_weather", "get_time"}
 
-    done = gateway.client.post(f"/api/sessions/{session['id']}/tool-results", json={"results": [
-        {"tool_call_id": calls["get_weather"]["tool_call_id"], "content": "Oslo: -3C"},
-        {"tool_call_id": calls["get_time"]["tool_call_id"], "content": [{"type": "text", "text": "Rome: 23:10"}]},
-    ]}).json()
+    done = gateway.client.post(
+        f"/api/sessions/{session['id']}/tool-results",
+        json={
+            "results": [
+                {"tool_call_id": calls["get_weather"]["tool_call_id"], "content": "Oslo: -3C"},
+                {
+                    "tool_call_id": calls["get_time"]["tool_call_id"],
+                    "content": [{"type": "text", "text": "Rome: 23:10"}],
+                },
+            ]
+        },
+    ).json()
     assert done["status"] == "completed"
     sent = {r["tool_use_id"]: _text(r["content"]).strip() for r in _tool_results_sent(mock_model)}
     assert sent == {calls["get_weather"]["tool_call_id"]: "Oslo: -3C", calls["get_time"]["tool_call_id"]: "Rome: 23:10"}
@@ -92,14 +103,17 @@ def test_parallel_calls_answered_in_one_post(gateway: Gateway, mock_model: MockM
 def test_streamed_tool_turn_and_streamed_continuation(gateway: Gateway, mock_model: MockModel) -> None:
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Sunny in Lima."))
     session = gateway.create_session(tools=[WEATHER])
-    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/turns",
-                               json={"input": "Lima?", "stream": True}) as response:
+    with gateway.client.stream(
+        "POST", f"/api/sessions/{session['id']}/turns", json={"input": "Lima?", "stream": True}
+    ) as response:
         frames = [f for f in sse_events(response.iter_lines()) if "event" in f]
     assert frames[-1]["event"] == "turn.requires_action"
     call = frames[-1]["data"]["data"]["tool_calls"][0]
-    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/tool-results",
-                               json={"results": [{"tool_call_id": call["tool_call_id"], "content": "sunny"}],
-                                     "stream": True}) as response:
+    with gateway.client.stream(
+        "POST",
+        f"/api/sessions/{session['id']}/tool-results",
+        json={"results": [{"tool_call_id": call["tool_call_id"], "content": "sunny"}], "stream": True},
+    ) as response:
         rest = [f for f in sse_events(response.iter_lines()) if "event" in f]
     assert rest[0]["event"] == "tool_result" and rest[-1]["event"] == "turn.completed"
     assert int(rest[0]["id"]) == int(frames[-1]["id"]) + 1
@@ -115,8 +129,9 @@ BAD_RESULTS = [
 
 def test_bad_tool_results_are_rejected_and_change_nothing(gateway: Gateway, mock_model: MockModel) -> None:
     session = gateway.create_session(tools=[WEATHER])
-    nothing = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
-                                  json={"results": [{"tool_call_id": "toolu_x", "content": "x"}]})
+    nothing = gateway.client.post(
+        f"/api/sessions/{session['id']}/tool-results", json={"results": [{"tool_call_id": "toolu_x", "content": "x"}]}
+    )
     assert nothing.status_code == 409 and nothing.json()["error"]["type"] == "conflict"
 
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Bern"}),)), Reply(text="ok"))
@@ -131,11 +146,13 @@ def test_bad_tool_results_are_rejected_and_change_nothing(gateway: Gateway, mock
     assert gateway.events(session["id"]) == events_before
     assert gateway.client.get(f"/api/sessions/{session['id']}").json()["status"] == "requires_action"
 
-    done = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
-                               json={"results": [{"tool_call_id": call_id, "content": "rainy"}]})
+    done = gateway.client.post(
+        f"/api/sessions/{session['id']}/tool-results", json={"results": [{"tool_call_id": call_id, "content": "rainy"}]}
+    )
     assert done.json()["status"] == "completed"
-    again = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
-                                json={"results": [{"tool_call_id": call_id, "content": "rainy"}]})
+    again = gateway.client.post(
+        f"/api/sessions/{session['id']}/tool-results", json={"results": [{"tool_call_id": call_id, "content": "rainy"}]}
+    )
     assert again.status_code == 409
 
 
@@ -145,8 +162,9 @@ def test_unanswered_call_times_out_with_an_error_claude_sees(make_gateway, mock_
     session = gw.create_session(tools=[WEATHER])
     paused = gw.turn(session["id"], "Quito?")
     assert paused["status"] == "requires_action"
-    with gw.client.stream("GET", f"/api/sessions/{session['id']}/events/stream",
-                          params={"after": paused["last_event_seq"]}) as response:
+    with gw.client.stream(
+        "GET", f"/api/sessions/{session['id']}/events/stream", params={"after": paused["last_event_seq"]}
+    ) as response:
         frames = []
         for frame in sse_events(response.iter_lines()):
             if "event" in frame:
@@ -158,17 +176,21 @@ def test_unanswered_call_times_out_with_an_error_claude_sees(make_gateway, mock_
     assert timed_out["data"]["is_error"] is True
     sent = _tool_results_sent(mock_model)
     assert sent[-1]["is_error"] is True and "did not return a result" in _text(sent[-1]["content"])
-    late = gw.client.post(f"/api/sessions/{session['id']}/tool-results",
-                          json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"],
-                                             "content": "too late"}]})
+    late = gw.client.post(
+        f"/api/sessions/{session['id']}/tool-results",
+        json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"], "content": "too late"}]},
+    )
     assert late.status_code == 409
 
 
-@pytest.mark.parametrize("tools", [
-    [{"name": "get_weather", "input_schema": {"type": "array"}}],
-    [WEATHER, WEATHER],
-    "get_weather",
-])
+@pytest.mark.parametrize(
+    "tools",
+    [
+        [{"name": "get_weather", "input_schema": {"type": "array"}}],
+        [WEATHER, WEATHER],
+        "get_weather",
+    ],
+)
 def test_bad_tool_declarations_are_400(gateway: Gateway, tools) -> None:
     response = gateway.client.post("/api/sessions", json={"tools": tools})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request"
@@ -185,9 +207,10 @@ def test_client_tool_calls_do_not_count_against_the_tool_turn_limit(make_gateway
     turn = gw.turn(session["id"], "Bonn?")
     for _ in range(3):  # three client calls in one turn, over a limit of one
         assert turn["status"] == "requires_action", turn
-        turn = gw.client.post(f"/api/sessions/{session['id']}/tool-results",
-                              json={"results": [{"tool_call_id": turn["tool_calls"][0]["tool_call_id"],
-                                                 "content": "mild"}]}).json()
+        turn = gw.client.post(
+            f"/api/sessions/{session['id']}/tool-results",
+            json={"results": [{"tool_call_id": turn["tool_calls"][0]["tool_call_id"], "content": "mild"}]},
+        ).json()
     assert turn["status"] == "failed" and turn["error"]["type"] == "max_turns"
     assert "CC_API_TOOL_MAX_TURNS" in turn["error"]["message"]
     assert orjson.dumps(turn).decode().count("never reached") == 0

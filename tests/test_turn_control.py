@@ -11,9 +11,12 @@ from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import Gateway, sse_events
 from tests.test_tools import WEATHER
 
-PNG = base64.b64encode(bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002"
-    "00015e2d2a5f0000000049454e44ae426082")).decode()
+PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002"
+        "00015e2d2a5f0000000049454e44ae426082"
+    )
+).decode()
 PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
 
 
@@ -21,8 +24,9 @@ def test_interrupt_a_slow_streamed_reply_then_continue(gateway: Gateway, mock_mo
     slow = " ".join(f"w{n}" for n in range(400))
     mock_model.script(Reply(text=slow, chunk_delay=0.05))
     session = gateway.create_session()
-    with gateway.client.stream("POST", f"/api/sessions/{session['id']}/turns",
-                               json={"input": "talk slowly", "stream": True}) as response:
+    with gateway.client.stream(
+        "POST", f"/api/sessions/{session['id']}/turns", json={"input": "talk slowly", "stream": True}
+    ) as response:
         frames: list[dict] = []
         stopped = None
         for frame in sse_events(response.iter_lines()):
@@ -55,9 +59,10 @@ def test_interrupt_while_waiting_for_tool_results(gateway: Gateway, mock_model: 
     assert stopped["status"] == "interrupted" and stopped["turn_id"] == paused["turn_id"]
     types = [e["type"] for e in gateway.events(session["id"])]
     assert types[-1] == "turn.interrupted"
-    late = gateway.client.post(f"/api/sessions/{session['id']}/tool-results",
-                               json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"],
-                                                  "content": "late"}]})
+    late = gateway.client.post(
+        f"/api/sessions/{session['id']}/tool-results",
+        json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"], "content": "late"}]},
+    )
     assert late.status_code == 409
     again = gateway.turn(session["id"], "never mind, hello")
     assert again["status"] == "completed" and again["output"][-1]["text"] == "mock reply: never mind, hello"
@@ -104,8 +109,11 @@ def test_idempotency_key_runs_the_input_once(gateway: Gateway, mock_model: MockM
     second = gateway.client.post(url, json=body, headers={"Idempotency-Key": "k-123"})
     assert first.status_code == second.status_code == 200
     assert second.json() == first.json()
-    seen = [r for r in mock_model.message_requests(include_side=False)
-            if "charge the card once" in orjson.dumps(r.body["messages"][-1]).decode()]
+    seen = [
+        r
+        for r in mock_model.message_requests(include_side=False)
+        if "charge the card once" in orjson.dumps(r.body["messages"][-1]).decode()
+    ]
     assert len(seen) == 1
     assert gateway.client.get(f"/api/sessions/{session['id']}").json()["turn_count"] == 1
     reused = gateway.client.post(url, json={"input": "something else"}, headers={"Idempotency-Key": "k-123"})
@@ -127,11 +135,14 @@ def test_idempotent_tool_results(gateway: Gateway, mock_model: MockModel) -> Non
 
 def test_image_and_pdf_reach_the_model_as_content_blocks(gateway: Gateway, mock_model: MockModel) -> None:
     session = gateway.create_session()
-    reply = gateway.turn(session["id"], [
-        {"type": "text", "text": "describe these"},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
-    ])
+    reply = gateway.turn(
+        session["id"],
+        [
+            {"type": "text", "text": "describe these"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
+        ],
+    )
     assert reply["status"] == "completed"
     last_user = mock_model.message_requests(include_side=False)[-1].body["messages"][-1]["content"]
     image = next(b for b in last_user if b["type"] == "image")
@@ -145,8 +156,12 @@ def test_image_and_pdf_reach_the_model_as_content_blocks(gateway: Gateway, mock_
 
 def test_bad_base64_image_is_400_and_never_reaches_the_model(gateway: Gateway, mock_model: MockModel) -> None:
     session = gateway.create_session()
-    response = gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "not*base64"}}]})
+    response = gateway.client.post(
+        f"/api/sessions/{session['id']}/turns",
+        json={
+            "input": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "not*base64"}}]
+        },
+    )
     assert response.status_code == 400 and "base64" in response.json()["error"]["message"]
     assert mock_model.message_requests() == []
 
@@ -166,8 +181,13 @@ def test_models_and_name_normalisation(make_gateway) -> None:
 
 
 def _user_texts(body: dict) -> list[str]:
-    return [b["text"] for m in body["messages"] if m["role"] == "user" and isinstance(m["content"], list)
-            for b in m["content"] if b.get("type") == "text" and not b["text"].lstrip().startswith("<system-")]
+    return [
+        b["text"]
+        for m in body["messages"]
+        if m["role"] == "user" and isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") == "text" and not b["text"].lstrip().startswith("<system-")
+    ]
 
 
 def test_fork_at_a_turn_branches_without_replaying_anything(gateway: Gateway, mock_model: MockModel) -> None:

@@ -14,13 +14,23 @@ from ccapi.sessions.inputs import parse_input, summarise
 
 
 def test_settings_read_every_variable(tmp_path) -> None:
-    settings = Settings.from_env({
-        "CC_API_HOST": "127.0.0.1", "CC_API_PORT": "9001", "CC_API_HOME": str(tmp_path),
-        "CC_API_MAX_TURNS": "3", "CC_API_TOOL_MAX_TURNS": "2", "CC_API_MAX_LIVE": "4",
-        "CC_API_IDLE_TIMEOUT": "30", "CC_API_PERMISSION_MODE": "acceptEdits",
-        "CC_API_UPSTREAM_URL": "http://127.0.0.1:9/", "CC_API_SESSION_DB": str(tmp_path / "x.db"),
-        "CC_API_UPSTREAM_RETRIES": "2", "CC_API_UPSTREAM_TIMEOUT": "45", "CC_API_PASS_ENV": "GH_TOKEN, JAVA_HOME",
-    })
+    settings = Settings.from_env(
+        {
+            "CC_API_HOST": "127.0.0.1",
+            "CC_API_PORT": "9001",
+            "CC_API_HOME": str(tmp_path),
+            "CC_API_MAX_TURNS": "3",
+            "CC_API_TOOL_MAX_TURNS": "2",
+            "CC_API_MAX_LIVE": "4",
+            "CC_API_IDLE_TIMEOUT": "30",
+            "CC_API_PERMISSION_MODE": "acceptEdits",
+            "CC_API_UPSTREAM_URL": "http://127.0.0.1:9/",
+            "CC_API_SESSION_DB": str(tmp_path / "x.db"),
+            "CC_API_UPSTREAM_RETRIES": "2",
+            "CC_API_UPSTREAM_TIMEOUT": "45",
+            "CC_API_PASS_ENV": "GH_TOKEN, JAVA_HOME",
+        }
+    )
     assert settings.pass_env == ("GH_TOKEN", "JAVA_HOME")
     assert (settings.upstream_retries, settings.upstream_timeout) == (2, 45.0)
     assert Settings.from_env({}).upstream_retries is None
@@ -30,28 +40,48 @@ def test_settings_read_every_variable(tmp_path) -> None:
     assert Settings.from_env({"CC_API_HOME": str(tmp_path)}).database_path == tmp_path / "sessions.db"
 
 
-@pytest.mark.parametrize(("env", "needle"), [
-    ({"CC_API_PORT": "eighty"}, "CC_API_PORT"),
-    ({"CC_API_PERMISSION_MODE": "yolo"}, "CC_API_PERMISSION_MODE"),
-    ({"CC_API_MAX_LIVE": "0"}, "CC_API_MAX_LIVE"),
-    ({"CC_API_HOST": "0.0.0.0"}, "CC_API_KEY"),
-    ({"CC_API_UPSTREAM_RETRIES": "-1"}, "CC_API_UPSTREAM_RETRIES"),
-    ({"CC_API_DATABASE_URL": "mysql://localhost/x"}, "CC_API_DATABASE_URL"),
-    ({"CC_API_PASS_ENV": "CC_API_KEY"}, "CC_API_PASS_ENV"),
-    ({"CC_API_PASS_ENV": "A=B"}, "CC_API_PASS_ENV"),
-])
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"CC_API_PORT": "eighty"}, "CC_API_PORT"),
+        ({"CC_API_PERMISSION_MODE": "yolo"}, "CC_API_PERMISSION_MODE"),
+        ({"CC_API_MAX_LIVE": "0"}, "CC_API_MAX_LIVE"),
+        ({"CC_API_HOST": "0.0.0.0"}, "CC_API_KEY"),
+        ({"CC_API_UPSTREAM_RETRIES": "-1"}, "CC_API_UPSTREAM_RETRIES"),
+        ({"CC_API_DATABASE_URL": "mysql://localhost/x"}, "CC_API_DATABASE_URL"),
+        ({"CC_API_PASS_ENV": "CC_API_KEY"}, "CC_API_PASS_ENV"),
+        ({"CC_API_PASS_ENV": "A=B"}, "CC_API_PASS_ENV"),
+    ],
+)
 def test_bad_settings_name_the_variable(env: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         Settings.from_env(env)
 
 
 def test_claude_code_gets_its_own_variables_and_no_gateway_secret() -> None:
-    env = {"PATH": "/bin", "HOME": "/h", "LC_ALL": "C", "ANTHROPIC_API_KEY": "a", "CLAUDE_CONFIG_DIR": "/c",
-           "CC_API_KEY": "k", "CC_API_DATABASE_URL": "postgresql://u:p@h/d", "CC_API_GATEWAY_PID": "7",
-           "PGPASSWORD": "p", "AWS_SECRET_ACCESS_KEY": "s", "GH_TOKEN": "g", "CLAUDECODE": "1"}
+    env = {
+        "PATH": "/bin",
+        "HOME": "/h",
+        "LC_ALL": "C",
+        "ANTHROPIC_API_KEY": "a",
+        "CLAUDE_CONFIG_DIR": "/c",
+        "CC_API_KEY": "k",
+        "CC_API_DATABASE_URL": "postgresql://u:p@h/d",
+        "CC_API_GATEWAY_PID": "7",
+        "PGPASSWORD": "p",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "GH_TOKEN": "g",
+        "CLAUDECODE": "1",
+    }
     assert child_environment(env, ["GH_TOKEN"]) == {
-        "PATH": "/bin", "HOME": "/h", "LC_ALL": "C", "ANTHROPIC_API_KEY": "a", "CLAUDE_CONFIG_DIR": "/c",
-        "CC_API_GATEWAY_PID": "7", "GH_TOKEN": "g"}
+        "PATH": "/bin",
+        "HOME": "/h",
+        "LC_ALL": "C",
+        "ANTHROPIC_API_KEY": "a",
+        "CLAUDE_CONFIG_DIR": "/c",
+        "CC_API_GATEWAY_PID": "7",
+        "GH_TOKEN": "g",
+    }
     bedrock = child_environment({**env, "CLAUDE_CODE_USE_BEDROCK": "1"})
     assert bedrock["AWS_SECRET_ACCESS_KEY"] == "s" and "CC_API_KEY" not in bedrock
 
@@ -60,16 +90,19 @@ def test_public_host_is_allowed_with_a_key() -> None:
     assert Settings.from_env({"CC_API_HOST": "0.0.0.0", "CC_API_KEY": "k"}).host == "0.0.0.0"
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("claude-sonnet-4-5", "claude-sonnet-4-5"),
-    ("sonnet", "claude-sonnet-4-5"),
-    ("opus", "claude-opus-4-6"),
-    ("anthropic/claude-opus-4.6", "claude-opus-4-6"),
-    ("Anthropic/Claude-Haiku-4.5", "claude-haiku-4-5"),
-    ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929"),
-    ("gpt-4o", None),
-    ("claude-sonnet-9", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("claude-sonnet-4-5", "claude-sonnet-4-5"),
+        ("sonnet", "claude-sonnet-4-5"),
+        ("opus", "claude-opus-4-6"),
+        ("anthropic/claude-opus-4.6", "claude-opus-4-6"),
+        ("Anthropic/Claude-Haiku-4.5", "claude-haiku-4-5"),
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929"),
+        ("gpt-4o", None),
+        ("claude-sonnet-9", None),
+    ],
+)
 def test_model_names_normalise(name: str, expected: str | None) -> None:
     assert ModelCatalog.from_setting(None).resolve(name) == expected
 
@@ -87,24 +120,29 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
 
 
 def test_input_blocks_validate_and_summarise() -> None:
-    blocks = parse_input([
-        {"type": "text", "text": "look"},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
-        {"type": "document", "source": {"type": "url", "url": "https://example.invalid/a.pdf"}, "title": "A"},
-    ])
+    blocks = parse_input(
+        [
+            {"type": "text", "text": "look"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+            {"type": "document", "source": {"type": "url", "url": "https://example.invalid/a.pdf"}, "title": "A"},
+        ]
+    )
     assert [b["type"] for b in blocks] == ["text", "image", "document"]
     assert summarise(blocks)[1]["source"] == {"type": "base64", "media_type": "image/png", "bytes": 40}
 
 
-@pytest.mark.parametrize("value", [
-    [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "!!notbase64!!"}}],
-    [{"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": PNG}}],
-    [{"type": "document", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}],
-    [{"type": "image", "source": {"type": "url", "url": "file:///etc/passwd"}}],
-    [{"type": "text", "text": ""}],
-    [42],
-    "   ",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "!!notbase64!!"}}],
+        [{"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": PNG}}],
+        [{"type": "document", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}],
+        [{"type": "image", "source": {"type": "url", "url": "file:///etc/passwd"}}],
+        [{"type": "text", "text": ""}],
+        [42],
+        "   ",
+    ],
+)
 def test_bad_input_blocks_are_invalid(value) -> None:
     with pytest.raises(InvalidRequest):
         parse_input(value)
@@ -117,8 +155,14 @@ def test_oversized_image_is_too_large() -> None:
 
 
 def test_tool_policy_settings() -> None:
-    settings = Settings.from_env({"CC_API_BUILTIN_TOOLS": "Read, Grep", "CC_API_COMPAT_BUILTIN_TOOLS": "all",
-                                  "CC_API_APPROVAL_TIMEOUT": "5", "CC_API_MAX_BUDGET_USD": "0.25"})
+    settings = Settings.from_env(
+        {
+            "CC_API_BUILTIN_TOOLS": "Read, Grep",
+            "CC_API_COMPAT_BUILTIN_TOOLS": "all",
+            "CC_API_APPROVAL_TIMEOUT": "5",
+            "CC_API_MAX_BUDGET_USD": "0.25",
+        }
+    )
     assert settings.builtin_tools == ("Read", "Grep") and settings.compat_builtin_tools == "all"
     assert (settings.approval_timeout, settings.max_budget_usd) == (5.0, 0.25)
     defaults = Settings.from_env({})
@@ -138,5 +182,4 @@ def test_permission_mode_falls_back_where_the_bypass_is_refused() -> None:
     assert sandbox.mode_for("bypassPermissions", "all") == "bypassPermissions"
     assert sandbox.mode_for("bypassPermissions", "none") == "default"  # nothing to bypass
     assert PermissionPolicy.detect({}, euid=1000).describe("bypassPermissions")["approvals"] == "off"
-    assert root.describe("bypassPermissions") == {"default_mode": "default", "approvals": "on",
-                                                 "reason": root.reason}
+    assert root.describe("bypassPermissions") == {"default_mode": "default", "approvals": "on", "reason": root.reason}

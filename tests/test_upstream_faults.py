@@ -17,8 +17,9 @@ OVERLOADED = Reply(error=MockError(529, "overloaded_error", "Overloaded"))
 @pytest.fixture(scope="module")
 def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory):
     """One retry, and a 3 s request timeout, so every fault resolves in seconds."""
-    gw = Gateway(tmp_path_factory.mktemp("faults"), mock_model.url,
-                 CC_API_UPSTREAM_RETRIES="1", CC_API_UPSTREAM_TIMEOUT="3").start()
+    gw = Gateway(
+        tmp_path_factory.mktemp("faults"), mock_model.url, CC_API_UPSTREAM_RETRIES="1", CC_API_UPSTREAM_TIMEOUT="3"
+    ).start()
     yield gw
     gw.stop()
     assert gw.lingering_processes() == []
@@ -36,13 +37,17 @@ def _still_usable(gw: Gateway, session_id: str) -> None:
     assert after["status"] == "completed" and after["output"][-1]["text"] == "mock reply: still there?"
 
 
-@pytest.mark.parametrize(("faults", "reason", "status"), [
-    ((SERVER_ERROR, SERVER_ERROR), "server_error", 500),
-    ((OVERLOADED, OVERLOADED), "server_error", 529),
-    ((Reply(error=MockError(429, "rate_limit_error", "slow down", retry_after=1)),) * 2, "rate_limit", 429),
-])
-def test_persistent_upstream_errors_fail_the_turn_clearly(gateway: Gateway, mock_model: MockModel,
-                                                          faults: tuple[Reply, ...], reason: str, status: int) -> None:
+@pytest.mark.parametrize(
+    ("faults", "reason", "status"),
+    [
+        ((SERVER_ERROR, SERVER_ERROR), "server_error", 500),
+        ((OVERLOADED, OVERLOADED), "server_error", 529),
+        ((Reply(error=MockError(429, "rate_limit_error", "slow down", retry_after=1)),) * 2, "rate_limit", 429),
+    ],
+)
+def test_persistent_upstream_errors_fail_the_turn_clearly(
+    gateway: Gateway, mock_model: MockModel, faults: tuple[Reply, ...], reason: str, status: int
+) -> None:
     mock_model.script(*faults)
     reply, took = _turn(gateway, "this will fail")
     assert reply["status"] == "failed", reply
@@ -55,15 +60,20 @@ def test_persistent_upstream_errors_fail_the_turn_clearly(gateway: Gateway, mock
     _still_usable(gateway, reply["session_id"])
 
 
-@pytest.mark.parametrize("fault", [
-    SERVER_ERROR,
-    OVERLOADED,
-    Reply(error=MockError(429, "rate_limit_error", "slow down", retry_after=1)),
-    Reply(text="this stream will be cut " * 20, drop_after_chunks=4),
-    Reply(malformed=True),
-], ids=["500", "529", "429", "dropped-stream", "malformed-sse"])
-def test_a_transient_fault_is_retried_and_the_turn_completes(gateway: Gateway, mock_model: MockModel,
-                                                            fault: Reply) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        SERVER_ERROR,
+        OVERLOADED,
+        Reply(error=MockError(429, "rate_limit_error", "slow down", retry_after=1)),
+        Reply(text="this stream will be cut " * 20, drop_after_chunks=4),
+        Reply(malformed=True),
+    ],
+    ids=["500", "529", "429", "dropped-stream", "malformed-sse"],
+)
+def test_a_transient_fault_is_retried_and_the_turn_completes(
+    gateway: Gateway, mock_model: MockModel, fault: Reply
+) -> None:
     mock_model.script(fault)  # the retry gets the mock's normal answer
     reply, took = _turn(gateway, "recover please")
     assert reply["status"] == "completed", reply

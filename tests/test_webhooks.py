@@ -30,8 +30,11 @@ from tests.webhook_receiver import Receiver
 
 SECRET = new_secret()
 WEBHOOK_ENV = {"CC_API_WEBHOOK_SECRET": SECRET, "CC_API_WEBHOOK_BACKOFF": "0.2", "CC_API_WEBHOOK_TIMEOUT": "2"}
-WEATHER = {"name": "get_weather", "description": "Current weather for a city",
-           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -62,8 +65,9 @@ def _deliveries(gw: Gateway, session_id: str) -> list[dict[str, Any]]:
     return response.json()["data"]
 
 
-def _wait_for_state(gw: Gateway, session_id: str, done: Callable[[list[dict[str, Any]]], bool],
-                    timeout: float = 30) -> list[dict[str, Any]]:
+def _wait_for_state(
+    gw: Gateway, session_id: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 30
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         listed = _deliveries(gw, session_id)
@@ -74,14 +78,17 @@ def _wait_for_state(gw: Gateway, session_id: str, done: Callable[[list[dict[str,
 
 
 def test_background_tool_turn_calls_back_and_is_answered_through_tool_results(
-        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    hooked: Gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
     session = hooked.create_session(tools=[WEATHER], webhook={"url": receiver.url})
-    assert session["webhook"] == {"url": receiver.url,
-                                  "events": ["turn.completed", "turn.requires_action", "turn.requires_approval",
-                                             "turn.failed"]}
-    started = hooked.client.post(f"/api/sessions/{session['id']}/turns",
-                                 json={"input": "weather in Oslo?", "background": True})
+    assert session["webhook"] == {
+        "url": receiver.url,
+        "events": ["turn.completed", "turn.requires_action", "turn.requires_approval", "turn.failed"],
+    }
+    started = hooked.client.post(
+        f"/api/sessions/{session['id']}/turns", json={"input": "weather in Oslo?", "background": True}
+    )
     assert started.status_code == 202, started.text
 
     paused = receiver.wait_for(lambda seen: len(seen) >= 1)[0]
@@ -97,8 +104,10 @@ def test_background_tool_turn_calls_back_and_is_answered_through_tool_results(
 
     call = event["data"]["tool_calls"][0]
     assert call["name"] == "get_weather" and call["input"] == {"city": "Oslo"}
-    answered = hooked.client.post(f"/api/sessions/{session['id']}/tool-results", json={
-        "results": [{"tool_call_id": call["tool_call_id"], "content": "-3C"}], "background": True})
+    answered = hooked.client.post(
+        f"/api/sessions/{session['id']}/tool-results",
+        json={"results": [{"tool_call_id": call["tool_call_id"], "content": "-3C"}], "background": True},
+    )
     assert answered.status_code == 202, answered.text
 
     done = receiver.wait_for(lambda seen: len(seen) >= 2)[1]
@@ -112,14 +121,17 @@ def test_background_tool_turn_calls_back_and_is_answered_through_tool_results(
     assert len(receiver.deliveries) == 2  # only the subscribed events: no turn.started, no deltas
     listed = _deliveries(hooked, session["id"])
     assert [(d["event_type"], d["state"], d["attempts"], d["last_status"]) for d in listed] == [
-        ("turn.requires_action", "delivered", 1, 200), ("turn.completed", "delivered", 1, 200)]
+        ("turn.requires_action", "delivered", 1, 200),
+        ("turn.completed", "delivered", 1, 200),
+    ]
     read = hooked.client.get(f"/api/sessions/{session['id']}")
     assert read.json()["webhook"]["url"] == receiver.url
     assert SECRET.removeprefix("whsec_") not in read.text + str(listed)
 
 
 def test_retries_until_the_receiver_answers_with_one_webhook_id(
-        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    hooked: Gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
     receiver.answers = [(500, {}), (500, {}), (200, {})]
     session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
     hooked.turn(session["id"], "hello")
@@ -135,7 +147,8 @@ def test_retries_until_the_receiver_answers_with_one_webhook_id(
 
 
 def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
-        hooked: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
+    hooked: Gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
     receiver.answers = [(429, {"Retry-After": "1"}), (200, {}), (410, {}), (307, {"Location": "http://10.0.0.7/"})]
     session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
     hooked.turn(session["id"], "hello")
@@ -203,10 +216,15 @@ def test_a_delivery_survives_kill_9_while_the_receiver_is_down(make_gateway, moc
 def test_signatures_match_the_standard_webhooks_test_vector() -> None:
     """The specification's published vector: any Standard Webhooks library verifies CC API's deliveries."""
     secret, body = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}'
-    assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == \
-        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-    headers = {"Webhook-Id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "Webhook-Timestamp": "1614265330",
-               "Webhook-Signature": "v1,bm90IGl0 v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
+    assert (
+        sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
+    headers = {
+        "Webhook-Id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "Webhook-Timestamp": "1614265330",
+        "Webhook-Signature": "v1,bm90IGl0 v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
     assert verify_webhook(secret, headers, body, now=1614265330 + 60) == {"test": 2432232314}
     with pytest.raises(WebhookVerificationError, match="tolerance"):
         verify_webhook(secret, headers, body, now=1614265330 + 301)
@@ -225,8 +243,14 @@ def test_gateway_default_subscription_is_checked_at_start_up() -> None:
         Settings.from_env({"CC_API_WEBHOOK_URL": "http://127.0.0.1:9/h"})
     with pytest.raises(ConfigError, match="not allowed"):
         Settings.from_env({"CC_API_WEBHOOK_URL": "https://hooks.example.com/h", "CC_API_WEBHOOK_SECRET": SECRET})
-    settings = Settings.from_env({"CC_API_WEBHOOK_URL": "https://hooks.example.com/h", "CC_API_WEBHOOK_SECRET": SECRET,
-                                  "CC_API_WEBHOOK_ALLOW": ".example.com", "CC_API_WEBHOOK_EVENTS": "turn.failed"})
+    settings = Settings.from_env(
+        {
+            "CC_API_WEBHOOK_URL": "https://hooks.example.com/h",
+            "CC_API_WEBHOOK_SECRET": SECRET,
+            "CC_API_WEBHOOK_ALLOW": ".example.com",
+            "CC_API_WEBHOOK_EVENTS": "turn.failed",
+        }
+    )
     assert settings.default_webhook == {"url": "https://hooks.example.com/h", "events": ["turn.failed"]}
     assert SECRET not in repr(settings)
 
@@ -264,9 +288,25 @@ def test_a_hanging_receiver_times_out_and_a_large_answer_leaves_a_short_error(tm
     async def main() -> list[WebhookDelivery]:
         store = JsonDirStore(tmp_path / "store")
         await store.open()
-        await store.create_session(SessionRecord("sess_s", "t", "t", "m", None, [], {}, None, None, None, "idle",
-                                                 None, 0, 0, webhook={"url": receiver.url,
-                                                                      "events": ["turn.failed"]}))
+        await store.create_session(
+            SessionRecord(
+                "sess_s",
+                "t",
+                "t",
+                "m",
+                None,
+                [],
+                {},
+                None,
+                None,
+                None,
+                "idle",
+                None,
+                0,
+                0,
+                webhook={"url": receiver.url, "events": ["turn.failed"]},
+            )
+        )
         await store.append_events([Event(1, "turn.failed", "sess_s", "turn_1", utcnow(), {})])
         sender = WebhookSender(settings, store)
         sender.start()

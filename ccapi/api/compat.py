@@ -47,11 +47,22 @@ def _model(model: ModelInfo) -> dict[str, Any]:
     ``max_input_tokens`` / ``max_tokens``, ``context_window`` / ``max_output_tokens``),
     so they need not probe other URLs or guess."""
     window, output = model.context_window, model.max_output_tokens
-    return {"id": model.id, "object": "model", "type": "model", "created": 0, "created_at": "1970-01-01T00:00:00Z",
-            "owned_by": "anthropic", "display_name": model.display_name,
-            "context_length": window, "context_window": window, "max_input_tokens": window,
-            "max_completion_tokens": output, "max_output_tokens": output, "max_tokens": output,
-            "top_provider": {"context_length": window, "max_completion_tokens": output}}
+    return {
+        "id": model.id,
+        "object": "model",
+        "type": "model",
+        "created": 0,
+        "created_at": "1970-01-01T00:00:00Z",
+        "owned_by": "anthropic",
+        "display_name": model.display_name,
+        "context_length": window,
+        "context_window": window,
+        "max_input_tokens": window,
+        "max_completion_tokens": output,
+        "max_output_tokens": output,
+        "max_tokens": output,
+        "top_provider": {"context_length": window, "max_completion_tokens": output},
+    }
 
 
 def _policy(request: Request, compat: CompatRequest) -> CompatRequest:
@@ -68,8 +79,15 @@ def _policy(request: Request, compat: CompatRequest) -> CompatRequest:
 @bp.get("/models")
 async def list_models(request: Request) -> HTTPResponse:
     models = [_model(m) for m in request.app.ctx.catalog.models]
-    return json({"object": "list", "data": models, "has_more": False,
-                 "first_id": models[0]["id"] if models else None, "last_id": models[-1]["id"] if models else None})
+    return json(
+        {
+            "object": "list",
+            "data": models,
+            "has_more": False,
+            "first_id": models[0]["id"] if models else None,
+            "last_id": models[-1]["id"] if models else None,
+        }
+    )
 
 
 @bp.get("/models/<model_id:path>")
@@ -77,8 +95,11 @@ async def get_model(request: Request, model_id: str) -> HTTPResponse:
     """One model by any name the compat endpoints accept (id, alias, ``anthropic/…``)."""
     catalog = request.app.ctx.catalog
     canonical = catalog.resolve(model_id) or ""
-    found = max((m for m in catalog.models if canonical == m.id or canonical.startswith(f"{m.id}-")),
-                key=lambda m: len(m.id), default=None)  # a dated snapshot is its base model
+    found = max(
+        (m for m in catalog.models if canonical == m.id or canonical.startswith(f"{m.id}-")),
+        key=lambda m: len(m.id),
+        default=None,
+    )  # a dated snapshot is its base model
     if found is None:
         raise NotFound(f"unknown model {model_id!r}; GET /v1/models lists the known ones", {"model": model_id})
     return json({**_model(found), "id": canonical})
@@ -98,28 +119,33 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
 @bp.post("/responses")
 async def responses(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
-    parsed = openai_responses.parse(json_body(request), ctx.catalog, ctx.settings.model,
-                                    request.headers.get(SESSION_HEADER))
+    parsed = openai_responses.parse(
+        json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER)
+    )
     exchange = await _send(request, _policy(request, parsed.request))
     response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq)
     if parsed.stream:
         await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
         return None
-    return json(openai_responses.response(await _settled(exchange), exchange.model, response_id),
-                headers=_headers(request, exchange))
+    return json(
+        openai_responses.response(await _settled(exchange), exchange.model, response_id),
+        headers=_headers(request, exchange),
+    )
 
 
 @bp.post("/messages")
 async def messages(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
-    parsed = anthropic_messages.parse(json_body(request), ctx.catalog, ctx.settings.model,
-                                      request.headers.get(SESSION_HEADER))
+    parsed = anthropic_messages.parse(
+        json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER)
+    )
     exchange = await _send(request, _policy(request, parsed.request))
     if parsed.stream:
         await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
         return None
-    return json(anthropic_messages.message(await _settled(exchange), exchange.model),
-                headers=_headers(request, exchange))
+    return json(
+        anthropic_messages.message(await _settled(exchange), exchange.model), headers=_headers(request, exchange)
+    )
 
 
 @bp.exception(Exception)
@@ -155,8 +181,9 @@ def _headers(request: Request, exchange: Exchange) -> dict[str, str]:
 async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> None:
     """The format's SSE frames as the reply grows; a failure mid-stream ends it with the
     format's error frame (the status line has already gone out)."""
-    response = await request.respond(content_type="text/event-stream",
-                                     headers={**SSE_HEADERS, **_headers(request, exchange)})
+    response = await request.respond(
+        content_type="text/event-stream", headers={**SSE_HEADERS, **_headers(request, exchange)}
+    )
     assert response is not None
     await response.send(b"".join(stream.start()))
     try:
@@ -171,4 +198,3 @@ async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> 
     except ApiError as exc:
         await response.send(b"".join(stream.error(exc)))
     await response.eof()
-

@@ -22,14 +22,29 @@ class ConsolePage:
     @classmethod
     def load(cls) -> ConsolePage:
         body = (files("ccapi.api") / "console.html").read_text(encoding="utf-8")
-        policy = "; ".join([
-            "default-src 'none'", f"script-src {_hashes(body, 'script')}", f"style-src {_hashes(body, 'style')}",
-            "connect-src 'self'", "img-src 'self' data:", "base-uri 'none'", "form-action 'none'",
-            "frame-ancestors 'none'",
-        ])
-        return cls(body, {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff",
-                          "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cache-Control": "no-cache",
-                          "Vary": "Accept"})
+        policy = "; ".join(
+            [
+                "default-src 'none'",
+                f"script-src {_hashes(body, 'script')}",
+                f"style-src {_hashes(body, 'style')}",
+                "connect-src 'self'",
+                "img-src 'self' data:",
+                "base-uri 'none'",
+                "form-action 'none'",
+                "frame-ancestors 'none'",
+            ]
+        )
+        return cls(
+            body,
+            {
+                "Content-Security-Policy": policy,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "X-Frame-Options": "DENY",
+                "Cache-Control": "no-cache",
+                "Vary": "Accept",
+            },
+        )
 
 
 def _hashes(html: str, tag: str) -> str:

@@ -16,13 +16,18 @@ from ccapi.errors import ApiError
 log = structlog.get_logger(__name__)
 
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"; only ever logged
-_SANIC_TYPES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "invalid_request",
-                408: "invalid_request", 413: "payload_too_large"}
+_SANIC_TYPES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "invalid_request",
+    408: "invalid_request",
+    413: "payload_too_large",
+}
 
 
 def error_response(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> HTTPResponse:
-    return json({"error": {"type": type_, "message": message}}, status=status, headers=headers,
-                dumps=_dumps)
+    return json({"error": {"type": type_, "message": message}}, status=status, headers=headers, dumps=_dumps)
 
 
 def _dumps(value: Any) -> str:
@@ -44,7 +49,11 @@ class EnvelopeErrorHandler(ErrorHandler):
                 log.error("sanic_error", status=status, path=getattr(request, "path", None), error=str(exception))
                 return error_response(status, "internal", "internal error")
             message = str(exception) if status != 404 else f"no route for {request.method} {request.path}"
-            return error_response(status, _SANIC_TYPES.get(status, "invalid_request"), message,
-                                  headers=getattr(exception, "headers", None))
+            return error_response(
+                status,
+                _SANIC_TYPES.get(status, "invalid_request"),
+                message,
+                headers=getattr(exception, "headers", None),
+            )
         log.exception("unhandled_error", path=getattr(request, "path", None))
         return error_response(500, "internal", "internal error; the gateway log has the details")

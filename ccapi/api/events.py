@@ -23,12 +23,14 @@ async def list_events(request: Request, session_id: str) -> HTTPResponse:
     types = [t for t in request.args.get("types", "").split(",") if t] or None
     events = await service.events_page(session_id, after, limit + 1, types)
     page = events[:limit]
-    return json({
-        "object": "list",
-        "data": [event.to_dict() for event in page],
-        "has_more": len(events) > limit,
-        "last_seq": page[-1].seq if page else after,
-    })
+    return json(
+        {
+            "object": "list",
+            "data": [event.to_dict() for event in page],
+            "has_more": len(events) > limit,
+            "last_seq": page[-1].seq if page else after,
+        }
+    )
 
 
 @bp.get("/<session_id:str>/events/stream")

@@ -84,12 +84,15 @@ async def guard_browser_requests(request: Request) -> None:
     host_header = request.headers.get("host")
     host = split_host(host_header) if host_header is not None else None
     if host_header is not None and (host is None or not policy.allows(host[0])):
-        raise Forbidden(f"this gateway does not answer to Host {host_header!r}; a name other than loopback "
-                        "must be listed in CC_API_ALLOWED_HOSTS")
+        raise Forbidden(
+            f"this gateway does not answer to Host {host_header!r}; a name other than loopback "
+            "must be listed in CC_API_ALLOWED_HOSTS"
+        )
     _refuse_cross_site(request, host)
     if request.method in _BODY_METHODS and request.body and not _is_json(request.headers.get("content-type", "")):
-        raise UnsupportedMediaType("request bodies must be JSON, sent with 'Content-Type: application/json' "
-                                   "(curl: --json)")
+        raise UnsupportedMediaType(
+            "request bodies must be JSON, sent with 'Content-Type: application/json' (curl: --json)"
+        )
 
 
 def _refuse_cross_site(request: Request, host: tuple[str, int | None] | None) -> None:

@@ -21,18 +21,24 @@ async def service_info(request: Request) -> HTTPResponse:
     if request.accept.match("application/json", "text/html") == "text/html":
         return html(_CONSOLE.body, headers=_CONSOLE.headers)
     settings = request.app.ctx.settings
-    return json({
-        "name": "cc-api",
-        "version": __version__,
-        "sdk_version": claude_agent_sdk.__version__,
-        "cli_version": __cli_version__,
-        "mock_model": settings.mock_model,
-        "links": {
-            "health": "/healthz", "models": "/api/models", "limits": "/api/limits",
-            "sessions": "/api/sessions",
-            "docs": "/docs", "openapi": "/docs/openapi.json",
+    return json(
+        {
+            "name": "cc-api",
+            "version": __version__,
+            "sdk_version": claude_agent_sdk.__version__,
+            "cli_version": __cli_version__,
+            "mock_model": settings.mock_model,
+            "links": {
+                "health": "/healthz",
+                "models": "/api/models",
+                "limits": "/api/limits",
+                "sessions": "/api/sessions",
+                "docs": "/docs",
+                "openapi": "/docs/openapi.json",
+            },
         },
-    }, headers={"Vary": "Accept"})
+        headers={"Vary": "Accept"},
+    )
 
 
 @bp.get("/healthz")
@@ -41,15 +47,21 @@ async def healthz(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
     database_ok = await ctx.store.ping()
     credentials = ctx.credentials
-    return json({
-        "status": "ok" if database_ok else "unavailable",
-        "database": "ok" if database_ok else "unreachable",
-        "live_engines": ctx.pool.live_count,
-        "max_live": ctx.pool.max_live,
-        "queued_turns": ctx.pool.queued,
-        "mock_model": ctx.settings.mock_model,
-        "permissions": ctx.service.permissions.describe(ctx.settings.permission_mode),
-        "claude_credentials": {"found": credentials.found, "source": credentials.source,
-                               "message": credentials.message},
-        "limits": ctx.limits.health(),
-    }, status=200 if database_ok else 503)
+    return json(
+        {
+            "status": "ok" if database_ok else "unavailable",
+            "database": "ok" if database_ok else "unreachable",
+            "live_engines": ctx.pool.live_count,
+            "max_live": ctx.pool.max_live,
+            "queued_turns": ctx.pool.queued,
+            "mock_model": ctx.settings.mock_model,
+            "permissions": ctx.service.permissions.describe(ctx.settings.permission_mode),
+            "claude_credentials": {
+                "found": credentials.found,
+                "source": credentials.source,
+                "message": credentials.message,
+            },
+            "limits": ctx.limits.health(),
+        },
+        status=200 if database_ok else 503,
+    )

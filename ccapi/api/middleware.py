@@ -81,6 +81,12 @@ async def finish_request(request: Request, response: HTTPResponse) -> None:
     if request_id:
         response.headers["x-request-id"] = request_id
     started = getattr(request.ctx, "started", None)
-    log.info("request", request_id=request_id, method=request.method, path=request.path,
-             status=response.status, body_bytes=len(request.body or b""),
-             duration_ms=round((time.perf_counter() - started) * 1000, 1) if started else None)
+    log.info(
+        "request",
+        request_id=request_id,
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        body_bytes=len(request.body or b""),
+        duration_ms=round((time.perf_counter() - started) * 1000, 1) if started else None,
+    )

@@ -11,5 +11,10 @@ bp = Blueprint("models", url_prefix="/api")
 @bp.get("/models")
 async def list_models(request: Request) -> HTTPResponse:
     catalog = request.app.ctx.catalog
-    return json({"object": "list", "default": request.app.ctx.settings.model,
-                 "data": [model.to_dict() for model in catalog.models]})
+    return json(
+        {
+            "object": "list",
+            "default": request.app.ctx.settings.model,
+            "data": [model.to_dict() for model in catalog.models],
+        }
+    )

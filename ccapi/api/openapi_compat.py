@@ -16,12 +16,22 @@ _INT = {"type": "integer"}
 _OBJECT = {"type": "object", "additionalProperties": True}
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 #: One Server-Sent Event in the format's own shapes: ``data`` is the event's JSON (or ``[DONE]``).
-_STREAM_FRAME = {"type": "object", "required": ["data"], "properties": {
-    "event": _STRING, "data": {"type": "string", "description": "the format's event object as JSON"},
-    "id": _STRING}}
+_STREAM_FRAME = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": _STRING,
+        "data": {"type": "string", "description": "the format's event object as JSON"},
+        "id": _STRING,
+    },
+}
 _MODELS = ["claude-sonnet-4-5", "sonnet", "opus", "haiku", "anthropic/claude-opus-4.6"]
-_MODEL = {"type": "string", "description": "an Anthropic id, Claude Code alias or router-style name",
-          "example": "claude-sonnet-4-5", "enum": _MODELS}
+_MODEL = {
+    "type": "string",
+    "description": "an Anthropic id, Claude Code alias or router-style name",
+    "example": "claude-sonnet-4-5",
+    "enum": _MODELS,
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -29,146 +39,400 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _errors(schema: str, *statuses: int) -> dict[str, Any]:
-    described = {400: "Invalid request", 401: "Missing or wrong API key", 404: "Unknown model, session or response",
-                 409: "The session is in another state than the request assumes", 413: "Body too large",
-                 422: "The turn reached a round limit (max_turns); the message names it",
-                 429: "A Claude subscription usage window is spent (rate_limited); Retry-After says when it "
-                      "resets, plus x-ratelimit-* (OpenAI) or anthropic-ratelimit-unified-* (Anthropic) headers",
-                 502: "The turn failed upstream", 503: "Every live Claude session is busy; see Retry-After"}
-    return {str(s): {"description": described[s], "content": {JSON: {"schema": _ref(schema)}}}
-            for s in sorted({*statuses, 401, 413})}
+    described = {
+        400: "Invalid request",
+        401: "Missing or wrong API key",
+        404: "Unknown model, session or response",
+        409: "The session is in another state than the request assumes",
+        413: "Body too large",
+        422: "The turn reached a round limit (max_turns); the message names it",
+        429: "A Claude subscription usage window is spent (rate_limited); Retry-After says when it "
+        "resets, plus x-ratelimit-* (OpenAI) or anthropic-ratelimit-unified-* (Anthropic) headers",
+        502: "The turn failed upstream",
+        503: "Every live Claude session is busy; see Retry-After",
+    }
+    return {
+        str(s): {"description": described[s], "content": {JSON: {"schema": _ref(schema)}}}
+        for s in sorted({*statuses, 401, 413})
+    }
 
 
 #: On a compat reply while a subscription window is in warning, for the client to log.
-_LIMIT_HEADERS = {f"x-cc-ratelimit-{name}": {"schema": _STRING, "description": text} for name, text in (
-    ("status", "allowed_warning (or rejected): only while a usage window is in warning"),
-    ("window", "five_hour, seven_day, ..."), ("utilization", "fraction used, 0-1"),
-    ("reset", "when the window resets (ISO 8601)"))}
+_LIMIT_HEADERS = {
+    f"x-cc-ratelimit-{name}": {"schema": _STRING, "description": text}
+    for name, text in (
+        ("status", "allowed_warning (or rejected): only while a usage window is in warning"),
+        ("window", "five_hour, seven_day, ..."),
+        ("utilization", "fraction used, 0-1"),
+        ("reset", "when the window resets (ISO 8601)"),
+    )
+}
 
 
 def _reply(schema: str, description: str) -> dict[str, Any]:
-    return {"200": {"description": description, "headers": {"x-cc-session-id": {"schema": _STRING}, **_LIMIT_HEADERS},
-                    "content": {JSON: {"schema": _ref(schema)}, SSE: {"schema": _STREAM_FRAME}}}}
+    return {
+        "200": {
+            "description": description,
+            "headers": {"x-cc-session-id": {"schema": _STRING}, **_LIMIT_HEADERS},
+            "content": {JSON: {"schema": _ref(schema)}, SSE: {"schema": _STREAM_FRAME}},
+        }
+    }
 
 
 def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any]:
-    return {"summary": summary, "tags": ["compat"],
-            "parameters": [{"name": "x-cc-session-id", "in": "header", "required": False, "schema": _STRING,
-                            "description": "pin the request to this native session"},
-                           {"name": "x-cc-builtin-tools", "in": "header", "required": False, "schema": _STRING,
-                            "description": "all, none or Read,Grep: Claude Code's built-in tools for the session "
-                                           "this request creates (default CC_API_COMPAT_BUILTIN_TOOLS, none)"},
-                           *({"name": name, "in": "header", "required": False, "schema": _STRING,
-                              "description": "the client's own conversation key: tried first, verified by history"}
-                             for name in AFFINITY_HEADERS)],
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
-            "responses": {**_reply(reply, "The reply (JSON, or SSE with stream: true)"),
-                          **_errors(error, 400, 404, 409, 422, 429, 502, 503)}}
+    return {
+        "summary": summary,
+        "tags": ["compat"],
+        "parameters": [
+            {
+                "name": "x-cc-session-id",
+                "in": "header",
+                "required": False,
+                "schema": _STRING,
+                "description": "pin the request to this native session",
+            },
+            {
+                "name": "x-cc-builtin-tools",
+                "in": "header",
+                "required": False,
+                "schema": _STRING,
+                "description": "all, none or Read,Grep: Claude Code's built-in tools for the session "
+                "this request creates (default CC_API_COMPAT_BUILTIN_TOOLS, none)",
+            },
+            *(
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": False,
+                    "schema": _STRING,
+                    "description": "the client's own conversation key: tried first, verified by history",
+                }
+                for name in AFFINITY_HEADERS
+            ),
+        ],
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
+        "responses": {
+            **_reply(reply, "The reply (JSON, or SSE with stream: true)"),
+            **_errors(error, 400, 404, 409, 422, 429, 502, 503),
+        },
+    }
 
 
 _USER_TEXT = {"type": "string", "minLength": 1}
-_CHAT_MESSAGE = {"type": "object", "required": ["role"], "additionalProperties": True, "properties": {
-    "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
-    "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}], "nullable": True},
-    "tool_calls": {"type": "array", "items": _OBJECT}, "tool_call_id": _STRING}}
-_FUNCTION: dict[str, Any] = {"type": "object", "required": ["name"], "properties": {
-    "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "description": _STRING,
-    "parameters": {"type": "object", "properties": {"type": {"type": "string", "enum": ["object"]}}}}}
-_METADATA = {"type": "object", "additionalProperties": _STRING, "properties": {
-    "cc_session_id": _STRING,
-    "user_id": {**_STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"}}}
-_CACHE_KEY = {**_STRING, "description": "the client's own conversation key: the session that served it is tried "
-              "first, and the history still decides"}
+_CHAT_MESSAGE = {
+    "type": "object",
+    "required": ["role"],
+    "additionalProperties": True,
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}], "nullable": True},
+        "tool_calls": {"type": "array", "items": _OBJECT},
+        "tool_call_id": _STRING,
+    },
+}
+_FUNCTION: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "description": _STRING,
+        "parameters": {"type": "object", "properties": {"type": {"type": "string", "enum": ["object"]}}},
+    },
+}
+_METADATA = {
+    "type": "object",
+    "additionalProperties": _STRING,
+    "properties": {
+        "cc_session_id": _STRING,
+        "user_id": {**_STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"},
+    },
+}
+_CACHE_KEY = {
+    **_STRING,
+    "description": "the client's own conversation key: the session that served it is tried "
+    "first, and the history still decides",
+}
 
 COMPAT_SCHEMAS: dict[str, Any] = {
-    "OpenAIError": {"type": "object", "required": ["error"], "properties": {"error": {
-        "type": "object", "required": ["message", "type", "code"], "properties": {
-            "message": _STRING, "type": _STRING, "param": _NULLABLE_STRING, "code": _NULLABLE_STRING}}}},
-    "AnthropicError": {"type": "object", "required": ["type", "error"], "properties": {
-        "type": {"type": "string", "enum": ["error"]}, "error": {
-            "type": "object", "required": ["type", "message"], "properties": {"type": _STRING, "message": _STRING}}}},
-    "CompatModel": {"type": "object", "required": ["id", "object", "created", "owned_by", "context_length"],
-                    "properties": {
-        "id": _STRING, "object": _STRING, "type": _STRING, "created": _INT, "created_at": _STRING,
-        "owned_by": _STRING, "display_name": _STRING, "context_length": _INT, "context_window": _INT,
-        "max_input_tokens": _INT, "max_completion_tokens": _INT, "max_output_tokens": _INT, "max_tokens": _INT,
-        "top_provider": {"type": "object", "properties": {"context_length": _INT, "max_completion_tokens": _INT}}}},
-    "CompatModelList": {"type": "object", "required": ["object", "data"], "properties": {
-        "object": _STRING, "has_more": {"type": "boolean"}, "first_id": _NULLABLE_STRING,
-        "last_id": _NULLABLE_STRING, "data": {"type": "array", "items": _ref("CompatModel")}}},
-    "ChatCompletionRequest": {"type": "object", "required": ["messages"], "additionalProperties": True,
-                              "properties": {
-        "model": _MODEL, "messages": {"type": "array", "minItems": 1, "items": _CHAT_MESSAGE},
-        "tools": {"type": "array", "items": {"type": "object", "required": ["type", "function"], "properties": {
-            "type": {"type": "string", "enum": ["function"]}, "function": _FUNCTION}}},
-        "stream": {"type": "boolean"}, "stream_options": {"type": "object", "properties": {
-            "include_usage": {"type": "boolean"}}}, "metadata": _METADATA, "prompt_cache_key": _CACHE_KEY}},
-    "ChatCompletion": {"type": "object", "required": ["id", "object", "created", "model", "choices", "usage"],
-                       "properties": {
-        "id": _STRING, "object": {"type": "string", "enum": ["chat.completion"]}, "created": _INT, "model": _STRING,
-        "choices": {"type": "array", "items": {"type": "object", "required": ["index", "message", "finish_reason"],
-                                               "properties": {
-            "index": _INT, "finish_reason": {"type": "string", "enum": ["stop", "tool_calls", "length"]},
-            "message": {"type": "object", "required": ["role", "content"], "properties": {
-                "role": {"type": "string", "enum": ["assistant"]}, "content": _NULLABLE_STRING,
-                "tool_calls": {"type": "array", "items": _OBJECT}}}}}},
-        "usage": {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
-                  "properties": {"prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT}}}},
-    "ResponseRequest": {"type": "object", "required": ["input"], "additionalProperties": True, "properties": {
-        "model": _MODEL, "instructions": _STRING, "previous_response_id": _STRING,
-        "input": {"oneOf": [_USER_TEXT, {"type": "array", "minItems": 1, "items": {
-            "type": "object", "additionalProperties": True, "properties": {
-                "type": {"type": "string", "enum": ["message", "function_call", "function_call_output"]},
-                "role": {"type": "string", "enum": ["user", "assistant", "system", "developer"]},
-                "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}]},
-                "call_id": _STRING, "name": _STRING, "arguments": _STRING, "output": _STRING}}}]},
-        "tools": {"type": "array", "items": {**_FUNCTION, "required": ["type", "name"], "properties": {
-            **_FUNCTION["properties"], "type": {"type": "string", "enum": ["function"]}}}},
-        "stream": {"type": "boolean"}, "metadata": _METADATA, "prompt_cache_key": _CACHE_KEY}},
-    "Response": {"type": "object", "required": ["id", "object", "created_at", "status", "model", "output"],
-                 "properties": {
-        "id": {"type": "string", "pattern": "^resp_"}, "object": {"type": "string", "enum": ["response"]},
-        "created_at": _INT, "status": {"type": "string", "enum": ["completed", "incomplete"]}, "model": _STRING,
-        "output": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
-            "type": {"type": "string", "enum": ["message", "function_call"]}}}},
-        "usage": {"type": "object", "nullable": True, "properties": {
-            "input_tokens": _INT, "output_tokens": _INT, "total_tokens": _INT}}}},
-    "MessagesRequest": {"type": "object", "required": ["messages"], "additionalProperties": True, "properties": {
-        "model": _MODEL, "max_tokens": _INT,
-        "system": {"oneOf": [_STRING, {"type": "array", "items": _OBJECT}]},
-        "messages": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["role", "content"], "properties": {
-                "role": {"type": "string", "enum": ["user", "assistant"]},
-                "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}]}}}},
-        "tools": {"type": "array", "items": {"type": "object", "required": ["name", "input_schema"], "properties": {
-            "name": _FUNCTION["properties"]["name"], "description": _STRING,
-            "input_schema": _FUNCTION["properties"]["parameters"]}}},
-        "stream": {"type": "boolean"}, "metadata": _METADATA}},
-    "Message": {"type": "object", "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
+    "OpenAIError": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["message", "type", "code"],
                 "properties": {
-        "id": _STRING, "type": {"type": "string", "enum": ["message"]},
-        "role": {"type": "string", "enum": ["assistant"]},
-        "model": _STRING, "content": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
-            "type": {"type": "string", "enum": ["text", "tool_use"]}}}},
-        "stop_reason": {"type": "string", "enum": ["end_turn", "tool_use", "max_tokens"]},
-        "stop_sequence": _NULLABLE_STRING,
-        "usage": {"type": "object", "required": ["input_tokens", "output_tokens"], "properties": {
-            "input_tokens": _INT, "output_tokens": _INT}}}},
+                    "message": _STRING,
+                    "type": _STRING,
+                    "param": _NULLABLE_STRING,
+                    "code": _NULLABLE_STRING,
+                },
+            }
+        },
+    },
+    "AnthropicError": {
+        "type": "object",
+        "required": ["type", "error"],
+        "properties": {
+            "type": {"type": "string", "enum": ["error"]},
+            "error": {
+                "type": "object",
+                "required": ["type", "message"],
+                "properties": {"type": _STRING, "message": _STRING},
+            },
+        },
+    },
+    "CompatModel": {
+        "type": "object",
+        "required": ["id", "object", "created", "owned_by", "context_length"],
+        "properties": {
+            "id": _STRING,
+            "object": _STRING,
+            "type": _STRING,
+            "created": _INT,
+            "created_at": _STRING,
+            "owned_by": _STRING,
+            "display_name": _STRING,
+            "context_length": _INT,
+            "context_window": _INT,
+            "max_input_tokens": _INT,
+            "max_completion_tokens": _INT,
+            "max_output_tokens": _INT,
+            "max_tokens": _INT,
+            "top_provider": {"type": "object", "properties": {"context_length": _INT, "max_completion_tokens": _INT}},
+        },
+    },
+    "CompatModelList": {
+        "type": "object",
+        "required": ["object", "data"],
+        "properties": {
+            "object": _STRING,
+            "has_more": {"type": "boolean"},
+            "first_id": _NULLABLE_STRING,
+            "last_id": _NULLABLE_STRING,
+            "data": {"type": "array", "items": _ref("CompatModel")},
+        },
+    },
+    "ChatCompletionRequest": {
+        "type": "object",
+        "required": ["messages"],
+        "additionalProperties": True,
+        "properties": {
+            "model": _MODEL,
+            "messages": {"type": "array", "minItems": 1, "items": _CHAT_MESSAGE},
+            "tools": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["type", "function"],
+                    "properties": {"type": {"type": "string", "enum": ["function"]}, "function": _FUNCTION},
+                },
+            },
+            "stream": {"type": "boolean"},
+            "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+            "metadata": _METADATA,
+            "prompt_cache_key": _CACHE_KEY,
+        },
+    },
+    "ChatCompletion": {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices", "usage"],
+        "properties": {
+            "id": _STRING,
+            "object": {"type": "string", "enum": ["chat.completion"]},
+            "created": _INT,
+            "model": _STRING,
+            "choices": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "message", "finish_reason"],
+                    "properties": {
+                        "index": _INT,
+                        "finish_reason": {"type": "string", "enum": ["stop", "tool_calls", "length"]},
+                        "message": {
+                            "type": "object",
+                            "required": ["role", "content"],
+                            "properties": {
+                                "role": {"type": "string", "enum": ["assistant"]},
+                                "content": _NULLABLE_STRING,
+                                "tool_calls": {"type": "array", "items": _OBJECT},
+                            },
+                        },
+                    },
+                },
+            },
+            "usage": {
+                "type": "object",
+                "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+                "properties": {"prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT},
+            },
+        },
+    },
+    "ResponseRequest": {
+        "type": "object",
+        "required": ["input"],
+        "additionalProperties": True,
+        "properties": {
+            "model": _MODEL,
+            "instructions": _STRING,
+            "previous_response_id": _STRING,
+            "input": {
+                "oneOf": [
+                    _USER_TEXT,
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": True,
+                            "properties": {
+                                "type": {
+                                    "type": "string",
+                                    "enum": ["message", "function_call", "function_call_output"],
+                                },
+                                "role": {"type": "string", "enum": ["user", "assistant", "system", "developer"]},
+                                "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}]},
+                                "call_id": _STRING,
+                                "name": _STRING,
+                                "arguments": _STRING,
+                                "output": _STRING,
+                            },
+                        },
+                    },
+                ]
+            },
+            "tools": {
+                "type": "array",
+                "items": {
+                    **_FUNCTION,
+                    "required": ["type", "name"],
+                    "properties": {**_FUNCTION["properties"], "type": {"type": "string", "enum": ["function"]}},
+                },
+            },
+            "stream": {"type": "boolean"},
+            "metadata": _METADATA,
+            "prompt_cache_key": _CACHE_KEY,
+        },
+    },
+    "Response": {
+        "type": "object",
+        "required": ["id", "object", "created_at", "status", "model", "output"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^resp_"},
+            "object": {"type": "string", "enum": ["response"]},
+            "created_at": _INT,
+            "status": {"type": "string", "enum": ["completed", "incomplete"]},
+            "model": _STRING,
+            "output": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {"type": {"type": "string", "enum": ["message", "function_call"]}},
+                },
+            },
+            "usage": {
+                "type": "object",
+                "nullable": True,
+                "properties": {"input_tokens": _INT, "output_tokens": _INT, "total_tokens": _INT},
+            },
+        },
+    },
+    "MessagesRequest": {
+        "type": "object",
+        "required": ["messages"],
+        "additionalProperties": True,
+        "properties": {
+            "model": _MODEL,
+            "max_tokens": _INT,
+            "system": {"oneOf": [_STRING, {"type": "array", "items": _OBJECT}]},
+            "messages": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["role", "content"],
+                    "properties": {
+                        "role": {"type": "string", "enum": ["user", "assistant"]},
+                        "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}]},
+                    },
+                },
+            },
+            "tools": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "input_schema"],
+                    "properties": {
+                        "name": _FUNCTION["properties"]["name"],
+                        "description": _STRING,
+                        "input_schema": _FUNCTION["properties"]["parameters"],
+                    },
+                },
+            },
+            "stream": {"type": "boolean"},
+            "metadata": _METADATA,
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
+        "properties": {
+            "id": _STRING,
+            "type": {"type": "string", "enum": ["message"]},
+            "role": {"type": "string", "enum": ["assistant"]},
+            "model": _STRING,
+            "content": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {"type": {"type": "string", "enum": ["text", "tool_use"]}},
+                },
+            },
+            "stop_reason": {"type": "string", "enum": ["end_turn", "tool_use", "max_tokens"]},
+            "stop_sequence": _NULLABLE_STRING,
+            "usage": {
+                "type": "object",
+                "required": ["input_tokens", "output_tokens"],
+                "properties": {"input_tokens": _INT, "output_tokens": _INT},
+            },
+        },
+    },
 }
 
 COMPAT_PATHS: dict[str, Any] = {
-    "/v1/models": {"get": {"summary": "Models, in OpenAI's list shape (Anthropic's fields too)", "tags": ["compat"],
-                           "responses": {"200": {"description": "Models", "content": {
-                               JSON: {"schema": _ref("CompatModelList")}}}, **_errors("OpenAIError")}}},
-    "/v1/models/{model_id}": {"get": {
-        "summary": "One model, by id or alias, with its context window and output limit", "tags": ["compat"],
-        "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": _STRING}],
-        "responses": {"200": {"description": "The model", "content": {JSON: {"schema": _ref("CompatModel")}}},
-                      **_errors("OpenAIError", 404)}}},
-    "/v1/chat/completions": {"post": _operation("OpenAI Chat Completions on a native session",
-                                                "ChatCompletionRequest", "ChatCompletion", "OpenAIError")},
-    "/v1/responses": {"post": _operation("OpenAI Responses on a native session", "ResponseRequest", "Response",
-                                         "OpenAIError")},
-    "/v1/messages": {"post": _operation("Anthropic Messages on a native session", "MessagesRequest", "Message",
-                                        "AnthropicError")},
+    "/v1/models": {
+        "get": {
+            "summary": "Models, in OpenAI's list shape (Anthropic's fields too)",
+            "tags": ["compat"],
+            "responses": {
+                "200": {"description": "Models", "content": {JSON: {"schema": _ref("CompatModelList")}}},
+                **_errors("OpenAIError"),
+            },
+        }
+    },
+    "/v1/models/{model_id}": {
+        "get": {
+            "summary": "One model, by id or alias, with its context window and output limit",
+            "tags": ["compat"],
+            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": _STRING}],
+            "responses": {
+                "200": {"description": "The model", "content": {JSON: {"schema": _ref("CompatModel")}}},
+                **_errors("OpenAIError", 404),
+            },
+        }
+    },
+    "/v1/chat/completions": {
+        "post": _operation(
+            "OpenAI Chat Completions on a native session", "ChatCompletionRequest", "ChatCompletion", "OpenAIError"
+        )
+    },
+    "/v1/responses": {
+        "post": _operation("OpenAI Responses on a native session", "ResponseRequest", "Response", "OpenAIError")
+    },
+    "/v1/messages": {
+        "post": _operation("Anthropic Messages on a native session", "MessagesRequest", "Message", "AnthropicError")
+    },
 }

@@ -16,16 +16,23 @@ bp = Blueprint("sessions", url_prefix="/api/sessions")
 
 def _view(service: SessionService, record: SessionRecord) -> dict:
     run = service.running(record.id)
-    return session_view(record, live=service.pool.get(record.id) is not None,
-                        running_turn_id=run.turn.id if run else None)
+    return session_view(
+        record, live=service.pool.get(record.id) is not None, running_turn_id=run.turn.id if run else None
+    )
 
 
 @bp.post("")
 async def create_session(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
     settings = ctx.settings
-    params = NewSession.from_json(json_body(request), ctx.catalog, settings.model, settings.builtin_tools,
-                                  settings.max_budget_usd, webhooks=ctx.webhook_policy)
+    params = NewSession.from_json(
+        json_body(request),
+        ctx.catalog,
+        settings.model,
+        settings.builtin_tools,
+        settings.max_budget_usd,
+        webhooks=ctx.webhook_policy,
+    )
     record = await ctx.service.create(params)
     return json(_view(ctx.service, record), status=201)
 
@@ -36,12 +43,14 @@ async def list_sessions(request: Request) -> HTTPResponse:
     limit = int_arg(request, "limit", 20, 1, 100)
     records = await service.list_sessions(limit + 1, request.args.get("after"))
     page = records[:limit]
-    return json({
-        "object": "list",
-        "data": [_view(service, record) for record in page],
-        "has_more": len(records) > limit,
-        "next_after": page[-1].id if len(records) > limit else None,
-    })
+    return json(
+        {
+            "object": "list",
+            "data": [_view(service, record) for record in page],
+            "has_more": len(records) > limit,
+            "next_after": page[-1].id if len(records) > limit else None,
+        }
+    )
 
 
 @bp.get("/<session_id:str>")
@@ -67,12 +76,14 @@ async def list_webhooks(request: Request, session_id: str) -> HTTPResponse:
     limit = int_arg(request, "limit", 100, 1, 1000)
     deliveries = await service.webhooks_page(session_id, after, limit + 1)
     page = deliveries[:limit]
-    return json({
-        "object": "list",
-        "data": [webhook_delivery_view(delivery) for delivery in page],
-        "has_more": len(deliveries) > limit,
-        "last_seq": page[-1].seq if page else after,
-    })
+    return json(
+        {
+            "object": "list",
+            "data": [webhook_delivery_view(delivery) for delivery in page],
+            "has_more": len(deliveries) > limit,
+            "last_seq": page[-1].seq if page else after,
+        }
+    )
 
 
 @bp.post("/<session_id:str>/fork")

@@ -18,8 +18,9 @@ def frame(event: Event) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.type.encode(), orjson.dumps(event.to_dict()))
 
 
-async def send_events(request: Request, events: AsyncIterator[Event | None],
-                      stop: Callable[[Event], bool] = lambda _: False) -> None:
+async def send_events(
+    request: Request, events: AsyncIterator[Event | None], stop: Callable[[Event], bool] = lambda _: False
+) -> None:
     """Stream ``events`` (``None`` = keep-alive) until ``stop`` says an event was the last.
 
     A client that goes away simply ends the stream: the events stay in the log for its

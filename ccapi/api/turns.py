@@ -69,12 +69,19 @@ async def compact_session(request: Request, session_id: str) -> HTTPResponse:
     run = await service.compact(session_id, body.instructions)
     record = await run.wait()
     compaction = run.compaction or {}
-    return json({
-        "object": "compaction", "session_id": session_id, "turn_id": record.id, "status": record.status,
-        "trigger": compaction.get("trigger"), "pre_tokens": compaction.get("pre_tokens"),
-        "post_tokens": compaction.get("post_tokens"), "last_event_seq": record.last_event_seq,
-        **({"error": record.error} if record.error else {}),
-    })
+    return json(
+        {
+            "object": "compaction",
+            "session_id": session_id,
+            "turn_id": record.id,
+            "status": record.status,
+            "trigger": compaction.get("trigger"),
+            "pre_tokens": compaction.get("pre_tokens"),
+            "post_tokens": compaction.get("post_tokens"),
+            "last_event_seq": record.last_event_seq,
+            **({"error": record.error} if record.error else {}),
+        }
+    )
 
 
 @bp.get("/<session_id:str>/turns/<turn_id:str>")
@@ -82,15 +89,22 @@ async def get_turn(request: Request, session_id: str, turn_id: str) -> HTTPRespo
     return json(turn_view(await request.app.ctx.service.get_turn(session_id, turn_id)))
 
 
-async def _reply(request: Request, service: SessionService, run: TurnRun, stream: bool, background: bool,
-                 from_seq: int) -> HTTPResponse | None:
+async def _reply(
+    request: Request, service: SessionService, run: TurnRun, stream: bool, background: bool, from_seq: int
+) -> HTTPResponse | None:
     session_id, turn_id = run.session.id, run.turn.id
     if background:
-        return json({
-            "turn_id": turn_id, "object": "turn", "session_id": session_id, "status": "running",
-            "first_event_seq": from_seq,
-            "events_url": f"/api/sessions/{session_id}/events/stream?after={from_seq - 1}",
-        }, status=202)
+        return json(
+            {
+                "turn_id": turn_id,
+                "object": "turn",
+                "session_id": session_id,
+                "status": "running",
+                "first_event_seq": from_seq,
+                "events_url": f"/api/sessions/{session_id}/events/stream?after={from_seq - 1}",
+            },
+            status=202,
+        )
     if stream:
         events = service.events.follow(session_id, from_seq - 1, service.settings.keepalive_seconds)
         await send_events(request, events, stop=lambda e: _settles(e, turn_id))

@@ -73,17 +73,35 @@ class Head:
 
 
 def head_json(head: Head) -> dict[str, Any]:
-    return {"session_id": head.session_id, "key": head.key, "system": head.system, "affinity": head.affinity,
-            "messages": [asdict(message) for message in head.messages],
-            "marks": [asdict(mark) if mark else None for mark in head.marks]}
+    return {
+        "session_id": head.session_id,
+        "key": head.key,
+        "system": head.system,
+        "affinity": head.affinity,
+        "messages": [asdict(message) for message in head.messages],
+        "marks": [asdict(mark) if mark else None for mark in head.marks],
+    }
 
 
 def head_from_json(data: dict[str, Any]) -> Head:
-    messages = tuple(Message(m["role"], tuple(m["content"]), m["text"],
-                             tuple(ToolCall(**call) for call in m["tool_calls"]),
-                             tuple(ToolResult(**answer) for answer in m["answers"])) for m in data["messages"])
-    return Head(data["session_id"], data["key"], data["system"], messages,
-                tuple(ForkPoint(**mark) if mark else None for mark in data["marks"]), data["affinity"])
+    messages = tuple(
+        Message(
+            m["role"],
+            tuple(m["content"]),
+            m["text"],
+            tuple(ToolCall(**call) for call in m["tool_calls"]),
+            tuple(ToolResult(**answer) for answer in m["answers"]),
+        )
+        for m in data["messages"]
+    )
+    return Head(
+        data["session_id"],
+        data["key"],
+        data["system"],
+        messages,
+        tuple(ForkPoint(**mark) if mark else None for mark in data["marks"]),
+        data["affinity"],
+    )
 
 
 @dataclass(frozen=True)
@@ -116,8 +134,9 @@ class Lookup:
 
 def conversation_key(conversation: Conversation) -> str:
     """What must be equal for two requests to be one conversation: the model and the tools."""
-    return hashlib.sha256(orjson.dumps({"model": conversation.model, "tools": list(conversation.tools)},
-                                       option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(
+        orjson.dumps({"model": conversation.model, "tools": list(conversation.tools)}, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
 
 
 class AffinityIndex:
@@ -150,8 +169,10 @@ class AffinityIndex:
             if shared >= head.consumed - 1:
                 reached.append(head)
             if shared == head.consumed < len(messages):
-                if best is None or (head.affinity == affinity, head.consumed) > (best[0].affinity == affinity,
-                                                                                 best[0].consumed):
+                if best is None or (head.affinity == affinity, head.consumed) > (
+                    best[0].affinity == affinity,
+                    best[0].consumed,
+                ):
                     best = (head, note)
                 continue
             keep = head.fork_at(shared, messages)
@@ -162,8 +183,9 @@ class AffinityIndex:
         passed = tuple(h.session_id for h in reached if best is None or h is not best[0])
         if best is not None:
             return Lookup(best[0], passed=passed, system_note=best[1])
-        return Lookup(None, f"{len(candidates)} session(s) share the header; the nearest diverges at {why}",
-                      passed, fork)
+        return Lookup(
+            None, f"{len(candidates)} session(s) share the header; the nearest diverges at {why}", passed, fork
+        )
 
     def head_of(self, session_id: str) -> Head | None:
         return self._heads.get(session_id)

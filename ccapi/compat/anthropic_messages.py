@@ -60,8 +60,9 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         tools=_tools(body.get("tools")),
         messages=normalise(parsed),
     )
-    return MessagesRequest(CompatRequest(conversation, FORMAT, pinned_session(pin_header, body.get("metadata"))),
-                           flag(body, "stream"))
+    return MessagesRequest(
+        CompatRequest(conversation, FORMAT, pinned_session(pin_header, body.get("metadata"))), flag(body, "stream")
+    )
 
 
 def _system(system: Any) -> str | None:
@@ -117,9 +118,13 @@ def _assistant(blocks: list[Any], where: str) -> Message:
         if kind == "text":
             texts.append(expect(block.get("text"), str, f"{at}.text", "a string"))
         elif kind == "tool_use":
-            calls.append(ToolCall(expect(block.get("id"), str, f"{at}.id", "a string"),
-                                  expect(block.get("name"), str, f"{at}.name", "a string"),
-                                  expect(block.get("input", {}), dict, f"{at}.input", "an object")))
+            calls.append(
+                ToolCall(
+                    expect(block.get("id"), str, f"{at}.id", "a string"),
+                    expect(block.get("name"), str, f"{at}.name", "a string"),
+                    expect(block.get("input", {}), dict, f"{at}.input", "an object"),
+                )
+            )
         elif kind not in _IGNORED_BLOCKS:
             raise InvalidRequest(f"{at}.type must be text, tool_use or thinking")
     return Message("assistant", text="".join(texts), tool_calls=tuple(calls))
@@ -131,10 +136,17 @@ def _tools(tools: Any) -> tuple[dict[str, Any], ...]:
         where = f"tools[{index}]"
         tool = expect(tool, dict, where, "an object")
         if tool.get("type", "custom") != "custom":
-            raise InvalidRequest(f"{where}: server tools ({tool.get('type')}) are not available through CC API; "
-                                 "declare client tools (name, description, input_schema)")
-        declared.append({"name": tool.get("name"), "description": tool.get("description") or "",
-                         "input_schema": tool.get("input_schema")})
+            raise InvalidRequest(
+                f"{where}: server tools ({tool.get('type')}) are not available through CC API; "
+                "declare client tools (name, description, input_schema)"
+            )
+        declared.append(
+            {
+                "name": tool.get("name"),
+                "description": tool.get("description") or "",
+                "input_schema": tool.get("input_schema"),
+            }
+        )
     return tuple(declared)
 
 
@@ -146,8 +158,10 @@ def _stop_reason(reply: Reply) -> str:
 
 
 def _usage(usage: dict[str, int]) -> dict[str, int]:
-    return {key: int(usage.get(key) or 0) for key in
-            ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")}
+    return {
+        key: int(usage.get(key) or 0)
+        for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    }
 
 
 def _tool_use(call: ToolCall) -> dict[str, Any]:
@@ -156,9 +170,16 @@ def _tool_use(call: ToolCall) -> dict[str, Any]:
 
 def message(reply: Reply, model: str) -> dict[str, Any]:
     content = ([{"type": "text", "text": reply.text}] if reply.text else []) + [_tool_use(c) for c in reply.tool_calls]
-    return {"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": _stop_reason(reply), "stop_sequence": None,
-            "usage": _usage(reply.usage)}
+    return {
+        "id": f"msg_{uuid.uuid4().hex}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": _stop_reason(reply),
+        "stop_sequence": None,
+        "usage": _usage(reply.usage),
+    }
 
 
 @dataclass
@@ -172,28 +193,58 @@ class MessageStream:
     _text_open: bool = False
 
     def start(self) -> list[bytes]:
-        return [_frame("message_start", {"message": {
-            "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": _usage({})}})]
+        return [
+            _frame(
+                "message_start",
+                {
+                    "message": {
+                        "id": self.id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": self.model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": _usage({}),
+                    }
+                },
+            )
+        ]
 
     def delta(self, delta: TextDelta | ToolCall) -> list[bytes]:
         if isinstance(delta, TextDelta):
             frames = [] if self._text_open else [self._open({"type": "text", "text": ""})]
             self._text_open = True
-            return [*frames, _frame("content_block_delta", {"index": self._blocks - 1,
-                                                            "delta": {"type": "text_delta", "text": delta.text}})]
+            return [
+                *frames,
+                _frame(
+                    "content_block_delta",
+                    {"index": self._blocks - 1, "delta": {"type": "text_delta", "text": delta.text}},
+                ),
+            ]
         frames = self._close_text()
         frames.append(self._open({**_tool_use(delta), "input": {}}))
-        frames.append(_frame("content_block_delta", {"index": self._blocks - 1, "delta": {
-            "type": "input_json_delta", "partial_json": orjson.dumps(delta.input).decode()}}))
+        frames.append(
+            _frame(
+                "content_block_delta",
+                {
+                    "index": self._blocks - 1,
+                    "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(delta.input).decode()},
+                },
+            )
+        )
         frames.append(_frame("content_block_stop", {"index": self._blocks - 1}))
         return frames
 
     def end(self, reply: Reply) -> list[bytes]:
-        return [*self._close_text(),
-                _frame("message_delta", {"delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None},
-                                         "usage": _usage(reply.usage)}),
-                _frame("message_stop", {})]
+        return [
+            *self._close_text(),
+            _frame(
+                "message_delta",
+                {"delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None}, "usage": _usage(reply.usage)},
+            ),
+            _frame("message_stop", {}),
+        ]
 
     def error(self, exc: ApiError) -> list[bytes]:
         return [_frame("error", anthropic_error(exc.type, exc.message))]

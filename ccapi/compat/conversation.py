@@ -52,8 +52,9 @@ class Conversation:
     messages: tuple[Message, ...]
 
     def header(self) -> bytes:
-        return orjson.dumps({"model": self.model, "system": self.system, "tools": list(self.tools)},
-                            option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(
+            {"model": self.model, "system": self.system, "tools": list(self.tools)}, option=orjson.OPT_SORT_KEYS
+        )
 
 
 def normalise(messages: list[Message]) -> tuple[Message, ...]:
@@ -68,13 +69,17 @@ def normalise(messages: list[Message]) -> tuple[Message, ...]:
         if previous is not None and previous.role == message.role == "user":
             merged[-1] = replace(previous, content=previous.content + message.content)
         elif previous is not None and previous.role == message.role == "assistant":
-            merged[-1] = replace(previous, text="\n\n".join(t for t in (previous.text, message.text) if t),
-                                 tool_calls=previous.tool_calls + message.tool_calls)
+            merged[-1] = replace(
+                previous,
+                text="\n\n".join(t for t in (previous.text, message.text) if t),
+                tool_calls=previous.tool_calls + message.tool_calls,
+            )
         elif previous is not None and previous.role == message.role == "tool":
             merged[-1] = replace(previous, answers=previous.answers + message.answers)
         elif previous is not None and previous.role == "tool" and message.role == "user":
-            merged[-1] = replace(previous, answers=(*previous.answers[:-1],
-                                                    _append(previous.answers[-1], message.content)))
+            merged[-1] = replace(
+                previous, answers=(*previous.answers[:-1], _append(previous.answers[-1], message.content))
+            )
         else:
             merged.append(message)
     return tuple(merged)
@@ -83,8 +88,9 @@ def normalise(messages: list[Message]) -> tuple[Message, ...]:
 def _append(answer: ToolResult, blocks: tuple[dict[str, Any], ...]) -> ToolResult:
     content = answer.content
     base = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
-    extra = [block if block["type"] in ("text", "image") else {"type": "text", "text": "[document]"}
-             for block in blocks]
+    extra = [
+        block if block["type"] in ("text", "image") else {"type": "text", "text": "[document]"} for block in blocks
+    ]
     return replace(answer, content=base + extra)
 
 
@@ -92,5 +98,4 @@ def answer_text(content: str | list[dict[str, Any]]) -> str:
     """A tool answer as plain text (images become ``[image]``), for transcripts."""
     if isinstance(content, str):
         return content
-    return "\n".join(block.get("text", "") if block["type"] == "text" else f"[{block['type']}]"
-                     for block in content)
+    return "\n".join(block.get("text", "") if block["type"] == "text" else f"[{block['type']}]" for block in content)

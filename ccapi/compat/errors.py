@@ -12,18 +12,32 @@ from typing import Any
 from ccapi.errors import ApiError
 from ccapi.limits import RateLimited, epoch
 
-_OPENAI_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
-                 "forbidden": "permission_error",
-                 "not_found": "not_found_error", "conflict": "invalid_request_error",
-                 "payload_too_large": "invalid_request_error", "unavailable": "server_error",
-                 "upstream_error": "server_error", "turn_limit": "invalid_request_error",
-                 "rate_limited": "rate_limit_exceeded", "internal": "server_error"}
-_ANTHROPIC_TYPES = {"invalid_request": "invalid_request_error", "unauthorized": "authentication_error",
-                    "forbidden": "permission_error",
-                    "not_found": "not_found_error", "conflict": "invalid_request_error",
-                    "payload_too_large": "request_too_large", "unavailable": "overloaded_error",
-                    "upstream_error": "api_error", "turn_limit": "invalid_request_error",
-                    "rate_limited": "rate_limit_error", "internal": "api_error"}
+_OPENAI_TYPES = {
+    "invalid_request": "invalid_request_error",
+    "unauthorized": "authentication_error",
+    "forbidden": "permission_error",
+    "not_found": "not_found_error",
+    "conflict": "invalid_request_error",
+    "payload_too_large": "invalid_request_error",
+    "unavailable": "server_error",
+    "upstream_error": "server_error",
+    "turn_limit": "invalid_request_error",
+    "rate_limited": "rate_limit_exceeded",
+    "internal": "server_error",
+}
+_ANTHROPIC_TYPES = {
+    "invalid_request": "invalid_request_error",
+    "unauthorized": "authentication_error",
+    "forbidden": "permission_error",
+    "not_found": "not_found_error",
+    "conflict": "invalid_request_error",
+    "payload_too_large": "request_too_large",
+    "unavailable": "overloaded_error",
+    "upstream_error": "api_error",
+    "turn_limit": "invalid_request_error",
+    "rate_limited": "rate_limit_error",
+    "internal": "api_error",
+}
 
 
 class TurnFailed(ApiError):
@@ -35,8 +49,9 @@ class TurnFailed(ApiError):
 
 def openai_error(type_: str, message: str) -> dict[str, Any]:
     """``{"error": {"message", "type", "param", "code"}}``; ``code`` is the native type."""
-    return {"error": {"message": message, "type": _OPENAI_TYPES.get(type_, "server_error"), "param": None,
-                      "code": type_}}
+    return {
+        "error": {"message": message, "type": _OPENAI_TYPES.get(type_, "server_error"), "param": None, "code": type_}
+    }
 
 
 def anthropic_error(type_: str, message: str) -> dict[str, Any]:

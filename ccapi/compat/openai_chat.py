@@ -101,9 +101,13 @@ def _assistant(message: dict[str, Any], where: str) -> Message:
         at = f"{where}.tool_calls[{index}]"
         call = expect(call, dict, at, "an object")
         function = expect(call.get("function"), dict, f"{at}.function", "an object")
-        calls.append(ToolCall(expect(call.get("id"), str, f"{at}.id", "a string"),
-                              expect(function.get("name"), str, f"{at}.function.name", "a string"),
-                              arguments(function.get("arguments"), f"{at}.function.arguments")))
+        calls.append(
+            ToolCall(
+                expect(call.get("id"), str, f"{at}.id", "a string"),
+                expect(function.get("name"), str, f"{at}.function.name", "a string"),
+                arguments(function.get("arguments"), f"{at}.function.arguments"),
+            )
+        )
     text = text_of(message.get("content"), f"{where}.content", ("text", "refusal"))
     return Message("assistant", text=text, tool_calls=tuple(calls))
 
@@ -116,8 +120,11 @@ def _tools(tools: Any) -> tuple[dict[str, Any], ...]:
         if tool.get("type", "function") != "function":
             raise InvalidRequest(f"{where}.type must be function")
         function = expect(tool.get("function"), dict, f"{where}.function", "an object")
-        declared.append(function_tool(function.get("name"), function.get("description"),
-                                      function.get("parameters"), f"{where}.function"))
+        declared.append(
+            function_tool(
+                function.get("name"), function.get("description"), function.get("parameters"), f"{where}.function"
+            )
+        )
     return tuple(declared)
 
 
@@ -128,19 +135,31 @@ def _tool_call(call: ToolCall) -> dict[str, Any]:
 
 def _usage(usage: dict[str, int]) -> dict[str, Any]:
     prompt, completion = prompt_tokens(usage), int(usage.get("output_tokens") or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": int(usage.get("cache_read_input_tokens") or 0)}}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": int(usage.get("cache_read_input_tokens") or 0)},
+    }
 
 
 def completion(reply: Reply, model: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text or (None if reply.tool_calls else ""),
-                               "refusal": None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": reply.text or (None if reply.tool_calls else ""),
+        "refusal": None,
+    }
     if reply.tool_calls:
         message["tool_calls"] = [_tool_call(call) for call in reply.tool_calls]
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": model, "system_fingerprint": None,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(reply), "logprobs": None}],
-            "usage": _usage(reply.usage)}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(reply), "logprobs": None}],
+        "usage": _usage(reply.usage),
+    }
 
 
 @dataclass
@@ -172,12 +191,18 @@ class ChatStream:
         return [self._frame(openai_error(exc.type, exc.message))]
 
     def _head(self) -> dict[str, Any]:
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "system_fingerprint": None}
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+        }
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return self._frame({**self._head(), "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                                         "logprobs": None}]})
+        return self._frame(
+            {**self._head(), "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        )
 
     @staticmethod
     def _frame(payload: dict[str, Any]) -> bytes:

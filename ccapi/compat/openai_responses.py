@@ -70,8 +70,12 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         tools=_tools(body.get("tools")),
         messages=normalise(messages),
     )
-    request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, body.get("metadata")),
-                            _reference(previous) if previous is not None else None)
+    request = CompatRequest(
+        conversation,
+        FORMAT,
+        pinned_session(pin_header, body.get("metadata")),
+        _reference(previous) if previous is not None else None,
+    )
     return ResponsesRequest(request, flag(body, "stream"))
 
 
@@ -95,14 +99,21 @@ def _item(item: dict[str, Any], where: str, system: list[str]) -> Message | None
             return Message("assistant", text=text_of(content, f"{where}.content", ("output_text", "refusal")))
         raise InvalidRequest(f"{where}.role must be user, assistant, system or developer")
     if kind == "function_call":
-        return Message("assistant", tool_calls=(ToolCall(
-            expect(item.get("call_id"), str, f"{where}.call_id", "a string"),
-            expect(item.get("name"), str, f"{where}.name", "a string"),
-            arguments(item.get("arguments"), f"{where}.arguments")),))
+        return Message(
+            "assistant",
+            tool_calls=(
+                ToolCall(
+                    expect(item.get("call_id"), str, f"{where}.call_id", "a string"),
+                    expect(item.get("name"), str, f"{where}.name", "a string"),
+                    arguments(item.get("arguments"), f"{where}.arguments"),
+                ),
+            ),
+        )
     if kind == "function_call_output":
         output = text_of(item.get("output"), f"{where}.output", ("input_text", "output_text"))
-        return Message("tool", answers=(ToolResult(expect(item.get("call_id"), str, f"{where}.call_id", "a string"),
-                                                   output),))
+        return Message(
+            "tool", answers=(ToolResult(expect(item.get("call_id"), str, f"{where}.call_id", "a string"), output),)
+        )
     if kind == "reasoning":
         return None  # the session keeps Claude's own thinking
     raise InvalidRequest(f"{where}.type must be message, function_call, function_call_output or reasoning")
@@ -138,8 +149,13 @@ def _tools(tools: Any) -> tuple[dict[str, Any], ...]:
 
 # -- replies ------------------------------------------------------------------------
 def _message_item(response: str, text: str, status: str = "completed") -> dict[str, Any]:
-    return {"type": "message", "id": f"msg_{response.removeprefix('resp_')}", "status": status,
-            "role": "assistant", "content": [_text_part(text)] if status == "completed" else []}
+    return {
+        "type": "message",
+        "id": f"msg_{response.removeprefix('resp_')}",
+        "status": status,
+        "role": "assistant",
+        "content": [_text_part(text)] if status == "completed" else [],
+    }
 
 
 def _text_part(text: str) -> dict[str, Any]:
@@ -147,31 +163,70 @@ def _text_part(text: str) -> dict[str, Any]:
 
 
 def _call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
-    return {"type": "function_call", "id": f"fc_{call.id}", "call_id": call.id, "name": call.name,
-            "arguments": dump(call.input) if status == "completed" else "", "status": status}
+    return {
+        "type": "function_call",
+        "id": f"fc_{call.id}",
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": dump(call.input) if status == "completed" else "",
+        "status": status,
+    }
 
 
 def _usage(usage: dict[str, int]) -> dict[str, Any]:
     prompt, output = prompt_tokens(usage), int(usage.get("output_tokens") or 0)
-    return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output,
-            "input_tokens_details": {"cached_tokens": int(usage.get("cache_read_input_tokens") or 0)},
-            "output_tokens_details": {"reasoning_tokens": 0}}
+    return {
+        "input_tokens": prompt,
+        "output_tokens": output,
+        "total_tokens": prompt + output,
+        "input_tokens_details": {"cached_tokens": int(usage.get("cache_read_input_tokens") or 0)},
+        "output_tokens_details": {"reasoning_tokens": 0},
+    }
 
 
-def _envelope(id_: str, model: str, created: int, status: str, output: list[dict[str, Any]],
-              usage: dict[str, Any] | None, incomplete: bool = False) -> dict[str, Any]:
-    return {"id": id_, "object": "response", "created_at": created, "status": status, "model": model,
-            "output": output, "usage": usage, "error": None,
-            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
-            "instructions": None, "metadata": {}, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "temperature": None, "top_p": None, "text": {"format": {"type": "text"}}, "truncation": "disabled"}
+def _envelope(
+    id_: str,
+    model: str,
+    created: int,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    incomplete: bool = False,
+) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "model": model,
+        "output": output,
+        "usage": usage,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "instructions": None,
+        "metadata": {},
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "temperature": None,
+        "top_p": None,
+        "text": {"format": {"type": "text"}},
+        "truncation": "disabled",
+    }
 
 
 def response(reply: Reply, model: str, id_: str, created: int | None = None) -> dict[str, Any]:
     output = ([_message_item(id_, reply.text)] if reply.text else []) + [_call_item(c) for c in reply.tool_calls]
     truncated = finish_reason(reply) == "length"
-    return _envelope(id_, model, created or int(time.time()), "incomplete" if truncated else "completed", output,
-                     _usage(reply.usage), incomplete=truncated)
+    return _envelope(
+        id_,
+        model,
+        created or int(time.time()),
+        "incomplete" if truncated else "completed",
+        output,
+        _usage(reply.usage),
+        incomplete=truncated,
+    )
 
 
 @dataclass
@@ -186,29 +241,39 @@ class ResponseStream:
     _text: list[str] | None = None
 
     def start(self) -> list[bytes]:
-        return [self._event("response.created", {"response": self._snapshot("in_progress")}),
-                self._event("response.in_progress", {"response": self._snapshot("in_progress")})]
+        return [
+            self._event("response.created", {"response": self._snapshot("in_progress")}),
+            self._event("response.in_progress", {"response": self._snapshot("in_progress")}),
+        ]
 
     def delta(self, delta: TextDelta | ToolCall) -> list[bytes]:
         if isinstance(delta, TextDelta):
             frames = self._open_text() if self._text is None else []
             assert self._text is not None
             self._text.append(delta.text)
-            return [*frames, self._event("response.output_text.delta", {
-                **self._text_at(), "delta": delta.text, "logprobs": []})]
+            return [
+                *frames,
+                self._event("response.output_text.delta", {**self._text_at(), "delta": delta.text, "logprobs": []}),
+            ]
         frames = self._close_text()
         index = self._outputs
         self._outputs += 1
         done = _call_item(delta)
-        return [*frames,
-                self._event("response.output_item.added", {"output_index": index,
-                                                           "item": _call_item(delta, "in_progress")}),
-                self._event("response.function_call_arguments.delta", {
-                    "item_id": done["id"], "output_index": index, "delta": done["arguments"]}),
-                self._event("response.function_call_arguments.done", {
-                    "item_id": done["id"], "output_index": index, "name": delta.name,
-                    "arguments": done["arguments"]}),
-                self._event("response.output_item.done", {"output_index": index, "item": done})]
+        return [
+            *frames,
+            self._event(
+                "response.output_item.added", {"output_index": index, "item": _call_item(delta, "in_progress")}
+            ),
+            self._event(
+                "response.function_call_arguments.delta",
+                {"item_id": done["id"], "output_index": index, "delta": done["arguments"]},
+            ),
+            self._event(
+                "response.function_call_arguments.done",
+                {"item_id": done["id"], "output_index": index, "name": delta.name, "arguments": done["arguments"]},
+            ),
+            self._event("response.output_item.done", {"output_index": index, "item": done}),
+        ]
 
     def end(self, reply: Reply) -> list[bytes]:
         final = response(reply, self.model, self.id, self.created)
@@ -223,24 +288,34 @@ class ResponseStream:
         return _envelope(self.id, self.model, self.created, status, [], None)
 
     def _text_at(self) -> dict[str, Any]:
-        return {"item_id": f"msg_{self.id.removeprefix('resp_')}", "output_index": self._outputs - 1,
-                "content_index": 0}
+        return {
+            "item_id": f"msg_{self.id.removeprefix('resp_')}",
+            "output_index": self._outputs - 1,
+            "content_index": 0,
+        }
 
     def _open_text(self) -> list[bytes]:
         self._text = []
         self._outputs += 1
-        return [self._event("response.output_item.added", {"output_index": self._outputs - 1,
-                                                           "item": _message_item(self.id, "", "in_progress")}),
-                self._event("response.content_part.added", {**self._text_at(), "part": _text_part("")})]
+        return [
+            self._event(
+                "response.output_item.added",
+                {"output_index": self._outputs - 1, "item": _message_item(self.id, "", "in_progress")},
+            ),
+            self._event("response.content_part.added", {**self._text_at(), "part": _text_part("")}),
+        ]
 
     def _close_text(self) -> list[bytes]:
         if self._text is None:
             return []
         text, self._text = "".join(self._text), None
-        return [self._event("response.output_text.done", {**self._text_at(), "text": text, "logprobs": []}),
-                self._event("response.content_part.done", {**self._text_at(), "part": _text_part(text)}),
-                self._event("response.output_item.done", {"output_index": self._outputs - 1,
-                                                          "item": _message_item(self.id, text)})]
+        return [
+            self._event("response.output_text.done", {**self._text_at(), "text": text, "logprobs": []}),
+            self._event("response.content_part.done", {**self._text_at(), "part": _text_part(text)}),
+            self._event(
+                "response.output_item.done", {"output_index": self._outputs - 1, "item": _message_item(self.id, text)}
+            ),
+        ]
 
     def _event(self, kind: str, data: dict[str, Any]) -> bytes:
         self._sequence += 1

@@ -20,15 +20,21 @@ def image_block(url: Any, where: str) -> dict[str, Any]:
     """An OpenAI image URL (``data:`` base64 or http[s]) as a validated native image block."""
     expect(url, str, where, "a string")
     match = _DATA_URL.match(url)
-    source = ({"type": "base64", "media_type": match["media"], "data": match["data"]} if match
-              else {"type": "url", "url": url})
+    source = (
+        {"type": "base64", "media_type": match["media"], "data": match["data"]}
+        if match
+        else {"type": "url", "url": url}
+    )
     return parse_input([{"type": "image", "source": source}])[0]
 
 
 def function_tool(name: Any, description: Any, parameters: Any, where: str) -> dict[str, Any]:
     """An OpenAI function definition as a native client tool (validated when the session is made)."""
-    tool = {"name": name, "description": description or "",
-            "input_schema": parameters if parameters is not None else {"type": "object", "properties": {}}}
+    tool = {
+        "name": name,
+        "description": description or "",
+        "input_schema": parameters if parameters is not None else {"type": "object", "properties": {}},
+    }
     if not isinstance(tool["description"], str):
         raise InvalidRequest(f"{where}.description must be a string")
     return tool
@@ -67,8 +73,9 @@ def finish_reason(reply: Reply) -> str:
 
 
 def prompt_tokens(usage: dict[str, int]) -> int:
-    return sum(int(usage.get(key) or 0) for key in
-               ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    return sum(
+        int(usage.get(key) or 0) for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
 
 
 def dump(value: Any) -> str:

@@ -40,8 +40,7 @@ def affinity_key(body: Any, headers: Mapping[str, str]) -> str | None:
     fields = body if isinstance(body, dict) else {}
     raw_metadata = fields.get("metadata")
     metadata = raw_metadata if isinstance(raw_metadata, dict) else {}
-    found = [fields.get("prompt_cache_key"), *(headers.get(name) for name in AFFINITY_HEADERS),
-             metadata.get("user_id")]
+    found = [fields.get("prompt_cache_key"), *(headers.get(name) for name in AFFINITY_HEADERS), metadata.get("user_id")]
     return next((str(value)[:512] for value in found if isinstance(value, str) and value), None)
 
 

@@ -119,8 +119,14 @@ class ReplyBuilder:
     def _settle(self, event: Event, status: str, data: dict[str, Any]) -> Reply:
         asks_for_tools = any(b.get("type") == "tool_use" for b in self._last.get("content", []))
         ends_turn = status == "completed" and not asks_for_tools
-        return Reply(session_id=self._session_id, turn_id=event.turn_id or "", status=status,
-                     text="".join(self._text), tool_calls=tuple(self._calls),
-                     usage=data.get("round_usage") or data.get("usage") or {},
-                     stop_reason=data.get("stop_reason"), error=data.get("error"),
-                     uuid=self._last.get("uuid") if ends_turn else None)
+        return Reply(
+            session_id=self._session_id,
+            turn_id=event.turn_id or "",
+            status=status,
+            text="".join(self._text),
+            tool_calls=tuple(self._calls),
+            usage=data.get("round_usage") or data.get("usage") or {},
+            stop_reason=data.get("stop_reason"),
+            error=data.get("error"),
+            uuid=self._last.get("uuid") if ends_turn else None,
+        )

@@ -173,26 +173,42 @@ class CompatRouter:
             session = await self._service.get(request.previous.session_id)
             settles = await self._service.events_page(session.id, request.previous.seq - 1, 1, _SETTLES)
             if not settles or settles[0].seq != session.last_seq:
-                raise Conflict("previous_response_id is not the latest response of its conversation; "
-                               "a CC API session is linear, so continue from its latest response")
+                raise Conflict(
+                    "previous_response_id is not the latest response of its conversation; "
+                    "a CC API session is linear, so continue from its latest response"
+                )
             return _Target(session.id, messages, explicit=True), (), None
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
             if head is not None and head.shared(messages)[0] == head.consumed < len(messages):
-                return _Target(head.session_id, messages[head.consumed:], explicit=True, claimed=head), (), None
+                return _Target(head.session_id, messages[head.consumed :], explicit=True, claimed=head), (), None
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
         lookup = self._index.lookup(request.conversation, request.affinity_key)
         stale = lookup.head is None or len(messages) > lookup.head.consumed + 1  # moved on elsewhere?
         if stale and await self._load(conversation_key(request.conversation)):
             lookup = self._index.lookup(request.conversation, request.affinity_key)
         if lookup.head is None:
-            log.info("compat_affinity_miss", format=request.format, messages=len(messages), reason=lookup.miss,
-                     fork_from=lookup.fork.source.session_id if lookup.fork else None)
+            log.info(
+                "compat_affinity_miss",
+                format=request.format,
+                messages=len(messages),
+                reason=lookup.miss,
+                fork_from=lookup.fork.source.session_id if lookup.fork else None,
+            )
             return None, lookup.passed, lookup.fork
         self._index.claim(lookup.head)
-        return _Target(lookup.head.session_id, messages[lookup.head.consumed:], explicit=False,
-                       claimed=lookup.head, system_note=lookup.system_note), lookup.passed, None
+        return (
+            _Target(
+                lookup.head.session_id,
+                messages[lookup.head.consumed :],
+                explicit=False,
+                claimed=lookup.head,
+                system_note=lookup.system_note,
+            ),
+            lookup.passed,
+            None,
+        )
 
     async def _load(self, key: str | None) -> bool:
         """Take in the heads the store holds (of one conversation key, or all at start-up)
@@ -226,13 +242,13 @@ class CompatRouter:
             await self._forget(session_id)
             log.info("compat_paused_session_released", session_id=session_id)
             try:
-                await self._service.interrupt(session_id, "the client's conversation went on without this "
-                                                          "session's pending tool calls")
+                await self._service.interrupt(
+                    session_id, "the client's conversation went on without this session's pending tool calls"
+                )
             except (Conflict, NotFound):
                 pass  # it ended meanwhile
 
-    async def _feed(self, request: CompatRequest, target: _Target | None,
-                    fork: Fork | None) -> tuple[str, int, _Basis]:
+    async def _feed(self, request: CompatRequest, target: _Target | None, fork: Fork | None) -> tuple[str, int, _Basis]:
         """Start the turn (or continue the paused one); returns the session, the first seq
         and what the session knew before."""
         conversation = request.conversation
@@ -247,7 +263,7 @@ class CompatRouter:
         if fork is not None:
             try:
                 session_id, first_seq = await self._fresh(request, fork)
-                return session_id, first_seq, _Basis(conversation.system, fork.source.marks[:fork.keep])
+                return session_id, first_seq, _Basis(conversation.system, fork.source.marks[: fork.keep])
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq = await self._fresh(request)
@@ -282,15 +298,22 @@ class CompatRouter:
         """A new session: branched at ``fork`` and sent what follows it, or seeded with the
         whole history."""
         conversation = request.conversation
-        params = NewSession.from_json({
-            "model": conversation.model, "system_prompt": conversation.system, "tools": list(conversation.tools),
-            "metadata": {"compat": request.format},
-        }, self._catalog, conversation.model,
+        params = NewSession.from_json(
+            {
+                "model": conversation.model,
+                "system_prompt": conversation.system,
+                "tools": list(conversation.tools),
+                "metadata": {"compat": request.format},
+            },
+            self._catalog,
+            conversation.model,
             request.builtin_tools or self._service.settings.compat_builtin_tools,
-            self._service.settings.max_budget_usd)
-        messages = conversation.messages[fork.keep:] if fork else conversation.messages
-        run = await self._service.create_and_start(params, TurnRequest(tuple(seed_input(messages)), False, False),
-                                                   fork.point if fork else None)
+            self._service.settings.max_budget_usd,
+        )
+        messages = conversation.messages[fork.keep :] if fork else conversation.messages
+        run = await self._service.create_and_start(
+            params, TurnRequest(tuple(seed_input(messages)), False, False), fork.point if fork else None
+        )
         if fork is not None:
             log.info("compat_forked", session_id=run.session.id, source=fork.source.session_id, kept=fork.keep)
         return run.session.id, run.started_seq
@@ -299,8 +322,9 @@ class CompatRouter:
         service = self._service
         builder = ReplyBuilder(exchange.session_id)
         try:
-            async for event in service.events.follow(exchange.session_id, from_seq - 1,
-                                                     service.settings.keepalive_seconds):
+            async for event in service.events.follow(
+                exchange.session_id, from_seq - 1, service.settings.keepalive_seconds
+            ):
                 if event is None:
                     exchange.push(None)
                     continue
@@ -337,8 +361,14 @@ class CompatRouter:
                 mark = ForkPoint(session.id, session.sdk_session_id, reply.uuid)
         count = len(conversation.messages)
         marks = (*basis.marks[:count], *[None] * (count - len(basis.marks)), mark)
-        head = Head(reply.session_id, conversation_key(conversation), basis.system,
-                    (*conversation.messages, reply.message()), marks, request.affinity_key)
+        head = Head(
+            reply.session_id,
+            conversation_key(conversation),
+            basis.system,
+            (*conversation.messages, reply.message()),
+            marks,
+            request.affinity_key,
+        )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
 
@@ -353,13 +383,18 @@ def _system_note(lines: tuple[str, ...]) -> list[dict[str, Any]]:
     session keeps the prompt it started with."""
     if not lines:
         return []
-    return [{"type": "text", "text": "<system_prompt_update>\nThese lines of the system prompt changed; they now "
-             "read:\n" + "\n".join(lines) + "\n</system_prompt_update>"}]
+    return [
+        {
+            "type": "text",
+            "text": "<system_prompt_update>\nThese lines of the system prompt changed; they now "
+            "read:\n" + "\n".join(lines) + "\n</system_prompt_update>",
+        }
+    ]
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
-    return messages[last + 1:]
+    return messages[last + 1 :]
 
 
 def _mismatch(suffix: tuple[Message, ...], waiting: set[str]) -> str:

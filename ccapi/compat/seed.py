@@ -16,8 +16,10 @@ import orjson
 
 from ccapi.compat.conversation import Message, answer_text
 
-_PREAMBLE = ("The conversation so far took place before this session started. Read it as context and "
-             "continue it as the assistant; the newest input follows the history.")
+_PREAMBLE = (
+    "The conversation so far took place before this session started. Read it as context and "
+    "continue it as the assistant; the newest input follows the history."
+)
 _AFTER_RESULTS = "Continue from the tool results at the end of the history above."
 
 
@@ -39,16 +41,22 @@ def transcript(messages: tuple[Message, ...]) -> str:
     lines = ["<conversation_history>", _PREAMBLE]
     for message in messages:
         if message.role == "user":
-            body = "\n".join(block["text"] if block["type"] == "text" else f"[{block['type']}]"
-                             for block in message.content)
+            body = "\n".join(
+                block["text"] if block["type"] == "text" else f"[{block['type']}]" for block in message.content
+            )
             lines.append(f"<user>\n{body}\n</user>")
         elif message.role == "assistant":
-            calls = [f"[called tool {call.name} with {orjson.dumps(call.input).decode()} (call id {call.id})]"
-                     for call in message.tool_calls]
+            calls = [
+                f"[called tool {call.name} with {orjson.dumps(call.input).decode()} (call id {call.id})]"
+                for call in message.tool_calls
+            ]
             body = "\n".join(part for part in (message.text.strip(), *calls) if part)
             lines.append(f"<assistant>\n{body}\n</assistant>")
         else:
-            lines.extend(f'<tool_result call_id="{answer.tool_call_id}"{" is_error" if answer.is_error else ""}>\n'
-                         f"{answer_text(answer.content)}\n</tool_result>" for answer in message.answers)
+            lines.extend(
+                f'<tool_result call_id="{answer.tool_call_id}"{" is_error" if answer.is_error else ""}>\n'
+                f"{answer_text(answer.content)}\n</tool_result>"
+                for answer in message.answers
+            )
     lines.append("</conversation_history>")
     return "\n".join(lines)

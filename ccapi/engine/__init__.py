@@ -7,5 +7,13 @@ from ccapi.engine.pool import EnginePool, PoolExhausted
 from ccapi.engine.spec import EngineSpec
 from ccapi.engine.translate import EngineEvent, TurnOutcome, TurnTranslator
 
-__all__ = ["EngineError", "EngineEvent", "EnginePool", "EngineSpec", "LiveEngine", "PoolExhausted",
-           "TurnOutcome", "TurnTranslator"]
+__all__ = [
+    "EngineError",
+    "EngineEvent",
+    "EnginePool",
+    "EngineSpec",
+    "LiveEngine",
+    "PoolExhausted",
+    "TurnOutcome",
+    "TurnTranslator",
+]

@@ -56,7 +56,7 @@ PermissionAsker = Callable[[str, dict[str, Any], str | None], Awaitable[Permissi
 
 def plain_tool_name(name: str) -> str | None:
     """``mcp__client__get_weather`` → ``get_weather``; None for any other tool."""
-    return name[len(CLIENT_TOOL_PREFIX):] if name.startswith(CLIENT_TOOL_PREFIX) else None
+    return name[len(CLIENT_TOOL_PREFIX) :] if name.startswith(CLIENT_TOOL_PREFIX) else None
 
 
 def client_tool_server(tools: list[dict[str, Any]], resolve: ToolResolver) -> McpSdkServerConfig:
@@ -74,15 +74,17 @@ def _tool(spec: dict[str, Any], resolve: ToolResolver) -> SdkMcpTool[Any]:
         outcome = await resolve(name, arguments)
         return {"content": _mcp_content(outcome.content), "is_error": outcome.is_error}
 
-    return SdkMcpTool(name=name, description=spec.get("description", ""), input_schema=spec["input_schema"],
-                      handler=handler)
+    return SdkMcpTool(
+        name=name, description=spec.get("description", ""), input_schema=spec["input_schema"], handler=handler
+    )
 
 
 def permission_callback(ask: PermissionAsker) -> Any:
     """An SDK ``can_use_tool`` that hands each check to ``ask``."""
 
-    async def can_use_tool(name: str, input_: dict[str, Any],
-                           context: ToolPermissionContext) -> PermissionResultAllow | PermissionResultDeny:
+    async def can_use_tool(
+        name: str, input_: dict[str, Any], context: ToolPermissionContext
+    ) -> PermissionResultAllow | PermissionResultDeny:
         decision = await ask(name, input_, context.tool_use_id)
         if decision.allow:
             return PermissionResultAllow(updated_input=decision.updated_input)

@@ -14,8 +14,10 @@ from pathlib import Path
 from ccapi.config import Settings
 
 _ENV_SOURCES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
-_HOW_TO = ("set ANTHROPIC_API_KEY in the gateway's environment, or log in once with `claude login` "
-           "as this user; `cc-api run --mock-model` tries the API without an account")
+_HOW_TO = (
+    "set ANTHROPIC_API_KEY in the gateway's environment, or log in once with `claude login` "
+    "as this user; `cc-api run --mock-model` tries the API without an account"
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ def find_credentials(settings: Settings) -> CredentialStatus:
     if (config_dir / ".credentials.json").is_file():
         return CredentialStatus(True, "claude-login", f"using the Claude Code login in {config_dir}")
     if sys.platform == "darwin":
-        return CredentialStatus(False, None, "no credentials in the environment; a Claude Code login in the "
-                                "macOS keychain may still work — if turns fail, " + _HOW_TO)
+        return CredentialStatus(
+            False,
+            None,
+            "no credentials in the environment; a Claude Code login in the "
+            "macOS keychain may still work — if turns fail, " + _HOW_TO,
+        )
     return CredentialStatus(False, None, "Claude credentials were not found: " + _HOW_TO)

@@ -32,8 +32,9 @@ class LiveEngine:
         self.generation = spec.generation
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._prompt_file = _private_file(spec.system_prompt) if spec.system_prompt else None
-        self._client = ClaudeSDKClient(build_options(spec, self._stderr.append,
-                                                     str(self._prompt_file) if self._prompt_file else None))
+        self._client = ClaudeSDKClient(
+            build_options(spec, self._stderr.append, str(self._prompt_file) if self._prompt_file else None)
+        )
         self._connected = False
 
     @property
@@ -76,9 +77,13 @@ class LiveEngine:
             usage = await self._client.get_context_usage()
         except Exception:  # noqa: BLE001 - best effort: a session read must not fail on it
             return None
-        return {"total_tokens": usage.get("totalTokens"), "max_tokens": usage.get("maxTokens"),
-                "raw_max_tokens": usage.get("rawMaxTokens"), "percentage": usage.get("percentage"),
-                "auto_compact": usage.get("isAutoCompactEnabled")}
+        return {
+            "total_tokens": usage.get("totalTokens"),
+            "max_tokens": usage.get("maxTokens"),
+            "raw_max_tokens": usage.get("rawMaxTokens"),
+            "percentage": usage.get("percentage"),
+            "auto_compact": usage.get("isAutoCompactEnabled"),
+        }
 
     def _remove_prompt_file(self) -> None:
         if self._prompt_file is not None:

@@ -68,8 +68,7 @@ class FairSlots:
 
 
 class EnginePool:
-    def __init__(self, max_live: int, idle_timeout: float, queue_timeout: float = 30.0,
-                 max_queued: int = 64) -> None:
+    def __init__(self, max_live: int, idle_timeout: float, queue_timeout: float = 30.0, max_queued: int = 64) -> None:
         self.max_live = max_live
         self.idle_timeout = idle_timeout
         self.queue_timeout = queue_timeout
@@ -109,8 +108,7 @@ class EnginePool:
         """The reserved session's live engine, started (after an eviction) when needed."""
         assert spec.session_id in self._reserved, "reserve() a slot before acquiring an engine"
         engine = self._engines.get(spec.session_id)
-        if engine is not None and (engine.generation != spec.generation
-                                   or engine.spec.process_key != spec.process_key):
+        if engine is not None and (engine.generation != spec.generation or engine.spec.process_key != spec.process_key):
             await self.discard(spec.session_id)  # turns ran elsewhere, or settings changed: resume instead
             engine = None
         if engine is None:
@@ -125,8 +123,7 @@ class EnginePool:
             except BaseException:
                 self._engines.pop(spec.session_id, None)
                 raise
-            log.info("engine_started", session_id=spec.session_id, live=len(self._engines),
-                     resume=bool(spec.resume))
+            log.info("engine_started", session_id=spec.session_id, live=len(self._engines), resume=bool(spec.resume))
         self._engines.move_to_end(spec.session_id)
         engine.busy = True
         return engine

@@ -75,8 +75,9 @@ def message_limit(max_body_bytes: int) -> int:
     return max(1024 * 1024, 4 * max_body_bytes)
 
 
-def build_options(spec: EngineSpec, stderr: Callable[[str], None],
-                  system_prompt_file: str | None = None) -> ClaudeAgentOptions:
+def build_options(
+    spec: EngineSpec, stderr: Callable[[str], None], system_prompt_file: str | None = None
+) -> ClaudeAgentOptions:
     """``include_partial_messages`` gives token-level ``message.delta`` events; ``stderr``
     lets failures name their cause (e.g. the root/bypassPermissions refusal). Client tools
     are always allowed: the client, not a permission prompt, decides what they do. Built-in
@@ -105,7 +106,8 @@ def build_options(spec: EngineSpec, stderr: Callable[[str], None],
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
         can_use_tool=permission_callback(spec.ask_permission)
-        if spec.ask_permission is not None and spec.builtin_tools != "none" else None,
+        if spec.ask_permission is not None and spec.builtin_tools != "none"
+        else None,
         session_store=spec.transcripts,
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
@@ -127,8 +129,14 @@ agent, not a model-only session. Its environment, model and date reminders are n
 this and stay (about 1 KB on a first request)."""
 
 
-def engine_environment(upstream_url: str | None, tool_timeout: float, *, mock_model: bool = False,
-                       retries: int | None = None, timeout: float | None = None) -> dict[str, str]:
+def engine_environment(
+    upstream_url: str | None,
+    tool_timeout: float,
+    *,
+    mock_model: bool = False,
+    retries: int | None = None,
+    timeout: float | None = None,
+) -> dict[str, str]:
     """Environment the gateway sets for every Claude Code child, on top of what
     ``ccapi.childproc.child_environment`` lets through from its own: this gateway's pid as the
     owner mark; no telemetry or update checks from a daemon; client tools offered to the model

@@ -65,32 +65,48 @@ def content_block(block: Any) -> dict[str, Any] | None:
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
     if isinstance(block, ToolResultBlock):
-        return {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": block.content,
-                "is_error": bool(block.is_error)}
+        return {
+            "type": "tool_result",
+            "tool_use_id": block.tool_use_id,
+            "content": block.content,
+            "is_error": bool(block.is_error),
+        }
     return None
 
 
 def budget_exceeded(cap: float | None = None) -> dict[str, str]:
     """The error of a turn stopped by the session's spending cap, saying how to go on."""
     reached = f" (${cap:g})" if cap is not None else ""
-    return {"type": "budget_exceeded",
-            "message": f"the session reached its spending cap max_budget_usd{reached}; raise it with "
-                       "PATCH /api/sessions/{id} {\"max_budget_usd\": ...} to continue"}
+    return {
+        "type": "budget_exceeded",
+        "message": f"the session reached its spending cap max_budget_usd{reached}; raise it with "
+        'PATCH /api/sessions/{id} {"max_budget_usd": ...} to continue',
+    }
 
 
 def rate_limit_data(info: RateLimitInfo) -> dict[str, Any]:
     """A ``rate_limit`` event's data from the SDK's ``RateLimitInfo``: the window it is about,
     plus what Claude Code said about every other window in the same response."""
     raw = info.raw or {}
-    windows = {name: {"utilization": w.get("utilization"), "resets_at": iso(w.get("resetsAt")),
-                      **({"status": w["status"]} if w.get("status") else {})}
-               for name, w in (raw.get("unifiedWindows") or {}).items() if isinstance(w, dict)}
+    windows = {
+        name: {
+            "utilization": w.get("utilization"),
+            "resets_at": iso(w.get("resetsAt")),
+            **({"status": w["status"]} if w.get("status") else {}),
+        }
+        for name, w in (raw.get("unifiedWindows") or {}).items()
+        if isinstance(w, dict)
+    }
     window = info.rate_limit_type or "unknown"
     utilization = info.utilization
     if utilization is None:
         utilization = (windows.get(window) or {}).get("utilization")
-    data: dict[str, Any] = {"window": window, "status": info.status, "utilization": utilization,
-                            "resets_at": iso(info.resets_at)}
+    data: dict[str, Any] = {
+        "window": window,
+        "status": info.status,
+        "utilization": utilization,
+        "resets_at": iso(info.resets_at),
+    }
     if info.overage_status is not None:
         data["overage_status"] = info.overage_status
         data["overage_resets_at"] = iso(info.overage_resets_at)
@@ -99,7 +115,6 @@ def rate_limit_data(info: RateLimitInfo) -> dict[str, Any]:
     if windows:
         data["windows"] = windows
     return data
-
 
 
 def normalise_usage(usage: dict[str, Any] | None) -> dict[str, int]:
@@ -146,16 +161,18 @@ class TurnTranslator:
         if event.get("type") == "message_stop" and self._client_calls:
             # every tool_use block of the message has been seen: the client owes results
             calls, self._client_calls = self._client_calls, []
-            return [EngineEvent(EventType.TURN_REQUIRES_ACTION, {"tool_calls": calls,
-                                                                 "round_usage": self.round_usage()})]
+            return [
+                EngineEvent(EventType.TURN_REQUIRES_ACTION, {"tool_calls": calls, "round_usage": self.round_usage()})
+            ]
         if event.get("type") != "content_block_delta":
             return []
         delta = event.get("delta") or {}
         if delta.get("type") == "text_delta":
             return [EngineEvent(EventType.MESSAGE_DELTA, {"index": event.get("index", 0), "text": delta["text"]})]
         if delta.get("type") == "thinking_delta":
-            return [EngineEvent(EventType.THINKING_DELTA, {"index": event.get("index", 0),
-                                                           "thinking": delta["thinking"]})]
+            return [
+                EngineEvent(EventType.THINKING_DELTA, {"index": event.get("index", 0), "thinking": delta["thinking"]})
+            ]
         return []
 
     def _count(self, event: dict[str, Any]) -> None:
@@ -186,10 +203,18 @@ class TurnTranslator:
                 block["name"] = plain_tool_name(block["name"]) or block["name"]
         if message.parent_tool_use_id is None:
             self._output.extend(b for b in blocks if b["type"] in ("text", "thinking"))
-        events = [EngineEvent(EventType.MESSAGE_COMPLETED, {
-            "message_id": message.message_id, "model": message.model, "content": blocks,
-            "parent_tool_use_id": message.parent_tool_use_id, "uuid": message.uuid,
-        })]
+        events = [
+            EngineEvent(
+                EventType.MESSAGE_COMPLETED,
+                {
+                    "message_id": message.message_id,
+                    "model": message.model,
+                    "content": blocks,
+                    "parent_tool_use_id": message.parent_tool_use_id,
+                    "uuid": message.uuid,
+                },
+            )
+        ]
         for use in message.content:
             if not isinstance(use, ToolUseBlock):
                 continue
@@ -200,18 +225,30 @@ class TurnTranslator:
                 events.append(EngineEvent(EventType.TOOL_CALL, call))
             else:
                 self._agent_tools.add(use.id)
-                events.append(EngineEvent(EventType.AGENT_TOOL_STARTED, {
-                    "tool_use_id": use.id, "name": use.name, "input": use.input,
-                }))
+                events.append(
+                    EngineEvent(
+                        EventType.AGENT_TOOL_STARTED,
+                        {
+                            "tool_use_id": use.id,
+                            "name": use.name,
+                            "input": use.input,
+                        },
+                    )
+                )
         return events
 
     def _user(self, message: UserMessage) -> list[EngineEvent]:
         if isinstance(message.content, str):
             return []
         return [
-            EngineEvent(EventType.AGENT_TOOL_COMPLETED, {
-                "tool_use_id": block.tool_use_id, "content": block.content, "is_error": bool(block.is_error),
-            })
+            EngineEvent(
+                EventType.AGENT_TOOL_COMPLETED,
+                {
+                    "tool_use_id": block.tool_use_id,
+                    "content": block.content,
+                    "is_error": bool(block.is_error),
+                },
+            )
             for block in message.content
             if isinstance(block, ToolResultBlock) and block.tool_use_id in self._agent_tools
         ]
@@ -221,28 +258,49 @@ class TurnTranslator:
             self.sdk_session_id = message.data.get("session_id") or self.sdk_session_id
         elif message.subtype == "api_retry":
             data = message.data
-            return [EngineEvent(EventType.TURN_RETRYING, {
-                "attempt": data.get("attempt"), "max_retries": data.get("max_retries"),
-                "retry_delay_ms": data.get("retry_delay_ms"), "error_status": data.get("error_status"),
-                "error": data.get("error"),
-            })]
+            return [
+                EngineEvent(
+                    EventType.TURN_RETRYING,
+                    {
+                        "attempt": data.get("attempt"),
+                        "max_retries": data.get("max_retries"),
+                        "retry_delay_ms": data.get("retry_delay_ms"),
+                        "error_status": data.get("error_status"),
+                        "error": data.get("error"),
+                    },
+                )
+            ]
         elif message.subtype == "compact_boundary":
             meta = message.data.get("compact_metadata") or {}
-            return [EngineEvent(EventType.SESSION_COMPACTED, {
-                "trigger": meta.get("trigger"), "pre_tokens": meta.get("pre_tokens"),
-                "post_tokens": meta.get("post_tokens"),
-            })]
+            return [
+                EngineEvent(
+                    EventType.SESSION_COMPACTED,
+                    {
+                        "trigger": meta.get("trigger"),
+                        "pre_tokens": meta.get("pre_tokens"),
+                        "post_tokens": meta.get("post_tokens"),
+                    },
+                )
+            ]
         return []
 
     def outcome(self) -> TurnOutcome:
         result = self.result
         if result is None:
-            return TurnOutcome("failed", list(self._output),
-                               error={"type": "engine_error", "message": "Claude Code ended the turn without a result"})
+            return TurnOutcome(
+                "failed",
+                list(self._output),
+                error={"type": "engine_error", "message": "Claude Code ended the turn without a result"},
+            )
         ended = functools.partial(
-            TurnOutcome, output=list(self._output), usage=normalise_usage(result.usage),
-            round_usage=self.round_usage(), cost_usd=self.turn_cost_usd, duration_ms=result.duration_ms,
-            stop_reason=result.stop_reason)
+            TurnOutcome,
+            output=list(self._output),
+            usage=normalise_usage(result.usage),
+            round_usage=self.round_usage(),
+            cost_usd=self.turn_cost_usd,
+            duration_ms=result.duration_ms,
+            stop_reason=result.stop_reason,
+        )
         if result.terminal_reason in ("aborted_streaming", "aborted_tools"):
             return ended("interrupted")
         if not result.is_error and self._assistant_error is None:
@@ -258,8 +316,12 @@ class TurnTranslator:
 
     def _rate_limited(self, text: str, rejection: dict[str, Any]) -> dict[str, Any]:
         """Claude refused the turn for a spent usage window: the window and its reset."""
-        return {"type": "rate_limited", "message": text or "Claude's usage limit was reached",
-                "window": rejection.get("window"), "resets_at": rejection.get("resets_at")}
+        return {
+            "type": "rate_limited",
+            "message": text or "Claude's usage limit was reached",
+            "window": rejection.get("window"),
+            "resets_at": rejection.get("resets_at"),
+        }
 
     def _error(self, result: ResultMessage) -> dict[str, Any]:
         # Only a subscription window reports a rejection; an API key's 429 stays an upstream error.
@@ -275,8 +337,11 @@ class TurnTranslator:
         if result.subtype == "error_max_budget_usd":
             return budget_exceeded()
         if result.subtype == "error_max_turns":
-            return {"type": "max_turns", "message": f"the turn stopped after {result.num_turns} model turns "
-                    "(max_turns); send another turn to continue"}
+            return {
+                "type": "max_turns",
+                "message": f"the turn stopped after {result.num_turns} model turns "
+                "(max_turns); send another turn to continue",
+            }
         if result.api_error_status:
             return {"type": "upstream_error", "message": result.result or f"upstream HTTP {result.api_error_status}"}
         detail = "; ".join(result.errors or []) or result.result or result.subtype

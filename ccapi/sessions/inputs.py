@@ -42,8 +42,7 @@ def _block(index: int, block: Any) -> dict[str, Any]:
     if kind == "image":
         return {"type": "image", "source": _source(where, block.get("source"), IMAGE_TYPES, MAX_IMAGE_BYTES)}
     if kind == "document":
-        out = {"type": "document",
-               "source": _source(where, block.get("source"), DOCUMENT_TYPES, MAX_DOCUMENT_BYTES)}
+        out = {"type": "document", "source": _source(where, block.get("source"), DOCUMENT_TYPES, MAX_DOCUMENT_BYTES)}
         for optional in ("title", "context"):
             if isinstance(block.get(optional), str):
                 out[optional] = block[optional]
@@ -68,8 +67,7 @@ def _source(where: str, source: Any, media_types: tuple[str, ...], limit: int) -
         raise InvalidRequest(f"{where}.source.type must be 'base64' or 'url'", {"got": kind})
     media_type = source.get("media_type")
     if media_type not in media_types:
-        raise InvalidRequest(f"{where}.source.media_type must be one of {', '.join(media_types)}",
-                             {"got": media_type})
+        raise InvalidRequest(f"{where}.source.media_type must be one of {', '.join(media_types)}", {"got": media_type})
     data = source.get("data")
     if not isinstance(data, str) or not data:
         raise InvalidRequest(f"{where}.source.data must be a non-empty base64 string")

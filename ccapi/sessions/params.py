@@ -24,8 +24,18 @@ from ccapi.toolpolicy import BUILTIN_TOOL_NAMES, BuiltinTools, parse_builtin_too
 from ccapi.webhooks.targets import BadTarget, WebhookPolicy
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SESSION_FIELDS = {"model", "system_prompt", "tools", "metadata", "max_turns", "cwd", "permission_mode",
-                   "builtin_tools", "max_budget_usd", "webhook"}
+_SESSION_FIELDS = {
+    "model",
+    "system_prompt",
+    "tools",
+    "metadata",
+    "max_turns",
+    "cwd",
+    "permission_mode",
+    "builtin_tools",
+    "max_budget_usd",
+    "webhook",
+}
 _TURN_FIELDS = {"input", "stream", "background"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
@@ -58,9 +68,16 @@ class NewSession:
     webhook: dict[str, Any] | None = None
 
     @classmethod
-    def from_json(cls, body: Any, catalog: ModelCatalog, default_model: str,
-                  default_builtin_tools: BuiltinTools = "all", default_budget: float | None = None,
-                  *, webhooks: WebhookPolicy | None = None) -> NewSession:
+    def from_json(
+        cls,
+        body: Any,
+        catalog: ModelCatalog,
+        default_model: str,
+        default_builtin_tools: BuiltinTools = "all",
+        default_budget: float | None = None,
+        *,
+        webhooks: WebhookPolicy | None = None,
+    ) -> NewSession:
         """``webhooks``: the gateway's webhook policy; without one (compat sessions) a session
         has no subscription and may not ask for one."""
         body = _object(body, _SESSION_FIELDS if webhooks else _SESSION_FIELDS - {"webhook"})
@@ -69,8 +86,9 @@ class NewSession:
             raise InvalidRequest("model must be a string")
         model = catalog.resolve(requested)
         if model is None:
-            raise InvalidRequest(f"unknown model {requested!r}; GET /api/models lists the known ones",
-                                 {"model": requested})
+            raise InvalidRequest(
+                f"unknown model {requested!r}; GET /api/models lists the known ones", {"model": requested}
+            )
         system_prompt = body.get("system_prompt")
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise InvalidRequest("system_prompt must be a string")
@@ -80,8 +98,9 @@ class NewSession:
         if not isinstance(metadata, dict):
             raise InvalidRequest("metadata must be an object")
         max_turns = body.get("max_turns")
-        if max_turns is not None and (not isinstance(max_turns, int) or isinstance(max_turns, bool)
-                                      or not 1 <= max_turns <= 1000):
+        if max_turns is not None and (
+            not isinstance(max_turns, int) or isinstance(max_turns, bool) or not 1 <= max_turns <= 1000
+        ):
             raise InvalidRequest("max_turns must be an integer between 1 and 1000")
         permission_mode = body.get("permission_mode")
         if permission_mode is not None and permission_mode not in PERMISSION_MODES:
@@ -98,8 +117,18 @@ class NewSession:
             webhook = webhooks.subscription(body) if webhooks else None
         except BadTarget as exc:
             raise InvalidRequest(str(exc), {"webhook": body.get("webhook")}) from None
-        return cls(model, system_prompt, _tools(body.get("tools", [])), metadata, max_turns, cwd, permission_mode,
-                   builtin_tools, budget, webhook)
+        return cls(
+            model,
+            system_prompt,
+            _tools(body.get("tools", [])),
+            metadata,
+            max_turns,
+            cwd,
+            permission_mode,
+            builtin_tools,
+            budget,
+            webhook,
+        )
 
 
 @dataclass(frozen=True)
@@ -170,8 +199,10 @@ class DecisionsRequest:
         body = _object(body, _DECISIONS_FIELDS)
         decisions = body.get("decisions")
         if not isinstance(decisions, list) or not decisions:
-            raise InvalidRequest('decisions must be a non-empty list of {request_id, behavior: "allow" | "deny", '
-                                 "message?, updated_input?}")
+            raise InvalidRequest(
+                'decisions must be a non-empty list of {request_id, behavior: "allow" | "deny", '
+                "message?, updated_input?}"
+            )
         if len(decisions) > MAX_RESULTS:
             raise InvalidRequest(f"at most {MAX_RESULTS} decisions per request", {"got": len(decisions)})
         stream, background = _reply_mode(body, wants_sse)
@@ -318,7 +349,8 @@ def _check_schema(where: str, name: str, schema: dict[str, Any]) -> None:
         validator.check_schema(schema)
     except SchemaError as exc:
         at = "".join(f".{part}" if isinstance(part, str) else f"[{part}]" for part in exc.path)
-        raise InvalidRequest(f"{where}.input_schema{at} of tool {name!r} is not a valid JSON Schema: "
-                             f"{exc.message[:300]}", {"tool": name}) from None
+        raise InvalidRequest(
+            f"{where}.input_schema{at} of tool {name!r} is not a valid JSON Schema: {exc.message[:300]}", {"tool": name}
+        ) from None
     except RecursionError:
         raise InvalidRequest(f"{where}.input_schema of tool {name!r} is nested too deeply", {"tool": name}) from None

@@ -12,8 +12,10 @@ from ccapi.store import Store, TurnRecord
 
 log = structlog.get_logger(__name__)
 
-RESTART_ERROR = {"type": "gateway_restarted",
-                 "message": "the gateway running this turn stopped before it ended; send the input again"}
+RESTART_ERROR = {
+    "type": "gateway_restarted",
+    "message": "the gateway running this turn stopped before it ended; send the input again",
+}
 
 
 async def close_orphaned_turn(store: Store, events: EventLog, turn: TurnRecord) -> None:
@@ -21,10 +23,18 @@ async def close_orphaned_turn(store: Store, events: EventLog, turn: TurnRecord) 
     The seq counter is reloaded first: the events before it may come from another host."""
     await events.flush()
     events.forget(turn.session_id)
-    final = await events.emit(turn.session_id, turn.id, EventType.TURN_FAILED,
-                              {"status": "failed", "error": RESTART_ERROR})
+    final = await events.emit(
+        turn.session_id, turn.id, EventType.TURN_FAILED, {"status": "failed", "error": RESTART_ERROR}
+    )
     await events.flush()
-    await store.update_turn(turn.id, status="failed", completed_at=utcnow(), error=RESTART_ERROR,
-                            tool_calls=[], permission_requests=[], last_event_seq=final.seq)
+    await store.update_turn(
+        turn.id,
+        status="failed",
+        completed_at=utcnow(),
+        error=RESTART_ERROR,
+        tool_calls=[],
+        permission_requests=[],
+        last_event_seq=final.seq,
+    )
     await store.update_session(turn.session_id, status="idle")
     log.warning("orphaned_turn_closed", session_id=turn.session_id, turn_id=turn.id)

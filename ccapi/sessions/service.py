@@ -58,8 +58,9 @@ class Idempotency:
 
 
 class SessionService:
-    def __init__(self, settings: Settings, store: Store, events: EventLog, pool: EnginePool,
-                 limits: LimitBoard | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, events: EventLog, pool: EnginePool, limits: LimitBoard | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.events = events
@@ -77,8 +78,12 @@ class SessionService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.permissions = PermissionPolicy.detect()
         self._env: Mapping[str, str] = engine_environment(
-            settings.upstream_url, settings.tool_timeout, mock_model=settings.mock_model,
-            retries=settings.upstream_retries, timeout=settings.upstream_timeout)
+            settings.upstream_url,
+            settings.tool_timeout,
+            mock_model=settings.mock_model,
+            retries=settings.upstream_retries,
+            timeout=settings.upstream_timeout,
+        )
         self._cli: str | None = None
 
     def _lock(self, session_id: str) -> asyncio.Lock:
@@ -120,22 +125,43 @@ class SessionService:
                     await self.store.release_lease(turn.session_id, self._owner)
 
     # -- sessions --------------------------------------------------------------
-    async def create(self, params: NewSession, session_id: str | None = None,
-                     fork: ForkPoint | None = None, forked_from: dict[str, Any] | None = None) -> SessionRecord:
+    async def create(
+        self,
+        params: NewSession,
+        session_id: str | None = None,
+        fork: ForkPoint | None = None,
+        forked_from: dict[str, Any] | None = None,
+    ) -> SessionRecord:
         """A new session; with ``fork``, one that continues a copy of that conversation up
         to that point (``forked_from`` says where, in its ``session.created`` event)."""
         now = utcnow()
         record = SessionRecord(
-            id=session_id or new_id("sess"), created_at=now, updated_at=now, model=params.model,
-            system_prompt=params.system_prompt, tools=list(params.tools), metadata=params.metadata,
-            max_turns=params.max_turns, cwd=params.cwd, permission_mode=params.permission_mode,
-            status="idle", sdk_session_id=await self._branch(fork, params.cwd) if fork else None,
-            turn_count=0, last_seq=0, usage={}, builtin_tools=as_json(params.builtin_tools),
-            max_budget_usd=params.max_budget_usd, webhook=params.webhook,
+            id=session_id or new_id("sess"),
+            created_at=now,
+            updated_at=now,
+            model=params.model,
+            system_prompt=params.system_prompt,
+            tools=list(params.tools),
+            metadata=params.metadata,
+            max_turns=params.max_turns,
+            cwd=params.cwd,
+            permission_mode=params.permission_mode,
+            status="idle",
+            sdk_session_id=await self._branch(fork, params.cwd) if fork else None,
+            turn_count=0,
+            last_seq=0,
+            usage={},
+            builtin_tools=as_json(params.builtin_tools),
+            max_budget_usd=params.max_budget_usd,
+            webhook=params.webhook,
         )
         await self.store.create_session(record)
-        created: dict[str, Any] = {"model": record.model, "tools": [tool["name"] for tool in record.tools],
-                                   "metadata": record.metadata, "builtin_tools": record.builtin_tools}
+        created: dict[str, Any] = {
+            "model": record.model,
+            "tools": [tool["name"] for tool in record.tools],
+            "metadata": record.metadata,
+            "builtin_tools": record.builtin_tools,
+        }
         if fork is not None:
             created["forked_from"] = forked_from or {"session_id": fork.session_id}
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, created)
@@ -161,25 +187,42 @@ class SessionService:
         bound = source.last_seq if after_seq is None else after_seq
         message = await self._last_message(session_id, bound)
         if message is None or not message.data.get("uuid"):
-            raise Conflict("there is no reply to fork at: the session has no assistant message at or before "
-                           "that point", {"after_seq": bound})
+            raise Conflict(
+                "there is no reply to fork at: the session has no assistant message at or before that point",
+                {"after_seq": bound},
+            )
         if any(block.get("type") == "tool_use" for block in message.data.get("content", [])):
-            raise Conflict("the assistant message at that point waits for tool results; fork at a turn that "
-                           "has ended", {"seq": message.seq})
+            raise Conflict(
+                "the assistant message at that point waits for tool results; fork at a turn that has ended",
+                {"seq": message.seq},
+            )
         if source.sdk_session_id is None:
             raise Conflict("the session's first turn has not ended yet; fork once it has")
-        params = NewSession(source.model, source.system_prompt, tuple(source.tools), source.metadata,
-                            source.max_turns, source.cwd, source.permission_mode,
-                            parse_builtin_tools(source.builtin_tools), source.max_budget_usd, source.webhook)
-        return await self.create(params, fork=ForkPoint(source.id, source.sdk_session_id, message.data["uuid"]),
-                                 forked_from={"session_id": source.id, "seq": message.seq})
+        params = NewSession(
+            source.model,
+            source.system_prompt,
+            tuple(source.tools),
+            source.metadata,
+            source.max_turns,
+            source.cwd,
+            source.permission_mode,
+            parse_builtin_tools(source.builtin_tools),
+            source.max_budget_usd,
+            source.webhook,
+        )
+        return await self.create(
+            params,
+            fork=ForkPoint(source.id, source.sdk_session_id, message.data["uuid"]),
+            forked_from={"session_id": source.id, "seq": message.seq},
+        )
 
     async def _last_message(self, session_id: str, bound: int) -> Event | None:
         """The last top-level ``message.completed`` event at or before seq ``bound``."""
         found, after = None, 0
         while after < bound:
-            page = await self.store.list_events(session_id, after=after, limit=500,
-                                                types=[EventType.MESSAGE_COMPLETED.value])
+            page = await self.store.list_events(
+                session_id, after=after, limit=500, types=[EventType.MESSAGE_COMPLETED.value]
+            )
             for event in page:
                 if event.seq <= bound and event.data.get("parent_tool_use_id") is None:
                     found = event
@@ -242,8 +285,9 @@ class SessionService:
     def running(self, session_id: str) -> TurnRun | None:
         return self._running.get(session_id)
 
-    async def start_turn(self, session_id: str, request: TurnRequest,
-                         idempotency: Idempotency | None = None) -> TurnRun | TurnRecord:
+    async def start_turn(
+        self, session_id: str, request: TurnRequest, idempotency: Idempotency | None = None
+    ) -> TurnRun | TurnRecord:
         """Start a turn, or — for a retried ``Idempotency-Key`` — return the turn the
         first request started (the live run while it still runs), never running twice."""
         _check_id(session_id)  # before any store sees it: a key lookup builds a path or a bounded column
@@ -254,12 +298,14 @@ class SessionService:
                     return earlier
             run = await self._start(session_id, list(request.content), kind="input")
             if idempotency is not None:
-                await self.store.save_idempotency_key(session_id, idempotency.key, idempotency.fingerprint,
-                                                      run.turn.id, utcnow())
+                await self.store.save_idempotency_key(
+                    session_id, idempotency.key, idempotency.fingerprint, run.turn.id, utcnow()
+                )
             return run
 
-    async def create_and_start(self, params: NewSession, request: TurnRequest,
-                               fork: ForkPoint | None = None) -> TurnRun:
+    async def create_and_start(
+        self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None
+    ) -> TurnRun:
         """A new session (branched at ``fork``, if given) and its first turn. The session is
         created only once a live slot is free, so a request answered 503 (or 429) leaves no empty
         session behind."""
@@ -283,19 +329,21 @@ class SessionService:
         async with self._lock(session_id):
             return await self._start(session_id, [{"type": "text", "text": command}], kind="compact")
 
-    async def submit_tool_results(self, session_id: str, results: list[ToolResult],
-                                  idempotency: Idempotency | None = None) -> tuple[TurnRun | TurnRecord, int]:
+    async def submit_tool_results(
+        self, session_id: str, results: list[ToolResult], idempotency: Idempotency | None = None
+    ) -> tuple[TurnRun | TurnRecord, int]:
         """Continue the paused turn; returns it and the seq of its first ``tool_result``."""
         return await self._continue(session_id, idempotency, "tool results", lambda run: run.submit(results))
 
-    async def submit_decisions(self, session_id: str, decisions: list[Decision],
-                               idempotency: Idempotency | None = None) -> tuple[TurnRun | TurnRecord, int]:
+    async def submit_decisions(
+        self, session_id: str, decisions: list[Decision], idempotency: Idempotency | None = None
+    ) -> tuple[TurnRun | TurnRecord, int]:
         """Answer the turn's permission requests; returns it and the seq of its first ``permission.resolved``."""
-        return await self._continue(session_id, idempotency, "permission decisions",
-                                    lambda run: run.decide(decisions))
+        return await self._continue(session_id, idempotency, "permission decisions", lambda run: run.decide(decisions))
 
-    async def _continue(self, session_id: str, idempotency: Idempotency | None, what: str,
-                        apply: Callable[[TurnRun], Awaitable[int]]) -> tuple[TurnRun | TurnRecord, int]:
+    async def _continue(
+        self, session_id: str, idempotency: Idempotency | None, what: str, apply: Callable[[TurnRun], Awaitable[int]]
+    ) -> tuple[TurnRun | TurnRecord, int]:
         await self.get(session_id)
         async with self._lock(session_id):
             if idempotency is not None:
@@ -307,8 +355,9 @@ class SessionService:
                 raise Conflict(f"this session is not waiting for {what}")
             first_seq = await apply(run)
             if idempotency is not None:
-                await self.store.save_idempotency_key(session_id, idempotency.key, idempotency.fingerprint,
-                                                      run.turn.id, utcnow())
+                await self.store.save_idempotency_key(
+                    session_id, idempotency.key, idempotency.fingerprint, run.turn.id, utcnow()
+                )
             return run, first_seq
 
     async def interrupt(self, session_id: str, reason: str = "interrupted by the client") -> TurnRecord:
@@ -330,8 +379,10 @@ class SessionService:
             return None
         fingerprint, turn_id = found
         if fingerprint != idempotency.fingerprint:
-            raise InvalidRequest("this Idempotency-Key was already used with a different request body",
-                                 {"idempotency_key": idempotency.key})
+            raise InvalidRequest(
+                "this Idempotency-Key was already used with a different request body",
+                {"idempotency_key": idempotency.key},
+            )
         run = self._running.get(session_id)
         if run is not None and run.turn.id == turn_id:
             return run
@@ -341,18 +392,24 @@ class SessionService:
         try:
             await self.pool.reserve(session_id)
         except PoolExhausted as exc:
-            raise Unavailable(f"{exc}; retry shortly", {"max_live": self.pool.max_live},
-                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+            raise Unavailable(
+                f"{exc}; retry shortly",
+                {"max_live": self.pool.max_live},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
 
-    async def _start(self, session_id: str, content: list[dict[str, Any]], kind: str,
-                     reserved: bool = False) -> TurnRun:
+    async def _start(
+        self, session_id: str, content: list[dict[str, Any]], kind: str, reserved: bool = False
+    ) -> TurnRun:
         """Start a turn; ``reserved`` when the caller already holds the session's live slot.
         While a usage window is rejected it is refused at once: Claude would refuse it anyway."""
         self._refuse_if_closing()
         self.limits.check()
         if session_id in self._running:
-            raise Conflict("a turn is already running in this session; wait for it, or interrupt it",
-                           {"turn_id": self._running[session_id].turn.id})
+            raise Conflict(
+                "a turn is already running in this session; wait for it, or interrupt it",
+                {"turn_id": self._running[session_id].turn.id},
+            )
         session = await self._take_lease(session_id)
         if not reserved:
             try:
@@ -364,11 +421,24 @@ class SessionService:
             self.pool.release(session_id)
             await self.store.release_lease(session_id, self._owner)
             self._refuse_if_closing()
-        turn = TurnRecord(id=new_id("turn"), session_id=session_id, number=session.turn_count + 1,
-                          status="running", input=content, created_at=utcnow(), kind=kind)
+        turn = TurnRecord(
+            id=new_id("turn"),
+            session_id=session_id,
+            number=session.turn_count + 1,
+            status="running",
+            input=content,
+            created_at=utcnow(),
+            kind=kind,
+        )
         spec = self._spec(session)
-        run = TurnRun(self._ctx, session, turn, spec, content,
-                      own_tool_rounds=self.settings.tool_max_turns if spec.max_turns is None else None)
+        run = TurnRun(
+            self._ctx,
+            session,
+            turn,
+            spec,
+            content,
+            own_tool_rounds=self.settings.tool_max_turns if spec.max_turns is None else None,
+        )
         self._running[session_id] = run
         try:
             await self.store.create_turn(turn)
@@ -388,8 +458,11 @@ class SessionService:
         turn the lost host left open is closed first. Returns the session as the lease found it."""
         holder = await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl)
         if holder is not None:
-            raise Conflict(f"gateway host {holder!r} is running a turn in this session; retry when it ends",
-                           {"owner": holder}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            raise Conflict(
+                f"gateway host {holder!r} is running a turn in this session; retry when it ends",
+                {"owner": holder},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         try:
             session = await self.get(session_id)
         except NotFound:
@@ -406,8 +479,9 @@ class SessionService:
 
     def _refuse_if_closing(self) -> None:
         if self._closing:
-            raise Unavailable("the gateway is shutting down; retry in a moment",
-                              headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            raise Unavailable(
+                "the gateway is shutting down; retry in a moment", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            )
 
     def _forget_run(self, run: TurnRun) -> None:
         if self._running.get(run.session.id) is run:
@@ -428,8 +502,9 @@ class SessionService:
             return ToolOutcome("no turn is waiting for this tool call", is_error=True)
         return await run.desk.resolve(name, arguments)
 
-    async def _ask_permission(self, session_id: str, tool_name: str, input_: dict[str, Any],
-                              tool_use_id: str | None) -> PermissionDecision:
+    async def _ask_permission(
+        self, session_id: str, tool_name: str, input_: dict[str, Any], tool_use_id: str | None
+    ) -> PermissionDecision:
         run = self._running.get(session_id)
         if run is None:
             return PermissionDecision(False, "no turn of this session is running")
@@ -444,7 +519,8 @@ class SessionService:
         settings = self.settings
         builtin_tools = parse_builtin_tools(session.builtin_tools)
         requested_mode = session.permission_mode or (
-            settings.tool_permission_mode if has_tools else settings.permission_mode)
+            settings.tool_permission_mode if has_tools else settings.permission_mode
+        )
         return EngineSpec(
             session_id=session.id,
             model=session.model,

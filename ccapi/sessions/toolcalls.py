@@ -53,15 +53,20 @@ class PendingPermission:
     input: dict[str, Any]
     tool_use_id: str | None
     future: asyncio.Future[PermissionDecision] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     @property
     def answered(self) -> bool:
         return self.future.done()
 
     def view(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "tool_name": self.tool_name, "input": self.input,
-                "tool_use_id": self.tool_use_id}
+        return {
+            "request_id": self.request_id,
+            "tool_name": self.tool_name,
+            "input": self.input,
+            "tool_use_id": self.tool_use_id,
+        }
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,13 @@ ApprovalTimeoutReporter = Callable[[PendingPermission, PermissionDecision], Awai
 
 
 class ToolDesk:
-    def __init__(self, timeout: float, on_timeout: TimeoutReporter, approval_timeout: float,
-                 on_approval_timeout: ApprovalTimeoutReporter) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        on_timeout: TimeoutReporter,
+        approval_timeout: float,
+        on_approval_timeout: ApprovalTimeoutReporter,
+    ) -> None:
         self._timeout = timeout
         self._on_timeout = on_timeout
         self._approval_timeout = approval_timeout
@@ -102,7 +112,8 @@ class ToolDesk:
         try:
             async with self._announced:
                 call = await asyncio.wait_for(
-                    self._announced.wait_for(lambda: self._match(name, input_)), ANNOUNCE_GRACE)
+                    self._announced.wait_for(lambda: self._match(name, input_)), ANNOUNCE_GRACE
+                )
         except TimeoutError:
             return ToolOutcome(f"the gateway could not match this call to {name!r}", is_error=True)
         assert call is not None  # Condition.wait_for returns once the predicate found a call
@@ -110,8 +121,9 @@ class ToolDesk:
         try:
             return await asyncio.wait_for(asyncio.shield(call.future), self._timeout)
         except TimeoutError:
-            outcome = ToolOutcome(f"the client did not return a result for {name!r} within {self._timeout:g} s",
-                                  is_error=True)
+            outcome = ToolOutcome(
+                f"the client did not return a result for {name!r} within {self._timeout:g} s", is_error=True
+            )
             if not call.answered:
                 call.future.set_result(outcome)
                 await self._on_timeout(call, outcome)
@@ -125,8 +137,13 @@ class ToolDesk:
 
     def check(self, results: list[ToolResult]) -> list[PendingCall]:
         """Validate a whole submission before applying any of it; returns the calls it answers."""
-        return _select(self._calls, [result.tool_call_id for result in results], "tool_call_id",
-                       "this session is not waiting for tool results", "these tool calls already have a result")
+        return _select(
+            self._calls,
+            [result.tool_call_id for result in results],
+            "tool_call_id",
+            "this session is not waiting for tool results",
+            "these tool calls already have a result",
+        )
 
     @staticmethod
     def answer(calls: list[PendingCall], results: list[ToolResult]) -> None:
@@ -134,8 +151,9 @@ class ToolDesk:
             call.future.set_result(ToolOutcome(result.content, result.is_error))
 
     # -- permission requests ---------------------------------------------------
-    def open_permission(self, request_id: str, tool_name: str, input_: dict[str, Any],
-                        tool_use_id: str | None) -> PendingPermission:
+    def open_permission(
+        self, request_id: str, tool_name: str, input_: dict[str, Any], tool_use_id: str | None
+    ) -> PendingPermission:
         request = PendingPermission(request_id, tool_name, input_, tool_use_id)
         self._permissions[request_id] = request
         return request
@@ -148,17 +166,24 @@ class ToolDesk:
         try:
             return await asyncio.wait_for(asyncio.shield(request.future), self._approval_timeout)
         except TimeoutError:
-            decision = PermissionDecision(False, f"the gateway's client did not approve {request.tool_name!r} "
-                                                 f"within {self._approval_timeout:g} s, so it was denied")
+            decision = PermissionDecision(
+                False,
+                f"the gateway's client did not approve {request.tool_name!r} "
+                f"within {self._approval_timeout:g} s, so it was denied",
+            )
             if not request.answered:
                 request.future.set_result(decision)
                 await self._on_approval_timeout(request, decision)
             return request.future.result()
 
     def check_decisions(self, decisions: list[Decision]) -> list[PendingPermission]:
-        return _select(self._permissions, [decision.request_id for decision in decisions], "request_id",
-                       "this session is not waiting for permission decisions",
-                       "these permission requests already have a decision")
+        return _select(
+            self._permissions,
+            [decision.request_id for decision in decisions],
+            "request_id",
+            "this session is not waiting for permission decisions",
+            "these permission requests already have a decision",
+        )
 
     @staticmethod
     def decide(requests: list[PendingPermission], decisions: list[Decision]) -> None:
@@ -175,8 +200,7 @@ class ToolDesk:
 _Pending = TypeVar("_Pending", PendingCall, PendingPermission)
 
 
-def _select(pending: dict[str, _Pending], ids: list[str], id_name: str, nothing: str,
-            already: str) -> list[_Pending]:
+def _select(pending: dict[str, _Pending], ids: list[str], id_name: str, nothing: str, already: str) -> list[_Pending]:
     """The entries a submission answers, after checking all of it: something waits, no id
     twice, every id known, none answered before."""
     waiting = [key for key, item in pending.items() if not item.answered]

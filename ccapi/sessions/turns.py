@@ -50,8 +50,15 @@ class TurnContext:
 
 
 class TurnRun:
-    def __init__(self, ctx: TurnContext, session: SessionRecord, turn: TurnRecord, spec: EngineSpec,
-                 content: list[dict[str, Any]], own_tool_rounds: int | None = None) -> None:
+    def __init__(
+        self,
+        ctx: TurnContext,
+        session: SessionRecord,
+        turn: TurnRecord,
+        spec: EngineSpec,
+        content: list[dict[str, Any]],
+        own_tool_rounds: int | None = None,
+    ) -> None:
         """``own_tool_rounds``: for a session with client tools, how many model rounds that use
         Claude Code's own tools the turn may take. Client tool calls are the client's own
         loop, not Claude Code turns, so they are not counted (Claude Code's ``max_turns``
@@ -63,8 +70,9 @@ class TurnRun:
         self.content = content
         self.started_seq = 0
         self.compaction: dict[str, Any] | None = None
-        self.desk = ToolDesk(ctx.tool_timeout, self._report_timeout, ctx.approval_timeout,
-                             self._report_approval_timeout)
+        self.desk = ToolDesk(
+            ctx.tool_timeout, self._report_timeout, ctx.approval_timeout, self._report_approval_timeout
+        )
         self.task: asyncio.Task[TurnRecord] | None = None
         self._interrupt_reason: str | None = None
         self._own_tool_rounds = own_tool_rounds
@@ -79,10 +87,15 @@ class TurnRun:
     # -- lifecycle seen from the sessions layer ----------------------------------
     async def begin(self) -> None:
         """Record ``turn.started`` (so the turn's first seq is known), then run in the background."""
-        started = await self._emit(EventType.TURN_STARTED, {
-            "number": self.turn.number, "kind": self.turn.kind, "input": summarise(self.content),
-            "model": self.spec.model,
-        })
+        started = await self._emit(
+            EventType.TURN_STARTED,
+            {
+                "number": self.turn.number,
+                "kind": self.turn.kind,
+                "input": summarise(self.content),
+                "model": self.spec.model,
+            },
+        )
         self.started_seq = started.seq
         self.task = asyncio.create_task(self._run(), name=f"turn-{self.turn.id}")
 
@@ -98,10 +111,15 @@ class TurnRun:
             self._rearm()
             first = 0
             for call, result in zip(calls, results, strict=True):
-                event = await self._emit(EventType.TOOL_RESULT, {
-                    "tool_call_id": call.tool_call_id, "name": call.name, "content": result.content,
-                    "is_error": result.is_error,
-                })
+                event = await self._emit(
+                    EventType.TOOL_RESULT,
+                    {
+                        "tool_call_id": call.tool_call_id,
+                        "name": call.name,
+                        "content": result.content,
+                        "is_error": result.is_error,
+                    },
+                )
                 first = first or event.seq
             self.desk.answer(calls, results)
             await self._record_pending()
@@ -121,13 +139,16 @@ class TurnRun:
             await self._record_pending()
             return first
 
-    async def ask_permission(self, tool_name: str, input_: dict[str, Any], tool_use_id: str | None) -> \
-            PermissionDecision:
+    async def ask_permission(
+        self, tool_name: str, input_: dict[str, Any], tool_use_id: str | None
+    ) -> PermissionDecision:
         """Claude Code asks to run a built-in tool: pause the turn until the client decides."""
         request = self.desk.open_permission(new_id("perm"), tool_name, input_, tool_use_id)
         await self._emit(EventType.PERMISSION_REQUESTED, request.view())
-        pause = await self._emit(EventType.TURN_REQUIRES_APPROVAL, {
-            "permission_requests": [r.view() for r in self.desk.pending_permissions()]})
+        pause = await self._emit(
+            EventType.TURN_REQUIRES_APPROVAL,
+            {"permission_requests": [r.view() for r in self.desk.pending_permissions()]},
+        )
         await self._pause(pause)
         return await self.desk.decision(request)
 
@@ -160,8 +181,9 @@ class TurnRun:
         if self._limit is not None and outcome.status != "completed":
             outcome = replace(outcome, status="failed", error=self._limit)
         elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
-            outcome = replace(outcome, status="interrupted",
-                              error={"type": "interrupted", "message": self._interrupt_reason})
+            outcome = replace(
+                outcome, status="interrupted", error={"type": "interrupted", "message": self._interrupt_reason}
+            )
         self.desk.cancel_all("the turn ended")
         return await self._finish(outcome, self._translator.sdk_session_id)
 
@@ -207,16 +229,22 @@ class TurnRun:
         """Counts the model rounds that call Claude Code's own tools; true once one too many ran."""
         if self._own_tool_rounds is None or message.get("parent_tool_use_id") is not None:
             return False
-        if not any(block["type"] == "tool_use" and block["name"] not in self._client_tools
-                   for block in message.get("content", [])):
+        if not any(
+            block["type"] == "tool_use" and block["name"] not in self._client_tools
+            for block in message.get("content", [])
+        ):
             return False
         self._rounds += 1
         return self._rounds > self._own_tool_rounds and self._limit is None
 
     async def _stop_at_limit(self) -> None:
-        self._limit = {"type": "max_turns", "message": (
-            f"the turn stopped after {self._own_tool_rounds} rounds of Claude Code's own tools "
-            "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue")}
+        self._limit = {
+            "type": "max_turns",
+            "message": (
+                f"the turn stopped after {self._own_tool_rounds} rounds of Claude Code's own tools "
+                "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue"
+            ),
+        }
         engine = self.ctx.pool.get(self.session.id)
         if engine is not None and engine.busy:
             try:
@@ -229,8 +257,11 @@ class TurnRun:
         await self.ctx.events.flush()
         status, calls, requests = await self._record_pending()
         if not self._settled.done():
-            self._settled.set_result(replace(self.turn, status=status, tool_calls=calls,
-                                             permission_requests=requests, last_event_seq=event.seq))
+            self._settled.set_result(
+                replace(
+                    self.turn, status=status, tool_calls=calls, permission_requests=requests, last_event_seq=event.seq
+                )
+            )
 
     async def _record_pending(self) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
         calls = [call.view() for call in self.desk.waiting()]
@@ -241,17 +272,29 @@ class TurnRun:
         return status, calls, requests
 
     async def _report_timeout(self, call: PendingCall, outcome: ToolOutcome) -> None:
-        await self._emit(EventType.TOOL_RESULT, {
-            "tool_call_id": call.tool_call_id, "name": call.name, "content": outcome.content,
-            "is_error": True, "timed_out": True,
-        })
+        await self._emit(
+            EventType.TOOL_RESULT,
+            {
+                "tool_call_id": call.tool_call_id,
+                "name": call.name,
+                "content": outcome.content,
+                "is_error": True,
+                "timed_out": True,
+            },
+        )
         await self._after_timeout()
 
     async def _report_approval_timeout(self, request: PendingPermission, decision: PermissionDecision) -> None:
-        await self._emit(EventType.PERMISSION_RESOLVED, {
-            "request_id": request.request_id, "tool_name": request.tool_name, "behavior": "deny",
-            "message": decision.message, "timed_out": True,
-        })
+        await self._emit(
+            EventType.PERMISSION_RESOLVED,
+            {
+                "request_id": request.request_id,
+                "tool_name": request.tool_name,
+                "behavior": "deny",
+                "message": decision.message,
+                "timed_out": True,
+            },
+        )
         await self._after_timeout()
 
     async def _after_timeout(self) -> None:
@@ -269,8 +312,11 @@ class TurnRun:
 
     async def _finish(self, outcome: TurnOutcome, sdk_session_id: str | None) -> TurnRecord:
         data: dict[str, Any] = {
-            "status": outcome.status, "stop_reason": outcome.stop_reason, "usage": outcome.usage,
-            "cost_usd": outcome.cost_usd, "duration_ms": outcome.duration_ms,
+            "status": outcome.status,
+            "stop_reason": outcome.stop_reason,
+            "usage": outcome.usage,
+            "cost_usd": outcome.cost_usd,
+            "duration_ms": outcome.duration_ms,
         }
         if outcome.round_usage:
             data["round_usage"] = outcome.round_usage
@@ -279,35 +325,64 @@ class TurnRun:
         final = await self._emit(_TERMINAL_EVENT[outcome.status], data)
         await self.ctx.events.flush()
         record = replace(
-            self.turn, status=outcome.status, completed_at=utcnow(), output=outcome.output, tool_calls=[],
+            self.turn,
+            status=outcome.status,
+            completed_at=utcnow(),
+            output=outcome.output,
+            tool_calls=[],
             permission_requests=[],
-            usage=outcome.usage, cost_usd=outcome.cost_usd, duration_ms=outcome.duration_ms,
-            stop_reason=outcome.stop_reason, error=outcome.error, last_event_seq=final.seq,
+            usage=outcome.usage,
+            cost_usd=outcome.cost_usd,
+            duration_ms=outcome.duration_ms,
+            stop_reason=outcome.stop_reason,
+            error=outcome.error,
+            last_event_seq=final.seq,
         )
         await self.ctx.store.update_turn(
-            record.id, status=record.status, completed_at=record.completed_at, output=record.output,
-            tool_calls=[], permission_requests=[], usage=record.usage, cost_usd=record.cost_usd,
+            record.id,
+            status=record.status,
+            completed_at=record.completed_at,
+            output=record.output,
+            tool_calls=[],
+            permission_requests=[],
+            usage=record.usage,
+            cost_usd=record.cost_usd,
             duration_ms=record.duration_ms,
-            stop_reason=record.stop_reason, error=record.error, last_event_seq=record.last_event_seq,
+            stop_reason=record.stop_reason,
+            error=record.error,
+            last_event_seq=record.last_event_seq,
         )
         session = await self.ctx.store.get_session(self.session.id)
         if session is not None:
             await self.ctx.store.update_session(
-                session.id, status="idle", updated_at=record.completed_at,
+                session.id,
+                status="idle",
+                updated_at=record.completed_at,
                 sdk_session_id=sdk_session_id or session.sdk_session_id,
                 usage=_add_usage(session.usage, outcome),
             )
-        log.info("turn", session_id=self.session.id, turn_id=record.id, model=self.spec.model,
-                 status=record.status, stop_reason=record.stop_reason, duration_ms=record.duration_ms,
-                 cost_usd=record.cost_usd, **record.usage)
+        log.info(
+            "turn",
+            session_id=self.session.id,
+            turn_id=record.id,
+            model=self.spec.model,
+            status=record.status,
+            stop_reason=record.stop_reason,
+            duration_ms=record.duration_ms,
+            cost_usd=record.cost_usd,
+            **record.usage,
+        )
         self._rearm()
         self._settled.set_result(record)
         return record
 
 
 def _resolution(request: PendingPermission, decision: Decision) -> dict[str, Any]:
-    data: dict[str, Any] = {"request_id": request.request_id, "tool_name": request.tool_name,
-                            "behavior": "allow" if decision.allow else "deny"}
+    data: dict[str, Any] = {
+        "request_id": request.request_id,
+        "tool_name": request.tool_name,
+        "behavior": "allow" if decision.allow else "deny",
+    }
     if decision.message:
         data["message"] = decision.message
     if decision.updated_input is not None:

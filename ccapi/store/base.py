@@ -101,8 +101,9 @@ class Store(ABC):
         """``(fingerprint, turn_id)`` recorded for the key, if any."""
         return await self._run(self._find_idempotency_key, session_id, key)
 
-    async def save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
-                                   created_at: str) -> None:
+    async def save_idempotency_key(
+        self, session_id: str, key: str, fingerprint: str, turn_id: str, created_at: str
+    ) -> None:
         await self._run(self._save_idempotency_key, session_id, key, fingerprint, turn_id, created_at)
 
     # -- the compat affinity index -----------------------------------------------
@@ -123,8 +124,9 @@ class Store(ABC):
         webhook deliveries the events owe (their session's subscription) go in with them."""
         await self._run(self._append_events, events)
 
-    async def list_events(self, session_id: str, after: int = 0, limit: int = 1000,
-                          types: Iterable[str] | None = None) -> list[Event]:
+    async def list_events(
+        self, session_id: str, after: int = 0, limit: int = 1000, types: Iterable[str] | None = None
+    ) -> list[Event]:
         return await self._run(self._list_events, session_id, after, limit, tuple(types) if types else None)
 
     async def max_seq(self, session_id: str) -> int:
@@ -145,8 +147,9 @@ class Store(ABC):
         return await self._run(self._list_webhooks, session_id, after, limit)
 
     # -- Claude Code transcripts (the SDK SessionStore mirror) -------------------
-    async def append_transcript(self, project_key: str, session_id: str, subpath: str,
-                                entries: list[dict[str, Any]]) -> None:
+    async def append_transcript(
+        self, project_key: str, session_id: str, subpath: str, entries: list[dict[str, Any]]
+    ) -> None:
         """Append in call order; an entry whose ``uuid`` is already stored is skipped (the SDK retries)."""
         await self._run(self._append_transcript, project_key, session_id, subpath, entries)
 
@@ -199,8 +202,9 @@ class Store(ABC):
     @abstractmethod
     def _find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None: ...
     @abstractmethod
-    def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
-                              created_at: str) -> None: ...
+    def _save_idempotency_key(
+        self, session_id: str, key: str, fingerprint: str, turn_id: str, created_at: str
+    ) -> None: ...
     @abstractmethod
     def _save_compat_head(self, session_id: str, key: str, data: dict[str, Any], updated_at: str) -> None: ...
     @abstractmethod
@@ -210,8 +214,7 @@ class Store(ABC):
     @abstractmethod
     def _append_events(self, events: list[Event]) -> None: ...
     @abstractmethod
-    def _list_events(self, session_id: str, after: int, limit: int,
-                     types: tuple[str, ...] | None) -> list[Event]: ...
+    def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]: ...
     @abstractmethod
     def _max_seq(self, session_id: str) -> int: ...
     @abstractmethod
@@ -221,11 +224,11 @@ class Store(ABC):
     @abstractmethod
     def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]: ...
     @abstractmethod
-    def _append_transcript(self, project_key: str, session_id: str, subpath: str,
-                           entries: list[dict[str, Any]]) -> None: ...
+    def _append_transcript(
+        self, project_key: str, session_id: str, subpath: str, entries: list[dict[str, Any]]
+    ) -> None: ...
     @abstractmethod
-    def _load_transcript(self, project_key: str, session_id: str,
-                         subpath: str) -> list[dict[str, Any]] | None: ...
+    def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None: ...
     @abstractmethod
     def _list_transcripts(self, project_key: str) -> list[tuple[str, int]]: ...
     @abstractmethod

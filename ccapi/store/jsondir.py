@@ -93,8 +93,13 @@ class JsonDirStore(Store):
         return self._root / "sessions" / _safe(session_id)
 
     def _transcript_dir(self, project_key: str, session_id: str, subpath: str) -> Path:
-        return (self._root / "transcripts" / _digest(project_key) / _safe(session_id)
-                / (_digest(subpath) if subpath else _MAIN))
+        return (
+            self._root
+            / "transcripts"
+            / _digest(project_key)
+            / _safe(session_id)
+            / (_digest(subpath) if subpath else _MAIN)
+        )
 
     # -- lifecycle -------------------------------------------------------------
     def _open(self) -> None:
@@ -173,8 +178,10 @@ class JsonDirStore(Store):
     # -- the compat affinity index -----------------------------------------------
     def _save_compat_head(self, session_id: str, key: str, data: dict[str, Any], updated_at: str) -> None:
         if session_id in self._sessions:
-            atomic_write(self._session_dir(session_id) / "compat_head.json",
-                         orjson.dumps({"key": key, "data": data, "updated_at": updated_at}))
+            atomic_write(
+                self._session_dir(session_id) / "compat_head.json",
+                orjson.dumps({"key": key, "data": data, "updated_at": updated_at}),
+            )
 
     def _load_compat_heads(self, key: str | None, limit: int, since: str) -> list[dict[str, Any]]:
         found = []
@@ -192,15 +199,20 @@ class JsonDirStore(Store):
 
     # -- turns -----------------------------------------------------------------
     def _write_turn(self, record: TurnRecord) -> None:
-        atomic_write(self._session_dir(record.session_id) / "turns" / f"{_safe(record.id)}.json",
-                     orjson.dumps(dataclasses.asdict(record)))
+        atomic_write(
+            self._session_dir(record.session_id) / "turns" / f"{_safe(record.id)}.json",
+            orjson.dumps(dataclasses.asdict(record)),
+        )
         self._turns[record.id] = record
 
     def _create_turn(self, record: TurnRecord) -> None:
         self._write_turn(record)
         session = self._sessions[record.session_id]
-        self._write_session(dataclasses.replace(session, turn_count=session.turn_count + 1,
-                                                updated_at=record.created_at, status=record.status))
+        self._write_session(
+            dataclasses.replace(
+                session, turn_count=session.turn_count + 1, updated_at=record.created_at, status=record.status
+            )
+        )
 
     def _update_turn(self, turn_id: str, fields: dict[str, Any]) -> None:
         record = self._turns.get(turn_id)
@@ -248,10 +260,11 @@ class JsonDirStore(Store):
         found = orjson.loads(path.read_bytes())
         return found["fingerprint"], found["turn_id"]
 
-    def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
-                              created_at: str) -> None:
-        atomic_write(self._idempotency_file(session_id, key), orjson.dumps(
-            {"key": key, "fingerprint": fingerprint, "turn_id": turn_id, "created_at": created_at}))
+    def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str, created_at: str) -> None:
+        atomic_write(
+            self._idempotency_file(session_id, key),
+            orjson.dumps({"key": key, "fingerprint": fingerprint, "turn_id": turn_id, "created_at": created_at}),
+        )
 
     # -- events ----------------------------------------------------------------
     def _append_events(self, events: list[Event]) -> None:
@@ -266,8 +279,9 @@ class JsonDirStore(Store):
                 for delivery in deliveries_for(batch, {session_id: self._sessions[session_id].webhook}):
                     self._write_webhook(delivery)
             name = f"{batch[0].seq:012d}-{batch[-1].seq:012d}.jsonl"
-            atomic_write(self._session_dir(session_id) / "events" / name,
-                         _jsonl([dataclasses.asdict(event) for event in batch]))
+            atomic_write(
+                self._session_dir(session_id) / "events" / name, _jsonl([dataclasses.asdict(event) for event in batch])
+            )
             self._update_session(session_id, {"last_seq": batch[-1].seq})
 
     def _event_files(self, session_id: str, after: int) -> list[Path]:
@@ -293,15 +307,22 @@ class JsonDirStore(Store):
 
     # -- the webhook outbox ----------------------------------------------------------
     def _write_webhook(self, delivery: WebhookDelivery) -> None:
-        atomic_write(self._session_dir(delivery.session_id) / "webhooks" / f"{delivery.seq}.json",
-                     orjson.dumps(dataclasses.asdict(delivery)))
+        atomic_write(
+            self._session_dir(delivery.session_id) / "webhooks" / f"{delivery.seq}.json",
+            orjson.dumps(dataclasses.asdict(delivery)),
+        )
         self._webhooks[delivery.id] = delivery
 
     def _claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
         now = time.time()
-        due = sorted((d for d in self._webhooks.values()
-                      if d.state == PENDING and d.next_attempt_at <= now and d.lease_until < now),
-                     key=lambda d: d.next_attempt_at)[:limit]
+        due = sorted(
+            (
+                d
+                for d in self._webhooks.values()
+                if d.state == PENDING and d.next_attempt_at <= now and d.lease_until < now
+            ),
+            key=lambda d: d.next_attempt_at,
+        )[:limit]
         claimed = [dataclasses.replace(d, lease_owner=owner, lease_until=now + lease) for d in due]
         self._webhooks.update((d.id, d) for d in claimed)  # a lease is process state: not written
         return claimed
@@ -312,16 +333,18 @@ class JsonDirStore(Store):
             self._write_webhook(dataclasses.replace(delivery, **fields, lease_owner=None, lease_until=0.0))
 
     def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
-        found = sorted((d for d in self._webhooks.values() if d.session_id == session_id and d.seq > after),
-                       key=lambda d: d.seq)
+        found = sorted(
+            (d for d in self._webhooks.values() if d.session_id == session_id and d.seq > after), key=lambda d: d.seq
+        )
         return found[:limit]
 
     # -- transcripts -----------------------------------------------------------
     def _transcript_files(self, folder: Path) -> list[Path]:
         return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
-    def _append_transcript(self, project_key: str, session_id: str, subpath: str,
-                           entries: list[dict[str, Any]]) -> None:
+    def _append_transcript(
+        self, project_key: str, session_id: str, subpath: str, entries: list[dict[str, Any]]
+    ) -> None:
         folder = self._transcript_dir(project_key, session_id, subpath)
         files = self._transcript_files(folder)
         known = {e.get("uuid") for path in files for e in _read_jsonl(path)} - {None}
@@ -329,8 +352,10 @@ class JsonDirStore(Store):
         if not fresh:
             return
         if not (folder / "key.json").is_file():
-            atomic_write(folder / "key.json", orjson.dumps({"project_key": project_key, "session_id": session_id,
-                                                            "subpath": subpath}))
+            atomic_write(
+                folder / "key.json",
+                orjson.dumps({"project_key": project_key, "session_id": session_id, "subpath": subpath}),
+            )
         atomic_write(folder / f"{len(files) + 1:09d}.jsonl", _jsonl(fresh))
 
     def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
@@ -340,7 +365,7 @@ class JsonDirStore(Store):
     def _list_transcripts(self, project_key: str) -> list[tuple[str, int]]:
         project = self._root / "transcripts" / _digest(project_key)
         listed = []
-        for session in (project.iterdir() if project.is_dir() else ()):
+        for session in project.iterdir() if project.is_dir() else ():
             files = self._transcript_files(session / _MAIN)
             if files:
                 listed.append((session.name, max(int(p.stat().st_mtime * 1000) for p in files)))
@@ -349,14 +374,17 @@ class JsonDirStore(Store):
     def _list_transcript_subpaths(self, project_key: str, session_id: str) -> list[str]:
         session = self._root / "transcripts" / _digest(project_key) / _safe(session_id)
         subpaths = []
-        for folder in (session.iterdir() if session.is_dir() else ()):
+        for folder in session.iterdir() if session.is_dir() else ():
             if folder.name != _MAIN and (folder / "key.json").is_file():
                 subpaths.append(orjson.loads((folder / "key.json").read_bytes())["subpath"])
         return subpaths
 
     def _delete_transcript(self, project_key: str | None, session_id: str, subpath: str | None) -> None:
-        projects = ([self._root / "transcripts" / _digest(project_key)] if project_key is not None
-                    else list((self._root / "transcripts").glob("*")))
+        projects = (
+            [self._root / "transcripts" / _digest(project_key)]
+            if project_key is not None
+            else list((self._root / "transcripts").glob("*"))
+        )
         for project in projects:
             target = project / _safe(session_id)
             if subpath is not None:

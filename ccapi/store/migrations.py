@@ -27,8 +27,9 @@ def _initial_schema(db: peewee.Database) -> None:
 def _tool_policy(db: peewee.Database) -> None:
     """Sessions gain a built-in tool policy (``"all"`` for every existing one: that is how they
     ran) and a spending cap; turns gain their pending permission requests."""
-    migrator: SchemaMigrator = PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) \
-        else SqliteMigrator(db)
+    migrator: SchemaMigrator = (
+        PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) else SqliteMigrator(db)
+    )
     sessions = {column.name for column in db.get_columns("sessions")}
     turns = {column.name for column in db.get_columns("turns")}
     operations = []
@@ -44,8 +45,9 @@ def _tool_policy(db: peewee.Database) -> None:
 def _webhooks(db: peewee.Database) -> None:
     """Sessions gain a webhook subscription; deliveries get their outbox table."""
     if "webhook" not in {column.name for column in db.get_columns("sessions")}:
-        migrator: SchemaMigrator = (PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase)
-                                    else SqliteMigrator(db))
+        migrator: SchemaMigrator = (
+            PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) else SqliteMigrator(db)
+        )
         apply_operations(migrator.add_column("sessions", "webhook", JSONField(null=True)))
     db.create_tables([WebhookRow], safe=True)
 

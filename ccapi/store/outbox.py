@@ -53,8 +53,17 @@ def deliveries_for(events: Iterable[Event], webhooks: Mapping[str, dict[str, Any
     for event in events:
         webhook = webhooks.get(event.session_id)
         if webhook and event.type in webhook["events"]:
-            owed.append(WebhookDelivery(
-                id=delivery_id(event.session_id, event.seq), session_id=event.session_id, seq=event.seq,
-                turn_id=event.turn_id, type=event.type, url=webhook["url"], payload=event.to_dict(),
-                created_at=event.created_at, next_attempt_at=now))
+            owed.append(
+                WebhookDelivery(
+                    id=delivery_id(event.session_id, event.seq),
+                    session_id=event.session_id,
+                    seq=event.seq,
+                    turn_id=event.turn_id,
+                    type=event.type,
+                    url=webhook["url"],
+                    payload=event.to_dict(),
+                    created_at=event.created_at,
+                    next_attempt_at=now,
+                )
+            )
     return owed

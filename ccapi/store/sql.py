@@ -61,9 +61,13 @@ def postgres_database(url: str) -> PooledPostgresqlDatabase:
     if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
         raise ValueError("CC_API_DATABASE_URL must look like postgresql://user@host:port/database")
     return PooledPostgresqlDatabase(
-        parts.path.strip("/"), user=unquote(parts.username or "") or None,
-        password=unquote(parts.password or "") or None, host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432, max_connections=8, stale_timeout=300,
+        parts.path.strip("/"),
+        user=unquote(parts.username or "") or None,
+        password=unquote(parts.password or "") or None,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        max_connections=8,
+        stale_timeout=300,
     )
 
 
@@ -133,10 +137,9 @@ class SqlStore(Store):
     def _create_turn(self, record: TurnRecord) -> None:
         with self._db.atomic():
             TurnRow.create(**dataclasses.asdict(record))
-            SessionRow.update(turn_count=SessionRow.turn_count + 1, updated_at=record.created_at,
-                              status=record.status).where(
-                SessionRow.id == record.session_id
-            ).execute()
+            SessionRow.update(
+                turn_count=SessionRow.turn_count + 1, updated_at=record.created_at, status=record.status
+            ).where(SessionRow.id == record.session_id).execute()
 
     def _update_turn(self, turn_id: str, fields: dict[str, Any]) -> None:
         TurnRow.update(**fields).where(TurnRow.id == turn_id).execute()
@@ -150,10 +153,10 @@ class SqlStore(Store):
         row = IdempotencyRow.get_or_none((IdempotencyRow.session_id == session_id) & (IdempotencyRow.key == key))
         return (row.fingerprint, row.turn_id) if row else None
 
-    def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str,
-                              created_at: str) -> None:
-        IdempotencyRow.create(session_id=session_id, key=key, fingerprint=fingerprint, turn_id=turn_id,
-                              created_at=created_at)
+    def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str, created_at: str) -> None:
+        IdempotencyRow.create(
+            session_id=session_id, key=key, fingerprint=fingerprint, turn_id=turn_id, created_at=created_at
+        )
 
     # -- the compat affinity index -----------------------------------------------
     def _save_compat_head(self, session_id: str, key: str, data: dict[str, Any], updated_at: str) -> None:
@@ -175,9 +178,11 @@ class SqlStore(Store):
     def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
         now = time.time()
         with self._db.atomic():
-            taken = LeaseRow.update(owner=owner, expires_at=now + ttl).where(
-                (LeaseRow.session_id == session_id) & ((LeaseRow.owner == owner) | (LeaseRow.expires_at < now))
-            ).execute()
+            taken = (
+                LeaseRow.update(owner=owner, expires_at=now + ttl)
+                .where((LeaseRow.session_id == session_id) & ((LeaseRow.owner == owner) | (LeaseRow.expires_at < now)))
+                .execute()
+            )
             if taken:
                 return None
             LeaseRow.insert(session_id=session_id, owner=owner, expires_at=now + ttl).on_conflict_ignore().execute()
@@ -187,16 +192,22 @@ class SqlStore(Store):
     def _renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None:
         if session_ids:
             LeaseRow.update(expires_at=time.time() + ttl).where(
-                (LeaseRow.owner == owner) & LeaseRow.session_id.in_(session_ids)).execute()
+                (LeaseRow.owner == owner) & LeaseRow.session_id.in_(session_ids)
+            ).execute()
 
     def _release_lease(self, session_id: str, owner: str) -> None:
         LeaseRow.delete().where((LeaseRow.session_id == session_id) & (LeaseRow.owner == owner)).execute()
 
     def _orphaned_turns(self, owner: str) -> list[TurnRecord]:
         lease = LeaseRow.alias()
-        query = (TurnRow.select().join(lease, peewee.JOIN.LEFT_OUTER, on=(lease.session_id == TurnRow.session_id))
-                 .where(TurnRow.status.in_(OPEN_TURN_STATES)
-                        & (lease.session_id.is_null() | (lease.expires_at < time.time()) | (lease.owner == owner))))
+        query = (
+            TurnRow.select()
+            .join(lease, peewee.JOIN.LEFT_OUTER, on=(lease.session_id == TurnRow.session_id))
+            .where(
+                TurnRow.status.in_(OPEN_TURN_STATES)
+                & (lease.session_id.is_null() | (lease.expires_at < time.time()) | (lease.owner == owner))
+            )
+        )
         return [_turn_record(row) for row in query]
 
     # -- events ----------------------------------------------------------------
@@ -209,9 +220,13 @@ class SqlStore(Store):
             for chunk in peewee.chunked([dataclasses.asdict(event) for event in events], 200):
                 EventRow.insert_many(chunk).execute()
             if notifying:
-                webhooks: dict[str, dict[str, Any] | None] = dict(_tuples(
-                    SessionRow.select(SessionRow.id, SessionRow.webhook)
-                    .where(SessionRow.id.in_(notifying) & SessionRow.webhook.is_null(False))))
+                webhooks: dict[str, dict[str, Any] | None] = dict(
+                    _tuples(
+                        SessionRow.select(SessionRow.id, SessionRow.webhook).where(
+                            SessionRow.id.in_(notifying) & SessionRow.webhook.is_null(False)
+                        )
+                    )
+                )
                 owed = [dataclasses.asdict(delivery) for delivery in deliveries_for(events, webhooks)]
                 for chunk in peewee.chunked(owed, 100):
                     WebhookRow.insert_many(chunk).execute()
@@ -245,45 +260,73 @@ class SqlStore(Store):
                 return []
             until = now + lease
             WebhookRow.update(lease_owner=owner, lease_until=until).where(WebhookRow.id.in_(ids) & free).execute()
-            claimed = WebhookRow.select().where(WebhookRow.id.in_(ids) & (WebhookRow.lease_owner == owner)
-                                                & (WebhookRow.lease_until == until))
+            claimed = WebhookRow.select().where(
+                WebhookRow.id.in_(ids) & (WebhookRow.lease_owner == owner) & (WebhookRow.lease_until == until)
+            )
             return [_delivery(row) for row in claimed.order_by(WebhookRow.next_attempt_at)]
 
     def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None:
         WebhookRow.update(**fields, lease_owner=None, lease_until=0.0).where(
-            (WebhookRow.id == delivery_id) & (WebhookRow.lease_owner == owner)).execute()
+            (WebhookRow.id == delivery_id) & (WebhookRow.lease_owner == owner)
+        ).execute()
 
     def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
-        query = (WebhookRow.select().where((WebhookRow.session_id == session_id) & (WebhookRow.seq > after))
-                 .order_by(WebhookRow.seq).limit(limit))
+        query = (
+            WebhookRow.select()
+            .where((WebhookRow.session_id == session_id) & (WebhookRow.seq > after))
+            .order_by(WebhookRow.seq)
+            .limit(limit)
+        )
         return [_delivery(row) for row in query]
 
     # -- transcripts -----------------------------------------------------------
-    def _append_transcript(self, project_key: str, session_id: str, subpath: str,
-                           entries: list[dict[str, Any]]) -> None:
+    def _append_transcript(
+        self, project_key: str, session_id: str, subpath: str, entries: list[dict[str, Any]]
+    ) -> None:
         mtime = int(time.time() * 1000)
-        rows = [{"project_key": project_key, "session_id": session_id, "subpath": subpath,
-                 "uuid": entry.get("uuid") if isinstance(entry.get("uuid"), str) else None,
-                 "entry": entry, "mtime": mtime} for entry in entries]
+        rows = [
+            {
+                "project_key": project_key,
+                "session_id": session_id,
+                "subpath": subpath,
+                "uuid": entry.get("uuid") if isinstance(entry.get("uuid"), str) else None,
+                "entry": entry,
+                "mtime": mtime,
+            }
+            for entry in entries
+        ]
         with self._db.atomic():
             for chunk in peewee.chunked(rows, 200):
                 TranscriptRow.insert_many(chunk).on_conflict_ignore().execute()
 
     def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
-        rows = _tuples(TranscriptRow.select(TranscriptRow.entry)
-                       .where(_transcript_key(project_key, session_id, subpath)).order_by(TranscriptRow.id))
+        rows = _tuples(
+            TranscriptRow.select(TranscriptRow.entry)
+            .where(_transcript_key(project_key, session_id, subpath))
+            .order_by(TranscriptRow.id)
+        )
         return [entry for (entry,) in rows] or None
 
     def _list_transcripts(self, project_key: str) -> list[tuple[str, int]]:
-        return [(session_id, mtime) for session_id, mtime in _tuples(
-            TranscriptRow.select(TranscriptRow.session_id, peewee.fn.MAX(TranscriptRow.mtime))
-            .where((TranscriptRow.project_key == project_key) & (TranscriptRow.subpath == ""))
-            .group_by(TranscriptRow.session_id))]
+        return [
+            (session_id, mtime)
+            for session_id, mtime in _tuples(
+                TranscriptRow.select(TranscriptRow.session_id, peewee.fn.MAX(TranscriptRow.mtime))
+                .where((TranscriptRow.project_key == project_key) & (TranscriptRow.subpath == ""))
+                .group_by(TranscriptRow.session_id)
+            )
+        ]
 
     def _list_transcript_subpaths(self, project_key: str, session_id: str) -> list[str]:
-        query = _tuples(TranscriptRow.select(TranscriptRow.subpath).distinct()
-                        .where((TranscriptRow.project_key == project_key) & (TranscriptRow.session_id == session_id)
-                               & (TranscriptRow.subpath != "")))
+        query = _tuples(
+            TranscriptRow.select(TranscriptRow.subpath)
+            .distinct()
+            .where(
+                (TranscriptRow.project_key == project_key)
+                & (TranscriptRow.session_id == session_id)
+                & (TranscriptRow.subpath != "")
+            )
+        )
         return [subpath for (subpath,) in query]
 
     def _delete_transcript(self, project_key: str | None, session_id: str, subpath: str | None) -> None:
@@ -345,8 +388,11 @@ class AppendListener(threading.Thread):
 
 
 def _transcript_key(project_key: str, session_id: str, subpath: str) -> peewee.Expression:
-    return ((TranscriptRow.session_id == session_id) & (TranscriptRow.project_key == project_key)
-            & (TranscriptRow.subpath == subpath))
+    return (
+        (TranscriptRow.session_id == session_id)
+        & (TranscriptRow.project_key == project_key)
+        & (TranscriptRow.subpath == subpath)
+    )
 
 
 def _session_record(row: SessionRow) -> SessionRecord:

@@ -19,15 +19,16 @@ class TranscriptMirror:
 
     async def append(self, key: dict[str, Any], entries: list[dict[str, Any]]) -> None:
         if entries:
-            await self._store.append_transcript(key["project_key"], key["session_id"], key.get("subpath", ""),
-                                                entries)
+            await self._store.append_transcript(key["project_key"], key["session_id"], key.get("subpath", ""), entries)
 
     async def load(self, key: dict[str, Any]) -> list[dict[str, Any]] | None:
         return await self._store.load_transcript(key["project_key"], key["session_id"], key.get("subpath", ""))
 
     async def list_sessions(self, project_key: str) -> list[dict[str, Any]]:
-        return [{"session_id": session_id, "mtime": mtime}
-                for session_id, mtime in await self._store.list_transcripts(project_key)]
+        return [
+            {"session_id": session_id, "mtime": mtime}
+            for session_id, mtime in await self._store.list_transcripts(project_key)
+        ]
 
     async def list_subkeys(self, key: dict[str, Any]) -> list[str]:
         return await self._store.list_transcript_subpaths(key["project_key"], key["session_id"])

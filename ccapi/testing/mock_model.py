@@ -182,9 +182,14 @@ class RecordedRequest:
         return asdict(self)
 
 
-def rate_limit_headers(status: str, resets_at: int, *, window: str = "five_hour",
-                       utilization: float | None = None, others: Mapping[str, tuple[float, int]] | None = None
-                       ) -> dict[str, str]:
+def rate_limit_headers(
+    status: str,
+    resets_at: int,
+    *,
+    window: str = "five_hour",
+    utilization: float | None = None,
+    others: Mapping[str, tuple[float, int]] | None = None,
+) -> dict[str, str]:
     """Anthropic's unified rate-limit headers for a subscription, as Claude Code reads them (checked with
     Claude Code 2.1.332, which reads them only on subscription credentials such as ``CLAUDE_CODE_OAUTH_TOKEN``).
 
@@ -193,8 +198,11 @@ def rate_limit_headers(status: str, resets_at: int, *, window: str = "five_hour"
     ``allowed``; it warns when the window's ``-surpassed-threshold`` header is set, which a warning here sends.
     ``others`` adds other windows' ``(utilization, resets_at)``, reported alongside.
     """
-    headers = {"anthropic-ratelimit-unified-status": status, "anthropic-ratelimit-unified-reset": str(resets_at),
-               "anthropic-ratelimit-unified-representative-claim": window}
+    headers = {
+        "anthropic-ratelimit-unified-status": status,
+        "anthropic-ratelimit-unified-reset": str(resets_at),
+        "anthropic-ratelimit-unified-representative-claim": window,
+    }
     windows = {window: (utilization, resets_at), **(others or {})}
     for name, (used, reset) in windows.items():
         prefix = f"anthropic-ratelimit-unified-{UNIFIED_WINDOWS[name]}"

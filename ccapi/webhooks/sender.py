@@ -63,9 +63,12 @@ class WebhookSender:
         self._owner = settings.owner_id
         self._allow = settings.webhook_allow_list
         self._lease = settings.webhook_timeout + 5.0
-        self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False,
-                                       timeout=httpx.Timeout(settings.webhook_timeout),
-                                       headers={"user-agent": f"cc-api-webhooks/{__version__}"})
+        self._http = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(settings.webhook_timeout),
+            headers={"user-agent": f"cc-api-webhooks/{__version__}"},
+        )
         self._wakeup = asyncio.Event()
         self._next_due = float("inf")  # the earliest retry this host scheduled
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -126,8 +129,12 @@ class WebhookSender:
         outcome = await self._post(delivery)
         now = time.time()
         attempts = delivery.attempts + 1
-        fields: dict[str, object] = {"attempts": attempts, "last_attempt_at": utcnow(),
-                                     "last_status": outcome.status, "last_error": outcome.error}
+        fields: dict[str, object] = {
+            "attempts": attempts,
+            "last_attempt_at": utcnow(),
+            "last_status": outcome.status,
+            "last_error": outcome.error,
+        }
         if outcome.delivered:
             fields.update(state=DELIVERED, completed_at=utcnow())
         else:
@@ -137,8 +144,15 @@ class WebhookSender:
                 self._next_due = min(self._next_due, now + delay)
             else:
                 fields.update(state=FAILED, completed_at=utcnow())
-        log.info("webhook_attempt", delivery_id=delivery.id, url=delivery.url, attempt=attempts,
-                 status=outcome.status, error=outcome.error, state=fields.get("state", "pending"))
+        log.info(
+            "webhook_attempt",
+            delivery_id=delivery.id,
+            url=delivery.url,
+            attempt=attempts,
+            status=outcome.status,
+            error=outcome.error,
+            state=fields.get("state", "pending"),
+        )
         try:
             await self._store.finish_webhook_attempt(delivery.id, self._owner, fields)
         except Exception:  # the lease expires and the delivery is tried again
@@ -155,9 +169,12 @@ class WebhookSender:
             return Outcome(False, False, error="the URL's host is no longer allowed by CC_API_WEBHOOK_ALLOW")
         body = orjson.dumps(delivery.payload)
         timestamp = int(time.time())
-        headers = {"content-type": "application/json", "webhook-id": delivery.id,
-                   "webhook-timestamp": str(timestamp),
-                   "webhook-signature": sign(self._secret, delivery.id, timestamp, body)}
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self._secret, delivery.id, timestamp, body),
+        }
         try:
             async with asyncio.timeout(self._settings.webhook_timeout):
                 async with self._http.stream("POST", delivery.url, content=body, headers=headers) as response:

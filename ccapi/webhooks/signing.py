@@ -51,8 +51,13 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes | str,
-                   tolerance: float = TOLERANCE_SECONDS, now: float | None = None) -> Any:
+def verify_webhook(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes | str,
+    tolerance: float = TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> Any:
     """Check a delivery's signature and timestamp; return its JSON body, or raise
     ``WebhookVerificationError``. ``headers`` is any mapping (names in any case)."""
     lowered = {name.lower(): value for name, value in headers.items()}

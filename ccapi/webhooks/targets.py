@@ -90,8 +90,10 @@ def check_events(events: Any) -> list[str]:
         raise BadTarget("webhook.events must be a non-empty list of event types")
     unknown = sorted(set(events) - WEBHOOK_EVENT_TYPES)
     if unknown:
-        raise BadTarget(f"webhook.events: {', '.join(unknown)} cannot be subscribed to; "
-                        f"choose from {', '.join(sorted(WEBHOOK_EVENT_TYPES))}")
+        raise BadTarget(
+            f"webhook.events: {', '.join(unknown)} cannot be subscribed to; "
+            f"choose from {', '.join(sorted(WEBHOOK_EVENT_TYPES))}"
+        )
     return list(dict.fromkeys(events))
 
 
