@@ -62,6 +62,8 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     request_timeout: float = 30.0
     keepalive_seconds: float = 15.0
+    sse_buffer_events: int = 4096
+    """Events an SSE client may fall behind by before its stream is cut off (it resumes with ``Last-Event-ID``)."""
     pass_env: tuple[str, ...] = ()
     """Variables of the gateway's environment that Claude Code children get besides their own."""
     mock_model: bool = False
@@ -114,6 +116,7 @@ class Settings:
             max_body_bytes=reader.integer("CC_API_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             request_timeout=reader.number("CC_API_REQUEST_TIMEOUT", cls.request_timeout),
             keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
+            sse_buffer_events=reader.integer("CC_API_SSE_BUFFER_EVENTS", cls.sse_buffer_events, minimum=1),
             pass_env=reader.variable_names("CC_API_PASS_ENV"),
             webhook_url=reader.optional("CC_API_WEBHOOK_URL"),
             webhook_events=reader.items("CC_API_WEBHOOK_EVENTS"),

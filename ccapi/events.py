@@ -7,8 +7,11 @@ the turn replies are all built from them, so names live in one place.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 
 class EventType(enum.StrEnum):
@@ -71,6 +74,11 @@ class Event:
             body["created_at"],
             body.get("data") or {},
         )
+
+    @functools.cached_property
+    def sse_frame(self) -> bytes:
+        """The Server-Sent Events frame, encoded once however many subscribers stream the event."""
+        return b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.type.encode(), orjson.dumps(self.to_dict()))
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -118,3 +120,71 @@ def test_idle_stream_sends_keepalive_comments(make_gateway) -> None:
             if comments.count("keep-alive") == 2:
                 break
     assert comments.count("keep-alive") == 2
+
+
+def _dechunk(body: bytes) -> tuple[bytes, bool]:
+    """The payload of a chunked HTTP body, and whether it ended with the terminating chunk."""
+    payload = b""
+    while b"\r\n" in body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return payload, True
+        if len(rest) < size + 2:
+            break
+        payload, body = payload + rest[:size], rest[size + 2 :]
+    return payload, False
+
+
+def test_a_subscriber_that_stops_reading_is_cut_off_and_resumes_losing_nothing(
+    make_gateway, mock_model: MockModel
+) -> None:
+    gw = make_gateway(CC_API_SSE_BUFFER_EVENTS="8")
+    session = gw.create_session()
+    after = gw.events(session["id"])[-1]["seq"]
+    path = f"/api/sessions/{session['id']}/events/stream?after={after}"
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connect: a tiny window
+    stalled.settimeout(30)
+    stalled.connect(("127.0.0.1", gw.port))
+    stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    head = b""
+    while b"keep-alive" not in head:
+        head += stalled.recv(4096)
+    # 120 deltas of 75 kB: more than the socket buffers (loopback's grow to 4 MB) can absorb,
+    # paced so that no commit batch alone outgrows the 8-event buffer of a subscriber that reads
+    text = " ".join(f"w{n:04d}" + "x" * 25_000 for n in range(360))
+    mock_model.script(Reply(text=text, chunk_delay=0.02))
+    with gw.client.stream("GET", path) as live:
+        started = gw.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "a lot", "background": True})
+        assert started.status_code == 202
+        everything = []
+        for frame in sse_events(live.iter_lines()):
+            if "event" in frame:
+                everything.append(frame["data"])
+                if frame["event"] == "turn.completed":
+                    break
+    logged = gw.events(session["id"], after)
+    while len(page := gw.events(session["id"], logged[-1]["seq"])):
+        logged += page
+    assert everything == logged  # the reading subscriber got every event, once and in order
+    assert "".join(e["data"]["text"] for e in everything if e["type"] == "message.delta") == text
+
+    stalled.settimeout(10)
+    body = head
+    while chunk := stalled.recv(65536):  # now it reads: what was sent before the cut-off, then the end
+        body += chunk
+    stalled.close()
+    payload, ended = _dechunk(body.partition(b"\r\n\r\n")[2])
+    assert ended, "the cut-off subscriber's stream ends cleanly"
+    got = [f["data"] for f in sse_events(iter(payload.decode().split("\n"))) if "event" in f]
+    assert 0 < len(got) < len(logged) and got == logged[: len(got)]
+
+    with gw.client.stream("GET", path, headers={"Last-Event-ID": str(got[-1]["seq"])}) as resumed:
+        rest = []
+        for frame in sse_events(resumed.iter_lines()):
+            if "event" in frame:
+                rest.append(frame["data"])
+                if frame["event"] == "turn.completed":
+                    break
+    assert got + rest == logged

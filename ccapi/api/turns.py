@@ -14,7 +14,7 @@ from sanic.response import HTTPResponse, json
 
 from ccapi.api.render import turn_view
 from ccapi.api.request import json_body, wants_event_stream
-from ccapi.api.sse import send_events
+from ccapi.api.sse import follow_stream, send_events
 from ccapi.errors import InvalidRequest
 from ccapi.events import Event
 from ccapi.sessions import SessionService, TurnRun
@@ -106,8 +106,9 @@ async def _reply(
             status=202,
         )
     if stream:
-        events = service.events.follow(session_id, from_seq - 1, service.settings.keepalive_seconds)
-        await send_events(request, events, stop=lambda e: _settles(e, turn_id))
+        await send_events(
+            request, follow_stream(service, session_id, from_seq - 1), stop=lambda e: _settles(e, turn_id)
+        )
         return None
     return json(turn_view(await run.wait()))
 

@@ -25,20 +25,33 @@ KEEPALIVE = None
 
 
 class Subscription:
-    """A bounded live queue for one session. A subscriber that falls behind is marked
-    ``lagged`` instead of growing memory; it then catches up from the store."""
+    """A bounded live queue for one session. A subscriber that falls behind either catches
+    up from the store (``lagged``) or, if it asked to be ``cut_off``, is ended (``overflowed``):
+    a slow SSE client then reconnects with ``Last-Event-ID`` and the log replays what it missed,
+    instead of its backlog costing the gateway memory or store reads while it lags."""
 
-    def __init__(self, maxsize: int = 1024) -> None:
+    def __init__(self, maxsize: int = 1024, cut_off: bool = False) -> None:
         #: ``None`` wakes the follower to look at ``closed`` and ``lagged``.
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self.cut_off = cut_off
         self.lagged = False
+        self.overflowed = False
         self.closed = False
 
     def offer(self, event: Event) -> None:
+        if self.overflowed:
+            return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.lagged = True
+            self.overflowed = self.cut_off
+
+    def refill(self) -> None:
+        """The follower re-reads the store, which holds all that is queued: start the queue afresh."""
+        self.lagged = self.overflowed = False
+        while not self.queue.empty():
+            self.queue.get_nowait()
 
     def nudge(self) -> None:
         """Events were written elsewhere (another host): catch up from the store."""
@@ -162,8 +175,8 @@ class EventLog:
                 subscription.offer(event)
 
     @contextlib.contextmanager
-    def subscribe(self, session_id: str):  # type: ignore[no-untyped-def]
-        subscription = Subscription()
+    def subscribe(self, session_id: str, buffer: int = 1024, cut_off: bool = False):  # type: ignore[no-untyped-def]
+        subscription = Subscription(buffer, cut_off)
         if self._closed:
             subscription.close()
         self._subscribers.setdefault(session_id, set()).add(subscription)
@@ -177,42 +190,74 @@ class EventLog:
                     del self._subscribers[session_id]
 
     async def follow(self, session_id: str, after: int, keepalive: float) -> AsyncIterator[Event | None]:
-        """Every event after ``after`` exactly once and in order: the stored log first,
-        then the live tail. Yields ``KEEPALIVE`` after ``keepalive`` seconds of quiet, and
-        ends after ``end_follows`` or once the session is gone (deleted, maybe by another host).
+        """``follow_batches`` one event at a time, for readers in the gateway itself."""
+        async for batch in self.follow_batches(session_id, after, keepalive):
+            if batch is KEEPALIVE:
+                yield KEEPALIVE
+                continue
+            for event in batch:
+                yield event
+
+    async def follow_batches(
+        self, session_id: str, after: int, keepalive: float, buffer: int = 1024, cut_off: bool = False
+    ) -> AsyncIterator[list[Event] | None]:
+        """Every event after ``after`` exactly once and in order, in batches of all that was
+        ready at once: the stored log first, then the live tail. Yields ``KEEPALIVE`` after
+        ``keepalive`` seconds of quiet, and ends after ``end_follows`` or once the session is
+        gone (deleted, maybe by another host) — and, with ``cut_off``, once more than
+        ``buffer`` events wait for a reader too slow to take them.
 
         Subscribing before reading the store closes the gap between replay and live; any
         hole in the live feed (a lagged queue, a nudge from another host) is refilled from
         the store, which each keep-alive also re-reads in case a nudge was missed.
         """
         last = after
-        with self.subscribe(session_id) as subscription:
+        with self.subscribe(session_id, buffer, cut_off) as subscription:
             while not subscription.closed:
-                subscription.lagged = False
+                subscription.refill()
                 replay = await self._store.list_events(session_id, after=last, limit=500)
-                for event in replay:
-                    yield event
-                    last = event.seq
+                if replay:
+                    yield replay
+                    last = replay[-1].seq
                 if len(replay) == 500:
                     continue
-                while True:
+                while not subscription.overflowed:
                     try:
-                        event = await asyncio.wait_for(subscription.queue.get(), keepalive)
-                    except TimeoutError:
-                        if await self._store.get_session(session_id) is None:
-                            return
-                        yield KEEPALIVE
+                        item = subscription.queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        try:
+                            item = await asyncio.wait_for(subscription.queue.get(), keepalive)
+                        except TimeoutError:
+                            if await self._store.get_session(session_id) is None:
+                                return
+                            yield KEEPALIVE
+                            break
+                    batch, gap = self._take(subscription, item, last)
+                    if batch:
+                        yield batch
+                        last = batch[-1].seq
+                    if gap:
                         break
-                    if event is None:
-                        if subscription.closed:
-                            return
-                        break
-                    if event.seq <= last:
-                        continue
-                    if subscription.lagged or event.seq != last + 1:
-                        break
-                    yield event
-                    last = event.seq
+                else:
+                    return  # cut off: the reader reconnects from its last event
+
+    @staticmethod
+    def _take(subscription: Subscription, item: Event | None, last: int) -> tuple[list[Event], bool]:
+        """``item`` and all else queued that continues ``last`` without a gap; and whether a gap
+        (or a wake-up) means the store must be read again."""
+        batch: list[Event] = []
+        while True:
+            if item is None:
+                return batch, True
+            if item.seq > last:
+                if subscription.lagged or item.seq != last + 1:
+                    return batch, True
+                batch.append(item)
+                last = item.seq
+            try:
+                item = subscription.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return batch, False
 
     def nudge(self, session_id: str) -> None:
         """Another gateway host appended to this session's log: wake its followers here."""
