@@ -226,7 +226,8 @@ class EventLog:
                         item = subscription.queue.get_nowait()
                     except asyncio.QueueEmpty:
                         try:
-                            item = await asyncio.wait_for(subscription.queue.get(), keepalive)
+                            async with asyncio.timeout(keepalive):  # no task per wait, unlike wait_for
+                                item = await subscription.queue.get()
                         except TimeoutError:
                             if await self._store.get_session(session_id) is None:
                                 return
