@@ -42,6 +42,9 @@ log = structlog.get_logger(__name__)
 
 #: What a 503 asks a client to wait: about one turn on the mock, a fraction of one on Claude.
 RETRY_AFTER_SECONDS = 2
+#: How long a turn waits for another host's lease before its 409: that host releases it just after its
+#: turn's reply has gone out, so a client that moves hosts right after a reply should not see a conflict.
+LEASE_HANDOVER_TRIES, LEASE_HANDOVER_PAUSE = 10, 0.05
 
 
 @dataclass(frozen=True)
@@ -457,6 +460,11 @@ class SessionService:
         names it (its turn is in flight there); an expired one is taken over, and whatever
         turn the lost host left open is closed first. Returns the session as the lease found it."""
         holder = await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl)
+        for _ in range(LEASE_HANDOVER_TRIES):  # a host lets go a moment after its turn's reply went out
+            if holder is None:
+                break
+            await asyncio.sleep(LEASE_HANDOVER_PAUSE)
+            holder = await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl)
         if holder is not None:
             raise Conflict(
                 f"gateway host {holder!r} is running a turn in this session; retry when it ends",
