@@ -49,10 +49,15 @@ def test_a_simple_cross_site_post_runs_nothing(
 
 def test_a_json_post_from_another_origin_is_refused(gateway: Gateway, mock_model: MockModel) -> None:
     before = _state(gateway, mock_model)
-    for origin in ("https://evil.example", "http://localhost:3000", "null", f"http://127.0.0.1:{gateway.port}.evil"):
+    for origin in (
+        "https://evil.example.invalid",
+        "http://localhost:3000",
+        "null",
+        f"http://127.0.0.1:{gateway.port}.evil",
+    ):
         response = gateway.client.post("/api/sessions", json=SESSION, headers={"origin": origin})
         assert _assert_error(response, 403, "forbidden")["message"].startswith("cross-origin request refused")
-    compat = gateway.client.post("/v1/chat/completions", json=CHAT, headers={"origin": "https://evil.example"})
+    compat = gateway.client.post("/v1/chat/completions", json=CHAT, headers={"origin": "https://evil.example.invalid"})
     assert compat.status_code == 403
     assert compat.json()["error"]["type"] == "permission_error"  # in the client's own error format
     assert _state(gateway, mock_model) == before
@@ -109,16 +114,16 @@ def test_same_origin_json_is_served(gateway: Gateway) -> None:
 
 
 def test_allowed_hosts_and_a_key_do_not_lift_the_rules(make_gateway) -> None:
-    gw: Gateway = make_gateway(CC_API_ALLOWED_HOSTS="gw.example, .corp.example", CC_API_KEY="guard-key-51")
+    gw: Gateway = make_gateway(CC_API_ALLOWED_HOSTS="gw.example.invalid, .corp.example", CC_API_KEY="guard-key-51")
     auth = {"authorization": "Bearer guard-key-51"}
-    for host in ("gw.example", "gw.example:443", "box.corp.example", "corp.example"):
+    for host in ("gw.example.invalid", "gw.example.invalid:443", "box.corp.example", "corp.example"):
         assert _raw(gw, "GET", "/api/sessions", {**auth, "host": host}).status_code == 200, host
     assert _raw(gw, "GET", "/api/sessions", {**auth, "host": "other.example"}).status_code == 403
     # the right key in a text/plain body (a page that stole it still cannot skip the preflight)
     assert _raw(gw, "POST", "/api/sessions", {**auth, "content-type": "text/plain"}, b"{}").status_code == 415
-    cross = gw.client.post("/api/sessions", json={}, headers={**auth, "origin": "https://evil.example"})
+    cross = gw.client.post("/api/sessions", json={}, headers={**auth, "origin": "https://evil.example.invalid"})
     assert cross.status_code == 403
     same = gw.client.post(
-        "/api/sessions", json={}, headers={**auth, "origin": "https://gw.example", "host": "gw.example"}
+        "/api/sessions", json={}, headers={**auth, "origin": "https://gw.example.invalid", "host": "gw.example.invalid"}
     )
     assert same.status_code == 201, same.text

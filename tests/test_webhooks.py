@@ -149,7 +149,7 @@ def test_retries_until_the_receiver_answers_with_one_webhook_id(
 def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
     hooked: Gateway, mock_model: MockModel, receiver: Receiver
 ) -> None:
-    receiver.answers = [(429, {"Retry-After": "1"}), (200, {}), (410, {}), (307, {"Location": "http://10.0.0.7/"})]
+    receiver.answers = [(429, {"Retry-After": "1"}), (200, {}), (410, {}), (307, {"Location": "http://192.0.2.7/"})]
     session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
     hooked.turn(session["id"], "hello")
     first, second = receiver.wait_for(lambda seen: len(seen) >= 2)
@@ -167,8 +167,8 @@ def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
 
 
 BAD_WEBHOOKS = [
-    {"url": "http://example.com/hook"},  # not on the allow-list (loopback only by default)
-    {"url": "http://10.0.0.7/hook"},
+    {"url": "http://example.invalid/hook"},  # not on the allow-list (loopback only by default)
+    {"url": "http://192.0.2.7/hook"},
     {"url": "ftp://127.0.0.1/hook"},
     {"url": "http://user:pw@127.0.0.1/hook"},
     {"url": "/relative"},
@@ -242,26 +242,26 @@ def test_gateway_default_subscription_is_checked_at_start_up() -> None:
     with pytest.raises(ConfigError, match="needs CC_API_WEBHOOK_SECRET"):
         Settings.from_env({"CC_API_WEBHOOK_URL": "http://127.0.0.1:9/h"})
     with pytest.raises(ConfigError, match="not allowed"):
-        Settings.from_env({"CC_API_WEBHOOK_URL": "https://hooks.example.com/h", "CC_API_WEBHOOK_SECRET": SECRET})
+        Settings.from_env({"CC_API_WEBHOOK_URL": "https://hooks.example.invalid/h", "CC_API_WEBHOOK_SECRET": SECRET})
     settings = Settings.from_env(
         {
-            "CC_API_WEBHOOK_URL": "https://hooks.example.com/h",
+            "CC_API_WEBHOOK_URL": "https://hooks.example.invalid/h",
             "CC_API_WEBHOOK_SECRET": SECRET,
-            "CC_API_WEBHOOK_ALLOW": ".example.com",
+            "CC_API_WEBHOOK_ALLOW": ".example.invalid",
             "CC_API_WEBHOOK_EVENTS": "turn.failed",
         }
     )
-    assert settings.default_webhook == {"url": "https://hooks.example.com/h", "events": ["turn.failed"]}
+    assert settings.default_webhook == {"url": "https://hooks.example.invalid/h", "events": ["turn.failed"]}
     assert SECRET not in repr(settings)
 
 
 def test_allow_list_admits_names_suffixes_and_networks_only() -> None:
     default = AllowList.parse(LOOPBACK)
     assert all(map(default.allows, ["127.0.0.1", "127.8.9.10", "localhost", "LOCALHOST", "::1"]))
-    assert not any(map(default.allows, ["10.0.0.1", "example.com", "localhost.example.com", "0.0.0.0", "::"]))
-    custom = AllowList.parse(["hooks.example.com", ".corp.internal", "10.1.0.0/16"])
-    assert all(map(custom.allows, ["hooks.example.com", "ci.corp.internal", "10.1.200.3"]))
-    assert not any(map(custom.allows, ["example.com", "corp.internal.evil.com", "10.2.0.1", "127.0.0.1"]))
+    assert not any(map(default.allows, ["10.0.0.1", "example.invalid", "localhost.example.invalid", "0.0.0.0", "::"]))
+    custom = AllowList.parse(["hooks.example.invalid", ".corp.internal", "10.1.0.0/16"])
+    assert all(map(custom.allows, ["hooks.example.invalid", "ci.corp.internal", "10.1.200.3"]))
+    assert not any(map(custom.allows, ["example.invalid", "corp.internal.evil.com", "10.2.0.1", "127.0.0.1"]))
     assert AllowList.parse(["*"]).allows("anything.example")
 
 
