@@ -40,9 +40,7 @@ async def submit_tool_results(request: Request, session_id: str) -> HTTPResponse
     service: SessionService = request.app.ctx.service
     body = ToolResultsRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
     result, first_seq = await service.submit_tool_results(session_id, list(body.results), _idempotency(request))
-    if isinstance(result, TurnRecord):
-        return json(turn_view(result))
-    return await _reply(request, service, result, body.stream, body.background, first_seq or result.started_seq)
+    return await _continued(request, service, result, first_seq, body.stream, body.background)
 
 
 @bp.post("/<session_id:str>/permissions")
@@ -51,9 +49,7 @@ async def decide_permissions(request: Request, session_id: str) -> HTTPResponse 
     service: SessionService = request.app.ctx.service
     body = DecisionsRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
     result, first_seq = await service.submit_decisions(session_id, list(body.decisions), _idempotency(request))
-    if isinstance(result, TurnRecord):
-        return json(turn_view(result))
-    return await _reply(request, service, result, body.stream, body.background, first_seq or result.started_seq)
+    return await _continued(request, service, result, first_seq, body.stream, body.background)
 
 
 @bp.post("/<session_id:str>/interrupt")
@@ -87,6 +83,21 @@ async def compact_session(request: Request, session_id: str) -> HTTPResponse:
 @bp.get("/<session_id:str>/turns/<turn_id:str>")
 async def get_turn(request: Request, session_id: str, turn_id: str) -> HTTPResponse:
     return json(turn_view(await request.app.ctx.service.get_turn(session_id, turn_id)))
+
+
+async def _continued(
+    request: Request,
+    service: SessionService,
+    result: TurnRun | TurnRecord,
+    first_seq: int,
+    stream: bool,
+    background: bool,
+) -> HTTPResponse | None:
+    """A paused turn's continuation, answered like a turn from its first new event; a replayed
+    ``Idempotency-Key`` gets the turn as it stands."""
+    if isinstance(result, TurnRecord):
+        return json(turn_view(result))
+    return await _reply(request, service, result, stream, background, first_seq or result.started_seq)
 
 
 async def _reply(

@@ -324,34 +324,21 @@ class TurnRun:
             data["error"] = outcome.error
         final = await self._emit(_TERMINAL_EVENT[outcome.status], data)
         await self.ctx.events.flush()
-        record = replace(
-            self.turn,
-            status=outcome.status,
-            completed_at=utcnow(),
-            output=outcome.output,
-            tool_calls=[],
-            permission_requests=[],
-            usage=outcome.usage,
-            cost_usd=outcome.cost_usd,
-            duration_ms=outcome.duration_ms,
-            stop_reason=outcome.stop_reason,
-            error=outcome.error,
-            last_event_seq=final.seq,
-        )
-        await self.ctx.store.update_turn(
-            record.id,
-            status=record.status,
-            completed_at=record.completed_at,
-            output=record.output,
-            tool_calls=[],
-            permission_requests=[],
-            usage=record.usage,
-            cost_usd=record.cost_usd,
-            duration_ms=record.duration_ms,
-            stop_reason=record.stop_reason,
-            error=record.error,
-            last_event_seq=record.last_event_seq,
-        )
+        ended: dict[str, Any] = {
+            "status": outcome.status,
+            "completed_at": utcnow(),
+            "output": outcome.output,
+            "tool_calls": [],
+            "permission_requests": [],
+            "usage": outcome.usage,
+            "cost_usd": outcome.cost_usd,
+            "duration_ms": outcome.duration_ms,
+            "stop_reason": outcome.stop_reason,
+            "error": outcome.error,
+            "last_event_seq": final.seq,
+        }
+        record = replace(self.turn, **ended)
+        await self.ctx.store.update_turn(record.id, **ended)
         session = await self.ctx.store.get_session(self.session.id)
         if session is not None:
             await self.ctx.store.update_session(
