@@ -10,11 +10,10 @@ import orjson
 import structlog
 from sanic import Sanic
 
-from ccapi.api import compat, events, info, limits, models, sessions, turns
+from ccapi.api import compat, events, info, limits, models, reference, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
 from ccapi.api.guard import HostPolicy, guard_browser_requests
 from ccapi.api.middleware import DeadlineRequest, authenticate, finish_request, start_request
-from ccapi.api.openapi import DOCUMENT
 from ccapi.catalog import ModelCatalog
 from ccapi.config import Settings
 from ccapi.engine import EnginePool
@@ -46,30 +45,26 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.config["REQUEST_TIMEOUT"] = settings.request_timeout
     app.config.RESPONSE_TIMEOUT = 24 * 3600  # a default-mode turn reply waits for the whole turn
     app.config.CORS = False
-    # Swagger UI's oauth2-redirect route fetches a page from a CDN on the server: a gateway reaches no other host.
-    app.config.OAS_UI_SWAGGER = False
+    # sanic-ext's Swagger and Redoc pages load scripts from a CDN (Swagger's oauth2-redirect route even on the
+    # server), and its inferred paths were replaced by the written document anyway: api/reference.py serves
+    # that document at /docs/openapi.json and as a page at /docs.
+    app.config.OAS = False
     app.ctx.settings = settings
     app.ctx.catalog = ModelCatalog.from_setting(settings.models)
     app.ctx.credentials = find_credentials(settings)
     app.ctx.host_policy = HostPolicy.from_settings(settings)
     app.ctx.webhook_policy = settings.webhook_policy
 
-    for module in (info, models, limits, sessions, turns, events, compat):
+    for module in (info, reference, models, limits, sessions, turns, events, compat):
         app.blueprint(module.bp)
     app.on_request(start_request, priority=100)
     app.on_request(guard_browser_requests, priority=95)
     app.on_request(authenticate, priority=90)
     app.on_response(finish_request)
 
-    app.after_server_start(_document)
     app.before_server_start(_start_state)
     app.before_server_stop(_stop_state)
     return app
-
-
-async def _document(app: Sanic) -> None:
-    """Replace the inferred OpenAPI paths with the written document (after sanic-ext built its own)."""
-    app.ext.openapi.raw(DOCUMENT)
 
 
 async def _start_state(app: Sanic) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sanic.application.ext import setup_ext
 
 from ccapi.api.middleware import OPEN_PATHS
 from ccapi.app import create_app
@@ -41,7 +40,6 @@ def route_table(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str
     routes also answer HEAD. Built in this process only to read ``app.router.routes``."""
     home = tmp_path_factory.mktemp("route-walk")
     app = create_app(Settings(home=home, api_key=API_KEY), name="ccapi_route_walk")
-    setup_ext(app)  # what ``app.run`` does before serving: adds the OpenAPI /docs routes
     table = set()
     for route in app.router.routes:
         path = "/" + _PARAM.sub(lambda m: f"{m.group(1)}-dummy", route.path)

@@ -62,6 +62,24 @@ def test_a_browser_gets_the_console_without_the_key(keyed_gateway: Gateway) -> N
     assert KEY not in response.text
 
 
+def test_the_api_reference_is_served_whole_from_the_gateway(keyed_gateway: Gateway) -> None:
+    """``/docs`` lists every operation of the written OpenAPI document and runs no script: sanic-ext's
+    Redoc page loaded its script from a CDN, blank offline and a third-party fetch online."""
+    document = keyed_gateway.client.get("/docs/openapi.json").json()
+    response = keyed_gateway.client.get("/docs", headers={"accept": BROWSER_ACCEPT})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'none'" in policy and "connect-src 'none'" in policy and "unsafe-inline" not in policy
+    assert "<script" not in response.text and not re.search(r"(src|href)=\"(https?:)?//", response.text)
+    for path, item in document["paths"].items():
+        for method in item:
+            assert f"{method}</span> <code>{path}</code>" in response.text, (method, path)
+    for schema in document["components"]["schemas"]:
+        assert f'id="schema-{schema}"' in response.text
+    assert keyed_gateway.client.get("/docs/redoc").status_code == 404
+    assert httpx.get(f"{keyed_gateway.base_url}/docs").status_code == 401  # like every route but / and /healthz
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_console_in_a_real_browser(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sanic.application.ext import setup_ext
 
 from ccapi.app import create_app
 from ccapi.config import Settings
@@ -71,7 +70,6 @@ def test_the_configuration_page_lists_no_setting_the_gateway_ignores() -> None:
 def routes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
     """(method, path) of every route, path parameters as ``{}``; built as tests/test_auth_routes.py does."""
     app = create_app(Settings(home=tmp_path_factory.mktemp("docs-routes")), name="ccapi_docs_walk")
-    setup_ext(app)  # adds the OpenAPI /docs routes, as ``app.run`` does
     found = set()
     for route in app.router.routes:
         path = "/" + _PARAM.sub("{}", route.path)

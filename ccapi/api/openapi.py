@@ -734,6 +734,7 @@ SCHEMAS.update(COMPAT_SCHEMAS)
 PATHS.update(COMPAT_PATHS)
 
 DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
     "info": {
         "title": "CC API",
         "version": __version__,
@@ -748,4 +749,7 @@ DOCUMENT: dict[str, Any] = {
         },
     },
     "security": [{"bearer": []}, {"apiKey": []}],
+    "tags": [
+        {"name": tag} for tag in dict.fromkeys(t for item in PATHS.values() for op in item.values() for t in op["tags"])
+    ],
 }
