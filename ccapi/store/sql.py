@@ -370,7 +370,10 @@ class SqlStore(Store):
                 .where((TranscriptRow.session_id == session_id) & (TranscriptRow.project_key == source))
                 .order_by(TranscriptRow.id)
             )
-            TranscriptRow.insert_from(copy, [TranscriptRow.project_key, *kept, TranscriptRow.mtime]).execute()
+            # a host branching the session into the same directory at this moment copies it too
+            TranscriptRow.insert_from(
+                copy, [TranscriptRow.project_key, *kept, TranscriptRow.mtime]
+            ).on_conflict_ignore().execute()
         return True
 
 
