@@ -62,3 +62,46 @@ def test_resume_comes_from_the_gateway_database_not_the_cli_files(make_gateway, 
     assert gw.transcript_entries(sdk_id) > 0
     assert gw.client.delete(f"/api/sessions/{session['id']}").status_code == 200
     assert gw.transcript_entries(sdk_id) == 0
+
+
+def test_a_restart_with_another_working_directory_keeps_the_context(
+    make_gateway, mock_model: MockModel, tmp_path
+) -> None:
+    """Claude Code files a transcript under its working directory's project key; a gateway
+    restarted with another ``CC_API_CWD`` still resumes (and branches) the conversation from
+    its store, and a session with its own ``cwd`` keeps running there."""
+    first, second, own = tmp_path / "workdir-one", tmp_path / "workdir-two", tmp_path / "own-workdir"
+    for folder in (first, second, own):
+        folder.mkdir()
+    gw = make_gateway(CC_API_CWD=str(first))
+    moved = gw.create_session()
+    gw.turn(moved["id"], "the harbour is called Kestrel Cove")
+    pinned = gw.create_session(cwd=str(own))
+    gw.turn(pinned["id"], "the lighthouse keeper is Ada")
+    gw.stop()
+    shutil.rmtree(gw.home / "user" / ".claude" / "projects")  # as on a fresh host: only the store has them
+
+    gw.env["CC_API_CWD"] = str(second)
+    gw.start()
+    for session, question, earlier in (
+        (moved, "what is the harbour called?", "the harbour is called Kestrel Cove"),
+        (pinned, "who keeps the lighthouse?", "the lighthouse keeper is Ada"),
+    ):
+        mock_model.clear()
+        reply = gw.turn(session["id"], question)
+        assert reply["status"] == "completed", reply
+        sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+        assert earlier in sent and question in sent
+
+    gw.env["CC_API_CWD"] = str(first)  # and back: the turn run under the second directory is not lost
+    gw.restart()
+    branch = gw.client.post(f"/api/sessions/{moved['id']}/fork")
+    assert branch.status_code == 201, branch.text
+    mock_model.clear()
+    assert gw.turn(moved["id"], "say it again")["status"] == "completed"
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+    assert "the harbour is called Kestrel Cove" in sent and "what is the harbour called?" in sent
+    mock_model.clear()
+    assert gw.turn(branch.json()["id"], "and on the branch?")["status"] == "completed"
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+    assert "what is the harbour called?" in sent and "say it again" not in sent

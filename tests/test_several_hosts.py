@@ -39,6 +39,18 @@ def hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:
     )
 
 
+@pytest.fixture
+def hosts_apart(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:
+    """Two gateways on one database, each with its own ``CC_API_CWD``."""
+    url = postgres_server.create_database()
+    gateways = []
+    for name in ("host-a", "host-b"):
+        workdir = tmp_path / f"workdir-{name}"
+        workdir.mkdir()
+        gateways.append(make_gateway(CC_API_DATABASE_URL=url, CC_API_HOST_ID=name, CC_API_CWD=str(workdir)))
+    return gateways[0], gateways[1]
+
+
 def _last_request(mock: MockModel) -> str:
     return orjson.dumps(mock.message_requests(include_side=False)[-1].body["messages"]).decode()
 
@@ -166,3 +178,36 @@ def test_a_compat_conversation_continues_warm_on_another_host(hosts, mock_model:
     bodies = mock_model.message_requests(include_side=False)[-3:]
     assert [len(r.body["messages"]) for r in bodies] == [1, 3, 5]  # each host sent only the new message
     assert "<conversation_history>" not in orjson.dumps([r.body for r in bodies]).decode()
+
+
+def test_hosts_with_different_working_directories_continue_each_others_sessions(
+    hosts_apart, mock_model: MockModel
+) -> None:
+    """Claude Code files a transcript under its working directory; the store finds it by
+    session, so a host that runs Claude Code elsewhere continues the conversation warm."""
+    a, b = hosts_apart
+    session = a.create_session()
+    a.turn(session["id"], "the ferry leaves at dawn")
+
+    on_b = b.turn(session["id"], "when does the ferry leave?")
+    assert on_b["status"] == "completed", on_b
+    sent = _last_request(mock_model)
+    assert "the ferry leaves at dawn" in sent and "when does the ferry leave?" in sent
+
+    back_on_a = a.turn(session["id"], "and from which pier?")
+    assert back_on_a["status"] == "completed", back_on_a
+    assert "when does the ferry leave?" in _last_request(mock_model), "A must resume with the turn B ran"
+
+    messages = [{"role": "user", "content": "the gate code is 8812"}]
+    served = []
+    for gw in (a, b):
+        response = gw.client.post("/v1/chat/completions", json={"model": "sonnet", "messages": messages})
+        assert response.status_code == 200, response.text
+        served.append(response.headers["x-cc-session-id"])
+        messages += [
+            {"role": "assistant", "content": response.json()["choices"][0]["message"]["content"]},
+            {"role": "user", "content": "what is the gate code?"},
+        ]
+    assert served[0] == served[1]
+    last = mock_model.message_requests(include_side=False)[-1].body
+    assert len(last["messages"]) == 3 and "the gate code is 8812" in orjson.dumps(last).decode()

@@ -319,6 +319,44 @@ def test_transcript_mirror_conformance(make: Callable[..., Store], tmp_path: Pat
     run(main())
 
 
+def test_a_transcript_is_adopted_under_another_project_key(make: Callable[..., Store]) -> None:
+    """Claude Code keys a transcript by its working directory; a resume from another one gets
+    the newest copy (main and subagent transcripts) under its own key, and the source stays."""
+    sid = "0f9e2a4c-1b7d-4e3f-9a8b-5c6d7e8f9a0b"
+    lines = [{"type": "user", "uuid": f"u{n}", "n": n} for n in range(3)]
+    side = [{"type": "assistant", "uuid": "s1", "isSidechain": True}]
+
+    async def main() -> None:
+        store = make()
+        await store.open()
+        assert await store.adopt_transcript(sid, "-host-a") is False  # nothing stored anywhere yet
+        await store.append_transcript("-host-a", sid, "", lines)
+        await store.append_transcript("-host-a", sid, "subagents/agent-1", side)
+        assert await store.adopt_transcript(sid, "-host-a") is False  # already the newest copy
+
+        assert await store.adopt_transcript(sid, "-host-b") is True
+        assert await store.load_transcript("-host-b", sid, "") == lines
+        assert await store.load_transcript("-host-b", sid, "subagents/agent-1") == side
+        assert await store.list_transcript_subpaths("-host-b", sid) == ["subagents/agent-1"]
+        assert await store.load_transcript("-host-a", sid, "") == lines
+        assert await store.adopt_transcript(sid, "-host-b") is False
+
+        await asyncio.sleep(0.02)  # a later turn, under host B's key
+        later = [{"type": "assistant", "uuid": "u3", "n": 3}]
+        await store.append_transcript("-host-b", sid, "", later)
+        assert await store.adopt_transcript(sid, "-host-a") is True  # A's copy is stale: replaced
+        assert await store.load_transcript("-host-a", sid, "") == lines + later
+        assert await store.load_transcript("-host-a", sid, "subagents/agent-1") == side
+        assert await store.adopt_transcript(sid, "-host-b") is False  # B's is as new: left alone
+
+        await store.delete_transcript(None, sid, None)  # a session delete takes every copy
+        assert await store.load_transcript("-host-a", sid, "") is None
+        assert await store.load_transcript("-host-b", sid, "") is None
+        await store.close()
+
+    run(main())
+
+
 def test_json_directory_refuses_unsafe_ids(tmp_path: Path) -> None:
     async def main() -> None:
         store = JsonDirStore(tmp_path / "root")

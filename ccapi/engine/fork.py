@@ -17,7 +17,9 @@ from ccapi.engine.errors import EngineError
 
 async def fork_transcript(transcripts: Any, sdk_session_id: str, at_uuid: str, cwd: str | None) -> str:
     """The new SDK session id of the branch; ``EngineError`` when the source transcript
-    (or the message in it) is not in the store."""
+    (or the message in it) is not in the store. The source may have run in another
+    working directory (another host's): the branch is made under this one's."""
+    await transcripts.adopt(sdk_session_id, cwd)
     try:
         forked = await fork_session_via_store(transcripts, sdk_session_id, directory=cwd, up_to_message_id=at_uuid)
     except (ValueError, FileNotFoundError) as exc:

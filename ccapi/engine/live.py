@@ -43,6 +43,8 @@ class LiveEngine:
 
     async def start(self) -> None:
         try:
+            if self.spec.resume and self.spec.transcripts is not None:
+                await self.spec.transcripts.adopt(self.spec.resume, self.spec.cwd)
             await self._client.connect()
         except ClaudeSDKError as exc:
             await self.close()

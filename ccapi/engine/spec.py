@@ -41,8 +41,9 @@ class EngineSpec:
     tools: tuple[dict[str, Any], ...] = ()
     resolve_tool: ToolResolver | None = None
     transcripts: Any = None
-    """A ``SessionStore`` (duck-typed) that mirrors Claude Code's transcript, so ``resume``
-    works from the gateway's database rather than the CLI's local files."""
+    """A ``SessionStore`` (duck-typed: a ``TranscriptMirror``) that mirrors Claude Code's
+    transcript, so ``resume`` works from the gateway's database rather than the CLI's local
+    files, whichever host or working directory wrote it."""
     max_message_bytes: int = 1024 * 1024
     """The largest single message Claude Code may send back (see ``message_limit``)."""
     cli_path: str | None = None

@@ -168,6 +168,15 @@ class Store(ABC):
         its subpaths; ``project_key=None`` matches every project (a CC API session delete)."""
         await self._run(self._delete_transcript, project_key, session_id, subpath)
 
+    async def adopt_transcript(self, session_id: str, project_key: str) -> bool:
+        """Make ``project_key`` hold the session's newest transcript (main and subpaths).
+
+        Claude Code files a conversation under its working directory, so a host with another
+        ``CC_API_CWD`` (or a restart with a changed one) looks under another key. When another
+        key was written to last, its copy replaces this key's, in one step; the source stays
+        as it is (a host still running from it is not disturbed). True when it copied."""
+        return await self._run(self._adopt_transcript, session_id, project_key)
+
     # -- what a backend implements (called on the store thread) ------------------
     @abstractmethod
     def _open(self) -> None: ...
@@ -235,3 +244,5 @@ class Store(ABC):
     def _list_transcript_subpaths(self, project_key: str, session_id: str) -> list[str]: ...
     @abstractmethod
     def _delete_transcript(self, project_key: str | None, session_id: str, subpath: str | None) -> None: ...
+    @abstractmethod
+    def _adopt_transcript(self, session_id: str, project_key: str) -> bool: ...

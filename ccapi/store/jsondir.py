@@ -13,6 +13,7 @@ the directory.
     <root>/sessions/<session id>/webhooks/<seq>.json                   (one webhook delivery)
     <root>/sessions/<session id>/compat_head.json                      (the compat affinity index)
     <root>/transcripts/<sha256 of project key>/<sdk session id>/<sha256 of subpath>/<n>.jsonl
+    <root>/transcripts/.adopting/<sdk session id>/                     (a copy being put in place)
 
 Session and turn records (and webhook deliveries) are also kept in memory (loaded at open),
 so reads never scan. A batch's deliveries are written just before its events: a delivery whose
@@ -391,3 +392,33 @@ class JsonDirStore(Store):
                 target = target / (_digest(subpath) if subpath else _MAIN)
             if target.exists():
                 shutil.rmtree(target)
+
+    def _adopt_transcript(self, session_id: str, project_key: str) -> bool:
+        """The copy whose files were written last is the newest (a copy keeps its source's file
+        times, so it is not newer than its source); it is assembled aside and renamed into
+        place, so a crash leaves the old copy or none (the source stays)."""
+        root, here, name = self._root / "transcripts", _digest(project_key), _safe(session_id)
+        written: dict[str, int] = {}
+        for project in root.glob("*"):
+            files = list((project / name).glob("*/*.jsonl"))
+            if files and not project.name.startswith("."):
+                written[project.name] = max(f.stat().st_mtime_ns for f in files)
+        if not written or written.get(here) == max(written.values()):
+            return False
+        source = root / max(written, key=written.__getitem__) / name
+        staging = root / ".adopting" / name
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in source.iterdir():
+            if not (folder / "key.json").is_file():
+                continue  # a folder a crash left before its first write
+            key = orjson.loads((folder / "key.json").read_bytes())
+            atomic_write(staging / folder.name / "key.json", orjson.dumps({**key, "project_key": project_key}))
+            for path in self._transcript_files(folder):
+                atomic_write(staging / folder.name / path.name, path.read_bytes())
+                written_at = path.stat().st_mtime_ns
+                os.utime(staging / folder.name / path.name, ns=(written_at, written_at))
+        target = root / here / name
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)
+        return True

@@ -185,9 +185,11 @@ class SqlStore(Store):
             )
             if taken:
                 return None
-            LeaseRow.insert(session_id=session_id, owner=owner, expires_at=now + ttl).on_conflict_ignore().execute()
-            holder = LeaseRow.get(LeaseRow.session_id == session_id)
-            return None if holder.owner == owner else holder.owner
+            while True:  # a holder that lets go between our insert and our read: insert again
+                LeaseRow.insert(session_id=session_id, owner=owner, expires_at=now + ttl).on_conflict_ignore().execute()
+                holder = LeaseRow.get_or_none(LeaseRow.session_id == session_id)
+                if holder is not None:
+                    return None if holder.owner == owner else holder.owner
 
     def _renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None:
         if session_ids:
@@ -337,6 +339,43 @@ class SqlStore(Store):
             condition &= TranscriptRow.subpath == subpath
         TranscriptRow.delete().where(condition).execute()
 
+    def _adopt_transcript(self, session_id: str, project_key: str) -> bool:
+        """The key whose row came last holds the newest copy (row ids only grow). A copy made
+        here is identical to its source — as many rows, the same last one — and is left as it
+        is, so two hosts that take turns with a session copy it only when it has moved on."""
+        with self._db.atomic():
+            copies = {
+                key: (count, last)
+                for key, count, last in _tuples(
+                    TranscriptRow.select(
+                        TranscriptRow.project_key, peewee.fn.COUNT(TranscriptRow.id), peewee.fn.MAX(TranscriptRow.id)
+                    )
+                    .where(TranscriptRow.session_id == session_id)
+                    .group_by(TranscriptRow.project_key)
+                )
+            }
+            if not copies:
+                return False
+            source, here = max(copies, key=lambda key: copies[key][1]), copies.get(project_key)
+            if source == project_key or (
+                here is not None and here[0] == copies[source][0] and _same_row(here[1], copies[source][1])
+            ):
+                return False
+            TranscriptRow.delete().where(
+                (TranscriptRow.session_id == session_id) & (TranscriptRow.project_key == project_key)
+            ).execute()
+            kept = (TranscriptRow.session_id, TranscriptRow.subpath, TranscriptRow.uuid, TranscriptRow.entry)
+            copy = (
+                TranscriptRow.select(peewee.Value(project_key), *kept, TranscriptRow.mtime)
+                .where((TranscriptRow.session_id == session_id) & (TranscriptRow.project_key == source))
+                .order_by(TranscriptRow.id)
+            )
+            # a host branching the session into the same directory at this moment copies it too
+            TranscriptRow.insert_from(
+                copy, [TranscriptRow.project_key, *kept, TranscriptRow.mtime]
+            ).on_conflict_ignore().execute()
+        return True
+
 
 EVENTS_CHANNEL = "ccapi_events"
 _PROCESS = uuid.uuid4().hex[:12]  # tells this process's own notifications apart
@@ -393,6 +432,18 @@ def _transcript_key(project_key: str, session_id: str, subpath: str) -> peewee.E
         & (TranscriptRow.project_key == project_key)
         & (TranscriptRow.subpath == subpath)
     )
+
+
+def _same_row(one: int, other: int) -> bool:
+    """Whether two transcript rows hold the same line (of the same transcript)."""
+    rows = list(
+        _tuples(
+            TranscriptRow.select(TranscriptRow.subpath, TranscriptRow.uuid, TranscriptRow.entry).where(
+                TranscriptRow.id.in_([one, other])
+            )
+        )
+    )
+    return len(rows) == 2 and rows[0] == rows[1]
 
 
 def _session_record(row: SessionRow) -> SessionRecord:

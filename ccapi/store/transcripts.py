@@ -4,11 +4,17 @@ Claude Code keeps its transcript in local JSONL files; through this mirror every
 also lands in CC API's database, and a resume materialises the transcript from there.
 So an evicted session, a restarted gateway or a wiped ``CLAUDE_CONFIG_DIR`` loses no
 context. Duck-typed, as the SDK expects: it probes for the optional methods.
+
+The SDK keys a transcript by the project key of Claude Code's working directory, so
+before a resume or a fork the engine ``adopt``s the session's transcript under the key
+of the directory it runs in: a conversation is found by its session, wherever it ran.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from claude_agent_sdk import project_key_for_directory
 
 from ccapi.store.base import Store
 
@@ -36,3 +42,8 @@ class TranscriptMirror:
     async def delete(self, key: dict[str, Any]) -> None:
         """Deleting a main transcript takes its subagent transcripts with it."""
         await self._store.delete_transcript(key["project_key"], key["session_id"], key.get("subpath"))
+
+    async def adopt(self, session_id: str, directory: str | None) -> None:
+        """Make the session's newest transcript resumable by a Claude Code that runs in
+        ``directory`` (``None``: this process's own), wherever it was written before."""
+        await self._store.adopt_transcript(session_id, project_key_for_directory(directory))
