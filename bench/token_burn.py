@@ -13,7 +13,10 @@ Per turn it reports the request-body bytes the client sent, the bytes (and ~toke
 ``POST /v1/messages`` that reached the model, the share of each model request that repeats the previous one
 (see :class:`ModelSide`), and the client's wall time.
 
-    python -m bench.token_burn
+It then runs the compat scenario with the real clients' habits, before and after the compat-affinity work
+(``bench.habits``, ``bench/results/token_burn_habits.*``).
+
+    python -m bench.token_burn [--habits [--before-src PATH] | --model-only]
 """
 
 from __future__ import annotations
@@ -578,8 +581,15 @@ def model_only() -> None:
 
 
 def main() -> None:
-    if "--model-only" in sys.argv[1:]:
+    from bench.habits import habits  # here: bench.habits reuses this module's prefix measures
+
+    args = sys.argv[1:]
+    before_src = args[args.index("--before-src") + 1] if "--before-src" in args else None
+    if "--model-only" in args:
         model_only()
+        return
+    if "--habits" in args:
+        habits(before_src)
         return
     plans = [plan(n) for n in range(1, TURNS + 1)]
     say(f"token_burn: one {TURNS}-turn conversation, three ways (native, compat, stateless); starting the gateway")
@@ -610,6 +620,7 @@ def main() -> None:
         },
         NOTES,
     )
+    habits(before_src)
 
 
 if __name__ == "__main__":

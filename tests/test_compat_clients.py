@@ -438,3 +438,43 @@ def test_usage_is_the_same_measure_whether_a_reply_ends_the_turn_or_calls_a_tool
         assert abs(usage["prompt_tokens"] - size) < size * 0.05, (usage, size)
         assert usage["completion_tokens"] > 0
         assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def _session_ids(gateway: Gateway) -> set[str]:
+    return {s["id"] for s in gateway.client.get("/api/sessions", params={"limit": 100}).json()["data"]}
+
+
+HEARTBEAT = "Read HEARTBEAT.md if it exists. If nothing needs attention, reply HEARTBEAT_OK."
+
+
+def test_a_pruned_heartbeat_exchange_keeps_the_warm_session_without_a_fork(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """OpenClaw drops a heartbeat poll answered only HEARTBEAT_OK from every later request:
+    the session goes on with only the new input, no branch, no re-seed."""
+    history: list[dict[str, Any]] = [{"role": "user", "content": "remind me about the dentist"}]
+    session, choice = _chat(http, [*history, _context(0)])
+    history.append({"role": "assistant", "content": choice["message"]["content"]})
+
+    mock_model.script(Reply(text="HEARTBEAT_OK"))
+    polled, choice = _chat(http, [*history, {"role": "user", "content": HEARTBEAT}, _context(1)])
+    assert polled == session and choice["message"]["content"] == "HEARTBEAT_OK"
+
+    mock_model.clear()
+    before = _session_ids(gateway)
+    same, choice = _chat(http, [*history, {"role": "user", "content": "what time is it?"}, _context(2)])
+    assert same == session
+    [sent] = main_requests(mock_model)  # the warm session's transcript plus only the new input
+    assert len(sent["messages"]) == 5
+    assert user_texts(sent["messages"][2])[0] == HEARTBEAT and "HEARTBEAT_OK" in str(sent["messages"][3])
+    assert user_texts(sent["messages"][-1])[0] == "what time is it?"
+    _no_reseed(mock_model)
+    assert _session_ids(gateway) == before  # no branch, no new session
+    assert gateway.client.get(f"/api/sessions/{session}").json()["turn_count"] == 3
+
+    history += [
+        {"role": "user", "content": "what time is it?"},
+        {"role": "assistant", "content": choice["message"]["content"]},
+    ]
+    again, _ = _chat(http, [*history, {"role": "user", "content": "thanks"}, _context(3)])
+    assert again == session and len(main_requests(mock_model)[-1]["messages"]) == 7

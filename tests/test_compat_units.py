@@ -9,7 +9,7 @@ from ccapi.catalog import ModelCatalog
 from ccapi.compat.affinity import AffinityIndex, Head, conversation_key
 from ccapi.compat.anthropic_messages import parse as parse_messages
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
-from ccapi.compat.matching import mismatch, native_answers, same_call, system_change
+from ccapi.compat.matching import droppable, mismatch, native_answers, same_call, system_change
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
 from ccapi.compat.seed import seed_input
@@ -191,6 +191,29 @@ def test_a_divergence_branches_the_head_at_the_last_turn_end_both_share() -> Non
     regenerated = index.lookup(replace(conversation, messages=_says("a", "A", "b", "B", "c")))
     assert regenerated.fork.keep == 4 and regenerated.fork.point.uuid == "u2"
     assert index.lookup(replace(conversation, messages=_says("z"))).fork is None
+
+
+def test_an_exchange_answered_only_by_an_acknowledgement_may_be_left_out() -> None:
+    """OpenClaw prunes heartbeat polls answered HEARTBEAT_OK / NO_REPLY from what it replays."""
+    conversation = _chat([{"role": "user", "content": "x"}])
+    marks = tuple(ForkPoint("s1", "sdk1", f"u{n}") if n % 2 else None for n in range(8))
+    stored = _says("a", "A", "poll", "**HEARTBEAT_OK**", "b", "B", "poll", "NO_REPLY")
+    index = AffinityIndex()
+    index.advance(_head("s1", conversation, stored, marks))
+    found = index.lookup(replace(conversation, messages=_says("a", "A", "b", "B", "c")))
+    assert found.head is not None and found.match.replayed == 4
+    assert found.match.marks == (None, marks[1], None, marks[5])  # the kept messages' own marks
+    kept = index.lookup(replace(conversation, messages=(*stored, *_says("c"))))
+    assert kept.head is not None and kept.match.replayed == 8  # replayed as it is, it matches as it is
+    edited = index.lookup(replace(conversation, messages=_says("a", "A", "b2")))
+    assert edited.head is None and (edited.fork.keep, edited.fork.point) == (2, marks[1])
+
+    said_more = _says("a", "A", "poll", "HEARTBEAT_OK, and the disk is nearly full", "b", "B")
+    index.advance(_head("s2", replace(conversation, system="other"), said_more, marks[:6]))
+    missed = index.lookup(replace(conversation, system="other", messages=_says("a", "A", "b", "B", "c")))
+    assert missed.head is None and missed.fork.keep == 2  # a reply that said something is branched around
+    called = Message("assistant", text="NO_REPLY", tool_calls=(ToolCall("toolu_1", "f", {}),))
+    assert not droppable(stored[2], called) and droppable(stored[2], stored[3])
 
 
 def test_a_system_prompt_with_a_few_changed_lines_is_the_same_conversation_told_the_new_lines() -> None:

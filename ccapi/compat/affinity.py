@@ -5,7 +5,10 @@ Each session that served a compat request has one *head*: the conversation it no
 its own reply included) and, for each reply that ended a turn, the SDK message it is — a
 point the conversation can be branched at (a *mark*). A request is that conversation,
 grown, when its header is the head's and its first messages are what the client keeps of
-the head's (see ``matching``): only the messages after the head are new.
+the head's (see ``matching``): only the messages after the head are new. An exchange of the
+head that said nothing (a reply that is only an acknowledgement token, see
+``matching.droppable``) may be missing from the request: clients prune those, and Claude
+holding one changes nothing, so it is skipped rather than branched around.
 
 A request that shares only part of a head (an edited or regenerated message, a side
 request that went into the session first) is served by *forking* the session at the last
@@ -30,7 +33,7 @@ from typing import Any
 import orjson
 
 from ccapi.compat.conversation import Conversation, Message, ToolCall
-from ccapi.compat.matching import mismatch, system_change
+from ccapi.compat.matching import droppable, mismatch, system_change
 from ccapi.sessions import ForkPoint
 from ccapi.sessions.toolcalls import ToolResult
 
@@ -53,20 +56,48 @@ class Head:
         """How many canonical messages of the conversation the session has seen."""
         return len(self.messages)
 
-    def shared(self, messages: tuple[Message, ...]) -> tuple[int, str | None]:
-        """How many of this head's messages ``messages`` starts with, and why the next one is not."""
-        for index, stored in enumerate(self.messages):
-            if index >= len(messages):
-                return index, "the request ends before the session's history does"
-            why = mismatch(stored, messages[index])
-            if why:
-                return index, f"message {index}: {why}"
-        return len(self.messages), None
+    def shared(self, messages: tuple[Message, ...]) -> Match:
+        """How far ``messages`` goes along this head, and why not further. A stored exchange
+        the request leaves out is skipped when it said nothing (see ``matching.droppable``):
+        Claude keeps it, and the client loses nothing by not replaying it."""
+        stored = replayed = 0
+        marks: list[ForkPoint | None] = []
+        why: str | None = None
+        while stored < len(self.messages):
+            if replayed >= len(messages):
+                why = "the request ends before the session's history does"
+                break
+            why = mismatch(self.messages[stored], messages[replayed])
+            if why is None:
+                marks.append(self.marks[stored])
+                stored, replayed = stored + 1, replayed + 1
+            elif stored + 1 < len(self.messages) and droppable(self.messages[stored], self.messages[stored + 1]):
+                stored += 2
+            else:
+                why = f"message {replayed}: {why}"
+                break
+        return Match(stored, replayed, tuple(marks), why)
 
-    def fork_at(self, shared: int, messages: tuple[Message, ...]) -> int:
-        """How many messages a branch of this head at its last mark within the first
-        ``shared`` keeps (0: no mark to branch at); the request must go on with a user message."""
-        for index in range(min(shared, len(self.marks)) - 1, -1, -1):
+
+@dataclass(frozen=True)
+class Match:
+    """How a request lines up with a head: ``stored`` of the head's messages are in it (or
+    were skipped as droppable), as its first ``replayed`` messages; ``marks`` are those
+    messages' marks; ``why`` the request goes no further."""
+
+    stored: int
+    replayed: int
+    marks: tuple[ForkPoint | None, ...]
+    why: str | None
+
+    def whole(self, head: Head, messages: tuple[Message, ...]) -> bool:
+        """The request holds all of ``head`` and goes on with at least one new message."""
+        return self.stored == head.consumed and self.replayed < len(messages)
+
+    def fork_at(self, messages: tuple[Message, ...]) -> int:
+        """How many of the request's messages a branch at the last mark they share keeps
+        (0: no mark to branch at); the request must go on with a user message."""
+        for index in range(self.replayed - 1, -1, -1):
             if self.marks[index] is not None and index + 1 < len(messages) and messages[index + 1].role == "user":
                 return index + 1
         return 0
@@ -106,14 +137,16 @@ def head_from_json(data: dict[str, Any]) -> Head:
 
 @dataclass(frozen=True)
 class Fork:
-    """Branch ``source`` after its first ``keep`` messages (a mark ends them)."""
+    """Branch ``source`` after the request's first ``keep`` messages (``marks``: theirs; the
+    last one's ends them)."""
 
     source: Head
     keep: int
+    marks: tuple[ForkPoint | None, ...]
 
     @property
     def point(self) -> ForkPoint:
-        mark = self.source.marks[self.keep - 1]
+        mark = self.marks[self.keep - 1]
         assert mark is not None
         return mark
 
@@ -123,13 +156,15 @@ class Lookup:
     """What the index knows about a request: the head it continues (if any), else the head
     to branch and why it continues none, and the sessions it has left behind — their whole
     history but the last reply is in the request, yet the request does not go on from them.
-    ``system_note``: the system prompt lines that changed since the head's."""
+    ``system_note``: the system prompt lines that changed since the head's; ``match``: how
+    the request lines up with the head (what is new starts at ``match.replayed``)."""
 
     head: Head | None
     miss: str | None = None
     passed: tuple[str, ...] = field(default_factory=tuple)
     fork: Fork | None = None
     system_note: tuple[str, ...] = ()
+    match: Match | None = None
 
 
 def conversation_key(conversation: Conversation) -> str:
@@ -160,29 +195,30 @@ class AffinityIndex:
                 candidates.append((head, note))
         if not candidates:
             return Lookup(None, "no session holds a conversation with this model, system prompt and tools")
-        best: tuple[Head, tuple[str, ...]] | None = None
+        best: tuple[Head, tuple[str, ...], Match] | None = None
         fork: Fork | None = None
         nearest, why = -1, ""
         reached: list[Head] = []
         for head, note in candidates:
-            shared, reason = head.shared(messages)
-            if shared >= head.consumed - 1:
+            match = head.shared(messages)
+            if match.stored >= head.consumed - 1:
                 reached.append(head)
-            if shared == head.consumed < len(messages):
+            if match.whole(head, messages):
                 if best is None or (head.affinity == affinity, head.consumed) > (
                     best[0].affinity == affinity,
                     best[0].consumed,
                 ):
-                    best = (head, note)
+                    best = (head, note, match)
                 continue
-            keep = head.fork_at(shared, messages)
+            keep = match.fork_at(messages)
             if keep and (fork is None or keep > fork.keep):
-                fork = Fork(head, keep)
-            if shared > nearest:
-                nearest, why = shared, reason or "the request repeats the session's history without a new message"
+                fork = Fork(head, keep, match.marks[:keep])
+            if match.replayed > nearest:
+                nearest = match.replayed
+                why = match.why or "the request repeats the session's history without a new message"
         passed = tuple(h.session_id for h in reached if best is None or h is not best[0])
         if best is not None:
-            return Lookup(best[0], passed=passed, system_note=best[1])
+            return Lookup(best[0], passed=passed, system_note=best[1], match=best[2])
         return Lookup(
             None, f"{len(candidates)} session(s) share the header; the nearest diverges at {why}", passed, fork
         )

@@ -14,6 +14,11 @@ replaced by a short bracketed mention still stands for the stored one, since a c
 result never changes. A system prompt that differs in a few lines (a date, a runtime line)
 is the same prompt: ``system_change`` returns the new lines instead of a mismatch. Each
 check returns why it failed, so a miss can be logged.
+
+Clients also drop whole exchanges that said nothing: OpenClaw prunes a heartbeat poll whose
+reply was only an acknowledgement token (``HEARTBEAT_OK``, ``NO_REPLY``) from every later
+request. ``droppable`` says when a stored exchange is of that kind — a reply that is only
+one of ``SILENT_REPLIES``, with no tool calls — so the history may skip it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ _MIN_ID = 8
 #: differ and the lines both share hold at least ``_SYSTEM_KEPT`` of each prompt's text.
 _SYSTEM_LINES = 8
 _SYSTEM_KEPT = 0.8
+#: Replies that carry nothing: tokens clients declare as "no reply" (OpenClaw's heartbeat
+#: acknowledgement and silent-reply tokens). An exchange answered by one alone may be dropped.
+SILENT_REPLIES = frozenset({"HEARTBEAT_OK", "NO_REPLY"})
+_TOKEN_WRAPPING = re.compile(r"<[^>]*>|[\s*`~.,;:!?\"'()\[\]-]+")
 
 
 def system_change(stored: str | None, replayed: str | None) -> tuple[str, ...] | None:
@@ -66,6 +75,16 @@ def system_change(stored: str | None, replayed: str | None) -> tuple[str, ...] |
     if kept < _SYSTEM_KEPT * max(len(stored), len(replayed)):
         return None
     return tuple(changed) or ("(some lines were removed)",)
+
+
+def droppable(request: Message, reply: Message) -> bool:
+    """``request`` and its ``reply`` are an exchange a client may leave out of its history:
+    the reply is one of ``SILENT_REPLIES`` alone (markup, punctuation and repeats aside)
+    and calls no tool, so Claude holding it changes nothing the client sees."""
+    if request.role != "user" or reply.role != "assistant" or reply.tool_calls:
+        return False
+    words = {word.strip("_").upper() for word in _TOKEN_WRAPPING.split(reply.text) if word.strip("_")}
+    return bool(words) and words <= SILENT_REPLIES
 
 
 def same_call(issued: str, replayed: str) -> bool:

@@ -86,6 +86,8 @@ class _Target:
     explicit: bool
     claimed: Head | None = None
     system_note: tuple[str, ...] = ()
+    marks: tuple[ForkPoint | None, ...] = ()
+    """The marks of the request's messages before ``suffix`` (see ``affinity``)."""
 
 
 @dataclass(frozen=True)
@@ -181,14 +183,16 @@ class CompatRouter:
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
-            if head is not None and head.shared(messages)[0] == head.consumed < len(messages):
-                return _Target(head.session_id, messages[head.consumed :], explicit=True, claimed=head), (), None
+            match = head.shared(messages) if head is not None else None
+            if head is not None and match is not None and match.whole(head, messages):
+                suffix = messages[match.replayed :]
+                return _Target(head.session_id, suffix, explicit=True, claimed=head, marks=match.marks), (), None
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
         lookup = self._index.lookup(request.conversation, request.affinity_key)
-        stale = lookup.head is None or len(messages) > lookup.head.consumed + 1  # moved on elsewhere?
+        stale = lookup.match is None or len(messages) > lookup.match.replayed + 1  # moved on elsewhere?
         if stale and await self._load(conversation_key(request.conversation)):
             lookup = self._index.lookup(request.conversation, request.affinity_key)
-        if lookup.head is None:
+        if lookup.head is None or lookup.match is None:
             log.info(
                 "compat_affinity_miss",
                 format=request.format,
@@ -201,10 +205,11 @@ class CompatRouter:
         return (
             _Target(
                 lookup.head.session_id,
-                messages[lookup.head.consumed :],
+                messages[lookup.match.replayed :],
                 explicit=False,
                 claimed=lookup.head,
                 system_note=lookup.system_note,
+                marks=lookup.match.marks,
             ),
             lookup.passed,
             None,
@@ -258,12 +263,12 @@ class CompatRouter:
                 claimed = target.claimed
                 told = not target.system_note or target.suffix[0].role == "user"
                 system = conversation.system if told or claimed is None else claimed.system
-                return target.session_id, fed, _Basis(system, claimed.marks if claimed else ())
+                return target.session_id, fed, _Basis(system, target.marks)
             await self._release((target.session_id,))
         if fork is not None:
             try:
                 session_id, first_seq = await self._fresh(request, fork)
-                return session_id, first_seq, _Basis(conversation.system, fork.source.marks[: fork.keep])
+                return session_id, first_seq, _Basis(conversation.system, fork.marks)
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq = await self._fresh(request)
