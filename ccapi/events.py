@@ -95,3 +95,12 @@ class Event:
     @property
     def ends_turn(self) -> bool:
         return self.type in TERMINAL_TURN_EVENTS or self.type in PAUSE_EVENTS
+
+
+class EventBatch(list[Event]):
+    """Consecutive events of one session that became ready together (one commit, or one page
+    of the stored log). Its SSE frames are joined once, however many subscribers send it whole."""
+
+    @functools.cached_property
+    def sse_frames(self) -> bytes:
+        return b"".join(event.sse_frame for event in self)

@@ -129,3 +129,46 @@ def test_follow_yields_keepalives_when_quiet(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(main())
+
+
+def test_a_follower_that_stops_taking_is_cut_off_without_holding_back_another(tmp_path: Path) -> None:
+    """Two SSE-style followers with an 8-event buffer: one reads, one takes the replay and then
+    nothing. One commit larger than the buffer does not cut off the reader; the stalled one is
+    ended once more than 8 events wait for it, and the reader gets every event once, in order."""
+
+    async def main() -> None:
+        store = await _store(tmp_path, "s")
+        log = EventLog(store)
+        log.start()
+        await log.emit("s", None, "x", {})
+        await log.flush()
+        reader = log.follow_batches("s", 0, keepalive=5, buffer=8, cut_off=True)
+        stalled = log.follow_batches("s", 0, keepalive=5, buffer=8, cut_off=True)
+        for stream in (reader, stalled):
+            assert [e.seq for e in await asyncio.wait_for(anext(stream), 1)] == [1]  # replayed: both subscribed
+
+        for _ in range(50):  # one commit of 50
+            await log.emit("s", None, "x", {})
+        await log.flush()
+        first = await asyncio.wait_for(anext(reader), 1)
+        assert [e.seq for e in first] == list(range(2, 52))
+        received = [e.seq for e in first]
+        for burst in range(5):  # then commits of 5, each within the buffer
+            for _ in range(5):
+                await log.emit("s", None, "x", {})
+            await log.flush()
+            while received[-1] < 51 + 5 * (burst + 1):
+                received += [e.seq for e in await asyncio.wait_for(anext(reader), 1)]
+        assert received == list(range(2, 77))
+
+        # the stalled one is ended, not fed: it resumes from seq 1, the last it took
+        try:
+            rest = await asyncio.wait_for(anext(stalled), 1)
+        except StopAsyncIteration:
+            rest = None
+        assert rest is None, "more than 8 events behind: cut off"
+        await reader.aclose()
+        await log.stop()
+        await store.close()
+
+    asyncio.run(main())

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
 
-from ccapi.events import Event
+from ccapi.events import Event, EventBatch
 from ccapi.ids import utcnow
 from ccapi.store import Store
 
@@ -25,49 +25,54 @@ KEEPALIVE = None
 
 
 class Subscription:
-    """A bounded live queue for one session. A subscriber that falls behind either catches
-    up from the store (``lagged``) or, if it asked to be ``cut_off``, is ended (``overflowed``):
-    a slow SSE client then reconnects with ``Last-Event-ID`` and the log replays what it missed,
-    instead of its backlog costing the gateway memory or store reads while it lags."""
+    """A bounded live feed of committed batches for one session: at most ``maxsize`` events
+    (or one batch, however large) wait for the follower. A subscriber that falls behind
+    either catches up from the store (``lagged``) or, if it asked to be ``cut_off``, is ended
+    (``overflowed``): a slow SSE client then reconnects with ``Last-Event-ID`` and the log
+    replays what it missed, instead of its backlog costing the gateway memory or store reads
+    while it lags.
+
+    Whole batches are queued, not events, so a commit costs each subscriber one wake-up
+    however many events it holds."""
 
     def __init__(self, maxsize: int = 1024, cut_off: bool = False) -> None:
         #: ``None`` wakes the follower to look at ``closed`` and ``lagged``.
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[EventBatch | None] = asyncio.Queue()
+        self.maxsize = maxsize
+        self.queued = 0  # events in ``queue``
         self.cut_off = cut_off
         self.lagged = False
         self.overflowed = False
         self.closed = False
 
-    def offer(self, event: Event) -> None:
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
+    def offer(self, batch: EventBatch) -> None:
+        if self.lagged:
+            return  # the follower re-reads the store for this and all that follows
+        if self.queued and self.queued + len(batch) > self.maxsize:  # one batch alone is never "behind"
             self.lagged = True
             self.overflowed = self.cut_off
+            self.queue.put_nowait(None)
+            return
+        self.queued += len(batch)
+        self.queue.put_nowait(batch)
 
     def refill(self) -> None:
         """The follower re-reads the store, which holds all that is queued: start the queue afresh."""
         self.lagged = self.overflowed = False
+        self.queued = 0
         while not self.queue.empty():
             self.queue.get_nowait()
 
     def nudge(self) -> None:
-        """Events were written elsewhere (another host): catch up from the store."""
+        """Events were written elsewhere (another host), or not as one run: catch up from the store."""
         self.lagged = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+        self.queue.put_nowait(None)
 
     def close(self) -> None:
         """End the follower once it has taken what is already queued."""
-        if self.closed:
-            return
-        self.closed = True
-        try:
+        if not self.closed:
+            self.closed = True
             self.queue.put_nowait(None)
-        except asyncio.QueueFull:
-            self.lagged = True  # the follower leaves the full queue and then sees ``closed``
 
 
 class EventLog:
@@ -169,10 +174,20 @@ class EventLog:
                 self._progress.notify_all()
 
     # -- reading ---------------------------------------------------------------
-    def _publish(self, events: Iterable[Event]) -> None:
+    def _publish(self, events: list[Event]) -> None:
+        """Offer each session's share of a commit to its subscribers as one shared batch."""
+        by_session: dict[str, EventBatch] = {}
         for event in events:
-            for subscription in self._subscribers.get(event.session_id, ()):
-                subscription.offer(event)
+            if event.session_id in self._subscribers:
+                by_session.setdefault(event.session_id, EventBatch()).append(event)
+        for session_id, batch in by_session.items():
+            subscriptions = self._subscribers[session_id]
+            if batch[-1].seq - batch[0].seq != len(batch) - 1:  # not one run: let the store order it
+                for subscription in subscriptions:
+                    subscription.nudge()
+                continue
+            for subscription in subscriptions:
+                subscription.offer(batch)
 
     @contextlib.contextmanager
     def subscribe(self, session_id: str, buffer: int = 1024, cut_off: bool = False):  # type: ignore[no-untyped-def]
@@ -200,7 +215,7 @@ class EventLog:
 
     async def follow_batches(
         self, session_id: str, after: int, keepalive: float, buffer: int = 1024, cut_off: bool = False
-    ) -> AsyncIterator[list[Event] | None]:
+    ) -> AsyncIterator[EventBatch | None]:
         """Every event after ``after`` exactly once and in order, in batches of all that was
         ready at once: the stored log first, then the live tail. Yields ``KEEPALIVE`` after
         ``keepalive`` seconds of quiet, and ends after ``end_follows`` or once the session is
@@ -215,7 +230,7 @@ class EventLog:
         with self.subscribe(session_id, buffer, cut_off) as subscription:
             while not subscription.closed:
                 subscription.refill()
-                replay = await self._store.list_events(session_id, after=last, limit=500)
+                replay = EventBatch(await self._store.list_events(session_id, after=last, limit=500))
                 if replay:
                     yield replay
                     last = replay[-1].seq
@@ -243,22 +258,32 @@ class EventLog:
                     return  # cut off: the reader reconnects from its last event
 
     @staticmethod
-    def _take(subscription: Subscription, item: Event | None, last: int) -> tuple[list[Event], bool]:
-        """``item`` and all else queued that continues ``last`` without a gap; and whether a gap
-        (or a wake-up) means the store must be read again."""
-        batch: list[Event] = []
+    def _take(subscription: Subscription, item: EventBatch | None, last: int) -> tuple[EventBatch, bool]:
+        """``item`` and all else queued that continues ``last`` without a gap, as one batch (the
+        very batch the log published, shared with other subscribers, when that is all there
+        is); and whether a gap (or a wake-up) means the store must be read again."""
+        parts: list[EventBatch] = []
+        gap = False
         while True:
             if item is None:
-                return batch, True
-            if item.seq > last:
-                if subscription.lagged or item.seq != last + 1:
-                    return batch, True
-                batch.append(item)
-                last = item.seq
+                gap = True
+                break
+            subscription.queued -= len(item)
+            if item[-1].seq > last:
+                if subscription.lagged or item[0].seq > last + 1:
+                    gap = True
+                    break
+                if item[0].seq <= last:  # overlaps what the store replay already gave
+                    item = EventBatch(item[last + 1 - item[0].seq :])
+                parts.append(item)
+                last = item[-1].seq
             try:
                 item = subscription.queue.get_nowait()
             except asyncio.QueueEmpty:
-                return batch, False
+                break
+        if len(parts) == 1:
+            return parts[0], gap
+        return EventBatch(event for part in parts for event in part), gap
 
     def nudge(self, session_id: str) -> None:
         """Another gateway host appended to this session's log: wake its followers here."""
