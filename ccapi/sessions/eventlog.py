@@ -138,9 +138,11 @@ class EventLog:
     def mirror(self, lines: TranscriptLines) -> None:
         """Queue transcript lines for the next commit, which writes them before the events it
         carries: an event (``turn.completed``) is never acknowledged before what Claude Code
-        wrote ahead of it, yet nobody waits for a commit of their own."""
+        wrote ahead of it, yet nobody waits for a commit of their own. Lines alone wait a batch
+        window for events to ride with, so they never hold up a turn's first token."""
         self._transcripts.append(lines)
-        self._queued()
+        self._emitted += 1
+        asyncio.get_running_loop().call_later(self._batch_window, self._wakeup.set)
 
     def _queued(self) -> None:
         self._emitted += 1
@@ -151,6 +153,7 @@ class EventLog:
         target = self._emitted
         if self._committed < target:
             self._urgent.set()
+            self._wakeup.set()
         async with self._progress:
             await self._progress.wait_for(lambda: self._committed >= target)
 
