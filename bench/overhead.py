@@ -226,14 +226,16 @@ def segment_table(m: Measurement) -> Table:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=200, help="timed rounds (default 200): each a default and a streamed turn per side")
+    parser.add_argument(
+        "--turns", type=int, default=200, help="timed rounds (default 200): each a default and a streamed turn per side"
+    )
     args = parser.parse_args()
     say("overhead: starting the gateway and a direct ClaudeSDKClient")
     with MockModel() as mock, scratch_home() as home, offline_environ(home), running_gateway(mock.url) as gw:
         m = asyncio.run(measure(gw.base_url, mock.url, home, args.turns))
     d, g = latency_summary(m.direct), latency_summary(m.gateway)
     df, gf = latency_summary(m.direct_first_token), latency_summary(m.gateway_first_token)
-    summary = {
+    summary: dict[str, Any] = {
         "p50_ratio": ratio(g["p50_ms"], d["p50_ms"]),
         "p99_ratio": ratio(g["p99_ms"], d["p99_ms"]),
         "p50_overhead_ms": g["p50_ms"] - d["p50_ms"],

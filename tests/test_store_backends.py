@@ -14,8 +14,8 @@ import pytest
 from claude_agent_sdk.testing import run_session_store_conformance
 
 from ccapi.events import Event
-from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
 from ccapi.sessions.eventlog import EventLog
+from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
 from ccapi.store.jsondir import UnsafeId
 from ccapi.store.migrations import MIGRATIONS
 from ccapi.store.records import TranscriptLines, TurnEnd
