@@ -69,9 +69,10 @@ class CountingStore(SqlStore):
         super().__init__(database)
         self.batches: list[Batch] = []
 
-    async def append_events(self, events: list[Event]) -> None:
-        await super().append_events(events)
-        self.batches.append(Batch(tuple((e.session_id, e.seq, e.created_at) for e in events), time.monotonic()))
+    async def append_events(self, events: list[Event], *writes: Any) -> None:
+        await super().append_events(events, *writes)
+        if events:  # not a commit of transcript lines alone
+            self.batches.append(Batch(tuple((e.session_id, e.seq, e.created_at) for e in events), time.monotonic()))
 
 
 async def open_counting_store(settings: Settings) -> CountingStore:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from ccapi.events import Event
 from ccapi.ids import utcnow
@@ -17,9 +18,9 @@ class CountingStore(SqlStore):
 
     batches: list[int]
 
-    async def append_events(self, events: list[Event]) -> None:
+    async def append_events(self, events: list[Event], *writes: Any) -> None:
         self.batches.append(len(events))
-        await super().append_events(events)
+        await super().append_events(events, *writes)
 
 
 async def _store(tmp_path: Path, *session_ids: str) -> CountingStore:

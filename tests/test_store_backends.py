@@ -14,9 +14,11 @@ import pytest
 from claude_agent_sdk.testing import run_session_store_conformance
 
 from ccapi.events import Event
+from ccapi.sessions.eventlog import EventLog
 from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
 from ccapi.store.jsondir import UnsafeId
 from ccapi.store.migrations import MIGRATIONS
+from ccapi.store.records import TranscriptLines, TurnEnd
 from ccapi.store.sql import postgres_database, sqlite_database
 from ccapi.store.transcripts import TranscriptMirror
 
@@ -300,20 +302,52 @@ def test_compat_heads_round_trip_newest_first_and_go_with_their_session(make: Ca
     run(scenario())
 
 
-def test_transcript_mirror_conformance(make: Callable[..., Store], tmp_path: Path) -> None:
-    """The SDK's own SessionStore conformance suite, one fresh store per contract."""
-    stores: list[Store] = []
+def test_a_turns_end_and_transcript_lines_commit_with_its_terminal_event(make: Callable[..., Store]) -> None:
+    """One ``append_events`` writes the event, the turn's end rows and the transcript lines queued before it."""
+
+    async def scenario() -> None:
+        store = make()
+        await store.open()
+        await store.create_session(_session("sess_e", "2026"))
+        await store.create_turn(TurnRecord("turn_e", "sess_e", 1, "running", "hi", "2026"))
+        end = TurnEnd("turn_e", "sess_e", {"status": "completed", "last_event_seq": 1}, {"status": "idle"})
+        lines = TranscriptLines("proj", "sdk_e", "", [{"uuid": "u1", "type": "user"}])
+        await store.append_events([_event("sess_e", 1, "turn.completed")], [end], [lines])
+        await store.close()
+
+        reopened = make()
+        await reopened.open()
+        turn = await reopened.get_turn("turn_e")
+        assert turn is not None and (turn.status, turn.last_event_seq) == ("completed", 1)
+        session = await reopened.get_session("sess_e")
+        assert session is not None and (session.status, session.last_seq, session.turn_count) == ("idle", 1, 1)
+        assert await reopened.load_transcript("proj", "sdk_e", "") == [{"uuid": "u1", "type": "user"}]
+        await reopened.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["direct", "through-the-event-log"])
+def test_transcript_mirror_conformance(make: Callable[..., Store], tmp_path: Path, queued: bool) -> None:
+    """The SDK's own SessionStore conformance suite, one fresh store per contract; also with appends riding on
+    the event log's commits (as the gateway runs it), whose reads must still see every append before them."""
+    stores: list[tuple[Store, EventLog | None]] = []
     counter = itertools.count()
 
     async def fresh() -> TranscriptMirror:
         store = make(tmp_path / f"contract-{next(counter)}")
         await store.open()
-        stores.append(store)
-        return TranscriptMirror(store)
+        log = EventLog(store) if queued else None
+        if log is not None:
+            log.start()
+        stores.append((store, log))
+        return TranscriptMirror(store, log)
 
     async def main() -> None:
         await run_session_store_conformance(fresh)
-        for store in stores:
+        for store, log in stores:
+            if log is not None:
+                await log.stop()
             await store.close()
 
     run(main())

@@ -43,6 +43,30 @@ def test_stream_delivers_deltas_before_completion(gateway: Gateway, mock_model: 
     assert [e["seq"] for e in logged] == [f["data"]["seq"] for f in frames]
 
 
+def test_turn_completed_on_the_stream_means_the_turn_is_recorded_and_the_next_can_start(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """A client that sends its next turn the moment it reads ``turn.completed`` is not answered 409, and the
+    turn's record (and its session's usage) already say what the event says."""
+    session = gateway.create_session()
+    turns = f"/api/sessions/{session['id']}/turns"
+    for n in range(3):
+        with gateway.client.stream("POST", turns, json={"input": f"streamed {n}", "stream": True}) as response:
+            frames = [f for f in sse_events(response.iter_lines()) if "event" in f]
+        completed = frames[-1]["data"]
+        assert completed["type"] == "turn.completed"
+        following = gateway.client.post(turns, json={"input": f"right after {n}"})
+        assert following.status_code == 200, following.text
+        assert following.json()["status"] == "completed"
+        turn = gateway.client.get(f"{turns}/{completed['turn_id']}").json()
+        assert (turn["status"], turn["last_event_seq"]) == ("completed", completed["seq"])
+    record = gateway.client.get(f"/api/sessions/{session['id']}").json()
+    assert record["status"] == "idle" and record["turn_count"] == 6
+    assert record["usage"]["output_tokens"] == sum(
+        e["data"]["usage"]["output_tokens"] for e in gateway.events(session["id"]) if e["type"] == "turn.completed"
+    )
+
+
 def test_reconnect_with_last_event_id_gets_every_later_event_once(gateway: Gateway, mock_model: MockModel) -> None:
     mock_model.script(Reply(text=LONG_TEXT, chunk_delay=0.03))
     session = gateway.create_session()

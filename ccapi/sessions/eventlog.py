@@ -2,7 +2,9 @@
 publishes to live subscribers only what the store has committed.
 
 Publishing after the commit is what makes "acknowledged" mean "durable": a client
-can never have seen an event that a crash then loses.
+can never have seen an event that a crash then loses. The same commits carry what an
+event acknowledges — a turn's end rows, Claude Code's transcript lines queued before
+it — so a turn costs the store thread no extra trips for them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import structlog
 from ccapi.events import Event, EventBatch
 from ccapi.ids import utcnow
 from ccapi.store import Store
+from ccapi.store.records import TranscriptLines, TurnEnd
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +86,9 @@ class EventLog:
         self._next_seq: dict[str, int] = {}
         self._seq_lock = asyncio.Lock()
         self._pending: list[Event] = []
-        self._emitted = 0
+        self._ends: list[TurnEnd] = []
+        self._transcripts: list[TranscriptLines] = []
+        self._emitted = 0  # writes queued: events, turn ends, transcript lines
         self._committed = 0
         self._wakeup = asyncio.Event()
         self._urgent = asyncio.Event()  # someone waits in flush(): commit without the batch window
@@ -126,15 +131,34 @@ class EventLog:
         seq = await self._allocate(session_id)
         event = Event(seq, str(type_), session_id, turn_id, utcnow(), data)
         self._pending.append(event)
-        self._emitted += 1
-        self._wakeup.set()
+        self._queued()
         return event
 
+    def end_turn(self, end: TurnEnd) -> None:
+        """Queue a turn's end rows; call right after emitting its terminal event (with no await in
+        between), and they commit in one transaction with it."""
+        self._ends.append(end)
+        self._queued()
+
+    def mirror(self, lines: TranscriptLines) -> None:
+        """Queue transcript lines for the next commit, which writes them before the events it
+        carries: an event (``turn.completed``) is never acknowledged before what Claude Code
+        wrote ahead of it, yet nobody waits for a commit of their own. Lines alone wait a batch
+        window for events to ride with, so they never hold up a turn's first token."""
+        self._transcripts.append(lines)
+        self._emitted += 1
+        asyncio.get_running_loop().call_later(self._batch_window, self._wakeup.set)
+
+    def _queued(self) -> None:
+        self._emitted += 1
+        self._wakeup.set()
+
     async def flush(self) -> None:
-        """Wait until every event emitted so far is committed and published."""
+        """Wait until everything queued so far is committed, and its events published."""
         target = self._emitted
         if self._committed < target:
             self._urgent.set()
+            self._wakeup.set()
         async with self._progress:
             await self._progress.wait_for(lambda: self._committed >= target)
 
@@ -148,29 +172,40 @@ class EventLog:
         return seq
 
     async def _flush_forever(self) -> None:
+        """Commit what is queued. After a quiet batch window the first write goes at once (a
+        turn's first token is not held back); within one, writes gather until it has passed
+        (a streamed reply costs a handful of commits), unless a ``flush()`` is waiting."""
+        loop = asyncio.get_running_loop()
+        last_commit = -self._batch_window
         while True:
             await self._wakeup.wait()
-            if len(self._pending) < self._batch_size and not self._urgent.is_set():
-                with contextlib.suppress(TimeoutError):  # gather a batch, unless a flush() is waiting
-                    await asyncio.wait_for(self._urgent.wait(), self._batch_window)
+            gather = last_commit + self._batch_window - loop.time()
+            if gather > 0 and len(self._pending) < self._batch_size and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), gather)
             self._wakeup.clear()
             self._urgent.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
+            batch, ends, transcripts = self._pending, self._ends, self._transcripts
+            self._pending, self._ends, self._transcripts = [], [], []
+            if not (batch or ends or transcripts):
                 continue
+            if batch:  # transcript lines alone do not hold back the next events
+                last_commit = loop.time()
             try:
-                await self._store.append_events(batch)
+                await self._store.append_events(batch, ends, transcripts)
             except Exception:
                 log.exception("event_batch_write_failed", events=len(batch))
-                self._pending = batch + self._pending
+                self._pending, self._ends = batch + self._pending, ends + self._ends
+                self._transcripts = transcripts + self._transcripts
                 self._wakeup.set()
                 await asyncio.sleep(0.5)
                 continue
-            self._publish(batch)
-            for callback in self._on_commit:
-                callback(batch)
+            if batch:
+                self._publish(batch)
+                for callback in self._on_commit:
+                    callback(batch)
             async with self._progress:
-                self._committed += len(batch)
+                self._committed += len(batch) + len(ends) + len(transcripts)
                 self._progress.notify_all()
 
     # -- reading ---------------------------------------------------------------

@@ -71,7 +71,7 @@ class SessionService:
         #: Subscription windows as Claude Code reported them; a rejected one refuses new turns.
         self.limits = limits or LimitBoard()
         self._ctx = TurnContext(store, events, pool, settings.tool_timeout, settings.approval_timeout, self.limits)
-        self._transcripts = TranscriptMirror(store)
+        self._transcripts = TranscriptMirror(store, events)
         self._running: dict[str, TurnRun] = {}
         self._closing = False
         self._owner = settings.owner_id
@@ -408,6 +408,7 @@ class SessionService:
         While a usage window is rejected it is refused at once: Claude would refuse it anyway."""
         self._refuse_if_closing()
         self.limits.check()
+        await self._after_ended(session_id)
         if session_id in self._running:
             raise Conflict(
                 "a turn is already running in this session; wait for it, or interrupt it",
@@ -455,27 +456,32 @@ class SessionService:
         run.task.add_done_callback(lambda _: self._forget_run(run))
         return run
 
+    async def _after_ended(self, session_id: str) -> None:
+        """A turn whose end is committed (a streamed reply has shown ``turn.completed``) is no
+        longer running: let it finish its last steps instead of answering the next turn 409."""
+        run = self._running.get(session_id)
+        if run is not None and run.ended and run.task is not None:  # its done callback forgets it
+            await asyncio.wait({run.task}, timeout=LEASE_HANDOVER_TRIES * LEASE_HANDOVER_PAUSE)
+
     async def _take_lease(self, session_id: str) -> SessionRecord:
         """Only one host drives a session at a time. Another host's live lease is a 409 that
         names it (its turn is in flight there); an expired one is taken over, and whatever
         turn the lost host left open is closed first. Returns the session as the lease found it."""
-        holder = await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl)
+        holder, session = await self.store.lease_session(session_id, self._owner, self.settings.lease_ttl)
         for _ in range(LEASE_HANDOVER_TRIES):  # a host lets go a moment after its turn's reply went out
             if holder is None:
                 break
             await asyncio.sleep(LEASE_HANDOVER_PAUSE)
-            holder = await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl)
+            holder, session = await self.store.lease_session(session_id, self._owner, self.settings.lease_ttl)
         if holder is not None:
             raise Conflict(
                 f"gateway host {holder!r} is running a turn in this session; retry when it ends",
                 {"owner": holder},
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        try:
-            session = await self.get(session_id)
-        except NotFound:
+        if session is None:
             await self.store.release_lease(session_id, self._owner)
-            raise
+            raise NotFound(f"no session {session_id!r}")
         if session.status != "idle":  # a turn left open by a lost host, or by this one before a crash
             for turn in await self.store.orphaned_turns(self._owner):
                 if turn.session_id == session_id:

@@ -25,7 +25,7 @@ from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
 from ccapi.sessions.toolcalls import Decision, PendingCall, PendingPermission, ToolDesk, ToolResult
 from ccapi.store import Store, TurnRecord
-from ccapi.store.records import SessionRecord
+from ccapi.store.records import SessionRecord, TurnEnd
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +69,8 @@ class TurnRun:
         self.spec = spec
         self.content = content
         self.started_seq = 0
+        #: The terminal event is committed: the turn is over but for its task's last steps.
+        self.ended = False
         self.compaction: dict[str, Any] | None = None
         self.desk = ToolDesk(
             ctx.tool_timeout, self._report_timeout, ctx.approval_timeout, self._report_approval_timeout
@@ -323,7 +325,6 @@ class TurnRun:
         if outcome.error:
             data["error"] = outcome.error
         final = await self._emit(_TERMINAL_EVENT[outcome.status], data)
-        await self.ctx.events.flush()
         ended: dict[str, Any] = {
             "status": outcome.status,
             "completed_at": utcnow(),
@@ -338,16 +339,16 @@ class TurnRun:
             "last_event_seq": final.seq,
         }
         record = replace(self.turn, **ended)
-        await self.ctx.store.update_turn(record.id, **ended)
-        session = await self.ctx.store.get_session(self.session.id)
-        if session is not None:
-            await self.ctx.store.update_session(
-                session.id,
-                status="idle",
-                updated_at=record.completed_at,
-                sdk_session_id=sdk_session_id or session.sdk_session_id,
-                usage=_add_usage(session.usage, outcome),
-            )
+        session = {
+            "status": "idle",
+            "updated_at": record.completed_at,
+            "sdk_session_id": sdk_session_id or self.session.sdk_session_id,
+            # the session as this turn's lease found it: no other turn can have added to it since
+            "usage": _add_usage(self.session.usage, outcome),
+        }
+        self.ctx.events.end_turn(TurnEnd(record.id, self.session.id, ended, session))  # one commit with `final`
+        await self.ctx.events.flush()
+        self.ended = True
         log.info(
             "turn",
             session_id=self.session.id,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ccapi.events import Event
 from ccapi.store.outbox import WebhookDelivery
-from ccapi.store.records import SessionRecord, TurnRecord
+from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
 T = TypeVar("T")
 
@@ -90,6 +90,14 @@ class Store(ABC):
         ``owner`` holds it now, else the identity of the host that does."""
         return await self._run(self._acquire_lease, session_id, owner, ttl)
 
+    async def lease_session(self, session_id: str, owner: str, ttl: float) -> tuple[str | None, SessionRecord | None]:
+        """``acquire_lease`` and, when ``owner`` got it, the session as the lease found it: one trip."""
+        return await self._run(self._lease_session, session_id, owner, ttl)
+
+    def _lease_session(self, session_id: str, owner: str, ttl: float) -> tuple[str | None, SessionRecord | None]:
+        holder = self._acquire_lease(session_id, owner, ttl)
+        return holder, self._get_session(session_id) if holder is None else None
+
     async def renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None:
         await self._run(self._renew_leases, owner, session_ids, ttl)
 
@@ -119,10 +127,14 @@ class Store(ABC):
         await self._run(self._delete_compat_head, session_id)
 
     # -- events ----------------------------------------------------------------
-    async def append_events(self, events: list[Event]) -> None:
+    async def append_events(
+        self, events: list[Event], ends: Sequence[TurnEnd] = (), transcripts: Sequence[TranscriptLines] = ()
+    ) -> None:
         """Write a batch atomically: a whole streamed reply costs a handful of commits. The
-        webhook deliveries the events owe (their session's subscription) go in with them."""
-        await self._run(self._append_events, events)
+        webhook deliveries the events owe (their session's subscription) go in with them, and
+        so do the ``ends`` of turns whose terminal event is in the batch and the ``transcripts``
+        lines queued before it (written first: the events acknowledge them)."""
+        await self._run(self._append_events, events, ends, transcripts)
 
     async def list_events(
         self, session_id: str, after: int = 0, limit: int = 1000, types: Iterable[str] | None = None
@@ -221,7 +233,9 @@ class Store(ABC):
     @abstractmethod
     def _delete_compat_head(self, session_id: str) -> None: ...
     @abstractmethod
-    def _append_events(self, events: list[Event]) -> None: ...
+    def _append_events(
+        self, events: list[Event], ends: Sequence[TurnEnd], transcripts: Sequence[TranscriptLines]
+    ) -> None: ...
     @abstractmethod
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]: ...
     @abstractmethod

@@ -28,6 +28,7 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from ccapi.events import Event
 from ccapi.ids import is_safe_id
 from ccapi.store.base import OPEN_TURN_STATES, Store
 from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
-from ccapi.store.records import SessionRecord, TurnRecord
+from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
 _MAIN = "main"
 _DOOMED = ".deleted-"
@@ -268,7 +269,13 @@ class JsonDirStore(Store):
         )
 
     # -- events ----------------------------------------------------------------
-    def _append_events(self, events: list[Event]) -> None:
+    def _append_events(
+        self, events: list[Event], ends: Sequence[TurnEnd], transcripts: Sequence[TranscriptLines]
+    ) -> None:
+        """Each file write is atomic, the batch is not: transcripts first, then the events, then
+        the turn ends, in the order a crash recovers from (as when they were separate calls)."""
+        for lines in transcripts:
+            self._append_transcript(lines.project_key, lines.session_id, lines.subpath, lines.entries)
         by_session: dict[str, list[Event]] = {}
         for event in events:
             by_session.setdefault(event.session_id, []).append(event)
@@ -284,6 +291,9 @@ class JsonDirStore(Store):
                 self._session_dir(session_id) / "events" / name, _jsonl([dataclasses.asdict(event) for event in batch])
             )
             self._update_session(session_id, {"last_seq": batch[-1].seq})
+        for end in ends:
+            self._update_turn(end.turn_id, end.turn)
+            self._update_session(end.session_id, end.session)
 
     def _event_files(self, session_id: str, after: int) -> list[Path]:
         folder = self._session_dir(session_id) / "events"

@@ -50,3 +50,24 @@ class TurnRecord:
     stop_reason: str | None = None
     error: dict[str, Any] | None = None
     last_event_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """The fields a turn's end sets on its own row and on its session's, written in the same
+    transaction as its terminal event: one commit, and no reader sees the event without them."""
+
+    turn_id: str
+    session_id: str
+    turn: dict[str, Any]
+    session: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TranscriptLines:
+    """Lines to append to one Claude Code transcript (the SDK ``SessionStore`` mirror)."""
+
+    project_key: str
+    session_id: str
+    subpath: str
+    entries: list[dict[str, Any]]

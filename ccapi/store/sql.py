@@ -10,7 +10,7 @@ import select
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -34,7 +34,7 @@ from ccapi.store.models import (
     database_proxy,
 )
 from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
-from ccapi.store.records import SessionRecord, TurnRecord
+from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
 log = structlog.get_logger(__name__)
 
@@ -213,12 +213,16 @@ class SqlStore(Store):
         return [_turn_record(row) for row in query]
 
     # -- events ----------------------------------------------------------------
-    def _append_events(self, events: list[Event]) -> None:
+    def _append_events(
+        self, events: list[Event], ends: Sequence[TurnEnd], transcripts: Sequence[TranscriptLines]
+    ) -> None:
         last_seq: dict[str, int] = {}
         for event in events:
             last_seq[event.session_id] = max(event.seq, last_seq.get(event.session_id, 0))
         notifying = might_notify(events)
         with self._db.atomic():
+            for lines in transcripts:
+                self._insert_transcript(lines)
             for chunk in peewee.chunked([dataclasses.asdict(event) for event in events], 200):
                 EventRow.insert_many(chunk).execute()
             if notifying:
@@ -236,6 +240,9 @@ class SqlStore(Store):
                 SessionRow.update(last_seq=seq).where(SessionRow.id == session_id).execute()
                 if self._shared:  # delivered at commit, to every host's AppendListener
                     self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, f"{_PROCESS}:{session_id}"))
+            for end in ends:
+                TurnRow.update(**end.turn).where(TurnRow.id == end.turn_id).execute()
+                SessionRow.update(**end.session).where(SessionRow.id == end.session_id).execute()
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
         query = EventRow.select().where((EventRow.session_id == session_id) & (EventRow.seq > after))
@@ -285,21 +292,24 @@ class SqlStore(Store):
     def _append_transcript(
         self, project_key: str, session_id: str, subpath: str, entries: list[dict[str, Any]]
     ) -> None:
+        with self._db.atomic():
+            self._insert_transcript(TranscriptLines(project_key, session_id, subpath, entries))
+
+    def _insert_transcript(self, lines: TranscriptLines) -> None:
         mtime = int(time.time() * 1000)
         rows = [
             {
-                "project_key": project_key,
-                "session_id": session_id,
-                "subpath": subpath,
+                "project_key": lines.project_key,
+                "session_id": lines.session_id,
+                "subpath": lines.subpath,
                 "uuid": entry.get("uuid") if isinstance(entry.get("uuid"), str) else None,
                 "entry": entry,
                 "mtime": mtime,
             }
-            for entry in entries
+            for entry in lines.entries
         ]
-        with self._db.atomic():
-            for chunk in peewee.chunked(rows, 200):
-                TranscriptRow.insert_many(chunk).on_conflict_ignore().execute()
+        for chunk in peewee.chunked(rows, 200):
+            TranscriptRow.insert_many(chunk).on_conflict_ignore().execute()
 
     def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
         rows = _tuples(
