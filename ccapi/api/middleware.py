@@ -14,6 +14,7 @@ from sanic.exceptions import RequestTimeout
 from sanic.http import Http
 
 from ccapi.errors import Unauthorized
+from ccapi.logs import log_soon
 
 log = structlog.get_logger("ccapi.http")
 
@@ -81,7 +82,8 @@ async def finish_request(request: Request, response: HTTPResponse) -> None:
     if request_id:
         response.headers["x-request-id"] = request_id
     started = getattr(request.ctx, "started", None)
-    log.info(
+    log_soon(
+        log,
         "request",
         request_id=request_id,
         method=request.method,

@@ -414,26 +414,14 @@ class SessionService:
                 "a turn is already running in this session; wait for it, or interrupt it",
                 {"turn_id": self._running[session_id].turn.id},
             )
-        session = await self._take_lease(session_id)
         if not reserved:
-            try:
-                await self._reserve(session_id)
-            except Unavailable:
-                await self.store.release_lease(session_id, self._owner)
-                raise
-        if self._closing:  # the slot came free because shutdown interrupted its turn: not for a new one
+            await self._reserve(session_id)
+        try:
+            self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
+            session, turn = await self._take_lease(session_id, functools.partial(_new_turn, content=content, kind=kind))
+        except BaseException:
             self.pool.release(session_id)
-            await self.store.release_lease(session_id, self._owner)
-            self._refuse_if_closing()
-        turn = TurnRecord(
-            id=new_id("turn"),
-            session_id=session_id,
-            number=session.turn_count + 1,
-            status="running",
-            input=content,
-            created_at=utcnow(),
-            kind=kind,
-        )
+            raise
         spec = self._spec(session)
         run = TurnRun(
             self._ctx,
@@ -445,7 +433,6 @@ class SessionService:
         )
         self._running[session_id] = run
         try:
-            await self.store.create_turn(turn)
             await run.begin()
         except BaseException:
             self._running.pop(session_id, None)
@@ -463,16 +450,20 @@ class SessionService:
         if run is not None and run.ended and run.task is not None:  # its done callback forgets it
             await asyncio.wait({run.task}, timeout=LEASE_HANDOVER_TRIES * LEASE_HANDOVER_PAUSE)
 
-    async def _take_lease(self, session_id: str) -> SessionRecord:
+    async def _take_lease(
+        self, session_id: str, make_turn: Callable[[SessionRecord], TurnRecord]
+    ) -> tuple[SessionRecord, TurnRecord]:
         """Only one host drives a session at a time. Another host's live lease is a 409 that
         names it (its turn is in flight there); an expired one is taken over, and whatever
-        turn the lost host left open is closed first. Returns the session as the lease found it."""
-        holder, session = await self.store.lease_session(session_id, self._owner, self.settings.lease_ttl)
+        turn the lost host left open is closed first. Returns the session as the lease found
+        it and the new turn, recorded (with the lease, in one store trip when the session is idle)."""
+        ttl = self.settings.lease_ttl
+        holder, session, turn = await self.store.lease_and_start(session_id, self._owner, ttl, make_turn)
         for _ in range(LEASE_HANDOVER_TRIES):  # a host lets go a moment after its turn's reply went out
             if holder is None:
                 break
             await asyncio.sleep(LEASE_HANDOVER_PAUSE)
-            holder, session = await self.store.lease_session(session_id, self._owner, self.settings.lease_ttl)
+            holder, session, turn = await self.store.lease_and_start(session_id, self._owner, ttl, make_turn)
         if holder is not None:
             raise Conflict(
                 f"gateway host {holder!r} is running a turn in this session; retry when it ends",
@@ -482,14 +473,16 @@ class SessionService:
         if session is None:
             await self.store.release_lease(session_id, self._owner)
             raise NotFound(f"no session {session_id!r}")
-        if session.status != "idle":  # a turn left open by a lost host, or by this one before a crash
-            for turn in await self.store.orphaned_turns(self._owner):
-                if turn.session_id == session_id:
-                    await close_orphaned_turn(self.store, self.events, turn)
+        if turn is None:  # a turn left open by a lost host, or by this one before a crash
+            for orphan in await self.store.orphaned_turns(self._owner):
+                if orphan.session_id == session_id:
+                    await close_orphaned_turn(self.store, self.events, orphan)
             session = await self.get(session_id)
+            turn = make_turn(session)
+            await self.store.create_turn(turn)
         await self.events.flush()
         self.events.adopt(session_id, session.last_seq)  # another host may have written since
-        return session
+        return session, turn
 
     def _refuse_if_closing(self) -> None:
         if self._closing:
@@ -583,3 +576,15 @@ class SessionService:
 def _check_id(session_id: str) -> None:
     if not is_safe_id(session_id):
         raise NotFound(f"no session {session_id!r}")
+
+
+def _new_turn(session: SessionRecord, content: list[dict[str, Any]], kind: str) -> TurnRecord:
+    return TurnRecord(
+        id=new_id("turn"),
+        session_id=session.id,
+        number=session.turn_count + 1,
+        status="running",
+        input=content,
+        created_at=utcnow(),
+        kind=kind,
+    )

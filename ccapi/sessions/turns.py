@@ -21,6 +21,7 @@ from ccapi.engine.translate import USAGE_KEYS, budget_exceeded
 from ccapi.events import Event, EventType
 from ccapi.ids import new_id, utcnow
 from ccapi.limits import LimitBoard
+from ccapi.logs import log_soon
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
 from ccapi.sessions.toolcalls import Decision, PendingCall, PendingPermission, ToolDesk, ToolResult
@@ -349,7 +350,8 @@ class TurnRun:
         self.ctx.events.end_turn(TurnEnd(record.id, self.session.id, ended, session))  # one commit with `final`
         await self.ctx.events.flush()
         self.ended = True
-        log.info(
+        log_soon(
+            log,
             "turn",
             session_id=self.session.id,
             turn_id=record.id,

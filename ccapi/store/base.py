@@ -90,13 +90,25 @@ class Store(ABC):
         ``owner`` holds it now, else the identity of the host that does."""
         return await self._run(self._acquire_lease, session_id, owner, ttl)
 
-    async def lease_session(self, session_id: str, owner: str, ttl: float) -> tuple[str | None, SessionRecord | None]:
-        """``acquire_lease`` and, when ``owner`` got it, the session as the lease found it: one trip."""
-        return await self._run(self._lease_session, session_id, owner, ttl)
+    async def lease_and_start(
+        self, session_id: str, owner: str, ttl: float, make_turn: Callable[[SessionRecord], TurnRecord]
+    ) -> tuple[str | None, SessionRecord | None, TurnRecord | None]:
+        """A warm turn's start in one trip to the store thread: ``acquire_lease``; when ``owner``
+        got it, the session as the lease found it; and when that session is idle, the turn
+        ``make_turn`` builds from it, recorded as ``create_turn`` does. A session that is not idle
+        gets no turn: the caller closes what a lost turn left open first."""
+        return await self._run(self._lease_and_start, session_id, owner, ttl, make_turn)
 
-    def _lease_session(self, session_id: str, owner: str, ttl: float) -> tuple[str | None, SessionRecord | None]:
+    def _lease_and_start(
+        self, session_id: str, owner: str, ttl: float, make_turn: Callable[[SessionRecord], TurnRecord]
+    ) -> tuple[str | None, SessionRecord | None, TurnRecord | None]:
         holder = self._acquire_lease(session_id, owner, ttl)
-        return holder, self._get_session(session_id) if holder is None else None
+        session = self._get_session(session_id) if holder is None else None
+        if session is None or session.status != "idle":
+            return holder, session, None
+        turn = make_turn(session)
+        self._create_turn(turn)
+        return holder, session, turn
 
     async def renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None:
         await self._run(self._renew_leases, owner, session_ids, ttl)
