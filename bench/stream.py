@@ -98,6 +98,7 @@ class FanOut:
     created_lag: dict[str, float]
     gateway_cpu_seconds: float
     subscribers_cpu_seconds: float
+    subscribers_verify_cpu_seconds: float
     stalled: Stalled | None = None
 
 
@@ -195,6 +196,7 @@ def measure(subscribers: int, after: int, batches: list[Batch], received: dict[s
         created_lag={"p50_ms": percentile(created_lags, 50) * 1000, "p99_ms": percentile(created_lags, 99) * 1000},
         gateway_cpu_seconds=gateway_cpu,
         subscribers_cpu_seconds=received["cpu_seconds"],
+        subscribers_verify_cpu_seconds=received["verify_cpu_seconds"],
         stalled=None if stalled is None else measure_stalled(stalled, expected),
     )
 
