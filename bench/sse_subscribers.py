@@ -188,7 +188,9 @@ async def open_stream(
 ) -> Stream:
     address = urlsplit(base_url)
     stream = Stream(get(base_url, path, headers or {}), marker)
-    await asyncio.get_running_loop().create_connection(lambda: stream, address.hostname or "127.0.0.1", address.port or 80)
+    await asyncio.get_running_loop().create_connection(
+        lambda: stream, address.hostname or "127.0.0.1", address.port or 80
+    )
     return stream
 
 
