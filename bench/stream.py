@@ -98,6 +98,7 @@ class FanOut:
     created_lag: dict[str, float]
     gateway_cpu_seconds: float
     subscribers_cpu_seconds: float
+    subscribers_verify_cpu_seconds: float
     stalled: Stalled | None = None
 
 
@@ -195,6 +196,7 @@ def measure(subscribers: int, after: int, batches: list[Batch], received: dict[s
         created_lag={"p50_ms": percentile(created_lags, 50) * 1000, "p99_ms": percentile(created_lags, 99) * 1000},
         gateway_cpu_seconds=gateway_cpu,
         subscribers_cpu_seconds=received["cpu_seconds"],
+        subscribers_verify_cpu_seconds=received["verify_cpu_seconds"],
         stalled=None if stalled is None else measure_stalled(stalled, expected),
     )
 
@@ -324,7 +326,9 @@ NOTES = (
     "*turn streamed in s*: first to last commit of the turn's events, i.e. how fast the gateway took the reply in "
     "from Claude Code while fanning it out; *per event, × 1 subscriber's*: that time per event over the "
     "one-subscriber run's. *gateway CPU s*: CPU time of the process running the gateway (and the mock model's "
-    "thread) during the turn; *subscribers' CPU s*: of the subscribers' process, which shares the cores.",
+    "thread) during the turn; *subscribers' CPU s*: of the subscribers' process while the turn streams (it "
+    "shares the cores; checking every frame's id afterwards is not counted: `subscribers_verify_cpu_seconds` in the "
+    "JSON).",
     "*+ 1 stalled*: a longer turn (`--stalled-deltas`), and one more subscriber that connects with a 2 KiB receive "
     "window, reads its first event and then nothing until the others are done. The gateway cuts it off once more "
     "than `CC_API_SSE_BUFFER_EVENTS` events wait for it beyond what the socket buffers hold; it then reads what it "
