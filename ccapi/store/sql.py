@@ -34,6 +34,7 @@ from ccapi.store.models import (
     database_proxy,
 )
 from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
+from ccapi.store.prepared import Prepared
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
 log = structlog.get_logger(__name__)
@@ -75,6 +76,7 @@ class SqlStore(Store):
     def __init__(self, database: peewee.Database) -> None:
         super().__init__()
         self._db = database
+        self._prepared = Prepared(database)
         self._listener: AppendListener | None = None
 
     @property
@@ -105,7 +107,7 @@ class SqlStore(Store):
         SessionRow.create(**dataclasses.asdict(record))
 
     def _get_session(self, session_id: str) -> SessionRecord | None:
-        row = SessionRow.get_or_none(SessionRow.id == session_id)
+        row = self._prepared.get(SessionRow, session_id)
         return _session_record(row) if row else None
 
     def _list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
@@ -136,10 +138,13 @@ class SqlStore(Store):
     # -- turns -----------------------------------------------------------------
     def _create_turn(self, record: TurnRecord) -> None:
         with self._db.atomic():
-            TurnRow.create(**dataclasses.asdict(record))
-            SessionRow.update(
-                turn_count=SessionRow.turn_count + 1, updated_at=record.created_at, status=record.status
-            ).where(SessionRow.id == record.session_id).execute()
+            self._prepared.insert(TurnRow, [dataclasses.asdict(record)])
+            self._prepared.update(
+                SessionRow,
+                record.session_id,
+                {"updated_at": record.created_at, "status": record.status},
+                increments=("turn_count",),
+            )
 
     def _update_turn(self, turn_id: str, fields: dict[str, Any]) -> None:
         TurnRow.update(**fields).where(TurnRow.id == turn_id).execute()
@@ -178,10 +183,12 @@ class SqlStore(Store):
     def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
         now = time.time()
         with self._db.atomic():
-            taken = (
-                LeaseRow.update(owner=owner, expires_at=now + ttl)
-                .where((LeaseRow.session_id == session_id) & ((LeaseRow.owner == owner) | (LeaseRow.expires_at < now)))
-                .execute()
+            taken = self._prepared.run(
+                "take_lease",
+                lambda: LeaseRow.update(owner=owner, expires_at=now + ttl).where(
+                    (LeaseRow.session_id == session_id) & ((LeaseRow.owner == owner) | (LeaseRow.expires_at < now))
+                ),
+                [owner, now + ttl, session_id, owner, now],
             )
             if taken:
                 return None
@@ -198,7 +205,15 @@ class SqlStore(Store):
             ).execute()
 
     def _release_lease(self, session_id: str, owner: str) -> None:
-        LeaseRow.delete().where((LeaseRow.session_id == session_id) & (LeaseRow.owner == owner)).execute()
+        """Expire the lease rather than delete it: the next turn's ``_acquire_lease`` (on any
+        host) then takes it in its first statement instead of an insert and a read."""
+        self._prepared.run(
+            "release_lease",
+            lambda: LeaseRow.update(expires_at=0).where(
+                (LeaseRow.session_id == session_id) & (LeaseRow.owner == owner)
+            ),
+            [0, session_id, owner],
+        )
 
     def _orphaned_turns(self, owner: str) -> list[TurnRecord]:
         lease = LeaseRow.alias()
@@ -224,7 +239,7 @@ class SqlStore(Store):
             for lines in transcripts:
                 self._insert_transcript(lines)
             for chunk in peewee.chunked([dataclasses.asdict(event) for event in events], 200):
-                EventRow.insert_many(chunk).execute()
+                self._prepared.insert(EventRow, chunk)
             if notifying:
                 webhooks: dict[str, dict[str, Any] | None] = dict(
                     _tuples(
@@ -237,12 +252,12 @@ class SqlStore(Store):
                 for chunk in peewee.chunked(owed, 100):
                     WebhookRow.insert_many(chunk).execute()
             for session_id, seq in last_seq.items():
-                SessionRow.update(last_seq=seq).where(SessionRow.id == session_id).execute()
+                self._prepared.update(SessionRow, session_id, {"last_seq": seq})
                 if self._shared:  # delivered at commit, to every host's AppendListener
                     self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, f"{_PROCESS}:{session_id}"))
             for end in ends:
-                TurnRow.update(**end.turn).where(TurnRow.id == end.turn_id).execute()
-                SessionRow.update(**end.session).where(SessionRow.id == end.session_id).execute()
+                self._prepared.update(TurnRow, end.turn_id, end.turn)
+                self._prepared.update(SessionRow, end.session_id, end.session)
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
         query = EventRow.select().where((EventRow.session_id == session_id) & (EventRow.seq > after))
