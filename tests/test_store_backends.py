@@ -18,6 +18,8 @@ from ccapi.sessions.eventlog import EventLog
 from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
 from ccapi.store.jsondir import UnsafeId
 from ccapi.store.migrations import MIGRATIONS
+from ccapi.store.models import LeaseRow
+from ccapi.store.prepared import Prepared
 from ccapi.store.records import TranscriptLines, TurnEnd
 from ccapi.store.sql import postgres_database, sqlite_database
 from ccapi.store.transcripts import TranscriptMirror
@@ -486,3 +488,28 @@ def test_a_version_one_sqlite_database_is_migrated(tmp_path: Path) -> None:
         await store.close()
 
     run(main())
+
+
+def test_prepared_statements_check_their_parameters_against_peewee(tmp_path: Path) -> None:
+    """The hot-path statements reuse SQL built once; a caller that lists parameters in another order
+    than peewee writes them is refused on the first call, before anything runs against the database."""
+    database = sqlite_database(tmp_path / "prepared.db")
+    store = SqlStore(database)
+    asyncio.run(store.open())
+    prepared = Prepared(database)
+    LeaseRow.create(session_id="sess_p", owner="a", expires_at=0)
+    with pytest.raises(ValueError, match="not in the order"):
+        prepared.run(
+            "swapped",
+            lambda: LeaseRow.update(owner="b", expires_at=5.0).where(LeaseRow.session_id == "sess_p"),
+            [5.0, "b", "sess_p"],
+        )
+    assert LeaseRow.get(LeaseRow.session_id == "sess_p").owner == "a"
+    for owner in ("b", "c"):  # built on the first call, reused with new values on the second
+        taken = prepared.run(
+            "take",
+            lambda owner=owner: LeaseRow.update(owner=owner, expires_at=5.0).where(LeaseRow.session_id == "sess_p"),
+            [owner, 5.0, "sess_p"],
+        )
+        assert taken == 1 and LeaseRow.get(LeaseRow.session_id == "sess_p").owner == owner
+    asyncio.run(store.close())

@@ -28,15 +28,22 @@ class Prepared:
         text = self._text(("get", model), lambda: self._get_sql(model))
         return next(iter(model.raw(text, key)), None)
 
-    def insert(self, model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) -> None:
-        """``rows`` (all with the same keys) in one statement."""
+    def insert(
+        self, model: type[peewee.Model], rows: Sequence[Mapping[str, Any]], ignore_conflicts: bool = False
+    ) -> None:
+        """``rows`` (all with the same keys) in one statement; with ``ignore_conflicts``, rows
+        that would break a unique constraint are skipped (the backend's own INSERT OR IGNORE)."""
         if not rows:
             return
-        names = tuple(rows[0])
-        fields = [model._meta.fields[name] for name in names]
-        text = self._text(("insert", model, names, len(rows)), lambda: self._insert_sql(model, fields, len(rows)))
+        names = frozenset(rows[0])
+        fields = [field for field in model._meta.sorted_fields if field.name in names]  # peewee's column order
         params = [field.db_value(row[field.name]) for row in rows for field in fields]
-        self._db.execute_sql(text, params)
+
+        def query() -> peewee.Query:
+            insert = model.insert_many(rows)
+            return insert.on_conflict_ignore() if ignore_conflicts else insert
+
+        self.run(("insert", model, names, len(rows), ignore_conflicts), query, params)
 
     def update(
         self, model: type[peewee.Model], key: Any, values: Mapping[str, Any], increments: Iterable[str] = ()
@@ -51,7 +58,7 @@ class Prepared:
 
     def run(self, key: Any, query: Callable[[], peewee.Query], params: list[Any]) -> int:
         """Run the statement ``query`` builds, with ``params`` in the order peewee writes them:
-        built (and that order checked) on the first call only. Returns the cursor."""
+        built (and that order checked) on the first call only. Returns the rows it changed."""
         text = self._texts.get(key)
         if text is None:
             text, expected = query().sql()
@@ -75,11 +82,6 @@ class Prepared:
             f"SELECT {columns} FROM {self._quote(model._meta.table_name)} "
             f"WHERE {self._quote(_key(model).column_name)} = {self._db.param}"
         )
-
-    def _insert_sql(self, model: type[peewee.Model], fields: list[peewee.Field], count: int) -> str:
-        columns = ", ".join(self._quote(field.column_name) for field in fields)
-        row = "(" + ", ".join([self._db.param] * len(fields)) + ")"
-        return f"INSERT INTO {self._quote(model._meta.table_name)} ({columns}) VALUES " + ", ".join([row] * count)
 
     def _update_sql(self, model: type[peewee.Model], fields: list[peewee.Field], increments: tuple[str, ...]) -> str:
         sets = [f"{self._quote(field.column_name)} = {self._db.param}" for field in fields]

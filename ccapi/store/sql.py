@@ -324,7 +324,7 @@ class SqlStore(Store):
             for entry in lines.entries
         ]
         for chunk in peewee.chunked(rows, 200):
-            TranscriptRow.insert_many(chunk).on_conflict_ignore().execute()
+            self._prepared.insert(TranscriptRow, chunk, ignore_conflicts=True)
 
     def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
         rows = _tuples(
