@@ -112,12 +112,13 @@ def overhead(data: dict[str, Any]) -> Figure:
     figure, (histogram, split) = _figure(13, 4.8, 2)
     samples = {
         "direct ClaudeSDKClient": data["samples_ms"]["direct"],
+        "direct + transcript mirror": data["samples_ms"]["mirrored"],
         "CC API (HTTP + events + store)": data["samples_ms"]["ccapi"],
     }
     limit = 10 * math.ceil(max(percentile(values, 99) for values in samples.values()) * 1.15 / 10)
     bins = [limit * n / 60 for n in range(61)]
     hidden = 0
-    for (label, values), colour in zip(samples.items(), ("#8c8c8c", ARMS["native"]), strict=True):
+    for (label, values), colour in zip(samples.items(), ("#8c8c8c", "#e6ab02", ARMS["native"]), strict=True):
         p50, p99 = percentile(values, 50), percentile(values, 99)
         histogram.hist(
             [min(v, limit) for v in values if v <= limit],
@@ -153,10 +154,10 @@ def overhead(data: dict[str, Any]) -> Figure:
     split.set_xlim(0, left * 1.1)
     _style(split, "Where a CC API turn's time goes (p50 of each segment)", "ms", "", "x")
     split.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
-    summary = data["summary"]
+    plain, mirrored = data["summary"]["whole_turn"]["vs_direct"], data["summary"]["whole_turn"]["vs_mirrored"]
     figure.suptitle(
-        f"Gateway overhead: CC API's p50 is {summary['p50_ratio']:.2f}x the direct SDK's "
-        f"({summary['p50_overhead_ms']:.0f} ms more), on a mock model that answers at once",
+        f"Gateway overhead: CC API's p50 is {plain['p50']:.2f}x the direct SDK's ({plain['p50_overhead_ms']:.0f} ms "
+        f"more), {mirrored['p50']:.2f}x one that mirrors its transcript too; mock model that answers at once",
         fontsize=13,
     )
     _footer(figure, data)

@@ -1,12 +1,14 @@
 """Gateway overhead: one warm turn through CC API (HTTP, events, store) vs the same turn on a direct ClaudeSDKClient,
 and the time to the first token of a streamed turn on both.
 
-Both sides hold one warm Claude Code process with the same options (the gateway's own builder) and talk to one mock
-model; turns alternate between them (which side goes first alternates too), so both see the same machine load and
-the same growing conversation. Each round is a default (JSON reply) turn on each side, then a streamed turn on each
-side: ``"stream": true`` through CC API, timed to its first ``message.delta``, against the first text
-``StreamEvent`` on the SDK. The mock echoes the input, which is long enough to stream in several deltas. A few
-warm-up rounds are not counted.
+Three sides each hold one warm Claude Code process with the same options (the gateway's own builder) and talk to one
+mock model: CC API; a direct ``ClaudeSDKClient``; and a direct client that also mirrors its transcript to a
+``SessionStore`` (the SDK's in-memory one) as the gateway's options do, which shows what the SDK itself spends on the
+mirror that makes a session resumable. Turns rotate between them (which side goes first rotates too), so all see the
+same machine load and the same growing conversation. Each round is a default (JSON reply) turn on each side, then a
+streamed turn on each side: ``"stream": true`` through CC API, timed to its first ``message.delta``, against the
+first text ``StreamEvent`` on the SDK. The mock echoes the input, which is long enough to stream in several deltas.
+A few warm-up rounds are not counted.
 
     python -m bench.overhead [--turns N]
 """
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from claude_agent_sdk import ClaudeSDKClient, ResultMessage
+from claude_agent_sdk import ClaudeSDKClient, InMemorySessionStore, ResultMessage
 from claude_agent_sdk.types import StreamEvent
 
 from bench.common import (
@@ -41,6 +44,7 @@ from ccapi.testing import MockModel
 
 WARMUP_TURNS = 3
 TARGET = 1.25
+SIDES = ["direct", "mirrored", "gateway"]
 SEGMENTS = ("request → turn.started", "turn.started → turn.completed", "turn.completed → reply received")
 #: What each turn says (the mock echoes it): long enough that the reply streams in several deltas.
 PROMPT = "turn {n}: answer with these words so that the reply streams in a handful of text deltas"
@@ -53,6 +57,10 @@ class Measurement:
     segments: dict[str, list[float]]
     direct_first_token: list[float]
     gateway_first_token: list[float]
+    mirrored: list[float]
+    """Turns on a direct client that also mirrors its transcript to a ``SessionStore`` (the SDK's in-memory one), as
+    the gateway's options do: what the SDK itself spends on the mirror that makes a session resumable."""
+    mirrored_first_token: list[float]
 
 
 async def direct_turn(client: ClaudeSDKClient, text: str) -> tuple[float, float | None]:
@@ -141,73 +149,104 @@ def segments(turns: list[GatewayTurn], times: dict[tuple[str, str], float]) -> d
 async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measurement:
     """Alternating timed turns on both sides: a default turn each, then a streamed turn each."""
     direct: list[float] = []
+    mirrored: list[float] = []
     gateway: list[GatewayTurn] = []
     direct_first: list[float] = []
+    mirrored_first: list[float] = []
     gateway_first: list[float] = []
+    mirror_options = dataclasses.replace(sdk_options(mock_url, cwd), session_store=InMemorySessionStore())
     async with (
         ClaudeSDKClient(sdk_options(mock_url, cwd)) as sdk,
+        ClaudeSDKClient(mirror_options) as mirror_sdk,
         httpx.AsyncClient(base_url=base_url, timeout=60) as http,
     ):
         session = (await http.post("/api/sessions", json={})).json()["id"]
+        clients = {"direct": sdk, "mirrored": mirror_sdk}
         progress = Progress(f"overhead: rounds ({WARMUP_TURNS} warm-up, then {turns} timed)", WARMUP_TURNS + turns)
         for n in range(WARMUP_TURNS + turns):
             text = PROMPT.format(n=n)
-            if n % 2:  # which side goes first alternates; a streamed CC API turn is never right before another
-                seconds, _ = await direct_turn(sdk, text)
-                turn = await gateway_turn(http, session, text)
-                gateway_first_seconds = await gateway_first_token(http, session, text)
-                _, sdk_first = await direct_turn(sdk, text)
-            else:
-                turn = await gateway_turn(http, session, text)
-                seconds, _ = await direct_turn(sdk, text)
-                _, sdk_first = await direct_turn(sdk, text)
-                gateway_first_seconds = await gateway_first_token(http, session, text)
-            if sdk_first is None:
+            # which side goes first rotates, and the streamed turns run in reverse order: each round one side's
+            # streamed turn directly follows its own default turn, each side as often as the others
+            sides = SIDES[n % 3 :] + SIDES[: n % 3]
+            whole: dict[str, float] = {}
+            first: dict[str, float | None] = {}
+            for side in sides:
+                if side == "gateway":
+                    turn = await gateway_turn(http, session, text)
+                    whole[side] = turn.seconds
+                else:
+                    whole[side], _ = await direct_turn(clients[side], text)
+            for side in reversed(sides):
+                if side == "gateway":
+                    first[side] = await gateway_first_token(http, session, text)
+                else:
+                    _, first[side] = await direct_turn(clients[side], text)
+            direct_first_token, mirrored_first_token = first["direct"], first["mirrored"]
+            if direct_first_token is None or mirrored_first_token is None:
                 raise RuntimeError("the direct SDK turn streamed no text delta")
             if n >= WARMUP_TURNS:
-                direct.append(seconds)
+                direct.append(whole["direct"])
+                mirrored.append(whole["mirrored"])
                 gateway.append(turn)
-                direct_first.append(sdk_first)
-                gateway_first.append(gateway_first_seconds)
+                direct_first.append(direct_first_token)
+                mirrored_first.append(mirrored_first_token)
+                gateway_first.append(first["gateway"] or 0.0)
             progress.step()
         say("overhead: reading the session's events to split each turn's time")
         times = await turn_event_times(http, session)
-    return Measurement(direct, [t.seconds for t in gateway], segments(gateway, times), direct_first, gateway_first)
+    return Measurement(
+        direct,
+        [t.seconds for t in gateway],
+        segments(gateway, times),
+        direct_first,
+        gateway_first,
+        mirrored,
+        mirrored_first,
+    )
 
 
 def latency_table(turns: int, m: Measurement, summary: dict[str, Any]) -> Table:
-    d, g = latency_summary(m.direct), latency_summary(m.gateway)
-    table = Table(f"Warm turn latency, {turns} turns per side", ["path", "p50 ms", "p99 ms", "mean ms"])
-    table.rows += [
-        ["direct ClaudeSDKClient", d["p50_ms"], d["p99_ms"], d["mean_ms"]],
-        ["CC API (HTTP + events + store)", g["p50_ms"], g["p99_ms"], g["mean_ms"]],
-        [
-            "CC API / direct",
-            f"{summary['p50_ratio']:.2f}x",
-            f"{summary['p99_ratio']:.2f}x",
-            f"{ratio(g['mean_ms'], d['mean_ms']):.2f}x",
-        ],
-    ]
-    return table
+    return _side_table(
+        f"Warm turn latency, {turns} turns per side",
+        ["direct ClaudeSDKClient", "direct ClaudeSDKClient + transcript mirror", "CC API (HTTP + events + store)"],
+        (m.direct, m.mirrored, m.gateway),
+        summary["whole_turn"],
+    )
 
 
 def first_token_table(turns: int, m: Measurement, summary: dict[str, Any]) -> Table:
-    d, g = latency_summary(m.direct_first_token), latency_summary(m.gateway_first_token)
-    table = Table(
+    return _side_table(
         f"Time to first token, {turns} streamed turns per side (request → first text delta)",
-        ["path", "p50 ms", "p99 ms", "mean ms"],
-    )
-    table.rows += [
-        ["direct ClaudeSDKClient (first text StreamEvent)", d["p50_ms"], d["p99_ms"], d["mean_ms"]],
-        ["CC API, stream: true (first message.delta)", g["p50_ms"], g["p99_ms"], g["mean_ms"]],
         [
-            "CC API / direct",
-            f"{summary['first_token_p50_ratio']:.2f}x",
-            f"{summary['first_token_p99_ratio']:.2f}x",
-            f"{ratio(g['mean_ms'], d['mean_ms']):.2f}x",
+            "direct ClaudeSDKClient (first text StreamEvent)",
+            "direct ClaudeSDKClient + transcript mirror",
+            "CC API, stream: true (first message.delta)",
         ],
-    ]
+        (m.direct_first_token, m.mirrored_first_token, m.gateway_first_token),
+        summary["first_token"],
+    )
+
+
+def _side_table(title: str, names: list[str], samples: tuple[list[float], ...], ratios: dict[str, Any]) -> Table:
+    table = Table(title, ["path", "p50 ms", "p99 ms", "mean ms"])
+    for name, seconds in zip(names, samples, strict=True):
+        stats = latency_summary(seconds)
+        table.rows.append([name, stats["p50_ms"], stats["p99_ms"], stats["mean_ms"]])
+    for against in ("direct", "mirrored"):
+        r = ratios[f"vs_{against}"]
+        label = "CC API / direct" + (" + mirror" if against == "mirrored" else "")
+        table.rows.append([label, f"{r['p50']:.2f}x", f"{r['p99']:.2f}x", f"{r['mean']:.2f}x"])
     return table
+
+
+def ratios(gateway: list[float], against: list[float]) -> dict[str, float]:
+    g, d = latency_summary(gateway), latency_summary(against)
+    return {
+        "p50": ratio(g["p50_ms"], d["p50_ms"]),
+        "p99": ratio(g["p99_ms"], d["p99_ms"]),
+        "mean": ratio(g["mean_ms"], d["mean_ms"]),
+        "p50_overhead_ms": g["p50_ms"] - d["p50_ms"],
+    }
 
 
 def segment_table(m: Measurement) -> Table:
@@ -233,30 +272,25 @@ def main() -> None:
     say("overhead: starting the gateway and a direct ClaudeSDKClient")
     with MockModel() as mock, scratch_home() as home, offline_environ(home), running_gateway(mock.url) as gw:
         m = asyncio.run(measure(gw.base_url, mock.url, home, args.turns))
-    d, g = latency_summary(m.direct), latency_summary(m.gateway)
-    df, gf = latency_summary(m.direct_first_token), latency_summary(m.gateway_first_token)
     summary: dict[str, Any] = {
-        "p50_ratio": ratio(g["p50_ms"], d["p50_ms"]),
-        "p99_ratio": ratio(g["p99_ms"], d["p99_ms"]),
-        "p50_overhead_ms": g["p50_ms"] - d["p50_ms"],
-        "first_token_p50_ratio": ratio(gf["p50_ms"], df["p50_ms"]),
-        "first_token_p99_ratio": ratio(gf["p99_ms"], df["p99_ms"]),
-        "first_token_p50_overhead_ms": gf["p50_ms"] - df["p50_ms"],
         "target_p50_ratio": TARGET,
-        "within_target": ratio(g["p50_ms"], d["p50_ms"]) <= TARGET,
-        "first_token_within_target": ratio(gf["p50_ms"], df["p50_ms"]) <= TARGET,
+        "whole_turn": {"vs_direct": ratios(m.gateway, m.direct), "vs_mirrored": ratios(m.gateway, m.mirrored)},
+        "first_token": {
+            "vs_direct": ratios(m.gateway_first_token, m.direct_first_token),
+            "vs_mirrored": ratios(m.gateway_first_token, m.mirrored_first_token),
+        },
         "segments_p50_ms": {name: latency_summary(v)["p50_ms"] for name, v in m.segments.items()},
     }
 
-    def verdict(within: bool) -> str:
-        return "within" if within else "NOT within"
+    def verdict(r: dict[str, float]) -> str:
+        return f"{r['p50']:.2f}x, {r['p50_overhead_ms']:.1f} ms: {'within' if r['p50'] <= TARGET else 'NOT within'}"
 
     notes = [
-        f"CC API p50 is {summary['p50_overhead_ms']:.1f} ms above the direct SDK for a whole turn "
-        f"({verdict(summary['within_target'])} the {TARGET}x target) and "
-        f"{summary['first_token_p50_overhead_ms']:.1f} ms to the first token "
-        f"({verdict(summary['first_token_within_target'])} it). Both sides: one warm Claude Code process, same "
-        f"options, same mock, alternating turns; {WARMUP_TURNS} warm-up rounds not counted."
+        f"CC API p50 against the direct SDK: whole turn {verdict(summary['whole_turn']['vs_direct'])} the {TARGET}x "
+        f"target; first token {verdict(summary['first_token']['vs_direct'])} it. Against a direct SDK that mirrors "
+        f"its transcript as the gateway's options do: whole turn {verdict(summary['whole_turn']['vs_mirrored'])}; "
+        f"first token {verdict(summary['first_token']['vs_mirrored'])}. All sides: one warm Claude Code process "
+        f"each, same options, same mock, rotating turns; {WARMUP_TURNS} warm-up rounds not counted."
     ]
     report(
         "overhead",
@@ -264,13 +298,20 @@ def main() -> None:
         {
             "params": {"turns": args.turns, "warmup_turns": WARMUP_TURNS},
             "summary": summary,
-            "direct": d,
-            "ccapi": g,
-            "first_token": {"direct": df, "ccapi": gf},
+            "direct": latency_summary(m.direct),
+            "mirrored": latency_summary(m.mirrored),
+            "ccapi": latency_summary(m.gateway),
+            "first_token": {
+                "direct": latency_summary(m.direct_first_token),
+                "mirrored": latency_summary(m.mirrored_first_token),
+                "ccapi": latency_summary(m.gateway_first_token),
+            },
             "samples_ms": {
                 "direct": [s * 1000 for s in m.direct],
+                "mirrored": [s * 1000 for s in m.mirrored],
                 "ccapi": [s * 1000 for s in m.gateway],
                 "direct_first_token": [s * 1000 for s in m.direct_first_token],
+                "mirrored_first_token": [s * 1000 for s in m.mirrored_first_token],
                 "ccapi_first_token": [s * 1000 for s in m.gateway_first_token],
             },
         },
