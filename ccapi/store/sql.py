@@ -123,7 +123,7 @@ class SqlStore(Store):
         return [_session_record(row) for row in query.limit(limit)]
 
     def _update_session(self, session_id: str, fields: dict[str, Any]) -> None:
-        SessionRow.update(**fields).where(SessionRow.id == session_id).execute()
+        self._prepared.update(SessionRow, session_id, fields)
 
     def _delete_session(self, session_id: str) -> bool:
         with self._db.atomic():
@@ -147,7 +147,7 @@ class SqlStore(Store):
             )
 
     def _update_turn(self, turn_id: str, fields: dict[str, Any]) -> None:
-        TurnRow.update(**fields).where(TurnRow.id == turn_id).execute()
+        self._prepared.update(TurnRow, turn_id, fields)
 
     def _get_turn(self, turn_id: str) -> TurnRecord | None:
         row = TurnRow.get_or_none(TurnRow.id == turn_id)
@@ -252,12 +252,12 @@ class SqlStore(Store):
                 for chunk in peewee.chunked(owed, 100):
                     WebhookRow.insert_many(chunk).execute()
             for session_id, seq in last_seq.items():
-                self._prepared.update(SessionRow, session_id, {"last_seq": seq})
+                self._update_session(session_id, {"last_seq": seq})
                 if self._shared:  # delivered at commit, to every host's AppendListener
                     self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, f"{_PROCESS}:{session_id}"))
             for end in ends:
-                self._prepared.update(TurnRow, end.turn_id, end.turn)
-                self._prepared.update(SessionRow, end.session_id, end.session)
+                self._update_turn(end.turn_id, end.turn)
+                self._update_session(end.session_id, end.session)
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
         query = EventRow.select().where((EventRow.session_id == session_id) & (EventRow.seq > after))
