@@ -3,9 +3,10 @@
 peewee builds a statement's SQL anew on each call, and for the handful each turn runs (take the
 lease, read the session, record the turn, append its events, record its end) building the SQL
 cost more than the database took to run it: about 1.5 ms of a warm turn's ~2.5 ms on the store
-thread. These statements are plain inserts and updates by primary key, so their text depends
-only on the table, the columns and the row count; values still go through each field's
-``db_value`` (JSON encoding and the like) and always as parameters, never into the text.
+thread. These statements are plain reads, inserts and updates by primary key, so their text depends
+only on the table, the columns and the row count: peewee writes it for the first call of each
+shape and it is reused after that. Values still go through each field's ``db_value`` (JSON
+encoding and the like) and always as parameters, never into the text.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ M = TypeVar("M", bound=peewee.Model)
 
 
 class Prepared:
+    """Each statement's SQL as peewee writes it for its first call, reused for every later call of
+    the same shape with that call's parameters (checked once against peewee's, in its order)."""
+
     def __init__(self, database: peewee.Database) -> None:
         self._db = database
         self._texts: dict[tuple[Any, ...], str] = {}
 
     def get(self, model: type[M], key: Any) -> M | None:
         """The row whose primary key is ``key``, as peewee would load it."""
-        text = self._text(("get", model), lambda: self._get_sql(model))
-        return next(iter(model.raw(text, key)), None)
+        params = [_key(model).db_value(key)]
+        text = self._text(("get", model), lambda: model.select().where(_key(model) == key), params)
+        return next(iter(model.raw(text, *params)), None)
 
     def insert(
         self, model: type[peewee.Model], rows: Sequence[Mapping[str, Any]], ignore_conflicts: bool = False
@@ -49,49 +54,31 @@ class Prepared:
         self, model: type[peewee.Model], key: Any, values: Mapping[str, Any], increments: Iterable[str] = ()
     ) -> None:
         """Set ``values`` on the row whose primary key is ``key``; each column in ``increments`` goes up by one."""
-        names, counted = tuple(values), tuple(increments)
-        fields = [model._meta.fields[name] for name in names]
-        text = self._text(("update", model, names, counted), lambda: self._update_sql(model, fields, counted))
-        params = [field.db_value(values[field.name]) for field in fields]
+        counted = tuple(increments)
+        # peewee writes the changed columns in the order the model lists them
+        changed = sorted((model._meta.fields[name] for name in (*values, *counted)), key=lambda f: f._sort_key)
+        params = [1 if field.name in counted else field.db_value(values[field.name]) for field in changed]
         params.append(_key(model).db_value(key))
-        self._db.execute_sql(text, params)
+
+        def query() -> peewee.Query:
+            changes = {**values, **{name: model._meta.fields[name] + 1 for name in counted}}
+            return model.update(changes).where(_key(model) == key)
+
+        self.run(("update", model, tuple(values), counted), query, params)
 
     def run(self, key: Any, query: Callable[[], peewee.Query], params: list[Any]) -> int:
         """Run the statement ``query`` builds, with ``params`` in the order peewee writes them:
         built (and that order checked) on the first call only. Returns the rows it changed."""
+        return self._db.rows_affected(self._db.execute_sql(self._text(key, query, params), params))
+
+    def _text(self, key: Any, query: Callable[[], peewee.Query], params: list[Any]) -> str:
         text = self._texts.get(key)
         if text is None:
             text, expected = query().sql()
             if expected != params:
                 raise ValueError(f"parameters {params!r} are not in the order of {text!r}: {expected!r}")
             self._texts[key] = text
-        return self._db.rows_affected(self._db.execute_sql(text, params))
-
-    def _text(self, key: tuple[Any, ...], build: Callable[[], str]) -> str:
-        text = self._texts.get(key)
-        if text is None:
-            text = self._texts[key] = build()
         return text
-
-    def _quote(self, name: str) -> str:
-        return f"{self._db.quote[0]}{name}{self._db.quote[1]}"
-
-    def _get_sql(self, model: type[peewee.Model]) -> str:
-        columns = ", ".join(self._quote(field.column_name) for field in model._meta.sorted_fields)
-        return (
-            f"SELECT {columns} FROM {self._quote(model._meta.table_name)} "
-            f"WHERE {self._quote(_key(model).column_name)} = {self._db.param}"
-        )
-
-    def _update_sql(self, model: type[peewee.Model], fields: list[peewee.Field], increments: tuple[str, ...]) -> str:
-        sets = [f"{self._quote(field.column_name)} = {self._db.param}" for field in fields]
-        for name in increments:
-            column = self._quote(model._meta.fields[name].column_name)
-            sets.append(f"{column} = {column} + 1")
-        return (
-            f"UPDATE {self._quote(model._meta.table_name)} SET {', '.join(sets)} "
-            f"WHERE {self._quote(_key(model).column_name)} = {self._db.param}"
-        )
 
 
 def _key(model: type[peewee.Model]) -> peewee.Field:
