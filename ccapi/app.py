@@ -4,6 +4,7 @@ state (store, event log, engine pool) created in a server-start listener."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import orjson
@@ -63,8 +64,17 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.on_response(finish_request)
 
     app.before_server_start(_start_state)
+    app.after_server_start(_freeze_startup_heap)
     app.before_server_stop(_stop_state)
     return app
+
+
+def _freeze_startup_heap(app: Sanic) -> None:
+    """What startup built (modules, routes, the OpenAPI document: ~130k objects) lives as long
+    as the process. Frozen, the cyclic collector no longer walks it on each full collection,
+    which otherwise stalls whatever turn is streaming for ~40 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _start_state(app: Sanic) -> None:

@@ -41,8 +41,10 @@ TERMINAL_TURN_EVENTS = frozenset({EventType.TURN_COMPLETED, EventType.TURN_INTER
 PAUSE_EVENTS = frozenset({EventType.TURN_REQUIRES_ACTION, EventType.TURN_REQUIRES_APPROVAL})
 
 
+#: The token-level events: they come in bursts, many a second.
+DELTA_EVENTS = frozenset({EventType.MESSAGE_DELTA, EventType.THINKING_DELTA})
 #: Events a webhook may subscribe to: everything but the token-level deltas.
-WEBHOOK_EVENT_TYPES = frozenset(EventType) - {EventType.MESSAGE_DELTA, EventType.THINKING_DELTA}
+WEBHOOK_EVENT_TYPES = frozenset(EventType) - DELTA_EVENTS
 #: What a subscription without ``events`` receives: the moments a background client must act on.
 DEFAULT_WEBHOOK_EVENTS = (
     EventType.TURN_COMPLETED,

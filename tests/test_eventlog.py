@@ -9,7 +9,7 @@ from typing import Any
 from ccapi.events import Event
 from ccapi.ids import utcnow
 from ccapi.sessions.eventlog import KEEPALIVE, EventLog
-from ccapi.store import SessionRecord, SqlStore
+from ccapi.store import JsonDirStore, SessionRecord, SqlStore
 from ccapi.store.sql import sqlite_database
 
 
@@ -169,6 +169,99 @@ def test_a_follower_that_stops_taking_is_cut_off_without_holding_back_another(tm
             rest = None
         assert rest is None, "more than 8 events behind: cut off"
         await reader.aclose()
+        await log.stop()
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_events_nobody_follows_wait_for_the_turns_end_and_a_follower_gets_them_at_once(tmp_path: Path) -> None:
+    """A default-reply turn's events, which nobody streams, gather into the commit of its end (one
+    transaction a turn, not one per burst); a follower that arrives meanwhile does not wait for them."""
+
+    async def main() -> None:
+        store = await _store(tmp_path, "s", "t")
+        log = EventLog(store, unwatched_window=5.0)
+        log.start()
+        await log.emit("s", "turn_1", "turn.started", {})
+        await asyncio.sleep(0.05)
+        for n in range(3):
+            await log.emit("s", "turn_1", "message.delta", {"text": str(n)})
+        await asyncio.sleep(0.2)
+        assert store.batches == [], "nobody follows: nothing commits before the turn's end"
+        await log.emit("s", "turn_1", "turn.completed", {})
+        await log.flush()  # what a turn's end does
+        assert store.batches == [5]
+
+        await log.emit("t", "turn_2", "turn.started", {})
+        began = asyncio.get_running_loop().time()
+        stream = log.follow("t", after=0, keepalive=10)
+        event = await asyncio.wait_for(anext(stream), 2)
+        assert event is not None and event.type == "turn.started"
+        assert asyncio.get_running_loop().time() - began < 2.5, "a follower does not wait out the unwatched window"
+        await stream.aclose()
+        await log.stop()
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_turns_first_delta_is_not_held_back_by_the_commit_of_its_start(tmp_path: Path) -> None:
+    """For a follower, ``turn.started`` commits at once and so does the first delta after it;
+    only the deltas that follow within the batch window gather."""
+
+    async def main() -> None:
+        store = await _store(tmp_path, "s")
+        log = EventLog(store, batch_window=5.0)
+        log.start()
+        stream = log.follow("s", after=0, keepalive=30)
+        receiving = asyncio.create_task(anext(stream))
+        await asyncio.sleep(0.05)  # subscribed
+        await log.emit("s", "turn_1", "turn.started", {})
+        assert (await asyncio.wait_for(receiving, 2)).type == "turn.started"  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+        await log.emit("s", "turn_1", "message.delta", {"text": "first"})
+        first = await asyncio.wait_for(anext(stream), 2)  # well inside the 5 s window
+        assert first is not None and first.data == {"text": "first"}
+        await log.emit("s", "turn_1", "message.delta", {"text": "second"})
+        await asyncio.sleep(0.3)
+        assert store.batches == [1, 1], "a delta right after a delta commit gathers for the window"
+        await log.flush()
+        assert store.batches == [1, 1, 1]
+        await stream.aclose()
+        await log.stop()
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_on_a_store_hosts_share_events_commit_as_if_followed(tmp_path: Path) -> None:
+    """Another host may be following the session: its events do not wait for the unwatched window."""
+
+    class SharedStore(JsonDirStore):
+        shared = True
+        batches: list[int]
+
+        async def append_events(self, events: list[Event], *writes: Any) -> None:
+            self.batches.append(len(events))
+            await super().append_events(events, *writes)
+
+    async def main() -> None:
+        store = SharedStore(tmp_path / "sessions")
+        store.batches = []
+        await store.open()
+        now = utcnow()
+        await store.create_session(
+            SessionRecord("s", now, now, "m", None, [], {}, None, None, None, "idle", None, 0, 0)
+        )
+        log = EventLog(store, unwatched_window=5.0)
+        log.start()
+        await log.emit("s", "turn_1", "turn.started", {})
+        for _ in range(100):
+            if store.batches:
+                break
+            await asyncio.sleep(0.02)
+        assert store.batches == [1]
         await log.stop()
         await store.close()
 

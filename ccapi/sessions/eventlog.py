@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from ccapi.events import Event, EventBatch
+from ccapi.events import DELTA_EVENTS, Event, EventBatch
 from ccapi.ids import utcnow
 from ccapi.store import Store
 from ccapi.store.records import TranscriptLines, TurnEnd
@@ -79,10 +79,20 @@ class Subscription:
 
 
 class EventLog:
-    def __init__(self, store: Store, batch_size: int = 256, batch_window: float = 0.01) -> None:
+    """``batch_window`` paces commits while someone follows a session live. Events nobody here
+    follows (a default-reply turn, a background turn nobody streams) gather for up to
+    ``unwatched_window`` instead: a short turn is then one commit with its end, not three. A
+    follower that arrives meanwhile gets them at once; on a store several hosts share, another
+    host may be following, so there every session is paced as if watched."""
+
+    def __init__(
+        self, store: Store, batch_size: int = 256, batch_window: float = 0.01, unwatched_window: float = 0.1
+    ) -> None:
         self._store = store
         self._batch_size = batch_size
         self._batch_window = batch_window
+        self._unwatched_window = batch_window if store.shared else unwatched_window
+        self._pending_since = 0.0  # loop time of the oldest pending event
         self._next_seq: dict[str, int] = {}
         self._seq_lock = asyncio.Lock()
         self._pending: list[Event] = []
@@ -130,6 +140,8 @@ class EventLog:
         """Queue one event; it is durable (and visible to subscribers) after the next batch commits."""
         seq = await self._allocate(session_id)
         event = Event(seq, str(type_), session_id, turn_id, utcnow(), data)
+        if not self._pending:
+            self._pending_since = asyncio.get_running_loop().time()
         self._pending.append(event)
         self._queued()
         return event
@@ -172,14 +184,20 @@ class EventLog:
         return seq
 
     async def _flush_forever(self) -> None:
-        """Commit what is queued. After a quiet batch window the first write goes at once (a
-        turn's first token is not held back); within one, writes gather until it has passed
-        (a streamed reply costs a handful of commits), unless a ``flush()`` is waiting."""
+        """Commit what is queued. A commit that carries deltas opens a batch window: what
+        arrives within it gathers until it has passed (a streamed reply costs a handful of
+        commits), unless a ``flush()`` is waiting. Outside one, a write commits at once: only
+        deltas open windows, so a turn's first token is not held back by the commit of its
+        ``turn.started`` a moment before. Events nobody follows gather for the unwatched
+        window instead."""
         loop = asyncio.get_running_loop()
-        last_commit = -self._batch_window
+        last_deltas = -self._batch_window  # when the last commit with deltas in it went
         while True:
             await self._wakeup.wait()
-            gather = last_commit + self._batch_window - loop.time()
+            if self._pending and not self._watched():
+                gather = self._pending_since + self._unwatched_window - loop.time()
+            else:
+                gather = last_deltas + self._batch_window - loop.time()
             if gather > 0 and len(self._pending) < self._batch_size and not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), gather)
@@ -189,8 +207,8 @@ class EventLog:
             self._pending, self._ends, self._transcripts = [], [], []
             if not (batch or ends or transcripts):
                 continue
-            if batch:  # transcript lines alone do not hold back the next events
-                last_commit = loop.time()
+            if any(event.type in DELTA_EVENTS for event in batch):
+                last_deltas = loop.time()
             try:
                 await self._store.append_events(batch, ends, transcripts)
             except Exception:
@@ -207,6 +225,9 @@ class EventLog:
             async with self._progress:
                 self._committed += len(batch) + len(ends) + len(transcripts)
                 self._progress.notify_all()
+
+    def _watched(self) -> bool:
+        return any(event.session_id in self._subscribers for event in self._pending)
 
     # -- reading ---------------------------------------------------------------
     def _publish(self, events: list[Event]) -> None:
@@ -230,6 +251,8 @@ class EventLog:
         if self._closed:
             subscription.close()
         self._subscribers.setdefault(session_id, set()).add(subscription)
+        if any(event.session_id == session_id for event in self._pending):
+            self._urgent.set()  # gathering for nobody: a follower now waits for them
         try:
             yield subscription
         finally:

@@ -24,6 +24,9 @@ OPEN_TURN_STATES = ("running", "requires_action", "requires_approval")
 
 
 class Store(ABC):
+    #: Other gateway hosts read and write this store too (PostgreSQL).
+    shared = False
+
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccapi-store")
 

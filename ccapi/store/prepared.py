@@ -11,12 +11,13 @@ encoding and the like) and always as parameters, never into the text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import peewee
 
-M = TypeVar("M", bound=peewee.Model)
+T = TypeVar("T")
 
 
 class Prepared:
@@ -27,11 +28,17 @@ class Prepared:
         self._db = database
         self._texts: dict[tuple[Any, ...], str] = {}
 
-    def get(self, model: type[M], key: Any) -> M | None:
-        """The row whose primary key is ``key``, as peewee would load it."""
+    def get(self, model: type[peewee.Model], key: Any) -> dict[str, Any] | None:
+        """The row whose primary key is ``key``, as ``{field name: python value}`` (no model
+        instance: setting one up costs more than reading the row)."""
         params = [_key(model).db_value(key)]
         text = self._text(("get", model), lambda: model.select().where(_key(model) == key), params)
-        return next(iter(model.raw(text, *params)), None)
+        row = self._db.execute_sql(text, params).fetchone()
+        if row is None:
+            return None
+        return {
+            field.name: field.python_value(value) for field, value in zip(model._meta.sorted_fields, row, strict=True)
+        }
 
     def insert(
         self, model: type[peewee.Model], rows: Sequence[Mapping[str, Any]], ignore_conflicts: bool = False
@@ -66,6 +73,10 @@ class Prepared:
 
         self.run(("update", model, tuple(values), counted), query, params)
 
+    def rows(self, key: Any, query: Callable[[], peewee.Query], params: list[Any]) -> list[tuple[Any, ...]]:
+        """The raw rows of the SELECT ``query`` builds (values as the database returns them)."""
+        return list(self._db.execute_sql(self._text(key, query, params), params).fetchall())
+
     def run(self, key: Any, query: Callable[[], peewee.Query], params: list[Any]) -> int:
         """Run the statement ``query`` builds, with ``params`` in the order peewee writes them:
         built (and that order checked) on the first call only. Returns the rows it changed."""
@@ -79,6 +90,25 @@ class Prepared:
                 raise ValueError(f"parameters {params!r} are not in the order of {text!r}: {expected!r}")
             self._texts[key] = text
         return text
+
+
+def chunks(rows: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``rows`` in slices of ``size`` (``peewee.chunked`` pads and trims tuples, slower than the insert it feeds)."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def columns(record: Any) -> dict[str, Any]:
+    """A dataclass record's fields as a row's values. Shallow, unlike ``dataclasses.asdict``,
+    which deep-copies every nested dict and list: an event's data is nothing else, and each
+    field's ``db_value`` encodes it anyway."""
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(field.name for field in dataclasses.fields(record))
+    return {name: getattr(record, name) for name in names}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _key(model: type[peewee.Model]) -> peewee.Field:

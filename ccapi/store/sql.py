@@ -5,6 +5,7 @@ The models are bound through one ``DatabaseProxy``, so a process has one SQL sto
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import select
 import threading
@@ -34,7 +35,7 @@ from ccapi.store.models import (
     database_proxy,
 )
 from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
-from ccapi.store.prepared import Prepared
+from ccapi.store.prepared import Prepared, chunks, columns
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
 log = structlog.get_logger(__name__)
@@ -80,7 +81,7 @@ class SqlStore(Store):
         self._listener: AppendListener | None = None
 
     @property
-    def _shared(self) -> bool:
+    def shared(self) -> bool:  # type: ignore[override]
         return isinstance(self._db, peewee.PostgresqlDatabase)
 
     def watch(self, on_append: Callable[[str], object]) -> None:
@@ -104,11 +105,11 @@ class SqlStore(Store):
 
     # -- sessions --------------------------------------------------------------
     def _create_session(self, record: SessionRecord) -> None:
-        SessionRow.create(**dataclasses.asdict(record))
+        SessionRow.create(**columns(record))
 
     def _get_session(self, session_id: str) -> SessionRecord | None:
-        row = self._prepared.get(SessionRow, session_id)
-        return _session_record(row) if row else None
+        values = self._prepared.get(SessionRow, session_id)
+        return SessionRecord(**{name: values[name] for name in _SESSION_FIELDS}) if values else None
 
     def _list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
         query = SessionRow.select().order_by(SessionRow.created_at.desc(), SessionRow.id.desc())
@@ -121,6 +122,16 @@ class SqlStore(Store):
                 | ((SessionRow.created_at == cursor.created_at) & (SessionRow.id < cursor.id))
             )
         return [_session_record(row) for row in query.limit(limit)]
+
+    def _lease_and_start(
+        self, session_id: str, owner: str, ttl: float, make_turn: Callable[[SessionRecord], TurnRecord]
+    ) -> tuple[str | None, SessionRecord | None, TurnRecord | None]:
+        with self._db.atomic():  # the lease and the new turn in one commit
+            return super()._lease_and_start(session_id, owner, ttl, make_turn)
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A transaction, or, inside one already, nothing more: a savepoint costs two statements."""
+        return contextlib.nullcontext() if self._db.in_transaction() else self._db.atomic()
 
     def _update_session(self, session_id: str, fields: dict[str, Any]) -> None:
         self._prepared.update(SessionRow, session_id, fields)
@@ -137,8 +148,8 @@ class SqlStore(Store):
 
     # -- turns -----------------------------------------------------------------
     def _create_turn(self, record: TurnRecord) -> None:
-        with self._db.atomic():
-            self._prepared.insert(TurnRow, [dataclasses.asdict(record)])
+        with self._transaction():
+            self._prepared.insert(TurnRow, [columns(record)])
             self._prepared.update(
                 SessionRow,
                 record.session_id,
@@ -182,7 +193,7 @@ class SqlStore(Store):
     # -- leases ----------------------------------------------------------------
     def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
         now = time.time()
-        with self._db.atomic():
+        with self._transaction():
             taken = self._prepared.run(
                 "take_lease",
                 lambda: LeaseRow.update(owner=owner, expires_at=now + ttl).where(
@@ -238,26 +249,35 @@ class SqlStore(Store):
         with self._db.atomic():
             for lines in transcripts:
                 self._insert_transcript(lines)
-            for chunk in peewee.chunked([dataclasses.asdict(event) for event in events], 200):
+            for chunk in chunks([columns(event) for event in events], 200):
                 self._prepared.insert(EventRow, chunk)
             if notifying:
-                webhooks: dict[str, dict[str, Any] | None] = dict(
-                    _tuples(
-                        SessionRow.select(SessionRow.id, SessionRow.webhook).where(
-                            SessionRow.id.in_(notifying) & SessionRow.webhook.is_null(False)
-                        )
-                    )
-                )
-                owed = [dataclasses.asdict(delivery) for delivery in deliveries_for(events, webhooks)]
-                for chunk in peewee.chunked(owed, 100):
+                webhooks = self._webhooks(sorted(notifying))
+                owed = [columns(delivery) for delivery in deliveries_for(events, webhooks)]
+                for chunk in chunks(owed, 100):
                     WebhookRow.insert_many(chunk).execute()
-            for session_id, seq in last_seq.items():
-                self._update_session(session_id, {"last_seq": seq})
-                if self._shared:  # delivered at commit, to every host's AppendListener
-                    self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, f"{_PROCESS}:{session_id}"))
+            sessions: dict[str, dict[str, Any]] = {
+                session_id: {"last_seq": seq} for session_id, seq in last_seq.items()
+            }
             for end in ends:
                 self._update_turn(end.turn_id, end.turn)
-                self._update_session(end.session_id, end.session)
+                sessions.setdefault(end.session_id, {}).update(end.session)
+            for session_id, fields in sessions.items():  # one update each, a turn's end with its last seq
+                self._update_session(session_id, fields)
+            if self.shared:  # delivered at commit, to every host's AppendListener
+                for session_id in last_seq:
+                    self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, f"{_PROCESS}:{session_id}"))
+
+    def _webhooks(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The webhook subscriptions of those of ``session_ids`` that have one."""
+        rows = self._prepared.rows(
+            ("webhooks", len(session_ids)),
+            lambda: SessionRow.select(SessionRow.id, SessionRow.webhook).where(
+                SessionRow.id.in_(session_ids) & SessionRow.webhook.is_null(False)
+            ),
+            list(session_ids),
+        )
+        return {session_id: SessionRow.webhook.python_value(webhook) for session_id, webhook in rows}
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
         query = EventRow.select().where((EventRow.session_id == session_id) & (EventRow.seq > after))
@@ -277,7 +297,7 @@ class SqlStore(Store):
         free = (WebhookRow.state == PENDING) & (WebhookRow.next_attempt_at <= now) & (WebhookRow.lease_until < now)
         with self._db.atomic():
             due = WebhookRow.select(WebhookRow.id).where(free).order_by(WebhookRow.next_attempt_at).limit(limit)
-            if self._shared:  # hosts claiming at once each skip the rows the other has locked
+            if self.shared:  # hosts claiming at once each skip the rows the other has locked
                 due = due.for_update(skip_locked=True)
             ids = [row.id for row in due]
             if not ids:
@@ -323,7 +343,7 @@ class SqlStore(Store):
             }
             for entry in lines.entries
         ]
-        for chunk in peewee.chunked(rows, 200):
+        for chunk in chunks(rows, 200):
             self._prepared.insert(TranscriptRow, chunk, ignore_conflicts=True)
 
     def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
