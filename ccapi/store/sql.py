@@ -280,12 +280,18 @@ class SqlStore(Store):
         return {session_id: SessionRow.webhook.python_value(webhook) for session_id, webhook in rows}
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
-        query = EventRow.select().where((EventRow.session_id == session_id) & (EventRow.seq > after))
-        if types:
-            query = query.where(EventRow.type.in_(types))
+        def query() -> peewee.Query:
+            fields = (EventRow.seq, EventRow.type, EventRow.turn_id, EventRow.created_at, EventRow.data)
+            select = EventRow.select(*fields).where((EventRow.session_id == session_id) & (EventRow.seq > after))
+            if types:
+                select = select.where(EventRow.type.in_(types))
+            return select.order_by(EventRow.seq).limit(limit)
+
+        rows = self._prepared.rows(("events", len(types or ())), query, [session_id, after, *(types or ()), limit])
+        data = EventRow.data.python_value
         return [
-            Event(row.seq, row.type, row.session_id, row.turn_id, row.created_at, row.data)
-            for row in query.order_by(EventRow.seq).limit(limit)
+            Event(seq, type_, session_id, turn_id, created_at, data(encoded))
+            for seq, type_, turn_id, created_at, encoded in rows
         ]
 
     def _max_seq(self, session_id: str) -> int:
