@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -264,5 +265,32 @@ def test_on_a_store_hosts_share_events_commit_as_if_followed(tmp_path: Path) -> 
         assert store.batches == [1]
         await log.stop()
         await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_session_many_follow_gets_fewer_larger_commits(tmp_path: Path) -> None:
+    """Each commit costs every follower a wake-up and a write: with 30 followers deltas gather
+    three batch windows, with one a single window."""
+
+    async def commits_within(seconds: float, followers: int, root: Path) -> int:
+        store = await _store(root, "s")
+        log = EventLog(store, batch_window=0.5)
+        log.start()
+        with contextlib.ExitStack() as stack:
+            for _ in range(followers):
+                stack.enter_context(log.subscribe("s"))
+            await log.emit("s", "turn_1", "message.delta", {"text": "a"})
+            await log.flush()  # a commit with a delta: it opens the window
+            await log.emit("s", "turn_1", "message.delta", {"text": "b"})
+            await asyncio.sleep(seconds)
+            commits = len(store.batches)
+        await log.stop()
+        await store.close()
+        return commits
+
+    async def main() -> None:
+        assert await commits_within(0.9, 1, tmp_path / "one") == 2
+        assert await commits_within(0.9, 30, tmp_path / "crowd") == 1
 
     asyncio.run(main())

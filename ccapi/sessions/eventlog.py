@@ -23,6 +23,8 @@ from ccapi.store.records import TranscriptLines, TurnEnd
 
 log = structlog.get_logger(__name__)
 
+#: A session with more followers than this gathers its deltas for proportionally longer.
+FOLLOWERS_PER_WINDOW = 10
 #: ``follow`` yields this when nothing happened for a keep-alive interval.
 KEEPALIVE = None
 
@@ -86,7 +88,7 @@ class EventLog:
     host may be following, so there every session is paced as if watched."""
 
     def __init__(
-        self, store: Store, batch_size: int = 256, batch_window: float = 0.01, unwatched_window: float = 0.1
+        self, store: Store, batch_size: int = 1024, batch_window: float = 0.01, unwatched_window: float = 0.1
     ) -> None:
         self._store = store
         self._batch_size = batch_size
@@ -197,7 +199,7 @@ class EventLog:
             if self._pending and not self._watched():
                 gather = self._pending_since + self._unwatched_window - loop.time()
             else:
-                gather = last_deltas + self._batch_window - loop.time()
+                gather = last_deltas + self._window() - loop.time()
             if gather > 0 and len(self._pending) < self._batch_size and not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), gather)
@@ -228,6 +230,13 @@ class EventLog:
 
     def _watched(self) -> bool:
         return any(event.session_id in self._subscribers for event in self._pending)
+
+    def _window(self) -> float:
+        """The batch window, longer for a session many follow: each commit costs every
+        follower a wake-up and a write, so fewer, larger commits keep a crowd from slowing
+        the turn that feeds it (one window per ``FOLLOWERS_PER_WINDOW`` followers)."""
+        followers = max((len(self._subscribers.get(event.session_id, ())) for event in self._pending), default=0)
+        return self._batch_window * max(1.0, followers / FOLLOWERS_PER_WINDOW)
 
     # -- reading ---------------------------------------------------------------
     def _publish(self, events: list[Event]) -> None:
