@@ -271,11 +271,11 @@ def test_on_a_store_hosts_share_events_commit_as_if_followed(tmp_path: Path) -> 
 
 def test_a_session_many_follow_gets_fewer_larger_commits(tmp_path: Path) -> None:
     """Each commit costs every follower a wake-up and a write: with 30 followers deltas gather
-    three batch windows, with one a single window."""
+    for three batch windows after a commit of deltas, with one follower for one."""
 
     async def commits_within(seconds: float, followers: int, root: Path) -> int:
         store = await _store(root, "s")
-        log = EventLog(store, batch_window=0.5)
+        log = EventLog(store, batch_window=1.0, unwatched_window=10.0)
         log.start()
         with contextlib.ExitStack() as stack:
             for _ in range(followers):
@@ -290,7 +290,38 @@ def test_a_session_many_follow_gets_fewer_larger_commits(tmp_path: Path) -> None
         return commits
 
     async def main() -> None:
-        assert await commits_within(0.9, 1, tmp_path / "one") == 2
-        assert await commits_within(0.9, 30, tmp_path / "crowd") == 1
+        assert await commits_within(1.6, 1, tmp_path / "one") == 2
+        assert await commits_within(1.6, 30, tmp_path / "crowd") == 1
+
+    asyncio.run(main())
+
+
+def test_a_followed_session_is_not_held_back_by_one_gathering_for_nobody(tmp_path: Path) -> None:
+    """Each session's events have their own deadline: a streamed session's delta goes at once even
+    while another session's events wait for the unwatched window, and a full batch goes at once."""
+
+    async def main() -> None:
+        store = await _store(tmp_path, "quiet", "live")
+        log = EventLog(store, batch_size=10, unwatched_window=5.0)
+        log.start()
+        stream = log.follow("live", after=0, keepalive=30)
+        receiving = asyncio.create_task(anext(stream))
+        await asyncio.sleep(0.05)  # subscribed
+        await log.emit("quiet", "turn_1", "turn.started", {})  # nobody follows it: up to 5 s
+        await asyncio.sleep(0.1)
+        await log.emit("live", "turn_2", "message.delta", {"text": "hi"})
+        event = await asyncio.wait_for(receiving, 2)
+        assert event is not None and event.data == {"text": "hi"}
+
+        for n in range(10):  # a full batch of events nobody follows
+            await log.emit("quiet", "turn_1", "message.delta", {"n": n})
+        for _ in range(100):
+            if sum(store.batches) == 12:
+                break
+            await asyncio.sleep(0.02)
+        assert sum(store.batches) == 12, store.batches
+        await stream.aclose()
+        await log.stop()
+        await store.close()
 
     asyncio.run(main())

@@ -105,6 +105,7 @@ async def _reply(
 ) -> HTTPResponse | None:
     session_id, turn_id = run.session.id, run.turn.id
     if background:
+        await service.events.flush()  # the events the reply points to are committed before it goes
         return json(
             {
                 "turn_id": turn_id,

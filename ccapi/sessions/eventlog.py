@@ -23,7 +23,7 @@ from ccapi.store.records import TranscriptLines, TurnEnd
 
 log = structlog.get_logger(__name__)
 
-#: A session with more followers than this gathers its deltas for proportionally longer.
+#: A session with more followers than this gathers for proportionally longer after a commit of deltas.
 FOLLOWERS_PER_WINDOW = 10
 #: ``follow`` yields this when nothing happened for a keep-alive interval.
 KEEPALIVE = None
@@ -81,11 +81,14 @@ class Subscription:
 
 
 class EventLog:
-    """``batch_window`` paces commits while someone follows a session live. Events nobody here
-    follows (a default-reply turn, a background turn nobody streams) gather for up to
-    ``unwatched_window`` instead: a short turn is then one commit with its end, not three. A
+    """Each session's pending events have a deadline, and a commit goes (for all of them) at
+    the earliest. A followed session's events commit at once, except within ``batch_window``
+    after a commit of its deltas (longer for a crowd of followers, up to ``unwatched_window``).
+    Events nobody here follows (a default-reply turn, a background turn nobody streams) wait
+    up to ``unwatched_window``: a short turn is then one commit with its end, not three. A
     follower that arrives meanwhile gets them at once; on a store several hosts share, another
-    host may be following, so there every session is paced as if watched."""
+    host may be following, so there every session is paced as if followed. A commit goes at
+    once, too, when ``batch_size`` events wait or someone waits in ``flush()``."""
 
     def __init__(
         self, store: Store, batch_size: int = 1024, batch_window: float = 0.01, unwatched_window: float = 0.1
@@ -93,8 +96,10 @@ class EventLog:
         self._store = store
         self._batch_size = batch_size
         self._batch_window = batch_window
-        self._unwatched_window = batch_window if store.shared else unwatched_window
-        self._pending_since = 0.0  # loop time of the oldest pending event
+        self._unwatched_window = unwatched_window
+        self._pending_since: dict[str, float] = {}  # session -> loop time of its oldest pending event
+        self._last_deltas: dict[str, float] = {}  # session -> loop time of its last commit with deltas
+        self._longest_window = max(batch_window, unwatched_window)
         self._next_seq: dict[str, int] = {}
         self._seq_lock = asyncio.Lock()
         self._pending: list[Event] = []
@@ -103,7 +108,8 @@ class EventLog:
         self._emitted = 0  # writes queued: events, turn ends, transcript lines
         self._committed = 0
         self._wakeup = asyncio.Event()
-        self._urgent = asyncio.Event()  # someone waits in flush(): commit without the batch window
+        self._urgent = asyncio.Event()  # commit now: someone waits in flush(), or a batch is full
+        self._recheck = asyncio.Event()  # a deadline may have moved: a new session pending, a new follower
         self._progress = asyncio.Condition()
         self._subscribers: dict[str, set[Subscription]] = {}
         self._closed = False
@@ -142,10 +148,13 @@ class EventLog:
         """Queue one event; it is durable (and visible to subscribers) after the next batch commits."""
         seq = await self._allocate(session_id)
         event = Event(seq, str(type_), session_id, turn_id, utcnow(), data)
-        if not self._pending:
-            self._pending_since = asyncio.get_running_loop().time()
+        if session_id not in self._pending_since:
+            self._pending_since[session_id] = asyncio.get_running_loop().time()
+            self._recheck.set()
         self._pending.append(event)
         self._queued()
+        if len(self._pending) >= self._batch_size:
+            self._commit_now()
         return event
 
     def end_turn(self, end: TurnEnd) -> None:
@@ -167,12 +176,16 @@ class EventLog:
         self._emitted += 1
         self._wakeup.set()
 
+    def _commit_now(self) -> None:
+        self._urgent.set()
+        self._recheck.set()
+        self._wakeup.set()
+
     async def flush(self) -> None:
         """Wait until everything queued so far is committed, and its events published."""
         target = self._emitted
         if self._committed < target:
-            self._urgent.set()
-            self._wakeup.set()
+            self._commit_now()
         async with self._progress:
             await self._progress.wait_for(lambda: self._committed >= target)
 
@@ -186,37 +199,43 @@ class EventLog:
         return seq
 
     async def _flush_forever(self) -> None:
-        """Commit what is queued. A commit that carries deltas opens a batch window: what
-        arrives within it gathers until it has passed (a streamed reply costs a handful of
-        commits), unless a ``flush()`` is waiting. Outside one, a write commits at once: only
-        deltas open windows, so a turn's first token is not held back by the commit of its
-        ``turn.started`` a moment before. Events nobody follows gather for the unwatched
-        window instead."""
+        """Commit what is queued at the earliest deadline of its sessions (see the class), so a
+        streamed reply costs a handful of commits and a turn's first token is not held back:
+        only a commit with deltas in it opens a session's window, not the commit of its
+        ``turn.started`` a moment before."""
         loop = asyncio.get_running_loop()
-        last_deltas = -self._batch_window  # when the last commit with deltas in it went
         while True:
             await self._wakeup.wait()
-            if self._pending and not self._watched():
-                gather = self._pending_since + self._unwatched_window - loop.time()
-            else:
-                gather = last_deltas + self._window() - loop.time()
-            if gather > 0 and len(self._pending) < self._batch_size and not self._urgent.is_set():
+            while not self._urgent.is_set():
+                self._recheck.clear()
+                gather = self._deadline() - loop.time()
+                if gather <= 0:
+                    break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), gather)
+                    async with asyncio.timeout(gather):
+                        await self._recheck.wait()
             self._wakeup.clear()
             self._urgent.clear()
             batch, ends, transcripts = self._pending, self._ends, self._transcripts
             self._pending, self._ends, self._transcripts = [], [], []
+            self._pending_since.clear()
             if not (batch or ends or transcripts):
                 continue
-            if any(event.type in DELTA_EVENTS for event in batch):
-                last_deltas = loop.time()
+            now = loop.time()
+            self._last_deltas = {  # a window longer ago than the longest has closed
+                session_id: at for session_id, at in self._last_deltas.items() if at > now - self._longest_window
+            }
+            for event in batch:
+                if event.type in DELTA_EVENTS:
+                    self._last_deltas[event.session_id] = now
             try:
                 await self._store.append_events(batch, ends, transcripts)
             except Exception:
                 log.exception("event_batch_write_failed", events=len(batch))
                 self._pending, self._ends = batch + self._pending, ends + self._ends
                 self._transcripts = transcripts + self._transcripts
+                for event in batch:
+                    self._pending_since.setdefault(event.session_id, now)
                 self._wakeup.set()
                 await asyncio.sleep(0.5)
                 continue
@@ -228,15 +247,19 @@ class EventLog:
                 self._committed += len(batch) + len(ends) + len(transcripts)
                 self._progress.notify_all()
 
-    def _watched(self) -> bool:
-        return any(event.session_id in self._subscribers for event in self._pending)
+    def _deadline(self) -> float:
+        """When what is pending must commit: the earliest of its sessions' deadlines (now, for
+        transcript lines alone: they were already held back a window by ``mirror``)."""
+        deadlines = [self._session_deadline(session_id, since) for session_id, since in self._pending_since.items()]
+        return min(deadlines, default=0.0)
 
-    def _window(self) -> float:
-        """The batch window, longer for a session many follow: each commit costs every
-        follower a wake-up and a write, so fewer, larger commits keep a crowd from slowing
-        the turn that feeds it (one window per ``FOLLOWERS_PER_WINDOW`` followers)."""
-        followers = max((len(self._subscribers.get(event.session_id, ())) for event in self._pending), default=0)
-        return self._batch_window * max(1.0, followers / FOLLOWERS_PER_WINDOW)
+    def _session_deadline(self, session_id: str, since: float) -> float:
+        followers = len(self._subscribers.get(session_id, ()))
+        if not followers and not self._store.shared:
+            return since + self._unwatched_window
+        # each commit costs every follower a wake-up and a write: a crowd gets fewer, larger ones
+        window = min(self._batch_window * max(1.0, followers / FOLLOWERS_PER_WINDOW), self._longest_window)
+        return self._last_deltas.get(session_id, -window) + window
 
     # -- reading ---------------------------------------------------------------
     def _publish(self, events: list[Event]) -> None:
@@ -260,8 +283,8 @@ class EventLog:
         if self._closed:
             subscription.close()
         self._subscribers.setdefault(session_id, set()).add(subscription)
-        if any(event.session_id == session_id for event in self._pending):
-            self._urgent.set()  # gathering for nobody: a follower now waits for them
+        if session_id in self._pending_since:
+            self._recheck.set()  # its events may have been gathering for nobody
         try:
             yield subscription
         finally:

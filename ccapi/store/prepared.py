@@ -1,12 +1,12 @@
 """The SQL of the statements every turn runs, written once per shape and reused.
 
 peewee builds a statement's SQL anew on each call, and for the handful each turn runs (take the
-lease, read the session, record the turn, append its events, record its end) building the SQL
-cost more than the database took to run it: about 1.5 ms of a warm turn's ~2.5 ms on the store
-thread. These statements are plain reads, inserts and updates by primary key, so their text depends
-only on the table, the columns and the row count: peewee writes it for the first call of each
-shape and it is reused after that. Values still go through each field's ``db_value`` (JSON
-encoding and the like) and always as parameters, never into the text.
+lease, read the session, record the turn, append its events, record its end, read the event
+log) building the SQL cost more than the database took to run it. These statements' text
+depends only on their shape (the table, the columns, the row count, how many values an ``IN``
+lists), which is the cache key: peewee writes the text for the first call of each shape and it
+is reused after that. Values still go through each field's ``db_value`` (JSON encoding and the
+like) and always as parameters, never into the text.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 import peewee
 
 T = TypeVar("T")
+
+#: Shapes kept at most: a shape can depend on a request (how many event types it filters on).
+MAX_SHAPES = 256
 
 
 class Prepared:
@@ -88,7 +91,8 @@ class Prepared:
             text, expected = query().sql()
             if expected != params:
                 raise ValueError(f"parameters {params!r} are not in the order of {text!r}: {expected!r}")
-            self._texts[key] = text
+            if len(self._texts) < MAX_SHAPES:
+                self._texts[key] = text
         return text
 
 

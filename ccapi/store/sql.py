@@ -282,10 +282,10 @@ class SqlStore(Store):
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
         def query() -> peewee.Query:
             fields = (EventRow.seq, EventRow.type, EventRow.turn_id, EventRow.created_at, EventRow.data)
-            select = EventRow.select(*fields).where((EventRow.session_id == session_id) & (EventRow.seq > after))
+            statement = EventRow.select(*fields).where((EventRow.session_id == session_id) & (EventRow.seq > after))
             if types:
-                select = select.where(EventRow.type.in_(types))
-            return select.order_by(EventRow.seq).limit(limit)
+                statement = statement.where(EventRow.type.in_(types))
+            return statement.order_by(EventRow.seq).limit(limit)
 
         rows = self._prepared.rows(("events", len(types or ())), query, [session_id, after, *(types or ()), limit])
         data = EventRow.data.python_value
