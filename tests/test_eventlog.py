@@ -10,11 +10,11 @@ from typing import Any
 from ccapi.events import Event
 from ccapi.ids import utcnow
 from ccapi.sessions.eventlog import KEEPALIVE, EventLog
-from ccapi.store import JsonDirStore, SessionRecord, SqlStore
+from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store
 from ccapi.store.sql import sqlite_database
 
 
-class CountingStore(SqlStore):
+class Counting(Store):
     """Counts write transactions so batching is observable."""
 
     batches: list[int]
@@ -22,6 +22,10 @@ class CountingStore(SqlStore):
     async def append_events(self, events: list[Event], *writes: Any) -> None:
         self.batches.append(len(events))
         await super().append_events(events, *writes)
+
+
+class CountingStore(Counting, SqlStore):
+    pass
 
 
 async def _store(tmp_path: Path, *session_ids: str) -> CountingStore:
@@ -239,13 +243,8 @@ def test_a_turns_first_delta_is_not_held_back_by_the_commit_of_its_start(tmp_pat
 def test_on_a_store_hosts_share_events_commit_as_if_followed(tmp_path: Path) -> None:
     """Another host may be following the session: its events do not wait for the unwatched window."""
 
-    class SharedStore(JsonDirStore):
+    class SharedStore(Counting, JsonDirStore):
         shared = True
-        batches: list[int]
-
-        async def append_events(self, events: list[Event], *writes: Any) -> None:
-            self.batches.append(len(events))
-            await super().append_events(events, *writes)
 
     async def main() -> None:
         store = SharedStore(tmp_path / "sessions")

@@ -108,6 +108,11 @@ def test_background_turn_answers_202_and_is_followed_on_the_stream(gateway: Gate
     body = started.json()
     assert body["status"] == "running" and body["turn_id"].startswith("turn_")
     assert gateway.client.get(f"/api/sessions/{session['id']}").json()["running_turn_id"] == body["turn_id"]
+    # what the 202 points to is committed before it goes, while the turn still waits for the model
+    logged = gateway.client.get(
+        f"/api/sessions/{session['id']}/events", params={"after": body["first_event_seq"] - 1}
+    ).json()["data"]
+    assert [(e["seq"], e["type"]) for e in logged] == [(body["first_event_seq"], "turn.started")]
 
     with gateway.client.stream("GET", body["events_url"]) as response:
         frames = []
