@@ -89,8 +89,9 @@ def as_json(policy: BuiltinTools) -> str | list[str]:
 class PermissionPolicy:
     """Whether Claude Code may skip its permission checks on this host, and why not.
 
-    Claude Code refuses ``bypassPermissions`` as root unless ``IS_SANDBOX`` is set; the gateway
-    then asks instead (``default`` mode, each call an approval over HTTP) rather than fail every turn."""
+    Claude Code refuses ``bypassPermissions`` as root unless ``IS_SANDBOX`` is exactly ``1`` (its own
+    test, ``process.env.IS_SANDBOX === "1"``: ``yes`` or ``true`` do not count); the gateway then asks
+    instead (``default`` mode, each call an approval over HTTP) rather than fail every turn."""
 
     bypass_allowed: bool
     reason: str
@@ -101,11 +102,13 @@ class PermissionPolicy:
         euid = os.geteuid() if euid is None else euid
         if euid != 0:
             return cls(True, "running as a normal user")
-        if env.get("IS_SANDBOX", "").strip().lower() in ("1", "true", "yes"):
-            return cls(True, "running as root with IS_SANDBOX set")
+        sandbox = env.get("IS_SANDBOX")
+        if sandbox == "1":
+            return cls(True, "running as root with IS_SANDBOX=1")
+        told = "without IS_SANDBOX" if sandbox is None else f"with IS_SANDBOX={sandbox!r} (Claude Code takes only '1')"
         return cls(
             False,
-            "running as root without IS_SANDBOX: Claude Code refuses bypassPermissions, "
+            f"running as root {told}: Claude Code refuses bypassPermissions, "
             "so built-in tool calls wait for approval (POST /api/sessions/{id}/permissions)",
         )
 

@@ -91,3 +91,18 @@ def test_gateway_default_policy_from_the_environment(make_gateway, mock_model: M
     assert session["builtin_tools"] == ["Read", "Glob"]
     assert gw.turn(session["id"], "hi")["status"] == "completed"
     assert _declared(mock_model) == [["Glob", "Read"]]
+
+
+@pytest.mark.parametrize("sandbox", [None, "1", "yes", "true"])
+def test_a_default_turn_completes_whatever_is_sandbox_says(make_gateway, mock_model: MockModel, sandbox) -> None:
+    """Claude Code takes only IS_SANDBOX=1 as root; the gateway follows that rule exactly, so `yes` and
+    `true` (set by some shells and containers) ask for approvals instead of failing every turn."""
+    gw = make_gateway(IS_SANDBOX=sandbox)
+    session = gw.create_session()
+    reply = gw.turn(session["id"], "hello")
+    assert reply["status"] == "completed", reply
+    health = gw.client.get("/healthz").json()["permissions"]
+    bypass = os.geteuid() != 0 or sandbox == "1"
+    assert health["approvals"] == ("off" if bypass else "on"), health
+    if not bypass and sandbox:
+        assert f"IS_SANDBOX={sandbox!r}" in health["reason"], health

@@ -183,3 +183,23 @@ def test_permission_mode_falls_back_where_the_bypass_is_refused() -> None:
     assert sandbox.mode_for("bypassPermissions", "none") == "default"  # nothing to bypass
     assert PermissionPolicy.detect({}, euid=1000).describe("bypassPermissions")["approvals"] == "off"
     assert root.describe("bypassPermissions") == {"default_mode": "default", "approvals": "on", "reason": root.reason}
+
+
+def test_is_sandbox_counts_only_as_claude_code_counts_it() -> None:
+    from ccapi.toolpolicy import PermissionPolicy
+
+    for value in ("yes", "true", "TRUE", " 1", "on", ""):
+        assert not PermissionPolicy.detect({"IS_SANDBOX": value}, euid=0).bypass_allowed, value
+    assert PermissionPolicy.detect({"IS_SANDBOX": "1"}, euid=0).bypass_allowed
+
+
+def test_a_refused_root_bypass_quotes_claude_codes_own_reason() -> None:
+    from ccapi.engine.errors import explain_process_failure
+
+    stderr = (
+        "some noise\n--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n"
+    )
+    error = explain_process_failure(stderr, "Command failed with exit code 1")
+    assert "cannot be used with root/sudo privileges for security reasons" in error.message
+    assert "IS_SANDBOX=1" in error.message
+    assert explain_process_failure("", "Command failed").message == "Claude Code process failed: Command failed"

@@ -16,13 +16,15 @@ class EngineError(Exception):
 
 def explain_process_failure(stderr_tail: str, fallback: str) -> EngineError:
     """Turn a dead CLI process into an actionable error instead of an exit code."""
+    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
     if ROOT_BYPASS_MARKER in stderr_tail:
+        own = next(line for line in lines if ROOT_BYPASS_MARKER in line)
         return EngineError(
             "engine_error",
-            "Claude Code refuses permission mode 'bypassPermissions' when the gateway runs as root. "
+            f"Claude Code said: {own!r}. It refuses permission mode 'bypassPermissions' when the gateway runs as root. "
             "Run CC API as a normal user, or set CC_API_PERMISSION_MODE / CC_API_TOOL_PERMISSION_MODE to "
             "'acceptEdits' or 'default', or (only inside a sandbox or container) set IS_SANDBOX=1 in the "
             "gateway's environment.",
         )
-    detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else fallback
+    detail = lines[-1] if lines else fallback
     return EngineError("engine_error", f"Claude Code process failed: {detail}")

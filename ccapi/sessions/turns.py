@@ -360,6 +360,7 @@ class TurnRun:
             stop_reason=record.stop_reason,
             duration_ms=record.duration_ms,
             cost_usd=record.cost_usd,
+            **({"error": record.error} if record.error else {}),
             **record.usage,
         )
         self._rearm()
