@@ -1,5 +1,5 @@
-"""Session affinity: an edited history starts a new, seeded session and leaves the old one
-intact; a pinned session takes only the new input."""
+"""Session affinity: an edited history starts a new session whose transcript is that history,
+and leaves the old one intact; a pinned session takes only the new input."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _history(client: openai.OpenAI, questions: list[str]) -> tuple[str, list[dic
     return sessions.pop(), messages
 
 
-def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
+def test_edited_history_starts_a_session_holding_it_and_leaves_the_old_one_intact(
     client: openai.OpenAI, gateway: Gateway, mock_model: MockModel
 ) -> None:
     original, messages = _history(client, ["alpha", "beta", "gamma"])
@@ -47,10 +47,9 @@ def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
     forked, answer = _ask(client, edited)
     assert forked != original and answer == "mock reply: delta"
     seed = main_requests(mock_model)[-1]["messages"]
-    assert len(seed) == 1  # a new Claude session, given the history once, as a transcript
-    seeded_text = "\n".join(user_texts(seed[0]))
-    assert "<conversation_history>" in seeded_text and "ALPHA (edited)" in seeded_text
-    assert "mock reply: gamma" in seeded_text and user_texts(seed[0])[-1] == "delta"
+    assert len(seed) == 7  # a new Claude session whose transcript is the edited history, as messages
+    assert user_texts(seed[0]) == ["ALPHA (edited)"] and seed[5]["content"][0]["text"] == "mock reply: gamma"
+    assert user_texts(seed[-1]) == ["delta"] and "<conversation_history>" not in str(seed)
 
     # the original conversation goes on in its own session, untouched by the edit
     mock_model.clear()
@@ -63,7 +62,7 @@ def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
     mock_model.clear()
     edited += [{"role": "assistant", "content": "mock reply: delta"}, {"role": "user", "content": "zeta"}]
     assert _ask(client, edited)[0] == forked
-    assert len(main_requests(mock_model)[-1]["messages"]) == 3
+    assert len(main_requests(mock_model)[-1]["messages"]) == 9  # the seeded seven, delta's reply, zeta
     log = gateway.events(original)
     assert [e["data"]["input"][0]["text"] for e in log if e["type"] == "turn.started"] == [
         "alpha",

@@ -12,7 +12,7 @@ from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.matching import droppable, mismatch, native_answers, same_call, system_change
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
-from ccapi.compat.seed import seed_input
+from ccapi.compat.seed import Seed, seed
 from ccapi.events import Event
 from ccapi.sessions import ForkPoint
 from ccapi.sessions.toolcalls import ToolResult
@@ -274,28 +274,51 @@ def test_reply_builder_sends_unstreamed_text_whole_and_separates_messages() -> N
     assert reply.text == "Let me look.\n\nFound it." and reply.message().tool_calls == (deltas[3],)
 
 
-def test_seed_input_carries_history_as_a_transcript_and_the_new_input_as_blocks() -> None:
+def test_a_seed_writes_the_history_as_messages_with_paired_tool_blocks() -> None:
     hello = Message("user", content=({"type": "text", "text": "hello"},))
-    assert seed_input((hello,)) == [{"type": "text", "text": "hello"}]
+    assert seed((hello,)) == Seed(None, ({"type": "text", "text": "hello"},), ())
     history = (
         hello,
-        Message("assistant", text="hi", tool_calls=(ToolCall("t1", "f", {"a": 1}),)),
-        Message("tool", answers=(ToolResult("t1", "42"),)),
+        Message("assistant", text="hi", tool_calls=(ToolCall("call.1", "f", {"a": 1}),)),
+        Message("tool", answers=(ToolResult("call.1", "42"), ToolResult("gone", "x"))),
         Message("assistant", text="It is 42."),
         Message("user", content=({"type": "text", "text": "thanks"},)),
     )
-    transcript, latest = seed_input(history)
-    assert latest == {"type": "text", "text": "thanks"}
-    for part in (
-        "<conversation_history>",
-        "<user>\nhello",
-        '[called tool f with {"a":1} (call id t1)]',
-        '<tool_result call_id="t1">\n42',
-        "It is 42.",
-    ):
-        assert part in transcript["text"]
-    ends_in_results = seed_input(history[:3])
-    assert len(ends_in_results) == 1 and "Continue from the tool results" in ends_in_results[0]["text"]
+    planted = seed(history)
+    assert planted.input == ({"type": "text", "text": "thanks"},)
+    assert planted.history is not None
+    assert planted.history.messages == (
+        {"role": "user", "content": [{"type": "text", "text": "hello"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "hi"},
+                {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "42"},
+                {"type": "text", "text": "[result of tool call gone]\nx"},  # its call is not in the history
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "It is 42."}]},
+    )
+    assert planted.flattened == ("gone",)
+    assert [p is not None for p in planted.points] == [False, False, False, True]  # a reply ending a turn
+    assert planted.points[3] == planted.history.uuids[3]
+    ends_in_results = seed(history[:3])
+    assert ends_in_results.input == () and len(ends_in_results.history.messages) == 3
+    unanswered = seed(
+        (hello, history[1], Message("user", content=({"type": "text", "text": "never mind"},)), history[3], history[4])
+    )
+    assert unanswered.history.messages[2]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "call_1",
+        "content": "(no result for this call is in the conversation)",
+        "is_error": True,
+    }
 
 
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

@@ -12,9 +12,12 @@ A request is routed, in order of precedence, to:
 3. the session whose head is the longest prefix of the conversation (see ``affinity``);
    a system prompt changed in a few lines only is told to Claude with the next turn;
 4. a new session branched from the session that shares most of the history, at the last
-   turn end both share: only the messages after that point are sent;
+   turn end both share: the messages after that point are written into its transcript
+   and only the newest input is sent;
 5. a fresh session, created with the request's model, system prompt and tools, whose
-   first turn is seeded with the history (see ``seed``).
+   Claude Code transcript is the history, written as messages (see ``seed``): its first
+   turn is only the newest input. Nothing is flattened into text but a tool result whose
+   call the history lacks (logged as ``compat.flattened``).
 
 What is new must be one user message (a new turn) or the answers to every tool call the
 session waits for (the paused turn continues; the answers may name the calls by ids the
@@ -42,7 +45,7 @@ from ccapi.compat.affinity import MAX_HEADS, AffinityIndex, Fork, Head, conversa
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.matching import native_answers
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
-from ccapi.compat.seed import seed_input
+from ccapi.compat.seed import seed
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import utcnow
@@ -267,12 +270,12 @@ class CompatRouter:
             await self._release((target.session_id,))
         if fork is not None:
             try:
-                session_id, first_seq = await self._fresh(request, fork)
-                return session_id, first_seq, _Basis(conversation.system, fork.marks)
+                session_id, first_seq, marks = await self._fresh(request, fork)
+                return session_id, first_seq, _Basis(conversation.system, fork.marks + marks)
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
-        session_id, first_seq = await self._fresh(request)
-        return session_id, first_seq, _Basis(conversation.system)
+        session_id, first_seq, marks = await self._fresh(request)
+        return session_id, first_seq, _Basis(conversation.system, marks)
 
     async def _feed_session(self, target: _Target) -> int | None:
         service, suffix = self._service, target.suffix
@@ -299,9 +302,12 @@ class CompatRouter:
         log.info("compat_affinity_miss", session_id=target.session_id, reason=f"the history matches, but {why}")
         return None
 
-    async def _fresh(self, request: CompatRequest, fork: Fork | None = None) -> tuple[str, int]:
-        """A new session: branched at ``fork`` and sent what follows it, or seeded with the
-        whole history."""
+    async def _fresh(
+        self, request: CompatRequest, fork: Fork | None = None
+    ) -> tuple[str, int, tuple[ForkPoint | None, ...]]:
+        """A new session, branched at ``fork`` (if any), whose transcript holds the messages
+        after it but the newest user input, which is its first turn (see ``seed``); returns
+        it, the turn's first seq and the marks of the seeded messages."""
         conversation = request.conversation
         params = NewSession.from_json(
             {
@@ -315,13 +321,25 @@ class CompatRouter:
             request.builtin_tools or self._service.settings.compat_builtin_tools,
             self._service.settings.max_budget_usd,
         )
-        messages = conversation.messages[fork.keep :] if fork else conversation.messages
+        planted = seed(conversation.messages[fork.keep :] if fork else conversation.messages)
         run = await self._service.create_and_start(
-            params, TurnRequest(tuple(seed_input(messages)), False, False), fork.point if fork else None
+            params, TurnRequest(planted.input, False, False), fork.point if fork else None, planted.history
         )
+        session = run.session
         if fork is not None:
-            log.info("compat_forked", session_id=run.session.id, source=fork.source.session_id, kept=fork.keep)
-        return run.session.id, run.started_seq
+            log.info("compat_forked", session_id=session.id, source=fork.source.session_id, kept=fork.keep)
+        if planted.flattened:
+            log.info(
+                "compat.flattened",
+                session_id=session.id,
+                reason="tool results whose calls are not in the history became text",
+                count=len(planted.flattened),
+            )
+        marks = tuple(
+            ForkPoint(session.id, session.sdk_session_id, point) if point and session.sdk_session_id else None
+            for point in planted.points
+        )
+        return session.id, run.started_seq, marks
 
     async def _collect(self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: _Basis) -> None:
         service = self._service

@@ -108,8 +108,10 @@ class EnginePool:
         """The reserved session's live engine, started (after an eviction) when needed."""
         assert spec.session_id in self._reserved, "reserve() a slot before acquiring an engine"
         engine = self._engines.get(spec.session_id)
-        if engine is not None and (engine.generation != spec.generation or engine.spec.process_key != spec.process_key):
-            await self.discard(spec.session_id)  # turns ran elsewhere, or settings changed: resume instead
+        if engine is not None and (
+            engine.generation != spec.generation or engine.spec.process_key != spec.process_key or spec.continue_turn
+        ):
+            await self.discard(spec.session_id)  # turns ran elsewhere, settings changed, or a re-run: resume instead
             engine = None
         if engine is None:
             victim = self._evictable() if len(self._engines) >= self.max_live else None

@@ -54,6 +54,9 @@ class EngineSpec:
     spent_usd: float = 0.0
     """What the session had cost before this spec's turn: a process started now gets the rest."""
     ask_permission: PermissionAsker | None = None
+    continue_turn: bool = False
+    """The turn has no input: Claude Code, started fresh, re-runs the turn its transcript ends
+    in (tool results a client's history brought, see ``engine.history``)."""
 
     @property
     def budget_left(self) -> float | None:
@@ -99,7 +102,7 @@ def build_options(
         max_turns=spec.max_turns,
         resume=spec.resume,
         include_partial_messages=True,
-        env=dict(spec.env),
+        env={**spec.env, **(CONTINUE_ENV if spec.continue_turn else {})},
         stderr=stderr,
         setting_sources=[],
         mcp_servers=mcp_servers,
@@ -122,6 +125,9 @@ def find_cli() -> str:
 
 
 MOCK_API_KEY = "cc-api-mock-model"
+
+CONTINUE_ENV = {"CLAUDE_CODE_RESUME_INTERRUPTED_TURN": "1"}
+"""Claude Code re-runs, as it starts, a turn its resumed transcript ends in without a reply."""
 
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments

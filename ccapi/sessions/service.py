@@ -8,6 +8,7 @@ routing of Claude Code's client-tool calls to the turn that is waiting for them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,13 +24,14 @@ from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
 from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
+from ccapi.engine.history import write_history
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
 from ccapi.sessions.eventlog import EventLog
-from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
+from ccapi.sessions.params import ForkPoint, History, NewSession, TurnRequest
 from ccapi.sessions.recovery import close_orphaned_turn
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
@@ -134,10 +136,15 @@ class SessionService:
         session_id: str | None = None,
         fork: ForkPoint | None = None,
         forked_from: dict[str, Any] | None = None,
+        history: History | None = None,
     ) -> SessionRecord:
         """A new session; with ``fork``, one that continues a copy of that conversation up
-        to that point (``forked_from`` says where, in its ``session.created`` event)."""
+        to that point (``forked_from`` says where, in its ``session.created`` event); with
+        ``history``, one whose transcript holds those messages (after the fork's)."""
         now = utcnow()
+        sdk_session_id = await self._branch(fork, params.cwd) if fork else None
+        if history is not None:
+            sdk_session_id = await self._write(history, params, sdk_session_id)
         record = SessionRecord(
             id=session_id or new_id("sess"),
             created_at=now,
@@ -150,7 +157,7 @@ class SessionService:
             cwd=params.cwd,
             permission_mode=params.permission_mode,
             status="idle",
-            sdk_session_id=await self._branch(fork, params.cwd) if fork else None,
+            sdk_session_id=sdk_session_id,
             turn_count=0,
             last_seq=0,
             usage={},
@@ -167,6 +174,8 @@ class SessionService:
         }
         if fork is not None:
             created["forked_from"] = forked_from or {"session_id": fork.session_id}
+        if history is not None:
+            created["history_messages"] = len(history.messages)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, created)
         await self.events.flush()
         return await self.get(record.id)
@@ -241,6 +250,14 @@ class SessionService:
         except EngineError as exc:
             raise Conflict(exc.message, {"sdk_session_id": fork.sdk_session_id}) from None
 
+    async def _write(self, history: History, params: NewSession, after: str | None) -> str:
+        """The SDK session id of a transcript holding ``history`` (after ``after``'s)."""
+        cwd = self._cwd(params.cwd)
+        try:
+            return await write_history(self._transcripts, history.messages, history.uuids, params.model, cwd, after)
+        except EngineError as exc:
+            raise Conflict(exc.message, {"sdk_session_id": after}) from None
+
     async def get(self, session_id: str) -> SessionRecord:
         _check_id(session_id)
         record = await self.store.get_session(session_id)
@@ -307,9 +324,10 @@ class SessionService:
             return run
 
     async def create_and_start(
-        self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None
+        self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None, history: History | None = None
     ) -> TurnRun:
-        """A new session (branched at ``fork``, if given) and its first turn. The session is
+        """A new session (branched at ``fork``, holding ``history``, if given) and its first
+        turn; empty input continues from the tool results the history ends in. The session is
         created only once a live slot is free, so a request answered 503 (or 429) leaves no empty
         session behind."""
         self._refuse_if_closing()
@@ -317,7 +335,7 @@ class SessionService:
         session_id = new_id("sess")
         await self._reserve(session_id)
         try:
-            await self.create(params, session_id, fork)
+            await self.create(params, session_id, fork, history=history)
             async with self._lock(session_id):
                 return await self._start(session_id, list(request.content), kind="input", reserved=True)
         except BaseException:
@@ -423,6 +441,8 @@ class SessionService:
             self.pool.release(session_id)
             raise
         spec = self._spec(session)
+        if not content:  # Claude Code goes on from the tool results its transcript ends in
+            spec = dataclasses.replace(spec, continue_turn=True)
         run = TurnRun(
             self._ctx,
             session,

@@ -1,0 +1,112 @@
+"""A long day with a compat client: a history no session holds reaches the model as
+messages, never flattened, and the session is warm from there (issue 28)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ccapi.testing import MockModel, Reply
+from tests.compat_support import WEATHER_SCHEMA, main_requests, user_texts
+from tests.gateway import Gateway
+
+TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "description": "Weather for a city", "parameters": WEATHER_SCHEMA},
+}
+
+
+@pytest.fixture
+def http(gateway: Gateway) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as client:
+        yield client
+
+
+def _chat(http: httpx.Client, messages: list[dict[str, Any]], **extra: Any) -> tuple[str, dict[str, Any]]:
+    response = http.post("/chat/completions", json={"model": "sonnet", "messages": messages, **extra})
+    assert response.status_code == 200, response.text
+    return response.headers["x-cc-session-id"], response.json()["choices"][0]
+
+
+def _weather_history(city: str) -> list[dict[str, Any]]:
+    """A conversation the gateway never served: a question, a tool call, its result, a reply."""
+    call = f"call_{city.lower()}_1"
+    return [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": f"weather in {city}?"},
+        {
+            "role": "assistant",
+            "content": "Let me check.",
+            "tool_calls": [
+                {
+                    "id": call,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": f'{{"city":"{city}"}}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call, "content": "-3C and snowing"},
+        {"role": "assistant", "content": f"{city}: -3C and snowing."},
+    ]
+
+
+def _no_flattening(mock: MockModel) -> None:
+    assert all("<conversation_history>" not in str(body["messages"]) for body in main_requests(mock))
+
+
+def test_an_unknown_history_reaches_the_model_as_messages_and_then_stays_warm(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    history = _weather_history("Oslo")
+    session, choice = _chat(http, [*history, {"role": "user", "content": "and tomorrow?"}], tools=[TOOL])
+    assert choice["message"]["content"] == "mock reply: and tomorrow?"
+    [first] = main_requests(mock_model)
+    sent = first["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "user"]
+    assert user_texts(sent[0]) == ["weather in Oslo?"]
+    assert sent[1]["content"] == [
+        {"type": "text", "text": "Let me check."},
+        {"type": "tool_use", "id": "call_oslo_1", "name": "mcp__client__get_weather", "input": {"city": "Oslo"}},
+    ]
+    [result] = sent[2]["content"]
+    assert (result["type"], result["tool_use_id"], result["content"]) == (
+        "tool_result",
+        "call_oslo_1",
+        "-3C and snowing",
+    )
+    assert sent[3]["content"] == [{"type": "text", "text": "Oslo: -3C and snowing."}]
+    assert user_texts(sent[4]) == ["and tomorrow?"]
+    _no_flattening(mock_model)
+
+    follow_up = [
+        *history,
+        {"role": "user", "content": "and tomorrow?"},
+        choice["message"],
+        {"role": "user", "content": "thanks"},
+    ]
+    again, _ = _chat(http, follow_up, tools=[TOOL])
+    assert again == session
+    second = main_requests(mock_model)[-1]["messages"]
+    assert len(second) == 7 and user_texts(second[-1]) == ["thanks"]
+    turns = [e["data"]["input"] for e in gateway.events(session) if e["type"] == "turn.started"]
+    assert turns == [[{"type": "text", "text": "and tomorrow?"}], [{"type": "text", "text": "thanks"}]]
+
+
+def test_an_unknown_history_ending_in_tool_results_continues_from_them(
+    http: httpx.Client, mock_model: MockModel
+) -> None:
+    mock_model.script(Reply(text="Lima: warm."))
+    history = _weather_history("Lima")[:-1]  # the client ran the call; the reply is still to come
+    _, choice = _chat(http, history, tools=[TOOL])
+    assert choice["message"]["content"] == "Lima: warm."
+    [first] = main_requests(mock_model)
+    sent = first["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"][-1]["type"] == "tool_use"
+    result = sent[2]["content"][0]
+    assert (result["type"], result["tool_use_id"]) == ("tool_result", "call_lima_1")
+    assert str(result["content"]).startswith("-3C and snowing")
+    _no_flattening(mock_model)
