@@ -110,3 +110,75 @@ def test_an_unknown_history_ending_in_tool_results_continues_from_them(
     assert (result["type"], result["tool_use_id"]) == ("tool_result", "call_lima_1")
     assert str(result["content"]).startswith("-3C and snowing")
     _no_flattening(mock_model)
+
+
+def _tool(name: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": {}}}}
+
+
+def _live(gateway: Gateway) -> int:
+    return gateway.client.get("/healthz").json()["live_engines"]
+
+
+def test_a_short_prompt_whose_time_line_changes_each_turn_stays_on_one_session(
+    http: httpx.Client, mock_model: MockModel
+) -> None:
+    """The model sees the prompt the client sent now; the history, not the prompt, is the conversation."""
+
+    def system(now: str) -> dict[str, str]:  # ~200 characters, a third of it the time line
+        return {
+            "role": "system",
+            "content": "You are Pip, a terse helper for a small team. Answer in one line, never guess.\n"
+            f"Current date and time: Thursday 3 December 2026, {now} UTC (week 49).",
+        }
+
+    history: list[dict[str, Any]] = []
+    sessions = set()
+    for turn, now in enumerate(["09:00", "09:07", "09:21"]):
+        history.append({"role": "user", "content": f"question {turn}"})
+        session, choice = _chat(http, [system(now), *history])
+        sessions.add(session)
+        history.append({"role": "assistant", "content": choice["message"]["content"]})
+    assert len(sessions) == 1
+    bodies = main_requests(mock_model)
+    assert [len(b["messages"]) for b in bodies] == [1, 3, 5]  # one transcript, growing
+    for body, now in zip(bodies, ["09:00", "09:07", "09:21"], strict=True):
+        assert f"{now} UTC" in str(body["system"])
+    _no_flattening(mock_model)
+
+
+def test_a_changed_prompt_restarts_the_session_and_a_side_request_with_other_tools_is_a_released_fork(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """OpenClaw's day: BOOTSTRAP leaves the prompt (same session, new prompt); a memory flush with
+    other tools over the same history is a branch whose process stops once it answers."""
+    bootstrap = "\n".join(f"Bootstrap step {n}: set up the workspace part {n}." for n in range(40))
+    base = "You are a personal assistant. Tools: weather."
+    history: list[dict[str, Any]] = [{"role": "user", "content": "hello"}]
+    main, choice = _chat(http, [{"role": "system", "content": f"{base}\n{bootstrap}"}, *history], tools=[TOOL])
+    history += [choice["message"], {"role": "user", "content": "what now?"}]
+    same, choice = _chat(http, [{"role": "system", "content": base}, *history], tools=[TOOL])
+    assert same == main
+    restarted = main_requests(mock_model)[-1]
+    assert len(restarted["messages"]) == 3 and "Bootstrap step" not in str(restarted["system"])
+    history.append(choice["message"])
+    live = _live(gateway)
+
+    flush = [
+        {"role": "system", "content": "Pre-compaction memory flush. Store durable memories now."},
+        *history,
+        {"role": "user", "content": "Write anything worth keeping to memory/2026-12-03.md."},
+    ]
+    side, _ = _chat(http, flush, tools=[_tool("read"), _tool("write")])
+    assert side != main
+    sent = main_requests(mock_model)[-1]
+    assert len(sent["messages"]) == 5 and "memory flush" in str(sent["system"])
+    assert {t["name"] for t in sent["tools"]} == {"mcp__client__read", "mcp__client__write"}
+    assert _live(gateway) == live  # the branch's Claude Code stopped once it answered
+
+    history.append({"role": "user", "content": "thanks"})
+    again, _ = _chat(http, [{"role": "system", "content": base}, *history], tools=[TOOL])
+    assert again == main  # the main line goes on warm, without the flush
+    last = main_requests(mock_model)[-1]
+    assert len(last["messages"]) == 5 and "memory" not in str(last["messages"])
+    _no_flattening(mock_model)

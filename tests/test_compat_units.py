@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import AffinityIndex, Head, conversation_key
+from ccapi.compat.affinity import AffinityIndex, Head, conversation_key, same_options, tools_key
 from ccapi.compat.anthropic_messages import parse as parse_messages
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
-from ccapi.compat.matching import droppable, mismatch, native_answers, same_call, system_change
+from ccapi.compat.matching import droppable, mismatch, native_answers, same_call
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
 from ccapi.compat.seed import Seed, seed
@@ -167,7 +167,7 @@ def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
     assert index.head_of("s1") is None
     index.restore(head)
     assert index.head_of("s1") == head
-    assert "no session" in index.lookup(replace(conversation, system="other")).miss
+    assert "no session" in AffinityIndex().lookup(conversation).miss
     index.advance(_head("s2", conversation, _says("x")))
     index.advance(_head("s3", conversation, _says("y")))  # over capacity: the least recent head goes
     assert index.head_of("s1") is None and index.head_of("s3") is not None
@@ -209,25 +209,27 @@ def test_an_exchange_answered_only_by_an_acknowledgement_may_be_left_out() -> No
     assert edited.head is None and (edited.fork.keep, edited.fork.point) == (2, marks[1])
 
     said_more = _says("a", "A", "poll", "HEARTBEAT_OK, and the disk is nearly full", "b", "B")
-    index.advance(_head("s2", replace(conversation, system="other"), said_more, marks[:6]))
-    missed = index.lookup(replace(conversation, system="other", messages=_says("a", "A", "b", "B", "c")))
+    index = AffinityIndex()
+    index.advance(_head("s2", conversation, said_more, marks[:6]))
+    missed = index.lookup(replace(conversation, messages=_says("a", "A", "b", "B", "c")))
     assert missed.head is None and missed.fork.keep == 2  # a reply that said something is branched around
     called = Message("assistant", text="NO_REPLY", tool_calls=(ToolCall("toolu_1", "f", {}),))
     assert not droppable(stored[2], called) and droppable(stored[2], stored[3])
 
 
-def test_a_system_prompt_with_a_few_changed_lines_is_the_same_conversation_told_the_new_lines() -> None:
-    stable = "\n".join(f"Rule {n}: be careful about thing number {n}." for n in range(40))
-    monday, tuesday = f"{stable}\nConversation started: Monday", f"{stable}\nConversation started: Tuesday"
-    assert system_change(monday, monday) == ()
-    assert system_change(monday, tuesday) == ("Conversation started: Tuesday",)
-    assert system_change("You are helpful.", "You are a pirate.") is None
-    assert system_change(monday, "Another agent entirely.\n" * 3) is None
-    conversation = _chat([{"role": "system", "content": monday}, {"role": "user", "content": "x"}])
+def test_the_history_finds_the_session_whatever_the_options_and_its_own_options_go_first() -> None:
+    """A changed system prompt, tool set or model does not make another conversation."""
+    conversation = _chat([{"role": "system", "content": "Now: Monday 10:00"}, {"role": "user", "content": "x"}])
     index = AffinityIndex()
     index.advance(_head("s1", conversation, _says("a", "A")))
-    found = index.lookup(replace(conversation, system=tuesday, messages=_says("a", "A", "b")))
-    assert found.head.session_id == "s1" and found.system_note == ("Conversation started: Tuesday",)
+    tuesday = replace(conversation, system="Now: Tuesday 09:00", messages=_says("a", "A", "b"))
+    found = index.lookup(tuesday)
+    assert found.head.session_id == "s1" and not same_options(found.head, tuesday)
+    other_tools = replace(tuesday, tools=({"name": "read", "input_schema": {"type": "object"}},))
+    assert index.lookup(other_tools).head.session_id == "s1"
+    index.advance(replace(_head("s2", tuesday, _says("a", "A")), tools=tools_key(tuesday), model=tuesday.model))
+    found = index.lookup(tuesday)
+    assert found.head.session_id == "s2" and same_options(found.head, tuesday)
 
 
 def test_trimmed_tool_results_and_replaced_images_match_what_they_stand_for() -> None:

@@ -11,9 +11,8 @@ replies they keep), and the same tool calls under ids that contain the ids
 the gateway issued. Clients also shorten what they keep: a tool result replayed shorter
 (a cleared-result placeholder, a persisted-output stub, a head/tail cut) or an image
 replaced by a short bracketed mention still stands for the stored one, since a call id's
-result never changes. A system prompt that differs in a few lines (a date, a runtime line)
-is the same prompt: ``system_change`` returns the new lines instead of a mismatch. Each
-check returns why it failed, so a miss can be logged.
+result never changes. Each check returns why it failed, so a miss can be logged. (The
+system prompt is no part of it: it is an option of each request, see ``affinity``.)
 
 Clients also drop whole exchanges that said nothing: OpenClaw prunes a heartbeat poll whose
 reply was only an acknowledgement token (``HEARTBEAT_OK``, ``NO_REPLY``) from every later
@@ -23,7 +22,6 @@ one of ``SILENT_REPLIES``, with no tool calls — so the history may skip it.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from typing import Any
@@ -43,38 +41,10 @@ _SHARED_END = 64
 _WHITESPACE = re.compile(r"\s+")
 #: Shorter ids than this are only equal to themselves: a short id inside a rewritten one proves nothing.
 _MIN_ID = 8
-#: A system prompt is the same one with a dynamic part changed when at most this many lines
-#: differ and the lines both share hold at least ``_SYSTEM_KEPT`` of each prompt's text.
-_SYSTEM_LINES = 8
-_SYSTEM_KEPT = 0.8
 #: Replies that carry nothing: tokens clients declare as "no reply" (OpenClaw's heartbeat
 #: acknowledgement and silent-reply tokens). An exchange answered by one alone may be dropped.
 SILENT_REPLIES = frozenset({"HEARTBEAT_OK", "NO_REPLY"})
 _TOKEN_WRAPPING = re.compile(r"<[^>]*>|[\s*`~.,;:!?\"'()\[\]-]+")
-
-
-def system_change(stored: str | None, replayed: str | None) -> tuple[str, ...] | None:
-    """The lines of ``replayed`` that are new, when it is ``stored`` with a small dynamic
-    part changed (a date, a runtime line: clients mark it differently, or not at all);
-    ``()`` when equal, ``None`` when it is another system prompt."""
-    if stored == replayed:
-        return ()
-    if stored is None or replayed is None:
-        return None
-    old, new = stored.splitlines(), replayed.splitlines()
-    changed: list[str] = []
-    removed = kept = 0
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
-        if tag == "equal":
-            kept += sum(len(line) + 1 for line in old[i1:i2])
-        else:
-            changed.extend(line for line in new[j1:j2] if line.strip())
-            removed += i2 - i1
-    if len(changed) + removed > 2 * _SYSTEM_LINES or len(changed) > _SYSTEM_LINES:
-        return None
-    if kept < _SYSTEM_KEPT * max(len(stored), len(replayed)):
-        return None
-    return tuple(changed) or ("(some lines were removed)",)
 
 
 def droppable(request: Message, reply: Message) -> bool:

@@ -9,8 +9,14 @@ A request is routed, in order of precedence, to:
    (a client's own conversation key — ``prompt_cache_key``, a ``session_id`` /
    ``x-session-affinity`` header, ``metadata.user_id`` — narrows steps 3 and 4 to the
    sessions that served that key or none)
-3. the session whose head is the longest prefix of the conversation (see ``affinity``);
-   a system prompt changed in a few lines only is told to Claude with the next turn;
+3. the session whose head is the longest prefix of the conversation (see ``affinity``),
+   whatever the request's options: the history is the conversation; the system prompt,
+   model and tools are options of each request. A new turn runs with the request's
+   options (a changed prompt or model restarts Claude Code on the same transcript, so the
+   model sees the prompt the client sent now). A request with *other tools* over the
+   session's history is a side request (a memory flush, a heartbeat poll): it goes to a
+   branch at the session's last turn end, with its own options, and the session keeps
+   its line;
 4. a new session branched from the session that shares most of the history, at the last
    turn end both share: the messages after that point are written into its transcript
    and only the newest input is sent;
@@ -26,8 +32,13 @@ calls it is not waiting for — means the client's history is not the session's:
 request then starts a fresh session (the log says why at info level), an explicit one is
 a 409. A session paused on tool calls that the request shows the client has gone past (or
 retried from before) will never get its answers: it is interrupted at once, freeing its
-live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``. Everything runs through
-``SessionService``, so the native event log records it all.
+live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``; so is one whose opening a
+request with its options shares but which the request goes on without (a client's
+compaction dropped its pending calls). One-off requests do not hold the pool: a side
+request's branch, and a fresh session for a single message without tools (a summary, a
+title), stop their Claude Code once they have answered (``_one_off``); a later turn
+resumes them. Everything runs through ``SessionService``, so the native event log records
+it all.
 """
 
 from __future__ import annotations
@@ -41,7 +52,17 @@ from typing import Any
 import structlog
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import MAX_HEADS, AffinityIndex, Fork, Head, conversation_key, head_from_json, head_json
+from ccapi.compat.affinity import (
+    MAX_HEADS,
+    AffinityIndex,
+    Fork,
+    Head,
+    conversation_key,
+    head_from_json,
+    head_json,
+    same_options,
+    tools_key,
+)
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.matching import native_answers
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
@@ -88,18 +109,26 @@ class _Target:
     suffix: tuple[Message, ...]
     explicit: bool
     claimed: Head | None = None
-    system_note: tuple[str, ...] = ()
     marks: tuple[ForkPoint | None, ...] = ()
     """The marks of the request's messages before ``suffix`` (see ``affinity``)."""
+    options: bool = False
+    """The request's system prompt or model differs from the session's: a new turn runs
+    with the request's (Claude Code restarts on the same transcript)."""
 
 
 @dataclass(frozen=True)
 class _Basis:
-    """What the fed session knew before this request: the system prompt Claude has been
-    told, and the marks of the request's leading messages (see ``affinity``)."""
+    """What the fed session runs with for this request — the system prompt, model and
+    tools (``tools_key``) — and the marks of the request's leading messages (see ``affinity``)."""
 
     system: str | None
+    model: str
+    tools: str
     marks: tuple[ForkPoint | None, ...] = ()
+
+    @classmethod
+    def of(cls, conversation: Conversation, marks: tuple[ForkPoint | None, ...] = ()) -> _Basis:
+        return cls(conversation.system, conversation.model, tools_key(conversation), marks)
 
 
 @dataclass
@@ -158,6 +187,7 @@ class CompatRouter:
             await self._load(None)
         target, passed, fork = await self._target(request)
         await self._release(passed)
+        one_off = _one_off(conversation, target, fork)
         try:
             session_id, from_seq, basis = await self._feed(request, target, fork)
         except BaseException:
@@ -165,7 +195,9 @@ class CompatRouter:
                 self._index.restore(target.claimed)
             raise
         exchange = Exchange(session_id, conversation.model, from_seq)
-        task = asyncio.create_task(self._collect(request, exchange, from_seq, basis), name=f"compat-{session_id}")
+        task = asyncio.create_task(
+            self._collect(request, exchange, from_seq, basis, one_off), name=f"compat-{session_id}"
+        )
         self._collectors.add(task)
         task.add_done_callback(self._collectors.discard)
         return exchange
@@ -204,19 +236,21 @@ class CompatRouter:
                 fork_from=lookup.fork.source.session_id if lookup.fork else None,
             )
             return None, lookup.passed, lookup.fork
-        self._index.claim(lookup.head)
-        return (
-            _Target(
-                lookup.head.session_id,
-                messages[lookup.match.replayed :],
-                explicit=False,
-                claimed=lookup.head,
-                system_note=lookup.system_note,
-                marks=lookup.match.marks,
-            ),
-            lookup.passed,
-            None,
+        head, match = lookup.head, lookup.match
+        if head.tools and head.tools != tools_key(request.conversation):
+            keep = match.fork_at(messages)
+            if keep:  # a side request with other tools: a branch answers it, the session keeps its line
+                return None, lookup.passed, Fork(head, keep, match.marks[:keep], side=True)
+        self._index.claim(head)
+        target = _Target(
+            head.session_id,
+            messages[match.replayed :],
+            explicit=False,
+            claimed=head,
+            marks=match.marks,
+            options=not same_options(head, request.conversation),
         )
+        return target, lookup.passed, None
 
     async def _load(self, key: str | None) -> bool:
         """Take in the heads the store holds (of one conversation key, or all at start-up)
@@ -261,30 +295,32 @@ class CompatRouter:
         and what the session knew before."""
         conversation = request.conversation
         if target is not None:
-            fed = await self._feed_session(target)
+            fed = await self._feed_session(request, target)
             if fed is not None:
-                claimed = target.claimed
-                told = not target.system_note or target.suffix[0].role == "user"
-                system = conversation.system if told or claimed is None else claimed.system
-                return target.session_id, fed, _Basis(system, target.marks)
+                new_turn, claimed = target.suffix[0].role == "user", target.claimed
+                if new_turn or claimed is None:  # a paused turn goes on as it began
+                    return target.session_id, fed, _Basis.of(conversation, target.marks)
+                return target.session_id, fed, _Basis(claimed.system, claimed.model, claimed.tools, target.marks)
             await self._release((target.session_id,))
         if fork is not None:
             try:
                 session_id, first_seq, marks = await self._fresh(request, fork)
-                return session_id, first_seq, _Basis(conversation.system, fork.marks + marks)
+                return session_id, first_seq, _Basis.of(conversation, fork.marks + marks)
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq, marks = await self._fresh(request)
-        return session_id, first_seq, _Basis(conversation.system, marks)
+        return session_id, first_seq, _Basis.of(conversation, marks)
 
-    async def _feed_session(self, target: _Target) -> int | None:
+    async def _feed_session(self, request: CompatRequest, target: _Target) -> int | None:
         service, suffix = self._service, target.suffix
         run = service.running(target.session_id)
         new = suffix[0] if len(suffix) == 1 else None
         try:
             if new is not None and new.role == "user" and run is None:
-                content = [*_system_note(target.system_note), *new.content]
-                started = await service.start_turn(target.session_id, TurnRequest(tuple(content), False, False))
+                if target.options:
+                    await service.set_options(target.session_id, self._params(request))
+                    log.info("compat_options_applied", session_id=target.session_id)
+                started = await service.start_turn(target.session_id, TurnRequest(new.content, False, False))
                 assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
                 return started.started_seq
             waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
@@ -309,18 +345,7 @@ class CompatRouter:
         after it but the newest user input, which is its first turn (see ``seed``); returns
         it, the turn's first seq and the marks of the seeded messages."""
         conversation = request.conversation
-        params = NewSession.from_json(
-            {
-                "model": conversation.model,
-                "system_prompt": conversation.system,
-                "tools": list(conversation.tools),
-                "metadata": {"compat": request.format},
-            },
-            self._catalog,
-            conversation.model,
-            request.builtin_tools or self._service.settings.compat_builtin_tools,
-            self._service.settings.max_budget_usd,
-        )
+        params = self._params(request)
         planted = seed(conversation.messages[fork.keep :] if fork else conversation.messages)
         run = await self._service.create_and_start(
             params, TurnRequest(planted.input, False, False), fork.point if fork else None, planted.history
@@ -341,7 +366,25 @@ class CompatRouter:
         )
         return session.id, run.started_seq, marks
 
-    async def _collect(self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: _Basis) -> None:
+    def _params(self, request: CompatRequest) -> NewSession:
+        """The session options a request asks for: its model, system prompt and tools."""
+        conversation = request.conversation
+        return NewSession.from_json(
+            {
+                "model": conversation.model,
+                "system_prompt": conversation.system,
+                "tools": list(conversation.tools),
+                "metadata": {"compat": request.format},
+            },
+            self._catalog,
+            conversation.model,
+            request.builtin_tools or self._service.settings.compat_builtin_tools,
+            self._service.settings.max_budget_usd,
+        )
+
+    async def _collect(
+        self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: _Basis, one_off: bool
+    ) -> None:
         service = self._service
         builder = ReplyBuilder(exchange.session_id)
         try:
@@ -355,6 +398,8 @@ class CompatRouter:
                     if isinstance(delta, Reply):
                         await self._turn_released(delta)
                         await self._record(request, delta, basis)
+                        if one_off and delta.status != "requires_action":
+                            await self._service.park(delta.session_id)
                     exchange.push(delta)
                     if isinstance(delta, Reply):
                         return
@@ -391,6 +436,8 @@ class CompatRouter:
             (*conversation.messages, reply.message()),
             marks,
             request.affinity_key,
+            basis.model,
+            basis.tools,
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
@@ -401,18 +448,14 @@ def _earlier(timestamp: str, seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _system_note(lines: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The system prompt lines that changed, told to Claude with the turn's input: the
-    session keeps the prompt it started with."""
-    if not lines:
-        return []
-    return [
-        {
-            "type": "text",
-            "text": "<system_prompt_update>\nThese lines of the system prompt changed; they now "
-            "read:\n" + "\n".join(lines) + "\n</system_prompt_update>",
-        }
-    ]
+def _one_off(conversation: Conversation, target: _Target | None, fork: Fork | None) -> bool:
+    """A request whose session will most likely not be asked again: a side request branched
+    with other tools (a memory flush, a heartbeat poll), or a fresh single message without
+    tools (a summary, a title). Its Claude Code process stops once it has answered; if the
+    client does go on with it, it resumes."""
+    if fork is not None:
+        return fork.side
+    return target is None and len(conversation.messages) == 1 and not conversation.tools
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:

@@ -66,7 +66,7 @@ class EngineSpec:
     def process_key(self) -> tuple[Any, ...]:
         """What a live process was started with that a session may change between turns; a
         live engine started with another key is replaced by a resumed one."""
-        return (self.max_budget_usd,)
+        return (self.max_budget_usd, self.model, self.system_prompt, self.tools)
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -148,7 +148,9 @@ def engine_environment(
     ``ccapi.childproc.child_environment`` lets through from its own: this gateway's pid as the
     owner mark; no telemetry or update checks from a daemon; client tools offered to the model
     directly (not deferred behind tool search) and allowed to wait for the client longer than
-    the gateway's own tool timeout; the configured upstream, retry budget and request timeout
+    the gateway's own tool timeout; a resumed transcript runs under the session's system prompt
+    as it is now, not the one recorded in it (a compat request's prompt is an option of each
+    request); the configured upstream, retry budget and request timeout
     when set (Claude Code's own defaults otherwise: 10 retries, 10 minutes); and a dummy key for
     the mock so a real key is never sent to it."""
     env = {
@@ -156,6 +158,7 @@ def engine_environment(
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "ENABLE_TOOL_SEARCH": "false",
         "MCP_TOOL_TIMEOUT": str(int((tool_timeout + 60) * 1000)),
+        "CLAUDE_CODE_HOST_PROMPT_SUPERSEDES_RECORD": "1",
     }
     if upstream_url:
         env["ANTHROPIC_BASE_URL"] = upstream_url

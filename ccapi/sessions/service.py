@@ -186,6 +186,24 @@ class SessionService:
         await self.store.update_session(session_id, max_budget_usd=max_budget_usd, updated_at=utcnow())
         return await self.get(session_id)
 
+    async def set_options(self, session_id: str, params: NewSession) -> None:
+        """Run the session's next turn with ``params``' model, system prompt and tools: its live
+        Claude Code restarts on the same transcript for it (a compat request's options)."""
+        await self.get(session_id)
+        await self.store.update_session(
+            session_id,
+            model=params.model,
+            system_prompt=params.system_prompt,
+            tools=list(params.tools),
+            updated_at=utcnow(),
+        )
+
+    async def park(self, session_id: str) -> None:
+        """Stop the session's live Claude Code now, not at idle eviction: a one-off request has
+        been answered. A later turn resumes it."""
+        if session_id not in self._running:
+            await self.pool.discard(session_id)
+
     async def fork(self, session_id: str, turn_id: str | None = None, after_seq: int | None = None) -> SessionRecord:
         """A new session that holds this one's conversation up to the end of turn ``turn_id``
         (or of the last assistant message at or before event ``after_seq``; by default all of
