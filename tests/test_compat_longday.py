@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ccapi.testing import MockModel, Reply
+from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, main_requests, user_texts
 from tests.gateway import Gateway
 
@@ -182,3 +182,34 @@ def test_a_changed_prompt_restarts_the_session_and_a_side_request_with_other_too
     last = main_requests(mock_model)[-1]
     assert len(last["messages"]) == 5 and "memory" not in str(last["messages"])
     _no_flattening(mock_model)
+
+
+def test_a_one_off_summary_gives_its_process_back_once_it_answers(http: httpx.Client, gateway: Gateway) -> None:
+    live = _live(gateway)
+    _, choice = _chat(http, [{"role": "user", "content": "Summarise this conversation: [...]"}])
+    assert choice["message"]["content"] == "mock reply: Summarise this conversation: [...]"
+    assert _live(gateway) == live
+
+
+def test_a_session_paused_on_a_call_its_compacted_history_dropped_is_released_but_not_by_a_heartbeat(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    system = {"role": "system", "content": "You are an agent with weather."}
+    opening: list[dict[str, Any]] = [{"role": "user", "content": "hello, compacting agent"}]
+    _, choice = _chat(http, [system, *opening], tools=[TOOL])
+    opening.append(choice["message"])
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Bergen"}),)))
+    paused, choice = _chat(http, [system, *opening, {"role": "user", "content": "Bergen?"}], tools=[TOOL])
+    assert choice["finish_reason"] == "tool_calls"
+
+    poll = {"role": "user", "content": "[heartbeat poll] anything to report?"}  # another prompt and tool set
+    _chat(http, [{"role": "system", "content": "Heartbeat."}, *opening, poll], tools=[_tool("notify")])
+    assert gateway.client.get(f"/api/sessions/{paused}").json()["status"] == "requires_action"
+
+    compacted = [system, *opening, {"role": "user", "content": "Summary of earlier turns: weather talk.\n\nWhat now?"}]
+    _, choice = _chat(http, compacted, tools=[TOOL])  # the client's compaction dropped the pending call
+    assert choice["message"]["content"].startswith("mock reply:")
+    session = gateway.client.get(f"/api/sessions/{paused}").json()
+    assert session["status"] == "idle"
+    ended = [e["type"] for e in gateway.events(paused) if e["type"] in ("turn.requires_action", "turn.interrupted")]
+    assert ended == ["turn.requires_action", "turn.interrupted"]

@@ -152,9 +152,6 @@ class Fork:
     source: Head
     keep: int
     marks: tuple[ForkPoint | None, ...]
-    side: bool = False
-    """A side request over the source's history with other tools (a memory flush, a
-    heartbeat poll): the branch answers it and the source keeps the main line."""
 
     @property
     def point(self) -> ForkPoint:

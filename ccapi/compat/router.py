@@ -240,7 +240,7 @@ class CompatRouter:
         if head.tools and head.tools != tools_key(request.conversation):
             keep = match.fork_at(messages)
             if keep:  # a side request with other tools: a branch answers it, the session keeps its line
-                return None, lookup.passed, Fork(head, keep, match.marks[:keep], side=True)
+                return None, lookup.passed, Fork(head, keep, match.marks[:keep])
         self._index.claim(head)
         target = _Target(
             head.session_id,
@@ -449,12 +449,12 @@ def _earlier(timestamp: str, seconds: float) -> str:
 
 
 def _one_off(conversation: Conversation, target: _Target | None, fork: Fork | None) -> bool:
-    """A request whose session will most likely not be asked again: a side request branched
-    with other tools (a memory flush, a heartbeat poll), or a fresh single message without
-    tools (a summary, a title). Its Claude Code process stops once it has answered; if the
-    client does go on with it, it resumes."""
+    """A request whose session will most likely not be asked again: a branch with other tools
+    than its source's (a side request: a memory flush, a heartbeat poll), or a fresh single
+    message without tools (a summary, a title). Its Claude Code process stops once it has
+    answered; if the client does go on with it, it resumes."""
     if fork is not None:
-        return fork.side
+        return bool(fork.source.tools) and fork.source.tools != tools_key(conversation)
     return target is None and len(conversation.messages) == 1 and not conversation.tools
 
 
