@@ -213,3 +213,22 @@ def test_a_session_paused_on_a_call_its_compacted_history_dropped_is_released_bu
     assert session["status"] == "idle"
     ended = [e["type"] for e in gateway.events(paused) if e["type"] in ("turn.requires_action", "turn.interrupted")]
     assert ended == ["turn.requires_action", "turn.interrupted"]
+
+
+def test_a_user_message_resent_in_two_blocks_with_its_timestamp_moved_stays_warm(
+    http: httpx.Client, mock_model: MockModel
+) -> None:
+    """After a NO_REPLY poll OpenClaw re-sends the user's message with its envelope as a block of its own."""
+    asked = "[Thu 2026-12-03 10:00 UTC] what is on my calendar, envelope test?"
+    session, choice = _chat(http, [{"role": "user", "content": asked}])
+    resent = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "what is on my calendar, envelope test?"},
+            {"type": "text", "text": "[Thu 2026-12-03 10:00 UTC]"},
+        ],
+    }
+    again, _ = _chat(http, [resent, choice["message"], {"role": "user", "content": "and tomorrow?"}])
+    assert again == session
+    assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 3]  # warm: no branch, nothing re-sent
+    _no_flattening(mock_model)

@@ -356,3 +356,24 @@ def test_an_assistant_reply_matches_what_the_client_keeps_of_it() -> None:
     assert mismatch(stored, Message("assistant", text="Hello! How may I help?")) == "the assistant text differs"
     assert mismatch(stored, Message("assistant", text="How can I help? Hello!")) == "the assistant text differs"
     assert mismatch(Message("assistant", text="Hi"), Message("assistant", text="Hi there")) is not None
+
+
+def _user(*texts: str) -> Message:
+    return Message("user", content=tuple({"type": "text", "text": text} for text in texts))
+
+
+def test_a_user_message_replayed_as_the_same_words_in_other_blocks_matches() -> None:
+    """OpenClaw re-sends a message with its timestamp envelope moved into a block of its own."""
+    stored = _user("[Thu 2026-12-03 10:00 UTC] what is on today?")
+    assert mismatch(stored, _user("what is on today?", "[Thu 2026-12-03 10:00 UTC]")) is None
+    assert mismatch(stored, _user("[Thu 2026-12-03 10:00 UTC]", "what is on today?")) is None
+    with_context = _user("[Thu 2026-12-03 10:00 UTC] what is on today?", "<<<CONTEXT>>> request 3 <<<END>>>")
+    assert mismatch(with_context, _user("what is on today?", "[Thu 2026-12-03 10:00 UTC]")) is None
+    for other in (
+        _user("what is on tomorrow?", "[Thu 2026-12-03 10:00 UTC]"),  # another word
+        _user("what is on today?"),  # a part of a block left out
+        _user("what is on today? today?", "[Thu 2026-12-03 10:00 UTC]"),  # a word more
+    ):
+        assert mismatch(stored, other) == "the user message differs"
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
+    assert mismatch(Message("user", content=(image, *stored.content)), _user("what is on today?")) is not None

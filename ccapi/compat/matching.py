@@ -8,7 +8,9 @@ a stored message matches when the replayed one is a *reduction* of it — the sa
 user blocks and tool-result blocks a non-empty subsequence of the stored ones, assistant
 text whose words are a subsequence of the stored text's (clients strip their own markup from
 replies they keep), and the same tool calls under ids that contain the ids
-the gateway issued. Clients also shorten what they keep: a tool result replayed shorter
+the gateway issued. A user message may also come back as the same words in other text
+blocks (OpenClaw moves a message's timestamp envelope into a block of its own). Clients
+also shorten what they keep: a tool result replayed shorter
 (a cleared-result placeholder, a persisted-output stub, a head/tail cut) or an image
 replaced by a short bracketed mention still stands for the stored one, since a call id's
 result never changes. Each check returns why it failed, so a miss can be logged. (The
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -71,7 +74,8 @@ def mismatch(stored: Message, replayed: Message) -> str | None:
     if stored.role != replayed.role:
         return f"a {replayed.role} message where the session has a {stored.role} message"
     if stored.role == "user":
-        return None if _kept(stored.content, replayed.content) else "the user message differs"
+        same = _kept(stored.content, replayed.content) or _same_words(stored.content, replayed.content)
+        return None if same else "the user message differs"
     if stored.role == "assistant":
         return _assistant(stored, replayed)
     if len(stored.answers) != len(replayed.answers):
@@ -146,6 +150,33 @@ def _kept(stored: tuple[dict[str, Any], ...], replayed: tuple[dict[str, Any], ..
     short bracketed text naming an image or document stands for one that was replaced)."""
     remaining = iter(stored)
     return bool(replayed) and all(any(_same_block(old, new) for old in remaining) for new in replayed)
+
+
+def _same_words(stored: tuple[dict[str, Any], ...], replayed: tuple[dict[str, Any], ...]) -> bool:
+    """``replayed`` says what ``stored`` says, or what it keeps of it, in other text blocks:
+    its words are those of the stored text blocks less some whole blocks it does not keep
+    (a context block), split into other blocks or in another order (OpenClaw re-sends a
+    message with its timestamp envelope as a block of its own, moved); its other blocks are
+    the stored ones in the same order."""
+    if _others(replayed) != _others(stored):
+        return False
+    said = Counter(_words(replayed))
+    left = Counter(_words(stored)) - said
+    if not said or sum(said.values()) + left.total() != len(_words(stored)):
+        return False  # a word the stored message does not have
+    for block in stored:
+        words = Counter(_words((block,)))
+        if words and words <= left:
+            left -= words
+    return not left
+
+
+def _words(blocks: tuple[dict[str, Any], ...]) -> list[str]:
+    return [word for block in blocks if block.get("type") == "text" for word in block.get("text", "").split()]
+
+
+def _others(blocks: tuple[dict[str, Any], ...]) -> list[bytes]:
+    return [_key(block) for block in blocks if block.get("type") != "text"]
 
 
 def _same_block(stored: dict[str, Any], replayed: dict[str, Any]) -> bool:
