@@ -232,3 +232,38 @@ def test_a_user_message_resent_in_two_blocks_with_its_timestamp_moved_stays_warm
     assert again == session
     assert [len(b["messages"]) for b in main_requests(mock_model)] == [1, 3]  # warm: no branch, nothing re-sent
     _no_flattening(mock_model)
+
+
+def test_a_branch_gets_the_messages_after_its_fork_point_as_messages(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """An edited turn with a reply the client already has: branch at the last shared reply and
+    write what follows into the branch's transcript; only the newest input is a turn."""
+    history: list[dict[str, Any]] = []
+    for question in ("branch one", "branch two"):
+        history.append({"role": "user", "content": question})
+        original, choice = _chat(http, history)
+        history.append(choice["message"])
+    edited = [
+        *history[:2],
+        {"role": "user", "content": "branch two, edited"},
+        {"role": "assistant", "content": "An answer from elsewhere."},
+        {"role": "user", "content": "branch three"},
+    ]
+    mock_model.clear()
+    branch, _ = _chat(http, edited)
+    assert branch != original
+    [sent] = main_requests(mock_model)
+    texts = [user_texts(m) if m["role"] == "user" else [b["text"] for b in m["content"]] for m in sent["messages"]]
+    assert texts == [
+        ["branch one"],
+        ["mock reply: branch one"],
+        ["branch two, edited"],
+        ["An answer from elsewhere."],
+        ["branch three"],
+    ]
+    created = gateway.events(branch)[0]["data"]
+    assert created["forked_from"]["session_id"] == original and created["history_messages"] == 2
+    assert [e["data"]["input"] for e in gateway.events(branch) if e["type"] == "turn.started"] == [
+        [{"type": "text", "text": "branch three"}]
+    ]

@@ -220,8 +220,9 @@ class CompatRouter:
             head = self._index.head_of(request.pinned_session)
             match = head.shared(messages) if head is not None else None
             if head is not None and match is not None and match.whole(head, messages):
-                suffix = messages[match.replayed :]
-                return _Target(head.session_id, suffix, explicit=True, claimed=head, marks=match.marks), (), None
+                suffix, options = messages[match.replayed :], not same_options(head, request.conversation)
+                target = _Target(head.session_id, suffix, True, claimed=head, marks=match.marks, options=options)
+                return target, (), None
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
         lookup = self._index.lookup(request.conversation, request.affinity_key)
         stale = lookup.match is None or len(messages) > lookup.match.replayed + 1  # moved on elsewhere?

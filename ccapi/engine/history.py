@@ -15,6 +15,7 @@ CLI): ``type``, ``uuid``, ``parentUuid``, ``sessionId``, ``timestamp``, ``cwd`` 
 
 from __future__ import annotations
 
+import re
 import uuid as uuid_mod
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from ccapi.engine.errors import EngineError
 
 #: Entry types that carry a message of the conversation chain.
 _CHAIN = ("user", "assistant")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def transcript_entries(
@@ -99,8 +101,10 @@ async def write_history(
 
 
 def _as_model_sees(block: dict[str, Any]) -> dict[str, Any]:
+    """A client tool call under the name the model knows (in the characters a name may have:
+    a call in the history may name a tool the client no longer declares)."""
     if block.get("type") == "tool_use":
-        return {**block, "name": CLIENT_TOOL_PREFIX + block["name"]}
+        return {**block, "name": CLIENT_TOOL_PREFIX + _NOT_NAME.sub("_", block["name"])}
     return block
 
 
