@@ -100,7 +100,7 @@ def test_an_unknown_history_ending_in_tool_results_continues_from_them(
 ) -> None:
     mock_model.script(Reply(text="Lima: warm."))
     history = _weather_history("Lima")[:-1]  # the client ran the call; the reply is still to come
-    _, choice = _chat(http, history, tools=[TOOL])
+    session, choice = _chat(http, history, tools=[TOOL])
     assert choice["message"]["content"] == "Lima: warm."
     [first] = main_requests(mock_model)
     sent = first["messages"]
@@ -110,6 +110,8 @@ def test_an_unknown_history_ending_in_tool_results_continues_from_them(
     assert (result["type"], result["tool_use_id"]) == ("tool_result", "call_lima_1")
     assert str(result["content"]).startswith("-3C and snowing")
     _no_flattening(mock_model)
+    again, _ = _chat(http, [*history, choice["message"], {"role": "user", "content": "thanks, Lima"}], tools=[TOOL])
+    assert again == session and len(main_requests(mock_model)[-1]["messages"]) == 5  # warm from there
 
 
 def _tool(name: str) -> dict[str, Any]:

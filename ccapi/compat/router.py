@@ -112,8 +112,8 @@ class _Target:
     marks: tuple[ForkPoint | None, ...] = ()
     """The marks of the request's messages before ``suffix`` (see ``affinity``)."""
     options: bool = False
-    """The request's system prompt or model differs from the session's: a new turn runs
-    with the request's (Claude Code restarts on the same transcript)."""
+    """The request's options (system prompt, model, tools) differ from the session's: a new
+    turn runs with the request's (Claude Code restarts on the same transcript)."""
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,9 @@ def find_cli() -> str:
 
 MOCK_API_KEY = "cc-api-mock-model"
 
-CONTINUE_ENV = {"CLAUDE_CODE_RESUME_INTERRUPTED_TURN": "1"}
-"""Claude Code re-runs, as it starts, a turn its resumed transcript ends in without a reply."""
+CONTINUE_ENV = {"CLAUDE_CODE_RESUME_INTERRUPTED_TURN": "1", "CLAUDE_CODE_RESUME_INTERRUPTED_TURN_MAX_AGE_MS": "0"}
+"""Claude Code re-runs, as it starts, a turn its resumed transcript ends in without a reply,
+however long the turn waited for a live slot (``0``: no age limit)."""
 
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments
