@@ -78,14 +78,19 @@ def test_a_regenerated_reply_does_not_reuse_the_session(client: openai.OpenAI) -
     assert again != original
 
 
-def test_a_changed_system_prompt_is_the_same_conversation_and_other_tools_a_branch(client: openai.OpenAI) -> None:
+def test_a_changed_system_prompt_or_tool_set_is_the_same_conversation_under_the_new_options(
+    client: openai.OpenAI, mock_model: MockModel
+) -> None:
     original, messages = _history(client, ["one, with options"])
     verbose = [{"role": "system", "content": "Be verbose."}, *messages[1:], {"role": "user", "content": "two"}]
     session, answer = _ask(client, verbose)
     assert session == original
     tool = {"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}}
-    side = [*verbose, {"role": "assistant", "content": answer}, {"role": "user", "content": "three"}]
-    assert _ask(client, side, tools=[tool])[0] not in (original, None)
+    more = [*verbose, {"role": "assistant", "content": answer}, {"role": "user", "content": "three"}]
+    assert _ask(client, more, tools=[tool])[0] == original
+    sent = main_requests(mock_model)[-2:]  # Claude Code restarted on the same transcript each time
+    assert [len(body["messages"]) for body in sent] == [3, 5]
+    assert "Be verbose." in str(sent[0]["system"]) and [t["name"] for t in sent[1]["tools"]] == ["mcp__client__noop"]
 
 
 def test_a_pinned_session_takes_only_the_new_input(client: openai.OpenAI, mock_model: MockModel) -> None:

@@ -13,10 +13,10 @@ A request is routed, in order of precedence, to:
    whatever the request's options: the history is the conversation; the system prompt,
    model and tools are options of each request. A new turn runs with the request's
    options (a changed prompt or model restarts Claude Code on the same transcript, so the
-   model sees the prompt the client sent now). A request with *other tools* over the
-   session's history is a side request (a memory flush, a heartbeat poll): it goes to a
-   branch at the session's last turn end, with its own options, and the session keeps
-   its line;
+   model sees the prompt the client sent now; a changed tool set likewise). A request
+   with another system prompt *and* other tools over the session's history is a side
+   request (a memory flush, a heartbeat poll): it goes to a branch at the session's last
+   turn end, with its own options, and the session keeps its line;
 4. a new session branched from the session that shares most of the history, at the last
    turn end both share: the messages after that point are written into its transcript
    and only the newest input is sent;
@@ -238,9 +238,9 @@ class CompatRouter:
             )
             return None, lookup.passed, lookup.fork
         head, match = lookup.head, lookup.match
-        if head.tools and head.tools != tools_key(request.conversation):
+        if _side(head, request.conversation):
             keep = match.fork_at(messages)
-            if keep:  # a side request with other tools: a branch answers it, the session keeps its line
+            if keep:  # a branch answers it, the session keeps its line
                 return None, lookup.passed, Fork(head, keep, match.marks[:keep])
         self._index.claim(head)
         target = _Target(
@@ -449,13 +449,20 @@ def _earlier(timestamp: str, seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _side(head: Head, conversation: Conversation) -> bool:
+    """The request is a side request over ``head``'s history: another system prompt *and*
+    other tools (OpenClaw's memory flush and heartbeat poll). Either alone is the line going
+    on with new options (a date line, a dropped prompt section, a tool added)."""
+    return bool(head.tools) and head.tools != tools_key(conversation) and head.system != conversation.system
+
+
 def _one_off(conversation: Conversation, target: _Target | None, fork: Fork | None) -> bool:
-    """A request whose session will most likely not be asked again: a branch with other tools
-    than its source's (a side request: a memory flush, a heartbeat poll), or a fresh single
-    message without tools (a summary, a title). Its Claude Code process stops once it has
-    answered; if the client does go on with it, it resumes."""
+    """A request whose session will most likely not be asked again: a side request's branch
+    (``_side``: a memory flush, a heartbeat poll), or a fresh single message without tools (a
+    summary, a title). Its Claude Code process stops once it has answered; if the client does
+    go on with it, it resumes."""
     if fork is not None:
-        return bool(fork.source.tools) and fork.source.tools != tools_key(conversation)
+        return _side(fork.source, conversation)
     return target is None and len(conversation.messages) == 1 and not conversation.tools
 
 
