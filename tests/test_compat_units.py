@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import AffinityIndex, Head, conversation_key, same_options, tools_key
+from ccapi.compat.affinity import AffinityIndex, Head, conversation_key, same_options
 from ccapi.compat.anthropic_messages import parse as parse_messages
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.matching import droppable, mismatch, native_answers, same_call
@@ -227,7 +227,7 @@ def test_the_history_finds_the_session_whatever_the_options_and_its_own_options_
     assert found.head.session_id == "s1" and not same_options(found.head, tuesday)
     other_tools = replace(tuesday, tools=({"name": "read", "input_schema": {"type": "object"}},))
     assert index.lookup(other_tools).head.session_id == "s1"
-    index.advance(replace(_head("s2", tuesday, _says("a", "A")), tools=tools_key(tuesday), model=tuesday.model))
+    index.advance(replace(_head("s2", tuesday, _says("a", "A")), tools=tuesday.tools_key, model=tuesday.model))
     found = index.lookup(tuesday)
     assert found.head.session_id == "s2" and same_options(found.head, tuesday)
 

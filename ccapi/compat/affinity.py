@@ -54,7 +54,7 @@ class Head:
     """The client's own key for the conversation, when it sent one."""
     model: str = ""
     tools: str = ""
-    """The fingerprint of the client tools the session runs with (``tools_key``)."""
+    """The fingerprint of the client tools the session runs with (``Conversation.tools_key``)."""
 
     @property
     def consumed(self) -> int:
@@ -182,13 +182,8 @@ def conversation_key(conversation: Conversation) -> str:
     return hashlib.sha256(orjson.dumps({"model": conversation.model})).hexdigest()
 
 
-def tools_key(conversation: Conversation) -> str:
-    """The fingerprint of a request's client tools."""
-    return hashlib.sha256(orjson.dumps(list(conversation.tools), option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
 def same_options(head: Head, conversation: Conversation) -> bool:
-    return (head.model, head.tools, head.system) == (conversation.model, tools_key(conversation), conversation.system)
+    return (head.model, head.tools, head.system) == (conversation.model, conversation.tools_key, conversation.system)
 
 
 #: How many opening messages a request with a head's options must share with it to be the

@@ -61,7 +61,6 @@ from ccapi.compat.affinity import (
     head_from_json,
     head_json,
     same_options,
-    tools_key,
 )
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.matching import native_answers
@@ -119,7 +118,7 @@ class _Target:
 @dataclass(frozen=True)
 class _Basis:
     """What the fed session runs with for this request — the system prompt, model and
-    tools (``tools_key``) — and the marks of the request's leading messages (see ``affinity``)."""
+    tools (``Conversation.tools_key``) — and the marks of the request's leading messages (see ``affinity``)."""
 
     system: str | None
     model: str
@@ -128,7 +127,7 @@ class _Basis:
 
     @classmethod
     def of(cls, conversation: Conversation, marks: tuple[ForkPoint | None, ...] = ()) -> _Basis:
-        return cls(conversation.system, conversation.model, tools_key(conversation), marks)
+        return cls(conversation.system, conversation.model, conversation.tools_key, marks)
 
 
 @dataclass
@@ -453,7 +452,7 @@ def _side(head: Head, conversation: Conversation) -> bool:
     """The request is a side request over ``head``'s history: another system prompt *and*
     other tools (OpenClaw's memory flush and heartbeat poll). Either alone is the line going
     on with new options (a date line, a dropped prompt section, a tool added)."""
-    return bool(head.tools) and head.tools != tools_key(conversation) and head.system != conversation.system
+    return bool(head.tools) and head.tools != conversation.tools_key and head.system != conversation.system
 
 
 def _one_off(conversation: Conversation, target: _Target | None, fork: Fork | None) -> bool:
