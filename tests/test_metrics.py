@@ -1,0 +1,113 @@
+"""``GET /metrics`` on the real stack: the figures dashboards and alerts rely on move as turns,
+compat requests and streams happen, and the page is as private as the sessions it counts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ccapi.testing import MockModel
+from tests.gateway import Gateway
+from tests.test_errors import _assert_error
+
+KEY = "metrics-key-5d1e"
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@pytest.fixture(scope="module")
+def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path_factory.mktemp("metrics"), mock_model.url, CC_API_KEY=KEY).start()
+    gw.client.headers["Authorization"] = f"Bearer {KEY}"
+    yield gw
+    gw.stop()
+    assert gw.lingering_processes() == []
+
+
+def scrape(gw: Gateway) -> Samples:
+    response = gw.client.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_metrics_need_the_key(keyed_gateway: Gateway) -> None:
+    with httpx.Client(base_url=keyed_gateway.base_url) as anonymous:
+        _assert_error(anonymous.get("/metrics"), 401, "unauthorized")
+        _assert_error(anonymous.get("/metrics", headers={"x-api-key": "wrong"}), 401, "unauthorized")
+    samples = scrape(keyed_gateway)
+    assert value(samples, "cc_api_live_sessions_max") == 8
+    assert value(samples, "process_resident_memory_bytes") > 0, "the usual process metrics are there"
+
+
+def test_turns_and_compat_requests_move_the_counters_histograms_and_gauges(
+    keyed_gateway: Gateway, mock_model: MockModel
+) -> None:
+    gw = keyed_gateway
+    before = scrape(gw)
+
+    session = gw.create_session()["id"]
+    replies = [gw.turn(session, text) for text in ("first", "second")]
+    assert [reply["status"] for reply in replies] == ["completed", "completed"]
+    history = [{"role": "user", "content": "compat hello"}]
+    first = gw.client.post("/v1/chat/completions", json={"model": "claude-sonnet-4-5", "messages": history})
+    assert first.status_code == 200, first.text
+    history += [first.json()["choices"][0]["message"], {"role": "user", "content": "compat again"}]
+    second = gw.client.post("/v1/chat/completions", json={"model": "claude-sonnet-4-5", "messages": history})
+    assert second.status_code == 200, second.text
+    compat_session = first.headers["x-cc-session-id"]
+    assert second.headers["x-cc-session-id"] == compat_session
+
+    with gw.client.stream("GET", f"/api/sessions/{session}/events/stream") as stream:
+        chunks = stream.iter_bytes()  # held: a dropped iterator would close the stream
+        assert b"turn.completed" in next(chunks) + next(chunks)  # the replay: the stream is subscribed
+        during = scrape(gw)
+    after = scrape(gw)
+
+    assert moved(before, after, "cc_api_turns_total", kind="input", status="completed") == 4
+    assert moved(before, after, "cc_api_turns_total", kind="input", status="failed") == 0
+    assert moved(before, after, "cc_api_turns_last_hour", status="completed") == 4
+    assert moved(before, after, "cc_api_turn_duration_seconds_count") == 4
+    assert moved(before, after, "cc_api_turn_duration_seconds_bucket", le="+Inf") == 4
+    assert moved(before, after, "cc_api_turn_duration_seconds_bucket", le="30.0") == 4, "mock turns take seconds"
+    assert moved(before, after, "cc_api_turn_duration_seconds_sum") > 0
+    assert moved(before, after, "cc_api_time_to_first_token_seconds_count") == 4
+    assert moved(before, after, "cc_api_sessions_total") == 2
+    assert moved(before, after, "cc_api_engine_starts_total", reason="new") == 2
+    assert moved(before, after, "cc_api_compat_requests_total", format="openai.chat", route="new") == 1
+    assert moved(before, after, "cc_api_compat_requests_total", format="openai.chat", route="warm") == 1
+    assert moved(before, after, "cc_api_compat_flattened_total", format="openai.chat") == 0
+    assert moved(before, after, "cc_api_live_sessions") == 2
+    assert value(during, "cc_api_sse_subscribers") == value(before, "cc_api_sse_subscribers") + 1
+    assert _eventually(lambda: value(scrape(gw), "cc_api_sse_subscribers") == value(before, "cc_api_sse_subscribers"))
+
+    usage = [gw.client.get(f"/api/sessions/{sid}").json()["usage"] for sid in (session, compat_session)]
+    for label, key in (("input", "input_tokens"), ("output", "output_tokens")):
+        spent = sum(u[key] for u in usage)
+        assert spent > 0
+        assert moved(before, after, "cc_api_model_tokens_total", type=label) == spent
+    assert moved(before, after, "cc_api_cost_usd_total") == pytest.approx(sum(u["cost_usd"] for u in usage))
