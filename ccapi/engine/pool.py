@@ -88,7 +88,7 @@ class EnginePool:
         self._reserved: set[str] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._metrics = metrics or Metrics(process=False)
-        self._evicted: OrderedDict[str, None] = OrderedDict()
+        self._evicted: OrderedDict[str, bool] = OrderedDict()
 
     @property
     def live_count(self) -> int:
@@ -121,7 +121,7 @@ class EnginePool:
         """The reserved session's live engine, started (after an eviction) when needed."""
         assert spec.session_id in self._reserved, "reserve() a slot before acquiring an engine"
         engine = self._engines.get(spec.session_id)
-        reason = "eviction" if self._evicted.pop(spec.session_id, None) is not None else "resume"
+        reason = "eviction" if self._evicted.pop(spec.session_id, False) else "resume"
         if engine is not None and (engine.generation != spec.generation or engine.spec.process_key != spec.process_key):
             await self.discard(spec.session_id)  # turns ran elsewhere, or settings changed: resume instead
             engine, reason = None, "restart"
@@ -156,7 +156,7 @@ class EnginePool:
         """Stop an idle engine to free its slot, or because it idled out; it resumes when needed."""
         await self.discard(session_id)
         self._metrics.evicted()
-        self._evicted[session_id] = None
+        self._evicted[session_id] = True
         if len(self._evicted) > _EVICTED_REMEMBERED:
             self._evicted.popitem(last=False)
 
