@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ccapi.console import render_status
+from ccapi.launcher import GatewayState, GatewayStatus
+from ccapi.observability.headline import headline
+from ccapi.observability.metrics import Metrics, RecentTurns
+from ccapi.paths import StatePaths
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
 from tests.test_errors import _assert_error
@@ -111,3 +117,36 @@ def test_turns_and_compat_requests_move_the_counters_histograms_and_gauges(
         assert spent > 0
         assert moved(before, after, "cc_api_model_tokens_total", type=label) == spent
     assert moved(before, after, "cc_api_cost_usd_total") == pytest.approx(sum(u["cost_usd"] for u in usage))
+
+
+def test_turns_of_the_last_hour_age_out_by_the_minute() -> None:
+    now = [0.0]
+    recent = RecentTurns(clock=lambda: now[0])
+    recent.add("completed")
+    now[0] = 30 * 60
+    recent.add("failed")
+    recent.add("completed")
+    assert recent.totals() == {"completed": 2, "failed": 1}
+    now[0] = 61 * 60  # the first turn is more than an hour old
+    assert recent.totals() == {"completed": 1, "failed": 1}
+    now[0] = 91 * 60
+    assert recent.totals() == {}
+
+
+def test_status_shows_the_headline_figures_read_back_from_metrics(tmp_path: Path) -> None:
+    """What `cc-api status` prints from a gateway's /metrics: turns of the last hour, tokens, compat warm share."""
+    metrics = Metrics(process=False)
+    metrics.turn_ended("input", "completed", 1.5, {"input_tokens": 1200, "output_tokens": 80}, 0.25)
+    metrics.turn_ended("input", "failed", 0.2, {}, None)
+    for route in ("warm", "warm", "warm", "seeded"):
+        metrics.compat_routed("openai.chat", route)
+    figures = headline(metrics.render().decode())
+    assert (figures.turns_last_hour, figures.failed_last_hour) == (2, 1)
+    assert figures.tokens["input"] == 1200 and figures.cost_usd == 0.25
+    assert (figures.compat_requests, figures.compat_warm_share) == (4, 0.75)
+
+    state = GatewayState(1, 1, "1", "http://127.0.0.1:8000", "127.0.0.1", 8000, time.time(), "0.1.0")
+    shown = render_status(GatewayStatus(True, state, True, 5.0, 1, 3, figures=figures), StatePaths(tmp_path))
+    assert "turns     2 in the last hour, 1 failed" in shown
+    assert "tokens    1.2k in, 80 out, 0 cache read, $0.25 since start" in shown
+    assert "compat    4 requests, 75% to a warm session" in shown
