@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
+#: Claude Code's own tracing, as a user would turn it on: it then sends the trace on its model requests too.
+#: Its exporter points at a closed loopback port (nothing listens; the test reads the mock instead).
+CLAUDE_CODE_TRACING = {
+    "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+    "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1",
+    "CLAUDE_CODE_PROPAGATE_TRACEPARENT": "1",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    "OTEL_METRICS_EXPORTER": "none",
+    "OTEL_LOGS_EXPORTER": "none",
+}
 
 
 def _child_environments() -> list[dict[str, str]]:
@@ -105,14 +117,14 @@ async def _serve_and_run_a_turn(
         await server.after_stop()
 
 
-def test_a_turn_is_nested_spans_under_the_clients_traceparent(
+def test_a_turn_is_nested_spans_under_the_clients_traceparent_and_claude_code_joins_the_trace(
     mock_model: MockModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     environment = offline_environment(tmp_path, mock_model.url)
     for name in list(os.environ):
         if name not in environment:
             monkeypatch.delenv(name)  # Claude Code inherits this process's environment, as it would the gateway's
-    for name, value in environment.items():
+    for name, value in {**environment, **CLAUDE_CODE_TRACING}.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "user").mkdir()
     settings = Settings.from_env().with_overrides(port=free_port())
@@ -144,8 +156,12 @@ def test_a_turn_is_nested_spans_under_the_clients_traceparent(
     assert turn.attributes["gen_ai.usage.output_tokens"] == reply["usage"]["output_tokens"] > 0
     assert turn.start_time >= request.start_time and turn.end_time <= request.end_time
 
-    # Claude Code was started inside the turn's span: its own spans (when it exports any) join the trace
+    # Claude Code was started inside the turn's span, so its own spans and its model request join the trace
     assert [child.get("TRACEPARENT") for child in children] == [f"00-{TRACE_ID}-{turn.context.span_id:016x}-01"]
+    model_calls = mock_model.message_requests(include_side=False)
+    assert model_calls and all(
+        call.headers.get("traceparent", "").startswith(f"00-{TRACE_ID}-") for call in model_calls
+    ), [call.headers.get("traceparent") for call in model_calls]
     deadline = time.monotonic() + 10
     while _child_environments() and time.monotonic() < deadline:
         time.sleep(0.1)
