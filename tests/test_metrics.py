@@ -3,6 +3,8 @@ compat requests and streams happen, and the page is as private as the sessions i
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -150,3 +152,19 @@ def test_status_shows_the_headline_figures_read_back_from_metrics(tmp_path: Path
     assert "turns     2 in the last hour, 1 failed" in shown
     assert "tokens    1.2k in, 80 out, 0 cache read, $0.25 since start" in shown
     assert "compat    4 requests, 75% to a warm session" in shown
+
+
+def test_the_docs_and_the_dashboard_name_only_families_the_gateway_serves(keyed_gateway: Gateway) -> None:
+    """docs/operations.md and docs/grafana/cc-api.json stay true to what /metrics serves."""
+    text = keyed_gateway.client.get("/metrics").text
+    served = set()
+    for name in re.findall(r"^# HELP (\w+)", text, flags=re.M):
+        served |= {name, f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    root = Path(__file__).resolve().parent.parent
+    dashboard = json.loads((root / "docs" / "grafana" / "cc-api.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    named = set(re.findall(r"\bcc_api_\w+", " ".join(queries))) | set(
+        re.findall(r"\bcc_api_\w+", (root / "docs" / "operations.md").read_text())
+    )
+    assert len(named) >= 15
+    assert named <= served, f"named but not served: {sorted(named - served)}"
