@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ccapi.console import render_status
 from ccapi.launcher import GatewayState, GatewayStatus
@@ -20,10 +19,10 @@ from ccapi.observability.metrics import Metrics, RecentTurns
 from ccapi.paths import StatePaths
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
+from tests.metrics_support import moved, scrape, value
 from tests.test_errors import _assert_error
 
 KEY = "metrics-key-5d1e"
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture(scope="module")
@@ -33,25 +32,6 @@ def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactor
     yield gw
     gw.stop()
     assert gw.lingering_processes() == []
-
-
-def scrape(gw: Gateway) -> Samples:
-    response = gw.client.get("/metrics")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:

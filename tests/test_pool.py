@@ -9,7 +9,7 @@ import orjson
 
 from ccapi.testing import MockModel, Reply
 from tests.gateway import Gateway
-from tests.test_metrics import scrape, value
+from tests.metrics_support import scrape, value
 
 
 class ProcessSampler:
