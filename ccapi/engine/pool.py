@@ -138,7 +138,7 @@ class EnginePool:
                 self._engines.pop(spec.session_id, None)
                 raise
             log.info("engine_started", session_id=spec.session_id, live=len(self._engines), resume=bool(spec.resume))
-            self._metrics.engine_started(reason if spec.resume else "new")
+            self._metrics.engine_started(reason if spec.resume and spec.generation else "new")  # a fork's first: new
         self._engines.move_to_end(spec.session_id)
         engine.busy = True
         return engine
