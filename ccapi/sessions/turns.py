@@ -217,7 +217,10 @@ class TurnRun:
         if self.spec.budget_left is not None and self.spec.budget_left <= 0:
             self.ctx.pool.release(self.session.id)
             return TurnOutcome("failed", error=budget_exceeded(self.spec.max_budget_usd))
-        acquiring = self._child_span("cc_api.engine.acquire", {"cc_api.engine.was_live": self._engine_live()})
+        tracing, acquiring = self.ctx.tracing, None
+        if tracing is not None:
+            live = self.ctx.pool.get(self.session.id) is not None
+            acquiring = tracing.span("cc_api.engine.acquire", {"cc_api.engine.was_live": live})
         try:
             engine = await self.ctx.pool.acquire(self.spec)
         except EngineError as exc:
@@ -241,12 +244,6 @@ class TurnRun:
         if translator.result is not None and translator.result.total_cost_usd is not None:
             engine.reported_cost = translator.result.total_cost_usd
         return translator.outcome()
-
-    def _child_span(self, name: str, attributes: dict[str, Any]) -> Span | None:
-        return None if self.ctx.tracing is None else self.ctx.tracing.span(name, attributes)
-
-    def _engine_live(self) -> bool:
-        return self.ctx.pool.get(self.session.id) is not None
 
     async def _handle(self, type_: EventType, data: dict[str, Any]) -> None:
         if self._first_output is None and type_ in _FIRST_OUTPUT:
