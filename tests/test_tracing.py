@@ -22,6 +22,7 @@ import pytest
 from ccapi.app import create_app
 from ccapi.childproc import GATEWAY_PID
 from ccapi.config import Settings
+from ccapi.observability import tracing as tracing_module
 from ccapi.observability.tracing import from_environment
 from ccapi.testing import MockModel
 from tests.gateway import free_port, pids_with_env
@@ -74,10 +75,13 @@ def test_without_an_exporter_tracing_is_off_and_nothing_of_it_is_imported(tmp_pa
     assert result.stdout.strip() == "[]"
 
 
-def test_the_standard_otel_variables_turn_tracing_on_and_off() -> None:
+def test_the_standard_otel_variables_turn_tracing_on_and_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert from_environment({}) is None
     assert from_environment({"OTEL_TRACES_EXPORTER": "none"}) is None
     assert from_environment({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}) is None
+    with monkeypatch.context() as without_the_extra:
+        without_the_extra.setattr(tracing_module, "_installed", lambda module: False)
+        assert from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) is None
     pytest.importorskip("opentelemetry.sdk")
     tracing = from_environment({"OTEL_TRACES_EXPORTER": "console"})
     assert tracing is not None

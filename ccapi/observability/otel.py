@@ -1,7 +1,8 @@
 """The OpenTelemetry implementation of ``ccapi.observability.tracing`` (the ``otel`` extra).
 
-Imported only when tracing is on. Each app has a tracer provider of its own (not the global
-one), so a test's in-memory exporter sees that app's spans only.
+Used only when tracing is on. OpenTelemetry is imported inside the functions that use it, so the
+module itself loads on a plain install (as every ``ccapi`` module does). Each app has a tracer
+provider of its own (not the global one), so a test's in-memory exporter sees that app's spans only.
 """
 
 from __future__ import annotations
@@ -9,22 +10,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from opentelemetry import context, propagate, trace
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ccapi import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span
 
 log = structlog.get_logger(__name__)
 
 
 class OtelSpan:
-    def __init__(self, span: trace.Span) -> None:
+    def __init__(self, span: Span) -> None:
         self._span = span
 
     def set(self, attributes: Mapping[str, Any]) -> None:
@@ -32,6 +33,8 @@ class OtelSpan:
 
     @contextlib.contextmanager
     def current(self) -> Iterator[None]:
+        from opentelemetry import context, trace
+
         token = context.attach(trace.set_span_in_context(self._span))
         try:
             yield
@@ -40,6 +43,8 @@ class OtelSpan:
 
     def end(self, error: str | None = None) -> None:
         if error is not None:
+            from opentelemetry.trace import Status, StatusCode
+
             self._span.set_status(Status(StatusCode.ERROR, error))
         self._span.end()
 
@@ -52,6 +57,10 @@ class OtelTracing:
     @classmethod
     def from_environment(cls, env: Mapping[str, str], exporters: Sequence[str]) -> OtelTracing:
         """A provider with the ``OTEL_*`` resource, sampler and batch settings, and the named exporters."""
+        from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         attributes = {SERVICE_VERSION: __version__}
         if not env.get("OTEL_SERVICE_NAME"):
             attributes[SERVICE_NAME] = "cc-api"
@@ -64,10 +73,12 @@ class OtelTracing:
         return cls(provider)
 
     def request(self, headers: Mapping[str, str], method: str, route: str, path: str) -> OtelSpan:
-        parent = propagate.extract(headers)
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind
+
         span = self._tracer.start_span(
             f"{method} {route}",
-            parent,
+            propagate.extract(headers),
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "http.route": route, "url.path": path},
         )

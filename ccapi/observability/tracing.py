@@ -52,7 +52,7 @@ def from_environment(env: Mapping[str, str]) -> Tracing | None:
     exporters = [name.strip() for name in env.get("OTEL_TRACES_EXPORTER", "").split(",") if name.strip()]
     if exporters == ["none"] or not (exporters or any(env.get(name) for name in _ENDPOINTS)):
         return None
-    if importlib.util.find_spec("opentelemetry.sdk") is None:
+    if not _installed("opentelemetry.sdk"):
         log.warning(
             "tracing_unavailable",
             message="OTEL_* asks for traces, but the otel extra is not installed: pip install 'cc-api[otel]'",
@@ -61,3 +61,11 @@ def from_environment(env: Mapping[str, str]) -> Tracing | None:
     from ccapi.observability.otel import OtelTracing
 
     return OtelTracing.from_environment(env, exporters or ["otlp"])
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` could be imported, without importing it (its parent package is, if present)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is missing too
+        return False
