@@ -12,6 +12,7 @@ import pytest
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, main_requests, user_texts
 from tests.gateway import Gateway
+from tests.metrics_support import moved, scrape
 
 TOOL = {
     "type": "function",
@@ -269,3 +270,46 @@ def test_a_branch_gets_the_messages_after_its_fork_point_as_messages(
     assert [e["data"]["input"] for e in gateway.events(branch) if e["type"] == "turn.started"] == [
         [{"type": "text", "text": "branch three"}]
     ]
+
+
+def test_a_tool_result_without_its_call_is_the_one_corner_flattened_and_counted(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    before = scrape(gateway)
+    orphan = [
+        {"role": "user", "content": "orphan result test"},
+        {"role": "assistant", "content": "Done earlier."},
+        {"role": "tool", "tool_call_id": "call_gone_1", "content": "stale output"},
+        {"role": "user", "content": "go on"},
+    ]
+    _chat(http, orphan, tools=[TOOL])
+    sent = main_requests(mock_model)[-1]["messages"]
+    assert any("[result of tool call call_gone_1]\nstale output" in text for text in user_texts(sent[2]))
+    assert moved(before, scrape(gateway), "cc_api_compat_flattened_total", format="openai.chat") == 1
+
+
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def test_an_anthropic_history_keeps_its_images_and_tool_blocks(http: httpx.Client, mock_model: MockModel) -> None:
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "what is in this picture?"}, image]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_pic_1", "name": "get_weather", "input": {"city": "Oslo"}}],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_pic_1", "content": "-3C"}]},
+        {"role": "assistant", "content": "A snowy street in Oslo."},
+        {"role": "user", "content": "and now?"},
+    ]
+    tool = {"name": "get_weather", "description": "Weather for a city", "input_schema": WEATHER_SCHEMA}
+    response = http.post(
+        "/messages", json={"model": "sonnet", "max_tokens": 100, "messages": messages, "tools": [tool]}
+    )
+    assert response.status_code == 200, response.text
+    sent = main_requests(mock_model)[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "user"]
+    assert sent[0]["content"][1] == image
+    assert sent[1]["content"][0]["name"] == "mcp__client__get_weather"
+    assert sent[2]["content"][0]["tool_use_id"] == "toolu_pic_1"

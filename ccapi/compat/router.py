@@ -297,6 +297,7 @@ class CompatRouter:
         if target is not None:
             fed = await self._feed_session(request, target)
             if fed is not None:
+                self._service.metrics.compat_routed(request.format, "warm")
                 new_turn, claimed = target.suffix[0].role == "user", target.claimed
                 if new_turn or claimed is None:  # a paused turn goes on as it began
                     return target.session_id, fed, _Basis.of(conversation, target.marks)
@@ -305,10 +306,13 @@ class CompatRouter:
         if fork is not None:
             try:
                 session_id, first_seq, marks = await self._fresh(request, fork)
+                self._service.metrics.compat_routed(request.format, "fork")
                 return session_id, first_seq, _Basis.of(conversation, fork.marks + marks)
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq, marks = await self._fresh(request)
+        seeded = len(conversation.messages) > 1 or conversation.messages[-1].role != "user"
+        self._service.metrics.compat_routed(request.format, "seeded" if seeded else "new")
         return session_id, first_seq, _Basis.of(conversation, marks)
 
     async def _feed_session(self, request: CompatRequest, target: _Target) -> int | None:
@@ -354,6 +358,7 @@ class CompatRouter:
         if fork is not None:
             log.info("compat_forked", session_id=session.id, source=fork.source.session_id, kept=fork.keep)
         if planted.flattened:
+            self._service.metrics.compat_flattened(request.format)
             log.info(
                 "compat.flattened",
                 session_id=session.id,
