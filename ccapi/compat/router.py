@@ -36,7 +36,7 @@ live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``; so is one whose openi
 request with its options shares but which the request goes on without (a client's
 compaction dropped its pending calls). One-off requests do not hold the pool: a side
 request's branch, and a fresh session for a single message without tools (a summary, a
-title), stop their Claude Code once they have answered (``_one_off``); a later turn
+title), stop their Claude Code once they have answered (``options.is_one_off``); a later turn
 resumes them. Everything runs through ``SessionService``, so the native event log records
 it all.
 """
@@ -64,6 +64,7 @@ from ccapi.compat.affinity import (
 )
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.matching import native_answers
+from ccapi.compat.options import Basis, is_one_off, is_side, session_params
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
 from ccapi.compat.seed import seed
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
@@ -113,21 +114,6 @@ class _Target:
     options: bool = False
     """The request's options (system prompt, model, tools) differ from the session's: a new
     turn runs with the request's (Claude Code restarts on the same transcript)."""
-
-
-@dataclass(frozen=True)
-class _Basis:
-    """What the fed session runs with for this request — the system prompt, model and
-    tools (``Conversation.tools_key``) — and the marks of the request's leading messages (see ``affinity``)."""
-
-    system: str | None
-    model: str
-    tools: str
-    marks: tuple[ForkPoint | None, ...] = ()
-
-    @classmethod
-    def of(cls, conversation: Conversation, marks: tuple[ForkPoint | None, ...] = ()) -> _Basis:
-        return cls(conversation.system, conversation.model, conversation.tools_key, marks)
 
 
 @dataclass
@@ -186,7 +172,7 @@ class CompatRouter:
             await self._load(None)
         target, passed, fork = await self._target(request)
         await self._release(passed)
-        one_off = _one_off(conversation, target, fork)
+        one_off = is_one_off(conversation, target is None, fork)
         try:
             session_id, from_seq, basis = await self._feed(request, target, fork)
         except BaseException:
@@ -237,7 +223,7 @@ class CompatRouter:
             )
             return None, lookup.passed, lookup.fork
         head, match = lookup.head, lookup.match
-        if _side(head, request.conversation):
+        if is_side(head, request.conversation):
             keep = match.fork_at(messages)
             if keep:  # a branch answers it, the session keeps its line
                 return None, lookup.passed, Fork(head, keep, match.marks[:keep])
@@ -290,7 +276,7 @@ class CompatRouter:
             except (Conflict, NotFound):
                 pass  # it ended meanwhile
 
-    async def _feed(self, request: CompatRequest, target: _Target | None, fork: Fork | None) -> tuple[str, int, _Basis]:
+    async def _feed(self, request: CompatRequest, target: _Target | None, fork: Fork | None) -> tuple[str, int, Basis]:
         """Start the turn (or continue the paused one); returns the session, the first seq
         and what the session knew before."""
         conversation = request.conversation
@@ -299,21 +285,21 @@ class CompatRouter:
             if fed is not None:
                 self._service.metrics.compat_routed(request.format, "warm")
                 new_turn, claimed = target.suffix[0].role == "user", target.claimed
-                if new_turn or claimed is None:  # a paused turn goes on as it began
-                    return target.session_id, fed, _Basis.of(conversation, target.marks)
-                return target.session_id, fed, _Basis(claimed.system, claimed.model, claimed.tools, target.marks)
+                if new_turn or claimed is None:
+                    return target.session_id, fed, Basis.of(conversation, target.marks)
+                return target.session_id, fed, Basis.kept(claimed, target.marks)  # a paused turn goes on
             await self._release((target.session_id,))
         if fork is not None:
             try:
                 session_id, first_seq, marks = await self._fresh(request, fork)
                 self._service.metrics.compat_routed(request.format, "fork")
-                return session_id, first_seq, _Basis.of(conversation, fork.marks + marks)
+                return session_id, first_seq, Basis.of(conversation, fork.marks + marks)
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq, marks = await self._fresh(request)
         seeded = len(conversation.messages) > 1 or conversation.messages[-1].role != "user"
         self._service.metrics.compat_routed(request.format, "seeded" if seeded else "new")
-        return session_id, first_seq, _Basis.of(conversation, marks)
+        return session_id, first_seq, Basis.of(conversation, marks)
 
     async def _feed_session(self, request: CompatRequest, target: _Target) -> int | None:
         service, suffix = self._service, target.suffix
@@ -372,23 +358,11 @@ class CompatRouter:
         return session.id, run.started_seq, marks
 
     def _params(self, request: CompatRequest) -> NewSession:
-        """The session options a request asks for: its model, system prompt and tools."""
-        conversation = request.conversation
-        return NewSession.from_json(
-            {
-                "model": conversation.model,
-                "system_prompt": conversation.system,
-                "tools": list(conversation.tools),
-                "metadata": {"compat": request.format},
-            },
-            self._catalog,
-            conversation.model,
-            request.builtin_tools or self._service.settings.compat_builtin_tools,
-            self._service.settings.max_budget_usd,
-        )
+        settings = self._service.settings
+        return session_params(request.conversation, request.format, self._catalog, settings, request.builtin_tools)
 
     async def _collect(
-        self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: _Basis, one_off: bool
+        self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: Basis, one_off: bool
     ) -> None:
         service = self._service
         builder = ReplyBuilder(exchange.session_id)
@@ -419,7 +393,7 @@ class CompatRouter:
         if reply.status != "requires_action" and run is not None and run.turn.id == reply.turn_id and run.task:
             await asyncio.wait({run.task})
 
-    async def _record(self, request: CompatRequest, reply: Reply, basis: _Basis) -> None:
+    async def _record(self, request: CompatRequest, reply: Reply, basis: Basis) -> None:
         """The session's new head: the request's conversation plus this reply, marked where
         it can be branched. A failed reply leaves none, so the client's retry starts clean
         rather than repeating input."""
@@ -451,23 +425,6 @@ class CompatRouter:
 def _earlier(timestamp: str, seconds: float) -> str:
     moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _side(head: Head, conversation: Conversation) -> bool:
-    """The request is a side request over ``head``'s history: another system prompt *and*
-    other tools (OpenClaw's memory flush and heartbeat poll). Either alone is the line going
-    on with new options (a date line, a dropped prompt section, a tool added)."""
-    return bool(head.tools) and head.tools != conversation.tools_key and head.system != conversation.system
-
-
-def _one_off(conversation: Conversation, target: _Target | None, fork: Fork | None) -> bool:
-    """A request whose session will most likely not be asked again: a side request's branch
-    (``_side``: a memory flush, a heartbeat poll), or a fresh single message without tools (a
-    summary, a title). Its Claude Code process stops once it has answered; if the client does
-    go on with it, it resumes."""
-    if fork is not None:
-        return _side(fork.source, conversation)
-    return target is None and len(conversation.messages) == 1 and not conversation.tools
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:
