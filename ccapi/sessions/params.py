@@ -36,7 +36,7 @@ _SESSION_FIELDS = {
     "max_budget_usd",
     "webhook",
 }
-_TURN_FIELDS = {"input", "stream", "background"}
+_TURN_FIELDS = {"input", "stream", "background", "queue"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
 _DECISIONS_FIELDS = {"decisions", "stream", "background"}
@@ -158,6 +158,8 @@ class TurnRequest:
     content: tuple[dict[str, Any], ...]
     stream: bool
     background: bool
+    queue: bool = False
+    """Wait behind a running turn instead of a 409 (see ``sessions.queue``)."""
 
     @classmethod
     def from_json(cls, body: Any, wants_sse: bool = False) -> TurnRequest:
@@ -165,7 +167,24 @@ class TurnRequest:
         if "input" not in body:
             raise InvalidRequest("input is required")
         stream, background = _reply_mode(body, wants_sse)
-        return cls(tuple(parse_input(body["input"])), stream, background)
+        queue = body.get("queue", False)
+        if not isinstance(queue, bool):
+            raise InvalidRequest("queue must be a boolean")
+        return cls(tuple(parse_input(body["input"])), stream, background, queue)
+
+
+@dataclass(frozen=True)
+class InterruptRequest:
+    """``POST /interrupt``: by default the running turn; ``turn_id`` names it, or a queued turn."""
+
+    turn_id: str | None
+
+    @classmethod
+    def from_json(cls, body: Any) -> InterruptRequest:
+        turn_id = _object(body, {"turn_id"}).get("turn_id")
+        if turn_id is not None and (not isinstance(turn_id, str) or not turn_id):
+            raise InvalidRequest("turn_id must be a non-empty string")
+        return cls(turn_id)
 
 
 @dataclass(frozen=True)

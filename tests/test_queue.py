@@ -1,0 +1,158 @@
+"""Turns queued behind a running turn (``"queue": true``, and compat by default), on the real stack.
+
+A turn paused on a client tool call is still running, so it holds the session as long as a
+test needs without any timing: what queues behind it starts once it has ended.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ccapi.sessions.queue import MAX_QUEUED
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.gateway import Gateway
+from tests.test_tools import WEATHER
+
+
+def _paused_session(gateway: Gateway, mock_model: MockModel) -> tuple[str, dict[str, Any]]:
+    """A session whose first turn waits for a get_weather result."""
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Nice"}),)), Reply(text="Sunny in Nice."))
+    session = gateway.create_session(tools=[WEATHER])
+    paused = gateway.turn(session["id"], "Weather in Nice?")
+    assert paused["status"] == "requires_action"
+    return session["id"], paused
+
+
+def _queue(gateway: Gateway, session_id: str, text: str, **body: Any) -> httpx.Response:
+    return gateway.client.post(f"/api/sessions/{session_id}/turns", json={"input": text, "queue": True, **body})
+
+
+def _in_thread(call: Callable[[], httpx.Response]) -> tuple[threading.Thread, list[httpx.Response]]:
+    got: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: got.append(call()))
+    thread.start()
+    return thread, got
+
+
+def _wait_for(gateway: Gateway, session_id: str, what: Callable[[list[dict[str, Any]]], bool]) -> list[dict]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        events = gateway.events(session_id)
+        if what(events):
+            return events
+        time.sleep(0.05)
+    raise AssertionError(f"the log never got there: {[e['type'] for e in gateway.events(session_id)]}")
+
+
+def _seq(events: list[dict], type_: str, turn_id: str) -> int:
+    return next(e["seq"] for e in events if e["type"] == type_ and e.get("turn_id") == turn_id)
+
+
+def test_turns_sent_while_one_runs_queue_and_run_in_order(gateway: Gateway, mock_model: MockModel) -> None:
+    """Two turns sent with queue while the first waits on a tool call both complete, in order,
+    each starting only after the one before has ended; a retried Idempotency-Key names the same
+    queued turn; without queue the native answer stays 409."""
+    session_id, paused = _paused_session(gateway, mock_model)
+    url = f"/api/sessions/{session_id}/turns"
+
+    refused = gateway.client.post(url, json={"input": "no queue"})
+    assert refused.status_code == 409 and "queue" in refused.json()["error"]["message"]
+
+    key = {"Idempotency-Key": "queued-second"}
+    second = gateway.client.post(url, json={"input": "second", "queue": True, "background": True}, headers=key)
+    assert second.status_code == 202, second.text
+    assert second.json()["status"] == "queued"
+    again = gateway.client.post(url, json={"input": "second", "queue": True, "background": True}, headers=key)
+    assert again.json()["turn_id"] == second.json()["turn_id"]
+    second_id = second.json()["turn_id"]
+    assert gateway.client.get(f"{url}/{second_id}").json()["status"] == "queued"
+
+    thread, third = _in_thread(lambda: gateway.client.post(url, json={"input": "third", "queue": True}))
+    _wait_for(gateway, session_id, lambda ev: sum(e["type"] == "turn.queued" for e in ev) == 2)
+
+    done = gateway.client.post(
+        f"/api/sessions/{session_id}/tool-results",
+        json={"results": [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"], "content": "sunny"}]},
+    )
+    assert done.json()["status"] == "completed"
+    thread.join(60)
+    assert third and third[0].status_code == 200, third
+    third_turn = third[0].json()
+    assert third_turn["status"] == "completed" and third_turn["output"][-1]["text"] == "mock reply: third"
+    assert gateway.client.get(f"{url}/{second_id}").json()["output"][-1]["text"] == "mock reply: second"
+
+    events = gateway.events(session_id)
+    queued = [e for e in events if e["type"] == "turn.queued"]
+    assert [(e["turn_id"], e["data"]["position"], e["data"]["behind"]) for e in queued] == [
+        (second_id, 1, paused["turn_id"]),
+        (third_turn["turn_id"], 2, paused["turn_id"]),
+    ]
+    first_end = _seq(events, "turn.completed", paused["turn_id"])
+    assert queued[-1]["seq"] < first_end < _seq(events, "turn.started", second_id)
+    assert _seq(events, "turn.completed", second_id) < _seq(events, "turn.started", third_turn["turn_id"])
+    last_inputs = [str(r.body["messages"][-1]) for r in mock_model.message_requests(include_side=False)[-2:]]
+    assert "second" in last_inputs[0] and "third" in last_inputs[1]
+
+
+def test_full_queue_is_409_and_queued_turns_can_be_withdrawn(gateway: Gateway, mock_model: MockModel) -> None:
+    """Beyond the queue limit a turn is a 409 saying so; a queued turn is withdrawn by naming it
+    in POST /interrupt, or by its client going away from a waiting reply: either way it ends as
+    turn.interrupted without ever starting, and nothing of it reaches the model."""
+    session_id, paused = _paused_session(gateway, mock_model)
+    queued = []
+    for n in range(MAX_QUEUED - 1):
+        response = _queue(gateway, session_id, f"waiting {n}", background=True)
+        assert response.status_code == 202, response.text
+        queued.append(response.json()["turn_id"])
+
+    with httpx.Client(base_url=gateway.base_url, timeout=1.5) as impatient:  # gives up while its turn waits
+        try:
+            impatient.post(f"/api/sessions/{session_id}/turns", json={"input": "gone", "queue": True})
+        except httpx.ReadTimeout:
+            pass
+    events = _wait_for(gateway, session_id, lambda ev: sum(e["type"] == "turn.interrupted" for e in ev) == 1)
+    gone = next(e for e in events if e["type"] == "turn.queued" and "gone" in str(e["data"]["input"]))["turn_id"]
+    assert [e["data"]["queued"] for e in events if e["type"] == "turn.interrupted" and e["turn_id"] == gone] == [True]
+
+    queued.append(_queue(gateway, session_id, "fills it", background=True).json()["turn_id"])
+    full = _queue(gateway, session_id, "one too many", background=True)
+    assert full.status_code == 409 and "queue is full" in full.json()["error"]["message"]
+    assert full.json()["error"]["details"]["limit"] == MAX_QUEUED
+
+    withdrawn = gateway.client.post(f"/api/sessions/{session_id}/interrupt", json={"turn_id": queued[0]})
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["status"] == "interrupted" and withdrawn.json()["turn_id"] == queued[0]
+    again = gateway.client.post(f"/api/sessions/{session_id}/interrupt", json={"turn_id": queued[0]})
+    assert again.status_code == 409
+
+    for turn_id in queued[1:]:
+        gateway.client.post(f"/api/sessions/{session_id}/interrupt", json={"turn_id": turn_id})
+    stopped = gateway.client.post(f"/api/sessions/{session_id}/interrupt").json()
+    assert stopped["turn_id"] == paused["turn_id"] and stopped["status"] == "interrupted"
+    events = gateway.events(session_id)
+    assert not [e for e in events if e["type"] == "turn.started" and e["turn_id"] != paused["turn_id"]]
+    assert {e["turn_id"] for e in events if e["type"] == "turn.interrupted"} == {*queued, gone, paused["turn_id"]}
+    assert not any("waiting" in str(r.body["messages"]) for r in mock_model.message_requests(include_side=False))
+
+
+def test_a_crash_leaves_no_queued_turn_looking_like_it_will_run(gateway: Gateway, mock_model: MockModel) -> None:
+    """After a crash the turn that ran and the turn queued behind it both end as
+    turn.failed (gateway_restarted), and the session takes new turns."""
+    session_id, paused = _paused_session(gateway, mock_model)
+    queued = _queue(gateway, session_id, "behind", background=True).json()["turn_id"]
+    assert gateway.process is not None
+    gateway.process.send_signal(signal.SIGKILL)
+    gateway.stop()
+    gateway.start()
+    events = gateway.events(session_id)
+    failed = {e["turn_id"]: e["data"] for e in events if e["type"] == "turn.failed"}
+    assert failed[paused["turn_id"]]["error"]["type"] == "gateway_restarted"
+    assert failed[queued]["error"]["type"] == "gateway_restarted" and failed[queued]["queued"] is True
+    assert not [e for e in events if e["type"] == "turn.started" and e["turn_id"] == queued]
+    assert gateway.turn(session_id, "after the crash")["status"] == "completed"
