@@ -156,3 +156,48 @@ def test_a_crash_leaves_no_queued_turn_looking_like_it_will_run(gateway: Gateway
     assert failed[queued]["error"]["type"] == "gateway_restarted" and failed[queued]["queued"] is True
     assert not [e for e in events if e["type"] == "turn.started" and e["turn_id"] == queued]
     assert gateway.turn(session_id, "after the crash")["status"] == "completed"
+
+
+def test_two_chat_completions_on_one_conversation_at_once_both_answer(gateway: Gateway, mock_model: MockModel) -> None:
+    """A compat request that arrives while its conversation's turn runs (a heartbeat during a
+    user turn) queues behind it on the same warm session: no 409, no new session, and the
+    conversation goes on warm with both exchanges."""
+    url = "/v1/chat/completions"
+    history: list[dict[str, Any]] = [{"role": "user", "content": "hello"}]
+    first = gateway.client.post(url, json={"model": "sonnet", "messages": history})
+    session_id = first.headers["x-cc-session-id"]
+    history.append({"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]})
+    before = gateway.events(session_id)[-1]["seq"]
+
+    mock_model.script(Reply(text="slow answer", first_byte_delay=2.0))
+    user_turn = [*history, {"role": "user", "content": "user turn"}]
+    thread, slow = _in_thread(lambda: gateway.client.post(url, json={"model": "sonnet", "messages": user_turn}))
+    _wait_for(gateway, session_id, lambda ev: any(e["type"] == "turn.started" and e["seq"] > before for e in ev))
+    poll = [*history, {"role": "user", "content": "heartbeat poll"}]
+    heartbeat = gateway.client.post(url, json={"model": "sonnet", "messages": poll})
+    thread.join(60)
+
+    assert heartbeat.status_code == 200 and slow[0].status_code == 200, (heartbeat.text, slow[0].text)
+    assert slow[0].json()["choices"][0]["message"]["content"] == "slow answer"
+    assert heartbeat.json()["choices"][0]["message"]["content"] == "mock reply: heartbeat poll"
+    assert heartbeat.headers["x-cc-session-id"] == slow[0].headers["x-cc-session-id"] == session_id
+    kinds = ("turn.queued", "turn.started", "turn.completed")
+    assert [e["type"] for e in gateway.events(session_id, after=before) if e["type"] in kinds] == [
+        "turn.started",
+        "turn.queued",
+        "turn.completed",
+        "turn.started",
+        "turn.completed",
+    ]
+
+    grown = [
+        *user_turn,
+        {"role": "assistant", "content": "slow answer"},
+        {"role": "user", "content": "heartbeat poll"},
+        {"role": "assistant", "content": "mock reply: heartbeat poll"},
+        {"role": "user", "content": "next"},
+    ]
+    after = gateway.client.post(url, json={"model": "sonnet", "messages": grown})
+    assert after.headers["x-cc-session-id"] == session_id
+    sent = mock_model.message_requests(include_side=False)[-1].body["messages"]
+    assert "<conversation_history>" not in str(sent) and len(sent) == 7  # warm: three exchanges, then "next"

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,7 @@ from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailab
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
+from ccapi.sessions.queue import QueuedTurn
 from ccapi.toolpolicy import BuiltinTools
 
 log = structlog.get_logger(__name__)
@@ -97,6 +98,9 @@ class _Basis:
 
     system: str | None
     marks: tuple[ForkPoint | None, ...] = ()
+    queued: tuple[Message, ...] | None = None
+    """The new messages, when their turn queued behind another: the session's history is then
+    its head when the turn ran, not the request's."""
 
 
 @dataclass
@@ -201,7 +205,8 @@ class CompatRouter:
                 fork_from=lookup.fork.source.session_id if lookup.fork else None,
             )
             return None, lookup.passed, lookup.fork
-        self._index.claim(lookup.head)
+        # the head stays findable while its session is fed: a concurrent request on the same
+        # conversation (a heartbeat during a user turn) queues behind the running turn
         return (
             _Target(
                 lookup.head.session_id,
@@ -263,7 +268,8 @@ class CompatRouter:
                 claimed = target.claimed
                 told = not target.system_note or target.suffix[0].role == "user"
                 system = conversation.system if told or claimed is None else claimed.system
-                return target.session_id, fed, _Basis(system, target.marks)
+                first_seq, queued = fed
+                return target.session_id, first_seq, _Basis(system, target.marks, target.suffix if queued else None)
             await self._release((target.session_id,))
         if fork is not None:
             try:
@@ -274,21 +280,27 @@ class CompatRouter:
         session_id, first_seq = await self._fresh(request)
         return session_id, first_seq, _Basis(conversation.system)
 
-    async def _feed_session(self, target: _Target) -> int | None:
+    async def _feed_session(self, target: _Target) -> tuple[int, bool] | None:
+        """The first seq of what was fed, and whether its turn queued behind a running one
+        (not behind a turn paused on the client's own tool calls: a client that sends new
+        input instead of their answers has gone past them)."""
         service, suffix = self._service, target.suffix
         run = service.running(target.session_id)
         new = suffix[0] if len(suffix) == 1 else None
         try:
-            if new is not None and new.role == "user" and run is None:
+            if new is not None and new.role == "user" and (run is None or not run.desk.waiting()):
                 content = [*_system_note(target.system_note), *new.content]
-                started = await service.start_turn(target.session_id, TurnRequest(tuple(content), False, False))
+                request = TurnRequest(tuple(content), False, False, queue=True)
+                started = await service.start_turn(target.session_id, request)
+                if isinstance(started, QueuedTurn):
+                    return started.queued_seq, True
                 assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
-                return started.started_seq
+                return started.started_seq, False
             waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
             answers = native_answers(new.answers, waiting) if new is not None and new.role == "tool" else None
             if answers is not None:
                 _, first_seq = await service.submit_tool_results(target.session_id, answers)
-                return first_seq
+                return first_seq, False
         except NotFound:
             if target.explicit:
                 raise
@@ -355,6 +367,8 @@ class CompatRouter:
         """The session's new head: the request's conversation plus this reply, marked where
         it can be branched. A failed reply leaves none, so the client's retry starts clean
         rather than repeating input."""
+        if not reply.ran:  # withdrawn from the queue: the session never saw it
+            return
         if reply.failed or request.previous is not None:
             await self._forget(reply.session_id)
             return
@@ -364,6 +378,9 @@ class CompatRouter:
             session = await self._service.store.get_session(reply.session_id)
             if session is not None and session.sdk_session_id:
                 mark = ForkPoint(session.id, session.sdk_session_id, reply.uuid)
+        if basis.queued is not None:
+            await self._record_queued(reply, basis.queued, mark)
+            return
         count = len(conversation.messages)
         marks = (*basis.marks[:count], *[None] * (count - len(basis.marks)), mark)
         head = Head(
@@ -373,6 +390,20 @@ class CompatRouter:
             (*conversation.messages, reply.message()),
             marks,
             request.affinity_key,
+        )
+        self._index.advance(head)
+        await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
+
+    async def _record_queued(self, reply: Reply, new: tuple[Message, ...], mark: ForkPoint | None) -> None:
+        """A queued turn's head: the session's head when it ran (the turn it waited behind
+        has recorded its own by then), its new messages and its reply."""
+        prior = self._index.head_of(reply.session_id)
+        if prior is None:
+            return
+        head = replace(
+            prior,
+            messages=(*prior.messages, *new, reply.message()),
+            marks=(*prior.marks, *[None] * len(new), mark),
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
