@@ -126,7 +126,7 @@ async def responses(request: Request) -> HTTPResponse | None:
         json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER)
     )
     exchange = await _send(request, _policy(request, parsed.request))
-    response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq)
+    response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq, parsed.store)
     if parsed.stream:
         await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
         return None

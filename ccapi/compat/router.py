@@ -40,6 +40,7 @@ import structlog
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.affinity import MAX_HEADS, AffinityIndex, Fork, Head, conversation_key, head_from_json, head_json
 from ccapi.compat.conversation import Conversation, Message
+from ccapi.compat.errors import PreviousResponseNotFound
 from ccapi.compat.matching import native_answers
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
 from ccapi.compat.seed import seed_input
@@ -58,15 +59,23 @@ _CLOCK_SKEW = 300.0
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
+#: The events a compat reply (a response) begins at.
+_RESPONSE_STARTS = [
+    EventType.TURN_STARTED.value,
+    EventType.TURN_QUEUED.value,
+    EventType.TOOL_RESULT.value,
+    EventType.PERMISSION_RESOLVED.value,
+]
 
 
 @dataclass(frozen=True)
 class ResponseRef:
-    """Where a previous response began: its session and its first seq. It is the latest
-    response when the first settle after that seq is the session's last event."""
+    """Where a previous response began: its session and its first seq (its turn's
+    ``turn.started`` or ``turn.queued``, or the first ``tool_result`` it continued with)."""
 
     session_id: str
     seq: int
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,14 +185,7 @@ class CompatRouter:
         and the sessions the request left behind."""
         messages = request.conversation.messages
         if request.previous is not None:
-            session = await self._service.get(request.previous.session_id)
-            settles = await self._service.events_page(session.id, request.previous.seq - 1, 1, _SETTLES)
-            if not settles or settles[0].seq != session.last_seq:
-                raise Conflict(
-                    "previous_response_id is not the latest response of its conversation; "
-                    "a CC API session is linear, so continue from its latest response"
-                )
-            return _Target(session.id, messages, explicit=True), (), None
+            return _Target(await self._continuing(request.previous), messages, explicit=True), (), None
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
@@ -219,6 +221,36 @@ class CompatRouter:
             lookup.passed,
             None,
         )
+
+    async def _continuing(self, ref: ResponseRef) -> str:
+        """The session that continues a response: its own while it is that session's latest
+        response (or still running), else a fork at the end of its turn — OpenAI's branching."""
+        service = self._service
+        try:
+            session = await service.get(ref.session_id)
+        except NotFound:
+            raise PreviousResponseNotFound(ref.id) from None
+        first = await service.events_page(session.id, ref.seq - 1, 1, None)
+        if not first or first[0].seq != ref.seq or first[0].type not in _RESPONSE_STARTS or not first[0].turn_id:
+            raise PreviousResponseNotFound(ref.id)
+        turn_id, after = first[0].turn_id, ref.seq - 1
+        while True:  # its settle: the first of its turn's (a queued turn's may follow others')
+            settles = await service.events_page(session.id, after, 100, _SETTLES)
+            settle = next((e for e in settles if e.turn_id == turn_id), None)
+            if settle is not None or len(settles) < 100:
+                break
+            after = settles[-1].seq
+        if settle is None or not await service.events_page(session.id, settle.seq, 1, _RESPONSE_STARTS):
+            return session.id
+        if settle.type == EventType.TURN_REQUIRES_ACTION:
+            raise Conflict(
+                "previous_response_id names a response that called tools, and its conversation has gone on "
+                "since: a conversation cannot be branched inside a tool call; continue from its latest response",
+                {"session_id": session.id},
+            )
+        forked = await service.fork(session.id, turn_id=turn_id)
+        log.info("compat_previous_response_forked", session_id=forked.id, source=session.id, turn_id=turn_id)
+        return forked.id
 
     async def _load(self, key: str | None) -> bool:
         """Take in the heads the store holds (of one conversation key, or all at start-up)
