@@ -338,6 +338,10 @@ SCHEMAS: dict[str, Any] = {
             },
             "stream": {"type": "boolean"},
             "background": {"type": "boolean"},
+            "queue": {
+                "type": "boolean",
+                "description": "while a turn runs, wait behind it (turn.queued, then turn.started) instead of a 409",
+            },
         },
     },
     "ToolResults": {
@@ -402,7 +406,11 @@ SCHEMAS: dict[str, Any] = {
             "session_id": _STRING,
             "number": _INT,
             "kind": _STRING,
-            "status": {"type": "string", "enum": ["running", "completed", *_WAITING, "interrupted", "failed"]},
+            "status": {
+                "type": "string",
+                "enum": ["queued", "running", "completed", *_WAITING, "interrupted", "failed"],
+                "description": "queued: waiting behind the running turn (number 0 until it starts)",
+            },
             "output": {"type": "array", "items": _OBJECT},
             "tool_calls": {"type": "array", "items": _TOOL_CALL},
             "permission_requests": {"type": "array", "items": _PERMISSION_REQUEST},
@@ -666,9 +674,11 @@ PATHS: dict[str, Any] = {
     },
     "/api/sessions/{session_id}/interrupt": {
         "post": _op(
-            "Stop the running turn",
-            {"200": _json(ref("Turn"), "The interrupted turn"), **_errors(404, 409)},
+            "Stop the running turn, or withdraw a queued one",
+            {"200": _json(ref("Turn"), "The interrupted (or withdrawn) turn"), **_errors(400, 404, 409)},
             parameters=[_SESSION_ID],
+            body="InterruptRequest",
+            body_required=False,
         )
     },
     "/api/sessions/{session_id}/compact": {
@@ -717,6 +727,17 @@ SCHEMAS["CompactRequest"] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {"instructions": {"type": "string", "maxLength": 10000}},
+}
+SCHEMAS["InterruptRequest"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "turn_id": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the running turn, or a queued one to withdraw before it starts (default: the running turn)",
+        }
+    },
 }
 SCHEMAS["ForkRequest"] = {
     "type": "object",

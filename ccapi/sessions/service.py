@@ -325,6 +325,7 @@ class SessionService:
                 {"turn_id": ahead.turn.id if ahead else None, "queued": self._queues.waiting(session_id)},
             )
         self._refuse_if_closing()
+        self.limits.check()  # it could not start either
         return await self._queues.enqueue(session_id, content, ahead.turn.id if ahead else None)
 
     def queued(self, session_id: str, seq: int) -> QueuedTurn | None:
