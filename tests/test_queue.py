@@ -16,7 +16,8 @@ import httpx
 
 from ccapi.sessions.queue import MAX_QUEUED
 from ccapi.testing import MockModel, Reply, ToolUse
-from tests.gateway import Gateway
+from tests.compat_support import user_texts
+from tests.gateway import Gateway, sse_events
 from tests.test_tools import WEATHER
 
 
@@ -75,6 +76,16 @@ def test_turns_sent_while_one_runs_queue_and_run_in_order(gateway: Gateway, mock
 
     thread, third = _in_thread(lambda: gateway.client.post(url, json={"input": "third", "queue": True}))
     _wait_for(gateway, session_id, lambda ev: sum(e["type"] == "turn.queued" for e in ev) == 2)
+    frames: list[dict[str, Any]] = []
+
+    def stream_fourth() -> httpx.Response:
+        body = {"input": "fourth", "queue": True, "stream": True}
+        with gateway.client.stream("POST", url, json=body) as response:
+            frames.extend(f for f in sse_events(response.iter_lines()) if "event" in f)
+            return response
+
+    streamer, _ = _in_thread(stream_fourth)
+    _wait_for(gateway, session_id, lambda ev: sum(e["type"] == "turn.queued" for e in ev) == 3)
 
     done = gateway.client.post(
         f"/api/sessions/{session_id}/tool-results",
@@ -82,6 +93,7 @@ def test_turns_sent_while_one_runs_queue_and_run_in_order(gateway: Gateway, mock
     )
     assert done.json()["status"] == "completed"
     thread.join(60)
+    streamer.join(60)
     assert third and third[0].status_code == 200, third
     third_turn = third[0].json()
     assert third_turn["status"] == "completed" and third_turn["output"][-1]["text"] == "mock reply: third"
@@ -92,12 +104,16 @@ def test_turns_sent_while_one_runs_queue_and_run_in_order(gateway: Gateway, mock
     assert [(e["turn_id"], e["data"]["position"], e["data"]["behind"]) for e in queued] == [
         (second_id, 1, paused["turn_id"]),
         (third_turn["turn_id"], 2, paused["turn_id"]),
+        (frames[0]["data"]["turn_id"], 3, paused["turn_id"]),
     ]
     first_end = _seq(events, "turn.completed", paused["turn_id"])
     assert queued[-1]["seq"] < first_end < _seq(events, "turn.started", second_id)
     assert _seq(events, "turn.completed", second_id) < _seq(events, "turn.started", third_turn["turn_id"])
-    last_inputs = [str(r.body["messages"][-1]) for r in mock_model.message_requests(include_side=False)[-2:]]
-    assert "second" in last_inputs[0] and "third" in last_inputs[1]
+    last_inputs = [str(r.body["messages"][-1]) for r in mock_model.message_requests(include_side=False)[-3:]]
+    assert "second" in last_inputs[0] and "third" in last_inputs[1] and "fourth" in last_inputs[2]
+    # a streamed queued turn streams its own events only, from turn.queued to its end
+    assert [f["event"] for f in frames][:2] == ["turn.queued", "turn.started"]
+    assert frames[-1]["event"] == "turn.completed" and len({f["data"]["turn_id"] for f in frames}) == 1
 
 
 def test_full_queue_is_409_and_queued_turns_can_be_withdrawn(gateway: Gateway, mock_model: MockModel) -> None:
@@ -161,7 +177,8 @@ def test_a_crash_leaves_no_queued_turn_looking_like_it_will_run(gateway: Gateway
 def test_two_chat_completions_on_one_conversation_at_once_both_answer(gateway: Gateway, mock_model: MockModel) -> None:
     """A compat request that arrives while its conversation's turn runs (a heartbeat during a
     user turn) queues behind it on the same warm session: no 409, no new session, and the
-    conversation goes on warm with both exchanges."""
+    conversation goes on warm with both exchanges. One whose client gives up while it waits
+    is withdrawn and never reaches the model."""
     url = "/v1/chat/completions"
     history: list[dict[str, Any]] = [{"role": "user", "content": "hello"}]
     first = gateway.client.post(url, json={"model": "sonnet", "messages": history})
@@ -169,26 +186,38 @@ def test_two_chat_completions_on_one_conversation_at_once_both_answer(gateway: G
     history.append({"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]})
     before = gateway.events(session_id)[-1]["seq"]
 
-    mock_model.script(Reply(text="slow answer", first_byte_delay=2.0))
+    mock_model.script(Reply(text="slow answer", first_byte_delay=3.0))
     user_turn = [*history, {"role": "user", "content": "user turn"}]
     thread, slow = _in_thread(lambda: gateway.client.post(url, json={"model": "sonnet", "messages": user_turn}))
     _wait_for(gateway, session_id, lambda ev: any(e["type"] == "turn.started" and e["seq"] > before for e in ev))
     poll = [*history, {"role": "user", "content": "heartbeat poll"}]
-    heartbeat = gateway.client.post(url, json={"model": "sonnet", "messages": poll})
+    beat, beats = _in_thread(lambda: gateway.client.post(url, json={"model": "sonnet", "messages": poll}))
+    _wait_for(gateway, session_id, lambda ev: any(e["type"] == "turn.queued" for e in ev))
+    with httpx.Client(base_url=gateway.base_url, timeout=0.5) as impatient:
+        try:
+            impatient.post(url, json={"model": "sonnet", "messages": [*history, {"role": "user", "content": "gone"}]})
+        except httpx.ReadTimeout:
+            pass
+    _wait_for(gateway, session_id, lambda ev: any(e["type"] == "turn.interrupted" for e in ev))
     thread.join(60)
+    beat.join(60)
+    heartbeat = beats[0]
 
     assert heartbeat.status_code == 200 and slow[0].status_code == 200, (heartbeat.text, slow[0].text)
     assert slow[0].json()["choices"][0]["message"]["content"] == "slow answer"
     assert heartbeat.json()["choices"][0]["message"]["content"] == "mock reply: heartbeat poll"
     assert heartbeat.headers["x-cc-session-id"] == slow[0].headers["x-cc-session-id"] == session_id
-    kinds = ("turn.queued", "turn.started", "turn.completed")
+    kinds = ("turn.queued", "turn.started", "turn.completed", "turn.interrupted")
     assert [e["type"] for e in gateway.events(session_id, after=before) if e["type"] in kinds] == [
         "turn.started",
         "turn.queued",
+        "turn.queued",
+        "turn.interrupted",
         "turn.completed",
         "turn.started",
         "turn.completed",
     ]
+    assert not any("gone" in user_texts(r.body["messages"][-1]) for r in mock_model.message_requests())
 
     grown = [
         *user_turn,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccapi.errors import ApiError
+from ccapi.errors import ApiError, Unavailable
 from ccapi.limits import RateLimited, epoch
 
 _OPENAI_TYPES = {
@@ -91,6 +91,8 @@ def failure(error: dict[str, Any] | None) -> ApiError:
         return TurnLimit(message, {"reason": "max_turns"})
     if error.get("type") == "rate_limited":
         return RateLimited.from_error(error)
+    if error.get("type") in ("cancelled", "unavailable"):  # a queued turn withdrawn, or with no slot to start in
+        return Unavailable(message)
     return TurnFailed(message, {"reason": error.get("type")})
 
 

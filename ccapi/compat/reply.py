@@ -51,7 +51,8 @@ class Reply:
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed" and not self.truncated
+        """No reply to give: the turn failed, or it never ran (see ``ran``)."""
+        return (self.status == "failed" and not self.truncated) or not self.ran
 
     def message(self) -> Message:
         """The reply as the canonical assistant message a client will echo back."""
