@@ -183,10 +183,10 @@ async def _settled(request: Request, exchange: Exchange) -> Reply:
 
 def _abandon(request: Request, exchange: Exchange) -> None:
     """A client gone while its turn still waits in the queue leaves no turn to run later."""
-    service = request.app.ctx.service
-    queued = service.queued(exchange.session_id, exchange.first_seq)
+    queues = request.app.ctx.service.queues
+    queued = queues.find(exchange.session_id, seq=exchange.first_seq)
     if queued is not None:
-        service.abandon(queued)
+        queues.abandon(queued)
 
 
 def _headers(request: Request, exchange: Exchange) -> dict[str, str]:

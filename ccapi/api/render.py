@@ -58,6 +58,18 @@ def turn_view(record: TurnRecord) -> dict[str, Any]:
     return body
 
 
+def accepted_view(session_id: str, turn_id: str, status: str, first_seq: int) -> dict[str, Any]:
+    """A background turn's ``202``: where to follow it in the event log."""
+    return {
+        "turn_id": turn_id,
+        "object": "turn",
+        "session_id": session_id,
+        "status": status,
+        "first_event_seq": first_seq,
+        "events_url": f"/api/sessions/{session_id}/events/stream?after={first_seq - 1}",
+    }
+
+
 def webhook_delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
     """A delivery as its session's owner sees it: never the signature or the secret."""
     return {

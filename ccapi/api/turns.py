@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from ccapi.api.render import turn_view
+from ccapi.api.render import accepted_view, turn_view
 from ccapi.api.request import json_body, wants_event_stream
 from ccapi.api.sse import follow_stream, send_events
 from ccapi.errors import InvalidRequest
@@ -113,17 +113,7 @@ async def _reply(
     session_id, turn_id = run.session.id, run.turn.id
     if background:
         await service.events.flush()  # the events the reply points to are committed before it goes
-        return json(
-            {
-                "turn_id": turn_id,
-                "object": "turn",
-                "session_id": session_id,
-                "status": "running",
-                "first_event_seq": from_seq,
-                "events_url": f"/api/sessions/{session_id}/events/stream?after={from_seq - 1}",
-            },
-            status=202,
-        )
+        return json(accepted_view(session_id, turn_id, "running", from_seq), status=202)
     if stream:
         await send_events(
             request, follow_stream(service, session_id, from_seq - 1), stop=lambda e: _settles(e, turn_id)
@@ -139,29 +129,19 @@ async def _reply_queued(
     from ``turn.queued`` on (``stream``), or the turn once it settles. A client that goes
     away while its turn still waits withdraws it (``background`` never does)."""
     session_id, turn_id, seq = queued.session_id, queued.turn_id, queued.queued_seq
-    if background:
-        return json(
-            {
-                "turn_id": turn_id,
-                "object": "turn",
-                "session_id": session_id,
-                "status": "queued",
-                "first_event_seq": seq,
-                "events_url": f"/api/sessions/{session_id}/events/stream?after={seq - 1}",
-            },
-            status=202,
-        )
+    if background:  # turn.queued is committed already
+        return json(accepted_view(session_id, turn_id, "queued", seq), status=202)
     if stream:
         try:
             batches = _of_turn(follow_stream(service, session_id, seq - 1), turn_id)
             await send_events(request, batches, stop=lambda e: _settles(e, turn_id))
         finally:
-            service.abandon(queued)  # a no-op once it started; before that, the client is gone
+            service.queues.abandon(queued)  # a no-op once it started; before that, the client is gone
         return None
     try:
         outcome = await queued.started()
     except asyncio.CancelledError:
-        service.abandon(queued)
+        service.queues.abandon(queued)
         raise
     if isinstance(outcome, TurnRecord):
         return json(turn_view(outcome))

@@ -71,6 +71,7 @@ class TurnQueues:
         self._events = events
         self.limit = limit
         self._queues: dict[str, deque[QueuedTurn]] = {}
+        self._withdrawing: set[asyncio.Task[TurnRecord | None]] = set()  # held so the loop cannot drop them
 
     def waiting(self, session_id: str) -> int:
         return len(self._queues.get(session_id, ()))
@@ -123,6 +124,17 @@ class TurnQueues:
         if not queue:
             del self._queues[turn.session_id]
         return True
+
+    def abandon(self, turn: QueuedTurn) -> None:
+        """The client waiting for a queued turn went away: withdraw it if it has not started
+        (in a task of its own: the caller is being cancelled)."""
+        if turn.outcome.done():
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.withdraw(turn, "the client went away before the turn started")
+        )
+        self._withdrawing.add(task)
+        task.add_done_callback(self._withdrawing.discard)
 
     async def withdraw(self, turn: QueuedTurn, reason: str) -> TurnRecord | None:
         """Take a turn out before it starts; ``None`` when it is no longer queued."""

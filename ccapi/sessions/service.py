@@ -74,11 +74,12 @@ class SessionService:
         self._ctx = TurnContext(store, events, pool, settings.tool_timeout, settings.approval_timeout, self.limits)
         self._transcripts = TranscriptMirror(store, events)
         self._running: dict[str, TurnRun] = {}
-        self._queues = TurnQueues(events)
+        #: Turns waiting behind a running turn (see ``queue``).
+        self.queues = TurnQueues(events)
         self._closing = False
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
-        self._releases: set[asyncio.Task[Any]] = set()  # held so the loop cannot drop them mid-flight
+        self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
         #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.permissions = PermissionPolicy.detect()
@@ -126,7 +127,7 @@ class SessionService:
                 continue
             async with self._lock(turn.session_id):
                 if await self.store.acquire_lease(turn.session_id, self._owner, self.settings.lease_ttl) is None:
-                    await close_orphaned_turn(self.store, self.events, turn, self._queues.turn_ids())
+                    await close_orphaned_turn(self.store, self.events, turn, self.queues.turn_ids())
                     await self.store.release_lease(turn.session_id, self._owner)
 
     # -- sessions --------------------------------------------------------------
@@ -257,7 +258,7 @@ class SessionService:
 
     async def delete(self, session_id: str) -> None:
         await self.get(session_id)
-        await self._queues.withdraw_all("session deleted", session_id)
+        await self.queues.withdraw_all("session deleted", session_id)
         run = self._running.get(session_id)
         if run is not None:
             await run.interrupt("session deleted")
@@ -317,31 +318,16 @@ class SessionService:
     ) -> TurnRun | QueuedTurn:
         await self._after_ended(session_id)
         ahead = self._running.get(session_id)
-        if ahead is None and not self._queues.waiting(session_id):
+        if ahead is None and not self.queues.waiting(session_id):
             return await self._start(session_id, content, kind="input")
         if not queue:
             raise Conflict(
                 "a turn is already running in this session; wait for it, interrupt it, or send with queue: true",
-                {"turn_id": ahead.turn.id if ahead else None, "queued": self._queues.waiting(session_id)},
+                {"turn_id": ahead.turn.id if ahead else None, "queued": self.queues.waiting(session_id)},
             )
         self._refuse_if_closing()
         self.limits.check()  # it could not start either
-        return await self._queues.enqueue(session_id, content, ahead.turn.id if ahead else None)
-
-    def queued(self, session_id: str, seq: int) -> QueuedTurn | None:
-        """The turn still queued whose ``turn.queued`` is event ``seq`` of the session."""
-        return self._queues.find(session_id, seq=seq)
-
-    def abandon(self, turn: QueuedTurn) -> None:
-        """The client waiting for a queued turn went away: withdraw it if it has not started
-        (in a task of its own: the caller is being cancelled)."""
-        if turn.outcome.done():
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._queues.withdraw(turn, "the client went away before the turn started")
-        )
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
+        return await self.queues.enqueue(session_id, content, ahead.turn.id if ahead else None)
 
     async def create_and_start(
         self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None
@@ -407,8 +393,8 @@ class SessionService:
         one, which is withdrawn before it starts. The turns queued behind a stopped turn go on."""
         await self.get(session_id)
         if turn_id is not None:
-            queued = self._queues.find(session_id, turn_id)
-            withdrawn = await self._queues.withdraw(queued, reason) if queued is not None else None
+            queued = self.queues.find(session_id, turn_id)
+            withdrawn = await self.queues.withdraw(queued, reason) if queued is not None else None
             if withdrawn is not None:
                 return withdrawn
         run = self._running.get(session_id)
@@ -422,7 +408,7 @@ class SessionService:
         return await run.interrupt(reason)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
-        queued = self._queues.find(session_id, turn_id)
+        queued = self.queues.find(session_id, turn_id)
         if queued is not None:
             return queued.record("queued")
         turn = await self.store.get_turn(turn_id) if is_safe_id(turn_id) else None
@@ -443,7 +429,7 @@ class SessionService:
         run = self._running.get(session_id)
         if run is not None and run.turn.id == turn_id:
             return run
-        queued = self._queues.find(session_id, turn_id)
+        queued = self.queues.find(session_id, turn_id)
         if queued is not None:
             return queued
         try:
@@ -547,7 +533,7 @@ class SessionService:
         if turn is None:  # a turn left open by a lost host, or by this one before a crash
             for orphan in await self.store.orphaned_turns(self._owner):
                 if orphan.session_id == session_id:
-                    await close_orphaned_turn(self.store, self.events, orphan, self._queues.turn_ids())
+                    await close_orphaned_turn(self.store, self.events, orphan, self.queues.turn_ids())
             session = await self.get(session_id)
             turn = make_turn(session)
             await self.store.create_turn(turn)
@@ -574,11 +560,11 @@ class SessionService:
         async with self._lock(session_id):
             if session_id in self._running:
                 return
-            while (queued := self._queues.next(session_id)) is not None:
+            while (queued := self.queues.next(session_id)) is not None:
                 try:
                     run = await self._start(session_id, queued.content, kind="input", turn_id=queued.turn_id)
                 except Exception as exc:  # noqa: BLE001 - whatever stops it, its waiter must hear why
-                    await self._queues.fail(queued, exc if isinstance(exc, ApiError) else Unavailable(str(exc)))
+                    await self.queues.fail(queued, exc if isinstance(exc, ApiError) else Unavailable(str(exc)))
                     continue
                 queued.outcome.set_result(run)
                 return
@@ -648,7 +634,7 @@ class SessionService:
         self._closing = True
         if self._caretaker is not None:
             self._caretaker.cancel()
-        await self._queues.withdraw_all("the gateway is shutting down")
+        await self.queues.withdraw_all("the gateway is shutting down")
         runs = list(self._running.values())
         await asyncio.gather(*(run.interrupt("gateway shutting down") for run in runs), return_exceptions=True)
         await self.events.flush()
