@@ -157,6 +157,27 @@ def test_full_queue_is_409_and_queued_turns_can_be_withdrawn(gateway: Gateway, m
     assert not any("waiting" in str(r.body["messages"]) for r in mock_model.message_requests(include_side=False))
 
 
+def test_shutdown_withdraws_queued_turns_and_answers_their_waiting_clients(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """On SIGTERM queued turns end as turn.interrupted (queued, never started) and a client
+    waiting for one gets that answer before the gateway exits."""
+    session_id, paused = _paused_session(gateway, mock_model)
+    background = _queue(gateway, session_id, "behind, in the background", background=True).json()["turn_id"]
+    thread, waiting = _in_thread(lambda: _queue(gateway, session_id, "behind, waiting"))
+    _wait_for(gateway, session_id, lambda ev: sum(e["type"] == "turn.queued" for e in ev) == 2)
+    gateway.restart()
+    thread.join(30)
+    assert waiting and waiting[0].status_code == 200, waiting
+    answered = waiting[0].json()
+    assert answered["status"] == "interrupted" and answered["error"]["type"] == "cancelled"
+    events = gateway.events(session_id)
+    ended = {e["turn_id"]: e["data"] for e in events if e["type"] == "turn.interrupted"}
+    assert ended[background]["queued"] is True and ended[answered["turn_id"]]["queued"] is True
+    assert paused["turn_id"] in ended
+    assert [e["turn_id"] for e in events if e["type"] == "turn.started"] == [paused["turn_id"]]
+
+
 def test_a_crash_leaves_no_queued_turn_looking_like_it_will_run(gateway: Gateway, mock_model: MockModel) -> None:
     """After a crash the turn that ran and the turn queued behind it both end as
     turn.failed (gateway_restarted), and the session takes new turns."""
