@@ -240,9 +240,12 @@ class CompatRouter:
             if settle is not None or len(settles) < 100:
                 break
             after = settles[-1].seq
-        if settle is None or not await service.events_page(session.id, settle.seq, 1, _RESPONSE_STARTS):
+        paused = settle is not None and settle.type == EventType.TURN_REQUIRES_ACTION
+        # a turn queued behind a paused one changes nothing until that one ends: its answers still go to it
+        later = [kind for kind in _RESPONSE_STARTS if not (paused and kind == EventType.TURN_QUEUED)]
+        if settle is None or not await service.events_page(session.id, settle.seq, 1, later):
             return session.id
-        if settle.type == EventType.TURN_REQUIRES_ACTION:
+        if paused:
             raise Conflict(
                 "previous_response_id names a response that called tools, and its conversation has gone on "
                 "since: a conversation cannot be branched inside a tool call; continue from its latest response",
