@@ -198,6 +198,14 @@ def _session_body(
     return {key: value for key, value in body.items() if value is not None}
 
 
+def _turn_body(input: str | list[dict[str, Any]], queue: bool) -> dict[str, Any]:
+    return {"input": input, "queue": True} if queue else {"input": input}
+
+
+def _interrupt_body(turn_id: str | None) -> dict[str, Any] | None:
+    return {"turn_id": turn_id} if turn_id else None
+
+
 def _results_body(results: Iterable[ToolResult]) -> dict[str, Any]:
     return {"results": [result.to_json() for result in results]}
 
@@ -313,12 +321,16 @@ class Client:
         input: str | list[dict[str, Any]],
         *,  # the API's own name
         idempotency_key: str | None = None,
+        queue: bool = False,
     ) -> Turn:
-        """Send new input; returns the turn once it completes or pauses on tool calls."""
+        """Send new input; returns the turn once it completes or pauses on tool calls. With
+        ``queue``, input sent while a turn runs waits behind it instead of a 409."""
         return Turn.from_json(
             _checked(
                 self._http.post(
-                    f"/api/sessions/{session_id}/turns", json={"input": input}, headers=_idempotency(idempotency_key)
+                    f"/api/sessions/{session_id}/turns",
+                    json=_turn_body(input, queue),
+                    headers=_idempotency(idempotency_key),
                 )
             )
         )
@@ -348,8 +360,11 @@ class Client:
             )
         )
 
-    def interrupt(self, session_id: str) -> Turn:
-        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/interrupt")))
+    def interrupt(self, session_id: str, turn_id: str | None = None) -> Turn:
+        """Stop the running turn, or the one ``turn_id`` names (a queued one is withdrawn)."""
+        return Turn.from_json(
+            _checked(self._http.post(f"/api/sessions/{session_id}/interrupt", json=_interrupt_body(turn_id)))
+        )
 
     def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
         body = _checked(self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit}))
@@ -460,10 +475,15 @@ class AsyncClient:
         _checked(await self._http.delete(f"/api/sessions/{session_id}"))
 
     async def send(
-        self, session_id: str, input: str | list[dict[str, Any]], *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        input: str | list[dict[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        queue: bool = False,
     ) -> Turn:
         response = await self._http.post(
-            f"/api/sessions/{session_id}/turns", json={"input": input}, headers=_idempotency(idempotency_key)
+            f"/api/sessions/{session_id}/turns", json=_turn_body(input, queue), headers=_idempotency(idempotency_key)
         )
         return Turn.from_json(_checked(response))
 
@@ -487,8 +507,9 @@ class AsyncClient:
         )
         return Turn.from_json(_checked(response))
 
-    async def interrupt(self, session_id: str) -> Turn:
-        return Turn.from_json(_checked(await self._http.post(f"/api/sessions/{session_id}/interrupt")))
+    async def interrupt(self, session_id: str, turn_id: str | None = None) -> Turn:
+        response = await self._http.post(f"/api/sessions/{session_id}/interrupt", json=_interrupt_body(turn_id))
+        return Turn.from_json(_checked(response))
 
     async def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
         response = await self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})

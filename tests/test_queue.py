@@ -123,7 +123,7 @@ def test_full_queue_is_409_and_queued_turns_can_be_withdrawn(gateway: Gateway, m
     session_id, paused = _paused_session(gateway, mock_model)
     queued = []
     for n in range(MAX_QUEUED - 1):
-        response = _queue(gateway, session_id, f"waiting {n}", background=True)
+        response = _queue(gateway, session_id, f"qz-waiting {n}", background=True)
         assert response.status_code == 202, response.text
         queued.append(response.json()["turn_id"])
 
@@ -154,7 +154,7 @@ def test_full_queue_is_409_and_queued_turns_can_be_withdrawn(gateway: Gateway, m
     events = gateway.events(session_id)
     assert not [e for e in events if e["type"] == "turn.started" and e["turn_id"] != paused["turn_id"]]
     assert {e["turn_id"] for e in events if e["type"] == "turn.interrupted"} == {*queued, gone, paused["turn_id"]}
-    assert not any("waiting" in str(r.body["messages"]) for r in mock_model.message_requests(include_side=False))
+    assert not any("qz-waiting" in str(r.body["messages"]) for r in mock_model.message_requests(include_side=False))
 
 
 def test_shutdown_withdraws_queued_turns_and_answers_their_waiting_clients(
