@@ -163,7 +163,7 @@ def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
     retried = index.lookup(replace(conversation, messages=_says("a", "b", "c")))  # the last request, again
     assert retried.head is None and retried.passed == ("s1",)
     head = index.lookup(replace(conversation, messages=_says("a", "b", "c", "d", "e"))).head
-    index.forget(head.session_id)
+    index.claim(head)
     assert index.head_of("s1") is None
     index.restore(head)
     assert index.head_of("s1") == head

@@ -226,6 +226,11 @@ class AffinityIndex:
     def head_of(self, session_id: str) -> Head | None:
         return self._heads.get(session_id)
 
+    def claim(self, head: Head) -> None:
+        """Take a head out while its session is being fed, so a concurrent request with
+        the same history cannot feed the same session twice."""
+        self.forget(head.session_id)
+
     def advance(self, head: Head) -> None:
         self.forget(head.session_id)
         self._heads[head.session_id] = head
@@ -234,7 +239,7 @@ class AffinityIndex:
             self.forget(next(iter(self._heads)))
 
     def restore(self, head: Head) -> None:
-        """Put back a head that a request took out (releasing its session) and then failed to feed."""
+        """Put back a claimed head whose request failed before feeding anything."""
         if head.session_id not in self._heads:
             self.advance(head)
 
