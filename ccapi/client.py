@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,8 +202,17 @@ def _results_body(results: Iterable[ToolResult]) -> dict[str, Any]:
     return {"results": [result.to_json() for result in results]}
 
 
-def _decisions_body(decisions: Iterable[Decision]) -> dict[str, Any]:
-    return {"decisions": [decision.to_json() for decision in decisions]}
+def _decisions_body(decisions: Iterable[Decision], background: bool = False) -> dict[str, Any]:
+    return {"decisions": [decision.to_json() for decision in decisions], **_background(background)}
+
+
+def _turn_body(input: str | list[dict[str, Any]], background: bool) -> dict[str, Any]:
+    return {"input": input, **_background(background)}
+
+
+def _background(background: bool) -> dict[str, Any]:
+    """``background``: the gateway answers at once (status ``running``); the events tell the rest."""
+    return {"background": True} if background else {}
 
 
 def _decide(approve: Approver, request: PermissionRequest) -> Decision:
@@ -304,6 +313,13 @@ class Client:
     def get_session(self, session_id: str) -> Session:
         return Session.from_json(_checked(self._http.get(f"/api/sessions/{session_id}")))
 
+    def update_session(self, session_id: str, **changes: Any) -> Session:
+        """``PATCH``: ``max_budget_usd``, ``model`` or ``permission_mode`` for the next turn."""
+        return Session.from_json(_checked(self._http.patch(f"/api/sessions/{session_id}", json=changes)))
+
+    def models(self) -> list[dict[str, Any]]:
+        return list(_checked(self._http.get("/api/models"))["data"])
+
     def delete_session(self, session_id: str) -> None:
         _checked(self._http.delete(f"/api/sessions/{session_id}"))
 
@@ -313,12 +329,16 @@ class Client:
         input: str | list[dict[str, Any]],
         *,  # the API's own name
         idempotency_key: str | None = None,
+        background: bool = False,
     ) -> Turn:
-        """Send new input; returns the turn once it completes or pauses on tool calls."""
+        """Send new input; returns the turn once it completes or pauses on tool calls (at once,
+        ``running``, with ``background``)."""
         return Turn.from_json(
             _checked(
                 self._http.post(
-                    f"/api/sessions/{session_id}/turns", json={"input": input}, headers=_idempotency(idempotency_key)
+                    f"/api/sessions/{session_id}/turns",
+                    json=_turn_body(input, background),
+                    headers=_idempotency(idempotency_key),
                 )
             )
         )
@@ -336,13 +356,20 @@ class Client:
             )
         )
 
-    def decide(self, session_id: str, decisions: Iterable[Decision], *, idempotency_key: str | None = None) -> Turn:
+    def decide(
+        self,
+        session_id: str,
+        decisions: Iterable[Decision],
+        *,
+        idempotency_key: str | None = None,
+        background: bool = False,
+    ) -> Turn:
         """Allow or deny the built-in tool calls the turn waits on; returns the turn as it settles next."""
         return Turn.from_json(
             _checked(
                 self._http.post(
                     f"/api/sessions/{session_id}/permissions",
-                    json=_decisions_body(decisions),
+                    json=_decisions_body(decisions, background),
                     headers=_idempotency(idempotency_key),
                 )
             )
@@ -456,14 +483,31 @@ class AsyncClient:
     async def get_session(self, session_id: str) -> Session:
         return Session.from_json(_checked(await self._http.get(f"/api/sessions/{session_id}")))
 
+    async def update_session(self, session_id: str, **changes: Any) -> Session:
+        return Session.from_json(_checked(await self._http.patch(f"/api/sessions/{session_id}", json=changes)))
+
+    async def models(self) -> list[dict[str, Any]]:
+        return list(_checked(await self._http.get("/api/models"))["data"])
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /healthz``; raises ``httpx.TransportError`` when nothing answers at the URL."""
+        return dict(_checked(await self._http.get("/healthz")))
+
     async def delete_session(self, session_id: str) -> None:
         _checked(await self._http.delete(f"/api/sessions/{session_id}"))
 
     async def send(
-        self, session_id: str, input: str | list[dict[str, Any]], *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        input: str | list[dict[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        background: bool = False,
     ) -> Turn:
         response = await self._http.post(
-            f"/api/sessions/{session_id}/turns", json={"input": input}, headers=_idempotency(idempotency_key)
+            f"/api/sessions/{session_id}/turns",
+            json=_turn_body(input, background),
+            headers=_idempotency(idempotency_key),
         )
         return Turn.from_json(_checked(response))
 
@@ -478,11 +522,16 @@ class AsyncClient:
         return Turn.from_json(_checked(response))
 
     async def decide(
-        self, session_id: str, decisions: Iterable[Decision], *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        decisions: Iterable[Decision],
+        *,
+        idempotency_key: str | None = None,
+        background: bool = False,
     ) -> Turn:
         response = await self._http.post(
             f"/api/sessions/{session_id}/permissions",
-            json=_decisions_body(decisions),
+            json=_decisions_body(decisions, background),
             headers=_idempotency(idempotency_key),
         )
         return Turn.from_json(_checked(response))
@@ -496,7 +545,7 @@ class AsyncClient:
 
     async def stream_events(
         self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """As ``Client.stream_events``."""
         last, failures = after, 0
         while True:
