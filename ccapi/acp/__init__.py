@@ -16,6 +16,7 @@ from typing import cast
 import httpx
 
 from ccapi.client import AsyncClient, CCAPIError
+from ccapi.envfile import with_env_file
 
 NOT_RUNNING = """cc-api acp: no CC API gateway answers at {url} ({error}).
 Start one first:  cc-api start        (in the background; `cc-api run` keeps it in a terminal)
@@ -32,8 +33,10 @@ def local_url() -> str:
 
 
 def main(url: str | None = None) -> int:
-    """Serve ACP on stdin/stdout until the client closes it; 1 (with a message on stderr) when no gateway answers."""
-    return asyncio.run(_serve(url or local_url(), os.environ.get("CC_API_KEY") or None))
+    """Serve ACP on stdin/stdout until the client closes it; 1 (with a message on stderr) when no gateway answers.
+    The key is ``CC_API_KEY`` from the environment, else from ``$CC_API_HOME/cc-api.env`` as for every command."""
+    key = with_env_file(os.environ).get("CC_API_KEY") or None
+    return asyncio.run(_serve(url or local_url(), key))
 
 
 async def _serve(url: str, api_key: str | None) -> int:
