@@ -171,3 +171,22 @@ def test_without_a_gateway_it_says_how_to_start_one(capsys: pytest.CaptureFixtur
     assert main(["acp", "--url", url]) == 1
     out, err = capsys.readouterr()
     assert out == "" and f"no CC API gateway answers at {url}" in err and "cc-api start" in err
+
+
+def test_cancel_interrupts_the_running_turn(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    mock_model.script(Reply(text="too late", first_byte_delay=30))
+    client = RecordingClient()
+
+    async def run() -> Any:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            prompt = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[text_block("hi")]))
+            while not mock_model.message_requests(include_side=False):
+                await asyncio.sleep(0.1)
+            await conn.cancel(session_id=session.session_id)
+            return session.session_id, await prompt
+
+    session_id, reply = _run(run())
+
+    assert reply.stop_reason == "cancelled" and "too late" not in client.text()
+    assert [e["type"] for e in gateway.events(session_id)][-1] == "turn.interrupted"
