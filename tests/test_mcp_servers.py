@@ -52,6 +52,8 @@ def test_a_stdio_mcp_server_tool_runs_when_the_model_calls_it(
         ({"a": {"command": "x", "args": "-v"}}, "args must be a list of strings"),
         ({"a": {"command": "x", "env": {"K": 1}}}, "env must be an object of strings"),
         ({"a": {"type": "http", "url": "ftp://host/"}}, "url must be an http(s) URL"),
+        ({"a": {"type": "http", "url": "http://[::1/"}}, "url must be an http(s) URL"),
+        ({"a": {"type": ["stdio"], "command": "x"}}, 'type must be "stdio" or "http"'),
         ({"a": {"type": "http", "url": "http://h/", "command": "x"}}, "unknown field(s) for type http: command"),
     ],
 )

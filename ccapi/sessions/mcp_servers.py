@@ -45,7 +45,7 @@ def _server(where: str, server: Any) -> dict[str, Any]:
     if not isinstance(server, dict):
         raise InvalidRequest(f"{where} must be an object")
     kind = server.get("type", "stdio")
-    if kind not in _SHAPES:
+    if not isinstance(kind, str) or kind not in _SHAPES:
         raise InvalidRequest(f'{where}.type must be "stdio" or "http"', {"got": kind})
     unknown = sorted(set(server) - _SHAPES[kind])
     if unknown:
@@ -57,10 +57,18 @@ def _server(where: str, server: Any) -> dict[str, Any]:
         if not isinstance(args, list) or not all(isinstance(a, str) and "\x00" not in a for a in args):
             raise InvalidRequest(f"{where}.args must be a list of strings")
         return {"type": "stdio", "command": command, "args": args, "env": _strings(f"{where}.env", server)}
-    url = server.get("url")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+    if not _http_url(server.get("url")):
         raise InvalidRequest(f"{where}.url must be an http(s) URL")
+    url = server["url"]
     return {"type": "http", "url": url, "headers": _strings(f"{where}.headers", server)}
+
+
+def _http_url(url: Any) -> bool:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) and "\x00" not in url else None
+        return parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unparseable host such as "[::1"
+        return False
 
 
 def _strings(where: str, server: dict[str, Any]) -> dict[str, str]:
