@@ -181,7 +181,7 @@ def test_cancel_interrupts_the_running_turn(gateway: Gateway, mock_model: MockMo
         async with acp_agent(gateway, client) as conn:
             session = await conn.new_session(cwd=str(tmp_path))
             prompt = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[text_block("hi")]))
-            while not mock_model.message_requests(include_side=False):
+            while not mock_model.message_requests(include_side=False):  # noqa: ASYNC110 - the mock records in its thread
                 await asyncio.sleep(0.1)
             await conn.cancel(session_id=session.session_id)
             return session.session_id, await prompt

@@ -20,7 +20,7 @@ from acp.schema import (
 
 from ccapi.acp.options import native_mcp_servers
 from ccapi.acp.prompt import native_input
-from ccapi.acp.updates import updates_for
+from ccapi.acp.updates import merged, updates_for
 from ccapi.events import Event
 
 
@@ -109,3 +109,13 @@ def test_client_mcp_servers_get_names_the_gateway_takes() -> None:
         "client_": {"type": "stdio", "command": "/bin/c", "args": [], "env": {}},
         "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"A": "b"}},
     }
+
+
+def test_a_replay_sends_each_reply_as_one_chunk_not_one_per_delta() -> None:
+    events = [_event("message.delta", {"index": 0, "text": word}) for word in ("gen", "eral ", "kenobi")]
+    events.insert(0, _event("thinking.delta", {"index": 0, "thinking": "a famous line"}))
+    updates = merged(u for event in events for u in updates_for(event, replay=True))
+    assert [(type(u).__name__, u.content.text) for u in updates] == [
+        ("AgentThoughtChunk", "a famous line"),
+        ("AgentMessageChunk", "general kenobi"),
+    ]

@@ -32,7 +32,7 @@ from acp.schema import (
 from ccapi import __version__
 from ccapi.acp.options import MODEL_OPTION, MODES, mode_state, model_option, native_mcp_servers
 from ccapi.acp.prompt import native_input
-from ccapi.acp.updates import tool_kind, tool_title, updates_for
+from ccapi.acp.updates import merged, tool_kind, tool_title, updates_for
 from ccapi.client import AsyncClient, CCAPIError, Decision, Session
 from ccapi.events import TERMINAL_TURN_EVENTS, Event, EventType
 
@@ -88,14 +88,14 @@ class GatewayAgent:
         """Replay the session's whole log as updates, then answer: the client then prompts on as before.
         The session keeps the working directory and MCP servers it was created with."""
         session = await _call(self.gateway.get_session(session_id))
-        after = 0
+        after, updates = 0, list[Any]()
         while True:
             page = await _call(self.gateway.events(session_id, after=after, limit=REPLAY_PAGE))
-            for event in page:
-                await self._send(session_id, updates_for(event, replay=True))
+            updates.extend(update for event in page for update in updates_for(event, replay=True))
             if len(page) < REPLAY_PAGE:
                 break
             after = page[-1].seq
+        await self._send(session_id, merged(updates))
         modes, options = await self._state(session)
         return LoadSessionResponse(modes=modes, config_options=options)
 

@@ -10,6 +10,7 @@ events, which the agent turns into requests) maps to nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from acp import (
@@ -23,7 +24,7 @@ from acp import (
     update_plan,
     update_tool_call,
 )
-from acp.schema import ToolCallLocation, ToolKind
+from acp.schema import AgentMessageChunk, AgentThoughtChunk, TextContentBlock, ToolCallLocation, ToolKind
 
 from ccapi.acp.prompt import replayed_input
 from ccapi.events import Event, EventType
@@ -64,6 +65,24 @@ def updates_for(event: Event, *, replay: bool) -> list[Any]:
     if event.type == EventType.TURN_STARTED and replay:
         return list(replayed_input(data.get("input") or []))
     return []
+
+
+def merged(updates: Iterable[Any]) -> list[Any]:
+    """Consecutive agent message (or thought) text chunks as one: a replay sends a reply in one notification
+    rather than one per streamed delta."""
+    out: list[Any] = []
+    for update in updates:
+        last: Any = out[-1] if out else None
+        if (
+            isinstance(update, AgentMessageChunk | AgentThoughtChunk)
+            and type(last) is type(update)
+            and isinstance(update.content, TextContentBlock)
+            and isinstance(last.content, TextContentBlock)
+        ):
+            out[-1] = last.model_copy(update={"content": text_block(last.content.text + update.content.text)})
+        else:
+            out.append(update)
+    return out
 
 
 def tool_started(tool_use_id: str, name: str, tool_input: dict[str, Any]) -> Any:
