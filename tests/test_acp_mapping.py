@@ -20,8 +20,12 @@ from acp.schema import (
 
 from ccapi.acp.options import native_mcp_servers
 from ccapi.acp.prompt import native_input
-from ccapi.acp.updates import merged, updates_for
+from ccapi.acp.updates import UpdateMapper, merged
 from ccapi.events import Event
+
+
+def updates_for(event: Event, *, replay: bool) -> list:
+    return UpdateMapper(replay=replay)(event)
 
 
 def _event(type_: str, data: dict) -> Event:
@@ -36,6 +40,9 @@ def test_todowrite_becomes_the_plan_not_a_tool_call() -> None:
     )
     assert isinstance(update, AgentPlanUpdate)
     assert [(e.content, e.status) for e in update.entries] == [("read", "completed"), ("fix", "in_progress")]
+    mapper = UpdateMapper(replay=False)
+    mapper(_event("agent_tool.started", {"tool_use_id": "t1", "name": "TodoWrite", "input": {"todos": todos}}))
+    assert mapper(_event("agent_tool.completed", {"tool_use_id": "t1", "content": "ok", "is_error": False})) == []
 
 
 def test_an_edit_is_an_edit_tool_call_with_its_diff_and_file() -> None:

@@ -32,7 +32,7 @@ from acp.schema import (
 from ccapi import __version__
 from ccapi.acp.options import MODEL_OPTION, MODES, mode_state, model_option, native_mcp_servers
 from ccapi.acp.prompt import native_input
-from ccapi.acp.updates import merged, tool_kind, tool_title, updates_for
+from ccapi.acp.updates import UpdateMapper, merged, tool_kind, tool_title
 from ccapi.client import AsyncClient, CCAPIError, Decision, Session
 from ccapi.events import TERMINAL_TURN_EVENTS, Event, EventType
 
@@ -88,10 +88,10 @@ class GatewayAgent:
         """Replay the session's whole log as updates, then answer: the client then prompts on as before.
         The session keeps the working directory and MCP servers it was created with."""
         session = await _call(self.gateway.get_session(session_id))
-        after, updates = 0, list[Any]()
+        after, updates, mapper = 0, list[Any](), UpdateMapper(replay=True)
         while True:
             page = await _call(self.gateway.events(session_id, after=after, limit=REPLAY_PAGE))
-            updates.extend(update for event in page for update in updates_for(event, replay=True))
+            updates.extend(update for event in page for update in mapper(event))
             if len(page) < REPLAY_PAGE:
                 break
             after = page[-1].seq
@@ -135,12 +135,13 @@ class GatewayAgent:
     async def _follow(self, session_id: str, turn_id: str, after: int) -> Any:
         """Stream the turn's events to the client, asking it about each permission request, until the turn ends."""
         asked: set[str] = set()
+        mapper = UpdateMapper(replay=False)
         stream = self.gateway.stream_events(session_id, after=after)
         async with contextlib.aclosing(stream):
             async for event in stream:
                 if event.turn_id != turn_id:
                     continue
-                await self._send(session_id, updates_for(event, replay=False))
+                await self._send(session_id, mapper(event))
                 if event.type == EventType.TURN_REQUIRES_APPROVAL:
                     for request in event.data.get("permission_requests") or []:
                         if request["request_id"] not in asked:

@@ -24,7 +24,14 @@ from acp import (
     update_plan,
     update_tool_call,
 )
-from acp.schema import AgentMessageChunk, AgentThoughtChunk, TextContentBlock, ToolCallLocation, ToolKind
+from acp.schema import (
+    AgentMessageChunk,
+    AgentThoughtChunk,
+    TextContentBlock,
+    ToolCallLocation,
+    ToolCallStart,
+    ToolKind,
+)
 
 from ccapi.acp.prompt import replayed_input
 from ccapi.events import Event, EventType
@@ -51,20 +58,30 @@ _KINDS: dict[str, ToolKind] = {
 _PLAN_STATUSES = ("pending", "in_progress", "completed")
 
 
-def updates_for(event: Event, *, replay: bool) -> list[Any]:
-    """The updates one native event makes (none for most)."""
-    data = event.data
-    if event.type == EventType.MESSAGE_DELTA and data.get("text"):
-        return [update_agent_message(text_block(data["text"]))]
-    if event.type == EventType.THINKING_DELTA and data.get("thinking"):
-        return [update_agent_thought(text_block(data["thinking"]))]
-    if event.type == EventType.AGENT_TOOL_STARTED:
-        return [tool_started(data.get("tool_use_id", ""), data.get("name", ""), data.get("input") or {})]
-    if event.type == EventType.AGENT_TOOL_COMPLETED:
-        return [tool_completed(data)]
-    if event.type == EventType.TURN_STARTED and replay:
-        return list(replayed_input(data.get("input") or []))
-    return []
+class UpdateMapper:
+    """The updates each native event makes (none for most), for one turn's stream or one replay. It remembers the
+    TodoWrite calls it turned into plans, so their results are not sent as updates of calls the client never saw."""
+
+    def __init__(self, *, replay: bool) -> None:
+        self.replay = replay
+        self._plans: set[str] = set()
+
+    def __call__(self, event: Event) -> list[Any]:
+        data = event.data
+        if event.type == EventType.MESSAGE_DELTA and data.get("text"):
+            return [update_agent_message(text_block(data["text"]))]
+        if event.type == EventType.THINKING_DELTA and data.get("thinking"):
+            return [update_agent_thought(text_block(data["thinking"]))]
+        if event.type == EventType.AGENT_TOOL_STARTED:
+            started = tool_started(data.get("tool_use_id", ""), data.get("name", ""), data.get("input") or {})
+            if not isinstance(started, ToolCallStart):
+                self._plans.add(data.get("tool_use_id", ""))
+            return [started]
+        if event.type == EventType.AGENT_TOOL_COMPLETED:
+            return [] if data.get("tool_use_id") in self._plans else [tool_completed(data)]
+        if event.type == EventType.TURN_STARTED and self.replay:
+            return list(replayed_input(data.get("input") or []))
+        return []
 
 
 def merged(updates: Iterable[Any]) -> list[Any]:
