@@ -198,6 +198,14 @@ def _session_body(
     return {key: value for key, value in body.items() if value is not None}
 
 
+def _session_page(body: dict[str, Any]) -> tuple[list[Session], str | None]:
+    return [Session.from_json(item) for item in body["data"]], body.get("next_after")
+
+
+def _page_params(limit: int, after: str | None) -> dict[str, str | int]:
+    return {"limit": limit, "after": after} if after else {"limit": limit}
+
+
 def _results_body(results: Iterable[ToolResult]) -> dict[str, Any]:
     return {"results": [result.to_json() for result in results]}
 
@@ -312,6 +320,10 @@ class Client:
 
     def get_session(self, session_id: str) -> Session:
         return Session.from_json(_checked(self._http.get(f"/api/sessions/{session_id}")))
+
+    def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
+        """A page of sessions, newest first, and the cursor of the next page (``None``: no more)."""
+        return _session_page(_checked(self._http.get("/api/sessions", params=_page_params(limit, after))))
 
     def update_session(self, session_id: str, **changes: Any) -> Session:
         """``PATCH``: ``max_budget_usd``, ``model`` or ``permission_mode`` for the next turn."""
@@ -482,6 +494,9 @@ class AsyncClient:
 
     async def get_session(self, session_id: str) -> Session:
         return Session.from_json(_checked(await self._http.get(f"/api/sessions/{session_id}")))
+
+    async def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
+        return _session_page(_checked(await self._http.get("/api/sessions", params=_page_params(limit, after))))
 
     async def update_session(self, session_id: str, **changes: Any) -> Session:
         return Session.from_json(_checked(await self._http.patch(f"/api/sessions/{session_id}", json=changes)))

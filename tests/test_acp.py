@@ -94,6 +94,8 @@ def test_two_prompts_with_the_agent_restarted_between_stay_on_one_session(
     async def second(session_id: str) -> RecordingClient:
         client = RecordingClient()
         async with acp_agent(gateway, client) as conn:
+            listed = await conn.list_sessions(cwd=str(tmp_path))
+            assert [s.session_id for s in listed.sessions] == [session_id]
             await conn.load_session(cwd=str(tmp_path), session_id=session_id)
             replayed = client.text(UserMessageChunk), client.text()
             client.updates.clear()

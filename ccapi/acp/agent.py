@@ -18,12 +18,16 @@ from acp.schema import (
     AllowedOutcome,
     Implementation,
     InitializeResponse,
+    ListSessionsResponse,
     LoadSessionResponse,
     McpCapabilities,
     NewSessionResponse,
     PermissionOption,
     PromptCapabilities,
     PromptResponse,
+    SessionCapabilities,
+    SessionInfo,
+    SessionListCapabilities,
     SetSessionConfigOptionResponse,
     SetSessionModeResponse,
     ToolCallUpdate,
@@ -43,6 +47,7 @@ PERMISSION_OPTIONS = [
 ]
 _STOP_REASONS = {"max_tokens": "max_tokens", "refusal": "refusal"}
 REPLAY_PAGE = 1000
+LIST_PAGE = 100
 
 
 class GatewayAgent:
@@ -69,6 +74,7 @@ class GatewayAgent:
                 load_session=True,
                 prompt_capabilities=PromptCapabilities(image=True, embedded_context=True, audio=False),
                 mcp_capabilities=McpCapabilities(http=True, sse=False),
+                session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
             ),
             agent_info=Implementation(name="cc-api", title="CC API", version=__version__),
         )
@@ -83,6 +89,18 @@ class GatewayAgent:
         session = await _call(self.gateway.create_session(**fields))
         modes, options = await self._state(session)
         return NewSessionResponse(session_id=session.id, modes=modes, config_options=options)
+
+    async def list_sessions(self, cwd: str | None = None, cursor: str | None = None, **_: Any) -> ListSessionsResponse:
+        """The gateway's sessions, newest first (those of ``cwd`` when given), whatever client made them."""
+        sessions, next_after = await _call(self.gateway.list_sessions(limit=LIST_PAGE, after=cursor))
+        return ListSessionsResponse(
+            sessions=[
+                SessionInfo(session_id=s.id, cwd=s.raw.get("cwd") or "", updated_at=s.raw.get("updated_at"))
+                for s in sessions
+                if cwd is None or s.raw.get("cwd") == cwd
+            ],
+            next_cursor=next_after,
+        )
 
     async def load_session(self, cwd: str, session_id: str, **_: Any) -> LoadSessionResponse:
         """Replay the session's whole log as updates, then answer: the client then prompts on as before.
