@@ -4,14 +4,19 @@ tools; bad definitions are a clear 400 that creates nothing. Also what ``PATCH``
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ccapi.store import SqlStore
+from ccapi.store.sql import sqlite_database
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import Gateway
+from tests.test_store_backends import _session
 
 NOTE_SERVER = str(Path(__file__).with_name("mcp_note_server.py"))
 
@@ -82,3 +87,26 @@ def test_patch_changes_the_model_and_permission_mode_for_the_next_turn(gateway: 
         response = gateway.client.patch(url, json=bad)
         assert response.status_code == 400, (bad, response.text)
     assert gateway.client.get(url).json()["permission_mode"] == "plan"
+
+
+def test_a_database_from_before_mcp_servers_is_migrated_in_place(tmp_path: Path) -> None:
+    """A sessions table without the mcp_servers column (schema 4) gains it at the next open; its sessions stay."""
+
+    async def main() -> None:
+        store = SqlStore(sqlite_database(tmp_path / "sessions.db"))
+        await store.open()
+        await store.create_session(_session("sess_old", "2026-01-01T00:00:00.000Z"))
+        await store.close()
+        with sqlite3.connect(tmp_path / "sessions.db") as db:
+            db.execute("ALTER TABLE sessions DROP COLUMN mcp_servers")
+            db.execute("DELETE FROM schema_version WHERE version > 4")
+
+        store = SqlStore(sqlite_database(tmp_path / "sessions.db"))
+        await store.open()
+        assert (await store.get_session("sess_old")).mcp_servers is None
+        servers = {"notes": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {}}}
+        await store.update_session("sess_old", mcp_servers=servers)
+        assert (await store.get_session("sess_old")).mcp_servers == servers
+        await store.close()
+
+    asyncio.run(main())
