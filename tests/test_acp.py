@@ -76,7 +76,7 @@ def _run(coroutine: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine, 120))
 
 
-def test_two_prompts_with_the_agent_restarted_between_stay_on_one_session(
+def test_two_prompts_with_the_agent_and_gateway_restarted_between_stay_on_one_session(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path
 ) -> None:
     mock_model.script(Reply(text="the first answer"), Reply(text="the second answer"))
@@ -105,6 +105,7 @@ def test_two_prompts_with_the_agent_restarted_between_stay_on_one_session(
         return client
 
     session_id = _run(first())
+    gateway.restart()  # the conversation lives in the gateway's store, not in any process
     client = _run(second(session_id))
 
     assert client.text() == "the second answer"
