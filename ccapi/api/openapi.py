@@ -268,13 +268,35 @@ SCHEMAS: dict[str, Any] = {
             "builtin_tools": _BUILTIN_TOOLS,
             "max_budget_usd": _BUDGET,
             "webhook": _WEBHOOK,
+            "mcp_servers": {
+                "type": "object",
+                "description": "the session's own MCP servers, by name (not 'client'; at most 32): "
+                "stdio commands run on the gateway host, or http URLs",
+                "additionalProperties": ref("McpServer"),
+            },
+        },
+    },
+    "McpServer": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "enum": ["stdio", "http"], "description": "stdio when omitted"},
+            "command": _STRING,
+            "args": {"type": "array", "items": _STRING},
+            "env": {"type": "object", "additionalProperties": _STRING},
+            "url": {"type": "string", "description": "http(s) URL of a streamable-HTTP MCP server"},
+            "headers": {"type": "object", "additionalProperties": _STRING},
         },
     },
     "SessionChanges": {
         "type": "object",
-        "required": ["max_budget_usd"],
+        "minProperties": 1,
         "additionalProperties": False,
-        "properties": {"max_budget_usd": _BUDGET},
+        "properties": {
+            "max_budget_usd": _BUDGET,
+            "model": _STRING,
+            "permission_mode": {"type": "string", "enum": list(PERMISSION_MODES)},
+        },
     },
     "Session": {
         "type": "object",
@@ -306,6 +328,11 @@ SCHEMAS: dict[str, Any] = {
             "last_event_seq": _INT,
             "usage": _OBJECT,
             "webhook": {"type": "object", "nullable": True, "properties": {"url": _STRING, "events": _WEBHOOK_EVENTS}},
+            "mcp_servers": {
+                "type": "object",
+                "description": "the session's MCP servers; env and headers show their names only",
+                "additionalProperties": _OBJECT,
+            },
             "live": {"type": "boolean"},
             "running_turn_id": _NULLABLE_STRING,
             "context": {"type": "object", "nullable": True, "additionalProperties": True},
@@ -629,7 +656,7 @@ PATHS: dict[str, Any] = {
             "Read a session", {"200": _json(ref("Session"), "The session"), **_errors(404)}, parameters=[_SESSION_ID]
         ),
         "patch": _op(
-            "Change the spending cap (for the next turn)",
+            "Change the spending cap, model or permission mode (for the next turn)",
             {"200": _json(ref("Session"), "The session"), **_errors(400, 404)},
             parameters=[_SESSION_ID],
             body="SessionChanges",

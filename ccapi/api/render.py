@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ccapi.ids import isoformat
+from ccapi.sessions.mcp_servers import public_view
 from ccapi.store import SessionRecord, TurnRecord
 from ccapi.store.outbox import PENDING, WebhookDelivery
 
@@ -27,6 +28,7 @@ def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | No
         "last_event_seq": record.last_seq,
         "usage": record.usage,
         "webhook": record.webhook,
+        "mcp_servers": public_view(record.mcp_servers),
         "live": live,
         "running_turn_id": running_turn_id,
         "created_at": record.created_at,

@@ -173,6 +173,7 @@ class SessionService:
             builtin_tools=as_json(params.builtin_tools),
             max_budget_usd=params.max_budget_usd,
             webhook=params.webhook,
+            mcp_servers=params.mcp_servers,
         )
         await self.store.create_session(record)
         self.metrics.session_created()
@@ -188,10 +189,11 @@ class SessionService:
         await self.events.flush()
         return await self.get(record.id)
 
-    async def set_budget(self, session_id: str, max_budget_usd: float | None) -> SessionRecord:
-        """Change the spending cap; the next turn runs under it (a live engine restarts for it)."""
+    async def change(self, session_id: str, fields: dict[str, Any]) -> SessionRecord:
+        """Change the spending cap, model or permission mode; the next turn runs with them (a live
+        engine started otherwise is replaced by a resumed one: ``EngineSpec.process_key``)."""
         await self.get(session_id)
-        await self.store.update_session(session_id, max_budget_usd=max_budget_usd, updated_at=utcnow())
+        await self.store.update_session(session_id, **fields, updated_at=utcnow())
         return await self.get(session_id)
 
     async def fork(self, session_id: str, turn_id: str | None = None, after_seq: int | None = None) -> SessionRecord:
@@ -627,6 +629,7 @@ class SessionService:
             cli_path=self._cli,
             builtin_tools=builtin_tools,
             max_budget_usd=session.max_budget_usd,
+            mcp_servers=session.mcp_servers or {},
             spent_usd=float(session.usage.get("cost_usd", 0.0)),
             ask_permission=functools.partial(self._ask_permission, session.id),
         )
