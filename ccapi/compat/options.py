@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.affinity import Fork, Head
-from ccapi.compat.conversation import Conversation
+from ccapi.compat.conversation import Conversation, Message
 from ccapi.config import Settings
 from ccapi.sessions import ForkPoint, NewSession
 from ccapi.toolpolicy import BuiltinTools
@@ -29,10 +29,18 @@ class Basis:
     model: str
     tools: str
     marks: tuple[ForkPoint | None, ...] = ()
+    queued: tuple[Message, ...] | None = None
+    """The new messages, when their turn queued behind another: the session's history is then
+    its head when the turn ran, not the request's."""
 
     @classmethod
-    def of(cls, conversation: Conversation, marks: tuple[ForkPoint | None, ...] = ()) -> Basis:
-        return cls(conversation.system, conversation.model, conversation.tools_key, marks)
+    def of(
+        cls,
+        conversation: Conversation,
+        marks: tuple[ForkPoint | None, ...] = (),
+        queued: tuple[Message, ...] | None = None,
+    ) -> Basis:
+        return cls(conversation.system, conversation.model, conversation.tools_key, marks, queued)
 
     @classmethod
     def kept(cls, head: Head, marks: tuple[ForkPoint | None, ...]) -> Basis:

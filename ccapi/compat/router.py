@@ -44,10 +44,8 @@ it all.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
@@ -62,16 +60,18 @@ from ccapi.compat.affinity import (
     head_json,
     same_options,
 )
-from ccapi.compat.conversation import Conversation, Message
+from ccapi.compat.conversation import Message
+from ccapi.compat.errors import PreviousResponseNotFound
+from ccapi.compat.exchange import CompatRequest, Exchange, ResponseRef
 from ccapi.compat.matching import native_answers
 from ccapi.compat.options import Basis, is_one_off, is_side, session_params
-from ccapi.compat.reply import Delta, Reply, ReplyBuilder
+from ccapi.compat.reply import Reply, ReplyBuilder
 from ccapi.compat.seed import seed
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
-from ccapi.toolpolicy import BuiltinTools
+from ccapi.sessions.queue import QueuedTurn
 
 log = structlog.get_logger(__name__)
 
@@ -81,26 +81,13 @@ _CLOCK_SKEW = 300.0
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
-
-
-@dataclass(frozen=True)
-class ResponseRef:
-    """Where a previous response began: its session and its first seq. It is the latest
-    response when the first settle after that seq is the session's last event."""
-
-    session_id: str
-    seq: int
-
-
-@dataclass(frozen=True)
-class CompatRequest:
-    conversation: Conversation
-    format: str
-    pinned_session: str | None = None
-    previous: ResponseRef | None = None
-    builtin_tools: BuiltinTools | None = None
-    """For a fresh session: Claude Code's built-in tools (default ``CC_API_COMPAT_BUILTIN_TOOLS``)."""
-    affinity_key: str | None = None
+#: The events a compat reply (a response) begins at.
+_RESPONSE_STARTS = [
+    EventType.TURN_STARTED.value,
+    EventType.TURN_QUEUED.value,
+    EventType.TOOL_RESULT.value,
+    EventType.PERMISSION_RESOLVED.value,
+]
 
 
 @dataclass(frozen=True)
@@ -114,44 +101,6 @@ class _Target:
     options: bool = False
     """The request's options (system prompt, model, tools) differ from the session's: a new
     turn runs with the request's (Claude Code restarts on the same transcript)."""
-
-
-@dataclass
-class Exchange:
-    """One compat request being answered: its deltas as they come, and the settled reply.
-
-    Collected by a task of its own, so a client that disconnects mid-stream does not stop
-    the session from recording the reply as its new head."""
-
-    session_id: str
-    model: str
-    first_seq: int
-    _queue: asyncio.Queue[Delta | None] = field(default_factory=asyncio.Queue)
-    _reply: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-    async def deltas(self) -> AsyncIterator[Delta | None]:
-        """Text deltas and tool calls, ``None`` for a keep-alive, ending with the ``Reply``."""
-        while True:
-            delta = await self._queue.get()
-            yield delta
-            if isinstance(delta, Reply):
-                return
-            if self._reply.done() and self._queue.empty():
-                await self._reply  # raises why the reply will never come
-                return
-
-    async def reply(self) -> Reply:
-        return await asyncio.shield(self._reply)
-
-    def push(self, delta: Delta | None) -> None:
-        if isinstance(delta, Reply):
-            self._reply.set_result(delta)
-        self._queue.put_nowait(delta)
-
-    def fail(self, error: ApiError) -> None:
-        """The reply will never come: ``reply`` raises ``error``, and ``deltas`` ends with it."""
-        self._reply.set_exception(error)
-        self._queue.put_nowait(None)
 
 
 class CompatRouter:
@@ -192,14 +141,7 @@ class CompatRouter:
         and the sessions the request left behind."""
         messages = request.conversation.messages
         if request.previous is not None:
-            session = await self._service.get(request.previous.session_id)
-            settles = await self._service.events_page(session.id, request.previous.seq - 1, 1, _SETTLES)
-            if not settles or settles[0].seq != session.last_seq:
-                raise Conflict(
-                    "previous_response_id is not the latest response of its conversation; "
-                    "a CC API session is linear, so continue from its latest response"
-                )
-            return _Target(session.id, messages, explicit=True), (), None
+            return _Target(await self._continuing(request.previous), messages, explicit=True), (), None
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
@@ -227,7 +169,8 @@ class CompatRouter:
             keep = match.fork_at(messages)
             if keep:  # a branch answers it, the session keeps its line
                 return None, lookup.passed, Fork(head, keep, match.marks[:keep])
-        self._index.claim(head)
+        # the head stays findable while its session is fed: a concurrent request on the same
+        # conversation (a heartbeat during a user turn) queues behind the running turn
         target = _Target(
             head.session_id,
             messages[match.replayed :],
@@ -237,6 +180,39 @@ class CompatRouter:
             options=not same_options(head, request.conversation),
         )
         return target, lookup.passed, None
+
+    async def _continuing(self, ref: ResponseRef) -> str:
+        """The session that continues a response: its own while it is that session's latest
+        response (or still running), else a fork at the end of its turn — OpenAI's branching."""
+        service = self._service
+        try:
+            session = await service.get(ref.session_id)
+        except NotFound:
+            raise PreviousResponseNotFound(ref.id) from None
+        first = await service.events_page(session.id, ref.seq - 1, 1, None)
+        if not first or first[0].seq != ref.seq or first[0].type not in _RESPONSE_STARTS or not first[0].turn_id:
+            raise PreviousResponseNotFound(ref.id)
+        turn_id, after = first[0].turn_id, ref.seq - 1
+        while True:  # its settle: the first of its turn's (a queued turn's may follow others')
+            settles = await service.events_page(session.id, after, 100, _SETTLES)
+            settle = next((e for e in settles if e.turn_id == turn_id), None)
+            if settle is not None or len(settles) < 100:
+                break
+            after = settles[-1].seq
+        paused = settle is not None and settle.type == EventType.TURN_REQUIRES_ACTION
+        # a turn queued behind a paused one changes nothing until that one ends: its answers still go to it
+        later = [kind for kind in _RESPONSE_STARTS if not (paused and kind == EventType.TURN_QUEUED)]
+        if settle is None or not await service.events_page(session.id, settle.seq, 1, later):
+            return session.id
+        if paused:
+            raise Conflict(
+                "previous_response_id names a response that called tools, and its conversation has gone on "
+                "since: a conversation cannot be branched inside a tool call; continue from its latest response",
+                {"session_id": session.id},
+            )
+        forked = await service.fork(session.id, turn_id=turn_id)
+        log.info("compat_previous_response_forked", session_id=forked.id, source=session.id, turn_id=turn_id)
+        return forked.id
 
     async def _load(self, key: str | None) -> bool:
         """Take in the heads the store holds (of one conversation key, or all at start-up)
@@ -284,10 +260,15 @@ class CompatRouter:
             fed = await self._feed_session(request, target)
             if fed is not None:
                 self._service.metrics.compat_routed(request.format, "warm")
+                first_seq, queued = fed
                 new_turn, claimed = target.suffix[0].role == "user", target.claimed
                 if new_turn or claimed is None:
-                    return target.session_id, fed, Basis.of(conversation, target.marks)
-                return target.session_id, fed, Basis.kept(claimed, target.marks)  # a paused turn goes on
+                    return (
+                        target.session_id,
+                        first_seq,
+                        Basis.of(conversation, target.marks, target.suffix if queued else None),
+                    )
+                return target.session_id, first_seq, Basis.kept(claimed, target.marks)  # a paused turn goes on
             await self._release((target.session_id,))
         if fork is not None:
             try:
@@ -301,23 +282,36 @@ class CompatRouter:
         self._service.metrics.compat_routed(request.format, "seeded" if seeded else "new")
         return session_id, first_seq, Basis.of(conversation, marks)
 
-    async def _feed_session(self, request: CompatRequest, target: _Target) -> int | None:
+    async def _feed_session(self, request: CompatRequest, target: _Target) -> tuple[int, bool] | None:
+        """The first seq of what was fed, and whether its turn queued behind a running one
+        (not behind a turn paused on the client's own tool calls: a client that sends new
+        input instead of their answers has gone past them)."""
         service, suffix = self._service, target.suffix
         run = service.running(target.session_id)
         new = suffix[0] if len(suffix) == 1 else None
         try:
-            if new is not None and new.role == "user" and run is None:
+            if new is not None and new.role == "user" and (run is None or not run.desk.waiting()):
                 if target.options:
-                    await service.set_options(target.session_id, self._params(request))
+                    params = self._params(request)
+                    options = {
+                        "model": params.model,
+                        "system_prompt": params.system_prompt,
+                        "tools": list(params.tools),
+                    }
+                    await service.change(target.session_id, options)
                     log.info("compat_options_applied", session_id=target.session_id)
-                started = await service.start_turn(target.session_id, TurnRequest(new.content, False, False))
+                started = await service.start_turn(
+                    target.session_id, TurnRequest(new.content, False, False, queue=True)
+                )
+                if isinstance(started, QueuedTurn):
+                    return started.queued_seq, True
                 assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
-                return started.started_seq
+                return started.started_seq, False
             waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
             answers = native_answers(new.answers, waiting) if new is not None and new.role == "tool" else None
             if answers is not None:
                 _, first_seq = await service.submit_tool_results(target.session_id, answers)
-                return first_seq
+                return first_seq, False
         except NotFound:
             if target.explicit:
                 raise
@@ -397,6 +391,8 @@ class CompatRouter:
         """The session's new head: the request's conversation plus this reply, marked where
         it can be branched. A failed reply leaves none, so the client's retry starts clean
         rather than repeating input."""
+        if not reply.ran:  # withdrawn from the queue: the session never saw it
+            return
         if reply.failed or request.previous is not None:
             await self._forget(reply.session_id)
             return
@@ -406,6 +402,9 @@ class CompatRouter:
             session = await self._service.store.get_session(reply.session_id)
             if session is not None and session.sdk_session_id:
                 mark = ForkPoint(session.id, session.sdk_session_id, reply.uuid)
+        if basis.queued is not None:
+            await self._record_queued(reply, basis, mark)
+            return
         count = len(conversation.messages)
         marks = (*basis.marks[:count], *[None] * (count - len(basis.marks)), mark)
         head = Head(
@@ -417,6 +416,23 @@ class CompatRouter:
             request.affinity_key,
             basis.model,
             basis.tools,
+        )
+        self._index.advance(head)
+        await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
+
+    async def _record_queued(self, reply: Reply, basis: Basis, mark: ForkPoint | None) -> None:
+        """A queued turn's head: the session's head when it ran (the turn it waited behind
+        has recorded its own by then), its new messages and its reply, under its options."""
+        prior, new = self._index.head_of(reply.session_id), basis.queued or ()
+        if prior is None:
+            return
+        head = replace(
+            prior,
+            system=basis.system,
+            messages=(*prior.messages, *new, reply.message()),
+            marks=(*prior.marks, *[None] * len(new), mark),
+            model=basis.model,
+            tools=basis.tools,
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
@@ -442,14 +458,3 @@ def _mismatch(suffix: tuple[Message, ...], waiting: set[str]) -> str:
     if len(suffix) == 1 and suffix[0].role == "tool":
         return "the session is not waiting for these tool results"
     return "the session is busy with a turn; wait for it to finish"
-
-
-def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
-    """The canonical model id a compat request names (its default when it names none)."""
-    name = requested or default
-    if not isinstance(name, str):
-        raise InvalidRequest("model must be a string")
-    model = catalog.resolve(name)
-    if model is None:
-        raise NotFound(f"unknown model {name!r}; GET /v1/models lists the known ones", {"model": name})
-    return model

@@ -57,6 +57,8 @@ class EngineSpec:
     continue_turn: bool = False
     """The turn has no input: Claude Code, started fresh, re-runs the turn its transcript ends
     in (tool results a client's history brought, see ``engine.history``)."""
+    mcp_servers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """The session's own MCP servers (stdio, http), as Claude Code takes them."""
 
     @property
     def budget_left(self) -> float | None:
@@ -66,7 +68,7 @@ class EngineSpec:
     def process_key(self) -> tuple[Any, ...]:
         """What a live process was started with that a session may change between turns; a
         live engine started with another key is replaced by a resumed one."""
-        return (self.max_budget_usd, self.model, self.system_prompt, self.tools)
+        return (self.max_budget_usd, self.model, self.permission_mode, self.system_prompt, self.tools)
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -91,7 +93,7 @@ def build_options(
     The system prompt goes in a private file when there is one: as an argument it would
     fail every turn past Linux's 128 KiB per-argument limit, and be readable by every local
     user in the process list."""
-    mcp_servers: dict[str, Any] = {}
+    mcp_servers: dict[str, Any] = dict(spec.mcp_servers)
     if spec.tools and spec.resolve_tool is not None:
         mcp_servers[CLIENT_SERVER] = client_tool_server(list(spec.tools), spec.resolve_tool)
     return ClaudeAgentOptions(
@@ -102,7 +104,11 @@ def build_options(
         max_turns=spec.max_turns,
         resume=spec.resume,
         include_partial_messages=True,
-        env={**spec.env, **(CONTINUE_ENV if spec.continue_turn else {})},
+        env={
+            **spec.env,
+            **(MCP_WAIT_ENV if spec.mcp_servers else {}),
+            **(CONTINUE_ENV if spec.continue_turn else {}),
+        },
         stderr=stderr,
         setting_sources=[],
         mcp_servers=mcp_servers,
@@ -125,6 +131,10 @@ def find_cli() -> str:
 
 
 MOCK_API_KEY = "cc-api-mock-model"
+
+MCP_WAIT_ENV = {"MCP_CONNECTION_NONBLOCKING": "false"}
+"""Claude Code connects a session's own MCP servers in the background and sends the first request without
+their tools; told this, it waits for them (or their failure) first, so the first turn can use them."""
 
 CONTINUE_ENV = {"CLAUDE_CODE_RESUME_INTERRUPTED_TURN": "1", "CLAUDE_CODE_RESUME_INTERRUPTED_TURN_MAX_AGE_MS": "0"}
 """Claude Code re-runs, as it starts, a turn its resumed transcript ends in without a reply,
