@@ -2,7 +2,8 @@
 
 A request is routed, in order of precedence, to:
 
-1. the session of ``previous_response_id`` (Responses): its input items are all new;
+1. the session of ``previous_response_id`` (Responses): its input items are all new (an
+   earlier response than its session's latest is continued in a branch at its turn's end);
 2. a pinned session (``x-cc-session-id`` or ``metadata.cc_session_id``): the messages
    after its head, or — when the index does not know the history — the messages after
    the last assistant message;
@@ -25,9 +26,10 @@ A request is routed, in order of precedence, to:
    turn is only the newest input. Nothing is flattened into text but a tool result whose
    call the history lacks (logged as ``compat.flattened``).
 
-What is new must be one user message (a new turn) or the answers to every tool call the
-session waits for (the paused turn continues; the answers may name the calls by ids the
-client rewrote). Anything else — an assistant message the session never wrote, results for
+What is new must be one user message (a new turn, queued behind the session's running turn
+if there is one, though not behind a turn paused on client tool calls) or the answers to
+every tool call the session waits for (the paused turn continues; the answers may name the
+calls by ids the client rewrote). Anything else — an assistant message the session never wrote, results for
 calls it is not waiting for — means the client's history is not the session's: an unpinned
 request then starts a fresh session (the log says why at info level), an explicit one is
 a 409. A session paused on tool calls that the request shows the client has gone past (or
