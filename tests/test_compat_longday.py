@@ -313,3 +313,19 @@ def test_an_anthropic_history_keeps_its_images_and_tool_blocks(http: httpx.Clien
     assert sent[0]["content"][1] == image
     assert sent[1]["content"][0]["name"] == "mcp__client__get_weather"
     assert sent[2]["content"][0]["tool_use_id"] == "toolu_pic_1"
+
+
+def test_a_line_the_clients_compaction_left_gives_its_process_back(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    system = {"role": "system", "content": "You are a compacting agent."}
+    history: list[dict[str, Any]] = []
+    for question in ("left line one", "left line two", "left line three"):
+        history.append({"role": "user", "content": question})
+        old, choice = _chat(http, [system, *history], tools=[TOOL])
+        history.append(choice["message"])
+    live = _live(gateway)
+    compacted = [system, *history[:2], {"role": "user", "content": "Summary: two more questions.\n\nAnd now?"}]
+    new, _ = _chat(http, compacted, tools=[TOOL])
+    assert new != old and _live(gateway) == live  # the branch runs; the line it left stopped
+    assert len(main_requests(mock_model)[-1]["messages"]) == 3

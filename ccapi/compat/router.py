@@ -36,7 +36,8 @@ a 409. A session paused on tool calls that the request shows the client has gone
 retried from before) will never get its answers: it is interrupted at once, freeing its
 live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``; so is one whose opening a
 request with its options shares but which the request goes on without (a client's
-compaction dropped its pending calls). One-off requests do not hold the pool: a side
+compaction dropped its pending calls); an idle session left so stops its Claude Code (it
+resumes if the client comes back). One-off requests do not hold the pool either: a side
 request's branch, and a fresh session for a single message without tools (a summary, a
 title), stop their Claude Code once they have answered (``options.is_one_off``); a later turn
 resumes them. Everything runs through ``SessionService``, so the native event log records
@@ -239,11 +240,16 @@ class CompatRouter:
         await self._service.store.delete_compat_head(session_id)
 
     async def _release(self, session_ids: tuple[str, ...]) -> None:
-        """Interrupt sessions paused on tool calls whose answers will never come: the client
-        has gone on without them. Their live slots come free before this request needs one."""
+        """Let go of sessions the client has gone on without: interrupt those paused on tool
+        calls whose answers will never come, and stop the Claude Code of idle ones (a line a
+        client's compaction or regeneration left; if it does come back, it resumes). Their
+        live slots come free before this request needs one."""
         for session_id in session_ids:
             run = self._service.running(session_id)
-            if run is None or not run.desk.waiting():
+            if run is None:
+                await self._service.park(session_id)
+                continue
+            if not run.desk.waiting():
                 continue
             await self._forget(session_id)
             log.info("compat_paused_session_released", session_id=session_id)
