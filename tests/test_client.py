@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from ccapi.client import AsyncClient, CCAPIError, Client, Event
-from ccapi.testing import MockModel, Reply, ToolUse
+from ccapi.testing import MockError, MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, result_text, tool_results_sent
 from tests.gateway import Gateway
 
@@ -123,6 +125,22 @@ def test_async_stream_resumes_from_an_event_id(gateway: Gateway, mock_model: Moc
 
     everything, rest = asyncio.run(scenario())
     assert everything[0] == 1 and rest == everything[3:]
+
+
+@pytest.mark.timeout(120)
+def test_the_readme_example_ends_on_a_failed_turn_and_says_why(
+    gateway: Gateway, mock_model: MockModel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's Python example, run as printed: a turn the model refuses comes back failed with
+    the upstream reason, and its event loop stops at ``turn.failed`` instead of waiting forever."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    [example] = re.findall(r"## Python client.*?```python\n(.*?)```", readme, flags=re.S)
+    mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
+    exec(example.replace("http://127.0.0.1:8000", gateway.base_url), {})  # noqa: S102 - our own README
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("failed upstream_error") and "this key may not use that model" in printed[0]
+    assert printed[-1].endswith(" turn.failed")
+    assert [line.split()[1] for line in printed[1:]][:2] == ["session.created", "turn.started"]
 
 
 def test_errors_are_typed(gateway: Gateway) -> None:
