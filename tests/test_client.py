@@ -136,7 +136,7 @@ def test_the_readme_example_ends_on_a_failed_turn_and_says_why(
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     [example] = re.findall(r"## Python client.*?```python\n(.*?)```", readme, flags=re.S)
     mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
-    exec(example.replace("http://127.0.0.1:8000", gateway.base_url), {})  # noqa: S102 - our own README
+    exec(example.replace("http://127.0.0.1:8000", gateway.base_url), {})  # the README's own code
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("failed upstream_error") and "this key may not use that model" in printed[0]
     assert printed[-1].endswith(" turn.failed")
