@@ -236,3 +236,22 @@ def test_engine_start_warns_only_of_shadowing_an_operator_could_fix(mode: str, a
         silence_client_tool_shadowing()  # as installed when the engine module loads, over "always"
         _warn_if_can_use_tool_shadowed(options)
     assert [w.category for w in seen] == ([CanUseToolShadowedWarning] if warns else [])
+
+
+@pytest.mark.parametrize(("exit_code", "level"), [(143, "INFO"), (-15, "INFO"), (1, "ERROR"), (137, "ERROR")])
+def test_a_child_stopped_by_sigterm_is_not_logged_as_an_error(
+    exit_code: int, level: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At shutdown a service manager signals Claude Code with the gateway, and the SDK's reader logged
+    the exit (143) as a fatal error; any other failure of the reader keeps its error level."""
+    import logging
+
+    from claude_agent_sdk import ProcessError
+
+    import ccapi.engine.live  # noqa: F401 - installs the filter, as the gateway does
+    from ccapi.engine.sdklog import SDK_READER_LOGGER
+
+    error = ProcessError(f"Command failed with exit code {exit_code}", exit_code, "Check stderr output for details")
+    with caplog.at_level(logging.INFO):
+        logging.getLogger(SDK_READER_LOGGER).error(f"Fatal error in message reader: {error}")  # the SDK's own line
+    assert [r.levelname for r in caplog.records] == [level]
