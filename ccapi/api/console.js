@@ -10,7 +10,7 @@ const RESULT_CLIP = 4000;
 const ENDS = ["turn.completed", "turn.failed", "turn.interrupted"];
 const LABELS = { requires_approval: "waiting for approval", requires_action: "waiting for tool result" };
 const state = {
-  key: sessionStorage.getItem(KEY_SLOT) || "", nextAfter: null, view: null, started: false,
+  key: sessionStorage.getItem(KEY_SLOT) || "", nextAfter: null, paged: false, view: null, started: false,
   titles: new Map(),   // session id → its first user message (a session's first input never changes)
   outcomes: new Map(), // "id:last_event_seq" → how its last turn ended
 };
@@ -163,12 +163,28 @@ async function loadSessions(more = false) {
     const items = page.data.map(sessionItem);
     if (more) list.append(...items);
     else list.replaceChildren(...items);
+    state.paged = more;
     state.nextAfter = page.next_after;
     $("#more-sessions").hidden = !page.has_more;
     $("#sessions-error").textContent = page.data.length || more ? "" : "No sessions yet.";
     await Promise.all(page.data.map((session, n) => describe(session, items[n])));
   } catch (error) {
     if (error.status !== 401) $("#sessions-error").textContent = error.message;
+  }
+}
+
+// Keeps the list current without losing the pages "More" added: the first page's sessions are redrawn in place,
+// and new ones go on top.
+async function pollSessions() {
+  if (!state.paged) return loadSessions();
+  const page = await api("/api/sessions?limit=20").catch(() => null);
+  if (!page) return;
+  for (const session of [...page.data].reverse()) {
+    const fresh = sessionItem(session);
+    const old = document.querySelector(`#sessions li[data-id="${CSS.escape(session.id)}"]`);
+    if (old) old.replaceWith(fresh);
+    else $("#sessions").prepend(fresh);
+    describe(session, fresh);
   }
 }
 
@@ -319,7 +335,7 @@ function refreshSoon(view) {
 async function refresh(view) {
   const session = await api(sessionPath(view.id)).catch(() => null);
   if (session) showSession(view, session);
-  loadSessions();
+  pollSessions();
 }
 
 function setStatus(view, status) {
@@ -695,5 +711,5 @@ window.addEventListener("hashchange", route);
 showVersions().catch(() => {});
 showHealth();
 setInterval(showHealth, 10000);
-setInterval(() => { if (state.started && !$("#app").hidden && !document.hidden) loadSessions(); }, LIST_POLL_MS);
+setInterval(() => { if (state.started && !$("#app").hidden && !document.hidden) pollSessions(); }, LIST_POLL_MS);
 start();
