@@ -226,6 +226,7 @@ def test_the_console_is_a_place_to_work(
     assert _text(page, "#session-status") == "waiting for approval" and _text(page, f"{item} .badge") == (
         "waiting for approval"
     )
+    assert _text(page, ".tool .approval button.allow-session") == "Allow Bash for this session"
     assert not target.exists()
     _click(page, allow)
     last = "#turns .turn:last-child"

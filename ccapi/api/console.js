@@ -506,10 +506,11 @@ function askApproval(view, tool, request) {
   reason.placeholder = "reason, if you deny (Claude reads it)";
   reason.setAttribute("aria-label", "reason for denying");
   const error = element("span", "error-text small");
-  const decide = async (behavior) => {
+  const decide = async (behavior, forSession = false) => {
     for (const control of tool.approval.querySelectorAll("button, input")) control.disabled = true;
     error.textContent = "";
     const decision = { request_id: request.request_id, behavior };
+    if (forSession) decision.scope = "session";
     if (behavior === "deny" && reason.value.trim()) decision.message = reason.value.trim();
     try {
       await api(sessionPath(view.id, "/permissions"), "POST", { decisions: [decision] });
@@ -521,9 +522,12 @@ function askApproval(view, tool, request) {
     }
   };
   const allow = button("Allow", "primary allow", () => decide("allow"));
+  const always = button(`Allow ${request.tool_name} for this session`, "allow-session", () => decide("allow", true));
+  always.title = "Claude Code stops asking for this tool while the session's process lives (it asks again after " +
+    "the gateway releases it, when idle or on a restart)";
   const deny = button("Deny", "deny", () => decide("deny"));
   const row = element("div", "row");
-  row.append(element("strong", "", `Claude Code asks to run ${request.tool_name}.`), allow, deny, reason);
+  row.append(element("strong", "", `Claude Code asks to run ${request.tool_name}.`), allow, always, deny, reason);
   tool.approval.replaceChildren(row, error);
   tool.approval.hidden = false;
   tool.approval.scrollIntoView({ block: "nearest" });
@@ -531,7 +535,8 @@ function askApproval(view, tool, request) {
 
 function resolveApproval(tool, data) {
   tool.approval.hidden = false;
-  const verdict = data.timed_out ? "denied: no answer in time" : data.behavior === "allow" ? "allowed" : "denied";
+  const verdict = data.timed_out ? "denied: no answer in time" : data.behavior === "deny" ? "denied" :
+    data.scope === "session" ? `allowed, and for the rest of this session` : "allowed";
   tool.approval.replaceChildren(element("div", "resolved " + data.behavior,
     verdict + (data.message && !data.timed_out ? ` (“${data.message}”)` : "")));
   setBadge(tool.state, data.behavior === "allow" ? "running" : "denied");
