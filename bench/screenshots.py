@@ -24,7 +24,7 @@ from tests import browser
 from tests.gateway import Gateway
 
 IMAGES = REPO / "docs" / "images"
-WIDTH, HEIGHT = 1280, 1040
+WIDTH, HEIGHT = 1280, 1080
 
 SUMMARY = """Here is what the folder holds:
 

@@ -60,6 +60,14 @@ function when(iso, timeOnly = false) {
   return timeOnly ? date.toLocaleTimeString() : date.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
 }
 
+// "11:20 AM" today, the date before that.
+function lately(iso) {
+  const date = new Date(iso);
+  if (isNaN(date)) return "";
+  const today = date.toDateString() === new Date().toDateString();
+  return date.toLocaleString([], today ? { timeStyle: "short" } : { dateStyle: "short" });
+}
+
 const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 const clip = (text, length) => text.length > length ? text.slice(0, length) + "…" : text;
 const seconds = (ms) => ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
@@ -192,11 +200,11 @@ function sessionItem(session) {
   const item = element("li");
   item.dataset.id = session.id;
   item.classList.toggle("selected", session.id === state.view?.id);
-  const first = element("div", "row");
-  first.append(element("span", "title", titleOf(session)), element("span", "badge " + session.status, label(session.status)));
+  const first = element("div", "title", titleOf(session));
   const second = element("div", "line2");
-  second.append(element("span", "", `${session.model} · ${plural(session.turn_count, "turn")}`),
-                element("span", "", when(session.updated_at)));
+  second.append(element("span", "badge " + session.status, label(session.status)),
+                element("span", "about", `${session.model.replace(/^claude-/, "")} · ${plural(session.turn_count, "turn")}`),
+                element("span", "", lately(session.updated_at)));
   item.append(first, second);
   item.addEventListener("click", () => { location.hash = "#/sessions/" + encodeURIComponent(session.id); });
   return item;
