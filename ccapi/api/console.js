@@ -152,12 +152,12 @@ async function showLimits() {
   box.replaceChildren();
   if (!limits) return;
   box.append(element("p", "muted small", limits.note));
-  for (const window of limits.windows) {
-    const row = element("div", "window" + (window.blocking ? " blocking" : ""));
+  for (const usage of limits.windows) {
+    const row = element("div", "window" + (usage.blocking ? " blocking" : ""));
     const meter = element("meter");
     meter.min = 0; meter.max = 1; meter.low = 0.75; meter.high = 0.9; meter.optimum = 0;
-    meter.value = window.utilization ?? 0;
-    row.append(element("div", "small", window.summary), meter);
+    meter.value = usage.utilization ?? 0;
+    row.append(element("div", "small", usage.summary), meter);
     box.append(row);
   }
 }
@@ -220,16 +220,14 @@ function titleOf(session) {
 // from the event log, read once and then kept.
 async function describe(session, item) {
   const title = item.querySelector(".title");
-  if (!title.textContent.startsWith("sess_") || !session.turn_count) {
-    if (title.textContent === session.id) title.classList.add("mono");
-  } else if (!state.titles.has(session.id)) {
+  title.title = session.id;
+  if (title.textContent === session.id && session.turn_count && !state.titles.has(session.id)) {
     const first = await api(sessionPath(session.id, "/events?types=turn.started&limit=1")).catch(() => null);
     const text = inputText(first?.data?.[0]?.data?.input).trim().split("\n")[0];
-    if (text) state.titles.set(session.id, clip(text, 80));
+    if (first) state.titles.set(session.id, clip(text, 80));  // "" (no text to go by) is kept too: the id stays
+    title.textContent = titleOf(session);
   }
-  if (state.titles.has(session.id) && title.textContent === session.id) title.textContent = titleOf(session);
   title.classList.toggle("mono", title.textContent === session.id);
-  title.title = session.id;
   if (session.status !== "idle" || !session.turn_count) return;
   const key = `${session.id}:${session.last_event_seq}`;
   if (!state.outcomes.has(key)) {
