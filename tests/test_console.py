@@ -27,6 +27,15 @@ KEY = "console-key-5d20b7"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 STREAMED = " ".join(f"word{n}" for n in range(1, 25))
 DISPLAYED = "(s => getComputedStyle(document.querySelector(s)).display !== 'none')"
+MOCK_INFO = """(async () => {
+    const real = window.fetch;
+    window.fetch = async (url, init) => {
+        const response = await real(url, init);
+        if (url !== '/') return response;
+        return new Response(JSON.stringify({...await response.json(), mock_model: true}));
+    };
+    try { await showVersions(); } finally { window.fetch = real; }
+})()"""
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +120,8 @@ def test_console_in_a_real_browser(
     assert page.evaluate("sessionStorage.getItem('cc-api-key')") == KEY
     assert page.evaluate("document.querySelector('#health').textContent").startswith("ok")
     assert not page.evaluate(f"{DISPLAYED}('#mock-banner')")  # a real upstream here, not --mock-model
+    page.evaluate(MOCK_INFO)  # what `/` says on --mock-model (cc-api status, tested in test_cli, reads the same flag)
+    assert page.evaluate(f"{DISPLAYED}('#mock-banner')") and "mock" in page.evaluate("document.title")
     assert "cc-api" in page.evaluate("document.querySelector('#versions').textContent")
 
     # Open the session and send a turn from the box; the reply streams in before the turn ends.
