@@ -99,6 +99,12 @@ def test_start_status_turn_stop(
     assert report["running"] and report["healthy"]
     assert report["state"]["url"] == cli.url and report["state"]["pid"] == state["pid"]
     assert (report["live_sessions"], report["persisted_sessions"]) == (1, 1)
+    figures = report["figures"]  # the headline figures, from /metrics
+    assert (figures["turns_last_hour"], figures["failed_last_hour"], figures["max_live"]) == (1, 0, 8)
+    assert figures["tokens"]["output"] == reply["usage"]["output_tokens"] > 0
+    assert figures["compat_warm_share"] is None  # no compat request yet
+    shown = cli("status").stdout
+    assert "1 live (max 8), 1 stored" in shown and "1 in the last hour, 0 failed" in shown
     assert readable_by_others(cli.paths.home) == {}, "state other users could read (umask 022)"
 
     stopped = cli("stop", "--json")

@@ -583,6 +583,19 @@ PATHS: dict[str, Any] = {
             tags=("info",),
         )
     },
+    "/metrics": {
+        "get": _op(
+            "The gateway's figures in the Prometheus text format (per process)",
+            {
+                "200": {
+                    "description": "Prometheus exposition format 0.0.4",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                **_errors(),
+            },
+            tags=("metrics",),
+        )
+    },
     "/api/limits": {
         "get": _op(
             "Subscription usage windows as Claude Code last reported them",

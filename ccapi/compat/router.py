@@ -42,7 +42,7 @@ from ccapi.compat.affinity import MAX_HEADS, AffinityIndex, Fork, Head, conversa
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.matching import native_answers
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
-from ccapi.compat.seed import seed_input
+from ccapi.compat.seed import flattens, seed_input
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import utcnow
@@ -260,6 +260,7 @@ class CompatRouter:
         if target is not None:
             fed = await self._feed_session(target)
             if fed is not None:
+                self._service.metrics.compat_routed(request.format, "warm")
                 claimed = target.claimed
                 told = not target.system_note or target.suffix[0].role == "user"
                 system = conversation.system if told or claimed is None else claimed.system
@@ -268,10 +269,12 @@ class CompatRouter:
         if fork is not None:
             try:
                 session_id, first_seq = await self._fresh(request, fork)
+                self._service.metrics.compat_routed(request.format, "fork")
                 return session_id, first_seq, _Basis(conversation.system, fork.marks)
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq = await self._fresh(request)
+        self._service.metrics.compat_routed(request.format, "seeded" if flattens(conversation.messages) else "new")
         return session_id, first_seq, _Basis(conversation.system)
 
     async def _feed_session(self, target: _Target) -> int | None:
@@ -319,6 +322,8 @@ class CompatRouter:
         run = await self._service.create_and_start(
             params, TurnRequest(tuple(seed_input(messages)), False, False), fork.point if fork else None
         )
+        if flattens(messages):
+            self._service.metrics.compat_flattened(request.format)
         if fork is not None:
             log.info("compat_forked", session_id=run.session.id, source=fork.source.session_id, kept=fork.keep)
         return run.session.id, run.started_seq

@@ -28,6 +28,8 @@ from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
+from ccapi.observability.metrics import Metrics
+from ccapi.observability.tracing import Tracing
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
 from ccapi.sessions.recovery import close_orphaned_turn
@@ -62,7 +64,14 @@ class Idempotency:
 
 class SessionService:
     def __init__(
-        self, settings: Settings, store: Store, events: EventLog, pool: EnginePool, limits: LimitBoard | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        events: EventLog,
+        pool: EnginePool,
+        limits: LimitBoard | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -70,7 +79,11 @@ class SessionService:
         self.pool = pool
         #: Subscription windows as Claude Code reported them; a rejected one refuses new turns.
         self.limits = limits or LimitBoard()
-        self._ctx = TurnContext(store, events, pool, settings.tool_timeout, settings.approval_timeout, self.limits)
+        #: What the sessions and compat layers record for ``/metrics``.
+        self.metrics = metrics or Metrics(process=False)
+        self._ctx = TurnContext(
+            store, events, pool, settings.tool_timeout, settings.approval_timeout, self.limits, self.metrics, tracing
+        )
         self._transcripts = TranscriptMirror(store, events)
         self._running: dict[str, TurnRun] = {}
         self._closing = False
@@ -159,6 +172,7 @@ class SessionService:
             webhook=params.webhook,
         )
         await self.store.create_session(record)
+        self.metrics.session_created()
         created: dict[str, Any] = {
             "model": record.model,
             "tools": [tool["name"] for tool in record.tools],
