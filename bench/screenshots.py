@@ -14,7 +14,6 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -73,7 +72,8 @@ def make_sessions(gw: Gateway, mock: ScriptedMock, workdir: Path) -> tuple[str, 
     (workdir / "build").mkdir(parents=True, exist_ok=True)
     for name, text in (("README.md", "# demo\n"), ("notes.txt", "Tuesday\n")):
         (workdir / name).write_text(text)
-    shown = gw.create_session(builtin_tools=["Bash"], cwd=str(workdir))["id"]
+    # "default" asks for approvals whoever runs this (as root it is the default anyway)
+    shown = gw.create_session(builtin_tools=["Bash"], cwd=str(workdir), permission_mode="default")["id"]
     mock.script(
         Reply(text="Let me look.", tool_uses=(ToolUse("Bash", {"command": "ls -la", "description": "List files"}),)),
         Reply(text=SUMMARY),
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     with scratch_home() as home:
         command = [sys.executable, "-m", "ccapi", "run", "--mock-model"]
         gw = Gateway(home, None, command=command, IS_SANDBOX=None).start()
-        page = browser.Browser(binary)
+        page: browser.Browser | None = None
         try:
+            page = browser.Browser(binary)
             page.call(
                 "Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False
             )
@@ -121,9 +122,11 @@ def main(argv: list[str] | None = None) -> None:
             rendered = "!!document.querySelector('.turn .reply ol') && !!document.querySelector('#limits p')"
             capture(page, f"{gw.base_url}/#/sessions/{titled}", rendered, args.out / "console-markdown.png")
         finally:
-            page.stop()
+            if page is not None:
+                page.stop()
             gw.stop()
-            leftovers: Any = gw.leftover_processes()
+            gw.client.close()
+            leftovers = gw.leftover_processes()
             if leftovers:
                 raise RuntimeError(f"Claude CLI processes outlived the gateway: {leftovers}")
 

@@ -195,7 +195,11 @@ def _text(page: browser.Browser, selector: str) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_the_console_is_a_place_to_work(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
+    keyed_gateway: Gateway,
+    chromium: browser.Browser,
+    mock_model: MockModel,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Approve a waiting Bash call from the page and the turn completes; interrupt a streaming turn; fork from a
     turn; delete the session. Sessions are named and badged in the list; replies render as Markdown, and markup
@@ -205,6 +209,7 @@ def test_the_console_is_a_place_to_work(
     failed = gw.create_session()["id"]
     assert gw.turn(failed, "Draft the quarterly report")["status"] == "failed"
     receiver = Receiver().start()
+    request.addfinalizer(receiver.stop)
     hook = {"url": receiver.url, "events": ["turn.requires_approval", "turn.completed"]}
     work = gw.create_session(
         builtin_tools=["Bash"], cwd=str(tmp_path), metadata={"title": "Tidy the folder"}, webhook=hook
@@ -256,7 +261,6 @@ def test_the_console_is_a_place_to_work(
     hooks = "[...document.querySelectorAll('#webhooks tbody tr td:nth-child(2)')].map(td => td.textContent)"
     page.wait_for(f"{hooks}.join() === 'turn.requires_approval,turn.completed'")
     assert not page.evaluate("document.querySelector('#webhooks').hidden")
-    receiver.stop()
 
     # Interrupt a turn while it streams.
     mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.2))
