@@ -584,6 +584,8 @@ function apply(view, event) {
     case "tool_result": {
       const tool = view.tools.get(data.tool_call_id);
       if (tool) finishTool(tool, data.content, data.is_error, event.created_at, data.timed_out ? "timed out" : "");
+      settle(card, "running");
+      setStatus(view, "running");
       break;
     }
     case "permission.requested": {
