@@ -68,3 +68,9 @@ screenshots: $(VENV)/.installed-dev
 .PHONY: clients
 clients: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.clients $(ARGS)
+
+# The real acpx (npm; Node 24 from npm, into .clients/) driving `cc-api acp` on the mock model: two prompts across
+# agent processes on one session, and a Bash call approved in acpx. Not part of make test: bench/results/acpx.{json,md}.
+.PHONY: acpx
+acpx: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.acpx

@@ -173,6 +173,7 @@ def test_usage_errors_and_help(
         "logs",
         "install-service",
         "uninstall-service",
+        "acp",
         "version",
     }
     for name in commands:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccapi.client import AsyncClient, CCAPIError, Client, Event
+from ccapi.client import AsyncClient, CCAPIError, Client, Event, ToolResult, Turn
 from ccapi.testing import MockError, MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, result_text, tool_results_sent
 from tests.gateway import Gateway
@@ -166,3 +166,33 @@ def test_errors_are_typed(gateway: Gateway) -> None:
     with Client(gateway.base_url) as cc, pytest.raises(CCAPIError) as missing:
         cc.get_session("sess_missing")
     assert missing.value.status == 404 and missing.value.type == "not_found"
+
+
+def test_send_with_queue_waits_behind_a_running_turn_and_interrupt_withdraws_by_id(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """``send(queue=True)`` waits behind a turn paused on a tool call; ``interrupt(turn_id=…)``
+    withdraws a queued turn, whose waiting ``send`` then returns it interrupted."""
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Cold."))
+
+    async def main() -> tuple[Turn, Turn, Turn]:
+        async with AsyncClient(gateway.base_url) as cc:
+            session = await cc.create_session(tools=[WEATHER])
+            paused = await cc.send(session.id, "Oslo?")
+            waiting = asyncio.create_task(cc.send(session.id, "then this", queue=True))
+            doomed = asyncio.create_task(cc.send(session.id, "qz-never-run", queue=True))
+            for _ in range(600):  # until both wait
+                queued = [e for e in await cc.events(session.id) if e.type == "turn.queued"]
+                if len(queued) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            never = next(e.turn_id for e in queued if "qz-never-run" in str(e.data["input"]))
+            assert never is not None
+            withdrawn = await cc.interrupt(session.id, turn_id=never)
+            await cc.submit_tool_results(session.id, [ToolResult(paused.tool_calls[0].tool_call_id, "-3C")])
+            return await waiting, await doomed, withdrawn
+
+    then, doomed, withdrawn = asyncio.run(main())
+    assert then.status == "completed" and then.text == "mock reply: then this"
+    assert withdrawn.status == doomed.status == "interrupted" and withdrawn.turn_id == doomed.turn_id
+    assert not any("qz-never-run" in str(r.body["messages"]) for r in mock_model.message_requests())

@@ -556,6 +556,12 @@ function apply(view, event) {
   if (!event.turn_id) return;
   const card = turnCard(view, event);
   switch (event.type) {
+    case "turn.queued":  // waits behind the running turn: the session's status is that turn's
+      card.number.textContent = `Queued (#${data.position})`;
+      card.input.textContent = inputText(data.input);
+      card.input.hidden = !card.input.textContent;
+      settle(card, "queued");
+      break;
     case "turn.started":
       card.number.textContent = `Turn ${data.number}` + (data.kind && data.kind !== "input" ? ` (${data.kind})` : "");
       card.input.textContent = inputText(data.input);
@@ -624,7 +630,7 @@ function apply(view, event) {
       settle(card, status, status === "completed" ? "" : data.error?.message || status, status === "failed");
       for (const tool of card.body.querySelectorAll(".tool .approval:not([hidden]) button")) tool.disabled = true;
       card.fork.hidden = status !== "completed";
-      setStatus(view, status === "completed" ? "idle" : status);
+      if (!data.queued) setStatus(view, status === "completed" ? "idle" : status);  // a withdrawn queued turn: the running one goes on
       refreshSoon(view);
       break;
     }

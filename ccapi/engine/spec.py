@@ -74,6 +74,8 @@ class EngineSpec:
     spent_usd: float = 0.0
     """What the session had cost before this spec's turn: a process started now gets the rest."""
     ask_permission: PermissionAsker | None = None
+    mcp_servers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """The session's own MCP servers (stdio, http), as Claude Code takes them."""
 
     @property
     def budget_left(self) -> float | None:
@@ -83,7 +85,7 @@ class EngineSpec:
     def process_key(self) -> tuple[Any, ...]:
         """What a live process was started with that a session may change between turns; a
         live engine started with another key is replaced by a resumed one."""
-        return (self.max_budget_usd,)
+        return (self.max_budget_usd, self.model, self.permission_mode)
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -108,7 +110,7 @@ def build_options(
     The system prompt goes in a private file when there is one: as an argument it would
     fail every turn past Linux's 128 KiB per-argument limit, and be readable by every local
     user in the process list."""
-    mcp_servers: dict[str, Any] = {}
+    mcp_servers: dict[str, Any] = dict(spec.mcp_servers)
     if spec.tools and spec.resolve_tool is not None:
         mcp_servers[CLIENT_SERVER] = client_tool_server(list(spec.tools), spec.resolve_tool)
     return ClaudeAgentOptions(
@@ -119,7 +121,7 @@ def build_options(
         max_turns=spec.max_turns,
         resume=spec.resume,
         include_partial_messages=True,
-        env=dict(spec.env),
+        env={**spec.env, **(MCP_WAIT_ENV if spec.mcp_servers else {})},
         stderr=stderr,
         setting_sources=[],
         mcp_servers=mcp_servers,
@@ -149,6 +151,10 @@ def find_cli() -> str:
 
 
 MOCK_API_KEY = "cc-api-mock-model"
+
+MCP_WAIT_ENV = {"MCP_CONNECTION_NONBLOCKING": "false"}
+"""Claude Code connects a session's own MCP servers in the background and sends the first request without
+their tools; told this, it waits for them (or their failure) first, so the first turn can use them."""
 
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments
