@@ -262,15 +262,22 @@ def test_the_console_is_a_place_to_work(
     page.wait_for(f"{hooks}.join() === 'turn.requires_approval,turn.completed'")
     assert not page.evaluate("document.querySelector('#webhooks').hidden")
 
-    # Interrupt a turn while it streams.
+    # Interrupt a turn while it streams; a turn queued behind it shows as queued, then runs.
     mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.2))
     page.evaluate("document.querySelector('#turn-input').value = 'talk for a while'")
     page.evaluate("document.querySelector('#send').requestSubmit()")
     page.wait_for(f"(document.querySelector('{last} .reply')?.textContent || '').includes('slow')", timeout=40)
-    _click(page, "#interrupt")
-    page.wait_for(f"document.querySelector('{last} .head .status').textContent === 'interrupted'", timeout=40)
-    assert gw.events(work)[-1]["type"] == "turn.interrupted"
     mock_model.clear_script()
+    body = {"input": "after that", "queue": True, "background": True}
+    queued = gw.client.post(f"/api/sessions/{work}/turns", json=body).json()["turn_id"]
+    card = f"#turns .turn[data-turn='{queued}']"
+    page.wait_for(f'document.querySelector("{card} .head .status")?.textContent === "queued"')
+    _click(page, "#interrupt")
+    interrupted = "#turns .turn:nth-last-child(2) .head .status"
+    page.wait_for(f"document.querySelector('{interrupted}').textContent === 'interrupted'", timeout=40)
+    page.wait_for(f'document.querySelector("{card} .head .status").textContent === "completed"', timeout=40)
+    assert _text(page, f"{card} .reply") == "mock reply: after that"
+    page.wait_for("document.querySelector('#session-status').textContent === 'idle'")
 
     # Fork from the first turn: a new session, opened, holding that turn's conversation.
     _click(page, "#turns .turn:first-child .fork")

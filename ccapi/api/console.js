@@ -566,7 +566,7 @@ function apply(view, event) {
       card.number.textContent = `Turn ${data.number}` + (data.kind && data.kind !== "input" ? ` (${data.kind})` : "");
       card.input.textContent = inputText(data.input);
       card.input.hidden = !card.input.textContent;
-      card.startedAt = event.created_at;
+      settle(card, "running");  // a queued turn's card, now that it starts
       setStatus(view, "running");
       break;
     case "message.delta": appendText(card, data.text); card.streamed = true; break;
