@@ -57,6 +57,12 @@ bench: $(VENV)/.installed-bench
 charts: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.charts
 
+# The console rendered by headless Chromium (Debian's; installed with apt when missing) into docs/images/console*.png,
+# on a `cc-api run --mock-model` gateway with a few scripted sessions.
+.PHONY: screenshots
+screenshots: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.screenshots $(ARGS)
+
 # The real Hermes Agent and OpenClaw through the compat endpoints, on the mock model (installs them into .clients/;
 # takes minutes; not part of make test): bench/results/clients.{json,md}.
 .PHONY: clients

@@ -239,9 +239,10 @@ class Client:
         background: bool = False,
         queue: bool = False,
     ) -> Turn:
-        """Send new input; returns the turn once it completes or pauses on tool calls (at once,
-        ``running``, with ``background``). With ``queue``, input sent while a turn runs waits
-        behind it instead of a 409."""
+        """Send new input; returns the turn once it ends (``completed``, or ``failed`` /
+        ``interrupted`` with ``error`` saying why) or pauses for tool results or approvals (at
+        once, ``running``, with ``background``). With ``queue``, input sent while a turn runs
+        waits behind it instead of a 409."""
         return Turn.from_json(
             _checked(
                 self._http.post(
@@ -298,7 +299,11 @@ class Client:
         self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
     ) -> Iterator[Event]:
         """The session's events after ``after``, live, until ``until`` says an event was the
-        last. A dropped connection is resumed from the last event seen (``Last-Event-ID``)."""
+        last. A dropped connection is resumed from the last event seen (``Last-Event-ID``).
+
+        To follow a turn to its end, stop on ``lambda e: e.ends_turn``: true for
+        ``turn.completed``, ``turn.failed``, ``turn.interrupted`` and a pause that needs an
+        answer. Waiting for ``turn.completed`` alone would wait forever on a failed turn."""
         last, failures = after, 0
         while True:
             parser = _SSEParser()
@@ -335,7 +340,8 @@ class Client:
     ) -> Turn:
         """Send ``input`` and answer every client tool call with ``tools[name](**input)``,
         and every permission request with ``approve`` (without it, a turn waiting for
-        approval is returned as it is), until the turn is no longer waiting."""
+        approval is returned as it is), until the turn is no longer waiting. A failed or
+        interrupted turn is returned at once, its ``error`` saying why."""
         turn = self.send(session_id, input)
         for _ in range(max_rounds):
             if turn.status not in WAITING or (turn.status == "requires_approval" and approve is None):

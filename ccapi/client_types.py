@@ -74,6 +74,8 @@ class Decision:
     allow: bool
     message: str | None = None
     updated_input: dict[str, Any] | None = None
+    #: With ``allow``: Claude Code stops asking for this tool while the session's process lives.
+    for_session: bool = False
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"request_id": self.request_id, "behavior": "allow" if self.allow else "deny"}
@@ -81,6 +83,8 @@ class Decision:
             body["message"] = self.message
         if self.updated_input is not None:
             body["updated_input"] = self.updated_input
+        if self.for_session:
+            body["scope"] = "session"
         return body
 
 

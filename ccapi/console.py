@@ -56,6 +56,8 @@ def render_status(status: GatewayStatus, paths: StatePaths) -> str:
         rows.append(("limits", status.limits))
     if status.problem:
         rows.append(("problem", status.problem))
+    if status.mock_model:
+        rows.insert(0, ("model", "the bundled MOCK MODEL (--mock-model): replies are scripted, not from Claude"))
     health = "healthy" if status.healthy else "NOT healthy"
     return "\n".join([f"cc-api is running ({health})", *(f"  {name:<9} {value}" for name, value in rows)])
 

@@ -38,6 +38,7 @@ STOP_TIMEOUT = 15.0
 _POLL = 0.1
 _SESSION_PAGES = 10  # status counts up to 1000 sessions, then says "1000+"
 _LOG_LINES = 20
+MOCK_NOTE = "on the MOCK MODEL: replies are scripted, not from Claude"
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
@@ -92,6 +93,8 @@ class GatewayStatus:
     problem: str | None = None
     #: Subscription windows as ``/healthz`` summarises them (``5-hour window 91% used, resets 09:13 UTC``).
     limits: str | None = None
+    #: Serving from the bundled mock model (``--mock-model``), not Claude.
+    mock_model: bool = False
     #: Turns, tokens and compat figures from ``/metrics`` (``None`` when it could not be read).
     figures: Headline | None = None
 
@@ -207,7 +210,9 @@ class Launcher:
                 return self._start_failed(f"the gateway exited with code {code} before it was healthy", offset)
             state = self.read_state()
             if state is not None and state.pid == child.pid and _get(f"{state.url}/healthz")[0] == 200:
-                return StartResult("started", f"started at {state.url} (pid {state.pid})", state)
+                return StartResult(
+                    "started", f"started at {state.url} (pid {state.pid}){_mock_note(mock_model)}", state
+                )
             if time.monotonic() > deadline:
                 _kill_group(child.pid)
                 child.wait()
@@ -271,6 +276,7 @@ class Launcher:
             persisted_sessions_more=more,
             problem=problem if code == 200 else f"/healthz answered {code}",
             limits=limits,
+            mock_model=isinstance(health, dict) and health.get("mock_model") is True,
             figures=headline(text.decode()) if metrics_code == 200 else None,
         )
 
@@ -287,6 +293,10 @@ class Launcher:
                 return count, False, None
             cursor = f"&after={page.get('next_after')}"
         return count, True, None
+
+
+def _mock_note(mock_model: bool) -> str:
+    return f" {MOCK_NOTE}" if mock_model else ""
 
 
 def _is_alive(state: GatewayState) -> bool:

@@ -119,9 +119,11 @@ def test_start_status_turn_stop(
     assert f"path=/api/sessions/{session['id']}/turns status=200" in rendered
     assert f"turn session_id={session['id']} turn_id={reply['turn_id']}" in rendered
 
-    # the turn and its events survived the stop
-    assert cli("start").returncode == 0
+    # the turn and its events survived the stop; a start on the mock model says so, as does status
+    mocked = cli("start", "--mock-model")
+    assert mocked.returncode == 0 and "on the MOCK MODEL" in mocked.stdout
     try:
+        assert "model     the bundled MOCK MODEL (--mock-model): replies are scripted" in cli("status").stdout
         with httpx.Client(base_url=cli.url, timeout=60) as client:
             events = client.get(f"/api/sessions/{session['id']}/events").json()["data"]
             turn = client.get(f"/api/sessions/{session['id']}/turns/{reply['turn_id']}").json()

@@ -417,6 +417,12 @@ SCHEMAS: dict[str, Any] = {
                             "description": "with deny: what Claude reads as the tool's error",
                         },
                         "updated_input": {**_OBJECT, "description": "with allow: run with this input instead"},
+                        "scope": {
+                            "type": "string",
+                            "enum": ["call", "session"],
+                            "description": "with allow, session: Claude Code stops asking for this tool while "
+                            "the session's Claude Code process lives",
+                        },
                     },
                 },
             },

@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_agent_sdk import ClaudeAgentOptions
+from claude_agent_sdk import CanUseToolShadowedWarning, ClaudeAgentOptions
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from ccapi.childproc import GATEWAY_PID
 from ccapi.engine.bridge import (
     CLIENT_SERVER,
+    CLIENT_TOOL_PREFIX,
     PermissionAsker,
     ToolResolver,
     client_tool_names,
     client_tool_server,
     permission_callback,
 )
-from ccapi.toolpolicy import BuiltinTools, sdk_tools
+from ccapi.toolpolicy import BYPASS, BuiltinTools, sdk_tools
+
+
+def silence_client_tool_shadowing() -> None:
+    """The SDK warns when ``allowed_tools`` lets a whole tool skip ``can_use_tool``. The gateway's
+    ``allowed_tools`` lists only the session's client tools, on purpose: the client runs them and
+    decides what they do, so no permission prompt may stand in front of them. That warning says
+    nothing an operator can act on, so it is filtered once, for exactly those tool names; any other
+    shadowing (of a built-in tool) still warns."""
+    client_tool = rf"{re.escape(CLIENT_TOOL_PREFIX)}[^\s,]+"
+    warnings.filterwarnings(
+        "ignore",
+        message=rf"can_use_tool will not be invoked for: {client_tool}(, {client_tool})*\. ",
+        category=CanUseToolShadowedWarning,
+    )
+
+
+silence_client_tool_shadowing()
 
 
 @dataclass(frozen=True)
@@ -115,14 +135,21 @@ def build_options(
         allowed_tools=client_tool_names(list(spec.tools)),
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
-        can_use_tool=permission_callback(spec.ask_permission)
-        if spec.ask_permission is not None and spec.builtin_tools != "none"
-        else None,
+        can_use_tool=permission_callback(ask) if (ask := permission_asker(spec)) is not None else None,
         session_store=spec.transcripts,
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
         cli_path=spec.cli_path,
     )
+
+
+def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
+    """Who answers Claude Code's approvals for this session, if it can ask any: only with built-in
+    tools and in a mode that asks. ``bypassPermissions`` approves every call before a callback is
+    consulted, so one passed there would never run (and the SDK warns of it on every engine start)."""
+    if spec.builtin_tools == "none" or spec.permission_mode == BYPASS:
+        return None
+    return spec.ask_permission
 
 
 def find_cli() -> str:

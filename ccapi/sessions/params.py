@@ -42,7 +42,7 @@ _TURN_FIELDS = {"input", "stream", "background", "queue"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
 _DECISIONS_FIELDS = {"decisions", "stream", "background"}
-_DECISION_FIELDS = {"request_id", "behavior", "message", "updated_input"}
+_DECISION_FIELDS = {"request_id", "behavior", "message", "updated_input", "scope"}
 MAX_RESULTS = 128
 
 
@@ -248,7 +248,7 @@ class DecisionsRequest:
         if not isinstance(decisions, list) or not decisions:
             raise InvalidRequest(
                 'decisions must be a non-empty list of {request_id, behavior: "allow" | "deny", '
-                "message?, updated_input?}"
+                "message?, updated_input?, scope?}"
             )
         if len(decisions) > MAX_RESULTS:
             raise InvalidRequest(f"at most {MAX_RESULTS} decisions per request", {"got": len(decisions)})
@@ -335,9 +335,12 @@ def _decision(index: int, item: Any) -> Decision:
         raise InvalidRequest(f"{where}.message must be a string of at most 10,000 characters")
     if updated_input is not None and (behavior != "allow" or not isinstance(updated_input, dict)):
         raise InvalidRequest(f"{where}.updated_input must be an object, and only with behavior allow")
+    scope = item.get("scope", "call")
+    if scope not in ("call", "session") or (scope == "session" and behavior != "allow"):
+        raise InvalidRequest(f'{where}.scope must be "call" or "session", and "session" only with behavior allow')
     if behavior == "deny" and not message:
         message = "the user denied this tool call"
-    return Decision(request_id, behavior == "allow", message, updated_input)
+    return Decision(request_id, behavior == "allow", message, updated_input, for_session=scope == "session")
 
 
 def _result_block(where: str, block: Any) -> dict[str, Any]:

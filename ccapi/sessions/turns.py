@@ -432,6 +432,8 @@ def _resolution(request: PendingPermission, decision: Decision) -> dict[str, Any
         data["message"] = decision.message
     if decision.updated_input is not None:
         data["updated_input"] = decision.updated_input
+    if decision.for_session:
+        data["scope"] = "session"
     return data
 
 
