@@ -13,6 +13,7 @@ from ccapi.compat.matching import droppable, mismatch, native_answers, same_call
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
 from ccapi.compat.seed import Seed, seed
+from ccapi.engine.history import transcript_entries
 from ccapi.events import Event
 from ccapi.sessions import ForkPoint
 from ccapi.sessions.toolcalls import ToolResult
@@ -377,3 +378,21 @@ def test_a_user_message_replayed_as_the_same_words_in_other_blocks_matches() -> 
         assert mismatch(stored, other) == "the user message differs"
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
     assert mismatch(Message("user", content=(image, *stored.content)), _user("what is on today?")) is not None
+
+
+def test_seeded_transcript_entries_chain_after_their_parent_and_name_client_tools_as_the_model_knows_them() -> None:
+    """Claude Code resumes from the newest entry along ``parentUuid``: a seeded history must
+    follow a fork's last entry in time and in the chain."""
+    parent = {"uuid": "p-1", "timestamp": "2099-01-01T00:00:00.000Z"}
+    messages = (
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "read.file", "input": {}}]},
+    )
+    entries = transcript_entries("sdk-1", messages, ("u-1", "u-2"), "claude-sonnet-4-5", "/w", parent)
+    assert [(e["type"], e["uuid"], e["parentUuid"]) for e in entries] == [
+        ("user", "u-1", "p-1"),
+        ("assistant", "u-2", "u-1"),
+    ]
+    assert entries[0]["timestamp"] > parent["timestamp"] and entries[1]["timestamp"] > entries[0]["timestamp"]
+    assert entries[1]["message"]["content"][0]["name"] == "mcp__client__read_file"
+    assert entries[1]["message"]["stop_reason"] == "tool_use" and entries[0]["sessionId"] == "sdk-1"
