@@ -238,21 +238,11 @@ class AffinityIndex:
     def head_of(self, session_id: str) -> Head | None:
         return self._heads.get(session_id)
 
-    def claim(self, head: Head) -> None:
-        """Take a head out while its session is being fed, so a concurrent request with
-        the same history cannot feed the same session twice."""
-        self.forget(head.session_id)
-
     def advance(self, head: Head) -> None:
         self.forget(head.session_id)
         self._heads[head.session_id] = head
         while len(self._heads) > self._capacity:
             self.forget(next(iter(self._heads)))
-
-    def restore(self, head: Head) -> None:
-        """Put back a claimed head whose request failed before feeding anything."""
-        if head.session_id not in self._heads:
-            self.advance(head)
 
     def forget(self, session_id: str) -> None:
         self._heads.pop(session_id, None)

@@ -98,7 +98,8 @@ class _Target:
     session_id: str
     suffix: tuple[Message, ...]
     explicit: bool
-    claimed: Head | None = None
+    head: Head | None = None
+    """The head the request matched (``None``: a pinned session the index does not know)."""
     marks: tuple[ForkPoint | None, ...] = ()
     """The marks of the request's messages before ``suffix`` (see ``affinity``)."""
     options: bool = False
@@ -125,12 +126,7 @@ class CompatRouter:
         target, passed, fork = await self._target(request)
         await self._release(passed)
         one_off = is_one_off(conversation, target is None, fork)
-        try:
-            session_id, from_seq, basis = await self._feed(request, target, fork)
-        except BaseException:
-            if target is not None and target.claimed is not None:
-                self._index.restore(target.claimed)
-            raise
+        session_id, from_seq, basis = await self._feed(request, target, fork)
         exchange = Exchange(session_id, conversation.model, from_seq)
         task = asyncio.create_task(
             self._collect(request, exchange, from_seq, basis, one_off), name=f"compat-{session_id}"
@@ -151,7 +147,7 @@ class CompatRouter:
             match = head.shared(messages) if head is not None else None
             if head is not None and match is not None and match.whole(head, messages):
                 suffix, options = messages[match.replayed :], not same_options(head, request.conversation)
-                target = _Target(head.session_id, suffix, True, claimed=head, marks=match.marks, options=options)
+                target = _Target(head.session_id, suffix, True, head=head, marks=match.marks, options=options)
                 return target, (), None
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
         lookup = self._index.lookup(request.conversation, request.affinity_key)
@@ -178,7 +174,7 @@ class CompatRouter:
             head.session_id,
             messages[match.replayed :],
             explicit=False,
-            claimed=head,
+            head=head,
             marks=match.marks,
             options=not same_options(head, request.conversation),
         )
@@ -269,14 +265,14 @@ class CompatRouter:
             if fed is not None:
                 self._service.metrics.compat_routed(request.format, "warm")
                 first_seq, queued = fed
-                new_turn, claimed = target.suffix[0].role == "user", target.claimed
-                if new_turn or claimed is None:
+                new_turn, head = target.suffix[0].role == "user", target.head
+                if new_turn or head is None:
                     return (
                         target.session_id,
                         first_seq,
                         Basis.of(conversation, target.marks, target.suffix if queued else None),
                     )
-                return target.session_id, first_seq, Basis.kept(claimed, target.marks)  # a paused turn goes on
+                return target.session_id, first_seq, Basis.kept(head, target.marks)  # a paused turn goes on
             await self._release((target.session_id,))
         if fork is not None:
             try:
