@@ -87,6 +87,23 @@ def test_claude_code_gets_its_own_variables_and_no_gateway_secret() -> None:
     assert bedrock["AWS_SECRET_ACCESS_KEY"] == "s" and "CC_API_KEY" not in bedrock
 
 
+def test_otlp_exporter_headers_reach_claude_code_only_when_it_exports_telemetry() -> None:
+    """The gateway's own tracing key (``OTEL_EXPORTER_OTLP_HEADERS``) must not be readable by a session's Bash calls."""
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=secret",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "api-key=secret",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "api-key=secret",
+    }
+    assert child_environment(env) == {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    assert child_environment(env, ["OTEL_EXPORTER_OTLP_HEADERS"]) == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=secret",
+    }
+    telemetry = {**env, "CLAUDE_CODE_ENABLE_TELEMETRY": "1"}
+    assert child_environment(telemetry) == telemetry
+
+
 def test_public_host_is_allowed_with_a_key() -> None:
     assert Settings.from_env({"CC_API_HOST": "0.0.0.0", "CC_API_KEY": "k"}).host == "0.0.0.0"
 
