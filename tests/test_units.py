@@ -134,6 +134,28 @@ def test_models_setting_adds_models() -> None:
         ModelCatalog.from_setting("[{oops")
 
 
+def test_an_unknown_model_is_a_400_natively_and_a_404_on_the_compat_routes() -> None:
+    """One lookup serves both; each keeps the status and message its clients know."""
+    from ccapi.compat.router import model_of
+    from ccapi.errors import ApiError
+    from ccapi.sessions.params import known_model
+
+    catalog = ModelCatalog.from_setting(None)
+    assert known_model(catalog, "sonnet") == model_of(catalog, None, "sonnet") == "claude-sonnet-4-5"
+    errors: list[ApiError] = []
+    for lookup in (lambda: known_model(catalog, "gpt-4o"), lambda: model_of(catalog, "gpt-4o", "sonnet")):
+        with pytest.raises(ApiError) as caught:
+            lookup()
+        errors.append(caught.value)
+    native, compat = errors
+    assert (native.status, native.message) == (400, "unknown model 'gpt-4o'; GET /api/models lists the known ones")
+    assert (compat.status, compat.message) == (404, "unknown model 'gpt-4o'; GET /v1/models lists the known ones")
+    assert native.details == compat.details == {"model": "gpt-4o"}
+    with pytest.raises(ApiError, match="model must be a string") as caught:
+        model_of(catalog, 7, "sonnet")
+    assert caught.value.status == 400
+
+
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
 
 

@@ -48,6 +48,7 @@ from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailab
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
+from ccapi.sessions.params import known_model
 from ccapi.sessions.queue import QueuedTurn
 from ccapi.toolpolicy import BuiltinTools
 
@@ -486,11 +487,6 @@ def _mismatch(suffix: tuple[Message, ...], waiting: set[str]) -> str:
 
 
 def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
-    """The canonical model id a compat request names (its default when it names none)."""
-    name = requested or default
-    if not isinstance(name, str):
-        raise InvalidRequest("model must be a string")
-    model = catalog.resolve(name)
-    if model is None:
-        raise NotFound(f"unknown model {name!r}; GET /v1/models lists the known ones", {"model": name})
-    return model
+    """The canonical model id a compat request names (its default when it names none); an unknown one is a 404,
+    as the providers answer it."""
+    return known_model(catalog, requested or default, NotFound, "/v1/models")
