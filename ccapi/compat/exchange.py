@@ -15,7 +15,8 @@ from typing import Any
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.conversation import Conversation
 from ccapi.compat.reply import Delta, Reply
-from ccapi.errors import ApiError, InvalidRequest, NotFound
+from ccapi.errors import ApiError, NotFound
+from ccapi.sessions.params import known_model
 from ccapi.toolpolicy import BuiltinTools
 
 
@@ -79,11 +80,6 @@ class Exchange:
 
 
 def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
-    """The canonical model id a compat request names (its default when it names none)."""
-    name = requested or default
-    if not isinstance(name, str):
-        raise InvalidRequest("model must be a string")
-    model = catalog.resolve(name)
-    if model is None:
-        raise NotFound(f"unknown model {name!r}; GET /v1/models lists the known ones", {"model": name})
-    return model
+    """The canonical model id a compat request names (its default when it names none); an unknown one is a 404,
+    as the providers answer it."""
+    return known_model(catalog, requested or default, NotFound, "/v1/models")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -102,7 +103,10 @@ def message_limit(max_body_bytes: int) -> int:
 
 
 def build_options(
-    spec: EngineSpec, stderr: Callable[[str], None], system_prompt_file: str | None = None
+    spec: EngineSpec,
+    stderr: Callable[[str], None],
+    system_prompt_file: str | None = None,
+    mcp_config_file: str | None = None,
 ) -> ClaudeAgentOptions:
     """``include_partial_messages`` gives token-level ``message.delta`` events; ``stderr``
     lets failures name their cause (e.g. the root/bypassPermissions refusal). Client tools
@@ -112,8 +116,13 @@ def build_options(
 
     The system prompt goes in a private file when there is one: as an argument it would
     fail every turn past Linux's 128 KiB per-argument limit, and be readable by every local
-    user in the process list."""
-    mcp_servers: dict[str, Any] = dict(spec.mcp_servers)
+    user in the process list. The session's own MCP servers always do (``mcp_config_file``, see
+    ``mcp_config``): the SDK would put them on the command line as JSON, their ``env`` and
+    ``headers`` (tokens) with them. Only the in-process server of client tools, which holds no
+    secret and must reach the SDK as an object, stays an argument; Claude Code merges the two."""
+    if spec.mcp_servers and not mcp_config_file:
+        raise ValueError("a session's MCP servers go to Claude Code in a private file, never on its command line")
+    mcp_servers: dict[str, Any] = {}
     if spec.tools and spec.resolve_tool is not None:
         mcp_servers[CLIENT_SERVER] = client_tool_server(list(spec.tools), spec.resolve_tool)
     return ClaudeAgentOptions(
@@ -132,6 +141,7 @@ def build_options(
         stderr=stderr,
         setting_sources=[],
         mcp_servers=mcp_servers,
+        extra_args={"mcp-config": mcp_config_file} if mcp_config_file else {},
         allowed_tools=client_tool_names(list(spec.tools)),
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
@@ -141,6 +151,11 @@ def build_options(
         max_buffer_size=spec.max_message_bytes,
         cli_path=spec.cli_path,
     )
+
+
+def mcp_config(spec: EngineSpec) -> str | None:
+    """The session's own MCP servers as a ``--mcp-config`` file's text, if it has any."""
+    return json.dumps({"mcpServers": spec.mcp_servers}) if spec.mcp_servers else None
 
 
 def permission_asker(spec: EngineSpec) -> PermissionAsker | None:

@@ -237,16 +237,17 @@ class SessionService:
         if source.sdk_session_id is None:
             raise Conflict("the session's first turn has not ended yet; fork once it has")
         params = NewSession(
-            source.model,
-            source.system_prompt,
-            tuple(source.tools),
-            source.metadata,
-            source.max_turns,
-            source.cwd,
-            source.permission_mode,
-            parse_builtin_tools(source.builtin_tools),
-            source.max_budget_usd,
-            source.webhook,
+            model=source.model,
+            system_prompt=source.system_prompt,
+            tools=tuple(source.tools),
+            metadata=source.metadata,
+            max_turns=source.max_turns,
+            cwd=source.cwd,
+            permission_mode=source.permission_mode,
+            builtin_tools=parse_builtin_tools(source.builtin_tools),
+            max_budget_usd=source.max_budget_usd,
+            webhook=source.webhook,
+            mcp_servers=source.mcp_servers,
         )
         return await self.create(
             params,
