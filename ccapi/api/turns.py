@@ -136,12 +136,12 @@ async def _reply_queued(
             batches = _of_turn(follow_stream(service, session_id, seq - 1), turn_id)
             await send_events(request, batches, stop=lambda e: _settles(e, turn_id))
         finally:
-            service.queues.abandon(queued)  # a no-op once it started; before that, the client is gone
+            service.abandon_queued(session_id, seq)  # a no-op once it started; before that, the client is gone
         return None
     try:
         outcome = await queued.started()
     except asyncio.CancelledError:
-        service.queues.abandon(queued)
+        service.abandon_queued(session_id, seq)
         raise
     if isinstance(outcome, TurnRecord):
         return json(turn_view(outcome))

@@ -24,7 +24,7 @@ from ccapi.engine.bridge import PermissionDecision, ToolOutcome
 from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
-from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
+from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
@@ -33,7 +33,7 @@ from ccapi.observability.tracing import Tracing
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
-from ccapi.sessions.recovery import close_orphaned_turn
+from ccapi.sessions.recovery import close_orphaned_turn, close_stranded_queued
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
@@ -123,6 +123,7 @@ class SessionService:
         else:
             self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
         await self.sweep_orphans()
+        await close_stranded_queued(self.store, self.events, self._owner)
         self._caretaker = asyncio.create_task(self._care(), name="ccapi-lease-caretaker")
 
     async def _care(self) -> None:
@@ -274,14 +275,16 @@ class SessionService:
 
     async def delete(self, session_id: str) -> None:
         await self.get(session_id)
-        await self.queues.withdraw_all("session deleted", session_id)
-        run = self._running.get(session_id)
-        if run is not None:
-            await run.interrupt("session deleted")
-        session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
-        await self.pool.discard(session_id)
-        await self.events.flush()
-        await self.store.delete_session(session_id)
+        await self.queues.withdraw_all("session deleted", session_id)  # one waiting for a slot lets the lock go
+        async with self._lock(session_id):  # nothing queues or starts meanwhile
+            await self.queues.withdraw_all("session deleted", session_id)
+            run = self._running.get(session_id)
+            if run is not None:
+                await run.interrupt("session deleted")
+            session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
+            await self.pool.discard(session_id)
+            await self.events.flush()
+            await self.store.delete_session(session_id)
         if session.sdk_session_id:
             await self.store.delete_transcript(None, session.sdk_session_id, None)
         self.events.forget(session_id)
@@ -321,7 +324,10 @@ class SessionService:
                 earlier = await self._replay(session_id, idempotency)
                 if earlier is not None:
                     return earlier
-            run = await self._start_or_queue(session_id, list(request.content), request.queue)
+            await self._after_ended(session_id)
+            content = list(request.content)
+            queued = await self._queue(session_id, content, request.queue)
+            run = queued or await self._start(session_id, content, kind="input")
             if idempotency is not None:
                 turn_id = run.turn_id if isinstance(run, QueuedTurn) else run.turn.id
                 await self.store.save_idempotency_key(
@@ -329,21 +335,13 @@ class SessionService:
                 )
             return run
 
-    async def _start_or_queue(
-        self, session_id: str, content: list[dict[str, Any]], queue: bool
-    ) -> TurnRun | QueuedTurn:
-        await self._after_ended(session_id)
+    async def _queue(self, session_id: str, content: list[dict[str, Any]], queue: bool) -> QueuedTurn | None:
+        """Queue the turn behind the running one (``queue``), or ``None``: it may start now."""
         ahead = self._running.get(session_id)
-        if ahead is None and not self.queues.waiting(session_id):
-            return await self._start(session_id, content, kind="input")
-        if not queue:
-            raise Conflict(
-                "a turn is already running in this session; wait for it, interrupt it, or send with queue: true",
-                {"turn_id": ahead.turn.id if ahead else None, "queued": self.queues.waiting(session_id)},
-            )
-        self._refuse_if_closing()
-        self.limits.check()  # it could not start either
-        return await self.queues.enqueue(session_id, content, ahead.turn.id if ahead else None)
+        if ahead is not None or self.queues.waiting(session_id):
+            self._refuse_if_closing()
+            self.limits.check()  # it could not start either
+        return await self.queues.admit(session_id, content, queue, ahead)
 
     async def create_and_start(
         self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None
@@ -369,6 +367,8 @@ class SessionService:
             raise Conflict("nothing to compact yet: the session has no conversation")
         command = "/compact" + (f" {instructions}" if instructions else "")
         async with self._lock(session_id):
+            if self.queues.waiting(session_id):
+                raise Conflict("turns are queued in this session; compact once they have run", {"queued": True})
             return await self._start(session_id, [{"type": "text", "text": command}], kind="compact")
 
     async def submit_tool_results(
@@ -410,9 +410,10 @@ class SessionService:
         await self.get(session_id)
         if turn_id is not None:
             queued = self.queues.find(session_id, turn_id)
-            withdrawn = await self.queues.withdraw(queued, reason) if queued is not None else None
-            if withdrawn is not None:
-                return withdrawn
+            if queued is not None:
+                outcome = await self.queues.withdraw(queued, reason) or await queued.started()  # it has its slot
+                if isinstance(outcome, TurnRecord):
+                    return outcome
         run = self._running.get(session_id)
         if run is None or (turn_id is not None and run.turn.id != turn_id):
             raise Conflict(
@@ -422,6 +423,10 @@ class SessionService:
                 {"turn_id": turn_id} if turn_id else None,
             )
         return await run.interrupt(reason)
+
+    def abandon_queued(self, session_id: str, seq: int) -> None:
+        """The client of the turn queued at event ``seq`` went away: withdraw it, unless it started."""
+        self.queues.abandon_queued(session_id, seq)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
         queued = self.queues.find(session_id, turn_id)
@@ -576,15 +581,23 @@ class SessionService:
         async with self._lock(session_id):
             if session_id in self._running:
                 return
-            while (queued := self.queues.next(session_id)) is not None:
-                try:
-                    run = await self._start(session_id, queued.content, kind="input", turn_id=queued.turn_id)
-                except Exception as exc:  # noqa: BLE001 - whatever stops it, its waiter must hear why
-                    await self.queues.fail(queued, exc if isinstance(exc, ApiError) else Unavailable(str(exc)))
-                    continue
-                queued.outcome.set_result(run)
-                return
-            await self.store.release_lease(session_id, self._owner)
+            started = False
+            try:
+                started = await self.queues.drain(session_id, self._start_queued)
+            finally:
+                if not started:
+                    await self.store.release_lease(session_id, self._owner)
+
+    async def _start_queued(self, queued: QueuedTurn) -> TurnRun:
+        """Start a queued turn; it can be withdrawn while it waits for its live slot."""
+        self._refuse_if_closing()
+        self.limits.check()
+        await queued.withdrawable(self._reserve(queued.session_id))
+        try:
+            return await self._start(queued.session_id, queued.content, "input", reserved=True, turn_id=queued.turn_id)
+        except BaseException:
+            self.pool.release(queued.session_id)  # a no-op once the turn has taken the slot over
+            raise
 
     async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         run = self._running.get(session_id)
