@@ -164,6 +164,7 @@ class TurnQueues:
         """Start the session's queued turns in order until one runs (``True``); ``False`` when
         none is left to. ``start`` runs in the context the turn was queued in. Whatever goes
         wrong (a store write that fails too), every waiter hears an outcome."""
+        turn = None
         try:
             while (turn := self._next(session_id)) is not None:
                 try:
@@ -177,10 +178,10 @@ class TurnQueues:
                 turn.outcome.set_result(run)
                 return True
             return False
-        except BaseException:  # cut short (cancelled, or worse): those still waiting will not start
-            for turn in self._all(session_id):
-                if self._take(turn):
-                    await self._fail_quietly(turn, Unavailable(START_FAILED))
+        except BaseException:  # cut short (cancelled, or worse): neither it nor those behind will start
+            stopped = [turn] if turn is not None and not turn.ended else []
+            for waiting in stopped + [t for t in self._all(session_id) if self._take(t)]:
+                await self._fail_quietly(waiting, Unavailable(START_FAILED))
             raise
 
     def _next(self, session_id: str) -> QueuedTurn | None:
