@@ -11,7 +11,7 @@ from typing import Any
 
 from ccapi.errors import ApiError, Conflict, Unavailable
 from ccapi.limits import RateLimited, epoch
-from ccapi.sessions.service import RETRY_AFTER_SECONDS
+from ccapi.sessions.lease import RETRY_AFTER_SECONDS
 
 _OPENAI_TYPES = {
     "invalid_request": "invalid_request_error",

@@ -31,6 +31,12 @@ from ccapi.limits import LimitBoard
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
 from ccapi.sessions.eventlog import EventLog
+from ccapi.sessions.lease import (
+    LEASE_HANDOVER_PAUSE,
+    LEASE_HANDOVER_TRIES,
+    RETRY_AFTER_SECONDS,
+    take_lease,
+)
 from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
 from ccapi.sessions.recovery import close_orphaned_turn, close_stranded_queued
@@ -42,12 +48,6 @@ from ccapi.store.transcripts import TranscriptMirror
 from ccapi.toolpolicy import PermissionPolicy, as_json, parse_builtin_tools
 
 log = structlog.get_logger(__name__)
-
-#: What a 503 asks a client to wait: about one turn on the mock, a fraction of one on Claude.
-RETRY_AFTER_SECONDS = 2
-#: How long a turn waits for another host's lease before its 409: that host releases it just after its
-#: turn's reply has gone out, so a client that moves hosts right after a reply should not see a conflict.
-LEASE_HANDOVER_TRIES, LEASE_HANDOVER_PAUSE = 10, 0.05
 
 
 @dataclass(frozen=True)
@@ -494,8 +494,15 @@ class SessionService:
             await self._reserve(session_id)
         try:
             self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
-            session, turn = await self._take_lease(
-                session_id, functools.partial(_new_turn, content=content, kind=kind, turn_id=turn_id)
+            make_turn = functools.partial(_new_turn, content=content, kind=kind, turn_id=turn_id)
+            session, turn = await take_lease(
+                self.store,
+                self.events,
+                session_id,
+                make_turn,
+                self._owner,
+                self.settings.lease_ttl,
+                self.queues.turn_ids(),
             )
         except BaseException:
             self.pool.release(session_id)
@@ -527,40 +534,6 @@ class SessionService:
         run = self._running.get(session_id)
         if run is not None and run.ended and run.task is not None:  # its done callback forgets it
             await asyncio.wait({run.task}, timeout=LEASE_HANDOVER_TRIES * LEASE_HANDOVER_PAUSE)
-
-    async def _take_lease(
-        self, session_id: str, make_turn: Callable[[SessionRecord], TurnRecord]
-    ) -> tuple[SessionRecord, TurnRecord]:
-        """Only one host drives a session at a time. Another host's live lease is a 409 that
-        names it (its turn is in flight there); an expired one is taken over, and whatever
-        turn the lost host left open is closed first. Returns the session as the lease found
-        it and the new turn, recorded (with the lease, in one store trip when the session is idle)."""
-        ttl = self.settings.lease_ttl
-        holder, session, turn = await self.store.lease_and_start(session_id, self._owner, ttl, make_turn)
-        for _ in range(LEASE_HANDOVER_TRIES):  # a host lets go a moment after its turn's reply went out
-            if holder is None:
-                break
-            await asyncio.sleep(LEASE_HANDOVER_PAUSE)
-            holder, session, turn = await self.store.lease_and_start(session_id, self._owner, ttl, make_turn)
-        if holder is not None:
-            raise Conflict(
-                f"gateway host {holder!r} is running a turn in this session; retry when it ends",
-                {"owner": holder},
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        if session is None:
-            await self.store.release_lease(session_id, self._owner)
-            raise NotFound(f"no session {session_id!r}")
-        if turn is None:  # a turn left open by a lost host, or by this one before a crash
-            for orphan in await self.store.orphaned_turns(self._owner):
-                if orphan.session_id == session_id:
-                    await close_orphaned_turn(self.store, self.events, orphan, self.queues.turn_ids())
-            session = await self.get(session_id)
-            turn = make_turn(session)
-            await self.store.create_turn(turn)
-        await self.events.flush()
-        self.events.adopt(session_id, session.last_seq)  # another host may have written since
-        return session, turn
 
     def _refuse_if_closing(self) -> None:
         if self._closing:
