@@ -20,9 +20,9 @@ from ccapi.api.sse import follow_stream, send_events
 from ccapi.errors import InvalidRequest
 from ccapi.events import Event, EventBatch
 from ccapi.sessions import SessionService, TurnRun
+from ccapi.sessions.idempotency import Idempotency
 from ccapi.sessions.params import CompactRequest, DecisionsRequest, InterruptRequest, ToolResultsRequest, TurnRequest
 from ccapi.sessions.queue import QueuedTurn
-from ccapi.sessions.service import Idempotency
 from ccapi.store import TurnRecord
 
 bp = Blueprint("turns", url_prefix="/api/sessions")

@@ -11,7 +11,6 @@ import asyncio
 import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -31,6 +30,7 @@ from ccapi.limits import LimitBoard
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
 from ccapi.sessions.eventlog import EventLog
+from ccapi.sessions.idempotency import Idempotency, earlier_turn
 from ccapi.sessions.lease import (
     LEASE_HANDOVER_PAUSE,
     LEASE_HANDOVER_TRIES,
@@ -48,19 +48,6 @@ from ccapi.store.transcripts import TranscriptMirror
 from ccapi.toolpolicy import PermissionPolicy, as_json, parse_builtin_tools
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """An ``Idempotency-Key`` and the fingerprint of the request body it came with."""
-
-    key: str
-    fingerprint: str
-
-    def __post_init__(self) -> None:
-        """Sanic hands undecodable header bytes on as surrogates, which no store can write."""
-        if not (self.key.isascii() and self.key.isprintable()):
-            raise InvalidRequest("Idempotency-Key must be printable ASCII")
 
 
 class SessionService:
@@ -338,7 +325,7 @@ class SessionService:
     async def _queue(self, session_id: str, content: list[dict[str, Any]], queue: bool) -> QueuedTurn | None:
         """Queue the turn behind the running one (``queue``), or ``None``: it may start now."""
         ahead = self._running.get(session_id)
-        if ahead is not None or self.queues.waiting(session_id):
+        if queue and (ahead is not None or self.queues.waiting(session_id)):
             self._refuse_if_closing()
             self.limits.check()  # it could not start either
         return await self.queues.admit(session_id, content, queue, ahead)
@@ -367,8 +354,8 @@ class SessionService:
             raise Conflict("nothing to compact yet: the session has no conversation")
         command = "/compact" + (f" {instructions}" if instructions else "")
         async with self._lock(session_id):
-            if self.queues.waiting(session_id):
-                raise Conflict("turns are queued in this session; compact once they have run", {"queued": True})
+            if waiting := self.queues.waiting(session_id):
+                raise Conflict("turns are queued in this session; compact once they have run", {"queued": waiting})
             return await self._start(session_id, [{"type": "text", "text": command}], kind="compact")
 
     async def submit_tool_results(
@@ -438,29 +425,8 @@ class SessionService:
         return turn
 
     async def _replay(self, session_id: str, idempotency: Idempotency) -> TurnRun | TurnRecord | QueuedTurn | None:
-        found = await self.store.find_idempotency_key(session_id, idempotency.key)
-        if found is None:
-            return None
-        fingerprint, turn_id = found
-        if fingerprint != idempotency.fingerprint:
-            raise InvalidRequest(
-                "this Idempotency-Key was already used with a different request body",
-                {"idempotency_key": idempotency.key},
-            )
         run = self._running.get(session_id)
-        if run is not None and run.turn.id == turn_id:
-            return run
-        queued = self.queues.find(session_id, turn_id)
-        if queued is not None:
-            return queued
-        try:
-            return await self.get_turn(session_id, turn_id)
-        except NotFound:
-            raise Conflict(
-                "the turn this Idempotency-Key started was taken out of the queue before it ran; "
-                "send the input again with a new key",
-                {"turn_id": turn_id},
-            ) from None
+        return await earlier_turn(self.store, session_id, idempotency, run, self.queues, self.get_turn)
 
     async def _reserve(self, session_id: str) -> None:
         try:
