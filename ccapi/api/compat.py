@@ -20,9 +20,10 @@ from ccapi.api.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from ccapi.catalog import ModelInfo
 from ccapi.compat import anthropic_messages, openai_chat, openai_responses
 from ccapi.compat.errors import anthropic_error, failure, openai_error, rate_limit_headers
+from ccapi.compat.exchange import CompatRequest, Exchange
 from ccapi.compat.parsing import affinity_key
 from ccapi.compat.reply import Reply, ReplyStream
-from ccapi.compat.router import CompatRequest, CompatRouter, Exchange
+from ccapi.compat.router import CompatRouter
 from ccapi.errors import ApiError, InvalidRequest, NotFound
 from ccapi.limits import RateLimited
 from ccapi.toolpolicy import parse_builtin_tools_text

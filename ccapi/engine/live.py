@@ -57,11 +57,13 @@ class LiveEngine:
         self._connected = True
 
     async def run(self, content: list[dict[str, Any]]) -> AsyncIterator[Message]:
-        """Send one user message and yield the SDK messages up to its result."""
+        """Send one user message and yield the SDK messages up to its result; with no
+        content, the result of the turn Claude Code re-runs as it starts (``continue_turn``)."""
         self.last_used = time.monotonic()
         message = {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
         try:
-            await self._client.query(_single(message))
+            if content:
+                await self._client.query(_single(message))
             async for item in self._client.receive_response():
                 yield item
         except ClaudeSDKError as exc:

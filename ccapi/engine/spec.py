@@ -74,6 +74,9 @@ class EngineSpec:
     spent_usd: float = 0.0
     """What the session had cost before this spec's turn: a process started now gets the rest."""
     ask_permission: PermissionAsker | None = None
+    continue_turn: bool = False
+    """The turn has no input: Claude Code, started fresh, re-runs the turn its transcript ends
+    in (tool results a client's history brought, see ``engine.history``)."""
     mcp_servers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     """The session's own MCP servers (stdio, http), as Claude Code takes them."""
 
@@ -85,7 +88,7 @@ class EngineSpec:
     def process_key(self) -> tuple[Any, ...]:
         """What a live process was started with that a session may change between turns; a
         live engine started with another key is replaced by a resumed one."""
-        return (self.max_budget_usd, self.model, self.permission_mode)
+        return (self.max_budget_usd, self.model, self.permission_mode, self.system_prompt, self.tools)
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -121,7 +124,11 @@ def build_options(
         max_turns=spec.max_turns,
         resume=spec.resume,
         include_partial_messages=True,
-        env={**spec.env, **(MCP_WAIT_ENV if spec.mcp_servers else {})},
+        env={
+            **spec.env,
+            **(MCP_WAIT_ENV if spec.mcp_servers else {}),
+            **(CONTINUE_ENV if spec.continue_turn else {}),
+        },
         stderr=stderr,
         setting_sources=[],
         mcp_servers=mcp_servers,
@@ -156,6 +163,10 @@ MCP_WAIT_ENV = {"MCP_CONNECTION_NONBLOCKING": "false"}
 """Claude Code connects a session's own MCP servers in the background and sends the first request without
 their tools; told this, it waits for them (or their failure) first, so the first turn can use them."""
 
+CONTINUE_ENV = {"CLAUDE_CODE_RESUME_INTERRUPTED_TURN": "1", "CLAUDE_CODE_RESUME_INTERRUPTED_TURN_MAX_AGE_MS": "0"}
+"""Claude Code re-runs, as it starts, a turn its resumed transcript ends in without a reply,
+however long the turn waited for a live slot (``0``: no age limit)."""
+
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments
 (the ``<system-reminder>`` with the remaining token budget, file and task reminders) serve its
@@ -175,7 +186,9 @@ def engine_environment(
     ``ccapi.childproc.child_environment`` lets through from its own: this gateway's pid as the
     owner mark; no telemetry or update checks from a daemon; client tools offered to the model
     directly (not deferred behind tool search) and allowed to wait for the client longer than
-    the gateway's own tool timeout; the configured upstream, retry budget and request timeout
+    the gateway's own tool timeout; a resumed transcript runs under the session's system prompt
+    as it is now, not the one recorded in it (a compat request's prompt is an option of each
+    request); the configured upstream, retry budget and request timeout
     when set (Claude Code's own defaults otherwise: 10 retries, 10 minutes); and a dummy key for
     the mock so a real key is never sent to it."""
     env = {
@@ -183,6 +196,7 @@ def engine_environment(
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "ENABLE_TOOL_SEARCH": "false",
         "MCP_TOOL_TIMEOUT": str(int((tool_timeout + 60) * 1000)),
+        "CLAUDE_CODE_HOST_PROMPT_SUPERSEDES_RECORD": "1",
     }
     if upstream_url:
         env["ANTHROPIC_BASE_URL"] = upstream_url

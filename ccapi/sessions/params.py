@@ -57,6 +57,16 @@ class ForkPoint:
 
 
 @dataclass(frozen=True)
+class History:
+    """Messages a new session's Claude Code transcript starts with (after a fork's, when it
+    is branched): Anthropic-format ``role``/``content``, client tool calls by the client's
+    names. ``uuids`` name their transcript entries, so a seeded reply is a point to branch at."""
+
+    messages: tuple[dict[str, Any], ...]
+    uuids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class NewSession:
     model: str
     system_prompt: str | None

@@ -8,6 +8,7 @@ routing of Claude Code's client-tool calls to the turn that is waiting for them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +23,7 @@ from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
 from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
+from ccapi.engine.history import write_history
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
@@ -37,7 +39,7 @@ from ccapi.sessions.lease import (
     RETRY_AFTER_SECONDS,
     take_lease,
 )
-from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
+from ccapi.sessions.params import ForkPoint, History, NewSession, TurnRequest
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
 from ccapi.sessions.recovery import close_orphaned_turn, close_stranded_queued
 from ccapi.sessions.toolcalls import Decision, ToolResult
@@ -138,10 +140,15 @@ class SessionService:
         session_id: str | None = None,
         fork: ForkPoint | None = None,
         forked_from: dict[str, Any] | None = None,
+        history: History | None = None,
     ) -> SessionRecord:
         """A new session; with ``fork``, one that continues a copy of that conversation up
-        to that point (``forked_from`` says where, in its ``session.created`` event)."""
+        to that point (``forked_from`` says where, in its ``session.created`` event); with
+        ``history``, one whose transcript holds those messages (after the fork's)."""
         now = utcnow()
+        sdk_session_id = await self._branch(fork, params.cwd) if fork else None
+        if history is not None:
+            sdk_session_id = await self._write(history, params, sdk_session_id)
         record = SessionRecord(
             id=session_id or new_id("sess"),
             created_at=now,
@@ -154,7 +161,7 @@ class SessionService:
             cwd=params.cwd,
             permission_mode=params.permission_mode,
             status="idle",
-            sdk_session_id=await self._branch(fork, params.cwd) if fork else None,
+            sdk_session_id=sdk_session_id,
             turn_count=0,
             last_seq=0,
             usage={},
@@ -173,16 +180,25 @@ class SessionService:
         }
         if fork is not None:
             created["forked_from"] = forked_from or {"session_id": fork.session_id}
+        if history is not None:
+            created["history_messages"] = len(history.messages)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, created)
         await self.events.flush()
         return await self.get(record.id)
 
     async def change(self, session_id: str, fields: dict[str, Any]) -> SessionRecord:
-        """Change the spending cap, model or permission mode; the next turn runs with them (a live
-        engine started otherwise is replaced by a resumed one: ``EngineSpec.process_key``)."""
+        """Change the spending cap, model, permission mode, system prompt or tools; the next turn
+        runs with them (a live engine started otherwise is replaced by a resumed one on the same
+        transcript: ``EngineSpec.process_key``)."""
         await self.get(session_id)
         await self.store.update_session(session_id, **fields, updated_at=utcnow())
         return await self.get(session_id)
+
+    async def park(self, session_id: str) -> None:
+        """Stop the session's live Claude Code now, not at idle eviction: a one-off request has
+        been answered. A later turn resumes it."""
+        if session_id not in self._running:
+            await self.pool.discard(session_id)
 
     async def fork(self, session_id: str, turn_id: str | None = None, after_seq: int | None = None) -> SessionRecord:
         """A new session that holds this one's conversation up to the end of turn ``turn_id``
@@ -247,6 +263,14 @@ class SessionService:
             return await fork_transcript(self._transcripts, fork.sdk_session_id, fork.uuid, self._cwd(cwd))
         except EngineError as exc:
             raise Conflict(exc.message, {"sdk_session_id": fork.sdk_session_id}) from None
+
+    async def _write(self, history: History, params: NewSession, after: str | None) -> str:
+        """The SDK session id of a transcript holding ``history`` (after ``after``'s)."""
+        cwd = self._cwd(params.cwd)
+        try:
+            return await write_history(self._transcripts, history.messages, history.uuids, params.model, cwd, after)
+        except EngineError as exc:
+            raise Conflict(exc.message, {"sdk_session_id": after}) from None
 
     async def get(self, session_id: str) -> SessionRecord:
         _check_id(session_id)
@@ -331,9 +355,10 @@ class SessionService:
         return await self.queues.admit(session_id, content, queue, ahead)
 
     async def create_and_start(
-        self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None
+        self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None, history: History | None = None
     ) -> TurnRun:
-        """A new session (branched at ``fork``, if given) and its first turn. The session is
+        """A new session (branched at ``fork``, holding ``history``, if given) and its first
+        turn; empty input continues from the tool results the history ends in. The session is
         created only once a live slot is free, so a request answered 503 (or 429) leaves no empty
         session behind."""
         self._refuse_if_closing()
@@ -341,7 +366,7 @@ class SessionService:
         session_id = new_id("sess")
         await self._reserve(session_id)
         try:
-            await self.create(params, session_id, fork)
+            await self.create(params, session_id, fork, history=history)
             async with self._lock(session_id):
                 return await self._start(session_id, list(request.content), kind="input", reserved=True)
         except BaseException:
@@ -474,6 +499,8 @@ class SessionService:
             self.pool.release(session_id)
             raise
         spec = self._spec(session)
+        if not content:  # Claude Code goes on from the tool results its transcript ends in
+            spec = dataclasses.replace(spec, continue_turn=True)
         run = TurnRun(
             self._ctx,
             session,
