@@ -184,10 +184,7 @@ async def _settled(request: Request, exchange: Exchange) -> Reply:
 
 def _abandon(request: Request, exchange: Exchange) -> None:
     """A client gone while its turn still waits in the queue leaves no turn to run later."""
-    queues = request.app.ctx.service.queues
-    queued = queues.find(exchange.session_id, seq=exchange.first_seq)
-    if queued is not None:
-        queues.abandon(queued)
+    request.app.ctx.service.abandon_queued(exchange.session_id, exchange.first_seq)
 
 
 def _headers(request: Request, exchange: Exchange) -> dict[str, str]:

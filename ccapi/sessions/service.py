@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -26,16 +25,23 @@ from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
 from ccapi.engine.history import write_history
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
-from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
+from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
 from ccapi.sessions.eventlog import EventLog
+from ccapi.sessions.idempotency import Idempotency, earlier_turn
+from ccapi.sessions.lease import (
+    LEASE_HANDOVER_PAUSE,
+    LEASE_HANDOVER_TRIES,
+    RETRY_AFTER_SECONDS,
+    take_lease,
+)
 from ccapi.sessions.params import ForkPoint, History, NewSession, TurnRequest
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
-from ccapi.sessions.recovery import close_orphaned_turn
+from ccapi.sessions.recovery import close_orphaned_turn, close_stranded_queued
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
@@ -44,25 +50,6 @@ from ccapi.store.transcripts import TranscriptMirror
 from ccapi.toolpolicy import PermissionPolicy, as_json, parse_builtin_tools
 
 log = structlog.get_logger(__name__)
-
-#: What a 503 asks a client to wait: about one turn on the mock, a fraction of one on Claude.
-RETRY_AFTER_SECONDS = 2
-#: How long a turn waits for another host's lease before its 409: that host releases it just after its
-#: turn's reply has gone out, so a client that moves hosts right after a reply should not see a conflict.
-LEASE_HANDOVER_TRIES, LEASE_HANDOVER_PAUSE = 10, 0.05
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """An ``Idempotency-Key`` and the fingerprint of the request body it came with."""
-
-    key: str
-    fingerprint: str
-
-    def __post_init__(self) -> None:
-        """Sanic hands undecodable header bytes on as surrogates, which no store can write."""
-        if not (self.key.isascii() and self.key.isprintable()):
-            raise InvalidRequest("Idempotency-Key must be printable ASCII")
 
 
 class SessionService:
@@ -125,6 +112,7 @@ class SessionService:
         else:
             self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
         await self.sweep_orphans()
+        await close_stranded_queued(self.store, self.events, self._owner)
         self._caretaker = asyncio.create_task(self._care(), name="ccapi-lease-caretaker")
 
     async def _care(self) -> None:
@@ -299,14 +287,16 @@ class SessionService:
 
     async def delete(self, session_id: str) -> None:
         await self.get(session_id)
-        await self.queues.withdraw_all("session deleted", session_id)
-        run = self._running.get(session_id)
-        if run is not None:
-            await run.interrupt("session deleted")
-        session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
-        await self.pool.discard(session_id)
-        await self.events.flush()
-        await self.store.delete_session(session_id)
+        await self.queues.withdraw_all("session deleted", session_id)  # one waiting for a slot lets the lock go
+        async with self._lock(session_id):  # nothing queues or starts meanwhile
+            await self.queues.withdraw_all("session deleted", session_id)
+            run = self._running.get(session_id)
+            if run is not None:
+                await run.interrupt("session deleted")
+            session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
+            await self.pool.discard(session_id)
+            await self.events.flush()
+            await self.store.delete_session(session_id)
         if session.sdk_session_id:
             await self.store.delete_transcript(None, session.sdk_session_id, None)
         self.events.forget(session_id)
@@ -346,7 +336,10 @@ class SessionService:
                 earlier = await self._replay(session_id, idempotency)
                 if earlier is not None:
                     return earlier
-            run = await self._start_or_queue(session_id, list(request.content), request.queue)
+            await self._after_ended(session_id)
+            content = list(request.content)
+            queued = await self._queue(session_id, content, request.queue)
+            run = queued or await self._start(session_id, content, kind="input")
             if idempotency is not None:
                 turn_id = run.turn_id if isinstance(run, QueuedTurn) else run.turn.id
                 await self.store.save_idempotency_key(
@@ -354,21 +347,13 @@ class SessionService:
                 )
             return run
 
-    async def _start_or_queue(
-        self, session_id: str, content: list[dict[str, Any]], queue: bool
-    ) -> TurnRun | QueuedTurn:
-        await self._after_ended(session_id)
+    async def _queue(self, session_id: str, content: list[dict[str, Any]], queue: bool) -> QueuedTurn | None:
+        """Queue the turn behind the running one (``queue``), or ``None``: it may start now."""
         ahead = self._running.get(session_id)
-        if ahead is None and not self.queues.waiting(session_id):
-            return await self._start(session_id, content, kind="input")
-        if not queue:
-            raise Conflict(
-                "a turn is already running in this session; wait for it, interrupt it, or send with queue: true",
-                {"turn_id": ahead.turn.id if ahead else None, "queued": self.queues.waiting(session_id)},
-            )
-        self._refuse_if_closing()
-        self.limits.check()  # it could not start either
-        return await self.queues.enqueue(session_id, content, ahead.turn.id if ahead else None)
+        if queue and (ahead is not None or self.queues.waiting(session_id)):
+            self._refuse_if_closing()
+            self.limits.check()  # it could not start either
+        return await self.queues.admit(session_id, content, queue, ahead)
 
     async def create_and_start(
         self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None, history: History | None = None
@@ -395,6 +380,8 @@ class SessionService:
             raise Conflict("nothing to compact yet: the session has no conversation")
         command = "/compact" + (f" {instructions}" if instructions else "")
         async with self._lock(session_id):
+            if waiting := self.queues.waiting(session_id):
+                raise Conflict("turns are queued in this session; compact once they have run", {"queued": waiting})
             return await self._start(session_id, [{"type": "text", "text": command}], kind="compact")
 
     async def submit_tool_results(
@@ -436,9 +423,10 @@ class SessionService:
         await self.get(session_id)
         if turn_id is not None:
             queued = self.queues.find(session_id, turn_id)
-            withdrawn = await self.queues.withdraw(queued, reason) if queued is not None else None
-            if withdrawn is not None:
-                return withdrawn
+            if queued is not None:
+                outcome = await self.queues.withdraw(queued, reason) or await queued.started()  # it has its slot
+                if isinstance(outcome, TurnRecord):
+                    return outcome
         run = self._running.get(session_id)
         if run is None or (turn_id is not None and run.turn.id != turn_id):
             raise Conflict(
@@ -448,6 +436,10 @@ class SessionService:
                 {"turn_id": turn_id} if turn_id else None,
             )
         return await run.interrupt(reason)
+
+    def abandon_queued(self, session_id: str, seq: int) -> None:
+        """The client of the turn queued at event ``seq`` went away: withdraw it, unless it started."""
+        self.queues.abandon_queued(session_id, seq)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
         queued = self.queues.find(session_id, turn_id)
@@ -459,29 +451,8 @@ class SessionService:
         return turn
 
     async def _replay(self, session_id: str, idempotency: Idempotency) -> TurnRun | TurnRecord | QueuedTurn | None:
-        found = await self.store.find_idempotency_key(session_id, idempotency.key)
-        if found is None:
-            return None
-        fingerprint, turn_id = found
-        if fingerprint != idempotency.fingerprint:
-            raise InvalidRequest(
-                "this Idempotency-Key was already used with a different request body",
-                {"idempotency_key": idempotency.key},
-            )
         run = self._running.get(session_id)
-        if run is not None and run.turn.id == turn_id:
-            return run
-        queued = self.queues.find(session_id, turn_id)
-        if queued is not None:
-            return queued
-        try:
-            return await self.get_turn(session_id, turn_id)
-        except NotFound:
-            raise Conflict(
-                "the turn this Idempotency-Key started was taken out of the queue before it ran; "
-                "send the input again with a new key",
-                {"turn_id": turn_id},
-            ) from None
+        return await earlier_turn(self.store, session_id, idempotency, run, self.queues, self.get_turn)
 
     async def _reserve(self, session_id: str) -> None:
         try:
@@ -515,8 +486,15 @@ class SessionService:
             await self._reserve(session_id)
         try:
             self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
-            session, turn = await self._take_lease(
-                session_id, functools.partial(_new_turn, content=content, kind=kind, turn_id=turn_id)
+            make_turn = functools.partial(_new_turn, content=content, kind=kind, turn_id=turn_id)
+            session, turn = await take_lease(
+                self.store,
+                self.events,
+                session_id,
+                make_turn,
+                self._owner,
+                self.settings.lease_ttl,
+                self.queues.turn_ids(),
             )
         except BaseException:
             self.pool.release(session_id)
@@ -551,40 +529,6 @@ class SessionService:
         if run is not None and run.ended and run.task is not None:  # its done callback forgets it
             await asyncio.wait({run.task}, timeout=LEASE_HANDOVER_TRIES * LEASE_HANDOVER_PAUSE)
 
-    async def _take_lease(
-        self, session_id: str, make_turn: Callable[[SessionRecord], TurnRecord]
-    ) -> tuple[SessionRecord, TurnRecord]:
-        """Only one host drives a session at a time. Another host's live lease is a 409 that
-        names it (its turn is in flight there); an expired one is taken over, and whatever
-        turn the lost host left open is closed first. Returns the session as the lease found
-        it and the new turn, recorded (with the lease, in one store trip when the session is idle)."""
-        ttl = self.settings.lease_ttl
-        holder, session, turn = await self.store.lease_and_start(session_id, self._owner, ttl, make_turn)
-        for _ in range(LEASE_HANDOVER_TRIES):  # a host lets go a moment after its turn's reply went out
-            if holder is None:
-                break
-            await asyncio.sleep(LEASE_HANDOVER_PAUSE)
-            holder, session, turn = await self.store.lease_and_start(session_id, self._owner, ttl, make_turn)
-        if holder is not None:
-            raise Conflict(
-                f"gateway host {holder!r} is running a turn in this session; retry when it ends",
-                {"owner": holder},
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        if session is None:
-            await self.store.release_lease(session_id, self._owner)
-            raise NotFound(f"no session {session_id!r}")
-        if turn is None:  # a turn left open by a lost host, or by this one before a crash
-            for orphan in await self.store.orphaned_turns(self._owner):
-                if orphan.session_id == session_id:
-                    await close_orphaned_turn(self.store, self.events, orphan, self.queues.turn_ids())
-            session = await self.get(session_id)
-            turn = make_turn(session)
-            await self.store.create_turn(turn)
-        await self.events.flush()
-        self.events.adopt(session_id, session.last_seq)  # another host may have written since
-        return session, turn
-
     def _refuse_if_closing(self) -> None:
         if self._closing:
             raise Unavailable(
@@ -604,15 +548,23 @@ class SessionService:
         async with self._lock(session_id):
             if session_id in self._running:
                 return
-            while (queued := self.queues.next(session_id)) is not None:
-                try:
-                    run = await self._start(session_id, queued.content, kind="input", turn_id=queued.turn_id)
-                except Exception as exc:  # noqa: BLE001 - whatever stops it, its waiter must hear why
-                    await self.queues.fail(queued, exc if isinstance(exc, ApiError) else Unavailable(str(exc)))
-                    continue
-                queued.outcome.set_result(run)
-                return
-            await self.store.release_lease(session_id, self._owner)
+            started = False
+            try:
+                started = await self.queues.drain(session_id, self._start_queued)
+            finally:
+                if not started:
+                    await self.store.release_lease(session_id, self._owner)
+
+    async def _start_queued(self, queued: QueuedTurn) -> TurnRun:
+        """Start a queued turn; it can be withdrawn while it waits for its live slot."""
+        self._refuse_if_closing()
+        self.limits.check()
+        await queued.withdrawable(self._reserve(queued.session_id))
+        try:
+            return await self._start(queued.session_id, queued.content, "input", reserved=True, turn_id=queued.turn_id)
+        except BaseException:
+            self.pool.release(queued.session_id)  # a no-op once the turn has taken the slot over
+            raise
 
     async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         run = self._running.get(session_id)
