@@ -62,3 +62,10 @@ charts: $(VENV)/.installed-bench
 .PHONY: clients
 clients: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.clients $(ARGS)
+
+# The long day with the real clients (Hermes compressing, OpenClaw compacting, flushing memory, polling heartbeats
+# across midnight under faketime; one client at a time, many minutes): bench/results/clients_longday.{json,md}.
+# ARGS="--label NAME" names this tree's rows; ARGS=--docs rewrites docs/compat.md's before/after table.
+.PHONY: clients-longday
+clients-longday: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.longday $(ARGS)
