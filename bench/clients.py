@@ -12,7 +12,8 @@ on the mock model, and reports from the gateway's request log and the mock's req
 - *model / client*: what reaches the model per byte the client sent (Claude Code's own additions make it > 1).
 
 Not part of ``make test``: it installs hundreds of MB and takes minutes. Usage: ``python -m bench.clients
-[--only hermes|openclaw] [--turns N]``.
+[--only hermes|openclaw] [--turns N]``. The long day (compression, compaction, memory flushes, heartbeats, a date
+change) is ``bench.longday`` (``make clients-longday``), which installs the clients through this module.
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ SUMMARY = re.compile(
     r"TURNS TO SUMMARIZE|TURNS TO INCORPORATE|conversation to summarize|checkpoint summary|messages to incorporate",
     re.IGNORECASE,
 )
+SUMMARY_PART = "This is the PREFIX of a turn"  # OpenClaw's second compaction request, when a turn is split
 FLUSH = "Pre-compaction memory flush"
 HEARTBEAT = re.compile(r"HEARTBEAT|heartbeat poll|System event|system event", re.IGNORECASE)
 MARK = re.compile(r"\[day-turn (\d+)\]")
@@ -145,12 +146,14 @@ def continues_tool_call(body: Mapping[str, Any]) -> str | None:
 
 
 def kind_of(body: Mapping[str, Any]) -> str:
-    """What a main model request is: ``turn``, ``tool_result``, ``summary``, ``flush``, ``flush_result``,
-    ``heartbeat`` or ``other``."""
+    """What a main model request is: ``turn``, ``tool_result``, ``summary`` (``summary_part``: the second request
+    of a compaction that splits a turn), ``flush``, ``flush_result``, ``heartbeat`` or ``other``."""
     tool = continues_tool_call(body)
     if tool is not None:
         return "flush_result" if tool.endswith("write") else "tool_result"
     text = current_input(body)
+    if SUMMARY_PART in text:
+        return "summary_part"
     if SUMMARY.search(text):
         return "summary"
     if FLUSH in text:
@@ -178,7 +181,7 @@ class DayModel(MockModel):
         """The reply to a main request, by what it is (see :func:`kind_of`)."""
         kind = kind_of(body)
         text = current_input(body)
-        if kind == "summary":
+        if kind in ("summary", "summary_part"):
             return Reply(text="## Goal\nToday's report.\n## Completed Actions\n1. Drafted and cited figures.\n")
         if kind == "flush":
             day = re.search(r"memory/(\d{4}-\d\d-\d\d)\.md", text)

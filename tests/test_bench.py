@@ -94,6 +94,9 @@ def test_the_long_day_mock_answers_each_request_by_what_it_is() -> None:
 
     summary = _request(("user", "Create a summary.\n\nTURNS TO SUMMARIZE:\n" + prompt(1)))
     assert kind_of(summary) == "summary" and "Completed" in (model.answer(summary).text or "")
+    quoted = "<conversation>\n[User]: " + prompt(12) + "\n[User]: [OpenClaw heartbeat poll]\n</conversation>\n\n"
+    split = _request(("user", quoted + "This is the PREFIX of a turn that was too large to keep."))
+    assert kind_of(split) == "summary_part" and "Completed" in (model.answer(split).text or "")
     flush = _request(("user", "Pre-compaction memory flush. Store durable memories only in memory/2026-11-30.md."))
     assert [t.input["path"] for t in model.answer(flush).tool_uses] == ["memory/2026-11-30.md"]
     wrote = [{"type": "tool_use", "id": "w1", "name": "mcp__client__write", "input": {}}]
