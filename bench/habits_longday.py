@@ -31,7 +31,7 @@ import httpx
 import orjson
 
 from bench.common import RESULTS, Table, machine_info, machine_line, ratio, say
-from bench.habits import BEFORE, FORMATS, Call, Entry, Format, RequestResult, Wire, before_tree, measure
+from bench.habits import BEFORE, FORMATS, TOOLS, Call, Entry, Format, RequestResult, Wire, before_tree, measure
 from ccapi.testing import MockModel, Reply, ToolUse
 
 #: One step per letter: p plain turn (1 request), t tool turn (2), h heartbeat poll answered HEARTBEAT_OK (1),
@@ -55,11 +55,7 @@ HEARTBEAT_TOOLS = [
 FLUSH_SYSTEM = "Pre-compaction memory flush turn. Store durable memories only in memory/2026-11-29.md."
 FLUSH_PROMPT = "Pre-compaction memory flush. Store durable memories now. If nothing to store, reply with NO_REPLY."
 FLUSH_TOOLS = [
-    {
-        "name": "read",
-        "description": "Read a file from the workspace and return its text.",
-        "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
-    },
+    TOOLS[0],  # read
     {
         "name": "write",
         "description": "Write a file in the workspace.",

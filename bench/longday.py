@@ -48,7 +48,15 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.clients import _client, _client_env, hermes_binary, node_path, openclaw_binary
+from bench.clients import (
+    _client,
+    _client_env,
+    hermes_binary,
+    hermes_conversation,
+    hermes_env,
+    node_path,
+    openclaw_binary,
+)
 from bench.common import MODEL, REPO, RESULTS, Table, machine_info, machine_line, ratio, running_gateway, say
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import free_port
@@ -233,26 +241,10 @@ def workspace(root: Path, turns: int) -> Path:
 
 
 def hermes_day(binary: Path, home: Path, base_url: str, transport: str, turns: int) -> list[str]:
-    """One Hermes conversation of ``turns`` turns, resumed by its session id, as a user types them."""
+    """One Hermes conversation of ``turns`` turns, configured to compress its history every few turns."""
     work = workspace(home, turns)
-    hermes_home = home / "hermes"
-    hermes_home.mkdir(parents=True)
-    api = base_url if transport == "anthropic_messages" else f"{base_url}/v1"
-    (hermes_home / "config.yaml").write_text(
-        f"providers:\n  cc-api:\n    api: {api}\n    transport: {transport}\n    key_env: CC_API_KEY\n"
-        f"model:\n  provider: custom:cc-api\n  default: {MODEL}\n  context_length: 64000\n  max_tokens: 36000\n"
-    )
-    (hermes_home / ".env").write_text("CC_API_KEY=unused\n")
-    env = {**_client_env(home), "HERMES_HOME": str(hermes_home)}
-    outputs: list[str] = []
-    session: str | None = None
-    for turn in range(1, turns + 1):
-        resume = ["--resume", session] if session else []
-        out = _client(["chat", "-Q", "-q", prompt(turn), *resume], binary, env, work)
-        outputs.append(out)
-        found = re.search(r"session_id:\s*(\S+)", out)
-        session = found.group(1) if found else session
-    return outputs
+    env = hermes_env(home, base_url, transport, "  context_length: 64000\n  max_tokens: 36000\n")
+    return hermes_conversation(binary, env, work, [prompt(turn) for turn in range(1, turns + 1)])
 
 
 def ensure_faketime() -> Path:
