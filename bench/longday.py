@@ -36,6 +36,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -410,6 +411,7 @@ def measure(gateway: Any, mock: MockModel, outputs: Sequence[str], turns: int) -
             or "flatten" in str(e.get("event", ""))
             or (e.get("event") == "request" and str(e.get("path", "")).startswith("/v1/"))
         ],
+        "sessions_detail": per_session(gateway, log, main, kinds),
         "main_requests": [
             {
                 "kind": k,
@@ -420,6 +422,28 @@ def measure(gateway: Any, mock: MockModel, outputs: Sequence[str], turns: int) -
             for i, (k, r) in enumerate(zip(kinds, main, strict=True))
         ],
     }
+
+
+def per_session(
+    gateway: Any, log: Sequence[Mapping[str, Any]], main: Sequence[Any], kinds: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Each CC API session: its status, whether its Claude Code is still live (the log's ``engine_started`` /
+    ``engine_stopped``), and the kinds of model requests it sent (by Claude Code's session header, mapped through
+    the store's SDK session ids): the evidence of which request left a session live or waiting."""
+    live: dict[str, int] = {}
+    for entry in log:
+        if entry.get("event") in ("engine_started", "engine_stopped"):
+            sid = str(entry.get("session_id"))
+            live[sid] = live.get(sid, 0) + (1 if entry["event"] == "engine_started" else -1)
+    with sqlite3.connect(gateway.home / "cc-api" / "sessions.db") as db:
+        rows = db.execute("SELECT id, status, sdk_session_id, created_at FROM sessions ORDER BY created_at").fetchall()
+    by_sdk: dict[str, list[str]] = {}
+    for request, kind in zip(main, kinds, strict=True):
+        by_sdk.setdefault(request.headers.get("x-claude-code-session-id", ""), []).append(kind)
+    return [
+        {"id": sid, "status": status, "live": live.get(sid, 0) > 0, "served": by_sdk.get(sdk or "", [])}
+        for sid, status, sdk, _ in rows
+    ]
 
 
 def _all_sessions(client: httpx.Client) -> list[dict[str, Any]]:
