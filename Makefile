@@ -69,6 +69,12 @@ screenshots: $(VENV)/.installed-dev
 clients: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.clients $(ARGS)
 
+# The long day with the real clients (Hermes compressing, OpenClaw compacting, flushing memory, polling heartbeats
+# across midnight under faketime; one client at a time, many minutes): bench/results/clients_longday.{json,md}.
+# ARGS="--label NAME" names this tree's rows; ARGS=--docs rewrites docs/compat.md's before/after table.
+.PHONY: clients-longday
+clients-longday: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.longday $(ARGS)
 # The real acpx (npm; Node 24 from npm, into .clients/) driving `cc-api acp` on the mock model: two prompts across
 # agent processes on one session, and a Bash call approved in acpx. Not part of make test: bench/results/acpx.{json,md}.
 .PHONY: acpx

@@ -12,7 +12,8 @@ on the mock model, and reports from the gateway's request log and the mock's req
 - *model / client*: what reaches the model per byte the client sent (Claude Code's own additions make it > 1).
 
 Not part of ``make test``: it installs hundreds of MB and takes minutes. Usage: ``python -m bench.clients
-[--only hermes|openclaw] [--turns N]``.
+[--only hermes|openclaw] [--turns N]``. The long day (compression, compaction, memory flushes, heartbeats, a date
+change) is ``bench.longday`` (``make clients-longday``), which installs the clients through this module.
 """
 
 from __future__ import annotations
@@ -105,17 +106,27 @@ def openclaw_binary(node_bin: Path) -> Path:
 
 # -- one client conversation ---------------------------------------------------------------
 def hermes_turns(binary: Path, home: Path, base_url: str, transport: str, workdir: Path) -> list[str]:
+    return hermes_conversation(binary, hermes_env(home, base_url, transport), workdir, PROMPTS)
+
+
+def hermes_env(home: Path, base_url: str, transport: str, model_extra: str = "") -> dict[str, str]:
+    """Hermes's own home in the scratch home, configured for CC API (``model_extra``: more ``model:`` keys)."""
     hermes_home = home / "hermes"
     hermes_home.mkdir(parents=True)
     api = base_url if transport == "anthropic_messages" else f"{base_url}/v1"
     (hermes_home / "config.yaml").write_text(
         f"providers:\n  cc-api:\n    api: {api}\n    transport: {transport}\n    key_env: CC_API_KEY\n"
-        f"model:\n  provider: custom:cc-api\n  default: {MODEL}\n"
+        f"model:\n  provider: custom:cc-api\n  default: {MODEL}\n{model_extra}"
     )
     (hermes_home / ".env").write_text("CC_API_KEY=unused\n")
-    env = {**_client_env(home), "HERMES_HOME": str(hermes_home)}
-    outputs, session = [], None
-    for prompt in PROMPTS:
+    return {**_client_env(home), "HERMES_HOME": str(hermes_home)}
+
+
+def hermes_conversation(binary: Path, env: dict[str, str], workdir: Path, prompts: Sequence[str]) -> list[str]:
+    """One Hermes conversation, a ``hermes chat -Q -q`` per prompt resumed by its session id, as a user types them."""
+    outputs: list[str] = []
+    session: str | None = None
+    for prompt in prompts:
         resume = ["--resume", session] if session else []
         out = _client(["chat", "-Q", "-q", prompt, *resume], binary, env, workdir)
         outputs.append(out)

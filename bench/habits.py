@@ -27,7 +27,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,8 @@ class Entry:
     calls: list[Call] = field(default_factory=list)
     call_id: str = ""
     turn: int = 0  # the user turn a tool result belongs to, for clearing old ones
+    blocks: tuple[str, ...] = ()
+    """A user message the client sends as several text blocks instead of ``text``."""
 
 
 def _context(n: int) -> str:
@@ -105,17 +107,24 @@ def _result(call: Call) -> str:
 
 
 # -- wire formats -------------------------------------------------------------------------------
+def _user_content(e: Entry, block_type: str) -> str | list[dict[str, str]]:
+    return [{"type": block_type, "text": text} for text in e.blocks] if e.blocks else e.text
+
+
 @dataclass(frozen=True)
 class Format:
     name: str
     path: str
-    encode: Callable[[list[Entry], str, str], dict[str, Any]]
+    encode: Callable[..., dict[str, Any]]
+    """``(entries, system, context message or None, tools=TOOLS)``: the request body."""
     decode: Callable[[dict[str, Any]], tuple[str, list[Call]]]
     rewrite: Callable[[str, int], str]
     """How the client keeps an id the gateway issued (the call's index in its reply)."""
 
 
-def _chat_body(entries: list[Entry], system: str, context: str) -> dict[str, Any]:
+def _chat_body(
+    entries: list[Entry], system: str, context: str | None, tools: Sequence[dict[str, Any]] = TOOLS
+) -> dict[str, Any]:
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     for e in entries:
         if e.role == "assistant":
@@ -133,16 +142,17 @@ def _chat_body(entries: list[Entry], system: str, context: str) -> dict[str, Any
         elif e.role == "tool":
             messages.append({"role": "tool", "tool_call_id": e.call_id, "content": e.text})
         else:
-            messages.append({"role": "user", "content": e.text})
-    messages.append({"role": "user", "content": context})
-    tools = [
+            messages.append({"role": "user", "content": _user_content(e, "text")})
+    if context is not None:
+        messages.append({"role": "user", "content": context})
+    functions = [
         {
             "type": "function",
             "function": {"name": t["name"], "description": t["description"], "parameters": t["input_schema"]},
         }
-        for t in TOOLS
+        for t in tools
     ]
-    return {"model": MODEL, "messages": messages, "tools": tools}
+    return {"model": MODEL, "messages": messages, **({"tools": functions} if functions else {})}
 
 
 def _chat_reply(reply: dict[str, Any]) -> tuple[str, list[Call]]:
@@ -154,7 +164,9 @@ def _chat_reply(reply: dict[str, Any]) -> tuple[str, list[Call]]:
     return message.get("content") or "", calls
 
 
-def _responses_body(entries: list[Entry], system: str, context: str) -> dict[str, Any]:
+def _responses_body(
+    entries: list[Entry], system: str, context: str | None, tools: Sequence[dict[str, Any]] = TOOLS
+) -> dict[str, Any]:
     items: list[dict[str, Any]] = []
     for e in entries:
         if e.role == "assistant":  # text and each call as separate items, the way both clients echo them
@@ -174,13 +186,14 @@ def _responses_body(entries: list[Entry], system: str, context: str) -> dict[str
         elif e.role == "tool":
             items.append({"type": "function_call_output", "call_id": e.call_id, "output": e.text})
         else:
-            items.append({"role": "user", "content": e.text})
-    items.append({"role": "user", "content": context})
-    tools = [
+            items.append({"role": "user", "content": _user_content(e, "input_text")})
+    if context is not None:
+        items.append({"role": "user", "content": context})
+    functions = [
         {"type": "function", "name": t["name"], "description": t["description"], "parameters": t["input_schema"]}
-        for t in TOOLS
+        for t in tools
     ]
-    return {"model": MODEL, "instructions": system, "input": items, "tools": tools}
+    return {"model": MODEL, "instructions": system, "input": items, **({"tools": functions} if functions else {})}
 
 
 def _responses_reply(reply: dict[str, Any]) -> tuple[str, list[Call]]:
@@ -233,29 +246,33 @@ def _turn_replies(kind: str, turn: int) -> list[Reply]:
     return [answer]
 
 
-def run_client(client: httpx.Client, mock: MockModel, fmt: Format, label: str) -> list[RequestResult]:
-    """The 30 requests of ``SCRIPT`` in ``fmt``, with every habit; one row per request."""
-    kept: list[Entry] = []
-    results: list[RequestResult] = []
-    progress = Progress(f"token_burn habits: {label}, requests", REQUESTS)
-    seen = len(mock.requests)
-    previous: list[bytes] = []
+class Wire:
+    """The client's side of the wire: posts a body, records what it cost and what reached the model."""
 
-    def send(pending: list[Entry], kind: str) -> tuple[str, list[Call]]:
-        nonlocal seen, previous
-        n = len(results) + 1
-        body = fmt.encode([*kept, *pending], _system(n), _context(n))
+    def __init__(self, client: httpx.Client, mock: MockModel, fmt: Format, label: str, total: int) -> None:
+        self.client, self.mock, self.fmt, self.label = client, mock, fmt, label
+        self.results: list[RequestResult] = []
+        self.progress = Progress(f"token_burn habits: {label}, requests", total)
+        self.seen = len(mock.requests)
+        self.previous: list[bytes] = []
+
+    @property
+    def next_n(self) -> int:
+        return len(self.results) + 1
+
+    def send(self, body: dict[str, Any], kind: str) -> tuple[str, list[Call]]:
+        n = self.next_n
         data = orjson.dumps(body)
         began = time.perf_counter()
-        response = client.post(fmt.path, content=data, headers={"content-type": "application/json"})
+        response = self.client.post(self.fmt.path, content=data, headers={"content-type": "application/json"})
         seconds = time.perf_counter() - began
-        fresh = [r for r in mock.requests[seen:] if r.method == "POST" and r.path == "/v1/messages"]
-        seen = len(mock.requests)
+        fresh = [r for r in self.mock.requests[self.seen :] if r.method == "POST" and r.path == "/v1/messages"]
+        self.seen = len(self.mock.requests)
         repeated = 0
         for request in (r for r in fresh if not r.side):
             blocks = cache_blocks(request.body)
-            repeated += reused_blocks(previous, blocks)
-            previous = blocks
+            repeated += reused_blocks(self.previous, blocks)
+            self.previous = blocks
         row = RequestResult(
             n,
             kind,
@@ -268,12 +285,22 @@ def run_client(client: httpx.Client, mock: MockModel, fmt: Format, label: str) -
             any(b"<conversation_history>" in orjson.dumps(r.body.get("messages")) for r in fresh if not r.side),
             seconds,
         )
-        results.append(row)
-        progress.step()
+        self.results.append(row)
+        self.progress.step()
         if response.status_code != 200:
-            say(f"token_burn habits: {label}: request {n} got {response.status_code}: {response.text[:200]}")
+            say(f"token_burn habits: {self.label}: request {n} got {response.status_code}: {response.text[:200]}")
             return "", []
-        return fmt.decode(response.json())
+        return self.fmt.decode(response.json())
+
+
+def run_client(client: httpx.Client, mock: MockModel, fmt: Format, label: str) -> list[RequestResult]:
+    """The 30 requests of ``SCRIPT`` in ``fmt``, with every habit; one row per request."""
+    kept: list[Entry] = []
+    wire = Wire(client, mock, fmt, label, REQUESTS)
+
+    def send(pending: list[Entry], kind: str) -> tuple[str, list[Call]]:
+        n = wire.next_n
+        return wire.send(fmt.encode([*kept, *pending], _system(n), _context(n)), kind)
 
     for turn, kind in enumerate(SCRIPT, 1):
         mock.clear_script()
@@ -293,7 +320,7 @@ def run_client(client: httpx.Client, mock: MockModel, fmt: Format, label: str) -
             text, _ = send([*outputs], "t+")
             kept += [*outputs, Entry("assistant", text)]
         _clear_old_results(kept)
-    return results
+    return wire.results
 
 
 def _clear_old_results(kept: list[Entry]) -> None:
@@ -326,13 +353,24 @@ def before_tree(path: str | None) -> Iterator[Path | None]:
         yield Path(tmp)
 
 
+Drive = Callable[[httpx.Client, MockModel, Format, str], list[RequestResult]]
+
+
 def measure(
-    mock: MockModel, fmt: Format, label: str, env: Mapping[str, str], headers: Mapping[str, str] | None = None
+    mock: MockModel,
+    fmt: Format,
+    label: str,
+    env: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
+    drive: Drive = run_client,
 ) -> dict[str, Any]:
+    """One arm: a fresh gateway, the client loop ``drive``, and what it cost (also the Claude Code processes
+    still live when it ends, from ``GET /healthz``, and at peak, from the log's ``engine_started`` lines)."""
     with running_gateway(mock.url, **ENV, **env) as gateway:
         with httpx.Client(base_url=gateway.base_url, timeout=120, headers=dict(headers or {})) as client:
-            rows = run_client(client, mock, fmt, label)
+            rows = drive(client, mock, fmt, label)
         sessions = gateway.client.get("/api/sessions", params={"limit": 100}).json()["data"]
+        live_at_end = gateway.client.get("/healthz").json().get("live_engines")
         log = [orjson.loads(line) for line in gateway.log_path.read_bytes().splitlines() if line.startswith(b"{")]
     waiting = sum(s.get("status") == "requires_action" for s in sessions)
     client_bytes = sum(r.client_bytes for r in rows)
@@ -346,6 +384,9 @@ def measure(
         "reseeds": sum(r.reseeded for r in rows),
         "forks": sum(entry.get("event") == "compat_forked" for entry in log),
         "paused_left": waiting,
+        "live_at_end": live_at_end,
+        "live_peak": max((int(e.get("live") or 0) for e in log if e.get("event") == "engine_started"), default=0),
+        "flattened_log_lines": sum("flatten" in str(e.get("event", "")) for e in log),
         "client_bytes": client_bytes,
         "model_requests": sum(r.model_requests for r in rows),
         "model_bytes": model_bytes,

@@ -14,9 +14,11 @@ Per turn it reports the request-body bytes the client sent, the bytes (and ~toke
 (see :class:`ModelSide`), and the client's wall time.
 
 It then runs the compat scenario with the real clients' habits, before and after the compat-affinity work
-(``bench.habits``, ``bench/results/token_burn_habits.*``).
+(``bench.habits``, ``bench/results/token_burn_habits.*``), and the long day (compression, memory flush, heartbeats,
+a split message, a date change: ``bench.habits_longday``, ``bench/results/token_burn_longday.*``) next to the
+pre-affinity gateway, this tree's arm saved under ``--label`` (default: this tree and its commit).
 
-    python -m bench.token_burn [--habits [--before-src PATH] | --model-only]
+    python -m bench.token_burn [--habits | --longday] [--before-src PATH] [--label NAME] | --model-only
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bench.common import (
     MODEL,
     Progress,
     Table,
+    machine_info,
     offline_environ,
     ratio,
     report,
@@ -582,14 +585,20 @@ def model_only() -> None:
 
 def main() -> None:
     from bench.habits import habits  # here: bench.habits reuses this module's prefix measures
+    from bench.habits_longday import longday
 
     args = sys.argv[1:]
     before_src = args[args.index("--before-src") + 1] if "--before-src" in args else None
+    label = args[args.index("--label") + 1] if "--label" in args else f"this tree ({_commit()})"
     if "--model-only" in args:
         model_only()
         return
+    if "--longday" in args:
+        longday(label, before_src)
+        return
     if "--habits" in args:
         habits(before_src)
+        longday(label, before_src)
         return
     plans = [plan(n) for n in range(1, TURNS + 1)]
     say(f"token_burn: one {TURNS}-turn conversation, three ways (native, compat, stateless); starting the gateway")
@@ -621,6 +630,11 @@ def main() -> None:
         NOTES,
     )
     habits(before_src)
+    longday(label, before_src)
+
+
+def _commit() -> str:
+    return str(machine_info()["git_commit"])
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.common import RESULTS, Progress
+from bench.longday import BEGIN, END, DayModel, answer, docs_table, kind_of, prompt
 
 DOCS = RESULTS.parent.parent / "docs"
 LINE = re.compile(r"^\[ *\d+\.\d s\] ")
@@ -61,3 +63,55 @@ def test_the_benchmarks_page_shows_every_chart() -> None:
     assert {"images/token_burn.png", "images/overhead.png", "images/stream.png"} <= set(linked)
     for link in linked:
         assert (DOCS / link).is_file(), link
+
+
+def _request(*messages: tuple[str, Any], tools: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A model request as Claude Code sends it: messages with content blocks, the client's tools as MCP tools."""
+    blocks = []
+    for role, content in messages:
+        blocks.append(
+            {"role": role, "content": [{"type": "text", "text": content}] if isinstance(content, str) else content}
+        )
+    return {"messages": blocks, "tools": [{"name": f"mcp__client__{name}"} for name in tools]}
+
+
+def test_the_long_day_mock_answers_each_request_by_what_it_is() -> None:
+    """bench.longday's mock: the clients' side requests come in an order the bench does not control, so a turn's
+    prompt, a tool result, a summariser prompt, a memory flush and a heartbeat each get their own answer."""
+    model = DayModel()
+    tool_turn = _request(("user", prompt(3)), tools=("read", "write"))
+    first = model.answer(tool_turn)
+    assert [t.name for t in first.tool_uses] == ["read"] and first.tool_uses[0].input == {"path": "notes/day3.md"}
+    assert model.answer(tool_turn).text == answer(3)  # asked again (a retry, a fork): no second call
+    result = [{"type": "tool_result", "tool_use_id": "t1", "content": "notes"}]
+    called = [{"type": "tool_use", "id": "t1", "name": "mcp__client__read", "input": {}}]
+    assert model.answer(_request(("user", prompt(3)), ("assistant", called), ("user", result))).text == answer(3)
+    assert model.answer(_request(("user", prompt(4)))).text == answer(4)
+    reseed = "<conversation_history>\n<user>\n" + prompt(1) + "\n</user>\n</conversation_history>"
+    assert model.answer(
+        _request(("user", [{"type": "text", "text": reseed}, {"type": "text", "text": prompt(5)}]))
+    ).text == answer(5)
+
+    summary = _request(("user", "Create a summary.\n\nTURNS TO SUMMARIZE:\n" + prompt(1)))
+    assert kind_of(summary) == "summary" and "Completed" in (model.answer(summary).text or "")
+    quoted = "<conversation>\n[User]: " + prompt(12) + "\n[User]: [OpenClaw heartbeat poll]\n</conversation>\n\n"
+    split = _request(("user", quoted + "This is the PREFIX of a turn that was too large to keep."))
+    assert kind_of(split) == "summary_part" and "Completed" in (model.answer(split).text or "")
+    flush = _request(("user", "Pre-compaction memory flush. Store durable memories only in memory/2026-11-30.md."))
+    assert [t.input["path"] for t in model.answer(flush).tool_uses] == ["memory/2026-11-30.md"]
+    wrote = [{"type": "tool_use", "id": "w1", "name": "mcp__client__write", "input": {}}]
+    flushed = [{"type": "tool_result", "tool_use_id": "w1", "content": "ok"}]
+    assert (
+        model.answer(_request(("user", "Pre-compaction memory flush."), ("assistant", wrote), ("user", flushed))).text
+        == "NO_REPLY"
+    )
+    beat = _request(
+        ("user", prompt(6)), ("assistant", "ok"), ("user", "Read HEARTBEAT.md if it exists. Reply HEARTBEAT_OK.")
+    )
+    assert model.answer(beat).text == "HEARTBEAT_OK"
+
+
+def test_the_compat_docs_long_day_table_is_generated_from_the_result_files() -> None:
+    """docs/compat.md's before/after table is what `python -m bench.longday --docs` makes of bench/results."""
+    page = (DOCS / "compat.md").read_text()
+    assert f"{BEGIN}\n{docs_table()}\n{END}" in page
