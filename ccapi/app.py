@@ -107,6 +107,11 @@ async def _start_state(app: Sanic) -> None:
         credentials=credentials.message,
     )
     log.info("permissions", **service.permissions.describe(settings.permission_mode))
+    sandbox = service.sandbox.describe()
+    if sandbox["enabled"]:
+        log.info("sandbox", **sandbox)
+    else:
+        log.warning("no_sandbox", boundary="Claude Code's tools act with this user's full authority", **sandbox)
     if not credentials.found:
         log.warning("no_claude_credentials", message=credentials.message)
 

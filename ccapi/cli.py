@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ccapi import __version__
+from ccapi import __version__, handover
 from ccapi.config import ConfigError, Settings
 from ccapi.console import render_log_line, render_service_plan, render_status, status_json, to_json
 from ccapi.envfile import with_env_file
@@ -39,6 +39,10 @@ def _run(args: argparse.Namespace) -> int:
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
     from ccapi.logs import configure_logging, secret_values
 
+    if args.env_fd is not None:
+        os.environ.update(handover.receive(args.env_fd))
+    elif handover.private_part(os.environ):
+        handover.reexec_privately(args.argv, os.environ)  # secrets out of /proc/<pid>/environ; same pid
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
     try:
         os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
@@ -197,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log only to the log file (for `start` and launchd, whose stderr is that file)",
     )
+    run.add_argument(handover.ENV_FD_OPTION, type=int, help=argparse.SUPPRESS)  # see ccapi.handover
     start = command(
         "start", _start, "start the gateway in the background and wait until it is healthy", [listen, as_json]
     )
@@ -226,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.handler(args)
     except ConfigError as exc:

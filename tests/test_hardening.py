@@ -26,7 +26,7 @@ from ccapi.sessions import EventLog, SessionService
 from ccapi.sessions.params import TurnRequest
 from ccapi.store import open_store
 from ccapi.testing import MockModel
-from tests.gateway import Gateway, pids_with_env, sse_events
+from tests.gateway import Gateway, gateway_processes, sse_events
 from tests.test_errors import _assert_error, _snapshot
 
 API_KEY = "hardening-test-key-0c4e"
@@ -203,7 +203,7 @@ def test_a_system_prompt_over_128_kib_runs_and_stays_off_the_command_line(gw: Ga
     prompt = marker + " " + "Always answer in French. " * 9000  # ~220 KiB
     session_id = gw.create_session(system_prompt=prompt)["id"]
     assert gw.turn(session_id, "first")["status"] == "completed"
-    for pid in pids_with_env("CC_API_HOME", gw.env["CC_API_HOME"]):
+    for pid in gateway_processes(gw.env["CC_API_HOME"], set()):
         assert marker.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert gw.turn(session_id, "second")["output"][-1]["text"] == "mock reply: second"
     sent = mock_model.message_requests(include_side=False)

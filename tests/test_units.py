@@ -79,7 +79,6 @@ def test_claude_code_gets_its_own_variables_and_no_gateway_secret() -> None:
         "LC_ALL": "C",
         "ANTHROPIC_API_KEY": "a",
         "CLAUDE_CONFIG_DIR": "/c",
-        "CC_API_GATEWAY_PID": "7",
         "GH_TOKEN": "g",
     }
     bedrock = child_environment({**env, "CLAUDE_CODE_USE_BEDROCK": "1"})

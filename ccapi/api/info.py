@@ -56,6 +56,7 @@ async def healthz(request: Request) -> HTTPResponse:
             "queued_turns": ctx.pool.queued,
             "mock_model": ctx.settings.mock_model,
             "permissions": ctx.service.permissions.describe(ctx.settings.permission_mode),
+            "sandbox": ctx.service.sandbox.describe(),
             "claude_credentials": {
                 "found": credentials.found,
                 "source": credentials.source,

@@ -54,6 +54,10 @@ class EngineSpec:
     spent_usd: float = 0.0
     """What the session had cost before this spec's turn: a process started now gets the rest."""
     ask_permission: PermissionAsker | None = None
+    sandbox: Mapping[str, Any] | None = None
+    """The SDK's ``sandbox`` settings for Bash (``ccapi.engine.sandbox``); ``None``: no sandbox."""
+    denied_tools: tuple[str, ...] = ()
+    """Permission deny rules that keep built-in file tools off the gateway's state and ``/proc``."""
 
     @property
     def budget_left(self) -> float | None:
@@ -113,6 +117,8 @@ def build_options(
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
         cli_path=spec.cli_path,
+        sandbox=dict(spec.sandbox) if spec.sandbox is not None and spec.builtin_tools != "none" else None,  # type: ignore[arg-type]
+        disallowed_tools=list(spec.denied_tools) if spec.builtin_tools != "none" else [],
     )
 
 
