@@ -65,6 +65,10 @@ class Settings:
     keepalive_seconds: float = 15.0
     sse_buffer_events: int = 4096
     """Events an SSE client may fall behind by before its stream is cut off (it resumes with ``Last-Event-ID``)."""
+    sse_buffer_bytes: int = 16 * 1024 * 1024
+    """Bytes of events an SSE client may fall behind by before its stream is cut off."""
+    sse_max_streams: int = 1024
+    sse_max_streams_per_session: int = 128
     pass_env: tuple[str, ...] = ()
     sandbox: str = "auto"
     """Claude Code's sandbox for Bash: ``auto`` (where available), ``require`` (refuse to start without), ``off``."""
@@ -122,6 +126,11 @@ class Settings:
             request_timeout=reader.number("CC_API_REQUEST_TIMEOUT", cls.request_timeout),
             keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
             sse_buffer_events=reader.integer("CC_API_SSE_BUFFER_EVENTS", cls.sse_buffer_events, minimum=1),
+            sse_buffer_bytes=reader.integer("CC_API_SSE_BUFFER_BYTES", cls.sse_buffer_bytes, minimum=1024),
+            sse_max_streams=reader.integer("CC_API_SSE_MAX_STREAMS", cls.sse_max_streams, minimum=1),
+            sse_max_streams_per_session=reader.integer(
+                "CC_API_SSE_MAX_STREAMS_PER_SESSION", cls.sse_max_streams_per_session, minimum=1
+            ),
             pass_env=reader.variable_names("CC_API_PASS_ENV"),
             sandbox=reader.choice("CC_API_SANDBOX", cls.sandbox, SANDBOX_MODES),
             sandbox_domains=reader.items("CC_API_SANDBOX_DOMAINS"),

@@ -15,7 +15,7 @@ from ccapi.engine.bridge import (
     CLIENT_SERVER,
     PermissionAsker,
     ToolResolver,
-    client_tool_names,
+    client_tool_rules,
     client_tool_server,
     permission_callback,
 )
@@ -107,7 +107,7 @@ def build_options(
         stderr=stderr,
         setting_sources=[],
         mcp_servers=mcp_servers,
-        allowed_tools=client_tool_names(list(spec.tools)),
+        allowed_tools=client_tool_rules(list(spec.tools)),
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
         can_use_tool=permission_callback(spec.ask_permission)

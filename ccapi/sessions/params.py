@@ -344,6 +344,8 @@ def _tools(value: Any) -> tuple[dict[str, Any], ...]:
 def _check_schema(where: str, name: str, schema: dict[str, Any]) -> None:
     """Claude Code drops the whole tool list, silently, over one invalid schema: refuse it here.
     Checked against the draft the schema names in ``$schema``, else 2020-12 (the Messages API's)."""
+    if not isinstance(schema.get("$schema", ""), str):
+        raise InvalidRequest(f"{where}.input_schema.$schema of tool {name!r} must be a string", {"tool": name})
     validator = validator_for(schema, default=Draft202012Validator)
     try:
         validator.check_schema(schema)
