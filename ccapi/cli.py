@@ -17,7 +17,7 @@ from ccapi.config import ConfigError, Settings
 from ccapi.console import render_log_line, render_service_plan, render_status, status_json, to_json
 from ccapi.envfile import with_env_file
 from ccapi.launcher import Launcher
-from ccapi.logfile import follow, tail
+from ccapi.logfile import follow, printable, tail
 from ccapi.paths import StatePaths
 from ccapi.privacy import PRIVATE_UMASK, tighten
 from ccapi.service import ServiceError, current_platform, gateway_command, install, plan_service, uninstall
@@ -95,7 +95,8 @@ def _start(args: argparse.Namespace) -> int:
     elif result.outcome == "failed":
         print(f"cc-api: start failed: {result.message}", file=sys.stderr)
         if result.log_tail:
-            print("--- last lines of the log ---", *map(render_log_line, result.log_tail), sep="\n", file=sys.stderr)
+            rendered = (printable(render_log_line(line)) for line in result.log_tail)
+            print("--- last lines of the log ---", *rendered, sep="\n", file=sys.stderr)
     else:
         print(f"cc-api: {result.message}")
     return EXIT_OK if result.outcome == "started" else EXIT_FAILED
@@ -118,7 +119,7 @@ def _logs(args: argparse.Namespace) -> int:
     log_file = StatePaths.from_env().log_file
     if not log_file.exists() and not args.follow:
         return _fail(f"no log yet at {log_file}")
-    show: Callable[[str], str] = (lambda line: line) if args.json else render_log_line
+    show: Callable[[str], str] = printable if args.json else lambda line: printable(render_log_line(line))
     last = tail(log_file, args.lines)
     for line in last.lines:
         print(show(line))

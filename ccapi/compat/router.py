@@ -416,9 +416,9 @@ def _mismatch(suffix: tuple[Message, ...], waiting: set[str]) -> str:
 
 def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
     """The canonical model id a compat request names (its default when it names none)."""
-    name = requested or default
-    if not isinstance(name, str):
-        raise InvalidRequest("model must be a string")
+    name = default if requested is None else requested
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest("model must be a non-empty string (or left out, for the default)")
     model = catalog.resolve(name)
     if model is None:
         raise NotFound(f"unknown model {name!r}; GET /v1/models lists the known ones", {"model": name})

@@ -81,9 +81,9 @@ class NewSession:
         """``webhooks``: the gateway's webhook policy; without one (compat sessions) a session
         has no subscription and may not ask for one."""
         body = _object(body, _SESSION_FIELDS if webhooks else _SESSION_FIELDS - {"webhook"})
-        requested = body.get("model") or default_model
-        if not isinstance(requested, str):
-            raise InvalidRequest("model must be a string")
+        requested = body.get("model", default_model)
+        if not isinstance(requested, str) or not requested.strip():
+            raise InvalidRequest("model must be a non-empty string (or left out, for the default)")
         model = catalog.resolve(requested)
         if model is None:
             raise InvalidRequest(
