@@ -393,3 +393,33 @@ def test_messages_max_tokens_must_be_a_positive_integer(gw: Gateway) -> None:
         body = {"model": "claude-sonnet-4-5", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "x"}]}
         response = gw.client.post("/v1/messages", json=body)
         assert response.status_code == 400 and "max_tokens" in response.text, response.text
+
+
+def _nested(depth: int) -> str:
+    """JSON text of objects nested ``depth`` deep (orjson cannot even write it)."""
+    return '{"a": ' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+def test_deep_json_long_cwds_and_huge_integers_are_400s_and_change_nothing(gw: Gateway) -> None:
+    """Issue 23: each of these was a 500 (orjson writes 255 levels at most; "File name too long";
+    an integer beyond 64 bits was read as a float and came back as one)."""
+    before = _snapshot(gw)
+    tool_use = f'{{"type": "tool_use", "id": "toolu_1", "name": "t", "input": {_nested(300)}}}'
+    schema = f'{{"type": "object", "properties": {{"x": {_nested(300)}}}}}'
+    messages = f'[{{"role": "user", "content": "x"}}, {{"role": "assistant", "content": [{tool_use}]}}]'
+    for path, body in (
+        ("/api/sessions", f'{{"metadata": {_nested(300)}}}'),
+        (
+            "/api/sessions",
+            f'{{"tools": [{{"name": "t", "input_schema": {schema}}}]}}',
+        ),
+        ("/api/sessions", orjson.dumps({"cwd": "/" + "a" * 300}).decode()),
+        ("/api/sessions", orjson.dumps({"cwd": "/a" * 3000}).decode()),
+        ("/api/sessions", f'{{"metadata": {{"n": {2**70}}}}}'),
+        ("/v1/messages", f'{{"model": "claude-sonnet-4-5", "max_tokens": 9, "messages": {messages}}}'),
+    ):
+        response = gw.client.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, (body[:80], response.text)
+    assert _snapshot(gw) == before
+    biggest = gw.create_session(metadata={"n": 2**63 - 1, "u": 2**64 - 1})
+    assert gw.client.get(f"/api/sessions/{biggest['id']}").json()["metadata"] == {"n": 2**63 - 1, "u": 2**64 - 1}

@@ -106,7 +106,7 @@ class NewSession:
         if permission_mode is not None and permission_mode not in PERMISSION_MODES:
             raise InvalidRequest(f"permission_mode must be one of {', '.join(PERMISSION_MODES)}")
         cwd = body.get("cwd")
-        if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not Path(cwd).is_dir()):
+        if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not _is_dir(cwd)):
             raise InvalidRequest("cwd must be the absolute path of an existing directory")
         try:
             builtin_tools = parse_builtin_tools(body.get("builtin_tools", default_builtin_tools))
@@ -315,6 +315,14 @@ def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
     if unknown:
         raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", {"allowed": sorted(allowed)})
     return body
+
+
+def _is_dir(path: str) -> bool:
+    """Whether ``path`` names a directory; a name the OS refuses (too long, say) does not."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
 
 
 def _tools(value: Any) -> tuple[dict[str, Any], ...]:
