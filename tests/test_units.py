@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,13 @@ def test_a_refused_root_bypass_quotes_claude_codes_own_reason() -> None:
     assert "cannot be used with root/sudo privileges for security reasons" in error.message
     assert "IS_SANDBOX=1" in error.message
     assert explain_process_failure("", "Command failed").message == "Claude Code process failed: Command failed"
+
+
+def test_the_started_line_names_the_database_in_use_without_credentials(tmp_path: Path) -> None:
+    """Issue 23: on PostgreSQL the ``started`` line named an unused SQLite file."""
+    from ccapi.app import _database_label
+
+    postgres = Settings(home=tmp_path, database_url="postgresql://u:pw-secret@db.local:5433/ccapi")
+    assert _database_label(postgres) == "postgresql://db.local:5433/ccapi"
+    assert _database_label(Settings(home=tmp_path, session_dir=tmp_path / "j")) == f"jsondir:{tmp_path / 'j'}"
+    assert _database_label(Settings(home=tmp_path)) == str(tmp_path / "sessions.db")
