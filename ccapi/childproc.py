@@ -23,20 +23,13 @@ GATEWAY_PID = "CC_API_GATEWAY_PID"
 like every ``CC_API_*`` variable it is dropped before Claude Code starts, so neither it nor its
 tools are pointed at the gateway's ``/proc`` entry."""
 
-_KEEP_NAMES = frozenset(
+SESSION_BASICS = frozenset(
+    {"HOME", "PATH", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "LANG", "LANGUAGE", "TMPDIR", "PWD", "IS_SANDBOX"}
+)
+"""The basics of a user session: no secret, and what any program expects to find."""
+
+_KEEP_NAMES = SESSION_BASICS | frozenset(
     {
-        "HOME",
-        "PATH",
-        "USER",
-        "LOGNAME",
-        "SHELL",
-        "TERM",
-        "TZ",
-        "LANG",
-        "LANGUAGE",
-        "TMPDIR",
-        "PWD",
-        "IS_SANDBOX",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "NO_PROXY",

@@ -19,28 +19,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
+from ccapi.childproc import SESSION_BASICS
+
 ENV_FD_OPTION = "--env-fd"
 
-_PUBLIC_NAMES = frozenset(
-    {
-        "HOME",
-        "PATH",
-        "USER",
-        "LOGNAME",
-        "SHELL",
-        "TERM",
-        "TZ",
-        "LANG",
-        "LANGUAGE",
-        "TMPDIR",
-        "PWD",
-        "IS_SANDBOX",
-        "VIRTUAL_ENV",
-        "NOTIFY_SOCKET",
-        "INVOCATION_ID",
-        "CC_API_HOME",
-    }
-)
+_PUBLIC_NAMES = SESSION_BASICS | {"VIRTUAL_ENV", "NOTIFY_SOCKET", "INVOCATION_ID", "CC_API_HOME"}
 _PUBLIC_PREFIXES = ("LC_", "XDG_", "PYTHON")
 
 

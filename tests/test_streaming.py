@@ -203,23 +203,32 @@ def test_a_subscriber_that_stops_reading_is_cut_off_and_resumes_losing_nothing(
     assert "".join(e["data"]["text"] for e in everything if e["type"] == "message.delta") == text
 
     stalled.settimeout(10)
-    body = head
-    while chunk := stalled.recv(65536):  # now it reads: what was sent before the cut-off, then the end
-        body += chunk
-    stalled.close()
-    payload, ended = _dechunk(body.partition(b"\r\n\r\n")[2])
-    assert ended, "the cut-off subscriber's stream ends cleanly"
-    got = [f["data"] for f in sse_events(iter(payload.decode().split("\n"))) if "event" in f]
+    got, _ = _read_after_cut_off(stalled, head)
     assert 0 < len(got) < len(logged) and got == logged[: len(got)]
+    assert got + _resume(gw, path, got[-1]["seq"]) == logged
 
-    with gw.client.stream("GET", path, headers={"Last-Event-ID": str(got[-1]["seq"])}) as resumed:
-        rest = []
+
+def _read_after_cut_off(sock: socket.socket, head: bytes) -> tuple[list[dict], bytes]:
+    """A cut-off reader reads at last: the events written before the cut-off, and the SSE payload."""
+    body = head
+    while chunk := sock.recv(1 << 20):  # what was sent before the cut-off, then the end
+        body += chunk
+    sock.close()
+    payload, ended = _dechunk(body.partition(b"\r\n\r\n")[2])
+    assert ended, "the cut-off reader's stream ends cleanly"
+    return [f["data"] for f in sse_events(iter(payload.decode().split("\n"))) if "event" in f], payload
+
+
+def _resume(gw: Gateway, path: str, last_seq: int) -> list[dict]:
+    """The events after ``last_seq`` up to the turn's end, read with ``Last-Event-ID``."""
+    rest = []
+    with gw.client.stream("GET", path, headers={"Last-Event-ID": str(last_seq)}) as resumed:
         for frame in sse_events(resumed.iter_lines()):
             if "event" in frame:
                 rest.append(frame["data"])
                 if frame["event"] == "turn.completed":
                     break
-    assert got + rest == logged
+    return rest
 
 
 def _stalled_reader(gw: Gateway, path: str) -> tuple[socket.socket, bytes]:
@@ -268,23 +277,10 @@ def test_stalled_readers_are_cut_off_by_bytes_capped_and_freed_on_disconnect(
     aborted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     aborted.close()  # leaves without reading: a reset
     for sock, head in readers:
-        body = head
-        while chunk := sock.recv(1 << 20):  # now it reads: what was written before the cut-off, then the end
-            body += chunk
-        sock.close()
-        payload, ended = _dechunk(body.partition(b"\r\n\r\n")[2])
-        assert ended, "the cut-off reader's stream ends cleanly"
-        got = [f["data"] for f in sse_events(iter(payload.decode().split("\n"))) if "event" in f]
+        got, payload = _read_after_cut_off(sock, head)
         assert got[0]["type"] == "turn.started" and got == logged[: len(got)] and len(got) < len(logged)
         assert len(payload) <= first_frame + 256 * 1024, "nothing beyond the byte bound was kept for it"
-        with gw.client.stream("GET", path, headers={"Last-Event-ID": str(got[-1]["seq"])}) as resumed:
-            rest = []
-            for frame in sse_events(resumed.iter_lines()):
-                if "event" in frame:
-                    rest.append(frame["data"])
-                    if frame["event"] == "turn.completed":
-                        break
-        assert got + rest == logged
+        assert got + _resume(gw, path, got[-1]["seq"]) == logged
 
     deadline = time.monotonic() + 10  # the reset takes the server a moment to notice
     while True:
