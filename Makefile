@@ -57,8 +57,20 @@ bench: $(VENV)/.installed-bench
 charts: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.charts
 
+# The console rendered by headless Chromium (Debian's; installed with apt when missing) into docs/images/console*.png,
+# on a `cc-api run --mock-model` gateway with a few scripted sessions.
+.PHONY: screenshots
+screenshots: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.screenshots $(ARGS)
+
 # The real Hermes Agent and OpenClaw through the compat endpoints, on the mock model (installs them into .clients/;
 # takes minutes; not part of make test): bench/results/clients.{json,md}.
 .PHONY: clients
 clients: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.clients $(ARGS)
+
+# The real acpx (npm; Node 24 from npm, into .clients/) driving `cc-api acp` on the mock model: two prompts across
+# agent processes on one session, and a Bash call approved in acpx. Not part of make test: bench/results/acpx.{json,md}.
+.PHONY: acpx
+acpx: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.acpx

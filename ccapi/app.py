@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,15 +13,18 @@ import orjson
 import structlog
 from sanic import Sanic
 
-from ccapi.api import compat, events, info, limits, models, reference, sessions, turns
+from ccapi.api import compat, events, info, limits, metrics, models, reference, sessions, turns
 from ccapi.api.errors import EnvelopeErrorHandler
 from ccapi.api.guard import HostPolicy, guard_browser_requests
 from ccapi.api.middleware import DeadlineRequest, authenticate, finish_request, start_request
+from ccapi.api.tracing import end_request_trace, trace_request
 from ccapi.catalog import ModelCatalog
 from ccapi.config import Settings
 from ccapi.engine import EnginePool
 from ccapi.engine.credentials import find_credentials
 from ccapi.limits import LimitBoard, auth_mode
+from ccapi.observability import tracing as otel
+from ccapi.observability.metrics import Metrics
 from ccapi.sessions import EventLog, SessionService
 from ccapi.store import open_store
 from ccapi.webhooks.sender import WebhookSender
@@ -32,7 +36,9 @@ def _dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
+def create_app(settings: Settings, name: str = "ccapi", tracing: otel.Tracing | None = None) -> Sanic:
+    """``tracing``: spans go there (a test's in-memory exporter); by default the ``OTEL_*`` variables
+    decide (see ``ccapi.observability.tracing``)."""
     app = Sanic(
         name,
         dumps=_dumps,
@@ -57,10 +63,15 @@ def create_app(settings: Settings, name: str = "ccapi") -> Sanic:
     app.ctx.credentials = find_credentials(settings)
     app.ctx.host_policy = HostPolicy.from_settings(settings)
     app.ctx.webhook_policy = settings.webhook_policy
+    app.ctx.metrics = Metrics()
+    app.ctx.tracing = tracing if tracing is not None else otel.from_environment(os.environ)
 
-    for module in (info, reference, models, limits, sessions, turns, events, compat):
+    for module in (info, reference, models, limits, sessions, turns, events, compat, metrics):
         app.blueprint(module.bp)
     app.on_request(start_request, priority=100)
+    if app.ctx.tracing is not None:
+        app.on_request(trace_request, priority=99)
+        app.on_response(end_request_trace)
     app.on_request(guard_browser_requests, priority=95)
     app.on_request(authenticate, priority=90)
     app.on_response(finish_request)
@@ -86,16 +97,18 @@ async def _start_state(app: Sanic) -> None:
     events_log.start()
     loop = asyncio.get_running_loop()
     store.watch(lambda session_id: loop.call_soon_threadsafe(events_log.nudge, session_id))
+    metrics: Metrics = app.ctx.metrics
     app.ctx.pool = pool = EnginePool(
-        settings.max_live, settings.idle_timeout, settings.queue_timeout, settings.max_queued
+        settings.max_live, settings.idle_timeout, settings.queue_timeout, settings.max_queued, metrics
     )
     pool.start()
     app.ctx.limits = board = LimitBoard(auth_mode(app.ctx.credentials.source))
-    app.ctx.service = service = SessionService(settings, store, events_log, pool, board)
+    metrics.watch(pool, events_log, board)
+    app.ctx.service = service = SessionService(settings, store, events_log, pool, board, metrics, app.ctx.tracing)
     await service.start()
     app.ctx.webhooks = None
     if settings.webhook_secret is not None:  # without a secret no session can have subscribed
-        app.ctx.webhooks = webhooks = WebhookSender(settings, store)
+        app.ctx.webhooks = webhooks = WebhookSender(settings, store, metrics)
         events_log.on_commit(webhooks.committed)
         webhooks.start()
     credentials = app.ctx.credentials
@@ -133,4 +146,6 @@ async def _stop_state(app: Sanic) -> None:
     if app.ctx.webhooks is not None:
         await app.ctx.webhooks.stop()
     await app.ctx.store.close()
+    if app.ctx.tracing is not None:
+        app.ctx.tracing.shutdown()
     log.info("stopped")

@@ -148,6 +148,12 @@ def _service(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _acp(args: argparse.Namespace) -> int:
+    from ccapi.acp import main as serve_acp  # the ACP library: only this command pays for it
+
+    return serve_acp(args.url)
+
+
 def _version(args: argparse.Namespace) -> int:
     import claude_agent_sdk
     from claude_agent_sdk._cli_version import __cli_version__
@@ -226,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
         service.add_argument(
             "--platform", choices=("linux", "macos"), help="render for this platform (default: this machine's)"
         )
+    acp = command("acp", _acp, "speak the Agent Client Protocol on stdio, over a running gateway's sessions")
+    acp.add_argument("--url", help="the gateway (default: the one `cc-api start` runs here; key from CC_API_KEY)")
     command("version", _version, "print versions", [as_json])
     return parser
 

@@ -25,13 +25,22 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
 import orjson
 
+from ccapi.client_types import (
+    Approver,
+    CCAPIError,
+    Decision,
+    PermissionRequest,
+    Session,
+    ToolCall,
+    ToolResult,
+    Turn,
+)
 from ccapi.events import Event
 from ccapi.webhooks.signing import WebhookVerificationError, verify_webhook
 
@@ -58,124 +67,6 @@ RETRY_DELAY = 0.2
 Tool = Callable[..., Any]
 
 
-class CCAPIError(Exception):
-    """An error answer of the gateway: its status and the envelope's type, message and details."""
-
-    def __init__(self, status: int, type_: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{status} {type_}: {message}")
-        self.status, self.type, self.message, self.details = status, type_, message, details or {}
-
-
-@dataclass(frozen=True)
-class Session:
-    id: str
-    status: str
-    model: str
-    tools: list[dict[str, Any]]
-    metadata: dict[str, Any]
-    turn_count: int
-    last_event_seq: int
-    raw: dict[str, Any] = field(repr=False)
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Session:
-        return cls(
-            body["id"],
-            body["status"],
-            body["model"],
-            body.get("tools", []),
-            body.get("metadata") or {},
-            body.get("turn_count", 0),
-            body.get("last_event_seq", 0),
-            body,
-        )
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    tool_call_id: str
-    name: str
-    input: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    tool_call_id: str
-    content: str | list[dict[str, Any]]
-    is_error: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"tool_call_id": self.tool_call_id, "content": self.content, "is_error": self.is_error}
-
-
-@dataclass(frozen=True)
-class PermissionRequest:
-    """A built-in tool call that waits for approval (turn status ``requires_approval``)."""
-
-    request_id: str
-    tool_name: str
-    input: dict[str, Any]
-    tool_use_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    request_id: str
-    allow: bool
-    message: str | None = None
-    updated_input: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"request_id": self.request_id, "behavior": "allow" if self.allow else "deny"}
-        if self.message:
-            body["message"] = self.message
-        if self.updated_input is not None:
-            body["updated_input"] = self.updated_input
-        return body
-
-
-Approver = Callable[[PermissionRequest], "bool | Decision"]
-"""Answers a permission request: True allows, False denies, a ``Decision`` says more."""
-
-
-@dataclass(frozen=True)
-class Turn:
-    turn_id: str
-    session_id: str
-    status: str
-    output: list[dict[str, Any]]
-    tool_calls: list[ToolCall]
-    usage: dict[str, Any]
-    last_event_seq: int | None
-    error: dict[str, Any] | None
-    raw: dict[str, Any] = field(repr=False)
-    permission_requests: list[PermissionRequest] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Turn:
-        calls = [ToolCall(c["tool_call_id"], c["name"], c["input"]) for c in body.get("tool_calls") or []]
-        requests = [
-            PermissionRequest(r["request_id"], r["tool_name"], r["input"], r.get("tool_use_id"))
-            for r in body.get("permission_requests") or []
-        ]
-        return cls(
-            body["turn_id"],
-            body["session_id"],
-            body["status"],
-            body.get("output") or [],
-            calls,
-            body.get("usage") or {},
-            body.get("last_event_seq"),
-            body.get("error"),
-            body,
-            requests,
-        )
-
-    @property
-    def text(self) -> str:
-        return "".join(block.get("text", "") for block in self.output if block.get("type") == "text")
-
-
 # -- shared: requests, responses, SSE, tools ------------------------------------------------
 def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -198,12 +89,33 @@ def _session_body(
     return {key: value for key, value in body.items() if value is not None}
 
 
+def _interrupt_body(turn_id: str | None) -> dict[str, Any] | None:
+    return {"turn_id": turn_id} if turn_id else None
+
+
+def _session_page(body: dict[str, Any]) -> tuple[list[Session], str | None]:
+    return [Session.from_json(item) for item in body["data"]], body.get("next_after")
+
+
+def _page_params(limit: int, after: str | None) -> dict[str, str | int]:
+    return {"limit": limit, "after": after} if after else {"limit": limit}
+
+
 def _results_body(results: Iterable[ToolResult]) -> dict[str, Any]:
     return {"results": [result.to_json() for result in results]}
 
 
-def _decisions_body(decisions: Iterable[Decision]) -> dict[str, Any]:
-    return {"decisions": [decision.to_json() for decision in decisions]}
+def _decisions_body(decisions: Iterable[Decision], background: bool = False) -> dict[str, Any]:
+    return {"decisions": [decision.to_json() for decision in decisions], **_background(background)}
+
+
+def _turn_body(input: str | list[dict[str, Any]], background: bool, queue: bool) -> dict[str, Any]:
+    return {"input": input, **_background(background), **({"queue": True} if queue else {})}
+
+
+def _background(background: bool) -> dict[str, Any]:
+    """``background``: the gateway answers at once (status ``running``); the events tell the rest."""
+    return {"background": True} if background else {}
 
 
 def _decide(approve: Approver, request: PermissionRequest) -> Decision:
@@ -304,6 +216,17 @@ class Client:
     def get_session(self, session_id: str) -> Session:
         return Session.from_json(_checked(self._http.get(f"/api/sessions/{session_id}")))
 
+    def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
+        """A page of sessions, newest first, and the cursor of the next page (``None``: no more)."""
+        return _session_page(_checked(self._http.get("/api/sessions", params=_page_params(limit, after))))
+
+    def update_session(self, session_id: str, **changes: Any) -> Session:
+        """``PATCH``: ``max_budget_usd``, ``model`` or ``permission_mode`` for the next turn."""
+        return Session.from_json(_checked(self._http.patch(f"/api/sessions/{session_id}", json=changes)))
+
+    def models(self) -> list[dict[str, Any]]:
+        return list(_checked(self._http.get("/api/models"))["data"])
+
     def delete_session(self, session_id: str) -> None:
         _checked(self._http.delete(f"/api/sessions/{session_id}"))
 
@@ -313,12 +236,19 @@ class Client:
         input: str | list[dict[str, Any]],
         *,  # the API's own name
         idempotency_key: str | None = None,
+        background: bool = False,
+        queue: bool = False,
     ) -> Turn:
-        """Send new input; returns the turn once it completes or pauses on tool calls."""
+        """Send new input; returns the turn once it ends (``completed``, or ``failed`` /
+        ``interrupted`` with ``error`` saying why) or pauses for tool results or approvals (at
+        once, ``running``, with ``background``). With ``queue``, input sent while a turn runs
+        waits behind it instead of a 409."""
         return Turn.from_json(
             _checked(
                 self._http.post(
-                    f"/api/sessions/{session_id}/turns", json={"input": input}, headers=_idempotency(idempotency_key)
+                    f"/api/sessions/{session_id}/turns",
+                    json=_turn_body(input, background, queue),
+                    headers=_idempotency(idempotency_key),
                 )
             )
         )
@@ -336,20 +266,30 @@ class Client:
             )
         )
 
-    def decide(self, session_id: str, decisions: Iterable[Decision], *, idempotency_key: str | None = None) -> Turn:
+    def decide(
+        self,
+        session_id: str,
+        decisions: Iterable[Decision],
+        *,
+        idempotency_key: str | None = None,
+        background: bool = False,
+    ) -> Turn:
         """Allow or deny the built-in tool calls the turn waits on; returns the turn as it settles next."""
         return Turn.from_json(
             _checked(
                 self._http.post(
                     f"/api/sessions/{session_id}/permissions",
-                    json=_decisions_body(decisions),
+                    json=_decisions_body(decisions, background),
                     headers=_idempotency(idempotency_key),
                 )
             )
         )
 
-    def interrupt(self, session_id: str) -> Turn:
-        return Turn.from_json(_checked(self._http.post(f"/api/sessions/{session_id}/interrupt")))
+    def interrupt(self, session_id: str, turn_id: str | None = None) -> Turn:
+        """Stop the running turn, or the one ``turn_id`` names (a queued one is withdrawn)."""
+        return Turn.from_json(
+            _checked(self._http.post(f"/api/sessions/{session_id}/interrupt", json=_interrupt_body(turn_id)))
+        )
 
     def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
         body = _checked(self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit}))
@@ -359,7 +299,11 @@ class Client:
         self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
     ) -> Iterator[Event]:
         """The session's events after ``after``, live, until ``until`` says an event was the
-        last. A dropped connection is resumed from the last event seen (``Last-Event-ID``)."""
+        last. A dropped connection is resumed from the last event seen (``Last-Event-ID``).
+
+        To follow a turn to its end, stop on ``lambda e: e.ends_turn``: true for
+        ``turn.completed``, ``turn.failed``, ``turn.interrupted`` and a pause that needs an
+        answer. Waiting for ``turn.completed`` alone would wait forever on a failed turn."""
         last, failures = after, 0
         while True:
             parser = _SSEParser()
@@ -396,7 +340,8 @@ class Client:
     ) -> Turn:
         """Send ``input`` and answer every client tool call with ``tools[name](**input)``,
         and every permission request with ``approve`` (without it, a turn waiting for
-        approval is returned as it is), until the turn is no longer waiting."""
+        approval is returned as it is), until the turn is no longer waiting. A failed or
+        interrupted turn is returned at once, its ``error`` saying why."""
         turn = self.send(session_id, input)
         for _ in range(max_rounds):
             if turn.status not in WAITING or (turn.status == "requires_approval" and approve is None):
@@ -456,14 +401,35 @@ class AsyncClient:
     async def get_session(self, session_id: str) -> Session:
         return Session.from_json(_checked(await self._http.get(f"/api/sessions/{session_id}")))
 
+    async def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
+        return _session_page(_checked(await self._http.get("/api/sessions", params=_page_params(limit, after))))
+
+    async def update_session(self, session_id: str, **changes: Any) -> Session:
+        return Session.from_json(_checked(await self._http.patch(f"/api/sessions/{session_id}", json=changes)))
+
+    async def models(self) -> list[dict[str, Any]]:
+        return list(_checked(await self._http.get("/api/models"))["data"])
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /healthz``; raises ``httpx.TransportError`` when nothing answers at the URL."""
+        return dict(_checked(await self._http.get("/healthz")))
+
     async def delete_session(self, session_id: str) -> None:
         _checked(await self._http.delete(f"/api/sessions/{session_id}"))
 
     async def send(
-        self, session_id: str, input: str | list[dict[str, Any]], *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        input: str | list[dict[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        background: bool = False,
+        queue: bool = False,
     ) -> Turn:
         response = await self._http.post(
-            f"/api/sessions/{session_id}/turns", json={"input": input}, headers=_idempotency(idempotency_key)
+            f"/api/sessions/{session_id}/turns",
+            json=_turn_body(input, background, queue),
+            headers=_idempotency(idempotency_key),
         )
         return Turn.from_json(_checked(response))
 
@@ -478,17 +444,23 @@ class AsyncClient:
         return Turn.from_json(_checked(response))
 
     async def decide(
-        self, session_id: str, decisions: Iterable[Decision], *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        decisions: Iterable[Decision],
+        *,
+        idempotency_key: str | None = None,
+        background: bool = False,
     ) -> Turn:
         response = await self._http.post(
             f"/api/sessions/{session_id}/permissions",
-            json=_decisions_body(decisions),
+            json=_decisions_body(decisions, background),
             headers=_idempotency(idempotency_key),
         )
         return Turn.from_json(_checked(response))
 
-    async def interrupt(self, session_id: str) -> Turn:
-        return Turn.from_json(_checked(await self._http.post(f"/api/sessions/{session_id}/interrupt")))
+    async def interrupt(self, session_id: str, turn_id: str | None = None) -> Turn:
+        response = await self._http.post(f"/api/sessions/{session_id}/interrupt", json=_interrupt_body(turn_id))
+        return Turn.from_json(_checked(response))
 
     async def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
         response = await self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})
@@ -496,7 +468,7 @@ class AsyncClient:
 
     async def stream_events(
         self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """As ``Client.stream_events``."""
         last, failures = after, 0
         while True:

@@ -48,6 +48,7 @@ def render_status(status: GatewayStatus, paths: StatePaths) -> str:
         ("version", state.version),
         ("uptime", f"{duration(status.uptime_seconds or 0)} (since {started:%Y-%m-%d %H:%M:%S %Z})"),
         ("sessions", _sessions(status)),
+        *_figures(status),
         ("home", str(paths.home)),
         ("log", str(paths.log_file)),
     ]
@@ -55,14 +56,50 @@ def render_status(status: GatewayStatus, paths: StatePaths) -> str:
         rows.append(("limits", status.limits))
     if status.problem:
         rows.append(("problem", status.problem))
+    if status.mock_model:
+        rows.insert(0, ("model", "the bundled MOCK MODEL (--mock-model): replies are scripted, not from Claude"))
     health = "healthy" if status.healthy else "NOT healthy"
     return "\n".join([f"cc-api is running ({health})", *(f"  {name:<9} {value}" for name, value in rows)])
 
 
 def _sessions(status: GatewayStatus) -> str:
     live = "?" if status.live_sessions is None else str(status.live_sessions)
+    if status.figures is not None and status.figures.max_live is not None:
+        live += f" live (max {status.figures.max_live})"
+    else:
+        live += " live"
     stored = "?" if status.persisted_sessions is None else str(status.persisted_sessions)
-    return f"{live} live, {stored}{'+' if status.persisted_sessions_more else ''} stored"
+    return f"{live}, {stored}{'+' if status.persisted_sessions_more else ''} stored"
+
+
+def _figures(status: GatewayStatus) -> list[tuple[str, str]]:
+    """Turns in the last hour; tokens, cost and the compat warm share since the gateway started."""
+    figures = status.figures
+    if figures is None:
+        return []
+    tokens = figures.tokens
+    rows = [
+        ("turns", f"{figures.turns_last_hour} in the last hour, {figures.failed_last_hour} failed"),
+        (
+            "tokens",
+            f"{_count(tokens.get('input', 0))} in, {_count(tokens.get('output', 0))} out, "
+            f"{_count(tokens.get('cache_read', 0))} cache read, ${figures.cost_usd:.2f} since start",
+        ),
+    ]
+    if figures.compat_warm_share is not None:
+        rows.append(
+            ("compat", f"{figures.compat_requests} requests, {figures.compat_warm_share:.0%} to a warm session")
+        )
+    return rows
+
+
+def _count(n: int) -> str:
+    """``950``, ``12.3k``, ``4.1M``."""
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
 
 
 def render_service_plan(plan: ServicePlan, install: bool) -> str:

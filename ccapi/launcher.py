@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -30,11 +30,15 @@ from ccapi.logfile import lines_since, size
 from ccapi.privacy import private_umask
 from ccapi.process import current_process, inspect_process
 
+if TYPE_CHECKING:
+    from ccapi.observability.headline import Headline
+
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 _POLL = 0.1
 _SESSION_PAGES = 10  # status counts up to 1000 sessions, then says "1000+"
 _LOG_LINES = 20
+MOCK_NOTE = "on the MOCK MODEL: replies are scripted, not from Claude"
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
@@ -89,6 +93,10 @@ class GatewayStatus:
     problem: str | None = None
     #: Subscription windows as ``/healthz`` summarises them (``5-hour window 91% used, resets 09:13 UTC``).
     limits: str | None = None
+    #: Serving from the bundled mock model (``--mock-model``), not Claude.
+    mock_model: bool = False
+    #: Turns, tokens and compat figures from ``/metrics`` (``None`` when it could not be read).
+    figures: Headline | None = None
 
 
 class Launcher:
@@ -202,7 +210,9 @@ class Launcher:
                 return self._start_failed(f"the gateway exited with code {code} before it was healthy", offset)
             state = self.read_state()
             if state is not None and state.pid == child.pid and _get(f"{state.url}/healthz")[0] == 200:
-                return StartResult("started", f"started at {state.url} (pid {state.pid})", state)
+                return StartResult(
+                    "started", f"started at {state.url} (pid {state.pid}){_mock_note(mock_model)}", state
+                )
             if time.monotonic() > deadline:
                 _kill_group(child.pid)
                 child.wait()
@@ -253,6 +263,9 @@ class Launcher:
         live = health.get("live_engines") if isinstance(health, dict) else None
         limits = (health.get("limits") or {}).get("summary") if isinstance(health, dict) else None
         persisted, more, problem = self._count_sessions(state.url)
+        from ccapi.observability.headline import headline  # prometheus_client: only `status` pays for it
+
+        metrics_code, text = _fetch(f"{state.url}/metrics", self.settings.api_key)
         return GatewayStatus(
             True,
             state,
@@ -263,6 +276,8 @@ class Launcher:
             persisted_sessions_more=more,
             problem=problem if code == 200 else f"/healthz answered {code}",
             limits=limits,
+            mock_model=isinstance(health, dict) and health.get("mock_model") is True,
+            figures=headline(text.decode()) if metrics_code == 200 else None,
         )
 
     def _count_sessions(self, url: str) -> tuple[int | None, bool, str | None]:
@@ -278,6 +293,10 @@ class Launcher:
                 return count, False, None
             cursor = f"&after={page.get('next_after')}"
         return count, True, None
+
+
+def _mock_note(mock_model: bool) -> str:
+    return f" {MOCK_NOTE}" if mock_model else ""
 
 
 def _is_alive(state: GatewayState) -> bool:
@@ -315,11 +334,22 @@ def _kill_group(pgid: int) -> None:
 
 def _get(url: str, api_key: str | None = None, timeout: float = 2.0) -> tuple[int, Any]:
     """``(status, JSON body)``; status 0 when nothing answered."""
+    code, body = _fetch(url, api_key, timeout)
+    if not 200 <= code < 300:
+        return code, None
+    try:
+        return code, orjson.loads(body)
+    except ValueError:
+        return 0, None
+
+
+def _fetch(url: str, api_key: str | None = None, timeout: float = 2.0) -> tuple[int, bytes]:
+    """``(status, body)``; status 0 when nothing answered."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         with _direct.open(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
-            return response.status, orjson.loads(response.read())
+            return response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, None
-    except (OSError, ValueError):
-        return 0, None
+        return error.code, b""
+    except OSError:
+        return 0, b""

@@ -255,3 +255,29 @@ def test_a_restart_while_an_approval_waits_closes_the_turn(
         mock_model.clear_script()
         assert gateway.turn(session["id"], "again")["status"] == "completed"
         assert not (tmp_path / "out.txt").exists()
+
+
+def test_allowed_for_the_session_the_tool_is_not_asked_for_again(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """``"scope": "session"`` on an allow is Claude Code's own "don't ask again this session": the session's next
+    Bash call runs without a request (while its Claude Code process lives); it is only for allow."""
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    _bash_writes(mock_model, first)
+    session, paused = _paused(gateway, tmp_path)
+    [request] = paused["permission_requests"]
+    path = f"/api/sessions/{session['id']}/permissions"
+    refused = gateway.client.post(
+        path, json={"decisions": [{"request_id": request["request_id"], "behavior": "deny", "scope": "session"}]}
+    )
+    assert refused.status_code == 400 and "scope" in refused.json()["error"]["message"]
+    decision = {"request_id": request["request_id"], "behavior": "allow", "scope": "session"}
+    done = gateway.client.post(path, json={"decisions": [decision]}).json()
+    assert done["status"] == "completed" and first.read_text() == "approved\n"
+
+    _bash_writes(mock_model, second)
+    again = gateway.turn(session["id"], "write another")
+    assert again["status"] == "completed", again
+    assert second.read_text() == "approved\n"
+    resolved = [e["data"] for e in gateway.events(session["id"]) if e["type"] == "permission.resolved"]
+    assert [(r["behavior"], r.get("scope")) for r in resolved] == [("allow", "session")]

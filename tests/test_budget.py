@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
+from tests.metrics_support import scrape, value
 
 
 def test_a_turn_that_reaches_the_cap_fails_and_a_raised_cap_continues(make_gateway, mock_model: MockModel) -> None:
@@ -29,6 +30,9 @@ def test_a_turn_that_reaches_the_cap_fails_and_a_raised_cap_continues(make_gatew
     after = gw.turn(session["id"], "now?")
     assert after["status"] == "completed" and after["output"][-1]["text"] == "mock reply: now?"
     assert [r.body["messages"][-1]["content"][-1]["text"] for r in mock_model.message_requests()][-1] == "now?"
+    samples = scrape(gw)  # the live process was started under the old cap: replaced by one under the new
+    assert value(samples, "cc_api_engine_starts_total", reason="restart") == 1
+    assert value(samples, "cc_api_engine_starts_total", reason="new") == 1
 
     uncapped = gw.create_session(builtin_tools="none", max_budget_usd=None)
     assert uncapped["max_budget_usd"] is None and gw.turn(uncapped["id"], "free")["status"] == "completed"

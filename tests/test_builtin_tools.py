@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
-from ccapi.testing import MockModel
+from ccapi.testing import MockModel, Reply, ToolUse
 from ccapi.toolpolicy import BUILTIN_TOOL_NAMES
 from tests.gateway import Gateway
 
@@ -94,9 +95,12 @@ def test_gateway_default_policy_from_the_environment(make_gateway, mock_model: M
 
 
 @pytest.mark.parametrize("sandbox", [None, "1", "yes", "true"])
-def test_a_default_turn_completes_whatever_is_sandbox_says(make_gateway, mock_model: MockModel, sandbox) -> None:
+def test_a_default_turn_completes_whatever_is_sandbox_says(
+    make_gateway, mock_model: MockModel, sandbox, tmp_path: Path
+) -> None:
     """Claude Code takes only IS_SANDBOX=1 as root; the gateway follows that rule exactly, so `yes` and
-    `true` (set by some shells and containers) ask for approvals instead of failing every turn."""
+    `true` (set by some shells and containers) ask for approvals instead of failing every turn. Where the
+    bypass holds, a built-in tool runs without asking (no permission callback is passed there)."""
     gw = make_gateway(IS_SANDBOX=sandbox)
     session = gw.create_session()
     reply = gw.turn(session["id"], "hello")
@@ -106,3 +110,8 @@ def test_a_default_turn_completes_whatever_is_sandbox_says(make_gateway, mock_mo
     assert health["approvals"] == ("off" if bypass else "on"), health
     if not bypass and sandbox:
         assert f"IS_SANDBOX={sandbox!r}" in health["reason"], health
+    if bypass:
+        target = tmp_path / "ran.txt"
+        mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": f"echo ran > {target}"}),)), Reply(text="ok"))
+        ran = gw.turn(gw.create_session(builtin_tools=["Bash"])["id"], "run it")
+        assert ran["status"] == "completed" and target.read_text() == "ran\n", ran

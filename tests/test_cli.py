@@ -99,6 +99,12 @@ def test_start_status_turn_stop(
     assert report["running"] and report["healthy"]
     assert report["state"]["url"] == cli.url and report["state"]["pid"] == state["pid"]
     assert (report["live_sessions"], report["persisted_sessions"]) == (1, 1)
+    figures = report["figures"]  # the headline figures, from /metrics
+    assert (figures["turns_last_hour"], figures["failed_last_hour"], figures["max_live"]) == (1, 0, 8)
+    assert figures["tokens"]["output"] == reply["usage"]["output_tokens"] > 0
+    assert figures["compat_warm_share"] is None  # no compat request yet
+    shown = cli("status").stdout
+    assert "1 live (max 8), 1 stored" in shown and "1 in the last hour, 0 failed" in shown
     assert readable_by_others(cli.paths.home) == {}, "state other users could read (umask 022)"
 
     stopped = cli("stop", "--json")
@@ -113,9 +119,11 @@ def test_start_status_turn_stop(
     assert f"path=/api/sessions/{session['id']}/turns status=200" in rendered
     assert f"turn session_id={session['id']} turn_id={reply['turn_id']}" in rendered
 
-    # the turn and its events survived the stop
-    assert cli("start").returncode == 0
+    # the turn and its events survived the stop; a start on the mock model says so, as does status
+    mocked = cli("start", "--mock-model")
+    assert mocked.returncode == 0 and "on the MOCK MODEL" in mocked.stdout
     try:
+        assert "model     the bundled MOCK MODEL (--mock-model): replies are scripted" in cli("status").stdout
         with httpx.Client(base_url=cli.url, timeout=60) as client:
             events = client.get(f"/api/sessions/{session['id']}/events").json()["data"]
             turn = client.get(f"/api/sessions/{session['id']}/turns/{reply['turn_id']}").json()
@@ -165,6 +173,7 @@ def test_usage_errors_and_help(
         "logs",
         "install-service",
         "uninstall-service",
+        "acp",
         "version",
     }
     for name in commands:

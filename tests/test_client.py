@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from ccapi.client import AsyncClient, CCAPIError, Client, Event
-from ccapi.testing import MockModel, Reply, ToolUse
+from ccapi.client import AsyncClient, CCAPIError, Client, Event, ToolResult, Turn
+from ccapi.testing import MockError, MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, result_text, tool_results_sent
 from tests.gateway import Gateway
 
@@ -125,7 +127,72 @@ def test_async_stream_resumes_from_an_event_id(gateway: Gateway, mock_model: Moc
     assert everything[0] == 1 and rest == everything[3:]
 
 
+@pytest.mark.timeout(120)
+def test_the_readme_example_as_root_with_is_sandbox_yes(
+    make_gateway, mock_model: MockModel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's Python example, run as printed, as root with ``IS_SANDBOX=yes`` (as some shells and containers
+    set it): it completes with its tool; and a turn the model refuses comes back failed with the upstream reason,
+    its event loop stopping at ``turn.failed`` instead of waiting for ever."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    [example] = re.findall(r"## Python client.*?```python\n(.*?)```", readme, flags=re.S)
+    gw = make_gateway(IS_SANDBOX="yes")
+    code = example.replace("http://127.0.0.1:8000", gw.base_url)
+
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Vancouver"}),)), Reply(text="12C, cloudy."))
+    exec(code, {})  # the README's own code
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "completed 12C, cloudy." and printed[-1].endswith(" turn.completed")
+    assert result_text(tool_results_sent(mock_model)[0]) == '{"city":"Vancouver","celsius":12}'
+
+    mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
+    exec(code, {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("failed upstream_error") and "this key may not use that model" in printed[0]
+    assert printed[-1].endswith(" turn.failed")
+    assert [line.split()[1] for line in printed[1:]][:2] == ["session.created", "turn.started"]
+
+    # Following a background turn live, as the README says: ``ends_turn`` stops at the failure too.
+    mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
+    with Client(gw.base_url) as cc:
+        session = cc.create_session()
+        accepted = gw.client.post(f"/api/sessions/{session.id}/turns", json={"input": "go", "background": True})
+        after = accepted.json()["first_event_seq"] - 1
+        followed = list(cc.stream_events(session.id, after=after, until=lambda e: e.ends_turn))
+    assert followed[-1].type == "turn.failed" and "this key may not use" in followed[-1].data["error"]["message"]
+
+
 def test_errors_are_typed(gateway: Gateway) -> None:
     with Client(gateway.base_url) as cc, pytest.raises(CCAPIError) as missing:
         cc.get_session("sess_missing")
     assert missing.value.status == 404 and missing.value.type == "not_found"
+
+
+def test_send_with_queue_waits_behind_a_running_turn_and_interrupt_withdraws_by_id(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """``send(queue=True)`` waits behind a turn paused on a tool call; ``interrupt(turn_id=…)``
+    withdraws a queued turn, whose waiting ``send`` then returns it interrupted."""
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Cold."))
+
+    async def main() -> tuple[Turn, Turn, Turn]:
+        async with AsyncClient(gateway.base_url) as cc:
+            session = await cc.create_session(tools=[WEATHER])
+            paused = await cc.send(session.id, "Oslo?")
+            waiting = asyncio.create_task(cc.send(session.id, "then this", queue=True))
+            doomed = asyncio.create_task(cc.send(session.id, "qz-never-run", queue=True))
+            for _ in range(600):  # until both wait
+                queued = [e for e in await cc.events(session.id) if e.type == "turn.queued"]
+                if len(queued) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            never = next(e.turn_id for e in queued if "qz-never-run" in str(e.data["input"]))
+            assert never is not None
+            withdrawn = await cc.interrupt(session.id, turn_id=never)
+            await cc.submit_tool_results(session.id, [ToolResult(paused.tool_calls[0].tool_call_id, "-3C")])
+            return await waiting, await doomed, withdrawn
+
+    then, doomed, withdrawn = asyncio.run(main())
+    assert then.status == "completed" and then.text == "mock reply: then this"
+    assert withdrawn.status == doomed.status == "interrupted" and withdrawn.turn_id == doomed.turn_id
+    assert not any("qz-never-run" in str(r.body["messages"]) for r in mock_model.message_requests())

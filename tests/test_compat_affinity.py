@@ -11,6 +11,9 @@ import pytest
 from ccapi.testing import MockModel
 from tests.compat_support import main_requests, user_texts
 from tests.gateway import Gateway
+from tests.metrics_support import moved, scrape
+
+ROUTES = ("new", "warm", "fork", "seeded")
 
 
 @pytest.fixture
@@ -39,6 +42,7 @@ def _history(client: openai.OpenAI, questions: list[str]) -> tuple[str, list[dic
 def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
     client: openai.OpenAI, gateway: Gateway, mock_model: MockModel
 ) -> None:
+    before = scrape(gateway)
     original, messages = _history(client, ["alpha", "beta", "gamma"])
 
     edited = [dict(m) for m in messages] + [{"role": "user", "content": "delta"}]
@@ -71,6 +75,10 @@ def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
         "gamma",
         "epsilon",
     ]
+    after = scrape(gateway)
+    routes = {r: moved(before, after, "cc_api_compat_requests_total", format="openai.chat", route=r) for r in ROUTES}
+    assert routes == {"new": 1, "warm": 4, "fork": 0, "seeded": 1}
+    assert moved(before, after, "cc_api_compat_flattened_total", format="openai.chat") == 1
 
 
 def test_a_regenerated_reply_does_not_reuse_the_session(client: openai.OpenAI) -> None:

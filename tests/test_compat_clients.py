@@ -21,6 +21,7 @@ import pytest
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, main_requests, result_text, tool_results_sent, user_texts
 from tests.gateway import Gateway
+from tests.metrics_support import moved, scrape
 
 CHAT_TOOL = {
     "type": "function",
@@ -275,6 +276,7 @@ def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
     """Turns a, b, c; then a's history with a new d: a branch holding a and d only, no re-seed."""
+    before = scrape(gateway)
     messages: list[dict[str, Any]] = []
     for text in ("fork a", "fork b", "fork c"):
         messages.append({"role": "user", "content": text})
@@ -306,8 +308,14 @@ def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(
     )
     assert (old_line, new_line) == (main, branch)
     assert [len(b["messages"]) for b in main_requests(mock_model)] == [7, 5]  # both lines warm
+    after = scrape(gateway)
+    routes = {r: moved(before, after, "cc_api_compat_requests_total", format="openai.chat", route=r) for r in ROUTES}
+    assert routes == {"new": 1, "warm": 4, "fork": 1, "seeded": 0}
+    assert moved(before, after, "cc_api_compat_flattened_total", format="openai.chat") == 0
+    assert moved(before, after, "cc_api_engine_starts_total", reason="new") == 2  # the first line's and the branch's
 
 
+ROUTES = ("new", "warm", "fork", "seeded")
 STABLE_PROMPT = "\n".join(f"Rule {n}: follow house style number {n} closely." for n in range(30))
 
 

@@ -91,16 +91,48 @@ def test_function_call_round_trip(client: openai.OpenAI, mock_model: MockModel) 
     assert len(main_requests(mock_model)) == 2
 
 
-def test_stale_or_unknown_previous_response_id(client: openai.OpenAI) -> None:
+def test_an_earlier_previous_response_id_forks_the_conversation_there(
+    client: openai.OpenAI, mock_model: MockModel
+) -> None:
+    """Naming a response older than the latest branches there, as OpenAI does: the model sees
+    the conversation up to that response and the new input, nothing after; both lines go on."""
+    first = client.responses.with_raw_response.create(model="sonnet", input="one")
+    origin = first.headers["x-cc-session-id"]
+    second = client.responses.create(model="sonnet", input="two", previous_response_id=first.parse().id)
+    branch = client.responses.with_raw_response.create(
+        model="sonnet", input="branch", previous_response_id=first.parse().id
+    )
+    assert branch.parse().output_text == "mock reply: branch"
+    assert branch.headers["x-cc-session-id"] != origin
+    sent = str(main_requests(mock_model)[-1]["messages"])
+    assert "one" in sent and "mock reply: one" in sent and "two" not in sent
+    onward = client.responses.with_raw_response.create(
+        model="sonnet", input="onward", previous_response_id=branch.parse().id
+    )
+    assert onward.headers["x-cc-session-id"] == branch.headers["x-cc-session-id"]
+    back = client.responses.with_raw_response.create(model="sonnet", input="three", previous_response_id=second.id)
+    assert back.headers["x-cc-session-id"] == origin and back.parse().output_text == "mock reply: three"
+
+
+def test_unknown_previous_response_id_is_400_previous_response_not_found(client: openai.OpenAI) -> None:
+    """The code OpenAI's SDKs and OpenClaw answer by resending the whole history."""
     first = client.responses.create(model="sonnet", input="one")
-    client.responses.create(model="sonnet", input="two", previous_response_id=first.id)
-    with pytest.raises(openai.ConflictError) as stale:
-        client.responses.create(model="sonnet", input="fork", previous_response_id=first.id)
-    assert "latest response" in stale.value.message
-    with pytest.raises(openai.NotFoundError):
-        client.responses.create(model="sonnet", input="x", previous_response_id="resp_nope")
-    with pytest.raises(openai.NotFoundError):
-        client.responses.create(model="sonnet", input="x", previous_response_id="resp_" + "0" * 32 + "_3")
+    session = first.id.split("_")[1]
+    for unknown in ("resp_nope", f"resp_{'0' * 32}_3", f"resp_{session}_1", f"resp_{session}_999"):
+        with pytest.raises(openai.BadRequestError) as error:
+            client.responses.create(model="sonnet", input="x", previous_response_id=unknown)
+        body = error.value.body
+        assert error.value.code == "previous_response_not_found", body
+        assert body["param"] == "previous_response_id" and body["type"] == "invalid_request_error"
+
+
+def test_a_response_made_with_store_false_cannot_be_continued_by_id(client: openai.OpenAI) -> None:
+    """store: false: the response's id names nothing; the client sends its history instead."""
+    unstored = client.responses.create(model="sonnet", input="keep nothing", store=False)
+    assert unstored.output_text == "mock reply: keep nothing"
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model="sonnet", input="x", previous_response_id=unstored.id)
+    assert error.value.code == "previous_response_not_found"
 
 
 def test_streamed_function_call(client: openai.OpenAI, mock_model: MockModel) -> None:

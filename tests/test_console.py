@@ -1,6 +1,11 @@
 """The console at ``GET /``: a browser gets the page, JSON clients keep the service info, and
-in a real headless Chromium the page asks for the key, lists sessions made through the API,
-streams a turn's text as it arrives and resumes its event log after the gateway restarts."""
+in a real headless Chromium the page asks for the key (and shows nothing else until it has it),
+lists sessions made through the API, streams a turn's text as it arrives, resumes its event log
+after the gateway restarts, and is a place to work: approve a waiting Bash call, interrupt a
+turn, fork and delete a session, with replies rendered as Markdown that never runs markup.
+
+The module's gateway runs as the tests do, as root with no IS_SANDBOX: default permissions, so
+built-in tools ask for approval."""
 
 from __future__ import annotations
 
@@ -11,19 +16,32 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccapi.testing import MockModel
+from ccapi.testing import MockError, MockModel, ToolUse
 from ccapi.testing.mock_model import Reply
+from ccapi.webhooks.signing import new_secret
 from tests import browser
 from tests.gateway import Gateway
+from tests.webhook_receiver import Receiver
 
 KEY = "console-key-5d20b7"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 STREAMED = " ".join(f"word{n}" for n in range(1, 25))
+DISPLAYED = "(s => getComputedStyle(document.querySelector(s)).display !== 'none')"
+MOCK_INFO = """(async () => {
+    const real = window.fetch;
+    window.fetch = async (url, init) => {
+        const response = await real(url, init);
+        if (url !== '/') return response;
+        return new Response(JSON.stringify({...await response.json(), mock_model: true}));
+    };
+    try { await showVersions(); } finally { window.fetch = real; }
+})()"""
 
 
 @pytest.fixture(scope="module")
 def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gw = Gateway(tmp_path_factory.mktemp("console"), mock_model.url, CC_API_KEY=KEY).start()
+    home = tmp_path_factory.mktemp("console")
+    gw = Gateway(home, mock_model.url, CC_API_KEY=KEY, CC_API_WEBHOOK_SECRET=new_secret()).start()
     gw.client.headers["authorization"] = f"Bearer {KEY}"
     yield gw
     gw.stop()
@@ -90,14 +108,20 @@ def test_console_in_a_real_browser(
     page.call("Network.enable")
     page.goto(f"{gw.base_url}/")
 
-    # The key: asked for, kept in this tab's sessionStorage, sent as a header, never in a URL.
+    # The key: asked for, kept in this tab's sessionStorage, sent as a header, never in a URL. Until then the
+    # app is not displayed at all (a CSS display rule once overrode its hidden attribute).
     page.wait_for("!document.querySelector('#key-panel').hidden")
+    assert page.evaluate(f"{DISPLAYED}('#key-panel')") and not page.evaluate(f"{DISPLAYED}('#app')")
     page.evaluate(
         f"document.querySelector('#key-input').value = '{KEY}';document.querySelector('#key-form').requestSubmit()"
     )
     page.wait_for(f"!!document.querySelector('#sessions li[data-id=\"{made}\"]')")
+    assert page.evaluate(f"{DISPLAYED}('#app')") and not page.evaluate(f"{DISPLAYED}('#key-panel')")
     assert page.evaluate("sessionStorage.getItem('cc-api-key')") == KEY
     assert page.evaluate("document.querySelector('#health').textContent").startswith("ok")
+    assert not page.evaluate(f"{DISPLAYED}('#mock-banner')")  # a real upstream here, not --mock-model
+    page.evaluate(MOCK_INFO)  # what `/` says on --mock-model (cc-api status, tested in test_cli, reads the same flag)
+    assert page.evaluate(f"{DISPLAYED}('#mock-banner')") and "mock" in page.evaluate("document.title")
     assert "cc-api" in page.evaluate("document.querySelector('#versions').textContent")
 
     # Open the session and send a turn from the box; the reply streams in before the turn ends.
@@ -108,7 +132,7 @@ def test_console_in_a_real_browser(
         "document.querySelector('#turn-input').value = 'typed in the console';"
         "document.querySelector('#send').requestSubmit()"
     )
-    reply, status = "#turns .turn:last-child .reply", "#turns .turn:last-child .badge"
+    reply, status = "#turns .turn:last-child .reply", "#turns .turn:last-child .head .status"
     partial = page.wait_for(f"""(() => {{
         const text = document.querySelector('{reply}')?.textContent || '';
         return text && document.querySelector('{status}').textContent === 'running' ? text : '';
@@ -157,3 +181,118 @@ def test_console_in_a_real_browser(
     assert all(KEY not in r["url"] for r in sent) and any(r["headers"].get("authorization") for r in sent)
     writes = [r for r in sent if r["method"] not in ("GET", "HEAD")]
     assert writes and all(r["headers"].get("content-type") == "application/json" for r in writes)
+
+
+def _click(page: browser.Browser, selector: str) -> None:
+    page.wait_for(f"(b => b && !b.disabled && b.offsetParent !== null)(document.querySelector({selector!r}))")
+    page.evaluate(f"document.querySelector({selector!r}).click()")
+
+
+def _text(page: browser.Browser, selector: str) -> str:
+    return page.evaluate(f"document.querySelector({selector!r})?.textContent ?? ''")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_console_is_a_place_to_work(
+    keyed_gateway: Gateway,
+    chromium: browser.Browser,
+    mock_model: MockModel,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Approve a waiting Bash call from the page and the turn completes; interrupt a streaming turn; fork from a
+    turn; delete the session. Sessions are named and badged in the list; replies render as Markdown, and markup
+    in a reply stays text."""
+    gw, page = keyed_gateway, chromium
+    mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
+    failed = gw.create_session()["id"]
+    assert gw.turn(failed, "Draft the quarterly report")["status"] == "failed"
+    receiver = Receiver().start()
+    request.addfinalizer(receiver.stop)
+    hook = {"url": receiver.url, "events": ["turn.requires_approval", "turn.completed"]}
+    work = gw.create_session(
+        builtin_tools=["Bash"], cwd=str(tmp_path), metadata={"title": "Tidy the folder"}, webhook=hook
+    )["id"]
+    page.goto(f"{gw.base_url}/#/sessions/{work}")
+    asked = page.wait_for(f"{DISPLAYED}('#key-panel') ? 'key' : {DISPLAYED}('#app') ? 'app' : ''")
+    if asked == "key":  # this test alone: the key not yet given in this tab
+        page.evaluate(f"document.querySelector('#key-input').value = '{KEY}';")
+        page.evaluate("document.querySelector('#key-form').requestSubmit()")
+    item = f"#sessions li[data-id='{work}']"
+    page.wait_for(f"document.querySelector(\"{item} .title\")?.textContent === 'Tidy the folder'")
+    page.wait_for(f"document.querySelector(\"#sessions li[data-id='{failed}'] .badge\")?.textContent === 'failed'")
+    assert _text(page, f"#sessions li[data-id='{failed}'] .title") == "Draft the quarterly report"
+
+    # A Bash call waits for approval: the page shows the command with Allow / Deny; Allow runs it.
+    target = tmp_path / "out.txt"
+    mock_model.script(
+        Reply(
+            text="**Sure.** <img src=x onerror=alert(1)> [docs](javascript:alert(2))",
+            tool_uses=(ToolUse("Bash", {"command": f"echo approved > {target}", "description": "write the file"}),),
+        ),
+        Reply(text="# Done\n\n- wrote `out.txt`\n- nothing else"),
+    )
+    page.wait_for("document.querySelector('#link').textContent === 'live'")
+    page.evaluate("document.querySelector('#turn-input').value = 'write the file'")
+    page.evaluate("document.querySelector('#send').requestSubmit()")
+    allow = ".tool .approval button.allow"
+    page.wait_for(f"!!document.querySelector('{allow}')", timeout=40)
+    assert _text(page, ".tool .tool-name") == "Bash" and _text(page, ".tool pre.command") == f"echo approved > {target}"
+    assert _text(page, "#session-status") == "waiting for approval" and _text(page, f"{item} .badge") == (
+        "waiting for approval"
+    )
+    assert _text(page, ".tool .approval button.allow-session") == "Allow Bash for this session"
+    assert not target.exists()
+    _click(page, allow)
+    last = "#turns .turn:last-child"
+    page.wait_for(f"document.querySelector('{last} .head .status').textContent === 'completed'", timeout=40)
+    assert target.read_text() == "approved\n"
+    assert _text(page, ".tool .badge") == "done" and _text(page, ".tool .approval") == "allowed"
+    assert page.evaluate(f"document.querySelector('{last} .reply strong').textContent") == "Sure."
+    assert page.evaluate(f"document.querySelector('{last} .reply:last-child h1').textContent") == "Done"
+    assert page.evaluate(f"[...document.querySelectorAll('{last} .reply:last-child li')].length") == 2
+    assert "<img src=x onerror=alert(1)>" in _text(page, f"{last} .reply")  # shown as text...
+    assert page.evaluate("document.querySelectorAll('#turns img, #turns a[href^=\"javascript\"]').length") == 0
+    page.wait_for(f"document.querySelector(\"{item} .badge\").textContent === 'idle'")
+
+    # The gateway's health and limits, and this session's webhook deliveries.
+    assert "approvals on" in _text(page, "#health-facts") and _text(page, "#limits")
+    hooks = "[...document.querySelectorAll('#webhooks tbody tr td:nth-child(2)')].map(td => td.textContent)"
+    page.wait_for(f"{hooks}.join() === 'turn.requires_approval,turn.completed'")
+    assert not page.evaluate("document.querySelector('#webhooks').hidden")
+
+    # Interrupt a turn while it streams; a turn queued behind it shows as queued, then runs.
+    mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.2))
+    page.evaluate("document.querySelector('#turn-input').value = 'talk for a while'")
+    page.evaluate("document.querySelector('#send').requestSubmit()")
+    page.wait_for(f"(document.querySelector('{last} .reply')?.textContent || '').includes('slow')", timeout=40)
+    mock_model.clear_script()
+    body = {"input": "after that", "queue": True, "background": True}
+    queued = gw.client.post(f"/api/sessions/{work}/turns", json=body).json()["turn_id"]
+    card = f"#turns .turn[data-turn='{queued}']"
+    page.wait_for(f'document.querySelector("{card} .head .status")?.textContent === "queued"')
+    _click(page, "#interrupt")
+    interrupted = "#turns .turn:nth-last-child(2) .head .status"
+    page.wait_for(f"document.querySelector('{interrupted}').textContent === 'interrupted'", timeout=40)
+    page.wait_for(f'document.querySelector("{card} .head .status").textContent === "completed"', timeout=40)
+    assert _text(page, f"{card} .reply") == "mock reply: after that"
+    page.wait_for("document.querySelector('#session-status').textContent === 'idle'")
+
+    # Fork from the first turn: a new session, opened, holding that turn's conversation.
+    _click(page, "#turns .turn:first-child .fork")
+    page.wait_for(f"location.hash.startsWith('#/sessions/') && !location.hash.endsWith('{work}')")
+    fork = page.evaluate("decodeURIComponent(location.hash.slice('#/sessions/'.length))")
+    assert gw.client.get(f"/api/sessions/{fork}").status_code == 200
+    assert gw.events(fork)[0]["data"]["forked_from"]["session_id"] == work
+
+    # Delete: two clicks, then it is gone from the list and from the gateway.
+    page.evaluate(f"location.hash = '#/sessions/{work}'")
+    page.wait_for("document.querySelector('#link').textContent === 'live'")
+    _click(page, "#delete-session")
+    assert (
+        _text(page, "#delete-session") == "Confirm delete" and gw.client.get(f"/api/sessions/{work}").status_code == 200
+    )
+    _click(page, "#delete-session")
+    page.wait_for(f"!document.querySelector(\"{item}\") && !document.querySelector('#no-session').hidden")
+    assert gw.client.get(f"/api/sessions/{work}").status_code == 404

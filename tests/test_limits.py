@@ -17,6 +17,7 @@ from ccapi.limits import UNKNOWN_RESET_SECONDS, LimitBoard, RateLimited, auth_mo
 from ccapi.testing import MockError, MockModel, Reply
 from ccapi.testing.mock_model import rate_limit_headers
 from tests.gateway import Gateway
+from tests.metrics_support import scrape, value
 
 HOUR = 3600
 
@@ -85,6 +86,9 @@ def test_a_warning_is_logged_kept_and_shown(gateway: Gateway, mock_model: MockMo
     assert windows["five_hour"]["status"] == "allowed_warning" and windows["five_hour"]["utilization"] == 0.91
     assert windows["seven_day"]["utilization"] == 0.3
     assert windows["seven_day"]["resets_at"] == _iso(resets + 24 * HOUR)
+    samples = scrape(gateway)
+    assert value(samples, "cc_api_rate_limit_utilization", window="five_hour") == 0.91
+    assert value(samples, "cc_api_rate_limit_utilization", window="seven_day") == 0.3
     clock = datetime.fromtimestamp(resets, UTC).strftime("%H:%M")
     assert (
         f"5-hour window 91% used (warning), resets {clock} UTC"

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ccapi.api.middleware import SERVER_PROBES
 from ccapi.logs import REDACTED, Redactor, secret_values
 from ccapi.testing import MockModel
 from tests.daemon import Cli
@@ -44,17 +45,32 @@ def test_one_json_line_per_request_and_turn_and_no_secrets(
                 {"x-api-key": API_KEY},
                 json={"input": f"my key is {API_KEY}"},
             )
+            call("GET", "/api/sessions/sess_missing", "missing", {"x-api-key": API_KEY})
+            for probe in SERVER_PROBES:  # what Hermes asks on every call, to see which local server this is
+                call("GET", probe, f"probe {probe}", {"x-api-key": API_KEY})
         status = json.loads(cli("status", "--json").stdout)  # the CLI reads the key from the env file too
         assert status["persisted_sessions"] == 1 and status["problem"] is None
     finally:
         assert cli("stop").returncode == 0
-    assert sent == {"no-key": 401, "wrong-bearer": 401, "wrong-x-api-key": 401, "create": 201, "turn": 200}
+    probes = {f"probe {probe}": 404 for probe in SERVER_PROBES}
+    assert sent == {
+        "no-key": 401,
+        "wrong-bearer": 401,
+        "wrong-x-api-key": 401,
+        "create": 201,
+        "turn": 200,
+        "missing": 404,
+        **probes,
+    }
+    for name in probes:  # answered, but not logged: they are not the user's requests
+        del sent[name]
 
     text = cli.paths.log_file.read_text()
     lines = [json.loads(line) for line in text.splitlines()]  # every line is JSON
     requests = [line for line in lines if line["event"] == "request" and line["request_id"] in sent]
     assert {line["request_id"]: line["status"] for line in requests} == sent
     assert len(requests) == len(sent)
+    assert not [line for line in lines if str(line.get("request_id")).startswith("probe ")]
     assert all(line["duration_ms"] is not None and line["method"] and line["path"] for line in requests)
     turns = [line for line in lines if line["event"] == "turn"]
     assert [(t["session_id"], t["turn_id"], t["status"]) for t in turns] == [

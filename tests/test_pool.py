@@ -9,6 +9,7 @@ import orjson
 
 from ccapi.testing import MockModel, Reply
 from tests.gateway import Gateway
+from tests.metrics_support import scrape, value
 
 
 class ProcessSampler:
@@ -62,6 +63,14 @@ def test_ten_sessions_share_two_live_processes_and_keep_their_own_context(make_g
         assert f"session-{index}-turn-0" in sent and f"session-{index}-turn-1" in sent
         others = [i for i in range(10) if i != index and f"session-{i}-turn" in sent]
         assert others == [], f"session {index}'s request carried sessions {others}"
+
+    # /metrics tells why each process started: 10 first turns, then 20 resumes after the pool evicted the session
+    samples = scrape(gw)
+    assert value(samples, "cc_api_engine_starts_total", reason="new") == 10
+    assert value(samples, "cc_api_engine_starts_total", reason="eviction") == 20
+    assert value(samples, "cc_api_engine_starts_total", reason="resume") == 0
+    assert value(samples, "cc_api_evictions_total") == 28
+    assert value(samples, "cc_api_live_sessions") == 2
 
 
 def test_a_full_pool_queues_fairly_then_answers_503_with_retry_after(make_gateway, mock_model: MockModel) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from ccapi.testing import MockModel
 from tests.conftest import BACKENDS
+from tests.metrics_support import scrape, value
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -39,6 +40,9 @@ def test_restart_keeps_sessions_events_and_context(make_gateway, mock_model: Moc
     sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body).decode()
     assert "the code word is pelican" in sent and "and the colour is teal" in sent
     assert [e["seq"] for e in gw.events(session["id"])] == list(range(1, reply["last_event_seq"] + 1))
+    samples = scrape(gw)  # this gateway process started the session's Claude Code once, resuming it
+    assert value(samples, "cc_api_engine_starts_total", reason="resume") == 1
+    assert value(samples, "cc_api_engine_starts_total", reason="new") == 0
 
 
 def test_resume_comes_from_the_gateway_database_not_the_cli_files(make_gateway, mock_model: MockModel) -> None:

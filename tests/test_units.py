@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,55 @@ def test_the_started_line_names_the_database_in_use_without_credentials(tmp_path
     assert _database_label(postgres) == "postgresql://db.local:5433/ccapi"
     assert _database_label(Settings(home=tmp_path, session_dir=tmp_path / "j")) == f"jsondir:{tmp_path / 'j'}"
     assert _database_label(Settings(home=tmp_path)) == str(tmp_path / "sessions.db")
+
+
+@pytest.mark.parametrize(
+    ("mode", "allowed", "warns"),
+    [
+        ("bypassPermissions", [], False),  # no callback where the mode approves everything anyway
+        ("default", ["mcp__client__get_weather", "mcp__client__add"], False),  # client tools skip it on purpose
+        ("default", ["mcp__client"], False),  # as the gateway allows them: one rule for the client's server
+        ("default", ["Read"], True),  # a built-in tool allowed outright still warns
+    ],
+)
+def test_engine_start_warns_only_of_shadowing_an_operator_could_fix(mode: str, allowed: list, warns: bool) -> None:
+    """Each engine start used to log a raw ``CanUseToolShadowedWarning``: in bypass mode, whose approvals
+    never ask, and for client tools, which deliberately skip approvals."""
+    import warnings
+
+    from claude_agent_sdk import CanUseToolShadowedWarning
+    from claude_agent_sdk.types import _warn_if_can_use_tool_shadowed
+
+    from ccapi.engine.spec import EngineSpec, build_options, silence_client_tool_shadowing
+
+    async def ask(name: str, input_: dict, tool_use_id: str | None) -> Any:
+        raise AssertionError("not called")
+
+    spec = EngineSpec("sess_x", "claude-sonnet-4-5", None, None, mode, None, ask_permission=ask)
+    options = build_options(spec, stderr=print)
+    assert (options.can_use_tool is None) == (mode == "bypassPermissions")
+    options.allowed_tools = allowed
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        silence_client_tool_shadowing()  # as installed when the engine module loads, over "always"
+        _warn_if_can_use_tool_shadowed(options)
+    assert [w.category for w in seen] == ([CanUseToolShadowedWarning] if warns else [])
+
+
+@pytest.mark.parametrize(("exit_code", "level"), [(143, "INFO"), (-15, "INFO"), (1, "ERROR"), (137, "ERROR")])
+def test_a_child_stopped_by_sigterm_is_not_logged_as_an_error(
+    exit_code: int, level: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At shutdown a service manager signals Claude Code with the gateway, and the SDK's reader logged
+    the exit (143) as a fatal error; any other failure of the reader keeps its error level."""
+    import logging
+
+    from claude_agent_sdk import ProcessError
+
+    import ccapi.engine.live  # noqa: F401 - installs the filter, as the gateway does
+    from ccapi.engine.sdklog import SDK_READER_LOGGER
+
+    error = ProcessError(f"Command failed with exit code {exit_code}", exit_code, "Check stderr output for details")
+    with caplog.at_level(logging.INFO):
+        logging.getLogger(SDK_READER_LOGGER).error(f"Fatal error in message reader: {error}")  # the SDK's own line
+    assert [r.levelname for r in caplog.records] == [level]

@@ -26,6 +26,7 @@ from ccapi.webhooks.signing import new_secret, sign
 from ccapi.webhooks.targets import LOOPBACK, AllowList
 from tests.conftest import BACKENDS
 from tests.gateway import Gateway
+from tests.metrics_support import moved, scrape
 from tests.webhook_receiver import Receiver
 
 SECRET = new_secret()
@@ -133,6 +134,7 @@ def test_retries_until_the_receiver_answers_with_one_webhook_id(
     hooked: Gateway, mock_model: MockModel, receiver: Receiver
 ) -> None:
     receiver.answers = [(500, {}), (500, {}), (200, {})]
+    before = scrape(hooked)
     session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
     hooked.turn(session["id"], "hello")
 
@@ -144,6 +146,9 @@ def test_retries_until_the_receiver_answers_with_one_webhook_id(
     assert listed[0]["attempts"] == 3 and listed[0]["last_status"] == 200 and listed[0]["next_attempt_at"] is None
     time.sleep(0.5)
     assert len(receiver.deliveries) == 3
+    after = scrape(hooked)
+    attempts = {o: moved(before, after, "cc_api_webhook_deliveries_total", outcome=o) for o in ("retry", "delivered")}
+    assert attempts == {"retry": 2, "delivered": 1}
 
 
 def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(

@@ -7,6 +7,7 @@ handler first, then re-spelled in the route's format, so both agree on status an
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -113,7 +114,9 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     if parsed.stream:
         await _stream(request, exchange, openai_chat.ChatStream(exchange.model, parsed.include_usage))
         return None
-    return json(openai_chat.completion(await _settled(exchange), exchange.model), headers=_headers(request, exchange))
+    return json(
+        openai_chat.completion(await _settled(request, exchange), exchange.model), headers=_headers(request, exchange)
+    )
 
 
 @bp.post("/responses")
@@ -123,12 +126,12 @@ async def responses(request: Request) -> HTTPResponse | None:
         json_body(request), ctx.catalog, ctx.settings.model, request.headers.get(SESSION_HEADER)
     )
     exchange = await _send(request, _policy(request, parsed.request))
-    response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq)
+    response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq, parsed.store)
     if parsed.stream:
         await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
         return None
     return json(
-        openai_responses.response(await _settled(exchange), exchange.model, response_id),
+        openai_responses.response(await _settled(request, exchange), exchange.model, response_id),
         headers=_headers(request, exchange),
     )
 
@@ -144,7 +147,8 @@ async def messages(request: Request) -> HTTPResponse | None:
         await _stream(request, exchange, anthropic_messages.MessageStream(exchange.model))
         return None
     return json(
-        anthropic_messages.message(await _settled(exchange), exchange.model), headers=_headers(request, exchange)
+        anthropic_messages.message(await _settled(request, exchange), exchange.model),
+        headers=_headers(request, exchange),
     )
 
 
@@ -166,11 +170,23 @@ async def _send(request: Request, compat: CompatRequest) -> Exchange:
     return await _router(request).send(keyed)
 
 
-async def _settled(exchange: Exchange) -> Reply:
-    reply = await exchange.reply()
+async def _settled(request: Request, exchange: Exchange) -> Reply:
+    try:
+        reply = await exchange.reply()
+    except asyncio.CancelledError:
+        _abandon(request, exchange)
+        raise
     if reply.failed:
         raise failure(reply.error)
     return reply
+
+
+def _abandon(request: Request, exchange: Exchange) -> None:
+    """A client gone while its turn still waits in the queue leaves no turn to run later."""
+    queues = request.app.ctx.service.queues
+    queued = queues.find(exchange.session_id, seq=exchange.first_seq)
+    if queued is not None:
+        queues.abandon(queued)
 
 
 def _headers(request: Request, exchange: Exchange) -> dict[str, str]:
@@ -197,4 +213,6 @@ async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> 
             await response.send(b"".join(frames))
     except ApiError as exc:
         await response.send(b"".join(stream.error(exc)))
+    finally:
+        _abandon(request, exchange)  # a no-op once the turn has started
     await response.eof()

@@ -1,5 +1,8 @@
-"""The browser console served at ``GET /``: one HTML file with its script and style inline.
+"""The browser console served at ``GET /``: one HTML page with its script and style inline.
 
+The page is written as three files shipped in the package, ``console.html`` (markup and style),
+``console_markdown.js`` (the reply renderer) and ``console.js`` (the app); each script takes the
+place of its ``<!-- name -->`` marker when the page is loaded, once per process.
 No build step and no CDN, so it works offline and from a wheel. Its Content-Security-Policy
 allows exactly the inline script and style it ships (by hash) and requests to this origin
 only, so text from the model rendered in the page can never run or load anything.
@@ -12,6 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class ConsolePage:
 
     @classmethod
     def load(cls) -> ConsolePage:
-        body = (files("ccapi.api") / "console.html").read_text(encoding="utf-8")
+        body = assemble(files("ccapi.api"))
         return cls(
             body,
             {
@@ -33,6 +37,20 @@ class ConsolePage:
                 "Vary": "Accept",
             },
         )
+
+
+SCRIPTS = ("console_markdown.js", "console.js")
+
+
+def assemble(folder: Traversable) -> str:
+    """``console.html`` with each script of ``SCRIPTS`` inlined at its marker."""
+    page = (folder / "console.html").read_text(encoding="utf-8")
+    for name in SCRIPTS:
+        marker = f"<!-- {name} -->"
+        if page.count(marker) != 1:
+            raise ValueError(f"console.html must hold the marker {marker} once")
+        page = page.replace(marker, f"<script>\n{(folder / name).read_text(encoding='utf-8')}</script>")
+    return page
 
 
 def content_security_policy(html: str, connect: bool = True) -> str:

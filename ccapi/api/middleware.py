@@ -25,6 +25,11 @@ OPEN_PATHS = frozenset({"/", "/healthz"})
 #: malformed): it has no route and no headers, and only carries that error's answer.
 _UNGUARDED_METHODS = frozenset({"OPTIONS", "NONE"})
 _MAX_REQUEST_ID = 200
+#: Where agent clients look for a local model server's own API (Hermes tries each on every call: Ollama's
+#: ``/api/tags``, LM Studio's ``/api/v1/models``, llama.cpp's ``/props``, vLLM's ``/version``). The gateway is
+#: none of those, so it answers ``404`` as before (a client then falls back to ``/v1/models``), but logs those
+#: answers at debug level: at info they filled the log with a few lines of noise per call.
+SERVER_PROBES = frozenset({"/api/tags", "/api/v1/models", "/v1/props", "/props", "/version"})
 
 
 class DeadlineRequest(Request):
@@ -100,13 +105,15 @@ async def finish_request(request: Request, response: HTTPResponse) -> None:
         response.headers["x-request-id"] = request_id
     response.headers.setdefault("x-content-type-options", "nosniff")
     started = getattr(request.ctx, "started", None)
-    log_soon(
-        log,
-        "request",
-        request_id=request_id,
-        method=request.method,
-        path=request.path,
-        status=response.status,
-        body_bytes=len(request.body or b""),
-        duration_ms=round((time.perf_counter() - started) * 1000, 1) if started else None,
-    )
+    fields = {
+        "request_id": request_id,
+        "method": request.method,
+        "path": request.path,
+        "status": response.status,
+        "body_bytes": len(request.body or b""),
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
+    }
+    if response.status == 404 and request.path in SERVER_PROBES:
+        log.debug("request", **fields)
+    else:
+        log_soon(log, "request", **fields)

@@ -268,13 +268,35 @@ SCHEMAS: dict[str, Any] = {
             "builtin_tools": _BUILTIN_TOOLS,
             "max_budget_usd": _BUDGET,
             "webhook": _WEBHOOK,
+            "mcp_servers": {
+                "type": "object",
+                "description": "the session's own MCP servers, by name (not 'client'; at most 32): "
+                "stdio commands run on the gateway host, or http URLs",
+                "additionalProperties": ref("McpServer"),
+            },
+        },
+    },
+    "McpServer": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "enum": ["stdio", "http"], "description": "stdio when omitted"},
+            "command": _STRING,
+            "args": {"type": "array", "items": _STRING},
+            "env": {"type": "object", "additionalProperties": _STRING},
+            "url": {"type": "string", "description": "http(s) URL of a streamable-HTTP MCP server"},
+            "headers": {"type": "object", "additionalProperties": _STRING},
         },
     },
     "SessionChanges": {
         "type": "object",
-        "required": ["max_budget_usd"],
+        "minProperties": 1,
         "additionalProperties": False,
-        "properties": {"max_budget_usd": _BUDGET},
+        "properties": {
+            "max_budget_usd": _BUDGET,
+            "model": _STRING,
+            "permission_mode": {"type": "string", "enum": list(PERMISSION_MODES)},
+        },
     },
     "Session": {
         "type": "object",
@@ -306,6 +328,11 @@ SCHEMAS: dict[str, Any] = {
             "last_event_seq": _INT,
             "usage": _OBJECT,
             "webhook": {"type": "object", "nullable": True, "properties": {"url": _STRING, "events": _WEBHOOK_EVENTS}},
+            "mcp_servers": {
+                "type": "object",
+                "description": "the session's MCP servers; env and headers show their names only",
+                "additionalProperties": _OBJECT,
+            },
             "live": {"type": "boolean"},
             "running_turn_id": _NULLABLE_STRING,
             "context": {"type": "object", "nullable": True, "additionalProperties": True},
@@ -338,6 +365,10 @@ SCHEMAS: dict[str, Any] = {
             },
             "stream": {"type": "boolean"},
             "background": {"type": "boolean"},
+            "queue": {
+                "type": "boolean",
+                "description": "while a turn runs, wait behind it (turn.queued, then turn.started) instead of a 409",
+            },
         },
     },
     "ToolResults": {
@@ -386,6 +417,12 @@ SCHEMAS: dict[str, Any] = {
                             "description": "with deny: what Claude reads as the tool's error",
                         },
                         "updated_input": {**_OBJECT, "description": "with allow: run with this input instead"},
+                        "scope": {
+                            "type": "string",
+                            "enum": ["call", "session"],
+                            "description": "with allow, session: Claude Code stops asking for this tool while "
+                            "the session's Claude Code process lives",
+                        },
                     },
                 },
             },
@@ -402,7 +439,11 @@ SCHEMAS: dict[str, Any] = {
             "session_id": _STRING,
             "number": _INT,
             "kind": _STRING,
-            "status": {"type": "string", "enum": ["running", "completed", *_WAITING, "interrupted", "failed"]},
+            "status": {
+                "type": "string",
+                "enum": ["queued", "running", "completed", *_WAITING, "interrupted", "failed"],
+                "description": "queued: waiting behind the running turn (number 0 until it starts)",
+            },
             "output": {"type": "array", "items": _OBJECT},
             "tool_calls": {"type": "array", "items": _TOOL_CALL},
             "permission_requests": {"type": "array", "items": _PERMISSION_REQUEST},
@@ -577,6 +618,19 @@ PATHS: dict[str, Any] = {
             tags=("info",),
         )
     },
+    "/metrics": {
+        "get": _op(
+            "The gateway's figures in the Prometheus text format (per process)",
+            {
+                "200": {
+                    "description": "Prometheus exposition format 0.0.4",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                **_errors(),
+            },
+            tags=("metrics",),
+        )
+    },
     "/api/limits": {
         "get": _op(
             "Subscription usage windows as Claude Code last reported them",
@@ -608,7 +662,7 @@ PATHS: dict[str, Any] = {
             "Read a session", {"200": _json(ref("Session"), "The session"), **_errors(404)}, parameters=[_SESSION_ID]
         ),
         "patch": _op(
-            "Change the spending cap (for the next turn)",
+            "Change the spending cap, model or permission mode (for the next turn)",
             {"200": _json(ref("Session"), "The session"), **_errors(400, 404)},
             parameters=[_SESSION_ID],
             body="SessionChanges",
@@ -666,9 +720,11 @@ PATHS: dict[str, Any] = {
     },
     "/api/sessions/{session_id}/interrupt": {
         "post": _op(
-            "Stop the running turn",
-            {"200": _json(ref("Turn"), "The interrupted turn"), **_errors(404, 409)},
+            "Stop the running turn, or withdraw a queued one",
+            {"200": _json(ref("Turn"), "The interrupted (or withdrawn) turn"), **_errors(400, 404, 409)},
             parameters=[_SESSION_ID],
+            body="InterruptRequest",
+            body_required=False,
         )
     },
     "/api/sessions/{session_id}/compact": {
@@ -717,6 +773,17 @@ SCHEMAS["CompactRequest"] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {"instructions": {"type": "string", "maxLength": 10000}},
+}
+SCHEMAS["InterruptRequest"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "turn_id": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the running turn, or a queued one to withdraw before it starts (default: the running turn)",
+        }
+    },
 }
 SCHEMAS["ForkRequest"] = {
     "type": "object",

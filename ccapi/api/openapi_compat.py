@@ -276,7 +276,15 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "properties": {
             "model": _MODEL,
             "instructions": _STRING,
-            "previous_response_id": _STRING,
+            "previous_response_id": {
+                "type": "string",
+                "description": "continue that response (an earlier one than the latest forks there); unknown: "
+                "400 with code previous_response_not_found",
+            },
+            "store": {
+                "type": "boolean",
+                "description": "false: the response's id names nothing and cannot be continued by previous_response_id",
+            },
             "input": {
                 "oneOf": [
                     _USER_TEXT,

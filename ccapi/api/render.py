@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ccapi.ids import isoformat
+from ccapi.sessions.mcp_servers import public_view
 from ccapi.store import SessionRecord, TurnRecord
 from ccapi.store.outbox import PENDING, WebhookDelivery
 
@@ -27,6 +28,7 @@ def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | No
         "last_event_seq": record.last_seq,
         "usage": record.usage,
         "webhook": record.webhook,
+        "mcp_servers": public_view(record.mcp_servers),
         "live": live,
         "running_turn_id": running_turn_id,
         "created_at": record.created_at,
@@ -56,6 +58,18 @@ def turn_view(record: TurnRecord) -> dict[str, Any]:
     if record.error:
         body["error"] = record.error
     return body
+
+
+def accepted_view(session_id: str, turn_id: str, status: str, first_seq: int) -> dict[str, Any]:
+    """A background turn's ``202``: where to follow it in the event log."""
+    return {
+        "turn_id": turn_id,
+        "object": "turn",
+        "session_id": session_id,
+        "status": status,
+        "first_event_seq": first_seq,
+        "events_url": f"/api/sessions/{session_id}/events/stream?after={first_seq - 1}",
+    }
 
 
 def webhook_delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:

@@ -62,10 +62,10 @@ async def get_session(request: Request, session_id: str) -> HTTPResponse:
 
 @bp.patch("/<session_id:str>")
 async def update_session(request: Request, session_id: str) -> HTTPResponse:
-    """Change what may change between turns: the spending cap."""
+    """Change what may change between turns: the spending cap, the model, the permission mode."""
     service: SessionService = request.app.ctx.service
-    changes = SessionChanges.from_json(json_body(request))
-    return json(_view(service, await service.set_budget(session_id, changes.max_budget_usd)))
+    changes = SessionChanges.from_json(json_body(request), request.app.ctx.catalog)
+    return json(_view(service, await service.change(session_id, changes.fields)))
 
 
 @bp.get("/<session_id:str>/webhooks")

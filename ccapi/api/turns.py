@@ -7,18 +7,22 @@ it settles (ends, or pauses on client tool calls or permission requests), as SSE
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncGenerator
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from ccapi.api.render import turn_view
+from ccapi.api.render import accepted_view, turn_view
 from ccapi.api.request import json_body, wants_event_stream
 from ccapi.api.sse import follow_stream, send_events
 from ccapi.errors import InvalidRequest
-from ccapi.events import Event
+from ccapi.events import Event, EventBatch
 from ccapi.sessions import SessionService, TurnRun
-from ccapi.sessions.params import CompactRequest, DecisionsRequest, ToolResultsRequest, TurnRequest
+from ccapi.sessions.params import CompactRequest, DecisionsRequest, InterruptRequest, ToolResultsRequest, TurnRequest
+from ccapi.sessions.queue import QueuedTurn
 from ccapi.sessions.service import Idempotency
 from ccapi.store import TurnRecord
 
@@ -32,6 +36,8 @@ async def create_turn(request: Request, session_id: str) -> HTTPResponse | None:
     result = await service.start_turn(session_id, body, _idempotency(request))
     if isinstance(result, TurnRecord):
         return json(turn_view(result))
+    if isinstance(result, QueuedTurn):
+        return await _reply_queued(request, service, result, body.stream, body.background)
     return await _reply(request, service, result, body.stream, body.background, result.started_seq)
 
 
@@ -54,7 +60,9 @@ async def decide_permissions(request: Request, session_id: str) -> HTTPResponse 
 
 @bp.post("/<session_id:str>/interrupt")
 async def interrupt_turn(request: Request, session_id: str) -> HTTPResponse:
-    return json(turn_view(await request.app.ctx.service.interrupt(session_id)))
+    """The running turn, or the one ``turn_id`` names (a queued one is withdrawn before it starts)."""
+    body = InterruptRequest.from_json(json_body(request))
+    return json(turn_view(await request.app.ctx.service.interrupt(session_id, turn_id=body.turn_id)))
 
 
 @bp.post("/<session_id:str>/compact")
@@ -106,23 +114,53 @@ async def _reply(
     session_id, turn_id = run.session.id, run.turn.id
     if background:
         await service.events.flush()  # the events the reply points to are committed before it goes
-        return json(
-            {
-                "turn_id": turn_id,
-                "object": "turn",
-                "session_id": session_id,
-                "status": "running",
-                "first_event_seq": from_seq,
-                "events_url": f"/api/sessions/{session_id}/events/stream?after={from_seq - 1}",
-            },
-            status=202,
-        )
+        return json(accepted_view(session_id, turn_id, "running", from_seq), status=202)
     if stream:
         await send_events(
             request, follow_stream(service, session_id, from_seq - 1), stop=lambda e: _settles(e, turn_id)
         )
         return None
     return json(turn_view(await run.wait()))
+
+
+async def _reply_queued(
+    request: Request, service: SessionService, queued: QueuedTurn, stream: bool, background: bool
+) -> HTTPResponse | None:
+    """A turn queued behind the running one: 202 at once (``background``), its own events
+    from ``turn.queued`` on (``stream``), or the turn once it settles. A client that goes
+    away while its turn still waits withdraws it (``background`` never does)."""
+    session_id, turn_id, seq = queued.session_id, queued.turn_id, queued.queued_seq
+    if background:  # turn.queued is committed already
+        return json(accepted_view(session_id, turn_id, "queued", seq), status=202)
+    if stream:
+        try:
+            batches = _of_turn(follow_stream(service, session_id, seq - 1), turn_id)
+            await send_events(request, batches, stop=lambda e: _settles(e, turn_id))
+        finally:
+            service.queues.abandon(queued)  # a no-op once it started; before that, the client is gone
+        return None
+    try:
+        outcome = await queued.started()
+    except asyncio.CancelledError:
+        service.queues.abandon(queued)
+        raise
+    if isinstance(outcome, TurnRecord):
+        return json(turn_view(outcome))
+    return json(turn_view(await outcome.wait()))
+
+
+async def _of_turn(
+    batches: AsyncGenerator[EventBatch | None, None], turn_id: str
+) -> AsyncGenerator[EventBatch | None, None]:
+    """Only one turn's events (the session's stream also carries the turn it waits behind)."""
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            if batch is None:
+                yield None
+                continue
+            mine = EventBatch(event for event in batch if event.turn_id == turn_id)
+            if mine:
+                yield mine
 
 
 def _settles(event: Event, turn_id: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccapi.errors import ApiError
+from ccapi.errors import ApiError, Unavailable
 from ccapi.limits import RateLimited, epoch
 
 _OPENAI_TYPES = {
@@ -23,8 +23,11 @@ _OPENAI_TYPES = {
     "upstream_error": "server_error",
     "turn_limit": "invalid_request_error",
     "rate_limited": "rate_limit_exceeded",
+    "previous_response_not_found": "invalid_request_error",
     "internal": "server_error",
 }
+#: The request field an error is about, where OpenAI names it (``error.param``).
+_OPENAI_PARAMS = {"previous_response_not_found": "previous_response_id"}
 _ANTHROPIC_TYPES = {
     "invalid_request": "invalid_request_error",
     "unauthorized": "authentication_error",
@@ -50,13 +53,28 @@ class TurnFailed(ApiError):
 def openai_error(type_: str, message: str) -> dict[str, Any]:
     """``{"error": {"message", "type", "param", "code"}}``; ``code`` is the native type."""
     return {
-        "error": {"message": message, "type": _OPENAI_TYPES.get(type_, "server_error"), "param": None, "code": type_}
+        "error": {
+            "message": message,
+            "type": _OPENAI_TYPES.get(type_, "server_error"),
+            "param": _OPENAI_PARAMS.get(type_),
+            "code": type_,
+        }
     }
 
 
 def anthropic_error(type_: str, message: str) -> dict[str, Any]:
     """``{"type": "error", "error": {"type", "message"}}``."""
     return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(type_, "api_error"), "message": message}}
+
+
+class PreviousResponseNotFound(ApiError):
+    """``previous_response_id`` names no response that can be continued: OpenAI's code for it,
+    which its SDKs and OpenClaw answer by sending the whole history instead."""
+
+    status, type = 400, "previous_response_not_found"
+
+    def __init__(self, response_id: object) -> None:
+        super().__init__(f"Previous response with id {response_id!r} not found.")
 
 
 class TurnLimit(ApiError):
@@ -73,6 +91,8 @@ def failure(error: dict[str, Any] | None) -> ApiError:
         return TurnLimit(message, {"reason": "max_turns"})
     if error.get("type") == "rate_limited":
         return RateLimited.from_error(error)
+    if error.get("type") in ("cancelled", "unavailable"):  # a queued turn withdrawn, or with no slot to start in
+        return Unavailable(message)
     return TurnFailed(message, {"reason": error.get("type")})
 
 

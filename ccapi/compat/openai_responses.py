@@ -3,12 +3,14 @@
 Requests: ``instructions`` (and system/developer input messages) become the session's
 system prompt, ``function`` tools its client tools; ``input`` is a string or a list of
 message, ``function_call`` and ``function_call_output`` items. With
-``previous_response_id`` the input is only what is new and goes straight to that
-response's session. Replies: a ``response`` object, or the Responses SSE events
-(``response.created`` … ``response.completed``).
+``previous_response_id`` the input is only what is new and goes to that response's
+session (or a fork of it at that response, see ``router``). Replies: a ``response``
+object, or the Responses SSE events (``response.created`` … ``response.completed``).
 
 Response ids name their session and the seq the response started at
-(``resp_<session>_<seq>``), so ``previous_response_id`` survives a gateway restart.
+(``resp_<session>_<seq>``), so ``previous_response_id`` survives a gateway restart. With
+``store: false`` a response gets an id that names nothing (``resp_<random>``): it cannot be
+continued by ``previous_response_id``, as OpenAI would not have kept it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
-from ccapi.compat.errors import openai_error
+from ccapi.compat.errors import PreviousResponseNotFound, openai_error
 from ccapi.compat.openai_shared import (
     arguments,
     dump,
@@ -33,7 +35,8 @@ from ccapi.compat.openai_shared import (
 from ccapi.compat.parsing import body_object, expect, flag, pinned_session
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.compat.router import CompatRequest, ResponseRef, model_of
-from ccapi.errors import ApiError, InvalidRequest, NotFound
+from ccapi.errors import ApiError, InvalidRequest
+from ccapi.ids import new_id
 from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.toolcalls import ToolResult
 
@@ -45,10 +48,12 @@ _RESPONSE_ID = re.compile(r"^resp_(?P<session>[0-9a-f]{32})_(?P<seq>[1-9][0-9]{0
 class ResponsesRequest:
     request: CompatRequest
     stream: bool
+    store: bool = True
 
 
-def response_id(session_id: str, first_seq: int) -> str:
-    return f"resp_{session_id.removeprefix('sess_')}_{first_seq}"
+def response_id(session_id: str, first_seq: int, store: bool = True) -> str:
+    """The id a later ``previous_response_id`` continues from; unstored, one that names nothing."""
+    return f"resp_{session_id.removeprefix('sess_')}_{first_seq}" if store else new_id("resp")
 
 
 def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str | None) -> ResponsesRequest:
@@ -76,14 +81,17 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         pinned_session(pin_header, body.get("metadata")),
         _reference(previous) if previous is not None else None,
     )
-    return ResponsesRequest(request, flag(body, "stream"))
+    store = body.get("store")
+    return ResponsesRequest(
+        request, flag(body, "stream"), store is None or bool(expect(store, bool, "store", "a boolean"))
+    )
 
 
 def _reference(previous: Any) -> ResponseRef:
     match = _RESPONSE_ID.match(expect(previous, str, "previous_response_id", "a string"))
     if match is None:
-        raise NotFound(f"no response {previous!r}")
-    return ResponseRef(f"sess_{match['session']}", int(match["seq"]))
+        raise PreviousResponseNotFound(previous)
+    return ResponseRef(f"sess_{match['session']}", int(match["seq"]), previous)
 
 
 def _item(item: dict[str, Any], where: str, system: list[str]) -> Message | None:

@@ -40,6 +40,8 @@ class Reply:
     uuid: str | None = None
     """The SDK uuid of the turn's last assistant message, when the reply ends the turn
     with text: the point a later divergence can branch the conversation at."""
+    ran: bool = True
+    """False for a turn that ended while still queued (withdrawn, or it could not start)."""
 
     @property
     def truncated(self) -> bool:
@@ -49,7 +51,8 @@ class Reply:
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed" and not self.truncated
+        """No reply to give: the turn failed, or it never ran (see ``ran``)."""
+        return (self.status == "failed" and not self.truncated) or not self.ran
 
     def message(self) -> Message:
         """The reply as the canonical assistant message a client will echo back."""
@@ -81,8 +84,15 @@ class ReplyBuilder:
         self._streamed_since_message = False
         self._at_message_boundary = False
         self._last: dict[str, Any] = {}
+        self._turn_id: str | None = None
 
     def feed(self, event: Event) -> list[Delta]:
+        """The first event fed is the reply's own (``turn.started``, ``turn.queued`` or a
+        ``tool_result``); events of other turns (the one a queued turn waits behind) are skipped."""
+        if self._turn_id is None:
+            self._turn_id = event.turn_id
+        elif event.turn_id != self._turn_id:
+            return []
         data = event.data
         if event.type == EventType.MESSAGE_DELTA:
             self._streamed_since_message = True
@@ -129,4 +139,5 @@ class ReplyBuilder:
             stop_reason=data.get("stop_reason"),
             error=data.get("error"),
             uuid=self._last.get("uuid") if ends_turn else None,
+            ran=not data.get("queued"),
         )

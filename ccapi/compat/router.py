@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,13 +40,15 @@ import structlog
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.affinity import MAX_HEADS, AffinityIndex, Fork, Head, conversation_key, head_from_json, head_json
 from ccapi.compat.conversation import Conversation, Message
+from ccapi.compat.errors import PreviousResponseNotFound
 from ccapi.compat.matching import native_answers
 from ccapi.compat.reply import Delta, Reply, ReplyBuilder
-from ccapi.compat.seed import seed_input
+from ccapi.compat.seed import flattens, seed_input
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
+from ccapi.sessions.queue import QueuedTurn
 from ccapi.toolpolicy import BuiltinTools
 
 log = structlog.get_logger(__name__)
@@ -57,15 +59,23 @@ _CLOCK_SKEW = 300.0
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
+#: The events a compat reply (a response) begins at.
+_RESPONSE_STARTS = [
+    EventType.TURN_STARTED.value,
+    EventType.TURN_QUEUED.value,
+    EventType.TOOL_RESULT.value,
+    EventType.PERMISSION_RESOLVED.value,
+]
 
 
 @dataclass(frozen=True)
 class ResponseRef:
-    """Where a previous response began: its session and its first seq. It is the latest
-    response when the first settle after that seq is the session's last event."""
+    """Where a previous response began: its session and its first seq (its turn's
+    ``turn.started`` or ``turn.queued``, or the first ``tool_result`` it continued with)."""
 
     session_id: str
     seq: int
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,9 @@ class _Basis:
 
     system: str | None
     marks: tuple[ForkPoint | None, ...] = ()
+    queued: tuple[Message, ...] | None = None
+    """The new messages, when their turn queued behind another: the session's history is then
+    its head when the turn ran, not the request's."""
 
 
 @dataclass
@@ -172,14 +185,7 @@ class CompatRouter:
         and the sessions the request left behind."""
         messages = request.conversation.messages
         if request.previous is not None:
-            session = await self._service.get(request.previous.session_id)
-            settles = await self._service.events_page(session.id, request.previous.seq - 1, 1, _SETTLES)
-            if not settles or settles[0].seq != session.last_seq:
-                raise Conflict(
-                    "previous_response_id is not the latest response of its conversation; "
-                    "a CC API session is linear, so continue from its latest response"
-                )
-            return _Target(session.id, messages, explicit=True), (), None
+            return _Target(await self._continuing(request.previous), messages, explicit=True), (), None
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
@@ -201,7 +207,8 @@ class CompatRouter:
                 fork_from=lookup.fork.source.session_id if lookup.fork else None,
             )
             return None, lookup.passed, lookup.fork
-        self._index.claim(lookup.head)
+        # the head stays findable while its session is fed: a concurrent request on the same
+        # conversation (a heartbeat during a user turn) queues behind the running turn
         return (
             _Target(
                 lookup.head.session_id,
@@ -214,6 +221,39 @@ class CompatRouter:
             lookup.passed,
             None,
         )
+
+    async def _continuing(self, ref: ResponseRef) -> str:
+        """The session that continues a response: its own while it is that session's latest
+        response (or still running), else a fork at the end of its turn — OpenAI's branching."""
+        service = self._service
+        try:
+            session = await service.get(ref.session_id)
+        except NotFound:
+            raise PreviousResponseNotFound(ref.id) from None
+        first = await service.events_page(session.id, ref.seq - 1, 1, None)
+        if not first or first[0].seq != ref.seq or first[0].type not in _RESPONSE_STARTS or not first[0].turn_id:
+            raise PreviousResponseNotFound(ref.id)
+        turn_id, after = first[0].turn_id, ref.seq - 1
+        while True:  # its settle: the first of its turn's (a queued turn's may follow others')
+            settles = await service.events_page(session.id, after, 100, _SETTLES)
+            settle = next((e for e in settles if e.turn_id == turn_id), None)
+            if settle is not None or len(settles) < 100:
+                break
+            after = settles[-1].seq
+        paused = settle is not None and settle.type == EventType.TURN_REQUIRES_ACTION
+        # a turn queued behind a paused one changes nothing until that one ends: its answers still go to it
+        later = [kind for kind in _RESPONSE_STARTS if not (paused and kind == EventType.TURN_QUEUED)]
+        if settle is None or not await service.events_page(session.id, settle.seq, 1, later):
+            return session.id
+        if paused:
+            raise Conflict(
+                "previous_response_id names a response that called tools, and its conversation has gone on "
+                "since: a conversation cannot be branched inside a tool call; continue from its latest response",
+                {"session_id": session.id},
+            )
+        forked = await service.fork(session.id, turn_id=turn_id)
+        log.info("compat_previous_response_forked", session_id=forked.id, source=session.id, turn_id=turn_id)
+        return forked.id
 
     async def _load(self, key: str | None) -> bool:
         """Take in the heads the store holds (of one conversation key, or all at start-up)
@@ -260,35 +300,45 @@ class CompatRouter:
         if target is not None:
             fed = await self._feed_session(target)
             if fed is not None:
+                self._service.metrics.compat_routed(request.format, "warm")
                 claimed = target.claimed
                 told = not target.system_note or target.suffix[0].role == "user"
                 system = conversation.system if told or claimed is None else claimed.system
-                return target.session_id, fed, _Basis(system, target.marks)
+                first_seq, queued = fed
+                return target.session_id, first_seq, _Basis(system, target.marks, target.suffix if queued else None)
             await self._release((target.session_id,))
         if fork is not None:
             try:
                 session_id, first_seq = await self._fresh(request, fork)
+                self._service.metrics.compat_routed(request.format, "fork")
                 return session_id, first_seq, _Basis(conversation.system, fork.marks)
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq = await self._fresh(request)
+        self._service.metrics.compat_routed(request.format, "seeded" if flattens(conversation.messages) else "new")
         return session_id, first_seq, _Basis(conversation.system)
 
-    async def _feed_session(self, target: _Target) -> int | None:
+    async def _feed_session(self, target: _Target) -> tuple[int, bool] | None:
+        """The first seq of what was fed, and whether its turn queued behind a running one
+        (not behind a turn paused on the client's own tool calls: a client that sends new
+        input instead of their answers has gone past them)."""
         service, suffix = self._service, target.suffix
         run = service.running(target.session_id)
         new = suffix[0] if len(suffix) == 1 else None
         try:
-            if new is not None and new.role == "user" and run is None:
+            if new is not None and new.role == "user" and (run is None or not run.desk.waiting()):
                 content = [*_system_note(target.system_note), *new.content]
-                started = await service.start_turn(target.session_id, TurnRequest(tuple(content), False, False))
+                request = TurnRequest(tuple(content), False, False, queue=True)
+                started = await service.start_turn(target.session_id, request)
+                if isinstance(started, QueuedTurn):
+                    return started.queued_seq, True
                 assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
-                return started.started_seq
+                return started.started_seq, False
             waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
             answers = native_answers(new.answers, waiting) if new is not None and new.role == "tool" else None
             if answers is not None:
                 _, first_seq = await service.submit_tool_results(target.session_id, answers)
-                return first_seq
+                return first_seq, False
         except NotFound:
             if target.explicit:
                 raise
@@ -319,6 +369,8 @@ class CompatRouter:
         run = await self._service.create_and_start(
             params, TurnRequest(tuple(seed_input(messages)), False, False), fork.point if fork else None
         )
+        if flattens(messages):
+            self._service.metrics.compat_flattened(request.format)
         if fork is not None:
             log.info("compat_forked", session_id=run.session.id, source=fork.source.session_id, kept=fork.keep)
         return run.session.id, run.started_seq
@@ -355,6 +407,8 @@ class CompatRouter:
         """The session's new head: the request's conversation plus this reply, marked where
         it can be branched. A failed reply leaves none, so the client's retry starts clean
         rather than repeating input."""
+        if not reply.ran:  # withdrawn from the queue: the session never saw it
+            return
         if reply.failed or request.previous is not None:
             await self._forget(reply.session_id)
             return
@@ -364,6 +418,9 @@ class CompatRouter:
             session = await self._service.store.get_session(reply.session_id)
             if session is not None and session.sdk_session_id:
                 mark = ForkPoint(session.id, session.sdk_session_id, reply.uuid)
+        if basis.queued is not None:
+            await self._record_queued(reply, basis.queued, mark)
+            return
         count = len(conversation.messages)
         marks = (*basis.marks[:count], *[None] * (count - len(basis.marks)), mark)
         head = Head(
@@ -373,6 +430,20 @@ class CompatRouter:
             (*conversation.messages, reply.message()),
             marks,
             request.affinity_key,
+        )
+        self._index.advance(head)
+        await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
+
+    async def _record_queued(self, reply: Reply, new: tuple[Message, ...], mark: ForkPoint | None) -> None:
+        """A queued turn's head: the session's head when it ran (the turn it waited behind
+        has recorded its own by then), its new messages and its reply."""
+        prior = self._index.head_of(reply.session_id)
+        if prior is None:
+            return
+        head = replace(
+            prior,
+            messages=(*prior.messages, *new, reply.message()),
+            marks=(*prior.marks, *[None] * len(new), mark),
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())

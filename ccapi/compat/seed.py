@@ -30,11 +30,16 @@ def seed_input(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     the newest user message becomes the transcript block (all of it when the conversation
     ends in tool results, whose calls this session never made)."""
     last = messages[-1]
-    if len(messages) == 1 and last.role == "user":
+    if not flattens(messages):
         return list(last.content)
     if last.role == "user":
         return [{"type": "text", "text": transcript(messages[:-1])}, *last.content]
     return [{"type": "text", "text": transcript(messages) + "\n\n" + _AFTER_RESULTS}]
+
+
+def flattens(messages: tuple[Message, ...]) -> bool:
+    """Whether ``seed_input`` writes earlier history into a text block (all but a lone user message)."""
+    return len(messages) > 1 or messages[-1].role != "user"
 
 
 def transcript(messages: tuple[Message, ...]) -> str:

@@ -22,6 +22,8 @@ from claude_agent_sdk.types import (
     McpSdkServerConfig,
     PermissionResultAllow,
     PermissionResultDeny,
+    PermissionRuleValue,
+    PermissionUpdate,
     ToolPermissionContext,
 )
 
@@ -43,11 +45,13 @@ ToolResolver = Callable[[str, dict[str, Any]], Awaitable[ToolOutcome]]
 @dataclass(frozen=True)
 class PermissionDecision:
     """The answer to one of Claude Code's permission checks: run the call (maybe with changed
-    input) or refuse it with a message Claude reads as the tool's error."""
+    input) or refuse it with a message Claude reads as the tool's error. ``for_session``: and
+    let Claude Code run this tool without asking again while its process lives."""
 
     allow: bool
     message: str = ""
     updated_input: dict[str, Any] | None = None
+    for_session: bool = False
 
 
 PermissionAsker = Callable[[str, dict[str, Any], str | None], Awaitable[PermissionDecision]]
@@ -102,10 +106,19 @@ def permission_callback(ask: PermissionAsker) -> Any:
     ) -> PermissionResultAllow | PermissionResultDeny:
         decision = await ask(name, input_, context.tool_use_id)
         if decision.allow:
-            return PermissionResultAllow(updated_input=decision.updated_input)
+            remember = [_allow_tool_for_session(name)] if decision.for_session else None
+            return PermissionResultAllow(updated_input=decision.updated_input, updated_permissions=remember)
         return PermissionResultDeny(message=decision.message)
 
     return can_use_tool
+
+
+def _allow_tool_for_session(name: str) -> PermissionUpdate:
+    """Claude Code's own "don't ask again this session" rule, for every use of the tool. It lives
+    in the Claude Code process: once the gateway releases that (idle, restart), Claude Code asks again."""
+    return PermissionUpdate(
+        type="addRules", rules=[PermissionRuleValue(tool_name=name)], behavior="allow", destination="session"
+    )
 
 
 def _mcp_content(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,10 @@ from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 from claude_agent_sdk.types import Message
 
 from ccapi.engine.errors import EngineError, explain_process_failure
+from ccapi.engine.sdklog import demote_shutdown_noise
 from ccapi.engine.spec import EngineSpec, build_options
+
+demote_shutdown_noise()
 
 
 class LiveEngine:

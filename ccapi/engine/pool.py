@@ -19,8 +19,12 @@ import structlog
 
 from ccapi.engine.live import LiveEngine
 from ccapi.engine.spec import EngineSpec
+from ccapi.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+
+#: Sessions whose process this pool evicted, remembered so their next start counts as ``eviction``.
+_EVICTED_REMEMBERED = 4096
 
 
 class PoolExhausted(Exception):
@@ -68,7 +72,14 @@ class FairSlots:
 
 
 class EnginePool:
-    def __init__(self, max_live: int, idle_timeout: float, queue_timeout: float = 30.0, max_queued: int = 64) -> None:
+    def __init__(
+        self,
+        max_live: int,
+        idle_timeout: float,
+        queue_timeout: float = 30.0,
+        max_queued: int = 64,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.max_live = max_live
         self.idle_timeout = idle_timeout
         self.queue_timeout = queue_timeout
@@ -76,6 +87,8 @@ class EnginePool:
         self._engines: OrderedDict[str, LiveEngine] = OrderedDict()
         self._reserved: set[str] = set()
         self._reaper: asyncio.Task[None] | None = None
+        self._metrics = metrics or Metrics(process=False)
+        self._evicted: OrderedDict[str, bool] = OrderedDict()
 
     @property
     def live_count(self) -> int:
@@ -108,22 +121,24 @@ class EnginePool:
         """The reserved session's live engine, started (after an eviction) when needed."""
         assert spec.session_id in self._reserved, "reserve() a slot before acquiring an engine"
         engine = self._engines.get(spec.session_id)
+        reason = "eviction" if self._evicted.pop(spec.session_id, False) else "resume"
         if engine is not None and (engine.generation != spec.generation or engine.spec.process_key != spec.process_key):
             await self.discard(spec.session_id)  # turns ran elsewhere, or settings changed: resume instead
-            engine = None
+            engine, reason = None, "restart"
         if engine is None:
             victim = self._evictable() if len(self._engines) >= self.max_live else None
             engine = LiveEngine(spec)
             self._engines[spec.session_id] = engine  # counts against the bound while it starts
             engine.busy = True
             if victim is not None:
-                await self.discard(victim)
+                await self._evict(victim)
             try:
                 await engine.start()
             except BaseException:
                 self._engines.pop(spec.session_id, None)
                 raise
             log.info("engine_started", session_id=spec.session_id, live=len(self._engines), resume=bool(spec.resume))
+            self._metrics.engine_started(reason if spec.resume and spec.generation else "new")  # a fork's first: new
         self._engines.move_to_end(spec.session_id)
         engine.busy = True
         return engine
@@ -136,6 +151,14 @@ class EnginePool:
         if engine is not None:
             await engine.close()
             log.info("engine_stopped", session_id=session_id, live=len(self._engines))
+
+    async def _evict(self, session_id: str) -> None:
+        """Stop an idle engine to free its slot, or because it idled out; it resumes when needed."""
+        await self.discard(session_id)
+        self._metrics.evicted()
+        self._evicted[session_id] = True
+        if len(self._evicted) > _EVICTED_REMEMBERED:
+            self._evicted.popitem(last=False)
 
     def _evictable(self) -> str:
         """The least recently used engine without a turn; one exists whenever a slot is reserved."""
@@ -150,7 +173,7 @@ class EnginePool:
             cutoff = time.monotonic() - self.idle_timeout
             for session_id, engine in list(self._engines.items()):
                 if not engine.busy and session_id not in self._reserved and engine.last_used < cutoff:
-                    await self.discard(session_id)
+                    await self._evict(session_id)
 
     async def close(self) -> None:
         if self._reaper:

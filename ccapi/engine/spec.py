@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_agent_sdk import ClaudeAgentOptions
+from claude_agent_sdk import CanUseToolShadowedWarning, ClaudeAgentOptions
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from ccapi.childproc import GATEWAY_PID
 from ccapi.engine.bridge import (
     CLIENT_SERVER,
+    CLIENT_TOOL_PREFIX,
     PermissionAsker,
     ToolResolver,
     client_tool_rules,
     client_tool_server,
     permission_callback,
 )
-from ccapi.toolpolicy import BuiltinTools, sdk_tools
+from ccapi.toolpolicy import BYPASS, BuiltinTools, sdk_tools
+
+
+def silence_client_tool_shadowing() -> None:
+    """The SDK warns when ``allowed_tools`` lets a whole tool skip ``can_use_tool``. The gateway's
+    ``allowed_tools`` lists only the session's client tools, on purpose: the client runs them and
+    decides what they do, so no permission prompt may stand in front of them. That warning says
+    nothing an operator can act on, so it is filtered once, for exactly those tool names; any other
+    shadowing (of a built-in tool) still warns."""
+    client_tool = rf"(?:{re.escape(CLIENT_TOOL_PREFIX)}[^\s,]+|mcp__{CLIENT_SERVER})"  # a tool, or the server's rule
+    warnings.filterwarnings(
+        "ignore",
+        message=rf"can_use_tool will not be invoked for: {client_tool}(, {client_tool})*\. ",
+        category=CanUseToolShadowedWarning,
+    )
+
+
+silence_client_tool_shadowing()
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,8 @@ class EngineSpec:
     """The SDK's ``sandbox`` settings for Bash (``ccapi.engine.sandbox``); ``None``: no sandbox."""
     denied_tools: tuple[str, ...] = ()
     """Permission deny rules that keep built-in file tools off the gateway's state and ``/proc``."""
+    mcp_servers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """The session's own MCP servers (stdio, http), as Claude Code takes them."""
 
     @property
     def budget_left(self) -> float | None:
@@ -67,7 +89,7 @@ class EngineSpec:
     def process_key(self) -> tuple[Any, ...]:
         """What a live process was started with that a session may change between turns; a
         live engine started with another key is replaced by a resumed one."""
-        return (self.max_budget_usd,)
+        return (self.max_budget_usd, self.model, self.permission_mode)
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -92,7 +114,7 @@ def build_options(
     The system prompt goes in a private file when there is one: as an argument it would
     fail every turn past Linux's 128 KiB per-argument limit, and be readable by every local
     user in the process list."""
-    mcp_servers: dict[str, Any] = {}
+    mcp_servers: dict[str, Any] = dict(spec.mcp_servers)
     if spec.tools and spec.resolve_tool is not None:
         mcp_servers[CLIENT_SERVER] = client_tool_server(list(spec.tools), spec.resolve_tool)
     return ClaudeAgentOptions(
@@ -103,16 +125,14 @@ def build_options(
         max_turns=spec.max_turns,
         resume=spec.resume,
         include_partial_messages=True,
-        env=dict(spec.env),
+        env={**spec.env, **(MCP_WAIT_ENV if spec.mcp_servers else {})},
         stderr=stderr,
         setting_sources=[],
         mcp_servers=mcp_servers,
         allowed_tools=client_tool_rules(list(spec.tools)),
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
-        can_use_tool=permission_callback(spec.ask_permission)
-        if spec.ask_permission is not None and spec.builtin_tools != "none"
-        else None,
+        can_use_tool=permission_callback(ask) if (ask := permission_asker(spec)) is not None else None,
         session_store=spec.transcripts,
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
@@ -122,12 +142,25 @@ def build_options(
     )
 
 
+def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
+    """Who answers Claude Code's approvals for this session, if it can ask any: only with built-in
+    tools and in a mode that asks. ``bypassPermissions`` approves every call before a callback is
+    consulted, so one passed there would never run (and the SDK warns of it on every engine start)."""
+    if spec.builtin_tools == "none" or spec.permission_mode == BYPASS:
+        return None
+    return spec.ask_permission
+
+
 def find_cli() -> str:
     """The Claude Code CLI the SDK would start by itself (its bundled one, else ``claude`` on PATH)."""
     return SubprocessCLITransport(prompt="", options=ClaudeAgentOptions())._find_cli()
 
 
 MOCK_API_KEY = "cc-api-mock-model"
+
+MCP_WAIT_ENV = {"MCP_CONNECTION_NONBLOCKING": "false"}
+"""Claude Code connects a session's own MCP servers in the background and sends the first request without
+their tools; told this, it waits for them (or their failure) first, so the first turn can use them."""
 
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments

@@ -144,6 +144,11 @@ class EventLog:
         self._flusher: asyncio.Task[None] | None = None
         self._on_commit: list[Callable[[list[Event]], None]] = []
 
+    @property
+    def follower_count(self) -> int:
+        """Live ``follow``s of every session (SSE streams, compat replies in flight), for ``/metrics``."""
+        return sum(len(subscriptions) for subscriptions in self._subscribers.values())
+
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_forever(), name="ccapi-event-flusher")

@@ -19,6 +19,7 @@ from ccapi.catalog import ModelCatalog
 from ccapi.config import PERMISSION_MODES
 from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.mcp_servers import parse_mcp_servers
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.toolpolicy import BUILTIN_TOOL_NAMES, BuiltinTools, parse_builtin_tools
 from ccapi.webhooks.targets import BadTarget, WebhookPolicy
@@ -35,12 +36,13 @@ _SESSION_FIELDS = {
     "builtin_tools",
     "max_budget_usd",
     "webhook",
+    "mcp_servers",
 }
-_TURN_FIELDS = {"input", "stream", "background"}
+_TURN_FIELDS = {"input", "stream", "background", "queue"}
 _RESULTS_FIELDS = {"results", "stream", "background"}
 _RESULT_FIELDS = {"tool_call_id", "content", "is_error"}
 _DECISIONS_FIELDS = {"decisions", "stream", "background"}
-_DECISION_FIELDS = {"request_id", "behavior", "message", "updated_input"}
+_DECISION_FIELDS = {"request_id", "behavior", "message", "updated_input", "scope"}
 MAX_RESULTS = 128
 
 
@@ -66,6 +68,7 @@ class NewSession:
     builtin_tools: BuiltinTools = "all"
     max_budget_usd: float | None = None
     webhook: dict[str, Any] | None = None
+    mcp_servers: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def from_json(
@@ -81,14 +84,7 @@ class NewSession:
         """``webhooks``: the gateway's webhook policy; without one (compat sessions) a session
         has no subscription and may not ask for one."""
         body = _object(body, _SESSION_FIELDS if webhooks else _SESSION_FIELDS - {"webhook"})
-        requested = body.get("model", default_model)
-        if not isinstance(requested, str) or not requested.strip():
-            raise InvalidRequest("model must be a non-empty string (or left out, for the default)")
-        model = catalog.resolve(requested)
-        if model is None:
-            raise InvalidRequest(
-                f"unknown model {requested!r}; GET /api/models lists the known ones", {"model": requested}
-            )
+        model = known_model(catalog, body.get("model", default_model))
         system_prompt = body.get("system_prompt")
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise InvalidRequest("system_prompt must be a string")
@@ -102,9 +98,7 @@ class NewSession:
             not isinstance(max_turns, int) or isinstance(max_turns, bool) or not 1 <= max_turns <= 1000
         ):
             raise InvalidRequest("max_turns must be an integer between 1 and 1000")
-        permission_mode = body.get("permission_mode")
-        if permission_mode is not None and permission_mode not in PERMISSION_MODES:
-            raise InvalidRequest(f"permission_mode must be one of {', '.join(PERMISSION_MODES)}")
+        permission_mode = _permission_mode(body.get("permission_mode"))
         cwd = body.get("cwd")
         if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not _is_dir(cwd)):
             raise InvalidRequest("cwd must be the absolute path of an existing directory")
@@ -128,21 +122,45 @@ class NewSession:
             builtin_tools,
             budget,
             webhook,
+            parse_mcp_servers(body.get("mcp_servers")) or None,
         )
 
 
 @dataclass(frozen=True)
 class SessionChanges:
-    """``PATCH /api/sessions/{id}``: what may change between turns (for now the spending cap)."""
+    """``PATCH /api/sessions/{id}``: what may change between turns, only the fields the body names
+    (``max_budget_usd``, ``model``, ``permission_mode``); the next turn runs with them."""
 
-    max_budget_usd: float | None
+    fields: dict[str, Any]
 
     @classmethod
-    def from_json(cls, body: Any) -> SessionChanges:
-        body = _object(body, {"max_budget_usd"})
-        if "max_budget_usd" not in body:
-            raise InvalidRequest("nothing to change: send max_budget_usd (a number, or null for no cap)")
-        return cls(budget_usd(body["max_budget_usd"]))
+    def from_json(cls, body: Any, catalog: ModelCatalog) -> SessionChanges:
+        body = _object(body, {"max_budget_usd", "model", "permission_mode"})
+        if not body:
+            raise InvalidRequest("nothing to change: send max_budget_usd, model or permission_mode")
+        fields: dict[str, Any] = {}
+        if "max_budget_usd" in body:
+            fields["max_budget_usd"] = budget_usd(body["max_budget_usd"])
+        if "model" in body:
+            fields["model"] = known_model(catalog, body["model"])
+        if "permission_mode" in body:
+            fields["permission_mode"] = _permission_mode(body["permission_mode"])
+        return cls(fields)
+
+
+def known_model(catalog: ModelCatalog, requested: Any) -> str:
+    if not isinstance(requested, str) or not requested.strip():
+        raise InvalidRequest("model must be a non-empty string (or left out, for the default)")
+    model = catalog.resolve(requested)
+    if model is None:
+        raise InvalidRequest(f"unknown model {requested!r}; GET /api/models lists the known ones", {"model": requested})
+    return model
+
+
+def _permission_mode(value: Any) -> str | None:
+    if value is not None and value not in PERMISSION_MODES:
+        raise InvalidRequest(f"permission_mode must be one of {', '.join(PERMISSION_MODES)}")
+    return value
 
 
 def budget_usd(value: Any) -> float | None:
@@ -158,6 +176,8 @@ class TurnRequest:
     content: tuple[dict[str, Any], ...]
     stream: bool
     background: bool
+    queue: bool = False
+    """Wait behind a running turn instead of a 409 (see ``sessions.queue``)."""
 
     @classmethod
     def from_json(cls, body: Any, wants_sse: bool = False) -> TurnRequest:
@@ -165,7 +185,24 @@ class TurnRequest:
         if "input" not in body:
             raise InvalidRequest("input is required")
         stream, background = _reply_mode(body, wants_sse)
-        return cls(tuple(parse_input(body["input"])), stream, background)
+        queue = body.get("queue", False)
+        if not isinstance(queue, bool):
+            raise InvalidRequest("queue must be a boolean")
+        return cls(tuple(parse_input(body["input"])), stream, background, queue)
+
+
+@dataclass(frozen=True)
+class InterruptRequest:
+    """``POST /interrupt``: by default the running turn; ``turn_id`` names it, or a queued turn."""
+
+    turn_id: str | None
+
+    @classmethod
+    def from_json(cls, body: Any) -> InterruptRequest:
+        turn_id = _object(body, {"turn_id"}).get("turn_id")
+        if turn_id is not None and (not isinstance(turn_id, str) or not turn_id):
+            raise InvalidRequest("turn_id must be a non-empty string")
+        return cls(turn_id)
 
 
 @dataclass(frozen=True)
@@ -201,7 +238,7 @@ class DecisionsRequest:
         if not isinstance(decisions, list) or not decisions:
             raise InvalidRequest(
                 'decisions must be a non-empty list of {request_id, behavior: "allow" | "deny", '
-                "message?, updated_input?}"
+                "message?, updated_input?, scope?}"
             )
         if len(decisions) > MAX_RESULTS:
             raise InvalidRequest(f"at most {MAX_RESULTS} decisions per request", {"got": len(decisions)})
@@ -288,9 +325,12 @@ def _decision(index: int, item: Any) -> Decision:
         raise InvalidRequest(f"{where}.message must be a string of at most 10,000 characters")
     if updated_input is not None and (behavior != "allow" or not isinstance(updated_input, dict)):
         raise InvalidRequest(f"{where}.updated_input must be an object, and only with behavior allow")
+    scope = item.get("scope", "call")
+    if scope not in ("call", "session") or (scope == "session" and behavior != "allow"):
+        raise InvalidRequest(f'{where}.scope must be "call" or "session", and "session" only with behavior allow')
     if behavior == "deny" and not message:
         message = "the user denied this tool call"
-    return Decision(request_id, behavior == "allow", message, updated_input)
+    return Decision(request_id, behavior == "allow", message, updated_input, for_session=scope == "session")
 
 
 def _result_block(where: str, block: Any) -> dict[str, Any]:

@@ -3,6 +3,8 @@ or by another host that died holding the session's lease."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import structlog
 
 from ccapi.events import EventType
@@ -16,11 +18,25 @@ RESTART_ERROR = {
     "type": "gateway_restarted",
     "message": "the gateway running this turn stopped before it ended; send the input again",
 }
+QUEUED_RESTART_ERROR = {
+    "type": "gateway_restarted",
+    "message": "the gateway stopped before this queued turn started; it will not run: send the input again",
+}
+_TURN_MARKS = [
+    EventType.TURN_QUEUED.value,
+    EventType.TURN_STARTED.value,
+    EventType.TURN_COMPLETED.value,
+    EventType.TURN_INTERRUPTED.value,
+    EventType.TURN_FAILED.value,
+]
 
 
-async def close_orphaned_turn(store: Store, events: EventLog, turn: TurnRecord) -> None:
+async def close_orphaned_turn(
+    store: Store, events: EventLog, turn: TurnRecord, live_queued: Collection[str] = ()
+) -> None:
     """Record ``turn.failed`` and free the session; the caller holds the session's lease.
-    The seq counter is reloaded first: the events before it may come from another host."""
+    The seq counter is reloaded first: the events before it may come from another host.
+    Turns that were queued behind it (and are not ``live_queued`` here) went with it."""
     await events.flush()
     events.forget(turn.session_id)
     final = await events.emit(
@@ -38,3 +54,29 @@ async def close_orphaned_turn(store: Store, events: EventLog, turn: TurnRecord) 
     )
     await store.update_session(turn.session_id, status="idle")
     log.warning("orphaned_turn_closed", session_id=turn.session_id, turn_id=turn.id)
+    for turn_id in await _never_started(store, turn.session_id):
+        if turn_id not in live_queued:
+            await events.emit(
+                turn.session_id,
+                turn_id,
+                EventType.TURN_FAILED,
+                {"status": "failed", "queued": True, "error": QUEUED_RESTART_ERROR},
+            )
+            log.warning("orphaned_queued_turn_closed", session_id=turn.session_id, turn_id=turn_id)
+    await events.flush()
+
+
+async def _never_started(store: Store, session_id: str) -> list[str]:
+    """The turns the log shows queued that neither started nor ended."""
+    waiting: dict[str, None] = {}
+    after = 0
+    while True:
+        page = await store.list_events(session_id, after=after, limit=500, types=_TURN_MARKS)
+        for event in page:
+            if event.type == EventType.TURN_QUEUED:
+                waiting[event.turn_id or ""] = None
+            else:
+                waiting.pop(event.turn_id or "", None)
+        if len(page) < 500:
+            return [turn_id for turn_id in waiting if turn_id]
+        after = page[-1].seq

@@ -25,13 +25,16 @@ from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
 from ccapi.engine.sandbox import SandboxPolicy
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
-from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
+from ccapi.observability.metrics import Metrics
+from ccapi.observability.tracing import Tracing
 from ccapi.privacy import state_paths
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
+from ccapi.sessions.queue import QueuedTurn, TurnQueues
 from ccapi.sessions.recovery import close_orphaned_turn
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
@@ -64,7 +67,14 @@ class Idempotency:
 
 class SessionService:
     def __init__(
-        self, settings: Settings, store: Store, events: EventLog, pool: EnginePool, limits: LimitBoard | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        events: EventLog,
+        pool: EnginePool,
+        limits: LimitBoard | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -72,9 +82,15 @@ class SessionService:
         self.pool = pool
         #: Subscription windows as Claude Code reported them; a rejected one refuses new turns.
         self.limits = limits or LimitBoard()
-        self._ctx = TurnContext(store, events, pool, settings.tool_timeout, settings.approval_timeout, self.limits)
+        #: What the sessions and compat layers record for ``/metrics``.
+        self.metrics = metrics or Metrics(process=False)
+        self._ctx = TurnContext(
+            store, events, pool, settings.tool_timeout, settings.approval_timeout, self.limits, self.metrics, tracing
+        )
         self._transcripts = TranscriptMirror(store, events)
         self._running: dict[str, TurnRun] = {}
+        #: Turns waiting behind a running turn (see ``queue``).
+        self.queues = TurnQueues(events)
         self._closing = False
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
@@ -127,7 +143,7 @@ class SessionService:
                 continue
             async with self._lock(turn.session_id):
                 if await self.store.acquire_lease(turn.session_id, self._owner, self.settings.lease_ttl) is None:
-                    await close_orphaned_turn(self.store, self.events, turn)
+                    await close_orphaned_turn(self.store, self.events, turn, self.queues.turn_ids())
                     await self.store.release_lease(turn.session_id, self._owner)
 
     # -- sessions --------------------------------------------------------------
@@ -160,8 +176,10 @@ class SessionService:
             builtin_tools=as_json(params.builtin_tools),
             max_budget_usd=params.max_budget_usd,
             webhook=params.webhook,
+            mcp_servers=params.mcp_servers,
         )
         await self.store.create_session(record)
+        self.metrics.session_created()
         created: dict[str, Any] = {
             "model": record.model,
             "tools": [tool["name"] for tool in record.tools],
@@ -174,10 +192,11 @@ class SessionService:
         await self.events.flush()
         return await self.get(record.id)
 
-    async def set_budget(self, session_id: str, max_budget_usd: float | None) -> SessionRecord:
-        """Change the spending cap; the next turn runs under it (a live engine restarts for it)."""
+    async def change(self, session_id: str, fields: dict[str, Any]) -> SessionRecord:
+        """Change the spending cap, model or permission mode; the next turn runs with them (a live
+        engine started otherwise is replaced by a resumed one: ``EngineSpec.process_key``)."""
         await self.get(session_id)
-        await self.store.update_session(session_id, max_budget_usd=max_budget_usd, updated_at=utcnow())
+        await self.store.update_session(session_id, **fields, updated_at=utcnow())
         return await self.get(session_id)
 
     async def fork(self, session_id: str, turn_id: str | None = None, after_seq: int | None = None) -> SessionRecord:
@@ -258,6 +277,7 @@ class SessionService:
 
     async def delete(self, session_id: str) -> None:
         await self.get(session_id)
+        await self.queues.withdraw_all("session deleted", session_id)
         run = self._running.get(session_id)
         if run is not None:
             await run.interrupt("session deleted")
@@ -293,21 +313,40 @@ class SessionService:
 
     async def start_turn(
         self, session_id: str, request: TurnRequest, idempotency: Idempotency | None = None
-    ) -> TurnRun | TurnRecord:
-        """Start a turn, or — for a retried ``Idempotency-Key`` — return the turn the
-        first request started (the live run while it still runs), never running twice."""
+    ) -> TurnRun | TurnRecord | QueuedTurn:
+        """Start a turn — or, with ``request.queue`` while one runs, queue it behind (see
+        ``queue``) — or, for a retried ``Idempotency-Key``, return the turn the first request
+        started (the live run while it still runs, the queued turn while it waits), never
+        running twice."""
         _check_id(session_id)  # before any store sees it: a key lookup builds a path or a bounded column
         async with self._lock(session_id):
             if idempotency is not None:
                 earlier = await self._replay(session_id, idempotency)
                 if earlier is not None:
                     return earlier
-            run = await self._start(session_id, list(request.content), kind="input")
+            run = await self._start_or_queue(session_id, list(request.content), request.queue)
             if idempotency is not None:
+                turn_id = run.turn_id if isinstance(run, QueuedTurn) else run.turn.id
                 await self.store.save_idempotency_key(
-                    session_id, idempotency.key, idempotency.fingerprint, run.turn.id, utcnow()
+                    session_id, idempotency.key, idempotency.fingerprint, turn_id, utcnow()
                 )
             return run
+
+    async def _start_or_queue(
+        self, session_id: str, content: list[dict[str, Any]], queue: bool
+    ) -> TurnRun | QueuedTurn:
+        await self._after_ended(session_id)
+        ahead = self._running.get(session_id)
+        if ahead is None and not self.queues.waiting(session_id):
+            return await self._start(session_id, content, kind="input")
+        if not queue:
+            raise Conflict(
+                "a turn is already running in this session; wait for it, interrupt it, or send with queue: true",
+                {"turn_id": ahead.turn.id if ahead else None, "queued": self.queues.waiting(session_id)},
+            )
+        self._refuse_if_closing()
+        self.limits.check()  # it could not start either
+        return await self.queues.enqueue(session_id, content, ahead.turn.id if ahead else None)
 
     async def create_and_start(
         self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None
@@ -355,7 +394,7 @@ class SessionService:
             if idempotency is not None:
                 earlier = await self._replay(session_id, idempotency)
                 if earlier is not None:
-                    return earlier, 0
+                    return (earlier.record("queued") if isinstance(earlier, QueuedTurn) else earlier), 0
             run = self._running.get(session_id)
             if run is None:
                 raise Conflict(f"this session is not waiting for {what}")
@@ -366,20 +405,37 @@ class SessionService:
                 )
             return run, first_seq
 
-    async def interrupt(self, session_id: str, reason: str = "interrupted by the client") -> TurnRecord:
+    async def interrupt(
+        self, session_id: str, reason: str = "interrupted by the client", turn_id: str | None = None
+    ) -> TurnRecord:
+        """Stop the running turn, or the turn ``turn_id`` names: the running one, or a queued
+        one, which is withdrawn before it starts. The turns queued behind a stopped turn go on."""
         await self.get(session_id)
+        if turn_id is not None:
+            queued = self.queues.find(session_id, turn_id)
+            withdrawn = await self.queues.withdraw(queued, reason) if queued is not None else None
+            if withdrawn is not None:
+                return withdrawn
         run = self._running.get(session_id)
-        if run is None:
-            raise Conflict("no turn is running in this session")
+        if run is None or (turn_id is not None and run.turn.id != turn_id):
+            raise Conflict(
+                "no turn is running in this session"
+                if turn_id is None
+                else f"turn {turn_id!r} is neither running nor queued in this session",
+                {"turn_id": turn_id} if turn_id else None,
+            )
         return await run.interrupt(reason)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
+        queued = self.queues.find(session_id, turn_id)
+        if queued is not None:
+            return queued.record("queued")
         turn = await self.store.get_turn(turn_id) if is_safe_id(turn_id) else None
         if turn is None or turn.session_id != session_id:
             raise NotFound(f"no turn {turn_id!r} in session {session_id!r}")
         return turn
 
-    async def _replay(self, session_id: str, idempotency: Idempotency) -> TurnRun | TurnRecord | None:
+    async def _replay(self, session_id: str, idempotency: Idempotency) -> TurnRun | TurnRecord | QueuedTurn | None:
         found = await self.store.find_idempotency_key(session_id, idempotency.key)
         if found is None:
             return None
@@ -392,7 +448,17 @@ class SessionService:
         run = self._running.get(session_id)
         if run is not None and run.turn.id == turn_id:
             return run
-        return await self.get_turn(session_id, turn_id)
+        queued = self.queues.find(session_id, turn_id)
+        if queued is not None:
+            return queued
+        try:
+            return await self.get_turn(session_id, turn_id)
+        except NotFound:
+            raise Conflict(
+                "the turn this Idempotency-Key started was taken out of the queue before it ran; "
+                "send the input again with a new key",
+                {"turn_id": turn_id},
+            ) from None
 
     async def _reserve(self, session_id: str) -> None:
         try:
@@ -405,7 +471,12 @@ class SessionService:
             ) from None
 
     async def _start(
-        self, session_id: str, content: list[dict[str, Any]], kind: str, reserved: bool = False
+        self,
+        session_id: str,
+        content: list[dict[str, Any]],
+        kind: str,
+        reserved: bool = False,
+        turn_id: str | None = None,
     ) -> TurnRun:
         """Start a turn; ``reserved`` when the caller already holds the session's live slot.
         While a usage window is rejected it is refused at once: Claude would refuse it anyway."""
@@ -421,7 +492,9 @@ class SessionService:
             await self._reserve(session_id)
         try:
             self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
-            session, turn = await self._take_lease(session_id, functools.partial(_new_turn, content=content, kind=kind))
+            session, turn = await self._take_lease(
+                session_id, functools.partial(_new_turn, content=content, kind=kind, turn_id=turn_id)
+            )
         except BaseException:
             self.pool.release(session_id)
             raise
@@ -479,7 +552,7 @@ class SessionService:
         if turn is None:  # a turn left open by a lost host, or by this one before a crash
             for orphan in await self.store.orphaned_turns(self._owner):
                 if orphan.session_id == session_id:
-                    await close_orphaned_turn(self.store, self.events, orphan)
+                    await close_orphaned_turn(self.store, self.events, orphan, self.queues.turn_ids())
             session = await self.get(session_id)
             turn = make_turn(session)
             await self.store.create_turn(turn)
@@ -501,10 +574,20 @@ class SessionService:
         release.add_done_callback(self._releases.discard)
 
     async def _release_if_idle(self, session_id: str) -> None:
-        """Let other hosts drive the session between turns — unless a new turn already started here."""
+        """Start the next queued turn; else let other hosts drive the session between turns —
+        unless a new turn already started here."""
         async with self._lock(session_id):
-            if session_id not in self._running:
-                await self.store.release_lease(session_id, self._owner)
+            if session_id in self._running:
+                return
+            while (queued := self.queues.next(session_id)) is not None:
+                try:
+                    run = await self._start(session_id, queued.content, kind="input", turn_id=queued.turn_id)
+                except Exception as exc:  # noqa: BLE001 - whatever stops it, its waiter must hear why
+                    await self.queues.fail(queued, exc if isinstance(exc, ApiError) else Unavailable(str(exc)))
+                    continue
+                queued.outcome.set_result(run)
+                return
+            await self.store.release_lease(session_id, self._owner)
 
     async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         run = self._running.get(session_id)
@@ -549,6 +632,7 @@ class SessionService:
             cli_path=self._cli,
             builtin_tools=builtin_tools,
             max_budget_usd=session.max_budget_usd,
+            mcp_servers=session.mcp_servers or {},
             spent_usd=float(session.usage.get("cost_usd", 0.0)),
             ask_permission=functools.partial(self._ask_permission, session.id),
             sandbox=self.sandbox.settings,
@@ -572,6 +656,7 @@ class SessionService:
         self._closing = True
         if self._caretaker is not None:
             self._caretaker.cancel()
+        await self.queues.withdraw_all("the gateway is shutting down")
         runs = list(self._running.values())
         await asyncio.gather(*(run.interrupt("gateway shutting down") for run in runs), return_exceptions=True)
         await self.events.flush()
@@ -583,9 +668,9 @@ def _check_id(session_id: str) -> None:
         raise NotFound(f"no session {session_id!r}")
 
 
-def _new_turn(session: SessionRecord, content: list[dict[str, Any]], kind: str) -> TurnRecord:
+def _new_turn(session: SessionRecord, content: list[dict[str, Any]], kind: str, turn_id: str | None) -> TurnRecord:
     return TurnRecord(
-        id=new_id("turn"),
+        id=turn_id or new_id("turn"),
         session_id=session.id,
         number=session.turn_count + 1,
         status="running",

@@ -77,6 +77,7 @@ class Decision:
     allow: bool
     message: str = ""
     updated_input: dict[str, Any] | None = None
+    for_session: bool = False
 
 
 TimeoutReporter = Callable[[PendingCall, ToolOutcome], Awaitable[None]]
@@ -188,7 +189,9 @@ class ToolDesk:
     @staticmethod
     def decide(requests: list[PendingPermission], decisions: list[Decision]) -> None:
         for request, decision in zip(requests, decisions, strict=True):
-            request.future.set_result(PermissionDecision(decision.allow, decision.message, decision.updated_input))
+            request.future.set_result(
+                PermissionDecision(decision.allow, decision.message, decision.updated_input, decision.for_session)
+            )
 
     def cancel_all(self, reason: str) -> None:
         for call in self.waiting():

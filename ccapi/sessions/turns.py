@@ -22,6 +22,8 @@ from ccapi.events import Event, EventType
 from ccapi.ids import new_id, utcnow
 from ccapi.limits import LimitBoard
 from ccapi.logs import log_soon
+from ccapi.observability.metrics import Metrics
+from ccapi.observability.tracing import Span, Tracing
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
 from ccapi.sessions.toolcalls import Decision, PendingCall, PendingPermission, ToolDesk, ToolResult
@@ -36,6 +38,8 @@ _TERMINAL_EVENT = {
     "interrupted": EventType.TURN_INTERRUPTED,
 }
 INTERRUPT_GRACE = 10.0
+#: The events that show a turn's first output (what ``cc_api_time_to_first_token_seconds`` measures).
+_FIRST_OUTPUT = frozenset({EventType.MESSAGE_DELTA, EventType.THINKING_DELTA, EventType.MESSAGE_COMPLETED})
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class TurnContext:
     tool_timeout: float
     approval_timeout: float
     limits: LimitBoard = field(default_factory=LimitBoard)
+    metrics: Metrics = field(default_factory=lambda: Metrics(process=False))
+    tracing: Tracing | None = None
 
 
 class TurnRun:
@@ -86,6 +92,9 @@ class TurnRun:
         self._translator = TurnTranslator()
         self._settled: asyncio.Future[TurnRecord] = asyncio.get_running_loop().create_future()
         self._submit_lock = asyncio.Lock()
+        self._began = time.perf_counter()  # time to first token counts from here
+        self._first_output: float | None = None
+        self._span: Span | None = None
 
     # -- lifecycle seen from the sessions layer ----------------------------------
     async def begin(self) -> None:
@@ -100,7 +109,20 @@ class TurnRun:
             },
         )
         self.started_seq = started.seq
-        self.task = asyncio.create_task(self._run(), name=f"turn-{self.turn.id}")
+        if self.ctx.tracing is None:
+            self.task = asyncio.create_task(self._run(), name=f"turn-{self.turn.id}")
+            return
+        self._span = self.ctx.tracing.span(
+            "cc_api.turn",
+            {
+                "session.id": self.session.id,
+                "cc_api.turn.id": self.turn.id,
+                "cc_api.turn.kind": self.turn.kind,
+                "gen_ai.request.model": self.spec.model,
+            },
+        )
+        with self._span.current():  # the turn's task, and a Claude Code process it starts, carry the span
+            self.task = asyncio.create_task(self._run(), name=f"turn-{self.turn.id}")
 
     async def wait(self) -> TurnRecord:
         """The turn as of its next settle: finished, or paused on client tool calls."""
@@ -195,11 +217,19 @@ class TurnRun:
         if self.spec.budget_left is not None and self.spec.budget_left <= 0:
             self.ctx.pool.release(self.session.id)
             return TurnOutcome("failed", error=budget_exceeded(self.spec.max_budget_usd))
+        tracing, acquiring = self.ctx.tracing, None
+        if tracing is not None:
+            live = self.ctx.pool.get(self.session.id) is not None
+            acquiring = tracing.span("cc_api.engine.acquire", {"cc_api.engine.was_live": live})
         try:
             engine = await self.ctx.pool.acquire(self.spec)
         except EngineError as exc:
             self.ctx.pool.release(self.session.id)
+            if acquiring is not None:
+                acquiring.end(exc.message)
             return TurnOutcome("failed", error={"type": exc.kind, "message": exc.message})
+        if acquiring is not None:
+            acquiring.end()
         translator = self._translator = TurnTranslator(prior_cost_usd=engine.reported_cost)
         try:
             async for message in engine.run(self.content):
@@ -216,6 +246,9 @@ class TurnRun:
         return translator.outcome()
 
     async def _handle(self, type_: EventType, data: dict[str, Any]) -> None:
+        if self._first_output is None and type_ in _FIRST_OUTPUT:
+            self._first_output = time.perf_counter() - self._began
+            self.ctx.metrics.first_token(self._first_output)
         if type_ == EventType.TOOL_CALL:
             await self.desk.announce(data["tool_call_id"], data["name"], data["input"])
         event = await self._emit(type_, data)
@@ -350,6 +383,10 @@ class TurnRun:
         self.ctx.events.end_turn(TurnEnd(record.id, self.session.id, ended, session))  # one commit with `final`
         await self.ctx.events.flush()
         self.ended = True
+        duration = (outcome.duration_ms or 0) / 1000
+        self.ctx.metrics.turn_ended(self.turn.kind, outcome.status, duration, outcome.usage, outcome.cost_usd)
+        if self._span is not None:
+            self._end_span(outcome)
         log_soon(
             log,
             "turn",
@@ -367,6 +404,23 @@ class TurnRun:
         self._settled.set_result(record)
         return record
 
+    def _end_span(self, outcome: TurnOutcome) -> None:
+        assert self._span is not None
+        usage = outcome.usage
+        self._span.set(
+            {
+                "cc_api.turn.status": outcome.status,
+                "gen_ai.usage.input_tokens": usage.get("input_tokens"),
+                "gen_ai.usage.output_tokens": usage.get("output_tokens"),
+                "cc_api.usage.cache_read_input_tokens": usage.get("cache_read_input_tokens"),
+                "cc_api.usage.cache_creation_input_tokens": usage.get("cache_creation_input_tokens"),
+                "cc_api.cost_usd": outcome.cost_usd,
+                "cc_api.time_to_first_token_ms": None if self._first_output is None else self._first_output * 1000,
+            }
+        )
+        error = outcome.error
+        self._span.end(f"{error.get('type')}: {error.get('message')}" if error and outcome.status == "failed" else None)
+
 
 def _resolution(request: PendingPermission, decision: Decision) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -378,6 +432,8 @@ def _resolution(request: PendingPermission, decision: Decision) -> dict[str, Any
         data["message"] = decision.message
     if decision.updated_input is not None:
         data["updated_input"] = decision.updated_input
+    if decision.for_session:
+        data["scope"] = "session"
     return data
 
 

@@ -46,6 +46,7 @@ class SessionRow(BaseModel):
     builtin_tools = JSONField(default="all")
     max_budget_usd = peewee.FloatField(null=True)
     webhook = JSONField(null=True)
+    mcp_servers = JSONField(null=True)
 
     class Meta:
         table_name = "sessions"

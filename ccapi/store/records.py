@@ -29,6 +29,8 @@ class SessionRecord:
     max_budget_usd: float | None = None
     webhook: dict[str, Any] | None = None
     """``{"url", "events"}``: where this session's events are delivered, signed."""
+    mcp_servers: dict[str, Any] | None = None
+    """The session's own MCP servers, as Claude Code takes them (``ccapi.sessions.mcp_servers``)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ccapi import __version__
 from ccapi.config import Settings
 from ccapi.events import WEBHOOK_EVENT_TYPES, Event
 from ccapi.ids import parse_time, utcnow
+from ccapi.observability.metrics import Metrics
 from ccapi.store import Store
 from ccapi.store.outbox import DELIVERED, FAILED, WebhookDelivery
 from ccapi.webhooks.signing import sign
@@ -59,7 +60,7 @@ class Outcome:
 
 
 class WebhookSender:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:
         assert settings.webhook_secret is not None
         self._secret = settings.webhook_secret
         self._settings = settings
@@ -78,6 +79,7 @@ class WebhookSender:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._targets: Counter[str] = Counter()  # deliveries in flight per URL
         self._loop: asyncio.Task[None] | None = None
+        self._metrics = metrics or Metrics(process=False)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -159,6 +161,8 @@ class WebhookSender:
                 self._next_due = min(self._next_due, now + delay)
             else:
                 fields.update(state=FAILED, completed_at=utcnow())
+        state = fields.get("state")
+        self._metrics.webhook_delivery("delivered" if state == DELIVERED else "failed" if state == FAILED else "retry")
         log.info(
             "webhook_attempt",
             delivery_id=delivery.id,

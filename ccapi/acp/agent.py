@@ -1,0 +1,216 @@
+"""The ACP agent: each ACP method is a call to a running gateway's native API (``ccapi.client.AsyncClient``).
+
+The ACP session id *is* the CC API session id, and the agent keeps nothing that matters: a prompt is a background
+turn whose events it follows on the session's event stream, so the conversation outlives this process, the editor
+and a gateway restart, and ``session/load`` is a replay of the durable log. Approvals go both ways through
+``session/request_permission`` and ``POST /permissions``; ``session/cancel`` is ``POST /interrupt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from acp import PROTOCOL_VERSION, RequestError
+from acp.interfaces import Client
+from acp.schema import (
+    AgentCapabilities,
+    AllowedOutcome,
+    Implementation,
+    InitializeResponse,
+    ListSessionsResponse,
+    LoadSessionResponse,
+    McpCapabilities,
+    NewSessionResponse,
+    PermissionOption,
+    PromptCapabilities,
+    PromptResponse,
+    SessionCapabilities,
+    SessionInfo,
+    SessionListCapabilities,
+    SetSessionConfigOptionResponse,
+    SetSessionModeResponse,
+    ToolCallUpdate,
+)
+
+from ccapi import __version__
+from ccapi.acp.options import MODEL_OPTION, MODES, mode_state, model_option, native_mcp_servers
+from ccapi.acp.prompt import native_input
+from ccapi.acp.updates import UpdateMapper, merged, tool_kind, tool_title
+from ccapi.client import AsyncClient, CCAPIError, Decision, Session
+from ccapi.events import TERMINAL_TURN_EVENTS, Event, EventType
+
+ALLOW, REJECT = "allow", "reject"
+PERMISSION_OPTIONS = [
+    PermissionOption(option_id=ALLOW, name="Allow", kind="allow_once"),
+    PermissionOption(option_id=REJECT, name="Reject", kind="reject_once"),
+]
+_STOP_REASONS = {"max_tokens": "max_tokens", "refusal": "refusal"}
+REPLAY_PAGE = 1000
+LIST_PAGE = 100
+
+
+class GatewayAgent:
+    """One ACP connection's agent; ``default_mode`` is the gateway's permission mode in force (``/healthz``)."""
+
+    def __init__(self, gateway: AsyncClient, default_mode: str) -> None:
+        self.gateway = gateway
+        self.default_mode = default_mode if default_mode in MODES else "default"
+        self._client: Client | None = None
+
+    def on_connect(self, conn: Client) -> None:
+        self._client = conn
+
+    @property
+    def client(self) -> Client:
+        assert self._client is not None, "on_connect comes first"
+        return self._client
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def initialize(self, protocol_version: int, **_: Any) -> InitializeResponse:
+        return InitializeResponse(
+            protocol_version=min(protocol_version, PROTOCOL_VERSION),
+            agent_capabilities=AgentCapabilities(
+                load_session=True,
+                prompt_capabilities=PromptCapabilities(image=True, embedded_context=True, audio=False),
+                mcp_capabilities=McpCapabilities(http=True, sse=False),
+                session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
+            ),
+            agent_info=Implementation(name="cc-api", title="CC API", version=__version__),
+        )
+
+    async def authenticate(self, method_id: str, **_: Any) -> None:
+        return None  # the gateway holds Claude's credentials; CC_API_KEY is this process's
+
+    async def new_session(self, cwd: str, mcp_servers: list[Any] | None = None, **_: Any) -> NewSessionResponse:
+        fields: dict[str, Any] = {"cwd": cwd, "metadata": {"created_by": "acp"}}
+        if servers := native_mcp_servers(mcp_servers):
+            fields["mcp_servers"] = servers
+        session = await _call(self.gateway.create_session(**fields))
+        modes, options = await self._state(session)
+        return NewSessionResponse(session_id=session.id, modes=modes, config_options=options)
+
+    async def list_sessions(self, cwd: str | None = None, cursor: str | None = None, **_: Any) -> ListSessionsResponse:
+        """The gateway's sessions, newest first (those of ``cwd`` when given), whatever client made them."""
+        sessions, next_after = await _call(self.gateway.list_sessions(limit=LIST_PAGE, after=cursor))
+        return ListSessionsResponse(
+            sessions=[
+                SessionInfo(session_id=s.id, cwd=s.raw.get("cwd") or "", updated_at=s.raw.get("updated_at"))
+                for s in sessions
+                if cwd is None or s.raw.get("cwd") == cwd
+            ],
+            next_cursor=next_after,
+        )
+
+    async def load_session(self, cwd: str, session_id: str, **_: Any) -> LoadSessionResponse:
+        """Replay the session's whole log as updates, then answer: the client then prompts on as before.
+        The session keeps the working directory and MCP servers it was created with."""
+        session = await _call(self.gateway.get_session(session_id))
+        after, updates, mapper = 0, list[Any](), UpdateMapper(replay=True)
+        while True:
+            page = await _call(self.gateway.events(session_id, after=after, limit=REPLAY_PAGE))
+            updates.extend(update for event in page for update in mapper(event))
+            if len(page) < REPLAY_PAGE:
+                break
+            after = page[-1].seq
+        await self._send(session_id, merged(updates))
+        modes, options = await self._state(session)
+        return LoadSessionResponse(modes=modes, config_options=options)
+
+    async def set_session_mode(self, mode_id: str, session_id: str, **_: Any) -> SetSessionModeResponse:
+        if mode_id not in MODES:
+            raise RequestError.invalid_params({"modeId": mode_id, "known": list(MODES)})
+        await _call(self.gateway.update_session(session_id, permission_mode=mode_id))
+        return SetSessionModeResponse()
+
+    async def set_config_option(
+        self, config_id: str, session_id: str, value: str | bool, **_: Any
+    ) -> SetSessionConfigOptionResponse:
+        if config_id != MODEL_OPTION or not isinstance(value, str):
+            raise RequestError.invalid_params({"configId": config_id, "known": [MODEL_OPTION]})
+        session = await _call(self.gateway.update_session(session_id, model=value))
+        _, options = await self._state(session)
+        return SetSessionConfigOptionResponse(config_options=options)
+
+    async def _state(self, session: Session) -> tuple[Any, list[Any]]:
+        models = await _call(self.gateway.models())
+        mode = session.raw.get("permission_mode") or self.default_mode
+        return mode_state(mode), [model_option(session.model, models)]
+
+    # -- turns -----------------------------------------------------------------------------
+    async def prompt(self, prompt: list[Any], session_id: str, **_: Any) -> PromptResponse:
+        content = native_input(prompt)
+        if not content:
+            raise RequestError.invalid_params({"prompt": "nothing to send: the prompt has no content"})
+        turn = await _call(self.gateway.send(session_id, content, background=True))
+        after = int(turn.raw.get("first_event_seq", 1)) - 1
+        return PromptResponse(stop_reason=await self._follow(session_id, turn.turn_id, after))
+
+    async def cancel(self, session_id: str, **_: Any) -> None:
+        with contextlib.suppress(CCAPIError):  # nothing running is already what the client wants
+            await self.gateway.interrupt(session_id)
+
+    async def _follow(self, session_id: str, turn_id: str, after: int) -> Any:
+        """Stream the turn's events to the client, asking it about each permission request, until the turn ends."""
+        asked: set[str] = set()
+        mapper = UpdateMapper(replay=False)
+        stream = self.gateway.stream_events(session_id, after=after)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                if event.turn_id != turn_id:
+                    continue
+                await self._send(session_id, mapper(event))
+                if event.type == EventType.TURN_REQUIRES_APPROVAL:
+                    for request in event.data.get("permission_requests") or []:
+                        if request["request_id"] not in asked:
+                            asked.add(request["request_id"])
+                            await self._approve(session_id, request)
+                elif event.type in TERMINAL_TURN_EVENTS:
+                    return _stop_reason(event)
+        raise RequestError.internal_error({"message": "the gateway closed the event stream before the turn ended"})
+
+    async def _approve(self, session_id: str, request: dict[str, Any]) -> None:
+        """Ask the client; a cancelled request (the client cancelled the prompt) is left to the interrupt."""
+        name, tool_input = request.get("tool_name", ""), request.get("input") or {}
+        call = ToolCallUpdate(
+            tool_call_id=request.get("tool_use_id") or request["request_id"],
+            title=tool_title(name, tool_input),
+            kind=tool_kind(name),
+            status="pending",
+            raw_input=tool_input,
+        )
+        answer = await self.client.request_permission(session_id=session_id, tool_call=call, options=PERMISSION_OPTIONS)
+        if not isinstance(answer.outcome, AllowedOutcome):
+            return
+        allow = answer.outcome.option_id == ALLOW
+        decision = Decision(request["request_id"], allow, None if allow else "the user rejected this tool call")
+        with contextlib.suppress(CCAPIError):  # 409: the turn was interrupted or timed out meanwhile
+            await self.gateway.decide(session_id, [decision], background=True)
+
+    async def _send(self, session_id: str, updates: list[Any]) -> None:
+        for update in updates:
+            await self.client.session_update(session_id=session_id, update=update)
+
+
+def _stop_reason(event: Event) -> Any:
+    if event.type == EventType.TURN_INTERRUPTED:
+        return "cancelled"
+    if event.type == EventType.TURN_FAILED:
+        error = event.data.get("error") or {}
+        if error.get("type") == "max_turns":
+            return "max_turn_requests"
+        raise RequestError.internal_error({"type": error.get("type"), "message": error.get("message", "turn failed")})
+    return _STOP_REASONS.get(event.data.get("stop_reason") or "", "end_turn")
+
+
+async def _call(pending: Any) -> Any:
+    """A gateway call, its error answers as ACP errors (the client shows the gateway's message)."""
+    try:
+        return await pending
+    except CCAPIError as exc:
+        data = {"status": exc.status, "type": exc.type, "message": exc.message}
+        if exc.status == 404:
+            raise RequestError(-32002, f"Resource not found: {exc.message}", data) from None
+        if exc.status in (400, 409, 413, 422):
+            raise RequestError.invalid_params(data) from None
+        raise RequestError.internal_error(data) from None

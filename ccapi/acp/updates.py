@@ -1,0 +1,183 @@
+"""Native events → ACP ``session/update`` notifications, the same for a live turn and a replayed log.
+
+``message.delta`` and ``thinking.delta`` become agent message and thought chunks; ``agent_tool.started`` a tool
+call (title, kind, file locations, Claude Code's input as ``rawInput``, a diff for Edit and Write) and
+``agent_tool.completed`` its update (``completed`` or ``failed``, the result as content and ``rawOutput``);
+TodoWrite's todo list becomes the plan instead of a tool call. ``turn.started`` replays as the user's message
+(a live prompt's own input is the client's already). The rest (usage, rate limits, compaction, permission
+events, which the agent turns into requests) maps to nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from acp import (
+    plan_entry,
+    start_tool_call,
+    text_block,
+    tool_content,
+    tool_diff_content,
+    update_agent_message,
+    update_agent_thought,
+    update_plan,
+    update_tool_call,
+)
+from acp.schema import (
+    AgentMessageChunk,
+    AgentThoughtChunk,
+    TextContentBlock,
+    ToolCallLocation,
+    ToolCallStart,
+    ToolKind,
+)
+
+from ccapi.acp.prompt import replayed_input
+from ccapi.events import Event, EventType
+
+TODO_TOOL = "TodoWrite"
+_KINDS: dict[str, ToolKind] = {
+    "Read": "read",
+    "NotebookRead": "read",
+    "Edit": "edit",
+    "MultiEdit": "edit",
+    "Write": "edit",
+    "NotebookEdit": "edit",
+    "Bash": "execute",
+    "BashOutput": "execute",
+    "KillShell": "execute",
+    "Glob": "search",
+    "Grep": "search",
+    "WebFetch": "fetch",
+    "WebSearch": "fetch",
+    "Agent": "think",
+    "Task": "think",
+    "ExitPlanMode": "switch_mode",
+}
+_PLAN_STATUSES = ("pending", "in_progress", "completed")
+
+
+class UpdateMapper:
+    """The updates each native event makes (none for most), for one turn's stream or one replay. It remembers the
+    TodoWrite calls it turned into plans, so their results are not sent as updates of calls the client never saw."""
+
+    def __init__(self, *, replay: bool) -> None:
+        self.replay = replay
+        self._plans: set[str] = set()
+
+    def __call__(self, event: Event) -> list[Any]:
+        data = event.data
+        if event.type == EventType.MESSAGE_DELTA and data.get("text"):
+            return [update_agent_message(text_block(data["text"]))]
+        if event.type == EventType.THINKING_DELTA and data.get("thinking"):
+            return [update_agent_thought(text_block(data["thinking"]))]
+        if event.type == EventType.AGENT_TOOL_STARTED:
+            started = tool_started(data.get("tool_use_id", ""), data.get("name", ""), data.get("input") or {})
+            if not isinstance(started, ToolCallStart):
+                self._plans.add(data.get("tool_use_id", ""))
+            return [started]
+        if event.type == EventType.AGENT_TOOL_COMPLETED:
+            return [] if data.get("tool_use_id") in self._plans else [tool_completed(data)]
+        if event.type == EventType.TURN_STARTED and self.replay:
+            return list(replayed_input(data.get("input") or []))
+        return []
+
+
+def merged(updates: Iterable[Any]) -> list[Any]:
+    """Consecutive agent message (or thought) text chunks as one: a replay sends a reply in one notification
+    rather than one per streamed delta."""
+    out: list[Any] = []
+    for update in updates:
+        last: Any = out[-1] if out else None
+        if (
+            isinstance(update, AgentMessageChunk | AgentThoughtChunk)
+            and type(last) is type(update)
+            and isinstance(update.content, TextContentBlock)
+            and isinstance(last.content, TextContentBlock)
+        ):
+            out[-1] = last.model_copy(update={"content": text_block(last.content.text + update.content.text)})
+        else:
+            out.append(update)
+    return out
+
+
+def tool_started(tool_use_id: str, name: str, tool_input: dict[str, Any]) -> Any:
+    """A tool call as Claude Code made it; TodoWrite's list is the plan."""
+    if name == TODO_TOOL and isinstance(tool_input.get("todos"), list):
+        return update_plan(
+            plan_entry(str(todo.get("content", "")), status=_plan_status(todo.get("status")))
+            for todo in tool_input["todos"]
+            if isinstance(todo, dict)
+        )
+    path = _path(tool_input)
+    return start_tool_call(
+        tool_use_id,
+        tool_title(name, tool_input),
+        kind=tool_kind(name),
+        status="pending",
+        content=_diff(name, tool_input, path),
+        locations=[ToolCallLocation(path=path)] if path else None,
+        raw_input=tool_input,
+    )
+
+
+def tool_kind(name: str) -> ToolKind:
+    return _KINDS.get(name, "other")
+
+
+def tool_completed(data: dict[str, Any]) -> Any:
+    content = data.get("content")
+    text = content_text(content)
+    return update_tool_call(
+        data.get("tool_use_id", ""),
+        status="failed" if data.get("is_error") else "completed",
+        content=[tool_content(text_block(text))] if text else None,
+        raw_output=content,
+    )
+
+
+def tool_title(name: str, tool_input: dict[str, Any]) -> str:
+    if name == "Bash" and tool_input.get("command"):
+        return f"`{tool_input['command']}`"
+    if (path := _path(tool_input)) is not None:
+        return f"{name} {path}"
+    for key in ("pattern", "query", "url", "description"):
+        if isinstance(tool_input.get(key), str):
+            return f"{name}: {tool_input[key]}"
+    return name
+
+
+def content_text(content: Any) -> str:
+    """A tool result's text: a string, or the text of its blocks (images noted)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            block.get("text", "") if block.get("type") == "text" else f"[{block.get('type')}]"
+            for block in content
+            if isinstance(block, dict)
+        ]
+        return "\n".join(parts)
+    return "" if content is None else str(content)
+
+
+def _path(tool_input: dict[str, Any]) -> str | None:
+    for key in ("file_path", "notebook_path", "path"):
+        if isinstance(tool_input.get(key), str):
+            return str(tool_input[key])
+    return None
+
+
+def _diff(name: str, tool_input: dict[str, Any], path: str | None) -> list[Any] | None:
+    if path is None:
+        return None
+    if name == "Edit" and isinstance(tool_input.get("new_string"), str):
+        return [tool_diff_content(path, tool_input["new_string"], tool_input.get("old_string"))]
+    if name == "Write" and isinstance(tool_input.get("content"), str):
+        return [tool_diff_content(path, tool_input["content"])]
+    return None
+
+
+def _plan_status(status: Any) -> Any:
+    return status if status in _PLAN_STATUSES else "pending"

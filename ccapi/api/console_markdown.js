@@ -1,0 +1,182 @@
+"use strict";
+// A small Markdown renderer for the console's replies. It builds DOM nodes and never parses HTML: text from the
+// model only ever becomes Text nodes, so markup in a reply is shown as it was written, not run. Links are made for
+// http(s) and mailto addresses only; images become links (the page's CSP would not load them anyway).
+// Covers what Claude writes: headings, paragraphs, emphasis, code spans and fenced blocks, lists (nested), quotes,
+// tables, rules and links. An unfinished stream renders as far as it goes.
+const Markdown = (() => {
+  const FENCE = /^\s*(```+|~~~+)\s*([\w+#.-]*)/;
+  const HEADING = /^(#{1,6})\s+(.*?)\s*#*\s*$/;
+  const RULE = /^\s*([-*_])(\s*\1){2,}\s*$/;
+  const QUOTE = /^\s*>/;
+  const ITEM = /^(\s*)([-*+]|\d{1,9}[.)])\s+(.*)$/;
+  const TABLE_RULE = /^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$/;
+  // code span | link or image | strong | emphasis | strikethrough | bare or <> URL | line break
+  const INLINE = new RegExp([
+    /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/.source,
+    /!?\[([^\]\n]*)\]\(\s*<?([^)\s>]*)>?(?:\s+"[^"]*")?\s*\)/.source,
+    /(\*\*|__)(?=\S)([\s\S]*?\S)\5/.source,
+    /(?<![\w*])(\*|_)(?=[^\s*_])([\s\S]*?[^\s\\])\7(?![\w*])/.source,
+    /~~(?=\S)([\s\S]*?\S)~~/.source,
+    /<?(https?:\/\/[^\s<>()]*[^\s<>().,;:!?'"*_])>?/.source,
+    /\n/.source,
+  ].join("|"), "g");
+
+  function node(tag, text) {
+    const made = document.createElement(tag);
+    if (text !== undefined) made.textContent = text;
+    return made;
+  }
+
+  const indentOf = (line) => line.match(/^\s*/)[0].replace(/\t/g, "    ").length;
+  const isTable = (lines, i) => lines[i].includes("|") && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1]);
+  const startsBlock = (lines, i) => FENCE.test(lines[i]) || HEADING.test(lines[i]) || RULE.test(lines[i]) ||
+    QUOTE.test(lines[i]) || ITEM.test(lines[i]) || isTable(lines, i);
+
+  function render(text) {
+    const root = document.createDocumentFragment();
+    blocks(String(text ?? "").replace(/\r\n?/g, "\n").split("\n"), root);
+    return root;
+  }
+
+  function blocks(lines, parent) {
+    let i = 0;
+    while (i < lines.length) {
+      const line = lines[i];
+      let match;
+      if (!line.trim()) {
+        i++;
+      } else if ((match = line.match(FENCE))) {
+        const body = [];
+        for (i++; i < lines.length && !lines[i].trimStart().startsWith(match[1]); i++) body.push(lines[i]);
+        i++;  // the closing fence, if the stream got that far
+        const pre = node("pre"), code = node("code", body.join("\n"));
+        if (match[2]) code.dataset.lang = match[2];
+        pre.append(code);
+        parent.append(pre);
+      } else if ((match = line.match(HEADING))) {
+        const heading = node("h" + match[1].length);
+        inline(match[2], heading);
+        parent.append(heading);
+        i++;
+      } else if (RULE.test(line)) {
+        parent.append(node("hr"));
+        i++;
+      } else if (QUOTE.test(line)) {
+        const body = [];
+        while (i < lines.length && QUOTE.test(lines[i])) body.push(lines[i++].replace(/^\s*>\s?/, ""));
+        const quote = node("blockquote");
+        blocks(body, quote);
+        parent.append(quote);
+      } else if (ITEM.test(line)) {
+        i = list(lines, i, parent);
+      } else if (isTable(lines, i)) {
+        i = table(lines, i, parent);
+      } else {
+        const body = [line];
+        for (i++; i < lines.length && lines[i].trim() && !startsBlock(lines, i); i++) body.push(lines[i]);
+        const paragraph = node("p");
+        inline(body.join("\n"), paragraph);
+        parent.append(paragraph);
+      }
+    }
+  }
+
+  function list(lines, i, parent) {
+    const first = lines[i].match(ITEM);
+    const indent = indentOf(first[1]), ordered = /\d/.test(first[2]);
+    const made = node(ordered ? "ol" : "ul");
+    if (ordered && parseInt(first[2], 10) !== 1) made.start = parseInt(first[2], 10);
+    while (i < lines.length) {
+      const item = lines[i].match(ITEM);
+      if (!item || indentOf(item[1]) !== indent || /\d/.test(item[2]) !== ordered) break;
+      const body = [item[3]], inner = indent + item[2].length + 1;
+      for (i++; i < lines.length; i++) {
+        const next = lines[i];
+        if (!next.trim()) {
+          if (i + 1 < lines.length && lines[i + 1].trim() && indentOf(lines[i + 1]) > indent) body.push("");
+          else break;
+        } else if (indentOf(next) > indent) {
+          body.push(next.slice(Math.min(indentOf(next), inner)));
+        } else if (!startsBlock(lines, i)) {
+          body.push(next);  // a lazy continuation of the item's text
+        } else {
+          break;
+        }
+      }
+      const entry = node("li");
+      if (body.length === 1) inline(body[0], entry);
+      else blocks(body, entry);
+      made.append(entry);
+      while (i < lines.length && !lines[i].trim() && i + 1 < lines.length && ITEM.test(lines[i + 1]) &&
+             indentOf(lines[i + 1].match(ITEM)[1]) === indent) i++;  // a loose list goes on after a blank line
+    }
+    parent.append(made);
+    return i;
+  }
+
+  function cells(line) {
+    return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((cell) => cell.trim());
+  }
+
+  function table(lines, i, parent) {
+    const made = node("table"), head = node("thead"), body = node("tbody"), names = node("tr");
+    for (const cell of cells(lines[i])) {
+      const th = node("th");
+      inline(cell, th);
+      names.append(th);
+    }
+    head.append(names);
+    for (i += 2; i < lines.length && lines[i].includes("|") && lines[i].trim(); i++) {
+      const row = node("tr");
+      for (const cell of cells(lines[i])) {
+        const td = node("td");
+        inline(cell, td);
+        row.append(td);
+      }
+      body.append(row);
+    }
+    made.append(head, body);
+    const scroller = node("div");
+    scroller.className = "table";
+    scroller.append(made);
+    parent.append(scroller);
+    return i;
+  }
+
+  function inline(text, parent) {
+    let last = 0;
+    for (const match of text.matchAll(INLINE)) {
+      if (match.index > last) parent.append(text.slice(last, match.index));  // a string appends as a Text node
+      last = match.index + match[0].length;
+      if (match[2] !== undefined) parent.append(node("code", match[2].replace(/^ (.+) $/, "$1")));
+      else if (match[4] !== undefined) parent.append(link(match[4], match[3], match[0].startsWith("!")));
+      else if (match[6] !== undefined) parent.append(wrapped("strong", match[6]));
+      else if (match[8] !== undefined) parent.append(wrapped("em", match[8]));
+      else if (match[9] !== undefined) parent.append(wrapped("del", match[9]));
+      else if (match[10] !== undefined) parent.append(link(match[10], match[10], false));
+      else parent.append(node("br"));
+    }
+    if (last < text.length) parent.append(text.slice(last));
+  }
+
+  function wrapped(tag, text) {
+    const made = node(tag);
+    inline(text, made);
+    return made;
+  }
+
+  function link(href, label, image) {
+    const text = image ? `[image: ${label || href}]` : label || href;
+    if (!/^(https?:\/\/|mailto:)/i.test(href)) return document.createTextNode(text);
+    const anchor = node("a");
+    anchor.href = href;
+    anchor.rel = "noopener noreferrer";
+    anchor.target = "_blank";
+    if (image) anchor.textContent = text;
+    else inline(text, anchor);
+    return anchor;
+  }
+
+  return { render };
+})();

@@ -1,0 +1,195 @@
+"""``cc-api acp`` end to end: the ACP library's own client drives ``cc-api acp`` over stdio, against a real gateway
+(root, default settings: built-in tool calls wait for approval), the SDK, the CLI and the mock model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from acp import PROTOCOL_VERSION, spawn_agent_process, text_block
+from acp.client.connection import ClientSideConnection
+from acp.schema import (
+    AgentMessageChunk,
+    AllowedOutcome,
+    EnvVariable,
+    McpServerStdio,
+    RequestPermissionResponse,
+    ToolCallProgress,
+    ToolCallStart,
+    UserMessageChunk,
+)
+
+from ccapi.cli import main
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.gateway import Gateway, free_port
+from tests.test_mcp_servers import NOTE_SERVER
+
+
+class RecordingClient:
+    """An ACP client that records every update and answers permission requests with ``answer``."""
+
+    def __init__(self, answer: str = "allow") -> None:
+        self.answer = answer
+        self.updates: list[Any] = []
+        self.permissions: list[Any] = []
+
+    async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
+        self.updates.append(update)
+
+    async def request_permission(
+        self, options: list[Any], session_id: str, tool_call: Any, **_: Any
+    ) -> RequestPermissionResponse:
+        self.permissions.append(tool_call)
+        return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id=self.answer))
+
+    def on_connect(self, conn: Any) -> None:
+        pass
+
+    def text(self, kind: type = AgentMessageChunk) -> str:
+        return "".join(u.content.text for u in self.updates if isinstance(u, kind))
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CC_API_")}
+
+
+@asynccontextmanager
+async def acp_agent(gateway: Gateway, client: RecordingClient) -> AsyncIterator[ClientSideConnection]:
+    """``cc-api acp --url <gateway>`` as a child process, initialized; ended when the block ends."""
+    command = (sys.executable, "-m", "ccapi", "acp", "--url", gateway.base_url)
+    async with spawn_agent_process(client, *command, env=_env()) as (conn, process):
+        init = await conn.initialize(protocol_version=PROTOCOL_VERSION)
+        capabilities = init.agent_capabilities
+        assert capabilities.load_session and capabilities.prompt_capabilities.image
+        assert capabilities.prompt_capabilities.embedded_context and capabilities.mcp_capabilities.http
+        yield conn
+    assert process.returncode is not None, "the agent process ended with its client"
+
+
+def _run(coroutine: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, 120))
+
+
+def test_two_prompts_with_the_agent_and_gateway_restarted_between_stay_on_one_session(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    mock_model.script(Reply(text="the first answer"), Reply(text="the second answer"))
+    notes = EnvVariable(name="NOTE_FILE", value=str(tmp_path / "notes.txt"))
+    server = McpServerStdio(name="my notes", command=sys.executable, args=[NOTE_SERVER], env=[notes])
+
+    async def first() -> str:
+        client = RecordingClient()
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path), mcp_servers=[server])
+            reply = await conn.prompt(session_id=session.session_id, prompt=[text_block("the first question")])
+        assert reply.stop_reason == "end_turn" and client.text() == "the first answer"
+        return session.session_id
+
+    async def second(session_id: str) -> RecordingClient:
+        client = RecordingClient()
+        async with acp_agent(gateway, client) as conn:
+            listed = await conn.list_sessions(cwd=str(tmp_path))
+            assert [s.session_id for s in listed.sessions] == [session_id]
+            await conn.load_session(cwd=str(tmp_path), session_id=session_id)
+            replayed = client.text(UserMessageChunk), client.text()
+            client.updates.clear()
+            reply = await conn.prompt(session_id=session_id, prompt=[text_block("the second question")])
+        assert replayed == ("the first question", "the first answer")
+        assert reply.stop_reason == "end_turn"
+        return client
+
+    session_id = _run(first())
+    gateway.restart()  # the conversation lives in the gateway's store, not in any process
+    client = _run(second(session_id))
+
+    assert client.text() == "the second answer"
+    session = gateway.client.get(f"/api/sessions/{session_id}").json()
+    assert session["turn_count"] == 2 and session["cwd"] == str(tmp_path)
+    assert session["mcp_servers"]["my_notes"]["args"] == [NOTE_SERVER]
+    last = mock_model.message_requests(include_side=False)[-1].body
+    texts = str(last["messages"])
+    assert texts.index("the first question") < texts.index("the first answer") < texts.index("the second question")
+
+
+def test_a_bash_call_is_approved_by_the_acp_client_then_runs(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.txt"
+    command = f"echo approved > {target}"
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": command}),)), Reply(text="done"))
+    client = RecordingClient()
+
+    async def run() -> tuple[str, Any]:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            reply = await conn.prompt(session_id=session.session_id, prompt=[text_block("write the file")])
+        return session.session_id, reply
+
+    session_id, reply = _run(run())
+
+    assert reply.stop_reason == "end_turn" and client.text() == "done"
+    [asked] = client.permissions
+    assert asked.raw_input["command"] == command and asked.kind == "execute"
+    assert target.read_text() == "approved\n"
+    [started] = [u for u in client.updates if isinstance(u, ToolCallStart)]
+    assert started.tool_call_id == asked.tool_call_id and started.raw_input["command"] == command
+    [finished] = [u for u in client.updates if isinstance(u, ToolCallProgress)]
+    assert finished.tool_call_id == asked.tool_call_id and finished.status == "completed"
+    resolved = [e for e in gateway.events(session_id) if e["type"] == "permission.resolved"]
+    assert [e["data"]["behavior"] for e in resolved] == ["allow"]
+
+
+def test_load_replays_a_session_made_over_http_and_switches_mode_and_model(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    session = gateway.create_session(builtin_tools="none")
+    mock_model.script(Reply(text="general kenobi", thinking="a famous line"))
+    gateway.turn(session["id"], "hello there")
+    client = RecordingClient()
+
+    async def run() -> Any:
+        async with acp_agent(gateway, client) as conn:
+            loaded = await conn.load_session(cwd=str(tmp_path), session_id=session["id"])
+            await conn.set_session_mode(session_id=session["id"], mode_id="plan")
+            await conn.set_config_option(config_id="model", session_id=session["id"], value="haiku")
+        return loaded
+
+    loaded = _run(run())
+
+    assert client.text(UserMessageChunk) == "hello there" and client.text() == "general kenobi"
+    assert loaded.modes.current_mode_id == "default"
+    assert {o.id for o in loaded.config_options} == {"model"}
+    changed = gateway.client.get(f"/api/sessions/{session['id']}").json()
+    assert changed["permission_mode"] == "plan" and "haiku" in changed["model"]
+
+
+def test_without_a_gateway_it_says_how_to_start_one(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["acp", "--url", url]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and f"no CC API gateway answers at {url}" in err and "cc-api start" in err
+
+
+def test_cancel_interrupts_the_running_turn(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    mock_model.script(Reply(text="too late", first_byte_delay=30))
+    client = RecordingClient()
+
+    async def run() -> Any:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            prompt = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[text_block("hi")]))
+            while not mock_model.message_requests(include_side=False):  # noqa: ASYNC110 - the mock records in its thread
+                await asyncio.sleep(0.1)
+            await conn.cancel(session_id=session.session_id)
+            return session.session_id, await prompt
+
+    session_id, reply = _run(run())
+
+    assert reply.stop_reason == "cancelled" and "too late" not in client.text()
+    assert [e["type"] for e in gateway.events(session_id)][-1] == "turn.interrupted"

@@ -1,0 +1,128 @@
+"""What an ACP client sees of native events, and what the model gets of ACP prompt blocks (no gateway needed)."""
+
+from __future__ import annotations
+
+from acp import image_block, resource_block, resource_link_block, text_block
+from acp.schema import (
+    AgentPlanUpdate,
+    AgentThoughtChunk,
+    BlobResourceContents,
+    EnvVariable,
+    HttpHeader,
+    HttpMcpServer,
+    McpServerStdio,
+    SseMcpServer,
+    TextResourceContents,
+    ToolCallProgress,
+    ToolCallStart,
+    UserMessageChunk,
+)
+
+from ccapi.acp.options import native_mcp_servers
+from ccapi.acp.prompt import native_input
+from ccapi.acp.updates import UpdateMapper, merged
+from ccapi.events import Event
+
+
+def updates_for(event: Event, *, replay: bool) -> list:
+    return UpdateMapper(replay=replay)(event)
+
+
+def _event(type_: str, data: dict) -> Event:
+    return Event(seq=1, type=type_, session_id="sess_x", turn_id="turn_x", created_at="2026-01-01T00:00:00Z", data=data)
+
+
+def test_todowrite_becomes_the_plan_not_a_tool_call() -> None:
+    todos = [{"content": "read", "status": "completed"}, {"content": "fix", "status": "in_progress"}]
+    [update] = updates_for(
+        _event("agent_tool.started", {"tool_use_id": "t1", "name": "TodoWrite", "input": {"todos": todos}}),
+        replay=False,
+    )
+    assert isinstance(update, AgentPlanUpdate)
+    assert [(e.content, e.status) for e in update.entries] == [("read", "completed"), ("fix", "in_progress")]
+    mapper = UpdateMapper(replay=False)
+    mapper(_event("agent_tool.started", {"tool_use_id": "t1", "name": "TodoWrite", "input": {"todos": todos}}))
+    assert mapper(_event("agent_tool.completed", {"tool_use_id": "t1", "content": "ok", "is_error": False})) == []
+
+
+def test_an_edit_is_an_edit_tool_call_with_its_diff_and_file() -> None:
+    edit = {"file_path": "/w/a.py", "old_string": "x = 1", "new_string": "x = 2"}
+    [start] = updates_for(
+        _event("agent_tool.started", {"tool_use_id": "t2", "name": "Edit", "input": edit}), replay=False
+    )
+    assert isinstance(start, ToolCallStart) and start.kind == "edit" and start.raw_input == edit
+    assert start.locations[0].path == "/w/a.py"
+    assert (start.content[0].old_text, start.content[0].new_text) == ("x = 1", "x = 2")
+    [done] = updates_for(
+        _event(
+            "agent_tool.completed",
+            {"tool_use_id": "t2", "is_error": True, "content": [{"type": "text", "text": "no such file"}]},
+        ),
+        replay=False,
+    )
+    assert isinstance(done, ToolCallProgress) and done.status == "failed"
+    assert done.content[0].content.text == "no such file"
+
+
+def test_thinking_streams_as_thought_and_the_users_input_only_on_replay() -> None:
+    [thought] = updates_for(_event("thinking.delta", {"index": 0, "thinking": "hmm"}), replay=False)
+    assert isinstance(thought, AgentThoughtChunk) and thought.content.text == "hmm"
+    started = _event(
+        "turn.started",
+        {
+            "input": [
+                {"type": "text", "text": "hi"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "bytes": 9}},
+            ]
+        },
+    )
+    assert updates_for(started, replay=False) == []
+    replayed = updates_for(started, replay=True)
+    assert all(isinstance(u, UserMessageChunk) for u in replayed)
+    assert [u.content.text for u in replayed] == ["hi", "[image: image/png]"]
+
+
+def test_prompt_blocks_become_native_input() -> None:
+    blocks = [
+        text_block("look"),
+        text_block(""),
+        image_block("aGk=", "image/png"),
+        resource_block(TextResourceContents(uri="file:///w/a.py", text="x = 1")),
+        resource_block(BlobResourceContents(uri="file:///w/a.pdf", blob="JVBERg==", mime_type="application/pdf")),
+        resource_link_block("b.py", "file:///w/b.py"),
+    ]
+    assert native_input(blocks) == [
+        {"type": "text", "text": "look"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGk="}},
+        {"type": "text", "text": '<context ref="file:///w/a.py">\nx = 1\n</context>'},
+        {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERg=="},
+            "title": "file:///w/a.pdf",
+        },
+        {"type": "text", "text": "[@b.py](file:///w/b.py)"},
+    ]
+
+
+def test_client_mcp_servers_get_names_the_gateway_takes() -> None:
+    servers = [
+        McpServerStdio(name="my notes", command="/bin/notes", args=["-v"], env=[EnvVariable(name="K", value="v")]),
+        McpServerStdio(name="client", command="/bin/c", args=[], env=[]),
+        HttpMcpServer(type="http", name="web", url="http://127.0.0.1:9/mcp", headers=[HttpHeader(name="A", value="b")]),
+        SseMcpServer(type="sse", name="old", url="http://127.0.0.1:9/sse", headers=[]),
+    ]
+    assert native_mcp_servers(servers) == {
+        "my_notes": {"type": "stdio", "command": "/bin/notes", "args": ["-v"], "env": {"K": "v"}},
+        "client_": {"type": "stdio", "command": "/bin/c", "args": [], "env": {}},
+        "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"A": "b"}},
+    }
+
+
+def test_a_replay_sends_each_reply_as_one_chunk_not_one_per_delta() -> None:
+    events = [_event("message.delta", {"index": 0, "text": word}) for word in ("gen", "eral ", "kenobi")]
+    events.insert(0, _event("thinking.delta", {"index": 0, "thinking": "a famous line"}))
+    updates = merged(u for event in events for u in updates_for(event, replay=True))
+    assert [(type(u).__name__, u.content.text) for u in updates] == [
+        ("AgentThoughtChunk", "a famous line"),
+        ("AgentMessageChunk", "general kenobi"),
+    ]

@@ -1,0 +1,150 @@
+"""``GET /metrics`` on the real stack: the figures dashboards and alerts rely on move as turns,
+compat requests and streams happen, and the page is as private as the sessions it counts."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ccapi.console import render_status
+from ccapi.launcher import GatewayState, GatewayStatus
+from ccapi.observability.headline import headline
+from ccapi.observability.metrics import Metrics, RecentTurns
+from ccapi.paths import StatePaths
+from ccapi.testing import MockModel
+from tests.gateway import Gateway
+from tests.metrics_support import moved, scrape, value
+from tests.test_errors import _assert_error
+
+KEY = "metrics-key-5d1e"
+
+
+@pytest.fixture(scope="module")
+def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path_factory.mktemp("metrics"), mock_model.url, CC_API_KEY=KEY).start()
+    gw.client.headers["Authorization"] = f"Bearer {KEY}"
+    yield gw
+    gw.stop()
+    assert gw.lingering_processes() == []
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_metrics_need_the_key(keyed_gateway: Gateway) -> None:
+    with httpx.Client(base_url=keyed_gateway.base_url) as anonymous:
+        _assert_error(anonymous.get("/metrics"), 401, "unauthorized")
+        _assert_error(anonymous.get("/metrics", headers={"x-api-key": "wrong"}), 401, "unauthorized")
+    samples = scrape(keyed_gateway)
+    assert value(samples, "cc_api_live_sessions_max") == 8
+    assert value(samples, "process_resident_memory_bytes") > 0, "the usual process metrics are there"
+
+
+def test_turns_and_compat_requests_move_the_counters_histograms_and_gauges(
+    keyed_gateway: Gateway, mock_model: MockModel
+) -> None:
+    gw = keyed_gateway
+    before = scrape(gw)
+
+    session = gw.create_session()["id"]
+    replies = [gw.turn(session, text) for text in ("first", "second")]
+    assert [reply["status"] for reply in replies] == ["completed", "completed"]
+    history = [{"role": "user", "content": "compat hello"}]
+    first = gw.client.post("/v1/chat/completions", json={"model": "claude-sonnet-4-5", "messages": history})
+    assert first.status_code == 200, first.text
+    history += [first.json()["choices"][0]["message"], {"role": "user", "content": "compat again"}]
+    second = gw.client.post("/v1/chat/completions", json={"model": "claude-sonnet-4-5", "messages": history})
+    assert second.status_code == 200, second.text
+    compat_session = first.headers["x-cc-session-id"]
+    assert second.headers["x-cc-session-id"] == compat_session
+
+    with gw.client.stream("GET", f"/api/sessions/{session}/events/stream") as stream:
+        chunks = stream.iter_bytes()  # held: a dropped iterator would close the stream
+        assert b"turn.completed" in next(chunks) + next(chunks)  # the replay: the stream is subscribed
+        during = scrape(gw)
+    after = scrape(gw)
+
+    assert moved(before, after, "cc_api_turns_total", kind="input", status="completed") == 4
+    assert moved(before, after, "cc_api_turns_total", kind="input", status="failed") == 0
+    assert moved(before, after, "cc_api_turns_last_hour", status="completed") == 4
+    assert moved(before, after, "cc_api_turn_duration_seconds_count") == 4
+    assert moved(before, after, "cc_api_turn_duration_seconds_bucket", le="+Inf") == 4
+    assert moved(before, after, "cc_api_turn_duration_seconds_bucket", le="30.0") == 4, "mock turns take seconds"
+    assert moved(before, after, "cc_api_turn_duration_seconds_sum") > 0
+    assert moved(before, after, "cc_api_time_to_first_token_seconds_count") == 4
+    assert moved(before, after, "cc_api_sessions_total") == 2
+    assert moved(before, after, "cc_api_engine_starts_total", reason="new") == 2
+    assert moved(before, after, "cc_api_compat_requests_total", format="openai.chat", route="new") == 1
+    assert moved(before, after, "cc_api_compat_requests_total", format="openai.chat", route="warm") == 1
+    assert moved(before, after, "cc_api_compat_flattened_total", format="openai.chat") == 0
+    assert moved(before, after, "cc_api_live_sessions") == 2
+    assert value(during, "cc_api_sse_subscribers") == value(before, "cc_api_sse_subscribers") + 1
+    assert _eventually(lambda: value(scrape(gw), "cc_api_sse_subscribers") == value(before, "cc_api_sse_subscribers"))
+
+    usage = [gw.client.get(f"/api/sessions/{sid}").json()["usage"] for sid in (session, compat_session)]
+    for label, key in (("input", "input_tokens"), ("output", "output_tokens")):
+        spent = sum(u[key] for u in usage)
+        assert spent > 0
+        assert moved(before, after, "cc_api_model_tokens_total", type=label) == spent
+    assert moved(before, after, "cc_api_cost_usd_total") == pytest.approx(sum(u["cost_usd"] for u in usage))
+
+
+def test_turns_of_the_last_hour_age_out_by_the_minute() -> None:
+    now = [0.0]
+    recent = RecentTurns(clock=lambda: now[0])
+    recent.add("completed")
+    now[0] = 30 * 60
+    recent.add("failed")
+    recent.add("completed")
+    assert recent.totals() == {"completed": 2, "failed": 1}
+    now[0] = 61 * 60  # the first turn is more than an hour old
+    assert recent.totals() == {"completed": 1, "failed": 1}
+    now[0] = 91 * 60
+    assert recent.totals() == {}
+
+
+def test_status_shows_the_headline_figures_read_back_from_metrics(tmp_path: Path) -> None:
+    """What `cc-api status` prints from a gateway's /metrics: turns of the last hour, tokens, compat warm share."""
+    metrics = Metrics(process=False)
+    metrics.turn_ended("input", "completed", 1.5, {"input_tokens": 1200, "output_tokens": 80}, 0.25)
+    metrics.turn_ended("input", "failed", 0.2, {}, None)
+    for route in ("warm", "warm", "warm", "seeded"):
+        metrics.compat_routed("openai.chat", route)
+    figures = headline(metrics.render().decode())
+    assert (figures.turns_last_hour, figures.failed_last_hour) == (2, 1)
+    assert figures.tokens["input"] == 1200 and figures.cost_usd == 0.25
+    assert (figures.compat_requests, figures.compat_warm_share) == (4, 0.75)
+
+    state = GatewayState(1, 1, "1", "http://127.0.0.1:8000", "127.0.0.1", 8000, time.time(), "0.1.0")
+    shown = render_status(GatewayStatus(True, state, True, 5.0, 1, 3, figures=figures), StatePaths(tmp_path))
+    assert "turns     2 in the last hour, 1 failed" in shown
+    assert "tokens    1.2k in, 80 out, 0 cache read, $0.25 since start" in shown
+    assert "compat    4 requests, 75% to a warm session" in shown
+
+
+def test_the_docs_and_the_dashboard_name_only_families_the_gateway_serves(keyed_gateway: Gateway) -> None:
+    """docs/operations.md and docs/grafana/cc-api.json stay true to what /metrics serves."""
+    text = keyed_gateway.client.get("/metrics").text
+    served = set()
+    for name in re.findall(r"^# HELP (\w+)", text, flags=re.M):
+        served |= {name, f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    root = Path(__file__).resolve().parent.parent
+    dashboard = json.loads((root / "docs" / "grafana" / "cc-api.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    named = set(re.findall(r"\bcc_api_\w+", " ".join(queries))) | set(
+        re.findall(r"\bcc_api_\w+", (root / "docs" / "operations.md").read_text())
+    )
+    assert len(named) >= 15
+    assert named <= served, f"named but not served: {sorted(named - served)}"

@@ -1,0 +1,175 @@
+"""OpenTelemetry traces (the ``otel`` extra): a turn is a span inside its HTTP request's span,
+continuing the client's W3C ``traceparent``, and Claude Code is started inside that trace.
+
+The gateway runs in this process (Sanic's own server on loopback, the real SDK and CLI on the
+mock model), so an in-memory exporter sees its spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from ccapi.app import create_app
+from ccapi.config import Settings
+from ccapi.observability import tracing as tracing_module
+from ccapi.observability.tracing import from_environment
+from ccapi.testing import MockModel
+from tests.gateway import CHILD_MARK, free_port, pids_with_env
+from tests.gateway import test_environment as offline_environment
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_SPAN = "00f067aa0ba902b7"
+#: Claude Code's own tracing, as a user would turn it on: it then sends the trace on its model requests too.
+#: Its exporter points at a closed loopback port (nothing listens; the test reads the mock instead).
+CLAUDE_CODE_TRACING = {
+    "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+    "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1",
+    "CLAUDE_CODE_PROPAGATE_TRACEPARENT": "1",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    "OTEL_METRICS_EXPORTER": "none",
+    "OTEL_LOGS_EXPORTER": "none",
+}
+
+
+def _child_environments() -> list[dict[str, str]]:
+    """The environments of the Claude Code processes this process (as a gateway) started (their
+    helpers, such as the sandbox's network bridges, inherit the marker and are left out)."""
+    found = []
+    for pid in pids_with_env(CHILD_MARK, os.environ.get(CHILD_MARK, "-")):  # set by offline_environment
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+            program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if Path(program.decode(errors="replace")).name != "claude":
+            continue  # a helper of Claude Code's (its sandbox's socat bridges, say)
+        found.append(dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item))
+    return found
+
+
+def test_without_an_exporter_tracing_is_off_and_nothing_of_it_is_imported(tmp_path: Path) -> None:
+    """No ``OTEL_*`` exporter (or no extra): no request middleware, no span, no SDK import."""
+    script = (
+        "import sys, pathlib\n"
+        "from ccapi.app import create_app\n"
+        "from ccapi.config import Settings\n"
+        f"app = create_app(Settings(home=pathlib.Path({str(tmp_path)!r})))\n"
+        "assert app.ctx.tracing is None\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', 'ccapi.observability.otel'))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_standard_otel_variables_turn_tracing_on_and_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert from_environment({}) is None
+    assert from_environment({"OTEL_TRACES_EXPORTER": "none"}) is None
+    assert from_environment({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}) is None
+    with monkeypatch.context() as without_the_extra:
+        without_the_extra.setattr(tracing_module, "_installed", lambda module: False)
+        assert from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) is None
+    pytest.importorskip("opentelemetry.sdk")
+    tracing = from_environment({"OTEL_TRACES_EXPORTER": "console"})
+    assert tracing is not None
+    tracing.shutdown()
+
+
+async def _serve_and_run_a_turn(
+    settings: Settings, exporter: InMemorySpanExporter
+) -> tuple[str, dict, list[dict[str, str]]]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from ccapi.observability.otel import OtelTracing
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = create_app(settings, name="ccapi_tracing", tracing=OtelTracing(provider))
+    server = await app.create_server(host="127.0.0.1", port=settings.port, return_asyncio_server=True)
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as client:
+            session = (await client.post("/api/sessions", json={})).json()
+            reply = await client.post(
+                f"/api/sessions/{session['id']}/turns",
+                json={"input": "traced"},
+                headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01"},
+            )
+            children = _child_environments()  # the session's Claude Code is live until the gateway stops
+        return session["id"], reply.json(), children
+    finally:
+        await server.before_stop()
+        server.close()
+        await server.wait_closed()
+        await server.after_stop()
+
+
+def test_a_turn_is_nested_spans_under_the_clients_traceparent_and_claude_code_joins_the_trace(
+    mock_model: MockModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = offline_environment(tmp_path, mock_model.url)
+    for name in list(os.environ):
+        if name not in environment:
+            monkeypatch.delenv(name)  # Claude Code inherits this process's environment, as it would the gateway's
+    for name, value in {**environment, **CLAUDE_CODE_TRACING}.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "user").mkdir()
+    settings = Settings.from_env().with_overrides(port=free_port())
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    try:
+        session_id, reply, children = asyncio.run(_serve_and_run_a_turn(settings, exporter))
+    finally:
+        gc.unfreeze()  # the app froze the heap at start-up, as a gateway process does
+    assert reply["status"] == "completed", reply
+
+    spans: dict[str, ReadableSpan] = {}
+    for span in exporter.get_finished_spans():
+        spans.setdefault(span.name, span)
+    request = spans["POST /api/sessions/<session_id:str>/turns"]
+    turn, acquire = spans["cc_api.turn"], spans["cc_api.engine.acquire"]
+    assert {format(s.context.trace_id, "032x") for s in (request, turn, acquire)} == {TRACE_ID}
+    assert format(request.parent.span_id, "016x") == CLIENT_SPAN and request.parent.is_remote
+    assert turn.parent.span_id == request.context.span_id
+    assert acquire.parent.span_id == turn.context.span_id
+    assert request.attributes["http.response.status_code"] == 200
+    assert turn.attributes["session.id"] == session_id
+    assert turn.attributes["cc_api.turn.id"] == reply["turn_id"]
+    assert turn.attributes["cc_api.turn.status"] == "completed"
+    assert turn.attributes["gen_ai.request.model"] == "claude-sonnet-4-5"
+    assert turn.attributes["gen_ai.usage.output_tokens"] == reply["usage"]["output_tokens"] > 0
+    assert turn.start_time >= request.start_time and turn.end_time <= request.end_time
+
+    # Claude Code was started inside the turn's span, so its own spans and its model request join the trace
+    assert [child.get("TRACEPARENT") for child in children] == [f"00-{TRACE_ID}-{turn.context.span_id:016x}-01"]
+    model_calls = mock_model.message_requests(include_side=False)
+    assert model_calls and all(
+        call.headers.get("traceparent", "").startswith(f"00-{TRACE_ID}-") for call in model_calls
+    ), [call.headers.get("traceparent") for call in model_calls]
+    deadline = time.monotonic() + 10
+    while _child_environments() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _child_environments() == [], "a Claude CLI process outlived the in-process gateway"
