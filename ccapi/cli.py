@@ -80,6 +80,9 @@ def _run(args: argparse.Namespace) -> int:
             raise
         log.error("cannot_listen", host=settings.host, port=settings.port, error=exc.strerror)
         return EXIT_FAILED
+    except ConfigError as exc:  # found at start-up (CC_API_SANDBOX=require without a sandbox)
+        log.error("cannot_start", error=str(exc))
+        return EXIT_USAGE
     finally:
         if mock is not None:
             mock.stop()

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ccapi.config import ConfigError
+
 _PROBE_TIMEOUT = 10.0
 
 
@@ -37,7 +39,7 @@ class SandboxPolicy:
     @classmethod
     def detect(cls, mode: str, protected: Sequence[Path], allowed_domains: Sequence[str] = ()) -> SandboxPolicy:
         """Probe the platform's sandbox (unless ``mode`` is ``off``); ``require`` without one raises
-        ``RuntimeError`` so the gateway refuses to start rather than run tools unconfined."""
+        ``ConfigError`` so the gateway refuses to start rather than run tools unconfined."""
         protected = outermost(protected)
         denied = deny_rules(protected)
         if mode == "off":
@@ -45,7 +47,7 @@ class SandboxPolicy:
         mechanism, problem = probe()
         if mechanism is None:
             if mode == "require":
-                raise RuntimeError(f"CC_API_SANDBOX=require, but {problem}")
+                raise ConfigError(f"CC_API_SANDBOX=require, but {problem}")
             return cls(mode, None, problem, None, denied)
         sandbox: dict[str, Any] = {
             "enabled": True,
