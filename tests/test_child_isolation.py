@@ -107,10 +107,20 @@ def test_the_models_bash_finds_no_secret_in_the_gateways_process_or_state(
     sandbox = gw.client.get("/healthz").json()["sandbox"]
     paths = [f"/proc/{gw.process.pid}/environ", str(home / "cc-api.env"), str(home / "sessions.db")]
     command = _reading(paths) + "; echo bash-ran"
-    outputs = _run_bash(gw, mock_model, command, ToolUse("Read", {"file_path": str(home / "cc-api.env")}))
+    plain = f"tr '\\0' '\\n' < /proc/{gw.process.pid}/environ; cat {home}/cc-api.env"  # as the probe ran it
+    outputs = _run_bash(
+        gw,
+        mock_model,
+        command,
+        ToolUse("Read", {"file_path": str(home / "cc-api.env")}),
+        ToolUse("Bash", {"command": plain, "description": "look"}),
+    )
     printed = "\n".join(outputs)
-    assert "bash-ran" in printed and len(outputs) == 2, outputs
+    assert "bash-ran" in printed and len(outputs) == 3, outputs
     assert "denied by your permission settings" in outputs[1], "Read is kept off the gateway's state"
+    assert "has been denied" in outputs[2], "Claude Code refuses a command that names the state or /proc"
+    for secret in (API_KEY, DB_PASSWORD, CLOUD_TOKEN, WEBHOOK_SECRET):
+        assert secret not in printed, secret
     if not sandbox["enabled"]:  # the boundary is stated, not hidden
         assert sandbox["reason"].startswith("no sandbox"), sandbox
         pytest.skip(f"no sandbox on this machine: {sandbox['reason']}")
