@@ -55,8 +55,8 @@ def make_room(service: SessionService, session_id: str) -> None:
 async def send_events(
     request: Request, batches: AsyncGenerator[EventBatch | None, None], stop: Callable[[Event], bool] | None = None
 ) -> None:
-    """Stream ``batches`` of events (``None`` = keep-alive), each in one write, until ``stop``
-    says an event was the last.
+    """Stream ``batches`` of events (``None`` = keep-alive), each in one write (or 64 KiB pieces,
+    when larger), until ``stop`` says an event was the last.
 
     A batch goes out as the frames the log joined once for every subscriber that has the
     same batch (most do): a subscriber costs a write per batch, not work per event.
@@ -84,10 +84,9 @@ async def send_events(
     await response.eof()
 
 
-def _ended(
-    request: Request,
-) -> None:  # the log ended the stream (the gateway is stopping, the session was deleted, or this
-    # client fell too far behind): close
+def _ended(request: Request) -> None:
+    """The log ended the stream (the gateway is stopping, the session was deleted, or this client
+    fell too far behind): close the connection after it."""
     if isinstance(request.stream, Http):  # HTTP/1.1: no keep-alive after an ended stream
         request.stream.keep_alive = False
 
