@@ -103,8 +103,8 @@ async def _start_state(app: Sanic) -> None:
     )
     pool.start()
     app.ctx.limits = board = LimitBoard(auth_mode(app.ctx.credentials.source))
-    metrics.watch(pool, events_log, board)
     app.ctx.service = service = SessionService(settings, store, events_log, pool, board, metrics, app.ctx.tracing)
+    metrics.watch(pool, events_log, board, service.queues)
     await service.start()
     app.ctx.webhooks = None
     if settings.webhook_secret is not None:  # without a secret no session can have subscribed

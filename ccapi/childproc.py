@@ -64,13 +64,23 @@ _CLOUD_PREFIXES = {
 def child_environment(env: Mapping[str, str], extra: Collection[str] = ()) -> dict[str, str]:
     """What of ``env`` a Claude Code child gets: its own credentials and settings, the basics of a
     user session (home, path, locale, temp dir, proxies, CA certificates) and the ``extra`` names
-    (``CC_API_PASS_ENV``); never another ``CC_API_*`` variable or anything else of the gateway's."""
+    (``CC_API_PASS_ENV``); never another ``CC_API_*`` variable or anything else of the gateway's.
+    OTLP exporter headers (often a vendor's API key, and the gateway's own tracing setting) only reach
+    a Claude Code that exports telemetry itself (``CLAUDE_CODE_ENABLE_TELEMETRY``): its tools could read them."""
     prefixes = _KEEP_PREFIXES + tuple(p for flag, cloud in _CLOUD_PREFIXES.items() if env.get(flag) for p in cloud)
+    telemetry = bool(env.get("CLAUDE_CODE_ENABLE_TELEMETRY"))
     return {
         name: value
         for name, value in env.items()
-        if not name.startswith("CC_API_") and (name in _KEEP_NAMES or name in extra or name.startswith(prefixes))
+        if not name.startswith("CC_API_")
+        and (name in _KEEP_NAMES or name in extra or name.startswith(prefixes))
+        and (telemetry or name in extra or not _otlp_headers(name))
     }
+
+
+def _otlp_headers(name: str) -> bool:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` and its per-signal forms (``OTEL_EXPORTER_OTLP_TRACES_HEADERS``, ...)."""
+    return name.startswith("OTEL_EXPORTER_OTLP") and name.endswith("_HEADERS")
 
 
 def launcher_script(cli: str, umask: int, extra: Collection[str]) -> str:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from acp import PROTOCOL_VERSION, spawn_agent_process, text_block
+from acp import PROTOCOL_VERSION, RequestError, spawn_agent_process, text_block
 from acp.client.connection import ClientSideConnection
 from acp.schema import (
     AgentMessageChunk,
@@ -193,3 +194,33 @@ def test_cancel_interrupts_the_running_turn(gateway: Gateway, mock_model: MockMo
 
     assert reply.stop_reason == "cancelled" and "too late" not in client.text()
     assert [e["type"] for e in gateway.events(session_id)][-1] == "turn.interrupted"
+
+
+def test_cancel_leaves_another_clients_turn_alone(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    """A cancel stops the ACP client's own prompt only, never an HTTP client's turn running in the session."""
+    mock_model.script(Reply(text="http reply", first_byte_delay=3))
+    client = RecordingClient()
+
+    async def run() -> tuple[str, str]:
+        async with acp_agent(gateway, client) as conn:
+            session_id = (await conn.new_session(cwd=str(tmp_path))).session_id
+            started = gateway.client.post(f"/api/sessions/{session_id}/turns", json={"input": "hi", "background": True})
+            assert started.status_code == 202, started.text
+            while not mock_model.message_requests(include_side=False):  # noqa: ASYNC110 - the mock records in its thread
+                await asyncio.sleep(0.1)
+            with pytest.raises(RequestError):  # busy: the session runs the HTTP client's turn
+                await conn.prompt(session_id=session_id, prompt=[text_block("me too")])
+            await conn.cancel(session_id=session_id)
+            await asyncio.sleep(0.5)  # a notification: give the agent time to act on it
+            return session_id, started.json()["turn_id"]
+
+    session_id, turn_id = _run(run())
+
+    deadline = time.monotonic() + 60
+    while (turn := gateway.client.get(f"/api/sessions/{session_id}/turns/{turn_id}").json())["status"] in (
+        "running",
+        "queued",
+    ) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert turn["status"] == "completed", turn
+    assert [e["type"] for e in gateway.events(session_id)][-1] == "turn.completed"

@@ -1,5 +1,5 @@
-"""Session affinity: an edited history starts a new, seeded session and leaves the old one
-intact; a pinned session takes only the new input."""
+"""Session affinity: an edited history starts a new session whose transcript is that history,
+and leaves the old one intact; a pinned session takes only the new input."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _history(client: openai.OpenAI, questions: list[str]) -> tuple[str, list[dic
     return sessions.pop(), messages
 
 
-def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
+def test_edited_history_starts_a_session_holding_it_and_leaves_the_old_one_intact(
     client: openai.OpenAI, gateway: Gateway, mock_model: MockModel
 ) -> None:
     before = scrape(gateway)
@@ -51,10 +51,9 @@ def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
     forked, answer = _ask(client, edited)
     assert forked != original and answer == "mock reply: delta"
     seed = main_requests(mock_model)[-1]["messages"]
-    assert len(seed) == 1  # a new Claude session, given the history once, as a transcript
-    seeded_text = "\n".join(user_texts(seed[0]))
-    assert "<conversation_history>" in seeded_text and "ALPHA (edited)" in seeded_text
-    assert "mock reply: gamma" in seeded_text and user_texts(seed[0])[-1] == "delta"
+    assert len(seed) == 7  # a new Claude session whose transcript is the edited history, as messages
+    assert user_texts(seed[0]) == ["ALPHA (edited)"] and seed[5]["content"][0]["text"] == "mock reply: gamma"
+    assert user_texts(seed[-1]) == ["delta"] and "<conversation_history>" not in str(seed)
 
     # the original conversation goes on in its own session, untouched by the edit
     mock_model.clear()
@@ -67,7 +66,7 @@ def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
     mock_model.clear()
     edited += [{"role": "assistant", "content": "mock reply: delta"}, {"role": "user", "content": "zeta"}]
     assert _ask(client, edited)[0] == forked
-    assert len(main_requests(mock_model)[-1]["messages"]) == 3
+    assert len(main_requests(mock_model)[-1]["messages"]) == 9  # the seeded seven, delta's reply, zeta
     log = gateway.events(original)
     assert [e["data"]["input"][0]["text"] for e in log if e["type"] == "turn.started"] == [
         "alpha",
@@ -78,7 +77,7 @@ def test_edited_history_starts_a_seeded_session_and_leaves_the_old_one_intact(
     after = scrape(gateway)
     routes = {r: moved(before, after, "cc_api_compat_requests_total", format="openai.chat", route=r) for r in ROUTES}
     assert routes == {"new": 1, "warm": 4, "fork": 0, "seeded": 1}
-    assert moved(before, after, "cc_api_compat_flattened_total", format="openai.chat") == 1
+    assert moved(before, after, "cc_api_compat_flattened_total", format="openai.chat") == 0  # seeded as messages
 
 
 def test_a_regenerated_reply_does_not_reuse_the_session(client: openai.OpenAI) -> None:
@@ -87,13 +86,19 @@ def test_a_regenerated_reply_does_not_reuse_the_session(client: openai.OpenAI) -
     assert again != original
 
 
-def test_a_changed_tool_set_or_system_prompt_is_another_conversation(client: openai.OpenAI) -> None:
-    original, messages = _history(client, ["one"])
-    follow_up = [*messages, {"role": "user", "content": "two"}]
+def test_a_changed_system_prompt_or_tool_set_is_the_same_conversation_under_the_new_options(
+    client: openai.OpenAI, mock_model: MockModel
+) -> None:
+    original, messages = _history(client, ["one, with options"])
+    verbose = [{"role": "system", "content": "Be verbose."}, *messages[1:], {"role": "user", "content": "two"}]
+    session, answer = _ask(client, verbose)
+    assert session == original
     tool = {"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}}
-    assert _ask(client, follow_up, tools=[tool])[0] != original
-    other_system = [{"role": "system", "content": "Be verbose."}, *follow_up[1:]]
-    assert _ask(client, other_system)[0] != original
+    more = [*verbose, {"role": "assistant", "content": answer}, {"role": "user", "content": "three"}]
+    assert _ask(client, more, tools=[tool])[0] == original
+    sent = main_requests(mock_model)[-2:]  # Claude Code restarted on the same transcript each time
+    assert [len(body["messages"]) for body in sent] == [3, 5]
+    assert "Be verbose." in str(sent[0]["system"]) and [t["name"] for t in sent[1]["tools"]] == ["mcp__client__noop"]
 
 
 def test_a_pinned_session_takes_only_the_new_input(client: openai.OpenAI, mock_model: MockModel) -> None:

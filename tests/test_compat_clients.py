@@ -319,7 +319,7 @@ ROUTES = ("new", "warm", "fork", "seeded")
 STABLE_PROMPT = "\n".join(f"Rule {n}: follow house style number {n} closely." for n in range(30))
 
 
-def test_a_changed_date_line_is_a_note_and_a_side_request_does_not_reseed_the_main_line(
+def test_a_changed_date_line_reaches_the_model_and_a_side_request_does_not_reseed_the_main_line(
     http: httpx.Client, mock_model: MockModel
 ) -> None:
     def system(day: str) -> dict[str, str]:  # Hermes: a date line that simply changes, no marker
@@ -330,10 +330,9 @@ def test_a_changed_date_line_is_a_note_and_a_side_request_does_not_reseed_the_ma
     history += [{"role": "assistant", "content": choice["message"]["content"]}, {"role": "user", "content": "and?"}]
     same, choice = _chat(http, [system("Tuesday"), *history])
     assert same == main
-    sent = main_requests(mock_model)[-1]
-    assert len(sent["messages"]) == 3 and "Conversation started: Monday" in str(sent["system"])
-    note = " ".join(user_texts(sent["messages"][-1]))
-    assert "Conversation started: Tuesday" in note and "Rule 1:" not in note
+    sent = main_requests(mock_model)[-1]  # the same transcript, under the prompt the client sent now
+    assert len(sent["messages"]) == 3 and "Conversation started: Tuesday" in str(sent["system"])
+    assert user_texts(sent["messages"][-1]) == ["and?"]
     history.append({"role": "assistant", "content": choice["message"]["content"]})
 
     side, _ = _chat(

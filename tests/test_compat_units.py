@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import AffinityIndex, Head, conversation_key
+from ccapi.compat.affinity import AffinityIndex, Head, conversation_key, same_options
 from ccapi.compat.anthropic_messages import parse as parse_messages
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
-from ccapi.compat.matching import droppable, mismatch, native_answers, same_call, system_change
+from ccapi.compat.matching import droppable, mismatch, native_answers, same_call
 from ccapi.compat.openai_chat import parse as parse_chat
 from ccapi.compat.reply import MESSAGE_SEPARATOR, Reply, ReplyBuilder, TextDelta
-from ccapi.compat.seed import seed_input
+from ccapi.compat.seed import Seed, seed
+from ccapi.engine.history import transcript_entries
 from ccapi.events import Event
 from ccapi.sessions import ForkPoint
 from ccapi.sessions.toolcalls import ToolResult
@@ -163,11 +164,8 @@ def test_the_index_matches_only_current_heads_and_says_why_it_missed() -> None:
     retried = index.lookup(replace(conversation, messages=_says("a", "b", "c")))  # the last request, again
     assert retried.head is None and retried.passed == ("s1",)
     head = index.lookup(replace(conversation, messages=_says("a", "b", "c", "d", "e"))).head
-    index.claim(head)
-    assert index.head_of("s1") is None
-    index.restore(head)
-    assert index.head_of("s1") == head
-    assert "no session" in index.lookup(replace(conversation, system="other")).miss
+    assert index.head_of("s1") == head  # matching a head leaves it findable (a concurrent request queues)
+    assert "no session" in AffinityIndex().lookup(conversation).miss
     index.advance(_head("s2", conversation, _says("x")))
     index.advance(_head("s3", conversation, _says("y")))  # over capacity: the least recent head goes
     assert index.head_of("s1") is None and index.head_of("s3") is not None
@@ -209,25 +207,27 @@ def test_an_exchange_answered_only_by_an_acknowledgement_may_be_left_out() -> No
     assert edited.head is None and (edited.fork.keep, edited.fork.point) == (2, marks[1])
 
     said_more = _says("a", "A", "poll", "HEARTBEAT_OK, and the disk is nearly full", "b", "B")
-    index.advance(_head("s2", replace(conversation, system="other"), said_more, marks[:6]))
-    missed = index.lookup(replace(conversation, system="other", messages=_says("a", "A", "b", "B", "c")))
+    index = AffinityIndex()
+    index.advance(_head("s2", conversation, said_more, marks[:6]))
+    missed = index.lookup(replace(conversation, messages=_says("a", "A", "b", "B", "c")))
     assert missed.head is None and missed.fork.keep == 2  # a reply that said something is branched around
     called = Message("assistant", text="NO_REPLY", tool_calls=(ToolCall("toolu_1", "f", {}),))
     assert not droppable(stored[2], called) and droppable(stored[2], stored[3])
 
 
-def test_a_system_prompt_with_a_few_changed_lines_is_the_same_conversation_told_the_new_lines() -> None:
-    stable = "\n".join(f"Rule {n}: be careful about thing number {n}." for n in range(40))
-    monday, tuesday = f"{stable}\nConversation started: Monday", f"{stable}\nConversation started: Tuesday"
-    assert system_change(monday, monday) == ()
-    assert system_change(monday, tuesday) == ("Conversation started: Tuesday",)
-    assert system_change("You are helpful.", "You are a pirate.") is None
-    assert system_change(monday, "Another agent entirely.\n" * 3) is None
-    conversation = _chat([{"role": "system", "content": monday}, {"role": "user", "content": "x"}])
+def test_the_history_finds_the_session_whatever_the_options_and_its_own_options_go_first() -> None:
+    """A changed system prompt, tool set or model does not make another conversation."""
+    conversation = _chat([{"role": "system", "content": "Now: Monday 10:00"}, {"role": "user", "content": "x"}])
     index = AffinityIndex()
     index.advance(_head("s1", conversation, _says("a", "A")))
-    found = index.lookup(replace(conversation, system=tuesday, messages=_says("a", "A", "b")))
-    assert found.head.session_id == "s1" and found.system_note == ("Conversation started: Tuesday",)
+    tuesday = replace(conversation, system="Now: Tuesday 09:00", messages=_says("a", "A", "b"))
+    found = index.lookup(tuesday)
+    assert found.head.session_id == "s1" and not same_options(found.head, tuesday)
+    other_tools = replace(tuesday, tools=({"name": "read", "input_schema": {"type": "object"}},))
+    assert index.lookup(other_tools).head.session_id == "s1"
+    index.advance(replace(_head("s2", tuesday, _says("a", "A")), tools=tuesday.tools_key, model=tuesday.model))
+    found = index.lookup(tuesday)
+    assert found.head.session_id == "s2" and same_options(found.head, tuesday)
 
 
 def test_trimmed_tool_results_and_replaced_images_match_what_they_stand_for() -> None:
@@ -274,28 +274,51 @@ def test_reply_builder_sends_unstreamed_text_whole_and_separates_messages() -> N
     assert reply.text == "Let me look.\n\nFound it." and reply.message().tool_calls == (deltas[3],)
 
 
-def test_seed_input_carries_history_as_a_transcript_and_the_new_input_as_blocks() -> None:
+def test_a_seed_writes_the_history_as_messages_with_paired_tool_blocks() -> None:
     hello = Message("user", content=({"type": "text", "text": "hello"},))
-    assert seed_input((hello,)) == [{"type": "text", "text": "hello"}]
+    assert seed((hello,)) == Seed(None, ({"type": "text", "text": "hello"},), ())
     history = (
         hello,
-        Message("assistant", text="hi", tool_calls=(ToolCall("t1", "f", {"a": 1}),)),
-        Message("tool", answers=(ToolResult("t1", "42"),)),
+        Message("assistant", text="hi", tool_calls=(ToolCall("call.1", "f", {"a": 1}),)),
+        Message("tool", answers=(ToolResult("call.1", "42"), ToolResult("gone", "x"))),
         Message("assistant", text="It is 42."),
         Message("user", content=({"type": "text", "text": "thanks"},)),
     )
-    transcript, latest = seed_input(history)
-    assert latest == {"type": "text", "text": "thanks"}
-    for part in (
-        "<conversation_history>",
-        "<user>\nhello",
-        '[called tool f with {"a":1} (call id t1)]',
-        '<tool_result call_id="t1">\n42',
-        "It is 42.",
-    ):
-        assert part in transcript["text"]
-    ends_in_results = seed_input(history[:3])
-    assert len(ends_in_results) == 1 and "Continue from the tool results" in ends_in_results[0]["text"]
+    planted = seed(history)
+    assert planted.input == ({"type": "text", "text": "thanks"},)
+    assert planted.history is not None
+    assert planted.history.messages == (
+        {"role": "user", "content": [{"type": "text", "text": "hello"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "hi"},
+                {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "42"},
+                {"type": "text", "text": "[result of tool call gone]\nx"},  # its call is not in the history
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "It is 42."}]},
+    )
+    assert planted.flattened == ("gone",)
+    assert [p is not None for p in planted.points] == [False, False, False, True]  # a reply ending a turn
+    assert planted.points[3] == planted.history.uuids[3]
+    ends_in_results = seed(history[:3])
+    assert ends_in_results.input == () and len(ends_in_results.history.messages) == 3
+    unanswered = seed(
+        (hello, history[1], Message("user", content=({"type": "text", "text": "never mind"},)), history[3], history[4])
+    )
+    assert unanswered.history.messages[2]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "call_1",
+        "content": "(no result for this call is in the conversation)",
+        "is_error": True,
+    }
 
 
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -331,3 +354,42 @@ def test_an_assistant_reply_matches_what_the_client_keeps_of_it() -> None:
     assert mismatch(stored, Message("assistant", text="Hello! How may I help?")) == "the assistant text differs"
     assert mismatch(stored, Message("assistant", text="How can I help? Hello!")) == "the assistant text differs"
     assert mismatch(Message("assistant", text="Hi"), Message("assistant", text="Hi there")) is not None
+
+
+def _user(*texts: str) -> Message:
+    return Message("user", content=tuple({"type": "text", "text": text} for text in texts))
+
+
+def test_a_user_message_replayed_as_the_same_words_in_other_blocks_matches() -> None:
+    """OpenClaw re-sends a message with its timestamp envelope moved into a block of its own."""
+    stored = _user("[Thu 2026-12-03 10:00 UTC] what is on today?")
+    assert mismatch(stored, _user("what is on today?", "[Thu 2026-12-03 10:00 UTC]")) is None
+    assert mismatch(stored, _user("[Thu 2026-12-03 10:00 UTC]", "what is on today?")) is None
+    with_context = _user("[Thu 2026-12-03 10:00 UTC] what is on today?", "<<<CONTEXT>>> request 3 <<<END>>>")
+    assert mismatch(with_context, _user("what is on today?", "[Thu 2026-12-03 10:00 UTC]")) is None
+    for other in (
+        _user("what is on tomorrow?", "[Thu 2026-12-03 10:00 UTC]"),  # another word
+        _user("what is on today?"),  # a part of a block left out
+        _user("what is on today? today?", "[Thu 2026-12-03 10:00 UTC]"),  # a word more
+    ):
+        assert mismatch(stored, other) == "the user message differs"
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
+    assert mismatch(Message("user", content=(image, *stored.content)), _user("what is on today?")) is not None
+
+
+def test_seeded_transcript_entries_chain_after_their_parent_and_name_client_tools_as_the_model_knows_them() -> None:
+    """Claude Code resumes from the newest entry along ``parentUuid``: a seeded history must
+    follow a fork's last entry in time and in the chain."""
+    parent = {"uuid": "p-1", "timestamp": "2099-01-01T00:00:00.000Z"}
+    messages = (
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "read.file", "input": {}}]},
+    )
+    entries = transcript_entries("sdk-1", messages, ("u-1", "u-2"), "claude-sonnet-4-5", "/w", parent)
+    assert [(e["type"], e["uuid"], e["parentUuid"]) for e in entries] == [
+        ("user", "u-1", "p-1"),
+        ("assistant", "u-2", "u-1"),
+    ]
+    assert entries[0]["timestamp"] > parent["timestamp"] and entries[1]["timestamp"] > entries[0]["timestamp"]
+    assert entries[1]["message"]["content"][0]["name"] == "mcp__client__read_file"
+    assert entries[1]["message"]["stop_reason"] == "tool_use" and entries[0]["sessionId"] == "sdk-1"

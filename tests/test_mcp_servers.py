@@ -15,7 +15,7 @@ import pytest
 from ccapi.store import SqlStore
 from ccapi.store.sql import sqlite_database
 from ccapi.testing import MockModel, Reply, ToolUse
-from tests.gateway import Gateway
+from tests.gateway import Gateway, free_port, gateway_processes, pids_with_env
 from tests.test_store_backends import _session
 
 NOTE_SERVER = str(Path(__file__).with_name("mcp_note_server.py"))
@@ -44,6 +44,60 @@ def test_a_stdio_mcp_server_tool_runs_when_the_model_calls_it(
     results = [b for m in second.body["messages"] for b in m["content"] if isinstance(b, dict)]
     assert any(b.get("type") == "tool_result" and "noted: buy milk" in str(b.get("content")) for b in results)
     assert "secret-value" not in gateway.client.get(f"/api/sessions/{session['id']}").text
+
+
+def _cmdlines() -> dict[int, list[str]]:
+    """Every live process's command line, as any local user may read it."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            found[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (ValueError, OSError):
+            continue
+    return found
+
+
+def test_mcp_server_secrets_stay_off_every_command_line(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Env values and headers (tokens) reach Claude Code in a private file, removed once read, not in
+    ``ps``; the servers still run, next to the session's client tools (Claude Code merges both configs)."""
+    marker = "MCP-SECRET-MARKER-5c1e"
+    notes = tmp_path / "notes.txt"
+    servers = {
+        "notes": {**_notes(tmp_path), "env": {"NOTE_FILE": str(notes), "NOTE_TOKEN": marker}},
+        "remote": {"type": "http", "url": f"http://127.0.0.1:{free_port()}/mcp", "headers": {"Authorization": marker}},
+    }
+    tool = {"name": "lookup", "description": "Look it up", "input_schema": {"type": "object", "properties": {}}}
+    session = gateway.create_session(builtin_tools=["Read"], mcp_servers=servers, tools=[tool])
+    mock_model.script(Reply(tool_uses=(ToolUse("note", {"text": "call Bob"}),)), Reply(text="noted it"))
+
+    reply = gateway.turn(session["id"], "note: call Bob")  # Claude Code runs (and stays, pooled) from here
+
+    children = [pid for pid in gateway_processes(gateway.env["CC_API_HOME"], gateway.pids) if pid not in gateway.pids]
+    assert children, "no Claude Code process to look at"
+    cmdlines = _cmdlines()
+    assert [pid for pid, argv in cmdlines.items() if any(marker in arg for arg in argv)] == []
+    assert pids_with_env("NOTE_TOKEN", marker), "the stdio server did not get its environment"
+    claude = next(argv for pid in children if "--mcp-config" in (argv := cmdlines.get(pid, [])))
+    files = [arg for arg in claude if "ccapi-mcp-config-" in arg]
+    assert files and not any(Path(file).exists() for file in files), claude
+    assert gateway.allow(session["id"], reply)["status"] == "completed"
+    assert notes.read_text() == "call Bob\n"
+    offered = {t["name"] for t in mock_model.message_requests(include_side=False)[-2].body["tools"]}
+    assert {"mcp__notes__note", "mcp__client__lookup"} <= offered, offered
+
+
+def test_a_fork_keeps_the_sessions_mcp_servers(gateway: Gateway) -> None:
+    servers = {"remote": {"type": "http", "url": f"http://127.0.0.1:{free_port()}/mcp", "headers": {"X-Key": "k"}}}
+    session = gateway.create_session(builtin_tools="none", mcp_servers=servers)
+    assert gateway.turn(session["id"], "hello")["status"] == "completed"
+
+    forked = gateway.client.post(f"/api/sessions/{session['id']}/fork", json={})
+
+    assert forked.status_code == 201, forked.text
+    shown = gateway.client.get(f"/api/sessions/{forked.json()['id']}").json()["mcp_servers"]
+    assert shown == {"remote": {"type": "http", "url": servers["remote"]["url"], "headers": ["X-Key"]}}
 
 
 @pytest.mark.parametrize(

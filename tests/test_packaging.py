@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,10 @@ from ccapi import __version__
 from tests.gateway import Gateway
 
 REPO = Path(__file__).resolve().parent.parent
-#: Run in the installed venv: import every public module, then one turn through the documented client.
+#: Run in the installed venv: import every public module, one turn through the documented client, then the README's
+#: Python example as printed (its output goes to stderr, so stdout stays this probe's JSON).
 CLIENT_PROBE = """
-import importlib, json, pkgutil, sys
+import contextlib, importlib, json, pkgutil, sys
 import ccapi
 from ccapi.client import Client
 
@@ -30,6 +32,8 @@ for name in modules:
 with Client(sys.argv[1]) as cc:
     session = cc.create_session()
     turn = cc.send(session.id, "hello from a plain install")
+with contextlib.redirect_stdout(sys.stderr):
+    exec(sys.argv[2].replace("http://127.0.0.1:8000", sys.argv[1]), {})
 print(json.dumps({"file": ccapi.__file__, "modules": modules, "status": turn.status, "text": turn.text}))
 """
 
@@ -115,14 +119,22 @@ def test_a_plain_install_runs_the_documented_commands(dist: Path, tmp_path: Path
     assert version.returncode == 0, version.stderr
     assert orjson.loads(version.stdout)["version"] == __version__
 
+    # As root with IS_SANDBOX=yes, as some shells and containers set it: Claude Code takes only "1", so the default
+    # turn must not ask it for bypassPermissions.
     gw = Gateway(
-        tmp_path / "home", None, command=[str(venv / "bin" / "cc-api"), "run", "--mock-model"], PYTHONPATH=None
+        tmp_path / "home",
+        None,
+        command=[str(venv / "bin" / "cc-api"), "run", "--mock-model"],
+        PYTHONPATH=None,
+        IS_SANDBOX="yes",
     ).start()
+    readme = (REPO / "README.md").read_text()
+    [example] = re.findall(r"## Python client.*?```python\n(.*?)```", readme, flags=re.S)
     try:
         page = httpx.get(f"{gw.base_url}/", headers={"accept": "text/html"})
         assert "<title>CC API</title>" in page.text  # the console ships in the wheel
         probe = subprocess.run(
-            [str(venv / "bin" / "python"), "-c", CLIENT_PROBE, gw.base_url],
+            [str(venv / "bin" / "python"), "-c", CLIENT_PROBE, gw.base_url, example],
             cwd=tmp_path,
             env=gw.env,
             capture_output=True,
@@ -138,3 +150,6 @@ def test_a_plain_install_runs_the_documented_commands(dist: Path, tmp_path: Path
     source = sorted(m.name for m in pkgutil.walk_packages([str(REPO / "ccapi")], "ccapi.") if "._" not in m.name)
     assert shown["modules"] == source and "ccapi.client" in source
     assert (shown["status"], shown["text"]) == ("completed", "mock reply: hello from a plain install")
+    printed = probe.stderr.splitlines()  # the README example's own lines
+    assert printed[0] == "completed mock reply: Weather in Vancouver?", probe.stderr[-2000:]
+    assert printed[-1].endswith(" turn.completed"), probe.stderr[-2000:]

@@ -6,15 +6,21 @@ test needs without any timing: what queues behind it starts once it has ended.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 
-from ccapi.sessions.queue import MAX_QUEUED
+from ccapi.compat.errors import failure
+from ccapi.events import EventType
+from ccapi.sessions.queue import MAX_QUEUED, START_FAILED, QueuedTurn, TurnQueues
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import user_texts
 from tests.gateway import Gateway, sse_events
@@ -140,6 +146,9 @@ def test_full_queue_is_409_and_queued_turns_can_be_withdrawn(gateway: Gateway, m
     full = _queue(gateway, session_id, "one too many", background=True)
     assert full.status_code == 409 and "queue is full" in full.json()["error"]["message"]
     assert full.json()["error"]["details"]["limit"] == MAX_QUEUED
+    assert f"cc_api_waiting_turns {float(MAX_QUEUED)}" in gateway.client.get("/metrics").text
+    compact = gateway.client.post(f"/api/sessions/{session_id}/compact", json={})
+    assert compact.status_code == 409 and "queued" in compact.json()["error"]["message"]  # it does not jump them
 
     withdrawn = gateway.client.post(f"/api/sessions/{session_id}/interrupt", json={"turn_id": queued[0]})
     assert withdrawn.status_code == 200, withdrawn.text
@@ -180,13 +189,24 @@ def test_shutdown_withdraws_queued_turns_and_answers_their_waiting_clients(
 
 def test_a_crash_leaves_no_queued_turn_looking_like_it_will_run(gateway: Gateway, mock_model: MockModel) -> None:
     """After a crash the turn that ran and the turn queued behind it both end as
-    turn.failed (gateway_restarted), and the session takes new turns."""
+    turn.failed (gateway_restarted), and the session takes new turns. So does a turn queued
+    behind one whose end was recorded just before the crash, before the queued one started."""
+    between, ended = _paused_session(gateway, mock_model)
+    stranded = _queue(gateway, between, "stranded between turns", background=True).json()["turn_id"]
+    mock_model.clear_script()  # its reply to the tool result will never be asked for
     session_id, paused = _paused_session(gateway, mock_model)
     queued = _queue(gateway, session_id, "behind", background=True).json()["turn_id"]
     assert gateway.process is not None
     gateway.process.send_signal(signal.SIGKILL)
     gateway.stop()
+    with sqlite3.connect(gateway.home / "cc-api" / "sessions.db") as db:  # as if the crash came after its end
+        db.execute("UPDATE turns SET status = 'completed' WHERE id = ?", (ended["turn_id"],))
+        db.execute("UPDATE sessions SET status = 'idle' WHERE id = ?", (between,))
     gateway.start()
+    marks = {e["turn_id"]: e["data"] for e in gateway.events(between) if e["type"] == "turn.failed"}
+    assert list(marks) == [stranded] and marks[stranded]["queued"] is True
+    assert marks[stranded]["error"]["type"] == "gateway_restarted"
+    assert gateway.turn(between, "the session goes on")["status"] == "completed"
     events = gateway.events(session_id)
     failed = {e["turn_id"]: e["data"] for e in events if e["type"] == "turn.failed"}
     assert failed[paused["turn_id"]]["error"]["type"] == "gateway_restarted"
@@ -251,3 +271,94 @@ def test_two_chat_completions_on_one_conversation_at_once_both_answer(gateway: G
     assert after.headers["x-cc-session-id"] == session_id
     sent = mock_model.message_requests(include_side=False)[-1].body["messages"]
     assert "<conversation_history>" not in str(sent) and len(sent) == 7  # warm: three exchanges, then "next"
+
+
+class _Log:
+    """The event log as the queue sees it; ``broken`` makes every write fail."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str | None, str]] = []
+        self.broken = False
+
+    async def emit(self, session_id: str, turn_id: str | None, type_: EventType, data: dict) -> SimpleNamespace:
+        if self.broken:
+            raise OSError("disk full")
+        self.events.append((turn_id, type_.value))
+        return SimpleNamespace(seq=len(self.events))
+
+    async def flush(self) -> None:
+        pass
+
+
+def _text(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text}]
+
+
+def test_a_turn_waiting_for_its_slot_stays_visible_withdrawable_and_starts_in_its_own_context() -> None:
+    """While the next queued turn waits for a live slot, GET and POST /interrupt still find it and
+    withdrawing it lets the one behind start; each starts in the context it was queued in (its
+    request's trace), not the draining task's (the previous turn's request)."""
+    request = contextvars.ContextVar[str]("request")
+
+    async def scenario() -> None:
+        log = _Log()
+        queues = TurnQueues(log)  # type: ignore[arg-type]
+        request.set("first request")
+        first = await queues.enqueue("sess_q", _text("first"), "turn_running")
+        request.set("second request")
+        second = await queues.enqueue("sess_q", _text("second"), "turn_running")
+        request.set("the previous turn's request")
+        slot = asyncio.Event()
+        seen: list[str] = []
+
+        async def start(turn: QueuedTurn) -> Any:
+            await turn.withdrawable(slot.wait())
+            seen.append(request.get())
+            return f"run of {turn.turn_id}"
+
+        drain = asyncio.create_task(queues.drain("sess_q", start))
+        await asyncio.sleep(0.01)
+        assert queues.find("sess_q", first.turn_id) is first and queues.waiting_count == 1
+        withdrawn = await queues.withdraw(first, "not needed any more")
+        assert withdrawn is not None and withdrawn.status == "interrupted"
+        assert queues.find("sess_q", first.turn_id) is None
+        slot.set()
+        assert await drain is True
+        assert await second.started() == f"run of {second.turn_id}" and seen == ["second request"]
+        assert log.events[-1] == (first.turn_id, "turn.interrupted")
+        assert await queues.withdraw(second, "too late") is None  # it runs: interrupt it as a running turn
+
+    asyncio.run(scenario())
+
+
+def test_when_turns_cannot_start_and_the_log_fails_too_every_waiter_still_hears() -> None:
+    """A start that fails with an internal error tells its waiter fixed words (not the internal
+    text); a log write that fails then is no reason to hang the turns behind it; and a drain cut
+    short fails those it did not get to."""
+
+    async def scenario() -> None:
+        log = _Log()
+        queues = TurnQueues(log)  # type: ignore[arg-type]
+        turns = [await queues.enqueue("sess_f", _text(f"t{n}"), "turn_running") for n in range(3)]
+
+        async def start(turn: QueuedTurn) -> Any:
+            if turn is turns[0]:
+                raise RuntimeError("internal detail /srv/secret")
+            log.broken = True
+            raise asyncio.CancelledError  # the drain itself is stopped
+
+        try:
+            await queues.drain("sess_f", start)
+        except asyncio.CancelledError:
+            pass
+        outcomes = [await asyncio.wait_for(turn.started(), 1) for turn in turns]
+        assert [o.status for o in outcomes] == ["failed", "failed", "failed"]
+        assert outcomes[0].error == {"type": "unavailable", "message": START_FAILED}
+        assert queues.find("sess_f", turns[2].turn_id) is None and queues.waiting_count == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_compat_turn_that_lost_its_session_to_another_host_is_a_409_to_retry() -> None:
+    conflict = failure({"type": "conflict", "message": "gateway host 'b' is running a turn in this session"})
+    assert conflict.status == 409 and conflict.headers["Retry-After"]

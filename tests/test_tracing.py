@@ -23,7 +23,7 @@ from ccapi.app import create_app
 from ccapi.config import Settings
 from ccapi.observability import tracing as tracing_module
 from ccapi.observability.tracing import from_environment
-from ccapi.testing import MockModel
+from ccapi.testing import MockModel, Reply
 from tests.gateway import CHILD_MARK, free_port, pids_with_env
 from tests.gateway import test_environment as offline_environment
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
+#: The traces of a slow turn and of a turn queued behind it: each turn belongs to its own request's.
+SLOW_TRACE, QUEUED_TRACE = "5bf92f3577b34da6a3ce929d0e0e4736", "6bf92f3577b34da6a3ce929d0e0e4736"
 #: Claude Code's own tracing, as a user would turn it on: it then sends the trace on its model requests too.
 #: Its exporter points at a closed loopback port (nothing listens; the test reads the mock instead).
 CLAUDE_CODE_TRACING = {
@@ -92,8 +94,8 @@ def test_the_standard_otel_variables_turn_tracing_on_and_off(monkeypatch: pytest
 
 
 async def _serve_and_run_a_turn(
-    settings: Settings, exporter: InMemorySpanExporter
-) -> tuple[str, dict, list[dict[str, str]]]:
+    settings: Settings, exporter: InMemorySpanExporter, mock_model: MockModel
+) -> tuple[str, dict, list[dict[str, str]], str, int]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
@@ -116,7 +118,25 @@ async def _serve_and_run_a_turn(
                 headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01"},
             )
             children = _child_environments()  # the session's Claude Code is live until the gateway stops
-        return session["id"], reply.json(), children
+            first_calls = len(mock_model.message_requests(include_side=False))
+            turns = f"/api/sessions/{session['id']}/turns"
+            mock_model.script(Reply(text="slow", first_byte_delay=1.0))
+            await client.post(
+                turns,
+                json={"input": "slow", "background": True},
+                headers={"traceparent": f"00-{SLOW_TRACE}-{CLIENT_SPAN}-01"},
+            )
+            queued = await client.post(
+                turns,
+                json={"input": "queued", "queue": True, "background": True},
+                headers={"traceparent": f"00-{QUEUED_TRACE}-{CLIENT_SPAN}-01"},
+            )
+            queued_id = queued.json()["turn_id"]
+            for _ in range(300):
+                if (await client.get(f"{turns}/{queued_id}")).json()["status"] not in ("queued", "running"):
+                    break
+                await asyncio.sleep(0.1)
+        return session["id"], reply.json(), children, queued_id, first_calls
     finally:
         await server.before_stop()
         server.close()
@@ -141,7 +161,9 @@ def test_a_turn_is_nested_spans_under_the_clients_traceparent_and_claude_code_jo
 
     exporter = InMemorySpanExporter()
     try:
-        session_id, reply, children = asyncio.run(_serve_and_run_a_turn(settings, exporter))
+        session_id, reply, children, queued_id, first_calls = asyncio.run(
+            _serve_and_run_a_turn(settings, exporter, mock_model)
+        )
     finally:
         gc.unfreeze()  # the app froze the heap at start-up, as a gateway process does
     assert reply["status"] == "completed", reply
@@ -165,7 +187,17 @@ def test_a_turn_is_nested_spans_under_the_clients_traceparent_and_claude_code_jo
 
     # Claude Code was started inside the turn's span, so its own spans and its model request join the trace
     assert [child.get("TRACEPARENT") for child in children] == [f"00-{TRACE_ID}-{turn.context.span_id:016x}-01"]
-    model_calls = mock_model.message_requests(include_side=False)
+    model_calls = mock_model.message_requests(include_side=False)[:first_calls]
+
+    # a turn queued behind another is in its own request's trace, not the one of the turn it waited behind
+    queued = next(s for s in exporter.get_finished_spans() if s.attributes.get("cc_api.turn.id") == queued_id)
+    queuing = next(
+        s
+        for s in exporter.get_finished_spans()
+        if s.name == request.name and s.context.trace_id == queued.context.trace_id
+    )
+    assert format(queued.context.trace_id, "032x") == QUEUED_TRACE and queued.parent.span_id == queuing.context.span_id
+    assert queued.attributes["cc_api.turn.status"] == "completed"
     assert model_calls and all(
         call.headers.get("traceparent", "").startswith(f"00-{TRACE_ID}-") for call in model_calls
     ), [call.headers.get("traceparent") for call in model_calls]

@@ -87,6 +87,23 @@ def test_claude_code_gets_its_own_variables_and_no_gateway_secret() -> None:
     assert bedrock["AWS_SECRET_ACCESS_KEY"] == "s" and "CC_API_KEY" not in bedrock
 
 
+def test_otlp_exporter_headers_reach_claude_code_only_when_it_exports_telemetry() -> None:
+    """The gateway's own tracing key (``OTEL_EXPORTER_OTLP_HEADERS``) must not be readable by a session's Bash calls."""
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=secret",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "api-key=secret",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "api-key=secret",
+    }
+    assert child_environment(env) == {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    assert child_environment(env, ["OTEL_EXPORTER_OTLP_HEADERS"]) == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=secret",
+    }
+    telemetry = {**env, "CLAUDE_CODE_ENABLE_TELEMETRY": "1"}
+    assert child_environment(telemetry) == telemetry
+
+
 def test_public_host_is_allowed_with_a_key() -> None:
     assert Settings.from_env({"CC_API_HOST": "0.0.0.0", "CC_API_KEY": "k"}).host == "0.0.0.0"
 
@@ -115,6 +132,28 @@ def test_models_setting_adds_models() -> None:
     assert ModelCatalog.from_setting("claude-a, claude-b").resolve("claude-b") == "claude-b"
     with pytest.raises(ConfigError):
         ModelCatalog.from_setting("[{oops")
+
+
+def test_an_unknown_model_is_a_400_natively_and_a_404_on_the_compat_routes() -> None:
+    """One lookup serves both; each keeps the status and message its clients know."""
+    from ccapi.compat.exchange import model_of
+    from ccapi.errors import ApiError
+    from ccapi.sessions.params import known_model
+
+    catalog = ModelCatalog.from_setting(None)
+    assert known_model(catalog, "sonnet") == model_of(catalog, None, "sonnet") == "claude-sonnet-4-5"
+    errors: list[ApiError] = []
+    for lookup in (lambda: known_model(catalog, "gpt-4o"), lambda: model_of(catalog, "gpt-4o", "sonnet")):
+        with pytest.raises(ApiError) as caught:
+            lookup()
+        errors.append(caught.value)
+    native, compat = errors
+    assert (native.status, native.message) == (400, "unknown model 'gpt-4o'; GET /api/models lists the known ones")
+    assert (compat.status, compat.message) == (404, "unknown model 'gpt-4o'; GET /v1/models lists the known ones")
+    assert native.details == compat.details == {"model": "gpt-4o"}
+    with pytest.raises(ApiError, match="model must be a string") as caught:
+        model_of(catalog, 7, "sonnet")
+    assert caught.value.status == 400
 
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()

@@ -3,7 +3,8 @@
 The ACP session id *is* the CC API session id, and the agent keeps nothing that matters: a prompt is a background
 turn whose events it follows on the session's event stream, so the conversation outlives this process, the editor
 and a gateway restart, and ``session/load`` is a replay of the durable log. Approvals go both ways through
-``session/request_permission`` and ``POST /permissions``; ``session/cancel`` is ``POST /interrupt``.
+``session/request_permission`` and ``POST /permissions``; ``session/cancel`` is ``POST /interrupt`` of the
+prompt's own turn.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class GatewayAgent:
         self.gateway = gateway
         self.default_mode = default_mode if default_mode in MODES else "default"
         self._client: Client | None = None
+        self._turns: dict[str, str | None] = {}
+        """The turn each session's prompt runs here (``None`` while it is being sent): what ``cancel`` stops."""
+        self._cancelled: set[str] = set()
+        """Sessions cancelled while their prompt's turn was being sent: it is interrupted once its id is known."""
 
     def on_connect(self, conn: Client) -> None:
         self._client = conn
@@ -142,13 +147,32 @@ class GatewayAgent:
         content = native_input(prompt)
         if not content:
             raise RequestError.invalid_params({"prompt": "nothing to send: the prompt has no content"})
-        turn = await _call(self.gateway.send(session_id, content, background=True))
-        after = int(turn.raw.get("first_event_seq", 1)) - 1
-        return PromptResponse(stop_reason=await self._follow(session_id, turn.turn_id, after))
+        self._turns[session_id] = None
+        try:
+            turn = await _call(self.gateway.send(session_id, content, background=True))
+            self._turns[session_id] = turn.turn_id
+            if session_id in self._cancelled:
+                await self._interrupt(session_id, turn.turn_id)
+            after = int(turn.raw.get("first_event_seq", 1)) - 1
+            return PromptResponse(stop_reason=await self._follow(session_id, turn.turn_id, after))
+        finally:
+            self._turns.pop(session_id, None)
+            self._cancelled.discard(session_id)
 
     async def cancel(self, session_id: str, **_: Any) -> None:
-        with contextlib.suppress(CCAPIError):  # nothing running is already what the client wants
-            await self.gateway.interrupt(session_id)
+        """Stop this client's own prompt only: another client's turn in the session (or a cancel that
+        arrives after the prompt ended) is left alone."""
+        if session_id not in self._turns:
+            return
+        turn_id = self._turns[session_id]
+        if turn_id is None:
+            self._cancelled.add(session_id)
+        else:
+            await self._interrupt(session_id, turn_id)
+
+    async def _interrupt(self, session_id: str, turn_id: str) -> None:
+        with contextlib.suppress(CCAPIError):  # the turn has already ended: what the client wants
+            await self.gateway.interrupt(session_id, turn_id=turn_id)
 
     async def _follow(self, session_id: str, turn_id: str, after: int) -> Any:
         """Stream the turn's events to the client, asking it about each permission request, until the turn ends."""

@@ -20,9 +20,10 @@ from ccapi.api.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from ccapi.catalog import ModelInfo
 from ccapi.compat import anthropic_messages, openai_chat, openai_responses
 from ccapi.compat.errors import anthropic_error, failure, openai_error, rate_limit_headers
+from ccapi.compat.exchange import CompatRequest, Exchange
 from ccapi.compat.parsing import affinity_key
 from ccapi.compat.reply import Reply, ReplyStream
-from ccapi.compat.router import CompatRequest, CompatRouter, Exchange
+from ccapi.compat.router import CompatRouter
 from ccapi.errors import ApiError, InvalidRequest, NotFound
 from ccapi.limits import RateLimited
 from ccapi.toolpolicy import parse_builtin_tools_text
@@ -183,10 +184,7 @@ async def _settled(request: Request, exchange: Exchange) -> Reply:
 
 def _abandon(request: Request, exchange: Exchange) -> None:
     """A client gone while its turn still waits in the queue leaves no turn to run later."""
-    queues = request.app.ctx.service.queues
-    queued = queues.find(exchange.session_id, seq=exchange.first_seq)
-    if queued is not None:
-        queues.abandon(queued)
+    request.app.ctx.service.abandon_queued(exchange.session_id, exchange.first_seq)
 
 
 def _headers(request: Request, exchange: Exchange) -> dict[str, str]:

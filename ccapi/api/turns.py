@@ -21,9 +21,9 @@ from ccapi.api.sse import follow_stream, send_events
 from ccapi.errors import InvalidRequest
 from ccapi.events import Event, EventBatch
 from ccapi.sessions import SessionService, TurnRun
+from ccapi.sessions.idempotency import Idempotency
 from ccapi.sessions.params import CompactRequest, DecisionsRequest, InterruptRequest, ToolResultsRequest, TurnRequest
 from ccapi.sessions.queue import QueuedTurn
-from ccapi.sessions.service import Idempotency
 from ccapi.store import TurnRecord
 
 bp = Blueprint("turns", url_prefix="/api/sessions")
@@ -137,12 +137,12 @@ async def _reply_queued(
             batches = _of_turn(follow_stream(service, session_id, seq - 1), turn_id)
             await send_events(request, batches, stop=lambda e: _settles(e, turn_id))
         finally:
-            service.queues.abandon(queued)  # a no-op once it started; before that, the client is gone
+            service.abandon_queued(session_id, seq)  # a no-op once it started; before that, the client is gone
         return None
     try:
         outcome = await queued.started()
     except asyncio.CancelledError:
-        service.queues.abandon(queued)
+        service.abandon_queued(session_id, seq)
         raise
     if isinstance(outcome, TurnRecord):
         return json(turn_view(outcome))

@@ -16,8 +16,10 @@ mark they share: a new session holds the conversation up to there, and only what
 is sent. The old session keeps its own line. Marks stay valid while the session exists,
 so every turn end of a head is a point to branch at, not only the newest.
 
-A system prompt that differs from the head's in a few lines only (a date, a runtime line)
-is the same conversation; the router tells Claude the new lines with the next turn.
+The history is the conversation: the system prompt, the tool set and the model are options
+of each request, not part of what identifies it. Any head may hold a request's history; the
+router applies the request's options (see ``router``). Of heads that hold it equally, those
+with the request's own options go first.
 
 The router keeps every head in the store too (``head_json``), so a restarted gateway, or
 another host on the same database, continues a conversation warm.
@@ -26,14 +28,14 @@ another host on the same database, continues a conversation warm.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
 from ccapi.compat.conversation import Conversation, Message, ToolCall
-from ccapi.compat.matching import droppable, mismatch, system_change
+from ccapi.compat.matching import droppable, mismatch
 from ccapi.sessions import ForkPoint
 from ccapi.sessions.toolcalls import ToolResult
 
@@ -50,6 +52,9 @@ class Head:
     marks: tuple[ForkPoint | None, ...]
     affinity: str | None = None
     """The client's own key for the conversation, when it sent one."""
+    model: str = ""
+    tools: str = ""
+    """The fingerprint of the client tools the session runs with (``Conversation.tools_key``)."""
 
     @property
     def consumed(self) -> int:
@@ -109,6 +114,8 @@ def head_json(head: Head) -> dict[str, Any]:
         "key": head.key,
         "system": head.system,
         "affinity": head.affinity,
+        "model": head.model,
+        "tools": head.tools,
         "messages": [asdict(message) for message in head.messages],
         "marks": [asdict(mark) if mark else None for mark in head.marks],
     }
@@ -132,6 +139,8 @@ def head_from_json(data: dict[str, Any]) -> Head:
         messages,
         tuple(ForkPoint(**mark) if mark else None for mark in data["marks"]),
         data["affinity"],
+        data.get("model", ""),
+        data.get("tools", ""),
     )
 
 
@@ -155,60 +164,65 @@ class Fork:
 class Lookup:
     """What the index knows about a request: the head it continues (if any), else the head
     to branch and why it continues none, and the sessions it has left behind — their whole
-    history but the last reply is in the request, yet the request does not go on from them.
-    ``system_note``: the system prompt lines that changed since the head's; ``match``: how
-    the request lines up with the head (what is new starts at ``match.replayed``)."""
+    history but the last reply is in the request, yet the request does not go on from them
+    (or the request shares their opening, has their options — it is the same line, not a
+    side request — and goes another way: a client's compaction dropped what follows).
+    ``match``: how the request lines up with the head (what is new starts at ``match.replayed``)."""
 
     head: Head | None
     miss: str | None = None
     passed: tuple[str, ...] = field(default_factory=tuple)
     fork: Fork | None = None
-    system_note: tuple[str, ...] = ()
     match: Match | None = None
 
 
 def conversation_key(conversation: Conversation) -> str:
-    """What must be equal for two requests to be one conversation: the model and the tools."""
-    return hashlib.sha256(
-        orjson.dumps({"model": conversation.model, "tools": list(conversation.tools)}, option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
+    """Which heads the store hands back together when one host looks for another's: those of
+    the model. (It does not decide the conversation: the history does.)"""
+    return hashlib.sha256(orjson.dumps({"model": conversation.model})).hexdigest()
+
+
+def same_options(head: Head, conversation: Conversation) -> bool:
+    return (head.model, head.tools, head.system) == (conversation.model, conversation.tools_key, conversation.system)
+
+
+#: How many opening messages a request with a head's options must share with it to be the
+#: same line going another way (a user message and its reply).
+_SHARED_OPENING = 2
 
 
 class AffinityIndex:
     def __init__(self, capacity: int = MAX_HEADS) -> None:
         self._capacity = capacity
         self._heads: OrderedDict[str, Head] = OrderedDict()
-        self._by_key: defaultdict[str, set[str]] = defaultdict(set)
 
     def lookup(self, conversation: Conversation, affinity: str | None = None) -> Lookup:
         """The head whose history is the longest proper prefix of the conversation (at
-        least one new message left); failing that, the head to branch that keeps most.
-        With a client key, only heads of that key (or of none) qualify, those of the key first."""
+        least one new message left), those with the request's options first; failing that,
+        the head to branch that keeps most. With a client key, only heads of that key (or
+        of none) qualify, those of the key first."""
         messages = conversation.messages
-        candidates: list[tuple[Head, tuple[str, ...]]] = []
-        for sid in self._by_key.get(conversation_key(conversation), ()):
-            head = self._heads[sid]
-            if affinity is not None and head.affinity not in (None, affinity):
-                continue
-            note = system_change(head.system, conversation.system)
-            if note is not None:
-                candidates.append((head, note))
+        candidates = [h for h in self._heads.values() if affinity is None or h.affinity in (None, affinity)]
         if not candidates:
-            return Lookup(None, "no session holds a conversation with this model, system prompt and tools")
-        best: tuple[Head, tuple[str, ...], Match] | None = None
+            return Lookup(None, "no session holds this conversation")
+        best: tuple[Head, Match] | None = None
         fork: Fork | None = None
         nearest, why = -1, ""
         reached: list[Head] = []
-        for head, note in candidates:
+        for head in candidates:
             match = head.shared(messages)
-            if match.stored >= head.consumed - 1:
+            if match.stored >= head.consumed - 1 or (
+                match.replayed >= _SHARED_OPENING and same_options(head, conversation)
+            ):
                 reached.append(head)
             if match.whole(head, messages):
-                if best is None or (head.affinity == affinity, head.consumed) > (
+                rank = (head.affinity == affinity, head.consumed, same_options(head, conversation))
+                if best is None or rank > (
                     best[0].affinity == affinity,
                     best[0].consumed,
+                    same_options(best[0], conversation),
                 ):
-                    best = (head, note, match)
+                    best = (head, match)
                 continue
             keep = match.fork_at(messages)
             if keep and (fork is None or keep > fork.keep):
@@ -218,35 +232,17 @@ class AffinityIndex:
                 why = match.why or "the request repeats the session's history without a new message"
         passed = tuple(h.session_id for h in reached if best is None or h is not best[0])
         if best is not None:
-            return Lookup(best[0], passed=passed, system_note=best[1], match=best[2])
-        return Lookup(
-            None, f"{len(candidates)} session(s) share the header; the nearest diverges at {why}", passed, fork
-        )
+            return Lookup(best[0], passed=passed, match=best[1])
+        return Lookup(None, f"{len(candidates)} session(s) considered; the nearest diverges at {why}", passed, fork)
 
     def head_of(self, session_id: str) -> Head | None:
         return self._heads.get(session_id)
 
-    def claim(self, head: Head) -> None:
-        """Take a head out while its session is being fed, so a concurrent request with
-        the same history cannot feed the same session twice."""
-        self.forget(head.session_id)
-
     def advance(self, head: Head) -> None:
         self.forget(head.session_id)
         self._heads[head.session_id] = head
-        self._by_key[head.key].add(head.session_id)
         while len(self._heads) > self._capacity:
             self.forget(next(iter(self._heads)))
 
-    def restore(self, head: Head) -> None:
-        """Put back a claimed head whose request failed before feeding anything."""
-        if head.session_id not in self._heads:
-            self.advance(head)
-
     def forget(self, session_id: str) -> None:
-        head = self._heads.pop(session_id, None)
-        if head is not None:
-            sessions = self._by_key[head.key]
-            sessions.discard(session_id)
-            if not sessions:
-                del self._by_key[head.key]
+        self._heads.pop(session_id, None)

@@ -10,6 +10,8 @@ same-role messages); ``matching`` decides when a replayed message is a stored on
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -50,6 +52,12 @@ class Conversation:
     system: str | None
     tools: tuple[dict[str, Any], ...]
     messages: tuple[Message, ...]
+
+    @functools.cached_property
+    def tools_key(self) -> str:
+        """The fingerprint of the client tools, computed once: the affinity index compares it
+        with every session's."""
+        return hashlib.sha256(orjson.dumps(list(self.tools), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def header(self) -> bytes:
         return orjson.dumps(

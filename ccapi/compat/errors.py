@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccapi.errors import ApiError, Unavailable
+from ccapi.errors import ApiError, Conflict, Unavailable
 from ccapi.limits import RateLimited, epoch
+from ccapi.sessions.lease import RETRY_AFTER_SECONDS
 
 _OPENAI_TYPES = {
     "invalid_request": "invalid_request_error",
@@ -91,8 +92,11 @@ def failure(error: dict[str, Any] | None) -> ApiError:
         return TurnLimit(message, {"reason": "max_turns"})
     if error.get("type") == "rate_limited":
         return RateLimited.from_error(error)
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if error.get("type") in ("cancelled", "unavailable"):  # a queued turn withdrawn, or with no slot to start in
-        return Unavailable(message)
+        return Unavailable(message, headers=retry)
+    if error.get("type") == "conflict":  # a queued turn whose session another host drives now
+        return Conflict(message, headers=retry)
     return TurnFailed(message, {"reason": error.get("type")})
 
 

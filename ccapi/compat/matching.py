@@ -8,12 +8,13 @@ a stored message matches when the replayed one is a *reduction* of it — the sa
 user blocks and tool-result blocks a non-empty subsequence of the stored ones, assistant
 text whose words are a subsequence of the stored text's (clients strip their own markup from
 replies they keep), and the same tool calls under ids that contain the ids
-the gateway issued. Clients also shorten what they keep: a tool result replayed shorter
+the gateway issued. A user message may also come back as the same words in other text
+blocks (OpenClaw moves a message's timestamp envelope into a block of its own). Clients
+also shorten what they keep: a tool result replayed shorter
 (a cleared-result placeholder, a persisted-output stub, a head/tail cut) or an image
 replaced by a short bracketed mention still stands for the stored one, since a call id's
-result never changes. A system prompt that differs in a few lines (a date, a runtime line)
-is the same prompt: ``system_change`` returns the new lines instead of a mismatch. Each
-check returns why it failed, so a miss can be logged.
+result never changes. Each check returns why it failed, so a miss can be logged. (The
+system prompt is no part of it: it is an option of each request, see ``affinity``.)
 
 Clients also drop whole exchanges that said nothing: OpenClaw prunes a heartbeat poll whose
 reply was only an acknowledgement token (``HEARTBEAT_OK``, ``NO_REPLY``) from every later
@@ -23,9 +24,9 @@ one of ``SILENT_REPLIES``, with no tool calls — so the history may skip it.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -43,38 +44,10 @@ _SHARED_END = 64
 _WHITESPACE = re.compile(r"\s+")
 #: Shorter ids than this are only equal to themselves: a short id inside a rewritten one proves nothing.
 _MIN_ID = 8
-#: A system prompt is the same one with a dynamic part changed when at most this many lines
-#: differ and the lines both share hold at least ``_SYSTEM_KEPT`` of each prompt's text.
-_SYSTEM_LINES = 8
-_SYSTEM_KEPT = 0.8
 #: Replies that carry nothing: tokens clients declare as "no reply" (OpenClaw's heartbeat
 #: acknowledgement and silent-reply tokens). An exchange answered by one alone may be dropped.
 SILENT_REPLIES = frozenset({"HEARTBEAT_OK", "NO_REPLY"})
 _TOKEN_WRAPPING = re.compile(r"<[^>]*>|[\s*`~.,;:!?\"'()\[\]-]+")
-
-
-def system_change(stored: str | None, replayed: str | None) -> tuple[str, ...] | None:
-    """The lines of ``replayed`` that are new, when it is ``stored`` with a small dynamic
-    part changed (a date, a runtime line: clients mark it differently, or not at all);
-    ``()`` when equal, ``None`` when it is another system prompt."""
-    if stored == replayed:
-        return ()
-    if stored is None or replayed is None:
-        return None
-    old, new = stored.splitlines(), replayed.splitlines()
-    changed: list[str] = []
-    removed = kept = 0
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
-        if tag == "equal":
-            kept += sum(len(line) + 1 for line in old[i1:i2])
-        else:
-            changed.extend(line for line in new[j1:j2] if line.strip())
-            removed += i2 - i1
-    if len(changed) + removed > 2 * _SYSTEM_LINES or len(changed) > _SYSTEM_LINES:
-        return None
-    if kept < _SYSTEM_KEPT * max(len(stored), len(replayed)):
-        return None
-    return tuple(changed) or ("(some lines were removed)",)
 
 
 def droppable(request: Message, reply: Message) -> bool:
@@ -101,7 +74,8 @@ def mismatch(stored: Message, replayed: Message) -> str | None:
     if stored.role != replayed.role:
         return f"a {replayed.role} message where the session has a {stored.role} message"
     if stored.role == "user":
-        return None if _kept(stored.content, replayed.content) else "the user message differs"
+        same = _kept(stored.content, replayed.content) or _same_words(stored.content, replayed.content)
+        return None if same else "the user message differs"
     if stored.role == "assistant":
         return _assistant(stored, replayed)
     if len(stored.answers) != len(replayed.answers):
@@ -176,6 +150,33 @@ def _kept(stored: tuple[dict[str, Any], ...], replayed: tuple[dict[str, Any], ..
     short bracketed text naming an image or document stands for one that was replaced)."""
     remaining = iter(stored)
     return bool(replayed) and all(any(_same_block(old, new) for old in remaining) for new in replayed)
+
+
+def _same_words(stored: tuple[dict[str, Any], ...], replayed: tuple[dict[str, Any], ...]) -> bool:
+    """``replayed`` says what ``stored`` says, or what it keeps of it, in other text blocks:
+    its words are those of the stored text blocks less some whole blocks it does not keep
+    (a context block), split into other blocks or in another order (OpenClaw re-sends a
+    message with its timestamp envelope as a block of its own, moved); its other blocks are
+    the stored ones in the same order."""
+    if _others(replayed) != _others(stored):
+        return False
+    said = Counter(_words(replayed))
+    left = Counter(_words(stored)) - said
+    if not said or sum(said.values()) + left.total() != len(_words(stored)):
+        return False  # a word the stored message does not have
+    for block in stored:
+        words = Counter(_words((block,)))
+        if words and words <= left:
+            left -= words
+    return not left
+
+
+def _words(blocks: tuple[dict[str, Any], ...]) -> list[str]:
+    return [word for block in blocks if block.get("type") == "text" for word in block.get("text", "").split()]
+
+
+def _others(blocks: tuple[dict[str, Any], ...]) -> list[bytes]:
+    return [_key(block) for block in blocks if block.get("type") != "text"]
 
 
 def _same_block(stored: dict[str, Any], replayed: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import openai_error
+from ccapi.compat.exchange import CompatRequest, model_of
 from ccapi.compat.openai_shared import (
     arguments,
     dump,
@@ -27,7 +28,6 @@ from ccapi.compat.openai_shared import (
 )
 from ccapi.compat.parsing import body_object, expect, flag, pinned_session
 from ccapi.compat.reply import Reply, TextDelta
-from ccapi.compat.router import CompatRequest, model_of
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.toolcalls import ToolResult

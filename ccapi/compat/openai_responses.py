@@ -23,6 +23,7 @@ from typing import Any
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import PreviousResponseNotFound, openai_error
+from ccapi.compat.exchange import CompatRequest, ResponseRef, model_of
 from ccapi.compat.openai_shared import (
     arguments,
     dump,
@@ -34,7 +35,6 @@ from ccapi.compat.openai_shared import (
 )
 from ccapi.compat.parsing import body_object, expect, flag, pinned_session
 from ccapi.compat.reply import Reply, TextDelta
-from ccapi.compat.router import CompatRequest, ResponseRef, model_of
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.ids import new_id
 from ccapi.sessions.inputs import parse_input

@@ -2,54 +2,79 @@
 
 A request is routed, in order of precedence, to:
 
-1. the session of ``previous_response_id`` (Responses): its input items are all new;
+1. the session of ``previous_response_id`` (Responses): its input items are all new (an
+   earlier response than its session's latest is continued in a branch at its turn's end);
 2. a pinned session (``x-cc-session-id`` or ``metadata.cc_session_id``): the messages
    after its head, or — when the index does not know the history — the messages after
    the last assistant message;
    (a client's own conversation key — ``prompt_cache_key``, a ``session_id`` /
    ``x-session-affinity`` header, ``metadata.user_id`` — narrows steps 3 and 4 to the
    sessions that served that key or none)
-3. the session whose head is the longest prefix of the conversation (see ``affinity``);
-   a system prompt changed in a few lines only is told to Claude with the next turn;
+3. the session whose head is the longest prefix of the conversation (see ``affinity``),
+   whatever the request's options: the history is the conversation; the system prompt,
+   model and tools are options of each request. A new turn runs with the request's
+   options (a changed prompt or model restarts Claude Code on the same transcript, so the
+   model sees the prompt the client sent now; a changed tool set likewise). A request
+   with another system prompt *and* other tools over the session's history is a side
+   request (a memory flush, a heartbeat poll): it goes to a branch at the session's last
+   turn end, with its own options, and the session keeps its line;
 4. a new session branched from the session that shares most of the history, at the last
-   turn end both share: only the messages after that point are sent;
+   turn end both share: the messages after that point are written into its transcript
+   and only the newest input is sent;
 5. a fresh session, created with the request's model, system prompt and tools, whose
-   first turn is seeded with the history (see ``seed``).
+   Claude Code transcript is the history, written as messages (see ``seed``): its first
+   turn is only the newest input. Nothing is flattened into text but a tool result whose
+   call the history lacks (logged as ``compat.flattened``).
 
-What is new must be one user message (a new turn) or the answers to every tool call the
-session waits for (the paused turn continues; the answers may name the calls by ids the
-client rewrote). Anything else — an assistant message the session never wrote, results for
+What is new must be one user message (a new turn, queued behind the session's running turn
+if there is one, though not behind a turn paused on client tool calls) or the answers to
+every tool call the session waits for (the paused turn continues; the answers may name the
+calls by ids the client rewrote). Anything else — an assistant message the session never wrote, results for
 calls it is not waiting for — means the client's history is not the session's: an unpinned
 request then starts a fresh session (the log says why at info level), an explicit one is
 a 409. A session paused on tool calls that the request shows the client has gone past (or
 retried from before) will never get its answers: it is interrupted at once, freeing its
-live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``. Everything runs through
-``SessionService``, so the native event log records it all.
+live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``; so is one whose opening a
+request with its options shares but which the request goes on without (a client's
+compaction dropped its pending calls); an idle session left so stops its Claude Code (it
+resumes if the client comes back). One-off requests do not hold the pool either: a side
+request's branch, and a fresh session for a single message without tools (a summary, a
+title), stop their Claude Code once they have answered (``options.is_one_off``); a later turn
+resumes them. Everything runs through ``SessionService``, so the native event log records
+it all.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import MAX_HEADS, AffinityIndex, Fork, Head, conversation_key, head_from_json, head_json
-from ccapi.compat.conversation import Conversation, Message
+from ccapi.compat.affinity import (
+    MAX_HEADS,
+    AffinityIndex,
+    Fork,
+    Head,
+    conversation_key,
+    head_from_json,
+    head_json,
+    same_options,
+)
+from ccapi.compat.conversation import Message
 from ccapi.compat.errors import PreviousResponseNotFound
+from ccapi.compat.exchange import CompatRequest, Exchange, ResponseRef
 from ccapi.compat.matching import native_answers
-from ccapi.compat.reply import Delta, Reply, ReplyBuilder
-from ccapi.compat.seed import flattens, seed_input
+from ccapi.compat.options import Basis, is_one_off, is_side, session_params
+from ccapi.compat.reply import Reply, ReplyBuilder
+from ccapi.compat.seed import seed
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
 from ccapi.sessions.queue import QueuedTurn
-from ccapi.toolpolicy import BuiltinTools
 
 log = structlog.get_logger(__name__)
 
@@ -69,85 +94,17 @@ _RESPONSE_STARTS = [
 
 
 @dataclass(frozen=True)
-class ResponseRef:
-    """Where a previous response began: its session and its first seq (its turn's
-    ``turn.started`` or ``turn.queued``, or the first ``tool_result`` it continued with)."""
-
-    session_id: str
-    seq: int
-    id: str = ""
-
-
-@dataclass(frozen=True)
-class CompatRequest:
-    conversation: Conversation
-    format: str
-    pinned_session: str | None = None
-    previous: ResponseRef | None = None
-    builtin_tools: BuiltinTools | None = None
-    """For a fresh session: Claude Code's built-in tools (default ``CC_API_COMPAT_BUILTIN_TOOLS``)."""
-    affinity_key: str | None = None
-
-
-@dataclass(frozen=True)
 class _Target:
     session_id: str
     suffix: tuple[Message, ...]
     explicit: bool
-    claimed: Head | None = None
-    system_note: tuple[str, ...] = ()
+    head: Head | None = None
+    """The head the request matched (``None``: a pinned session the index does not know)."""
     marks: tuple[ForkPoint | None, ...] = ()
     """The marks of the request's messages before ``suffix`` (see ``affinity``)."""
-
-
-@dataclass(frozen=True)
-class _Basis:
-    """What the fed session knew before this request: the system prompt Claude has been
-    told, and the marks of the request's leading messages (see ``affinity``)."""
-
-    system: str | None
-    marks: tuple[ForkPoint | None, ...] = ()
-    queued: tuple[Message, ...] | None = None
-    """The new messages, when their turn queued behind another: the session's history is then
-    its head when the turn ran, not the request's."""
-
-
-@dataclass
-class Exchange:
-    """One compat request being answered: its deltas as they come, and the settled reply.
-
-    Collected by a task of its own, so a client that disconnects mid-stream does not stop
-    the session from recording the reply as its new head."""
-
-    session_id: str
-    model: str
-    first_seq: int
-    _queue: asyncio.Queue[Delta | None] = field(default_factory=asyncio.Queue)
-    _reply: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-    async def deltas(self) -> AsyncIterator[Delta | None]:
-        """Text deltas and tool calls, ``None`` for a keep-alive, ending with the ``Reply``."""
-        while True:
-            delta = await self._queue.get()
-            yield delta
-            if isinstance(delta, Reply):
-                return
-            if self._reply.done() and self._queue.empty():
-                await self._reply  # raises why the reply will never come
-                return
-
-    async def reply(self) -> Reply:
-        return await asyncio.shield(self._reply)
-
-    def push(self, delta: Delta | None) -> None:
-        if isinstance(delta, Reply):
-            self._reply.set_result(delta)
-        self._queue.put_nowait(delta)
-
-    def fail(self, error: ApiError) -> None:
-        """The reply will never come: ``reply`` raises ``error``, and ``deltas`` ends with it."""
-        self._reply.set_exception(error)
-        self._queue.put_nowait(None)
+    options: bool = False
+    """The request's options (system prompt, model, tools) differ from the session's: a new
+    turn runs with the request's (Claude Code restarts on the same transcript)."""
 
 
 class CompatRouter:
@@ -168,14 +125,12 @@ class CompatRouter:
             await self._load(None)
         target, passed, fork = await self._target(request)
         await self._release(passed)
-        try:
-            session_id, from_seq, basis = await self._feed(request, target, fork)
-        except BaseException:
-            if target is not None and target.claimed is not None:
-                self._index.restore(target.claimed)
-            raise
+        one_off = is_one_off(conversation, target is None, fork)
+        session_id, from_seq, basis = await self._feed(request, target, fork)
         exchange = Exchange(session_id, conversation.model, from_seq)
-        task = asyncio.create_task(self._collect(request, exchange, from_seq, basis), name=f"compat-{session_id}")
+        task = asyncio.create_task(
+            self._collect(request, exchange, from_seq, basis, one_off), name=f"compat-{session_id}"
+        )
         self._collectors.add(task)
         task.add_done_callback(self._collectors.discard)
         return exchange
@@ -191,8 +146,9 @@ class CompatRouter:
             head = self._index.head_of(request.pinned_session)
             match = head.shared(messages) if head is not None else None
             if head is not None and match is not None and match.whole(head, messages):
-                suffix = messages[match.replayed :]
-                return _Target(head.session_id, suffix, explicit=True, claimed=head, marks=match.marks), (), None
+                suffix, options = messages[match.replayed :], not same_options(head, request.conversation)
+                target = _Target(head.session_id, suffix, True, head=head, marks=match.marks, options=options)
+                return target, (), None
             return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
         lookup = self._index.lookup(request.conversation, request.affinity_key)
         stale = lookup.match is None or len(messages) > lookup.match.replayed + 1  # moved on elsewhere?
@@ -207,20 +163,22 @@ class CompatRouter:
                 fork_from=lookup.fork.source.session_id if lookup.fork else None,
             )
             return None, lookup.passed, lookup.fork
+        head, match = lookup.head, lookup.match
+        if is_side(head, request.conversation):
+            keep = match.fork_at(messages)
+            if keep:  # a branch answers it, the session keeps its line
+                return None, lookup.passed, Fork(head, keep, match.marks[:keep])
         # the head stays findable while its session is fed: a concurrent request on the same
         # conversation (a heartbeat during a user turn) queues behind the running turn
-        return (
-            _Target(
-                lookup.head.session_id,
-                messages[lookup.match.replayed :],
-                explicit=False,
-                claimed=lookup.head,
-                system_note=lookup.system_note,
-                marks=lookup.match.marks,
-            ),
-            lookup.passed,
-            None,
+        target = _Target(
+            head.session_id,
+            messages[match.replayed :],
+            explicit=False,
+            head=head,
+            marks=match.marks,
+            options=not same_options(head, request.conversation),
         )
+        return target, lookup.passed, None
 
     async def _continuing(self, ref: ResponseRef) -> str:
         """The session that continues a response: its own while it is that session's latest
@@ -278,11 +236,16 @@ class CompatRouter:
         await self._service.store.delete_compat_head(session_id)
 
     async def _release(self, session_ids: tuple[str, ...]) -> None:
-        """Interrupt sessions paused on tool calls whose answers will never come: the client
-        has gone on without them. Their live slots come free before this request needs one."""
+        """Let go of sessions the client has gone on without: interrupt those paused on tool
+        calls whose answers will never come, and stop the Claude Code of idle ones (a line a
+        client's compaction or regeneration left; if it does come back, it resumes). Their
+        live slots come free before this request needs one."""
         for session_id in session_ids:
             run = self._service.running(session_id)
-            if run is None or not run.desk.waiting():
+            if run is None:
+                await self._service.park(session_id)
+                continue
+            if not run.desk.waiting():
                 continue
             await self._forget(session_id)
             log.info("compat_paused_session_released", session_id=session_id)
@@ -293,32 +256,37 @@ class CompatRouter:
             except (Conflict, NotFound):
                 pass  # it ended meanwhile
 
-    async def _feed(self, request: CompatRequest, target: _Target | None, fork: Fork | None) -> tuple[str, int, _Basis]:
+    async def _feed(self, request: CompatRequest, target: _Target | None, fork: Fork | None) -> tuple[str, int, Basis]:
         """Start the turn (or continue the paused one); returns the session, the first seq
         and what the session knew before."""
         conversation = request.conversation
         if target is not None:
-            fed = await self._feed_session(target)
+            fed = await self._feed_session(request, target)
             if fed is not None:
                 self._service.metrics.compat_routed(request.format, "warm")
-                claimed = target.claimed
-                told = not target.system_note or target.suffix[0].role == "user"
-                system = conversation.system if told or claimed is None else claimed.system
                 first_seq, queued = fed
-                return target.session_id, first_seq, _Basis(system, target.marks, target.suffix if queued else None)
+                new_turn, head = target.suffix[0].role == "user", target.head
+                if new_turn or head is None:
+                    return (
+                        target.session_id,
+                        first_seq,
+                        Basis.of(conversation, target.marks, target.suffix if queued else None),
+                    )
+                return target.session_id, first_seq, Basis.kept(head, target.marks)  # a paused turn goes on
             await self._release((target.session_id,))
         if fork is not None:
             try:
-                session_id, first_seq = await self._fresh(request, fork)
+                session_id, first_seq, marks = await self._fresh(request, fork)
                 self._service.metrics.compat_routed(request.format, "fork")
-                return session_id, first_seq, _Basis(conversation.system, fork.marks)
+                return session_id, first_seq, Basis.of(conversation, fork.marks + marks)
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
-        session_id, first_seq = await self._fresh(request)
-        self._service.metrics.compat_routed(request.format, "seeded" if flattens(conversation.messages) else "new")
-        return session_id, first_seq, _Basis(conversation.system)
+        session_id, first_seq, marks = await self._fresh(request)
+        seeded = len(conversation.messages) > 1 or conversation.messages[-1].role != "user"
+        self._service.metrics.compat_routed(request.format, "seeded" if seeded else "new")
+        return session_id, first_seq, Basis.of(conversation, marks)
 
-    async def _feed_session(self, target: _Target) -> tuple[int, bool] | None:
+    async def _feed_session(self, request: CompatRequest, target: _Target) -> tuple[int, bool] | None:
         """The first seq of what was fed, and whether its turn queued behind a running one
         (not behind a turn paused on the client's own tool calls: a client that sends new
         input instead of their answers has gone past them)."""
@@ -327,9 +295,18 @@ class CompatRouter:
         new = suffix[0] if len(suffix) == 1 else None
         try:
             if new is not None and new.role == "user" and (run is None or not run.desk.waiting()):
-                content = [*_system_note(target.system_note), *new.content]
-                request = TurnRequest(tuple(content), False, False, queue=True)
-                started = await service.start_turn(target.session_id, request)
+                if target.options:
+                    params = self._params(request)
+                    options = {
+                        "model": params.model,
+                        "system_prompt": params.system_prompt,
+                        "tools": list(params.tools),
+                    }
+                    await service.change(target.session_id, options)
+                    log.info("compat_options_applied", session_id=target.session_id)
+                started = await service.start_turn(
+                    target.session_id, TurnRequest(new.content, False, False, queue=True)
+                )
                 if isinstance(started, QueuedTurn):
                     return started.queued_seq, True
                 assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
@@ -349,33 +326,42 @@ class CompatRouter:
         log.info("compat_affinity_miss", session_id=target.session_id, reason=f"the history matches, but {why}")
         return None
 
-    async def _fresh(self, request: CompatRequest, fork: Fork | None = None) -> tuple[str, int]:
-        """A new session: branched at ``fork`` and sent what follows it, or seeded with the
-        whole history."""
+    async def _fresh(
+        self, request: CompatRequest, fork: Fork | None = None
+    ) -> tuple[str, int, tuple[ForkPoint | None, ...]]:
+        """A new session, branched at ``fork`` (if any), whose transcript holds the messages
+        after it but the newest user input, which is its first turn (see ``seed``); returns
+        it, the turn's first seq and the marks of the seeded messages."""
         conversation = request.conversation
-        params = NewSession.from_json(
-            {
-                "model": conversation.model,
-                "system_prompt": conversation.system,
-                "tools": list(conversation.tools),
-                "metadata": {"compat": request.format},
-            },
-            self._catalog,
-            conversation.model,
-            request.builtin_tools or self._service.settings.compat_builtin_tools,
-            self._service.settings.max_budget_usd,
-        )
-        messages = conversation.messages[fork.keep :] if fork else conversation.messages
+        params = self._params(request)
+        planted = seed(conversation.messages[fork.keep :] if fork else conversation.messages)
         run = await self._service.create_and_start(
-            params, TurnRequest(tuple(seed_input(messages)), False, False), fork.point if fork else None
+            params, TurnRequest(planted.input, False, False), fork.point if fork else None, planted.history
         )
-        if flattens(messages):
-            self._service.metrics.compat_flattened(request.format)
+        session = run.session
         if fork is not None:
-            log.info("compat_forked", session_id=run.session.id, source=fork.source.session_id, kept=fork.keep)
-        return run.session.id, run.started_seq
+            log.info("compat_forked", session_id=session.id, source=fork.source.session_id, kept=fork.keep)
+        if planted.flattened:
+            self._service.metrics.compat_flattened(request.format)
+            log.info(
+                "compat.flattened",
+                session_id=session.id,
+                reason="tool results whose calls are not in the history became text",
+                count=len(planted.flattened),
+            )
+        marks = tuple(
+            ForkPoint(session.id, session.sdk_session_id, point) if point and session.sdk_session_id else None
+            for point in planted.points
+        )
+        return session.id, run.started_seq, marks
 
-    async def _collect(self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: _Basis) -> None:
+    def _params(self, request: CompatRequest) -> NewSession:
+        settings = self._service.settings
+        return session_params(request.conversation, request.format, self._catalog, settings, request.builtin_tools)
+
+    async def _collect(
+        self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: Basis, one_off: bool
+    ) -> None:
         service = self._service
         builder = ReplyBuilder(exchange.session_id)
         try:
@@ -389,6 +375,8 @@ class CompatRouter:
                     if isinstance(delta, Reply):
                         await self._turn_released(delta)
                         await self._record(request, delta, basis)
+                        if one_off and delta.status != "requires_action":
+                            await self._service.park(delta.session_id)
                     exchange.push(delta)
                     if isinstance(delta, Reply):
                         return
@@ -403,7 +391,7 @@ class CompatRouter:
         if reply.status != "requires_action" and run is not None and run.turn.id == reply.turn_id and run.task:
             await asyncio.wait({run.task})
 
-    async def _record(self, request: CompatRequest, reply: Reply, basis: _Basis) -> None:
+    async def _record(self, request: CompatRequest, reply: Reply, basis: Basis) -> None:
         """The session's new head: the request's conversation plus this reply, marked where
         it can be branched. A failed reply leaves none, so the client's retry starts clean
         rather than repeating input."""
@@ -419,7 +407,7 @@ class CompatRouter:
             if session is not None and session.sdk_session_id:
                 mark = ForkPoint(session.id, session.sdk_session_id, reply.uuid)
         if basis.queued is not None:
-            await self._record_queued(reply, basis.queued, mark)
+            await self._record_queued(reply, basis, mark)
             return
         count = len(conversation.messages)
         marks = (*basis.marks[:count], *[None] * (count - len(basis.marks)), mark)
@@ -430,20 +418,25 @@ class CompatRouter:
             (*conversation.messages, reply.message()),
             marks,
             request.affinity_key,
+            basis.model,
+            basis.tools,
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
 
-    async def _record_queued(self, reply: Reply, new: tuple[Message, ...], mark: ForkPoint | None) -> None:
+    async def _record_queued(self, reply: Reply, basis: Basis, mark: ForkPoint | None) -> None:
         """A queued turn's head: the session's head when it ran (the turn it waited behind
-        has recorded its own by then), its new messages and its reply."""
-        prior = self._index.head_of(reply.session_id)
+        has recorded its own by then), its new messages and its reply, under its options."""
+        prior, new = self._index.head_of(reply.session_id), basis.queued or ()
         if prior is None:
             return
         head = replace(
             prior,
+            system=basis.system,
             messages=(*prior.messages, *new, reply.message()),
             marks=(*prior.marks, *[None] * len(new), mark),
+            model=basis.model,
+            tools=basis.tools,
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
@@ -452,20 +445,6 @@ class CompatRouter:
 def _earlier(timestamp: str, seconds: float) -> str:
     moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _system_note(lines: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The system prompt lines that changed, told to Claude with the turn's input: the
-    session keeps the prompt it started with."""
-    if not lines:
-        return []
-    return [
-        {
-            "type": "text",
-            "text": "<system_prompt_update>\nThese lines of the system prompt changed; they now "
-            "read:\n" + "\n".join(lines) + "\n</system_prompt_update>",
-        }
-    ]
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:
@@ -483,14 +462,3 @@ def _mismatch(suffix: tuple[Message, ...], waiting: set[str]) -> str:
     if len(suffix) == 1 and suffix[0].role == "tool":
         return "the session is not waiting for these tool results"
     return "the session is busy with a turn; wait for it to finish"
-
-
-def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
-    """The canonical model id a compat request names (its default when it names none)."""
-    name = default if requested is None else requested
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest("model must be a non-empty string (or left out, for the default)")
-    model = catalog.resolve(name)
-    if model is None:
-        raise NotFound(f"unknown model {name!r}; GET /v1/models lists the known ones", {"model": name})
-    return model

@@ -15,7 +15,7 @@ from claude_agent_sdk.types import Message
 
 from ccapi.engine.errors import EngineError, explain_process_failure
 from ccapi.engine.sdklog import demote_shutdown_noise
-from ccapi.engine.spec import EngineSpec, build_options
+from ccapi.engine.spec import EngineSpec, build_options, mcp_config
 
 demote_shutdown_noise()
 
@@ -34,9 +34,16 @@ class LiveEngine:
         #: Turns of the session this process has in its context (see ``EngineSpec.generation``).
         self.generation = spec.generation
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
-        self._prompt_file = _private_file(spec.system_prompt) if spec.system_prompt else None
+        servers = mcp_config(spec)
+        self._prompt_file = _private_file("system-prompt", spec.system_prompt) if spec.system_prompt else None
+        self._mcp_file = _private_file("mcp-config", servers) if servers else None
         self._client = ClaudeSDKClient(
-            build_options(spec, self._stderr.append, str(self._prompt_file) if self._prompt_file else None)
+            build_options(
+                spec,
+                self._stderr.append,
+                str(self._prompt_file) if self._prompt_file else None,
+                str(self._mcp_file) if self._mcp_file else None,
+            )
         )
         self._connected = False
 
@@ -53,15 +60,17 @@ class LiveEngine:
             await self.close()
             raise explain_process_failure(self.stderr_tail, str(exc)) from exc
         finally:
-            self._remove_prompt_file()  # Claude Code has read it by now (or never will)
+            self._remove_private_files()  # Claude Code has read them by now (or never will)
         self._connected = True
 
     async def run(self, content: list[dict[str, Any]]) -> AsyncIterator[Message]:
-        """Send one user message and yield the SDK messages up to its result."""
+        """Send one user message and yield the SDK messages up to its result; with no
+        content, the result of the turn Claude Code re-runs as it starts (``continue_turn``)."""
         self.last_used = time.monotonic()
         message = {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
         try:
-            await self._client.query(_single(message))
+            if content:
+                await self._client.query(_single(message))
             async for item in self._client.receive_response():
                 yield item
         except ClaudeSDKError as exc:
@@ -90,14 +99,15 @@ class LiveEngine:
             "auto_compact": usage.get("isAutoCompactEnabled"),
         }
 
-    def _remove_prompt_file(self) -> None:
-        if self._prompt_file is not None:
-            self._prompt_file.unlink(missing_ok=True)
-            self._prompt_file = None
+    def _remove_private_files(self) -> None:
+        for file in (self._prompt_file, self._mcp_file):
+            if file is not None:
+                file.unlink(missing_ok=True)
+        self._prompt_file = self._mcp_file = None
 
     async def close(self) -> None:
         """Stop the CLI process; safe to call twice."""
-        self._remove_prompt_file()
+        self._remove_private_files()
         self._connected = False
         try:
             await self._client.disconnect()
@@ -105,9 +115,9 @@ class LiveEngine:
             pass
 
 
-def _private_file(text: str) -> Path:
+def _private_file(kind: str, text: str) -> Path:
     """``text`` in a new file only this user can read (``mkstemp`` creates it 0600)."""
-    handle, name = tempfile.mkstemp(prefix="ccapi-system-prompt-", suffix=".txt")
+    handle, name = tempfile.mkstemp(prefix=f"ccapi-{kind}-", suffix=".txt")
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(text)
     return Path(name)

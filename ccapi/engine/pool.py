@@ -122,8 +122,10 @@ class EnginePool:
         assert spec.session_id in self._reserved, "reserve() a slot before acquiring an engine"
         engine = self._engines.get(spec.session_id)
         reason = "eviction" if self._evicted.pop(spec.session_id, False) else "resume"
-        if engine is not None and (engine.generation != spec.generation or engine.spec.process_key != spec.process_key):
-            await self.discard(spec.session_id)  # turns ran elsewhere, or settings changed: resume instead
+        if engine is not None and (
+            engine.generation != spec.generation or engine.spec.process_key != spec.process_key or spec.continue_turn
+        ):
+            await self.discard(spec.session_id)  # turns ran elsewhere, settings changed, or a re-run: resume instead
             engine, reason = None, "restart"
         if engine is None:
             victim = self._evictable() if len(self._engines) >= self.max_live else None

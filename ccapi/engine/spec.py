@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -78,6 +79,9 @@ class EngineSpec:
     """The SDK's ``sandbox`` settings for Bash (``ccapi.engine.sandbox``); ``None``: no sandbox."""
     denied_tools: tuple[str, ...] = ()
     """Permission deny rules that keep built-in file tools off the gateway's state and ``/proc``."""
+    continue_turn: bool = False
+    """The turn has no input: Claude Code, started fresh, re-runs the turn its transcript ends
+    in (tool results a client's history brought, see ``engine.history``)."""
     mcp_servers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     """The session's own MCP servers (stdio, http), as Claude Code takes them."""
 
@@ -89,7 +93,7 @@ class EngineSpec:
     def process_key(self) -> tuple[Any, ...]:
         """What a live process was started with that a session may change between turns; a
         live engine started with another key is replaced by a resumed one."""
-        return (self.max_budget_usd, self.model, self.permission_mode)
+        return (self.max_budget_usd, self.model, self.permission_mode, self.system_prompt, self.tools)
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -103,7 +107,10 @@ def message_limit(max_body_bytes: int) -> int:
 
 
 def build_options(
-    spec: EngineSpec, stderr: Callable[[str], None], system_prompt_file: str | None = None
+    spec: EngineSpec,
+    stderr: Callable[[str], None],
+    system_prompt_file: str | None = None,
+    mcp_config_file: str | None = None,
 ) -> ClaudeAgentOptions:
     """``include_partial_messages`` gives token-level ``message.delta`` events; ``stderr``
     lets failures name their cause (e.g. the root/bypassPermissions refusal). Client tools
@@ -113,8 +120,13 @@ def build_options(
 
     The system prompt goes in a private file when there is one: as an argument it would
     fail every turn past Linux's 128 KiB per-argument limit, and be readable by every local
-    user in the process list."""
-    mcp_servers: dict[str, Any] = dict(spec.mcp_servers)
+    user in the process list. The session's own MCP servers always do (``mcp_config_file``, see
+    ``mcp_config``): the SDK would put them on the command line as JSON, their ``env`` and
+    ``headers`` (tokens) with them. Only the in-process server of client tools, which holds no
+    secret and must reach the SDK as an object, stays an argument; Claude Code merges the two."""
+    if spec.mcp_servers and not mcp_config_file:
+        raise ValueError("a session's MCP servers go to Claude Code in a private file, never on its command line")
+    mcp_servers: dict[str, Any] = {}
     if spec.tools and spec.resolve_tool is not None:
         mcp_servers[CLIENT_SERVER] = client_tool_server(list(spec.tools), spec.resolve_tool)
     return ClaudeAgentOptions(
@@ -125,10 +137,15 @@ def build_options(
         max_turns=spec.max_turns,
         resume=spec.resume,
         include_partial_messages=True,
-        env={**spec.env, **(MCP_WAIT_ENV if spec.mcp_servers else {})},
+        env={
+            **spec.env,
+            **(MCP_WAIT_ENV if spec.mcp_servers else {}),
+            **(CONTINUE_ENV if spec.continue_turn else {}),
+        },
         stderr=stderr,
         setting_sources=[],
         mcp_servers=mcp_servers,
+        extra_args={"mcp-config": mcp_config_file} if mcp_config_file else {},
         allowed_tools=client_tool_rules(list(spec.tools)),
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
@@ -140,6 +157,11 @@ def build_options(
         sandbox=dict(spec.sandbox) if spec.sandbox is not None and spec.builtin_tools != "none" else None,  # type: ignore[arg-type]
         disallowed_tools=list(spec.denied_tools) if spec.builtin_tools != "none" else [],
     )
+
+
+def mcp_config(spec: EngineSpec) -> str | None:
+    """The session's own MCP servers as a ``--mcp-config`` file's text, if it has any."""
+    return json.dumps({"mcpServers": spec.mcp_servers}) if spec.mcp_servers else None
 
 
 def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
@@ -162,6 +184,10 @@ MCP_WAIT_ENV = {"MCP_CONNECTION_NONBLOCKING": "false"}
 """Claude Code connects a session's own MCP servers in the background and sends the first request without
 their tools; told this, it waits for them (or their failure) first, so the first turn can use them."""
 
+CONTINUE_ENV = {"CLAUDE_CODE_RESUME_INTERRUPTED_TURN": "1", "CLAUDE_CODE_RESUME_INTERRUPTED_TURN_MAX_AGE_MS": "0"}
+"""Claude Code re-runs, as it starts, a turn its resumed transcript ends in without a reply,
+however long the turn waited for a live slot (``0``: no age limit)."""
+
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments
 (the ``<system-reminder>`` with the remaining token budget, file and task reminders) serve its
@@ -181,7 +207,9 @@ def engine_environment(
     ``ccapi.childproc.child_environment`` lets through from its own: this gateway's pid as the
     owner mark; no telemetry or update checks from a daemon; client tools offered to the model
     directly (not deferred behind tool search) and allowed to wait for the client longer than
-    the gateway's own tool timeout; the configured upstream, retry budget and request timeout
+    the gateway's own tool timeout; a resumed transcript runs under the session's system prompt
+    as it is now, not the one recorded in it (a compat request's prompt is an option of each
+    request); the configured upstream, retry budget and request timeout
     when set (Claude Code's own defaults otherwise: 10 retries, 10 minutes); and a dummy key for
     the mock so a real key is never sent to it."""
     env = {
@@ -189,6 +217,7 @@ def engine_environment(
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "ENABLE_TOOL_SEARCH": "false",
         "MCP_TOOL_TIMEOUT": str(int((tool_timeout + 60) * 1000)),
+        "CLAUDE_CODE_HOST_PROMPT_SUPERSEDES_RECORD": "1",
     }
     if upstream_url:
         env["ANTHROPIC_BASE_URL"] = upstream_url

@@ -55,6 +55,11 @@ class FollowerView(Protocol):
     def follower_count(self) -> int: ...
 
 
+class QueueView(Protocol):
+    @property
+    def waiting_count(self) -> int: ...
+
+
 class WindowView(Protocol):
     @property
     def window(self) -> str: ...
@@ -106,6 +111,12 @@ class _Levels(Collector):
             yield _gauge("cc_api_live_sessions", "Sessions with a live Claude Code process", m.pool.live_count)
             yield _gauge("cc_api_live_sessions_max", "The live process bound (CC_API_MAX_LIVE)", m.pool.max_live)
             yield _gauge("cc_api_queued_turns", "Turns waiting for a live slot", m.pool.queued)
+        if m.queues is not None:
+            yield _gauge(
+                "cc_api_waiting_turns",
+                "Turns queued behind a running turn of their session (queue: true, compat)",
+                m.queues.waiting_count,
+            )
         if m.events is not None:
             yield _gauge(
                 "cc_api_sse_subscribers",
@@ -163,6 +174,7 @@ class Metrics:
         self.pool: PoolView | None = None
         self.events: FollowerView | None = None
         self.limits: LimitsView | None = None
+        self.queues: QueueView | None = None
         self.recent = RecentTurns()
         turns = Counter("cc_api_turns", "Turns that ended, by kind and status", ["kind", "status"], registry=registry)
         self._turns = _Children(turns, [(kind, s) for kind in ("input", "compact") for s in TURN_STATUSES])
@@ -208,8 +220,8 @@ class Metrics:
         self._webhooks = _Children(webhooks, [(o,) for o in WEBHOOK_OUTCOMES])
         registry.register(_Levels(self))
 
-    def watch(self, pool: PoolView, events: FollowerView, limits: LimitsView) -> None:
-        self.pool, self.events, self.limits = pool, events, limits
+    def watch(self, pool: PoolView, events: FollowerView, limits: LimitsView, queues: QueueView | None = None) -> None:
+        self.pool, self.events, self.limits, self.queues = pool, events, limits, queues
 
     # -- recording ---------------------------------------------------------------
     def turn_ended(

@@ -17,7 +17,7 @@ from jsonschema.validators import validator_for
 
 from ccapi.catalog import ModelCatalog
 from ccapi.config import PERMISSION_MODES
-from ccapi.errors import InvalidRequest
+from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.mcp_servers import parse_mcp_servers
 from ccapi.sessions.toolcalls import Decision, ToolResult
@@ -54,6 +54,16 @@ class ForkPoint:
     session_id: str
     sdk_session_id: str
     uuid: str
+
+
+@dataclass(frozen=True)
+class History:
+    """Messages a new session's Claude Code transcript starts with (after a fork's, when it
+    is branched): Anthropic-format ``role``/``content``, client tool calls by the client's
+    names. ``uuids`` name their transcript entries, so a seeded reply is a point to branch at."""
+
+    messages: tuple[dict[str, Any], ...]
+    uuids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -148,12 +158,16 @@ class SessionChanges:
         return cls(fields)
 
 
-def known_model(catalog: ModelCatalog, requested: Any) -> str:
+def known_model(
+    catalog: ModelCatalog, requested: Any, unknown: type[ApiError] = InvalidRequest, listing: str = "/api/models"
+) -> str:
+    """The canonical id of the model ``requested`` names; an unknown one is an ``unknown`` error pointing at
+    ``listing`` (native routes: a 400 and ``/api/models``; the compat ones pass a 404 and ``/v1/models``)."""
     if not isinstance(requested, str) or not requested.strip():
         raise InvalidRequest("model must be a non-empty string (or left out, for the default)")
     model = catalog.resolve(requested)
     if model is None:
-        raise InvalidRequest(f"unknown model {requested!r}; GET /api/models lists the known ones", {"model": requested})
+        raise unknown(f"unknown model {requested!r}; GET {listing} lists the known ones", {"model": requested})
     return model
 
 

@@ -54,15 +54,32 @@ async def close_orphaned_turn(
     )
     await store.update_session(turn.session_id, status="idle")
     log.warning("orphaned_turn_closed", session_id=turn.session_id, turn_id=turn.id)
-    for turn_id in await _never_started(store, turn.session_id):
+    await _close_queued(events, store, turn.session_id, live_queued)
+
+
+async def close_stranded_queued(store: Store, events: EventLog, owner: str) -> None:
+    """At start-up: close the turns a previous run of this host had queued behind a turn that had
+    ended when it stopped, before the next one started (that run still held the session's lease),
+    and let those sessions go."""
+    for session_id in await store.held_leases(owner):
+        await events.flush()
+        events.forget(session_id)
+        await _close_queued(events, store, session_id)
+        await store.release_lease(session_id, owner)
+
+
+async def _close_queued(events: EventLog, store: Store, session_id: str, live_queued: Collection[str] = ()) -> None:
+    """``turn.failed`` for each turn the log shows queued that never started nor ended (and is
+    not ``live_queued`` here)."""
+    for turn_id in await _never_started(store, session_id):
         if turn_id not in live_queued:
             await events.emit(
-                turn.session_id,
+                session_id,
                 turn_id,
                 EventType.TURN_FAILED,
                 {"status": "failed", "queued": True, "error": QUEUED_RESTART_ERROR},
             )
-            log.warning("orphaned_queued_turn_closed", session_id=turn.session_id, turn_id=turn_id)
+            log.warning("orphaned_queued_turn_closed", session_id=session_id, turn_id=turn_id)
     await events.flush()
 
 

@@ -8,10 +8,10 @@ routing of Claude Code's client-tool calls to the turn that is waiting for them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -23,9 +23,10 @@ from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
 from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
+from ccapi.engine.history import write_history
 from ccapi.engine.sandbox import SandboxPolicy
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
-from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
+from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
@@ -33,9 +34,16 @@ from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
 from ccapi.privacy import state_paths
 from ccapi.sessions.eventlog import EventLog
-from ccapi.sessions.params import ForkPoint, NewSession, TurnRequest
+from ccapi.sessions.idempotency import Idempotency, earlier_turn
+from ccapi.sessions.lease import (
+    LEASE_HANDOVER_PAUSE,
+    LEASE_HANDOVER_TRIES,
+    RETRY_AFTER_SECONDS,
+    take_lease,
+)
+from ccapi.sessions.params import ForkPoint, History, NewSession, TurnRequest
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
-from ccapi.sessions.recovery import close_orphaned_turn
+from ccapi.sessions.recovery import close_orphaned_turn, close_stranded_queued
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
@@ -44,25 +52,6 @@ from ccapi.store.transcripts import TranscriptMirror
 from ccapi.toolpolicy import PermissionPolicy, as_json, parse_builtin_tools
 
 log = structlog.get_logger(__name__)
-
-#: What a 503 asks a client to wait: about one turn on the mock, a fraction of one on Claude.
-RETRY_AFTER_SECONDS = 2
-#: How long a turn waits for another host's lease before its 409: that host releases it just after its
-#: turn's reply has gone out, so a client that moves hosts right after a reply should not see a conflict.
-LEASE_HANDOVER_TRIES, LEASE_HANDOVER_PAUSE = 10, 0.05
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """An ``Idempotency-Key`` and the fingerprint of the request body it came with."""
-
-    key: str
-    fingerprint: str
-
-    def __post_init__(self) -> None:
-        """Sanic hands undecodable header bytes on as surrogates, which no store can write."""
-        if not (self.key.isascii() and self.key.isprintable()):
-            raise InvalidRequest("Idempotency-Key must be printable ASCII")
 
 
 class SessionService:
@@ -126,6 +115,7 @@ class SessionService:
         else:
             self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
         await self.sweep_orphans()
+        await close_stranded_queued(self.store, self.events, self._owner)
         self._caretaker = asyncio.create_task(self._care(), name="ccapi-lease-caretaker")
 
     async def _care(self) -> None:
@@ -153,10 +143,15 @@ class SessionService:
         session_id: str | None = None,
         fork: ForkPoint | None = None,
         forked_from: dict[str, Any] | None = None,
+        history: History | None = None,
     ) -> SessionRecord:
         """A new session; with ``fork``, one that continues a copy of that conversation up
-        to that point (``forked_from`` says where, in its ``session.created`` event)."""
+        to that point (``forked_from`` says where, in its ``session.created`` event); with
+        ``history``, one whose transcript holds those messages (after the fork's)."""
         now = utcnow()
+        sdk_session_id = await self._branch(fork, params.cwd) if fork else None
+        if history is not None:
+            sdk_session_id = await self._write(history, params, sdk_session_id)
         record = SessionRecord(
             id=session_id or new_id("sess"),
             created_at=now,
@@ -169,7 +164,7 @@ class SessionService:
             cwd=params.cwd,
             permission_mode=params.permission_mode,
             status="idle",
-            sdk_session_id=await self._branch(fork, params.cwd) if fork else None,
+            sdk_session_id=sdk_session_id,
             turn_count=0,
             last_seq=0,
             usage={},
@@ -188,16 +183,25 @@ class SessionService:
         }
         if fork is not None:
             created["forked_from"] = forked_from or {"session_id": fork.session_id}
+        if history is not None:
+            created["history_messages"] = len(history.messages)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, created)
         await self.events.flush()
         return await self.get(record.id)
 
     async def change(self, session_id: str, fields: dict[str, Any]) -> SessionRecord:
-        """Change the spending cap, model or permission mode; the next turn runs with them (a live
-        engine started otherwise is replaced by a resumed one: ``EngineSpec.process_key``)."""
+        """Change the spending cap, model, permission mode, system prompt or tools; the next turn
+        runs with them (a live engine started otherwise is replaced by a resumed one on the same
+        transcript: ``EngineSpec.process_key``)."""
         await self.get(session_id)
         await self.store.update_session(session_id, **fields, updated_at=utcnow())
         return await self.get(session_id)
+
+    async def park(self, session_id: str) -> None:
+        """Stop the session's live Claude Code now, not at idle eviction: a one-off request has
+        been answered. A later turn resumes it."""
+        if session_id not in self._running:
+            await self.pool.discard(session_id)
 
     async def fork(self, session_id: str, turn_id: str | None = None, after_seq: int | None = None) -> SessionRecord:
         """A new session that holds this one's conversation up to the end of turn ``turn_id``
@@ -224,16 +228,17 @@ class SessionService:
         if source.sdk_session_id is None:
             raise Conflict("the session's first turn has not ended yet; fork once it has")
         params = NewSession(
-            source.model,
-            source.system_prompt,
-            tuple(source.tools),
-            source.metadata,
-            source.max_turns,
-            source.cwd,
-            source.permission_mode,
-            parse_builtin_tools(source.builtin_tools),
-            source.max_budget_usd,
-            source.webhook,
+            model=source.model,
+            system_prompt=source.system_prompt,
+            tools=tuple(source.tools),
+            metadata=source.metadata,
+            max_turns=source.max_turns,
+            cwd=source.cwd,
+            permission_mode=source.permission_mode,
+            builtin_tools=parse_builtin_tools(source.builtin_tools),
+            max_budget_usd=source.max_budget_usd,
+            webhook=source.webhook,
+            mcp_servers=source.mcp_servers,
         )
         return await self.create(
             params,
@@ -263,6 +268,14 @@ class SessionService:
         except EngineError as exc:
             raise Conflict(exc.message, {"sdk_session_id": fork.sdk_session_id}) from None
 
+    async def _write(self, history: History, params: NewSession, after: str | None) -> str:
+        """The SDK session id of a transcript holding ``history`` (after ``after``'s)."""
+        cwd = self._cwd(params.cwd)
+        try:
+            return await write_history(self._transcripts, history.messages, history.uuids, params.model, cwd, after)
+        except EngineError as exc:
+            raise Conflict(exc.message, {"sdk_session_id": after}) from None
+
     async def get(self, session_id: str) -> SessionRecord:
         _check_id(session_id)
         record = await self.store.get_session(session_id)
@@ -277,14 +290,16 @@ class SessionService:
 
     async def delete(self, session_id: str) -> None:
         await self.get(session_id)
-        await self.queues.withdraw_all("session deleted", session_id)
-        run = self._running.get(session_id)
-        if run is not None:
-            await run.interrupt("session deleted")
-        session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
-        await self.pool.discard(session_id)
-        await self.events.flush()
-        await self.store.delete_session(session_id)
+        await self.queues.withdraw_all("session deleted", session_id)  # one waiting for a slot lets the lock go
+        async with self._lock(session_id):  # nothing queues or starts meanwhile
+            await self.queues.withdraw_all("session deleted", session_id)
+            run = self._running.get(session_id)
+            if run is not None:
+                await run.interrupt("session deleted")
+            session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
+            await self.pool.discard(session_id)
+            await self.events.flush()
+            await self.store.delete_session(session_id)
         if session.sdk_session_id:
             await self.store.delete_transcript(None, session.sdk_session_id, None)
         self.events.forget(session_id)
@@ -324,7 +339,10 @@ class SessionService:
                 earlier = await self._replay(session_id, idempotency)
                 if earlier is not None:
                     return earlier
-            run = await self._start_or_queue(session_id, list(request.content), request.queue)
+            await self._after_ended(session_id)
+            content = list(request.content)
+            queued = await self._queue(session_id, content, request.queue)
+            run = queued or await self._start(session_id, content, kind="input")
             if idempotency is not None:
                 turn_id = run.turn_id if isinstance(run, QueuedTurn) else run.turn.id
                 await self.store.save_idempotency_key(
@@ -332,26 +350,19 @@ class SessionService:
                 )
             return run
 
-    async def _start_or_queue(
-        self, session_id: str, content: list[dict[str, Any]], queue: bool
-    ) -> TurnRun | QueuedTurn:
-        await self._after_ended(session_id)
+    async def _queue(self, session_id: str, content: list[dict[str, Any]], queue: bool) -> QueuedTurn | None:
+        """Queue the turn behind the running one (``queue``), or ``None``: it may start now."""
         ahead = self._running.get(session_id)
-        if ahead is None and not self.queues.waiting(session_id):
-            return await self._start(session_id, content, kind="input")
-        if not queue:
-            raise Conflict(
-                "a turn is already running in this session; wait for it, interrupt it, or send with queue: true",
-                {"turn_id": ahead.turn.id if ahead else None, "queued": self.queues.waiting(session_id)},
-            )
-        self._refuse_if_closing()
-        self.limits.check()  # it could not start either
-        return await self.queues.enqueue(session_id, content, ahead.turn.id if ahead else None)
+        if queue and (ahead is not None or self.queues.waiting(session_id)):
+            self._refuse_if_closing()
+            self.limits.check()  # it could not start either
+        return await self.queues.admit(session_id, content, queue, ahead)
 
     async def create_and_start(
-        self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None
+        self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None, history: History | None = None
     ) -> TurnRun:
-        """A new session (branched at ``fork``, if given) and its first turn. The session is
+        """A new session (branched at ``fork``, holding ``history``, if given) and its first
+        turn; empty input continues from the tool results the history ends in. The session is
         created only once a live slot is free, so a request answered 503 (or 429) leaves no empty
         session behind."""
         self._refuse_if_closing()
@@ -359,7 +370,7 @@ class SessionService:
         session_id = new_id("sess")
         await self._reserve(session_id)
         try:
-            await self.create(params, session_id, fork)
+            await self.create(params, session_id, fork, history=history)
             async with self._lock(session_id):
                 return await self._start(session_id, list(request.content), kind="input", reserved=True)
         except BaseException:
@@ -372,6 +383,8 @@ class SessionService:
             raise Conflict("nothing to compact yet: the session has no conversation")
         command = "/compact" + (f" {instructions}" if instructions else "")
         async with self._lock(session_id):
+            if waiting := self.queues.waiting(session_id):
+                raise Conflict("turns are queued in this session; compact once they have run", {"queued": waiting})
             return await self._start(session_id, [{"type": "text", "text": command}], kind="compact")
 
     async def submit_tool_results(
@@ -413,9 +426,10 @@ class SessionService:
         await self.get(session_id)
         if turn_id is not None:
             queued = self.queues.find(session_id, turn_id)
-            withdrawn = await self.queues.withdraw(queued, reason) if queued is not None else None
-            if withdrawn is not None:
-                return withdrawn
+            if queued is not None:
+                outcome = await self.queues.withdraw(queued, reason) or await queued.started()  # it has its slot
+                if isinstance(outcome, TurnRecord):
+                    return outcome
         run = self._running.get(session_id)
         if run is None or (turn_id is not None and run.turn.id != turn_id):
             raise Conflict(
@@ -425,6 +439,10 @@ class SessionService:
                 {"turn_id": turn_id} if turn_id else None,
             )
         return await run.interrupt(reason)
+
+    def abandon_queued(self, session_id: str, seq: int) -> None:
+        """The client of the turn queued at event ``seq`` went away: withdraw it, unless it started."""
+        self.queues.abandon_queued(session_id, seq)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
         queued = self.queues.find(session_id, turn_id)
@@ -436,29 +454,8 @@ class SessionService:
         return turn
 
     async def _replay(self, session_id: str, idempotency: Idempotency) -> TurnRun | TurnRecord | QueuedTurn | None:
-        found = await self.store.find_idempotency_key(session_id, idempotency.key)
-        if found is None:
-            return None
-        fingerprint, turn_id = found
-        if fingerprint != idempotency.fingerprint:
-            raise InvalidRequest(
-                "this Idempotency-Key was already used with a different request body",
-                {"idempotency_key": idempotency.key},
-            )
         run = self._running.get(session_id)
-        if run is not None and run.turn.id == turn_id:
-            return run
-        queued = self.queues.find(session_id, turn_id)
-        if queued is not None:
-            return queued
-        try:
-            return await self.get_turn(session_id, turn_id)
-        except NotFound:
-            raise Conflict(
-                "the turn this Idempotency-Key started was taken out of the queue before it ran; "
-                "send the input again with a new key",
-                {"turn_id": turn_id},
-            ) from None
+        return await earlier_turn(self.store, session_id, idempotency, run, self.queues, self.get_turn)
 
     async def _reserve(self, session_id: str) -> None:
         try:
@@ -492,13 +489,22 @@ class SessionService:
             await self._reserve(session_id)
         try:
             self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
-            session, turn = await self._take_lease(
-                session_id, functools.partial(_new_turn, content=content, kind=kind, turn_id=turn_id)
+            make_turn = functools.partial(_new_turn, content=content, kind=kind, turn_id=turn_id)
+            session, turn = await take_lease(
+                self.store,
+                self.events,
+                session_id,
+                make_turn,
+                self._owner,
+                self.settings.lease_ttl,
+                self.queues.turn_ids(),
             )
         except BaseException:
             self.pool.release(session_id)
             raise
         spec = self._spec(session)
+        if not content:  # Claude Code goes on from the tool results its transcript ends in
+            spec = dataclasses.replace(spec, continue_turn=True)
         run = TurnRun(
             self._ctx,
             session,
@@ -526,40 +532,6 @@ class SessionService:
         if run is not None and run.ended and run.task is not None:  # its done callback forgets it
             await asyncio.wait({run.task}, timeout=LEASE_HANDOVER_TRIES * LEASE_HANDOVER_PAUSE)
 
-    async def _take_lease(
-        self, session_id: str, make_turn: Callable[[SessionRecord], TurnRecord]
-    ) -> tuple[SessionRecord, TurnRecord]:
-        """Only one host drives a session at a time. Another host's live lease is a 409 that
-        names it (its turn is in flight there); an expired one is taken over, and whatever
-        turn the lost host left open is closed first. Returns the session as the lease found
-        it and the new turn, recorded (with the lease, in one store trip when the session is idle)."""
-        ttl = self.settings.lease_ttl
-        holder, session, turn = await self.store.lease_and_start(session_id, self._owner, ttl, make_turn)
-        for _ in range(LEASE_HANDOVER_TRIES):  # a host lets go a moment after its turn's reply went out
-            if holder is None:
-                break
-            await asyncio.sleep(LEASE_HANDOVER_PAUSE)
-            holder, session, turn = await self.store.lease_and_start(session_id, self._owner, ttl, make_turn)
-        if holder is not None:
-            raise Conflict(
-                f"gateway host {holder!r} is running a turn in this session; retry when it ends",
-                {"owner": holder},
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        if session is None:
-            await self.store.release_lease(session_id, self._owner)
-            raise NotFound(f"no session {session_id!r}")
-        if turn is None:  # a turn left open by a lost host, or by this one before a crash
-            for orphan in await self.store.orphaned_turns(self._owner):
-                if orphan.session_id == session_id:
-                    await close_orphaned_turn(self.store, self.events, orphan, self.queues.turn_ids())
-            session = await self.get(session_id)
-            turn = make_turn(session)
-            await self.store.create_turn(turn)
-        await self.events.flush()
-        self.events.adopt(session_id, session.last_seq)  # another host may have written since
-        return session, turn
-
     def _refuse_if_closing(self) -> None:
         if self._closing:
             raise Unavailable(
@@ -579,15 +551,23 @@ class SessionService:
         async with self._lock(session_id):
             if session_id in self._running:
                 return
-            while (queued := self.queues.next(session_id)) is not None:
-                try:
-                    run = await self._start(session_id, queued.content, kind="input", turn_id=queued.turn_id)
-                except Exception as exc:  # noqa: BLE001 - whatever stops it, its waiter must hear why
-                    await self.queues.fail(queued, exc if isinstance(exc, ApiError) else Unavailable(str(exc)))
-                    continue
-                queued.outcome.set_result(run)
-                return
-            await self.store.release_lease(session_id, self._owner)
+            started = False
+            try:
+                started = await self.queues.drain(session_id, self._start_queued)
+            finally:
+                if not started:
+                    await self.store.release_lease(session_id, self._owner)
+
+    async def _start_queued(self, queued: QueuedTurn) -> TurnRun:
+        """Start a queued turn; it can be withdrawn while it waits for its live slot."""
+        self._refuse_if_closing()
+        self.limits.check()
+        await queued.withdrawable(self._reserve(queued.session_id))
+        try:
+            return await self._start(queued.session_id, queued.content, "input", reserved=True, turn_id=queued.turn_id)
+        except BaseException:
+            self.pool.release(queued.session_id)  # a no-op once the turn has taken the slot over
+            raise
 
     async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         run = self._running.get(session_id)

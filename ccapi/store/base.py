@@ -119,6 +119,12 @@ class Store(ABC):
     async def release_lease(self, session_id: str, owner: str) -> None:
         await self._run(self._release_lease, session_id, owner)
 
+    async def held_leases(self, owner: str) -> list[str]:
+        """Sessions whose lease ``owner`` took and has not released: where a previous run of this
+        very host may have stopped between turns. A store that keeps leases in memory lost them
+        with that run, so it names every session it cannot tell about."""
+        return await self._run(self._held_leases, owner)
+
     # -- idempotency keys ------------------------------------------------------
     async def find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None:
         """``(fingerprint, turn_id)`` recorded for the key, if any."""
@@ -238,6 +244,8 @@ class Store(ABC):
     def _renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None: ...
     @abstractmethod
     def _release_lease(self, session_id: str, owner: str) -> None: ...
+    @abstractmethod
+    def _held_leases(self, owner: str) -> list[str]: ...
     @abstractmethod
     def _find_idempotency_key(self, session_id: str, key: str) -> tuple[str, str] | None: ...
     @abstractmethod

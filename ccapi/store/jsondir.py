@@ -251,6 +251,9 @@ class JsonDirStore(Store):
         if self._leases.get(session_id, ("", 0.0))[0] == owner:
             del self._leases[session_id]
 
+    def _held_leases(self, owner: str) -> list[str]:
+        return [sid for sid in self._sessions if self._leases.get(sid, (owner, 0.0))[0] == owner]
+
     # -- idempotency keys --------------------------------------------------------
     def _idempotency_file(self, session_id: str, key: str) -> Path:
         return self._session_dir(session_id) / "idempotency" / f"{_digest(key)}.json"

@@ -226,6 +226,10 @@ class SqlStore(Store):
             [0, session_id, owner],
         )
 
+    def _held_leases(self, owner: str) -> list[str]:
+        query = LeaseRow.select(LeaseRow.session_id).where((LeaseRow.owner == owner) & (LeaseRow.expires_at > 0))
+        return [row.session_id for row in query]
+
     def _orphaned_turns(self, owner: str) -> list[TurnRecord]:
         lease = LeaseRow.alias()
         query = (

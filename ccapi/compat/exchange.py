@@ -1,0 +1,85 @@
+"""A compat request as the router takes it, and its answer as the formats render it.
+
+Each format module (``openai_chat``, ``openai_responses``, ``anthropic_messages``) parses its
+wire request into a ``CompatRequest``; the router answers it with an ``Exchange``, whose
+deltas and settled reply the format renders in its own shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccapi.catalog import ModelCatalog
+from ccapi.compat.conversation import Conversation
+from ccapi.compat.reply import Delta, Reply
+from ccapi.errors import ApiError, NotFound
+from ccapi.sessions.params import known_model
+from ccapi.toolpolicy import BuiltinTools
+
+
+@dataclass(frozen=True)
+class ResponseRef:
+    """Where a previous response began: its session and its first seq (its turn's
+    ``turn.started`` or ``turn.queued``, or the first ``tool_result`` it continued with)."""
+
+    session_id: str
+    seq: int
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class CompatRequest:
+    conversation: Conversation
+    format: str
+    pinned_session: str | None = None
+    previous: ResponseRef | None = None
+    builtin_tools: BuiltinTools | None = None
+    """For a fresh session: Claude Code's built-in tools (default ``CC_API_COMPAT_BUILTIN_TOOLS``)."""
+    affinity_key: str | None = None
+
+
+@dataclass
+class Exchange:
+    """One compat request being answered: its deltas as they come, and the settled reply.
+
+    Collected by a task of its own, so a client that disconnects mid-stream does not stop
+    the session from recording the reply as its new head."""
+
+    session_id: str
+    model: str
+    first_seq: int
+    _queue: asyncio.Queue[Delta | None] = field(default_factory=asyncio.Queue)
+    _reply: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    async def deltas(self) -> AsyncIterator[Delta | None]:
+        """Text deltas and tool calls, ``None`` for a keep-alive, ending with the ``Reply``."""
+        while True:
+            delta = await self._queue.get()
+            yield delta
+            if isinstance(delta, Reply):
+                return
+            if self._reply.done() and self._queue.empty():
+                await self._reply  # raises why the reply will never come
+                return
+
+    async def reply(self) -> Reply:
+        return await asyncio.shield(self._reply)
+
+    def push(self, delta: Delta | None) -> None:
+        if isinstance(delta, Reply):
+            self._reply.set_result(delta)
+        self._queue.put_nowait(delta)
+
+    def fail(self, error: ApiError) -> None:
+        """The reply will never come: ``reply`` raises ``error``, and ``deltas`` ends with it."""
+        self._reply.set_exception(error)
+        self._queue.put_nowait(None)
+
+
+def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
+    """The canonical model id a compat request names (its default when it names none); an unknown one is a 404,
+    as the providers answer it."""
+    return known_model(catalog, default if requested is None else requested, NotFound, "/v1/models")

@@ -1,0 +1,58 @@
+"""Only one gateway host drives a session at a time: its turn starts under the session's lease."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection
+
+from ccapi.errors import Conflict, NotFound
+from ccapi.sessions.eventlog import EventLog
+from ccapi.sessions.recovery import close_orphaned_turn
+from ccapi.store import SessionRecord, Store, TurnRecord
+
+#: What a 503 asks a client to wait: about one turn on the mock, a fraction of one on Claude.
+RETRY_AFTER_SECONDS = 2
+#: How long a turn waits for another host's lease before its 409: that host releases it just after its
+#: turn's reply has gone out, so a client that moves hosts right after a reply should not see a conflict.
+LEASE_HANDOVER_TRIES, LEASE_HANDOVER_PAUSE = 10, 0.05
+
+
+async def take_lease(
+    store: Store,
+    events: EventLog,
+    session_id: str,
+    make_turn: Callable[[SessionRecord], TurnRecord],
+    owner: str,
+    ttl: float,
+    live_queued: Collection[str],
+) -> tuple[SessionRecord, TurnRecord]:
+    """Another host's live lease is a 409 that names it (its turn is in flight there); an expired
+    one is taken over, and whatever turn the lost host left open is closed first (with the turns
+    queued behind it, but those ``live_queued`` here). Returns the session as the lease found it
+    and the new turn, recorded (with the lease, in one store trip when the session is idle)."""
+    holder, session, turn = await store.lease_and_start(session_id, owner, ttl, make_turn)
+    for _ in range(LEASE_HANDOVER_TRIES):  # a host lets go a moment after its turn's reply went out
+        if holder is None:
+            break
+        await asyncio.sleep(LEASE_HANDOVER_PAUSE)
+        holder, session, turn = await store.lease_and_start(session_id, owner, ttl, make_turn)
+    if holder is not None:
+        raise Conflict(
+            f"gateway host {holder!r} is running a turn in this session; retry when it ends",
+            {"owner": holder},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if turn is None and session is not None:  # a turn left open by a lost host, or by this one before a crash
+        for orphan in await store.orphaned_turns(owner):
+            if orphan.session_id == session_id:
+                await close_orphaned_turn(store, events, orphan, live_queued)
+        session = await store.get_session(session_id)
+        if session is not None:
+            turn = make_turn(session)
+            await store.create_turn(turn)
+    if session is None or turn is None:
+        await store.release_lease(session_id, owner)
+        raise NotFound(f"no session {session_id!r}")
+    await events.flush()
+    events.adopt(session_id, session.last_seq)  # another host may have written since
+    return session, turn
