@@ -151,7 +151,7 @@ def test_an_unknown_model_is_a_400_natively_and_a_404_on_the_compat_routes() -> 
     assert (native.status, native.message) == (400, "unknown model 'gpt-4o'; GET /api/models lists the known ones")
     assert (compat.status, compat.message) == (404, "unknown model 'gpt-4o'; GET /v1/models lists the known ones")
     assert native.details == compat.details == {"model": "gpt-4o"}
-    with pytest.raises(ApiError, match="model must be a string") as caught:
+    with pytest.raises(ApiError, match="model must be a non-empty string") as caught:
         model_of(catalog, 7, "sonnet")
     assert caught.value.status == 400
 
