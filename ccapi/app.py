@@ -7,6 +7,7 @@ import asyncio
 import gc
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import structlog
@@ -50,6 +51,7 @@ def create_app(settings: Settings, name: str = "ccapi", tracing: otel.Tracing | 
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     # the body as a whole; see DeadlineRequest (Sanic annotates it int, but any number of seconds works)
     app.config["REQUEST_TIMEOUT"] = settings.request_timeout
+    app.config["KEEP_ALIVE_TIMEOUT"] = settings.request_timeout  # an idle connection, new or between requests
     app.config.RESPONSE_TIMEOUT = 24 * 3600  # a default-mode turn reply waits for the whole turn
     app.config.CORS = False
     # sanic-ext's Swagger and Redoc pages load scripts from a CDN (Swagger's oauth2-redirect route even on the
@@ -114,14 +116,27 @@ async def _start_state(app: Sanic) -> None:
         "started",
         host=settings.host,
         port=settings.port,
-        database=str(settings.database_path),
+        database=_database_label(settings),
         mock_model=settings.mock_model,
         credentials_found=credentials.found,
         credentials=credentials.message,
     )
     log.info("permissions", **service.permissions.describe(settings.permission_mode))
+    sandbox = service.sandbox.describe()
+    if sandbox["enabled"]:
+        log.info("sandbox", **sandbox)
+    else:
+        log.warning("no_sandbox", boundary="Claude Code's tools act with this user's full authority", **sandbox)
     if not credentials.found:
         log.warning("no_claude_credentials", message=credentials.message)
+
+
+def _database_label(settings: Settings) -> str:
+    """Where the sessions live, for the log: a PostgreSQL URL without its credentials."""
+    if settings.database_url:
+        url = urlsplit(settings.database_url)
+        return f"{url.scheme}://{url.hostname or ''}{f':{url.port}' if url.port else ''}{url.path}"
+    return f"jsondir:{settings.session_dir}" if settings.session_dir else str(settings.database_path)
 
 
 async def _stop_state(app: Sanic) -> None:

@@ -19,23 +19,17 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 GATEWAY_PID = "CC_API_GATEWAY_PID"
-"""The one CC API variable a child sees: the pid of the gateway that started it, so ``ps`` and
-``/proc`` tell whose it is even after that gateway died (tests find leaked children by it)."""
+"""The pid of the gateway that starts a child, for this module only (see ``_die_with_parent``):
+like every ``CC_API_*`` variable it is dropped before Claude Code starts, so neither it nor its
+tools are pointed at the gateway's ``/proc`` entry."""
 
-_KEEP_NAMES = frozenset(
+SESSION_BASICS = frozenset(
+    {"HOME", "PATH", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "LANG", "LANGUAGE", "TMPDIR", "PWD", "IS_SANDBOX"}
+)
+"""The basics of a user session: no secret, and what any program expects to find."""
+
+_KEEP_NAMES = SESSION_BASICS | frozenset(
     {
-        "HOME",
-        "PATH",
-        "USER",
-        "LOGNAME",
-        "SHELL",
-        "TERM",
-        "TZ",
-        "LANG",
-        "LANGUAGE",
-        "TMPDIR",
-        "PWD",
-        "IS_SANDBOX",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "NO_PROXY",
@@ -57,7 +51,6 @@ _KEEP_NAMES = frozenset(
         "BASH_DEFAULT_TIMEOUT_MS",
         "BASH_MAX_TIMEOUT_MS",
         "BASH_MAX_OUTPUT_LENGTH",
-        GATEWAY_PID,
     }
 )
 _KEEP_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "LC_", "XDG_", "DISABLE_", "MCP_", "OTEL_")
@@ -79,7 +72,7 @@ def child_environment(env: Mapping[str, str], extra: Collection[str] = ()) -> di
     return {
         name: value
         for name, value in env.items()
-        if (name == GATEWAY_PID or not name.startswith("CC_API_"))
+        if not name.startswith("CC_API_")
         and (name in _KEEP_NAMES or name in extra or name.startswith(prefixes))
         and (telemetry or name in extra or not _otlp_headers(name))
     }

@@ -12,12 +12,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ccapi import __version__
+from ccapi import __version__, handover
 from ccapi.config import ConfigError, Settings
 from ccapi.console import render_log_line, render_service_plan, render_status, status_json, to_json
 from ccapi.envfile import with_env_file
 from ccapi.launcher import Launcher
-from ccapi.logfile import follow, tail
+from ccapi.logfile import follow, printable, tail
 from ccapi.paths import StatePaths
 from ccapi.privacy import PRIVATE_UMASK, tighten
 from ccapi.service import ServiceError, current_platform, gateway_command, install, plan_service, uninstall
@@ -39,6 +39,10 @@ def _run(args: argparse.Namespace) -> int:
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
     from ccapi.logs import configure_logging, secret_values
 
+    if args.env_fd is not None:
+        os.environ.update(handover.receive(args.env_fd))
+    elif handover.private_part(os.environ):
+        handover.reexec_privately(args.argv, os.environ)  # secrets out of /proc/<pid>/environ; same pid
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
     try:
         os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
@@ -76,6 +80,9 @@ def _run(args: argparse.Namespace) -> int:
             raise
         log.error("cannot_listen", host=settings.host, port=settings.port, error=exc.strerror)
         return EXIT_FAILED
+    except ConfigError as exc:  # found at start-up (CC_API_SANDBOX=require without a sandbox)
+        log.error("cannot_start", error=str(exc))
+        return EXIT_USAGE
     finally:
         if mock is not None:
             mock.stop()
@@ -91,7 +98,8 @@ def _start(args: argparse.Namespace) -> int:
     elif result.outcome == "failed":
         print(f"cc-api: start failed: {result.message}", file=sys.stderr)
         if result.log_tail:
-            print("--- last lines of the log ---", *map(render_log_line, result.log_tail), sep="\n", file=sys.stderr)
+            rendered = (printable(render_log_line(line)) for line in result.log_tail)
+            print("--- last lines of the log ---", *rendered, sep="\n", file=sys.stderr)
     else:
         print(f"cc-api: {result.message}")
     return EXIT_OK if result.outcome == "started" else EXIT_FAILED
@@ -114,7 +122,7 @@ def _logs(args: argparse.Namespace) -> int:
     log_file = StatePaths.from_env().log_file
     if not log_file.exists() and not args.follow:
         return _fail(f"no log yet at {log_file}")
-    show: Callable[[str], str] = (lambda line: line) if args.json else render_log_line
+    show: Callable[[str], str] = printable if args.json else lambda line: printable(render_log_line(line))
     last = tail(log_file, args.lines)
     for line in last.lines:
         print(show(line))
@@ -203,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log only to the log file (for `start` and launchd, whose stderr is that file)",
     )
+    run.add_argument(handover.ENV_FD_OPTION, type=int, help=argparse.SUPPRESS)  # see ccapi.handover
     start = command(
         "start", _start, "start the gateway in the background and wait until it is healthy", [listen, as_json]
     )
@@ -234,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.handler(args)
     except ConfigError as exc:

@@ -19,6 +19,7 @@ from ccapi.toolpolicy import BuiltinTools, parse_builtin_tools_text
 from ccapi.webhooks.signing import secret_key
 from ccapi.webhooks.targets import LOOPBACK, AllowList, BadTarget, WebhookPolicy, subscription
 
+SANDBOX_MODES = ("auto", "require", "off")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -64,7 +65,15 @@ class Settings:
     keepalive_seconds: float = 15.0
     sse_buffer_events: int = 4096
     """Events an SSE client may fall behind by before its stream is cut off (it resumes with ``Last-Event-ID``)."""
+    sse_buffer_bytes: int = 16 * 1024 * 1024
+    """Bytes of events an SSE client may fall behind by before its stream is cut off."""
+    sse_max_streams: int = 1024
+    sse_max_streams_per_session: int = 128
     pass_env: tuple[str, ...] = ()
+    sandbox: str = "auto"
+    """Claude Code's sandbox for Bash: ``auto`` (where available), ``require`` (refuse to start without), ``off``."""
+    sandbox_domains: tuple[str, ...] = ()
+    """Domains sandboxed Bash commands may reach; none by default."""
     """Variables of the gateway's environment that Claude Code children get besides their own."""
     mock_model: bool = False
     child_umask: int = 0o022
@@ -117,7 +126,14 @@ class Settings:
             request_timeout=reader.number("CC_API_REQUEST_TIMEOUT", cls.request_timeout),
             keepalive_seconds=reader.number("CC_API_KEEPALIVE_SECONDS", cls.keepalive_seconds),
             sse_buffer_events=reader.integer("CC_API_SSE_BUFFER_EVENTS", cls.sse_buffer_events, minimum=1),
+            sse_buffer_bytes=reader.integer("CC_API_SSE_BUFFER_BYTES", cls.sse_buffer_bytes, minimum=1024),
+            sse_max_streams=reader.integer("CC_API_SSE_MAX_STREAMS", cls.sse_max_streams, minimum=1),
+            sse_max_streams_per_session=reader.integer(
+                "CC_API_SSE_MAX_STREAMS_PER_SESSION", cls.sse_max_streams_per_session, minimum=1
+            ),
             pass_env=reader.variable_names("CC_API_PASS_ENV"),
+            sandbox=reader.choice("CC_API_SANDBOX", cls.sandbox, SANDBOX_MODES),
+            sandbox_domains=reader.items("CC_API_SANDBOX_DOMAINS"),
             webhook_url=reader.optional("CC_API_WEBHOOK_URL"),
             webhook_events=reader.items("CC_API_WEBHOOK_EVENTS"),
             webhook_secret=reader.optional("CC_API_WEBHOOK_SECRET"),

@@ -257,7 +257,7 @@ class Launcher:
         if state is None:
             return GatewayStatus(running=False)
         uptime = max(0.0, time.time() - state.started_at)
-        code, health = _get(f"{state.url}/healthz")
+        code, health = _get(f"{state.url}/healthz", self.settings.api_key)  # the key shows the limits too
         if code == 0:
             return GatewayStatus(True, state, uptime_seconds=uptime, problem=f"{state.url} does not answer")
         live = health.get("live_engines") if isinstance(health, dict) else None

@@ -4,6 +4,7 @@ across rotation (``RotatingFileHandler`` renames the file and starts a new one).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +12,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 _BLOCK = 64 * 1024
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences, carriage returns,
+    bidirectional overrides) a client may have put in a logged method, path or header shown as
+    ``\\u001b``, which also keeps a JSON line valid JSON. Newlines and tabs stay."""
+    return _CONTROLS.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 
 @dataclass(frozen=True)

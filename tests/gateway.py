@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 import orjson
 
-from ccapi.childproc import GATEWAY_PID
+CHILD_MARK = "CCAPI_TEST_GATEWAY"
+"""Set to the gateway's ``CC_API_HOME`` and passed to its Claude Code children (``CC_API_PASS_ENV``):
+how a test finds the children of its gateways, even once the gateway is gone."""
 
 
 def free_port() -> int:
@@ -44,6 +46,8 @@ def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "CC_API_HOME": str(home / "cc-api"),
             "ANTHROPIC_API_KEY": "test-dummy-key",
+            CHILD_MARK: str(home / "cc-api"),
+            "CC_API_PASS_ENV": CHILD_MARK,
         }
     )
     if mock_url:
@@ -69,12 +73,11 @@ def pids_with_env(name: str, *values: str) -> list[int]:
 
 
 def gateway_processes(home: str, seen: set[int]) -> list[int]:
-    """The gateways running with this ``CC_API_HOME`` and the Claude Code children of any of them or
-    of the gateways in ``seen`` (updated): how a test finds leaked children. A child carries only
-    its gateway's pid (``CC_API_GATEWAY_PID``), which outlives the gateway itself."""
+    """The gateways running with this ``CC_API_HOME`` (added to ``seen``) and the Claude Code
+    children of any gateway of that home, found by ``CHILD_MARK``: how a test finds leaked children."""
     gateways = pids_with_env("CC_API_HOME", home)
     seen.update(gateways)
-    return sorted(set(gateways) | set(pids_with_env(GATEWAY_PID, *map(str, seen))))
+    return sorted(set(gateways) | set(pids_with_env(CHILD_MARK, home)))
 
 
 def readable_by_others(root: Path) -> dict[str, str]:
@@ -113,6 +116,8 @@ class Gateway:
                 self.env.pop(name, None)
             else:
                 self.env[name] = value
+        if CHILD_MARK not in self.env.get("CC_API_PASS_ENV", "").split(","):
+            self.env["CC_API_PASS_ENV"] = ",".join(filter(None, [self.env.get("CC_API_PASS_ENV"), CHILD_MARK]))
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = home / f"gateway-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -95,9 +94,7 @@ def test_gateway_default_policy_from_the_environment(make_gateway, mock_model: M
 
 
 @pytest.mark.parametrize("sandbox", [None, "1", "yes", "true"])
-def test_a_default_turn_completes_whatever_is_sandbox_says(
-    make_gateway, mock_model: MockModel, sandbox, tmp_path: Path
-) -> None:
+def test_a_default_turn_completes_whatever_is_sandbox_says(make_gateway, mock_model: MockModel, sandbox) -> None:
     """Claude Code takes only IS_SANDBOX=1 as root; the gateway follows that rule exactly, so `yes` and
     `true` (set by some shells and containers) ask for approvals instead of failing every turn. Where the
     bypass holds, a built-in tool runs without asking (no permission callback is passed there)."""
@@ -111,7 +108,7 @@ def test_a_default_turn_completes_whatever_is_sandbox_says(
     if not bypass and sandbox:
         assert f"IS_SANDBOX={sandbox!r}" in health["reason"], health
     if bypass:
-        target = tmp_path / "ran.txt"
+        target = gw.home / "ran.txt"  # in its working directory: Claude Code's sandbox keeps Bash's writes there
         mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": f"echo ran > {target}"}),)), Reply(text="ok"))
         ran = gw.turn(gw.create_session(builtin_tools=["Bash"])["id"], "run it")
         assert ran["status"] == "completed" and target.read_text() == "ran\n", ran

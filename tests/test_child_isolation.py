@@ -4,6 +4,7 @@ and they do not outlive a dead gateway for long."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shlex
@@ -13,14 +14,16 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from ccapi.childproc import GATEWAY_PID
 from ccapi.testing import MockModel, Reply, ToolUse
-from tests.gateway import Gateway, pids_with_env
+from tests.gateway import CHILD_MARK, Gateway, pids_with_env
 
 API_KEY = "gateway-key-0f3b9c2e"
 DB_PASSWORD = "pg-password-77d1a4"
 PASSED = "project-token-5e21"
+CLOUD_TOKEN = "cloud-token-a9c4e1"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-secret-bytes-0123456789ab").decode()
 
 
 def _bash_outputs(mock: MockModel) -> list[str]:
@@ -39,8 +42,8 @@ def _bash_outputs(mock: MockModel) -> list[str]:
 def test_printenv_by_the_model_shows_no_gateway_secret(make_gateway, mock_model: MockModel, tmp_path: Path) -> None:
     env_file = tmp_path / "gw0" / "cc-api" / "cc-api.env"
     env_file.parent.mkdir(parents=True)
-    env_file.write_text(f"PGPASSWORD={DB_PASSWORD}\nCC_API_PASS_ENV=PROJECT_TOKEN\n")
-    gw = make_gateway(CC_API_KEY=API_KEY, PROJECT_TOKEN=PASSED)
+    env_file.write_text(f"PGPASSWORD={DB_PASSWORD}\n")
+    gw = make_gateway(CC_API_KEY=API_KEY, PROJECT_TOKEN=PASSED, CC_API_PASS_ENV="PROJECT_TOKEN")
     gw.client.headers["Authorization"] = f"Bearer {API_KEY}"
     mock_model.script(
         Reply(tool_uses=(ToolUse("Bash", {"command": "printenv", "description": "env"}),)), Reply(text="seen")
@@ -52,13 +55,93 @@ def test_printenv_by_the_model_shows_no_gateway_secret(make_gateway, mock_model:
     [printed] = _bash_outputs(mock_model)
     names = {line.partition("=")[0]: line.partition("=")[2] for line in printed.splitlines() if "=" in line}
     assert "PATH" in names and names["HOME"] == gw.env["HOME"], printed  # Bash really ran and printed
-    assert names[GATEWAY_PID] == str(gw.process.pid)
     assert names["PROJECT_TOKEN"] == PASSED, "a variable named in CC_API_PASS_ENV reaches Claude Code"
     for secret in (API_KEY, DB_PASSWORD):
         assert secret not in printed
-    assert [name for name in names if name.startswith("CC_API_")] == [GATEWAY_PID]
+    assert [name for name in names if name.startswith("CC_API_")] == [], "not even the gateway's pid"
     for request in mock_model.requests:
         assert API_KEY not in str(request.body) and DB_PASSWORD not in str(request.body)
+
+
+def _run_bash(gw: Gateway, mock: MockModel, command: str, *more: ToolUse) -> list[str]:
+    """Claude calls Bash with ``command`` (and the ``more`` tools); every call it asks for is
+    approved; what the tools returned to the model comes back."""
+    mock.script(
+        Reply(tool_uses=(ToolUse("Bash", {"command": command, "description": "look"}), *more)), Reply(text="ok")
+    )
+    session = gw.create_session()
+    reply = gw.turn(session["id"], "look around")
+    while reply["status"] == "requires_approval":
+        reply = gw.allow(session["id"], reply)
+    assert reply["status"] == "completed", reply
+    return _bash_outputs(mock)
+
+
+def _reading(paths: list[str]) -> str:
+    """A Bash command that prints the files at ``paths`` (or why not), with the paths built at run
+    time, so only the sandbox, not Claude Code's reading of the command, can stop it."""
+    script = (
+        "import sys\n"
+        "for p in sys.argv[1:]:\n"
+        "    try: print(open(p.replace('@', '/'), 'rb').read()[:4000].decode(errors='replace'))\n"
+        "    except OSError as e: print(e)"
+    )
+    return f"python3 -c {shlex.quote(script)} {' '.join(p.replace('/', '@') for p in paths)}"
+
+
+def _secret_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    home = tmp_path / "gw0" / "cc-api"
+    home.mkdir(parents=True)
+    (home / "cc-api.env").write_text(f"PGPASSWORD={DB_PASSWORD}\n")
+    return home, {"CC_API_KEY": API_KEY, "CC_API_WEBHOOK_SECRET": WEBHOOK_SECRET, "GITHUB_TOKEN": CLOUD_TOKEN}
+
+
+def test_the_models_bash_finds_no_secret_in_the_gateways_process_or_state(
+    make_gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Issue 23: Bash reads the gateway's /proc environ, cc-api.env and the database, Read the env
+    file: the sandbox hides them (or /healthz says there is none), and no secret reaches the model."""
+    home, secrets = _secret_env(tmp_path)
+    gw = make_gateway(**secrets)
+    gw.client.headers["Authorization"] = f"Bearer {API_KEY}"
+    sandbox = gw.client.get("/healthz").json()["sandbox"]
+    paths = [f"/proc/{gw.process.pid}/environ", str(home / "cc-api.env"), str(home / "sessions.db")]
+    command = _reading(paths) + "; echo bash-ran"
+    plain = f"tr '\\0' '\\n' < /proc/{gw.process.pid}/environ; cat {home}/cc-api.env"  # as the issue's probe ran it
+    outputs = _run_bash(
+        gw,
+        mock_model,
+        command,
+        ToolUse("Read", {"file_path": str(home / "cc-api.env")}),
+        ToolUse("Bash", {"command": plain, "description": "look"}),
+    )
+    printed = "\n".join(outputs)
+    assert "bash-ran" in printed and len(outputs) == 3, outputs
+    assert "denied by your permission settings" in outputs[1], "Read is kept off the gateway's state"
+    assert "has been denied" in outputs[2], "Claude Code refuses a command that names the state or /proc"
+    for secret in (API_KEY, DB_PASSWORD, CLOUD_TOKEN, WEBHOOK_SECRET):
+        assert secret not in printed, secret
+    if not sandbox["enabled"]:  # the boundary is stated, not hidden
+        assert sandbox["reason"].startswith("no sandbox"), sandbox
+        pytest.skip(f"no sandbox on this machine: {sandbox['reason']}")
+    assert sandbox["mechanism"] in ("bubblewrap", "seatbelt")
+    for secret in (API_KEY, DB_PASSWORD, CLOUD_TOKEN, WEBHOOK_SECRET, "SQLite format"):
+        assert secret not in printed, secret
+    assert "No such file" in outputs[0], "other processes' /proc and the state directory are out of reach"
+
+
+def test_the_gateways_own_environment_holds_no_secret(make_gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    """Issue 23, without a sandbox: /proc/<gateway>/environ is readable by the same user, and holds no secret."""
+    _, secrets = _secret_env(tmp_path)
+    gw = make_gateway(CC_API_SANDBOX="off", **secrets)
+    gw.client.headers["Authorization"] = f"Bearer {API_KEY}"
+    assert gw.client.get("/healthz").json()["sandbox"]["enabled"] is False
+    [printed] = _run_bash(gw, mock_model, _reading([f"/proc/{gw.process.pid}/environ"]))
+    names = dict(line.partition("=")[::2] for line in printed.split("\0") if "=" in line)
+    assert names["PATH"] and names["CC_API_HOME"] == gw.env["CC_API_HOME"], printed  # Bash read it
+    for secret in (API_KEY, CLOUD_TOKEN, WEBHOOK_SECRET, "test-dummy-key"):
+        assert secret not in printed, secret
+    assert gw.client.get("/api/sessions").status_code == 200, "the gateway still has its key, in memory"
 
 
 def _listening_inode(port: int) -> str:
@@ -109,7 +192,7 @@ def test_a_gateway_killed_alone_restarts_on_its_port_at_once(make_gateway, mock_
     killed = gw.process
 
     def children() -> list[int]:
-        return pids_with_env(GATEWAY_PID, str(killed.pid))
+        return [pid for pid in pids_with_env(CHILD_MARK, gw.env["CC_API_HOME"]) if pid != killed.pid]
 
     try:
         started = gw.client.post(

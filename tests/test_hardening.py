@@ -9,6 +9,8 @@ import asyncio
 import gc
 import re
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,7 +28,7 @@ from ccapi.sessions import EventLog, SessionService
 from ccapi.sessions.params import TurnRequest
 from ccapi.store import open_store
 from ccapi.testing import MockModel
-from tests.gateway import Gateway, pids_with_env, sse_events
+from tests.gateway import Gateway, gateway_processes, sse_events
 from tests.test_errors import _assert_error, _snapshot
 
 API_KEY = "hardening-test-key-0c4e"
@@ -203,7 +205,7 @@ def test_a_system_prompt_over_128_kib_runs_and_stays_off_the_command_line(gw: Ga
     prompt = marker + " " + "Always answer in French. " * 9000  # ~220 KiB
     session_id = gw.create_session(system_prompt=prompt)["id"]
     assert gw.turn(session_id, "first")["status"] == "completed"
-    for pid in pids_with_env("CC_API_HOME", gw.env["CC_API_HOME"]):
+    for pid in gateway_processes(gw.env["CC_API_HOME"], set()):
         assert marker.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert gw.turn(session_id, "second")["output"][-1]["text"] == "mock reply: second"
     sent = mock_model.message_requests(include_side=False)
@@ -321,3 +323,103 @@ def test_postgres_refuses_what_it_cannot_store_and_ends_streams_of_sessions_dele
         assert [frame for frame in sse_events(stream.iter_lines()) if "event" in frame] == []
     assert time.monotonic() - started < 5
     assert a.client.get("/healthz").json()["status"] == "ok"
+
+
+# -- issue 23: heads, logs, timeouts and loose ends ------------------------------------------
+
+
+def _raw(port: int, data: bytes, timeout: float = 10) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_control_bytes_in_the_request_line_get_a_400_a_compact_log_and_an_escaped_cc_api_logs(gw: Gateway) -> None:
+    """Issue 23: a URL with control bytes got no answer and a 2.4 KB traceback; a method with an
+    escape sequence reached the operator's terminal raw through ``cc-api logs``."""
+    logged_before = gw.log_path.stat().st_size
+    for url in (b"/\x1b[2J", b"/api/sessions/\x00"):
+        answer = _raw(gw.port, b"GET " + url + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+        assert orjson.loads(answer.partition(b"\r\n\r\n")[2])["error"]["type"] == "invalid_request"
+    answer = _raw(gw.port, b"G\x1b[2JET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+    time.sleep(0.5)  # the request log line is written soon after the answer
+    with gw.log_path.open("rb") as log:
+        log.seek(logged_before)
+        written = log.read()
+    assert b"Traceback" not in written and len(written) < 3 * 1024, written[:3000]
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "ccapi", "logs", "-n", "20"],
+        env={**gw.env, "CC_API_KEY": API_KEY},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "\\u001b[2J" in shown and "\x1b" not in shown and "\x00" not in shown, shown[-2000:]
+
+
+def test_an_idle_connection_is_closed_at_the_request_timeout(gw: Gateway) -> None:
+    """Issue 23: a connection that sends nothing lived 120 s (Sanic's keep-alive), not the documented deadline."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as sock:
+        started = time.monotonic()
+        assert sock.recv(1024) == b""
+        assert time.monotonic() - started < 2 + 1.5
+
+
+def test_json_answers_say_nosniff_and_healthz_keeps_details_for_the_key(gw: Gateway) -> None:
+    open_health = httpx.get(f"{gw.base_url}/healthz")
+    assert open_health.headers["x-content-type-options"] == "nosniff"
+    assert open_health.json()["status"] == "ok" and "claude_credentials" not in open_health.json()
+    assert "claude_credentials" in gw.client.get("/healthz").json(), "the key shows everything"
+    assert gw.client.get("/api/sessions").headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("model", ["", [], {}, "   "])
+def test_an_empty_or_non_string_model_is_a_400(gw: Gateway, model: object) -> None:
+    """Issue 23: these silently became the default model."""
+    _assert_error(gw.client.post("/api/sessions", json={"model": model}), 400, "invalid_request")
+    chat = gw.client.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "x"}]})
+    assert chat.status_code == 400, chat.text
+
+
+def test_messages_max_tokens_must_be_a_positive_integer(gw: Gateway) -> None:
+    for max_tokens in ("x", 0, True, 1.5):
+        body = {"model": "claude-sonnet-4-5", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "x"}]}
+        response = gw.client.post("/v1/messages", json=body)
+        assert response.status_code == 400 and "max_tokens" in response.text, response.text
+
+
+def _nested(depth: int) -> str:
+    """JSON text of objects nested ``depth`` deep (orjson cannot even write it)."""
+    return '{"a": ' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+def test_deep_json_long_cwds_and_huge_integers_are_400s_and_change_nothing(gw: Gateway) -> None:
+    """Issue 23: each of these was a 500 (orjson writes 255 levels at most; "File name too long";
+    an integer beyond 64 bits was read as a float and came back as one)."""
+    before = _snapshot(gw)
+    tool_use = f'{{"type": "tool_use", "id": "toolu_1", "name": "t", "input": {_nested(300)}}}'
+    schema = f'{{"type": "object", "properties": {{"x": {_nested(300)}}}}}'
+    messages = f'[{{"role": "user", "content": "x"}}, {{"role": "assistant", "content": [{tool_use}]}}]'
+    for path, body in (
+        ("/api/sessions", f'{{"metadata": {_nested(300)}}}'),
+        (
+            "/api/sessions",
+            f'{{"tools": [{{"name": "t", "input_schema": {schema}}}]}}',
+        ),
+        ("/api/sessions", orjson.dumps({"cwd": "/" + "a" * 300}).decode()),
+        ("/api/sessions", orjson.dumps({"cwd": "/a" * 3000}).decode()),
+        ("/api/sessions", f'{{"metadata": {{"n": {2**70}}}}}'),
+        ("/v1/messages", f'{{"model": "claude-sonnet-4-5", "max_tokens": 9, "messages": {messages}}}'),
+    ):
+        response = gw.client.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, (body[:80], response.text)
+    assert _snapshot(gw) == before
+    biggest = gw.create_session(metadata={"n": 2**63 - 1, "u": 2**64 - 1})
+    assert gw.client.get(f"/api/sessions/{biggest['id']}").json()["metadata"] == {"n": 2**63 - 1, "u": 2**64 - 1}

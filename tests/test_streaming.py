@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+import struct
+import time
 
 import httpx
+import orjson
 import pytest
 
 from ccapi.testing import MockModel, Reply
@@ -200,20 +203,93 @@ def test_a_subscriber_that_stops_reading_is_cut_off_and_resumes_losing_nothing(
     assert "".join(e["data"]["text"] for e in everything if e["type"] == "message.delta") == text
 
     stalled.settimeout(10)
-    body = head
-    while chunk := stalled.recv(65536):  # now it reads: what was sent before the cut-off, then the end
-        body += chunk
-    stalled.close()
-    payload, ended = _dechunk(body.partition(b"\r\n\r\n")[2])
-    assert ended, "the cut-off subscriber's stream ends cleanly"
-    got = [f["data"] for f in sse_events(iter(payload.decode().split("\n"))) if "event" in f]
+    got, _ = _read_after_cut_off(stalled, head)
     assert 0 < len(got) < len(logged) and got == logged[: len(got)]
+    assert got + _resume(gw, path, got[-1]["seq"]) == logged
 
-    with gw.client.stream("GET", path, headers={"Last-Event-ID": str(got[-1]["seq"])}) as resumed:
-        rest = []
+
+def _read_after_cut_off(sock: socket.socket, head: bytes) -> tuple[list[dict], bytes]:
+    """A cut-off reader reads at last: the events written before the cut-off, and the SSE payload."""
+    body = head
+    while chunk := sock.recv(1 << 20):  # what was sent before the cut-off, then the end
+        body += chunk
+    sock.close()
+    payload, ended = _dechunk(body.partition(b"\r\n\r\n")[2])
+    assert ended, "the cut-off reader's stream ends cleanly"
+    return [f["data"] for f in sse_events(iter(payload.decode().split("\n"))) if "event" in f], payload
+
+
+def _resume(gw: Gateway, path: str, last_seq: int) -> list[dict]:
+    """The events after ``last_seq`` up to the turn's end, read with ``Last-Event-ID``."""
+    rest = []
+    with gw.client.stream("GET", path, headers={"Last-Event-ID": str(last_seq)}) as resumed:
         for frame in sse_events(resumed.iter_lines()):
             if "event" in frame:
                 rest.append(frame["data"])
                 if frame["event"] == "turn.completed":
                     break
-    assert got + rest == logged
+    return rest
+
+
+def _stalled_reader(gw: Gateway, path: str) -> tuple[socket.socket, bytes]:
+    """An SSE client that sends its request, reads the response head, then stops reading."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connect: a tiny window
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", gw.port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    head = b""
+    while b"keep-alive" not in head and not (head.startswith(b"HTTP/1.1 503") and b"}" in head):
+        head += sock.recv(4096)
+    return sock, head
+
+
+def test_stalled_readers_are_cut_off_by_bytes_capped_and_freed_on_disconnect(
+    make_gateway, mock_model: MockModel, backend: str
+) -> None:
+    """Issue 23: readers that stop reading during a turn whose ``turn.started`` carries 8 MB are cut
+    off once a backlog of CC_API_SSE_BUFFER_BYTES waits (no event beyond the one being written is
+    kept for them), resume losing nothing, and count against the per-session cap only while connected."""
+    if backend != "sqlite":
+        pytest.skip("the fan-out is the same on every backend: once is enough")
+    gw = make_gateway(CC_API_SSE_BUFFER_BYTES=str(256 * 1024), CC_API_SSE_MAX_STREAMS_PER_SESSION="3")
+    session_id = gw.create_session()["id"]
+    after = gw.events(session_id)[-1]["seq"]
+    path = f"/api/sessions/{session_id}/events/stream?after={after}"
+    readers = [_stalled_reader(gw, path) for _ in range(3)]
+    refused = gw.client.get(path)
+    assert refused.status_code == 503 and refused.json()["error"]["type"] == "unavailable", refused.text
+
+    mock_model.script(Reply(text="short"))
+    started = gw.client.post(
+        f"/api/sessions/{session_id}/turns", json={"input": "y" * (8 * 1024 * 1024), "background": True}
+    )
+    assert started.status_code == 202, started.text
+    turn_url = f"/api/sessions/{session_id}/turns/{started.json()['turn_id']}"
+    deadline = time.monotonic() + 60
+    while gw.client.get(turn_url).json()["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    logged = gw.events(session_id, after)
+    assert logged[-1]["type"] == "turn.completed"
+    first_frame = len(f"id: {logged[0]['seq']}\nevent: turn.started\ndata: ".encode()) + len(orjson.dumps(logged[0]))
+
+    aborted, _ = readers.pop()
+    aborted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    aborted.close()  # leaves without reading: a reset
+    for sock, head in readers:
+        got, payload = _read_after_cut_off(sock, head)
+        assert got[0]["type"] == "turn.started" and got == logged[: len(got)] and len(got) < len(logged)
+        assert len(payload) <= first_frame + 256 * 1024, "nothing beyond the byte bound was kept for it"
+        assert got + _resume(gw, path, got[-1]["seq"]) == logged
+
+    deadline = time.monotonic() + 10  # the reset takes the server a moment to notice
+    while True:
+        fresh = [_stalled_reader(gw, path) for _ in range(3)]
+        for sock, _ in fresh:
+            sock.close()
+        if all(head.startswith(b"HTTP/1.1 200") for _, head in fresh) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [head.split(b"\r\n")[0] for _, head in fresh] == [b"HTTP/1.1 200 OK"] * 3, (
+        "readers that left free their place"
+    )

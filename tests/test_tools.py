@@ -214,3 +214,72 @@ def test_client_tool_calls_do_not_count_against_the_tool_turn_limit(make_gateway
     assert turn["status"] == "failed" and turn["error"]["type"] == "max_turns"
     assert "CC_API_TOOL_MAX_TURNS" in turn["error"]["message"]
     assert orjson.dumps(turn).decode().count("never reached") == 0
+
+
+SCHEMAS = {
+    "bare": {"type": "object"},
+    "draft": {"type": "object", "$schema": "http://json-schema.org/draft-07/schema#"},
+    "untyped": {"properties": {"q": {"type": "string"}}, "required": ["q"]},
+}
+ON_THE_WIRE = {
+    "bare": {"type": "object", "properties": {}},
+    "draft": {"type": "object", "properties": {}, "$schema": "http://json-schema.org/draft-07/schema#"},
+    "untyped": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+}
+
+
+def _offered(mock: MockModel) -> dict[str, dict]:
+    [body] = [r.body for r in mock.message_requests(include_side=False)]
+    return {t["name"].rpartition("__")[2]: t["input_schema"] for t in body["tools"] if t["name"].startswith("mcp__")}
+
+
+@pytest.mark.parametrize("route", ["native", "chat", "messages", "responses"])
+def test_the_model_receives_each_declared_schema(gateway: Gateway, mock_model: MockModel, route: str) -> None:
+    """Issue 23: a schema without ``properties`` (or with ``$schema``) is neither rewritten into a
+    parameter named ``type`` nor dropped, on the native API and every compat endpoint."""
+    mock_model.script(Reply(text="ok"))
+    if route == "native":
+        tools = [{"name": name, "input_schema": schema} for name, schema in SCHEMAS.items()]
+        gateway.turn(gateway.create_session(tools=tools)["id"], "hi")
+    else:
+        path, tools = {
+            "chat": (
+                "/v1/chat/completions",
+                [{"type": "function", "function": {"name": n, "parameters": s}} for n, s in SCHEMAS.items()],
+            ),
+            "messages": ("/v1/messages", [{"name": n, "input_schema": s} for n, s in SCHEMAS.items()]),
+            "responses": (
+                "/v1/responses",
+                [{"type": "function", "name": n, "parameters": s} for n, s in SCHEMAS.items()],
+            ),
+        }[route]
+        key = "input" if route == "responses" else "messages"
+        body = {"model": "claude-sonnet-4-5", "max_tokens": 100, "tools": tools}
+        body[key] = [{"role": "user", "content": "hi"}]
+        response = gateway.client.post(path, json=body)
+        assert response.status_code == 200, response.text
+    assert _offered(mock_model) == ON_THE_WIRE
+
+
+def test_a_non_string_dollar_schema_is_a_400(gateway: Gateway) -> None:
+    tools = [{"name": "t", "input_schema": {"type": "object", "$schema": 5}}]
+    response = gateway.client.post("/api/sessions", json={"tools": tools})
+    assert response.status_code == 400 and "$schema" in response.json()["error"]["message"], response.text
+
+
+@pytest.mark.slow
+def test_two_thousand_long_tool_names_still_run_a_turn(gateway: Gateway, mock_model: MockModel) -> None:
+    """Issue 23: 2,100 tools with 64-character names used to fail every turn ("Argument list too long")."""
+    tools = [{"name": f"{i:04d}".ljust(64, "x"), "input_schema": {"type": "object"}} for i in range(2100)]
+    mock_model.script(Reply(tool_uses=(ToolUse("0007".ljust(64, "x"), {}),)), Reply(text="done"))
+    session = gateway.create_session(tools=tools)
+    paused = gateway.turn(session["id"], "call one")
+    assert paused["status"] == "requires_action", paused
+    [call] = paused["tool_calls"]
+    response = gateway.client.post(
+        f"/api/sessions/{session['id']}/tool-results",
+        json={"results": [{"tool_call_id": call["tool_call_id"], "content": "fine"}]},
+    )
+    assert response.status_code == 200 and response.json()["status"] == "completed", response.text
+    first = mock_model.message_requests(include_side=False)[0].body
+    assert sum(t["name"].startswith("mcp__client__") for t in first["tools"]) == 2100

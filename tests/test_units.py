@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,7 +81,6 @@ def test_claude_code_gets_its_own_variables_and_no_gateway_secret() -> None:
         "LC_ALL": "C",
         "ANTHROPIC_API_KEY": "a",
         "CLAUDE_CONFIG_DIR": "/c",
-        "CC_API_GATEWAY_PID": "7",
         "GH_TOKEN": "g",
     }
     bedrock = child_environment({**env, "CLAUDE_CODE_USE_BEDROCK": "1"})
@@ -151,7 +151,7 @@ def test_an_unknown_model_is_a_400_natively_and_a_404_on_the_compat_routes() -> 
     assert (native.status, native.message) == (400, "unknown model 'gpt-4o'; GET /api/models lists the known ones")
     assert (compat.status, compat.message) == (404, "unknown model 'gpt-4o'; GET /v1/models lists the known ones")
     assert native.details == compat.details == {"model": "gpt-4o"}
-    with pytest.raises(ApiError, match="model must be a string") as caught:
+    with pytest.raises(ApiError, match="model must be a non-empty string") as caught:
         model_of(catalog, 7, "sonnet")
     assert caught.value.status == 400
 
@@ -245,11 +245,22 @@ def test_a_refused_root_bypass_quotes_claude_codes_own_reason() -> None:
     assert explain_process_failure("", "Command failed").message == "Claude Code process failed: Command failed"
 
 
+def test_the_started_line_names_the_database_in_use_without_credentials(tmp_path: Path) -> None:
+    """Issue 23: on PostgreSQL the ``started`` line named an unused SQLite file."""
+    from ccapi.app import _database_label
+
+    postgres = Settings(home=tmp_path, database_url="postgresql://u:pw-secret@db.local:5433/ccapi")
+    assert _database_label(postgres) == "postgresql://db.local:5433/ccapi"
+    assert _database_label(Settings(home=tmp_path, session_dir=tmp_path / "j")) == f"jsondir:{tmp_path / 'j'}"
+    assert _database_label(Settings(home=tmp_path)) == str(tmp_path / "sessions.db")
+
+
 @pytest.mark.parametrize(
     ("mode", "allowed", "warns"),
     [
         ("bypassPermissions", [], False),  # no callback where the mode approves everything anyway
         ("default", ["mcp__client__get_weather", "mcp__client__add"], False),  # client tools skip it on purpose
+        ("default", ["mcp__client"], False),  # as the gateway allows them: one rule for the client's server
         ("default", ["Read"], True),  # a built-in tool allowed outright still warns
     ],
 )

@@ -331,3 +331,47 @@ def test_a_hanging_receiver_times_out_and_a_large_answer_leaves_a_short_error(tm
     assert len(delivery.last_error) < 300 and delivery.last_error.startswith("HTTP 400: xxx")
     assert len(receiver.deliveries) == 2
     assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1
+
+
+def test_a_receiver_that_never_answers_in_time_does_not_delay_another(tmp_path: Path) -> None:
+    """Issue 23: ten deliveries to a hanging receiver held every delivery slot for the whole
+    timeout; with a limit per target another session's delivery goes at once."""
+    slow, fast = Receiver().start(), Receiver().start()
+    slow.answers = [(200, {}, b"late", 3.0)] * 20
+    settings = Settings(home=tmp_path, webhook_secret=SECRET, webhook_timeout=2.0, webhook_backoff=30)
+
+    def record(session_id: str, url: str) -> SessionRecord:
+        return SessionRecord(
+            session_id, "t", "t", "m", None, [], {}, None, None, None, "idle", None, 0, 0,
+            webhook={"url": url, "events": ["turn.failed"]},
+        )  # fmt: skip
+
+    async def main() -> tuple[float, int]:
+        store = JsonDirStore(tmp_path / "store")
+        await store.open()
+        await store.create_session(record("sess_slow", slow.url))
+        await store.create_session(record("sess_fast", fast.url))
+        await store.append_events(
+            [Event(n, "turn.failed", "sess_slow", f"turn_{n}", utcnow(), {}) for n in range(1, 11)]
+        )
+        sender = WebhookSender(settings, store)
+        sender.start()
+        await asyncio.sleep(0.3)  # the slow receiver's deliveries are in flight
+        await store.append_events([Event(1, "turn.failed", "sess_fast", "turn_f", utcnow(), {})])
+        sender.committed([Event(1, "turn.failed", "sess_fast", "turn_f", utcnow(), {})])
+        started = time.monotonic()
+        while (await store.list_webhooks("sess_fast", 0, 1))[0].state != "delivered":
+            assert time.monotonic() - started < 10
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - started
+        await sender.stop()
+        await store.close()
+        return took, len(slow.deliveries)
+
+    try:
+        took, slow_attempts = asyncio.run(main())
+    finally:
+        slow.stop()
+        fast.stop()
+    assert took < 1.0, f"the fast receiver's delivery waited {took:.1f} s"
+    assert slow_attempts <= 2, "at most two deliveries at a time go to one receiver"

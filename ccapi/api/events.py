@@ -6,7 +6,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from ccapi.api.request import int_arg
-from ccapi.api.sse import follow_stream, send_events
+from ccapi.api.sse import follow_stream, make_room, send_events
 from ccapi.errors import InvalidRequest
 from ccapi.sessions import SessionService
 
@@ -39,6 +39,7 @@ async def stream_events(request: Request, session_id: str) -> None:
     service: SessionService = request.app.ctx.service
     await service.get(session_id)
     after = _resume_point(request)
+    make_room(service, session_id)
     await send_events(request, follow_stream(service, session_id, after))
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
+from typing import Any
+
 import claude_agent_sdk
 from claude_agent_sdk._cli_version import __cli_version__
 from sanic import Blueprint, Request
@@ -9,6 +12,7 @@ from sanic.response import HTTPResponse, html, json
 
 from ccapi import __version__
 from ccapi.api.console import ConsolePage
+from ccapi.api.middleware import presented_key
 
 bp = Blueprint("info")
 _CONSOLE = ConsolePage.load()
@@ -43,25 +47,37 @@ async def service_info(request: Request) -> HTTPResponse:
 
 @bp.get("/healthz")
 async def healthz(request: Request) -> HTTPResponse:
-    """Liveness and readiness; open without a key so supervisors can probe it."""
+    """Liveness and readiness; open without a key so supervisors can probe it. With ``CC_API_KEY``
+    set, a caller without the key learns only whether the gateway serves and how busy it is: where
+    credentials live, the permission mode, the sandbox and subscription usage need the key."""
     ctx = request.app.ctx
     database_ok = await ctx.store.ping()
-    credentials = ctx.credentials
-    return json(
-        {
-            "status": "ok" if database_ok else "unavailable",
-            "database": "ok" if database_ok else "unreachable",
-            "live_engines": ctx.pool.live_count,
-            "max_live": ctx.pool.max_live,
-            "queued_turns": ctx.pool.queued,
-            "mock_model": ctx.settings.mock_model,
+    health: dict[str, Any] = {
+        "status": "ok" if database_ok else "unavailable",
+        "database": "ok" if database_ok else "unreachable",
+        "live_engines": ctx.pool.live_count,
+        "max_live": ctx.pool.max_live,
+        "queued_turns": ctx.pool.queued,
+        "mock_model": ctx.settings.mock_model,
+    }
+    if _may_see_details(request):
+        credentials = ctx.credentials
+        health |= {
             "permissions": ctx.service.permissions.describe(ctx.settings.permission_mode),
+            "sandbox": ctx.service.sandbox.describe(),
             "claude_credentials": {
                 "found": credentials.found,
                 "source": credentials.source,
                 "message": credentials.message,
             },
             "limits": ctx.limits.health(),
-        },
-        status=200 if database_ok else 503,
-    )
+        }
+    return json(health, status=200 if database_ok else 503)
+
+
+def _may_see_details(request: Request) -> bool:
+    expected = request.app.ctx.settings.api_key
+    if not expected:
+        return True
+    given = presented_key(request)
+    return given is not None and hmac.compare_digest(given, expected.encode())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -9,15 +11,47 @@ from sanic import Request
 
 from ccapi.errors import InvalidRequest
 
+MAX_DEPTH = 200
+"""Deepest nesting a body may have. orjson writes at most 255 levels, and what a body carries is
+stored a few levels down (an event's data, a transcript line): deeper was a 500 at the write."""
+_LONG_NUMBER = re.compile(rb"\d{20}")
+
 
 def json_body(request: Request) -> Any:
-    """The body as JSON; an empty body is ``None``. Malformed JSON or invalid UTF-8 is a 400."""
-    if not request.body:
+    """The body as JSON; an empty body is ``None``. Malformed JSON, invalid UTF-8, nesting deeper
+    than ``MAX_DEPTH`` and integers beyond 64 bits (which orjson reads as floats, so a client's
+    ``2**70`` came back as ``1.18e21``) are 400s."""
+    body = request.body
+    if not body:
         return None
     try:
-        return orjson.loads(request.body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc.msg}") from None
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise InvalidRequest(f"the request body is nested more than {MAX_DEPTH} levels deep")
+    if _LONG_NUMBER.search(body):  # rare: only then parse again, seeing the integers
+        json.loads(body, parse_int=_integer)
+    return value
+
+
+def _integer(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise InvalidRequest(f"integers in the request body must fit in 64 bits; {text[:30]} does not")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item if isinstance(child, (list, dict)))
+    return deepest
 
 
 def int_arg(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:

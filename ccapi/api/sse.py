@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
-from sanic import Request
+from sanic import HTTPResponse, Request
 from sanic.http import Http
 
+from ccapi.errors import Unavailable
 from ccapi.events import Event, EventBatch
 
 if TYPE_CHECKING:
@@ -17,19 +19,44 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connecti
 KEEPALIVE_FRAME = b": keep-alive\n\n"
 
 
-def follow_stream(service: SessionService, session_id: str, after: int) -> AsyncIterator[EventBatch | None]:
-    """A session's events after ``after`` for one SSE client, cut off if it falls too far behind."""
+_WRITE_CHUNK = 64 * 1024
+"""Largest single write: a connection that stopped reading buffers at most about this (plus
+the transport's high-water mark) in the gateway, however large an event."""
+
+
+def follow_stream(service: SessionService, session_id: str, after: int) -> AsyncGenerator[EventBatch | None, None]:
+    """A session's events after ``after`` for one SSE client, cut off if it falls too far
+    behind, in events or in bytes."""
     settings = service.settings
     return service.events.follow_batches(
-        session_id, after, settings.keepalive_seconds, settings.sse_buffer_events, cut_off=True
+        session_id,
+        after,
+        settings.keepalive_seconds,
+        settings.sse_buffer_events,
+        cut_off=True,
+        max_bytes=settings.sse_buffer_bytes,
     )
 
 
+def make_room(service: SessionService, session_id: str) -> None:
+    """Refuse a new event stream beyond ``CC_API_SSE_MAX_STREAMS`` (per session and per gateway)."""
+    settings = service.settings
+    if service.events.followers(session_id) >= settings.sse_max_streams_per_session:
+        raise Unavailable(
+            f"this session already has {settings.sse_max_streams_per_session} event streams "
+            "(CC_API_SSE_MAX_STREAMS_PER_SESSION)"
+        )
+    if service.events.followers() >= settings.sse_max_streams:
+        raise Unavailable(
+            f"the gateway already serves {settings.sse_max_streams} event streams (CC_API_SSE_MAX_STREAMS)"
+        )
+
+
 async def send_events(
-    request: Request, batches: AsyncIterator[EventBatch | None], stop: Callable[[Event], bool] | None = None
+    request: Request, batches: AsyncGenerator[EventBatch | None, None], stop: Callable[[Event], bool] | None = None
 ) -> None:
-    """Stream ``batches`` of events (``None`` = keep-alive), each in one write, until ``stop``
-    says an event was the last.
+    """Stream ``batches`` of events (``None`` = keep-alive), each in one write (or 64 KiB pieces,
+    when larger), until ``stop`` says an event was the last.
 
     A batch goes out as the frames the log joined once for every subscriber that has the
     same batch (most do): a subscriber costs a write per batch, not work per event.
@@ -41,18 +68,33 @@ async def send_events(
     response = await request.respond(content_type="text/event-stream", headers=SSE_HEADERS)
     assert response is not None
     await response.send(KEEPALIVE_FRAME)  # the status line at once, not with the first event or keep-alive
-    async for batch in batches:
-        if batch is None:
-            await response.send(KEEPALIVE_FRAME)
-            continue
-        last = None if stop is None else next((i for i, event in enumerate(batch) if stop(event)), None)
-        if last is None:
-            await response.send(batch.sse_frames)
-            continue
-        await response.send(b"".join(event.sse_frame for event in batch[: last + 1]))
-        break
-    else:  # the log ended the stream (the gateway is stopping, the session was deleted, or this
-        # client fell too far behind): close
-        if isinstance(request.stream, Http):  # HTTP/1.1: no keep-alive after an ended stream
-            request.stream.keep_alive = False
+    async with contextlib.aclosing(batches):  # unsubscribes at once when the client goes
+        async for batch in batches:
+            if batch is None:
+                await response.send(KEEPALIVE_FRAME)
+                continue
+            last = None if stop is None else next((i for i, event in enumerate(batch) if stop(event)), None)
+            if last is None:
+                await _send(response, batch.sse_frames)
+                continue
+            await _send(response, b"".join(event.sse_frame for event in batch[: last + 1]))
+            break
+        else:
+            _ended(request)
     await response.eof()
+
+
+def _ended(request: Request) -> None:
+    """The log ended the stream (the gateway is stopping, the session was deleted, or this client
+    fell too far behind): close the connection after it."""
+    if isinstance(request.stream, Http):  # HTTP/1.1: no keep-alive after an ended stream
+        request.stream.keep_alive = False
+
+
+async def _send(response: HTTPResponse, frames: bytes) -> None:
+    """``frames`` in pieces, each waiting until the connection takes more (see ``_WRITE_CHUNK``)."""
+    if len(frames) <= _WRITE_CHUNK:
+        await response.send(frames)
+        return
+    for start in range(0, len(frames), _WRITE_CHUNK):
+        await response.send(frames[start : start + _WRITE_CHUNK])

@@ -8,8 +8,9 @@ it settles (ends, or pauses on client tool calls or permission requests), as SSE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
@@ -148,15 +149,18 @@ async def _reply_queued(
     return json(turn_view(await outcome.wait()))
 
 
-async def _of_turn(batches: AsyncIterator[EventBatch | None], turn_id: str) -> AsyncIterator[EventBatch | None]:
+async def _of_turn(
+    batches: AsyncGenerator[EventBatch | None, None], turn_id: str
+) -> AsyncGenerator[EventBatch | None, None]:
     """Only one turn's events (the session's stream also carries the turn it waits behind)."""
-    async for batch in batches:
-        if batch is None:
-            yield None
-            continue
-        mine = EventBatch(event for event in batch if event.turn_id == turn_id)
-        if mine:
-            yield mine
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            if batch is None:
+                yield None
+                continue
+            mine = EventBatch(event for event in batch if event.turn_id == turn_id)
+            if mine:
+                yield mine
 
 
 def _settles(event: Event, turn_id: str) -> bool:

@@ -37,6 +37,9 @@ class MessagesRequest:
 
 def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str | None) -> MessagesRequest:
     body = body_object(body)
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise InvalidRequest("max_tokens must be a positive integer")
     messages = expect(body.get("messages"), list, "messages", "a non-empty array")
     if not messages:
         raise InvalidRequest("messages must be a non-empty array")

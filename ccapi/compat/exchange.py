@@ -82,4 +82,4 @@ class Exchange:
 def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
     """The canonical model id a compat request names (its default when it names none); an unknown one is a 404,
     as the providers answer it."""
-    return known_model(catalog, requested or default, NotFound, "/v1/models")
+    return known_model(catalog, default if requested is None else requested, NotFound, "/v1/models")

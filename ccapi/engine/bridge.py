@@ -67,8 +67,11 @@ def client_tool_server(tools: list[dict[str, Any]], resolve: ToolResolver) -> Mc
     return create_sdk_mcp_server(CLIENT_SERVER, tools=[_tool(spec, resolve) for spec in tools])
 
 
-def client_tool_names(tools: list[dict[str, Any]]) -> list[str]:
-    return [CLIENT_TOOL_PREFIX + tool["name"] for tool in tools]
+def client_tool_rules(tools: list[dict[str, Any]]) -> list[str]:
+    """The permission rule that allows every client tool: one server-wide rule (``mcp__client``)
+    rather than a name each, which past ~1,700 long names overflowed Linux's 128 KiB limit on
+    one argument (``--allowedTools``) and failed every turn."""
+    return [f"mcp__{CLIENT_SERVER}"] if tools else []
 
 
 def _tool(spec: dict[str, Any], resolve: ToolResolver) -> SdkMcpTool[Any]:
@@ -79,8 +82,20 @@ def _tool(spec: dict[str, Any], resolve: ToolResolver) -> SdkMcpTool[Any]:
         return {"content": _mcp_content(outcome.content), "is_error": outcome.is_error}
 
     return SdkMcpTool(
-        name=name, description=spec.get("description", ""), input_schema=spec["input_schema"], handler=handler
+        name=name,
+        description=spec.get("description", ""),
+        input_schema=wire_schema(spec["input_schema"]),
+        handler=handler,
     )
+
+
+def wire_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The declared schema in the shape the SDK passes through unchanged. The SDK reads a dict
+    without a string ``type`` *and* ``properties`` as a map of parameter names to Python types:
+    ``{"type": "object"}`` would reach the model as one required string parameter named
+    ``type``, and a ``$schema`` key would make Claude Code drop the tool. An object schema
+    without ``properties`` means the same with ``"properties": {}``."""
+    return {"type": "object", "properties": {}, **schema}
 
 
 def permission_callback(ask: PermissionAsker) -> Any:

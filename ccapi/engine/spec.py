@@ -19,7 +19,7 @@ from ccapi.engine.bridge import (
     CLIENT_TOOL_PREFIX,
     PermissionAsker,
     ToolResolver,
-    client_tool_names,
+    client_tool_rules,
     client_tool_server,
     permission_callback,
 )
@@ -32,7 +32,7 @@ def silence_client_tool_shadowing() -> None:
     decides what they do, so no permission prompt may stand in front of them. That warning says
     nothing an operator can act on, so it is filtered once, for exactly those tool names; any other
     shadowing (of a built-in tool) still warns."""
-    client_tool = rf"{re.escape(CLIENT_TOOL_PREFIX)}[^\s,]+"
+    client_tool = rf"(?:{re.escape(CLIENT_TOOL_PREFIX)}[^\s,]+|mcp__{CLIENT_SERVER})"  # a tool, or the server's rule
     warnings.filterwarnings(
         "ignore",
         message=rf"can_use_tool will not be invoked for: {client_tool}(, {client_tool})*\. ",
@@ -75,6 +75,10 @@ class EngineSpec:
     spent_usd: float = 0.0
     """What the session had cost before this spec's turn: a process started now gets the rest."""
     ask_permission: PermissionAsker | None = None
+    sandbox: Mapping[str, Any] | None = None
+    """The SDK's ``sandbox`` settings for Bash (``ccapi.engine.sandbox``); ``None``: no sandbox."""
+    denied_tools: tuple[str, ...] = ()
+    """Permission deny rules that keep built-in file tools off the gateway's state and ``/proc``."""
     continue_turn: bool = False
     """The turn has no input: Claude Code, started fresh, re-runs the turn its transcript ends
     in (tool results a client's history brought, see ``engine.history``)."""
@@ -142,7 +146,7 @@ def build_options(
         setting_sources=[],
         mcp_servers=mcp_servers,
         extra_args={"mcp-config": mcp_config_file} if mcp_config_file else {},
-        allowed_tools=client_tool_names(list(spec.tools)),
+        allowed_tools=client_tool_rules(list(spec.tools)),
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
         can_use_tool=permission_callback(ask) if (ask := permission_asker(spec)) is not None else None,
@@ -150,6 +154,8 @@ def build_options(
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
         cli_path=spec.cli_path,
+        sandbox=dict(spec.sandbox) if spec.sandbox is not None and spec.builtin_tools != "none" else None,  # type: ignore[arg-type]
+        disallowed_tools=list(spec.denied_tools) if spec.builtin_tools != "none" else [],
     )
 
 

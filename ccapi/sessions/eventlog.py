@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -40,12 +40,23 @@ class Subscription:
     Whole batches are queued, not events, so a commit costs each subscriber one wake-up
     however many events it holds."""
 
-    def __init__(self, maxsize: int = 1024, cut_off: bool = False) -> None:
+    def __init__(
+        self,
+        maxsize: int = 1024,
+        cut_off: bool = False,
+        max_bytes: int | None = None,
+    ) -> None:
         #: ``None`` wakes the follower to look at ``closed`` and ``lagged``.
         self.queue: asyncio.Queue[EventBatch | None] = asyncio.Queue()
         self.maxsize = maxsize
         self.queued = 0  # events in ``queue``
         self.cut_off = cut_off
+        self.max_bytes = max_bytes
+        """With ``cut_off``: the SSE bytes offered and not yet written out (queued, or taken and
+        being sent) beyond which the follower is ended, so a reader that stopped reading holds
+        at most about this much (and its connection's buffer) however large the events."""
+        self.backlog_bytes = 0
+        self.in_flight = 0  # bytes of ``backlog_bytes`` the follower has taken and is sending
         self.lagged = False
         self.overflowed = False
         self.closed = False
@@ -53,18 +64,35 @@ class Subscription:
     def offer(self, batch: EventBatch) -> None:
         if self.lagged:
             return  # the follower re-reads the store for this and all that follows
-        if self.queued and self.queued + len(batch) > self.maxsize:  # one batch alone is never "behind"
+        size = len(batch.sse_frames) if self.max_bytes is not None else 0
+        behind = self.queued and self.queued + len(batch) > self.maxsize  # one batch alone is never "behind"
+        if behind or (self.backlog_bytes and self.backlog_bytes + size > (self.max_bytes or 0)):
             self.lagged = True
             self.overflowed = self.cut_off
+            if self.overflowed:
+                self._cut_off()
             self.queue.put_nowait(None)
             return
         self.queued += len(batch)
+        self.backlog_bytes += size
         self.queue.put_nowait(batch)
+
+    def sent(self) -> None:
+        """What the follower took has been written out."""
+        self.backlog_bytes -= self.in_flight
+        self.in_flight = 0
+
+    def _cut_off(self) -> None:
+        """Drop the backlog at once, not when the follower next runs: a reader that stopped
+        reading keeps its writer waiting, and would keep the batches alive with it."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queued = self.backlog_bytes = self.in_flight = 0
 
     def refill(self) -> None:
         """The follower re-reads the store, which holds all that is queued: start the queue afresh."""
         self.lagged = self.overflowed = False
-        self.queued = 0
+        self.queued = self.backlog_bytes = self.in_flight = 0
         while not self.queue.empty():
             self.queue.get_nowait()
 
@@ -283,8 +311,14 @@ class EventLog:
                 subscription.offer(batch)
 
     @contextlib.contextmanager
-    def subscribe(self, session_id: str, buffer: int = 1024, cut_off: bool = False):  # type: ignore[no-untyped-def]
-        subscription = Subscription(buffer, cut_off)
+    def subscribe(  # type: ignore[no-untyped-def]
+        self,
+        session_id: str,
+        buffer: int = 1024,
+        cut_off: bool = False,
+        max_bytes: int | None = None,
+    ):
+        subscription = Subscription(buffer, cut_off, max_bytes)
         if self._closed:
             subscription.close()
         self._subscribers.setdefault(session_id, set()).add(subscription)
@@ -308,21 +342,34 @@ class EventLog:
             for event in batch:
                 yield event
 
+    def followers(self, session_id: str | None = None) -> int:
+        """How many follow this session (or, without one, any session) here."""
+        if session_id is not None:
+            return len(self._subscribers.get(session_id, ()))
+        return sum(len(subscribers) for subscribers in self._subscribers.values())
+
     async def follow_batches(
-        self, session_id: str, after: int, keepalive: float, buffer: int = 1024, cut_off: bool = False
-    ) -> AsyncIterator[EventBatch | None]:
+        self,
+        session_id: str,
+        after: int,
+        keepalive: float,
+        buffer: int = 1024,
+        cut_off: bool = False,
+        max_bytes: int | None = None,
+    ) -> AsyncGenerator[EventBatch | None, None]:
         """Every event after ``after`` exactly once and in order, in batches of all that was
         ready at once: the stored log first, then the live tail. Yields ``KEEPALIVE`` after
         ``keepalive`` seconds of quiet, and ends after ``end_follows`` or once the session is
         gone (deleted, maybe by another host) — and, with ``cut_off``, once more than
-        ``buffer`` events wait for a reader too slow to take them.
+        ``buffer`` events (or ``max_bytes`` of their SSE frames) wait for a reader too slow to
+        take them.
 
         Subscribing before reading the store closes the gap between replay and live; any
         hole in the live feed (a lagged queue, a nudge from another host) is refilled from
         the store, which each keep-alive also re-reads in case a nudge was missed.
         """
         last = after
-        with self.subscribe(session_id, buffer, cut_off) as subscription:
+        with self.subscribe(session_id, buffer, cut_off, max_bytes) as subscription:
             while not subscription.closed:
                 subscription.refill()
                 replay = EventBatch(await self._store.list_events(session_id, after=last, limit=500))
@@ -347,6 +394,7 @@ class EventLog:
                     if batch:
                         yield batch
                         last = batch[-1].seq
+                    subscription.sent()
                     if gap:
                         break
                 else:
@@ -364,6 +412,8 @@ class EventLog:
                 gap = True
                 break
             subscription.queued -= len(item)
+            if subscription.max_bytes is not None:
+                subscription.in_flight += len(item.sse_frames)
             if item[-1].seq > last:
                 if subscription.lagged or item[0].seq > last + 1:
                     gap = True

@@ -94,7 +94,7 @@ class NewSession:
         """``webhooks``: the gateway's webhook policy; without one (compat sessions) a session
         has no subscription and may not ask for one."""
         body = _object(body, _SESSION_FIELDS if webhooks else _SESSION_FIELDS - {"webhook"})
-        model = known_model(catalog, body.get("model") or default_model)
+        model = known_model(catalog, body.get("model", default_model))
         system_prompt = body.get("system_prompt")
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise InvalidRequest("system_prompt must be a string")
@@ -110,7 +110,7 @@ class NewSession:
             raise InvalidRequest("max_turns must be an integer between 1 and 1000")
         permission_mode = _permission_mode(body.get("permission_mode"))
         cwd = body.get("cwd")
-        if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not Path(cwd).is_dir()):
+        if cwd is not None and (not isinstance(cwd, str) or not Path(cwd).is_absolute() or not _is_dir(cwd)):
             raise InvalidRequest("cwd must be the absolute path of an existing directory")
         try:
             builtin_tools = parse_builtin_tools(body.get("builtin_tools", default_builtin_tools))
@@ -163,8 +163,8 @@ def known_model(
 ) -> str:
     """The canonical id of the model ``requested`` names; an unknown one is an ``unknown`` error pointing at
     ``listing`` (native routes: a 400 and ``/api/models``; the compat ones pass a 404 and ``/v1/models``)."""
-    if not isinstance(requested, str):
-        raise InvalidRequest("model must be a string")
+    if not isinstance(requested, str) or not requested.strip():
+        raise InvalidRequest("model must be a non-empty string (or left out, for the default)")
     model = catalog.resolve(requested)
     if model is None:
         raise unknown(f"unknown model {requested!r}; GET {listing} lists the known ones", {"model": requested})
@@ -371,6 +371,14 @@ def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
     return body
 
 
+def _is_dir(path: str) -> bool:
+    """Whether ``path`` names a directory; a name the OS refuses (too long, say) does not."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
+
+
 def _tools(value: Any) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list):
         raise InvalidRequest("tools must be a list of {name, description, input_schema}")
@@ -398,6 +406,8 @@ def _tools(value: Any) -> tuple[dict[str, Any], ...]:
 def _check_schema(where: str, name: str, schema: dict[str, Any]) -> None:
     """Claude Code drops the whole tool list, silently, over one invalid schema: refuse it here.
     Checked against the draft the schema names in ``$schema``, else 2020-12 (the Messages API's)."""
+    if not isinstance(schema.get("$schema", ""), str):
+        raise InvalidRequest(f"{where}.input_schema.$schema of tool {name!r} must be a string", {"tool": name})
     validator = validator_for(schema, default=Draft202012Validator)
     try:
         validator.check_schema(schema)

@@ -24,6 +24,7 @@ from ccapi.engine.bridge import PermissionDecision, ToolOutcome
 from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
 from ccapi.engine.history import write_history
+from ccapi.engine.sandbox import SandboxPolicy
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
@@ -31,6 +32,7 @@ from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
+from ccapi.privacy import state_paths
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.idempotency import Idempotency, earlier_turn
 from ccapi.sessions.lease import (
@@ -85,6 +87,7 @@ class SessionService:
         #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.permissions = PermissionPolicy.detect()
+        self.sandbox = SandboxPolicy.detect(settings.sandbox, state_paths(settings), settings.sandbox_domains)
         self._env: Mapping[str, str] = engine_environment(
             settings.upstream_url,
             settings.tool_timeout,
@@ -612,6 +615,8 @@ class SessionService:
             mcp_servers=session.mcp_servers or {},
             spent_usd=float(session.usage.get("cost_usd", 0.0)),
             ask_permission=functools.partial(self._ask_permission, session.id),
+            sandbox=self.sandbox.settings,
+            denied_tools=self.sandbox.denied_tools,
         )
 
     # -- events ----------------------------------------------------------------

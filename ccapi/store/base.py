@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -166,10 +166,13 @@ class Store(ABC):
         return await self._run(self._max_seq, session_id)
 
     # -- the webhook outbox ----------------------------------------------------------
-    async def claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+    async def claim_webhooks(
+        self, owner: str, limit: int, lease: float, skip_urls: Collection[str] = ()
+    ) -> list[WebhookDelivery]:
         """Pending deliveries that are due and that no host holds, now held by ``owner`` for
-        ``lease`` seconds: two hosts never hold (and so never send) one delivery at once."""
-        return await self._run(self._claim_webhooks, owner, limit, lease)
+        ``lease`` seconds: two hosts never hold (and so never send) one delivery at once. None
+        to the ``skip_urls`` (targets the caller is busy with)."""
+        return await self._run(self._claim_webhooks, owner, limit, lease, tuple(skip_urls))
 
     async def finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None:
         """Record an attempt's outcome and let go of the delivery, if ``owner`` still holds it."""
@@ -264,7 +267,9 @@ class Store(ABC):
     @abstractmethod
     def _max_seq(self, session_id: str) -> int: ...
     @abstractmethod
-    def _claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]: ...
+    def _claim_webhooks(
+        self, owner: str, limit: int, lease: float, skip_urls: tuple[str, ...] = ()
+    ) -> list[WebhookDelivery]: ...
     @abstractmethod
     def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None: ...
     @abstractmethod

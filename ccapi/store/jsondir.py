@@ -327,13 +327,15 @@ class JsonDirStore(Store):
         )
         self._webhooks[delivery.id] = delivery
 
-    def _claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+    def _claim_webhooks(
+        self, owner: str, limit: int, lease: float, skip_urls: tuple[str, ...] = ()
+    ) -> list[WebhookDelivery]:
         now = time.time()
         due = sorted(
             (
                 d
                 for d in self._webhooks.values()
-                if d.state == PENDING and d.next_attempt_at <= now and d.lease_until < now
+                if d.state == PENDING and d.next_attempt_at <= now and d.lease_until < now and d.url not in skip_urls
             ),
             key=lambda d: d.next_attempt_at,
         )[:limit]

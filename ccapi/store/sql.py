@@ -302,9 +302,13 @@ class SqlStore(Store):
         return EventRow.select(peewee.fn.MAX(EventRow.seq)).where(EventRow.session_id == session_id).scalar() or 0
 
     # -- the webhook outbox ----------------------------------------------------------
-    def _claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+    def _claim_webhooks(
+        self, owner: str, limit: int, lease: float, skip_urls: tuple[str, ...] = ()
+    ) -> list[WebhookDelivery]:
         now = time.time()
         free = (WebhookRow.state == PENDING) & (WebhookRow.next_attempt_at <= now) & (WebhookRow.lease_until < now)
+        if skip_urls:
+            free &= WebhookRow.url.not_in(skip_urls)
         with self._db.atomic():
             due = WebhookRow.select(WebhookRow.id).where(free).order_by(WebhookRow.next_attempt_at).limit(limit)
             if self.shared:  # hosts claiming at once each skip the rows the other has locked

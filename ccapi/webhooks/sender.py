@@ -16,6 +16,7 @@ import contextlib
 import functools
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -36,6 +37,9 @@ log = structlog.get_logger(__name__)
 
 #: Deliveries in flight at once on one host.
 CONCURRENCY = 8
+#: Deliveries in flight at once to one URL: a receiver that never answers in time holds this
+#: many slots, not all of them, so it cannot delay another's deliveries.
+PER_TARGET = 2
 #: How often the outbox is read when nothing woke the worker (other hosts' rows, expired leases).
 POLL_SECONDS = 1.0
 #: The longest pause between two attempts that backoff alone chooses.
@@ -73,6 +77,7 @@ class WebhookSender:
         self._wakeup = asyncio.Event()
         self._next_due = float("inf")  # the earliest retry this host scheduled
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._targets: Counter[str] = Counter()  # deliveries in flight per URL
         self._loop: asyncio.Task[None] | None = None
         self._metrics = metrics or Metrics(process=False)
 
@@ -107,15 +112,22 @@ class WebhookSender:
             free = CONCURRENCY - len(self._inflight)
             claimed: list[WebhookDelivery] = []
             if free > 0:
+                busy = [url for url, count in self._targets.items() if count >= PER_TARGET]
                 try:
-                    claimed = await self._store.claim_webhooks(self._owner, free, self._lease)
+                    claimed = await self._store.claim_webhooks(self._owner, free, self._lease, busy)
                 except Exception:  # a database hiccup must not end the worker
                     log.exception("webhook_claim_failed")
+            started = 0
             for delivery in claimed:
+                if self._targets[delivery.url] >= PER_TARGET:  # claimed together with its target's others
+                    await self._store.finish_webhook_attempt(delivery.id, self._owner, {})  # hand it back
+                    continue
+                self._targets[delivery.url] += 1
                 task = asyncio.create_task(self._attempt(delivery), name=f"ccapi-webhook-{delivery.id}")
                 self._inflight[delivery.id] = task
-                task.add_done_callback(functools.partial(self._done, delivery.id))
-            if claimed and len(claimed) == free:
+                task.add_done_callback(functools.partial(self._done, delivery.id, delivery.url))
+                started += 1
+            if started and len(claimed) == free:
                 continue
             wait = max(0.0, min(POLL_SECONDS, self._next_due - time.time()))
             with contextlib.suppress(TimeoutError):
@@ -123,8 +135,11 @@ class WebhookSender:
             if time.time() >= self._next_due:
                 self._next_due = float("inf")
 
-    def _done(self, delivery_id: str, _task: asyncio.Task[None]) -> None:
+    def _done(self, delivery_id: str, url: str, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(delivery_id, None)
+        self._targets[url] -= 1
+        if self._targets[url] <= 0:
+            del self._targets[url]
         self._wakeup.set()  # a slot came free
 
     async def _attempt(self, delivery: WebhookDelivery) -> None:

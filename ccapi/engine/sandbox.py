@@ -1,0 +1,103 @@
+"""Where Claude Code's built-in tools may reach: its own sandbox for Bash, deny rules for the rest.
+
+Claude Code runs as the gateway's user, so without more its Bash tool could read the gateway's
+state (``cc-api.env``, the database) and, through ``/proc``, other processes of that user. Where
+the platform has one, Claude Code's sandbox (bubblewrap on Linux, Seatbelt on macOS) runs each
+Bash command in its own pid namespace (other processes' ``/proc`` out of sight), without network,
+with the state paths hidden and writes kept to the working directory. Read and Edit run in Claude
+Code itself, outside that sandbox, so permission deny rules keep them off the same paths and
+``/proc``; those apply with or without a sandbox, in every permission mode.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ccapi.config import ConfigError
+
+_PROBE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """What this gateway gives Claude Code's built-in tools: the SDK's ``sandbox`` settings (``None``
+    without a sandbox) and the permission rules that keep file tools off the gateway's state."""
+
+    mode: str
+    mechanism: str | None
+    """``bubblewrap`` or ``seatbelt`` when Bash runs sandboxed, else ``None``."""
+    reason: str
+    settings: Mapping[str, Any] | None = None
+    denied_tools: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def detect(cls, mode: str, protected: Sequence[Path], allowed_domains: Sequence[str] = ()) -> SandboxPolicy:
+        """Probe the platform's sandbox (unless ``mode`` is ``off``); ``require`` without one raises
+        ``ConfigError`` so the gateway refuses to start rather than run tools unconfined."""
+        protected = outermost(protected)
+        denied = deny_rules(protected)
+        if mode == "off":
+            return cls(mode, None, "turned off by CC_API_SANDBOX=off", None, denied)
+        mechanism, problem = probe()
+        if mechanism is None:
+            if mode == "require":
+                raise ConfigError(f"CC_API_SANDBOX=require, but {problem}")
+            return cls(mode, None, problem, None, denied)
+        sandbox: dict[str, Any] = {
+            "enabled": True,
+            "failIfUnavailable": True,  # fail the command rather than run it unconfined
+            "allowUnsandboxedCommands": False,  # the model cannot ask its way out
+            "autoAllowBashIfSandboxed": False,  # approvals stay as the permission mode says
+            "filesystem": {"denyRead": [str(path) for path in protected]},
+        }
+        if allowed_domains:
+            sandbox["network"] = {"allowedDomains": list(allowed_domains)}
+        return cls(mode, mechanism, f"Bash runs in Claude Code's sandbox ({mechanism})", sandbox, denied)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "enabled": self.settings is not None,
+            "mode": self.mode,
+            "mechanism": self.mechanism,
+            "reason": self.reason,
+        }
+
+
+def deny_rules(protected: Sequence[Path]) -> tuple[str, ...]:
+    """``Read``/``Edit`` deny rules (``//`` marks an absolute path) for the state paths and ``/proc``."""
+    patterns = [pattern for path in protected for pattern in (f"/{path}", f"/{path}/**")]
+    return (*(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns), "Read(//proc/**)")
+
+
+def outermost(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` without those inside another of them."""
+    return [p for p in paths if not any(other != p and p.is_relative_to(other) for other in paths)]
+
+
+def probe() -> tuple[str | None, str]:
+    """``(mechanism, "")`` when Claude Code's sandbox can run here, else ``(None, why not)``."""
+    if sys.platform == "darwin":
+        if shutil.which("sandbox-exec") is None:
+            return None, "no sandbox: sandbox-exec (Seatbelt) is missing"
+        return "seatbelt", ""
+    if not sys.platform.startswith("linux"):
+        return None, f"no sandbox: Claude Code has none on {sys.platform}"
+    bwrap = shutil.which("bwrap")
+    missing = [name for name, found in (("bubblewrap", bwrap), ("socat", shutil.which("socat"))) if found is None]
+    if missing or bwrap is None:
+        return None, f"no sandbox: install {' and '.join(missing)} (e.g. apt-get install bubblewrap socat)"
+    command = [bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "--dev", "/dev", "true"]
+    try:
+        trial = subprocess.run(command, capture_output=True, timeout=_PROBE_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"no sandbox: bubblewrap did not run ({exc})"
+    if trial.returncode != 0:
+        detail = trial.stderr.decode(errors="replace").strip()[:200]
+        return None, f"no sandbox: bubblewrap cannot create namespaces here ({detail or trial.returncode})"
+    return "bubblewrap", ""
