@@ -62,12 +62,13 @@ from ccapi.compat.affinity import (
     head_from_json,
     head_json,
     same_options,
+    side,
 )
-from ccapi.compat.conversation import Message
+from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.errors import PreviousResponseNotFound
 from ccapi.compat.exchange import CompatRequest, Exchange, ResponseRef
 from ccapi.compat.matching import native_answers
-from ccapi.compat.options import Basis, is_one_off, is_side, session_params
+from ccapi.compat.options import Basis, is_one_off, session_params
 from ccapi.compat.reply import Reply, ReplyBuilder
 from ccapi.compat.seed import seed
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
@@ -81,6 +82,9 @@ log = structlog.get_logger(__name__)
 #: How far apart hosts' clocks may be: heads another host saved this long before the last
 #: full load are read again on a miss (the ones already known are skipped).
 _CLOCK_SKEW = 300.0
+
+#: How long a released paused turn may take to end before its process is stopped.
+_RELEASE_WAIT = 10.0
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
@@ -115,6 +119,7 @@ class CompatRouter:
         self._loaded = False
         self._synced: dict[str, str] = {}  # conversation key ("" for all) → when the store was last read
         self._collectors: set[asyncio.Task[None]] = set()
+        self._one_offs: set[str] = set()  # one-off sessions paused on the client's tool calls
 
     async def send(self, request: CompatRequest) -> Exchange:
         conversation = request.conversation
@@ -124,8 +129,13 @@ class CompatRouter:
             self._loaded = True
             await self._load(None)
         target, passed, fork = await self._target(request)
-        await self._release(passed)
-        one_off = is_one_off(conversation, target is None, fork)
+        if target is None and fork is None and _seeded(conversation):  # the client rewrote its line
+            passed += self._index.replaced(conversation, request.affinity_key)
+        await self._release(tuple(dict.fromkeys(passed)))
+        # a one-off paused on the client's tool calls is still one when their answers come
+        one_off = is_one_off(conversation, target is None, fork) or (
+            target is not None and target.session_id in self._one_offs
+        )
         session_id, from_seq, basis = await self._feed(request, target, fork)
         exchange = Exchange(session_id, conversation.model, from_seq)
         task = asyncio.create_task(
@@ -164,7 +174,7 @@ class CompatRouter:
             )
             return None, lookup.passed, lookup.fork
         head, match = lookup.head, lookup.match
-        if is_side(head, request.conversation):
+        if side(head, request.conversation):
             keep = match.fork_at(messages)
             if keep:  # a branch answers it, the session keeps its line
                 return None, lookup.passed, Fork(head, keep, match.marks[:keep])
@@ -237,7 +247,7 @@ class CompatRouter:
 
     async def _release(self, session_ids: tuple[str, ...]) -> None:
         """Let go of sessions the client has gone on without: interrupt those paused on tool
-        calls whose answers will never come, and stop the Claude Code of idle ones (a line a
+        calls whose answers will never come, and stop the Claude Code of those and of idle ones (a line a
         client's compaction or regeneration left; if it does come back, it resumes). Their
         live slots come free before this request needs one."""
         for session_id in session_ids:
@@ -248,6 +258,7 @@ class CompatRouter:
             if not run.desk.waiting():
                 continue
             await self._forget(session_id)
+            self._one_offs.discard(session_id)
             log.info("compat_paused_session_released", session_id=session_id)
             try:
                 await self._service.interrupt(
@@ -255,6 +266,9 @@ class CompatRouter:
                 )
             except (Conflict, NotFound):
                 pass  # it ended meanwhile
+            if run.task is not None:  # the turn lets go of the session just after it ends
+                await asyncio.wait({run.task}, timeout=_RELEASE_WAIT)
+            await self._service.park(session_id)  # nor does it keep its Claude Code
 
     async def _feed(self, request: CompatRequest, target: _Target | None, fork: Fork | None) -> tuple[str, int, Basis]:
         """Start the turn (or continue the paused one); returns the session, the first seq
@@ -282,8 +296,7 @@ class CompatRouter:
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq, marks = await self._fresh(request)
-        seeded = len(conversation.messages) > 1 or conversation.messages[-1].role != "user"
-        self._service.metrics.compat_routed(request.format, "seeded" if seeded else "new")
+        self._service.metrics.compat_routed(request.format, "seeded" if _seeded(conversation) else "new")
         return session_id, first_seq, Basis.of(conversation, marks)
 
     async def _feed_session(self, request: CompatRequest, target: _Target) -> tuple[int, bool] | None:
@@ -375,7 +388,10 @@ class CompatRouter:
                     if isinstance(delta, Reply):
                         await self._turn_released(delta)
                         await self._record(request, delta, basis)
-                        if one_off and delta.status != "requires_action":
+                        if one_off and delta.status == "requires_action":
+                            self._one_offs.add(delta.session_id)
+                        elif one_off:
+                            self._one_offs.discard(delta.session_id)
                             await self._service.park(delta.session_id)
                     exchange.push(delta)
                     if isinstance(delta, Reply):
@@ -445,6 +461,11 @@ class CompatRouter:
 def _earlier(timestamp: str, seconds: float) -> str:
     moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _seeded(conversation: Conversation) -> bool:
+    """A request that a new session takes in as a history: more than its first user message."""
+    return len(conversation.messages) > 1 or conversation.messages[-1].role != "user"
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:
