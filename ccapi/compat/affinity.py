@@ -18,8 +18,10 @@ so every turn end of a head is a point to branch at, not only the newest.
 
 The history is the conversation: the system prompt, the tool set and the model are options
 of each request, not part of what identifies it. Any head may hold a request's history; the
-router applies the request's options (see ``router``). Of heads that hold it equally, those
-with the request's own options go first.
+router applies the request's options (see ``router``). Of heads that hold it equally, the one
+the request replays most goes first (a heartbeat's branch holds the line plus the poll the
+request prunes, yet the line goes on in the line), then the line rather than a side branch,
+then those with the request's own options.
 
 The router keeps every head in the store too (``head_json``), so a restarted gateway, or
 another host on the same database, continues a conversation warm.
@@ -166,7 +168,8 @@ class Lookup:
     to branch and why it continues none, and the sessions it has left behind — their whole
     history but the last reply is in the request, yet the request does not go on from them
     (or the request shares their opening, has their options — it is the same line, not a
-    side request — and goes another way: a client's compaction dropped what follows).
+    side request — and goes another way: a client's compaction dropped what follows); a head
+    the request goes on from whole is never left.
     ``match``: how the request lines up with the head (what is new starts at ``match.replayed``)."""
 
     head: Head | None

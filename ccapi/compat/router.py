@@ -11,8 +11,9 @@ A request is routed, in order of precedence, to:
    ``x-session-affinity`` header, ``metadata.user_id`` — narrows steps 3 and 4 to the
    sessions that served that key or none)
 3. the session whose head is the longest prefix of the conversation (see ``affinity``),
-   whatever the request's options: the history is the conversation; the system prompt,
-   model and tools are options of each request. A new turn runs with the request's
+   whatever the request's options (of heads it holds equally, the one it replays most, then
+   the line rather than a side branch whose pruned poll it skips): the history is the
+   conversation; the system prompt, model and tools are options of each request. A new turn runs with the request's
    options (a changed prompt or model restarts Claude Code on the same transcript, so the
    model sees the prompt the client sent now; a changed tool set likewise). A request
    with another system prompt *and* other tools over the session's history is a side
@@ -33,13 +34,18 @@ calls by ids the client rewrote). Anything else — an assistant message the ses
 calls it is not waiting for — means the client's history is not the session's: an unpinned
 request then starts a fresh session (the log says why at info level), an explicit one is
 a 409. A session paused on tool calls that the request shows the client has gone past (or
-retried from before) will never get its answers: it is interrupted at once, freeing its
-live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``; so is one whose opening a
-request with its options shares but which the request goes on without (a client's
-compaction dropped its pending calls); an idle session left so stops its Claude Code (it
-resumes if the client comes back). One-off requests do not hold the pool either: a side
-request's branch, and a fresh session for a single message without tools (a summary, a
-title), stop their Claude Code once they have answered (``options.is_one_off``); a later turn
+retried from before) will never get its answers: it is interrupted at once and its Claude
+Code stopped, freeing its live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``; so is
+one whose opening a request with its options shares but which the request goes on without
+(a client's compaction dropped its pending calls), and every line a seeded fresh session
+(step 5, more than one message) replaces: a compression that rewrote even the opening, so
+the lines of the request's conversation key — or, without one, of its model and tool set —
+are the ones it left (``AffinityIndex.replaced``). An idle session left so stops its Claude
+Code (it resumes if the client comes back); a session the request goes on from whole (the
+line a side branch came from) is not left. One-off requests do not hold the pool either: a
+side request's branch, and a fresh session for a single message without tools (a summary, a
+title), stop their Claude Code once they have answered (``options.is_one_off``) — one that
+paused on the client's tool calls, once its turn ends after their results; a later turn
 resumes them. Everything runs through ``SessionService``, so the native event log records
 it all.
 """
