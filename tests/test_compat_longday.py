@@ -329,3 +329,108 @@ def test_a_line_the_clients_compaction_left_gives_its_process_back(
     new, _ = _chat(http, compacted, tools=[TOOL])
     assert new != old and _live(gateway) == live  # the branch runs; the line it left stopped
     assert len(main_requests(mock_model)[-1]["messages"]) == 3
+
+
+def _status(gateway: Gateway, session: str) -> str:
+    return str(gateway.client.get(f"/api/sessions/{session}").json()["status"])
+
+
+def _session_live(gateway: Gateway, session: str) -> bool:
+    return bool(gateway.client.get(f"/api/sessions/{session}").json()["live"])
+
+
+def test_a_line_whose_opening_the_clients_compression_rewrote_gives_its_process_back(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """Hermes's compression rewrites the opening: the seeded new session replaces the line of the same agent."""
+    system = {"role": "system", "content": "You are a compressing agent."}
+    tools = [_tool("compress_probe")]  # this agent's own tool set
+    history: list[dict[str, Any]] = []
+    for question in ("compressed line one", "compressed line two"):
+        history.append({"role": "user", "content": question})
+        old, choice = _chat(http, [system, *history], tools=tools)
+        history.append(choice["message"])
+    rewritten = [
+        system,
+        {"role": "user", "content": "[CONTEXT COMPACTION] Summary: two questions were answered."},
+        {"role": "assistant", "content": "Understood; continuing from the summary."},
+        {"role": "user", "content": "and next?"},
+    ]
+    new, _ = _chat(http, rewritten, tools=tools)
+    assert new != old and _session_live(gateway, new)  # the new line runs
+    assert _status(gateway, old) == "idle" and not _session_live(gateway, old)  # the one it replaced stopped
+    assert len(main_requests(mock_model)[-1]["messages"]) == 3  # seeded as messages, only the new input sent
+    history.append({"role": "user", "content": "back to the old line?"})
+    again, _ = _chat(http, [system, *history], tools=tools)
+    assert again == old  # parked, not lost: it resumes
+    _no_flattening(mock_model)
+
+
+def test_a_session_paused_on_a_call_a_compression_dropped_is_released_by_the_clients_key(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """A tool call ran in a side branch, then the client compressed: the branch stops waiting."""
+    key = {"prompt_cache_key": "longday-paused-key"}
+    system = {"role": "system", "content": "You are an agent with weather, keyed."}
+    opening: list[dict[str, Any]] = [{"role": "user", "content": "hello, keyed agent"}]
+    _, choice = _chat(http, [system, *opening], tools=[TOOL], **key)
+    opening.append(choice["message"])
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Tromso"}),)))
+    paused, choice = _chat(http, [system, *opening, {"role": "user", "content": "Tromso?"}], tools=[TOOL], **key)
+    assert choice["finish_reason"] == "tool_calls"
+    rewritten = [
+        {"role": "system", "content": "You are an agent with weather, keyed. [Earlier turns were compacted.]"},
+        {"role": "user", "content": "Summary: we greeted and asked about Tromso."},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "what now?"},
+    ]
+    new, choice = _chat(http, rewritten, tools=[TOOL], **key)
+    assert new != paused and choice["message"]["content"] == "mock reply: what now?"
+    assert _status(gateway, paused) == "idle" and not _session_live(gateway, paused)  # released
+    ended = [e["type"] for e in gateway.events(paused) if e["type"] in ("turn.requires_action", "turn.interrupted")]
+    assert ended == ["turn.requires_action", "turn.interrupted"]
+
+
+def test_a_side_branch_that_called_a_client_tool_gives_its_process_back_when_its_turn_ends(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """OpenClaw's memory flush calls the client's ``write`` tool; once the result is in and it answers, it stops."""
+    base = {"role": "system", "content": "You are a flushing assistant."}
+    history: list[dict[str, Any]] = [{"role": "user", "content": "remember the dentist on Friday"}]
+    main, choice = _chat(http, [base, *history], tools=[TOOL])
+    history.append(choice["message"])
+    flush = [
+        {"role": "system", "content": "Pre-compaction memory flush turn."},
+        *history,
+        {"role": "user", "content": "Store durable memories now."},
+    ]
+    flush_tools = [_tool("read"), _tool("write")]
+    mock_model.script(Reply(tool_uses=(ToolUse("write", {}),)))
+    side, choice = _chat(http, flush, tools=flush_tools)
+    assert side != main and choice["finish_reason"] == "tool_calls"
+    [call] = choice["message"]["tool_calls"]
+    result = {"role": "tool", "tool_call_id": call["id"], "content": "written"}
+    mock_model.script(Reply(text="NO_REPLY"))
+    after, choice = _chat(http, [*flush, choice["message"], result], tools=flush_tools)
+    assert after == side and choice["message"]["content"] == "NO_REPLY"
+    assert _status(gateway, side) == "idle" and not _session_live(gateway, side)  # its Claude Code stopped
+    assert _session_live(gateway, main)  # the line it branched from stays warm
+
+
+def test_the_first_user_turn_after_a_heartbeat_poll_continues_the_main_line(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """The poll's branch holds the line plus the pruned poll; the next turn still goes to the line itself."""
+    base = {"role": "system", "content": "You are a polled assistant."}
+    history: list[dict[str, Any]] = [{"role": "user", "content": "what is due this week, polled?"}]
+    main, choice = _chat(http, [base, *history], tools=[TOOL])
+    history.append(choice["message"])
+    poll = {"role": "user", "content": "[heartbeat poll] reply HEARTBEAT_OK if nothing needs attention."}
+    mock_model.script(Reply(text="HEARTBEAT_OK"))
+    side, _ = _chat(http, [{"role": "system", "content": "Heartbeat."}, *history, poll], tools=[_tool("notify")])
+    assert side != main
+    history.append({"role": "user", "content": "and next week?"})  # the poll pruned, as OpenClaw does
+    again, _ = _chat(http, [base, *history], tools=[TOOL])
+    assert again == main
+    last = main_requests(mock_model)[-1]
+    assert len(last["messages"]) == 3 and "heartbeat" not in str(last["messages"])  # warm, no poll in it

@@ -18,8 +18,10 @@ so every turn end of a head is a point to branch at, not only the newest.
 
 The history is the conversation: the system prompt, the tool set and the model are options
 of each request, not part of what identifies it. Any head may hold a request's history; the
-router applies the request's options (see ``router``). Of heads that hold it equally, those
-with the request's own options go first.
+router applies the request's options (see ``router``). Of heads that hold it equally, the one
+the request replays most goes first (a heartbeat's branch holds the line plus the poll the
+request prunes, yet the line goes on in the line), then the line rather than a side branch,
+then those with the request's own options.
 
 The router keeps every head in the store too (``head_json``), so a restarted gateway, or
 another host on the same database, continues a conversation warm.
@@ -166,7 +168,8 @@ class Lookup:
     to branch and why it continues none, and the sessions it has left behind — their whole
     history but the last reply is in the request, yet the request does not go on from them
     (or the request shares their opening, has their options — it is the same line, not a
-    side request — and goes another way: a client's compaction dropped what follows).
+    side request — and goes another way: a client's compaction dropped what follows); a head
+    the request goes on from whole is never left.
     ``match``: how the request lines up with the head (what is new starts at ``match.replayed``)."""
 
     head: Head | None
@@ -191,6 +194,29 @@ def same_options(head: Head, conversation: Conversation) -> bool:
 _SHARED_OPENING = 2
 
 
+def side(head: Head, conversation: Conversation) -> bool:
+    """The request is a side request over ``head``'s history: another system prompt *and*
+    other tools (OpenClaw's memory flush and heartbeat poll). Either alone is the line going
+    on with new options (a date line, a dropped prompt section, a tool added)."""
+    return bool(head.tools) and head.tools != conversation.tools_key and head.system != conversation.system
+
+
+def _rank(
+    head: Head, match: Match, conversation: Conversation, affinity: str | None
+) -> tuple[bool, int, bool, int, bool]:
+    """Of heads a request continues: the client's key first, then the one it replays most,
+    then the line rather than a side branch (a heartbeat's branch ends with the poll the
+    request skips as droppable, so it holds more but is not where the line goes on), then
+    the longest, then the request's own options."""
+    return (
+        head.affinity == affinity,
+        match.replayed,
+        not side(head, conversation),
+        head.consumed,
+        same_options(head, conversation),
+    )
+
+
 class AffinityIndex:
     def __init__(self, capacity: int = MAX_HEADS) -> None:
         self._capacity = capacity
@@ -211,17 +237,14 @@ class AffinityIndex:
         reached: list[Head] = []
         for head in candidates:
             match = head.shared(messages)
-            if match.stored >= head.consumed - 1 or (
-                match.replayed >= _SHARED_OPENING and same_options(head, conversation)
+            whole = match.whole(head, messages)  # the request goes on from all of it: not left
+            if not whole and (
+                match.stored >= head.consumed - 1
+                or (match.replayed >= _SHARED_OPENING and same_options(head, conversation))
             ):
                 reached.append(head)
-            if match.whole(head, messages):
-                rank = (head.affinity == affinity, head.consumed, same_options(head, conversation))
-                if best is None or rank > (
-                    best[0].affinity == affinity,
-                    best[0].consumed,
-                    same_options(best[0], conversation),
-                ):
+            if whole:
+                if best is None or _rank(head, match, conversation, affinity) > _rank(*best, conversation, affinity):
                     best = (head, match)
                 continue
             keep = match.fork_at(messages)
@@ -234,6 +257,18 @@ class AffinityIndex:
         if best is not None:
             return Lookup(best[0], passed=passed, match=best[1])
         return Lookup(None, f"{len(candidates)} session(s) considered; the nearest diverges at {why}", passed, fork)
+
+    def replaced(self, conversation: Conversation, affinity: str | None) -> tuple[str, ...]:
+        """The sessions a seeded new session replaces: a history no session holds,
+        more than one message long, is the client's rewrite (its compaction rewrote the opening)
+        of the line it was on — the heads of its conversation key, or, when it sent none, of its
+        model and tool set (the same agent)."""
+        if affinity is not None:
+            return tuple(h.session_id for h in self._heads.values() if h.affinity == affinity)
+        agent = (conversation.model, conversation.tools_key)
+        return tuple(
+            h.session_id for h in self._heads.values() if h.tools and (h.model, h.tools) == agent and h.affinity is None
+        )
 
     def head_of(self, session_id: str) -> Head | None:
         return self._heads.get(session_id)

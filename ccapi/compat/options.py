@@ -3,7 +3,7 @@
 The history is the conversation; the system prompt, the client tools and the model are
 options of each request (see ``router``). A session runs with the options of the request
 that fed it last (its ``Basis``); a request with other options restarts it under them —
-unless it is a *side request* (``is_side``), which a branch answers instead. Some requests
+unless it is a *side request* (``affinity.side``), which a branch answers instead. Some requests
 are *one-offs* (``is_one_off``) whose Claude Code need not outlive their answer.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.affinity import Fork, Head
+from ccapi.compat.affinity import Fork, Head, side
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.config import Settings
 from ccapi.sessions import ForkPoint, NewSession
@@ -70,18 +70,11 @@ def session_params(
     )
 
 
-def is_side(head: Head, conversation: Conversation) -> bool:
-    """The request is a side request over ``head``'s history: another system prompt *and*
-    other tools (OpenClaw's memory flush and heartbeat poll). Either alone is the line going
-    on with new options (a date line, a dropped prompt section, a tool added)."""
-    return bool(head.tools) and head.tools != conversation.tools_key and head.system != conversation.system
-
-
 def is_one_off(conversation: Conversation, fresh: bool, fork: Fork | None) -> bool:
     """A request whose session will most likely not be asked again: a side request's branch
-    (``is_side``: a memory flush, a heartbeat poll), or a fresh single message without tools
+    (``affinity.side``: a memory flush, a heartbeat poll), or a fresh single message without tools
     (a summary, a title). Its Claude Code process stops once it has answered; if the client
     does go on with it, it resumes."""
     if fork is not None:
-        return is_side(fork.source, conversation)
+        return side(fork.source, conversation)
     return fresh and len(conversation.messages) == 1 and not conversation.tools

@@ -11,8 +11,9 @@ A request is routed, in order of precedence, to:
    ``x-session-affinity`` header, ``metadata.user_id`` — narrows steps 3 and 4 to the
    sessions that served that key or none)
 3. the session whose head is the longest prefix of the conversation (see ``affinity``),
-   whatever the request's options: the history is the conversation; the system prompt,
-   model and tools are options of each request. A new turn runs with the request's
+   whatever the request's options (of heads it holds equally, the one it replays most, then
+   the line rather than a side branch whose pruned poll it skips): the history is the
+   conversation; the system prompt, model and tools are options of each request. A new turn runs with the request's
    options (a changed prompt or model restarts Claude Code on the same transcript, so the
    model sees the prompt the client sent now; a changed tool set likewise). A request
    with another system prompt *and* other tools over the session's history is a side
@@ -33,13 +34,18 @@ calls by ids the client rewrote). Anything else — an assistant message the ses
 calls it is not waiting for — means the client's history is not the session's: an unpinned
 request then starts a fresh session (the log says why at info level), an explicit one is
 a 409. A session paused on tool calls that the request shows the client has gone past (or
-retried from before) will never get its answers: it is interrupted at once, freeing its
-live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``; so is one whose opening a
-request with its options shares but which the request goes on without (a client's
-compaction dropped its pending calls); an idle session left so stops its Claude Code (it
-resumes if the client comes back). One-off requests do not hold the pool either: a side
-request's branch, and a fresh session for a single message without tools (a summary, a
-title), stop their Claude Code once they have answered (``options.is_one_off``); a later turn
+retried from before) will never get its answers: it is interrupted at once and its Claude
+Code stopped, freeing its live slot, instead of waiting out ``CC_API_TOOL_TIMEOUT``; so is
+one whose opening a request with its options shares but which the request goes on without
+(a client's compaction dropped its pending calls), and every line a seeded fresh session
+(step 5, more than one message) replaces: a compression that rewrote even the opening, so
+the lines of the request's conversation key — or, without one, of its model and tool set —
+are the ones it left (``AffinityIndex.replaced``). An idle session left so stops its Claude
+Code (it resumes if the client comes back); a session the request goes on from whole (the
+line a side branch came from) is not left. One-off requests do not hold the pool either: a
+side request's branch, and a fresh session for a single message without tools (a summary, a
+title), stop their Claude Code once they have answered (``options.is_one_off``) — one that
+paused on the client's tool calls, once its turn ends after their results; a later turn
 resumes them. Everything runs through ``SessionService``, so the native event log records
 it all.
 """
@@ -62,12 +68,13 @@ from ccapi.compat.affinity import (
     head_from_json,
     head_json,
     same_options,
+    side,
 )
-from ccapi.compat.conversation import Message
+from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.errors import PreviousResponseNotFound
 from ccapi.compat.exchange import CompatRequest, Exchange, ResponseRef
 from ccapi.compat.matching import native_answers
-from ccapi.compat.options import Basis, is_one_off, is_side, session_params
+from ccapi.compat.options import Basis, is_one_off, session_params
 from ccapi.compat.reply import Reply, ReplyBuilder
 from ccapi.compat.seed import seed
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
@@ -81,6 +88,9 @@ log = structlog.get_logger(__name__)
 #: How far apart hosts' clocks may be: heads another host saved this long before the last
 #: full load are read again on a miss (the ones already known are skipped).
 _CLOCK_SKEW = 300.0
+
+#: How long a released paused turn may take to end before its process is stopped.
+_RELEASE_WAIT = 10.0
 
 #: The events a compat reply ends at.
 _SETTLES = [EventType.TURN_REQUIRES_ACTION.value, *(e.value for e in TERMINAL_TURN_EVENTS)]
@@ -115,6 +125,7 @@ class CompatRouter:
         self._loaded = False
         self._synced: dict[str, str] = {}  # conversation key ("" for all) → when the store was last read
         self._collectors: set[asyncio.Task[None]] = set()
+        self._one_offs: set[str] = set()  # one-off sessions paused on the client's tool calls
 
     async def send(self, request: CompatRequest) -> Exchange:
         conversation = request.conversation
@@ -124,8 +135,13 @@ class CompatRouter:
             self._loaded = True
             await self._load(None)
         target, passed, fork = await self._target(request)
-        await self._release(passed)
-        one_off = is_one_off(conversation, target is None, fork)
+        if target is None and fork is None and _seeded(conversation):  # the client rewrote its line
+            passed += self._index.replaced(conversation, request.affinity_key)
+        await self._release(tuple(dict.fromkeys(passed)))
+        # a one-off paused on the client's tool calls is still one when their answers come
+        one_off = is_one_off(conversation, target is None, fork) or (
+            target is not None and target.session_id in self._one_offs
+        )
         session_id, from_seq, basis = await self._feed(request, target, fork)
         exchange = Exchange(session_id, conversation.model, from_seq)
         task = asyncio.create_task(
@@ -164,7 +180,7 @@ class CompatRouter:
             )
             return None, lookup.passed, lookup.fork
         head, match = lookup.head, lookup.match
-        if is_side(head, request.conversation):
+        if side(head, request.conversation):
             keep = match.fork_at(messages)
             if keep:  # a branch answers it, the session keeps its line
                 return None, lookup.passed, Fork(head, keep, match.marks[:keep])
@@ -237,7 +253,7 @@ class CompatRouter:
 
     async def _release(self, session_ids: tuple[str, ...]) -> None:
         """Let go of sessions the client has gone on without: interrupt those paused on tool
-        calls whose answers will never come, and stop the Claude Code of idle ones (a line a
+        calls whose answers will never come, and stop the Claude Code of those and of idle ones (a line a
         client's compaction or regeneration left; if it does come back, it resumes). Their
         live slots come free before this request needs one."""
         for session_id in session_ids:
@@ -248,6 +264,7 @@ class CompatRouter:
             if not run.desk.waiting():
                 continue
             await self._forget(session_id)
+            self._one_offs.discard(session_id)
             log.info("compat_paused_session_released", session_id=session_id)
             try:
                 await self._service.interrupt(
@@ -255,6 +272,9 @@ class CompatRouter:
                 )
             except (Conflict, NotFound):
                 pass  # it ended meanwhile
+            if run.task is not None:  # the turn lets go of the session just after it ends
+                await asyncio.wait({run.task}, timeout=_RELEASE_WAIT)
+            await self._service.park(session_id)  # nor does it keep its Claude Code
 
     async def _feed(self, request: CompatRequest, target: _Target | None, fork: Fork | None) -> tuple[str, int, Basis]:
         """Start the turn (or continue the paused one); returns the session, the first seq
@@ -282,8 +302,7 @@ class CompatRouter:
             except Conflict as exc:  # the source transcript is gone: seed instead
                 log.info("compat_fork_failed", source=fork.source.session_id, reason=exc.message)
         session_id, first_seq, marks = await self._fresh(request)
-        seeded = len(conversation.messages) > 1 or conversation.messages[-1].role != "user"
-        self._service.metrics.compat_routed(request.format, "seeded" if seeded else "new")
+        self._service.metrics.compat_routed(request.format, "seeded" if _seeded(conversation) else "new")
         return session_id, first_seq, Basis.of(conversation, marks)
 
     async def _feed_session(self, request: CompatRequest, target: _Target) -> tuple[int, bool] | None:
@@ -375,7 +394,10 @@ class CompatRouter:
                     if isinstance(delta, Reply):
                         await self._turn_released(delta)
                         await self._record(request, delta, basis)
-                        if one_off and delta.status != "requires_action":
+                        if one_off and delta.status == "requires_action":
+                            self._one_offs.add(delta.session_id)
+                        elif one_off:
+                            self._one_offs.discard(delta.session_id)
                             await self._service.park(delta.session_id)
                     exchange.push(delta)
                     if isinstance(delta, Reply):
@@ -445,6 +467,11 @@ class CompatRouter:
 def _earlier(timestamp: str, seconds: float) -> str:
     moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _seeded(conversation: Conversation) -> bool:
+    """A request that a new session takes in as a history: more than its first user message."""
+    return len(conversation.messages) > 1 or conversation.messages[-1].role != "user"
 
 
 def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:
