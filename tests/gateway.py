@@ -72,6 +72,14 @@ def pids_with_env(name: str, *values: str) -> list[int]:
     return found
 
 
+def program_name(pid: int) -> str:
+    """The file name of the program a process runs (``""`` once it is gone)."""
+    try:
+        return Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")).name
+    except OSError:  # gone meanwhile
+        return ""
+
+
 def gateway_processes(home: str, seen: set[int]) -> list[int]:
     """The gateways running with this ``CC_API_HOME`` (added to ``seen``) and the Claude Code
     children of any gateway of that home, found by ``CHILD_MARK``: how a test finds leaked children."""
@@ -192,6 +200,11 @@ class Gateway:
 
     def leftover_processes(self) -> list[int]:
         return gateway_processes(self.env["CC_API_HOME"], self.pids)
+
+    def claude_processes(self) -> list[int]:
+        """This gateway's live Claude Code children themselves, without the helpers they start (the Bash
+        sandbox's socat bridges carry the same marker): what the pool bounds."""
+        return [pid for pid in self.leftover_processes() if pid != self.process.pid and program_name(pid) == "claude"]
 
     # -- HTTP helpers ------------------------------------------------------------
     def create_session(self, **body: Any) -> dict[str, Any]:

@@ -23,8 +23,7 @@ class ProcessSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            children = [p for p in self.gw.leftover_processes() if p != self.gw.process.pid]
-            self.peak = max(self.peak, len(children))
+            self.peak = max(self.peak, len(self.gw.claude_processes()))
             time.sleep(0.02)
 
     def __enter__(self) -> ProcessSampler:

@@ -24,7 +24,7 @@ from ccapi.config import Settings
 from ccapi.observability import tracing as tracing_module
 from ccapi.observability.tracing import from_environment
 from ccapi.testing import MockModel, Reply
-from tests.gateway import CHILD_MARK, free_port, pids_with_env
+from tests.gateway import CHILD_MARK, free_port, pids_with_env, program_name
 from tests.gateway import test_environment as offline_environment
 
 if TYPE_CHECKING:
@@ -53,13 +53,12 @@ def _child_environments() -> list[dict[str, str]]:
     helpers, such as the sandbox's network bridges, inherit the marker and are left out)."""
     found = []
     for pid in pids_with_env(CHILD_MARK, os.environ.get(CHILD_MARK, "-")):  # set by offline_environment
+        if program_name(pid) != "claude":
+            continue  # a helper of Claude Code's (its sandbox's socat bridges, say)
         try:
             raw = Path(f"/proc/{pid}/environ").read_bytes()
-            program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if Path(program.decode(errors="replace")).name != "claude":
-            continue  # a helper of Claude Code's (its sandbox's socat bridges, say)
         found.append(dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item))
     return found
 

@@ -108,6 +108,7 @@ $("#key-form").addEventListener("submit", (event) => {
   $("#key-input").value = "";
   sessionStorage.setItem(KEY_SLOT, state.key);
   start();
+  showHealth(); // now with the key: its details
 });
 $("#forget-key").addEventListener("click", () => askForKey(""));
 
@@ -127,7 +128,8 @@ async function showHealth() {
   const badge = $("#health");
   let health;
   try {
-    const response = await fetch("/healthz", { headers: { Accept: "application/json" }, cache: "no-store" });
+    // with the key (when there is one): /healthz keeps permissions and credentials for callers that hold it
+    const response = await fetch("/healthz", { headers: headers(), cache: "no-store" });
     health = await response.json();
   } catch (error) {
     setBadge(badge, "unreachable");
@@ -141,7 +143,8 @@ async function showHealth() {
   facts.replaceChildren();
   fact(facts, "status", `${health.status} (database ${health.database})`, health.status === "ok" ? "" : "error-text");
   fact(facts, "engines", `${health.live_engines} of ${health.max_live} live · ${health.queued_turns} queued`);
-  fact(facts, "permissions", `${health.permissions?.default_mode} · approvals ${health.permissions?.approvals}`);
+  if (!health.permissions) return; // details need the key, which the page does not have yet
+  fact(facts, "permissions", `${health.permissions.default_mode} · approvals ${health.permissions.approvals}`);
   fact(facts, "credentials", health.claude_credentials?.message || (health.claude_credentials?.found ? "found" : "none"));
   if (state.started && !$("#app").hidden) showLimits();
 }
