@@ -80,6 +80,14 @@ def program_name(pid: int) -> str:
         return ""
 
 
+def parent_pid(pid: int) -> int | None:
+    """The parent of a process (``None`` once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def gateway_processes(home: str, seen: set[int]) -> list[int]:
     """The gateways running with this ``CC_API_HOME`` (added to ``seen``) and the Claude Code
     children of any gateway of that home, found by ``CHILD_MARK``: how a test finds leaked children."""
@@ -202,9 +210,14 @@ class Gateway:
         return gateway_processes(self.env["CC_API_HOME"], self.pids)
 
     def claude_processes(self) -> list[int]:
-        """This gateway's live Claude Code children themselves, without the helpers they start (the Bash
-        sandbox's socat bridges carry the same marker): what the pool bounds."""
-        return [pid for pid in self.leftover_processes() if pid != self.process.pid and program_name(pid) == "claude"]
+        """This gateway's live Claude Code children themselves: what the pool bounds. Only its direct
+        children count: the helpers Claude Code starts (the Bash sandbox's socat bridges) carry the same
+        marker, and between fork and exec such a helper still reads as ``claude`` (seen under CI load)."""
+        return [
+            pid
+            for pid in self.leftover_processes()
+            if parent_pid(pid) == self.process.pid and program_name(pid) == "claude"
+        ]
 
     # -- HTTP helpers ------------------------------------------------------------
     def create_session(self, **body: Any) -> dict[str, Any]:

@@ -224,7 +224,10 @@ def test_the_console_is_a_place_to_work(
     page.wait_for(f"document.querySelector(\"#sessions li[data-id='{failed}'] .badge\")?.textContent === 'failed'")
     # the title comes from the first message, which the list may fill in after the badge
     title = f"#sessions li[data-id='{failed}'] .title"
-    page.wait_for(f"document.querySelector(\"{title}\")?.textContent === 'Draft the quarterly report'")
+    try:
+        page.wait_for(f"document.querySelector(\"{title}\")?.textContent === 'Draft the quarterly report'")
+    except AssertionError as exc:  # say what the list showed instead
+        raise AssertionError(f"{exc}; the title read {_text(page, title)!r}") from None
 
     # A Bash call waits for approval: the page shows the command with Allow / Deny; Allow runs it.
     target = tmp_path / "out.txt"

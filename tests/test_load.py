@@ -61,10 +61,7 @@ def _wait_for_no_claude_processes(gw: Gateway, timeout: float = 15) -> list[int]
 
 @pytest.mark.timeout(900)
 def test_many_sessions_share_few_live_processes_under_concurrent_load(make_gateway) -> None:
-    # Without the Bash sandbox: with it, this load briefly shows one Claude Code process over the cap (5 of 4, seen
-    # at 13:05 on 2026-12-03; not yet understood, an open finding of issue 23's sandbox work). test_pool keeps the
-    # sandbox on and holds its bound of 2.
-    gw = make_gateway(CC_API_MAX_LIVE=str(MAX_LIVE), CC_API_QUEUE_TIMEOUT="120", CC_API_SANDBOX="off")
+    gw = make_gateway(CC_API_MAX_LIVE=str(MAX_LIVE), CC_API_QUEUE_TIMEOUT="120")
     session_ids = [gw.create_session()["id"] for _ in range(SESSIONS)]
 
     started = time.monotonic()

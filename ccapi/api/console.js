@@ -226,8 +226,9 @@ async function describe(session, item) {
   title.title = session.id;
   if (title.textContent === session.id && session.turn_count && !state.titles.has(session.id)) {
     const first = await api(sessionPath(session.id, "/events?types=turn.started&limit=1")).catch(() => null);
-    const text = inputText(first?.data?.[0]?.data?.input).trim().split("\n")[0];
-    if (first) state.titles.set(session.id, clip(text, 80));  // "" (no text to go by) is kept too: the id stays
+    const started = first?.data?.[0];
+    const text = inputText(started?.data?.input).trim().split("\n")[0];
+    if (started) state.titles.set(session.id, clip(text, 80));  // "" (no text to go by) is kept too: the id stays
     title.textContent = titleOf(session);
   }
   title.classList.toggle("mono", title.textContent === session.id);
