@@ -53,9 +53,11 @@ it all.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+import orjson
 import structlog
 
 from ccapi.catalog import ModelCatalog
@@ -126,11 +128,48 @@ class CompatRouter:
         self._synced: dict[str, str] = {}  # conversation key ("" for all) → when the store was last read
         self._collectors: set[asyncio.Task[None]] = set()
         self._one_offs: set[str] = set()  # one-off sessions paused on the client's tool calls
+        self._answering: dict[str, asyncio.Future[Exchange]] = {}  # request fingerprint → its exchange
 
     async def send(self, request: CompatRequest) -> Exchange:
+        """The exchange that answers ``request``. The same request again while the first is still
+        being answered (a client that timed out and retried) joins it instead of running its input
+        a second time."""
         conversation = request.conversation
         if not conversation.messages or conversation.messages[-1].role == "assistant":
             raise InvalidRequest("the conversation must end with a user message or tool results")
+        fingerprint = _fingerprint(request)
+        first = self._answering.get(fingerprint)
+        if first is not None:
+            exchange = await asyncio.shield(first)
+            log.info("compat_retry_joined", session_id=exchange.session_id, first_seq=exchange.first_seq)
+            return exchange.join()
+        answering = self._answering[fingerprint] = asyncio.get_running_loop().create_future()
+        try:
+            exchange = await self._answer(request)
+        except BaseException as exc:
+            del self._answering[fingerprint]
+            answering.set_exception(exc)
+            answering.exception()  # a retry that joined has it; none may have
+            raise
+        answering.set_result(exchange)
+        exchange.settled_callback = lambda: self._finished(fingerprint, answering)
+        return exchange
+
+    def leave(self, exchange: Exchange) -> None:
+        """A request gave up on its exchange; once none waits, a turn still queued for it is withdrawn
+        (and a retry after that starts afresh; one of a turn that runs joins it)."""
+        if not exchange.leave() or not self._service.abandon_queued(exchange.session_id, exchange.first_seq):
+            return
+        for fingerprint, answering in list(self._answering.items()):
+            if answering.done() and answering.exception() is None and answering.result().same(exchange):
+                self._finished(fingerprint, answering)
+
+    def _finished(self, fingerprint: str, answering: asyncio.Future[Exchange]) -> None:
+        if self._answering.get(fingerprint) is answering:
+            del self._answering[fingerprint]
+
+    async def _answer(self, request: CompatRequest) -> Exchange:
+        conversation = request.conversation
         if not self._loaded:
             self._loaded = True
             await self._load(None)
@@ -149,6 +188,7 @@ class CompatRouter:
         )
         self._collectors.add(task)
         task.add_done_callback(self._collectors.discard)
+        task.add_done_callback(lambda _: exchange.settled_callback())
         return exchange
 
     async def _target(self, request: CompatRequest) -> tuple[_Target | None, tuple[str, ...], Fork | None]:
@@ -467,6 +507,20 @@ class CompatRouter:
 def _earlier(timestamp: str, seconds: float) -> str:
     moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _fingerprint(request: CompatRequest) -> str:
+    """What makes two requests the same request: everything they ask, in every part."""
+    parts = (
+        request.format,
+        request.pinned_session,
+        request.previous,
+        request.affinity_key,
+        repr(request.builtin_tools),
+    )
+    digest = hashlib.sha256(request.conversation.header())
+    digest.update(orjson.dumps([parts, request.conversation.messages]))
+    return digest.hexdigest()
 
 
 def _seeded(conversation: Conversation) -> bool:

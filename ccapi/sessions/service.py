@@ -440,9 +440,10 @@ class SessionService:
             )
         return await run.interrupt(reason)
 
-    def abandon_queued(self, session_id: str, seq: int) -> None:
-        """The client of the turn queued at event ``seq`` went away: withdraw it, unless it started."""
-        self.queues.abandon_queued(session_id, seq)
+    def abandon_queued(self, session_id: str, seq: int) -> bool:
+        """The client of the turn queued at event ``seq`` went away: withdraw it, unless it started
+        (whether it was withdrawn)."""
+        return self.queues.abandon_queued(session_id, seq)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
         queued = self.queues.find(session_id, turn_id)
