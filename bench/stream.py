@@ -46,7 +46,7 @@ from bench.common import (
 )
 from ccapi.config import Settings
 from ccapi.events import Event
-from ccapi.logs import configure_logging
+from ccapi.observability.logs import configure_logging
 from ccapi.store import SqlStore
 from ccapi.store.sql import sqlite_database
 from ccapi.testing import MockModel, Reply
