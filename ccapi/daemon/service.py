@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 
 from ccapi.daemon.envfile import ensure_env_value, write_example_env_file
 from ccapi.paths import StatePaths, launch_agents_dir, systemd_user_unit_dir
-from ccapi.webhooks.signing import new_secret
+from ccapi.webhook_rules import new_secret
 
 Platform = Literal["linux", "macos"]
 PLATFORMS: tuple[Platform, ...] = ("linux", "macos")
