@@ -53,11 +53,8 @@ it all.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 
-import orjson
 import structlog
 
 from ccapi.catalog import ModelCatalog
@@ -78,10 +75,11 @@ from ccapi.compat.exchange import CompatRequest, Exchange, ResponseRef
 from ccapi.compat.matching import native_answers
 from ccapi.compat.options import Basis, is_one_off, session_params
 from ccapi.compat.reply import Reply, ReplyBuilder
+from ccapi.compat.retries import Answering
 from ccapi.compat.seed import seed
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
-from ccapi.ids import utcnow
+from ccapi.ids import isoformat, parse_time, utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
 from ccapi.sessions.queue import QueuedTurn
 
@@ -128,45 +126,18 @@ class CompatRouter:
         self._synced: dict[str, str] = {}  # conversation key ("" for all) → when the store was last read
         self._collectors: set[asyncio.Task[None]] = set()
         self._one_offs: set[str] = set()  # one-off sessions paused on the client's tool calls
-        self._answering: dict[str, asyncio.Future[Exchange]] = {}  # request fingerprint → its exchange
+        self._answering = Answering()
 
     async def send(self, request: CompatRequest) -> Exchange:
-        """The exchange that answers ``request``. The same request again while the first is still
-        being answered (a client that timed out and retried) joins it instead of running its input
-        a second time."""
+        """The exchange that answers ``request`` (a retry of one still being answered joins it)."""
         conversation = request.conversation
         if not conversation.messages or conversation.messages[-1].role == "assistant":
             raise InvalidRequest("the conversation must end with a user message or tool results")
-        fingerprint = _fingerprint(request)
-        first = self._answering.get(fingerprint)
-        if first is not None:
-            exchange = await asyncio.shield(first)
-            log.info("compat_retry_joined", session_id=exchange.session_id, first_seq=exchange.first_seq)
-            return exchange.join()
-        answering = self._answering[fingerprint] = asyncio.get_running_loop().create_future()
-        try:
-            exchange = await self._answer(request)
-        except BaseException as exc:
-            del self._answering[fingerprint]
-            answering.set_exception(exc)
-            answering.exception()  # a retry that joined has it; none may have
-            raise
-        answering.set_result(exchange)
-        exchange.settled_callback = lambda: self._finished(fingerprint, answering)
-        return exchange
+        return await self._answering.answer(request, lambda: self._answer(request))
 
     def leave(self, exchange: Exchange) -> None:
-        """A request gave up on its exchange; once none waits, a turn still queued for it is withdrawn
-        (and a retry after that starts afresh; one of a turn that runs joins it)."""
-        if not exchange.leave() or not self._service.abandon_queued(exchange.session_id, exchange.first_seq):
-            return
-        for fingerprint, answering in list(self._answering.items()):
-            if answering.done() and answering.exception() is None and answering.result().same(exchange):
-                self._finished(fingerprint, answering)
-
-    def _finished(self, fingerprint: str, answering: asyncio.Future[Exchange]) -> None:
-        if self._answering.get(fingerprint) is answering:
-            del self._answering[fingerprint]
+        """A request gave up on its exchange: once none waits, a turn still queued for it is withdrawn."""
+        self._answering.leave(exchange, lambda: self._service.abandon_queued(exchange.session_id, exchange.first_seq))
 
     async def _answer(self, request: CompatRequest) -> Exchange:
         conversation = request.conversation
@@ -275,7 +246,7 @@ class CompatRouter:
         are this process's own business. Returns whether any head came in."""
         found, now = False, utcnow()
         synced = self._synced.get(key or "", self._synced.get(""))
-        since = _earlier(synced, _CLOCK_SKEW) if synced else ""
+        since = isoformat(parse_time(synced) - _CLOCK_SKEW) if synced else ""
         for data in reversed(await self._service.store.load_compat_heads(key, MAX_HEADS, since)):
             head = head_from_json(data)
             known = self._index.head_of(head.session_id)
@@ -502,25 +473,6 @@ class CompatRouter:
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
-
-
-def _earlier(timestamp: str, seconds: float) -> str:
-    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _fingerprint(request: CompatRequest) -> str:
-    """What makes two requests the same request: everything they ask, in every part."""
-    parts = (
-        request.format,
-        request.pinned_session,
-        request.previous,
-        request.affinity_key,
-        repr(request.builtin_tools),
-    )
-    digest = hashlib.sha256(request.conversation.header())
-    digest.update(orjson.dumps([parts, request.conversation.messages]))
-    return digest.hexdigest()
 
 
 def _seeded(conversation: Conversation) -> bool:
