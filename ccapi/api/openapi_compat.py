@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from ccapi.api.openapi_replies import INT, NULLABLE_STRING, OBJECT, STRING
+from ccapi.api.openapi_shapes import schemas
+from ccapi.compat.bodies import COMPAT_BODIES
 from ccapi.compat.parsing import AFFINITY_HEADERS
 
 JSON = "application/json"
@@ -21,13 +23,6 @@ _STREAM_FRAME = {
         "data": {"type": "string", "description": "the format's event object as JSON"},
         "id": STRING,
     },
-}
-_MODELS = ["claude-sonnet-4-5", "sonnet", "opus", "haiku", "anthropic/claude-opus-4.6"]
-_MODEL = {
-    "type": "string",
-    "description": "an Anthropic id, Claude Code alias or router-style name",
-    "example": "claude-sonnet-4-5",
-    "enum": _MODELS,
 }
 
 
@@ -115,42 +110,8 @@ def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any
     }
 
 
-_USER_TEXT = {"type": "string", "minLength": 1}
-_CHAT_MESSAGE = {
-    "type": "object",
-    "required": ["role"],
-    "additionalProperties": True,
-    "properties": {
-        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
-        "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": OBJECT}], "nullable": True},
-        "tool_calls": {"type": "array", "items": OBJECT},
-        "tool_call_id": STRING,
-    },
-}
-_FUNCTION: dict[str, Any] = {
-    "type": "object",
-    "required": ["name"],
-    "properties": {
-        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-        "description": STRING,
-        "parameters": {"type": "object", "properties": {"type": {"type": "string", "enum": ["object"]}}},
-    },
-}
-_METADATA = {
-    "type": "object",
-    "additionalProperties": STRING,
-    "properties": {
-        "cc_session_id": STRING,
-        "user_id": {**STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"},
-    },
-}
-_CACHE_KEY = {
-    **STRING,
-    "description": "the client's own conversation key: the session that served it is tried "
-    "first, and the history still decides",
-}
-
 COMPAT_SCHEMAS: dict[str, Any] = {
+    **schemas(COMPAT_BODIES),
     "OpenAIError": {
         "type": "object",
         "required": ["error"],
@@ -210,27 +171,6 @@ COMPAT_SCHEMAS: dict[str, Any] = {
             "data": {"type": "array", "items": _ref("CompatModel")},
         },
     },
-    "ChatCompletionRequest": {
-        "type": "object",
-        "required": ["messages"],
-        "additionalProperties": True,
-        "properties": {
-            "model": _MODEL,
-            "messages": {"type": "array", "minItems": 1, "items": _CHAT_MESSAGE},
-            "tools": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["type", "function"],
-                    "properties": {"type": {"type": "string", "enum": ["function"]}, "function": _FUNCTION},
-                },
-            },
-            "stream": {"type": "boolean"},
-            "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-            "metadata": _METADATA,
-            "prompt_cache_key": _CACHE_KEY,
-        },
-    },
     "ChatCompletion": {
         "type": "object",
         "required": ["id", "object", "created", "model", "choices", "usage"],
@@ -266,60 +206,6 @@ COMPAT_SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "ResponseRequest": {
-        "type": "object",
-        "required": ["input"],
-        "additionalProperties": True,
-        "properties": {
-            "model": _MODEL,
-            "instructions": STRING,
-            "previous_response_id": {
-                "type": "string",
-                "description": "continue that response (an earlier one than the latest forks there); unknown: "
-                "400 with code previous_response_not_found",
-            },
-            "store": {
-                "type": "boolean",
-                "description": "false: the response's id names nothing and cannot be continued by previous_response_id",
-            },
-            "input": {
-                "oneOf": [
-                    _USER_TEXT,
-                    {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "additionalProperties": True,
-                            "properties": {
-                                "type": {
-                                    "type": "string",
-                                    "enum": ["message", "function_call", "function_call_output"],
-                                },
-                                "role": {"type": "string", "enum": ["user", "assistant", "system", "developer"]},
-                                "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": OBJECT}]},
-                                "call_id": STRING,
-                                "name": STRING,
-                                "arguments": STRING,
-                                "output": STRING,
-                            },
-                        },
-                    },
-                ]
-            },
-            "tools": {
-                "type": "array",
-                "items": {
-                    **_FUNCTION,
-                    "required": ["type", "name"],
-                    "properties": {**_FUNCTION["properties"], "type": {"type": "string", "enum": ["function"]}},
-                },
-            },
-            "stream": {"type": "boolean"},
-            "metadata": _METADATA,
-            "prompt_cache_key": _CACHE_KEY,
-        },
-    },
     "Response": {
         "type": "object",
         "required": ["id", "object", "created_at", "status", "model", "output"],
@@ -342,42 +228,6 @@ COMPAT_SCHEMAS: dict[str, Any] = {
                 "nullable": True,
                 "properties": {"input_tokens": INT, "output_tokens": INT, "total_tokens": INT},
             },
-        },
-    },
-    "MessagesRequest": {
-        "type": "object",
-        "required": ["messages"],
-        "additionalProperties": True,
-        "properties": {
-            "model": _MODEL,
-            "max_tokens": INT,
-            "system": {"oneOf": [STRING, {"type": "array", "items": OBJECT}]},
-            "messages": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["role", "content"],
-                    "properties": {
-                        "role": {"type": "string", "enum": ["user", "assistant"]},
-                        "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": OBJECT}]},
-                    },
-                },
-            },
-            "tools": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "input_schema"],
-                    "properties": {
-                        "name": _FUNCTION["properties"]["name"],
-                        "description": STRING,
-                        "input_schema": _FUNCTION["properties"]["parameters"],
-                    },
-                },
-            },
-            "stream": {"type": "boolean"},
-            "metadata": _METADATA,
         },
     },
     "Message": {

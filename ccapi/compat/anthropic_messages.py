@@ -16,13 +16,16 @@ from typing import Any
 import orjson
 
 from ccapi.catalog import ModelCatalog
+from ccapi.compat.bodies import AnthropicTool
+from ccapi.compat.bodies import MessagesRequest as MessagesBody
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import anthropic_error
 from ccapi.compat.exchange import CompatRequest, model_of
-from ccapi.compat.parsing import body_object, expect, flag, pinned_session
+from ccapi.compat.parsing import body_object, expect, pinned_session
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.shape import checked
 from ccapi.sessions.toolcalls import ToolResult
 
 FORMAT = "anthropic.messages"
@@ -36,35 +39,26 @@ class MessagesRequest:
 
 
 def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str | None) -> MessagesRequest:
-    body = body_object(body)
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
-        raise InvalidRequest("max_tokens must be a positive integer")
-    messages = expect(body.get("messages"), list, "messages", "a non-empty array")
-    if not messages:
-        raise InvalidRequest("messages must be a non-empty array")
+    shape = checked(MessagesBody, body_object(body))
     parsed: list[Message] = []
-    for index, message in enumerate(messages):
+    for index, message in enumerate(shape.messages):
         where = f"messages[{index}]"
-        message = expect(message, dict, where, "an object")
-        role, content = message.get("role"), message.get("content")
+        content = message.content
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
         blocks = expect(content, list, f"{where}.content", "a string or an array of content blocks")
-        if role == "user":
+        if message.role == "user":
             parsed.extend(_user(blocks, f"{where}.content"))
-        elif role == "assistant":
-            parsed.append(_assistant(blocks, f"{where}.content"))
         else:
-            raise InvalidRequest(f"{where}.role must be user or assistant")
+            parsed.append(_assistant(blocks, f"{where}.content"))
     conversation = Conversation(
-        model=model_of(catalog, body.get("model"), default_model),
-        system=_system(body.get("system")),
-        tools=_tools(body.get("tools")),
+        model=model_of(catalog, shape.model, default_model),
+        system=_system(shape.system),
+        tools=tuple(_tool(tool, f"tools[{index}]") for index, tool in enumerate(shape.tools or ())),
         messages=normalise(parsed),
     )
     return MessagesRequest(
-        CompatRequest(conversation, FORMAT, pinned_session(pin_header, body.get("metadata"))), flag(body, "stream")
+        CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata)), bool(shape.stream)
     )
 
 
@@ -133,24 +127,14 @@ def _assistant(blocks: list[Any], where: str) -> Message:
     return Message("assistant", text="".join(texts), tool_calls=tuple(calls))
 
 
-def _tools(tools: Any) -> tuple[dict[str, Any], ...]:
-    declared = []
-    for index, tool in enumerate(expect(tools or [], list, "tools", "an array")):
-        where = f"tools[{index}]"
-        tool = expect(tool, dict, where, "an object")
-        if tool.get("type", "custom") != "custom":
-            raise InvalidRequest(
-                f"{where}: server tools ({tool.get('type')}) are not available through CC API; "
-                "declare client tools (name, description, input_schema)"
-            )
-        declared.append(
-            {
-                "name": tool.get("name"),
-                "description": tool.get("description") or "",
-                "input_schema": tool.get("input_schema"),
-            }
+def _tool(tool: AnthropicTool, where: str) -> dict[str, Any]:
+    kind = (tool.model_extra or {}).get("type", "custom")
+    if kind != "custom":
+        raise InvalidRequest(
+            f"{where}: server tools ({kind}) are not available through CC API; "
+            "declare client tools (name, description, input_schema)"
         )
-    return tuple(declared)
+    return {"name": tool.name, "description": tool.description or "", "input_schema": tool.input_schema}
 
 
 # -- replies ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccapi.catalog import ModelCatalog
+from ccapi.compat.bodies import ChatCompletionRequest, ChatFunction, ChatMessage
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import openai_error
 from ccapi.compat.exchange import CompatRequest, model_of
@@ -26,10 +27,11 @@ from ccapi.compat.openai_shared import (
     prompt_tokens,
     text_of,
 )
-from ccapi.compat.parsing import body_object, expect, flag, pinned_session
+from ccapi.compat.parsing import body_object, expect, pinned_session
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.shape import checked
 from ccapi.sessions.toolcalls import ToolResult
 
 FORMAT = "openai.chat"
@@ -43,37 +45,30 @@ class ChatRequest:
 
 
 def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str | None) -> ChatRequest:
-    body = body_object(body)
-    messages = expect(body.get("messages"), list, "messages", "a non-empty array")
-    if not messages:
-        raise InvalidRequest("messages must be a non-empty array")
+    shape = checked(ChatCompletionRequest, body_object(body))
     system: list[str] = []
     parsed: list[Message] = []
-    for index, message in enumerate(messages):
+    for index, message in enumerate(shape.messages):
         where = f"messages[{index}]"
-        message = expect(message, dict, where, "an object")
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(text_of(message.get("content"), f"{where}.content", ("text",)))
-        elif role == "user":
-            parsed.append(Message("user", content=tuple(_user_content(message.get("content"), f"{where}.content"))))
-        elif role == "assistant":
+        if message.role in ("system", "developer"):
+            system.append(text_of(message.content, f"{where}.content", ("text",)))
+        elif message.role == "user":
+            parsed.append(Message("user", content=tuple(_user_content(message.content, f"{where}.content"))))
+        elif message.role == "assistant":
             parsed.append(_assistant(message, where))
-        elif role == "tool":
-            call_id = expect(message.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
-            content = text_of(message.get("content"), f"{where}.content", ("text",))
-            parsed.append(Message("tool", answers=(ToolResult(call_id, content),)))
         else:
-            raise InvalidRequest(f"{where}.role must be system, developer, user, assistant or tool")
-    options = expect(body.get("stream_options") or {}, dict, "stream_options", "an object")
+            call_id = expect(message.tool_call_id, str, f"{where}.tool_call_id", "a string")
+            content = text_of(message.content, f"{where}.content", ("text",))
+            parsed.append(Message("tool", answers=(ToolResult(call_id, content),)))
     conversation = Conversation(
-        model=model_of(catalog, body.get("model"), default_model),
+        model=model_of(catalog, shape.model, default_model),
         system="\n\n".join(system) if system else None,
-        tools=_tools(body.get("tools")),
+        tools=tuple(_tool(tool.function) for tool in shape.tools or ()),
         messages=normalise(parsed),
     )
-    request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, body.get("metadata")))
-    return ChatRequest(request, flag(body, "stream"), bool(options.get("include_usage")))
+    request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata))
+    options = shape.stream_options
+    return ChatRequest(request, bool(shape.stream), bool(options and options.include_usage))
 
 
 def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
@@ -95,9 +90,9 @@ def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
     return blocks
 
 
-def _assistant(message: dict[str, Any], where: str) -> Message:
+def _assistant(message: ChatMessage, where: str) -> Message:
     calls = []
-    for index, call in enumerate(expect(message.get("tool_calls") or [], list, f"{where}.tool_calls", "an array")):
+    for index, call in enumerate(expect(message.tool_calls or [], list, f"{where}.tool_calls", "an array")):
         at = f"{where}.tool_calls[{index}]"
         call = expect(call, dict, at, "an object")
         function = expect(call.get("function"), dict, f"{at}.function", "an object")
@@ -108,24 +103,12 @@ def _assistant(message: dict[str, Any], where: str) -> Message:
                 arguments(function.get("arguments"), f"{at}.function.arguments"),
             )
         )
-    text = text_of(message.get("content"), f"{where}.content", ("text", "refusal"))
+    text = text_of(message.content, f"{where}.content", ("text", "refusal"))
     return Message("assistant", text=text, tool_calls=tuple(calls))
 
 
-def _tools(tools: Any) -> tuple[dict[str, Any], ...]:
-    declared = []
-    for index, tool in enumerate(expect(tools or [], list, "tools", "an array")):
-        where = f"tools[{index}]"
-        tool = expect(tool, dict, where, "an object")
-        if tool.get("type", "function") != "function":
-            raise InvalidRequest(f"{where}.type must be function")
-        function = expect(tool.get("function"), dict, f"{where}.function", "an object")
-        declared.append(
-            function_tool(
-                function.get("name"), function.get("description"), function.get("parameters"), f"{where}.function"
-            )
-        )
-    return tuple(declared)
+def _tool(function: ChatFunction) -> dict[str, Any]:
+    return function_tool(function.name, function.description, function.parameters)
 
 
 # -- replies ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccapi.catalog import ModelCatalog
+from ccapi.compat.bodies import ResponseItem, ResponseRequest
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import PreviousResponseNotFound, openai_error
 from ccapi.compat.exchange import CompatRequest, ResponseRef, model_of
@@ -33,11 +34,12 @@ from ccapi.compat.openai_shared import (
     prompt_tokens,
     text_of,
 )
-from ccapi.compat.parsing import body_object, expect, flag, pinned_session
+from ccapi.compat.parsing import body_object, expect, pinned_session
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.ids import new_id
 from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.shape import checked
 from ccapi.sessions.toolcalls import ToolResult
 
 FORMAT = "openai.responses"
@@ -57,47 +59,41 @@ def response_id(session_id: str, first_seq: int, store: bool = True) -> str:
 
 
 def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str | None) -> ResponsesRequest:
-    body = body_object(body)
-    items = body.get("input")
-    if isinstance(items, str):
-        items = [{"role": "user", "content": items}]
-    items = expect(items, list, "input", "a string or a non-empty array of items")
-    system = [expect(body.get("instructions"), str, "instructions", "a string")] if body.get("instructions") else []
+    shape = checked(ResponseRequest, body_object(body))
+    items = [ResponseItem(role="user", content=shape.input)] if isinstance(shape.input, str) else shape.input
+    system = [shape.instructions] if shape.instructions else []
     messages: list[Message] = []
     for index, item in enumerate(items):
-        message = _item(expect(item, dict, f"input[{index}]", "an object"), f"input[{index}]", system)
+        message = _item(item, f"input[{index}]", system)
         if message is not None:
             messages.append(message)
-    previous = body.get("previous_response_id")
+    previous = shape.previous_response_id
     conversation = Conversation(
-        model=model_of(catalog, body.get("model"), default_model),
+        model=model_of(catalog, shape.model, default_model),
         system="\n\n".join(system) if system else None,
-        tools=_tools(body.get("tools")),
+        tools=tuple(function_tool(tool.name, tool.description, tool.parameters) for tool in shape.tools or ()),
         messages=normalise(messages),
     )
     request = CompatRequest(
         conversation,
         FORMAT,
-        pinned_session(pin_header, body.get("metadata")),
+        pinned_session(pin_header, shape.metadata),
         _reference(previous) if previous is not None else None,
     )
-    store = body.get("store")
-    return ResponsesRequest(
-        request, flag(body, "stream"), store is None or bool(expect(store, bool, "store", "a boolean"))
-    )
+    return ResponsesRequest(request, bool(shape.stream), shape.store is not False)
 
 
-def _reference(previous: Any) -> ResponseRef:
-    match = _RESPONSE_ID.match(expect(previous, str, "previous_response_id", "a string"))
+def _reference(previous: str) -> ResponseRef:
+    match = _RESPONSE_ID.match(previous)
     if match is None:
         raise PreviousResponseNotFound(previous)
     return ResponseRef(f"sess_{match['session']}", int(match["seq"]), previous)
 
 
-def _item(item: dict[str, Any], where: str, system: list[str]) -> Message | None:
-    kind = item.get("type", "message")
+def _item(item: ResponseItem, where: str, system: list[str]) -> Message | None:
+    kind = item.type
     if kind == "message":
-        role, content = item.get("role"), item.get("content")
+        role, content = item.role, item.content
         if role in ("system", "developer"):
             system.append(text_of(content, f"{where}.content", ("input_text",)))
             return None
@@ -111,20 +107,16 @@ def _item(item: dict[str, Any], where: str, system: list[str]) -> Message | None
             "assistant",
             tool_calls=(
                 ToolCall(
-                    expect(item.get("call_id"), str, f"{where}.call_id", "a string"),
-                    expect(item.get("name"), str, f"{where}.name", "a string"),
-                    arguments(item.get("arguments"), f"{where}.arguments"),
+                    expect(item.call_id, str, f"{where}.call_id", "a string"),
+                    expect(item.name, str, f"{where}.name", "a string"),
+                    arguments(item.arguments, f"{where}.arguments"),
                 ),
             ),
         )
     if kind == "function_call_output":
-        output = text_of(item.get("output"), f"{where}.output", ("input_text", "output_text"))
-        return Message(
-            "tool", answers=(ToolResult(expect(item.get("call_id"), str, f"{where}.call_id", "a string"), output),)
-        )
-    if kind == "reasoning":
-        return None  # the session keeps Claude's own thinking
-    raise InvalidRequest(f"{where}.type must be message, function_call, function_call_output or reasoning")
+        output = text_of(item.output, f"{where}.output", ("input_text", "output_text"))
+        return Message("tool", answers=(ToolResult(expect(item.call_id, str, f"{where}.call_id", "a string"), output),))
+    return None  # reasoning: the session keeps Claude's own thinking
 
 
 def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
@@ -142,17 +134,6 @@ def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
     if not blocks:
         raise InvalidRequest(f"{where} must not be empty")
     return blocks
-
-
-def _tools(tools: Any) -> tuple[dict[str, Any], ...]:
-    declared = []
-    for index, tool in enumerate(expect(tools or [], list, "tools", "an array")):
-        where = f"tools[{index}]"
-        tool = expect(tool, dict, where, "an object")
-        if tool.get("type") != "function":
-            raise InvalidRequest(f"{where}.type must be function: hosted tools are not available through CC API")
-        declared.append(function_tool(tool.get("name"), tool.get("description"), tool.get("parameters"), where))
-    return tuple(declared)
 
 
 # -- replies ------------------------------------------------------------------------

@@ -28,16 +28,13 @@ def image_block(url: Any, where: str) -> dict[str, Any]:
     return parse_input([{"type": "image", "source": source}])[0]
 
 
-def function_tool(name: Any, description: Any, parameters: Any, where: str) -> dict[str, Any]:
+def function_tool(name: Any, description: str | None, parameters: Any) -> dict[str, Any]:
     """An OpenAI function definition as a native client tool (validated when the session is made)."""
-    tool = {
+    return {
         "name": name,
         "description": description or "",
         "input_schema": parameters if parameters is not None else {"type": "object", "properties": {}},
     }
-    if not isinstance(tool["description"], str):
-        raise InvalidRequest(f"{where}.description must be a string")
-    return tool
 
 
 def arguments(raw: Any, where: str) -> dict[str, Any]:

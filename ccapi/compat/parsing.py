@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ccapi.compat.bodies import Metadata
 from ccapi.errors import InvalidRequest
 
 
@@ -21,12 +22,6 @@ def expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> 
 
 def body_object(body: Any) -> dict[str, Any]:
     return expect(body, dict, "the request body", "a JSON object")
-
-
-def flag(body: dict[str, Any], name: str) -> bool:
-    """A boolean option; ``null`` (which some clients send for "unset") is false."""
-    value = body.get(name)
-    return False if value is None else bool(expect(value, bool, name, "a boolean"))
 
 
 #: Headers in which clients name their conversation (OpenClaw sends both).
@@ -44,11 +39,6 @@ def affinity_key(body: Any, headers: Mapping[str, str]) -> str | None:
     return next((str(value)[:512] for value in found if isinstance(value, str) and value), None)
 
 
-def pinned_session(header: str | None, metadata: Any) -> str | None:
+def pinned_session(header: str | None, metadata: Metadata | None) -> str | None:
     """``x-cc-session-id`` wins over ``metadata.cc_session_id``."""
-    if header:
-        return header
-    if metadata is None:
-        return None
-    pinned = expect(metadata, dict, "metadata", "an object").get("cc_session_id")
-    return expect(pinned, str, "metadata.cc_session_id", "a string") if pinned is not None else None
+    return header or (metadata.cc_session_id if metadata is not None else None)
