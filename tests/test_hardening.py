@@ -273,6 +273,7 @@ def test_bogus_session_ids_leave_no_state_behind(tmp_path: Path) -> None:
 # -- 7, 10. the JSON-directory backend -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel, tmp_path: Path) -> None:
     gateway = Gateway(tmp_path, mock_model.url, backend="jsondir").start()
     try:
@@ -298,6 +299,7 @@ def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel,
 # -- 7, 10. PostgreSQL -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_postgres_refuses_what_it_cannot_store_and_ends_streams_of_sessions_deleted_elsewhere(
     make_gateway, postgres_server
 ) -> None:
