@@ -53,7 +53,10 @@ def user_umask() -> Iterator[int]:
     os.umask(previous)
 
 
-BACKENDS = ("sqlite", "jsondir")
+BACKENDS = ("sqlite", pytest.param("jsondir", marks=pytest.mark.slow))
+"""The store backends a module's whole suite runs on. The JSON directory's pass repeats the module's real-CLI
+scenarios (its store contract is checked in-process in test_store_backends), so it is `slow`: `make test` runs it,
+the edit-test loop does not."""
 
 
 @pytest.fixture(scope="module")
