@@ -446,6 +446,24 @@ def per_session(
     ]
 
 
+#: The model requests of a one-off session: a summariser's (or a compaction's second part).
+ONE_OFF_KINDS = frozenset({"summary", "summary_part"})
+
+
+def session_origins(row: Mapping[str, Any]) -> str:
+    """The row's session count and how they came about: *lines* (the first, and each the client's own rewrite of
+    its history started), *branches* (forks of a line: memory flushes, heartbeat polls) and *one-offs* (a
+    summariser's single message); just the count for rows recorded before ``sessions_detail``."""
+    detail = row.get("sessions_detail")
+    if not detail:
+        return str(row["sessions"])
+    forked = {e["session_id"] for e in row.get("gateway_log", ()) if e.get("event") == "compat_forked"}
+    branches = sum(s["id"] in forked for s in detail)
+    one_offs = sum(s["id"] not in forked and bool(s["served"]) and set(s["served"]) <= ONE_OFF_KINDS for s in detail)
+    lines = len(detail) - branches - one_offs
+    return f"{row['sessions']} ({lines} lines, {branches} branches, {one_offs} one-offs)"
+
+
 def _all_sessions(client: httpx.Client) -> list[dict[str, Any]]:
     sessions: list[dict[str, Any]] = []
     after: str | None = None
@@ -568,7 +586,7 @@ def docs_table() -> str:
             (
                 f"{r['client']} ({r['transport']}), {r['turns_ok']}/{r['turns']} turns",
                 label,
-                r["sessions"],
+                session_origins(r),
                 f"{r['flattened_reseeds'] + r['flattened_log_lines']} ({r['flattened_seeds']})",
                 f"{r['live_at_end']} ({r['live_peak']})",
                 r["waiting"],

@@ -46,9 +46,9 @@ from bench.common import (
 )
 from ccapi.config import Settings
 from ccapi.events import Event
-from ccapi.logs import configure_logging
+from ccapi.observability.logs import configure_logging
 from ccapi.store import SqlStore
-from ccapi.store.sql import sqlite_database
+from ccapi.store.databases import sqlite_database
 from ccapi.testing import MockModel, Reply
 from ccapi.testing.mock_model import WORDS_PER_DELTA
 from tests.gateway import free_port, pids_with_env

@@ -1,5 +1,5 @@
 import sys
 
-from ccapi.cli import main
+from ccapi.daemon.cli import main
 
 sys.exit(main())

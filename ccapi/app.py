@@ -28,6 +28,7 @@ from ccapi.observability.metrics import Metrics
 from ccapi.sessions import EventLog, SessionService
 from ccapi.store import open_store
 from ccapi.webhooks.sender import WebhookSender
+from ccapi.webhooks.targets import WebhookPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +63,7 @@ def create_app(settings: Settings, name: str = "ccapi", tracing: otel.Tracing | 
     app.ctx.catalog = ModelCatalog.from_setting(settings.models)
     app.ctx.credentials = find_credentials(settings)
     app.ctx.host_policy = HostPolicy.from_settings(settings)
-    app.ctx.webhook_policy = settings.webhook_policy
+    app.ctx.webhook_policy = WebhookPolicy.from_settings(settings)
     app.ctx.metrics = Metrics()
     app.ctx.tracing = tracing if tracing is not None else otel.from_environment(os.environ)
 

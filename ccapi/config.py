@@ -16,8 +16,7 @@ from typing import Any
 
 from ccapi.paths import StatePaths, default_home, home_from_env
 from ccapi.toolpolicy import BuiltinTools, parse_builtin_tools_text
-from ccapi.webhooks.signing import secret_key
-from ccapi.webhooks.targets import LOOPBACK, AllowList, BadTarget, WebhookPolicy, subscription
+from ccapi.webhook_rules import LOOPBACK, AllowList, BadTarget, secret_key, subscription
 
 SANDBOX_MODES = ("auto", "require", "off")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
@@ -182,10 +181,6 @@ class Settings:
     @property
     def webhook_allow_list(self) -> AllowList:
         return AllowList.parse(self.webhook_allow)
-
-    @property
-    def webhook_policy(self) -> WebhookPolicy:
-        return WebhookPolicy(self.webhook_allow_list, self.default_webhook, self.webhook_secret is not None)
 
     @property
     def default_webhook(self) -> dict[str, Any] | None:

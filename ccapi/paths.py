@@ -35,7 +35,7 @@ class StatePaths:
 
     @property
     def state_file(self) -> Path:
-        """Written by the running gateway: pid, URL, start time (see ``ccapi.launcher``)."""
+        """Written by the running gateway: pid, URL, start time (see ``ccapi.daemon.launcher``)."""
         return self.home / "cc-api.json"
 
     @property

@@ -32,7 +32,7 @@ problems = [f"wheel lacks {name}" for name in
 entry_points, = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
 scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
 problems += [f"wheel lacks the {line!r} entry point" for line in
-             ("cc-api = ccapi.cli:main", "cc-api-menu = ccapi.menu:main") if line not in scripts]
+             ("cc-api = ccapi.daemon.cli:main", "cc-api-menu = ccapi.daemon.menu:main") if line not in scripts]
 root = sdist.name.removesuffix(".tar.gz")
 members = set(tarfile.open(sdist).getnames())
 problems += [f"sdist lacks {name}" for name in ("service/cc-api.service", "service/com.cc-api.gateway.plist")

@@ -26,7 +26,7 @@ from acp.schema import (
     UserMessageChunk,
 )
 
-from ccapi.cli import main
+from ccapi.daemon.cli import main
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import Gateway, free_port
 from tests.test_mcp_servers import NOTE_SERVER

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccapi.cli import EXIT_NOT_RUNNING, build_parser, main
+from ccapi.daemon.cli import EXIT_NOT_RUNNING, build_parser, main
+from ccapi.daemon.process import inspect_process
 from ccapi.paths import StatePaths
-from ccapi.process import inspect_process
 from ccapi.testing import MockModel
 from tests.daemon import CC_API, Cli
 from tests.gateway import readable_by_others

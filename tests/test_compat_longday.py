@@ -154,10 +154,12 @@ def test_a_changed_prompt_restarts_the_session_and_a_side_request_with_other_too
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
     """OpenClaw's day: BOOTSTRAP leaves the prompt (same session, new prompt); a memory flush with
-    other tools over the same history is a branch whose process stops once it answers."""
+    other tools over the same history, its first message stamped with the flush's own session, is a
+    branch whose process stops once it answers."""
     bootstrap = "\n".join(f"Bootstrap step {n}: set up the workspace part {n}." for n in range(40))
     base = "You are a personal assistant. Tools: weather."
-    history: list[dict[str, Any]] = [{"role": "user", "content": "hello"}]
+    runtime = "Runtime: agent=main | session=agent:main:{} | host=vm | model=cc-api/claude-sonnet-4-5"
+    history: list[dict[str, Any]] = [{"role": "user", "content": f"hello\n\n{runtime.format('main')}"}]
     main, choice = _chat(http, [{"role": "system", "content": f"{base}\n{bootstrap}"}, *history], tools=[TOOL])
     history += [choice["message"], {"role": "user", "content": "what now?"}]
     same, choice = _chat(http, [{"role": "system", "content": base}, *history], tools=[TOOL])
@@ -169,7 +171,8 @@ def test_a_changed_prompt_restarts_the_session_and_a_side_request_with_other_too
 
     flush = [
         {"role": "system", "content": "Pre-compaction memory flush. Store durable memories now."},
-        *history,
+        {"role": "user", "content": f"hello\n\n{runtime.format('internal-session-effects:1f2e')}"},
+        *history[1:],
         {"role": "user", "content": "Write anything worth keeping to memory/2026-12-03.md."},
     ]
     side, _ = _chat(http, flush, tools=[_tool("read"), _tool("write")])

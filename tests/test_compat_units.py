@@ -377,6 +377,20 @@ def test_a_user_message_replayed_as_the_same_words_in_other_blocks_matches() -> 
     assert mismatch(Message("user", content=(image, *stored.content)), _user("what is on today?")) is not None
 
 
+def test_a_user_message_whose_runtime_line_names_another_session_matches() -> None:
+    """OpenClaw stamps the first message with ``Runtime: … | session=…``; its memory flush runs in a
+    session of its own and replays that message with its own line: still the same message."""
+    line = "Runtime: agent=main | session=agent:main:{} | sessionId={} | host=vm"
+    stored = _user(f"[Sun 2026-11-29 23:40 UTC] plan the day\n\n{line.format('main', 'a1')}")
+    assert mismatch(stored, _user(f"[Sun 2026-11-29 23:40 UTC] plan the day\n\n{line.format('flush', 'b2')}")) is None
+    assert mismatch(stored, _user("[Sun 2026-11-29 23:40 UTC] plan the day")) is None  # the line left out
+    for other in (
+        _user(f"[Sun 2026-11-29 23:40 UTC] plan the night\n\n{line.format('flush', 'b2')}"),  # another word
+        _user("[Sun 2026-11-29 23:40 UTC] plan the day\n\nNote: the runtime line is prose here, not keys"),
+    ):
+        assert mismatch(stored, other) == "the user message differs"
+
+
 def test_seeded_transcript_entries_chain_after_their_parent_and_name_client_tools_as_the_model_knows_them() -> None:
     """Claude Code resumes from the newest entry along ``parentUuid``: a seeded history must
     follow a fork's last entry in time and in the chain."""

@@ -18,7 +18,7 @@ import pytest
 
 from ccapi.testing import MockError, MockModel, ToolUse
 from ccapi.testing.mock_model import Reply
-from ccapi.webhooks.signing import new_secret
+from ccapi.webhook_rules import new_secret
 from tests import browser
 from tests.gateway import Gateway
 from tests.webhook_receiver import Receiver

@@ -11,7 +11,7 @@ from ccapi.events import Event
 from ccapi.ids import utcnow
 from ccapi.sessions.eventlog import KEEPALIVE, EventLog
 from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store
-from ccapi.store.sql import sqlite_database
+from ccapi.store.databases import sqlite_database
 
 
 class Counting(Store):

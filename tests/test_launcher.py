@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from ccapi.config import ConfigError, Settings
-from ccapi.console import render_log_line
-from ccapi.envfile import EXAMPLE_ENV_FILE, parse_env_file, with_env_file, write_example_env_file
-from ccapi.launcher import Launcher
-from ccapi.logfile import follow, lines_since, tail
-from ccapi.process import ProcessInfo, _from_ps, inspect_process
+from ccapi.daemon.console import render_log_line
+from ccapi.daemon.envfile import EXAMPLE_ENV_FILE, parse_env_file, with_env_file, write_example_env_file
+from ccapi.daemon.launcher import Launcher
+from ccapi.daemon.logfile import follow, lines_since, tail
+from ccapi.daemon.process import ProcessInfo, _from_ps, inspect_process
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ccapi.api.middleware import SERVER_PROBES
-from ccapi.logs import REDACTED, Redactor, secret_values
+from ccapi.observability.logs import REDACTED, Redactor, secret_values
 from ccapi.testing import MockModel
 from tests.daemon import Cli
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ccapi.store import SqlStore
-from ccapi.store.sql import sqlite_database
+from ccapi.store.databases import sqlite_database
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import Gateway, free_port, gateway_processes, pids_with_env
 from tests.test_store_backends import _session

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ccapi.config import ConfigError
-from ccapi.console import render_status
-from ccapi.launcher import GatewayState, GatewayStatus, StartResult, StopResult
-from ccapi.menu import MenuController, main
+from ccapi.daemon.console import render_status
+from ccapi.daemon.launcher import GatewayState, GatewayStatus, StartResult, StopResult
+from ccapi.daemon.menu import MenuController, main
 from ccapi.paths import StatePaths
 
 STATE = GatewayState(
@@ -130,7 +130,7 @@ def test_start_stop_and_open_log_use_the_launcher(
 
 
 def test_rumps_is_imported_by_main_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    probe = "import sys, ccapi.cli, ccapi.menu, ccapi.app; print('rumps' in sys.modules)"
+    probe = "import sys, ccapi.daemon.cli, ccapi.daemon.menu, ccapi.app; print('rumps' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
     sources = Path(__file__).parent.parent / "ccapi"
     importers = [p.name for p in sources.rglob("*.py") if "import rumps" in p.read_text()]

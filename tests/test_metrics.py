@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccapi.console import render_status
-from ccapi.launcher import GatewayState, GatewayStatus
+from ccapi.daemon.console import render_status
+from ccapi.daemon.launcher import GatewayState, GatewayStatus
 from ccapi.observability.headline import headline
 from ccapi.observability.metrics import Metrics, RecentTurns
 from ccapi.paths import StatePaths

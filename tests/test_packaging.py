@@ -69,7 +69,7 @@ def test_build_script_checks_the_wheel_and_templates_load_from_it(dist: Path, tm
         check=True,
         capture_output=True,
     )
-    probe = "import ccapi, ccapi.service as s; print(ccapi.__file__); print(s.load_template('linux'), end='')"
+    probe = "import ccapi, ccapi.daemon.service as s; print(ccapi.__file__); print(s.load_template('linux'), end='')"
     shown = subprocess.run(
         [sys.executable, "-c", probe],
         env={**os.environ, "PYTHONPATH": str(site)},

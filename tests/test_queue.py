@@ -275,6 +275,30 @@ def test_two_chat_completions_on_one_conversation_at_once_both_answer(gateway: G
     assert "<conversation_history>" not in str(sent) and len(sent) == 7  # warm: three exchanges, then "next"
 
 
+def test_a_retry_while_the_first_request_runs_gets_its_answer_and_runs_nothing_twice(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """A client that gives up waiting and sends the same request again (as clients do on a read
+    timeout) gets the first request's answer; its input reaches the model once, in one turn."""
+    url = "/v1/chat/completions"
+    body = {"model": "sonnet", "messages": [{"role": "user", "content": "a slow question, asked twice"}]}
+    mock_model.script(Reply(text="the one answer", first_byte_delay=3.0))
+    with httpx.Client(base_url=gateway.base_url, timeout=1.0) as impatient:
+        try:
+            impatient.post(url, json=body)
+            raise AssertionError("the first request was expected to time out")
+        except httpx.ReadTimeout:
+            pass
+    retried = gateway.client.post(url, json=body)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["choices"][0]["message"]["content"] == "the one answer"
+    session_id = retried.headers["x-cc-session-id"]
+    started = [e for e in gateway.events(session_id) if e["type"] in ("turn.started", "turn.queued")]
+    assert [e["type"] for e in started] == ["turn.started"]
+    asked = [r for r in mock_model.message_requests(include_side=False) if "asked twice" in str(r.body["messages"])]
+    assert len(asked) == 1
+
+
 class _Log:
     """The event log as the queue sees it; ``broken`` makes every write fail."""
 

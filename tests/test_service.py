@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ccapi.envfile import read_env_file
+from ccapi.daemon.envfile import read_env_file
+from ccapi.daemon.service import plan_service
 from ccapi.paths import StatePaths
-from ccapi.service import plan_service
 from tests.daemon import CC_API
 
 PLACEHOLDER = re.compile(r"\{\{[A-Z_]+\}\}")

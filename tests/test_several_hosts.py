@@ -12,7 +12,7 @@ import pytest
 
 from ccapi.client import verify_webhook
 from ccapi.testing import MockModel, Reply
-from ccapi.webhooks.signing import new_secret
+from ccapi.webhook_rules import new_secret
 from tests.gateway import Gateway, sse_events
 from tests.webhook_receiver import Receiver
 

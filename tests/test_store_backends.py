@@ -16,12 +16,12 @@ from claude_agent_sdk.testing import run_session_store_conformance
 from ccapi.events import Event
 from ccapi.sessions.eventlog import EventLog
 from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
+from ccapi.store.databases import postgres_database, sqlite_database
 from ccapi.store.jsondir import UnsafeId
 from ccapi.store.migrations import MIGRATIONS
 from ccapi.store.models import LeaseRow
 from ccapi.store.prepared import Prepared
 from ccapi.store.records import TranscriptLines, TurnEnd
-from ccapi.store.sql import postgres_database, sqlite_database
 from ccapi.store.transcripts import TranscriptMirror
 
 

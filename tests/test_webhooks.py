@@ -21,9 +21,10 @@ from ccapi.sessions import NewSession
 from ccapi.store import JsonDirStore, SessionRecord
 from ccapi.store.outbox import WebhookDelivery
 from ccapi.testing import MockModel, Reply, ToolUse
+from ccapi.webhook_rules import LOOPBACK, AllowList, new_secret
 from ccapi.webhooks.sender import WebhookSender
-from ccapi.webhooks.signing import new_secret, sign
-from ccapi.webhooks.targets import LOOPBACK, AllowList
+from ccapi.webhooks.signing import sign
+from ccapi.webhooks.targets import WebhookPolicy
 from tests.conftest import BACKENDS
 from tests.gateway import Gateway
 from tests.metrics_support import moved, scrape
@@ -272,11 +273,11 @@ def test_allow_list_admits_names_suffixes_and_networks_only() -> None:
 
 
 def test_without_a_secret_a_session_cannot_subscribe_and_compat_sessions_never_do() -> None:
-    catalog, policy = ModelCatalog.from_setting(None), Settings().webhook_policy
+    catalog, policy = ModelCatalog.from_setting(None), WebhookPolicy.from_settings(Settings())
     with pytest.raises(InvalidRequest, match="CC_API_WEBHOOK_SECRET"):
         NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet", webhooks=policy)
     assert NewSession.from_json({"webhook": None}, catalog, "sonnet", webhooks=policy).webhook is None
-    defaulted = Settings(webhook_url="http://127.0.0.1:9/h", webhook_secret=SECRET).webhook_policy
+    defaulted = WebhookPolicy.from_settings(Settings(webhook_url="http://127.0.0.1:9/h", webhook_secret=SECRET))
     assert NewSession.from_json({}, catalog, "sonnet", webhooks=defaulted).webhook["url"] == "http://127.0.0.1:9/h"
     assert NewSession.from_json({"webhook": None}, catalog, "sonnet", webhooks=defaulted).webhook is None
     assert NewSession.from_json({}, catalog, "sonnet").webhook is None  # compat: no policy, no default

@@ -9,34 +9,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from typing import cast
 
 import httpx
 
 from ccapi.client import AsyncClient, CCAPIError
-from ccapi.envfile import with_env_file
 
 NOT_RUNNING = """cc-api acp: no CC API gateway answers at {url} ({error}).
 Start one first:  cc-api start        (in the background; `cc-api run` keeps it in a terminal)
 or point at another:  cc-api acp --url http://host:port   (with CC_API_KEY set if it needs one)"""
 
 
-def local_url() -> str:
-    """The gateway this machine's ``cc-api start`` runs (its state file), else where the settings put it."""
-    from ccapi.launcher import Launcher
-
-    launcher = Launcher.from_environment()
-    state = launcher.running_state()
-    return state.url if state is not None else launcher.settings.base_url
-
-
-def main(url: str | None = None) -> int:
+def serve(url: str, api_key: str | None) -> int:
     """Serve ACP on stdin/stdout until the client closes it; 1 (with a message on stderr) when no gateway answers.
-    The key is ``CC_API_KEY`` from the environment, else from ``$CC_API_HOME/cc-api.env`` as for every command."""
-    key = with_env_file(os.environ).get("CC_API_KEY") or None
-    return asyncio.run(_serve(url or local_url(), key))
+    ``cc-api acp`` (``ccapi.daemon.cli``) finds the gateway and its key."""
+    return asyncio.run(_serve(url, api_key))
 
 
 async def _serve(url: str, api_key: str | None) -> int:

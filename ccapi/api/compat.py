@@ -184,7 +184,7 @@ async def _settled(request: Request, exchange: Exchange) -> Reply:
 
 def _abandon(request: Request, exchange: Exchange) -> None:
     """A client gone while its turn still waits in the queue leaves no turn to run later."""
-    request.app.ctx.service.abandon_queued(exchange.session_id, exchange.first_seq)
+    _router(request).leave(exchange)
 
 
 def _headers(request: Request, exchange: Exchange) -> dict[str, str]:

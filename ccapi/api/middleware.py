@@ -16,7 +16,7 @@ from sanic.exceptions import BadRequest, RequestTimeout
 from sanic.http import Http
 
 from ccapi.errors import Unauthorized
-from ccapi.logs import log_soon
+from ccapi.observability.logs import log_soon
 
 log = structlog.get_logger("ccapi.http")
 

@@ -6,23 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccapi.api.openapi_replies import INT, NULLABLE_STRING, OBJECT, STRING
 from ccapi.compat.parsing import AFFINITY_HEADERS
 
 JSON = "application/json"
 SSE = "text/event-stream"
 
-_STRING = {"type": "string"}
-_INT = {"type": "integer"}
-_OBJECT = {"type": "object", "additionalProperties": True}
-_NULLABLE_STRING = {"type": "string", "nullable": True}
 #: One Server-Sent Event in the format's own shapes: ``data`` is the event's JSON (or ``[DONE]``).
 _STREAM_FRAME = {
     "type": "object",
     "required": ["data"],
     "properties": {
-        "event": _STRING,
+        "event": STRING,
         "data": {"type": "string", "description": "the format's event object as JSON"},
-        "id": _STRING,
+        "id": STRING,
     },
 }
 _MODELS = ["claude-sonnet-4-5", "sonnet", "opus", "haiku", "anthropic/claude-opus-4.6"]
@@ -59,7 +56,7 @@ def _errors(schema: str, *statuses: int) -> dict[str, Any]:
 
 #: On a compat reply while a subscription window is in warning, for the client to log.
 _LIMIT_HEADERS = {
-    f"x-cc-ratelimit-{name}": {"schema": _STRING, "description": text}
+    f"x-cc-ratelimit-{name}": {"schema": STRING, "description": text}
     for name, text in (
         ("status", "allowed_warning (or rejected): only while a usage window is in warning"),
         ("window", "five_hour, seven_day, ..."),
@@ -73,7 +70,7 @@ def _reply(schema: str, description: str) -> dict[str, Any]:
     return {
         "200": {
             "description": description,
-            "headers": {"x-cc-session-id": {"schema": _STRING}, **_LIMIT_HEADERS},
+            "headers": {"x-cc-session-id": {"schema": STRING}, **_LIMIT_HEADERS},
             "content": {JSON: {"schema": _ref(schema)}, SSE: {"schema": _STREAM_FRAME}},
         }
     }
@@ -88,14 +85,14 @@ def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any
                 "name": "x-cc-session-id",
                 "in": "header",
                 "required": False,
-                "schema": _STRING,
+                "schema": STRING,
                 "description": "pin the request to this native session",
             },
             {
                 "name": "x-cc-builtin-tools",
                 "in": "header",
                 "required": False,
-                "schema": _STRING,
+                "schema": STRING,
                 "description": "all, none or Read,Grep: Claude Code's built-in tools for the session "
                 "this request creates (default CC_API_COMPAT_BUILTIN_TOOLS, none)",
             },
@@ -104,7 +101,7 @@ def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any
                     "name": name,
                     "in": "header",
                     "required": False,
-                    "schema": _STRING,
+                    "schema": STRING,
                     "description": "the client's own conversation key: tried first, verified by history",
                 }
                 for name in AFFINITY_HEADERS
@@ -125,9 +122,9 @@ _CHAT_MESSAGE = {
     "additionalProperties": True,
     "properties": {
         "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
-        "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}], "nullable": True},
-        "tool_calls": {"type": "array", "items": _OBJECT},
-        "tool_call_id": _STRING,
+        "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": OBJECT}], "nullable": True},
+        "tool_calls": {"type": "array", "items": OBJECT},
+        "tool_call_id": STRING,
     },
 }
 _FUNCTION: dict[str, Any] = {
@@ -135,20 +132,20 @@ _FUNCTION: dict[str, Any] = {
     "required": ["name"],
     "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-        "description": _STRING,
+        "description": STRING,
         "parameters": {"type": "object", "properties": {"type": {"type": "string", "enum": ["object"]}}},
     },
 }
 _METADATA = {
     "type": "object",
-    "additionalProperties": _STRING,
+    "additionalProperties": STRING,
     "properties": {
-        "cc_session_id": _STRING,
-        "user_id": {**_STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"},
+        "cc_session_id": STRING,
+        "user_id": {**STRING, "description": "Anthropic: a conversation key, as prompt_cache_key"},
     },
 }
 _CACHE_KEY = {
-    **_STRING,
+    **STRING,
     "description": "the client's own conversation key: the session that served it is tried "
     "first, and the history still decides",
 }
@@ -162,10 +159,10 @@ COMPAT_SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "required": ["message", "type", "code"],
                 "properties": {
-                    "message": _STRING,
-                    "type": _STRING,
-                    "param": _NULLABLE_STRING,
-                    "code": _NULLABLE_STRING,
+                    "message": STRING,
+                    "type": STRING,
+                    "param": NULLABLE_STRING,
+                    "code": NULLABLE_STRING,
                 },
             }
         },
@@ -178,7 +175,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
             "error": {
                 "type": "object",
                 "required": ["type", "message"],
-                "properties": {"type": _STRING, "message": _STRING},
+                "properties": {"type": STRING, "message": STRING},
             },
         },
     },
@@ -186,30 +183,30 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "object", "created", "owned_by", "context_length"],
         "properties": {
-            "id": _STRING,
-            "object": _STRING,
-            "type": _STRING,
-            "created": _INT,
-            "created_at": _STRING,
-            "owned_by": _STRING,
-            "display_name": _STRING,
-            "context_length": _INT,
-            "context_window": _INT,
-            "max_input_tokens": _INT,
-            "max_completion_tokens": _INT,
-            "max_output_tokens": _INT,
-            "max_tokens": _INT,
-            "top_provider": {"type": "object", "properties": {"context_length": _INT, "max_completion_tokens": _INT}},
+            "id": STRING,
+            "object": STRING,
+            "type": STRING,
+            "created": INT,
+            "created_at": STRING,
+            "owned_by": STRING,
+            "display_name": STRING,
+            "context_length": INT,
+            "context_window": INT,
+            "max_input_tokens": INT,
+            "max_completion_tokens": INT,
+            "max_output_tokens": INT,
+            "max_tokens": INT,
+            "top_provider": {"type": "object", "properties": {"context_length": INT, "max_completion_tokens": INT}},
         },
     },
     "CompatModelList": {
         "type": "object",
         "required": ["object", "data"],
         "properties": {
-            "object": _STRING,
+            "object": STRING,
             "has_more": {"type": "boolean"},
-            "first_id": _NULLABLE_STRING,
-            "last_id": _NULLABLE_STRING,
+            "first_id": NULLABLE_STRING,
+            "last_id": NULLABLE_STRING,
             "data": {"type": "array", "items": _ref("CompatModel")},
         },
     },
@@ -238,25 +235,25 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "object", "created", "model", "choices", "usage"],
         "properties": {
-            "id": _STRING,
+            "id": STRING,
             "object": {"type": "string", "enum": ["chat.completion"]},
-            "created": _INT,
-            "model": _STRING,
+            "created": INT,
+            "model": STRING,
             "choices": {
                 "type": "array",
                 "items": {
                     "type": "object",
                     "required": ["index", "message", "finish_reason"],
                     "properties": {
-                        "index": _INT,
+                        "index": INT,
                         "finish_reason": {"type": "string", "enum": ["stop", "tool_calls", "length"]},
                         "message": {
                             "type": "object",
                             "required": ["role", "content"],
                             "properties": {
                                 "role": {"type": "string", "enum": ["assistant"]},
-                                "content": _NULLABLE_STRING,
-                                "tool_calls": {"type": "array", "items": _OBJECT},
+                                "content": NULLABLE_STRING,
+                                "tool_calls": {"type": "array", "items": OBJECT},
                             },
                         },
                     },
@@ -265,7 +262,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
             "usage": {
                 "type": "object",
                 "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
-                "properties": {"prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT},
+                "properties": {"prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT},
             },
         },
     },
@@ -275,7 +272,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "additionalProperties": True,
         "properties": {
             "model": _MODEL,
-            "instructions": _STRING,
+            "instructions": STRING,
             "previous_response_id": {
                 "type": "string",
                 "description": "continue that response (an earlier one than the latest forks there); unknown: "
@@ -300,11 +297,11 @@ COMPAT_SCHEMAS: dict[str, Any] = {
                                     "enum": ["message", "function_call", "function_call_output"],
                                 },
                                 "role": {"type": "string", "enum": ["user", "assistant", "system", "developer"]},
-                                "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}]},
-                                "call_id": _STRING,
-                                "name": _STRING,
-                                "arguments": _STRING,
-                                "output": _STRING,
+                                "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": OBJECT}]},
+                                "call_id": STRING,
+                                "name": STRING,
+                                "arguments": STRING,
+                                "output": STRING,
                             },
                         },
                     },
@@ -329,9 +326,9 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string", "pattern": "^resp_"},
             "object": {"type": "string", "enum": ["response"]},
-            "created_at": _INT,
+            "created_at": INT,
             "status": {"type": "string", "enum": ["completed", "incomplete"]},
-            "model": _STRING,
+            "model": STRING,
             "output": {
                 "type": "array",
                 "items": {
@@ -343,7 +340,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
             "usage": {
                 "type": "object",
                 "nullable": True,
-                "properties": {"input_tokens": _INT, "output_tokens": _INT, "total_tokens": _INT},
+                "properties": {"input_tokens": INT, "output_tokens": INT, "total_tokens": INT},
             },
         },
     },
@@ -353,8 +350,8 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "additionalProperties": True,
         "properties": {
             "model": _MODEL,
-            "max_tokens": _INT,
-            "system": {"oneOf": [_STRING, {"type": "array", "items": _OBJECT}]},
+            "max_tokens": INT,
+            "system": {"oneOf": [STRING, {"type": "array", "items": OBJECT}]},
             "messages": {
                 "type": "array",
                 "minItems": 1,
@@ -363,7 +360,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
                     "required": ["role", "content"],
                     "properties": {
                         "role": {"type": "string", "enum": ["user", "assistant"]},
-                        "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": _OBJECT}]},
+                        "content": {"oneOf": [_USER_TEXT, {"type": "array", "items": OBJECT}]},
                     },
                 },
             },
@@ -374,7 +371,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
                     "required": ["name", "input_schema"],
                     "properties": {
                         "name": _FUNCTION["properties"]["name"],
-                        "description": _STRING,
+                        "description": STRING,
                         "input_schema": _FUNCTION["properties"]["parameters"],
                     },
                 },
@@ -387,10 +384,10 @@ COMPAT_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
         "properties": {
-            "id": _STRING,
+            "id": STRING,
             "type": {"type": "string", "enum": ["message"]},
             "role": {"type": "string", "enum": ["assistant"]},
-            "model": _STRING,
+            "model": STRING,
             "content": {
                 "type": "array",
                 "items": {
@@ -400,11 +397,11 @@ COMPAT_SCHEMAS: dict[str, Any] = {
                 },
             },
             "stop_reason": {"type": "string", "enum": ["end_turn", "tool_use", "max_tokens"]},
-            "stop_sequence": _NULLABLE_STRING,
+            "stop_sequence": NULLABLE_STRING,
             "usage": {
                 "type": "object",
                 "required": ["input_tokens", "output_tokens"],
-                "properties": {"input_tokens": _INT, "output_tokens": _INT},
+                "properties": {"input_tokens": INT, "output_tokens": INT},
             },
         },
     },
@@ -425,7 +422,7 @@ COMPAT_PATHS: dict[str, Any] = {
         "get": {
             "summary": "One model, by id or alias, with its context window and output limit",
             "tags": ["compat"],
-            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": _STRING}],
+            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": STRING}],
             "responses": {
                 "200": {"description": "The model", "content": {JSON: {"schema": _ref("CompatModel")}}},
                 **_errors("OpenAIError", 404),

@@ -8,7 +8,7 @@ deltas and settled reply the format renders in its own shape.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,17 +42,31 @@ class CompatRequest:
 
 
 @dataclass
+class _Waiters:
+    """How many requests still wait for one exchange (a client's retry joins the first)."""
+
+    count: int = 1
+
+
+@dataclass
 class Exchange:
     """One compat request being answered: its deltas as they come, and the settled reply.
 
     Collected by a task of its own, so a client that disconnects mid-stream does not stop
-    the session from recording the reply as its new head."""
+    the session from recording the reply as its new head. A client's retry of a request still
+    being answered joins it (``join``): a twin that gets every delta from the start and the same reply,
+    rather than a second turn with the same input."""
 
     session_id: str
     model: str
     first_seq: int
     _queue: asyncio.Queue[Delta | None] = field(default_factory=asyncio.Queue)
     _reply: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    _pushed: list[Delta | None] = field(default_factory=list)
+    _twins: list[Exchange] = field(default_factory=list)
+    _waiters: _Waiters = field(default_factory=_Waiters)
+    settled_callback: Callable[[], None] = field(default=lambda: None, repr=False)
+    """Called once the reply has settled (the router forgets the request then)."""
 
     async def deltas(self) -> AsyncIterator[Delta | None]:
         """Text deltas and tool calls, ``None`` for a keep-alive, ending with the ``Reply``."""
@@ -69,12 +83,41 @@ class Exchange:
         return await asyncio.shield(self._reply)
 
     def push(self, delta: Delta | None) -> None:
+        self._pushed.append(delta)
+        for exchange in (self, *self._twins):
+            exchange._put(delta)
+
+    def fail(self, error: ApiError) -> None:
+        """The reply will never come: ``reply`` raises ``error``, and ``deltas`` ends with it."""
+        for exchange in (self, *self._twins):
+            exchange._fail(error)
+
+    def join(self) -> Exchange:
+        """A twin for another request that asks exactly what this one asks."""
+        twin = Exchange(self.session_id, self.model, self.first_seq, _waiters=self._waiters)
+        self._waiters.count += 1
+        for delta in self._pushed:
+            twin._put(delta)
+        if self._reply.done() and self._reply.exception() is not None:
+            twin._fail(self._reply.exception())  # type: ignore[arg-type]
+        self._twins.append(twin)
+        return twin
+
+    def same(self, other: Exchange) -> bool:
+        """Whether ``other`` is this exchange or one of its twins."""
+        return other._waiters is self._waiters
+
+    def leave(self) -> bool:
+        """One request stopped waiting; whether it was the last."""
+        self._waiters.count -= 1
+        return self._waiters.count <= 0
+
+    def _put(self, delta: Delta | None) -> None:
         if isinstance(delta, Reply):
             self._reply.set_result(delta)
         self._queue.put_nowait(delta)
 
-    def fail(self, error: ApiError) -> None:
-        """The reply will never come: ``reply`` raises ``error``, and ``deltas`` ends with it."""
+    def _fail(self, error: BaseException) -> None:
         self._reply.set_exception(error)
         self._queue.put_nowait(None)
 

@@ -9,7 +9,9 @@ user blocks and tool-result blocks a non-empty subsequence of the stored ones, a
 text whose words are a subsequence of the stored text's (clients strip their own markup from
 replies they keep), and the same tool calls under ids that contain the ids
 the gateway issued. A user message may also come back as the same words in other text
-blocks (OpenClaw moves a message's timestamp envelope into a block of its own). Clients
+blocks (OpenClaw moves a message's timestamp envelope into a block of its own), or with
+another runtime metadata line (``Runtime: agent=… | session=… | …``, naming the client's own
+session, which a side request run in a session of its own changes). Clients
 also shorten what they keep: a tool result replayed shorter
 (a cleared-result placeholder, a persisted-output stub, a head/tail cut) or an image
 replaced by a short bracketed mention still stands for the stored one, since a call id's
@@ -48,6 +50,11 @@ _MIN_ID = 8
 #: acknowledgement and silent-reply tokens). An exchange answered by one alone may be dropped.
 SILENT_REPLIES = frozenset({"HEARTBEAT_OK", "NO_REPLY"})
 _TOKEN_WRAPPING = re.compile(r"<[^>]*>|[\s*`~.,;:!?\"'()\[\]-]+")
+#: A line of runtime metadata a client stamps on a message, ``Label: key=value | key=value | key=value``
+#: (OpenClaw's ``Runtime: agent=… | session=… | sessionId=…``, which names the client's own session).
+_RUNTIME_LINE = re.compile(
+    r"^[^\S\n]*[A-Za-z][\w -]{0,40}:[^\S\n]*(?:[\w.-]+=[^|\n]*\|[^\S\n]*){2,}[\w.-]+=[^|\n]*$", re.M
+)
 
 
 def droppable(request: Message, reply: Message) -> bool:
@@ -74,7 +81,9 @@ def mismatch(stored: Message, replayed: Message) -> str | None:
     if stored.role != replayed.role:
         return f"a {replayed.role} message where the session has a {stored.role} message"
     if stored.role == "user":
-        same = _kept(stored.content, replayed.content) or _same_words(stored.content, replayed.content)
+        same = _same_user(stored.content, replayed.content) or _same_user(
+            _without_runtime(stored.content), _without_runtime(replayed.content)
+        )
         return None if same else "the user message differs"
     if stored.role == "assistant":
         return _assistant(stored, replayed)
@@ -143,6 +152,19 @@ def _reduced(stored: str, replayed: str) -> bool:
 
 def _text(content: str | list[dict[str, Any]]) -> str:
     return "\n".join(block.get("text", f"[{block.get('type')}]") for block in _blocks(content))
+
+
+def _same_user(stored: tuple[dict[str, Any], ...], replayed: tuple[dict[str, Any], ...]) -> bool:
+    return _kept(stored, replayed) or _same_words(stored, replayed)
+
+
+def _without_runtime(blocks: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """The blocks without their runtime metadata lines: a side request the client runs in a session of
+    its own (OpenClaw's memory flush) replays the first message with that session's line."""
+    return tuple(
+        {**block, "text": _RUNTIME_LINE.sub("", block["text"]).strip()} if block.get("type") == "text" else block
+        for block in blocks
+    )
 
 
 def _kept(stored: tuple[dict[str, Any], ...], replayed: tuple[dict[str, Any], ...]) -> bool:

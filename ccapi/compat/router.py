@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 
 import structlog
 
@@ -76,10 +75,11 @@ from ccapi.compat.exchange import CompatRequest, Exchange, ResponseRef
 from ccapi.compat.matching import native_answers
 from ccapi.compat.options import Basis, is_one_off, session_params
 from ccapi.compat.reply import Reply, ReplyBuilder
+from ccapi.compat.retries import Answering
 from ccapi.compat.seed import seed
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
-from ccapi.ids import utcnow
+from ccapi.ids import isoformat, parse_time, utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
 from ccapi.sessions.queue import QueuedTurn
 
@@ -126,11 +126,21 @@ class CompatRouter:
         self._synced: dict[str, str] = {}  # conversation key ("" for all) → when the store was last read
         self._collectors: set[asyncio.Task[None]] = set()
         self._one_offs: set[str] = set()  # one-off sessions paused on the client's tool calls
+        self._answering = Answering()
 
     async def send(self, request: CompatRequest) -> Exchange:
+        """The exchange that answers ``request`` (a retry of one still being answered joins it)."""
         conversation = request.conversation
         if not conversation.messages or conversation.messages[-1].role == "assistant":
             raise InvalidRequest("the conversation must end with a user message or tool results")
+        return await self._answering.answer(request, lambda: self._answer(request))
+
+    def leave(self, exchange: Exchange) -> None:
+        """A request gave up on its exchange: once none waits, a turn still queued for it is withdrawn."""
+        self._answering.leave(exchange, lambda: self._service.abandon_queued(exchange.session_id, exchange.first_seq))
+
+    async def _answer(self, request: CompatRequest) -> Exchange:
+        conversation = request.conversation
         if not self._loaded:
             self._loaded = True
             await self._load(None)
@@ -149,6 +159,7 @@ class CompatRouter:
         )
         self._collectors.add(task)
         task.add_done_callback(self._collectors.discard)
+        task.add_done_callback(lambda _: exchange.settled_callback())
         return exchange
 
     async def _target(self, request: CompatRequest) -> tuple[_Target | None, tuple[str, ...], Fork | None]:
@@ -235,7 +246,7 @@ class CompatRouter:
         are this process's own business. Returns whether any head came in."""
         found, now = False, utcnow()
         synced = self._synced.get(key or "", self._synced.get(""))
-        since = _earlier(synced, _CLOCK_SKEW) if synced else ""
+        since = isoformat(parse_time(synced) - _CLOCK_SKEW) if synced else ""
         for data in reversed(await self._service.store.load_compat_heads(key, MAX_HEADS, since)):
             head = head_from_json(data)
             known = self._index.head_of(head.session_id)
@@ -462,11 +473,6 @@ class CompatRouter:
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
-
-
-def _earlier(timestamp: str, seconds: float) -> str:
-    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _seeded(conversation: Conversation) -> bool:

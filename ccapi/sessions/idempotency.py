@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ccapi.errors import Conflict, InvalidRequest, NotFound
+from ccapi.ids import utcnow
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
 from ccapi.sessions.turns import TurnRun
 from ccapi.store import Store, TurnRecord
@@ -22,6 +23,10 @@ class Idempotency:
         """Sanic hands undecodable header bytes on as surrogates, which no store can write."""
         if not (self.key.isascii() and self.key.isprintable()):
             raise InvalidRequest("Idempotency-Key must be printable ASCII")
+
+    async def remember(self, store: Store, session_id: str, turn_id: str) -> None:
+        """Record that this key acted on ``turn_id``, so its retries get that turn."""
+        await store.save_idempotency_key(session_id, self.key, self.fingerprint, turn_id, utcnow())
 
 
 async def earlier_turn(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
+
+import structlog
 
 from ccapi.errors import Conflict, NotFound
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.recovery import close_orphaned_turn
 from ccapi.store import SessionRecord, Store, TurnRecord
+
+log = structlog.get_logger(__name__)
 
 #: What a 503 asks a client to wait: about one turn on the mock, a fraction of one on Claude.
 RETRY_AFTER_SECONDS = 2
@@ -56,3 +60,17 @@ async def take_lease(
     await events.flush()
     events.adopt(session_id, session.last_seq)  # another host may have written since
     return session, turn
+
+
+async def keep_leases(
+    store: Store, owner: str, ttl: float, running: Collection[str], sweep: Callable[[], Awaitable[None]]
+) -> None:
+    """Renew this host's leases on the sessions ``running`` here three times a lease's life, sweeping for turns
+    orphaned by hosts that died on the way; until cancelled."""
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            await store.renew_leases(owner, list(running), ttl)
+            await sweep()
+        except Exception:  # a database hiccup must not end the caretaker
+            log.exception("lease_care_failed")

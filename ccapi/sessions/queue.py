@@ -221,11 +221,12 @@ class TurnQueues:
         self._withdrawing.add(task)
         task.add_done_callback(self._withdrawing.discard)
 
-    def abandon_queued(self, session_id: str, seq: int) -> None:
-        """``abandon`` the turn whose ``turn.queued`` is event ``seq``, if it still waits."""
+    def abandon_queued(self, session_id: str, seq: int) -> bool:
+        """``abandon`` the turn whose ``turn.queued`` is event ``seq``, if it still waits (whether it did)."""
         turn = self.find(session_id, seq=seq)
         if turn is not None:
             self.abandon(turn)
+        return turn is not None
 
     async def withdraw(self, turn: QueuedTurn, reason: str) -> TurnRecord | None:
         """Take a turn out before it starts; ``None`` when it is no longer queued (or has its slot)."""

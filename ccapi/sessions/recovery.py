@@ -3,7 +3,8 @@ or by another host that died holding the session's lease."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import asyncio
+from collections.abc import Callable, Collection
 
 import structlog
 
@@ -55,6 +56,26 @@ async def close_orphaned_turn(
     await store.update_session(turn.session_id, status="idle")
     log.warning("orphaned_turn_closed", session_id=turn.session_id, turn_id=turn.id)
     await _close_queued(events, store, turn.session_id, live_queued)
+
+
+async def sweep_orphans(
+    store: Store,
+    events: EventLog,
+    owner: str,
+    lease_ttl: float,
+    running: Collection[str],
+    lock: Callable[[str], asyncio.Lock],
+    queued_turn_ids: Callable[[], Collection[str]],
+) -> None:
+    """Close the turns nobody drives: their lease expired, and they are not ``running`` here. Each is closed under
+    its session's ``lock`` and a lease taken for the purpose, so a host that took the session meanwhile keeps it."""
+    for turn in await store.orphaned_turns(owner):
+        if turn.session_id in running:
+            continue
+        async with lock(turn.session_id):
+            if await store.acquire_lease(turn.session_id, owner, lease_ttl) is None:
+                await close_orphaned_turn(store, events, turn, queued_turn_ids())
+                await store.release_lease(turn.session_id, owner)
 
 
 async def close_stranded_queued(store: Store, events: EventLog, owner: str) -> None:

@@ -1,8 +1,9 @@
 """Session and turn logic: the one place that decides what a request does.
 
 Routes call this; this calls the store, the event log and the engine pool. It owns the
-rule "one turn per session at a time", the turns running in this process, and the
-routing of Claude Code's client-tool calls to the turn that is waiting for them.
+rule "one turn per session at a time" and the turns running in this process, to which
+Claude Code's client-tool calls and permission requests are routed (``specs``). What new
+sessions and turns start as is ``creation``; lease keeping and recovery are ``lease`` and ``recovery``.
 """
 
 from __future__ import annotations
@@ -11,47 +12,44 @@ import asyncio
 import dataclasses
 import functools
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
-from claude_agent_sdk import ClaudeSDKError
-
-from ccapi.childproc import install_launcher
 from ccapi.config import Settings
-from ccapi.engine import EnginePool, EngineSpec, PoolExhausted
-from ccapi.engine.bridge import PermissionDecision, ToolOutcome
-from ccapi.engine.errors import EngineError
-from ccapi.engine.fork import fork_transcript
-from ccapi.engine.history import write_history
-from ccapi.engine.sandbox import SandboxPolicy
-from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
+from ccapi.engine import EnginePool, PoolExhausted
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
-from ccapi.privacy import state_paths
+from ccapi.sessions.creation import (
+    branched_transcript,
+    created_event,
+    fork_point,
+    same_settings,
+    seeded_transcript,
+    session_record,
+    turn_record,
+)
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.idempotency import Idempotency, earlier_turn
 from ccapi.sessions.lease import (
     LEASE_HANDOVER_PAUSE,
     LEASE_HANDOVER_TRIES,
     RETRY_AFTER_SECONDS,
+    keep_leases,
     take_lease,
 )
 from ccapi.sessions.params import ForkPoint, History, NewSession, TurnRequest
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
-from ccapi.sessions.recovery import close_orphaned_turn, close_stranded_queued
+from ccapi.sessions.recovery import close_stranded_queued, sweep_orphans
+from ccapi.sessions.specs import EngineSpecs
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.outbox import WebhookDelivery
 from ccapi.store.transcripts import TranscriptMirror
-from ccapi.toolpolicy import PermissionPolicy, as_json, parse_builtin_tools
-
-log = structlog.get_logger(__name__)
 
 
 class SessionService:
@@ -86,16 +84,9 @@ class SessionService:
         self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
         #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self.permissions = PermissionPolicy.detect()
-        self.sandbox = SandboxPolicy.detect(settings.sandbox, state_paths(settings), settings.sandbox_domains)
-        self._env: Mapping[str, str] = engine_environment(
-            settings.upstream_url,
-            settings.tool_timeout,
-            mock_model=settings.mock_model,
-            retries=settings.upstream_retries,
-            timeout=settings.upstream_timeout,
-        )
-        self._cli: str | None = None
+        self._specs = EngineSpecs(settings, self._transcripts, self._running)
+        self.permissions = self._specs.permissions
+        self.sandbox = self._specs.sandbox
 
     def _lock(self, session_id: str) -> asyncio.Lock:
         lock = self._locks.get(session_id)
@@ -107,34 +98,22 @@ class SessionService:
     async def start(self) -> None:
         """Install the launcher that starts Claude Code clean, close what a crash left open, then
         keep this host's leases alive and watch for turns orphaned by hosts that died."""
-        settings = self.settings
-        try:
-            cli = find_cli()
-        except ClaudeSDKError:  # no Claude Code at all: no child can start, and turns say why
-            pass
-        else:
-            self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
+        self._specs.install_launcher()
         await self.sweep_orphans()
         await close_stranded_queued(self.store, self.events, self._owner)
-        self._caretaker = asyncio.create_task(self._care(), name="ccapi-lease-caretaker")
-
-    async def _care(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease_ttl / 3)
-            try:
-                await self.store.renew_leases(self._owner, list(self._running), self.settings.lease_ttl)
-                await self.sweep_orphans()
-            except Exception:  # a database hiccup must not end the caretaker
-                log.exception("lease_care_failed")
+        care = keep_leases(self.store, self._owner, self.settings.lease_ttl, self._running, self.sweep_orphans)
+        self._caretaker = asyncio.create_task(care, name="ccapi-lease-caretaker")
 
     async def sweep_orphans(self) -> None:
-        for turn in await self.store.orphaned_turns(self._owner):
-            if turn.session_id in self._running:
-                continue
-            async with self._lock(turn.session_id):
-                if await self.store.acquire_lease(turn.session_id, self._owner, self.settings.lease_ttl) is None:
-                    await close_orphaned_turn(self.store, self.events, turn, self.queues.turn_ids())
-                    await self.store.release_lease(turn.session_id, self._owner)
+        await sweep_orphans(
+            self.store,
+            self.events,
+            self._owner,
+            self.settings.lease_ttl,
+            self._running,
+            self._lock,
+            self.queues.turn_ids,
+        )
 
     # -- sessions --------------------------------------------------------------
     async def create(
@@ -149,42 +128,14 @@ class SessionService:
         to that point (``forked_from`` says where, in its ``session.created`` event); with
         ``history``, one whose transcript holds those messages (after the fork's)."""
         now = utcnow()
-        sdk_session_id = await self._branch(fork, params.cwd) if fork else None
+        cwd = self._specs.cwd(params.cwd)
+        sdk_session_id = await branched_transcript(self._transcripts, fork, cwd) if fork else None
         if history is not None:
-            sdk_session_id = await self._write(history, params, sdk_session_id)
-        record = SessionRecord(
-            id=session_id or new_id("sess"),
-            created_at=now,
-            updated_at=now,
-            model=params.model,
-            system_prompt=params.system_prompt,
-            tools=list(params.tools),
-            metadata=params.metadata,
-            max_turns=params.max_turns,
-            cwd=params.cwd,
-            permission_mode=params.permission_mode,
-            status="idle",
-            sdk_session_id=sdk_session_id,
-            turn_count=0,
-            last_seq=0,
-            usage={},
-            builtin_tools=as_json(params.builtin_tools),
-            max_budget_usd=params.max_budget_usd,
-            webhook=params.webhook,
-            mcp_servers=params.mcp_servers,
-        )
+            sdk_session_id = await seeded_transcript(self._transcripts, history, params.model, cwd, sdk_session_id)
+        record = session_record(params, session_id or new_id("sess"), sdk_session_id, now)
         await self.store.create_session(record)
         self.metrics.session_created()
-        created: dict[str, Any] = {
-            "model": record.model,
-            "tools": [tool["name"] for tool in record.tools],
-            "metadata": record.metadata,
-            "builtin_tools": record.builtin_tools,
-        }
-        if fork is not None:
-            created["forked_from"] = forked_from or {"session_id": fork.session_id}
-        if history is not None:
-            created["history_messages"] = len(history.messages)
+        created = created_event(record, fork, forked_from, history)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, created)
         await self.events.flush()
         return await self.get(record.id)
@@ -213,68 +164,8 @@ class SessionService:
             if turn.last_event_seq is None or turn.status in ("running", "requires_action"):
                 raise Conflict("that turn has not ended yet; fork at a turn that has", {"turn_id": turn_id})
             after_seq = turn.last_event_seq
-        bound = source.last_seq if after_seq is None else after_seq
-        message = await self._last_message(session_id, bound)
-        if message is None or not message.data.get("uuid"):
-            raise Conflict(
-                "there is no reply to fork at: the session has no assistant message at or before that point",
-                {"after_seq": bound},
-            )
-        if any(block.get("type") == "tool_use" for block in message.data.get("content", [])):
-            raise Conflict(
-                "the assistant message at that point waits for tool results; fork at a turn that has ended",
-                {"seq": message.seq},
-            )
-        if source.sdk_session_id is None:
-            raise Conflict("the session's first turn has not ended yet; fork once it has")
-        params = NewSession(
-            model=source.model,
-            system_prompt=source.system_prompt,
-            tools=tuple(source.tools),
-            metadata=source.metadata,
-            max_turns=source.max_turns,
-            cwd=source.cwd,
-            permission_mode=source.permission_mode,
-            builtin_tools=parse_builtin_tools(source.builtin_tools),
-            max_budget_usd=source.max_budget_usd,
-            webhook=source.webhook,
-            mcp_servers=source.mcp_servers,
-        )
-        return await self.create(
-            params,
-            fork=ForkPoint(source.id, source.sdk_session_id, message.data["uuid"]),
-            forked_from={"session_id": source.id, "seq": message.seq},
-        )
-
-    async def _last_message(self, session_id: str, bound: int) -> Event | None:
-        """The last top-level ``message.completed`` event at or before seq ``bound``."""
-        found, after = None, 0
-        while after < bound:
-            page = await self.store.list_events(
-                session_id, after=after, limit=500, types=[EventType.MESSAGE_COMPLETED.value]
-            )
-            for event in page:
-                if event.seq <= bound and event.data.get("parent_tool_use_id") is None:
-                    found = event
-            if len(page) < 500:
-                break
-            after = page[-1].seq
-        return found
-
-    async def _branch(self, fork: ForkPoint, cwd: str | None) -> str:
-        """The SDK session id of a copy of ``fork``'s conversation up to its message."""
-        try:
-            return await fork_transcript(self._transcripts, fork.sdk_session_id, fork.uuid, self._cwd(cwd))
-        except EngineError as exc:
-            raise Conflict(exc.message, {"sdk_session_id": fork.sdk_session_id}) from None
-
-    async def _write(self, history: History, params: NewSession, after: str | None) -> str:
-        """The SDK session id of a transcript holding ``history`` (after ``after``'s)."""
-        cwd = self._cwd(params.cwd)
-        try:
-            return await write_history(self._transcripts, history.messages, history.uuids, params.model, cwd, after)
-        except EngineError as exc:
-            raise Conflict(exc.message, {"sdk_session_id": after}) from None
+        point, forked_from = await fork_point(self.store, source, after_seq)
+        return await self.create(same_settings(source), fork=point, forked_from=forked_from)
 
     async def get(self, session_id: str) -> SessionRecord:
         _check_id(session_id)
@@ -345,9 +236,7 @@ class SessionService:
             run = queued or await self._start(session_id, content, kind="input")
             if idempotency is not None:
                 turn_id = run.turn_id if isinstance(run, QueuedTurn) else run.turn.id
-                await self.store.save_idempotency_key(
-                    session_id, idempotency.key, idempotency.fingerprint, turn_id, utcnow()
-                )
+                await idempotency.remember(self.store, session_id, turn_id)
             return run
 
     async def _queue(self, session_id: str, content: list[dict[str, Any]], queue: bool) -> QueuedTurn | None:
@@ -413,9 +302,7 @@ class SessionService:
                 raise Conflict(f"this session is not waiting for {what}")
             first_seq = await apply(run)
             if idempotency is not None:
-                await self.store.save_idempotency_key(
-                    session_id, idempotency.key, idempotency.fingerprint, run.turn.id, utcnow()
-                )
+                await idempotency.remember(self.store, session_id, run.turn.id)
             return run, first_seq
 
     async def interrupt(
@@ -440,9 +327,10 @@ class SessionService:
             )
         return await run.interrupt(reason)
 
-    def abandon_queued(self, session_id: str, seq: int) -> None:
-        """The client of the turn queued at event ``seq`` went away: withdraw it, unless it started."""
-        self.queues.abandon_queued(session_id, seq)
+    def abandon_queued(self, session_id: str, seq: int) -> bool:
+        """The client of the turn queued at event ``seq`` went away: withdraw it, unless it started
+        (whether it was withdrawn)."""
+        return self.queues.abandon_queued(session_id, seq)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord:
         queued = self.queues.find(session_id, turn_id)
@@ -489,7 +377,7 @@ class SessionService:
             await self._reserve(session_id)
         try:
             self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
-            make_turn = functools.partial(_new_turn, content=content, kind=kind, turn_id=turn_id)
+            make_turn = functools.partial(turn_record, content=content, kind=kind, turn_id=turn_id)
             session, turn = await take_lease(
                 self.store,
                 self.events,
@@ -502,7 +390,7 @@ class SessionService:
         except BaseException:
             self.pool.release(session_id)
             raise
-        spec = self._spec(session)
+        spec = self._specs.spec(session)
         if not content:  # Claude Code goes on from the tool results its transcript ends in
             spec = dataclasses.replace(spec, continue_turn=True)
         run = TurnRun(
@@ -569,56 +457,6 @@ class SessionService:
             self.pool.release(queued.session_id)  # a no-op once the turn has taken the slot over
             raise
 
-    async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        run = self._running.get(session_id)
-        if run is None:
-            return ToolOutcome("no turn is waiting for this tool call", is_error=True)
-        return await run.desk.resolve(name, arguments)
-
-    async def _ask_permission(
-        self, session_id: str, tool_name: str, input_: dict[str, Any], tool_use_id: str | None
-    ) -> PermissionDecision:
-        run = self._running.get(session_id)
-        if run is None:
-            return PermissionDecision(False, "no turn of this session is running")
-        return await run.ask_permission(tool_name, input_, tool_use_id)
-
-    def _cwd(self, cwd: str | None) -> str | None:
-        """A session's working directory: its own, else the gateway's ``CC_API_CWD``."""
-        return cwd or (str(self.settings.cwd) if self.settings.cwd else None)
-
-    def _spec(self, session: SessionRecord) -> EngineSpec:
-        has_tools = bool(session.tools)
-        settings = self.settings
-        builtin_tools = parse_builtin_tools(session.builtin_tools)
-        requested_mode = session.permission_mode or (
-            settings.tool_permission_mode if has_tools else settings.permission_mode
-        )
-        return EngineSpec(
-            session_id=session.id,
-            model=session.model,
-            system_prompt=session.system_prompt,
-            cwd=self._cwd(session.cwd),
-            permission_mode=self.permissions.mode_for(requested_mode, builtin_tools),
-            # with client tools the turn counts only Claude Code's own tool rounds (see TurnRun)
-            max_turns=session.max_turns or (None if has_tools else settings.max_turns),
-            resume=session.sdk_session_id,
-            generation=session.turn_count,
-            env=self._env if builtin_tools != "none" else {**self._env, **MODEL_ONLY_ENV},
-            tools=tuple(session.tools),
-            resolve_tool=functools.partial(self._resolve_tool, session.id),
-            transcripts=self._transcripts,
-            max_message_bytes=message_limit(settings.max_body_bytes),
-            cli_path=self._cli,
-            builtin_tools=builtin_tools,
-            max_budget_usd=session.max_budget_usd,
-            mcp_servers=session.mcp_servers or {},
-            spent_usd=float(session.usage.get("cost_usd", 0.0)),
-            ask_permission=functools.partial(self._ask_permission, session.id),
-            sandbox=self.sandbox.settings,
-            denied_tools=self.sandbox.denied_tools,
-        )
-
     # -- events ----------------------------------------------------------------
     async def events_page(self, session_id: str, after: int, limit: int, types: list[str] | None) -> list[Event]:
         await self.get(session_id)
@@ -646,15 +484,3 @@ class SessionService:
 def _check_id(session_id: str) -> None:
     if not is_safe_id(session_id):
         raise NotFound(f"no session {session_id!r}")
-
-
-def _new_turn(session: SessionRecord, content: list[dict[str, Any]], kind: str, turn_id: str | None) -> TurnRecord:
-    return TurnRecord(
-        id=turn_id or new_id("turn"),
-        session_id=session.id,
-        number=session.turn_count + 1,
-        status="running",
-        input=content,
-        created_at=utcnow(),
-        kind=kind,
-    )

@@ -21,7 +21,7 @@ from ccapi.engine.translate import USAGE_KEYS, budget_exceeded
 from ccapi.events import Event, EventType
 from ccapi.ids import new_id, utcnow
 from ccapi.limits import LimitBoard
-from ccapi.logs import log_soon
+from ccapi.observability.logs import log_soon
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Span, Tracing
 from ccapi.sessions.eventlog import EventLog

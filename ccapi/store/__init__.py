@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from ccapi.config import Settings
 from ccapi.store.base import Store
+from ccapi.store.databases import postgres_database, sqlite_database
 from ccapi.store.jsondir import JsonDirStore
 from ccapi.store.records import SessionRecord, TurnRecord
-from ccapi.store.sql import SqlStore, postgres_database, sqlite_database
+from ccapi.store.sql import SqlStore
 
 __all__ = ["JsonDirStore", "SessionRecord", "SqlStore", "Store", "TurnRecord", "make_store", "open_store"]
 

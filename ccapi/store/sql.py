@@ -1,4 +1,5 @@
-"""The peewee backend: SQLite by default (WAL), PostgreSQL by URL.
+"""The peewee backend: SQLite by default (WAL), PostgreSQL by URL (connecting, and hearing other hosts' appends:
+``databases``).
 
 The models are bound through one ``DatabaseProxy``, so a process has one SQL store.
 """
@@ -7,21 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import select
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import peewee
-import structlog
-from playhouse.pool import PooledPostgresqlDatabase
 
 from ccapi.events import Event
 from ccapi.store.base import OPEN_TURN_STATES, Store
+from ccapi.store.databases import EVENTS_CHANNEL, AppendListener, append_notice
 from ccapi.store.migrations import migrate
 from ccapi.store.models import (
     CompatHeadRow,
@@ -38,39 +33,9 @@ from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_n
 from ccapi.store.prepared import Prepared, chunks, columns
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
-log = structlog.get_logger(__name__)
-
 _SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(SessionRecord))
 _TURN_FIELDS = tuple(f.name for f in dataclasses.fields(TurnRecord))
 _DELIVERY_FIELDS = tuple(f.name for f in dataclasses.fields(WebhookDelivery))
-
-
-def sqlite_database(path: Path) -> peewee.SqliteDatabase:
-    """SQLite in WAL mode: readers never block the writer, and ``synchronous=NORMAL``
-    keeps every committed transaction across a process crash (``kill -9``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return peewee.SqliteDatabase(
-        str(path),
-        pragmas={"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1, "busy_timeout": 5000},
-        check_same_thread=False,
-    )
-
-
-def postgres_database(url: str) -> PooledPostgresqlDatabase:
-    """PostgreSQL from ``postgresql://user:password@host:port/database``, with a small
-    connection pool (the store thread holds one; LISTEN holds another)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
-        raise ValueError("CC_API_DATABASE_URL must look like postgresql://user@host:port/database")
-    return PooledPostgresqlDatabase(
-        parts.path.strip("/"),
-        user=unquote(parts.username or "") or None,
-        password=unquote(parts.password or "") or None,
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        max_connections=8,
-        stale_timeout=300,
-    )
 
 
 class SqlStore(Store):
@@ -270,7 +235,7 @@ class SqlStore(Store):
                 self._update_session(session_id, fields)
             if self.shared:  # delivered at commit, to every host's AppendListener
                 for session_id in last_seq:
-                    self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, f"{_PROCESS}:{session_id}"))
+                    self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, append_notice(session_id)))
 
     def _webhooks(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The webhook subscriptions of those of ``session_ids`` that have one."""
@@ -436,53 +401,9 @@ class SqlStore(Store):
         return True
 
 
-EVENTS_CHANNEL = "ccapi_events"
-_PROCESS = uuid.uuid4().hex[:12]  # tells this process's own notifications apart
-
-
 def _tuples(query: peewee.BaseQuery) -> Iterator[tuple[Any, ...]]:
     """A query's rows as plain tuples (peewee's stubs type a model query's ``.tuples()`` rows as models)."""
     return iter(query.tuples())
-
-
-class AppendListener(threading.Thread):
-    """LISTENs on a dedicated PostgreSQL connection and reports sessions that other gateway
-    processes appended events to; the events table stays the source of truth."""
-
-    def __init__(self, database: peewee.PostgresqlDatabase, on_append: Callable[[str], object]) -> None:
-        super().__init__(name="ccapi-pg-listen", daemon=True)
-        self._params = {"dbname": database.database, **database.connect_params}
-        self._on_append = on_append
-        self._stopping = threading.Event()
-
-    def run(self) -> None:
-        import psycopg2  # the [postgres] extra; only a PostgreSQL store gets here
-
-        while not self._stopping.is_set():
-            try:
-                self._listen(psycopg2)
-            except psycopg2.Error:
-                log.warning("pg_listen_reconnecting", exc_info=True)
-                self._stopping.wait(1.0)
-
-    def _listen(self, psycopg2: Any) -> None:
-        connection = psycopg2.connect(**self._params)
-        try:
-            connection.autocommit = True
-            connection.cursor().execute(f"LISTEN {EVENTS_CHANNEL}")
-            while not self._stopping.is_set():
-                if select.select([connection], [], [], 0.5)[0]:
-                    connection.poll()
-                    while connection.notifies:
-                        process, _, session_id = connection.notifies.pop(0).payload.partition(":")
-                        if process != _PROCESS:
-                            self._on_append(session_id)
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.join(5)
 
 
 def _transcript_key(project_key: str, session_id: str, subpath: str) -> peewee.Expression:

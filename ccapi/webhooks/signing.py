@@ -1,7 +1,7 @@
 """Webhook signatures as Standard Webhooks (standardwebhooks.com) define them, so any of
 its receiver libraries verifies CC API's deliveries.
 
-The secret is ``whsec_`` + base64 of 24-64 random bytes; the HMAC key is those bytes. Each
+The secret (``ccapi.webhook_rules``) is ``whsec_`` + base64 of 24-64 random bytes, the HMAC key those bytes. Each
 delivery carries ``webhook-id`` (the same on every retry), ``webhook-timestamp`` (Unix
 seconds of this attempt) and ``webhook-signature``: ``v1,`` + base64 HMAC-SHA256 of
 ``{id}.{timestamp}.{body}``. A receiver may hold several signatures separated by spaces
@@ -11,38 +11,22 @@ while a secret is rotated.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-SECRET_PREFIX = "whsec_"
+from ccapi.webhook_rules import secret_key
+
 #: How far a ``webhook-timestamp`` may be from the receiver's clock (replay protection).
 TOLERANCE_SECONDS = 300
 
 
 class WebhookVerificationError(ValueError):
     """The delivery is not signed with this secret, or is too old or too new to trust."""
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_…`` secret (the prefix may be left off)."""
-    try:
-        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if not 24 <= len(key) <= 64:
-        raise ValueError("a webhook secret is whsec_ followed by the base64 of 24 to 64 random bytes")
-    return key
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:

@@ -25,10 +25,10 @@ import orjson
 
 from ccapi import __version__
 from ccapi.config import ConfigError, Settings
-from ccapi.envfile import with_env_file
-from ccapi.logfile import lines_since, size
+from ccapi.daemon.envfile import with_env_file
+from ccapi.daemon.logfile import lines_since, size
+from ccapi.daemon.process import current_process, inspect_process
 from ccapi.privacy import private_umask
-from ccapi.process import current_process, inspect_process
 
 if TYPE_CHECKING:
     from ccapi.observability.headline import Headline
@@ -129,6 +129,12 @@ class Launcher:
         if self.paths.state_file.exists():
             self._forget(state)
         return None
+
+    @property
+    def url(self) -> str:
+        """The gateway this machine's ``cc-api start`` runs (its state file), else where the settings put it."""
+        state = self.running_state()
+        return state.url if state is not None else self.settings.base_url
 
     @contextmanager
     def recorded(self) -> Iterator[GatewayState]:

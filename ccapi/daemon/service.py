@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import escape
 
-from ccapi.envfile import ensure_env_value, write_example_env_file
+from ccapi.daemon.envfile import ensure_env_value, write_example_env_file
 from ccapi.paths import StatePaths, launch_agents_dir, systemd_user_unit_dir
-from ccapi.webhooks.signing import new_secret
+from ccapi.webhook_rules import new_secret
 
 Platform = Literal["linux", "macos"]
 PLATFORMS: tuple[Platform, ...] = ("linux", "macos")
@@ -88,7 +88,7 @@ def load_template(platform: Platform) -> str:
     packaged = resources.files("ccapi") / "service_templates" / name
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parent.parent / "service" / name).read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "service" / name).read_text(encoding="utf-8")
 
 
 def plan_service(platform: Platform, paths: StatePaths, command: Sequence[str], path_env: str) -> ServicePlan:

@@ -1,4 +1,4 @@
-"""The ``cc-api`` command: argument parsing and rendering over ``ccapi.launcher`` and ``ccapi.service``.
+"""The ``cc-api`` command: argument parsing and rendering over ``ccapi.daemon.launcher`` and ``ccapi.daemon.service``.
 
 Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 3 not running (``status``, as LSB
 init scripts and ``systemctl status`` do).
@@ -12,15 +12,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ccapi import __version__, handover
+from ccapi import __version__
 from ccapi.config import ConfigError, Settings
-from ccapi.console import render_log_line, render_service_plan, render_status, status_json, to_json
-from ccapi.envfile import with_env_file
-from ccapi.launcher import Launcher
-from ccapi.logfile import follow, printable, tail
+from ccapi.daemon import handover
+from ccapi.daemon.console import render_log_line, render_service_plan, render_status, status_json, to_json
+from ccapi.daemon.envfile import with_env_file
+from ccapi.daemon.launcher import Launcher
+from ccapi.daemon.logfile import follow, printable, tail
+from ccapi.daemon.service import ServiceError, current_platform, gateway_command, install, plan_service, uninstall
 from ccapi.paths import StatePaths
 from ccapi.privacy import PRIVATE_UMASK, tighten
-from ccapi.service import ServiceError, current_platform, gateway_command, install, plan_service, uninstall
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
@@ -37,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ccapi.api.protocol import HeadDeadlineProtocol
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
-    from ccapi.logs import configure_logging, secret_values
+    from ccapi.observability.logs import configure_logging, secret_values
 
     if args.env_fd is not None:
         os.environ.update(handover.receive(args.env_fd))
@@ -51,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
     configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
-    log = structlog.get_logger("ccapi.cli")
+    log = structlog.get_logger("ccapi.daemon.cli")
     if changes := tighten(settings):
         log.warning("state_made_private", count=len(changes), changes=dict(list(changes.items())[:20]))
     launcher = Launcher(settings, os.environ)
@@ -152,9 +153,10 @@ def _service(args: argparse.Namespace) -> int:
 
 
 def _acp(args: argparse.Namespace) -> int:
-    from ccapi.acp import main as serve_acp  # the ACP library: only this command pays for it
+    from ccapi.acp import serve  # the ACP library: only this command pays for it
 
-    return serve_acp(args.url)
+    key = with_env_file(os.environ).get("CC_API_KEY") or None  # the environment, else the env file, as everywhere
+    return serve(args.url or Launcher.from_environment().url, key)
 
 
 def _version(args: argparse.Namespace) -> int:
@@ -211,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log only to the log file (for `start` and launchd, whose stderr is that file)",
     )
-    run.add_argument(handover.ENV_FD_OPTION, type=int, help=argparse.SUPPRESS)  # see ccapi.handover
+    run.add_argument(handover.ENV_FD_OPTION, type=int, help=argparse.SUPPRESS)  # see ccapi.daemon.handover
     start = command(
         "start", _start, "start the gateway in the background and wait until it is healthy", [listen, as_json]
     )

@@ -16,8 +16,8 @@ tool calls with Python callables until the turn completes::
 A webhook receiver checks a delivery with ``verify_webhook(secret, headers, body)``, which
 returns the event or raises ``WebhookVerificationError``.
 
-The request building and response parsing are shared; only the I/O differs between the
-two clients.
+The request building and response parsing are shared (``wire``); only the I/O differs
+between the two clients. The shapes they return and take are ``shapes``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Itera
 from typing import Any
 
 import httpx
-import orjson
 
-from ccapi.client_types import (
+from ccapi.client import wire
+from ccapi.client.shapes import (
     Approver,
     CCAPIError,
     Decision,
@@ -67,118 +67,6 @@ RETRY_DELAY = 0.2
 Tool = Callable[..., Any]
 
 
-# -- shared: requests, responses, SSE, tools ------------------------------------------------
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-def _session_body(
-    model: str | None,
-    system_prompt: str | None,
-    tools: Iterable[Mapping[str, Any]] | None,
-    metadata: Mapping[str, Any] | None,
-    extra: Mapping[str, Any],
-) -> dict[str, Any]:
-    body = {
-        "model": model,
-        "system_prompt": system_prompt,
-        "tools": list(tools) if tools is not None else None,
-        "metadata": dict(metadata) if metadata is not None else None,
-        **extra,
-    }
-    return {key: value for key, value in body.items() if value is not None}
-
-
-def _interrupt_body(turn_id: str | None) -> dict[str, Any] | None:
-    return {"turn_id": turn_id} if turn_id else None
-
-
-def _session_page(body: dict[str, Any]) -> tuple[list[Session], str | None]:
-    return [Session.from_json(item) for item in body["data"]], body.get("next_after")
-
-
-def _page_params(limit: int, after: str | None) -> dict[str, str | int]:
-    return {"limit": limit, "after": after} if after else {"limit": limit}
-
-
-def _results_body(results: Iterable[ToolResult]) -> dict[str, Any]:
-    return {"results": [result.to_json() for result in results]}
-
-
-def _decisions_body(decisions: Iterable[Decision], background: bool = False) -> dict[str, Any]:
-    return {"decisions": [decision.to_json() for decision in decisions], **_background(background)}
-
-
-def _turn_body(input: str | list[dict[str, Any]], background: bool, queue: bool) -> dict[str, Any]:
-    return {"input": input, **_background(background), **({"queue": True} if queue else {})}
-
-
-def _background(background: bool) -> dict[str, Any]:
-    """``background``: the gateway answers at once (status ``running``); the events tell the rest."""
-    return {"background": True} if background else {}
-
-
-def _decide(approve: Approver, request: PermissionRequest) -> Decision:
-    answer = approve(request)
-    if isinstance(answer, Decision):
-        return answer
-    return Decision(request.request_id, bool(answer))
-
-
-WAITING = ("requires_action", "requires_approval")
-
-
-def _idempotency(key: str | None) -> dict[str, str]:
-    return {"Idempotency-Key": key} if key else {}
-
-
-def _checked(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            raise CCAPIError(response.status_code, "http_error", response.text[:500]) from None
-        raise CCAPIError(
-            response.status_code, error.get("type", "error"), error.get("message", ""), error.get("details")
-        )
-    return response.json()
-
-
-class _SSEParser:
-    """Server-Sent Events lines → native events (comments and keep-alives skipped)."""
-
-    def __init__(self) -> None:
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> Event | None:
-        if line == "":
-            data, self._data = self._data, []
-            return Event.from_dict(orjson.loads("\n".join(data))) if data else None
-        if line.startswith("data:"):
-            self._data.append(line[5:].removeprefix(" "))
-        return None
-
-
-def _stream_headers(last_seq: int) -> dict[str, str]:
-    return {"Accept": "text/event-stream", "Last-Event-ID": str(last_seq)}
-
-
-def _tool_result(call: ToolCall, outcome: Any, error: BaseException | None) -> ToolResult:
-    """A callable's return value as a tool result: strings as they are, anything else as
-    JSON; an exception becomes an error result Claude can read."""
-    if error is not None:
-        return ToolResult(call.tool_call_id, f"{type(error).__name__}: {error}", is_error=True)
-    content = outcome if isinstance(outcome, str) else orjson.dumps(outcome, default=str).decode()
-    return ToolResult(call.tool_call_id, content)
-
-
-def _unknown_tool(call: ToolCall) -> ToolResult:
-    return ToolResult(call.tool_call_id, f"no tool named {call.name!r} is available", is_error=True)
-
-
-_RESUMABLE = (httpx.TransportError,)
-
-
 # -- sync ---------------------------------------------------------------------------------
 class Client:
     def __init__(
@@ -190,7 +78,7 @@ class Client:
         http: httpx.Client | None = None,
     ) -> None:
         self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
-        self._http.headers.update(_headers(api_key))
+        self._http.headers.update(wire.headers(api_key))
 
     def __enter__(self) -> Client:
         return self
@@ -210,25 +98,25 @@ class Client:
         metadata: Mapping[str, Any] | None = None,
         **extra: Any,
     ) -> Session:
-        body = _session_body(model, system_prompt, tools, metadata, extra)
-        return Session.from_json(_checked(self._http.post("/api/sessions", json=body)))
+        body = wire.session_body(model, system_prompt, tools, metadata, extra)
+        return Session.from_json(wire.checked(self._http.post("/api/sessions", json=body)))
 
     def get_session(self, session_id: str) -> Session:
-        return Session.from_json(_checked(self._http.get(f"/api/sessions/{session_id}")))
+        return Session.from_json(wire.checked(self._http.get(f"/api/sessions/{session_id}")))
 
     def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
         """A page of sessions, newest first, and the cursor of the next page (``None``: no more)."""
-        return _session_page(_checked(self._http.get("/api/sessions", params=_page_params(limit, after))))
+        return wire.session_page(wire.checked(self._http.get("/api/sessions", params=wire.page_params(limit, after))))
 
     def update_session(self, session_id: str, **changes: Any) -> Session:
         """``PATCH``: ``max_budget_usd``, ``model`` or ``permission_mode`` for the next turn."""
-        return Session.from_json(_checked(self._http.patch(f"/api/sessions/{session_id}", json=changes)))
+        return Session.from_json(wire.checked(self._http.patch(f"/api/sessions/{session_id}", json=changes)))
 
     def models(self) -> list[dict[str, Any]]:
-        return list(_checked(self._http.get("/api/models"))["data"])
+        return list(wire.checked(self._http.get("/api/models"))["data"])
 
     def delete_session(self, session_id: str) -> None:
-        _checked(self._http.delete(f"/api/sessions/{session_id}"))
+        wire.checked(self._http.delete(f"/api/sessions/{session_id}"))
 
     def send(
         self,
@@ -244,11 +132,11 @@ class Client:
         once, ``running``, with ``background``). With ``queue``, input sent while a turn runs
         waits behind it instead of a 409."""
         return Turn.from_json(
-            _checked(
+            wire.checked(
                 self._http.post(
                     f"/api/sessions/{session_id}/turns",
-                    json=_turn_body(input, background, queue),
-                    headers=_idempotency(idempotency_key),
+                    json=wire.turn_body(input, background, queue),
+                    headers=wire.idempotency(idempotency_key),
                 )
             )
         )
@@ -257,11 +145,11 @@ class Client:
         self, session_id: str, results: Iterable[ToolResult], *, idempotency_key: str | None = None
     ) -> Turn:
         return Turn.from_json(
-            _checked(
+            wire.checked(
                 self._http.post(
                     f"/api/sessions/{session_id}/tool-results",
-                    json=_results_body(results),
-                    headers=_idempotency(idempotency_key),
+                    json=wire.results_body(results),
+                    headers=wire.idempotency(idempotency_key),
                 )
             )
         )
@@ -276,11 +164,11 @@ class Client:
     ) -> Turn:
         """Allow or deny the built-in tool calls the turn waits on; returns the turn as it settles next."""
         return Turn.from_json(
-            _checked(
+            wire.checked(
                 self._http.post(
                     f"/api/sessions/{session_id}/permissions",
-                    json=_decisions_body(decisions, background),
-                    headers=_idempotency(idempotency_key),
+                    json=wire.decisions_body(decisions, background),
+                    headers=wire.idempotency(idempotency_key),
                 )
             )
         )
@@ -288,11 +176,13 @@ class Client:
     def interrupt(self, session_id: str, turn_id: str | None = None) -> Turn:
         """Stop the running turn, or the one ``turn_id`` names (a queued one is withdrawn)."""
         return Turn.from_json(
-            _checked(self._http.post(f"/api/sessions/{session_id}/interrupt", json=_interrupt_body(turn_id)))
+            wire.checked(self._http.post(f"/api/sessions/{session_id}/interrupt", json=wire.interrupt_body(turn_id)))
         )
 
     def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
-        body = _checked(self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit}))
+        body = wire.checked(
+            self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})
+        )
         return [Event.from_dict(event) for event in body["data"]]
 
     def stream_events(
@@ -306,14 +196,14 @@ class Client:
         answer. Waiting for ``turn.completed`` alone would wait forever on a failed turn."""
         last, failures = after, 0
         while True:
-            parser = _SSEParser()
+            parser = wire.SSEParser()
             try:
                 with self._http.stream(
-                    "GET", f"/api/sessions/{session_id}/events/stream", headers=_stream_headers(last)
+                    "GET", f"/api/sessions/{session_id}/events/stream", headers=wire.stream_headers(last)
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
-                        _checked(response)
+                        wire.checked(response)
                     for line in response.iter_lines():
                         event = parser.feed(line)
                         if event is None:
@@ -323,7 +213,7 @@ class Client:
                         if until is not None and until(event):
                             return
                 return  # the gateway ended the stream (it is stopping)
-            except _RESUMABLE:
+            except wire.RESUMABLE:
                 failures += 1
                 if failures > STREAM_RETRIES:
                     raise
@@ -344,11 +234,11 @@ class Client:
         interrupted turn is returned at once, its ``error`` saying why."""
         turn = self.send(session_id, input)
         for _ in range(max_rounds):
-            if turn.status not in WAITING or (turn.status == "requires_approval" and approve is None):
+            if turn.status not in wire.WAITING or (turn.status == "requires_approval" and approve is None):
                 return turn
             if turn.status == "requires_approval":
                 assert approve is not None
-                turn = self.decide(session_id, [_decide(approve, r) for r in turn.permission_requests])
+                turn = self.decide(session_id, [wire.decide(approve, r) for r in turn.permission_requests])
                 continue
             turn = self.submit_tool_results(session_id, [self._call(tools, call) for call in turn.tool_calls])
         raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
@@ -357,11 +247,11 @@ class Client:
     def _call(tools: Mapping[str, Tool], call: ToolCall) -> ToolResult:
         tool = tools.get(call.name)
         if tool is None:
-            return _unknown_tool(call)
+            return wire.unknown_tool(call)
         try:
-            return _tool_result(call, tool(**call.input), None)
+            return wire.tool_result(call, tool(**call.input), None)
         except Exception as exc:  # noqa: BLE001 - the tool's failure is Claude's to read, not the loop's to raise
-            return _tool_result(call, None, exc)
+            return wire.tool_result(call, None, exc)
 
 
 # -- async --------------------------------------------------------------------------------
@@ -375,7 +265,7 @@ class AsyncClient:
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
-        self._http.headers.update(_headers(api_key))
+        self._http.headers.update(wire.headers(api_key))
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -395,27 +285,29 @@ class AsyncClient:
         metadata: Mapping[str, Any] | None = None,
         **extra: Any,
     ) -> Session:
-        body = _session_body(model, system_prompt, tools, metadata, extra)
-        return Session.from_json(_checked(await self._http.post("/api/sessions", json=body)))
+        body = wire.session_body(model, system_prompt, tools, metadata, extra)
+        return Session.from_json(wire.checked(await self._http.post("/api/sessions", json=body)))
 
     async def get_session(self, session_id: str) -> Session:
-        return Session.from_json(_checked(await self._http.get(f"/api/sessions/{session_id}")))
+        return Session.from_json(wire.checked(await self._http.get(f"/api/sessions/{session_id}")))
 
     async def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
-        return _session_page(_checked(await self._http.get("/api/sessions", params=_page_params(limit, after))))
+        return wire.session_page(
+            wire.checked(await self._http.get("/api/sessions", params=wire.page_params(limit, after)))
+        )
 
     async def update_session(self, session_id: str, **changes: Any) -> Session:
-        return Session.from_json(_checked(await self._http.patch(f"/api/sessions/{session_id}", json=changes)))
+        return Session.from_json(wire.checked(await self._http.patch(f"/api/sessions/{session_id}", json=changes)))
 
     async def models(self) -> list[dict[str, Any]]:
-        return list(_checked(await self._http.get("/api/models"))["data"])
+        return list(wire.checked(await self._http.get("/api/models"))["data"])
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz``; raises ``httpx.TransportError`` when nothing answers at the URL."""
-        return dict(_checked(await self._http.get("/healthz")))
+        return dict(wire.checked(await self._http.get("/healthz")))
 
     async def delete_session(self, session_id: str) -> None:
-        _checked(await self._http.delete(f"/api/sessions/{session_id}"))
+        wire.checked(await self._http.delete(f"/api/sessions/{session_id}"))
 
     async def send(
         self,
@@ -428,20 +320,20 @@ class AsyncClient:
     ) -> Turn:
         response = await self._http.post(
             f"/api/sessions/{session_id}/turns",
-            json=_turn_body(input, background, queue),
-            headers=_idempotency(idempotency_key),
+            json=wire.turn_body(input, background, queue),
+            headers=wire.idempotency(idempotency_key),
         )
-        return Turn.from_json(_checked(response))
+        return Turn.from_json(wire.checked(response))
 
     async def submit_tool_results(
         self, session_id: str, results: Iterable[ToolResult], *, idempotency_key: str | None = None
     ) -> Turn:
         response = await self._http.post(
             f"/api/sessions/{session_id}/tool-results",
-            json=_results_body(results),
-            headers=_idempotency(idempotency_key),
+            json=wire.results_body(results),
+            headers=wire.idempotency(idempotency_key),
         )
-        return Turn.from_json(_checked(response))
+        return Turn.from_json(wire.checked(response))
 
     async def decide(
         self,
@@ -453,18 +345,18 @@ class AsyncClient:
     ) -> Turn:
         response = await self._http.post(
             f"/api/sessions/{session_id}/permissions",
-            json=_decisions_body(decisions, background),
-            headers=_idempotency(idempotency_key),
+            json=wire.decisions_body(decisions, background),
+            headers=wire.idempotency(idempotency_key),
         )
-        return Turn.from_json(_checked(response))
+        return Turn.from_json(wire.checked(response))
 
     async def interrupt(self, session_id: str, turn_id: str | None = None) -> Turn:
-        response = await self._http.post(f"/api/sessions/{session_id}/interrupt", json=_interrupt_body(turn_id))
-        return Turn.from_json(_checked(response))
+        response = await self._http.post(f"/api/sessions/{session_id}/interrupt", json=wire.interrupt_body(turn_id))
+        return Turn.from_json(wire.checked(response))
 
     async def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
         response = await self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})
-        return [Event.from_dict(event) for event in _checked(response)["data"]]
+        return [Event.from_dict(event) for event in wire.checked(response)["data"]]
 
     async def stream_events(
         self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
@@ -472,14 +364,14 @@ class AsyncClient:
         """As ``Client.stream_events``."""
         last, failures = after, 0
         while True:
-            parser = _SSEParser()
+            parser = wire.SSEParser()
             try:
                 async with self._http.stream(
-                    "GET", f"/api/sessions/{session_id}/events/stream", headers=_stream_headers(last)
+                    "GET", f"/api/sessions/{session_id}/events/stream", headers=wire.stream_headers(last)
                 ) as response:
                     if response.status_code >= 400:
                         await response.aread()
-                        _checked(response)
+                        wire.checked(response)
                     async for line in response.aiter_lines():
                         event = parser.feed(line)
                         if event is None:
@@ -489,7 +381,7 @@ class AsyncClient:
                         if until is not None and until(event):
                             return
                 return
-            except _RESUMABLE:
+            except wire.RESUMABLE:
                 failures += 1
                 if failures > STREAM_RETRIES:
                     raise
@@ -507,11 +399,11 @@ class AsyncClient:
         """As ``Client.run_tools``; a tool may be a coroutine function."""
         turn = await self.send(session_id, input)
         for _ in range(max_rounds):
-            if turn.status not in WAITING or (turn.status == "requires_approval" and approve is None):
+            if turn.status not in wire.WAITING or (turn.status == "requires_approval" and approve is None):
                 return turn
             if turn.status == "requires_approval":
                 assert approve is not None
-                turn = await self.decide(session_id, [_decide(approve, r) for r in turn.permission_requests])
+                turn = await self.decide(session_id, [wire.decide(approve, r) for r in turn.permission_requests])
                 continue
             turn = await self.submit_tool_results(session_id, [await self._call(tools, c) for c in turn.tool_calls])
         raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
@@ -520,11 +412,11 @@ class AsyncClient:
     async def _call(tools: Mapping[str, Callable[..., Any]], call: ToolCall) -> ToolResult:
         tool = tools.get(call.name)
         if tool is None:
-            return _unknown_tool(call)
+            return wire.unknown_tool(call)
         try:
             outcome = tool(**call.input)
             if inspect.isawaitable(outcome):
                 outcome = await outcome
-            return _tool_result(call, outcome, None)
+            return wire.tool_result(call, outcome, None)
         except Exception as exc:  # noqa: BLE001 - as in Client._call
-            return _tool_result(call, None, exc)
+            return wire.tool_result(call, None, exc)

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ccapi.config import ConfigError
-from ccapi.console import duration
-from ccapi.launcher import GatewayState, GatewayStatus, StartResult, StopResult
+from ccapi.daemon.console import duration
+from ccapi.daemon.launcher import GatewayState, GatewayStatus, StartResult, StopResult
 from ccapi.paths import StatePaths
 
 REFRESH_SECONDS = 5
 
 
 class GatewayControl(Protocol):
-    """The part of ``ccapi.launcher.Launcher`` the menu uses."""
+    """The part of ``ccapi.daemon.launcher.Launcher`` the menu uses."""
 
     paths: StatePaths
 
@@ -94,7 +94,7 @@ def main() -> None:
         import rumps
     except ImportError:
         sys.exit("cc-api-menu needs macOS and the menu extra: pip install 'cc-api[macos]'")
-    from ccapi.launcher import Launcher
+    from ccapi.daemon.launcher import Launcher
 
     _menu_app(rumps, MenuController(Launcher.from_environment())).run()
 

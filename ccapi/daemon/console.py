@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from ccapi.launcher import GatewayStatus
+from ccapi.daemon.launcher import GatewayStatus
+from ccapi.daemon.service import ServicePlan
 from ccapi.paths import StatePaths
-from ccapi.service import ServicePlan
 
 _LOG_HEAD = ("timestamp", "level", "event", "logger", "exception")
 

@@ -1,0 +1,67 @@
+"""OpenAPI 3.0 schemas from the declared request shapes (``ccapi.sessions.shape``).
+
+Pydantic writes JSON Schema 2020-12; the document is OpenAPI 3.0.3, so this pass turns ``null``
+members into ``nullable``, numeric ``exclusiveMinimum`` into the boolean form, unions into
+``oneOf`` (their members are distinct JSON types), and drops what 3.0 lacks or the page would
+only repeat (titles, defaults, class docstrings). Shapes named in the document stay
+``$ref``s; the ones only nested inside them are written in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccapi.sessions.shape import Shape
+
+_PREFIX = "#/components/schemas/"
+
+
+def schemas(shapes: tuple[type[Shape], ...]) -> dict[str, Any]:
+    """Each shape's schema, by class name, ready for ``components.schemas``."""
+    named = {shape.__name__ for shape in shapes}
+    out = {}
+    for shape in shapes:
+        document = shape.model_json_schema(ref_template=_PREFIX + "{model}")
+        definitions = document.pop("$defs", {})
+        out[shape.__name__] = _convert(_definition(document), definitions, named)
+    return out
+
+
+def _definition(schema: dict[str, Any]) -> dict[str, Any]:
+    """A class's schema without its docstring (the description of a use is the field's)."""
+    return {k: v for k, v in schema.items() if k != "description"}
+
+
+def _convert(node: Any, definitions: dict[str, Any], named: set[str]) -> Any:
+    if isinstance(node, list):
+        return [_convert(item, definitions, named) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node and node["$ref"].removeprefix(_PREFIX) not in named:
+        inline = _definition(definitions[node["$ref"].removeprefix(_PREFIX)])
+        node = {**inline, **{k: v for k, v in node.items() if k != "$ref"}}
+    node = {k: v for k, v in node.items() if k not in ("title", "default")}
+    if "properties" in node:  # property names are not schema keywords
+        node["properties"] = {k: _convert(v, definitions, named) for k, v in node["properties"].items()}
+    converted = {
+        k: _convert(v, definitions, named) if k in ("items", "additionalProperties", "anyOf") else v
+        for k, v in node.items()
+        if k != "properties"
+    }
+    if "properties" in node:
+        converted["properties"] = node["properties"]
+    if "anyOf" in converted:
+        members = converted.pop("anyOf")
+        kept = [m for m in members if m != {"type": "null"}]
+        if len(kept) < len(members):
+            converted["nullable"] = True
+        if len(kept) == 1:
+            converted = {**kept[0], **converted}
+        else:
+            converted["oneOf"] = kept
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if not isinstance(converted.get(bound, True), bool):
+            converted[limit], converted[bound] = converted[bound], True
+    if "const" in converted:
+        converted["enum"] = [converted.pop("const")]
+    return converted

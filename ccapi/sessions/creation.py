@@ -1,0 +1,147 @@
+"""What new sessions and turns start as: their records, what ``session.created`` says, and for a fork or a
+seeded session where it branches and the Claude Code transcript it starts from.
+
+Kept apart from ``SessionService``, which decides when they are written: none of this touches running turns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccapi.engine.errors import EngineError
+from ccapi.engine.fork import fork_transcript
+from ccapi.engine.history import write_history
+from ccapi.errors import Conflict
+from ccapi.events import Event, EventType
+from ccapi.ids import new_id, utcnow
+from ccapi.sessions.params import ForkPoint, History, NewSession
+from ccapi.store import SessionRecord, Store, TurnRecord
+from ccapi.store.transcripts import TranscriptMirror
+from ccapi.toolpolicy import as_json, parse_builtin_tools
+
+_PAGE = 500
+
+
+def session_record(params: NewSession, session_id: str, sdk_session_id: str | None, now: str) -> SessionRecord:
+    """An idle session with no turn yet, on the transcript ``sdk_session_id`` (a fork's or a seeded one) if any."""
+    return SessionRecord(
+        id=session_id,
+        created_at=now,
+        updated_at=now,
+        model=params.model,
+        system_prompt=params.system_prompt,
+        tools=list(params.tools),
+        metadata=params.metadata,
+        max_turns=params.max_turns,
+        cwd=params.cwd,
+        permission_mode=params.permission_mode,
+        status="idle",
+        sdk_session_id=sdk_session_id,
+        turn_count=0,
+        last_seq=0,
+        usage={},
+        builtin_tools=as_json(params.builtin_tools),
+        max_budget_usd=params.max_budget_usd,
+        webhook=params.webhook,
+        mcp_servers=params.mcp_servers,
+    )
+
+
+def created_event(
+    record: SessionRecord, fork: ForkPoint | None, forked_from: dict[str, Any] | None, history: History | None
+) -> dict[str, Any]:
+    """The data of a session's ``session.created`` event."""
+    created: dict[str, Any] = {
+        "model": record.model,
+        "tools": [tool["name"] for tool in record.tools],
+        "metadata": record.metadata,
+        "builtin_tools": record.builtin_tools,
+    }
+    if fork is not None:
+        created["forked_from"] = forked_from or {"session_id": fork.session_id}
+    if history is not None:
+        created["history_messages"] = len(history.messages)
+    return created
+
+
+def turn_record(session: SessionRecord, content: list[dict[str, Any]], kind: str, turn_id: str | None) -> TurnRecord:
+    """The running record of the session's next turn (``turn_id`` when it was queued under that id)."""
+    return TurnRecord(
+        id=turn_id or new_id("turn"),
+        session_id=session.id,
+        number=session.turn_count + 1,
+        status="running",
+        input=content,
+        created_at=utcnow(),
+        kind=kind,
+    )
+
+
+async def fork_point(store: Store, source: SessionRecord, after_seq: int | None) -> tuple[ForkPoint, dict[str, Any]]:
+    """The point to branch ``source`` at (the last assistant message at or before event ``after_seq``, by default
+    its last) and the ``forked_from`` its ``session.created`` event records; ``Conflict`` when there is none."""
+    bound = source.last_seq if after_seq is None else after_seq
+    message = await _last_message(store, source.id, bound)
+    if message is None or not message.data.get("uuid"):
+        raise Conflict(
+            "there is no reply to fork at: the session has no assistant message at or before that point",
+            {"after_seq": bound},
+        )
+    if any(block.get("type") == "tool_use" for block in message.data.get("content", [])):
+        raise Conflict(
+            "the assistant message at that point waits for tool results; fork at a turn that has ended",
+            {"seq": message.seq},
+        )
+    if source.sdk_session_id is None:
+        raise Conflict("the session's first turn has not ended yet; fork once it has")
+    point = ForkPoint(source.id, source.sdk_session_id, message.data["uuid"])
+    return point, {"session_id": source.id, "seq": message.seq}
+
+
+def same_settings(source: SessionRecord) -> NewSession:
+    """A fork runs as its source does: model, prompt, tools, limits, webhook."""
+    return NewSession(
+        model=source.model,
+        system_prompt=source.system_prompt,
+        tools=tuple(source.tools),
+        metadata=source.metadata,
+        max_turns=source.max_turns,
+        cwd=source.cwd,
+        permission_mode=source.permission_mode,
+        builtin_tools=parse_builtin_tools(source.builtin_tools),
+        max_budget_usd=source.max_budget_usd,
+        webhook=source.webhook,
+        mcp_servers=source.mcp_servers,
+    )
+
+
+async def _last_message(store: Store, session_id: str, bound: int) -> Event | None:
+    """The last top-level ``message.completed`` event at or before seq ``bound``."""
+    found, after = None, 0
+    while after < bound:
+        page = await store.list_events(session_id, after=after, limit=_PAGE, types=[EventType.MESSAGE_COMPLETED.value])
+        for event in page:
+            if event.seq <= bound and event.data.get("parent_tool_use_id") is None:
+                found = event
+        if len(page) < _PAGE:
+            break
+        after = page[-1].seq
+    return found
+
+
+async def branched_transcript(transcripts: TranscriptMirror, fork: ForkPoint, cwd: str | None) -> str:
+    """The SDK session id of a copy of ``fork``'s conversation up to its message."""
+    try:
+        return await fork_transcript(transcripts, fork.sdk_session_id, fork.uuid, cwd)
+    except EngineError as exc:
+        raise Conflict(exc.message, {"sdk_session_id": fork.sdk_session_id}) from None
+
+
+async def seeded_transcript(
+    transcripts: TranscriptMirror, history: History, model: str, cwd: str | None, after: str | None
+) -> str:
+    """The SDK session id of a transcript holding ``history`` (after ``after``'s)."""
+    try:
+        return await write_history(transcripts, history.messages, history.uuids, model, cwd, after)
+    except EngineError as exc:
+        raise Conflict(exc.message, {"sdk_session_id": after}) from None

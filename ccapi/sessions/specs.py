@@ -1,0 +1,106 @@
+"""What a session's next turn runs with: its record, the gateway's defaults and policies turned into an
+``EngineSpec``.
+
+Kept apart from ``SessionService`` because it holds no turn state of its own: the permission and sandbox policies
+found at start-up, the environment every Claude Code child gets, the launcher that starts it clean, and the routing
+of a turn's client-tool calls and permission requests to the running turn they belong to.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from claude_agent_sdk import ClaudeSDKError
+
+from ccapi.childproc import install_launcher
+from ccapi.config import Settings
+from ccapi.engine import EngineSpec
+from ccapi.engine.bridge import PermissionDecision, ToolOutcome
+from ccapi.engine.sandbox import SandboxPolicy
+from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
+from ccapi.privacy import state_paths
+from ccapi.sessions.turns import TurnRun
+from ccapi.store import SessionRecord
+from ccapi.store.transcripts import TranscriptMirror
+from ccapi.toolpolicy import PermissionPolicy, parse_builtin_tools
+
+
+class EngineSpecs:
+    def __init__(self, settings: Settings, transcripts: TranscriptMirror, running: Mapping[str, TurnRun]) -> None:
+        self.settings = settings
+        self.transcripts = transcripts
+        self._running = running
+        """The turns running in this process (``SessionService``'s), which client-tool calls and permission
+        requests are routed to."""
+        self.permissions = PermissionPolicy.detect()
+        self.sandbox = SandboxPolicy.detect(settings.sandbox, state_paths(settings), settings.sandbox_domains)
+        self._env: Mapping[str, str] = engine_environment(
+            settings.upstream_url,
+            settings.tool_timeout,
+            mock_model=settings.mock_model,
+            retries=settings.upstream_retries,
+            timeout=settings.upstream_timeout,
+        )
+        self._cli: str | None = None
+
+    def install_launcher(self) -> None:
+        """Install the launcher that starts Claude Code clean (``ccapi.childproc``); with no Claude Code at all no
+        child can start, and turns say why."""
+        settings = self.settings
+        try:
+            cli = find_cli()
+        except ClaudeSDKError:
+            return
+        self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
+
+    def cwd(self, cwd: str | None) -> str | None:
+        """A session's working directory: its own, else the gateway's ``CC_API_CWD``."""
+        return cwd or (str(self.settings.cwd) if self.settings.cwd else None)
+
+    def spec(self, session: SessionRecord) -> EngineSpec:
+        has_tools = bool(session.tools)
+        settings = self.settings
+        builtin_tools = parse_builtin_tools(session.builtin_tools)
+        requested_mode = session.permission_mode or (
+            settings.tool_permission_mode if has_tools else settings.permission_mode
+        )
+        return EngineSpec(
+            session_id=session.id,
+            model=session.model,
+            system_prompt=session.system_prompt,
+            cwd=self.cwd(session.cwd),
+            permission_mode=self.permissions.mode_for(requested_mode, builtin_tools),
+            # with client tools the turn counts only Claude Code's own tool rounds (see TurnRun)
+            max_turns=session.max_turns or (None if has_tools else settings.max_turns),
+            resume=session.sdk_session_id,
+            generation=session.turn_count,
+            env=self._env if builtin_tools != "none" else {**self._env, **MODEL_ONLY_ENV},
+            tools=tuple(session.tools),
+            resolve_tool=functools.partial(self._resolve_tool, session.id),
+            transcripts=self.transcripts,
+            max_message_bytes=message_limit(settings.max_body_bytes),
+            cli_path=self._cli,
+            builtin_tools=builtin_tools,
+            max_budget_usd=session.max_budget_usd,
+            mcp_servers=session.mcp_servers or {},
+            spent_usd=float(session.usage.get("cost_usd", 0.0)),
+            ask_permission=functools.partial(self._ask_permission, session.id),
+            sandbox=self.sandbox.settings,
+            denied_tools=self.sandbox.denied_tools,
+        )
+
+    async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        run = self._running.get(session_id)
+        if run is None:
+            return ToolOutcome("no turn is waiting for this tool call", is_error=True)
+        return await run.desk.resolve(name, arguments)
+
+    async def _ask_permission(
+        self, session_id: str, tool_name: str, input_: dict[str, Any], tool_use_id: str | None
+    ) -> PermissionDecision:
+        run = self._running.get(session_id)
+        if run is None:
+            return PermissionDecision(False, "no turn of this session is running")
+        return await run.ask_permission(tool_name, input_, tool_use_id)

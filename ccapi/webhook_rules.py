@@ -1,0 +1,128 @@
+"""What a webhook setting or subscription may be: the secret's format and the targets a gateway allows.
+
+Pure rules with no state, kept below both ``ccapi.config`` (which refuses bad ``CC_API_WEBHOOK_*`` values at
+start-up) and ``ccapi.webhooks`` (which signs and delivers), so the settings import nothing above them.
+
+A gateway that POSTs to any URL a client names is a way into the network it runs in, so
+targets must be ``http``/``https`` URLs whose host ``CC_API_WEBHOOK_ALLOW`` admits
+(default: loopback only). The check reads the URL's host as written, with no DNS
+lookup: a name is allowed only if it is listed.
+
+The secret is ``whsec_`` + base64 of 24-64 random bytes (Standard Webhooks); the HMAC key is those bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ccapi.events import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_TYPES
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The default allow-list: this machine only.
+LOOPBACK = ("localhost", "127.0.0.0/8", "::1")
+MAX_URL_LENGTH = 2048
+
+
+class BadTarget(ValueError):
+    """A webhook URL or subscription that may not be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Host names (``.example.com`` admits its subdomains, ``*`` anything) and IP networks."""
+
+    names: frozenset[str]
+    suffixes: tuple[str, ...]
+    networks: tuple[IPNetwork, ...]
+    any_host: bool
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> AllowList:
+        names: set[str] = set()
+        suffixes: list[str] = []
+        networks: list[IPNetwork] = []
+        for entry in (e.strip().lower().strip("[]") for e in entries):
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            except ValueError:
+                pass
+            if entry.startswith("."):
+                suffixes.append(entry)
+            else:
+                names.add(entry)
+        return cls(frozenset(names), tuple(suffixes), tuple(networks), "*" in names)
+
+    def allows(self, host: str) -> bool:
+        host = host.lower()
+        if self.any_host or host in self.names or host.endswith(self.suffixes):
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+
+def check_url(url: Any, allow: AllowList) -> str:
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+        raise BadTarget(f"webhook.url must be an http(s) URL of at most {MAX_URL_LENGTH} characters")
+    if not url.isprintable() or " " in url:  # no store holds NUL, and no URL has control characters or spaces
+        raise BadTarget("webhook.url must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        raise BadTarget("webhook.url is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise BadTarget("webhook.url must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise BadTarget("webhook.url must not carry credentials; receivers verify the signature instead")
+    if not allow.allows(host):
+        raise BadTarget(f"webhook.url host {host!r} is not allowed by CC_API_WEBHOOK_ALLOW")
+    return url
+
+
+def check_events(events: Any) -> list[str]:
+    if events is None:
+        return [str(e) for e in DEFAULT_WEBHOOK_EVENTS]
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise BadTarget("webhook.events must be a non-empty list of event types")
+    unknown = sorted(set(events) - WEBHOOK_EVENT_TYPES)
+    if unknown:
+        raise BadTarget(
+            f"webhook.events: {', '.join(unknown)} cannot be subscribed to; "
+            f"choose from {', '.join(sorted(WEBHOOK_EVENT_TYPES))}"
+        )
+    return list(dict.fromkeys(events))
+
+
+def subscription(url: Any, events: Any, allow: AllowList) -> dict[str, Any]:
+    """A checked ``{"url", "events"}``, as sessions store it."""
+    return {"url": check_url(url, allow), "events": check_events(events)}
+
+
+SECRET_PREFIX = "whsec_"
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_…`` secret (the prefix may be left off)."""
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not 24 <= len(key) <= 64:
+        raise ValueError("a webhook secret is whsec_ followed by the base64 of 24 to 64 random bytes")
+    return key
