@@ -24,12 +24,19 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/cc-api run $(ARGS)
 
-test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The tests run on WORKERS pytest-xdist processes, a test file per worker at a time (its module gateway is started
+# once, and a file's tests never race each other): most of a test's time is spent waiting on the gateway, Claude
+# Code and the mock model, so 3 workers pay even on 2 cores. `make test WORKERS=0` runs them one by one, in-process.
+WORKERS ?= 3
+XDIST = -n $(WORKERS) --dist loadfile
 
-# Everything but the tests marked slow (load, plain install, browser): for the edit-test loop; CI runs `make test`.
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (each takes several seconds or more: restarts, crashes, pools, load, plain
+# install, browser): for the edit-test loop; CI runs `make test`.
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 # Format check and lint (ruff) and type-check (mypy), configured in pyproject.toml; CI runs this before the tests.
 check: $(VENV)/.installed-dev

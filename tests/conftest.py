@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,13 @@ import pytest
 from ccapi.testing import MockModel
 from tests import postgres
 from tests.gateway import Gateway
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with the most slow tests first (a stable sort): `make test` hands whole files to its workers in this
+    order, so the long files start early instead of leaving one worker busy alone at the end."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +53,10 @@ def user_umask() -> Iterator[int]:
     os.umask(previous)
 
 
-BACKENDS = ("sqlite", "jsondir")
+BACKENDS = ("sqlite", pytest.param("jsondir", marks=pytest.mark.slow))
+"""The store backends a module's whole suite runs on. The JSON directory's pass repeats the module's real-CLI
+scenarios (its store contract is checked in-process in test_store_backends), so it is `slow`: `make test` runs it,
+the edit-test loop does not."""
 
 
 @pytest.fixture(scope="module")

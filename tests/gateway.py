@@ -153,7 +153,7 @@ class Gateway:
             cwd=self.home,
         )
         self.pids.add(self.process.pid)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a start imports ~3 CPU-seconds: far more under a busy machine's load
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.stop()

@@ -45,7 +45,8 @@ def find_or_install() -> tuple[Path | None, str]:
             return None, "PostgreSQL is not installed and cannot be installed (needs root and apt-get)"
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         installed = subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+            # pytest-xdist workers may install at once: the later ones wait for dpkg's lock, then find it installed
+            ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300", "postgresql"],
             env=env,
             capture_output=True,
             text=True,

@@ -77,6 +77,7 @@ def _run(coroutine: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine, 120))
 
 
+@pytest.mark.slow
 def test_two_prompts_with_the_agent_and_gateway_restarted_between_stay_on_one_session(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path
 ) -> None:

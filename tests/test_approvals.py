@@ -238,6 +238,7 @@ def test_python_client_answers_tools_and_approvals_in_one_loop(
     assert target.exists()
 
 
+@pytest.mark.slow
 def test_a_restart_while_an_approval_waits_closes_the_turn(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path
 ) -> None:

@@ -93,7 +93,9 @@ def test_gateway_default_policy_from_the_environment(make_gateway, mock_model: M
     assert _declared(mock_model) == [["Glob", "Read"]]
 
 
-@pytest.mark.parametrize("sandbox", [None, "1", "yes", "true"])
+@pytest.mark.parametrize(
+    "sandbox", [None, *(pytest.param(value, marks=pytest.mark.slow) for value in ("1", "yes", "true"))]
+)
 def test_a_default_turn_completes_whatever_is_sandbox_says(make_gateway, mock_model: MockModel, sandbox) -> None:
     """Claude Code takes only IS_SANDBOX=1 as root; the gateway follows that rule exactly, so `yes` and
     `true` (set by some shells and containers) ask for approvals instead of failing every turn. Where the

@@ -19,6 +19,8 @@ import pytest
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import CHILD_MARK, Gateway, pids_with_env
 
+pytestmark = pytest.mark.slow  # a gateway per test, Bash turns, a kill and a restart
+
 API_KEY = "gateway-key-0f3b9c2e"
 DB_PASSWORD = "pg-password-77d1a4"
 PASSED = "project-token-5e21"

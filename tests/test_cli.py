@@ -60,6 +60,7 @@ def _read_until(process: subprocess.Popen[bytes], wanted: str, timeout: float = 
     raise AssertionError(f"{wanted!r} never appeared in: {data!r}")
 
 
+@pytest.mark.slow
 def test_start_status_turn_stop(
     mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest, user_umask: int
 ) -> None:

@@ -11,6 +11,8 @@ from ccapi.testing import MockModel
 from tests.compat_support import main_requests, user_texts
 from tests.conftest import BACKENDS
 
+pytestmark = pytest.mark.slow  # restarts a gateway
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:

@@ -12,6 +12,8 @@ from ccapi.testing import MockModel, Reply
 from tests.conftest import BACKENDS
 from tests.gateway import sse_events
 
+pytestmark = pytest.mark.slow  # kills a gateway mid-turn and starts it again
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:

@@ -142,7 +142,10 @@ def test_an_undecodable_request_id_is_still_logged(gw: Gateway) -> None:
     assert response.status_code == 200
     replaced = response.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", replaced)
-    logged = [orjson.loads(line) for line in gw.log_path.read_text().splitlines() if replaced in line]
+    deadline = time.monotonic() + 10  # the request's log line is written once the response is out
+    while not (logged := [orjson.loads(line) for line in gw.log_path.read_text().splitlines() if replaced in line]):
+        assert time.monotonic() < deadline, "the request was never logged"
+        time.sleep(0.05)
     assert [(line["event"], line["path"], line["status"]) for line in logged] == [("request", "/api/sessions", 200)]
     assert gw.client.get("/api/sessions", headers={"x-request-id": "mine-1"}).headers["x-request-id"] == "mine-1"
 
@@ -210,7 +213,20 @@ def test_a_system_prompt_over_128_kib_runs_and_stays_off_the_command_line(gw: Ga
     assert gw.turn(session_id, "second")["output"][-1]["text"] == "mock reply: second"
     sent = mock_model.message_requests(include_side=False)
     assert len(sent) == 2 and all(prompt in orjson.dumps(r.body["system"]).decode() for r in sent)
-    assert list(Path(tempfile.gettempdir()).glob("ccapi-system-prompt-*")) == []
+    assert _prompt_files_holding(marker) == []
+
+
+def _prompt_files_holding(marker: str) -> list[Path]:
+    """System prompt files that hold ``marker``: only this test's, as other gateways (the other test workers',
+    say) may be reading theirs right now."""
+    held = []
+    for path in Path(tempfile.gettempdir()).glob("ccapi-system-prompt-*"):
+        try:
+            if marker in path.read_text():
+                held.append(path)
+        except OSError:  # removed meanwhile, as it should be
+            pass
+    return held
 
 
 def test_a_megabyte_input_and_reply_fit_through_claude_code(gw: Gateway, mock_model: MockModel) -> None:
@@ -273,6 +289,7 @@ def test_bogus_session_ids_leave_no_state_behind(tmp_path: Path) -> None:
 # -- 7, 10. the JSON-directory backend -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel, tmp_path: Path) -> None:
     gateway = Gateway(tmp_path, mock_model.url, backend="jsondir").start()
     try:
@@ -298,6 +315,7 @@ def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel,
 # -- 7, 10. PostgreSQL -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_postgres_refuses_what_it_cannot_store_and_ends_streams_of_sessions_deleted_elsewhere(
     make_gateway, postgres_server
 ) -> None:

@@ -6,10 +6,13 @@ import threading
 import time
 
 import orjson
+import pytest
 
 from ccapi.testing import MockModel, Reply
 from tests.gateway import Gateway
 from tests.metrics_support import scrape, value
+
+pytestmark = pytest.mark.slow  # dozens of Claude Code starts and a full queue
 
 
 class ProcessSampler:
@@ -35,13 +38,21 @@ class ProcessSampler:
         self._thread.join()
 
 
+SESSIONS = 4
+"""Sessions taking turns on a pool of two: enough that every turn evicts (ten cost 30 Claude Code starts)."""
+
+
 def _user_texts(body: dict) -> str:
     return orjson.dumps([m for m in body["messages"] if m["role"] == "user"]).decode()
 
 
-def test_ten_sessions_share_two_live_processes_and_keep_their_own_context(make_gateway, mock_model: MockModel) -> None:
+def test_sessions_outnumbering_the_pool_share_two_live_processes_and_keep_their_own_context(
+    make_gateway, mock_model: MockModel
+) -> None:
+    """Twice as many sessions as live slots, taking turns round-robin: every turn after the first two evicts
+    the least recently used engine, so each is a resume from the store, and no context crosses sessions."""
     gw = make_gateway(CC_API_MAX_LIVE="2")
-    sessions = [gw.create_session()["id"] for _ in range(10)]
+    sessions = [gw.create_session()["id"] for _ in range(SESSIONS)]
     with ProcessSampler(gw) as sampler:
         for turn in range(3):
             for index, session_id in enumerate(sessions):
@@ -51,7 +62,7 @@ def test_ten_sessions_share_two_live_processes_and_keep_their_own_context(make_g
                 assert gw.client.get("/healthz").json()["live_engines"] <= 2
     assert 1 <= sampler.peak <= 2, f"{sampler.peak} Claude CLI processes were alive at once"
 
-    for index in range(10):
+    for index in range(SESSIONS):
         third = [
             r
             for r in mock_model.message_requests(include_side=False)
@@ -60,15 +71,15 @@ def test_ten_sessions_share_two_live_processes_and_keep_their_own_context(make_g
         assert len(third) == 1
         sent = _user_texts(third[0].body)
         assert f"session-{index}-turn-0" in sent and f"session-{index}-turn-1" in sent
-        others = [i for i in range(10) if i != index and f"session-{i}-turn" in sent]
+        others = [i for i in range(SESSIONS) if i != index and f"session-{i}-turn" in sent]
         assert others == [], f"session {index}'s request carried sessions {others}"
 
-    # /metrics tells why each process started: 10 first turns, then 20 resumes after the pool evicted the session
+    # /metrics tells why each process started: 4 first turns, then 8 resumes after the pool evicted the session
     samples = scrape(gw)
-    assert value(samples, "cc_api_engine_starts_total", reason="new") == 10
-    assert value(samples, "cc_api_engine_starts_total", reason="eviction") == 20
+    assert value(samples, "cc_api_engine_starts_total", reason="new") == SESSIONS
+    assert value(samples, "cc_api_engine_starts_total", reason="eviction") == 2 * SESSIONS
     assert value(samples, "cc_api_engine_starts_total", reason="resume") == 0
-    assert value(samples, "cc_api_evictions_total") == 28
+    assert value(samples, "cc_api_evictions_total") == 3 * SESSIONS - 2
     assert value(samples, "cc_api_live_sessions") == 2
 
 

@@ -12,6 +12,8 @@ from ccapi.testing import MockModel, Reply, ToolUse
 from tests.conftest import BACKENDS
 from tests.gateway import readable_by_others
 
+pytestmark = pytest.mark.slow  # a gateway per backend and a Bash turn
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import pytest
 
 from ccapi.compat.errors import failure
 from ccapi.events import EventType
@@ -187,6 +188,7 @@ def test_shutdown_withdraws_queued_turns_and_answers_their_waiting_clients(
     assert [e["turn_id"] for e in events if e["type"] == "turn.started"] == [paused["turn_id"]]
 
 
+@pytest.mark.slow
 def test_a_crash_leaves_no_queued_turn_looking_like_it_will_run(gateway: Gateway, mock_model: MockModel) -> None:
     """After a crash the turn that ran and the turn queued behind it both end as
     turn.failed (gateway_restarted), and the session takes new turns. So does a turn queued

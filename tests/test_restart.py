@@ -11,6 +11,8 @@ from ccapi.testing import MockModel
 from tests.conftest import BACKENDS
 from tests.metrics_support import scrape, value
 
+pytestmark = pytest.mark.slow  # restarts a gateway (twice per backend)
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:

@@ -16,6 +16,8 @@ from ccapi.webhook_rules import new_secret
 from tests.gateway import Gateway, sse_events
 from tests.webhook_receiver import Receiver
 
+pytestmark = pytest.mark.slow  # several gateways on one PostgreSQL database
+
 LEASE_TTL = "3"
 WEBHOOK_SECRET = new_secret()
 

@@ -168,6 +168,7 @@ def _dechunk(body: bytes) -> tuple[bytes, bool]:
     return payload, False
 
 
+@pytest.mark.slow
 def test_a_subscriber_that_stops_reading_is_cut_off_and_resumes_losing_nothing(
     make_gateway, mock_model: MockModel
 ) -> None:
@@ -244,6 +245,7 @@ def _stalled_reader(gw: Gateway, path: str) -> tuple[socket.socket, bytes]:
     return sock, head
 
 
+@pytest.mark.slow
 def test_stalled_readers_are_cut_off_by_bytes_capped_and_freed_on_disconnect(
     make_gateway, mock_model: MockModel, backend: str
 ) -> None:

@@ -195,6 +195,7 @@ def test_a_webhook_outside_the_rules_is_a_400_and_creates_nothing(hooked: Gatewa
     assert hooked.client.get("/api/sessions", params={"limit": 100}).json()["data"] == before
 
 
+@pytest.mark.slow
 def test_a_delivery_survives_kill_9_while_the_receiver_is_down(make_gateway, mock_model: MockModel) -> None:
     down = Receiver()  # its port is chosen; nothing listens there yet
     gw = make_gateway(**{**WEBHOOK_ENV, "CC_API_WEBHOOK_BACKOFF": "0.5"})
