@@ -130,8 +130,11 @@ class WebhookSender:
             if started and len(claimed) == free:
                 continue
             wait = max(0.0, min(POLL_SECONDS, self._next_due - time.time()))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the
+            # wakeup fires (an attempt ending just as ``stop`` cancels this loop), and the loop would run on
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
             if time.time() >= self._next_due:
                 self._next_due = float("inf")
 
