@@ -67,8 +67,9 @@ def offline_environ(home: Path, mock_url: str | None = None) -> Iterator[None]:
     the SDK merges ``os.environ`` into every CLI child, so nothing of the caller's Claude login may leak."""
     saved = dict(os.environ)
     (home / "user").mkdir(parents=True, exist_ok=True)
+    environment = test_environment(home, mock_url)  # from the caller's environment: clear it only afterwards
     os.environ.clear()
-    os.environ.update(test_environment(home, mock_url))
+    os.environ.update(environment)
     try:
         yield
     finally:
