@@ -1,14 +1,16 @@
 """Gateway overhead: one warm turn through CC API (HTTP, events, store) vs the same turn on a direct ClaudeSDKClient,
 and the time to the first token of a streamed turn on both.
 
-Three sides each hold one warm Claude Code process with the same options (the gateway's own builder) and talk to one
-mock model: CC API; a direct ``ClaudeSDKClient``; and a direct client that also mirrors its transcript to a
-``SessionStore`` (the SDK's in-memory one) as the gateway's options do, which shows what the SDK itself spends on the
-mirror that makes a session resumable. Turns rotate between them (which side goes first rotates too), so all see the
-same machine load and the same growing conversation. Each round is a default (JSON reply) turn on each side, then a
-streamed turn on each side: ``"stream": true`` through CC API, timed to its first ``message.delta``, against the
-first text ``StreamEvent`` on the SDK. The mock echoes the input, which is long enough to stream in several deltas.
-A few warm-up rounds are not counted.
+Three sides each hold one warm Claude Code process with the same options (the gateway's own builder, the Bash
+sandbox included) and talk to one mock model: CC API; a direct ``ClaudeSDKClient``; and a direct client that also
+mirrors its transcript to a ``SessionStore`` (the SDK's in-memory one) as the gateway's options do, which shows what
+the SDK itself spends on the mirror that makes a session resumable. CC API is timed through a lean HTTP/1.1 client
+(``bench.http1``), so the ratio is the gateway's cost and not a client library's; the same default turn sent with
+httpx, in a second session, shows what such a library adds. Turns rotate between them (which side goes first rotates
+too), so all see the same machine load and the same growing conversation. Each round is a default (JSON reply) turn
+on each side, then a streamed turn on each side: ``"stream": true`` through CC API, timed to its first
+``message.delta``, against the first text ``StreamEvent`` on the SDK. The mock echoes the input, which is long
+enough to stream in several deltas. A few warm-up rounds are not counted.
 
 Five runs back to back by default, each on fresh processes; each run's ratios and their median are reported, with
 the gateway's ``/metrics`` scraped after each run.
@@ -44,6 +46,7 @@ from bench.common import (
     scratch_home,
     sdk_options,
 )
+from bench.http1 import Http1
 from ccapi.engine.sandbox import SandboxPolicy
 from ccapi.testing import MockModel
 
@@ -51,7 +54,8 @@ WARMUP_TURNS = 3
 TARGET = 1.25
 #: The median of the runs' p50 ratios must stay under this too: one run's luck is not a result.
 MEDIAN_TARGET = 1.15
-SIDES = ["direct", "mirrored", "gateway"]
+#: ``httpx``: CC API's default turn sent with httpx (its streamed turns are not: the library's cost shows once).
+SIDES = ["direct", "mirrored", "gateway", "httpx"]
 SEGMENTS = ("request → turn.started", "turn.started → turn.completed", "turn.completed → reply received")
 #: What each turn says (the mock echoes it): long enough that the reply streams in several deltas.
 PROMPT = "turn {n}: answer with these words so that the reply streams in a handful of text deltas"
@@ -68,6 +72,8 @@ class Measurement:
     """Turns on a direct client that also mirrors its transcript to a ``SessionStore`` (the SDK's in-memory one), as
     the gateway's options do: what the SDK itself spends on the mirror that makes a session resumable."""
     mirrored_first_token: list[float]
+    through_httpx: list[float]
+    """Default turns through CC API sent with httpx instead of the lean client: the gateway plus a client library."""
 
 
 async def direct_turn(client: ClaudeSDKClient, text: str) -> tuple[float, float | None]:
@@ -101,29 +107,35 @@ class GatewayTurn:
     received_at: float
 
 
-async def gateway_turn(http: httpx.AsyncClient, session_id: str, text: str) -> GatewayTurn:
+async def gateway_turn(http: Http1, session_id: str, text: str) -> GatewayTurn:
     """One turn through CC API in its default mode: the reply arrives once the turn has completed."""
     sent_at, began = time.time(), time.perf_counter()
-    response = await http.post(f"/api/sessions/{session_id}/turns", json={"input": text})
+    reply = await http.post(f"/api/sessions/{session_id}/turns", {"input": text})
     elapsed, received_at = time.perf_counter() - began, time.time()
+    if reply.status != 200 or reply.json()["status"] != "completed":
+        raise RuntimeError(f"CC API turn failed: {reply.body!r}")
+    return GatewayTurn(elapsed, reply.json()["turn_id"], sent_at, received_at)
+
+
+async def httpx_turn(http: httpx.AsyncClient, session_id: str, text: str) -> float:
+    """The same turn sent with httpx: what a typical client library adds to a turn, beside the gateway's cost."""
+    began = time.perf_counter()
+    response = await http.post(f"/api/sessions/{session_id}/turns", json={"input": text})
+    elapsed = time.perf_counter() - began
     if response.status_code != 200 or response.json()["status"] != "completed":
         raise RuntimeError(f"CC API turn failed: {response.text}")
-    return GatewayTurn(elapsed, response.json()["turn_id"], sent_at, received_at)
+    return elapsed
 
 
-async def gateway_first_token(http: httpx.AsyncClient, session_id: str, text: str) -> float:
+async def gateway_first_token(http: Http1, session_id: str, text: str) -> float:
     """One streamed turn through CC API (``"stream": true``), read to its end; returns the time from the
     request to its first ``message.delta`` event."""
     began, first_token, ended = time.perf_counter(), None, None
-    body = {"input": text, "stream": True}
-    async with http.stream("POST", f"/api/sessions/{session_id}/turns", json=body) as response:
-        if response.status_code != 200:
-            raise RuntimeError(f"CC API streamed turn failed: {(await response.aread()).decode()}")
-        async for line in response.aiter_lines():
-            if line == "event: message.delta" and first_token is None:
-                first_token = time.perf_counter() - began
-            elif line.startswith("event: turn."):
-                ended = line.removeprefix("event: ")
+    async for line in http.stream_lines(f"/api/sessions/{session_id}/turns", {"input": text, "stream": True}):
+        if line == "event: message.delta" and first_token is None:
+            first_token = time.perf_counter() - began
+        elif line.startswith("event: turn."):
+            ended = line.removeprefix("event: ")
     if first_token is None or ended != "turn.completed":
         raise RuntimeError(f"CC API streamed turn ended {ended} with no text delta: {first_token}")
     return first_token
@@ -161,6 +173,7 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
     direct_first: list[float] = []
     mirrored_first: list[float] = []
     gateway_first: list[float] = []
+    through_httpx: list[float] = []
     # the sandbox and deny rules a gateway here gives Claude Code (its default CC_API_SANDBOX=auto), on every side
     sandbox = SandboxPolicy.detect("auto", [cwd / "cc-api"])
     options = sdk_options(mock_url, cwd, sandbox=sandbox)
@@ -169,26 +182,32 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
         ClaudeSDKClient(options) as sdk,
         ClaudeSDKClient(mirror_options) as mirror_sdk,
         httpx.AsyncClient(base_url=base_url, timeout=60) as http,
+        Http1(http.base_url.host, http.base_url.port or 80) as lean,
     ):
-        session = (await http.post("/api/sessions", json={})).json()["id"]
+        # the httpx turns run in a session of their own, so each conversation grows by two turns a round
+        session, httpx_session = [(await http.post("/api/sessions", json={})).json()["id"] for _ in range(2)]
         clients = {"direct": sdk, "mirrored": mirror_sdk}
         progress = Progress(f"overhead: rounds ({WARMUP_TURNS} warm-up, then {turns} timed)", WARMUP_TURNS + turns)
         for n in range(WARMUP_TURNS + turns):
             text = PROMPT.format(n=n)
             # which side goes first rotates, and the streamed turns run in reverse order: each round one side's
             # streamed turn directly follows its own default turn, each side as often as the others
-            sides = SIDES[n % 3 :] + SIDES[: n % 3]
+            sides = SIDES[n % len(SIDES) :] + SIDES[: n % len(SIDES)]
             whole: dict[str, float] = {}
             first: dict[str, float | None] = {}
             for side in sides:
                 if side == "gateway":
-                    turn = await gateway_turn(http, session, text)
+                    turn = await gateway_turn(lean, session, text)
                     whole[side] = turn.seconds
+                elif side == "httpx":
+                    whole[side] = await httpx_turn(http, httpx_session, text)
                 else:
                     whole[side], _ = await direct_turn(clients[side], text)
             for side in reversed(sides):
+                if side == "httpx":
+                    continue
                 if side == "gateway":
-                    first[side] = await gateway_first_token(http, session, text)
+                    first[side] = await gateway_first_token(lean, session, text)
                 else:
                     _, first[side] = await direct_turn(clients[side], text)
             direct_first_token, mirrored_first_token = first["direct"], first["mirrored"]
@@ -201,6 +220,7 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
                 direct_first.append(direct_first_token)
                 mirrored_first.append(mirrored_first_token)
                 gateway_first.append(first["gateway"] or 0.0)
+                through_httpx.append(whole["httpx"])
             progress.step()
         say("overhead: reading the session's events to split each turn's time")
         times = await turn_event_times(http, session)
@@ -212,16 +232,25 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
         gateway_first,
         mirrored,
         mirrored_first,
+        through_httpx,
     )
 
 
 def latency_table(turns: int, m: Measurement, summary: dict[str, Any]) -> Table:
-    return _side_table(
+    table = _side_table(
         f"Warm turn latency, {turns} turns per side",
         ["direct ClaudeSDKClient", "direct ClaudeSDKClient + transcript mirror", "CC API (HTTP + events + store)"],
         (m.direct, m.mirrored, m.gateway),
         summary["whole_turn"],
     )
+    stats, r = latency_summary(m.through_httpx), summary["whole_turn"]["httpx_vs_direct"]
+    table.rows.append(["CC API, sent with httpx (a client library's cost too)", *_ms(stats)])
+    table.rows.append(["CC API with httpx / direct", f"{r['p50']:.2f}x", f"{r['p99']:.2f}x", f"{r['mean']:.2f}x"])
+    return table
+
+
+def _ms(stats: dict[str, float]) -> list[float]:
+    return [stats["p50_ms"], stats["p99_ms"], stats["mean_ms"]]
 
 
 def first_token_table(turns: int, m: Measurement, summary: dict[str, Any]) -> Table:
@@ -240,8 +269,7 @@ def first_token_table(turns: int, m: Measurement, summary: dict[str, Any]) -> Ta
 def _side_table(title: str, names: list[str], samples: tuple[list[float], ...], ratios: dict[str, Any]) -> Table:
     table = Table(title, ["path", "p50 ms", "p99 ms", "mean ms"])
     for name, seconds in zip(names, samples, strict=True):
-        stats = latency_summary(seconds)
-        table.rows.append([name, stats["p50_ms"], stats["p99_ms"], stats["mean_ms"]])
+        table.rows.append([name, *_ms(latency_summary(seconds))])
     for against in ("direct", "mirrored"):
         r = ratios[f"vs_{against}"]
         label = "CC API / direct" + (" + mirror" if against == "mirrored" else "")
@@ -302,7 +330,11 @@ def pooled(runs: list[Measurement]) -> Measurement:
 
 def summarise(m: Measurement) -> dict[str, Any]:
     return {
-        "whole_turn": {"vs_direct": ratios(m.gateway, m.direct), "vs_mirrored": ratios(m.gateway, m.mirrored)},
+        "whole_turn": {
+            "vs_direct": ratios(m.gateway, m.direct),
+            "vs_mirrored": ratios(m.gateway, m.mirrored),
+            "httpx_vs_direct": ratios(m.through_httpx, m.direct),
+        },
         "first_token": {
             "vs_direct": ratios(m.gateway_first_token, m.direct_first_token),
             "vs_mirrored": ratios(m.gateway_first_token, m.mirrored_first_token),
@@ -404,6 +436,7 @@ def main() -> None:
             "direct": latency_summary(m.direct),
             "mirrored": latency_summary(m.mirrored),
             "ccapi": latency_summary(m.gateway),
+            "ccapi_with_httpx": latency_summary(m.through_httpx),
             "first_token": {
                 "direct": latency_summary(m.direct_first_token),
                 "mirrored": latency_summary(m.mirrored_first_token),
@@ -413,6 +446,7 @@ def main() -> None:
                 "direct": [s * 1000 for s in m.direct],
                 "mirrored": [s * 1000 for s in m.mirrored],
                 "ccapi": [s * 1000 for s in m.gateway],
+                "ccapi_with_httpx": [s * 1000 for s in m.through_httpx],
                 "direct_first_token": [s * 1000 for s in m.direct_first_token],
                 "mirrored_first_token": [s * 1000 for s in m.mirrored_first_token],
                 "ccapi_first_token": [s * 1000 for s in m.gateway_first_token],
