@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,6 +24,7 @@ from ccapi.store.models import LeaseRow
 from ccapi.store.prepared import Prepared
 from ccapi.store.records import TranscriptLines, TurnEnd
 from ccapi.store.transcripts import TranscriptMirror
+from ccapi.store.worker import StoreThread
 
 
 @pytest.fixture(params=["sqlite", "jsondir", "postgres"])
@@ -513,3 +515,36 @@ def test_prepared_statements_check_their_parameters_against_peewee(tmp_path: Pat
         )
         assert taken == 1 and LeaseRow.get(LeaseRow.session_id == "sess_p").owner == owner
     asyncio.run(store.close())
+
+
+def test_the_store_thread_runs_calls_in_order_on_one_thread_and_hands_back_errors() -> None:
+    """Every backend call runs on the one store thread, in the order the event loop made them; a backend error
+    reaches its caller; a call whose caller gave up before it started never runs; a closed store refuses."""
+    worker, ran, threads = StoreThread(), [], set()
+
+    def call(n: int) -> int:
+        threads.add(threading.get_ident())
+        time.sleep(0.01 if n == 0 else 0)
+        ran.append(n)
+        return n * 10
+
+    def fail() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def scenario() -> None:
+        assert await asyncio.gather(*(worker.run(call, n) for n in range(5))) == [0, 10, 20, 30, 40]
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            await worker.run(fail)
+        blocker = asyncio.ensure_future(worker.run(time.sleep, 0.1))
+        await asyncio.sleep(0.02)
+        abandoned = asyncio.ensure_future(worker.run(call, 99))
+        await asyncio.sleep(0)
+        abandoned.cancel()
+        await blocker
+        assert await worker.run(call, 5) == 50
+
+    run(scenario())
+    worker.close()
+    assert ran == [0, 1, 2, 3, 4, 5] and len(threads) == 1 and threading.get_ident() not in threads
+    with pytest.raises(RuntimeError, match="closed"):
+        run(worker.run(call, 6))

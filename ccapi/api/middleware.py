@@ -51,6 +51,9 @@ class DeadlineRequest(Request):
             super().__init__(_escaped_url(url_bytes), *args, **kwargs)
 
     async def receive_body(self) -> None:
+        if _arrived(self.stream):  # most requests: nothing to wait for, so no deadline task either
+            await super().receive_body()
+            return
         timeout = self.app.config.REQUEST_TIMEOUT
         try:
             await asyncio.wait_for(super().receive_body(), timeout)
@@ -59,6 +62,14 @@ class DeadlineRequest(Request):
                 self.stream.keep_alive = False
                 self.stream.request_body = None
             raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
+
+
+def _arrived(stream: object) -> bool:
+    """The whole body (or none) is in the connection's buffer already: reading it cannot wait on the client."""
+    if not isinstance(stream, Http) or stream.expecting_continue:
+        return False
+    body = stream.request_body
+    return not body or (body is True and len(stream.recv_buffer) >= (stream.request_bytes_left or 0))
 
 
 def _escaped_url(url: bytes) -> bytes:

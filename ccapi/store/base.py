@@ -7,15 +7,14 @@ streams to clients, and no backend ever sees two of its own calls at once.
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ccapi.events import Event
 from ccapi.store.outbox import WebhookDelivery
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
+from ccapi.store.worker import StoreThread
 
 T = TypeVar("T")
 
@@ -28,10 +27,10 @@ class Store(ABC):
     shared = False
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccapi-store")
+        self._thread = StoreThread()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._thread.run(fn, *args)
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
@@ -39,7 +38,7 @@ class Store(ABC):
 
     async def close(self) -> None:
         await self._run(self._close)
-        self._executor.shutdown(wait=True)
+        self._thread.close()
 
     async def ping(self) -> bool:
         try:
