@@ -331,6 +331,25 @@ def test_a_turns_end_and_transcript_lines_commit_with_its_terminal_event(make: C
     run(scenario())
 
 
+def test_a_turns_end_lets_its_own_hosts_lease_go_in_the_same_commit(make: Callable[..., Store]) -> None:
+    """A turn's end saves the store trip that released the lease after it, and never lets another host's go."""
+
+    async def scenario() -> None:
+        store = make()
+        await store.open()
+        await store.create_session(_session("sess_l", "2026"))
+        for n, owner in enumerate(["host-b", "host-a"], 1):
+            await store.create_turn(TurnRecord(f"turn_{n}", "sess_l", n, "running", "hi", "2026"))
+            assert await store.acquire_lease("sess_l", "host-a", ttl=60) is None
+            end = TurnEnd(f"turn_{n}", "sess_l", {"status": "completed"}, {"status": "idle"}, release_lease_of=owner)
+            await store.append_events([_event("sess_l", n, "turn.completed")], [end])
+            holder = await store.acquire_lease("sess_l", "host-c", ttl=60)
+            assert holder == ("host-a" if owner == "host-b" else None)
+        await store.close()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("queued", [False, True], ids=["direct", "through-the-event-log"])
 def test_transcript_mirror_conformance(make: Callable[..., Store], tmp_path: Path, queued: bool) -> None:
     """The SDK's own SessionStore conformance suite, one fresh store per contract; also with appends riding on

@@ -71,13 +71,24 @@ class SessionService:
         self.limits = limits or LimitBoard()
         #: What the sessions and compat layers record for ``/metrics``.
         self.metrics = metrics or Metrics(process=False)
+        #: Turns waiting behind a running turn (see ``queue``).
+        self.queues = TurnQueues(events)
         self._ctx = TurnContext(
-            store, events, pool, settings.tool_timeout, settings.approval_timeout, self.limits, self.metrics, tracing
+            store,
+            events,
+            pool,
+            settings.tool_timeout,
+            settings.approval_timeout,
+            self.limits,
+            self.metrics,
+            tracing,
+            # alone on its store, a host lets a session's lease go with the turn's end; with others, only after
+            # its queue had its say (below), so no other host can step in before a turn queued here
+            release_lease_of=None if store.shared else settings.owner_id,
+            queued=self.queues.waiting,
         )
         self._transcripts = TranscriptMirror(store, events)
         self._running: dict[str, TurnRun] = {}
-        #: Turns waiting behind a running turn (see ``queue``).
-        self.queues = TurnQueues(events)
         self._closing = False
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
@@ -429,13 +440,13 @@ class SessionService:
     def _forget_run(self, run: TurnRun) -> None:
         if self._running.get(run.session.id) is run:
             del self._running[run.session.id]
-        release = asyncio.get_running_loop().create_task(self._release_if_idle(run.session.id))
+        release = asyncio.get_running_loop().create_task(self._release_if_idle(run.session.id, run.lease_released))
         self._releases.add(release)
         release.add_done_callback(self._releases.discard)
 
-    async def _release_if_idle(self, session_id: str) -> None:
+    async def _release_if_idle(self, session_id: str, released: bool) -> None:
         """Start the next queued turn; else let other hosts drive the session between turns —
-        unless a new turn already started here."""
+        unless a new turn already started here, or the turn's end already let the lease go."""
         async with self._lock(session_id):
             if session_id in self._running:
                 return
@@ -443,7 +454,7 @@ class SessionService:
             try:
                 started = await self.queues.drain(session_id, self._start_queued)
             finally:
-                if not started:
+                if not started and not released:
                     await self.store.release_lease(session_id, self._owner)
 
     async def _start_queued(self, queued: QueuedTurn) -> TurnRun:

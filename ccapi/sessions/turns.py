@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,6 +55,10 @@ class TurnContext:
     limits: LimitBoard = field(default_factory=LimitBoard)
     metrics: Metrics = field(default_factory=lambda: Metrics(process=False))
     tracing: Tracing | None = None
+    release_lease_of: str | None = None
+    """This host's id when a turn's end may let its session's lease go in the end's own commit: on a store no
+    other host shares, and when no turn waits in the session's queue (``queued``) to run next under it."""
+    queued: Callable[[str], int] = lambda _session_id: 0
 
 
 class TurnRun:
@@ -78,6 +83,8 @@ class TurnRun:
         self.started_seq = 0
         #: The terminal event is committed: the turn is over but for its task's last steps.
         self.ended = False
+        #: Its commit also let the session's lease go (``TurnContext.release_lease_of``).
+        self.lease_released = False
         self.compaction: dict[str, Any] | None = None
         self.desk = ToolDesk(
             ctx.tool_timeout, self._report_timeout, ctx.approval_timeout, self._report_approval_timeout
@@ -380,7 +387,9 @@ class TurnRun:
             # the session as this turn's lease found it: no other turn can have added to it since
             "usage": _add_usage(self.session.usage, outcome),
         }
-        self.ctx.events.end_turn(TurnEnd(record.id, self.session.id, ended, session))  # one commit with `final`
+        owner = None if self.ctx.queued(self.session.id) else self.ctx.release_lease_of
+        self.ctx.events.end_turn(TurnEnd(record.id, self.session.id, ended, session, owner))  # one commit with `final`
+        self.lease_released = owner is not None
         await self.ctx.events.flush()
         self.ended = True
         duration = (outcome.duration_ms or 0) / 1000

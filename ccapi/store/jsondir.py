@@ -297,6 +297,8 @@ class JsonDirStore(Store):
         for end in ends:
             self._update_turn(end.turn_id, end.turn)
             self._update_session(end.session_id, end.session)
+            if end.release_lease_of is not None:
+                self._release_lease(end.session_id, end.release_lease_of)
 
     def _event_files(self, session_id: str, after: int) -> list[Path]:
         folder = self._session_dir(session_id) / "events"

@@ -63,6 +63,8 @@ class TurnEnd:
     session_id: str
     turn: dict[str, Any]
     session: dict[str, Any]
+    release_lease_of: str | None = None
+    """The host whose lease on the session this commit lets go, saving the trip that would follow it."""
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,8 @@ class SqlStore(Store):
             for end in ends:
                 self._update_turn(end.turn_id, end.turn)
                 sessions.setdefault(end.session_id, {}).update(end.session)
+                if end.release_lease_of is not None:
+                    self._release_lease(end.session_id, end.release_lease_of)
             for session_id, fields in sessions.items():  # one update each, a turn's end with its last seq
                 self._update_session(session_id, fields)
             if self.shared:  # delivered at commit, to every host's AppendListener
