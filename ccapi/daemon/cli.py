@@ -33,6 +33,11 @@ def _fail(message: str, code: int = EXIT_FAILED) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.env_fd is not None:
+        os.environ.update(handover.receive(args.env_fd))
+    elif handover.private_part(os.environ):
+        handover.reexec_privately(args.argv, os.environ)  # secrets out of /proc/<pid>/environ; same pid
+    # Only after the hand-over: the re-executed image imports them again (~3 CPU-seconds, the SDK's `mcp` most).
     import structlog
     from sanic.server.socket import bind_socket
 
@@ -40,10 +45,6 @@ def _run(args: argparse.Namespace) -> int:
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
     from ccapi.observability.logs import configure_logging, secret_values
 
-    if args.env_fd is not None:
-        os.environ.update(handover.receive(args.env_fd))
-    elif handover.private_part(os.environ):
-        handover.reexec_privately(args.argv, os.environ)  # secrets out of /proc/<pid>/environ; same pid
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
     try:
         os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
