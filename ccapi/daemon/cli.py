@@ -11,6 +11,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from ccapi import __version__
 from ccapi.config import ConfigError, Settings
@@ -37,7 +38,14 @@ def _run(args: argparse.Namespace) -> int:
         os.environ.update(handover.receive(args.env_fd))
     elif handover.private_part(os.environ):
         handover.reexec_privately(args.argv, os.environ)  # secrets out of /proc/<pid>/environ; same pid
-    # Only after the hand-over: the re-executed image imports them again (~3 CPU-seconds, the SDK's `mcp` most).
+    try:
+        os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        settings = Settings.from_env().with_overrides(**overrides)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    # Only now, after the hand-over (the re-executed image would import them again) and the settings (a mistake in
+    # them is told at once): ~3 CPU-seconds, the SDK's `mcp` most.
     import structlog
     from sanic.server.socket import bind_socket
 
@@ -46,12 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     from ccapi.observability.logs import configure_logging, secret_values
 
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
-    try:
-        os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
-        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        settings = Settings.from_env().with_overrides(child_umask=user_umask, **overrides)
-    except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+    settings = replace(settings, child_umask=user_umask)
     configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
     log = structlog.get_logger("ccapi.daemon.cli")
     if changes := tighten(settings):
