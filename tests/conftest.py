@@ -54,9 +54,10 @@ def user_umask() -> Iterator[int]:
 
 
 BACKENDS = ("sqlite", pytest.param("jsondir", marks=pytest.mark.slow))
-"""The store backends a module's whole suite runs on. The JSON directory's pass repeats the module's real-CLI
-scenarios (its store contract is checked in-process in test_store_backends), so it is `slow`: `make test` runs it,
-the edit-test loop does not."""
+"""The store backends an end-to-end module runs on: every backend's store contract is checked in-process in
+test_store_backends, so only test_turns, test_crash, test_private_state and test_restart's resume-from-the-store test
+run the JSON directory's pass over HTTP too (the other modules would repeat the same HTTP path on the same contract).
+It is `slow`: `make test` runs it, the edit-test loop does not."""
 
 
 @pytest.fixture(scope="module")
