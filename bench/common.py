@@ -28,6 +28,7 @@ from claude_agent_sdk._cli_version import __cli_version__
 
 import ccapi
 from ccapi.engine.bridge import ToolResolver
+from ccapi.engine.sandbox import SandboxPolicy
 from ccapi.engine.spec import EngineSpec, build_options, engine_environment
 from ccapi.toolpolicy import PermissionPolicy
 from tests.gateway import Gateway, test_environment
@@ -85,9 +86,11 @@ def sdk_options(
     tools: Sequence[dict[str, Any]] = (),
     resolve_tool: ToolResolver | None = None,
     max_turns: int = 8,
+    sandbox: SandboxPolicy | None = None,
 ) -> ClaudeAgentOptions:
     """Options built by the gateway's own builder, so a direct-SDK run differs from CC API only in what the
-    gateway adds around the SDK (HTTP, events, store), not in how Claude Code is configured."""
+    gateway adds around the SDK (HTTP, events, store), not in how Claude Code is configured. ``sandbox``: the
+    Bash sandbox and deny rules a gateway on this machine gives Claude Code (``SandboxPolicy.detect``)."""
     spec = EngineSpec(
         session_id="bench",
         model=MODEL,
@@ -98,6 +101,8 @@ def sdk_options(
         env=engine_environment(mock_url, TOOL_TIMEOUT),
         tools=tuple(tools),
         resolve_tool=resolve_tool,
+        sandbox=sandbox.settings if sandbox else None,
+        denied_tools=sandbox.denied_tools if sandbox else (),
     )
     return build_options(spec, lambda _line: None)
 
