@@ -12,13 +12,14 @@ from tests import postgres
 from tests.gateway import Gateway
 
 LONGEST_FILES = (
-    "test_load.py",
     "test_packaging.py",
+    "test_load.py",
     "test_schema_fuzz.py",
     "test_compat_clients.py",
     "test_restart.py",
     "test_cli.py",
-    "test_shutdown.py",
+    "test_several_hosts.py",
+    "test_compat_longday.py",
     "test_pool.py",
 )
 """The files that take longest in `make test` (by its `--durations` list), longest first. A stale entry costs only
