@@ -26,9 +26,11 @@ run: $(VENV)/.installed
 
 # The tests run on WORKERS pytest-xdist processes, a test file per worker at a time (its module gateway is started
 # once, and a file's tests never race each other): most of a test's time is spent waiting on the gateway, Claude
-# Code and the mock model, so 3 workers pay even on 2 cores. `make test WORKERS=0` runs them one by one, in-process.
+# Code and the mock model, so 3 workers pay even on 2 cores. Files are handed out in tests/conftest.py's order, the
+# longest first (xdist's own reorder, by number of tests, left the longest file alone at the end).
+# `make test WORKERS=0` runs them one by one, in-process.
 WORKERS ?= 3
-XDIST = -n $(WORKERS) --dist loadfile
+XDIST = -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)

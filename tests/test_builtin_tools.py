@@ -96,11 +96,14 @@ def test_gateway_default_policy_from_the_environment(make_gateway, mock_model: M
 @pytest.mark.parametrize(
     "sandbox", [None, *(pytest.param(value, marks=pytest.mark.slow) for value in ("1", "yes", "true"))]
 )
-def test_a_default_turn_completes_whatever_is_sandbox_says(make_gateway, mock_model: MockModel, sandbox) -> None:
+def test_a_default_turn_completes_whatever_is_sandbox_says(
+    request: pytest.FixtureRequest, make_gateway, mock_model: MockModel, sandbox
+) -> None:
     """Claude Code takes only IS_SANDBOX=1 as root; the gateway follows that rule exactly, so `yes` and
     `true` (set by some shells and containers) ask for approvals instead of failing every turn. Where the
     bypass holds, a built-in tool runs without asking (no permission callback is passed there)."""
-    gw = make_gateway(IS_SANDBOX=sandbox)
+    # without IS_SANDBOX: the module's gateway is that one
+    gw = request.getfixturevalue("gateway") if sandbox is None else make_gateway(IS_SANDBOX=sandbox)
     session = gw.create_session()
     reply = gw.turn(session["id"], "hello")
     assert reply["status"] == "completed", reply

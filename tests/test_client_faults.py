@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -193,9 +194,18 @@ def _post_head(path: str, length: int) -> bytes:
     ).encode()
 
 
-def test_a_trickled_body_is_cut_off_with_a_408_envelope(make_gateway) -> None:
-    gw = make_gateway(CC_API_REQUEST_TIMEOUT="2", CC_API_KEY=API_KEY)
+@pytest.fixture(scope="module")
+def keyed(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A keyed gateway with a 2 s request deadline, for the tests of cut-off requests."""
+    gw = Gateway(tmp_path_factory.mktemp("keyed"), mock_model.url, CC_API_REQUEST_TIMEOUT="2", CC_API_KEY=API_KEY)
     gw.client.headers["Authorization"] = f"Bearer {API_KEY}"
+    yield gw.start()
+    gw.stop()
+    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+
+
+def test_a_trickled_body_is_cut_off_with_a_408_envelope(keyed: Gateway) -> None:
+    gw = keyed
     before = _snapshot(gw)
     body = orjson.dumps({"metadata": {"note": "x" * 200}})  # 16 bytes/s: would take ~14 s
 
@@ -215,9 +225,9 @@ def test_a_trickled_body_is_cut_off_with_a_408_envelope(make_gateway) -> None:
     assert _parse_response(raw)[0] == 201
 
 
-def test_a_stalled_request_head_is_a_408_not_a_401(make_gateway) -> None:
+def test_a_stalled_request_head_is_a_408_not_a_401(keyed: Gateway) -> None:
     """The head never finished, so the key was never seen: "wrong key" would mislead the client."""
-    gw = make_gateway(CC_API_REQUEST_TIMEOUT="2", CC_API_KEY=API_KEY)
+    gw = keyed
     head = _post_head("/api/sessions", 10)
     elapsed, raw = _raw_exchange(gw.port, head[:40], b"", 1, 0.25, give_up=10)
     status, _, error = _parse_response(raw)

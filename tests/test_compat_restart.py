@@ -9,15 +9,8 @@ import pytest
 
 from ccapi.testing import MockModel
 from tests.compat_support import main_requests, user_texts
-from tests.conftest import BACKENDS
 
 pytestmark = pytest.mark.slow  # restarts a gateway
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """The affinity index must survive a restart on every store backend."""
-    return request.param
 
 
 def test_restart_keeps_responses_and_continues_chat_warm(make_gateway, mock_model: MockModel) -> None:

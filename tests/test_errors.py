@@ -24,8 +24,10 @@ def _snapshot(gw: Gateway) -> Any:
     return sessions, {s["id"]: gw.events(s["id"]) for s in sessions}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def seeded(gateway: Gateway) -> tuple[Gateway, str]:
+    """One session with one turn behind it, for the module: a refused request changes nothing, so every test can
+    use the same one (a session per test cost ~30 Claude Code starts)."""
     session = gateway.create_session()
     gateway.turn(session["id"], "seed")
     return gateway, session["id"]

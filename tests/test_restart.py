@@ -11,13 +11,7 @@ from ccapi.testing import MockModel
 from tests.conftest import BACKENDS
 from tests.metrics_support import scrape, value
 
-pytestmark = pytest.mark.slow  # restarts a gateway (twice per backend)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """This suite runs on every store backend."""
-    return request.param
+pytestmark = pytest.mark.slow  # restarts a gateway
 
 
 def test_restart_keeps_sessions_events_and_context(make_gateway, mock_model: MockModel) -> None:
@@ -47,7 +41,12 @@ def test_restart_keeps_sessions_events_and_context(make_gateway, mock_model: Moc
     assert value(samples, "cc_api_engine_starts_total", reason="new") == 0
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_resume_comes_from_the_gateway_database_not_the_cli_files(make_gateway, mock_model: MockModel) -> None:
+    """On every store backend: the transcript Claude Code resumes from is the store's (its own files are gone),
+    and deleting the session deletes it there. (The other restart scenarios here are the store's contract in
+    test_store_backends plus the same HTTP path, so they run on SQLite only; test_crash and test_turns run the
+    JSON directory end to end too.)"""
     gw = make_gateway()
     session = gw.create_session()
     gw.turn(session["id"], "my locker number is 7734")

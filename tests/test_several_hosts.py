@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -22,15 +24,12 @@ LEASE_TTL = "3"
 WEBHOOK_SECRET = new_secret()
 
 
-@pytest.fixture
-def hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:
+def _host_pair(start: Callable[..., Gateway], url: str, workdir: Path) -> tuple[Gateway, Gateway]:
     """Two gateways on one database; like real hosts they share CC_API_CWD, the working
     directory that Claude Code files a conversation's transcript under."""
-    url = postgres_server.create_database()
-    workdir = tmp_path / "agent-workdir"
     workdir.mkdir()
-    return tuple(
-        make_gateway(
+    a, b = (
+        start(
             CC_API_DATABASE_URL=url,
             CC_API_HOST_ID=name,
             CC_API_LEASE_TTL=LEASE_TTL,
@@ -39,6 +38,32 @@ def hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:
         )
         for name in ("host-a", "host-b")
     )
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def hosts(mock_model: MockModel, postgres_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """A pair of hosts shared by the module's tests that leave both running (each works on its own sessions)."""
+    home = tmp_path_factory.mktemp("hosts")
+    started: list[Gateway] = []
+
+    def start(**env: str) -> Gateway:
+        started.append(Gateway(home / f"gw{len(started)}", mock_model.url, **env).start())
+        return started[-1]
+
+    try:
+        yield _host_pair(start, postgres_server.create_database(), home / "agent-workdir")
+    finally:
+        for gw in started:
+            gw.stop()
+        for gw in started:
+            assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+
+
+@pytest.fixture
+def own_hosts(make_gateway, postgres_server, tmp_path) -> tuple[Gateway, Gateway]:
+    """A pair of hosts for one test, which kills one of them."""
+    return _host_pair(make_gateway, postgres_server.create_database(), tmp_path / "agent-workdir")
 
 
 @pytest.fixture
@@ -117,8 +142,8 @@ def test_a_subscriber_on_one_host_follows_a_turn_on_the_other(hosts, mock_model:
     assert received == b.events(session["id"], after=1)  # every event, in order, once
 
 
-def test_the_owner_dies_mid_turn_and_the_other_host_takes_over(hosts, mock_model: MockModel) -> None:
-    a, b = hosts
+def test_the_owner_dies_mid_turn_and_the_other_host_takes_over(own_hosts, mock_model: MockModel) -> None:
+    a, b = own_hosts
     session = a.create_session()
     a.turn(session["id"], "the vault code is 0451")
     mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.05))

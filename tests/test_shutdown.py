@@ -12,19 +12,12 @@ import httpx
 import pytest
 
 from ccapi.testing import MockModel, Reply
-from tests.conftest import BACKENDS
 from tests.gateway import Gateway, sse_events
 
 pytestmark = pytest.mark.slow  # streams, signals and waits out each gateway's exit
 
 SLOW_TEXT = " ".join(f"tok{n}" for n in range(300))  # 100 deltas, 5 s at 0.05 s each
 EXIT_WITHIN = 10.0
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """Flushing on shutdown is the store's job too: run on every backend."""
-    return request.param
 
 
 class StreamClient(threading.Thread):

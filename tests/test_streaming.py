@@ -11,15 +11,7 @@ import orjson
 import pytest
 
 from ccapi.testing import MockModel, Reply
-from tests.conftest import BACKENDS
 from tests.gateway import Gateway, sse_events
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """This suite runs on every store backend."""
-    return request.param
-
 
 LONG_TEXT = " ".join(f"word{n}" for n in range(60))
 
@@ -247,13 +239,11 @@ def _stalled_reader(gw: Gateway, path: str) -> tuple[socket.socket, bytes]:
 
 @pytest.mark.slow
 def test_stalled_readers_are_cut_off_by_bytes_capped_and_freed_on_disconnect(
-    make_gateway, mock_model: MockModel, backend: str
+    make_gateway, mock_model: MockModel
 ) -> None:
     """Issue 23: readers that stop reading during a turn whose ``turn.started`` carries 8 MB are cut
     off once a backlog of CC_API_SSE_BUFFER_BYTES waits (no event beyond the one being written is
     kept for them), resume losing nothing, and count against the per-session cap only while connected."""
-    if backend != "sqlite":
-        pytest.skip("the fan-out is the same on every backend: once is enough")
     gw = make_gateway(CC_API_SSE_BUFFER_BYTES=str(256 * 1024), CC_API_SSE_MAX_STREAMS_PER_SESSION="3")
     session_id = gw.create_session()["id"]
     after = gw.events(session_id)[-1]["seq"]

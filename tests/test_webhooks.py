@@ -25,7 +25,6 @@ from ccapi.webhook_rules import LOOPBACK, AllowList, new_secret
 from ccapi.webhooks.sender import WebhookSender
 from ccapi.webhooks.signing import sign
 from ccapi.webhooks.targets import WebhookPolicy
-from tests.conftest import BACKENDS
 from tests.gateway import Gateway
 from tests.metrics_support import moved, scrape
 from tests.webhook_receiver import Receiver
@@ -37,12 +36,6 @@ WEATHER = {
     "description": "Current weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """The outbox is written by each backend's own event path: test both."""
-    return request.param
 
 
 @pytest.fixture(scope="module")

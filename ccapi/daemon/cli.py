@@ -11,6 +11,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from ccapi import __version__
 from ccapi.config import ConfigError, Settings
@@ -33,6 +34,18 @@ def _fail(message: str, code: int = EXIT_FAILED) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.env_fd is not None:
+        os.environ.update(handover.receive(args.env_fd))
+    elif handover.private_part(os.environ):
+        handover.reexec_privately(args.argv, os.environ)  # secrets out of /proc/<pid>/environ; same pid
+    try:
+        os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        settings = Settings.from_env().with_overrides(**overrides)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    # Only now, after the hand-over (the re-executed image would import them again) and the settings (a mistake in
+    # them is told at once): ~3 CPU-seconds, the SDK's `mcp` most.
     import structlog
     from sanic.server.socket import bind_socket
 
@@ -40,17 +53,8 @@ def _run(args: argparse.Namespace) -> int:
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
     from ccapi.observability.logs import configure_logging, secret_values
 
-    if args.env_fd is not None:
-        os.environ.update(handover.receive(args.env_fd))
-    elif handover.private_part(os.environ):
-        handover.reexec_privately(args.argv, os.environ)  # secrets out of /proc/<pid>/environ; same pid
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
-    try:
-        os.environ.update(with_env_file(os.environ))  # the env file, as systemd's EnvironmentFile would
-        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        settings = Settings.from_env().with_overrides(child_umask=user_umask, **overrides)
-    except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+    settings = replace(settings, child_umask=user_umask)
     configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
     log = structlog.get_logger("ccapi.daemon.cli")
     if changes := tighten(settings):
