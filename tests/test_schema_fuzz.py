@@ -40,6 +40,7 @@ def api_schema(fuzz_gateway: Gateway):  # schemathesis' own schema type
     return schemathesis.openapi.from_dict(document.json())
 
 
+@pytest.mark.timeout(420)  # ~1,000 generated requests, CPU-bound: 61 s in a quiet CI run, ~150 s under full load
 def test_every_route_honours_its_documented_contract(api_schema, fuzz_gateway: Gateway) -> None:
     """Each documented operation gets a bounded number of generated requests.
 
