@@ -106,7 +106,7 @@ def test_a_warning_is_logged_kept_and_shown(gateway: Gateway, mock_model: MockMo
 
 
 def test_a_rejection_mid_turn_is_a_429_until_the_reset(gateway: Gateway, mock_model: MockModel) -> None:
-    resets = int(time.time()) + 4
+    resets = int(time.time()) + 10  # room for a Claude Code start and a session under a busy machine's load
     mock_model.script(_rejected(resets))
     refused = gateway.client.post(
         "/v1/chat/completions", json={"model": "sonnet", "messages": [{"role": "user", "content": "one more"}]}
@@ -114,7 +114,7 @@ def test_a_rejection_mid_turn_is_a_429_until_the_reset(gateway: Gateway, mock_mo
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "rate_limited"
     assert refused.json()["error"]["type"] == "rate_limit_exceeded"
-    assert 1 <= int(refused.headers["retry-after"]) <= 4
+    assert 1 <= int(refused.headers["retry-after"]) <= 10
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert len(mock_model.message_requests(include_side=False)) == 1  # no retry into the wall
 
