@@ -49,6 +49,7 @@ from bench.common import (
 from bench.http1 import Http1
 from ccapi.engine.sandbox import SandboxPolicy
 from ccapi.testing import MockModel
+from tests.metrics_support import Samples, scrape
 
 WARMUP_TURNS = 3
 TARGET = 1.25
@@ -306,18 +307,14 @@ def one_run(turns: int) -> tuple[Measurement, dict[str, float]]:
     gateway's own ``/metrics`` figures after it (scraped as Prometheus would), which show they counted every turn."""
     with MockModel() as mock, scratch_home() as home, offline_environ(home), running_gateway(mock.url) as gw:
         m = asyncio.run(measure(gw.base_url, mock.url, home, turns))
-        return m, scraped_metrics(gw.client.get("/metrics").text)
+        return m, counted_turns(scrape(gw))
 
 
-def scraped_metrics(text: str) -> dict[str, float]:
-    """The turn and first-token counts of a ``/metrics`` page: the metrics were on, and on the turn path."""
+def counted_turns(samples: Samples) -> dict[str, float]:
+    """The turn and first-token counts of a ``/metrics`` page, over every label: the metrics were on, and on the
+    turn path."""
     wanted = ("cc_api_turns_total", "cc_api_time_to_first_token_seconds_count")
-    found = {name: 0.0 for name in wanted}
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in found:
-            found[name] += float(line.rsplit(" ", 1)[1])
-    return found
+    return {name: sum(v for (sample, _labels), v in samples.items() if sample == name) for name in wanted}
 
 
 def pooled(runs: list[Measurement]) -> Measurement:
