@@ -11,7 +11,6 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from ccapi import __version__
 from ccapi.config import ConfigError, Settings
@@ -54,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     from ccapi.observability.logs import configure_logging, secret_values
 
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
-    settings = replace(settings, child_umask=user_umask)
+    settings = settings.with_overrides(child_umask=user_umask)
     configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
     log = structlog.get_logger("ccapi.daemon.cli")
     if changes := tighten(settings):
