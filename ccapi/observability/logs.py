@@ -90,7 +90,8 @@ class _FormatOnce(structlog.stdlib.ProcessorFormatter):
 def log_soon(logger: Any, event: str, **fields: Any) -> None:
     """Log ``event`` two turns of the event loop from now: a line about a reply is written after
     the reply has gone out, not ahead of it (rendering it and two writes cost ~0.5 ms). Two, not
-    one: a handler awaiting a shielded future (a turn's reply) wakes two turns after it is set."""
+    one: a handler awaiting a shielded future (a turn's reply) wakes two turns after it is set, so
+    call this after setting it (called before, the line went out ahead of the reply)."""
     loop = asyncio.get_running_loop()
     loop.call_soon(loop.call_soon, functools.partial(logger.info, event, **fields))
 

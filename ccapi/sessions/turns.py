@@ -392,6 +392,10 @@ class TurnRun:
         self.lease_released = owner is not None
         await self.ctx.events.flush()
         self.ended = True
+        self._rearm()
+        self._settled.set_result(record)
+        # Counted and traced before anyone waiting on the settle runs (it wakes turns of the loop later), and
+        # logged after: ``log_soon`` called before the settle ran ahead of the reply it is about (~0.5 ms a turn).
         duration = (outcome.duration_ms or 0) / 1000
         self.ctx.metrics.turn_ended(self.turn.kind, outcome.status, duration, outcome.usage, outcome.cost_usd)
         if self._span is not None:
@@ -409,8 +413,6 @@ class TurnRun:
             **({"error": record.error} if record.error else {}),
             **record.usage,
         )
-        self._rearm()
-        self._settled.set_result(record)
         return record
 
     def _end_span(self, outcome: TurnOutcome) -> None:
