@@ -61,13 +61,6 @@ def gateway(mock_model: MockModel, backend: str, tmp_path_factory: pytest.TempPa
     assert gw.lingering_processes() == []
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver().start()
-    yield started
-    started.stop()
-
-
 def test_a_reply_with_an_undeclared_key_fails_the_check() -> None:
     """The check has teeth: an extra key, a wrong enum or a missing required key is named."""
     session_list = {"object": "list", "data": [], "has_more": False, "next_after": None}
@@ -77,12 +70,18 @@ def test_a_reply_with_an_undeclared_key_fails_the_check() -> None:
             check("SessionList", wrong)
 
 
-def test_every_native_reply_matches_its_declared_shape(
-    gateway: Gateway, mock_model: MockModel, receiver: Receiver
-) -> None:
+def test_every_native_reply_matches_its_declared_shape(gateway: Gateway, mock_model: MockModel) -> None:
     """One pass over the native routes: info, health, limits, models, a session's life (a background
     turn paused on a client tool, its results, a compaction, a fork, a change, the lists, the
     webhook deliveries, a delete) and the error envelope."""
+    receiver = Receiver().start()
+    try:
+        _walk_the_routes(gateway, mock_model, receiver)
+    finally:
+        receiver.stop()
+
+
+def _walk_the_routes(gateway: Gateway, mock_model: MockModel, receiver: Receiver) -> None:
     client = gateway.client
     check("Info", client.get("/", headers={"accept": "application/json"}).json())
     check("Health", client.get("/healthz").json())
