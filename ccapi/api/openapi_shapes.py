@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 _PREFIX = "#/components/schemas/"
 
@@ -26,12 +27,10 @@ def schemas(shapes: tuple[type, ...]) -> dict[str, Any]:
     """Each shape's schema (a pydantic model or a TypedDict), by class name, ready for
     ``components.schemas``."""
     named = {shape.__name__ for shape in shapes}
-    out = {}
-    for shape in shapes:
-        document = TypeAdapter(shape).json_schema(ref_template=_PREFIX + "{model}")
-        definitions = document.pop("$defs", {})
-        out[shape.__name__] = _convert(_definition(document), definitions, named)
-    return out
+    # one adapter over all of them: what they share is built once (faster at start-up than one each)
+    together = TypedDict("Shapes", {shape.__name__: shape for shape in shapes})  # type: ignore[misc]
+    definitions = TypeAdapter(together).json_schema(ref_template=_PREFIX + "{model}")["$defs"]
+    return {s.__name__: _convert(_definition(definitions[s.__name__]), definitions, named) for s in shapes}
 
 
 def _definition(schema: dict[str, Any]) -> dict[str, Any]:
