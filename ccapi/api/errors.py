@@ -11,12 +11,13 @@ from sanic.exceptions import RequestCancelled, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import json
 
+from ccapi.api.replies import Error, ErrorType
 from ccapi.errors import ApiError
 
 log = structlog.get_logger(__name__)
 
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"; only ever logged
-_SANIC_TYPES = {
+_SANIC_TYPES: dict[int, ErrorType] = {
     400: "invalid_request",
     401: "unauthorized",
     404: "not_found",
@@ -26,8 +27,9 @@ _SANIC_TYPES = {
 }
 
 
-def error_response(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> HTTPResponse:
-    return json({"error": {"type": type_, "message": message}}, status=status, headers=headers, dumps=_dumps)
+def error_response(status: int, type_: ErrorType, message: str, headers: dict[str, str] | None = None) -> HTTPResponse:
+    body: Error = {"error": {"type": type_, "message": message}}
+    return json(body, status=status, headers=headers, dumps=_dumps)
 
 
 def _dumps(value: Any) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from ccapi.api.replies import Event, EventList
 from ccapi.api.request import int_arg
 from ccapi.api.sse import follow_stream, make_room, send_events
 from ccapi.errors import InvalidRequest
@@ -23,14 +26,13 @@ async def list_events(request: Request, session_id: str) -> HTTPResponse:
     types = [t for t in request.args.get("types", "").split(",") if t] or None
     events = await service.events_page(session_id, after, limit + 1, types)
     page = events[:limit]
-    return json(
-        {
-            "object": "list",
-            "data": [event.to_dict() for event in page],
-            "has_more": len(events) > limit,
-            "last_seq": page[-1].seq if page else after,
-        }
-    )
+    body: EventList = {
+        "object": "list",
+        "data": [cast(Event, event.to_dict()) for event in page],  # built by ccapi.events, below this layer
+        "has_more": len(events) > limit,
+        "last_seq": page[-1].seq if page else after,
+    }
+    return json(body)
 
 
 @bp.get("/<session_id:str>/events/stream")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import cast
 
 import claude_agent_sdk
 from claude_agent_sdk._cli_version import __cli_version__
@@ -13,6 +13,7 @@ from sanic.response import HTTPResponse, html, json
 from ccapi import __version__
 from ccapi.api.console import ConsolePage
 from ccapi.api.middleware import presented_key
+from ccapi.api.replies import Health, Info, LimitsSummary, Permissions, Sandbox
 
 bp = Blueprint("info")
 _CONSOLE = ConsolePage.load()
@@ -25,24 +26,22 @@ async def service_info(request: Request) -> HTTPResponse:
     if request.accept.match("application/json", "text/html") == "text/html":
         return html(_CONSOLE.body, headers=_CONSOLE.headers)
     settings = request.app.ctx.settings
-    return json(
-        {
-            "name": "cc-api",
-            "version": __version__,
-            "sdk_version": claude_agent_sdk.__version__,
-            "cli_version": __cli_version__,
-            "mock_model": settings.mock_model,
-            "links": {
-                "health": "/healthz",
-                "models": "/api/models",
-                "limits": "/api/limits",
-                "sessions": "/api/sessions",
-                "docs": "/docs",
-                "openapi": "/docs/openapi.json",
-            },
+    body: Info = {
+        "name": "cc-api",
+        "version": __version__,
+        "sdk_version": claude_agent_sdk.__version__,
+        "cli_version": __cli_version__,
+        "mock_model": settings.mock_model,
+        "links": {
+            "health": "/healthz",
+            "models": "/api/models",
+            "limits": "/api/limits",
+            "sessions": "/api/sessions",
+            "docs": "/docs",
+            "openapi": "/docs/openapi.json",
         },
-        headers={"Vary": "Accept"},
-    )
+    }
+    return json(body, headers={"Vary": "Accept"})
 
 
 @bp.get("/healthz")
@@ -52,7 +51,7 @@ async def healthz(request: Request) -> HTTPResponse:
     credentials live, the permission mode, the sandbox and subscription usage need the key."""
     ctx = request.app.ctx
     database_ok = await ctx.store.ping()
-    health: dict[str, Any] = {
+    health: Health = {
         "status": "ok" if database_ok else "unavailable",
         "database": "ok" if database_ok else "unreachable",
         "live_engines": ctx.pool.live_count,
@@ -62,16 +61,15 @@ async def healthz(request: Request) -> HTTPResponse:
     }
     if _may_see_details(request):
         credentials = ctx.credentials
-        health |= {
-            "permissions": ctx.service.permissions.describe(ctx.settings.permission_mode),
-            "sandbox": ctx.service.sandbox.describe(),
-            "claude_credentials": {
-                "found": credentials.found,
-                "source": credentials.source,
-                "message": credentials.message,
-            },
-            "limits": ctx.limits.health(),
+        # the permission policy, the sandbox and the limit board build their parts below this layer
+        health["permissions"] = cast(Permissions, ctx.service.permissions.describe(ctx.settings.permission_mode))
+        health["sandbox"] = cast(Sandbox, ctx.service.sandbox.describe())
+        health["claude_credentials"] = {
+            "found": credentials.found,
+            "source": credentials.source,
+            "message": credentials.message,
         }
+        health["limits"] = cast(LimitsSummary, ctx.limits.health())
     return json(health, status=200 if database_ok else 503)
 
 

@@ -1,8 +1,9 @@
 """The OpenAPI document: every route, body, response and the error envelope.
 
-Routes and replies are written as data (``openapi_replies``, ``openapi_compat``) rather than
-inferred from handlers; the native request bodies are generated from the classes the server
-validates them with (``ccapi.sessions.bodies``), so the two cannot drift. The schema fuzz test
+Routes are written as data (here and in ``openapi_compat``) rather than inferred from handlers;
+the native request bodies are generated from the classes the server validates them with
+(``ccapi.sessions.bodies``) and the replies from the types its renderers are checked against
+(``ccapi.api.replies``), so neither can drift. The schema fuzz test
 holds the server to the whole; ``ccapi.api.reference`` serves it at ``/docs`` and
 ``/docs/openapi.json``.
 """
@@ -13,8 +14,10 @@ from typing import Any
 
 from ccapi import __version__
 from ccapi.api.openapi_compat import COMPAT_PATHS, COMPAT_SCHEMAS
-from ccapi.api.openapi_replies import BODY_SCHEMAS, REPLY_SCHEMAS, ref
+from ccapi.api.openapi_shapes import ref, schemas
+from ccapi.api.replies import REPLIES
 from ccapi.events import EventType
+from ccapi.sessions.bodies import BODIES
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -275,7 +278,7 @@ PATHS: dict[str, Any] = {
     },
 }
 PATHS.update(COMPAT_PATHS)
-SCHEMAS: dict[str, Any] = {**REPLY_SCHEMAS, **BODY_SCHEMAS, **COMPAT_SCHEMAS}
+SCHEMAS: dict[str, Any] = {**schemas(REPLIES), **schemas(BODIES), **COMPAT_SCHEMAS}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",

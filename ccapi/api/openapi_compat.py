@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccapi.api.openapi_replies import INT, NULLABLE_STRING, OBJECT, STRING
-from ccapi.api.openapi_shapes import schemas
+from ccapi.api.openapi_shapes import ref, schemas
 from ccapi.compat.bodies import COMPAT_BODIES
 from ccapi.compat.parsing import AFFINITY_HEADERS
 
 JSON = "application/json"
 SSE = "text/event-stream"
+STRING = {"type": "string"}
+INT = {"type": "integer"}
+NULLABLE_STRING = {"type": "string", "nullable": True}
+OBJECT = {"type": "object", "additionalProperties": True}
 
 #: One Server-Sent Event in the format's own shapes: ``data`` is the event's JSON (or ``[DONE]``).
 _STREAM_FRAME = {
@@ -24,10 +27,6 @@ _STREAM_FRAME = {
         "id": STRING,
     },
 }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _errors(schema: str, *statuses: int) -> dict[str, Any]:
@@ -44,7 +43,7 @@ def _errors(schema: str, *statuses: int) -> dict[str, Any]:
         503: "Every live Claude session is busy; see Retry-After",
     }
     return {
-        str(s): {"description": described[s], "content": {JSON: {"schema": _ref(schema)}}}
+        str(s): {"description": described[s], "content": {JSON: {"schema": ref(schema)}}}
         for s in sorted({*statuses, 401, 413})
     }
 
@@ -66,7 +65,7 @@ def _reply(schema: str, description: str) -> dict[str, Any]:
         "200": {
             "description": description,
             "headers": {"x-cc-session-id": {"schema": STRING}, **_LIMIT_HEADERS},
-            "content": {JSON: {"schema": _ref(schema)}, SSE: {"schema": _STREAM_FRAME}},
+            "content": {JSON: {"schema": ref(schema)}, SSE: {"schema": _STREAM_FRAME}},
         }
     }
 
@@ -102,7 +101,7 @@ def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any
                 for name in AFFINITY_HEADERS
             ),
         ],
-        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
+        "requestBody": {"required": True, "content": {JSON: {"schema": ref(body)}}},
         "responses": {
             **_reply(reply, "The reply (JSON, or SSE with stream: true)"),
             **_errors(error, 400, 404, 409, 422, 429, 502, 503),
@@ -168,7 +167,7 @@ COMPAT_SCHEMAS: dict[str, Any] = {
             "has_more": {"type": "boolean"},
             "first_id": NULLABLE_STRING,
             "last_id": NULLABLE_STRING,
-            "data": {"type": "array", "items": _ref("CompatModel")},
+            "data": {"type": "array", "items": ref("CompatModel")},
         },
     },
     "ChatCompletion": {
@@ -263,7 +262,7 @@ COMPAT_PATHS: dict[str, Any] = {
             "summary": "Models, in OpenAI's list shape (Anthropic's fields too)",
             "tags": ["compat"],
             "responses": {
-                "200": {"description": "Models", "content": {JSON: {"schema": _ref("CompatModelList")}}},
+                "200": {"description": "Models", "content": {JSON: {"schema": ref("CompatModelList")}}},
                 **_errors("OpenAIError"),
             },
         }
@@ -274,7 +273,7 @@ COMPAT_PATHS: dict[str, Any] = {
             "tags": ["compat"],
             "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": STRING}],
             "responses": {
-                "200": {"description": "The model", "content": {JSON: {"schema": _ref("CompatModel")}}},
+                "200": {"description": "The model", "content": {JSON: {"schema": ref("CompatModel")}}},
                 **_errors("OpenAIError", 404),
             },
         }

@@ -1,20 +1,35 @@
-"""Records → JSON bodies. The API's response shapes live here and nowhere else."""
+"""Records → JSON bodies, each of its declared shape (``ccapi.api.replies``). A record keeps some
+fields looser than the reply states them (a status as ``str``, stored tool calls as plain dicts):
+the casts below say what the store holds, at no cost on the turn's hot path."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal, cast
 
+from ccapi.api.replies import (
+    BuiltinTools,
+    DeliveryState,
+    PermissionRequest,
+    Session,
+    SessionStatus,
+    SessionWebhook,
+    ToolCall,
+    Turn,
+    TurnAccepted,
+    TurnStatus,
+    Usage,
+    WebhookDelivery,
+)
 from ccapi.ids import isoformat
 from ccapi.sessions.mcp_servers import public_view
-from ccapi.store import SessionRecord, TurnRecord
-from ccapi.store.outbox import PENDING, WebhookDelivery
+from ccapi.store import SessionRecord, TurnRecord, outbox
 
 
-def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | None) -> dict[str, Any]:
+def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | None) -> Session:
     return {
         "id": record.id,
         "object": "session",
-        "status": record.status,
+        "status": cast(SessionStatus, record.status),
         "model": record.model,
         "system_prompt": record.system_prompt,
         "tools": record.tools,
@@ -22,12 +37,12 @@ def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | No
         "max_turns": record.max_turns,
         "cwd": record.cwd,
         "permission_mode": record.permission_mode,
-        "builtin_tools": record.builtin_tools,
+        "builtin_tools": cast(BuiltinTools, record.builtin_tools),
         "max_budget_usd": record.max_budget_usd,
         "turn_count": record.turn_count,
         "last_event_seq": record.last_seq,
         "usage": record.usage,
-        "webhook": record.webhook,
+        "webhook": cast("SessionWebhook | None", record.webhook),
         "mcp_servers": public_view(record.mcp_servers),
         "live": live,
         "running_turn_id": running_turn_id,
@@ -36,18 +51,18 @@ def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | No
     }
 
 
-def turn_view(record: TurnRecord) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def turn_view(record: TurnRecord) -> Turn:
+    body: Turn = {
         "turn_id": record.id,
         "object": "turn",
         "session_id": record.session_id,
         "number": record.number,
         "kind": record.kind,
-        "status": record.status,
+        "status": cast(TurnStatus, record.status),
         "output": record.output,
-        "tool_calls": record.tool_calls,
-        "permission_requests": record.permission_requests,
-        "usage": record.usage,
+        "tool_calls": cast("list[ToolCall]", record.tool_calls),
+        "permission_requests": cast("list[PermissionRequest]", record.permission_requests),
+        "usage": cast(Usage, record.usage),
         "cost_usd": record.cost_usd,
         "duration_ms": record.duration_ms,
         "stop_reason": record.stop_reason,
@@ -60,7 +75,7 @@ def turn_view(record: TurnRecord) -> dict[str, Any]:
     return body
 
 
-def accepted_view(session_id: str, turn_id: str, status: str, first_seq: int) -> dict[str, Any]:
+def accepted_view(session_id: str, turn_id: str, status: Literal["running", "queued"], first_seq: int) -> TurnAccepted:
     """A background turn's ``202``: where to follow it in the event log."""
     return {
         "turn_id": turn_id,
@@ -72,7 +87,7 @@ def accepted_view(session_id: str, turn_id: str, status: str, first_seq: int) ->
     }
 
 
-def webhook_delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
+def webhook_delivery_view(delivery: outbox.WebhookDelivery) -> WebhookDelivery:
     """A delivery as its session's owner sees it: never the signature or the secret."""
     return {
         "id": delivery.id,
@@ -82,12 +97,12 @@ def webhook_delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
         "event_seq": delivery.seq,
         "event_type": delivery.type,
         "url": delivery.url,
-        "state": delivery.state,
+        "state": cast(DeliveryState, delivery.state),
         "attempts": delivery.attempts,
         "last_status": delivery.last_status,
         "last_error": delivery.last_error,
         "last_attempt_at": delivery.last_attempt_at,
-        "next_attempt_at": (isoformat(delivery.next_attempt_at) if delivery.state == PENDING else None),
+        "next_attempt_at": (isoformat(delivery.next_attempt_at) if delivery.state == outbox.PENDING else None),
         "created_at": delivery.created_at,
         "completed_at": delivery.completed_at,
     }

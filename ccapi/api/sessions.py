@@ -6,6 +6,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from ccapi.api.render import session_view, webhook_delivery_view
+from ccapi.api.replies import Deleted, Session, SessionList, WebhookDeliveryList
 from ccapi.api.request import int_arg, json_body
 from ccapi.sessions import NewSession, SessionService
 from ccapi.sessions.params import ForkRequest, SessionChanges
@@ -14,7 +15,7 @@ from ccapi.store import SessionRecord
 bp = Blueprint("sessions", url_prefix="/api/sessions")
 
 
-def _view(service: SessionService, record: SessionRecord) -> dict:
+def _view(service: SessionService, record: SessionRecord) -> Session:
     run = service.running(record.id)
     return session_view(
         record, live=service.pool.get(record.id) is not None, running_turn_id=run.turn.id if run else None
@@ -43,21 +44,22 @@ async def list_sessions(request: Request) -> HTTPResponse:
     limit = int_arg(request, "limit", 20, 1, 100)
     records = await service.list_sessions(limit + 1, request.args.get("after"))
     page = records[:limit]
-    return json(
-        {
-            "object": "list",
-            "data": [_view(service, record) for record in page],
-            "has_more": len(records) > limit,
-            "next_after": page[-1].id if len(records) > limit else None,
-        }
-    )
+    body: SessionList = {
+        "object": "list",
+        "data": [_view(service, record) for record in page],
+        "has_more": len(records) > limit,
+        "next_after": page[-1].id if len(records) > limit else None,
+    }
+    return json(body)
 
 
 @bp.get("/<session_id:str>")
 async def get_session(request: Request, session_id: str) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
     record = await service.get(session_id)
-    return json({**_view(service, record), "context": await service.context_usage(record)})
+    body = _view(service, record)
+    body["context"] = await service.context_usage(record)
+    return json(body)
 
 
 @bp.patch("/<session_id:str>")
@@ -76,14 +78,13 @@ async def list_webhooks(request: Request, session_id: str) -> HTTPResponse:
     limit = int_arg(request, "limit", 100, 1, 1000)
     deliveries = await service.webhooks_page(session_id, after, limit + 1)
     page = deliveries[:limit]
-    return json(
-        {
-            "object": "list",
-            "data": [webhook_delivery_view(delivery) for delivery in page],
-            "has_more": len(deliveries) > limit,
-            "last_seq": page[-1].seq if page else after,
-        }
-    )
+    body: WebhookDeliveryList = {
+        "object": "list",
+        "data": [webhook_delivery_view(delivery) for delivery in page],
+        "has_more": len(deliveries) > limit,
+        "last_seq": page[-1].seq if page else after,
+    }
+    return json(body)
 
 
 @bp.post("/<session_id:str>/fork")
@@ -98,4 +99,5 @@ async def fork_session(request: Request, session_id: str) -> HTTPResponse:
 @bp.delete("/<session_id:str>")
 async def delete_session(request: Request, session_id: str) -> HTTPResponse:
     await request.app.ctx.service.delete(session_id)
-    return json({"id": session_id, "object": "session.deleted", "deleted": True})
+    body: Deleted = {"id": session_id, "object": "session.deleted", "deleted": True}
+    return json(body)

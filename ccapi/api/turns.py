@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncGenerator
+from typing import cast
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from ccapi.api.render import accepted_view, turn_view
+from ccapi.api.replies import Compaction, TurnStatus
 from ccapi.api.request import json_body, wants_event_stream
 from ccapi.api.sse import follow_stream, send_events
 from ccapi.errors import InvalidRequest
@@ -73,19 +75,19 @@ async def compact_session(request: Request, session_id: str) -> HTTPResponse:
     run = await service.compact(session_id, body.instructions)
     record = await run.wait()
     compaction = run.compaction or {}
-    return json(
-        {
-            "object": "compaction",
-            "session_id": session_id,
-            "turn_id": record.id,
-            "status": record.status,
-            "trigger": compaction.get("trigger"),
-            "pre_tokens": compaction.get("pre_tokens"),
-            "post_tokens": compaction.get("post_tokens"),
-            "last_event_seq": record.last_event_seq,
-            **({"error": record.error} if record.error else {}),
-        }
-    )
+    reply: Compaction = {
+        "object": "compaction",
+        "session_id": session_id,
+        "turn_id": record.id,
+        "status": cast(TurnStatus, record.status),
+        "trigger": compaction.get("trigger"),
+        "pre_tokens": compaction.get("pre_tokens"),
+        "post_tokens": compaction.get("post_tokens"),
+        "last_event_seq": record.last_event_seq,
+    }
+    if record.error:
+        reply["error"] = record.error
+    return json(reply)
 
 
 @bp.get("/<session_id:str>/turns/<turn_id:str>")

@@ -28,9 +28,15 @@ BuiltinToolName = Literal[BUILTIN_TOOL_NAMES]  # type: ignore[valid-type]
 _PERMISSION_MODE = Says(f"must be one of {', '.join(PERMISSION_MODES)}")
 _MODEL = Says("must be a non-empty string (or left out, for the default)")
 _BUDGET = Says("must be a positive number of US dollars (or null for no cap)")
-_BUDGET_FIELD: Any = Field(
-    None, gt=0, le=1_000_000, description="spending cap in USD; a turn that reaches it fails with budget_exceeded"
-)
+#: Shared with the session as read (``ccapi.api.replies``), which shows what it was created with.
+Budget = Annotated[
+    float | None,
+    Field(gt=0, le=1_000_000, description="spending cap in USD; a turn that reaches it fails with budget_exceeded"),
+]
+BuiltinTools = Annotated[
+    Literal["all", "none"] | list[BuiltinToolName],
+    Field(description="Claude Code's built-in tools: all, none (model-only), or these names"),
+]
 _REPLY_MODE = Says("stream and background must be booleans", whole=True)
 _STRING = Says("must be a string")
 _LONG_TEXT = Says("must be a string of at most 10,000 characters")
@@ -95,10 +101,8 @@ class NewSession(Shape):
         None, description="absolute path of an existing directory"
     )
     permission_mode: Annotated[PermissionMode | None, _PERMISSION_MODE] = None
-    builtin_tools: Annotated[
-        Any, PlainValidator(lambda value: value, json_schema_input_type=Literal["all", "none"] | list[BuiltinToolName])
-    ] = Field(None, description="Claude Code's built-in tools: all, none (model-only), or these names")
-    max_budget_usd: Annotated[float | None, _BUDGET] = _BUDGET_FIELD
+    builtin_tools: Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=BuiltinTools)] = None
+    max_budget_usd: Annotated[Budget, _BUDGET] = None
     webhook: Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=Webhook | None)] = Field(
         None, description="Signed POSTs of this session's events (null: none, even if the gateway has a default)"
     )
@@ -112,7 +116,7 @@ class NewSession(Shape):
 
 
 class SessionChanges(Shape, json_schema_extra={"minProperties": 1}):
-    max_budget_usd: Annotated[float | None, _BUDGET] = _BUDGET_FIELD
+    max_budget_usd: Annotated[Budget, _BUDGET] = None
     model: Annotated[str, _MODEL] = _ABSENT
     permission_mode: Annotated[PermissionMode | None, _PERMISSION_MODE] = None
 
