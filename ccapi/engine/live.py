@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import tempfile
@@ -33,6 +34,10 @@ class LiveEngine:
         self.reported_cost = 0.0
         #: Turns of the session this process has in its context (see ``EngineSpec.generation``).
         self.generation = spec.generation
+        #: Whether the session's options may have changed since this process started: it then takes
+        #: no input ahead of a turn's record (``EnginePool.send_ahead``) until it is replaced.
+        self.held = False
+        self._ahead: asyncio.Task[None] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         servers = mcp_config(spec)
         self._prompt_file = _private_file("system-prompt", spec.system_prompt) if spec.system_prompt else None
@@ -63,20 +68,38 @@ class LiveEngine:
             self._remove_private_files()  # Claude Code has read them by now (or never will)
         self._connected = True
 
+    @property
+    def sent_ahead(self) -> bool:
+        """The next turn's input is already on its way to Claude Code (``send_ahead``)."""
+        return self._ahead is not None
+
+    def send_ahead(self, content: list[dict[str, Any]]) -> None:
+        """Start writing the next turn's user message now; that turn's ``run`` waits for the write
+        instead of sending it."""
+        self._ahead = asyncio.create_task(self._send(content), name=f"send-ahead-{self.spec.session_id}")
+        self._ahead.add_done_callback(_seen)  # its failure is the turn's (``run``), or nobody's once closed
+
     async def run(self, content: list[dict[str, Any]]) -> AsyncIterator[Message]:
-        """Send one user message and yield the SDK messages up to its result; with no
-        content, the result of the turn Claude Code re-runs as it starts (``continue_turn``)."""
+        """Send one user message (unless it was sent ahead) and yield the SDK messages up to its
+        result; with no content, the result of the turn Claude Code re-runs as it starts
+        (``continue_turn``)."""
         self.last_used = time.monotonic()
-        message = {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
+        ahead, self._ahead = self._ahead, None
         try:
-            if content:
-                await self._client.query(_single(message))
+            if ahead is not None:
+                await ahead
+            elif content:
+                await self._send(content)
             async for item in self._client.receive_response():
                 yield item
         except ClaudeSDKError as exc:
             raise explain_process_failure(self.stderr_tail, str(exc)) from exc
         finally:
             self.last_used = time.monotonic()
+
+    async def _send(self, content: list[dict[str, Any]]) -> None:
+        message = {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
+        await self._client.query(_single(message))
 
     async def interrupt(self) -> None:
         if self._connected:
@@ -108,6 +131,9 @@ class LiveEngine:
     async def close(self) -> None:
         """Stop the CLI process; safe to call twice."""
         self._remove_private_files()
+        if self._ahead is not None:  # sent ahead of a turn that never ran
+            self._ahead.cancel()
+            self._ahead = None
         self._connected = False
         try:
             await self._client.disconnect()
@@ -121,6 +147,11 @@ def _private_file(kind: str, text: str) -> Path:
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(text)
     return Path(name)
+
+
+def _seen(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _single(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

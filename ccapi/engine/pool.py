@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict, deque
+from typing import Any
 
 import structlog
 
@@ -117,10 +118,34 @@ class EnginePool:
             engine.last_used = time.monotonic()
         self._slots.release()
 
+    def send_ahead(self, session_id: str, content: list[dict[str, Any]]) -> bool:
+        """Send a turn's input to the reserved session's live engine before the turn's record is
+        written, so Claude Code starts on it meanwhile; ``acquire`` then hands that engine to the
+        turn as it is. Only an idle engine whose session's options are as it started with
+        (``hold``) takes input ahead, and not one under a spending cap (the turn checks what is
+        left first). False when the input was not sent."""
+        assert session_id in self._reserved, "reserve() a slot before sending input ahead"
+        engine = self._engines.get(session_id)
+        if engine is None or engine.busy or engine.held or engine.spec.max_budget_usd is not None:
+            return False
+        engine.busy = True
+        engine.send_ahead(content)
+        return True
+
+    def hold(self, session_id: str) -> None:
+        """The session's options change: its live engine takes no input ahead any more (its next
+        turn checks it against them, and replaces it if they differ)."""
+        engine = self._engines.get(session_id)
+        if engine is not None:
+            engine.held = True
+
     async def acquire(self, spec: EngineSpec) -> LiveEngine:
-        """The reserved session's live engine, started (after an eviction) when needed."""
+        """The reserved session's live engine, started (after an eviction) when needed; the one
+        the turn's input was sent ahead to (``send_ahead``) as it is."""
         assert spec.session_id in self._reserved, "reserve() a slot before acquiring an engine"
         engine = self._engines.get(spec.session_id)
+        if engine is not None and engine.sent_ahead:
+            return engine
         reason = "eviction" if self._evicted.pop(spec.session_id, False) else "resume"
         if engine is not None and (
             engine.generation != spec.generation or engine.spec.process_key != spec.process_key or spec.continue_turn

@@ -23,6 +23,7 @@ from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
+from ccapi.sessions.context import context_usage
 from ccapi.sessions.creation import (
     branched_transcript,
     created_event,
@@ -156,6 +157,7 @@ class SessionService:
         runs with them (a live engine started otherwise is replaced by a resumed one on the same
         transcript: ``EngineSpec.process_key``)."""
         await self.get(session_id)
+        self.pool.hold(session_id)  # its live engine is checked against the new options at its next turn
         await self.store.update_session(session_id, **fields, updated_at=utcnow())
         return await self.get(session_id)
 
@@ -208,21 +210,7 @@ class SessionService:
         self.events.end_follows(session_id)
 
     async def context_usage(self, session: SessionRecord) -> dict[str, Any] | None:
-        """Context-window usage as of turn ``as_of_turn``. Measured by the live engine at
-        most once per turn (it costs Claude Code a round of token counting) and stored,
-        so an evicted or restarted session still reports its last measurement."""
-        stored = session.context
-        if stored and stored.get("as_of_turn") == session.turn_count:
-            return stored
-        engine = self.pool.get(session.id)
-        if engine is None or engine.busy or session.id in self._running:
-            return stored
-        usage = await engine.context_usage()
-        if usage is None:
-            return stored
-        usage["as_of_turn"] = session.turn_count
-        await self.store.update_session(session.id, context=usage)
-        return usage
+        return await context_usage(self.store, self.pool, session, session.id in self._running)
 
     # -- turns -----------------------------------------------------------------
     def running(self, session_id: str) -> TurnRun | None:
@@ -386,43 +374,54 @@ class SessionService:
             )
         if not reserved:
             await self._reserve(session_id)
-        try:
-            self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
-            make_turn = functools.partial(turn_record, content=content, kind=kind, turn_id=turn_id)
-            session, turn = await take_lease(
-                self.store,
-                self.events,
-                session_id,
-                make_turn,
-                self._owner,
-                self.settings.lease_ttl,
-                self.queues.turn_ids(),
+        ahead = False
+        with self._specs.turn_starting(session_id):
+            try:
+                self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
+                # alone on its store, a warm session's input goes to Claude Code while its turn is recorded
+                ahead = kind == "input" and bool(content) and not self.store.shared
+                ahead = ahead and self.pool.send_ahead(session_id, content)
+                make_turn = functools.partial(turn_record, content=content, kind=kind, turn_id=turn_id)
+                session, turn = await take_lease(
+                    self.store,
+                    self.events,
+                    session_id,
+                    make_turn,
+                    self._owner,
+                    self.settings.lease_ttl,
+                    self.queues.turn_ids(),
+                )
+            except BaseException:
+                await self._drop_ahead(session_id, ahead)
+                raise
+            spec = self._specs.spec(session)
+            if not content:  # Claude Code goes on from the tool results its transcript ends in
+                spec = dataclasses.replace(spec, continue_turn=True)
+            run = TurnRun(
+                self._ctx,
+                session,
+                turn,
+                spec,
+                content,
+                own_tool_rounds=self.settings.tool_max_turns if spec.max_turns is None else None,
             )
-        except BaseException:
-            self.pool.release(session_id)
-            raise
-        spec = self._specs.spec(session)
-        if not content:  # Claude Code goes on from the tool results its transcript ends in
-            spec = dataclasses.replace(spec, continue_turn=True)
-        run = TurnRun(
-            self._ctx,
-            session,
-            turn,
-            spec,
-            content,
-            own_tool_rounds=self.settings.tool_max_turns if spec.max_turns is None else None,
-        )
-        self._running[session_id] = run
+            self._running[session_id] = run
         try:
             await run.begin()
         except BaseException:
             self._running.pop(session_id, None)
-            self.pool.release(session_id)
+            await self._drop_ahead(session_id, ahead)
             await self.store.release_lease(session_id, self._owner)
             raise
         assert run.task is not None
         run.task.add_done_callback(lambda _: self._forget_run(run))
         return run
+
+    async def _drop_ahead(self, session_id: str, ahead: bool) -> None:
+        """A turn that will not run gives its slot back; Claude Code, if its input was sent ahead, is stopped."""
+        if ahead:
+            await self.pool.discard(session_id)
+        self.pool.release(session_id)
 
     async def _after_ended(self, session_id: str) -> None:
         """A turn whose end is committed (a streamed reply has shown ``turn.completed``) is no

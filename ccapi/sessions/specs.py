@@ -8,8 +8,10 @@ of a turn's client-tool calls and permission requests to the running turn they b
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from claude_agent_sdk import ClaudeSDKError
@@ -44,6 +46,7 @@ class EngineSpecs:
             timeout=settings.upstream_timeout,
         )
         self._cli: str | None = None
+        self._starting: dict[str, asyncio.Event] = {}
 
     def install_launcher(self) -> None:
         """Install the launcher that starts Claude Code clean (``ccapi.childproc``); with no Claude Code at all no
@@ -91,8 +94,26 @@ class EngineSpecs:
             denied_tools=self.sandbox.denied_tools,
         )
 
+    @contextlib.contextmanager
+    def turn_starting(self, session_id: str) -> Iterator[None]:
+        """While a turn is being recorded: its input may have gone to Claude Code already
+        (``EnginePool.send_ahead``), and a call back from it (a client tool, a permission check)
+        waits for the turn instead of finding none."""
+        started = self._starting[session_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._starting[session_id]
+            started.set()
+
+    async def _run_of(self, session_id: str) -> TurnRun | None:
+        started = self._starting.get(session_id)
+        if session_id not in self._running and started is not None:
+            await started.wait()
+        return self._running.get(session_id)
+
     async def _resolve_tool(self, session_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        run = self._running.get(session_id)
+        run = await self._run_of(session_id)
         if run is None:
             return ToolOutcome("no turn is waiting for this tool call", is_error=True)
         return await run.desk.resolve(name, arguments)
@@ -100,7 +121,7 @@ class EngineSpecs:
     async def _ask_permission(
         self, session_id: str, tool_name: str, input_: dict[str, Any], tool_use_id: str | None
     ) -> PermissionDecision:
-        run = self._running.get(session_id)
+        run = await self._run_of(session_id)
         if run is None:
             return PermissionDecision(False, "no turn of this session is running")
         return await run.ask_permission(tool_name, input_, tool_use_id)
