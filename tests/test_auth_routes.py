@@ -23,6 +23,7 @@ from ccapi.paths import StatePaths
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
 from tests.gateway import test_environment as offline_environment
+from tests.metrics_support import scrape, value
 from tests.test_errors import _assert_error
 
 API_KEY = "route-walk-key-8c41f2"
@@ -130,6 +131,14 @@ def test_openai_clients_are_refused_a_wrong_key_in_the_openai_envelope(keyed: Ga
     with openai.OpenAI(base_url=f"{keyed.base_url}/v1", api_key=API_KEY, max_retries=0) as right:
         ids = [model.id for model in right.models.list()]
     assert "claude-sonnet-4-5" in ids and "claude-opus-4-6" in ids
+
+
+def test_metrics_need_the_key(keyed: Gateway) -> None:
+    _assert_error(keyed.client.get("/metrics"), 401, "unauthorized")
+    _assert_error(keyed.client.get("/metrics", headers={"x-api-key": "wrong"}), 401, "unauthorized")
+    samples = scrape(keyed, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert value(samples, "cc_api_live_sessions_max") == 8
+    assert value(samples, "process_resident_memory_bytes") > 0, "the usual process metrics are there"
 
 
 def _compat_error(response: Any) -> dict:
