@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 from pathlib import Path
-from typing import Any
-
-from sanic_testing.testing import TestingResponse
+from typing import TYPE_CHECKING, Any
 
 from ccapi.app import create_app
 from ccapi.config import Settings
 from tests.gateway import test_environment
+
+if TYPE_CHECKING:  # imported by app.asgi_client when first used: its websockets import warns at collection otherwise
+    from sanic_testing.testing import TestingResponse
 
 _names = itertools.count()
 
