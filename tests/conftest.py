@@ -87,13 +87,35 @@ def backend() -> str:
     return "sqlite"
 
 
+@pytest.fixture(scope="session")
+def _shared_gateways() -> Iterator[dict[str, Gateway]]:
+    """The default gateway of each backend, started once per test process (xdist worker) and handed from module to
+    module by ``gateway``: a start costs ~3.5 CPU-seconds, and 17 modules of ``make test-fast`` use it as it is."""
+    started: dict[str, Gateway] = {}
+    yield started
+    for gw in started.values():
+        gw.stop()
+        assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+
+
 @pytest.fixture(scope="module")
-def gateway(mock_model: MockModel, backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """One real gateway per test module (and backend), on the mock model."""
-    gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url, backend).start()
+def gateway(
+    _shared_gateways: dict[str, Gateway], mock_model: MockModel, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """A real gateway with the default settings on the mock model, for the module (and backend). It is shared with
+    the process's other modules, each of which finds it as new: its sessions deleted (their Claude Code stopped) and
+    its log read from where the module began (``Gateway.log_text``). A module that leaves it stopped gets a new one."""
+    gw = _shared_gateways.get(backend)
+    if gw is None or gw.process is None:
+        gw = _shared_gateways[backend] = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url, backend).start()
+    gw.mark_log()
     yield gw
-    gw.stop()
-    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+    if gw.process is None:  # the module stopped it for good: the next one starts its own
+        assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+        del _shared_gateways[backend]
+        return
+    for session_id in gw.session_ids():
+        assert gw.client.delete(f"/api/sessions/{session_id}").status_code == 200
 
 
 @pytest.fixture

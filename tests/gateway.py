@@ -150,6 +150,8 @@ class Gateway:
         self.pids: set[int] = set()
         """Every gateway process this object started: their orphans carry one of these pids."""
         self.client = httpx.Client(base_url=self.base_url, timeout=60)
+        self.log_offset = 0
+        """Where ``log_text`` begins: the module's start on a shared gateway (``mark_log``)."""
 
     def start(self) -> Gateway:
         (self.home / "user").mkdir(parents=True, exist_ok=True)
@@ -228,7 +230,29 @@ class Gateway:
         and a walk over every process's environment took ~5 ms of CPU a time."""
         return [pid for pid in child_pids(self.process.pid) if program_name(pid) == "claude"]
 
+    def mark_log(self) -> None:
+        """From now on ``log_text`` holds only what the gateway writes after this call."""
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_text(self) -> str:
+        """The gateway's output since ``mark_log`` (all of it if never called)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")
+
     # -- HTTP helpers ------------------------------------------------------------
+    def session_ids(self) -> list[str]:
+        """Every session the gateway holds, page by page."""
+        ids: list[str] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100, **({"after": after} if after else {})}
+            page = self.client.get("/api/sessions", params=params).json()
+            ids += [session["id"] for session in page["data"]]
+            if not page["has_more"]:
+                return ids
+            after = page["next_after"]
+
     def create_session(self, **body: Any) -> dict[str, Any]:
         response = self.client.post("/api/sessions", json=body)
         assert response.status_code == 201, response.text

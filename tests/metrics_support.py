@@ -9,8 +9,8 @@ from tests.gateway import Gateway
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(gw: Gateway) -> Samples:
-    response = gw.client.get("/metrics")
+def scrape(gw: Gateway, headers: dict[str, str] | None = None) -> Samples:
+    response = gw.client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     return {

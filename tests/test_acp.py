@@ -197,6 +197,7 @@ def test_cancel_interrupts_the_running_turn(gateway: Gateway, mock_model: MockMo
     assert [e["type"] for e in gateway.events(session_id)][-1] == "turn.interrupted"
 
 
+@pytest.mark.slow  # an agent process of its own and a 3 s reply waited out; the cancel above stays fast
 def test_cancel_leaves_another_clients_turn_alone(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
     """A cancel stops the ACP client's own prompt only, never an HTTP client's turn running in the session."""
     mock_model.script(Reply(text="http reply", first_byte_delay=3))

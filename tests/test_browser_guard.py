@@ -3,6 +3,7 @@ on the real gateway (no key, the default on loopback), each refused without chan
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
+from tests.inprocess import InProcessGateway
 from tests.test_errors import _assert_error
 
 CHAT = {"model": "sonnet", "messages": [{"role": "user", "content": "run printenv with Bash"}]}
@@ -113,17 +115,23 @@ def test_same_origin_json_is_served(gateway: Gateway) -> None:
     assert empty.status_code != 415  # a body-less POST needs no content type
 
 
-def test_allowed_hosts_and_a_key_do_not_lift_the_rules(make_gateway) -> None:
-    gw: Gateway = make_gateway(CC_API_ALLOWED_HOSTS="gw.example.invalid, .corp.example", CC_API_KEY="guard-key-51")
+def test_allowed_hosts_and_a_key_do_not_lift_the_rules(tmp_path: Path) -> None:
+    """In process (the guard is the app's own middleware; no Claude Code is reached): the settings as a gateway
+    reads them from its environment, each request with exactly the Host, Origin and Content-Type given."""
+    gw = InProcessGateway(tmp_path, CC_API_ALLOWED_HOSTS="gw.example.invalid, .corp.example", CC_API_KEY="guard-key-51")
     auth = {"authorization": "Bearer guard-key-51"}
     for host in ("gw.example.invalid", "gw.example.invalid:443", "box.corp.example", "corp.example"):
-        assert _raw(gw, "GET", "/api/sessions", {**auth, "host": host}).status_code == 200, host
-    assert _raw(gw, "GET", "/api/sessions", {**auth, "host": "other.example"}).status_code == 403
+        assert gw.request("GET", "/api/sessions", headers={**auth, "host": host}).status == 200, host
+    assert gw.request("GET", "/api/sessions", headers={**auth, "host": "other.example"}).status == 403
     # the right key in a text/plain body (a page that stole it still cannot skip the preflight)
-    assert _raw(gw, "POST", "/api/sessions", {**auth, "content-type": "text/plain"}, b"{}").status_code == 415
-    cross = gw.client.post("/api/sessions", json={}, headers={**auth, "origin": "https://evil.example.invalid"})
-    assert cross.status_code == 403
-    same = gw.client.post(
-        "/api/sessions", json={}, headers={**auth, "origin": "https://gw.example.invalid", "host": "gw.example.invalid"}
+    text = gw.request("POST", "/api/sessions", headers={**auth, "content-type": "text/plain"}, content=b"{}")
+    assert text.status == 415
+    cross = gw.request("POST", "/api/sessions", json={}, headers={**auth, "origin": "https://evil.example.invalid"})
+    assert cross.status == 403
+    same = gw.request(
+        "POST",
+        "/api/sessions",
+        json={},
+        headers={**auth, "origin": "https://gw.example.invalid", "host": "gw.example.invalid"},
     )
-    assert same.status_code == 201, same.text
+    assert same.status == 201, same.text

@@ -4,7 +4,6 @@ and a default that works as root (no IS_SANDBOX anywhere in this module)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -18,14 +17,6 @@ WEATHER = {
     "description": "Current weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-
-
-@pytest.fixture(scope="module")
-def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gw = Gateway(tmp_path_factory.mktemp("gw"), mock_model.url, IS_SANDBOX=None).start()
-    yield gw
-    gw.stop()
-    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
 
 
 def _declared(mock: MockModel) -> list[list[str]]:

@@ -135,6 +135,7 @@ def test_start_status_turn_stop(
     assert cli.leftovers() == []
 
 
+@pytest.mark.slow  # two cc-api start runs, each a launcher and a gateway that fails to bind
 def test_start_fails_loudly_when_the_port_is_taken(
     mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

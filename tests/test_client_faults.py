@@ -27,7 +27,7 @@ def _log_problems(gw: Gateway) -> list[str]:
     """Error-level lines and asyncio's own leak warnings in the gateway's output."""
     return [
         line
-        for line in gw.log_path.read_text().splitlines()
+        for line in gw.log_text().splitlines()
         if '"level":"error"' in line or "Task was destroyed" in line or "never retrieved" in line
     ]
 
@@ -142,7 +142,7 @@ def test_client_giving_up_on_a_json_reply_is_not_a_server_error(gateway: Gateway
     assert turn["status"] == "completed" and turn["output"][-1]["text"] == "worth the wait"
     requests = [
         orjson.loads(line)
-        for line in gateway.log_path.read_text().splitlines()
+        for line in gateway.log_text().splitlines()
         if '"event":"request"' in line and f"/{session_id}/turns" in line
     ]
     assert [r["status"] for r in requests if r["method"] == "POST"] == [499]

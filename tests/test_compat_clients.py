@@ -186,6 +186,7 @@ def test_a_retried_request_releases_the_session_paused_on_its_tool_call(
     assert len(main_requests(mock_model)) == 2  # the released session made no further model call
 
 
+@pytest.mark.slow  # a gateway of its own with one slot, and a 1 s queue timeout (~6 s)
 def test_a_full_pool_is_freed_by_released_sessions_and_a_503_leaves_no_empty_session(
     make_gateway, mock_model: MockModel
 ) -> None:
@@ -235,6 +236,7 @@ def test_a_ten_call_tool_loop_in_one_user_turn_stays_on_one_session(http: httpx.
     _no_reseed(mock_model)
 
 
+@pytest.mark.slow  # a gateway and a mock of their own (~5 s)
 def test_a_turn_limit_is_reported_as_a_limit_not_as_truncated_output(tmp_path: Path, backend: str) -> None:
     # A mock of its own: in the parallel CI runs this test's scripted replies were twice answered to requests
     # from another Claude Code process of the worker (not identified; the test passes alone and file by file).
@@ -283,6 +285,7 @@ def test_models_carry_context_window_and_output_limit(http: httpx.Client) -> Non
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
 
 
+@pytest.mark.slow  # two sessions, six turns (~4 s); test_compat_affinity forks in the fast loop
 def test_an_edited_history_forks_the_warm_session_at_the_last_shared_reply(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -330,6 +333,7 @@ ROUTES = ("new", "warm", "fork", "seeded")
 STABLE_PROMPT = "\n".join(f"Rule {n}: follow house style number {n} closely." for n in range(30))
 
 
+@pytest.mark.slow  # two sessions, four turns (~6 s)
 def test_a_changed_date_line_reaches_the_model_and_a_side_request_does_not_reseed_the_main_line(
     http: httpx.Client, mock_model: MockModel
 ) -> None:
@@ -386,7 +390,14 @@ def test_a_cleared_tool_result_still_matches_its_session(http: httpx.Client, moc
     _no_reseed(mock_model)
 
 
-@pytest.mark.parametrize("how", ["prompt_cache_key", "x-session-affinity", "session_id"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "prompt_cache_key",  # the fast loop's one: each key costs two sessions and four turns (~6 s)
+        pytest.param("x-session-affinity", marks=pytest.mark.slow),
+        pytest.param("session_id", marks=pytest.mark.slow),
+    ],
+)
 def test_a_client_conversation_key_keeps_two_identical_openings_apart(
     http: httpx.Client, mock_model: MockModel, how: str
 ) -> None:
@@ -414,6 +425,7 @@ def test_a_client_conversation_key_keeps_two_identical_openings_apart(
     _no_reseed(mock_model)
 
 
+@pytest.mark.slow  # two sessions, four turns (~5 s); a chat conversation key stays in the fast loop
 def test_anthropic_metadata_user_id_is_a_conversation_key(http: httpx.Client, mock_model: MockModel) -> None:
     def send(key: str, messages: list[dict[str, Any]]) -> str:
         response = http.post(

@@ -150,6 +150,7 @@ def test_a_short_prompt_whose_time_line_changes_each_turn_stays_on_one_session(
     _no_flattening(mock_model)
 
 
+@pytest.mark.slow  # a line and a released fork, four turns
 def test_a_changed_prompt_restarts_the_session_and_a_side_request_with_other_tools_is_a_released_fork(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -197,6 +198,7 @@ def test_a_one_off_summary_gives_its_process_back_once_it_answers(http: httpx.Cl
     assert _live(gateway) == live
 
 
+@pytest.mark.slow  # three sessions, a paused one released
 def test_a_session_paused_on_a_call_its_compacted_history_dropped_is_released_but_not_by_a_heartbeat(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -240,6 +242,7 @@ def test_a_user_message_resent_in_two_blocks_with_its_timestamp_moved_stays_warm
     _no_flattening(mock_model)
 
 
+@pytest.mark.slow  # a line and its branch, three turns
 def test_a_branch_gets_the_messages_after_its_fork_point_as_messages(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -318,6 +321,7 @@ def test_an_anthropic_history_keeps_its_images_and_tool_blocks(http: httpx.Clien
     assert sent[2]["content"][0]["tool_use_id"] == "toolu_pic_1"
 
 
+@pytest.mark.slow  # a line and its branch, four turns
 def test_a_line_the_clients_compaction_left_gives_its_process_back(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -342,6 +346,7 @@ def _session_live(gateway: Gateway, session: str) -> bool:
     return bool(gateway.client.get(f"/api/sessions/{session}").json()["live"])
 
 
+@pytest.mark.slow  # two lines and a resume, four turns
 def test_a_line_whose_opening_the_clients_compression_rewrote_gives_its_process_back(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -369,6 +374,7 @@ def test_a_line_whose_opening_the_clients_compression_rewrote_gives_its_process_
     _no_flattening(mock_model)
 
 
+@pytest.mark.slow  # two sessions, a paused one released by its key
 def test_a_session_paused_on_a_call_a_compression_dropped_is_released_by_the_clients_key(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -394,6 +400,7 @@ def test_a_session_paused_on_a_call_a_compression_dropped_is_released_by_the_cli
     assert ended == ["turn.requires_action", "turn.interrupted"]
 
 
+@pytest.mark.slow  # a line and a side branch, three turns
 def test_a_side_branch_that_called_a_client_tool_gives_its_process_back_when_its_turn_ends(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -420,6 +427,7 @@ def test_a_side_branch_that_called_a_client_tool_gives_its_process_back_when_its
     assert _session_live(gateway, main)  # the line it branched from stays warm
 
 
+@pytest.mark.slow  # a line and a poll's branch, three turns
 def test_the_first_user_turn_after_a_heartbeat_poll_continues_the_main_line(
     http: httpx.Client, gateway: Gateway, mock_model: MockModel
 ) -> None:

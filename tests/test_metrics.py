@@ -1,15 +1,15 @@
 """``GET /metrics`` on the real stack: the figures dashboards and alerts rely on move as turns,
-compat requests and streams happen, and the page is as private as the sessions it counts."""
+compat requests and streams happen (on the shared default gateway). That the page is as private as the sessions
+it counts is checked on test_auth_routes' keyed gateway."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ccapi.daemon.console import render_status
@@ -20,18 +20,6 @@ from ccapi.paths import StatePaths
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
 from tests.metrics_support import moved, scrape, value
-from tests.test_errors import _assert_error
-
-KEY = "metrics-key-5d1e"
-
-
-@pytest.fixture(scope="module")
-def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gw = Gateway(tmp_path_factory.mktemp("metrics"), mock_model.url, CC_API_KEY=KEY).start()
-    gw.client.headers["Authorization"] = f"Bearer {KEY}"
-    yield gw
-    gw.stop()
-    assert gw.lingering_processes() == []
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -43,19 +31,10 @@ def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
-def test_metrics_need_the_key(keyed_gateway: Gateway) -> None:
-    with httpx.Client(base_url=keyed_gateway.base_url) as anonymous:
-        _assert_error(anonymous.get("/metrics"), 401, "unauthorized")
-        _assert_error(anonymous.get("/metrics", headers={"x-api-key": "wrong"}), 401, "unauthorized")
-    samples = scrape(keyed_gateway)
-    assert value(samples, "cc_api_live_sessions_max") == 8
-    assert value(samples, "process_resident_memory_bytes") > 0, "the usual process metrics are there"
-
-
 def test_turns_and_compat_requests_move_the_counters_histograms_and_gauges(
-    keyed_gateway: Gateway, mock_model: MockModel
+    gateway: Gateway, mock_model: MockModel
 ) -> None:
-    gw = keyed_gateway
+    gw = gateway
     before = scrape(gw)
 
     session = gw.create_session()["id"]
@@ -134,9 +113,9 @@ def test_status_shows_the_headline_figures_read_back_from_metrics(tmp_path: Path
     assert "compat    4 requests, 75% to a warm session" in shown
 
 
-def test_the_docs_and_the_dashboard_name_only_families_the_gateway_serves(keyed_gateway: Gateway) -> None:
+def test_the_docs_and_the_dashboard_name_only_families_the_gateway_serves(gateway: Gateway) -> None:
     """docs/operations.md and docs/grafana/cc-api.json stay true to what /metrics serves."""
-    text = keyed_gateway.client.get("/metrics").text
+    text = gateway.client.get("/metrics").text
     served = set()
     for name in re.findall(r"^# HELP (\w+)", text, flags=re.M):
         served |= {name, f"{name}_bucket", f"{name}_count", f"{name}_sum"}

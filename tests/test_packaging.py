@@ -49,6 +49,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dist
 
 
+@pytest.mark.slow  # builds the sdist and the wheel, then pip-installs the wheel
 @pytest.mark.timeout(120)
 def test_build_script_checks_the_wheel_and_templates_load_from_it(dist: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"

@@ -27,7 +27,8 @@ from ccapi.store.transcripts import TranscriptMirror
 from ccapi.store.worker import StoreThread
 
 
-@pytest.fixture(params=["sqlite", "jsondir", "postgres"])
+# PostgreSQL is slow: a server for the process (initdb; on a fresh machine apt-get installs it first)
+@pytest.fixture(params=["sqlite", "jsondir", pytest.param("postgres", marks=pytest.mark.slow)])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Store]:
     """Opens the backend on ``tmp_path`` (again, for persistence checks) or on a given root;
     for PostgreSQL each root is its own database on the test server."""
@@ -201,6 +202,7 @@ def test_webhook_outbox_is_written_with_its_events_and_claimed_by_one_host_at_a_
     run(main())
 
 
+@pytest.mark.slow  # a PostgreSQL server (see make)
 def test_postgres_hosts_claiming_at_once_never_share_a_delivery(postgres_server, tmp_path: Path) -> None:
     """Two stores on one database, each on its own connection, claim concurrently."""
     url = postgres_server.create_database()

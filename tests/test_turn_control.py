@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 import orjson
 
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import Gateway, sse_events
+from tests.inprocess import InProcessGateway
 from tests.test_tools import WEATHER
 
 PNG = base64.b64encode(
@@ -166,18 +168,23 @@ def test_bad_base64_image_is_400_and_never_reaches_the_model(gateway: Gateway, m
     assert mock_model.message_requests() == []
 
 
-def test_models_and_name_normalisation(make_gateway) -> None:
-    gw = make_gateway(CC_API_MODELS='[{"id": "claude-test-1", "context_window": 500000, "aliases": ["tester"]}]')
-    models = gw.client.get("/api/models").json()["data"]
+def test_models_and_name_normalisation(tmp_path: Path) -> None:
+    """In process (no Claude Code is reached): CC_API_MODELS read as a gateway reads it, names normalised."""
+    gw = InProcessGateway(
+        tmp_path, CC_API_MODELS='[{"id": "claude-test-1", "context_window": 500000, "aliases": ["tester"]}]'
+    )
+    models = gw.request("GET", "/api/models").json["data"]
     by_id = {m["id"]: m for m in models}
     assert by_id["claude-opus-4-6"]["aliases"] == ["opus"]
     assert by_id["claude-test-1"]["context_window"] == 500000
     assert all({"id", "display_name", "context_window", "max_output_tokens", "aliases"} <= set(m) for m in models)
-    assert gw.create_session(model="anthropic/claude-opus-4.6")["model"] == "claude-opus-4-6"
-    assert gw.create_session(model="sonnet")["model"] == "claude-sonnet-4-5"
-    assert gw.create_session(model="tester")["model"] == "claude-test-1"
-    unknown = gw.client.post("/api/sessions", json={"model": "gpt-5"})
-    assert unknown.status_code == 400 and "gpt-5" in unknown.json()["error"]["message"]
+    for name, model in (("anthropic/claude-opus-4.6", "claude-opus-4-6"), ("sonnet", "claude-sonnet-4-5")):
+        created = gw.request("POST", "/api/sessions", json={"model": name})
+        assert created.status == 201 and created.json["model"] == model
+    created = gw.request("POST", "/api/sessions", json={"model": "tester"})
+    assert created.status == 201 and created.json["model"] == "claude-test-1"
+    unknown = gw.request("POST", "/api/sessions", json={"model": "gpt-5"})
+    assert unknown.status == 400 and "gpt-5" in unknown.json["error"]["message"]
 
 
 def _user_texts(body: dict) -> list[str]:
