@@ -143,3 +143,48 @@ def _settled(gateway: Gateway, session_id: str, turn_id: str, timeout: float = 6
             return turn
         time.sleep(0.05)
     raise AssertionError(f"turn {turn_id} still {turn['status']}")
+
+
+def test_every_compat_reply_matches_its_declared_shape(gateway: Gateway, mock_model: MockModel) -> None:
+    """The compat routes (``ccapi/compat/replies.py``): both model routes, one reply per format with text
+    and a client tool call (so tool calls, output items and content blocks are checked too), and each
+    format's error envelope, OpenAI's with and without ``param``."""
+    client = gateway.client
+    models = client.get("/v1/models")
+    assert models.status_code == 200 and models.json()["data"], models.text
+    check("CompatModelList", models.json())
+    check("CompatModel", client.get("/v1/models/sonnet").json())
+
+    def paused_on_a_call(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        mock_model.script(Reply(text="Checking.", tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)))
+        reply = client.post(path, json={"model": "sonnet", **body})
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    function = {"name": "get_weather", "parameters": WEATHER["input_schema"]}
+    ask = [{"role": "user", "content": "weather in Oslo?"}]
+    chat = paused_on_a_call(
+        "/v1/chat/completions", {"messages": ask, "tools": [{"type": "function", "function": function}]}
+    )
+    assert chat["choices"][0]["finish_reason"] == "tool_calls" and chat["choices"][0]["message"]["content"], chat
+    check("ChatCompletion", chat)
+    response = paused_on_a_call(
+        "/v1/responses", {"input": ask[0]["content"], "tools": [{"type": "function", **function}]}
+    )
+    assert [item["type"] for item in response["output"]] == ["message", "function_call"], response
+    check("Response", response)
+    message = paused_on_a_call("/v1/messages", {"max_tokens": 100, "messages": ask, "tools": [WEATHER]})
+    assert [block["type"] for block in message["content"]] == ["text", "tool_use"], message
+    check("Message", message)
+
+    for path, body, status, param in (
+        ("/v1/chat/completions", {"messages": "hello"}, 400, None),
+        ("/v1/responses", {"input": "hi", "previous_response_id": "resp_nope"}, 400, "previous_response_id"),
+        ("/v1/models/no-such-model", None, 404, None),
+    ):
+        error = client.get(path) if body is None else client.post(path, json=body)
+        assert error.status_code == status and error.json()["error"]["param"] == param, error.text
+        check("OpenAIError", error.json())
+    anthropic = client.post("/v1/messages", json={"model": "sonnet", "max_tokens": 100})
+    assert anthropic.status_code == 400, anthropic.text
+    check("AnthropicError", anthropic.json())

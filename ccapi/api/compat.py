@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any
 
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
@@ -22,6 +21,7 @@ from ccapi.compat import anthropic_messages, openai_chat, openai_responses
 from ccapi.compat.errors import anthropic_error, failure, openai_error, rate_limit_headers
 from ccapi.compat.exchange import CompatRequest, Exchange
 from ccapi.compat.parsing import affinity_key
+from ccapi.compat.replies import CompatModel, CompatModelList
 from ccapi.compat.reply import Reply, ReplyStream
 from ccapi.compat.router import CompatRouter
 from ccapi.errors import ApiError, InvalidRequest, NotFound
@@ -42,15 +42,15 @@ def _router(request: Request) -> CompatRouter:
     return ctx.compat_router
 
 
-def _model(model: ModelInfo) -> dict[str, Any]:
+def _model(model: ModelInfo, id_: str | None = None) -> CompatModel:
     """OpenAI's model shape, with the fields Anthropic's ``models.list`` reads, and the
     context window and output limit under the names agent clients look for (OpenRouter's
     ``context_length`` / ``top_provider.max_completion_tokens``, Anthropic's
     ``max_input_tokens`` / ``max_tokens``, ``context_window`` / ``max_output_tokens``),
-    so they need not probe other URLs or guess."""
+    so they need not probe other URLs or guess. ``id_``: the name asked for, when not the id."""
     window, output = model.context_window, model.max_output_tokens
     return {
-        "id": model.id,
+        "id": id_ or model.id,
         "object": "model",
         "type": "model",
         "created": 0,
@@ -81,15 +81,14 @@ def _policy(request: Request, compat: CompatRequest) -> CompatRequest:
 @bp.get("/models")
 async def list_models(request: Request) -> HTTPResponse:
     models = [_model(m) for m in request.app.ctx.catalog.models]
-    return json(
-        {
-            "object": "list",
-            "data": models,
-            "has_more": False,
-            "first_id": models[0]["id"] if models else None,
-            "last_id": models[-1]["id"] if models else None,
-        }
-    )
+    listed: CompatModelList = {
+        "object": "list",
+        "data": models,
+        "has_more": False,
+        "first_id": models[0]["id"] if models else None,
+        "last_id": models[-1]["id"] if models else None,
+    }
+    return json(listed)
 
 
 @bp.get("/models/<model_id:path>")
@@ -104,7 +103,7 @@ async def get_model(request: Request, model_id: str) -> HTTPResponse:
     )  # a dated snapshot is its base model
     if found is None:
         raise NotFound(f"unknown model {model_id!r}; GET /v1/models lists the known ones", {"model": model_id})
-    return json({**_model(found), "id": canonical})
+    return json(_model(found, canonical))
 
 
 @bp.post("/chat/completions")

@@ -1,6 +1,7 @@
 """The OpenAPI description of the compat routes (``/v1/...``), merged into the written
 document by ``ccapi.api.openapi``. Bodies are described as loosely as the providers'
-own APIs accept them; the reply and error shapes are each format's own."""
+own APIs accept them; the reply and error shapes are each format's own. Both are declared
+once, in ``ccapi.compat.bodies`` and ``ccapi.compat.replies``: their schemas come from there."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ from typing import Any
 from ccapi.api.openapi_shapes import ref, schemas
 from ccapi.compat.bodies import COMPAT_BODIES
 from ccapi.compat.parsing import AFFINITY_HEADERS
+from ccapi.compat.replies import COMPAT_REPLIES
 
 JSON = "application/json"
 SSE = "text/event-stream"
 STRING = {"type": "string"}
-INT = {"type": "integer"}
-NULLABLE_STRING = {"type": "string", "nullable": True}
-OBJECT = {"type": "object", "additionalProperties": True}
 
 #: One Server-Sent Event in the format's own shapes: ``data`` is the event's JSON (or ``[DONE]``).
 _STREAM_FRAME = {
@@ -109,152 +108,7 @@ def _operation(summary: str, body: str, reply: str, error: str) -> dict[str, Any
     }
 
 
-COMPAT_SCHEMAS: dict[str, Any] = {
-    **schemas(COMPAT_BODIES),
-    "OpenAIError": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["message", "type", "code"],
-                "properties": {
-                    "message": STRING,
-                    "type": STRING,
-                    "param": NULLABLE_STRING,
-                    "code": NULLABLE_STRING,
-                },
-            }
-        },
-    },
-    "AnthropicError": {
-        "type": "object",
-        "required": ["type", "error"],
-        "properties": {
-            "type": {"type": "string", "enum": ["error"]},
-            "error": {
-                "type": "object",
-                "required": ["type", "message"],
-                "properties": {"type": STRING, "message": STRING},
-            },
-        },
-    },
-    "CompatModel": {
-        "type": "object",
-        "required": ["id", "object", "created", "owned_by", "context_length"],
-        "properties": {
-            "id": STRING,
-            "object": STRING,
-            "type": STRING,
-            "created": INT,
-            "created_at": STRING,
-            "owned_by": STRING,
-            "display_name": STRING,
-            "context_length": INT,
-            "context_window": INT,
-            "max_input_tokens": INT,
-            "max_completion_tokens": INT,
-            "max_output_tokens": INT,
-            "max_tokens": INT,
-            "top_provider": {"type": "object", "properties": {"context_length": INT, "max_completion_tokens": INT}},
-        },
-    },
-    "CompatModelList": {
-        "type": "object",
-        "required": ["object", "data"],
-        "properties": {
-            "object": STRING,
-            "has_more": {"type": "boolean"},
-            "first_id": NULLABLE_STRING,
-            "last_id": NULLABLE_STRING,
-            "data": {"type": "array", "items": ref("CompatModel")},
-        },
-    },
-    "ChatCompletion": {
-        "type": "object",
-        "required": ["id", "object", "created", "model", "choices", "usage"],
-        "properties": {
-            "id": STRING,
-            "object": {"type": "string", "enum": ["chat.completion"]},
-            "created": INT,
-            "model": STRING,
-            "choices": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["index", "message", "finish_reason"],
-                    "properties": {
-                        "index": INT,
-                        "finish_reason": {"type": "string", "enum": ["stop", "tool_calls", "length"]},
-                        "message": {
-                            "type": "object",
-                            "required": ["role", "content"],
-                            "properties": {
-                                "role": {"type": "string", "enum": ["assistant"]},
-                                "content": NULLABLE_STRING,
-                                "tool_calls": {"type": "array", "items": OBJECT},
-                            },
-                        },
-                    },
-                },
-            },
-            "usage": {
-                "type": "object",
-                "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
-                "properties": {"prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT},
-            },
-        },
-    },
-    "Response": {
-        "type": "object",
-        "required": ["id", "object", "created_at", "status", "model", "output"],
-        "properties": {
-            "id": {"type": "string", "pattern": "^resp_"},
-            "object": {"type": "string", "enum": ["response"]},
-            "created_at": INT,
-            "status": {"type": "string", "enum": ["completed", "incomplete"]},
-            "model": STRING,
-            "output": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["type"],
-                    "properties": {"type": {"type": "string", "enum": ["message", "function_call"]}},
-                },
-            },
-            "usage": {
-                "type": "object",
-                "nullable": True,
-                "properties": {"input_tokens": INT, "output_tokens": INT, "total_tokens": INT},
-            },
-        },
-    },
-    "Message": {
-        "type": "object",
-        "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
-        "properties": {
-            "id": STRING,
-            "type": {"type": "string", "enum": ["message"]},
-            "role": {"type": "string", "enum": ["assistant"]},
-            "model": STRING,
-            "content": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["type"],
-                    "properties": {"type": {"type": "string", "enum": ["text", "tool_use"]}},
-                },
-            },
-            "stop_reason": {"type": "string", "enum": ["end_turn", "tool_use", "max_tokens"]},
-            "stop_sequence": NULLABLE_STRING,
-            "usage": {
-                "type": "object",
-                "required": ["input_tokens", "output_tokens"],
-                "properties": {"input_tokens": INT, "output_tokens": INT},
-            },
-        },
-    },
-}
+COMPAT_SCHEMAS: dict[str, Any] = schemas((*COMPAT_BODIES, *COMPAT_REPLIES))
 
 COMPAT_PATHS: dict[str, Any] = {
     "/v1/models": {

@@ -10,6 +10,7 @@ ignored: they belong to the session, which already has them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import anthropic_error
 from ccapi.compat.exchange import CompatRequest, model_of
 from ccapi.compat.parsing import body_object, expect, pinned_session
+from ccapi.compat.replies import Message as MessageReply
+from ccapi.compat.replies import MessageUsage, StopReason, TextBlock, ToolUseBlock
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
@@ -138,25 +141,28 @@ def _tool(tool: AnthropicTool, where: str) -> dict[str, Any]:
 
 
 # -- replies ------------------------------------------------------------------------
-def _stop_reason(reply: Reply) -> str:
+def _stop_reason(reply: Reply) -> StopReason:
     if reply.tool_calls and reply.status == "requires_action":
         return "tool_use"
     return "max_tokens" if reply.truncated else "end_turn"
 
 
-def _usage(usage: dict[str, int]) -> dict[str, int]:
+def _usage(usage: dict[str, int]) -> MessageUsage:
     return {
-        key: int(usage.get(key) or 0)
-        for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        "input_tokens": int(usage.get("input_tokens") or 0),
+        "output_tokens": int(usage.get("output_tokens") or 0),
+        "cache_creation_input_tokens": int(usage.get("cache_creation_input_tokens") or 0),
+        "cache_read_input_tokens": int(usage.get("cache_read_input_tokens") or 0),
     }
 
 
-def _tool_use(call: ToolCall) -> dict[str, Any]:
+def _tool_use(call: ToolCall) -> ToolUseBlock:
     return {"type": "tool_use", "id": call.id, "name": call.name, "input": call.input}
 
 
-def message(reply: Reply, model: str) -> dict[str, Any]:
-    content = ([{"type": "text", "text": reply.text}] if reply.text else []) + [_tool_use(c) for c in reply.tool_calls]
+def message(reply: Reply, model: str) -> MessageReply:
+    text: list[TextBlock | ToolUseBlock] = [{"type": "text", "text": reply.text}] if reply.text else []
+    content = text + [_tool_use(c) for c in reply.tool_calls]
     return {
         "id": f"msg_{uuid.uuid4().hex}",
         "type": "message",
@@ -247,6 +253,6 @@ class MessageStream:
         return [_frame("content_block_stop", {"index": self._blocks - 1})]
 
 
-def _frame(event: str, data: dict[str, Any]) -> bytes:
+def _frame(event: str, data: Mapping[str, Any]) -> bytes:
     payload = data if event == "error" else {"type": event, **data}
     return b"event: %s\ndata: %s\n\n" % (event.encode(), orjson.dumps(payload))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccapi.compat.replies import AnthropicError, AnthropicErrorType, OpenAIError, OpenAIErrorType
 from ccapi.errors import ApiError, Conflict, Unavailable
 from ccapi.limits import RateLimited, epoch
 from ccapi.sessions.lease import RETRY_AFTER_SECONDS
 
-_OPENAI_TYPES = {
+_OPENAI_TYPES: dict[str, OpenAIErrorType] = {
     "invalid_request": "invalid_request_error",
     "unauthorized": "authentication_error",
     "forbidden": "permission_error",
@@ -29,7 +30,7 @@ _OPENAI_TYPES = {
 }
 #: The request field an error is about, where OpenAI names it (``error.param``).
 _OPENAI_PARAMS = {"previous_response_not_found": "previous_response_id"}
-_ANTHROPIC_TYPES = {
+_ANTHROPIC_TYPES: dict[str, AnthropicErrorType] = {
     "invalid_request": "invalid_request_error",
     "unauthorized": "authentication_error",
     "forbidden": "permission_error",
@@ -51,7 +52,7 @@ class TurnFailed(ApiError):
     status, type = 502, "upstream_error"
 
 
-def openai_error(type_: str, message: str) -> dict[str, Any]:
+def openai_error(type_: str, message: str) -> OpenAIError:
     """``{"error": {"message", "type", "param", "code"}}``; ``code`` is the native type."""
     return {
         "error": {
@@ -63,7 +64,7 @@ def openai_error(type_: str, message: str) -> dict[str, Any]:
     }
 
 
-def anthropic_error(type_: str, message: str) -> dict[str, Any]:
+def anthropic_error(type_: str, message: str) -> AnthropicError:
     """``{"type": "error", "error": {"type", "message"}}``."""
     return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(type_, "api_error"), "message": message}}
 

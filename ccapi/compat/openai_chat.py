@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from ccapi.compat.openai_shared import (
     text_of,
 )
 from ccapi.compat.parsing import body_object, expect, pinned_session
+from ccapi.compat.replies import ChatCompletion, ChatCompletionMessage, ChatToolCall, ChatUsage
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
@@ -112,11 +114,11 @@ def _tool(function: ChatFunction) -> dict[str, Any]:
 
 
 # -- replies ------------------------------------------------------------------------
-def _tool_call(call: ToolCall) -> dict[str, Any]:
+def _tool_call(call: ToolCall) -> ChatToolCall:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": dump(call.input)}}
 
 
-def _usage(usage: dict[str, int]) -> dict[str, Any]:
+def _usage(usage: dict[str, int]) -> ChatUsage:
     prompt, completion = prompt_tokens(usage), int(usage.get("output_tokens") or 0)
     return {
         "prompt_tokens": prompt,
@@ -126,8 +128,8 @@ def _usage(usage: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def completion(reply: Reply, model: str) -> dict[str, Any]:
-    message: dict[str, Any] = {
+def completion(reply: Reply, model: str) -> ChatCompletion:
+    message: ChatCompletionMessage = {
         "role": "assistant",
         "content": reply.text or (None if reply.tool_calls else ""),
         "refusal": None,
@@ -188,5 +190,5 @@ class ChatStream:
         )
 
     @staticmethod
-    def _frame(payload: dict[str, Any]) -> bytes:
+    def _frame(payload: Mapping[str, Any]) -> bytes:
         return f"data: {dump(payload)}\n\n".encode()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.bodies import ResponseItem, ResponseRequest
@@ -35,6 +35,14 @@ from ccapi.compat.openai_shared import (
     text_of,
 )
 from ccapi.compat.parsing import body_object, expect, pinned_session
+from ccapi.compat.replies import (
+    FunctionCallItem,
+    ItemStatus,
+    OutputMessage,
+    OutputText,
+    Response,
+    ResponseUsage,
+)
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.ids import new_id
@@ -137,7 +145,7 @@ def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
 
 
 # -- replies ------------------------------------------------------------------------
-def _message_item(response: str, text: str, status: str = "completed") -> dict[str, Any]:
+def _message_item(response: str, text: str, status: ItemStatus = "completed") -> OutputMessage:
     return {
         "type": "message",
         "id": f"msg_{response.removeprefix('resp_')}",
@@ -147,11 +155,11 @@ def _message_item(response: str, text: str, status: str = "completed") -> dict[s
     }
 
 
-def _text_part(text: str) -> dict[str, Any]:
+def _text_part(text: str) -> OutputText:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def _call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
+def _call_item(call: ToolCall, status: ItemStatus = "completed") -> FunctionCallItem:
     return {
         "type": "function_call",
         "id": f"fc_{call.id}",
@@ -162,7 +170,7 @@ def _call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
     }
 
 
-def _usage(usage: dict[str, int]) -> dict[str, Any]:
+def _usage(usage: dict[str, int]) -> ResponseUsage:
     prompt, output = prompt_tokens(usage), int(usage.get("output_tokens") or 0)
     return {
         "input_tokens": prompt,
@@ -177,11 +185,11 @@ def _envelope(
     id_: str,
     model: str,
     created: int,
-    status: str,
-    output: list[dict[str, Any]],
-    usage: dict[str, Any] | None,
+    status: Literal["completed", "incomplete"],
+    output: list[OutputMessage | FunctionCallItem],
+    usage: ResponseUsage | None,
     incomplete: bool = False,
-) -> dict[str, Any]:
+) -> Response:
     return {
         "id": id_,
         "object": "response",
@@ -204,8 +212,9 @@ def _envelope(
     }
 
 
-def response(reply: Reply, model: str, id_: str, created: int | None = None) -> dict[str, Any]:
-    output = ([_message_item(id_, reply.text)] if reply.text else []) + [_call_item(c) for c in reply.tool_calls]
+def response(reply: Reply, model: str, id_: str, created: int | None = None) -> Response:
+    text: list[OutputMessage | FunctionCallItem] = [_message_item(id_, reply.text)] if reply.text else []
+    output = text + [_call_item(c) for c in reply.tool_calls]
     truncated = finish_reason(reply) == "length"
     return _envelope(
         id_,
@@ -231,8 +240,8 @@ class ResponseStream:
 
     def start(self) -> list[bytes]:
         return [
-            self._event("response.created", {"response": self._snapshot("in_progress")}),
-            self._event("response.in_progress", {"response": self._snapshot("in_progress")}),
+            self._event("response.created", {"response": self._snapshot()}),
+            self._event("response.in_progress", {"response": self._snapshot()}),
         ]
 
     def delta(self, delta: TextDelta | ToolCall) -> list[bytes]:
@@ -273,8 +282,9 @@ class ResponseStream:
         error = openai_error(exc.type, exc.message)["error"]
         return [self._event("error", {"code": error["code"], "message": error["message"], "param": None})]
 
-    def _snapshot(self, status: str) -> dict[str, Any]:
-        return _envelope(self.id, self.model, self.created, status, [], None)
+    def _snapshot(self) -> dict[str, Any]:
+        """The response as the stream opens: in progress, so not yet a ``Response`` (whose status is final)."""
+        return {**_envelope(self.id, self.model, self.created, "completed", [], None), "status": "in_progress"}
 
     def _text_at(self) -> dict[str, Any]:
         return {

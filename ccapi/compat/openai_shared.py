@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ccapi.compat.parsing import expect
+from ccapi.compat.replies import FinishReason
 from ccapi.compat.reply import Reply
 from ccapi.errors import InvalidRequest
 from ccapi.sessions.inputs import parse_input
@@ -63,7 +64,7 @@ def text_of(content: Any, where: str, part_types: tuple[str, ...]) -> str:
     return "".join(texts)
 
 
-def finish_reason(reply: Reply) -> str:
+def finish_reason(reply: Reply) -> FinishReason:
     if reply.tool_calls and reply.status == "requires_action":
         return "tool_calls"
     return "length" if reply.truncated else "stop"
