@@ -26,6 +26,9 @@ class InProcessGateway:
     def __init__(self, home: Path, mock_url: str | None = None, **env: str) -> None:
         settings = Settings.from_env({**test_environment(home, mock_url), **env})
         self.app = create_app(settings, name=f"ccapi_inprocess_{next(_names)}")
+        # Sanic's start-up touch-up rewrites its shared protocol classes' code once per process; a second app
+        # started in the same test process (another module's in-process app) failed in it with a KeyError
+        self.app.config.TOUCHUP = False
 
     def request(self, method: str, path: str, **kwargs: Any) -> TestingResponse:
         """One request, as from a loopback client (the ASGI client's own Host would be refused)."""
