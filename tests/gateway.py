@@ -33,7 +33,11 @@ def free_port() -> int:
 
 
 def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
-    """The offline Claude environment every test gateway runs in (SPEC "Testing without Claude")."""
+    """The offline Claude environment every test gateway runs in (SPEC "Testing without Claude"), with a temp
+    directory of its own: Claude Code keeps a directory per working directory under ``$TMPDIR/claude-<uid>``
+    and, while idle, walks all of them every few seconds: in the machine's shared ``/tmp`` (thousands, from every
+    earlier run) an idle Claude Code took ~0.05 CPU-seconds a second, in a directory of its own ~0.015."""
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -42,6 +46,7 @@ def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
     env.update(
         {
             "HOME": str(home / "user"),
+            "TMPDIR": str(home / "tmp"),
             "CLAUDE_CONFIG_DIR": str(home / "user" / ".claude"),
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "CC_API_HOME": str(home / "cc-api"),

@@ -11,7 +11,6 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -213,14 +212,13 @@ def test_a_system_prompt_over_128_kib_runs_and_stays_off_the_command_line(gw: Ga
     assert gw.turn(session_id, "second")["output"][-1]["text"] == "mock reply: second"
     sent = mock_model.message_requests(include_side=False)
     assert len(sent) == 2 and all(prompt in orjson.dumps(r.body["system"]).decode() for r in sent)
-    assert _prompt_files_holding(marker) == []
+    assert _prompt_files_holding(Path(gw.env["TMPDIR"]), marker) == []
 
 
-def _prompt_files_holding(marker: str) -> list[Path]:
-    """System prompt files that hold ``marker``: only this test's, as other gateways (the other test workers',
-    say) may be reading theirs right now."""
+def _prompt_files_holding(tmp: Path, marker: str) -> list[Path]:
+    """System prompt files in the gateway's temp directory ``tmp`` that hold ``marker``."""
     held = []
-    for path in Path(tempfile.gettempdir()).glob("ccapi-system-prompt-*"):
+    for path in tmp.glob("ccapi-system-prompt-*"):
         try:
             if marker in path.read_text():
                 held.append(path)

@@ -28,11 +28,22 @@ def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory):
     assert gw.lingering_processes() == []
 
 
-def _turn(gw: Gateway, text: str) -> tuple[dict, float]:
-    session = gw.create_session()
+@pytest.fixture(scope="module")
+def session_id(gateway: Gateway) -> str:
+    """One session that every fault below hits in turn, and that must go on after each (a Claude Code start per
+    fault would be ~1 CPU-second each, and a session that outlives many faults shows more than one outliving one)."""
+    return gateway.create_session()["id"]
+
+
+def _turn(gw: Gateway, session_id: str, text: str) -> tuple[dict, float]:
     began = time.monotonic()
-    reply = gw.turn(session["id"], text)
-    return reply | {"session_id": session["id"]}, time.monotonic() - began
+    reply = gw.turn(session_id, text)
+    return reply | {"session_id": session_id}, time.monotonic() - began
+
+
+def _turn_event_types(gw: Gateway, reply: dict) -> list[str]:
+    """The types of the events the turn of ``reply`` logged, in order."""
+    return [e["type"] for e in gw.events(reply["session_id"]) if e.get("turn_id") == reply["turn_id"]]
 
 
 def _still_usable(gw: Gateway, session_id: str) -> None:
@@ -49,17 +60,17 @@ def _still_usable(gw: Gateway, session_id: str) -> None:
     ],
 )
 def test_persistent_upstream_errors_fail_the_turn_clearly(
-    gateway: Gateway, mock_model: MockModel, faults: tuple[Reply, ...], reason: str, status: int
+    gateway: Gateway, session_id: str, mock_model: MockModel, faults: tuple[Reply, ...], reason: str, status: int
 ) -> None:
     mock_model.script(*faults)
-    reply, took = _turn(gateway, "this will fail")
+    reply, took = _turn(gateway, session_id, "this will fail")
     assert reply["status"] == "failed", reply
     assert reply["error"]["type"] == "upstream_error"
     assert reply["error"]["reason"] == reason and reply["error"]["status"] == status
     assert reply["error"]["message"]
     assert took < 30
-    types = [e["type"] for e in gateway.events(reply["session_id"])]
-    assert "turn.retrying" in types and types[-1] == "turn.failed"
+    types = _turn_event_types(gateway, reply)
+    assert types[0] == "turn.started" and "turn.retrying" in types and types[-1] == "turn.failed"
     _still_usable(gateway, reply["session_id"])
 
 
@@ -75,20 +86,20 @@ def test_persistent_upstream_errors_fail_the_turn_clearly(
     ids=["500", "529", "429", "dropped-stream", "malformed-sse"],
 )
 def test_a_transient_fault_is_retried_and_the_turn_completes(
-    gateway: Gateway, mock_model: MockModel, fault: Reply
+    gateway: Gateway, session_id: str, mock_model: MockModel, fault: Reply
 ) -> None:
     mock_model.script(fault)  # the retry gets the mock's normal answer
-    reply, took = _turn(gateway, "recover please")
+    reply, took = _turn(gateway, session_id, "recover please")
     assert reply["status"] == "completed", reply
     assert reply["output"][-1]["text"] == "mock reply: recover please"
     assert took < 30
     _still_usable(gateway, reply["session_id"])
 
 
-def test_a_first_byte_that_never_comes_times_out(gateway: Gateway, mock_model: MockModel) -> None:
+def test_a_first_byte_that_never_comes_times_out(gateway: Gateway, session_id: str, mock_model: MockModel) -> None:
     never = Reply(text="too late", first_byte_delay=20)
     mock_model.script(never, never)
-    reply, took = _turn(gateway, "hello?")
+    reply, took = _turn(gateway, session_id, "hello?")
     assert reply["status"] == "failed", reply
     assert reply["error"]["type"] == "upstream_error"
     assert "timed out" in reply["error"]["message"].lower()
