@@ -118,23 +118,6 @@ def gateway(
         assert gw.client.delete(f"/api/sessions/{session_id}").status_code == 200
 
 
-@pytest.fixture(autouse=True)
-def _sessions_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The sessions a test made on its module's ``gateway`` are deleted when the test ends, not with the module: an
-    idle Claude Code still takes ~0.02 CPU-seconds a second, and a module's sessions waited ~7 s each. The ones
-    made before the test (a module's seeded session) stay."""
-    if "gateway" not in request.fixturenames:
-        yield
-        return
-    gw: Gateway = request.getfixturevalue("gateway")
-    before = set(gw.session_ids()) if gw.process is not None else None
-    yield
-    if before is None or gw.process is None:
-        return
-    for session_id in set(gw.session_ids()) - before:
-        assert gw.client.delete(f"/api/sessions/{session_id}").status_code == 200
-
-
 @pytest.fixture
 def make_gateway(mock_model: MockModel, backend: str, tmp_path: Path) -> Iterator:
     """Factory for gateways with their own settings; all are stopped after the test."""
