@@ -7,12 +7,15 @@ test can prove that nothing (no Claude CLI child) outlives it.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,12 +35,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_TMPDIRS: dict[Path, Path] = {}
+
+
+def _own_tmpdir(home: Path) -> Path:
+    """The temp directory of the gateway at ``home``: short, under the system's, not in ``home``: Claude Code's Bash
+    sandbox listens on Unix sockets there, whose paths may not pass 108 bytes, and a pytest ``tmp_path`` under an
+    xdist worker made them longer (the sandbox then failed to start). Removed when the test process ends."""
+    if home not in _TMPDIRS:
+        _TMPDIRS[home] = Path(tempfile.mkdtemp(prefix="cct-"))
+        atexit.register(shutil.rmtree, _TMPDIRS[home], True)
+    return _TMPDIRS[home]
+
+
 def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
     """The offline Claude environment every test gateway runs in (SPEC "Testing without Claude"), with a temp
     directory of its own: Claude Code keeps a directory per working directory under ``$TMPDIR/claude-<uid>``
     and, while idle, walks all of them every few seconds: in the machine's shared ``/tmp`` (thousands, from every
     earlier run) an idle Claude Code took ~0.05 CPU-seconds a second, in a directory of its own ~0.015."""
-    (home / "tmp").mkdir(parents=True, exist_ok=True)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -46,7 +61,7 @@ def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
     env.update(
         {
             "HOME": str(home / "user"),
-            "TMPDIR": str(home / "tmp"),
+            "TMPDIR": str(_own_tmpdir(home)),
             "CLAUDE_CONFIG_DIR": str(home / "user" / ".claude"),
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "CC_API_HOME": str(home / "cc-api"),
