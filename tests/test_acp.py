@@ -119,6 +119,7 @@ def test_two_prompts_with_the_agent_and_gateway_restarted_between_stay_on_one_se
     assert texts.index("the first question") < texts.index("the first answer") < texts.index("the second question")
 
 
+@pytest.mark.slow
 def test_a_bash_call_is_approved_by_the_acp_client_then_runs(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path
 ) -> None:

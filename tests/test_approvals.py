@@ -154,6 +154,7 @@ def test_bad_decisions_are_refused_and_change_nothing(gateway: Gateway, mock_mod
     assert target.exists()
 
 
+@pytest.mark.slow
 def test_an_unanswered_request_is_denied_after_the_timeout(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path
 ) -> None:

@@ -3,11 +3,14 @@ cost; a turn that reaches it fails with budget_exceeded, and a raised cap lets t
 
 from __future__ import annotations
 
+import pytest
+
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
 from tests.metrics_support import scrape, value
 
 
+@pytest.mark.slow
 def test_a_turn_that_reaches_the_cap_fails_and_a_raised_cap_continues(make_gateway, mock_model: MockModel) -> None:
     gw: Gateway = make_gateway(CC_API_MAX_BUDGET_USD="0.0001")
     session = gw.create_session(builtin_tools="none")

@@ -76,6 +76,7 @@ def test_default_is_all_and_works_as_root_without_is_sandbox(gateway: Gateway, m
         assert health["approvals"] == "off" and health["default_mode"] == "bypassPermissions"
 
 
+@pytest.mark.slow
 def test_gateway_default_policy_from_the_environment(make_gateway, mock_model: MockModel) -> None:
     gw = make_gateway(CC_API_BUILTIN_TOOLS="Read,Glob", IS_SANDBOX=None)
     session = gw.create_session()

@@ -129,6 +129,7 @@ def test_async_stream_resumes_from_an_event_id(gateway: Gateway, mock_model: Moc
     assert everything[0] == 1 and rest == everything[3:]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_readme_example_as_root_with_is_sandbox_yes(
     make_gateway, mock_model: MockModel, capsys: pytest.CaptureFixture[str]

@@ -39,6 +39,7 @@ def _history(client: openai.OpenAI, questions: list[str]) -> tuple[str, list[dic
     return sessions.pop(), messages
 
 
+@pytest.mark.slow
 def test_edited_history_starts_a_session_holding_it_and_leaves_the_old_one_intact(
     client: openai.OpenAI, gateway: Gateway, mock_model: MockModel
 ) -> None:

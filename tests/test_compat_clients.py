@@ -390,14 +390,8 @@ def test_a_cleared_tool_result_still_matches_its_session(http: httpx.Client, moc
     _no_reseed(mock_model)
 
 
-@pytest.mark.parametrize(
-    "how",
-    [
-        "prompt_cache_key",  # the fast loop's one: each key costs two sessions and four turns (~6 s)
-        pytest.param("x-session-affinity", marks=pytest.mark.slow),
-        pytest.param("session_id", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.slow  # each key costs two sessions and four turns (~6 s)
+@pytest.mark.parametrize("how", ["prompt_cache_key", "x-session-affinity", "session_id"])
 def test_a_client_conversation_key_keeps_two_identical_openings_apart(
     http: httpx.Client, mock_model: MockModel, how: str
 ) -> None:

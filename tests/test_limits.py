@@ -105,6 +105,7 @@ def test_a_warning_is_logged_kept_and_shown(gateway: Gateway, mock_model: MockMo
     assert chat.headers["x-cc-ratelimit-reset"] == _iso(resets)
 
 
+@pytest.mark.slow
 def test_a_rejection_mid_turn_is_a_429_until_the_reset(gateway: Gateway, mock_model: MockModel) -> None:
     resets = int(time.time()) + 10  # room for a Claude Code start and a session under a busy machine's load
     mock_model.script(_rejected(resets))

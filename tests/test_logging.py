@@ -17,6 +17,7 @@ API_KEY = "cc-test-key-5f1e0c9b7a"
 WRONG_KEY = "wrong-key-3d9c1a7e22"
 
 
+@pytest.mark.slow
 def test_one_json_line_per_request_and_turn_and_no_secrets(
     mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

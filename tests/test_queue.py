@@ -167,6 +167,7 @@ def test_full_queue_is_409_and_queued_turns_can_be_withdrawn(gateway: Gateway, m
     assert not any("qz-waiting" in str(r.body["messages"]) for r in mock_model.message_requests(include_side=False))
 
 
+@pytest.mark.slow
 def test_shutdown_withdraws_queued_turns_and_answers_their_waiting_clients(
     gateway: Gateway, mock_model: MockModel
 ) -> None:
@@ -217,6 +218,7 @@ def test_a_crash_leaves_no_queued_turn_looking_like_it_will_run(gateway: Gateway
     assert gateway.turn(session_id, "after the crash")["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_two_chat_completions_on_one_conversation_at_once_both_answer(gateway: Gateway, mock_model: MockModel) -> None:
     """A compat request that arrives while its conversation's turn runs (a heartbeat during a
     user turn) queues behind it on the same warm session: no 409, no new session, and the

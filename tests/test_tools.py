@@ -156,6 +156,7 @@ def test_bad_tool_results_are_rejected_and_change_nothing(gateway: Gateway, mock
     assert again.status_code == 409
 
 
+@pytest.mark.slow
 def test_unanswered_call_times_out_with_an_error_claude_sees(make_gateway, mock_model: MockModel) -> None:
     gw = make_gateway(CC_API_TOOL_TIMEOUT="1")
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Quito"}),)), Reply(text="I could not check."))
@@ -196,6 +197,7 @@ def test_bad_tool_declarations_are_400(gateway: Gateway, tools) -> None:
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request"
 
 
+@pytest.mark.slow
 def test_client_tool_calls_do_not_count_against_the_tool_turn_limit(make_gateway, mock_model: MockModel) -> None:
     """CC_API_TOOL_MAX_TURNS bounds a tool session's rounds of Claude Code's own tools; the
     client's own tool loop is not cut by it, and the limit is reported by name."""

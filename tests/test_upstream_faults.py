@@ -96,6 +96,7 @@ def test_a_transient_fault_is_retried_and_the_turn_completes(
     _still_usable(gateway, reply["session_id"])
 
 
+@pytest.mark.slow
 def test_a_first_byte_that_never_comes_times_out(gateway: Gateway, session_id: str, mock_model: MockModel) -> None:
     never = Reply(text="too late", first_byte_delay=20)
     mock_model.script(never, never)
