@@ -31,7 +31,7 @@ from ccapi.engine.bridge import ToolResolver
 from ccapi.engine.sandbox import SandboxPolicy
 from ccapi.engine.spec import EngineSpec, build_options, engine_environment
 from ccapi.toolpolicy import PermissionPolicy
-from tests.gateway import Gateway, test_environment
+from tests.gateway import SANDBOX_OFF, Gateway, test_environment
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -48,10 +48,11 @@ def scratch_home() -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def running_gateway(mock_url: str, **env: str) -> Iterator[Gateway]:
-    """The real gateway subprocess on the mock; fails loudly if a Claude CLI outlives it."""
+def running_gateway(mock_url: str, **env: str | None) -> Iterator[Gateway]:
+    """The real gateway subprocess on the mock, as shipped (the test gateways' Bash sandbox is off, a benchmark's
+    is at its default); fails loudly if a Claude CLI outlives it."""
     with scratch_home() as home:
-        gateway = Gateway(home, mock_url, **env).start()
+        gateway = Gateway(home, mock_url, **{"CC_API_SANDBOX": None, **env}).start()
         try:
             yield gateway
         finally:
@@ -68,7 +69,8 @@ def offline_environ(home: Path, mock_url: str | None = None) -> Iterator[None]:
     the SDK merges ``os.environ`` into every CLI child, so nothing of the caller's Claude login may leak."""
     saved = dict(os.environ)
     (home / "user").mkdir(parents=True, exist_ok=True)
-    environment = test_environment(home, mock_url)  # from the caller's environment: clear it only afterwards
+    # from the caller's environment, clear it only afterwards; as shipped: the Bash sandbox at its default
+    environment = {k: v for k, v in test_environment(home, mock_url).items() if k not in SANDBOX_OFF}
     os.environ.clear()
     os.environ.update(environment)
     try:

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with scratch_home() as home:
         command = [sys.executable, "-m", "ccapi", "run", "--mock-model"]
-        gw = Gateway(home, None, command=command, IS_SANDBOX=None).start()
+        gw = Gateway(home, None, command=command, IS_SANDBOX=None, CC_API_SANDBOX=None).start()
         page: browser.Browser | None = None
         try:
             page = browser.Browser(binary)

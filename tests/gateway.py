@@ -48,6 +48,15 @@ def _own_tmpdir(home: Path) -> Path:
     return _TMPDIRS[home]
 
 
+SANDBOX_OFF = {"CC_API_SANDBOX": "off"}
+"""The test gateways' one departure from the defaults: Claude Code's Bash sandbox (``CC_API_SANDBOX=auto``, on
+wherever bubblewrap and socat are installed, as in CI) doubles what a native session's Claude Code costs to start
+(~0.65 to ~1.35 CPU-seconds, ~0.4 to ~0.95 s: it runs ``npm root -g`` looking for its seccomp helper, then its
+proxies and bridges), and half of the suite's ~330 Claude Code starts were sandboxed. Tests of the sandbox, and those
+that run the product exactly as shipped (the README example, a plain install, approvals as root, the default turn
+under every ``IS_SANDBOX``), pass ``CC_API_SANDBOX=None`` to run it at its default."""
+
+
 def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
     """The offline Claude environment every test gateway runs in (SPEC "Testing without Claude"), with a temp
     directory of its own: Claude Code keeps a directory per working directory under ``$TMPDIR/claude-<uid>``
@@ -68,6 +77,7 @@ def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
             "ANTHROPIC_API_KEY": "test-dummy-key",
             CHILD_MARK: str(home / "cc-api"),
             "CC_API_PASS_ENV": CHILD_MARK,
+            **SANDBOX_OFF,
         }
     )
     if mock_url:

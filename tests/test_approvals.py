@@ -23,7 +23,11 @@ WEATHER = {"name": "get_weather", "description": "Weather for a city", "input_sc
 @pytest.fixture(scope="module")
 def gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gw = Gateway(
-        tmp_path_factory.mktemp("gw"), mock_model.url, IS_SANDBOX=None, CC_API_APPROVAL_TIMEOUT=str(APPROVAL_TIMEOUT)
+        tmp_path_factory.mktemp("gw"),
+        mock_model.url,
+        IS_SANDBOX=None,
+        CC_API_SANDBOX=None,
+        CC_API_APPROVAL_TIMEOUT=str(APPROVAL_TIMEOUT),
     ).start()
     yield gw
     gw.stop()

@@ -95,7 +95,9 @@ def test_a_default_turn_completes_whatever_is_sandbox_says(
     `true` (set by some shells and containers) ask for approvals instead of failing every turn. Where the
     bypass holds, a built-in tool runs without asking (no permission callback is passed there)."""
     # without IS_SANDBOX: the module's gateway is that one
-    gw = request.getfixturevalue("gateway") if sandbox is None else make_gateway(IS_SANDBOX=sandbox)
+    gw = (
+        request.getfixturevalue("gateway") if sandbox is None else make_gateway(IS_SANDBOX=sandbox, CC_API_SANDBOX=None)
+    )
     session = gw.create_session()
     reply = gw.turn(session["id"], "hello")
     assert reply["status"] == "completed", reply

@@ -104,7 +104,7 @@ def test_the_models_bash_finds_no_secret_in_the_gateways_process_or_state(
     """Issue 23: Bash reads the gateway's /proc environ, cc-api.env and the database, Read the env
     file: the sandbox hides them (or /healthz says there is none), and no secret reaches the model."""
     home, secrets = _secret_env(tmp_path)
-    gw = make_gateway(**secrets)
+    gw = make_gateway(CC_API_SANDBOX=None, **secrets)  # the default: the sandbox wherever there is one
     gw.client.headers["Authorization"] = f"Bearer {API_KEY}"
     sandbox = gw.client.get("/healthz").json()["sandbox"]
     paths = [f"/proc/{gw.process.pid}/environ", str(home / "cc-api.env"), str(home / "sessions.db")]

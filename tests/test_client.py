@@ -139,7 +139,7 @@ def test_the_readme_example_as_root_with_is_sandbox_yes(
     its event loop stopping at ``turn.failed`` instead of waiting for ever."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     [example] = re.findall(r"## Python client.*?```python\n(.*?)```", readme, flags=re.S)
-    gw = make_gateway(IS_SANDBOX="yes")
+    gw = make_gateway(IS_SANDBOX="yes", CC_API_SANDBOX=None)
     code = example.replace("http://127.0.0.1:8000", gw.base_url)
 
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Vancouver"}),)), Reply(text="12C, cloudy."))

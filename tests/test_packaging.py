@@ -125,6 +125,7 @@ def test_a_plain_install_runs_the_documented_commands(dist: Path, tmp_path: Path
         command=[str(venv / "bin" / "cc-api"), "run", "--mock-model"],
         PYTHONPATH=None,
         IS_SANDBOX="yes",
+        CC_API_SANDBOX=None,
     ).start()
     readme = (REPO / "README.md").read_text()
     [example] = re.findall(r"## Python client.*?```python\n(.*?)```", readme, flags=re.S)
