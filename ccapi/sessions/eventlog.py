@@ -129,6 +129,7 @@ class EventLog:
         self._last_deltas: dict[str, float] = {}  # session -> loop time of its last commit with deltas
         self._longest_window = max(batch_window, unwatched_window)
         self._next_seq: dict[str, int] = {}
+        self._stored_up_to: dict[str, int] = {}  # session -> its last event this process knows to be in the store
         self._seq_lock = asyncio.Lock()
         self._pending: list[Event] = []
         self._ends: list[TurnEnd] = []
@@ -226,7 +227,9 @@ class EventLog:
         if session_id not in self._next_seq:
             async with self._seq_lock:
                 if session_id not in self._next_seq:
-                    self._next_seq[session_id] = await self._store.max_seq(session_id) + 1
+                    stored = await self._store.max_seq(session_id)
+                    self._next_seq[session_id] = stored + 1
+                    self._stored_up_to[session_id] = stored
         seq = self._next_seq[session_id]
         self._next_seq[session_id] = seq + 1
         return seq
@@ -273,6 +276,8 @@ class EventLog:
                 await asyncio.sleep(0.5)
                 continue
             if batch:
+                for event in batch:  # in seq order within each session
+                    self._stored_up_to[event.session_id] = event.seq
                 self._publish(batch)
                 for callback in self._on_commit:
                     callback(batch)
@@ -370,9 +375,13 @@ class EventLog:
         """
         last = after
         with self.subscribe(session_id, buffer, cut_off, max_bytes) as subscription:
+            replayed = self._stored_after(session_id, last)
             while not subscription.closed:
                 subscription.refill()
-                replay = EventBatch(await self._store.list_events(session_id, after=last, limit=500))
+                replay = EventBatch(
+                    await self._store.list_events(session_id, after=last, limit=500) if replayed else ()
+                )
+                replayed = True
                 if replay:
                     yield replay
                     last = replay[-1].seq
@@ -399,6 +408,15 @@ class EventLog:
                         break
                 else:
                     return  # cut off: the reader reconnects from its last event
+
+    def _stored_after(self, session_id: str, seq: int) -> bool:
+        """Whether the store may hold events of the session after ``seq`` that a new follower must replay: not
+        when all that this process has stored is at or before ``seq`` and no other host writes (a streamed turn
+        follows from its own ``turn.started``, which is still pending). What commits later reaches the follower
+        live, as it subscribed first; this saves its first read of the store, which ran beside the turn's
+        start and competed with it for the interpreter."""
+        stored = self._stored_up_to.get(session_id)
+        return self._store.shared or stored is None or stored > seq
 
     @staticmethod
     def _take(subscription: Subscription, item: EventBatch | None, last: int) -> tuple[EventBatch, bool]:
@@ -439,7 +457,9 @@ class EventLog:
         """Continue numbering after ``last_seq``, the session's last committed event (which another
         host may have written); call with nothing of the session's pending."""
         self._next_seq[session_id] = last_seq + 1
+        self._stored_up_to[session_id] = last_seq
 
     def forget(self, session_id: str) -> None:
         """Drop a deleted session's counter so a reused id could never continue old numbering."""
         self._next_seq.pop(session_id, None)
+        self._stored_up_to.pop(session_id, None)
