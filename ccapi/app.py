@@ -94,7 +94,7 @@ def _freeze_startup_heap(app: Sanic) -> None:
 async def _start_state(app: Sanic) -> None:
     settings: Settings = app.ctx.settings
     app.ctx.store = store = await open_store(settings)
-    app.ctx.events = events_log = EventLog(store)
+    app.ctx.events = events_log = EventLog(store, write_timeout=settings.store_write_timeout)
     events_log.start()
     loop = asyncio.get_running_loop()
     store.watch(lambda session_id: loop.call_soon_threadsafe(events_log.nudge, session_id))

@@ -56,6 +56,9 @@ class Settings:
     max_queued: int = 64
     idle_timeout: float = 600.0
     tool_timeout: float = 300.0
+    store_write_timeout: float = 30.0
+    """Seconds the store may refuse event writes (a full disk, a lost database) before the replies waiting on
+    them get a 503 instead of waiting on; the events stay queued and are written once it accepts them."""
     upstream_url: str | None = None
     upstream_retries: int | None = None
     upstream_timeout: float | None = None
@@ -118,6 +121,7 @@ class Settings:
             max_queued=reader.integer("CC_API_MAX_QUEUED", cls.max_queued, minimum=0),
             idle_timeout=reader.number("CC_API_IDLE_TIMEOUT", cls.idle_timeout),
             tool_timeout=reader.number("CC_API_TOOL_TIMEOUT", cls.tool_timeout),
+            store_write_timeout=reader.number("CC_API_STORE_WRITE_TIMEOUT", cls.store_write_timeout),
             upstream_url=reader.optional("CC_API_UPSTREAM_URL"),
             upstream_retries=reader.optional_integer("CC_API_UPSTREAM_RETRIES", minimum=0, maximum=20),
             upstream_timeout=reader.optional_number("CC_API_UPSTREAM_TIMEOUT"),

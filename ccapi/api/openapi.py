@@ -38,7 +38,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         415: "A request body that is not application/json",
         429: "A Claude subscription usage window is spent (rate_limited): no turn starts until it "
         "resets; Retry-After and details.resets_at say when",
-        503: "Every live Claude session is busy; see Retry-After",
+        503: "Every live Claude session is busy (see Retry-After), the gateway is stopping, or its store "
+        "refuses writes",
     }
     common = (401, 403, 413, 415) if 401 not in statuses else ()
     return {str(s): _json(ref("Error"), described[s]) for s in sorted({*statuses, *common})}
@@ -160,7 +161,7 @@ PATHS: dict[str, Any] = {
         ),
         "post": _op(
             "Create a session",
-            {"201": _json(ref("Session"), "Created"), **_errors(400)},
+            {"201": _json(ref("Session"), "Created"), **_errors(400, 503)},
             body="NewSession",
             body_required=False,
         ),
@@ -177,7 +178,7 @@ PATHS: dict[str, Any] = {
         ),
         "delete": _op(
             "Delete a session and everything it owns",
-            {"200": _json(ref("Deleted"), "Deleted"), **_errors(404)},
+            {"200": _json(ref("Deleted"), "Deleted"), **_errors(404, 503)},
             parameters=[_SESSION_ID],
         ),
     },
@@ -213,7 +214,7 @@ PATHS: dict[str, Any] = {
     "/api/sessions/{session_id}/tool-results": {
         "post": _op(
             "Continue the paused turn with client tool results",
-            {**_turn_replies(), **_errors(400, 404, 409)},
+            {**_turn_replies(), **_errors(400, 404, 409, 503)},
             parameters=[_SESSION_ID, _IDEMPOTENCY],
             body="ToolResults",
         )
@@ -221,7 +222,7 @@ PATHS: dict[str, Any] = {
     "/api/sessions/{session_id}/permissions": {
         "post": _op(
             "Allow or deny the built-in tool calls the paused turn waits on",
-            {**_turn_replies(), **_errors(400, 404, 409)},
+            {**_turn_replies(), **_errors(400, 404, 409, 503)},
             parameters=[_SESSION_ID, _IDEMPOTENCY],
             body="Decisions",
         )
@@ -247,7 +248,7 @@ PATHS: dict[str, Any] = {
     "/api/sessions/{session_id}/fork": {
         "post": _op(
             "Branch the conversation at a turn into a new session (nothing is replayed)",
-            {"201": _json(ref("Session"), "The new session"), **_errors(400, 404, 409)},
+            {"201": _json(ref("Session"), "The new session"), **_errors(400, 404, 409, 503)},
             parameters=[_SESSION_ID],
             body="ForkRequest",
             body_required=False,

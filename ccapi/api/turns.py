@@ -115,7 +115,7 @@ async def _reply(
 ) -> HTTPResponse | None:
     session_id, turn_id = run.session.id, run.turn.id
     if background:
-        await service.events.flush()  # the events the reply points to are committed before it goes
+        await service.events.flush(bounded=True)  # the events the reply points to are committed before it goes
         return json(accepted_view(session_id, turn_id, "running", from_seq), status=202)
     if stream:
         await send_events(

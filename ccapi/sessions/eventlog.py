@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from ccapi.errors import Unavailable
 from ccapi.events import DELTA_EVENTS, Event, EventBatch
 from ccapi.ids import utcnow
 from ccapi.store import Store
@@ -119,9 +120,19 @@ class EventLog:
     once, too, when ``batch_size`` events wait or someone waits in ``flush()``."""
 
     def __init__(
-        self, store: Store, batch_size: int = 1024, batch_window: float = 0.01, unwatched_window: float = 0.1
+        self,
+        store: Store,
+        batch_size: int = 1024,
+        batch_window: float = 0.01,
+        unwatched_window: float = 0.1,
+        write_timeout: float = 30.0,
     ) -> None:
         self._store = store
+        self._write_timeout = write_timeout
+        self._failing_since: float | None = None
+        self.stalled: str | None = None
+        """Why the store refuses this log's writes, once it has for ``write_timeout`` seconds (else ``None``)."""
+        self._on_stall: list[Callable[[], None]] = []
         self._batch_size = batch_size
         self._batch_window = batch_window
         self._unwatched_window = unwatched_window
@@ -173,6 +184,18 @@ class EventLog:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
 
+    def on_stall(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the store has refused writes for ``write_timeout`` seconds."""
+        self._on_stall.append(callback)
+
+    def stall_error(self, **details: str) -> Unavailable:
+        """The 503 for a reply that waits on events the store will not take (``stalled``)."""
+        return Unavailable(
+            f"the session store has refused writes for {self._write_timeout:g} s or more ({self.stalled}); what is "
+            "waiting to be written is kept and goes in once it accepts writes again: read the turn or its events later",
+            details or None,
+        )
+
     def on_commit(self, callback: Callable[[list[Event]], None]) -> None:
         """Call ``callback(batch)`` after each batch commits (the webhook worker wakes on it)."""
         self._on_commit.append(callback)
@@ -215,13 +238,17 @@ class EventLog:
         self._recheck.set()
         self._wakeup.set()
 
-    async def flush(self) -> None:
-        """Wait until everything queued so far is committed, and its events published."""
+    async def flush(self, bounded: bool = False) -> None:
+        """Wait until everything queued so far is committed, and its events published; ``bounded``: or
+        raise ``stall_error`` once the store has refused writes for ``write_timeout`` (what is queued
+        stays queued). The gateway's own work waits unbounded: it must not lose its place."""
         target = self._emitted
         if self._committed < target:
             self._commit_now()
         async with self._progress:
-            await self._progress.wait_for(lambda: self._committed >= target)
+            await self._progress.wait_for(lambda: self._committed >= target or (bounded and self.stalled is not None))
+        if self._committed < target:
+            raise self.stall_error()
 
     async def _allocate(self, session_id: str) -> int:
         if session_id not in self._next_seq:
@@ -266,15 +293,17 @@ class EventLog:
                     self._last_deltas[event.session_id] = now
             try:
                 await self._store.append_events(batch, ends, transcripts)
-            except Exception:
+            except Exception as exc:
                 log.exception("event_batch_write_failed", events=len(batch))
                 self._pending, self._ends = batch + self._pending, ends + self._ends
                 self._transcripts = transcripts + self._transcripts
                 for event in batch:
                     self._pending_since.setdefault(event.session_id, now)
+                await self._failed(str(exc) or type(exc).__name__, loop.time())
                 self._wakeup.set()
                 await asyncio.sleep(0.5)
                 continue
+            self._failing_since = self.stalled = None
             if batch:
                 for event in batch:  # in seq order within each session
                     self._stored_up_to[event.session_id] = event.seq
@@ -283,6 +312,18 @@ class EventLog:
                     callback(batch)
             async with self._progress:
                 self._committed += len(batch) + len(ends) + len(transcripts)
+                self._progress.notify_all()
+
+    async def _failed(self, error: str, now: float) -> None:
+        """Note a refused write; past ``write_timeout`` of them, tell who waits (they answer 503)."""
+        if self._failing_since is None:
+            self._failing_since = now
+        if self.stalled is None and now - self._failing_since >= self._write_timeout:
+            self.stalled = error
+            log.error("event_log_stalled", error=error, seconds=round(now - self._failing_since, 1))
+            for callback in self._on_stall:
+                callback()
+            async with self._progress:
                 self._progress.notify_all()
 
     def _deadline(self) -> float:

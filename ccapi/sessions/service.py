@@ -97,6 +97,7 @@ class SessionService:
         #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._specs = EngineSpecs(settings, self._transcripts, self._running)
+        events.on_stall(self._stalled)
         self.permissions = self._specs.permissions
         self.sandbox = self._specs.sandbox
 
@@ -139,6 +140,7 @@ class SessionService:
         """A new session; with ``fork``, one that continues a copy of that conversation up
         to that point (``forked_from`` says where, in its ``session.created`` event); with
         ``history``, one whose transcript holds those messages (after the fork's)."""
+        self._refuse_if_stalled()
         now = utcnow()
         cwd = self._specs.cwd(params.cwd)
         sdk_session_id = await branched_transcript(self._transcripts, fork, cwd) if fork else None
@@ -149,7 +151,7 @@ class SessionService:
         self.metrics.session_created()
         created = created_event(record, fork, forked_from, history)
         await self.events.emit(record.id, None, EventType.SESSION_CREATED, created)
-        await self.events.flush()
+        await self.events.flush(bounded=True)
         return await self.get(record.id)
 
     async def change(self, session_id: str, fields: dict[str, Any]) -> SessionRecord:
@@ -202,7 +204,7 @@ class SessionService:
                 await run.interrupt("session deleted")
             session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
             await self.pool.discard(session_id)
-            await self.events.flush()
+            await self.events.flush(bounded=True)  # a store that refuses writes will not delete either
             await self.store.delete_session(session_id)
         if session.sdk_session_id:
             await self.store.delete_transcript(None, session.sdk_session_id, None)
@@ -242,7 +244,7 @@ class SessionService:
         """Queue the turn behind the running one (``queue``), or ``None``: it may start now."""
         ahead = self._running.get(session_id)
         if queue and (ahead is not None or self.queues.waiting(session_id)):
-            self._refuse_if_closing()
+            self._refuse_new_turns()
             self.limits.check()  # it could not start either
         return await self.queues.admit(session_id, content, queue, ahead)
 
@@ -253,7 +255,7 @@ class SessionService:
         turn; empty input continues from the tool results the history ends in. The session is
         created only once a live slot is free, so a request answered 503 (or 429) leaves no empty
         session behind."""
-        self._refuse_if_closing()
+        self._refuse_new_turns()
         self.limits.check()
         session_id = new_id("sess")
         await self._reserve(session_id)
@@ -364,7 +366,7 @@ class SessionService:
     ) -> TurnRun:
         """Start a turn; ``reserved`` when the caller already holds the session's live slot.
         While a usage window is rejected it is refused at once: Claude would refuse it anyway."""
-        self._refuse_if_closing()
+        self._refuse_new_turns()
         self.limits.check()
         await self._after_ended(session_id)
         if session_id in self._running:
@@ -377,7 +379,7 @@ class SessionService:
         ahead = False
         with self._specs.turn_starting(session_id):
             try:
-                self._refuse_if_closing()  # the slot came free because shutdown interrupted its turn: not for a new one
+                self._refuse_new_turns()  # the slot came free because shutdown interrupted its turn: not for a new one
                 # alone on its store, a warm session's input goes to Claude Code while its turn is recorded
                 ahead = kind == "input" and bool(content) and not self.store.shared
                 ahead = ahead and self.pool.send_ahead(session_id, content)
@@ -430,11 +432,24 @@ class SessionService:
         if run is not None and run.ended and run.task is not None:  # its done callback forgets it
             await asyncio.wait({run.task}, timeout=LEASE_HANDOVER_TRIES * LEASE_HANDOVER_PAUSE)
 
-    def _refuse_if_closing(self) -> None:
+    def _refuse_new_turns(self) -> None:
+        """While the gateway shuts down, or its store refuses the events a turn would write."""
         if self._closing:
             raise Unavailable(
                 "the gateway is shutting down; retry in a moment", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
             )
+        self._refuse_if_stalled()
+
+    def _refuse_if_stalled(self) -> None:
+        """Nothing new (a session, a turn) starts while the store refuses the events it would write."""
+        if self.events.stalled is not None:
+            raise self.events.stall_error()
+
+    def _stalled(self) -> None:
+        """The store refuses the events every running turn's reply waits on: answer those replies 503 now
+        (the turns go on, and settle once their events are written)."""
+        for session_id, run in self._running.items():
+            run.stall(self.events.stall_error(session_id=session_id, turn_id=run.turn.id))
 
     def _forget_run(self, run: TurnRun) -> None:
         if self._running.get(run.session.id) is run:
@@ -458,7 +473,7 @@ class SessionService:
 
     async def _start_queued(self, queued: QueuedTurn) -> TurnRun:
         """Start a queued turn; it can be withdrawn while it waits for its live slot."""
-        self._refuse_if_closing()
+        self._refuse_new_turns()
         self.limits.check()
         await queued.withdrawable(self._reserve(queued.session_id))
         try:

@@ -135,6 +135,12 @@ class TurnRun:
         """The turn as of its next settle: finished, or paused on client tool calls."""
         return await asyncio.shield(self._settled)
 
+    def stall(self, error: Exception) -> None:
+        """Fail whoever waits for this settle (the store will not take its events); the next settle re-arms."""
+        if not self._settled.done():
+            self._settled.set_exception(error)
+            self._settled.exception()  # retrieved: nobody may be waiting, and that is no error of its own
+
     async def submit(self, results: list[ToolResult]) -> int:
         """Hand client tool results to the waiting calls; returns the seq of the first
         ``tool_result`` event. Nothing is applied unless the whole submission is valid."""
