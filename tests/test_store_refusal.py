@@ -45,6 +45,8 @@ def test_a_store_refusing_writes_answers_503_not_a_hang_and_loses_nothing(make_g
     for refused in (gw.client.post("/api/sessions", json={}), gw.client.post("/v1/messages", json=ANTHROPIC)):
         assert refused.status_code == 503 and "refused writes" in refused.text, refused.text  # nothing new starts
     assert len(gw.client.get("/api/sessions").json()["data"]) == 1
+    health = gw.client.get("/healthz")
+    assert health.status_code == 503 and health.json()["database"] == "refusing_writes", health.text
 
     database.execute("DROP TRIGGER refuse")
     database.commit()
@@ -59,6 +61,7 @@ def test_a_store_refusing_writes_answers_503_not_a_hang_and_loses_nothing(make_g
     assert held[0] == "turn.started" and held[-1] == "turn.completed", held
     assert held_input in str(turn["output"]), turn  # the mock echoes the input
 
+    assert gw.client.get("/healthz").json()["database"] == "ok"
     after = _turn(gw, session_id, "fourth")
     assert after.json()["status"] == "completed", after.text
     latest = mock_model.message_requests(include_side=False)[-1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import cast
+from typing import Literal, cast
 
 import claude_agent_sdk
 from claude_agent_sdk._cli_version import __cli_version__
@@ -50,10 +50,14 @@ async def healthz(request: Request) -> HTTPResponse:
     set, a caller without the key learns only whether the gateway serves and how busy it is: where
     credentials live, the permission mode, the sandbox and subscription usage need the key."""
     ctx = request.app.ctx
-    database_ok = await ctx.store.ping()
+    database: Literal["ok", "unreachable", "refusing_writes"] = "ok"
+    if not await ctx.store.ping():
+        database = "unreachable"
+    elif ctx.events.stalled is not None:  # it reads, but has refused the event log's writes for a while
+        database = "refusing_writes"
     health: Health = {
-        "status": "ok" if database_ok else "unavailable",
-        "database": "ok" if database_ok else "unreachable",
+        "status": "ok" if database == "ok" else "unavailable",
+        "database": database,
         "live_engines": ctx.pool.live_count,
         "max_live": ctx.pool.max_live,
         "queued_turns": ctx.pool.queued,
@@ -70,7 +74,7 @@ async def healthz(request: Request) -> HTTPResponse:
             "message": credentials.message,
         }
         health["limits"] = cast(LimitsSummary, ctx.limits.health())
-    return json(health, status=200 if database_ok else 503)
+    return json(health, status=200 if database == "ok" else 503)
 
 
 def _may_see_details(request: Request) -> bool:

@@ -95,7 +95,10 @@ class Health(TypedDict):
     """The keyless part, and with the key (or none set) where credentials, modes and usage stand."""
 
     status: Literal["ok", "unavailable"]
-    database: Literal["ok", "unreachable"]
+    database: Annotated[
+        Literal["ok", "unreachable", "refusing_writes"],
+        Field(description="refusing_writes: it reads, but has refused event writes for CC_API_STORE_WRITE_TIMEOUT"),
+    ]
     live_engines: int
     max_live: int
     queued_turns: int
