@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Literal, cast
+from typing import cast
 
 import claude_agent_sdk
 from claude_agent_sdk._cli_version import __cli_version__
@@ -13,7 +13,7 @@ from sanic.response import HTTPResponse, html, json
 from ccapi import __version__
 from ccapi.api.console import ConsolePage
 from ccapi.api.middleware import presented_key
-from ccapi.api.replies import Health, Info, LimitsSummary, Permissions, Sandbox
+from ccapi.api.replies import DatabaseState, Health, Info, LimitsSummary, Permissions, Sandbox
 
 bp = Blueprint("info")
 _CONSOLE = ConsolePage.load()
@@ -50,7 +50,7 @@ async def healthz(request: Request) -> HTTPResponse:
     set, a caller without the key learns only whether the gateway serves and how busy it is: where
     credentials live, the permission mode, the sandbox and subscription usage need the key."""
     ctx = request.app.ctx
-    database: Literal["ok", "unreachable", "refusing_writes"] = "ok"
+    database: DatabaseState = "ok"
     if not await ctx.store.ping():
         database = "unreachable"
     elif ctx.events.stalled is not None:  # it reads, but has refused the event log's writes for a while

@@ -91,12 +91,15 @@ class LimitsSummary(TypedDict):
     summary: Annotated[str | None, Field(description="5-hour window 91% used, resets 09:13 UTC; ...")]
 
 
+DatabaseState = Literal["ok", "unreachable", "refusing_writes"]
+
+
 class Health(TypedDict):
     """The keyless part, and with the key (or none set) where credentials, modes and usage stand."""
 
     status: Literal["ok", "unavailable"]
     database: Annotated[
-        Literal["ok", "unreachable", "refusing_writes"],
+        DatabaseState,
         Field(description="refusing_writes: it reads, but has refused event writes for CC_API_STORE_WRITE_TIMEOUT"),
     ]
     live_engines: int

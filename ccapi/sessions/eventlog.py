@@ -455,7 +455,7 @@ class EventLog:
         when all that this process has stored is at or before ``seq`` and no other host writes (a streamed turn
         follows from its own ``turn.started``, which is still pending). What commits later reaches the follower
         live, as it subscribed first; this saves its first read of the store, which ran beside the turn's
-        start and competed with it for the interpreter."""
+        start and competed with it for the machine's two cores."""
         stored = self._stored_up_to.get(session_id)
         return self._store.shared or stored is None or stored > seq
 
