@@ -50,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ccapi.api.protocol import HeadDeadlineProtocol
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
+    from ccapi.daemon.signals import StopOnSignal
     from ccapi.observability.logs import configure_logging, secret_values
 
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
@@ -72,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = settings.with_overrides(upstream_url=mock.url, mock_model=True)
         print(f"cc-api: MOCK MODEL at {mock.url} — replies are scripted, not from Claude", file=sys.stderr)
     app = create_app(settings)
+    StopOnSignal(app).install()
     try:
         # Bound here rather than by Sanic, which makes the socket inheritable: a Claude Code child
         # holding it would keep the port after a crash of the gateway alone.
