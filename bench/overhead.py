@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import statistics
 import time
 from dataclasses import dataclass
@@ -166,8 +167,14 @@ def segments(turns: list[GatewayTurn], times: dict[tuple[str, str], float]) -> d
     return split
 
 
-async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measurement:
-    """Alternating timed turns on both sides: a default turn each, then a streamed turn each."""
+async def measure(base_url: str, mock: MockModel, cwd: Path, turns: int) -> Measurement:
+    """Alternating timed turns on both sides: a default turn each, then a streamed turn each.
+
+    This process runs the mock and the clients of every side, so a full collection of its heap stalls whichever
+    side's turn is in flight: the heap it has when the rounds begin (the imports of the SDK, httpx, ...) is frozen out
+    of the collector, and the mock forgets its recorded requests after each round (kept, their parsed bodies, ~58 KB
+    of JSON a request, grew the heap until each full collection took 0.1-0.5 s, at the same rounds in every run:
+    the p99 columns were those stalls, on all sides)."""
     direct: list[float] = []
     mirrored: list[float] = []
     gateway: list[GatewayTurn] = []
@@ -177,7 +184,7 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
     through_httpx: list[float] = []
     # the sandbox and deny rules a gateway here gives Claude Code (its default CC_API_SANDBOX=auto), on every side
     sandbox = SandboxPolicy.detect("auto", [cwd / "cc-api"])
-    options = sdk_options(mock_url, cwd, sandbox=sandbox)
+    options = sdk_options(mock.url, cwd, sandbox=sandbox)
     mirror_options = dataclasses.replace(options, session_store=InMemorySessionStore())
     async with (
         ClaudeSDKClient(options) as sdk,
@@ -188,6 +195,8 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
         # the httpx turns run in a session of their own, so each conversation grows by two turns a round
         session, httpx_session = [(await http.post("/api/sessions", json={})).json()["id"] for _ in range(2)]
         clients = {"direct": sdk, "mirrored": mirror_sdk}
+        gc.collect()
+        gc.freeze()
         progress = Progress(f"overhead: rounds ({WARMUP_TURNS} warm-up, then {turns} timed)", WARMUP_TURNS + turns)
         for n in range(WARMUP_TURNS + turns):
             text = PROMPT.format(n=n)
@@ -222,7 +231,9 @@ async def measure(base_url: str, mock_url: str, cwd: Path, turns: int) -> Measur
                 mirrored_first.append(mirrored_first_token)
                 gateway_first.append(first["gateway"] or 0.0)
                 through_httpx.append(whole["httpx"])
+            mock.clear()
             progress.step()
+        gc.unfreeze()  # the next run freezes its own
         say("overhead: reading the session's events to split each turn's time")
         times = await turn_event_times(http, session)
     return Measurement(
@@ -306,7 +317,7 @@ def one_run(turns: int) -> tuple[Measurement, dict[str, float]]:
     """One run on fresh processes: a gateway, two direct clients, one mock. Returns what it measured and the
     gateway's own ``/metrics`` figures after it (scraped as Prometheus would), which show they counted every turn."""
     with MockModel() as mock, scratch_home() as home, offline_environ(home), running_gateway(mock.url) as gw:
-        m = asyncio.run(measure(gw.base_url, mock.url, home, turns))
+        m = asyncio.run(measure(gw.base_url, mock, home, turns))
         return m, counted_turns(scrape(gw))
 
 
