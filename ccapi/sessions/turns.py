@@ -216,7 +216,9 @@ class TurnRun:
             await self.ctx.pool.discard(self.session.id)
         if outcome.duration_ms is None:
             outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
-        if self._limit is not None and outcome.status != "completed":
+        if self._limit is not None:
+            # even when Claude Code went on to an answer: an interrupt that reaches it while it handles a tool
+            # call ends only that call, and it asks the model again
             outcome = replace(outcome, status="failed", error=self._limit)
         elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
             outcome = replace(
@@ -272,10 +274,18 @@ class TurnRun:
         elif type_ == EventType.SESSION_COMPACTED:
             self.compaction = data
         elif type_ == EventType.MESSAGE_COMPLETED and self._over_budget(data):
+            self._limit = {
+                "type": "max_turns",
+                "message": (
+                    f"the turn stopped after {self._own_tool_rounds} rounds of Claude Code's own tools "
+                    "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue"
+                ),
+            }
             self._stopping = asyncio.create_task(self._stop_at_limit())
 
     def _over_budget(self, message: dict[str, Any]) -> bool:
-        """Counts the model rounds that call Claude Code's own tools; true once one too many ran."""
+        """Counts the model rounds that call Claude Code's own tools; true for each one past the limit (Claude Code
+        may go on after the first interrupt, see ``_run``)."""
         if self._own_tool_rounds is None or message.get("parent_tool_use_id") is not None:
             return False
         if not any(
@@ -284,16 +294,9 @@ class TurnRun:
         ):
             return False
         self._rounds += 1
-        return self._rounds > self._own_tool_rounds and self._limit is None
+        return self._rounds > self._own_tool_rounds
 
     async def _stop_at_limit(self) -> None:
-        self._limit = {
-            "type": "max_turns",
-            "message": (
-                f"the turn stopped after {self._own_tool_rounds} rounds of Claude Code's own tools "
-                "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue"
-            ),
-        }
         engine = self.ctx.pool.get(self.session.id)
         if engine is not None and engine.busy:
             try:
