@@ -281,7 +281,8 @@ class TurnRun:
                     "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue"
                 ),
             }
-            self._stopping = asyncio.create_task(self._stop_at_limit())
+            if self._stopping is None or self._stopping.done():  # one still under way stops this round too
+                self._stopping = asyncio.create_task(self._stop_at_limit())
 
     def _over_budget(self, message: dict[str, Any]) -> bool:
         """Counts the model rounds that call Claude Code's own tools; true for each one past the limit (Claude Code
