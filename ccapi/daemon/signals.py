@@ -23,8 +23,7 @@ _FIRST = 1_000_000  # before any other after-start listener: Sanic's own handler
 class StopOnSignal:
     def __init__(self, app: Sanic) -> None:
         self._app = app
-        self._requested = False
-        self._wake: asyncio.Event | None = None
+        self._stop = asyncio.Event()
 
     def install(self) -> None:
         """Call before the port is bound (in the main thread): from then on a stop signal is never lost."""
@@ -33,24 +32,17 @@ class StopOnSignal:
         self._app.after_server_start(self._take_over, priority=_FIRST)
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
-        self._requested = True
+        self._stop.set()  # nothing waits on it yet: this only sets the flag
 
     def _take_over(self, app: Sanic) -> None:
         """Replace Sanic's handlers (which stop the loop at once) with ours, and wait for a request."""
         loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self._request)
-        app.add_task(self._stop_when_serving(self._wake), name="ccapi-stop-on-signal")
+            loop.add_signal_handler(sig, self._stop.set)
+        app.add_task(self._stop_when_serving(), name="ccapi-stop-on-signal")
 
-    def _request(self) -> None:
-        self._requested = True
-        if self._wake is not None:
-            self._wake.set()
-
-    async def _stop_when_serving(self, wake: asyncio.Event) -> None:
-        if not self._requested:  # else it came before the loop's handlers were ours
-            await wake.wait()
+    async def _stop_when_serving(self) -> None:
+        await self._stop.wait()  # at once if the signal came before the loop's handlers were ours
         # Until the last after-start listener has run the loop is inside a run_until_complete, which a stop would
         # end early (or not at all); Sanic marks the app running just before it enters run_forever.
         while not self._app.state.is_running:  # noqa: ASYNC110 - a plain flag of Sanic's, no event to await
