@@ -157,7 +157,7 @@ def overhead(data: dict[str, Any]) -> Figure:
     plain, mirrored = data["summary"]["whole_turn"]["vs_direct"], data["summary"]["whole_turn"]["vs_mirrored"]
     figure.suptitle(
         f"Gateway overhead: CC API's p50 is {plain['p50']:.2f}x the direct SDK's ({plain['p50_overhead_ms']:.0f} ms "
-        f"more), {mirrored['p50']:.2f}x one that mirrors its transcript too; mock model that answers at once",
+        f"more), {mirrored['p50']:.2f}x one that mirrors its transcript too\n(a mock model that answers at once)",
         fontsize=13,
     )
     _footer(figure, data)

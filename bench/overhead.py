@@ -1,13 +1,14 @@
 """Gateway overhead: one warm turn through CC API (HTTP, events, store) vs the same turn on a direct ClaudeSDKClient,
 and the time to the first token of a streamed turn on both.
 
-Three sides each hold one warm Claude Code process with the same options (the gateway's own builder, the Bash
-sandbox included) and talk to one mock model: CC API; a direct ``ClaudeSDKClient``; and a direct client that also
-mirrors its transcript to a ``SessionStore`` (the SDK's in-memory one) as the gateway's options do, which shows what
-the SDK itself spends on the mirror that makes a session resumable. CC API is timed through a lean HTTP/1.1 client
-(``bench.http1``), so the ratio is the gateway's cost and not a client library's; the same default turn sent with
-httpx, in a second session, shows what such a library adds. Turns rotate between them (which side goes first rotates
-too), so all see the same machine load and the same growing conversation. Each round is a default (JSON reply) turn
+Three sides each hold warm Claude Code processes with the same options (the gateway's own builder, the Bash sandbox
+included), three by default, taking the rounds in turn (see ``measure``), and talk to one mock model: CC API (a
+session each); direct ``ClaudeSDKClient``s; and direct clients that also mirror their transcript to a ``SessionStore``
+(the SDK's in-memory one) as the gateway's options do, which shows what the SDK itself spends on the mirror that makes
+a session resumable. CC API is timed through a lean HTTP/1.1 client (``bench.http1``), so the ratio is the gateway's
+cost and not a client library's; the same default turn sent with httpx, in sessions of its own, shows what such a
+library adds. Turns rotate between them (which side goes first rotates too), so all see the same machine load and
+the same growing conversations. Each round is a default (JSON reply) turn
 on each side, then a streamed turn on each side: ``"stream": true`` through CC API, timed to its first
 ``message.delta``, against the first text ``StreamEvent`` on the SDK. The mock echoes the input, which is long
 enough to stream in several deltas. A few warm-up rounds are not counted.
@@ -15,13 +16,14 @@ enough to stream in several deltas. A few warm-up rounds are not counted.
 Five runs back to back by default, each on fresh processes; each run's ratios and their median are reported, with
 the gateway's ``/metrics`` scraped after each run.
 
-    python -m bench.overhead [--turns N] [--runs N]
+    python -m bench.overhead [--turns N] [--runs N] [--processes N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import statistics
@@ -53,6 +55,8 @@ from ccapi.testing import MockModel
 from tests.metrics_support import Samples, scrape
 
 WARMUP_TURNS = 3
+#: Warm Claude Code processes per side (see ``measure``).
+PROCESSES = 3
 TARGET = 1.25
 #: The median of the runs' p50 ratios must stay under this too: one run's luck is not a result.
 MEDIAN_TARGET = 1.15
@@ -167,8 +171,13 @@ def segments(turns: list[GatewayTurn], times: dict[tuple[str, str], float]) -> d
     return split
 
 
-async def measure(base_url: str, mock: MockModel, cwd: Path, turns: int) -> Measurement:
+async def measure(base_url: str, mock: MockModel, cwd: Path, turns: int, processes: int) -> Measurement:
     """Alternating timed turns on both sides: a default turn each, then a streamed turn each.
+
+    Each side holds ``processes`` warm Claude Code processes (direct clients, gateway sessions) and round ``n`` runs
+    on the ``n % processes``-th of each: one Claude Code process runs a few per cent faster or slower than another
+    for its whole life (identical direct clients differ by up to ~3 % here), which one process per side would count
+    as the gateway's cost, or take off it.
 
     This process runs the mock and the clients of every side, so a full collection of its heap stalls whichever
     side's turn is in flight: the heap it has when the rounds begin (the imports of the SDK, httpx, ...) is frozen out
@@ -185,21 +194,29 @@ async def measure(base_url: str, mock: MockModel, cwd: Path, turns: int) -> Meas
     # the sandbox and deny rules a gateway here gives Claude Code (its default CC_API_SANDBOX=auto), on every side
     sandbox = SandboxPolicy.detect("auto", [cwd / "cc-api"])
     options = sdk_options(mock.url, cwd, sandbox=sandbox)
-    mirror_options = dataclasses.replace(options, session_store=InMemorySessionStore())
-    async with (
-        ClaudeSDKClient(options) as sdk,
-        ClaudeSDKClient(mirror_options) as mirror_sdk,
-        httpx.AsyncClient(base_url=base_url, timeout=60) as http,
-        Http1(http.base_url.host, http.base_url.port or 80) as lean,
-    ):
-        # the httpx turns run in a session of their own, so each conversation grows by two turns a round
-        session, httpx_session = [(await http.post("/api/sessions", json={})).json()["id"] for _ in range(2)]
-        clients = {"direct": sdk, "mirrored": mirror_sdk}
+    warmup = WARMUP_TURNS * processes
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {
+            "direct": [await stack.enter_async_context(ClaudeSDKClient(options)) for _ in range(processes)],
+            "mirrored": [
+                await stack.enter_async_context(
+                    ClaudeSDKClient(dataclasses.replace(options, session_store=InMemorySessionStore()))
+                )
+                for _ in range(processes)
+            ],
+        }
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=60))
+        lean = await stack.enter_async_context(Http1(http.base_url.host, http.base_url.port or 80))
+        # the httpx turns run in sessions of their own, so each conversation grows by two turns a round
+        ids = [(await http.post("/api/sessions", json={})).json()["id"] for _ in range(2 * processes)]
+        sessions, httpx_sessions = ids[:processes], ids[processes:]
         gc.collect()
         gc.freeze()
-        progress = Progress(f"overhead: rounds ({WARMUP_TURNS} warm-up, then {turns} timed)", WARMUP_TURNS + turns)
-        for n in range(WARMUP_TURNS + turns):
+        progress = Progress(f"overhead: rounds ({warmup} warm-up, then {turns} timed)", warmup + turns)
+        for n in range(warmup + turns):
             text = PROMPT.format(n=n)
+            at = n % processes
+            session, httpx_session = sessions[at], httpx_sessions[at]
             # which side goes first rotates, and the streamed turns run in reverse order: each round one side's
             # streamed turn directly follows its own default turn, each side as often as the others
             sides = SIDES[n % len(SIDES) :] + SIDES[: n % len(SIDES)]
@@ -212,18 +229,18 @@ async def measure(base_url: str, mock: MockModel, cwd: Path, turns: int) -> Meas
                 elif side == "httpx":
                     whole[side] = await httpx_turn(http, httpx_session, text)
                 else:
-                    whole[side], _ = await direct_turn(clients[side], text)
+                    whole[side], _ = await direct_turn(clients[side][at], text)
             for side in reversed(sides):
                 if side == "httpx":
                     continue
                 if side == "gateway":
                     first[side] = await gateway_first_token(lean, session, text)
                 else:
-                    _, first[side] = await direct_turn(clients[side], text)
+                    _, first[side] = await direct_turn(clients[side][at], text)
             direct_first_token, mirrored_first_token = first["direct"], first["mirrored"]
             if direct_first_token is None or mirrored_first_token is None:
                 raise RuntimeError("the direct SDK turn streamed no text delta")
-            if n >= WARMUP_TURNS:
+            if n >= warmup:
                 direct.append(whole["direct"])
                 mirrored.append(whole["mirrored"])
                 gateway.append(turn)
@@ -234,8 +251,10 @@ async def measure(base_url: str, mock: MockModel, cwd: Path, turns: int) -> Meas
             mock.clear()
             progress.step()
         gc.unfreeze()  # the next run freezes its own
-        say("overhead: reading the session's events to split each turn's time")
-        times = await turn_event_times(http, session)
+        say("overhead: reading the sessions' events to split each turn's time")
+        times: dict[tuple[str, str], float] = {}
+        for session in sessions:
+            times.update(await turn_event_times(http, session))
     return Measurement(
         direct,
         [t.seconds for t in gateway],
@@ -313,11 +332,11 @@ def segment_table(m: Measurement) -> Table:
     return table
 
 
-def one_run(turns: int) -> tuple[Measurement, dict[str, float]]:
-    """One run on fresh processes: a gateway, two direct clients, one mock. Returns what it measured and the
+def one_run(turns: int, processes: int) -> tuple[Measurement, dict[str, float]]:
+    """One run on fresh processes: a gateway, the direct clients, one mock. Returns what it measured and the
     gateway's own ``/metrics`` figures after it (scraped as Prometheus would), which show they counted every turn."""
     with MockModel() as mock, scratch_home() as home, offline_environ(home), running_gateway(mock.url) as gw:
-        m = asyncio.run(measure(gw.base_url, mock, home, turns))
+        m = asyncio.run(measure(gw.base_url, mock, home, turns, processes))
         return m, counted_turns(scrape(gw))
 
 
@@ -391,12 +410,18 @@ def main() -> None:
         help="timed rounds per run (default 150): a default and a streamed turn per side",
     )
     parser.add_argument("--runs", type=int, default=5, help="runs back to back, each on fresh processes (default 5)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=PROCESSES,
+        help=f"warm Claude Code processes per side, taking the rounds in turn (default {PROCESSES})",
+    )
     args = parser.parse_args()
     measured: list[Measurement] = []
     per_run: list[dict[str, Any]] = []
     for n in range(1, args.runs + 1):
-        say(f"overhead: run {n} of {args.runs}: starting the gateway and two direct ClaudeSDKClients")
-        m, metrics = one_run(args.turns)
+        say(f"overhead: run {n} of {args.runs}: starting the gateway and the direct ClaudeSDKClients")
+        m, metrics = one_run(args.turns, args.processes)
         measured.append(m)
         per_run.append({**summarise(m), "metrics": metrics})
         turn, first = (per_run[-1][measure_]["vs_direct"]["p50"] for measure_ in ("whole_turn", "first_token"))
@@ -423,8 +448,9 @@ def main() -> None:
 
     notes = [
         f"CC API p50 against the direct SDK over {args.runs} runs: whole turn {verdict('whole_turn')}; first token "
-        f"{verdict('first_token')}. Every side: one warm Claude Code process with the same options (the Bash "
-        f"sandbox included), same mock, rotating turns; {WARMUP_TURNS} warm-up rounds per run not counted; the "
+        f"{verdict('first_token')}. Every side: {args.processes} warm Claude Code processes with the same options "
+        f"(the Bash sandbox included) taking the rounds in turn, same mock, rotating turns; {WARMUP_TURNS} warm-up "
+        "rounds per process and run not counted; the "
         "gateway's /metrics scraped after each run (turns counted: its cc_api_turns_total). The detail tables pool "
         "every run's turns."
     ]
@@ -438,7 +464,13 @@ def main() -> None:
             segment_table(m),
         ],
         {
-            "params": {"turns": turns, "runs": args.runs, "turns_per_run": args.turns, "warmup_turns": WARMUP_TURNS},
+            "params": {
+                "turns": turns,
+                "runs": args.runs,
+                "turns_per_run": args.turns,
+                "processes_per_side": args.processes,
+                "warmup_turns": WARMUP_TURNS * args.processes,
+            },
             "summary": summary,
             "runs": per_run,
             "direct": latency_summary(m.direct),
