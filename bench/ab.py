@@ -1,6 +1,6 @@
 """Two builds of the gateway side by side: a change measured against what it changes, in one run.
 
-    python -m bench.ab BASE [CHANGED] [--sessions 4] [--rounds 120] [--pairs 2]
+    python -m bench.ab BASE [CHANGED] [--sessions 4] [--rounds 120] [--pairs 2] [--stream]
 
 Each build runs as a gateway of its own, started from a git worktree of its revision (``CHANGED`` omitted: this
 working tree, uncommitted edits included), both on one mock model. Each holds ``--sessions`` warm sessions, so each
@@ -8,9 +8,10 @@ side's turns spread over as many Claude Code processes: one process runs a few p
 another for its whole life (two identical direct clients differ by up to ~3 % here), which one process per side
 would read as the change's effect. Default turns alternate between the builds, and which goes first alternates
 every round, so both see the same machine and the same growing conversations. A pair is two runs with the
-gateways started in opposite order (the one started second tends to run ~1 % slower). Each run prints its p50
-ratio, changed over base; the median of the runs is the result. Before-and-after runs, however careful, differ by
-more than most changes left to make: the host's speed moves by half between runs an hour apart.
+gateways started in opposite order (which one was started first moved a run by ~1.4 % in one set). Each run prints
+its p50 ratio, changed over base; the median of the runs is the result. ``--stream`` times streamed turns to their
+first ``message.delta`` instead (time to first token, as ``bench.overhead`` does). Before-and-after runs, however
+careful, differ by more than most changes left to make: the host's speed moves by half between runs an hour apart.
 """
 
 from __future__ import annotations
@@ -22,17 +23,16 @@ import gc
 import statistics
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import REPO, Table, machine_info, machine_line, running_gateway, say
 from bench.http1 import Http1
+from bench.overhead import PROMPT, gateway_first_token, gateway_turn
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
 
-PROMPT = "turn {n}: answer with these words so that the reply streams in a handful of text deltas"
 WARMUP_ROUNDS = 3
 
 
@@ -70,18 +70,18 @@ def checked_out(revision: str | None) -> Iterator[Path]:
             subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
 
 
-async def timed_turn(http: Http1, session_id: str, text: str) -> float:
-    began = time.perf_counter()
-    reply = await http.post(f"/api/sessions/{session_id}/turns", {"input": text})
-    elapsed = time.perf_counter() - began
-    if reply.status != 200 or reply.json()["status"] != "completed":
-        raise RuntimeError(f"turn failed: {reply.body!r}")
-    return elapsed
+async def timed(http: Http1, session_id: str, text: str, stream: bool) -> float:
+    """A default turn's time, or a streamed turn's time to its first delta."""
+    if stream:
+        return await gateway_first_token(http, session_id, text)
+    return (await gateway_turn(http, session_id, text)).seconds
 
 
-async def alternate(gateways: dict[str, Gateway], mock: MockModel, sessions: int, rounds: int) -> dict[str, float]:
-    """Each round, one default turn in each session of each build, the builds taking turns within the round and
-    going first every other round; returns each build's p50 in milliseconds."""
+async def alternate(
+    gateways: dict[str, Gateway], mock: MockModel, sessions: int, rounds: int, stream: bool
+) -> dict[str, float]:
+    """Each round, one turn in each session of each build, the builds taking turns within the round and going first
+    every other round; returns each build's p50 in milliseconds."""
     seconds: dict[str, list[float]] = {name: [] for name in gateways}
     async with contextlib.AsyncExitStack() as stack:
         lean = {
@@ -100,7 +100,7 @@ async def alternate(gateways: dict[str, Gateway], mock: MockModel, sessions: int
                 order = names if n % 2 == 0 else names[::-1]
                 for index in range(sessions):
                     for name in order:
-                        elapsed = await timed_turn(lean[name], ids[name][index], PROMPT.format(n=n))
+                        elapsed = await timed(lean[name], ids[name][index], PROMPT.format(n=n), stream)
                         if n >= WARMUP_ROUNDS:
                             seconds[name].append(elapsed)
                 mock.clear()
@@ -109,13 +109,13 @@ async def alternate(gateways: dict[str, Gateway], mock: MockModel, sessions: int
     return {name: statistics.median(values) * 1000 for name, values in seconds.items()}
 
 
-def one_run(builds: list[Build], sessions: int, rounds: int) -> RunResult:
+def one_run(builds: list[Build], sessions: int, rounds: int, stream: bool) -> RunResult:
     """Fresh gateways, started in ``builds``' order, on a fresh mock."""
     with MockModel() as mock, contextlib.ExitStack() as stack:
         gateways = {
             build.name: stack.enter_context(running_gateway(mock.url, PYTHONPATH=str(build.tree))) for build in builds
         }
-        p50 = asyncio.run(alternate(gateways, mock, sessions, rounds))
+        p50 = asyncio.run(alternate(gateways, mock, sessions, rounds, stream))
     return RunResult(builds[0].name, p50)
 
 
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=4, help="warm sessions per build (default 4)")
     parser.add_argument("--rounds", type=int, default=120, help="timed rounds per run (default 120)")
     parser.add_argument("--pairs", type=int, default=2, help="pairs of runs, each build started first once (default 2)")
+    parser.add_argument("--stream", action="store_true", help="time streamed turns to their first delta instead")
     args = parser.parse_args()
     results: list[RunResult] = []
     with checked_out(args.base) as base_tree, checked_out(args.changed) as changed_tree:
@@ -134,10 +135,12 @@ def main() -> None:
         for n in range(2 * args.pairs):
             builds = [base, changed] if n % 2 == 0 else [changed, base]
             say(f"ab: run {n + 1} of {2 * args.pairs}, {builds[0].name} started first")
-            results.append(one_run(builds, args.sessions, args.rounds))
+            results.append(one_run(builds, args.sessions, args.rounds, args.stream))
             say(f"ab: run {n + 1}: changed / base p50 {results[-1].ratio:.3f}x")
     table = Table(
-        f"{changed.revision} against {base.revision}: warm default turns, p50, {args.sessions} sessions a build, "
+        f"{changed.revision} against {base.revision}: "
+        + ("streamed turns' first token" if args.stream else "warm default turns")
+        + f", p50, {args.sessions} sessions a build, "
         f"{args.rounds} rounds a run ({args.sessions * args.rounds} turns a build)",
         ["run", "started first", "base p50 ms", "changed p50 ms", "changed / base"],
     )
