@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 #: The built-in tools the bundled Claude Code (2.1.332) declares when asked for them by name
-#: (``ClaudeAgentOptions.tools``): its default set plus Glob and Grep. Other names are dropped
-#: silently by the CLI, so the gateway refuses them instead.
+#: (``ClaudeAgentOptions.tools``) in the gateway's environment: its default set plus Glob and Grep,
+#: less the Cron tools (scheduled prompts are off, see ``engine.spec.engine_environment``). Other
+#: names are dropped silently by the CLI, so the gateway refuses them instead.
 BUILTIN_TOOL_NAMES = (
     "Agent",
     "Bash",
-    "CronCreate",
-    "CronDelete",
-    "CronList",
     "Edit",
     "EnterWorktree",
     "ExitWorktree",

@@ -4,11 +4,13 @@ and a default that works as root (no IS_SANDBOX anywhere in this module)."""
 from __future__ import annotations
 
 import os
+import time
 
 import orjson
 import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
+from ccapi.testing.mock_model import last_user_text
 from ccapi.toolpolicy import BUILTIN_TOOL_NAMES
 from tests.gateway import Gateway
 
@@ -74,6 +76,31 @@ def test_default_is_all_and_works_as_root_without_is_sandbox(gateway: Gateway, m
         assert "root" in health["reason"] and "IS_SANDBOX" in health["reason"]
     else:
         assert health["approvals"] == "off" and health["default_mode"] == "bypassPermissions"
+
+
+def test_a_subagent_reports_within_its_turn_and_each_later_turn_gets_its_own_answer(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """Claude Code runs a subagent in the background unless told otherwise and, once it reports, starts a model turn
+    of its own. Nobody asked for that turn: its answer became the next turn's reply, and every later reply was the
+    answer to the question before. Background tasks (and scheduled prompts) are off for the gateway's Claude Code."""
+    session = gateway.create_session()
+    mock_model.script(
+        Reply(
+            tool_uses=(
+                ToolUse("Agent", {"description": "look", "prompt": "look around", "subagent_type": "general-purpose"}),
+            )
+        )
+    )
+    assert gateway.turn(session["id"], "use a subagent")["status"] == "completed"
+    asked = [last_user_text(r.body) for r in mock_model.message_requests(include_side=False)]
+    assert "look around" in asked, asked  # the subagent ran within the turn
+    time.sleep(1.5)  # what a subagent sent to the background would need to report, and a turn of its own to run
+    for question in ("second question", "third question"):
+        reply = gateway.turn(session["id"], question)
+        assert reply["status"] == "completed" and reply["output"][-1]["text"] == f"mock reply: {question}", reply
+    assert len(mock_model.message_requests(include_side=False)) == len(asked) + 2  # no turn nobody asked for
+    assert not {"CronCreate", "CronDelete", "CronList"} & set(_declared(mock_model)[0])
 
 
 @pytest.mark.slow

@@ -209,15 +209,19 @@ def engine_environment(
     directly (not deferred behind tool search) and allowed to wait for the client longer than
     the gateway's own tool timeout; a resumed transcript runs under the session's system prompt
     as it is now, not the one recorded in it (a compat request's prompt is an option of each
-    request); the configured upstream, retry budget and request timeout
-    when set (Claude Code's own defaults otherwise: 10 retries, 10 minutes); and a dummy key for
-    the mock so a real key is never sent to it."""
+    request); no background tasks and no scheduled prompts (a subagent sent to the background, or
+    a prompt scheduled for later, ends in a model turn Claude Code starts by itself, between the
+    gateway's turns: nobody reads it, and its answer became the next turn's reply); the configured
+    upstream, retry budget and request timeout when set (Claude Code's own defaults otherwise: 10
+    retries, 10 minutes); and a dummy key for the mock so a real key is never sent to it."""
     env = {
         GATEWAY_PID: str(os.getpid()),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "ENABLE_TOOL_SEARCH": "false",
         "MCP_TOOL_TIMEOUT": str(int((tool_timeout + 60) * 1000)),
         "CLAUDE_CODE_HOST_PROMPT_SUPERSEDES_RECORD": "1",
+        "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1",
+        "CLAUDE_CODE_DISABLE_CRON": "1",
     }
     if upstream_url:
         env["ANTHROPIC_BASE_URL"] = upstream_url
