@@ -155,7 +155,7 @@ def build_options(
         max_buffer_size=spec.max_message_bytes,
         cli_path=spec.cli_path,
         sandbox=dict(spec.sandbox) if spec.sandbox is not None and spec.builtin_tools != "none" else None,  # type: ignore[arg-type]
-        disallowed_tools=list(spec.denied_tools) if spec.builtin_tools != "none" else [],
+        disallowed_tools=[*UNATTENDED_TOOLS, *spec.denied_tools] if spec.builtin_tools != "none" else [],
     )
 
 
@@ -187,6 +187,12 @@ their tools; told this, it waits for them (or their failure) first, so the first
 CONTINUE_ENV = {"CLAUDE_CODE_RESUME_INTERRUPTED_TURN": "1", "CLAUDE_CODE_RESUME_INTERRUPTED_TURN_MAX_AGE_MS": "0"}
 """Claude Code re-runs, as it starts, a turn its resumed transcript ends in without a reply,
 however long the turn waited for a live slot (``0``: no age limit)."""
+
+UNATTENDED_TOOLS = ("Monitor", "ScheduleWakeup")
+"""Claude Code's tools whose work reports later, as a model turn it starts by itself between the gateway's turns
+(a monitor's events, a scheduled wake-up): nobody reads that turn, and its answer would be the next turn's reply.
+Background tasks and scheduled prompts are off by environment (``engine_environment``); these two are not, so
+they are never declared."""
 
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments
