@@ -29,11 +29,9 @@ from pathlib import Path
 
 from bench.common import REPO, Table, machine_info, machine_line, running_gateway, say
 from bench.http1 import Http1
-from bench.overhead import PROMPT, gateway_first_token, gateway_turn
+from bench.overhead import PROMPT, WARMUP_TURNS, gateway_first_token, gateway_turn
 from ccapi.testing import MockModel
 from tests.gateway import Gateway
-
-WARMUP_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -96,12 +94,12 @@ async def alternate(
         gc.collect()
         gc.freeze()  # the mock's and the clients' heap out of the collector, as bench.overhead does
         try:
-            for n in range(WARMUP_ROUNDS + rounds):
+            for n in range(WARMUP_TURNS + rounds):
                 order = names if n % 2 == 0 else names[::-1]
                 for index in range(sessions):
                     for name in order:
                         elapsed = await timed(lean[name], ids[name][index], PROMPT.format(n=n), stream)
-                        if n >= WARMUP_ROUNDS:
+                        if n >= WARMUP_TURNS:
                             seconds[name].append(elapsed)
                 mock.clear()
         finally:
