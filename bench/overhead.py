@@ -3,11 +3,10 @@ and the time to the first token of a streamed turn on both.
 
 Three sides each hold a warm Claude Code process with the same options (the gateway's own builder, the Bash sandbox
 included), or ``--processes`` of them taking the rounds in turn (see ``measure``), and talk to one mock model: CC API (a
-session each); direct ``ClaudeSDKClient``s; and direct clients that also keep their transcript in a ``SessionStore``
-the SDK's own way (its ``--session-mirror``, into its in-memory store): what a client on the SDK alone spends to make a
-session resumable, as the gateway does (it reads Claude Code's transcript file instead, ``engine.transcript_tail``).
-CC API is timed through a lean HTTP/1.1 client (``bench.http1``), so the ratio is the gateway's cost and not a client
-library's; the same default turn sent with httpx, in sessions of its own, shows what such a
+session each); direct ``ClaudeSDKClient``s; and direct clients that also mirror their transcript to a ``SessionStore``
+(the SDK's in-memory one) as the gateway's options do, which shows what the SDK itself spends on the mirror that makes
+a session resumable. CC API is timed through a lean HTTP/1.1 client (``bench.http1``), so the ratio is the gateway's
+cost and not a client library's; the same default turn sent with httpx, in sessions of its own, shows what such a
 library adds. Turns rotate between them (which side goes first rotates too), so all see the same machine load and
 the same growing conversations. Each round is a default (JSON reply) turn
 on each side, then a streamed turn on each side: ``"stream": true`` through CC API, timed to its first
@@ -76,8 +75,8 @@ class Measurement:
     direct_first_token: list[float]
     gateway_first_token: list[float]
     mirrored: list[float]
-    """Turns on a direct client that also mirrors its transcript to a ``SessionStore`` (the SDK's in-memory one): what
-    the SDK itself spends to make a session resumable, its own way."""
+    """Turns on a direct client that also mirrors its transcript to a ``SessionStore`` (the SDK's in-memory one), as
+    the gateway's options do: what the SDK itself spends on the mirror that makes a session resumable."""
     mirrored_first_token: list[float]
     through_httpx: list[float]
     """Default turns through CC API sent with httpx instead of the lean client: the gateway plus a client library."""

@@ -25,13 +25,6 @@ def home_from_env(env: Mapping[str, str] | None = None) -> Path:
     return Path(value).expanduser() if value else default_home()
 
 
-def claude_config_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Claude Code's own directory (login, transcripts): ``CLAUDE_CONFIG_DIR`` in ``env`` (a child's
-    own environment), else in this process's, else ``~/.claude``, as Claude Code resolves it."""
-    value = (env or {}).get("CLAUDE_CONFIG_DIR") or os.environ.get("CLAUDE_CONFIG_DIR")
-    return Path(value) if value else Path.home() / ".claude"
-
-
 @dataclass(frozen=True)
 class StatePaths:
     home: Path

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ccapi.config import Settings
-from ccapi.paths import claude_config_dir
 
 _ENV_SOURCES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 _HOW_TO = (
@@ -33,7 +33,7 @@ def find_credentials(settings: Settings) -> CredentialStatus:
     for name in _ENV_SOURCES:
         if os.environ.get(name):
             return CredentialStatus(True, name, f"using {name} from the environment")
-    config_dir = claude_config_dir()
+    config_dir = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
     if (config_dir / ".credentials.json").is_file():
         return CredentialStatus(True, "claude-login", f"using the Claude Code login in {config_dir}")
     if sys.platform == "darwin":

@@ -1,10 +1,4 @@
-"""One live Claude Code process for one session, behind a small async API.
-
-The session's transcript comes from the gateway's store when the process starts (a resume is
-materialised where Claude Code reads it) and goes back there from the file Claude Code writes
-(``engine.transcript_tail``), not through the SDK's ``--session-mirror``, which copies every line
-over stdout before each turn's result.
-"""
+"""One live Claude Code process for one session, behind a small async API."""
 
 from __future__ import annotations
 
@@ -14,32 +8,17 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import structlog
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ClaudeSDKError, project_key_for_directory
-from claude_agent_sdk._internal.session_resume import (  # what connect() runs when given a session_store
-    MaterializedResume,
-    apply_materialized_options,
-    materialize_resume_session,
-)
-from claude_agent_sdk.types import Message, ResultMessage, SystemMessage
+from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
+from claude_agent_sdk.types import Message
 
 from ccapi.engine.errors import EngineError, explain_process_failure
 from ccapi.engine.sdklog import demote_shutdown_noise
 from ccapi.engine.spec import EngineSpec, build_options, mcp_config
-from ccapi.engine.transcript_tail import TranscriptTail
-from ccapi.paths import claude_config_dir
 
 demote_shutdown_noise()
-log = structlog.get_logger(__name__)
-
-TRANSCRIPT_POLL_SECONDS = 1.0
-"""How often a running turn's transcript is read into the store before its result: Claude Code
-writes its file on a timer of about a second, so a turn paused on client tools (or a long one) has
-its lines stored about when the SDK's mirror had them."""
 
 
 class LiveEngine:
@@ -63,17 +42,14 @@ class LiveEngine:
         servers = mcp_config(spec)
         self._prompt_file = _private_file("system-prompt", spec.system_prompt) if spec.system_prompt else None
         self._mcp_file = _private_file("mcp-config", servers) if servers else None
-        self._options = build_options(
-            spec,
-            self._stderr.append,
-            str(self._prompt_file) if self._prompt_file else None,
-            str(self._mcp_file) if self._mcp_file else None,
+        self._client = ClaudeSDKClient(
+            build_options(
+                spec,
+                self._stderr.append,
+                str(self._prompt_file) if self._prompt_file else None,
+                str(self._mcp_file) if self._mcp_file else None,
+            )
         )
-        self._client: ClaudeSDKClient | None = None
-        self._materialized: MaterializedResume | None = None
-        self._tail: TranscriptTail | None = None
-        self._poll: asyncio.TimerHandle | None = None
-        self._importing: asyncio.Task[None] | None = None
         self._connected = False
 
     @property
@@ -82,7 +58,8 @@ class LiveEngine:
 
     async def start(self) -> None:
         try:
-            self._client = ClaudeSDKClient(await self._with_transcript(self._options))
+            if self.spec.resume and self.spec.transcripts is not None:
+                await self.spec.transcripts.adopt(self.spec.resume, self.spec.cwd)
             await self._client.connect()
         except ClaudeSDKError as exc:
             await self.close()
@@ -90,22 +67,6 @@ class LiveEngine:
         finally:
             self._remove_private_files()  # Claude Code has read them by now (or never will)
         self._connected = True
-
-    async def _with_transcript(self, options: ClaudeAgentOptions) -> ClaudeAgentOptions:
-        """``options`` for a process that resumes the session's transcript from the store (written
-        where Claude Code reads it: the SDK's own materialisation), with a tail on the file it writes."""
-        transcripts = self.spec.transcripts
-        if transcripts is None:
-            return options
-        if self.spec.resume:
-            await transcripts.adopt(self.spec.resume, self.spec.cwd)
-            self._materialized = await materialize_resume_session(replace(options, session_store=transcripts))
-        if self._materialized is not None:
-            options = apply_materialized_options(options, self._materialized)
-        self._tail = TranscriptTail(
-            claude_config_dir(options.env) / "projects", project_key_for_directory(options.cwd), options.resume
-        )
-        return options
 
     @property
     def sent_ahead(self) -> bool:
@@ -124,54 +85,24 @@ class LiveEngine:
         (``continue_turn``)."""
         self.last_used = time.monotonic()
         ahead, self._ahead = self._ahead, None
-        assert self._client is not None, "run() before start()"
-        tail = self._tail
-        if tail is not None:
-            self._poll = asyncio.get_running_loop().call_later(TRANSCRIPT_POLL_SECONDS, self._poll_transcript)
         try:
             if ahead is not None:
                 await ahead
             elif content:
                 await self._send(content)
             async for item in self._client.receive_response():
-                if tail is not None:
-                    if tail.session_id is None:
-                        tail.know(item.data.get("session_id") if isinstance(item, SystemMessage) else None)
-                    if isinstance(item, ResultMessage):
-                        tail.know(item.session_id)
-                        await self._import_transcript()  # before the turn's end is committed, to ride along
                 yield item
         except ClaudeSDKError as exc:
             raise explain_process_failure(self.stderr_tail, str(exc)) from exc
         finally:
-            if self._poll is not None:
-                self._poll.cancel()
-                self._poll = None
             self.last_used = time.monotonic()
-
-    def _poll_transcript(self) -> None:
-        """Armed while a turn runs (see ``TRANSCRIPT_POLL_SECONDS``)."""
-        if self._importing is None or self._importing.done():
-            self._importing = asyncio.create_task(self._import_transcript(), name=f"transcript-{self.spec.session_id}")
-        self._poll = asyncio.get_running_loop().call_later(TRANSCRIPT_POLL_SECONDS, self._poll_transcript)
-
-    async def _import_transcript(self) -> None:
-        """Whatever Claude Code's transcript gained, into the store. A failure is logged, not the turn's:
-        the lines stay in the file and the next import tries them again."""
-        if self._tail is None:
-            return
-        try:
-            await self._tail.import_new(self.spec.transcripts)
-        except Exception as exc:  # noqa: BLE001 - the store's copy of a transcript never fails a turn
-            log.warning("transcript_import_failed", session_id=self.spec.session_id, error=repr(exc))
 
     async def _send(self, content: list[dict[str, Any]]) -> None:
         message = {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
-        assert self._client is not None, "a message sent before start()"
         await self._client.query(_single(message))
 
     async def interrupt(self) -> None:
-        if self._connected and self._client is not None:
+        if self._connected:
             try:
                 await self._client.interrupt()
             except ClaudeSDKError as exc:
@@ -179,8 +110,6 @@ class LiveEngine:
 
     async def context_usage(self) -> dict[str, Any] | None:
         """The context window as Claude Code counts it, trimmed to what clients need."""
-        if self._client is None:
-            return None
         try:
             usage = await self._client.get_context_usage()
         except Exception:  # noqa: BLE001 - best effort: a session read must not fail on it
@@ -206,23 +135,10 @@ class LiveEngine:
             self._ahead.cancel()
             self._ahead = None
         self._connected = False
-        if self._poll is not None:
-            self._poll.cancel()
-            self._poll = None
         try:
-            if self._client is not None:
-                await self._client.disconnect()
+            await self._client.disconnect()
         except Exception:  # noqa: BLE001 - a dying process must not block shutdown
             pass
-        if self._importing is not None:
-            await self._importing
-        if self._tail is not None:
-            await self._import_transcript()  # what Claude Code wrote after the last result
-            self._tail.close()
-            self._tail = None
-        if self._materialized is not None:
-            await self._materialized.cleanup()
-            self._materialized = None
 
 
 def _private_file(kind: str, text: str) -> Path:

@@ -62,10 +62,9 @@ class EngineSpec:
     tools: tuple[dict[str, Any], ...] = ()
     resolve_tool: ToolResolver | None = None
     transcripts: Any = None
-    """A ``SessionStore`` (duck-typed: a ``TranscriptMirror``) that keeps Claude Code's transcript:
-    ``resume`` is materialised from it and the engine appends what Claude Code writes, so a session
-    resumes from the gateway's database rather than the CLI's local files, whichever host or
-    working directory wrote it."""
+    """A ``SessionStore`` (duck-typed: a ``TranscriptMirror``) that mirrors Claude Code's
+    transcript, so ``resume`` works from the gateway's database rather than the CLI's local
+    files, whichever host or working directory wrote it."""
     max_message_bytes: int = 1024 * 1024
     """The largest single message Claude Code may send back (see ``message_limit``)."""
     cli_path: str | None = None
@@ -151,6 +150,8 @@ def build_options(
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
         can_use_tool=permission_callback(ask) if (ask := permission_asker(spec)) is not None else None,
+        session_store=spec.transcripts,
+        session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
         cli_path=spec.cli_path,
         sandbox=dict(spec.sandbox) if spec.sandbox is not None and spec.builtin_tools != "none" else None,  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 """The Claude Agent SDK's ``SessionStore`` protocol over CC API's own store.
 
-Claude Code keeps its transcript in local JSONL files; the engine appends every line it
-writes here too (``engine.transcript_tail``), and a resume materialises the transcript from
-here. So an evicted session, a restarted gateway or a wiped ``CLAUDE_CONFIG_DIR`` loses no
+Claude Code keeps its transcript in local JSONL files; through this mirror every line
+also lands in CC API's database, and a resume materialises the transcript from there.
+So an evicted session, a restarted gateway or a wiped ``CLAUDE_CONFIG_DIR`` loses no
 context. Duck-typed, as the SDK expects: it probes for the optional methods.
 
 The SDK keys a transcript by the project key of Claude Code's working directory, so
