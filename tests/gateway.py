@@ -241,6 +241,16 @@ class Gateway:
                 "SELECT COUNT(*) FROM transcript_entries WHERE session_id = ?", (sdk_session_id,)
             ).fetchone()[0]
 
+    def transcript(self, sdk_session_id: str) -> list[dict[str, Any]]:
+        """The lines of Claude Code's main transcript the gateway's SQLite store holds, in order."""
+        assert self.backend == "sqlite", "read from the SQLite store only"
+        with sqlite3.connect(self.home / "cc-api" / "sessions.db") as db:
+            rows = db.execute(
+                "SELECT entry FROM transcript_entries WHERE session_id = ? AND subpath = '' ORDER BY id",
+                (sdk_session_id,),
+            ).fetchall()
+        return [orjson.loads(entry) for (entry,) in rows]
+
     def lingering_processes(self, grace: float = 10) -> list[int]:
         """After ``stop``: processes of this gateway still alive once ``grace`` seconds have
         passed (a killed process can take a moment to go, more so on a loaded machine)."""
