@@ -47,7 +47,9 @@ def test_previous_response_id_continues_one_warm_session(client: openai.OpenAI, 
         previous = response.id
 
     mock_model.script(Reply(text="a streamed sixth answer in pieces"))
-    stream = client.responses.create(model="sonnet", input="question 5", previous_response_id=previous, stream=True)
+    stream = client.responses.create(
+        model="sonnet", instructions="You are terse.", input="question 5", previous_response_id=previous, stream=True
+    )
     events = list(stream)
     kinds = [e.type for e in events]
     assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
@@ -59,6 +61,33 @@ def test_previous_response_id_continues_one_warm_session(client: openai.OpenAI, 
     assert len(sessions) == 1
     assert_one_warm_session(mock_model, 6)
     assert [user_texts(b["messages"][-1])[-1] for b in main_requests(mock_model)] == [f"question {n}" for n in range(6)]
+
+
+def test_previous_response_id_runs_with_the_requests_own_model_instructions_and_tools(
+    client: openai.OpenAI, mock_model: MockModel
+) -> None:
+    """Nothing but the conversation carries over from the previous response (as on OpenAI): a request that names
+    another model, other instructions or tools gets them, on the same conversation."""
+    first = client.responses.with_raw_response.create(model="sonnet", instructions="Prompt A", input="hello")
+    raw = client.responses.with_raw_response.create(
+        model="opus",
+        instructions="Prompt B",
+        tools=[WEATHER_TOOL],
+        input="second",
+        previous_response_id=first.parse().id,
+    )
+    second = raw.parse()
+    assert raw.headers["x-cc-session-id"] == first.headers["x-cc-session-id"]
+    sent = main_requests(mock_model)[-1]
+    assert sent["model"] == second.model != "claude-sonnet-4-5"
+    assert "Prompt B" in str(sent["system"]) and "Prompt A" not in str(sent["system"])
+    assert any(tool["name"].endswith("get_weather") for tool in sent["tools"])
+    assert [user_texts(m)[-1] for m in sent["messages"] if m["role"] == "user"] == ["hello", "second"]
+
+    third = client.responses.create(model="opus", instructions="Prompt C", input="third", previous_response_id=second.id)
+    sent = main_requests(mock_model)[-1]
+    assert sent["model"] == third.model and "Prompt C" in str(sent["system"]) and "Prompt B" not in str(sent["system"])
+    assert not any(tool["name"].endswith("get_weather") for tool in sent.get("tools", []))
 
 
 def test_full_history_without_previous_response_id_also_rides_one_session(

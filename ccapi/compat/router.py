@@ -167,7 +167,9 @@ class CompatRouter:
         and the sessions the request left behind."""
         messages = request.conversation.messages
         if request.previous is not None:
-            return _Target(await self._continuing(request.previous), messages, explicit=True), (), None
+            session_id = await self._continuing(request.previous)
+            options = await self._options_differ(session_id, request)
+            return _Target(session_id, messages, explicit=True, options=options), (), None
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
@@ -176,7 +178,9 @@ class CompatRouter:
                 suffix, options = messages[match.replayed :], not same_options(head, request.conversation)
                 target = _Target(head.session_id, suffix, True, head=head, marks=match.marks, options=options)
                 return target, (), None
-            return _Target(request.pinned_session, _after_last_assistant(messages), explicit=True), (), None
+            options = await self._options_differ(request.pinned_session, request)
+            suffix = _after_last_assistant(messages)
+            return _Target(request.pinned_session, suffix, explicit=True, options=options), (), None
         lookup = self._index.lookup(request.conversation, request.affinity_key)
         stale = lookup.match is None or len(messages) > lookup.match.replayed + 1  # moved on elsewhere?
         if stale and await self._load(conversation_key(request.conversation)):
@@ -206,6 +210,17 @@ class CompatRouter:
             options=not same_options(head, request.conversation),
         )
         return target, lookup.passed, None
+
+    async def _options_differ(self, session_id: str, request: CompatRequest) -> bool:
+        """Whether the request's model, system prompt or tools are not the session's: for a session the
+        request names (``previous_response_id``, a pinned session) rather than one its history matched.
+        They are options of each request (OpenAI carries no instructions or tools over either)."""
+        session, params = await self._service.get(session_id), self._params(request)
+        return (session.model, session.system_prompt, list(session.tools)) != (
+            params.model,
+            params.system_prompt,
+            list(params.tools),
+        )
 
     async def _continuing(self, ref: ResponseRef) -> str:
         """The session that continues a response: its own while it is that session's latest
