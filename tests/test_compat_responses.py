@@ -84,7 +84,9 @@ def test_previous_response_id_runs_with_the_requests_own_model_instructions_and_
     assert any(tool["name"].endswith("get_weather") for tool in sent["tools"])
     assert [user_texts(m)[-1] for m in sent["messages"] if m["role"] == "user"] == ["hello", "second"]
 
-    third = client.responses.create(model="opus", instructions="Prompt C", input="third", previous_response_id=second.id)
+    third = client.responses.create(
+        model="opus", instructions="Prompt C", input="third", previous_response_id=second.id
+    )
     sent = main_requests(mock_model)[-1]
     assert sent["model"] == third.model and "Prompt C" in str(sent["system"]) and "Prompt B" not in str(sent["system"])
     assert not any(tool["name"].endswith("get_weather") for tool in sent.get("tools", []))

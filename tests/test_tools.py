@@ -100,6 +100,32 @@ def test_parallel_calls_answered_in_one_post(gateway: Gateway, mock_model: MockM
     assert {b["tool_use_id"] for b in last["content"] if b.get("type") == "tool_result"} == set(sent)
 
 
+def test_parallel_calls_answered_one_post_each_reply_at_once_with_what_is_left(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """A client that runs its tools one by one posts each result as it has it: each reply comes at once, saying what
+    the turn still waits for, and the last one carries the rest of the turn (before, the first reply waited until the
+    other call timed out, CC_API_TOOL_TIMEOUT, five minutes by default)."""
+    both = (ToolUse("get_weather", {"city": "Oslo"}), ToolUse("get_time", {"city": "Rome"}))
+    mock_model.script(Reply(tool_uses=both), Reply(text="Oslo is cold and Rome is late."))
+    session = gateway.create_session(tools=[WEATHER, TIME])
+    paused = gateway.turn(session["id"], "weather in Oslo and time in Rome")
+    calls = {c["name"]: c["tool_call_id"] for c in paused["tool_calls"]}
+    url = f"/api/sessions/{session['id']}/tool-results"
+
+    first = gateway.client.post(url, json={"results": [{"tool_call_id": calls["get_weather"], "content": "-3C"}]})
+    assert first.status_code == 200 and first.elapsed.total_seconds() < 5
+    left = first.json()
+    assert left["status"] == "requires_action" and left["turn_id"] == paused["turn_id"]
+    assert [c["tool_call_id"] for c in left["tool_calls"]] == [calls["get_time"]]
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["status"] == "requires_action"
+
+    done = gateway.client.post(url, json={"results": [{"tool_call_id": calls["get_time"], "content": "23:10"}]})
+    assert done.json()["status"] == "completed"
+    assert done.json()["output"][-1]["text"] == "Oslo is cold and Rome is late."
+    assert {r["tool_use_id"] for r in _tool_results_sent(mock_model)} == set(calls.values())
+
+
 def test_streamed_tool_turn_and_streamed_continuation(gateway: Gateway, mock_model: MockModel) -> None:
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Sunny in Lima."))
     session = gateway.create_session(tools=[WEATHER])

@@ -12,6 +12,7 @@ from ccapi.events import EventType
 from ccapi.ids import utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.store import Store, TurnRecord
+from ccapi.store.base import OPEN_TURN_STATES
 
 log = structlog.get_logger(__name__)
 
@@ -73,8 +74,13 @@ async def sweep_orphans(
         if turn.session_id in running:
             continue
         async with lock(turn.session_id):
+            # looked at again under the lock: a turn that was starting here when the list was read (its lease this
+            # host's), or one that ended or was closed by the next turn's start meanwhile, is not an orphan
+            current = await store.get_turn(turn.id)
+            if turn.session_id in running or current is None or current.status not in OPEN_TURN_STATES:
+                continue
             if await store.acquire_lease(turn.session_id, owner, lease_ttl) is None:
-                await close_orphaned_turn(store, events, turn, queued_turn_ids())
+                await close_orphaned_turn(store, events, current, queued_turn_ids())
                 await store.release_lease(turn.session_id, owner)
 
 

@@ -99,6 +99,7 @@ class TurnRun:
         self._translator = TurnTranslator()
         self._settled: asyncio.Future[TurnRecord] = asyncio.get_running_loop().create_future()
         self._submit_lock = asyncio.Lock()
+        self._answers = 0  # submissions of answers so far (see ``_pause``)
         self._began = time.perf_counter()  # time to first token counts from here
         self._first_output: float | None = None
         self._span: Span | None = None
@@ -146,8 +147,8 @@ class TurnRun:
         ``tool_result`` event. Nothing is applied unless the whole submission is valid."""
         async with self._submit_lock:
             calls = self.desk.check(results)
-            self._rearm()
-            first = 0
+            self._answered()
+            first = last = 0
             for call, result in zip(calls, results, strict=True):
                 event = await self._emit(
                     EventType.TOOL_RESULT,
@@ -158,9 +159,9 @@ class TurnRun:
                         "is_error": result.is_error,
                     },
                 )
-                first = first or event.seq
+                first, last = first or event.seq, event.seq
             self.desk.answer(calls, results)
-            await self._record_pending()
+            await self._still_pending(last)
             return first
 
     async def decide(self, decisions: list[Decision]) -> int:
@@ -168,13 +169,13 @@ class TurnRun:
         the first ``permission.resolved`` event. All or nothing, as for tool results."""
         async with self._submit_lock:
             requests = self.desk.check_decisions(decisions)
-            self._rearm()
-            first = 0
+            self._answered()
+            first = last = 0
             for request, decision in zip(requests, decisions, strict=True):
                 event = await self._emit(EventType.PERMISSION_RESOLVED, _resolution(request, decision))
-                first = first or event.seq
+                first, last = first or event.seq, event.seq
             self.desk.decide(requests, decisions)
-            await self._record_pending()
+            await self._still_pending(last)
             return first
 
     async def ask_permission(
@@ -308,12 +309,22 @@ class TurnRun:
     async def _pause(self, event: Event) -> None:
         """Settle on what the turn now waits for (permission decisions before tool results)."""
         await self.ctx.events.flush()
+        answers = self._answers
         status, calls, requests = await self._record_pending()
+        if answers == self._answers:  # else a client that saw the pause answered meanwhile: it is over already
+            self._settle(status, calls, requests, event.seq)
+
+    async def _still_pending(self, last_seq: int) -> None:
+        """After an answer: record what the turn still waits for; if it still waits for something (the client
+        answered some of the calls), the answer's reply says what, at once."""
+        status, calls, requests = await self._record_pending()
+        if status != "running":
+            self._settle(status, calls, requests, last_seq)
+
+    def _settle(self, status: str, calls: list[dict[str, Any]], requests: list[dict[str, Any]], seq: int) -> None:
         if not self._settled.done():
             self._settled.set_result(
-                replace(
-                    self.turn, status=status, tool_calls=calls, permission_requests=requests, last_event_seq=event.seq
-                )
+                replace(self.turn, status=status, tool_calls=calls, permission_requests=requests, last_event_seq=seq)
             )
 
     async def _record_pending(self) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -359,6 +370,12 @@ class TurnRun:
         """Start a new settle cycle once the previous one has been delivered."""
         if self._settled.done():
             self._settled = asyncio.get_running_loop().create_future()
+
+    def _answered(self) -> None:
+        """The client answered (tool results, approvals): a new settle cycle, and a pause still being recorded
+        no longer settles with what it saw (see ``_pause``)."""
+        self._answers += 1
+        self._rearm()
 
     async def _emit(self, type_: str, data: dict[str, Any]) -> Event:
         return await self.ctx.events.emit(self.session.id, self.turn.id, type_, data)
