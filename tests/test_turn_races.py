@@ -63,8 +63,8 @@ class _Engine:
 
 
 class _Pool(EnginePool):
-    def __init__(self, script: Script) -> None:
-        super().__init__(4, 600)
+    def __init__(self, script: Script, max_live: int = 4) -> None:
+        super().__init__(max_live, 600)
         self._script = script
 
     async def acquire(self, spec: EngineSpec) -> Any:
@@ -72,12 +72,12 @@ class _Pool(EnginePool):
         return engine
 
 
-async def _service(home: Path, script: Script) -> tuple[SessionService, EventLog]:
+async def _service(home: Path, script: Script, pool: EnginePool | None = None) -> tuple[SessionService, EventLog]:
     settings = Settings.from_env({"CC_API_HOME": str(home)})
     store = await open_store(settings)
     events = EventLog(store)
     events.start()
-    return SessionService(settings, store, events, _Pool(script)), events
+    return SessionService(settings, store, events, pool or _Pool(script)), events
 
 
 def _new(tools: tuple[dict[str, Any], ...] = ()) -> NewSession:
@@ -156,6 +156,58 @@ def test_an_answer_posted_while_the_pause_is_recorded_gets_the_turn_after_it(tmp
         assert reply.status == "completed" and reply.tool_calls == []
         assert (await asyncio.wait_for(run.task, 10)).status == "completed"
         assert (await service.get(session.id)).status == "idle"
+        await _close(service, events)
+
+    asyncio.run(main())
+
+
+def test_a_turn_cancelled_while_claude_code_starts_gives_its_live_slot_back(tmp_path: Path) -> None:
+    """An interrupt (or a delete) that outlasts its grace cancels a turn still waiting for Claude Code to start; the
+    turn's live slot must come back, or each such turn lowers CC_API_MAX_LIVE for good (503s in the end)."""
+
+    class SlowStart(_Pool):
+        slow: str | None = None
+
+        async def acquire(self, spec: EngineSpec) -> Any:
+            if spec.session_id == self.slow:
+                await asyncio.sleep(60)  # Claude Code takes its time to start
+            return await super().acquire(spec)
+
+    async def main() -> None:
+        pool = SlowStart(_deltas, max_live=1)
+        service, events = await _service(tmp_path, _deltas, pool)
+        slow, other = await service.create(_new()), await service.create(_new())
+        pool.slow = slow.id
+        stuck = await service.start_turn(slow.id, _hi())
+        await asyncio.sleep(0.1)
+        assert stuck.task is not None
+        stuck.task.cancel()
+        assert (await asyncio.wait_for(stuck.wait(), 5)).status == "interrupted"
+        run = await asyncio.wait_for(service.start_turn(other.id, _hi()), 5)
+        assert (await asyncio.wait_for(run.wait(), 5)).status == "completed"
+        await _close(service, events)
+
+    asyncio.run(main())
+
+
+def test_a_turn_that_fails_inside_the_gateway_still_ends_for_everyone_waiting(tmp_path: Path) -> None:
+    """Not an engine error but a bug, or the store failing mid-turn: the turn ends `failed` (no hung reply, no
+    session stuck `running`), with its slot back."""
+
+    async def broken(spec: EngineSpec) -> AsyncIterator[Any]:
+        yield StreamEvent(uuid="u", session_id="sdk-session", event={"type": "message_start"})
+        raise RuntimeError("not an SDK error")
+
+    async def main() -> None:
+        service, events = await _service(tmp_path, broken, _Pool(broken, max_live=1))
+        session = await service.create(_new())
+        run = await service.start_turn(session.id, _hi())
+        record = await asyncio.wait_for(run.wait(), 5)
+        assert record.status == "failed" and record.error is not None and record.error["type"] == "internal"
+        assert (await service.get(session.id)).status == "idle"
+        assert [e.type for e in await _turn_events(service, events, session.id)][-1] == "turn.failed"
+        run = await service.start_turn(session.id, _hi())  # the session goes on, in the one live slot
+        assert (await asyncio.wait_for(run.wait(), 5)).status == "failed"
         await _close(service, events)
 
     asyncio.run(main())

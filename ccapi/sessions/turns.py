@@ -39,6 +39,7 @@ _TERMINAL_EVENT = {
     "interrupted": EventType.TURN_INTERRUPTED,
 }
 INTERRUPT_GRACE = 10.0
+TURN_CRASHED = {"type": "internal", "message": "the gateway failed while running this turn; its log has the details"}
 #: The events that show a turn's first output (what ``cc_api_time_to_first_token_seconds`` measures).
 _FIRST_OUTPUT = frozenset({EventType.MESSAGE_DELTA, EventType.THINKING_DELTA, EventType.MESSAGE_COMPLETED})
 
@@ -215,6 +216,10 @@ class TurnRun:
         except asyncio.CancelledError:
             outcome = TurnOutcome("interrupted")
             await self.ctx.pool.discard(self.session.id)
+        except Exception:  # a bug or a store failure still ends the turn, for everyone waiting on it
+            log.exception("turn_crashed", session_id=self.session.id, turn_id=self.turn.id)
+            outcome = TurnOutcome("failed", error=TURN_CRASHED)
+            await self.ctx.pool.discard(self.session.id)
         if outcome.duration_ms is None:
             outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
         if self._limit is not None:
@@ -244,6 +249,9 @@ class TurnRun:
             if acquiring is not None:
                 acquiring.end(exc.message)
             return TurnOutcome("failed", error={"type": exc.kind, "message": exc.message})
+        except BaseException:  # cancelled (an interrupt while Claude Code starts), or worse: the slot goes back
+            self.ctx.pool.release(self.session.id)
+            raise
         if acquiring is not None:
             acquiring.end()
         translator = self._translator = TurnTranslator(prior_cost_usd=engine.reported_cost)
