@@ -62,6 +62,7 @@ BAD_REQUESTS = [
     ("/api/sessions", b"{not json", "not valid JSON"),
     ("/api/sessions", b"\xff\xfe\x00garbage", "not valid JSON"),
     ("/api/sessions", b"[1, 2]", "JSON object"),
+    ("/api/sessions", b"null", "JSON object"),  # not an empty body: that makes a default session
     ("/api/sessions", b'{"model": "gpt-4o"}', "unknown model"),
     ("/api/sessions", b'{"colour": "blue"}', "unknown field"),
     ("/api/sessions", b'{"tools": [{"name": "bad name!", "input_schema": {"type": "object"}}]}', "tools[0].name"),
@@ -74,6 +75,12 @@ BAD_REQUESTS = [
     ("TURNS", b'{"input": ""}', "must not be empty"),
     ("TURNS", b'{"input": []}', "non-empty"),
     ("TURNS", b'{"input": [{"type": "video"}]}', "input[0].type"),
+    (
+        "TURNS",
+        b'{"input": [{"type": "document", "title": 5,'
+        b' "source": {"type": "base64", "media_type": "application/pdf", "data": "QUJD"}}]}',
+        "input[0].title",
+    ),
     ("TURNS", b'{"input": "x", "stream": "yes"}', "booleans"),
     ("TURNS", b'{"input": "x", "stream": true, "background": true}', "choose one"),
 ]
@@ -95,15 +102,41 @@ def test_bad_bodies_are_400_and_change_nothing(
     assert len(mock_model.requests) == requests_before, "a rejected request must never reach the model"
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=abc", "after=-1", "limit=100000"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=abc",
+        "after=-1",
+        "limit=100000",
+        # what Python's int() reads but nobody writes: each was taken for another number
+        "after=1_0",
+        "limit=%2B2",
+        "after=%201%20",
+        "after=%D9%A1",  # an Arabic-Indic 1
+        "limit=%EF%BC%93",  # a fullwidth 3
+    ],
+)
 def test_bad_query_parameters_are_400(seeded: tuple[Gateway, str], query: str) -> None:
     gw, session_id = seeded
     _assert_error(gw.client.get(f"/api/sessions/{session_id}/events?{query}"), 400, "invalid_request")
+    _assert_error(gw.client.get(f"/api/sessions?{query.replace('after', 'limit')}"), 400, "invalid_request")
 
 
-def test_bad_last_event_id_is_400(seeded: tuple[Gateway, str]) -> None:
+@pytest.mark.parametrize("types", ["junk", "turn.completed,turn.complete", "%00", "a%00b"])
+def test_an_events_filter_naming_no_event_type_is_400(seeded: tuple[Gateway, str], types: str) -> None:
+    """A typo in ``types`` is not "no such events yet"; a NUL in it was a 500 on PostgreSQL."""
     gw, session_id = seeded
-    response = gw.client.get(f"/api/sessions/{session_id}/events/stream", headers={"Last-Event-ID": "abc"})
+    error = _assert_error(gw.client.get(f"/api/sessions/{session_id}/events?types={types}"), 400, "invalid_request")
+    assert "turn.completed" in error["details"]["known"]
+    page = gw.client.get(f"/api/sessions/{session_id}/events?types=turn.started,turn.completed").json()
+    assert [e["type"] for e in page["data"]] == ["turn.started", "turn.completed"]
+
+
+@pytest.mark.parametrize("last_event_id", ["abc", "1_0", "+1", "1.5"])
+def test_bad_last_event_id_is_400(seeded: tuple[Gateway, str], last_event_id: str) -> None:
+    gw, session_id = seeded
+    response = gw.client.get(f"/api/sessions/{session_id}/events/stream", headers={"Last-Event-ID": last_event_id})
     _assert_error(response, 400, "invalid_request")
 
 

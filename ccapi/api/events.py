@@ -8,14 +8,16 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from ccapi.api.replies import Event, EventList
-from ccapi.api.request import int_arg
+from ccapi.api.request import int_arg, plain_int
 from ccapi.api.sse import follow_stream, make_room, send_events
 from ccapi.errors import InvalidRequest
+from ccapi.events import EventType
 from ccapi.sessions import SessionService
 
 bp = Blueprint("events", url_prefix="/api/sessions")
 
 _MAX_SEQ = 2**62
+_EVENT_TYPES = frozenset(kind.value for kind in EventType)
 
 
 @bp.get("/<session_id:str>/events")
@@ -23,7 +25,7 @@ async def list_events(request: Request, session_id: str) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
     after = int_arg(request, "after", 0, 0, _MAX_SEQ)
     limit = int_arg(request, "limit", 100, 1, 1000)
-    types = [t for t in request.args.get("types", "").split(",") if t] or None
+    types = _types(request.args.get("types", ""))
     events = await service.events_page(session_id, after, limit + 1, types)
     page = events[:limit]
     body: EventList = {
@@ -49,10 +51,13 @@ def _resume_point(request: Request) -> int:
     last_event_id = request.headers.get("last-event-id")
     if last_event_id is None:
         return int_arg(request, "after", 0, 0, _MAX_SEQ)
-    try:
-        value = int(last_event_id)
-    except ValueError:
-        raise InvalidRequest("Last-Event-ID must be an event seq (an integer)") from None
-    if not 0 <= value <= _MAX_SEQ:
-        raise InvalidRequest(f"Last-Event-ID must be between 0 and {_MAX_SEQ}")
-    return value
+    return plain_int(last_event_id.strip(), "Last-Event-ID (an event seq)", 0, _MAX_SEQ)
+
+
+def _types(raw: str) -> list[str] | None:
+    """The ``types`` filter; a name that is no event's is a 400 (a typo would read as "no such events yet")."""
+    types = [name for name in raw.split(",") if name]
+    unknown = [name for name in types if name not in _EVENT_TYPES]
+    if unknown:
+        raise InvalidRequest(f"types names no event type: {', '.join(unknown)[:200]}", {"known": sorted(_EVENT_TYPES)})
+    return types or None

@@ -15,6 +15,7 @@ MAX_DEPTH = 200
 """Deepest nesting a body may have. orjson writes at most 255 levels, and what a body carries is
 stored a few levels down (an event's data, a transcript line): deeper was a 500 at the write."""
 _LONG_NUMBER = re.compile(rb"\d{20}")
+_PLAIN_INT = re.compile(r"-?[0-9]{1,20}")
 
 
 def json_body(request: Request) -> Any:
@@ -28,6 +29,8 @@ def json_body(request: Request) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc.msg}") from None
+    if value is None:  # ``null`` is not an empty body: no route takes it
+        raise InvalidRequest("the request body must be a JSON object")
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise InvalidRequest(f"the request body is nested more than {MAX_DEPTH} levels deep")
     if _LONG_NUMBER.search(body):  # rare: only then parse again, seeing the integers
@@ -56,12 +59,15 @@ def _depth(value: Any) -> int:
 
 def int_arg(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer") from None
+    return default if raw is None else plain_int(raw, name, minimum, maximum)
+
+
+def plain_int(raw: str, name: str, minimum: int, maximum: int) -> int:
+    """``raw`` as written in ASCII digits (Python's ``int`` also takes ``1_0``, `` +1 `` and other scripts' digits,
+    so a cursor a client mistyped was read as another one)."""
+    if _PLAIN_INT.fullmatch(raw) is None:
+        raise InvalidRequest(f"{name} must be an integer")
+    value = int(raw)
     if not minimum <= value <= maximum:
         raise InvalidRequest(f"{name} must be between {minimum} and {maximum}")
     return value

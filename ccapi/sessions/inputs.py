@@ -44,7 +44,9 @@ def _block(index: int, block: Any) -> dict[str, Any]:
     if kind == "document":
         out = {"type": "document", "source": _source(where, block.get("source"), DOCUMENT_TYPES, MAX_DOCUMENT_BYTES)}
         for optional in ("title", "context"):
-            if isinstance(block.get(optional), str):
+            if block.get(optional) is not None:
+                if not isinstance(block[optional], str):
+                    raise InvalidRequest(f"{where}.{optional} must be a string")
                 out[optional] = block[optional]
         return out
     raise InvalidRequest(f"{where}.type must be one of text, image, document", {"got": kind})
