@@ -92,6 +92,28 @@ def test_previous_response_id_runs_with_the_requests_own_model_instructions_and_
     assert not any(tool["name"].endswith("get_weather") for tool in sent.get("tools", []))
 
 
+def test_a_second_run_of_the_same_task_leaves_the_first_its_pending_tool_call(
+    client: openai.OpenAI, mock_model: MockModel
+) -> None:
+    """Two runs of one task with the same opening message, the first paused on a function call: the second gets a
+    session of its own, and the first's answer still continues it (it was interrupted as a line the client had left,
+    and its answer was a 409)."""
+    call = ToolUse("get_weather", {"city": "Oslo"})
+    mock_model.script(Reply(tool_uses=(call,)), Reply(tool_uses=(call,)), Reply(text="Oslo: -3C, both runs agree."))
+    first = client.responses.with_raw_response.create(model="sonnet", input="Weather in Oslo?", tools=[WEATHER_TOOL])
+    second = client.responses.with_raw_response.create(model="sonnet", input="Weather in Oslo?", tools=[WEATHER_TOOL])
+    assert second.headers["x-cc-session-id"] != first.headers["x-cc-session-id"]
+    [pending] = [item for item in first.parse().output if item.type == "function_call"]
+    done = client.responses.create(
+        model="sonnet",
+        previous_response_id=first.parse().id,
+        tools=[WEATHER_TOOL],
+        input=[{"type": "function_call_output", "call_id": pending.call_id, "output": "-3C"}],
+    )
+    assert done.output_text == "Oslo: -3C, both runs agree."
+    assert [b["tool_use_id"] for b in tool_results_sent(mock_model)] == [pending.call_id]
+
+
 def test_full_history_without_previous_response_id_also_rides_one_session(
     client: openai.OpenAI, mock_model: MockModel
 ) -> None:

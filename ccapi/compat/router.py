@@ -73,6 +73,7 @@ from ccapi.compat.conversation import Conversation, Message
 from ccapi.compat.errors import PreviousResponseNotFound
 from ccapi.compat.exchange import CompatRequest, Exchange, ResponseRef
 from ccapi.compat.matching import native_answers
+from ccapi.compat.openai_responses import FORMAT as RESPONSES_FORMAT
 from ccapi.compat.options import Basis, is_one_off, session_params
 from ccapi.compat.reply import Reply, ReplyBuilder
 from ccapi.compat.retries import Answering
@@ -147,7 +148,10 @@ class CompatRouter:
         target, passed, fork = await self._target(request)
         if target is None and fork is None and _seeded(conversation):  # the client rewrote its line
             passed += self._index.replaced(conversation, request.affinity_key)
-        await self._release(tuple(dict.fromkeys(passed)))
+        passed = tuple(dict.fromkeys(passed))
+        await self._release(
+            self._gone_past(passed, conversation.messages) if request.format == RESPONSES_FORMAT else passed
+        )
         # a one-off paused on the client's tool calls is still one when their answers come
         one_off = is_one_off(conversation, target is None, fork) or (
             target is not None and target.session_id in self._one_offs
@@ -276,6 +280,20 @@ class CompatRouter:
     async def _forget(self, session_id: str) -> None:
         self._index.forget(session_id)
         await self._service.store.delete_compat_head(session_id)
+
+    def _gone_past(self, session_ids: tuple[str, ...], messages: tuple[Message, ...]) -> tuple[str, ...]:
+        """Of the sessions a Responses request left behind, those it went past. One paused on the client's tool
+        calls is kept when the request only repeats the input that paused it (all of the request is in its
+        history): another run of the same task must not cost the first the answers it still waits for, which come
+        by ``previous_response_id`` (its calls time out if they never do). A Chat or Messages client that re-sends
+        the request has given up on the calls (Hermes does): its paused session is let go, and its slot with it."""
+        gone = []
+        for session_id in session_ids:
+            run, head = self._service.running(session_id), self._index.head_of(session_id)
+            paused = run is not None and bool(run.desk.waiting()) and head is not None
+            if not (paused and head is not None and head.shared(messages).replayed == len(messages)):
+                gone.append(session_id)
+        return tuple(gone)
 
     async def _release(self, session_ids: tuple[str, ...]) -> None:
         """Let go of sessions the client has gone on without: interrupt those paused on tool
