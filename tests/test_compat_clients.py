@@ -9,6 +9,7 @@ and a paused session the client has gone past must not keep its live slot.
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import time
 from collections.abc import Iterator
@@ -503,3 +504,28 @@ def test_a_pruned_heartbeat_exchange_keeps_the_warm_session_without_a_fork(
     ]
     again, _ = _chat(http, [*history, {"role": "user", "content": "thanks"}, _context(3)])
     assert again == session and len(main_requests(mock_model)[-1]["messages"]) == 7
+
+
+@pytest.mark.slow  # a slow turn to queue behind (~5 s)
+def test_a_queued_request_that_gave_up_leaves_the_session_its_options(
+    http: httpx.Client, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """A request queued behind a running turn whose client gave up changed nothing: its system prompt is not the one
+    the conversation's next turn runs with (it was, written into the session as the request queued)."""
+    prompt_a, prompt_b = {"role": "system", "content": "Prompt A"}, {"role": "system", "content": "Prompt B, withdrawn"}
+    one = [prompt_a, {"role": "user", "content": "one"}]
+    session, choice = _chat(http, one, tools=[CHAT_TOOL])
+    two = [*one, {"role": "assistant", "content": choice["message"]["content"]}, {"role": "user", "content": "two"}]
+    mock_model.script(Reply(text="slow two", first_byte_delay=3))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(_chat, http, two, tools=[CHAT_TOOL])
+        time.sleep(1)  # the turn runs
+        poll = [prompt_b, *two[1:-1], {"role": "user", "content": "poll"}]  # queues behind it, then gives up
+        with pytest.raises(httpx.TimeoutException):
+            http.post("/chat/completions", json={"model": "sonnet", "messages": poll, "tools": [CHAT_TOOL]}, timeout=1)
+        assert slow.result()[0] == session
+    four = [*two, {"role": "assistant", "content": "slow two"}, {"role": "user", "content": "four"}]
+    assert _chat(http, four, tools=[CHAT_TOOL])[0] == session
+    sent = main_requests(mock_model)[-1]
+    assert user_texts(sent["messages"][-1])[-1] == "four"
+    assert "Prompt A" in str(sent["system"]) and "Prompt B" not in str(sent["system"])

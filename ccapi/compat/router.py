@@ -358,17 +358,17 @@ class CompatRouter:
         new = suffix[0] if len(suffix) == 1 else None
         try:
             if new is not None and new.role == "user" and (run is None or not run.desk.waiting()):
-                if target.options:
+                changes = None
+                if target.options:  # applied as the turn starts: a turn withdrawn while it waits changes nothing
                     params = self._params(request)
-                    options = {
+                    changes = {
                         "model": params.model,
                         "system_prompt": params.system_prompt,
                         "tools": list(params.tools),
                     }
-                    await service.change(target.session_id, options)
                     log.info("compat_options_applied", session_id=target.session_id)
                 started = await service.start_turn(
-                    target.session_id, TurnRequest(new.content, False, False, queue=True)
+                    target.session_id, TurnRequest(new.content, False, False, queue=True, changes=changes)
                 )
                 if isinstance(started, QueuedTurn):
                     return started.queued_seq, True

@@ -6,6 +6,7 @@ rest of the code never re-validates a field.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,9 @@ class TurnRequest:
     background: bool
     queue: bool = False
     """Wait behind a running turn instead of a 409 (see ``sessions.queue``)."""
+    changes: Mapping[str, Any] | None = None
+    """Session options (model, system prompt, tools) to change as the turn starts, and only if it does: a queued
+    turn withdrawn before it started changes nothing (a compat request's options are its own)."""
 
     @classmethod
     def from_json(cls, body: Any, wants_sse: bool = False) -> TurnRequest:

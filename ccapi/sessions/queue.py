@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,8 @@ class QueuedTurn:
     session_id: str
     turn_id: str
     content: list[dict[str, Any]]
+    changes: Mapping[str, Any] | None = None
+    """The session options it changes as it starts (``TurnRequest.changes``)."""
     created_at: str = field(default_factory=utcnow)
     queued_seq: int = 0
     outcome: asyncio.Future[TurnRun | TurnRecord] = field(
@@ -127,7 +129,12 @@ class TurnQueues:
         return None
 
     async def admit(
-        self, session_id: str, content: list[dict[str, Any]], queue: bool, behind: TurnRun | None
+        self,
+        session_id: str,
+        content: list[dict[str, Any]],
+        queue: bool,
+        behind: TurnRun | None,
+        changes: Mapping[str, Any] | None = None,
     ) -> QueuedTurn | None:
         """``None`` when the turn may start now; else queue it behind ``behind`` and the turns
         already waiting — or, without ``queue``, the 409 it always was."""
@@ -138,9 +145,15 @@ class TurnQueues:
                 "a turn is already running in this session; wait for it, interrupt it, or send with queue: true",
                 {"turn_id": behind.turn.id if behind else None, "queued": self.waiting(session_id)},
             )
-        return await self.enqueue(session_id, content, behind.turn.id if behind else None)
+        return await self.enqueue(session_id, content, behind.turn.id if behind else None, changes)
 
-    async def enqueue(self, session_id: str, content: list[dict[str, Any]], behind: str | None) -> QueuedTurn:
+    async def enqueue(
+        self,
+        session_id: str,
+        content: list[dict[str, Any]],
+        behind: str | None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> QueuedTurn:
         queue = self._queues.setdefault(session_id, deque())
         if len(queue) >= self.limit:
             raise Conflict(
@@ -148,7 +161,7 @@ class TurnQueues:
                 "retry when one has started, or interrupt",
                 {"queued": len(queue), "limit": self.limit, "running_turn_id": behind},
             )
-        turn = QueuedTurn(session_id, new_id("turn"), content)
+        turn = QueuedTurn(session_id, new_id("turn"), content, changes)
         queue.append(turn)
         event = await self._events.emit(
             session_id,

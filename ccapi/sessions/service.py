@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ccapi.config import Settings
@@ -233,20 +233,24 @@ class SessionService:
                     return earlier
             await self._after_ended(session_id)
             content = list(request.content)
-            queued = await self._queue(session_id, content, request.queue)
+            queued = await self._queue(session_id, content, request.queue, request.changes)
+            if queued is None and request.changes:
+                await self.change(session_id, dict(request.changes))
             run = queued or await self._start(session_id, content, kind="input")
             if idempotency is not None:
                 turn_id = run.turn_id if isinstance(run, QueuedTurn) else run.turn.id
                 await idempotency.remember(self.store, session_id, turn_id)
             return run
 
-    async def _queue(self, session_id: str, content: list[dict[str, Any]], queue: bool) -> QueuedTurn | None:
+    async def _queue(
+        self, session_id: str, content: list[dict[str, Any]], queue: bool, changes: Mapping[str, Any] | None
+    ) -> QueuedTurn | None:
         """Queue the turn behind the running one (``queue``), or ``None``: it may start now."""
         ahead = self._running.get(session_id)
         if queue and (ahead is not None or self.queues.waiting(session_id)):
             self._refuse_new_turns()
             self.limits.check()  # it could not start either
-        return await self.queues.admit(session_id, content, queue, ahead)
+        return await self.queues.admit(session_id, content, queue, ahead, changes)
 
     async def create_and_start(
         self, params: NewSession, request: TurnRequest, fork: ForkPoint | None = None, history: History | None = None
@@ -477,6 +481,8 @@ class SessionService:
         self.limits.check()
         await queued.withdrawable(self._reserve(queued.session_id))
         try:
+            if queued.changes:
+                await self.change(queued.session_id, dict(queued.changes))
             return await self._start(queued.session_id, queued.content, "input", reserved=True, turn_id=queued.turn_id)
         except BaseException:
             self.pool.release(queued.session_id)  # a no-op once the turn has taken the slot over
