@@ -319,8 +319,10 @@ class TurnRun:
         await self.ctx.events.flush()
         answers = self._answers
         status, calls, requests = await self._record_pending()
-        if answers == self._answers:  # else a client that saw the pause answered meanwhile: it is over already
+        if answers == self._answers:
             self._settle(status, calls, requests, event.seq)
+        else:  # a client that saw the pause answered meanwhile: it is over, and what was just recorded is stale
+            await self._record_pending()
 
     async def _still_pending(self, last_seq: int) -> None:
         """After an answer: record what the turn still waits for; if it still waits for something (the client
