@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
@@ -83,6 +84,7 @@ from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import isoformat, parse_time, utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
 from ccapi.sessions.queue import QueuedTurn
+from ccapi.store import SessionRecord
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +104,11 @@ _RESPONSE_STARTS = [
     EventType.TOOL_RESULT.value,
     EventType.PERMISSION_RESOLVED.value,
 ]
+
+
+def _options(settings: NewSession | SessionRecord) -> dict[str, Any]:
+    """What a compat request sets of a session each time (``SessionService.change`` takes them as they are)."""
+    return {"model": settings.model, "system_prompt": settings.system_prompt, "tools": list(settings.tools)}
 
 
 @dataclass(frozen=True)
@@ -219,12 +226,8 @@ class CompatRouter:
         """Whether the request's model, system prompt or tools are not the session's: for a session the
         request names (``previous_response_id``, a pinned session) rather than one its history matched.
         They are options of each request (OpenAI carries no instructions or tools over either)."""
-        session, params = await self._service.get(session_id), self._params(request)
-        return (session.model, session.system_prompt, list(session.tools)) != (
-            params.model,
-            params.system_prompt,
-            list(params.tools),
-        )
+        session = await self._service.get(session_id)
+        return _options(session) != _options(self._params(request))
 
     async def _continuing(self, ref: ResponseRef) -> str:
         """The session that continues a response: its own while it is that session's latest
@@ -360,12 +363,7 @@ class CompatRouter:
             if new is not None and new.role == "user" and (run is None or not run.desk.waiting()):
                 changes = None
                 if target.options:  # applied as the turn starts: a turn withdrawn while it waits changes nothing
-                    params = self._params(request)
-                    changes = {
-                        "model": params.model,
-                        "system_prompt": params.system_prompt,
-                        "tools": list(params.tools),
-                    }
+                    changes = _options(self._params(request))
                     log.info("compat_options_applied", session_id=target.session_id)
                 started = await service.start_turn(
                     target.session_id, TurnRequest(new.content, False, False, queue=True, changes=changes)
