@@ -224,13 +224,23 @@ def test_bad_tool_declarations_are_400(gateway: Gateway, tools) -> None:
 
 
 @pytest.mark.slow
-def test_client_tool_calls_do_not_count_against_the_tool_turn_limit(make_gateway, mock_model: MockModel) -> None:
+def test_client_tool_calls_do_not_count_against_the_tool_turn_limit(
+    make_gateway, mock_model: MockModel, tmp_path
+) -> None:
     """CC_API_TOOL_MAX_TURNS bounds a tool session's rounds of Claude Code's own tools; the
-    client's own tool loop is not cut by it, and the limit is reported by name."""
+    client's own tool loop is not cut by it, and the limit is reported by name. The call past the
+    limit never runs, and the model is not asked again."""
     gw = make_gateway(CC_API_TOOL_MAX_TURNS="1", CC_API_MAX_TURNS="8")
     weather = Reply(tool_uses=(ToolUse("get_weather", {"city": "Bonn"}),))
-    bash = Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),))
-    mock_model.script(weather, weather, weather, bash, bash, Reply(text="never reached"))
+    past_the_limit = tmp_path / "past-the-limit"
+    mock_model.script(
+        weather,
+        weather,
+        weather,
+        Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),)),
+        Reply(tool_uses=(ToolUse("Bash", {"command": f"touch {past_the_limit}"}),)),
+        Reply(text="never reached"),
+    )
     session = gw.create_session(tools=[WEATHER])
     turn = gw.turn(session["id"], "Bonn?")
     for _ in range(3):  # three client calls in one turn, over a limit of one
@@ -242,6 +252,28 @@ def test_client_tool_calls_do_not_count_against_the_tool_turn_limit(make_gateway
     assert turn["status"] == "failed" and turn["error"]["type"] == "max_turns"
     assert "CC_API_TOOL_MAX_TURNS" in turn["error"]["message"]
     assert orjson.dumps(turn).decode().count("never reached") == 0
+    assert len(mock_model.message_requests(include_side=False)) == 5
+    assert not past_the_limit.exists()
+    assert gw.turn(session["id"], "go on")["status"] == "completed"  # the next turn starts its own count
+
+
+def test_parallel_calls_of_claude_codes_tools_are_one_round(make_gateway, mock_model: MockModel) -> None:
+    """Claude Code sends each block of a model round as a message of its own: two calls the model
+    made at once are still one round of CC_API_TOOL_MAX_TURNS, and both run."""
+    gw = make_gateway(CC_API_TOOL_MAX_TURNS="1")
+    mock_model.script(
+        Reply(
+            text="Both at once.",
+            tool_uses=(ToolUse("Bash", {"command": "echo first"}), ToolUse("Bash", {"command": "echo second"})),
+        ),
+        Reply(text="Done."),
+    )
+    session = gw.create_session(tools=[WEATHER])
+    turn = gw.turn(session["id"], "echo both")
+    assert turn["status"] == "completed", turn
+    assert turn["output"][-1]["text"] == "Done."
+    ran = [e["data"] for e in gw.events(session["id"]) if e["type"] == "agent_tool.completed"]
+    assert sorted(orjson.dumps(result["content"]).decode() for result in ran) == ['"first"', '"second"']
 
 
 SCHEMAS = {

@@ -17,8 +17,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from claude_agent_sdk import SdkMcpTool, create_sdk_mcp_server
+from claude_agent_sdk import HookMatcher, SdkMcpTool, create_sdk_mcp_server
 from claude_agent_sdk.types import (
+    HookContext,
+    HookEvent,
+    HookInput,
+    HookJSONOutput,
     McpSdkServerConfig,
     PermissionResultAllow,
     PermissionResultDeny,
@@ -56,6 +60,11 @@ class PermissionDecision:
 
 PermissionAsker = Callable[[str, dict[str, Any], str | None], Awaitable[PermissionDecision]]
 """``(tool name, input, tool_use id)`` → the decision; the sessions layer waits for the client."""
+
+
+ToolGate = Callable[[str], Awaitable[str | None]]
+"""``(tool_use id)`` of a built-in tool call on Claude Code's main thread → ``None`` to let it run, or the
+message Claude Code stops the turn with instead (the sessions layer's round limit)."""
 
 
 def plain_tool_name(name: str) -> str | None:
@@ -111,6 +120,33 @@ def permission_callback(ask: PermissionAsker) -> Any:
         return PermissionResultDeny(message=decision.message)
 
     return can_use_tool
+
+
+def tool_gate_hooks(gate: ToolGate) -> dict[HookEvent, list[HookMatcher]]:
+    """A ``PreToolUse`` hook that asks ``gate`` before each built-in tool call of the main thread runs
+    (the client's own tools and a subagent's calls pass). A stop refuses the call and ends the turn there
+    (``continue: false``): the call never runs and the model is not asked again. An interrupt sent after
+    the round's message came too late for both under load. Hooks run in every permission mode, where
+    ``can_use_tool`` does not (``bypassPermissions``)."""
+
+    async def pre_tool_use(input_: HookInput, tool_use_id: str | None, _context: HookContext) -> HookJSONOutput:
+        name = str(input_.get("tool_name", ""))
+        if tool_use_id is None or "agent_id" in input_ or plain_tool_name(name) is not None:
+            return {}
+        stop = await gate(tool_use_id)
+        if stop is None:
+            return {}
+        return {
+            "continue_": False,
+            "stopReason": stop,
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": stop,
+            },
+        }
+
+    return {"PreToolUse": [HookMatcher(hooks=[pre_tool_use])]}
 
 
 def _allow_tool_for_session(name: str) -> PermissionUpdate:

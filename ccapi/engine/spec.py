@@ -18,10 +18,12 @@ from ccapi.engine.bridge import (
     CLIENT_SERVER,
     CLIENT_TOOL_PREFIX,
     PermissionAsker,
+    ToolGate,
     ToolResolver,
     client_tool_rules,
     client_tool_server,
     permission_callback,
+    tool_gate_hooks,
 )
 from ccapi.toolpolicy import BYPASS, BuiltinTools, sdk_tools
 
@@ -75,6 +77,9 @@ class EngineSpec:
     spent_usd: float = 0.0
     """What the session had cost before this spec's turn: a process started now gets the rest."""
     ask_permission: PermissionAsker | None = None
+    gate_tool: ToolGate | None = None
+    """Asked before each built-in tool call runs when the sessions layer bounds the turn's rounds
+    (``max_turns`` is ``None``): it may stop the turn there."""
     sandbox: Mapping[str, Any] | None = None
     """The SDK's ``sandbox`` settings for Bash (``ccapi.engine.sandbox``); ``None``: no sandbox."""
     denied_tools: tuple[str, ...] = ()
@@ -150,6 +155,7 @@ def build_options(
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
         can_use_tool=permission_callback(ask) if (ask := permission_asker(spec)) is not None else None,
+        hooks=tool_gate_hooks(gate) if (gate := tool_gate(spec)) is not None else None,
         session_store=spec.transcripts,
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
@@ -171,6 +177,15 @@ def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
     if spec.builtin_tools == "none" or spec.permission_mode == BYPASS:
         return None
     return spec.ask_permission
+
+
+def tool_gate(spec: EngineSpec) -> ToolGate | None:
+    """Who may stop a built-in tool call before it runs: only where the sessions layer, not Claude Code,
+    bounds the turn's rounds, and only in a session with built-in tools (each gated call costs a round
+    trip to the gateway)."""
+    if spec.max_turns is not None or spec.builtin_tools == "none":
+        return None
+    return spec.gate_tool
 
 
 def find_cli() -> str:

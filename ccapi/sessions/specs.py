@@ -90,6 +90,7 @@ class EngineSpecs:
             mcp_servers=session.mcp_servers or {},
             spent_usd=float(session.usage.get("cost_usd", 0.0)),
             ask_permission=functools.partial(self._ask_permission, session.id),
+            gate_tool=functools.partial(self._gate_tool, session.id),
             sandbox=self.sandbox.settings,
             denied_tools=self.sandbox.denied_tools,
         )
@@ -117,6 +118,10 @@ class EngineSpecs:
         if run is None:
             return ToolOutcome("no turn is waiting for this tool call", is_error=True)
         return await run.desk.resolve(name, arguments)
+
+    async def _gate_tool(self, session_id: str, tool_use_id: str) -> str | None:
+        run = await self._run_of(session_id)
+        return None if run is None else await run.gate_tool(tool_use_id)
 
     async def _ask_permission(
         self, session_id: str, tool_name: str, input_: dict[str, Any], tool_use_id: str | None

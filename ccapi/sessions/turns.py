@@ -39,6 +39,8 @@ _TERMINAL_EVENT = {
     "interrupted": EventType.TURN_INTERRUPTED,
 }
 INTERRUPT_GRACE = 10.0
+VERDICT_WAIT = 10.0
+"""How long a built-in tool call waits for its round's message (``TurnRun.gate_tool``) before it runs anyway."""
 TURN_CRASHED = {"type": "internal", "message": "the gateway failed while running this turn; its log has the details"}
 #: The events that show a turn's first output (what ``cc_api_time_to_first_token_seconds`` measures).
 _FIRST_OUTPUT = frozenset({EventType.MESSAGE_DELTA, EventType.THINKING_DELTA, EventType.MESSAGE_COMPLETED})
@@ -94,9 +96,9 @@ class TurnRun:
         self._interrupt_reason: str | None = None
         self._own_tool_rounds = own_tool_rounds
         self._client_tools = {tool["name"] for tool in spec.tools}
-        self._rounds = 0
+        self._tool_rounds: set[str] = set()  # the model rounds (message ids) that called Claude Code's own tools
+        self._verdicts: dict[str, asyncio.Future[bool]] = {}  # own tool call → its round is past the limit
         self._limit: dict[str, str] | None = None
-        self._stopping: asyncio.Task[None] | None = None
         self._translator = TurnTranslator()
         self._settled: asyncio.Future[TurnRecord] = asyncio.get_running_loop().create_future()
         self._submit_lock = asyncio.Lock()
@@ -222,9 +224,7 @@ class TurnRun:
             await self.ctx.pool.discard(self.session.id)
         if outcome.duration_ms is None:
             outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
-        if self._limit is not None:
-            # even when Claude Code went on to an answer: an interrupt that reaches it while it handles a tool
-            # call ends only that call, and it asks the model again
+        if self._limit is not None:  # Claude Code stopped at the gate (``gate_tool``): its result says success
             outcome = replace(outcome, status="failed", error=self._limit)
         elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
             outcome = replace(
@@ -282,7 +282,22 @@ class TurnRun:
             await self._pause(event)
         elif type_ == EventType.SESSION_COMPACTED:
             self.compaction = data
-        elif type_ == EventType.MESSAGE_COMPLETED and self._over_budget(data):
+        elif type_ == EventType.MESSAGE_COMPLETED and self._own_tool_rounds is not None:
+            self._count_round(data)
+
+    def _count_round(self, message: dict[str, Any]) -> None:
+        """Counts the model rounds of the main thread that call Claude Code's own tools (a round's blocks arrive
+        as messages of one id, one block each) and gives each such call its verdict for ``gate_tool``."""
+        calls = [
+            block["id"]
+            for block in message.get("content", [])
+            if block["type"] == "tool_use" and block["name"] not in self._client_tools
+        ]
+        if not calls or message.get("parent_tool_use_id") is not None:
+            return
+        self._tool_rounds.add(message.get("message_id") or message["uuid"])
+        over = len(self._tool_rounds) > self._own_tool_rounds  # type: ignore[operator]
+        if over:
             self._limit = {
                 "type": "max_turns",
                 "message": (
@@ -290,29 +305,28 @@ class TurnRun:
                     "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue"
                 ),
             }
-            if self._stopping is None or self._stopping.done():  # one still under way stops this round too
-                self._stopping = asyncio.create_task(self._stop_at_limit())
+        for call in calls:
+            verdict = self._verdict(call)
+            if not verdict.done():
+                verdict.set_result(over)
 
-    def _over_budget(self, message: dict[str, Any]) -> bool:
-        """Counts the model rounds that call Claude Code's own tools; true for each one past the limit (Claude Code
-        may go on after the first interrupt, see ``_run``)."""
-        if self._own_tool_rounds is None or message.get("parent_tool_use_id") is not None:
-            return False
-        if not any(
-            block["type"] == "tool_use" and block["name"] not in self._client_tools
-            for block in message.get("content", [])
-        ):
-            return False
-        self._rounds += 1
-        return self._rounds > self._own_tool_rounds
+    def _verdict(self, tool_use_id: str) -> asyncio.Future[bool]:
+        if tool_use_id not in self._verdicts:
+            self._verdicts[tool_use_id] = asyncio.get_running_loop().create_future()
+        return self._verdicts[tool_use_id]
 
-    async def _stop_at_limit(self) -> None:
-        engine = self.ctx.pool.get(self.session.id)
-        if engine is not None and engine.busy:
-            try:
-                await asyncio.wait_for(engine.interrupt(), INTERRUPT_GRACE)
-            except (EngineError, TimeoutError):
-                log.warning("interrupt_failed", session_id=self.session.id, turn_id=self.turn.id)
+    async def gate_tool(self, tool_use_id: str) -> str | None:
+        """Claude Code is about to run one of its own tools: the limit's message if the call's round is past
+        ``own_tool_rounds`` (Claude Code then stops the turn before the call runs). Claude Code sends the
+        round's message before it asks, so the verdict comes as soon as this turn has read that message."""
+        if self._own_tool_rounds is None:
+            return None
+        try:
+            over = await asyncio.wait_for(asyncio.shield(self._verdict(tool_use_id)), VERDICT_WAIT)
+        except TimeoutError:
+            log.warning("tool_call_unseen", session_id=self.session.id, turn_id=self.turn.id, tool_use_id=tool_use_id)
+            return None
+        return self._limit["message"] if over and self._limit is not None else None
 
     async def _pause(self, event: Event) -> None:
         """Settle on what the turn now waits for (permission decisions before tool results)."""
