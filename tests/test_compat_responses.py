@@ -91,6 +91,9 @@ def test_previous_response_id_runs_with_the_requests_own_model_instructions_and_
     assert sent["model"] == third.model and "Prompt C" in str(sent["system"]) and "Prompt B" not in str(sent["system"])
     assert not any(tool["name"].endswith("get_weather") for tool in sent.get("tools", []))
 
+    client.responses.create(model="opus", input="fourth", previous_response_id=third.id)  # no instructions
+    assert "Prompt" not in str(main_requests(mock_model)[-1]["system"])
+
 
 def test_a_second_run_of_the_same_task_leaves_the_first_its_pending_tool_call(
     client: openai.OpenAI, mock_model: MockModel

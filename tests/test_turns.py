@@ -54,6 +54,26 @@ def test_three_turns_keep_context_server_side(gateway: Gateway, mock_model: Mock
     assert "mock reply: first question alpha" in assistant
 
 
+def test_a_changed_or_cleared_system_prompt_holds_from_the_next_turn(gateway: Gateway, mock_model: MockModel) -> None:
+    """A session's system prompt is an option of the next turn: another prompt replaces it, and a cleared one
+    is gone, although Claude Code, restarted on the same transcript, would bring back the prompt it recorded."""
+    session = gateway.create_session(system_prompt="Prompt A")
+    url = f"/api/sessions/{session['id']}"
+    gateway.turn(session["id"], "one")
+    for bad in ({"system_prompt": 5}, {"system_prompt": "a\u0000b"}):
+        refused = gateway.client.patch(url, json=bad)
+        assert refused.status_code == 400 and "system_prompt" in refused.json()["error"]["message"], refused.text
+    assert gateway.client.get(url).json()["system_prompt"] == "Prompt A"
+    assert gateway.client.patch(url, json={"system_prompt": "Prompt B"}).status_code == 200
+    gateway.turn(session["id"], "two")
+    assert gateway.client.patch(url, json={"system_prompt": None}).status_code == 200
+    gateway.turn(session["id"], "three")
+    systems = [str(r.body["system"]) for r in mock_model.message_requests(include_side=False)]
+    assert ["Prompt A" in s for s in systems] == [True, False, False]
+    assert ["Prompt B" in s for s in systems] == [False, True, False]
+    assert "one" in " ".join(_user_texts(mock_model.message_requests(include_side=False)[-1].body))
+
+
 def test_turn_reply_reports_usage_cost_and_log_position(gateway: Gateway, mock_model: MockModel) -> None:
     session = gateway.create_session()
     reply = gateway.turn(session["id"], "how much did this cost")

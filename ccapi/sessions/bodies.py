@@ -119,6 +119,7 @@ class SessionChanges(Shape, json_schema_extra={"minProperties": 1}):
     max_budget_usd: Annotated[Budget, _BUDGET] = None
     model: Annotated[str, _MODEL] = _ABSENT
     permission_mode: Annotated[PermissionMode | None, _PERMISSION_MODE] = None
+    system_prompt: Annotated[str | None, _STRING] = Field(None, description="null: none from the next turn on")
 
 
 class ReplyMode(Shape):

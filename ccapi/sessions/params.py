@@ -77,8 +77,7 @@ class NewSession:
             raise InvalidRequest("unknown field(s): webhook", {"allowed": allowed})
         shape = checked(bodies.NewSession, body)
         model = known_model(catalog, shape.given("model", default_model))
-        if shape.system_prompt and "\x00" in shape.system_prompt:  # no database text column or CLI argument holds one
-            raise InvalidRequest("system_prompt must not contain NUL (\\u0000) characters")
+        _check_prompt(shape.system_prompt)
         if shape.cwd is not None and (not Path(shape.cwd).is_absolute() or not _is_dir(shape.cwd)):
             raise InvalidRequest("cwd must be the absolute path of an existing directory")
         try:
@@ -108,7 +107,7 @@ class NewSession:
 @dataclass(frozen=True)
 class SessionChanges:
     """``PATCH /api/sessions/{id}``: what may change between turns, only the fields the body names
-    (``max_budget_usd``, ``model``, ``permission_mode``); the next turn runs with them."""
+    (``max_budget_usd``, ``model``, ``permission_mode``, ``system_prompt``); the next turn runs with them."""
 
     fields: dict[str, Any]
 
@@ -116,11 +115,17 @@ class SessionChanges:
     def from_json(cls, body: Any, catalog: ModelCatalog) -> SessionChanges:
         shape = checked(bodies.SessionChanges, body)
         if not shape.model_fields_set:
-            raise InvalidRequest("nothing to change: send max_budget_usd, model or permission_mode")
+            raise InvalidRequest("nothing to change: send max_budget_usd, model, permission_mode or system_prompt")
         fields = {name: getattr(shape, name) for name in shape.model_fields_set}
+        _check_prompt(fields.get("system_prompt"))
         if "model" in fields:
             fields["model"] = known_model(catalog, fields["model"])
         return cls(fields)
+
+
+def _check_prompt(prompt: str | None) -> None:
+    if prompt and "\x00" in prompt:  # no database text column or CLI argument holds one
+        raise InvalidRequest("system_prompt must not contain NUL (\\u0000) characters")
 
 
 def known_model(

@@ -24,6 +24,20 @@ from ccapi.store.base import Store
 from ccapi.store.records import TranscriptLines
 
 
+def without_recorded_prompt(entry: dict[str, Any]) -> dict[str, Any]:
+    """Claude Code records the system prompt it ran with (a ``prompt_snapshot`` attachment) and, resumed
+    without a prompt of its own, runs with the recorded one. The session's prompt is an option of each start
+    (a ``PATCH``, a compat request's instructions): a prompt given replaces the record
+    (``CLAUDE_CODE_HOST_PROMPT_SUPERSEDES_RECORD``), and with the record emptied a prompt cleared stays cleared.
+    The entry stays, so the chain of ``parentUuid``s through it holds."""
+    attachment = entry.get("attachment")
+    if entry.get("type") != "attachment" or not isinstance(attachment, dict):
+        return entry
+    if attachment.get("type") != "prompt_snapshot" or not attachment.get("systemPrompt"):
+        return entry
+    return {**entry, "attachment": {**attachment, "systemPrompt": []}}
+
+
 class WriteQueue(Protocol):
     def mirror(self, lines: TranscriptLines) -> None: ...
     async def flush(self) -> None: ...
@@ -44,8 +58,10 @@ class TranscriptMirror:
             await self._store.append_transcript(lines.project_key, lines.session_id, lines.subpath, lines.entries)
 
     async def load(self, key: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The transcript a resume starts from, its recorded system prompts emptied (``without_recorded_prompt``)."""
         await self._written()
-        return await self._store.load_transcript(key["project_key"], key["session_id"], key.get("subpath", ""))
+        entries = await self._store.load_transcript(key["project_key"], key["session_id"], key.get("subpath", ""))
+        return None if entries is None else [without_recorded_prompt(entry) for entry in entries]
 
     async def list_sessions(self, project_key: str) -> list[dict[str, Any]]:
         await self._written()
