@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.bodies import AnthropicTool
+from ccapi.compat.bodies import AnthropicTool, AnthropicToolChoice, Thinking
 from ccapi.compat.bodies import MessagesRequest as MessagesBody
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import anthropic_error
@@ -60,6 +60,8 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         tools=tuple(_tool(tool, f"tools[{index}]") for index, tool in enumerate(shape.tools or ())),
         messages=normalise(parsed),
     )
+    _check_tool_choice(shape.tool_choice, [tool["name"] for tool in conversation.tools])
+    _check_thinking(shape.thinking, shape.max_tokens)
     return MessagesRequest(
         CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata)), bool(shape.stream)
     )
@@ -130,8 +132,27 @@ def _assistant(blocks: list[Any], where: str) -> Message:
     return Message("assistant", text="".join(texts), tool_calls=tuple(calls))
 
 
+def _check_tool_choice(choice: AnthropicToolChoice | None, declared: list[str]) -> None:
+    """As Anthropic checks it (a tool it names must be declared); not enforced: Claude Code decides."""
+    if choice is None or choice.type != "tool":
+        return
+    if choice.name is None:
+        raise InvalidRequest("tool_choice.name is required when tool_choice.type is tool")
+    if choice.name not in declared:
+        raise InvalidRequest(f"tool_choice.name names no tool of the request: {choice.name!r}", {"tools": declared})
+
+
+def _check_thinking(thinking: Thinking | None, max_tokens: int | None) -> None:
+    if thinking is None or thinking.type != "enabled":
+        return
+    if thinking.budget_tokens is None:
+        raise InvalidRequest("thinking.budget_tokens is required when thinking.type is enabled")
+    if max_tokens is not None and thinking.budget_tokens >= max_tokens:
+        raise InvalidRequest("thinking.budget_tokens must be less than max_tokens")
+
+
 def _tool(tool: AnthropicTool, where: str) -> dict[str, Any]:
-    kind = (tool.model_extra or {}).get("type", "custom")
+    kind = (tool.model_extra or {}).get("type") or "custom"
     if kind != "custom":
         raise InvalidRequest(
             f"{where}: server tools ({kind}) are not available through CC API; "

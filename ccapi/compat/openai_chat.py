@@ -21,6 +21,7 @@ from ccapi.compat.errors import openai_error
 from ccapi.compat.exchange import CompatRequest, model_of
 from ccapi.compat.openai_shared import (
     arguments,
+    check_tool_choice,
     dump,
     finish_reason,
     function_tool,
@@ -68,6 +69,11 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         tools=tuple(_tool(tool.function) for tool in shape.tools or ()),
         messages=normalise(parsed),
     )
+    check_tool_choice(shape.tool_choice, [tool["name"] for tool in conversation.tools], nested=True)
+    if shape.stream_options is not None and not shape.stream:
+        raise InvalidRequest("stream_options is only allowed when stream is true")
+    if shape.logprobs:
+        raise InvalidRequest("logprobs are not available through CC API")
     request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata))
     options = shape.stream_options
     return ChatRequest(request, bool(shape.stream), bool(options and options.include_usage))

@@ -27,6 +27,7 @@ from ccapi.compat.errors import PreviousResponseNotFound, openai_error
 from ccapi.compat.exchange import CompatRequest, ResponseRef, model_of
 from ccapi.compat.openai_shared import (
     arguments,
+    check_tool_choice,
     dump,
     finish_reason,
     function_tool,
@@ -82,6 +83,17 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         tools=tuple(function_tool(tool.name, tool.description, tool.parameters) for tool in shape.tools or ()),
         messages=normalise(messages),
     )
+    check_tool_choice(shape.tool_choice, [tool["name"] for tool in conversation.tools], nested=False)
+    if shape.background:
+        raise InvalidRequest(
+            "background responses are not available through CC API: a response is answered in its "
+            "request (or streamed, with stream: true)"
+        )
+    if shape.conversation is not None:
+        raise InvalidRequest(
+            "conversation is not available through CC API: continue a response with "
+            "previous_response_id, or send the whole input"
+        )
     request = CompatRequest(
         conversation,
         FORMAT,

@@ -4,6 +4,7 @@ function-call arguments, text parts, usage and finish reasons."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -36,6 +37,24 @@ def function_tool(name: Any, description: str | None, parameters: Any) -> dict[s
         "description": description or "",
         "input_schema": parameters if parameters is not None else {"type": "object", "properties": {}},
     }
+
+
+def check_tool_choice(choice: Any, declared: Collection[str], nested: bool) -> None:
+    """``tool_choice`` as OpenAI checks it: one of its words, a function (under ``function`` in Chat, ``nested``)
+    the request declares, or a set of allowed tools. Not enforced: Claude Code decides when to call a tool."""
+    if choice is None or (isinstance(choice, str) and choice in ("none", "auto", "required")):
+        return
+    if not isinstance(choice, dict) or choice.get("type") not in ("function", "allowed_tools"):
+        raise InvalidRequest("tool_choice must be none, auto, required or a function to call")
+    if choice["type"] == "allowed_tools":
+        return
+    holder = choice.get("function") if nested else choice
+    name = holder.get("name") if isinstance(holder, dict) else None
+    where = "tool_choice.function.name" if nested else "tool_choice.name"
+    if not isinstance(name, str):
+        raise InvalidRequest(f"{where} must be a string")
+    if name not in declared:
+        raise InvalidRequest(f"{where} names no tool of the request: {name!r}", {"tools": sorted(declared)})
 
 
 def arguments(raw: Any, where: str) -> dict[str, Any]:
