@@ -276,6 +276,66 @@ def test_parallel_calls_of_claude_codes_tools_are_one_round(make_gateway, mock_m
     assert sorted(orjson.dumps(result["content"]).decode() for result in ran) == ['"first"', '"second"']
 
 
+def test_a_client_tool_named_like_claude_codes_own_does_not_hide_its_rounds(
+    make_gateway, mock_model: MockModel, tmp_path
+) -> None:
+    """A client may name its tool ``Bash``: Claude Code's own Bash calls still count, and are told apart by
+    the call, not the name (taken for the client's, each waited for a verdict that never came)."""
+    gw = make_gateway(CC_API_TOOL_MAX_TURNS="1")
+    past_the_limit = tmp_path / "past-the-limit"
+    mock_model.script(
+        Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),)),
+        Reply(tool_uses=(ToolUse("Bash", {"command": f"touch {past_the_limit}"}),)),
+        Reply(text="never reached"),
+    )
+    session = gw.create_session(tools=[{**WEATHER, "name": "Bash"}])
+    turn = gw.turn(session["id"], "go")
+    assert turn["status"] == "failed" and turn["error"]["type"] == "max_turns", turn
+    assert not past_the_limit.exists() and len(mock_model.message_requests(include_side=False)) == 2
+    assert "tool_call_unseen" not in gw.log_text()
+
+
+def test_a_round_claude_code_refused_itself_is_let_go_and_the_next_one_stopped(
+    make_gateway, mock_model: MockModel
+) -> None:
+    """A call Claude Code refuses before it runs (a bad input) never reaches the gate: a round past the limit
+    made only of such calls runs nothing, so the turn goes on; a second round past it is interrupted."""
+    gw = make_gateway(CC_API_TOOL_MAX_TURNS="1")
+    bad = Reply(tool_uses=(ToolUse("Bash", {"nocommand": 1}),))
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),)), bad, Reply(text="Answered."))
+    session = gw.create_session(tools=[WEATHER])
+    turn = gw.turn(session["id"], "go")
+    assert turn["status"] == "completed" and turn["output"][-1]["text"] == "Answered.", turn
+
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),)), bad, bad, bad, bad)
+    turn = gw.turn(session["id"], "again")
+    assert turn["status"] == "failed" and turn["error"]["type"] == "max_turns", turn
+
+
+def test_a_round_stopped_at_the_limit_does_not_wait_for_its_client_calls(
+    make_gateway, mock_model: MockModel, tmp_path
+) -> None:
+    """A round past the limit that calls the client's tool too ends the turn at once: the client is not
+    asked for a result the stopped turn would throw away."""
+    gw = make_gateway(CC_API_TOOL_MAX_TURNS="1")
+    past_the_limit = tmp_path / "past-the-limit"
+    mock_model.script(
+        Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),)),
+        Reply(
+            tool_uses=(
+                ToolUse("get_weather", {"city": "Bonn"}),
+                ToolUse("Bash", {"command": f"touch {past_the_limit}"}),
+            )
+        ),
+        Reply(text="never reached"),
+    )
+    session = gw.create_session(tools=[WEATHER])
+    turn = gw.turn(session["id"], "go")
+    assert turn["status"] == "failed" and turn["error"]["type"] == "max_turns", turn
+    assert not past_the_limit.exists() and len(mock_model.message_requests(include_side=False)) == 2
+    assert gw.turn(session["id"], "go on")["status"] == "completed"
+
+
 SCHEMAS = {
     "bare": {"type": "object"},
     "draft": {"type": "object", "$schema": "http://json-schema.org/draft-07/schema#"},

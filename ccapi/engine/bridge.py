@@ -63,7 +63,7 @@ PermissionAsker = Callable[[str, dict[str, Any], str | None], Awaitable[Permissi
 
 
 ToolGate = Callable[[str], Awaitable[str | None]]
-"""``(tool_use id)`` of a built-in tool call on Claude Code's main thread → ``None`` to let it run, or the
+"""``(tool_use id)`` of a call of Claude Code's own tools on its main thread → ``None`` to let it run, or the
 message Claude Code stops the turn with instead (the sessions layer's round limit)."""
 
 
@@ -123,15 +123,14 @@ def permission_callback(ask: PermissionAsker) -> Any:
 
 
 def tool_gate_hooks(gate: ToolGate) -> dict[HookEvent, list[HookMatcher]]:
-    """A ``PreToolUse`` hook that asks ``gate`` before each built-in tool call of the main thread runs
-    (the client's own tools and a subagent's calls pass). A stop refuses the call and ends the turn there
-    (``continue: false``): the call never runs and the model is not asked again. An interrupt sent after
-    the round's message came too late for both under load. Hooks run in every permission mode, where
-    ``can_use_tool`` does not (``bypassPermissions``)."""
+    """A ``PreToolUse`` hook that asks ``gate`` before each call of Claude Code's own tools (and a session MCP
+    server's) on the main thread runs; the client's tools are not matched (no round trip) and a subagent's
+    calls pass. A stop refuses the call and ends the turn there (``continue: false``): the call never runs
+    and the model is not asked again. An interrupt sent after the round's message came too late for both
+    under load. Hooks run in every permission mode, where ``can_use_tool`` does not (``bypassPermissions``)."""
 
     async def pre_tool_use(input_: HookInput, tool_use_id: str | None, _context: HookContext) -> HookJSONOutput:
-        name = str(input_.get("tool_name", ""))
-        if tool_use_id is None or "agent_id" in input_ or plain_tool_name(name) is not None:
+        if tool_use_id is None or "agent_id" in input_:
             return {}
         stop = await gate(tool_use_id)
         if stop is None:
@@ -146,7 +145,7 @@ def tool_gate_hooks(gate: ToolGate) -> dict[HookEvent, list[HookMatcher]]:
             },
         }
 
-    return {"PreToolUse": [HookMatcher(hooks=[pre_tool_use])]}
+    return {"PreToolUse": [HookMatcher(matcher=f"^(?!{CLIENT_TOOL_PREFIX})", hooks=[pre_tool_use])]}
 
 
 def _allow_tool_for_session(name: str) -> PermissionUpdate:

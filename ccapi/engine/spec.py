@@ -78,8 +78,8 @@ class EngineSpec:
     """What the session had cost before this spec's turn: a process started now gets the rest."""
     ask_permission: PermissionAsker | None = None
     gate_tool: ToolGate | None = None
-    """Asked before each built-in tool call runs when the sessions layer bounds the turn's rounds
-    (``max_turns`` is ``None``): it may stop the turn there."""
+    """Asked before each call of Claude Code's own tools runs when the sessions layer bounds the turn's
+    rounds (``max_turns`` is ``None``): it may stop the turn there."""
     sandbox: Mapping[str, Any] | None = None
     """The SDK's ``sandbox`` settings for Bash (``ccapi.engine.sandbox``); ``None``: no sandbox."""
     denied_tools: tuple[str, ...] = ()
@@ -180,12 +180,9 @@ def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
 
 
 def tool_gate(spec: EngineSpec) -> ToolGate | None:
-    """Who may stop a built-in tool call before it runs: only where the sessions layer, not Claude Code,
-    bounds the turn's rounds, and only in a session with built-in tools (each gated call costs a round
-    trip to the gateway)."""
-    if spec.max_turns is not None or spec.builtin_tools == "none":
-        return None
-    return spec.gate_tool
+    """Who may stop a call of Claude Code's own tools before it runs: where the sessions layer, not Claude
+    Code, bounds the turn's rounds (a session with client tools)."""
+    return spec.gate_tool if spec.max_turns is None else None
 
 
 def find_cli() -> str:

@@ -153,6 +153,11 @@ class TurnTranslator:
             self.sdk_session_id = message.session_id or self.sdk_session_id
         return []
 
+    def is_own_tool(self, tool_use_id: str) -> bool:
+        """Whether a call seen so far is one of Claude Code's own tools (or a session MCP server's), not the
+        client's: told by the name Claude Code gave it, since a client tool may be named ``Bash`` too."""
+        return tool_use_id in self._agent_tools
+
     def _stream_event(self, message: StreamEvent) -> list[EngineEvent]:
         event = message.event
         if message.parent_tool_use_id:

@@ -40,6 +40,10 @@ _TERMINAL_EVENT = {
 }
 INTERRUPT_GRACE = 10.0
 VERDICT_WAIT = 10.0
+LIMIT_MESSAGE = (
+    "the turn stopped after {limit} rounds of Claude Code's own tools "
+    "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue"
+)
 """How long a built-in tool call waits for its round's message (``TurnRun.gate_tool``) before it runs anyway."""
 TURN_CRASHED = {"type": "internal", "message": "the gateway failed while running this turn; its log has the details"}
 #: The events that show a turn's first output (what ``cc_api_time_to_first_token_seconds`` measures).
@@ -98,7 +102,8 @@ class TurnRun:
         self._client_tools = {tool["name"] for tool in spec.tools}
         self._tool_rounds: set[str] = set()  # the model rounds (message ids) that called Claude Code's own tools
         self._verdicts: dict[str, asyncio.Future[bool]] = {}  # own tool call → its round is past the limit
-        self._limit: dict[str, str] | None = None
+        self._limit: dict[str, str] | None = None  # the turn was stopped at the limit (``max_turns``)
+        self._stopping: asyncio.Task[None] | None = None
         self._translator = TurnTranslator()
         self._settled: asyncio.Future[TurnRecord] = asyncio.get_running_loop().create_future()
         self._submit_lock = asyncio.Lock()
@@ -224,7 +229,7 @@ class TurnRun:
             await self.ctx.pool.discard(self.session.id)
         if outcome.duration_ms is None:
             outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
-        if self._limit is not None:  # Claude Code stopped at the gate (``gate_tool``): its result says success
+        if self._limit is not None:  # stopped at the gate (``gate_tool``; Claude Code's result says success) or after
             outcome = replace(outcome, status="failed", error=self._limit)
         elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
             outcome = replace(
@@ -279,7 +284,10 @@ class TurnRun:
         if type_ == EventType.RATE_LIMIT:
             self.ctx.limits.record(data)
         elif type_ == EventType.TURN_REQUIRES_ACTION and self.desk.waiting():
-            await self._pause(event)
+            if self._past_limit():  # the round is stopped at the gate: its client calls are not the client's to run
+                self.desk.cancel_all(LIMIT_MESSAGE.format(limit=self._own_tool_rounds))
+            else:
+                await self._pause(event)
         elif type_ == EventType.SESSION_COMPACTED:
             self.compaction = data
         elif type_ == EventType.MESSAGE_COMPLETED and self._own_tool_rounds is not None:
@@ -287,33 +295,39 @@ class TurnRun:
 
     def _count_round(self, message: dict[str, Any]) -> None:
         """Counts the model rounds of the main thread that call Claude Code's own tools (a round's blocks arrive
-        as messages of one id, one block each) and gives each such call its verdict for ``gate_tool``."""
+        as messages of one id, one block each) and gives each such call its verdict for ``gate_tool``. A round
+        past the limit whose calls the gate never saw (Claude Code refused them itself: an unknown tool, a bad
+        input) is let go; the round after it is interrupted."""
         calls = [
             block["id"]
             for block in message.get("content", [])
-            if block["type"] == "tool_use" and block["name"] not in self._client_tools
+            if block["type"] == "tool_use" and self._translator.is_own_tool(block["id"])
         ]
         if not calls or message.get("parent_tool_use_id") is not None:
             return
         self._tool_rounds.add(message.get("message_id") or message["uuid"])
-        over = len(self._tool_rounds) > self._own_tool_rounds  # type: ignore[operator]
-        if over:
-            self._limit = {
-                "type": "max_turns",
-                "message": (
-                    f"the turn stopped after {self._own_tool_rounds} rounds of Claude Code's own tools "
-                    "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue"
-                ),
-            }
+        over = self._past_limit()
         for call in calls:
             verdict = self._verdict(call)
             if not verdict.done():
                 verdict.set_result(over)
+        if len(self._tool_rounds) > self._own_tool_rounds + 1 and self._stopping is None:  # type: ignore[operator]
+            self._stop()
+            self._stopping = asyncio.create_task(self._stop_at_limit())
+
+    def _past_limit(self) -> bool:
+        return self._own_tool_rounds is not None and len(self._tool_rounds) > self._own_tool_rounds
 
     def _verdict(self, tool_use_id: str) -> asyncio.Future[bool]:
         if tool_use_id not in self._verdicts:
             self._verdicts[tool_use_id] = asyncio.get_running_loop().create_future()
         return self._verdicts[tool_use_id]
+
+    def _stop(self) -> str:
+        """The turn ends at the limit (``max_turns``), however Claude Code then reports it."""
+        message = LIMIT_MESSAGE.format(limit=self._own_tool_rounds)
+        self._limit = {"type": "max_turns", "message": message}
+        return message
 
     async def gate_tool(self, tool_use_id: str) -> str | None:
         """Claude Code is about to run one of its own tools: the limit's message if the call's round is past
@@ -326,7 +340,16 @@ class TurnRun:
         except TimeoutError:
             log.warning("tool_call_unseen", session_id=self.session.id, turn_id=self.turn.id, tool_use_id=tool_use_id)
             return None
-        return self._limit["message"] if over and self._limit is not None else None
+        return self._stop() if over else None
+
+    async def _stop_at_limit(self) -> None:
+        """The backstop: Claude Code went on past a round the gate did not stop."""
+        engine = self.ctx.pool.get(self.session.id)
+        if engine is not None and engine.busy:
+            try:
+                await asyncio.wait_for(engine.interrupt(), INTERRUPT_GRACE)
+            except (EngineError, TimeoutError):
+                log.warning("interrupt_failed", session_id=self.session.id, turn_id=self.turn.id)
 
     async def _pause(self, event: Event) -> None:
         """Settle on what the turn now waits for (permission decisions before tool results)."""
