@@ -239,14 +239,14 @@ def test_a_ten_call_tool_loop_in_one_user_turn_stays_on_one_session(http: httpx.
 
 @pytest.mark.slow  # a gateway and a mock of their own (~5 s)
 def test_a_turn_limit_is_reported_as_a_limit_not_as_truncated_output(tmp_path: Path, backend: str) -> None:
-    # Under load Claude Code sometimes goes on after the limit's interrupt (one that reaches it while it handles
-    # the tool call ends only that call): it asks the model again with "(no content)" and answers "never reached".
-    # The turn still reached its limit, and is reported so.
+    # A compat session has no built-in tools: a model that calls Bash anyway gets Claude Code's own refusal, past
+    # the limit once (nothing ran, the turn goes on), then the round after is interrupted. Under load Claude Code
+    # may go on after the interrupt and answer "never reached"; the turn still reached its limit, and is reported so.
     with MockModel() as own:
         gateway = Gateway(tmp_path / "gw", own.url, backend, CC_API_TOOL_MAX_TURNS="1").start()
         try:
             bash = Reply(tool_uses=(ToolUse("Bash", {"command": "true"}),))
-            own.script(bash, bash, Reply(text="never reached"))
+            own.script(bash, bash, bash, Reply(text="never reached"))
             with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as http:
                 response = http.post(
                     "/chat/completions",
