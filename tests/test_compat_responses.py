@@ -18,6 +18,7 @@ from tests.compat_support import (
 )
 from tests.gateway import Gateway
 
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 WEATHER_TOOL = {
     "type": "function",
     "name": "get_weather",
@@ -145,6 +146,31 @@ def test_function_call_round_trip(client: openai.OpenAI, mock_model: MockModel) 
     assert done.output_text == "Quito: 15C."
     assert [(b["tool_use_id"], result_text(b)) for b in tool_results_sent(mock_model)] == [(calls[0].call_id, "15C")]
     assert len(main_requests(mock_model)) == 2
+
+
+def test_a_function_output_with_an_image_reaches_claude_as_an_image(
+    client: openai.OpenAI, mock_model: MockModel
+) -> None:
+    """A screenshot tool's output (``input_image`` parts, as the Responses API takes them) is a tool result
+    with an image block, not a 400."""
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Quito"}),)), Reply(text="Looks sunny."))
+    paused = client.responses.create(model="sonnet", input="Weather in Quito?", tools=[WEATHER_TOOL])
+    [call] = [item for item in paused.output if item.type == "function_call"]
+    output = [
+        {"type": "input_text", "text": "the sky:"},
+        {"type": "input_image", "image_url": f"data:image/png;base64,{PIXEL}"},
+    ]
+    done = client.responses.create(
+        model="sonnet",
+        previous_response_id=paused.id,
+        tools=[WEATHER_TOOL],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": output}],
+    )
+    assert done.output_text == "Looks sunny."
+    [result] = tool_results_sent(mock_model)
+    assert result["tool_use_id"] == call.call_id
+    kinds = [(block["type"], block.get("text") or block.get("source", {}).get("data")) for block in result["content"]]
+    assert kinds[:2] == [("text", "the sky:"), ("image", PIXEL)]
 
 
 def test_an_earlier_previous_response_id_forks_the_conversation_there(

@@ -157,7 +157,9 @@ class ResponseItem(Loose):
     call_id: Annotated[Any, documented(str)] = None
     name: Annotated[Any, documented(str)] = None
     arguments: Annotated[Any, documented(str)] = None
-    output: Annotated[Any, documented(str)] = None
+    output: Annotated[
+        Any, documented(str | list[dict[str, Any]]), Field(description="a string, or input_text and input_image parts")
+    ] = None
 
 
 class Reasoning(Loose):

@@ -134,9 +134,30 @@ def _item(item: ResponseItem, where: str, system: list[str]) -> Message | None:
             ),
         )
     if kind == "function_call_output":
-        output = text_of(item.output, f"{where}.output", ("input_text", "output_text"))
+        output = _output(item.output, f"{where}.output")
         return Message("tool", answers=(ToolResult(expect(item.call_id, str, f"{where}.call_id", "a string"), output),))
     return None  # reasoning: the session keeps Claude's own thinking
+
+
+_TEXT_PARTS = ("input_text", "output_text")
+
+
+def _output(output: Any, where: str) -> str | list[dict[str, Any]]:
+    """A function's output: a string or text parts, or with an ``input_image`` among the parts, text and image
+    blocks (a screenshot tool's image reaches Claude as an image in the tool result)."""
+    parts = output if isinstance(output, list) else []
+    if not any(isinstance(part, dict) and part.get("type") == "input_image" for part in parts):
+        return text_of(output, where, _TEXT_PARTS)
+    blocks = []
+    for index, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "input_image":
+            blocks.append(image_block(part.get("image_url"), f"{where}[{index}].image_url"))
+        elif kind in _TEXT_PARTS:
+            blocks.extend(parse_input([{"type": "text", "text": part.get("text")}]))
+        else:
+            raise InvalidRequest(f"{where}[{index}] must be an input_text or input_image part")
+    return blocks
 
 
 def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
