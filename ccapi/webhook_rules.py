@@ -91,6 +91,14 @@ def check_url(url: Any, allow: AllowList) -> str:
     return url
 
 
+def shown_url(url: str) -> str:
+    """A receiver's URL as the log shows it: its scheme and host. A path or query often carries the
+    receiver's own token, and the log is read by more people than the session's owner."""
+    parts = urlsplit(url)
+    rest = "/…" if parts.path not in ("", "/") or parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{rest}"
+
+
 def check_events(events: Any) -> list[str]:
     if events is None:
         return [str(e) for e in DEFAULT_WEBHOOK_EVENTS]

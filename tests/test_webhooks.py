@@ -79,7 +79,7 @@ def test_background_tool_turn_calls_back_and_is_answered_through_tool_results(
     session = hooked.create_session(tools=[WEATHER], webhook={"url": receiver.url})
     assert session["webhook"] == {
         "url": receiver.url,
-        "events": ["turn.completed", "turn.requires_action", "turn.requires_approval", "turn.failed"],
+        "events": ["turn.completed", "turn.requires_action", "turn.requires_approval", "turn.failed", "turn.interrupted"],
     }
     started = hooked.client.post(
         f"/api/sessions/{session['id']}/turns", json={"input": "weather in Oslo?", "background": True}
@@ -122,6 +122,35 @@ def test_background_tool_turn_calls_back_and_is_answered_through_tool_results(
     read = hooked.client.get(f"/api/sessions/{session['id']}")
     assert read.json()["webhook"]["url"] == receiver.url
     assert SECRET.removeprefix("whsec_") not in read.text + str(listed)
+
+
+def test_an_interrupted_background_turn_calls_back_by_default(
+    hooked: Gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
+    """An interrupt (the console's, a delete's, a stopping gateway's) ends a turn too: a client waiting on its
+    default webhook hears of it instead of waiting for ever. A forged signature that is not ASCII is refused
+    as any other, not a crash in the receiver's check."""
+    mock_model.script(Reply(text="too late", first_byte_delay=30))
+    session = hooked.create_session(webhook={"url": receiver.url})
+    url = f"/api/sessions/{session['id']}"
+    started = hooked.client.post(f"{url}/turns", json={"input": "take your time", "background": True})
+    assert started.status_code == 202, started.text
+    _wait_for_request(mock_model)
+    assert hooked.client.post(f"{url}/interrupt").status_code == 200
+    [delivery] = receiver.wait_for(lambda seen: len(seen) >= 1)
+    event = verify_webhook(SECRET, delivery.headers, delivery.body)
+    assert event["type"] == "turn.interrupted" and event["turn_id"] == started.json()["turn_id"]
+    assert receiver.url not in hooked.log_text()  # its path may be the receiver's token: only the host is logged
+    forged = {**delivery.headers, "webhook-signature": "v1,\u00e9t\u00e9"}
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(SECRET, forged, delivery.body)
+
+
+def _wait_for_request(mock: MockModel, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not mock.message_requests(include_side=False):
+        assert time.monotonic() < deadline, "the turn never reached the model"
+        time.sleep(0.05)
 
 
 def test_retries_until_the_receiver_answers_with_one_webhook_id(

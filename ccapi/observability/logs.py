@@ -127,6 +127,9 @@ def configure_logging(
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs each request's full URL at info: a webhook receiver's may carry its token (``webhook_attempt``
+    # says what was sent, to which host)
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

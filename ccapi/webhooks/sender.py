@@ -31,6 +31,7 @@ from ccapi.ids import parse_time, utcnow
 from ccapi.observability.metrics import Metrics
 from ccapi.store import Store
 from ccapi.store.outbox import DELIVERED, FAILED, WebhookDelivery
+from ccapi.webhook_rules import shown_url
 from ccapi.webhooks.signing import sign
 
 log = structlog.get_logger(__name__)
@@ -169,7 +170,7 @@ class WebhookSender:
         log.info(
             "webhook_attempt",
             delivery_id=delivery.id,
-            url=delivery.url,
+            url=shown_url(delivery.url),
             attempt=attempts,
             status=outcome.status,
             error=outcome.error,

@@ -57,6 +57,6 @@ def verify_webhook(
         raise WebhookVerificationError("webhook-timestamp is outside the tolerance")
     raw = body.encode() if isinstance(body, str) else body
     expected = sign(secret, webhook_id, timestamp, raw)
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+    if not any(candidate.isascii() and hmac.compare_digest(expected, candidate) for candidate in signatures):
         raise WebhookVerificationError("no webhook-signature matches")
     return orjson.loads(raw)
