@@ -79,7 +79,13 @@ def test_background_tool_turn_calls_back_and_is_answered_through_tool_results(
     session = hooked.create_session(tools=[WEATHER], webhook={"url": receiver.url})
     assert session["webhook"] == {
         "url": receiver.url,
-        "events": ["turn.completed", "turn.requires_action", "turn.requires_approval", "turn.failed", "turn.interrupted"],
+        "events": [
+            "turn.completed",
+            "turn.requires_action",
+            "turn.requires_approval",
+            "turn.failed",
+            "turn.interrupted",
+        ],
     }
     started = hooked.client.post(
         f"/api/sessions/{session['id']}/turns", json={"input": "weather in Oslo?", "background": True}
