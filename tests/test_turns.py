@@ -129,6 +129,13 @@ def test_sessions_list_newest_first_with_cursor(gateway: Gateway) -> None:
     second = gateway.client.get("/api/sessions", params={"limit": 2, "after": first["next_after"]}).json()
     assert second["data"][0]["id"] == ids[0]
 
+    # the cursor's session deleted meanwhile: a 400 that says so, not an empty page that ends the listing
+    assert gateway.client.delete(f"/api/sessions/{first['next_after']}").status_code in (200, 204)
+    gone = gateway.client.get("/api/sessions", params={"limit": 2, "after": first["next_after"]})
+    assert gone.status_code == 400 and "deleted" in gone.json()["error"]["message"], gone.text
+    last = gateway.client.get("/api/sessions", params={"limit": 2, "after": ids[0]})  # the oldest: a last page
+    assert last.status_code == 200 and last.json()["data"] == [] and last.json()["has_more"] is False
+
 
 def test_delete_removes_session_and_its_engine(gateway: Gateway) -> None:
     session = gateway.create_session()

@@ -190,9 +190,17 @@ class SessionService:
         return record
 
     async def list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
+        """A page after session ``after``; one deleted since is a 400, not an empty last page that would end
+        a client's listing early without a word."""
         if after is not None and not is_safe_id(after):
             raise InvalidRequest("after must be a session id")
-        return await self.store.list_sessions(limit, after)
+        page = await self.store.list_sessions(limit, after)
+        if not page and after is not None and await self.store.get_session(after) is None:
+            raise InvalidRequest(
+                f"after names no session ({after!r} may have been deleted): list from the start again",
+                {"after": after},
+            )
+        return page
 
     async def delete(self, session_id: str) -> None:
         await self.get(session_id)
