@@ -202,6 +202,45 @@ def test_webhook_outbox_is_written_with_its_events_and_claimed_by_one_host_at_a_
     run(main())
 
 
+def test_a_deleted_sessions_deliveries_still_owed_are_sent_then_gone(
+    make: Callable[..., Store], tmp_path: Path
+) -> None:
+    """Deleting a session keeps what it still owes its receiver (its client may be waiting for that turn's end),
+    across a restart, until each is done; the delivered and the finished go at once, and nothing is left."""
+
+    async def main() -> None:
+        store = make()
+        await store.open()
+        webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed", "turn.interrupted"]}
+        await store.create_session(replace(_session("sess_d", "2026-01-01T00:00:00.000Z"), webhook=webhook))
+        await store.append_events([_event("sess_d", 1, "turn.completed"), _event("sess_d", 2, "turn.interrupted")])
+        claimed = {d.id: d for d in await store.claim_webhooks("host-a", 10, lease=60)}
+        await store.finish_webhook_attempt("sess_d_1", "host-a", {"state": "delivered", "attempts": 1})
+        await store.finish_webhook_attempt("sess_d_2", "host-a", {})  # handed back, as a stopping sender does
+        assert sorted(claimed) == ["sess_d_1", "sess_d_2"]
+        assert await store.delete_session("sess_d")
+        await store.close()
+
+        reopened = make()
+        await reopened.open()
+        (owed,) = await reopened.claim_webhooks("host-a", 10, lease=60)
+        assert (owed.id, owed.type, owed.payload) == (
+            "sess_d_2",
+            "turn.interrupted",
+            _event("sess_d", 2, "turn.interrupted").to_dict(),
+        )
+        await reopened.finish_webhook_attempt(owed.id, "host-a", {"attempts": 1, "next_attempt_at": 0.0})
+        (again,) = await reopened.claim_webhooks("host-a", 10, lease=60)  # retried as any other
+        await reopened.finish_webhook_attempt(again.id, "host-a", {"state": "delivered", "attempts": 2})
+        assert await reopened.claim_webhooks("host-a", 10, lease=60) == []
+        await reopened.create_session(_session("sess_d", "2026-01-02T00:00:00.000Z"))  # the id, reused: nothing old
+        assert await reopened.list_webhooks("sess_d", 0, 10) == []
+        await reopened.close()
+
+    run(main())
+    assert not [path for path in tmp_path.rglob("*") if "owed" in path.parts and path.is_file()]
+
+
 @pytest.mark.slow  # a PostgreSQL server (see make)
 def test_postgres_hosts_claiming_at_once_never_share_a_delivery(postgres_server, tmp_path: Path) -> None:
     """Two stores on one database, each on its own connection, claim concurrently."""

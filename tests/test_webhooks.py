@@ -152,6 +152,23 @@ def test_an_interrupted_background_turn_calls_back_by_default(
         verify_webhook(SECRET, forged, delivery.body)
 
 
+def test_a_deleted_sessions_last_delivery_still_arrives(
+    hooked: Gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
+    """Deleting a running session ends its turn: the client waiting on the webhook still hears so, although
+    its receiver failed the first attempt and the session was gone by the retry."""
+    receiver.answers = [(503, {}), (200, {})]
+    mock_model.script(Reply(text="too late", first_byte_delay=30))
+    session = hooked.create_session(webhook={"url": receiver.url})
+    started = hooked.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "hi", "background": True})
+    assert started.status_code == 202, started.text
+    _wait_for_request(mock_model)
+    assert hooked.client.delete(f"/api/sessions/{session['id']}").status_code in (200, 204)
+    seen = receiver.wait_for(lambda seen: len(seen) >= 2)
+    events = [verify_webhook(SECRET, d.headers, d.body) for d in seen]
+    assert [(e["type"], e["turn_id"]) for e in events] == [("turn.interrupted", started.json()["turn_id"])] * 2
+
+
 def _wait_for_request(mock: MockModel, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not mock.message_requests(include_side=False):

@@ -11,6 +11,7 @@ the directory.
     <root>/sessions/<session id>/events/<first seq>-<last seq>.jsonl   (one file per batch)
     <root>/sessions/<session id>/idempotency/<sha256 of key>.json
     <root>/sessions/<session id>/webhooks/<seq>.json                   (one webhook delivery)
+    <root>/owed/<session id>/<seq>.json                                (one a deleted session still owes)
     <root>/sessions/<session id>/compat_head.json                      (the compat affinity index)
     <root>/transcripts/<sha256 of project key>/<sdk session id>/<sha256 of subpath>/<n>.jsonl
     <root>/transcripts/.adopting/<sdk session id>/                     (a copy being put in place)
@@ -23,6 +24,7 @@ A JSON directory serves one gateway process, so session leases live in memory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -118,13 +120,15 @@ class JsonDirStore(Store):
                 turn = TurnRecord(**orjson.loads(turn_file.read_bytes()))
                 self._turns[turn.id] = turn
             if (folder / "webhooks").is_dir():
-                self._load_webhooks(folder)
+                self._load_webhooks(folder / "webhooks", self._max_seq(folder.name))
+        for folder in self._owed_root.glob("*"):
+            self._load_webhooks(folder, None)
 
-    def _load_webhooks(self, folder: Path) -> None:
-        last_seq = self._max_seq(folder.name)
-        for delivery_file in (folder / "webhooks").glob("*.json"):
+    def _load_webhooks(self, folder: Path, last_seq: int | None) -> None:
+        """``last_seq``: the session's last committed event (``None``: a deleted session's, all committed)."""
+        for delivery_file in folder.glob("*.json"):
             delivery = WebhookDelivery(**orjson.loads(delivery_file.read_bytes()))
-            if delivery.seq > last_seq:  # its event never committed
+            if last_seq is not None and delivery.seq > last_seq:  # its event never committed
                 delivery_file.unlink()
             else:
                 self._webhooks[delivery.id] = dataclasses.replace(delivery, lease_owner=None, lease_until=0.0)
@@ -168,8 +172,11 @@ class JsonDirStore(Store):
         self._leases.pop(session_id, None)
         for turn_id in [t.id for t in self._turns.values() if t.session_id == session_id]:
             del self._turns[turn_id]
-        for delivery_id in [d.id for d in self._webhooks.values() if d.session_id == session_id]:
-            del self._webhooks[delivery_id]
+        for delivery in [d for d in self._webhooks.values() if d.session_id == session_id]:
+            if delivery.state == PENDING:  # still owed (its client may wait for it): kept until it is done
+                self._write_webhook(delivery)
+            else:
+                del self._webhooks[delivery.id]
         if folder.exists():
             # rename first so a crash mid-delete never leaves a half-session that loads
             doomed = folder.with_name(f"{_DOOMED}{session_id}-{os.getpid()}")
@@ -322,12 +329,28 @@ class JsonDirStore(Store):
         return int(files[-1].stem.split("-")[1]) if files else 0
 
     # -- the webhook outbox ----------------------------------------------------------
+    @property
+    def _owed_root(self) -> Path:
+        return self._root / "owed"
+
     def _write_webhook(self, delivery: WebhookDelivery) -> None:
-        atomic_write(
-            self._session_dir(delivery.session_id) / "webhooks" / f"{delivery.seq}.json",
-            orjson.dumps(dataclasses.asdict(delivery)),
-        )
-        self._webhooks[delivery.id] = delivery
+        """In the session's folder, or for a deleted session in ``owed/`` until it is done, then gone."""
+        if delivery.session_id in self._sessions:
+            atomic_write(
+                self._session_dir(delivery.session_id) / "webhooks" / f"{delivery.seq}.json",
+                orjson.dumps(dataclasses.asdict(delivery)),
+            )
+            self._webhooks[delivery.id] = delivery
+            return
+        owed = self._owed_root / _safe(delivery.session_id) / f"{delivery.seq}.json"
+        if delivery.state == PENDING:
+            atomic_write(owed, orjson.dumps(dataclasses.asdict(delivery)))
+            self._webhooks[delivery.id] = delivery
+            return
+        owed.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the last one takes the folder along
+            owed.parent.rmdir()
+        self._webhooks.pop(delivery.id, None)
 
     def _claim_webhooks(
         self, owner: str, limit: int, lease: float, skip_urls: tuple[str, ...] = ()

@@ -107,7 +107,9 @@ class SqlStore(Store):
             IdempotencyRow.delete().where(IdempotencyRow.session_id == session_id).execute()
             TurnRow.delete().where(TurnRow.session_id == session_id).execute()
             LeaseRow.delete().where(LeaseRow.session_id == session_id).execute()
-            WebhookRow.delete().where(WebhookRow.session_id == session_id).execute()
+            # its deliveries still owed stay until they are done (``_finish_webhook_attempt``): its client may be
+            # waiting for the turn's end, or for the turn.interrupted the delete itself wrote
+            WebhookRow.delete().where((WebhookRow.session_id == session_id) & (WebhookRow.state != PENDING)).execute()
             CompatHeadRow.delete().where(CompatHeadRow.session_id == session_id).execute()
             return SessionRow.delete().where(SessionRow.id == session_id).execute() > 0
 
@@ -291,9 +293,13 @@ class SqlStore(Store):
             return [_delivery(row) for row in claimed.order_by(WebhookRow.next_attempt_at)]
 
     def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None:
-        WebhookRow.update(**fields, lease_owner=None, lease_until=0.0).where(
-            (WebhookRow.id == delivery_id) & (WebhookRow.lease_owner == owner)
-        ).execute()
+        with self._db.atomic():
+            WebhookRow.update(**fields, lease_owner=None, lease_until=0.0).where(
+                (WebhookRow.id == delivery_id) & (WebhookRow.lease_owner == owner)
+            ).execute()
+            if fields.get("state", PENDING) != PENDING:  # done: a deleted session's last delivery goes with it
+                session = SessionRow.select(SessionRow.id).where(SessionRow.id == WebhookRow.session_id)
+                WebhookRow.delete().where((WebhookRow.id == delivery_id) & ~peewee.fn.EXISTS(session)).execute()
 
     def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
         query = (
