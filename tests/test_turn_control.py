@@ -70,6 +70,21 @@ def test_interrupt_while_waiting_for_tool_results(gateway: Gateway, mock_model: 
     assert again["status"] == "completed" and again["output"][-1]["text"] == "mock reply: never mind, hello"
 
 
+def test_interrupt_while_claude_code_starts_stops_the_turn(gateway: Gateway, mock_model: MockModel) -> None:
+    """An interrupt that lands while the turn's Claude Code is still starting (a new session's first turn) stops
+    the turn: its input never reaches the model. It was lost: Claude Code had nothing to interrupt yet, and the
+    turn then ran to its end."""
+    mock_model.script(Reply(text="never asked for", first_byte_delay=2))
+    session = gateway.create_session()
+    url = f"/api/sessions/{session['id']}"
+    started = gateway.client.post(f"{url}/turns", json={"input": "hello", "background": True})
+    assert started.status_code == 202, started.text
+    stopped = gateway.client.post(f"{url}/interrupt")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "interrupted", stopped.text
+    assert [e["type"] for e in gateway.events(session["id"])][-1] == "turn.interrupted"
+    assert gateway.turn(session["id"], "and now?")["status"] == "completed"  # the session goes on
+
+
 def test_interrupt_with_nothing_running_is_409(gateway: Gateway) -> None:
     session = gateway.create_session()
     response = gateway.client.post(f"/api/sessions/{session['id']}/interrupt")

@@ -261,6 +261,13 @@ class TurnRun:
             acquiring.end()
         translator = self._translator = TurnTranslator(prior_cost_usd=engine.reported_cost)
         try:
+            if self._interrupt_reason is not None and not engine.sent_ahead:
+                # interrupted while Claude Code started, with nothing in it to interrupt yet: the input never goes
+                # (one sent ahead is in it already, and the interrupt reached it); a turn it re-runs as it starts
+                # is stopped now, and its result read
+                if not self.spec.continue_turn:
+                    return TurnOutcome("interrupted")
+                await engine.interrupt()
             async for message in engine.run(self.content):
                 for item in translator.feed(message):
                     await self._handle(item.type, item.data)
