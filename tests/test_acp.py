@@ -227,3 +227,113 @@ def test_cancel_leaves_another_clients_turn_alone(gateway: Gateway, mock_model: 
         time.sleep(0.2)
     assert turn["status"] == "completed", turn
     assert [e["type"] for e in gateway.events(session_id)][-1] == "turn.completed"
+
+
+def test_cancel_at_once_stops_a_new_sessions_first_prompt(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """A cancel sent right after the prompt, while the session's Claude Code is still starting, stops it: the
+    prompt answers ``cancelled`` (it ran to its end, ``end_turn``)."""
+    mock_model.script(Reply(text="too late", first_byte_delay=5))
+    client = RecordingClient()
+
+    async def run() -> Any:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            prompt = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[text_block("hi")]))
+            await asyncio.sleep(0.05)
+            await conn.cancel(session_id=session.session_id)
+            return await prompt
+
+    reply = _run(run())
+    assert reply.stop_reason == "cancelled" and "too late" not in client.text()
+
+
+class SilentClient(RecordingClient):
+    """An editor whose permission dialog stays open (or fails, with ``fails``)."""
+
+    def __init__(self, fails: bool = False) -> None:
+        super().__init__()
+        self.fails = fails
+
+    async def request_permission(
+        self, options: list[Any], session_id: str, tool_call: Any, **_: Any
+    ) -> RequestPermissionResponse:
+        self.permissions.append(tool_call)
+        if self.fails:
+            raise RequestError.internal_error({"details": "no dialog here"})
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+def _approval_prompt(gateway: Gateway, client: RecordingClient, tmp_path: Path, elsewhere: Any = None) -> Any:
+    async def run() -> Any:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            prompt = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[text_block("go")]))
+            if elsewhere is not None:
+                while not client.permissions:  # noqa: ASYNC110 - the agent asks in its own process
+                    await asyncio.sleep(0.05)
+                elsewhere(session.session_id)
+            return session.session_id, await prompt
+
+    return _run(run())
+
+
+def test_a_permission_the_editor_cannot_ask_refuses_the_call(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """An editor that answers the permission request with an error refuses the call, and the turn goes on; it
+    waited for the approval timeout (5 minutes), every prompt of the session refused meanwhile."""
+    target = tmp_path / "out.txt"
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": f"touch {target}"}),)), Reply(text="went on"))
+    client = SilentClient(fails=True)
+    session_id, reply = _approval_prompt(gateway, client, tmp_path)
+    assert reply.stop_reason == "end_turn" and client.text() == "went on" and not target.exists()
+    resolved = [e["data"] for e in gateway.events(session_id) if e["type"] == "permission.resolved"]
+    assert [r["behavior"] for r in resolved] == ["deny"] and "could not ask" in resolved[0]["message"]
+
+
+def test_a_permission_decided_elsewhere_does_not_hold_the_prompt(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """The console (or another client) approves while the editor's dialog is still open: the prompt follows the
+    turn to its end instead of waiting for the dialog."""
+    target = tmp_path / "out.txt"
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": f"touch {target}"}),)), Reply(text="done"))
+
+    def approve(session_id: str) -> None:
+        [event] = [e for e in gateway.events(session_id) if e["type"] == "permission.requested"]
+        decision = {"request_id": event["data"]["request_id"], "behavior": "allow"}
+        answered = gateway.client.post(f"/api/sessions/{session_id}/permissions", json={"decisions": [decision]})
+        assert answered.status_code == 200, answered.text
+
+    _, reply = _approval_prompt(gateway, SilentClient(), tmp_path, approve)
+    assert reply.stop_reason == "end_turn" and target.exists()
+
+
+def test_an_interrupt_from_elsewhere_is_an_error_not_the_clients_cancel(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """``cancelled`` means the client's own ``session/cancel``: an interrupt from the console is an error that
+    says so. An unknown protocol version is answered with the agent's own."""
+    mock_model.script(Reply(text="too late", first_byte_delay=30))
+    client = RecordingClient()
+
+    async def run() -> tuple[int, Any]:
+        command = (sys.executable, "-m", "ccapi", "acp", "--url", gateway.base_url)
+        async with spawn_agent_process(client, *command, env=_env()) as (conn, _):
+            version = (await conn.initialize(protocol_version=0)).protocol_version
+            session = await conn.new_session(cwd=str(tmp_path))
+            prompt = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[text_block("hi")]))
+            while not mock_model.message_requests(include_side=False):  # noqa: ASYNC110 - the mock records in its thread
+                await asyncio.sleep(0.1)
+            stopped = gateway.client.post(f"/api/sessions/{session.session_id}/interrupt")
+            assert stopped.status_code == 200, stopped.text
+            with pytest.raises(RequestError) as failed:
+                await prompt
+            return version, failed.value
+
+    version, error = _run(run())
+    assert version == PROTOCOL_VERSION
+    assert "interrupted" in str(error.data)

@@ -9,6 +9,7 @@ prompt's own turn.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -61,7 +62,8 @@ class GatewayAgent:
         self._turns: dict[str, str | None] = {}
         """The turn each session's prompt runs here (``None`` while it is being sent): what ``cancel`` stops."""
         self._cancelled: set[str] = set()
-        """Sessions cancelled while their prompt's turn was being sent: it is interrupted once its id is known."""
+        """Sessions whose prompt the client cancelled (``session/cancel``): its turn is interrupted, at once or
+        once its id is known, and the prompt answers ``cancelled``."""
 
     def on_connect(self, conn: Client) -> None:
         self._client = conn
@@ -74,7 +76,7 @@ class GatewayAgent:
     # -- lifecycle -----------------------------------------------------------------------
     async def initialize(self, protocol_version: int, **_: Any) -> InitializeResponse:
         return InitializeResponse(
-            protocol_version=min(protocol_version, PROTOCOL_VERSION),
+            protocol_version=PROTOCOL_VERSION,  # the one version there is: asked for another, the agent names its own
             agent_capabilities=AgentCapabilities(
                 load_session=True,
                 prompt_capabilities=PromptCapabilities(image=True, embedded_context=True, audio=False),
@@ -147,6 +149,8 @@ class GatewayAgent:
         content = native_input(prompt)
         if not content:
             raise RequestError.invalid_params({"prompt": "nothing to send: the prompt has no content"})
+        if session_id in self._turns:  # refused before it touches the running prompt's state
+            raise RequestError.invalid_params({"sessionId": session_id, "message": "a prompt of this session runs"})
         self._turns[session_id] = None
         try:
             turn = await _call(self.gateway.send(session_id, content, background=True))
@@ -154,7 +158,8 @@ class GatewayAgent:
             if session_id in self._cancelled:
                 await self._interrupt(session_id, turn.turn_id)
             after = int(turn.raw.get("first_event_seq", 1)) - 1
-            return PromptResponse(stop_reason=await self._follow(session_id, turn.turn_id, after))
+            ended = await self._follow(session_id, turn.turn_id, after)
+            return PromptResponse(stop_reason=_stop_reason(ended, cancelled=session_id in self._cancelled))
         finally:
             self._turns.pop(session_id, None)
             self._cancelled.discard(session_id)
@@ -164,37 +169,45 @@ class GatewayAgent:
         arrives after the prompt ended) is left alone."""
         if session_id not in self._turns:
             return
+        self._cancelled.add(session_id)
         turn_id = self._turns[session_id]
-        if turn_id is None:
-            self._cancelled.add(session_id)
-        else:
+        if turn_id is not None:
             await self._interrupt(session_id, turn_id)
 
     async def _interrupt(self, session_id: str, turn_id: str) -> None:
         with contextlib.suppress(CCAPIError):  # the turn has already ended: what the client wants
             await self.gateway.interrupt(session_id, turn_id=turn_id)
 
-    async def _follow(self, session_id: str, turn_id: str, after: int) -> Any:
-        """Stream the turn's events to the client, asking it about each permission request, until the turn ends."""
-        asked: set[str] = set()
+    async def _follow(self, session_id: str, turn_id: str, after: int) -> Event:
+        """Stream the turn's events to the client until the turn ends; its terminal event. Each permission
+        request is put to the client meanwhile, not in the way: the turn may end, or another client (the
+        console) or the gateway's approval timeout may decide it, while the user has not answered yet."""
+        asking: dict[str, asyncio.Task[None]] = {}
         mapper = UpdateMapper(replay=False)
         stream = self.gateway.stream_events(session_id, after=after)
-        async with contextlib.aclosing(stream):
-            async for event in stream:
-                if event.turn_id != turn_id:
-                    continue
-                await self._send(session_id, mapper(event))
-                if event.type == EventType.TURN_REQUIRES_APPROVAL:
-                    for request in event.data.get("permission_requests") or []:
-                        if request["request_id"] not in asked:
-                            asked.add(request["request_id"])
-                            await self._approve(session_id, request)
-                elif event.type in TERMINAL_TURN_EVENTS:
-                    return _stop_reason(event)
+        try:
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    if event.turn_id != turn_id:
+                        continue
+                    await self._send(session_id, mapper(event))
+                    if event.type == EventType.TURN_REQUIRES_APPROVAL:
+                        for request in event.data.get("permission_requests") or []:
+                            if request["request_id"] not in asking:
+                                asking[request["request_id"]] = asyncio.create_task(self._approve(session_id, request))
+                    elif event.type == EventType.PERMISSION_RESOLVED:
+                        if (task := asking.get(event.data.get("request_id", ""))) is not None:
+                            task.cancel()  # decided already: the client's answer would change nothing
+                    elif event.type in TERMINAL_TURN_EVENTS:
+                        return event
+        finally:
+            for task in asking.values():
+                task.cancel()
         raise RequestError.internal_error({"message": "the gateway closed the event stream before the turn ended"})
 
     async def _approve(self, session_id: str, request: dict[str, Any]) -> None:
-        """Ask the client; a cancelled request (the client cancelled the prompt) is left to the interrupt."""
+        """Ask the client; a cancelled request (the client cancelled the prompt) is left to the interrupt. A client
+        that fails to ask refuses the call: the turn would otherwise wait for the approval timeout."""
         name, tool_input = request.get("tool_name", ""), request.get("input") or {}
         call = ToolCallUpdate(
             tool_call_id=request.get("tool_use_id") or request["request_id"],
@@ -203,11 +216,17 @@ class GatewayAgent:
             status="pending",
             raw_input=tool_input,
         )
-        answer = await self.client.request_permission(session_id=session_id, tool_call=call, options=PERMISSION_OPTIONS)
-        if not isinstance(answer.outcome, AllowedOutcome):
-            return
-        allow = answer.outcome.option_id == ALLOW
-        decision = Decision(request["request_id"], allow, None if allow else "the user rejected this tool call")
+        try:
+            answer = await self.client.request_permission(
+                session_id=session_id, tool_call=call, options=PERMISSION_OPTIONS
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever the client answered, the call is not approved
+            decision = Decision(request["request_id"], False, f"the editor could not ask the user: {exc}")
+        else:
+            if not isinstance(answer.outcome, AllowedOutcome):
+                return
+            allow = answer.outcome.option_id == ALLOW
+            decision = Decision(request["request_id"], allow, None if allow else "the user rejected this tool call")
         with contextlib.suppress(CCAPIError):  # 409: the turn was interrupted or timed out meanwhile
             await self.gateway.decide(session_id, [decision], background=True)
 
@@ -216,9 +235,14 @@ class GatewayAgent:
             await self.client.session_update(session_id=session_id, update=update)
 
 
-def _stop_reason(event: Event) -> Any:
+def _stop_reason(event: Event, cancelled: bool) -> Any:
+    """``cancelled`` only for the client's own ``session/cancel``: a turn interrupted otherwise (the console, a
+    stopping gateway) is an error that says why, not a stop the user asked for."""
     if event.type == EventType.TURN_INTERRUPTED:
-        return "cancelled"
+        if cancelled:
+            return "cancelled"
+        error = event.data.get("error") or {}
+        raise RequestError.internal_error({"type": "interrupted", "message": error.get("message", "interrupted")})
     if event.type == EventType.TURN_FAILED:
         error = event.data.get("error") or {}
         if error.get("type") == "max_turns":
@@ -236,5 +260,5 @@ async def _call(pending: Any) -> Any:
         if exc.status == 404:
             raise RequestError(-32002, f"Resource not found: {exc.message}", data) from None
         if exc.status in (400, 409, 413, 422):
-            raise RequestError.invalid_params(data) from None
+            raise RequestError(-32602, f"Invalid params: {exc.message}", data) from None
         raise RequestError.internal_error(data) from None

@@ -41,7 +41,9 @@ def native_input(blocks: Sequence[Any]) -> list[dict[str, Any]]:
         elif isinstance(block, EmbeddedResourceContentBlock):
             native.append(_resource(block.resource))
         else:
-            native.append({"type": "text", "text": f"[a {getattr(block, 'type', 'content')} block was left out]"})
+            kind = str(getattr(block, "type", "content"))
+            article = "an" if kind[:1] in "aeiou" else "a"
+            native.append({"type": "text", "text": f"[{article} {kind} block was left out]"})
     return native
 
 
