@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from acp import PROTOCOL_VERSION, RequestError, spawn_agent_process, text_block
 from acp.client.connection import ClientSideConnection
@@ -337,3 +339,18 @@ def test_an_interrupt_from_elsewhere_is_an_error_not_the_clients_cancel(
     version, error = _run(run())
     assert version == PROTOCOL_VERSION
     assert "interrupted" in str(error.data)
+
+
+def test_a_line_that_is_not_a_json_object_is_answered_and_the_agent_reads_on(gateway: Gateway) -> None:
+    """``5``, ``null`` or a broken line get their JSON-RPC errors; the agent (and its turns) go on. The first
+    stopped it with a traceback, ``null`` read as the end of input, and a broken line was never answered."""
+    command = [sys.executable, "-m", "ccapi", "acp", "--url", gateway.base_url]
+    lines = [b"5", b"null", b"[]", b'{"jsonrpc": "2.0", "id": 1, "method": "initi', b""]
+    initialize = {"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": {"protocolVersion": PROTOCOL_VERSION}}
+    stdin = b"\n".join(lines) + orjson.dumps(initialize) + b"\n"
+    done = subprocess.run(command, input=stdin, capture_output=True, env=_env(), timeout=60, check=False)
+    replies = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert [r.get("error", {}).get("code") for r in replies] == [-32600, -32600, -32600, -32700, None], replies
+    assert all(r["id"] is None for r in replies[:4]) and replies[4]["id"] == 2
+    assert replies[4]["result"]["protocolVersion"] == PROTOCOL_VERSION
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()[-2000:]

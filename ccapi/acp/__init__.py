@@ -3,7 +3,8 @@
 - ``agent``: the ACP methods, each a call to a running gateway's native API;
 - ``updates``: native events → ``session/update`` notifications (live and replayed);
 - ``prompt``: ACP prompt blocks ↔ native turn input;
-- ``options``: modes (permission modes), the model option, the client's MCP servers.
+- ``options``: modes (permission modes), the model option, the client's MCP servers;
+- ``framing``: the client's lines checked before the library reads them.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ def serve(url: str, api_key: str | None) -> int:
 
 async def _serve(url: str, api_key: str | None) -> int:
     from acp import run_agent
+    from acp.core import DEFAULT_STDIO_BUFFER_LIMIT_BYTES
     from acp.interfaces import Agent
+    from acp.stdio import stdio_streams
 
     from ccapi.acp.agent import GatewayAgent
+    from ccapi.acp.framing import checked_lines
 
     async with AsyncClient(url, api_key) as gateway:
         try:
@@ -47,5 +51,10 @@ async def _serve(url: str, api_key: str | None) -> int:
         default_mode = (health.get("permissions") or {}).get("default_mode", "default")
         # The library routes by method name and answers "method not found" for what an agent lacks, so the
         # agent implements only what it supports rather than the whole ``acp.interfaces.Agent`` protocol.
-        await run_agent(cast("Agent", GatewayAgent(gateway, default_mode)))
+        stdin, stdout = await stdio_streams(limit=DEFAULT_STDIO_BUFFER_LIMIT_BYTES)
+        lines, pump = checked_lines(stdin, stdout, DEFAULT_STDIO_BUFFER_LIMIT_BYTES)
+        try:
+            await run_agent(cast("Agent", GatewayAgent(gateway, default_mode)), stdout, lines)
+        finally:
+            pump.cancel()
     return 0
