@@ -40,11 +40,11 @@ _TERMINAL_EVENT = {
 }
 INTERRUPT_GRACE = 10.0
 VERDICT_WAIT = 10.0
+"""How long a built-in tool call waits for its round's message (``TurnRun.gate_tool``) before it runs anyway."""
 LIMIT_MESSAGE = (
     "the turn stopped after {limit} rounds of Claude Code's own tools "
     "(CC_API_TOOL_MAX_TURNS; client tool calls do not count); send another turn to continue"
 )
-"""How long a built-in tool call waits for its round's message (``TurnRun.gate_tool``) before it runs anyway."""
 TURN_CRASHED = {"type": "internal", "message": "the gateway failed while running this turn; its log has the details"}
 #: The events that show a turn's first output (what ``cc_api_time_to_first_token_seconds`` measures).
 _FIRST_OUTPUT = frozenset({EventType.MESSAGE_DELTA, EventType.THINKING_DELTA, EventType.MESSAGE_COMPLETED})
@@ -99,7 +99,6 @@ class TurnRun:
         self.task: asyncio.Task[TurnRecord] | None = None
         self._interrupt_reason: str | None = None
         self._own_tool_rounds = own_tool_rounds
-        self._client_tools = {tool["name"] for tool in spec.tools}
         self._tool_rounds: set[str] = set()  # the model rounds (message ids) that called Claude Code's own tools
         self._verdicts: dict[str, asyncio.Future[bool]] = {}  # own tool call → its round is past the limit
         self._limit: dict[str, str] | None = None  # the turn was stopped at the limit (``max_turns``)
@@ -229,7 +228,7 @@ class TurnRun:
             await self.ctx.pool.discard(self.session.id)
         if outcome.duration_ms is None:
             outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
-        if self._limit is not None:  # stopped at the gate (``gate_tool``; Claude Code's result says success) or after
+        if self._limit is not None:  # stopped at the gate (Claude Code's result says success), or by the backstop
             outcome = replace(outcome, status="failed", error=self._limit)
         elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
             outcome = replace(
