@@ -78,6 +78,15 @@ def child_environment(env: Mapping[str, str], extra: Collection[str] = ()) -> di
     }
 
 
+def withheld(env: Mapping[str, str], extra: Collection[str] = ()) -> dict[str, str]:
+    """What of ``env`` no child gets (``child_environment``'s complement), each name set to ``""``. The SDK starts
+    the launcher with the gateway's whole environment under the options' ``env``: with these in ``env``, the
+    launcher (and whatever replaced it) never holds the gateway's key, its database password or its webhook
+    secret, which ``/proc/<pid>/environ`` would show to any process of the user until it execs Claude Code."""
+    kept = child_environment(env, extra)
+    return {name: "" for name in env if name not in kept}
+
+
 def _otlp_headers(name: str) -> bool:
     """``OTEL_EXPORTER_OTLP_HEADERS`` and its per-signal forms (``OTEL_EXPORTER_OTLP_TRACES_HEADERS``, ...)."""
     return name.startswith("OTEL_EXPORTER_OTLP") and name.endswith("_HEADERS")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import pytest
 from ccapi.catalog import ModelCatalog
 from ccapi.childproc import child_environment
 from ccapi.config import ConfigError, Settings
+from ccapi.engine.spec import build_options
+from ccapi.sessions.specs import EngineSpecs
+from ccapi.store import SessionRecord
 from ccapi.errors import InvalidRequest, PayloadTooLarge
 from ccapi.sessions.inputs import parse_input, summarise
 
@@ -85,6 +89,26 @@ def test_claude_code_gets_its_own_variables_and_no_gateway_secret() -> None:
     }
     bedrock = child_environment({**env, "CLAUDE_CODE_USE_BEDROCK": "1"})
     assert bedrock["AWS_SECRET_ACCESS_KEY"] == "s" and "CC_API_KEY" not in bedrock
+
+
+def test_the_launcher_is_started_without_the_gateways_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK starts the launcher with ``{**os.environ, **options.env}`` (its subprocess transport), and the
+    gateway keeps its key, database password and webhook secret in ``os.environ``: the options blank each of
+    them, so the launcher (and whatever a tool put in its place) never holds one; what Claude Code needs stays."""
+    secrets = {"CC_API_KEY": "k-1", "CC_API_WEBHOOK_SECRET": "w-2", "PGPASSWORD": "p-3", "GH_TOKEN": "g-4"}
+    monkeypatch.setattr(os, "environ", {"PATH": "/bin", "HOME": str(tmp_path), "ANTHROPIC_API_KEY": "a", **secrets})
+    specs = EngineSpecs(Settings.from_env({"CC_API_HOME": str(tmp_path), "CC_API_PASS_ENV": "GH_TOKEN"}), None, {})
+    session = SessionRecord(
+        "sess_x", "t", "t", "claude-sonnet-4-5", None, [], {}, None, None, None, "idle", None, 0, 0, builtin_tools="all"
+    )
+    launcher_env = {**os.environ, **build_options(specs.spec(session), print).env}
+    assert {name: launcher_env[name] for name in secrets} == {
+        "CC_API_KEY": "",
+        "CC_API_WEBHOOK_SECRET": "",
+        "PGPASSWORD": "",
+        "GH_TOKEN": "g-4",  # passed on by CC_API_PASS_ENV
+    }
+    assert launcher_env["ANTHROPIC_API_KEY"] == "a" and launcher_env["PATH"] == "/bin"
 
 
 def test_otlp_exporter_headers_reach_claude_code_only_when_it_exports_telemetry() -> None:

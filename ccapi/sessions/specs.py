@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from claude_agent_sdk import ClaudeSDKError
 
-from ccapi.childproc import install_launcher
+from ccapi.childproc import install_launcher, withheld
 from ccapi.config import Settings
 from ccapi.engine import EngineSpec
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
@@ -38,13 +39,16 @@ class EngineSpecs:
         requests are routed to."""
         self.permissions = PermissionPolicy.detect()
         self.sandbox = SandboxPolicy.detect(settings.sandbox, state_paths(settings), settings.sandbox_domains)
-        self._env: Mapping[str, str] = engine_environment(
-            settings.upstream_url,
-            settings.tool_timeout,
-            mock_model=settings.mock_model,
-            retries=settings.upstream_retries,
-            timeout=settings.upstream_timeout,
-        )
+        self._env: Mapping[str, str] = {
+            **withheld(os.environ, settings.pass_env),
+            **engine_environment(
+                settings.upstream_url,
+                settings.tool_timeout,
+                mock_model=settings.mock_model,
+                retries=settings.upstream_retries,
+                timeout=settings.upstream_timeout,
+            ),
+        }
         self._cli: str | None = None
         self._starting: dict[str, asyncio.Event] = {}
 
