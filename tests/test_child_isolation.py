@@ -224,3 +224,37 @@ def test_a_gateway_killed_alone_restarts_on_its_port_at_once(make_gateway, mock_
         for pid in children():  # the tool runs in a session of its own, out of the gateway's group
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_session_may_not_work_in_the_gateways_state_or_at_the_root(make_gateway, tmp_path: Path) -> None:
+    """The sandbox lets Bash write a session's working directory: one in ``CC_API_HOME`` would have the state
+    neither hidden nor safe (the launcher in ``run/`` rewritten), and ``/`` all of the file system."""
+    gw = make_gateway()
+    home = Path(gw.env["CC_API_HOME"])
+    (home / "run").mkdir(parents=True, exist_ok=True)
+    for cwd in (str(home), str(home / "run"), "/"):
+        refused = gw.client.post("/api/sessions", json={"cwd": cwd})
+        assert refused.status_code == 400 and "cwd must not" in refused.json()["error"]["message"], refused.text
+    assert gw.client.get("/api/sessions").json()["data"] == []
+    assert gw.client.post("/api/sessions", json={"cwd": str(tmp_path)}).status_code == 201
+
+
+def test_the_files_that_start_claude_code_are_out_of_the_tools_reach(
+    make_gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """The launcher's code runs unsandboxed at every Claude Code start: a session working in a folder that holds
+    it (a checkout, a home with a user install) may not have Bash or Edit change it."""
+    from ccapi import childproc
+
+    launcher = Path(childproc.__file__).resolve()
+    gw = make_gateway(CC_API_SANDBOX=None)
+    if not gw.client.get("/healthz").json()["sandbox"]["enabled"]:
+        pytest.skip("no sandbox on this machine")
+    probe = f"test -w {shlex.quote(launcher.name)} && echo writable || echo protected; test -w . && echo cwd-writable"
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": probe, "description": "look"}),)), Reply(text="ok"))
+    session = gw.create_session(cwd=str(launcher.parent))
+    reply = gw.turn(session["id"], "look")
+    while reply["status"] == "requires_approval":
+        reply = gw.allow(session["id"], reply)
+    [printed] = _bash_outputs(mock_model)
+    assert "protected" in printed and "cwd-writable" in printed, printed

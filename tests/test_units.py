@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,12 @@ import pytest
 from ccapi.catalog import ModelCatalog
 from ccapi.childproc import child_environment
 from ccapi.config import ConfigError, Settings
+from ccapi.engine.sandbox import SandboxPolicy, launch_files
 from ccapi.engine.spec import build_options
-from ccapi.sessions.specs import EngineSpecs
-from ccapi.store import SessionRecord
 from ccapi.errors import InvalidRequest, PayloadTooLarge
 from ccapi.sessions.inputs import parse_input, summarise
+from ccapi.sessions.specs import EngineSpecs
+from ccapi.store import SessionRecord
 
 
 def test_settings_read_every_variable(tmp_path) -> None:
@@ -109,6 +111,15 @@ def test_the_launcher_is_started_without_the_gateways_secrets(tmp_path: Path, mo
         "GH_TOKEN": "g-4",  # passed on by CC_API_PASS_ENV
     }
     assert launcher_env["ANTHROPIC_API_KEY"] == "a" and launcher_env["PATH"] == "/bin"
+
+
+def test_the_files_that_start_claude_code_are_denied_to_the_edit_tools(tmp_path: Path) -> None:
+    """Write and Edit run in Claude Code, outside the sandbox: a deny rule keeps them off the launcher's files,
+    sandbox or not (the sandbox's ``denyWrite`` covers Bash: tests/test_child_isolation.py)."""
+    launch = launch_files("/opt/claude/bin/claude")
+    assert Path(sys.executable).resolve() in launch and launch[-1] == Path("/opt/claude/bin/claude")
+    policy = SandboxPolicy.detect("off", [tmp_path / "state"], launch=launch)
+    assert {f"Edit(/{path})" for path in launch} <= set(policy.denied_tools)
 
 
 def test_otlp_exporter_headers_reach_claude_code_only_when_it_exports_telemetry() -> None:

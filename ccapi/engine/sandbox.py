@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ccapi import childproc
 from ccapi.config import ConfigError
 
 _PROBE_TIMEOUT = 10.0
@@ -37,11 +38,15 @@ class SandboxPolicy:
     denied_tools: tuple[str, ...] = field(default=())
 
     @classmethod
-    def detect(cls, mode: str, protected: Sequence[Path], allowed_domains: Sequence[str] = ()) -> SandboxPolicy:
+    def detect(
+        cls, mode: str, protected: Sequence[Path], allowed_domains: Sequence[str] = (), launch: Sequence[Path] = ()
+    ) -> SandboxPolicy:
         """Probe the platform's sandbox (unless ``mode`` is ``off``); ``require`` without one raises
-        ``ConfigError`` so the gateway refuses to start rather than run tools unconfined."""
+        ``ConfigError`` so the gateway refuses to start rather than run tools unconfined. ``launch``: the files
+        the gateway runs, unsandboxed, each time it starts Claude Code (``launch_files``): no tool may write them,
+        even where they lie under a session's working directory (a checkout, a home with a user install)."""
         protected = outermost(protected)
-        denied = deny_rules(protected)
+        denied = (*deny_rules(protected), *(f"Edit(/{path})" for path in launch))
         if mode == "off":
             return cls(mode, None, "turned off by CC_API_SANDBOX=off", None, denied)
         mechanism, problem = probe()
@@ -54,7 +59,10 @@ class SandboxPolicy:
             "failIfUnavailable": True,  # fail the command rather than run it unconfined
             "allowUnsandboxedCommands": False,  # the model cannot ask its way out
             "autoAllowBashIfSandboxed": False,  # approvals stay as the permission mode says
-            "filesystem": {"denyRead": [str(path) for path in protected]},
+            "filesystem": {
+                "denyRead": [str(path) for path in protected],
+                "denyWrite": [str(path) for path in launch],
+            },
         }
         if allowed_domains:
             sandbox["network"] = {"allowedDomains": list(allowed_domains)}
@@ -73,6 +81,13 @@ def deny_rules(protected: Sequence[Path]) -> tuple[str, ...]:
     """``Read``/``Edit`` deny rules (``//`` marks an absolute path) for the state paths and ``/proc``."""
     patterns = [pattern for path in protected for pattern in (f"/{path}", f"/{path}/**")]
     return (*(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns), "Read(//proc/**)")
+
+
+def launch_files(cli: str | None) -> list[Path]:
+    """What the gateway runs, outside any sandbox, to start Claude Code: the Python it runs the launcher with,
+    the launcher's code (``ccapi.childproc``) and Claude Code itself."""
+    found = [Path(sys.executable).resolve(), Path(childproc.__file__).resolve()]
+    return found + ([Path(cli).resolve()] if cli else [])
 
 
 def outermost(paths: Sequence[Path]) -> list[Path]:

@@ -141,6 +141,7 @@ class SessionService:
         to that point (``forked_from`` says where, in its ``session.created`` event); with
         ``history``, one whose transcript holds those messages (after the fork's)."""
         self._refuse_if_stalled()
+        self._specs.check_cwd(params.cwd)
         now = utcnow()
         cwd = self._specs.cwd(params.cwd)
         sdk_session_id = await branched_transcript(self._transcripts, fork, cwd) if fork else None

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from claude_agent_sdk import ClaudeSDKError
@@ -21,8 +22,9 @@ from ccapi.childproc import install_launcher, withheld
 from ccapi.config import Settings
 from ccapi.engine import EngineSpec
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
-from ccapi.engine.sandbox import SandboxPolicy
+from ccapi.engine.sandbox import SandboxPolicy, launch_files
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
+from ccapi.errors import InvalidRequest
 from ccapi.privacy import state_paths
 from ccapi.sessions.turns import TurnRun
 from ccapi.store import SessionRecord
@@ -38,7 +40,9 @@ class EngineSpecs:
         """The turns running in this process (``SessionService``'s), which client-tool calls and permission
         requests are routed to."""
         self.permissions = PermissionPolicy.detect()
-        self.sandbox = SandboxPolicy.detect(settings.sandbox, state_paths(settings), settings.sandbox_domains)
+        self.sandbox = SandboxPolicy.detect(
+            settings.sandbox, state_paths(settings), settings.sandbox_domains, launch_files(_cli_or_none())
+        )
         self._env: Mapping[str, str] = {
             **withheld(os.environ, settings.pass_env),
             **engine_environment(
@@ -56,11 +60,21 @@ class EngineSpecs:
         """Install the launcher that starts Claude Code clean (``ccapi.childproc``); with no Claude Code at all no
         child can start, and turns say why."""
         settings = self.settings
-        try:
-            cli = find_cli()
-        except ClaudeSDKError:
+        cli = _cli_or_none()
+        if cli is not None:
+            self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
+
+    def check_cwd(self, cwd: str | None) -> None:
+        """A session's own working directory may be neither ``/`` nor in the gateway's state: Claude Code's
+        sandbox lets Bash write where a session works, so the state would be neither hidden nor safe there (nor
+        anything at all, from ``/``)."""
+        if cwd is None:
             return
-        self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
+        place = Path(cwd).resolve()
+        if place == Path(place.anchor):
+            raise InvalidRequest("cwd must not be the file system's root: give the session a folder of its own")
+        if any(place.is_relative_to(state.resolve()) for state in state_paths(self.settings)):
+            raise InvalidRequest("cwd must not be in the gateway's state (CC_API_HOME, its database or session folder)")
 
     def cwd(self, cwd: str | None) -> str | None:
         """A session's working directory: its own, else the gateway's ``CC_API_CWD``."""
@@ -134,3 +148,11 @@ class EngineSpecs:
         if run is None:
             return PermissionDecision(False, "no turn of this session is running")
         return await run.ask_permission(tool_name, input_, tool_use_id)
+
+
+def _cli_or_none() -> str | None:
+    """The Claude Code CLI the SDK starts; ``None`` where there is none (turns then say why)."""
+    try:
+        return find_cli()
+    except ClaudeSDKError:
+        return None
