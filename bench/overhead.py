@@ -50,7 +50,8 @@ from bench.common import (
     sdk_options,
 )
 from bench.http1 import Http1
-from ccapi.engine.sandbox import SandboxPolicy
+from ccapi.engine.sandbox import SandboxPolicy, launch_files
+from ccapi.engine.spec import find_cli
 from ccapi.testing import MockModel
 from tests.metrics_support import Samples, scrape
 
@@ -194,7 +195,7 @@ async def measure(base_url: str, mock: MockModel, cwd: Path, turns: int, process
     gateway_first: list[float] = []
     through_httpx: list[float] = []
     # the sandbox and deny rules a gateway here gives Claude Code (its default CC_API_SANDBOX=auto), on every side
-    sandbox = SandboxPolicy.detect("auto", [cwd / "cc-api"])
+    sandbox = SandboxPolicy.detect("auto", [cwd / "cc-api"], launch=launch_files(find_cli()))
     options = sdk_options(mock.url, cwd, sandbox=sandbox)
     warmup = WARMUP_TURNS * processes
     async with contextlib.AsyncExitStack() as stack:
