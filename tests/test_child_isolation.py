@@ -258,3 +258,33 @@ def test_the_files_that_start_claude_code_are_out_of_the_tools_reach(
         reply = gw.allow(session["id"], reply)
     [printed] = _bash_outputs(mock_model)
     assert "protected" in printed and "cwd-writable" in printed, printed
+
+
+def test_with_bash_sandboxed_files_are_written_only_where_bash_may_write(
+    make_gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Write and Edit run outside the sandbox: where Bash is sandboxed they keep to its places (the working
+    directory, the temp directory). A shell start-up file written elsewhere ran, unsandboxed, at Claude Code's
+    next Bash call."""
+    gw = make_gateway(CC_API_SANDBOX=None)
+    if not gw.client.get("/healthz").json()["sandbox"]["enabled"]:
+        pytest.skip("no sandbox on this machine")
+    work, outside = tmp_path / "work", tmp_path / "home" / ".bashrc"
+    work.mkdir()
+    outside.parent.mkdir()
+    mock_model.script(
+        Reply(
+            tool_uses=(
+                ToolUse("Write", {"file_path": str(outside), "content": "echo escaped\n"}),
+                ToolUse("Write", {"file_path": "notes.txt", "content": "kept\n"}),
+            )
+        ),
+        Reply(text="ok"),
+    )
+    session = gw.create_session(cwd=str(work))
+    reply = gw.turn(session["id"], "write")
+    while reply["status"] == "requires_approval":
+        reply = gw.allow(session["id"], reply)
+    assert reply["status"] == "completed", reply
+    assert not outside.exists() and (work / "notes.txt").read_text() == "kept\n"
+    assert "outside the working directory" in _bash_outputs(mock_model)[0]

@@ -20,7 +20,6 @@ from typing import Any
 from claude_agent_sdk import HookMatcher, SdkMcpTool, create_sdk_mcp_server
 from claude_agent_sdk.types import (
     HookContext,
-    HookEvent,
     HookInput,
     HookJSONOutput,
     McpSdkServerConfig,
@@ -122,7 +121,7 @@ def permission_callback(ask: PermissionAsker) -> Any:
     return can_use_tool
 
 
-def tool_gate_hooks(gate: ToolGate) -> dict[HookEvent, list[HookMatcher]]:
+def tool_gate_hook(gate: ToolGate) -> HookMatcher:
     """A ``PreToolUse`` hook that asks ``gate`` before each call of Claude Code's own tools (and a session MCP
     server's) on the main thread runs; the client's tools are not matched (no round trip) and a subagent's
     calls pass. A stop refuses the call and ends the turn there (``continue: false``): the call never runs
@@ -145,7 +144,7 @@ def tool_gate_hooks(gate: ToolGate) -> dict[HookEvent, list[HookMatcher]]:
             },
         }
 
-    return {"PreToolUse": [HookMatcher(matcher=f"^(?!{CLIENT_TOOL_PREFIX})", hooks=[pre_tool_use])]}
+    return HookMatcher(matcher=f"^(?!{CLIENT_TOOL_PREFIX})", hooks=[pre_tool_use])
 
 
 def _allow_tool_for_session(name: str) -> PermissionUpdate:

@@ -11,13 +11,18 @@ Code itself, outside that sandbox, so permission deny rules keep them off the sa
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from claude_agent_sdk import HookMatcher
+from claude_agent_sdk.types import HookContext, HookInput, HookJSONOutput
 
 from ccapi import childproc
 from ccapi.config import ConfigError
@@ -88,6 +93,40 @@ def launch_files(cli: str | None) -> list[Path]:
     the launcher's code (``ccapi.childproc``) and Claude Code itself."""
     found = [Path(sys.executable).resolve(), Path(childproc.__file__).resolve()]
     return found + ([Path(cli).resolve()] if cli else [])
+
+
+FILE_WRITERS = ("Write", "Edit", "MultiEdit", "NotebookEdit")
+
+
+def confined_writes(cwd: str) -> HookMatcher:
+    """Where Bash is sandboxed, Claude Code's file-writing tools keep to the same places: the working directory
+    and the temp directory. They run in Claude Code itself, outside the sandbox, so one could otherwise write a
+    shell's start-up file (``~/.bashrc``) that Claude Code's next Bash call sources outside the sandbox. A
+    ``PreToolUse`` hook, not a deny rule: rules cannot say "only here", and hooks apply in every permission mode."""
+    roots = [os.path.realpath(cwd), os.path.realpath(tempfile.gettempdir())]
+
+    async def pre_tool_use(input_: HookInput, _tool_use_id: str | None, _context: HookContext) -> HookJSONOutput:
+        tool_input = input_.get("tool_input")
+        fields = tool_input if isinstance(tool_input, dict) else {}
+        target = fields.get("file_path") or fields.get("notebook_path")
+        if not isinstance(target, str) or _inside(target, roots):
+            return {}
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": f"{target} is outside the working directory ({cwd}): files are written "
+                "only there (or in the temp directory), as the sandbox lets Bash write",
+            }
+        }
+
+    return HookMatcher(matcher=f"^({'|'.join(FILE_WRITERS)})$", hooks=[pre_tool_use])
+
+
+def _inside(target: str, roots: Sequence[str]) -> bool:
+    """Whether ``target`` (relative to the first root, ``~`` expanded, links followed) lies under one of ``roots``."""
+    path = os.path.realpath(os.path.join(roots[0], os.path.expanduser(target)))
+    return any(path == root or path.startswith(root + os.sep) for root in roots)
 
 
 def outermost(paths: Sequence[Path]) -> list[Path]:

@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_agent_sdk import CanUseToolShadowedWarning, ClaudeAgentOptions
+from claude_agent_sdk import CanUseToolShadowedWarning, ClaudeAgentOptions, HookMatcher
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+from claude_agent_sdk.types import HookEvent
 
 from ccapi.childproc import GATEWAY_PID
 from ccapi.engine.bridge import (
@@ -23,8 +24,9 @@ from ccapi.engine.bridge import (
     client_tool_rules,
     client_tool_server,
     permission_callback,
-    tool_gate_hooks,
+    tool_gate_hook,
 )
+from ccapi.engine.sandbox import confined_writes
 from ccapi.toolpolicy import BYPASS, BuiltinTools, sdk_tools
 
 
@@ -155,7 +157,7 @@ def build_options(
         tools=sdk_tools(spec.builtin_tools),
         max_budget_usd=None if spec.budget_left is None else max(spec.budget_left, 1e-6),
         can_use_tool=permission_callback(ask) if (ask := permission_asker(spec)) is not None else None,
-        hooks=tool_gate_hooks(gate) if (gate := tool_gate(spec)) is not None else None,
+        hooks=engine_hooks(spec),
         session_store=spec.transcripts,
         session_store_flush="eager",
         max_buffer_size=spec.max_message_bytes,
@@ -177,6 +179,15 @@ def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
     if spec.builtin_tools == "none" or spec.permission_mode == BYPASS:
         return None
     return spec.ask_permission
+
+
+def engine_hooks(spec: EngineSpec) -> dict[HookEvent, list[HookMatcher]] | None:
+    """The gateway's ``PreToolUse`` hooks: the round limit's gate (``tool_gate``) and, where Bash is sandboxed,
+    file writes kept to the same places (``confined_writes``)."""
+    hooks = [tool_gate_hook(gate)] if (gate := tool_gate(spec)) is not None else []
+    if spec.sandbox is not None and spec.builtin_tools != "none":
+        hooks.append(confined_writes(spec.cwd or os.getcwd()))
+    return {"PreToolUse": hooks} if hooks else None
 
 
 def tool_gate(spec: EngineSpec) -> ToolGate | None:
