@@ -128,8 +128,13 @@ def test_start_status_turn_stop(
         with httpx.Client(base_url=cli.url, timeout=60) as client:
             events = client.get(f"/api/sessions/{session['id']}/events").json()["data"]
             turn = client.get(f"/api/sessions/{session['id']}/turns/{reply['turn_id']}").json()
+        # a bad setting written for the next start: status and stop still reach the gateway that runs
+        cli.paths.env_file.write_text("CC_API_MAX_LIVE=lots\n")
+        assert cli("status").returncode == 0
     finally:
-        assert cli("stop").returncode == 0
+        stopped = cli("stop")
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+        assert cli("start").returncode == 2  # the start does read it, and says so
     assert [e["seq"] for e in events] == list(range(1, reply["last_event_seq"] + 1))
     assert events[-1]["type"] == "turn.completed" and turn["output"] == reply["output"]
     assert cli.leftovers() == []

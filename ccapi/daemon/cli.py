@@ -112,13 +112,13 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    result = Launcher.from_environment().stop(timeout=args.timeout)
+    result = Launcher.for_running().stop(timeout=args.timeout)
     print(to_json(result) if args.json else f"cc-api: {result.message}")
     return EXIT_FAILED if result.outcome == "failed" else EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
-    launcher = Launcher.from_environment()
+    launcher = Launcher.for_running()
     status = launcher.status()
     print(status_json(status, launcher.paths) if args.json else render_status(status, launcher.paths))
     return EXIT_OK if status.running else EXIT_NOT_RUNNING

@@ -114,6 +114,18 @@ class Launcher:
         merged = with_env_file(env)
         return cls(Settings.from_env(merged), merged)
 
+    @classmethod
+    def for_running(cls, env: Mapping[str, str] | None = None) -> Launcher:
+        """As ``from_environment``, for what acts on the gateway already running (``stop``, ``status``): they need
+        only its home and key, so a bad setting the running gateway never read (a typo just written into the
+        env file, before the restart that would read it) does not keep them from stopping it."""
+        merged = with_env_file(env)
+        try:
+            return cls(Settings.from_env(merged), merged)
+        except ConfigError:
+            kept = {name: merged[name] for name in ("HOME", "CC_API_HOME", "CC_API_KEY") if name in merged}
+            return cls(Settings.from_env(kept), merged)
+
     # -- the state file ------------------------------------------------------------------
     def read_state(self) -> GatewayState | None:
         try:
