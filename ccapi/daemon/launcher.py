@@ -123,7 +123,9 @@ class Launcher:
         try:
             return cls(Settings.from_env(merged), merged)
         except ConfigError:
-            kept = {name: merged[name] for name in ("HOME", "CC_API_HOME", "CC_API_KEY") if name in merged}
+            kept: dict[str, str] = {
+                name: merged[name] for name in ("HOME", "CC_API_HOME", "CC_API_KEY") if name in merged
+            }
             return cls(Settings.from_env(kept), merged)
 
     # -- the state file ------------------------------------------------------------------
