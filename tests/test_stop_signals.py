@@ -22,7 +22,7 @@ EXIT_WITHIN = 10.0
 
 @pytest.mark.parametrize(
     ("phase", "signum"),
-    [*((phase, signal.SIGTERM) for phase in PHASES), ("bound", signal.SIGINT)],
+    [*((phase, signal.SIGTERM) for phase in PHASES), ("bound", signal.SIGINT), ("after_start", signal.SIGHUP)],
 )
 def test_a_stop_signal_in_each_start_up_phase_stops_the_server_once_it_serves(
     phase: str, signum: signal.Signals

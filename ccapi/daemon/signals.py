@@ -1,4 +1,4 @@
-"""A stop signal (SIGTERM, SIGINT) that arrives while the gateway starts is kept until it can stop cleanly.
+"""A stop signal (SIGTERM, SIGINT, SIGHUP) that arrives while the gateway starts is kept until it can stop cleanly.
 
 ``cc-api run`` binds its port before Sanic starts, so a supervisor (systemd, ``cc-api stop``, a test that saw the
 port answer) may signal it at any moment of a start that takes ~0.4 s. Left to the defaults, a SIGTERM before
@@ -16,7 +16,9 @@ from types import FrameType
 
 from sanic import Sanic
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""SIGHUP too: a foreground ``cc-api run`` whose terminal closed (or whose ssh dropped) stops cleanly, its turns
+interrupted and recorded so, instead of dying on the spot."""
 _FIRST = 1_000_000  # before any other after-start listener: Sanic's own handlers are in place by then
 
 
