@@ -21,8 +21,10 @@ def default_home() -> Path:
 
 
 def home_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """``CC_API_HOME``, made absolute against the working directory: a service file (started elsewhere) and the
+    Claude Code children (started in a session's folder) must name the same place."""
     value = (os.environ if env is None else env).get(HOME_VARIABLE, "").strip()
-    return Path(value).expanduser() if value else default_home()
+    return Path(value).expanduser().absolute() if value else default_home()
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,9 @@ def test_usage_errors_and_help(
     assert main(["logs"]) == 1
     assert "no log yet" in capsys.readouterr().err
     monkeypatch.setenv("CC_API_PORT", "not-a-port")
-    assert main(["status"]) == 2
+    assert main(["status"]) == 3  # not running: a bad setting is for the next start, which will refuse it
+    assert "CC_API_PORT" in capsys.readouterr().err
+    assert main(["start"]) == 2
     assert "CC_API_PORT" in capsys.readouterr().err
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert set(commands) == {

@@ -117,6 +117,24 @@ def test_dry_run_renders_a_valid_launchd_plist(user: dict[str, str]) -> None:
     assert [s["argv"][:2] for s in plan["install_steps"]] == [["launchctl", "bootout"], ["launchctl", "bootstrap"]]
 
 
+def test_a_relative_home_is_written_as_the_absolute_one(user: dict[str, str], tmp_path: Path) -> None:
+    """systemd ignores a relative ``EnvironmentFile=``, and the service starts in another folder: the home the
+    install created (with its env file and webhook secret) must be the one the service uses."""
+    plan = json.loads(
+        subprocess.run(
+            [*CC_API, "install-service", "--dry-run", "--platform", "linux", "--json"],
+            env={**user, "CC_API_HOME": "rel/state"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    )
+    service = dict(unit_settings(plan["content"])["Service"])
+    assert service["EnvironmentFile"] == f"-{tmp_path / 'rel' / 'state' / 'cc-api.env'}"
+
+
 def test_awkward_paths_survive_rendering(tmp_path: Path) -> None:
     paths = StatePaths(tmp_path / '50% of & <my> "state"')
     command = (str(tmp_path / "my tools" / "cc-api$x"),)

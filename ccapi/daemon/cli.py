@@ -112,13 +112,20 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    result = Launcher.for_running().stop(timeout=args.timeout)
+    result = _for_running().stop(timeout=args.timeout)
     print(to_json(result) if args.json else f"cc-api: {result.message}")
     return EXIT_FAILED if result.outcome == "failed" else EXIT_OK
 
 
-def _status(args: argparse.Namespace) -> int:
+def _for_running() -> Launcher:
     launcher = Launcher.for_running()
+    if launcher.problem:
+        print(f"cc-api: warning: {launcher.problem} (the next start will refuse it)", file=sys.stderr)
+    return launcher
+
+
+def _status(args: argparse.Namespace) -> int:
+    launcher = _for_running()
     status = launcher.status()
     print(status_json(status, launcher.paths) if args.json else render_status(status, launcher.paths))
     return EXIT_OK if status.running else EXIT_NOT_RUNNING

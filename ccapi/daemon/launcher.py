@@ -102,11 +102,15 @@ class GatewayStatus:
 class Launcher:
     """Process control for the gateway of one ``CC_API_HOME``."""
 
-    def __init__(self, settings: Settings, env: Mapping[str, str], python: str = sys.executable) -> None:
+    def __init__(
+        self, settings: Settings, env: Mapping[str, str], python: str = sys.executable, problem: str | None = None
+    ) -> None:
         self.settings = settings
         self.paths = settings.paths
         self.env = env
         self.python = python
+        self.problem = problem
+        """A bad setting the next start will refuse (``for_running`` goes on without it)."""
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Launcher:
@@ -122,11 +126,11 @@ class Launcher:
         merged = with_env_file(env)
         try:
             return cls(Settings.from_env(merged), merged)
-        except ConfigError:
+        except ConfigError as exc:
             kept: dict[str, str] = {
                 name: merged[name] for name in ("HOME", "CC_API_HOME", "CC_API_KEY") if name in merged
             }
-            return cls(Settings.from_env(kept), merged)
+            return cls(Settings.from_env(kept), merged, problem=str(exc))
 
     # -- the state file ------------------------------------------------------------------
     def read_state(self) -> GatewayState | None:
