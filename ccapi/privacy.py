@@ -43,10 +43,12 @@ def state_paths(settings: Settings) -> list[Path]:
 
 def tighten(settings: Settings) -> dict[str, str]:
     """Take group and other permissions off the gateway's state, folders walked through (symbolic
-    links are not followed); says what changed, or why not, by path."""
+    links within are not followed; a state path that is itself one, as a home kept elsewhere is, is taken
+    for its target); says what changed, or why not, by path."""
     changes: dict[str, str] = {}
-    for root in state_paths(settings):
-        if root.is_dir() and not root.is_symlink():
+    for given in state_paths(settings):
+        root = given.resolve() if given.is_symlink() else given
+        if root.is_dir():
             for folder, _, files in os.walk(root):
                 for name in (".", *files):  # each folder is "." once walked into
                     _tighten(Path(folder, name), changes)

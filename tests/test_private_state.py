@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ccapi.config import Settings
 from ccapi.paths import StatePaths
+from ccapi.privacy import tighten
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.conftest import BACKENDS
 from tests.gateway import readable_by_others
@@ -61,3 +63,16 @@ def test_state_is_private_and_claude_code_keeps_the_users_umask(
     ]
     text = result["content"] if isinstance(result["content"], str) else result["content"][0]["text"]
     assert text.strip().startswith(f"{user_umask:04o}"), "files the model writes are the user's ordinary files"
+
+
+def test_a_home_that_is_a_link_to_elsewhere_is_made_private_too(tmp_path: Path) -> None:
+    """``~/.cc-api`` a link to a folder kept elsewhere: its files (the env file with the key) are tightened as a
+    plain folder's are; they stayed readable by everyone."""
+    real = tmp_path / "elsewhere"
+    (real / "logs").mkdir(parents=True)
+    (real / "cc-api.env").write_text("CC_API_KEY=secret\n")
+    real.chmod(0o755)
+    (real / "cc-api.env").chmod(0o644)
+    (tmp_path / "home").symlink_to(real)
+    changes = tighten(Settings.from_env({"CC_API_HOME": str(tmp_path / "home")}))
+    assert readable_by_others(real) == {}, changes
