@@ -26,7 +26,7 @@ from ccapi.limits import LimitBoard, auth_mode
 from ccapi.observability import tracing as otel
 from ccapi.observability.metrics import Metrics
 from ccapi.sessions import EventLog, SessionService
-from ccapi.store import open_store
+from ccapi.store import StoreUnavailable, open_store
 from ccapi.webhooks.sender import WebhookSender
 from ccapi.webhooks.targets import WebhookPolicy
 
@@ -93,7 +93,14 @@ def _freeze_startup_heap(app: Sanic) -> None:
 
 async def _start_state(app: Sanic) -> None:
     settings: Settings = app.ctx.settings
-    app.ctx.store = store = await open_store(settings)
+    try:
+        app.ctx.store = store = await open_store(settings)
+    except Exception as exc:  # noqa: BLE001 - whatever the backend raised, the start-up says where and why, once
+        reason = (str(exc) or type(exc).__name__).splitlines()[0]
+        where = _database_label(settings)
+        raise StoreUnavailable(
+            f"cannot open the store at {where}: {reason}", lasting=not settings.database_url
+        ) from None
     app.ctx.events = events_log = EventLog(store, write_timeout=settings.store_write_timeout)
     events_log.start()
     loop = asyncio.get_running_loop()

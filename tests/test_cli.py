@@ -162,6 +162,17 @@ def test_start_fails_loudly_when_the_port_is_taken(
     assert cli.leftovers() == []
 
 
+def test_a_store_that_cannot_open_is_one_line_not_a_traceback(mock_model: MockModel, tmp_path: Path) -> None:
+    """A database path that cannot be (under a file): one ``cannot_open_store`` line naming it, exit code 2 (a setting
+    to fix: the service does not retry it); it was a 57-line traceback and exit code 1."""
+    (tmp_path / "a-file").write_text("")
+    cli = Cli(tmp_path, mock_model.url, CC_API_SESSION_DB=str(tmp_path / "a-file" / "sessions.db"))
+    done = cli("run")
+    assert done.returncode == 2, done.stderr
+    assert "cannot_open_store" in done.stderr and str(tmp_path / "a-file") in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
 def test_usage_errors_and_help(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     from ccapi.app import create_app  # Sanic and the SDK: only the command that serves pays for them
     from ccapi.daemon.signals import StopOnSignal
     from ccapi.observability.logs import configure_logging, secret_values
+    from ccapi.store import StoreUnavailable
 
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
     settings = settings.with_overrides(child_umask=user_umask)
@@ -74,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"cc-api: MOCK MODEL at {mock.url} — replies are scripted, not from Claude", file=sys.stderr)
     app = create_app(settings)
     StopOnSignal(app).install()
+    logging.getLogger("sanic.error").addFilter(_ToldOnce((ConfigError, StoreUnavailable)))
     try:
         # Bound here rather than by Sanic, which makes the socket inheritable: a Claude Code child
         # holding it would keep the port after a crash of the gateway alone.
@@ -89,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # found at start-up (CC_API_SANDBOX=require without a sandbox)
         log.error("cannot_start", error=str(exc))
         return EXIT_USAGE
+    except StoreUnavailable as exc:
+        log.error("cannot_open_store", error=str(exc))
+        return EXIT_USAGE if exc.lasting else EXIT_FAILED
     finally:
         if mock is not None:
             mock.stop()
@@ -109,6 +115,18 @@ def _start(args: argparse.Namespace) -> int:
     else:
         print(f"cc-api: {result.message}")
     return EXIT_OK if result.outcome == "started" else EXIT_FAILED
+
+
+class _ToldOnce(logging.Filter):
+    """Sanic logs a start-up failure's traceback before it re-raises it; the ones ``run`` tells in a line of its
+    own (``cannot_start``, ``cannot_open_store``) are left out."""
+
+    def __init__(self, told: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.told = told
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], self.told))
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -10,7 +10,25 @@ from ccapi.store.jsondir import JsonDirStore
 from ccapi.store.records import SessionRecord, TurnRecord
 from ccapi.store.sql import SqlStore
 
-__all__ = ["JsonDirStore", "SessionRecord", "SqlStore", "Store", "TurnRecord", "make_store", "open_store"]
+__all__ = [
+    "JsonDirStore",
+    "SessionRecord",
+    "SqlStore",
+    "Store",
+    "StoreUnavailable",
+    "TurnRecord",
+    "make_store",
+    "open_store",
+]
+
+
+class StoreUnavailable(Exception):
+    """The configured store could not be opened at start-up. ``lasting``: a local path that will not open on the
+    next try either (a setting to fix), unlike a database server that may be back."""
+
+    def __init__(self, message: str, lasting: bool) -> None:
+        super().__init__(message)
+        self.lasting = lasting
 
 
 def make_store(settings: Settings) -> Store:
