@@ -77,6 +77,8 @@ def test_start_status_turn_stop(
     assert f"started at {cli.url}" in started.stdout
     again = cli("start")
     assert again.returncode == 1 and "already running" in again.stdout
+    beside = cli("run")  # as a service would, beside it: refused at once, with its own exit code
+    assert beside.returncode == 4 and "already runs" in beside.stderr, beside.stderr
 
     status = cli("status")
     assert status.returncode == 0

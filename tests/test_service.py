@@ -76,7 +76,7 @@ def test_dry_run_renders_a_valid_systemd_unit(user: dict[str, str], tmp_path: Pa
     sections = unit_settings(content)
     service = sections["Service"]
     assert ("Type", "simple") in service and ("Restart", "on-failure") in service
-    assert ("RestartPreventExitStatus", "2") in service  # a bad setting is not retried every two seconds
+    assert ("RestartPreventExitStatus", "2 4") in service  # a bad setting, a gateway already running: not retried
     assert ("ExecStart", f"{CC_API[0]} run") in service and os.path.isabs(CC_API[0])
     assert ("EnvironmentFile", f"-{state.env_file}") in service
     assert ("Environment", f'"CC_API_HOME={state.home}"') in service

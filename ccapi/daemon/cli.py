@@ -24,7 +24,7 @@ from ccapi.daemon.service import ServiceError, current_platform, gateway_command
 from ccapi.paths import StatePaths
 from ccapi.privacy import PRIVATE_UMASK, tighten
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_RUNNING = 0, 1, 2, 3, 4
 _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
@@ -44,6 +44,10 @@ def _run(args: argparse.Namespace) -> int:
         settings = Settings.from_env().with_overrides(**overrides)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    running = Launcher(settings, os.environ).running_state()
+    if running is not None:  # told before the imports below: a service retrying this would pay them every time
+        message = f"a gateway already runs for {settings.home} at {running.url} (pid {running.pid}): `cc-api stop` it"
+        return _fail(message, EXIT_RUNNING)
     # Only now, after the hand-over (the re-executed image would import them again) and the settings (a mistake in
     # them is told at once): ~3 CPU-seconds, the SDK's `mcp` most.
     import structlog
@@ -62,10 +66,6 @@ def _run(args: argparse.Namespace) -> int:
     if changes := tighten(settings):
         log.warning("state_made_private", count=len(changes), changes=dict(list(changes.items())[:20]))
     launcher = Launcher(settings, os.environ)
-    running = launcher.running_state()
-    if running is not None:
-        log.error("already_running", url=running.url, pid=running.pid, home=str(settings.home))
-        return EXIT_FAILED
     mock = None
     if args.mock_model:
         from ccapi.testing import MockModel
