@@ -84,7 +84,12 @@ def withheld(env: Mapping[str, str], extra: Collection[str] = ()) -> dict[str, s
     launcher (and whatever replaced it) never holds the gateway's key, its database password or its webhook
     secret, which ``/proc/<pid>/environ`` would show to any process of the user until it execs Claude Code."""
     kept = child_environment(env, extra)
-    return {name: "" for name in env if name not in kept}
+    return {name: "" for name in env if name not in kept and not name.startswith(_LOADER_PREFIXES)}
+
+
+_LOADER_PREFIXES = ("LD_", "DYLD_")
+"""The dynamic loader's variables: the launcher's Python may need them to start (a ``libpython`` found through
+``LD_LIBRARY_PATH``); they hold no secret, and the launcher drops them before it starts Claude Code."""
 
 
 def _otlp_headers(name: str) -> bool:

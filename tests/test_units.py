@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from ccapi.catalog import ModelCatalog
 from ccapi.childproc import child_environment
 from ccapi.config import ConfigError, Settings
-from ccapi.engine.sandbox import SandboxPolicy, launch_files
+from ccapi.engine.sandbox import SandboxPolicy, confined_roots, launch_files, within
 from ccapi.engine.spec import build_options
 from ccapi.errors import InvalidRequest, PayloadTooLarge
 from ccapi.sessions.inputs import parse_input, summarise
@@ -98,7 +99,9 @@ def test_the_launcher_is_started_without_the_gateways_secrets(tmp_path: Path, mo
     gateway keeps its key, database password and webhook secret in ``os.environ``: the options blank each of
     them, so the launcher (and whatever a tool put in its place) never holds one; what Claude Code needs stays."""
     secrets = {"CC_API_KEY": "k-1", "CC_API_WEBHOOK_SECRET": "w-2", "PGPASSWORD": "p-3", "GH_TOKEN": "g-4"}
-    monkeypatch.setattr(os, "environ", {"PATH": "/bin", "HOME": str(tmp_path), "ANTHROPIC_API_KEY": "a", **secrets})
+    loader = {"LD_LIBRARY_PATH": "/opt/python/lib"}  # the launcher's Python may need it to start
+    basics = {"PATH": "/bin", "HOME": str(tmp_path), "ANTHROPIC_API_KEY": "a"}
+    monkeypatch.setattr(os, "environ", {**basics, **loader, **secrets})
     specs = EngineSpecs(Settings.from_env({"CC_API_HOME": str(tmp_path), "CC_API_PASS_ENV": "GH_TOKEN"}), None, {})
     session = SessionRecord(
         "sess_x", "t", "t", "claude-sonnet-4-5", None, [], {}, None, None, None, "idle", None, 0, 0, builtin_tools="all"
@@ -111,6 +114,7 @@ def test_the_launcher_is_started_without_the_gateways_secrets(tmp_path: Path, mo
         "GH_TOKEN": "g-4",  # passed on by CC_API_PASS_ENV
     }
     assert launcher_env["ANTHROPIC_API_KEY"] == "a" and launcher_env["PATH"] == "/bin"
+    assert launcher_env["LD_LIBRARY_PATH"] == "/opt/python/lib"
 
 
 def test_the_files_that_start_claude_code_are_denied_to_the_edit_tools(tmp_path: Path) -> None:
@@ -120,6 +124,21 @@ def test_the_files_that_start_claude_code_are_denied_to_the_edit_tools(tmp_path:
     assert Path(sys.executable).resolve() in launch and launch[-1] == Path("/opt/claude/bin/claude")
     policy = SandboxPolicy.detect("off", [tmp_path / "state"], launch=launch)
     assert {f"Edit(/{path})" for path in launch} <= set(policy.denied_tools)
+
+
+def test_file_writes_keep_to_the_working_and_temp_directories_and_claude_codes_plans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``confined_writes``' rule: the working directory (also ``/``, where Bash may write everywhere), the temp
+    directory, and the plans folder plan mode writes its plan to; nothing else."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/srv/claude")
+    roots = confined_roots("/srv/work")
+    assert within("notes.txt", roots) and within("/srv/work/a/../b.txt", roots)
+    assert within("/srv/claude/plans/happy-otter.md", roots)
+    assert within(str(Path(tempfile.gettempdir()) / "scratch.txt"), roots)
+    assert not within("/etc/profile.d/escape.sh", roots) and not within("../outside.txt", roots)
+    assert not within("/srv/claude/settings.json", roots)
+    assert within("/home/user/project/a.py", confined_roots("/"))
 
 
 def test_otlp_exporter_headers_reach_claude_code_only_when_it_exports_telemetry() -> None:

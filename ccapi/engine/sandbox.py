@@ -100,16 +100,17 @@ FILE_WRITERS = ("Write", "Edit", "MultiEdit", "NotebookEdit")
 
 def confined_writes(cwd: str) -> HookMatcher:
     """Where Bash is sandboxed, Claude Code's file-writing tools keep to the same places: the working directory
-    and the temp directory. They run in Claude Code itself, outside the sandbox, so one could otherwise write a
-    shell's start-up file (``~/.bashrc``) that Claude Code's next Bash call sources outside the sandbox. A
-    ``PreToolUse`` hook, not a deny rule: rules cannot say "only here", and hooks apply in every permission mode."""
-    roots = [os.path.realpath(cwd), os.path.realpath(tempfile.gettempdir())]
+    and the temp directory, and Claude Code's own plans folder (plan mode writes its plan there). They run in
+    Claude Code itself, outside the sandbox, so one could otherwise write a shell's start-up file (``~/.bashrc``)
+    that Claude Code's next Bash call sources outside the sandbox. A ``PreToolUse`` hook, not a deny rule: rules
+    cannot say "only here", and hooks apply in every permission mode."""
+    roots = confined_roots(cwd)
 
     async def pre_tool_use(input_: HookInput, _tool_use_id: str | None, _context: HookContext) -> HookJSONOutput:
         tool_input = input_.get("tool_input")
         fields = tool_input if isinstance(tool_input, dict) else {}
         target = fields.get("file_path") or fields.get("notebook_path")
-        if not isinstance(target, str) or _inside(target, roots):
+        if not isinstance(target, str) or within(target, roots):
             return {}
         return {
             "hookSpecificOutput": {
@@ -123,10 +124,16 @@ def confined_writes(cwd: str) -> HookMatcher:
     return HookMatcher(matcher=f"^({'|'.join(FILE_WRITERS)})$", hooks=[pre_tool_use])
 
 
-def _inside(target: str, roots: Sequence[str]) -> bool:
+def confined_roots(cwd: str) -> list[str]:
+    """Where ``confined_writes`` lets files be written: ``cwd`` first (relative paths are taken from it)."""
+    config = os.environ.get("CLAUDE_CONFIG_DIR") or os.path.expanduser("~/.claude")
+    return [os.path.realpath(cwd), os.path.realpath(tempfile.gettempdir()), os.path.realpath(f"{config}/plans")]
+
+
+def within(target: str, roots: Sequence[str]) -> bool:
     """Whether ``target`` (relative to the first root, ``~`` expanded, links followed) lies under one of ``roots``."""
     path = os.path.realpath(os.path.join(roots[0], os.path.expanduser(target)))
-    return any(path == root or path.startswith(root + os.sep) for root in roots)
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 def outermost(paths: Sequence[Path]) -> list[Path]:
