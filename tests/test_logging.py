@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ccapi.api.middleware import SERVER_PROBES
-from ccapi.observability.logs import REDACTED, Redactor, secret_values
+from ccapi.observability.logs import REDACTED, Redactor, RotatingLogFile, secret_values
 from ccapi.testing import MockModel
 from tests.daemon import Cli
 
@@ -109,3 +111,26 @@ def test_redactor_removes_secret_values_and_keys() -> None:
         "api_key": None,
     }
     assert redact(None, "info", {"event": "abc stays: too short to be a secret"})["event"].startswith("abc")
+
+
+def test_a_rotation_takes_the_streams_writing_into_the_log_along(tmp_path: Path) -> None:
+    """A background gateway's stdout and stderr are its log file: after a rotation they write into the new
+    ``cc-api.log`` (a crash's traceback reaches ``cc-api logs``), not into ``cc-api.log.1``."""
+    log_file = tmp_path / "cc-api.log"
+    handler = RotatingLogFile(log_file, maxBytes=64, backupCount=2, encoding="utf-8")
+    stream = os.open(log_file, os.O_WRONLY | os.O_APPEND)  # as `cc-api start` hands the file to the gateway
+    elsewhere = os.open(tmp_path / "other.txt", os.O_WRONLY | os.O_CREAT)
+    handler.followers = (stream, elsewhere)
+    try:
+        for n in range(5):
+            handler.emit(logging.makeLogRecord({"msg": f"line {n} " + "x" * 40}))
+        assert (tmp_path / "cc-api.log.1").exists()
+        os.write(stream, b"Traceback: the crash\n")
+        os.write(elsewhere, b"untouched\n")
+    finally:
+        handler.close()
+        os.close(stream)
+        os.close(elsewhere)
+    assert "Traceback: the crash" in log_file.read_text()
+    assert "Traceback" not in (tmp_path / "cc-api.log.1").read_text()
+    assert (tmp_path / "other.txt").read_text() == "untouched\n"

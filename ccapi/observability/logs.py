@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import logging.handlers
+import os
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -96,6 +97,29 @@ def log_soon(logger: Any, event: str, **fields: Any) -> None:
     loop.call_soon(loop.call_soon, functools.partial(logger.info, event, **fields))
 
 
+class RotatingLogFile(logging.handlers.RotatingFileHandler):
+    """A rotating log file that takes along the standard streams writing into it. A gateway that ``cc-api start``
+    (or launchd) started has its stdout and stderr on the log file: after a rotation they went on into
+    ``cc-api.log.1``, then into a deleted file, and a crash's traceback never reached ``cc-api logs``."""
+
+    followers: tuple[int, ...] = (1, 2)
+
+    def doRollover(self) -> None:
+        following = [fd for fd in self.followers if self.stream is not None and _same_file(fd, self.stream.fileno())]
+        super().doRollover()
+        if self.stream is not None:
+            for fd in following:
+                os.dup2(self.stream.fileno(), fd)
+
+
+def _same_file(fd: int, other: int) -> bool:
+    try:
+        first, second = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
 def configure_logging(
     log_dir: Path | None, level: int = logging.INFO, *, console: bool = True, secrets: Iterable[str] = ()
 ) -> None:
@@ -104,9 +128,7 @@ def configure_logging(
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(
-            logging.handlers.RotatingFileHandler(
-                log_dir / LOG_FILE_NAME, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
-            )
+            RotatingLogFile(log_dir / LOG_FILE_NAME, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")
         )
     formatter = _FormatOnce(
         foreign_pre_chain=[
