@@ -144,7 +144,8 @@ def test_a_bash_call_is_approved_by_the_acp_client_then_runs(
     assert target.read_text() == "approved\n"
     [started] = [u for u in client.updates if isinstance(u, ToolCallStart)]
     assert started.tool_call_id == asked.tool_call_id and started.raw_input["command"] == command
-    [finished] = [u for u in client.updates if isinstance(u, ToolCallProgress)]
+    running, finished = [u for u in client.updates if isinstance(u, ToolCallProgress)]  # once approved, it runs
+    assert (running.tool_call_id, running.status) == (asked.tool_call_id, "in_progress")
     assert finished.tool_call_id == asked.tool_call_id and finished.status == "completed"
     resolved = [e for e in gateway.events(session_id) if e["type"] == "permission.resolved"]
     assert [e["data"]["behavior"] for e in resolved] == ["allow"]

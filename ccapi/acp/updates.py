@@ -65,6 +65,7 @@ class UpdateMapper:
     def __init__(self, *, replay: bool) -> None:
         self.replay = replay
         self._plans: set[str] = set()
+        self._asked: dict[str, str] = {}  # permission request → the tool call it is about
 
     def __call__(self, event: Event) -> list[Any]:
         data = event.data
@@ -79,6 +80,11 @@ class UpdateMapper:
             return [started]
         if event.type == EventType.AGENT_TOOL_COMPLETED:
             return [] if data.get("tool_use_id") in self._plans else [tool_completed(data)]
+        if event.type == EventType.PERMISSION_REQUESTED and data.get("tool_use_id"):
+            self._asked[data["request_id"]] = data["tool_use_id"]
+        if event.type == EventType.PERMISSION_RESOLVED and data.get("behavior") == "allow":
+            call = self._asked.get(data.get("request_id", ""))
+            return [update_tool_call(call, status="in_progress")] if call else []  # approved: it runs now
         if event.type == EventType.TURN_STARTED and self.replay:
             return list(replayed_input(data.get("input") or []))
         return []
