@@ -148,32 +148,31 @@ def _output(output: Any, where: str) -> str | list[dict[str, Any]]:
     parts = output if isinstance(output, list) else []
     if not any(isinstance(part, dict) and part.get("type") == "input_image" for part in parts):
         return text_of(output, where, _TEXT_PARTS)
-    blocks = []
-    for index, part in enumerate(parts):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "input_image":
-            blocks.append(image_block(part.get("image_url"), f"{where}[{index}].image_url"))
-        elif kind in _TEXT_PARTS:
-            blocks.extend(parse_input([{"type": "text", "text": part.get("text")}]))
-        else:
-            raise InvalidRequest(f"{where}[{index}] must be an input_text or input_image part")
-    return blocks
+    return _content_parts(parts, where, _TEXT_PARTS)
 
 
 def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return parse_input(content)
+    parts = expect(content, list, where, "a string or an array of content parts")
+    blocks = _content_parts(parts, where, ("input_text",))
+    if not blocks:
+        raise InvalidRequest(f"{where} must not be empty")
+    return blocks
+
+
+def _content_parts(parts: list[Any], where: str, text_types: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Text parts (of ``text_types``) and ``input_image`` parts as validated native blocks."""
+    kinds = (*text_types, "input_image")
     blocks = []
-    for index, part in enumerate(expect(content, list, where, "a string or an array of content parts")):
+    for index, part in enumerate(parts):
         part = expect(part, dict, f"{where}[{index}]", "an object")
-        if part.get("type") == "input_text":
+        if part.get("type") in text_types:
             blocks.extend(parse_input([{"type": "text", "text": part.get("text")}]))
         elif part.get("type") == "input_image":
             blocks.append(image_block(part.get("image_url"), f"{where}[{index}].image_url"))
         else:
-            raise InvalidRequest(f"{where}[{index}].type must be input_text or input_image")
-    if not blocks:
-        raise InvalidRequest(f"{where} must not be empty")
+            raise InvalidRequest(f"{where}[{index}].type must be {', '.join(kinds[:-1])} or {kinds[-1]}")
     return blocks
 
 
