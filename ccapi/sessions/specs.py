@@ -40,8 +40,9 @@ class EngineSpecs:
         """The turns running in this process (``SessionService``'s), which client-tool calls and permission
         requests are routed to."""
         self.permissions = PermissionPolicy.detect()
+        self._found_cli = _cli_or_none()
         self.sandbox = SandboxPolicy.detect(
-            settings.sandbox, state_paths(settings), settings.sandbox_domains, launch_files(_cli_or_none())
+            settings.sandbox, state_paths(settings), settings.sandbox_domains, launch_files(self._found_cli)
         )
         self._env: Mapping[str, str] = {
             **withheld(os.environ, settings.pass_env),
@@ -60,9 +61,10 @@ class EngineSpecs:
         """Install the launcher that starts Claude Code clean (``ccapi.childproc``); with no Claude Code at all no
         child can start, and turns say why."""
         settings = self.settings
-        cli = _cli_or_none()
-        if cli is not None:
-            self._cli = str(install_launcher(settings.paths.run_dir, cli, settings.child_umask, settings.pass_env))
+        if self._found_cli is not None:
+            self._cli = str(
+                install_launcher(settings.paths.run_dir, self._found_cli, settings.child_umask, settings.pass_env)
+            )
 
     def check_cwd(self, cwd: str | None) -> None:
         """A session's own working directory may be neither ``/`` nor in the gateway's state: Claude Code's
