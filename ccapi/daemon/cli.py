@@ -44,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         settings = Settings.from_env().with_overrides(**overrides)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    running = Launcher(settings, os.environ).running_state()
+    launcher = Launcher(settings, os.environ)
+    running = launcher.running_state()
     if running is not None:  # told before the imports below: a service retrying this would pay them every time
         message = f"a gateway already runs for {settings.home} at {running.url} (pid {running.pid}): `cc-api stop` it"
         return _fail(message, EXIT_RUNNING)
@@ -65,7 +66,6 @@ def _run(args: argparse.Namespace) -> int:
     log = structlog.get_logger("ccapi.daemon.cli")
     if changes := tighten(settings):
         log.warning("state_made_private", count=len(changes), changes=dict(list(changes.items())[:20]))
-    launcher = Launcher(settings, os.environ)
     mock = None
     if args.mock_model:
         from ccapi.testing import MockModel
