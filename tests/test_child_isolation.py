@@ -288,3 +288,39 @@ def test_with_bash_sandboxed_files_are_written_only_where_bash_may_write(
     assert reply["status"] == "completed", reply
     assert not outside.exists() and (work / "notes.txt").read_text() == "kept\n"
     assert "outside the working directory" in _bash_outputs(mock_model)[0]
+
+
+OAUTH_TOKEN = "sk-ant-oat01-login-token-3c7e"
+
+
+def test_claude_codes_login_is_out_of_the_tools_reach(make_gateway, mock_model: MockModel) -> None:
+    """A subscription login is a file (``.credentials.json`` in Claude Code's config directory, and the copy the
+    SDK puts in a resumed session's temp config directory): a tool that printed it would hand the model a token it
+    could send anywhere (WebFetch runs outside any sandbox). Read refuses it everywhere; where Bash is sandboxed,
+    Bash does not see it either, a copy made after this session's Claude Code started included."""
+    gw = make_gateway(CC_API_SANDBOX=None)
+    config = Path(gw.env["CLAUDE_CONFIG_DIR"])
+    config.mkdir(parents=True, exist_ok=True)
+    login = '{"claudeAiOauth": {"accessToken": "%s"}}' % OAUTH_TOKEN
+    (config / ".credentials.json").write_text(login)
+    session = gw.create_session()
+    mock_model.script(Reply(text="warm"))
+    assert gw.turn(session["id"], "hello")["status"] == "completed"
+    resumed = Path(gw.env["TMPDIR"]) / "claude-resume-k2j4h1"  # another session resumed since, as the SDK names it
+    resumed.mkdir()
+    (resumed / ".credentials.json").write_text(login)
+    paths = [str(config / ".credentials.json"), str(resumed / ".credentials.json")]
+    reads = (ToolUse("Read", {"file_path": path}) for path in paths)
+    bash = ToolUse("Bash", {"command": _reading(paths) + "; echo bash-ran", "description": "look"})
+    mock_model.script(Reply(tool_uses=(bash, *reads)), Reply(text="ok"))
+    reply = gw.turn(session["id"], "look around")
+    while reply["status"] == "requires_approval":
+        reply = gw.allow(session["id"], reply)
+    assert reply["status"] == "completed", reply
+    outputs = _bash_outputs(mock_model)
+    assert len(outputs) == 3 and "bash-ran" in outputs[0], outputs
+    for refused in outputs[1:]:
+        assert "denied by your permission settings" in refused, outputs
+    if not gw.client.get("/healthz").json()["sandbox"]["enabled"]:
+        pytest.skip("no sandbox on this machine: Bash can read the login")
+    assert OAUTH_TOKEN not in "\n".join(outputs), outputs

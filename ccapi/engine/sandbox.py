@@ -44,14 +44,24 @@ class SandboxPolicy:
 
     @classmethod
     def detect(
-        cls, mode: str, protected: Sequence[Path], allowed_domains: Sequence[str] = (), launch: Sequence[Path] = ()
+        cls,
+        mode: str,
+        protected: Sequence[Path],
+        allowed_domains: Sequence[str] = (),
+        launch: Sequence[Path] = (),
+        logins: Sequence[str] = (),
     ) -> SandboxPolicy:
         """Probe the platform's sandbox (unless ``mode`` is ``off``); ``require`` without one raises
         ``ConfigError`` so the gateway refuses to start rather than run tools unconfined. ``launch``: the files
         the gateway runs, unsandboxed, each time it starts Claude Code (``launch_files``): no tool may write them,
-        even where they lie under a session's working directory (a checkout, a home with a user install)."""
+        even where they lie under a session's working directory (a checkout, a home with a user install).
+        ``logins``: Claude Code's login files (``login_files``), which no tool may read."""
         protected = outermost(protected)
-        denied = (*deny_rules(protected), *(f"Edit(/{path})" for path in launch))
+        denied = (
+            *deny_rules(protected),
+            *(f"{tool}(/{login})" for login in logins for tool in ("Read", "Edit")),
+            *(f"Edit(/{path})" for path in launch),
+        )
         if mode == "off":
             return cls(mode, None, "turned off by CC_API_SANDBOX=off", None, denied)
         mechanism, problem = probe()
@@ -65,7 +75,7 @@ class SandboxPolicy:
             "allowUnsandboxedCommands": False,  # the model cannot ask its way out
             "autoAllowBashIfSandboxed": False,  # approvals stay as the permission mode says
             "filesystem": {
-                "denyRead": [str(path) for path in protected],
+                "denyRead": [*(str(path) for path in protected), *logins],
                 "denyWrite": [str(path) for path in launch],
             },
         }
@@ -86,6 +96,19 @@ def deny_rules(protected: Sequence[Path]) -> tuple[str, ...]:
     """``Read``/``Edit`` deny rules (``//`` marks an absolute path) for the state paths and ``/proc``."""
     patterns = [pattern for path in protected for pattern in (f"/{path}", f"/{path}/**")]
     return (*(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns), "Read(//proc/**)")
+
+
+def login_files() -> list[str]:
+    """Claude Code's subscription login: ``.credentials.json`` in its config directory, and the copy the SDK
+    writes into the temp config directory it resumes a session from (``claude-resume-*``). A tool that printed
+    one would hand the model a token it could send anywhere (WebFetch runs outside any sandbox)."""
+    resumed = os.path.join(os.path.realpath(tempfile.gettempdir()), "claude-resume-*")
+    return [os.path.join(claude_config_dir(), ".credentials.json"), os.path.join(resumed, ".credentials.json")]
+
+
+def claude_config_dir() -> str:
+    """Where Claude Code keeps its own state: ``CLAUDE_CONFIG_DIR``, else ``~/.claude`` (as Claude Code finds it)."""
+    return os.path.realpath(os.environ.get("CLAUDE_CONFIG_DIR") or os.path.expanduser("~/.claude"))
 
 
 def launch_files(cli: str | None) -> list[Path]:
@@ -126,8 +149,8 @@ def confined_writes(cwd: str) -> HookMatcher:
 
 def confined_roots(cwd: str) -> list[str]:
     """Where ``confined_writes`` lets files be written: ``cwd`` first (relative paths are taken from it)."""
-    config = os.environ.get("CLAUDE_CONFIG_DIR") or os.path.expanduser("~/.claude")
-    return [os.path.realpath(cwd), os.path.realpath(tempfile.gettempdir()), os.path.realpath(f"{config}/plans")]
+    plans = os.path.join(claude_config_dir(), "plans")
+    return [os.path.realpath(cwd), os.path.realpath(tempfile.gettempdir()), os.path.realpath(plans)]
 
 
 def within(target: str, roots: Sequence[str]) -> bool:

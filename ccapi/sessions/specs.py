@@ -22,7 +22,7 @@ from ccapi.childproc import install_launcher, withheld
 from ccapi.config import Settings
 from ccapi.engine import EngineSpec
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
-from ccapi.engine.sandbox import SandboxPolicy, launch_files
+from ccapi.engine.sandbox import SandboxPolicy, launch_files, login_files
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
 from ccapi.errors import InvalidRequest
 from ccapi.privacy import state_paths
@@ -42,7 +42,11 @@ class EngineSpecs:
         self.permissions = PermissionPolicy.detect()
         self._found_cli = _cli_or_none()
         self.sandbox = SandboxPolicy.detect(
-            settings.sandbox, state_paths(settings), settings.sandbox_domains, launch_files(self._found_cli)
+            settings.sandbox,
+            state_paths(settings),
+            settings.sandbox_domains,
+            launch_files(self._found_cli),
+            login_files(),
         )
         self._env: Mapping[str, str] = {
             **withheld(os.environ, settings.pass_env),
