@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -137,9 +139,17 @@ def test_sessions_list_newest_first_with_cursor(gateway: Gateway) -> None:
     assert older.status_code == 200 and not {s["id"] for s in older.json()["data"]} & set(ids)
 
 
+def _files_holding(folder: Path, text: str) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file() and text.encode() in path.read_bytes()]
+
+
 def test_delete_removes_session_and_its_engine(gateway: Gateway) -> None:
+    """Its data goes: the store's, and the transcript Claude Code keeps in its own config directory."""
     session = gateway.create_session()
-    gateway.turn(session["id"], "hello")
+    words = f"private words {session['id']}"
+    gateway.turn(session["id"], words)
+    config = Path(gateway.env["CLAUDE_CONFIG_DIR"])
+    assert _files_holding(config / "projects", words), "Claude Code keeps a copy of the conversation"
     assert gateway.client.get(f"/api/sessions/{session['id']}").json()["live"] is True
     live_before = gateway.client.get("/healthz").json()["live_engines"]
     deleted = gateway.client.delete(f"/api/sessions/{session['id']}")
@@ -147,3 +157,4 @@ def test_delete_removes_session_and_its_engine(gateway: Gateway) -> None:
     assert gateway.client.get(f"/api/sessions/{session['id']}").status_code == 404
     assert gateway.client.get(f"/api/sessions/{session['id']}/events").status_code == 404
     assert gateway.client.get("/healthz").json()["live_engines"] == live_before - 1
+    assert _files_holding(config, words) == [], "Claude Code's copy is gone too"

@@ -17,6 +17,7 @@ from typing import Any
 
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, PoolExhausted
+from ccapi.engine.local_copy import forget_local_copy
 from ccapi.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import Event, EventType
 from ccapi.ids import is_safe_id, new_id, utcnow
@@ -217,6 +218,7 @@ class SessionService:
             await self.store.delete_session(session_id)
         if session.sdk_session_id:
             await self.store.delete_transcript(None, session.sdk_session_id, None)
+            await forget_local_copy(session.sdk_session_id)
         self.events.forget(session_id)
         self.events.end_follows(session_id)
 
