@@ -204,3 +204,39 @@ def test_usage_errors_and_help(
         assert exit_info.value.code == 0
     version = json.loads(subprocess.run([*CC_API, "version", "--json"], capture_output=True, text=True).stdout)
     assert version["version"] == "0.1.0" and version["sdk_version"]
+
+
+@pytest.mark.slow
+def test_run_on_port_0_records_the_port_it_bound(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`cc-api run --port 0` listens where the OS chose: the state file (read by `status`, `stop`, the menu) and the
+    start-up log line name that port; they said 0, which nothing could reach."""
+    cli = Cli(tmp_path, mock_model.url)
+    request.addfinalizer(cli.cleanup)
+    gateway = cli.popen("run", "--port", "0", "--no-console-log")
+    try:
+        deadline = time.monotonic() + 30
+        while not cli.paths.state_file.exists():
+            assert gateway.poll() is None and time.monotonic() < deadline, "the gateway never recorded itself"
+            time.sleep(0.1)
+        state = json.loads(cli.paths.state_file.read_text())
+        assert state["port"] != 0 and state["url"] == f"http://127.0.0.1:{state['port']}"
+        status = cli("status", "--json")
+        assert status.returncode == 0, status.stdout
+        report = json.loads(status.stdout)
+        assert report["healthy"] and report["state"]["url"] == state["url"]
+        assert httpx.get(f"{state['url']}/healthz", timeout=10).status_code == 200
+        logged = [json.loads(line) for line in cli.paths.log_file.read_text().splitlines() if '"started"' in line]
+        assert [line["port"] for line in logged if line["event"] == "started"] == [state["port"]]
+
+        stopped = cli("stop")
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+        assert gateway.wait(10) == 0
+    finally:
+        if gateway.poll() is None:  # a failed assertion: the finalizer's `stop` cannot reach a gateway it cannot find
+            gateway.kill()
+        gateway.wait()
+        gateway.stdout.close()  # type: ignore[union-attr]
+    assert not cli.paths.state_file.exists()
+    assert cli.leftovers() == [], "a gateway or Claude Code process outlived `cc-api stop`"

@@ -7,17 +7,25 @@ import json
 import os
 import plistlib
 import re
+import shlex
 import shutil
 import stat
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from ccapi.daemon.envfile import read_env_file
+from ccapi.daemon.process import inspect_process
 from ccapi.daemon.service import plan_service
 from ccapi.paths import StatePaths
-from tests.daemon import CC_API
+from ccapi.testing import MockModel
+from tests.daemon import CC_API, Cli
 
 PLACEHOLDER = re.compile(r"\{\{[A-Z_]+\}\}")
 
@@ -40,13 +48,57 @@ def cc_api(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CC_API, *args], env=env, capture_output=True, text=True, timeout=30)
 
 
-def fake_tool(env: dict[str, str], name: str, exit_code: int = 0, stderr: str = "") -> Path:
-    """A ``systemctl``/``launchctl`` on PATH that records its arguments."""
-    calls = Path(env["PATH"]).parent / f"{name}.calls"
-    tool = Path(env["PATH"]) / name
-    tool.write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho "{stderr}" >&2\nexit {exit_code}\n')
-    tool.chmod(0o755)
+def fake_tool(
+    env: dict[str, str], name: str, exit_code: int = 0, stderr: str = "", on: Mapping[str, str] | None = None
+) -> Path:
+    """A ``systemctl``/``launchctl`` first on PATH that records its arguments, and runs the shell ``on[word]`` when
+    called with ``word`` (``restart``, ``bootstrap``: what starts the service)."""
+    bin_dir = Path(env["PATH"].split(os.pathsep)[0])
+    calls = bin_dir.parent / f"{name}.calls"
+    cases = "".join(f"  *' {word} '*) {action} ;;\n" for word, action in (on or {}).items())
+    (bin_dir / name).write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\ncase " $* " in\n{cases}esac\necho "{stderr}" >&2\nexit {exit_code}\n'
+    )
+    (bin_dir / name).chmod(0o755)
     return calls
+
+
+class _Healthy(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway_starts(user: dict[str, str]) -> Iterator[str]:
+    """The shell a fake service manager runs to "start the gateway": it records one, as ``cc-api run`` does, whose
+    ``/healthz`` (a server in this test process) answers."""
+    with ThreadingHTTPServer(("127.0.0.1", 0), _Healthy) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        record = Path(user["PATH"]).parent / "gateway.json"
+        record.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),  # not a gateway process: the next install finds no gateway from before
+                    "pgid": os.getpgrp(),
+                    "process_started": "1",
+                    "url": f"http://127.0.0.1:{port}",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "started_at": time.time(),
+                    "version": "0.1.0",
+                }
+            )
+        )
+        cp = shutil.which("cp")  # by its path: the user's PATH holds only the fake tools
+        yield f"{cp} {record} {StatePaths(Path(user['CC_API_HOME'])).state_file}"
+        server.shutdown()
 
 
 def unit_settings(content: str) -> dict[str, list[tuple[str, str]]]:
@@ -167,13 +219,15 @@ def test_unreachable_user_bus_is_a_clear_error(user: dict[str, str]) -> None:
     assert not (Path(user["XDG_CONFIG_HOME"]) / "systemd").exists()
 
 
-def test_install_and_uninstall_with_systemd(user: dict[str, str]) -> None:
-    calls = fake_tool(user, "systemctl")
+def test_install_and_uninstall_with_systemd(user: dict[str, str], gateway_starts: str) -> None:
+    calls = fake_tool(user, "systemctl", on={"restart": gateway_starts})
     state = StatePaths(Path(user["CC_API_HOME"]))
     unit = Path(user["XDG_CONFIG_HOME"]) / "systemd" / "user" / "cc-api.service"
 
     result = cc_api(user, "install-service")
     assert result.returncode == 0, result.stderr
+    url = json.loads(state.state_file.read_text())["url"]
+    assert f"started it at {url} (pid " in result.stdout
     assert unit.read_text() == json.loads(cc_api(user, "install-service", "--dry-run", "--json").stdout)["content"]
     assert stat.S_IMODE(state.env_file.stat().st_mode) == 0o600
     assert "# CC_API_KEY=" in state.env_file.read_text() and state.log_dir.is_dir()
@@ -205,8 +259,8 @@ def test_install_and_uninstall_with_systemd(user: dict[str, str]) -> None:
     assert not unit.exists() and state.env_file.exists()
 
 
-def test_install_and_uninstall_with_launchd(user: dict[str, str]) -> None:
-    calls = fake_tool(user, "launchctl")
+def test_install_and_uninstall_with_launchd(user: dict[str, str], gateway_starts: str) -> None:
+    calls = fake_tool(user, "launchctl", on={"bootstrap": gateway_starts})
     plist = Path(user["HOME"]) / "Library" / "LaunchAgents" / "com.cc-api.gateway.plist"
     assert cc_api(user, "install-service", "--platform", "macos").returncode == 0
     assert plistlib.loads(plist.read_bytes())["Label"] == "com.cc-api.gateway"
@@ -214,3 +268,75 @@ def test_install_and_uninstall_with_launchd(user: dict[str, str]) -> None:
     assert calls.read_text().splitlines() == [f"bootout {domain}/com.cc-api.gateway", f"bootstrap {domain} {plist}"]
     assert cc_api(user, "uninstall-service", "--platform", "macos").returncode == 0
     assert not plist.exists()
+
+
+def test_install_says_so_when_the_gateway_does_not_come_up(user: dict[str, str]) -> None:
+    """systemctl took the unit but nothing answers /healthz: install-service waits (--timeout), then fails (exit 1)
+    saying where to look, with the log's last lines, as `cc-api start` does; it said "installed ... and started it"."""
+    state = StatePaths(Path(user["CC_API_HOME"]))
+    line = {"timestamp": "2025-01-01T00:00:00Z", "level": "error", "event": "cannot_listen", "port": 8000,
+            "error": "Address already in use"}  # fmt: skip
+    fake_tool(user, "systemctl", on={"restart": f"echo {shlex.quote(json.dumps(line))} >> {state.log_file}"})
+    began = time.monotonic()
+    result = cc_api(user, "install-service", "--timeout", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 1 <= time.monotonic() - began < 15
+    assert "but its gateway did not answer /healthz within 1 s" in result.stderr
+    assert "see `cc-api logs` and `systemctl --user status cc-api.service`" in result.stderr
+    assert "--- last lines of the log ---" in result.stderr and "Address already in use" in result.stderr
+    assert "started it" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert (Path(user["XDG_CONFIG_HOME"]) / "systemd" / "user" / "cc-api.service").exists()  # fix, then restart it
+
+    report = json.loads(cc_api(user, "install-service", "--timeout", "0", "--json").stdout)
+    assert report["outcome"] == "failed" and report["url"] is None
+    assert [json.loads(line)["event"] for line in report["log_tail"]] == ["cannot_listen"]
+
+
+def test_install_names_a_gateway_that_keeps_the_service_from_running(user: dict[str, str]) -> None:
+    """A gateway started before (`cc-api start`) still runs for this home: the service's exits at once (code 4), and
+    install-service says which one to stop."""
+    argv = (sys.executable, "-c", "import time; time.sleep(30)", "ccapi", "run")  # looks like a gateway
+    other = subprocess.Popen(argv)
+    try:
+        deadline = time.monotonic() + 10
+        while (info := inspect_process(other.pid)) is None or info.argv != argv:
+            assert time.monotonic() < deadline, "the lookalike never showed its command line"
+            time.sleep(0.01)
+        state = StatePaths(Path(user["CC_API_HOME"]))
+        state.home.mkdir(parents=True)
+        record = {"pid": other.pid, "pgid": other.pid, "process_started": info.started, "url": "http://127.0.0.1:9",
+                  "host": "127.0.0.1", "port": 9, "started_at": 0.0, "version": "0.1.0"}  # fmt: skip
+        state.state_file.write_text(json.dumps(record))
+        fake_tool(user, "systemctl")
+        result = cc_api(user, "install-service", "--timeout", "0.5")
+    finally:
+        other.kill()
+        other.wait()
+    assert result.returncode == 1
+    assert f"another gateway (pid {other.pid}, http://127.0.0.1:9) still runs for {state.home}" in result.stderr
+    assert "`cc-api stop` it, then install again" in result.stderr
+
+
+@pytest.mark.slow
+def test_install_waits_until_the_services_gateway_answers(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """End to end: a fake systemctl runs what the unit runs (`cc-api run`, in the background, as systemd does);
+    install-service returns once that gateway answers, so `status` finds it healthy at once."""
+    (tmp_path / "bin").mkdir()
+    path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    cli = Cli(tmp_path, mock_model.url, PATH=path, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    request.addfinalizer(cli.cleanup)
+    command = shlex.join(CC_API)
+    starts, stops = f"{command} run </dev/null >/dev/null 2>&1 &", f"{command} stop >/dev/null"
+    fake_tool(cli.env, "systemctl", on={"restart": starts, "disable": stops})
+
+    installed = cli("install-service")
+    status = cli("status", "--json")
+    assert installed.returncode == 0, installed.stderr
+    assert status.returncode == 0 and json.loads(status.stdout)["healthy"], status.stdout
+    assert f"started it at {cli.url} (pid " in installed.stdout
+
+    assert cli("uninstall-service").returncode == 0
+    assert cli("status").returncode == 3
+    assert cli.leftovers() == [], "a gateway outlived uninstall-service"

@@ -18,7 +18,7 @@ from ccapi.config import ConfigError, Settings
 from ccapi.daemon import handover
 from ccapi.daemon.console import render_log_line, render_service_plan, render_status, status_json, to_json
 from ccapi.daemon.envfile import with_env_file
-from ccapi.daemon.launcher import Launcher
+from ccapi.daemon.launcher import START_TIMEOUT, Launcher
 from ccapi.daemon.logfile import follow, printable, tail
 from ccapi.daemon.service import ServiceError, current_platform, gateway_command, install, plan_service, uninstall
 from ccapi.paths import StatePaths
@@ -66,6 +66,18 @@ def _run(args: argparse.Namespace) -> int:
     log = structlog.get_logger("ccapi.daemon.cli")
     if changes := tighten(settings):
         log.warning("state_made_private", count=len(changes), changes=dict(list(changes.items())[:20]))
+    try:
+        # Bound here rather than by Sanic, which makes the socket inheritable: a Claude Code child
+        # holding it would keep the port after a crash of the gateway alone.
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        if exc.errno not in _BIND_ERRORS:
+            raise
+        log.error("cannot_listen", host=settings.host, port=settings.port, error=exc.strerror)
+        return EXIT_FAILED
+    sock.set_inheritable(False)
+    # `--port 0` lets the OS choose: the app's log line and the state record name the port it chose.
+    settings = settings.with_overrides(port=sock.getsockname()[1])
     mock = None
     if args.mock_model:
         from ccapi.testing import MockModel
@@ -78,17 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     StopOnSignal(app).install()
     logging.getLogger("sanic.error").addFilter(_ToldOnce((ConfigError, StoreUnavailable)))
     try:
-        # Bound here rather than by Sanic, which makes the socket inheritable: a Claude Code child
-        # holding it would keep the port after a crash of the gateway alone.
-        sock = bind_socket(settings.host, settings.port)
-        sock.set_inheritable(False)
-        with launcher.recorded():
+        with launcher.recorded(settings.port):
             app.run(sock=sock, single_process=True, motd=False, access_log=False, protocol=HeadDeadlineProtocol)
-    except OSError as exc:
-        if exc.errno not in _BIND_ERRORS:
-            raise
-        log.error("cannot_listen", host=settings.host, port=settings.port, error=exc.strerror)
-        return EXIT_FAILED
     except ConfigError as exc:  # found at start-up (CC_API_SANDBOX=require without a sandbox)
         log.error("cannot_start", error=str(exc))
         return EXIT_USAGE
@@ -108,13 +111,17 @@ def _start(args: argparse.Namespace) -> int:
     if args.json:
         print(to_json(result))
     elif result.outcome == "failed":
-        print(f"cc-api: start failed: {result.message}", file=sys.stderr)
-        if result.log_tail:
-            rendered = (printable(render_log_line(line)) for line in result.log_tail)
-            print("--- last lines of the log ---", *rendered, sep="\n", file=sys.stderr)
+        _tell_failure(f"start failed: {result.message}", result.log_tail)
     else:
         print(f"cc-api: {result.message}")
     return EXIT_OK if result.outcome == "started" else EXIT_FAILED
+
+
+def _tell_failure(message: str, log_tail: Sequence[str]) -> None:
+    print(f"cc-api: {message}", file=sys.stderr)
+    if log_tail:
+        rendered = (printable(render_log_line(line)) for line in log_tail)
+        print("--- last lines of the log ---", *rendered, sep="\n", file=sys.stderr)
 
 
 class _ToldOnce(logging.Filter):
@@ -171,15 +178,20 @@ def _service(args: argparse.Namespace) -> int:
     try:
         platform = args.platform or current_platform()
         plan = plan_service(platform, StatePaths.from_env(), gateway_command(), os.environ.get("PATH", ""))
+        installing = args.command == "install-service"
         if args.dry_run:
-            installing = args.command == "install-service"
             print(to_json(plan) if args.json else render_service_plan(plan, install=installing))
             return EXIT_OK
-        result = (install if args.command == "install-service" else uninstall)(plan)
+        result = install(plan, _for_running(), args.timeout) if installing else uninstall(plan)
     except ServiceError as exc:
         return _fail(str(exc))
-    print(to_json(result) if args.json else f"cc-api: {result.message}")
-    return EXIT_OK
+    if args.json:
+        print(to_json(result))
+    elif result.outcome == "failed":
+        _tell_failure(result.message, result.log_tail)
+    else:
+        print(f"cc-api: {result.message}")
+    return EXIT_FAILED if result.outcome == "failed" else EXIT_OK
 
 
 def _acp(args: argparse.Namespace) -> int:
@@ -267,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
         service.add_argument(
             "--platform", choices=("linux", "macos"), help="render for this platform (default: this machine's)"
         )
+        if name == "install-service":
+            service.add_argument(
+                "--timeout", type=float, default=START_TIMEOUT, help="seconds to wait for /healthz (default 30)"
+            )
     acp = command("acp", _acp, "speak the Agent Client Protocol on stdio, over a running gateway's sessions")
     acp.add_argument("--url", help="the gateway (default: the one `cc-api start` runs here; key from CC_API_KEY)")
     command("version", _version, "print versions", [as_json])

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +37,7 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 _POLL = 0.1
 _SESSION_PAGES = 10  # status counts up to 1000 sessions, then says "1000+"
-_LOG_LINES = 20
+LOG_TAIL_LINES = 20
 MOCK_NOTE = "on the MOCK MODEL: replies are scripted, not from Claude"
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
@@ -155,16 +155,18 @@ class Launcher:
         return state.url if state is not None else self.settings.base_url
 
     @contextmanager
-    def recorded(self) -> Iterator[GatewayState]:
-        """Record this process as the running gateway for as long as the block runs."""
+    def recorded(self, port: int | None = None) -> Iterator[GatewayState]:
+        """Record this process as the running gateway for as long as the block runs, at ``port``: the one it bound,
+        not the settings' 0 (any free port), which no other command could reach."""
         me = current_process()
+        settings = self.settings if port is None else self.settings.with_overrides(port=port)
         state = GatewayState(
             pid=me.pid,
             pgid=os.getpgrp(),
             process_started=me.started,
-            url=self.settings.base_url,
-            host=self.settings.host,
-            port=self.settings.port,
+            url=settings.base_url,
+            host=settings.host,
+            port=settings.port,
             started_at=time.time(),
             version=__version__,
         )
@@ -227,29 +229,38 @@ class Launcher:
                 env={**self.env, "CC_API_HOME": str(self.paths.home)},
                 cwd=cwd,
             )
+        state = self.wait_healthy(lambda s: s.pid == child.pid, timeout, gone=lambda: child.poll() is not None)
+        if state is not None:
+            return StartResult("started", f"started at {state.url} (pid {state.pid}){_mock_note(mock_model)}", state)
+        code = child.poll()
+        if code is not None:
+            return self._start_failed(f"the gateway exited with code {code} before it was healthy", offset)
+        _kill_group(child.pid)
+        child.wait()
+        return self._start_failed(
+            f"the gateway did not answer {settings.base_url}/healthz within {timeout:g} s", offset
+        )
+
+    def wait_healthy(
+        self, accept: Callable[[GatewayState], bool], timeout: float, gone: Callable[[], bool] = lambda: False
+    ) -> GatewayState | None:
+        """The recorded gateway once ``accept`` takes it and it answers ``/healthz``; ``None`` after ``timeout``
+        seconds, or once ``gone()`` says it never will. How ``start`` and ``install-service`` know it came up."""
         deadline = time.monotonic() + timeout
-        while True:
-            code = child.poll()
-            if code is not None:
-                return self._start_failed(f"the gateway exited with code {code} before it was healthy", offset)
+        while not gone():
             state = self.read_state()
-            if state is not None and state.pid == child.pid and _get(f"{state.url}/healthz")[0] == 200:
-                return StartResult(
-                    "started", f"started at {state.url} (pid {state.pid}){_mock_note(mock_model)}", state
-                )
+            if state is not None and accept(state) and _get(f"{state.url}/healthz")[0] == 200:
+                return state
             if time.monotonic() > deadline:
-                _kill_group(child.pid)
-                child.wait()
-                return self._start_failed(
-                    f"the gateway did not answer {settings.base_url}/healthz within {timeout:g} s", offset
-                )
+                return None
             time.sleep(_POLL)
+        return None
 
     def _start_failed(self, message: str, offset: int) -> StartResult:
         return StartResult(
             "failed",
             f"{message}; see {self.paths.log_file}",
-            log_tail=lines_since(self.paths.log_file, offset, _LOG_LINES),
+            log_tail=lines_since(self.paths.log_file, offset, LOG_TAIL_LINES),
         )
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> StopResult:

@@ -19,6 +19,8 @@ from typing import Literal
 from xml.sax.saxutils import escape
 
 from ccapi.daemon.envfile import ensure_env_value, write_example_env_file
+from ccapi.daemon.launcher import LOG_TAIL_LINES, START_TIMEOUT, Launcher
+from ccapi.daemon.logfile import lines_since, size
 from ccapi.paths import StatePaths, launch_agents_dir, systemd_user_unit_dir
 from ccapi.webhook_rules import new_secret
 
@@ -62,6 +64,10 @@ class ServicePlan:
 class ServiceResult:
     message: str
     ran: tuple[str, ...]
+    outcome: Literal["installed", "uninstalled", "failed"]
+    url: str | None = None
+    """Where the service's gateway answers, once it does."""
+    log_tail: tuple[str, ...] = ()
 
 
 def current_platform() -> Platform:
@@ -203,18 +209,44 @@ def _run_steps(steps: Sequence[Step], run: Runner) -> list[str]:
     return ran
 
 
-def install(plan: ServicePlan, run: Runner = _run) -> ServiceResult:
+def _status_command(platform: Platform) -> str:
+    """What shows the service manager's view of the gateway (and, for systemd, its last journal lines)."""
+    if platform == "linux":
+        return f"systemctl --user status {UNIT_NAME}"
+    return f"launchctl print gui/{os.getuid()}/{LABEL}"
+
+
+def install(plan: ServicePlan, launcher: Launcher, timeout: float = START_TIMEOUT, run: Runner = _run) -> ServiceResult:
+    """Write the unit, start it, and wait (as ``cc-api start`` does) until the gateway it runs answers
+    ``/healthz``: the service manager accepts a unit whose gateway then fails at once."""
     _preflight(plan, run)
     plan.destination.parent.mkdir(parents=True, exist_ok=True)
     plan.destination.write_text(plan.content, encoding="utf-8")
     plan.log_dir.mkdir(parents=True, exist_ok=True)
     created = write_example_env_file(plan.env_file)
     secret = ensure_env_value(plan.env_file, "CC_API_WEBHOOK_SECRET", new_secret)
-    ran = _run_steps(plan.install_steps, run)
+    before = launcher.running_state()  # the service's gateway from an earlier install, or another one
+    offset = size(launcher.paths.log_file)
+    ran = tuple(_run_steps(plan.install_steps, run))
     env_note = f"created {plan.env_file} (mode 0600)" if created else f"kept {plan.env_file}"
     if secret:
         env_note += ", with a new CC_API_WEBHOOK_SECRET"
-    return ServiceResult(f"installed {plan.destination} and started it; {env_note}", tuple(ran))
+    state = launcher.wait_healthy(lambda recorded: recorded != before, timeout)
+    if state is not None:
+        message = f"installed {plan.destination} and started it at {state.url} (pid {state.pid}); {env_note}"
+        return ServiceResult(message, ran, "installed", url=state.url)
+    why = f"its gateway did not answer /healthz within {timeout:g} s"
+    if before is not None and launcher.running_state() == before:
+        why += (
+            f": another gateway (pid {before.pid}, {before.url}) still runs for {launcher.paths.home}, and the"
+            " service's will not run beside it; `cc-api stop` it, then install again"
+        )
+    return ServiceResult(
+        f"installed {plan.destination}, but {why}; see `cc-api logs` and `{_status_command(plan.platform)}`",
+        ran,
+        "failed",
+        log_tail=lines_since(launcher.paths.log_file, offset, LOG_TAIL_LINES),
+    )
 
 
 def uninstall(plan: ServicePlan, run: Runner = _run) -> ServiceResult:
@@ -224,4 +256,5 @@ def uninstall(plan: ServicePlan, run: Runner = _run) -> ServiceResult:
     plan.destination.unlink(missing_ok=True)
     ran += _run_steps(plan.reload_steps, run)
     removed = f"removed {plan.destination}" if existed else f"{plan.destination} was not installed"
-    return ServiceResult(f"stopped the service; {removed}; kept {plan.env_file} and the logs", tuple(ran))
+    message = f"stopped the service; {removed}; kept {plan.env_file} and the logs"
+    return ServiceResult(message, tuple(ran), "uninstalled")
