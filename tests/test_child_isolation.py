@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -301,7 +302,7 @@ def test_claude_codes_login_is_out_of_the_tools_reach(make_gateway, mock_model: 
     gw = make_gateway(CC_API_SANDBOX=None)
     config = Path(gw.env["CLAUDE_CONFIG_DIR"])
     config.mkdir(parents=True, exist_ok=True)
-    login = '{"claudeAiOauth": {"accessToken": "%s"}}' % OAUTH_TOKEN
+    login = json.dumps({"claudeAiOauth": {"accessToken": OAUTH_TOKEN}})
     (config / ".credentials.json").write_text(login)
     session = gw.create_session()
     mock_model.script(Reply(text="warm"))
