@@ -262,11 +262,12 @@ def test_the_console_is_a_place_to_work(
     assert page.evaluate("document.querySelectorAll('#turns img, #turns a[href^=\"javascript\"]').length") == 0
     page.wait_for(f"document.querySelector(\"{item} .badge\").textContent === 'idle'")
 
-    # The gateway's health and limits, and this session's webhook deliveries.
+    # The gateway's health and limits, and this session's webhook deliveries, newest first (the latest hundred).
     assert "approvals on" in _text(page, "#health-facts") and _text(page, "#limits")
     hooks = "[...document.querySelectorAll('#webhooks tbody tr td:nth-child(2)')].map(td => td.textContent)"
-    page.wait_for(f"{hooks}.join() === 'turn.requires_approval,turn.completed'")
+    page.wait_for(f"{hooks}.join() === 'turn.completed,turn.requires_approval'")
     assert not page.evaluate("document.querySelector('#webhooks').hidden")
+    assert _text(page, "#webhooks summary") == f"Webhook deliveries (2) → {receiver.url}"
 
     # Interrupt a turn while it streams; a turn queued behind it shows as queued, then runs.
     mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.2))

@@ -18,8 +18,9 @@ from ccapi.errors import InvalidRequest
 from ccapi.events import Event
 from ccapi.ids import utcnow
 from ccapi.sessions import NewSession
-from ccapi.store import JsonDirStore, SessionRecord
-from ccapi.store.outbox import WebhookDelivery
+from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store
+from ccapi.store.databases import postgres_database, sqlite_database
+from ccapi.store.outbox import DELIVERED, FAILED, PENDING, WebhookDelivery, delivery_id, first_owed
 from ccapi.testing import MockModel, Reply, ToolUse
 from ccapi.webhook_rules import LOOPBACK, AllowList, new_secret
 from ccapi.webhooks.sender import WebhookSender
@@ -217,6 +218,55 @@ def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
     assert len(receiver.deliveries) == 4
 
 
+def test_a_sessions_deliveries_arrive_one_at_a_time_in_event_order(
+    hooked: Gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
+    """The receiver hears a session in seq order: the events after a refused delivery wait for its retry instead
+    of overtaking it, and each waits for the answer to the one before (two in flight could land either way)."""
+    receiver.answers = [(503, {"Retry-After": "2"}), *[(200, {}, b"ok", 0.2)] * 6]
+    events = ["turn.started", "message.completed", "turn.completed"]
+    session = hooked.create_session(webhook={"url": receiver.url, "events": events})
+    hooked.turn(session["id"], "one")
+    hooked.turn(session["id"], "two")
+    owed = [event["seq"] for event in hooked.events(session["id"]) if event["type"] in events]
+    seen = receiver.wait_for(lambda seen: len(seen) > len(owed))
+    assert [d.event["seq"] for d in seen] == [owed[0], *owed]  # the first refused, then retried; then the rest
+    assert receiver.most_at_once == 1
+    _wait_for_state(hooked, session["id"], lambda listed: all(d["state"] == "delivered" for d in listed))
+
+
+def test_deliveries_are_listed_newest_first_with_order_desc_and_paged_back_with_before(
+    hooked: Gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
+    """What the console's webhook panel shows a person watching: the latest deliveries first; ``order`` and the
+    cursors are checked as any list route's parameters are."""
+    events = ["turn.started", "turn.completed"]
+    session = hooked.create_session(webhook={"url": receiver.url, "events": events})
+    hooked.turn(session["id"], "one")
+    hooked.turn(session["id"], "two")
+    owed = [event["seq"] for event in hooked.events(session["id"]) if event["type"] in events]
+    assert len(owed) == 4
+    url = f"/api/sessions/{session['id']}/webhooks"
+
+    def seqs(**params: Any) -> tuple[list[int], bool, int]:
+        response = hooked.client.get(url, params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        return [d["event_seq"] for d in page["data"]], page["has_more"], page["last_seq"]
+
+    newest, more, last = seqs(order="desc", limit=3)
+    assert (newest, more, last) == (owed[:0:-1], True, owed[1])
+    assert seqs(order="desc", limit=3, before=last) == ([owed[0]], False, owed[0])
+    assert seqs()[0] == owed  # event order by default, as before
+    assert seqs(order="asc", after=owed[0], before=owed[3])[0] == owed[1:3]
+    bad = [{"order": "newest"}, {"order": "DESC"}, {"before": "0"}, {"before": "x"}, {"before": "1_0"}, {"after": "-1"}]
+    for params in bad:
+        response = hooked.client.get(url, params=params)
+        assert response.status_code == 400, (params, response.text)
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request" and next(iter(params)) in error["message"]
+
+
 BAD_WEBHOOKS = [
     {"url": "http://example.invalid/hook"},  # not on the allow-list (loopback only by default)
     {"url": "http://192.0.2.7/hook"},
@@ -330,6 +380,102 @@ def test_without_a_secret_a_session_cannot_subscribe_and_compat_sessions_never_d
         NewSession.from_json({"webhook": {"url": "http://127.0.0.1:9/h"}}, catalog, "sonnet")
 
 
+def _hooked(session_id: str, url: str) -> SessionRecord:
+    """A session record subscribed to ``turn.failed`` at ``url``, for a store used in-process."""
+    return SessionRecord(
+        session_id, "t", "t", "m", None, [], {}, None, None, None, "idle", None, 0, 0,
+        webhook={"url": url, "events": ["turn.failed"]},
+    )  # fmt: skip
+
+
+def _failed(session_id: str, seq: int) -> Event:
+    return Event(seq, "turn.failed", session_id, f"turn_{seq}", utcnow(), {})
+
+
+def test_only_the_first_delivery_a_session_owes_a_url_may_go() -> None:
+    """The ordering rule: of each session's pending deliveries to one URL, the lowest seq; delivered and failed
+    ones hold nothing back, and another session or URL has a first of its own."""
+
+    def delivery(session_id: str, seq: int, url: str = "http://127.0.0.1:9/a", state: str = PENDING) -> WebhookDelivery:
+        return WebhookDelivery(delivery_id(session_id, seq), session_id, seq, None, "turn.failed", url, {}, "t", state)
+
+    owed = [
+        delivery("sess_s", 3),
+        delivery("sess_s", 2),
+        delivery("sess_s", 1, state=FAILED),
+        delivery("sess_s", 4, url="http://127.0.0.1:9/b"),
+        delivery("sess_t", 7),
+        delivery("sess_t", 5, state=DELIVERED),
+    ]
+    assert sorted(d.id for d in first_owed(owed)) == ["sess_s_2", "sess_s_4", "sess_t_7"]
+    assert first_owed([]) == []
+
+
+@pytest.fixture(params=["sqlite", "jsondir", pytest.param("postgres", marks=pytest.mark.slow)])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Each backend the outbox lives in, opened afresh on the same data by every call (a restart)."""
+    if request.param == "sqlite":
+        return lambda: SqlStore(sqlite_database(tmp_path / "sessions.db"))
+    if request.param == "jsondir":
+        return lambda: JsonDirStore(tmp_path / "store")
+    url = request.getfixturevalue("postgres_server").create_database()
+    return lambda: SqlStore(postgres_database(url))
+
+
+def test_the_outbox_hands_out_a_sessions_deliveries_in_order_on_every_backend(make_store: Callable[[], Store]) -> None:
+    """A later delivery is not claimed while an earlier one of its session is in flight or waits for its retry,
+    across a reopen too; it goes once that one is failed for good (or delivered). Another session never waits."""
+
+    async def claim(store: Store) -> list[str]:
+        return sorted(d.id for d in await store.claim_webhooks("host", 10, lease=60))
+
+    async def main() -> None:
+        store = make_store()
+        await store.open()
+        await store.create_session(_hooked("sess_a", "http://127.0.0.1:9/h"))
+        await store.create_session(_hooked("sess_b", "http://127.0.0.1:9/h"))
+        await store.append_events([_failed("sess_a", 1), _failed("sess_a", 2), _failed("sess_a", 3)])
+        await store.append_events([_failed("sess_b", 1)])
+        assert await claim(store) == ["sess_a_1", "sess_b_1"]
+        assert await claim(store) == []  # sess_a_2 waits while sess_a_1 is in flight
+        retry_at = time.time() + 1.0
+        await store.finish_webhook_attempt("sess_a_1", "host", {"attempts": 1, "next_attempt_at": retry_at})
+        await store.finish_webhook_attempt("sess_b_1", "host", {"state": DELIVERED})
+        await store.close()
+
+        store = make_store()
+        await store.open()
+        assert await claim(store) == []  # ... and while sess_a_1 waits for its retry
+        await asyncio.sleep(retry_at - time.time() + 0.05)
+        assert await claim(store) == ["sess_a_1"]
+        await store.finish_webhook_attempt("sess_a_1", "host", {"state": FAILED})
+        assert await claim(store) == ["sess_a_2"]
+        await store.finish_webhook_attempt("sess_a_2", "host", {"state": DELIVERED})
+        assert await claim(store) == ["sess_a_3"]
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_the_outbox_lists_newest_first_between_two_seqs_on_every_backend(make_store: Callable[[], Store]) -> None:
+    async def main() -> None:
+        store = make_store()
+        await store.open()
+        await store.create_session(_hooked("sess_a", "http://127.0.0.1:9/h"))
+        await store.append_events([_failed("sess_a", n) for n in range(1, 6)])
+
+        async def seqs(after: int, limit: int, before: int | None = None, newest_first: bool = False) -> list[int]:
+            return [d.seq for d in await store.list_webhooks("sess_a", after, limit, before, newest_first)]
+
+        assert await seqs(0, 10) == [1, 2, 3, 4, 5]
+        assert await seqs(0, 2, newest_first=True) == [5, 4]
+        assert await seqs(0, 2, before=4, newest_first=True) == [3, 2]
+        assert await seqs(1, 10, before=4) == [2, 3]
+        await store.close()
+
+    asyncio.run(main())
+
+
 def test_a_hanging_receiver_times_out_and_a_large_answer_leaves_a_short_error(tmp_path: Path) -> None:
     """The sender in-process, on a JSON-directory store: attempt one hangs past the timeout and is
     retried; attempt two gets a 400 with a megabyte of body, of which ``last_error`` keeps a line."""
@@ -340,26 +486,8 @@ def test_a_hanging_receiver_times_out_and_a_large_answer_leaves_a_short_error(tm
     async def main() -> list[WebhookDelivery]:
         store = JsonDirStore(tmp_path / "store")
         await store.open()
-        await store.create_session(
-            SessionRecord(
-                "sess_s",
-                "t",
-                "t",
-                "m",
-                None,
-                [],
-                {},
-                None,
-                None,
-                None,
-                "idle",
-                None,
-                0,
-                0,
-                webhook={"url": receiver.url, "events": ["turn.failed"]},
-            )
-        )
-        await store.append_events([Event(1, "turn.failed", "sess_s", "turn_1", utcnow(), {})])
+        await store.create_session(_hooked("sess_s", receiver.url))
+        await store.append_events([_failed("sess_s", 1)])
         sender = WebhookSender(settings, store)
         sender.start()
         deadline = time.monotonic() + 20
@@ -387,17 +515,11 @@ def test_a_receiver_that_never_answers_in_time_does_not_delay_another(tmp_path: 
     slow.answers = [(200, {}, b"late", 3.0)] * 20
     settings = Settings(home=tmp_path, webhook_secret=SECRET, webhook_timeout=2.0, webhook_backoff=30)
 
-    def record(session_id: str, url: str) -> SessionRecord:
-        return SessionRecord(
-            session_id, "t", "t", "m", None, [], {}, None, None, None, "idle", None, 0, 0,
-            webhook={"url": url, "events": ["turn.failed"]},
-        )  # fmt: skip
-
     async def main() -> tuple[float, int]:
         store = JsonDirStore(tmp_path / "store")
         await store.open()
-        await store.create_session(record("sess_slow", slow.url))
-        await store.create_session(record("sess_fast", fast.url))
+        await store.create_session(_hooked("sess_slow", slow.url))
+        await store.create_session(_hooked("sess_fast", fast.url))
         await store.append_events(
             [Event(n, "turn.failed", "sess_slow", f"turn_{n}", utcnow(), {}) for n in range(1, 11)]
         )

@@ -43,6 +43,9 @@ class Receiver:
         self.port = port or free_port()
         self.deliveries: list[Delivery] = []
         self.answers: list[tuple[Any, ...]] = []
+        self.most_at_once = 0
+        """The most POSTs it held unanswered at one time (a sender that waits for each answer: 1)."""
+        self._unanswered = 0
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
 
@@ -59,7 +62,11 @@ class Receiver:
                 with receiver._lock:
                     receiver.deliveries.append(Delivery(dict(self.headers.items()), body))
                     answer = Answer(*receiver.answers.pop(0)) if receiver.answers else Answer()
+                    receiver._unanswered += 1
+                    receiver.most_at_once = max(receiver.most_at_once, receiver._unanswered)
                 time.sleep(answer.delay)
+                with receiver._lock:
+                    receiver._unanswered -= 1
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)

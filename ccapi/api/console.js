@@ -318,8 +318,9 @@ function showSession(view, session) {
   if (session.webhook) showWebhooks(view);
 }
 
+// Newest first: someone watching wants the latest deliveries, not a session's first hundred.
 async function showWebhooks(view) {
-  const page = await api(sessionPath(view.id, "/webhooks?limit=100")).catch(() => null);
+  const page = await api(sessionPath(view.id, "/webhooks?order=desc&limit=100")).catch(() => null);
   if (!page || state.view !== view) return;
   const body = $("#webhooks tbody");
   body.replaceChildren();
@@ -332,7 +333,8 @@ async function showWebhooks(view) {
                element("td", "muted", when(delivery.last_attempt_at || delivery.created_at, true)));
     body.append(row);
   }
-  $("#webhooks summary").textContent = `Webhook deliveries (${page.data.length}) → ${view.session.webhook.url}`;
+  const count = page.has_more ? `latest ${page.data.length}` : page.data.length;
+  $("#webhooks summary").textContent = `Webhook deliveries (${count}) → ${view.session.webhook.url}`;
   $("#webhooks").hidden = false;
 }
 

@@ -185,14 +185,24 @@ PATHS: dict[str, Any] = {
     "/api/sessions/{session_id}/webhooks": {
         "get": _op(
             "The session's webhook deliveries: state, attempts, last error",
-            {"200": _json(ref("WebhookDeliveryList"), "A page, in event order"), **_errors(400, 404)},
+            {
+                "200": _json(ref("WebhookDeliveryList"), "A page, in event order or newest first"),
+                **_errors(400, 404),
+            },
             parameters=[
                 _SESSION_ID,
                 {
-                    "name": "after",
+                    "name": "order",
                     "in": "query",
-                    "schema": {"type": "integer", "minimum": 0},
-                    "description": "an event seq: deliveries of later events",
+                    "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+                    "description": "asc: in event order; desc: newest first (page on with before=last_seq)",
+                },
+                {"name": "after", "in": "query", "schema": _SEQ, "description": "deliveries of later events only"},
+                {
+                    "name": "before",
+                    "in": "query",
+                    "schema": {**_SEQ, "minimum": 1},
+                    "description": "deliveries of earlier events only",
                 },
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
             ],

@@ -7,12 +7,15 @@ from sanic.response import HTTPResponse, json
 
 from ccapi.api.render import session_view, webhook_delivery_view
 from ccapi.api.replies import Deleted, Session, SessionList, WebhookDeliveryList
-from ccapi.api.request import int_arg, json_body
+from ccapi.api.request import int_arg, json_body, plain_int
+from ccapi.errors import InvalidRequest
 from ccapi.sessions import NewSession, SessionService
 from ccapi.sessions.params import ForkRequest, SessionChanges
 from ccapi.store import SessionRecord
 
 bp = Blueprint("sessions", url_prefix="/api/sessions")
+
+_MAX_SEQ = 2**62
 
 
 def _view(service: SessionService, record: SessionRecord) -> Session:
@@ -72,11 +75,14 @@ async def update_session(request: Request, session_id: str) -> HTTPResponse:
 
 @bp.get("/<session_id:str>/webhooks")
 async def list_webhooks(request: Request, session_id: str) -> HTTPResponse:
-    """The session's webhook deliveries in event order: state, attempts, last error."""
+    """The session's webhook deliveries (state, attempts, last error) in event order, or newest first
+    (``order=desc``: what a person watching wants), paged by ``after`` / ``before`` an event seq."""
     service: SessionService = request.app.ctx.service
-    after = int_arg(request, "after", 0, 0, 2**62)
+    newest_first = _newest_first(request)
+    after = int_arg(request, "after", 0, 0, _MAX_SEQ)
+    before = None if (raw := request.args.get("before")) is None else plain_int(raw, "before", 1, _MAX_SEQ)
     limit = int_arg(request, "limit", 100, 1, 1000)
-    deliveries = await service.webhooks_page(session_id, after, limit + 1)
+    deliveries = await service.webhooks_page(session_id, after, limit + 1, before, newest_first)
     page = deliveries[:limit]
     body: WebhookDeliveryList = {
         "object": "list",
@@ -85,6 +91,14 @@ async def list_webhooks(request: Request, session_id: str) -> HTTPResponse:
         "last_seq": page[-1].seq if page else after,
     }
     return json(body)
+
+
+def _newest_first(request: Request) -> bool:
+    """``order``: ``asc`` (event order, the default) or ``desc``; anything else is a 400, not a silent default."""
+    order = request.args.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest("order must be asc or desc")
+    return order == "desc"
 
 
 @bp.post("/<session_id:str>/fork")

@@ -504,9 +504,11 @@ class SessionService:
         await self.get(session_id)
         return await self.store.list_events(session_id, after=after, limit=limit, types=types)
 
-    async def webhooks_page(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
+    async def webhooks_page(
+        self, session_id: str, after: int, limit: int, before: int | None = None, newest_first: bool = False
+    ) -> list[WebhookDelivery]:
         await self.get(session_id)
-        return await self.store.list_webhooks(session_id, after, limit)
+        return await self.store.list_webhooks(session_id, after, limit, before, newest_first)
 
     # -- shutdown --------------------------------------------------------------
     async def shutdown(self) -> None:

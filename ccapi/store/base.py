@@ -169,17 +169,21 @@ class Store(ABC):
         self, owner: str, limit: int, lease: float, skip_urls: Collection[str] = ()
     ) -> list[WebhookDelivery]:
         """Pending deliveries that are due and that no host holds, now held by ``owner`` for
-        ``lease`` seconds: two hosts never hold (and so never send) one delivery at once. None
-        to the ``skip_urls`` (targets the caller is busy with)."""
+        ``lease`` seconds: two hosts never hold (and so never send) one delivery at once. Only the
+        first each session still owes its URL (``outbox.first_owed``), so they go in event order.
+        None to the ``skip_urls`` (targets the caller is busy with)."""
         return await self._run(self._claim_webhooks, owner, limit, lease, tuple(skip_urls))
 
     async def finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None:
         """Record an attempt's outcome and let go of the delivery, if ``owner`` still holds it."""
         await self._run(self._finish_webhook_attempt, delivery_id, owner, fields)
 
-    async def list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
-        """A session's deliveries in event order, after the event ``seq`` ``after``."""
-        return await self._run(self._list_webhooks, session_id, after, limit)
+    async def list_webhooks(
+        self, session_id: str, after: int, limit: int, before: int | None = None, newest_first: bool = False
+    ) -> list[WebhookDelivery]:
+        """A session's deliveries of the events between ``after`` and ``before`` (seqs, both excluded), in event
+        order or ``newest_first`` (the latest ``limit``, for a person watching)."""
+        return await self._run(self._list_webhooks, session_id, after, limit, before, newest_first)
 
     # -- Claude Code transcripts (the SDK SessionStore mirror) -------------------
     async def append_transcript(
@@ -272,7 +276,9 @@ class Store(ABC):
     @abstractmethod
     def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None: ...
     @abstractmethod
-    def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]: ...
+    def _list_webhooks(
+        self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool
+    ) -> list[WebhookDelivery]: ...
     @abstractmethod
     def _append_transcript(
         self, project_key: str, session_id: str, subpath: str, entries: list[dict[str, Any]]

@@ -39,7 +39,7 @@ import orjson
 from ccapi.events import Event
 from ccapi.ids import is_safe_id
 from ccapi.store.base import OPEN_TURN_STATES, Store
-from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
+from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, first_owed, might_notify
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
 _MAIN = "main"
@@ -359,8 +359,8 @@ class JsonDirStore(Store):
         due = sorted(
             (
                 d
-                for d in self._webhooks.values()
-                if d.state == PENDING and d.next_attempt_at <= now and d.lease_until < now and d.url not in skip_urls
+                for d in first_owed(self._webhooks.values())
+                if d.next_attempt_at <= now and d.lease_until < now and d.url not in skip_urls
             ),
             key=lambda d: d.next_attempt_at,
         )[:limit]
@@ -373,9 +373,17 @@ class JsonDirStore(Store):
         if delivery is not None and delivery.lease_owner == owner:
             self._write_webhook(dataclasses.replace(delivery, **fields, lease_owner=None, lease_until=0.0))
 
-    def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
+    def _list_webhooks(
+        self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool
+    ) -> list[WebhookDelivery]:
         found = sorted(
-            (d for d in self._webhooks.values() if d.session_id == session_id and d.seq > after), key=lambda d: d.seq
+            (
+                d
+                for d in self._webhooks.values()
+                if d.session_id == session_id and d.seq > after and (before is None or d.seq < before)
+            ),
+            key=lambda d: d.seq,
+            reverse=newest_first,
         )
         return found[:limit]
 

@@ -1,6 +1,7 @@
 """The webhook outbox: one delivery per subscribed event, written by ``append_events`` in the
 same transaction as the event, so a crash can neither lose a delivery nor leave one for an
-event that was never committed."""
+event that was never committed. A session's deliveries to one URL go one at a time, in event
+order (``first_owed``): every backend claims only the first each still owes."""
 
 from __future__ import annotations
 
@@ -39,6 +40,17 @@ class WebhookDelivery:
 
 def delivery_id(session_id: str, seq: int) -> str:
     return f"{session_id}_{seq}"
+
+
+def first_owed(deliveries: Iterable[WebhookDelivery]) -> list[WebhookDelivery]:
+    """The pending delivery of lowest ``seq`` of each session and URL: the only one that may be sent, so a
+    receiver hears a session's events in order. The next waits until it is delivered or failed for good."""
+    first: dict[tuple[str, str], WebhookDelivery] = {}
+    for delivery in deliveries:
+        key = (delivery.session_id, delivery.url)
+        if delivery.state == PENDING and (key not in first or delivery.seq < first[key].seq):
+            first[key] = delivery
+    return list(first.values())
 
 
 def might_notify(events: Iterable[Event]) -> set[str]:

@@ -278,14 +278,22 @@ class SqlStore(Store):
         free = (WebhookRow.state == PENDING) & (WebhookRow.next_attempt_at <= now) & (WebhookRow.lease_until < now)
         if skip_urls:
             free &= WebhookRow.url.not_in(skip_urls)
+        earlier = WebhookRow.alias("earlier")  # ``first_owed`` in SQL: none while its session owes an earlier one
+        owed_before = earlier.select(earlier.id).where(
+            (earlier.session_id == WebhookRow.session_id)
+            & (earlier.url == WebhookRow.url)
+            & (earlier.state == PENDING)
+            & (earlier.seq < WebhookRow.seq)
+        )
+        first = free & ~peewee.fn.EXISTS(owed_before)
         with self._db.atomic():
-            due = WebhookRow.select(WebhookRow.id).where(free).order_by(WebhookRow.next_attempt_at).limit(limit)
+            due = WebhookRow.select(WebhookRow.id).where(first).order_by(WebhookRow.next_attempt_at).limit(limit)
             if self.shared:  # hosts claiming at once each skip the rows the other has locked
                 due = due.for_update(skip_locked=True)
             ids = [row.id for row in due]
             if not ids:
                 return []
-            until = now + lease
+            until = now + lease  # ``free`` again, not ``first``: a delivery that was first stays first
             WebhookRow.update(lease_owner=owner, lease_until=until).where(WebhookRow.id.in_(ids) & free).execute()
             claimed = WebhookRow.select().where(
                 WebhookRow.id.in_(ids) & (WebhookRow.lease_owner == owner) & (WebhookRow.lease_until == until)
@@ -301,14 +309,14 @@ class SqlStore(Store):
                 session = SessionRow.select(SessionRow.id).where(SessionRow.id == WebhookRow.session_id)
                 WebhookRow.delete().where((WebhookRow.id == delivery_id) & ~peewee.fn.EXISTS(session)).execute()
 
-    def _list_webhooks(self, session_id: str, after: int, limit: int) -> list[WebhookDelivery]:
-        query = (
-            WebhookRow.select()
-            .where((WebhookRow.session_id == session_id) & (WebhookRow.seq > after))
-            .order_by(WebhookRow.seq)
-            .limit(limit)
-        )
-        return [_delivery(row) for row in query]
+    def _list_webhooks(
+        self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool
+    ) -> list[WebhookDelivery]:
+        where = (WebhookRow.session_id == session_id) & (WebhookRow.seq > after)
+        if before is not None:
+            where &= WebhookRow.seq < before
+        order = WebhookRow.seq.desc() if newest_first else WebhookRow.seq
+        return [_delivery(row) for row in WebhookRow.select().where(where).order_by(order).limit(limit)]
 
     # -- transcripts -----------------------------------------------------------
     def _append_transcript(

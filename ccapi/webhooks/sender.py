@@ -7,6 +7,8 @@ backoff with jitter (or the receiver's ``Retry-After``, if longer) until
 ``CC_API_WEBHOOK_RETRY_FOR`` has passed since the event, then ``failed``. Any other answer
 (a redirect, which is never followed, or a 4xx) is final. Delivery is at least once: a
 host that dies mid-attempt leaves a lease that expires, and the delivery is sent again.
+A session's deliveries go one at a time, in event order: the store hands out only the first
+it still owes, so a later one waits behind an earlier one's retries until that is done.
 """
 
 from __future__ import annotations
