@@ -17,6 +17,7 @@ import orjson
 class EventType(enum.StrEnum):
     SESSION_CREATED = "session.created"
     SESSION_COMPACTED = "session.compacted"
+    SESSION_UPDATED = "session.updated"
     TURN_QUEUED = "turn.queued"
     TURN_STARTED = "turn.started"
     TURN_REQUIRES_ACTION = "turn.requires_action"

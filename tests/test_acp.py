@@ -20,6 +20,7 @@ from acp.client.connection import ClientSideConnection
 from acp.schema import (
     AgentMessageChunk,
     AllowedOutcome,
+    CurrentModeUpdate,
     EnvVariable,
     McpServerStdio,
     RequestPermissionResponse,
@@ -173,6 +174,29 @@ def test_load_replays_a_session_made_over_http_and_switches_mode_and_model(
     assert {o.id for o in loaded.config_options} == {"model"}
     changed = gateway.client.get(f"/api/sessions/{session['id']}").json()
     assert changed["permission_mode"] == "plan" and "haiku" in changed["model"]
+
+
+@pytest.mark.slow
+def test_an_approved_plan_moves_the_mode_picker_out_of_plan(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """The editor approves the plan (``ExitPlanMode``): Claude Code goes on in ``default``, the editor hears of it
+    (``current_mode_update``), and the session keeps it."""
+    mock_model.script(Reply(tool_uses=(ToolUse("ExitPlanMode", {"plan": "1. write it"}),)), Reply(text="on it"))
+    client = RecordingClient()
+
+    async def run() -> tuple[str, Any]:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            await conn.set_session_mode(session_id=session.session_id, mode_id="plan")
+            reply = await conn.prompt(session_id=session.session_id, prompt=[text_block("plan it")])
+        return session.session_id, reply
+
+    session_id, reply = _run(run())
+
+    assert reply.stop_reason == "end_turn" and client.text() == "on it"
+    assert [u.current_mode_id for u in client.updates if isinstance(u, CurrentModeUpdate)] == ["default"]
+    assert gateway.client.get(f"/api/sessions/{session_id}").json()["permission_mode"] == "default"
 
 
 def test_without_a_gateway_it_says_how_to_start_one(capsys: pytest.CaptureFixture[str]) -> None:

@@ -287,3 +287,40 @@ def test_allowed_for_the_session_the_tool_is_not_asked_for_again(
     assert second.read_text() == "approved\n"
     resolved = [e["data"] for e in gateway.events(session["id"]) if e["type"] == "permission.resolved"]
     assert [(r["behavior"], r.get("scope")) for r in resolved] == [("allow", "session")]
+
+
+def test_an_approved_plan_leaves_plan_mode_for_good(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    """Claude Code leaves plan mode when its plan (``ExitPlanMode``) is approved; the session says so and keeps
+    it: a Claude Code started again for it (after idle eviction, a restart) would otherwise be back in plan mode."""
+    session = gateway.create_session(permission_mode="plan", cwd=str(tmp_path))
+    mock_model.script(Reply(tool_uses=(ToolUse("ExitPlanMode", {"plan": "1. write the file"}),)), Reply(text="go"))
+    paused = gateway.turn(session["id"], "plan it")
+    [request] = paused["permission_requests"]
+    assert request["tool_name"] == "ExitPlanMode"
+    done = gateway.allow(session["id"], paused)
+    assert done["status"] == "completed", done
+
+    changed = gateway.client.get(f"/api/sessions/{session['id']}").json()
+    assert changed["permission_mode"] == "default", changed
+    [updated] = [e for e in gateway.events(session["id"]) if e["type"] == "session.updated"]
+    assert updated["turn_id"] == paused["turn_id"]
+    assert updated["data"]["permission_mode"] == "default" and updated["data"]["previous"]["permission_mode"] == "plan"
+    started = f'{{"session_id":"{session["id"]}","live"'  # an engine_started line
+    starts = gateway.log_text().count(started)
+    mock_model.script(Reply(text="still warm"))
+    assert gateway.turn(session["id"], "next")["output"][-1]["text"] == "still warm"
+    assert gateway.log_text().count(started) == starts == 1, (
+        "the process that left plan mode goes on: no restart for a mode it is in already"
+    )
+
+    # a plan that is rejected keeps the mode
+    other = gateway.create_session(permission_mode="plan", cwd=str(tmp_path))
+    mock_model.script(Reply(tool_uses=(ToolUse("ExitPlanMode", {"plan": "1. nothing"}),)), Reply(text="fine"))
+    paused = gateway.turn(other["id"], "plan it")
+    [request] = paused["permission_requests"]
+    denied = gateway.client.post(
+        f"/api/sessions/{other['id']}/permissions",
+        json={"decisions": [{"request_id": request["request_id"], "behavior": "deny", "message": "not yet"}]},
+    )
+    assert denied.json()["status"] == "completed", denied.text
+    assert gateway.client.get(f"/api/sessions/{other['id']}").json()["permission_mode"] == "plan"

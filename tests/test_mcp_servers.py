@@ -132,6 +132,10 @@ def test_patch_changes_the_model_and_permission_mode_for_the_next_turn(gateway: 
     changed = gateway.client.patch(url, json={"model": "haiku", "permission_mode": "plan"})
     assert changed.status_code == 200, changed.text
     assert changed.json()["permission_mode"] == "plan" and "haiku" in changed.json()["model"]
+    [updated] = [e for e in gateway.events(session["id"]) if e["type"] == "session.updated"]  # watchers learn of it
+    assert updated.get("turn_id") is None and updated["data"]["by"] == "request"
+    assert updated["data"]["changed"] == ["model", "permission_mode"] and updated["data"]["permission_mode"] == "plan"
+    assert updated["data"]["previous"] == {"model": session["model"], "permission_mode": session["permission_mode"]}
 
     gateway.turn(session["id"], "two")
 
@@ -141,6 +145,7 @@ def test_patch_changes_the_model_and_permission_mode_for_the_next_turn(gateway: 
         response = gateway.client.patch(url, json=bad)
         assert response.status_code == 400, (bad, response.text)
     assert gateway.client.get(url).json()["permission_mode"] == "plan"
+    assert len([e for e in gateway.events(session["id"]) if e["type"] == "session.updated"]) == 1, "refused: nothing"
 
 
 def test_a_database_from_before_mcp_servers_is_migrated_in_place(tmp_path: Path) -> None:

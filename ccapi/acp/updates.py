@@ -4,7 +4,8 @@
 call (title, kind, file locations, Claude Code's input as ``rawInput``, a diff for Edit and Write) and
 ``agent_tool.completed`` its update (``completed`` or ``failed``, the result as content and ``rawOutput``);
 TodoWrite's todo list becomes the plan instead of a tool call. ``turn.started`` replays as the user's message
-(a live prompt's own input is the client's already). The rest (usage, rate limits, compaction, permission
+(a live prompt's own input is the client's already). ``session.updated`` with a permission mode (an approved plan
+leaves plan mode) moves the client's mode picker. The rest (usage, rate limits, compaction, permission
 events, which the agent turns into requests) maps to nothing.
 """
 
@@ -27,12 +28,14 @@ from acp import (
 from acp.schema import (
     AgentMessageChunk,
     AgentThoughtChunk,
+    CurrentModeUpdate,
     TextContentBlock,
     ToolCallLocation,
     ToolCallStart,
     ToolKind,
 )
 
+from ccapi.acp.options import MODES
 from ccapi.acp.prompt import replayed_input
 from ccapi.events import Event, EventType
 
@@ -87,6 +90,8 @@ class UpdateMapper:
             return [update_tool_call(call, status="in_progress")] if call else []  # approved: it runs now
         if event.type == EventType.TURN_STARTED and self.replay:
             return list(replayed_input(data.get("input") or []))
+        if event.type == EventType.SESSION_UPDATED and data.get("permission_mode") in MODES:
+            return [CurrentModeUpdate(session_update="current_mode_update", current_mode_id=data["permission_mode"])]
         return []
 
 

@@ -24,6 +24,7 @@ from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
+from ccapi.sessions.changes import session_updated
 from ccapi.sessions.context import context_usage
 from ccapi.sessions.creation import (
     branched_transcript,
@@ -160,9 +161,11 @@ class SessionService:
         """Change the spending cap, model, permission mode, system prompt or tools; the next turn
         runs with them (a live engine started otherwise is replaced by a resumed one on the same
         transcript: ``EngineSpec.process_key``)."""
-        await self.get(session_id)
+        before = await self.get(session_id)
         self.pool.hold(session_id)  # its live engine is checked against the new options at its next turn
         await self.store.update_session(session_id, **fields, updated_at=utcnow())
+        await self.events.emit(session_id, None, EventType.SESSION_UPDATED, session_updated(before, fields, "request"))
+        await self.events.flush(bounded=True)
         return await self.get(session_id)
 
     async def park(self, session_id: str) -> None:

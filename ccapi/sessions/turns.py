@@ -25,6 +25,7 @@ from ccapi.limits import LimitBoard
 from ccapi.observability.logs import log_soon
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Span, Tracing
+from ccapi.sessions.changes import PLAN_APPROVED, session_updated
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
 from ccapi.sessions.toolcalls import Decision, PendingCall, PendingPermission, ToolDesk, ToolResult
@@ -196,7 +197,21 @@ class TurnRun:
             {"permission_requests": [r.view() for r in self.desk.pending_permissions()]},
         )
         await self._pause(pause)
-        return await self.desk.decision(request)
+        decision = await self.desk.decision(request)
+        if decision.allow and tool_name == "ExitPlanMode" and self.spec.permission_mode == "plan":
+            await self._left_plan_mode()
+        return decision
+
+    async def _left_plan_mode(self) -> None:
+        """Claude Code goes on in the ``default`` mode once its plan is approved: the session keeps that, and its
+        live process, already there, counts as started so (no restart at the next turn)."""
+        engine = self.ctx.pool.get(self.session.id)
+        if engine is not None:
+            engine.spec = replace(engine.spec, permission_mode="default")
+        fields = {"permission_mode": "default"}
+        before = replace(self.session, permission_mode="plan")  # "plan" may have been the gateway's default
+        await self.ctx.store.update_session(self.session.id, **fields, updated_at=utcnow())
+        await self._emit(EventType.SESSION_UPDATED, session_updated(before, fields, PLAN_APPROVED))
 
     async def interrupt(self, reason: str) -> TurnRecord:
         """Stop the turn (also one waiting on tool results); it ends as ``turn.interrupted``."""

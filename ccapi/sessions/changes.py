@@ -1,0 +1,32 @@
+"""What a change of a session's options records: the ``session.updated`` event.
+
+Options change between turns (``PATCH``), and one changes inside a turn: Claude Code leaves plan
+mode when its plan is approved. A client watching the log (a console, an ACP editor's mode picker)
+learns either way, and the session keeps the change, so a Claude Code started for it again (after
+idle eviction or a restart) starts as the last one ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ccapi.store import SessionRecord
+
+#: The options whose values the event carries (the system prompt only as changed: it can be long).
+SHOWN = ("model", "permission_mode", "max_budget_usd")
+PLAN_APPROVED = "plan_approved"
+"""``by``: Claude Code left plan mode, its plan (``ExitPlanMode``) approved, for the ``default`` mode."""
+
+
+def session_updated(before: SessionRecord, fields: Mapping[str, Any], by: str) -> dict[str, Any]:
+    """``changed`` (names), the new values of the ``SHOWN`` ones, their ``previous`` values, and ``by``
+    (``request``: a ``PATCH``; ``plan_approved``)."""
+    changed = sorted(name for name in fields if name != "updated_at")
+    shown = [name for name in changed if name in SHOWN]
+    return {
+        "changed": changed,
+        **{name: fields[name] for name in shown},
+        "previous": {name: getattr(before, name) for name in shown},
+        "by": by,
+    }
