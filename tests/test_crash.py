@@ -11,6 +11,7 @@ import pytest
 from ccapi.testing import MockModel, Reply
 from tests.conftest import BACKENDS
 from tests.gateway import sse_events
+from tests.metrics_support import scrape, value
 
 pytestmark = pytest.mark.slow  # kills a gateway mid-turn and starts it again
 
@@ -50,6 +51,9 @@ def test_kill_9_mid_turn_then_restart(make_gateway, mock_model: MockModel) -> No
     assert after["status"] == "idle" and after["running_turn_id"] is None
     turn = gw.client.get(f"/api/sessions/{session['id']}/turns/{killed_turn}").json()
     assert turn["status"] == "failed" and turn["error"]["type"] == "gateway_restarted"
+    metrics = scrape(gw)  # the new process counts the turn it closed: an alert on failed turns sees the crash
+    assert value(metrics, "cc_api_turns_total", kind="input", status="failed") == 1
+    assert value(metrics, "cc_api_turn_duration_seconds_count") == 0, "it never ran here"
 
     events = gw.events(session["id"])
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

@@ -17,7 +17,7 @@ from ccapi.daemon.launcher import GatewayState, GatewayStatus
 from ccapi.observability.headline import headline
 from ccapi.observability.metrics import Metrics, RecentTurns
 from ccapi.paths import StatePaths
-from ccapi.testing import MockModel
+from ccapi.testing import MockModel, Reply
 from tests.gateway import Gateway
 from tests.metrics_support import moved, scrape, value
 
@@ -78,6 +78,35 @@ def test_turns_and_compat_requests_move_the_counters_histograms_and_gauges(
         assert spent > 0
         assert moved(before, after, "cc_api_model_tokens_total", type=label) == spent
     assert moved(before, after, "cc_api_cost_usd_total") == pytest.approx(sum(u["cost_usd"] for u in usage))
+
+
+def test_a_turns_duration_is_the_gateways_and_turns_that_never_ran_count_too(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """The duration histogram times a turn as its client waits for it, Claude Code's start included (Claude Code's
+    own ``duration_ms`` leaves that out, and came out shorter than the time to first token); a queued turn
+    withdrawn before it ran is a turn that ended, as its ``turn.interrupted`` says, though it has no duration."""
+    gw = gateway
+    before = scrape(gw)
+    session = gw.create_session()["id"]
+    assert gw.turn(session, "a cold start")["status"] == "completed"
+    cold = scrape(gw)
+    took = moved(before, cold, "cc_api_turn_duration_seconds_sum")
+    assert took >= moved(before, cold, "cc_api_time_to_first_token_seconds_sum") > 0
+
+    mock_model.script(Reply(text="slowly", first_byte_delay=1.5))
+    url = f"/api/sessions/{session}/turns"
+    running = gw.client.post(url, json={"input": "slow", "background": True}).json()
+    queued = gw.client.post(url, json={"input": "behind it", "background": True, "queue": True}).json()
+    assert queued["status"] == "queued", queued
+    withdrawn = gw.client.post(f"/api/sessions/{session}/interrupt", json={"turn_id": queued["turn_id"]})
+    assert withdrawn.json()["status"] == "interrupted", withdrawn.text
+    assert _eventually(lambda: gw.client.get(f"{url}/{running['turn_id']}").json()["status"] == "completed")
+    after = scrape(gw)
+    assert moved(cold, after, "cc_api_turns_total", kind="input", status="interrupted") == 1
+    assert moved(cold, after, "cc_api_turns_last_hour", status="interrupted") == 1
+    assert moved(cold, after, "cc_api_turns_total", kind="input", status="completed") == 1
+    assert moved(cold, after, "cc_api_turn_duration_seconds_count") == 1, "only the turn that ran has a duration"
 
 
 def test_turns_of_the_last_hour_age_out_by_the_minute() -> None:

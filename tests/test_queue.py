@@ -21,6 +21,7 @@ import pytest
 
 from ccapi.compat.errors import failure
 from ccapi.events import EventType
+from ccapi.observability.metrics import Metrics
 from ccapi.sessions.queue import MAX_QUEUED, START_FAILED, QueuedTurn, TurnQueues
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import user_texts
@@ -330,7 +331,7 @@ def test_a_turn_waiting_for_its_slot_stays_visible_withdrawable_and_starts_in_it
 
     async def scenario() -> None:
         log = _Log()
-        queues = TurnQueues(log)  # type: ignore[arg-type]
+        queues = TurnQueues(log, Metrics(process=False))  # type: ignore[arg-type]
         request.set("first request")
         first = await queues.enqueue("sess_q", _text("first"), "turn_running")
         request.set("second request")
@@ -366,7 +367,7 @@ def test_when_turns_cannot_start_and_the_log_fails_too_every_waiter_still_hears(
 
     async def scenario() -> None:
         log = _Log()
-        queues = TurnQueues(log)  # type: ignore[arg-type]
+        queues = TurnQueues(log, Metrics(process=False))  # type: ignore[arg-type]
         turns = [await queues.enqueue("sess_f", _text(f"t{n}"), "turn_running") for n in range(3)]
 
         async def start(turn: QueuedTurn) -> Any:

@@ -92,6 +92,29 @@ def test_the_standard_otel_variables_turn_tracing_on_and_off(monkeypatch: pytest
     tracing.shutdown()
 
 
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({}, "cc-api"),
+        ({"OTEL_SERVICE_NAME": "gw-a"}, "gw-a"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod, service.name=gw-b"}, "gw-b"),
+    ],
+)
+def test_the_service_is_named_as_the_otel_variables_say(
+    monkeypatch: pytest.MonkeyPatch, given: dict[str, str], named: str
+) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, setting in given.items():
+        monkeypatch.setenv(name, setting)  # where OpenTelemetry's SDK reads them
+    tracing = from_environment({"OTEL_TRACES_EXPORTER": "console", **given})
+    assert tracing is not None
+    resource = tracing._provider.resource.attributes  # type: ignore[attr-defined]
+    tracing.shutdown()
+    assert resource["service.name"] == named
+
+
 async def _serve_and_run_a_turn(
     settings: Settings, exporter: InMemorySpanExporter, mock_model: MockModel
 ) -> tuple[str, dict, list[dict[str, str]], str, int]:

@@ -225,10 +225,19 @@ class Metrics:
 
     # -- recording ---------------------------------------------------------------
     def turn_ended(
-        self, kind: str, status: str, seconds: float, usage: Mapping[str, int], cost_usd: float | None
+        self,
+        kind: str,
+        status: str,
+        seconds: float | None,
+        usage: Mapping[str, int] | None = None,
+        cost_usd: float | None = None,
     ) -> None:
+        """A turn ended; ``seconds`` ``None`` for one that never ran (withdrawn from its queue, closed after a
+        crash): counted, but kept out of the duration histogram."""
         self._turns.inc(kind, status)
-        self._duration.observe(seconds)
+        if seconds is not None:
+            self._duration.observe(seconds)
+        usage = usage or {}
         for key, child in self._tokens.items():
             count = usage.get(key)
             if count:

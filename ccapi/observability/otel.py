@@ -62,7 +62,7 @@ class OtelTracing:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         attributes = {SERVICE_VERSION: __version__}
-        if not env.get("OTEL_SERVICE_NAME"):
+        if not _names_the_service(env):  # theirs wins: ``Resource.create`` lets given attributes override them
             attributes[SERVICE_NAME] = "cc-api"
         provider = TracerProvider(resource=Resource.create(attributes))
         for name in exporters:
@@ -104,3 +104,11 @@ def _exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
         return None
     exporter: SpanExporter = next(iter(found)).load()()
     return exporter
+
+
+def _names_the_service(env: Mapping[str, str]) -> bool:
+    """``OTEL_SERVICE_NAME``, or a ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``, is set."""
+    pairs = (item.partition("=") for item in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","))
+    return bool(env.get("OTEL_SERVICE_NAME")) or any(
+        key.strip() == "service.name" and value.strip() for key, _, value in pairs
+    )

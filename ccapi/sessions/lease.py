@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Collection
 import structlog
 
 from ccapi.errors import Conflict, NotFound
+from ccapi.observability.metrics import Metrics
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.recovery import close_orphaned_turn
 from ccapi.store import SessionRecord, Store, TurnRecord
@@ -29,6 +30,7 @@ async def take_lease(
     owner: str,
     ttl: float,
     live_queued: Collection[str],
+    metrics: Metrics,
 ) -> tuple[SessionRecord, TurnRecord]:
     """Another host's live lease is a 409 that names it (its turn is in flight there); an expired
     one is taken over, and whatever turn the lost host left open is closed first (with the turns
@@ -49,7 +51,7 @@ async def take_lease(
     if turn is None and session is not None:  # a turn left open by a lost host, or by this one before a crash
         for orphan in await store.orphaned_turns(owner):
             if orphan.session_id == session_id:
-                await close_orphaned_turn(store, events, orphan, live_queued)
+                await close_orphaned_turn(store, events, orphan, metrics, live_queued)
         session = await store.get_session(session_id)
         if session is not None:
             turn = make_turn(session)

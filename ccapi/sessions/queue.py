@@ -33,6 +33,7 @@ import structlog
 from ccapi.errors import ApiError, Conflict, Unavailable
 from ccapi.events import EventType
 from ccapi.ids import new_id, utcnow
+from ccapi.observability.metrics import Metrics
 from ccapi.sessions.eventlog import EventLog
 from ccapi.sessions.inputs import summarise
 from ccapi.sessions.turns import TurnRun
@@ -98,8 +99,9 @@ class QueuedTurn:
 class TurnQueues:
     """Every session's queue in this process, and the turn each is starting."""
 
-    def __init__(self, events: EventLog, limit: int = MAX_QUEUED) -> None:
+    def __init__(self, events: EventLog, metrics: Metrics, limit: int = MAX_QUEUED) -> None:
         self._events = events
+        self._metrics = metrics
         self.limit = limit
         self._queues: dict[str, deque[QueuedTurn]] = {}
         self._starting: dict[str, QueuedTurn] = {}
@@ -261,6 +263,7 @@ class TurnQueues:
                 turn.outcome.set_result(turn.record(status, completed_at=utcnow(), error=error))
             raise
         record = turn.record(status, completed_at=utcnow(), error=error, last_event_seq=final.seq)
+        self._metrics.turn_ended(record.kind, status, None)
         if not turn.outcome.done():
             turn.outcome.set_result(record)
         return record

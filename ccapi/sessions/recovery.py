@@ -10,6 +10,7 @@ import structlog
 
 from ccapi.events import EventType
 from ccapi.ids import utcnow
+from ccapi.observability.metrics import Metrics
 from ccapi.sessions.eventlog import EventLog
 from ccapi.store import Store, TurnRecord
 from ccapi.store.base import OPEN_TURN_STATES
@@ -34,11 +35,12 @@ _TURN_MARKS = [
 
 
 async def close_orphaned_turn(
-    store: Store, events: EventLog, turn: TurnRecord, live_queued: Collection[str] = ()
+    store: Store, events: EventLog, turn: TurnRecord, metrics: Metrics, live_queued: Collection[str] = ()
 ) -> None:
     """Record ``turn.failed`` and free the session; the caller holds the session's lease.
     The seq counter is reloaded first: the events before it may come from another host.
-    Turns that were queued behind it (and are not ``live_queued`` here) went with it."""
+    Turns that were queued behind it (and are not ``live_queued`` here) went with it. Each counts
+    as a failed turn (``metrics``) on the host that closes it."""
     await events.flush()
     events.forget(turn.session_id)
     final = await events.emit(
@@ -55,8 +57,9 @@ async def close_orphaned_turn(
         last_event_seq=final.seq,
     )
     await store.update_session(turn.session_id, status="idle")
+    metrics.turn_ended(turn.kind, "failed", None)
     log.warning("orphaned_turn_closed", session_id=turn.session_id, turn_id=turn.id)
-    await _close_queued(events, store, turn.session_id, live_queued)
+    await _close_queued(events, store, metrics, turn.session_id, live_queued)
 
 
 async def sweep_orphans(
@@ -67,6 +70,7 @@ async def sweep_orphans(
     running: Collection[str],
     lock: Callable[[str], asyncio.Lock],
     queued_turn_ids: Callable[[], Collection[str]],
+    metrics: Metrics,
 ) -> None:
     """Close the turns nobody drives: their lease expired, and they are not ``running`` here. Each is closed under
     its session's ``lock`` and a lease taken for the purpose, so a host that took the session meanwhile keeps it."""
@@ -80,22 +84,24 @@ async def sweep_orphans(
             if turn.session_id in running or current is None or current.status not in OPEN_TURN_STATES:
                 continue
             if await store.acquire_lease(turn.session_id, owner, lease_ttl) is None:
-                await close_orphaned_turn(store, events, current, queued_turn_ids())
+                await close_orphaned_turn(store, events, current, metrics, queued_turn_ids())
                 await store.release_lease(turn.session_id, owner)
 
 
-async def close_stranded_queued(store: Store, events: EventLog, owner: str) -> None:
+async def close_stranded_queued(store: Store, events: EventLog, owner: str, metrics: Metrics) -> None:
     """At start-up: close the turns a previous run of this host had queued behind a turn that had
     ended when it stopped, before the next one started (that run still held the session's lease),
     and let those sessions go."""
     for session_id in await store.held_leases(owner):
         await events.flush()
         events.forget(session_id)
-        await _close_queued(events, store, session_id)
+        await _close_queued(events, store, metrics, session_id)
         await store.release_lease(session_id, owner)
 
 
-async def _close_queued(events: EventLog, store: Store, session_id: str, live_queued: Collection[str] = ()) -> None:
+async def _close_queued(
+    events: EventLog, store: Store, metrics: Metrics, session_id: str, live_queued: Collection[str] = ()
+) -> None:
     """``turn.failed`` for each turn the log shows queued that never started nor ended (and is
     not ``live_queued`` here)."""
     for turn_id in await _never_started(store, session_id):
@@ -106,6 +112,7 @@ async def _close_queued(events: EventLog, store: Store, session_id: str, live_qu
                 EventType.TURN_FAILED,
                 {"status": "failed", "queued": True, "error": QUEUED_RESTART_ERROR},
             )
+            metrics.turn_ended("input", "failed", None)
             log.warning("orphaned_queued_turn_closed", session_id=session_id, turn_id=turn_id)
     await events.flush()
 

@@ -75,7 +75,7 @@ class SessionService:
         #: What the sessions and compat layers record for ``/metrics``.
         self.metrics = metrics or Metrics(process=False)
         #: Turns waiting behind a running turn (see ``queue``).
-        self.queues = TurnQueues(events)
+        self.queues = TurnQueues(events, self.metrics)
         self._ctx = TurnContext(
             store,
             events,
@@ -115,7 +115,7 @@ class SessionService:
         keep this host's leases alive and watch for turns orphaned by hosts that died."""
         self._specs.install_launcher()
         await self.sweep_orphans()
-        await close_stranded_queued(self.store, self.events, self._owner)
+        await close_stranded_queued(self.store, self.events, self._owner, self.metrics)
         care = keep_leases(self.store, self._owner, self.settings.lease_ttl, self._running, self.sweep_orphans)
         self._caretaker = asyncio.create_task(care, name="ccapi-lease-caretaker")
 
@@ -128,6 +128,7 @@ class SessionService:
             self._running,
             self._lock,
             self.queues.turn_ids,
+            self.metrics,
         )
 
     # -- sessions --------------------------------------------------------------
@@ -410,6 +411,7 @@ class SessionService:
                     self._owner,
                     self.settings.lease_ttl,
                     self.queues.turn_ids(),
+                    self.metrics,
                 )
             except BaseException:
                 await self._drop_ahead(session_id, ahead)

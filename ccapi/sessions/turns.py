@@ -491,7 +491,7 @@ class TurnRun:
         self._settled.set_result(record)
         # Counted and traced before anyone waiting on the settle runs (it wakes turns of the loop later), and
         # logged after: ``log_soon`` called before the settle ran ahead of the reply it is about (~0.5 ms a turn).
-        duration = (outcome.duration_ms or 0) / 1000
+        duration = time.perf_counter() - self._began  # Claude Code's own duration_ms leaves out its start
         self.ctx.metrics.turn_ended(self.turn.kind, outcome.status, duration, outcome.usage, outcome.cost_usd)
         if self._span is not None:
             self._end_span(outcome)
