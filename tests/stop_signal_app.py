@@ -29,10 +29,12 @@ def main(phase: str, signum: int) -> None:
     elif phase == "after_start":
         app.after_server_start(signal_self)
     app.after_server_stop(lambda *_: print("stopped cleanly", flush=True))
-    StopOnSignal(app).install()
+    stop = StopOnSignal()
+    stop.install()
     sock = bind_socket("127.0.0.1", 0)
     if phase == "bound":
         signal_self()
+    stop.attach(app)  # as `cc-api run`: the app is made once the port is bound
     app.run(sock=sock, single_process=True, motd=False, access_log=False)
 
 

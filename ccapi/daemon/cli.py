@@ -66,6 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     log = structlog.get_logger("ccapi.daemon.cli")
     if changes := tighten(settings):
         log.warning("state_made_private", count=len(changes), changes=dict(list(changes.items())[:20]))
+    stop = StopOnSignal()
+    stop.install()  # before the bind: a supervisor may signal as soon as the port answers
     try:
         # Bound here rather than by Sanic, which makes the socket inheritable: a Claude Code child
         # holding it would keep the port after a crash of the gateway alone.
@@ -87,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = settings.with_overrides(upstream_url=mock.url, mock_model=True)
         print(f"cc-api: MOCK MODEL at {mock.url} — replies are scripted, not from Claude", file=sys.stderr)
     app = create_app(settings)
-    StopOnSignal(app).install()
+    stop.attach(app)
     logging.getLogger("sanic.error").addFilter(_ToldOnce((ConfigError, StoreUnavailable)))
     try:
         with launcher.recorded(settings.port):

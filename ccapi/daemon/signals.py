@@ -23,15 +23,22 @@ _FIRST = 1_000_000  # before any other after-start listener: Sanic's own handler
 
 
 class StopOnSignal:
-    def __init__(self, app: Sanic) -> None:
-        self._app = app
+    """``install`` before the port is bound, ``attach`` the app once it is made: ``cc-api run`` binds first (the
+    app is told the port it got, ``--port 0``), so a signal may come before there is an app to stop."""
+
+    def __init__(self) -> None:
         self._stop = asyncio.Event()
+        self._app: Sanic | None = None
 
     def install(self) -> None:
         """Call before the port is bound (in the main thread): from then on a stop signal is never lost."""
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._record)
-        self._app.after_server_start(self._take_over, priority=_FIRST)
+
+    def attach(self, app: Sanic) -> None:
+        """The app a signal stops, once it serves."""
+        self._app = app
+        app.after_server_start(self._take_over, priority=_FIRST)
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()  # nothing waits on it yet: this only sets the flag
@@ -45,6 +52,7 @@ class StopOnSignal:
 
     async def _stop_when_serving(self) -> None:
         await self._stop.wait()  # at once if the signal came before the loop's handlers were ours
+        assert self._app is not None  # attached: its after-start listener started this
         # Until the last after-start listener has run the loop is inside a run_until_complete, which a stop would
         # end early (or not at all); Sanic marks the app running just before it enters run_forever.
         while not self._app.state.is_running:  # noqa: ASYNC110 - a plain flag of Sanic's, no event to await
