@@ -270,6 +270,8 @@ class TurnRun:
             return TurnOutcome("failed", error={"type": exc.kind, "message": exc.message})
         except BaseException:  # cancelled (an interrupt while Claude Code starts), or worse: the slot goes back
             self.ctx.pool.release(self.session.id)
+            if acquiring is not None:
+                acquiring.end("cancelled while Claude Code started")
             raise
         if acquiring is not None:
             acquiring.end()
