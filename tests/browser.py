@@ -116,6 +116,10 @@ class Browser:
         sent = [e["params"]["request"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
         return [{**r, "headers": {k.lower(): v for k, v in r["headers"].items()}} for r in sent]
 
+    def responses(self) -> list[dict[str, Any]]:
+        """The responses the page has had since ``Network.enable``: ``url``, ``status``, ``headers``."""
+        return [e["params"]["response"] for e in self.events if e["method"] == "Network.responseReceived"]
+
     def goto(self, url: str) -> None:
         self.call("Page.enable")
         self.call("Page.navigate", url=url)

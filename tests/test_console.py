@@ -303,3 +303,292 @@ def test_the_console_is_a_place_to_work(
     _click(page, "#delete-session")
     page.wait_for(f"!document.querySelector(\"{item}\") && !document.querySelector('#no-session').hidden")
     assert gw.client.get(f"/api/sessions/{work}").status_code == 404
+
+
+# -- a retried stream, a busy session, slow answers, parallel approvals, the docs link, long replies ---------------
+HOLD_WRITES = """(() => {
+    // Holds the page's writes (every API call but a GET) until release(): what the page does when a slow answer
+    // comes back after the user has moved on. released counts the answers handed back to the page.
+    if (window.realApi) return;
+    window.realApi = api;
+    Object.assign(window, { held: 0, released: 0, gate: null });
+    window.hold = () => {
+        window.gate = new Promise((resolve) => { window.release = () => { window.gate = null; resolve(); }; });
+    };
+    window.api = async (path, method = 'GET', body = undefined) => {
+        const gate = window.gate;
+        if (!gate || method === 'GET') return window.realApi(path, method, body);
+        window.held++;
+        await gate;
+        try { return await window.realApi(path, method, body); } finally { window.released++; }
+    };
+})()"""
+
+
+def _console(page: browser.Browser, gw: Gateway, where: str = "") -> None:
+    """The console freshly loaded (nothing left from an earlier test), the key given."""
+    page.goto("about:blank")
+    page.goto(f"{gw.base_url}/{where}")
+    asked = page.wait_for(f"{DISPLAYED}('#key-panel') ? 'key' : {DISPLAYED}('#app') ? 'app' : ''")
+    if asked == "key":
+        page.evaluate(f"document.querySelector('#key-input').value = '{KEY}';")
+        page.evaluate("document.querySelector('#key-form').requestSubmit()")
+        page.wait_for(f"{DISPLAYED}('#app')")
+
+
+def _following(page: browser.Browser, session_id: str) -> None:
+    """Open a session (unless it is open) and wait until its event stream is live and replayed."""
+    page.evaluate(f"location.hash = '#/sessions/{session_id}'")
+    page.wait_for(
+        f"document.querySelector('#session-id').textContent === '{session_id}' && "
+        "document.querySelector('#link').textContent === 'live' && "
+        "document.querySelectorAll('#events tbody tr').length > 0"
+    )
+
+
+def _send(page: browser.Browser, text: str) -> None:
+    page.evaluate(
+        f"document.querySelector('#turn-input').value = {text!r}; document.querySelector('#send').requestSubmit()"
+    )
+
+
+LAST = "#turns .turn:last-child"
+
+
+@pytest.mark.slow
+def test_a_retried_reply_is_shown_once(
+    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+) -> None:
+    """Claude Code retries a stream cut short (``turn.retrying``) and streams the message again from its start: what
+    the first try streamed, text or thinking, is dropped, so the reply shows once."""
+    gw, page = keyed_gateway, chromium
+    session = gw.create_session()["id"]
+    _console(page, gw, f"#/sessions/{session}")
+    _following(page, session)
+    text = "Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma"
+    mock_model.script(Reply(text=text, drop_after_chunks=5, chunk_delay=0.15), Reply(text=text))
+    _send(page, "say it")
+    page.wait_for(f"document.querySelector('{LAST} .head .status')?.textContent === 'completed'", timeout=40)
+    assert page.evaluate(f"[...document.querySelectorAll('{LAST} .reply')].map(r => r.textContent)") == [text]
+
+    thinking = "Weighing the matter up very carefully first, then the other side of it, then deciding"
+    mock_model.script(
+        Reply(thinking=thinking, text="Done.", drop_after_chunks=5, chunk_delay=0.15),
+        Reply(thinking=thinking, text="Done."),
+    )
+    _send(page, "think first")
+    page.wait_for("document.querySelectorAll('#turns .turn').length === 2")
+    page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
+    assert page.evaluate(f"[...document.querySelectorAll('{LAST} .thinking .text')].map(t => t.textContent)") == [
+        thinking
+    ]
+    assert page.evaluate(f"[...document.querySelectorAll('{LAST} .reply')].map(r => r.textContent)") == ["Done."]
+    # each retry came after part of the message had streamed: the case this is about
+    types = [e["type"] for e in gw.events(session)]
+    retried = [types[n - 1] for n, kind in enumerate(types) if kind == "turn.retrying"]
+    assert retried == ["message.delta", "thinking.delta"], " ".join(types)
+
+
+@pytest.mark.slow
+def test_a_turn_sent_while_one_runs_queues_behind_it(
+    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+) -> None:
+    """Send while a turn runs: the new turn queues (its card says so) and runs once the first has ended, instead of a
+    409 "a turn is already running"."""
+    gw, page = keyed_gateway, chromium
+    session = gw.create_session()["id"]
+    _console(page, gw, f"#/sessions/{session}")
+    _following(page, session)
+    mock_model.script(Reply(text=" ".join(f"long{n}" for n in range(80)), chunk_delay=0.1))
+    _send(page, "take your time")
+    page.wait_for(f"(document.querySelector('{LAST} .reply')?.textContent || '').includes('long')", timeout=40)
+    _send(page, "and then this")
+    page.wait_for(f"document.querySelector('{LAST} .number').textContent === 'Queued (#1)'")
+    assert _text(page, f"{LAST} .head .status") == "queued" and _text(page, f"{LAST} .input") == "and then this"
+    page.wait_for("document.querySelector('#turn-input').value === ''")  # sent: the 202 came
+    assert _text(page, "#send-error") == ""
+    page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
+    assert _text(page, f"{LAST} .number") == "Turn 2" and _text(page, f"{LAST} .reply") == "mock reply: and then this"
+    assert _text(page, "#turns .turn:first-child .head .status") == "completed"
+
+
+@pytest.mark.slow
+def test_a_slow_answer_lands_on_the_session_it_was_for(keyed_gateway: Gateway, chromium: browser.Browser) -> None:
+    """Send, or confirm Delete, then open another session before the answer comes: the session now open keeps its
+    draft, its stream and its place; an error is not shown under it; the deleted session leaves the list."""
+    gw, page = keyed_gateway, chromium
+    first, other, doomed = (gw.create_session()["id"] for _ in range(3))
+    _console(page, gw, f"#/sessions/{first}")
+    _following(page, first)
+    page.evaluate(HOLD_WRITES)
+
+    # a turn sent to the first session is answered (202) while another is open, with a draft in the box
+    page.evaluate("hold()")
+    _send(page, "for the first session")
+    page.wait_for("held === 1")
+    _following(page, other)
+    page.evaluate("document.querySelector('#turn-input').value = 'a draft for the other one'")
+    page.evaluate("release()")
+    page.wait_for("released === 1")
+    assert page.evaluate("document.querySelector('#turn-input').value") == "a draft for the other one"
+    assert [e["type"] for e in gw.events(first)][1] in ("turn.started", "turn.queued")
+
+    # one that fails (its session was deleted meanwhile): the error is not the open session's
+    page.evaluate("hold()")
+    _following(page, first)
+    _send(page, "too late")
+    page.wait_for("held === 2")
+    _following(page, other)
+    assert gw.client.delete(f"/api/sessions/{first}").status_code == 200
+    page.evaluate("release()")
+    page.wait_for("released === 2")
+    assert _text(page, "#send-error") == ""
+
+    # Delete confirmed on one session, another opened before the DELETE returns: that one stays open and live
+    _following(page, doomed)
+    _click(page, "#delete-session")
+    page.evaluate("hold()")
+    _click(page, "#delete-session")
+    page.wait_for("held === 3")
+    _following(page, other)
+    page.evaluate("release()")
+    page.wait_for(f"released === 3 && !document.querySelector(\"#sessions li[data-id='{doomed}']\")")
+    assert gw.client.get(f"/api/sessions/{doomed}").status_code == 404
+    assert page.evaluate("location.hash") == f"#/sessions/{other}"
+    assert _text(page, "#session-id") == other and _text(page, "#link") == "live"
+    assert page.evaluate(f"{DISPLAYED}('#session-view')")
+
+
+@pytest.mark.slow
+def test_approvals_answer_at_once_and_the_badge_waits_for_the_last(
+    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Two Read calls outside the working directory wait for approval at once. Allowing one leaves the session
+    waiting for the other; each answer is a ``background`` POST /permissions, answered (202) without holding one of
+    the browser's few connections until the turn ends."""
+    gw, page = keyed_gateway, chromium
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    for name in ("one.txt", "two.txt"):
+        (outside / name).write_text(f"{name}\n")
+    session = gw.create_session(builtin_tools=["Read"], cwd=str(work))["id"]
+    _console(page, gw, f"#/sessions/{session}")
+    _following(page, session)
+    page.call("Network.enable")
+    reads = tuple(ToolUse("Read", {"file_path": str(outside / name)}) for name in ("one.txt", "two.txt"))
+    mock_model.script(Reply(text="Reading both.", tool_uses=reads), Reply(text="Both read.", chunk_delay=0.2))
+    _send(page, "read both files")
+    allow = ".tool .approval button.allow"
+    page.wait_for(f"document.querySelectorAll('{allow}').length === 2", timeout=40)
+    assert _text(page, "#session-status") == "waiting for approval"
+
+    _click(page, allow)  # the first call's
+    page.wait_for("document.querySelectorAll('.tool .approval .resolved').length === 1")
+    assert _text(page, "#session-status") == "waiting for approval"
+    assert _text(page, f"{LAST} .head .status") == "waiting for approval"
+    _click(page, allow)  # the other's
+    page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
+    assert page.evaluate("[...document.querySelectorAll('.tool .approval')].map(a => a.textContent)") == [
+        "allowed",
+        "allowed",
+    ]
+    assert _text(page, f"{LAST} .reply:last-child") == "Both read."
+    answers = [r["status"] for r in page.responses() if r["url"].endswith(f"/api/sessions/{session}/permissions")]
+    assert answers == [202, 202]
+
+
+@pytest.mark.slow
+def test_interrupt_is_off_once_the_turn_has_stopped(
+    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+) -> None:
+    """The moment a turn shows as interrupted, Interrupt is disabled: there is nothing left to stop (a click would be
+    a 409), not a quarter of a second later when the session is read again."""
+    gw, page = keyed_gateway, chromium
+    session = gw.create_session()["id"]
+    _console(page, gw, f"#/sessions/{session}")
+    _following(page, session)
+    page.evaluate("""(() => {
+        window.interruptOff = null;  // Interrupt's state as the card first shows "interrupted"
+        new MutationObserver(() => {
+            const status = document.querySelector('#turns .turn:last-child .head .status');
+            if (status?.textContent === 'interrupted' && window.interruptOff === null)
+                window.interruptOff = document.querySelector('#interrupt').disabled;
+        }).observe(document.querySelector('#turns'), { subtree: true, childList: true, characterData: true });
+    })()""")
+    mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(100)), chunk_delay=0.2))
+    _send(page, "talk for a while")
+    page.wait_for(f"(document.querySelector('{LAST} .reply')?.textContent || '').includes('slow')", timeout=40)
+    _click(page, "#interrupt")
+    page.wait_for("window.interruptOff !== null", timeout=40)
+    assert page.evaluate("window.interruptOff") is True
+
+
+@pytest.mark.slow
+def test_the_api_reference_link_shows_only_where_it_opens(
+    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """``/docs`` needs the key like every route but ``/`` and ``/healthz``, and a link cannot send it: with
+    ``CC_API_KEY`` the header has no "API reference" link (it led to a 401 page); without one it has, and it opens."""
+    gw, page = keyed_gateway, chromium
+    page.goto(f"{gw.base_url}/")
+    page.evaluate("sessionStorage.clear()")  # the key, from an earlier test
+    page.goto("about:blank")
+    page.goto(f"{gw.base_url}/")
+    page.wait_for(f"{DISPLAYED}('#key-panel')")
+    assert not page.evaluate(f"{DISPLAYED}('#docs-link')")
+    _console(page, gw)
+    assert not page.evaluate(f"{DISPLAYED}('#docs-link')")
+    keyless = Gateway(tmp_path / "keyless", mock_model.url).start()
+    try:
+        page.goto(keyless.base_url + "/")
+        page.wait_for(f"{DISPLAYED}('#app')")
+        assert page.evaluate(f"{DISPLAYED}('#docs-link')")
+        opened = "fetch(document.querySelector('#docs-link').href, {headers: {Accept: 'text/html'}})"
+        assert page.evaluate(f"{opened}.then(r => r.status)") == 200
+    finally:
+        keyless.stop()
+    assert keyless.lingering_processes() == []
+
+
+@pytest.mark.slow
+def test_replies_render_in_time_linear_in_their_length(keyed_gateway: Gateway, chromium: browser.Browser) -> None:
+    """A long paragraph of unmatched ``*``, ``_``, ``**``, ``~~`` or backticks, or a heading with a long run of
+    spaces, renders at once (they took seconds: the renderer is run every 60 ms while a reply streams); ordinary
+    Markdown renders as it did, and a bare URL (which recursed without end) becomes a link."""
+    gw, page = keyed_gateway, chromium
+    _console(page, gw)
+    took = page.evaluate("""(() => {
+        const cases = { stars: '*a ', underscores: '_a ', doubled: '**a ', struck: '~~a ', ticks: '`a ' };
+        const texts = Object.fromEntries(Object.entries(cases).map(([name, unit]) => [name, unit.repeat(20000)]));
+        texts.heading = '# a' + ' '.repeat(3000) + 'x';
+        const took = {};
+        for (const [name, text] of Object.entries(texts)) {
+            const start = performance.now();
+            Markdown.render(text);
+            took[name] = Math.round(performance.now() - start);
+        }
+        return took;
+    })()""")
+    assert max(took.values()) < 300, took
+    html = "(text => { const box = document.createElement('div'); box.append(Markdown.render(text)); "
+    html += "return box.innerHTML; })"
+    link = 'rel="noopener noreferrer" target="_blank"'
+    cases = {
+        "**bold**, *em*, _em_, `code`, ~~gone~~ and snake_case_name, 2*3*4": (
+            "<p><strong>bold</strong>, <em>em</em>, <em>em</em>, <code>code</code>, <del>gone</del> and "
+            "snake_case_name, 2*3*4</p>"
+        ),
+        "**strong *and em* inside**\nnext line": "<p><strong>strong <em>and em</em> inside</strong><br>next line</p>",
+        "## A title ##": "<h2>A title</h2>",
+        "see [the docs](https://example.com/docs) or https://example.com/x.": (
+            f'<p>see <a href="https://example.com/docs" {link}>the docs</a> or '
+            f'<a href="https://example.com/x" {link}>https://example.com/x</a>.</p>'
+        ),
+        "[https://example.com](https://example.com)": (
+            f'<p><a href="https://example.com" {link}>https://example.com</a></p>'
+        ),
+        "unmatched *star and `tick": "<p>unmatched *star and `tick</p>",
+    }
+    for text, expected in cases.items():
+        assert page.evaluate(f"{html}({text!r})") == expected, text

@@ -9,6 +9,7 @@ const LIST_POLL_MS = 5000;
 const RESULT_CLIP = 4000;
 const ENDS = ["turn.completed", "turn.failed", "turn.interrupted"];
 const LABELS = { requires_approval: "waiting for approval", requires_action: "waiting for tool result" };
+const BUSY = ["running", "requires_action", "requires_approval"];  // what Interrupt can stop
 const state = {
   key: sessionStorage.getItem(KEY_SLOT) || "", nextAfter: null, paged: false, view: null, started: false,
   titles: new Map(),   // session id → its first user message (a session's first input never changes)
@@ -97,6 +98,7 @@ function askForKey(message) {
   stopFollowing();
   $("#app").hidden = true;
   $("#forget-key").hidden = true;
+  $("#docs-link").hidden = true;
   $("#key-panel").hidden = false;
   $("#key-error").textContent = message || "";
   $("#key-input").focus();
@@ -262,11 +264,12 @@ async function loadModels() {
 }
 
 $("#new-session").addEventListener("click", async () => {
-  const model = $("#model").value;
+  const model = $("#model").value, view = state.view;
   try {
     const session = await api("/api/sessions", "POST", model ? { model } : {});
     await loadSessions();
-    location.hash = "#/sessions/" + encodeURIComponent(session.id);
+    // open it, unless another session was opened meanwhile
+    if (state.view === view) location.hash = "#/sessions/" + encodeURIComponent(session.id);
   } catch (error) {
     $("#sessions-error").textContent = error.message;
   }
@@ -286,7 +289,8 @@ async function openSession(id) {
   $("#no-session").hidden = Boolean(id);
   $("#session-view").hidden = !id;
   if (!id) return;
-  const view = { id, abort: new AbortController(), lastSeq: 0, turns: new Map(), tools: new Map(), status: "idle" };
+  const view = { id, abort: new AbortController(), lastSeq: 0, turns: new Map(), tools: new Map(), status: "idle",
+                 asking: new Set() };  // the permission requests still waiting for an answer
   state.view = view;
   $("#session-title").textContent = id;
   $("#session-id").textContent = id;
@@ -298,7 +302,7 @@ async function openSession(id) {
   try {
     showSession(view, await api(sessionPath(id)));
   } catch (error) {
-    $("#session-meta").textContent = error.message;
+    if (state.view === view) $("#session-meta").textContent = error.message;
     return;
   }
   follow(view);
@@ -354,7 +358,7 @@ function setStatus(view, status) {
   if (state.view !== view) return;
   view.status = status;
   setBadge($("#session-status"), status);
-  $("#interrupt").disabled = status === "idle" || status === "failed";
+  $("#interrupt").disabled = !BUSY.includes(status);
   markListed(view.id, status);
 }
 
@@ -422,7 +426,7 @@ function turnCard(view, event) {
     fork.hidden = true;
     head.append(number, status, timing, element("span", "spacer"), fork);
     card = { root, number, status, timing, fork, input: element("div", "input"), body: element("div", "body"),
-             notes: element("div", "note"), text: null, streamed: false };
+             notes: element("div", "note"), text: null, live: [] };  // live: what the unfinished message streamed
     card.input.hidden = true;
     root.append(head, card.input, card.body, card.notes);
     view.turns.set(event.turn_id, card);
@@ -441,6 +445,7 @@ function appendText(card, text) {
   if (!card.text) {
     card.text = { node: element("div", "reply markdown"), source: "", timer: null };
     card.body.append(card.text.node);
+    card.live.push(card.text.node);
   }
   const block = card.text;
   block.source += text;
@@ -453,12 +458,21 @@ function renderText(block) {
   block.node.replaceChildren(Markdown.render(block.source));
 }
 
+// An upstream retry streams the message again from its start: what its first try streamed goes.
+function dropUnfinished(card) {
+  if (card.text) clearTimeout(card.text.timer);
+  for (const node of card.live) node.remove();
+  card.live = [];
+  card.text = null;
+}
+
 function appendThinking(card, text) {
   let box = card.body.lastElementChild;
   if (!box || !box.classList.contains("thinking")) {
     box = element("details", "thinking");
     box.append(element("summary", "", "Thinking"), element("div", "text"));
     card.body.append(box);
+    card.live.push(box);
     card.text = null;
   }
   box.querySelector(".text").textContent += text;
@@ -525,7 +539,8 @@ function askApproval(view, tool, request) {
     if (forSession) decision.scope = "session";
     if (behavior === "deny" && reason.value.trim()) decision.message = reason.value.trim();
     try {
-      await api(sessionPath(view.id, "/permissions"), "POST", { decisions: [decision] });
+      // background: answered at once, not when the turn settles (the page follows the event stream anyway)
+      await api(sessionPath(view.id, "/permissions"), "POST", { decisions: [decision], background: true });
     } catch (failure) {
       if (failure.status !== 409) {  // a 409 means it was decided already (elsewhere, or it timed out)
         error.textContent = failure.message;
@@ -575,17 +590,19 @@ function apply(view, event) {
       settle(card, "running");  // a queued turn's card, now that it starts
       setStatus(view, "running");
       break;
-    case "message.delta": appendText(card, data.text); card.streamed = true; break;
+    case "message.delta": appendText(card, data.text); break;
     case "thinking.delta": appendThinking(card, data.thinking); break;
-    case "message.completed":
-      if (!data.parent_tool_use_id && !card.streamed) {
-        const text = (data.content || []).filter((b) => b.type === "text").map((b) => b.text).join("");
-        if (text) appendText(card, text);
+    case "message.completed": {
+      const text = (data.content || []).filter((b) => b.type === "text").map((b) => b.text).join("");
+      if (!data.parent_tool_use_id && text) {
+        if (card.text) card.text.source = text;  // the whole message is what counts, whatever its deltas said
+        else appendText(card, text);
       }
       if (card.text) renderText(card.text);  // the message is whole: show it as it ends, not a moment later
-      card.streamed = false;
       card.text = null;
+      card.live = [];
       break;
+    }
     case "agent_tool.started": toolCard(view, card, data.tool_use_id, data.name, data.input, event.created_at); break;
     case "agent_tool.completed": {
       const tool = view.tools.get(data.tool_use_id);
@@ -604,17 +621,20 @@ function apply(view, event) {
       const id = data.tool_use_id || data.request_id;
       const tool = toolCard(view, card, id, data.tool_name, data.input, event.created_at);
       view.tools.set(data.request_id, tool);
+      view.asking.add(data.request_id);
       askApproval(view, tool, data);
       break;
     }
     case "permission.resolved": {
       const tool = view.tools.get(data.request_id);
       if (tool) resolveApproval(tool, data);
-      setStatus(view, "running");
-      settle(card, "running");
+      view.asking.delete(data.request_id);
+      const still = view.asking.size ? "requires_approval" : "running";  // another call may still wait
+      setStatus(view, still);
+      settle(card, still);
       break;
     }
-    case "turn.retrying": settle(card, "retrying", `retrying (attempt ${data.attempt})`); break;
+    case "turn.retrying": dropUnfinished(card); settle(card, "retrying", `retrying (attempt ${data.attempt})`); break;
     case "turn.requires_action":
       settle(card, "requires_action");
       setStatus(view, "requires_action");
@@ -636,7 +656,10 @@ function apply(view, event) {
       settle(card, status, status === "completed" ? "" : data.error?.message || status, status === "failed");
       for (const tool of card.body.querySelectorAll(".tool .approval:not([hidden]) button")) tool.disabled = true;
       card.fork.hidden = status !== "completed";
-      if (!data.queued) setStatus(view, status === "completed" ? "idle" : status);  // a withdrawn queued turn: the running one goes on
+      if (!data.queued) {  // a withdrawn queued turn: the running one goes on
+        setStatus(view, status === "completed" ? "idle" : status);
+        view.asking.clear();
+      }
       refreshSoon(view);
       break;
     }
@@ -657,15 +680,15 @@ function logRow(event) {
 // -- acting on a session --------------------------------------------------------------------------
 $("#send").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const view = state.view;
-  const text = $("#turn-input").value;
+  const view = state.view, box = $("#turn-input"), text = box.value;
   if (!view || !text.trim()) return;
   $("#send-error").textContent = "";
   try {
-    await api(sessionPath(view.id, "/turns"), "POST", { input: text, background: true });
-    $("#turn-input").value = "";
+    // queue: sent while a turn runs (or waits for an answer), it waits behind that turn instead of being a 409
+    await api(sessionPath(view.id, "/turns"), "POST", { input: text, background: true, queue: true });
+    if (box.value === text) box.value = "";  // sent: but not what was typed since, here or in another session
   } catch (error) {
-    $("#send-error").textContent = error.message;
+    if (state.view === view) $("#send-error").textContent = error.message;
   }
 });
 $("#turn-input").addEventListener("keydown", (event) => {
@@ -679,7 +702,7 @@ $("#interrupt").addEventListener("click", async () => {
   try {
     await api(sessionPath(view.id, "/interrupt"), "POST");
   } catch (error) {
-    $("#send-error").textContent = error.message;
+    if (state.view === view) $("#send-error").textContent = error.message;
   }
 });
 
@@ -694,11 +717,13 @@ $("#delete-session").addEventListener("click", async () => {
   }
   try {
     await api(sessionPath(view.id), "DELETE");
-    stopFollowing();
-    location.hash = "#/";
+    if (state.view === view) {  // still shown: leave it (another session opened meanwhile stays open)
+      stopFollowing();
+      location.hash = "#/";
+    }
     await loadSessions();
   } catch (error) {
-    $("#send-error").textContent = error.message;
+    if (state.view === view) $("#send-error").textContent = error.message;
   }
 });
 
@@ -706,9 +731,9 @@ async function forkFrom(view, turnId) {
   try {
     const fork = await api(sessionPath(view.id, "/fork"), "POST", { turn_id: turnId });
     await loadSessions();
-    location.hash = "#/sessions/" + encodeURIComponent(fork.id);
+    if (state.view === view) location.hash = "#/sessions/" + encodeURIComponent(fork.id);
   } catch (error) {
-    $("#send-error").textContent = error.message;
+    if (state.view === view) $("#send-error").textContent = error.message;
   }
 }
 
@@ -727,6 +752,7 @@ async function start() {
   $("#key-panel").hidden = true;
   $("#app").hidden = false;
   $("#forget-key").hidden = !state.key;
+  $("#docs-link").hidden = Boolean(state.key);  // /docs needs the key too, which a link cannot send
   state.started = true;
   await Promise.all([loadSessions(), loadModels(), showLimits()]);
   route();

@@ -6,21 +6,37 @@
 // tables, rules and links. An unfinished stream renders as far as it goes.
 const Markdown = (() => {
   const FENCE = /^\s*(```+|~~~+)\s*([\w+#.-]*)/;
-  const HEADING = /^(#{1,6})\s+(.*?)\s*#*\s*$/;
+  const HEADING = /^(#{1,6})\s+(.*)$/;  // closing #s come off below: a regex for them backtracks badly
   const RULE = /^\s*([-*_])(\s*\1){2,}\s*$/;
   const QUOTE = /^\s*>/;
   const ITEM = /^(\s*)([-*+]|\d{1,9}[.)])\s+(.*)$/;
   const TABLE_RULE = /^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$/;
-  // code span | link or image | strong | emphasis | strikethrough | bare or <> URL | line break
-  const INLINE = new RegExp([
-    /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/.source,
+  // Where a span may start: a code span, strong, strikethrough or emphasis opens here (its close is looked for after
+  // it), a link or image (whole), a bare or <> URL, a line break.
+  const TOKEN = new RegExp([
+    /(`+)/.source,
     /!?\[([^\]\n]*)\]\(\s*<?([^)\s>]*)>?(?:\s+"[^"]*")?\s*\)/.source,
-    /(\*\*|__)(?=\S)([\s\S]*?\S)\5/.source,
-    /(?<![\w*])(\*|_)(?=[^\s*_])([\s\S]*?[^\s\\])\7(?![\w*])/.source,
-    /~~(?=\S)([\s\S]*?\S)~~/.source,
+    /(\*\*|__|~~)(?=\S)/.source,
+    /(?<![\w*])([*_])(?=[^\s*_])/.source,
     /<?(https?:\/\/[^\s<>()]*[^\s<>().,;:!?'"*_])>?/.source,
     /\n/.source,
   ].join("|"), "g");
+  const TAGS = { "**": "strong", "__": "strong", "~~": "del", "*": "em", "_": "em" };
+  const closers = new Map();  // opening delimiter → the regex for what closes it
+
+  // Where the span an opening delimiter starts closes: the first close from `from` on, or null.
+  function closing(open, text, from) {
+    if (!closers.has(open)) {
+      const mark = open.replace(/./g, "\\$&");
+      const pattern = open[0] === "`" ? `(?<!\`)${mark}(?!\`)`  // the same run of backticks, no longer
+        : open.length === 2 ? `(?<=\\S)${mark}`  // **, __ or ~~ after a non-space
+        : `(?<=[^\\s\\\\])${mark}(?![\\w*])`;  // * or _ after neither a space nor \, before no word character or *
+      closers.set(open, new RegExp(pattern, "g"));
+    }
+    const close = closers.get(open);
+    close.lastIndex = from;
+    return close.exec(text);
+  }
 
   function node(tag, text) {
     const made = document.createElement(tag);
@@ -56,7 +72,7 @@ const Markdown = (() => {
         parent.append(pre);
       } else if ((match = line.match(HEADING))) {
         const heading = node("h" + match[1].length);
-        inline(match[2], heading);
+        inline(match[2].trimEnd().replace(/(?<!#)#+$/, "").trimEnd(), heading);
         parent.append(heading);
         i++;
       } else if (RULE.test(line)) {
@@ -144,25 +160,42 @@ const Markdown = (() => {
     return i;
   }
 
-  function inline(text, parent) {
-    let last = 0;
-    for (const match of text.matchAll(INLINE)) {
+  // Left to right: a span that opens takes the first close after it; one that finds none is plain text. A delimiter
+  // with no close after one place has none after any later place either, so it is not looked for again: a paragraph
+  // of unmatched * or _ renders in time linear in its length. Inside a link's label (linked) a link or URL is text.
+  function inline(text, parent, linked = false) {
+    const token = new RegExp(TOKEN), unclosed = new Set();
+    let last = 0, match;
+    while ((match = token.exec(text))) {
+      const [whole, run, label, href, pair, single, url] = match, open = run || pair || single;
+      let end = match.index + whole.length, made;
+      if (open) {
+        const found = unclosed.has(open) ? null : closing(open, text, end + 1);  // content: one character at least
+        if (!found) {  // plain text: a run of backticks as a whole, a * or _ one character at a time
+          unclosed.add(open);
+          token.lastIndex = run ? end : match.index + 1;
+          continue;
+        }
+        const content = text.slice(end, found.index);
+        made = run ? node("code", content.replace(/^ (.+) $/, "$1")) : wrapped(TAGS[open], content, linked);
+        end = found.index + open.length;
+      } else if (linked && (href !== undefined || url !== undefined)) {
+        continue;
+      } else if (href !== undefined) {
+        made = link(href, label, whole.startsWith("!"));
+      } else {
+        made = url !== undefined ? link(url, url, false) : node("br");
+      }
       if (match.index > last) parent.append(text.slice(last, match.index));  // a string appends as a Text node
-      last = match.index + match[0].length;
-      if (match[2] !== undefined) parent.append(node("code", match[2].replace(/^ (.+) $/, "$1")));
-      else if (match[4] !== undefined) parent.append(link(match[4], match[3], match[0].startsWith("!")));
-      else if (match[6] !== undefined) parent.append(wrapped("strong", match[6]));
-      else if (match[8] !== undefined) parent.append(wrapped("em", match[8]));
-      else if (match[9] !== undefined) parent.append(wrapped("del", match[9]));
-      else if (match[10] !== undefined) parent.append(link(match[10], match[10], false));
-      else parent.append(node("br"));
+      parent.append(made);
+      last = token.lastIndex = end;
     }
     if (last < text.length) parent.append(text.slice(last));
   }
 
-  function wrapped(tag, text) {
+  function wrapped(tag, text, linked) {
     const made = node(tag);
-    inline(text, made);
+    inline(text, made, linked);
     return made;
   }
 
@@ -174,7 +207,7 @@ const Markdown = (() => {
     anchor.rel = "noopener noreferrer";
     anchor.target = "_blank";
     if (image) anchor.textContent = text;
-    else inline(text, anchor);
+    else inline(text, anchor, true);
     return anchor;
   }
 
