@@ -96,6 +96,43 @@ def test_a_transient_fault_is_retried_and_the_turn_completes(
     _still_usable(gateway, reply["session_id"])
 
 
+WORDS = " ".join(f"w{n}" for n in range(30))
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        Reply(text=WORDS, drop_after_chunks=6, chunk_delay=0.05),
+        Reply(thinking="brief thought", text=WORDS, drop_after_chunks=8, chunk_delay=0.05),
+    ],
+    ids=["mid-text", "after-the-thinking"],
+)
+def test_a_reply_cut_mid_stream_and_asked_again_counts_once(
+    gateway: Gateway, session_id: str, mock_model: MockModel, cut: Reply
+) -> None:
+    """Claude Code drops a model answer cut off mid-stream and asks for it again (with an ``api_retry``, or, once a
+    block of it had finished, without a word): the turn's output and a compat reply hold the answer once, not the
+    first try's blocks or text before it, and ``turn.retrying`` names the message to drop."""
+    mock_model.script(cut, Reply(thinking="brief thought", text=WORDS))
+    reply, _ = _turn(gateway, session_id, "say it once")
+    assert [(b["type"], b.get("text") or b.get("thinking")) for b in reply["output"]] == [
+        ("thinking", "brief thought"),
+        ("text", WORDS),
+    ]
+    events = [e for e in gateway.events(session_id) if e.get("turn_id") == reply["turn_id"]]
+    [retry] = [e for e in events if e["type"] == "turn.retrying"]
+    first = next(e for e in events if e["type"] in ("message.completed", "message.delta", "thinking.delta"))
+    assert retry["data"]["discarded_message_id"] and retry["seq"] > first["seq"]
+
+    mock_model.script(cut, Reply(thinking="brief thought", text=WORDS))
+    chat = gateway.client.post(
+        "/v1/chat/completions",
+        json={"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": f"say it once ({cut.thinking})"}]},
+    )
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["choices"][0]["message"]["content"] == WORDS
+
+
 @pytest.mark.slow
 def test_a_first_byte_that_never_comes_times_out(gateway: Gateway, session_id: str, mock_model: MockModel) -> None:
     never = Reply(text="too late", first_byte_delay=20)

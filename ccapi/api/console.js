@@ -599,6 +599,7 @@ function apply(view, event) {
         else appendText(card, text);
       }
       if (card.text) renderText(card.text);  // the message is whole: show it as it ends, not a moment later
+      for (const node of card.live) node.dataset.message = data.message_id || "";  // see turn.retrying
       card.text = null;
       card.live = [];
       break;
@@ -634,7 +635,14 @@ function apply(view, event) {
       settle(card, still);
       break;
     }
-    case "turn.retrying": dropUnfinished(card); settle(card, "retrying", `retrying (attempt ${data.attempt})`); break;
+    case "turn.retrying":
+      dropUnfinished(card);
+      // a message cut off after some of its blocks had finished: Claude Code asks for all of it again
+      for (const node of card.body.querySelectorAll("[data-message]")) {
+        if (node.dataset.message === data.discarded_message_id) node.remove();
+      }
+      settle(card, "retrying", data.attempt ? `retrying (attempt ${data.attempt})` : "retrying");
+      break;
     case "turn.requires_action":
       settle(card, "requires_action");
       setStatus(view, "requires_action");

@@ -3,7 +3,9 @@
 A compat reply is the slice of a session's event log between the request's first event and
 the turn's next settle (completed, failed, interrupted, or paused on client tool calls).
 Streaming and non-streaming replies are built from the same deltas, so a streamed reply
-always adds up to the non-streamed one. Claude Code's own tools (``agent_tool.*``) stay
+adds up to the non-streamed one — but for a model answer cut off mid-stream and asked for
+again (``turn.retrying`` with ``discarded_message_id``): what it had streamed cannot be taken
+back, and the settled reply leaves it out. Claude Code's own tools (``agent_tool.*``) stay
 on the server: a compat client sees only text and calls to its own tools.
 """
 
@@ -85,6 +87,8 @@ class ReplyBuilder:
         self._at_message_boundary = False
         self._last: dict[str, Any] = {}
         self._turn_id: str | None = None
+        self._began: dict[str, int] = {}  # message id → where its text begins in ``_text``
+        self._settled_text = 0  # ``_text``'s length at the last message end: where the next message's begins
 
     def feed(self, event: Event) -> list[Delta]:
         """The first event fed is the reply's own (``turn.started``, ``turn.queued`` or a
@@ -99,6 +103,9 @@ class ReplyBuilder:
             return self._add_text(data["text"])
         if event.type == EventType.MESSAGE_COMPLETED and data.get("parent_tool_use_id") is None:
             return self._message_completed(data)
+        if event.type == EventType.TURN_RETRYING and data.get("discarded_message_id"):
+            self._discard(data["discarded_message_id"])
+            return []
         if event.type == EventType.TOOL_CALL:
             call = ToolCall(data["tool_call_id"], data["name"], data["input"])
             self._calls.append(call)
@@ -111,13 +118,23 @@ class ReplyBuilder:
 
     def _message_completed(self, data: dict[str, Any]) -> list[Delta]:
         """Text that was not streamed as deltas is sent now, whole."""
+        self._began.setdefault(data.get("message_id") or "", self._settled_text)
         self._last = data
         text = "".join(block["text"] for block in data.get("content", []) if block.get("type") == "text")
         deltas = [] if self._streamed_since_message or not text else self._add_text(text)
         self._streamed_since_message = False
         if text:
             self._at_message_boundary = True
+        self._settled_text = len(self._text)
         return deltas
+
+    def _discard(self, message_id: str) -> None:
+        """The text of a message cut off mid-stream, which Claude Code asks for again: its finished blocks and
+        what it streamed since."""
+        del self._text[self._began.pop(message_id, self._settled_text) :]
+        self._settled_text = len(self._text)
+        self._streamed_since_message = False
+        self._at_message_boundary = bool(self._text)
 
     def _add_text(self, text: str) -> list[Delta]:
         if self._at_message_boundary and self._text:

@@ -37,6 +37,16 @@ _AUTH_HINT = (
     "`cc-api run --mock-model` tries the API without an account."
 )
 
+#: ``turn.retrying`` for a model stream cut off mid-message that Claude Code asked for again at once, without an
+#: ``api_retry`` of its own to report (seen when the cut came after one of the message's blocks had finished).
+_ASKED_AGAIN = {
+    "attempt": None,
+    "max_retries": None,
+    "retry_delay_ms": 0,
+    "error_status": None,
+    "error": "the model's answer was cut off; Claude Code asked for it again",
+}
+
 
 @dataclass(frozen=True)
 class EngineEvent:
@@ -127,7 +137,10 @@ class TurnTranslator:
         self._prior_cost_usd = prior_cost_usd
         self._agent_tools: set[str] = set()
         self._client_calls: list[dict[str, Any]] = []
-        self._output: list[dict[str, Any]] = []
+        self._output: list[tuple[str, dict[str, Any]]] = []  # (message id, text or thinking block)
+        self._streaming: str | None = None  # the main thread's message the model is streaming, until its stop
+        self._finished = False  # it has its stop reason (``message_delta``): it was not cut off
+        self._cut: str | None = None  # a message that stopped without one, until Claude Code asks again
         self._assistant_error: tuple[str, str] | None = None
         self._round: list[dict[str, int]] = []
         self._rejection: dict[str, Any] | None = None
@@ -163,7 +176,19 @@ class TurnTranslator:
         if message.parent_tool_use_id:
             return []
         self._count(event)
-        if event.get("type") == "message_stop" and self._client_calls:
+        kind = event.get("type")
+        if kind == "message_start":
+            cut, self._cut = self._cut, None
+            self._streaming, self._finished = (event.get("message") or {}).get("id"), False
+            if cut is not None:  # asked again at once, without an api_retry to say so
+                return [EngineEvent(EventType.TURN_RETRYING, {**_ASKED_AGAIN, **self._discard(cut)})]
+        elif kind == "message_delta":
+            self._finished = True
+        elif kind == "message_stop" and not self._finished:
+            # cut off: Claude Code closes the message itself, then asks for it again; its calls will not run
+            self._cut, self._streaming, self._client_calls = self._streaming, None, []
+            return []
+        if kind == "message_stop" and self._client_calls:
             # every tool_use block of the message has been seen: the client owes results
             calls, self._client_calls = self._client_calls, []
             return [
@@ -207,7 +232,7 @@ class TurnTranslator:
             if block["type"] == "tool_use":
                 block["name"] = plain_tool_name(block["name"]) or block["name"]
         if message.parent_tool_use_id is None:
-            self._output.extend(b for b in blocks if b["type"] in ("text", "thinking"))
+            self._output.extend((message.message_id or "", b) for b in blocks if b["type"] in ("text", "thinking"))
         events = [
             EngineEvent(
                 EventType.MESSAGE_COMPLETED,
@@ -263,6 +288,8 @@ class TurnTranslator:
             self.sdk_session_id = message.data.get("session_id") or self.sdk_session_id
         elif message.subtype == "api_retry":
             data = message.data
+            cut = self._cut or (None if self._finished else self._streaming)
+            self._cut = self._streaming = None
             return [
                 EngineEvent(
                     EventType.TURN_RETRYING,
@@ -272,6 +299,7 @@ class TurnTranslator:
                         "retry_delay_ms": data.get("retry_delay_ms"),
                         "error_status": data.get("error_status"),
                         "error": data.get("error"),
+                        **(self._discard(cut) if cut is not None else {}),
                     },
                 )
             ]
@@ -289,17 +317,23 @@ class TurnTranslator:
             ]
         return []
 
+    def _discard(self, message_id: str) -> dict[str, str]:
+        """A message cut off mid-stream, which Claude Code drops and asks for again: what it said leaves the turn's
+        output (its blocks came whole, one message each, before the cut), and clients are told which to drop."""
+        self._output = [(owner, block) for owner, block in self._output if owner != message_id]
+        return {"discarded_message_id": message_id}
+
     def outcome(self) -> TurnOutcome:
         result = self.result
         if result is None:
             return TurnOutcome(
                 "failed",
-                list(self._output),
+                [block for _, block in self._output],
                 error={"type": "engine_error", "message": "Claude Code ended the turn without a result"},
             )
         ended = functools.partial(
             TurnOutcome,
-            output=list(self._output),
+            output=[block for _, block in self._output],
             usage=normalise_usage(result.usage),
             round_usage=self.round_usage(),
             cost_usd=self.turn_cost_usd,
