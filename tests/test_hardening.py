@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import re
 import socket
 import subprocess
@@ -25,8 +26,9 @@ from ccapi.engine import EnginePool
 from ccapi.errors import NotFound
 from ccapi.sessions import EventLog, SessionService
 from ccapi.sessions.params import TurnRequest
-from ccapi.store import open_store
+from ccapi.store import JsonDirStore, open_store
 from ccapi.testing import MockModel
+from tests.daemon import Cli
 from tests.gateway import Gateway, gateway_processes, sse_events
 from tests.test_errors import _assert_error, _snapshot
 
@@ -308,6 +310,32 @@ def test_json_directory_bad_ids_and_half_deleted_sessions(mock_model: MockModel,
         assert sorted(p.name for p in root.iterdir()) == [kept]
     finally:
         gateway.stop()
+
+
+def test_a_second_gateway_on_a_json_directory_in_use_is_refused_in_one_line(
+    mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Two gateways on one ``CC_API_SESSION_DIR`` would each number events and hold leases on their own: while one
+    process has it open, ``cc-api run`` on it stops with one ``cannot_open_store`` line naming the directory and
+    the process (exit code 2: a setting to fix); once that one has closed it, another process opens it."""
+    root = tmp_path / "shared-json"
+    holder = JsonDirStore(root)
+    asyncio.run(holder.open())
+    try:
+        cli = Cli(tmp_path, mock_model.url, CC_API_SESSION_DIR=str(root))
+        done = cli("run")
+        assert done.returncode == 2, done.stderr
+        (line,) = [line for line in done.stderr.splitlines() if "cannot_open_store" in line]
+        assert str(root) in line and f"another gateway (pid {os.getpid()})" in line, line
+        assert "Traceback" not in done.stderr + done.stdout
+        assert cli.leftovers() == []
+    finally:
+        asyncio.run(holder.close())
+    opens = (
+        "import asyncio, sys, pathlib; from ccapi.store import JsonDirStore; "
+        "s = JsonDirStore(pathlib.Path(sys.argv[1])); asyncio.run(s.open()); asyncio.run(s.close())"
+    )
+    subprocess.run([sys.executable, "-c", opens, str(root)], check=True, timeout=60)
 
 
 # -- 7, 10. PostgreSQL -------------------------------------------------------------------------

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import orjson
 import pytest
 from claude_agent_sdk.testing import run_session_store_conformance
 
 from ccapi.events import Event
 from ccapi.sessions.eventlog import EventLog
-from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord
+from ccapi.store import JsonDirStore, SessionRecord, SqlStore, Store, TurnRecord, jsondir
 from ccapi.store.databases import postgres_database, sqlite_database
-from ccapi.store.jsondir import UnsafeId
+from ccapi.store.jsondir import DirectoryInUse, UnsafeId
 from ccapi.store.migrations import MIGRATIONS
 from ccapi.store.models import LeaseRow
 from ccapi.store.prepared import Prepared
@@ -489,6 +492,212 @@ def test_json_directory_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.Mo
         await reopened.open()
         assert (await reopened.get_session("sess_a")).status == "idle"
         await reopened.close()
+
+    run(main())
+
+
+def _fail_once(monkeypatch: pytest.MonkeyPatch, name: str) -> tuple[list[Path], list[Path]]:
+    """The next write of a file called ``name`` fails as on a full disk (before its rename): the paths written,
+    and the one that failed, are listed."""
+    written: list[Path] = []
+    failed: list[Path] = []
+    real = jsondir.atomic_write
+
+    def write(path: Path, data: bytes) -> None:
+        if path.name == name and not failed:
+            failed.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(jsondir, "atomic_write", write)
+    return written, failed
+
+
+def _seqs(events: list[Event]) -> list[int]:
+    return [event.seq for event in events]
+
+
+def test_json_directory_a_commit_that_fails_partway_leaves_no_trace_and_its_retry_lands_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session write of a batch fails (a full disk) after its events file was written; the event log retries
+    the batch with newer events behind it (6..8, then 6..12). Each seq is stored once, in order, and so read after
+    a restart; the failed attempt's webhook delivery was never claimable, and is owed once."""
+
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}
+        await store.create_session(replace(_session("sess_f", "2026-01-01T00:00:00.000Z"), webhook=webhook))
+        await store.append_events([_event("sess_f", n) for n in range(1, 6)])
+        events_dir = tmp_path / "sessions" / "sess_f" / "events"
+        before = sorted(p.name for p in events_dir.iterdir())
+
+        written, _ = _fail_once(monkeypatch, "session.json")
+        first_try = [_event("sess_f", 6), _event("sess_f", 7), _event("sess_f", 8, "turn.completed")]
+        with pytest.raises(OSError, match="No space"):
+            await store.append_events(first_try)
+        assert any(p.parent == events_dir for p in written), "the events file was written before the failure"
+        assert sorted(p.name for p in events_dir.iterdir()) == before, "the failed attempt's file is gone"
+        assert _seqs(await store.list_events("sess_f")) == [1, 2, 3, 4, 5]
+        assert await store.max_seq("sess_f") == 5
+        assert await store.claim_webhooks("host-a", 10, lease=60) == [], "no delivery for an event not committed"
+
+        await store.append_events(first_try + [_event("sess_f", n) for n in range(9, 13)])  # as EventLog retries
+        assert _seqs(await store.list_events("sess_f")) == list(range(1, 13))
+        assert await store.max_seq("sess_f") == 12 and (await store.get_session("sess_f")).last_seq == 12
+        assert [d.id for d in await store.claim_webhooks("host-a", 10, lease=60)] == ["sess_f_8"]
+        await store.close()
+
+        reopened = JsonDirStore(tmp_path)
+        await reopened.open()
+        assert _seqs(await reopened.list_events("sess_f")) == list(range(1, 13))
+        assert _seqs(await reopened.list_events("sess_f", after=4, limit=3)) == [5, 6, 7]
+        assert [d.seq for d in await reopened.list_webhooks("sess_f", 0, 10)] == [8]
+        await reopened.close()
+
+    run(main())
+
+
+def test_json_directory_a_commit_the_event_log_retries_is_stored_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same through the event log: its batch is refused once, newer events queue behind it meanwhile, and
+    the retry stores all of them once each."""
+
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        await store.create_session(_session("sess_r", "2026-01-01T00:00:00.000Z"))
+        log = EventLog(store)
+        log.start()
+        for n in range(5):
+            await log.emit("sess_r", "turn_1", "message.delta", {"n": n})
+        await log.flush()
+        _, failed = _fail_once(monkeypatch, "session.json")
+        for n in range(5, 8):
+            await log.emit("sess_r", "turn_1", "message.delta", {"n": n})
+        committed = asyncio.ensure_future(log.flush())
+        while not failed:  # noqa: ASYNC110 - refused on the store thread; the retry waits half a second
+            await asyncio.sleep(0.01)
+        for n in range(8, 12):
+            await log.emit("sess_r", "turn_1", "message.delta", {"n": n})
+        await asyncio.wait_for(committed, 30)
+        await log.flush()
+        events = await store.list_events("sess_r")
+        assert _seqs(events) == list(range(1, 13)) and [e.data["n"] for e in events] == list(range(12))
+        await log.stop()
+        await store.close()
+        reopened = JsonDirStore(tmp_path)
+        await reopened.open()
+        assert _seqs(await reopened.list_events("sess_r")) == list(range(1, 13))
+        await reopened.close()
+
+    run(main())
+
+
+def test_json_directory_a_retry_after_a_later_write_failed_writes_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events committed, then the batch's turn end failed: the retried batch (with newer events) adds only
+    the newer ones."""
+
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        await store.create_session(_session("sess_e", "2026-01-01T00:00:00.000Z"))
+        await store.create_turn(TurnRecord("turn_1", "sess_e", 1, "running", "hi", "2026"))
+        await store.append_events([_event("sess_e", n) for n in range(1, 4)])
+        end = TurnEnd("turn_1", "sess_e", {"status": "completed"}, {"status": "idle"})
+        _fail_once(monkeypatch, "turn_1.json")
+        batch = [_event("sess_e", 4), _event("sess_e", 5, "turn.completed")]
+        with pytest.raises(OSError, match="No space"):
+            await store.append_events(batch, [end])
+        await store.append_events([*batch, _event("sess_e", 6)], [end])
+        assert _seqs(await store.list_events("sess_e")) == [1, 2, 3, 4, 5, 6]
+        assert (await store.get_turn("turn_1")).status == "completed"
+        await store.close()
+        files = sorted(p.name for p in (tmp_path / "sessions" / "sess_e" / "events").iterdir())
+        assert [name.split(".")[0] for name in files] == [
+            "000000000001-000000000003",
+            "000000000004-000000000005",
+            "000000000006-000000000006",
+        ]
+
+    run(main())
+
+
+def test_json_directory_a_crash_before_the_commit_point_is_undone_at_open(tmp_path: Path) -> None:
+    """A crash after a batch's events file (and delivery) but before its ``session.json``: the batch never
+    committed (nor was published), so the next open removes it and the log numbers on from the last commit."""
+
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}
+        await store.create_session(replace(_session("sess_c", "2026-01-01T00:00:00.000Z"), webhook=webhook))
+        await store.append_events([_event("sess_c", n) for n in range(1, 6)])
+        session_file = tmp_path / "sessions" / "sess_c" / "session.json"
+        committed = session_file.read_bytes()
+        await store.append_events([_event("sess_c", 6), _event("sess_c", 7), _event("sess_c", 8, "turn.completed")])
+        await store.close()
+        session_file.write_bytes(committed)  # as if the crash came before this write
+
+        reopened = JsonDirStore(tmp_path)
+        await reopened.open()
+        assert await reopened.max_seq("sess_c") == 5
+        assert _seqs(await reopened.list_events("sess_c")) == [1, 2, 3, 4, 5]
+        assert await reopened.list_webhooks("sess_c", 0, 10) == []
+        assert [p.name for p in (tmp_path / "sessions" / "sess_c" / "webhooks").iterdir()] == []
+        await reopened.append_events([_event("sess_c", n) for n in range(6, 13)])
+        assert _seqs(await reopened.list_events("sess_c")) == list(range(1, 13))
+        await reopened.close()
+
+    run(main())
+
+
+def test_json_directory_reads_each_seq_once_and_in_order_from_overlapping_files(tmp_path: Path) -> None:
+    """A store an earlier version left with a retried batch in two files (1..8 and 6..12): read as 1..12."""
+
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        await store.create_session(_session("sess_o", "2026-01-01T00:00:00.000Z"))
+        await store.append_events([_event("sess_o", n) for n in range(1, 9)])
+        await store.append_events([_event("sess_o", n) for n in range(9, 13)])
+        await store.close()
+        events_dir = tmp_path / "sessions" / "sess_o" / "events"
+        retried = b"".join(orjson.dumps(asdict(_event("sess_o", n))) + b"\n" for n in range(6, 13))
+        (events_dir / "000000000009-000000000012.jsonl").unlink()
+        (events_dir / "000000000006-000000000012.jsonl").write_bytes(retried)
+
+        reopened = JsonDirStore(tmp_path)
+        await reopened.open()
+        assert _seqs(await reopened.list_events("sess_o")) == list(range(1, 13))
+        assert _seqs(await reopened.list_events("sess_o", after=7, limit=3)) == [8, 9, 10]
+        assert _seqs(await reopened.list_events("sess_o", types=["message.delta"], after=5)) == list(range(6, 13))
+        await reopened.close()
+
+    run(main())
+
+
+def test_json_directory_is_refused_to_a_second_store_until_the_first_closes(tmp_path: Path) -> None:
+    """Sequence numbers and leases are the open store's own: a second one on the directory is refused with an
+    error naming it, and may open once the first has closed."""
+
+    async def main() -> None:
+        first = JsonDirStore(tmp_path / "root")
+        await first.open()
+        second = JsonDirStore(tmp_path / "root")
+        with pytest.raises(DirectoryInUse) as refused:
+            await second.open()
+        message = str(refused.value)
+        assert str(tmp_path / "root") in message and f"another gateway (pid {os.getpid()})" in message, message
+        await first.close()
+        await second.open()
+        await second.create_session(_session("sess_l", "2026"))
+        await second.close()
 
     run(main())
 

@@ -6,6 +6,7 @@ validated before any path is built, and keys that come from elsewhere (project k
 subpaths, idempotency keys) are hashed into file names, so no input can reach outside
 the directory.
 
+    <root>/.lock                                                       (held by the gateway that uses it)
     <root>/sessions/<session id>/session.json
     <root>/sessions/<session id>/turns/<turn id>.json
     <root>/sessions/<session id>/events/<first seq>-<last seq>.jsonl   (one file per batch)
@@ -17,15 +18,19 @@ the directory.
     <root>/transcripts/.adopting/<sdk session id>/                     (a copy being put in place)
 
 Session and turn records (and webhook deliveries) are also kept in memory (loaded at open),
-so reads never scan. A batch's deliveries are written just before its events: a delivery whose
-event a crash then lost is dropped at the next open.
-A JSON directory serves one gateway process, so session leases live in memory.
+so reads never scan. A session's events commit when its ``session.json`` records their last seq:
+a batch writes its deliveries, then its events file, then ``session.json``. What an attempt that
+stopped short of that wrote is removed (at once when a write fails, at the next open after a
+crash), and events are read up to that seq only, each seq once, so a retried batch never shows twice.
+A JSON directory serves one gateway process, so session leases live in memory: the store holds an
+exclusive lock on ``<root>/.lock`` while it is open, and a second gateway is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import os
 import shutil
@@ -48,6 +53,10 @@ _DOOMED = ".deleted-"
 
 class UnsafeId(ValueError):
     """An id that must not become part of a path."""
+
+
+class DirectoryInUse(RuntimeError):
+    """Another gateway (another open store) uses the JSON directory."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -91,6 +100,9 @@ class JsonDirStore(Store):
         self._turns: dict[str, TurnRecord] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._webhooks: dict[str, WebhookDelivery] = {}
+        self._lock: int | None = None
+        self._unclean: set[str] = set()
+        """Sessions where a failed commit may have left files that could not be removed then."""
 
     # -- paths -----------------------------------------------------------------
     def _session_dir(self, session_id: str) -> Path:
@@ -107,6 +119,38 @@ class JsonDirStore(Store):
 
     # -- lifecycle -------------------------------------------------------------
     def _open(self) -> None:
+        self._take_lock()
+        try:
+            self._load()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _take_lock(self) -> None:
+        """Before anything is read or repaired: a second gateway would number events and hold leases on its own,
+        and its repairs at open would remove what this one is writing."""
+        self._root.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self._root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(lock, 32).decode(errors="replace").strip()
+            os.close(lock)
+            who = f"another gateway (pid {holder})" if holder.isdigit() else "another gateway"
+            raise DirectoryInUse(
+                f"{who} uses the JSON directory {self._root}: one directory serves one gateway at a time "
+                "(stop that one, or give this one its own CC_API_SESSION_DIR)"
+            ) from None
+        os.ftruncate(lock, 0)
+        os.write(lock, f"{os.getpid()}\n".encode())  # for the message above
+        self._lock = lock
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # the lock goes with it (and with the process, however it ends)
+            self._lock = None
+
+    def _load(self) -> None:
         (self._root / "sessions").mkdir(parents=True, exist_ok=True)
         for folder in (self._root / "sessions").iterdir():
             if folder.name.startswith(_DOOMED):  # a delete that a crash interrupted: finish it
@@ -115,12 +159,13 @@ class JsonDirStore(Store):
             record_file = folder / "session.json"
             if not is_safe_id(folder.name) or not record_file.is_file():
                 continue
-            self._sessions[folder.name] = SessionRecord(**orjson.loads(record_file.read_bytes()))
+            record = self._sessions[folder.name] = SessionRecord(**orjson.loads(record_file.read_bytes()))
+            self._drop_uncommitted(record)  # what a crash left before the commit point
             for turn_file in (folder / "turns").glob("*.json"):
                 turn = TurnRecord(**orjson.loads(turn_file.read_bytes()))
                 self._turns[turn.id] = turn
             if (folder / "webhooks").is_dir():
-                self._load_webhooks(folder / "webhooks", self._max_seq(folder.name))
+                self._load_webhooks(folder / "webhooks", record.last_seq)
         for folder in self._owed_root.glob("*"):
             self._load_webhooks(folder, None)
 
@@ -137,6 +182,8 @@ class JsonDirStore(Store):
         self._sessions.clear()
         self._turns.clear()
         self._webhooks.clear()
+        self._unclean.clear()
+        self._release_lock()
 
     def _ping(self) -> bool:
         return (self._root / "sessions").is_dir() and os.access(self._root / "sessions", os.W_OK)
@@ -170,6 +217,7 @@ class JsonDirStore(Store):
         folder = self._session_dir(session_id)
         existed = self._sessions.pop(session_id, None) is not None
         self._leases.pop(session_id, None)
+        self._unclean.discard(session_id)
         for turn_id in [t.id for t in self._turns.values() if t.session_id == session_id]:
             del self._turns[turn_id]
         for delivery in [d for d in self._webhooks.values() if d.session_id == session_id]:
@@ -282,8 +330,10 @@ class JsonDirStore(Store):
     def _append_events(
         self, events: list[Event], ends: Sequence[TurnEnd], transcripts: Sequence[TranscriptLines]
     ) -> None:
-        """Each file write is atomic, the batch is not: transcripts first, then the events, then
-        the turn ends, in the order a crash recovers from (as when they were separate calls)."""
+        """Each file write is atomic, the batch is not: transcripts first, then each session's events
+        (``_commit_events``), then the turn ends, in the order a crash recovers from (as when they were
+        separate calls). When a write fails, the event log retries the whole batch with newer events
+        behind it: what already committed is not written again (transcript lines are matched by uuid)."""
         for lines in transcripts:
             self._append_transcript(lines.project_key, lines.session_id, lines.subpath, lines.entries)
         by_session: dict[str, list[Event]] = {}
@@ -291,21 +341,65 @@ class JsonDirStore(Store):
             by_session.setdefault(event.session_id, []).append(event)
         notifying = might_notify(events)
         for session_id, batch in by_session.items():
-            if session_id not in self._sessions:
-                continue  # deleted while its last events were in flight
-            if session_id in notifying:
-                for delivery in deliveries_for(batch, {session_id: self._sessions[session_id].webhook}):
-                    self._write_webhook(delivery)
-            name = f"{batch[0].seq:012d}-{batch[-1].seq:012d}.jsonl"
-            atomic_write(
-                self._session_dir(session_id) / "events" / name, _jsonl([dataclasses.asdict(event) for event in batch])
-            )
-            self._update_session(session_id, {"last_seq": batch[-1].seq})
+            if session_id in self._sessions:  # else deleted while its last events were in flight
+                self._commit_events(self._sessions[session_id], batch, session_id in notifying)
         for end in ends:
             self._update_turn(end.turn_id, end.turn)
             self._update_session(end.session_id, end.session)
             if end.release_lease_of is not None:
                 self._release_lease(end.session_id, end.release_lease_of)
+
+    def _commit_events(self, record: SessionRecord, batch: list[Event], notifying: bool) -> None:
+        """The batch's deliveries, its events file (named by its first and last seq), then ``last_seq`` in
+        ``session.json``: the commit point. A failure before it is undone here, a crash before it at the next
+        open (``_drop_uncommitted``): the retry's file has another name, and both would be read."""
+        session_id = record.id
+        batch = [event for event in batch if event.seq > record.last_seq]  # the rest: an earlier attempt committed it
+        if not batch:
+            return
+        if session_id in self._unclean:
+            self._drop_uncommitted(record)
+        events_file = self._session_dir(session_id) / "events" / f"{batch[0].seq:012d}-{batch[-1].seq:012d}.jsonl"
+        owed = deliveries_for(batch, {session_id: record.webhook}) if notifying else []
+        try:
+            for delivery in owed:
+                self._write_webhook(delivery)
+            atomic_write(events_file, _jsonl([dataclasses.asdict(event) for event in batch]))
+            self._write_session(dataclasses.replace(record, last_seq=batch[-1].seq))
+        except BaseException:
+            self._undo_commit(record, batch[-1].seq, events_file, owed)
+            raise
+
+    def _undo_commit(
+        self, record: SessionRecord, last_seq: int, events_file: Path, owed: list[WebhookDelivery]
+    ) -> None:
+        """Remove what a failed ``_commit_events`` wrote, unless its ``session.json`` is in place after all (only
+        the folder's fsync failed): then it committed, and the retry must not write (nor send) it again."""
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            on_disk = orjson.loads((self._session_dir(record.id) / "session.json").read_bytes())
+            if on_disk["last_seq"] >= last_seq:
+                self._sessions[record.id] = dataclasses.replace(record, last_seq=on_disk["last_seq"])
+                return
+        for delivery in owed:  # never claimed: the store thread did nothing else meanwhile
+            self._webhooks.pop(delivery.id, None)
+        try:
+            events_file.unlink(missing_ok=True)
+            for delivery in owed:
+                (self._session_dir(record.id) / "webhooks" / f"{delivery.seq}.json").unlink(missing_ok=True)
+        except OSError:
+            self._unclean.add(record.id)  # removed before the session's next commit (or at the next open)
+
+    def _drop_uncommitted(self, record: SessionRecord) -> None:
+        """Remove the events files and deliveries of attempts that never reached their commit point: those
+        after the session's ``last_seq`` (the event log numbers on from it, so they would be written again)."""
+        folder = self._session_dir(record.id)
+        for path in (folder / "events").glob("*.jsonl"):
+            if int(path.stem.split("-")[0]) > record.last_seq:
+                path.unlink()
+        for path in (folder / "webhooks").glob("*.json"):
+            if int(path.stem) > record.last_seq:
+                path.unlink()  # not in memory: loaded after this at open, forgotten by ``_undo_commit`` later
+        self._unclean.discard(record.id)
 
     def _event_files(self, session_id: str, after: int) -> list[Path]:
         folder = self._session_dir(session_id) / "events"
@@ -315,18 +409,27 @@ class JsonDirStore(Store):
         return [p for p in files if int(p.stem.split("-")[1]) > after]
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
+        """Committed events (up to the session's ``last_seq``), each seq once and in order, whatever files a
+        failed commit may have left (a store written before this rule holds overlapping ones: 1..8, 6..12)."""
+        record = self._sessions.get(session_id)
+        if record is None:
+            return []
         found: list[Event] = []
+        last = after
         for path in self._event_files(session_id, after):
             for item in _read_jsonl(path):
-                if item["seq"] > after and (not types or item["type"] in types):
+                if not last < item["seq"] <= record.last_seq:
+                    continue
+                last = item["seq"]
+                if not types or item["type"] in types:
                     found.append(Event(**item))
                     if len(found) == limit:
                         return found
         return found
 
     def _max_seq(self, session_id: str) -> int:
-        files = self._event_files(session_id, 0)
-        return int(files[-1].stem.split("-")[1]) if files else 0
+        record = self._sessions.get(session_id)
+        return record.last_seq if record is not None else 0
 
     # -- the webhook outbox ----------------------------------------------------------
     @property
