@@ -36,8 +36,8 @@ class Cli:
         self.leftovers()  # notes the gateway's pid while it runs, to find its children once it is gone
         return result
 
-    def popen(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([*CC_API, *args], env=self.env, cwd=self.cwd, stdout=subprocess.PIPE)
+    def popen(self, *args: str, stderr: int | None = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*CC_API, *args], env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=stderr)
 
     def leftovers(self) -> list[int]:
         return gateway_processes(self.env["CC_API_HOME"], self.gateway_pids)

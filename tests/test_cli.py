@@ -107,7 +107,7 @@ def test_start_status_turn_stop(
     assert figures["tokens"]["output"] == reply["usage"]["output_tokens"] > 0
     assert figures["compat_warm_share"] is None  # no compat request yet
     shown = cli("status").stdout
-    assert "1 live (max 8), 1 stored" in shown and "1 in the last hour, 0 failed" in shown
+    assert "1 live (max 8), 1 stored" in shown and "1 since start, 0 failed" in shown
     assert readable_by_others(cli.paths.home) == {}, "state other users could read (umask 022)"
 
     stopped = cli("stop", "--json")
@@ -214,7 +214,9 @@ def test_run_on_port_0_records_the_port_it_bound(
     start-up log line name that port; they said 0, which nothing could reach."""
     cli = Cli(tmp_path, mock_model.url)
     request.addfinalizer(cli.cleanup)
-    gateway = cli.popen("run", "--port", "0", "--no-console-log")
+    told = tmp_path / "stderr.txt"
+    with told.open("wb") as stderr:
+        gateway = cli.popen("run", "--port", "0", "--no-console-log", stderr=stderr.fileno())
     try:
         deadline = time.monotonic() + 30
         while not cli.paths.state_file.exists():
@@ -229,6 +231,7 @@ def test_run_on_port_0_records_the_port_it_bound(
         assert httpx.get(f"{state['url']}/healthz", timeout=10).status_code == 200
         logged = [json.loads(line) for line in cli.paths.log_file.read_text().splitlines() if '"started"' in line]
         assert [line["port"] for line in logged if line["event"] == "started"] == [state["port"]]
+        assert f"cc-api: ready at {state['url']} " in told.read_text()  # where to point a browser, in words
 
         stopped = cli("stop")
         assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr

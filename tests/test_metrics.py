@@ -137,7 +137,9 @@ def test_status_shows_the_headline_figures_read_back_from_metrics(tmp_path: Path
 
     state = GatewayState(1, 1, "1", "http://127.0.0.1:8000", "127.0.0.1", 8000, time.time(), "0.1.0")
     shown = render_status(GatewayStatus(True, state, True, 5.0, 1, 3, figures=figures), StatePaths(tmp_path))
-    assert "turns     2 in the last hour, 1 failed" in shown
+    assert "turns     2 since start, 1 failed" in shown  # a gateway up 5 s: its count is not an hour's
+    older = render_status(GatewayStatus(True, state, True, 3600.0, 1, 3, figures=figures), StatePaths(tmp_path))
+    assert "turns     2 in the last hour, 1 failed" in older
     assert "tokens    1.2k in, 80 out, 0 cache read, $0.25 since start" in shown
     assert "compat    4 requests, 75% to a warm session" in shown
 

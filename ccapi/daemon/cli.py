@@ -87,9 +87,15 @@ def _run(args: argparse.Namespace) -> int:
         mock = MockModel()
         mock.start()
         settings = settings.with_overrides(upstream_url=mock.url, mock_model=True)
-        print(f"cc-api: MOCK MODEL at {mock.url} — replies are scripted, not from Claude", file=sys.stderr)
+        print(
+            f"cc-api: MOCK MODEL — replies are scripted, not from Claude (the gateway asks it at {mock.url}; "
+            "send your requests to the gateway)",
+            file=sys.stderr,
+        )
     app = create_app(settings)
     stop.attach(app)
+    ready = f"cc-api: ready at {settings.base_url} (open it in a browser for the console; Ctrl-C stops)"
+    app.after_server_start(lambda _app: print(ready, file=sys.stderr, flush=True))
     logging.getLogger("sanic.error").addFilter(_ToldOnce((ConfigError, StoreUnavailable)))
     try:
         with launcher.recorded(settings.port):

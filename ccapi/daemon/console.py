@@ -73,13 +73,15 @@ def _sessions(status: GatewayStatus) -> str:
 
 
 def _figures(status: GatewayStatus) -> list[tuple[str, str]]:
-    """Turns in the last hour; tokens, cost and the compat warm share since the gateway started."""
+    """Turns in the last hour (since start, for a gateway younger than that: the count lives in its memory); tokens,
+    cost and the compat warm share since the gateway started."""
     figures = status.figures
     if figures is None:
         return []
     tokens = figures.tokens
+    window = "in the last hour" if (status.uptime_seconds or 0) >= 3600 else "since start"
     rows = [
-        ("turns", f"{figures.turns_last_hour} in the last hour, {figures.failed_last_hour} failed"),
+        ("turns", f"{figures.turns_last_hour} {window}, {figures.failed_last_hour} failed"),
         (
             "tokens",
             f"{_count(tokens.get('input', 0))} in, {_count(tokens.get('output', 0))} out, "
