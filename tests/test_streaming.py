@@ -195,21 +195,26 @@ def test_a_subscriber_that_stops_reading_is_cut_off_and_resumes_losing_nothing(
     assert everything == logged  # the reading subscriber got every event, once and in order
     assert "".join(e["data"]["text"] for e in everything if e["type"] == "message.delta") == text
 
-    stalled.settimeout(10)
-    got, _ = _read_after_cut_off(stalled, head)
+    got, _ = _read_to_the_end(stalled, head)
     assert 0 < len(got) < len(logged) and got == logged[: len(got)]
     assert got + _resume(gw, path, got[-1]["seq"]) == logged
 
 
-def _read_after_cut_off(sock: socket.socket, head: bytes) -> tuple[list[dict], bytes]:
-    """A cut-off reader reads at last: the events written before the cut-off, and the SSE payload."""
+def _read_to_the_end(sock: socket.socket, head: bytes) -> tuple[list[dict], bytes]:
+    """A stalled reader whose stream the gateway ended reads at last, up to the end of its connection (which
+    fails the test if it does not come): the events it was sent whole before, and the SSE payload. A stream
+    ended while the gateway still waited for the reader to take what it sent is closed there and then,
+    without its final empty chunk, its last frame maybe cut short (which an SSE client discards)."""
+    sock.settimeout(10)
     body = head
-    while chunk := sock.recv(1 << 20):  # what was sent before the cut-off, then the end
-        body += chunk
+    try:
+        while chunk := sock.recv(1 << 20):
+            body += chunk
+    except ConnectionResetError:
+        pass
     sock.close()
-    payload, ended = _dechunk(body.partition(b"\r\n\r\n")[2])
-    assert ended, "the cut-off reader's stream ends cleanly"
-    return [f["data"] for f in sse_events(iter(payload.decode().split("\n"))) if "event" in f], payload
+    payload, _ = _dechunk(body.partition(b"\r\n\r\n")[2])
+    return [f["data"] for f in sse_events(iter(payload.decode(errors="replace").split("\n"))) if "event" in f], payload
 
 
 def _resume(gw: Gateway, path: str, last_seq: int) -> list[dict]:
@@ -269,10 +274,10 @@ def test_stalled_readers_are_cut_off_by_bytes_capped_and_freed_on_disconnect(
     aborted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     aborted.close()  # leaves without reading: a reset
     for sock, head in readers:
-        got, payload = _read_after_cut_off(sock, head)
-        assert got[0]["type"] == "turn.started" and got == logged[: len(got)] and len(got) < len(logged)
+        got, payload = _read_to_the_end(sock, head)  # cut off while the 8 MB turn.started was being written
+        assert got == logged[: len(got)] and len(got) < len(logged)
         assert len(payload) <= first_frame + 256 * 1024, "nothing beyond the byte bound was kept for it"
-        assert got + _resume(gw, path, got[-1]["seq"]) == logged
+        assert got + _resume(gw, path, got[-1]["seq"] if got else after) == logged
 
     deadline = time.monotonic() + 10  # the reset takes the server a moment to notice
     while True:
@@ -285,3 +290,161 @@ def test_stalled_readers_are_cut_off_by_bytes_capped_and_freed_on_disconnect(
     assert [head.split(b"\r\n")[0] for _, head in fresh] == [b"HTTP/1.1 200 OK"] * 3, (
         "readers that left free their place"
     )
+
+
+def test_the_event_stream_keeps_only_the_types_asked_for_with_their_own_seqs(
+    make_gateway, mock_model: MockModel
+) -> None:
+    """``types=`` on ``/events/stream`` is checked like on ``/events`` (a name no event has is a 400 before the stream
+    starts) and keeps only those events, replayed and live, under their own seqs (so ``Last-Event-ID`` resumes
+    right), with keep-alives still going out while a busy turn sends none of them."""
+    gw = make_gateway(CC_API_KEEPALIVE_SECONDS="0.3")
+    session_id = gw.create_session()["id"]
+    path = f"/api/sessions/{session_id}/events/stream"
+    wanted = {"turn.started", "turn.completed"}
+    with gw.client.stream("GET", path, params={"types": "turn.completed,bogus"}) as bad:
+        assert bad.status_code == 400, "not a stream of nothing"
+        error = orjson.loads(bad.read())["error"]
+    assert error["type"] == "invalid_request" and "bogus" in error["message"], error
+    assert "turn.completed" in error["details"]["known"]
+
+    gw.turn(session_id, "first")  # in the log before the stream: replayed
+    mock_model.script(Reply(text=LONG_TEXT, chunk_delay=0.03))  # ~2 s of deltas the stream leaves out
+    frames: list[dict] = []
+    with gw.client.stream("GET", path, params={"types": ",".join(sorted(wanted))}) as response:
+        assert response.status_code == 200
+        lines = sse_events(response.iter_lines())
+        for frame in lines:
+            frames.append(frame)
+            if frame.get("event") == "turn.completed":
+                break  # the first turn's, replayed
+        started = gw.client.post(f"/api/sessions/{session_id}/turns", json={"input": "second", "background": True})
+        assert started.status_code == 202, started.text
+        for frame in lines:
+            frames.append(frame)
+            if frame.get("event") == "turn.completed":
+                break
+    events = [frame for frame in frames if "event" in frame]
+    logged = gw.events(session_id)
+    assert [e["data"] for e in events] == [e for e in logged if e["type"] in wanted]
+    assert [int(e["id"]) for e in events] == [e["data"]["seq"] for e in events]
+    during = frames[frames.index(events[2]) + 1 : frames.index(events[3])]  # the second turn's ~2 s of deltas
+    assert {"comment": "keep-alive"} in during, "keep-alives go on while the deltas are left out"
+
+    resumed = []
+    last_id = events[1]["id"]  # the first turn's turn.completed
+    with gw.client.stream(
+        "GET", path, params={"types": "turn.completed"}, headers={"Last-Event-ID": last_id}
+    ) as response:
+        for frame in sse_events(response.iter_lines()):
+            if "event" in frame:
+                resumed.append(frame["data"])
+                break
+    assert resumed == [events[3]["data"]], "the second turn's turn.completed, nothing in between"
+
+
+TCP_ESTABLISHED = "01"
+
+
+def _server_side_state(gw: Gateway, client: socket.socket) -> str | None:
+    """The TCP state (``/proc/net/tcp``, hex) of the gateway's end of ``client``'s connection; ``None`` once it is
+    gone. Read from the kernel, so it shows what the server did without the client reading anything."""
+    server_end, client_end = f":{gw.port:04X}", f":{client.getsockname()[1]:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                local, remote, state = row.split()[1:4]
+                if local.endswith(server_end) and remote.endswith(client_end):
+                    return state
+    return None
+
+
+def _closed_by_server(gw: Gateway, client: socket.socket, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while _server_side_state(gw, client) == TCP_ESTABLISHED:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _finished_turn(gw: Gateway, session_id: str, text: str) -> list[dict]:
+    """Run a background turn whose ``turn.started`` carries ``text`` to its end; the session's events after it."""
+    after = gw.events(session_id)[-1]["seq"]
+    started = gw.client.post(f"/api/sessions/{session_id}/turns", json={"input": text, "background": True})
+    assert started.status_code == 202, started.text
+    turn_url = f"/api/sessions/{session_id}/turns/{started.json()['turn_id']}"
+    deadline = time.monotonic() + 60
+    while gw.client.get(turn_url).json()["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    logged = gw.events(session_id, after)
+    assert logged[-1]["type"] == "turn.completed"
+    return logged
+
+
+@pytest.mark.slow
+def test_a_stalled_reader_cut_off_gives_up_its_stream_and_its_connection_at_once(
+    make_gateway, mock_model: MockModel
+) -> None:
+    """A reader that stopped reading, with the gateway blocked writing it an 8 MB ``turn.started``, is cut off by the
+    turn's next events: its connection is closed by the server then and there, though it still reads nothing, and
+    the one stream its session may have (CC_API_SSE_MAX_STREAMS_PER_SESSION=1) is free again for a new one. When it
+    reads at last, it resumes from what it got, losing nothing."""
+    gw = make_gateway(CC_API_SSE_BUFFER_BYTES=str(256 * 1024), CC_API_SSE_MAX_STREAMS_PER_SESSION="1")
+    session_id = gw.create_session()["id"]
+    after = gw.events(session_id)[-1]["seq"]
+    path = f"/api/sessions/{session_id}/events/stream?after={after}"
+    stalled, head = _stalled_reader(gw, path)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    refused = gw.client.get(path)
+    assert refused.status_code == 503, "the session's one stream is taken"
+
+    mock_model.script(Reply(text="short"))
+    logged = _finished_turn(gw, session_id, "y" * (8 * 1024 * 1024))
+    deadline = time.monotonic() + 5
+    while True:
+        fresh, fresh_head = _stalled_reader(gw, path)
+        fresh.close()
+        if fresh_head.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert fresh_head.split(b"\r\n")[0] == b"HTTP/1.1 200 OK", "the cut-off reader no longer holds the stream"
+    assert _closed_by_server(gw, stalled, within=5), "the cut-off reader's connection is closed, not left waiting"
+
+    got, _ = _read_to_the_end(stalled, head)
+    assert got == logged[: len(got)] and len(got) < len(logged)
+    assert got + _resume(gw, path, got[-1]["seq"] if got else after) == logged
+
+
+@pytest.mark.slow
+def test_deleting_a_session_or_stopping_the_gateway_closes_a_stalled_readers_connection_at_once(
+    make_gateway, mock_model: MockModel
+) -> None:
+    """A reader that stopped reading, not yet far enough behind to be cut off, with the gateway blocked writing to it:
+    deleting its session closes its connection at once, and so does stopping the gateway (which then stops without
+    waiting out its graceful-shutdown timeout, 15 s, for it)."""
+    gw = make_gateway()
+    streams = []
+    for _ in range(2):
+        session_id = gw.create_session()["id"]
+        path = f"/api/sessions/{session_id}/events/stream?after={gw.events(session_id)[-1]['seq']}"
+        stalled, head = _stalled_reader(gw, path)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        mock_model.script(Reply(text="short"))
+        logged = _finished_turn(gw, session_id, "y" * (8 * 1024 * 1024))
+        streams.append((session_id, stalled, head, logged))
+    for _, stalled, _, _ in streams:
+        assert _server_side_state(gw, stalled) == TCP_ESTABLISHED, "blocked writing, not cut off"
+
+    (session_id, stalled, head, logged), (_, other, other_head, other_logged) = streams
+    assert gw.client.delete(f"/api/sessions/{session_id}").status_code in (200, 204)
+    assert _closed_by_server(gw, stalled, within=5), "the deleted session's stream is closed, not left waiting"
+    got, _ = _read_to_the_end(stalled, head)
+    assert got == logged[: len(got)] and len(got) < len(logged)
+    assert _server_side_state(gw, other) == TCP_ESTABLISHED, "another session's reader is left alone"
+
+    began = time.monotonic()
+    gw.stop()
+    assert time.monotonic() - began < 10, "the gateway stops without waiting for a reader that never reads"
+    got, _ = _read_to_the_end(other, other_head)
+    assert got == other_logged[: len(got)] and len(got) < len(other_logged)

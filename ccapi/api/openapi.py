@@ -279,11 +279,12 @@ PATHS: dict[str, Any] = {
     "/api/sessions/{session_id}/events/stream": {
         "get": _op(
             "The event log as Server-Sent Events, then live",
-            {"200": {"description": "Replay, then the live tail", "content": _SSE_RESPONSE}, **_errors(400, 404)},
+            {"200": {"description": "Replay, then the live tail", "content": _SSE_RESPONSE}, **_errors(400, 404, 503)},
             parameters=[
                 _SESSION_ID,
                 {"name": "after", "in": "query", "schema": _SEQ},
                 {"name": "Last-Event-ID", "in": "header", "schema": _SEQ},
+                {"name": "types", "in": "query", "schema": _STRING, "description": "comma-separated event types"},
             ],
         )
     },

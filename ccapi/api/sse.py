@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, cast
 
 from sanic import HTTPResponse, Request
 from sanic.http import Http
@@ -24,18 +27,34 @@ _WRITE_CHUNK = 64 * 1024
 the transport's high-water mark) in the gateway, however large an event."""
 
 
-def follow_stream(service: SessionService, session_id: str, after: int) -> AsyncGenerator[EventBatch | None, None]:
+_WRITING_TO: ContextVar[Request | None] = ContextVar("ccapi_sse_writing_to", default=None)
+"""The request ``send_events`` writes to, in its task: how ``follow_stream``, iterated there (behind
+whatever filter its caller added), learns which connection to close when the log ends it."""
+
+
+async def follow_stream(
+    service: SessionService, session_id: str, after: int
+) -> AsyncGenerator[EventBatch | None, None]:
     """A session's events after ``after`` for one SSE client, cut off if it falls too far
-    behind, in events or in bytes."""
+    behind, in events or in bytes.
+
+    Sent by ``send_events``: when the log ends the stream (a cut-off, the session deleted, the
+    gateway stopping) while its client is not taking what it was sent, the connection is closed
+    at that moment (``_close_if_stuck``), not once the writer waiting on that client gets on."""
+    request = _WRITING_TO.get()
     settings = service.settings
-    return service.events.follow_batches(
+    batches = service.events.follow_batches(
         session_id,
         after,
         settings.keepalive_seconds,
         settings.sse_buffer_events,
         cut_off=True,
         max_bytes=settings.sse_buffer_bytes,
+        on_end=None if request is None else functools.partial(_close_if_stuck, request),
     )
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            yield batch
 
 
 def make_room(service: SessionService, session_id: str) -> None:
@@ -63,32 +82,59 @@ async def send_events(
 
     A client that goes away simply ends the stream: the events stay in the log for its
     reconnect, and the turn producing them keeps running. So does one the log cut off
-    for falling too far behind: it reconnects with ``Last-Event-ID``.
+    for falling too far behind: it reconnects with ``Last-Event-ID``. One that has stopped
+    reading when the log ends its stream has its connection closed then, even while a write
+    waits on it (see ``follow_stream``).
     """
-    response = await request.respond(content_type="text/event-stream", headers=SSE_HEADERS)
-    assert response is not None
-    await response.send(KEEPALIVE_FRAME)  # the status line at once, not with the first event or keep-alive
-    async with contextlib.aclosing(batches):  # unsubscribes at once when the client goes
-        async for batch in batches:
-            if batch is None:
-                await response.send(KEEPALIVE_FRAME)
-                continue
-            last = None if stop is None else next((i for i, event in enumerate(batch) if stop(event)), None)
-            if last is None:
-                await _send(response, batch.sse_frames)
-                continue
-            await _send(response, b"".join(event.sse_frame for event in batch[: last + 1]))
-            break
-        else:
-            _ended(request)
+    writing = _WRITING_TO.set(request)  # for the ``follow_stream`` behind ``batches``
+    try:
+        response = await request.respond(content_type="text/event-stream", headers=SSE_HEADERS)
+        assert response is not None
+        await response.send(KEEPALIVE_FRAME)  # the status line at once, not with the first event or keep-alive
+        async with contextlib.aclosing(batches):  # unsubscribes at once when the client goes
+            async for batch in batches:
+                if batch is None:
+                    await response.send(KEEPALIVE_FRAME)
+                    continue
+                last = None if stop is None else next((i for i, event in enumerate(batch) if stop(event)), None)
+                if last is None:
+                    await _send(response, batch.sse_frames)
+                    continue
+                await _send(response, b"".join(event.sse_frame for event in batch[: last + 1]))
+                break
+            else:
+                if _ended(request):
+                    return
+    finally:
+        _WRITING_TO.reset(writing)
     await response.eof()
 
 
-def _ended(request: Request) -> None:
+def _ended(request: Request) -> bool:
     """The log ended the stream (the gateway is stopping, the session was deleted, or this client
-    fell too far behind): close the connection after it."""
+    fell too far behind): close the connection after it. Returns whether it is closed already, the
+    stream unended, as its client was not taking what it was sent (``_close_if_stuck``)."""
     if isinstance(request.stream, Http):  # HTTP/1.1: no keep-alive after an ended stream
         request.stream.keep_alive = False
+    return _close_if_stuck(request)
+
+
+def _close_if_stuck(request: Request) -> bool:
+    """Close the connection now if the log ended its stream while it holds bytes its client has not
+    taken; returns whether it did. Such a client has stopped reading, or reads too slowly to keep
+    up: a write waiting on it would hold the stream (its place under CC_API_SSE_MAX_STREAMS and
+    ..._PER_SESSION) and the connection until it reads, or for RESPONSE_TIMEOUT (a day), and the
+    final empty chunk would wait behind it too. The frame being sent is cut short (an SSE client
+    discards an unfinished event); the client reconnects with ``Last-Event-ID`` and the log
+    replays what it missed."""
+    transport = cast(asyncio.WriteTransport, request.transport)  # HTTP/1.1's, asyncio's or uvloop's
+    try:
+        stuck = not transport.is_closing() and transport.get_write_buffer_size() > 0
+    except (AttributeError, NotImplementedError):  # not a socket's (the ASGI test client's)
+        return False
+    if stuck:
+        transport.abort()  # unlike close(), does not wait for the client to take the buffer first
+    return stuck
 
 
 async def _send(response: HTTPResponse, frames: bytes) -> None:

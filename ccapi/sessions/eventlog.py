@@ -39,13 +39,18 @@ class Subscription:
     while it lags.
 
     Whole batches are queued, not events, so a commit costs each subscriber one wake-up
-    however many events it holds."""
+    however many events it holds.
+
+    ``on_end`` is called when the subscription is cut off or closed, from whoever ends it: the
+    follower may be busy elsewhere then (an SSE writer waiting on a reader that stopped reading),
+    and learn of it through the queue only once that is done."""
 
     def __init__(
         self,
         maxsize: int = 1024,
         cut_off: bool = False,
         max_bytes: int | None = None,
+        on_end: Callable[[], object] | None = None,
     ) -> None:
         #: ``None`` wakes the follower to look at ``closed`` and ``lagged``.
         self.queue: asyncio.Queue[EventBatch | None] = asyncio.Queue()
@@ -61,6 +66,7 @@ class Subscription:
         self.lagged = False
         self.overflowed = False
         self.closed = False
+        self.on_end = on_end
 
     def offer(self, batch: EventBatch) -> None:
         if self.lagged:
@@ -89,6 +95,7 @@ class Subscription:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queued = self.backlog_bytes = self.in_flight = 0
+        self._ended()
 
     def refill(self) -> None:
         """The follower re-reads the store, which holds all that is queued: start the queue afresh."""
@@ -107,6 +114,14 @@ class Subscription:
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(None)
+            self._ended()
+
+    def _ended(self) -> None:
+        if self.on_end is not None:
+            try:
+                self.on_end()
+            except Exception:  # whoever ends a follow (the flusher, a delete) must go on
+                log.exception("follower_end_callback_failed")
 
 
 class EventLog:
@@ -363,8 +378,9 @@ class EventLog:
         buffer: int = 1024,
         cut_off: bool = False,
         max_bytes: int | None = None,
+        on_end: Callable[[], object] | None = None,
     ):
-        subscription = Subscription(buffer, cut_off, max_bytes)
+        subscription = Subscription(buffer, cut_off, max_bytes, on_end)
         if self._closed:
             subscription.close()
         self._subscribers.setdefault(session_id, set()).add(subscription)
@@ -402,20 +418,22 @@ class EventLog:
         buffer: int = 1024,
         cut_off: bool = False,
         max_bytes: int | None = None,
+        on_end: Callable[[], object] | None = None,
     ) -> AsyncGenerator[EventBatch | None, None]:
         """Every event after ``after`` exactly once and in order, in batches of all that was
         ready at once: the stored log first, then the live tail. Yields ``KEEPALIVE`` after
         ``keepalive`` seconds of quiet, and ends after ``end_follows`` or once the session is
         gone (deleted, maybe by another host) — and, with ``cut_off``, once more than
         ``buffer`` events (or ``max_bytes`` of their SSE frames) wait for a reader too slow to
-        take them.
+        take them. ``on_end`` is called the moment a cut-off or ``end_follows`` ends it (see
+        ``Subscription``), whatever its reader is doing then.
 
         Subscribing before reading the store closes the gap between replay and live; any
         hole in the live feed (a lagged queue, a nudge from another host) is refilled from
         the store, which each keep-alive also re-reads in case a nudge was missed.
         """
         last = after
-        with self.subscribe(session_id, buffer, cut_off, max_bytes) as subscription:
+        with self.subscribe(session_id, buffer, cut_off, max_bytes, on_end) as subscription:
             replayed = self._stored_after(session_id, last)
             while not subscription.closed:
                 subscription.refill()
