@@ -518,6 +518,16 @@ def _seqs(events: list[Event]) -> list[int]:
     return [event.seq for event in events]
 
 
+async def _subscribed_with_five_events(root: Path, session_id: str) -> JsonDirStore:
+    """A JSON directory holding one session subscribed to ``turn.completed``, with events 1..5 committed."""
+    store = JsonDirStore(root)
+    await store.open()
+    webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}
+    await store.create_session(replace(_session(session_id, "2026-01-01T00:00:00.000Z"), webhook=webhook))
+    await store.append_events([_event(session_id, n) for n in range(1, 6)])
+    return store
+
+
 def test_json_directory_a_commit_that_fails_partway_leaves_no_trace_and_its_retry_lands_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -526,11 +536,7 @@ def test_json_directory_a_commit_that_fails_partway_leaves_no_trace_and_its_retr
     a restart; the failed attempt's webhook delivery was never claimable, and is owed once."""
 
     async def main() -> None:
-        store = JsonDirStore(tmp_path)
-        await store.open()
-        webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}
-        await store.create_session(replace(_session("sess_f", "2026-01-01T00:00:00.000Z"), webhook=webhook))
-        await store.append_events([_event("sess_f", n) for n in range(1, 6)])
+        store = await _subscribed_with_five_events(tmp_path, "sess_f")
         events_dir = tmp_path / "sessions" / "sess_f" / "events"
         before = sorted(p.name for p in events_dir.iterdir())
 
@@ -633,11 +639,7 @@ def test_json_directory_a_crash_before_the_commit_point_is_undone_at_open(tmp_pa
     committed (nor was published), so the next open removes it and the log numbers on from the last commit."""
 
     async def main() -> None:
-        store = JsonDirStore(tmp_path)
-        await store.open()
-        webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}
-        await store.create_session(replace(_session("sess_c", "2026-01-01T00:00:00.000Z"), webhook=webhook))
-        await store.append_events([_event("sess_c", n) for n in range(1, 6)])
+        store = await _subscribed_with_five_events(tmp_path, "sess_c")
         session_file = tmp_path / "sessions" / "sess_c" / "session.json"
         committed = session_file.read_bytes()
         await store.append_events([_event("sess_c", 6), _event("sess_c", 7), _event("sess_c", 8, "turn.completed")])

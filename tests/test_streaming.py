@@ -258,16 +258,7 @@ def test_stalled_readers_are_cut_off_by_bytes_capped_and_freed_on_disconnect(
     assert refused.status_code == 503 and refused.json()["error"]["type"] == "unavailable", refused.text
 
     mock_model.script(Reply(text="short"))
-    started = gw.client.post(
-        f"/api/sessions/{session_id}/turns", json={"input": "y" * (8 * 1024 * 1024), "background": True}
-    )
-    assert started.status_code == 202, started.text
-    turn_url = f"/api/sessions/{session_id}/turns/{started.json()['turn_id']}"
-    deadline = time.monotonic() + 60
-    while gw.client.get(turn_url).json()["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    logged = gw.events(session_id, after)
-    assert logged[-1]["type"] == "turn.completed"
+    logged = _finished_turn(gw, session_id, "y" * (8 * 1024 * 1024))
     first_frame = len(f"id: {logged[0]['seq']}\nevent: turn.started\ndata: ".encode()) + len(orjson.dumps(logged[0]))
 
     aborted, _ = readers.pop()
