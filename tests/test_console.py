@@ -384,28 +384,12 @@ def test_a_retried_reply_is_shown_once(
     ]
     assert page.evaluate(f"[...document.querySelectorAll('{LAST} .reply')].map(r => r.textContent)") == ["Done."]
 
-    # cut once the thinking had finished: Claude Code asks again without an api_retry; the gateway says so
-    mock_model.script(
-        Reply(thinking="brief thought", text=text, drop_after_chunks=8, chunk_delay=0.1),
-        Reply(thinking="brief thought", text=text),
-    )
-    _send(page, "think, briefly")
-    page.wait_for("document.querySelectorAll('#turns .turn').length === 3")
-    page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
-    assert page.evaluate(f"[...document.querySelectorAll('{LAST} .thinking .text')].map(t => t.textContent)") == [
-        "brief thought"
-    ]
-    assert page.evaluate(f"[...document.querySelectorAll('{LAST} .reply')].map(r => r.textContent)") == [text]
     # each retry came after part of the message had streamed: the case this is about
     events = gw.events(session)
     types = [e["type"] for e in events]
     retried = [types[n - 1] for n, kind in enumerate(types) if kind == "turn.retrying"]
-    assert retried[:2] == ["message.delta", "thinking.delta"], " ".join(types)
-    assert retried[2] in ("message.completed", "message.delta"), " ".join(types)  # as the cut falls
-    last_retry = [e for e in events if e["type"] == "turn.retrying"][-1]
-    finished = [e for e in events if e["type"] == "message.completed" and e["seq"] < last_retry["seq"]][-1]
-    assert finished["data"]["content"][0]["type"] == "thinking"  # a block of the cut message had finished
-    assert last_retry["data"]["discarded_message_id"] == finished["data"]["message_id"]
+    assert retried == ["message.delta", "thinking.delta"], " ".join(types)
+    assert all(e["data"]["discarded_message_id"] for e in events if e["type"] == "turn.retrying")
 
 
 @pytest.mark.slow

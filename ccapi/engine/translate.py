@@ -37,16 +37,6 @@ _AUTH_HINT = (
     "`cc-api run --mock-model` tries the API without an account."
 )
 
-#: ``turn.retrying`` for a model stream cut off mid-message that Claude Code asked for again at once, without an
-#: ``api_retry`` of its own to report (seen when the cut came after one of the message's blocks had finished).
-_ASKED_AGAIN = {
-    "attempt": None,
-    "max_retries": None,
-    "retry_delay_ms": 0,
-    "error_status": None,
-    "error": "the model's answer was cut off; Claude Code asked for it again",
-}
-
 
 @dataclass(frozen=True)
 class EngineEvent:
@@ -140,7 +130,7 @@ class TurnTranslator:
         self._output: list[tuple[str, dict[str, Any]]] = []  # (message id, text or thinking block)
         self._streaming: str | None = None  # the main thread's message the model is streaming, until its stop
         self._finished = False  # it has its stop reason (``message_delta``): it was not cut off
-        self._cut: str | None = None  # a message that stopped without one, until Claude Code asks again
+        self._cut: str | None = None  # one that stopped without it (Claude Code closes a cut one itself)
         self._assistant_error: tuple[str, str] | None = None
         self._round: list[dict[str, int]] = []
         self._rejection: dict[str, Any] | None = None
@@ -178,16 +168,12 @@ class TurnTranslator:
         self._count(event)
         kind = event.get("type")
         if kind == "message_start":
-            cut, self._cut = self._cut, None
-            self._streaming, self._finished = (event.get("message") or {}).get("id"), False
-            if cut is not None:  # asked again at once, without an api_retry to say so
-                return [EngineEvent(EventType.TURN_RETRYING, {**_ASKED_AGAIN, **self._discard(cut)})]
+            self._streaming, self._finished, self._cut = (event.get("message") or {}).get("id"), False, None
         elif kind == "message_delta":
             self._finished = True
-        elif kind == "message_stop" and not self._finished:
-            # cut off: Claude Code closes the message itself, then asks for it again; its calls will not run
-            self._cut, self._streaming, self._client_calls = self._streaming, None, []
-            return []
+        elif kind == "message_stop":
+            self._cut = None if self._finished else self._streaming
+            self._streaming = None
         if kind == "message_stop" and self._client_calls:
             # every tool_use block of the message has been seen: the client owes results
             calls, self._client_calls = self._client_calls, []
@@ -268,6 +254,8 @@ class TurnTranslator:
         return events
 
     def _user(self, message: UserMessage) -> list[EngineEvent]:
+        if message.parent_tool_use_id is None:
+            self._cut = None  # the conversation went on from that message: it is not the one an api_retry drops
         if isinstance(message.content, str):
             return []
         return [
@@ -287,6 +275,8 @@ class TurnTranslator:
         if message.subtype == "init":
             self.sdk_session_id = message.data.get("session_id") or self.sdk_session_id
         elif message.subtype == "api_retry":
+            # the request is sent again from scratch: a message it had begun to answer is dropped (when a cut comes
+            # after a block had finished, Claude Code instead keeps what survived and asks the model to resume)
             data = message.data
             cut = self._cut or (None if self._finished else self._streaming)
             self._cut = self._streaming = None
@@ -319,7 +309,7 @@ class TurnTranslator:
 
     def _discard(self, message_id: str) -> dict[str, str]:
         """A message cut off mid-stream, which Claude Code drops and asks for again: what it said leaves the turn's
-        output (its blocks came whole, one message each, before the cut), and clients are told which to drop."""
+        output, and clients are told which to drop."""
         self._output = [(owner, block) for owner, block in self._output if owner != message_id]
         return {"discarded_message_id": message_id}
 
