@@ -152,7 +152,9 @@ def test_bad_decisions_are_refused_and_change_nothing(gateway: Gateway, mock_mod
         json={"decisions": [{"request_id": request_id, "behavior": "allow"}], "stream": True},
         headers={"Idempotency-Key": "approve-1"},
     )
-    assert retried.status_code == 200 and retried.json()["status"] == "completed"  # the first answer, not a re-run
+    assert retried.status_code == 200  # the first answer (streamed, as asked: the same events), not a re-run
+    replayed = list(sse_events(retried.text.splitlines()))
+    assert [e for e in replayed if "event" in e] == [e for e in events if "event" in e]
     late = gateway.client.post(url, json={"decisions": [{"request_id": request_id, "behavior": "allow"}]})
     assert late.status_code == 409 and late.json()["error"]["type"] == "conflict"
     assert target.exists()

@@ -21,9 +21,9 @@ from ccapi.api.replies import Compaction, TurnStatus
 from ccapi.api.request import json_body, wants_event_stream
 from ccapi.api.sse import follow_stream, send_events
 from ccapi.errors import InvalidRequest
-from ccapi.events import Event, EventBatch
+from ccapi.events import Event, EventBatch, EventType
 from ccapi.sessions import SessionService, TurnRun
-from ccapi.sessions.idempotency import Idempotency
+from ccapi.sessions.idempotency import Idempotency, Replay
 from ccapi.sessions.params import CompactRequest, DecisionsRequest, InterruptRequest, ToolResultsRequest, TurnRequest
 from ccapi.sessions.queue import QueuedTurn
 from ccapi.store import TurnRecord
@@ -36,8 +36,8 @@ async def create_turn(request: Request, session_id: str) -> HTTPResponse | None:
     service: SessionService = request.app.ctx.service
     body = TurnRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
     result = await service.start_turn(session_id, body, _idempotency(request))
-    if isinstance(result, TurnRecord):
-        return json(turn_view(result))
+    if isinstance(result, Replay):
+        return await _replayed(request, service, result, body.stream, body.background)
     if isinstance(result, QueuedTurn):
         return await _reply_queued(request, service, result, body.stream, body.background)
     return await _reply(request, service, result, body.stream, body.background, result.started_seq)
@@ -98,15 +98,14 @@ async def get_turn(request: Request, session_id: str, turn_id: str) -> HTTPRespo
 async def _continued(
     request: Request,
     service: SessionService,
-    result: TurnRun | TurnRecord,
+    result: TurnRun | Replay,
     first_seq: int,
     stream: bool,
     background: bool,
 ) -> HTTPResponse | None:
-    """A paused turn's continuation, answered like a turn from its first new event; a replayed
-    ``Idempotency-Key`` gets the turn as it stands."""
-    if isinstance(result, TurnRecord):
-        return json(turn_view(result))
+    """A paused turn's continuation, answered like a turn from its first new event."""
+    if isinstance(result, Replay):
+        return await _replayed(request, service, result, stream, background)
     return await _reply(request, service, result, stream, background, first_seq or result.started_seq)
 
 
@@ -118,11 +117,46 @@ async def _reply(
         await service.events.flush(bounded=True)  # the events the reply points to are committed before it goes
         return json(accepted_view(session_id, turn_id, "running", from_seq), status=202)
     if stream:
-        await send_events(
-            request, follow_stream(service, session_id, from_seq - 1), stop=lambda e: _settles(e, turn_id)
-        )
+        await _stream_leg(request, service, session_id, turn_id, from_seq)
         return None
     return json(turn_view(await run.wait()))
+
+
+async def _replayed(
+    request: Request, service: SessionService, replay: Replay, stream: bool, background: bool
+) -> HTTPResponse | None:
+    """A retried ``Idempotency-Key`` gets its first request's answer: streamed, the same events — from the one
+    that answer began with to the turn's next settle, out of the log once the turn has moved on (paused again,
+    continued, ended), live while it has not; else the turn as it stands (``202`` while it runs, with
+    ``background``)."""
+    earlier = replay.turn
+    if isinstance(earlier, QueuedTurn):
+        return await _reply_queued(request, service, earlier, stream, background)
+    if isinstance(earlier, TurnRecord) and (background or not stream):
+        return json(turn_view(earlier))
+    if isinstance(earlier, TurnRun) and not (stream or background):
+        return json(turn_view(await earlier.wait()))
+    opening = await service.replay_opening(replay)
+    if opening is None:  # not in the log (never expected): the turn from where it stands
+        if isinstance(earlier, TurnRun):
+            return await _reply(request, service, earlier, stream, background, earlier.started_seq)
+        return json(turn_view(earlier))
+    if isinstance(earlier, TurnRun) and background:
+        return await _reply(request, service, earlier, stream, background, opening.seq)
+    # a queued turn's answer streamed its own events only (see ``_reply_queued``)
+    own_only = opening.type == EventType.TURN_QUEUED
+    await _stream_leg(request, service, replay.session_id, replay.turn_id, opening.seq, own_only)
+    return None
+
+
+async def _stream_leg(
+    request: Request, service: SessionService, session_id: str, turn_id: str, from_seq: int, own_only: bool = False
+) -> None:
+    """The session's events from ``from_seq`` (only the turn's, ``own_only``) up to the turn's next settle."""
+    batches = follow_stream(service, session_id, from_seq - 1)
+    if own_only:
+        batches = _of_turn(batches, turn_id)
+    await send_events(request, batches, stop=lambda e: _settles(e, turn_id))
 
 
 async def _reply_queued(

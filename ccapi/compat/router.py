@@ -370,7 +370,7 @@ class CompatRouter:
                 )
                 if isinstance(started, QueuedTurn):
                     return started.queued_seq, True
-                assert isinstance(started, TurnRun)  # a TurnRecord only answers a replayed Idempotency-Key
+                assert isinstance(started, TurnRun)  # a Replay only answers a replayed Idempotency-Key
                 return started.started_seq, False
             waiting = {call.tool_call_id for call in run.desk.waiting()} if run is not None else set()
             answers = native_answers(new.answers, waiting) if new is not None and new.role == "tool" else None

@@ -12,8 +12,8 @@ import asyncio
 import dataclasses
 import functools
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from ccapi.config import Settings
 from ccapi.engine import EnginePool, PoolExhausted
@@ -36,7 +36,7 @@ from ccapi.sessions.creation import (
     turn_record,
 )
 from ccapi.sessions.eventlog import EventLog
-from ccapi.sessions.idempotency import Idempotency, earlier_turn
+from ccapi.sessions.idempotency import NEW_INPUT, Idempotency, Opening, Replay, earlier_turn, opening_event
 from ccapi.sessions.lease import (
     LEASE_HANDOVER_PAUSE,
     LEASE_HANDOVER_TRIES,
@@ -53,6 +53,8 @@ from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.outbox import WebhookDelivery
 from ccapi.store.transcripts import TranscriptMirror
+
+T = TypeVar("T")
 
 
 class SessionService:
@@ -96,6 +98,7 @@ class SessionService:
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
+        self._unawaited: set[asyncio.Future[Any]] = set()  # ``_whole`` work whose caller may be gone: held likewise
         #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._specs = EngineSpecs(settings, self._transcripts, self._running)
@@ -235,15 +238,22 @@ class SessionService:
 
     async def start_turn(
         self, session_id: str, request: TurnRequest, idempotency: Idempotency | None = None
-    ) -> TurnRun | TurnRecord | QueuedTurn:
+    ) -> TurnRun | QueuedTurn | Replay:
         """Start a turn — or, with ``request.queue`` while one runs, queue it behind (see
-        ``queue``) — or, for a retried ``Idempotency-Key``, return the turn the first request
-        started (the live run while it still runs, the queued turn while it waits), never
-        running twice."""
+        ``queue``) — or, for a retried ``Idempotency-Key``, return a ``Replay`` of the turn the
+        first request started (the live run while it still runs, the queued turn while it waits),
+        never running twice. With a key, starting and recording it is not cut short by the
+        caller's cancellation (``_whole``)."""
         _check_id(session_id)  # before any store sees it: a key lookup builds a path or a bounded column
+        work = self._start_turn(session_id, request, idempotency)
+        return await (work if idempotency is None else self._whole(work))
+
+    async def _start_turn(
+        self, session_id: str, request: TurnRequest, idempotency: Idempotency | None
+    ) -> TurnRun | QueuedTurn | Replay:
         async with self._lock(session_id):
             if idempotency is not None:
-                earlier = await self._replay(session_id, idempotency)
+                earlier = await self._replay(session_id, idempotency, NEW_INPUT)
                 if earlier is not None:
                     return earlier
             await self._after_ended(session_id)
@@ -256,6 +266,20 @@ class SessionService:
                 turn_id = run.turn_id if isinstance(run, QueuedTurn) else run.turn.id
                 await idempotency.remember(self.store, session_id, turn_id)
             return run
+
+    async def _whole(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` to its end even if the request awaiting it is cancelled (its client went away): a turn
+        it starts, or tool results it hands over, are recorded with the request's ``Idempotency-Key``, so the
+        retry finds them instead of running the input again. Its outcome is then the retry's to learn."""
+        task = asyncio.ensure_future(work)
+        self._unawaited.add(task)
+        task.add_done_callback(self._done_alone)
+        return await asyncio.shield(task)
+
+    def _done_alone(self, task: asyncio.Future[Any]) -> None:
+        self._unawaited.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: an error its caller, gone, was not there to answer with
 
     async def _queue(
         self, session_id: str, content: list[dict[str, Any]], queue: bool, changes: Mapping[str, Any] | None
@@ -298,25 +322,46 @@ class SessionService:
 
     async def submit_tool_results(
         self, session_id: str, results: list[ToolResult], idempotency: Idempotency | None = None
-    ) -> tuple[TurnRun | TurnRecord, int]:
+    ) -> tuple[TurnRun | Replay, int]:
         """Continue the paused turn; returns it and the seq of its first ``tool_result``."""
-        return await self._continue(session_id, idempotency, "tool results", lambda run: run.submit(results))
+        opening = Opening.answering(EventType.TOOL_RESULT, "tool_call_id", (r.tool_call_id for r in results))
+        return await self._continue(session_id, idempotency, "tool results", lambda run: run.submit(results), opening)
 
     async def submit_decisions(
         self, session_id: str, decisions: list[Decision], idempotency: Idempotency | None = None
-    ) -> tuple[TurnRun | TurnRecord, int]:
+    ) -> tuple[TurnRun | Replay, int]:
         """Answer the turn's permission requests; returns it and the seq of its first ``permission.resolved``."""
-        return await self._continue(session_id, idempotency, "permission decisions", lambda run: run.decide(decisions))
+        opening = Opening.answering(EventType.PERMISSION_RESOLVED, "request_id", (d.request_id for d in decisions))
+        return await self._continue(
+            session_id, idempotency, "permission decisions", lambda run: run.decide(decisions), opening
+        )
 
     async def _continue(
-        self, session_id: str, idempotency: Idempotency | None, what: str, apply: Callable[[TurnRun], Awaitable[int]]
-    ) -> tuple[TurnRun | TurnRecord, int]:
+        self,
+        session_id: str,
+        idempotency: Idempotency | None,
+        what: str,
+        apply: Callable[[TurnRun], Awaitable[int]],
+        opening: Opening,
+    ) -> tuple[TurnRun | Replay, int]:
+        """A retried key gets a ``Replay`` (and 0): its answer begins at ``opening``."""
         await self.get(session_id)
+        work = self._answer(session_id, idempotency, what, apply, opening)
+        return await (work if idempotency is None else self._whole(work))
+
+    async def _answer(
+        self,
+        session_id: str,
+        idempotency: Idempotency | None,
+        what: str,
+        apply: Callable[[TurnRun], Awaitable[int]],
+        opening: Opening,
+    ) -> tuple[TurnRun | Replay, int]:
         async with self._lock(session_id):
             if idempotency is not None:
-                earlier = await self._replay(session_id, idempotency)
+                earlier = await self._replay(session_id, idempotency, opening)
                 if earlier is not None:
-                    return (earlier.record("queued") if isinstance(earlier, QueuedTurn) else earlier), 0
+                    return earlier, 0
             run = self._running.get(session_id)
             if run is None:
                 raise Conflict(f"this session is not waiting for {what}")
@@ -361,9 +406,15 @@ class SessionService:
             raise NotFound(f"no turn {turn_id!r} in session {session_id!r}")
         return turn
 
-    async def _replay(self, session_id: str, idempotency: Idempotency) -> TurnRun | TurnRecord | QueuedTurn | None:
+    async def _replay(self, session_id: str, idempotency: Idempotency, opening: Opening) -> Replay | None:
         run = self._running.get(session_id)
-        return await earlier_turn(self.store, session_id, idempotency, run, self.queues, self.get_turn)
+        earlier = await earlier_turn(self.store, session_id, idempotency, run, self.queues, self.get_turn)
+        return None if earlier is None else Replay(earlier, opening)
+
+    async def replay_opening(self, replay: Replay) -> Event | None:
+        """The event a retried key's first answer began with (``Opening``), from the log."""
+        await self.events.flush(bounded=True)  # what the first request added may still be on its way to the store
+        return await opening_event(self.store, replay)
 
     async def _reserve(self, session_id: str) -> None:
         try:
