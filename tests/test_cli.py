@@ -216,7 +216,7 @@ def test_run_on_port_0_records_the_port_it_bound(
     request.addfinalizer(cli.cleanup)
     told = tmp_path / "stderr.txt"
     with told.open("wb") as stderr:
-        gateway = cli.popen("run", "--port", "0", "--no-console-log", stderr=stderr.fileno())
+        gateway = cli.popen("run", "--port", "0", stderr=stderr.fileno())  # in the foreground, as a person runs it
     try:
         deadline = time.monotonic() + 30
         while not cli.paths.state_file.exists():

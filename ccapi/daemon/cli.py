@@ -94,8 +94,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     app = create_app(settings)
     stop.attach(app)
-    ready = f"cc-api: ready at {settings.base_url} (open it in a browser for the console; Ctrl-C stops)"
-    app.after_server_start(lambda _app: print(ready, file=sys.stderr, flush=True))
+    if not args.no_console_log:  # a person watching (a background gateway's stderr is its JSON-lines log)
+        ready = f"cc-api: ready at {settings.base_url} (open it in a browser for the console; Ctrl-C stops)"
+        app.after_server_start(lambda _app: print(ready, file=sys.stderr, flush=True))
     logging.getLogger("sanic.error").addFilter(_ToldOnce((ConfigError, StoreUnavailable)))
     try:
         with launcher.recorded(settings.port):
