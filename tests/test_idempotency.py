@@ -218,6 +218,7 @@ async def _idle(client: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
 
 async def _leave_while_the_key_is_recorded(settings: Settings, mock_model: MockModel) -> dict[str, Any]:
     app = create_app(settings, name="ccapi_idempotency")
+    app.config.TOUCHUP = False  # as tests.inprocess: a second app's touch-up in one test process fails
     server = await app.create_server(host="127.0.0.1", port=settings.port, return_asyncio_server=True)
     assert server is not None
     await server.startup()

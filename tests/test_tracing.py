@@ -126,6 +126,7 @@ async def _serve_and_run_a_turn(
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = create_app(settings, name="ccapi_tracing", tracing=OtelTracing(provider))
+    app.config.TOUCHUP = False  # as tests.inprocess: a second app's touch-up in one test process fails
     server = await app.create_server(host="127.0.0.1", port=settings.port, return_asyncio_server=True)
     assert server is not None
     await server.startup()
