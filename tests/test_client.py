@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from ccapi.client import AsyncClient, CCAPIError, Client, Event, ToolResult, Turn
+from ccapi.client import STREAM_RETRIES, AsyncClient, CCAPIError, Client, Event, PermissionRequest, ToolResult, Turn
 from ccapi.testing import MockError, MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, result_text, tool_results_sent
 from tests.gateway import Gateway
@@ -19,7 +20,8 @@ WEATHER = {"name": "get_weather", "description": "Weather for a city", "input_sc
 
 
 class DroppingStream(httpx.SyncByteStream):
-    """Passes ``keep`` chunks of an event stream through, then fails like a dropped connection."""
+    """Passes ``keep`` chunks of an event stream through, then fails like a dropped connection (or, ``clean``, ends
+    like a stream the gateway ended: a reader cut off, a gateway stopping)."""
 
     def __init__(self, inner: httpx.SyncByteStream, keep: int, transport: DroppingTransport) -> None:
         self.inner, self.keep, self.transport = inner, keep, transport
@@ -28,6 +30,8 @@ class DroppingStream(httpx.SyncByteStream):
         for n, chunk in enumerate(self.inner):
             if n == self.keep:
                 self.transport.cuts += 1
+                if self.transport.clean:
+                    return
                 raise httpx.ReadError("connection dropped by the test")
             yield chunk
 
@@ -36,12 +40,12 @@ class DroppingStream(httpx.SyncByteStream):
 
 
 class DroppingTransport(httpx.HTTPTransport):
-    """Drops the first ``drops`` event-stream connections after a few chunks each. ``cuts`` counts the
-    connections really dropped: on a busy machine a batch may carry the turn's end before the cut."""
+    """Drops (or, ``clean``, ends) the first ``drops`` event-stream connections after a few chunks each. ``cuts``
+    counts the connections really cut: on a busy machine a batch may carry the turn's end before the cut."""
 
-    def __init__(self, drops: int, keep: int) -> None:
+    def __init__(self, drops: int, keep: int, clean: bool = False) -> None:
         super().__init__()
-        self.drops, self.keep, self.streams, self.cuts = drops, keep, 0, 0
+        self.drops, self.keep, self.clean, self.streams, self.cuts = drops, keep, clean, 0, 0
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
@@ -97,9 +101,11 @@ def test_async_tool_loop_with_a_coroutine_tool(gateway: Gateway, mock_model: Moc
     assert result_text(tool_results_sent(mock_model)[0]) == "Rome: 23C"
 
 
-def test_dropped_event_stream_resumes_without_gaps(gateway: Gateway, mock_model: MockModel) -> None:
+@pytest.mark.parametrize("clean", [False, True], ids=["dropped", "ended-by-the-gateway"])
+def test_dropped_event_stream_resumes_without_gaps(gateway: Gateway, mock_model: MockModel, clean: bool) -> None:
+    """A stream cut short, dropped or ended cleanly before ``until`` matched, resumes from its last event."""
     mock_model.script(Reply(text=" ".join(f"word{n}" for n in range(60)), chunk_delay=0.02))
-    transport = DroppingTransport(drops=3, keep=2)
+    transport = DroppingTransport(drops=3, keep=2, clean=clean)
     with (
         Client(gateway.base_url) as plain,
         Client(http=httpx.Client(base_url=gateway.base_url, transport=transport, timeout=60)) as dropping,
@@ -199,3 +205,281 @@ def test_send_with_queue_waits_behind_a_running_turn_and_interrupt_withdraws_by_
     assert then.status == "completed" and then.text == "mock reply: then this"
     assert withdrawn.status == doomed.status == "interrupted" and withdrawn.turn_id == doomed.turn_id
     assert not any("qz-never-run" in str(r.body["messages"]) for r in mock_model.message_requests())
+
+
+# -- approvals and tools: what each client can await ------------------------------------
+
+
+def _write_with_bash(mock: MockModel, target: Path) -> None:
+    mock.script(
+        Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)),
+        Reply(tool_uses=(ToolUse("Bash", {"command": f"echo approved > {target}"}),)),
+        Reply(text="done"),
+    )
+
+
+def _bash_session_body(cwd: Path) -> dict:
+    return {"tools": [WEATHER], "builtin_tools": ["Bash"], "permission_mode": "default", "cwd": str(cwd)}
+
+
+def test_async_client_awaits_an_async_approve_and_its_deny_keeps_the_call_from_running(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """An ``async def`` approve answering False denies the call: the coroutine is awaited, not taken for "allow"."""
+    target = tmp_path / "out.txt"
+    _write_with_bash(mock_model, target)
+    asked: list[PermissionRequest] = []
+
+    async def approve(request: PermissionRequest) -> bool:
+        await asyncio.sleep(0)
+        asked.append(request)
+        return False
+
+    async def get_weather(city: str) -> str:
+        await asyncio.sleep(0)
+        return f"{city}: 3C"
+
+    async def main() -> Turn:
+        async with AsyncClient(gateway.base_url) as cc:
+            session = await cc.create_session(**_bash_session_body(tmp_path))
+            return await cc.run_tools(
+                session.id, "weather, then write it", {"get_weather": get_weather}, approve=approve
+            )
+
+    turn = asyncio.run(main())
+    assert turn.status == "completed" and turn.text == "done"
+    assert [r.tool_name for r in asked] == ["Bash"]
+    assert not target.exists(), "the denied Bash call ran"
+    weather, denied = tool_results_sent(mock_model)
+    assert result_text(weather) == "Oslo: 3C" and denied["is_error"] is True
+
+
+def test_client_refuses_what_it_cannot_await_with_a_type_error(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """``Client`` cannot await: an ``async def`` approve or tool is refused before the input is sent, and an awaitable
+    a plain callable answers is refused, not read as "allow" nor sent to Claude as ``<coroutine object …>``."""
+    target = tmp_path / "out.txt"
+
+    async def deny(request: PermissionRequest) -> bool:
+        return False
+
+    async def get_weather(city: str) -> str:
+        return f"{city}: 3C"
+
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session(**_bash_session_body(tmp_path))
+        with pytest.raises(TypeError, match=r"approve is a coroutine function.*AsyncClient"):
+            cc.run_tools(session.id, "go", {}, approve=deny)
+        with pytest.raises(TypeError, match="tool 'get_weather' is a coroutine function"):
+            cc.run_tools(session.id, "go", {"get_weather": get_weather})
+        assert cc.get_session(session.id).turn_count == 0, "nothing was sent"
+
+        # plain callables that answer an awaitable, which no up-front check can see
+        mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)))
+        with pytest.raises(TypeError, match="tool 'get_weather' returned an awaitable"):
+            cc.run_tools(session.id, "weather?", {"get_weather": lambda city: get_weather(city)})  # noqa: PLW0108
+        assert cc.get_session(session.id).status == "requires_action", "no result was sent"
+        cc.interrupt(session.id)
+
+        mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": f"echo approved > {target}"}),)))
+        session = cc.create_session(**_bash_session_body(tmp_path))
+        with pytest.raises(TypeError, match="approve returned an awaitable"):
+            cc.run_tools(session.id, "write it", {}, approve=lambda request: deny(request))  # noqa: PLW0108
+        assert cc.get_session(session.id).status == "requires_approval", "no decision was sent"
+        cc.interrupt(session.id)
+    assert not target.exists()
+    assert tool_results_sent(mock_model) == [], "nothing went to Claude as a result"
+
+
+# -- requests: path parameters, idempotency keys, the event log's filter, health ----------
+
+
+def test_session_ids_are_quoted_into_one_path_segment(gateway: Gateway) -> None:
+    """An id with ``/``, ``?``, ``#`` or dots is one path segment: a 404 ``CCAPIError`` like any unknown id, never
+    another route or another session's query."""
+
+    async def get_async(session_id: str) -> None:
+        async with AsyncClient(gateway.base_url) as ac:
+            await ac.get_session(session_id)
+
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session()
+        hostile = [
+            "../../healthz",
+            "..",
+            ".",
+            f"{session.id}?limit=1",
+            f"{session.id}/events",
+            f"{session.id}#x",
+            "a b",
+        ]
+        for session_id in hostile:
+            with pytest.raises(CCAPIError) as missing:
+                cc.get_session(session_id)
+            assert missing.value.status == 404, session_id
+            with pytest.raises(CCAPIError) as missing:
+                cc.events(session_id)
+            assert missing.value.status == 404, session_id
+        with pytest.raises(CCAPIError) as missing:
+            asyncio.run(get_async("../../healthz"))
+        assert missing.value.status == 404
+        with pytest.raises(CCAPIError) as missing:
+            cc.delete_session(f"{session.id}?x=1")
+        assert missing.value.status == 404 and cc.get_session(session.id).status == "idle"
+        with pytest.raises(ValueError, match="session_id must not be empty"):
+            cc.get_session("")
+
+
+def test_idempotency_keys_are_checked_before_anything_is_sent(gateway: Gateway) -> None:
+    """A key the header cannot carry (not ASCII, a control character, empty, over 255) is a ``ValueError`` saying so,
+    not httpx's ``UnicodeEncodeError`` nor a key silently dropped; a good one still works."""
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session()
+        for key in ("clé-1", "a\nb", "", "k" * 256):
+            with pytest.raises(ValueError, match="idempotency_key must be 1 to 255 printable ASCII") as bad:
+                cc.send(session.id, "hello", idempotency_key=key)
+            assert type(bad.value) is ValueError
+            with pytest.raises(ValueError, match="idempotency_key"):
+                cc.submit_tool_results(session.id, [], idempotency_key=key)
+        assert cc.get_session(session.id).turn_count == 0
+        first = cc.send(session.id, "hello", idempotency_key="k" * 255)
+        assert cc.send(session.id, "hello", idempotency_key="k" * 255).turn_id == first.turn_id
+
+
+def test_both_clients_answer_health(gateway: Gateway) -> None:
+    async def main() -> dict:
+        async with AsyncClient(gateway.base_url) as ac:
+            return await ac.health()
+
+    with Client(gateway.base_url) as cc:
+        health, async_health = cc.health(), asyncio.run(main())
+    assert health["status"] == async_health["status"] == "ok" and health.keys() == async_health.keys()
+    assert health["database"] == "ok" and "live_engines" in health
+
+
+def test_events_filters_by_type(gateway: Gateway) -> None:
+    """``events(types=…)``: only those events, under their own seqs; a name no event has is a 400."""
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session()
+        cc.send(session.id, "one")
+        cc.send(session.id, "two")
+        ends = cc.events(session.id, types=["turn.started", "turn.completed"])
+        assert [e.type for e in ends] == ["turn.started", "turn.completed"] * 2
+        assert [e.seq for e in ends] == [e.seq for e in cc.events(session.id, limit=1000) if e in ends]
+        assert cc.events(session.id, after=ends[1].seq, types="turn.completed") == [ends[3]]
+        with pytest.raises(CCAPIError) as bad:
+            cc.events(session.id, types=["turn.done"])
+        assert bad.value.status == 400 and "turn.done" in bad.value.message
+
+    async def main() -> list[Event]:
+        async with AsyncClient(gateway.base_url) as ac:
+            return await ac.events(session.id, types=["turn.completed"])
+
+    assert asyncio.run(main()) == [ends[1], ends[3]]
+
+
+# -- the event stream when the gateway ends it ------------------------------------------
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """Counts the event-stream connections opened, with a receive buffer small enough that a reader who pauses
+    holds the gateway's writes up (``socket_options``)."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.streams = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.streams += request.url.path.endswith("/events/stream")
+        return super().handle_request(request)
+
+
+def _logged(cc: Client, session_id: str) -> list[Event]:
+    events = cc.events(session_id, limit=1000)
+    while len(page := cc.events(session_id, after=events[-1].seq, limit=1000)):
+        events += page
+    return events
+
+
+@pytest.mark.slow
+def test_a_reader_cut_off_for_falling_behind_still_gets_every_event_once(make_gateway, mock_model: MockModel) -> None:
+    """A reader that stops reading while turns run is cut off (``CC_API_SSE_BUFFER_EVENTS=2``): ``stream_events``
+    reconnects from its last event, ``until`` not having matched, and yields every event up to the last turn's end
+    exactly once, in order."""
+    gw = make_gateway(CC_API_SSE_BUFFER_EVENTS="2")
+    transport = CountingTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
+    with (
+        Client(gw.base_url) as cc,
+        Client(http=httpx.Client(base_url=gw.base_url, transport=transport, timeout=60)) as reader,
+    ):
+        session = cc.create_session()
+        last_turn = ""
+        stream = reader.stream_events(session.id, until=lambda e: e.turn_id == last_turn and e.ends_turn)
+        seen = [next(stream)]  # following now; then it reads nothing while the turns run
+        for n in range(3):
+            mock_model.script(Reply(text=BULKY, chunk_delay=0.01))
+            last_turn = cc.send(session.id, f"turn {n}").turn_id
+        seen += list(stream)
+        logged = _logged(cc, session.id)
+    assert [e.seq for e in seen] == list(range(1, len(seen) + 1))  # no gap, no repeat
+    assert seen == logged and seen[-1].type == "turn.completed"
+    assert transport.streams >= 2, "the reader was never cut off: nothing was tested"
+
+
+BULKY = " ".join(f"w{n:02d}" + "x" * 30_000 for n in range(60))
+"""1.8 MB a turn, sent twice (deltas, then the whole message): 3 turns are more than the socket buffers of a reader
+that stops reading hold (the gateway's alone grow to 4 MB), so its writer waits and the 2-event buffer overflows."""
+
+
+def test_a_stream_the_gateway_keeps_ending_without_an_event_raises_after_the_retries(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconnecting is bounded: ``STREAM_RETRIES`` connections in a row that end before an event are followed by an
+    error, not by a loop that never ends."""
+    monkeypatch.setattr("ccapi.client.RETRY_DELAY", 0.01)
+    transport = DroppingTransport(drops=100, keep=0, clean=True)
+    with (
+        Client(gateway.base_url) as plain,
+        Client(http=httpx.Client(base_url=gateway.base_url, transport=transport, timeout=60)) as ended,
+    ):
+        session = plain.create_session()
+        with pytest.raises(CCAPIError) as gave_up:
+            next(ended.stream_events(session.id))
+    assert gave_up.value.type == "stream_ended" and transport.streams == STREAM_RETRIES + 1
+
+
+def test_a_deleted_session_ends_its_stream_with_a_404(gateway: Gateway) -> None:
+    """The gateway ends a deleted session's streams: the reconnect's 404 is raised, not a quiet end of the loop."""
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session()
+        stream = cc.stream_events(session.id)
+        assert next(stream).type == "session.created"
+        cc.delete_session(session.id)
+        with pytest.raises(CCAPIError) as gone:
+            for _ in stream:
+                pass
+    assert gone.value.status == 404
+
+
+@pytest.mark.slow
+def test_an_async_reader_follows_across_a_gateway_restart(make_gateway, mock_model: MockModel) -> None:
+    """A gateway that stops ends its streams; the reader, following, reconnects to the restarted gateway from its last
+    event and gets the later turn's events, every event once and in order."""
+    gw = make_gateway()
+
+    async def main() -> tuple[list[Event], list[Event]]:
+        async with AsyncClient(gw.base_url) as cc:
+            session = await cc.create_session()
+            await cc.send(session.id, "before")
+            last_turn = ""
+            stream = cc.stream_events(session.id, until=lambda e: e.turn_id == last_turn and e.ends_turn)
+            seen = [await anext(stream)]
+            await asyncio.to_thread(gw.restart)
+            last_turn = (await cc.send(session.id, "after")).turn_id
+            seen += [event async for event in stream]
+            return seen, await cc.events(session.id, limit=1000)
+
+    seen, logged = asyncio.run(main())
+    assert [e.seq for e in seen] == list(range(1, len(seen) + 1))
+    assert seen == logged and [e.type for e in seen].count("turn.completed") == 2

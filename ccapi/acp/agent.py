@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import httpx
 from acp import PROTOCOL_VERSION, RequestError
 from acp.interfaces import Client
 from acp.schema import (
@@ -158,7 +159,7 @@ class GatewayAgent:
             if session_id in self._cancelled:
                 await self._interrupt(session_id, turn.turn_id)
             after = int(turn.raw.get("first_event_seq", 1)) - 1
-            ended = await self._follow(session_id, turn.turn_id, after)
+            ended = await _call(self._follow(session_id, turn.turn_id, after))  # a session deleted meanwhile: 404
             return PromptResponse(stop_reason=_stop_reason(ended, cancelled=session_id in self._cancelled))
         finally:
             self._turns.pop(session_id, None)
@@ -184,7 +185,7 @@ class GatewayAgent:
         console) or the gateway's approval timeout may decide it, while the user has not answered yet."""
         asking: dict[str, asyncio.Task[None]] = {}
         mapper = UpdateMapper(replay=False)
-        stream = self.gateway.stream_events(session_id, after=after)
+        stream = self.gateway.stream_events(session_id, after=after)  # reconnects across a gateway's restart
         try:
             async with contextlib.aclosing(stream):
                 async for event in stream:
@@ -200,6 +201,8 @@ class GatewayAgent:
                             task.cancel()  # decided already: the client's answer would change nothing
                     elif event.type in TERMINAL_TURN_EVENTS:
                         return event
+        except httpx.TransportError as exc:  # the gateway stayed away longer than the client's reconnects
+            raise RequestError.internal_error({"message": f"the gateway's event stream is gone: {exc}"}) from None
         finally:
             for task in asking.values():
                 task.cancel()

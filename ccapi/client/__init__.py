@@ -2,9 +2,9 @@
 (``AsyncClient``), on httpx.
 
 Sessions, turns, tool results and the event log, plus the two things every client
-otherwise writes itself: an event stream that reconnects with ``Last-Event-ID`` after a
-dropped connection (no event lost, none repeated), and a tool loop that answers client
-tool calls with Python callables until the turn completes::
+otherwise writes itself: an event stream that reconnects with ``Last-Event-ID`` whenever
+its connection ends, dropped or ended by the gateway (no event lost, none repeated), and a
+tool loop that answers client tool calls with Python callables until the turn completes::
 
     from ccapi.client import Client
 
@@ -33,6 +33,7 @@ import httpx
 from ccapi.client import wire
 from ccapi.client.shapes import (
     Approver,
+    AsyncApprover,
     CCAPIError,
     Decision,
     PermissionRequest,
@@ -60,7 +61,8 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-#: Reconnection attempts for one event stream before the error is raised.
+#: Reconnections of one event stream in a row that bring no event before it raises (a connection that ends, dropped
+#: or ended by the gateway, is followed by another ``RETRY_DELAY`` s times the count so far later).
 STREAM_RETRIES = 5
 RETRY_DELAY = 0.2
 
@@ -102,7 +104,7 @@ class Client:
         return Session.from_json(wire.checked(self._http.post("/api/sessions", json=body)))
 
     def get_session(self, session_id: str) -> Session:
-        return Session.from_json(wire.checked(self._http.get(f"/api/sessions/{session_id}")))
+        return Session.from_json(wire.checked(self._http.get(wire.session_path(session_id))))
 
     def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
         """A page of sessions, newest first, and the cursor of the next page (``None``: no more)."""
@@ -110,13 +112,17 @@ class Client:
 
     def update_session(self, session_id: str, **changes: Any) -> Session:
         """``PATCH``: ``max_budget_usd``, ``model`` or ``permission_mode`` for the next turn."""
-        return Session.from_json(wire.checked(self._http.patch(f"/api/sessions/{session_id}", json=changes)))
+        return Session.from_json(wire.checked(self._http.patch(wire.session_path(session_id), json=changes)))
 
     def models(self) -> list[dict[str, Any]]:
         return list(wire.checked(self._http.get("/api/models"))["data"])
 
+    def health(self) -> dict[str, Any]:
+        """``GET /healthz``; raises ``httpx.TransportError`` when nothing answers at the URL."""
+        return dict(wire.checked(self._http.get("/healthz")))
+
     def delete_session(self, session_id: str) -> None:
-        wire.checked(self._http.delete(f"/api/sessions/{session_id}"))
+        wire.checked(self._http.delete(wire.session_path(session_id)))
 
     def send(
         self,
@@ -134,7 +140,7 @@ class Client:
         return Turn.from_json(
             wire.checked(
                 self._http.post(
-                    f"/api/sessions/{session_id}/turns",
+                    wire.session_path(session_id, "turns"),
                     json=wire.turn_body(input, background, queue),
                     headers=wire.idempotency(idempotency_key),
                 )
@@ -147,7 +153,7 @@ class Client:
         return Turn.from_json(
             wire.checked(
                 self._http.post(
-                    f"/api/sessions/{session_id}/tool-results",
+                    wire.session_path(session_id, "tool-results"),
                     json=wire.results_body(results),
                     headers=wire.idempotency(idempotency_key),
                 )
@@ -166,7 +172,7 @@ class Client:
         return Turn.from_json(
             wire.checked(
                 self._http.post(
-                    f"/api/sessions/{session_id}/permissions",
+                    wire.session_path(session_id, "permissions"),
                     json=wire.decisions_body(decisions, background),
                     headers=wire.idempotency(idempotency_key),
                 )
@@ -176,30 +182,38 @@ class Client:
     def interrupt(self, session_id: str, turn_id: str | None = None) -> Turn:
         """Stop the running turn, or the one ``turn_id`` names (a queued one is withdrawn)."""
         return Turn.from_json(
-            wire.checked(self._http.post(f"/api/sessions/{session_id}/interrupt", json=wire.interrupt_body(turn_id)))
+            wire.checked(self._http.post(wire.session_path(session_id, "interrupt"), json=wire.interrupt_body(turn_id)))
         )
 
-    def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
-        body = wire.checked(
-            self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})
-        )
+    def events(
+        self, session_id: str, *, after: int = 0, limit: int = 100, types: Iterable[str] | None = None
+    ) -> list[Event]:
+        """A page of the session's event log: up to ``limit`` events after ``after`` (only those of ``types``, when
+        given). A page shorter than ``limit`` is the last for now; the next starts after the last event's seq."""
+        params = wire.events_params(after, limit, types)
+        body = wire.checked(self._http.get(wire.session_path(session_id, "events"), params=params))
         return [Event.from_dict(event) for event in body["data"]]
 
     def stream_events(
         self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
     ) -> Iterator[Event]:
         """The session's events after ``after``, live, until ``until`` says an event was the
-        last. A dropped connection is resumed from the last event seen (``Last-Event-ID``).
+        last (without ``until``, until you stop iterating). Every event comes once, in order: a
+        connection that ends, dropped or ended by the gateway (it cuts off a reader that falls
+        too far behind, and ends its streams when it stops), is resumed from the last event seen
+        (``Last-Event-ID``). It raises ``CCAPIError`` 404 once the session is deleted, and the
+        last error once ``STREAM_RETRIES`` connections in a row brought no event (waiting
+        ``RETRY_DELAY`` s longer before each: about 3 s of a gateway that does not answer).
 
         To follow a turn to its end, stop on ``lambda e: e.ends_turn``: true for
         ``turn.completed``, ``turn.failed``, ``turn.interrupted`` and a pause that needs an
         answer. Waiting for ``turn.completed`` alone would wait forever on a failed turn."""
-        last, failures = after, 0
+        follow = wire.Follow(after, STREAM_RETRIES, RETRY_DELAY)
         while True:
             parser = wire.SSEParser()
             try:
                 with self._http.stream(
-                    "GET", f"/api/sessions/{session_id}/events/stream", headers=wire.stream_headers(last)
+                    "GET", wire.session_path(session_id, "events", "stream"), headers=follow.headers()
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
@@ -208,16 +222,14 @@ class Client:
                         event = parser.feed(line)
                         if event is None:
                             continue
-                        last, failures = event.seq, 0
+                        follow.seen(event)
                         yield event
                         if until is not None and until(event):
                             return
-                return  # the gateway ended the stream (it is stopping)
-            except wire.RESUMABLE:
-                failures += 1
-                if failures > STREAM_RETRIES:
-                    raise
-                time.sleep(RETRY_DELAY * failures)
+                follow.ended()  # by the gateway: a cut-off, a restart or a deleted session (404 next)
+            except wire.RESUMABLE as exc:
+                follow.ended(exc)
+            time.sleep(follow.delay)
 
     def run_tools(
         self,
@@ -231,14 +243,16 @@ class Client:
         """Send ``input`` and answer every client tool call with ``tools[name](**input)``,
         and every permission request with ``approve`` (without it, a turn waiting for
         approval is returned as it is), until the turn is no longer waiting. A failed or
-        interrupted turn is returned at once, its ``error`` saying why."""
+        interrupted turn is returned at once, its ``error`` saying why. Coroutine functions
+        (and awaitable answers) are refused with ``TypeError``: ``AsyncClient`` awaits them."""
+        wire.refuse_coroutine_functions(approve, tools)
         turn = self.send(session_id, input)
         for _ in range(max_rounds):
             if turn.status not in wire.WAITING or (turn.status == "requires_approval" and approve is None):
                 return turn
             if turn.status == "requires_approval":
                 assert approve is not None
-                turn = self.decide(session_id, [wire.decide(approve, r) for r in turn.permission_requests])
+                turn = self.decide(session_id, [wire.decision(r, approve(r)) for r in turn.permission_requests])
                 continue
             turn = self.submit_tool_results(session_id, [self._call(tools, call) for call in turn.tool_calls])
         raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
@@ -249,9 +263,10 @@ class Client:
         if tool is None:
             return wire.unknown_tool(call)
         try:
-            return wire.tool_result(call, tool(**call.input), None)
+            outcome = tool(**call.input)
         except Exception as exc:  # noqa: BLE001 - the tool's failure is Claude's to read, not the loop's to raise
             return wire.tool_result(call, None, exc)
+        return wire.tool_result(call, wire.not_awaitable(outcome, f"tool {call.name!r}"), None)
 
 
 # -- async --------------------------------------------------------------------------------
@@ -289,7 +304,7 @@ class AsyncClient:
         return Session.from_json(wire.checked(await self._http.post("/api/sessions", json=body)))
 
     async def get_session(self, session_id: str) -> Session:
-        return Session.from_json(wire.checked(await self._http.get(f"/api/sessions/{session_id}")))
+        return Session.from_json(wire.checked(await self._http.get(wire.session_path(session_id))))
 
     async def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
         return wire.session_page(
@@ -297,7 +312,7 @@ class AsyncClient:
         )
 
     async def update_session(self, session_id: str, **changes: Any) -> Session:
-        return Session.from_json(wire.checked(await self._http.patch(f"/api/sessions/{session_id}", json=changes)))
+        return Session.from_json(wire.checked(await self._http.patch(wire.session_path(session_id), json=changes)))
 
     async def models(self) -> list[dict[str, Any]]:
         return list(wire.checked(await self._http.get("/api/models"))["data"])
@@ -307,7 +322,7 @@ class AsyncClient:
         return dict(wire.checked(await self._http.get("/healthz")))
 
     async def delete_session(self, session_id: str) -> None:
-        wire.checked(await self._http.delete(f"/api/sessions/{session_id}"))
+        wire.checked(await self._http.delete(wire.session_path(session_id)))
 
     async def send(
         self,
@@ -319,7 +334,7 @@ class AsyncClient:
         queue: bool = False,
     ) -> Turn:
         response = await self._http.post(
-            f"/api/sessions/{session_id}/turns",
+            wire.session_path(session_id, "turns"),
             json=wire.turn_body(input, background, queue),
             headers=wire.idempotency(idempotency_key),
         )
@@ -329,7 +344,7 @@ class AsyncClient:
         self, session_id: str, results: Iterable[ToolResult], *, idempotency_key: str | None = None
     ) -> Turn:
         response = await self._http.post(
-            f"/api/sessions/{session_id}/tool-results",
+            wire.session_path(session_id, "tool-results"),
             json=wire.results_body(results),
             headers=wire.idempotency(idempotency_key),
         )
@@ -344,30 +359,33 @@ class AsyncClient:
         background: bool = False,
     ) -> Turn:
         response = await self._http.post(
-            f"/api/sessions/{session_id}/permissions",
+            wire.session_path(session_id, "permissions"),
             json=wire.decisions_body(decisions, background),
             headers=wire.idempotency(idempotency_key),
         )
         return Turn.from_json(wire.checked(response))
 
     async def interrupt(self, session_id: str, turn_id: str | None = None) -> Turn:
-        response = await self._http.post(f"/api/sessions/{session_id}/interrupt", json=wire.interrupt_body(turn_id))
+        response = await self._http.post(wire.session_path(session_id, "interrupt"), json=wire.interrupt_body(turn_id))
         return Turn.from_json(wire.checked(response))
 
-    async def events(self, session_id: str, *, after: int = 0, limit: int = 100) -> list[Event]:
-        response = await self._http.get(f"/api/sessions/{session_id}/events", params={"after": after, "limit": limit})
+    async def events(
+        self, session_id: str, *, after: int = 0, limit: int = 100, types: Iterable[str] | None = None
+    ) -> list[Event]:
+        params = wire.events_params(after, limit, types)
+        response = await self._http.get(wire.session_path(session_id, "events"), params=params)
         return [Event.from_dict(event) for event in wire.checked(response)["data"]]
 
     async def stream_events(
         self, session_id: str, *, after: int = 0, until: Callable[[Event], bool] | None = None
     ) -> AsyncGenerator[Event, None]:
         """As ``Client.stream_events``."""
-        last, failures = after, 0
+        follow = wire.Follow(after, STREAM_RETRIES, RETRY_DELAY)
         while True:
             parser = wire.SSEParser()
             try:
                 async with self._http.stream(
-                    "GET", f"/api/sessions/{session_id}/events/stream", headers=wire.stream_headers(last)
+                    "GET", wire.session_path(session_id, "events", "stream"), headers=follow.headers()
                 ) as response:
                     if response.status_code >= 400:
                         await response.aread()
@@ -376,16 +394,14 @@ class AsyncClient:
                         event = parser.feed(line)
                         if event is None:
                             continue
-                        last, failures = event.seq, 0
+                        follow.seen(event)
                         yield event
                         if until is not None and until(event):
                             return
-                return
-            except wire.RESUMABLE:
-                failures += 1
-                if failures > STREAM_RETRIES:
-                    raise
-                await asyncio.sleep(RETRY_DELAY * failures)
+                follow.ended()
+            except wire.RESUMABLE as exc:
+                follow.ended(exc)
+            await asyncio.sleep(follow.delay)
 
     async def run_tools(
         self,
@@ -393,20 +409,27 @@ class AsyncClient:
         input: str | list[dict[str, Any]],
         tools: Mapping[str, Tool | Callable[..., Awaitable[Any]]],
         *,
-        approve: Approver | None = None,
+        approve: AsyncApprover | None = None,
         max_rounds: int = 32,
     ) -> Turn:
-        """As ``Client.run_tools``; a tool may be a coroutine function."""
+        """As ``Client.run_tools``; a tool and ``approve`` may be coroutine functions."""
         turn = await self.send(session_id, input)
         for _ in range(max_rounds):
             if turn.status not in wire.WAITING or (turn.status == "requires_approval" and approve is None):
                 return turn
             if turn.status == "requires_approval":
                 assert approve is not None
-                turn = await self.decide(session_id, [wire.decide(approve, r) for r in turn.permission_requests])
+                turn = await self.decide(
+                    session_id, [await self._decision(approve, r) for r in turn.permission_requests]
+                )
                 continue
             turn = await self.submit_tool_results(session_id, [await self._call(tools, c) for c in turn.tool_calls])
         raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
+
+    @staticmethod
+    async def _decision(approve: AsyncApprover, request: PermissionRequest) -> Decision:
+        answer = approve(request)
+        return wire.decision(request, await answer if inspect.isawaitable(answer) else answer)
 
     @staticmethod
     async def _call(tools: Mapping[str, Callable[..., Any]], call: ToolCall) -> ToolResult:

@@ -3,7 +3,7 @@ decisions) and its error; import them from ``ccapi.client``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,9 @@ class Decision:
 
 Approver = Callable[[PermissionRequest], "bool | Decision"]
 """Answers a permission request: True allows, False denies, a ``Decision`` says more."""
+
+AsyncApprover = Callable[[PermissionRequest], "bool | Decision | Awaitable[bool | Decision]"]
+"""``AsyncClient``'s approver: an ``Approver``, or a coroutine function answering the same."""
 
 
 @dataclass(frozen=True)

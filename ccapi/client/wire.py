@@ -3,13 +3,15 @@ the SSE parser and tool results; the two clients differ only in their I/O."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
 
-from ccapi.client.shapes import Approver, CCAPIError, Decision, PermissionRequest, Session, ToolCall, ToolResult
+from ccapi.client.shapes import CCAPIError, Decision, PermissionRequest, Session, ToolCall, ToolResult
 from ccapi.events import Event
 
 
@@ -32,6 +34,19 @@ def session_body(
         **extra,
     }
     return {key: value for key, value in body.items() if value is not None}
+
+
+def session_path(session_id: str, *tail: str) -> str:
+    """``/api/sessions/<id>[/<tail>…]``, the id quoted as one path segment: an id with ``/``, ``?``, ``#`` or
+    ``..`` in it names no other route or query (it is a 404 like any unknown id)."""
+    if not session_id:
+        raise ValueError("session_id must not be empty")
+    return "/".join(("/api/sessions", _segment(session_id), *tail))
+
+
+def _segment(value: str) -> str:
+    # ``quote`` leaves ``.`` as it is, and httpx resolves a ``.`` or ``..`` segment (``/api/sessions/..`` is ``/api``)
+    return "%2E" * len(value) if value in {".", ".."} else quote(value, safe="")
 
 
 def interrupt_body(turn_id: str | None) -> dict[str, Any] | None:
@@ -63,18 +78,51 @@ def background_flag(background: bool) -> dict[str, Any]:
     return {"background": True} if background else {}
 
 
-def decide(approve: Approver, request: PermissionRequest) -> Decision:
-    answer = approve(request)
+def decision(request: PermissionRequest, answer: object) -> Decision:
+    """An ``approve`` callback's answer as a decision: a ``Decision`` as it is, anything else as allow or deny by its
+    truth. An awaitable (from an ``async def`` approve given to ``Client``) is refused: it would read as "allow"."""
     if isinstance(answer, Decision):
         return answer
-    return Decision(request.request_id, bool(answer))
+    return Decision(request.request_id, bool(not_awaitable(answer, "approve")))
+
+
+def not_awaitable(value: Any, what: str) -> Any:
+    """``value``, unless it is awaitable, which ``Client`` cannot await: a ``TypeError`` then (a coroutine is closed
+    first, without the "never awaited" warning)."""
+    if not inspect.isawaitable(value):
+        return value
+    if inspect.iscoroutine(value):
+        value.close()
+    raise TypeError(f"{what} returned an awaitable ({type(value).__name__}): Client cannot await it; use AsyncClient")
+
+
+def refuse_coroutine_functions(approve: object, tools: Mapping[str, object]) -> None:
+    """``Client.run_tools`` refuses ``async def`` callbacks before it sends anything (see ``not_awaitable``)."""
+    named = {"approve": approve} | {f"tool {name!r}": tool for name, tool in tools.items()}
+    for what, function in named.items():
+        if inspect.iscoroutinefunction(function):
+            raise TypeError(f"{what} is a coroutine function: Client cannot await it; use AsyncClient")
 
 
 WAITING = ("requires_action", "requires_approval")
 
 
 def idempotency(key: str | None) -> dict[str, str]:
-    return {"Idempotency-Key": key} if key else {}
+    """The ``Idempotency-Key`` header; a key must be 1 to 255 printable ASCII characters (a header carries no
+    other)."""
+    if key is None:
+        return {}
+    if not (1 <= len(key) <= 255 and key.isascii() and key.isprintable()):
+        raise ValueError(f"idempotency_key must be 1 to 255 printable ASCII characters, got {key[:40]!r}")
+    return {"Idempotency-Key": key}
+
+
+def events_params(after: int, limit: int, types: Iterable[str] | None) -> dict[str, str | int]:
+    """``types``: only events of these types (their own seqs; an unknown name is a 400)."""
+    params: dict[str, str | int] = {"after": after, "limit": limit}
+    if types is not None:
+        params["types"] = ",".join([types] if isinstance(types, str) else types)
+    return params
 
 
 def checked(response: httpx.Response) -> Any:
@@ -104,8 +152,37 @@ class SSEParser:
         return None
 
 
-def stream_headers(last_seq: int) -> dict[str, str]:
-    return {"Accept": "text/event-stream", "Last-Event-ID": str(last_seq)}
+class Follow:
+    """Where a followed event stream stands between its connections: the last seq seen (the next connection's
+    ``Last-Event-ID``), and how many connections in a row ended without an event.
+
+    A connection that ends, dropped (``RESUMABLE``) or ended by the gateway (it cut off a reader that fell behind,
+    it is stopping, the session was deleted), is followed by another after ``delay`` seconds; once ``retries`` in a
+    row brought no event, the stream raises instead. A session deleted is the next connection's 404."""
+
+    def __init__(self, after: int, retries: int, delay: float) -> None:
+        self.last, self.retries, self.base_delay, self.failures = after, retries, delay, 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last)}
+
+    def seen(self, event: Event) -> None:
+        self.last, self.failures = event.seq, 0
+
+    def ended(self, error: BaseException | None = None) -> None:
+        """A connection ended, with ``error`` or (``None``) as the gateway ended it; raises past the retries."""
+        self.failures += 1
+        if self.failures <= self.retries:
+            return
+        if error is not None:
+            raise error
+        raise CCAPIError(
+            0, "stream_ended", f"the gateway ended the event stream {self.failures} times in a row without an event"
+        )
+
+    @property
+    def delay(self) -> float:
+        return self.base_delay * self.failures
 
 
 def tool_result(call: ToolCall, outcome: Any, error: BaseException | None) -> ToolResult:
