@@ -6,9 +6,13 @@ a test that needs Claude Code or the real HTTP server (timeouts, body limits, ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sanic import Sanic
 
 from ccapi.app import create_app
 from ccapi.config import Settings
@@ -40,3 +44,22 @@ class InProcessGateway:
             return response
 
         return asyncio.run(send())
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Sanic, port: int) -> AsyncIterator[None]:
+    """``app`` listening on 127.0.0.1:``port`` in this test's own event loop (where a test can reach into its state
+    meanwhile), started and stopped as Sanic starts and stops a server."""
+    app.config.TOUCHUP = False  # see InProcessGateway
+    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True)
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    try:
+        yield
+    finally:
+        await server.before_stop()
+        server.close()
+        await server.wait_closed()
+        await server.after_stop()

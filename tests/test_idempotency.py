@@ -21,6 +21,7 @@ from ccapi.testing import MockModel, Reply, ToolUse
 from tests.conftest import BACKENDS
 from tests.gateway import Gateway, free_port, sse_events
 from tests.gateway import test_environment as offline_environment
+from tests.inprocess import serving
 from tests.test_tools import WEATHER
 
 
@@ -218,59 +219,50 @@ async def _idle(client: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
 
 async def _leave_while_the_key_is_recorded(settings: Settings, mock_model: MockModel) -> dict[str, Any]:
     app = create_app(settings, name="ccapi_idempotency")
-    app.config.TOUCHUP = False  # as tests.inprocess: a second app's touch-up in one test process fails
-    server = await app.create_server(host="127.0.0.1", port=settings.port, return_asyncio_server=True)
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    store = app.ctx.service.store
-    record_key = store.save_idempotency_key
-    recording = asyncio.Event()
-    saved: list[str] = []
-
-    async def slow_record(session_id: str, key: str, *rest: Any) -> None:
-        """Slow in this test only: the turn has started; its client goes away before its key is written."""
-        recording.set()
-        await asyncio.sleep(1.0)
-        await record_key(session_id, key, *rest)
-        saved.append(key)
-
-    store.save_idempotency_key = slow_record
     found: dict[str, Any] = {}
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as client:
-            # a new turn: the client goes away as its key is being written; the retry comes after the turn's end
-            plain = (await client.post("/api/sessions", json={})).json()["id"]
-            turns = f"/api/sessions/{plain}/turns"
-            body = {"input": "charge the card, once"}
-            await _post_and_leave(settings.port, turns, body, "gone-1", recording)
-            found["first"] = await _idle(client, plain)
-            retried = await client.post(turns, json=body, headers={"Idempotency-Key": "gone-1"})
-            found["turn"] = retried.status_code, retried.json()
-            found["turn_events"] = (await client.get(f"/api/sessions/{plain}/events")).json()["data"]
+    async with (
+        serving(app, settings.port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as client,
+    ):
+        store = app.ctx.service.store
+        record_key = store.save_idempotency_key
+        recording = asyncio.Event()
+        saved: list[str] = []
 
-            # tool results: the client goes away once they are handed over; the retry comes after the turn's end
-            tooled = (await client.post("/api/sessions", json={"tools": [WEATHER]})).json()["id"]
-            mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Lima: mild"))
-            paused = (await client.post(f"/api/sessions/{tooled}/turns", json={"input": "Lima?"})).json()
-            call = paused["tool_calls"][0]["tool_call_id"]
-            results = {"results": [{"tool_call_id": call, "content": "mild"}]}
-            path = f"/api/sessions/{tooled}/tool-results"
-            await _post_and_leave(settings.port, path, results, "gone-2", recording)
-            await _idle(client, tooled)
-            retried = await client.post(path, json=results, headers={"Idempotency-Key": "gone-2"})
-            found["paused"] = paused
-            found["results"] = retried.status_code, retried.json()
-            found["results_events"] = (await client.get(f"/api/sessions/{tooled}/events")).json()["data"]
-            found["saved"] = list(saved)
-            for session_id in (plain, tooled):
-                await client.delete(f"/api/sessions/{session_id}")
-    finally:
-        await server.before_stop()
-        server.close()
-        await server.wait_closed()
-        await server.after_stop()
+        async def slow_record(session_id: str, key: str, *rest: Any) -> None:
+            """Slow in this test only: the turn has started; its client goes away before its key is written."""
+            recording.set()
+            await asyncio.sleep(1.0)
+            await record_key(session_id, key, *rest)
+            saved.append(key)
+
+        store.save_idempotency_key = slow_record
+        # a new turn: the client goes away as its key is being written; the retry comes after the turn's end
+        plain = (await client.post("/api/sessions", json={})).json()["id"]
+        turns = f"/api/sessions/{plain}/turns"
+        body = {"input": "charge the card, once"}
+        await _post_and_leave(settings.port, turns, body, "gone-1", recording)
+        found["first"] = await _idle(client, plain)
+        retried = await client.post(turns, json=body, headers={"Idempotency-Key": "gone-1"})
+        found["turn"] = retried.status_code, retried.json()
+        found["turn_events"] = (await client.get(f"/api/sessions/{plain}/events")).json()["data"]
+
+        # tool results: the client goes away once they are handed over; the retry comes after the turn's end
+        tooled = (await client.post("/api/sessions", json={"tools": [WEATHER]})).json()["id"]
+        mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Lima: mild"))
+        paused = (await client.post(f"/api/sessions/{tooled}/turns", json={"input": "Lima?"})).json()
+        call = paused["tool_calls"][0]["tool_call_id"]
+        results = {"results": [{"tool_call_id": call, "content": "mild"}]}
+        path = f"/api/sessions/{tooled}/tool-results"
+        await _post_and_leave(settings.port, path, results, "gone-2", recording)
+        await _idle(client, tooled)
+        retried = await client.post(path, json=results, headers={"Idempotency-Key": "gone-2"})
+        found["paused"] = paused
+        found["results"] = retried.status_code, retried.json()
+        found["results_events"] = (await client.get(f"/api/sessions/{tooled}/events")).json()["data"]
+        found["saved"] = list(saved)
+        for session_id in (plain, tooled):
+            await client.delete(f"/api/sessions/{session_id}")
     return found
 
 

@@ -26,6 +26,7 @@ from ccapi.observability.tracing import from_environment
 from ccapi.testing import MockModel, Reply
 from tests.gateway import CHILD_MARK, free_port, pids_with_env, program_name
 from tests.gateway import test_environment as offline_environment
+from tests.inprocess import serving
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -126,45 +127,36 @@ async def _serve_and_run_a_turn(
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = create_app(settings, name="ccapi_tracing", tracing=OtelTracing(provider))
-    app.config.TOUCHUP = False  # as tests.inprocess: a second app's touch-up in one test process fails
-    server = await app.create_server(host="127.0.0.1", port=settings.port, return_asyncio_server=True)
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as client:
-            session = (await client.post("/api/sessions", json={})).json()
-            reply = await client.post(
-                f"/api/sessions/{session['id']}/turns",
-                json={"input": "traced"},
-                headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01"},
-            )
-            children = _child_environments()  # the session's Claude Code is live until the gateway stops
-            first_calls = len(mock_model.message_requests(include_side=False))
-            turns = f"/api/sessions/{session['id']}/turns"
-            mock_model.script(Reply(text="slow", first_byte_delay=1.0))
-            await client.post(
-                turns,
-                json={"input": "slow", "background": True},
-                headers={"traceparent": f"00-{SLOW_TRACE}-{CLIENT_SPAN}-01"},
-            )
-            queued = await client.post(
-                turns,
-                json={"input": "queued", "queue": True, "background": True},
-                headers={"traceparent": f"00-{QUEUED_TRACE}-{CLIENT_SPAN}-01"},
-            )
-            queued_id = queued.json()["turn_id"]
-            for _ in range(300):
-                if (await client.get(f"{turns}/{queued_id}")).json()["status"] not in ("queued", "running"):
-                    break
-                await asyncio.sleep(0.1)
-        return session["id"], reply.json(), children, queued_id, first_calls
-    finally:
-        await server.before_stop()
-        server.close()
-        await server.wait_closed()
-        await server.after_stop()
+    async with (
+        serving(app, settings.port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as client,
+    ):
+        session = (await client.post("/api/sessions", json={})).json()
+        reply = await client.post(
+            f"/api/sessions/{session['id']}/turns",
+            json={"input": "traced"},
+            headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01"},
+        )
+        children = _child_environments()  # the session's Claude Code is live until the gateway stops
+        first_calls = len(mock_model.message_requests(include_side=False))
+        turns = f"/api/sessions/{session['id']}/turns"
+        mock_model.script(Reply(text="slow", first_byte_delay=1.0))
+        await client.post(
+            turns,
+            json={"input": "slow", "background": True},
+            headers={"traceparent": f"00-{SLOW_TRACE}-{CLIENT_SPAN}-01"},
+        )
+        queued = await client.post(
+            turns,
+            json={"input": "queued", "queue": True, "background": True},
+            headers={"traceparent": f"00-{QUEUED_TRACE}-{CLIENT_SPAN}-01"},
+        )
+        queued_id = queued.json()["turn_id"]
+        for _ in range(300):
+            if (await client.get(f"{turns}/{queued_id}")).json()["status"] not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.1)
+    return session["id"], reply.json(), children, queued_id, first_calls
 
 
 def test_a_turn_is_nested_spans_under_the_clients_traceparent_and_claude_code_joins_the_trace(
