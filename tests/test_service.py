@@ -55,7 +55,9 @@ def fake_tool(
     called with ``word`` (``restart``, ``bootstrap``: what starts the service)."""
     bin_dir = Path(env["PATH"].split(os.pathsep)[0])
     calls = bin_dir.parent / f"{name}.calls"
-    cases = "".join(f"  *' {word} '*) {action} ;;\n" for word, action in (on or {}).items())
+    # is-failed: "no" unless told otherwise (its exit code 0 would say the service manager gave up on it)
+    actions = {"is-failed": "exit 1", **(on or {})}
+    cases = "".join(f"  *' {word} '*) {action} ;;\n" for word, action in actions.items())
     (bin_dir / name).write_text(
         f'#!/bin/sh\necho "$@" >> {calls}\ncase " $* " in\n{cases}esac\necho "{stderr}" >&2\nexit {exit_code}\n'
     )
@@ -231,12 +233,14 @@ def test_install_and_uninstall_with_systemd(user: dict[str, str], gateway_starts
     assert unit.read_text() == json.loads(cc_api(user, "install-service", "--dry-run", "--json").stdout)["content"]
     assert stat.S_IMODE(state.env_file.stat().st_mode) == 0o600
     assert "# CC_API_KEY=" in state.env_file.read_text() and state.log_dir.is_dir()
-    assert calls.read_text().splitlines() == [
+    made = calls.read_text().splitlines()
+    assert [call for call in made if "is-failed" not in call] == [
         "--user show-environment",
         "--user daemon-reload",
         "--user enable cc-api.service",
         "--user restart cc-api.service",
     ]
+    assert made[4:] and set(made[4:]) == {"--user is-failed --quiet cc-api.service"}  # asked while it waited
 
     secret = read_env_file(state.env_file)["CC_API_WEBHOOK_SECRET"]
     assert secret.startswith("whsec_") and "webhook" in result.stdout.lower()
@@ -290,6 +294,18 @@ def test_install_says_so_when_the_gateway_does_not_come_up(user: dict[str, str])
     report = json.loads(cc_api(user, "install-service", "--timeout", "0", "--json").stdout)
     assert report["outcome"] == "failed" and report["url"] is None
     assert [json.loads(line)["event"] for line in report["log_tail"]] == ["cannot_listen"]
+
+
+def test_install_stops_waiting_once_systemd_gives_up_on_the_service(user: dict[str, str]) -> None:
+    """The unit's gateway exits at once with a setting to fix (code 2, which systemd does not restart): install-service
+    says so as soon as systemd reports the unit failed, not after the whole --timeout."""
+    fake_tool(user, "systemctl", on={"is-failed": "exit 0"})
+    began = time.monotonic()
+    result = cc_api(user, "install-service", "--timeout", "20")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert time.monotonic() - began < 10, "it waited out the timeout"
+    assert "its gateway exited as it started, and the service manager gave up on it" in result.stderr
+    assert "systemctl --user status cc-api.service" in result.stderr
 
 
 def test_install_names_a_gateway_that_keeps_the_service_from_running(user: dict[str, str]) -> None:

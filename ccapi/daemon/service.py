@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -58,6 +59,9 @@ class ServicePlan:
     stop_steps: tuple[Step, ...]
     """Run by uninstall before the file is removed; ``reload_steps`` run after."""
     reload_steps: tuple[Step, ...]
+    failed_check: Step | None = None
+    """Succeeds once the service manager has given up on the service (systemd: a gateway that exits 2 or 4 is not
+    restarted); launchd has no such state, it restarts on."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ def _systemd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> S
         ),
         stop_steps=(Step((*systemctl, "disable", "--now", UNIT_NAME), may_fail=True),),
         reload_steps=(Step((*systemctl, "daemon-reload")),),
+        failed_check=Step((*systemctl, "is-failed", "--quiet", UNIT_NAME)),
     )
 
 
@@ -231,11 +236,14 @@ def install(plan: ServicePlan, launcher: Launcher, timeout: float = START_TIMEOU
     env_note = f"created {plan.env_file} (mode 0600)" if created else f"kept {plan.env_file}"
     if secret:
         env_note += ", with a new CC_API_WEBHOOK_SECRET"
-    state = launcher.wait_healthy(lambda recorded: recorded != before, timeout)
+    failed = _Failed(plan.failed_check, run)
+    state = launcher.wait_healthy(lambda recorded: recorded != before, timeout, gone=failed)
     if state is not None:
         message = f"installed {plan.destination} and started it at {state.url} (pid {state.pid}); {env_note}"
         return ServiceResult(message, ran, "installed", url=state.url)
     why = f"its gateway did not answer /healthz within {timeout:g} s"
+    if failed(at_once=True):
+        why = "its gateway exited as it started, and the service manager gave up on it"
     if before is not None and launcher.running_state() == before:
         why += (
             f": another gateway (pid {before.pid}, {before.url}) still runs for {launcher.paths.home}, and the"
@@ -247,6 +255,20 @@ def install(plan: ServicePlan, launcher: Launcher, timeout: float = START_TIMEOU
         "failed",
         log_tail=lines_since(launcher.paths.log_file, offset, LOG_TAIL_LINES),
     )
+
+
+class _Failed:
+    """Whether the service manager has given up on the service, asked at most every ``every`` seconds (each ask
+    starts ``systemctl``); always ``False`` where it cannot say (launchd)."""
+
+    def __init__(self, check: Step | None, run: Runner, every: float = 0.5) -> None:
+        self._check, self._run, self._every, self._next = check, run, every, 0.0
+
+    def __call__(self, at_once: bool = False) -> bool:
+        if self._check is None or (time.monotonic() < self._next and not at_once):
+            return False
+        self._next = time.monotonic() + self._every
+        return self._run(self._check.argv).returncode == 0
 
 
 def uninstall(plan: ServicePlan, run: Runner = _run) -> ServiceResult:
