@@ -207,6 +207,23 @@ def test_usage_errors_and_help(
 
 
 @pytest.mark.slow
+def test_start_on_port_0_reports_the_port_it_got(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`cc-api start --port 0` (it was refused: "needs a fixed port") waits for the gateway on the port the OS chose and
+    says where; `status` and `stop` find it there."""
+    cli = Cli(tmp_path, mock_model.url)
+    request.addfinalizer(cli.cleanup)
+    started = cli("start", "--port", "0")
+    assert started.returncode == 0, started.stdout + started.stderr
+    url = json.loads(cli.paths.state_file.read_text())["url"]
+    assert not url.endswith(":0") and f"started at {url} (pid " in started.stdout
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+    assert url in cli("status").stdout
+    assert cli("stop").returncode == 0 and cli.leftovers() == []
+
+
+@pytest.mark.slow
 def test_run_on_port_0_records_the_port_it_bound(
     mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

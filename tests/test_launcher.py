@@ -76,11 +76,6 @@ def test_a_record_is_trusted_only_for_the_same_gateway_process(launcher: Launche
     assert launcher.running_state() is None and not launcher.paths.state_file.exists()
 
 
-def test_start_refuses_port_zero(launcher: Launcher) -> None:
-    with pytest.raises(ConfigError, match="fixed port"):
-        launcher.start(port=0)
-
-
 def test_env_file_syntax_and_precedence(tmp_path: Path) -> None:
     values = parse_env_file("# comment\n; also\n\nA=1\nexport_ok = \"two words\"\nC='x=y'\nCC_API_HOME=/elsewhere\n")
     assert values == {"A": "1", "export_ok": "two words", "C": "x=y"}

@@ -200,9 +200,7 @@ class Launcher:
         if running is not None:
             return StartResult("already_running", f"already running at {running.url} (pid {running.pid})", running)
         overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
-        settings = self.settings.with_overrides(**overrides)
-        if settings.port == 0:
-            raise ConfigError("cc-api start needs a fixed port: set CC_API_PORT or pass --port")
+        settings = self.settings.with_overrides(**overrides)  # port 0: the gateway records the port it got
         command = [
             self.python,
             "-m",
@@ -237,9 +235,8 @@ class Launcher:
             return self._start_failed(f"the gateway exited with code {code} before it was healthy", offset)
         _kill_group(child.pid)
         child.wait()
-        return self._start_failed(
-            f"the gateway did not answer {settings.base_url}/healthz within {timeout:g} s", offset
-        )
+        where = f"{settings.base_url}/healthz" if settings.port else "/healthz"
+        return self._start_failed(f"the gateway did not answer {where} within {timeout:g} s", offset)
 
     def wait_healthy(
         self, accept: Callable[[GatewayState], bool], timeout: float, gone: Callable[[], bool] = lambda: False
