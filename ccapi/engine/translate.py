@@ -128,9 +128,8 @@ class TurnTranslator:
         self._agent_tools: set[str] = set()
         self._client_calls: list[dict[str, Any]] = []
         self._output: list[tuple[str, dict[str, Any]]] = []  # (message id, text or thinking block)
-        self._streaming: str | None = None  # the main thread's message the model is streaming, until its stop
-        self._finished = False  # it has its stop reason (``message_delta``): it was not cut off
-        self._cut: str | None = None  # one that stopped without it (Claude Code closes a cut one itself)
+        self._streaming: str | None = None  # the main thread's last message, until the conversation goes on from it
+        self._finished = False  # it has its stop reason (``message_delta``): not cut off (Claude Code closes one too)
         self._assistant_error: tuple[str, str] | None = None
         self._round: list[dict[str, int]] = []
         self._rejection: dict[str, Any] | None = None
@@ -168,12 +167,9 @@ class TurnTranslator:
         self._count(event)
         kind = event.get("type")
         if kind == "message_start":
-            self._streaming, self._finished, self._cut = (event.get("message") or {}).get("id"), False, None
+            self._streaming, self._finished = (event.get("message") or {}).get("id"), False
         elif kind == "message_delta":
             self._finished = True
-        elif kind == "message_stop":
-            self._cut = None if self._finished else self._streaming
-            self._streaming = None
         if kind == "message_stop" and self._client_calls:
             # every tool_use block of the message has been seen: the client owes results
             calls, self._client_calls = self._client_calls, []
@@ -255,7 +251,7 @@ class TurnTranslator:
 
     def _user(self, message: UserMessage) -> list[EngineEvent]:
         if message.parent_tool_use_id is None:
-            self._cut = None  # the conversation went on from that message: it is not the one an api_retry drops
+            self._streaming = None  # the conversation went on from that message: it is not the one an api_retry drops
         if isinstance(message.content, str):
             return []
         return [
@@ -278,8 +274,7 @@ class TurnTranslator:
             # the request is sent again from scratch: a message it had begun to answer is dropped (when a cut comes
             # after a block had finished, Claude Code instead keeps what survived and asks the model to resume)
             data = message.data
-            cut = self._cut or (None if self._finished else self._streaming)
-            self._cut = self._streaming = None
+            cut, self._streaming = (None if self._finished else self._streaming), None
             return [
                 EngineEvent(
                     EventType.TURN_RETRYING,
