@@ -98,7 +98,7 @@ class SessionService:
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
-        self._unawaited: set[asyncio.Future[Any]] = set()  # ``_whole`` work whose caller may be gone: held likewise
+        self._unawaited: set[asyncio.Future[Any]] = set()  # ``_keyed`` work whose caller may be gone: held likewise
         #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._specs = EngineSpecs(settings, self._transcripts, self._running)
@@ -243,10 +243,9 @@ class SessionService:
         ``queue``) — or, for a retried ``Idempotency-Key``, return a ``Replay`` of the turn the
         first request started (the live run while it still runs, the queued turn while it waits),
         never running twice. With a key, starting and recording it is not cut short by the
-        caller's cancellation (``_whole``)."""
+        caller's cancellation (``_keyed``)."""
         _check_id(session_id)  # before any store sees it: a key lookup builds a path or a bounded column
-        work = self._start_turn(session_id, request, idempotency)
-        return await (work if idempotency is None else self._whole(work))
+        return await self._keyed(self._start_turn(session_id, request, idempotency), idempotency)
 
     async def _start_turn(
         self, session_id: str, request: TurnRequest, idempotency: Idempotency | None
@@ -267,10 +266,12 @@ class SessionService:
                 await idempotency.remember(self.store, session_id, turn_id)
             return run
 
-    async def _whole(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run ``work`` to its end even if the request awaiting it is cancelled (its client went away): a turn
-        it starts, or tool results it hands over, are recorded with the request's ``Idempotency-Key``, so the
-        retry finds them instead of running the input again. Its outcome is then the retry's to learn."""
+    async def _keyed(self, work: Coroutine[Any, Any, T], idempotency: Idempotency | None) -> T:
+        """Run ``work``; with a key, to its end even if the request awaiting it is cancelled (its client went away):
+        a turn it starts, or tool results it hands over, are recorded with the request's ``Idempotency-Key``, so
+        the retry finds them instead of running the input again. Its outcome is then the retry's to learn."""
+        if idempotency is None:
+            return await work
         task = asyncio.ensure_future(work)
         self._unawaited.add(task)
         task.add_done_callback(self._done_alone)
@@ -325,16 +326,18 @@ class SessionService:
     ) -> tuple[TurnRun | Replay, int]:
         """Continue the paused turn; returns it and the seq of its first ``tool_result``."""
         opening = Opening.answering(EventType.TOOL_RESULT, "tool_call_id", (r.tool_call_id for r in results))
-        return await self._continue(session_id, idempotency, "tool results", lambda run: run.submit(results), opening)
+        work = self._continue(session_id, idempotency, "tool results", lambda run: run.submit(results), opening)
+        return await self._keyed(work, idempotency)
 
     async def submit_decisions(
         self, session_id: str, decisions: list[Decision], idempotency: Idempotency | None = None
     ) -> tuple[TurnRun | Replay, int]:
         """Answer the turn's permission requests; returns it and the seq of its first ``permission.resolved``."""
         opening = Opening.answering(EventType.PERMISSION_RESOLVED, "request_id", (d.request_id for d in decisions))
-        return await self._continue(
+        work = self._continue(
             session_id, idempotency, "permission decisions", lambda run: run.decide(decisions), opening
         )
+        return await self._keyed(work, idempotency)
 
     async def _continue(
         self,
@@ -346,17 +349,6 @@ class SessionService:
     ) -> tuple[TurnRun | Replay, int]:
         """A retried key gets a ``Replay`` (and 0): its answer begins at ``opening``."""
         await self.get(session_id)
-        work = self._answer(session_id, idempotency, what, apply, opening)
-        return await (work if idempotency is None else self._whole(work))
-
-    async def _answer(
-        self,
-        session_id: str,
-        idempotency: Idempotency | None,
-        what: str,
-        apply: Callable[[TurnRun], Awaitable[int]],
-        opening: Opening,
-    ) -> tuple[TurnRun | Replay, int]:
         async with self._lock(session_id):
             if idempotency is not None:
                 earlier = await self._replay(session_id, idempotency, opening)
