@@ -634,6 +634,63 @@ def test_json_directory_a_retry_after_a_later_write_failed_writes_nothing_twice(
     run(main())
 
 
+def test_json_directory_a_retried_batch_stores_its_transcript_lines_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's transcript lines are written before its events; the events fail (a full disk) and the event log
+    retries the same lines. Claude Code's lines without a uuid (a title, a mode marker) are stored once, not once
+    per attempt: nothing else could tell them apart, and a resumed conversation would read them twice."""
+
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        await store.create_session(_session("sess_t", "2026-01-01T00:00:00.000Z"))
+        entries = [{"type": "user", "uuid": "u1"}, {"type": "custom-title", "customTitle": "Plans"}]
+        lines = TranscriptLines("proj", "sdk_t", "", entries)
+        _fail_once(monkeypatch, "session.json")
+        with pytest.raises(OSError, match="No space"):
+            await store.append_events([_event("sess_t", 1)], transcripts=[lines])
+        later = TranscriptLines("proj", "sdk_t", "", [{"type": "custom-title", "customTitle": "Plans"}])
+        await store.append_events([_event("sess_t", 1), _event("sess_t", 2)], transcripts=[lines, later])
+        assert await store.load_transcript("proj", "sdk_t", "") == [*entries, later.entries[0]], "each line once"
+        await store.close()
+
+    run(main())
+
+
+def test_json_directory_appends_do_not_read_the_transcript_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each append used to read every line the transcript already held to match uuids: a long conversation's
+    commits got slower with every turn, on the one store thread every session waits on. Only a transcript's
+    first append in the process reads it; repeated uuids are still dropped, and a deleted transcript starts over."""
+
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        for n in range(3):
+            await store.append_transcript("proj", "sdk_l", "", [{"type": "user", "uuid": f"u{n}"}])
+        reads: list[Path] = []
+        real = jsondir._read_jsonl
+        monkeypatch.setattr(jsondir, "_read_jsonl", lambda path: reads.append(path) or real(path))
+        for n in range(3, 40):
+            await store.append_transcript("proj", "sdk_l", "", [{"type": "user", "uuid": f"u{n}"}, {"uuid": "u0"}])
+        assert reads == []
+        assert [e["uuid"] for e in await store.load_transcript("proj", "sdk_l", "")] == [f"u{n}" for n in range(40)]
+        await store.delete_transcript("proj", "sdk_l", None)
+        await store.append_transcript("proj", "sdk_l", "", [{"type": "user", "uuid": "u0"}])
+        assert await store.load_transcript("proj", "sdk_l", "") == [{"type": "user", "uuid": "u0"}]
+        await store.close()
+
+        reopened = JsonDirStore(tmp_path)  # a new process reads what is there once, and matches against it
+        await reopened.open()
+        await reopened.append_transcript("proj", "sdk_l", "", [{"uuid": "u0"}, {"type": "user", "uuid": "u1"}])
+        assert [e["uuid"] for e in await reopened.load_transcript("proj", "sdk_l", "")] == ["u0", "u1"]
+        await reopened.close()
+
+    run(main())
+
+
 def test_json_directory_a_crash_before_the_commit_point_is_undone_at_open(tmp_path: Path) -> None:
     """A crash after a batch's events file (and delivery) but before its ``session.json``: the batch never
     committed (nor was published), so the next open removes it and the log numbers on from the last commit."""

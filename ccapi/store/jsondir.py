@@ -28,6 +28,7 @@ exclusive lock on ``<root>/.lock`` while it is open, and a second gateway is ref
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import fcntl
@@ -49,6 +50,8 @@ from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRec
 
 _MAIN = "main"
 _DOOMED = ".deleted-"
+_INDEXED_TRANSCRIPTS = 64
+"""Transcript folders whose ``_TranscriptIndex`` is kept: the sessions in use; another is read again when it appends."""
 
 
 class UnsafeId(ValueError):
@@ -92,6 +95,15 @@ def _read_jsonl(path: Path) -> list[Any]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
 
 
+@dataclasses.dataclass
+class _TranscriptIndex:
+    """What a transcript folder holds, read once and then kept up to date: appends check new lines against it
+    instead of reading the whole transcript again (which grew with every turn of a long conversation)."""
+
+    files: int
+    uuids: set[str]
+
+
 class JsonDirStore(Store):
     def __init__(self, root: Path) -> None:
         super().__init__()
@@ -103,6 +115,10 @@ class JsonDirStore(Store):
         self._lock: int | None = None
         self._unclean: set[str] = set()
         """Sessions where a failed commit may have left files that could not be removed then."""
+        self._indexes: collections.OrderedDict[Path, _TranscriptIndex] = collections.OrderedDict()
+        self._written_ahead: dict[int, TranscriptLines] = {}
+        """Transcript lines an attempt at a batch wrote before the batch failed: its retry (the event log hands
+        the same objects again) skips them, lines without a uuid included, which nothing else could match."""
 
     # -- paths -----------------------------------------------------------------
     def _session_dir(self, session_id: str) -> Path:
@@ -333,9 +349,11 @@ class JsonDirStore(Store):
         """Each file write is atomic, the batch is not: transcripts first, then each session's events
         (``_commit_events``), then the turn ends, in the order a crash recovers from (as when they were
         separate calls). When a write fails, the event log retries the whole batch with newer events
-        behind it: what already committed is not written again (transcript lines are matched by uuid)."""
+        behind it: what already committed is not written again (``_written_ahead``; lines are matched by uuid too)."""
         for lines in transcripts:
-            self._append_transcript(lines.project_key, lines.session_id, lines.subpath, lines.entries)
+            if id(lines) not in self._written_ahead:
+                self._append_transcript(lines.project_key, lines.session_id, lines.subpath, lines.entries)
+                self._written_ahead[id(lines)] = lines
         by_session: dict[str, list[Event]] = {}
         for event in events:
             by_session.setdefault(event.session_id, []).append(event)
@@ -348,6 +366,7 @@ class JsonDirStore(Store):
             self._update_session(end.session_id, end.session)
             if end.release_lease_of is not None:
                 self._release_lease(end.session_id, end.release_lease_of)
+        self._written_ahead.clear()
 
     def _commit_events(self, record: SessionRecord, batch: list[Event], notifying: bool) -> None:
         """The batch's deliveries, its events file (named by its first and last seq), then ``last_seq`` in
@@ -498,9 +517,8 @@ class JsonDirStore(Store):
         self, project_key: str, session_id: str, subpath: str, entries: list[dict[str, Any]]
     ) -> None:
         folder = self._transcript_dir(project_key, session_id, subpath)
-        files = self._transcript_files(folder)
-        known = {e.get("uuid") for path in files for e in _read_jsonl(path)} - {None}
-        fresh = [e for e in entries if not isinstance(e.get("uuid"), str) or e["uuid"] not in known]
+        index = self._transcript_index(folder)
+        fresh = [e for e in entries if not isinstance(e.get("uuid"), str) or e["uuid"] not in index.uuids]
         if not fresh:
             return
         if not (folder / "key.json").is_file():
@@ -508,7 +526,25 @@ class JsonDirStore(Store):
                 folder / "key.json",
                 orjson.dumps({"project_key": project_key, "session_id": session_id, "subpath": subpath}),
             )
-        atomic_write(folder / f"{len(files) + 1:09d}.jsonl", _jsonl(fresh))
+        atomic_write(folder / f"{index.files + 1:09d}.jsonl", _jsonl(fresh))
+        index.files += 1
+        index.uuids.update(e["uuid"] for e in fresh if isinstance(e.get("uuid"), str))
+
+    def _transcript_index(self, folder: Path) -> _TranscriptIndex:
+        index = self._indexes.pop(folder, None)
+        if index is None:
+            files = self._transcript_files(folder)
+            uuids = {e["uuid"] for path in files for e in _read_jsonl(path) if isinstance(e.get("uuid"), str)}
+            index = _TranscriptIndex(len(files), uuids)
+        self._indexes[folder] = index  # the most recently used last
+        if len(self._indexes) > _INDEXED_TRANSCRIPTS:
+            self._indexes.popitem(last=False)
+        return index
+
+    def _forget_indexes(self, under: Path) -> None:
+        """The folders under ``under`` were removed or replaced: their indexes are read again at the next append."""
+        for folder in [folder for folder in self._indexes if folder.is_relative_to(under)]:
+            del self._indexes[folder]
 
     def _load_transcript(self, project_key: str, session_id: str, subpath: str) -> list[dict[str, Any]] | None:
         files = self._transcript_files(self._transcript_dir(project_key, session_id, subpath))
@@ -541,6 +577,7 @@ class JsonDirStore(Store):
             target = project / _safe(session_id)
             if subpath is not None:
                 target = target / (_digest(subpath) if subpath else _MAIN)
+            self._forget_indexes(target)
             if target.exists():
                 shutil.rmtree(target)
 
@@ -569,6 +606,7 @@ class JsonDirStore(Store):
                 written_at = path.stat().st_mtime_ns
                 os.utime(staging / folder.name / path.name, ns=(written_at, written_at))
         target = root / here / name
+        self._forget_indexes(target)
         shutil.rmtree(target, ignore_errors=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, target)
