@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -94,6 +97,30 @@ def test_turn_reply_reports_usage_cost_and_log_position(gateway: Gateway, mock_m
     assert fetched["usage"]["output_tokens"] == reply["usage"]["output_tokens"]
     turn = gateway.client.get(f"/api/sessions/{session['id']}/turns/{reply['turn_id']}").json()
     assert turn == reply
+
+
+def test_a_turns_duration_is_the_time_it_took_claude_codes_start_included(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """A session's first turn starts Claude Code (about half a second): its ``duration_ms`` (reply, event, turn
+    record, log line) is the turn's time from its start to its end, as the client waited for it, not Claude Code's
+    own figure, which left the start out (78 ms for a turn that took 700)."""
+    session = gateway.create_session()
+    mock_model.script(Reply(text="slow", first_byte_delay=0.3))
+    reply = gateway.turn(session["id"], "hello")
+    took = datetime.fromisoformat(reply["completed_at"]) - datetime.fromisoformat(reply["created_at"])
+    assert took.total_seconds() * 1000 - 10 <= reply["duration_ms"] <= took.total_seconds() * 1000 + 10, reply
+    [ended] = [event for event in gateway.events(session["id"]) if event["type"] == "turn.completed"]
+    assert ended["data"]["duration_ms"] == reply["duration_ms"]
+    deadline = time.monotonic() + 5
+    while not (logged := _turn_log_lines(gateway, reply["turn_id"])) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the line is written just after the reply
+    assert [line["duration_ms"] for line in logged] == [reply["duration_ms"]]
+
+
+def _turn_log_lines(gateway: Gateway, turn_id: str) -> list[dict[str, Any]]:
+    lines = (orjson.loads(line) for line in gateway.log_text().splitlines() if line.startswith("{"))
+    return [line for line in lines if line.get("event") == "turn" and line.get("turn_id") == turn_id]
 
 
 def test_thinking_streams_as_thinking_delta(gateway: Gateway, mock_model: MockModel) -> None:

@@ -51,6 +51,7 @@ class TurnOutcome:
     usage: dict[str, int] = field(default_factory=dict)
     cost_usd: float | None = None
     duration_ms: int | None = None
+    """The turn's time as the gateway ran it (``TurnRun``), Claude Code's start included."""
     stop_reason: str | None = None
     error: dict[str, Any] | None = None  # type, message, and at times reason and the upstream status
     round_usage: dict[str, int] = field(default_factory=dict)
@@ -322,7 +323,6 @@ class TurnTranslator:
             usage=normalise_usage(result.usage),
             round_usage=self.round_usage(),
             cost_usd=self.turn_cost_usd,
-            duration_ms=result.duration_ms,
             stop_reason=result.stop_reason,
         )
         if result.terminal_reason in ("aborted_streaming", "aborted_tools"):

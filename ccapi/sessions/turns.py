@@ -231,7 +231,6 @@ class TurnRun:
 
     # -- the turn itself ---------------------------------------------------------
     async def _run(self) -> TurnRecord:
-        began = time.monotonic()
         try:
             outcome = await self._drive()
         except asyncio.CancelledError:
@@ -241,8 +240,8 @@ class TurnRun:
             log.exception("turn_crashed", session_id=self.session.id, turn_id=self.turn.id)
             outcome = TurnOutcome("failed", error=TURN_CRASHED)
             await self.ctx.pool.discard(self.session.id)
-        if outcome.duration_ms is None:
-            outcome = replace(outcome, duration_ms=int((time.monotonic() - began) * 1000))
+        # the turn's own time, as its client waited for it: Claude Code's ``duration_ms`` leaves out its start
+        outcome = replace(outcome, duration_ms=round((time.perf_counter() - self._began) * 1000))
         if self._limit is not None:  # stopped at the gate (Claude Code's result says success), or by the backstop
             outcome = replace(outcome, status="failed", error=self._limit)
         elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
@@ -493,7 +492,7 @@ class TurnRun:
         self._settled.set_result(record)
         # Counted and traced before anyone waiting on the settle runs (it wakes turns of the loop later), and
         # logged after: ``log_soon`` called before the settle ran ahead of the reply it is about (~0.5 ms a turn).
-        duration = time.perf_counter() - self._began  # Claude Code's own duration_ms leaves out its start
+        duration = time.perf_counter() - self._began
         self.ctx.metrics.turn_ended(self.turn.kind, outcome.status, duration, outcome.usage, outcome.cost_usd)
         if self._span is not None:
             self._end_span(outcome)
