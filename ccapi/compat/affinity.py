@@ -57,6 +57,8 @@ class Head:
     model: str = ""
     tools: str = ""
     """The fingerprint of the client tools the session runs with (``Conversation.tools_key``)."""
+    output: str = ""
+    """The fingerprint of the output schema the session runs with (``Conversation.output_key``)."""
 
     @property
     def consumed(self) -> int:
@@ -118,6 +120,7 @@ def head_json(head: Head) -> dict[str, Any]:
         "affinity": head.affinity,
         "model": head.model,
         "tools": head.tools,
+        "output": head.output,
         "messages": [asdict(message) for message in head.messages],
         "marks": [asdict(mark) if mark else None for mark in head.marks],
     }
@@ -143,6 +146,7 @@ def head_from_json(data: dict[str, Any]) -> Head:
         data["affinity"],
         data.get("model", ""),
         data.get("tools", ""),
+        data.get("output", ""),
     )
 
 
@@ -186,7 +190,12 @@ def conversation_key(conversation: Conversation) -> str:
 
 
 def same_options(head: Head, conversation: Conversation) -> bool:
-    return (head.model, head.tools, head.system) == (conversation.model, conversation.tools_key, conversation.system)
+    return (head.model, head.tools, head.system, head.output) == (
+        conversation.model,
+        conversation.tools_key,
+        conversation.system,
+        conversation.output_key,
+    )
 
 
 #: How many opening messages a request with a head's options must share with it to be the

@@ -1,6 +1,7 @@
 """Anthropic Messages (``POST /v1/messages``) ⇄ the canonical conversation.
 
-Requests: ``system`` becomes the session's system prompt, ``tools`` its client tools;
+Requests: ``system`` becomes the session's system prompt, ``tools`` its client tools,
+``output_config.format`` its output schema (``structured``);
 ``tool_result`` blocks in a user message answer the session's pending calls (any text
 next to them is appended to the last result). Replies: a ``message``, or the Messages
 SSE events (``message_start`` … ``message_stop``). Thinking blocks a client echoes are
@@ -26,6 +27,7 @@ from ccapi.compat.parsing import body_object, expect, pinned_session
 from ccapi.compat.replies import Message as MessageReply
 from ccapi.compat.replies import MessageUsage, StopReason, TextBlock, ToolUseBlock
 from ccapi.compat.reply import Reply, TextDelta
+from ccapi.compat.structured import messages_schema
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.shape import checked
@@ -59,6 +61,7 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         system=_system(shape.system),
         tools=tuple(_tool(tool, f"tools[{index}]") for index, tool in enumerate(shape.tools or ())),
         messages=normalise(parsed),
+        output_schema=messages_schema(shape.output_config, shape.output_format),
     )
     _check_tool_choice(shape.tool_choice, [tool["name"] for tool in conversation.tools])
     _check_thinking(shape.thinking, shape.max_tokens)

@@ -111,7 +111,9 @@ class StreamOptions(Loose):
 
 
 class ResponseFormat(Loose):
-    """Checked as OpenAI checks it; the reply is Claude's text, whatever format is asked for."""
+    """Chat's ``response_format``, Responses' ``text.format``: ``json_object`` or ``json_schema`` (its name and
+    schema under ``json_schema`` in Chat, beside ``type`` in Responses) makes the reply's text JSON matching it
+    (``ccapi.compat.structured`` reads and checks the rest)."""
 
     type: Annotated[Literal["text", "json_object", "json_schema"], Says("must be text, json_object or json_schema")]
 
@@ -250,6 +252,12 @@ class MessagesRequest(Loose):
     top_k: Annotated[Annotated[int, Field(ge=0)] | Unset, Says("must be a non-negative integer")] = None
     stop_sequences: _Strings = None
     thinking: Annotated[Thinking | Unset, _OBJECT] = None
+    output_config: Annotated[Any, documented(dict[str, Any])] = Field(
+        None, description='format {"type": "json_schema", "schema"}: the reply\'s text is JSON matching the schema'
+    )
+    output_format: Annotated[Any, documented(dict[str, Any])] = Field(
+        None, description="the deprecated name of output_config.format"
+    )
 
 
 #: Every compat request body, by its OpenAPI schema name.

@@ -46,12 +46,14 @@ class Message:
 @dataclass(frozen=True)
 class Conversation:
     """What a compat request says: the session-level header (model, system prompt, client
-    tools) and the full message list, normalised."""
+    tools, the schema the reply must match) and the full message list, normalised."""
 
     model: str
     system: str | None
     tools: tuple[dict[str, Any], ...]
     messages: tuple[Message, ...]
+    output_schema: dict[str, Any] | None = None
+    """The JSON schema the reply's text must match (structured output, see ``structured``); ``None``: free text."""
 
     @functools.cached_property
     def tools_key(self) -> str:
@@ -59,9 +61,17 @@ class Conversation:
         with every session's."""
         return hashlib.sha256(orjson.dumps(list(self.tools), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
+    @functools.cached_property
+    def output_key(self) -> str:
+        """The fingerprint of the output schema (empty for free text), as the index keeps it."""
+        if self.output_schema is None:
+            return ""
+        return hashlib.sha256(orjson.dumps(self.output_schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
     def header(self) -> bytes:
         return orjson.dumps(
-            {"model": self.model, "system": self.system, "tools": list(self.tools)}, option=orjson.OPT_SORT_KEYS
+            {"model": self.model, "system": self.system, "tools": list(self.tools), "output": self.output_schema},
+            option=orjson.OPT_SORT_KEYS,
         )
 
 

@@ -1,8 +1,9 @@
 """OpenAI Chat Completions (``POST /v1/chat/completions``) ⇄ the canonical conversation.
 
 Requests: ``system``/``developer`` messages become the session's system prompt,
-``tools`` of type ``function`` its client tools; ``user``, ``assistant`` (with
-``tool_calls``) and ``tool`` messages the conversation. Replies: a ``chat.completion``,
+``tools`` of type ``function`` its client tools, ``response_format`` its output schema
+(``structured``); ``user``, ``assistant`` (with ``tool_calls``) and ``tool`` messages the
+conversation. Replies: a ``chat.completion``,
 or ``chat.completion.chunk`` SSE frames ending in ``data: [DONE]``.
 """
 
@@ -32,6 +33,7 @@ from ccapi.compat.openai_shared import (
 from ccapi.compat.parsing import body_object, expect, pinned_session
 from ccapi.compat.replies import ChatCompletion, ChatCompletionMessage, ChatToolCall, ChatUsage
 from ccapi.compat.reply import Reply, TextDelta
+from ccapi.compat.structured import chat_schema
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.shape import checked
@@ -68,6 +70,7 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         system="\n\n".join(system) if system else None,
         tools=tuple(_tool(tool.function) for tool in shape.tools or ()),
         messages=normalise(parsed),
+        output_schema=chat_schema(shape.response_format),
     )
     check_tool_choice(shape.tool_choice, [tool["name"] for tool in conversation.tools], nested=True)
     if shape.stream_options is not None and not shape.stream:

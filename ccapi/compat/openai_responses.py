@@ -1,7 +1,8 @@
 """OpenAI Responses (``POST /v1/responses``) ⇄ the canonical conversation.
 
 Requests: ``instructions`` (and system/developer input messages) become the session's
-system prompt, ``function`` tools its client tools; ``input`` is a string or a list of
+system prompt, ``function`` tools its client tools, ``text.format`` its output schema
+(``structured``); ``input`` is a string or a list of
 message, ``function_call`` and ``function_call_output`` items. With
 ``previous_response_id`` the input is only what is new and goes to that response's
 session (or a fork of it at that response, see ``router``). Replies: a ``response``
@@ -45,6 +46,7 @@ from ccapi.compat.replies import (
     ResponseUsage,
 )
 from ccapi.compat.reply import Reply, TextDelta
+from ccapi.compat.structured import responses_schema
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.ids import new_id
 from ccapi.sessions.inputs import parse_input
@@ -82,6 +84,7 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         system="\n\n".join(system) if system else None,
         tools=tuple(function_tool(tool.name, tool.description, tool.parameters) for tool in shape.tools or ()),
         messages=normalise(messages),
+        output_schema=responses_schema(shape.text.format if shape.text else None),
     )
     check_tool_choice(shape.tool_choice, [tool["name"] for tool in conversation.tools], nested=False)
     if shape.background:

@@ -1,15 +1,15 @@
 """What a compat request asks its session to run with, and what that makes of the request.
 
-The history is the conversation; the system prompt, the client tools and the model are
-options of each request (see ``router``). A session runs with the options of the request
-that fed it last (its ``Basis``); a request with other options restarts it under them —
-unless it is a *side request* (``affinity.side``), which a branch answers instead. Some requests
-are *one-offs* (``is_one_off``) whose Claude Code need not outlive their answer.
+The history is the conversation; the system prompt, the client tools, the model and the
+output schema (structured output) are options of each request (see ``router``). A session runs
+with the options of the request that fed it last (its ``Basis``); a request with other options
+restarts it under them — unless it is a *side request* (``affinity.side``), which a branch
+answers instead. Some requests are *one-offs* (``is_one_off``) whose Claude Code need not outlive their answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.affinity import Fork, Head, side
@@ -21,13 +21,14 @@ from ccapi.toolpolicy import BuiltinTools
 
 @dataclass(frozen=True)
 class Basis:
-    """What the fed session runs with for a request — the system prompt, model and tools
-    (``Conversation.tools_key``) — and the marks of the request's leading messages (see
-    ``affinity``)."""
+    """What the fed session runs with for a request — the system prompt, model, tools
+    (``Conversation.tools_key``) and output schema (``Conversation.output_key``) — and the marks
+    of the request's leading messages (see ``affinity``)."""
 
     system: str | None
     model: str
     tools: str
+    output: str = ""
     marks: tuple[ForkPoint | None, ...] = ()
     queued: tuple[Message, ...] | None = None
     """The new messages, when their turn queued behind another: the session's history is then
@@ -40,12 +41,14 @@ class Basis:
         marks: tuple[ForkPoint | None, ...] = (),
         queued: tuple[Message, ...] | None = None,
     ) -> Basis:
-        return cls(conversation.system, conversation.model, conversation.tools_key, marks, queued)
+        return cls(
+            conversation.system, conversation.model, conversation.tools_key, conversation.output_key, marks, queued
+        )
 
     @classmethod
     def kept(cls, head: Head, marks: tuple[ForkPoint | None, ...]) -> Basis:
         """A paused turn goes on as it began, under the options of the head it left."""
-        return cls(head.system, head.model, head.tools, marks)
+        return cls(head.system, head.model, head.tools, head.output, marks)
 
 
 def session_params(
@@ -55,8 +58,8 @@ def session_params(
     settings: Settings,
     builtin_tools: BuiltinTools | None = None,
 ) -> NewSession:
-    """The session options a request asks for: its model, system prompt and tools."""
-    return NewSession.from_json(
+    """The session options a request asks for: its model, system prompt, tools and output schema."""
+    params = NewSession.from_json(
         {
             "model": conversation.model,
             "system_prompt": conversation.system,
@@ -68,6 +71,7 @@ def session_params(
         builtin_tools or settings.compat_builtin_tools,
         settings.max_budget_usd,
     )
+    return replace(params, output_schema=conversation.output_schema)
 
 
 def is_one_off(conversation: Conversation, fresh: bool, fork: Fork | None) -> bool:

@@ -7,12 +7,19 @@ adds up to the non-streamed one — but for a model answer cut off mid-stream an
 again (``turn.retrying`` with ``discarded_message_id``): what it had streamed cannot be taken
 back, and the settled reply leaves it out. Claude Code's own tools (``agent_tool.*``) stay
 on the server: a compat client sees only text and calls to its own tools.
+
+A request that asks for structured output (``structured``) gets none of the model's text: its reply's text is the
+turn's ``structured_output`` as JSON, sent whole as the turn ends (Claude Code checks it against the schema only once
+the model has called its ``StructuredOutput`` tool). A turn that ends without one — the model answered in text even
+after Claude Code's reminder — is a failed reply, not text the client would take for JSON.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from ccapi.compat.conversation import Message, ToolCall
 from ccapi.errors import ApiError
@@ -79,8 +86,9 @@ class ReplyStream(Protocol):
 class ReplyBuilder:
     """Feeds on one session's events, in order; ``feed`` returns the deltas they make."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, structured: bool = False) -> None:
         self._session_id = session_id
+        self._structured = structured
         self._text: list[str] = []
         self._calls: list[ToolCall] = []
         self._streamed_since_message = False
@@ -112,6 +120,8 @@ class ReplyBuilder:
             return [call]
         if event.type == EventType.TURN_REQUIRES_ACTION:
             return [self._settle(event, "requires_action", data)]
+        if event.ends_turn and self._structured:
+            return self._settle_structured(event, data)
         if event.ends_turn:
             return [self._settle(event, event.type.removeprefix("turn."), data)]
         return []
@@ -136,7 +146,23 @@ class ReplyBuilder:
         self._streamed_since_message = False
         self._at_message_boundary = bool(self._text)
 
+    def _settle_structured(self, event: Event, data: dict[str, Any]) -> list[Delta]:
+        """The structured output, as the reply's whole text; a completed turn without one fails."""
+        status, output = event.type.removeprefix("turn."), data.get("structured_output")
+        self._text = [] if output is None else [orjson.dumps(output).decode()]
+        if output is None and status == "completed" and data.get("stop_reason") != "max_tokens":
+            error = {
+                "type": "no_structured_output",
+                "message": "the model answered without the structured output the request's format asks for "
+                "(it answered in text, even after Claude Code reminded it)",
+            }
+            return [self._settle(event, "failed", {**data, "error": error})]
+        reply = self._settle(event, status, data)
+        return [TextDelta(reply.text), reply] if reply.text else [reply]
+
     def _add_text(self, text: str) -> list[Delta]:
+        if self._structured:  # the model's own text is not the reply's
+            return []
         if self._at_message_boundary and self._text:
             text = MESSAGE_SEPARATOR + text
         self._at_message_boundary = False

@@ -13,8 +13,8 @@ A request is routed, in order of precedence, to:
 3. the session whose head is the longest prefix of the conversation (see ``affinity``),
    whatever the request's options (of heads it holds equally, the one it replays most, then
    the line rather than a side branch whose pruned poll it skips): the history is the
-   conversation; the system prompt, model and tools are options of each request. A new turn runs with the request's
-   options (a changed prompt or model restarts Claude Code on the same transcript, so the
+   conversation; the system prompt, model, tools and output schema are options of each request. A new turn runs
+   with the request's options (a changed prompt or model restarts Claude Code on the same transcript, so the
    model sees the prompt the client sent now; a changed tool set likewise). A request
    with another system prompt *and* other tools over the session's history is a side
    request (a memory flush, a heartbeat poll): it goes to a branch at the session's last
@@ -108,7 +108,12 @@ _RESPONSE_STARTS = [
 
 def _options(settings: NewSession | SessionRecord) -> dict[str, Any]:
     """What a compat request sets of a session each time (``SessionService.change`` takes them as they are)."""
-    return {"model": settings.model, "system_prompt": settings.system_prompt, "tools": list(settings.tools)}
+    return {
+        "model": settings.model,
+        "system_prompt": settings.system_prompt,
+        "tools": list(settings.tools),
+        "output_schema": settings.output_schema,
+    }
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class _Target:
     marks: tuple[ForkPoint | None, ...] = ()
     """The marks of the request's messages before ``suffix`` (see ``affinity``)."""
     options: bool = False
-    """The request's options (system prompt, model, tools) differ from the session's: a new
+    """The request's options (system prompt, model, tools, output schema) differ from the session's: a new
     turn runs with the request's (Claude Code restarts on the same transcript)."""
 
 
@@ -223,8 +228,8 @@ class CompatRouter:
         return target, lookup.passed, None
 
     async def _options_differ(self, session_id: str, request: CompatRequest) -> bool:
-        """Whether the request's model, system prompt or tools are not the session's: for a session the
-        request names (``previous_response_id``, a pinned session) rather than one its history matched.
+        """Whether the request's model, system prompt, tools or output schema are not the session's: for a
+        session the request names (``previous_response_id``, a pinned session) rather than one its history matched.
         They are options of each request (OpenAI carries no instructions or tools over either)."""
         session = await self._service.get(session_id)
         return _options(session) != _options(self._params(request))
@@ -424,7 +429,7 @@ class CompatRouter:
         self, request: CompatRequest, exchange: Exchange, from_seq: int, basis: Basis, one_off: bool
     ) -> None:
         service = self._service
-        builder = ReplyBuilder(exchange.session_id)
+        builder = ReplyBuilder(exchange.session_id, structured=request.conversation.output_schema is not None)
         try:
             async for event in service.events.follow(
                 exchange.session_id, from_seq - 1, service.settings.keepalive_seconds
@@ -484,6 +489,7 @@ class CompatRouter:
             request.affinity_key,
             basis.model,
             basis.tools,
+            basis.output,
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())
@@ -501,6 +507,7 @@ class CompatRouter:
             marks=(*prior.marks, *[None] * len(new), mark),
             model=basis.model,
             tools=basis.tools,
+            output=basis.output,
         )
         self._index.advance(head)
         await self._service.store.save_compat_head(head.session_id, head.key, head_json(head), utcnow())

@@ -91,6 +91,9 @@ class EngineSpec:
     in (tool results a client's history brought, see ``engine.history``)."""
     mcp_servers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     """The session's own MCP servers (stdio, http), as Claude Code takes them."""
+    output_schema: Mapping[str, Any] | None = None
+    """The JSON schema (of type object) every turn's answer must match (``--json-schema``): Claude Code offers the
+    model a ``StructuredOutput`` tool with it and reports the checked value as the result's ``structured_output``."""
 
     @property
     def budget_left(self) -> float | None:
@@ -100,7 +103,14 @@ class EngineSpec:
     def process_key(self) -> tuple[Any, ...]:
         """What a live process was started with that a session may change between turns; a
         live engine started with another key is replaced by a resumed one."""
-        return (self.max_budget_usd, self.model, self.permission_mode, self.system_prompt, self.tools)
+        return (
+            self.max_budget_usd,
+            self.model,
+            self.permission_mode,
+            self.system_prompt,
+            self.tools,
+            self.output_schema,
+        )
 
 
 def message_limit(max_body_bytes: int) -> int:
@@ -164,6 +174,7 @@ def build_options(
         cli_path=spec.cli_path,
         sandbox=dict(spec.sandbox) if spec.sandbox is not None and spec.builtin_tools != "none" else None,  # type: ignore[arg-type]
         disallowed_tools=[*UNATTENDED_TOOLS, *spec.denied_tools] if spec.builtin_tools != "none" else [],
+        output_format={"type": "json_schema", "schema": dict(spec.output_schema)} if spec.output_schema else None,
     )
 
 

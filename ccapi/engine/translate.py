@@ -55,6 +55,8 @@ class TurnOutcome:
     stop_reason: str | None = None
     error: dict[str, Any] | None = None  # type, message, and at times reason and the upstream status
     round_usage: dict[str, int] = field(default_factory=dict)
+    structured_output: Any = None
+    """The answer checked against the session's output schema (``EngineSpec.output_schema``), if it has one."""
 
 
 def content_block(block: Any) -> dict[str, Any] | None:
@@ -324,6 +326,7 @@ class TurnTranslator:
             round_usage=self.round_usage(),
             cost_usd=self.turn_cost_usd,
             stop_reason=result.stop_reason,
+            structured_output=result.structured_output,
         )
         if result.terminal_reason in ("aborted_streaming", "aborted_tools"):
             return ended("interrupted")

@@ -44,6 +44,7 @@ def session_record(params: NewSession, session_id: str, sdk_session_id: str | No
         max_budget_usd=params.max_budget_usd,
         webhook=params.webhook,
         mcp_servers=params.mcp_servers,
+        output_schema=params.output_schema,
     )
 
 
@@ -99,7 +100,7 @@ async def fork_point(store: Store, source: SessionRecord, after_seq: int | None)
 
 
 def same_settings(source: SessionRecord) -> NewSession:
-    """A fork runs as its source does: model, prompt, tools, limits, webhook."""
+    """A fork runs as its source does: model, prompt, tools, limits, webhook, output schema."""
     return NewSession(
         model=source.model,
         system_prompt=source.system_prompt,
@@ -112,6 +113,7 @@ def same_settings(source: SessionRecord) -> NewSession:
         max_budget_usd=source.max_budget_usd,
         webhook=source.webhook,
         mcp_servers=source.mcp_servers,
+        output_schema=source.output_schema,
     )
 
 

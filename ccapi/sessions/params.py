@@ -58,6 +58,8 @@ class NewSession:
     max_budget_usd: float | None = None
     webhook: dict[str, Any] | None = None
     mcp_servers: dict[str, dict[str, Any]] | None = None
+    output_schema: dict[str, Any] | None = None
+    """The JSON schema every answer must match; only compat requests set one (``ccapi.compat.structured``)."""
 
     @classmethod
     def from_json(
@@ -279,23 +281,22 @@ def _tools(declared: list[bodies.ToolDefinition]) -> tuple[dict[str, Any], ...]:
             raise InvalidRequest(f"{where}.name {tool.name!r} is declared twice")
         if tool.input_schema.get("type", "object") != "object":
             raise InvalidRequest(f"{where}.input_schema must be a JSON schema object with type 'object'")
-        _check_schema(where, tool.name, tool.input_schema)
+        check_schema(f"{where}.input_schema", tool.input_schema, f" of tool {tool.name!r}", {"tool": tool.name})
         seen.add(tool.name)
     return tuple(tool.model_dump() for tool in declared)
 
 
-def _check_schema(where: str, name: str, schema: dict[str, Any]) -> None:
-    """Claude Code drops the whole tool list, silently, over one invalid schema: refuse it here.
-    Checked against the draft the schema names in ``$schema``, else 2020-12 (the Messages API's)."""
+def check_schema(where: str, schema: dict[str, Any], of: str = "", details: dict[str, Any] | None = None) -> None:
+    """A JSON schema Claude Code is given (a tool's input, a structured output's), at ``where`` (``of`` says whose):
+    Claude Code drops the whole tool list, silently, over one invalid schema, so it is refused here. Checked
+    against the draft the schema names in ``$schema``, else 2020-12 (the Messages API's)."""
     if not isinstance(schema.get("$schema", ""), str):
-        raise InvalidRequest(f"{where}.input_schema.$schema of tool {name!r} must be a string", {"tool": name})
+        raise InvalidRequest(f"{where}.$schema{of} must be a string", details)
     validator = validator_for(schema, default=Draft202012Validator)
     try:
         validator.check_schema(schema)
     except SchemaError as exc:
         at = "".join(f".{part}" if isinstance(part, str) else f"[{part}]" for part in exc.path)
-        raise InvalidRequest(
-            f"{where}.input_schema{at} of tool {name!r} is not a valid JSON Schema: {exc.message[:300]}", {"tool": name}
-        ) from None
+        raise InvalidRequest(f"{where}{at}{of} is not a valid JSON Schema: {exc.message[:300]}", details) from None
     except RecursionError:
-        raise InvalidRequest(f"{where}.input_schema of tool {name!r} is nested too deeply", {"tool": name}) from None
+        raise InvalidRequest(f"{where}{of} is nested too deeply", details) from None

@@ -112,6 +112,7 @@ class EngineSpecs:
             builtin_tools=builtin_tools,
             max_budget_usd=session.max_budget_usd,
             mcp_servers=session.mcp_servers or {},
+            output_schema=session.output_schema,
             spent_usd=float(session.usage.get("cost_usd", 0.0)),
             ask_permission=functools.partial(self._ask_permission, session.id),
             gate_tool=functools.partial(self._gate_tool, session.id),

@@ -461,6 +461,8 @@ class TurnRun:
             data["round_usage"] = outcome.round_usage
         if outcome.error:
             data["error"] = outcome.error
+        if outcome.structured_output is not None:
+            data["structured_output"] = outcome.structured_output
         final = await self._emit(_TERMINAL_EVENT[outcome.status], data)
         ended: dict[str, Any] = {
             "status": outcome.status,

@@ -65,12 +65,22 @@ def _mcp_servers(db: peewee.Database) -> None:
         apply_operations(migrator.add_column("sessions", "mcp_servers", JSONField(null=True)))
 
 
+def _output_schema(db: peewee.Database) -> None:
+    """Sessions gain the JSON schema their answers must match (structured output)."""
+    if "output_schema" not in {column.name for column in db.get_columns("sessions")}:
+        migrator: SchemaMigrator = (
+            PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) else SqliteMigrator(db)
+        )
+        apply_operations(migrator.add_column("sessions", "output_schema", JSONField(null=True)))
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database], None]], ...] = (
     (1, "sessions, turns, events, idempotency keys, transcripts, leases", _initial_schema),
     (2, "built-in tool policy, spending cap, pending permission requests", _tool_policy),
     (3, "webhook subscriptions and the delivery outbox", _webhooks),
     (4, "compat affinity heads", _compat_heads),
     (5, "per-session MCP servers", _mcp_servers),
+    (6, "structured output schema", _output_schema),
 )
 
 

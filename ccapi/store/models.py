@@ -47,6 +47,7 @@ class SessionRow(BaseModel):
     max_budget_usd = peewee.FloatField(null=True)
     webhook = JSONField(null=True)
     mcp_servers = JSONField(null=True)
+    output_schema = JSONField(null=True)
 
     class Meta:
         table_name = "sessions"

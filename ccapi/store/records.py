@@ -31,6 +31,8 @@ class SessionRecord:
     """``{"url", "events"}``: where this session's events are delivered, signed."""
     mcp_servers: dict[str, Any] | None = None
     """The session's own MCP servers, as Claude Code takes them (``ccapi.sessions.mcp_servers``)."""
+    output_schema: dict[str, Any] | None = None
+    """The JSON schema its answers must match (a compat request's structured output format), if any."""
 
 
 @dataclass(frozen=True)

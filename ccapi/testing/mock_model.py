@@ -47,6 +47,7 @@ import orjson
 
 __all__ = [
     "SIDE_REPLY_TEXT",
+    "STRUCTURED_OUTPUT_TOOL",
     "MockError",
     "MockModel",
     "RecordedRequest",
@@ -76,6 +77,11 @@ MCP_TOOL_NAME = re.compile(r"\bmcp__[A-Za-z0-9_-]+")
 """An MCP tool name as Claude Code spells it: ``mcp__<server>__<tool>``."""
 
 SYSTEM_REMINDER = "<system-reminder>"
+
+STRUCTURED_OUTPUT_TOOL = "StructuredOutput"
+"""The tool Claude Code offers the model when its session has an output schema (``--json-schema``, the SDK's
+``output_format``): the schema is the tool's input, and calling it answers the turn (checked with Claude Code
+2.1.332)."""
 
 UNIFIED_WINDOWS = {"five_hour": "5h", "seven_day": "7d", "overage": "overage"}
 """The windows of Anthropic's unified rate-limit headers, and the abbreviation each header name uses."""
@@ -322,7 +328,12 @@ def side_reply(body: Mapping[str, Any]) -> Reply:
 
 
 def default_reply(body: Mapping[str, Any]) -> Reply:
-    """The answer to a main request when nothing is scripted: echo the last user text."""
+    """The answer to a main request when nothing is scripted: echo the last user text, or, when the request offers
+    Claude Code's :data:`STRUCTURED_OUTPUT_TOOL` (its session has an output schema), call it with a minimal value of
+    that schema, as a model must to answer such a session."""
+    for tool in body.get("tools") or ():
+        if tool.get("name") == STRUCTURED_OUTPUT_TOOL:
+            return Reply(tool_uses=(ToolUse(STRUCTURED_OUTPUT_TOOL, schema_example(tool.get("input_schema") or {})),))
     return Reply(text=f"mock reply: {last_user_text(body)}")
 
 
