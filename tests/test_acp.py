@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from acp.schema import (
 
 from ccapi.daemon.cli import main
 from ccapi.testing import MockModel, Reply, ToolUse
+from tests.compat_support import result_text, tool_results_sent
 from tests.gateway import Gateway, free_port
 from tests.test_mcp_servers import NOTE_SERVER
 
@@ -206,6 +208,20 @@ def test_without_a_gateway_it_says_how_to_start_one(capsys: pytest.CaptureFixtur
     assert out == "" and f"no CC API gateway answers at {url}" in err and "cc-api start" in err
 
 
+def test_a_gateway_that_takes_no_connection_is_given_up_on_in_seconds() -> None:
+    """A gateway that takes no connection (a firewall dropping them, a wedged host: here a full accept queue) is
+    said like one that refuses them, after the client's connect timeout: the editor's agent hung for the
+    kernel's two minutes of retries (the whole 600 s read timeout was the connect timeout too)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        with socket.create_connection(listener.getsockname()):  # the queue is full: the next connect hangs
+            url = "http://{}:{}".format(*listener.getsockname())
+            command = [sys.executable, "-m", "ccapi", "acp", "--url", url]
+            done = subprocess.run(command, capture_output=True, env=_env(), timeout=30, check=False, text=True)
+    assert done.returncode == 1 and f"no CC API gateway answers at {url} (ConnectTimeout)" in done.stderr
+
+
 @pytest.mark.parametrize("at_once", [False, True], ids=["while-the-model-answers", "while-claude-code-starts"])
 def test_cancel_interrupts_the_running_turn(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path, at_once: bool
@@ -365,3 +381,70 @@ def test_a_line_that_is_not_a_json_object_is_answered_and_the_agent_reads_on(gat
     assert all(r["id"] is None for r in replies[:4]) and replies[4]["id"] == 2
     assert replies[4]["result"]["protocolVersion"] == PROTOCOL_VERSION
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize("reason", ["max_tokens", "refusal"])
+def test_a_reply_cut_at_max_tokens_or_refused_is_its_stop_reason_not_an_error(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path, reason: str
+) -> None:
+    """Claude Code ends both as a failed turn (its "API Error: …" text): the client gets ACP's own stop reason, as
+    the docs say, not an internal error."""
+    mock_model.script(*[Reply(text="cut short", stop_reason=reason)] * 4)  # and for Claude Code's own retries
+    client = RecordingClient()
+
+    async def run() -> Any:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            return await conn.prompt(session_id=session.session_id, prompt=[text_block("hi")])
+
+    assert _run(run()).stop_reason == reason
+
+
+def test_a_client_tool_of_a_session_made_over_http_is_refused_not_waited_for(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """ACP has no client tools: a call to one (a session made over HTTP with ``tools``, loaded in the editor) gets
+    an error result Claude can read at once, and the prompt goes on; it waited for CC_API_TOOL_TIMEOUT (5 min)."""
+    weather = {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object"}}
+    session = gateway.create_session(tools=[weather], builtin_tools="none")
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="no weather here"))
+    client = RecordingClient()
+
+    async def run() -> Any:
+        async with acp_agent(gateway, client) as conn:
+            await conn.load_session(cwd=str(tmp_path), session_id=session["id"])
+            return await asyncio.wait_for(conn.prompt(session_id=session["id"], prompt=[text_block("go")]), 30)
+
+    reply = _run(run())
+
+    assert reply.stop_reason == "end_turn" and client.text() == "no weather here"
+    [result] = tool_results_sent(mock_model)
+    assert result["is_error"] and "get_weather" in result_text(result) and "ACP" in result_text(result)
+
+
+def test_a_gateway_gone_mid_session_is_said_plainly_without_a_traceback(make_gateway: Any, tmp_path: Path) -> None:
+    """The gateway stopped under an open editor: each call answers that no gateway answers and how to start one,
+    instead of "Internal error" with httpx's text and a traceback on stderr for every call."""
+    gateway = make_gateway()
+    client = RecordingClient()
+
+    async def run() -> tuple[list[RequestError], str]:
+        errors = []
+        command = (sys.executable, "-m", "ccapi", "acp", "--url", gateway.base_url)
+        async with spawn_agent_process(client, *command, env=_env()) as (conn, process):
+            await conn.initialize(protocol_version=PROTOCOL_VERSION)
+            session = await conn.new_session(cwd=str(tmp_path))
+            gateway.stop()
+            for call in (
+                conn.prompt(session_id=session.session_id, prompt=[text_block("hi")]),
+                conn.new_session(cwd=str(tmp_path)),
+            ):
+                with pytest.raises(RequestError) as failed:
+                    await call
+                errors.append(failed.value)
+        assert process.stderr is not None
+        return errors, (await process.stderr.read()).decode()
+
+    errors, stderr = _run(run())
+    assert all("no CC API gateway answers" in str(e.data) and "cc-api start" in str(e.data) for e in errors), errors
+    assert "Traceback" not in stderr, stderr[-2000:]

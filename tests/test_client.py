@@ -177,6 +177,18 @@ def test_errors_are_typed(gateway: Gateway) -> None:
     assert missing.value.status == 404 and missing.value.type == "not_found"
 
 
+@pytest.mark.parametrize("body", [{"error": "Not Found"}, {"error": None}, {"error": ["no"]}, ["no"], "no"])
+def test_an_error_answer_not_in_the_gateways_envelope_is_still_a_ccapi_error(body: object) -> None:
+    """Another server at the URL (a proxy, another app on the port) answers errors its own way, often
+    ``{"error": "Not Found"}``: still a ``CCAPIError`` with its status and text, never an ``AttributeError``."""
+    answer = httpx.Response(404, json=body)
+    transport = httpx.MockTransport(lambda _: answer)
+    http = httpx.Client(base_url="http://elsewhere", transport=transport)
+    with Client(http=http) as cc, pytest.raises(CCAPIError) as failed:
+        cc.get_session("sess_x")
+    assert (failed.value.status, failed.value.type, failed.value.message) == (404, "http_error", answer.text)
+
+
 def test_send_with_queue_waits_behind_a_running_turn_and_interrupt_withdraws_by_id(
     gateway: Gateway, mock_model: MockModel
 ) -> None:

@@ -40,7 +40,7 @@ from ccapi import __version__
 from ccapi.acp.options import MODEL_OPTION, MODES, mode_state, model_option, native_mcp_servers
 from ccapi.acp.prompt import native_input
 from ccapi.acp.updates import UpdateMapper, merged, tool_kind, tool_title
-from ccapi.client import AsyncClient, CCAPIError, Decision, Session
+from ccapi.client import AsyncClient, CCAPIError, Decision, Session, ToolResult
 from ccapi.events import TERMINAL_TURN_EVENTS, Event, EventType
 
 ALLOW, REJECT = "allow", "reject"
@@ -49,6 +49,11 @@ PERMISSION_OPTIONS = [
     PermissionOption(option_id=REJECT, name="Reject", kind="reject_once"),
 ]
 _STOP_REASONS = {"max_tokens": "max_tokens", "refusal": "refusal"}
+CLIENT_TOOL_REFUSED = (
+    "{name} is a client tool of this session, and its client is not here: the session is used over ACP "
+    "(cc-api acp), which cannot run it"
+)
+GATEWAY_GONE = "no CC API gateway answers ({0!r}): start it again (`cc-api start`), then retry"
 REPLAY_PAGE = 1000
 LIST_PAGE = 100
 
@@ -199,10 +204,10 @@ class GatewayAgent:
                     elif event.type == EventType.PERMISSION_RESOLVED:
                         if (task := asking.get(event.data.get("request_id", ""))) is not None:
                             task.cancel()  # decided already: the client's answer would change nothing
+                    elif event.type == EventType.TURN_REQUIRES_ACTION:
+                        await self._refuse_client_tools(session_id, event.data.get("tool_calls") or [])
                     elif event.type in TERMINAL_TURN_EVENTS:
                         return event
-        except httpx.TransportError as exc:  # the gateway stayed away longer than the client's reconnects
-            raise RequestError.internal_error({"message": f"the gateway's event stream is gone: {exc}"}) from None
         finally:
             for task in asking.values():
                 task.cancel()
@@ -233,6 +238,17 @@ class GatewayAgent:
         with contextlib.suppress(CCAPIError):  # 409: the turn was interrupted or timed out meanwhile
             await self.gateway.decide(session_id, [decision], background=True)
 
+    async def _refuse_client_tools(self, session_id: str, calls: list[dict[str, Any]]) -> None:
+        """ACP has no client tools, but a session made over HTTP with ``tools`` still offers them to Claude: each
+        call gets an error result at once, which Claude reads and goes on from, rather than the prompt waiting
+        for ``CC_API_TOOL_TIMEOUT``."""
+        results = [
+            ToolResult(call["tool_call_id"], CLIENT_TOOL_REFUSED.format(name=call.get("name")), is_error=True)
+            for call in calls
+        ]
+        with contextlib.suppress(CCAPIError):  # 409: answered meanwhile (by the session's HTTP client), or timed out
+            await self.gateway.submit_tool_results(session_id, results, background=True)
+
     async def _send(self, session_id: str, updates: list[Any]) -> None:
         for update in updates:
             await self.client.session_update(session_id=session_id, update=update)
@@ -247,17 +263,34 @@ def _stop_reason(event: Event, cancelled: bool) -> Any:
         error = event.data.get("error") or {}
         raise RequestError.internal_error({"type": "interrupted", "message": error.get("message", "interrupted")})
     if event.type == EventType.TURN_FAILED:
+        if (reason := _failed_stop_reason(event.data)) is not None:
+            return reason
         error = event.data.get("error") or {}
-        if error.get("type") == "max_turns":
-            return "max_turn_requests"
         raise RequestError.internal_error({"type": error.get("type"), "message": error.get("message", "turn failed")})
     return _STOP_REASONS.get(event.data.get("stop_reason") or "", "end_turn")
 
 
+def _failed_stop_reason(data: dict[str, Any]) -> str | None:
+    """The stop reason of a turn that ended short rather than broke: Claude Code reports a reply cut at its output
+    limit, or refused, as an API error, so the gateway logs ``turn.failed``; ACP has a stop reason for each."""
+    error = data.get("error") or {}
+    if error.get("type") == "max_turns":
+        return "max_turn_requests"
+    if error.get("reason") == "max_output_tokens":
+        return "max_tokens"
+    return "refusal" if data.get("stop_reason") == "refusal" else None
+
+
 async def _call(pending: Any) -> Any:
-    """A gateway call, its error answers as ACP errors (the client shows the gateway's message)."""
+    """A gateway call, its error answers as ACP errors (the client shows the gateway's message). A gateway that
+    stopped under the editor (or stayed away longer than the event stream's reconnects) is said plainly: the ACP
+    library would answer "Internal error" with httpx's text, and log a traceback for each call."""
     try:
         return await pending
+    except httpx.TransportError as exc:
+        raise RequestError.internal_error(
+            {"type": "gateway_unreachable", "message": GATEWAY_GONE.format(exc)}
+        ) from None
     except CCAPIError as exc:
         data = {"status": exc.status, "type": exc.type, "message": exc.message}
         if exc.status == 404:

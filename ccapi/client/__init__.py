@@ -61,6 +61,9 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+#: A reply may wait for a whole turn (600 s without a byte); a connection is made in seconds or not at all: a gateway
+#: that takes none (a firewall dropping it, a wedged host) is a ``httpx.ConnectTimeout`` after 5 s, as in httpx.
+DEFAULT_TIMEOUT = httpx.Timeout(600, connect=5)
 #: Reconnections of one event stream in a row that bring no event before it raises (a connection that ends, dropped
 #: or ended by the gateway, is followed by another ``RETRY_DELAY`` s times the count so far later).
 STREAM_RETRIES = 5
@@ -76,7 +79,7 @@ class Client:
         base_url: str = DEFAULT_URL,
         api_key: str | None = None,
         *,
-        timeout: float = 600,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         http: httpx.Client | None = None,
     ) -> None:
         self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
@@ -148,13 +151,20 @@ class Client:
         )
 
     def submit_tool_results(
-        self, session_id: str, results: Iterable[ToolResult], *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        results: Iterable[ToolResult],
+        *,
+        idempotency_key: str | None = None,
+        background: bool = False,
     ) -> Turn:
+        """Answer the client tool calls the turn waits on; returns the turn as it settles next (at once,
+        ``running``, with ``background``)."""
         return Turn.from_json(
             wire.checked(
                 self._http.post(
                     wire.session_path(session_id, "tool-results"),
-                    json=wire.results_body(results),
+                    json=wire.results_body(results, background),
                     headers=wire.idempotency(idempotency_key),
                 )
             )
@@ -276,7 +286,7 @@ class AsyncClient:
         base_url: str = DEFAULT_URL,
         api_key: str | None = None,
         *,
-        timeout: float = 600,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
@@ -341,11 +351,16 @@ class AsyncClient:
         return Turn.from_json(wire.checked(response))
 
     async def submit_tool_results(
-        self, session_id: str, results: Iterable[ToolResult], *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        results: Iterable[ToolResult],
+        *,
+        idempotency_key: str | None = None,
+        background: bool = False,
     ) -> Turn:
         response = await self._http.post(
             wire.session_path(session_id, "tool-results"),
-            json=wire.results_body(results),
+            json=wire.results_body(results, background),
             headers=wire.idempotency(idempotency_key),
         )
         return Turn.from_json(wire.checked(response))

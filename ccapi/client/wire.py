@@ -61,8 +61,8 @@ def page_params(limit: int, after: str | None) -> dict[str, str | int]:
     return {"limit": limit, "after": after} if after else {"limit": limit}
 
 
-def results_body(results: Iterable[ToolResult]) -> dict[str, Any]:
-    return {"results": [result.to_json() for result in results]}
+def results_body(results: Iterable[ToolResult], background: bool = False) -> dict[str, Any]:
+    return {"results": [result.to_json() for result in results], **background_flag(background)}
 
 
 def decisions_body(decisions: Iterable[Decision], background: bool = False) -> dict[str, Any]:
@@ -127,14 +127,24 @@ def events_params(after: int, limit: int, types: Iterable[str] | None) -> dict[s
 
 def checked(response: httpx.Response) -> Any:
     if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            raise CCAPIError(response.status_code, "http_error", response.text[:500]) from None
+        error = _envelope(response)
+        if error is None:
+            raise CCAPIError(response.status_code, "http_error", response.text[:500])
         raise CCAPIError(
             response.status_code, error.get("type", "error"), error.get("message", ""), error.get("details")
         )
     return response.json()
+
+
+def _envelope(response: httpx.Response) -> dict[str, Any] | None:
+    """The gateway's error envelope; ``None`` for another server's answer (a proxy's, another app's on the port),
+    which is often JSON too, as ``{"error": "Not Found"}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
 
 
 class SSEParser:
