@@ -166,3 +166,30 @@ def test_a_header_gives_a_new_compat_session_built_in_tools(gateway: Gateway, mo
     assert [sorted(t["name"] for t in b["tools"]) for b in main_requests(mock_model)] == [["Glob", "Read"]]
     bad = gateway.client.post("/v1/chat/completions", json=body, headers={"x-cc-builtin-tools": "Shell"})
     assert bad.status_code == 400 and "Shell" in bad.json()["error"]["message"]
+
+
+def test_a_reply_cut_at_the_output_limit_is_length_not_an_error(
+    client: openai.OpenAI, gateway: Gateway, mock_model: MockModel
+) -> None:
+    """Claude Code resumes a reply cut at its output limit a few times, then gives up with its own error message.
+    The reply so far is the client's, cut for length (``finish_reason: length``, Anthropic's ``max_tokens``, the
+    turn's ``stop_reason``), not a 502 that threw it away: the stop reason was Claude Code's error message's
+    (``stop_sequence``), so the cut was never seen as one."""
+
+    def cut_every_time() -> None:
+        mock_model.script(*(Reply(text=f"part{n} ", stop_reason="max_tokens") for n in range(8)))
+
+    cut_every_time()
+    completion = client.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "a saga"}])
+    [choice] = completion.choices
+    assert choice.finish_reason == "length" and "part0" in (choice.message.content or ""), completion
+    cut_every_time()
+    message = gateway.client.post(
+        "/v1/messages", json={"model": "sonnet", "max_tokens": 100, "messages": [{"role": "user", "content": "more"}]}
+    )
+    assert message.status_code == 200 and message.json()["stop_reason"] == "max_tokens", message.text
+    cut_every_time()
+    session = gateway.create_session()
+    turn = gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "again"}).json()
+    ended = (turn["status"], turn["stop_reason"], turn["error"]["reason"])
+    assert ended == ("failed", "max_tokens", "max_output_tokens"), turn

@@ -325,7 +325,7 @@ class TurnTranslator:
             usage=normalise_usage(result.usage),
             round_usage=self.round_usage(),
             cost_usd=self.turn_cost_usd,
-            stop_reason=result.stop_reason,
+            stop_reason=self._stop_reason(result),
             structured_output=result.structured_output,
         )
         if result.terminal_reason in ("aborted_streaming", "aborted_tools"):
@@ -340,6 +340,13 @@ class TurnTranslator:
         if self.result is None or self.result.total_cost_usd is None:
             return None
         return round(max(self.result.total_cost_usd - self._prior_cost_usd, 0.0), 8)
+
+    def _stop_reason(self, result: ResultMessage) -> str | None:
+        """Why the model stopped. A reply cut at the output limit that Claude Code gave up resuming ends the turn
+        with Claude Code's own error message, whose stop reason (``stop_sequence``) is not the model's."""
+        if self._assistant_error is not None and self._assistant_error[0] == "max_output_tokens":
+            return "max_tokens"
+        return result.stop_reason
 
     def _rate_limited(self, text: str, rejection: dict[str, Any]) -> dict[str, Any]:
         """Claude refused the turn for a spent usage window: the window and its reset."""
