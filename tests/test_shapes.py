@@ -59,7 +59,9 @@ def test_unknown_fields_are_listed_with_the_allowed_ones() -> None:
     with pytest.raises(InvalidRequest) as caught:
         SessionChanges.from_json({"colour": "blue", "model": "sonnet"}, catalog=None)  # type: ignore[arg-type]
     assert caught.value.message == "unknown field(s): colour"
-    assert caught.value.details == {"allowed": ["max_budget_usd", "model", "permission_mode", "system_prompt"]}
+    assert caught.value.details == {
+        "allowed": ["max_budget_usd", "model", "output_schema", "permission_mode", "system_prompt"]
+    }
 
 
 def test_the_document_describes_the_declared_bodies() -> None:

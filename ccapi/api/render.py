@@ -44,6 +44,7 @@ def session_view(record: SessionRecord, *, live: bool, running_turn_id: str | No
         "usage": record.usage,
         "webhook": cast("SessionWebhook | None", record.webhook),
         "mcp_servers": public_view(record.mcp_servers),
+        "output_schema": record.output_schema,
         "live": live,
         "running_turn_id": running_turn_id,
         "created_at": record.created_at,
@@ -72,6 +73,8 @@ def turn_view(record: TurnRecord) -> Turn:
     }
     if record.error:
         body["error"] = record.error
+    if record.structured_output is not None:
+        body["structured_output"] = record.structured_output
     return body
 
 

@@ -171,6 +171,7 @@ class Session(TypedDict):
     mcp_servers: Annotated[
         dict[str, Object], Field(description="the session's MCP servers; env and headers show their names only")
     ]
+    output_schema: Annotated[Object | None, Field(description="the JSON schema every answer must match, if any")]
     live: bool
     running_turn_id: str | None
     context: NotRequired[Object | None]
@@ -232,6 +233,9 @@ class Turn(TypedDict):
     created_at: str
     completed_at: str | None
     error: NotRequired[Object]
+    structured_output: Annotated[
+        NotRequired[Any], Field(description="the answer, checked against the session's output_schema (if it has one)")
+    ]
 
 
 class TurnAccepted(TypedDict):

@@ -131,3 +131,8 @@ class Turn:
     @property
     def text(self) -> str:
         return "".join(block.get("text", "") for block in self.output if block.get("type") == "text")
+
+    @property
+    def structured_output(self) -> Any:
+        """The answer checked against the session's ``output_schema`` (``None`` without one)."""
+        return self.raw.get("structured_output")

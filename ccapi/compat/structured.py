@@ -18,7 +18,7 @@ from typing import Any
 from ccapi.compat.bodies import ResponseFormat
 from ccapi.compat.parsing import expect
 from ccapi.errors import InvalidRequest
-from ccapi.sessions.params import check_schema
+from ccapi.sessions.params import object_schema
 
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 """What ``json_object`` asks for: a JSON object, of any shape."""
@@ -63,20 +63,6 @@ def messages_schema(output_config: Any, output_format: Any) -> dict[str, Any] | 
     if chosen.get("type") != "json_schema":
         raise InvalidRequest(f"{where}.type must be json_schema")
     return object_schema(chosen.get("schema"), f"{where}.schema")
-
-
-def object_schema(schema: Any, where: str) -> dict[str, Any]:
-    """A valid JSON schema of an object (one that names no type is taken as one)."""
-    schema = expect(schema, dict, where, "a JSON schema (an object)")
-    kind = schema.get("type", "object")
-    if kind != "object":
-        raise InvalidRequest(
-            f"{where}.type must be object: Claude Code returns structured output as a tool's input, "
-            f"which is a JSON object (wrap the {kind if isinstance(kind, str) else 'value'} in a property)"
-        )
-    schema = {**schema, "type": "object"}
-    check_schema(where, schema)
-    return schema
 
 
 def _named(spec: dict[str, Any], where: str, schema_required: bool) -> dict[str, Any]:

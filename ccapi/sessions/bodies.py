@@ -89,6 +89,13 @@ class McpServer(Shape):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
+_OUTPUT_SCHEMA = Says("must be a JSON schema of type object, or null")
+_OUTPUT_SCHEMA_TEXT = (
+    "structured output: a JSON schema of type object every answer must match; the model answers through Claude "
+    "Code's StructuredOutput tool, and the turn's reply carries the checked value as structured_output"
+)
+
+
 class NewSession(Shape):
     model: Annotated[str, _MODEL] = _ABSENT
     system_prompt: Annotated[str | None, _STRING] = Field(None, description="any length; no NUL characters")
@@ -113,6 +120,7 @@ class NewSession(Shape):
         description="the session's own MCP servers, by name (not 'client'; at most 32): "
         "stdio commands run on the gateway host, or http URLs",
     )
+    output_schema: Annotated[dict[str, Any] | None, _OUTPUT_SCHEMA] = Field(None, description=_OUTPUT_SCHEMA_TEXT)
 
 
 class SessionChanges(Shape, json_schema_extra={"minProperties": 1}):
@@ -120,6 +128,9 @@ class SessionChanges(Shape, json_schema_extra={"minProperties": 1}):
     model: Annotated[str, _MODEL] = _ABSENT
     permission_mode: Annotated[PermissionMode | None, _PERMISSION_MODE] = None
     system_prompt: Annotated[str | None, _STRING] = Field(None, description="null: none from the next turn on")
+    output_schema: Annotated[dict[str, Any] | None, _OUTPUT_SCHEMA] = Field(
+        None, description="null: free answers from the next turn on"
+    )
 
 
 class ReplyMode(Shape):

@@ -59,7 +59,7 @@ class NewSession:
     webhook: dict[str, Any] | None = None
     mcp_servers: dict[str, dict[str, Any]] | None = None
     output_schema: dict[str, Any] | None = None
-    """The JSON schema every answer must match; only compat requests set one (``ccapi.compat.structured``)."""
+    """The JSON schema every answer must match (``object_schema``): Claude Code's structured output."""
 
     @classmethod
     def from_json(
@@ -103,13 +103,15 @@ class NewSession:
             shape.given("max_budget_usd", default_budget),
             webhook,
             shape.mcp_servers or None,
+            None if shape.output_schema is None else object_schema(shape.output_schema, "output_schema"),
         )
 
 
 @dataclass(frozen=True)
 class SessionChanges:
     """``PATCH /api/sessions/{id}``: what may change between turns, only the fields the body names
-    (``max_budget_usd``, ``model``, ``permission_mode``, ``system_prompt``); the next turn runs with them."""
+    (``max_budget_usd``, ``model``, ``output_schema``, ``permission_mode``, ``system_prompt``); the next turn runs
+    with them."""
 
     fields: dict[str, Any]
 
@@ -117,9 +119,13 @@ class SessionChanges:
     def from_json(cls, body: Any, catalog: ModelCatalog) -> SessionChanges:
         shape = checked(bodies.SessionChanges, body)
         if not shape.model_fields_set:
-            raise InvalidRequest("nothing to change: send max_budget_usd, model, permission_mode or system_prompt")
+            raise InvalidRequest(
+                "nothing to change: send max_budget_usd, model, output_schema, permission_mode or system_prompt"
+            )
         fields = {name: getattr(shape, name) for name in shape.model_fields_set}
         _check_prompt(fields.get("system_prompt"))
+        if fields.get("output_schema") is not None:
+            fields["output_schema"] = object_schema(fields["output_schema"], "output_schema")
         if "model" in fields:
             fields["model"] = known_model(catalog, fields["model"])
         return cls(fields)
@@ -300,3 +306,19 @@ def check_schema(where: str, schema: dict[str, Any], of: str = "", details: dict
         raise InvalidRequest(f"{where}{at}{of} is not a valid JSON Schema: {exc.message[:300]}", details) from None
     except RecursionError:
         raise InvalidRequest(f"{where}{of} is nested too deeply", details) from None
+
+
+def object_schema(schema: Any, where: str) -> dict[str, Any]:
+    """A structured output's schema (``output_schema``): a valid JSON schema of an object, one that names no type
+    taken as one. Claude Code takes the answer as a tool's input, which is a JSON object."""
+    if not isinstance(schema, dict):
+        raise InvalidRequest(f"{where} must be a JSON schema (an object)")
+    kind = schema.get("type", "object")
+    if kind != "object":
+        raise InvalidRequest(
+            f"{where}.type must be object: Claude Code returns structured output as a tool's input, "
+            f"which is a JSON object (wrap the {kind if isinstance(kind, str) else 'value'} in a property)"
+        )
+    schema = {**schema, "type": "object"}
+    check_schema(where, schema)
+    return schema

@@ -476,6 +476,7 @@ class TurnRun:
             "stop_reason": outcome.stop_reason,
             "error": outcome.error,
             "last_event_seq": final.seq,
+            "structured_output": outcome.structured_output,
         }
         record = replace(self.turn, **ended)
         session = {

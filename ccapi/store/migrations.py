@@ -74,6 +74,15 @@ def _output_schema(db: peewee.Database) -> None:
         apply_operations(migrator.add_column("sessions", "output_schema", JSONField(null=True)))
 
 
+def _structured_output(db: peewee.Database) -> None:
+    """Turns gain the structured output their answer gave (a session's ``output_schema``)."""
+    if "structured_output" not in {column.name for column in db.get_columns("turns")}:
+        migrator: SchemaMigrator = (
+            PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) else SqliteMigrator(db)
+        )
+        apply_operations(migrator.add_column("turns", "structured_output", JSONField(null=True)))
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database], None]], ...] = (
     (1, "sessions, turns, events, idempotency keys, transcripts, leases", _initial_schema),
     (2, "built-in tool policy, spending cap, pending permission requests", _tool_policy),
@@ -81,6 +90,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database], None]], ...] = (
     (4, "compat affinity heads", _compat_heads),
     (5, "per-session MCP servers", _mcp_servers),
     (6, "structured output schema", _output_schema),
+    (7, "a turn's structured output", _structured_output),
 )
 
 

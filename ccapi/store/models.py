@@ -71,6 +71,7 @@ class TurnRow(BaseModel):
     stop_reason = peewee.CharField(null=True)
     error = JSONField(null=True)
     last_event_seq = peewee.IntegerField(null=True)
+    structured_output = JSONField(null=True)
 
     class Meta:
         table_name = "turns"

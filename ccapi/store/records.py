@@ -54,6 +54,8 @@ class TurnRecord:
     stop_reason: str | None = None
     error: dict[str, Any] | None = None
     last_event_seq: int | None = None
+    structured_output: Any = None
+    """The answer checked against the session's ``output_schema``, when it has one."""
 
 
 @dataclass(frozen=True)
