@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
@@ -124,6 +126,45 @@ def test_parallel_calls_answered_one_post_each_reply_at_once_with_what_is_left(
     assert done.json()["status"] == "completed"
     assert done.json()["output"][-1]["text"] == "Oslo is cold and Rome is late."
     assert {r["tool_use_id"] for r in _tool_results_sent(mock_model)} == set(calls.values())
+
+
+def test_a_streamed_post_of_some_parallel_results_ends_at_once_with_what_is_left(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """Posted with ``stream``, a result that leaves calls unanswered ends its stream at once, on a
+    ``turn.requires_action`` naming the calls still pending (the log says the turn still waits), and its
+    JSON twin's ``last_event_seq`` is that event. The stream used to stay open with nothing more to say
+    until the other call was answered or timed out (CC_API_TOOL_TIMEOUT, five minutes by default)."""
+    three = tuple(ToolUse("get_weather", {"city": city}) for city in ("Oslo", "Rome", "Lima"))
+    mock_model.script(Reply(tool_uses=three), Reply(text="All three are mild."))
+    session = gateway.create_session(tools=[WEATHER])
+    paused = gateway.turn(session["id"], "weather in Oslo, Rome and Lima")
+    oslo, rome, lima = (call["tool_call_id"] for call in paused["tool_calls"])
+    url = f"/api/sessions/{session['id']}/tool-results"
+
+    def streamed(body: dict, key: str) -> list[dict]:
+        frames: list[dict] = []
+        deadline = time.monotonic() + 15
+        with gateway.client.stream("POST", url, json=body, headers={"Idempotency-Key": key}) as response:
+            for frame in sse_events(response.iter_lines()):  # a keep-alive at least every 15 s: the deadline holds
+                frames += [frame] if "event" in frame else []
+                if time.monotonic() > deadline:
+                    break
+        return frames
+
+    oslo_body = {"results": [{"tool_call_id": oslo, "content": "mild"}], "stream": True}
+    frames = streamed(oslo_body, "oslo")
+    assert [f["event"] for f in frames] == ["tool_result", "turn.requires_action"]
+    assert [c["tool_call_id"] for c in frames[-1]["data"]["data"]["tool_calls"]] == [rome, lima]
+
+    left = gateway.client.post(url, json={"results": [{"tool_call_id": rome, "content": "mild"}]}).json()
+    assert left["status"] == "requires_action" and [c["tool_call_id"] for c in left["tool_calls"]] == [lima]
+    last = gateway.events(session["id"])[-1]
+    assert (last["seq"], last["type"]) == (left["last_event_seq"], "turn.requires_action")
+    assert streamed(oslo_body, "oslo") == frames  # a streamed retry replays its own answer, and ends as it did
+
+    rest = streamed({"results": [{"tool_call_id": lima, "content": "mild"}], "stream": True}, "lima")
+    assert rest[0]["event"] == "tool_result" and rest[-1]["event"] == "turn.completed"
 
 
 def test_streamed_tool_turn_and_streamed_continuation(gateway: Gateway, mock_model: MockModel) -> None:

@@ -156,7 +156,7 @@ class TurnRun:
         async with self._submit_lock:
             calls = self.desk.check(results)
             self._answered()
-            first = last = 0
+            first = 0
             for call, result in zip(calls, results, strict=True):
                 event = await self._emit(
                     EventType.TOOL_RESULT,
@@ -167,9 +167,9 @@ class TurnRun:
                         "is_error": result.is_error,
                     },
                 )
-                first, last = first or event.seq, event.seq
+                first = first or event.seq
             self.desk.answer(calls, results)
-            await self._still_pending(last)
+            await self._still_pending()
             return first
 
     async def decide(self, decisions: list[Decision]) -> int:
@@ -178,12 +178,12 @@ class TurnRun:
         async with self._submit_lock:
             requests = self.desk.check_decisions(decisions)
             self._answered()
-            first = last = 0
+            first = 0
             for request, decision in zip(requests, decisions, strict=True):
                 event = await self._emit(EventType.PERMISSION_RESOLVED, _resolution(request, decision))
-                first, last = first or event.seq, event.seq
+                first = first or event.seq
             self.desk.decide(requests, decisions)
-            await self._still_pending(last)
+            await self._still_pending()
             return first
 
     async def ask_permission(
@@ -383,12 +383,20 @@ class TurnRun:
         else:  # a client that saw the pause answered meanwhile: it is over, and what was just recorded is stale
             await self._record_pending()
 
-    async def _still_pending(self, last_seq: int) -> None:
-        """After an answer: record what the turn still waits for; if it still waits for something (the client
-        answered some of the calls), the answer's reply says what, at once."""
-        status, calls, requests = await self._record_pending()
-        if status != "running":
-            self._settle(status, calls, requests, last_seq)
+    async def _still_pending(self) -> None:
+        """After an answer: record what the turn still waits for. If it still waits for something (the client
+        answered some of the calls), the log says so again, with what is left: that event ends the answer's
+        stream (and a streamed retry's), and the answer's reply says what is left, at once."""
+        status, calls, requests = self._pending()
+        pause = None
+        if status == "requires_approval":  # said before any wait: ahead of an end an interrupt may bring meanwhile
+            pause = await self._emit(EventType.TURN_REQUIRES_APPROVAL, {"permission_requests": requests})
+        elif status == "requires_action":  # no model call since the pause: nothing in the round's usage
+            pause = await self._emit(EventType.TURN_REQUIRES_ACTION, {"tool_calls": calls, "round_usage": {}})
+        await self._record(status, calls, requests)
+        if pause is not None:
+            await self.ctx.events.flush()  # the reply points at it: committed first, as in ``_pause``
+            self._settle(status, calls, requests, pause.seq)
 
     def _settle(self, status: str, calls: list[dict[str, Any]], requests: list[dict[str, Any]], seq: int) -> None:
         if not self._settled.done():
@@ -397,12 +405,19 @@ class TurnRun:
             )
 
     async def _record_pending(self) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+        pending = self._pending()
+        await self._record(*pending)
+        return pending
+
+    def _pending(self) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+        """The turn's status and what it waits for (permission decisions before tool results)."""
         calls = [call.view() for call in self.desk.waiting()]
         requests = [request.view() for request in self.desk.pending_permissions()]
-        status = "requires_approval" if requests else "requires_action" if calls else "running"
+        return "requires_approval" if requests else "requires_action" if calls else "running", calls, requests
+
+    async def _record(self, status: str, calls: list[dict[str, Any]], requests: list[dict[str, Any]]) -> None:
         await self.ctx.store.update_turn(self.turn.id, status=status, tool_calls=calls, permission_requests=requests)
         await self.ctx.store.update_session(self.session.id, status=status, updated_at=utcnow())
-        return status, calls, requests
 
     async def _report_timeout(self, call: PendingCall, outcome: ToolOutcome) -> None:
         await self._emit(
