@@ -44,6 +44,10 @@ def test_interrupt_a_slow_streamed_reply_then_continue(gateway: Gateway, mock_mo
     assert stopped.json()["status"] == "interrupted"
     assert time.monotonic() - began < 10
     assert frames[-1]["event"] == "turn.interrupted"
+    # the model call it cut was made, and counts: Claude Code's result says zero tokens for an interrupted turn
+    usage = stopped.json()["usage"]
+    assert usage["input_tokens"] > 0 and frames[-1]["data"]["data"]["usage"] == usage, frames[-1]
+    assert gateway.client.get(f"/api/sessions/{session['id']}").json()["usage"]["input_tokens"] == usage["input_tokens"]
 
     after = gateway.turn(session["id"], "are you still there")
     assert after["status"] == "completed"

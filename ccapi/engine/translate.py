@@ -135,6 +135,7 @@ class TurnTranslator:
         self._finished = False  # it has its stop reason (``message_delta``): not cut off (Claude Code closes one too)
         self._assistant_error: tuple[str, str] | None = None
         self._round: list[dict[str, int]] = []
+        self._calls: list[dict[str, int]] = []  # every model call of the turn (``_count``), the rounds' included
         self._rejection: dict[str, Any] | None = None
         self.sdk_session_id: str | None = None
         self.result: ResultMessage | None = None
@@ -193,7 +194,9 @@ class TurnTranslator:
     def _count(self, event: dict[str, Any]) -> None:
         """Usage per model call, from the stream: ``message_start`` has the prompt's, ``message_delta`` the output's."""
         if event.get("type") == "message_start":
-            self._round.append(normalise_usage((event.get("message") or {}).get("usage")))
+            call = normalise_usage((event.get("message") or {}).get("usage"))
+            self._round.append(call)
+            self._calls.append(call)
         elif event.get("type") == "message_delta" and self._round and event.get("usage"):
             self._round[-1]["output_tokens"] = int(event["usage"].get("output_tokens") or 0)
 
@@ -322,7 +325,7 @@ class TurnTranslator:
         ended = functools.partial(
             TurnOutcome,
             output=[block for _, block in self._output],
-            usage=normalise_usage(result.usage),
+            usage=self._usage(result),
             round_usage=self.round_usage(),
             cost_usd=self.turn_cost_usd,
             stop_reason=self._stop_reason(result),
@@ -340,6 +343,14 @@ class TurnTranslator:
         if self.result is None or self.result.total_cost_usd is None:
             return None
         return round(max(self.result.total_cost_usd - self._prior_cost_usd, 0.0), 8)
+
+    def _usage(self, result: ResultMessage) -> dict[str, int]:
+        """The turn's tokens, summed over its model calls as Claude Code sums them. An interrupted turn's result says
+        none although its calls were made (and billed): then the calls counted from the stream are summed."""
+        usage = normalise_usage(result.usage)
+        if any(usage.values()) or not self._calls:
+            return usage
+        return {key: sum(call[key] for call in self._calls) for key in USAGE_KEYS}
 
     def _stop_reason(self, result: ResultMessage) -> str | None:
         """Why the model stopped. A reply cut at the output limit that Claude Code gave up resuming ends the turn
