@@ -58,11 +58,17 @@ def postgres_server() -> Iterator[postgres.PostgresServer]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_mock(request: pytest.FixtureRequest) -> None:
-    if "mock_model" in request.fixturenames:
-        mock = request.getfixturevalue("mock_model")
-        mock.clear()
-        mock.clear_script()
+def _fresh_mock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that uses the run's mock starts with it empty, and leaves no scripted reply behind: a module-scoped
+    fixture that a later test (on the same worker) sets up without naming the mock would take it."""
+    if "mock_model" not in request.fixturenames:
+        yield
+        return
+    mock = request.getfixturevalue("mock_model")
+    mock.clear()
+    mock.clear_script()
+    yield
+    mock.clear_script()
 
 
 @pytest.fixture

@@ -109,7 +109,8 @@ def test_a_turns_duration_is_the_time_it_took_claude_codes_start_included(
     mock_model.script(Reply(text="slow", first_byte_delay=0.3))
     reply = gateway.turn(session["id"], "hello")
     took = datetime.fromisoformat(reply["completed_at"]) - datetime.fromisoformat(reply["created_at"])
-    assert took.total_seconds() * 1000 - 10 <= reply["duration_ms"] <= took.total_seconds() * 1000 + 10, reply
+    # from the turn's record to its end (the record is written first); Claude Code's own figure was ~0.5 s less
+    assert took.total_seconds() * 1000 - 100 <= reply["duration_ms"] <= took.total_seconds() * 1000 + 10, reply
     [ended] = [event for event in gateway.events(session["id"]) if event["type"] == "turn.completed"]
     assert ended["data"]["duration_ms"] == reply["duration_ms"]
     deadline = time.monotonic() + 5
