@@ -32,6 +32,8 @@ from claude_agent_sdk.types import (
 
 CLIENT_SERVER = "client"
 CLIENT_TOOL_PREFIX = f"mcp__{CLIENT_SERVER}__"
+STRUCTURED_OUTPUT_TOOL = "StructuredOutput"
+"""The tool Claude Code offers the model for a session's output schema: a valid call answers, and ends the turn."""
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,10 @@ def permission_callback(ask: PermissionAsker) -> Any:
 def tool_gate_hook(gate: ToolGate) -> HookMatcher:
     """A ``PreToolUse`` hook that asks ``gate`` before each call of Claude Code's own tools (and a session MCP
     server's) on the main thread runs; the client's tools are not matched (no round trip) and a subagent's
-    calls pass. A stop refuses the call and ends the turn there (``continue: false``): the call never runs
-    and the model is not asked again. An interrupt sent after the round's message came too late for both
-    under load. Hooks run in every permission mode, where ``can_use_tool`` does not (``bypassPermissions``)."""
+    calls pass, and so does the answer (``StructuredOutput``), which is no round of tools. A stop refuses the call
+    and ends the turn there (``continue: false``): the call never runs and the model is not asked again. An
+    interrupt sent after the round's message came too late for both under load. Hooks run in every permission
+    mode, where ``can_use_tool`` does not (``bypassPermissions``)."""
 
     async def pre_tool_use(input_: HookInput, tool_use_id: str | None, _context: HookContext) -> HookJSONOutput:
         if tool_use_id is None or "agent_id" in input_:
@@ -144,7 +147,7 @@ def tool_gate_hook(gate: ToolGate) -> HookMatcher:
             },
         }
 
-    return HookMatcher(matcher=f"^(?!{CLIENT_TOOL_PREFIX})", hooks=[pre_tool_use])
+    return HookMatcher(matcher=f"^(?!{CLIENT_TOOL_PREFIX}|{STRUCTURED_OUTPUT_TOOL}$)", hooks=[pre_tool_use])
 
 
 def _allow_tool_for_session(name: str) -> PermissionUpdate:

@@ -25,7 +25,7 @@ from claude_agent_sdk.types import (
     UserMessage,
 )
 
-from ccapi.engine.bridge import plain_tool_name
+from ccapi.engine.bridge import STRUCTURED_OUTPUT_TOOL, plain_tool_name
 from ccapi.events import EventType
 from ccapi.limits import iso
 
@@ -129,6 +129,7 @@ class TurnTranslator:
     def __init__(self, prior_cost_usd: float = 0.0) -> None:
         self._prior_cost_usd = prior_cost_usd
         self._agent_tools: set[str] = set()
+        self._answers: set[str] = set()  # the ``StructuredOutput`` calls among them
         self._client_calls: list[dict[str, Any]] = []
         self._output: list[tuple[str, dict[str, Any]]] = []  # (message id, text or thinking block)
         self._streaming: str | None = None  # the main thread's last message, until the conversation goes on from it
@@ -161,8 +162,9 @@ class TurnTranslator:
 
     def is_own_tool(self, tool_use_id: str) -> bool:
         """Whether a call seen so far is one of Claude Code's own tools (or a session MCP server's), not the
-        client's: told by the name Claude Code gave it, since a client tool may be named ``Bash`` too."""
-        return tool_use_id in self._agent_tools
+        client's: told by the name Claude Code gave it, since a client tool may be named ``Bash`` too. The answer
+        to an output schema (``StructuredOutput``) is not: it does no work, as a text answer does none."""
+        return tool_use_id in self._agent_tools and tool_use_id not in self._answers
 
     def _stream_event(self, message: StreamEvent) -> list[EngineEvent]:
         event = message.event
@@ -243,6 +245,8 @@ class TurnTranslator:
                 events.append(EngineEvent(EventType.TOOL_CALL, call))
             else:
                 self._agent_tools.add(use.id)
+                if use.name == STRUCTURED_OUTPUT_TOOL:
+                    self._answers.add(use.id)
                 events.append(
                     EngineEvent(
                         EventType.AGENT_TOOL_STARTED,
@@ -256,7 +260,10 @@ class TurnTranslator:
         return events
 
     def _user(self, message: UserMessage) -> list[EngineEvent]:
-        if message.parent_tool_use_id is None:
+        """Results of Claude Code's own tools; on the main thread with the message's ``uuid``: a fork point where
+        the result ends the turn (a ``StructuredOutput`` call's)."""
+        main = message.parent_tool_use_id is None
+        if main:
             self._streaming = None  # the conversation went on from that message: it is not the one an api_retry drops
         if isinstance(message.content, str):
             return []
@@ -267,6 +274,7 @@ class TurnTranslator:
                     "tool_use_id": block.tool_use_id,
                     "content": block.content,
                     "is_error": bool(block.is_error),
+                    **({"uuid": message.uuid} if main and message.uuid else {}),
                 },
             )
             for block in message.content

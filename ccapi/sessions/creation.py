@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccapi.engine.bridge import STRUCTURED_OUTPUT_TOOL
 from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
 from ccapi.engine.history import write_history
@@ -80,7 +81,8 @@ def turn_record(session: SessionRecord, content: list[dict[str, Any]], kind: str
 
 async def fork_point(store: Store, source: SessionRecord, after_seq: int | None) -> tuple[ForkPoint, dict[str, Any]]:
     """The point to branch ``source`` at (the last assistant message at or before event ``after_seq``, by default
-    its last) and the ``forked_from`` its ``session.created`` event records; ``Conflict`` when there is none."""
+    its last, or the structured answer it gave) and the ``forked_from`` its ``session.created`` event records;
+    ``Conflict`` when there is none."""
     bound = source.last_seq if after_seq is None else after_seq
     message = await _last_message(store, source.id, bound)
     if message is None or not message.data.get("uuid"):
@@ -89,14 +91,31 @@ async def fork_point(store: Store, source: SessionRecord, after_seq: int | None)
             {"after_seq": bound},
         )
     if any(block.get("type") == "tool_use" for block in message.data.get("content", [])):
-        raise Conflict(
-            "the assistant message at that point waits for tool results; fork at a turn that has ended",
-            {"seq": message.seq},
-        )
+        message = await _structured_answer(store, source.id, message, bound)
     if source.sdk_session_id is None:
         raise Conflict("the session's first turn has not ended yet; fork once it has")
     point = ForkPoint(source.id, source.sdk_session_id, message.data["uuid"])
     return point, {"session_id": source.id, "seq": message.seq}
+
+
+async def _structured_answer(store: Store, session_id: str, message: Event, bound: int) -> Event:
+    """The result of the ``StructuredOutput`` call ``message`` made, which ended its turn (a session's output
+    schema): the turn ends on it, not on an assistant message. ``Conflict`` for any other call: the message
+    still waits for its results at that point."""
+    calls = [block for block in message.data.get("content", []) if block.get("type") == "tool_use"]
+    if all(call["name"] == STRUCTURED_OUTPUT_TOOL for call in calls):
+        ids = {call["id"] for call in calls}
+        results = await store.list_events(
+            session_id, after=message.seq, limit=_PAGE, types=[EventType.AGENT_TOOL_COMPLETED.value]
+        )
+        for result in results:
+            data = result.data
+            if result.seq <= bound and data["tool_use_id"] in ids and not data["is_error"] and data.get("uuid"):
+                return result
+    raise Conflict(
+        "the assistant message at that point waits for tool results; fork at a turn that has ended",
+        {"seq": message.seq},
+    )
 
 
 def same_settings(source: SessionRecord) -> NewSession:

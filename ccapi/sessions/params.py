@@ -27,8 +27,9 @@ from ccapi.webhooks.targets import BadTarget, WebhookPolicy
 
 @dataclass(frozen=True)
 class ForkPoint:
-    """A point a new session branches from: an assistant message (its SDK ``uuid``) that
-    ends a turn of a session's Claude Code conversation (its SDK session id)."""
+    """A point a new session branches from: the message (its SDK ``uuid``) that ends a turn of a
+    session's Claude Code conversation (its SDK session id): an assistant message, or the result of
+    a ``StructuredOutput`` call (a session's output schema)."""
 
     session_id: str
     sdk_session_id: str

@@ -83,6 +83,9 @@ STRUCTURED_OUTPUT_TOOL = "StructuredOutput"
 ``output_format``): the schema is the tool's input, and calling it answers the turn (checked with Claude Code
 2.1.332)."""
 
+TEXT_ONLY = "CRITICAL: Respond with TEXT ONLY"
+"""How Claude Code's compaction request begins its instructions (checked with Claude Code 2.1.332)."""
+
 UNIFIED_WINDOWS = {"five_hour": "5h", "seven_day": "7d", "overage": "overage"}
 """The windows of Anthropic's unified rate-limit headers, and the abbreviation each header name uses."""
 
@@ -307,8 +310,15 @@ def split_chars(text: str, size: int = JSON_CHARS_PER_DELTA) -> list[str]:
 
 
 def schema_example(schema: Mapping[str, Any]) -> Any:
-    """A minimal value matching a simple JSON schema: required properties only, placeholder leaves."""
+    """A minimal value matching a simple JSON schema: required properties only, placeholder leaves, a ``const`` or
+    an enum's first value as it is (Claude Code refuses a placeholder there), the first of several types."""
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
     kind = schema.get("type", "")
+    if isinstance(kind, list):
+        kind = kind[0] if kind else ""
     if kind == "object":
         properties = schema.get("properties") or {}
         return {name: schema_example(properties.get(name) or {}) for name in schema.get("required") or ()}
@@ -330,11 +340,13 @@ def side_reply(body: Mapping[str, Any]) -> Reply:
 def default_reply(body: Mapping[str, Any]) -> Reply:
     """The answer to a main request when nothing is scripted: echo the last user text, or, when the request offers
     Claude Code's :data:`STRUCTURED_OUTPUT_TOOL` (its session has an output schema), call it with a minimal value of
-    that schema, as a model must to answer such a session."""
-    for tool in body.get("tools") or ():
+    that schema, as a model must to answer such a session; but not where Claude Code asks for text only (its
+    compaction summary, which offers the session's tools all the same)."""
+    text = last_user_text(body)
+    for tool in () if text.startswith(TEXT_ONLY) else body.get("tools") or ():
         if tool.get("name") == STRUCTURED_OUTPUT_TOOL:
             return Reply(tool_uses=(ToolUse(STRUCTURED_OUTPUT_TOOL, schema_example(tool.get("input_schema") or {})),))
-    return Reply(text=f"mock reply: {last_user_text(body)}")
+    return Reply(text=f"mock reply: {text}")
 
 
 def build_message(reply: Reply, body: Mapping[str, Any], input_tokens: int) -> dict[str, Any]:
