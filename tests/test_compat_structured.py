@@ -286,3 +286,37 @@ def test_a_refused_format_is_a_400_in_the_formats_envelope_and_reaches_no_model(
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and "type must be object" in error["message"]
     assert mock_model.message_requests() == []
+
+
+def test_an_edited_history_after_structured_replies_forks_at_the_last_shared_answer(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """Structured answers to a, b and c; then a's history with a new d: a branch at a's answer (its turn ends on
+    Claude Code's tool result, not on an assistant message) holding a and d, not a new session given the history."""
+    messages: list[dict[str, Any]] = []
+    with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as http:
+
+        def chat(history: list[dict[str, Any]]) -> tuple[str, str]:
+            reply = http.post(
+                "/chat/completions", json={"model": MODEL, "messages": history, "response_format": CHAT_FORMAT}
+            )
+            assert reply.status_code == 200, reply.text
+            return reply.headers["x-cc-session-id"], reply.json()["choices"][0]["message"]["content"]
+
+        for city in ("Paris", "Rome", "Oslo"):
+            mock_model.script(_answer({"city": city}))
+            messages.append({"role": "user", "content": f"Where is {city}?"})
+            main, answer = chat(messages)
+            messages.append({"role": "assistant", "content": answer})
+        mock_model.clear()
+        mock_model.script(_answer({"city": "Lima"}))
+        branch, answer = chat([*messages[:2], {"role": "user", "content": "Where is Lima?"}])
+    assert branch != main and json.loads(answer) == {"city": "Lima"}
+    [first] = main_requests(mock_model)
+    assert [user_texts(m) for m in first["messages"] if m["role"] == "user" and user_texts(m)] == [
+        ["Where is Paris?"],
+        ["Where is Lima?"],
+    ]
+    assert "<conversation_history>" not in str(first["messages"])
+    created = gateway.events(branch)[0]
+    assert created["data"].get("forked_from", {}).get("session_id") == main, created

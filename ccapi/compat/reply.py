@@ -10,13 +10,14 @@ on the server: a compat client sees only text and calls to its own tools.
 
 A request that asks for structured output (``structured``) gets none of the model's text: its reply's text is the
 turn's ``structured_output`` as JSON, sent whole as the turn ends (Claude Code checks it against the schema only once
-the model has called its ``StructuredOutput`` tool). A turn that ends without one — the model answered in text even
-after Claude Code's reminder — is a failed reply, not text the client would take for JSON.
+the model has called its ``StructuredOutput`` tool), and a later divergence branches at that tool's result, where
+the turn ends. A turn that ends without one — the model answered in text even after Claude Code's reminder — is a
+failed reply, not text the client would take for JSON.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
@@ -97,6 +98,7 @@ class ReplyBuilder:
         self._turn_id: str | None = None
         self._began: dict[str, int] = {}  # message id → where its text begins in ``_text``
         self._settled_text = 0  # ``_text``'s length at the last message end: where the next message's begins
+        self._answer_uuid: str | None = None  # where a structured answer's turn ends: its tool result's message
 
     def feed(self, event: Event) -> list[Delta]:
         """The first event fed is the reply's own (``turn.started``, ``turn.queued`` or a
@@ -113,6 +115,9 @@ class ReplyBuilder:
             return self._message_completed(data)
         if event.type == EventType.TURN_RETRYING and data.get("discarded_message_id"):
             self._discard(data["discarded_message_id"])
+            return []
+        if event.type == EventType.AGENT_TOOL_COMPLETED and self._structured and data.get("uuid"):
+            self._answer_uuid = None if data.get("is_error") else data["uuid"]
             return []
         if event.type == EventType.TOOL_CALL:
             call = ToolCall(data["tool_call_id"], data["name"], data["input"])
@@ -158,6 +163,8 @@ class ReplyBuilder:
             }
             return [self._settle(event, "failed", {**data, "error": error})]
         reply = self._settle(event, status, data)
+        if output is not None and status == "completed":  # a later divergence branches at the answer
+            reply = replace(reply, uuid=self._answer_uuid)
         return [TextDelta(reply.text), reply] if reply.text else [reply]
 
     def _add_text(self, text: str) -> list[Delta]:
