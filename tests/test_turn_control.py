@@ -117,6 +117,21 @@ def test_compact_reports_tokens_and_the_session_goes_on(gateway: Gateway, mock_m
     assert context["total_tokens"] > 0 and context["max_tokens"] > 0
 
 
+def test_a_compaction_that_fails_says_so(gateway: Gateway, mock_model: MockModel) -> None:
+    """Claude Code ends a compaction that failed (here the summary came back empty) as a turn like any other, with
+    its error as a message: the reply said ``completed``, with no tokens, and the client took it for done."""
+    session = gateway.create_session()
+    gateway.turn(session["id"], "remember that the answer is 42")
+    mock_model.script(Reply(text=""))
+    response = gateway.client.post(f"/api/sessions/{session['id']}/compact")
+    assert response.status_code == 200, response.text
+    failed = response.json()
+    assert (failed["status"], failed["pre_tokens"]) == ("failed", None), failed
+    assert failed["error"]["type"] == "compaction_failed" and "empty response" in failed["error"]["message"], failed
+    assert gateway.events(session["id"])[-1]["type"] == "turn.failed"
+    assert gateway.turn(session["id"], "still there?")["status"] == "completed"
+
+
 def test_compact_before_any_turn_is_409(gateway: Gateway) -> None:
     session = gateway.create_session()
     assert gateway.client.post(f"/api/sessions/{session['id']}/compact").status_code == 409

@@ -244,6 +244,8 @@ class TurnRun:
         outcome = replace(outcome, duration_ms=round((time.perf_counter() - self._began) * 1000))
         if self._limit is not None:  # stopped at the gate (Claude Code's result says success), or by the backstop
             outcome = replace(outcome, status="failed", error=self._limit)
+        elif self.turn.kind == "compact" and outcome.status == "completed" and self.compaction is None:
+            outcome = replace(outcome, status="failed", error=_not_compacted(outcome))
         elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
             outcome = replace(
                 outcome, status="interrupted", error={"type": "interrupted", "message": self._interrupt_reason}
@@ -560,6 +562,12 @@ def _resolution(request: PendingPermission, decision: Decision) -> dict[str, Any
     if decision.for_session:
         data["scope"] = "session"
     return data
+
+
+def _not_compacted(outcome: TurnOutcome) -> dict[str, Any]:
+    """A compaction that ended without compacting: Claude Code says why in a message of its own, not an error."""
+    said = " ".join(block["text"] for block in outcome.output if block.get("type") == "text").strip()
+    return {"type": "compaction_failed", "message": said or "Claude Code ended the compaction without compacting"}
 
 
 def _add_usage(total: dict[str, Any], outcome: TurnOutcome) -> dict[str, Any]:
