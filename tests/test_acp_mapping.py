@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from acp import image_block, resource_block, resource_link_block, text_block
+import pytest
+from acp import RequestError, image_block, resource_block, resource_link_block, text_block
 from acp.schema import (
     AgentPlanUpdate,
     AgentThoughtChunk,
@@ -18,10 +19,11 @@ from acp.schema import (
     UserMessageChunk,
 )
 
+from ccapi.acp.agent import _stop_reason
 from ccapi.acp.options import native_mcp_servers
 from ccapi.acp.prompt import native_input
 from ccapi.acp.updates import UpdateMapper, merged
-from ccapi.events import Event
+from ccapi.events import Event, EventType
 
 
 def updates_for(event: Event, *, replay: bool) -> list:
@@ -126,3 +128,15 @@ def test_a_replay_sends_each_reply_as_one_chunk_not_one_per_delta() -> None:
         ("AgentThoughtChunk", "a famous line"),
         ("AgentMessageChunk", "general kenobi"),
     ]
+
+
+def test_a_prompt_the_client_cancelled_ends_cancelled_however_its_turn_ended() -> None:
+    """A cancel that reached the gateway as the turn completed (or failed) still answers the prompt ``cancelled``,
+    as ACP asks; without a cancel the turn's own ending counts."""
+    completed = _event(EventType.TURN_COMPLETED, {"stop_reason": "end_turn"})
+    failed = _event(EventType.TURN_FAILED, {"error": {"type": "upstream_error", "message": "overloaded"}})
+    interrupted = _event(EventType.TURN_INTERRUPTED, {"error": {"message": "the console interrupted it"}})
+    assert [_stop_reason(e, cancelled=True) for e in (completed, failed, interrupted)] == ["cancelled"] * 3
+    assert _stop_reason(completed, cancelled=False) == "end_turn"
+    with pytest.raises(RequestError):
+        _stop_reason(interrupted, cancelled=False)

@@ -255,11 +255,12 @@ class GatewayAgent:
 
 
 def _stop_reason(event: Event, cancelled: bool) -> Any:
-    """``cancelled`` only for the client's own ``session/cancel``: a turn interrupted otherwise (the console, a
-    stopping gateway) is an error that says why, not a stop the user asked for."""
+    """``cancelled`` for the client's own ``session/cancel``, however the turn then ended (ACP answers a prompt
+    cancelled once a cancel came in: one that reached a turn just as it completed too); a turn interrupted otherwise
+    (the console, a stopping gateway) is an error that says why, not a stop the user asked for."""
+    if cancelled:
+        return "cancelled"
     if event.type == EventType.TURN_INTERRUPTED:
-        if cancelled:
-            return "cancelled"
         error = event.data.get("error") or {}
         raise RequestError.internal_error({"type": "interrupted", "message": error.get("message", "interrupted")})
     if event.type == EventType.TURN_FAILED:
