@@ -140,6 +140,23 @@ def test_bad_last_event_id_is_400(seeded: tuple[Gateway, str], last_event_id: st
     _assert_error(response, 400, "invalid_request")
 
 
+def test_a_position_past_the_logs_last_event_is_400_not_a_silent_skip(seeded: tuple[Gateway, str]) -> None:
+    """A ``Last-Event-ID`` (or ``after``) this log never sent (another gateway's database, one restored from a
+    backup): the stream waited for that seq and skipped every event before it, silently; a poll returned nothing
+    from there on. The log's own last seq is fine, and says there is nothing new."""
+    gw, session_id = seeded
+    last = gw.client.get(f"/api/sessions/{session_id}").json()["last_event_seq"]
+    path = f"/api/sessions/{session_id}/events"
+    for response in (
+        gw.client.get(f"{path}/stream", headers={"Last-Event-ID": str(last + 40)}),
+        gw.client.get(f"{path}/stream", params={"after": last + 1}),
+        gw.client.get(path, params={"after": last + 1}),
+    ):
+        error = _assert_error(response, 400, "invalid_request")
+        assert error["details"] == {"last_event_seq": last} and "read it again from 0" in error["message"], error
+    assert gw.client.get(path, params={"after": last}).json()["data"] == []
+
+
 def test_wrong_method_is_405_envelope(gateway: Gateway) -> None:
     _assert_error(gateway.client.put("/api/sessions"), 405, "invalid_request")
 

@@ -45,8 +45,8 @@ async def stream_events(request: Request, session_id: str) -> None:
     """Replays from ``Last-Event-ID`` (or ``after``), then follows live with keep-alives; with
     ``types``, only events of those types (each under its own seq, so a reconnect resumes right)."""
     service: SessionService = request.app.ctx.service
-    await service.get(session_id)
     after = _resume_point(request)
+    await service.check_position(session_id, after)
     types = _types(request.args.get("types", ""))
     make_room(service, session_id)
     batches = follow_stream(service, session_id, after)

@@ -549,8 +549,19 @@ class SessionService:
 
     # -- events ----------------------------------------------------------------
     async def events_page(self, session_id: str, after: int, limit: int, types: list[str] | None) -> list[Event]:
-        await self.get(session_id)
+        await self.check_position(session_id, after)
         return await self.store.list_events(session_id, after=after, limit=limit, types=types)
+
+    async def check_position(self, session_id: str, after: int) -> None:
+        """``after`` (a page's, or a stream's ``Last-Event-ID``) is a seq this session's log has reached: one past its
+        last event never came from it (another gateway's database, one restored from a backup), and reading on from
+        there would skip every event up to it, silently."""
+        last = (await self.get(session_id)).last_seq
+        if after > last:
+            raise InvalidRequest(
+                f"this session's log has no event {after}: its last is {last} (read it again from 0)",
+                {"last_event_seq": last},
+            )
 
     async def webhooks_page(
         self, session_id: str, after: int, limit: int, before: int | None = None, newest_first: bool = False
