@@ -1,7 +1,7 @@
 """The ``cc-api`` command: argument parsing and rendering over ``ccapi.daemon.launcher`` and ``ccapi.daemon.service``.
 
 Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 3 not running (``status``, as LSB
-init scripts and ``systemctl status`` do).
+init scripts and ``systemctl status`` do), 4 a gateway already runs for this home (``run``).
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cc-api",
         description="Session-oriented HTTP gateway for Claude.",
         epilog="State lives in $CC_API_HOME (default ~/.cc-api); settings come from the environment and "
-        "$CC_API_HOME/cc-api.env. Exit codes: 0 ok, 1 failed, 2 usage, 3 not running.",
+        "$CC_API_HOME/cc-api.env. Exit codes: 0 ok, 1 failed, 2 usage, 3 not running, 4 already running (run).",
     )
     parser.add_argument("-V", "--version", action="version", version=f"cc-api {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
