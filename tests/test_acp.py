@@ -226,8 +226,8 @@ def test_a_gateway_that_takes_no_connection_is_given_up_on_in_seconds() -> None:
 def test_cancel_interrupts_the_running_turn(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path, at_once: bool
 ) -> None:
-    """Also a cancel sent right after the prompt, while a new session's Claude Code is still starting: it ran to
-    its end (``end_turn``), as Claude Code had nothing to interrupt yet."""
+    """Also a cancel sent right after the prompt, while a new session's Claude Code is still starting (its input
+    never goes)."""
     mock_model.script(Reply(text="too late", first_byte_delay=30))
     client = RecordingClient()
 
@@ -420,6 +420,40 @@ def test_a_client_tool_of_a_session_made_over_http_is_refused_not_waited_for(
     assert reply.stop_reason == "end_turn" and client.text() == "no weather here"
     [result] = tool_results_sent(mock_model)
     assert result["is_error"] and "get_weather" in result_text(result) and "ACP" in result_text(result)
+
+
+def test_a_cancel_while_the_gateway_is_gone_is_no_traceback(
+    make_gateway: Any, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """The gateway died under a running prompt (killed: no interrupt recorded) and the user pressed stop: the
+    cancel, a notification, found no gateway to interrupt, and the agent logged its traceback on stderr. The
+    prompt still ends as an error that says the gateway is gone."""
+    gateway = make_gateway()
+    mock_model.script(Reply(text="never", first_byte_delay=30))
+    client = RecordingClient()
+
+    async def run() -> tuple[RequestError, str]:
+        command = (sys.executable, "-m", "ccapi", "acp", "--url", gateway.base_url)
+        async with spawn_agent_process(client, *command, env=_env()) as (conn, process):
+            await conn.initialize(protocol_version=PROTOCOL_VERSION)
+            session = await conn.new_session(cwd=str(tmp_path))
+            prompt = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[text_block("hi")]))
+            while not mock_model.message_requests(include_side=False):  # noqa: ASYNC110 - the mock records in its thread
+                await asyncio.sleep(0.1)
+            gateway.process.kill()
+            gateway.process.wait(10)
+            await conn.cancel(session_id=session.session_id)
+            with pytest.raises(RequestError) as failed:
+                await prompt
+        assert process.stderr is not None
+        return failed.value, (await process.stderr.read()).decode()
+
+    error, stderr = _run(run())
+    assert "no CC API gateway answers" in str(error.data), error
+    assert "Traceback" not in stderr, stderr[-2000:]
+    deadline = time.monotonic() + 10  # the killed gateway's Claude Code notices and exits
+    while gateway.leftover_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def test_a_gateway_gone_mid_session_is_said_plainly_without_a_traceback(make_gateway: Any, tmp_path: Path) -> None:

@@ -54,6 +54,9 @@ CLIENT_TOOL_REFUSED = (
     "(cc-api acp), which cannot run it"
 )
 GATEWAY_GONE = "no CC API gateway answers ({0!r}): start it again (`cc-api start`), then retry"
+_UNANSWERED = (CCAPIError, httpx.TransportError)
+"""What a call made beside a prompt (its interrupt, an approval, a refusal) may meet and let go: the turn moved on,
+or the gateway is gone, which the prompt's own event stream then reports (``_call``)."""
 REPLAY_PAGE = 1000
 LIST_PAGE = 100
 
@@ -181,7 +184,7 @@ class GatewayAgent:
             await self._interrupt(session_id, turn_id)
 
     async def _interrupt(self, session_id: str, turn_id: str) -> None:
-        with contextlib.suppress(CCAPIError):  # the turn has already ended: what the client wants
+        with contextlib.suppress(*_UNANSWERED):  # the turn has already ended: what the client wants
             await self.gateway.interrupt(session_id, turn_id=turn_id)
 
     async def _follow(self, session_id: str, turn_id: str, after: int) -> Event:
@@ -235,7 +238,7 @@ class GatewayAgent:
                 return
             allow = answer.outcome.option_id == ALLOW
             decision = Decision(request["request_id"], allow, None if allow else "the user rejected this tool call")
-        with contextlib.suppress(CCAPIError):  # 409: the turn was interrupted or timed out meanwhile
+        with contextlib.suppress(*_UNANSWERED):  # 409: the turn was interrupted or timed out meanwhile
             await self.gateway.decide(session_id, [decision], background=True)
 
     async def _refuse_client_tools(self, session_id: str, calls: list[dict[str, Any]]) -> None:
@@ -246,7 +249,7 @@ class GatewayAgent:
             ToolResult(call["tool_call_id"], CLIENT_TOOL_REFUSED.format(name=call.get("name")), is_error=True)
             for call in calls
         ]
-        with contextlib.suppress(CCAPIError):  # 409: answered meanwhile (by the session's HTTP client), or timed out
+        with contextlib.suppress(*_UNANSWERED):  # 409: answered meanwhile (by the session's HTTP client), or timed out
             await self.gateway.submit_tool_results(session_id, results, background=True)
 
     async def _send(self, session_id: str, updates: list[Any]) -> None:
