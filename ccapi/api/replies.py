@@ -234,7 +234,8 @@ class Turn(TypedDict):
     completed_at: str | None
     error: NotRequired[Object]
     structured_output: Annotated[
-        NotRequired[Any], Field(description="the answer, checked against the session's output_schema (if it has one)")
+        NotRequired[Object],
+        Field(description="the answer (an object), checked against the session's output_schema (if it has one)"),
     ]
 
 
