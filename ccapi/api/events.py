@@ -29,7 +29,6 @@ async def list_events(request: Request, session_id: str) -> HTTPResponse:
     after = int_arg(request, "after", 0, 0, _MAX_SEQ)
     limit = int_arg(request, "limit", 100, 1, 1000)
     types = _types(request.args.get("types", ""))
-    await service.check_position(session_id, after)
     events = await service.events_page(session_id, after, limit + 1, types)
     page = events[:limit]
     body: EventList = {

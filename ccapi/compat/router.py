@@ -242,6 +242,8 @@ class CompatRouter:
             session = await service.get(ref.session_id)
         except NotFound:
             raise PreviousResponseNotFound(ref.id) from None
+        if ref.seq > session.last_seq:
+            raise PreviousResponseNotFound(ref.id)
         first = await service.events_page(session.id, ref.seq - 1, 1, None)
         if not first or first[0].seq != ref.seq or first[0].type not in _RESPONSE_STARTS or not first[0].turn_id:
             raise PreviousResponseNotFound(ref.id)

@@ -549,7 +549,7 @@ class SessionService:
 
     # -- events ----------------------------------------------------------------
     async def events_page(self, session_id: str, after: int, limit: int, types: list[str] | None) -> list[Event]:
-        await self.get(session_id)
+        await self.check_position(session_id, after)
         return await self.store.list_events(session_id, after=after, limit=limit, types=types)
 
     async def check_position(self, session_id: str, after: int) -> None:
