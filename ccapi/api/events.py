@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncGenerator
 from typing import cast
 
 from sanic import Blueprint, Request
@@ -12,9 +9,9 @@ from sanic.response import HTTPResponse, json
 
 from ccapi.api.replies import Event, EventList
 from ccapi.api.request import int_arg, plain_int
-from ccapi.api.sse import follow_stream, make_room, send_events
+from ccapi.api.sse import follow_stream, make_room, only, send_events
 from ccapi.errors import InvalidRequest
-from ccapi.events import EventBatch, EventType
+from ccapi.events import EventType
 from ccapi.sessions import SessionService
 
 bp = Blueprint("events", url_prefix="/api/sessions")
@@ -51,28 +48,9 @@ async def stream_events(request: Request, session_id: str) -> None:
     make_room(service, session_id)
     batches = follow_stream(service, session_id, after)
     if types is not None:
-        batches = _of_types(batches, frozenset(types), service.settings.keepalive_seconds)
+        kept = frozenset(types)
+        batches = only(batches, lambda event: event.type in kept, service.settings.keepalive_seconds)
     await send_events(request, batches)
-
-
-async def _of_types(
-    batches: AsyncGenerator[EventBatch | None, None], types: frozenset[str], keepalive: float
-) -> AsyncGenerator[EventBatch | None, None]:
-    """Only the events of ``types``. The log sends keep-alives after a quiet ``keepalive``; a
-    session busy with other events is not quiet, so one goes out here too once that long passed
-    with none of these (a long turn's deltas, filtered out, would otherwise leave the client
-    and any proxy between hearing nothing until the turn ends)."""
-    loop = asyncio.get_running_loop()
-    last_sent = loop.time()
-    async with contextlib.aclosing(batches):
-        async for batch in batches:
-            if batch is not None:
-                chosen = EventBatch(event for event in batch if event.type in types)
-                if not chosen and loop.time() - last_sent < keepalive:
-                    continue
-                batch = chosen or None
-            yield batch
-            last_sent = loop.time()
 
 
 def _resume_point(request: Request) -> int:

@@ -57,6 +57,26 @@ async def follow_stream(
             yield batch
 
 
+async def only(
+    batches: AsyncGenerator[EventBatch | None, None], keep: Callable[[Event], bool], keepalive: float
+) -> AsyncGenerator[EventBatch | None, None]:
+    """The events ``keep`` keeps (of some types, of one turn). The log sends keep-alives after a quiet
+    ``keepalive``; a session busy with other events is not quiet, so one goes out here too once that
+    long passed with none of these (a long turn's deltas, filtered out, would otherwise leave the
+    client and any proxy between hearing nothing until the turn ends)."""
+    loop = asyncio.get_running_loop()
+    last_sent = loop.time()
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            if batch is not None:
+                chosen = EventBatch(event for event in batch if keep(event))
+                if not chosen and loop.time() - last_sent < keepalive:
+                    continue
+                batch = chosen or None
+            yield batch
+            last_sent = loop.time()
+
+
 def make_room(service: SessionService, session_id: str) -> None:
     """Refuse a new event stream beyond ``CC_API_SSE_MAX_STREAMS`` (per session and per gateway)."""
     settings = service.settings

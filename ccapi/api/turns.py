@@ -8,9 +8,7 @@ it settles (ends, or pauses on client tool calls or permission requests), as SSE
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncGenerator
 from typing import cast
 
 from sanic import Blueprint, Request
@@ -19,9 +17,9 @@ from sanic.response import HTTPResponse, json
 from ccapi.api.render import accepted_view, turn_view
 from ccapi.api.replies import Compaction, TurnStatus
 from ccapi.api.request import json_body, wants_event_stream
-from ccapi.api.sse import follow_stream, send_events
+from ccapi.api.sse import follow_stream, only, send_events
 from ccapi.errors import InvalidRequest
-from ccapi.events import Event, EventBatch, EventType
+from ccapi.events import Event, EventType
 from ccapi.sessions import SessionService, TurnRun
 from ccapi.sessions.idempotency import Idempotency, Replay
 from ccapi.sessions.params import CompactRequest, DecisionsRequest, InterruptRequest, ToolResultsRequest, TurnRequest
@@ -154,8 +152,8 @@ async def _stream_leg(
 ) -> None:
     """The session's events from ``from_seq`` (only the turn's, ``own_only``) up to the turn's next settle."""
     batches = follow_stream(service, session_id, from_seq - 1)
-    if own_only:
-        batches = _of_turn(batches, turn_id)
+    if own_only:  # the session's stream also carries the turn it waits behind
+        batches = only(batches, lambda event: event.turn_id == turn_id, service.settings.keepalive_seconds)
     await send_events(request, batches, stop=lambda e: _settles(e, turn_id))
 
 
@@ -170,8 +168,7 @@ async def _reply_queued(
         return json(accepted_view(session_id, turn_id, "queued", seq), status=202)
     if stream:
         try:
-            batches = _of_turn(follow_stream(service, session_id, seq - 1), turn_id)
-            await send_events(request, batches, stop=lambda e: _settles(e, turn_id))
+            await _stream_leg(request, service, session_id, turn_id, seq, own_only=True)
         finally:
             service.abandon_queued(session_id, seq)  # a no-op once it started; before that, the client is gone
         return None
@@ -183,20 +180,6 @@ async def _reply_queued(
     if isinstance(outcome, TurnRecord):
         return json(turn_view(outcome))
     return json(turn_view(await outcome.wait()))
-
-
-async def _of_turn(
-    batches: AsyncGenerator[EventBatch | None, None], turn_id: str
-) -> AsyncGenerator[EventBatch | None, None]:
-    """Only one turn's events (the session's stream also carries the turn it waits behind)."""
-    async with contextlib.aclosing(batches):
-        async for batch in batches:
-            if batch is None:
-                yield None
-                continue
-            mine = EventBatch(event for event in batch if event.turn_id == turn_id)
-            if mine:
-                yield mine
 
 
 def _settles(event: Event, turn_id: str) -> bool:
