@@ -275,14 +275,12 @@ def _stop_reason(event: Event, cancelled: bool) -> Any:
 
 
 def _failed_stop_reason(data: dict[str, Any]) -> str | None:
-    """The stop reason of a turn that ended short rather than broke: Claude Code reports a reply cut at its output
-    limit, or refused, as an API error, so the gateway logs ``turn.failed``; ACP has a stop reason for each."""
-    error = data.get("error") or {}
-    if error.get("type") == "max_turns":
+    """The stop reason of a turn that ended short rather than broke: the turn limit, or a reply cut at its output
+    limit or refused, which Claude Code reports as an API error (the gateway logs ``turn.failed`` with the model's
+    stop reason); ACP has a stop reason for each."""
+    if (data.get("error") or {}).get("type") == "max_turns":
         return "max_turn_requests"
-    if error.get("reason") == "max_output_tokens":
-        return "max_tokens"
-    return "refusal" if data.get("stop_reason") == "refusal" else None
+    return _STOP_REASONS.get(data.get("stop_reason") or "")
 
 
 async def _call(pending: Any) -> Any:
