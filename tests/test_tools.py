@@ -167,6 +167,40 @@ def test_a_streamed_post_of_some_parallel_results_ends_at_once_with_what_is_left
     assert rest[0]["event"] == "tool_result" and rest[-1]["event"] == "turn.completed"
 
 
+def test_a_background_post_of_some_parallel_results_answers_what_is_left(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """Posted with ``background``, a result that leaves calls unanswered answers ``200`` with the turn as it
+    stands, ``requires_action`` and the calls still pending, as its retry does: nothing runs on, and a client
+    told ``202 running`` would follow a stream that says nothing until the other calls are answered. The post
+    that answers the last call runs the turn on: ``202``, then the turn completes."""
+    two = tuple(ToolUse("get_weather", {"city": city}) for city in ("Oslo", "Rome"))
+    mock_model.script(Reply(tool_uses=two), Reply(text="Both are mild."))
+    session = gateway.create_session(tools=[WEATHER])
+    paused = gateway.turn(session["id"], "weather in Oslo and Rome")
+    oslo, rome = (call["tool_call_id"] for call in paused["tool_calls"])
+    url = f"/api/sessions/{session['id']}/tool-results"
+
+    def post(call_id: str) -> tuple[int, dict]:
+        body = {"results": [{"tool_call_id": call_id, "content": "mild"}], "background": True}
+        response = gateway.client.post(url, json=body, headers={"Idempotency-Key": call_id})
+        return response.status_code, response.json()
+
+    status, left = post(oslo)
+    assert status == 200, left
+    assert left["status"] == "requires_action" and [c["tool_call_id"] for c in left["tool_calls"]] == [rome]
+    assert post(oslo) == (200, left)  # its retry: the turn as it stands
+
+    status, accepted = post(rome)
+    assert (status, accepted["status"]) == (202, "running")
+    deadline = time.monotonic() + 30
+    while (turn := gateway.client.get(f"/api/sessions/{session['id']}/turns/{paused['turn_id']}").json())[
+        "status"
+    ] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert turn["status"] == "completed" and turn["output"][-1]["text"] == "Both are mild."
+
+
 def test_streamed_tool_turn_and_streamed_continuation(gateway: Gateway, mock_model: MockModel) -> None:
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Lima"}),)), Reply(text="Sunny in Lima."))
     session = gateway.create_session(tools=[WEATHER])

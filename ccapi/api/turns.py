@@ -111,6 +111,8 @@ async def _reply(
     request: Request, service: SessionService, run: TurnRun, stream: bool, background: bool, from_seq: int
 ) -> HTTPResponse | None:
     session_id, turn_id = run.session.id, run.turn.id
+    if background and run.settled:  # nothing runs on: an answer that left calls open gets what is left
+        return json(turn_view(await run.wait()))
     if background:
         await service.events.flush(bounded=True)  # the events the reply points to are committed before it goes
         return json(accepted_view(session_id, turn_id, "running", from_seq), status=202)

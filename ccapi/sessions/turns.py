@@ -144,6 +144,11 @@ class TurnRun:
         """The turn as of its next settle: finished, or paused on client tool calls."""
         return await asyncio.shield(self._settled)
 
+    @property
+    def settled(self) -> bool:
+        """The turn stands at a settle: ended, or waiting for the client (an answer that left calls open)."""
+        return self._settled.done()
+
     def stall(self, error: Exception) -> None:
         """Fail whoever waits for this settle (the store will not take its events); the next settle re-arms."""
         if not self._settled.done():
