@@ -15,9 +15,9 @@ import pytest
 from ccapi.daemon.console import render_status
 from ccapi.daemon.launcher import GatewayState, GatewayStatus
 from ccapi.observability.headline import headline
-from ccapi.observability.metrics import Metrics, RecentTurns
+from ccapi.observability.metrics import COMPAT_FORMATS, COMPAT_ROUTES, Metrics, RecentTurns
 from ccapi.paths import StatePaths
-from ccapi.testing import MockModel, Reply
+from ccapi.testing import MockError, MockModel, Reply
 from tests.gateway import Gateway
 from tests.metrics_support import moved, scrape, value
 
@@ -109,6 +109,49 @@ def test_a_turns_duration_is_the_gateways_and_turns_that_never_ran_count_too(
     assert moved(cold, after, "cc_api_turn_duration_seconds_count") == 1, "only the turn that ran has a duration"
 
 
+def test_every_series_is_served_from_the_start_and_failed_and_interrupted_turns_count_exactly(
+    make_gateway: Callable[..., Gateway], mock_model: MockModel
+) -> None:
+    """A fresh gateway serves each labelled series at 0 (so a warm-share ratio or a failure alert has a series to
+    work on before the first compat request or failure); then each kind of ending moves its own counter by one,
+    the histograms count the turns that ran, and no label ever takes a session id, turn id or path. Every
+    ``scrape`` also checks the page against the text format (``check_exposition``)."""
+    gw = make_gateway()
+    fresh = scrape(gw)
+    for format_ in COMPAT_FORMATS:
+        expected = [("cc_api_compat_flattened_total", (("format", format_),))]
+        expected += [("cc_api_compat_requests_total", (("format", format_), ("route", r))) for r in COMPAT_ROUTES]
+        assert [key for key in expected if fresh.get(key) != 0] == [], "not served before their first request"
+
+    session = gw.create_session()["id"]
+    assert gw.turn(session, "completes")["status"] == "completed"
+    mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
+    assert gw.turn(session, "fails")["status"] == "failed"
+    mock_model.script(Reply(text="slowly", first_byte_delay=3.0))
+    url = f"/api/sessions/{session}/turns"
+    running = gw.client.post(url, json={"input": "interrupted", "background": True}).json()
+    time.sleep(1.0)  # running in Claude Code, waiting on the model
+    stopped = gw.client.post(f"/api/sessions/{session}/interrupt", json={"turn_id": running["turn_id"]})
+    assert stopped.json()["status"] == "interrupted", stopped.text
+    assert gw.client.get("/api/sessions/sess_0123456789abcdef0123456789abcdef/events").status_code == 404
+    compat = gw.client.post(
+        "/v1/messages",
+        json={"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert compat.status_code == 200, compat.text
+    after = scrape(gw)
+
+    for status, count in (("completed", 2), ("failed", 1), ("interrupted", 1)):
+        assert moved(fresh, after, "cc_api_turns_total", kind="input", status=status) == count, status
+        assert moved(fresh, after, "cc_api_turns_last_hour", status=status) == count, status
+    assert moved(fresh, after, "cc_api_turn_duration_seconds_count") == 4, "each of them ran"
+    assert moved(fresh, after, "cc_api_time_to_first_token_seconds_count") == 2, "only those that answered"
+    assert moved(fresh, after, "cc_api_compat_requests_total", format="anthropic.messages", route="new") == 1
+    assert sum(moved(fresh, after, name, **dict(labels)) for name, labels in after if "compat_req" in name) == 1
+    labels = {label for _, pairs in after for label in pairs}
+    assert not [pair for pair in labels if re.search(r"sess_|turn_|/|claude", pair[1])], sorted(labels)
+
+
 def test_turns_of_the_last_hour_age_out_by_the_minute() -> None:
     now = [0.0]
     recent = RecentTurns(clock=lambda: now[0])
@@ -158,3 +201,17 @@ def test_the_docs_and_the_dashboard_name_only_families_the_gateway_serves(gatewa
     )
     assert len(named) >= 15
     assert named <= served, f"named but not served: {sorted(named - served)}"
+
+
+def test_every_dashboard_query_follows_the_job_and_instance_selectors() -> None:
+    """Picking a job or some instances at the top of the Grafana dashboard narrows every panel, not only some."""
+    dashboard = json.loads((Path(__file__).resolve().parent.parent / "docs" / "grafana" / "cc-api.json").read_text())
+    selectors = [
+        (target["expr"], selector)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for selector in re.findall(r"\b(?:cc_api|process)_\w+(\{[^}]*\})?", target["expr"])
+    ]
+    assert selectors
+    narrowed = ('job=~"$job"', 'instance=~"$instance"')
+    assert [expr for expr, selector in selectors if not all(part in selector for part in narrowed)] == []

@@ -199,6 +199,10 @@ def test_a_turn_is_nested_spans_under_the_clients_traceparent_and_claude_code_jo
     assert turn.attributes["gen_ai.request.model"] == "claude-sonnet-4-5"
     assert turn.attributes["gen_ai.usage.output_tokens"] == reply["usage"]["output_tokens"] > 0
     assert turn.start_time >= request.start_time and turn.end_time <= request.end_time
+    # what a trace tells its backend: ids, routes, figures; never the prompt, nor a key
+    for span in exporter.get_finished_spans():
+        told = [str(v) for v in span.attributes.values()] + [span.status.description or "", span.name]
+        assert not [t for t in told if "traced" in t or os.environ["ANTHROPIC_API_KEY"] in t], span.name
 
     # Claude Code was started inside the turn's span, so its own spans and its model request join the trace
     assert [child.get("TRACEPARENT") for child in children] == [f"00-{TRACE_ID}-{turn.context.span_id:016x}-01"]

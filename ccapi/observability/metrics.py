@@ -38,6 +38,8 @@ TOKEN_TYPES = {
 TURN_STATUSES = ("completed", "failed", "interrupted")
 ENGINE_START_REASONS = ("new", "resume", "eviction", "restart")
 COMPAT_ROUTES = ("warm", "fork", "new", "seeded")
+#: The ``FORMAT`` of each ``ccapi.compat`` module: with the routes, every compat series exists (at 0) from the start.
+COMPAT_FORMATS = ("openai.chat", "openai.responses", "anthropic.messages")
 WEBHOOK_OUTCOMES = ("delivered", "retry", "failed")
 
 
@@ -206,14 +208,14 @@ class Metrics:
             ["format", "route"],
             registry=registry,
         )
-        self._compat = _Children(compat)
+        self._compat = _Children(compat, [(f, r) for f in COMPAT_FORMATS for r in COMPAT_ROUTES])
         flattened = Counter(
             "cc_api_compat_flattened",
             "Compat requests whose earlier history was sent as one text block",
             ["format"],
             registry=registry,
         )
-        self._flattened = _Children(flattened)
+        self._flattened = _Children(flattened, [(f,) for f in COMPAT_FORMATS])
         webhooks = Counter(
             "cc_api_webhook_deliveries", "Webhook delivery attempts by outcome", ["outcome"], registry=registry
         )
