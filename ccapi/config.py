@@ -55,6 +55,11 @@ class Settings:
     queue_timeout: float = 30.0
     max_queued: int = 64
     idle_timeout: float = 600.0
+    compat_retention: float = 30 * 24 * 3600.0
+    """Seconds a session the compat endpoints created is kept after its last use (0: kept); its client holds the
+    conversation and sends it again, so a later request starts a session from it (``ccapi.sessions.retention``)."""
+    session_retention: float = 0.0
+    """The same for every other session (native, ACP): 0, the default, keeps them until they are deleted."""
     tool_timeout: float = 300.0
     store_write_timeout: float = 30.0
     """Seconds the store may refuse event writes (a full disk, a lost database) before the replies waiting on
@@ -120,6 +125,8 @@ class Settings:
             queue_timeout=reader.number("CC_API_QUEUE_TIMEOUT", cls.queue_timeout),
             max_queued=reader.integer("CC_API_MAX_QUEUED", cls.max_queued, minimum=0),
             idle_timeout=reader.number("CC_API_IDLE_TIMEOUT", cls.idle_timeout),
+            compat_retention=reader.number("CC_API_COMPAT_RETENTION", cls.compat_retention, zero_is_off=True),
+            session_retention=reader.number("CC_API_SESSION_RETENTION", cls.session_retention, zero_is_off=True),
             tool_timeout=reader.number("CC_API_TOOL_TIMEOUT", cls.tool_timeout),
             store_write_timeout=reader.number("CC_API_STORE_WRITE_TIMEOUT", cls.store_write_timeout),
             upstream_url=reader.optional("CC_API_UPSTREAM_URL"),
@@ -278,7 +285,7 @@ class _Reader:
     def optional_number(self, name: str) -> float | None:
         return self.number(name, 0.0) if self.optional(name) is not None else None
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, zero_is_off: bool = False) -> float:
         raw = self.optional(name)
         if raw is None:
             return default
@@ -286,6 +293,6 @@ class _Reader:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not a number") from None
-        if value <= 0:
-            raise ConfigError(f"{name}={value} must be positive")
+        if value < 0 or (value == 0 and not zero_is_off):
+            raise ConfigError(f"{name}={value} must be positive" + (" (or 0: off)" if zero_is_off else ""))
         return value

@@ -326,6 +326,32 @@ def test_json_directory_drops_a_delivery_whose_event_never_committed(tmp_path: P
     run(main())
 
 
+def test_idle_sessions_page_least_recently_used_first(make: Callable[..., Store]) -> None:
+    """What a retention sweep reads: sessions last updated before a time, oldest first, page by page, a turn
+    (which updates its session) taking one out of the list; after a reopen as before."""
+
+    async def scenario() -> None:
+        store = make()
+        await store.open()
+        for n, sid in enumerate(("sess_c", "sess_a", "sess_b", "sess_d")):
+            await store.create_session(_session(sid, f"2026-01-0{n + 1}T00:00:00.000Z"))
+        await store.update_session("sess_b", updated_at="2026-01-01T00:00:00.000Z")  # ties sess_c: ids break it
+        before = "2026-01-04T00:00:00.000Z"
+        first = await store.idle_sessions(before, None, 2)
+        assert [s.id for s in first] == ["sess_b", "sess_c"]
+        rest = await store.idle_sessions(before, (first[-1].updated_at, first[-1].id), 2)
+        assert [s.id for s in rest] == ["sess_a"]
+        assert await store.idle_sessions(before, (rest[-1].updated_at, rest[-1].id), 2) == []
+        await store.create_turn(TurnRecord("turn_c", "sess_c", 1, "running", "hi", "2026-02-01T00:00:00.000Z"))
+        await store.close()
+        reopened = make()
+        await reopened.open()
+        assert [s.id for s in await reopened.idle_sessions(before, None, 10)] == ["sess_b", "sess_a"]
+        await reopened.close()
+
+    run(scenario())
+
+
 def test_compat_heads_round_trip_newest_first_and_go_with_their_session(make: Callable[..., Store]) -> None:
     async def scenario() -> None:
         store = make()

@@ -47,6 +47,9 @@ def test_settings_read_every_variable(tmp_path) -> None:
     assert settings.idle_timeout == 30.0 and settings.permission_mode == "acceptEdits"
     assert settings.database_path == tmp_path / "x.db"
     assert Settings.from_env({"CC_API_HOME": str(tmp_path)}).database_path == tmp_path / "sessions.db"
+    kept = Settings.from_env({"CC_API_COMPAT_RETENTION": "0", "CC_API_SESSION_RETENTION": "86400"})
+    assert (kept.compat_retention, kept.session_retention) == (0.0, 86400.0)  # 0: compat sessions kept
+    assert (Settings().compat_retention, Settings().session_retention) == (30 * 24 * 3600.0, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,8 @@ def test_settings_read_every_variable(tmp_path) -> None:
         ({"CC_API_PORT": "eighty"}, "CC_API_PORT"),
         ({"CC_API_PERMISSION_MODE": "yolo"}, "CC_API_PERMISSION_MODE"),
         ({"CC_API_MAX_LIVE": "0"}, "CC_API_MAX_LIVE"),
+        ({"CC_API_COMPAT_RETENTION": "-1"}, "CC_API_COMPAT_RETENTION"),
+        ({"CC_API_IDLE_TIMEOUT": "0"}, "CC_API_IDLE_TIMEOUT"),
         ({"CC_API_HOST": "0.0.0.0"}, "CC_API_KEY"),
         ({"CC_API_UPSTREAM_RETRIES": "-1"}, "CC_API_UPSTREAM_RETRIES"),
         ({"CC_API_DATABASE_URL": "mysql://localhost/x"}, "CC_API_DATABASE_URL"),

@@ -47,6 +47,7 @@ from ccapi.sessions.lease import (
 from ccapi.sessions.params import ForkPoint, History, NewSession, TurnRequest
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
 from ccapi.sessions.recovery import close_stranded_queued, sweep_orphans
+from ccapi.sessions.retention import Retention, keep_expiring
 from ccapi.sessions.specs import EngineSpecs
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
@@ -97,6 +98,7 @@ class SessionService:
         self._closing = False
         self._owner = settings.owner_id
         self._caretaker: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()  # held so the loop cannot drop them mid-flight
         self._unawaited: set[asyncio.Future[Any]] = set()  # ``_keyed`` work whose caller may be gone: held likewise
         #: Held only while in use, so no id (least of all one a client made up) keeps a lock for ever.
@@ -121,6 +123,8 @@ class SessionService:
         await close_stranded_queued(self.store, self.events, self._owner, self.metrics)
         care = keep_leases(self.store, self._owner, self.settings.lease_ttl, self._running, self.sweep_orphans)
         self._caretaker = asyncio.create_task(care, name="ccapi-lease-caretaker")
+        expiry = keep_expiring(self, Retention.from_settings(self.settings))
+        self._expiry = asyncio.create_task(expiry, name="ccapi-session-expiry")
 
     async def sweep_orphans(self) -> None:
         await sweep_orphans(
@@ -575,8 +579,9 @@ class SessionService:
         then end the SSE streams, once they have been sent those last events. Turns still
         queued for a slot are answered 503 instead of starting."""
         self._closing = True
-        if self._caretaker is not None:
-            self._caretaker.cancel()
+        for task in (self._caretaker, self._expiry):
+            if task is not None:
+                task.cancel()
         await self.queues.withdraw_all("the gateway is shutting down")
         runs = list(self._running.values())
         await asyncio.gather(*(run.interrupt("gateway shutting down") for run in runs), return_exceptions=True)

@@ -62,6 +62,11 @@ class Store(ABC):
         """Newest first; ``after`` is the id of the last session of the previous page."""
         return await self._run(self._list_sessions, limit, after)
 
+    async def idle_sessions(self, before: str, after: tuple[str, str] | None, limit: int) -> list[SessionRecord]:
+        """Sessions last updated before ``before``, least recently first; ``after`` is the
+        ``(updated_at, id)`` of the last session of the previous page."""
+        return await self._run(self._idle_sessions, before, after, limit)
+
     async def update_session(self, session_id: str, **fields: Any) -> None:
         await self._run(self._update_session, session_id, fields)
 
@@ -229,6 +234,8 @@ class Store(ABC):
     def _get_session(self, session_id: str) -> SessionRecord | None: ...
     @abstractmethod
     def _list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]: ...
+    @abstractmethod
+    def _idle_sessions(self, before: str, after: tuple[str, str] | None, limit: int) -> list[SessionRecord]: ...
     @abstractmethod
     def _update_session(self, session_id: str, fields: dict[str, Any]) -> None: ...
     @abstractmethod

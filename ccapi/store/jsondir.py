@@ -224,6 +224,10 @@ class JsonDirStore(Store):
             ordered = [s for s in ordered if (s.created_at, s.id) < (cursor.created_at, cursor.id)]
         return ordered[:limit]
 
+    def _idle_sessions(self, before: str, after: tuple[str, str] | None, limit: int) -> list[SessionRecord]:
+        idle = sorted((s for s in self._sessions.values() if s.updated_at < before), key=lambda s: (s.updated_at, s.id))
+        return [s for s in idle if after is None or (s.updated_at, s.id) > after][:limit]
+
     def _update_session(self, session_id: str, fields: dict[str, Any]) -> None:
         record = self._sessions.get(session_id)
         if record is not None:

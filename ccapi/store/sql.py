@@ -88,6 +88,17 @@ class SqlStore(Store):
             )
         return [_session_record(row) for row in query.limit(limit)]
 
+    def _idle_sessions(self, before: str, after: tuple[str, str] | None, limit: int) -> list[SessionRecord]:
+        query = SessionRow.select().where(SessionRow.updated_at < before)
+        if after is not None:
+            updated_at, session_id = after
+            query = query.where(
+                (SessionRow.updated_at > updated_at)
+                | ((SessionRow.updated_at == updated_at) & (SessionRow.id > session_id))
+            )
+        ordered = query.order_by(SessionRow.updated_at, SessionRow.id)
+        return [_session_record(row) for row in ordered.limit(limit)]
+
     def _lease_and_start(
         self, session_id: str, owner: str, ttl: float, make_turn: Callable[[SessionRecord], TurnRecord]
     ) -> tuple[str | None, SessionRecord | None, TurnRecord | None]:
