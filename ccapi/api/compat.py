@@ -47,7 +47,8 @@ def _model(model: ModelInfo, id_: str | None = None) -> CompatModel:
     context window and output limit under the names agent clients look for (OpenRouter's
     ``context_length`` / ``top_provider.max_completion_tokens``, Anthropic's
     ``max_input_tokens`` / ``max_tokens``, ``context_window`` / ``max_output_tokens``),
-    so they need not probe other URLs or guess. ``id_``: the name asked for, when not the id."""
+    so they need not probe other URLs or guess; ``lifecycle`` (required by Anthropic's SDK types) is ``active``:
+    the catalog lists the models one can use. ``id_``: the name asked for, when not the id."""
     window, output = model.context_window, model.max_output_tokens
     return {
         "id": id_ or model.id,
@@ -57,6 +58,7 @@ def _model(model: ModelInfo, id_: str | None = None) -> CompatModel:
         "created_at": "1970-01-01T00:00:00Z",
         "owned_by": "anthropic",
         "display_name": model.display_name,
+        "lifecycle": "active",
         "context_length": window,
         "context_window": window,
         "max_input_tokens": window,
@@ -128,10 +130,10 @@ async def responses(request: Request) -> HTTPResponse | None:
     exchange = await _send(request, _policy(request, parsed.request))
     response_id = openai_responses.response_id(exchange.session_id, exchange.first_seq, parsed.store)
     if parsed.stream:
-        await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id))
+        await _stream(request, exchange, openai_responses.ResponseStream(exchange.model, response_id, parsed.settings))
         return None
     return json(
-        openai_responses.response(await _settled(request, exchange), exchange.model, response_id),
+        openai_responses.response(await _settled(request, exchange), exchange.model, response_id, parsed.settings),
         headers=_headers(request, exchange),
     )
 
@@ -157,9 +159,9 @@ async def compat_error(request: Request, exception: Exception) -> HTTPResponse:
     native = request.app.error_handler.default(request, exception)
     assert native.body is not None  # the envelope handler always writes a JSON body
     error = orjson.loads(native.body)["error"]
-    anthropic = request.path.startswith("/v1/messages")
+    anthropic = _anthropic(request)
     render = anthropic_error if anthropic else openai_error
-    headers = dict(native.headers)
+    headers = {**native.headers, **_request_id(request)}
     if isinstance(exception, RateLimited):
         headers.update(rate_limit_headers(exception, anthropic))
     return json(render(error["type"], error["message"]), status=native.status, headers=headers)
@@ -188,7 +190,18 @@ def _abandon(request: Request, exchange: Exchange) -> None:
 
 def _headers(request: Request, exchange: Exchange) -> dict[str, str]:
     """The session the reply came from, and any usage-window warning for the client to log."""
-    return {SESSION_HEADER: exchange.session_id, **request.app.ctx.limits.warning_headers()}
+    return {SESSION_HEADER: exchange.session_id, **_request_id(request), **request.app.ctx.limits.warning_headers()}
+
+
+def _anthropic(request: Request) -> bool:
+    return request.path.startswith("/v1/messages")
+
+
+def _request_id(request: Request) -> dict[str, str]:
+    """Anthropic's SDKs read a reply's id from ``request-id`` (``_request_id``, an error's ``request_id``); OpenAI's
+    read ``x-request-id``, which every reply of the gateway carries."""
+    request_id = getattr(request.ctx, "request_id", None)
+    return {"request-id": request_id} if request_id and _anthropic(request) else {}
 
 
 async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> None:

@@ -133,7 +133,10 @@ def _usage(usage: dict[str, int]) -> ChatUsage:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": int(usage.get("cache_read_input_tokens") or 0)},
+        "prompt_tokens_details": {
+            "cached_tokens": int(usage.get("cache_read_input_tokens") or 0),
+            "cache_write_tokens": int(usage.get("cache_creation_input_tokens") or 0),
+        },
     }
 
 
@@ -194,9 +197,11 @@ class ChatStream:
         }
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return self._frame(
-            {**self._head(), "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
-        )
+        """A chunk of the choice; with ``include_usage``, its ``usage`` is null (as OpenAI sends it on every chunk
+        but the last, the usage chunk)."""
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        usage = {"usage": None} if self.include_usage else {}
+        return self._frame({**self._head(), "choices": [choice], **usage})
 
     @staticmethod
     def _frame(payload: Mapping[str, Any]) -> bytes:

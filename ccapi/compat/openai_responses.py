@@ -12,6 +12,11 @@ Response ids name their session and the seq the response started at
 (``resp_<session>_<seq>``), so ``previous_response_id`` survives a gateway restart. With
 ``store: false`` a response gets an id that names nothing (``resp_<random>``): it cannot be
 continued by ``previous_response_id``, as OpenAI would not have kept it.
+
+A response echoes what its request set (``instructions``, ``tools``, ``tool_choice``, ``text``, ``metadata``, …:
+``ResponseSettings``), as OpenAI's does, in the JSON reply and in every streamed snapshot of it. A streamed reply
+that fails ends in ``response.failed`` (the response, ``status: failed``, with its ``error``), then the ``error``
+event.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ccapi.catalog import ModelCatalog
-from ccapi.compat.bodies import ResponseItem, ResponseRequest
+from ccapi.compat.bodies import ResponseFormat, ResponseItem, ResponseRequest, ResponseTool
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import PreviousResponseNotFound, openai_error
 from ccapi.compat.exchange import CompatRequest, ResponseRef, model_of
@@ -39,11 +44,16 @@ from ccapi.compat.openai_shared import (
 from ccapi.compat.parsing import body_object, expect, pinned_session
 from ccapi.compat.replies import (
     FunctionCallItem,
+    FunctionTool,
     ItemStatus,
+    JsonSchemaFormat,
     OutputMessage,
     OutputText,
     Response,
+    ResponseSettings,
+    ResponseText,
     ResponseUsage,
+    TextFormat,
 )
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.compat.structured import responses_schema
@@ -57,11 +67,29 @@ FORMAT = "openai.responses"
 _RESPONSE_ID = re.compile(r"^resp_(?P<session>[0-9a-f]{32})_(?P<seq>[1-9][0-9]{0,17})$")
 
 
+#: A response's settings when its request set none: OpenAI's defaults.
+DEFAULT_SETTINGS: ResponseSettings = {
+    "instructions": None,
+    "metadata": {},
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+    "text": {"format": {"type": "text"}, "verbosity": None},
+    "truncation": "disabled",
+    "previous_response_id": None,
+    "store": True,
+    "prompt_cache_key": None,
+    "temperature": None,
+    "top_p": None,
+}
+
+
 @dataclass(frozen=True)
 class ResponsesRequest:
     request: CompatRequest
     stream: bool
     store: bool = True
+    settings: ResponseSettings = field(default_factory=lambda: DEFAULT_SETTINGS)
 
 
 def response_id(session_id: str, first_seq: int, store: bool = True) -> str:
@@ -103,7 +131,56 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         pinned_session(pin_header, shape.metadata),
         _reference(previous) if previous is not None else None,
     )
-    return ResponsesRequest(request, bool(shape.stream), shape.store is not False)
+    return ResponsesRequest(request, bool(shape.stream), shape.store is not False, _settings(shape))
+
+
+def _settings(shape: ResponseRequest) -> ResponseSettings:
+    """What the response echoes of the request (checked already: ``text.format`` by ``responses_schema``, the tool
+    choice by ``check_tool_choice``)."""
+    text_format = shape.text.format if shape.text else None
+    metadata = shape.metadata.model_dump(exclude_none=True) if shape.metadata else {}
+    return {
+        "instructions": shape.instructions,
+        "metadata": metadata,
+        "parallel_tool_calls": shape.parallel_tool_calls is not False,
+        "tool_choice": shape.tool_choice if shape.tool_choice is not None else "auto",
+        "tools": [_tool_echo(tool) for tool in shape.tools or ()],
+        "text": _text_echo(text_format, shape.text.verbosity if shape.text else None),
+        "truncation": shape.truncation or "disabled",
+        "previous_response_id": shape.previous_response_id,
+        "store": shape.store is not False,
+        "prompt_cache_key": shape.prompt_cache_key if isinstance(shape.prompt_cache_key, str) else None,
+        "temperature": None,
+        "top_p": None,
+    }
+
+
+def _tool_echo(tool: ResponseTool) -> FunctionTool:
+    strict = (tool.model_extra or {}).get("strict")
+    return {
+        "type": "function",
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters,
+        "strict": strict if isinstance(strict, bool) else None,
+    }
+
+
+def _text_echo(text_format: ResponseFormat | None, verbosity: str | None) -> ResponseText:
+    """``text.format`` as the request gave it (``{"type": "text"}`` when it gave none)."""
+    chosen: TextFormat | JsonSchemaFormat = {"type": "text"}
+    if text_format is not None and text_format.type == "json_schema":
+        spec = text_format.model_extra or {}
+        chosen = {
+            "type": "json_schema",
+            "name": spec["name"],
+            "schema": spec["schema"],
+            "description": spec.get("description"),
+            "strict": spec.get("strict"),
+        }
+    elif text_format is not None and text_format.type == "json_object":
+        chosen = {"type": "json_object"}
+    return {"format": chosen, "verbosity": verbosity}
 
 
 def _reference(previous: str) -> ResponseRef:
@@ -186,7 +263,7 @@ def _message_item(response: str, text: str, status: ItemStatus = "completed") ->
         "id": f"msg_{response.removeprefix('resp_')}",
         "status": status,
         "role": "assistant",
-        "content": [_text_part(text)] if status == "completed" else [],
+        "content": [] if status == "in_progress" else [_text_part(text)],
     }
 
 
@@ -211,72 +288,53 @@ def _usage(usage: dict[str, int]) -> ResponseUsage:
         "input_tokens": prompt,
         "output_tokens": output,
         "total_tokens": prompt + output,
-        "input_tokens_details": {"cached_tokens": int(usage.get("cache_read_input_tokens") or 0)},
+        "input_tokens_details": {
+            "cached_tokens": int(usage.get("cache_read_input_tokens") or 0),
+            "cache_write_tokens": int(usage.get("cache_creation_input_tokens") or 0),
+        },
         "output_tokens_details": {"reasoning_tokens": 0},
     }
 
 
-def _envelope(
-    id_: str,
-    model: str,
-    created: int,
-    status: Literal["completed", "incomplete"],
-    output: list[OutputMessage | FunctionCallItem],
-    usage: ResponseUsage | None,
-    incomplete: bool = False,
+def response(
+    reply: Reply, model: str, id_: str, settings: ResponseSettings = DEFAULT_SETTINGS, created: int | None = None
 ) -> Response:
+    text: list[OutputMessage | FunctionCallItem] = [_message_item(id_, reply.text)] if reply.text else []
+    truncated = finish_reason(reply) == "length"
     return {
         "id": id_,
         "object": "response",
-        "created_at": created,
-        "status": status,
+        "created_at": created or int(time.time()),
+        "completed_at": None if truncated else int(time.time()),
+        "status": "incomplete" if truncated else "completed",
         "model": model,
-        "output": output,
-        "usage": usage,
+        "output": text + [_call_item(c) for c in reply.tool_calls],
+        "usage": _usage(reply.usage),
         "error": None,
-        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
-        "instructions": None,
-        "metadata": {},
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
-        "temperature": None,
-        "top_p": None,
-        "text": {"format": {"type": "text"}},
-        "truncation": "disabled",
+        "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
+        **settings,
     }
-
-
-def response(reply: Reply, model: str, id_: str, created: int | None = None) -> Response:
-    text: list[OutputMessage | FunctionCallItem] = [_message_item(id_, reply.text)] if reply.text else []
-    output = text + [_call_item(c) for c in reply.tool_calls]
-    truncated = finish_reason(reply) == "length"
-    return _envelope(
-        id_,
-        model,
-        created or int(time.time()),
-        "incomplete" if truncated else "completed",
-        output,
-        _usage(reply.usage),
-        incomplete=truncated,
-    )
 
 
 @dataclass
 class ResponseStream:
-    """The Responses API's SSE events for one streamed reply."""
+    """The Responses API's SSE events for one streamed reply: ``response.created`` and ``response.in_progress``,
+    each output item's ``output_item.added`` … ``output_item.done`` (a message's text part and text deltas, a
+    function call's arguments) and ``response.completed`` (or ``response.incomplete``); a failure ends it with
+    ``response.failed`` and ``error``."""
 
     model: str
     id: str
+    settings: ResponseSettings = field(default_factory=lambda: DEFAULT_SETTINGS)
     created: int = field(default_factory=lambda: int(time.time()))
     _sequence: int = 0
-    _outputs: int = 0
+    _done: list[OutputMessage | FunctionCallItem] = field(default_factory=list)
     _text: list[str] | None = None
 
     def start(self) -> list[bytes]:
         return [
-            self._event("response.created", {"response": self._snapshot()}),
-            self._event("response.in_progress", {"response": self._snapshot()}),
+            self._event("response.created", {"response": self._snapshot("in_progress")}),
+            self._event("response.in_progress", {"response": self._snapshot("in_progress")}),
         ]
 
     def delta(self, delta: TextDelta | ToolCall) -> list[bytes]:
@@ -289,9 +347,9 @@ class ResponseStream:
                 self._event("response.output_text.delta", {**self._text_at(), "delta": delta.text, "logprobs": []}),
             ]
         frames = self._close_text()
-        index = self._outputs
-        self._outputs += 1
+        index = len(self._done)
         done = _call_item(delta)
+        self._done.append(done)
         return [
             *frames,
             self._event(
@@ -309,32 +367,53 @@ class ResponseStream:
         ]
 
     def end(self, reply: Reply) -> list[bytes]:
-        final = response(reply, self.model, self.id, self.created)
+        final = response(reply, self.model, self.id, self.settings, self.created)
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
         return [*self._close_text(), self._event(kind, {"response": final})]
 
     def error(self, exc: ApiError) -> list[bytes]:
+        """``response.failed``, the response as it stood (the items it had streamed, text cut short as an
+        ``incomplete`` message) with its ``error``, as OpenAI ends a response that fails; then the ``error`` event,
+        for the clients that read only that."""
         error = openai_error(exc.type, exc.message)["error"]
-        return [self._event("error", {"code": error["code"], "message": error["message"], "param": None})]
+        output = list(self._done)
+        if self._text is not None:
+            output.append(_message_item(self.id, "".join(self._text), "incomplete"))
+        failed = {
+            **self._snapshot("failed"),
+            "output": output,
+            "error": {"code": _FAILED_CODES.get(exc.type, "server_error"), "message": exc.message},
+        }
+        return [
+            self._event("response.failed", {"response": failed}),
+            self._event("error", {"code": error["code"], "message": error["message"], "param": error["param"]}),
+        ]
 
-    def _snapshot(self) -> dict[str, Any]:
-        """The response as the stream opens: in progress, so not yet a ``Response`` (whose status is final)."""
-        return {**_envelope(self.id, self.model, self.created, "completed", [], None), "status": "in_progress"}
+    def _snapshot(self, status: str) -> dict[str, Any]:
+        """The response before it settles: not yet a ``Response`` (whose status is final)."""
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created,
+            "completed_at": None,
+            "status": status,
+            "model": self.model,
+            "output": [],
+            "usage": None,
+            "error": None,
+            "incomplete_details": None,
+            **self.settings,
+        }
 
     def _text_at(self) -> dict[str, Any]:
-        return {
-            "item_id": f"msg_{self.id.removeprefix('resp_')}",
-            "output_index": self._outputs - 1,
-            "content_index": 0,
-        }
+        return {"item_id": f"msg_{self.id.removeprefix('resp_')}", "output_index": len(self._done), "content_index": 0}
 
     def _open_text(self) -> list[bytes]:
         self._text = []
-        self._outputs += 1
         return [
             self._event(
                 "response.output_item.added",
-                {"output_index": self._outputs - 1, "item": _message_item(self.id, "", "in_progress")},
+                {"output_index": len(self._done), "item": _message_item(self.id, "", "in_progress")},
             ),
             self._event("response.content_part.added", {**self._text_at(), "part": _text_part("")}),
         ]
@@ -343,15 +422,19 @@ class ResponseStream:
         if self._text is None:
             return []
         text, self._text = "".join(self._text), None
+        at, item = self._text_at(), _message_item(self.id, text)
+        self._done.append(item)
         return [
-            self._event("response.output_text.done", {**self._text_at(), "text": text, "logprobs": []}),
-            self._event("response.content_part.done", {**self._text_at(), "part": _text_part(text)}),
-            self._event(
-                "response.output_item.done", {"output_index": self._outputs - 1, "item": _message_item(self.id, text)}
-            ),
+            self._event("response.output_text.done", {**at, "text": text, "logprobs": []}),
+            self._event("response.content_part.done", {**at, "part": _text_part(text)}),
+            self._event("response.output_item.done", {"output_index": at["output_index"], "item": item}),
         ]
 
     def _event(self, kind: str, data: dict[str, Any]) -> bytes:
         self._sequence += 1
         payload = {"type": kind, "sequence_number": self._sequence, **data}
         return f"event: {kind}\ndata: {dump(payload)}\n\n".encode()
+
+
+#: A failed response's ``error.code``, in the Responses API's vocabulary (its SDK types list the codes).
+_FAILED_CODES = {"rate_limited": "rate_limit_exceeded"}

@@ -40,8 +40,9 @@ AnthropicErrorType = Literal[
 #: Why a reply ended, in OpenAI's words (Chat's ``finish_reason``).
 FinishReason = Literal["stop", "tool_calls", "length"]
 StopReason = Literal["end_turn", "tool_use", "max_tokens"]
-#: A Responses output item's status: ``in_progress`` only in the stream's ``output_item.added``.
-ItemStatus = Literal["in_progress", "completed"]
+#: A Responses output item's status: ``in_progress`` only in the stream's ``output_item.added``, ``incomplete``
+#: only in a streamed ``response.failed`` (the text that had streamed when the turn failed).
+ItemStatus = Literal["in_progress", "completed", "incomplete"]
 
 
 # -- errors -------------------------------------------------------------------------
@@ -80,6 +81,7 @@ class CompatModel(TypedDict):
     created_at: str
     owned_by: str
     display_name: str
+    lifecycle: Literal["active"]
     context_length: int
     context_window: int
     max_input_tokens: int
@@ -124,7 +126,11 @@ class ChatChoice(TypedDict):
 
 
 class PromptTokensDetails(TypedDict):
+    """The prompt's cached part: read from the cache (``cached_tokens``) and written to it (``cache_write_tokens``:
+    Anthropic's ``cache_creation_input_tokens``)."""
+
     cached_tokens: int
+    cache_write_tokens: int
 
 
 class ChatUsage(TypedDict):
@@ -171,6 +177,7 @@ class FunctionCallItem(TypedDict):
 
 class InputTokensDetails(TypedDict):
     cached_tokens: int
+    cache_write_tokens: int
 
 
 class OutputTokensDetails(TypedDict):
@@ -190,32 +197,60 @@ class IncompleteDetails(TypedDict):
 
 
 class TextFormat(TypedDict):
-    type: Literal["text"]
+    type: Literal["text", "json_object"]
+
+
+class JsonSchemaFormat(TypedDict):
+    type: Literal["json_schema"]
+    name: str
+    schema: Object
+    description: str | None
+    strict: bool | None
 
 
 class ResponseText(TypedDict):
-    format: TextFormat
+    format: TextFormat | JsonSchemaFormat
+    verbosity: str | None
 
 
-class Response(TypedDict):
+class FunctionTool(TypedDict):
+    type: Literal["function"]
+    name: str
+    description: str | None
+    parameters: Object | None
+    strict: bool | None
+
+
+class ResponseSettings(TypedDict):
+    """What a response echoes of its request, as OpenAI's does (its SDK types require ``tools``, ``tool_choice`` and
+    ``parallel_tool_calls``): the request's own values, or OpenAI's defaults for those it left out. The sampling
+    knobs CC API checks but does not apply (``temperature``, ``top_p``) are ``null``, as nothing applied them."""
+
+    instructions: str | None
+    metadata: dict[str, Any]
+    parallel_tool_calls: bool
+    tool_choice: Literal["none", "auto", "required"] | Object
+    tools: list[FunctionTool]
+    text: ResponseText
+    truncation: Literal["auto", "disabled"]
+    previous_response_id: str | None
+    store: bool
+    prompt_cache_key: str | None
+    temperature: float | None
+    top_p: float | None
+
+
+class Response(ResponseSettings):
     id: Annotated[str, Field(pattern="^resp_")]
     object: Literal["response"]
     created_at: int
+    completed_at: int | None
     status: Literal["completed", "incomplete"]
     model: str
     output: list[OutputMessage | FunctionCallItem]
     usage: ResponseUsage | None
     error: Object | None
     incomplete_details: IncompleteDetails | None
-    instructions: str | None
-    metadata: dict[str, str]
-    parallel_tool_calls: bool
-    tool_choice: Literal["auto"]
-    tools: list[Object]
-    temperature: float | None
-    top_p: float | None
-    text: ResponseText
-    truncation: Literal["disabled"]
 
 
 # -- Anthropic Messages ---------------------------------------------------------------
