@@ -22,6 +22,7 @@ from acp.schema import (
     AgentMessageChunk,
     AllowedOutcome,
     CurrentModeUpdate,
+    DeniedOutcome,
     EnvVariable,
     McpServerStdio,
     RequestPermissionResponse,
@@ -154,6 +155,28 @@ def test_a_bash_call_is_approved_by_the_acp_client_then_runs(
     assert [e["data"]["behavior"] for e in resolved] == ["allow"]
 
 
+def test_a_prompt_answers_its_turns_token_usage(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    """The prompt's ``usage`` is its turn's tokens as the gateway counts them (acpx prints it under the reply)."""
+    mock_model.script(Reply(text="counted"))
+    client = RecordingClient()
+
+    async def run() -> tuple[str, Any]:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            return session.session_id, await conn.prompt(session_id=session.session_id, prompt=[text_block("hi")])
+
+    session_id, reply = _run(run())
+
+    [turn] = [e["data"]["usage"] for e in gateway.events(session_id) if e["type"] == "turn.completed"]
+    cache = turn["cache_read_input_tokens"], turn["cache_creation_input_tokens"]
+    assert reply.usage is not None and reply.usage.output_tokens == turn["output_tokens"] > 0
+    assert (reply.usage.input_tokens, reply.usage.cached_read_tokens, reply.usage.cached_write_tokens) == (
+        turn["input_tokens"],
+        *cache,
+    )
+    assert reply.usage.total_tokens == turn["input_tokens"] + turn["output_tokens"] + sum(cache)
+
+
 def test_load_replays_a_session_made_over_http_and_switches_mode_and_model(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path
 ) -> None:
@@ -247,6 +270,59 @@ def test_cancel_interrupts_the_running_turn(
     assert [e["type"] for e in gateway.events(session_id)][-1] == "turn.interrupted"
 
 
+def test_a_cancel_request_of_the_prompt_cancels_it_and_other_notifications_are_ignored(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """ACP's ``$/cancel_request`` of a running ``session/prompt`` (what an SDK sends when its caller drops the
+    request) is that prompt's ``session/cancel``: it answers ``cancelled``. It went unheard, the prompt ran on, and
+    it and every notification the agent has no handler for logged a traceback on stderr; those are ignored."""
+    mock_model.script(Reply(text="too late", first_byte_delay=30))
+
+    async def run() -> tuple[str, dict[str, Any], bytes]:
+        command = (sys.executable, "-m", "ccapi", "acp", "--url", gateway.base_url)
+        pipe = asyncio.subprocess.PIPE
+        process = await asyncio.create_subprocess_exec(*command, stdin=pipe, stdout=pipe, stderr=pipe, env=_env())
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        stdin, stdout = process.stdin, process.stdout
+
+        def send(**message: Any) -> None:
+            stdin.write(orjson.dumps({"jsonrpc": "2.0", **message}) + b"\n")
+
+        async def reply(request_id: int) -> dict[str, Any]:  # the answer to a request, past the notifications
+            while "method" in (message := orjson.loads(await stdout.readline())) or message["id"] != request_id:
+                pass
+            return message
+
+        try:
+            send(id=1, method="initialize", params={"protocolVersion": PROTOCOL_VERSION})
+            await reply(1)
+            send(id=2, method="session/new", params={"cwd": str(tmp_path), "mcpServers": []})
+            session_id = (await reply(2))["result"]["sessionId"]
+            send(method="editor/focused", params={"sessionId": session_id})  # a notification nobody here knows
+            send(method="$/cancel_request", params={"requestId": 2})  # a request answered already
+            send(
+                id=3,
+                method="session/prompt",
+                params={"sessionId": session_id, "prompt": [{"type": "text", "text": "hi"}]},
+            )
+            while not mock_model.message_requests(include_side=False):  # noqa: ASYNC110 - the mock records in its thread
+                await asyncio.sleep(0.1)
+            send(method="$/cancel_request", params={"requestId": 3})
+            answered = await asyncio.wait_for(reply(3), 20)
+            stdin.close()
+            await asyncio.wait_for(process.wait(), 20)
+            return session_id, answered, await process.stderr.read()
+        finally:
+            if process.returncode is None:
+                process.kill()
+
+    session_id, answered, stderr = _run(run())
+
+    assert answered["result"]["stopReason"] == "cancelled", answered
+    assert [e["type"] for e in gateway.events(session_id)][-1] == "turn.interrupted"
+    assert b"Traceback" not in stderr, stderr.decode()[-2000:]
+
+
 @pytest.mark.slow  # an agent process of its own and a 3 s reply waited out; the cancel above stays fast
 def test_cancel_leaves_another_clients_turn_alone(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
     """A cancel stops the ACP client's own prompt only, never an HTTP client's turn running in the session."""
@@ -279,11 +355,12 @@ def test_cancel_leaves_another_clients_turn_alone(gateway: Gateway, mock_model: 
 
 
 class SilentClient(RecordingClient):
-    """An editor whose permission dialog stays open (or fails, with ``fails``)."""
+    """An editor whose permission dialog stays open (or fails, with ``fails``; or answers ``cancelled`` on its own,
+    with ``cancels``, as acpx does when no option fits its policy)."""
 
-    def __init__(self, fails: bool = False) -> None:
+    def __init__(self, fails: bool = False, cancels: bool = False) -> None:
         super().__init__()
-        self.fails = fails
+        self.fails, self.cancels = fails, cancels
 
     async def request_permission(
         self, options: list[Any], session_id: str, tool_call: Any, **_: Any
@@ -291,6 +368,8 @@ class SilentClient(RecordingClient):
         self.permissions.append(tool_call)
         if self.fails:
             raise RequestError.internal_error({"details": "no dialog here"})
+        if self.cancels:
+            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         await asyncio.Event().wait()
         raise AssertionError("never answered")
 
@@ -321,6 +400,29 @@ def test_a_permission_the_editor_cannot_ask_refuses_the_call(
     assert reply.stop_reason == "end_turn" and client.text() == "went on" and not target.exists()
     resolved = [e["data"] for e in gateway.events(session_id) if e["type"] == "permission.resolved"]
     assert [r["behavior"] for r in resolved] == ["deny"] and "could not ask" in resolved[0]["message"]
+
+
+def test_a_permission_request_the_editor_cancels_without_cancelling_the_prompt_refuses_the_call(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """A ``cancelled`` outcome with no ``session/cancel`` (acpx answers so when no option fits its permission policy)
+    refuses the call, and the turn goes on; it was left to an interrupt that never came, and the prompt waited for
+    the approval timeout (5 minutes)."""
+    target = tmp_path / "out.txt"
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": f"touch {target}"}),)), Reply(text="went on"))
+    client = SilentClient(cancels=True)
+
+    async def run() -> tuple[str, Any]:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            prompt = conn.prompt(session_id=session.session_id, prompt=[text_block("go")])
+            return session.session_id, await asyncio.wait_for(prompt, 30)
+
+    session_id, reply = _run(run())
+
+    assert reply.stop_reason == "end_turn" and client.text() == "went on" and not target.exists()
+    resolved = [e["data"] for e in gateway.events(session_id) if e["type"] == "permission.resolved"]
+    assert [r["behavior"] for r in resolved] == ["deny"] and "cancelled" in resolved[0]["message"]
 
 
 def test_a_permission_decided_elsewhere_does_not_hold_the_prompt(
@@ -369,17 +471,20 @@ def test_an_interrupt_from_elsewhere_is_an_error_not_the_clients_cancel(
 
 
 def test_a_line_that_is_not_a_json_object_is_answered_and_the_agent_reads_on(gateway: Gateway) -> None:
-    """``5``, ``null`` or a broken line get their JSON-RPC errors; the agent (and its turns) go on. The first
-    stopped it with a traceback, ``null`` read as the end of input, and a broken line was never answered."""
+    """``5``, ``null``, a broken line or an object with no method get their JSON-RPC errors; the agent (and its
+    turns) go on. The first stopped it with a traceback, ``null`` read as the end of input, a broken line and an
+    object with only an id were never answered, and a number for a method was "method not found"."""
     command = [sys.executable, "-m", "ccapi", "acp", "--url", gateway.base_url]
     lines = [b"5", b"null", b"[]", b'{"jsonrpc": "2.0", "id": 1, "method": "initi', b""]
+    no_method = [{"jsonrpc": "2.0", "id": 3}, {"jsonrpc": "2.0", "id": "4", "method": 5}]  # not even a response
     initialize = {"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": {"protocolVersion": PROTOCOL_VERSION}}
-    stdin = b"\n".join(lines) + orjson.dumps(initialize) + b"\n"
+    stdin = b"\n".join(lines) + b"".join(orjson.dumps(m) + b"\n" for m in [*no_method, initialize])
     done = subprocess.run(command, input=stdin, capture_output=True, env=_env(), timeout=60, check=False)
     replies = [orjson.loads(line) for line in done.stdout.splitlines()]
-    assert [r.get("error", {}).get("code") for r in replies] == [-32600, -32600, -32600, -32700, None], replies
-    assert all(r["id"] is None for r in replies[:4]) and replies[4]["id"] == 2
-    assert replies[4]["result"]["protocolVersion"] == PROTOCOL_VERSION
+    codes = [-32600, -32600, -32600, -32700, -32600, -32600, None]
+    assert [r.get("error", {}).get("code") for r in replies] == codes, replies
+    assert [r["id"] for r in replies] == [None, None, None, None, 3, "4", 2]
+    assert replies[6]["result"]["protocolVersion"] == PROTOCOL_VERSION
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()[-2000:]
 
 

@@ -34,6 +34,7 @@ from acp.schema import (
     SetSessionConfigOptionResponse,
     SetSessionModeResponse,
     ToolCallUpdate,
+    Usage,
 )
 
 from ccapi import __version__
@@ -168,7 +169,8 @@ class GatewayAgent:
                 await self._interrupt(session_id, turn.turn_id)
             after = int(turn.raw.get("first_event_seq", 1)) - 1
             ended = await _call(self._follow(session_id, turn.turn_id, after))  # a session deleted meanwhile: 404
-            return PromptResponse(stop_reason=_stop_reason(ended, cancelled=session_id in self._cancelled))
+            stop_reason = _stop_reason(ended, cancelled=session_id in self._cancelled)
+            return PromptResponse(stop_reason=stop_reason, usage=_usage(ended.data.get("usage")))
         finally:
             self._turns.pop(session_id, None)
             self._cancelled.discard(session_id)
@@ -217,8 +219,9 @@ class GatewayAgent:
         raise RequestError.internal_error({"message": "the gateway closed the event stream before the turn ended"})
 
     async def _approve(self, session_id: str, request: dict[str, Any]) -> None:
-        """Ask the client; a cancelled request (the client cancelled the prompt) is left to the interrupt. A client
-        that fails to ask refuses the call: the turn would otherwise wait for the approval timeout."""
+        """Ask the client. A request it cancels with the prompt (``session/cancel``) is left to the interrupt; one it
+        fails to ask, or cancels on its own (acpx does when no option fits its policy), refuses the call: the turn
+        would otherwise wait for the approval timeout."""
         name, tool_input = request.get("tool_name", ""), request.get("input") or {}
         call = ToolCallUpdate(
             tool_call_id=request.get("tool_use_id") or request["request_id"],
@@ -235,9 +238,12 @@ class GatewayAgent:
             decision = Decision(request["request_id"], False, f"the editor could not ask the user: {exc}")
         else:
             if not isinstance(answer.outcome, AllowedOutcome):
-                return
-            allow = answer.outcome.option_id == ALLOW
-            decision = Decision(request["request_id"], allow, None if allow else "the user rejected this tool call")
+                if session_id in self._cancelled:
+                    return
+                decision = Decision(request["request_id"], False, "the editor cancelled the permission request")
+            else:
+                allow = answer.outcome.option_id == ALLOW
+                decision = Decision(request["request_id"], allow, None if allow else "the user rejected this tool call")
         with contextlib.suppress(*_UNANSWERED):  # 409: the turn was interrupted or timed out meanwhile
             await self.gateway.decide(session_id, [decision], background=True)
 
@@ -272,6 +278,22 @@ def _stop_reason(event: Event, cancelled: bool) -> Any:
         error = event.data.get("error") or {}
         raise RequestError.internal_error({"type": error.get("type"), "message": error.get("message", "turn failed")})
     return _STOP_REASONS.get(event.data.get("stop_reason") or "", "end_turn")
+
+
+def _usage(usage: Any) -> Usage | None:
+    """The turn's tokens (the Messages API's ``usage``, summed over its model requests) as ACP's prompt ``usage``:
+    input without the cache, as the API counts it, and the cache reads and writes beside it."""
+    if not isinstance(usage, dict):
+        return None
+    fresh, output = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    read, written = int(usage.get("cache_read_input_tokens") or 0), int(usage.get("cache_creation_input_tokens") or 0)
+    return Usage(
+        total_tokens=fresh + output + read + written,
+        input_tokens=fresh,
+        output_tokens=output,
+        cached_read_tokens=read,
+        cached_write_tokens=written,
+    )
 
 
 def _failed_stop_reason(data: dict[str, Any]) -> str | None:

@@ -3,13 +3,20 @@
 The library takes any JSON value for a message: a line that is valid JSON but not an object (``5``, ``[]``) stopped
 the agent with a traceback, and ``null`` read as the end of input. A line that is not JSON at all it only logs, so
 the request that line was meant to be waits for ever. Here each gets its JSON-RPC error (``-32700`` parse error,
-``-32600`` invalid request, ``id`` null as the spec has it) and the agent reads on.
+``-32600`` invalid request, ``id`` null as the spec has it) and the agent reads on; so does an object that is
+neither a request, a notification nor a response (no ``method``, or not a string, and no ``result`` or ``error``),
+which the library dropped unanswered or called an unknown method.
+
+Notifications: ``$/cancel_request`` of a running ``session/prompt`` (ACP's per-request cancellation) is that
+prompt's ``session/cancel``, so the prompt answers ``cancelled``; one of any other request, and any notification
+the agent has no handler for, is ignored, as JSON-RPC has it (the library logged a traceback for each).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 PARSE_ERROR: dict[str, Any] = {
@@ -17,28 +24,30 @@ PARSE_ERROR: dict[str, Any] = {
     "id": None,
     "error": {"code": -32700, "message": "Parse error: not JSON"},
 }
-INVALID_REQUEST: dict[str, Any] = {
-    "jsonrpc": "2.0",
-    "id": None,
-    "error": {"code": -32600, "message": "Invalid Request: a message must be a JSON object"},
-}
+NOT_AN_OBJECT = "Invalid Request: a message must be a JSON object"
+NO_METHOD = "Invalid Request: a message needs a method (a string), or a result or error"
+
+PROMPT, CANCEL, CANCEL_REQUEST = "session/prompt", "session/cancel", "$/cancel_request"
+RECENT_PROMPTS = 64
+"""How many prompt request ids a ``$/cancel_request`` may name: the running ones are the last few."""
 
 
 def checked_lines(
     source: asyncio.StreamReader, replies: asyncio.StreamWriter, limit: int
 ) -> tuple[asyncio.StreamReader, asyncio.Task[None]]:
-    """A reader of ``source``'s lines that are JSON objects (or blank), and the task that feeds it; the other
-    lines are answered on ``replies``."""
+    """A reader of ``source``'s messages for the library, and the task that feeds it; the lines that are no
+    message are answered on ``replies``."""
     checked = asyncio.StreamReader(limit=limit)
+    prompts: dict[str | int, str] = {}
 
     async def pump() -> None:
         try:
             while line := await _line(source):
-                refusal = _refusal(line)
-                if refusal is None:
-                    checked.feed_data(line)
-                else:
-                    replies.write(json.dumps(refusal).encode() + b"\n")
+                message = _message(line)
+                if isinstance(message, Refusal):
+                    replies.write(json.dumps(message.reply).encode() + b"\n")
+                elif message is not None and (passed := _passed(message, line, prompts)) is not None:
+                    checked.feed_data(passed)
         finally:
             checked.feed_eof()
 
@@ -59,11 +68,52 @@ async def _line(source: asyncio.StreamReader) -> bytes:
         return b"".join(pieces) + exc.partial
 
 
-def _refusal(line: bytes) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Refusal:
+    """The error answer of a line that is no JSON-RPC message."""
+
+    reply: dict[str, Any]
+
+
+def _invalid(request_id: Any, message: str) -> Refusal:
+    known = request_id if isinstance(request_id, str | int) else None
+    return Refusal({"jsonrpc": "2.0", "id": known, "error": {"code": -32600, "message": message}})
+
+
+def _message(line: bytes) -> dict[str, Any] | Refusal | None:
+    """The line's message, its refusal, or ``None`` for a blank line."""
     if not line.strip():
         return None
     try:
         message = json.loads(line)
     except ValueError:
-        return PARSE_ERROR
-    return None if isinstance(message, dict) else INVALID_REQUEST
+        return Refusal(PARSE_ERROR)
+    if not isinstance(message, dict):
+        return _invalid(None, NOT_AN_OBJECT)
+    if not isinstance(message.get("method"), str) and "result" not in message and "error" not in message:
+        return _invalid(message.get("id"), NO_METHOD)
+    return message
+
+
+def _passed(message: dict[str, Any], line: bytes, prompts: dict[str | int, str]) -> bytes | None:
+    """What the library reads of the message (``None``: nothing, it is ignored); ``prompts`` maps the recent
+    prompts' request ids to their sessions."""
+    method, params = message.get("method"), message.get("params")
+    if "id" in message or not isinstance(method, str):  # a request or a response: the library answers or takes it
+        if method == PROMPT and isinstance(params, dict):
+            _remember(prompts, message["id"], params.get("sessionId"))
+        return line
+    if method == CANCEL_REQUEST:
+        cancelled = params.get("requestId") if isinstance(params, dict) else None
+        if not isinstance(cancelled, str | int) or cancelled not in prompts:
+            return None
+        cancel = {"jsonrpc": "2.0", "method": CANCEL, "params": {"sessionId": prompts.pop(cancelled)}}
+        return json.dumps(cancel).encode() + b"\n"
+    return line if method == CANCEL or method.startswith("_") else None
+
+
+def _remember(prompts: dict[str | int, str], request_id: Any, session_id: Any) -> None:
+    if isinstance(request_id, str | int) and isinstance(session_id, str):
+        prompts[request_id] = session_id
+        while len(prompts) > RECENT_PROMPTS:
+            del prompts[next(iter(prompts))]
