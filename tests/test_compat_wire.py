@@ -20,11 +20,11 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
 from ccapi.compat.conversation import ToolCall
-from ccapi.compat.errors import TurnFailed
+from ccapi.compat.errors import TurnFailed, anthropic_error, failure, openai_error
 from ccapi.compat.openai_responses import ResponseStream
 from ccapi.compat.reply import TextDelta
-from ccapi.testing import MockModel, Reply, ToolUse
-from tests.compat_support import WEATHER_SCHEMA
+from ccapi.testing import MockError, MockModel, Reply, ToolUse
+from tests.compat_support import WEATHER_SCHEMA, main_requests
 from tests.gateway import Gateway
 
 CALL = Reply(text="Checking the weather now.", tool_uses=(ToolUse("get_weather", {"city": "Rome"}),))
@@ -244,3 +244,54 @@ def test_sse_frames_are_named_for_their_event(gateway: Gateway, mock_model: Mock
         if not block.startswith(":"):
             event, data = block.split("\n")
             assert orjson.loads(data.removeprefix("data: "))["type"] == event.removeprefix("event: ")
+
+
+PROMPT_TOO_LONG = Reply(
+    error=MockError(400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum")
+)
+
+
+def test_a_conversation_past_the_context_window_is_the_clients_400(gateway: Gateway, mock_model: MockModel) -> None:
+    """The model's API refusing the prompt as too long is a 400 in each format (OpenAI's
+    ``context_length_exceeded``, Anthropic's ``invalid_request_error`` with its words), as agent clients expect
+    before they compact their history: not a 502 the SDKs would send again (here with their default two retries,
+    and the model asked once)."""
+    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="unused") as client:
+        mock_model.script(PROMPT_TOO_LONG)
+        with pytest.raises(openai.BadRequestError) as chat:
+            client.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "a long one"}])
+        assert chat.value.code == "context_length_exceeded" and chat.value.type == "invalid_request_error"
+        assert chat.value.response.headers["x-cc-session-id"].startswith("sess_")
+
+        mock_model.script(PROMPT_TOO_LONG)
+        with client.responses.stream(model="sonnet", input="a long one, streamed") as stream:
+            events = list(stream)
+        failed = next(e for e in events if e.type == "response.failed")
+        assert failed.response.error and failed.response.error.code == "context_length_exceeded"
+        assert events[-1].type == "error" and events[-1].code == "context_length_exceeded"
+
+    with anthropic.Anthropic(base_url=gateway.base_url, api_key="unused") as client:
+        mock_model.script(PROMPT_TOO_LONG)
+        with pytest.raises(anthropic.BadRequestError) as messages:
+            client.messages.create(model="sonnet", max_tokens=10, messages=[{"role": "user", "content": "long"}])
+        assert messages.value.body["error"]["type"] == "invalid_request_error"
+        assert "prompt is too long" in messages.value.message.lower()
+    assert len(main_requests(mock_model)) == 3  # one model call each: nothing retried
+
+
+def test_what_an_upstream_failure_is_in_a_compat_reply() -> None:
+    """The model's API refusing a request (a 400) is the client's 400, any other upstream failure the 502 of a
+    failed turn."""
+    too_long = failure(
+        {"type": "upstream_error", "message": "Prompt is too long · …", "reason": "invalid_request", "status": 400}
+    )
+    assert (too_long.status, too_long.type) == (400, "context_length_exceeded")
+    refused = failure(
+        {"type": "upstream_error", "message": "API Error: 400 bad block", "reason": "unknown", "status": 400}
+    )
+    assert (refused.status, refused.type) == (400, "upstream_invalid_request")
+    assert openai_error(refused.type, refused.message)["error"]["type"] == "invalid_request_error"
+    assert anthropic_error(too_long.type, too_long.message)["error"]["type"] == "invalid_request_error"
+    for upstream in ({"status": 500, "reason": "server_error"}, {"status": 401, "reason": "authentication_failed"}, {}):
+        failed = failure({"type": "upstream_error", "message": "API Error", **upstream})
+        assert (failed.status, failed.type) == (502, "upstream_error")

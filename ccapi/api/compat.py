@@ -179,7 +179,9 @@ async def _settled(request: Request, exchange: Exchange) -> Reply:
         _abandon(request, exchange)
         raise
     if reply.failed:
-        raise failure(reply.error)
+        error = failure(reply.error)
+        error.headers.setdefault(SESSION_HEADER, exchange.session_id)  # the session is there, as on a reply
+        raise error
     return reply
 
 

@@ -30,7 +30,8 @@ _STREAM_FRAME = {
 
 def _errors(schema: str, *statuses: int) -> dict[str, Any]:
     described = {
-        400: "Invalid request",
+        400: "Invalid request, or one the model's API refused as invalid (OpenAI code context_length_exceeded when "
+        "the conversation no longer fits the model's context window)",
         401: "Missing or wrong API key",
         404: "Unknown model, session or response",
         409: "The session is in another state than the request assumes",

@@ -7,6 +7,7 @@ blob. The HTTP status stays the native one.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ccapi.compat.replies import AnthropicError, AnthropicErrorType, OpenAIError, OpenAIErrorType
@@ -26,6 +27,8 @@ _OPENAI_TYPES: dict[str, OpenAIErrorType] = {
     "turn_limit": "invalid_request_error",
     "rate_limited": "rate_limit_exceeded",
     "previous_response_not_found": "invalid_request_error",
+    "upstream_invalid_request": "invalid_request_error",
+    "context_length_exceeded": "invalid_request_error",
     "internal": "server_error",
 }
 #: The request field an error is about, where OpenAI names it (``error.param``).
@@ -41,8 +44,13 @@ _ANTHROPIC_TYPES: dict[str, AnthropicErrorType] = {
     "upstream_error": "api_error",
     "turn_limit": "invalid_request_error",
     "rate_limited": "rate_limit_error",
+    "upstream_invalid_request": "invalid_request_error",
+    "context_length_exceeded": "invalid_request_error",
     "internal": "api_error",
 }
+#: How Anthropic (``prompt is too long: N tokens > M maximum``) and Claude Code (``Prompt is too long · …``) say the
+#: conversation no longer fits the model's context window.
+_PROMPT_TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
 
 
 class TurnFailed(ApiError):
@@ -67,6 +75,21 @@ def openai_error(type_: str, message: str) -> OpenAIError:
 def anthropic_error(type_: str, message: str) -> AnthropicError:
     """``{"type": "error", "error": {"type", "message"}}``."""
     return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(type_, "api_error"), "message": message}}
+
+
+class UpstreamInvalidRequest(ApiError):
+    """The model's API refused the turn's request as invalid (a 400): what the client sent cannot be answered as it
+    stands, so it is the client's 400 — not a server fault that its SDK would send again, twice, to the same end."""
+
+    status, type = 400, "upstream_invalid_request"
+
+
+class ContextLengthExceeded(UpstreamInvalidRequest):
+    """The conversation no longer fits the model's context window (and Claude Code could not compact it): OpenAI's
+    ``context_length_exceeded`` code, and Anthropic's ``invalid_request_error`` with its ``prompt is too long``
+    words, which agent clients read as the signal to compact their own history."""
+
+    type = "context_length_exceeded"
 
 
 class PreviousResponseNotFound(ApiError):
@@ -98,6 +121,9 @@ def failure(error: dict[str, Any] | None) -> ApiError:
         return Unavailable(message, headers=retry)
     if error.get("type") == "conflict":  # a queued turn whose session another host drives now
         return Conflict(message, headers=retry)
+    if error.get("type") == "upstream_error" and error.get("status") == 400:  # Claude Code's reason: any
+        refused = ContextLengthExceeded if _PROMPT_TOO_LONG.search(message) else UpstreamInvalidRequest
+        return refused(message, {"reason": error.get("reason"), "upstream_status": 400})
     return TurnFailed(message, {"reason": error.get("type")})
 
 

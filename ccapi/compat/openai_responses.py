@@ -436,5 +436,10 @@ class ResponseStream:
         return f"event: {kind}\ndata: {dump(payload)}\n\n".encode()
 
 
-#: A failed response's ``error.code``, in the Responses API's vocabulary (its SDK types list the codes).
-_FAILED_CODES = {"rate_limited": "rate_limit_exceeded"}
+#: A failed response's ``error.code``, in the Responses API's vocabulary (its SDK types list most of the codes; Codex
+#: reads ``context_length_exceeded`` there too).
+_FAILED_CODES = {
+    "rate_limited": "rate_limit_exceeded",
+    "context_length_exceeded": "context_length_exceeded",
+    "upstream_invalid_request": "invalid_prompt",
+}
