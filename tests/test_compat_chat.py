@@ -137,7 +137,7 @@ def test_errors_use_the_openai_envelope(client: openai.OpenAI, gateway: Gateway)
     with pytest.raises(openai.NotFoundError) as unknown:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert "unknown model" in unknown.value.message
-    assert unknown.value.body["type"] == "not_found_error"
+    assert unknown.value.body["type"] == "not_found_error" and unknown.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model="sonnet", messages=[{"role": "wizard", "content": "hi"}])
     assert bad.value.body["type"] == "invalid_request_error" and "role" in bad.value.body["message"]

@@ -18,13 +18,13 @@ from ccapi.api.request import json_body
 from ccapi.api.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from ccapi.catalog import ModelInfo
 from ccapi.compat import anthropic_messages, openai_chat, openai_responses
-from ccapi.compat.errors import anthropic_error, failure, openai_error, rate_limit_headers
+from ccapi.compat.errors import ModelNotFound, anthropic_error, failure, openai_error, rate_limit_headers
 from ccapi.compat.exchange import CompatRequest, Exchange
 from ccapi.compat.parsing import affinity_key
 from ccapi.compat.replies import CompatModel, CompatModelList
 from ccapi.compat.reply import Reply, ReplyStream
 from ccapi.compat.router import CompatRouter
-from ccapi.errors import ApiError, InvalidRequest, NotFound
+from ccapi.errors import ApiError, InvalidRequest
 from ccapi.limits import RateLimited
 from ccapi.toolpolicy import parse_builtin_tools_text
 
@@ -104,7 +104,7 @@ async def get_model(request: Request, model_id: str) -> HTTPResponse:
         default=None,
     )  # a dated snapshot is its base model
     if found is None:
-        raise NotFound(f"unknown model {model_id!r}; GET /v1/models lists the known ones", {"model": model_id})
+        raise ModelNotFound(f"unknown model {model_id!r}; GET /v1/models lists the known ones", {"model": model_id})
     return json(_model(found, canonical))
 
 

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ccapi.compat.replies import AnthropicError, AnthropicErrorType, OpenAIError, OpenAIErrorType
-from ccapi.errors import ApiError, Conflict, Unavailable
+from ccapi.errors import ApiError, Conflict, NotFound, Unavailable
 from ccapi.limits import RateLimited, epoch
 from ccapi.sessions.lease import RETRY_AFTER_SECONDS
 
@@ -20,6 +20,7 @@ _OPENAI_TYPES: dict[str, OpenAIErrorType] = {
     "unauthorized": "authentication_error",
     "forbidden": "permission_error",
     "not_found": "not_found_error",
+    "model_not_found": "not_found_error",
     "conflict": "invalid_request_error",
     "payload_too_large": "invalid_request_error",
     "unavailable": "server_error",
@@ -38,6 +39,7 @@ _ANTHROPIC_TYPES: dict[str, AnthropicErrorType] = {
     "unauthorized": "authentication_error",
     "forbidden": "permission_error",
     "not_found": "not_found_error",
+    "model_not_found": "not_found_error",
     "conflict": "invalid_request_error",
     "payload_too_large": "request_too_large",
     "unavailable": "overloaded_error",
@@ -75,6 +77,12 @@ def openai_error(type_: str, message: str) -> OpenAIError:
 def anthropic_error(type_: str, message: str) -> AnthropicError:
     """``{"type": "error", "error": {"type", "message"}}``."""
     return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(type_, "api_error"), "message": message}}
+
+
+class ModelNotFound(NotFound):
+    """A model no name of the catalog's: OpenAI's ``model_not_found`` code (Anthropic's ``not_found_error``)."""
+
+    type = "model_not_found"
 
 
 class UpstreamInvalidRequest(ApiError):

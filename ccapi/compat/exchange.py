@@ -14,8 +14,9 @@ from typing import Any
 
 from ccapi.catalog import ModelCatalog
 from ccapi.compat.conversation import Conversation
+from ccapi.compat.errors import ModelNotFound
 from ccapi.compat.reply import Delta, Reply
-from ccapi.errors import ApiError, NotFound
+from ccapi.errors import ApiError
 from ccapi.sessions.params import known_model
 from ccapi.toolpolicy import BuiltinTools
 
@@ -125,4 +126,4 @@ class Exchange:
 def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
     """The canonical model id a compat request names (its default when it names none); an unknown one is a 404,
     as the providers answer it."""
-    return known_model(catalog, default if requested is None else requested, NotFound, "/v1/models")
+    return known_model(catalog, default if requested is None else requested, ModelNotFound, "/v1/models")
