@@ -255,7 +255,8 @@ def test_a_conversation_past_the_context_window_is_the_clients_400(gateway: Gate
     """The model's API refusing the prompt as too long is a 400 in each format (OpenAI's
     ``context_length_exceeded``, Anthropic's ``invalid_request_error`` with its words), as agent clients expect
     before they compact their history: not a 502 the SDKs would send again (here with their default two retries,
-    and the model asked once)."""
+    and the model asked once each time). Streamed too: the status line waits for the reply's first delta, so a
+    turn refused before it said anything is the same 400, not a 200 whose stream ends in an error."""
     with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="unused") as client:
         mock_model.script(PROMPT_TOO_LONG)
         with pytest.raises(openai.BadRequestError) as chat:
@@ -264,19 +265,35 @@ def test_a_conversation_past_the_context_window_is_the_clients_400(gateway: Gate
         assert chat.value.response.headers["x-cc-session-id"].startswith("sess_")
 
         mock_model.script(PROMPT_TOO_LONG)
-        with client.responses.stream(model="sonnet", input="a long one, streamed") as stream:
-            events = list(stream)
-        failed = next(e for e in events if e.type == "response.failed")
-        assert failed.response.error and failed.response.error.code == "context_length_exceeded"
-        assert events[-1].type == "error" and events[-1].code == "context_length_exceeded"
+        with pytest.raises(openai.BadRequestError) as streamed:
+            list(
+                client.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "s"}], stream=True)
+            )
+        assert streamed.value.code == "context_length_exceeded"
+
+        mock_model.script(PROMPT_TOO_LONG)
+        with (
+            pytest.raises(openai.BadRequestError) as response,
+            client.responses.stream(model="sonnet", input="a long one, streamed") as stream,
+        ):
+            list(stream)
+        assert response.value.code == "context_length_exceeded"
 
     with anthropic.Anthropic(base_url=gateway.base_url, api_key="unused") as client:
+        ask = [{"role": "user", "content": "a long one"}]
         mock_model.script(PROMPT_TOO_LONG)
-        with pytest.raises(anthropic.BadRequestError) as messages:
-            client.messages.create(model="sonnet", max_tokens=10, messages=[{"role": "user", "content": "long"}])
-        assert messages.value.body["error"]["type"] == "invalid_request_error"
-        assert "prompt is too long" in messages.value.message.lower()
-    assert len(main_requests(mock_model)) == 3  # one model call each: nothing retried
+        with pytest.raises(anthropic.BadRequestError) as created:
+            client.messages.create(model="sonnet", max_tokens=10, messages=ask)
+        mock_model.script(PROMPT_TOO_LONG)
+        with (
+            pytest.raises(anthropic.BadRequestError) as streamed_message,
+            client.messages.stream(model="sonnet", max_tokens=10, messages=ask) as stream,
+        ):
+            stream.get_final_message()
+    for error in (created.value, streamed_message.value):
+        assert error.body["error"]["type"] == "invalid_request_error"
+        assert "prompt is too long" in error.message.lower()
+    assert len(main_requests(mock_model)) == 5  # one model call each: nothing retried
 
 
 def test_what_an_upstream_failure_is_in_a_compat_reply() -> None:

@@ -22,7 +22,7 @@ from ccapi.compat.errors import ModelNotFound, anthropic_error, failure, openai_
 from ccapi.compat.exchange import CompatRequest, Exchange
 from ccapi.compat.parsing import affinity_key
 from ccapi.compat.replies import CompatModel, CompatModelList
-from ccapi.compat.reply import Reply, ReplyStream
+from ccapi.compat.reply import Delta, Reply, ReplyStream
 from ccapi.compat.router import CompatRouter
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.limits import RateLimited
@@ -207,24 +207,48 @@ def _request_id(request: Request) -> dict[str, str]:
 
 
 async def _stream(request: Request, exchange: Exchange, stream: ReplyStream) -> None:
-    """The format's SSE frames as the reply grows; a failure mid-stream ends it with the
-    format's error frame (the status line has already gone out)."""
+    """The format's SSE frames as the reply grows; a failure mid-stream ends it with the format's error frame.
+
+    The status line waits for the reply's first delta (or the first keep-alive, ``CC_API_KEEPALIVE_SECONDS``): a turn
+    refused before it said anything, for what the client asked (a prompt past the context window, a round limit)
+    or a spent usage window, is that 4xx, as the providers answer before they stream, so the SDKs raise their
+    ``BadRequestError`` or back off on ``RateLimitError``'s ``Retry-After``. An upstream failure (5xx) stays in the
+    stream: Claude Code has retried it already, and an SDK would retry a 5xx status twice more."""
+    deltas = exchange.deltas()
+    unanswered: ApiError | None = None  # the reply will never come: said in the stream (below)
+    try:
+        first = await anext(deltas, None)
+    except asyncio.CancelledError:
+        _abandon(request, exchange)
+        raise
+    except ApiError as exc:
+        first, unanswered = None, exc
+    if isinstance(first, Reply) and first.failed:
+        error = failure(first.error)
+        if error.status < 500:
+            error.headers.setdefault(SESSION_HEADER, exchange.session_id)
+            raise error
     response = await request.respond(
         content_type="text/event-stream", headers={**SSE_HEADERS, **_headers(request, exchange)}
     )
     assert response is not None
     await response.send(b"".join(stream.start()))
     try:
-        async for delta in exchange.deltas():
-            if delta is None:
-                frames = [KEEPALIVE_FRAME]
-            elif isinstance(delta, Reply):
-                frames = stream.error(failure(delta.error)) if delta.failed else stream.end(delta)
-            else:
-                frames = stream.delta(delta)
-            await response.send(b"".join(frames))
+        if unanswered is not None:
+            raise unanswered
+        await response.send(b"".join(_frames(stream, first)))
+        async for delta in deltas:
+            await response.send(b"".join(_frames(stream, delta)))
     except ApiError as exc:
         await response.send(b"".join(stream.error(exc)))
     finally:
         _abandon(request, exchange)  # a no-op once the turn has started
     await response.eof()
+
+
+def _frames(stream: ReplyStream, delta: Delta | None) -> list[bytes]:
+    if delta is None:
+        return [KEEPALIVE_FRAME]
+    if isinstance(delta, Reply):
+        return stream.error(failure(delta.error)) if delta.failed else stream.end(delta)
+    return stream.delta(delta)
