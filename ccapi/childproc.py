@@ -23,6 +23,9 @@ GATEWAY_PID = "CC_API_GATEWAY_PID"
 like every ``CC_API_*`` variable it is dropped before Claude Code starts, so neither it nor its
 tools are pointed at the gateway's ``/proc`` entry."""
 
+ENGINE_TAG = "CCAPI_ENGINE"
+"""Which engine a process belongs to, inherited by everything Claude Code starts (see ``ccapi.engine.reaper``)."""
+
 SESSION_BASICS = frozenset(
     {"HOME", "PATH", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "LANG", "LANGUAGE", "TMPDIR", "PWD", "IS_SANDBOX"}
 )
@@ -30,6 +33,7 @@ SESSION_BASICS = frozenset(
 
 _KEEP_NAMES = SESSION_BASICS | frozenset(
     {
+        ENGINE_TAG,
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "NO_PROXY",

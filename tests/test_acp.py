@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -324,6 +325,44 @@ def test_a_cancel_request_of_the_prompt_cancels_it_and_other_notifications_are_i
 
 
 @pytest.mark.slow  # an agent process of its own and a 3 s reply waited out; the cancel above stays fast
+def test_a_tool_call_open_when_its_turn_fails_ends_failed(
+    make_gateway: Any, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Claude Code dies while its Bash call runs: the turn fails with no result for the call (the prompt's error),
+    and the client is told the call failed, rather than showing it running for ever; a replay says the same."""
+    gateway = make_gateway()
+    mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "sleep 30"}),)), Reply(text="never"))
+    client = RecordingClient()
+
+    def started() -> list[Any]:
+        return [u for u in client.updates if isinstance(u, ToolCallStart)]
+
+    async def run() -> tuple[Any, Any]:
+        async with acp_agent(gateway, client) as conn:
+            session = await conn.new_session(cwd=str(tmp_path))
+            prompt = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[text_block("wait")]))
+            while not started():  # noqa: ASYNC110 - the updates come in on the connection's task
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)  # Claude Code runs it (a command that only reads needs no approval)
+            for pid in gateway.claude_processes():
+                os.kill(pid, signal.SIGKILL)
+            with pytest.raises(RequestError) as failed:  # a failed turn is the prompt's error
+                await prompt
+            replay = RecordingClient()
+            async with acp_agent(gateway, replay) as again:
+                await again.load_session(cwd=str(tmp_path), session_id=session.session_id)
+        return failed.value, replay
+
+    error, replay = _run(run())
+
+    [call] = started()
+    last = [u for u in client.updates if isinstance(u, ToolCallProgress | ToolCallStart)][-1]
+    assert (type(last), last.tool_call_id, last.status) == (ToolCallProgress, call.tool_call_id, "failed")
+    assert error.data["type"] == "engine_error"
+    replayed = [u for u in replay.updates if isinstance(u, ToolCallProgress | ToolCallStart)]
+    assert (replayed[-1].tool_call_id, replayed[-1].status) == (call.tool_call_id, "failed")
+
+
 def test_cancel_leaves_another_clients_turn_alone(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
     """A cancel stops the ACP client's own prompt only, never an HTTP client's turn running in the session."""
     mock_model.script(Reply(text="http reply", first_byte_delay=3))

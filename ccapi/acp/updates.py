@@ -5,8 +5,9 @@ call (title, kind, file locations, Claude Code's input as ``rawInput``, a diff f
 ``agent_tool.completed`` its update (``completed`` or ``failed``, the result as content and ``rawOutput``);
 TodoWrite's todo list becomes the plan instead of a tool call. ``turn.started`` replays as the user's message
 (a live prompt's own input is the client's already). ``session.updated`` with a permission mode (an approved plan
-leaves plan mode) moves the client's mode picker. The rest (usage, rate limits, compaction, permission
-events, which the agent turns into requests) maps to nothing.
+leaves plan mode) moves the client's mode picker. A turn that ends with tool calls still open (its Claude Code
+died) ends them ``failed``, so the client does not show them running for ever. The rest (usage, rate limits,
+compaction, permission events, which the agent turns into requests) maps to nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from acp.schema import (
 
 from ccapi.acp.options import MODES
 from ccapi.acp.prompt import replayed_input
-from ccapi.events import Event, EventType
+from ccapi.events import TERMINAL_TURN_EVENTS, Event, EventType
 
 TODO_TOOL = "TodoWrite"
 _KINDS: dict[str, ToolKind] = {
@@ -69,6 +70,7 @@ class UpdateMapper:
         self.replay = replay
         self._plans: set[str] = set()
         self._asked: dict[str, str] = {}  # permission request → the tool call it is about
+        self._open: dict[str, None] = {}  # tool calls started and not completed, in order
 
     def __call__(self, event: Event) -> list[Any]:
         data = event.data
@@ -80,9 +82,15 @@ class UpdateMapper:
             started = tool_started(data.get("tool_use_id", ""), data.get("name", ""), data.get("input") or {})
             if not isinstance(started, ToolCallStart):
                 self._plans.add(data.get("tool_use_id", ""))
+            else:
+                self._open[started.tool_call_id] = None
             return [started]
         if event.type == EventType.AGENT_TOOL_COMPLETED:
+            self._open.pop(data.get("tool_use_id", ""), None)
             return [] if data.get("tool_use_id") in self._plans else [tool_completed(data)]
+        if event.type in TERMINAL_TURN_EVENTS:
+            left, self._open = list(self._open), {}
+            return [update_tool_call(call, status="failed") for call in left]
         if event.type == EventType.PERMISSION_REQUESTED and data.get("tool_use_id"):
             self._asked[data["request_id"]] = data["tool_use_id"]
         if event.type == EventType.PERMISSION_RESOLVED and data.get("behavior") == "allow":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import os
 import tempfile
 import time
@@ -14,7 +15,9 @@ from typing import Any
 from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 from claude_agent_sdk.types import Message
 
+from ccapi.childproc import ENGINE_TAG
 from ccapi.engine.errors import EngineError, explain_process_failure
+from ccapi.engine.reaper import engine_tag, reap
 from ccapi.engine.sdklog import demote_shutdown_noise
 from ccapi.engine.spec import EngineSpec, build_options, mcp_config
 
@@ -39,12 +42,14 @@ class LiveEngine:
         self.held = False
         self._ahead: asyncio.Task[None] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+        #: What this process and everything it starts carry in their environment (``ccapi.engine.reaper``).
+        self.tag = engine_tag(spec.env[ENGINE_TAG]) if ENGINE_TAG in spec.env else None
         servers = mcp_config(spec)
         self._prompt_file = _private_file("system-prompt", spec.system_prompt) if spec.system_prompt else None
         self._mcp_file = _private_file("mcp-config", servers) if servers else None
         self._client = ClaudeSDKClient(
             build_options(
-                spec,
+                dataclasses.replace(spec, env={**spec.env, ENGINE_TAG: self.tag}) if self.tag else spec,
                 self._stderr.append,
                 str(self._prompt_file) if self._prompt_file else None,
                 str(self._mcp_file) if self._mcp_file else None,
@@ -129,7 +134,7 @@ class LiveEngine:
         self._prompt_file = self._mcp_file = None
 
     async def close(self) -> None:
-        """Stop the CLI process; safe to call twice."""
+        """Stop the CLI process, and whatever it started that outlived it; safe to call twice."""
         self._remove_private_files()
         if self._ahead is not None:  # sent ahead of a turn that never ran
             self._ahead.cancel()
@@ -139,6 +144,8 @@ class LiveEngine:
             await self._client.disconnect()
         except Exception:  # noqa: BLE001 - a dying process must not block shutdown
             pass
+        if self.tag is not None:
+            await asyncio.to_thread(reap, self.tag)
 
 
 def _private_file(kind: str, text: str) -> Path:

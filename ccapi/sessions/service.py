@@ -119,6 +119,7 @@ class SessionService:
         """Install the launcher that starts Claude Code clean, close what a crash left open, then
         keep this host's leases alive and watch for turns orphaned by hosts that died."""
         self._specs.install_launcher()
+        await self._specs.reap_leftovers()
         await self.sweep_orphans()
         await close_stranded_queued(self.store, self.events, self._owner, self.metrics)
         care = keep_leases(self.store, self._owner, self.settings.lease_ttl, self._running, self.sweep_orphans)

@@ -16,12 +16,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import structlog
 from claude_agent_sdk import ClaudeSDKError
 
-from ccapi.childproc import install_launcher, withheld
+from ccapi.childproc import ENGINE_TAG, install_launcher, withheld
 from ccapi.config import Settings
 from ccapi.engine import EngineSpec
 from ccapi.engine.bridge import PermissionDecision, ToolOutcome
+from ccapi.engine.reaper import home_tag, reap
 from ccapi.engine.sandbox import SandboxPolicy, launch_files, login_files
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
 from ccapi.errors import InvalidRequest
@@ -30,6 +32,8 @@ from ccapi.sessions.turns import TurnRun
 from ccapi.store import SessionRecord
 from ccapi.store.transcripts import TranscriptMirror
 from ccapi.toolpolicy import PermissionPolicy, parse_builtin_tools
+
+log = structlog.get_logger(__name__)
 
 
 class EngineSpecs:
@@ -57,9 +61,16 @@ class EngineSpecs:
                 retries=settings.upstream_retries,
                 timeout=settings.upstream_timeout,
             ),
+            ENGINE_TAG: home_tag(settings.home),
         }
         self._cli: str | None = None
         self._starting: dict[str, asyncio.Event] = {}
+
+    async def reap_leftovers(self) -> None:
+        """Kill what the Claude Code processes of an earlier gateway of this home left running: a gateway that
+        died took its Claude Codes with it (``ccapi.childproc``), not the commands they were running."""
+        if leftovers := await asyncio.to_thread(reap, f"{self._env[ENGINE_TAG]}/"):
+            log.warning("reaped_leftover_processes", count=len(leftovers), pids=leftovers)
 
     def install_launcher(self) -> None:
         """Install the launcher that starts Claude Code clean (``ccapi.childproc``); with no Claude Code at all no
