@@ -18,17 +18,8 @@ from ccapi.observability.headline import headline
 from ccapi.observability.metrics import COMPAT_FORMATS, COMPAT_ROUTES, Metrics, RecentTurns
 from ccapi.paths import StatePaths
 from ccapi.testing import MockError, MockModel, Reply
-from tests.gateway import Gateway
+from tests.gateway import Gateway, eventually
 from tests.metrics_support import moved, scrape, value
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_turns_and_compat_requests_move_the_counters_histograms_and_gauges(
@@ -70,7 +61,7 @@ def test_turns_and_compat_requests_move_the_counters_histograms_and_gauges(
     assert moved(before, after, "cc_api_compat_flattened_total", format="openai.chat") == 0
     assert moved(before, after, "cc_api_live_sessions") == 2
     assert value(during, "cc_api_sse_subscribers") == value(before, "cc_api_sse_subscribers") + 1
-    assert _eventually(lambda: value(scrape(gw), "cc_api_sse_subscribers") == value(before, "cc_api_sse_subscribers"))
+    assert eventually(lambda: value(scrape(gw), "cc_api_sse_subscribers") == value(before, "cc_api_sse_subscribers"))
 
     usage = [gw.client.get(f"/api/sessions/{sid}").json()["usage"] for sid in (session, compat_session)]
     for label, key in (("input", "input_tokens"), ("output", "output_tokens")):
@@ -101,7 +92,7 @@ def test_a_turns_duration_is_the_gateways_and_turns_that_never_ran_count_too(
     assert queued["status"] == "queued", queued
     withdrawn = gw.client.post(f"/api/sessions/{session}/interrupt", json={"turn_id": queued["turn_id"]})
     assert withdrawn.json()["status"] == "interrupted", withdrawn.text
-    assert _eventually(lambda: gw.client.get(f"{url}/{running['turn_id']}").json()["status"] == "completed")
+    assert eventually(lambda: gw.client.get(f"{url}/{running['turn_id']}").json()["status"] == "completed")
     after = scrape(gw)
     assert moved(cold, after, "cc_api_turns_total", kind="input", status="interrupted") == 1
     assert moved(cold, after, "cc_api_turns_last_hour", status="interrupted") == 1

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
-from tests.gateway import Gateway, program_name
+from tests.gateway import Gateway, eventually, program_name
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="the gateway reaps through /proc (Linux)")
 
@@ -21,21 +21,12 @@ def _commands(gateway: Gateway) -> list[int]:
     return [pid for pid in gateway.leftover_processes() if program_name(pid) == "sleep"]
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def _running_a_command(gateway: Gateway, mock_model: MockModel, cwd: str) -> str:
     mock_model.script(Reply(tool_uses=(ToolUse("Bash", {"command": "sleep 60"}),)), Reply(text="never"))
     session = gateway.create_session(cwd=cwd)
     started = gateway.client.post(f"/api/sessions/{session['id']}/turns", json={"input": "wait", "background": True})
     assert started.status_code == 202, started.text
-    assert _wait_for(lambda: bool(_commands(gateway))), "Claude Code never ran the command"
+    assert eventually(lambda: bool(_commands(gateway)), 20), "Claude Code never ran the command"
     return session["id"]
 
 
@@ -48,8 +39,8 @@ def test_a_command_of_a_claude_code_that_died_is_killed(
     for pid in gateway.claude_processes():
         os.kill(pid, signal.SIGKILL)
 
-    assert _wait_for(lambda: gateway.events(session_id)[-1]["type"] == "turn.failed")
-    assert _wait_for(lambda: not _commands(gateway), 10), "its command outlived the Claude Code that ran it"
+    assert eventually(lambda: gateway.events(session_id)[-1]["type"] == "turn.failed", 20)
+    assert eventually(lambda: not _commands(gateway), 10), "its command outlived the Claude Code that ran it"
 
 
 @pytest.mark.slow  # kills a gateway mid-turn and starts it again
@@ -69,5 +60,5 @@ def test_a_command_left_by_a_gateway_killed_with_its_claude_code_is_killed_when_
 
     gateway.start()
 
-    assert _wait_for(lambda: not _commands(gateway), 10), "the next gateway left the command running"
+    assert eventually(lambda: not _commands(gateway), 10), "the next gateway left the command running"
     assert "reaped_leftover_processes" in gateway.log_text()

@@ -8,17 +8,8 @@ from collections.abc import Callable
 
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import main_requests, user_texts
-from tests.gateway import Gateway
+from tests.gateway import Gateway, eventually
 from tests.test_tools import WEATHER
-
-
-def _wait_until(condition: Callable[[], bool], seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def _exists(gateway: Gateway, session_id: str) -> bool:
@@ -37,7 +28,7 @@ def test_an_unused_compat_session_is_deleted_and_its_conversation_goes_on_as_mes
     compat_id = reply.headers["x-cc-session-id"]
     assert _exists(gateway, compat_id)
 
-    assert _wait_until(lambda: not _exists(gateway, compat_id)), "the compat session outlived its retention"
+    assert eventually(lambda: not _exists(gateway, compat_id), 20), "the compat session outlived its retention"
     assert _exists(gateway, native["id"]), "a native session is kept unless CC_API_SESSION_RETENTION says otherwise"
     assert f'"session_id":"{compat_id}"' in gateway.log_text() and "session_expired" in gateway.log_text()
 
@@ -61,11 +52,11 @@ def test_session_retention_spares_a_turn_waiting_for_its_client(
     paused = gateway.create_session(tools=[WEATHER])
     call = gateway.turn(paused["id"], "weather in Oslo?")["tool_calls"][0]
 
-    assert _wait_until(lambda: not _exists(gateway, idle["id"])), "an unused session outlived its retention"
+    assert eventually(lambda: not _exists(gateway, idle["id"]), 20), "an unused session outlived its retention"
     time.sleep(1.5)  # past its retention too, but its turn waits for the client
     assert gateway.client.get(f"/api/sessions/{paused['id']}").json()["status"] == "requires_action"
 
     results = {"results": [{"tool_call_id": call["tool_call_id"], "content": "mild"}]}
     done = gateway.client.post(f"/api/sessions/{paused['id']}/tool-results", json=results).json()
     assert done["status"] == "completed"
-    assert _wait_until(lambda: not _exists(gateway, paused["id"])), "once its turn ended, it goes like any other"
+    assert eventually(lambda: not _exists(gateway, paused["id"]), 20), "once its turn ended, it goes like any other"
