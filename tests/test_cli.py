@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,8 +77,8 @@ def test_start_status_turn_stop(
     started = cli("start")
     assert started.returncode == 0, started.stderr
     assert f"started at {cli.url}" in started.stdout
-    again = cli("start")
-    assert again.returncode == 1 and "already running" in again.stdout
+    again = cli("start")  # done already: exit code 0, as `systemctl start` (and an LSB init script) says; it was 1
+    assert again.returncode == 0 and f"already running at {cli.url}" in again.stdout, again.stdout + again.stderr
     beside = cli("run")  # as a service would, beside it: refused at once, with its own exit code
     assert beside.returncode == 4 and "already runs" in beside.stderr, beside.stderr
 
@@ -133,6 +135,9 @@ def test_start_status_turn_stop(
         # a bad setting written for the next start: status and stop still reach the gateway that runs
         cli.paths.env_file.write_text("CC_API_MAX_LIVE=lots\n")
         assert cli("status").returncode == 0
+        cli.paths.env_file.write_text("export CC_API_MAX_LIVE=4\n")  # a line that is no setting: the same
+        warned = cli("status")
+        assert warned.returncode == 0 and "line 1: expected KEY=VALUE" in warned.stderr, warned.stderr
     finally:
         stopped = cli("stop")
         assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
@@ -162,6 +167,81 @@ def test_start_fails_loudly_when_the_port_is_taken(
     assert "Traceback" not in human.stderr
     assert not cli.paths.state_file.exists()
     assert cli.leftovers() == []
+
+
+def test_a_host_that_does_not_resolve_is_one_line_not_a_traceback(mock_model: MockModel, tmp_path: Path) -> None:
+    """Any bind failure is ``cannot_listen`` with its reason (exit code 1); a host name that does not resolve was a
+    traceback."""
+    cli = Cli(tmp_path, mock_model.url, CC_API_KEY="k")  # a host that is not loopback needs a key
+    done = cli("run", "--host", "no-such-host.invalid")
+    assert done.returncode == 1, done.stderr
+    assert "cannot_listen" in done.stderr and "no-such-host.invalid" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.slow  # two gateways' start-up
+def test_two_gateways_started_together_for_one_home_do_not_both_run(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The state file names a gateway only once it serves (~2 s after its start): two started at once (``start``
+    beside the service starting at login; ``--port 0`` twice) both found none, and both ran on one database, one of
+    them known to no ``stop``. The second now exits with code 4 (the service does not retry it)."""
+    cli = Cli(tmp_path, mock_model.url)
+    request.addfinalizer(cli.cleanup)
+    both = [cli.popen("run", "--port", "0", "--no-console-log", stderr=subprocess.PIPE) for _ in range(2)]
+    try:
+        refused = None
+        deadline = time.monotonic() + 60
+        while refused is None:
+            assert time.monotonic() < deadline, "both gateways run for one home"
+            refused = next((gateway for gateway in both if gateway.poll() is not None), None)
+            time.sleep(0.1)
+        assert refused.wait() == 4
+        assert b"another gateway is starting for" in refused.stderr.read()  # type: ignore[union-attr]
+        kept = next(gateway for gateway in both if gateway is not refused)
+        while not cli.paths.state_file.exists():
+            assert kept.poll() is None and time.monotonic() < deadline, "the other gateway never recorded itself"
+            time.sleep(0.1)
+        assert json.loads(cli.paths.state_file.read_text())["pid"] == kept.pid
+        assert cli("stop").returncode == 0 and kept.wait(30) == 0
+    finally:
+        for gateway in both:
+            if gateway.poll() is None:
+                gateway.kill()
+            gateway.wait()
+            gateway.stdout.close()  # type: ignore[union-attr]
+            gateway.stderr.close()  # type: ignore[union-attr]
+    assert cli.leftovers() == []
+
+
+@pytest.mark.slow  # a gateway's start-up, cancelled
+def test_ctrl_c_while_start_waits_cancels_the_start_without_a_traceback(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Ctrl-C while ``start`` waits for ``/healthz`` stops the gateway it started, as its timeout does, and exits 130
+    quietly: it printed a KeyboardInterrupt traceback, and the gateway came up behind the user's back."""
+    cli = Cli(tmp_path, mock_model.url)
+    request.addfinalizer(cli.cleanup)
+    as_a_terminal = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    start = subprocess.Popen(
+        [sys.executable, "-c", as_a_terminal, *CC_API, "start"],  # Ctrl-C not ignored, whatever the runner's is
+        env=cli.env,
+        cwd=cli.cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while len(cli.leftovers()) < 2:  # `start` itself and the gateway it started
+        assert start.poll() is None and time.monotonic() < deadline, "start never started a gateway"
+        time.sleep(0.05)
+    start.send_signal(signal.SIGINT)
+    out, err = start.communicate(timeout=30)
+    assert start.returncode == 130 and "Traceback" not in out + err, out + err
+    time.sleep(0.5)  # let the killed gateway be reaped
+    assert cli.leftovers() == [] and cli("status").returncode == EXIT_NOT_RUNNING
 
 
 def test_a_store_that_cannot_open_is_one_line_not_a_traceback(mock_model: MockModel, tmp_path: Path) -> None:
@@ -202,6 +282,10 @@ def test_usage_errors_and_help(
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])
         assert exit_info.value.code == 0
+    for port in ("65536", "-1", "８０"):  # refused at once, as CC_API_PORT is; 65536 was a traceback after the wait
+        with pytest.raises(SystemExit) as exit_info:
+            main(["start", "--port", port])
+        assert exit_info.value.code == 2 and "is not a port number (0-65535)" in capsys.readouterr().err
     version = json.loads(subprocess.run([*CC_API, "version", "--json"], capture_output=True, text=True).stdout)
     assert version["version"] == "0.1.0" and version["sdk_version"]
 

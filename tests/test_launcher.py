@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -90,6 +91,56 @@ def test_env_file_syntax_and_precedence(tmp_path: Path) -> None:
     assert write_example_env_file(env_file) is False and "9000" in env_file.read_text()
     merged = with_env_file({"CC_API_HOME": str(tmp_path), "CC_API_PORT": "9100"})
     assert (merged["CC_API_PORT"], merged["CC_API_MODEL"]) == ("9100", "opus")  # the environment wins
+
+
+@pytest.mark.parametrize(
+    ("content", "told"),
+    [
+        (b"export CC_API_PORT=9000\n", "line 1: expected KEY=VALUE (no `export`"),
+        (b"CC_API_PORT=9000\ngarbage\n", "line 2: expected KEY=VALUE, got 'garbage'"),
+        (b"CC_API_MODEL=caf\xe9\n", "is not UTF-8 text (byte 0xe9 at offset 16)"),
+    ],
+)
+def test_an_env_file_that_cannot_be_read_is_a_setting_to_fix_not_a_lockout(
+    tmp_path: Path, content: bytes, told: str
+) -> None:
+    """``start`` refuses it with one line (a file not in UTF-8 was a traceback); ``stop`` and ``status``
+    (``for_running``) still find the gateway of this home and warn: a malformed line kept them from stopping it."""
+    env = {"CC_API_HOME": str(tmp_path), "CC_API_KEY": "from-the-environment"}
+    (tmp_path / "cc-api.env").write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(told)):
+        Launcher.from_environment(env)
+    launcher = Launcher.for_running(env)
+    assert launcher.paths.home == tmp_path and launcher.settings.api_key == "from-the-environment"
+    assert launcher.problem is not None and told in launcher.problem
+
+
+def test_an_env_file_saved_with_a_byte_order_mark_reads_as_written(tmp_path: Path) -> None:
+    """Editors on Windows save UTF-8 with a BOM: its first setting was refused as a malformed line."""
+    (tmp_path / "cc-api.env").write_bytes(b"\xef\xbb\xbfCC_API_PORT=9000\r\nCC_API_MODEL='opus'\r\n")
+    assert Launcher.from_environment({"CC_API_HOME": str(tmp_path)}).settings.port == 9000
+
+
+def test_one_gateway_claims_a_home_at_a_time(launcher: Launcher) -> None:
+    """What keeps two gateways started together off one database (see test_cli for the real race)."""
+    held = launcher.claim_home()
+    assert held is not None and stat.S_IMODE(launcher.paths.run_dir.stat().st_mode) == 0o700
+    try:
+        assert launcher.claim_home() is None  # another open file description: refused, not shared
+    finally:
+        os.close(held)
+    again = launcher.claim_home()
+    assert again is not None
+    os.close(again)
+
+
+def test_a_home_that_cannot_hold_state_is_a_setting_to_fix(tmp_path: Path) -> None:
+    """``start`` under a file (or where it may not write): one line naming the home (exit code 2), not a traceback."""
+    (tmp_path / "a-file").write_text("")
+    launcher = Launcher(Settings(home=tmp_path / "a-file" / "home"), {})
+    for attempt in (launcher.start, launcher.claim_home):
+        with pytest.raises(ConfigError, match=f"cannot use {re.escape(str(launcher.paths.home))}: Not a directory"):
+            attempt()
 
 
 def test_tail_lines_since_and_follow_across_rotation(tmp_path: Path) -> None:

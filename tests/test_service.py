@@ -26,6 +26,7 @@ from ccapi.daemon.service import plan_service
 from ccapi.paths import StatePaths
 from ccapi.testing import MockModel
 from tests.daemon import CC_API, Cli
+from tests.gateway import readable_by_others
 
 PLACEHOLDER = re.compile(r"\{\{[A-Z_]+\}\}")
 
@@ -203,6 +204,8 @@ def test_awkward_paths_survive_rendering(tmp_path: Path) -> None:
         if v.startswith('"CC_API_HOME=')
     )
     assert '50%% of & <my> \\"state\\"' in home_line
+    env_file = dict(unit_settings(plan_service("linux", paths, command, "/bin").content)["Service"])["EnvironmentFile"]
+    assert env_file == "-" + str(paths.env_file).replace("%", "%%")  # a bare path: a quote escaped there was kept
 
 
 def test_without_systemctl_install_is_a_clear_error(user: dict[str, str]) -> None:
@@ -221,13 +224,16 @@ def test_unreachable_user_bus_is_a_clear_error(user: dict[str, str]) -> None:
     assert not (Path(user["XDG_CONFIG_HOME"]) / "systemd").exists()
 
 
-def test_install_and_uninstall_with_systemd(user: dict[str, str], gateway_starts: str) -> None:
+def test_install_and_uninstall_with_systemd(user: dict[str, str], gateway_starts: str, user_umask: int) -> None:
     calls = fake_tool(user, "systemctl", on={"restart": gateway_starts})
     state = StatePaths(Path(user["CC_API_HOME"]))
     unit = Path(user["XDG_CONFIG_HOME"]) / "systemd" / "user" / "cc-api.service"
 
     result = cc_api(user, "install-service")
     assert result.returncode == 0, result.stderr
+    # the home it creates is private from the start (it was 0755 until the gateway's first start tightened it);
+    # the state file is the fake gateway's `cp`
+    assert readable_by_others(state.home).keys() == {state.state_file.name}
     url = json.loads(state.state_file.read_text())["url"]
     assert f"started it at {url} (pid " in result.stdout
     assert unit.read_text() == json.loads(cc_api(user, "install-service", "--dry-run", "--json").stdout)["content"]
@@ -306,6 +312,18 @@ def test_install_stops_waiting_once_systemd_gives_up_on_the_service(user: dict[s
     assert time.monotonic() - began < 10, "it waited out the timeout"
     assert "its gateway exited as it started, and the service manager gave up on it" in result.stderr
     assert "systemctl --user status cc-api.service" in result.stderr
+
+
+def test_a_malformed_env_file_stops_the_install_before_anything_is_written(user: dict[str, str]) -> None:
+    """A line that is no setting is told (exit code 2) before the unit is written or systemd asked to run it."""
+    calls = fake_tool(user, "systemctl")
+    state = StatePaths(Path(user["CC_API_HOME"]))
+    state.home.mkdir(parents=True)
+    state.env_file.write_text("export CC_API_KEY=k\n")
+    result = cc_api(user, "install-service")
+    assert result.returncode == 2 and "line 1: expected KEY=VALUE (no `export`" in result.stderr, result.stderr
+    assert not (Path(user["XDG_CONFIG_HOME"]) / "systemd" / "user" / "cc-api.service").exists()
+    assert calls.read_text().splitlines() == ["--user show-environment"]
 
 
 def test_install_names_a_gateway_that_keeps_the_service_from_running(user: dict[str, str]) -> None:

@@ -7,9 +7,9 @@ init scripts and ``systemctl status`` do), 4 a gateway already runs for this hom
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -25,7 +25,6 @@ from ccapi.paths import StatePaths
 from ccapi.privacy import PRIVATE_UMASK, tighten
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_RUNNING = 0, 1, 2, 3, 4
-_BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> int:
@@ -49,6 +48,8 @@ def _run(args: argparse.Namespace) -> int:
     if running is not None:  # told before the imports below: a service retrying this would pay them every time
         message = f"a gateway already runs for {settings.home} at {running.url} (pid {running.pid}): `cc-api stop` it"
         return _fail(message, EXIT_RUNNING)
+    if launcher.claim_home() is None:  # held for the rest of this process
+        return _fail(f"another gateway is starting for {settings.home}: see `cc-api status`", EXIT_RUNNING)
     # Only now, after the hand-over (the re-executed image would import them again) and the settings (a mistake in
     # them is told at once): ~3 CPU-seconds, the SDK's `mcp` most.
     import structlog
@@ -72,10 +73,8 @@ def _run(args: argparse.Namespace) -> int:
         # Bound here rather than by Sanic, which makes the socket inheritable: a Claude Code child
         # holding it would keep the port after a crash of the gateway alone.
         sock = bind_socket(settings.host, settings.port)
-    except OSError as exc:
-        if exc.errno not in _BIND_ERRORS:
-            raise
-        log.error("cannot_listen", host=settings.host, port=settings.port, error=exc.strerror)
+    except OSError as exc:  # taken, not this machine's, not allowed, or a host name that does not resolve
+        log.error("cannot_listen", host=settings.host, port=settings.port, error=exc.strerror or str(exc))
         return EXIT_FAILED
     sock.set_inheritable(False)
     # `--port 0` lets the OS choose: the app's log line and the state record name the port it chose.
@@ -123,7 +122,7 @@ def _start(args: argparse.Namespace) -> int:
         _tell_failure(f"start failed: {result.message}", result.log_tail)
     else:
         print(f"cc-api: {result.message}")
-    return EXIT_OK if result.outcome == "started" else EXIT_FAILED
+    return EXIT_FAILED if result.outcome == "failed" else EXIT_OK  # already running: done, as `systemctl start` says
 
 
 def _tell_failure(message: str, log_tail: Sequence[str]) -> None:
@@ -225,6 +224,14 @@ def _version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _port(text: str) -> int:
+    """``--port``, checked as ``CC_API_PORT`` is: out of range, it was a traceback in the log after ``start`` waited."""
+    port = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cc-api",
@@ -251,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listen = argparse.ArgumentParser(add_help=False)
     listen.add_argument("--host", help="listen address (default CC_API_HOST or 127.0.0.1)")
-    listen.add_argument("--port", type=int, help="listen port (default CC_API_PORT or 8000)")
+    listen.add_argument("--port", type=_port, help="listen port (default CC_API_PORT or 8000; 0: any free one)")
     listen.add_argument(
         "--mock-model",
         action="store_true",
@@ -305,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:  # Ctrl-C: what was under way is cancelled (see Launcher.start); the shell's code for it
+        return 128 + signal.SIGINT
     except BrokenPipeError:  # `cc-api logs | head`: exit quietly, and keep Python from flushing into the pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

@@ -49,7 +49,8 @@ def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
         name, sep, value = line.partition("=")
         name = name.strip()
         if not sep or not VARIABLE_NAME.fullmatch(name):
-            raise ConfigError(f"{source}, line {number}: expected KEY=VALUE, got {raw!r}")
+            hint = " (no `export`: systemd ignores such a line)" if name.startswith("export ") else ""
+            raise ConfigError(f"{source}, line {number}: expected KEY=VALUE{hint}, got {raw!r}")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
@@ -59,10 +60,19 @@ def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
+    """The file's settings (none if it is missing); ``ConfigError`` when it cannot be read, which ``run`` and
+    ``start`` refuse like a bad setting and ``stop`` and ``status`` warn of. A byte-order mark is skipped."""
     try:
-        return parse_env_file(path.read_text(encoding="utf-8"), source=str(path))
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from exc
+    return parse_env_file(text, source=str(path))
 
 
 def with_env_file(env: Mapping[str, str] | None = None) -> dict[str, str]:

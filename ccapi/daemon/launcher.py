@@ -8,6 +8,7 @@ trusts that file only after checking that the pid is still that very process, so
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -122,21 +123,21 @@ class Launcher:
     def for_running(cls, env: Mapping[str, str] | None = None) -> Launcher:
         """As ``from_environment``, for what acts on the gateway already running (``stop``, ``status``): they need
         only its home and key, so a bad setting the running gateway never read (a typo just written into the
-        env file, before the restart that would read it) does not keep them from stopping it."""
-        merged = with_env_file(env)
+        env file, even a line that is no setting at all, before the restart that would read it) does not keep them
+        from stopping it."""
+        merged = dict(os.environ if env is None else env)  # the environment alone if the env file cannot be read
         try:
+            merged = with_env_file(merged)
             return cls(Settings.from_env(merged), merged)
         except ConfigError as exc:
-            kept: dict[str, str] = {
-                name: merged[name] for name in ("HOME", "CC_API_HOME", "CC_API_KEY") if name in merged
-            }
+            kept: dict[str, str] = {n: merged[n] for n in ("HOME", "CC_API_HOME", "CC_API_KEY") if n in merged}
             return cls(Settings.from_env(kept), merged, problem=str(exc))
 
     # -- the state file ------------------------------------------------------------------
     def read_state(self) -> GatewayState | None:
         try:
             return GatewayState.from_json(self.paths.state_file.read_bytes())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # none yet, or a home that cannot be one (under a file)
             return None
 
     def running_state(self) -> GatewayState | None:
@@ -147,6 +148,21 @@ class Launcher:
         if self.paths.state_file.exists():
             self._forget(state)
         return None
+
+    def claim_home(self) -> int | None:
+        """Lock this home for one gateway, as long as the returned descriptor stays open (the process's life, for
+        ``run``); ``None`` while another gateway holds it. The state file names a gateway only once it serves: two
+        started together (``start`` beside the service starting at login, ``--port 0`` twice) both found none and ran
+        on one database."""
+        with _private_state(self.paths.home):
+            self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.paths.run_dir / "gateway.lock", os.O_RDWR | os.O_CREAT, 0o600)  # not inherited
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
 
     @property
     def url(self) -> str:
@@ -213,7 +229,7 @@ class Launcher:
             "--no-console-log",
             *(["--mock-model"] if mock_model else []),
         ]
-        with private_umask():  # the gateway tightens older state itself once it runs
+        with _private_state(self.paths.home):  # the gateway tightens older state itself once it runs
             self.paths.log_dir.mkdir(parents=True, exist_ok=True)
             log = self.paths.log_file.open("ab")
         offset = size(self.paths.log_file)
@@ -227,7 +243,12 @@ class Launcher:
                 env={**self.env, "CC_API_HOME": str(self.paths.home)},
                 cwd=cwd,
             )
-        state = self.wait_healthy(lambda s: s.pid == child.pid, timeout, gone=lambda: child.poll() is not None)
+        try:
+            state = self.wait_healthy(lambda s: s.pid == child.pid, timeout, gone=lambda: child.poll() is not None)
+        except KeyboardInterrupt:  # Ctrl-C cancels the start, as the timeout does: no gateway is left half started
+            _kill_group(child.pid)
+            child.wait()
+            raise
         if state is not None:
             return StartResult("started", f"started at {state.url} (pid {state.pid}){_mock_note(mock_model)}", state)
         code = child.poll()
@@ -325,6 +346,17 @@ class Launcher:
                 return count, False, None
             cursor = f"&after={page.get('next_after')}"
         return count, True, None
+
+
+@contextmanager
+def _private_state(home: Path) -> Iterator[None]:
+    """Create state in ``home`` private; a home that cannot hold it (under a file, not writable) is a setting to fix,
+    told in one line: it was a traceback."""
+    try:
+        with private_umask():
+            yield
+    except OSError as exc:
+        raise ConfigError(f"cannot use {home}: {exc.strerror} ({exc.filename})") from exc
 
 
 def _mock_note(mock_model: bool) -> str:

@@ -23,6 +23,7 @@ from ccapi.daemon.envfile import ensure_env_value, write_example_env_file
 from ccapi.daemon.launcher import LOG_TAIL_LINES, START_TIMEOUT, Launcher
 from ccapi.daemon.logfile import lines_since, size
 from ccapi.paths import StatePaths, launch_agents_dir, systemd_user_unit_dir
+from ccapi.privacy import private_umask
 from ccapi.webhook_rules import new_secret
 
 Platform = Literal["linux", "macos"]
@@ -120,7 +121,7 @@ def _systemd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> S
             "EXEC_START": " ".join(_systemd_word(arg) for arg in command),
             "CC_API_HOME": _systemd_value(str(paths.home)),
             "PATH": _systemd_value(path_env),
-            "ENV_FILE": _systemd_value(str(paths.env_file)),
+            "ENV_FILE": _systemd_specifiers(str(paths.env_file)),  # a path as it is: no quotes to escape
         },
     )
     systemctl = ("systemctl", "--user")
@@ -170,7 +171,12 @@ def _launchd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> S
 
 def _systemd_value(value: str) -> str:
     """Escape specifiers (``%``) and quotes inside a double-quoted systemd setting."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return _systemd_specifiers(value.replace("\\", "\\\\").replace('"', '\\"'))
+
+
+def _systemd_specifiers(value: str) -> str:
+    """Escape specifiers (``%h``: the user's home), which systemd expands in every setting."""
+    return value.replace("%", "%%")
 
 
 def _systemd_word(arg: str) -> str:
@@ -225,11 +231,12 @@ def install(plan: ServicePlan, launcher: Launcher, timeout: float = START_TIMEOU
     """Write the unit, start it, and wait (as ``cc-api start`` does) until the gateway it runs answers
     ``/healthz``: the service manager accepts a unit whose gateway then fails at once."""
     _preflight(plan, run)
+    with private_umask():  # the home as the gateway keeps it (else its first start tightens it, with a warning)
+        plan.log_dir.mkdir(parents=True, exist_ok=True)
+        created = write_example_env_file(plan.env_file)
+    secret = ensure_env_value(plan.env_file, "CC_API_WEBHOOK_SECRET", new_secret)  # reads it: a bad line stops here
     plan.destination.parent.mkdir(parents=True, exist_ok=True)
     plan.destination.write_text(plan.content, encoding="utf-8")
-    plan.log_dir.mkdir(parents=True, exist_ok=True)
-    created = write_example_env_file(plan.env_file)
-    secret = ensure_env_value(plan.env_file, "CC_API_WEBHOOK_SECRET", new_secret)
     before = launcher.running_state()  # the service's gateway from an earlier install, or another one
     offset = size(launcher.paths.log_file)
     ran = tuple(_run_steps(plan.install_steps, run))
