@@ -138,6 +138,8 @@ def test_dry_run_renders_a_valid_systemd_unit(user: dict[str, str], tmp_path: Pa
     assert ("NoNewPrivileges", "yes") in service and ("PrivateTmp", "yes") in service
     assert ("KillMode", "mixed") in service and not any(key == "ProtectHome" for key, _ in service)
     assert sections["Install"] == [("WantedBy", "default.target")]
+    unit = sections["Unit"]  # restarts every ~3.5 s never reached systemd's default limit (5 in 10 s)
+    assert ("StartLimitIntervalSec", "60") in unit and ("StartLimitBurst", "5") in unit
     assert [s["argv"] for s in plan["install_steps"]] == [
         ["systemctl", "--user", "daemon-reload"],
         ["systemctl", "--user", "enable", "cc-api.service"],
