@@ -9,9 +9,10 @@ import stat
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import orjson
 import pytest
 
 from ccapi.config import ConfigError, Settings
@@ -42,6 +43,16 @@ def test_a_newer_record_is_not_removed_by_an_older_gateway(launcher: Launcher) -
         newer = replace(state, pid=state.pid + 1)
         launcher.paths.state_file.write_bytes(newer.to_json())
     assert launcher.read_state() == newer
+
+
+def test_a_record_written_by_another_version_is_read(launcher: Launcher) -> None:
+    """After an upgrade the running gateway is the old version: ``stop`` must still find it by its record."""
+    with launcher.recorded() as state:
+        pass
+    launcher.paths.state_file.write_bytes(orjson.dumps({**asdict(state), "workers": 1}))  # a field this one lacks
+    assert launcher.read_state() == state
+    launcher.paths.state_file.write_bytes(b"[1, 2]")
+    assert launcher.read_state() is None
 
 
 def _wait_for_exec(pid: int, argv: tuple[str, ...]) -> ProcessInfo:

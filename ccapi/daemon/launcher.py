@@ -61,8 +61,12 @@ class GatewayState:
 
     @classmethod
     def from_json(cls, data: bytes) -> GatewayState | None:
+        """The record, or ``None`` for one that is not. Fields it does not know are left out: a gateway of another
+        version wrote it, and ``stop`` must still find that gateway after an upgrade (a field added later needs a
+        default for the same reason)."""
         try:
-            return cls(**orjson.loads(data))
+            raw = orjson.loads(data)
+            return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
         except (orjson.JSONDecodeError, TypeError):
             return None
 
