@@ -80,6 +80,8 @@ def test_one_json_line_per_request_and_turn_and_no_secrets(
         (session["id"], reply["turn_id"], "completed")
     ]
     assert isinstance(turns[0]["duration_ms"], int)
+    noise = ("Sanic Extensions:", "  > ", "Using bundled Claude Code CLI")  # the same at every start: not told
+    assert not [line["event"] for line in lines if line["event"].startswith(noise)]
     for secret in (API_KEY, WRONG_KEY, "test-dummy-key", "Bearer"):
         assert secret not in text
 

@@ -120,6 +120,12 @@ def _same_file(fd: int, other: int) -> bool:
     return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
+def _not_banner(record: logging.LogRecord) -> bool:
+    """Sanic Extensions lists the extensions it loaded at each start, a line each ("Sanic Extensions:", "  > http"):
+    the same lines every time, none of them the operator's business."""
+    return not (record.name == "sanic.root" and record.module == "bootstrap")
+
+
 def configure_logging(
     log_dir: Path | None, level: int = logging.INFO, *, console: bool = True, secrets: Iterable[str] = ()
 ) -> None:
@@ -147,11 +153,14 @@ def configure_logging(
     root.handlers[:] = []
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(_not_banner)
         root.addHandler(handler)
     root.setLevel(level)
     # httpx logs each request's full URL at info: a webhook receiver's may carry its token (``webhook_attempt``
     # says what was sent, to which host)
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    # the SDK names the Claude Code it runs at each start of one: ``engine_started`` says what the reader needs
+    logging.getLogger("claude_agent_sdk._internal.transport.subprocess_cli").setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
