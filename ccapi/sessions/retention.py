@@ -61,9 +61,9 @@ class Retention:
         return None if shortest is None else min(SWEEP_INTERVAL, shortest / 4)
 
 
-async def expire_sessions(service: SessionService, retention: Retention, now: float | None = None) -> list[str]:
+async def expire_sessions(service: SessionService, retention: Retention) -> list[str]:
     """Delete the sessions unused for longer than their retention; returns their ids."""
-    now = time.time() if now is None else now
+    now = time.time()
     shortest = retention.shortest
     if shortest is None:
         return []
