@@ -10,6 +10,7 @@ built-in tools ask for approval."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def test_a_browser_gets_the_console_without_the_key(keyed_gateway: Gateway) -> N
     policy = response.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert "unsafe-inline" not in policy and "http" not in policy  # only its own hashed code, no CDN
+    assert "require-trusted-types-for 'script'" in policy and "trusted-types 'none'" in policy  # no HTML sink
+    assert response.headers["cross-origin-opener-policy"] == "same-origin"  # an opener keeps no handle on it
+    assert "frame-ancestors 'none'" in policy and response.headers["x-frame-options"] == "DENY"
     assert not re.search(r"<(script|link)[^>]+(src|href)=\"(?!data:)", response.text)  # nothing loaded from elsewhere
     assert KEY not in response.text
 
@@ -566,6 +570,13 @@ def test_replies_render_in_time_linear_in_their_length(keyed_gateway: Gateway, c
         const cases = { stars: '*a ', underscores: '_a ', doubled: '**a ', struck: '~~a ', ticks: '`a ' };
         const texts = Object.fromEntries(Object.entries(cases).map(([name, unit]) => [name, unit.repeat(20000)]));
         texts.heading = '# a' + ' '.repeat(3000) + 'x';
+        // an unclosed link target scanned to the end of the text from every "[": seconds, quadratic
+        texts.links = '[a]('.repeat(25000);
+        texts.images = '![a]('.repeat(25000);
+        texts.angled = '[a](<'.repeat(25000);
+        // quotes or lists nested without end: each level re-read the lines below it, or the stack overflowed
+        texts.quotes = '>'.repeat(20000) + ' deep';
+        texts.items = Array.from({ length: 2000 }, (_, n) => ' '.repeat(n) + '- item').join('\\n');
         const took = {};
         for (const [name, text] of Object.entries(texts)) {
             const start = performance.now();
@@ -593,6 +604,185 @@ def test_replies_render_in_time_linear_in_their_length(keyed_gateway: Gateway, c
             f'<p><a href="https://example.com" {link}>https://example.com</a></p>'
         ),
         "unmatched *star and `tick": "<p>unmatched *star and `tick</p>",
+        "[a [b] c](https://en.wikipedia.org/wiki/Foo_(bar)) or https://en.wikipedia.org/wiki/Foo_(bar).": (
+            f'<p><a href="https://en.wikipedia.org/wiki/Foo_(bar)" {link}>a [b] c</a> or '
+            f'<a href="https://en.wikipedia.org/wiki/Foo_(bar)" {link}>https://en.wikipedia.org/wiki/Foo_(bar)</a>.</p>'
+        ),
+        "[t](https://example.com 'a \"title\"') [x](javascript:alert(1)) [y](&#x6a;avascript:alert(1))": (
+            f'<p><a href="https://example.com" {link}>t</a> x y</p>'
+        ),
+        "[d](data:text/html,hi) [v](vbscript:x) ![i](javascript:x) <javascript:x> `<b>` [r](/api/sessions)": (
+            "<p>d v [image: i] &lt;javascript:x&gt; <code>&lt;b&gt;</code> r</p>"
+        ),
+        ">" * 40 + " deep": "<blockquote>" * 16 + "<p>" + "&gt;" * 24 + " deep</p>" + "</blockquote>" * 16,
     }
     for text, expected in cases.items():
         assert page.evaluate(f"{html}({text!r})") == expected, text
+
+
+# -- hostile content: what a prompt-injected model or another client of the API controls ----------------------------
+PWN = "window.pwned = (window.pwned || 0) + 1"
+HOSTILE = [
+    f'<img src=x onerror="{PWN}">',
+    f'<svg onload="{PWN}"><script>{PWN}</script>',
+    f'<a href="javascript:{PWN}">html link</a>',
+    f"[md link](javascript:{PWN}) [entity](&#x6a;avascript:{PWN}) [data](data:text/html,<script>{PWN}</script>)",
+    f'![image](javascript:{PWN}) <javascript:{PWN}> [titled](https://example.com "x\\" onmouseover=\\"{PWN}")',
+    f'`<img src=x onerror="{PWN}">`\n\n```html\n<iframe srcdoc="<script>{PWN}</script>"></iframe>\n```',
+    ">" * 5000 + " a quote nested without end",
+    "[a](" * 5000,
+]
+SAFE_DOM = """(() => {
+    const made = document.querySelectorAll('img, svg, script:not(head script, body > script), iframe, object, embed');
+    const links = [...document.querySelectorAll('a[href]')].map((a) => a.getAttribute('href'));
+    return { pwned: window.pwned ?? 0, made: made.length, links };
+})()"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_hostile_content_shows_as_text_and_never_runs(
+    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+) -> None:
+    """Markup, script URLs and pathological Markdown in a session's title, a turn's input, the reply, its thinking, a
+    tool call's command and a failed turn's error, all through the real gateway: each shows as the text it is, no
+    script runs (no ``window.pwned``, no dialog), nothing is loaded, and the page keeps rendering."""
+    gw, page = keyed_gateway, chromium
+    hostile = "\n\n".join(HOSTILE)
+    session = gw.create_session(metadata={"title": HOSTILE[0]})["id"]
+    page.call("Page.enable")
+    _console(page, gw, f"#/sessions/{session}")
+    _following(page, session)
+    mock_model.script(
+        Reply(
+            thinking=HOSTILE[1],
+            text=hostile,
+            tool_uses=(ToolUse("Bash", {"command": HOSTILE[0], "description": HOSTILE[2]}),),
+        ),
+        Reply(text="denied, as asked"),
+        Reply(error=MockError(403, "permission_error", HOSTILE[1])),
+    )
+    _send(page, HOSTILE[2])
+    page.wait_for("!!document.querySelector('.tool .approval button.deny')", timeout=40)
+    assert _text(page, ".tool pre.command") == HOSTILE[0] and _text(page, ".tool-input .muted") == HOSTILE[2]
+    page.evaluate(f"document.querySelector('.tool .approval .reason').value = {HOSTILE[1]!r}")
+    _click(page, ".tool .approval button.deny")
+    page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
+    _send(page, "fail now")
+    page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'failed'", timeout=40)
+
+    reply = page.evaluate("document.querySelector('#turns .turn:first-child .reply').textContent")
+    for text in (HOSTILE[0], HOSTILE[1].split("<script>")[0], "<a href=", "a quote nested without end", "[a]([a]("):
+        assert text in reply, text
+    assert _text(page, "#turns .turn:first-child .input") == HOSTILE[2]
+    assert _text(page, "#turns .turn:first-child .thinking .text") == HOSTILE[1]
+    assert HOSTILE[1] in _text(page, ".tool .approval .resolved")
+    assert _text(page, "#session-title") == HOSTILE[0]
+    page.wait_for(
+        f"document.querySelector(\"#sessions li[data-id='{session}'] .title\").textContent === {HOSTILE[0]!r}"
+    )
+    page.evaluate("document.querySelector('#events').closest('details').open = true")
+    assert "<img src=x onerror=" in _text(page, "#events")
+    assert HOSTILE[1] in _text(page, f"{LAST} .note")  # the failed turn's error
+    shown = page.evaluate(SAFE_DOM)
+    assert shown["pwned"] == 0 and shown["made"] == 0, shown
+    assert all(href.startswith(("https://", "/", "data:")) for href in shown["links"]), shown  # docs link, favicon
+    assert not [e for e in page.events if e["method"] == "Page.javascriptDialogOpening"]
+    # and were a string ever to reach an HTML sink, Trusted Types refuse it
+    sink = "document.body.insertAdjacentHTML('beforeend', '<b>')"
+    assert page.evaluate(f"(() => {{ try {{ {sink}; return false; }} catch {{ return true; }} }})()")
+
+
+@pytest.mark.slow
+def test_a_deleted_session_says_so(keyed_gateway: Gateway, chromium: browser.Browser) -> None:
+    """A session deleted elsewhere while it is open, or opened by a link after it was deleted, shows as deleted, with
+    nothing left to send or delete, instead of an idle session whose every action fails."""
+    gw, page = keyed_gateway, chromium
+    session = gw.create_session()["id"]
+    _console(page, gw, f"#/sessions/{session}")
+    _following(page, session)
+    assert gw.client.delete(f"/api/sessions/{session}").status_code == 200
+    page.wait_for("document.querySelector('#session-status').textContent === 'deleted'", timeout=30)
+    assert _text(page, "#link") == "deleted" and _text(page, "#send-error") == "This session has been deleted."
+    assert page.evaluate(
+        "['#send button', '#turn-input', '#delete-session'].every(s => document.querySelector(s).disabled)"
+    )
+
+    other = gw.create_session()["id"]
+    _following(page, other)  # another session: its controls work again
+    assert not page.evaluate("document.querySelector('#turn-input').disabled") and _text(page, "#send-error") == ""
+    page.evaluate(f"location.hash = '#/sessions/{session}'")
+    page.wait_for("document.querySelector('#session-status').textContent === 'deleted'")
+    page.evaluate("location.hash = '#/sessions/%E0%A4%A'")  # a malformed link: said plainly, not an exception
+    page.wait_for("document.querySelector('#session-status').textContent === 'deleted'")
+    page.wait_for("document.querySelector('#session-id').textContent === '%E0%A4%A'")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_long_session_opens_at_once(keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel) -> None:
+    """A long day's session, thousands of events (a reply streams a ``message.delta`` a word), opens in a moment: the
+    page replays its whole log without freezing (each event's row in the event log laid the page out again, ~2.5 ms an
+    event), shows every turn once, and the log keeps its newest row in sight, unless it was scrolled up to read."""
+    gw, page = keyed_gateway, chromium
+    session, turns = gw.create_session()["id"], 40
+    reply = " ".join(f"word{n}" for n in range(300))
+    mock_model.script(*[Reply(text=reply)] * turns)
+    for n in range(turns):
+        assert gw.turn(session, f"question {n}")["status"] == "completed"
+    events = gw.events(session)
+    while len(events) % 1000 == 0:  # a full page: there may be more
+        events += gw.events(session, events[-1]["seq"])
+    assert len(events) > 3000, len(events)
+    _console(page, gw)
+    page.evaluate("document.querySelector('#events').closest('details').open = true")
+    began = time.monotonic()
+    page.evaluate(f"location.hash = '#/sessions/{session}'")
+    page.wait_for(
+        f"document.querySelectorAll('#turns .turn').length === {turns} && "
+        f"document.querySelector('{LAST} .head .status').textContent === 'completed' && "
+        f"document.querySelector('#events tbody tr:last-child td')?.textContent === '{events[-1]['seq']}'",
+        timeout=60,
+    )
+    took = time.monotonic() - began
+    assert took < 3, f"{len(events)} events took {took:.1f} s to show"
+    assert page.evaluate(f"[...document.querySelectorAll('#turns .reply')].every(r => r.textContent === {reply!r})")
+    log = "document.querySelector('#events').closest('.log')"
+    page.wait_for(f"(l => l.scrollTop + l.clientHeight >= l.scrollHeight - 4)({log})")  # the newest row in sight
+    page.evaluate(f"{log}.scrollTop = 0")  # scrolled up to read: new rows leave it there
+    gw.turn(session, "one more")
+    page.wait_for(f"document.querySelector('{LAST} .reply')?.textContent === 'mock reply: one more'")
+    page.wait_for("new Promise(requestAnimationFrame).then(() => true)")
+    assert page.evaluate(f"{log}.scrollTop") == 0
+
+
+@pytest.mark.slow
+def test_errors_are_said_plainly(keyed_gateway: Gateway, chromium: browser.Browser) -> None:
+    """A gateway that does not answer (stopped, restarting) is said to be so, not "Failed to fetch"; a pasted key
+    that no header can carry is refused at once, not taken for a gateway that is down; a wrong key is asked again."""
+    gw, page = keyed_gateway, chromium
+    session = gw.create_session()["id"]
+    _console(page, gw, f"#/sessions/{session}")
+    _following(page, session)
+    page.evaluate("window.realFetch = fetch; window.fetch = () => Promise.reject(new TypeError('Failed to fetch'))")
+    try:
+        _send(page, "while the gateway is down")
+        page.wait_for("document.querySelector('#send-error').textContent !== ''")
+    finally:
+        page.evaluate("window.fetch = window.realFetch")
+    assert _text(page, "#send-error") == "The gateway did not answer: is it running? (it may be restarting)"
+
+    page.evaluate("document.querySelector('#forget-key').click()")
+    page.wait_for(f"{DISPLAYED}('#key-panel')")
+    for pasted in (
+        f"{KEY[:4]}\\u2028{KEY[4:]}",
+        f"{KEY}\\u{{1F511}}",
+    ):  # a line separator, an emoji: no header has them
+        page.evaluate(f"document.querySelector('#key-input').value = '{pasted}'")
+        page.evaluate("document.querySelector('#key-form').requestSubmit()")
+        assert _text(page, "#key-error").startswith("That is not a key this page can send")
+        assert page.evaluate(f"{DISPLAYED}('#key-panel')") and not page.evaluate("sessionStorage.getItem('cc-api-key')")
+    page.evaluate("document.querySelector('#key-input').value = 'not-the-key'")
+    page.evaluate("document.querySelector('#key-form').requestSubmit()")
+    page.wait_for("document.querySelector('#key-error').textContent === 'That key was refused.'")
+    assert page.evaluate(f"{DISPLAYED}('#key-panel')") and not page.evaluate(f"{DISPLAYED}('#app')")

@@ -9,6 +9,7 @@ const LIST_POLL_MS = 5000;
 const RESULT_CLIP = 4000;
 const ENDS = ["turn.completed", "turn.failed", "turn.interrupted"];
 const LABELS = { requires_approval: "waiting for approval", requires_action: "waiting for tool result" };
+const HEADER_SAFE = /^[^\0-\x1f\x7f\u0100-\uffff]+$/;  // what a header value can carry (Latin-1, no control)
 const BUSY = ["running", "requires_action", "requires_approval"];  // what Interrupt can stop
 const state = {
   key: sessionStorage.getItem(KEY_SLOT) || "", nextAfter: null, paged: false, view: null, started: false,
@@ -46,9 +47,11 @@ async function api(path, method = "GET", body = undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body === undefined ? {} : body);
   }
-  const response = await fetch(path, init);
+  const response = await fetch(path, init).catch(() => {
+    throw new ApiError(0, "The gateway did not answer: is it running? (it may be restarting)");
+  });
   const payload = await response.json().catch(() => null);
-  if (response.status === 401) askForKey("That key was refused.");
+  if (response.status === 401) refused(init.headers);
   if (!response.ok) throw new ApiError(response.status, payload?.error?.message || `HTTP ${response.status}`);
   return payload;
 }
@@ -104,9 +107,19 @@ function askForKey(message) {
   $("#key-input").focus();
 }
 
+// A 401 to a request sent with these headers: no key was given yet, or that one is wrong (the gateway may have
+// restarted with another). Said the same by every request that was refused, whichever answers last.
+const refused = (sent) => askForKey(sent.Authorization ? "That key was refused." : "");
+
 $("#key-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  state.key = $("#key-input").value.trim();
+  const key = $("#key-input").value.trim();
+  if (!HEADER_SAFE.test(key)) {  // fetch would refuse to send it, and the page would say the gateway is down
+    $("#key-error").textContent = "That is not a key this page can send: it has a line break or a character " +
+      "outside Latin-1 (check what was pasted).";
+    return;
+  }
+  state.key = key;
   $("#key-input").value = "";
   sessionStorage.setItem(KEY_SLOT, state.key);
   start();
@@ -296,13 +309,16 @@ async function openSession(id) {
   $("#session-id").textContent = id;
   $("#turns").replaceChildren();
   $("#events tbody").replaceChildren();
+  eventLog.top = 0;
   $("#webhooks").hidden = true;
   $("#send-error").textContent = "";
   $("#delete-session").textContent = "Delete";
+  setWritable(true);
   try {
     showSession(view, await api(sessionPath(id)));
   } catch (error) {
     if (state.view === view) $("#session-meta").textContent = error.message;
+    if (error.status === 404) gone(view);
     return;
   }
   follow(view);
@@ -369,6 +385,20 @@ function setLink(view, status) {
   badge.textContent = status;
 }
 
+// Deleted (here, by another client, or before the page was opened): nothing is left to send to or stop.
+function gone(view) {
+  if (state.view !== view) return;
+  setLink(view, "deleted");
+  setStatus(view, "deleted");
+  $("#send-error").textContent = "This session has been deleted.";
+  setWritable(false);
+}
+
+// The controls that act on the open session.
+function setWritable(on) {
+  for (const control of document.querySelectorAll("#send button, #send textarea, #delete-session")) control.disabled = !on;
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Follows /events/stream with fetch (EventSource cannot send the key header); after a dropped
@@ -379,10 +409,11 @@ async function follow(view) {
     try {
       const extra = { Accept: "text/event-stream" };
       if (view.lastSeq) extra["Last-Event-ID"] = String(view.lastSeq);
+      const sent = headers(extra);
       const response = await fetch(sessionPath(view.id, "/events/stream"),
-                                   { headers: headers(extra), cache: "no-store", signal: view.abort.signal });
-      if (response.status === 401) return askForKey("That key was refused.");
-      if (response.status === 404) return setLink(view, "deleted");
+                                   { headers: sent, cache: "no-store", signal: view.abort.signal });
+      if (response.status === 401) return refused(sent);
+      if (response.status === 404) return gone(view);
       if (!response.ok) throw new ApiError(response.status, `HTTP ${response.status}`);
       setLink(view, "live");
       delay = 500;
@@ -681,9 +712,24 @@ function logRow(event) {
              element("td", "mono", event.type), element("td", "data", clip(JSON.stringify(event.data), 600)));
   body.append(row);
   while (body.rows.length > MAX_LOG_ROWS) body.deleteRow(0);
-  const log = body.closest(".log");
-  log.scrollTop = log.scrollHeight;
+  if (!eventLog.frame) eventLog.frame = requestAnimationFrame(followLog);
 }
+
+// The log keeps its newest row in sight unless it was scrolled up to read (away from where this last put it): set
+// once a frame, as reading its height after every row laid the page out again (~2.5 ms an event: a session of a few
+// hundred turns froze the page for many seconds as it opened).
+const eventLog = { box: $("#events").closest(".log"), top: 0, frame: 0 };
+function followLog() {
+  const box = eventLog.box;
+  eventLog.frame = 0;
+  if (box.scrollTop < eventLog.top - 4) return;  // scrolled up: left there, until scrolled back down
+  box.scrollTop = box.scrollHeight;
+  eventLog.top = box.scrollTop;
+}
+$("#events").closest("details").addEventListener("toggle", () => {  // it was not laid out while closed
+  eventLog.top = 0;
+  followLog();
+});
 
 // -- acting on a session --------------------------------------------------------------------------
 $("#send").addEventListener("submit", async (event) => {
@@ -748,14 +794,18 @@ async function forkFrom(view, turnId) {
 // -- start ----------------------------------------------------------------------------------------
 function route() {
   const match = location.hash.match(/^#\/sessions\/(.+)$/);
-  openSession(match ? decodeURIComponent(match[1]) : null);
+  let id = match?.[1] ?? null;
+  try {
+    id = id && decodeURIComponent(id);
+  } catch {}  // a malformed %-escape: the id as written (the gateway answers that it does not exist)
+  openSession(id);
 }
 
 async function start() {
   try {
     await api("/api/sessions?limit=1");
   } catch (error) {
-    if (error.status === 401) return askForKey(state.key ? "That key was refused." : "");
+    if (error.status === 401) return;  // api() asked for the key
   }
   $("#key-panel").hidden = true;
   $("#app").hidden = false;

@@ -33,6 +33,9 @@ class ConsolePage:
                 "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer",
                 "X-Frame-Options": "DENY",
+                # a page that opened the console keeps no handle on it, and none may embed it as a resource
+                "Cross-Origin-Opener-Policy": "same-origin",
+                "Cross-Origin-Resource-Policy": "same-origin",
                 "Cache-Control": "no-cache",
                 "Vary": "Accept",
             },
@@ -55,7 +58,8 @@ def assemble(folder: Traversable) -> str:
 
 def content_security_policy(html: str, connect: bool = True) -> str:
     """Allow exactly the page's own inline scripts and styles (by hash), and, with ``connect``,
-    requests to this origin; nothing else loads, runs or frames it."""
+    requests to this origin; nothing else loads, runs or frames it, and Trusted Types refuse every string
+    that would become markup or script."""
     return "; ".join(
         [
             "default-src 'none'",
@@ -66,6 +70,9 @@ def content_security_policy(html: str, connect: bool = True) -> str:
             "base-uri 'none'",
             "form-action 'none'",
             "frame-ancestors 'none'",
+            # no string ever becomes markup or script (innerHTML, a javascript: URL): the page builds DOM nodes only
+            "require-trusted-types-for 'script'",
+            "trusted-types 'none'",
         ]
     )
 

@@ -15,12 +15,18 @@ const Markdown = (() => {
   // it), a link or image (whole), a bare or <> URL, a line break.
   const TOKEN = new RegExp([
     /(`+)/.source,
-    /!?\[([^\]\n]*)\]\(\s*<?([^)\s>]*)>?(?:\s+"[^"]*")?\s*\)/.source,
+    // a label may hold one level of [brackets] and a target one level of (parentheses), as Wikipedia's addresses
+    // do; neither may hold an unbalanced one, so every try stops at the next ( or [ and a reply full of "[a](" is
+    // scanned in linear time (an open-ended target made that quadratic: seconds for 100 KB)
+    /!?\[((?:[^[\]\n]|\[[^[\]\n]*\])*)\]\(\s*<?((?:[^()\s<>]|\([^()\s<>]*\))*)>?(?:\s+(?:"[^"\n]*"|'[^'\n]*'))?\s*\)/.source,
     /(\*\*|__|~~)(?=\S)/.source,
     /(?<![\w*])([*_])(?=[^\s*_])/.source,
-    /<?(https?:\/\/[^\s<>()]*[^\s<>().,;:!?'"*_])>?/.source,
+    /<?(https?:\/\/(?:[^\s<>()]|\([^\s<>()]*\))*(?:[^\s<>().,;:!?'"*_]|\([^\s<>()]*\)))>?/.source,
     /\n/.source,
   ].join("|"), "g");
+  // Quotes and lists nest this deep at most; deeper ones are text. Each level re-reads the lines below it, and a
+  // reply of ">>>>…" or of ever more indented items overflowed the stack or took seconds.
+  const MAX_DEPTH = 16;
   const TAGS = { "**": "strong", "__": "strong", "~~": "del", "*": "em", "_": "em" };
   const closers = new Map();  // opening delimiter → the regex for what closes it
 
@@ -55,7 +61,8 @@ const Markdown = (() => {
     return root;
   }
 
-  function blocks(lines, parent) {
+  function blocks(lines, parent, depth = 0) {
+    const nests = depth < MAX_DEPTH;
     let i = 0;
     while (i < lines.length) {
       const line = lines[i];
@@ -78,14 +85,14 @@ const Markdown = (() => {
       } else if (RULE.test(line)) {
         parent.append(node("hr"));
         i++;
-      } else if (QUOTE.test(line)) {
+      } else if (nests && QUOTE.test(line)) {
         const body = [];
         while (i < lines.length && QUOTE.test(lines[i])) body.push(lines[i++].replace(/^\s*>\s?/, ""));
         const quote = node("blockquote");
-        blocks(body, quote);
+        blocks(body, quote, depth + 1);
         parent.append(quote);
-      } else if (ITEM.test(line)) {
-        i = list(lines, i, parent);
+      } else if (nests && ITEM.test(line)) {
+        i = list(lines, i, parent, depth);
       } else if (isTable(lines, i)) {
         i = table(lines, i, parent);
       } else {
@@ -98,7 +105,7 @@ const Markdown = (() => {
     }
   }
 
-  function list(lines, i, parent) {
+  function list(lines, i, parent, depth) {
     const first = lines[i].match(ITEM);
     const indent = indentOf(first[1]), ordered = /\d/.test(first[2]);
     const made = node(ordered ? "ol" : "ul");
@@ -122,7 +129,7 @@ const Markdown = (() => {
       }
       const entry = node("li");
       if (body.length === 1) inline(body[0], entry);
-      else blocks(body, entry);
+      else blocks(body, entry, depth + 1);
       made.append(entry);
       while (i < lines.length && !lines[i].trim() && i + 1 < lines.length && ITEM.test(lines[i + 1]) &&
              indentOf(lines[i + 1].match(ITEM)[1]) === indent) i++;  // a loose list goes on after a blank line
