@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 
-from ccapi.client import STREAM_RETRIES, AsyncClient, CCAPIError, Client, Event, PermissionRequest, ToolResult, Turn
+from ccapi.client import (
+    AsyncClient,
+    CCAPIConnectionError,
+    CCAPIError,
+    Client,
+    Compaction,
+    Event,
+    PermissionRequest,
+    Session,
+    ToolResult,
+    Turn,
+    wire,
+)
 from ccapi.testing import MockError, MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, result_text, tool_results_sent
 from tests.gateway import Gateway
@@ -40,16 +55,17 @@ class DroppingStream(httpx.SyncByteStream):
 
 
 class DroppingTransport(httpx.HTTPTransport):
-    """Drops (or, ``clean``, ends) the first ``drops`` event-stream connections after a few chunks each. ``cuts``
-    counts the connections really cut: on a busy machine a batch may carry the turn's end before the cut."""
+    """Drops (or, ``clean``, ends) the first ``drops`` event-stream connections (``path``: those whose path ends so)
+    after a few chunks each. ``cuts`` counts the connections really cut: on a busy machine a batch may carry the
+    turn's end before the cut."""
 
-    def __init__(self, drops: int, keep: int, clean: bool = False) -> None:
+    def __init__(self, drops: int, keep: int, clean: bool = False, path: str = "/events/stream") -> None:
         super().__init__()
-        self.drops, self.keep, self.clean, self.streams, self.cuts = drops, keep, clean, 0, 0
+        self.drops, self.keep, self.clean, self.path, self.streams, self.cuts = drops, keep, clean, path, 0, 0
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        if request.url.path.endswith("/events/stream"):
+        if request.url.path.endswith(self.path):
             self.streams += 1
             if self.streams <= self.drops:
                 response.stream = DroppingStream(response.stream, self.keep, self)  # type: ignore[arg-type]
@@ -449,7 +465,7 @@ def test_a_stream_the_gateway_keeps_ending_without_an_event_raises_after_the_ret
 ) -> None:
     """Reconnecting is bounded: ``STREAM_RETRIES`` connections in a row that end before an event are followed by an
     error, not by a loop that never ends."""
-    monkeypatch.setattr("ccapi.client.RETRY_DELAY", 0.01)
+    monkeypatch.setattr("ccapi.client.wire.RETRY_DELAY", 0.01)
     transport = DroppingTransport(drops=100, keep=0, clean=True)
     with (
         Client(gateway.base_url) as plain,
@@ -458,7 +474,7 @@ def test_a_stream_the_gateway_keeps_ending_without_an_event_raises_after_the_ret
         session = plain.create_session()
         with pytest.raises(CCAPIError) as gave_up:
             next(ended.stream_events(session.id))
-    assert gave_up.value.type == "stream_ended" and transport.streams == STREAM_RETRIES + 1
+    assert gave_up.value.type == "stream_ended" and transport.streams == wire.STREAM_RETRIES + 1
 
 
 def test_a_deleted_session_ends_its_stream_with_a_404(gateway: Gateway) -> None:
@@ -495,3 +511,192 @@ def test_an_async_reader_follows_across_a_gateway_restart(make_gateway, mock_mod
     seen, logged = asyncio.run(main())
     assert [e.seq for e in seen] == list(range(1, len(seen) + 1))
     assert seen == logged and [e.type for e in seen].count("turn.completed") == 2
+
+
+# -- what a library user relies on: every route, typed answers, one exception family ------
+
+
+def test_sync_and_async_clients_offer_the_same_methods_with_the_same_signatures() -> None:
+    """Code moves between ``Client`` and ``AsyncClient`` by adding ``await``: same names, same parameters."""
+
+    def public(cls: type) -> dict[str, list[tuple[str, Any, Any]]]:
+        methods = {n: f for n, f in vars(cls).items() if callable(f) and not n.startswith("_")}
+        return {
+            n: [(p.name, p.kind, p.default) for p in inspect.signature(f).parameters.values()]
+            for n, f in methods.items()
+        }
+
+    assert public(Client) == public(AsyncClient)
+
+
+def test_every_native_route_a_client_needs_is_a_method(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    """Fork, compact, one turn, the limits and the webhook deliveries, through the library, sync and async."""
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session()
+        first = cc.send(session.id, "remember 42")
+        cc.send(session.id, "and 43")
+        assert cc.get_turn(session.id, first.turn_id).text == first.text == "mock reply: remember 42"
+        fork = cc.fork_session(session.id, turn_id=first.turn_id)
+        assert isinstance(fork, Session) and fork.id != session.id
+        assert cc.send(fork.id, "what now").status == "completed"
+        assert "and 43" not in str(mock_model.message_requests(include_side=False)[-1].body["messages"])
+        mock_model.script(Reply(text="<analysis>a</analysis>\n<summary>Summary: 42.</summary>"))
+        compacted = cc.compact(session.id, "keep numbers")
+        assert isinstance(compacted, Compaction) and compacted.status == "completed"
+        assert compacted.pre_tokens and compacted.post_tokens is not None and compacted.trigger == "manual"
+        assert cc.limits()["auth"] in ("mock", "api_key")
+        assert cc.webhook_deliveries(session.id, newest_first=True) == []
+        with pytest.raises(CCAPIError) as missing:
+            cc.get_turn(session.id, "turn_missing")
+        assert missing.value.status == 404
+
+    async def main() -> tuple[Session, Turn, list[Any]]:
+        async with AsyncClient(gateway.base_url) as ac:
+            forked = await ac.fork_session(session.id, after_seq=first.last_event_seq)
+            return forked, await ac.get_turn(session.id, first.turn_id), await ac.webhook_deliveries(session.id)
+
+    forked, turn, deliveries = asyncio.run(main())
+    assert forked.id not in (session.id, fork.id) and turn.turn_id == first.turn_id and deliveries == []
+
+
+def test_turns_and_sessions_carry_what_the_api_answers(gateway: Gateway) -> None:
+    """``stop_reason``, ``cost_usd``, ``duration_ms``, a background turn's ``first_event_seq``, a session's usage,
+    liveness and timestamps: typed attributes, not only ``raw``."""
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session(system_prompt="be brief")
+        turn = cc.send(session.id, "hello")
+        assert turn.stop_reason == "end_turn" and turn.duration_ms is not None and turn.cost_usd is not None
+        assert turn.usage["output_tokens"] > 0 and turn.first_event_seq is None
+        accepted = cc.send(session.id, "again", background=True)
+        assert accepted.status == "running" and accepted.first_event_seq == turn.last_event_seq + 1
+        followed = list(cc.stream_events(session.id, after=accepted.first_event_seq - 1, until=lambda e: e.ends_turn))
+        assert followed[0].type == "turn.started" and followed[-1].turn_id == accepted.turn_id
+        shown = cc.get_session(session.id)
+    assert shown.system_prompt == "be brief" and shown.live and shown.running_turn_id is None
+    assert shown.usage and shown.context is not None and shown.created_at and shown.updated_at
+
+
+def test_create_session_sends_an_explicit_none_so_webhook_none_opts_out() -> None:
+    """``"webhook": null`` opts out of the gateway's default webhook; the library dropped it, and the session got the
+    default. Named fields left at ``None`` are still left out."""
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(201, json={"id": "sess_x", "status": "idle", "model": "m"})
+
+    with Client(http=httpx.Client(base_url="http://gw", transport=httpx.MockTransport(answer))) as cc:
+        cc.create_session(webhook=None, max_budget_usd=None, model=None)
+    assert orjson.loads(sent[0]) == {"webhook": None, "max_budget_usd": None}
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_no_answer_is_a_ccapi_connection_error_not_a_raw_httpx_one() -> None:
+    """Nothing listening, or a timeout: a ``CCAPIError`` (status 0, type ``connection_error`` / ``timeout``, httpx's
+    error as the cause) that ``except CCAPIError`` catches, and still of httpx's own class (``httpx.ConnectError``),
+    as before."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with Client(url) as cc, pytest.raises(CCAPIError) as refused:
+        cc.get_session("sess_x")
+    assert isinstance(refused.value, CCAPIConnectionError) and isinstance(refused.value, httpx.ConnectError)
+    assert (refused.value.status, refused.value.type) == (0, "connection_error")
+    assert isinstance(refused.value.__cause__, httpx.ConnectError)
+
+    async def main() -> None:
+        async with AsyncClient(url) as ac:
+            await ac.health()
+
+    with pytest.raises(CCAPIConnectionError):
+        asyncio.run(main())
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    http = httpx.Client(base_url="http://gw", transport=httpx.MockTransport(slow))
+    with Client(http=http) as cc, pytest.raises(CCAPIError) as late:
+        cc.send("sess_x", "hello")
+    assert late.value.type == "timeout"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(200, text="<html>hello</html>"), httpx.Response(200, json={"ok": True})],
+    ids=["html", "other-json"],
+)
+def test_a_success_that_is_not_the_gateways_is_a_ccapi_error(answer: httpx.Response) -> None:
+    """Another server on the port answers 200 its own way: ``invalid_response``, not ``JSONDecodeError`` or
+    ``KeyError``."""
+    http = httpx.Client(base_url="http://elsewhere", transport=httpx.MockTransport(lambda _: answer))
+    with Client(http=http) as cc:
+        for call in (lambda: cc.get_session("sess_x"), lambda: cc.send("sess_x", "hi"), lambda: cc.events("s")):
+            with pytest.raises(CCAPIError) as odd:
+                call()
+            assert (odd.value.status, odd.value.type) == (200, "invalid_response")
+
+
+def test_health_returns_the_unavailable_answer_a_probe_asks_for() -> None:
+    """``/healthz`` answers 503 with its own body when the store is unreachable: that is the health, not an error."""
+    body = {"status": "unavailable", "database": "unreachable", "live_engines": 0}
+    http = httpx.Client(base_url="http://gw", transport=httpx.MockTransport(lambda _: httpx.Response(503, json=body)))
+    with Client(http=http) as cc:
+        assert cc.health() == body
+
+
+def test_stream_events_filters_by_type(gateway: Gateway) -> None:
+    """``stream_events(types=…)`` sends ``types=``: only those events, replayed and live, under their own seqs."""
+    with Client(gateway.base_url) as cc:
+        session = cc.create_session()
+        cc.send(session.id, "one")
+        ends = list(cc.stream_events(session.id, types=["turn.completed"], until=lambda e: True))
+        logged = cc.events(session.id, types="turn.completed")
+    assert [e.type for e in ends] == ["turn.completed"] and ends == logged
+
+
+@pytest.mark.parametrize("clean", [False, True], ids=["dropped", "ended-by-the-gateway"])
+def test_stream_turn_yields_the_turns_events_and_resumes_a_dropped_reply(
+    gateway: Gateway, mock_model: MockModel, clean: bool
+) -> None:
+    """``stream_turn`` streams a turn (``"stream": true``); a reply cut short is sent again with its
+    ``Idempotency-Key`` and the gateway replays it: every event of the turn once, in order, and the input ran once."""
+    words = " ".join(f"word{n}" for n in range(60))
+    mock_model.script(Reply(text=words, chunk_delay=0.02))
+    transport = DroppingTransport(drops=3, keep=2, clean=clean, path="/turns")
+    with (
+        Client(gateway.base_url) as plain,
+        Client(http=httpx.Client(base_url=gateway.base_url, transport=transport, timeout=60)) as dropping,
+    ):
+        session = plain.create_session()
+        seen = list(dropping.stream_turn(session.id, "talk"))
+        logged = plain.events(session.id, limit=1000)
+    assert transport.cuts >= 1 and transport.streams == transport.cuts + 1
+    assert seen == logged[1:] and seen[0].type == "turn.started" and seen[-1].type == "turn.completed"
+    assert "".join(e.data["text"] for e in seen if e.type == "message.delta") == words
+    assert len([r for r in mock_model.message_requests(include_side=False) if "talk" in str(r.body)]) == 1
+
+    async def main() -> list[str]:
+        async with AsyncClient(gateway.base_url) as ac:
+            return [e.type async for e in ac.stream_turn(session.id, "more", idempotency_key="k-more")]
+
+    assert asyncio.run(main())[-1] == "turn.completed"
+
+
+@pytest.mark.slow
+def test_stream_turn_follows_its_turn_across_a_gateway_restart(make_gateway, mock_model: MockModel) -> None:
+    """The gateway stops mid-turn (ending the turn and its reply); ``stream_turn`` sends its request again to the
+    restarted gateway, which replays the turn from the log to its end: every event once, in order."""
+    gw = make_gateway()
+    mock_model.script(Reply(text=" ".join(f"word{n}" for n in range(200)), chunk_delay=0.02))
+    with Client(gw.base_url) as cc:
+        session = cc.create_session()
+        seen: list[Event] = []
+        for event in cc.stream_turn(session.id, "talk"):
+            seen.append(event)
+            if len(seen) == 5:
+                gw.restart()
+        logged = [e for e in cc.events(session.id, limit=1000) if e.turn_id == seen[0].turn_id]
+    assert seen == logged and seen[-1].ends_turn and seen[-1].type != "turn.completed"

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 
 class CCAPIError(Exception):
     """An error answer of the gateway: its status and the envelope's type, message and details."""
@@ -16,8 +18,32 @@ class CCAPIError(Exception):
         self.status, self.type, self.message, self.details = status, type_, message, details or {}
 
 
+class CCAPIConnectionError(CCAPIError, httpx.TransportError):
+    """No answer came: nothing listens at the URL, the connection dropped, or a timeout passed (``type``
+    ``connection_error`` or ``timeout``, ``status`` 0, httpx's own error as ``__cause__``). Raised as
+    ``connection_error(…)`` makes it: also an instance of httpx's own class (``httpx.ConnectError``, ...), under
+    its name, which this client raised before, so code that catches those still does."""
+
+    def __init__(self, error: httpx.TransportError) -> None:
+        kind = "timeout" if isinstance(error, httpx.TimeoutException) else "connection_error"
+        super().__init__(0, kind, f"{type(error).__name__}: {error}")
+
+
+def connection_error(error: httpx.TransportError) -> CCAPIConnectionError:
+    """``error`` as a ``CCAPIConnectionError`` that is also of ``error``'s own httpx class."""
+    kind = type(error)
+    if kind not in _CONNECTION_ERRORS:
+        _CONNECTION_ERRORS[kind] = type(kind.__name__, (CCAPIConnectionError, kind), {"__module__": __name__})
+    return _CONNECTION_ERRORS[kind](error)
+
+
+_CONNECTION_ERRORS: dict[type[httpx.TransportError], type[CCAPIConnectionError]] = {}
+
+
 @dataclass(frozen=True)
 class Session:
+    """A session as the gateway shows it; ``raw`` holds every field of the answer."""
+
     id: str
     status: str
     model: str
@@ -26,6 +52,19 @@ class Session:
     turn_count: int
     last_event_seq: int
     raw: dict[str, Any] = field(repr=False)
+    system_prompt: str | None = None
+    permission_mode: str | None = None
+    builtin_tools: str | list[str] | None = None
+    max_budget_usd: float | None = None
+    output_schema: dict[str, Any] | None = None
+    #: Tokens and cost so far; ``context``: the context window's use (``get_session`` only, measured once a turn).
+    usage: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None
+    live: bool = False
+    running_turn_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Session:
@@ -38,6 +77,18 @@ class Session:
             body.get("turn_count", 0),
             body.get("last_event_seq", 0),
             body,
+            system_prompt=body.get("system_prompt"),
+            permission_mode=body.get("permission_mode"),
+            builtin_tools=body.get("builtin_tools"),
+            max_budget_usd=body.get("max_budget_usd"),
+            output_schema=body.get("output_schema"),
+            usage=body.get("usage") or {},
+            context=body.get("context"),
+            webhook=body.get("webhook"),
+            live=body.get("live", False),
+            running_turn_id=body.get("running_turn_id"),
+            created_at=body.get("created_at"),
+            updated_at=body.get("updated_at"),
         )
 
 
@@ -97,6 +148,10 @@ AsyncApprover = Callable[[PermissionRequest], "bool | Decision | Awaitable[bool 
 
 @dataclass(frozen=True)
 class Turn:
+    """A turn as it stands: settled (``completed``, ``failed``, ``interrupted``, with ``error`` saying why), waiting
+    (``requires_action``, ``requires_approval``), or, answered at once (``background``), ``running`` or ``queued``
+    with ``first_event_seq`` (follow it with ``stream_events(after=first_event_seq - 1)``)."""
+
     turn_id: str
     session_id: str
     status: str
@@ -107,6 +162,11 @@ class Turn:
     error: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False)
     permission_requests: list[PermissionRequest] = field(default_factory=list)
+    #: The model's (``end_turn``, ``max_tokens``, ``tool_use``, ...), once the turn ended.
+    stop_reason: str | None = None
+    cost_usd: float | None = None
+    duration_ms: int | None = None
+    first_event_seq: int | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Turn:
@@ -126,6 +186,10 @@ class Turn:
             body.get("error"),
             body,
             requests,
+            stop_reason=body.get("stop_reason"),
+            cost_usd=body.get("cost_usd"),
+            duration_ms=body.get("duration_ms"),
+            first_event_seq=body.get("first_event_seq"),
         )
 
     @property
@@ -136,3 +200,62 @@ class Turn:
     def structured_output(self) -> Any:
         """The answer checked against the session's ``output_schema`` (``None`` without one)."""
         return self.raw.get("structured_output")
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What ``compact`` did: ``status`` ``completed`` with the tokens before and after, or ``failed`` with
+    ``error`` (Claude Code's reason)."""
+
+    session_id: str
+    turn_id: str
+    status: str
+    trigger: str | None
+    pre_tokens: int | None
+    post_tokens: int | None
+    last_event_seq: int | None
+    error: dict[str, Any] | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Compaction:
+        return cls(
+            body["session_id"],
+            body["turn_id"],
+            body["status"],
+            body.get("trigger"),
+            body.get("pre_tokens"),
+            body.get("post_tokens"),
+            body.get("last_event_seq"),
+            body.get("error"),
+            body,
+        )
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One webhook delivery of a session's event: ``state`` ``pending``, ``delivered`` or ``failed``."""
+
+    id: str
+    event_seq: int
+    event_type: str
+    url: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> WebhookDelivery:
+        return cls(
+            body["id"],
+            body["event_seq"],
+            body["event_type"],
+            body["url"],
+            body["state"],
+            body.get("attempts", 0),
+            body.get("last_status"),
+            body.get("last_error"),
+            body,
+        )

@@ -1,18 +1,48 @@
-"""What goes on the wire, the same for ``Client`` and ``AsyncClient``: request bodies and headers, error answers,
-the SSE parser and tool results; the two clients differ only in their I/O."""
+"""What goes on the wire, the same for ``Client`` and ``AsyncClient``: their defaults, request bodies and headers,
+error answers, the SSE parser and tool results; the two clients differ only in their I/O."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Iterable, Mapping
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from ccapi.client.shapes import CCAPIError, Decision, PermissionRequest, Session, ToolCall, ToolResult
+from ccapi.client.shapes import (
+    CCAPIConnectionError,
+    CCAPIError,
+    Decision,
+    PermissionRequest,
+    Session,
+    ToolCall,
+    ToolResult,
+    WebhookDelivery,
+    connection_error,
+)
 from ccapi.events import Event
+
+T = TypeVar("T")
+
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: A reply may wait for a whole turn (600 s without a byte); a connection is made in seconds or not at all: a gateway
+#: that takes none (a firewall dropping it, a wedged host) is a ``CCAPIConnectionError`` (``timeout``) after 5 s.
+DEFAULT_TIMEOUT = httpx.Timeout(600, connect=5)
+#: Reconnections of one event stream in a row that bring no event before it raises (a connection that ends, dropped
+#: or ended by the gateway, is followed by another ``RETRY_DELAY`` s times the count so far later).
+STREAM_RETRIES = 5
+RETRY_DELAY = 0.2
+
+Tool = Callable[..., Any]
+
+
+def discarded(_: Any) -> None:
+    """A success whose body says nothing more (``DELETE``)."""
 
 
 def headers(api_key: str | None) -> dict[str, str]:
@@ -26,14 +56,15 @@ def session_body(
     metadata: Mapping[str, Any] | None,
     extra: Mapping[str, Any],
 ) -> dict[str, Any]:
-    body = {
+    """The named fields left out when ``None``; ``extra`` as given, so ``webhook=None`` opts out of the gateway's
+    default webhook and ``max_budget_usd=None`` of its default cap."""
+    named = {
         "model": model,
         "system_prompt": system_prompt,
         "tools": list(tools) if tools is not None else None,
         "metadata": dict(metadata) if metadata is not None else None,
-        **extra,
     }
-    return {key: value for key, value in body.items() if value is not None}
+    return {key: value for key, value in named.items() if value is not None} | dict(extra)
 
 
 def session_path(session_id: str, *tail: str) -> str:
@@ -41,10 +72,11 @@ def session_path(session_id: str, *tail: str) -> str:
     ``..`` in it names no other route or query (it is a 404 like any unknown id)."""
     if not session_id:
         raise ValueError("session_id must not be empty")
-    return "/".join(("/api/sessions", _segment(session_id), *tail))
+    return "/".join(("/api/sessions", segment(session_id), *tail))
 
 
-def _segment(value: str) -> str:
+def segment(value: str) -> str:
+    """``value`` quoted as one path segment."""
     # ``quote`` leaves ``.`` as it is, and httpx resolves a ``.`` or ``..`` segment (``/api/sessions/..`` is ``/api``)
     return "%2E" * len(value) if value in {".", ".."} else quote(value, safe="")
 
@@ -55,6 +87,29 @@ def interrupt_body(turn_id: str | None) -> dict[str, Any] | None:
 
 def session_page(body: dict[str, Any]) -> tuple[list[Session], str | None]:
     return [Session.from_json(item) for item in body["data"]], body.get("next_after")
+
+
+def event_page(body: dict[str, Any]) -> list[Event]:
+    return [Event.from_dict(event) for event in body["data"]]
+
+
+def delivery_page(body: dict[str, Any]) -> list[WebhookDelivery]:
+    return [WebhookDelivery.from_json(delivery) for delivery in body["data"]]
+
+
+def data(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(body["data"])
+
+
+def health(response: httpx.Response) -> dict[str, Any]:
+    """``/healthz``'s answer, its 503 (``"status": "unavailable"``: the store is unreachable or refuses writes)
+    included: that is the answer a readiness probe asks for, not an error."""
+    if response.status_code == 503:
+        with contextlib.suppress(ValueError):
+            body = response.json()
+            if isinstance(body, dict) and body.get("status") == "unavailable":
+                return body
+    return parsed(response, dict)
 
 
 def page_params(limit: int, after: str | None) -> dict[str, str | int]:
@@ -71,6 +126,27 @@ def decisions_body(decisions: Iterable[Decision], background: bool = False) -> d
 
 def turn_body(input: str | list[dict[str, Any]], background: bool, queue: bool) -> dict[str, Any]:
     return {"input": input, **background_flag(background), **({"queue": True} if queue else {})}
+
+
+def streamed_turn_body(input: str | list[dict[str, Any]], queue: bool) -> dict[str, Any]:
+    return turn_body(input, False, queue) | {"stream": True}
+
+
+def fork_body(turn_id: str | None, after_seq: int | None) -> dict[str, Any]:
+    """Where a fork ends: a turn's end, the last reply at or before an event, or (neither) all of it."""
+    body: dict[str, Any] = {"turn_id": turn_id, "after_seq": after_seq}
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def compact_body(instructions: str | None) -> dict[str, Any]:
+    return {"instructions": instructions} if instructions else {}
+
+
+def deliveries_params(after: int, before: int | None, limit: int, newest_first: bool) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"after": after, "limit": limit, "order": "desc" if newest_first else "asc"}
+    if before is not None:
+        params["before"] = before
+    return params
 
 
 def background_flag(background: bool) -> dict[str, Any]:
@@ -117,12 +193,40 @@ def idempotency(key: str | None) -> dict[str, str]:
     return {"Idempotency-Key": key}
 
 
+def new_idempotency_key() -> str:
+    return f"ccapi-client-{uuid.uuid4()}"
+
+
 def events_params(after: int, limit: int, types: Iterable[str] | None) -> dict[str, str | int]:
+    return {"after": after, "limit": limit, **types_param(types)}
+
+
+def types_param(types: Iterable[str] | None) -> dict[str, str]:
     """``types``: only events of these types (their own seqs; an unknown name is a 400)."""
-    params: dict[str, str | int] = {"after": after, "limit": limit}
-    if types is not None:
-        params["types"] = ",".join([types] if isinstance(types, str) else types)
-    return params
+    if types is None:
+        return {}
+    return {"types": ",".join([types] if isinstance(types, str) else types)}
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """httpx's transport errors (nothing listening, a dropped connection, a timeout) as ``CCAPIConnectionError``."""
+    try:
+        yield
+    except CCAPIConnectionError:
+        raise
+    except httpx.TransportError as exc:
+        raise connection_error(exc) from exc
+
+
+def parsed(response: httpx.Response, parse: Callable[[Any], T]) -> T:
+    """A success's body through ``parse``; an answer that is not the gateway's (not JSON, or JSON of another
+    shape: another server on the port) is a ``CCAPIError`` of type ``invalid_response``, not a ``KeyError``."""
+    body = checked(response)
+    try:
+        return parse(body)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise _invalid(response) from exc
 
 
 def checked(response: httpx.Response) -> Any:
@@ -133,7 +237,14 @@ def checked(response: httpx.Response) -> Any:
         raise CCAPIError(
             response.status_code, error.get("type", "error"), error.get("message", ""), error.get("details")
         )
-    return response.json()
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise _invalid(response) from exc
+
+
+def _invalid(response: httpx.Response) -> CCAPIError:
+    return CCAPIError(response.status_code, "invalid_response", f"not a CC API answer: {response.text[:500]}")
 
 
 def _envelope(response: httpx.Response) -> dict[str, Any] | None:
@@ -173,19 +284,23 @@ class Follow:
     def __init__(self, after: int, retries: int, delay: float) -> None:
         self.last, self.retries, self.base_delay, self.failures = after, retries, delay, 0
 
-    def headers(self) -> dict[str, str]:
-        return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last)}
+    def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last), **(extra or {})}
 
-    def seen(self, event: Event) -> None:
+    def fresh(self, event: Event) -> bool:
+        """Whether ``event`` is new (a replay begins again from its first event); counts it as seen."""
+        if event.seq <= self.last:
+            return False
         self.last, self.failures = event.seq, 0
+        return True
 
-    def ended(self, error: BaseException | None = None) -> None:
+    def ended(self, error: httpx.TransportError | None = None) -> None:
         """A connection ended, with ``error`` or (``None``) as the gateway ended it; raises past the retries."""
         self.failures += 1
         if self.failures <= self.retries:
             return
         if error is not None:
-            raise error
+            raise connection_error(error) from error
         raise CCAPIError(
             0, "stream_ended", f"the gateway ended the event stream {self.failures} times in a row without an event"
         )
@@ -209,3 +324,14 @@ def unknown_tool(call: ToolCall) -> ToolResult:
 
 
 RESUMABLE = (httpx.TransportError,)
+
+
+class TurnEnd:
+    """``stream_turn``'s stop: the settling event (an end or a pause) of the turn its first event names."""
+
+    def __init__(self) -> None:
+        self.turn_id: str | None = None
+
+    def __call__(self, event: Event) -> bool:
+        self.turn_id = self.turn_id or event.turn_id
+        return event.turn_id == self.turn_id and event.ends_turn
