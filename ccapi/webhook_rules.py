@@ -6,7 +6,11 @@ start-up) and ``ccapi.webhooks`` (which signs and delivers), so the settings imp
 A gateway that POSTs to any URL a client names is a way into the network it runs in, so
 targets must be ``http``/``https`` URLs whose host ``CC_API_WEBHOOK_ALLOW`` admits
 (default: loopback only). The check reads the URL's host as written, with no DNS
-lookup: a name is allowed only if it is listed.
+lookup: a name is allowed if it is listed (the operator's own DNS is trusted), or by ``*``, which admits any name
+but only public addresses: a name only ``*`` admits is resolved when it is sent to, and connected to only at an
+address the list admits (``ccapi.webhooks.sender``), so a client cannot aim the gateway at its own network.
+Numeric hosts other than dotted quads (``2130706433``, ``0177.0.0.1``, ``127.1``) are refused: the resolver
+reads them as addresses where this check would read a name.
 
 The secret is ``whsec_`` + base64 of 24-64 random bytes (Standard Webhooks); the HMAC key is those bytes.
 """
@@ -17,6 +21,7 @@ import base64
 import binascii
 import ipaddress
 import secrets
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +30,7 @@ from urllib.parse import urlsplit
 from ccapi.events import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_TYPES
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: The default allow-list: this machine only.
 LOOPBACK = ("localhost", "127.0.0.0/8", "::1")
@@ -62,14 +68,43 @@ class AllowList:
         return cls(frozenset(names), tuple(suffixes), tuple(networks), "*" in names)
 
     def allows(self, host: str) -> bool:
+        """Whether a URL may name ``host``, as written (no DNS lookup)."""
         host = host.lower()
-        if self.any_host or host in self.names or host.endswith(self.suffixes):
-            return True
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+            return not _numeric(host) and (self.any_host or self.lists(host))
+        return self.admits(address)
+
+    def lists(self, host: str) -> bool:
+        """A name listed, or under a listed suffix: the operator's, trusted wherever their DNS points it."""
+        return host.lower() in self.names or host.lower().endswith(self.suffixes)
+
+    def admits(self, address: IPAddress) -> bool:
+        """An address in a listed network, or under ``*`` a public one: ``*`` is the internet, not the
+        gateway's own network (loopback, private ranges, the cloud metadata address)."""
+        return any(address in network for network in self.networks) or (self.any_host and address.is_global)
+
+    def pins(self, host: str) -> bool:
+        """A name only ``*`` admits: where it points is checked when it is connected to, not trusted."""
+        return self.any_host and not _is_address(host) and not self.lists(host)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _numeric(host: str) -> bool:
+    """An address in a form only C's ``inet_aton`` reads (decimal, octal, hex, short): never a name."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
 
 
 def check_url(url: Any, allow: AllowList) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -170,6 +173,17 @@ def test_a_deleted_sessions_last_delivery_still_arrives(
     assert [(e["type"], e["turn_id"]) for e in events] == [("turn.interrupted", started.json()["turn_id"])] * 2
 
 
+def _signed_by_the_standard(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """Standard Webhooks checked from its text, not with CC API's own code: the three headers, ``v1,`` + base64
+    HMAC-SHA256 keyed by the secret's base64 bytes over ``id.timestamp.body``, a timestamp of this attempt."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    webhook_id, stamp = lowered["webhook-id"], lowered["webhook-timestamp"]
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{webhook_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(mac).decode()
+    return stamp.isdigit() and abs(time.time() - int(stamp)) < 30 and expected in lowered["webhook-signature"].split()
+
+
 def _wait_for_request(mock: MockModel, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not mock.message_requests(include_side=False):
@@ -187,6 +201,7 @@ def test_retries_until_the_receiver_answers_with_one_webhook_id(
 
     seen = receiver.wait_for(lambda seen: len(seen) >= 3)
     assert len({d.headers["webhook-id"] for d in seen}) == 1
+    assert all(_signed_by_the_standard(SECRET, d.headers, d.body) for d in seen)
     assert all(verify_webhook(SECRET, d.headers, d.body)["type"] == "turn.completed" for d in seen)
     assert seen[1].received_at - seen[0].received_at >= 0.1 - 0.02  # backed off (0.2 s base, half jittered)
     listed = _wait_for_state(hooked, session["id"], lambda d: d[0]["state"] == "delivered")
@@ -201,7 +216,12 @@ def test_retries_until_the_receiver_answers_with_one_webhook_id(
 def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
     hooked: Gateway, mock_model: MockModel, receiver: Receiver
 ) -> None:
-    receiver.answers = [(429, {"Retry-After": "1"}), (200, {}), (410, {}), (307, {"Location": "http://192.0.2.7/"})]
+    receiver.answers = [
+        (429, {"Retry-After": "1"}),
+        (200, {}),
+        (410, {}),
+        (307, {"Location": "https://192.0.2.7/hooks?token=sekrit"}),
+    ]
     session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
     hooked.turn(session["id"], "hello")
     first, second = receiver.wait_for(lambda seen: len(seen) >= 2)
@@ -215,6 +235,8 @@ def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
     hooked.turn(session["id"], "and again")  # a redirect is never followed (it could lead anywhere)
     listed = _wait_for_state(hooked, session["id"], lambda d: len(d) == 3 and d[2]["state"] == "failed")
     assert listed[2]["attempts"] == 1 and "redirects are not followed" in listed[2]["last_error"]
+    assert "https://192.0.2.7/…" in listed[2]["last_error"]  # where to, as the log shows a URL: not its token
+    assert "sekrit" not in listed[2]["last_error"] + hooked.log_text()
     assert len(receiver.deliveries) == 4
 
 
@@ -544,3 +566,81 @@ def test_a_receiver_that_never_answers_in_time_does_not_delay_another(tmp_path: 
         fast.stop()
     assert took < 1.0, f"the fast receiver's delivery waited {took:.1f} s"
     assert slow_attempts <= 2, "at most two deliveries at a time go to one receiver"
+
+
+def _send_one(
+    tmp_path: Path, settings: Settings, url: str, done: Callable[[WebhookDelivery], bool], attempts: int = 0
+) -> WebhookDelivery:
+    """One ``turn.failed`` delivery to ``url`` (after ``attempts`` earlier ones), sent by a sender in-process on
+    a JSON-directory store until ``done`` holds for it."""
+
+    async def main() -> WebhookDelivery:
+        store = JsonDirStore(tmp_path / "store")
+        await store.open()
+        await store.create_session(_hooked("sess_s", url))
+        await store.append_events([_failed("sess_s", 1)])
+        if attempts:
+            await store.claim_webhooks("earlier", 1, lease=60)
+            await store.finish_webhook_attempt("sess_s_1", "earlier", {"attempts": attempts, "next_attempt_at": 0})
+        sender = WebhookSender(settings, store)
+        sender.start()
+        deadline = time.monotonic() + 20
+        while not done(delivery := (await store.list_webhooks("sess_s", 0, 1))[0]):
+            assert time.monotonic() < deadline, delivery
+            await asyncio.sleep(0.05)
+        await sender.stop()
+        await store.close()
+        return delivery
+
+    return asyncio.run(main())
+
+
+def test_star_admits_public_addresses_only_and_numeric_hosts_never() -> None:
+    """``*`` lets clients name receivers on the internet, not the gateway's own network: a loopback, private,
+    link-local (cloud metadata) or IPv4-mapped address needs a network listed. A decimal, octal, hex or short
+    IPv4 (which the resolver reads as 127.0.0.1 where the check would read a name) is refused everywhere."""
+    star, default = AllowList.parse(["*"]), AllowList.parse(LOOPBACK)
+    assert all(map(star.allows, ["hooks.example", "8.8.8.8", "2606:4700::1"]))
+    private = ["127.0.0.1", "10.0.0.1", "169.254.169.254", "0.0.0.0", "::1", "::ffff:127.0.0.1", "fd00::1"]
+    assert not any(map(star.allows, private))
+    assert AllowList.parse(["*", "10.0.0.0/8"]).allows("10.1.2.3")
+    numeric = ["2130706433", "0177.0.0.1", "127.1", "0x7f000001", "0x7f.0.0.1"]
+    assert not any(star.allows(host) or default.allows(host) for host in numeric)
+    with pytest.raises(ConfigError, match="not allowed"):
+        Settings.from_env(
+            {"CC_API_WEBHOOK_URL": "http://2130706433/h", "CC_API_WEBHOOK_SECRET": SECRET, "CC_API_WEBHOOK_ALLOW": "*"}
+        )
+
+
+def test_a_name_only_star_admits_is_never_sent_to_a_loopback_address(tmp_path: Path) -> None:
+    """A name is no way around ``*``'s public-only rule: it is resolved when sent to and connected to only at an
+    address the list admits (``localhost`` resolves to loopback, as a hostile DNS name can). With loopback
+    listed too the name is connected to at its address, and the receiver still sees its name as ``Host``."""
+    receiver = Receiver().start()
+    url = f"http://localhost:{receiver.port}/hooks"
+    try:
+        star = Settings(home=tmp_path / "a", webhook_secret=SECRET, webhook_allow=("*",))
+        refused = _send_one(tmp_path / "a", star, url, lambda d: d.state != PENDING)
+        assert refused.state == FAILED and refused.attempts == 1 and receiver.deliveries == []
+        assert "resolves to no address CC_API_WEBHOOK_ALLOW admits" in (refused.last_error or "")
+
+        listed = Settings(home=tmp_path / "b", webhook_secret=SECRET, webhook_allow=("*", "127.0.0.0/8"))
+        assert _send_one(tmp_path / "b", listed, url, lambda d: d.state != PENDING).state == DELIVERED
+        [delivery] = receiver.deliveries
+        assert {k.lower(): v for k, v in delivery.headers.items()}["host"] == f"localhost:{receiver.port}"
+    finally:
+        receiver.stop()
+
+
+def test_a_delivery_retried_for_weeks_keeps_backing_off(tmp_path: Path) -> None:
+    """Past a thousand attempts (a ``CC_API_WEBHOOK_RETRY_FOR`` of a week or more, at the 10-minute pause) the
+    backoff overflowed a float: the attempt was never recorded and the receiver was hit every lease, for ever."""
+    receiver = Receiver().start()
+    receiver.answers = [(503, {})]
+    settings = Settings(home=tmp_path, webhook_secret=SECRET, webhook_retry_for=30 * 24 * 3600.0)
+    try:
+        delivery = _send_one(tmp_path, settings, receiver.url, lambda d: d.attempts > 1100, attempts=1100)
+    finally:
+        receiver.stop()
+    assert (delivery.state, delivery.attempts, delivery.last_status) == (PENDING, 1101, 503)
+    assert delivery.next_attempt_at - time.time() <= 600

@@ -5,7 +5,9 @@ send one delivery at once), POSTs each signed, and records the outcome: ``delive
 2xx; on a connection error, a timeout, a 5xx or a 429 another attempt after an exponential
 backoff with jitter (or the receiver's ``Retry-After``, if longer) until
 ``CC_API_WEBHOOK_RETRY_FOR`` has passed since the event, then ``failed``. Any other answer
-(a redirect, which is never followed, or a 4xx) is final. Delivery is at least once: a
+(a redirect, which is never followed, or a 4xx) is final. A host that only ``*`` admits is
+resolved here and connected to at an address the allow-list admits (``Route``), never wherever
+the name points at connection time. Delivery is at least once: a
 host that dies mid-attempt leaves a lease that expires, and the delivery is sent again.
 A session's deliveries go one at a time, in event order: the store hands out only the first
 it still owes, so a later one waits behind an earlier one's retries until that is done.
@@ -16,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import random
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -33,7 +38,7 @@ from ccapi.ids import parse_time, utcnow
 from ccapi.observability.metrics import Metrics
 from ccapi.store import Store
 from ccapi.store.outbox import DELIVERED, FAILED, WebhookDelivery
-from ccapi.webhook_rules import shown_url
+from ccapi.webhook_rules import AllowList, shown_url
 from ccapi.webhooks.signing import sign
 
 log = structlog.get_logger(__name__)
@@ -49,6 +54,9 @@ POLL_SECONDS = 1.0
 MAX_BACKOFF = 600.0
 #: Bytes of a receiver's answer read (into ``last_error``) before the connection is dropped.
 MAX_RESPONSE_BYTES = 1024
+#: Doublings of ``CC_API_WEBHOOK_BACKOFF`` past which the pause is ``MAX_BACKOFF`` anyway (and 2.0 ** 1024
+#: would overflow a float after some thousand attempts of a long ``CC_API_WEBHOOK_RETRY_FOR``).
+MAX_DOUBLINGS = 64
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,16 @@ class Outcome:
     status: int | None = None
     error: str | None = None
     retry_after: float = 0.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to reach a receiver: its URL, or for a pinned name the URL of one address it resolved to, with
+    the name kept as the ``Host`` and the TLS server name (so the certificate is checked against the name)."""
+
+    url: httpx.URL
+    headers: dict[str, str]
+    extensions: dict[str, Any]
 
 
 class WebhookSender:
@@ -186,11 +204,12 @@ class WebhookSender:
     def _backoff(self, attempts: int) -> float:
         """Exponential, with "equal jitter": half fixed, half random, so receivers that
         failed together are not hit again together."""
-        ceiling = min(MAX_BACKOFF, self._settings.webhook_backoff * 2 ** (attempts - 1))
+        ceiling = min(MAX_BACKOFF, self._settings.webhook_backoff * 2 ** min(attempts - 1, MAX_DOUBLINGS))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not a secret
 
     async def _post(self, delivery: WebhookDelivery) -> Outcome:
-        if not self._allow.allows(httpx.URL(delivery.url).host):
+        url = httpx.URL(delivery.url)
+        if not self._allow.allows(url.host):
             return Outcome(False, False, error="the URL's host is no longer allowed by CC_API_WEBHOOK_ALLOW")
         body = orjson.dumps(delivery.payload)
         timestamp = int(time.time())
@@ -202,10 +221,15 @@ class WebhookSender:
         }
         try:
             async with asyncio.timeout(self._settings.webhook_timeout):
-                async with self._http.stream("POST", delivery.url, content=body, headers=headers) as response:
-                    head = await _read_head(response)
+                routes = await _routes(url, self._allow)
+                if not routes:
+                    error = f"{url.host} resolves to no address CC_API_WEBHOOK_ALLOW admits (* admits public ones)"
+                    return Outcome(False, False, error=error)
+                response, head = await self._exchange(routes, body, headers)
         except (TimeoutError, httpx.TimeoutException):
             return Outcome(False, True, error=f"no answer within {self._settings.webhook_timeout:g} s")
+        except socket.gaierror as exc:
+            return Outcome(False, True, error=f"cannot resolve {url.host}: {exc.strerror}"[:300])
         except httpx.HTTPError as exc:
             return Outcome(False, True, error=f"{type(exc).__name__}: {exc}"[:300])
         status = response.status_code
@@ -213,9 +237,49 @@ class WebhookSender:
             return Outcome(True, False, status)
         error = f"HTTP {status}: {head.decode(errors='replace')[:200]}".rstrip(": ")
         if 300 <= status < 400:
-            error = f"HTTP {status}: redirects are not followed ({response.headers.get('location', '')[:200]})"
+            target = _shown_location(url, response.headers.get("location", ""))
+            error = f"HTTP {status}: redirects are not followed (to {target})"
         retryable = status == 429 or status >= 500
         return Outcome(False, retryable, status, error, _retry_after(response.headers.get("retry-after")))
+
+    async def _exchange(
+        self, routes: list[Route], body: bytes, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """POST by the first route that connects: the answer, and the head of its body."""
+        refused: httpx.ConnectError | None = None
+        for route in routes:
+            try:
+                async with self._http.stream(
+                    "POST", route.url, content=body, headers={**headers, **route.headers}, extensions=route.extensions
+                ) as response:
+                    return response, await _read_head(response)
+            except httpx.ConnectError as exc:  # another address of the name may answer (IPv6 without a route)
+                refused = exc
+        assert refused is not None
+        raise refused
+
+
+async def _routes(url: httpx.URL, allow: AllowList) -> list[Route]:
+    """Where an attempt may connect, in order. A name only ``*`` admits is resolved once, here, and connected to
+    at the addresses the allow-list admits: it can aim the gateway neither at a private or loopback address
+    nor, by answering this lookup and the connection's differently, past the check (DNS rebinding)."""
+    if not allow.pins(url.host):
+        return [Route(url, {}, {})]
+    found = await asyncio.get_running_loop().getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+    addresses = dict.fromkeys(ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found)
+    # the pool knows a connection by its address only: closed after the answer, it never carries another name's
+    # request (a shared address's server might refuse one whose Host is not the name its TLS was set up for)
+    named = {"host": url.netloc.decode("ascii"), "connection": "close"}
+    sni = {"sni_hostname": url.raw_host.decode("ascii")}
+    return [Route(url.copy_with(host=str(address)), named, sni) for address in addresses if allow.admits(address)]
+
+
+def _shown_location(url: httpx.URL, location: str) -> str:
+    """Where a redirect pointed, shown as the log shows a receiver's URL: its path or query may hold a token."""
+    try:
+        return shown_url(str(url.join(location)))
+    except (httpx.InvalidURL, ValueError):
+        return "an unreadable Location"
 
 
 async def _read_head(response: httpx.Response) -> bytes:
