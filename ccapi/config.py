@@ -177,7 +177,8 @@ class Settings:
     def _check_webhooks(self) -> None:
         if self.webhook_secret is not None:
             try:
-                secret_key(self.webhook_secret)
+                for secret in self.webhook_secrets or [""]:
+                    secret_key(secret)
             except ValueError as exc:
                 raise ConfigError(f"CC_API_WEBHOOK_SECRET: {exc} (`cc-api install-service` writes one)") from None
         if self.webhook_url is None:
@@ -188,6 +189,12 @@ class Settings:
             _ = self.default_webhook  # parses the URL and events, raising on a bad target
         except BadTarget as exc:
             raise ConfigError(f"CC_API_WEBHOOK_URL / CC_API_WEBHOOK_EVENTS: {exc}") from None
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """``CC_API_WEBHOOK_SECRET`` may hold several secrets, space-separated, while one is rotated: each delivery
+        is signed with every one of them (Standard Webhooks' several signatures), the new first."""
+        return tuple((self.webhook_secret or "").split())
 
     @property
     def webhook_allow_list(self) -> AllowList:

@@ -337,6 +337,27 @@ def test_a_delivery_survives_kill_9_while_the_receiver_is_down(make_gateway, moc
 
 
 # -- units: the signature scheme, the allow-list, the settings ------------------------------
+def test_a_secret_being_rotated_signs_with_both_and_either_verifies(
+    make_gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
+    """``CC_API_WEBHOOK_SECRET`` holds the new secret and the old one while receivers move over: each delivery
+    carries both signatures, so a receiver that knows either accepts it, and one that knows neither refuses it."""
+    new = new_secret()
+    gw = make_gateway(**{**WEBHOOK_ENV, "CC_API_WEBHOOK_SECRET": f"{new} {SECRET}"})
+    session = gw.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
+    gw.turn(session["id"], "hello")
+
+    [delivery] = receiver.wait_for(lambda seen: len(seen) >= 1)
+    assert len(delivery.headers["webhook-signature"].split()) == 2
+    assert _signed_by_the_standard(new, delivery.headers, delivery.body)
+    assert _signed_by_the_standard(SECRET, delivery.headers, delivery.body)
+    for known in (SECRET, new, [new, SECRET], f"{new} {SECRET}"):
+        assert verify_webhook(known, delivery.headers, delivery.body)["type"] == "turn.completed"
+    with pytest.raises(WebhookVerificationError, match="no webhook-signature matches"):
+        verify_webhook(new_secret(), delivery.headers, delivery.body)
+    assert new not in gw.log_text() and SECRET not in gw.log_text()
+
+
 def test_signatures_match_the_standard_webhooks_test_vector() -> None:
     """The specification's published vector: any Standard Webhooks library verifies CC API's deliveries."""
     secret, body = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}'
@@ -356,7 +377,9 @@ def test_signatures_match_the_standard_webhooks_test_vector() -> None:
         verify_webhook(secret, {**headers, "Webhook-Signature": ""}, body, now=1614265330)
 
 
-@pytest.mark.parametrize("secret", ["secret", "whsec_" + "A" * 8, "whsec_not base64!", "whsec_" + "A" * 100])
+@pytest.mark.parametrize(
+    "secret", ["secret", "whsec_" + "A" * 8, "whsec_not base64!", "whsec_" + "A" * 100, f"{SECRET} secret"]
+)
 def test_a_weak_or_malformed_secret_is_refused_at_start_up(secret: str) -> None:
     with pytest.raises(ConfigError, match="CC_API_WEBHOOK_SECRET"):
         Settings.from_env({"CC_API_WEBHOOK_SECRET": secret})

@@ -49,6 +49,7 @@ _JSON_NATIVE = (str, int, float, bool, type(None))
 
 def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
     values = {env.get(name, "").strip() for name in SECRET_VARIABLES}
+    values |= {part for name in SECRET_VARIABLES for part in env.get(name, "").split()}  # several webhook secrets
     return tuple(sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True))
 
 

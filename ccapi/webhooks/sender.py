@@ -83,7 +83,7 @@ class Route:
 class WebhookSender:
     def __init__(self, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:
         assert settings.webhook_secret is not None
-        self._secret = settings.webhook_secret
+        self._secrets = settings.webhook_secrets
         self._settings = settings
         self._store = store
         self._owner = settings.owner_id
@@ -217,7 +217,7 @@ class WebhookSender:
             "content-type": "application/json",
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._secret, delivery.id, timestamp, body),
+            "webhook-signature": " ".join(sign(secret, delivery.id, timestamp, body) for secret in self._secrets),
         }
         try:
             async with asyncio.timeout(self._settings.webhook_timeout):

@@ -4,8 +4,8 @@ its receiver libraries verifies CC API's deliveries.
 The secret (``ccapi.webhook_rules``) is ``whsec_`` + base64 of 24-64 random bytes, the HMAC key those bytes. Each
 delivery carries ``webhook-id`` (the same on every retry), ``webhook-timestamp`` (Unix
 seconds of this attempt) and ``webhook-signature``: ``v1,`` + base64 HMAC-SHA256 of
-``{id}.{timestamp}.{body}``. A receiver may hold several signatures separated by spaces
-while a secret is rotated.
+``{id}.{timestamp}.{body}``, one for each of the gateway's secrets, separated by spaces, while
+one is rotated (``CC_API_WEBHOOK_SECRET`` holds both): a receiver that knows either accepts it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -36,14 +36,16 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 
 def verify_webhook(
-    secret: str,
+    secret: str | Iterable[str],
     headers: Mapping[str, str],
     body: bytes | str,
     tolerance: float = TOLERANCE_SECONDS,
     now: float | None = None,
 ) -> Any:
     """Check a delivery's signature and timestamp; return its JSON body, or raise
-    ``WebhookVerificationError``. ``headers`` is any mapping (names in any case)."""
+    ``WebhookVerificationError``. ``headers`` is any mapping (names in any case); ``secret`` one secret, several
+    space-separated (as ``CC_API_WEBHOOK_SECRET`` holds them) or a list: a receiver rotating its secret accepts
+    deliveries signed with either."""
     lowered = {name.lower(): value for name, value in headers.items()}
     webhook_id, stamp = lowered.get("webhook-id"), lowered.get("webhook-timestamp")
     signatures = lowered.get("webhook-signature", "").split()
@@ -56,7 +58,10 @@ def verify_webhook(
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         raise WebhookVerificationError("webhook-timestamp is outside the tolerance")
     raw = body.encode() if isinstance(body, str) else body
-    expected = sign(secret, webhook_id, timestamp, raw)
-    if not any(candidate.isascii() and hmac.compare_digest(expected, candidate) for candidate in signatures):
+    keys = secret.split() if isinstance(secret, str) else list(secret)
+    expected = [sign(key, webhook_id, timestamp, raw) for key in keys]
+    if not any(
+        candidate.isascii() and hmac.compare_digest(one, candidate) for one in expected for candidate in signatures
+    ):
         raise WebhookVerificationError("no webhook-signature matches")
     return orjson.loads(raw)
