@@ -85,6 +85,8 @@ async def fork_point(store: Store, source: SessionRecord, after_seq: int | None)
     ``Conflict`` when there is none."""
     bound = source.last_seq if after_seq is None else after_seq
     message = await _last_message(store, source.id, bound)
+    if message is None and (inherited := await _inherited_point(store, source)) is not None:
+        return inherited
     if message is None or not message.data.get("uuid"):
         raise Conflict(
             "there is no reply to fork at: the session has no assistant message at or before that point",
@@ -96,6 +98,21 @@ async def fork_point(store: Store, source: SessionRecord, after_seq: int | None)
         raise Conflict("the session's first turn has not ended yet; fork once it has")
     point = ForkPoint(source.id, source.sdk_session_id, message.data["uuid"])
     return point, {"session_id": source.id, "seq": message.seq}
+
+
+async def _inherited_point(store: Store, source: SessionRecord) -> tuple[ForkPoint, dict[str, Any]] | None:
+    """A fork with no reply of its own yet holds its source's conversation up to where it branched: a fork of
+    it branches there too (while that source is kept). Not one that was given history besides: that is in its
+    transcript only."""
+    created = await store.list_events(source.id, after=0, limit=1, types=[EventType.SESSION_CREATED.value])
+    origin = created[0].data.get("forked_from") if created else None
+    if not origin or "seq" not in origin or "history_messages" in created[0].data:
+        return None
+    parent = await store.get_session(origin["session_id"])
+    if parent is None:
+        return None
+    point, _ = await fork_point(store, parent, origin["seq"])
+    return point, {"session_id": source.id, "seq": created[0].seq}
 
 
 async def _structured_answer(store: Store, session_id: str, message: Event, bound: int) -> Event:

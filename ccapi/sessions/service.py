@@ -171,6 +171,9 @@ class SessionService:
         runs with them (a live engine started otherwise is replaced by a resumed one on the same
         transcript: ``EngineSpec.process_key``)."""
         before = await self.get(session_id)
+        fields = {name: value for name, value in fields.items() if getattr(before, name) != value}
+        if not fields:  # it has these options already: nothing to record, no Claude Code to restart
+            return before
         self.pool.hold(session_id)  # its live engine is checked against the new options at its next turn
         await self.store.update_session(session_id, **fields, updated_at=utcnow())
         await self.events.emit(session_id, None, EventType.SESSION_UPDATED, session_updated(before, fields, "request"))
@@ -188,9 +191,14 @@ class SessionService:
         (or of the last assistant message at or before event ``after_seq``; by default all of
         it) and nothing after: branch, regenerate or undo without replaying anything."""
         source = await self.get(session_id)
+        if after_seq is not None and after_seq > source.last_seq:  # another log's seq: not "all of it", silently
+            raise InvalidRequest(
+                f"after_seq {after_seq} is past this session's log: its last event is {source.last_seq}",
+                {"last_event_seq": source.last_seq},
+            )
         if turn_id is not None:
             turn = await self.get_turn(session_id, turn_id)
-            if turn.last_event_seq is None or turn.status in ("running", "requires_action"):
+            if turn.last_event_seq is None or turn.status not in ("completed", "interrupted", "failed"):
                 raise Conflict("that turn has not ended yet; fork at a turn that has", {"turn_id": turn_id})
             after_seq = turn.last_event_seq
         point, forked_from = await fork_point(self.store, source, after_seq)
@@ -400,6 +408,7 @@ class SessionService:
             return queued.record("queued")
         turn = await self.store.get_turn(turn_id) if is_safe_id(turn_id) else None
         if turn is None or turn.session_id != session_id:
+            await self.get(session_id)  # a mistyped session is named as such, not as a turn it lacks
             raise NotFound(f"no turn {turn_id!r} in session {session_id!r}")
         return turn
 

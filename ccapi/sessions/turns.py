@@ -384,7 +384,7 @@ class TurnRun:
         """Settle on what the turn now waits for (permission decisions before tool results)."""
         await self.ctx.events.flush()
         answers = self._answers
-        status, calls, requests = await self._record_pending()
+        status, calls, requests = await self._record_pending(event.seq)
         if answers == self._answers:
             self._settle(status, calls, requests, event.seq)
         else:  # a client that saw the pause answered meanwhile: it is over, and what was just recorded is stale
@@ -400,7 +400,7 @@ class TurnRun:
             pause = await self._emit(EventType.TURN_REQUIRES_APPROVAL, {"permission_requests": requests})
         elif status == "requires_action":  # no model call since the pause: nothing in the round's usage
             pause = await self._emit(EventType.TURN_REQUIRES_ACTION, {"tool_calls": calls, "round_usage": {}})
-        await self._record(status, calls, requests)
+        await self._record(status, calls, requests, None if pause is None else pause.seq)
         if pause is not None:
             await self.ctx.events.flush()  # the reply points at it: committed first, as in ``_pause``
             self._settle(status, calls, requests, pause.seq)
@@ -411,9 +411,11 @@ class TurnRun:
                 replace(self.turn, status=status, tool_calls=calls, permission_requests=requests, last_event_seq=seq)
             )
 
-    async def _record_pending(self) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    async def _record_pending(
+        self, pause_seq: int | None = None
+    ) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
         pending = self._pending()
-        await self._record(*pending)
+        await self._record(*pending, pause_seq)
         return pending
 
     def _pending(self) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -422,8 +424,15 @@ class TurnRun:
         requests = [request.view() for request in self.desk.pending_permissions()]
         return "requires_approval" if requests else "requires_action" if calls else "running", calls, requests
 
-    async def _record(self, status: str, calls: list[dict[str, Any]], requests: list[dict[str, Any]]) -> None:
-        await self.ctx.store.update_turn(self.turn.id, status=status, tool_calls=calls, permission_requests=requests)
+    async def _record(
+        self, status: str, calls: list[dict[str, Any]], requests: list[dict[str, Any]], pause_seq: int | None = None
+    ) -> None:
+        """``pause_seq``: the event the turn paused at, its ``last_event_seq`` while it waits, as the reply that
+        settled there says (a turn running on has none; a pause recorded again without one keeps it)."""
+        fields: dict[str, Any] = {"status": status, "tool_calls": calls, "permission_requests": requests}
+        if status == "running" or pause_seq is not None:
+            fields["last_event_seq"] = pause_seq
+        await self.ctx.store.update_turn(self.turn.id, **fields)
         await self.ctx.store.update_session(self.session.id, status=status, updated_at=utcnow())
 
     async def _report_timeout(self, call: PendingCall, outcome: ToolOutcome) -> None:
