@@ -218,14 +218,16 @@ def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
 ) -> None:
     receiver.answers = [
         (429, {"Retry-After": "1"}),
+        (408, {}),  # the receiver timed out reading it: another attempt
         (200, {}),
         (410, {}),
         (307, {"Location": "https://192.0.2.7/hooks?token=sekrit"}),
     ]
     session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
     hooked.turn(session["id"], "hello")
-    first, second = receiver.wait_for(lambda seen: len(seen) >= 2)
+    first, second, third = receiver.wait_for(lambda seen: len(seen) >= 3)
     assert second.received_at - first.received_at >= 0.95
+    assert third.headers["webhook-id"] == first.headers["webhook-id"]
 
     hooked.turn(session["id"], "hello again")
     listed = _wait_for_state(hooked, session["id"], lambda d: len(d) == 2 and d[1]["state"] == "failed")
@@ -237,7 +239,7 @@ def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
     assert listed[2]["attempts"] == 1 and "redirects are not followed" in listed[2]["last_error"]
     assert "https://192.0.2.7/…" in listed[2]["last_error"]  # where to, as the log shows a URL: not its token
     assert "sekrit" not in listed[2]["last_error"] + hooked.log_text()
-    assert len(receiver.deliveries) == 4
+    assert len(receiver.deliveries) == 5
 
 
 def test_a_sessions_deliveries_arrive_one_at_a_time_in_event_order(

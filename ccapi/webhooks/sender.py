@@ -2,7 +2,7 @@
 
 It claims due deliveries (a lease in the store, so several hosts on one database never
 send one delivery at once), POSTs each signed, and records the outcome: ``delivered`` on a
-2xx; on a connection error, a timeout, a 5xx or a 429 another attempt after an exponential
+2xx; on a connection error, a timeout, a 5xx, a 408 or a 429 another attempt after an exponential
 backoff with jitter (or the receiver's ``Retry-After``, if longer) until
 ``CC_API_WEBHOOK_RETRY_FOR`` has passed since the event, then ``failed``. Any other answer
 (a redirect, which is never followed, or a 4xx) is final. A host that only ``*`` admits is
@@ -239,7 +239,7 @@ class WebhookSender:
         if 300 <= status < 400:
             target = _shown_location(url, response.headers.get("location", ""))
             error = f"HTTP {status}: redirects are not followed (to {target})"
-        retryable = status == 429 or status >= 500
+        retryable = status in (408, 429) or status >= 500  # 408: the receiver timed out reading it
         return Outcome(False, retryable, status, error, _retry_after(response.headers.get("retry-after")))
 
     async def _exchange(
