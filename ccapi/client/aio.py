@@ -133,9 +133,7 @@ class AsyncClient:
         key = wire.idempotency(idempotency_key or wire.new_idempotency_key())
         body = wire.streamed_turn_body(input, queue)
         path = wire.session_path(session_id, "turns")
-        return self._follow(
-            wire.Follow(0, wire.STREAM_RETRIES, wire.RETRY_DELAY), wire.TurnEnd(), "POST", path, key, json=body
-        )
+        return self._follow(wire.Follow(), wire.TurnEnd(), "POST", path, key, json=body)
 
     async def submit_tool_results(
         self,
@@ -202,7 +200,7 @@ class AsyncClient:
     ) -> AsyncGenerator[Event, None]:
         """As ``Client.stream_events``."""
         path = wire.session_path(session_id, "events", "stream")
-        follow = wire.Follow(after, wire.STREAM_RETRIES, wire.RETRY_DELAY)
+        follow = wire.Follow(after)
         return self._follow(follow, until, "GET", path, params=wire.types_param(types))
 
     async def _follow(

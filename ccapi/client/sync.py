@@ -141,9 +141,7 @@ class Client:
         key = wire.idempotency(idempotency_key or wire.new_idempotency_key())
         body = wire.streamed_turn_body(input, queue)
         path = wire.session_path(session_id, "turns")
-        return self._follow(
-            wire.Follow(0, wire.STREAM_RETRIES, wire.RETRY_DELAY), wire.TurnEnd(), "POST", path, key, json=body
-        )
+        return self._follow(wire.Follow(), wire.TurnEnd(), "POST", path, key, json=body)
 
     def submit_tool_results(
         self,
@@ -223,7 +221,7 @@ class Client:
         ``turn.completed``, ``turn.failed``, ``turn.interrupted`` and a pause that needs an
         answer. Waiting for ``turn.completed`` alone would wait forever on a failed turn."""
         path = wire.session_path(session_id, "events", "stream")
-        follow = wire.Follow(after, wire.STREAM_RETRIES, wire.RETRY_DELAY)
+        follow = wire.Follow(after)
         return self._follow(follow, until, "GET", path, params=wire.types_param(types))
 
     def _follow(

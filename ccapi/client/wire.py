@@ -278,11 +278,12 @@ class Follow:
     ``Last-Event-ID``), and how many connections in a row ended without an event.
 
     A connection that ends, dropped (``RESUMABLE``) or ended by the gateway (it cut off a reader that fell behind,
-    it is stopping, the session was deleted), is followed by another after ``delay`` seconds; once ``retries`` in a
-    row brought no event, the stream raises instead. A session deleted is the next connection's 404."""
+    it is stopping, the session was deleted), is followed by another after ``delay`` seconds; once
+    ``STREAM_RETRIES`` in a row brought no event, the stream raises instead. A session deleted is the next
+    connection's 404."""
 
-    def __init__(self, after: int, retries: int, delay: float) -> None:
-        self.last, self.retries, self.base_delay, self.failures = after, retries, delay, 0
+    def __init__(self, after: int = 0) -> None:
+        self.last, self.retries, self.base_delay, self.failures = after, STREAM_RETRIES, RETRY_DELAY, 0
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"Accept": "text/event-stream", "Last-Event-ID": str(self.last), **(extra or {})}
