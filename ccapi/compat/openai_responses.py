@@ -257,10 +257,15 @@ def _content_parts(parts: list[Any], where: str, text_types: tuple[str, ...]) ->
 
 
 # -- replies ------------------------------------------------------------------------
+def _message_id(response: str) -> str:
+    """A reply's message item is named by its response (a response holds one message)."""
+    return f"msg_{response.removeprefix('resp_')}"
+
+
 def _message_item(response: str, text: str, status: ItemStatus = "completed") -> OutputMessage:
     return {
         "type": "message",
-        "id": f"msg_{response.removeprefix('resp_')}",
+        "id": _message_id(response),
         "status": status,
         "role": "assistant",
         "content": [] if status == "in_progress" else [_text_part(text)],
@@ -406,7 +411,7 @@ class ResponseStream:
         }
 
     def _text_at(self) -> dict[str, Any]:
-        return {"item_id": f"msg_{self.id.removeprefix('resp_')}", "output_index": len(self._done), "content_index": 0}
+        return {"item_id": _message_id(self.id), "output_index": len(self._done), "content_index": 0}
 
     def _open_text(self) -> list[bytes]:
         self._text = []
