@@ -80,7 +80,8 @@ def test_turns_sent_while_one_runs_queue_and_run_in_order(gateway: Gateway, mock
     again = gateway.client.post(url, json={"input": "second", "queue": True, "background": True}, headers=key)
     assert again.json()["turn_id"] == second.json()["turn_id"]
     second_id = second.json()["turn_id"]
-    assert gateway.client.get(f"{url}/{second_id}").json()["status"] == "queued"
+    waiting = gateway.client.get(f"{url}/{second_id}").json()
+    assert waiting["status"] == "queued"
 
     thread, third = _in_thread(lambda: gateway.client.post(url, json={"input": "third", "queue": True}))
     _wait_for(gateway, session_id, lambda ev: sum(e["type"] == "turn.queued" for e in ev) == 2)
@@ -105,7 +106,9 @@ def test_turns_sent_while_one_runs_queue_and_run_in_order(gateway: Gateway, mock
     assert third and third[0].status_code == 200, third
     third_turn = third[0].json()
     assert third_turn["status"] == "completed" and third_turn["output"][-1]["text"] == "mock reply: third"
-    assert gateway.client.get(f"{url}/{second_id}").json()["output"][-1]["text"] == "mock reply: second"
+    second_turn = gateway.client.get(f"{url}/{second_id}").json()
+    assert second_turn["output"][-1]["text"] == "mock reply: second"
+    assert second_turn["created_at"] == waiting["created_at"]  # when it was sent, not when it got to start
 
     events = gateway.events(session_id)
     queued = [e for e in events if e["type"] == "turn.queued"]

@@ -328,7 +328,8 @@ def test_json_directory_drops_a_delivery_whose_event_never_committed(tmp_path: P
 
 def test_idle_sessions_page_least_recently_used_first(make: Callable[..., Store]) -> None:
     """What a retention sweep reads: sessions last updated before a time, oldest first, page by page, a turn
-    (which updates its session) taking one out of the list; after a reopen as before."""
+    starting (which updates its session now, however long ago it was queued) taking one out of the list; after a
+    reopen as before."""
 
     async def scenario() -> None:
         store = make()
@@ -342,7 +343,7 @@ def test_idle_sessions_page_least_recently_used_first(make: Callable[..., Store]
         rest = await store.idle_sessions(before, (first[-1].updated_at, first[-1].id), 2)
         assert [s.id for s in rest] == ["sess_a"]
         assert await store.idle_sessions(before, (rest[-1].updated_at, rest[-1].id), 2) == []
-        await store.create_turn(TurnRecord("turn_c", "sess_c", 1, "running", "hi", "2026-02-01T00:00:00.000Z"))
+        await store.create_turn(TurnRecord("turn_c", "sess_c", 1, "running", "hi", "2025-12-31T00:00:00.000Z"))
         await store.close()
         reopened = make()
         await reopened.open()

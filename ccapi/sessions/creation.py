@@ -6,7 +6,7 @@ Kept apart from ``SessionService``, which decides when they are written: none of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccapi.engine.bridge import STRUCTURED_OUTPUT_TOOL
 from ccapi.engine.errors import EngineError
@@ -19,6 +19,9 @@ from ccapi.sessions.params import ForkPoint, History, NewSession
 from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.transcripts import TranscriptMirror
 from ccapi.toolpolicy import as_json, parse_builtin_tools
+
+if TYPE_CHECKING:
+    from ccapi.sessions.queue import QueuedTurn
 
 _PAGE = 500
 
@@ -66,15 +69,18 @@ def created_event(
     return created
 
 
-def turn_record(session: SessionRecord, content: list[dict[str, Any]], kind: str, turn_id: str | None) -> TurnRecord:
-    """The running record of the session's next turn (``turn_id`` when it was queued under that id)."""
+def turn_record(
+    session: SessionRecord, content: list[dict[str, Any]], kind: str, queued: QueuedTurn | None = None
+) -> TurnRecord:
+    """The running record of the session's next turn; a ``queued`` one keeps the id and the ``created_at`` it
+    was queued with (clients saw both while it waited)."""
     return TurnRecord(
-        id=turn_id or new_id("turn"),
+        id=queued.turn_id if queued else new_id("turn"),
         session_id=session.id,
         number=session.turn_count + 1,
         status="running",
         input=content,
-        created_at=utcnow(),
+        created_at=queued.created_at if queued else utcnow(),
         kind=kind,
     )
 

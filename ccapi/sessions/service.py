@@ -438,10 +438,10 @@ class SessionService:
         content: list[dict[str, Any]],
         kind: str,
         reserved: bool = False,
-        turn_id: str | None = None,
+        queued: QueuedTurn | None = None,
     ) -> TurnRun:
-        """Start a turn; ``reserved`` when the caller already holds the session's live slot.
-        While a usage window is rejected it is refused at once: Claude would refuse it anyway."""
+        """Start a turn (``queued``: the one that waited for it); ``reserved`` when the caller already holds the
+        session's live slot. While a usage window is rejected it is refused at once: Claude would refuse it anyway."""
         self._refuse_new_turns()
         self.limits.check()
         await self._after_ended(session_id)
@@ -459,7 +459,7 @@ class SessionService:
                 # alone on its store, a warm session's input goes to Claude Code while its turn is recorded
                 ahead = kind == "input" and bool(content) and not self.store.shared
                 ahead = ahead and self.pool.send_ahead(session_id, content)
-                make_turn = functools.partial(turn_record, content=content, kind=kind, turn_id=turn_id)
+                make_turn = functools.partial(turn_record, content=content, kind=kind, queued=queued)
                 session, turn = await take_lease(
                     self.store,
                     self.events,
@@ -556,7 +556,7 @@ class SessionService:
         try:
             if queued.changes:
                 await self.change(queued.session_id, dict(queued.changes))
-            return await self._start(queued.session_id, queued.content, "input", reserved=True, turn_id=queued.turn_id)
+            return await self._start(queued.session_id, queued.content, "input", reserved=True, queued=queued)
         except BaseException:
             self.pool.release(queued.session_id)  # a no-op once the turn has taken the slot over
             raise

@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from ccapi.events import Event
-from ccapi.ids import is_safe_id
+from ccapi.ids import is_safe_id, utcnow
 from ccapi.store.base import OPEN_TURN_STATES, Store
 from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, first_owed, might_notify
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
@@ -286,9 +286,7 @@ class JsonDirStore(Store):
         self._write_turn(record)
         session = self._sessions[record.session_id]
         self._write_session(
-            dataclasses.replace(
-                session, turn_count=session.turn_count + 1, updated_at=record.created_at, status=record.status
-            )
+            dataclasses.replace(session, turn_count=session.turn_count + 1, updated_at=utcnow(), status=record.status)
         )
 
     def _update_turn(self, turn_id: str, fields: dict[str, Any]) -> None:

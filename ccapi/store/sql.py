@@ -15,6 +15,7 @@ from typing import Any
 import peewee
 
 from ccapi.events import Event
+from ccapi.ids import utcnow
 from ccapi.store.base import OPEN_TURN_STATES, Store
 from ccapi.store.databases import EVENTS_CHANNEL, AppendListener, append_notice
 from ccapi.store.migrations import migrate
@@ -131,7 +132,7 @@ class SqlStore(Store):
             self._prepared.update(
                 SessionRow,
                 record.session_id,
-                {"updated_at": record.created_at, "status": record.status},
+                {"updated_at": utcnow(), "status": record.status},  # now: a queued turn's record is older
                 increments=("turn_count",),
             )
 
