@@ -174,10 +174,11 @@ def test_a_function_output_with_an_image_reaches_claude_as_an_image(
 
 
 def test_an_earlier_previous_response_id_forks_the_conversation_there(
-    client: openai.OpenAI, mock_model: MockModel
+    client: openai.OpenAI, gateway: Gateway, mock_model: MockModel
 ) -> None:
     """Naming a response older than the latest branches there, as OpenAI does: the model sees
-    the conversation up to that response and the new input, nothing after; both lines go on."""
+    the conversation up to that response and the new input, nothing after; both lines go on. The
+    branch is a compat session too (``CC_API_COMPAT_RETENTION`` applies to it)."""
     first = client.responses.with_raw_response.create(model="sonnet", input="one")
     origin = first.headers["x-cc-session-id"]
     second = client.responses.create(model="sonnet", input="two", previous_response_id=first.parse().id)
@@ -186,6 +187,8 @@ def test_an_earlier_previous_response_id_forks_the_conversation_there(
     )
     assert branch.parse().output_text == "mock reply: branch"
     assert branch.headers["x-cc-session-id"] != origin
+    branch_session = gateway.client.get(f"/api/sessions/{branch.headers['x-cc-session-id']}").json()
+    assert branch_session["metadata"] == {"compat": "openai.responses"}
     sent = str(main_requests(mock_model)[-1]["messages"])
     assert "one" in sent and "mock reply: one" in sent and "two" not in sent
     onward = client.responses.with_raw_response.create(

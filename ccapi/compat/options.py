@@ -16,6 +16,7 @@ from ccapi.compat.affinity import Fork, Head, side
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.config import Settings
 from ccapi.sessions import ForkPoint, NewSession
+from ccapi.sessions.retention import COMPAT_MARK
 from ccapi.toolpolicy import BuiltinTools
 
 
@@ -64,7 +65,7 @@ def session_params(
             "model": conversation.model,
             "system_prompt": conversation.system,
             "tools": list(conversation.tools),
-            "metadata": {"compat": format_},
+            "metadata": {COMPAT_MARK: format_},
         },
         catalog,
         conversation.model,

@@ -265,7 +265,7 @@ class CompatRouter:
                 "since: a conversation cannot be branched inside a tool call; continue from its latest response",
                 {"session_id": session.id},
             )
-        forked = await service.fork(session.id, turn_id=turn_id)
+        forked = await service.fork(session.id, turn_id=turn_id, compat=True)
         log.info("compat_previous_response_forked", session_id=forked.id, source=session.id, turn_id=turn_id)
         return forked.id
 

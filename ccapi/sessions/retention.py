@@ -32,6 +32,8 @@ log = structlog.get_logger(__name__)
 
 SWEEP_INTERVAL = 3600.0
 _PAGE = 200
+#: The metadata key that marks a session the compat endpoints made (its value: the wire format).
+COMPAT_MARK = "compat"
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Retention:
         return cls(settings.compat_retention, settings.session_retention)
 
     def of(self, session: SessionRecord) -> float:
-        return self.compat if "compat" in session.metadata else self.other
+        return self.compat if COMPAT_MARK in session.metadata else self.other
 
     @property
     def shortest(self) -> float | None:

@@ -47,7 +47,7 @@ from ccapi.sessions.lease import (
 from ccapi.sessions.params import ForkPoint, History, NewSession, TurnRequest
 from ccapi.sessions.queue import QueuedTurn, TurnQueues
 from ccapi.sessions.recovery import close_stranded_queued, sweep_orphans
-from ccapi.sessions.retention import Retention, keep_expiring
+from ccapi.sessions.retention import COMPAT_MARK, Retention, keep_expiring
 from ccapi.sessions.specs import EngineSpecs
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
@@ -186,10 +186,14 @@ class SessionService:
         if session_id not in self._running:
             await self.pool.discard(session_id)
 
-    async def fork(self, session_id: str, turn_id: str | None = None, after_seq: int | None = None) -> SessionRecord:
+    async def fork(
+        self, session_id: str, turn_id: str | None = None, after_seq: int | None = None, compat: bool = False
+    ) -> SessionRecord:
         """A new session that holds this one's conversation up to the end of turn ``turn_id``
         (or of the last assistant message at or before event ``after_seq``; by default all of
-        it) and nothing after: branch, regenerate or undo without replaying anything."""
+        it) and nothing after: branch, regenerate or undo without replaying anything. Unless it
+        goes on with a ``compat`` conversation, the fork is its user's own: it loses the compat
+        mark, which would have it deleted after ``CC_API_COMPAT_RETENTION`` unused."""
         source = await self.get(session_id)
         if after_seq is not None and after_seq > source.last_seq:  # another log's seq: not "all of it", silently
             raise InvalidRequest(
@@ -202,7 +206,12 @@ class SessionService:
                 raise Conflict("that turn has not ended yet; fork at a turn that has", {"turn_id": turn_id})
             after_seq = turn.last_event_seq
         point, forked_from = await fork_point(self.store, source, after_seq)
-        return await self.create(same_settings(source), fork=point, forked_from=forked_from)
+        settings = same_settings(source)
+        if not compat and COMPAT_MARK in settings.metadata:
+            settings = dataclasses.replace(
+                settings, metadata={k: v for k, v in settings.metadata.items() if k != COMPAT_MARK}
+            )
+        return await self.create(settings, fork=point, forked_from=forked_from)
 
     async def get(self, session_id: str) -> SessionRecord:
         _check_id(session_id)
