@@ -7,14 +7,24 @@ from typing import Any
 
 
 class ApiError(Exception):
+    """``param``: the request field at fault, where the code that raised it knows (``messages[0].content``); the
+    native envelope leaves it out (its message names the field), OpenAI's has a place for it (``error.param``)."""
+
     status = 500
     type = "internal"
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.details = details
         self.headers = headers or {}
+        self.param = param
 
     def envelope(self) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.type, "message": self.message}

@@ -178,7 +178,7 @@ def test_every_compat_reply_matches_its_declared_shape(gateway: Gateway, mock_mo
     check("Message", message)
 
     for path, body, status, param in (
-        ("/v1/chat/completions", {"messages": "hello"}, 400, None),
+        ("/v1/chat/completions", {"messages": "hello"}, 400, "messages"),
         ("/v1/responses", {"input": "hi", "previous_response_id": "resp_nope"}, 400, "previous_response_id"),
         ("/v1/models/no-such-model", None, 404, None),
     ):

@@ -2,7 +2,7 @@
 
 Thin: parse with the format's module, route through ``CompatRouter`` onto a native session,
 render in the format (JSON, or the format's own SSE). Errors are rendered by the global
-handler first, then re-spelled in the route's format, so both agree on status and message.
+handler first, then re-spelled in the path's format (``error_response``), so both agree on status and message.
 """
 
 from __future__ import annotations
@@ -18,10 +18,17 @@ from ccapi.api.request import json_body
 from ccapi.api.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from ccapi.catalog import ModelInfo
 from ccapi.compat import anthropic_messages, openai_chat, openai_responses
-from ccapi.compat.errors import ModelNotFound, anthropic_error, failure, openai_error, rate_limit_headers
+from ccapi.compat.errors import (
+    ModelNotFound,
+    anthropic_error,
+    failure,
+    openai_error,
+    param_of,
+    rate_limit_headers,
+)
 from ccapi.compat.exchange import CompatRequest, Exchange
 from ccapi.compat.parsing import affinity_key
-from ccapi.compat.replies import CompatModel, CompatModelList
+from ccapi.compat.replies import AnthropicError, CompatModel, CompatModelList, OpenAIError
 from ccapi.compat.reply import Delta, Reply, ReplyStream
 from ccapi.compat.router import CompatRouter
 from ccapi.errors import ApiError, InvalidRequest
@@ -104,7 +111,9 @@ async def get_model(request: Request, model_id: str) -> HTTPResponse:
         default=None,
     )  # a dated snapshot is its base model
     if found is None:
-        raise ModelNotFound(f"unknown model {model_id!r}; GET /v1/models lists the known ones", {"model": model_id})
+        raise ModelNotFound(
+            f"unknown model {model_id!r}; GET /v1/models lists the known ones", {"model": model_id}, param=None
+        )
     return json(_model(found, canonical))
 
 
@@ -154,17 +163,26 @@ async def messages(request: Request) -> HTTPResponse | None:
     )
 
 
-@bp.exception(Exception)
-async def compat_error(request: Request, exception: Exception) -> HTTPResponse:
-    native = request.app.error_handler.default(request, exception)
+def serves(path: str) -> bool:
+    """Whether ``path`` is the compat API's, routed or not: its errors, a ``404`` for an endpoint it lacks or a
+    ``405`` included, must be in the format's envelope, which the clients' SDKs parse."""
+    return path.startswith(f"{bp.url_prefix}/")
+
+
+def error_response(request: Request, exception: Exception, native: HTTPResponse) -> HTTPResponse:
+    """The native error ``native`` (same status, message and headers) in the envelope of the format ``request``'s
+    path is: Anthropic's for ``/v1/messages…``, OpenAI's (naming the field at fault, where known) for the rest."""
     assert native.body is not None  # the envelope handler always writes a JSON body
     error = orjson.loads(native.body)["error"]
     anthropic = _anthropic(request)
-    render = anthropic_error if anthropic else openai_error
     headers = {**native.headers, **_request_id(request)}
     if isinstance(exception, RateLimited):
         headers.update(rate_limit_headers(exception, anthropic))
-    return json(render(error["type"], error["message"]), status=native.status, headers=headers)
+    if anthropic:
+        body: AnthropicError | OpenAIError = anthropic_error(error["type"], error["message"])
+    else:
+        body = openai_error(error["type"], error["message"], param_of(exception))
+    return json(body, status=native.status, headers=headers)
 
 
 async def _send(request: Request, compat: CompatRequest) -> Exchange:

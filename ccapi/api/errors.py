@@ -1,4 +1,5 @@
-"""One error envelope for everything, including Sanic's own 404/405/413 and crashes."""
+"""One error envelope for everything, including Sanic's own 404/405/413 and crashes; under ``/v1/`` the compat
+formats' own envelopes, spelled from it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sanic.exceptions import RequestCancelled, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import json
 
+from ccapi.api import compat
 from ccapi.api.replies import Error, ErrorType
 from ccapi.errors import ApiError
 
@@ -37,9 +39,16 @@ def _dumps(value: Any) -> str:
 
 
 class EnvelopeErrorHandler(ErrorHandler):
-    """Renders every exception as the SPEC envelope; never a traceback, never HTML."""
+    """Renders every exception as the SPEC envelope, or on a compat path as its format's; never a traceback, never
+    HTML. One handler for both, not a blueprint's: a path no route matched (``404``, ``405``) has no blueprint."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        native = self._native(request, exception)
+        if compat.serves(getattr(request, "path", "")):
+            return compat.error_response(request, exception, native)
+        return native
+
+    def _native(self, request: Request, exception: Exception) -> HTTPResponse:
         if isinstance(exception, RequestCancelled):  # the client hung up; its turn runs on, nothing failed
             log.info("client_disconnected", path=getattr(request, "path", None))
             return error_response(CLIENT_CLOSED, "invalid_request", "the client closed the connection")

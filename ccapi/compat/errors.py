@@ -32,7 +32,7 @@ _OPENAI_TYPES: dict[str, OpenAIErrorType] = {
     "context_length_exceeded": "invalid_request_error",
     "internal": "server_error",
 }
-#: The request field an error is about, where OpenAI names it (``error.param``).
+#: The request field an error type is always about (``error.param``); others name theirs (``param_of``).
 _OPENAI_PARAMS = {"previous_response_not_found": "previous_response_id"}
 _ANTHROPIC_TYPES: dict[str, AnthropicErrorType] = {
     "invalid_request": "invalid_request_error",
@@ -62,13 +62,13 @@ class TurnFailed(ApiError):
     status, type = 502, "upstream_error"
 
 
-def openai_error(type_: str, message: str) -> OpenAIError:
+def openai_error(type_: str, message: str, param: str | None = None) -> OpenAIError:
     """``{"error": {"message", "type", "param", "code"}}``; ``code`` is the native type."""
     return {
         "error": {
             "message": message,
             "type": _OPENAI_TYPES.get(type_, "server_error"),
-            "param": _OPENAI_PARAMS.get(type_),
+            "param": param or _OPENAI_PARAMS.get(type_),
             "code": type_,
         }
     }
@@ -80,9 +80,18 @@ def anthropic_error(type_: str, message: str) -> AnthropicError:
 
 
 class ModelNotFound(NotFound):
-    """A model no name of the catalog's: OpenAI's ``model_not_found`` code (Anthropic's ``not_found_error``)."""
+    """A model no name of the catalog's: OpenAI's ``model_not_found`` code (Anthropic's ``not_found_error``).
+    ``param``: the request field that named it, none for a URL's (``GET /v1/models/{id}``)."""
 
     type = "model_not_found"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None, param: str | None = "model") -> None:
+        super().__init__(message, details, param=param)
+
+
+def param_of(exception: Exception) -> str | None:
+    """The request field ``exception`` is about, where the code that raised it knew (``ApiError.param``)."""
+    return exception.param if isinstance(exception, ApiError) else None
 
 
 class UpstreamInvalidRequest(ApiError):

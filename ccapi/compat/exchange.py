@@ -16,7 +16,7 @@ from ccapi.catalog import ModelCatalog
 from ccapi.compat.conversation import Conversation
 from ccapi.compat.errors import ModelNotFound
 from ccapi.compat.reply import Delta, Reply
-from ccapi.errors import ApiError
+from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions.params import known_model
 from ccapi.toolpolicy import BuiltinTools
 
@@ -126,4 +126,7 @@ class Exchange:
 def model_of(catalog: ModelCatalog, requested: Any, default: str) -> str:
     """The canonical model id a compat request names (its default when it names none); an unknown one is a 404,
     as the providers answer it."""
-    return known_model(catalog, default if requested is None else requested, ModelNotFound, "/v1/models")
+    try:
+        return known_model(catalog, default if requested is None else requested, ModelNotFound, "/v1/models")
+    except InvalidRequest as exc:  # not a name at all (``5``, ``""``): still about ``model``
+        raise InvalidRequest(exc.message, exc.details, param="model") from None

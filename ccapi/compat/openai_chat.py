@@ -74,9 +74,9 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
     )
     check_tool_choice(shape.tool_choice, [tool["name"] for tool in conversation.tools], nested=True)
     if shape.stream_options is not None and not shape.stream:
-        raise InvalidRequest("stream_options is only allowed when stream is true")
+        raise InvalidRequest("stream_options is only allowed when stream is true", param="stream_options")
     if shape.logprobs:
-        raise InvalidRequest("logprobs are not available through CC API")
+        raise InvalidRequest("logprobs are not available through CC API", param="logprobs")
     request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata))
     options = shape.stream_options
     return ChatRequest(request, bool(shape.stream), bool(options and options.include_usage))
@@ -95,9 +95,9 @@ def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
             image = expect(part.get("image_url"), dict, f"{where}[{index}].image_url", "an object")
             blocks.append(image_block(image.get("url"), f"{where}[{index}].image_url.url"))
         else:
-            raise InvalidRequest(f"{where}[{index}].type must be text or image_url")
+            raise InvalidRequest(f"{where}[{index}].type must be text or image_url", param=f"{where}[{index}].type")
     if not blocks:
-        raise InvalidRequest(f"{where} must not be empty")
+        raise InvalidRequest(f"{where} must not be empty", param=where)
     return blocks
 
 

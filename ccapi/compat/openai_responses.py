@@ -118,12 +118,14 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
     if shape.background:
         raise InvalidRequest(
             "background responses are not available through CC API: a response is answered in its "
-            "request (or streamed, with stream: true)"
+            "request (or streamed, with stream: true)",
+            param="background",
         )
     if shape.conversation is not None:
         raise InvalidRequest(
             "conversation is not available through CC API: continue a response with "
-            "previous_response_id, or send the whole input"
+            "previous_response_id, or send the whole input",
+            param="conversation",
         )
     request = CompatRequest(
         conversation,
@@ -201,7 +203,7 @@ def _item(item: ResponseItem, where: str, system: list[str]) -> Message | None:
             return Message("user", content=tuple(_user_content(content, f"{where}.content")))
         if role == "assistant":
             return Message("assistant", text=text_of(content, f"{where}.content", ("output_text", "refusal")))
-        raise InvalidRequest(f"{where}.role must be user, assistant, system or developer")
+        raise InvalidRequest(f"{where}.role must be user, assistant, system or developer", param=f"{where}.role")
     if kind == "function_call":
         return Message(
             "assistant",
@@ -237,7 +239,7 @@ def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
     parts = expect(content, list, where, "a string or an array of content parts")
     blocks = _content_parts(parts, where, ("input_text",))
     if not blocks:
-        raise InvalidRequest(f"{where} must not be empty")
+        raise InvalidRequest(f"{where} must not be empty", param=where)
     return blocks
 
 
@@ -252,7 +254,9 @@ def _content_parts(parts: list[Any], where: str, text_types: tuple[str, ...]) ->
         elif part.get("type") == "input_image":
             blocks.append(image_block(part.get("image_url"), f"{where}[{index}].image_url"))
         else:
-            raise InvalidRequest(f"{where}[{index}].type must be {', '.join(kinds[:-1])} or {kinds[-1]}")
+            raise InvalidRequest(
+                f"{where}[{index}].type must be {', '.join(kinds[:-1])} or {kinds[-1]}", param=f"{where}[{index}].type"
+            )
     return blocks
 
 

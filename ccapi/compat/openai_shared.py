@@ -45,16 +45,18 @@ def check_tool_choice(choice: Any, declared: Collection[str], nested: bool) -> N
     if choice is None or (isinstance(choice, str) and choice in ("none", "auto", "required")):
         return
     if not isinstance(choice, dict) or choice.get("type") not in ("function", "allowed_tools"):
-        raise InvalidRequest("tool_choice must be none, auto, required or a function to call")
+        raise InvalidRequest("tool_choice must be none, auto, required or a function to call", param="tool_choice")
     if choice["type"] == "allowed_tools":
         return
     holder = choice.get("function") if nested else choice
     name = holder.get("name") if isinstance(holder, dict) else None
     where = "tool_choice.function.name" if nested else "tool_choice.name"
     if not isinstance(name, str):
-        raise InvalidRequest(f"{where} must be a string")
+        raise InvalidRequest(f"{where} must be a string", param=where)
     if name not in declared:
-        raise InvalidRequest(f"{where} names no tool of the request: {name!r}", {"tools": sorted(declared)})
+        raise InvalidRequest(
+            f"{where} names no tool of the request: {name!r}", {"tools": sorted(declared)}, param=where
+        )
 
 
 def arguments(raw: Any, where: str) -> dict[str, Any]:
@@ -64,9 +66,9 @@ def arguments(raw: Any, where: str) -> dict[str, Any]:
     try:
         value = orjson.loads(expect(raw, str, where, "a JSON string") or "{}")
     except orjson.JSONDecodeError:
-        raise InvalidRequest(f"{where} must be a JSON object encoded as a string") from None
+        raise InvalidRequest(f"{where} must be a JSON object encoded as a string", param=where) from None
     if not isinstance(value, dict):
-        raise InvalidRequest(f"{where} must encode a JSON object")
+        raise InvalidRequest(f"{where} must encode a JSON object", param=where)
     return value
 
 
@@ -78,7 +80,9 @@ def text_of(content: Any, where: str, part_types: tuple[str, ...]) -> str:
     texts = []
     for index, part in enumerate(parts):
         if not isinstance(part, dict) or part.get("type") not in part_types:
-            raise InvalidRequest(f"{where}[{index}] must be a text part ({', '.join(part_types)})")
+            raise InvalidRequest(
+                f"{where}[{index}] must be a text part ({', '.join(part_types)})", param=f"{where}[{index}]"
+            )
         texts.append(expect(part.get("text", part.get("refusal")), str, f"{where}[{index}].text", "a string"))
     return "".join(texts)
 

@@ -15,6 +15,7 @@ from ccapi.catalog import ModelCatalog
 from ccapi.compat.affinity import Fork, Head, side
 from ccapi.compat.conversation import Conversation, Message
 from ccapi.config import Settings
+from ccapi.errors import InvalidRequest
 from ccapi.sessions import ForkPoint, NewSession
 from ccapi.sessions.retention import COMPAT_MARK
 from ccapi.toolpolicy import BuiltinTools
@@ -59,19 +60,23 @@ def session_params(
     settings: Settings,
     builtin_tools: BuiltinTools | None = None,
 ) -> NewSession:
-    """The session options a request asks for: its model, system prompt, tools and output schema."""
-    params = NewSession.from_json(
-        {
-            "model": conversation.model,
-            "system_prompt": conversation.system,
-            "tools": list(conversation.tools),
-            "metadata": {COMPAT_MARK: format_},
-        },
-        catalog,
-        conversation.model,
-        builtin_tools or settings.compat_builtin_tools,
-        settings.max_budget_usd,
-    )
+    """The session options a request asks for: its model, system prompt, tools and output schema. Checked as a
+    native session's: a refusal names the native field (``tools[0].name``), not the request's, so no ``param``."""
+    try:
+        params = NewSession.from_json(
+            {
+                "model": conversation.model,
+                "system_prompt": conversation.system,
+                "tools": list(conversation.tools),
+                "metadata": {COMPAT_MARK: format_},
+            },
+            catalog,
+            conversation.model,
+            builtin_tools or settings.compat_builtin_tools,
+            settings.max_budget_usd,
+        )
+    except InvalidRequest as exc:
+        raise InvalidRequest(exc.message, exc.details) from None
     return replace(params, output_schema=conversation.output_schema)
 
 

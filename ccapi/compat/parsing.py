@@ -15,13 +15,16 @@ from ccapi.errors import InvalidRequest
 
 
 def expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+    """``value``, which the request's field ``where`` (``messages[0].content``) holds, if it is a ``kind``."""
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise InvalidRequest(f"{where} must be {what}")
+        raise InvalidRequest(f"{where} must be {what}", param=where)
     return value
 
 
 def body_object(body: Any) -> dict[str, Any]:
-    return expect(body, dict, "the request body", "a JSON object")
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return body
 
 
 #: Headers in which clients name their conversation (OpenClaw sends both).

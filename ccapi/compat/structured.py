@@ -61,7 +61,7 @@ def messages_schema(output_config: Any, output_format: Any) -> dict[str, Any] | 
         return None
     chosen = expect(chosen, dict, where, "an object")
     if chosen.get("type") != "json_schema":
-        raise InvalidRequest(f"{where}.type must be json_schema")
+        raise InvalidRequest(f"{where}.type must be json_schema", param=f"{where}.type")
     return object_schema(chosen.get("schema"), f"{where}.schema")
 
 
@@ -70,7 +70,9 @@ def _named(spec: dict[str, Any], where: str, schema_required: bool) -> dict[str,
     ``description`` and ``strict`` are checked as OpenAI checks them."""
     name = spec.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidRequest(f"{where}.name must be 1 to 64 letters, digits, underscores or dashes")
+        raise InvalidRequest(
+            f"{where}.name must be 1 to 64 letters, digits, underscores or dashes", param=f"{where}.name"
+        )
     if spec.get("description") is not None:
         expect(spec["description"], str, f"{where}.description", "a string")
     if spec.get("strict") is not None:

@@ -67,20 +67,23 @@ def _invalid(shape: type[Shape], exc: ValidationError) -> InvalidRequest:
     if tagged is not None:  # a union: report the member that got furthest into the value
         first = max((e for e in errors if e["loc"][:tagged] == first["loc"][:tagged]), key=lambda e: len(e["loc"]))
     path, says, model_at_end, _ = _walk(shape, first["loc"])
+    param = path or None
     if model_at_end and first["type"] in ("model_type", "dict_type"):
-        return InvalidRequest(f"{path} must be an object")
+        return InvalidRequest(f"{path} must be an object", param=param)
     if says is None:
-        return InvalidRequest(f"{path}: {first['msg']}")
+        return InvalidRequest(f"{path}: {first['msg']}", param=param)
     if first["type"] == "too_long" and says.too_long:
-        return InvalidRequest(says.too_long, {"got": first.get("ctx", {}).get("actual_length")})
-    return InvalidRequest(says.text if says.whole else f"{path} {says.text}")
+        return InvalidRequest(says.too_long, {"got": first.get("ctx", {}).get("actual_length")}, param=param)
+    return InvalidRequest(says.text if says.whole else f"{path} {says.text}", param=param)
 
 
 def _unknown(shape: type[Shape], parent: tuple[Any, ...], names: list[Any]) -> InvalidRequest:
-    listed = ", ".join(sorted(str(name) for name in names))
+    ordered = sorted(str(name) for name in names)
+    listed = ", ".join(ordered)
     if not parent:
-        return InvalidRequest(f"unknown field(s): {listed}", {"allowed": sorted(shape.model_fields)})
-    return InvalidRequest(f"{_walk(shape, parent)[0]} has unknown field(s): {listed}")
+        return InvalidRequest(f"unknown field(s): {listed}", {"allowed": sorted(shape.model_fields)}, param=ordered[0])
+    where = _walk(shape, parent)[0]
+    return InvalidRequest(f"{where} has unknown field(s): {listed}", param=f"{where}.{ordered[0]}")
 
 
 def _walk(shape: type[Shape], loc: tuple[Any, ...]) -> tuple[str, Says | None, bool, int | None]:
