@@ -3,6 +3,7 @@
 - ``agent``: the ACP methods, each a call to a running gateway's native API;
 - ``updates``: native events → ``session/update`` notifications (live and replayed);
 - ``prompt``: ACP prompt blocks ↔ native turn input;
+- ``commands``: the slash commands it advertises and runs itself (``/compact``);
 - ``options``: modes (permission modes), the model option, the client's MCP servers;
 - ``framing``: the client's lines checked before the library reads them.
 """

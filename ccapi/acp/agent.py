@@ -4,7 +4,7 @@ The ACP session id *is* the CC API session id, and the agent keeps nothing that 
 turn whose events it follows on the session's event stream, so the conversation outlives this process, the editor
 and a gateway restart, and ``session/load`` is a replay of the durable log. Approvals go both ways through
 ``session/request_permission`` and ``POST /permissions``; ``session/cancel`` is ``POST /interrupt`` of the
-prompt's own turn.
+prompt's own turn. A ``/compact`` prompt is ``POST /compact``, the one slash command advertised.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import contextlib
 from typing import Any
 
 import httpx
-from acp import PROTOCOL_VERSION, RequestError
+from acp import PROTOCOL_VERSION, RequestError, text_block, update_agent_message
 from acp.interfaces import Client
 from acp.schema import (
     AgentCapabilities,
@@ -38,6 +38,7 @@ from acp.schema import (
 )
 
 from ccapi import __version__
+from ccapi.acp.commands import ADVERTISED, compact_instructions, compacted
 from ccapi.acp.options import MODEL_OPTION, MODES, mode_state, model_option, native_mcp_servers
 from ccapi.acp.prompt import native_input
 from ccapi.acp.updates import UpdateMapper, merged, tool_kind, tool_title
@@ -60,6 +61,8 @@ _UNANSWERED = (CCAPIError, httpx.TransportError)
 or the gateway is gone, which the prompt's own event stream then reports (``_call``)."""
 REPLAY_PAGE = 1000
 LIST_PAGE = 100
+COMPACTING = "/compact"
+"""What ``_turns`` holds for a ``/compact`` prompt: ``POST /compact`` names its turn only once it has ended."""
 
 
 class GatewayAgent:
@@ -74,6 +77,8 @@ class GatewayAgent:
         self._cancelled: set[str] = set()
         """Sessions whose prompt the client cancelled (``session/cancel``): its turn is interrupted, at once or
         once its id is known, and the prompt answers ``cancelled``."""
+        self._notices: set[asyncio.Task[None]] = set()
+        """Notifications sent once the request that made them is answered (``_after_answer``)."""
 
     def on_connect(self, conn: Client) -> None:
         self._client = conn
@@ -105,18 +110,21 @@ class GatewayAgent:
             fields["mcp_servers"] = servers
         session = await _call(self.gateway.create_session(**fields))
         modes, options = await self._state(session)
+        self._after_answer(session.id, [ADVERTISED])
         return NewSessionResponse(session_id=session.id, modes=modes, config_options=options)
 
     async def list_sessions(self, cwd: str | None = None, cursor: str | None = None, **_: Any) -> ListSessionsResponse:
-        """The gateway's sessions, newest first (those of ``cwd`` when given), whatever client made them."""
+        """The gateway's sessions, newest first (those of ``cwd`` when given), whatever client made them. A session
+        made without a ``cwd`` runs where the gateway runs Claude Code (``/healthz`` ``cwd``), asked each time:
+        a gateway restarted with another ``CC_API_CWD`` moves it."""
         sessions, next_after = await _call(self.gateway.list_sessions(limit=LIST_PAGE, after=cursor))
+        default_cwd = (await _call(self.gateway.health())).get("cwd") or ""  # an older gateway does not say
+        infos = [
+            SessionInfo(session_id=s.id, cwd=s.raw.get("cwd") or default_cwd, updated_at=s.raw.get("updated_at"))
+            for s in sessions
+        ]
         return ListSessionsResponse(
-            sessions=[
-                SessionInfo(session_id=s.id, cwd=s.raw.get("cwd") or "", updated_at=s.raw.get("updated_at"))
-                for s in sessions
-                if cwd is None or s.raw.get("cwd") == cwd
-            ],
-            next_cursor=next_after,
+            sessions=[info for info in infos if cwd is None or info.cwd == cwd], next_cursor=next_after
         )
 
     async def load_session(self, cwd: str, session_id: str, **_: Any) -> LoadSessionResponse:
@@ -132,6 +140,7 @@ class GatewayAgent:
             after = page[-1].seq
         await self._send(session_id, merged(updates))
         modes, options = await self._state(session)
+        self._after_answer(session_id, [ADVERTISED])
         return LoadSessionResponse(modes=modes, config_options=options)
 
     async def set_session_mode(self, mode_id: str, session_id: str, **_: Any) -> SetSessionModeResponse:
@@ -161,19 +170,38 @@ class GatewayAgent:
             raise RequestError.invalid_params({"prompt": "nothing to send: the prompt has no content"})
         if session_id in self._turns:  # refused before it touches the running prompt's state
             raise RequestError.invalid_params({"sessionId": session_id, "message": "a prompt of this session runs"})
-        self._turns[session_id] = None
+        instructions = compact_instructions(prompt)
+        self._turns[session_id] = None if instructions is None else COMPACTING
         try:
-            turn = await _call(self.gateway.send(session_id, content, background=True))
-            self._turns[session_id] = turn.turn_id
-            if session_id in self._cancelled:
-                await self._interrupt(session_id, turn.turn_id)
-            after = int(turn.raw.get("first_event_seq", 1)) - 1
-            ended = await _call(self._follow(session_id, turn.turn_id, after))  # a session deleted meanwhile: 404
-            stop_reason = _stop_reason(ended, cancelled=session_id in self._cancelled)
-            return PromptResponse(stop_reason=stop_reason, usage=_usage(ended.data.get("usage")))
+            if instructions is not None:
+                return await self._compact(session_id, instructions)
+            return await self._turn(session_id, content)
         finally:
             self._turns.pop(session_id, None)
             self._cancelled.discard(session_id)
+
+    async def _turn(self, session_id: str, content: list[dict[str, Any]]) -> PromptResponse:
+        turn = await _call(self.gateway.send(session_id, content, background=True))
+        self._turns[session_id] = turn.turn_id
+        if session_id in self._cancelled:
+            await self._interrupt(session_id, turn.turn_id)
+        after = int(turn.raw.get("first_event_seq", 1)) - 1
+        ended = await _call(self._follow(session_id, turn.turn_id, after))  # a session deleted meanwhile: 404
+        stop_reason = _stop_reason(ended, cancelled=session_id in self._cancelled)
+        return PromptResponse(stop_reason=stop_reason, usage=_usage(ended.data.get("usage")))
+
+    async def _compact(self, session_id: str, instructions: str) -> PromptResponse:
+        """``/compact [instructions]``: the session's compaction, its tokens before and after told as the reply; one
+        that did not compact is an error that says why, as a failed turn is."""
+        done = await _call(self.gateway.compact(session_id, instructions or None))  # nothing to compact yet: 409
+        if session_id in self._cancelled:
+            return PromptResponse(stop_reason="cancelled")
+        if done.status != "completed":
+            error = done.error or {}
+            message = error.get("message") or f"the compaction ended {done.status}"
+            raise RequestError.internal_error({"type": error.get("type") or done.status, "message": message})
+        await self._send(session_id, [update_agent_message(text_block(compacted(done)))])
+        return PromptResponse(stop_reason="end_turn")
 
     async def cancel(self, session_id: str, **_: Any) -> None:
         """Stop this client's own prompt only: another client's turn in the session (or a cancel that
@@ -182,12 +210,22 @@ class GatewayAgent:
             return
         self._cancelled.add(session_id)
         turn_id = self._turns[session_id]
-        if turn_id is not None:
+        if turn_id == COMPACTING:
+            await self._interrupt_compaction(session_id)
+        elif turn_id is not None:
             await self._interrupt(session_id, turn_id)
 
     async def _interrupt(self, session_id: str, turn_id: str) -> None:
         with contextlib.suppress(*_UNANSWERED):  # the turn has already ended: what the client wants
             await self.gateway.interrupt(session_id, turn_id=turn_id)
+
+    async def _interrupt_compaction(self, session_id: str) -> None:
+        """Stop the prompt's compaction: the session's running turn when it is a compaction (one that has not
+        started yet when the cancel comes runs on; the prompt answers ``cancelled`` all the same)."""
+        with contextlib.suppress(*_UNANSWERED):
+            running = (await self.gateway.get_session(session_id)).running_turn_id
+            if running and (await self.gateway.get_turn(session_id, running)).raw.get("kind") == "compact":
+                await self.gateway.interrupt(session_id, turn_id=running)
 
     async def _follow(self, session_id: str, turn_id: str, after: int) -> Event:
         """Stream the turn's events to the client until the turn ends; its terminal event. Each permission
@@ -261,6 +299,18 @@ class GatewayAgent:
     async def _send(self, session_id: str, updates: list[Any]) -> None:
         for update in updates:
             await self.client.session_update(session_id=session_id, update=update)
+
+    def _after_answer(self, session_id: str, updates: list[Any]) -> None:
+        """Send ``updates`` once the running request is answered, as ACP has the commands follow ``session/new``
+        (a client learns the session's id from that answer). The library queues a method's answer before it yields,
+        so a task made in the method writes after it."""
+        task = asyncio.create_task(self._notify(session_id, updates))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _notify(self, session_id: str, updates: list[Any]) -> None:
+        with contextlib.suppress(ConnectionError):  # the client has gone: nobody to tell
+            await self._send(session_id, updates)
 
 
 def _stop_reason(event: Event, cancelled: bool) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import os
+from pathlib import Path
 from typing import cast
 
 import claude_agent_sdk
@@ -74,7 +76,14 @@ async def healthz(request: Request) -> HTTPResponse:
             "message": credentials.message,
         }
         health["limits"] = cast(LimitsSummary, ctx.limits.health())
+        health["cwd"] = _default_cwd(ctx.settings.cwd)
     return json(health, status=200 if database == "ok" else 503)
+
+
+def _default_cwd(configured: Path | None) -> str:
+    """Where Claude Code runs for a session made without a ``cwd``: ``CC_API_CWD``, else the directory the gateway
+    runs in (Claude Code inherits it). ACP's ``session/list`` reports it for such sessions."""
+    return os.path.abspath(configured or os.getcwd())
 
 
 def _may_see_details(request: Request) -> bool:

@@ -110,6 +110,14 @@ class Health(TypedDict):
     sandbox: NotRequired[Sandbox]
     claude_credentials: NotRequired[Credentials]
     limits: NotRequired[LimitsSummary]
+    cwd: NotRequired[
+        Annotated[
+            str,
+            Field(
+                description="where Claude Code runs for a session without its own cwd: CC_API_CWD, else the gateway's"
+            ),
+        ]
+    ]
 
 
 class LimitWindow(TypedDict):

@@ -1,0 +1,176 @@
+"""``cc-api acp``'s slash commands and working directories end to end: the ACP library's own client drives
+``cc-api acp`` over stdio against the real gateway, the SDK, the CLI and the mock model (as tests/test_acp.py does)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from acp import PROTOCOL_VERSION, RequestError, image_block, text_block
+from acp.schema import AvailableCommandsUpdate
+
+from ccapi.acp.commands import compact_instructions
+from ccapi.testing import MockModel, Reply
+from tests.gateway import Gateway
+from tests.test_acp import RecordingClient, _env, _run, acp_agent
+
+SUMMARY = "<analysis>short</analysis>\n<summary>Summary: the user said the answer is 42.</summary>"
+
+
+async def _advertised(client: RecordingClient) -> list[Any]:
+    """The commands the agent advertised: it sends them once it has answered ``session/new`` or ``session/load``,
+    so they may land just after that answer."""
+    for _ in range(500):
+        if found := [u for u in client.updates if isinstance(u, AvailableCommandsUpdate)]:
+            return found
+        await asyncio.sleep(0.01)
+    return []
+
+
+def _compactions(gateway: Gateway, session_id: str) -> list[dict[str, Any]]:
+    return [e for e in gateway.events(session_id) if e["type"] == "turn.started" and e["data"]["kind"] == "compact"]
+
+
+def test_a_compact_prompt_compacts_the_session_and_tells_the_tokens_before_and_after(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    mock_model.script(Reply(text="noted"), Reply(text=SUMMARY))
+    client = RecordingClient()
+
+    async def run() -> tuple[str, list[Any], RequestError, Any]:
+        async with acp_agent(gateway, client) as conn:
+            session_id = (await conn.new_session(cwd=str(tmp_path))).session_id
+            advertised = await _advertised(client)
+            with pytest.raises(RequestError) as early:  # nothing to compact yet: the gateway's 409
+                await conn.prompt(session_id=session_id, prompt=[text_block("/compact")])
+            await conn.prompt(session_id=session_id, prompt=[text_block("remember that the answer is 42")])
+            client.updates.clear()
+            reply = await conn.prompt(session_id=session_id, prompt=[text_block("/compact  keep the numbers\n")])
+        return session_id, advertised, early.value, reply
+
+    session_id, advertised, early, reply = _run(run())
+
+    [[command]] = [update.available_commands for update in advertised]
+    assert command.name == "compact" and command.input is not None and command.input.root.hint
+    assert early.code == -32602 and "nothing to compact" in str(early.data)
+    [compacted] = [e["data"] for e in gateway.events(session_id) if e["type"] == "session.compacted"]
+    assert reply.stop_reason == "end_turn" and len(_compactions(gateway, session_id)) == 1
+    pre, post = compacted["pre_tokens"], compacted["post_tokens"]
+    assert client.text() == f"Compacted the conversation: {pre:,} tokens before, {post:,} after." and post < pre
+    asked = str(mock_model.message_requests(include_side=False)[-1].body["messages"][-1])
+    assert "Additional Instructions:\\nkeep the numbers\\n" in asked
+
+
+def test_the_commands_follow_the_answer_to_session_new(gateway: Gateway, tmp_path: Path) -> None:
+    """ACP's order (a client learns the session's id from the answer, and may drop updates of a session it does not
+    know yet), on the agent's stdout as the client reads it."""
+
+    async def run() -> list[dict[str, Any]]:
+        command = (sys.executable, "-m", "ccapi", "acp", "--url", gateway.base_url)
+        pipe = asyncio.subprocess.PIPE
+        process = await asyncio.create_subprocess_exec(*command, stdin=pipe, stdout=pipe, env=_env())
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            for request_id, method, params in [
+                (1, "initialize", {"protocolVersion": PROTOCOL_VERSION}),
+                (2, "session/new", {"cwd": str(tmp_path), "mcpServers": []}),
+            ]:
+                process.stdin.write(
+                    orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+                )
+                process.stdin.write(b"\n")
+            lines: list[dict[str, Any]] = []
+            with contextlib.suppress(TimeoutError):  # an update that never comes fails below, not here
+                while len(lines) < 3:
+                    lines.append(orjson.loads(await asyncio.wait_for(process.stdout.readline(), 10)))
+            process.stdin.close()
+            await asyncio.wait_for(process.wait(), 20)
+            return lines
+        finally:
+            if process.returncode is None:
+                process.kill()
+
+    lines = _run(run())
+
+    assert len(lines) == 3, lines
+    _, created, advertised = lines
+    assert created.get("id") == 2 and "sessionId" in created["result"], lines
+    update = advertised["params"]["update"]
+    assert advertised["params"]["sessionId"] == created["result"]["sessionId"]
+    assert (
+        update["sessionUpdate"] == "available_commands_update" and update["availableCommands"][0]["name"] == "compact"
+    )
+
+
+def test_a_session_made_over_http_without_a_cwd_lists_where_claude_code_runs_and_loads_with_its_commands(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    session = gateway.create_session()  # Claude Code tells the model its working directory
+    mock_model.script(Reply(text="here"))
+    gateway.turn(session["id"], "where are you?")
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+    client = RecordingClient()
+
+    async def run() -> tuple[Any, Any, list[Any]]:
+        async with acp_agent(gateway, client) as conn:
+            listed = await conn.list_sessions()
+            here = await conn.list_sessions(cwd=str(gateway.home))
+            await conn.load_session(cwd=str(gateway.home), session_id=session["id"])
+            return listed, here, await _advertised(client)
+
+    listed, here, advertised = _run(run())
+
+    [info] = [s for s in listed.sessions if s.session_id == session["id"]]
+    assert info.cwd == str(gateway.home) and f"Primary working directory: {info.cwd}\\n" in sent
+    assert session["id"] in [s.session_id for s in here.sessions]
+    assert [[c.name for c in update.available_commands] for update in advertised] == [["compact"]]
+
+
+def test_cancel_stops_a_compaction_prompt(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:
+    """``POST /compact`` names its turn only once it has ended: the cancel finds it as the session's running turn,
+    and the compaction stops (the summary would take 30 s)."""
+    mock_model.script(Reply(text="noted"), Reply(text=SUMMARY, first_byte_delay=30))
+    client = RecordingClient()
+
+    async def run() -> tuple[str, Any]:
+        async with acp_agent(gateway, client) as conn:
+            session_id = (await conn.new_session(cwd=str(tmp_path))).session_id
+            await conn.prompt(session_id=session_id, prompt=[text_block("remember that the answer is 42")])
+            sent = len(mock_model.message_requests(include_side=False))
+            prompt = asyncio.ensure_future(conn.prompt(session_id=session_id, prompt=[text_block("/compact")]))
+            while len(mock_model.message_requests(include_side=False)) == sent:  # noqa: ASYNC110 - the mock records in its thread
+                await asyncio.sleep(0.05)
+            await conn.cancel(session_id=session_id)
+            return session_id, await prompt
+
+    session_id, reply = _run(run())
+
+    assert reply.stop_reason == "cancelled" and "Compacted" not in client.text()
+    [compaction] = _compactions(gateway, session_id)
+    ended = [e for e in gateway.events(session_id) if e.get("turn_id") == compaction["turn_id"]][-1]
+    # Claude Code says "Compaction canceled.", which the gateway records as a compaction that failed
+    assert ended["type"] in ("turn.interrupted", "turn.failed"), ended
+    assert "session.compacted" not in [e["type"] for e in gateway.events(session_id)]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "instructions"),
+    [
+        ([text_block("/compact")], ""),
+        ([text_block("  /compact keep the numbers\nand the names ")], "keep the numbers\nand the names"),
+        ([text_block("/compact"), text_block("keep the numbers")], "keep the numbers"),
+        ([text_block("/compacting is what I want to talk about")], None),
+        ([text_block("please /compact")], None),
+        ([text_block("/compact"), image_block("aGk=", "image/png")], None),
+    ],
+    ids=["bare", "instructions", "two-text-blocks", "another-word", "not-first", "with-an-image"],
+)
+def test_only_a_whole_text_prompt_beginning_with_compact_is_the_command(
+    prompt: list[Any], instructions: str | None
+) -> None:
+    assert compact_instructions(prompt) == instructions
