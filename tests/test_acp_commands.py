@@ -153,8 +153,7 @@ def test_cancel_stops_a_compaction_prompt(gateway: Gateway, mock_model: MockMode
     assert reply.stop_reason == "cancelled" and "Compacted" not in client.text()
     [compaction] = _compactions(gateway, session_id)
     ended = [e for e in gateway.events(session_id) if e.get("turn_id") == compaction["turn_id"]][-1]
-    # Claude Code says "Compaction canceled.", which the gateway records as a compaction that failed
-    assert ended["type"] in ("turn.interrupted", "turn.failed"), ended
+    assert ended["type"] == "turn.interrupted", ended
     assert "session.compacted" not in [e["type"] for e in gateway.events(session_id)]
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 
 from ccapi.testing import MockModel, Reply, ToolUse
-from tests.gateway import Gateway, sse_events
+from tests.gateway import Gateway, eventually, sse_events
 from tests.inprocess import InProcessGateway
 from tests.test_tools import WEATHER
 
@@ -129,6 +131,28 @@ def test_a_compaction_that_fails_says_so(gateway: Gateway, mock_model: MockModel
     assert (failed["status"], failed["pre_tokens"]) == ("failed", None), failed
     assert failed["error"]["type"] == "compaction_failed" and "empty response" in failed["error"]["message"], failed
     assert gateway.events(session["id"])[-1]["type"] == "turn.failed"
+    assert gateway.turn(session["id"], "still there?")["status"] == "completed"
+
+
+def test_an_interrupted_compaction_is_interrupted_not_failed(gateway: Gateway, mock_model: MockModel) -> None:
+    """Claude Code ends a compaction stopped mid-summary as one that did not compact ("Compaction canceled."):
+    it was reported ``failed`` (``compaction_failed``), as if the summary had gone wrong."""
+    session = gateway.create_session()
+    gateway.turn(session["id"], "remember that the answer is 42")
+    mock_model.script(Reply(text="<summary>never</summary>", first_byte_delay=30))
+    asked = len(mock_model.message_requests())
+    thread_result: list[httpx.Response] = []
+    compacting = threading.Thread(
+        target=lambda: thread_result.append(gateway.client.post(f"/api/sessions/{session['id']}/compact"))
+    )
+    compacting.start()
+    assert eventually(lambda: len(mock_model.message_requests()) > asked, 30)  # the summary is being written
+    stopped = gateway.client.post(f"/api/sessions/{session['id']}/interrupt")
+    compacting.join(30)
+    assert stopped.status_code == 200 and stopped.json()["status"] == "interrupted", stopped.text
+    assert thread_result and thread_result[0].json()["status"] == "interrupted", thread_result
+    ended = gateway.events(session["id"])[-1]
+    assert ended["type"] == "turn.interrupted" and ended["data"]["error"]["type"] == "interrupted", ended
     assert gateway.turn(session["id"], "still there?")["status"] == "completed"
 
 

@@ -247,14 +247,16 @@ class TurnRun:
             await self.ctx.pool.discard(self.session.id)
         # the turn's own time, as its client waited for it: Claude Code's ``duration_ms`` leaves out its start
         outcome = replace(outcome, duration_ms=round((time.perf_counter() - self._began) * 1000))
+        # a compaction Claude Code ended without compacting says ``success`` (its reason as the text)
+        not_compacted = self.turn.kind == "compact" and outcome.status == "completed" and self.compaction is None
         if self._limit is not None:  # stopped at the gate (Claude Code's result says success), or by the backstop
             outcome = replace(outcome, status="failed", error=self._limit)
-        elif self.turn.kind == "compact" and outcome.status == "completed" and self.compaction is None:
-            outcome = replace(outcome, status="failed", error=_not_compacted(outcome))
-        elif self._interrupt_reason and outcome.status in ("interrupted", "failed"):
+        elif self._interrupt_reason and (outcome.status in ("interrupted", "failed") or not_compacted):
             outcome = replace(
                 outcome, status="interrupted", error={"type": "interrupted", "message": self._interrupt_reason}
             )
+        elif not_compacted:
+            outcome = replace(outcome, status="failed", error=_not_compacted(outcome))
         self.desk.cancel_all("the turn ended")
         return await self._finish(outcome, self._translator.sdk_session_id)
 
