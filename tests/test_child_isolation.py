@@ -31,15 +31,20 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-secret-bytes-0123456789ab
 
 def _bash_outputs(mock: MockModel) -> list[str]:
     """What Claude Code's Bash tool returned to the model, in the order it was sent."""
-    outputs = []
+    return list(_tool_results(mock).values())
+
+
+def _tool_results(mock: MockModel) -> dict[str, str]:
+    """What Claude Code's tools returned to the model, by tool_use id, in the order it was sent."""
+    results = {}
     for request in mock.message_requests(include_side=False):
         for message in request.body["messages"]:
             if message["role"] == "user" and isinstance(message["content"], list):
                 for block in message["content"]:
                     if block.get("type") == "tool_result":
                         content = block["content"]
-                        outputs.append(content if isinstance(content, str) else content[0]["text"])
-    return outputs
+                        results[block["tool_use_id"]] = content if isinstance(content, str) else content[0]["text"]
+    return results
 
 
 def test_printenv_by_the_model_shows_no_gateway_secret(make_gateway, mock_model: MockModel, tmp_path: Path) -> None:
@@ -325,3 +330,81 @@ def test_claude_codes_login_is_out_of_the_tools_reach(make_gateway, mock_model: 
     if not gw.client.get("/healthz").json()["sandbox"]["enabled"]:
         pytest.skip("no sandbox on this machine: Bash can read the login")
     assert OAUTH_TOKEN not in "\n".join(outputs), outputs
+
+
+VAULT = "vault-code-5512"
+SAVED = "saved-output-8830"
+
+
+def _approved_turn(gw: Gateway, mock: MockModel, session_id: str, *tools: ToolUse) -> None:
+    """A turn in which Claude calls ``tools`` (every call approved) and then answers."""
+    mock.script(Reply(tool_uses=tools), Reply(text="ok"))
+    reply = gw.turn(session_id, "go on")
+    while reply["status"] == "requires_approval":
+        reply = gw.allow(session_id, reply)
+    assert reply["status"] == "completed", reply
+
+
+def _printing(marker: str) -> ToolUse:
+    """A Bash call whose output is too large to show: Claude Code saves it in the session's folder beside its
+    transcript (``tool-results``) and tells the model to Read it there."""
+    command = f"python3 -c 'print(\"{marker}\\n\" * 9000)'"
+    return ToolUse("Bash", {"command": command, "description": "print a lot"})
+
+
+def test_a_sessions_tools_cannot_reach_another_sessions_conversation(
+    make_gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Claude Code keeps every session's transcript in its config directory (``projects``), and the SDK writes a
+    resumed one into a temp config directory (``claude-resume-*``): one session's Read, Grep, Glob, Write and Bash
+    find neither another session's words there nor its saved tool output, while its own files, its own saved
+    output included, stay in reach, and the other session still resumes."""
+    gw = make_gateway(CC_API_SANDBOX=None)
+    (tmp_path / "victim").mkdir()
+    victim = gw.create_session(cwd=str(tmp_path / "victim"))
+    assert gw.turn(victim["id"], f"the vault code is {VAULT}")["status"] == "completed"
+    _approved_turn(gw, mock_model, victim["id"], _printing(SAVED))
+    gw.restart()  # the victim's next turn resumes from the store, through a claude-resume-* directory
+    mock_model.clear()
+    assert gw.turn(victim["id"], "what is the vault code?")["status"] == "completed"
+    assert VAULT in str(mock_model.message_requests(include_side=False)[-1].body["messages"]), "it resumed"
+    config = Path(gw.env["CLAUDE_CONFIG_DIR"])
+    [transcript] = config.glob("projects/*/*.jsonl")
+    [resumed] = Path(gw.env["TMPDIR"]).glob("claude-resume-*/projects/*/*.jsonl")
+    [saved] = config.glob("projects/*/*/tool-results/*")
+    assert VAULT in transcript.read_text() and VAULT in resumed.read_text() and SAVED in saved.read_text()
+
+    work = tmp_path / "prober"
+    work.mkdir()
+    (work / "notes.txt").write_text("own notes\n")
+    prober = gw.create_session(cwd=str(work), builtin_tools=["Read", "Grep", "Glob", "Write", "Bash"])
+    _approved_turn(gw, mock_model, prober["id"], _printing("own-output"))
+    [own_saved] = (path for path in config.glob("projects/*/*/tool-results/*") if path != saved)
+    mock_model.clear()
+    others = [str(transcript), str(resumed), str(saved)]
+    denied = (
+        *(ToolUse("Read", {"file_path": path, "limit": 5}) for path in others),
+        ToolUse("Grep", {"pattern": VAULT, "path": str(config / "projects"), "output_mode": "content"}),
+        ToolUse("Glob", {"pattern": "**/*", "path": str(resumed.parent)}),
+        ToolUse("Write", {"file_path": str(transcript), "content": "rewritten"}),
+        ToolUse("Bash", {"command": f"cat {transcript}", "description": "look"}),
+    )
+    allowed = (
+        ToolUse("Read", {"file_path": "notes.txt"}),
+        ToolUse("Read", {"file_path": str(own_saved), "limit": 1}),
+        ToolUse("Grep", {"pattern": VAULT, "path": str(config), "output_mode": "content"}),  # transcripts left out
+        ToolUse("Bash", {"command": _reading(others) + "; echo bash-ran", "description": "look"}),
+    )
+    _approved_turn(gw, mock_model, prober["id"], *denied, *allowed)
+    results = _tool_results(mock_model)
+    refusals = ("denied by your permission settings", "has been denied", "other sessions' conversations")
+    for call in denied:
+        assert any(refusal in results[call.id] for refusal in refusals), results[call.id]
+    notes, own, _, bash = (results[call.id] for call in allowed)
+    assert "own notes" in notes and "own-output" in own and "bash-ran" in bash, (notes, own, bash)
+    assert VAULT in transcript.read_text(), "not rewritten"
+    for shown in (results[call.id] for call in (*denied, *allowed[:3])):
+        assert VAULT not in shown and SAVED not in shown, shown
+    if not gw.client.get("/healthz").json()["sandbox"]["enabled"]:
+        pytest.skip("no sandbox on this machine: Bash can read the other session's files")
+    assert VAULT not in bash and SAVED not in bash and bash.count("No such file") == 3, bash

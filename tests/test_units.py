@@ -14,7 +14,14 @@ import pytest
 from ccapi.catalog import ModelCatalog
 from ccapi.childproc import child_environment
 from ccapi.config import ConfigError, Settings
-from ccapi.engine.sandbox import SandboxPolicy, confined_roots, launch_files, within
+from ccapi.engine.sandbox import (
+    SandboxPolicy,
+    confined_roots,
+    launch_files,
+    others_conversation,
+    transcript_stores,
+    within,
+)
 from ccapi.engine.spec import build_options
 from ccapi.errors import InvalidRequest, PayloadTooLarge
 from ccapi.sessions.inputs import parse_input, summarise
@@ -144,6 +151,30 @@ def test_file_writes_keep_to_the_working_and_temp_directories_and_claude_codes_p
     assert not within("/etc/profile.d/escape.sh", roots) and not within("../outside.txt", roots)
     assert not within("/srv/claude/settings.json", roots)
     assert within("/home/user/project/a.py", confined_roots("/"))
+
+
+def test_a_sessions_file_tools_reach_only_its_own_folder_of_the_transcript_stores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stores (``projects`` in Claude Code's config directory and in every ``claude-resume-*`` one) are closed
+    to every session but for its own folder, where Claude Code saves its too-large tool results; the transcripts
+    themselves are denied to all (deny rules), and so is every store to sandboxed Bash."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/srv/claude")
+    stores = transcript_stores()
+    resumed = str(Path(os.path.realpath(tempfile.gettempdir())) / "claude-resume-a1b2")
+    own = "/srv/claude/projects/-srv-work/1111.jsonl"
+
+    def reaches(target: str) -> bool:
+        return others_conversation(target, "/srv/work", own, stores)
+
+    assert reaches("/srv/claude/projects/-srv-work/2222/tool-results/x.txt") and reaches("/srv/claude/projects")
+    assert reaches("/srv/claude/projects/-home-user/3333.jsonl") and reaches("../claude/projects/-srv-work")
+    assert reaches(f"{resumed}/projects/-srv-work/2222/subagents/agent-1.jsonl")
+    assert not reaches("/srv/claude/projects/-srv-work/1111/tool-results/x.txt") and not reaches("notes.txt")
+    assert not reaches("/srv/claude/plans/happy-otter.md") and not reaches(f"{resumed}/.claude.json")
+    policy = SandboxPolicy.detect("off", [Path("/srv/state")])
+    assert "Read(//srv/claude/projects/*/*.jsonl)" in policy.denied_tools
+    assert f"Edit(/{stores[1]}/*/*/subagents/**)" in policy.denied_tools
 
 
 def test_otlp_exporter_headers_reach_claude_code_only_when_it_exports_telemetry() -> None:

@@ -6,11 +6,13 @@ the platform has one, Claude Code's sandbox (bubblewrap on Linux, Seatbelt on ma
 Bash command in its own pid namespace (other processes' ``/proc`` out of sight), without network,
 with the state paths hidden and writes kept to the working directory. Read and Edit run in Claude
 Code itself, outside that sandbox, so permission deny rules keep them off the same paths and
-``/proc``; those apply with or without a sandbox, in every permission mode.
+``/proc``; those apply with or without a sandbox, in every permission mode. Both also keep every
+session's tools off the transcripts Claude Code keeps of all sessions on this host.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -55,10 +57,14 @@ class SandboxPolicy:
         ``ConfigError`` so the gateway refuses to start rather than run tools unconfined. ``launch``: the files
         the gateway runs, unsandboxed, each time it starts Claude Code (``launch_files``): no tool may write them,
         even where they lie under a session's working directory (a checkout, a home with a user install).
-        ``logins``: Claude Code's login files (``login_files``), which no tool may read."""
+        ``logins``: Claude Code's login files (``login_files``), which no tool may read. The transcript stores
+        (``transcript_stores``) are this host's, found here: sandboxed Bash does not see them, and the file tools
+        are kept off the conversations in them (``conversation_rules``, ``private_transcripts``)."""
         protected = outermost(protected)
+        stores = transcript_stores()
         denied = (
             *deny_rules(protected),
+            *conversation_rules(stores),
             *(f"{tool}(/{login})" for login in logins for tool in ("Read", "Edit")),
             *(f"Edit(/{path})" for path in launch),
         )
@@ -75,7 +81,7 @@ class SandboxPolicy:
             "allowUnsandboxedCommands": False,  # the model cannot ask its way out
             "autoAllowBashIfSandboxed": False,  # approvals stay as the permission mode says
             "filesystem": {
-                "denyRead": [*(str(path) for path in protected), *logins],
+                "denyRead": [*(str(path) for path in protected), *logins, *stores],
                 "denyWrite": [str(path) for path in launch],
             },
         }
@@ -93,7 +99,7 @@ class SandboxPolicy:
 
 
 def deny_rules(protected: Sequence[Path]) -> tuple[str, ...]:
-    """``Read``/``Edit`` deny rules (``//`` marks an absolute path) for the state paths and ``/proc``."""
+    """``Read``/``Edit`` deny rules (``//`` marks an absolute path) for ``protected`` folders and ``/proc``."""
     patterns = [pattern for path in protected for pattern in (f"/{path}", f"/{path}/**")]
     return (*(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns), "Read(//proc/**)")
 
@@ -102,8 +108,30 @@ def login_files() -> list[str]:
     """Claude Code's subscription login: ``.credentials.json`` in its config directory, and the copy the SDK
     writes into the temp config directory it resumes a session from (``claude-resume-*``). A tool that printed
     one would hand the model a token it could send anywhere (WebFetch runs outside any sandbox)."""
-    resumed = os.path.join(os.path.realpath(tempfile.gettempdir()), "claude-resume-*")
-    return [os.path.join(claude_config_dir(), ".credentials.json"), os.path.join(resumed, ".credentials.json")]
+    return [os.path.join(config, ".credentials.json") for config in (claude_config_dir(), resumed_config_dirs())]
+
+
+def transcript_stores() -> list[str]:
+    """Where Claude Code keeps conversations, each as ``<cwd key>/<sdk session id>.jsonl`` (and the session's folder
+    beside it): ``projects`` in its config directory (every session's of this gateway, and the user's own
+    interactive ones) and in the temp config directories the SDK resumes sessions from. One session's tools could
+    otherwise read (or rewrite) another's conversation. Claude Code reads and writes its own transcript itself,
+    not through a tool, so resuming is unaffected."""
+    return [os.path.join(config, "projects") for config in (claude_config_dir(), resumed_config_dirs())]
+
+
+def conversation_rules(stores: Sequence[str]) -> tuple[str, ...]:
+    """``Read``/``Edit`` deny rules for the conversations in the transcript ``stores``: every session's transcript
+    and its subagents'. Not the stores whole: a session's own folder there holds the tool results Claude Code saved
+    for being too large to show, which it tells the model to Read (``private_transcripts`` guards the rest)."""
+    patterns = [pattern for store in stores for pattern in (f"/{store}/*/*.jsonl", f"/{store}/*/*/subagents/**")]
+    return tuple(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns)
+
+
+def resumed_config_dirs() -> str:
+    """The temp config directories the SDK writes a stored session into to resume it (``claude-resume-*``, a glob:
+    each resume makes its own, with a random name)."""
+    return os.path.join(os.path.realpath(tempfile.gettempdir()), "claude-resume-*")
 
 
 def claude_config_dir() -> str:
@@ -119,6 +147,7 @@ def launch_files(cli: str | None) -> list[Path]:
 
 
 FILE_WRITERS = ("Write", "Edit", "MultiEdit", "NotebookEdit")
+FILE_TOOLS = ("Read", "Grep", "Glob", *FILE_WRITERS)
 
 
 def confined_writes(cwd: str) -> HookMatcher:
@@ -155,8 +184,48 @@ def confined_roots(cwd: str) -> list[str]:
 
 def within(target: str, roots: Sequence[str]) -> bool:
     """Whether ``target`` (relative to the first root, ``~`` expanded, links followed) lies under one of ``roots``."""
-    path = os.path.realpath(os.path.join(roots[0], os.path.expanduser(target)))
+    path = resolved(target, roots[0])
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def resolved(target: str, cwd: str) -> str:
+    """``target`` as a tool takes it: relative to ``cwd``, ``~`` expanded, links followed."""
+    return os.path.realpath(os.path.join(cwd, os.path.expanduser(target)))
+
+
+def private_transcripts() -> HookMatcher:
+    """Claude Code's file tools reach into a transcript store only within the session's own folder there (its
+    transcript's path less ``.jsonl``), where Claude Code saves the session's tool results too large to show; other
+    sessions' saved results are their conversations too. A ``PreToolUse`` hook, not a deny rule: rules cannot say
+    "only the session's own" (nor is its id known before Claude Code starts), and hooks apply in every mode."""
+    stores = transcript_stores()
+
+    async def pre_tool_use(input_: HookInput, _tool_use_id: str | None, _context: HookContext) -> HookJSONOutput:
+        tool_input = input_.get("tool_input")
+        fields = tool_input if isinstance(tool_input, dict) else {}
+        target = fields.get("file_path") or fields.get("notebook_path") or fields.get("path")
+        if not isinstance(target, str) or not others_conversation(
+            target, input_["cwd"], input_["transcript_path"], stores
+        ):
+            return {}
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": f"{target} is in Claude Code's store of other sessions' conversations: "
+                "a session's tools reach only its own",
+            }
+        }
+
+    return HookMatcher(matcher=f"^({'|'.join(FILE_TOOLS)})$", hooks=[pre_tool_use])
+
+
+def others_conversation(target: str, cwd: str, transcript: str, stores: Sequence[str]) -> bool:
+    """Whether ``target`` lies in a transcript store, outside the folder of the session whose transcript is
+    ``transcript``."""
+    path = resolved(target, cwd)
+    in_store = any(fnmatch.fnmatchcase(path, store) or fnmatch.fnmatchcase(path, f"{store}/*") for store in stores)
+    return in_store and not within(path, [os.path.realpath(transcript.removesuffix(".jsonl"))])
 
 
 def outermost(paths: Sequence[Path]) -> list[Path]:

@@ -26,7 +26,7 @@ from ccapi.engine.bridge import (
     permission_callback,
     tool_gate_hook,
 )
-from ccapi.engine.sandbox import confined_writes
+from ccapi.engine.sandbox import confined_writes, private_transcripts
 from ccapi.toolpolicy import BYPASS, BuiltinTools, sdk_tools
 
 
@@ -193,11 +193,14 @@ def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
 
 
 def engine_hooks(spec: EngineSpec) -> dict[HookEvent, list[HookMatcher]] | None:
-    """The gateway's ``PreToolUse`` hooks: the round limit's gate (``tool_gate``) and, where Bash is sandboxed,
-    file writes kept to the same places (``confined_writes``)."""
+    """The gateway's ``PreToolUse`` hooks: the round limit's gate (``tool_gate``), file tools kept off other
+    sessions' conversations (``private_transcripts``) and, where Bash is sandboxed, file writes kept to the same
+    places (``confined_writes``)."""
     hooks = [tool_gate_hook(gate)] if (gate := tool_gate(spec)) is not None else []
-    if spec.sandbox is not None and spec.builtin_tools != "none":
-        hooks.append(confined_writes(spec.cwd or os.getcwd()))
+    if spec.builtin_tools != "none":
+        hooks.append(private_transcripts())
+        if spec.sandbox is not None:
+            hooks.append(confined_writes(spec.cwd or os.getcwd()))
     return {"PreToolUse": hooks} if hooks else None
 
 
