@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ccapi.engine.sandbox import PRIVATE_FILE_PREFIX
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import CHILD_MARK, Gateway, pids_with_env
 
@@ -408,3 +409,23 @@ def test_a_sessions_tools_cannot_reach_another_sessions_conversation(
     if not gw.client.get("/healthz").json()["sandbox"]["enabled"]:
         pytest.skip("no sandbox on this machine: Bash can read the other session's files")
     assert VAULT not in bash and SAVED not in bash and bash.count("No such file") == 3, bash
+
+
+def test_a_sessions_tools_cannot_read_the_files_that_start_another_claude_code(
+    make_gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """The gateway hands a starting Claude Code its session's system prompt and MCP servers (their headers: tokens)
+    in files only its user may read, removed once read: while they exist, another session's tools, which run as
+    that user, could read them."""
+    gw = make_gateway(CC_API_SANDBOX=None)
+    held = Path(gw.env["TMPDIR"]) / f"{PRIVATE_FILE_PREFIX}mcp-config-k2x9.txt"
+    held.write_text(f'{{"mcpServers": {{"notes": {{"headers": {{"Authorization": "Bearer {CLOUD_TOKEN}"}}}}}}}}')
+    prober = gw.create_session(cwd=str(tmp_path), builtin_tools=["Read", "Bash"])
+    read = ToolUse("Read", {"file_path": str(held)})
+    bash = ToolUse("Bash", {"command": _reading([str(held)]) + "; echo bash-ran", "description": "look"})
+    _approved_turn(gw, mock_model, prober["id"], read, bash)
+    results = _tool_results(mock_model)
+    assert CLOUD_TOKEN not in results[read.id] and "denied" in results[read.id], results[read.id]
+    if not gw.client.get("/healthz").json()["sandbox"]["enabled"]:
+        pytest.skip("no sandbox on this machine: Bash can read the file")
+    assert "bash-ran" in results[bash.id] and CLOUD_TOKEN not in results[bash.id], results[bash.id]

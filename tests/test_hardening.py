@@ -220,7 +220,7 @@ def test_a_system_prompt_over_128_kib_runs_and_stays_off_the_command_line(gw: Ga
 def _prompt_files_holding(tmp: Path, marker: str) -> list[Path]:
     """System prompt files in the gateway's temp directory ``tmp`` that hold ``marker``."""
     held = []
-    for path in tmp.glob("ccapi-system-prompt-*"):
+    for path in tmp.glob("ccapi-private-system-prompt-*"):
         try:
             if marker in path.read_text():
                 held.append(path)

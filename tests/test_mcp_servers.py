@@ -80,7 +80,7 @@ def test_mcp_server_secrets_stay_off_every_command_line(
     assert [pid for pid, argv in cmdlines.items() if any(marker in arg for arg in argv)] == []
     assert pids_with_env("NOTE_TOKEN", marker), "the stdio server did not get its environment"
     claude = next(argv for pid in children if "--mcp-config" in (argv := cmdlines.get(pid, [])))
-    files = [arg for arg in claude if "ccapi-mcp-config-" in arg]
+    files = [arg for arg in claude if "ccapi-private-mcp-config-" in arg]
     assert files and not any(Path(file).exists() for file in files), claude
     assert gateway.allow(session["id"], reply)["status"] == "completed"
     assert notes.read_text() == "call Bob\n"

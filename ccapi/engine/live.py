@@ -18,6 +18,7 @@ from claude_agent_sdk.types import Message
 from ccapi.childproc import ENGINE_TAG
 from ccapi.engine.errors import EngineError, explain_process_failure
 from ccapi.engine.reaper import engine_tag, reap
+from ccapi.engine.sandbox import PRIVATE_FILE_PREFIX
 from ccapi.engine.sdklog import demote_shutdown_noise
 from ccapi.engine.spec import EngineSpec, build_options, mcp_config
 
@@ -150,7 +151,7 @@ class LiveEngine:
 
 def _private_file(kind: str, text: str) -> Path:
     """``text`` in a new file only this user can read (``mkstemp`` creates it 0600)."""
-    handle, name = tempfile.mkstemp(prefix=f"ccapi-{kind}-", suffix=".txt")
+    handle, name = tempfile.mkstemp(prefix=f"{PRIVATE_FILE_PREFIX}{kind}-", suffix=".txt")
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(text)
     return Path(name)

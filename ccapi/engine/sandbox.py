@@ -59,13 +59,15 @@ class SandboxPolicy:
         even where they lie under a session's working directory (a checkout, a home with a user install).
         ``logins``: Claude Code's login files (``login_files``), which no tool may read. The transcript stores
         (``transcript_stores``) are this host's, found here: sandboxed Bash does not see them, and the file tools
-        are kept off the conversations in them (``conversation_rules``, ``private_transcripts``)."""
+        are kept off the conversations in them (``conversation_rules``, ``private_transcripts``); nor may a tool
+        read the files that hand a starting Claude Code its session's prompt and MCP servers (``private_files``)."""
         protected = outermost(protected)
         stores = transcript_stores()
+        secrets = [*logins, private_files()]
         denied = (
             *deny_rules(protected),
             *conversation_rules(stores),
-            *(f"{tool}(/{login})" for login in logins for tool in ("Read", "Edit")),
+            *(f"{tool}(/{secret})" for secret in secrets for tool in ("Read", "Edit")),
             *(f"Edit(/{path})" for path in launch),
         )
         if mode == "off":
@@ -81,7 +83,7 @@ class SandboxPolicy:
             "allowUnsandboxedCommands": False,  # the model cannot ask its way out
             "autoAllowBashIfSandboxed": False,  # approvals stay as the permission mode says
             "filesystem": {
-                "denyRead": [*(str(path) for path in protected), *logins, *stores],
+                "denyRead": [*(str(path) for path in protected), *secrets, *stores],
                 "denyWrite": [str(path) for path in launch],
             },
         }
@@ -128,6 +130,13 @@ def conversation_rules(stores: Sequence[str]) -> tuple[str, ...]:
     return tuple(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns)
 
 
+def private_files() -> str:
+    """The files (a glob) the gateway writes, readable by its user only, to hand a starting Claude Code its
+    session's system prompt and MCP servers (``PRIVATE_FILE_PREFIX``; removed once it has read them): another
+    session's prompt, and the headers of its MCP servers (tokens, often)."""
+    return os.path.join(os.path.realpath(tempfile.gettempdir()), f"{PRIVATE_FILE_PREFIX}*")
+
+
 def resumed_config_dirs() -> str:
     """The temp config directories the SDK writes a stored session into to resume it (``claude-resume-*``, a glob:
     each resume makes its own, with a random name)."""
@@ -146,6 +155,8 @@ def launch_files(cli: str | None) -> list[Path]:
     return found + ([Path(cli).resolve()] if cli else [])
 
 
+#: How the files ``private_files`` names begin.
+PRIVATE_FILE_PREFIX = "ccapi-private-"
 FILE_WRITERS = ("Write", "Edit", "MultiEdit", "NotebookEdit")
 FILE_TOOLS = ("Read", "Grep", "Glob", *FILE_WRITERS)
 
