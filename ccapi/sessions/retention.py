@@ -7,7 +7,8 @@ A compat session is the gateway's copy of a conversation its client keeps and se
 history starts a session from it, its messages written into the new session's transcript. Every other session is
 its user's own and is kept unless ``CC_API_SESSION_RETENTION`` is set. A sweep runs at start-up, then every hour (or
 more often, for a retention shorter than four hours); it deletes a session exactly as ``DELETE`` does, and never one
-with a turn open or queued, or one used since the sweep listed it.
+with a turn open or queued, or one used since the sweep listed it (``SessionService.expire`` checks that under the
+session's lock, which every turn's start takes).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import structlog
 from ccapi.errors import NotFound
 from ccapi.ids import isoformat
 from ccapi.store import SessionRecord
-from ccapi.store.base import OPEN_TURN_STATES
 
 if TYPE_CHECKING:
     from ccapi.config import Settings
@@ -81,17 +81,13 @@ async def expire_sessions(service: SessionService, retention: Retention) -> list
 
 
 async def _expire(service: SessionService, session: SessionRecord) -> bool:
-    if session.status in OPEN_TURN_STATES or service.running(session.id) or service.queues.waiting(session.id):
-        return False
-    current = await service.store.get_session(session.id)
-    if current is None or current.updated_at != session.updated_at:  # deleted or used since it was listed
-        return False
     try:
-        await service.delete(session.id)
+        expired = await service.expire(session.id, session.updated_at)  # unless used since it was listed
     except NotFound:  # another host's sweep, or its client, was first
         return False
-    log.info("session_expired", session_id=session.id, last_used=session.updated_at)
-    return True
+    if expired:
+        log.info("session_expired", session_id=session.id, last_used=session.updated_at)
+    return expired
 
 
 async def keep_expiring(service: SessionService, retention: Retention) -> None:

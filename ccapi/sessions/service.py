@@ -52,6 +52,7 @@ from ccapi.sessions.specs import EngineSpecs
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.sessions.turns import TurnContext, TurnRun
 from ccapi.store import SessionRecord, Store, TurnRecord
+from ccapi.store.base import OPEN_TURN_STATES
 from ccapi.store.outbox import WebhookDelivery
 from ccapi.store.transcripts import TranscriptMirror
 
@@ -241,15 +242,42 @@ class SessionService:
             run = self._running.get(session_id)
             if run is not None:
                 await run.interrupt("session deleted")
-            session = await self.get(session_id)  # as the interrupted turn left it (its transcript id)
-            await self.pool.discard(session_id)
-            await self.events.flush(bounded=True)  # a store that refuses writes will not delete either
-            await self.store.delete_session(session_id)
+            session = await self._remove(session_id)
+        await self._forget(session)
+
+    async def expire(self, session_id: str, last_used: str) -> bool:
+        """Delete the session as ``delete`` does if it is idle, nothing waits in its queue and nobody has used it
+        since ``last_used`` (a retention sweep's): checked under its lock, so no turn starts between the check and
+        the delete. Whether it did."""
+        async with self._lock(session_id):
+            session = await self.store.get_session(session_id)
+            if (
+                session is None
+                or session.updated_at != last_used
+                or session.status in OPEN_TURN_STATES
+                or session_id in self._running
+                or self.queues.waiting(session_id)
+            ):
+                return False
+            session = await self._remove(session_id)
+        await self._forget(session)
+        return True
+
+    async def _remove(self, session_id: str) -> SessionRecord:
+        """Delete the session's data, with its lock held and nothing running; returns the session as it was."""
+        session = await self.get(session_id)  # as an interrupted turn left it (its transcript id)
+        await self.pool.discard(session_id)
+        await self.events.flush(bounded=True)  # a store that refuses writes will not delete either
+        await self.store.delete_session(session_id)
+        return session
+
+    async def _forget(self, session: SessionRecord) -> None:
+        """What a deleted session leaves outside its store rows: its transcript, local copy, numbering, followers."""
         if session.sdk_session_id:
             await self.store.delete_transcript(None, session.sdk_session_id, None)
             await forget_local_copy(session.sdk_session_id)
-        self.events.forget(session_id)
-        self.events.end_follows(session_id)
+        self.events.forget(session.id)
+        self.events.end_follows(session.id)
 
     async def context_usage(self, session: SessionRecord) -> dict[str, Any] | None:
         return await context_usage(self.store, self.pool, session, session.id in self._running)
