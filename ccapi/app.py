@@ -116,7 +116,7 @@ async def _start_state(app: Sanic) -> None:
     await service.start()
     app.ctx.webhooks = None
     if settings.webhook_secret is not None:  # without a secret no session can have subscribed
-        app.ctx.webhooks = webhooks = WebhookSender(settings, store, metrics)
+        app.ctx.webhooks = webhooks = WebhookSender(settings, store, metrics, service.webhook_gone)
         events_log.on_commit(webhooks.committed)
         webhooks.start()
     credentials = app.ctx.credentials

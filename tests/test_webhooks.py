@@ -7,11 +7,13 @@ import base64
 import hashlib
 import hmac
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from ccapi.catalog import ModelCatalog
@@ -29,7 +31,7 @@ from ccapi.webhook_rules import LOOPBACK, AllowList, new_secret
 from ccapi.webhooks.sender import WebhookSender
 from ccapi.webhooks.signing import sign
 from ccapi.webhooks.targets import WebhookPolicy
-from tests.gateway import Gateway
+from tests.gateway import Gateway, eventually
 from tests.metrics_support import moved, scrape
 from tests.webhook_receiver import Receiver
 
@@ -216,11 +218,12 @@ def test_retries_until_the_receiver_answers_with_one_webhook_id(
 def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
     hooked: Gateway, mock_model: MockModel, receiver: Receiver
 ) -> None:
+    """A 4xx other than 408, 429 and 410 fails that delivery only: the session stays subscribed."""
     receiver.answers = [
         (429, {"Retry-After": "1"}),
         (408, {}),  # the receiver timed out reading it: another attempt
         (200, {}),
-        (410, {}),
+        (404, {}),
         (307, {"Location": "https://192.0.2.7/hooks?token=sekrit"}),
     ]
     session = hooked.create_session(webhook={"url": receiver.url, "events": ["turn.completed"]})
@@ -231,7 +234,7 @@ def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
 
     hooked.turn(session["id"], "hello again")
     listed = _wait_for_state(hooked, session["id"], lambda d: len(d) == 2 and d[1]["state"] == "failed")
-    assert listed[1]["attempts"] == 1 and listed[1]["last_status"] == 410 and "410" in listed[1]["last_error"]
+    assert listed[1]["attempts"] == 1 and listed[1]["last_status"] == 404 and "404" in listed[1]["last_error"]
     assert listed[1]["completed_at"] is not None and listed[1]["next_attempt_at"] is None
 
     hooked.turn(session["id"], "and again")  # a redirect is never followed (it could lead anywhere)
@@ -240,6 +243,42 @@ def test_retry_after_is_honoured_and_a_4xx_or_a_redirect_is_final(
     assert "https://192.0.2.7/…" in listed[2]["last_error"]  # where to, as the log shows a URL: not its token
     assert "sekrit" not in listed[2]["last_error"] + hooked.log_text()
     assert len(receiver.deliveries) == 5
+    assert hooked.client.get(f"/api/sessions/{session['id']}").json()["webhook"]["url"] == receiver.url
+
+
+def test_a_410_gone_ends_the_sessions_webhook_and_drops_what_it_still_owes(
+    hooked: Gateway, mock_model: MockModel, receiver: Receiver
+) -> None:
+    """The receiver's 410 to turn.started, answered once the turn.completed behind it is owed: that one is never
+    sent, the session shows no webhook, its log says why, one warning names the host, and later turns owe none."""
+    answer = threading.Event()
+    receiver.answers = [(410, {}, b"gone", 0.0, answer)]
+    url = f"{receiver.url}?token=sekrit"
+    subscription = {"url": url, "events": ["turn.started", "turn.completed"]}
+    session = hooked.create_session(webhook=subscription)
+    hooked.turn(session["id"], "hello")
+    assert [d["state"] for d in _deliveries(hooked, session["id"])] == ["pending", "pending"]
+
+    answer.set()
+    listed = _wait_for_state(hooked, session["id"], lambda d: [x["state"] for x in d] == ["failed", "failed"])
+    assert (listed[0]["attempts"], listed[0]["last_status"]) == (1, 410)
+    assert (listed[1]["attempts"], listed[1]["last_status"]) == (0, None) and "410" in listed[1]["last_error"]
+    assert hooked.client.get(f"/api/sessions/{session['id']}").json()["webhook"] is None
+    assert eventually(lambda: any(e["type"] == "session.updated" for e in hooked.events(session["id"])))
+    [updated] = [e for e in hooked.events(session["id"]) if e["type"] == "session.updated"]
+    assert updated["data"] == {
+        "changed": ["webhook"],
+        "webhook": None,
+        "previous": {"webhook": subscription},
+        "by": "webhook_gone",
+    }
+    [warning] = [line for line in hooked.log_text().splitlines() if "webhook_subscription_ended" in line]
+    logged = orjson.loads(warning)
+    assert logged["level"] == "warning" and logged["session_id"] == session["id"]
+    assert logged["url"] == f"http://127.0.0.1:{receiver.port}/…" and "sekrit" not in hooked.log_text()
+
+    hooked.turn(session["id"], "still there?")  # its events would owe deliveries in the commit that wrote them
+    assert len(_deliveries(hooked, session["id"])) == 2 and len(receiver.deliveries) == 1
 
 
 def test_a_sessions_deliveries_arrive_one_at_a_time_in_event_order(
@@ -525,6 +564,53 @@ def test_the_outbox_lists_newest_first_between_two_seqs_on_every_backend(make_st
         assert await seqs(0, 2, newest_first=True) == [5, 4]
         assert await seqs(0, 2, before=4, newest_first=True) == [3, 2]
         assert await seqs(1, 10, before=4) == [2, 3]
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_410_ends_the_subscription_and_fails_what_it_owes_there_on_every_backend(
+    make_store: Callable[[], Store],
+) -> None:
+    """A 410 (``end_webhook``) ends one session's subscription to one URL: what it still owes there is never
+    claimed, its later events owe nothing, across a reopen too; another session on the same URL is untouched, a
+    second 410 ends nothing, and a deleted session's owed deliveries go."""
+    url = "http://127.0.0.1:9/h"
+    gone = {"state": FAILED, "attempts": 1, "last_status": 410}
+
+    async def claim(store: Store) -> list[str]:
+        return sorted(d.id for d in await store.claim_webhooks("host", 10, lease=60))
+
+    async def main() -> None:
+        store = make_store()
+        await store.open()
+        for session_id in ("sess_a", "sess_b", "sess_c"):
+            await store.create_session(_hooked(session_id, url))
+        await store.append_events([_failed("sess_a", 1), _failed("sess_a", 2), _failed("sess_a", 3)])
+        await store.append_events([_failed("sess_b", 1), _failed("sess_c", 1), _failed("sess_c", 2)])
+        assert await claim(store) == ["sess_a_1", "sess_b_1", "sess_c_1"]
+        assert await store.end_webhook("sess_a_1", "host", gone, "not sent") == {"url": url, "events": ["turn.failed"]}
+        await store.finish_webhook_attempt("sess_b_1", "host", {"state": DELIVERED})
+        await store.append_events([_failed("sess_a", 4), _failed("sess_b", 2)])
+        await store.delete_session("sess_c")  # its deliveries still owed stay until they are done ...
+        assert await store.end_webhook("sess_c_1", "host", gone, "not sent") is None
+        await store.close()
+
+        store = make_store()
+        await store.open()
+        assert await claim(store) == ["sess_b_2"]  # ... and a 410 ends them: sess_c_2 is never sent
+        assert await store.end_webhook("sess_a_1", "host", gone, "again") is None  # a second 410 ends nothing
+        assert await store.list_webhooks("sess_c", 0, 10) == []
+        listed = await store.list_webhooks("sess_a", 0, 10)
+        assert [(d.seq, d.state, d.attempts, d.last_status, d.last_error) for d in listed] == [
+            (1, FAILED, 1, 410, None),
+            (2, FAILED, 0, None, "not sent"),
+            (3, FAILED, 0, None, "not sent"),
+        ]
+        assert all(d.completed_at for d in listed[1:])
+        ended, kept = await store.get_session("sess_a"), await store.get_session("sess_b")
+        assert ended is not None and ended.webhook is None and ended.updated_at != "t"  # as a change would
+        assert kept is not None and kept.webhook == {"url": url, "events": ["turn.failed"]}
         await store.close()
 
     asyncio.run(main())

@@ -33,6 +33,8 @@ class Answer(NamedTuple):
     body: bytes = b"ok"
     delay: float = 0.0
     """Seconds to wait before answering (a receiver that hangs)."""
+    hold: threading.Event | None = None
+    """Answer only once this is set (at most 30 s on): the test decides when the answer goes."""
 
 
 class Receiver:
@@ -65,6 +67,8 @@ class Receiver:
                     receiver._unanswered += 1
                     receiver.most_at_once = max(receiver.most_at_once, receiver._unanswered)
                 time.sleep(answer.delay)
+                if answer.hold is not None:
+                    answer.hold.wait(30)
                 with receiver._lock:
                     receiver._unanswered -= 1
                 self.send_response(answer.status)

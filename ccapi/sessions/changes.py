@@ -17,6 +17,8 @@ from ccapi.store import SessionRecord
 SHOWN = ("model", "permission_mode", "max_budget_usd")
 PLAN_APPROVED = "plan_approved"
 """``by``: Claude Code left plan mode, its plan (``ExitPlanMode``) approved, for the ``default`` mode."""
+WEBHOOK_GONE = "webhook_gone"
+"""``by``: the session's webhook receiver answered ``410 Gone``, which ended the subscription."""
 
 
 def session_updated(before: SessionRecord, fields: Mapping[str, Any], by: str) -> dict[str, Any]:
@@ -30,3 +32,8 @@ def session_updated(before: SessionRecord, fields: Mapping[str, Any], by: str) -
         "previous": {name: getattr(before, name) for name in shown},
         "by": by,
     }
+
+
+def webhook_ended(previous: dict[str, Any]) -> dict[str, Any]:
+    """``session.updated`` for a subscription its receiver ended (``WEBHOOK_GONE``): the webhook now and before."""
+    return {"changed": ["webhook"], "webhook": None, "previous": {"webhook": previous}, "by": WEBHOOK_GONE}

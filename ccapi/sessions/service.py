@@ -24,7 +24,7 @@ from ccapi.ids import is_safe_id, new_id, utcnow
 from ccapi.limits import LimitBoard
 from ccapi.observability.metrics import Metrics
 from ccapi.observability.tracing import Tracing
-from ccapi.sessions.changes import session_updated
+from ccapi.sessions.changes import session_updated, webhook_ended
 from ccapi.sessions.context import context_usage
 from ccapi.sessions.creation import (
     branched_transcript,
@@ -244,6 +244,31 @@ class SessionService:
                 await run.interrupt("session deleted")
             session = await self._remove(session_id)
         await self._forget(session)
+
+    async def webhook_gone(self, session_id: str, previous: dict[str, Any]) -> None:
+        """Record in the session's log that its receiver's ``410 Gone`` ended its ``previous`` webhook (the store
+        has cleared it), as a ``PATCH`` records a change. One host numbers a session's log at a time, on a shared
+        store the lease holder: the event goes in under this host's lease (held by a turn running here, or taken
+        once no other host holds it, the numbering read afresh), with the session's lock held, so no turn of it
+        starts here meanwhile."""
+        data = webhook_ended(previous)
+        while True:
+            async with self._lock(session_id):
+                if not self.store.shared or session_id in self._running:
+                    await self.events.emit(session_id, None, EventType.SESSION_UPDATED, data)
+                    return
+                if await self.store.get_session(session_id) is None:
+                    return
+                if await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl) is None:
+                    try:
+                        await self.events.flush()
+                        self.events.forget(session_id)
+                        await self.events.emit(session_id, None, EventType.SESSION_UPDATED, data)
+                        await self.events.flush()
+                    finally:
+                        await self.store.release_lease(session_id, self._owner)
+                    return
+            await asyncio.sleep(self.settings.lease_ttl / 3)  # another host runs a turn of it: after its end
 
     async def expire(self, session_id: str, last_used: str) -> bool:
         """Delete the session as ``delete`` does if it is idle, nothing waits in its queue and nobody has used it

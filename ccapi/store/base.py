@@ -183,6 +183,16 @@ class Store(ABC):
         """Record an attempt's outcome and let go of the delivery, if ``owner`` still holds it."""
         await self._run(self._finish_webhook_attempt, delivery_id, owner, fields)
 
+    async def end_webhook(
+        self, delivery_id: str, owner: str, fields: dict[str, Any], why: str
+    ) -> dict[str, Any] | None:
+        """Record a ``410 Gone`` (as ``finish_webhook_attempt``) and, in the same transaction, clear the
+        subscription of the delivery's session if it is still to that URL, and fail every other delivery the
+        session owes there (``why`` their ``last_error``), so no host sends them. Returns the subscription it
+        cleared, or ``None`` when there was none to clear (an earlier 410's, maybe another host's, or the session
+        deleted)."""
+        return await self._run(self._end_webhook, delivery_id, owner, fields, why)
+
     async def list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None = None, newest_first: bool = False
     ) -> list[WebhookDelivery]:
@@ -282,6 +292,8 @@ class Store(ABC):
     ) -> list[WebhookDelivery]: ...
     @abstractmethod
     def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None: ...
+    @abstractmethod
+    def _end_webhook(self, delivery_id: str, owner: str, fields: dict[str, Any], why: str) -> dict[str, Any] | None: ...
     @abstractmethod
     def _list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool

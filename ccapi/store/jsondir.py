@@ -45,7 +45,15 @@ import orjson
 from ccapi.events import Event
 from ccapi.ids import is_safe_id, utcnow
 from ccapi.store.base import OPEN_TURN_STATES, Store
-from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, first_owed, might_notify
+from ccapi.store.outbox import (
+    FAILED,
+    PENDING,
+    WebhookDelivery,
+    deliveries_for,
+    ended_by_gone,
+    first_owed,
+    might_notify,
+)
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
 _MAIN = "main"
@@ -496,6 +504,23 @@ class JsonDirStore(Store):
         delivery = self._webhooks.get(delivery_id)
         if delivery is not None and delivery.lease_owner == owner:
             self._write_webhook(dataclasses.replace(delivery, **fields, lease_owner=None, lease_until=0.0))
+
+    def _end_webhook(self, delivery_id: str, owner: str, fields: dict[str, Any], why: str) -> dict[str, Any] | None:
+        gone = self._webhooks.get(delivery_id)
+        if gone is None:
+            return None
+        now = utcnow()
+        record = self._sessions.get(gone.session_id)
+        ended = ended_by_gone(record.webhook if record else None, gone.url)
+        if record is not None and ended:
+            self._write_session(dataclasses.replace(record, webhook=None, updated_at=now))
+        self._finish_webhook_attempt(delivery_id, owner, fields)
+        owed = [
+            d for d in self._webhooks.values() if (d.session_id, d.url, d.state) == (gone.session_id, gone.url, PENDING)
+        ]
+        for delivery in owed:  # a deleted session's are gone once done (``_write_webhook``)
+            self._write_webhook(dataclasses.replace(delivery, state=FAILED, completed_at=now, last_error=why))
+        return ended
 
     def _list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool

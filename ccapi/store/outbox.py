@@ -53,6 +53,11 @@ def first_owed(deliveries: Iterable[WebhookDelivery]) -> list[WebhookDelivery]:
     return list(first.values())
 
 
+def ended_by_gone(webhook: dict[str, Any] | None, url: str) -> dict[str, Any] | None:
+    """The subscription a ``410 Gone`` from ``url`` ends: the session's, if it is still to ``url``."""
+    return webhook if webhook and webhook["url"] == url else None
+
+
 def might_notify(events: Iterable[Event]) -> set[str]:
     """Sessions whose subscription the batch must be checked against (deltas never notify)."""
     return {event.session_id for event in events if event.type in WEBHOOK_EVENT_TYPES}

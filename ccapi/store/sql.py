@@ -30,7 +30,7 @@ from ccapi.store.models import (
     WebhookRow,
     database_proxy,
 )
-from ccapi.store.outbox import PENDING, WebhookDelivery, deliveries_for, might_notify
+from ccapi.store.outbox import FAILED, PENDING, WebhookDelivery, deliveries_for, ended_by_gone, might_notify
 from ccapi.store.prepared import Prepared, chunks, columns
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
 
@@ -320,6 +320,28 @@ class SqlStore(Store):
             if fields.get("state", PENDING) != PENDING:  # done: a deleted session's last delivery goes with it
                 session = SessionRow.select(SessionRow.id).where(SessionRow.id == WebhookRow.session_id)
                 WebhookRow.delete().where((WebhookRow.id == delivery_id) & ~peewee.fn.EXISTS(session)).execute()
+
+    def _end_webhook(self, delivery_id: str, owner: str, fields: dict[str, Any], why: str) -> dict[str, Any] | None:
+        now = utcnow()
+        with self._db.atomic():
+            gone = WebhookRow.get_or_none(WebhookRow.id == delivery_id)
+            if gone is None:
+                return None
+            found = SessionRow.select(SessionRow.webhook).where(SessionRow.id == gone.session_id)
+            if self.shared:  # two hosts' 410s at once: the second waits, then finds nothing to end
+                found = found.for_update()
+            session = found.first()
+            ended = ended_by_gone(session.webhook if session else None, gone.url)
+            if ended:
+                SessionRow.update(webhook=None, updated_at=now).where(SessionRow.id == gone.session_id).execute()
+            self._finish_webhook_attempt(delivery_id, owner, fields)
+            owed = (WebhookRow.session_id == gone.session_id) & (WebhookRow.url == gone.url)
+            WebhookRow.update(state=FAILED, completed_at=now, last_error=why).where(
+                owed & (WebhookRow.state == PENDING)
+            ).execute()
+            if session is None:  # deleted: its deliveries go once done, as in ``_finish_webhook_attempt``
+                WebhookRow.delete().where(owed & (WebhookRow.state != PENDING)).execute()
+            return ended
 
     def _list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool

@@ -5,10 +5,11 @@ send one delivery at once), POSTs each signed, and records the outcome: ``delive
 2xx; on a connection error, a timeout, a 5xx, a 408 or a 429 another attempt after an exponential
 backoff with jitter (or the receiver's ``Retry-After``, if longer) until
 ``CC_API_WEBHOOK_RETRY_FOR`` has passed since the event, then ``failed``. Any other answer
-(a redirect, which is never followed, or a 4xx) is final. A host that only ``*`` admits is
-resolved here and connected to at an address the allow-list admits (``Route``), never wherever
-the name points at connection time. Delivery is at least once: a
-host that dies mid-attempt leaves a lease that expires, and the delivery is sent again.
+(a redirect, which is never followed, or a 4xx) is final; a ``410 Gone`` also ends the session's
+subscription to that URL (``Store.end_webhook``), with the deliveries it still owes there, and says so in
+the session's log (``session.updated``). A host that only ``*`` admits is resolved here and connected to
+at an address the allow-list admits (``Route``), never wherever the name points at connection time.
+Delivery is at least once: a host that dies mid-attempt leaves a lease that expires, and the delivery is sent again.
 A session's deliveries go one at a time, in event order: the store hands out only the first
 it still owes, so a later one waits behind an earlier one's retries until that is done.
 """
@@ -23,6 +24,7 @@ import random
 import socket
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -57,6 +59,14 @@ MAX_RESPONSE_BYTES = 1024
 #: Doublings of ``CC_API_WEBHOOK_BACKOFF`` past which the pause is ``MAX_BACKOFF`` anyway (and 2.0 ** 1024
 #: would overflow a float after some thousand attempts of a long ``CC_API_WEBHOOK_RETRY_FOR``).
 MAX_DOUBLINGS = 64
+#: The receiver's "this endpoint is gone: stop sending" (as Stripe, GitHub, Slack and Svix read it).
+GONE = 410
+#: ``last_error`` of the deliveries a 410 leaves unsent.
+NOT_SENT = "not sent: the receiver answered 410 Gone to an earlier delivery, which ended the session's webhook"
+
+#: Told ``(session_id, subscription)`` when a ``410 Gone`` has ended a session's subscription (the session layer
+#: records it in the session's log; it may wait for the session's lease).
+OnGone = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,9 @@ class Route:
 
 
 class WebhookSender:
-    def __init__(self, settings: Settings, store: Store, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, metrics: Metrics | None = None, on_gone: OnGone | None = None
+    ) -> None:
         assert settings.webhook_secret is not None
         self._secrets = settings.webhook_secrets
         self._settings = settings
@@ -101,6 +113,8 @@ class WebhookSender:
         self._targets: Counter[str] = Counter()  # deliveries in flight per URL
         self._loop: asyncio.Task[None] | None = None
         self._metrics = metrics or Metrics(process=False)
+        self._on_gone = on_gone
+        self._notices: set[asyncio.Task[None]] = set()  # ``on_gone`` calls, maybe waiting for a session's lease
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -113,15 +127,16 @@ class WebhookSender:
 
     async def stop(self) -> None:
         """Abandon attempts in flight and hand their deliveries back at once (they are sent
-        again by whichever host claims them next: at least once)."""
+        again by whichever host claims them next: at least once), and the ``session.updated`` still waiting
+        for a session's lease."""
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
         abandoned = list(self._inflight)
-        for task in self._inflight.values():
+        for task in [*self._inflight.values(), *self._notices]:
             task.cancel()
-        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        await asyncio.gather(*self._inflight.values(), *self._notices, return_exceptions=True)
         for delivery_id in abandoned:
             await self._store.finish_webhook_attempt(delivery_id, self._owner, {})
         await self._http.aclose()
@@ -196,10 +211,41 @@ class WebhookSender:
             error=outcome.error,
             state=fields.get("state", "pending"),
         )
+        await self._record(delivery, outcome.status, fields)
+
+    async def _record(self, delivery: WebhookDelivery, status: int | None, fields: dict[str, object]) -> None:
+        """Store the attempt's outcome; with a ``410 Gone`` the session's subscription ends in the same
+        transaction, with what it still owes that URL, so no host sends another there meanwhile."""
         try:
-            await self._store.finish_webhook_attempt(delivery.id, self._owner, fields)
-        except Exception:  # the lease expires and the delivery is tried again
+            if status != GONE:
+                await self._store.finish_webhook_attempt(delivery.id, self._owner, fields)
+            elif (ended := await self._store.end_webhook(delivery.id, self._owner, fields, NOT_SENT)) is not None:
+                self._gone(delivery, ended)
+        except Exception:  # unless the outcome was recorded, the lease expires and the delivery is tried again
             log.exception("webhook_record_failed", delivery_id=delivery.id)
+
+    def _gone(self, delivery: WebhookDelivery, ended: dict[str, Any]) -> None:
+        """The receiver asked to hear no more and the session's ``ended`` subscription is gone: say so in the
+        gateway's log, and in the session's as a ``PATCH`` would. Only the 410 that ended it does: later ones
+        (another host's, or one sent before the end was committed) find nothing to end."""
+        log.warning(
+            "webhook_subscription_ended",
+            session_id=delivery.session_id,
+            url=shown_url(delivery.url),
+            status=GONE,
+            delivery_id=delivery.id,
+        )
+        if self._on_gone is not None:
+            notice = asyncio.create_task(self._tell_gone(self._on_gone, delivery.session_id, ended))
+            self._notices.add(notice)
+            notice.add_done_callback(self._notices.discard)
+
+    @staticmethod
+    async def _tell_gone(on_gone: OnGone, session_id: str, ended: dict[str, Any]) -> None:
+        try:
+            await on_gone(session_id, ended)
+        except Exception:  # the webhook has ended all the same: only its mention in the session's log is lost
+            log.exception("webhook_end_not_recorded", session_id=session_id)
 
     def _backoff(self, attempts: int) -> float:
         """Exponential, with "equal jitter": half fixed, half random, so receivers that
