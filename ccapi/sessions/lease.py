@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
 import structlog
 
@@ -43,11 +44,7 @@ async def take_lease(
         await asyncio.sleep(LEASE_HANDOVER_PAUSE)
         holder, session, turn = await store.lease_and_start(session_id, owner, ttl, make_turn)
     if holder is not None:
-        raise Conflict(
-            f"gateway host {holder!r} is running a turn in this session; retry when it ends",
-            {"owner": holder},
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        raise _held_elsewhere(holder)
     if turn is None and session is not None:  # a turn left open by a lost host, or by this one before a crash
         for orphan in await store.orphaned_turns(owner):
             if orphan.session_id == session_id:
@@ -76,3 +73,37 @@ async def keep_leases(
             await sweep()
         except Exception:  # a database hiccup must not end the caretaker
             log.exception("lease_care_failed")
+
+
+@contextlib.asynccontextmanager
+async def between_turns(store: Store, events: EventLog, session_id: str, owner: str, ttl: float) -> AsyncIterator[None]:
+    """The right to change a session outside a turn of its own (a ``PATCH``, its webhook's end, its expiry): on a
+    store only this host writes, nothing to take; on a shared one, the session's lease. Its holder numbers the
+    session's log: an event another host numbered meanwhile would take a ``seq`` the holder gives too, and each
+    host's commit would then fail on the other's for ever. Taken for the while (the numbering read afresh: another
+    host may have written since) and let go after, unless this host holds it already (a turn of it runs here, or
+    a queued one is about to start); another host's is a 409 that names it."""
+    if not store.shared:
+        yield
+        return
+    held = session_id in await store.held_leases(owner)
+    if not held:
+        holder = await store.acquire_lease(session_id, owner, ttl)
+        if holder is not None:
+            raise _held_elsewhere(holder)
+    try:
+        if not held:
+            await events.flush(bounded=True)
+            events.forget(session_id)
+        yield
+    finally:
+        if not held:
+            await store.release_lease(session_id, owner)
+
+
+def _held_elsewhere(holder: str) -> Conflict:
+    return Conflict(
+        f"gateway host {holder!r} is running a turn in this session; retry when it ends",
+        {"owner": holder},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

@@ -9,6 +9,7 @@ sessions and turns start as is ``creation``; lease keeping and recovery are ``le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import weakref
@@ -41,6 +42,7 @@ from ccapi.sessions.lease import (
     LEASE_HANDOVER_PAUSE,
     LEASE_HANDOVER_TRIES,
     RETRY_AFTER_SECONDS,
+    between_turns,
     keep_leases,
     take_lease,
 )
@@ -170,16 +172,26 @@ class SessionService:
     async def change(self, session_id: str, fields: dict[str, Any]) -> SessionRecord:
         """Change the spending cap, model, permission mode, system prompt or tools; the next turn
         runs with them (a live engine started otherwise is replaced by a resumed one on the same
-        transcript: ``EngineSpec.process_key``)."""
+        transcript: ``EngineSpec.process_key``). While another host runs a turn of it, a 409."""
+        async with self._lock(session_id):
+            return await self._change(session_id, fields)
+
+    async def _change(self, session_id: str, fields: dict[str, Any]) -> SessionRecord:
+        """``change``, with the session's lock held (a turn starting with changes holds it already)."""
         before = await self.get(session_id)
         fields = {name: value for name, value in fields.items() if getattr(before, name) != value}
         if not fields:  # it has these options already: nothing to record, no Claude Code to restart
             return before
-        self.pool.hold(session_id)  # its live engine is checked against the new options at its next turn
-        await self.store.update_session(session_id, **fields, updated_at=utcnow())
-        await self.events.emit(session_id, None, EventType.SESSION_UPDATED, session_updated(before, fields, "request"))
-        await self.events.flush(bounded=True)
+        async with self._between_turns(session_id):
+            self.pool.hold(session_id)  # its live engine is checked against the new options at its next turn
+            await self.store.update_session(session_id, **fields, updated_at=utcnow())
+            data = session_updated(before, fields, "request")
+            await self.events.emit(session_id, None, EventType.SESSION_UPDATED, data)
+            await self.events.flush(bounded=True)
         return await self.get(session_id)
+
+    def _between_turns(self, session_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return between_turns(self.store, self.events, session_id, self._owner, self.settings.lease_ttl)
 
     async def park(self, session_id: str) -> None:
         """Stop the session's live Claude Code now, not at idle eviction: a one-off request has
@@ -247,44 +259,38 @@ class SessionService:
 
     async def webhook_gone(self, session_id: str, previous: dict[str, Any]) -> None:
         """Record in the session's log that its receiver's ``410 Gone`` ended its ``previous`` webhook (the store
-        has cleared it), as a ``PATCH`` records a change. One host numbers a session's log at a time, on a shared
-        store the lease holder: the event goes in under this host's lease (held by a turn running here, or taken
-        once no other host holds it, the numbering read afresh), with the session's lock held, so no turn of it
-        starts here meanwhile."""
-        data = webhook_ended(previous)
+        has cleared it), as a ``PATCH`` records a change: with the session's lock held, between its turns (on a
+        shared store, once no other host runs one: ``between_turns``)."""
         while True:
-            async with self._lock(session_id):
-                if not self.store.shared or session_id in self._running:
-                    await self.events.emit(session_id, None, EventType.SESSION_UPDATED, data)
+            try:
+                async with self._lock(session_id):
+                    if await self.store.get_session(session_id) is None:  # deleted meanwhile
+                        return
+                    async with self._between_turns(session_id):
+                        await self.events.emit(session_id, None, EventType.SESSION_UPDATED, webhook_ended(previous))
+                        await self.events.flush(bounded=True)
                     return
-                if await self.store.get_session(session_id) is None:
-                    return
-                if await self.store.acquire_lease(session_id, self._owner, self.settings.lease_ttl) is None:
-                    try:
-                        await self.events.flush()
-                        self.events.forget(session_id)
-                        await self.events.emit(session_id, None, EventType.SESSION_UPDATED, data)
-                        await self.events.flush()
-                    finally:
-                        await self.store.release_lease(session_id, self._owner)
-                    return
-            await asyncio.sleep(self.settings.lease_ttl / 3)  # another host runs a turn of it: after its end
+            except Conflict:  # another host runs a turn of it: after its end
+                await asyncio.sleep(self.settings.lease_ttl / 3)
 
     async def expire(self, session_id: str, last_used: str) -> bool:
         """Delete the session as ``delete`` does if it is idle, nothing waits in its queue and nobody has used it
         since ``last_used`` (a retention sweep's): checked under its lock, so no turn starts between the check and
-        the delete. Whether it did."""
-        async with self._lock(session_id):
-            session = await self.store.get_session(session_id)
-            if (
-                session is None
-                or session.updated_at != last_used
-                or session.status in OPEN_TURN_STATES
-                or session_id in self._running
-                or self.queues.waiting(session_id)
-            ):
-                return False
-            session = await self._remove(session_id)
+        the delete (on a shared store, nor on another host: ``between_turns``). Whether it did."""
+        try:
+            async with self._lock(session_id), self._between_turns(session_id):
+                session = await self.store.get_session(session_id)
+                if (
+                    session is None
+                    or session.updated_at != last_used
+                    or session.status in OPEN_TURN_STATES
+                    or session_id in self._running
+                    or self.queues.waiting(session_id)
+                ):
+                    return False
+                session = await self._remove(session_id)
+        except Conflict:  # another host runs a turn of it: used after all
+            return False
         await self._forget(session)
         return True
 
@@ -334,7 +340,7 @@ class SessionService:
             content = list(request.content)
             queued = await self._queue(session_id, content, request.queue, request.changes)
             if queued is None and request.changes:
-                await self.change(session_id, dict(request.changes))
+                await self._change(session_id, dict(request.changes))
             run = queued or await self._start(session_id, content, kind="input")
             if idempotency is not None:
                 turn_id = run.turn_id if isinstance(run, QueuedTurn) else run.turn.id
@@ -617,7 +623,7 @@ class SessionService:
         await queued.withdrawable(self._reserve(queued.session_id))
         try:
             if queued.changes:
-                await self.change(queued.session_id, dict(queued.changes))
+                await self._change(queued.session_id, dict(queued.changes))
             return await self._start(queued.session_id, queued.content, "input", reserved=True, queued=queued)
         except BaseException:
             self.pool.release(queued.session_id)  # a no-op once the turn has taken the slot over

@@ -1,0 +1,45 @@
+"""A session's options changed on one host while another host runs its turn (hosts sharing PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccapi.testing import MockModel, Reply, ToolUse
+from tests.test_webhook_gone import WEATHER
+
+pytestmark = pytest.mark.slow  # two gateways on one PostgreSQL database
+
+
+def test_a_change_on_one_host_while_another_runs_the_turn_waits_for_its_end(
+    make_gateway, postgres_server, mock_model: MockModel
+) -> None:
+    """The host that runs a turn numbers its session's log. A ``PATCH`` on another host numbered its
+    ``session.updated`` too, with a ``seq`` the turn's host then gave one of its own events: each host's commit
+    failed on the other's, for ever, and the turn was never answered. Now it is a 409 naming the turn's host until
+    that turn ends, then it goes in after it."""
+    url = postgres_server.create_database()
+    common = {"CC_API_DATABASE_URL": url, "CC_API_LEASE_TTL": "3"}
+    a = make_gateway(CC_API_HOST_ID="host-a", **common)
+    b = make_gateway(CC_API_HOST_ID="host-b", **common)
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
+    session = a.create_session(tools=[WEATHER])
+    paused = a.turn(session["id"], "weather in Oslo?")
+    assert paused["status"] == "requires_action"
+
+    refused = b.client.patch(f"/api/sessions/{session['id']}", json={"system_prompt": "Be brief."})
+    assert refused.status_code == 409 and refused.json()["error"]["details"] == {"owner": "host-a"}, refused.text
+    assert refused.headers["retry-after"]
+
+    [call] = paused["tool_calls"]
+    results = {"results": [{"tool_call_id": call["tool_call_id"], "content": "-3C"}]}
+    done = a.client.post(f"/api/sessions/{session['id']}/tool-results", json=results, timeout=30)
+    assert done.status_code == 200 and done.json()["status"] == "completed", done.text
+
+    changed = b.client.patch(f"/api/sessions/{session['id']}", json={"system_prompt": "Be brief."})
+    assert changed.status_code == 200 and changed.json()["system_prompt"] == "Be brief.", changed.text
+    assert a.turn(session["id"], "and in Bergen?")["status"] == "completed"
+    events = a.events(session["id"])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    [updated] = [e for e in events if e["type"] == "session.updated"]
+    assert done.json()["last_event_seq"] < updated["seq"]
+    assert "Be brief." in str(mock_model.message_requests(include_side=False)[-1].body["system"])
