@@ -175,6 +175,28 @@ def test_a_sessions_file_tools_reach_only_its_own_folder_of_the_transcript_store
     policy = SandboxPolicy.detect("off", [Path("/srv/state")])
     assert "Read(//srv/claude/projects/*/*.jsonl)" in policy.denied_tools
     assert f"Edit(/{stores[1]}/*/*/subagents/**)" in policy.denied_tools
+    for record in ("history.jsonl", "file-history/**", "todos/**"):  # the user's own sessions' prompts and edits
+        assert f"Read(//srv/claude/{record})" in policy.denied_tools
+
+    resumed_own = f"{resumed}/projects/-srv-work/1111.jsonl"  # a session resumed from the store runs from there
+    assert not others_conversation("/srv/claude/projects/-srv-work/1111/tool-results/x.txt", "/", resumed_own, stores)
+    assert others_conversation("/srv/claude/projects/-srv-work/2222/tool-results/x.txt", "/", resumed_own, stores)
+
+
+def test_a_linked_transcript_store_is_walled_off_where_it_leads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A ``projects`` moved to a larger disk and linked back: a tool names the files by where they really are."""
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "claude").mkdir()
+    (tmp_path / "claude" / "projects").symlink_to(tmp_path / "disk")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    stores = transcript_stores()
+    own = str(tmp_path / "claude" / "projects" / "-w" / "1111.jsonl")
+    assert others_conversation(str(tmp_path / "disk" / "-w" / "2222" / "tool-results" / "x.txt"), "/", own, stores)
+    assert not others_conversation(str(tmp_path / "disk" / "-w" / "1111" / "tool-results" / "x.txt"), "/", own, stores)
+    policy = SandboxPolicy.detect("off", [])
+    assert f"Read(/{tmp_path}/disk/*/*.jsonl)" in policy.denied_tools
 
 
 def test_otlp_exporter_headers_reach_claude_code_only_when_it_exports_telemetry() -> None:

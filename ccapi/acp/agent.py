@@ -192,9 +192,10 @@ class GatewayAgent:
 
     async def _compact(self, session_id: str, instructions: str) -> PromptResponse:
         """``/compact [instructions]``: the session's compaction, its tokens before and after told as the reply; one
-        that did not compact is an error that says why, as a failed turn is."""
+        that did not compact is an error that says why, as a failed turn is. A cancel that came before the
+        compaction had started does not stop it: it compacted, so the reply says so."""
         done = await _call(self.gateway.compact(session_id, instructions or None))  # nothing to compact yet: 409
-        if session_id in self._cancelled:
+        if session_id in self._cancelled and done.status != "completed":
             return PromptResponse(stop_reason="cancelled")
         if done.status != "completed":
             error = done.error or {}
@@ -221,7 +222,7 @@ class GatewayAgent:
 
     async def _interrupt_compaction(self, session_id: str) -> None:
         """Stop the prompt's compaction: the session's running turn when it is a compaction (one that has not
-        started yet when the cancel comes runs on; the prompt answers ``cancelled`` all the same)."""
+        started yet when the cancel comes runs on, and its prompt then answers as it would have)."""
         with contextlib.suppress(*_UNANSWERED):
             running = (await self.gateway.get_session(session_id)).running_turn_id
             if running and (await self.gateway.get_turn(session_id, running)).raw.get("kind") == "compact":

@@ -83,7 +83,7 @@ class SandboxPolicy:
             "allowUnsandboxedCommands": False,  # the model cannot ask its way out
             "autoAllowBashIfSandboxed": False,  # approvals stay as the permission mode says
             "filesystem": {
-                "denyRead": [*(str(path) for path in protected), *secrets, *stores],
+                "denyRead": [*(str(path) for path in protected), *secrets, *stores, *conversation_records()],
                 "denyWrite": [str(path) for path in launch],
             },
         }
@@ -118,8 +118,19 @@ def transcript_stores() -> list[str]:
     beside it): ``projects`` in its config directory (every session's of this gateway, and the user's own
     interactive ones) and in the temp config directories the SDK resumes sessions from. One session's tools could
     otherwise read (or rewrite) another's conversation. Claude Code reads and writes its own transcript itself,
-    not through a tool, so resuming is unaffected."""
-    return [os.path.join(config, "projects") for config in (claude_config_dir(), resumed_config_dirs())]
+    not through a tool, so resuming is unaffected. A ``projects`` that is a link (moved to a larger disk) is
+    named as the link and as where it leads: a tool reaches it by either path."""
+    projects = os.path.join(claude_config_dir(), "projects")
+    named = [projects] if os.path.realpath(projects) == projects else [projects, os.path.realpath(projects)]
+    return [*named, os.path.join(resumed_config_dirs(), "projects")]
+
+
+def conversation_records() -> list[str]:
+    """What else of its users' conversations Claude Code keeps in its config directories: the prompts typed in
+    interactive sessions (``history.jsonl``), files as they were before each edit (``file-history``), todo lists
+    (``todos``). No tool needs them; sandboxed Bash does not see them either."""
+    configs = (claude_config_dir(), resumed_config_dirs())
+    return [os.path.join(config, name) for config in configs for name in ("history.jsonl", "file-history", "todos")]
 
 
 def conversation_rules(stores: Sequence[str]) -> tuple[str, ...]:
@@ -127,6 +138,7 @@ def conversation_rules(stores: Sequence[str]) -> tuple[str, ...]:
     and its subagents'. Not the stores whole: a session's own folder there holds the tool results Claude Code saved
     for being too large to show, which it tells the model to Read (``private_transcripts`` guards the rest)."""
     patterns = [pattern for store in stores for pattern in (f"/{store}/*/*.jsonl", f"/{store}/*/*/subagents/**")]
+    patterns += [pattern for record in conversation_records() for pattern in (f"/{record}", f"/{record}/**")]
     return tuple(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns)
 
 
@@ -233,10 +245,19 @@ def private_transcripts() -> HookMatcher:
 
 def others_conversation(target: str, cwd: str, transcript: str, stores: Sequence[str]) -> bool:
     """Whether ``target`` lies in a transcript store, outside the folder of the session whose transcript is
-    ``transcript``."""
+    ``transcript`` (``<cwd key>/<session id>``, in whichever store: a resumed session's transcript is in a
+    ``claude-resume-*`` one, the tool results it saved before in the config directory's)."""
     path = resolved(target, cwd)
-    in_store = any(fnmatch.fnmatchcase(path, store) or fnmatch.fnmatchcase(path, f"{store}/*") for store in stores)
-    return in_store and not within(path, [os.path.realpath(transcript.removesuffix(".jsonl"))])
+    own = os.path.join(*Path(transcript.removesuffix(".jsonl")).parts[-2:])
+    for store in stores:
+        if _under(path, store):
+            return not _under(path, os.path.join(store, own))
+    return False
+
+
+def _under(path: str, pattern: str) -> bool:
+    """``path`` is what ``pattern`` (a glob) names, or lies inside it."""
+    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, f"{pattern}/*")
 
 
 def outermost(paths: Sequence[Path]) -> list[Path]:
