@@ -2,7 +2,7 @@
 
 Thin: parse with the format's module, route through ``CompatRouter`` onto a native session,
 render in the format (JSON, or the format's own SSE). Errors are rendered by the global
-handler first, then re-spelled in the path's format (``error_response``), so both agree on status and message.
+handler first, then re-spelled in the path's format (``respelled_error``), so both agree on status and message.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def serves(path: str) -> bool:
     return path.startswith(f"{bp.url_prefix}/")
 
 
-def error_response(request: Request, exception: Exception, native: HTTPResponse) -> HTTPResponse:
+def respelled_error(request: Request, exception: Exception, native: HTTPResponse) -> HTTPResponse:
     """The native error ``native`` (same status, message and headers) in the envelope of the format ``request``'s
     path is: Anthropic's for ``/v1/messages…``, OpenAI's (naming the field at fault, where known) for the rest."""
     assert native.body is not None  # the envelope handler always writes a JSON body

@@ -45,7 +45,7 @@ class EnvelopeErrorHandler(ErrorHandler):
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
         native = self._native(request, exception)
         if compat.serves(getattr(request, "path", "")):
-            return compat.error_response(request, exception, native)
+            return compat.respelled_error(request, exception, native)
         return native
 
     def _native(self, request: Request, exception: Exception) -> HTTPResponse:
