@@ -14,6 +14,7 @@ import pytest
 from ccapi.catalog import ModelCatalog
 from ccapi.childproc import child_environment
 from ccapi.config import ConfigError, Settings
+from ccapi.engine import sandbox
 from ccapi.engine.sandbox import (
     SandboxPolicy,
     confined_roots,
@@ -181,6 +182,21 @@ def test_a_sessions_file_tools_reach_only_its_own_folder_of_the_transcript_store
     resumed_own = f"{resumed}/projects/-srv-work/1111.jsonl"  # a session resumed from the store runs from there
     assert not others_conversation("/srv/claude/projects/-srv-work/1111/tool-results/x.txt", "/", resumed_own, stores)
     assert others_conversation("/srv/claude/projects/-srv-work/2222/tool-results/x.txt", "/", resumed_own, stores)
+
+
+def test_on_a_case_blind_file_system_other_letters_name_the_same_walled_off_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """macOS: ``/Users/u/.Claude/Projects`` is ``~/.claude/projects``, and ``realpath`` keeps the letters given."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/srv/claude")
+    stores = transcript_stores()
+    other = "/srv/Claude/Projects/-srv-work/2222/tool-results/x.txt"
+    assert not others_conversation(
+        other, "/", "/srv/claude/projects/-srv-work/1111.jsonl", stores
+    )  # Linux: another file
+    monkeypatch.setattr(sandbox, "CASE_BLIND", True)
+    assert others_conversation(other, "/", "/srv/claude/projects/-srv-work/1111.jsonl", stores)
+    assert within("/SRV/Work/a.py", ["/srv/work"]) and not within("/srv/other/a.py", ["/srv/work"])
 
 
 def test_a_linked_transcript_store_is_walled_off_where_it_leads(

@@ -207,8 +207,17 @@ def confined_roots(cwd: str) -> list[str]:
 
 def within(target: str, roots: Sequence[str]) -> bool:
     """Whether ``target`` (relative to the first root, ``~`` expanded, links followed) lies under one of ``roots``."""
-    path = resolved(target, roots[0])
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    path = _cased(resolved(target, roots[0]))
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in map(_cased, roots))
+
+
+#: macOS's file systems ignore case by default (``/Users/u/.Claude`` is ``~/.claude``), and ``realpath`` keeps the
+#: case it was given: there a path is compared case-folded, or a tool could name a walled-off file in other letters.
+CASE_BLIND = sys.platform == "darwin"
+
+
+def _cased(path: str) -> str:
+    return path.casefold() if CASE_BLIND else path
 
 
 def resolved(target: str, cwd: str) -> str:
@@ -257,6 +266,7 @@ def others_conversation(target: str, cwd: str, transcript: str, stores: Sequence
 
 def _under(path: str, pattern: str) -> bool:
     """``path`` is what ``pattern`` (a glob) names, or lies inside it."""
+    path, pattern = _cased(path), _cased(pattern)
     return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, f"{pattern}/*")
 
 
