@@ -60,7 +60,7 @@ def test_unknown_fields_are_listed_with_the_allowed_ones() -> None:
         SessionChanges.from_json({"colour": "blue", "model": "sonnet"}, catalog=None)  # type: ignore[arg-type]
     assert caught.value.message == "unknown field(s): colour"
     assert caught.value.details == {
-        "allowed": ["max_budget_usd", "model", "output_schema", "permission_mode", "system_prompt"]
+        "allowed": ["max_budget_usd", "model", "output_schema", "permission_mode", "system_prompt", "webhook"]
     }
 
 

@@ -67,9 +67,11 @@ async def get_session(request: Request, session_id: str) -> HTTPResponse:
 
 @bp.patch("/<session_id:str>")
 async def update_session(request: Request, session_id: str) -> HTTPResponse:
-    """Change what may change between turns: the spending cap, the model, the permission mode."""
-    service: SessionService = request.app.ctx.service
-    changes = SessionChanges.from_json(json_body(request), request.app.ctx.catalog)
+    """Change what may change between turns: the spending cap, the model, the permission mode, the system
+    prompt, the output schema, the webhook (checked as at creation)."""
+    ctx = request.app.ctx
+    service: SessionService = ctx.service
+    changes = SessionChanges.from_json(json_body(request), ctx.catalog, webhooks=ctx.webhook_policy)
     return json(_view(service, await service.change(session_id, changes.fields)))
 
 

@@ -80,6 +80,10 @@ class Webhook(Shape):
     events: Annotated[list[WebhookEvent], Field(min_length=1)] = _ABSENT  # type: ignore[valid-type]
 
 
+#: A subscription as ``WebhookPolicy.subscription`` checks it (at creation and in a ``PATCH`` alike), or ``null``.
+_WebhookOrNone = Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=Webhook | None)]
+
+
 class McpServer(Shape):
     type: Literal["stdio", "http"] = Field("stdio", description="stdio when omitted")
     command: str = ""
@@ -110,7 +114,7 @@ class NewSession(Shape):
     permission_mode: Annotated[PermissionMode | None, _PERMISSION_MODE] = None
     builtin_tools: Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=BuiltinTools)] = None
     max_budget_usd: Annotated[Budget, _BUDGET] = None
-    webhook: Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=Webhook | None)] = Field(
+    webhook: _WebhookOrNone = Field(
         None, description="Signed POSTs of this session's events (null: none, even if the gateway has a default)"
     )
     mcp_servers: Annotated[
@@ -130,6 +134,11 @@ class SessionChanges(Shape, json_schema_extra={"minProperties": 1}):
     system_prompt: Annotated[str | None, _STRING] = Field(None, description="null: none from the next turn on")
     output_schema: Annotated[dict[str, Any] | None, _OUTPUT_SCHEMA] = Field(
         None, description="null: free answers from the next turn on"
+    )
+    webhook: _WebhookOrNone = Field(
+        None,
+        description="Signed POSTs of the events written from now on, to this receiver (null: none); "
+        "deliveries already owed to the previous one stay owed to it",
     )
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 from ccapi.store import SessionRecord
 
-#: The options whose values the event carries (the system prompt only as changed: it can be long).
-SHOWN = ("model", "permission_mode", "max_budget_usd")
+#: The options whose values the event carries (the system prompt and output schema only as changed: they can be
+#: long). The webhook as ``webhook_ended`` shows it, so a reader handles a PATCH's and a 410's change alike; it
+#: holds no secret (``url`` and ``events`` only; a URL with credentials is refused).
+SHOWN = ("model", "permission_mode", "max_budget_usd", "webhook")
 PLAN_APPROVED = "plan_approved"
 """``by``: Claude Code left plan mode, its plan (``ExitPlanMode``) approved, for the ``default`` mode."""
 WEBHOOK_GONE = "webhook_gone"
@@ -22,8 +24,8 @@ WEBHOOK_GONE = "webhook_gone"
 
 
 def session_updated(before: SessionRecord, fields: Mapping[str, Any], by: str) -> dict[str, Any]:
-    """``changed`` (names), the new values of the ``SHOWN`` ones, their ``previous`` values, and ``by``
-    (``request``: a ``PATCH``; ``plan_approved``)."""
+    """``changed`` (names), the new values of the ``SHOWN`` ones, their ``previous`` values (a webhook:
+    ``null`` for none), and ``by`` (``request``: a ``PATCH``; ``plan_approved``)."""
     changed = sorted(name for name in fields if name != "updated_at")
     shown = [name for name in changed if name in SHOWN]
     return {

@@ -19,7 +19,7 @@ from ccapi.catalog import ModelCatalog
 from ccapi.errors import ApiError, InvalidRequest
 from ccapi.sessions import bodies
 from ccapi.sessions.inputs import parse_input
-from ccapi.sessions.shape import checked
+from ccapi.sessions.shape import Shape, checked
 from ccapi.sessions.toolcalls import Decision, ToolResult
 from ccapi.toolpolicy import BUILTIN_TOOL_NAMES, BuiltinTools, parse_builtin_tools
 from ccapi.webhooks.targets import BadTarget, WebhookPolicy
@@ -75,9 +75,7 @@ class NewSession:
     ) -> NewSession:
         """``webhooks``: the gateway's webhook policy; without one (compat sessions) a session
         has no subscription and may not ask for one."""
-        if not webhooks and isinstance(body, dict) and "webhook" in body:
-            allowed = sorted(set(bodies.NewSession.model_fields) - {"webhook"})
-            raise InvalidRequest("unknown field(s): webhook", {"allowed": allowed})
+        _refuse_webhook_without(webhooks, bodies.NewSession, body)
         shape = checked(bodies.NewSession, body)
         model = known_model(catalog, shape.given("model", default_model))
         _check_prompt(shape.system_prompt)
@@ -87,11 +85,8 @@ class NewSession:
             builtin_tools = parse_builtin_tools(shape.given("builtin_tools", default_builtin_tools))
         except ValueError as exc:
             raise InvalidRequest(str(exc), {"known": list(BUILTIN_TOOL_NAMES)}) from None
-        try:
-            asked = {"webhook": shape.webhook} if "webhook" in shape.model_fields_set else {}
-            webhook = webhooks.subscription(asked) if webhooks else None
-        except BadTarget as exc:
-            raise InvalidRequest(str(exc), {"webhook": shape.webhook}) from None
+        asked = {"webhook": shape.webhook} if "webhook" in shape.model_fields_set else {}
+        webhook = _subscription(webhooks, asked)
         return cls(
             model,
             shape.system_prompt,
@@ -111,17 +106,20 @@ class NewSession:
 @dataclass(frozen=True)
 class SessionChanges:
     """``PATCH /api/sessions/{id}``: what may change between turns, only the fields the body names
-    (``max_budget_usd``, ``model``, ``output_schema``, ``permission_mode``, ``system_prompt``); the next turn runs
-    with them."""
+    (``max_budget_usd``, ``model``, ``output_schema``, ``permission_mode``, ``system_prompt``, ``webhook``); the
+    next turn runs with them, and the events written from then on owe deliveries to the webhook."""
 
     fields: dict[str, Any]
 
     @classmethod
-    def from_json(cls, body: Any, catalog: ModelCatalog) -> SessionChanges:
+    def from_json(cls, body: Any, catalog: ModelCatalog, *, webhooks: WebhookPolicy | None = None) -> SessionChanges:
+        """``webhooks``: the gateway's webhook policy, which checks a ``webhook`` as it does at creation."""
+        _refuse_webhook_without(webhooks, bodies.SessionChanges, body)
         shape = checked(bodies.SessionChanges, body)
         if not shape.model_fields_set:
             raise InvalidRequest(
-                "nothing to change: send max_budget_usd, model, output_schema, permission_mode or system_prompt"
+                "nothing to change: send max_budget_usd, model, output_schema, permission_mode, system_prompt"
+                " or webhook"
             )
         fields = {name: getattr(shape, name) for name in shape.model_fields_set}
         _check_prompt(fields.get("system_prompt"))
@@ -129,7 +127,27 @@ class SessionChanges:
             fields["output_schema"] = object_schema(fields["output_schema"], "output_schema")
         if "model" in fields:
             fields["model"] = known_model(catalog, fields["model"])
+        if "webhook" in fields:
+            fields["webhook"] = _subscription(webhooks, {"webhook": fields["webhook"]})
         return cls(fields)
+
+
+def _refuse_webhook_without(webhooks: WebhookPolicy | None, shape: type[Shape], body: Any) -> None:
+    """Without the gateway's webhook policy (compat sessions) nothing may subscribe: ``webhook`` is unknown."""
+    if not webhooks and isinstance(body, dict) and "webhook" in body:
+        allowed = sorted(set(shape.model_fields) - {"webhook"})
+        raise InvalidRequest("unknown field(s): webhook", {"allowed": allowed})
+
+
+def _subscription(webhooks: WebhookPolicy | None, asked: dict[str, Any]) -> dict[str, Any] | None:
+    """The subscription a body ``asked`` for (its ``webhook``, ``null`` for none; else the gateway default), as
+    the gateway's rules admit it: one way for a new session and a ``PATCH``, so both refuse the same with a 400."""
+    if not webhooks:
+        return None
+    try:
+        return webhooks.subscription(asked)
+    except BadTarget as exc:
+        raise InvalidRequest(str(exc), {"webhook": asked.get("webhook")}) from None
 
 
 def _check_prompt(prompt: str | None) -> None:

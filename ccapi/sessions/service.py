@@ -170,9 +170,11 @@ class SessionService:
         return await self.get(record.id)
 
     async def change(self, session_id: str, fields: dict[str, Any]) -> SessionRecord:
-        """Change the spending cap, model, permission mode, system prompt or tools; the next turn
+        """Change the spending cap, model, permission mode, system prompt, tools or webhook; the next turn
         runs with them (a live engine started otherwise is replaced by a resumed one on the same
-        transcript: ``EngineSpec.process_key``). While another host runs a turn of it, a 409."""
+        transcript: ``EngineSpec.process_key``, which a webhook is not part of). The events committed after
+        it owe deliveries to the new webhook (the store reads it as it commits them); those owed before stay
+        owed to the old one. While another host runs a turn of it, a 409."""
         async with self._lock(session_id):
             return await self._change(session_id, fields)
 
