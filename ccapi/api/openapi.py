@@ -171,8 +171,9 @@ PATHS: dict[str, Any] = {
             "Read a session", {"200": _json(ref("Session"), "The session"), **_errors(404)}, parameters=[_SESSION_ID]
         ),
         "patch": _op(
-            "Change the spending cap, model or permission mode (for the next turn)",
-            {"200": _json(ref("Session"), "The session"), **_errors(400, 404)},
+            "Change the spending cap, model, permission mode, system prompt, output schema or webhook (for the next "
+            "turn); a 409 while another gateway host runs a turn of the session",
+            {"200": _json(ref("Session"), "The session"), **_errors(400, 404, 409, 503)},
             parameters=[_SESSION_ID],
             body="SessionChanges",
         ),
