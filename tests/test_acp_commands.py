@@ -12,14 +12,15 @@ from typing import Any
 import orjson
 import pytest
 from acp import PROTOCOL_VERSION, RequestError, image_block, text_block
-from acp.schema import AvailableCommandsUpdate
+from acp.schema import AgentMessageChunk, AvailableCommandsUpdate, UserMessageChunk
 
 from ccapi.acp.commands import compact_instructions
-from ccapi.testing import MockModel, Reply
+from ccapi.testing import MockError, MockModel, Reply
 from tests.gateway import Gateway
 from tests.test_acp import RecordingClient, _env, _run, acp_agent
 
 SUMMARY = "<analysis>short</analysis>\n<summary>Summary: the user said the answer is 42.</summary>"
+COMMANDS = ["compact", "context", "cost"]
 
 
 async def _advertised(client: RecordingClient) -> list[Any]:
@@ -32,17 +33,24 @@ async def _advertised(client: RecordingClient) -> list[Any]:
     return []
 
 
+def _conversation(client: RecordingClient) -> list[tuple[str, str]]:
+    """Who said what, in the order the client was told (a replay: each reply one chunk)."""
+    said = {UserMessageChunk: "user", AgentMessageChunk: "agent"}
+    return [(said[type(u)], u.content.text) for u in client.updates if type(u) in said]
+
+
 def _compactions(gateway: Gateway, session_id: str) -> list[dict[str, Any]]:
     return [e for e in gateway.events(session_id) if e["type"] == "turn.started" and e["data"]["kind"] == "compact"]
 
 
-def test_a_compact_prompt_compacts_the_session_and_tells_the_tokens_before_and_after(
+def test_a_compact_prompt_compacts_the_session_and_tells_the_tokens_before_and_after_live_and_replayed(
     gateway: Gateway, mock_model: MockModel, tmp_path: Path
 ) -> None:
+    """The reply to ``/compact`` is not in the log: a replay makes the same line of the ``session.compacted`` event."""
     mock_model.script(Reply(text="noted"), Reply(text=SUMMARY))
     client = RecordingClient()
 
-    async def run() -> tuple[str, list[Any], RequestError, Any]:
+    async def run() -> tuple[str, list[Any], RequestError, Any, str, list[tuple[str, str]]]:
         async with acp_agent(gateway, client) as conn:
             session_id = (await conn.new_session(cwd=str(tmp_path))).session_id
             advertised = await _advertised(client)
@@ -51,17 +59,27 @@ def test_a_compact_prompt_compacts_the_session_and_tells_the_tokens_before_and_a
             await conn.prompt(session_id=session_id, prompt=[text_block("remember that the answer is 42")])
             client.updates.clear()
             reply = await conn.prompt(session_id=session_id, prompt=[text_block("/compact  keep the numbers\n")])
-        return session_id, advertised, early.value, reply
+            live = client.text()
+            client.updates.clear()
+            await conn.load_session(cwd=str(tmp_path), session_id=session_id)
+        return session_id, advertised, early.value, reply, live, _conversation(client)
 
-    session_id, advertised, early, reply = _run(run())
+    session_id, advertised, early, reply, live, replayed = _run(run())
 
-    [[command]] = [update.available_commands for update in advertised]
-    assert command.name == "compact" and command.input is not None and command.input.root.hint
+    [commands] = [update.available_commands for update in advertised]
+    assert [command.name for command in commands] == COMMANDS
+    assert commands[0].input is not None and commands[0].input.root.hint
     assert early.code == -32602 and "nothing to compact" in str(early.data)
     [compacted] = [e["data"] for e in gateway.events(session_id) if e["type"] == "session.compacted"]
     assert reply.stop_reason == "end_turn" and len(_compactions(gateway, session_id)) == 1
     pre, post = compacted["pre_tokens"], compacted["post_tokens"]
-    assert client.text() == f"Compacted the conversation: {pre:,} tokens before, {post:,} after." and post < pre
+    assert live == f"Compacted the conversation: {pre:,} tokens before, {post:,} after." and post < pre
+    assert replayed == [
+        ("user", "remember that the answer is 42"),
+        ("agent", "noted"),
+        ("user", "/compact keep the numbers"),  # the command as the gateway ran it
+        ("agent", live),
+    ]
     asked = str(mock_model.message_requests(include_side=False)[-1].body["messages"][-1])
     assert "Additional Instructions:\\nkeep the numbers\\n" in asked
 
@@ -128,7 +146,51 @@ def test_a_session_made_over_http_without_a_cwd_lists_where_claude_code_runs_and
     [info] = [s for s in listed.sessions if s.session_id == session["id"]]
     assert info.cwd == str(gateway.home) and f"Primary working directory: {info.cwd}\\n" in sent
     assert session["id"] in [s.session_id for s in here.sessions]
-    assert [[c.name for c in update.available_commands] for update in advertised] == [["compact"]]
+    assert [[c.name for c in update.available_commands] for update in advertised] == [COMMANDS]
+
+
+def test_context_and_cost_answer_in_the_editor_live_and_replayed_and_a_failed_turn_tells_its_error_once(
+    gateway: Gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Claude Code answers ``/context`` and ``/cost`` with a message it makes up and never streams; a streamed reply
+    is not told twice, and a failed turn's error is the prompt's error answer, not a message too."""
+    mock_model.script(Reply(text="hello there"))
+    client = RecordingClient()
+
+    async def run() -> tuple[dict[str, tuple[str, str]], RequestError, str, list[tuple[str, str]]]:
+        async with acp_agent(gateway, client) as conn:
+            session_id = (await conn.new_session(cwd=str(tmp_path))).session_id
+            said = {}
+            for text in ("hi", "/context", "/cost"):
+                client.updates.clear()
+                reply = await conn.prompt(session_id=session_id, prompt=[text_block(text)])
+                said[text] = reply.stop_reason, client.text()
+            client.updates.clear()
+            mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
+            with pytest.raises(RequestError) as failed:
+                await conn.prompt(session_id=session_id, prompt=[text_block("this one fails")])
+            said_when_failing = client.text()
+            client.updates.clear()
+            await conn.load_session(cwd=str(tmp_path), session_id=session_id)
+        return said, failed.value, said_when_failing, _conversation(client)
+
+    said, failed, said_when_failing, replayed = _run(run())
+
+    assert said["hi"] == ("end_turn", "hello there")
+    (context_stop, context), (cost_stop, cost) = said["/context"], said["/cost"]
+    assert context_stop == cost_stop == "end_turn"
+    assert context.startswith("## Context Usage") and "claude-sonnet-4-5" in context
+    assert "Estimated cost:" in cost and "Usage by model:" in cost
+    assert "this key may not use that model" in str(failed.data) and said_when_failing == ""
+    assert replayed == [
+        ("user", "hi"),
+        ("agent", "hello there"),
+        ("user", "/context"),
+        ("agent", context),
+        ("user", "/cost"),
+        ("agent", cost),
+        ("user", "this one fails"),
+    ]
 
 
 def test_cancel_stops_a_compaction_prompt(gateway: Gateway, mock_model: MockModel, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from acp import RequestError, image_block, resource_block, resource_link_block, text_block
 from acp.schema import (
+    AgentMessageChunk,
     AgentPlanUpdate,
     AgentThoughtChunk,
     BlobResourceContents,
@@ -20,6 +21,7 @@ from acp.schema import (
 )
 
 from ccapi.acp.agent import _stop_reason
+from ccapi.acp.commands import compacted
 from ccapi.acp.options import native_mcp_servers
 from ccapi.acp.prompt import native_input
 from ccapi.acp.updates import UpdateMapper, merged
@@ -140,3 +142,50 @@ def test_a_prompt_the_client_cancelled_ends_cancelled_however_its_turn_ended() -
     assert _stop_reason(completed, cancelled=False) == "end_turn"
     with pytest.raises(RequestError):
         _stop_reason(interrupted, cancelled=False)
+
+
+def _said(events: list[Event], *, replay: bool) -> list[str]:
+    """The agent message text each event makes, in order (a replay's user chunks left out)."""
+    mapper = UpdateMapper(replay=replay)
+    return [u.content.text for event in events for u in mapper(event) if isinstance(u, AgentMessageChunk)]
+
+
+def _completed(text: str, model: str = "claude-sonnet-4-5", parent: str | None = None) -> Event:
+    content = [{"type": "text", "text": text}]
+    return _event("message.completed", {"model": model, "content": content, "parent_tool_use_id": parent})
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["live", "replayed"])
+def test_a_message_claude_code_made_up_is_passed_on_and_a_streamed_one_is_not_sent_twice(replay: bool) -> None:
+    """``/context`` and ``/cost`` answer with a ``<synthetic>`` message and no delta; a streamed reply's
+    ``message.completed`` (after its thinking's) repeats what its deltas said; a subagent's is not the reply."""
+    events = [
+        _event("thinking.delta", {"index": 0, "thinking": "hmm"}),
+        _event("message.completed", {"content": [{"type": "thinking", "thinking": "hmm"}], "parent_tool_use_id": None}),
+        _event("message.delta", {"index": 1, "text": "hello "}),
+        _event("message.delta", {"index": 1, "text": "there"}),
+        _completed("hello there"),
+        _completed("a subagent's reply", parent="toolu_1"),
+        _event(EventType.TURN_COMPLETED, {"stop_reason": "end_turn"}),
+        _event("message.delta", {"index": 0, "text": "cut off by an interrupt"}),
+        _event(EventType.TURN_INTERRUPTED, {}),
+        _completed("## Context Usage", model="<synthetic>"),
+        _event(EventType.TURN_COMPLETED, {"stop_reason": None}),
+    ]
+    assert _said(events, replay=replay) == ["hello ", "there", "cut off by an interrupt", "## Context Usage"]
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["live", "replayed"])
+def test_a_compaction_reads_as_the_compact_prompt_answered_and_an_automatic_one_as_its_own_paragraph(
+    replay: bool,
+) -> None:
+    manual = _event("session.compacted", {"trigger": "manual", "pre_tokens": 22000, "post_tokens": 2425})
+    auto = _event("session.compacted", {"trigger": "auto", "pre_tokens": 180000, "post_tokens": 12000})
+    said = _said([manual, auto, _event("message.delta", {"index": 0, "text": "the reply"})], replay=replay)
+    assert said == [
+        compacted("manual", 22000, 2425),
+        "Compacted the conversation automatically, as the context window filled up: 180,000 tokens before, "
+        "12,000 after.\n\n",
+        "the reply",
+    ]
+    assert said[0] == "Compacted the conversation: 22,000 tokens before, 2,425 after."

@@ -4,7 +4,7 @@ The ACP session id *is* the CC API session id, and the agent keeps nothing that 
 turn whose events it follows on the session's event stream, so the conversation outlives this process, the editor
 and a gateway restart, and ``session/load`` is a replay of the durable log. Approvals go both ways through
 ``session/request_permission`` and ``POST /permissions``; ``session/cancel`` is ``POST /interrupt`` of the
-prompt's own turn. A ``/compact`` prompt is ``POST /compact``, the one slash command advertised.
+prompt's own turn. A ``/compact`` prompt is ``POST /compact``; the other slash commands advertised are turns.
 """
 
 from __future__ import annotations
@@ -201,7 +201,9 @@ class GatewayAgent:
             error = done.error or {}
             message = error.get("message") or f"the compaction ended {done.status}"
             raise RequestError.internal_error({"type": error.get("type") or done.status, "message": message})
-        await self._send(session_id, [update_agent_message(text_block(compacted(done)))])
+        await self._send(
+            session_id, [update_agent_message(text_block(compacted(done.trigger, done.pre_tokens, done.post_tokens)))]
+        )
         return PromptResponse(stop_reason="end_turn")
 
     async def cancel(self, session_id: str, **_: Any) -> None:

@@ -1,13 +1,16 @@
 """Native events → ACP ``session/update`` notifications, the same for a live turn and a replayed log.
 
-``message.delta`` and ``thinking.delta`` become agent message and thought chunks; ``agent_tool.started`` a tool
-call (title, kind, file locations, Claude Code's input as ``rawInput``, a diff for Edit and Write) and
+``message.delta`` and ``thinking.delta`` become agent message and thought chunks, and the text of a
+``message.completed`` that streamed no delta (Claude Code's own answer to ``/context`` or ``/cost``) one more message
+chunk; ``session.compacted`` the line a ``/compact`` prompt answers (``commands.compacted``); ``agent_tool.started`` a
+tool call (title, kind, file locations, Claude Code's input as ``rawInput``, a diff for Edit and Write) and
 ``agent_tool.completed`` its update (``completed`` or ``failed``, the result as content and ``rawOutput``);
 TodoWrite's todo list becomes the plan instead of a tool call. ``turn.started`` replays as the user's message
 (a live prompt's own input is the client's already). ``session.updated`` with a permission mode (an approved plan
 leaves plan mode) moves the client's mode picker. A turn that ends with tool calls still open (its Claude Code
 died) ends them ``failed``, so the client does not show them running for ever. The rest (usage, rate limits,
-compaction, permission events, which the agent turns into requests) maps to nothing.
+permission events, which the agent turns into requests; a failed turn's error, which is the prompt's error answer)
+maps to nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from acp.schema import (
     ToolKind,
 )
 
+from ccapi.acp.commands import compacted
 from ccapi.acp.options import MODES
 from ccapi.acp.prompt import replayed_input
 from ccapi.events import TERMINAL_TURN_EVENTS, Event, EventType
@@ -71,11 +75,17 @@ class UpdateMapper:
         self._plans: set[str] = set()
         self._asked: dict[str, str] = {}  # permission request → the tool call it is about
         self._open: dict[str, None] = {}  # tool calls started and not completed, in order
+        self._streamed = False  # text deltas since the last message with text: that message was sent already
 
     def __call__(self, event: Event) -> list[Any]:
         data = event.data
         if event.type == EventType.MESSAGE_DELTA and data.get("text"):
+            self._streamed = True
             return [update_agent_message(text_block(data["text"]))]
+        if event.type == EventType.MESSAGE_COMPLETED and data.get("parent_tool_use_id") is None:
+            return self._unstreamed(data)
+        if event.type == EventType.SESSION_COMPACTED:
+            return [_compaction(data)]
         if event.type == EventType.THINKING_DELTA and data.get("thinking"):
             return [update_agent_thought(text_block(data["thinking"]))]
         if event.type == EventType.AGENT_TOOL_STARTED:
@@ -89,7 +99,7 @@ class UpdateMapper:
             self._open.pop(data.get("tool_use_id", ""), None)
             return [] if data.get("tool_use_id") in self._plans else [tool_completed(data)]
         if event.type in TERMINAL_TURN_EVENTS:
-            left, self._open = list(self._open), {}
+            left, self._open, self._streamed = list(self._open), {}, False
             return [update_tool_call(call, status="failed") for call in left]
         if event.type == EventType.PERMISSION_REQUESTED and data.get("tool_use_id"):
             self._asked[data["request_id"]] = data["tool_use_id"]
@@ -101,6 +111,23 @@ class UpdateMapper:
         if event.type == EventType.SESSION_UPDATED and data.get("permission_mode") in MODES:
             return [CurrentModeUpdate(session_update="current_mode_update", current_mode_id=data["permission_mode"])]
         return []
+
+    def _unstreamed(self, message: dict[str, Any]) -> list[Any]:
+        """The text of a message Claude Code made up rather than streamed (``model: "<synthetic>"``: its answer to
+        ``/context`` or ``/cost``); a streamed message's text went to the client as its deltas. A failed turn's
+        error message never reaches the log as a message (the engine keeps it for ``turn.failed``)."""
+        text = "".join(b.get("text", "") for b in message.get("content") or [] if b.get("type") == "text")
+        if not text:
+            return []
+        streamed, self._streamed = self._streamed, False
+        return [] if streamed else [update_agent_message(text_block(text))]
+
+
+def _compaction(data: dict[str, Any]) -> AgentMessageChunk:
+    """A compaction as the line a ``/compact`` prompt answers. Claude Code's own (``auto``) comes inside a turn,
+    before the model's next reply: a paragraph of its own, so that reply does not run on from it."""
+    line = compacted(data.get("trigger"), data.get("pre_tokens"), data.get("post_tokens"))
+    return update_agent_message(text_block(f"{line}\n\n" if data.get("trigger") == "auto" else line))
 
 
 def merged(updates: Iterable[Any]) -> list[Any]:
