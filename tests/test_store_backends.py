@@ -272,6 +272,72 @@ def test_postgres_hosts_claiming_at_once_never_share_a_delivery(postgres_server,
     run(main())
 
 
+GONE = {"state": "failed", "attempts": 1, "last_status": 410, "last_error": "HTTP 410: gone", "completed_at": "2026"}
+"""What the sender records of a ``410 Gone``."""
+
+
+@pytest.mark.slow  # a PostgreSQL server (see make)
+def test_postgres_a_410_ending_while_another_host_commits_events_leaves_nothing_owed_there(postgres_server) -> None:
+    """Host B's ``end_webhook`` has cleared the session's webhook and failed what it owed, and has not committed,
+    when host C commits a ``turn.completed`` of the session: C's batch waits for B, and owes the gone URL nothing."""
+    url = postgres_server.create_database()
+    database = postgres_database(url)
+    b, c = SqlStore(database), SqlStore(database)  # each store thread has its own connection: two hosts
+    locked, release = threading.Event(), threading.Event()
+    finish = b._finish_webhook_attempt
+
+    def finish_then_hold(*args: object) -> None:  # inside B's transaction, the session row locked
+        finish(*args)
+        locked.set()
+        release.wait(30)
+
+    async def main() -> None:
+        await b.open()
+        await c.open()
+        webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}
+        await b.create_session(replace(_session("sess_g", "2026-01-01T00:00:00.000Z"), webhook=webhook))
+        await b.append_events([_event("sess_g", 1, "turn.completed")])
+        assert [d.id for d in await b.claim_webhooks("host-b", 10, lease=60)] == ["sess_g_1"]
+        b._finish_webhook_attempt = finish_then_hold  # type: ignore[method-assign]
+        try:
+            ending = asyncio.ensure_future(b.end_webhook("sess_g_1", "host-b", GONE, "not sent"))
+            assert await asyncio.to_thread(locked.wait, 30)
+            appending = asyncio.ensure_future(c.append_events([_event("sess_g", 2, "turn.completed")]))
+            await asyncio.to_thread(_wait_for_a_lock_waiter, url)  # C, on the session row B holds
+        finally:
+            release.set()
+        assert await ending == webhook
+        await appending
+        assert await c.max_seq("sess_g") == 2 and (await c.get_session("sess_g")).webhook is None
+        assert [(d.id, d.state) for d in await c.list_webhooks("sess_g", 0, 10)] == [("sess_g_1", "failed")]
+        assert await c.claim_webhooks("host-c", 10, lease=60) == []
+        await b.close()
+        await c.close()
+
+    run(main())
+
+
+def _wait_for_a_lock_waiter(url: str) -> None:
+    import psycopg2  # the [postgres] extra, as the store's
+
+    connection = psycopg2.connect(url)
+    connection.autocommit = True  # each poll a fresh view of pg_stat_activity
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if cursor.fetchone()[0]:
+                    return
+            time.sleep(0.01)
+        raise AssertionError("no transaction waited for a lock")
+    finally:
+        connection.close()
+
+
 def test_a_database_from_before_webhooks_is_migrated_in_place(tmp_path: Path) -> None:
     """Schema version 1 (no webhook column, no outbox table) gains both at the next open; its data stays."""
 
@@ -588,6 +654,44 @@ def test_json_directory_a_commit_that_fails_partway_leaves_no_trace_and_its_retr
         assert _seqs(await reopened.list_events("sess_f")) == list(range(1, 13))
         assert _seqs(await reopened.list_events("sess_f", after=4, limit=3)) == [5, 6, 7]
         assert [d.seq for d in await reopened.list_webhooks("sess_f", 0, 10)] == [8]
+        await reopened.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("failing", ["session.json", "2.json", "1.json"])
+def test_json_directory_a_410s_end_is_whole_or_not_at_all_across_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A 410's end writes ``session.json`` (``webhook: null``) and the deliveries it fails, one file each; a crash at
+    any of those writes (here the write fails, then the directory is opened again) leaves the end undone (before
+    ``session.json``, its commit point: the 410'd delivery is sent again) or finished at the next open: never a
+    session without its webhook that still owes the URL deliveries, nor the reverse. Until then nothing is sent."""
+
+    async def main() -> None:
+        store = JsonDirStore(tmp_path)
+        await store.open()
+        webhook = {"url": "http://127.0.0.1:9/h", "events": ["turn.completed"]}
+        await store.create_session(replace(_session("sess_g", "2026-01-01T00:00:00.000Z"), webhook=webhook))
+        await store.append_events([_event("sess_g", n, "turn.completed") for n in (1, 2, 3)])
+        assert [d.id for d in await store.claim_webhooks("host-a", 10, lease=60)] == ["sess_g_1"]
+        _fail_once(monkeypatch, failing)
+        with pytest.raises(OSError, match="No space"):
+            await store.end_webhook("sess_g_1", "host-a", GONE, "not sent")
+        assert await store.claim_webhooks("host-b", 10, lease=60) == []
+        monkeypatch.undo()
+        await store.close()
+
+        reopened = JsonDirStore(tmp_path)
+        await reopened.open()
+        session = await reopened.get_session("sess_g")
+        deliveries = [(d.state, d.attempts, d.last_error) for d in await reopened.list_webhooks("sess_g", 0, 10)]
+        claimed = [d.id for d in await reopened.claim_webhooks("host-a", 10, lease=60)]
+        if failing == "session.json":
+            assert (session.webhook, deliveries, claimed) == (webhook, [("pending", 0, None)] * 3, ["sess_g_1"])
+        else:
+            ended = [("failed", 1, "HTTP 410: gone"), ("failed", 0, "not sent"), ("failed", 0, "not sent")]
+            assert (session.webhook, deliveries, claimed) == (None, ended, [])
         await reopened.close()
 
     run(main())

@@ -22,6 +22,8 @@ so reads never scan. A session's events commit when its ``session.json`` records
 a batch writes its deliveries, then its events file, then ``session.json``. What an attempt that
 stopped short of that wrote is removed (at once when a write fails, at the next open after a
 crash), and events are read up to that seq only, each seq once, so a retried batch never shows twice.
+A ``410 Gone``'s end of a webhook commits in ``session.json`` too (``_end_webhook``), before the deliveries
+it fails are written: an open finishes an end that a crash interrupted.
 A JSON directory serves one gateway process, so session leases live in memory: the store holds an
 exclusive lock on ``<root>/.lock`` while it is open, and a second gateway is refused.
 """
@@ -60,6 +62,9 @@ _MAIN = "main"
 _DOOMED = ".deleted-"
 _INDEXED_TRANSCRIPTS = 64
 """Transcript folders whose ``_TranscriptIndex`` is kept: the sessions in use; another is read again when it appends."""
+_ENDING = "webhook_ending"
+"""The ``session.json`` key of a 410's end (``_end_webhook``): kept until the session's next write (by then the end
+is written, or its order keeps it safe), read by ``_load``, never by a ``SessionRecord``."""
 
 
 class UnsafeId(ValueError):
@@ -183,13 +188,17 @@ class JsonDirStore(Store):
             record_file = folder / "session.json"
             if not is_safe_id(folder.name) or not record_file.is_file():
                 continue
-            record = self._sessions[folder.name] = SessionRecord(**orjson.loads(record_file.read_bytes()))
+            saved = orjson.loads(record_file.read_bytes())
+            ending = saved.pop(_ENDING, None)
+            record = self._sessions[folder.name] = SessionRecord(**saved)
             self._drop_uncommitted(record)  # what a crash left before the commit point
             for turn_file in (folder / "turns").glob("*.json"):
                 turn = TurnRecord(**orjson.loads(turn_file.read_bytes()))
                 self._turns[turn.id] = turn
             if (folder / "webhooks").is_dir():
                 self._load_webhooks(folder / "webhooks", record.last_seq)
+            if ending is not None:  # committed, maybe not finished: a crash may have come first
+                self._finish_ending(record.id, ending)
         for folder in self._owed_root.glob("*"):
             self._load_webhooks(folder, None)
 
@@ -213,8 +222,9 @@ class JsonDirStore(Store):
         return (self._root / "sessions").is_dir() and os.access(self._root / "sessions", os.W_OK)
 
     # -- sessions --------------------------------------------------------------
-    def _write_session(self, record: SessionRecord) -> None:
-        atomic_write(self._session_dir(record.id) / "session.json", orjson.dumps(dataclasses.asdict(record)))
+    def _write_session(self, record: SessionRecord, ending: dict[str, Any] | None = None) -> None:
+        saved = dataclasses.asdict(record) if ending is None else {**dataclasses.asdict(record), _ENDING: ending}
+        atomic_write(self._session_dir(record.id) / "session.json", orjson.dumps(saved))
         self._sessions[record.id] = record
 
     def _create_session(self, record: SessionRecord) -> None:
@@ -506,21 +516,39 @@ class JsonDirStore(Store):
             self._write_webhook(dataclasses.replace(delivery, **fields, lease_owner=None, lease_until=0.0))
 
     def _end_webhook(self, delivery_id: str, owner: str, fields: dict[str, Any], why: str) -> dict[str, Any] | None:
+        """The end commits in ``session.json`` (``webhook: null`` with the end itself, ``_ENDING``), as events do,
+        before any delivery file is written: a crash after it leaves the end for ``_load`` to finish, never a
+        session without its webhook that still owes the URL deliveries, nor the reverse."""
         gone = self._webhooks.get(delivery_id)
         if gone is None:
             return None
         now = utcnow()
         record = self._sessions.get(gone.session_id)
         ended = ended_by_gone(record.webhook if record else None, gone.url)
-        if record is not None and ended:
-            self._write_session(dataclasses.replace(record, webhook=None, updated_at=now))
-        self._finish_webhook_attempt(delivery_id, owner, fields)
+        attempt = fields if gone.lease_owner == owner else None  # as ``_finish_webhook_attempt``
+        ending = {"delivery_id": delivery_id, "url": gone.url, "attempt": attempt, "why": why, "at": now}
+        if record is not None:  # a deleted session has no commit point: ``_finish_ending``'s order keeps it safe
+            self._write_session(dataclasses.replace(record, webhook=None, updated_at=now) if ended else record, ending)
+        self._finish_ending(gone.session_id, ending)
+        return ended
+
+    def _finish_ending(self, session_id: str, ending: dict[str, Any]) -> None:
+        """Write what a 410's ``ending`` makes of the session's deliveries (again, after a crash: what is done is
+        not pending any more): every other one still owed to the URL failed unsent, then, last, the one that got
+        the 410 with its attempt. Until that one is written it is the first owed (``first_owed``), so the others
+        wait behind it whatever stops this midway, and at worst it alone is sent again (at least once)."""
+        unsent = {"state": FAILED, "completed_at": ending["at"], "last_error": ending["why"]}
         owed = [
-            d for d in self._webhooks.values() if (d.session_id, d.url, d.state) == (gone.session_id, gone.url, PENDING)
+            d
+            for d in self._webhooks.values()
+            if (d.session_id, d.url, d.state) == (session_id, ending["url"], PENDING) and d.id != ending["delivery_id"]
         ]
         for delivery in owed:  # a deleted session's are gone once done (``_write_webhook``)
-            self._write_webhook(dataclasses.replace(delivery, state=FAILED, completed_at=now, last_error=why))
-        return ended
+            self._write_webhook(dataclasses.replace(delivery, **unsent))
+        gone = self._webhooks.get(ending["delivery_id"])
+        if gone is not None and gone.state == PENDING:
+            recorded = ending["attempt"] or unsent  # its attempt, as SQL records it; unsent if another host held it
+            self._write_webhook(dataclasses.replace(gone, **recorded, lease_owner=None, lease_until=0.0))
 
     def _list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool

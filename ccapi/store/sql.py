@@ -234,11 +234,6 @@ class SqlStore(Store):
                 self._insert_transcript(lines)
             for chunk in chunks([columns(event) for event in events], 200):
                 self._prepared.insert(EventRow, chunk)
-            if notifying:
-                webhooks = self._webhooks(sorted(notifying))
-                owed = [columns(delivery) for delivery in deliveries_for(events, webhooks)]
-                for chunk in chunks(owed, 100):
-                    WebhookRow.insert_many(chunk).execute()
             sessions: dict[str, dict[str, Any]] = {
                 session_id: {"last_seq": seq} for session_id, seq in last_seq.items()
             }
@@ -247,6 +242,10 @@ class SqlStore(Store):
                 sessions.setdefault(end.session_id, {}).update(end.session)
                 if end.release_lease_of is not None:
                     self._release_lease(end.session_id, end.release_lease_of)
+            if notifying:  # after the turns and leases: the session rows are locked last (``_webhooks``)
+                owed = [columns(delivery) for delivery in deliveries_for(events, self._webhooks(sorted(notifying)))]
+                for chunk in chunks(owed, 100):
+                    WebhookRow.insert_many(chunk).execute()
             for session_id, fields in sessions.items():  # one update each, a turn's end with its last seq
                 self._update_session(session_id, fields)
             if self.shared:  # delivered at commit, to every host's AppendListener
@@ -254,14 +253,27 @@ class SqlStore(Store):
                     self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, append_notice(session_id)))
 
     def _webhooks(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The webhook subscriptions of those of ``session_ids`` that have one."""
-        rows = self._prepared.rows(
-            ("webhooks", len(session_ids)),
-            lambda: SessionRow.select(SessionRow.id, SessionRow.webhook).where(
+        """The webhook subscriptions of those of ``session_ids`` that have one, read in ``_append_events``.
+
+        On a shared store the rows are locked, as the ``last_seq`` update of the same transaction would lock them
+        anyway: a plain read may see a subscription that another host's ``_end_webhook`` (a 410) is clearing, and
+        add deliveries to the gone URL after that end failed the ones it saw. Locked, this read waits for that end
+        to commit and then sees ``webhook: null``; an end that comes after waits for this commit, then fails the
+        deliveries it added. ``FOR NO KEY UPDATE``, not ``FOR SHARE``: the lock the update takes, only earlier, so
+        two holders never both wait to upgrade a shared lock. Lock order is unchanged: turns, then leases, then
+        sessions (ids sorted), as a session delete (turns, leases, sessions) and a lease and turn start (leases,
+        sessions); ``_end_webhook`` locks the session and then its deliveries, which this transaction only inserts;
+        ``_claim_webhooks`` locks deliveries only, skipping locked ones."""
+
+        def query() -> peewee.Query:
+            read = SessionRow.select(SessionRow.id, SessionRow.webhook).where(
                 SessionRow.id.in_(session_ids) & SessionRow.webhook.is_null(False)
-            ),
-            list(session_ids),
-        )
+            )
+            if not self.shared:
+                return read
+            return read.order_by(SessionRow.id).for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # a str too
+
+        rows = self._prepared.rows(("webhooks", len(session_ids)), query, list(session_ids))
         return {session_id: SessionRow.webhook.python_value(webhook) for session_id, webhook in rows}
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
