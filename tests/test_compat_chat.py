@@ -55,6 +55,23 @@ def test_growing_transcript_rides_one_warm_session(client: openai.OpenAI, mock_m
     assert all(b["system"] and "You are terse." in str(b["system"]) for b in bodies)
 
 
+def test_a_user_message_that_begins_with_a_slash_is_for_the_model(client: openai.OpenAI, mock_model: MockModel) -> None:
+    """Claude Code runs a user message that begins with one of its commands instead of asking the model: a user of a
+    chat client who typed ``/clear`` emptied the session's context behind the client's back (its next request, the
+    whole history, reached the model as its last message alone), and ``/cost`` answered without the model."""
+    messages: list[dict] = [{"role": "user", "content": "remember the word apricot"}]
+    for text in ("/clear", "/cost", "what was the word?"):
+        reply = client.chat.completions.create(model="claude-sonnet-4-5", messages=messages)
+        messages += [{"role": "assistant", "content": reply.choices[0].message.content}]
+        messages += [{"role": "user", "content": text}]
+    last = client.chat.completions.create(model="claude-sonnet-4-5", messages=messages)
+    assert last.choices[0].message.content == "mock reply: what was the word?"
+    bodies = main_requests(mock_model)
+    assert len(bodies) == 4  # every request asked the model
+    assert [user_texts(b["messages"][-1])[-1].strip() for b in bodies[1:3]] == ["/clear", "/cost"]
+    assert "remember the word apricot" in str(bodies[-1]["messages"]), "the context survived"
+
+
 def test_streamed_reply_is_valid_chunks_and_continues_the_session(client: openai.OpenAI, mock_model: MockModel) -> None:
     mock_model.script(Reply(text="one two three four five six seven"))
     messages = [{"role": "user", "content": "count"}]

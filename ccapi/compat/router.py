@@ -83,6 +83,7 @@ from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailab
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import isoformat, parse_time, utcnow
 from ccapi.sessions import ForkPoint, NewSession, SessionService, TurnRequest, TurnRun
+from ccapi.sessions.inputs import not_a_command
 from ccapi.sessions.queue import QueuedTurn
 from ccapi.store import SessionRecord
 
@@ -373,7 +374,8 @@ class CompatRouter:
                     changes = _options(self._params(request))
                     log.info("compat_options_applied", session_id=target.session_id)
                 started = await service.start_turn(
-                    target.session_id, TurnRequest(new.content, False, False, queue=True, changes=changes)
+                    target.session_id,
+                    TurnRequest(not_a_command(new.content), False, False, queue=True, changes=changes),
                 )
                 if isinstance(started, QueuedTurn):
                     return started.queued_seq, True
@@ -404,7 +406,10 @@ class CompatRouter:
         params = self._params(request)
         planted = seed(conversation.messages[fork.keep :] if fork else conversation.messages)
         run = await self._service.create_and_start(
-            params, TurnRequest(planted.input, False, False), fork.point if fork else None, planted.history
+            params,
+            TurnRequest(not_a_command(planted.input), False, False),
+            fork.point if fork else None,
+            planted.history,
         )
         session = run.session
         if fork is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Any
 
 from ccapi.errors import InvalidRequest, PayloadTooLarge
@@ -16,6 +17,19 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 DOCUMENT_TYPES = ("application/pdf", "text/plain")
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+
+
+def not_a_command(content: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """``content`` as text for the model, never one of Claude Code's slash commands. Claude Code runs a user message
+    whose last text block begins with a command's name instead of asking the model (``/clear`` empties its context
+    behind the session's back, ``/cost`` answers for itself); a text block that begins with a space it reads as
+    text. A compat client's user wrote what it sends for the model, whatever its first character."""
+    return tuple(
+        {**block, "text": f" {block['text']}"}
+        if block.get("type") == "text" and block["text"].startswith("/")
+        else block
+        for block in content
+    )
 
 
 def parse_input(value: Any) -> list[dict[str, Any]]:
