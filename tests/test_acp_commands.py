@@ -190,6 +190,7 @@ def test_context_and_cost_answer_in_the_editor_live_and_replayed_and_a_failed_tu
         ("user", "/cost"),
         ("agent", cost),
         ("user", "this one fails"),
+        ("agent", f"The turn failed: {failed.data['message']}"),  # live, the prompt's error answer said it
     ]
 
 

@@ -189,3 +189,13 @@ def test_a_compaction_reads_as_the_compact_prompt_answered_and_an_automatic_one_
         "the reply",
     ]
     assert said[0] == "Compacted the conversation: 22,000 tokens before, 2,425 after."
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["live", "replayed"])
+def test_a_failed_turns_error_replays_as_its_answer_and_is_not_told_twice_live(replay: bool) -> None:
+    """Live, the prompt's error answer carries it; a replay has no answer, and showed the prompt with nothing after."""
+    failed = _event(
+        EventType.TURN_FAILED, {"status": "failed", "error": {"type": "api_error", "message": "overloaded"}}
+    )
+    said = _said([_event("message.delta", {"index": 0, "text": "partial "}), failed], replay=replay)
+    assert said == (["partial ", "The turn failed: overloaded"] if replay else ["partial "])

@@ -9,8 +9,8 @@ TodoWrite's todo list becomes the plan instead of a tool call. ``turn.started`` 
 (a live prompt's own input is the client's already). ``session.updated`` with a permission mode (an approved plan
 leaves plan mode) moves the client's mode picker. A turn that ends with tool calls still open (its Claude Code
 died) ends them ``failed``, so the client does not show them running for ever. The rest (usage, rate limits,
-permission events, which the agent turns into requests; a failed turn's error, which is the prompt's error answer)
-maps to nothing.
+permission events, which the agent turns into requests; a failed turn's error, which is the prompt's error answer
+live, and replays as a message) maps to nothing.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class UpdateMapper:
             return [] if data.get("tool_use_id") in self._plans else [tool_completed(data)]
         if event.type in TERMINAL_TURN_EVENTS:
             left, self._open, self._streamed = list(self._open), {}, False
-            return [update_tool_call(call, status="failed") for call in left]
+            return [update_tool_call(call, status="failed") for call in left] + self._failure(event)
         if event.type == EventType.PERMISSION_REQUESTED and data.get("tool_use_id"):
             self._asked[data["request_id"]] = data["tool_use_id"]
         if event.type == EventType.PERMISSION_RESOLVED and data.get("behavior") == "allow":
@@ -111,6 +111,14 @@ class UpdateMapper:
         if event.type == EventType.SESSION_UPDATED and data.get("permission_mode") in MODES:
             return [CurrentModeUpdate(session_update="current_mode_update", current_mode_id=data["permission_mode"])]
         return []
+
+    def _failure(self, event: Event) -> list[Any]:
+        """A failed turn's error, in a replay only: live it is the prompt's error answer, which the client shows
+        (a replay has no answer to carry it, and the user would see their prompt answered by nothing)."""
+        error = event.data.get("error") or {}
+        if not self.replay or event.type != EventType.TURN_FAILED or not error.get("message"):
+            return []
+        return [update_agent_message(text_block(f"The turn failed: {error['message']}"))]
 
     def _unstreamed(self, message: dict[str, Any]) -> list[Any]:
         """The text of a message Claude Code made up rather than streamed (``model: "<synthetic>"``: its answer to
