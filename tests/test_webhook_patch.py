@@ -10,21 +10,13 @@ from typing import Any
 import pytest
 
 from ccapi.client import verify_webhook
-from ccapi.testing import MockModel
+from tests import test_webhooks
 from tests.gateway import Gateway, eventually
-from tests.test_webhooks import BAD_WEBHOOKS, SECRET, WEBHOOK_ENV
+from tests.test_webhooks import BAD_WEBHOOKS, SECRET
 from tests.webhook_receiver import Receiver
 
 ENDS = ["turn.completed"]
-
-
-@pytest.fixture(scope="module")
-def hooked(mock_model: MockModel, backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """A gateway that signs webhooks with ``SECRET`` and retries quickly."""
-    gw = Gateway(tmp_path_factory.mktemp("hooked"), mock_model.url, backend, **WEBHOOK_ENV).start()
-    yield gw
-    gw.stop()
-    assert gw.lingering_processes() == []
+hooked = test_webhooks.hooked  # the same signing gateway fixture, one per module
 
 
 @pytest.fixture
