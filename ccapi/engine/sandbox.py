@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,12 +62,12 @@ class SandboxPolicy:
         are kept off the conversations in them (``conversation_rules``, ``private_transcripts``); nor may a tool
         read the files that hand a starting Claude Code its session's prompt and MCP servers (``private_files``)."""
         protected = outermost(protected)
-        stores = transcript_stores()
+        stores, records = transcript_stores(), conversation_records()
         secrets = [*logins, private_files()]
         denied = (
             *deny_rules(protected),
-            *conversation_rules(stores),
-            *(f"{tool}(/{secret})" for secret in secrets for tool in ("Read", "Edit")),
+            *conversation_rules(stores, records),
+            *_read_and_edit(f"/{secret}" for secret in secrets),
             *(f"Edit(/{path})" for path in launch),
         )
         if mode == "off":
@@ -83,7 +83,7 @@ class SandboxPolicy:
             "allowUnsandboxedCommands": False,  # the model cannot ask its way out
             "autoAllowBashIfSandboxed": False,  # approvals stay as the permission mode says
             "filesystem": {
-                "denyRead": [*(str(path) for path in protected), *secrets, *stores, *conversation_records()],
+                "denyRead": [*(str(path) for path in protected), *secrets, *stores, *records],
                 "denyWrite": [str(path) for path in launch],
             },
         }
@@ -101,9 +101,19 @@ class SandboxPolicy:
 
 
 def deny_rules(protected: Sequence[Path]) -> tuple[str, ...]:
-    """``Read``/``Edit`` deny rules (``//`` marks an absolute path) for ``protected`` folders and ``/proc``."""
-    patterns = [pattern for path in protected for pattern in (f"/{path}", f"/{path}/**")]
-    return (*(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns), "Read(//proc/**)")
+    """``Read``/``Edit`` deny rules for ``protected`` folders and ``/proc``."""
+    return (*_read_and_edit(_wholly(protected)), "Read(//proc/**)")
+
+
+def _read_and_edit(patterns: Iterable[str]) -> tuple[str, ...]:
+    """A ``Read`` and an ``Edit`` deny rule for each of ``patterns`` (``//`` marks an absolute path)."""
+    patterns = list(patterns)
+    return tuple(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns)
+
+
+def _wholly(paths: Iterable[str | Path]) -> list[str]:
+    """Rule patterns for each of ``paths`` and, a folder, everything in it."""
+    return [pattern for path in paths for pattern in (f"/{path}", f"/{path}/**")]
 
 
 def login_files() -> list[str]:
@@ -133,13 +143,13 @@ def conversation_records() -> list[str]:
     return [os.path.join(config, name) for config in configs for name in ("history.jsonl", "file-history", "todos")]
 
 
-def conversation_rules(stores: Sequence[str]) -> tuple[str, ...]:
-    """``Read``/``Edit`` deny rules for the conversations in the transcript ``stores``: every session's transcript
-    and its subagents'. Not the stores whole: a session's own folder there holds the tool results Claude Code saved
-    for being too large to show, which it tells the model to Read (``private_transcripts`` guards the rest)."""
+def conversation_rules(stores: Sequence[str], records: Sequence[str]) -> tuple[str, ...]:
+    """``Read``/``Edit`` deny rules for the conversations in the transcript ``stores`` (every session's transcript
+    and its subagents') and for the other ``records`` (``conversation_records``). Not the stores whole: a session's
+    own folder there holds the tool results Claude Code saved for being too large to show, which it tells the model
+    to Read (``private_transcripts`` guards the rest)."""
     patterns = [pattern for store in stores for pattern in (f"/{store}/*/*.jsonl", f"/{store}/*/*/subagents/**")]
-    patterns += [pattern for record in conversation_records() for pattern in (f"/{record}", f"/{record}/**")]
-    return tuple(f"{tool}({pattern})" for tool in ("Read", "Edit") for pattern in patterns)
+    return _read_and_edit([*patterns, *_wholly(records)])
 
 
 def private_files() -> str:
