@@ -411,6 +411,36 @@ def test_a_sessions_tools_cannot_reach_another_sessions_conversation(
     assert VAULT not in bash and SAVED not in bash and bash.count("No such file") == 3, bash
 
 
+def test_a_search_of_the_home_directory_leaves_other_sessions_saved_output_out(
+    make_gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """A session working in the home directory (the installed service's default) that Greps it, or Globs into the
+    store by an absolute pattern, finds nothing of another session's saved tool output; its own files are found."""
+    gw = make_gateway(CC_API_SANDBOX=None)
+    (tmp_path / "victim").mkdir()
+    victim = gw.create_session(cwd=str(tmp_path / "victim"))
+    _approved_turn(gw, mock_model, victim["id"], _printing(SAVED))
+    config = Path(gw.env["CLAUDE_CONFIG_DIR"])
+    [saved] = config.glob("projects/*/*/tool-results/*")
+    home = config.parent
+    (home / "notes, draft.txt").write_text(f"own {SAVED} notes\n")
+    prober = gw.create_session(cwd=str(home), builtin_tools=["Read", "Grep", "Glob"])
+    mock_model.clear()
+    searches = (
+        ToolUse("Grep", {"pattern": SAVED, "output_mode": "content"}),
+        ToolUse("Grep", {"pattern": SAVED, "path": "/", "glob": "*.txt", "output_mode": "files_with_matches"}),
+        ToolUse("Grep", {"pattern": SAVED, "path": str(config), "output_mode": "count"}),
+    )
+    into_store = ToolUse("Glob", {"pattern": f"{saved.parent.parent}/**/*"})
+    _approved_turn(gw, mock_model, prober["id"], *searches, into_store)
+    results = _tool_results(mock_model)
+    content, anywhere, count = (results[call.id] for call in searches)
+    assert f"own {SAVED} notes" in content and "notes, draft.txt" in anywhere, (content, anywhere)
+    for shown in (content, anywhere, count):
+        assert saved.name not in shown and shown.count(SAVED) <= 1, shown
+    assert "other sessions' conversations" in results[into_store.id], results[into_store.id]
+
+
 def test_a_sessions_tools_cannot_read_the_files_that_start_another_claude_code(
     make_gateway, mock_model: MockModel, tmp_path: Path
 ) -> None:

@@ -20,6 +20,8 @@ from ccapi.engine.sandbox import (
     confined_roots,
     launch_files,
     others_conversation,
+    search_root,
+    stores_within,
     transcript_stores,
     within,
 )
@@ -182,6 +184,24 @@ def test_a_sessions_file_tools_reach_only_its_own_folder_of_the_transcript_store
     resumed_own = f"{resumed}/projects/-srv-work/1111.jsonl"  # a session resumed from the store runs from there
     assert not others_conversation("/srv/claude/projects/-srv-work/1111/tool-results/x.txt", "/", resumed_own, stores)
     assert others_conversation("/srv/claude/projects/-srv-work/2222/tool-results/x.txt", "/", resumed_own, stores)
+
+
+def test_a_search_of_a_folder_that_holds_a_store_is_told_to_go_around_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grep from the home directory (or ``/``, or the temp directory the resumed stores are in) skips the stores
+    inside it, named relative to where it searches; a Glob's absolute pattern says where it searches."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/srv/home/.claude")
+    stores = transcript_stores()
+    temp = os.path.realpath(tempfile.gettempdir())
+    assert stores_within("/srv/home", stores) == [".claude/projects"]
+    assert stores_within("/", stores)[0] == "srv/home/.claude/projects"
+    assert stores_within(temp, stores) == ["claude-resume-*/projects"]
+    assert stores_within(f"{temp}/claude-resume-k2", stores) == ["projects"]
+    assert stores_within("/srv/home/work", stores) == [] and stores_within("/srv/home/.claude/projects", stores) == []
+    assert (
+        search_root({"pattern": "/srv/home/.claude/projects/-w/2222/**/*.txt"}) == "/srv/home/.claude/projects/-w/2222"
+    )
+    assert search_root({"pattern": "/srv/home/.claude/projects/-w/2222/x.txt"}) == "/srv/home/.claude/projects/-w/2222"
+    assert search_root({"pattern": "**/*.py", "path": "/srv"}) == "/srv" and search_root({"pattern": "*"}) is None
 
 
 def test_on_a_case_blind_file_system_other_letters_name_the_same_walled_off_file(

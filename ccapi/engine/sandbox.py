@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -238,28 +239,70 @@ def resolved(target: str, cwd: str) -> str:
 def private_transcripts() -> HookMatcher:
     """Claude Code's file tools reach into a transcript store only within the session's own folder there (its
     transcript's path less ``.jsonl``), where Claude Code saves the session's tool results too large to show; other
-    sessions' saved results are their conversations too. A ``PreToolUse`` hook, not a deny rule: rules cannot say
-    "only the session's own" (nor is its id known before Claude Code starts), and hooks apply in every mode."""
+    sessions' saved results are their conversations too. A Grep of a folder that holds a store (a session working in
+    the home directory) searches around it. A ``PreToolUse`` hook, not a deny rule: rules cannot say "only the
+    session's own" (nor is its id known before Claude Code starts), and hooks apply in every mode."""
     stores = transcript_stores()
 
     async def pre_tool_use(input_: HookInput, _tool_use_id: str | None, _context: HookContext) -> HookJSONOutput:
         tool_input = input_.get("tool_input")
         fields = tool_input if isinstance(tool_input, dict) else {}
-        target = fields.get("file_path") or fields.get("notebook_path") or fields.get("path")
-        if not isinstance(target, str) or not others_conversation(
-            target, input_["cwd"], input_["transcript_path"], stores
-        ):
-            return {}
-        return {
-            "hookSpecificOutput": {
-                "hookEventName": "PreToolUse",
-                "permissionDecision": "deny",
-                "permissionDecisionReason": f"{target} is in Claude Code's store of other sessions' conversations: "
-                "a session's tools reach only its own",
+        target = search_root(fields) if input_.get("tool_name") == "Glob" else _file_target(fields)
+        if isinstance(target, str) and others_conversation(target, input_["cwd"], input_["transcript_path"], stores):
+            return {
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "deny",
+                    "permissionDecisionReason": f"{target} is in Claude Code's store of other sessions' "
+                    "conversations: a session's tools reach only its own",
+                }
             }
-        }
+        if input_.get("tool_name") == "Grep":
+            root = resolved(target if isinstance(target, str) else ".", input_["cwd"])
+            if skipped := stores_within(root, stores):
+                globs = [fields["glob"]] if isinstance(fields.get("glob"), str) else []
+                exclusions = [f"!**/{_one_glob_word(store)}/**" for store in skipped]
+                return {
+                    "hookSpecificOutput": {
+                        "hookEventName": "PreToolUse",
+                        "updatedInput": {**fields, "glob": " ".join([*globs, *exclusions])},
+                    }
+                }
+        return {}
 
     return HookMatcher(matcher=f"^({'|'.join(FILE_TOOLS)})$", hooks=[pre_tool_use])
+
+
+def _file_target(fields: Mapping[str, Any]) -> Any:
+    return fields.get("file_path") or fields.get("notebook_path") or fields.get("path")
+
+
+def search_root(fields: Mapping[str, Any]) -> Any:
+    """Where a Glob call searches: its ``path``, or the folder an absolute ``pattern`` begins with (Claude Code
+    searches from there whatever ``path`` says)."""
+    pattern = fields.get("pattern")
+    if isinstance(pattern, str) and os.path.isabs(pattern):
+        return os.path.dirname(re.split(r"[*?\[{]", pattern, maxsplit=1)[0])
+    return fields.get("path")
+
+
+def stores_within(root: str, stores: Sequence[str]) -> list[str]:
+    """The ``stores`` that lie inside the folder ``root``, as paths relative to it (a store named by a glob keeps
+    its wildcards)."""
+    within_root = []
+    for store in stores:
+        parts = Path(store).parts
+        for depth in range(1, len(parts)):
+            if fnmatch.fnmatchcase(_cased(root), _cased(os.path.join(*parts[:depth]))):
+                within_root.append(os.path.join(*parts[depth:]))
+                break
+    return within_root
+
+
+def _one_glob_word(path: str) -> str:
+    """``path`` as one word of Grep's ``glob`` field, which Claude Code splits at white space and commas (and
+    reads braces and brackets in): each such character stands as ``?``."""
+    return re.sub(r"[\s,{}\[\]]", "?", path)
 
 
 def others_conversation(target: str, cwd: str, transcript: str, stores: Sequence[str]) -> bool:
