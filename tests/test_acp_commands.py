@@ -18,6 +18,7 @@ from ccapi.acp.commands import compact_instructions
 from ccapi.testing import MockError, MockModel, Reply
 from tests.gateway import Gateway
 from tests.test_acp import RecordingClient, _env, _run, acp_agent
+from tests.test_turn_control import AUTO_COMPACTING
 
 SUMMARY = "<analysis>short</analysis>\n<summary>Summary: the user said the answer is 42.</summary>"
 COMMANDS = ["compact", "context", "cost"]
@@ -82,6 +83,38 @@ def test_a_compact_prompt_compacts_the_session_and_tells_the_tokens_before_and_a
     ]
     asked = str(mock_model.message_requests(include_side=False)[-1].body["messages"][-1])
     assert "Additional Instructions:\\nkeep the numbers\\n" in asked
+
+
+def test_an_automatic_compaction_tells_the_editor_before_the_answer_live_and_replayed(
+    make_gateway, mock_model: MockModel, tmp_path: Path
+) -> None:
+    """Claude Code compacts by itself before a turn once the context fills up (thresholds brought down to the
+    mock's turns): the editor reads a line of its own that says so, ahead of that turn's answer, live and on load."""
+    gateway = make_gateway(**AUTO_COMPACTING)
+    client = RecordingClient()
+
+    async def run() -> tuple[str, str, list[tuple[str, str]]]:
+        async with acp_agent(gateway, client) as conn:
+            session_id = (await conn.new_session(cwd=str(tmp_path))).session_id
+            for said in ("remember 42 ", "and 43 "):
+                await conn.prompt(session_id=session_id, prompt=[text_block(said + "words " * 3000)])
+            mock_model.script(Reply(text=SUMMARY), Reply(text="it was 42"))
+            client.updates.clear()
+            await conn.prompt(session_id=session_id, prompt=[text_block("what was it?")])
+            live = client.text()
+            client.updates.clear()
+            await conn.load_session(cwd=str(tmp_path), session_id=session_id)
+        return session_id, live, _conversation(client)
+
+    session_id, live, replayed = _run(run())
+    listed = gateway.client.get(f"/api/sessions/{session_id}/events", params={"types": "session.compacted"})
+    [compacted] = [event["data"] for event in listed.json()["data"]]
+    assert compacted["trigger"] == "auto"
+    line = (
+        "Compacted the conversation automatically, as the context window filled up: "
+        f"{compacted['pre_tokens']:,} tokens before, {compacted['post_tokens']:,} after."
+    )
+    assert live == f"{line}\n\nit was 42" and replayed[-2:] == [("user", "what was it?"), ("agent", live)], replayed
 
 
 def test_the_commands_follow_the_answer_to_session_new(gateway: Gateway, tmp_path: Path) -> None:

@@ -119,6 +119,41 @@ def test_compact_reports_tokens_and_the_session_goes_on(gateway: Gateway, mock_m
     assert context["total_tokens"] > 0 and context["max_tokens"] > 0
 
 
+#: Claude Code's own thresholds brought down to what the mock's turns reach: it compacts automatically, before a
+#: turn, once a conversation holds more than ~3,000 tokens of a 30,000-token window.
+AUTO_COMPACTING = {"CLAUDE_CODE_AUTO_COMPACT_WINDOW": "30000", "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE": "10"}
+
+
+def test_an_automatic_compaction_is_reported_in_the_turn_it_came_before(make_gateway, mock_model: MockModel) -> None:
+    """Claude Code compacts by itself when the context fills up: the log says so as it says a compaction asked for
+    (``session.compacted``, trigger ``auto``, tokens before and after), in the turn it ran in, and the model is sent
+    the summary instead of the conversation."""
+    gateway = make_gateway(**AUTO_COMPACTING)
+    session = gateway.create_session()
+    for said in ("remember 42 ", "and 43 "):  # Claude Code leaves a conversation of fewer turns as it is
+        assert gateway.turn(session["id"], said + "words " * 3000)["status"] == "completed"
+    assert not _compactions(gateway, session["id"])
+    summary = "<analysis>short</analysis>\n<summary>Summary: the user said to remember 42 and 43.</summary>"
+    mock_model.script(Reply(text=summary), Reply(text="it was 42"))
+    second = gateway.turn(session["id"], "what was it?")
+    assert second["status"] == "completed" and second["output"][0]["text"] == "it was 42", second
+    [compacted] = _compactions(gateway, session["id"])
+    assert compacted["turn_id"] == second["turn_id"] and compacted["seq"] < second["last_event_seq"]
+    assert (
+        compacted["data"]["trigger"] == "auto"
+        and 0 < compacted["data"]["post_tokens"] < compacted["data"]["pre_tokens"]
+    )
+    summarising, answering = mock_model.message_requests()[-2:]
+    assert "remember 42" in orjson.dumps(summarising.body["messages"]).decode()
+    sent = orjson.dumps(answering.body["messages"]).decode()
+    assert "the user said to remember 42 and 43" in sent and "remember 42 words" not in sent
+
+
+def _compactions(gateway: Gateway, session_id: str) -> list[dict]:
+    listed = gateway.client.get(f"/api/sessions/{session_id}/events", params={"types": "session.compacted"})
+    return listed.json()["data"]
+
+
 def test_a_compaction_that_fails_says_so(gateway: Gateway, mock_model: MockModel) -> None:
     """Claude Code ends a compaction that failed (here the summary came back empty) as a turn like any other, with
     its error as a message: the reply said ``completed``, with no tokens, and the client took it for done."""
