@@ -56,6 +56,11 @@ proxies and bridges), and half of the suite's ~330 Claude Code starts were sandb
 that run the product exactly as shipped (the README example, a plain install, approvals as root, the default turn
 under every ``IS_SANDBOX``), pass ``CC_API_SANDBOX=None`` to run it at its default."""
 
+#: Claude Code's automatic compaction brought down to what the mock's turns reach (a 30,000-token window, compacted
+#: past 10 %): after two turns of a few thousand words, the third turn begins with a compaction, a main request to
+#: the mock (script its summary first).
+AUTO_COMPACTING = {"CLAUDE_CODE_AUTO_COMPACT_WINDOW": "30000", "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE": "10"}
+
 
 def test_environment(home: Path, mock_url: str | None) -> dict[str, str]:
     """The offline Claude environment every test gateway runs in (SPEC "Testing without Claude"), with a temp

@@ -16,9 +16,8 @@ from acp.schema import AgentMessageChunk, AvailableCommandsUpdate, UserMessageCh
 
 from ccapi.acp.commands import compact_instructions
 from ccapi.testing import MockError, MockModel, Reply
-from tests.gateway import Gateway
+from tests.gateway import AUTO_COMPACTING, Gateway
 from tests.test_acp import RecordingClient, _env, _run, acp_agent
-from tests.test_turn_control import AUTO_COMPACTING
 
 SUMMARY = "<analysis>short</analysis>\n<summary>Summary: the user said the answer is 42.</summary>"
 COMMANDS = ["compact", "context", "cost"]

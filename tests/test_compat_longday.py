@@ -11,7 +11,7 @@ import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.compat_support import WEATHER_SCHEMA, main_requests, user_texts
-from tests.gateway import Gateway
+from tests.gateway import AUTO_COMPACTING, Gateway
 from tests.metrics_support import moved, scrape
 
 TOOL = {
@@ -445,3 +445,41 @@ def test_the_first_user_turn_after_a_heartbeat_poll_continues_the_main_line(
     assert again == main
     last = main_requests(mock_model)[-1]
     assert len(last["messages"]) == 3 and "heartbeat" not in str(last["messages"])  # warm, no poll in it
+
+
+@pytest.mark.slow  # a gateway of its own, long turns and two compactions
+def test_a_branch_after_claude_code_compacted_the_conversation_forks_from_what_it_kept(
+    make_gateway, mock_model: MockModel
+) -> None:
+    """Claude Code compacts a long compat conversation by itself (its thresholds brought down to the mock's turns):
+    a client that then edits its newest turn gets a fork of the compacted session, the summary and what followed it
+    and not the conversation the summary replaced; one that edits a turn from before the compaction gets a fork of
+    the conversation up to there, which Claude Code compacts in its turn."""
+    gateway = make_gateway(**AUTO_COMPACTING)
+    history: list[dict[str, Any]] = []
+    with httpx.Client(base_url=f"{gateway.base_url}/v1", timeout=60) as http:
+        for question in ("one " + "words " * 3000, "two " + "words " * 3000, "three", "four"):
+            if question == "three":
+                mock_model.script(Reply(text="<summary>Summary: one and two, long.</summary>"))
+            history.append({"role": "user", "content": question})
+            original, choice = _chat(http, history)
+            history.append(choice["message"])
+        compactions = gateway.client.get(f"/api/sessions/{original}/events", params={"types": "session.compacted"})
+        assert [e["data"]["trigger"] for e in compactions.json()["data"]] == ["auto"]
+
+        mock_model.clear()
+        after, choice = _chat(http, [*history[:6], {"role": "user", "content": "four, edited"}])
+        assert after != original and choice["message"]["content"] == "mock reply: four, edited"
+        [sent] = main_requests(mock_model)
+        said = str(sent["messages"])
+        assert "Summary: one and two, long." in said and "one words" not in said, said[:2000]
+        assert [user_texts(m) for m in sent["messages"] if m["role"] == "user"][-1] == ["four, edited"]
+
+        mock_model.clear()
+        mock_model.script(Reply(text="<summary>Summary: one and two, again.</summary>"))
+        before, choice = _chat(http, [*history[:4], {"role": "user", "content": "three, edited"}])
+        assert before not in (original, after) and choice["message"]["content"] == "mock reply: three, edited"
+        summarised, answered = main_requests(mock_model)
+        assert "one words" in str(summarised["messages"]) and "Summary: one and two, again." in str(answered)
+    for branch in (after, before):
+        assert gateway.events(branch)[0]["data"]["forked_from"]["session_id"] == original

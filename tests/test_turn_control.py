@@ -11,7 +11,7 @@ import httpx
 import orjson
 
 from ccapi.testing import MockModel, Reply, ToolUse
-from tests.gateway import Gateway, eventually, sse_events
+from tests.gateway import AUTO_COMPACTING, Gateway, eventually, sse_events
 from tests.inprocess import InProcessGateway
 from tests.test_tools import WEATHER
 
@@ -117,11 +117,6 @@ def test_compact_reports_tokens_and_the_session_goes_on(gateway: Gateway, mock_m
     assert "Summary: the user said the answer is 42." in sent
     context = gateway.client.get(f"/api/sessions/{session['id']}").json()["context"]
     assert context["total_tokens"] > 0 and context["max_tokens"] > 0
-
-
-#: Claude Code's own thresholds brought down to what the mock's turns reach: it compacts automatically, before a
-#: turn, once a conversation holds more than ~3,000 tokens of a 30,000-token window.
-AUTO_COMPACTING = {"CLAUDE_CODE_AUTO_COMPACT_WINDOW": "30000", "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE": "10"}
 
 
 def test_an_automatic_compaction_is_reported_in_the_turn_it_came_before(make_gateway, mock_model: MockModel) -> None:
