@@ -129,6 +129,9 @@ class _Target:
     options: bool = False
     """The request's options (system prompt, model, tools, output schema) differ from the session's: a new
     turn runs with the request's (Claude Code restarts on the same transcript)."""
+    branched: bool = False
+    """The session was forked for this request (a ``previous_response_id`` that is no longer its session's latest
+    response): routed as a fork, not a warm request."""
 
 
 class CompatRouter:
@@ -184,9 +187,9 @@ class CompatRouter:
         and the sessions the request left behind."""
         messages = request.conversation.messages
         if request.previous is not None:
-            session_id = await self._continuing(request.previous)
+            session_id, branched = await self._continuing(request.previous)
             options = await self._options_differ(session_id, request)
-            return _Target(session_id, messages, explicit=True, options=options), (), None
+            return _Target(session_id, messages, explicit=True, options=options, branched=branched), (), None
         if request.pinned_session is not None:
             await self._service.get(request.pinned_session)
             head = self._index.head_of(request.pinned_session)
@@ -235,9 +238,10 @@ class CompatRouter:
         session = await self._service.get(session_id)
         return _options(session) != _options(self._params(request))
 
-    async def _continuing(self, ref: ResponseRef) -> str:
+    async def _continuing(self, ref: ResponseRef) -> tuple[str, bool]:
         """The session that continues a response: its own while it is that session's latest
-        response (or still running), else a fork at the end of its turn — OpenAI's branching."""
+        response (or still running), else a fork at the end of its turn — OpenAI's branching (and whether it is
+        that fork)."""
         service = self._service
         try:
             session = await service.get(ref.session_id)
@@ -259,7 +263,7 @@ class CompatRouter:
         # a turn queued behind a paused one changes nothing until that one ends: its answers still go to it
         later = [kind for kind in _RESPONSE_STARTS if not (paused and kind == EventType.TURN_QUEUED)]
         if settle is None or not await service.events_page(session.id, settle.seq, 1, later):
-            return session.id
+            return session.id, False
         if paused:
             raise Conflict(
                 "previous_response_id names a response that called tools, and its conversation has gone on "
@@ -268,7 +272,7 @@ class CompatRouter:
             )
         forked = await service.fork(session.id, turn_id=turn_id, compat=True)
         log.info("compat_previous_response_forked", session_id=forked.id, source=session.id, turn_id=turn_id)
-        return forked.id
+        return forked.id, True
 
     async def _load(self, key: str | None) -> bool:
         """Take in the heads the store holds (of one conversation key, or all at start-up)
@@ -338,7 +342,7 @@ class CompatRouter:
         if target is not None:
             fed = await self._feed_session(request, target)
             if fed is not None:
-                self._service.metrics.compat_routed(request.format, "warm")
+                self._service.metrics.compat_routed(request.format, "fork" if target.branched else "warm")
                 first_seq, queued = fed
                 new_turn, head = target.suffix[0].role == "user", target.head
                 if new_turn or head is None:

@@ -55,8 +55,18 @@ class OtelTracing:
         self._tracer = provider.get_tracer("ccapi", __version__)
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str], exporters: Sequence[str]) -> OtelTracing:
-        """A provider with the ``OTEL_*`` resource, sampler and batch settings, and the named exporters."""
+    def from_environment(cls, env: Mapping[str, str], exporters: Sequence[str]) -> OtelTracing | None:
+        """A provider with the ``OTEL_*`` resource, sampler and batch settings, and the named exporters; ``None``
+        (tracing off, nothing of the SDK loaded) when none of them could be made: spans that nobody exports
+        would only cost every request and turn."""
+        made = [(name, exporter) for name in exporters if (exporter := _exporter(name, env)) is not None]
+        if not made:
+            log.warning(
+                "tracing_off",
+                exporters=list(exporters),
+                message="none of the exporters OTEL_* names could be made: no traces are sent",
+            )
+            return None
         from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -65,11 +75,9 @@ class OtelTracing:
         if not _names_the_service(env):  # theirs wins: ``Resource.create`` lets given attributes override them
             attributes[SERVICE_NAME] = "cc-api"
         provider = TracerProvider(resource=Resource.create(attributes))
-        for name in exporters:
-            exporter = _exporter(name, env)
-            if exporter is not None:
-                provider.add_span_processor(BatchSpanProcessor(exporter))
-        log.info("tracing", exporters=list(exporters))
+        for _, exporter in made:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        log.info("tracing", exporters=[name for name, _ in made])
         return cls(provider)
 
     def request(self, headers: Mapping[str, str], method: str, route: str, path: str) -> OtelSpan:
@@ -92,17 +100,31 @@ class OtelTracing:
         self._provider.shutdown()
 
 
+#: The package that registers each of OpenTelemetry's own exporters, for the warning when it is missing.
+_PACKAGES = {
+    "otlp_proto_http": "opentelemetry-exporter-otlp-proto-http (pip install 'cc-api[otel]')",
+    "otlp_proto_grpc": "opentelemetry-exporter-otlp-proto-grpc",
+}
+
+
 def _exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
     """``otlp`` (over HTTP, or gRPC when ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL=grpc``), ``console``, or
-    any exporter registered under that name by an installed package."""
+    any exporter registered under that name by an installed package; ``None``, with a warning, when no
+    installed package provides it or it cannot be made (a broken install, a bad ``OTEL_EXPORTER_*`` value):
+    tracing never stops the gateway from starting."""
     if name == "otlp":
         protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
         name = "otlp_proto_grpc" if protocol.strip() == "grpc" else "otlp_proto_http"
     found = entry_points(group="opentelemetry_traces_exporter", name=name)
     if not found:
-        log.warning("tracing_exporter_missing", exporter=name, message=f"no installed package provides {name!r}")
+        needs = _PACKAGES.get(name, "a package that registers it")
+        log.warning("tracing_exporter_missing", exporter=name, message=f"exporter {name!r} needs {needs}")
         return None
-    exporter: SpanExporter = next(iter(found)).load()()
+    try:
+        exporter: SpanExporter = next(iter(found)).load()()
+    except Exception as exc:  # noqa: BLE001 - whatever the exporter's package raised, said once, and tracing goes on
+        log.warning("tracing_exporter_failed", exporter=name, message=f"{type(exc).__name__}: {exc}")
+        return None
     return exporter
 
 

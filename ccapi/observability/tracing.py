@@ -1,10 +1,10 @@
 """OpenTelemetry traces, when the ``otel`` extra is installed and an exporter is configured.
 
 ``from_environment`` reads only the standard ``OTEL_*`` variables: tracing is on when
-``OTEL_TRACES_EXPORTER`` names an exporter (or an OTLP endpoint is set) and
-``OTEL_SDK_DISABLED`` is not ``true``. Otherwise it returns ``None``, nothing of OpenTelemetry
-is imported, and every layer skips its one ``if tracing is not None`` — so a gateway without
-the extra behaves and performs exactly as before.
+``OTEL_TRACES_EXPORTER`` names an exporter (or an OTLP endpoint is set), ``OTEL_SDK_DISABLED`` is
+not ``true``, and an installed package provides one of the named exporters. Otherwise it returns
+``None``, nothing of OpenTelemetry's SDK is imported, and every layer skips its one
+``if tracing is not None`` — so a gateway without the extra behaves and performs exactly as before.
 
 The layers see only the small protocols below; ``ccapi.observability.otel`` implements them.
 """
@@ -49,8 +49,9 @@ class Tracing(Protocol):
 def from_environment(env: Mapping[str, str]) -> Tracing | None:
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
-    exporters = [name.strip() for name in env.get("OTEL_TRACES_EXPORTER", "").split(",") if name.strip()]
-    if exporters == ["none"] or not (exporters or any(env.get(name) for name in _ENDPOINTS)):
+    named = [name.strip() for name in env.get("OTEL_TRACES_EXPORTER", "").split(",") if name.strip()]
+    exporters = [name for name in named if name != "none"]  # ``none`` means no exporter, not one named so
+    if not exporters and (named or not any(env.get(name) for name in _ENDPOINTS)):
         return None
     if not _installed("opentelemetry.sdk"):
         log.warning(
