@@ -25,7 +25,7 @@ async def list_events(request: Request, session_id: str) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
     after = int_arg(request, "after", 0, 0, _MAX_SEQ)
     limit = int_arg(request, "limit", 100, 1, 1000)
-    types = _types(request.args.get("types", ""))
+    types = _types(request)
     events = await service.events_page(session_id, after, limit + 1, types)
     page = events[:limit]
     body: EventList = {
@@ -44,7 +44,7 @@ async def stream_events(request: Request, session_id: str) -> None:
     service: SessionService = request.app.ctx.service
     after = _resume_point(request)
     await service.check_position(session_id, after)
-    types = _types(request.args.get("types", ""))
+    types = _types(request)
     make_room(service, session_id)
     batches = follow_stream(service, session_id, after)
     if types is not None:
@@ -54,15 +54,19 @@ async def stream_events(request: Request, session_id: str) -> None:
 
 
 def _resume_point(request: Request) -> int:
-    last_event_id = request.headers.get("last-event-id")
-    if last_event_id is None:
+    """``Last-Event-ID``, else ``after``. An empty ``Last-Event-ID`` is none: in the SSE standard an empty last
+    event id means the client has none (a browser leaves the header out then; other clients send it empty)."""
+    last_event_id = (request.headers.get("last-event-id") or "").strip()
+    if not last_event_id:
         return int_arg(request, "after", 0, 0, _MAX_SEQ)
-    return plain_int(last_event_id.strip(), "Last-Event-ID (an event seq)", 0, _MAX_SEQ)
+    return plain_int(last_event_id, "Last-Event-ID (an event seq)", 0, _MAX_SEQ)
 
 
-def _types(raw: str) -> list[str] | None:
-    """The ``types`` filter; a name that is no event's is a 400 (a typo would read as "no such events yet")."""
-    types = [name for name in raw.split(",") if name]
+def _types(request: Request) -> list[str] | None:
+    """The ``types`` filter: ``types=a,b``, or ``types=a&types=b`` (how many clients write a list; only the first
+    was read, and the other types' events were missing without a word). A name that is no event's is a 400 (a typo
+    would read as "no such events yet")."""
+    types = [name for raw in request.args.getlist("types", []) for name in raw.split(",") if name]
     unknown = [name for name in types if name not in _EVENT_TYPES]
     if unknown:
         raise InvalidRequest(f"types names no event type: {', '.join(unknown)[:200]}", {"known": sorted(_EVENT_TYPES)})

@@ -273,7 +273,12 @@ PATHS: dict[str, Any] = {
                 _SESSION_ID,
                 {"name": "after", "in": "query", "schema": _SEQ},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                {"name": "types", "in": "query", "schema": _STRING, "description": "comma-separated event types"},
+                {
+                    "name": "types",
+                    "in": "query",
+                    "schema": _STRING,
+                    "description": "comma-separated event types, or the parameter repeated",
+                },
             ],
         )
     },
@@ -285,7 +290,12 @@ PATHS: dict[str, Any] = {
                 _SESSION_ID,
                 {"name": "after", "in": "query", "schema": _SEQ},
                 {"name": "Last-Event-ID", "in": "header", "schema": _SEQ},
-                {"name": "types", "in": "query", "schema": _STRING, "description": "comma-separated event types"},
+                {
+                    "name": "types",
+                    "in": "query",
+                    "schema": _STRING,
+                    "description": "comma-separated event types, or the parameter repeated",
+                },
             ],
         )
     },

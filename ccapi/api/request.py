@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sanic import Request
 
-from ccapi.errors import InvalidRequest
+from ccapi.errors import InvalidRequest, UnsupportedMediaType
 
 MAX_DEPTH = 200
 """Deepest nesting a body may have. orjson writes at most 255 levels, and what a body carries is
@@ -21,10 +21,16 @@ _PLAIN_INT = re.compile(r"-?[0-9]{1,20}")
 def json_body(request: Request) -> Any:
     """The body as JSON; an empty body is ``None``. Malformed JSON, invalid UTF-8, nesting deeper
     than ``MAX_DEPTH`` and integers beyond 64 bits (which orjson reads as floats, so a client's
-    ``2**70`` came back as ``1.18e21``) are 400s."""
+    ``2**70`` came back as ``1.18e21``) are 400s; a compressed body (``Content-Encoding``) a 415."""
     body = request.body
     if not body:
         return None
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):  # read as JSON, a gzipped body was a 400 about invalid UTF-8
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding[:40]!r} is not supported: send the request body uncompressed",
+            headers={"Accept-Encoding": "identity"},
+        )
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

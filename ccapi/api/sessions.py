@@ -11,6 +11,7 @@ from ccapi.api.request import int_arg, json_body, plain_int
 from ccapi.errors import InvalidRequest
 from ccapi.sessions import NewSession, SessionService
 from ccapi.sessions.params import ForkRequest, SessionChanges
+from ccapi.sessions.retention import COMPAT_MARK
 from ccapi.store import SessionRecord
 
 bp = Blueprint("sessions", url_prefix="/api/sessions")
@@ -37,8 +38,21 @@ async def create_session(request: Request) -> HTTPResponse:
         settings.max_budget_usd,
         webhooks=ctx.webhook_policy,
     )
+    _refuse_compat_mark(params.metadata)
     record = await ctx.service.create(params)
     return json(_view(ctx.service, record), status=201)
+
+
+def _refuse_compat_mark(metadata: dict[str, object]) -> None:
+    """``metadata.compat`` marks the sessions the compat endpoints make, and such a session is deleted once unused for
+    ``CC_API_COMPAT_RETENTION`` (30 days): a native session given that key was deleted with them, silently."""
+    if COMPAT_MARK in metadata:
+        raise InvalidRequest(
+            f"metadata.{COMPAT_MARK} is reserved: it marks the sessions the compat endpoints (/v1/...) create, which "
+            "are deleted once unused for CC_API_COMPAT_RETENTION; name the key otherwise",
+            {"reserved": [COMPAT_MARK]},
+            param=f"metadata.{COMPAT_MARK}",
+        )
 
 
 @bp.get("")

@@ -8,8 +8,7 @@ it settles (ends, or pauses on client tool calls or permission requests), as SSE
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from typing import cast
+from typing import Any, cast
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
@@ -32,8 +31,9 @@ bp = Blueprint("turns", url_prefix="/api/sessions")
 @bp.post("/<session_id:str>/turns")
 async def create_turn(request: Request, session_id: str) -> HTTPResponse | None:
     service: SessionService = request.app.ctx.service
-    body = TurnRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
-    result = await service.start_turn(session_id, body, _idempotency(request))
+    raw = json_body(request)
+    body = TurnRequest.from_json(raw, wants_sse=wants_event_stream(request))
+    result = await service.start_turn(session_id, body, _idempotency(request, raw))
     if isinstance(result, Replay):
         return await _replayed(request, service, result, body.stream, body.background)
     if isinstance(result, QueuedTurn):
@@ -44,8 +44,9 @@ async def create_turn(request: Request, session_id: str) -> HTTPResponse | None:
 @bp.post("/<session_id:str>/tool-results")
 async def submit_tool_results(request: Request, session_id: str) -> HTTPResponse | None:
     service: SessionService = request.app.ctx.service
-    body = ToolResultsRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
-    result, first_seq = await service.submit_tool_results(session_id, list(body.results), _idempotency(request))
+    raw = json_body(request)
+    body = ToolResultsRequest.from_json(raw, wants_sse=wants_event_stream(request))
+    result, first_seq = await service.submit_tool_results(session_id, list(body.results), _idempotency(request, raw))
     return await _continued(request, service, result, first_seq, body.stream, body.background)
 
 
@@ -53,8 +54,9 @@ async def submit_tool_results(request: Request, session_id: str) -> HTTPResponse
 async def decide_permissions(request: Request, session_id: str) -> HTTPResponse | None:
     """Allow or deny the built-in tool calls the paused turn waits on; the same turn continues."""
     service: SessionService = request.app.ctx.service
-    body = DecisionsRequest.from_json(json_body(request), wants_sse=wants_event_stream(request))
-    result, first_seq = await service.submit_decisions(session_id, list(body.decisions), _idempotency(request))
+    raw = json_body(request)
+    body = DecisionsRequest.from_json(raw, wants_sse=wants_event_stream(request))
+    result, first_seq = await service.submit_decisions(session_id, list(body.decisions), _idempotency(request, raw))
     return await _continued(request, service, result, first_seq, body.stream, body.background)
 
 
@@ -188,10 +190,11 @@ def _settles(event: Event, turn_id: str) -> bool:
     return event.turn_id == turn_id and event.ends_turn
 
 
-def _idempotency(request: Request) -> Idempotency | None:
+def _idempotency(request: Request, body: Any) -> Idempotency | None:
+    """The request's ``Idempotency-Key``, fingerprinting ``body`` (the parsed JSON of the request's body)."""
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
     if not 1 <= len(key) <= 255:
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
-    return Idempotency(key, hashlib.sha256(request.body or b"").hexdigest())
+    return Idempotency.of(key, body, request.body or b"")

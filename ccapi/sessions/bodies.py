@@ -106,7 +106,11 @@ class NewSession(Shape):
     tools: Annotated[list[ToolDefinition], Says("must be a list of {name, description, input_schema}")] = Field(
         default_factory=list
     )
-    metadata: Annotated[dict[str, Any], Says("must be an object")] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, Any], Says("must be an object")] = Field(
+        default_factory=dict,
+        description="yours, kept and shown as given; the key 'compat' is reserved (it marks the compat endpoints' "
+        "sessions, deleted once unused for CC_API_COMPAT_RETENTION)",
+    )
     max_turns: Annotated[int | None, Says("must be an integer between 1 and 1000")] = Field(None, ge=1, le=1000)
     cwd: Annotated[str | None, Says("must be the absolute path of an existing directory")] = Field(
         None, description="absolute path of an existing directory"
@@ -216,8 +220,8 @@ class CompactRequest(Shape):
 
 
 class ForkRequest(Shape):
-    turn_id: Annotated[str | None, _STRING] = Field(
-        None, description="keep the conversation up to the end of this turn"
+    turn_id: Annotated[str | None, Says("must be a non-empty string")] = Field(
+        None, min_length=1, description="keep the conversation up to the end of this turn"
     )
     after_seq: Annotated[int | None, Says("must be a positive integer")] = Field(
         None, ge=1, description="keep it up to the last assistant message at or before this event seq"

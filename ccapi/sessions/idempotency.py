@@ -3,8 +3,12 @@ that request had: the turn as it stands, or — streamed — the same events, fr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from ccapi.errors import Conflict, InvalidRequest, NotFound
 from ccapi.events import Event, EventType
@@ -18,15 +22,29 @@ _PAGE = 1000
 
 @dataclass(frozen=True)
 class Idempotency:
-    """An ``Idempotency-Key`` and the fingerprint of the request body it came with."""
+    """An ``Idempotency-Key`` and the fingerprint of the request body it came with; ``also`` are fingerprints the same
+    request had in earlier versions (of its bytes as sent), which a key recorded before an upgrade was given."""
 
     key: str
     fingerprint: str
+    also: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Sanic hands undecodable header bytes on as surrogates, which no store can write."""
         if not (self.key.isascii() and self.key.isprintable()):
             raise InvalidRequest("Idempotency-Key must be printable ASCII")
+
+    @classmethod
+    def of(cls, key: str, body: Any, raw: bytes) -> Idempotency:
+        """``key`` for the request whose body parsed as ``body`` from the bytes ``raw``. The fingerprint is of the
+        body's content, not its bytes (as Stripe compares a retry's parameters): a retry that spells the same JSON
+        with other spacing or key order is the same request (it was a 400, "a different request body")."""
+        canonical = b"" if body is None else orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        return cls(key, hashlib.sha256(canonical).hexdigest(), (hashlib.sha256(raw).hexdigest(),))
+
+    def matches(self, fingerprint: str) -> bool:
+        """Whether a recorded ``fingerprint`` is this request's (the same body)."""
+        return fingerprint == self.fingerprint or fingerprint in self.also
 
     async def remember(self, store: Store, session_id: str, turn_id: str) -> None:
         """Record that this key acted on ``turn_id``, so its retries get that turn."""
@@ -102,7 +120,7 @@ async def earlier_turn(
     if found is None:
         return None
     fingerprint, turn_id = found
-    if fingerprint != idempotency.fingerprint:
+    if not idempotency.matches(fingerprint):
         raise InvalidRequest(
             "this Idempotency-Key was already used with a different request body",
             {"idempotency_key": idempotency.key},

@@ -252,7 +252,10 @@ class ForkRequest:
 
 
 def _reply_mode(shape: bodies.ReplyMode, wants_sse: bool) -> tuple[bool, bool]:
-    stream, background = shape.given("stream", wants_sse), shape.background
+    """``stream`` as the body says, else as the ``Accept`` header asks (``wants_sse``), unless the body asks for
+    ``background``: a client whose every request accepts SSE was refused a background turn it never asked to stream."""
+    background = shape.background
+    stream = shape.given("stream", wants_sse and not background)
     if stream and background:
         raise InvalidRequest("choose one of stream and background")
     return stream, background
