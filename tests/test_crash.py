@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -10,7 +11,7 @@ import pytest
 
 from ccapi.testing import MockModel, Reply
 from tests.conftest import BACKENDS
-from tests.gateway import sse_events
+from tests.gateway import CHILD_MARK, eventually, pids_with_env, sse_events
 from tests.metrics_support import scrape, value
 
 pytestmark = pytest.mark.slow  # kills a gateway mid-turn and starts it again
@@ -67,3 +68,23 @@ def test_kill_9_mid_turn_then_restart(make_gateway, mock_model: MockModel) -> No
     assert reply["status"] == "completed"
     sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
     assert "the launch code is tangerine" in sent
+
+
+def test_a_claude_code_killed_while_idle_is_replaced_by_its_next_turn(make_gateway, mock_model: MockModel) -> None:
+    """A session's Claude Code dies between turns (the OOM killer, a `kill` by hand): the gateway stops counting it
+    live, and the session's next turn resumes its conversation in a new one instead of failing on the dead one."""
+    gw = make_gateway()
+    session = gw.create_session()
+    assert gw.turn(session["id"], "the launch code is tangerine")["status"] == "completed"
+    engines = [pid for pid in pids_with_env(CHILD_MARK, gw.env["CC_API_HOME"]) if pid != gw.process.pid]
+    assert engines and value(scrape(gw), "cc_api_live_sessions") == 1
+    for pid in engines:
+        os.kill(pid, signal.SIGKILL)
+    assert eventually(lambda: value(scrape(gw), "cc_api_live_sessions") == 0, timeout=10), "still counted live"
+
+    mock_model.clear()
+    reply = gw.turn(session["id"], "what is the launch code?")
+    assert reply["status"] == "completed", reply
+    sent = orjson.dumps(mock_model.message_requests(include_side=False)[-1].body["messages"]).decode()
+    assert "the launch code is tangerine" in sent
+    assert value(scrape(gw), "cc_api_engine_starts_total", reason="resume") == 1

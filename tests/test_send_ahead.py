@@ -23,6 +23,7 @@ class StandInEngine:
         self.generation = spec.generation
         self.busy = False
         self.held = False
+        self.exited = False
         self.last_used = 0.0
         self.ahead: list[list[dict[str, Any]]] = []
 

@@ -8,7 +8,7 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,15 @@ demote_shutdown_noise()
 
 class LiveEngine:
     """Wraps a connected ``ClaudeSDKClient``. ``busy`` is set while a turn runs so the
-    pool never evicts an engine mid-turn."""
+    pool never evicts an engine mid-turn. ``on_exit`` hears of a Claude Code process that ends
+    while the engine is open (killed, out of memory): ``exited`` is set first."""
 
-    def __init__(self, spec: EngineSpec) -> None:
+    def __init__(self, spec: EngineSpec, on_exit: Callable[[LiveEngine], None] | None = None) -> None:
         self.spec = spec
         self.busy = False
+        self.exited = False
+        self._on_exit = on_exit
+        self._watch: asyncio.Task[None] | None = None
         self.last_used = time.monotonic()
         #: Claude Code reports ``total_cost_usd`` summed over the process's life; turns
         #: need their own share, so the engine remembers what it had already reported.
@@ -73,6 +77,19 @@ class LiveEngine:
         finally:
             self._remove_private_files()  # Claude Code has read them by now (or never will)
         self._connected = True
+        self._watch = asyncio.create_task(self._watch_exit(), name=f"engine-exit-{self.spec.session_id}")
+
+    async def _watch_exit(self) -> None:
+        """Wait for the process to end; one that ends while the engine is open is reported (``on_exit``). The SDK
+        has no public handle on its process: its transport's, where it has one."""
+        process = getattr(getattr(self._client, "_transport", None), "_process", None)
+        if process is None:
+            return
+        await process.wait()
+        if self._connected:
+            self.exited = True
+            if self._on_exit is not None:
+                self._on_exit(self)
 
     @property
     def sent_ahead(self) -> bool:
@@ -141,6 +158,9 @@ class LiveEngine:
             self._ahead.cancel()
             self._ahead = None
         self._connected = False
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         try:
             await self._client.disconnect()
         except Exception:  # noqa: BLE001 - a dying process must not block shutdown

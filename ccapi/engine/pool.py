@@ -90,6 +90,7 @@ class EnginePool:
         self._reaper: asyncio.Task[None] | None = None
         self._metrics = metrics or Metrics(process=False)
         self._evicted: OrderedDict[str, bool] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def live_count(self) -> int:
@@ -126,7 +127,7 @@ class EnginePool:
         left first). False when the input was not sent."""
         assert session_id in self._reserved, "reserve() a slot before sending input ahead"
         engine = self._engines.get(session_id)
-        if engine is None or engine.busy or engine.held or engine.spec.max_budget_usd is not None:
+        if engine is None or engine.busy or engine.held or engine.exited or engine.spec.max_budget_usd is not None:
             return False
         engine.busy = True
         engine.send_ahead(content)
@@ -147,6 +148,9 @@ class EnginePool:
         if engine is not None and engine.sent_ahead:
             return engine
         reason = "eviction" if self._evicted.pop(spec.session_id, False) else "resume"
+        if engine is not None and engine.exited:  # ended between the watch's word and this turn
+            await self.discard(spec.session_id)
+            engine = None
         if engine is not None and (
             engine.generation != spec.generation or engine.spec.process_key != spec.process_key or spec.continue_turn
         ):
@@ -154,7 +158,7 @@ class EnginePool:
             engine, reason = None, "restart"
         if engine is None:
             victim = self._evictable() if len(self._engines) >= self.max_live else None
-            engine = LiveEngine(spec)
+            engine = LiveEngine(spec, on_exit=self._exited)
             self._engines[spec.session_id] = engine  # counts against the bound while it starts
             engine.busy = True
             if victim is not None:
@@ -169,6 +173,19 @@ class EnginePool:
         self._engines.move_to_end(spec.session_id)
         engine.busy = True
         return engine
+
+    def _exited(self, engine: LiveEngine) -> None:
+        """A Claude Code process ended by itself (killed, out of memory): no longer live. An idle one is let go at
+        once, and the session's next turn resumes in a new one (it failed on the dead one); a turn running on it
+        fails, and its end lets it go."""
+        session_id = engine.spec.session_id
+        log.warning("engine_exited", session_id=session_id, busy=engine.busy, stderr=engine.stderr_tail[-500:])
+        if self._engines.get(session_id) is not engine or engine.busy or session_id in self._reserved:
+            return
+        del self._engines[session_id]
+        closing = asyncio.create_task(engine.close(), name=f"engine-close-{session_id}")  # what it started, reaped
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def get(self, session_id: str) -> LiveEngine | None:
         return self._engines.get(session_id)
@@ -207,4 +224,4 @@ class EnginePool:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        await asyncio.gather(*(self.discard(sid) for sid in list(self._engines)))
+        await asyncio.gather(*(self.discard(sid) for sid in list(self._engines)), *self._closing)
