@@ -13,6 +13,7 @@ import orjson
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import AUTO_COMPACTING, Gateway, eventually, sse_events
 from tests.inprocess import InProcessGateway
+from tests.metrics_support import moved, scrape, value
 from tests.test_tools import WEATHER
 
 PNG = base64.b64encode(
@@ -102,6 +103,7 @@ def test_compact_reports_tokens_and_the_session_goes_on(gateway: Gateway, mock_m
     gateway.turn(session["id"], "remember that the answer is 42")
     summary = "<analysis>short</analysis>\n<summary>Summary: the user said the answer is 42.</summary>"
     mock_model.script(Reply(text=summary))
+    before = scrape(gateway)
     response = gateway.client.post(f"/api/sessions/{session['id']}/compact", json={"instructions": "keep numbers"})
     assert response.status_code == 200, response.text
     compacted = response.json()
@@ -110,6 +112,7 @@ def test_compact_reports_tokens_and_the_session_goes_on(gateway: Gateway, mock_m
     assert isinstance(compacted["post_tokens"], int) and compacted["post_tokens"] < compacted["pre_tokens"]
     event = next(e for e in gateway.events(session["id"]) if e["type"] == "session.compacted")
     assert event["data"]["pre_tokens"] == compacted["pre_tokens"]
+    assert moved(before, scrape(gateway), "cc_api_compactions_total", trigger="manual") == 1
 
     after = gateway.turn(session["id"], "what was the answer")
     assert after["status"] == "completed"
@@ -140,6 +143,9 @@ def test_an_automatic_compaction_is_reported_in_the_turn_it_came_before(make_gat
     )
     summarising, answering = mock_model.message_requests()[-2:]
     assert "remember 42" in orjson.dumps(summarising.body["messages"]).decode()
+    metrics = scrape(gateway)
+    assert value(metrics, "cc_api_compactions_total", trigger="auto") == 1
+    assert value(metrics, "cc_api_compactions_total", trigger="manual") == 0
     sent = orjson.dumps(answering.body["messages"]).decode()
     assert "the user said to remember 42 and 43" in sent and "remember 42 words" not in sent
 

@@ -41,6 +41,8 @@ COMPAT_ROUTES = ("warm", "fork", "new", "seeded")
 #: The ``FORMAT`` of each ``ccapi.compat`` module: with the routes, every compat series exists (at 0) from the start.
 COMPAT_FORMATS = ("openai.chat", "openai.responses", "anthropic.messages")
 WEBHOOK_OUTCOMES = ("delivered", "retry", "failed")
+#: What set off a compaction, as Claude Code reports it: asked for (``POST /compact``, a ``/compact`` turn) or its own.
+COMPACTION_TRIGGERS = ("manual", "auto")
 
 
 class PoolView(Protocol):
@@ -220,6 +222,13 @@ class Metrics:
             "cc_api_webhook_deliveries", "Webhook delivery attempts by outcome", ["outcome"], registry=registry
         )
         self._webhooks = _Children(webhooks, [(o,) for o in WEBHOOK_OUTCOMES])
+        compactions = Counter(
+            "cc_api_compactions",
+            "Conversations compacted, by trigger: manual (asked for) or auto (Claude Code's own, the context full)",
+            ["trigger"],
+            registry=registry,
+        )
+        self._compactions = _Children(compactions, [(t,) for t in COMPACTION_TRIGGERS])
         registry.register(_Levels(self))
 
     def watch(self, pool: PoolView, events: FollowerView, limits: LimitsView, queues: QueueView | None = None) -> None:
@@ -268,6 +277,9 @@ class Metrics:
 
     def webhook_delivery(self, outcome: str) -> None:
         self._webhooks.inc(outcome)
+
+    def compacted(self, trigger: str) -> None:
+        self._compactions.inc(trigger if trigger in COMPACTION_TRIGGERS else "auto")
 
     # -- exposition --------------------------------------------------------------
     def render(self) -> bytes:

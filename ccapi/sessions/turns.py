@@ -321,6 +321,7 @@ class TurnRun:
                 await self._pause(event)
         elif type_ == EventType.SESSION_COMPACTED:
             self.compaction = data
+            self.ctx.metrics.compacted(str(data.get("trigger")))
         elif type_ == EventType.MESSAGE_COMPLETED and self._own_tool_rounds is not None:
             self._count_round(data)
 
