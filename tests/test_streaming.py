@@ -131,6 +131,20 @@ def test_accept_header_selects_sse(gateway: Gateway) -> None:
     assert "event: turn.completed" in response.text
 
 
+def test_an_accept_header_that_takes_either_gets_the_json_reply(gateway: Gateway) -> None:
+    """``application/json, text/event-stream`` (what MCP clients send) or an event stream rated 0 is no ask for a
+    stream: the reply is the turn's JSON; an event stream rated above JSON, or only a wildcard beside it, streams."""
+    session = gateway.create_session()
+    url = f"/api/sessions/{session['id']}/turns"
+    for accept in ("application/json, text/event-stream", "text/event-stream;q=0", "text/event-stream;q=0.5, */*"):
+        reply = gateway.client.post(url, json={"input": "either"}, headers={"Accept": accept})
+        assert reply.headers["content-type"].startswith("application/json"), accept
+        assert reply.json()["status"] == "completed"
+    for accept in ("application/json;q=0.9, text/event-stream", "text/event-stream, */*"):
+        streamed = gateway.client.post(url, json={"input": "stream"}, headers={"Accept": accept})
+        assert streamed.headers["content-type"].startswith("text/event-stream"), accept
+
+
 def test_idle_stream_sends_keepalive_comments(make_gateway) -> None:
     gw = make_gateway(CC_API_KEEPALIVE_SECONDS="0.2")
     session = gw.create_session()

@@ -326,6 +326,8 @@ def test_input_blocks_validate_and_summarise() -> None:
         [{"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": PNG}}],
         [{"type": "document", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}],
         [{"type": "image", "source": {"type": "url", "url": "file:///etc/passwd"}}],
+        [{"type": "image", "source": {"type": "url", "url": "http://"}}],  # no host: Claude Code's fetch fails late
+        [{"type": "image", "source": {"type": "url", "url": "https://[::1/x.png"}}],
         [{"type": "text", "text": ""}],
         [42],
         "   ",

@@ -80,4 +80,28 @@ def plain_int(raw: str, name: str, minimum: int, maximum: int) -> int:
 
 
 def wants_event_stream(request: Request) -> bool:
-    return "text/event-stream" in request.headers.get("accept", "")
+    """Whether the ``Accept`` header prefers Server-Sent Events to the JSON reply: ``text/event-stream`` named,
+    acceptable (``q`` above 0), rated above ``application/json`` and no lower than a wildcard. A client that takes
+    either (``application/json, text/event-stream``, as MCP clients send) gets the default reply."""
+    rated = _rated(request.headers.get("accept", ""))
+    sse = rated.get("text/event-stream", 0.0)
+    wildcard = max(rated.get("*/*", 0.0), rated.get("text/*", 0.0))
+    return sse > 0 and sse > rated.get("application/json", 0.0) and sse >= wildcard
+
+
+def _rated(accept: str) -> dict[str, float]:
+    """The media ranges of an ``Accept`` header and their ``q`` (1 unless said; an unreadable ``q`` is 0)."""
+    rated: dict[str, float] = {}
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        if media:
+            rated[media.lower()] = max(q, rated.get(media.lower(), 0.0))
+    return rated

@@ -10,6 +10,7 @@ import base64
 import binascii
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from ccapi.errors import InvalidRequest, PayloadTooLarge
 
@@ -72,7 +73,7 @@ def _source(where: str, source: Any, media_types: tuple[str, ...], limit: int) -
     kind = source.get("type")
     if kind == "url":
         url = source.get("url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")) or not _host(url):
             raise InvalidRequest(f"{where}.source.url must be an http(s) URL")
         return {"type": "url", "url": url}
     if kind == "text" and "text/plain" in media_types:
@@ -109,3 +110,11 @@ def summarise(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             block = {**block, "source": {"type": "base64", "media_type": source["media_type"], "bytes": size}}
         summary.append(block)
     return summary
+
+
+def _host(url: str) -> str | None:
+    """The host ``url`` names (``None`` for ``http://`` alone, or a URL that does not parse)."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
