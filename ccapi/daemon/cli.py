@@ -1,7 +1,8 @@
 """The ``cc-api`` command: argument parsing and rendering over ``ccapi.daemon.launcher`` and ``ccapi.daemon.service``.
 
 Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 3 not running (``status``, as LSB
-init scripts and ``systemctl status`` do), 4 a gateway already runs for this home (``run``).
+init scripts and ``systemctl status`` do), 4 a gateway already runs for this home (``run``). ``status`` of a gateway
+that runs but does not answer ``/healthz`` with a 200 (hung, its database gone) is 1, so a check script sees it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ from ccapi.daemon import handover
 from ccapi.daemon.console import render_log_line, render_service_plan, render_status, status_json, to_json
 from ccapi.daemon.envfile import with_env_file
 from ccapi.daemon.launcher import START_TIMEOUT, Launcher
-from ccapi.daemon.logfile import follow, printable, tail
-from ccapi.daemon.service import ServiceError, current_platform, gateway_command, install, plan_service, uninstall
+from ccapi.daemon.logfile import follow, printable, rotated_lines, tail
+from ccapi.daemon.service import (
+    ServiceError,
+    check_env_file,
+    current_platform,
+    gateway_command,
+    install,
+    plan_service,
+    uninstall,
+)
 from ccapi.paths import StatePaths
 from ccapi.privacy import PRIVATE_UMASK, tighten
 
@@ -161,16 +170,19 @@ def _status(args: argparse.Namespace) -> int:
     launcher = _for_running()
     status = launcher.status()
     print(status_json(status, launcher.paths) if args.json else render_status(status, launcher.paths))
-    return EXIT_OK if status.running else EXIT_NOT_RUNNING
+    if not status.running:  # a gateway still starting too: it does not serve yet
+        return EXIT_NOT_RUNNING
+    return EXIT_OK if status.healthy else EXIT_FAILED
 
 
 def _logs(args: argparse.Namespace) -> int:
     log_file = StatePaths.from_env().log_file
-    if not log_file.exists() and not args.follow:
+    if not log_file.exists() and not args.follow and not log_file.with_name(f"{log_file.name}.1").exists():
         return _fail(f"no log yet at {log_file}")
     show: Callable[[str], str] = printable if args.json else lambda line: printable(render_log_line(line))
     last = tail(log_file, args.lines)
-    for line in last.lines:
+    earlier = rotated_lines(log_file, args.lines - len(last.lines)) if len(last.lines) < args.lines else ()
+    for line in (*earlier, *last.lines):
         print(show(line))
     if args.follow:
         sys.stdout.flush()
@@ -189,6 +201,8 @@ def _service(args: argparse.Namespace) -> int:
         installing = args.command == "install-service"
         if args.dry_run:
             print(to_json(plan) if args.json else render_service_plan(plan, install=installing))
+            if installing:
+                check_env_file(plan)  # what would stop the install: told now, with its exit code
             return EXIT_OK
         result = install(plan, _for_running(), args.timeout) if installing else uninstall(plan)
     except ServiceError as exc:
@@ -222,6 +236,13 @@ def _version(args: argparse.Namespace) -> int:
     else:
         print(f"cc-api {__version__} (claude-agent-sdk {claude_agent_sdk.__version__}, Claude Code {__cli_version__})")
     return EXIT_OK
+
+
+def _count(text: str) -> int:
+    """``logs -n``: a number of lines, 0 or more."""
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines (0 or more)")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -279,11 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     stop = command("stop", _stop, "stop the background gateway (SIGTERM, then SIGKILL after --timeout)", [as_json])
     stop.add_argument("--timeout", type=float, default=15.0, help="seconds to wait before SIGKILL (default 15)")
     command(
-        "status", _status, "show whether the gateway runs, where, and its sessions (exit 3: not running)", [as_json]
+        "status",
+        _status,
+        "show whether the gateway runs, where, and its sessions (exit 3: not running or starting; 1: not healthy)",
+        [as_json],
     )
     logs = command("logs", _logs, "show the gateway's log, rendered for reading")
     logs.add_argument("--json", action="store_true", help="print the raw JSON lines")
-    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    logs.add_argument("-n", "--lines", type=_count, default=50, help="lines to show (default 50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     for name, verb in (("install-service", "install and start"), ("uninstall-service", "stop and remove")):
         service = command(name, _service, f"{verb} the per-user service (systemd --user or launchd)", [as_json])
@@ -305,7 +329,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _standard_streams() -> None:
+    """``/dev/null`` on any of descriptors 0, 1 and 2 that is closed (``cc-api run <&- >&-`` from a supervisor or a
+    script). Left closed, the next file the gateway opens took its number: its home's lock became its stdin, its log
+    file its stdout, a socket its stderr, and every child that inherits its standard streams (the sandbox probe,
+    Claude Code's stderr) inherited those instead, the lock among them."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: ``fd`` itself, as those below are open
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        os.set_inheritable(fd, True)
+    for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+        if getattr(sys, name) is None:  # Python found it closed at start-up: print() to it dropped what it said
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - the process's own stream
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _standard_streams()
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:

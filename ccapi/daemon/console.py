@@ -39,6 +39,8 @@ def status_json(status: GatewayStatus, paths: StatePaths) -> str:
 
 def render_status(status: GatewayStatus, paths: StatePaths) -> str:
     state = status.state
+    if status.starting_pid is not None and not status.running:
+        return f"cc-api is starting (pid {status.starting_pid}; not serving yet; home {paths.home})"
     if not status.running or state is None:
         return f"cc-api is not running (home {paths.home})"
     started = datetime.fromtimestamp(state.started_at, UTC).astimezone()

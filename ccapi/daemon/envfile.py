@@ -75,6 +75,21 @@ def read_env_file(path: Path) -> dict[str, str]:
     return parse_env_file(text, source=str(path))
 
 
+def home_setting_line(path: Path) -> int | None:
+    """The number of a line of the env file that sets ``CC_API_HOME``, which ``parse_env_file`` leaves out (the file
+    lives in that home) but systemd's ``EnvironmentFile=`` would apply to the service, over the unit's own
+    ``Environment=``: its gateway would keep its state elsewhere, where no ``cc-api`` command looks."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        name, sep, _ = raw.strip().partition("=")
+        if sep and name.strip() == HOME_VARIABLE:
+            return number
+    return None
+
+
 def with_env_file(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``env`` (default: this process's) on top of the values from its home's env file."""
     env = os.environ if env is None else env

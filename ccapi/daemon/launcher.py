@@ -28,7 +28,7 @@ from ccapi import __version__
 from ccapi.config import ConfigError, Settings
 from ccapi.daemon.envfile import with_env_file
 from ccapi.daemon.logfile import lines_since, size
-from ccapi.daemon.process import current_process, inspect_process
+from ccapi.daemon.process import ProcessInfo, current_process, inspect_process
 from ccapi.privacy import private_umask
 
 if TYPE_CHECKING:
@@ -55,6 +55,11 @@ class GatewayState:
     port: int
     started_at: float
     version: str
+    sid: int = 0
+    """The gateway's session: its process group is its own to kill only when it leads its session (``start``,
+    systemd, launchd); a ``cc-api run`` in a terminal leads a shell job, whose group holds the rest of its
+    pipeline (``cc-api run | tee log``). 0 in a record of an older version, which killed the group whenever
+    ``pgid == pid``."""
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
@@ -66,9 +71,31 @@ class GatewayState:
         default for the same reason)."""
         try:
             raw = orjson.loads(data)
-            return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
+            state = cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
         except (orjson.JSONDecodeError, TypeError):
             return None
+        # A record with a field of the wrong type (edited by hand, written by something else) is no record: every
+        # command that reads it (`status`, `stop`, `start`, `run`) was a traceback.
+        for name, kinds in _STATE_TYPES.items():
+            value = getattr(state, name)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                return None
+        return state if state.pid > 0 else None
+
+
+_STATE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "pid": int,
+    "pgid": int,
+    "process_started": str,
+    "url": str,
+    "host": str,
+    "port": int,
+    "started_at": (int, float),
+    "version": str,
+    "sid": int,
+}
+_EXIT_HOME_TAKEN = 4
+"""``cc-api run``'s exit code when another gateway runs, or is starting, for its home (``cli.EXIT_RUNNING``)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +129,9 @@ class GatewayStatus:
     mock_model: bool = False
     #: Turns, tokens and compat figures from ``/metrics`` (``None`` when it could not be read).
     figures: Headline | None = None
+    #: Not running yet: the pid of a gateway that holds this home but does not serve yet (``cc-api run`` claims the
+    #: home, then loads for a second or more before it records itself and answers).
+    starting_pid: int | None = None
 
 
 class Launcher:
@@ -116,6 +146,7 @@ class Launcher:
         self.python = python
         self.problem = problem
         """A bad setting the next start will refuse (``for_running`` goes on without it)."""
+        self._home_lock: int | None = None
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Launcher:
@@ -166,7 +197,33 @@ class Launcher:
         except BlockingIOError:
             os.close(fd)
             return None
+        # Who holds it, for `status`, `stop` and a second `start` until the state file names it (see starting_pid).
+        me = current_process()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, orjson.dumps({"pid": me.pid, "process_started": me.started}), 0)
+        self._home_lock = fd
         return fd
+
+    def starting_pid(self) -> int | None:
+        """The gateway that has claimed this home (``claim_home``) but has not recorded itself yet: it is loading,
+        binding, opening its store. ``None`` when there is none; check ``running_state`` first, since the record
+        stays while the gateway serves. Read without taking the lock: a ``status`` holding it even for a moment
+        would make a gateway starting just then give up with exit code 4."""
+        info = self._home_holder()
+        return None if info is None else info.pid
+
+    def _home_holder(self) -> ProcessInfo | None:
+        try:
+            raw = orjson.loads((self.paths.run_dir / "gateway.lock").read_bytes())
+            pid, started = raw["pid"], raw["process_started"]
+        except (OSError, orjson.JSONDecodeError, TypeError, KeyError):
+            return None
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(started, str):
+            return None
+        info = inspect_process(pid)
+        if info is None or info.started != started or not _looks_like_gateway(info.argv):
+            return None
+        return info
 
     @property
     def url(self) -> str:
@@ -189,6 +246,7 @@ class Launcher:
             port=settings.port,
             started_at=time.time(),
             version=__version__,
+            sid=os.getsid(0),
         )
         self.paths.home.mkdir(parents=True, exist_ok=True)
         temporary = self.paths.state_file.with_suffix(".tmp")
@@ -198,6 +256,8 @@ class Launcher:
             yield state
         finally:
             self._forget(state)
+            if self._home_lock is not None:  # still held to the end, but no longer a gateway that is starting
+                os.ftruncate(self._home_lock, 0)
 
     def _forget(self, state: GatewayState | None) -> None:
         """Remove the state file if it still describes ``state`` (a newer gateway may own it)."""
@@ -216,11 +276,13 @@ class Launcher:
         """Run ``cc-api run`` detached (own session, stdin from /dev/null, output to the log file)
         and wait until it answers ``/healthz``. ``cwd`` (default: ours) is where Claude Code's tools
         act unless ``CC_API_CWD`` says otherwise."""
-        running = self.running_state()
-        if running is not None:
-            return StartResult("already_running", f"already running at {running.url} (pid {running.pid})", running)
         overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
         settings = self.settings.with_overrides(**overrides)  # port 0: the gateway records the port it got
+        running = self.running_state()
+        if running is not None:
+            return self._already_running(running, settings)
+        if (other := self.starting_pid()) is not None:  # as `systemctl start` joins the start under way
+            return self._join_start(other, settings, timeout)
         command = [
             self.python,
             "-m",
@@ -256,12 +318,41 @@ class Launcher:
         if state is not None:
             return StartResult("started", f"started at {state.url} (pid {state.pid}){_mock_note(mock_model)}", state)
         code = child.poll()
+        if code == _EXIT_HOME_TAKEN:  # another start (the service at login, a second `start`) claimed the home first
+            if (running := self.running_state()) is not None:
+                return self._already_running(running, settings)
+            if (other := self.starting_pid()) is not None:
+                return self._join_start(other, settings, timeout)
+        if code is not None and code < 0:  # a signal: `cc-api stop` (or a supervisor) beside this start, the OOM killer
+            return self._start_failed(f"the gateway was ended by {_signal_name(-code)} before it was healthy", offset)
         if code is not None:
             return self._start_failed(f"the gateway exited with code {code} before it was healthy", offset)
         _kill_group(child.pid)
         child.wait()
         where = f"{settings.base_url}/healthz" if settings.port else "/healthz"
         return self._start_failed(f"the gateway did not answer {where} within {timeout:g} s", offset)
+
+    def _already_running(self, running: GatewayState, wanted: Settings, note: str = "") -> StartResult:
+        """Done already, as ``systemctl start`` says (exit code 0); but a ``--host`` or ``--port`` the running gateway
+        does not listen on is pointed out, rather than leaving a script to find nothing there."""
+        message = f"already running at {running.url} (pid {running.pid}{note})"
+        if (wanted.port and wanted.port != running.port) or wanted.host != running.host:
+            message += f", not at {wanted.base_url}: `cc-api stop` it first to move it"
+        return StartResult("already_running", message, running)
+
+    def _join_start(self, pid: int, wanted: Settings, timeout: float) -> StartResult:
+        """Wait for the gateway ``pid`` that is starting for this home (never ours to kill) to answer."""
+        offset = size(self.paths.log_file)
+        state = self.wait_healthy(lambda s: s.pid == pid, timeout, gone=lambda: self.starting_pid() != pid)
+        if state is not None:
+            return self._already_running(state, wanted, "; it was starting")
+        if (running := self.running_state()) is not None and running.pid == pid:
+            why = f"did not answer {running.url}/healthz within {timeout:g} s"
+        elif self.starting_pid() == pid:
+            why = f"did not answer /healthz within {timeout:g} s"
+        else:
+            why = "exited before it was healthy"
+        return self._start_failed(f"another gateway (pid {pid}) was starting for {self.paths.home}, and {why}", offset)
 
     def wait_healthy(
         self, accept: Callable[[GatewayState], bool], timeout: float, gone: Callable[[], bool] = lambda: False
@@ -290,6 +381,8 @@ class Launcher:
         SIGKILL of its process group as the backstop for anything left."""
         state = self.running_state()
         if state is None:
+            if (starting := self._home_holder()) is not None:
+                return self._stop_starting(starting, timeout)
             return StopResult("not_running", "not running")
         try:
             os.kill(state.pid, signal.SIGTERM)
@@ -298,7 +391,7 @@ class Launcher:
         except ProcessLookupError:
             pass
         exited = _wait_for_exit(state, timeout)
-        if state.pgid == state.pid:
+        if state.pgid == state.pid and state.sid in (0, state.pid):  # its own group: what is left of it goes too
             _kill_group(state.pid)
         elif not exited:
             _kill(state.pid)
@@ -309,10 +402,36 @@ class Launcher:
             return StopResult("stopped", f"stopped (pid {state.pid})", state.pid)
         return StopResult("killed", f"pid {state.pid} did not exit within {timeout:g} s and was killed", state.pid)
 
+    def _stop_starting(self, holder: ProcessInfo, timeout: float) -> StopResult:
+        """Stop a gateway that is still starting, as ``systemctl stop`` cancels a start: it keeps a SIGTERM until
+        it serves, then stops as always (one still loading, before it handles signals, just ends)."""
+        pid = holder.pid
+        try:
+            own_group = os.getsid(pid) == pid == os.getpgid(pid)  # as `stop` judges a running gateway's (its sid)
+        except OSError:  # gone, or (some systems) in a session another than ours: not ours to judge
+            own_group = False
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except PermissionError:
+            return StopResult("failed", f"not allowed to signal pid {pid}", pid)
+        except ProcessLookupError:
+            return StopResult("not_running", "not running")
+        exited = _wait_gone(holder, timeout)
+        if own_group:
+            _kill_group(pid)
+        elif not exited:
+            _kill(pid)
+        if not exited and not _wait_gone(holder, 5):
+            return StopResult("failed", f"pid {pid} survived SIGKILL", pid)
+        self.running_state()  # a record it wrote just before the signal went with it: removed
+        if exited:
+            return StopResult("stopped", f"stopped (pid {pid}) as it was starting", pid)
+        return StopResult("killed", f"pid {pid} did not exit within {timeout:g} s and was killed", pid)
+
     def status(self) -> GatewayStatus:
         state = self.running_state()
         if state is None:
-            return GatewayStatus(running=False)
+            return GatewayStatus(running=False, starting_pid=self.starting_pid())
         uptime = max(0.0, time.time() - state.started_at)
         code, health = _get(f"{state.url}/healthz", self.settings.api_key)  # the key shows the limits too
         if code == 0:
@@ -377,6 +496,15 @@ def _looks_like_gateway(argv: tuple[str, ...]) -> bool:
     return "run" in argv and any(Path(arg).name in ("cc-api", "ccapi") for arg in argv)
 
 
+def _wait_gone(holder: ProcessInfo, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while (info := inspect_process(holder.pid)) is not None and info.started == holder.started:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
 def _wait_for_exit(state: GatewayState, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while _is_alive(state):
@@ -384,6 +512,13 @@ def _wait_for_exit(state: GatewayState, timeout: float) -> bool:
             return False
         time.sleep(_POLL)
     return True
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _kill(pid: int) -> None:

@@ -48,6 +48,21 @@ def tail(path: Path, count: int) -> LogTail:
     return LogTail(tuple(lines[-count:]) if count > 0 else (), end)
 
 
+def rotated_lines(path: Path, count: int, keep: int = 5) -> tuple[str, ...]:
+    """The last ``count`` lines of the rotated files before ``path`` (``cc-api.log.1``, then ``.2``, ...), oldest
+    first: what ``cc-api logs -n N`` shows above the current file's lines when that has fewer than ``N`` since the
+    last rotation (just after one, it had next to none)."""
+    older: tuple[str, ...] = ()
+    for number in range(1, keep + 1):
+        if count <= len(older):
+            break
+        lines = tail(path.with_name(f"{path.name}.{number}"), count - len(older)).lines
+        if not lines:
+            break
+        older = lines + older
+    return older
+
+
 def size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -91,6 +106,13 @@ def follow(path: Path, offset: int = 0, poll: float = 0.25) -> Iterator[str]:
                     yield line.decode("utf-8", errors="replace")
                 continue
             if _replaced(path, file):
+                # What was written to the old file between the read above and its rotation is read before it is
+                # left (it was lost), and a line it ends without a newline is not glued to the new file's first.
+                rest = partial + file.read()
+                partial = b""
+                for line in rest.split(b"\n"):
+                    if line:
+                        yield line.decode("utf-8", errors="replace")
                 file.close()
                 file, offset = None, 0
                 continue

@@ -50,6 +50,9 @@ class MenuController:
 
     def refresh(self) -> MenuState:
         status = self.launcher.status()
+        if status.starting_pid is not None and not status.running:
+            detail = f"Starting (pid {status.starting_pid})"
+            return MenuState("CC ◌", detail, can_start=False, can_stop=True, can_open=False)
         if not status.running or status.state is None:
             return MenuState("CC ○", "Stopped", can_start=True, can_stop=False, can_open=False)
         sessions = f"{status.live_sessions if status.live_sessions is not None else '?'} live"

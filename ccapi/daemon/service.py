@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import escape
 
-from ccapi.daemon.envfile import ensure_env_value, write_example_env_file
+from ccapi.config import ConfigError
+from ccapi.daemon.envfile import ensure_env_value, home_setting_line, read_env_file, write_example_env_file
 from ccapi.daemon.launcher import LOG_TAIL_LINES, START_TIMEOUT, Launcher
 from ccapi.daemon.logfile import lines_since, size
-from ccapi.paths import StatePaths, launch_agents_dir, systemd_user_unit_dir
+from ccapi.paths import HOME_VARIABLE, StatePaths, launch_agents_dir, systemd_user_unit_dir
 from ccapi.privacy import private_umask
 from ccapi.webhook_rules import new_secret
 
@@ -115,6 +116,13 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _systemd_plan(paths: StatePaths, command: Sequence[str], path_env: str) -> ServicePlan:
+    for what, value in (
+        ("CC_API_HOME", str(paths.home)),
+        ("PATH", path_env),
+        ("the cc-api command", " ".join(command)),
+    ):
+        if any(c in value for c in "\n\r\0"):  # a unit is one setting a line: the rest would become settings of its own
+            raise ServiceError(f"{what} holds a line break, which a systemd unit cannot carry: {value!r}")
     content = _fill(
         load_template("linux"),
         {
@@ -227,6 +235,24 @@ def _status_command(platform: Platform) -> str:
     return f"launchctl print gui/{os.getuid()}/{LABEL}"
 
 
+def check_env_file(plan: ServicePlan) -> None:
+    """What ``install`` (and ``--dry-run``, which writes nothing) finds wrong with the env file before it writes the
+    unit, as a bad setting (``ConfigError``, exit code 2): a line that is none, not UTF-8, ``CC_API_HOME`` set there."""
+    read_env_file(plan.env_file)
+    if (line := home_setting_line(plan.env_file)) is not None:
+        effect = (
+            "systemd would apply it to the service, whose gateway would then keep its state where no cc-api"
+            " command looks"
+            if plan.platform == "linux"
+            else "it does nothing"
+        )
+        raise ConfigError(
+            f"{plan.env_file}, line {line} sets {HOME_VARIABLE}: cc-api commands ignore it there (the file lives in"
+            f" that home), and {effect}. Remove the line; for another home, run install-service with"
+            f" {HOME_VARIABLE} set in its environment"
+        )
+
+
 def install(plan: ServicePlan, launcher: Launcher, timeout: float = START_TIMEOUT, run: Runner = _run) -> ServiceResult:
     """Write the unit, start it, and wait (as ``cc-api start`` does) until the gateway it runs answers
     ``/healthz``: the service manager accepts a unit whose gateway then fails at once."""
@@ -234,6 +260,7 @@ def install(plan: ServicePlan, launcher: Launcher, timeout: float = START_TIMEOU
     with private_umask():  # the home as the gateway keeps it (else its first start tightens it, with a warning)
         plan.log_dir.mkdir(parents=True, exist_ok=True)
         created = write_example_env_file(plan.env_file)
+    check_env_file(plan)
     secret = ensure_env_value(plan.env_file, "CC_API_WEBHOOK_SECRET", new_secret)  # reads it: a bad line stops here
     plan.destination.parent.mkdir(parents=True, exist_ok=True)
     plan.destination.write_text(plan.content, encoding="utf-8")
