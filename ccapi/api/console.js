@@ -6,13 +6,15 @@ const $ = (selector) => document.querySelector(selector);
 const KEY_SLOT = "cc-api-key";
 const MAX_LOG_ROWS = 500;
 const LIST_POLL_MS = 5000;
+const LIST_PAGE = 20;
 const RESULT_CLIP = 4000;
 const ENDS = ["turn.completed", "turn.failed", "turn.interrupted"];
 const LABELS = { requires_approval: "waiting for approval", requires_action: "waiting for tool result" };
 const HEADER_SAFE = /^[^\0-\x1f\x7f\u0100-\uffff]+$/;  // what a header value can carry (Latin-1, no control)
 const BUSY = ["running", "requires_action", "requires_approval"];  // what Interrupt can stop
 const state = {
-  key: sessionStorage.getItem(KEY_SLOT) || "", nextAfter: null, paged: false, view: null, started: false,
+  key: sessionStorage.getItem(KEY_SLOT) || "", nextAfter: null, view: null, started: false,
+  listed: 0, loads: 0, drawn: 0,  // sessions the list holds; list reads started, and the latest drawn
   titles: new Map(),   // session id → its first user message (a session's first input never changes)
   outcomes: new Map(), // "id:last_event_seq" → how its last turn ended
 };
@@ -181,37 +183,39 @@ async function showLimits() {
 }
 
 // -- sessions -------------------------------------------------------------------------------------
+// The list is read again as far as it reaches (its first page, or as far as "More" took it), so every session it
+// shows keeps a current status and one deleted elsewhere leaves it; "More" adds the next page at its end.
 async function loadSessions(more = false) {
-  const list = $("#sessions");
-  const query = "?limit=20" + (more && state.nextAfter ? "&after=" + encodeURIComponent(state.nextAfter) : "");
+  const list = $("#sessions"), after = more ? state.nextAfter : null, load = ++state.loads;
   try {
-    const page = await api("/api/sessions" + query);
+    const page = after
+      ? await api(`/api/sessions?limit=${LIST_PAGE}&after=` + encodeURIComponent(after))
+      : await listSessions(Math.max(LIST_PAGE, state.listed));
+    if (after ? state.nextAfter !== after : load < state.drawn) return;  // the list moved on while this was read
+    state.drawn = load;
     const items = page.data.map(sessionItem);
-    if (more) list.append(...items);
+    if (after) list.append(...items);
     else list.replaceChildren(...items);
-    state.paged = more;
+    state.listed = list.children.length;
     state.nextAfter = page.next_after;
     $("#more-sessions").hidden = !page.has_more;
-    $("#sessions-error").textContent = page.data.length || more ? "" : "No sessions yet.";
+    $("#sessions-error").textContent = list.children.length ? "" : "No sessions yet.";
     await Promise.all(page.data.map((session, n) => describe(session, items[n])));
   } catch (error) {
     if (error.status !== 401) $("#sessions-error").textContent = error.message;
   }
 }
 
-// Keeps the list current without losing the pages "More" added: the first page's sessions are redrawn in place,
-// and new ones go on top.
-async function pollSessions() {
-  if (!state.paged) return loadSessions();
-  const page = await api("/api/sessions?limit=20").catch(() => null);
-  if (!page) return;
-  for (const session of [...page.data].reverse()) {
-    const fresh = sessionItem(session);
-    const old = document.querySelector(`#sessions li[data-id="${CSS.escape(session.id)}"]`);
-    if (old) old.replaceWith(fresh);
-    else $("#sessions").prepend(fresh);
-    describe(session, fresh);
-  }
+// The newest `count` sessions, read in pages of up to 100 (the most one request may ask for).
+async function listSessions(count) {
+  const data = [];
+  let page = null;
+  do {
+    const after = page ? "&after=" + encodeURIComponent(page.next_after) : "";
+    page = await api(`/api/sessions?limit=${Math.min(100, count - data.length)}${after}`);
+    data.push(...page.data);
+  } while (page.has_more && data.length < count);
+  return { data, has_more: page.has_more, next_after: page.next_after };
 }
 
 function sessionItem(session) {
@@ -367,7 +371,7 @@ function refreshSoon(view) {
 async function refresh(view) {
   const session = await api(sessionPath(view.id)).catch(() => null);
   if (session) showSession(view, session);
-  pollSessions();
+  loadSessions();
 }
 
 function setStatus(view, status) {
@@ -392,6 +396,10 @@ function gone(view) {
   setStatus(view, "deleted");
   $("#send-error").textContent = "This session has been deleted.";
   setWritable(false);
+  for (const fork of document.querySelectorAll("#turns .fork")) fork.hidden = true;
+  for (const control of document.querySelectorAll("#turns .approval button, #turns .approval input")) {
+    control.disabled = true;
+  }
 }
 
 // The controls that act on the open session.
@@ -402,16 +410,32 @@ function setWritable(on) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Follows /events/stream with fetch (EventSource cannot send the key header); after a dropped
-// connection it reconnects with Last-Event-ID, so every event is shown once, in order.
+// connection it reconnects with Last-Event-ID, so every event is shown once, in order. A tab out of sight lets its
+// stream go and picks it up from there once shown again: a browser opens six connections to a gateway at most, and a
+// seventh console tab's stream, or any request of any of them (an approval, Send, Interrupt), waited for one.
 async function follow(view) {
   let delay = 500;
   while (!view.abort.signal.aborted) {
+    if (document.hidden) {
+      setLink(view, "paused");
+      await shown(view.abort.signal);
+      continue;
+    }
+    const connection = new AbortController(), hidden = { now: false };
+    const hide = () => {
+      if (!document.hidden) return;
+      hidden.now = true;
+      connection.abort();
+    };
+    const leave = () => connection.abort();
+    document.addEventListener("visibilitychange", hide);
+    view.abort.signal.addEventListener("abort", leave);
     try {
       const extra = { Accept: "text/event-stream" };
       if (view.lastSeq) extra["Last-Event-ID"] = String(view.lastSeq);
       const sent = headers(extra);
       const response = await fetch(sessionPath(view.id, "/events/stream"),
-                                   { headers: sent, cache: "no-store", signal: view.abort.signal });
+                                   { headers: sent, cache: "no-store", signal: connection.signal });
       if (response.status === 401) return refused(sent);
       if (response.status === 404) return gone(view);
       if (!response.ok) throw new ApiError(response.status, `HTTP ${response.status}`);
@@ -434,11 +458,29 @@ async function follow(view) {
       }
     } catch (error) {
       if (view.abort.signal.aborted) return;
+    } finally {
+      document.removeEventListener("visibilitychange", hide);
+      view.abort.signal.removeEventListener("abort", leave);
     }
+    if (hidden.now) continue;  // paused at the top of the loop
     setLink(view, "reconnecting");
     await sleep(delay);
     delay = Math.min(delay * 2, 8000);
   }
+}
+
+// Resolves once the page is in sight again, or the session is left.
+function shown(signal) {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (document.hidden && !signal.aborted) return;
+      document.removeEventListener("visibilitychange", check);
+      signal.removeEventListener("abort", check);
+      resolve();
+    };
+    document.addEventListener("visibilitychange", check);
+    signal.addEventListener("abort", check);
+  });
 }
 
 // -- a turn: its input, replies, thinking and tool calls in the order they came ---------------------
@@ -457,7 +499,8 @@ function turnCard(view, event) {
     fork.hidden = true;
     head.append(number, status, timing, element("span", "spacer"), fork);
     card = { root, number, status, timing, fork, input: element("div", "input"), body: element("div", "body"),
-             notes: element("div", "note"), text: null, live: [] };  // live: what the unfinished message streamed
+             notes: element("div", "note"), text: null, thinking: null,
+             live: [] };  // live: what the unfinished message streamed
     card.input.hidden = true;
     root.append(head, card.input, card.body, card.notes);
     view.turns.set(event.turn_id, card);
@@ -492,11 +535,15 @@ function renderText(block) {
 // An upstream retry streams the message again from its start: what its first try streamed goes.
 function dropUnfinished(card) {
   if (card.text) clearTimeout(card.text.timer);
+  if (card.thinking) clearTimeout(card.thinking.timer);
+  card.thinking = null;
   for (const node of card.live) node.remove();
   card.live = [];
   card.text = null;
 }
 
+// Thinking, too, is shown at most every 60 ms: setting the whole text again for every delta took time quadratic in
+// its length (a long thinking block of thousands of deltas held the page for seconds as a session opened).
 function appendThinking(card, text) {
   let box = card.body.lastElementChild;
   if (!box || !box.classList.contains("thinking")) {
@@ -506,7 +553,19 @@ function appendThinking(card, text) {
     card.live.push(box);
     card.text = null;
   }
-  box.querySelector(".text").textContent += text;
+  if (card.thinking?.box !== box) {  // a new box, or one an earlier message of this turn left last
+    const node = box.querySelector(".text");
+    card.thinking = { box, node, source: node.textContent, timer: null };
+  }
+  const block = card.thinking;
+  block.source += text ?? "";
+  if (!block.timer) block.timer = setTimeout(() => showThinking(block), 60);
+}
+
+function showThinking(block) {
+  clearTimeout(block.timer);
+  block.timer = null;
+  block.node.textContent = block.source;
 }
 
 function toolCard(view, card, id, name, input, created, client) {
@@ -521,8 +580,12 @@ function toolCard(view, card, id, name, input, created, client) {
               state_, element("span", "spacer"), took);
   const shown = element("div", "tool-input");
   if (typeof input?.command === "string") {
-    shown.append(element("pre", "command", input.command));
-    if (input.description) shown.append(element("div", "muted small", input.description));
+    const { command, description, ...rest } = input;
+    shown.append(element("pre", "command", command));
+    if (description) shown.append(element("div", "muted small", description));
+    // the rest of what is asked (a timeout, run_in_background, dangerouslyDisableSandbox) is shown too: an approval
+    // is of the whole call, not of its command alone
+    if (Object.keys(rest).length) shown.append(element("pre", "options", JSON.stringify(rest, null, 2)));
   } else if (typeof input?.file_path === "string" && Object.keys(input).length === 1) {
     shown.append(element("pre", "command", input.file_path));
   } else {
@@ -605,6 +668,8 @@ function apply(view, event) {
   view.lastSeq = event.seq;
   logRow(event);
   const data = event.data || {};
+  if (event.type === "session.created") showOrigin(data);
+  if (event.type === "session.updated") refreshSoon(view);  // its model, permissions or webhook changed
   if (!event.turn_id) return;
   const card = turnCard(view, event);
   switch (event.type) {
@@ -630,6 +695,8 @@ function apply(view, event) {
         else appendText(card, text);
       }
       if (card.text) renderText(card.text);  // the message is whole: show it as it ends, not a moment later
+      if (card.thinking) showThinking(card.thinking);
+      card.thinking = null;
       for (const node of card.live) node.dataset.message = data.message_id || "";  // see turn.retrying
       card.text = null;
       card.live = [];
@@ -705,6 +772,25 @@ function apply(view, event) {
   }
 }
 
+// A fork, or a session started from a compat client's history, holds a conversation its own log does not show:
+// said above its turns, with a link to the session it was forked from.
+function showOrigin(data) {
+  const from = data.forked_from, note = element("p", "origin muted small");
+  if (typeof from?.session_id === "string") {
+    const listed = document.querySelector(`#sessions li[data-id="${CSS.escape(from.session_id)}"] .title`);
+    const source = element("a", "", listed?.textContent || state.titles.get(from.session_id) || from.session_id);
+    source.href = "#/sessions/" + encodeURIComponent(from.session_id);
+    note.append("Forked from ", source, Number.isInteger(from.seq) ? ` (its event ${from.seq})` : "",
+                ": the conversation up to there is this session's context, and is shown there.");
+  } else if (data.history_messages) {
+    note.textContent = `Started from a client's history of ${plural(data.history_messages, "message")}: ` +
+      "its context, not shown here.";
+  } else {
+    return;
+  }
+  $("#turns").prepend(note);
+}
+
 function logRow(event) {
   const body = $("#events tbody");
   const row = element("tr");
@@ -753,10 +839,13 @@ $("#interrupt").addEventListener("click", async () => {
   const view = state.view;
   if (!view) return;
   $("#interrupt").disabled = true;
+  $("#send-error").textContent = "";
   try {
     await api(sessionPath(view.id, "/interrupt"), "POST");
   } catch (error) {
-    if (state.view === view) $("#send-error").textContent = error.message;
+    if (state.view !== view) return;
+    $("#send-error").textContent = error.message;
+    $("#interrupt").disabled = !BUSY.includes(view.status);  // not sent (the gateway did not answer): try again
   }
 });
 
@@ -820,5 +909,5 @@ window.addEventListener("hashchange", route);
 showVersions().catch(() => {});
 showHealth();
 setInterval(showHealth, 10000);
-setInterval(() => { if (state.started && !$("#app").hidden && !document.hidden) pollSessions(); }, LIST_POLL_MS);
+setInterval(() => { if (state.started && !$("#app").hidden && !document.hidden) loadSessions(); }, LIST_POLL_MS);
 start();
