@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from ccapi.client import Client
 from ccapi.sessions.idempotency import Idempotency
-from ccapi.testing import MockModel
+from ccapi.testing import MockModel, Reply, ToolUse
 from tests.gateway import Gateway, sse_events
+from tests.test_tools import WEATHER
 
 
 def _error(response: Any, status: int = 400) -> dict[str, Any]:
@@ -146,3 +148,22 @@ def test_a_compressed_body_is_415_naming_its_content_encoding(seeded: tuple[Gate
     plain = gw.client.post("/api/sessions", json={}, headers={"content-encoding": "identity"})
     assert plain.status_code == 201, plain.text
     gw.client.delete(f"/api/sessions/{plain.json()['id']}")
+
+
+def test_the_sessions_waiting_for_someone_are_listed_by_status(gateway: Gateway, mock_model: MockModel) -> None:
+    """``status=`` lists only the sessions in those statuses, however many others are newer: a console or a
+    supervisor finds the one waiting for a tool result among hundreds without paging through them all."""
+    waiting = gateway.create_session(tools=[WEATHER])
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)))
+    assert gateway.turn(waiting["id"], "weather?")["status"] == "requires_action"
+    newer = [gateway.create_session()["id"] for _ in range(3)]
+    listed = gateway.client.get("/api/sessions", params={"status": "requires_approval,requires_action"}).json()
+    assert [s["id"] for s in listed["data"]] == [waiting["id"]] and not listed["has_more"]
+    idle = gateway.client.get("/api/sessions", params=[("status", "idle"), ("limit", 2)]).json()
+    assert [s["id"] for s in idle["data"]] == newer[::-1][:2] and idle["has_more"]
+    with Client(gateway.base_url) as cc:
+        found, after = cc.list_sessions(status=["requires_action"])
+    assert [s.id for s in found] == [waiting["id"]] and after is None
+    error = _error(gateway.client.get("/api/sessions", params={"status": "waiting"}))
+    assert error["message"] == "status names no session status: waiting"
+    assert error["details"]["known"] == sorted(["idle", "running", "requires_action", "requires_approval"])

@@ -17,7 +17,7 @@ from tests.gateway import Gateway
 
 pytestmark = pytest.mark.slow  # the browser
 
-KEY = "audit-console-key-0c41"
+KEY = "console-day-key-0c41"
 DISPLAYED = "(s => getComputedStyle(document.querySelector(s)).display !== 'none')"
 LAST = "#turns .turn:last-child"
 WEATHER = {
@@ -29,7 +29,7 @@ WEATHER = {
 
 @pytest.fixture(scope="module")
 def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gw = Gateway(tmp_path_factory.mktemp("audit-console"), mock_model.url, CC_API_KEY=KEY).start()
+    gw = Gateway(tmp_path_factory.mktemp("console-day"), mock_model.url, CC_API_KEY=KEY).start()
     gw.client.headers["authorization"] = f"Bearer {KEY}"
     yield gw
     gw.stop()
@@ -286,3 +286,28 @@ def test_a_tab_out_of_sight_lets_its_stream_go(
         "[...document.querySelectorAll('#events tbody tr td:first-child')].map(td => +td.textContent)"
     )
     assert shown == [event["seq"] for event in gw.events(session)]
+
+
+def test_a_session_waiting_for_someone_shows_above_the_list_however_old(
+    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+) -> None:
+    """The list holds the newest sessions: one that began waiting for its client's tool result before twenty others
+    were made was pages down, easy to miss. "Waiting for you" above the list names it, and leaves once it is
+    answered."""
+    gw = keyed_gateway
+    waiting = gw.create_session(tools=[WEATHER])
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)))
+    paused = gw.turn(waiting["id"], "weather in Oslo?")
+    assert paused["status"] == "requires_action"
+    for _ in range(21):
+        gw.create_session()
+    _console(chromium, gw)
+    chromium.wait_for(f"document.querySelector('#waiting li[data-id=\"{waiting['id']}\"]') !== null")
+    assert chromium.evaluate(f"{_listed(waiting['id'])} === null"), "off the list's first page"
+    assert chromium.evaluate(f"{DISPLAYED}('#waiting-box')")
+    call = paused["tool_calls"][0]["tool_call_id"]
+    done = gw.client.post(
+        f"/api/sessions/{waiting['id']}/tool-results", json={"results": [{"tool_call_id": call, "content": "-3C"}]}
+    )
+    assert done.json()["status"] == "completed"
+    chromium.wait_for(f"!{DISPLAYED}('#waiting-box')", timeout=15)

@@ -86,6 +86,9 @@ def test_sessions_turns_events_and_keys_round_trip(make: Callable[..., Store]) -
         )
         await store.create_turn(turn)
         assert (await store.get_session("sess_1")).turn_count == 1
+        running = await store.list_sessions(10, None, ["running", "requires_action"])  # sess_1 runs the turn
+        assert [s.id for s in running] == ["sess_1"] and await store.list_sessions(10, "sess_1", ["running"]) == []
+        assert [s.id for s in await store.list_sessions(2, "sess_4", ["idle"])] == ["sess_3", "sess_2"]
         assert [t.id for t in await store.orphaned_turns("host-a")] == ["turn_1"]  # nobody holds it
         assert await store.acquire_lease("sess_1", "host-b", ttl=60) is None
         assert await store.orphaned_turns("host-a") == []  # host-b drives it now

@@ -191,6 +191,7 @@ async function loadSessions(more = false) {
     const page = after
       ? await api(`/api/sessions?limit=${LIST_PAGE}&after=` + encodeURIComponent(after))
       : await listSessions(Math.max(LIST_PAGE, state.listed));
+    if (!after) loadWaiting(load);
     if (after ? state.nextAfter !== after : load < state.drawn) return;  // the list moved on while this was read
     state.drawn = load;
     const items = page.data.map(sessionItem);
@@ -204,6 +205,16 @@ async function loadSessions(more = false) {
   } catch (error) {
     if (error.status !== 401) $("#sessions-error").textContent = error.message;
   }
+}
+
+// The sessions that wait for an approval or a tool result, above the list: an old one is pages down in it.
+async function loadWaiting(load) {
+  const page = await api(`/api/sessions?status=requires_approval,requires_action&limit=${LIST_PAGE}`).catch(() => null);
+  if (!page || load < state.drawn) return;
+  const items = page.data.map(sessionItem);
+  $("#waiting").replaceChildren(...items);
+  $("#waiting-box").hidden = !items.length;
+  await Promise.all(page.data.map((session, n) => describe(session, items[n])));
 }
 
 // The newest `count` sessions, read in pages of up to 100 (the most one request may ask for).
@@ -302,7 +313,7 @@ function stopFollowing() {
 
 async function openSession(id) {
   stopFollowing();
-  for (const item of document.querySelectorAll("#sessions li")) item.classList.toggle("selected", item.dataset.id === id);
+  for (const item of document.querySelectorAll(".sessions li")) item.classList.toggle("selected", item.dataset.id === id);
   $("#no-session").hidden = Boolean(id);
   $("#session-view").hidden = !id;
   if (!id) return;

@@ -8,9 +8,8 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from ccapi.api.replies import Event, EventList
-from ccapi.api.request import int_arg, plain_int
+from ccapi.api.request import int_arg, names_arg, plain_int
 from ccapi.api.sse import follow_stream, make_room, only, send_events
-from ccapi.errors import InvalidRequest
 from ccapi.events import EventType
 from ccapi.sessions import SessionService
 
@@ -63,11 +62,4 @@ def _resume_point(request: Request) -> int:
 
 
 def _types(request: Request) -> list[str] | None:
-    """The ``types`` filter: ``types=a,b``, or ``types=a&types=b`` (how many clients write a list; only the first
-    was read, and the other types' events were missing without a word). A name that is no event's is a 400 (a typo
-    would read as "no such events yet")."""
-    types = [name for raw in request.args.getlist("types", []) for name in raw.split(",") if name]
-    unknown = [name for name in types if name not in _EVENT_TYPES]
-    if unknown:
-        raise InvalidRequest(f"types names no event type: {', '.join(unknown)[:200]}", {"known": sorted(_EVENT_TYPES)})
-    return types or None
+    return names_arg(request, "types", _EVENT_TYPES, "event type")

@@ -157,6 +157,13 @@ PATHS: dict[str, Any] = {
             parameters=[
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                 {"name": "after", "in": "query", "schema": _STRING},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": _STRING,
+                    "description": "only sessions in these statuses (idle, running, requires_action, "
+                    "requires_approval): comma-separated, or the parameter repeated",
+                },
             ],
         ),
         "post": _op(

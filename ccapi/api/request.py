@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -66,6 +67,17 @@ def _depth(value: Any) -> int:
 def int_arg(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.args.get(name)
     return default if raw is None else plain_int(raw, name, minimum, maximum)
+
+
+def names_arg(request: Request, name: str, known: Collection[str], what: str) -> list[str] | None:
+    """A filter's names: ``name=a,b``, or ``name=a&name=b`` (how many clients write a list; reading only the first
+    left the rest out without a word); ``None`` when none is given. A name not in ``known`` is a 400 (a typo would
+    read as "none of those yet")."""
+    names = [item for raw in request.args.getlist(name, []) for item in raw.split(",") if item]
+    unknown = [item for item in names if item not in known]
+    if unknown:
+        raise InvalidRequest(f"{name} names no {what}: {', '.join(unknown)[:200]}", {"known": sorted(known)})
+    return names or None
 
 
 def plain_int(raw: str, name: str, minimum: int, maximum: int) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from ccapi.api.render import session_view, webhook_delivery_view
-from ccapi.api.replies import Deleted, Session, SessionList, WebhookDeliveryList
-from ccapi.api.request import int_arg, json_body, plain_int
+from ccapi.api.replies import Deleted, Session, SessionList, SessionStatus, WebhookDeliveryList
+from ccapi.api.request import int_arg, json_body, names_arg, plain_int
 from ccapi.errors import InvalidRequest
 from ccapi.sessions import NewSession, SessionService
 from ccapi.sessions.params import ForkRequest, SessionChanges
@@ -15,6 +17,8 @@ from ccapi.sessions.retention import COMPAT_MARK
 from ccapi.store import SessionRecord
 
 bp = Blueprint("sessions", url_prefix="/api/sessions")
+
+_STATUSES = get_args(SessionStatus)
 
 _MAX_SEQ = 2**62
 
@@ -59,7 +63,8 @@ def _refuse_compat_mark(metadata: dict[str, object]) -> None:
 async def list_sessions(request: Request) -> HTTPResponse:
     service: SessionService = request.app.ctx.service
     limit = int_arg(request, "limit", 20, 1, 100)
-    records = await service.list_sessions(limit + 1, request.args.get("after"))
+    statuses = names_arg(request, "status", _STATUSES, "session status")
+    records = await service.list_sessions(limit + 1, request.args.get("after"), statuses)
     page = records[:limit]
     body: SessionList = {
         "object": "list",

@@ -72,9 +72,12 @@ class AsyncClient:
     async def get_session(self, session_id: str) -> Session:
         return await self._request("GET", wire.session_path(session_id), Session.from_json)
 
-    async def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
+    async def list_sessions(
+        self, *, limit: int = 20, after: str | None = None, status: Iterable[str] = ()
+    ) -> tuple[list[Session], str | None]:
         """As ``Client.list_sessions``."""
-        return await self._request("GET", "/api/sessions", wire.session_page, params=wire.page_params(limit, after))
+        params = wire.page_params(limit, after, status)
+        return await self._request("GET", "/api/sessions", wire.session_page, params=params)
 
     async def update_session(self, session_id: str, **changes: Any) -> Session:
         """As ``Client.update_session``."""

@@ -72,9 +72,13 @@ class Client:
     def get_session(self, session_id: str) -> Session:
         return self._request("GET", wire.session_path(session_id), Session.from_json)
 
-    def list_sessions(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Session], str | None]:
-        """A page of sessions, newest first, and the cursor of the next page (``None``: no more)."""
-        return self._request("GET", "/api/sessions", wire.session_page, params=wire.page_params(limit, after))
+    def list_sessions(
+        self, *, limit: int = 20, after: str | None = None, status: Iterable[str] = ()
+    ) -> tuple[list[Session], str | None]:
+        """A page of sessions, newest first (only those in one of ``status``, if given: ``["requires_approval"]``),
+        and the cursor of the next page (``None``: no more)."""
+        params = wire.page_params(limit, after, status)
+        return self._request("GET", "/api/sessions", wire.session_page, params=params)
 
     def update_session(self, session_id: str, **changes: Any) -> Session:
         """``PATCH``: ``max_budget_usd``, ``model``, ``permission_mode``, ``system_prompt`` or ``output_schema`` for

@@ -112,8 +112,13 @@ def health(response: httpx.Response) -> dict[str, Any]:
     return parsed(response, dict)
 
 
-def page_params(limit: int, after: str | None) -> dict[str, str | int]:
-    return {"limit": limit, "after": after} if after else {"limit": limit}
+def page_params(limit: int, after: str | None, status: Iterable[str] = ()) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"limit": limit}
+    if after:
+        params["after"] = after
+    if statuses := ",".join(status):
+        params["status"] = statuses
+    return params
 
 
 def results_body(results: Iterable[ToolResult], background: bool = False) -> dict[str, Any]:

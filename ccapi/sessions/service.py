@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ccapi.config import Settings
@@ -235,12 +235,14 @@ class SessionService:
             raise NotFound(f"no session {session_id!r}")
         return record
 
-    async def list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
-        """A page after session ``after``; one deleted since is a 400, not an empty last page that would end
-        a client's listing early without a word."""
+    async def list_sessions(
+        self, limit: int, after: str | None, statuses: Sequence[str] | None = None
+    ) -> list[SessionRecord]:
+        """A page after session ``after`` (of the sessions in one of ``statuses``, if given); one deleted since is
+        a 400, not an empty last page that would end a client's listing early without a word."""
         if after is not None and not is_safe_id(after):
             raise InvalidRequest("after must be a session id")
-        page = await self.store.list_sessions(limit, after)
+        page = await self.store.list_sessions(limit, after, statuses)
         if not page and after is not None and await self.store.get_session(after) is None:
             raise InvalidRequest(
                 f"after names no session ({after!r} may have been deleted): list from the start again",

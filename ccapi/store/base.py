@@ -58,9 +58,12 @@ class Store(ABC):
     async def get_session(self, session_id: str) -> SessionRecord | None:
         return await self._run(self._get_session, session_id)
 
-    async def list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
-        """Newest first; ``after`` is the id of the last session of the previous page."""
-        return await self._run(self._list_sessions, limit, after)
+    async def list_sessions(
+        self, limit: int, after: str | None, statuses: Sequence[str] | None = None
+    ) -> list[SessionRecord]:
+        """Newest first; ``after`` is the id of the last session of the previous page; ``statuses``: only sessions
+        in one of these."""
+        return await self._run(self._list_sessions, limit, after, statuses)
 
     async def idle_sessions(self, before: str, after: tuple[str, str] | None, limit: int) -> list[SessionRecord]:
         """Sessions last updated before ``before``, least recently first; ``after`` is the
@@ -243,7 +246,7 @@ class Store(ABC):
     @abstractmethod
     def _get_session(self, session_id: str) -> SessionRecord | None: ...
     @abstractmethod
-    def _list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]: ...
+    def _list_sessions(self, limit: int, after: str | None, statuses: Sequence[str] | None) -> list[SessionRecord]: ...
     @abstractmethod
     def _idle_sessions(self, before: str, after: tuple[str, str] | None, limit: int) -> list[SessionRecord]: ...
     @abstractmethod

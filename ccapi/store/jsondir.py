@@ -233,8 +233,9 @@ class JsonDirStore(Store):
     def _get_session(self, session_id: str) -> SessionRecord | None:
         return self._sessions.get(session_id)
 
-    def _list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
-        ordered = sorted(self._sessions.values(), key=lambda s: (s.created_at, s.id), reverse=True)
+    def _list_sessions(self, limit: int, after: str | None, statuses: Sequence[str] | None) -> list[SessionRecord]:
+        chosen = (s for s in self._sessions.values() if statuses is None or s.status in statuses)
+        ordered = sorted(chosen, key=lambda s: (s.created_at, s.id), reverse=True)
         if after is not None:
             cursor = self._sessions.get(after)
             if cursor is None:

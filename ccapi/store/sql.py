@@ -77,8 +77,10 @@ class SqlStore(Store):
         values = self._prepared.get(SessionRow, session_id)
         return SessionRecord(**{name: values[name] for name in _SESSION_FIELDS}) if values else None
 
-    def _list_sessions(self, limit: int, after: str | None) -> list[SessionRecord]:
+    def _list_sessions(self, limit: int, after: str | None, statuses: Sequence[str] | None) -> list[SessionRecord]:
         query = SessionRow.select().order_by(SessionRow.created_at.desc(), SessionRow.id.desc())
+        if statuses is not None:
+            query = query.where(SessionRow.status.in_(list(statuses)))
         if after is not None:
             cursor = SessionRow.get_or_none(SessionRow.id == after)
             if cursor is None:
