@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ccapi.testing import MockModel
-from tests import postgres
+from ccapi.webhook_rules import new_secret
+from tests import browser, console_page, postgres
 from tests.gateway import Gateway
 
 LONGEST_FILES = (
@@ -138,3 +139,29 @@ def make_gateway(mock_model: MockModel, backend: str, tmp_path: Path) -> Iterato
     for gw in started:
         gw.stop()
         assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+
+
+@pytest.fixture(scope="module")
+def console_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway with a key (``tests.console_page.KEY``) and a webhook secret, for a module of console tests."""
+    gw = Gateway(
+        tmp_path_factory.mktemp("console"),
+        mock_model.url,
+        CC_API_KEY=console_page.KEY,
+        CC_API_WEBHOOK_SECRET=new_secret(),
+    ).start()
+    gw.client.headers["authorization"] = f"Bearer {console_page.KEY}"
+    yield gw
+    gw.stop()
+    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[browser.Browser]:
+    """Headless Chromium (Debian's, installed when missing), one per module."""
+    binary, why_not = browser.find_or_install()
+    if binary is None:
+        pytest.skip(why_not)
+    page = browser.Browser(binary)
+    yield page
+    page.stop()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,15 +18,13 @@ import pytest
 
 from ccapi.testing import MockError, MockModel, ToolUse
 from ccapi.testing.mock_model import Reply
-from ccapi.webhook_rules import new_secret
 from tests import browser
+from tests.console_page import DISPLAYED, KEY, following, open_console, text_of
 from tests.gateway import Gateway
 from tests.webhook_receiver import Receiver
 
-KEY = "console-key-5d20b7"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 STREAMED = " ".join(f"word{n}" for n in range(1, 25))
-DISPLAYED = "(s => getComputedStyle(document.querySelector(s)).display !== 'none')"
 MOCK_INFO = """(async () => {
     const real = window.fetch;
     window.fetch = async (url, init) => {
@@ -39,38 +36,18 @@ MOCK_INFO = """(async () => {
 })()"""
 
 
-@pytest.fixture(scope="module")
-def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    home = tmp_path_factory.mktemp("console")
-    gw = Gateway(home, mock_model.url, CC_API_KEY=KEY, CC_API_WEBHOOK_SECRET=new_secret()).start()
-    gw.client.headers["authorization"] = f"Bearer {KEY}"
-    yield gw
-    gw.stop()
-    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[browser.Browser]:
-    binary, why_not = browser.find_or_install()
-    if binary is None:
-        pytest.skip(why_not)
-    page = browser.Browser(binary)
-    yield page
-    page.stop()
-
-
 @pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/json, text/html;q=0.5"])
-def test_json_clients_keep_the_service_info(keyed_gateway: Gateway, accept: str | None) -> None:
+def test_json_clients_keep_the_service_info(console_gateway: Gateway, accept: str | None) -> None:
     headers = {"accept": accept} if accept else {}
-    response = httpx.get(f"{keyed_gateway.base_url}/", headers=headers)
+    response = httpx.get(f"{console_gateway.base_url}/", headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json()["name"] == "cc-api"
     assert response.headers["vary"] == "Accept"
 
 
-def test_a_browser_gets_the_console_without_the_key(keyed_gateway: Gateway) -> None:
-    response = httpx.get(f"{keyed_gateway.base_url}/", headers={"accept": BROWSER_ACCEPT})
+def test_a_browser_gets_the_console_without_the_key(console_gateway: Gateway) -> None:
+    response = httpx.get(f"{console_gateway.base_url}/", headers={"accept": BROWSER_ACCEPT})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "<title>CC API</title>" in response.text
@@ -84,11 +61,11 @@ def test_a_browser_gets_the_console_without_the_key(keyed_gateway: Gateway) -> N
     assert KEY not in response.text
 
 
-def test_the_api_reference_is_served_whole_from_the_gateway(keyed_gateway: Gateway) -> None:
+def test_the_api_reference_is_served_whole_from_the_gateway(console_gateway: Gateway) -> None:
     """``/docs`` lists every operation of the written OpenAPI document and runs no script: sanic-ext's
     Redoc page loaded its script from a CDN, blank offline and a third-party fetch online."""
-    document = keyed_gateway.client.get("/docs/openapi.json").json()
-    response = keyed_gateway.client.get("/docs", headers={"accept": BROWSER_ACCEPT})
+    document = console_gateway.client.get("/docs/openapi.json").json()
+    response = console_gateway.client.get("/docs", headers={"accept": BROWSER_ACCEPT})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     policy = response.headers["content-security-policy"]
     assert "script-src 'none'" in policy and "connect-src 'none'" in policy and "unsafe-inline" not in policy
@@ -98,16 +75,16 @@ def test_the_api_reference_is_served_whole_from_the_gateway(keyed_gateway: Gatew
             assert f"{method}</span> <code>{path}</code>" in response.text, (method, path)
     for schema in document["components"]["schemas"]:
         assert f'id="schema-{schema}"' in response.text
-    assert keyed_gateway.client.get("/docs/redoc").status_code == 404
-    assert httpx.get(f"{keyed_gateway.base_url}/docs").status_code == 401  # like every route but / and /healthz
+    assert console_gateway.client.get("/docs/redoc").status_code == 404
+    assert httpx.get(f"{console_gateway.base_url}/docs").status_code == 401  # like every route but / and /healthz
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_console_in_a_real_browser(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
 ) -> None:
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     made = gw.create_session(metadata={"from": "api"})["id"]
     page.call("Network.enable")
     page.goto(f"{gw.base_url}/")
@@ -193,14 +170,10 @@ def _click(page: browser.Browser, selector: str) -> None:
     page.evaluate(f"document.querySelector({selector!r}).click()")
 
 
-def _text(page: browser.Browser, selector: str) -> str:
-    return page.evaluate(f"document.querySelector({selector!r})?.textContent ?? ''")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_the_console_is_a_place_to_work(
-    keyed_gateway: Gateway,
+    console_gateway: Gateway,
     chromium: browser.Browser,
     mock_model: MockModel,
     tmp_path: Path,
@@ -209,7 +182,7 @@ def test_the_console_is_a_place_to_work(
     """Approve a waiting Bash call from the page and the turn completes; interrupt a streaming turn; fork from a
     turn; delete the session. Sessions are named and badged in the list; replies render as Markdown, and markup
     in a reply stays text."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     mock_model.script(Reply(error=MockError(403, "permission_error", "this key may not use that model")))
     failed = gw.create_session()["id"]
     assert gw.turn(failed, "Draft the quarterly report")["status"] == "failed"
@@ -232,7 +205,7 @@ def test_the_console_is_a_place_to_work(
     try:
         page.wait_for(f"document.querySelector(\"{title}\")?.textContent === 'Draft the quarterly report'")
     except AssertionError as exc:  # say what the list showed instead
-        raise AssertionError(f"{exc}; the title read {_text(page, title)!r}") from None
+        raise AssertionError(f"{exc}; the title read {text_of(page, title)!r}") from None
 
     # A Bash call waits for approval: the page shows the command with Allow / Deny; Allow runs it.
     target = tmp_path / "out.txt"
@@ -248,30 +221,33 @@ def test_the_console_is_a_place_to_work(
     page.evaluate("document.querySelector('#send').requestSubmit()")
     allow = ".tool .approval button.allow"
     page.wait_for(f"!!document.querySelector('{allow}')", timeout=40)
-    assert _text(page, ".tool .tool-name") == "Bash" and _text(page, ".tool pre.command") == f"echo approved > {target}"
-    assert _text(page, "#session-status") == "waiting for approval" and _text(page, f"{item} .badge") == (
+    assert (
+        text_of(page, ".tool .tool-name") == "Bash"
+        and text_of(page, ".tool pre.command") == f"echo approved > {target}"
+    )
+    assert text_of(page, "#session-status") == "waiting for approval" and text_of(page, f"{item} .badge") == (
         "waiting for approval"
     )
-    assert _text(page, ".tool .approval button.allow-session") == "Allow Bash for this session"
+    assert text_of(page, ".tool .approval button.allow-session") == "Allow Bash for this session"
     assert not target.exists()
     _click(page, allow)
     last = "#turns .turn:last-child"
     page.wait_for(f"document.querySelector('{last} .head .status').textContent === 'completed'", timeout=40)
     assert target.read_text() == "approved\n"
-    assert _text(page, ".tool .badge") == "done" and _text(page, ".tool .approval") == "allowed"
+    assert text_of(page, ".tool .badge") == "done" and text_of(page, ".tool .approval") == "allowed"
     assert page.evaluate(f"document.querySelector('{last} .reply strong').textContent") == "Sure."
     assert page.evaluate(f"document.querySelector('{last} .reply:last-child h1').textContent") == "Done"
     assert page.evaluate(f"[...document.querySelectorAll('{last} .reply:last-child li')].length") == 2
-    assert "<img src=x onerror=alert(1)>" in _text(page, f"{last} .reply")  # shown as text...
+    assert "<img src=x onerror=alert(1)>" in text_of(page, f"{last} .reply")  # shown as text...
     assert page.evaluate("document.querySelectorAll('#turns img, #turns a[href^=\"javascript\"]').length") == 0
     page.wait_for(f"document.querySelector(\"{item} .badge\").textContent === 'idle'")
 
     # The gateway's health and limits, and this session's webhook deliveries, newest first (the latest hundred).
-    assert "approvals on" in _text(page, "#health-facts") and _text(page, "#limits")
+    assert "approvals on" in text_of(page, "#health-facts") and text_of(page, "#limits")
     hooks = "[...document.querySelectorAll('#webhooks tbody tr td:nth-child(2)')].map(td => td.textContent)"
     page.wait_for(f"{hooks}.join() === 'turn.completed,turn.requires_approval'")
     assert not page.evaluate("document.querySelector('#webhooks').hidden")
-    assert _text(page, "#webhooks summary") == f"Webhook deliveries (2) → {receiver.url}"
+    assert text_of(page, "#webhooks summary") == f"Webhook deliveries (2) → {receiver.url}"
 
     # Interrupt a turn while it streams; a turn queued behind it shows as queued, then runs.
     mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.2))
@@ -287,7 +263,7 @@ def test_the_console_is_a_place_to_work(
     interrupted = "#turns .turn:nth-last-child(2) .head .status"
     page.wait_for(f"document.querySelector('{interrupted}').textContent === 'interrupted'", timeout=40)
     page.wait_for(f'document.querySelector("{card} .head .status").textContent === "completed"', timeout=40)
-    assert _text(page, f"{card} .reply") == "mock reply: after that"
+    assert text_of(page, f"{card} .reply") == "mock reply: after that"
     page.wait_for("document.querySelector('#session-status').textContent === 'idle'")
 
     # Fork from the first turn: a new session, opened, holding that turn's conversation.
@@ -302,7 +278,8 @@ def test_the_console_is_a_place_to_work(
     page.wait_for("document.querySelector('#link').textContent === 'live'")
     _click(page, "#delete-session")
     assert (
-        _text(page, "#delete-session") == "Confirm delete" and gw.client.get(f"/api/sessions/{work}").status_code == 200
+        text_of(page, "#delete-session") == "Confirm delete"
+        and gw.client.get(f"/api/sessions/{work}").status_code == 200
     )
     _click(page, "#delete-session")
     page.wait_for(f"!document.querySelector(\"{item}\") && !document.querySelector('#no-session').hidden")
@@ -329,27 +306,6 @@ HOLD_WRITES = """(() => {
 })()"""
 
 
-def _console(page: browser.Browser, gw: Gateway, where: str = "") -> None:
-    """The console freshly loaded (nothing left from an earlier test), the key given."""
-    page.goto("about:blank")
-    page.goto(f"{gw.base_url}/{where}")
-    asked = page.wait_for(f"{DISPLAYED}('#key-panel') ? 'key' : {DISPLAYED}('#app') ? 'app' : ''")
-    if asked == "key":
-        page.evaluate(f"document.querySelector('#key-input').value = '{KEY}';")
-        page.evaluate("document.querySelector('#key-form').requestSubmit()")
-        page.wait_for(f"{DISPLAYED}('#app')")
-
-
-def _following(page: browser.Browser, session_id: str) -> None:
-    """Open a session (unless it is open) and wait until its event stream is live and replayed."""
-    page.evaluate(f"location.hash = '#/sessions/{session_id}'")
-    page.wait_for(
-        f"document.querySelector('#session-id').textContent === '{session_id}' && "
-        "document.querySelector('#link').textContent === 'live' && "
-        "document.querySelectorAll('#events tbody tr').length > 0"
-    )
-
-
 def _send(page: browser.Browser, text: str) -> None:
     page.evaluate(
         f"document.querySelector('#turn-input').value = {text!r}; document.querySelector('#send').requestSubmit()"
@@ -361,14 +317,14 @@ LAST = "#turns .turn:last-child"
 
 @pytest.mark.slow
 def test_a_retried_reply_is_shown_once(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """Claude Code retries a stream cut short (``turn.retrying``) and streams the message again from its start: what
     the first try streamed, text or thinking, is dropped, so the reply shows once."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
-    _console(page, gw, f"#/sessions/{session}")
-    _following(page, session)
+    open_console(page, gw, f"#/sessions/{session}")
+    following(page, session)
     text = "Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma"
     mock_model.script(Reply(text=text, drop_after_chunks=5, chunk_delay=0.15), Reply(text=text))
     _send(page, "say it")
@@ -398,42 +354,44 @@ def test_a_retried_reply_is_shown_once(
 
 @pytest.mark.slow
 def test_a_turn_sent_while_one_runs_queues_behind_it(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """Send while a turn runs: the new turn queues (its card says so) and runs once the first has ended, instead of a
     409 "a turn is already running"."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
-    _console(page, gw, f"#/sessions/{session}")
-    _following(page, session)
+    open_console(page, gw, f"#/sessions/{session}")
+    following(page, session)
     mock_model.script(Reply(text=" ".join(f"long{n}" for n in range(80)), chunk_delay=0.1))
     _send(page, "take your time")
     page.wait_for(f"(document.querySelector('{LAST} .reply')?.textContent || '').includes('long')", timeout=40)
     _send(page, "and then this")
     page.wait_for(f"document.querySelector('{LAST} .number').textContent === 'Queued (#1)'")
-    assert _text(page, f"{LAST} .head .status") == "queued" and _text(page, f"{LAST} .input") == "and then this"
+    assert text_of(page, f"{LAST} .head .status") == "queued" and text_of(page, f"{LAST} .input") == "and then this"
     page.wait_for("document.querySelector('#turn-input').value === ''")  # sent: the 202 came
-    assert _text(page, "#send-error") == ""
+    assert text_of(page, "#send-error") == ""
     page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
-    assert _text(page, f"{LAST} .number") == "Turn 2" and _text(page, f"{LAST} .reply") == "mock reply: and then this"
-    assert _text(page, "#turns .turn:first-child .head .status") == "completed"
+    assert (
+        text_of(page, f"{LAST} .number") == "Turn 2" and text_of(page, f"{LAST} .reply") == "mock reply: and then this"
+    )
+    assert text_of(page, "#turns .turn:first-child .head .status") == "completed"
 
 
 @pytest.mark.slow
-def test_a_slow_answer_lands_on_the_session_it_was_for(keyed_gateway: Gateway, chromium: browser.Browser) -> None:
+def test_a_slow_answer_lands_on_the_session_it_was_for(console_gateway: Gateway, chromium: browser.Browser) -> None:
     """Send, or confirm Delete, then open another session before the answer comes: the session now open keeps its
     draft, its stream and its place; an error is not shown under it; the deleted session leaves the list."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     first, other, doomed = (gw.create_session()["id"] for _ in range(3))
-    _console(page, gw, f"#/sessions/{first}")
-    _following(page, first)
+    open_console(page, gw, f"#/sessions/{first}")
+    following(page, first)
     page.evaluate(HOLD_WRITES)
 
     # a turn sent to the first session is answered (202) while another is open, with a draft in the box
     page.evaluate("hold()")
     _send(page, "for the first session")
     page.wait_for("held === 1")
-    _following(page, other)
+    following(page, other)
     page.evaluate("document.querySelector('#turn-input').value = 'a draft for the other one'")
     page.evaluate("release()")
     page.wait_for("released === 1")
@@ -442,80 +400,80 @@ def test_a_slow_answer_lands_on_the_session_it_was_for(keyed_gateway: Gateway, c
 
     # one that fails (its session was deleted meanwhile): the error is not the open session's
     page.evaluate("hold()")
-    _following(page, first)
+    following(page, first)
     _send(page, "too late")
     page.wait_for("held === 2")
-    _following(page, other)
+    following(page, other)
     assert gw.client.delete(f"/api/sessions/{first}").status_code == 200
     page.evaluate("release()")
     page.wait_for("released === 2")
-    assert _text(page, "#send-error") == ""
+    assert text_of(page, "#send-error") == ""
 
     # Delete confirmed on one session, another opened before the DELETE returns: that one stays open and live
-    _following(page, doomed)
+    following(page, doomed)
     _click(page, "#delete-session")
     page.evaluate("hold()")
     _click(page, "#delete-session")
     page.wait_for("held === 3")
-    _following(page, other)
+    following(page, other)
     page.evaluate("release()")
     page.wait_for(f"released === 3 && !document.querySelector(\"#sessions li[data-id='{doomed}']\")")
     assert gw.client.get(f"/api/sessions/{doomed}").status_code == 404
     assert page.evaluate("location.hash") == f"#/sessions/{other}"
-    assert _text(page, "#session-id") == other and _text(page, "#link") == "live"
+    assert text_of(page, "#session-id") == other and text_of(page, "#link") == "live"
     assert page.evaluate(f"{DISPLAYED}('#session-view')")
 
 
 @pytest.mark.slow
 def test_approvals_answer_at_once_and_the_badge_waits_for_the_last(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
 ) -> None:
     """Two Read calls outside the working directory wait for approval at once. Allowing one leaves the session
     waiting for the other; each answer is a ``background`` POST /permissions, answered at once without holding one
     of the browser's few connections until the turn ends: the first with the turn as it stands (``200``, still
     waiting for the other), the last with ``202`` (the turn runs on)."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     work, outside = tmp_path / "work", tmp_path / "outside"
     work.mkdir()
     outside.mkdir()
     for name in ("one.txt", "two.txt"):
         (outside / name).write_text(f"{name}\n")
     session = gw.create_session(builtin_tools=["Read"], cwd=str(work))["id"]
-    _console(page, gw, f"#/sessions/{session}")
-    _following(page, session)
+    open_console(page, gw, f"#/sessions/{session}")
+    following(page, session)
     page.call("Network.enable")
     reads = tuple(ToolUse("Read", {"file_path": str(outside / name)}) for name in ("one.txt", "two.txt"))
     mock_model.script(Reply(text="Reading both.", tool_uses=reads), Reply(text="Both read.", chunk_delay=0.2))
     _send(page, "read both files")
     allow = ".tool .approval button.allow"
     page.wait_for(f"document.querySelectorAll('{allow}').length === 2", timeout=40)
-    assert _text(page, "#session-status") == "waiting for approval"
+    assert text_of(page, "#session-status") == "waiting for approval"
 
     _click(page, allow)  # the first call's
     page.wait_for("document.querySelectorAll('.tool .approval .resolved').length === 1")
-    assert _text(page, "#session-status") == "waiting for approval"
-    assert _text(page, f"{LAST} .head .status") == "waiting for approval"
+    assert text_of(page, "#session-status") == "waiting for approval"
+    assert text_of(page, f"{LAST} .head .status") == "waiting for approval"
     _click(page, allow)  # the other's
     page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
     assert page.evaluate("[...document.querySelectorAll('.tool .approval')].map(a => a.textContent)") == [
         "allowed",
         "allowed",
     ]
-    assert _text(page, f"{LAST} .reply:last-child") == "Both read."
+    assert text_of(page, f"{LAST} .reply:last-child") == "Both read."
     answers = [r["status"] for r in page.responses() if r["url"].endswith(f"/api/sessions/{session}/permissions")]
     assert answers == [200, 202]
 
 
 @pytest.mark.slow
 def test_interrupt_is_off_once_the_turn_has_stopped(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """The moment a turn shows as interrupted, Interrupt is disabled: there is nothing left to stop (a click would be
     a 409), not a quarter of a second later when the session is read again."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
-    _console(page, gw, f"#/sessions/{session}")
-    _following(page, session)
+    open_console(page, gw, f"#/sessions/{session}")
+    following(page, session)
     page.evaluate("""(() => {
         window.interruptOff = null;  // Interrupt's state as the card first shows "interrupted"
         new MutationObserver(() => {
@@ -534,18 +492,18 @@ def test_interrupt_is_off_once_the_turn_has_stopped(
 
 @pytest.mark.slow
 def test_the_api_reference_link_shows_only_where_it_opens(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
 ) -> None:
     """``/docs`` needs the key like every route but ``/`` and ``/healthz``, and a link cannot send it: with
     ``CC_API_KEY`` the header has no "API reference" link (it led to a 401 page); without one it has, and it opens."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     page.goto(f"{gw.base_url}/")
     page.evaluate("sessionStorage.clear()")  # the key, from an earlier test
     page.goto("about:blank")
     page.goto(f"{gw.base_url}/")
     page.wait_for(f"{DISPLAYED}('#key-panel')")
     assert not page.evaluate(f"{DISPLAYED}('#docs-link')")
-    _console(page, gw)
+    open_console(page, gw)
     assert not page.evaluate(f"{DISPLAYED}('#docs-link')")
     keyless = Gateway(tmp_path / "keyless", mock_model.url).start()
     try:
@@ -560,12 +518,12 @@ def test_the_api_reference_link_shows_only_where_it_opens(
 
 
 @pytest.mark.slow
-def test_replies_render_in_time_linear_in_their_length(keyed_gateway: Gateway, chromium: browser.Browser) -> None:
+def test_replies_render_in_time_linear_in_their_length(console_gateway: Gateway, chromium: browser.Browser) -> None:
     """A long paragraph of unmatched ``*``, ``_``, ``**``, ``~~`` or backticks, or a heading with a long run of
     spaces, renders at once (they took seconds: the renderer is run every 60 ms while a reply streams); ordinary
     Markdown renders as it did, and a bare URL (which recursed without end) becomes a link."""
-    gw, page = keyed_gateway, chromium
-    _console(page, gw)
+    gw, page = console_gateway, chromium
+    open_console(page, gw)
     took = page.evaluate("""(() => {
         const cases = { stars: '*a ', underscores: '_a ', doubled: '**a ', struck: '~~a ', ticks: '`a ' };
         const texts = Object.fromEntries(Object.entries(cases).map(([name, unit]) => [name, unit.repeat(20000)]));
@@ -644,17 +602,17 @@ SAFE_DOM = """(() => {
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_hostile_content_shows_as_text_and_never_runs(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """Markup, script URLs and pathological Markdown in a session's title, a turn's input, the reply, its thinking, a
     tool call's command and a failed turn's error, all through the real gateway: each shows as the text it is, no
     script runs (no ``window.pwned``, no dialog), nothing is loaded, and the page keeps rendering."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     hostile = "\n\n".join(HOSTILE)
     session = gw.create_session(metadata={"title": HOSTILE[0]})["id"]
     page.call("Page.enable")
-    _console(page, gw, f"#/sessions/{session}")
-    _following(page, session)
+    open_console(page, gw, f"#/sessions/{session}")
+    following(page, session)
     mock_model.script(
         Reply(
             thinking=HOSTILE[1],
@@ -666,7 +624,7 @@ def test_hostile_content_shows_as_text_and_never_runs(
     )
     _send(page, HOSTILE[2])
     page.wait_for("!!document.querySelector('.tool .approval button.deny')", timeout=40)
-    assert _text(page, ".tool pre.command") == HOSTILE[0] and _text(page, ".tool-input .muted") == HOSTILE[2]
+    assert text_of(page, ".tool pre.command") == HOSTILE[0] and text_of(page, ".tool-input .muted") == HOSTILE[2]
     page.evaluate(f"document.querySelector('.tool .approval .reason').value = {HOSTILE[1]!r}")
     _click(page, ".tool .approval button.deny")
     page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
@@ -676,16 +634,16 @@ def test_hostile_content_shows_as_text_and_never_runs(
     reply = page.evaluate("document.querySelector('#turns .turn:first-child .reply').textContent")
     for text in (HOSTILE[0], HOSTILE[1].split("<script>")[0], "<a href=", "a quote nested without end", "[a]([a]("):
         assert text in reply, text
-    assert _text(page, "#turns .turn:first-child .input") == HOSTILE[2]
-    assert _text(page, "#turns .turn:first-child .thinking .text") == HOSTILE[1]
-    assert HOSTILE[1] in _text(page, ".tool .approval .resolved")
-    assert _text(page, "#session-title") == HOSTILE[0]
+    assert text_of(page, "#turns .turn:first-child .input") == HOSTILE[2]
+    assert text_of(page, "#turns .turn:first-child .thinking .text") == HOSTILE[1]
+    assert HOSTILE[1] in text_of(page, ".tool .approval .resolved")
+    assert text_of(page, "#session-title") == HOSTILE[0]
     page.wait_for(
         f"document.querySelector(\"#sessions li[data-id='{session}'] .title\").textContent === {HOSTILE[0]!r}"
     )
     page.evaluate("document.querySelector('#events').closest('details').open = true")
-    assert "<img src=x onerror=" in _text(page, "#events")
-    assert HOSTILE[1] in _text(page, f"{LAST} .note")  # the failed turn's error
+    assert "<img src=x onerror=" in text_of(page, "#events")
+    assert HOSTILE[1] in text_of(page, f"{LAST} .note")  # the failed turn's error
     shown = page.evaluate(SAFE_DOM)
     assert shown["pwned"] == 0 and shown["made"] == 0, shown
     assert all(href.startswith(("https://", "/", "data:")) for href in shown["links"]), shown  # docs link, favicon
@@ -696,23 +654,23 @@ def test_hostile_content_shows_as_text_and_never_runs(
 
 
 @pytest.mark.slow
-def test_a_deleted_session_says_so(keyed_gateway: Gateway, chromium: browser.Browser) -> None:
+def test_a_deleted_session_says_so(console_gateway: Gateway, chromium: browser.Browser) -> None:
     """A session deleted elsewhere while it is open, or opened by a link after it was deleted, shows as deleted, with
     nothing left to send or delete, instead of an idle session whose every action fails."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
-    _console(page, gw, f"#/sessions/{session}")
-    _following(page, session)
+    open_console(page, gw, f"#/sessions/{session}")
+    following(page, session)
     assert gw.client.delete(f"/api/sessions/{session}").status_code == 200
     page.wait_for("document.querySelector('#session-status').textContent === 'deleted'", timeout=30)
-    assert _text(page, "#link") == "deleted" and _text(page, "#send-error") == "This session has been deleted."
+    assert text_of(page, "#link") == "deleted" and text_of(page, "#send-error") == "This session has been deleted."
     assert page.evaluate(
         "['#send button', '#turn-input', '#delete-session'].every(s => document.querySelector(s).disabled)"
     )
 
     other = gw.create_session()["id"]
-    _following(page, other)  # another session: its controls work again
-    assert not page.evaluate("document.querySelector('#turn-input').disabled") and _text(page, "#send-error") == ""
+    following(page, other)  # another session: its controls work again
+    assert not page.evaluate("document.querySelector('#turn-input').disabled") and text_of(page, "#send-error") == ""
     page.evaluate(f"location.hash = '#/sessions/{session}'")
     page.wait_for("document.querySelector('#session-status').textContent === 'deleted'")
     page.evaluate("location.hash = '#/sessions/%E0%A4%A'")  # a malformed link: said plainly, not an exception
@@ -722,11 +680,13 @@ def test_a_deleted_session_says_so(keyed_gateway: Gateway, chromium: browser.Bro
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_long_session_opens_at_once(keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel) -> None:
+def test_a_long_session_opens_at_once(
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+) -> None:
     """A long day's session, thousands of events (a reply streams a ``message.delta`` a word), opens in a moment: the
     page replays its whole log without freezing (each event's row in the event log laid the page out again, ~2.5 ms an
     event), shows every turn once, and the log keeps its newest row in sight, unless it was scrolled up to read."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session, turns = gw.create_session()["id"], 40
     reply = " ".join(f"word{n}" for n in range(300))
     mock_model.script(*[Reply(text=reply)] * turns)
@@ -736,7 +696,7 @@ def test_a_long_session_opens_at_once(keyed_gateway: Gateway, chromium: browser.
     while len(events) % 1000 == 0:  # a full page: there may be more
         events += gw.events(session, events[-1]["seq"])
     assert len(events) > 3000, len(events)
-    _console(page, gw)
+    open_console(page, gw)
     page.evaluate("document.querySelector('#events').closest('details').open = true")
     began = time.monotonic()
     page.evaluate(f"location.hash = '#/sessions/{session}'")
@@ -759,20 +719,20 @@ def test_a_long_session_opens_at_once(keyed_gateway: Gateway, chromium: browser.
 
 
 @pytest.mark.slow
-def test_errors_are_said_plainly(keyed_gateway: Gateway, chromium: browser.Browser) -> None:
+def test_errors_are_said_plainly(console_gateway: Gateway, chromium: browser.Browser) -> None:
     """A gateway that does not answer (stopped, restarting) is said to be so, not "Failed to fetch"; a pasted key
     that no header can carry is refused at once, not taken for a gateway that is down; a wrong key is asked again."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
-    _console(page, gw, f"#/sessions/{session}")
-    _following(page, session)
+    open_console(page, gw, f"#/sessions/{session}")
+    following(page, session)
     page.evaluate("window.realFetch = fetch; window.fetch = () => Promise.reject(new TypeError('Failed to fetch'))")
     try:
         _send(page, "while the gateway is down")
         page.wait_for("document.querySelector('#send-error').textContent !== ''")
     finally:
         page.evaluate("window.fetch = window.realFetch")
-    assert _text(page, "#send-error") == "The gateway did not answer: is it running? (it may be restarting)"
+    assert text_of(page, "#send-error") == "The gateway did not answer: is it running? (it may be restarting)"
 
     page.evaluate("document.querySelector('#forget-key').click()")
     page.wait_for(f"{DISPLAYED}('#key-panel')")
@@ -782,7 +742,7 @@ def test_errors_are_said_plainly(keyed_gateway: Gateway, chromium: browser.Brows
     ):  # a line separator, an emoji: no header has them
         page.evaluate(f"document.querySelector('#key-input').value = '{pasted}'")
         page.evaluate("document.querySelector('#key-form').requestSubmit()")
-        assert _text(page, "#key-error").startswith("That is not a key this page can send")
+        assert text_of(page, "#key-error").startswith("That is not a key this page can send")
         assert page.evaluate(f"{DISPLAYED}('#key-panel')") and not page.evaluate("sessionStorage.getItem('cc-api-key')")
     page.evaluate("document.querySelector('#key-input').value = 'not-the-key'")
     page.evaluate("document.querySelector('#key-form').requestSubmit()")

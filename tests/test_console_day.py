@@ -6,19 +6,17 @@ that leaves the browser's few connections to the tabs in use."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests import browser
+from tests.console_page import DISPLAYED, following, open_console, text_of
 from tests.gateway import Gateway
 
 pytestmark = pytest.mark.slow  # the browser
 
-KEY = "console-day-key-0c41"
-DISPLAYED = "(s => getComputedStyle(document.querySelector(s)).display !== 'none')"
 LAST = "#turns .turn:last-child"
 WEATHER = {
     "name": "get_weather",
@@ -27,62 +25,20 @@ WEATHER = {
 }
 
 
-@pytest.fixture(scope="module")
-def keyed_gateway(mock_model: MockModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gw = Gateway(tmp_path_factory.mktemp("console-day"), mock_model.url, CC_API_KEY=KEY).start()
-    gw.client.headers["authorization"] = f"Bearer {KEY}"
-    yield gw
-    gw.stop()
-    assert gw.lingering_processes() == [], "a Claude CLI process outlived the gateway"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[browser.Browser]:
-    binary, why_not = browser.find_or_install()
-    if binary is None:
-        pytest.skip(why_not)
-    page = browser.Browser(binary)
-    yield page
-    page.stop()
-
-
-def _console(page: browser.Browser, gw: Gateway, where: str = "") -> None:
-    page.goto("about:blank")
-    page.goto(f"{gw.base_url}/{where}")
-    asked = page.wait_for(f"{DISPLAYED}('#key-panel') ? 'key' : {DISPLAYED}('#app') ? 'app' : ''")
-    if asked == "key":
-        page.evaluate(f"document.querySelector('#key-input').value = '{KEY}';")
-        page.evaluate("document.querySelector('#key-form').requestSubmit()")
-        page.wait_for(f"{DISPLAYED}('#app')")
-
-
-def _following(page: browser.Browser, session_id: str) -> None:
-    page.evaluate(f"location.hash = '#/sessions/{session_id}'")
-    page.wait_for(
-        f"document.querySelector('#session-id').textContent === '{session_id}' && "
-        "document.querySelector('#link').textContent === 'live' && "
-        "document.querySelectorAll('#events tbody tr').length > 0"
-    )
-
-
-def _text(page: browser.Browser, selector: str) -> str:
-    return page.evaluate(f"document.querySelector({selector!r})?.textContent ?? ''")
-
-
 def _listed(session_id: str) -> str:
     return f"document.querySelector('#sessions li[data-id=\"{session_id}\"]')"
 
 
 def test_a_list_paged_with_more_stays_current(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """Past the first page ("More"), the list kept drawing what it first read: a session that began waiting for its
     client's tool result still said idle, and one deleted elsewhere stayed listed (opening it said "deleted")."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     waiting = gw.create_session(tools=[WEATHER])["id"]  # the oldest: on the second page
     doomed = gw.create_session()["id"]
     newer = [gw.create_session()["id"] for _ in range(20)]
-    _console(page, gw)
+    open_console(page, gw)
     page.wait_for(f"!!{_listed(newer[-1])} && !document.querySelector('#more-sessions').hidden")
     page.evaluate("document.querySelector('#more-sessions').click()")
     page.wait_for(f"!!{_listed(waiting)} && !!{_listed(doomed)}")
@@ -104,23 +60,23 @@ def test_a_list_paged_with_more_stays_current(
 
 
 def test_a_fork_says_where_it_came_from(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """A fork ("Fork from here") opened as a session with no turns, no title and nothing saying it holds a
     conversation: as if the fork had lost it. It now says which session it was forked from, with a link back."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     source = gw.create_session()["id"]
     mock_model.script(Reply(text="one"), Reply(text="two"))
     gw.turn(source, "first question")
     gw.turn(source, "second question")
-    _console(page, gw)
-    _following(page, source)
+    open_console(page, gw)
+    following(page, source)
     page.wait_for("document.querySelectorAll('#turns .turn .fork:not([hidden])').length === 2")
     page.evaluate("document.querySelector('#turns .turn .fork').click()")
     page.wait_for(f"document.querySelector('#session-id').textContent !== '{source}'")
-    fork = _text(page, "#session-id")
+    fork = text_of(page, "#session-id")
     page.wait_for("!!document.querySelector('#turns .origin a')")
-    note = _text(page, "#turns .origin")
+    note = text_of(page, "#turns .origin")
     assert note.startswith("Forked from ") and "first question" in note, note
     assert page.evaluate("document.querySelector('#turns .origin a').getAttribute('href')") == f"#/sessions/{source}"
     assert gw.events(fork)[0]["data"]["forked_from"]["session_id"] == source
@@ -129,16 +85,16 @@ def test_a_fork_says_where_it_came_from(
 
 
 def test_a_change_made_elsewhere_shows_and_a_deleted_session_offers_nothing(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """A session another client changes (``PATCH``: its model, its permission mode) showed its old settings until its
     next turn ended; once deleted, its turns still offered "Fork from here", which could only fail."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
     mock_model.script(Reply(text="done"))
     gw.turn(session, "hello")
-    _console(page, gw)
-    _following(page, session)
+    open_console(page, gw)
+    following(page, session)
     page.wait_for("document.querySelector('#session-meta').textContent.includes('1 turn')")
     time.sleep(1)  # the page has read the session after its replay; the change comes later
     changed = gw.client.patch(f"/api/sessions/{session}", json={"model": "claude-opus-4-5", "permission_mode": "plan"})
@@ -156,20 +112,20 @@ def test_a_change_made_elsewhere_shows_and_a_deleted_session_offers_nothing(
 
 
 def test_a_long_thinking_block_opens_at_once(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """Thinking streams a delta every few words; the page set the block's whole text again for each (quadratic: a
     block of 20,000 deltas held the page ~2.3 s, and a day's session holds many). A real thinking turn shows its
     thinking whole; thirty thousand deltas replayed show in a moment."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
     thought = " ".join(f"idea{n}" for n in range(60))
     mock_model.script(Reply(thinking=thought, text="answer"))
     gw.turn(session, "think first")
-    _console(page, gw)
-    _following(page, session)
+    open_console(page, gw)
+    following(page, session)
     page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'")
-    assert _text(page, f"{LAST} .thinking .text") == thought and _text(page, f"{LAST} .reply") == "answer"
+    assert text_of(page, f"{LAST} .thinking .text") == thought and text_of(page, f"{LAST} .reply") == "answer"
 
     took = page.evaluate("""(() => {
         const view = state.view, turn = 'turn_synthetic';
@@ -187,13 +143,15 @@ def test_a_long_thinking_block_opens_at_once(
     assert took < 2000, f"30000 thinking deltas took {took:.0f} ms"
 
 
-def test_interrupt_can_be_tried_again(keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel) -> None:
+def test_interrupt_can_be_tried_again(
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+) -> None:
     """An Interrupt whose request never reached the gateway (it was restarting) said so, and left Interrupt disabled
     while the turn ran on: nothing could stop it from the page. It stays offered, and a second click stops it."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
-    _console(page, gw)
-    _following(page, session)
+    open_console(page, gw)
+    following(page, session)
     mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(200)), chunk_delay=0.1))
     page.evaluate(
         "document.querySelector('#turn-input').value = 'talk for a while';"
@@ -210,19 +168,19 @@ def test_interrupt_can_be_tried_again(keyed_gateway: Gateway, chromium: browser.
         page.wait_for("document.querySelector('#send-error').textContent !== ''")
     finally:
         page.evaluate("window.fetch = window.realFetch")
-    assert _text(page, "#send-error").startswith("The gateway did not answer")
-    assert _text(page, "#session-status") == "running"
+    assert text_of(page, "#send-error").startswith("The gateway did not answer")
+    assert text_of(page, "#session-status") == "running"
     page.wait_for("!document.querySelector('#interrupt').disabled", timeout=2)
     page.evaluate("document.querySelector('#interrupt').click()")
     page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'interrupted'", timeout=40)
 
 
 def test_an_approval_shows_the_whole_call(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel, tmp_path: Path
 ) -> None:
     """A Bash call waiting for approval showed its command and description only: what else it asked for (to run
     outside the sandbox, for ten minutes) was not on the page that approved it."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session(builtin_tools=["Bash"], cwd=str(tmp_path), permission_mode="default")["id"]
     call = {
         "command": "rm -rf build",
@@ -231,17 +189,17 @@ def test_an_approval_shows_the_whole_call(
         "dangerouslyDisableSandbox": True,
     }
     mock_model.script(Reply(text="Running it.", tool_uses=(ToolUse("Bash", call),)), Reply(text="Not run."))
-    _console(page, gw)
-    _following(page, session)
+    open_console(page, gw)
+    following(page, session)
     started = gw.client.post(f"/api/sessions/{session}/turns", json={"input": "clean up", "background": True})
     assert started.status_code == 202, started.text
     page.wait_for("!!document.querySelector('.tool .approval button.deny')", timeout=40)
-    assert _text(page, ".tool .tool-input pre.command") == "rm -rf build"
-    shown = _text(page, ".tool .tool-input")
+    assert text_of(page, ".tool .tool-input pre.command") == "rm -rf build"
+    shown = text_of(page, ".tool .tool-input")
     assert '"dangerouslyDisableSandbox": true' in shown and '"timeout": 600000' in shown, shown
     page.evaluate("document.querySelector('.tool .approval button.deny').click()")
     page.wait_for(f"document.querySelector('{LAST} .head .status').textContent === 'completed'", timeout=40)
-    assert _text(page, ".tool .approval").startswith("denied")
+    assert text_of(page, ".tool .approval").startswith("denied")
 
 
 HIDE = """((hidden) => {
@@ -251,17 +209,17 @@ HIDE = """((hidden) => {
 
 
 def test_a_tab_out_of_sight_lets_its_stream_go(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """A browser opens six connections to the gateway at most. Each console tab held one open for its session's
     stream, so with six tabs (five streams elsewhere, here) every request of the page waited: an approval, Send,
     Interrupt never went out. A tab out of sight lets its stream go, and once shown again picks it up where it
     stopped: what happened meanwhile is shown, each event once."""
-    gw, page = keyed_gateway, chromium
+    gw, page = console_gateway, chromium
     session = gw.create_session()["id"]
     others = [gw.create_session()["id"] for _ in range(5)]
-    _console(page, gw)
-    _following(page, session)
+    open_console(page, gw)
+    following(page, session)
     page.evaluate(f"""window.others = {others!r}.map((id) => {{
         const stop = new AbortController();
         fetch('/api/sessions/' + id + '/events/stream',
@@ -273,7 +231,7 @@ def test_a_tab_out_of_sight_lets_its_stream_go(
         answered = """Promise.race([api('/api/sessions?limit=1').then(() => 'answered'),
                                     new Promise((done) => setTimeout(() => done('no answer'), 5000))])"""
         assert page.evaluate(answered) == "answered"
-        assert _text(page, "#link") == "paused"
+        assert text_of(page, "#link") == "paused"
         mock_model.script(Reply(text="while away"))
         gw.turn(session, "are you there?")
     finally:
@@ -281,7 +239,7 @@ def test_a_tab_out_of_sight_lets_its_stream_go(
     assert page.evaluate("document.querySelectorAll('#turns .turn').length") == 0  # nothing came while hidden
     page.evaluate(f"{HIDE}(false)")
     page.wait_for(f"document.querySelector('{LAST} .head .status')?.textContent === 'completed'", timeout=20)
-    assert _text(page, f"{LAST} .reply") == "while away" and _text(page, "#link") == "live"
+    assert text_of(page, f"{LAST} .reply") == "while away" and text_of(page, "#link") == "live"
     shown = page.evaluate(
         "[...document.querySelectorAll('#events tbody tr td:first-child')].map(td => +td.textContent)"
     )
@@ -289,19 +247,19 @@ def test_a_tab_out_of_sight_lets_its_stream_go(
 
 
 def test_a_session_waiting_for_someone_shows_above_the_list_however_old(
-    keyed_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:
     """The list holds the newest sessions: one that began waiting for its client's tool result before twenty others
     were made was pages down, easy to miss. "Waiting for you" above the list names it, and leaves once it is
     answered."""
-    gw = keyed_gateway
+    gw = console_gateway
     waiting = gw.create_session(tools=[WEATHER])
     mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)))
     paused = gw.turn(waiting["id"], "weather in Oslo?")
     assert paused["status"] == "requires_action"
     for _ in range(21):
         gw.create_session()
-    _console(chromium, gw)
+    open_console(chromium, gw)
     chromium.wait_for(f"document.querySelector('#waiting li[data-id=\"{waiting['id']}\"]') !== null")
     assert chromium.evaluate(f"{_listed(waiting['id'])} === null"), "off the list's first page"
     assert chromium.evaluate(f"{DISPLAYED}('#waiting-box')")
