@@ -94,6 +94,12 @@ def test_env_file_syntax_and_precedence(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="line 1"):
         parse_env_file("export A=1")
     assert parse_env_file(EXAMPLE_ENV_FILE) == {}  # every example is commented out
+    # systemd reads a backslash outside single quotes as an escape ("a\\b" is a\b to it): the service and the
+    # cc-api command would run with different keys
+    for line in ('KEY="a\\b"', "KEY=a\\b", 'KEY="a\\"b"'):
+        with pytest.raises(ConfigError, match="line 1: KEY's value holds a backslash"):
+            parse_env_file(line)
+    assert parse_env_file("KEY='a\\b'") == {"KEY": "a\\b"}
 
     env_file = tmp_path / "cc-api.env"
     assert write_example_env_file(env_file) is True

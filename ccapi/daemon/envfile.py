@@ -3,7 +3,7 @@
 systemd reads it through ``EnvironmentFile=``; launchd has no such thing, so ``cc-api run`` reads it
 itself. Values already in the process environment win, as they would over a default. The syntax is
 the common subset of systemd's ``EnvironmentFile`` and shell: ``KEY=VALUE``, optional quotes,
-whole-line ``#`` comments.
+whole-line ``#`` comments; a backslash only inside single quotes (elsewhere systemd reads it as an escape).
 """
 
 from __future__ import annotations
@@ -52,8 +52,15 @@ def parse_env_file(text: str, source: str = "env file") -> dict[str, str]:
             hint = " (no `export`: systemd ignores such a line)" if name.startswith("export ") else ""
             raise ConfigError(f"{source}, line {number}: expected KEY=VALUE{hint}, got {raw!r}")
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        quote = value[0] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else ""
+        if quote:
             value = value[1:-1]
+        if "\\" in value and quote != "'":
+            raise ConfigError(
+                f"{source}, line {number}: {name}'s value holds a backslash, which systemd's EnvironmentFile= reads as "
+                "an escape (outside single quotes) and cc-api as written: the service and the cc-api command would "
+                "disagree on it. Put the value in single quotes, where both take it as written"
+            )
         values[name] = value
     values.pop(HOME_VARIABLE, None)
     return values
