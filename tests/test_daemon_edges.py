@@ -446,3 +446,26 @@ def test_a_unit_cannot_be_given_a_line_break(tmp_path: Path) -> None:
     spaced = plan_service("linux", StatePaths(tmp_path / "my state %h"), ("/opt/my tools/cc-api",), "/usr/bin")
     assert 'ExecStart="/opt/my tools/cc-api" run' in spaced.content
     assert f'Environment="CC_API_HOME={tmp_path}/my state %%h"' in spaced.content
+
+
+@pytest.mark.slow  # a real gateway started, and its start ended by SIGTERM
+def test_a_start_ended_by_sigterm_leaves_no_gateway_behind(
+    mock_model: MockModel, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``timeout 5 cc-api start`` (SIGTERM) or a closed terminal (SIGHUP) ended the start and left its gateway coming
+    up, unwatched; now either cancels it as Ctrl-C does: the gateway it started is stopped, and the exit code is the
+    signal's."""
+    cli = Cli(tmp_path, mock_model.url)
+    request.addfinalizer(cli.cleanup)
+    launcher = Launcher.for_running(cli.env)
+    starting = cli.popen("start")
+    try:
+        assert eventually(lambda: launcher.status().starting_pid is not None or starting.poll() is not None, 30)
+        assert starting.poll() is None, "the start ended before it could be signalled"
+        starting.send_signal(signal.SIGTERM)
+        assert starting.wait(30) == 128 + signal.SIGTERM
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+    assert eventually(lambda: cli.leftovers() == []), "the gateway it started came up anyway"
+    assert cli("status").returncode == EXIT_NOT_RUNNING

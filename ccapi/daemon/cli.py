@@ -121,10 +121,27 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class Cancelled(KeyboardInterrupt):
+    """``SIGTERM`` or ``SIGHUP`` while ``start`` waits (``timeout 5 cc-api start``, a closed terminal): cancelled as
+    Ctrl-C cancels it, the gateway it started stopped; the exit code is the signal's."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _cancel(signum: int, _frame: object) -> None:
+    raise Cancelled(signum)
+
+
 def _start(args: argparse.Namespace) -> int:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _cancel)
     result = Launcher.from_environment().start(
         host=args.host, port=args.port, mock_model=args.mock_model, timeout=args.timeout
     )
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
     if args.json:
         print(to_json(result))
     elif result.outcome == "failed":
@@ -358,8 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except KeyboardInterrupt:  # Ctrl-C: what was under way is cancelled (see Launcher.start); the shell's code for it
-        return 128 + signal.SIGINT
+    except KeyboardInterrupt as exc:  # Ctrl-C (or ``Cancelled``): what was under way is cancelled (Launcher.start)
+        return 128 + (exc.signum if isinstance(exc, Cancelled) else signal.SIGINT)  # the shell's code for the signal
     except BrokenPipeError:  # `cc-api logs | head`: exit quietly, and keep Python from flushing into the pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
