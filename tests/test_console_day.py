@@ -269,3 +269,29 @@ def test_a_session_waiting_for_someone_shows_above_the_list_however_old(
     )
     assert done.json()["status"] == "completed"
     chromium.wait_for(f"!{DISPLAYED}('#waiting-box')", timeout=15)
+
+
+def test_a_queued_turn_can_be_withdrawn_from_the_page(
+    console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
+) -> None:
+    """A turn queued behind a running one (another client's, a heartbeat) showed as "queued" with nothing to do
+    about it: Withdraw takes it back before it reaches the model, and the running turn goes on."""
+    gw, page = console_gateway, chromium
+    session = gw.create_session()["id"]
+    open_console(page, gw)
+    following(page, session)
+    mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(60)), chunk_delay=0.1))
+    url = f"/api/sessions/{session}/turns"
+    running = gw.client.post(url, json={"input": "talk for a while", "background": True}).json()
+    queued = gw.client.post(url, json={"input": "then this", "background": True, "queue": True}).json()
+    assert queued["status"] == "queued", queued
+    card = f'#turns .turn[data-turn="{queued["turn_id"]}"]'
+    page.wait_for(f"(b => b && !b.hidden)(document.querySelector('{card} .withdraw'))")
+    mock_model.clear()
+    page.evaluate(f"document.querySelector('{card} .withdraw').click()")
+    page.wait_for(f"document.querySelector('{card} .head .status').textContent === 'interrupted'", timeout=20)
+    assert page.evaluate(f"document.querySelector('{card} .withdraw').hidden")
+    assert gw.client.get(f"{url}/{queued['turn_id']}").status_code == 404, "withdrawn: no turn record"
+    done = f"document.querySelector('#turns .turn[data-turn=\"{running['turn_id']}\"] .head .status').textContent"
+    page.wait_for(f"{done} === 'completed'", timeout=40)
+    assert all("then this" not in str(r.body["messages"]) for r in mock_model.message_requests()), "it never ran"

@@ -508,9 +508,12 @@ function turnCard(view, event) {
     const fork = button("Fork from here", "small", () => forkFrom(view, event.turn_id));
     fork.className = "fork small";
     fork.hidden = true;
-    head.append(number, status, timing, element("span", "spacer"), fork);
-    card = { root, number, status, timing, fork, input: element("div", "input"), body: element("div", "body"),
-             notes: element("div", "note"), text: null, thinking: null,
+    const withdraw = button("Withdraw", "small", () => withdrawTurn(view, event.turn_id, withdraw));
+    withdraw.className = "withdraw small";
+    withdraw.hidden = true;
+    head.append(number, status, timing, element("span", "spacer"), withdraw, fork);
+    card = { root, number, status, timing, fork, withdraw, input: element("div", "input"),
+             body: element("div", "body"), notes: element("div", "note"), text: null, thinking: null,
              live: [] };  // live: what the unfinished message streamed
     card.input.hidden = true;
     root.append(head, card.input, card.body, card.notes);
@@ -689,12 +692,14 @@ function apply(view, event) {
       card.input.textContent = inputText(data.input);
       card.input.hidden = !card.input.textContent;
       settle(card, "queued");
+      card.withdraw.hidden = false;  // until it starts: it has not reached the model
       break;
     case "turn.started":
       card.number.textContent = `Turn ${data.number}` + (data.kind && data.kind !== "input" ? ` (${data.kind})` : "");
       card.input.textContent = inputText(data.input);
       card.input.hidden = !card.input.textContent;
       settle(card, "running");  // a queued turn's card, now that it starts
+      card.withdraw.hidden = true;
       setStatus(view, "running");
       break;
     case "message.delta": appendText(card, data.text); break;
@@ -773,6 +778,7 @@ function apply(view, event) {
       settle(card, status, status === "completed" ? "" : data.error?.message || status, status === "failed");
       for (const tool of card.body.querySelectorAll(".tool .approval:not([hidden]) button")) tool.disabled = true;
       card.fork.hidden = status !== "completed";
+      card.withdraw.hidden = true;
       if (!data.queued) {  // a withdrawn queued turn: the running one goes on
         setStatus(view, status === "completed" ? "idle" : status);
         view.asking.clear();
@@ -880,6 +886,17 @@ $("#delete-session").addEventListener("click", async () => {
     if (state.view === view) $("#send-error").textContent = error.message;
   }
 });
+
+// A queued turn, taken back before it starts (POST /interrupt naming it): it ends interrupted, never run.
+async function withdrawTurn(view, turnId, control) {
+  control.disabled = true;
+  try {
+    await api(sessionPath(view.id, "/interrupt"), "POST", { turn_id: turnId });
+  } catch (error) {
+    control.disabled = false;
+    if (state.view === view) $("#send-error").textContent = error.message;
+  }
+}
 
 async function forkFrom(view, turnId) {
   try {
