@@ -224,4 +224,5 @@ class EnginePool:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        await asyncio.gather(*(self.discard(sid) for sid in list(self._engines)), *self._closing)
+        await asyncio.gather(*(self.discard(sid) for sid in list(self._engines)))
+        await asyncio.gather(*self._closing, return_exceptions=True)  # dead ones' leftovers: reaped, come what may
