@@ -61,6 +61,8 @@ _UNANSWERED = (CCAPIError, httpx.TransportError)
 or the gateway is gone, which the prompt's own event stream then reports (``_call``)."""
 REPLAY_PAGE = 1000
 LIST_PAGE = 100
+LIST_SCAN = 20
+"""The gateway pages (of ``LIST_PAGE``) one ``session/list`` of a ``cwd`` reads at most to fill its page."""
 COMPACTING = "/compact"
 """What ``_turns`` holds for a ``/compact`` prompt: ``POST /compact`` names its turn only once it has ended."""
 
@@ -116,16 +118,22 @@ class GatewayAgent:
     async def list_sessions(self, cwd: str | None = None, cursor: str | None = None, **_: Any) -> ListSessionsResponse:
         """The gateway's sessions, newest first (those of ``cwd`` when given), whatever client made them. A session
         made without a ``cwd`` runs where the gateway runs Claude Code (``/healthz`` ``cwd``), asked each time:
-        a gateway restarted with another ``CC_API_CWD`` moves it."""
-        sessions, next_after = await _call(self.gateway.list_sessions(limit=LIST_PAGE, after=cursor))
+        a gateway restarted with another ``CC_API_CWD`` moves it. The gateway cannot filter by directory: for a
+        ``cwd`` the agent reads on (up to ``LIST_SCAN`` of the gateway's pages) until it has a page's worth, so
+        a directory's sessions are not behind empty pages when other clients made many since (compat ones)."""
         default_cwd = (await _call(self.gateway.health())).get("cwd") or ""  # an older gateway does not say
-        infos = [
-            SessionInfo(session_id=s.id, cwd=s.raw.get("cwd") or default_cwd, updated_at=s.raw.get("updated_at"))
-            for s in sessions
-        ]
-        return ListSessionsResponse(
-            sessions=[info for info in infos if cwd is None or info.cwd == cwd], next_cursor=next_after
-        )
+        infos: list[SessionInfo] = []
+        for _page in range(LIST_SCAN if cwd is not None else 1):
+            sessions, cursor = await _call(self.gateway.list_sessions(limit=LIST_PAGE, after=cursor))
+            for s in sessions:
+                info = SessionInfo(
+                    session_id=s.id, cwd=s.raw.get("cwd") or default_cwd, updated_at=s.raw.get("updated_at")
+                )
+                if cwd is None or info.cwd == cwd:
+                    infos.append(info)
+            if cursor is None or len(infos) >= LIST_PAGE:
+                break
+        return ListSessionsResponse(sessions=infos, next_cursor=cursor)
 
     async def load_session(self, cwd: str, session_id: str, **_: Any) -> LoadSessionResponse:
         """Replay the session's whole log as updates, then answer: the client then prompts on as before.

@@ -3,19 +3,22 @@
 ``message.delta`` and ``thinking.delta`` become agent message and thought chunks, and the text of a
 ``message.completed`` that streamed no delta (Claude Code's own answer to ``/context`` or ``/cost``) one more message
 chunk; ``session.compacted`` the line a ``/compact`` prompt answers (``commands.compacted``); ``agent_tool.started`` a
-tool call (title, kind, file locations, Claude Code's input as ``rawInput``, a diff for Edit and Write) and
-``agent_tool.completed`` its update (``completed`` or ``failed``, the result as content and ``rawOutput``);
-TodoWrite's todo list becomes the plan instead of a tool call. ``turn.started`` replays as the user's message
-(a live prompt's own input is the client's already). ``session.updated`` with a permission mode (an approved plan
-leaves plan mode) moves the client's mode picker. A turn that ends with tool calls still open (its Claude Code
-died) ends them ``failed``, so the client does not show them running for ever. The rest (usage, rate limits,
-permission events, which the agent turns into requests; a failed turn's error, which is the prompt's error answer
-live, and replays as a message) maps to nothing.
+tool call (title, kind, file locations, Claude Code's input as ``rawInput``, a diff for Edit and Write, the plan of
+ExitPlanMode) and ``agent_tool.completed`` its update (``completed`` or ``failed``, the result as content and
+``rawOutput``); TodoWrite's todo list becomes the plan instead of a tool call. ``turn.started`` replays as the user's
+message (a live prompt's own input is the client's already). ``session.updated`` with a permission mode (an approved
+plan leaves plan mode) moves the client's mode picker. A turn that ends with tool calls still open (its Claude Code
+died) ends them ``failed``, so the client does not show them running for ever. A message cut off mid-stream that
+Claude Code asks for again (``turn.retrying``) is left out of a replay, and live its second try starts a new
+paragraph (what streamed cannot be taken back). The rest (usage, rate limits, permission events, which the agent
+turns into requests; a failed turn's error, which is the prompt's error answer live, and replays as a message) maps
+to nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from acp import (
@@ -76,8 +79,33 @@ class UpdateMapper:
         self._asked: dict[str, str] = {}  # permission request → the tool call it is about
         self._open: dict[str, None] = {}  # tool calls started and not completed, in order
         self._streamed = False  # text deltas since the last message with text: that message was sent already
+        self._streaming: list[Any] = []  # the chunks of the message streaming now, which a retry may drop
 
     def __call__(self, event: Event) -> list[Any]:
+        """The event's updates. A message cut off mid-stream that Claude Code asks for again (``turn.retrying`` with
+        ``discarded_message_id``) streams again from its start: a replay takes back what the cut one streamed
+        (``Retracted``, which ``merged`` applies); live, what went cannot be taken back, so the new one starts a
+        paragraph of its own rather than running on from the fragment."""
+        if event.type == EventType.TURN_RETRYING and event.data.get("discarded_message_id"):
+            return self._discarded()
+        updates = self._updates(event)
+        if event.type in (EventType.MESSAGE_DELTA, EventType.THINKING_DELTA):
+            self._streaming.extend(updates)
+        elif updates or event.type == EventType.MESSAGE_COMPLETED or event.type in TERMINAL_TURN_EVENTS:
+            self._streaming = []  # the message was kept (or another update came after it)
+        return updates
+
+    def _discarded(self) -> list[Any]:
+        cut, self._streaming = self._streaming, []
+        if self.replay:
+            return [Retracted(len(cut))] if cut else []
+        paragraph = text_block("\n\n")
+        thought = [update_agent_thought(paragraph)] if any(isinstance(c, AgentThoughtChunk) for c in cut) else []
+        return thought + (
+            [update_agent_message(paragraph)] if any(isinstance(c, AgentMessageChunk) for c in cut) else []
+        )
+
+    def _updates(self, event: Event) -> list[Any]:
         data = event.data
         if event.type == EventType.MESSAGE_DELTA and data.get("text"):
             self._streamed = True
@@ -138,11 +166,26 @@ def _compaction(data: dict[str, Any]) -> AgentMessageChunk:
     return update_agent_message(text_block(f"{line}\n\n" if data.get("trigger") == "auto" else line))
 
 
+@dataclass(frozen=True)
+class Retracted:
+    """In a replay's updates (never sent): the last ``count`` chunks were a message Claude Code dropped (cut off
+    mid-stream, asked for again), which ``merged`` leaves out. They are the last updates: any other came after
+    the message was kept."""
+
+    count: int
+
+
 def merged(updates: Iterable[Any]) -> list[Any]:
     """Consecutive agent message (or thought) text chunks as one: a replay sends a reply in one notification
-    rather than one per streamed delta."""
-    out: list[Any] = []
+    rather than one per streamed delta. The chunks of a message Claude Code dropped (``Retracted``) are left out."""
+    settled: list[Any] = []
     for update in updates:
+        if isinstance(update, Retracted):
+            del settled[len(settled) - update.count :]
+        else:
+            settled.append(update)
+    out: list[Any] = []
+    for update in settled:
         last: Any = out[-1] if out else None
         if (
             isinstance(update, AgentMessageChunk | AgentThoughtChunk)
@@ -170,7 +213,7 @@ def tool_started(tool_use_id: str, name: str, tool_input: dict[str, Any]) -> Any
         tool_title(name, tool_input),
         kind=tool_kind(name),
         status="pending",
-        content=_diff(name, tool_input, path),
+        content=_diff(name, tool_input, path) or _plan(name, tool_input),
         locations=[ToolCallLocation(path=path)] if path else None,
         raw_input=tool_input,
     )
@@ -230,6 +273,14 @@ def _diff(name: str, tool_input: dict[str, Any], path: str | None) -> list[Any] 
         return [tool_diff_content(path, tool_input["new_string"], tool_input.get("old_string"))]
     if name == "Write" and isinstance(tool_input.get("content"), str):
         return [tool_diff_content(path, tool_input["content"])]
+    return None
+
+
+def _plan(name: str, tool_input: dict[str, Any]) -> list[Any] | None:
+    """The plan Claude Code asks to go ahead with (``ExitPlanMode``) as the call's content: what the user approves
+    or rejects, shown with the permission request rather than only in its raw input."""
+    if name == "ExitPlanMode" and isinstance(tool_input.get("plan"), str) and tool_input["plan"]:
+        return [tool_content(text_block(tool_input["plan"]))]
     return None
 
 
