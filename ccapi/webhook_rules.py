@@ -107,6 +107,26 @@ def _numeric(host: str) -> bool:
     return True
 
 
+def name_error(host: str) -> str | None:
+    """Why the resolver or the HTTP client cannot take ``host`` (as ``urlsplit`` reads it) as a name, or ``None``
+    (an address is no name: ``None``). Checked before any lookup: such a name raised out of a delivery attempt,
+    which then never ended, and a lookup of it must not leave the machine either."""
+    if _is_address(host):
+        return None
+    try:
+        host.encode("idna")  # the resolver's codec (getaddrinfo): no empty label, none longer than 63 characters
+        if not host.isascii() or host.startswith("xn--"):  # what httpx checks of an internationalised name
+            import idna
+
+            if host.isascii():
+                idna.decode(host)
+            else:
+                idna.encode(host)
+    except UnicodeError as exc:  # idna.IDNAError is one
+        return str(exc.__cause__ or exc)
+    return None
+
+
 def check_url(url: Any, allow: AllowList) -> str:
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         raise BadTarget(f"webhook.url must be an http(s) URL of at most {MAX_URL_LENGTH} characters")
@@ -121,17 +141,20 @@ def check_url(url: Any, allow: AllowList) -> str:
         raise BadTarget("webhook.url must be an http:// or https:// URL with a host")
     if parts.username is not None or parts.password is not None:
         raise BadTarget("webhook.url must not carry credentials; receivers verify the signature instead")
+    if (why := name_error(host)) is not None:
+        raise BadTarget(f"webhook.url host {host!r} is not a host name: {why}")
     if not allow.allows(host):
         raise BadTarget(f"webhook.url host {host!r} is not allowed by CC_API_WEBHOOK_ALLOW")
     return url
 
 
 def shown_url(url: str) -> str:
-    """A receiver's URL as the log shows it: its scheme and host. A path or query often carries the
-    receiver's own token, and the log is read by more people than the session's owner."""
+    """A receiver's URL as the log shows it: its scheme and host (and port). A path or query often carries the
+    receiver's own token, a redirect's ``Location`` a user and password, and the log is read by more people than
+    the session's owner."""
     parts = urlsplit(url)
     rest = "/…" if parts.path not in ("", "/") or parts.query else ""
-    return f"{parts.scheme}://{parts.netloc}{rest}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{rest}"  # a redirect's user and password neither
 
 
 def check_events(events: Any) -> list[str]:

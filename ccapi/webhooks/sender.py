@@ -4,7 +4,8 @@ It claims due deliveries (a lease in the store, so several hosts on one database
 send one delivery at once), POSTs each signed, and records the outcome: ``delivered`` on a
 2xx; on a connection error, a timeout, a 5xx, a 408 or a 429 another attempt after an exponential
 backoff with jitter (or the receiver's ``Retry-After``, if longer) until
-``CC_API_WEBHOOK_RETRY_FOR`` has passed since the event, then ``failed``. Any other answer
+``CC_API_WEBHOOK_RETRY_FOR`` has passed since the event (the last attempt made when it has), then ``failed``.
+The status decides, once it came within the timeout, however late the rest of the answer. Any other answer
 (a redirect, which is never followed, or a 4xx) is final; a ``410 Gone`` also ends the session's
 subscription to that URL (``Store.end_webhook``), with the deliveries it still owes there, and says so in
 the session's log (``session.updated``). A host that only ``*`` admits is resolved here and connected to
@@ -28,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -40,7 +42,7 @@ from ccapi.ids import parse_time, utcnow
 from ccapi.observability.metrics import Metrics
 from ccapi.store import Store
 from ccapi.store.outbox import DELIVERED, FAILED, WebhookDelivery
-from ccapi.webhook_rules import AllowList, shown_url
+from ccapi.webhook_rules import AllowList, name_error, shown_url
 from ccapi.webhooks.signing import sign
 
 log = structlog.get_logger(__name__)
@@ -138,7 +140,7 @@ class WebhookSender:
             task.cancel()
         await asyncio.gather(*self._inflight.values(), *self._notices, return_exceptions=True)
         for delivery_id in abandoned:
-            await self._store.finish_webhook_attempt(delivery_id, self._owner, {})
+            await self._hand_back(delivery_id)
         await self._http.aclose()
 
     # -- the loop --------------------------------------------------------------
@@ -156,7 +158,7 @@ class WebhookSender:
             started = 0
             for delivery in claimed:
                 if self._targets[delivery.url] >= PER_TARGET:  # claimed together with its target's others
-                    await self._store.finish_webhook_attempt(delivery.id, self._owner, {})  # hand it back
+                    await self._hand_back(delivery.id)
                     continue
                 self._targets[delivery.url] += 1
                 task = asyncio.create_task(self._attempt(delivery), name=f"ccapi-webhook-{delivery.id}")
@@ -174,6 +176,15 @@ class WebhookSender:
             if time.time() >= self._next_due:
                 self._next_due = float("inf")
 
+    async def _hand_back(self, delivery_id: str) -> None:
+        """Let go of a claimed delivery with nothing recorded: due again at once. Should the store fail here (a
+        database hiccup), its lease runs out instead; the worker goes on (raised, it ended the worker's loop, and
+        the host sent no webhook any more until it restarted)."""
+        try:
+            await self._store.finish_webhook_attempt(delivery_id, self._owner, {})
+        except Exception:
+            log.exception("webhook_hand_back_failed", delivery_id=delivery_id)
+
     def _done(self, delivery_id: str, url: str, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(delivery_id, None)
         self._targets[url] -= 1
@@ -182,7 +193,12 @@ class WebhookSender:
         self._wakeup.set()  # a slot came free
 
     async def _attempt(self, delivery: WebhookDelivery) -> None:
-        outcome = await self._post(delivery)
+        try:
+            outcome = await self._post(delivery)
+        except Exception as exc:  # recorded and retried: raised, the attempt was never recorded and the delivery,
+            # claimed again at the end of each lease for ever, held back every later one of its session
+            log.exception("webhook_attempt_crashed", delivery_id=delivery.id, url=shown_url(delivery.url))
+            outcome = Outcome(False, True, error=f"the gateway failed to send it ({type(exc).__name__}: see its log)")
         now = time.time()
         attempts = delivery.attempts + 1
         fields: dict[str, object] = {
@@ -194,10 +210,13 @@ class WebhookSender:
         if outcome.delivered:
             fields.update(state=DELIVERED, completed_at=utcnow())
         else:
-            delay = max(self._backoff(attempts), outcome.retry_after)
-            if outcome.retryable and now + delay <= parse_time(delivery.created_at) + self._settings.webhook_retry_for:
-                fields["next_attempt_at"] = now + delay
-                self._next_due = min(self._next_due, now + delay)
+            # the backoff's next attempt, but the last one when the retry window ends (not one backoff, up to 10
+            # minutes, before it); a receiver's Retry-After past the window's end is not sent to again
+            deadline = parse_time(delivery.created_at) + self._settings.webhook_retry_for
+            retry_at = max(min(now + self._backoff(attempts), deadline), now + outcome.retry_after)
+            if outcome.retryable and now < deadline and retry_at <= deadline:
+                fields["next_attempt_at"] = retry_at
+                self._next_due = min(self._next_due, retry_at)
             else:
                 fields.update(state=FAILED, completed_at=utcnow())
         state = fields.get("state")
@@ -254,9 +273,15 @@ class WebhookSender:
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not a secret
 
     async def _post(self, delivery: WebhookDelivery) -> Outcome:
-        url = httpx.URL(delivery.url)
-        if not self._allow.allows(url.host):
+        host = urlsplit(delivery.url).hostname or ""  # as the subscription's check read it (``check_url``)
+        if (why := name_error(host)) is not None:  # a URL stored before ``check_url`` refused such names
+            return Outcome(False, False, error=f"the URL cannot be sent to: its host is not a host name ({why})")
+        if not self._allow.allows(host):
             return Outcome(False, False, error="the URL's host is no longer allowed by CC_API_WEBHOOK_ALLOW")
+        try:
+            url = httpx.URL(delivery.url)
+        except httpx.InvalidURL as exc:
+            return Outcome(False, False, error=f"the URL cannot be sent to: {exc}"[:300])
         body = orjson.dumps(delivery.payload)
         timestamp = int(time.time())
         headers = {
@@ -265,17 +290,21 @@ class WebhookSender:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": " ".join(sign(secret, delivery.id, timestamp, body) for secret in self._secrets),
         }
+        deadline = asyncio.get_running_loop().time() + self._settings.webhook_timeout
         try:
-            async with asyncio.timeout(self._settings.webhook_timeout):
-                routes = await _routes(url, self._allow)
-                if not routes:
-                    error = f"{url.host} resolves to no address CC_API_WEBHOOK_ALLOW admits (* admits public ones)"
-                    return Outcome(False, False, error=error)
-                response, head = await self._exchange(routes, body, headers)
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout_at(deadline):
+                    routes = await _routes(url, host, self._allow)
+                    if not routes:
+                        error = f"{host} resolves to no address CC_API_WEBHOOK_ALLOW admits (* admits public ones)"
+                        return Outcome(False, False, error=error)
+                    response = await self._exchange(stack, routes, body, headers)
+                # the status came in time, and decides: the rest of the answer only fills ``last_error``
+                head = await _read_head(response, deadline)
         except (TimeoutError, httpx.TimeoutException):
             return Outcome(False, True, error=f"no answer within {self._settings.webhook_timeout:g} s")
         except socket.gaierror as exc:
-            return Outcome(False, True, error=f"cannot resolve {url.host}: {exc.strerror}"[:300])
+            return Outcome(False, True, error=f"cannot resolve {host}: {exc.strerror}"[:300])
         except httpx.HTTPError as exc:
             return Outcome(False, True, error=f"{type(exc).__name__}: {exc}"[:300])
         status = response.status_code
@@ -289,34 +318,36 @@ class WebhookSender:
         return Outcome(False, retryable, status, error, _retry_after(response.headers.get("retry-after")))
 
     async def _exchange(
-        self, routes: list[Route], body: bytes, headers: dict[str, str]
-    ) -> tuple[httpx.Response, bytes]:
-        """POST by the first route that connects: the answer, and the head of its body."""
+        self, stack: contextlib.AsyncExitStack, routes: list[Route], body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
+        """POST by the first route that connects: the answer, its body unread (``stack`` closes it)."""
         refused: httpx.ConnectError | None = None
         for route in routes:
             try:
-                async with self._http.stream(
+                request = self._http.stream(
                     "POST", route.url, content=body, headers={**headers, **route.headers}, extensions=route.extensions
-                ) as response:
-                    return response, await _read_head(response)
+                )
+                return await stack.enter_async_context(request)
             except httpx.ConnectError as exc:  # another address of the name may answer (IPv6 without a route)
                 refused = exc
         assert refused is not None
         raise refused
 
 
-async def _routes(url: httpx.URL, allow: AllowList) -> list[Route]:
-    """Where an attempt may connect, in order. A name only ``*`` admits is resolved once, here, and connected to
-    at the addresses the allow-list admits: it can aim the gateway neither at a private or loopback address
-    nor, by answering this lookup and the connection's differently, past the check (DNS rebinding)."""
-    if not allow.pins(url.host):
+async def _routes(url: httpx.URL, host: str, allow: AllowList) -> list[Route]:
+    """Where an attempt may connect, in order. A name (``host``, as written) only ``*`` admits is resolved once,
+    here, and connected to at the addresses the allow-list admits: it can aim the gateway neither at a private or
+    loopback address nor, by answering this lookup and the connection's differently, past the check (DNS
+    rebinding)."""
+    if not allow.pins(host):
         return [Route(url, {}, {})]
-    found = await asyncio.get_running_loop().getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+    name = url.raw_host.decode("ascii")  # the name the request would have looked up (internationalised: encoded)
+    found = await asyncio.get_running_loop().getaddrinfo(name, url.port, type=socket.SOCK_STREAM)
     addresses = dict.fromkeys(ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found)
     # the pool knows a connection by its address only: closed after the answer, it never carries another name's
     # request (a shared address's server might refuse one whose Host is not the name its TLS was set up for)
     named = {"host": url.netloc.decode("ascii"), "connection": "close"}
-    sni = {"sni_hostname": url.raw_host.decode("ascii")}
+    sni = {"sni_hostname": name}
     return [Route(url.copy_with(host=str(address)), named, sni) for address in addresses if allow.admits(address)]
 
 
@@ -328,13 +359,16 @@ def _shown_location(url: httpx.URL, location: str) -> str:
         return "an unreadable Location"
 
 
-async def _read_head(response: httpx.Response) -> bytes:
-    """The first ``MAX_RESPONSE_BYTES`` of the answer; the rest is never read."""
+async def _read_head(response: httpx.Response, deadline: float) -> bytes:
+    """The first ``MAX_RESPONSE_BYTES`` of the answer, or what of them came by ``deadline`` (the loop's clock) or
+    before the receiver went; the rest is never read."""
     head = b""
-    async for chunk in response.aiter_raw():
-        head += chunk
-        if len(head) >= MAX_RESPONSE_BYTES:
-            break
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout_at(deadline):
+            async for chunk in response.aiter_raw():
+                head += chunk
+                if len(head) >= MAX_RESPONSE_BYTES:
+                    break
     return head[:MAX_RESPONSE_BYTES]
 
 
