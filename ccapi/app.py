@@ -114,11 +114,11 @@ async def _start_state(app: Sanic) -> None:
     app.ctx.service = service = SessionService(settings, store, events_log, pool, board, metrics, app.ctx.tracing)
     metrics.watch(pool, events_log, board, service.queues)
     await service.start()
-    app.ctx.webhooks = None
-    if settings.webhook_secret is not None:  # without a secret no session can have subscribed
-        app.ctx.webhooks = webhooks = WebhookSender(settings, store, metrics, service.webhook_gone)
-        events_log.on_commit(webhooks.committed)
-        webhooks.start()
+    # without a secret no session can subscribe; one that did before the secret was removed gets its deliveries
+    # failed, each saying why (they stayed pending for ever, listed as due)
+    app.ctx.webhooks = webhooks = WebhookSender(settings, store, metrics, service.webhook_gone)
+    events_log.on_commit(webhooks.committed)
+    webhooks.start()
     credentials = app.ctx.credentials
     log.info(
         "started",
@@ -151,8 +151,7 @@ async def _stop_state(app: Sanic) -> None:
     await app.ctx.service.shutdown()
     await app.ctx.pool.close()
     await app.ctx.events.stop()
-    if app.ctx.webhooks is not None:
-        await app.ctx.webhooks.stop()
+    await app.ctx.webhooks.stop()
     await app.ctx.store.close()
     if app.ctx.tracing is not None:
         app.ctx.tracing.shutdown()

@@ -274,3 +274,14 @@ def test_a_retry_after_past_the_retry_window_fails_the_delivery_at_once(tmp_path
     [delivery] = _run_sender(tmp_path, settings, {"sess_s": receiver.url}, lambda d: d[0].state != PENDING)
     assert (delivery.state, delivery.attempts, delivery.last_status) == (FAILED, 1, 503)
     assert len(receiver.deliveries) == 1
+
+
+def test_without_a_secret_a_delivery_owed_from_before_fails_saying_why(tmp_path: Path, receiver: Receiver) -> None:
+    """A session subscribed while the gateway had ``CC_API_WEBHOOK_SECRET``; the secret was then taken away (or the
+    gateway started without its env file). Its deliveries stayed ``pending`` for ever, listed as due: nothing sent or
+    failed them. They fail now, each saying why, and nothing unsigned reaches the receiver."""
+    settings = Settings(home=tmp_path, webhook_secret=None, webhook_retry_for=60)
+    [delivery] = _run_sender(tmp_path, settings, {"sess_u": receiver.url}, lambda d: d[0].state != PENDING)
+    assert (delivery.state, delivery.attempts) == (FAILED, 1)
+    assert delivery.last_error == "the gateway has no CC_API_WEBHOOK_SECRET to sign it with"
+    assert receiver.deliveries == []

@@ -54,6 +54,9 @@ CONCURRENCY = 8
 PER_TARGET = 2
 #: How often the outbox is read when nothing woke the worker (other hosts' rows, expired leases).
 POLL_SECONDS = 1.0
+#: Without a secret: how often the store is asked for deliveries a session subscribed before the secret was taken
+#: away still owes (each then fails, saying why).
+UNSIGNED_POLL_SECONDS = 30.0
 #: The longest pause between two attempts that backoff alone chooses.
 MAX_BACKOFF = 600.0
 #: Bytes of a receiver's answer read (into ``last_error``) before the connection is dropped.
@@ -96,8 +99,7 @@ class WebhookSender:
     def __init__(
         self, settings: Settings, store: Store, metrics: Metrics | None = None, on_gone: OnGone | None = None
     ) -> None:
-        assert settings.webhook_secret is not None
-        self._secrets = settings.webhook_secrets
+        self._secrets = settings.webhook_secrets  # none: every delivery fails at once, saying why (``_post``)
         self._settings = settings
         self._store = store
         self._owner = settings.owner_id
@@ -123,8 +125,9 @@ class WebhookSender:
         self._loop = asyncio.create_task(self._run(), name="ccapi-webhook-sender")
 
     def committed(self, events: list[Event]) -> None:
-        """The event log committed a batch: deliveries it owes are due now."""
-        if any(event.type in WEBHOOK_EVENT_TYPES for event in events):
+        """The event log committed a batch: deliveries it owes are due now (without a secret, at the next poll:
+        none can be owed but by a session subscribed before the secret was taken away)."""
+        if self._secrets and any(event.type in WEBHOOK_EVENT_TYPES for event in events):
             self._wakeup.set()
 
     async def stop(self) -> None:
@@ -167,7 +170,8 @@ class WebhookSender:
                 started += 1
             if started and len(claimed) == free:
                 continue
-            wait = max(0.0, min(POLL_SECONDS, self._next_due - time.time()))
+            poll = POLL_SECONDS if self._secrets else UNSIGNED_POLL_SECONDS
+            wait = max(0.0, min(poll, self._next_due - time.time()))
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the
             # wakeup fires (an attempt ending just as ``stop`` cancels this loop), and the loop would run on
             with contextlib.suppress(TimeoutError):
@@ -273,6 +277,8 @@ class WebhookSender:
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not a secret
 
     async def _post(self, delivery: WebhookDelivery) -> Outcome:
+        if not self._secrets:  # the secret was taken away after the session subscribed: nothing can be signed
+            return Outcome(False, False, error="the gateway has no CC_API_WEBHOOK_SECRET to sign it with")
         host = urlsplit(delivery.url).hostname or ""  # as the subscription's check read it (``check_url``)
         if (why := name_error(host)) is not None:  # a URL stored before ``check_url`` refused such names
             return Outcome(False, False, error=f"the URL cannot be sent to: its host is not a host name ({why})")
