@@ -9,7 +9,8 @@ Jupyter, webpack-dev-server) settled on, close the doors a page has, with or wit
   names, IP literals (which cannot be rebound), the bind host and ``CC_API_ALLOWED_HOSTS`` pass.
 - **Same origin** (cross-site requests): a request the browser marks as coming from another site
   (``Origin`` not this gateway's, ``Sec-Fetch-Site`` ``cross-site`` / ``same-site``) is refused;
-  only a top-level navigation (a link to the console) may cross.
+  only a top-level navigation (a link to the console) may cross, not a frame's (``Sec-Fetch-Dest``
+  ``iframe``: a page that frames an answer could still lead the user to click or drag in it).
 - **JSON bodies only** (CSRF through "simple" requests): a form or ``text/plain`` POST needs no
   CORS preflight, so a body is accepted only as ``application/json``, which a page can send
   cross-site only after a preflight that this gateway never grants.
@@ -96,7 +97,11 @@ async def guard_browser_requests(request: Request) -> None:
 
 
 def _refuse_cross_site(request: Request, host: tuple[str, int | None] | None) -> None:
-    if request.method in _SAFE_METHODS and request.headers.get("sec-fetch-mode") == "navigate":
+    if (
+        request.method in _SAFE_METHODS
+        and request.headers.get("sec-fetch-mode") == "navigate"
+        and request.headers.get("sec-fetch-dest", "document") == "document"
+    ):
         return  # a link to the console: the user sees the page, the linking site reads nothing
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in _BROWSER_FETCH_SITES:

@@ -48,7 +48,12 @@ class DeadlineRequest(Request):
                 raise
             # Sanic's stand-in request for answering a bad head: a URL with control bytes failed
             # again there and the client got no answer at all, only a traceback in the log
-            super().__init__(_escaped_url(url_bytes), *args, **kwargs)
+            try:
+                super().__init__(_escaped_url(url_bytes), *args, **kwargs)
+            except BadRequest:
+                # a target that is no path at all (``CONNECT host:443``, ``GET foo``, ``GET ?``): the same,
+                # so it is answered (and logged) as that text under ``/``
+                super().__init__(_as_path(url_bytes), *args, **kwargs)
 
     async def receive_body(self) -> None:
         if _arrived(self.stream):  # most requests: nothing to wait for, so no deadline task either
@@ -75,6 +80,12 @@ def _arrived(stream: object) -> bool:
 def _escaped_url(url: bytes) -> bytes:
     """``url`` with control bytes and spaces percent-encoded: parseable, and safe to log."""
     return re.sub(rb"[\x00-\x20\x7f]", lambda match: b"%%%02X" % match[0][0], url)
+
+
+def _as_path(url: bytes) -> bytes:
+    """``url`` as a path: ``/`` and every byte but letters, digits and ``/._~-`` percent-encoded. Whatever
+    it held, this parses (``_escaped_url`` of ``evil.com:443`` or ``foo`` does not: no path, no scheme)."""
+    return b"/" + re.sub(rb"[^A-Za-z0-9/._~-]", lambda match: b"%%%02X" % match[0][0], url).lstrip(b"/")
 
 
 def presented_key(request: Request) -> bytes | None:
@@ -115,6 +126,7 @@ async def finish_request(request: Request, response: HTTPResponse) -> None:
     if request_id:
         response.headers["x-request-id"] = request_id
     response.headers.setdefault("x-content-type-options", "nosniff")
+    response.headers.setdefault("x-frame-options", "DENY")  # no answer is a page another site may frame
     started = getattr(request.ctx, "started", None)
     fields = {
         "request_id": request_id,
