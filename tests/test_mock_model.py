@@ -291,6 +291,25 @@ def test_control_endpoints(mock: MockModel) -> None:
     assert mock.pending == 0
 
 
+def test_a_web_page_cannot_script_or_read_the_mock(mock: MockModel) -> None:
+    """``cc-api run --mock-model`` serves the mock on a loopback port a page can find: a ``text/plain`` POST (no
+    preflight) scripted a Bash call that the gateway's Claude Code then ran, and a page rebinding its name to
+    loopback read every prompt recorded. What a browser marks as a page's, a Host that names no loopback, and a body
+    that is not JSON are refused; the scripts and tests that drive it (no Origin, JSON) go on as before."""
+    script = '[{"tool_uses": [{"name": "Bash", "input": {"command": "id"}}]}]'
+    control = f"{mock.url}/_mock/script"
+    refused = [
+        httpx.post(control, content=script, headers={"content-type": "text/plain"}),
+        httpx.post(control, json=[], headers={"origin": "https://evil.example"}),
+        httpx.post(control, json=[], headers={"sec-fetch-site": "cross-site"}),
+        httpx.get(f"{mock.url}/_mock/requests", headers={"host": f"rebound.example:{mock.port}"}),
+    ]
+    assert [r.status_code for r in refused] == [415, 403, 403, 403]
+    assert mock.pending == 0
+    assert httpx.post(control, json=[{"text": "ok"}], headers={"host": f"localhost:{mock.port}"}).status_code == 200
+    assert httpx.get(f"{mock.url}/_mock/requests").status_code == 200
+
+
 def test_control_rejects_unknown_reply_fields(mock: MockModel) -> None:
     response = httpx.post(f"{mock.url}/_mock/script", json=[{"txt": "typo"}])
     assert response.status_code == 400

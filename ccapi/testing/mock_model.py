@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import re
 import signal
 import sys
@@ -459,11 +460,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             if url.path.startswith("/_mock/"):
+                if (refusal := self._browser_refusal(raw)) is not None:
+                    self._send_json(*refusal)
+                    return
                 self._control(url.path, body)
             else:
                 self._api(url.path, url.query, body, estimate_tokens(len(raw)))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away; nothing left to answer
+
+    def _browser_refusal(self, raw: bytes) -> tuple[int, dict[str, str]] | None:
+        """The control routes answer scripts and tests, never a web page: a page the user visits could otherwise
+        script a tool call that the gateway's Claude Code then runs (a ``text/plain`` POST needs no preflight), or,
+        rebinding a name to loopback, read every prompt the mock recorded. A request a browser marks as a page's
+        (``Origin``, a ``Sec-Fetch-Site`` other than ``none``), one whose ``Host`` is no loopback name or address,
+        and a body that is not JSON are refused."""
+        site = self.headers.get("sec-fetch-site")
+        if self.headers.get("origin") is not None or site not in (None, "none", "same-origin"):
+            return 403, {"error": "the mock's control routes answer scripts and tests, not web pages"}
+        host = urlsplit(f"//{self.headers.get('host') or ''}").hostname or ""
+        if host != "localhost" and not host.endswith(".localhost") and not _is_ip(host):
+            return 403, {"error": f"Host {host[:100]!r} does not name this loopback mock"}
+        kind = (self.headers.get("content-type") or "").partition(";")[0].strip().lower()
+        if raw and kind != "application/json":
+            return 415, {"error": "send the body as application/json"}
+        return None
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("content-length") or 0)
@@ -664,6 +685,14 @@ class MockModel:
             if self._queue:
                 return self._queue.popleft()
         return default_reply(body)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
