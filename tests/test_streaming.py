@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from ccapi.testing import MockModel, Reply
-from tests.gateway import Gateway, sse_events
+from tests.gateway import Gateway, eventually, sse_events
+from tests.metrics_support import scrape, value
 
 LONG_TEXT = " ".join(f"word{n}" for n in range(60))
 
@@ -453,3 +454,21 @@ def test_deleting_a_session_or_stopping_the_gateway_closes_a_stalled_readers_con
     assert time.monotonic() - began < 10, "the gateway stops without waiting for a reader that never reads"
     got, _ = _read_to_the_end(other, other_head)
     assert got == other_logged[: len(got)] and len(got) < len(other_logged)
+
+
+def test_a_streamed_retry_counts_against_the_stream_limits(make_gateway, mock_model: MockModel) -> None:
+    """Each retry of a streamed turn with its ``Idempotency-Key`` opens one more stream of the turn's events: they
+    went around ``CC_API_SSE_MAX_STREAMS_PER_SESSION`` (300 retries held 300 streams against a limit of 128, each
+    up to ``CC_API_SSE_BUFFER_BYTES``). Past the limit a retry is a 503, as another ``/events/stream`` is."""
+    gw = make_gateway(CC_API_SSE_MAX_STREAMS_PER_SESSION="1")
+    session_id = gw.create_session()["id"]
+    url = f"{gw.base_url}/api/sessions/{session_id}/turns"
+    body, key = {"input": "talk", "stream": True}, {"Idempotency-Key": "retry-me"}
+    with httpx.Client(timeout=30) as http:
+        assert "event: turn.completed" in http.post(url, json=body, headers=key).text
+        with http.stream("GET", f"{url[: -len('/turns')]}/events/stream") as follower:  # the session's one stream
+            assert follower.status_code == 200
+            assert eventually(lambda: value(scrape(gw), "cc_api_sse_subscribers") == 1), "following live"
+            refused = http.post(url, json=body, headers=key)
+        assert refused.status_code == 503 and refused.json()["error"]["type"] == "unavailable", refused.text
+        assert "event: turn.completed" in http.post(url, json=body, headers=key).text, "once the follower left"

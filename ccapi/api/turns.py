@@ -16,7 +16,7 @@ from sanic.response import HTTPResponse, json
 from ccapi.api.render import accepted_view, turn_view
 from ccapi.api.replies import Compaction, TurnStatus
 from ccapi.api.request import json_body, wants_event_stream
-from ccapi.api.sse import follow_stream, only, send_events
+from ccapi.api.sse import follow_stream, make_room, only, send_events
 from ccapi.errors import InvalidRequest
 from ccapi.events import Event, EventType
 from ccapi.sessions import SessionService, TurnRun
@@ -147,6 +147,7 @@ async def _replayed(
         return await _reply(request, service, earlier, stream, background, opening.seq)
     # a queued turn's answer streamed its own events only (see ``_reply_queued``)
     own_only = opening.type == EventType.TURN_QUEUED
+    make_room(service, replay.session_id)  # a retry is one more stream: bounded as the others (each retry opened one)
     await _stream_leg(request, service, replay.session_id, replay.turn_id, opening.seq, own_only)
     return None
 
