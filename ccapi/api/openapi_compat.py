@@ -39,7 +39,8 @@ def _errors(schema: str, *statuses: int) -> dict[str, Any]:
         422: "The turn reached a round limit (max_turns); the message names it",
         429: "A Claude subscription usage window is spent (rate_limited); Retry-After says when it "
         "resets, plus x-ratelimit-* (OpenAI) or anthropic-ratelimit-unified-* (Anthropic) headers",
-        502: "The turn failed upstream",
+        502: "The turn failed upstream; x-should-retry: false when the model's API failed (Claude Code has retried "
+        "it already)",
         503: "Every live Claude session is busy (see Retry-After), the gateway is stopping, or its store "
         "refuses writes",
     }

@@ -55,6 +55,12 @@ _ANTHROPIC_TYPES: dict[str, AnthropicErrorType] = {
 _PROMPT_TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
 
 
+#: On a ``502`` for a turn that failed upstream: Claude Code has retried the model's API already
+#: (``CC_API_UPSTREAM_RETRIES``), so the ``openai`` and ``anthropic`` SDKs, which obey this header, do not send the
+#: request twice more (each retry a turn in a new session, as long again). Other failures stay retriable.
+NO_RETRY = {"x-should-retry": "false"}
+
+
 class TurnFailed(ApiError):
     """The session's turn failed upstream: natively a ``failed`` turn, for a compat
     client an error response, as its provider would answer."""
@@ -141,6 +147,8 @@ def failure(error: dict[str, Any] | None) -> ApiError:
     if error.get("type") == "upstream_error" and error.get("status") == 400:  # Claude Code's reason: any
         refused = ContextLengthExceeded if _PROMPT_TOO_LONG.search(message) else UpstreamInvalidRequest
         return refused(message, {"reason": error.get("reason"), "upstream_status": 400})
+    if error.get("type") == "upstream_error":  # Claude Code has retried the model's API already
+        return TurnFailed(message, {"reason": "upstream_error"}, headers=dict(NO_RETRY))
     return TurnFailed(message, {"reason": error.get("type")})
 
 

@@ -3,6 +3,8 @@ function-call arguments, text parts, usage and finish reasons."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Collection
 from typing import Any
@@ -13,21 +15,50 @@ from ccapi.compat.parsing import expect
 from ccapi.compat.replies import FinishReason
 from ccapi.compat.reply import Reply
 from ccapi.errors import InvalidRequest
-from ccapi.sessions.inputs import parse_input
+from ccapi.sessions.inputs import IMAGE_TYPES, parse_input
 
-_DATA_URL = re.compile(r"^data:(?P<media>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
+_DATA_URL = re.compile(r"^data:(?P<media>[\w/+.-]*)(?:;[\w.+-]+=[^;,]*)*;base64,(?P<data>.*)$", re.DOTALL)
+#: What clients write for the types Anthropic names otherwise (``f"data:image/{extension};base64,..."`` gives jpg).
+_MEDIA_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
+#: The first bytes of each image type Claude takes.
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 
 def image_block(url: Any, where: str) -> dict[str, Any]:
-    """An OpenAI image URL (``data:`` base64 or http[s]) as a validated native image block."""
+    """An OpenAI image URL (``data:`` base64 or http[s]) as a validated native image block. OpenAI reads a data URL's
+    image whatever type it declares (``image/jpg``, ``image/PNG``, ``application/octet-stream``); Anthropic's four
+    types are exact, so the declared type is taken in their spelling, or from the image's first bytes. A URL that is
+    no image Claude can take is a 400 naming the request's field (``where``)."""
     expect(url, str, where, "a string")
     match = _DATA_URL.match(url)
+    if match is None and url[:5].lower() == "data:":
+        raise InvalidRequest(
+            f"{where} must be a base64 data URL (data:image/png;base64,...) or an http(s) URL", param=where
+        )
     source = (
-        {"type": "base64", "media_type": match["media"], "data": match["data"]}
+        {"type": "base64", "media_type": _media_type(match["media"], match["data"]), "data": match["data"]}
         if match
         else {"type": "url", "url": url}
     )
-    return parse_input([{"type": "image", "source": source}])[0]
+    try:
+        return parse_input([{"type": "image", "source": source}])[0]
+    except InvalidRequest as exc:  # named for a native turn's input (``input[0].source.url``): name the field
+        said = exc.message.removeprefix("input[0].source.")
+        raise InvalidRequest(f"{where}: the image's {said}", exc.details, param=where) from None
+
+
+def _media_type(declared: str, data: str) -> str:
+    media = declared.lower()
+    media = _MEDIA_ALIASES.get(media, media)
+    if media in IMAGE_TYPES:
+        return media
+    try:
+        head = base64.b64decode(data[:16], validate=True)
+    except (binascii.Error, ValueError):
+        return media  # parse_input says what is wrong with it
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), media)
 
 
 def function_tool(name: Any, description: str | None, parameters: Any) -> dict[str, Any]:
