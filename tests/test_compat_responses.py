@@ -239,3 +239,27 @@ def test_streamed_function_call(client: openai.OpenAI, mock_model: MockModel) ->
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "20C"}],
     )
     assert list(resumed)[-1].response.output_text == "Lima: 20C."
+
+
+def test_input_without_the_outputs_its_function_calls_wait_for_is_a_400(
+    client: openai.OpenAI, mock_model: MockModel
+) -> None:
+    """A response paused on a function call, continued by ``previous_response_id`` with a user message instead of
+    the call's output: OpenAI answers 400 (no tool output found); this was a 409, which the SDK retried twice to no
+    end. The session still takes the output afterwards."""
+    call = ToolUse("get_weather", {"city": "Oslo"})
+    mock_model.script(Reply(tool_uses=(call,)), Reply(text="Oslo: -3C."))
+    first = client.responses.create(model="sonnet", input="Weather in Oslo?", tools=[WEATHER_TOOL])
+    [pending] = [item for item in first.output if item.type == "function_call"]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.with_options(max_retries=0).responses.create(
+            model="sonnet", previous_response_id=first.id, tools=[WEATHER_TOOL], input="never mind, and Bergen?"
+        )
+    assert refused.value.param == "input" and "pending tool calls" in refused.value.message
+    done = client.responses.create(
+        model="sonnet",
+        previous_response_id=first.id,
+        tools=[WEATHER_TOOL],
+        input=[{"type": "function_call_output", "call_id": pending.call_id, "output": "-3C"}],
+    )
+    assert done.output_text == "Oslo: -3C."

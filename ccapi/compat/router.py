@@ -394,9 +394,12 @@ class CompatRouter:
             if target.explicit:
                 raise
             return None
-        why = _mismatch(suffix, waiting)
-        if target.explicit:
-            raise Conflict(why, {"session_id": target.session_id, "waiting_for": sorted(waiting)})
+        why, busy = _mismatch(suffix, waiting)
+        if target.explicit:  # the request named its session: what does not fit it is the request's fault but a busy one
+            details = {"session_id": target.session_id, "waiting_for": sorted(waiting)}
+            if busy:
+                raise Conflict(why, details)
+            raise InvalidRequest(why, details, param="input" if request.format == RESPONSES_FORMAT else "messages")
         log.info("compat_affinity_miss", session_id=target.session_id, reason=f"the history matches, but {why}")
         return None
 
@@ -534,13 +537,16 @@ def _after_last_assistant(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     return messages[last + 1 :]
 
 
-def _mismatch(suffix: tuple[Message, ...], waiting: set[str]) -> str:
+def _mismatch(suffix: tuple[Message, ...], waiting: set[str]) -> tuple[str, bool]:
+    """Why ``suffix`` cannot go on the session, and whether only because a turn runs (a ``409``; the rest are the
+    request's fault, a ``400``, as OpenAI answers input without the outputs its function calls wait for: SDKs retry
+    a ``409``, to no end)."""
     if not suffix:
-        return "nothing new to send: the conversation must end with a user message or tool results"
+        return "nothing new to send: the conversation must end with a user message or tool results", False
     if waiting:
-        return "the session waits for the results of its pending tool calls; send exactly those"
+        return "the session waits for the results of its pending tool calls; send exactly those", False
     if any(m.role == "assistant" for m in suffix):
-        return "the new messages include assistant turns this session never produced"
+        return "the new messages include assistant turns this session never produced", False
     if len(suffix) == 1 and suffix[0].role == "tool":
-        return "the session is not waiting for these tool results"
-    return "the session is busy with a turn; wait for it to finish"
+        return "the session is not waiting for these tool results", False
+    return "the session is busy with a turn; wait for it to finish", True
