@@ -198,10 +198,10 @@ def test_session_list_of_a_directory_reads_past_other_directories_sessions(
 ) -> None:
     """The editor lists its project's sessions (``cwd``) while other clients made many since, elsewhere (a compat
     client's conversations, the console's): the first page was empty, with a cursor, and an editor that shows the
-    first page showed no history at all."""
+    first page showed no history at all. A session its maker named (``metadata.title``) is listed by that name."""
     project = tmp_path / "project"
     project.mkdir()
-    own = gateway.create_session(cwd=str(project))["id"]
+    own = gateway.create_session(cwd=str(project), metadata={"title": "Refactor the parser"})["id"]
     for _ in range(120):  # newer, in the gateway's own directory
         gateway.create_session(builtin_tools="none")
 
@@ -215,6 +215,7 @@ def test_session_list_of_a_directory_reads_past_other_directories_sessions(
     mine, everything = _run(run())
 
     assert [(s["sessionId"], s["cwd"]) for s in mine["sessions"]] == [(own, str(project))]
+    assert mine["sessions"][0]["title"] == "Refactor the parser"  # as the session's maker named it
     assert mine.get("nextCursor") is None  # nothing more of it to page through
     assert len(everything["sessions"]) == 100 and everything["nextCursor"]  # unfiltered: one gateway page
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -127,7 +128,10 @@ class GatewayAgent:
             sessions, cursor = await _call(self.gateway.list_sessions(limit=LIST_PAGE, after=cursor))
             for s in sessions:
                 info = SessionInfo(
-                    session_id=s.id, cwd=s.raw.get("cwd") or default_cwd, updated_at=s.raw.get("updated_at")
+                    session_id=s.id,
+                    cwd=s.raw.get("cwd") or default_cwd,
+                    title=_title(s.metadata),
+                    updated_at=s.raw.get("updated_at"),
                 )
                 if cwd is None or info.cwd == cwd:
                     infos.append(info)
@@ -383,3 +387,9 @@ async def _call(pending: Any) -> Any:
         if exc.status in (400, 409, 413, 422):
             raise RequestError(-32602, f"Invalid params: {exc.message}", data) from None
         raise RequestError.internal_error(data) from None
+
+
+def _title(metadata: Mapping[str, Any]) -> str | None:
+    """What the session's maker called it (``metadata.title``, else ``name``), as the console names it."""
+    named = metadata.get("title") or metadata.get("name")
+    return named.strip()[:200] or None if isinstance(named, str) else None
