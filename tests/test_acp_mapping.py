@@ -83,7 +83,7 @@ def test_thinking_streams_as_thought_and_the_users_input_only_on_replay() -> Non
     assert updates_for(started, replay=False) == []
     replayed = updates_for(started, replay=True)
     assert all(isinstance(u, UserMessageChunk) for u in replayed)
-    assert [u.content.text for u in replayed] == ["hi", "[image: image/png]"]
+    assert [u.content.text for u in replayed] == ["hi", "\n\n[image: image/png]"]  # a paragraph each, joined
 
 
 def test_prompt_blocks_become_native_input() -> None:

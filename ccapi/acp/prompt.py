@@ -69,13 +69,14 @@ def _resource(resource: TextResourceContents | BlobResourceContents) -> dict[str
 
 
 def replayed_input(blocks: Iterable[dict[str, Any]]) -> list[UserMessageChunk]:
-    """A turn's input as the log keeps it (``turn.started``), as user message chunks."""
+    """A turn's input as the log keeps it (``turn.started``), as user message chunks, a paragraph a block (an editor
+    joins chunks as they come: ``look[image: image/png]<context …>`` ran together)."""
     chunks = []
     for block in blocks:
         if block.get("type") == "text":
-            chunks.append(update_user_message(text_block(block.get("text", ""))))
+            said = str(block.get("text", ""))
         else:
             source = block.get("source") or {}
-            what = source.get("media_type") or source.get("url") or block.get("type")
-            chunks.append(update_user_message(text_block(f"[{block.get('type')}: {what}]")))
+            said = f"[{block.get('type')}: {source.get('media_type') or source.get('url') or block.get('type')}]"
+        chunks.append(update_user_message(text_block(f"\n\n{said}" if chunks else said)))
     return chunks
