@@ -356,3 +356,16 @@ def test_the_sessions_waiting_for_someone_are_listed_by_status(gateway: Gateway,
     error = _invalid(gateway.client.get("/api/sessions", params={"status": "waiting"}))
     assert error["message"] == "status names no session status: waiting"
     assert error["details"]["known"] == sorted(["idle", "running", "requires_action", "requires_approval"])
+
+
+def test_metadata_past_its_bound_is_a_400_that_changes_nothing(seeded: tuple[Gateway, str]) -> None:
+    """Every listing of sessions carries their metadata (the console polls it): a client that stored 10 MB in each
+    session's made each page of the list a gigabyte. Metadata takes 16 KB at most, as JSON."""
+    gw, _ = seeded
+    before = _snapshot(gw)
+    error = _invalid(gw.client.post("/api/sessions", json={"metadata": {"notes": "x" * (16 * 1024)}}))
+    assert error["message"].startswith("metadata must take at most 16384 bytes as JSON")
+    assert error["details"]["limit"] == 16384 and _snapshot(gw) == before
+    kept = gw.client.post("/api/sessions", json={"metadata": {"notes": "x" * (15 * 1024)}})
+    assert kept.status_code == 201
+    gw.client.delete(f"/api/sessions/{kept.json()['id']}")

@@ -108,8 +108,8 @@ class NewSession(Shape):
     )
     metadata: Annotated[dict[str, Any], Says("must be an object")] = Field(
         default_factory=dict,
-        description="yours, kept and shown as given; the key 'compat' is reserved (it marks the compat endpoints' "
-        "sessions, deleted once unused for CC_API_COMPAT_RETENTION)",
+        description="yours, kept and shown as given, up to 16 KB as JSON; the key 'compat' is reserved (it marks "
+        "the compat endpoints' sessions, deleted once unused for CC_API_COMPAT_RETENTION)",
     )
     max_turns: Annotated[int | None, Says("must be an integer between 1 and 1000")] = Field(None, ge=1, le=1000)
     cwd: Annotated[str | None, Says("must be the absolute path of an existing directory")] = Field(

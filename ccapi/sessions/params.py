@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
@@ -79,6 +80,7 @@ class NewSession:
         shape = checked(bodies.NewSession, body)
         model = known_model(catalog, shape.given("model", default_model))
         _check_prompt(shape.system_prompt)
+        _check_metadata(shape.metadata)
         if shape.cwd is not None and (not Path(shape.cwd).is_absolute() or not _is_dir(shape.cwd)):
             raise InvalidRequest("cwd must be the absolute path of an existing directory")
         try:
@@ -148,6 +150,22 @@ def _subscription(webhooks: WebhookPolicy | None, asked: dict[str, Any]) -> dict
         return webhooks.subscription(asked)
     except BadTarget as exc:
         raise InvalidRequest(str(exc), {"webhook": asked.get("webhook")}) from None
+
+
+#: The most a session's ``metadata`` may take as JSON: every listing of sessions carries it (a page of 100 sessions
+#: with 10 MB of metadata each was a gigabyte to read, and the console polls the list).
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def _check_metadata(metadata: Mapping[str, Any]) -> None:
+    size = len(orjson.dumps(metadata))
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"metadata must take at most {MAX_METADATA_BYTES} bytes as JSON (it takes {size}): keep large data "
+            "elsewhere and a reference to it here",
+            {"limit": MAX_METADATA_BYTES, "size": size},
+            param="metadata",
+        )
 
 
 def _check_prompt(prompt: str | None) -> None:
