@@ -71,7 +71,7 @@ def _resource(resource: TextResourceContents | BlobResourceContents) -> dict[str
 def replayed_input(blocks: Iterable[dict[str, Any]]) -> list[UserMessageChunk]:
     """A turn's input as the log keeps it (``turn.started``), as user message chunks, a paragraph a block (an editor
     joins chunks as they come: ``look[image: image/png]<context …>`` ran together)."""
-    chunks = []
+    chunks: list[UserMessageChunk] = []
     for block in blocks:
         if block.get("type") == "text":
             said = str(block.get("text", ""))
