@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -184,7 +185,7 @@ class AsyncClient:
 
     async def get_turn(self, session_id: str, turn_id: str) -> Turn:
         """As ``Client.get_turn``."""
-        return await self._request("GET", wire.session_path(session_id, "turns", wire.segment(turn_id)), Turn.from_json)
+        return await self._request("GET", wire.turn_path(session_id, turn_id), Turn.from_json)
 
     async def events(
         self, session_id: str, *, after: int = 0, limit: int = 100, types: Iterable[str] | None = None
@@ -257,19 +258,42 @@ class AsyncClient:
         approve: AsyncApprover | None = None,
         max_rounds: int = 32,
     ) -> Turn:
-        """As ``Client.run_tools``; a tool and ``approve`` may be coroutine functions."""
+        """As ``Client.run_tools``; a tool and ``approve`` may be coroutine functions, and the tools of parallel calls
+        run concurrently (``asyncio.gather``; the requests of one approval pause are asked one at a time)."""
         turn = await self.send(session_id, input)
         for _ in range(max_rounds):
             if turn.status not in wire.WAITING or (turn.status == "requires_approval" and approve is None):
                 return turn
             if turn.status == "requires_approval":
                 assert approve is not None
-                turn = await self.decide(
-                    session_id, [await self._decision(approve, r) for r in turn.permission_requests]
-                )
-                continue
-            turn = await self.submit_tool_results(session_id, [await self._run_tool(tools, c) for c in turn.tool_calls])
+                decisions = [await self._decision(approve, r) for r in turn.permission_requests]
+                answer: Awaitable[Turn] = self.decide(session_id, decisions)
+            else:  # parallel calls run concurrently, as Claude made them
+                results = await asyncio.gather(*(self._run_tool(tools, call) for call in turn.tool_calls))
+                answer = self.submit_tool_results(session_id, results)
+            try:
+                turn = await answer
+            except CCAPIError as exc:
+                turn = await self._moved_on(session_id, turn, exc)
         raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
+
+    async def _moved_on(self, session_id: str, paused: Turn, error: CCAPIError) -> Turn:
+        """As ``Client._moved_on``."""
+        if not wire.maybe_moved_on(error):
+            raise error
+        now = await self.get_turn(session_id, paused.turn_id)
+        if not wire.moved(paused, now):
+            raise error
+        end = None
+        if now.status == "running":
+            after = paused.last_event_seq or 0
+            async for event in self.stream_events(session_id, after=after, until=wire.settles(paused.turn_id)):
+                end = event
+        deadline = time.monotonic() + wire.RECORD_WAIT
+        while not wire.recorded(now, end) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            now = await self.get_turn(session_id, paused.turn_id)
+        return now
 
     @staticmethod
     async def _decision(approve: AsyncApprover, request: PermissionRequest) -> Decision:

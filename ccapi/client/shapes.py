@@ -3,6 +3,7 @@ decisions) and its error; import them from ``ccapi.client``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,10 @@ class CCAPIError(Exception):
         super().__init__(f"{status} {type_}: {message}")
         self.status, self.type, self.message, self.details = status, type_, message, details or {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by its fields (a process pool, a task queue, sends it back): ``args`` holds only the text."""
+        return (type(self), (self.status, self.type, self.message, self.details), self.__dict__)
+
 
 class CCAPIConnectionError(CCAPIError, httpx.TransportError):
     """No answer came: nothing listens at the URL, the connection dropped, or a timeout passed (``type``
@@ -27,6 +32,15 @@ class CCAPIConnectionError(CCAPIError, httpx.TransportError):
     def __init__(self, error: httpx.TransportError) -> None:
         kind = "timeout" if isinstance(error, httpx.TimeoutException) else "connection_error"
         super().__init__(0, kind, f"{type(error).__name__}: {error}")
+        # httpx's own handlers read ``exc.request`` (its docs' ``exc.request.url``): the request that got no answer
+        with contextlib.suppress(RuntimeError):
+            self.request = error.request
+        self._error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as ``connection_error`` makes it (its class is made at run time), from httpx's error without its
+        request, whose headers hold the API key."""
+        return (connection_error, (type(self._error)(*self._error.args),))
 
 
 def connection_error(error: httpx.TransportError) -> CCAPIConnectionError:

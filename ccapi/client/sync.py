@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, TypeVar
@@ -194,7 +195,7 @@ class Client:
 
     def get_turn(self, session_id: str, turn_id: str) -> Turn:
         """One turn as it stands (``queued`` while it waits behind another)."""
-        return self._request("GET", wire.session_path(session_id, "turns", wire.segment(turn_id)), Turn.from_json)
+        return self._request("GET", wire.turn_path(session_id, turn_id), Turn.from_json)
 
     def events(
         self, session_id: str, *, after: int = 0, limit: int = 100, types: Iterable[str] | None = None
@@ -283,8 +284,12 @@ class Client:
         """Send ``input`` and answer every client tool call with ``tools[name](**input)``,
         and every permission request with ``approve`` (without it, a turn waiting for
         approval is returned as it is), until the turn is no longer waiting. A failed or
-        interrupted turn is returned at once, its ``error`` saying why. Coroutine functions
-        (and awaitable answers) are refused with ``TypeError``: ``AsyncClient`` awaits them."""
+        interrupted turn is returned at once, its ``error`` saying why. A turn that moves on
+        without an answer the loop was working out (interrupted meanwhile, a call that timed
+        out, answered by another client: the gateway refuses the late answer) is followed from
+        where it went: returned once it ends, or its next calls answered. Parallel calls run one
+        after the other. Coroutine functions (and awaitable answers) are refused with
+        ``TypeError``: ``AsyncClient`` awaits them."""
         wire.refuse_coroutine_functions(approve, tools)
         turn = self.send(session_id, input)
         for _ in range(max_rounds):
@@ -292,10 +297,36 @@ class Client:
                 return turn
             if turn.status == "requires_approval":
                 assert approve is not None
-                turn = self.decide(session_id, [wire.decision(r, approve(r)) for r in turn.permission_requests])
-                continue
-            turn = self.submit_tool_results(session_id, [self._run_tool(tools, call) for call in turn.tool_calls])
+                decisions = [wire.decision(r, approve(r)) for r in turn.permission_requests]
+                answer: Callable[[], Turn] = functools.partial(self.decide, session_id, decisions)
+            else:
+                results = [self._run_tool(tools, call) for call in turn.tool_calls]
+                answer = functools.partial(self.submit_tool_results, session_id, results)
+            try:
+                turn = answer()
+            except CCAPIError as exc:
+                turn = self._moved_on(session_id, turn, exc)
         raise CCAPIError(0, "tool_loop", f"the turn still waits for tools after {max_rounds} rounds")
+
+    def _moved_on(self, session_id: str, paused: Turn, error: CCAPIError) -> Turn:
+        """The turn past the pause ``paused``, when the gateway refused ``run_tools``'s answer because the turn moved
+        on without it (interrupted, its call timed out, answered elsewhere): settled, or paused again. Any other
+        refusal is ``error``, raised."""
+        if not wire.maybe_moved_on(error):
+            raise error
+        now = self.get_turn(session_id, paused.turn_id)
+        if not wire.moved(paused, now):
+            raise error
+        end = None
+        if now.status == "running":
+            after = paused.last_event_seq or 0
+            for event in self.stream_events(session_id, after=after, until=wire.settles(paused.turn_id)):
+                end = event
+        deadline = time.monotonic() + wire.RECORD_WAIT
+        while not wire.recorded(now, end) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.get_turn(session_id, paused.turn_id)
+        return now
 
     @staticmethod
     def _run_tool(tools: Mapping[str, wire.Tool], call: ToolCall) -> ToolResult:
@@ -306,4 +337,8 @@ class Client:
             outcome = tool(**call.input)
         except Exception as exc:  # noqa: BLE001 - the tool's failure is Claude's to read, not the loop's to raise
             return wire.tool_result(call, None, exc)
-        return wire.tool_result(call, wire.not_awaitable(outcome, f"tool {call.name!r}"), None)
+        outcome = wire.not_awaitable(outcome, f"tool {call.name!r}")
+        try:
+            return wire.tool_result(call, outcome, None)
+        except Exception as exc:  # noqa: BLE001 - an answer JSON cannot carry (a cycle): as AsyncClient, Claude's to read
+            return wire.tool_result(call, None, exc)

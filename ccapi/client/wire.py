@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from ccapi.client.shapes import (
     Session,
     ToolCall,
     ToolResult,
+    Turn,
     WebhookDelivery,
     connection_error,
 )
@@ -75,6 +77,14 @@ def session_path(session_id: str, *tail: str) -> str:
     return "/".join(("/api/sessions", segment(session_id), *tail))
 
 
+def turn_path(session_id: str, turn_id: str) -> str:
+    """``/api/sessions/<id>/turns/<turn id>``; an empty turn id is refused as an empty session id is (it named
+    ``/turns/``, a ``405``)."""
+    if not turn_id:
+        raise ValueError("turn_id must not be empty")
+    return session_path(session_id, "turns", segment(turn_id))
+
+
 def segment(value: str) -> str:
     """``value`` quoted as one path segment."""
     # ``quote`` leaves ``.`` as it is, and httpx resolves a ``.`` or ``..`` segment (``/api/sessions/..`` is ``/api``)
@@ -116,9 +126,15 @@ def page_params(limit: int, after: str | None, status: Iterable[str] = ()) -> di
     params: dict[str, str | int] = {"limit": limit}
     if after:
         params["after"] = after
-    if statuses := ",".join(status):
+    if statuses := names(status):
         params["status"] = statuses
     return params
+
+
+def names(values: Iterable[str]) -> str:
+    """A filter's names as the query writes them, ``a,b``: one name given as a string is that name, not its
+    letters (``status="idle"``, ``types="turn.completed"``)."""
+    return ",".join([values] if isinstance(values, str) else values)
 
 
 def results_body(results: Iterable[ToolResult], background: bool = False) -> dict[str, Any]:
@@ -186,6 +202,31 @@ def refuse_coroutine_functions(approve: object, tools: Mapping[str, object]) -> 
 
 
 WAITING = ("requires_action", "requires_approval")
+#: How long ``run_tools`` waits for a turn's record to show the event it settled at (it is written just after).
+RECORD_WAIT = 5.0
+
+
+def maybe_moved_on(error: CCAPIError) -> bool:
+    """Whether ``run_tools``'s answer may have been refused because the turn moved on without it: interrupted, its
+    call timed out (``CC_API_TOOL_TIMEOUT``, ``CC_API_APPROVAL_TIMEOUT``), answered by another client. The gateway
+    says ``409`` (nothing waits, or that call was answered) or, once the turn waits on other calls, ``400`` (an id
+    it no longer waits on)."""
+    return error.status in (400, 409) and error.type in ("conflict", "invalid_request")
+
+
+def moved(before: Turn, now: Turn) -> bool:
+    """Whether the turn as it stands (``now``) is past the pause ``before`` answered."""
+    return now.status != before.status or now.last_event_seq != before.last_event_seq
+
+
+def settles(turn_id: str) -> Callable[[Event], bool]:
+    """``stream_events``'s stop at the turn's next end or pause."""
+    return lambda event: event.turn_id == turn_id and event.ends_turn
+
+
+def recorded(now: Turn, end: Event | None) -> bool:
+    """Whether the turn's record shows the event it settled at (the record is written just after the event)."""
+    return end is None or (now.status != "running" and (now.last_event_seq or 0) >= end.seq)
 
 
 def idempotency(key: str | None) -> dict[str, str]:
@@ -210,7 +251,7 @@ def types_param(types: Iterable[str] | None) -> dict[str, str]:
     """``types``: only events of these types (their own seqs; an unknown name is a 400)."""
     if types is None:
         return {}
-    return {"types": ",".join([types] if isinstance(types, str) else types)}
+    return {"types": names(types)}
 
 
 @contextlib.contextmanager
@@ -321,8 +362,17 @@ def tool_result(call: ToolCall, outcome: Any, error: BaseException | None) -> To
     JSON; an exception becomes an error result Claude can read."""
     if error is not None:
         return ToolResult(call.tool_call_id, f"{type(error).__name__}: {error}", is_error=True)
-    content = outcome if isinstance(outcome, str) else orjson.dumps(outcome, default=str).decode()
-    return ToolResult(call.tool_call_id, content)
+    return ToolResult(call.tool_call_id, outcome if isinstance(outcome, str) else as_json(outcome))
+
+
+def as_json(value: Any) -> str:
+    """``value`` as JSON text, whatever JSON can say: keys that are not strings (``{1: "one"}``) as their text and
+    integers past 64 bits (``math.factorial(25)``) whole, as ``json.dumps`` writes them (orjson refuses both);
+    anything else JSON has no word for as its ``str``."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def unknown_tool(call: ToolCall) -> ToolResult:
