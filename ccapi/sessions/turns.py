@@ -93,6 +93,8 @@ class TurnRun:
         self.ended = False
         #: Its commit also let the session's lease go (``TurnContext.release_lease_of``).
         self.lease_released = False
+        #: Its end rows are queued: what it waits for is no longer recorded (a write after them would undo them).
+        self._ending = False
         self.compaction: dict[str, Any] | None = None
         self.desk = ToolDesk(
             ctx.tool_timeout, self._report_timeout, ctx.approval_timeout, self._report_approval_timeout
@@ -386,12 +388,18 @@ class TurnRun:
     async def _pause(self, event: Event) -> None:
         """Settle on what the turn now waits for (permission decisions before tool results)."""
         await self.ctx.events.flush()
+        if self._ending:  # the turn ended meanwhile (an interrupt; a permission check still pausing): that stands
+            return
         answers = self._answers
-        status, calls, requests = await self._record_pending(event.seq)
-        if answers == self._answers:
-            self._settle(status, calls, requests, event.seq)
-        else:  # a client that saw the pause answered meanwhile: it is over, and what was just recorded is stale
-            await self._record_pending()
+        recorded = await self._record_pending(event.seq)
+        if answers != self._answers:  # a client that saw the pause answered meanwhile: it is over, and what was
+            await self._record_pending()  # just recorded is stale
+        elif recorded[0] == "running" or self._pending()[0] == "running":
+            # an interrupt (or a timeout) answered what it waited for meanwhile: no pause to settle on; the turn goes
+            # on to its end, which its waiters hear (they were answered "running", a status no turn settles at)
+            await self._record(*self._pending())
+        elif not self._ending:
+            self._settle(*recorded, event.seq)
 
     async def _still_pending(self) -> None:
         """After an answer: record what the turn still waits for. If it still waits for something (the client
@@ -435,8 +443,12 @@ class TurnRun:
         fields: dict[str, Any] = {"status": status, "tool_calls": calls, "permission_requests": requests}
         if status == "running" or pause_seq is not None:
             fields["last_event_seq"] = pause_seq
-        await self.ctx.store.update_turn(self.turn.id, **fields)
-        await self.ctx.store.update_session(self.session.id, status=status, updated_at=utcnow())
+        # Not once the turn's end is queued: the store writes in order, and a pause written after the end would
+        # leave the ended turn, and its session, reading as waiting (or running) for good.
+        if not self._ending:
+            await self.ctx.store.update_turn(self.turn.id, **fields)
+        if not self._ending:
+            await self.ctx.store.update_session(self.session.id, status=status, updated_at=utcnow())
 
     async def _report_timeout(self, call: PendingCall, outcome: ToolOutcome) -> None:
         await self._emit(
@@ -521,6 +533,7 @@ class TurnRun:
             "usage": _add_usage(self.session.usage, outcome),
         }
         owner = None if self.ctx.queued(self.session.id) else self.ctx.release_lease_of
+        self._ending = True
         self.ctx.events.end_turn(TurnEnd(record.id, self.session.id, ended, session, owner))  # one commit with `final`
         self.lease_released = owner is not None
         await self.ctx.events.flush()
