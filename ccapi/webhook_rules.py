@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ccapi.events import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_TYPES
+from ccapi.hosts import is_ip_address
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -87,15 +88,7 @@ class AllowList:
 
     def pins(self, host: str) -> bool:
         """A name only ``*`` admits: where it points is checked when it is connected to, not trusted."""
-        return self.any_host and not _is_address(host) and not self.lists(host)
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        return self.any_host and not is_ip_address(host) and not self.lists(host)
 
 
 def _numeric(host: str) -> bool:
@@ -111,7 +104,7 @@ def name_error(host: str) -> str | None:
     """Why the resolver or the HTTP client cannot take ``host`` (as ``urlsplit`` reads it) as a name, or ``None``
     (an address is no name: ``None``). Checked before any lookup: such a name raised out of a delivery attempt,
     which then never ended, and a lookup of it must not leave the machine either."""
-    if _is_address(host):
+    if is_ip_address(host):
         return None
     try:
         host.encode("idna")  # the resolver's codec (getaddrinfo): no empty label, none longer than 63 characters

@@ -21,14 +21,14 @@ import pytest
 from ccapi.catalog import ModelCatalog
 from ccapi.config import Settings
 from ccapi.errors import InvalidRequest
-from ccapi.events import Event
-from ccapi.ids import parse_time, utcnow
+from ccapi.ids import parse_time
 from ccapi.sessions import NewSession
-from ccapi.store import JsonDirStore, SessionRecord, Store
+from ccapi.store import JsonDirStore, Store
 from ccapi.store.outbox import DELIVERED, FAILED, PENDING, WebhookDelivery
 from ccapi.webhook_rules import AllowList, BadTarget, new_secret, subscription
 from ccapi.webhooks.sender import WebhookSender
 from ccapi.webhooks.targets import WebhookPolicy
+from tests.test_webhooks import _failed, _hooked
 from tests.webhook_receiver import Receiver
 
 SECRET = new_secret()
@@ -44,17 +44,6 @@ def _standard_signature_ok(headers: dict[str, str], body: bytes) -> bool:
     return (
         abs(time.time() - int(lowered["webhook-timestamp"])) < 300 and expected in lowered["webhook-signature"].split()
     )
-
-
-def _session(session_id: str, url: str) -> SessionRecord:
-    return SessionRecord(
-        session_id, "t", "t", "m", None, [], {}, None, None, None, "idle", None, 0, 0,
-        webhook={"url": url, "events": ["turn.failed"]},
-    )  # fmt: skip
-
-
-def _failed(session_id: str, seq: int) -> Event:
-    return Event(seq, "turn.failed", session_id, f"turn_{seq}", utcnow(), {})
 
 
 def _run_sender(
@@ -75,7 +64,7 @@ def _run_sender(
         store = JsonDirStore(tmp_path / "store")
         await store.open()
         for session_id, url in sessions.items():
-            await store.create_session(_session(session_id, url))
+            await store.create_session(_hooked(session_id, url))
             await store.append_events([_failed(session_id, 1)])
         sender = WebhookSender(settings, wrap(store))
         sender.start()

@@ -18,7 +18,6 @@ Jupyter, webpack-dev-server) settled on, close the doors a page has, with or wit
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -26,6 +25,7 @@ from sanic import Request
 
 from ccapi.config import Settings
 from ccapi.errors import Forbidden, UnsupportedMediaType
+from ccapi.hosts import is_ip_address
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
@@ -59,13 +59,8 @@ class HostPolicy:
         return cls(frozenset(names), tuple(suffixes), "*" in names)
 
     def allows(self, hostname: str) -> bool:
-        if self.any_host or hostname in self.names or hostname.endswith(self.suffixes):
-            return True
-        try:
-            ipaddress.ip_address(hostname)
-        except ValueError:
-            return False
-        return True  # an IP literal names no domain an attacker could re-point
+        # an IP literal names no domain an attacker could re-point
+        return self.any_host or hostname in self.names or hostname.endswith(self.suffixes) or is_ip_address(hostname)
 
 
 def split_host(value: str) -> tuple[str, int | None] | None:

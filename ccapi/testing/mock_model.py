@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import ipaddress
 import re
 import signal
 import sys
@@ -45,6 +44,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+
+from ccapi.hosts import is_ip_address
 
 __all__ = [
     "SIDE_REPLY_TEXT",
@@ -479,7 +480,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("origin") is not None or site not in (None, "none", "same-origin"):
             return 403, {"error": "the mock's control routes answer scripts and tests, not web pages"}
         host = urlsplit(f"//{self.headers.get('host') or ''}").hostname or ""
-        if host != "localhost" and not host.endswith(".localhost") and not _is_ip(host):
+        if host != "localhost" and not host.endswith(".localhost") and not is_ip_address(host):
             return 403, {"error": f"Host {host[:100]!r} does not name this loopback mock"}
         kind = (self.headers.get("content-type") or "").partition(";")[0].strip().lower()
         if raw and kind != "application/json":
@@ -685,14 +686,6 @@ class MockModel:
             if self._queue:
                 return self._queue.popleft()
         return default_reply(body)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> None:
