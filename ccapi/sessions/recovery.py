@@ -84,7 +84,11 @@ async def sweep_orphans(
             if turn.session_id in running or current is None or current.status not in OPEN_TURN_STATES:
                 continue
             if await store.acquire_lease(turn.session_id, owner, lease_ttl) is None:
-                await close_orphaned_turn(store, events, current, metrics, queued_turn_ids())
+                # and once more with the lease held: another host's sweep may have closed it (and let the session
+                # go) since the look above; closing it again would give the turn a second terminal event
+                current = await store.get_turn(turn.id)
+                if current is not None and current.status in OPEN_TURN_STATES:
+                    await close_orphaned_turn(store, events, current, metrics, queued_turn_ids())
                 await store.release_lease(turn.session_id, owner)
 
 

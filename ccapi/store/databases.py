@@ -40,13 +40,40 @@ def sqlite_database(path: Path) -> peewee.SqliteDatabase:
     )
 
 
-def postgres_database(url: str) -> PooledPostgresqlDatabase:
+class PostgresDatabase(PooledPostgresqlDatabase):
+    """peewee's pooled PostgreSQL, counting the statements it sends (``BEGIN`` included): a call to the store whose
+    very first one failed on a lost connection reached the database with nothing, and may run again on a new one."""
+
+    round_trips = 0
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        self.round_trips += 1
+        return super().cursor(named_cursor)
+
+    def connection_lost(self) -> bool:
+        """Whether this thread's connection is gone (the server restarted, or the network dropped it): psycopg2 marks
+        a connection closed once a statement found it dead; peewee's own state does not change."""
+        if self.is_closed():
+            return True
+        return bool(getattr(self._state.conn, "closed", 0))
+
+    def discard_connection(self) -> None:
+        """Drop this thread's dead connection without handing it back to the pool; the next statement opens
+        another."""
+        try:
+            self.manual_close()
+        except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is dropped all the same
+            self._state.reset()
+        self.close_idle()  # idle ones are as old as it: the outage that killed it killed them too
+
+
+def postgres_database(url: str) -> PostgresDatabase:
     """PostgreSQL from ``postgresql://user:password@host:port/database``, with a small
     connection pool (the store thread holds one; LISTEN holds another)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
         raise ValueError("CC_API_DATABASE_URL must look like postgresql://user@host:port/database")
-    return PooledPostgresqlDatabase(
+    return PostgresDatabase(
         parts.path.strip("/"),
         user=unquote(parts.username or "") or None,
         password=unquote(parts.password or "") or None,

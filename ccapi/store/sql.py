@@ -10,14 +10,16 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import peewee
+import structlog
 
+from ccapi.errors import Unavailable
 from ccapi.events import Event
 from ccapi.ids import utcnow
 from ccapi.store.base import OPEN_TURN_STATES, Store
-from ccapi.store.databases import EVENTS_CHANNEL, AppendListener, append_notice
+from ccapi.store.databases import EVENTS_CHANNEL, AppendListener, PostgresDatabase, append_notice
 from ccapi.store.migrations import migrate
 from ccapi.store.models import (
     CompatHeadRow,
@@ -37,6 +39,14 @@ from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRec
 _SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(SessionRecord))
 _TURN_FIELDS = tuple(f.name for f in dataclasses.fields(TurnRecord))
 _DELIVERY_FIELDS = tuple(f.name for f in dataclasses.fields(WebhookDelivery))
+T = TypeVar("T")
+#: The database's clock in seconds since the epoch (PostgreSQL): what leases are measured by on a shared store.
+_DATABASE_NOW = peewee.SQL("CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)")
+
+log = structlog.get_logger(__name__)
+
+#: What a 503 for an unreachable database asks a client to wait.
+DATABASE_RETRY_AFTER = 2
 
 
 class SqlStore(Store):
@@ -49,6 +59,34 @@ class SqlStore(Store):
     @property
     def shared(self) -> bool:  # type: ignore[override]
         return isinstance(self._db, peewee.PostgresqlDatabase)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if not isinstance(self._db, PostgresDatabase) or fn in (self._open, self._close):  # start-up says why itself
+            return await super()._run(fn, *args)
+        return await super()._run(self._reconnecting, self._db, fn, *args)
+
+    def _reconnecting(self, database: PostgresDatabase, fn: Callable[..., T], *args: Any) -> T:
+        """``fn`` on this thread's connection; one that a database restart (or a network cut) killed is dropped, so
+        the store does not fail for ever on it. When the call's first statement found it dead, nothing of the call
+        reached the database: it runs again, on a new connection. Otherwise (or when the database cannot be reached
+        at all) it is a 503 that says so, and the next call connects afresh."""
+        first = database.round_trips + 1
+        try:
+            return fn(*args)
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            if not database.connection_lost():
+                raise
+            database.discard_connection()
+            if database.round_trips != first:
+                raise _unreachable(exc) from exc
+            log.warning("database_reconnecting", error=str(exc).strip())
+        try:
+            return fn(*args)
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            if not database.connection_lost():
+                raise
+            database.discard_connection()
+            raise _unreachable(exc) from exc
 
     def watch(self, on_append: Callable[[str], object]) -> None:
         if isinstance(self._db, peewee.PostgresqlDatabase) and self._listener is None:
@@ -172,15 +210,25 @@ class SqlStore(Store):
         CompatHeadRow.delete().where(CompatHeadRow.session_id == session_id).execute()
 
     # -- leases ----------------------------------------------------------------
-    def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
+    def _clock(self) -> tuple[Any, list[float]]:
+        """Now, in seconds since the epoch, for a lease's expiry: the database's clock on a shared store (as an
+        expression, no trip of its own), so hosts whose clocks disagree still agree on when a lease ends; a host
+        whose clock ran a minute ahead took every other host's live lease and closed their running turns as lost.
+        Returns the value to put in a statement and the parameters it adds to it."""
+        if self.shared:
+            return _DATABASE_NOW, []
         now = time.time()
+        return now, [now]
+
+    def _acquire_lease(self, session_id: str, owner: str, ttl: float) -> str | None:
+        now, now_params = self._clock()
         with self._transaction():
             taken = self._prepared.run(
                 "take_lease",
                 lambda: LeaseRow.update(owner=owner, expires_at=now + ttl).where(
                     (LeaseRow.session_id == session_id) & ((LeaseRow.owner == owner) | (LeaseRow.expires_at < now))
                 ),
-                [owner, now + ttl, session_id, owner, now],
+                [owner, *([ttl] if self.shared else [now + ttl]), session_id, owner, *now_params],
             )
             if taken:
                 return None
@@ -192,7 +240,8 @@ class SqlStore(Store):
 
     def _renew_leases(self, owner: str, session_ids: list[str], ttl: float) -> None:
         if session_ids:
-            LeaseRow.update(expires_at=time.time() + ttl).where(
+            now, _ = self._clock()
+            LeaseRow.update(expires_at=now + ttl).where(
                 (LeaseRow.owner == owner) & LeaseRow.session_id.in_(session_ids)
             ).execute()
 
@@ -218,7 +267,7 @@ class SqlStore(Store):
             .join(lease, peewee.JOIN.LEFT_OUTER, on=(lease.session_id == TurnRow.session_id))
             .where(
                 TurnRow.status.in_(OPEN_TURN_STATES)
-                & (lease.session_id.is_null() | (lease.expires_at < time.time()) | (lease.owner == owner))
+                & (lease.session_id.is_null() | (lease.expires_at < self._clock()[0]) | (lease.owner == owner))
             )
         )
         return [_turn_record(row) for row in query]
@@ -300,8 +349,11 @@ class SqlStore(Store):
     def _claim_webhooks(
         self, owner: str, limit: int, lease: float, skip_urls: tuple[str, ...] = ()
     ) -> list[WebhookDelivery]:
-        now = time.time()
-        free = (WebhookRow.state == PENDING) & (WebhookRow.next_attempt_at <= now) & (WebhookRow.lease_until < now)
+        now = time.time()  # when a delivery is due: its host's clock, which set it
+        # who holds a delivery, until when: the database's clock on a shared store, as for a session's lease (a host
+        # whose clock ran ahead took deliveries another host was sending, and sent them a second time)
+        held = self._db.execute_sql(f"SELECT {_DATABASE_NOW.sql}").fetchone()[0] if self.shared else now
+        free = (WebhookRow.state == PENDING) & (WebhookRow.next_attempt_at <= now) & (WebhookRow.lease_until < held)
         if skip_urls:
             free &= WebhookRow.url.not_in(skip_urls)
         earlier = WebhookRow.alias("earlier")  # ``first_owed`` in SQL: none while its session owes an earlier one
@@ -319,7 +371,7 @@ class SqlStore(Store):
             ids = [row.id for row in due]
             if not ids:
                 return []
-            until = now + lease  # ``free`` again, not ``first``: a delivery that was first stays first
+            until = held + lease  # ``free`` again, not ``first``: a delivery that was first stays first
             WebhookRow.update(lease_owner=owner, lease_until=until).where(WebhookRow.id.in_(ids) & free).execute()
             claimed = WebhookRow.select().where(
                 WebhookRow.id.in_(ids) & (WebhookRow.lease_owner == owner) & (WebhookRow.lease_until == until)
@@ -463,6 +515,14 @@ class SqlStore(Store):
                 copy, [TranscriptRow.project_key, *kept, TranscriptRow.mtime]
             ).on_conflict_ignore().execute()
         return True
+
+
+def _unreachable(exc: Exception) -> Unavailable:
+    log.warning("database_unreachable", error=str(exc).strip() or type(exc).__name__)
+    return Unavailable(
+        "the database is unreachable (restarting, or the network to it is down); retry shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
 
 
 def _tuples(query: peewee.BaseQuery) -> Iterator[tuple[Any, ...]]:
