@@ -1,4 +1,5 @@
-"""A session's options changed on one host while another host runs its turn (hosts sharing PostgreSQL)."""
+"""A session changed (its options, or deleted) on one host while another host runs its turn (hosts sharing
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,29 @@ def test_a_change_on_one_host_while_another_runs_the_turn_waits_for_its_end(
     [updated] = [e for e in events if e["type"] == "session.updated"]
     assert done.json()["last_event_seq"] < updated["seq"]
     assert "Be brief." in str(mock_model.message_requests(include_side=False)[-1].body["system"])
+
+
+def test_a_delete_on_one_host_while_another_runs_the_turn_is_a_409_naming_it(
+    make_gateway, postgres_server, mock_model: MockModel
+) -> None:
+    """A ``DELETE`` on another host answered 200 while the session's turn ran on: that turn went on calling the
+    model, its events were written for a session that was gone, and its client's tool results found no session.
+    It is a 409 naming the turn's host until the turn ends; then the delete goes through."""
+    url = postgres_server.create_database()
+    common = {"CC_API_DATABASE_URL": url, "CC_API_LEASE_TTL": "3"}
+    a = make_gateway(CC_API_HOST_ID="host-a", **common)
+    b = make_gateway(CC_API_HOST_ID="host-b", **common)
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
+    session = a.create_session(tools=[WEATHER])
+    paused = a.turn(session["id"], "weather in Oslo?")
+    assert paused["status"] == "requires_action"
+
+    refused = b.client.delete(f"/api/sessions/{session['id']}")
+    assert refused.status_code == 409 and refused.json()["error"]["details"] == {"owner": "host-a"}, refused.text
+    [call] = paused["tool_calls"]
+    results = {"results": [{"tool_call_id": call["tool_call_id"], "content": "-3C"}]}
+    done = a.client.post(f"/api/sessions/{session['id']}/tool-results", json=results, timeout=30)
+    assert done.status_code == 200 and done.json()["status"] == "completed", done.text
+
+    assert b.client.delete(f"/api/sessions/{session['id']}").status_code == 200
+    assert a.client.get(f"/api/sessions/{session['id']}").status_code == 404

@@ -258,7 +258,10 @@ class SessionService:
             run = self._running.get(session_id)
             if run is not None:
                 await run.interrupt("session deleted")
-            session = await self._remove(session_id)
+            # on a shared store, not while another host runs its turn (a 409 naming it): deleted under it, that turn
+            # ran on, calling the model, and wrote its events for a session that was gone
+            async with self._between_turns(session_id):
+                session = await self._remove(session_id)
         await self._forget(session)
 
     async def webhook_gone(self, session_id: str, previous: dict[str, Any]) -> None:
