@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
+from ccapi.errors import ApiError
 from ccapi.events import Event
 from ccapi.ids import is_safe_id, utcnow
 from ccapi.store.base import OPEN_TURN_STATES, Store
@@ -57,6 +59,8 @@ from ccapi.store.outbox import (
     might_notify,
 )
 from ccapi.store.records import SessionRecord, TranscriptLines, TurnEnd, TurnRecord
+
+log = structlog.get_logger(__name__)
 
 _MAIN = "main"
 _DOOMED = ".deleted-"
@@ -75,14 +79,32 @@ class DirectoryInUse(RuntimeError):
     """Another gateway (another open store) uses the JSON directory."""
 
 
+class DamagedFile(ApiError):
+    """A file of the JSON directory that is not what the store wrote (cut short or edited by another tool, a disk
+    error): the store's own writes are atomic, so it never leaves one. It names the file, for the operator."""
+
+    def __init__(self, path: Path, problem: Exception | str) -> None:
+        super().__init__(
+            f"the JSON directory's file {path} is damaged ({problem}): the gateway did not write it so; "
+            "repair it from a backup, or remove the session's folder"
+        )
+        self.path = path
+
+
 def atomic_write(path: Path, data: bytes) -> None:
+    """A failed write (a full disk) removes its temporary file: it would hold the space the store needs back."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -104,8 +126,45 @@ def _jsonl(items: list[Any]) -> bytes:
     return b"".join(orjson.dumps(item) + b"\n" for item in items)
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise DamagedFile(path, exc) from None
+
+
 def _read_jsonl(path: Path) -> list[Any]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+    """A transcript's lines that parse, the damage logged: as Claude Code reads its own transcripts, and so that a
+    damaged line holds up neither a resume nor the commits that mirror lines into it (a batch carries every
+    session's events)."""
+    return _read_lines(path, skip_damaged=True)
+
+
+def _read_events_file(path: Path) -> list[Any]:
+    """Every line, or ``DamagedFile``: a log with a line left out would not be gap-free."""
+    return _read_lines(path, skip_damaged=False)
+
+
+def _read_lines(path: Path, skip_damaged: bool) -> list[Any]:
+    items, damaged = [], []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line:
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            if not skip_damaged:
+                raise DamagedFile(path, f"line {number}: {exc}") from None
+            damaged.append(number)
+    if damaged:
+        log.error("json_dir_damaged_lines_skipped", path=str(path), lines=damaged[:20], count=len(damaged))
+    return items
+
+
+def _seqs(path: Path) -> tuple[int, int] | None:
+    """The first and last seq an events file's name gives (``<first>-<last>.jsonl``); ``None`` for a stray file."""
+    first, _, last = path.stem.partition("-")
+    return (int(first), int(last)) if first.isdigit() and last.isdigit() else None
 
 
 @dataclasses.dataclass
@@ -128,6 +187,8 @@ class JsonDirStore(Store):
         self._lock: int | None = None
         self._unclean: set[str] = set()
         """Sessions where a failed commit may have left files that could not be removed then."""
+        self._damaged: dict[str, DamagedFile] = {}
+        """Sessions left unloaded at open because a file of theirs is damaged: asked for, they answer its error."""
         self._indexes: collections.OrderedDict[Path, _TranscriptIndex] = collections.OrderedDict()
         self._written_ahead: dict[int, TranscriptLines] = {}
         """Transcript lines an attempt at a batch wrote before the batch failed: its retry (the event log hands
@@ -180,34 +241,66 @@ class JsonDirStore(Store):
             self._lock = None
 
     def _load(self) -> None:
+        """A session with a damaged file (``DamagedFile``) is left as it is on disk, unloaded, and logged: the
+        gateway serves the others, and that session answers the error that names the file."""
         (self._root / "sessions").mkdir(parents=True, exist_ok=True)
         for folder in (self._root / "sessions").iterdir():
             if folder.name.startswith(_DOOMED):  # a delete that a crash interrupted: finish it
                 shutil.rmtree(folder, ignore_errors=True)
                 continue
-            record_file = folder / "session.json"
-            if not is_safe_id(folder.name) or not record_file.is_file():
+            if not is_safe_id(folder.name) or not (folder / "session.json").is_file():
                 continue
-            saved = orjson.loads(record_file.read_bytes())
-            ending = saved.pop(_ENDING, None)
-            record = self._sessions[folder.name] = SessionRecord(**saved)
-            self._drop_uncommitted(record)  # what a crash left before the commit point
-            for turn_file in (folder / "turns").glob("*.json"):
-                turn = TurnRecord(**orjson.loads(turn_file.read_bytes()))
-                self._turns[turn.id] = turn
-            if (folder / "webhooks").is_dir():
-                self._load_webhooks(folder / "webhooks", record.last_seq)
-            if ending is not None:  # committed, maybe not finished: a crash may have come first
-                self._finish_ending(record.id, ending)
+            try:
+                self._load_session(folder)
+            except DamagedFile as exc:
+                self._damaged[folder.name] = exc
+                log.error("json_dir_session_damaged", session_id=folder.name, path=str(exc.path), error=exc.message)
         for folder in self._owed_root.glob("*"):
-            self._load_webhooks(folder, None)
+            if folder.name in self._sessions:  # a delete a crash stopped before its rename: the session's own
+                shutil.rmtree(folder, ignore_errors=True)  # copies are as new or newer (one done would go again)
+                continue
+            try:
+                self._load_webhooks(folder, None, self._read_deliveries(folder))
+            except DamagedFile as exc:  # the deleted session's other deliveries are not held up by it
+                log.error("json_dir_delivery_damaged", path=str(exc.path), error=exc.message)
 
-    def _load_webhooks(self, folder: Path, last_seq: int | None) -> None:
+    def _load_session(self, folder: Path) -> None:
+        """Everything is read before anything is kept or repaired, so a damaged file leaves no half of it."""
+        saved = self._read_record(folder / "session.json", SessionRecord)
+        ending = saved.pop(_ENDING, None)
+        record = SessionRecord(**saved)
+        turns = [TurnRecord(**self._read_record(path, TurnRecord)) for path in (folder / "turns").glob("*.json")]
+        deliveries = self._read_deliveries(folder / "webhooks")
+        self._sessions[folder.name] = record
+        self._drop_uncommitted(record)  # what a crash left before the commit point
+        self._turns.update((turn.id, turn) for turn in turns)
+        self._load_webhooks(folder / "webhooks", record.last_seq, deliveries)
+        if ending is not None:  # committed, maybe not finished: a crash may have come first
+            self._finish_ending(record.id, ending)
+
+    @staticmethod
+    def _read_record(path: Path, shape: Any) -> dict[str, Any]:
+        """A record file's fields, checked against the dataclass it becomes (``_ENDING`` aside)."""
+        saved = _read_json(path)
+        if not isinstance(saved, dict):
+            raise DamagedFile(path, f"not a JSON object but {type(saved).__name__}")
+        fields = {field.name for field in dataclasses.fields(shape)}
+        required = {f.name for f in dataclasses.fields(shape) if f.default is f.default_factory is dataclasses.MISSING}
+        unknown, missing = set(saved) - fields - {_ENDING}, required - set(saved)
+        if unknown or missing:
+            raise DamagedFile(path, f"fields missing {sorted(missing)}, unknown {sorted(unknown)}")
+        return saved
+
+    def _read_deliveries(self, folder: Path) -> list[tuple[Path, WebhookDelivery]]:
+        return [(path, WebhookDelivery(**self._read_record(path, WebhookDelivery))) for path in folder.glob("*.json")]
+
+    def _load_webhooks(
+        self, folder: Path, last_seq: int | None, deliveries: list[tuple[Path, WebhookDelivery]]
+    ) -> None:
         """``last_seq``: the session's last committed event (``None``: a deleted session's, all committed)."""
-        for delivery_file in folder.glob("*.json"):
-            delivery = WebhookDelivery(**orjson.loads(delivery_file.read_bytes()))
+        for delivery_file, delivery in deliveries:
             if last_seq is not None and delivery.seq > last_seq:  # its event never committed
-                delivery_file.unlink()
+                delivery_file.unlink(missing_ok=True)
             else:
                 self._webhooks[delivery.id] = dataclasses.replace(delivery, lease_owner=None, lease_until=0.0)
 
@@ -216,6 +309,7 @@ class JsonDirStore(Store):
         self._turns.clear()
         self._webhooks.clear()
         self._unclean.clear()
+        self._damaged.clear()
         self._release_lock()
 
     def _ping(self) -> bool:
@@ -231,6 +325,8 @@ class JsonDirStore(Store):
         self._write_session(record)
 
     def _get_session(self, session_id: str) -> SessionRecord | None:
+        if session_id in self._damaged:
+            raise self._damaged[session_id]
         return self._sessions.get(session_id)
 
     def _list_sessions(self, limit: int, after: str | None, statuses: Sequence[str] | None) -> list[SessionRecord]:
@@ -284,7 +380,11 @@ class JsonDirStore(Store):
         for session_id in self._sessions:
             path = self._session_dir(session_id) / "compat_head.json"
             if path.is_file():
-                saved = orjson.loads(path.read_bytes())
+                try:
+                    saved = _read_json(path)
+                except DamagedFile as exc:  # one session's head must not take every compat request down
+                    log.error("json_dir_compat_head_damaged", path=str(path), error=exc.message)
+                    continue
                 if (key is None or saved["key"] == key) and saved["updated_at"] > since:
                     found.append(saved)
         found.sort(key=lambda saved: saved["updated_at"], reverse=True)
@@ -354,7 +454,7 @@ class JsonDirStore(Store):
         path = self._idempotency_file(session_id, key)
         if not path.is_file():
             return None
-        found = orjson.loads(path.read_bytes())
+        found = _read_json(path)
         return found["fingerprint"], found["turn_id"]
 
     def _save_idempotency_key(self, session_id: str, key: str, fingerprint: str, turn_id: str, created_at: str) -> None:
@@ -434,10 +534,11 @@ class JsonDirStore(Store):
         after the session's ``last_seq`` (the event log numbers on from it, so they would be written again)."""
         folder = self._session_dir(record.id)
         for path in (folder / "events").glob("*.jsonl"):
-            if int(path.stem.split("-")[0]) > record.last_seq:
+            seqs = _seqs(path)
+            if seqs is not None and seqs[0] > record.last_seq:
                 path.unlink()
         for path in (folder / "webhooks").glob("*.json"):
-            if int(path.stem) > record.last_seq:
+            if path.stem.isdigit() and int(path.stem) > record.last_seq:
                 path.unlink()  # not in memory: loaded after this at open, forgotten by ``_undo_commit`` later
         self._unclean.discard(record.id)
 
@@ -445,8 +546,8 @@ class JsonDirStore(Store):
         folder = self._session_dir(session_id) / "events"
         if not folder.is_dir():
             return []
-        files = sorted(p for p in folder.iterdir() if p.suffix == ".jsonl")
-        return [p for p in files if int(p.stem.split("-")[1]) > after]
+        ranges = sorted((seqs, p) for p in folder.iterdir() if p.suffix == ".jsonl" and (seqs := _seqs(p)))
+        return [p for (_, last), p in ranges if last > after]
 
     def _list_events(self, session_id: str, after: int, limit: int, types: tuple[str, ...] | None) -> list[Event]:
         """Committed events (up to the session's ``last_seq``), each seq once and in order, whatever files a
@@ -457,7 +558,7 @@ class JsonDirStore(Store):
         found: list[Event] = []
         last = after
         for path in self._event_files(session_id, after):
-            for item in _read_jsonl(path):
+            for item in _read_events_file(path):
                 if not last < item["seq"] <= record.last_seq:
                     continue
                 last = item["seq"]
@@ -590,7 +691,8 @@ class JsonDirStore(Store):
         index = self._indexes.pop(folder, None)
         if index is None:
             files = self._transcript_files(folder)
-            uuids = {e["uuid"] for path in files for e in _read_jsonl(path) if isinstance(e.get("uuid"), str)}
+            lines = (e for path in files for e in _read_jsonl(path) if isinstance(e, dict))
+            uuids = {e["uuid"] for e in lines if isinstance(e.get("uuid"), str)}
             index = _TranscriptIndex(len(files), uuids)
         self._indexes[folder] = index  # the most recently used last
         if len(self._indexes) > _INDEXED_TRANSCRIPTS:
