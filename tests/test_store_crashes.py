@@ -16,8 +16,10 @@ import pytest
 
 from ccapi.events import Event
 from ccapi.store import JsonDirStore, SessionRecord, TurnRecord, jsondir
+from ccapi.store.databases import sqlite_database
 from ccapi.store.jsondir import DamagedFile
 from ccapi.store.records import TranscriptLines
+from ccapi.store.sql import SqlStore
 from ccapi.testing import MockModel, Reply
 
 
@@ -316,5 +318,33 @@ def test_json_directory_a_delete_stopped_by_a_crash_sends_no_delivery_again_at_e
         assert await store.claim_webhooks("host", 10, lease=60) == []
         await store.close()
         assert not (tmp_path / "owed" / "sess_w").exists()
+
+    asyncio.run(main())
+
+
+def test_sqlite_on_a_disk_that_fills_up_says_so(tiny_disk: Path) -> None:
+    """SQLite rolls a transaction back itself when the disk is full; peewee's own rollback then failed with "cannot
+    rollback - no transaction is active", and that is what the log and the store's 503 said. The disk's error comes
+    through now, and what was committed before stays."""
+
+    async def main() -> None:
+        store = SqlStore(sqlite_database(tiny_disk / "sessions.db"))
+        await store.open()
+        try:
+            await store.create_session(_session("sess_full"))
+            committed, told = 0, ""
+            for _ in range(200):
+                batch = [replace(_event("sess_full", committed + n), data={"text": "x" * 4000}) for n in range(1, 6)]
+                try:
+                    await store.append_events(batch)
+                    committed += 5
+                except Exception as exc:  # noqa: BLE001 - what it says is the point
+                    told = str(exc)
+                    break
+            assert committed and told, "the disk never filled up (or never took a batch)"
+            assert "full" in told and "no transaction is active" not in told, told
+            assert [e.seq for e in await store.list_events("sess_full", limit=1000)] == list(range(1, committed + 1))
+        finally:
+            await store.close()
 
     asyncio.run(main())

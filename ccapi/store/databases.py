@@ -29,11 +29,24 @@ def append_notice(session_id: str) -> str:
     return f"{_PROCESS}:{session_id}"
 
 
+class SqliteDatabase(peewee.SqliteDatabase):
+    """peewee's SQLite, whose rollback of a transaction SQLite has already rolled back (a full disk does that) is
+    no error: raised, "cannot rollback - no transaction is active" hid the error that ended the transaction
+    ("database or disk is full") from the log and the 503 that said the store refused writes."""
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        except peewee.OperationalError as exc:
+            if "no transaction is active" not in str(exc):
+                raise
+
+
 def sqlite_database(path: Path) -> peewee.SqliteDatabase:
     """SQLite in WAL mode: readers never block the writer, and ``synchronous=NORMAL``
     keeps every committed transaction across a process crash (``kill -9``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return peewee.SqliteDatabase(
+    return SqliteDatabase(
         str(path),
         pragmas={"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1, "busy_timeout": 5000},
         check_same_thread=False,
