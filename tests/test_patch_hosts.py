@@ -51,7 +51,8 @@ def test_a_delete_on_one_host_while_another_runs_the_turn_is_a_409_naming_it(
 ) -> None:
     """A ``DELETE`` on another host answered 200 while the session's turn ran on: that turn went on calling the
     model, its events were written for a session that was gone, and its client's tool results found no session.
-    It is a 409 naming the turn's host until the turn ends; then the delete goes through."""
+    It is a 409 naming the turn's host until the turn ends; then the delete goes through. So are its tool results, an
+    interrupt and a compaction sent to that host."""
     url = postgres_server.create_database()
     common = {"CC_API_DATABASE_URL": url, "CC_API_LEASE_TTL": "3"}
     a = make_gateway(CC_API_HOST_ID="host-a", **common)
@@ -65,6 +66,11 @@ def test_a_delete_on_one_host_while_another_runs_the_turn_is_a_409_naming_it(
     assert refused.status_code == 409 and refused.json()["error"]["details"] == {"owner": "host-a"}, refused.text
     [call] = paused["tool_calls"]
     results = {"results": [{"tool_call_id": call["tool_call_id"], "content": "-3C"}]}
+    # the turn's continuation, interrupt or compaction sent to the wrong host says which host runs it (it said "not
+    # waiting for tool results", "no turn is running", "nothing to compact yet")
+    for path, body in (("tool-results", results), ("interrupt", {}), ("compact", {})):
+        wrong = b.client.post(f"/api/sessions/{session['id']}/{path}", json=body)
+        assert wrong.status_code == 409 and wrong.json()["error"]["details"] == {"owner": "host-a"}, (path, wrong.text)
     done = a.client.post(f"/api/sessions/{session['id']}/tool-results", json=results, timeout=30)
     assert done.status_code == 200 and done.json()["status"] == "completed", done.text
 

@@ -195,6 +195,14 @@ class SessionService:
     def _between_turns(self, session_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         return between_turns(self.store, self.events, session_id, self._owner, self.settings.lease_ttl)
 
+    async def _not_elsewhere(self, session_id: str) -> None:
+        """Before saying that nothing of the session runs here: on a shared store, a 409 naming the host that runs
+        its turn, if one does (the continuation, interrupt or compaction was sent to the wrong host: "not waiting
+        for tool results" sent its client looking for a fault that was not there)."""
+        if self.store.shared:
+            async with self._between_turns(session_id):
+                pass
+
     async def park(self, session_id: str) -> None:
         """Stop the session's live Claude Code now, not at idle eviction: a one-off request has
         been answered. A later turn resumes it."""
@@ -402,6 +410,7 @@ class SessionService:
     async def compact(self, session_id: str, instructions: str | None) -> TurnRun:
         session = await self.get(session_id)
         if session.sdk_session_id is None and self.pool.get(session_id) is None:
+            await self._not_elsewhere(session_id)  # its first turn may be running on another host
             raise Conflict("nothing to compact yet: the session has no conversation")
         command = "/compact" + (f" {instructions}" if instructions else "")
         async with self._lock(session_id):
@@ -444,6 +453,7 @@ class SessionService:
                     return earlier, 0
             run = self._running.get(session_id)
             if run is None:
+                await self._not_elsewhere(session_id)
                 raise Conflict(f"this session is not waiting for {what}")
             first_seq = await apply(run)
             if idempotency is not None:
@@ -464,6 +474,8 @@ class SessionService:
                     return outcome
         run = self._running.get(session_id)
         if run is None or (turn_id is not None and run.turn.id != turn_id):
+            if run is None:
+                await self._not_elsewhere(session_id)
             raise Conflict(
                 "no turn is running in this session"
                 if turn_id is None
