@@ -71,22 +71,17 @@ class SqlStore(Store):
         reached the database: it runs again, on a new connection. Otherwise (or when the database cannot be reached
         at all) it is a 503 that says so, and the next call connects afresh."""
         first = database.round_trips + 1
-        try:
-            return fn(*args)
-        except (peewee.OperationalError, peewee.InterfaceError) as exc:
-            if not database.connection_lost():
-                raise
-            database.discard_connection()
-            if database.round_trips != first:
-                raise _unreachable(exc) from exc
-            log.warning("database_reconnecting", error=str(exc).strip())
-        try:
-            return fn(*args)
-        except (peewee.OperationalError, peewee.InterfaceError) as exc:
-            if not database.connection_lost():
-                raise
-            database.discard_connection()
-            raise _unreachable(exc) from exc
+        for again in (False, True):
+            try:
+                return fn(*args)
+            except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                if not database.connection_lost():
+                    raise
+                database.discard_connection()
+                if again or database.round_trips != first:
+                    raise _unreachable(exc) from exc
+                log.warning("database_reconnecting", error=str(exc).strip())
+        raise AssertionError("the second try returns or raises")
 
     def watch(self, on_append: Callable[[str], object]) -> None:
         if isinstance(self._db, peewee.PostgresqlDatabase) and self._listener is None:
