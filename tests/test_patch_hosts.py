@@ -3,12 +3,27 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.test_webhook_gone import WEATHER
 
 pytestmark = pytest.mark.slow  # two gateways on one PostgreSQL database
+
+
+def _paused_on_host_a(make_gateway, postgres_server, mock_model: MockModel) -> tuple[Any, Any, dict, dict]:
+    """Two hosts on one database, and a session whose turn host A runs, paused on a client tool call."""
+    url = postgres_server.create_database()
+    common = {"CC_API_DATABASE_URL": url, "CC_API_LEASE_TTL": "10"}  # no expiry under load: the turn holds it
+    a = make_gateway(CC_API_HOST_ID="host-a", **common)
+    b = make_gateway(CC_API_HOST_ID="host-b", **common)
+    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
+    session = a.create_session(tools=[WEATHER])
+    paused = a.turn(session["id"], "weather in Oslo?")
+    assert paused["status"] == "requires_action"
+    return a, b, session, paused
 
 
 def test_a_change_on_one_host_while_another_runs_the_turn_waits_for_its_end(
@@ -18,14 +33,7 @@ def test_a_change_on_one_host_while_another_runs_the_turn_waits_for_its_end(
     ``session.updated`` too, with a ``seq`` the turn's host then gave one of its own events: each host's commit
     failed on the other's, for ever, and the turn was never answered. Now it is a 409 naming the turn's host until
     that turn ends, then it goes in after it."""
-    url = postgres_server.create_database()
-    common = {"CC_API_DATABASE_URL": url, "CC_API_LEASE_TTL": "3"}
-    a = make_gateway(CC_API_HOST_ID="host-a", **common)
-    b = make_gateway(CC_API_HOST_ID="host-b", **common)
-    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
-    session = a.create_session(tools=[WEATHER])
-    paused = a.turn(session["id"], "weather in Oslo?")
-    assert paused["status"] == "requires_action"
+    a, b, session, paused = _paused_on_host_a(make_gateway, postgres_server, mock_model)
 
     refused = b.client.patch(f"/api/sessions/{session['id']}", json={"system_prompt": "Be brief."})
     assert refused.status_code == 409 and refused.json()["error"]["details"] == {"owner": "host-a"}, refused.text
@@ -53,14 +61,7 @@ def test_a_delete_on_one_host_while_another_runs_the_turn_is_a_409_naming_it(
     model, its events were written for a session that was gone, and its client's tool results found no session.
     It is a 409 naming the turn's host until the turn ends; then the delete goes through. So are its tool results, an
     interrupt and a compaction sent to that host."""
-    url = postgres_server.create_database()
-    common = {"CC_API_DATABASE_URL": url, "CC_API_LEASE_TTL": "3"}
-    a = make_gateway(CC_API_HOST_ID="host-a", **common)
-    b = make_gateway(CC_API_HOST_ID="host-b", **common)
-    mock_model.script(Reply(tool_uses=(ToolUse("get_weather", {"city": "Oslo"}),)), Reply(text="Oslo is cold."))
-    session = a.create_session(tools=[WEATHER])
-    paused = a.turn(session["id"], "weather in Oslo?")
-    assert paused["status"] == "requires_action"
+    a, b, session, paused = _paused_on_host_a(make_gateway, postgres_server, mock_model)
 
     refused = b.client.delete(f"/api/sessions/{session['id']}")
     assert refused.status_code == 409 and refused.json()["error"]["details"] == {"owner": "host-a"}, refused.text
