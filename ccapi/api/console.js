@@ -901,8 +901,10 @@ async function withdrawTurn(view, turnId, control) {
 async function forkFrom(view, turnId) {
   try {
     const fork = await api(sessionPath(view.id, "/fork"), "POST", { turn_id: turnId });
-    await loadSessions();
+    // opened at once: waiting for the list to be read again (a title looked up for each session) first held the
+    // fork back for as long as that took on a busy gateway
     if (state.view === view) location.hash = "#/sessions/" + encodeURIComponent(fork.id);
+    loadSessions();
   } catch (error) {
     if (state.view === view) $("#send-error").textContent = error.message;
   }
