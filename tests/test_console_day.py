@@ -280,18 +280,17 @@ def test_a_queued_turn_can_be_withdrawn_from_the_page(
     session = gw.create_session()["id"]
     open_console(page, gw)
     following(page, session)
-    mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(60)), chunk_delay=0.1))
+    mock_model.script(Reply(text=" ".join(f"slow{n}" for n in range(400)), chunk_delay=0.1))  # long past the test
     url = f"/api/sessions/{session}/turns"
     running = gw.client.post(url, json={"input": "talk for a while", "background": True}).json()
     queued = gw.client.post(url, json={"input": "then this", "background": True, "queue": True}).json()
     assert queued["status"] == "queued", queued
     card = f'#turns .turn[data-turn="{queued["turn_id"]}"]'
     page.wait_for(f"(b => b && !b.hidden)(document.querySelector('{card} .withdraw'))")
-    mock_model.clear()
     page.evaluate(f"document.querySelector('{card} .withdraw').click()")
     page.wait_for(f"document.querySelector('{card} .head .status').textContent === 'interrupted'", timeout=20)
     assert page.evaluate(f"document.querySelector('{card} .withdraw').hidden")
     assert gw.client.get(f"{url}/{queued['turn_id']}").status_code == 404, "withdrawn: no turn record"
-    done = f"document.querySelector('#turns .turn[data-turn=\"{running['turn_id']}\"] .head .status').textContent"
-    page.wait_for(f"{done} === 'completed'", timeout=40)
+    assert gw.client.get(f"{url}/{running['turn_id']}").json()["status"] == "running", "the running turn goes on"
     assert all("then this" not in str(r.body["messages"]) for r in mock_model.message_requests()), "it never ran"
+    gw.client.post(f"/api/sessions/{session}/interrupt", json={})
