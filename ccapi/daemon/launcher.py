@@ -497,17 +497,19 @@ def _looks_like_gateway(argv: tuple[str, ...]) -> bool:
 
 
 def _wait_gone(holder: ProcessInfo, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while (info := inspect_process(holder.pid)) is not None and info.started == holder.started:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(_POLL)
-    return True
+    return _wait_until_gone(
+        lambda: (info := inspect_process(holder.pid)) is not None and info.started == holder.started, timeout
+    )
 
 
 def _wait_for_exit(state: GatewayState, timeout: float) -> bool:
+    return _wait_until_gone(lambda: _is_alive(state), timeout)
+
+
+def _wait_until_gone(alive: Callable[[], bool], timeout: float) -> bool:
+    """Whether the process ``alive`` looks at ended within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while _is_alive(state):
+    while alive():
         if time.monotonic() > deadline:
             return False
         time.sleep(_POLL)
