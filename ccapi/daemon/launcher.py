@@ -55,11 +55,12 @@ class GatewayState:
     port: int
     started_at: float
     version: str
-    sid: int = 0
+    sid: int | None = None
     """The gateway's session: its process group is its own to kill only when it leads its session (``start``,
     systemd, launchd); a ``cc-api run`` in a terminal leads a shell job, whose group holds the rest of its
-    pipeline (``cc-api run | tee log``). 0 in a record of an older version, which killed the group whenever
-    ``pgid == pid``."""
+    pipeline (``cc-api run | tee log``). 0 when the session's leader is outside the gateway's PID namespace (a
+    container's, CI's): it leads no session then. ``None`` in a record of an older version, which killed the group
+    whenever ``pgid == pid``."""
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
@@ -92,7 +93,7 @@ _STATE_TYPES: dict[str, type | tuple[type, ...]] = {
     "port": int,
     "started_at": (int, float),
     "version": str,
-    "sid": int,
+    "sid": (int, type(None)),
 }
 _EXIT_HOME_TAKEN = 4
 """``cc-api run``'s exit code when another gateway runs, or is starting, for its home (``cli.EXIT_RUNNING``)."""
@@ -391,7 +392,7 @@ class Launcher:
         except ProcessLookupError:
             pass
         exited = _wait_for_exit(state, timeout)
-        if state.pgid == state.pid and state.sid in (0, state.pid):  # its own group: what is left of it goes too
+        if state.pgid == state.pid and state.sid in (None, state.pid):  # its own group: what is left of it goes too
             _kill_group(state.pid)
         elif not exited:
             _kill(state.pid)
