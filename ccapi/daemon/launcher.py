@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -385,23 +385,13 @@ class Launcher:
             if (starting := self._home_holder()) is not None:
                 return self._stop_starting(starting, timeout)
             return StopResult("not_running", "not running")
-        try:
-            os.kill(state.pid, signal.SIGTERM)
-        except PermissionError:
-            return StopResult("failed", f"not allowed to signal pid {state.pid}", state.pid)
-        except ProcessLookupError:
-            pass
-        exited = _wait_for_exit(state, timeout)
-        if state.pgid == state.pid and state.sid in (None, state.pid):  # its own group: what is left of it goes too
-            _kill_group(state.pid)
-        elif not exited:
-            _kill(state.pid)
-        if not exited and not _wait_for_exit(state, 5):
-            return StopResult("failed", f"pid {state.pid} survived SIGKILL", state.pid)
-        self._forget(state)
-        if exited:
-            return StopResult("stopped", f"stopped (pid {state.pid})", state.pid)
-        return StopResult("killed", f"pid {state.pid} did not exit within {timeout:g} s and was killed", state.pid)
+        own_group = state.pgid == state.pid and state.sid in (None, state.pid)
+        result = _terminate(state.pid, lambda: _is_alive(state), own_group, timeout)
+        if result.outcome == "not_running":  # it ended between the record's read and the signal
+            result = StopResult("stopped", f"stopped (pid {state.pid})", state.pid)
+        if result.outcome != "failed":
+            self._forget(state)
+        return result
 
     def _stop_starting(self, holder: ProcessInfo, timeout: float) -> StopResult:
         """Stop a gateway that is still starting, as ``systemctl stop`` cancels a start: it keeps a SIGTERM until
@@ -411,23 +401,15 @@ class Launcher:
             own_group = os.getsid(pid) == pid == os.getpgid(pid)  # as `stop` judges a running gateway's (its sid)
         except OSError:  # gone, or (some systems) in a session another than ours: not ours to judge
             own_group = False
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except PermissionError:
-            return StopResult("failed", f"not allowed to signal pid {pid}", pid)
-        except ProcessLookupError:
-            return StopResult("not_running", "not running")
-        exited = _wait_gone(holder, timeout)
-        if own_group:
-            _kill_group(pid)
-        elif not exited:
-            _kill(pid)
-        if not exited and not _wait_gone(holder, 5):
-            return StopResult("failed", f"pid {pid} survived SIGKILL", pid)
+
+        def alive() -> bool:
+            return (info := inspect_process(pid)) is not None and info.started == holder.started
+
+        result = _terminate(pid, alive, own_group, timeout)
         self.running_state()  # a record it wrote just before the signal went with it: removed
-        if exited:
-            return StopResult("stopped", f"stopped (pid {pid}) as it was starting", pid)
-        return StopResult("killed", f"pid {pid} did not exit within {timeout:g} s and was killed", pid)
+        if result.outcome == "stopped":
+            return replace(result, message=f"{result.message} as it was starting")
+        return result
 
     def status(self) -> GatewayStatus:
         state = self.running_state()
@@ -497,14 +479,25 @@ def _looks_like_gateway(argv: tuple[str, ...]) -> bool:
     return "run" in argv and any(Path(arg).name in ("cc-api", "ccapi") for arg in argv)
 
 
-def _wait_gone(holder: ProcessInfo, timeout: float) -> bool:
-    return _wait_until_gone(
-        lambda: (info := inspect_process(holder.pid)) is not None and info.started == holder.started, timeout
-    )
-
-
-def _wait_for_exit(state: GatewayState, timeout: float) -> bool:
-    return _wait_until_gone(lambda: _is_alive(state), timeout)
+def _terminate(pid: int, alive: Callable[[], bool], own_group: bool, timeout: float) -> StopResult:
+    """SIGTERM, up to ``timeout`` seconds for the process to end, then SIGKILL: of its whole group when the group
+    is its own (what is left of it is the gateway's children), else of the process alone if it is still there."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except PermissionError:
+        return StopResult("failed", f"not allowed to signal pid {pid}", pid)
+    except ProcessLookupError:
+        return StopResult("not_running", "not running")
+    exited = _wait_until_gone(alive, timeout)
+    if own_group:
+        _kill_group(pid)
+    elif not exited:
+        _kill(pid)
+    if not exited and not _wait_until_gone(alive, 5):
+        return StopResult("failed", f"pid {pid} survived SIGKILL", pid)
+    if exited:
+        return StopResult("stopped", f"stopped (pid {pid})", pid)
+    return StopResult("killed", f"pid {pid} did not exit within {timeout:g} s and was killed", pid)
 
 
 def _wait_until_gone(alive: Callable[[], bool], timeout: float) -> bool:
