@@ -23,13 +23,12 @@ from ccapi.compat.bodies import MessagesRequest as MessagesBody
 from ccapi.compat.conversation import Conversation, Message, ToolCall, normalise
 from ccapi.compat.errors import anthropic_error
 from ccapi.compat.exchange import CompatRequest, model_of
-from ccapi.compat.parsing import body_object, expect, pinned_session
+from ccapi.compat.parsing import body_object, expect, input_block, pinned_session
 from ccapi.compat.replies import Message as MessageReply
 from ccapi.compat.replies import MessageUsage, StopReason, TextBlock, ToolUseBlock
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.compat.structured import messages_schema
 from ccapi.errors import ApiError, InvalidRequest
-from ccapi.sessions.inputs import parse_input
 from ccapi.sessions.shape import checked
 from ccapi.sessions.toolcalls import ToolResult
 
@@ -65,8 +64,9 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
     )
     _check_tool_choice(shape.tool_choice, [tool["name"] for tool in conversation.tools])
     _check_thinking(shape.thinking, shape.max_tokens)
+    stop = tuple(shape.stop_sequences or ())
     return MessagesRequest(
-        CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata)), bool(shape.stream)
+        CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata), stop=stop), bool(shape.stream)
     )
 
 
@@ -90,7 +90,7 @@ def _user(blocks: list[Any], where: str) -> list[Message]:
         if block.get("type") == "tool_result":
             out.append(Message("tool", answers=(_answer(block, f"{where}[{index}]"),)))
         else:
-            out.append(Message("user", content=tuple(parse_input([_input_block(block)]))))
+            out.append(Message("user", content=(input_block(_input_block(block), f"{where}[{index}]"),)))
     if not out:
         raise InvalidRequest(f"{where} must not be empty")
     return out
@@ -111,7 +111,7 @@ def _answer(block: dict[str, Any], where: str) -> ToolResult:
         for n, item in enumerate(items):
             if not isinstance(item, dict) or item.get("type") not in ("text", "image"):
                 raise InvalidRequest(f"{where}.content[{n}] must be a text or image block")
-            content.extend(parse_input([_input_block(item)]))
+            content.append(input_block(_input_block(item), f"{where}.content[{n}]"))
     return ToolResult(call_id, content, is_error)
 
 
@@ -168,7 +168,14 @@ def _tool(tool: AnthropicTool, where: str) -> dict[str, Any]:
 def _stop_reason(reply: Reply) -> StopReason:
     if reply.tool_calls and reply.status == "requires_action":
         return "tool_use"
+    if reply.stop_sequence is not None:
+        return "stop_sequence"
     return "max_tokens" if reply.truncated else "end_turn"
+
+
+def _stop_sequence(reply: Reply) -> str | None:
+    """The stop sequence the text ends before, when it is why the reply ended."""
+    return reply.stop_sequence if _stop_reason(reply) == "stop_sequence" else None
 
 
 def _usage(usage: dict[str, int]) -> MessageUsage:
@@ -194,7 +201,7 @@ def message(reply: Reply, model: str) -> MessageReply:
         "model": model,
         "content": content,
         "stop_reason": _stop_reason(reply),
-        "stop_sequence": None,
+        "stop_sequence": _stop_sequence(reply),
         "usage": _usage(reply.usage),
     }
 
@@ -258,7 +265,10 @@ class MessageStream:
             *self._close_text(),
             _frame(
                 "message_delta",
-                {"delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None}, "usage": _usage(reply.usage)},
+                {
+                    "delta": {"stop_reason": _stop_reason(reply), "stop_sequence": _stop_sequence(reply)},
+                    "usage": _usage(reply.usage),
+                },
             ),
             _frame("message_stop", {}),
         ]

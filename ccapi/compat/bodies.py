@@ -4,9 +4,10 @@ them from the same classes (class name = schema name).
 
 Looser than the native bodies, as the providers are: unknown fields (the SDKs send many) are kept
 and ignored, and ``null`` (or, where the parsers always read it so, any falsy value) means unset.
-The knobs Claude Code does not expose (``temperature``, ``top_p``, ``stop``, ...) are ignored too,
-but checked as the provider checks them: a value the real API refuses is a 400 here as well, not a
-client bug that only shows when the client moves to the real API. A field whose check depends on where it
+The knobs Claude Code does not expose (``temperature``, ``top_p``, ``max_tokens``, ...) are ignored too
+(stop sequences are honoured by cutting the reply's text, see ``ccapi.compat.stops``), but checked as
+the provider checks them: a value the real API refuses is a 400 here as well, not a client bug that
+only shows when the client moves to the real API. A field whose check depends on where it
 is (a message's content is read by its role) is ``documented``: declared for the document, and
 checked by the parser that converts it into the ``Conversation``, in the same words as ever.
 """

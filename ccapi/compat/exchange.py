@@ -40,6 +40,8 @@ class CompatRequest:
     builtin_tools: BuiltinTools | None = None
     """For a fresh session: Claude Code's built-in tools (default ``CC_API_COMPAT_BUILTIN_TOOLS``)."""
     affinity_key: str | None = None
+    stop: tuple[str, ...] = ()
+    """Stop sequences: the reply's text ends before the first of them (``stops``)."""
 
 
 @dataclass

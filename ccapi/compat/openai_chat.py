@@ -24,13 +24,14 @@ from ccapi.compat.openai_shared import (
     arguments,
     check_tool_choice,
     dump,
+    file_block,
     finish_reason,
     function_tool,
     image_block,
     prompt_tokens,
     text_of,
 )
-from ccapi.compat.parsing import body_object, expect, pinned_session
+from ccapi.compat.parsing import body_object, expect, input_block, pinned_session
 from ccapi.compat.replies import ChatCompletion, ChatCompletionMessage, ChatToolCall, ChatUsage
 from ccapi.compat.reply import Reply, TextDelta
 from ccapi.compat.structured import chat_schema
@@ -77,7 +78,8 @@ def parse(body: Any, catalog: ModelCatalog, default_model: str, pin_header: str 
         raise InvalidRequest("stream_options is only allowed when stream is true", param="stream_options")
     if shape.logprobs:
         raise InvalidRequest("logprobs are not available through CC API", param="logprobs")
-    request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata))
+    stop = (shape.stop,) if isinstance(shape.stop, str) else tuple(shape.stop or ())
+    request = CompatRequest(conversation, FORMAT, pinned_session(pin_header, shape.metadata), stop=stop)
     options = shape.stream_options
     return ChatRequest(request, bool(shape.stream), bool(options and options.include_usage))
 
@@ -88,14 +90,17 @@ def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
     parts = expect(content, list, where, "a string or an array of content parts")
     blocks = []
     for index, part in enumerate(parts):
-        part = expect(part, dict, f"{where}[{index}]", "an object")
+        at = f"{where}[{index}]"
+        part = expect(part, dict, at, "an object")
         if part.get("type") == "text":
-            blocks.extend(parse_input([{"type": "text", "text": part.get("text")}]))
+            blocks.append(input_block({"type": "text", "text": part.get("text")}, at))
         elif part.get("type") == "image_url":
-            image = expect(part.get("image_url"), dict, f"{where}[{index}].image_url", "an object")
-            blocks.append(image_block(image.get("url"), f"{where}[{index}].image_url.url"))
+            image = expect(part.get("image_url"), dict, f"{at}.image_url", "an object")
+            blocks.append(image_block(image.get("url"), f"{at}.image_url.url"))
+        elif part.get("type") == "file":
+            blocks.append(file_block(expect(part.get("file"), dict, f"{at}.file", "an object"), f"{at}.file"))
         else:
-            raise InvalidRequest(f"{where}[{index}].type must be text or image_url", param=f"{where}[{index}].type")
+            raise InvalidRequest(f"{at}.type must be text, image_url or file", param=f"{at}.type")
     if not blocks:
         raise InvalidRequest(f"{where} must not be empty", param=where)
     return blocks

@@ -35,13 +35,14 @@ from ccapi.compat.openai_shared import (
     arguments,
     check_tool_choice,
     dump,
+    file_block,
     finish_reason,
     function_tool,
     image_block,
     prompt_tokens,
     text_of,
 )
-from ccapi.compat.parsing import body_object, expect, pinned_session
+from ccapi.compat.parsing import body_object, expect, input_block, pinned_session
 from ccapi.compat.replies import (
     FunctionCallItem,
     FunctionTool,
@@ -237,26 +238,36 @@ def _user_content(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return parse_input(content)
     parts = expect(content, list, where, "a string or an array of content parts")
-    blocks = _content_parts(parts, where, ("input_text",))
+    blocks = _content_parts(parts, where, ("input_text",), files=True)
     if not blocks:
         raise InvalidRequest(f"{where} must not be empty", param=where)
     return blocks
 
 
-def _content_parts(parts: list[Any], where: str, text_types: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Text parts (of ``text_types``) and ``input_image`` parts as validated native blocks."""
-    kinds = (*text_types, "input_image")
+def _content_parts(
+    parts: list[Any], where: str, text_types: tuple[str, ...], files: bool = False
+) -> list[dict[str, Any]]:
+    """Text parts (of ``text_types``), ``input_image`` parts and (``files``) ``input_file`` parts as validated native
+    blocks."""
+    kinds = (*text_types, "input_image", *(("input_file",) if files else ()))
     blocks = []
     for index, part in enumerate(parts):
-        part = expect(part, dict, f"{where}[{index}]", "an object")
+        at = f"{where}[{index}]"
+        part = expect(part, dict, at, "an object")
         if part.get("type") in text_types:
-            blocks.extend(parse_input([{"type": "text", "text": part.get("text")}]))
+            blocks.append(input_block({"type": "text", "text": part.get("text")}, at))
         elif part.get("type") == "input_image":
-            blocks.append(image_block(part.get("image_url"), f"{where}[{index}].image_url"))
+            if part.get("file_id") is not None and part.get("image_url") is None:
+                raise InvalidRequest(
+                    f"{at}.file_id: CC API has no Files API to read an uploaded image from; send the image as "
+                    "image_url (an http(s) URL or data:image/png;base64,...)",
+                    param=f"{at}.file_id",
+                )
+            blocks.append(image_block(part.get("image_url"), f"{at}.image_url"))
+        elif part.get("type") == "input_file" and files:
+            blocks.append(file_block(part, at))
         else:
-            raise InvalidRequest(
-                f"{where}[{index}].type must be {', '.join(kinds[:-1])} or {kinds[-1]}", param=f"{where}[{index}].type"
-            )
+            raise InvalidRequest(f"{at}.type must be {', '.join(kinds[:-1])} or {kinds[-1]}", param=f"{at}.type")
     return blocks
 
 

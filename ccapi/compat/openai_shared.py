@@ -1,4 +1,4 @@
-"""What OpenAI Chat and OpenAI Responses spell the same way: function tools, image URLs,
+"""What OpenAI Chat and OpenAI Responses spell the same way: function tools, image URLs, PDF files,
 function-call arguments, text parts, usage and finish reasons."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import orjson
 from ccapi.compat.parsing import expect
 from ccapi.compat.replies import FinishReason
 from ccapi.compat.reply import Reply
-from ccapi.errors import InvalidRequest
+from ccapi.errors import InvalidRequest, PayloadTooLarge
 from ccapi.sessions.inputs import IMAGE_TYPES, parse_input
 
 _DATA_URL = re.compile(r"^data:(?P<media>[\w/+.-]*)(?:;[\w.+-]+=[^;,]*)*;base64,(?P<data>.*)$", re.DOTALL)
@@ -40,11 +40,65 @@ def image_block(url: Any, where: str) -> dict[str, Any]:
         if match
         else {"type": "url", "url": url}
     )
+    return _native({"type": "image", "source": source}, where, "image")
+
+
+def _native(block: dict[str, Any], where: str, what: str) -> dict[str, Any]:
+    """``block`` checked as a native turn's input; a refusal, which names the native field (``input[0].source.url``),
+    names the request's (``where``) and what it holds instead: ``…image_url.url: the image's url must be …``."""
     try:
-        return parse_input([{"type": "image", "source": source}])[0]
-    except InvalidRequest as exc:  # named for a native turn's input (``input[0].source.url``): name the field
-        said = exc.message.removeprefix("input[0].source.")
-        raise InvalidRequest(f"{where}: the image's {said}", exc.details, param=where) from None
+        return parse_input([block])[0]
+    except (InvalidRequest, PayloadTooLarge) as exc:
+        said = exc.message.removeprefix("input[0]")
+        said = f"'s {said.removeprefix('.source.')}" if said.startswith(".source.") else said
+        raise type(exc)(f"{where}: the {what}{said}", exc.details, param=where) from None
+
+
+_PDF = "application/pdf"
+
+
+def file_block(file: dict[str, Any], where: str) -> dict[str, Any]:
+    """An OpenAI file input (Chat's ``file`` part's ``file``, Responses' ``input_file`` part) as a native document
+    block: ``file_data`` (a base64 ``data:`` URL, or bare base64) or Responses' ``file_url`` (http[s]) of a PDF, titled
+    by its ``filename``. Claude reads PDFs as documents; other files are a 400, and so is a ``file_id``: CC API has
+    no Files API to read it from. ``where`` names the field that holds the file's fields."""
+    if file.get("file_id") is not None:
+        raise InvalidRequest(
+            f"{where}.file_id: CC API has no Files API to read an uploaded file from; send the file's content "
+            "in file_data (data:application/pdf;base64,...)",
+            param=f"{where}.file_id",
+        )
+    title = file.get("filename")
+    if title is not None:
+        expect(title, str, f"{where}.filename", "a string")
+    url, data = file.get("file_url"), file.get("file_data")
+    if url is not None and data is None:
+        source: dict[str, Any] = {"type": "url", "url": expect(url, str, f"{where}.file_url", "a string")}
+        return _native({"type": "document", "source": source, "title": title}, f"{where}.file_url", "file")
+    at = f"{where}.file_data"
+    if data is None:
+        raise InvalidRequest(f"{at} is required: the file's content, as data:application/pdf;base64,...", param=at)
+    expect(data, str, at, "a string: the file's content, as data:application/pdf;base64,...")
+    match = _DATA_URL.match(data)
+    if match is None and data[:5].lower() == "data:":
+        raise InvalidRequest(f"{at} must be a base64 data URL (data:application/pdf;base64,...)", param=at)
+    declared, encoded = (match["media"].lower(), match["data"]) if match else ("", data)
+    if declared != _PDF and not _is_pdf(encoded):
+        raise InvalidRequest(
+            f"{at} must be a PDF (application/pdf): Claude reads files as PDF documents; "
+            f"got {declared or 'data that is not a PDF'}",
+            {"got": declared or None},
+            param=at,
+        )
+    source = {"type": "base64", "media_type": _PDF, "data": encoded}
+    return _native({"type": "document", "source": source, "title": title}, at, "file")
+
+
+def _is_pdf(data: str) -> bool:
+    try:
+        return base64.b64decode(data[:16], validate=True).startswith(b"%PDF-")
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _media_type(declared: str, data: str) -> str:
@@ -121,7 +175,7 @@ def text_of(content: Any, where: str, part_types: tuple[str, ...]) -> str:
 def finish_reason(reply: Reply) -> FinishReason:
     if reply.tool_calls and reply.status == "requires_action":
         return "tool_calls"
-    return "length" if reply.truncated else "stop"
+    return "length" if reply.truncated and reply.stop_sequence is None else "stop"
 
 
 def prompt_tokens(usage: dict[str, int]) -> int:

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ccapi.compat.bodies import Metadata
-from ccapi.errors import InvalidRequest
+from ccapi.errors import InvalidRequest, PayloadTooLarge
+from ccapi.sessions.inputs import parse_input
 
 
 def expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
@@ -45,3 +46,14 @@ def affinity_key(body: Any, headers: Mapping[str, str]) -> str | None:
 def pinned_session(header: str | None, metadata: Metadata | None) -> str | None:
     """``x-cc-session-id`` wins over ``metadata.cc_session_id``."""
     return header or (metadata.cc_session_id if metadata is not None else None)
+
+
+def input_block(block: Any, where: str) -> dict[str, Any]:
+    """One native input block (text, image, document), checked as a native turn's input is, its refusal naming
+    the request's own field ``where`` (``messages[0].content[1].source.type``), not the native one (``input[0]``)."""
+    try:
+        return parse_input([block])[0]
+    except (InvalidRequest, PayloadTooLarge) as exc:
+        message = where + exc.message.removeprefix("input[0]")
+        field = message.split(" ", 1)[0].rstrip(":;,")
+        raise type(exc)(message, exc.details, param=field) from None

@@ -39,7 +39,7 @@ AnthropicErrorType = Literal[
 ]
 #: Why a reply ended, in OpenAI's words (Chat's ``finish_reason``).
 FinishReason = Literal["stop", "tool_calls", "length"]
-StopReason = Literal["end_turn", "tool_use", "max_tokens"]
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence"]
 #: A Responses output item's status: ``in_progress`` only in the stream's ``output_item.added``, ``incomplete``
 #: only in a streamed ``response.failed`` (the text that had streamed when the turn failed).
 ItemStatus = Literal["in_progress", "completed", "incomplete"]

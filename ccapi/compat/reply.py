@@ -52,6 +52,8 @@ class Reply:
     with text: the point a later divergence can branch the conversation at."""
     ran: bool = True
     """False for a turn that ended while still queued (withdrawn, or it could not start)."""
+    stop_sequence: str | None = None
+    """The request's stop sequence the text was cut before (``stops``), if one was found in it."""
 
     @property
     def truncated(self) -> bool:

@@ -65,6 +65,7 @@ def _fingerprint(request: CompatRequest) -> str:
         request.previous,
         request.affinity_key,
         repr(request.builtin_tools),
+        request.stop,
     )
     digest = hashlib.sha256(request.conversation.header())
     digest.update(orjson.dumps([parts, request.conversation.messages]))

@@ -79,6 +79,7 @@ from ccapi.compat.options import Basis, is_one_off, session_params
 from ccapi.compat.reply import Reply, ReplyBuilder
 from ccapi.compat.retries import Answering
 from ccapi.compat.seed import seed
+from ccapi.compat.stops import StopCut
 from ccapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from ccapi.events import TERMINAL_TURN_EVENTS, EventType
 from ccapi.ids import isoformat, parse_time, utcnow
@@ -444,6 +445,7 @@ class CompatRouter:
     ) -> None:
         service = self._service
         builder = ReplyBuilder(exchange.session_id, structured=request.conversation.output_schema is not None)
+        cut = StopCut(request.stop)
         try:
             async for event in service.events.follow(
                 exchange.session_id, from_seq - 1, service.settings.keepalive_seconds
@@ -451,7 +453,7 @@ class CompatRouter:
                 if event is None:
                     exchange.push(None)
                     continue
-                for delta in builder.feed(event):
+                for delta in (cut_delta for built in builder.feed(event) for cut_delta in cut.feed(built)):
                     if isinstance(delta, Reply):
                         await self._turn_released(delta)
                         await self._record(request, delta, basis)
