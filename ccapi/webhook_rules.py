@@ -150,6 +150,25 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{rest}"  # a redirect's user and password neither
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def receiver(url: str) -> str:
+    """The receiver a URL reaches: its origin (scheme, host and port, the port a scheme's default when left out),
+    the unit the sender caps deliveries in flight by. URLs that differ only in path or query (a token per session
+    in its query, say) reach one server, and one slow server must not take more slots for having more URLs."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a URL stored before ``check_url`` refused it: a receiver of its own
+        return url
+    if not host:
+        return url
+    scheme = parts.scheme.lower()
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port or _DEFAULT_PORTS.get(scheme, 0)}"
+
+
 def check_events(events: Any) -> list[str]:
     if events is None:
         return [str(e) for e in DEFAULT_WEBHOOK_EVENTS]

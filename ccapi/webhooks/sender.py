@@ -42,16 +42,17 @@ from ccapi.ids import parse_time, utcnow
 from ccapi.observability.metrics import Metrics
 from ccapi.store import Store
 from ccapi.store.outbox import DELIVERED, FAILED, WebhookDelivery
-from ccapi.webhook_rules import AllowList, name_error, shown_url
+from ccapi.webhook_rules import AllowList, name_error, receiver, shown_url
 from ccapi.webhooks.signing import sign
 
 log = structlog.get_logger(__name__)
 
 #: Deliveries in flight at once on one host.
 CONCURRENCY = 8
-#: Deliveries in flight at once to one URL: a receiver that never answers in time holds this
-#: many slots, not all of them, so it cannot delay another's deliveries.
-PER_TARGET = 2
+#: Deliveries in flight at once to one receiver (an origin: scheme, host and port, ``webhook_rules.receiver``): a
+#: receiver that never answers in time holds this many slots, not all of them, so it cannot delay another's
+#: deliveries, however many URLs it has (a token per session in the query, say).
+PER_RECEIVER = 2
 #: How often the outbox is read when nothing woke the worker (other hosts' rows, expired leases).
 POLL_SECONDS = 1.0
 #: Without a secret: how often the store is asked for deliveries a session subscribed before the secret was taken
@@ -114,11 +115,15 @@ class WebhookSender:
         self._wakeup = asyncio.Event()
         self._next_due = float("inf")  # the earliest retry this host scheduled
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._targets: Counter[str] = Counter()  # deliveries in flight per URL
+        self._receivers: Counter[str] = Counter()  # deliveries in flight per receiver (origin)
+        # the URLs seen of each receiver with deliveries in flight: the store skips them while it is full (it
+        # knows URLs, not receivers), so a full receiver's other URLs are not claimed only to be handed back
+        self._urls: dict[str, set[str]] = {}
         self._loop: asyncio.Task[None] | None = None
         self._metrics = metrics or Metrics(process=False)
         self._on_gone = on_gone
         self._notices: set[asyncio.Task[None]] = set()  # ``on_gone`` calls, maybe waiting for a session's lease
+        self._records: set[asyncio.Task[None]] = set()  # outcomes heard, being stored: ``stop`` waits for them
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -133,16 +138,22 @@ class WebhookSender:
     async def stop(self) -> None:
         """Abandon attempts in flight and hand their deliveries back at once (they are sent
         again by whichever host claims them next: at least once), and the ``session.updated`` still waiting
-        for a session's lease."""
+        for a session's lease. An attempt whose answer came is recorded first: abandoned, a delivered one was sent
+        again after the restart, a ``410`` ended nothing, and a refused one was retried at once, its backoff and
+        ``Retry-After`` lost."""
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
         abandoned = list(self._inflight)
-        for task in [*self._inflight.values(), *self._notices]:
+        for task in self._inflight.values():
             task.cancel()
-        await asyncio.gather(*self._inflight.values(), *self._notices, return_exceptions=True)
-        for delivery_id in abandoned:
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        await asyncio.gather(*self._records, return_exceptions=True)
+        for notice in self._notices:
+            notice.cancel()
+        await asyncio.gather(*self._notices, return_exceptions=True)
+        for delivery_id in abandoned:  # those recorded are no longer held: their hand back changes nothing
             await self._hand_back(delivery_id)
         await self._http.aclose()
 
@@ -153,22 +164,29 @@ class WebhookSender:
             free = CONCURRENCY - len(self._inflight)
             claimed: list[WebhookDelivery] = []
             if free > 0:
-                busy = [url for url, count in self._targets.items() if count >= PER_TARGET]
+                busy = [
+                    url
+                    for key, count in self._receivers.items()
+                    if count >= PER_RECEIVER
+                    for url in self._urls.get(key, ())
+                ]
                 try:
                     claimed = await self._store.claim_webhooks(self._owner, free, self._lease, busy)
                 except Exception:  # a database hiccup must not end the worker
                     log.exception("webhook_claim_failed")
-            started = 0
             for delivery in claimed:
-                if self._targets[delivery.url] >= PER_TARGET:  # claimed together with its target's others
+                key = receiver(delivery.url)
+                self._urls.setdefault(key, set()).add(delivery.url)
+                if self._receivers[key] >= PER_RECEIVER:  # another URL of a full receiver, or claimed with its others
                     await self._hand_back(delivery.id)
                     continue
-                self._targets[delivery.url] += 1
+                self._receivers[key] += 1
                 task = asyncio.create_task(self._attempt(delivery), name=f"ccapi-webhook-{delivery.id}")
                 self._inflight[delivery.id] = task
-                task.add_done_callback(functools.partial(self._done, delivery.id, delivery.url))
-                started += 1
-            if started and len(claimed) == free:
+                task.add_done_callback(functools.partial(self._done, delivery.id, key))
+            # a full claim: more may be due. Each delivery claimed was started or handed back with its URL known (the
+            # next claim skips it while its receiver is full), so claiming again gets further, never round in circles
+            if claimed and len(claimed) == free:
                 continue
             poll = POLL_SECONDS if self._secrets else UNSIGNED_POLL_SECONDS
             wait = max(0.0, min(poll, self._next_due - time.time()))
@@ -189,11 +207,12 @@ class WebhookSender:
         except Exception:
             log.exception("webhook_hand_back_failed", delivery_id=delivery_id)
 
-    def _done(self, delivery_id: str, url: str, _task: asyncio.Task[None]) -> None:
+    def _done(self, delivery_id: str, key: str, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(delivery_id, None)
-        self._targets[url] -= 1
-        if self._targets[url] <= 0:
-            del self._targets[url]
+        self._receivers[key] -= 1
+        if self._receivers[key] <= 0:
+            del self._receivers[key]
+            self._urls.pop(key, None)
         self._wakeup.set()  # a slot came free
 
     async def _attempt(self, delivery: WebhookDelivery) -> None:
@@ -209,7 +228,7 @@ class WebhookSender:
             "attempts": attempts,
             "last_attempt_at": utcnow(),
             "last_status": outcome.status,
-            "last_error": outcome.error,
+            "last_error": _printable(outcome.error),
         }
         if outcome.delivered:
             fields.update(state=DELIVERED, completed_at=utcnow())
@@ -234,7 +253,11 @@ class WebhookSender:
             error=outcome.error,
             state=fields.get("state", "pending"),
         )
-        await self._record(delivery, outcome.status, fields)
+        # the answer came: its record is not abandoned with the attempt (``stop``), even cancelled mid-way
+        record = asyncio.create_task(self._record(delivery, outcome.status, fields))
+        self._records.add(record)
+        record.add_done_callback(self._records.discard)
+        await asyncio.shield(record)
 
     async def _record(self, delivery: WebhookDelivery, status: int | None, fields: dict[str, object]) -> None:
         """Store the attempt's outcome; with a ``410 Gone`` the session's subscription ends in the same
@@ -305,8 +328,10 @@ class WebhookSender:
                         error = f"{host} resolves to no address CC_API_WEBHOOK_ALLOW admits (* admits public ones)"
                         return Outcome(False, False, error=error)
                     response = await self._exchange(stack, routes, body, headers)
-                # the status came in time, and decides: the rest of the answer only fills ``last_error``
-                head = await _read_head(response, deadline)
+                # the status came in time, and decides: the rest of a refusal only fills ``last_error``, and a 2xx's
+                # is not waited for (a receiver that acknowledges at once and finishes its body later held the slot,
+                # and its session's next delivery, until that body ended or the timeout came)
+                head = b"" if response.is_success else await _read_head(response, deadline)
         except (TimeoutError, httpx.TimeoutException):
             return Outcome(False, True, error=f"no answer within {self._settings.webhook_timeout:g} s")
         except socket.gaierror as exc:
@@ -376,6 +401,15 @@ async def _read_head(response: httpx.Response, deadline: float) -> bytes:
                 if len(head) >= MAX_RESPONSE_BYTES:
                     break
     return head[:MAX_RESPONSE_BYTES]
+
+
+def _printable(error: str | None) -> str | None:
+    """``last_error`` without control characters: the receiver writes part of it (its answer's first line), and a
+    NUL is no text PostgreSQL stores. Its attempt could not be recorded: the delivery, its lease run out, was sent
+    again every lease for ever (past ``CC_API_WEBHOOK_RETRY_FOR``), and its session's later ones waited behind it."""
+    if error is None:
+        return None
+    return "".join(char if char.isprintable() else " " for char in error)
 
 
 def _retry_after(value: str | None) -> float:
