@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
 from acp import PROTOCOL_VERSION, RequestError, text_block, update_agent_message
+from acp.connection import StreamDirection, StreamEvent
 from acp.interfaces import Client
 from acp.schema import (
     AgentCapabilities,
@@ -66,6 +68,9 @@ LIST_SCAN = 20
 """The gateway pages (of ``LIST_PAGE``) one ``session/list`` of a ``cwd`` reads at most to fill its page."""
 COMPACTING = "/compact"
 """What ``_turns`` holds for a ``/compact`` prompt: ``POST /compact`` names its turn only once it has ended."""
+ASK, WITHDRAW = "session/request_permission", "$/cancel_request"
+_DIALOG: ContextVar[int | str | None] = ContextVar("acp_permission_dialog", default=None)
+"""The JSON-RPC id of the permission request the current ``_approve`` task put to the client (``_sent``)."""
 
 
 class GatewayAgent:
@@ -82,9 +87,23 @@ class GatewayAgent:
         once its id is known, and the prompt answers ``cancelled``."""
         self._notices: set[asyncio.Task[None]] = set()
         """Notifications sent once the request that made them is answered (``_after_answer``)."""
+        self._rpc: Any = None
+        """The library's JSON-RPC connection (``on_connect``), for ``$/cancel_request`` (``_withdraw``)."""
 
     def on_connect(self, conn: Client) -> None:
+        """The library does not say which id a request it sends gets; its connection tells its observers."""
         self._client = conn
+        self._rpc = getattr(conn, "_conn", None)
+        if self._rpc is not None and hasattr(self._rpc, "add_observer"):
+            self._rpc.add_observer(self._sent)
+
+    @staticmethod
+    def _sent(event: StreamEvent) -> None:
+        """Note the id of a permission request as it goes, in the task that sends it (the library tells its
+        observers from within ``send_request``): the one ``_withdraw`` cancels."""
+        message = event.message
+        if event.direction == StreamDirection.OUTGOING and message.get("method") == ASK and "id" in message:
+            _DIALOG.set(message["id"])
 
     @property
     def client(self) -> Client:
@@ -252,7 +271,7 @@ class GatewayAgent:
         try:
             async with contextlib.aclosing(stream):
                 async for event in stream:
-                    if event.turn_id != turn_id:
+                    if event.turn_id != turn_id and not _told_meanwhile(event):
                         continue
                     await self._send(session_id, mapper(event))
                     if event.type == EventType.TURN_REQUIRES_APPROVAL:
@@ -261,20 +280,25 @@ class GatewayAgent:
                                 asking[request["request_id"]] = asyncio.create_task(self._approve(session_id, request))
                     elif event.type == EventType.PERMISSION_RESOLVED:
                         if (task := asking.get(event.data.get("request_id", ""))) is not None:
-                            task.cancel()  # decided already: the client's answer would change nothing
+                            task.cancel()  # decided already: the client's dialog is withdrawn (``_approve``)
                     elif event.type == EventType.TURN_REQUIRES_ACTION:
                         await self._refuse_client_tools(session_id, event.data.get("tool_calls") or [])
                     elif event.type in TERMINAL_TURN_EVENTS:
                         return event
         finally:
+            # The turn has ended (or its stream has): every dialog still open is withdrawn before the prompt answers.
             for task in asking.values():
-                task.cancel()
+                if not task.done() and not task.cancelling():
+                    task.cancel()
+            await asyncio.gather(*asking.values(), return_exceptions=True)
         raise RequestError.internal_error({"message": "the gateway closed the event stream before the turn ended"})
 
     async def _approve(self, session_id: str, request: dict[str, Any]) -> None:
         """Ask the client. A request it cancels with the prompt (``session/cancel``) is left to the interrupt; one it
         fails to ask, or cancels on its own (acpx does when no option fits its policy), refuses the call: the turn
-        would otherwise wait for the approval timeout."""
+        would otherwise wait for the approval timeout. A request decided elsewhere (the console, another client, the
+        approval timeout) or whose turn ended while the client still asks is withdrawn (``_withdraw``): the task is
+        cancelled, and the client's late answer, to a request no longer pending, is dropped by the library."""
         name, tool_input = request.get("tool_name", ""), request.get("input") or {}
         call = ToolCallUpdate(
             tool_call_id=request.get("tool_use_id") or request["request_id"],
@@ -287,6 +311,9 @@ class GatewayAgent:
             answer = await self.client.request_permission(
                 session_id=session_id, tool_call=call, options=PERMISSION_OPTIONS
             )
+        except asyncio.CancelledError:
+            await self._withdraw()
+            raise
         except Exception as exc:  # noqa: BLE001 - whatever the client answered, the call is not approved
             decision = Decision(request["request_id"], False, f"the editor could not ask the user: {exc}")
         else:
@@ -299,6 +326,16 @@ class GatewayAgent:
                 decision = Decision(request["request_id"], allow, None if allow else "the user rejected this tool call")
         with contextlib.suppress(*_UNANSWERED):  # 409: the turn was interrupted or timed out meanwhile
             await self.gateway.decide(session_id, [decision], background=True)
+
+    async def _withdraw(self) -> None:
+        """Close the client's dialog of this task's permission request: ACP's ``$/cancel_request`` of it (the
+        client answers it cancelled, or not at all). Left open, it asked the user about a call already decided,
+        or a turn already over, and the answer went nowhere."""
+        dialog = _DIALOG.get()
+        if dialog is None or self._rpc is None:
+            return
+        with contextlib.suppress(ConnectionError):  # the client has gone, and its dialog with it
+            await self._rpc.send_notification(WITHDRAW, {"requestId": dialog})
 
     async def _refuse_client_tools(self, session_id: str, calls: list[dict[str, Any]]) -> None:
         """ACP has no client tools, but a session made over HTTP with ``tools`` still offers them to Claude: each
@@ -326,6 +363,13 @@ class GatewayAgent:
     async def _notify(self, session_id: str, updates: list[Any]) -> None:
         with contextlib.suppress(ConnectionError):  # the client has gone: nobody to tell
             await self._send(session_id, updates)
+
+
+def _told_meanwhile(event: Event) -> bool:
+    """An event of no turn the client hears of while its prompt runs: a change of the session's options
+    (``session.updated``: another client, the console, switched its permission mode), which moves the mode picker
+    as it would once the session is loaded again."""
+    return event.turn_id is None and event.type == EventType.SESSION_UPDATED
 
 
 def _stop_reason(event: Event, cancelled: bool) -> Any:
