@@ -13,8 +13,9 @@ from typing import Any
 #: The built-in tools the bundled Claude Code (2.1.332) declares when asked for them by name
 #: (``ClaudeAgentOptions.tools``) in the gateway's environment: its default set plus Glob and Grep,
 #: less those whose work reports between turns (the Cron tools, Monitor, ScheduleWakeup: see
-#: ``engine.spec.UNATTENDED_TOOLS``). Other names are dropped silently by the CLI, so the gateway
-#: refuses them instead.
+#: ``engine.spec.UNATTENDED_TOOLS``) and those that reach other Claude Code sessions on this host
+#: (ListAgents, SendMessage: see ``engine.spec.PEER_TOOLS``). Other names are dropped silently by
+#: the CLI, so the gateway refuses them instead.
 BUILTIN_TOOL_NAMES = (
     "Agent",
     "Bash",
@@ -23,11 +24,9 @@ BUILTIN_TOOL_NAMES = (
     "ExitWorktree",
     "Glob",
     "Grep",
-    "ListAgents",
     "NotebookEdit",
     "Read",
     "ReportFindings",
-    "SendMessage",
     "Skill",
     "TaskCreate",
     "TaskGet",

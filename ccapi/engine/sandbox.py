@@ -136,12 +136,38 @@ def transcript_stores() -> list[str]:
     return [*named, os.path.join(resumed_config_dirs(), "projects")]
 
 
+#: What Claude Code keeps of each of its sessions in its config directory beside the transcripts, that no tool needs:
+#: the prompts typed in interactive sessions (``history.jsonl``), files as they were before each edit
+#: (``file-history``), todo and task lists (``todos``, ``tasks``), every running Claude Code's id, working directory
+#: and messaging socket with the token that lets a peer send its conversation messages (``sessions``), the scripts a
+#: session's hooks left for its Bash calls (``session-env``: often exported secrets), debug logs and prompt dumps
+#: (``debug``, ``api-dumps``, ``dump-prompts``), what was pasted into interactive sessions (``paste-cache``,
+#: ``image-cache``), background sessions and agent teams (``jobs``, ``teams``) and reports of past sessions
+#: (``usage-data``, ``feedback-bundles``: transcripts).
+CONVERSATION_RECORDS = (
+    "history.jsonl",
+    "file-history",
+    "todos",
+    "tasks",
+    "sessions",
+    "session-env",
+    "debug",
+    "api-dumps",
+    "dump-prompts",
+    "paste-cache",
+    "image-cache",
+    "jobs",
+    "teams",
+    "usage-data",
+    "feedback-bundles",
+)
+
+
 def conversation_records() -> list[str]:
-    """What else of its users' conversations Claude Code keeps in its config directories: the prompts typed in
-    interactive sessions (``history.jsonl``), files as they were before each edit (``file-history``), todo lists
-    (``todos``). No tool needs them; sandboxed Bash does not see them either."""
+    """What else of its users' conversations Claude Code keeps in its config directories (``CONVERSATION_RECORDS``).
+    Claude Code reads and writes them itself, not through a tool; no tool reaches them, nor does sandboxed Bash."""
     configs = (claude_config_dir(), resumed_config_dirs())
-    return [os.path.join(config, name) for config in configs for name in ("history.jsonl", "file-history", "todos")]
+    return [os.path.join(config, name) for config in configs for name in CONVERSATION_RECORDS]
 
 
 def conversation_rules(stores: Sequence[str], records: Sequence[str]) -> tuple[str, ...]:
@@ -271,6 +297,39 @@ def private_transcripts() -> HookMatcher:
         return {}
 
     return HookMatcher(matcher=f"^({'|'.join(FILE_TOOLS)})$", hooks=[pre_tool_use])
+
+
+def unlisted_conversations() -> HookMatcher:
+    """A Glob of a folder that holds a transcript store (a session working in the home directory) lists no file
+    of another session's folder there: the names of its saved tool results, its subagents' transcripts. Glob takes
+    one pattern and no exclusion (as Grep's ``glob`` takes), so a ``PostToolUse`` hook takes them out of what it
+    found before the model sees it. Claude Code leaves out by itself what the deny rules keep from Read (every
+    transcript, ``CONVERSATION_RECORDS``)."""
+    stores = transcript_stores()
+
+    async def post_tool_use(input_: HookInput, _tool_use_id: str | None, _context: HookContext) -> HookJSONOutput:
+        response = input_.get("tool_response")
+        if not isinstance(response, dict) or not isinstance(found := response.get("filenames"), list):
+            return {}
+        tool_input = input_.get("tool_input")
+        root = search_root(tool_input if isinstance(tool_input, dict) else {})
+        bases = [input_["cwd"], *([resolved(root, input_["cwd"])] if isinstance(root, str) else [])]
+        transcript = input_["transcript_path"]
+        kept = [
+            name
+            for name in found
+            if not isinstance(name, str)
+            or not any(others_conversation(name, base, transcript, stores) for base in bases)
+        ]
+        if len(kept) == len(found):
+            return {}
+        left_out = len(found) - len(kept)
+        updated = {**response, "filenames": kept, "numFiles": len(kept)}
+        if isinstance(total := response.get("totalMatches"), int):
+            updated["totalMatches"] = max(total - left_out, len(kept))
+        return {"hookSpecificOutput": {"hookEventName": "PostToolUse", "updatedToolOutput": updated}}
+
+    return HookMatcher(matcher="^Glob$", hooks=[post_tool_use])
 
 
 def _file_target(fields: Mapping[str, Any]) -> Any:

@@ -26,7 +26,7 @@ from ccapi.engine.bridge import (
     permission_callback,
     tool_gate_hook,
 )
-from ccapi.engine.sandbox import confined_writes, private_transcripts
+from ccapi.engine.sandbox import confined_writes, private_transcripts, unlisted_conversations
 from ccapi.toolpolicy import BYPASS, BuiltinTools, sdk_tools
 
 
@@ -173,7 +173,7 @@ def build_options(
         max_buffer_size=spec.max_message_bytes,
         cli_path=spec.cli_path,
         sandbox=dict(spec.sandbox) if spec.sandbox is not None and spec.builtin_tools != "none" else None,  # type: ignore[arg-type]
-        disallowed_tools=[*UNATTENDED_TOOLS, *spec.denied_tools] if spec.builtin_tools != "none" else [],
+        disallowed_tools=[*UNATTENDED_TOOLS, *PEER_TOOLS, *spec.denied_tools] if spec.builtin_tools != "none" else [],
         output_format={"type": "json_schema", "schema": dict(spec.output_schema)} if spec.output_schema else None,
     )
 
@@ -195,13 +195,15 @@ def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
 def engine_hooks(spec: EngineSpec) -> dict[HookEvent, list[HookMatcher]] | None:
     """The gateway's ``PreToolUse`` hooks: the round limit's gate (``tool_gate``), file tools kept off other
     sessions' conversations (``private_transcripts``) and, where Bash is sandboxed, file writes kept to the same
-    places (``confined_writes``)."""
+    places (``confined_writes``); and its ``PostToolUse`` one, which takes other sessions' files out of what a Glob
+    lists (``unlisted_conversations``)."""
     hooks = [tool_gate_hook(gate)] if (gate := tool_gate(spec)) is not None else []
-    if spec.builtin_tools != "none":
-        hooks.append(private_transcripts())
-        if spec.sandbox is not None:
-            hooks.append(confined_writes(spec.cwd or os.getcwd()))
-    return {"PreToolUse": hooks} if hooks else None
+    if spec.builtin_tools == "none":
+        return {"PreToolUse": hooks} if hooks else None
+    hooks.append(private_transcripts())
+    if spec.sandbox is not None:
+        hooks.append(confined_writes(spec.cwd or os.getcwd()))
+    return {"PreToolUse": hooks, "PostToolUse": [unlisted_conversations()]}
 
 
 def tool_gate(spec: EngineSpec) -> ToolGate | None:
@@ -230,6 +232,14 @@ UNATTENDED_TOOLS = ("Monitor", "ScheduleWakeup")
 (a monitor's events, a scheduled wake-up): nobody reads that turn, and its answer would be the next turn's reply.
 Background tasks and scheduled prompts are off by environment (``engine_environment``); these two are not, so
 they are never declared."""
+
+PEER_TOOLS = ("ListAgents", "SendMessage")
+"""Claude Code's tools that reach the other Claude Code sessions of this host: every session it runs (each of this
+gateway's, the user's own interactive ones) lists the others as its peers (``ListAgents``) and takes a message from
+any of them into its conversation, running a model turn on it by itself (``SendMessage``). One session could so
+write into another's conversation, and tell it to answer with what it holds; those turns run between the
+gateway's, unread (see ``UNATTENDED_TOOLS``). Subagents still report to the session that started them; background
+agents and teammates, the other recipients, are off. They are never declared."""
 
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments
