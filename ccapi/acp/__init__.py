@@ -53,9 +53,9 @@ async def _serve(url: str, api_key: str | None) -> int:
         # The library routes by method name and answers "method not found" for what an agent lacks, so the
         # agent implements only what it supports rather than the whole ``acp.interfaces.Agent`` protocol.
         stdin, stdout = await stdio_streams(limit=DEFAULT_STDIO_BUFFER_LIMIT_BYTES)
-        lines, pump = checked_lines(stdin, stdout, DEFAULT_STDIO_BUFFER_LIMIT_BYTES)
+        lines, pump, answered = checked_lines(stdin, stdout, DEFAULT_STDIO_BUFFER_LIMIT_BYTES)
         try:
-            await run_agent(cast("Agent", GatewayAgent(gateway, default_mode)), stdout, lines)
+            await run_agent(cast("Agent", GatewayAgent(gateway, default_mode)), stdout, lines, observers=[answered])
         finally:
             pump.cancel()
     return 0

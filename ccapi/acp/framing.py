@@ -8,8 +8,10 @@ neither a request, a notification nor a response (no ``method``, or not a string
 which the library dropped unanswered or called an unknown method.
 
 Notifications: ``$/cancel_request`` of a running ``session/prompt`` (ACP's per-request cancellation) is that
-prompt's ``session/cancel``, so the prompt answers ``cancelled``; one of any other request, and any notification
-the agent has no handler for, is ignored, as JSON-RPC has it (the library logged a traceback for each).
+prompt's ``session/cancel``, so the prompt answers ``cancelled``; one of any other request (a prompt already
+answered among them: its session may run a newer prompt, which it must not stop), and any notification the agent
+has no handler for, is ignored, as JSON-RPC has it (the library logged a traceback for each). A prompt counts as
+answered once the library has written its response (it tells its observers).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from acp.connection import StreamDirection, StreamEvent, StreamObserver
 
 PARSE_ERROR: dict[str, Any] = {
     "jsonrpc": "2.0",
@@ -34,11 +38,20 @@ RECENT_PROMPTS = 64
 
 def checked_lines(
     source: asyncio.StreamReader, replies: asyncio.StreamWriter, limit: int
-) -> tuple[asyncio.StreamReader, asyncio.Task[None]]:
-    """A reader of ``source``'s messages for the library, and the task that feeds it; the lines that are no
-    message are answered on ``replies``."""
+) -> tuple[asyncio.StreamReader, asyncio.Task[None], StreamObserver]:
+    """A reader of ``source``'s messages for the library, the task that feeds it, and the observer of the library's
+    connection that tells it which prompts are answered; the lines that are no message are answered on
+    ``replies``."""
     checked = asyncio.StreamReader(limit=limit)
     prompts: dict[str | int, str] = {}
+
+    def answered(event: StreamEvent) -> None:
+        """A response the library wrote (no ``method``) ends its prompt: a ``$/cancel_request`` naming it from then
+        on is ignored."""
+        request_id = event.message.get("id")
+        answer = event.direction == StreamDirection.OUTGOING and "method" not in event.message
+        if answer and isinstance(request_id, str | int):
+            prompts.pop(request_id, None)
 
     async def pump() -> None:
         try:
@@ -51,7 +64,7 @@ def checked_lines(
         finally:
             checked.feed_eof()
 
-    return checked, asyncio.get_running_loop().create_task(pump(), name="acp-checked-lines")
+    return checked, asyncio.get_running_loop().create_task(pump(), name="acp-checked-lines"), answered
 
 
 async def _line(source: asyncio.StreamReader) -> bytes:

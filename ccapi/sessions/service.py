@@ -185,12 +185,38 @@ class SessionService:
         if not fields:  # it has these options already: nothing to record, no Claude Code to restart
             return before
         async with self._between_turns(session_id):
-            self.pool.hold(session_id)  # its live engine is checked against the new options at its next turn
+            if not await self._switch_live(dataclasses.replace(before, **fields), fields):
+                self.pool.hold(session_id)  # its live engine is checked against the new options at its next turn
             await self.store.update_session(session_id, **fields, updated_at=utcnow())
             data = session_updated(before, fields, "request")
             await self.events.emit(session_id, None, EventType.SESSION_UPDATED, data)
             await self.events.flush(bounded=True)
         return await self.get(session_id)
+
+    async def _switch_live(self, after: SessionRecord, fields: Mapping[str, Any]) -> bool:
+        """A change of the permission mode alone, applied to the session's Claude Code running on this host (in a
+        turn or idle) as it runs: the running turn's next permission check is under the new mode, and the next turn
+        does not restart it. The mode it runs under is the one a new process would start with (``bypassPermissions``
+        is ``default`` where Claude Code refuses it). Whether it was applied: not when anything else a process
+        starts with changed too, when no process of the session runs here (another host's, if any, restarts at its
+        next turn), or when the process cannot switch (``LiveEngine.set_permission_mode``)."""
+        engine = self.pool.get(after.id)
+        if "permission_mode" not in fields or engine is None:
+            return False
+        spec = self._specs.spec(after)
+        if (
+            engine.spec.process_key
+            != dataclasses.replace(spec, permission_mode=engine.spec.permission_mode).process_key
+        ):
+            return False
+        if engine.spec.permission_mode != spec.permission_mode and not await engine.set_permission_mode(
+            spec.permission_mode
+        ):
+            return False
+        run = self._running.get(after.id)
+        if run is not None:  # the turn runs under it from now on (``TurnRun.ask_permission`` reads it)
+            run.spec = dataclasses.replace(run.spec, permission_mode=spec.permission_mode)
+        return True
 
     def _between_turns(self, session_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         return between_turns(self.store, self.events, session_id, self._owner, self.settings.lease_ttl)

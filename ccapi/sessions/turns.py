@@ -210,13 +210,21 @@ class TurnRun:
         return decision
 
     async def _left_plan_mode(self) -> None:
-        """Claude Code goes on in the ``default`` mode once its plan is approved: the session keeps that, and its
-        live process, already there, counts as started so (no restart at the next turn)."""
+        """Claude Code goes on in the ``default`` mode once its plan is approved: its live process, already there,
+        counts as started so, and the session keeps that (no restart at the next turn) if it is still in plan mode.
+        One switched to another mode during the turn (a ``PATCH`` Claude Code had not been switched by) keeps that
+        mode, which its next turn starts under."""
+        self.spec = replace(self.spec, permission_mode="default")
         engine = self.ctx.pool.get(self.session.id)
         if engine is not None:
             engine.spec = replace(engine.spec, permission_mode="default")
+        stored = await self.ctx.store.get_session(self.session.id)
+        # "plan" may have been the gateway's default: a mode unset at the turn's start and still unset is still that
+        unset = stored is not None and stored.permission_mode is None and self.session.permission_mode is None
+        if stored is None or (stored.permission_mode != "plan" and not unset):
+            return
         fields = {"permission_mode": "default"}
-        before = replace(self.session, permission_mode="plan")  # "plan" may have been the gateway's default
+        before = replace(stored, permission_mode="plan")
         await self.ctx.store.update_session(self.session.id, **fields, updated_at=utcnow())
         await self._emit(EventType.SESSION_UPDATED, session_updated(before, fields, PLAN_APPROVED))
 
