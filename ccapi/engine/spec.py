@@ -239,7 +239,18 @@ gateway's, the user's own interactive ones) lists the others as its peers (``Lis
 any of them into its conversation, running a model turn on it by itself (``SendMessage``). One session could so
 write into another's conversation, and tell it to answer with what it holds; those turns run between the
 gateway's, unread (see ``UNATTENDED_TOOLS``). Subagents still report to the session that started them; background
-agents and teammates, the other recipients, are off. They are never declared."""
+agents and teammates, the other recipients, are off. They are never declared, and the gateway's Claude Code takes no
+message from its peers either (``NO_PEER_INBOX``)."""
+
+NO_PEER_INBOX = {"CLAUDE_CODE_HARBOR_KITE": "0"}
+"""Claude Code's cross-session messaging off (checked with Claude Code 2.1.332, where this variable decides its gate
+before any feature flag): on, every Claude Code listens on a socket of its own (``$TMPDIR/cc-socks/<pid>.sock``),
+named with an auth key in its config directory (``sessions/<pid>.json``, ``sessions/<pid>.<hash>.key``), and a
+message a peer sends there (the user's own interactive Claude Code, any process of the user that reads the key)
+lands in its conversation as a ``<cross-session-message>``, on which it runs a model turn by itself, between the
+gateway's turns, unread. Off, it binds no socket and publishes no key: peers do not list it and a message to it is
+refused as unreachable. It still records itself as running there (pid, session id, working directory), as every
+Claude Code does; nothing can be sent through that."""
 
 MODEL_ONLY_ENV = {"CLAUDE_CODE_DISABLE_ATTACHMENTS": "1"}
 """Extra environment of a session without built-in tools: Claude Code's per-request attachments
@@ -264,7 +275,8 @@ def engine_environment(
     as it is now, not the one recorded in it (a compat request's prompt is an option of each
     request); no background tasks and no scheduled prompts (a subagent sent to the background, or
     a prompt scheduled for later, ends in a model turn Claude Code starts by itself, between the
-    gateway's turns: nobody reads it, and its answer became the next turn's reply); the configured
+    gateway's turns: nobody reads it, and its answer became the next turn's reply); no messages from
+    other Claude Code sessions of the host, which end in such a turn too (``NO_PEER_INBOX``); the configured
     upstream, retry budget and request timeout when set (Claude Code's own defaults otherwise: 10
     retries, 10 minutes); and a dummy key for the mock so a real key is never sent to it."""
     env = {
@@ -275,6 +287,7 @@ def engine_environment(
         "CLAUDE_CODE_HOST_PROMPT_SUPERSEDES_RECORD": "1",
         "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1",
         "CLAUDE_CODE_DISABLE_CRON": "1",
+        **NO_PEER_INBOX,
     }
     if upstream_url:
         env["ANTHROPIC_BASE_URL"] = upstream_url
