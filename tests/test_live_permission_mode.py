@@ -156,11 +156,12 @@ def test_a_plan_turn_switched_to_accept_edits_before_approval_stays_there(
     assert _starts(gateway, session_id) == 1
 
 
-def test_a_process_started_with_nobody_to_ask_restarts_for_a_mode_that_asks(
+def test_a_bypass_session_switched_to_default_asks_in_the_same_process(
     make_gateway: Any, mock_model: MockModel, tmp_path: Path
 ) -> None:
-    """With ``IS_SANDBOX=1`` a ``bypassPermissions`` session's Claude Code starts without a permission callback; a
-    switch to ``default`` cannot reach it (it would have nobody to ask), so the next turn starts one that asks."""
+    """With ``IS_SANDBOX=1`` a ``bypassPermissions`` session runs as asked; switched to ``default`` (to take back
+    control), its next call is asked for by the same Claude Code. It was started without a permission callback, so
+    the switch waited for a restart at the next turn."""
     gateway = make_gateway(IS_SANDBOX="1")
     first, second = tmp_path / "first.txt", tmp_path / "second.txt"
     session = gateway.create_session(builtin_tools=["Write"], permission_mode="bypassPermissions", cwd=str(tmp_path))
@@ -173,4 +174,4 @@ def test_a_process_started_with_nobody_to_ask_restarts_for_a_mode_that_asks(
     paused = gateway.turn(session_id, "write again")
     assert paused["status"] == "requires_approval" and not second.exists(), paused
     assert gateway.allow(session_id, paused)["status"] == "completed" and second.read_text() == "two"
-    assert _starts(gateway, session_id) == 2
+    assert _starts(gateway, session_id) == 1

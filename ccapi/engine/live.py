@@ -20,7 +20,7 @@ from ccapi.engine.errors import EngineError, explain_process_failure
 from ccapi.engine.reaper import engine_tag, reap
 from ccapi.engine.sandbox import PRIVATE_FILE_PREFIX
 from ccapi.engine.sdklog import demote_shutdown_noise
-from ccapi.engine.spec import EngineSpec, build_options, mcp_config, permission_asker
+from ccapi.engine.spec import EngineSpec, build_options, mcp_config
 
 demote_shutdown_noise()
 
@@ -50,9 +50,6 @@ class LiveEngine:
         self.held = False
         self._ahead: asyncio.Task[None] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
-        #: Whether this process was started with a permission callback (``permission_asker``): only then can it be
-        #: switched to a mode that asks.
-        self._asks = permission_asker(spec) is not None
         #: What this process and everything it starts carry in their environment (``ccapi.engine.reaper``).
         self.tag = engine_tag(spec.env[ENGINE_TAG]) if ENGINE_TAG in spec.env else None
         servers = mcp_config(spec)
@@ -140,12 +137,10 @@ class LiveEngine:
     async def set_permission_mode(self, mode: str) -> bool:
         """Switch the running Claude Code to ``mode`` now, in a turn or between turns: its next permission check
         is under it. The spec then says so, so the next turn finds the process as it would start it and does not
-        restart it. False (nothing changed) when it cannot: the process is not running (still starting, closed,
-        ended), it does not answer, or ``mode`` asks and it was started with nobody to ask (in
-        ``bypassPermissions``: no permission callback, which only a new process can get)."""
+        restart it (every process with built-in tools has the permission callback, ``permission_asker``, even one
+        started in ``bypassPermissions``). False (nothing changed) when it cannot: the process is not running (still
+        starting, closed, ended) or it does not answer."""
         if not self._connected or self.exited:
-            return False
-        if not self._asks and permission_asker(dataclasses.replace(self.spec, permission_mode=mode)) is not None:
             return False
         try:
             await asyncio.wait_for(self._client.set_permission_mode(mode), MODE_SWITCH_WAIT)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from ccapi.engine.bridge import (
     tool_gate_hook,
 )
 from ccapi.engine.sandbox import confined_writes, private_transcripts, unlisted_conversations
-from ccapi.toolpolicy import BYPASS, BuiltinTools, sdk_tools
+from ccapi.toolpolicy import BuiltinTools, sdk_tools
 
 
 def silence_client_tool_shadowing() -> None:
@@ -40,6 +40,12 @@ def silence_client_tool_shadowing() -> None:
     warnings.filterwarnings(
         "ignore",
         message=rf"can_use_tool will not be invoked for: {client_tool}(, {client_tool})*\. ",
+        category=CanUseToolShadowedWarning,
+    )
+    # ``bypassPermissions`` shadows the callback until the mode is switched (``permission_asker``): on purpose too
+    warnings.filterwarnings(
+        "ignore",
+        message=r"can_use_tool will not be invoked: permission_mode 'bypassPermissions'",
         category=CanUseToolShadowedWarning,
     )
 
@@ -185,9 +191,10 @@ def mcp_config(spec: EngineSpec) -> str | None:
 
 def permission_asker(spec: EngineSpec) -> PermissionAsker | None:
     """Who answers Claude Code's approvals for this session, if it can ask any: only with built-in
-    tools and in a mode that asks. ``bypassPermissions`` approves every call before a callback is
-    consulted, so one passed there would never run (and the SDK warns of it on every engine start)."""
-    if spec.builtin_tools == "none" or spec.permission_mode == BYPASS:
+    tools. In ``bypassPermissions`` Claude Code approves every call before it would ask, but a
+    process started so still gets the callback: switched live to a mode that asks (a ``PATCH`` to
+    ``default`` mid-turn, to take back control), it must have someone to ask."""
+    if spec.builtin_tools == "none":
         return None
     return spec.ask_permission
 
