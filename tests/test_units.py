@@ -408,7 +408,7 @@ def test_the_started_line_names_the_database_in_use_without_credentials(tmp_path
 @pytest.mark.parametrize(
     ("mode", "allowed", "warns"),
     [
-        ("bypassPermissions", [], False),  # no callback where the mode approves everything anyway
+        ("bypassPermissions", [], False),  # a callback it needs only once switched to a mode that asks
         ("default", ["mcp__client__get_weather", "mcp__client__add"], False),  # client tools skip it on purpose
         ("default", ["mcp__client"], False),  # as the gateway allows them: one rule for the client's server
         ("default", ["Read"], True),  # a built-in tool allowed outright still warns
@@ -416,7 +416,8 @@ def test_the_started_line_names_the_database_in_use_without_credentials(tmp_path
 )
 def test_engine_start_warns_only_of_shadowing_an_operator_could_fix(mode: str, allowed: list, warns: bool) -> None:
     """Each engine start used to log a raw ``CanUseToolShadowedWarning``: in bypass mode, whose approvals
-    never ask, and for client tools, which deliberately skip approvals."""
+    ask only once the session is switched to another mode, and for client tools, which deliberately skip
+    approvals."""
     import warnings
 
     from claude_agent_sdk import CanUseToolShadowedWarning
@@ -429,7 +430,7 @@ def test_engine_start_warns_only_of_shadowing_an_operator_could_fix(mode: str, a
 
     spec = EngineSpec("sess_x", "claude-sonnet-4-5", None, None, mode, None, ask_permission=ask)
     options = build_options(spec, stderr=print)
-    assert (options.can_use_tool is None) == (mode == "bypassPermissions")
+    assert options.can_use_tool is not None  # a bypass session switched live to `default` must have it to ask
     options.allowed_tools = allowed
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
