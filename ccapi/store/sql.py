@@ -6,11 +6,13 @@ The models are bound through one ``DatabaseProxy``, so a process has one SQL sto
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import peewee
 import structlog
@@ -47,6 +49,31 @@ log = structlog.get_logger(__name__)
 
 #: What a 503 for an unreachable database asks a client to wait.
 DATABASE_RETRY_AFTER = 2
+#: How long a session read (``list_events``: what a follower does at least every keep-alive) counts as followed
+#: here, for the re-read after the LISTEN connection was lost; and how many such sessions are kept at most.
+READ_LATELY_SECONDS, READ_LATELY_MAX = 300.0, 10_000
+#: How long an event batch whose connection died as it committed is waited on, when its server process has not yet
+#: finished it (committed or rolled back), before the write is answered 503 and the question asked again later.
+SETTLE_SECONDS = 2.0
+
+
+@dataclasses.dataclass
+class _Batch:
+    """An ``append_events`` call on PostgreSQL, and what its transaction was numbered, once all of its statements
+    but the COMMIT have run: from then on, a connection that dies leaves it unknown whether the COMMIT reached the
+    server and took effect. ``txid_status`` on another connection tells."""
+
+    events: list[Event]
+    ends: list[TurnEnd]
+    transcripts: list[TranscriptLines]
+    txid: int | None = None
+    pid: int | None = None
+    """The server process that ran it: one still running it (it never heard the COMMIT, nor that we left) is ended,
+    so that its locks (the session rows, the new event keys) go with it."""
+
+
+class _Unsettled(Exception):
+    """Whether an earlier event batch committed is not known yet (its server process has not finished it)."""
 
 
 class SqlStore(Store):
@@ -55,6 +82,10 @@ class SqlStore(Store):
         self._db = database
         self._prepared = Prepared(database)
         self._listener: AppendListener | None = None
+        self._writing: _Batch | None = None  # the append in progress on PostgreSQL
+        self._unsettled: _Batch | None = None  # one whose COMMIT may have taken effect as its connection died
+        self._read_lately: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._read_lately_lock = threading.Lock()
 
     @property
     def shared(self) -> bool:  # type: ignore[override]
@@ -69,24 +100,89 @@ class SqlStore(Store):
         """``fn`` on this thread's connection; one that a database restart (or a network cut) killed is dropped, so
         the store does not fail for ever on it. When the call's first statement found it dead, nothing of the call
         reached the database: it runs again, on a new connection. Otherwise (or when the database cannot be reached
-        at all) it is a 503 that says so, and the next call connects afresh."""
+        at all) it is a 503 that says so, and the next call connects afresh.
+
+        An event batch whose connection died once its COMMIT may have been sent is the exception: the commit may
+        well have taken effect. Its write is asked about (``_settle``) and, committed, is a success; else the 503,
+        and if the answer could not be had, the next batch asks first (the event log sends the same events again,
+        which would otherwise fail for ever on their own keys)."""
         first = database.round_trips + 1
         for again in (False, True):
+            self._writing = None
             try:
                 return fn(*args)
             except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                writing, self._writing = self._writing, None
                 if not database.connection_lost():
                     raise
                 database.discard_connection()
+                if writing is not None and writing.txid is not None:
+                    self._unsettled = writing
+                    if self._settled_now(database):
+                        return cast(T, None)  # committed: the batch is in, as the caller wanted
                 if again or database.round_trips != first:
                     raise _unreachable(exc) from exc
                 log.warning("database_reconnecting", error=str(exc).strip())
         raise AssertionError("the second try returns or raises")
 
+    def _settled_now(self, database: PostgresDatabase) -> bool:
+        """Whether the ``_unsettled`` batch committed, asked on a new connection at once; ``False`` when it did not
+        (it is settled: nothing of it is in) and when no answer could be had (it stays unsettled)."""
+        unsettled = self._unsettled
+        assert unsettled is not None
+        try:
+            committed = self._committed(unsettled)
+        except (peewee.DatabaseError, peewee.InterfaceError, _Unsettled) as exc:
+            if database.connection_lost():
+                database.discard_connection()
+            log.warning("event_batch_outcome_unknown", error=str(exc).strip() or type(exc).__name__)
+            return False
+        self._unsettled = None
+        if committed:
+            log.warning("event_batch_committed_as_connection_died", events=len(unsettled.events), txid=unsettled.txid)
+        return committed
+
+    def _committed(self, batch: _Batch) -> bool:
+        """Whether ``batch``'s transaction committed (``txid_status``). One its server process still runs (the
+        process never heard the COMMIT, nor that the connection is gone: a network cut) is ended first, so it
+        rolls back; raises ``_Unsettled`` if it has not finished in ``SETTLE_SECONDS``."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        ended = False
+        while True:
+            status = self._db.execute_sql("SELECT txid_status(%s)", (batch.txid,)).fetchone()[0]
+            if status != "in progress":
+                return status == "committed"  # else aborted (or, unknowable, too old to matter: none is)
+            if not ended and batch.pid is not None:
+                ended = True
+                try:  # only while it runs that very transaction: a pid is reused once its process is gone
+                    self._db.execute_sql(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE pid = %s AND backend_xid::text = (%s::bigint %% 4294967296)::text",
+                        (batch.pid, batch.txid),
+                    )
+                except peewee.ProgrammingError as exc:  # not allowed to (another role's): the server ends it later
+                    log.warning("event_batch_backend_not_ended", error=str(exc).strip(), pid=batch.pid)
+            if time.monotonic() >= deadline:
+                raise _Unsettled(f"transaction {batch.txid} is still in progress")
+            time.sleep(0.05)
+
     def watch(self, on_append: Callable[[str], object]) -> None:
         if isinstance(self._db, peewee.PostgresqlDatabase) and self._listener is None:
-            self._listener = AppendListener(self._db, on_append)
+            self._listener = AppendListener(self._db, on_append, self._sessions_read_lately)
             self._listener.start()
+
+    def _sessions_read_lately(self) -> list[str]:
+        """Sessions whose events were read here lately (called from the listener's thread)."""
+        since = time.monotonic() - READ_LATELY_SECONDS
+        with self._read_lately_lock:
+            return [session_id for session_id, at in self._read_lately.items() if at >= since]
+
+    def _read(self, session_id: str) -> None:
+        with self._read_lately_lock:
+            self._read_lately[session_id] = time.monotonic()
+            self._read_lately.move_to_end(session_id)
+            if len(self._read_lately) > READ_LATELY_MAX:
+                self._read_lately.popitem(last=False)
 
     def _open(self) -> None:
         database_proxy.initialize(self._db)
@@ -271,10 +367,16 @@ class SqlStore(Store):
     def _append_events(
         self, events: list[Event], ends: Sequence[TurnEnd], transcripts: Sequence[TranscriptLines]
     ) -> None:
+        if self._unsettled is not None:  # sent again with what follows it, as the event log does: not twice
+            events, ends, transcripts = self._settle(events, ends, transcripts)
+            if not (events or ends or transcripts):
+                return
         last_seq: dict[str, int] = {}
         for event in events:
             last_seq[event.session_id] = max(event.seq, last_seq.get(event.session_id, 0))
         notifying = might_notify(events)
+        if self.shared:
+            self._writing = _Batch(list(events), list(ends), list(transcripts))
         with self._db.atomic():
             for lines in transcripts:
                 self._insert_transcript(lines)
@@ -294,9 +396,40 @@ class SqlStore(Store):
                     WebhookRow.insert_many(chunk).execute()
             for session_id, fields in sessions.items():  # one update each, a turn's end with its last seq
                 self._update_session(session_id, fields)
-            if self.shared:  # delivered at commit, to every host's AppendListener
-                for session_id in last_seq:
-                    self._db.execute_sql("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, append_notice(session_id)))
+            if self.shared:
+                # the transaction's number (for ``_committed``), in the statement that has every host's
+                # AppendListener told at commit: the last before the COMMIT, so no trip of its own
+                notices = [param for session_id in last_seq for param in (EVENTS_CHANNEL, append_notice(session_id))]
+                statement = "SELECT txid_current(), pg_backend_pid()" + ", pg_notify(%s, %s)" * len(last_seq)
+                txid, pid, *_ = self._db.execute_sql(statement, notices).fetchone()
+                assert self._writing is not None
+                self._writing.txid, self._writing.pid = txid, pid
+        self._writing = None
+
+    def _settle(
+        self, events: list[Event], ends: Sequence[TurnEnd], transcripts: Sequence[TranscriptLines]
+    ) -> tuple[list[Event], list[TurnEnd], list[TranscriptLines]]:
+        """What is left of a batch to write once the ``_unsettled`` one is settled: without what that one wrote, when
+        it committed. Raises 503 while its outcome is unknown."""
+        unsettled = self._unsettled
+        assert unsettled is not None
+        try:
+            committed = self._committed(unsettled)
+        except _Unsettled as exc:
+            raise Unavailable(
+                "an event batch whose connection to the database died as it committed is not settled yet; retry "
+                "shortly",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+            ) from exc
+        self._unsettled = None
+        if not committed:
+            return list(events), list(ends), list(transcripts)
+        log.warning("event_batch_committed_as_connection_died", events=len(unsettled.events), txid=unsettled.txid)
+        return (
+            _without(events, unsettled.events),
+            _without(ends, unsettled.ends),
+            _without(transcripts, unsettled.transcripts),
+        )
 
     def _webhooks(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The webhook subscriptions of those of ``session_ids`` that have one, read in ``_append_events``.
@@ -330,6 +463,8 @@ class SqlStore(Store):
                 statement = statement.where(EventRow.type.in_(types))
             return statement.order_by(EventRow.seq).limit(limit)
 
+        if self.shared:
+            self._read(session_id)
         rows = self._prepared.rows(("events", len(types or ())), query, [session_id, after, *(types or ()), limit])
         data = EventRow.data.python_value
         return [
@@ -518,6 +653,15 @@ def _unreachable(exc: Exception) -> Unavailable:
         "the database is unreachable (restarting, or the network to it is down); retry shortly",
         headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
     )
+
+
+def _without(items: Sequence[T], written: Sequence[T]) -> list[T]:
+    """``items`` less the first occurrence of each of ``written`` (the same object, or an equal one)."""
+    left = list(items)
+    for item in written:
+        with contextlib.suppress(ValueError):
+            left.remove(item)
+    return left
 
 
 def _tuples(query: peewee.BaseQuery) -> Iterator[tuple[Any, ...]]:
