@@ -90,8 +90,11 @@ def accepted_view(session_id: str, turn_id: str, status: Literal["running", "que
     }
 
 
-def webhook_delivery_view(delivery: outbox.WebhookDelivery) -> WebhookDelivery:
-    """A delivery as its session's owner sees it: never the signature or the secret."""
+def webhook_delivery_view(delivery: outbox.WebhookDelivery, first_owed: int | None = None) -> WebhookDelivery:
+    """A delivery as its session's owner sees it: never the signature or the secret. ``first_owed``: the seq of the
+    first delivery its session still owes its URL; a later one waits for it, with no time of its own to go."""
+    pending = delivery.state == outbox.PENDING
+    waiting = pending and first_owed is not None and first_owed < delivery.seq
     return {
         "id": delivery.id,
         "object": "webhook.delivery",
@@ -105,7 +108,10 @@ def webhook_delivery_view(delivery: outbox.WebhookDelivery) -> WebhookDelivery:
         "last_status": delivery.last_status,
         "last_error": delivery.last_error,
         "last_attempt_at": delivery.last_attempt_at,
-        "next_attempt_at": (isoformat(delivery.next_attempt_at) if delivery.state == outbox.PENDING else None),
+        "next_attempt_at": isoformat(delivery.next_attempt_at) if pending and not waiting else None,
+        "waiting_for": outbox.delivery_id(delivery.session_id, first_owed)
+        if waiting and first_owed is not None
+        else None,
         "created_at": delivery.created_at,
         "completed_at": delivery.completed_at,
     }

@@ -298,6 +298,7 @@ class WebhookDelivery(TypedDict):
     last_error: str | None
     last_attempt_at: str | None
     next_attempt_at: str | None
+    waiting_for: str | None
     created_at: str
     completed_at: str | None
 

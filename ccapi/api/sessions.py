@@ -105,9 +105,10 @@ async def list_webhooks(request: Request, session_id: str) -> HTTPResponse:
     limit = int_arg(request, "limit", 100, 1, 1000)
     deliveries = await service.webhooks_page(session_id, after, limit + 1, before, newest_first)
     page = deliveries[:limit]
+    first = await service.first_owed_seqs(session_id) if any(d.state == "pending" for d in page) else {}
     body: WebhookDeliveryList = {
         "object": "list",
-        "data": [webhook_delivery_view(delivery) for delivery in page],
+        "data": [webhook_delivery_view(delivery, first.get(delivery.url)) for delivery in page],
         "has_more": len(deliveries) > limit,
         "last_seq": page[-1].seq if page else after,
     }

@@ -696,6 +696,11 @@ class SessionService:
         await self.get(session_id)
         return await self.store.list_webhooks(session_id, after, limit, before, newest_first)
 
+    async def first_owed_seqs(self, session_id: str) -> dict[str, int]:
+        """Of each URL the session still owes deliveries, the seq of the one that may go (read after a page: what
+        was done by then is not waited for)."""
+        return await self.store.first_owed_seqs(session_id)
+
     # -- shutdown --------------------------------------------------------------
     async def shutdown(self) -> None:
         """Interrupt running turns and record them, so a restart finds no turn left running;

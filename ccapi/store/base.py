@@ -196,6 +196,11 @@ class Store(ABC):
         deleted)."""
         return await self._run(self._end_webhook, delivery_id, owner, fields, why)
 
+    async def first_owed_seqs(self, session_id: str) -> dict[str, int]:
+        """Of each URL the session still owes deliveries, the seq of the first (``outbox.first_owed``): the only one
+        that may go; the later ones to that URL wait for it to be delivered or failed."""
+        return await self._run(self._first_owed_seqs, session_id)
+
     async def list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None = None, newest_first: bool = False
     ) -> list[WebhookDelivery]:
@@ -297,6 +302,8 @@ class Store(ABC):
     def _finish_webhook_attempt(self, delivery_id: str, owner: str, fields: dict[str, Any]) -> None: ...
     @abstractmethod
     def _end_webhook(self, delivery_id: str, owner: str, fields: dict[str, Any], why: str) -> dict[str, Any] | None: ...
+    @abstractmethod
+    def _first_owed_seqs(self, session_id: str) -> dict[str, int]: ...
     @abstractmethod
     def _list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool

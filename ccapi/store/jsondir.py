@@ -652,6 +652,10 @@ class JsonDirStore(Store):
             recorded = ending["attempt"] or unsent  # its attempt, as SQL records it; unsent if another host held it
             self._write_webhook(dataclasses.replace(gone, **recorded, lease_owner=None, lease_until=0.0))
 
+    def _first_owed_seqs(self, session_id: str) -> dict[str, int]:
+        owed = first_owed(d for d in self._webhooks.values() if d.session_id == session_id)
+        return {d.url: d.seq for d in owed}
+
     def _list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool
     ) -> list[WebhookDelivery]:

@@ -539,6 +539,11 @@ class SqlStore(Store):
                 WebhookRow.delete().where(owed & (WebhookRow.state != PENDING)).execute()
             return ended
 
+    def _first_owed_seqs(self, session_id: str) -> dict[str, int]:
+        owed = (WebhookRow.session_id == session_id) & (WebhookRow.state == PENDING)
+        first = WebhookRow.select(WebhookRow.url, peewee.fn.MIN(WebhookRow.seq)).where(owed).group_by(WebhookRow.url)
+        return dict(cast("list[tuple[str, int]]", list(first.tuples())))
+
     def _list_webhooks(
         self, session_id: str, after: int, limit: int, before: int | None, newest_first: bool
     ) -> list[WebhookDelivery]:
