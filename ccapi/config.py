@@ -6,6 +6,8 @@ at start-up with a message that names the variable instead of deep in a turn.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
 import socket
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ccapi.paths import StatePaths, default_home, home_from_env
 from ccapi.toolpolicy import BuiltinTools, parse_builtin_tools_text
@@ -22,6 +25,11 @@ SANDBOX_MODES = ("auto", "require", "off")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HOST_NAME = re.compile(
+    r"\*|\.?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
+)
+"""An entry of ``CC_API_ALLOWED_HOSTS`` or ``CC_API_WEBHOOK_ALLOW`` that is a name: as a URL writes it, without a
+scheme or port; ``.`` first for its subdomains; ``*`` for any."""
 
 
 class ConfigError(ValueError):
@@ -102,7 +110,7 @@ class Settings:
             port=reader.integer("CC_API_PORT", cls.port, minimum=0, maximum=65535),
             home=home_from_env(env),
             api_key=reader.optional("CC_API_KEY"),
-            allowed_hosts=reader.items("CC_API_ALLOWED_HOSTS"),
+            allowed_hosts=reader.host_names("CC_API_ALLOWED_HOSTS"),
             model=reader.text("CC_API_MODEL", cls.model),
             models=reader.optional("CC_API_MODELS"),
             permission_mode=reader.choice("CC_API_PERMISSION_MODE", cls.permission_mode, PERMISSION_MODES),
@@ -147,7 +155,7 @@ class Settings:
             webhook_url=reader.optional("CC_API_WEBHOOK_URL"),
             webhook_events=reader.items("CC_API_WEBHOOK_EVENTS"),
             webhook_secret=reader.optional("CC_API_WEBHOOK_SECRET"),
-            webhook_allow=reader.items("CC_API_WEBHOOK_ALLOW") or LOOPBACK,
+            webhook_allow=reader.host_names("CC_API_WEBHOOK_ALLOW", networks=True) or LOOPBACK,
             webhook_timeout=reader.number("CC_API_WEBHOOK_TIMEOUT", cls.webhook_timeout),
             webhook_backoff=reader.number("CC_API_WEBHOOK_BACKOFF", cls.webhook_backoff),
             webhook_retry_for=reader.number("CC_API_WEBHOOK_RETRY_FOR", cls.webhook_retry_for),
@@ -166,6 +174,22 @@ class Settings:
             raise ConfigError("CC_API_DATABASE_URL must be a postgresql://user:password@host:port/database URL")
         if self.database_url and self.session_dir:
             raise ConfigError("set one of CC_API_DATABASE_URL and CC_API_SESSION_DIR, not both")
+        self._check_paths()
+        if self.upstream_url is not None:
+            url = urlsplit(self.upstream_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ConfigError(  # not repeated: it may hold credentials (https://user:token@host)
+                    "CC_API_UPSTREAM_URL must be an http:// or https:// URL with a host "
+                    "(an Anthropic-compatible base URL, such as https://api.anthropic.com)"
+                )
+        from ccapi.catalog import ModelCatalog  # it reads ConfigError from here
+
+        catalog = ModelCatalog.from_setting(self.models)  # a bad CC_API_MODELS is told now, before anything starts
+        if catalog.resolve(self.model) is None:  # else every session that names no model is refused (400)
+            raise ConfigError(
+                f"CC_API_MODEL={self.model!r} is not a known model: name one that GET /api/models lists "
+                "(an id or an alias, such as claude-sonnet-4-5 or sonnet), or add it to CC_API_MODELS"
+            )
         if self.host not in LOOPBACK_HOSTS and not self.api_key:
             raise ConfigError(
                 f"refusing to listen on non-loopback host {self.host!r} without CC_API_KEY: "
@@ -173,6 +197,31 @@ class Settings:
                 "or bind 127.0.0.1."
             )
         self._check_webhooks()
+
+    def _check_paths(self) -> None:
+        """Paths that cannot be what they name: told at start-up, not by every turn (a working directory that is
+        not one), nor after the start-up made a whole tree private (a database path that is a folder)."""
+        for name, folder in (("CC_API_HOME", self.home), ("CC_API_SESSION_DIR", self.session_dir)):
+            if folder is not None and _holds_users_home(folder):
+                raise ConfigError(
+                    f"{name}={str(folder)!r} holds your home folder: the gateway makes its state private, all of "
+                    "it (every file and folder under it, for its user alone); give it a folder of its own, such as "
+                    "~/.cc-api"
+                )
+        if self.cwd is not None and not self.cwd.is_dir():
+            raise ConfigError(
+                f"CC_API_CWD={str(self.cwd)!r} is not a directory: it names the existing folder Claude Code works in"
+            )
+        if self.session_db is not None and self.session_db.is_dir():
+            raise ConfigError(
+                f"CC_API_SESSION_DB={str(self.session_db)!r} is a directory: it names the SQLite database file "
+                "(created if missing), such as <folder>/sessions.db"
+            )
+        if self.session_dir is not None and self.session_dir.exists() and not self.session_dir.is_dir():
+            raise ConfigError(
+                f"CC_API_SESSION_DIR={str(self.session_dir)!r} is not a directory: it names the folder of the "
+                "JSON-directory store (created if missing)"
+            )
 
     def _check_webhooks(self) -> None:
         if self.webhook_secret is not None:
@@ -232,6 +281,23 @@ class Settings:
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
 
+def _holds_users_home(folder: Path) -> bool:
+    """Whether ``folder`` is the user's home folder, or one above it (``/``)."""
+    try:
+        home, folder = Path.home().resolve(), folder.expanduser().resolve()
+    except (OSError, RuntimeError):  # no home to speak of
+        return False
+    return folder == home or folder in home.parents
+
+
+def _is_ip(text: str, network: bool) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False) if network else ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class _Reader:
     env: Mapping[str, str]
@@ -275,8 +341,27 @@ class _Reader:
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not an integer") from None
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise ConfigError(f"{name}={value} is out of range")
+            if maximum is None:
+                accepted = f"at least {minimum}"
+            elif minimum is None:
+                accepted = f"at most {maximum}"
+            else:
+                accepted = f"from {minimum} to {maximum}"
+            raise ConfigError(f"{name}={value} is out of range: it must be an integer {accepted}")
         return value
+
+    def host_names(self, name: str, networks: bool = False) -> tuple[str, ...]:
+        """Host names (and IP addresses, or with ``networks`` IP networks) that hosts are matched against by name
+        alone: an entry with a scheme, a port or a path never matched any, silently."""
+        names = self.items(name)
+        for item in names:
+            if not HOST_NAME.fullmatch(item) and not _is_ip(item.removeprefix("[").removesuffix("]"), networks):
+                raise ConfigError(
+                    f"{name}: {item!r} is not a host name{' or IP network' if networks else ''}: give names as "
+                    "clients write them in URLs, without a scheme, port or path (gw.example.com), .example.com for "
+                    f"its subdomains{', networks as 10.0.0.0/8' if networks else ''}, or *"
+                )
+        return names
 
     def variable_names(self, name: str) -> tuple[str, ...]:
         """Environment variable names; ``CC_API_*`` ones are the gateway's own and never pass."""
@@ -299,7 +384,10 @@ class _Reader:
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number") from None
+            value = math.nan
+        accepted = "a positive number" + (" (or 0: off)" if zero_is_off else "")
+        if not math.isfinite(value):  # float() takes "nan" and "inf": neither is a number of seconds or dollars
+            raise ConfigError(f"{name}={raw!r} is not a number: it must be {accepted}")
         if value < 0 or (value == 0 and not zero_is_off):
-            raise ConfigError(f"{name}={value} must be positive" + (" (or 0: off)" if zero_is_off else ""))
+            raise ConfigError(f"{name}={value:g} must be {accepted}")
         return value

@@ -127,6 +127,23 @@ PATHS: dict[str, Any] = {
             tags=("info",),
         )
     },
+    "/docs": {
+        "get": _op(
+            "This reference as one page (no script, nothing loaded from elsewhere)",
+            {
+                "200": {"description": "The API reference", "content": {"text/html": {"schema": {"type": "string"}}}},
+                **_errors(),
+            },
+            tags=("docs",),
+        )
+    },
+    "/docs/openapi.json": {
+        "get": _op(
+            "This OpenAPI document",
+            {"200": _json({"type": "object"}, "The OpenAPI 3.0 document"), **_errors()},
+            tags=("docs",),
+        )
+    },
     "/metrics": {
         "get": _op(
             "The gateway's figures in the Prometheus text format (per process)",

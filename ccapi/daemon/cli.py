@@ -72,7 +72,10 @@ def _run(args: argparse.Namespace) -> int:
 
     user_umask = os.umask(PRIVATE_UMASK)  # for the whole run; Claude Code children get the user's back
     settings = settings.with_overrides(child_umask=user_umask)
-    configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
+    try:
+        configure_logging(settings.log_dir, console=not args.no_console_log, secrets=secret_values(os.environ))
+    except OSError as exc:  # a file where the folder goes, a home on a read-only disk: a traceback before
+        return _fail(f"cannot write the log in {settings.log_dir}: {exc.strerror or exc}", EXIT_USAGE)
     log = structlog.get_logger("ccapi.daemon.cli")
     if changes := tighten(settings):
         log.warning("state_made_private", count=len(changes), changes=dict(list(changes.items())[:20]))
