@@ -46,7 +46,7 @@ def create_app(settings: Settings, name: str = "ccapi", tracing: otel.Tracing | 
         loads=orjson.loads,
         configure_logging=False,
         error_handler=EnvelopeErrorHandler(),
-        env_prefix="CC_API_SANIC_",
+        env_prefix=None,  # the environment is read once, by ``Settings``: no variable changes Sanic unseen
         request_class=DeadlineRequest,
     )
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes

@@ -99,5 +99,5 @@ def _parse_models_setting(raw: str) -> tuple[ModelInfo, ...]:
             except TypeError as exc:
                 raise ConfigError(f"CC_API_MODELS entry {item!r}: {exc}") from None
         else:
-            raise ConfigError(f"CC_API_MODELS entry {item!r} needs an 'id'")
+            raise ConfigError(f"CC_API_MODELS entry {item!r} needs an 'id' (a string)")
     return tuple(models)

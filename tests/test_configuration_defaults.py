@@ -8,6 +8,8 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
+
 from ccapi.config import Settings
 from ccapi.events import DEFAULT_WEBHOOK_EVENTS
 
@@ -47,3 +49,16 @@ def test_each_documented_default_is_the_one_the_gateway_uses() -> None:
         if (actual := actual_default(name, settings)) != documented:
             wrong[name] = f"documented {documented}, default {actual}"
     assert wrong == {}
+
+
+def test_no_variable_outside_the_documented_ones_configures_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sanic read every ``CC_API_SANIC_*`` variable into its config (its timeouts, its request size, ...), none of
+    them documented, some overriding what ``Settings`` had set."""
+    from ccapi.app import create_app
+
+    monkeypatch.setenv("CC_API_SANIC_KEEP_ALIVE", "false")
+    monkeypatch.setenv("CC_API_SANIC_NOISE", "1")
+    app = create_app(Settings(home=tmp_path), name="ccapi_environment_walk")
+    assert app.config.KEEP_ALIVE is True and "NOISE" not in app.config
