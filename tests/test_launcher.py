@@ -156,7 +156,9 @@ def test_a_home_that_cannot_hold_state_is_a_setting_to_fix(tmp_path: Path) -> No
     (tmp_path / "a-file").write_text("")
     launcher = Launcher(Settings(home=tmp_path / "a-file" / "home"), {})
     for attempt in (launcher.start, launcher.claim_home):
-        with pytest.raises(ConfigError, match=f"cannot use {re.escape(str(launcher.paths.home))}: Not a directory"):
+        with pytest.raises(
+            ConfigError, match=f"cannot use {re.escape(str(launcher.paths.home))} \\(CC_API_HOME\\): Not a directory"
+        ):
             attempt()
 
 

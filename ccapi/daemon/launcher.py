@@ -462,7 +462,7 @@ def _private_state(home: Path) -> Iterator[None]:
         with private_umask():
             yield
     except OSError as exc:
-        raise ConfigError(f"cannot use {home}: {exc.strerror} ({exc.filename})") from exc
+        raise ConfigError(f"cannot use {home} (CC_API_HOME): {exc.strerror} ({exc.filename})") from exc
 
 
 def _mock_note(mock_model: bool) -> str:
