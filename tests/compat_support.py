@@ -1,4 +1,4 @@
-"""What the compat tests read from the mock model's recorded requests."""
+"""What tests read from the mock model's recorded requests (the compat tests most)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ def tool_results_sent(mock: MockModel) -> list[dict[str, Any]]:
                     if block.get("type") == "tool_result":
                         seen.setdefault(block["tool_use_id"], block)
     return list(seen.values())
+
+
+def tool_results_by_id(mock: MockModel) -> dict[str, str]:
+    """What Claude Code's tools returned to the model, by tool_use id, in the order it was sent (a result sent
+    again, as each later request repeats the conversation, is its last sending)."""
+    results = {}
+    for body in main_requests(mock):
+        for message in body["messages"]:
+            if message["role"] == "user" and isinstance(message["content"], list):
+                for block in message["content"]:
+                    if block.get("type") == "tool_result":
+                        content = block["content"]
+                        results[block["tool_use_id"]] = content if isinstance(content, str) else content[0]["text"]
+    return results
 
 
 def result_text(block: dict[str, Any]) -> str:

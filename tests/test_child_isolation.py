@@ -19,6 +19,7 @@ import pytest
 
 from ccapi.engine.sandbox import PRIVATE_FILE_PREFIX
 from ccapi.testing import MockModel, Reply, ToolUse
+from tests.compat_support import tool_results_by_id
 from tests.gateway import CHILD_MARK, Gateway, pids_with_env
 
 pytestmark = pytest.mark.slow  # a gateway per test, Bash turns, a kill and a restart
@@ -32,20 +33,7 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-secret-bytes-0123456789ab
 
 def _bash_outputs(mock: MockModel) -> list[str]:
     """What Claude Code's Bash tool returned to the model, in the order it was sent."""
-    return list(_tool_results(mock).values())
-
-
-def _tool_results(mock: MockModel) -> dict[str, str]:
-    """What Claude Code's tools returned to the model, by tool_use id, in the order it was sent."""
-    results = {}
-    for request in mock.message_requests(include_side=False):
-        for message in request.body["messages"]:
-            if message["role"] == "user" and isinstance(message["content"], list):
-                for block in message["content"]:
-                    if block.get("type") == "tool_result":
-                        content = block["content"]
-                        results[block["tool_use_id"]] = content if isinstance(content, str) else content[0]["text"]
-    return results
+    return list(tool_results_by_id(mock).values())
 
 
 def test_printenv_by_the_model_shows_no_gateway_secret(make_gateway, mock_model: MockModel, tmp_path: Path) -> None:
@@ -397,7 +385,7 @@ def test_a_sessions_tools_cannot_reach_another_sessions_conversation(
         ToolUse("Bash", {"command": _reading(others) + "; echo bash-ran", "description": "look"}),
     )
     _approved_turn(gw, mock_model, prober["id"], *denied, *allowed)
-    results = _tool_results(mock_model)
+    results = tool_results_by_id(mock_model)
     refusals = ("denied by your permission settings", "has been denied", "other sessions' conversations")
     for call in denied:
         assert any(refusal in results[call.id] for refusal in refusals), results[call.id]
@@ -433,7 +421,7 @@ def test_a_search_of_the_home_directory_leaves_other_sessions_saved_output_out(
     )
     into_store = ToolUse("Glob", {"pattern": f"{saved.parent.parent}/**/*"})
     _approved_turn(gw, mock_model, prober["id"], *searches, into_store)
-    results = _tool_results(mock_model)
+    results = tool_results_by_id(mock_model)
     content, anywhere, count = (results[call.id] for call in searches)
     assert f"own {SAVED} notes" in content and "notes, draft.txt" in anywhere, (content, anywhere)
     for shown in (content, anywhere, count):
@@ -454,7 +442,7 @@ def test_a_sessions_tools_cannot_read_the_files_that_start_another_claude_code(
     read = ToolUse("Read", {"file_path": str(held)})
     bash = ToolUse("Bash", {"command": _reading([str(held)]) + "; echo bash-ran", "description": "look"})
     _approved_turn(gw, mock_model, prober["id"], read, bash)
-    results = _tool_results(mock_model)
+    results = tool_results_by_id(mock_model)
     assert CLOUD_TOKEN not in results[read.id] and "denied" in results[read.id], results[read.id]
     if not gw.client.get("/healthz").json()["sandbox"]["enabled"]:
         pytest.skip("no sandbox on this machine: Bash can read the file")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ccapi.testing import MockModel, Reply, ToolUse
+from tests.compat_support import tool_results_by_id
 from tests.gateway import Gateway
 
 pytestmark = pytest.mark.slow  # a gateway with its sandbox, two sessions, Bash turns
@@ -38,19 +39,6 @@ RECORDS = (
     "usage-data",
     "feedback-bundles",
 )
-
-
-def _tool_results(mock: MockModel) -> dict[str, str]:
-    """What Claude Code's tools returned to the model, by tool_use id."""
-    results = {}
-    for request in mock.message_requests(include_side=False):
-        for message in request.body["messages"]:
-            if message["role"] == "user" and isinstance(message["content"], list):
-                for block in message["content"]:
-                    if block.get("type") == "tool_result":
-                        content = block["content"]
-                        results[block["tool_use_id"]] = content if isinstance(content, str) else content[0]["text"]
-    return results
 
 
 def _approved_turn(gw: Gateway, mock: MockModel, session_id: str, *tools: ToolUse) -> None:
@@ -131,7 +119,7 @@ def test_a_session_in_the_home_directory_finds_nothing_of_another_running_sessio
         "Bash", {"command": _reading([running, token, task, *left]) + "; echo bash-ran", "description": "look"}
     )
     _approved_turn(gw, mock_model, prober["id"], *listings, *reads, bash)
-    results = _tool_results(mock_model)
+    results = tool_results_by_id(mock_model)
     for listing in (results[call.id] for call in listings):
         assert saved.name not in listing and transcript.stem not in listing, listing
         assert running.name not in listing and token.name not in listing and task.parent.name not in listing
