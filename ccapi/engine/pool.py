@@ -216,6 +216,10 @@ class EnginePool:
             await asyncio.sleep(min(self.idle_timeout / 4, 30.0))
             cutoff = time.monotonic() - self.idle_timeout
             for session_id, engine in list(self._engines.items()):
+                # looked at as the sweep reaches it: an eviction before it awaited a process's end, and meanwhile
+                # this engine may have been replaced by a new one, which a turn has just used
+                if self._engines.get(session_id) is not engine:
+                    continue
                 if not engine.busy and session_id not in self._reserved and engine.last_used < cutoff:
                     await self._evict(session_id)
 

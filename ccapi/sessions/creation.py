@@ -13,9 +13,10 @@ from ccapi.engine.errors import EngineError
 from ccapi.engine.fork import fork_transcript
 from ccapi.engine.history import write_history
 from ccapi.errors import Conflict
-from ccapi.events import Event, EventType
+from ccapi.events import TERMINAL_TURN_EVENTS, Event, EventType
 from ccapi.ids import new_id, utcnow
 from ccapi.sessions.params import ForkPoint, History, NewSession
+from ccapi.sessions.recovery import RESTART_ERROR
 from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.transcripts import TranscriptMirror
 from ccapi.toolpolicy import as_json, parse_builtin_tools
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ccapi.sessions.queue import QueuedTurn
 
 _PAGE = 500
+_TURN_ENDS = [event.value for event in TERMINAL_TURN_EVENTS]
 
 
 def session_record(params: NewSession, session_id: str, sdk_session_id: str | None, now: str) -> SessionRecord:
@@ -123,8 +125,10 @@ async def _inherited_point(store: Store, source: SessionRecord) -> tuple[ForkPoi
 
 async def _structured_answer(store: Store, session_id: str, message: Event, bound: int) -> Event:
     """The result of the ``StructuredOutput`` call ``message`` made, which ended its turn (a session's output
-    schema): the turn ends on it, not on an assistant message. ``Conflict`` for any other call: the message
-    still waits for its results at that point."""
+    schema): the turn ends on it, not on an assistant message. ``message`` itself when its turn had ended by
+    ``bound`` without its calls' results (interrupted while it waited for them, failed at a limit, closed after a
+    crash): nothing waits there any more, and the branch goes on from it as the session itself does. ``Conflict``
+    otherwise: the message still waits for its results at that point."""
     calls = [block for block in message.data.get("content", []) if block.get("type") == "tool_use"]
     if all(call["name"] == STRUCTURED_OUTPUT_TOOL for call in calls):
         ids = {call["id"] for call in calls}
@@ -135,10 +139,25 @@ async def _structured_answer(store: Store, session_id: str, message: Event, boun
             data = result.data
             if result.seq <= bound and data["tool_use_id"] in ids and not data["is_error"] and data.get("uuid"):
                 return result
+    if await _turn_ended(store, session_id, message, bound):
+        return message
     raise Conflict(
         "the assistant message at that point waits for tool results; fork at a turn that has ended",
         {"seq": message.seq},
     )
+
+
+async def _turn_ended(store: Store, session_id: str, message: Event, bound: int) -> bool:
+    """Whether the turn that sent ``message`` had ended at event ``bound``."""
+    after = message.seq
+    while after < bound:
+        page = await store.list_events(session_id, after=after, limit=_PAGE, types=_TURN_ENDS)
+        if any(event.seq <= bound and event.turn_id == message.turn_id for event in page):
+            return True
+        if len(page) < _PAGE:
+            return False
+        after = page[-1].seq
+    return False
 
 
 def same_settings(source: SessionRecord) -> NewSession:
@@ -160,17 +179,37 @@ def same_settings(source: SessionRecord) -> NewSession:
 
 
 async def _last_message(store: Store, session_id: str, bound: int) -> Event | None:
-    """The last top-level ``message.completed`` event at or before seq ``bound``."""
+    """The last top-level ``message.completed`` event at or before seq ``bound``, of a turn a crash did not cut
+    short: what such a turn said was lost with the gateway that ran it (its Claude Code transcript goes on from
+    the turn before it, as the session does), so it is no point to branch at."""
+    lost = await _lost_turns(store, session_id, bound)
     found, after = None, 0
     while after < bound:
         page = await store.list_events(session_id, after=after, limit=_PAGE, types=[EventType.MESSAGE_COMPLETED.value])
         for event in page:
-            if event.seq <= bound and event.data.get("parent_tool_use_id") is None:
+            if event.seq <= bound and event.data.get("parent_tool_use_id") is None and event.turn_id not in lost:
                 found = event
         if len(page) < _PAGE:
             break
         after = page[-1].seq
     return found
+
+
+async def _lost_turns(store: Store, session_id: str, bound: int) -> set[str | None]:
+    """The turns recovery closed (``gateway_restarted``) by seq ``bound``: the gateway running them stopped."""
+    lost: set[str | None] = set()
+    after = 0
+    while after < bound:
+        page = await store.list_events(session_id, after=after, limit=_PAGE, types=[EventType.TURN_FAILED.value])
+        lost.update(
+            event.turn_id
+            for event in page
+            if event.seq <= bound and event.data.get("error", {}).get("type") == RESTART_ERROR["type"]
+        )
+        if len(page) < _PAGE:
+            break
+        after = page[-1].seq
+    return lost
 
 
 async def branched_transcript(transcripts: TranscriptMirror, fork: ForkPoint, cwd: str | None) -> str:

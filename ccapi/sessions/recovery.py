@@ -47,16 +47,19 @@ async def close_orphaned_turn(
         turn.session_id, turn.id, EventType.TURN_FAILED, {"status": "failed", "error": RESTART_ERROR}
     )
     await events.flush()
+    ended = utcnow()
     await store.update_turn(
         turn.id,
         status="failed",
-        completed_at=utcnow(),
+        completed_at=ended,
         error=RESTART_ERROR,
         tool_calls=[],
         permission_requests=[],
         last_event_seq=final.seq,
     )
-    await store.update_session(turn.session_id, status="idle")
+    # used until now, as a turn's end says: a turn that ran (or waited for its client) longer than the session's
+    # retention would otherwise leave it looking unused since that turn began, and the sweep would delete it at once
+    await store.update_session(turn.session_id, status="idle", updated_at=ended)
     metrics.turn_ended(turn.kind, "failed", None)
     log.warning("orphaned_turn_closed", session_id=turn.session_id, turn_id=turn.id)
     await _close_queued(events, store, metrics, turn.session_id, live_queued)
