@@ -7,6 +7,7 @@ test needs without any timing: what queues behind it starts once it has ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import signal
 import sqlite3
@@ -169,6 +170,35 @@ def test_full_queue_is_409_and_queued_turns_can_be_withdrawn(gateway: Gateway, m
     assert not [e for e in events if e["type"] == "turn.started" and e["turn_id"] != paused["turn_id"]]
     assert {e["turn_id"] for e in events if e["type"] == "turn.interrupted"} == {*queued, gone, paused["turn_id"]}
     assert not any("qz-waiting" in str(r.body["messages"]) for r in mock_model.message_requests(include_side=False))
+
+
+def test_a_keyed_queued_turn_outlives_its_impatient_client_and_its_retry_gets_it(
+    gateway: Gateway, mock_model: MockModel
+) -> None:
+    """A client whose read timeout is shorter than the queue's wait gave up, which withdrew its turn: its retry with
+    the same ``Idempotency-Key`` was a 409 ("send it again with a new key"), and sent again it went to the back of
+    the queue, for ever. A keyed turn now stays queued, and the retry gets it once it ran, run once."""
+    session_id, paused = _paused_session(gateway, mock_model)
+    url, key = f"/api/sessions/{session_id}/turns", {"Idempotency-Key": "patient-turn-1"}
+    body = {"input": "kq-waiting for its turn", "queue": True}
+    with httpx.Client(base_url=gateway.base_url, timeout=1.0) as impatient:  # gives up while its turn waits
+        for accept in ("application/json", "text/event-stream"):  # a default reply, then a streamed retry
+            with contextlib.suppress(httpx.ReadTimeout):
+                impatient.post(url, json=body, headers={**key, "Accept": accept})
+    time.sleep(0.5)  # a withdrawal would be recorded by now
+    assert not [e for e in gateway.events(session_id) if e["type"] == "turn.interrupted"]
+
+    thread, got = _in_thread(lambda: gateway.client.post(url, json=body, headers=key))
+    mock_model.script(Reply(text="kq-answered"))  # after the paused turn's own "Sunny in Nice."
+    result = [{"tool_call_id": paused["tool_calls"][0]["tool_call_id"], "content": "sunny"}]
+    assert gateway.client.post(f"/api/sessions/{session_id}/tool-results", json={"results": result}).status_code == 200
+    thread.join(30)
+    assert got and got[0].status_code == 200, got and got[0].text
+    assert got[0].json()["status"] == "completed" and got[0].json()["output"] == [
+        {"type": "text", "text": "kq-answered"}
+    ]
+    sent = [r for r in mock_model.message_requests(include_side=False) if "kq-waiting" in str(r.body["messages"][-1])]
+    assert len(sent) == 1
 
 
 @pytest.mark.slow

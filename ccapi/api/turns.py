@@ -33,11 +33,13 @@ async def create_turn(request: Request, session_id: str) -> HTTPResponse | None:
     service: SessionService = request.app.ctx.service
     raw = json_body(request)
     body = TurnRequest.from_json(raw, wants_sse=wants_event_stream(request))
-    result = await service.start_turn(session_id, body, _idempotency(request, raw))
+    idempotency = _idempotency(request, raw)
+    result = await service.start_turn(session_id, body, idempotency)
     if isinstance(result, Replay):
         return await _replayed(request, service, result, body.stream, body.background)
     if isinstance(result, QueuedTurn):
-        return await _reply_queued(request, service, result, body.stream, body.background)
+        keyed = idempotency is not None
+        return await _reply_queued(request, service, result, body.stream, body.background, keyed)
     return await _reply(request, service, result, body.stream, body.background, result.started_seq)
 
 
@@ -133,7 +135,7 @@ async def _replayed(
     ``background``)."""
     earlier = replay.turn
     if isinstance(earlier, QueuedTurn):
-        return await _reply_queued(request, service, earlier, stream, background)
+        return await _reply_queued(request, service, earlier, stream, background, keyed=True)
     if isinstance(earlier, TurnRecord) and (background or not stream):
         return json(turn_view(earlier))
     if isinstance(earlier, TurnRun) and not (stream or background):
@@ -163,11 +165,18 @@ async def _stream_leg(
 
 
 async def _reply_queued(
-    request: Request, service: SessionService, queued: QueuedTurn, stream: bool, background: bool
+    request: Request,
+    service: SessionService,
+    queued: QueuedTurn,
+    stream: bool,
+    background: bool,
+    keyed: bool = False,
 ) -> HTTPResponse | None:
     """A turn queued behind the running one: 202 at once (``background``), its own events
     from ``turn.queued`` on (``stream``), or the turn once it settles. A client that goes
-    away while its turn still waits withdraws it (``background`` never does)."""
+    away while its turn still waits withdraws it; ``background`` never does, nor does a turn sent with an
+    ``Idempotency-Key`` (``keyed``): its client's retry rejoins it (a client whose read timeout is shorter than
+    the wait would otherwise send it again at the back of the queue, for ever)."""
     session_id, turn_id, seq = queued.session_id, queued.turn_id, queued.queued_seq
     if background:  # turn.queued is committed already
         return json(accepted_view(session_id, turn_id, "queued", seq), status=202)
@@ -175,12 +184,14 @@ async def _reply_queued(
         try:
             await _stream_leg(request, service, session_id, turn_id, seq, own_only=True)
         finally:
-            service.abandon_queued(session_id, seq)  # a no-op once it started; before that, the client is gone
+            if not keyed:
+                service.abandon_queued(session_id, seq)  # a no-op once it started; before, the client is gone
         return None
     try:
         outcome = await queued.started()
     except asyncio.CancelledError:
-        service.abandon_queued(session_id, seq)
+        if not keyed:
+            service.abandon_queued(session_id, seq)
         raise
     if isinstance(outcome, TurnRecord):
         return json(turn_view(outcome))
