@@ -62,6 +62,19 @@ def parse_builtin_tools(value: Any) -> BuiltinTools:
     return tuple(dict.fromkeys(value))
 
 
+#: Names a session could be given once (its record may hold them) that are refused now: the peer messaging tools
+#: (``engine.spec.PEER_TOOLS``), never declared any more whatever a session's record says.
+WITHDRAWN_TOOL_NAMES = ("ListAgents", "SendMessage")
+
+
+def recorded_builtin_tools(value: Any) -> BuiltinTools:
+    """A session's recorded policy (``parse_builtin_tools``), less the names withdrawn since it was recorded
+    (``WITHDRAWN_TOOL_NAMES``): a session made with one goes on without it, instead of failing every turn."""
+    if isinstance(value, list | tuple):
+        value = [name for name in value if name not in WITHDRAWN_TOOL_NAMES]
+    return parse_builtin_tools(value)
+
+
 def parse_builtin_tools_text(raw: str) -> BuiltinTools:
     """The same from text (an environment variable, a header): ``all``, ``none`` or ``Read,Grep``."""
     raw = raw.strip()

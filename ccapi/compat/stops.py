@@ -11,6 +11,7 @@ next request, which replays the cut text, continues the session warm.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import replace
 
 from ccapi.compat.conversation import ToolCall
@@ -28,6 +29,8 @@ class StopCut:
 
     def __init__(self, stops: tuple[str, ...]) -> None:
         self._stops = tuple(stop for stop in stops if stop)
+        self._sorted = sorted(set(self._stops))  # what a text's end may begin is found by bisection (``_open_end``)
+        self._longest = max(map(len, self._stops), default=0)
         self._held = ""  # text not sent yet: it may be the beginning of a stop sequence
         self._stopped = False
 
@@ -53,11 +56,15 @@ class StopCut:
         return [TextDelta(sent)] if sent else []
 
     def _open_end(self, text: str) -> int:
-        """How much of ``text``'s end could begin a stop sequence the next delta completes."""
-        longest = max(len(stop) for stop in self._stops) - 1
-        for size in range(min(longest, len(text)), 0, -1):
-            if any(stop.startswith(text[-size:]) for stop in self._stops):
-                return size
+        """How much of ``text``'s end could begin a stop sequence the next delta completes: its longest end that is
+        the beginning of one. Each end is looked up in the sorted stop sequences (the first one not below it begins
+        with it, if any does), not compared with each of them: a request's stop sequences are the client's to
+        choose, thousands of them, and this runs on the event loop for every delta of the reply."""
+        for at in range(max(0, len(text) - self._longest + 1), len(text)):
+            end = text[at:]
+            index = bisect.bisect_left(self._sorted, end)
+            if index < len(self._sorted) and self._sorted[index].startswith(end):
+                return len(text) - at
         return 0
 
     def _flush(self) -> list[Delta]:

@@ -19,7 +19,7 @@ from ccapi.sessions.params import ForkPoint, History, NewSession
 from ccapi.sessions.recovery import RESTART_ERROR
 from ccapi.store import SessionRecord, Store, TurnRecord
 from ccapi.store.transcripts import TranscriptMirror
-from ccapi.toolpolicy import as_json, parse_builtin_tools
+from ccapi.toolpolicy import as_json, recorded_builtin_tools
 
 if TYPE_CHECKING:
     from ccapi.sessions.queue import QueuedTurn
@@ -170,7 +170,7 @@ def same_settings(source: SessionRecord) -> NewSession:
         max_turns=source.max_turns,
         cwd=source.cwd,
         permission_mode=source.permission_mode,
-        builtin_tools=parse_builtin_tools(source.builtin_tools),
+        builtin_tools=recorded_builtin_tools(source.builtin_tools),
         max_budget_usd=source.max_budget_usd,
         webhook=source.webhook,
         mcp_servers=source.mcp_servers,

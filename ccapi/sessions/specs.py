@@ -31,7 +31,7 @@ from ccapi.privacy import state_paths
 from ccapi.sessions.turns import TurnRun
 from ccapi.store import SessionRecord
 from ccapi.store.transcripts import TranscriptMirror
-from ccapi.toolpolicy import PermissionPolicy, parse_builtin_tools
+from ccapi.toolpolicy import PermissionPolicy, recorded_builtin_tools
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +100,7 @@ class EngineSpecs:
     def spec(self, session: SessionRecord) -> EngineSpec:
         has_tools = bool(session.tools)
         settings = self.settings
-        builtin_tools = parse_builtin_tools(session.builtin_tools)
+        builtin_tools = recorded_builtin_tools(session.builtin_tools)
         requested_mode = session.permission_mode or (
             settings.tool_permission_mode if has_tools else settings.permission_mode
         )
