@@ -20,7 +20,7 @@ from ccapi.daemon.process import inspect_process
 from ccapi.paths import StatePaths
 from ccapi.testing import MockModel
 from tests.daemon import CC_API, Cli
-from tests.gateway import eventually, readable_by_others
+from tests.gateway import eventually, free_port, readable_by_others
 
 
 def _dead_pid() -> int:
@@ -345,3 +345,16 @@ def test_run_on_port_0_records_the_port_it_bound(
         gateway.stdout.close()  # type: ignore[union-attr]
     assert not cli.paths.state_file.exists()
     assert cli.leftovers() == [], "a gateway or Claude Code process outlived `cc-api stop`"
+
+
+def test_acp_reaches_the_running_gateway_whatever_setting_it_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cc-api acp` only talks to a gateway: a setting now refused (a `CC_API_CWD` removed since the gateway
+    started) kept it from trying (exit 2), as it once kept `stop` and `status` from stopping it."""
+    monkeypatch.setenv("CC_API_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CC_API_PORT", str(free_port()))
+    monkeypatch.setenv("CC_API_CWD", str(tmp_path / "removed"))
+    assert main(["acp"]) == 1  # no gateway answers there: told so, as without the bad setting
+    err = capsys.readouterr().err
+    assert "no CC API gateway answers at http://127.0.0.1:" in err and "CC_API_CWD" in err

@@ -132,6 +132,20 @@ def test_an_env_file_that_cannot_be_read_is_a_setting_to_fix_not_a_lockout(
     assert launcher.problem is not None and told in launcher.problem
 
 
+def test_stop_and_status_still_find_a_gateway_whose_home_is_now_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway an older version started with ``CC_API_HOME=~`` (now refused: the start-up would make the whole home
+    private): ``stop`` and ``status`` must still find it, not exit 2 on the setting."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    env = {"HOME": str(tmp_path), "CC_API_HOME": str(tmp_path), "CC_API_KEY": "k"}
+    with pytest.raises(ConfigError, match="holds your home folder"):
+        Launcher.from_environment(env)
+    launcher = Launcher.for_running(env)
+    assert (launcher.paths.home, launcher.settings.api_key) == (tmp_path, "k")
+    assert launcher.problem is not None and "holds your home folder" in launcher.problem
+
+
 def test_an_env_file_saved_with_a_byte_order_mark_reads_as_written(tmp_path: Path) -> None:
     """Editors on Windows save UTF-8 with a BOM: its first setting was refused as a malformed line."""
     (tmp_path / "cc-api.env").write_bytes(b"\xef\xbb\xbfCC_API_PORT=9000\r\nCC_API_MODEL='opus'\r\n")

@@ -240,7 +240,7 @@ def _acp(args: argparse.Namespace) -> int:
     from ccapi.acp import serve  # the ACP library: only this command pays for it
 
     key = with_env_file(os.environ).get("CC_API_KEY") or None  # the environment, else the env file, as everywhere
-    return serve(args.url or Launcher.from_environment().url, key)
+    return serve(args.url or _for_running().url, key)  # a setting the running gateway never read is no matter here
 
 
 def _version(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from ccapi.config import ConfigError, Settings
 from ccapi.daemon.envfile import with_env_file
 from ccapi.daemon.logfile import lines_since, size
 from ccapi.daemon.process import ProcessInfo, current_process, inspect_process
+from ccapi.paths import home_from_env
 from ccapi.privacy import private_umask
 
 if TYPE_CHECKING:
@@ -166,8 +167,10 @@ class Launcher:
             merged = with_env_file(merged)
             return cls(Settings.from_env(merged), merged)
         except ConfigError as exc:
-            kept: dict[str, str] = {n: merged[n] for n in ("HOME", "CC_API_HOME", "CC_API_KEY") if n in merged}
-            return cls(Settings.from_env(kept), merged, problem=str(exc))
+            # its home and key as they are, unchecked: a home now refused (the user's own, `CC_API_HOME=~`) still
+            # names where an older version's gateway runs
+            settings = Settings(home=home_from_env(merged), api_key=merged.get("CC_API_KEY") or None)
+            return cls(settings, merged, problem=str(exc))
 
     # -- the state file ------------------------------------------------------------------
     def read_state(self) -> GatewayState | None:
