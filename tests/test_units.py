@@ -117,7 +117,9 @@ def test_the_launcher_is_started_without_the_gateways_secrets(tmp_path: Path, mo
     loader = {"LD_LIBRARY_PATH": "/opt/python/lib"}  # the launcher's Python may need it to start
     basics = {"PATH": "/bin", "HOME": str(tmp_path), "ANTHROPIC_API_KEY": "a"}
     monkeypatch.setattr(os, "environ", {**basics, **loader, **secrets})
-    specs = EngineSpecs(Settings.from_env({"CC_API_HOME": str(tmp_path), "CC_API_PASS_ENV": "GH_TOKEN"}), None, {})
+    specs = EngineSpecs(
+        Settings.from_env({"CC_API_HOME": str(tmp_path / "cc-api"), "CC_API_PASS_ENV": "GH_TOKEN"}), None, {}
+    )
     session = SessionRecord(
         "sess_x", "t", "t", "claude-sonnet-4-5", None, [], {}, None, None, None, "idle", None, 0, 0, builtin_tools="all"
     )
