@@ -145,6 +145,7 @@ class CompatRouter:
         self._collectors: set[asyncio.Task[None]] = set()
         self._one_offs: set[str] = set()  # one-off sessions paused on the client's tool calls
         self._answering = Answering()
+        service.events.on_deleted(self._deleted)
 
     async def send(self, request: CompatRequest) -> Exchange:
         """The exchange that answers ``request`` (a retry of one still being answered joins it)."""
@@ -293,6 +294,13 @@ class CompatRouter:
         self._synced[key or ""] = now
         return found
 
+    def _deleted(self, session_id: str) -> None:
+        """The session was deleted (by a client, or expired): its head goes with it, or every conversation that ever
+        ended with its session deleted would stay in memory (and be compared with each request) until ``MAX_HEADS``
+        of them pushed it out. The store's copy went with the session's rows."""
+        self._index.forget(session_id)
+        self._one_offs.discard(session_id)
+
     async def _forget(self, session_id: str) -> None:
         self._index.forget(session_id)
         await self._service.store.delete_compat_head(session_id)
@@ -394,6 +402,8 @@ class CompatRouter:
         except NotFound:
             if target.explicit:
                 raise
+            if await service.store.get_session(target.session_id) is None:  # deleted by another host: its head too
+                self._index.forget(target.session_id)
             return None
         why, busy = _mismatch(suffix, waiting)
         if target.explicit:  # the request named its session: what does not fit it is the request's fault but a busy one

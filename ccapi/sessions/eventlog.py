@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 FOLLOWERS_PER_WINDOW = 10
 #: ``follow`` yields this when nothing happened for a keep-alive interval.
 KEEPALIVE = None
+#: Sessions whose numbering the log keeps at most, beyond those with events on the way to the store or followers:
+#: past it, the longest-known of the others are dropped (their next event reads it from the store again, one read).
+MAX_COUNTERS = 10_000
 
 
 class Subscription:
@@ -105,7 +108,12 @@ class Subscription:
             self.queue.get_nowait()
 
     def nudge(self) -> None:
-        """Events were written elsewhere (another host), or not as one run: catch up from the store."""
+        """Events were written elsewhere (another host), or not as one run: catch up from the store. One wake-up
+        does for any number of them: the follower re-reads the store once it takes it (``refill``), after them all.
+        A follower busy meanwhile (its SSE client reads slowly) would otherwise find one per commit of the other
+        hosts queued, for as long as it stays busy."""
+        if self.lagged:
+            return
         self.lagged = True
         self.queue.put_nowait(None)
 
@@ -143,6 +151,7 @@ class EventLog:
         write_timeout: float = 30.0,
     ) -> None:
         self._store = store
+        self._max_counters = MAX_COUNTERS
         self._write_timeout = write_timeout
         self._failing_since: float | None = None
         self.stalled: str | None = None
@@ -170,6 +179,7 @@ class EventLog:
         self._closed = False
         self._flusher: asyncio.Task[None] | None = None
         self._on_commit: list[Callable[[list[Event]], None]] = []
+        self._on_deleted: list[Callable[[str], None]] = []
 
     @property
     def follower_count(self) -> int:
@@ -181,8 +191,8 @@ class EventLog:
         self._flusher = asyncio.create_task(self._flush_forever(), name="ccapi-event-flusher")
 
     def end_follows(self, session_id: str | None = None) -> None:
-        """End the live ``follow``s of a deleted session; or, without one, every ``follow`` (and
-        any started later), so SSE streams finish and the server can stop without waiting out
+        """End the live ``follow``s of a deleted session (and tell ``on_deleted``); or, without one, every
+        ``follow`` (and any started later), so SSE streams finish and the server can stop without waiting out
         its drain timeout for clients that never leave."""
         if session_id is None:
             self._closed = True
@@ -190,6 +200,12 @@ class EventLog:
             if session_id in (None, subscribed):
                 for subscription in subscriptions:
                     subscription.close()
+        if session_id is not None:
+            for callback in self._on_deleted:
+                try:
+                    callback(session_id)
+                except Exception:  # whoever deletes a session must go on
+                    log.exception("session_deleted_callback_failed", session_id=session_id)
 
     async def stop(self) -> None:
         self.end_follows()
@@ -210,6 +226,11 @@ class EventLog:
             "waiting to be written is kept and goes in once it accepts writes again: read the turn or its events later",
             details or None,
         )
+
+    def on_deleted(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(session_id)`` when a session is deleted here (``end_follows`` of it): for what keeps
+        something of every session in memory (the compat router's heads), which would otherwise keep it for ever."""
+        self._on_deleted.append(callback)
 
     def on_commit(self, callback: Callable[[list[Event]], None]) -> None:
         """Call ``callback(batch)`` after each batch commits (the webhook worker wakes on it)."""
@@ -269,12 +290,33 @@ class EventLog:
         if session_id not in self._next_seq:
             async with self._seq_lock:
                 if session_id not in self._next_seq:
-                    stored = await self._store.max_seq(session_id)
-                    self._next_seq[session_id] = stored + 1
-                    self._stored_up_to[session_id] = stored
+                    self._number_after(session_id, await self._store.max_seq(session_id))
         seq = self._next_seq[session_id]
         self._next_seq[session_id] = seq + 1
         return seq
+
+    def _number_after(self, session_id: str, last_seq: int) -> None:
+        """Number the session's next event ``last_seq + 1``, its last stored event being ``last_seq``."""
+        if session_id not in self._next_seq and len(self._next_seq) >= self._max_counters:
+            self._shed_counters()
+        self._next_seq[session_id] = last_seq + 1
+        self._stored_up_to[session_id] = last_seq
+
+    def _shed_counters(self) -> None:
+        """Drop the numbering of sessions (the longest-known first) down to three quarters of ``MAX_COUNTERS``: of
+        those whose every event is in the store (so the store's last seq is the next one's predecessor) and that
+        nobody here follows. Without this, a gateway that keeps its sessions (``CC_API_SESSION_RETENTION`` off, the
+        default) kept two entries for every session it ever wrote to, for as long as it ran."""
+        excess = len(self._next_seq) - self._max_counters * 3 // 4
+        for session_id in list(self._next_seq):
+            if excess <= 0:
+                return
+            stored = self._stored_up_to.get(session_id)
+            if stored is None or self._next_seq[session_id] != stored + 1 or session_id in self._subscribers:
+                continue
+            del self._next_seq[session_id]
+            del self._stored_up_to[session_id]
+            excess -= 1
 
     async def _flush_forever(self) -> None:
         """Commit what is queued at the earliest deadline of its sessions (see the class), so a
@@ -320,8 +362,9 @@ class EventLog:
                 continue
             self._failing_since = self.stalled = None
             if batch:
-                for event in batch:  # in seq order within each session
-                    self._stored_up_to[event.session_id] = event.seq
+                for event in batch:  # in seq order within each session; not for one forgotten meanwhile (deleted)
+                    if event.session_id in self._next_seq:
+                        self._stored_up_to[event.session_id] = event.seq
                 self._publish(batch)
                 for callback in self._on_commit:
                     callback(batch)
@@ -515,8 +558,7 @@ class EventLog:
     def adopt(self, session_id: str, last_seq: int) -> None:
         """Continue numbering after ``last_seq``, the session's last committed event (which another
         host may have written); call with nothing of the session's pending."""
-        self._next_seq[session_id] = last_seq + 1
-        self._stored_up_to[session_id] = last_seq
+        self._number_after(session_id, last_seq)
 
     def forget(self, session_id: str) -> None:
         """Drop a deleted session's counter so a reused id could never continue old numbering."""
