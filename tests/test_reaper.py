@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,24 @@ def test_a_command_left_by_a_gateway_killed_with_its_claude_code_is_killed_when_
 
     assert eventually(lambda: not _commands(gateway), 10), "the next gateway left the command running"
     assert "reaped_leftover_processes" in gateway.log_text()
+
+
+def test_a_claude_code_stopped_early_leaves_no_start_up_probe_behind(gateway: Gateway, mock_model: MockModel) -> None:
+    """Each Claude Code makes an ``fswatch-probe-*`` folder in ``$TMPDIR/claude-<uid>`` as it starts and removes it
+    ~1.5 s later: one stopped sooner (a compat one-off parked as it answers, a session deleted after one turn) left
+    it, a long day's thousands, which every idle Claude Code walks. A closing engine clears the stale ones; a fresh
+    one (a Claude Code starting now) stays."""
+    probes = Path(gateway.env["TMPDIR"]) / f"claude-{os.getuid()}"
+    probes.mkdir(exist_ok=True)
+    stale, fresh = probes / "fswatch-probe-Old123", probes / "fswatch-probe-New456"
+    for probe in (stale, fresh):
+        probe.mkdir()
+        (probe / "probe").write_text("x")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    mock_model.script(Reply(text="done"))
+    session = gateway.create_session()
+    assert gateway.turn(session["id"], "hello")["status"] == "completed"
+    assert gateway.client.delete(f"/api/sessions/{session['id']}").status_code == 200
+    assert eventually(lambda: not stale.exists()), "a stale start-up probe outlived the Claude Code that closed"
+    assert fresh.exists()

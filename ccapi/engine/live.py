@@ -17,7 +17,7 @@ from claude_agent_sdk.types import Message
 
 from ccapi.childproc import ENGINE_TAG
 from ccapi.engine.errors import EngineError, explain_process_failure
-from ccapi.engine.reaper import engine_tag, reap
+from ccapi.engine.reaper import clear_stale_probes, engine_tag, reap
 from ccapi.engine.sandbox import PRIVATE_FILE_PREFIX
 from ccapi.engine.sdklog import demote_shutdown_noise
 from ccapi.engine.spec import EngineSpec, build_options, mcp_config
@@ -185,6 +185,7 @@ class LiveEngine:
             pass
         if self.tag is not None:
             await asyncio.to_thread(reap, self.tag)
+        await asyncio.to_thread(clear_stale_probes)
 
 
 def _private_file(kind: str, text: str) -> Path:

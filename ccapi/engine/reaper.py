@@ -6,13 +6,18 @@ its commands running, unsupervised, holding ports and files (a ``sleep 30`` stay
 So every Claude Code gets a tag in its environment, which its tools inherit: ``CCAPI_ENGINE=<home>/<engine>``.
 When an engine is closed, whatever still carries its tag is killed; when a gateway starts, whatever carries its
 home's tag was left by the one before it. Linux only (``/proc``); elsewhere nothing is reaped.
+
+Nor does a Claude Code leave its start-up probe behind (``clear_stale_probes``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -41,6 +46,33 @@ def reap(tag: str) -> list[int]:
             continue
         killed.append(pid)
     return killed
+
+
+#: How old a Claude Code's start-up probe folder is when nothing will remove it any more (see ``clear_stale_probes``).
+STALE_PROBE_SECONDS = 60.0
+
+
+def clear_stale_probes(now: float | None = None) -> int:
+    """Remove the ``fswatch-probe-*`` folders Claude Codes left in their temp folder (``$TMPDIR/claude-<uid>``):
+    each makes one as it starts and removes it ~1.5 s later, so one stopped sooner (a compat one-off parked as soon
+    as it answers, a session deleted right after its turn) leaves it there, and a long day's thousands slow every
+    Claude Code that walks the folder. Only those a minute old go: a Claude Code starting now (the user's own too)
+    still has its own. Returns how many were removed."""
+    folder = Path(tempfile.gettempdir(), f"claude-{os.getuid()}")
+    cutoff = (time.time() if now is None else now) - STALE_PROBE_SECONDS
+    removed = 0
+    try:
+        probes = list(folder.glob("fswatch-probe-*"))
+    except OSError:  # no such folder (no Claude Code ran here yet), or not ours
+        return 0
+    for probe in probes:
+        try:
+            if probe.is_dir() and not probe.is_symlink() and probe.stat().st_mtime < cutoff:
+                shutil.rmtree(probe)
+                removed += 1
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    return removed
 
 
 def _tagged(tag: str) -> list[int]:
