@@ -142,7 +142,7 @@ class Client:
         ends or pauses. A connection that ends before that is resumed by sending the same request again with its
         ``Idempotency-Key`` (one is made up when none is given): the gateway replays the same events, and those
         already yielded are skipped, so none is lost or repeated, across a gateway restart too. A queued turn
-        whose connection drops is withdrawn by the gateway: the retry is then a ``CCAPIError`` 409."""
+        whose connection drops stays queued (it has a key): the retry rejoins it."""
         key = wire.idempotency(idempotency_key or wire.new_idempotency_key())
         body = wire.streamed_turn_body(input, queue)
         path = wire.session_path(session_id, "turns")
