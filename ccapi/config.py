@@ -212,6 +212,16 @@ class Settings:
             raise ConfigError(
                 f"CC_API_CWD={str(self.cwd)!r} is not a directory: it names the existing folder Claude Code works in"
             )
+        if self.cwd is not None:  # as a session's own cwd is checked (``EngineSpecs.check_cwd``): Bash writes there
+            from ccapi.privacy import state_paths  # it reads Settings from here
+
+            place = self.cwd.resolve()
+            if place == Path(place.anchor) or any(place.is_relative_to(path.resolve()) for path in state_paths(self)):
+                raise ConfigError(
+                    f"CC_API_CWD={str(self.cwd)!r} is the file system's root or in the gateway's state "
+                    "(CC_API_HOME, its database or session folder): Claude Code's sandbox lets Bash write where it "
+                    "works; give it a folder of its own"
+                )
         if self.session_db is not None and self.session_db.is_dir():
             raise ConfigError(
                 f"CC_API_SESSION_DB={str(self.session_db)!r} is a directory: it names the SQLite database file "

@@ -102,6 +102,16 @@ def test_a_state_folder_that_holds_the_users_home_is_refused_before_anything_in_
     assert (stat.S_IMODE(shared.stat().st_mode), stat.S_IMODE(shared.parent.stat().st_mode)) == (0o644, 0o755)
 
 
+@pytest.mark.parametrize("where", ["root", "state"])
+def test_a_working_directory_where_bash_could_write_the_state_is_refused(tmp_path: Path, where: str) -> None:
+    """A session's own ``cwd`` of ``/`` or in the gateway's state is a 400 (the sandbox lets Bash write where a
+    session works); ``CC_API_CWD``, every other session's, was taken as it was."""
+    place = Path("/") if where == "root" else tmp_path / "cc-api" / "work"
+    place.mkdir(parents=True, exist_ok=True)
+    err = run_refused(tmp_path, CC_API_CWD=str(place))
+    assert err.startswith(f"cc-api: CC_API_CWD={str(place)!r} is the file system's root or in the gateway's state")
+
+
 def test_a_json_directory_that_is_a_file_is_refused_naming_the_variable(tmp_path: Path) -> None:
     """It was a ``cannot_open_store`` log line ("File exists") after the port was bound and the mock started."""
     (tmp_path / "store").write_text("")
