@@ -151,7 +151,7 @@ class Settings:
             ),
             pass_env=reader.variable_names("CC_API_PASS_ENV"),
             sandbox=reader.choice("CC_API_SANDBOX", cls.sandbox, SANDBOX_MODES),
-            sandbox_domains=reader.items("CC_API_SANDBOX_DOMAINS"),
+            sandbox_domains=reader.domains("CC_API_SANDBOX_DOMAINS"),
             webhook_url=reader.optional("CC_API_WEBHOOK_URL"),
             webhook_events=reader.items("CC_API_WEBHOOK_EVENTS"),
             webhook_secret=reader.optional("CC_API_WEBHOOK_SECRET"),
@@ -370,6 +370,18 @@ class _Reader:
                     f"{name}: {item!r} is not a host name{' or IP network' if networks else ''}: give names as "
                     "clients write them in URLs, without a scheme, port or path (gw.example.com), .example.com for "
                     f"its subdomains{', networks as 10.0.0.0/8' if networks else ''}, or *"
+                )
+        return names
+
+    def domains(self, name: str) -> tuple[str, ...]:
+        """Domains as Claude Code's sandbox matches them (``example.com``, ``*.example.com``, ``*``): an entry with a
+        scheme, a port or a path never matched any, silently."""
+        names = self.items(name)
+        for item in names:
+            if not HOST_NAME.fullmatch(item.removeprefix("*.")):
+                raise ConfigError(
+                    f"{name}: {item!r} is not a domain: give domains without a scheme, port or path (example.com), "
+                    "*.example.com for its subdomains, or *"
                 )
         return names
 

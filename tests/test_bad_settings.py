@@ -58,6 +58,7 @@ def run_refused(tmp_path: Path, **env: str) -> str:
         ("CC_API_MODELS", '[{"id": "claude-x"', "CC_API_MODELS is not valid JSON"),
         ("CC_API_MODEL", "claude-sonet-4-5", "CC_API_MODEL='claude-sonet-4-5' is not a known model"),
         ("CC_API_ALLOWED_HOSTS", "https://gw.example.com", "CC_API_ALLOWED_HOSTS: 'https://gw.example.com' is not a"),
+        ("CC_API_SANDBOX_DOMAINS", "https://pypi.org:443", "CC_API_SANDBOX_DOMAINS: 'https://pypi.org:443' is not a"),
         ("CC_API_ALLOWED_HOSTS", "gw.example.com:8443", "CC_API_ALLOWED_HOSTS: 'gw.example.com:8443' is not a"),
         ("CC_API_WEBHOOK_ALLOW", "10.0.0.0/33", "CC_API_WEBHOOK_ALLOW: '10.0.0.0/33' is not a host name or IP network"),
     ],
