@@ -14,6 +14,7 @@ from sanic.http import Http
 
 from ccapi.errors import Unavailable
 from ccapi.events import Event, EventBatch
+from ccapi.sessions.lease import RETRY_AFTER_SECONDS
 
 if TYPE_CHECKING:
     from ccapi.sessions import SessionService
@@ -78,17 +79,32 @@ async def only(
 
 
 def make_room(service: SessionService, session_id: str) -> None:
-    """Refuse a new event stream beyond ``CC_API_SSE_MAX_STREAMS`` (per session and per gateway)."""
+    """Refuse a new event stream beyond ``CC_API_SSE_MAX_STREAMS`` (per session and per gateway): a ``503`` with
+    ``Retry-After`` (a stream frees its place the moment its client leaves) and the limit in ``details``."""
     settings = service.settings
-    if service.events.followers(session_id) >= settings.sse_max_streams_per_session:
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    limit = settings.sse_max_streams_per_session
+    if service.events.followers(session_id) >= limit:
         raise Unavailable(
-            f"this session already has {settings.sse_max_streams_per_session} event streams "
-            "(CC_API_SSE_MAX_STREAMS_PER_SESSION)"
+            f"this session already has {limit} event streams (CC_API_SSE_MAX_STREAMS_PER_SESSION); retry shortly",
+            {"limit": limit},
+            headers=retry,
         )
-    if service.events.followers() >= settings.sse_max_streams:
+    limit = settings.sse_max_streams
+    if service.events.followers() >= limit:
         raise Unavailable(
-            f"the gateway already serves {settings.sse_max_streams} event streams (CC_API_SSE_MAX_STREAMS)"
+            f"the gateway already serves {limit} event streams (CC_API_SSE_MAX_STREAMS); retry shortly",
+            {"limit": limit},
+            headers=retry,
         )
+
+
+def head_only(request: Request) -> HTTPResponse | None:
+    """A ``HEAD`` of a stream route: the stream's status and headers, no body (Sanic cannot stream a ``HEAD``:
+    its first write raised a ``TypeError`` into the log). ``None`` for any other method."""
+    if request.method != "HEAD":
+        return None
+    return HTTPResponse(content_type="text/event-stream", headers=SSE_HEADERS)
 
 
 async def send_events(
