@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -7,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from ccapi.config import Settings
 from ccapi.testing import MockModel
 from ccapi.webhook_rules import new_secret
 from tests import browser, console_page, postgres
-from tests.gateway import Gateway
+from tests.gateway import Gateway, free_port
+from tests.gateway import test_environment as offline_environment  # aliased: pytest would collect test_*
 
 LONGEST_FILES = (
     "test_packaging.py",
@@ -165,3 +168,17 @@ def chromium() -> Iterator[browser.Browser]:
     page = browser.Browser(binary)
     yield page
     page.stop()
+
+
+@pytest.fixture
+def offline_process(mock_model: MockModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """This process as a gateway would run: Claude Code inherits its environment."""
+    environment = offline_environment(tmp_path, mock_model.url)
+    for name in list(os.environ):
+        if name not in environment:
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "user").mkdir()
+    yield Settings.from_env().with_overrides(port=free_port())
+    gc.unfreeze()  # the app froze the heap at start-up, as a gateway process does

@@ -9,14 +9,10 @@ SQLite store (the nudges come from other hosts on a shared PostgreSQL store).
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from ccapi.app import create_app
 from ccapi.compat.router import CompatRouter
@@ -25,26 +21,9 @@ from ccapi.ids import utcnow
 from ccapi.sessions.eventlog import EventLog
 from ccapi.store import SessionRecord, SqlStore
 from ccapi.store.databases import sqlite_database
-from ccapi.testing import MockModel
-from tests.gateway import free_port
-from tests.gateway import test_environment as offline_environment
 from tests.inprocess import serving
 
 MODEL = "claude-sonnet-4-5"
-
-
-@pytest.fixture
-def offline_process(mock_model: MockModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """This process as a gateway would run: Claude Code inherits its environment."""
-    environment = offline_environment(tmp_path, mock_model.url)
-    for name in list(os.environ):
-        if name not in environment:
-            monkeypatch.delenv(name)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    (tmp_path / "user").mkdir()
-    yield Settings.from_env().with_overrides(port=free_port())
-    gc.unfreeze()  # the app froze the heap at start-up, as a gateway process does
 
 
 async def _chat(client: httpx.AsyncClient, messages: list[dict[str, str]]) -> tuple[str, str]:

@@ -4,9 +4,6 @@ input twice — even when the first request's client went away while the gateway
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +16,7 @@ from ccapi.config import Settings
 from ccapi.events import PAUSE_EVENTS, TERMINAL_TURN_EVENTS
 from ccapi.testing import MockModel, Reply, ToolUse
 from tests.conftest import BACKENDS
-from tests.gateway import Gateway, free_port, sse_events
-from tests.gateway import test_environment as offline_environment
+from tests.gateway import Gateway, sse_events
 from tests.inprocess import serving
 from tests.test_tools import WEATHER
 
@@ -171,20 +167,6 @@ def test_a_streamed_permissions_retry_after_the_turn_ended_replays_the_continuat
 
 
 # -- a client that goes away while its request starts the turn -------------------------------------------------------
-
-
-@pytest.fixture
-def offline_process(mock_model: MockModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """This process as a gateway would run: Claude Code inherits its environment."""
-    environment = offline_environment(tmp_path, mock_model.url)
-    for name in list(os.environ):
-        if name not in environment:
-            monkeypatch.delenv(name)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    (tmp_path / "user").mkdir()
-    yield Settings.from_env().with_overrides(port=free_port())
-    gc.unfreeze()  # the app froze the heap at start-up, as a gateway process does
 
 
 async def _post_and_leave(port: int, path: str, body: dict[str, Any], key: str, once: asyncio.Event) -> None:
