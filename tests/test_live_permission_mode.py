@@ -1,7 +1,7 @@
 """A session's permission mode changed with ``PATCH`` applies to its running Claude Code at once: a user who switches a
 running turn to ``acceptEdits`` (in the console, or an ACP editor's mode picker) is not asked again for the rest of
-it, and the next turn goes on in the same process instead of restarting it. Where the process cannot switch (one
-started in ``bypassPermissions`` has nobody to ask), the next turn restarts it under the new mode, as before. The
+it, and the next turn goes on in the same process instead of restarting it; one started in ``bypassPermissions``
+switched to a mode that asks is asked for its next call (every process has the permission callback). The
 gateways run as root without ``IS_SANDBOX`` (how a default gateway runs there): ``bypassPermissions`` is refused,
 and the gateway asks instead (``default``)."""
 
