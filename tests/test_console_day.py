@@ -59,6 +59,41 @@ def test_a_list_paged_with_more_stays_current(
         gw.client.delete(f"/api/sessions/{waiting}")  # its call waits for a result no one sends
 
 
+def test_a_list_read_again_while_more_loads_keeps_what_more_added(
+    console_gateway: Gateway, chromium: browser.Browser
+) -> None:
+    """A reading of the list (its poll, a turn's end) begun while "More" was loading asked for as many sessions as
+    the list held then, and drew them over what "More" had added: the second page vanished again (seen in CI,
+    where a loaded machine opens the window). It now reads again as far as "More" took the list."""
+    gw, page = console_gateway, chromium
+    for _ in range(21):
+        gw.create_session()
+    every = min(40, len(gw.client.get("/api/sessions", params={"limit": 100}).json()["data"]))
+    open_console(page, gw)
+    page.wait_for("!document.querySelector('#more-sessions').hidden")
+    # "More"'s page comes back first, the whole list's reading (begun after it) later
+    page.evaluate("""(() => {
+        const real = window.fetch;
+        window.pendingLists = 0;
+        window.fetch = (url, init) => {
+            const path = String(url);
+            const wait = !path.startsWith('/api/sessions?limit=') ? 0 : path.includes('&after=') ? 300 : 900;
+            window.pendingLists += wait ? 1 : 0;
+            return new Promise(done => setTimeout(done, wait))
+                .then(() => real(url, init))
+                .finally(() => { window.pendingLists -= wait ? 1 : 0; });
+        };
+    })()""")
+    page.evaluate(
+        "document.querySelector('#more-sessions').click(); document.querySelector('#refresh-sessions').click()"
+    )
+    listed = "document.querySelectorAll('#sessions li').length"
+    page.wait_for(f"window.pendingLists === 0 && {listed} === {every}", timeout=30)
+    time.sleep(1.2)  # past the last delayed reading: what it draws is what stays
+    page.wait_for("window.pendingLists === 0")
+    assert page.evaluate(listed) == every
+
+
 def test_a_fork_says_where_it_came_from(
     console_gateway: Gateway, chromium: browser.Browser, mock_model: MockModel
 ) -> None:

@@ -187,12 +187,14 @@ async function showLimits() {
 // shows keeps a current status and one deleted elsewhere leaves it; "More" adds the next page at its end.
 async function loadSessions(more = false) {
   const list = $("#sessions"), after = more ? state.nextAfter : null, load = ++state.loads;
+  const reach = Math.max(LIST_PAGE, state.listed);
   try {
     const page = after
       ? await api(`/api/sessions?limit=${LIST_PAGE}&after=` + encodeURIComponent(after))
-      : await listSessions(Math.max(LIST_PAGE, state.listed));
+      : await listSessions(reach);
     if (!after) loadWaiting(load);
     if (after ? state.nextAfter !== after : load < state.drawn) return;  // the list moved on while this was read
+    if (!after && state.listed > reach) return loadSessions();  // "More" took it further meanwhile: read that far
     state.drawn = load;
     const items = page.data.map(sessionItem);
     if (after) list.append(...items);
