@@ -6,7 +6,6 @@ at start-up with a message that names the variable instead of deep in a turn.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ccapi.hosts import is_ip_address, is_ip_network
 from ccapi.paths import StatePaths, default_home, home_from_env
 from ccapi.toolpolicy import BuiltinTools, parse_builtin_tools_text
 from ccapi.webhook_rules import LOOPBACK, AllowList, BadTarget, secret_key, subscription
@@ -213,10 +213,9 @@ class Settings:
                 f"CC_API_CWD={str(self.cwd)!r} is not a directory: it names the existing folder Claude Code works in"
             )
         if self.cwd is not None:  # as a session's own cwd is checked (``EngineSpecs.check_cwd``): Bash writes there
-            from ccapi.privacy import state_paths  # it reads Settings from here
+            from ccapi.privacy import exposed_by  # it reads Settings from here
 
-            place = self.cwd.resolve()
-            if place == Path(place.anchor) or any(place.is_relative_to(path.resolve()) for path in state_paths(self)):
+            if exposed_by(self.cwd, self) is not None:
                 raise ConfigError(
                     f"CC_API_CWD={str(self.cwd)!r} is the file system's root or in the gateway's state "
                     "(CC_API_HOME, its database or session folder): Claude Code's sandbox lets Bash write where it "
@@ -300,14 +299,6 @@ def _holds_users_home(folder: Path) -> bool:
     return folder == home or folder in home.parents
 
 
-def _is_ip(text: str, network: bool) -> bool:
-    try:
-        ipaddress.ip_network(text, strict=False) if network else ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class _Reader:
     env: Mapping[str, str]
@@ -365,7 +356,8 @@ class _Reader:
         alone: an entry with a scheme, a port or a path never matched any, silently."""
         names = self.items(name)
         for item in names:
-            if not HOST_NAME.fullmatch(item) and not _is_ip(item.removeprefix("[").removesuffix("]"), networks):
+            literal = item.removeprefix("[").removesuffix("]")
+            if not HOST_NAME.fullmatch(item) and not (is_ip_network if networks else is_ip_address)(literal):
                 raise ConfigError(
                     f"{name}: {item!r} is not a host name{' or IP network' if networks else ''}: give names as "
                     "clients write them in URLs, without a scheme, port or path (gw.example.com), .example.com for "

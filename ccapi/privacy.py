@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from ccapi.config import Settings
 
@@ -39,6 +40,18 @@ def state_paths(settings: Settings) -> list[Path]:
         database = settings.database_path
         found += [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
     return found
+
+
+def exposed_by(folder: Path, settings: Settings) -> Literal["root", "state"] | None:
+    """What a Claude Code working in ``folder`` could write to, Bash's sandbox letting it write where it works:
+    the whole file system (``folder`` is its root), or the gateway's state (``folder`` is in it); else ``None``.
+    A session's own ``cwd`` and ``CC_API_CWD`` are refused for either."""
+    place = folder.resolve()
+    if place == Path(place.anchor):
+        return "root"
+    if any(place.is_relative_to(path.resolve()) for path in state_paths(settings)):
+        return "state"
+    return None
 
 
 def tighten(settings: Settings) -> dict[str, str]:

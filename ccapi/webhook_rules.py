@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ccapi.events import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_TYPES
-from ccapi.hosts import is_ip_address
+from ccapi.hosts import DEFAULT_PORTS, is_ip_address
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -150,9 +150,6 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{rest}"  # a redirect's user and password neither
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
 def receiver(url: str) -> str:
     """The receiver a URL reaches: its origin (scheme, host and port, the port a scheme's default when left out),
     the unit the sender caps deliveries in flight by. URLs that differ only in path or query (a token per session
@@ -166,7 +163,7 @@ def receiver(url: str) -> str:
         return url
     scheme = parts.scheme.lower()
     shown = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown}:{port or _DEFAULT_PORTS.get(scheme, 0)}"
+    return f"{scheme}://{shown}:{port or DEFAULT_PORTS.get(scheme, 0)}"
 
 
 def check_events(events: Any) -> list[str]:

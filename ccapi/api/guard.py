@@ -25,14 +25,13 @@ from sanic import Request
 
 from ccapi.config import Settings
 from ccapi.errors import Forbidden, UnsupportedMediaType
-from ccapi.hosts import is_ip_address
+from ccapi.hosts import DEFAULT_PORTS, is_ip_address
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _BROWSER_FETCH_SITES = frozenset({"same-origin", "none"})  # "none": typed in the address bar, a bookmark
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -112,9 +111,9 @@ def _same_origin(origin: str, host: tuple[str, int | None] | None) -> bool:
         origin_host, origin_port = (parts.hostname or "").lower(), parts.port
     except ValueError:
         return False
-    if host is None or parts.scheme not in _DEFAULT_PORTS or not origin_host:
+    if host is None or parts.scheme not in DEFAULT_PORTS or not origin_host:
         return False  # "null" (sandboxed frames, file:) and anything unparsable are foreign
-    default = _DEFAULT_PORTS[parts.scheme]
+    default = DEFAULT_PORTS[parts.scheme]
     return (origin_host, origin_port or default) == (host[0], host[1] or default)
 
 

@@ -27,7 +27,7 @@ from ccapi.engine.reaper import home_tag, reap
 from ccapi.engine.sandbox import SandboxPolicy, launch_files, login_files
 from ccapi.engine.spec import MODEL_ONLY_ENV, engine_environment, find_cli, message_limit
 from ccapi.errors import InvalidRequest
-from ccapi.privacy import state_paths
+from ccapi.privacy import exposed_by, state_paths
 from ccapi.sessions.turns import TurnRun
 from ccapi.store import SessionRecord
 from ccapi.store.transcripts import TranscriptMirror
@@ -87,10 +87,10 @@ class EngineSpecs:
         anything at all, from ``/``)."""
         if cwd is None:
             return
-        place = Path(cwd).resolve()
-        if place == Path(place.anchor):
+        exposed = exposed_by(Path(cwd), self.settings)
+        if exposed == "root":
             raise InvalidRequest("cwd must not be the file system's root: give the session a folder of its own")
-        if any(place.is_relative_to(state.resolve()) for state in state_paths(self.settings)):
+        if exposed == "state":
             raise InvalidRequest("cwd must not be in the gateway's state (CC_API_HOME, its database or session folder)")
 
     def cwd(self, cwd: str | None) -> str | None:
