@@ -128,19 +128,25 @@ class SqlStore(Store):
     def _settled_now(self, database: PostgresDatabase) -> bool:
         """Whether the ``_unsettled`` batch committed, asked on a new connection at once; ``False`` when it did not
         (it is settled: nothing of it is in) and when no answer could be had (it stays unsettled)."""
-        unsettled = self._unsettled
-        assert unsettled is not None
         try:
-            committed = self._committed(unsettled)
+            return self._settled() is not None
         except (peewee.DatabaseError, peewee.InterfaceError, _Unsettled) as exc:
             if database.connection_lost():
                 database.discard_connection()
             log.warning("event_batch_outcome_unknown", error=str(exc).strip() or type(exc).__name__)
             return False
+
+    def _settled(self) -> _Batch | None:
+        """Settle the ``_unsettled`` batch: it, if it committed; ``None`` if it did not. Raises (and it stays
+        unsettled) while that is not known."""
+        unsettled = self._unsettled
+        assert unsettled is not None
+        committed = self._committed(unsettled)
         self._unsettled = None
-        if committed:
-            log.warning("event_batch_committed_as_connection_died", events=len(unsettled.events), txid=unsettled.txid)
-        return committed
+        if not committed:
+            return None
+        log.warning("event_batch_committed_as_connection_died", events=len(unsettled.events), txid=unsettled.txid)
+        return unsettled
 
     def _committed(self, batch: _Batch) -> bool:
         """Whether ``batch``'s transaction committed (``txid_status``). One its server process still runs (the
@@ -411,24 +417,20 @@ class SqlStore(Store):
     ) -> tuple[list[Event], list[TurnEnd], list[TranscriptLines]]:
         """What is left of a batch to write once the ``_unsettled`` one is settled: without what that one wrote, when
         it committed. Raises 503 while its outcome is unknown."""
-        unsettled = self._unsettled
-        assert unsettled is not None
         try:
-            committed = self._committed(unsettled)
+            written = self._settled()
         except _Unsettled as exc:
             raise Unavailable(
                 "an event batch whose connection to the database died as it committed is not settled yet; retry "
                 "shortly",
                 headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
             ) from exc
-        self._unsettled = None
-        if not committed:
+        if written is None:
             return list(events), list(ends), list(transcripts)
-        log.warning("event_batch_committed_as_connection_died", events=len(unsettled.events), txid=unsettled.txid)
         return (
-            _without(events, unsettled.events),
-            _without(ends, unsettled.ends),
-            _without(transcripts, unsettled.transcripts),
+            _without(events, written.events),
+            _without(ends, written.ends),
+            _without(transcripts, written.transcripts),
         )
 
     def _webhooks(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
