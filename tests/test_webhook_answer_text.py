@@ -11,22 +11,14 @@ from pathlib import Path
 import pytest
 
 from ccapi.config import Settings
-from ccapi.store import JsonDirStore, SqlStore, Store
-from ccapi.store.databases import postgres_database, sqlite_database
+from ccapi.store import Store
 from ccapi.store.outbox import FAILED, PENDING, WebhookDelivery
 from ccapi.webhooks.sender import WebhookSender
+from tests import test_webhooks
 from tests.test_webhooks import SECRET, _failed, _hooked
 from tests.webhook_receiver import Receiver
 
-
-@pytest.fixture(params=["sqlite", "jsondir", pytest.param("postgres", marks=pytest.mark.slow)])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    if request.param == "sqlite":
-        return lambda: SqlStore(sqlite_database(tmp_path / "sessions.db"))
-    if request.param == "jsondir":
-        return lambda: JsonDirStore(tmp_path / "store")
-    url = request.getfixturevalue("postgres_server").create_database()
-    return lambda: SqlStore(postgres_database(url))
+make_store = test_webhooks.make_store  # every backend, as the outbox tests open them
 
 
 @pytest.fixture
