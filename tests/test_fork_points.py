@@ -14,6 +14,18 @@ from tests.gateway import Gateway
 from tests.test_tools import WEATHER
 
 
+def _first_request_of_a_fork(
+    gateway: Gateway, mock_model: MockModel, session: str, point: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Fork ``session`` at ``point``, run a turn there: the messages of the one model request it made."""
+    forked = gateway.client.post(f"/api/sessions/{session}/fork", json=point)
+    assert forked.status_code == 201, forked.text
+    mock_model.clear()
+    assert gateway.turn(forked.json()["id"], "fp-in the fork")["status"] == "completed"
+    [sent] = [request.body["messages"] for request in mock_model.message_requests(include_side=False)]
+    return sent
+
+
 def _blocks(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     content = message["content"]
     return [] if isinstance(content, str) else [block for block in content if block.get("type") == kind]
@@ -36,11 +48,7 @@ def test_a_turn_interrupted_while_it_waited_for_a_tool_result_is_a_fork_point(
     assert stopped.json()["status"] == "interrupted"
 
     for point in ({"turn_id": paused["turn_id"]}, {}):
-        forked = gateway.client.post(f"/api/sessions/{session}/fork", json=point)
-        assert forked.status_code == 201, forked.text
-        mock_model.clear()
-        assert gateway.turn(forked.json()["id"], "fp-in the fork")["status"] == "completed"
-        [sent] = [request.body["messages"] for request in mock_model.message_requests(include_side=False)]
+        sent = _first_request_of_a_fork(gateway, mock_model, session, point)
         texts = [text for message in sent if message["role"] == "user" for text in user_texts(message)]
         assert texts[0] == "fp-hello" and "fp-weather?" in texts and texts[-1] == "fp-in the fork"
         [call] = [block for message in sent for block in _blocks(message, "tool_use")]
@@ -66,11 +74,7 @@ def test_a_session_whose_turn_a_crash_cut_short_forks_where_it_goes_on_from(
     assert gateway.client.get(f"/api/sessions/{session}/turns/{cut['turn_id']}").json()["status"] == "failed"
 
     for point in ({}, {"turn_id": cut["turn_id"]}):
-        forked = gateway.client.post(f"/api/sessions/{session}/fork", json=point)
-        assert forked.status_code == 201, forked.text
-        mock_model.clear()
-        assert gateway.turn(forked.json()["id"], "fp-in the fork")["status"] == "completed"
-        [sent] = [request.body["messages"] for request in mock_model.message_requests(include_side=False)]
+        sent = _first_request_of_a_fork(gateway, mock_model, session, point)
         texts = [text for message in sent if message["role"] == "user" for text in user_texts(message)]
         assert texts == ["fp-kept", "fp-in the fork"]
     mock_model.clear()
